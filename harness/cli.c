@@ -1,0 +1,83 @@
+/* Strict option parsing and small process helpers for the drsch commands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "commands.h"
+
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || errno == ERANGE) {
+        fprintf(stderr, "drsch %s: %s: '%s' is not an integer\n", cmd, flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "drsch %s: %s: %lld is out of range [%lld, %lld]\n", cmd, flag, v,
+                (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (s[0] == '\0' || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+        fprintf(stderr, "drsch %s: %s: '%s' is not a finite number\n", cmd, flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "drsch %s: %s: %g is out of range [%g, %g]\n", cmd, flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_set_threads(int threads)
+{
+#ifdef DRSCH_HAVE_OPENMP
+    if (threads > 0)
+        omp_set_num_threads(threads);
+    return omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
+
+int cli_max_threads(void)
+{
+#ifdef DRSCH_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_usage_error(const char *cmd)
+{
+    fprintf(stderr, "drsch %s: invalid usage; see 'drsch %s --help'\n", cmd, cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,20 @@
+/* Small helpers shared by the command implementations: strict number parsing (a whole string,
+ * in range, or an error naming the flag), thread selection, wall clock. */
+#ifndef DRSCH_CLI_H
+#define DRSCH_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parse the whole of `s` as an integer in [lo, hi]; on failure print
+ * "drsch <cmd>: --flag: ..." to stderr and return -1. */
+int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
+int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+/* Sets the OpenMP thread count (0 = keep OMP_NUM_THREADS / the default). Returns the count used. */
+int cli_set_threads(int threads);
+int cli_max_threads(void);
+double cli_now(void); /* monotonic seconds */
+/* Prints "drsch <cmd>: unknown option; see drsch <cmd> --help" style errors for getopt '?' */
+int cli_usage_error(const char *cmd);
+
+#endif

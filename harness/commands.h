@@ -1,0 +1,14 @@
+/* drsch command line: every subcommand is `int cmd_x(int argc, char **argv)` with argv[0] the
+ * subcommand name. A command parses its flags (getopt_long), prints results to stdout or files,
+ * logs and progress to stderr, and returns the process exit code (0 ok, 1 failure, 2 usage). */
+#ifndef DRSCH_COMMANDS_H
+#define DRSCH_COMMANDS_H
+
+#define EXIT_USAGE 2
+
+int cmd_search(int argc, char **argv);        /* harness/cmd_search.c */
+int cmd_bench(int argc, char **argv);         /* harness/cmd_bench.c: dispatches below */
+int cmd_bench_hamming(int argc, char **argv); /* harness/cmd_bench_hamming.c */
+int cmd_version(int argc, char **argv);       /* harness/main.c */
+
+#endif

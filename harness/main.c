@@ -1,0 +1,86 @@
+/* drsch: the command line. A thin layer over the library modules: it parses flags, calls the
+ * library, prints results and chooses exit codes. Each subcommand lives in harness/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "hamming.h"
+#include "version.h"
+
+#include <dnnl.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
+    {"bench", cmd_bench, "benchmarks writing Google Benchmark-compatible JSON"},
+    {"version", cmd_version, "print version, commit, compiler, ISA and threads"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: drsch <command> [options]\n"
+               "       drsch --version | --help\n\n"
+               "DRSCH bit-scalable deep hashing (Zhang et al., IEEE TIP 2015) with a SIMD Hamming\n"
+               "search engine and an evaluation harness.\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\n'drsch <command> --help' describes each command's flags.\n"
+               "environment: OMP_NUM_THREADS (threads), DRSCH_FORCE_ISA=scalar|avx2|avx512|neon\n"
+               "(kernel choice), DRSCH_DATA (dataset root).\n");
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    hm_error err;
+    const char *isa_note = "";
+    if (hm_isa_init(&err) != HM_OK)
+        isa_note = " (DRSCH_FORCE_ISA refused; see drsch search)";
+    const dnnl_version_t *dv = dnnl_version();
+    printf("drsch %s\n", drsch_version());
+    printf("commit:   %s\n", drsch_git_commit());
+    printf("compiler: %s (%s build, flags: %s)\n", drsch_compiler(), drsch_build_type(), drsch_compiler_flags());
+    printf("isa:      %s%s (best supported: %s; compiled:", hm_isa_name(hm_isa_active()), isa_note,
+           hm_isa_name(hm_isa_best()));
+    for (int i = 0; i < HM_ISA_COUNT; i++)
+        if (hm_isa_compiled((hm_isa)i))
+            printf(" %s", hm_isa_name((hm_isa)i));
+    printf(")\n");
+    printf("oneDNN:   %d.%d.%d (%s)\n", dv->major, dv->minor, dv->patch, dv->hash);
+    printf("threads:  %d (OpenMP%s)\n", cli_max_threads(),
+#ifdef DRSCH_HAVE_OPENMP
+           ""
+#else
+           " not available"
+#endif
+    );
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(c, "--version") || !strcmp(c, "-V"))
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(c, COMMANDS[i].name))
+            return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "drsch: unknown command '%s'; see 'drsch --help'\n", c);
+    return EXIT_USAGE;
+}

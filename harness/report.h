@@ -1,0 +1,39 @@
+/* Reports: Google Benchmark-compatible JSON (libbenchmark 1.7 schema: "context" + "benchmarks"
+ * with name, run_name, run_type, repetitions, repetition_index, threads, iterations, real_time,
+ * cpu_time, time_unit and user counters), written with cJSON so that Google Benchmark's
+ * compare.py reads drsch's files. The context also records what is needed to rerun a report:
+ * drsch version, git commit, compiler and flags, active ISA, threads; callers add seed, dataset,
+ * protocol, tie rule with rp_context_set. Library code: never prints; rp_write is atomic. */
+#ifndef DRSCH_REPORT_H
+#define DRSCH_REPORT_H
+
+#include <stdint.h>
+
+typedef struct rp_report rp_report;
+typedef struct rp_entry rp_entry;
+
+typedef enum { RP_OK = 0, RP_ERR_NOMEM = -1, RP_ERR_IO = -2, RP_ERR_FORMAT = -3 } rp_status;
+
+typedef struct {
+    char msg[512];
+} rp_error;
+
+/* A report with the standard context filled in (date, host_name, executable, num_cpus,
+ * mhz_per_cpu, cpu_scaling_enabled, caches, load_avg, library_build_type) and drsch's own
+ * fields (drsch_version, git_commit, compiler, compiler_flags, isa, threads, onednn_version). */
+rp_report *rp_create(void);
+void rp_free(rp_report *r);
+void rp_context_set(rp_report *r, const char *key, const char *value);
+void rp_context_set_num(rp_report *r, const char *key, double value);
+
+/* One benchmark entry ("run_type": "iteration"). time_unit: "ns", "us", "ms" or "s". The
+ * returned entry stays owned by the report; add user counters to it. */
+rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time,
+                 double cpu_time, const char *time_unit, int threads);
+void rp_counter(rp_entry *e, const char *name, double value);
+void rp_label(rp_entry *e, const char *label);
+
+/* Writes the report to path via a temporary file and rename(2). */
+rp_status rp_write(const rp_report *r, const char *path, rp_error *err);
+
+#endif
