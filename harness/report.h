@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 typedef struct rp_report rp_report;
-typedef struct rp_entry rp_entry;
+/* An entry is the cJSON object of one benchmark (cJSON's own API may add fields to it). */
+struct cJSON;
+typedef struct cJSON rp_entry;
 
 typedef enum { RP_OK = 0, RP_ERR_NOMEM = -1, RP_ERR_IO = -2, RP_ERR_FORMAT = -3 } rp_status;
 
@@ -32,6 +34,8 @@ rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real
                  double cpu_time, const char *time_unit, int threads);
 void rp_counter(rp_entry *e, const char *name, double value);
 void rp_label(rp_entry *e, const char *label);
+/* The report's JSON text (caller frees with free()); for tests and stdout. */
+char *rp_print(const rp_report *r);
 
 /* Writes the report to path via a temporary file and rename(2). */
 rp_status rp_write(const rp_report *r, const char *path, rp_error *err);

@@ -1,0 +1,241 @@
+/* drsch search: exact k-nearest-neighbour search in Hamming (or weighted Hamming) space over
+ * packed codes read from .npy files; writes PREFIX.indices.npy (int64, Q x K) and
+ * PREFIX.distances.npy (int32, or float32 with --weights). Ties are ordered by database index. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "hamming.h"
+#include "npy.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: drsch search --db DB.npy --queries Q.npy --out PREFIX [options]\n\n"
+            "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit i in\n"
+            "byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n"
+            "  --db FILE        database codes (required)\n"
+            "  --queries FILE   query codes (required)\n"
+            "  --out PREFIX     writes PREFIX.indices.npy (int64, Q x K) and\n"
+            "                   PREFIX.distances.npy (int32; float32 with --weights) (required)\n"
+            "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
+            "  --bits B         use the first B bits of each code (prefix truncation)\n"
+            "                   (default: all bits of the files, or the length of --weights)\n"
+            "  --weights FILE   float32/float64 (B,) per-bit weights: rank by weighted Hamming\n"
+            "                   distance, the sum of w_i over differing bits (default: off)\n"
+            "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
+            "                   the CPU supports)\n"
+            "  -h, --help       this text\n");
+}
+
+/* Loads weights as floats; wants between `need` and `max` entries, all finite. */
+static int load_weights(const char *path, uint32_t need, size_t max, float **out, size_t *len)
+{
+    npy_array a;
+    hm_error err;
+    if (npy_load(path, &a, &err) != HM_OK) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        return -1;
+    }
+    int rc = -1;
+    if (a.ndim != 1 || (a.dtype != NPY_F32 && a.dtype != NPY_F64)) {
+        fprintf(stderr, "drsch search: %s: weights must be a 1-D float32 or float64 array; got %s with %d dimensions\n",
+                path, npy_dtype_name(a.dtype), a.ndim);
+    } else if (a.count < need || a.count > max) {
+        fprintf(stderr, "drsch search: %s: %zu weights, but the codes need %u to %zu (one per bit)\n",
+                path, a.count, need, max);
+    } else {
+        float *w = malloc(a.count * sizeof *w);
+        if (!w) {
+            fprintf(stderr, "drsch search: out of memory\n");
+        } else {
+            for (size_t i = 0; i < a.count; i++)
+                w[i] = a.dtype == NPY_F32 ? ((float *)a.data)[i] : (float)((double *)a.data)[i];
+            *out = w;
+            *len = a.count;
+            rc = 0;
+        }
+    }
+    npy_free(&a);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},      {"queries", required_argument, 0, 'q'},
+        {"out", required_argument, 0, 'o'},     {"k", required_argument, 0, 'k'},
+        {"bits", required_argument, 0, 'b'},    {"weights", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'}, {"isa", required_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    };
+    const char *db_path = NULL, *q_path = NULL, *out = NULL, *w_path = NULL, *isa_name = NULL;
+    int64_t k = 0, bits = 0, threads = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db_path = optarg; break;
+        case 'q': q_path = optarg; break;
+        case 'o': out = optarg; break;
+        case 'w': w_path = optarg; break;
+        case 'i': isa_name = optarg; break;
+        case 'k':
+            if (cli_parse_i64("search", "--k", optarg, 1, INT64_MAX, &k))
+                return EXIT_USAGE;
+            break;
+        case 'b':
+            if (cli_parse_i64("search", "--bits", optarg, 1, HM_MAX_BITS, &bits))
+                return EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_parse_i64("search", "--threads", optarg, 1, 1024, &threads))
+                return EXIT_USAGE;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_usage_error("search");
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "drsch search: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!db_path || !q_path || !out) {
+        fprintf(stderr, "drsch search: --db, --queries and --out are required; see 'drsch search --help'\n");
+        return EXIT_USAGE;
+    }
+
+    hm_error err;
+    if (hm_isa_init(&err) != HM_OK) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        return 1;
+    }
+    if (isa_name) {
+        hm_isa isa;
+        if (hm_isa_parse(isa_name, &isa, &err) != HM_OK || hm_isa_set(isa, &err) != HM_OK) {
+            fprintf(stderr, "drsch search: --isa: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+    }
+    int nthreads = cli_set_threads((int)threads);
+
+    double t0 = cli_now();
+    int rc = 1;
+    hm_codes db = {0}, q = {0};
+    hm_weights *hw = NULL;
+    float *w = NULL;
+    int64_t *idx = NULL;
+    void *dist = NULL;
+
+    /* Load once at full length to learn the file's code length, then truncate in memory. */
+    if (npy_load_codes(db_path, 0, &db, &err) != HM_OK || npy_load_codes(q_path, 0, &q, &err) != HM_OK) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        goto done;
+    }
+    if (db.bits != q.bits) {
+        fprintf(stderr, "drsch search: code lengths differ: %s has %u-bit codes (%zu bytes), %s has %u-bit codes (%zu bytes)\n",
+                db_path, db.bits, hm_bytes_for_bits(db.bits), q_path, q.bits, hm_bytes_for_bits(q.bits));
+        goto done;
+    }
+    uint32_t file_bits = db.bits;
+    if (bits > (int64_t)file_bits) {
+        fprintf(stderr, "drsch search: --bits %lld exceeds the %u bits stored per code in %s\n",
+                (long long)bits, file_bits, db_path);
+        goto done;
+    }
+    if (w_path) {
+        size_t wlen;
+        if (load_weights(w_path, bits ? (uint32_t)bits : 1, file_bits, &w, &wlen))
+            goto done;
+        if (!bits)
+            bits = (int64_t)wlen;
+    }
+    if (bits && (uint32_t)bits != file_bits) {
+        hm_codes t1 = {0}, t2 = {0};
+        size_t rb = hm_bytes_for_bits(file_bits);
+        uint8_t *tmp = malloc((db.n > q.n ? db.n : q.n) * rb + 1);
+        if (!tmp) {
+            fprintf(stderr, "drsch search: out of memory\n");
+            goto done;
+        }
+        hm_codes_to_bytes(&db, tmp);
+        hm_status s1 = hm_codes_from_bytes(&t1, tmp, db.n, rb, (uint32_t)bits, &err);
+        hm_codes_to_bytes(&q, tmp);
+        hm_status s2 = s1 == HM_OK ? hm_codes_from_bytes(&t2, tmp, q.n, rb, (uint32_t)bits, &err) : s1;
+        free(tmp);
+        hm_codes_free(&db);
+        hm_codes_free(&q);
+        db = t1;
+        q = t2;
+        if (s2 != HM_OK) {
+            fprintf(stderr, "drsch search: %s\n", err.msg);
+            goto done;
+        }
+    }
+    if (db.n == 0 || q.n == 0) {
+        fprintf(stderr, "drsch search: %s is empty\n", db.n == 0 ? db_path : q_path);
+        goto done;
+    }
+    if (!k)
+        k = db.n < 100 ? (int64_t)db.n : 100;
+    if ((uint64_t)k > db.n) {
+        fprintf(stderr, "drsch search: --k %lld is larger than the database (%zu codes in %s)\n",
+                (long long)k, db.n, db_path);
+        goto done;
+    }
+    if (w && hm_weights_create(&hw, w, db.bits, &err) != HM_OK) {
+        fprintf(stderr, "drsch search: %s: %s\n", w_path, err.msg);
+        goto done;
+    }
+    size_t nres = q.n * (size_t)k;
+    idx = malloc(nres * sizeof *idx);
+    dist = malloc(nres * 4);
+    if (!idx || !dist) {
+        fprintf(stderr, "drsch search: out of memory for %zu results (%zu MiB)\n", nres, nres * 12 >> 20);
+        goto done;
+    }
+    double t1 = cli_now();
+    hm_status st = hw ? hm_knn_weighted(&db, &q, (size_t)k, hw, idx, dist, &err)
+                      : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
+    double t2 = cli_now();
+    if (st != HM_OK) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        goto done;
+    }
+    size_t plen = strlen(out) + 32;
+    char *path = malloc(plen);
+    if (!path)
+        goto done;
+    size_t shape[2] = {q.n, (size_t)k};
+    snprintf(path, plen, "%s.indices.npy", out);
+    st = npy_save(path, NPY_I64, 2, shape, idx, &err);
+    if (st == HM_OK) {
+        snprintf(path, plen, "%s.distances.npy", out);
+        st = npy_save(path, hw ? NPY_F32 : NPY_I32, 2, shape, dist, &err);
+    }
+    free(path);
+    if (st != HM_OK) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        goto done;
+    }
+    double t3 = cli_now();
+    double cmp = (double)db.n * (double)q.n;
+    fprintf(stderr,
+            "drsch search: %zu queries x %zu codes, %u bits, k=%lld, %s, isa=%s, threads=%d: "
+            "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s\n",
+            q.n, db.n, db.bits, (long long)k, hw ? "weighted" : "hamming", hm_isa_name(hm_isa_active()),
+            nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0);
+    rc = 0;
+done:
+    free(idx);
+    free(dist);
+    free(w);
+    hm_weights_free(hw);
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+    return rc;
+}

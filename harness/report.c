@@ -1,0 +1,258 @@
+/* Google Benchmark-compatible JSON reports (see report.h). The context mirrors what
+ * libbenchmark 1.7 writes (so its compare.py accepts our files) plus drsch's reproducibility
+ * fields. Written with cJSON; saved atomically. */
+#include "report.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hamming.h"
+#include "version.h"
+
+#include <dnnl.h>
+
+struct rp_report {
+    cJSON *root, *context, *benchmarks;
+    int n_entries;
+};
+
+static long read_long_file(const char *path, long fallback)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fallback;
+    long v = fallback;
+    char buf[64];
+    if (fgets(buf, sizeof buf, f)) {
+        char *end;
+        long x = strtol(buf, &end, 10);
+        if (end != buf) {
+            v = x;
+            if (*end == 'K')
+                v *= 1024;
+            else if (*end == 'M')
+                v *= 1024 * 1024;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static void read_str_file(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(out, (int)cap, f))
+        out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+/* CPU caches as libbenchmark reports them, from sysfs of cpu0. */
+static cJSON *caches_json(void)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < 8; i++) {
+        char path[128], type[32];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        read_str_file(path, type, sizeof type);
+        if (!type[0])
+            break;
+        if (!strcmp(type, "Instruction"))
+            continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        long level = read_long_file(path, 0);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        long size = read_long_file(path, 0);
+        char shared[256];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/shared_cpu_list", i);
+        read_str_file(path, shared, sizeof shared);
+        int sharing = 1;
+        int a, b;
+        if (sscanf(shared, "%d-%d", &a, &b) == 2)
+            sharing = b - a + 1;
+        else
+            for (char *p = shared; *p; p++)
+                sharing += *p == ',';
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "type", type);
+        cJSON_AddNumberToObject(c, "level", (double)level);
+        cJSON_AddNumberToObject(c, "size", (double)size);
+        cJSON_AddNumberToObject(c, "num_sharing", sharing);
+        cJSON_AddItemToArray(arr, c);
+    }
+    return arr;
+}
+
+static double cpu_mhz(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    double mhz = 0;
+    if (!f)
+        return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "cpu MHz", 7)) {
+            char *colon = strchr(line, ':');
+            if (colon)
+                mhz = atof(colon + 1);
+            break;
+        }
+    fclose(f);
+    return mhz;
+}
+
+rp_report *rp_create(void)
+{
+    rp_report *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->root = cJSON_CreateObject();
+    r->context = cJSON_AddObjectToObject(r->root, "context");
+    r->benchmarks = cJSON_AddArrayToObject(r->root, "benchmarks");
+    if (!r->root || !r->context || !r->benchmarks) {
+        rp_free(r);
+        return NULL;
+    }
+    char buf[512];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
+    cJSON_AddStringToObject(r->context, "date", buf);
+    if (gethostname(buf, sizeof buf) != 0)
+        strcpy(buf, "unknown");
+    buf[sizeof buf - 1] = '\0';
+    cJSON_AddStringToObject(r->context, "host_name", buf);
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    cJSON_AddStringToObject(r->context, "executable", buf);
+    cJSON_AddNumberToObject(r->context, "num_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddNumberToObject(r->context, "mhz_per_cpu", (double)(long)cpu_mhz());
+    char gov[64];
+    read_str_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", gov, sizeof gov);
+    cJSON_AddBoolToObject(r->context, "cpu_scaling_enabled", gov[0] && strcmp(gov, "performance") != 0);
+    cJSON_AddItemToObject(r->context, "caches", caches_json());
+    double load[3] = {0, 0, 0};
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
+            load[0] = load[1] = load[2] = 0;
+        fclose(f);
+    }
+    cJSON_AddItemToObject(r->context, "load_avg", cJSON_CreateDoubleArray(load, 3));
+    cJSON_AddStringToObject(r->context, "library_build_type",
+                            strcmp(drsch_build_type(), "Debug") ? "release" : "debug");
+    cJSON_AddStringToObject(r->context, "drsch_version", drsch_version());
+    cJSON_AddStringToObject(r->context, "git_commit", drsch_git_commit());
+    cJSON_AddStringToObject(r->context, "compiler", drsch_compiler());
+    cJSON_AddStringToObject(r->context, "compiler_flags", drsch_compiler_flags());
+    cJSON_AddStringToObject(r->context, "build_type", drsch_build_type());
+    hm_error err;
+    hm_isa_init(&err);
+    cJSON_AddStringToObject(r->context, "isa", hm_isa_name(hm_isa_active()));
+    cJSON_AddNumberToObject(r->context, "threads", cli_max_threads());
+    const dnnl_version_t *dv = dnnl_version();
+    snprintf(buf, sizeof buf, "%d.%d.%d", dv->major, dv->minor, dv->patch);
+    cJSON_AddStringToObject(r->context, "onednn_version", buf);
+    return r;
+}
+
+void rp_free(rp_report *r)
+{
+    if (!r)
+        return;
+    cJSON_Delete(r->root);
+    free(r);
+}
+
+void rp_context_set(rp_report *r, const char *key, const char *value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(r->context, key);
+    cJSON_AddStringToObject(r->context, key, value);
+}
+
+void rp_context_set_num(rp_report *r, const char *key, double value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(r->context, key);
+    cJSON_AddNumberToObject(r->context, key, value);
+}
+
+rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time, double cpu_time,
+                 const char *time_unit, int threads)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e)
+        return NULL;
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddNumberToObject(e, "family_index", r->n_entries);
+    cJSON_AddNumberToObject(e, "per_family_instance_index", 0);
+    cJSON_AddStringToObject(e, "run_name", name);
+    cJSON_AddStringToObject(e, "run_type", "iteration");
+    cJSON_AddNumberToObject(e, "repetitions", 1);
+    cJSON_AddNumberToObject(e, "repetition_index", 0);
+    cJSON_AddNumberToObject(e, "threads", threads);
+    cJSON_AddNumberToObject(e, "iterations", (double)iterations);
+    cJSON_AddNumberToObject(e, "real_time", real_time);
+    cJSON_AddNumberToObject(e, "cpu_time", cpu_time);
+    cJSON_AddStringToObject(e, "time_unit", time_unit);
+    cJSON_AddItemToArray(r->benchmarks, e);
+    r->n_entries++;
+    return e;
+}
+
+void rp_counter(rp_entry *e, const char *name, double value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(e, name);
+    cJSON_AddNumberToObject(e, name, value);
+}
+
+void rp_label(rp_entry *e, const char *label)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(e, "label");
+    cJSON_AddStringToObject(e, "label", label);
+}
+
+char *rp_print(const rp_report *r) { return cJSON_Print(r->root); }
+
+rp_status rp_write(const rp_report *r, const char *path, rp_error *err)
+{
+    char *text = cJSON_Print(r->root);
+    if (!text) {
+        snprintf(err->msg, sizeof err->msg, "%s: out of memory formatting the report", path);
+        return RP_ERR_NOMEM;
+    }
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    if (!tmp) {
+        free(text);
+        snprintf(err->msg, sizeof err->msg, "%s: out of memory", path);
+        return RP_ERR_NOMEM;
+    }
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    rp_status st = RP_OK;
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err->msg, sizeof err->msg, "%s: cannot create: %s", tmp, strerror(errno));
+        st = RP_ERR_IO;
+    } else {
+        size_t len = strlen(text);
+        int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            snprintf(err->msg, sizeof err->msg, "%s: write failed: %s", path, strerror(errno));
+            remove(tmp);
+            st = RP_ERR_IO;
+        }
+    }
+    free(tmp);
+    free(text);
+    return st;
+}
