@@ -1,0 +1,398 @@
+/* Harness suite: .npy reading and writing (round trips, every malformed-file case), the JSON
+ * report schema, and `drsch search` end to end against a brute-force ranking, including its
+ * errors on bad input (each must name the file and exit non-zero). */
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hamming.h"
+#include "npy.h"
+#include "report.h"
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/drsch-test-harness-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
+    return buf[i];
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+/* Runs a shell command, returns its exit status and its stderr+stdout in out. */
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[2100];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *exe(void)
+{
+    const char *e = getenv("DRSCH_EXE");
+    cr_assert_not_null(e, "DRSCH_EXE must point at build/drsch (set by CTest)");
+    return e;
+}
+
+TestSuite(npy, .init = make_tmpdir, .fini = remove_tmpdir);
+
+Test(npy, round_trip_every_dtype_and_rank)
+{
+    static const npy_dtype types[] = {NPY_U8, NPY_I32, NPY_I64, NPY_F32, NPY_F64, NPY_U16};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        size_t shapes[3][3] = {{7, 0, 0}, {3, 5, 0}, {2, 3, 4}};
+        for (int nd = 1; nd <= 3; nd++) {
+            size_t count = 1;
+            for (int i = 0; i < nd; i++)
+                count *= shapes[nd - 1][i];
+            size_t es = npy_dtype_size(types[t]);
+            uint8_t *data = malloc(count * es);
+            for (size_t i = 0; i < count * es; i++)
+                data[i] = (uint8_t)(i * 37 + t);
+            hm_error err;
+            cr_assert_eq(npy_save(tpath("a.npy"), types[t], nd, shapes[nd - 1], data, &err), HM_OK, "%s", err.msg);
+            npy_array a;
+            cr_assert_eq(npy_load(tpath("a.npy"), &a, &err), HM_OK, "%s", err.msg);
+            cr_assert_eq(a.dtype, types[t]);
+            cr_assert_eq(a.ndim, nd);
+            for (int i = 0; i < nd; i++)
+                cr_assert_eq(a.shape[i], shapes[nd - 1][i]);
+            cr_assert_eq(memcmp(a.data, data, count * es), 0);
+            npy_free(&a);
+            free(data);
+        }
+    }
+}
+
+Test(npy, header_is_numpy_compatible)
+{
+    size_t shape[2] = {2, 3};
+    uint8_t d[6] = {1, 2, 3, 4, 5, 6};
+    hm_error err;
+    cr_assert_eq(npy_save(tpath("h.npy"), NPY_U8, 2, shape, d, &err), HM_OK);
+    FILE *f = fopen(tpath("h.npy"), "rb");
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cr_assert_eq(n, 64 + 6, "payload must start on a 64-byte boundary");
+    cr_assert_eq(buf[63], '\n');
+    cr_assert(strstr(buf + 10, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }") == buf + 10);
+}
+
+/* A v1.0 .npy image with the given header dict and payload. */
+static size_t make_npy(uint8_t *out, const char *dict, const void *payload, size_t plen)
+{
+    size_t dl = strlen(dict);
+    size_t hlen = (10 + dl + 1 + 63) / 64 * 64 - 10;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (uint8_t)hlen;
+    out[9] = (uint8_t)(hlen >> 8);
+    memcpy(out + 10, dict, dl);
+    memset(out + 10 + dl, ' ', hlen - dl - 1);
+    out[10 + hlen - 1] = '\n';
+    memcpy(out + 10 + hlen, payload, plen);
+    return 10 + hlen + plen;
+}
+
+static void expect_load_error(const uint8_t *img, size_t len, const char *needle)
+{
+    write_file(tpath("bad.npy"), img, len);
+    npy_array a;
+    hm_error err;
+    cr_assert_neq(npy_load(tpath("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)", needle);
+    cr_assert(strstr(err.msg, "bad.npy") != NULL, "error names the file: %s", err.msg);
+    cr_assert(strstr(err.msg, needle) != NULL, "error '%s' should mention '%s'", err.msg, needle);
+    cr_assert_null(a.data);
+    cr_assert_neq(npy_parse(img, len, "mem", &a, &err), HM_OK);
+}
+
+Test(npy, malformed_files_are_refused_with_a_reason)
+{
+    uint8_t img[512], pay[64] = {0};
+    size_t n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 2), }", pay, 8);
+    expect_load_error(img, n - 1, "truncated");
+    uint8_t extra[512];
+    memcpy(extra, img, n);
+    extra[n] = 0;
+    expect_load_error(extra, n + 1, "trailing");
+    expect_load_error(img, 20, "truncated");
+    expect_load_error((const uint8_t *)"hello world, not numpy", 22, "magic");
+    n = make_npy(img, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", pay, 8);
+    expect_load_error(img, n, "dtype");
+    n = make_npy(img, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", pay, 16);
+    expect_load_error(img, n, "Fortran");
+    n = make_npy(img, "{'descr': '<f4', 'fortran_order': False, }", pay, 16);
+    expect_load_error(img, n, "shape");
+    n = make_npy(img, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", pay, 16);
+    expect_load_error(img, n, "shape");
+    n = make_npy(img, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", pay, 8);
+    expect_load_error(img, n, "dtype");
+    n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", pay, 8);
+    expect_load_error(img, n, "overflow");
+    memcpy(img, "\x93NUMPY\x09\x00", 8);
+    expect_load_error(img, 64, "version");
+}
+
+Test(npy, codes_truncate_to_a_prefix_and_check_dtype)
+{
+    uint8_t bytes[3 * 2] = {0xFF, 0xFF, 0x0F, 0xF0, 0xAA, 0x55};
+    size_t shape[2] = {3, 2};
+    hm_error err;
+    cr_assert_eq(npy_save(tpath("c.npy"), NPY_U8, 2, shape, bytes, &err), HM_OK);
+    hm_codes c;
+    cr_assert_eq(npy_load_codes(tpath("c.npy"), 12, &c, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(c.bits, 12);
+    cr_assert_eq(hm_code_row(&c, 0)[0], 0x0FFFu);
+    cr_assert_eq(hm_code_row(&c, 1)[0], 0x000Fu);
+    cr_assert_eq(hm_code_row(&c, 2)[0], 0x05AAu);
+    cr_assert_eq(npy_save_codes(tpath("c2.npy"), &c, &err), HM_OK);
+    hm_codes_free(&c);
+    npy_array a;
+    cr_assert_eq(npy_load(tpath("c2.npy"), &a, &err), HM_OK);
+    cr_assert_eq(a.shape[1], 2);
+    cr_assert_eq(((uint8_t *)a.data)[1], 0x0F);
+    npy_free(&a);
+    cr_assert_neq(npy_load_codes(tpath("c.npy"), 17, &c, &err), HM_OK);
+    cr_assert(strstr(err.msg, "17 bits") != NULL, "%s", err.msg);
+    int32_t ints[6] = {0};
+    cr_assert_eq(npy_save(tpath("i.npy"), NPY_I32, 2, shape, ints, &err), HM_OK);
+    cr_assert_neq(npy_load_codes(tpath("i.npy"), 0, &c, &err), HM_OK);
+    cr_assert(strstr(err.msg, "uint8") != NULL, "%s", err.msg);
+}
+
+TestSuite(report);
+
+Test(report, google_benchmark_schema)
+{
+    rp_report *r = rp_create();
+    cr_assert_not_null(r);
+    rp_context_set(r, "protocol", "paper");
+    rp_entry *e = rp_add(r, "BM_x/1", 10, 1.5, 2.5, "ms", 2);
+    rp_counter(e, "mAP", 0.75);
+    rp_counter(e, "mAP", 0.8); /* replacing, not duplicating */
+    char *text = rp_print(r);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(j);
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+    static const char *ctx_keys[] = {"date", "host_name", "executable", "num_cpus", "mhz_per_cpu",
+                                     "cpu_scaling_enabled", "caches", "load_avg", "library_build_type",
+                                     "drsch_version", "git_commit", "compiler", "isa", "threads", "protocol"};
+    for (size_t i = 0; i < sizeof ctx_keys / sizeof ctx_keys[0]; i++)
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(ctx, ctx_keys[i]), "context.%s", ctx_keys[i]);
+    cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "benchmarks"), 0);
+    static const char *b_keys[] = {"name", "run_name", "run_type", "repetitions", "repetition_index",
+                                   "threads", "iterations", "real_time", "cpu_time", "time_unit"};
+    for (size_t i = 0; i < sizeof b_keys / sizeof b_keys[0]; i++)
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(b, b_keys[i]), "benchmarks[0].%s", b_keys[i]);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(b, "run_type")->valuestring, "iteration");
+    cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(b, "mAP")->valuedouble, 0.8, 1e-12);
+    cr_assert_eq(cJSON_GetArraySize(b), 13);
+    cJSON_Delete(j);
+    rp_free(r);
+}
+
+/* ---- drsch search end to end ------------------------------------------------------------- */
+
+TestSuite(search, .init = make_tmpdir, .fini = remove_tmpdir);
+
+static uint64_t rng_state = 12345;
+static uint8_t rnd8(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint8_t)(rng_state >> 56);
+}
+
+static void save_codes(const char *name, size_t n, size_t rb, uint8_t *bytes)
+{
+    size_t shape[2] = {n, rb};
+    hm_error err;
+    cr_assert_eq(npy_save(tpath(name), NPY_U8, 2, shape, bytes, &err), HM_OK, "%s", err.msg);
+}
+
+Test(search, matches_brute_force_with_truncation_and_weights)
+{
+    enum { N = 300, Q = 7, RB = 3, K = 20, BITS = 20 };
+    uint8_t db[N * RB], q[Q * RB];
+    for (size_t i = 0; i < sizeof db; i++)
+        db[i] = rnd8() & 0x3C; /* few distinct values: many ties */
+    for (size_t i = 0; i < sizeof q; i++)
+        q[i] = rnd8();
+    save_codes("db.npy", N, RB, db);
+    save_codes("q.npy", Q, RB, q);
+    char out[4096];
+    int rc = run(out, sizeof out, "%s search --db %s --queries %s --k %d --bits %d --out %s", exe(),
+                 tpath("db.npy"), tpath("q.npy"), K, BITS, tpath("r"));
+    cr_assert_eq(rc, 0, "%s", out);
+    npy_array ai, ad;
+    hm_error err;
+    cr_assert_eq(npy_load(tpath("r.indices.npy"), &ai, &err), HM_OK);
+    cr_assert_eq(npy_load(tpath("r.distances.npy"), &ad, &err), HM_OK);
+    cr_assert_eq(ai.dtype, NPY_I64);
+    cr_assert_eq(ad.dtype, NPY_I32);
+    cr_assert_eq(ai.shape[0], Q);
+    cr_assert_eq(ai.shape[1], K);
+    for (int qi = 0; qi < Q; qi++) {
+        /* Brute force: distance on the first 20 bits, order by (distance, index). */
+        int d[N];
+        for (int j = 0; j < N; j++) {
+            uint32_t x = 0;
+            for (int b = 0; b < RB; b++)
+                x |= (uint32_t)(q[qi * RB + b] ^ db[j * RB + b]) << (8 * b);
+            d[j] = __builtin_popcount(x & ((1u << BITS) - 1));
+        }
+        int used[N] = {0};
+        for (int r = 0; r < K; r++) {
+            int best = -1;
+            for (int j = 0; j < N; j++)
+                if (!used[j] && (best < 0 || d[j] < d[best]))
+                    best = j;
+            used[best] = 1;
+            cr_assert_eq(((int64_t *)ai.data)[qi * K + r], best, "query %d rank %d", qi, r);
+            cr_assert_eq(((int32_t *)ad.data)[qi * K + r], d[best]);
+        }
+    }
+    npy_free(&ai);
+    npy_free(&ad);
+
+    /* Weighted: 20 weights set the code length; float32 distances, exact sums here. */
+    float w[BITS];
+    for (int i = 0; i < BITS; i++)
+        w[i] = (float)(i % 4) + 0.5f;
+    size_t wshape[1] = {BITS};
+    cr_assert_eq(npy_save(tpath("w.npy"), NPY_F32, 1, wshape, w, &err), HM_OK);
+    rc = run(out, sizeof out, "%s search --db %s --queries %s --k %d --weights %s --out %s", exe(),
+             tpath("db.npy"), tpath("q.npy"), K, tpath("w.npy"), tpath("w"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_eq(npy_load(tpath("w.distances.npy"), &ad, &err), HM_OK);
+    cr_assert_eq(npy_load(tpath("w.indices.npy"), &ai, &err), HM_OK);
+    cr_assert_eq(ad.dtype, NPY_F32);
+    for (int qi = 0; qi < Q; qi++)
+        for (int r = 0; r < K; r++) {
+            int64_t j = ((int64_t *)ai.data)[qi * K + r];
+            float expect = 0;
+            for (int b = 0; b < BITS; b++)
+                if (((q[qi * RB + b / 8] ^ db[j * RB + b / 8]) >> (b % 8)) & 1)
+                    expect += w[b];
+            cr_assert_float_eq(((float *)ad.data)[qi * K + r], expect, 1e-4);
+            if (r)
+                cr_assert(((float *)ad.data)[qi * K + r] >= ((float *)ad.data)[qi * K + r - 1]);
+        }
+    npy_free(&ai);
+    npy_free(&ad);
+}
+
+/* Every bad input: non-zero exit, a message naming the offending file or flag. */
+Test(search, bad_input_gives_clear_errors)
+{
+    uint8_t db[10 * 2] = {0}, q3[2 * 3] = {0};
+    save_codes("db.npy", 10, 2, db);
+    save_codes("q.npy", 2, 2, db);
+    save_codes("q3.npy", 2, 3, q3);
+    int32_t ints[4] = {0};
+    size_t ishape[2] = {2, 2};
+    hm_error err;
+    cr_assert_eq(npy_save(tpath("i32.npy"), NPY_I32, 2, ishape, ints, &err), HM_OK);
+    float wnan[16], wshort[8];
+    for (int i = 0; i < 16; i++)
+        wnan[i] = i == 5 ? NAN : 1.0f;
+    for (int i = 0; i < 8; i++)
+        wshort[i] = 1.0f;
+    size_t s16[1] = {16}, s8[1] = {8}, s20[1] = {20};
+    cr_assert_eq(npy_save(tpath("wnan.npy"), NPY_F32, 1, s16, wnan, &err), HM_OK);
+    cr_assert_eq(npy_save(tpath("wshort.npy"), NPY_F32, 1, s8, wshort, &err), HM_OK);
+    float wlong[20] = {0};
+    cr_assert_eq(npy_save(tpath("wlong.npy"), NPY_F32, 1, s20, wlong, &err), HM_OK);
+    write_file(tpath("trunc.npy"), "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
+
+    struct {
+        const char *args, *needle;
+        int code;
+    } cases[] = {
+        {"--db %s/db.npy --queries %s/q.npy --k 11 --out %s/o", "larger than the database", 1},
+        {"--db %s/db.npy --queries %s/q3.npy --k 3 --out %s/o", "code lengths differ", 1},
+        {"--db %s/db.npy --queries %s/i32.npy --k 3 --out %s/o", "i32.npy", 1},
+        {"--db %s/trunc.npy --queries %s/q.npy --k 3 --out %s/o", "trunc.npy", 1},
+        {"--db %s/missing.npy --queries %s/q.npy --k 3 --out %s/o", "missing.npy", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --weights %s/wnan.npy --out %s/o", "wnan.npy", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --bits 12 --weights %s/wshort.npy --out %s/o", "wshort.npy", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --weights %s/wlong.npy --out %s/o", "wlong.npy", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --bits 17 --out %s/o", "17", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 0 --out %s/o", "--k", 2},
+        {"--db %s/db.npy --queries %s/q.npy --k 3x --out %s/o", "--k", 2},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --isa sse9 --out %s/o", "sse9", 2},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --threads 0 --out %s/o", "--threads", 2},
+#if defined(__x86_64__)
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --isa neon --out %s/o", "neon", 2},
+#endif
+        {"--db %s/db.npy --k 3 --out %s/o", "required", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1024], out[4096];
+        /* Every %s in the pattern is the temp dir. */
+        snprintf(args, sizeof args, cases[i].args, tmpdir, tmpdir, tmpdir, tmpdir);
+        int rc = run(out, sizeof out, "%s search %s", exe(), args);
+        cr_assert_eq(rc, cases[i].code, "case %zu (%s): exit %d, output: %s", i, args, rc, out);
+        cr_assert(strstr(out, cases[i].needle) != NULL, "case %zu: '%s' not in: %s", i, cases[i].needle, out);
+        cr_assert(strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL, "%s", out);
+    }
+    cr_assert_neq(access(tpath("o.indices.npy"), F_OK), 0, "no output after a failure");
+}
+
+Test(search, help_and_version)
+{
+    char out[8192];
+    cr_assert_eq(run(out, sizeof out, "%s search --help", exe()), 0);
+    for (const char *f = "--db --queries --out --k --bits --weights --threads --isa"; *f;) {
+        char flag[32];
+        int n = 0;
+        sscanf(f, "%31s%n", flag, &n);
+        cr_assert(strstr(out, flag) != NULL, "--help lists %s", flag);
+        f += n;
+        while (*f == ' ')
+            f++;
+    }
+    cr_assert_eq(run(out, sizeof out, "%s --version", exe()), 0);
+    cr_assert(strstr(out, "commit:") && strstr(out, "isa:") && strstr(out, "threads:") && strstr(out, "compiler:"),
+              "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s frobnicate", exe()), 2);
+    cr_assert(strstr(out, "unknown command") != NULL);
+}
