@@ -1,3 +1,4 @@
 # The harness suite: .npy I/O, JSON reports and the drsch command line end to end.
 drsch_criterion_test(test_harness SOURCES test_harness.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_harness drsch)
+drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL::dnnl)

@@ -1,0 +1,499 @@
+/* Exact retrieval and re-id metrics (rules in metrics.h). For integer Hamming distances one
+ * query costs two passes over the database: a histogram of (distance, relevance) gives every
+ * tie group's offset, and a second pass in index order gives each relevant item its rank
+ * (ties by database index) without sorting. */
+#include "metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ev_status fail(ev_error *err, ev_status st, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+static inline int relevant(const ev_labels *ql, size_t i, const ev_labels *dbl, size_t j)
+{
+    if (ql->labels)
+        return ql->labels[i] == dbl->labels[j];
+    const uint64_t *a = ql->multi + i * ql->words, *b = dbl->multi + j * dbl->words;
+    for (size_t w = 0; w < ql->words; w++)
+        if (a[w] & b[w])
+            return 1;
+    return 0;
+}
+
+double ev_average_precision(const uint8_t *rel, size_t n, size_t n_relevant_total)
+{
+    if (!n_relevant_total)
+        return 0;
+    double sum = 0;
+    size_t hits = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rel[i])
+            sum += (double)++hits / (double)(i + 1);
+    return sum / (double)n_relevant_total;
+}
+
+/* Expected precision sum of a tie group of n items holding r relevant ones, after N items
+ * holding Rb relevant ones, when the group's order is uniformly random. With harmonic numbers
+ * H: sum_{i=1..n} (Rb + 1 + (i-1)(r-1)/(n-1)) / (N + i), times r/n. */
+static double tie_group_expected(size_t N, size_t Rb, size_t n, size_t r, const double *H)
+{
+    double c = n > 1 ? (double)(r - 1) / (double)(n - 1) : 0.0;
+    double a = (double)Rb + 1.0;
+    double s = c * (double)n + (a - c * (double)(N + 1)) * (H[N + n] - H[N]);
+    return s * (double)r / (double)n;
+}
+
+typedef struct {
+    double ap, ap_tie, apk, pk, pr;
+    int has_rel;
+} query_metrics;
+
+/* Integer distances: histogram + index-order pass. cnt/rcnt/seen/seenr: bits + 2 entries. */
+static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, const ev_labels *ql, size_t qi,
+                              const ev_labels *dbl, const ev_options *opt, const double *H, size_t *cnt,
+                              size_t *rcnt, size_t *nb, size_t *rb, double *pr_p, double *pr_r, int *pr_has)
+{
+    query_metrics m = {0, 0, 0, 0, 0, 0};
+    size_t G = (size_t)bits + 1;
+    memset(cnt, 0, G * sizeof *cnt);
+    memset(rcnt, 0, G * sizeof *rcnt);
+    for (size_t j = 0; j < n; j++) {
+        cnt[dist[j]]++;
+        rcnt[dist[j]] += (size_t)relevant(ql, qi, dbl, j);
+    }
+    size_t N = 0, R = 0;
+    for (size_t d = 0; d < G; d++) {
+        nb[d] = N;
+        rb[d] = R;
+        N += cnt[d];
+        R += rcnt[d];
+    }
+    /* Radius metrics and the PR curve come straight from the histogram. */
+    size_t ret = 0, relret = 0;
+    for (size_t d = 0; d < G; d++) {
+        ret += cnt[d];
+        relret += rcnt[d];
+        if (d == opt->radius)
+            m.pr = ret ? (double)relret / (double)ret : 0.0;
+        if (pr_p) {
+            pr_has[d] = ret > 0;
+            pr_p[d] = ret ? (double)relret / (double)ret : 0.0;
+            pr_r[d] = R ? (double)relret / (double)R : 0.0;
+        }
+    }
+    if (opt->radius >= G)
+        m.pr = N ? (double)R / (double)N : 0.0;
+    m.has_rel = R > 0;
+    if (!R)
+        return m;
+    for (size_t d = 0; d < G; d++)
+        if (rcnt[d])
+            m.ap_tie += tie_group_expected(nb[d], rb[d], cnt[d], rcnt[d], H);
+    m.ap_tie /= (double)R;
+    /* Second pass: nb/rb become running ranks within each group. */
+    size_t K = opt->topk, relk = 0;
+    double sum = 0, sumk = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t d = dist[j];
+        size_t rank = ++nb[d];
+        if (relevant(ql, qi, dbl, j)) {
+            double prec = (double)++rb[d] / (double)rank;
+            sum += prec;
+            if (rank <= K) {
+                sumk += prec;
+                relk++;
+            }
+        }
+    }
+    m.ap = sum / (double)R;
+    m.apk = relk ? sumk / (double)relk : 0.0;
+    m.pk = K ? (double)relk / (double)K : 0.0;
+    return m;
+}
+
+typedef struct {
+    float d;
+    uint32_t idx;
+} keyed;
+
+static int keyed_cmp(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    if (x->d != y->d)
+        return x->d < y->d ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Float (weighted) distances: sort by (distance, index), then walk the ranking. */
+static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql, size_t qi, const ev_labels *dbl,
+                                const ev_options *opt, const double *H, keyed *order)
+{
+    query_metrics m = {0, 0, 0, 0, -1, 0};
+    for (size_t j = 0; j < n; j++) {
+        order[j].d = dist[j];
+        order[j].idx = (uint32_t)j;
+    }
+    qsort(order, n, sizeof *order, keyed_cmp);
+    size_t R = 0;
+    for (size_t j = 0; j < n; j++)
+        R += (size_t)relevant(ql, qi, dbl, j);
+    m.has_rel = R > 0;
+    if (!R)
+        return m;
+    size_t K = opt->topk, relk = 0, hits = 0;
+    double sum = 0, sumk = 0;
+    for (size_t i = 0; i < n;) {
+        size_t g = i, gr = 0;
+        size_t hits_before = hits;
+        while (g < n && order[g].d == order[i].d) {
+            if (relevant(ql, qi, dbl, order[g].idx)) {
+                double prec = (double)++hits / (double)(g + 1);
+                sum += prec;
+                gr++;
+                if (g < K) {
+                    sumk += prec;
+                    relk++;
+                }
+            }
+            g++;
+        }
+        if (gr)
+            m.ap_tie += tie_group_expected(i, hits_before, g - i, gr, H);
+        i = g;
+    }
+    m.ap = sum / (double)R;
+    m.ap_tie /= (double)R;
+    m.apk = relk ? sumk / (double)relk : 0.0;
+    m.pk = K ? (double)relk / (double)K : 0.0;
+    return m;
+}
+
+static ev_status check_labels(const ev_labels *l, size_t n, const char *what, ev_error *err)
+{
+    if (l->n != n)
+        return fail(err, EV_ERR_ARG, "%s: %zu labels for %zu codes", what, l->n, n);
+    if (!!l->labels == !!l->multi)
+        return fail(err, EV_ERR_ARG, "%s: give either single labels or multi-hot labels", what);
+    return EV_OK;
+}
+
+void ev_retrieval_free(ev_retrieval *r)
+{
+    free(r->pr_precision);
+    free(r->pr_recall);
+    r->pr_precision = r->pr_recall = NULL;
+}
+
+ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db, const ev_labels *dbl,
+                            const hm_weights *w, const ev_options *opt, ev_retrieval *out, ev_error *err)
+{
+    memset(out, 0, sizeof *out);
+    ev_status st;
+    if ((st = check_labels(ql, q->n, "queries", err)) || (st = check_labels(dbl, db->n, "database", err)))
+        return st;
+    if (q->bits != db->bits)
+        return fail(err, EV_ERR_ARG, "query codes have %u bits, database codes %u", q->bits, db->bits);
+    if (!!ql->labels != !!dbl->labels || ql->words != dbl->words)
+        return fail(err, EV_ERR_ARG, "query and database labels are of different kinds");
+    if (db->n > UINT32_MAX || db->n == 0 || q->n == 0)
+        return fail(err, EV_ERR_ARG, "need 1..2^32-1 database codes and at least one query");
+    size_t n = db->n, G = (size_t)db->bits + 1;
+    int want_pr = opt->pr_curve && !w;
+    double *H = malloc((n + 1) * sizeof *H);
+    double *pr_p = want_pr ? calloc(G, sizeof *pr_p) : NULL, *pr_r = want_pr ? calloc(G, sizeof *pr_r) : NULL;
+    size_t *pr_np = want_pr ? calloc(G, sizeof *pr_np) : NULL;
+    if (!H || (want_pr && (!pr_p || !pr_r || !pr_np))) {
+        free(H);
+        free(pr_p);
+        free(pr_r);
+        free(pr_np);
+        return fail(err, EV_ERR_NOMEM, "out of memory for %zu database items", n);
+    }
+    H[0] = 0;
+    for (size_t i = 1; i <= n; i++)
+        H[i] = H[i - 1] + 1.0 / (double)i;
+
+    double s_ap = 0, s_tie = 0, s_apk = 0, s_pk = 0, s_pr = 0;
+    size_t no_rel = 0, rel_queries = 0;
+    int oom = 0;
+#pragma omp parallel reduction(+ : s_ap, s_tie, s_apk, s_pk, s_pr, no_rel, rel_queries) reduction(| : oom)
+    {
+        /* Per-thread scratch: distances, histograms, a sort buffer and a PR row. */
+        void *dist = malloc(n * 4);
+        size_t *scratch = malloc(4 * G * sizeof *scratch);
+        keyed *order = w ? malloc(n * sizeof *order) : NULL;
+        double *qp = want_pr ? malloc(2 * G * sizeof *qp) : NULL;
+        int *qhas = want_pr ? malloc(G * sizeof *qhas) : NULL;
+        double *lp = want_pr ? calloc(2 * G, sizeof *lp) : NULL;
+        size_t *lnp = want_pr ? calloc(G, sizeof *lnp) : NULL;
+        if (!dist || !scratch || (w && !order) || (want_pr && (!qp || !qhas || !lp || !lnp)))
+            oom = 1;
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < q->n; i++) {
+            if (oom)
+                continue;
+            query_metrics m;
+            if (w) {
+                hm_weighted_distances(hm_code_row(q, i), db, w, dist);
+                m = eval_float(dist, n, ql, i, dbl, opt, H, order);
+            } else {
+                hm_distances(hm_code_row(q, i), db, dist);
+                m = eval_int(dist, n, db->bits, ql, i, dbl, opt, H, scratch, scratch + G, scratch + 2 * G,
+                             scratch + 3 * G, qp, qp ? qp + G : NULL, qhas);
+                if (want_pr)
+                    for (size_t d = 0; d < G; d++) {
+                        if (qhas[d]) {
+                            lp[d] += qp[d];
+                            lnp[d]++;
+                        }
+                        if (m.has_rel)
+                            lp[G + d] += qp[G + d];
+                    }
+            }
+            s_ap += m.ap;
+            s_tie += m.ap_tie;
+            s_apk += m.apk;
+            s_pk += m.pk;
+            s_pr += m.pr;
+            no_rel += !m.has_rel;
+            rel_queries += (size_t)m.has_rel;
+        }
+        if (want_pr && !oom) {
+#pragma omp critical
+            for (size_t d = 0; d < G; d++) {
+                pr_p[d] += lp[d];
+                pr_r[d] += lp[G + d];
+                pr_np[d] += lnp[d];
+            }
+        }
+        free(dist);
+        free(scratch);
+        free(order);
+        free(qp);
+        free(qhas);
+        free(lp);
+        free(lnp);
+    }
+    free(H);
+    if (oom) {
+        free(pr_p);
+        free(pr_r);
+        free(pr_np);
+        return fail(err, EV_ERR_NOMEM, "out of memory for per-thread buffers (%zu items)", n);
+    }
+    double nq = (double)q->n;
+    out->queries = q->n;
+    out->queries_without_relevant = no_rel;
+    out->map_all = s_ap / nq;
+    out->map_tie_aware = s_tie / nq;
+    out->map_at_k = opt->topk ? s_apk / nq : 0;
+    out->precision_at_k = opt->topk ? s_pk / nq : 0;
+    out->precision_radius = w ? -1.0 : s_pr / nq;
+    if (want_pr) {
+        for (size_t d = 0; d < G; d++) {
+            pr_p[d] = pr_np[d] ? pr_p[d] / (double)pr_np[d] : 0.0;
+            pr_r[d] = rel_queries ? pr_r[d] / (double)rel_queries : 0.0;
+        }
+        out->pr_points = G;
+        out->pr_precision = pr_p;
+        out->pr_recall = pr_r;
+    }
+    free(pr_np);
+    return EV_OK;
+}
+
+/* ---- re-identification ------------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam, const hm_codes *g,
+                       const int32_t *gid, const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
+                       uint64_t seed, ev_reid *out, ev_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (q->bits != g->bits)
+        return fail(err, EV_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits, g->bits);
+    if (g->n == 0 || q->n == 0 || g->n > UINT32_MAX)
+        return fail(err, EV_ERR_ARG, "need at least one query and one gallery code");
+    if (single_shot_repeats < 0)
+        return fail(err, EV_ERR_ARG, "single-shot repeats must be >= 0");
+    size_t n = g->n;
+    /* Dense identity ids of the gallery, and each identity's items in index order. */
+    int32_t *ids = malloc(n * sizeof *ids);
+    uint32_t *dense = malloc(n * sizeof *dense), *start = NULL, *members = NULL;
+    if (!ids || !dense) {
+        free(ids);
+        free(dense);
+        return fail(err, EV_ERR_NOMEM, "out of memory");
+    }
+    memcpy(ids, gid, n * sizeof *ids);
+    qsort(ids, n, sizeof *ids, cmp_i32);
+    size_t nid = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!nid || ids[nid - 1] != ids[i])
+            ids[nid++] = ids[i];
+    start = calloc(nid + 1, sizeof *start);
+    members = malloc(n * sizeof *members);
+    if (!start || !members) {
+        free(ids);
+        free(dense);
+        free(start);
+        free(members);
+        return fail(err, EV_ERR_NOMEM, "out of memory");
+    }
+    for (size_t j = 0; j < n; j++) {
+        const int32_t *p = bsearch(&gid[j], ids, nid, sizeof *ids, cmp_i32);
+        dense[j] = (uint32_t)(p - ids);
+        start[dense[j] + 1]++;
+    }
+    for (size_t i = 0; i < nid; i++)
+        start[i + 1] += start[i];
+    {
+        uint32_t *fill = malloc((nid + 1) * sizeof *fill);
+        if (!fill) {
+            free(ids);
+            free(dense);
+            free(start);
+            free(members);
+            return fail(err, EV_ERR_NOMEM, "out of memory");
+        }
+        memcpy(fill, start, (nid + 1) * sizeof *fill);
+        for (size_t j = 0; j < n; j++)
+            members[fill[dense[j]]++] = (uint32_t)j;
+        free(fill);
+    }
+
+    double cmc[EV_CMC_RANKS] = {0}, s_ap = 0;
+    size_t valid = 0, skipped = 0;
+    int oom = 0;
+    int R = single_shot_repeats;
+#pragma omp parallel reduction(+ : s_ap, valid, skipped) reduction(| : oom)
+    {
+        void *dist = malloc(n * 4);
+        float *fd = malloc(n * sizeof *fd);
+        keyed *order = malloc(n * sizeof *order);
+        uint32_t *cands = malloc(n * sizeof *cands);
+        double lcmc[EV_CMC_RANKS] = {0};
+        if (!dist || !fd || !order || !cands)
+            oom = 1;
+#pragma omp for schedule(dynamic, 8)
+        for (size_t i = 0; i < q->n; i++) {
+            if (oom)
+                continue;
+            if (w) {
+                hm_weighted_distances(hm_code_row(q, i), g, w, dist);
+                memcpy(fd, dist, n * sizeof *fd);
+            } else {
+                hm_distances(hm_code_row(q, i), g, dist);
+                for (size_t j = 0; j < n; j++)
+                    fd[j] = (float)((uint32_t *)dist)[j];
+            }
+            size_t m = 0;
+            for (size_t j = 0; j < n; j++)
+                if (!(gid[j] == qid[i] && gcam[j] == qcam[i])) {
+                    order[m].d = fd[j];
+                    order[m].idx = (uint32_t)j;
+                    m++;
+                }
+            qsort(order, m, sizeof *order, keyed_cmp);
+            size_t first = SIZE_MAX, hits = 0, matches = 0;
+            double ap = 0;
+            for (size_t r = 0; r < m; r++)
+                if (gid[order[r].idx] == qid[i]) {
+                    if (first == SIZE_MAX)
+                        first = r;
+                    ap += (double)++hits / (double)(r + 1);
+                    matches++;
+                }
+            if (!matches) {
+                skipped++;
+                continue;
+            }
+            valid++;
+            s_ap += ap / (double)matches;
+            if (!R) {
+                for (size_t r = first; r < EV_CMC_RANKS; r++)
+                    lcmc[r] += 1.0;
+                continue;
+            }
+            /* Single-gallery-shot: one random valid image per identity; the rank of the true
+             * match is the number of sampled images ahead of it in (distance, index) order. */
+            for (int rep = 0; rep < R; rep++) {
+                uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
+                size_t nc = 0, match = SIZE_MAX;
+                for (size_t id = 0; id < nid; id++) {
+                    uint32_t b = start[id], e = start[id + 1];
+                    size_t nvalid = 0;
+                    for (uint32_t t = b; t < e; t++)
+                        nvalid += !(gid[members[t]] == qid[i] && gcam[members[t]] == qcam[i]);
+                    if (!nvalid)
+                        continue;
+                    size_t pick = (size_t)(splitmix64(&s) % nvalid);
+                    for (uint32_t t = b; t < e; t++) {
+                        uint32_t j = members[t];
+                        if (gid[j] == qid[i] && gcam[j] == qcam[i])
+                            continue;
+                        if (pick-- == 0) {
+                            if (gid[j] == qid[i])
+                                match = nc;
+                            cands[nc++] = j;
+                            break;
+                        }
+                    }
+                }
+                uint32_t mj = cands[match];
+                size_t ahead = 0;
+                for (size_t c = 0; c < nc; c++) {
+                    uint32_t j = cands[c];
+                    ahead += fd[j] < fd[mj] || (fd[j] == fd[mj] && j < mj);
+                }
+                for (size_t r = ahead; r < EV_CMC_RANKS; r++)
+                    lcmc[r] += 1.0 / R;
+            }
+        }
+#pragma omp critical
+        for (int r = 0; r < EV_CMC_RANKS; r++)
+            cmc[r] += lcmc[r];
+        free(dist);
+        free(fd);
+        free(order);
+        free(cands);
+    }
+    free(ids);
+    free(dense);
+    free(start);
+    free(members);
+    if (oom)
+        return fail(err, EV_ERR_NOMEM, "out of memory for per-thread buffers");
+    out->queries = valid;
+    out->queries_skipped = skipped;
+    out->single_shot_repeats = R;
+    out->map = valid ? s_ap / (double)valid : 0;
+    for (int r = 0; r < EV_CMC_RANKS; r++)
+        out->cmc[r] = valid ? cmc[r] / (double)valid : 0;
+    return EV_OK;
+}

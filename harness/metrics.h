@@ -1,0 +1,85 @@
+/* Retrieval and re-identification metrics over Hamming (or weighted Hamming) rankings, exact
+ * and by the rules of DESIGN.md:
+ *  - ranking ties are ordered by (distance, database index);
+ *  - AP@all = sum over relevant ranks of precision@rank / number of relevant items;
+ *    AP@K   = the same over the top K / number of relevant items within the top K;
+ *    a query with no relevant item (in the database, or within the top K) has AP 0 and counts;
+ *  - tie-aware AP: the expected AP@all when tied items are ordered uniformly at random
+ *    (McSherry & Najork, ECIR 2008), so a reader sees how much the tie rule moves the number;
+ *  - precision within Hamming radius r: relevant / retrieved among d <= r, 0 when nothing is
+ *    retrieved; precision-recall curve at each radius 0..bits (precision averaged over the
+ *    queries that retrieve something at that radius, recall over the queries that have a
+ *    relevant item); weighted rankings have no radius metrics (reported as -1);
+ *  - re-id: gallery items with the query's identity AND camera are removed; CMC rank 1..20 and
+ *    mAP over queries that keep at least one true match; optional single-gallery-shot sampling
+ *    (one random image per gallery identity, seeded, repeated) for CMC as in CUHK03's classic
+ *    protocol.
+ * Integer distances are ranked by counting (two passes over the database, no sort); weighted
+ * distances by a sort. OpenMP over queries. Library code: returns status, never prints. */
+#ifndef DRSCH_METRICS_H
+#define DRSCH_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamming.h"
+
+typedef enum { EV_OK = 0, EV_ERR_ARG = -1, EV_ERR_NOMEM = -2 } ev_status;
+
+typedef struct {
+    char msg[512];
+} ev_error;
+
+/* Labels of n items: single label / identity (labels, int32) or multi-hot (multi: n x words
+ * uint64 bitmasks, relevance = at least one shared label). Exactly one of the two is set. */
+typedef struct {
+    size_t n;
+    const int32_t *labels;
+    const uint64_t *multi;
+    size_t words;
+} ev_labels;
+
+#define EV_MAX_PR_POINTS (HM_MAX_BITS + 1)
+
+typedef struct {
+    size_t topk;      /* K of mAP@K and P@K; 0 = do not compute */
+    uint32_t radius;  /* precision within this Hamming radius (default 2) */
+    int pr_curve;     /* fill the precision-recall curve (integer distances only) */
+} ev_options;
+
+typedef struct {
+    size_t queries;
+    size_t queries_without_relevant; /* counted with AP 0 */
+    double map_all, map_tie_aware, map_at_k, precision_at_k, precision_radius;
+    size_t pr_points;          /* bits + 1 when requested */
+    double *pr_precision;      /* pr_points, radius 0..bits; owned, free with ev_retrieval_free */
+    double *pr_recall;
+} ev_retrieval;
+
+/* Ranks every database code for every query; w = NULL for plain Hamming distance. */
+ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db, const ev_labels *dbl,
+                            const hm_weights *w, const ev_options *opt, ev_retrieval *out, ev_error *err);
+void ev_retrieval_free(ev_retrieval *r);
+
+/* Average precision of one ranked list: rel[i] != 0 when the item at rank i (0-based) is
+ * relevant; n_relevant_total is the denominator of AP@all (>= relevant items in the list).
+ * Exposed for tests and for other tools' rankings. */
+double ev_average_precision(const uint8_t *rel, size_t n, size_t n_relevant_total);
+
+#define EV_CMC_RANKS 20
+
+typedef struct {
+    size_t queries;       /* queries with at least one true match after filtering */
+    size_t queries_skipped;
+    double cmc[EV_CMC_RANKS]; /* cmc[r] = fraction with a true match within rank r + 1 */
+    double map;
+    int single_shot_repeats;  /* 0 = multi-shot CMC over the whole filtered gallery */
+} ev_reid;
+
+/* Re-id evaluation. qid/qcam: q->n; gid/gcam: g->n. single_shot_repeats > 0 samples one
+ * gallery image per identity for CMC, repeated and averaged, seeded. */
+ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam, const hm_codes *g,
+                       const int32_t *gid, const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
+                       uint64_t seed, ev_reid *out, ev_error *err);
+
+#endif

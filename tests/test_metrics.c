@@ -1,0 +1,196 @@
+/* Metrics suite: hand-computed rankings (ties by database index, tie-aware AP, AP@K, P@K,
+ * precision within radius 2, the PR curve, queries without relevant items), the weighted path
+ * agreeing with the integer one, multi-label relevance, and re-id CMC / mAP with the
+ * same-identity-same-camera filter and single-gallery-shot sampling. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "hamming.h"
+#include "metrics.h"
+
+static hm_codes codes4(const uint8_t *v, size_t n)
+{
+    hm_codes c;
+    hm_error err;
+    cr_assert_eq(hm_codes_from_bytes(&c, v, n, 1, 4, &err), HM_OK, "%s", err.msg);
+    return c;
+}
+
+#define EPS 1e-12
+
+/* Query 0b0000 against d = [1, 0, 2, 1, 4], labels [1, 0, 1, 0, 1], query label 1.
+ * Ranking (d, idx): idx1 d0 -, idx0 d1 +, idx3 d1 -, idx2 d2 +, idx4 d4 +.
+ * AP@all = (1/2 + 2/4 + 3/5) / 3; AP@3 = (1/2) / 1; P@3 = 1/3; P@r2 = 2/4.
+ * Tie-aware: the d=1 group puts its relevant item 2nd or 3rd: (1/2 + 1/3)/2 = 5/12, so
+ * (5/12 + 1/2 + 3/5) / 3. A second query (label 7) has no relevant item: AP 0, counted. */
+static const uint8_t DB[5] = {0x1, 0x0, 0x3, 0x1, 0xF};
+static const int32_t DBL[5] = {1, 0, 1, 0, 1};
+static const uint8_t Q[2] = {0x0, 0x0};
+static const int32_t QL[2] = {1, 7};
+
+Test(metrics, hand_computed_single_label_ranking)
+{
+    hm_codes db = codes4(DB, 5), q = codes4(Q, 2);
+    ev_labels ql = {.n = 2, .labels = QL}, dbl = {.n = 5, .labels = DBL};
+    ev_options opt = {.topk = 3, .radius = 2, .pr_curve = 1};
+    ev_retrieval r;
+    ev_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_OK, "%s", err.msg);
+    double ap = (0.5 + 0.5 + 0.6) / 3, tie = (5.0 / 12 + 0.5 + 0.6) / 3;
+    cr_assert_float_eq(r.map_all, ap / 2, EPS);
+    cr_assert_float_eq(r.map_tie_aware, tie / 2, EPS);
+    cr_assert_float_eq(r.map_at_k, 0.5 / 2, EPS);
+    cr_assert_float_eq(r.precision_at_k, (1.0 / 3) / 2, EPS);
+    cr_assert_float_eq(r.precision_radius, 0.5 / 2, EPS);
+    cr_assert_eq(r.queries_without_relevant, 1);
+    cr_assert_eq(r.pr_points, 5);
+    /* Radius 1: query 1 retrieves 3 with 1 relevant (P 1/3, R 1/3); query 2 retrieves 3, P 0,
+     * and has no recall (no relevant item). */
+    cr_assert_float_eq(r.pr_precision[1], (1.0 / 3) / 2, EPS);
+    cr_assert_float_eq(r.pr_recall[1], 1.0 / 3, EPS);
+    cr_assert_float_eq(r.pr_recall[4], 1.0, EPS);
+    cr_assert_float_eq(r.pr_precision[0], 0.0, EPS);
+    ev_retrieval_free(&r);
+
+    /* Weights all 1: the float path must give the same figures (no radius metrics). */
+    float ones[4] = {1, 1, 1, 1};
+    hm_weights *w;
+    hm_error herr;
+    cr_assert_eq(hm_weights_create(&w, ones, 4, &herr), HM_OK);
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), EV_OK, "%s", err.msg);
+    cr_assert_float_eq(r.map_all, ap / 2, EPS);
+    cr_assert_float_eq(r.map_tie_aware, tie / 2, EPS);
+    cr_assert_float_eq(r.map_at_k, 0.5 / 2, EPS);
+    cr_assert_float_eq(r.precision_at_k, (1.0 / 3) / 2, EPS);
+    cr_assert_float_eq(r.precision_radius, -1.0, EPS);
+    ev_retrieval_free(&r);
+
+    /* Weighted with distinct weights changes the ranking: w = [1, 10, 100, 1000] gives
+     * d = [1, 0, 11, 1, 1111]: same order here, so the same AP; ties vanish except d=1. */
+    float wv[4] = {1, 10, 100, 1000};
+    hm_weights_free(w);
+    cr_assert_eq(hm_weights_create(&w, wv, 4, &herr), HM_OK);
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), EV_OK);
+    cr_assert_float_eq(r.map_all, ap / 2, EPS);
+    ev_retrieval_free(&r);
+    hm_weights_free(w);
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+}
+
+Test(metrics, average_precision_of_a_list)
+{
+    uint8_t rel[6] = {1, 0, 1, 0, 0, 1};
+    cr_assert_float_eq(ev_average_precision(rel, 6, 3), (1.0 + 2.0 / 3 + 3.0 / 6) / 3, EPS);
+    cr_assert_float_eq(ev_average_precision(rel, 6, 4), (1.0 + 2.0 / 3 + 3.0 / 6) / 4, EPS);
+    cr_assert_float_eq(ev_average_precision(rel, 6, 0), 0.0, EPS);
+}
+
+Test(metrics, multi_label_relevance_is_a_shared_label)
+{
+    /* Labels as bitmasks: query {0,1}; db {2}, {0}, {1,2}, {3}. d: all 0 -> ties by index. */
+    uint8_t z[4] = {0};
+    hm_codes db = codes4(z, 4), q = codes4(z, 1);
+    uint64_t qm[1] = {0x3}, dm[4] = {0x4, 0x1, 0x6, 0x8};
+    ev_labels ql = {.n = 1, .multi = qm, .words = 1}, dbl = {.n = 4, .multi = dm, .words = 1};
+    ev_options opt = {.topk = 2, .radius = 2};
+    ev_retrieval r;
+    ev_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_OK, "%s", err.msg);
+    /* Ranking -, +, +, -: AP = (1/2 + 2/3) / 2; AP@2 = (1/2)/1; P@2 = 1/2; P@r2 = 2/4.
+     * Tie-aware, one group of 4 with 2 relevant: E = 2/4 * sum_i (1 + (i-1)/3) / i. */
+    cr_assert_float_eq(r.map_all, (0.5 + 2.0 / 3) / 2, EPS);
+    cr_assert_float_eq(r.map_at_k, 0.5, EPS);
+    cr_assert_float_eq(r.precision_at_k, 0.5, EPS);
+    cr_assert_float_eq(r.precision_radius, 0.5, EPS);
+    double e = 0;
+    for (int i = 1; i <= 4; i++)
+        e += (1.0 + (i - 1) / 3.0) / i;
+    cr_assert_float_eq(r.map_tie_aware, e * 0.5 / 2, EPS);
+    ev_retrieval_free(&r);
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+}
+
+Test(metrics, tie_aware_ap_matches_enumeration)
+{
+    /* Brute force: average AP over every order of a tie group, against the closed form. */
+    uint8_t dbv[6] = {0x0, 0x1, 0x1, 0x1, 0x1, 0x3}, qv[1] = {0};
+    int32_t dl[6] = {0, 1, 0, 1, 1, 1}, qlab[1] = {1};
+    hm_codes db = codes4(dbv, 6), q = codes4(qv, 1);
+    ev_labels ql = {.n = 1, .labels = qlab}, dbl = {.n = 6, .labels = dl};
+    ev_options opt = {.topk = 0, .radius = 2};
+    ev_retrieval r;
+    ev_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_OK);
+    /* Group d=1 is items 1..4 with relevance {1,0,1,1}: enumerate its 24 orders. */
+    int g[4] = {1, 0, 1, 1}, perm[4] = {0, 1, 2, 3};
+    double sum = 0;
+    int count = 0;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++)
+                for (int d = 0; d < 4; d++) {
+                    if (a == b || a == c || a == d || b == c || b == d || c == d)
+                        continue;
+                    perm[0] = a, perm[1] = b, perm[2] = c, perm[3] = d;
+                    uint8_t rel[6] = {0, (uint8_t)g[perm[0]], (uint8_t)g[perm[1]], (uint8_t)g[perm[2]],
+                                      (uint8_t)g[perm[3]], 1};
+                    sum += ev_average_precision(rel, 6, 4);
+                    count++;
+                }
+    cr_assert_eq(count, 24);
+    cr_assert_float_eq(r.map_tie_aware, sum / 24, 1e-12);
+    uint8_t idx_order[6] = {0, 1, 0, 1, 1, 1};
+    cr_assert_float_eq(r.map_all, ev_average_precision(idx_order, 6, 4), 1e-12);
+    ev_retrieval_free(&r);
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+}
+
+Test(metrics, bad_arguments_are_refused)
+{
+    hm_codes db = codes4(DB, 5), q = codes4(Q, 2);
+    ev_labels ql = {.n = 1, .labels = QL}, dbl = {.n = 5, .labels = DBL};
+    ev_options opt = {.radius = 2};
+    ev_retrieval r;
+    ev_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_ERR_ARG);
+    cr_assert(strstr(err.msg, "labels") != NULL, "%s", err.msg);
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+}
+
+/* Re-id: query id 1 cam 0 against gallery
+ *   idx0 id1 cam0 (removed: same id and camera), idx1 id2 cam1 d0, idx2 id1 cam1 d1,
+ *   idx3 id3 cam1 d1, idx4 id1 cam1 d3.
+ * Ranking: idx1, idx2, idx3, idx4 -> matches at ranks 2 and 4: AP = (1/2 + 2/4)/2 = 1/2,
+ * CMC rank-1 0, rank-2.. 1. Single shot: id1 is idx2 (rank 2) or idx4 (behind idx1, idx3:
+ * rank 3) with probability 1/2 each. A second query (id 9) has no match: skipped. */
+Test(metrics, reid_cmc_and_map)
+{
+    uint8_t gv[5] = {0x0, 0x0, 0x1, 0x2, 0x7}, qv[2] = {0x0, 0x0};
+    int32_t gid[5] = {1, 2, 1, 3, 1}, gcam[5] = {0, 1, 1, 1, 1}, qid[2] = {1, 9}, qcam[2] = {0, 0};
+    hm_codes g = codes4(gv, 5), q = codes4(qv, 2);
+    ev_reid r;
+    ev_error err;
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &r, &err), EV_OK, "%s", err.msg);
+    cr_assert_eq(r.queries, 1);
+    cr_assert_eq(r.queries_skipped, 1);
+    cr_assert_float_eq(r.map, 0.5, EPS);
+    cr_assert_float_eq(r.cmc[0], 0.0, EPS);
+    cr_assert_float_eq(r.cmc[1], 1.0, EPS);
+    cr_assert_float_eq(r.cmc[19], 1.0, EPS);
+
+    ev_reid s1, s2;
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 2000, 7, &s1, &err), EV_OK);
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 2000, 7, &s2, &err), EV_OK);
+    cr_assert_eq(memcmp(s1.cmc, s2.cmc, sizeof s1.cmc), 0, "same seed, same CMC");
+    cr_assert_float_eq(s1.cmc[0], 0.0, EPS);
+    cr_assert(fabs(s1.cmc[1] - 0.5) < 0.05, "rank-2 CMC %f should be near 1/2", s1.cmc[1]);
+    cr_assert_float_eq(s1.cmc[2], 1.0, 1e-9);
+    cr_assert_float_eq(s1.map, 0.5, EPS);
+    hm_codes_free(&g);
+    hm_codes_free(&q);
+}
