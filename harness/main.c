@@ -18,6 +18,7 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
+    {"eval", cmd_eval, "retrieval (mAP, P@K, P@r) or re-id (CMC, mAP) metrics of codes"},
     {"bench", cmd_bench, "benchmarks writing Google Benchmark-compatible JSON"},
     {"version", cmd_version, "print version, commit, compiler, ISA and threads"},
 };

@@ -1,0 +1,357 @@
+/* drsch eval: retrieval metrics (mAP@all, tie-aware mAP, mAP@K, P@K, P@radius) or re-id
+ * metrics (CMC, mAP) of binary codes, at one or more prefix lengths, by the rules of
+ * harness/metrics.h. This file evaluates codes given as .npy files (made by drsch or by any
+ * other tool), so results from different tools are measured identically. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "hamming.h"
+#include "metrics.h"
+#include "npy.h"
+#include "report.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: drsch eval --codes Q.npy --db DB.npy --qlabels QL.npy --dblabels DL.npy [options]\n\n"
+            "Evaluates query codes against database codes (uint8 .npy, N x ceil(bits/8)).\n"
+            "Labels: int32/int64 (N,) single label or identity, or uint8/bool (N, L) multi-hot\n"
+            "(relevant = at least one shared label). Ranking ties are ordered by database index;\n"
+            "tie-aware mAP is the expectation under random tie order; queries with no relevant\n"
+            "item count as AP 0.\n\n"
+            "  --codes FILE      query codes (required)\n"
+            "  --db FILE         database / gallery codes (required)\n"
+            "  --qlabels FILE    query labels (required)\n"
+            "  --dblabels FILE   database labels (required)\n"
+            "  --qcams FILE      query camera ids, int32 (N,): re-id mode (CMC + mAP)\n"
+            "  --dbcams FILE     gallery camera ids (with --qcams)\n"
+            "  --bits LIST       prefix lengths to evaluate, e.g. 12,24,32,48 (default: full)\n"
+            "  --weights FILE    float32 (B,) bit weights: rank by weighted Hamming distance\n"
+            "  --topk K          K of mAP@K and P@K (default 1000; 0 = off)\n"
+            "  --radius R        Hamming radius of the precision@radius metric (default 2)\n"
+            "  --single-shot N   re-id: CMC from N seeded single-gallery-shot samplings\n"
+            "                    (default 0 = whole gallery)\n"
+            "  --seed S          seed of the single-shot sampling (default 1)\n"
+            "  --threads T       OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --json FILE       write a Google Benchmark-compatible report\n"
+            "  -h, --help        this text\n");
+}
+
+/* Labels file -> int32 labels or uint64 bitmask rows. */
+typedef struct {
+    int32_t *labels;
+    uint64_t *multi;
+    size_t n, words;
+} labels_buf;
+
+static int load_labels(const char *path, size_t expect_n, labels_buf *out)
+{
+    memset(out, 0, sizeof *out);
+    npy_array a;
+    hm_error err;
+    if (npy_load(path, &a, &err) != HM_OK) {
+        fprintf(stderr, "drsch eval: %s\n", err.msg);
+        return -1;
+    }
+    int rc = -1;
+    size_t n = a.ndim >= 1 ? a.shape[0] : 0;
+    if (n != expect_n) {
+        fprintf(stderr, "drsch eval: %s: %zu labels, but there are %zu codes\n", path, n, expect_n);
+    } else if (a.ndim == 1 && (a.dtype == NPY_I32 || a.dtype == NPY_I64)) {
+        out->labels = malloc((n ? n : 1) * sizeof *out->labels);
+        if (out->labels) {
+            for (size_t i = 0; i < n; i++)
+                out->labels[i] = a.dtype == NPY_I32 ? ((int32_t *)a.data)[i] : (int32_t)((int64_t *)a.data)[i];
+            out->n = n;
+            rc = 0;
+        }
+    } else if (a.ndim == 2 && (a.dtype == NPY_U8 || a.dtype == NPY_BOOL) && a.shape[1] > 0) {
+        size_t L = a.shape[1], words = (L + 63) / 64;
+        out->multi = calloc(n * words + 1, sizeof *out->multi);
+        if (out->multi) {
+            const uint8_t *v = a.data;
+            rc = 0;
+            for (size_t i = 0; i < n && rc == 0; i++)
+                for (size_t l = 0; l < L; l++) {
+                    if (v[i * L + l] > 1) {
+                        fprintf(stderr, "drsch eval: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n",
+                                path, i, l, v[i * L + l]);
+                        rc = -1;
+                        break;
+                    }
+                    if (v[i * L + l])
+                        out->multi[i * words + l / 64] |= 1ull << (l % 64);
+                }
+            out->n = n;
+            out->words = words;
+        }
+    } else {
+        fprintf(stderr, "drsch eval: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s with %d dimensions\n",
+                path, npy_dtype_name(a.dtype), a.ndim);
+    }
+    npy_free(&a);
+    return rc;
+}
+
+static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int cap)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || (uint32_t)v > max_bits || n == cap) {
+            fprintf(stderr, "drsch eval: --bits: '%s' must be a comma-separated list of lengths 1..%u\n", s, max_bits);
+            return -1;
+        }
+        out[n++] = (uint32_t)v;
+        p = end;
+        if (*p == ',')
+            p++;
+        else if (*p) {
+            fprintf(stderr, "drsch eval: --bits: '%s' must be a comma-separated list of lengths 1..%u\n", s, max_bits);
+            return -1;
+        }
+    }
+    return n;
+}
+
+/* Copy of c truncated to its first `bits` bits. */
+static int truncate_codes(const hm_codes *c, uint32_t bits, hm_codes *out)
+{
+    hm_error err;
+    size_t rb = hm_bytes_for_bits(c->bits);
+    uint8_t *tmp = malloc(c->n * rb + 1);
+    if (!tmp)
+        return -1;
+    hm_codes_to_bytes(c, tmp);
+    int rc = hm_codes_from_bytes(out, tmp, c->n, rb, bits, &err) == HM_OK ? 0 : -1;
+    free(tmp);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"codes", required_argument, 0, 'c'},    {"db", required_argument, 0, 'd'},
+        {"qlabels", required_argument, 0, 'l'},  {"dblabels", required_argument, 0, 'L'},
+        {"qcams", required_argument, 0, 'm'},    {"dbcams", required_argument, 0, 'M'},
+        {"bits", required_argument, 0, 'b'},     {"weights", required_argument, 0, 'w'},
+        {"topk", required_argument, 0, 'k'},     {"radius", required_argument, 0, 'r'},
+        {"single-shot", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
+        {"threads", required_argument, 0, 't'},  {"json", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+    };
+    const char *qc = NULL, *dbc = NULL, *qlp = NULL, *dlp = NULL, *qcam = NULL, *dcam = NULL, *bits_s = NULL,
+               *wpath = NULL, *json = NULL;
+    int64_t topk = 1000, radius = 2, single = 0, seed = 1, threads = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'c': qc = optarg; break;
+        case 'd': dbc = optarg; break;
+        case 'l': qlp = optarg; break;
+        case 'L': dlp = optarg; break;
+        case 'm': qcam = optarg; break;
+        case 'M': dcam = optarg; break;
+        case 'b': bits_s = optarg; break;
+        case 'w': wpath = optarg; break;
+        case 'j': json = optarg; break;
+        case 'k': bad = cli_parse_i64("eval", "--topk", optarg, 0, INT64_MAX, &topk); break;
+        case 'r': bad = cli_parse_i64("eval", "--radius", optarg, 0, HM_MAX_BITS, &radius); break;
+        case 's': bad = cli_parse_i64("eval", "--single-shot", optarg, 0, 100000, &single); break;
+        case 'S': bad = cli_parse_i64("eval", "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 't': bad = cli_parse_i64("eval", "--threads", optarg, 1, 1024, &threads); break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_usage_error("eval");
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "drsch eval: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!qc || !dbc || !qlp || !dlp) {
+        fprintf(stderr, "drsch eval: --codes, --db, --qlabels and --dblabels are required; see 'drsch eval --help'\n");
+        return EXIT_USAGE;
+    }
+    if (!qcam != !dcam) {
+        fprintf(stderr, "drsch eval: --qcams and --dbcams go together\n");
+        return EXIT_USAGE;
+    }
+    hm_error herr;
+    if (hm_isa_init(&herr) != HM_OK) {
+        fprintf(stderr, "drsch eval: %s\n", herr.msg);
+        return 1;
+    }
+    int nthreads = cli_set_threads((int)threads);
+
+    int rc = 1;
+    hm_codes q = {0}, db = {0};
+    labels_buf ql = {0}, dl = {0}, qcb = {0}, dcb = {0};
+    hm_weights *hw = NULL;
+    npy_array wa = {0};
+    rp_report *rep = NULL;
+    if (npy_load_codes(qc, 0, &q, &herr) != HM_OK || npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
+        fprintf(stderr, "drsch eval: %s\n", herr.msg);
+        goto done;
+    }
+    if (q.bits != db.bits) {
+        fprintf(stderr, "drsch eval: code lengths differ: %s has %zu bytes per code, %s %zu\n", qc,
+                hm_bytes_for_bits(q.bits), dbc, hm_bytes_for_bits(db.bits));
+        goto done;
+    }
+    if (load_labels(qlp, q.n, &ql) || load_labels(dlp, db.n, &dl))
+        goto done;
+    if (!!ql.labels != !!dl.labels || ql.words != dl.words) {
+        fprintf(stderr, "drsch eval: %s and %s hold different kinds of labels\n", qlp, dlp);
+        goto done;
+    }
+    if (qcam && (load_labels(qcam, q.n, &qcb) || load_labels(dcam, db.n, &dcb) || !qcb.labels || !dcb.labels ||
+                 !ql.labels)) {
+        if (qcb.n && (!qcb.labels || !dcb.labels || !ql.labels))
+            fprintf(stderr, "drsch eval: re-id needs int32 identities and int32 camera ids\n");
+        goto done;
+    }
+    uint32_t full = q.bits;
+    if (wpath) {
+        if (npy_load(wpath, &wa, &herr) != HM_OK) {
+            fprintf(stderr, "drsch eval: %s\n", herr.msg);
+            goto done;
+        }
+        if (wa.dtype != NPY_F32 || wa.ndim != 1 || wa.count == 0 || wa.count > full) {
+            fprintf(stderr, "drsch eval: %s: weights must be float32 (B,) with 1 <= B <= %u\n", wpath, full);
+            goto done;
+        }
+        full = (uint32_t)wa.count;
+    }
+    uint32_t bits_list[64];
+    int nbits = 1;
+    bits_list[0] = full;
+    if (bits_s && (nbits = parse_bits_list(bits_s, full, bits_list, 64)) < 0)
+        goto done;
+
+    rep = rp_create();
+    if (!rep)
+        goto done;
+    rp_context_set(rep, "queries_file", qc);
+    rp_context_set(rep, "database_file", dbc);
+    rp_context_set(rep, "tie_rule", "(distance, database index); tie-aware mAP = expectation under random tie order");
+    rp_context_set(rep, "empty_query_rule", "queries without a relevant item count as AP 0");
+    rp_context_set(rep, "ranking", wpath ? "weighted hamming" : "hamming");
+    if (qcam) {
+        rp_context_set(rep, "reid_rule", "gallery items with the query's identity and camera removed; "
+                                         "queries without a true match skipped");
+        rp_context_set_num(rep, "single_shot_repeats", (double)single);
+        rp_context_set_num(rep, "seed", (double)seed);
+        printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10", "rank-20", "queries");
+    } else {
+        printf("%6s %9s %10s %9s %9s %9s\n", "bits", "mAP@all", "mAP(ties)", "mAP@K", "P@K", "P@r");
+    }
+    for (int b = 0; b < nbits; b++) {
+        hm_codes tq = {0}, tdb = {0};
+        if (truncate_codes(&q, bits_list[b], &tq) || truncate_codes(&db, bits_list[b], &tdb)) {
+            fprintf(stderr, "drsch eval: out of memory\n");
+            hm_codes_free(&tq);
+            goto done;
+        }
+        hm_weights_free(hw);
+        hw = NULL;
+        if (wpath && hm_weights_create(&hw, wa.data, bits_list[b], &herr) != HM_OK) {
+            fprintf(stderr, "drsch eval: %s: %s\n", wpath, herr.msg);
+            hm_codes_free(&tq);
+            hm_codes_free(&tdb);
+            goto done;
+        }
+        char name[128];
+        ev_error eerr;
+        double t0 = cli_now();
+        ev_status st;
+        if (qcam) {
+            ev_reid r;
+            st = ev_reid_eval(&tq, ql.labels, qcb.labels, &tdb, dl.labels, dcb.labels, hw, (int)single,
+                              (uint64_t)seed, &r, &eerr);
+            double dt = cli_now() - t0;
+            if (st == EV_OK) {
+                printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", bits_list[b], r.map, r.cmc[0], r.cmc[4], r.cmc[9],
+                       r.cmc[19], r.queries);
+                snprintf(name, sizeof name, "eval/reid/bits:%u", bits_list[b]);
+                rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
+                rp_counter(e, "mAP", r.map);
+                for (int k = 0; k < EV_CMC_RANKS; k++) {
+                    char cn[16];
+                    snprintf(cn, sizeof cn, "rank-%d", k + 1);
+                    rp_counter(e, cn, r.cmc[k]);
+                }
+                rp_counter(e, "queries", (double)r.queries);
+                rp_counter(e, "queries_skipped", (double)r.queries_skipped);
+            }
+        } else {
+            ev_options opt = {.topk = (size_t)topk, .radius = (uint32_t)radius, .pr_curve = 0};
+            ev_retrieval r;
+            st = ev_retrieval_eval(&tq, &(ev_labels){.n = ql.n, .labels = ql.labels, .multi = ql.multi, .words = ql.words},
+                                   &tdb, &(ev_labels){.n = dl.n, .labels = dl.labels, .multi = dl.multi, .words = dl.words},
+                                   hw, &opt, &r, &eerr);
+            double dt = cli_now() - t0;
+            if (st == EV_OK) {
+                char pr[16] = "n/a";
+                if (r.precision_radius >= 0)
+                    snprintf(pr, sizeof pr, "%.4f", r.precision_radius);
+                printf("%6u %9.4f %10.4f %9.4f %9.4f %9s\n", bits_list[b], r.map_all, r.map_tie_aware, r.map_at_k,
+                       r.precision_at_k, pr);
+                snprintf(name, sizeof name, "eval/retrieval/bits:%u", bits_list[b]);
+                rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
+                rp_counter(e, "mAP", r.map_all);
+                rp_counter(e, "mAP_tie_aware", r.map_tie_aware);
+                if (topk) {
+                    rp_counter(e, "mAP_at_K", r.map_at_k);
+                    rp_counter(e, "P_at_K", r.precision_at_k);
+                    rp_counter(e, "K", (double)topk);
+                }
+                if (r.precision_radius >= 0) {
+                    rp_counter(e, "P_at_radius", r.precision_radius);
+                    rp_counter(e, "radius", (double)radius);
+                }
+                rp_counter(e, "queries", (double)r.queries);
+                rp_counter(e, "queries_without_relevant", (double)r.queries_without_relevant);
+                ev_retrieval_free(&r);
+            }
+        }
+        hm_codes_free(&tq);
+        hm_codes_free(&tdb);
+        if (st != EV_OK) {
+            fprintf(stderr, "drsch eval: %s\n", eerr.msg);
+            goto done;
+        }
+    }
+    if (json) {
+        rp_error rerr;
+        if (rp_write(rep, json, &rerr) != RP_OK) {
+            fprintf(stderr, "drsch eval: %s\n", rerr.msg);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    rp_free(rep);
+    hm_weights_free(hw);
+    npy_free(&wa);
+    free(ql.labels);
+    free(ql.multi);
+    free(dl.labels);
+    free(dl.multi);
+    free(qcb.labels);
+    free(qcb.multi);
+    free(dcb.labels);
+    free(dcb.multi);
+    hm_codes_free(&q);
+    hm_codes_free(&db);
+    return rc;
+}
