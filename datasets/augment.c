@@ -1,0 +1,324 @@
+/* Training input pipeline: pad-and-crop / mirror augmentation, normalisation and float32 NCHW
+ * batch assembly (OpenMP over the images of a batch), per-channel statistics, and the
+ * class-balanced sampler (10 classes x 10 images in the authors' MNIST setup). Images stay
+ * uint8 in the dataset; only a batch is float. */
+#include "datasets_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+void ds_augment_default(ds_augment *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int c = 0; c < DS_MAX_CHANNELS; c++) {
+        a->mean[c] = 0.0f;
+        a->scale[c] = 1.0f / 255.0f;
+    }
+}
+
+ds_augment ds_augment_eval(const ds_augment *train)
+{
+    ds_augment a = *train;
+    a.random_crop = 0;
+    a.mirror = 0;
+    return a;
+}
+
+/* Per-image generator seed: decorrelates (seed, position) pairs with splitmix64. */
+static uint64_t image_seed(uint64_t seed, int64_t j)
+{
+    uint64_t st = seed ^ (0x632be59bd9b4e019ULL * (uint64_t)(j + 1));
+    return ds_splitmix64(&st);
+}
+
+static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int oh, int ow, uint64_t seed,
+                      float *out)
+{
+    const int H = d->h, W = d->w, C = d->c, pad = a->pad;
+    const int PH = H + 2 * pad, PW = W + 2 * pad;
+    int y0 = (PH - oh) / 2, x0 = (PW - ow) / 2, flip = 0;
+    if (a->random_crop || a->mirror) {
+        ds_rng rng;
+        ds_rng_seed(&rng, seed);
+        if (a->random_crop) {
+            y0 = (int)ds_rng_below(&rng, (uint64_t)(PH - oh + 1));
+            x0 = (int)ds_rng_below(&rng, (uint64_t)(PW - ow + 1));
+        }
+        if (a->mirror)
+            flip = (int)(ds_rng_next(&rng) >> 63);
+    }
+    const uint8_t *img = d->images + (size_t)src * (size_t)C * (size_t)H * (size_t)W;
+    for (int c = 0; c < C; c++) {
+        const float m = a->mean[c], s = a->scale[c], zero = (0.0f - m) * s;
+        const uint8_t *plane = img + (size_t)c * (size_t)H * (size_t)W;
+        float *o = out + (size_t)c * (size_t)oh * (size_t)ow;
+        for (int y = 0; y < oh; y++) {
+            float *orow = o + (size_t)y * (size_t)ow;
+            int sy = y0 + y - pad;
+            if (sy < 0 || sy >= H) {
+                for (int x = 0; x < ow; x++)
+                    orow[x] = zero;
+                continue;
+            }
+            const uint8_t *row = plane + (size_t)sy * (size_t)W;
+            /* source column of output column x: x0 + x - pad, mirrored inside the crop when flip */
+            for (int x = 0; x < ow; x++) {
+                int sx = x0 + (flip ? ow - 1 - x : x) - pad;
+                orow[x] = (sx >= 0 && sx < W) ? ((float)row[sx] - m) * s : zero;
+            }
+        }
+    }
+}
+
+ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a, uint64_t seed,
+                         float *out, ds_error *err)
+{
+    ds_error_clear(err);
+    ds_augment def;
+    if (!a) {
+        ds_augment_default(&def);
+        a = &def;
+    }
+    if (d->c > DS_MAX_CHANNELS)
+        return ds_fail(err, DS_ERR_ARG, NULL, -1, "%d channels, at most %d supported", d->c, DS_MAX_CHANNELS);
+    int oh = a->out_h > 0 ? a->out_h : d->h, ow = a->out_w > 0 ? a->out_w : d->w;
+    if (a->pad < 0 || oh > d->h + 2 * a->pad || ow > d->w + 2 * a->pad)
+        return ds_fail(err, DS_ERR_ARG, NULL, -1, "crop %d x %d does not fit images %d x %d with padding %d", oh, ow,
+                       d->h, d->w, a->pad);
+    for (int64_t j = 0; j < n; j++)
+        if (idx[j] < 0 || idx[j] >= d->n)
+            return ds_fail(err, DS_ERR_RANGE, NULL, j, "image index %lld out of range [0, %lld)",
+                           (long long)idx[j], (long long)d->n);
+    const size_t per = (size_t)d->c * (size_t)oh * (size_t)ow;
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (n * (int64_t)per > 16384)
+#endif
+    for (int64_t j = 0; j < n; j++)
+        build_one(d, idx[j], a, oh, ow, image_seed(seed, j), out + (size_t)j * per);
+    return DS_OK;
+}
+
+void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double *mean, double *std)
+{
+    if (!idx)
+        n = d->n;
+    const size_t hw = (size_t)d->h * (size_t)d->w;
+    for (int c = 0; c < d->c; c++) {
+        double sum = 0.0, sq = 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            int64_t i = idx ? idx[j] : j;
+            const uint8_t *p = d->images + ((size_t)i * (size_t)d->c + (size_t)c) * hw;
+            uint64_t s1 = 0, s2 = 0;
+            for (size_t k = 0; k < hw; k++) {
+                s1 += p[k];
+                s2 += (uint64_t)p[k] * p[k];
+            }
+            sum += (double)s1;
+            sq += (double)s2;
+        }
+        double cnt = (double)n * (double)hw;
+        double m = cnt > 0 ? sum / cnt : 0.0;
+        double v = cnt > 0 ? sq / cnt - m * m : 0.0;
+        mean[c] = m;
+        std[c] = v > 0 ? sqrt(v) : 0.0;
+    }
+}
+
+/* ---- class-balanced sampler ---- */
+
+struct ds_sampler {
+    int classes_per_batch, images_per_class;
+    int n_classes;      /* eligible classes */
+    int32_t *class_id;  /* n_classes: dataset class of each eligible class */
+    int64_t *start;     /* n_classes + 1: offsets into members */
+    int64_t *members;   /* dataset indices grouped by eligible class */
+    int64_t *cursor;    /* n_classes: next member position in the class's current cycle */
+    int32_t *cycle;     /* n_classes: shuffled order of eligible classes */
+    int cycle_pos;
+    uint8_t *in_batch;  /* n_classes: scratch */
+    ds_rng rng;
+};
+
+void ds_sampler_free(ds_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->class_id);
+    free(s->start);
+    free(s->members);
+    free(s->cursor);
+    free(s->cycle);
+    free(s->in_batch);
+    free(s);
+}
+
+static void shuffle_i32(ds_rng *r, int32_t *v, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)ds_rng_below(r, (uint64_t)i + 1);
+        int32_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
+static int has_class(const ds_dataset *d, int64_t i, int k)
+{
+    if (d->label_kind == DS_LABELS_MULTI)
+        return d->multi[(size_t)i * (size_t)d->n_classes + (size_t)k] != 0;
+    return d->labels[i] == k;
+}
+
+ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool, int classes_per_batch,
+                            int images_per_class, uint64_t seed, ds_sampler **out, ds_error *err)
+{
+    ds_error_clear(err);
+    *out = NULL;
+    if (classes_per_batch < 1 || images_per_class < 1)
+        return ds_fail(err, DS_ERR_ARG, NULL, -1, "need at least 1 class x 1 image per batch (got %d x %d)",
+                       classes_per_batch, images_per_class);
+    int K = d->n_classes;
+    int64_t *count = calloc((size_t)K + 1, sizeof *count);
+    ds_sampler *s = calloc(1, sizeof *s);
+    if (!count || !s) {
+        free(count);
+        free(s);
+        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+    }
+    for (int64_t j = 0; j < n_pool; j++) {
+        int64_t i = pool[j];
+        if (i < 0 || i >= d->n) {
+            free(count);
+            free(s);
+            return ds_fail(err, DS_ERR_RANGE, NULL, j, "pool index %lld out of range [0, %lld)", (long long)i,
+                           (long long)d->n);
+        }
+        if (d->label_kind == DS_LABELS_MULTI) {
+            for (int k = 0; k < K; k++)
+                count[k] += has_class(d, i, k);
+        } else if (d->labels[i] >= 0 && d->labels[i] < K) {
+            count[d->labels[i]]++;
+        }
+    }
+    int eligible = 0;
+    int64_t total = 0;
+    for (int k = 0; k < K; k++)
+        if (count[k] >= 2) {
+            eligible++;
+            total += count[k];
+        }
+    if (eligible < classes_per_batch) {
+        free(count);
+        free(s);
+        return ds_fail(err, DS_ERR_RANGE, NULL, -1,
+                       "only %d classes have at least 2 images in the training pool; a batch needs %d", eligible,
+                       classes_per_batch);
+    }
+    s->classes_per_batch = classes_per_batch;
+    s->images_per_class = images_per_class;
+    s->n_classes = eligible;
+    s->class_id = malloc((size_t)eligible * sizeof *s->class_id);
+    s->start = calloc((size_t)eligible + 1, sizeof *s->start);
+    s->members = malloc((size_t)total * sizeof *s->members);
+    s->cursor = calloc((size_t)eligible, sizeof *s->cursor);
+    s->cycle = malloc((size_t)eligible * sizeof *s->cycle);
+    s->in_batch = calloc((size_t)eligible, 1);
+    int32_t *slot_of = malloc(((size_t)K + 1) * sizeof *slot_of);
+    if (!s->class_id || !s->start || !s->members || !s->cursor || !s->cycle || !s->in_batch || !slot_of) {
+        free(count);
+        free(slot_of);
+        ds_sampler_free(s);
+        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+    }
+    int e = 0;
+    for (int k = 0; k < K; k++) {
+        slot_of[k] = -1;
+        if (count[k] >= 2) {
+            slot_of[k] = e;
+            s->class_id[e] = k;
+            s->start[e + 1] = s->start[e] + count[k];
+            e++;
+        }
+    }
+    int64_t *fill = calloc((size_t)eligible, sizeof *fill);
+    if (!fill) {
+        free(count);
+        free(slot_of);
+        ds_sampler_free(s);
+        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+    }
+    for (int64_t j = 0; j < n_pool; j++) {
+        int64_t i = pool[j];
+        if (d->label_kind == DS_LABELS_MULTI) {
+            for (int k = 0; k < K; k++)
+                if (slot_of[k] >= 0 && has_class(d, i, k))
+                    s->members[s->start[slot_of[k]] + fill[slot_of[k]]++] = i;
+        } else if (d->labels[i] >= 0 && d->labels[i] < K && slot_of[d->labels[i]] >= 0) {
+            int c = slot_of[d->labels[i]];
+            s->members[s->start[c] + fill[c]++] = i;
+        }
+    }
+    free(fill);
+    free(count);
+    free(slot_of);
+    ds_rng_seed(&s->rng, seed);
+    for (int c = 0; c < eligible; c++) {
+        s->cycle[c] = c;
+        ds_shuffle_i64(&s->rng, s->members + s->start[c], s->start[c + 1] - s->start[c]);
+    }
+    shuffle_i32(&s->rng, s->cycle, eligible);
+    *out = s;
+    return DS_OK;
+}
+
+int64_t ds_sampler_batch_size(const ds_sampler *s) { return (int64_t)s->classes_per_batch * s->images_per_class; }
+
+int ds_sampler_classes(const ds_sampler *s) { return s->n_classes; }
+
+/* Reshuffles the class cycle, keeping the classes already in the current batch at its end so
+ * that a batch never holds a class twice. */
+static void reshuffle_cycle(ds_sampler *s)
+{
+    shuffle_i32(&s->rng, s->cycle, s->n_classes);
+    int w = 0;
+    int32_t *tmp = s->cycle;
+    /* stable partition: classes not in the batch first */
+    int n = s->n_classes;
+    for (int r = 0; r < n; r++)
+        if (!s->in_batch[tmp[r]]) {
+            int32_t v = tmp[r];
+            memmove(tmp + w + 1, tmp + w, (size_t)(r - w) * sizeof *tmp);
+            tmp[w++] = v;
+        }
+    s->cycle_pos = 0;
+}
+
+void ds_sampler_next(ds_sampler *s, int64_t *idx, int32_t *cls)
+{
+    int64_t at = 0;
+    for (int b = 0; b < s->classes_per_batch; b++) {
+        if (s->cycle_pos >= s->n_classes)
+            reshuffle_cycle(s);
+        int c = s->cycle[s->cycle_pos++];
+        s->in_batch[c] = 1;
+        int64_t n = s->start[c + 1] - s->start[c];
+        int64_t *m = s->members + s->start[c];
+        for (int k = 0; k < s->images_per_class; k++) {
+            if (s->cursor[c] >= n) {
+                ds_shuffle_i64(&s->rng, m, n);
+                s->cursor[c] = 0;
+            }
+            idx[at] = m[s->cursor[c]++];
+            if (cls)
+                cls[at] = s->class_id[c];
+            at++;
+        }
+    }
+    for (int64_t j = 0; j < s->n_classes; j++)
+        s->in_batch[j] = 0;
+}

@@ -1,0 +1,264 @@
+/* Errors, the seeded PRNG, dataset ownership, checksums and class counts. */
+#include "datasets_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+const char *ds_strerror(ds_status s)
+{
+    switch (s) {
+    case DS_OK: return "ok";
+    case DS_ERR_NOMEM: return "out of memory";
+    case DS_ERR_IO: return "input/output error";
+    case DS_ERR_FORMAT: return "bad file format";
+    case DS_ERR_RANGE: return "value out of range";
+    case DS_ERR_DECODE: return "image decoding failed";
+    case DS_ERR_ARG: return "bad argument";
+    case DS_ERR_HDF5: return "HDF5 error";
+    }
+    return "unknown status";
+}
+
+void ds_error_clear(ds_error *err)
+{
+    if (!err)
+        return;
+    err->status = DS_OK;
+    err->file[0] = '\0';
+    err->record = -1;
+    err->msg[0] = '\0';
+}
+
+static ds_status vfail(ds_error *err, ds_status s, const char *file, int64_t record, const char *unit,
+                       const char *fmt, va_list ap)
+{
+    if (!err)
+        return s;
+    err->status = s;
+    err->record = record;
+    snprintf(err->file, sizeof err->file, "%s", file ? file : "");
+    char what[1024];
+    vsnprintf(what, sizeof what, fmt, ap);
+    if (file && record >= 0)
+        snprintf(err->msg, sizeof err->msg, "%s: %s %lld: %s", file, unit, (long long)record, what);
+    else if (file)
+        snprintf(err->msg, sizeof err->msg, "%s: %s", file, what);
+    else
+        snprintf(err->msg, sizeof err->msg, "%s", what);
+    return s;
+}
+
+ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, s, file, record, "record", fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    /* record stays 0-based; the message shows the 1-based line number an editor shows */
+    vfail(err, s, file, line0 >= 0 ? line0 + 1 : -1, "line", fmt, ap);
+    va_end(ap);
+    if (err)
+        err->record = line0;
+    return s;
+}
+
+/* ---- PRNG ---- */
+
+uint64_t ds_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void ds_rng_seed(ds_rng *r, uint64_t seed)
+{
+    uint64_t st = seed;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = ds_splitmix64(&st);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t ds_rng_next(ds_rng *r)
+{
+    uint64_t *s = r->s;
+    const uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+uint64_t ds_rng_below(ds_rng *r, uint64_t n)
+{
+    /* Lemire's nearly divisionless method on 64-bit values (128-bit product). */
+    unsigned __int128 m = (unsigned __int128)ds_rng_next(r) * n;
+    uint64_t lo = (uint64_t)m;
+    if (lo < n) {
+        uint64_t threshold = (0 - n) % n;
+        while (lo < threshold) {
+            m = (unsigned __int128)ds_rng_next(r) * n;
+            lo = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+void ds_shuffle_i64(ds_rng *r, int64_t *idx, int64_t n)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)ds_rng_below(r, (uint64_t)i + 1);
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+/* ---- datasets ---- */
+
+ds_dataset *ds_dataset_alloc(int64_t n, int c, int h, int w, ds_label_kind kind, int n_classes)
+{
+    ds_dataset *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->n = n;
+    d->c = c;
+    d->h = h;
+    d->w = w;
+    d->label_kind = kind;
+    d->n_classes = n_classes;
+    size_t img = (size_t)n * (size_t)c * (size_t)h * (size_t)w;
+    d->images = malloc(img ? img : 1);
+    if (kind == DS_LABELS_MULTI)
+        d->multi = calloc((size_t)(n ? n : 1) * (size_t)(n_classes ? n_classes : 1), 1);
+    else
+        d->labels = calloc((size_t)(n ? n : 1), sizeof *d->labels);
+    if (!d->images || (kind == DS_LABELS_MULTI ? !d->multi : !d->labels)) {
+        ds_dataset_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void ds_dataset_free(ds_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->images);
+    free(d->labels);
+    free(d->multi);
+    free(d->subset);
+    if (d->class_names)
+        for (int i = 0; i < d->n_classes; i++)
+            free(d->class_names[i]);
+    free(d->class_names);
+    free(d->cams);
+    free(d->pair);
+    free(d->person);
+    free(d->slot);
+    free(d->pair_persons);
+    free(d->testsets);
+    free(d);
+}
+
+static uint32_t crc_chunked(uint32_t crc, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, p, k);
+        p += k;
+        n -= k;
+    }
+    return crc;
+}
+
+static uint32_t crc_i32(uint32_t crc, const int32_t *v, int64_t n)
+{
+    uint8_t buf[4096];
+    int64_t i = 0;
+    while (i < n) {
+        size_t k = 0;
+        for (; i < n && k + 4 <= sizeof buf; i++, k += 4) {
+            uint32_t x = (uint32_t)v[i];
+            buf[k] = (uint8_t)x;
+            buf[k + 1] = (uint8_t)(x >> 8);
+            buf[k + 2] = (uint8_t)(x >> 16);
+            buf[k + 3] = (uint8_t)(x >> 24);
+        }
+        crc = crc_chunked(crc, buf, k);
+    }
+    return crc;
+}
+
+uint32_t ds_checksum(const ds_dataset *d)
+{
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    crc = crc_chunked(crc, d->images, (size_t)d->n * (size_t)d->c * (size_t)d->h * (size_t)d->w);
+    if (d->labels)
+        crc = crc_i32(crc, d->labels, d->n);
+    if (d->multi)
+        crc = crc_chunked(crc, d->multi, (size_t)d->n * (size_t)d->n_classes);
+    if (d->cams)
+        crc = crc_i32(crc, d->cams, d->n);
+    return crc;
+}
+
+void ds_class_counts(const ds_dataset *d, int64_t *counts)
+{
+    for (int k = 0; k < d->n_classes; k++)
+        counts[k] = 0;
+    for (int64_t i = 0; i < d->n; i++) {
+        if (d->label_kind == DS_LABELS_MULTI) {
+            for (int k = 0; k < d->n_classes; k++)
+                counts[k] += d->multi[(size_t)i * (size_t)d->n_classes + (size_t)k] != 0;
+        } else if (d->labels[i] >= 0 && d->labels[i] < d->n_classes) {
+            counts[d->labels[i]]++;
+        }
+    }
+}
+
+/* ---- paths ---- */
+
+int ds_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int ds_copy_str(char *out, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap)
+        return -1;
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+int ds_path_join(char *out, const char *a, const char *b)
+{
+    int n;
+    if (a[0] == '\0')
+        n = snprintf(out, DS_PATH_MAX, "%s", b);
+    else if (a[strlen(a) - 1] == '/')
+        n = snprintf(out, DS_PATH_MAX, "%s%s", a, b);
+    else
+        n = snprintf(out, DS_PATH_MAX, "%s/%s", a, b);
+    return (n < 0 || n >= DS_PATH_MAX) ? -1 : 0;
+}

@@ -1,0 +1,30 @@
+/* Shared internals of datasets/: error reporting helpers and dataset allocation. Not part of
+ * the public API. */
+#ifndef DRSCH_DATASETS_INTERNAL_H
+#define DRSCH_DATASETS_INTERNAL_H
+
+#include "datasets.h"
+
+#if defined(__GNUC__)
+#define DS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DS_PRINTF(a, b)
+#endif
+
+/* Fills err (when non-NULL) and returns s. file may be NULL, record -1 for none. The message
+ * reads "<file>: record <r>: <what>" (or "line <r+1>" when the record is a text line). */
+ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt, ...)
+    DS_PRINTF(5, 6);
+ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt, ...)
+    DS_PRINTF(5, 6);
+void ds_error_clear(ds_error *err);
+
+/* A zeroed dataset with images and (for single/identity labels) labels allocated. */
+ds_dataset *ds_dataset_alloc(int64_t n, int c, int h, int w, ds_label_kind kind, int n_classes);
+
+int ds_file_exists(const char *path);
+/* Copies at most DS_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
+int ds_path_join(char *out, const char *a, const char *b);
+int ds_copy_str(char *out, size_t cap, const char *s);
+
+#endif
