@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
     {"eval", cmd_eval, "retrieval (mAP, P@K, P@r) or re-id (CMC, mAP) metrics of codes"},
     {"bench", cmd_bench, "benchmarks writing Google Benchmark-compatible JSON"},
+    {"compare", cmd_compare, "regression gate: compare two JSON reports (times and metrics)"},
     {"version", cmd_version, "print version, commit, compiler, ISA and threads"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

@@ -396,3 +396,47 @@ Test(search, help_and_version)
     cr_assert_eq(run(out, sizeof out, "%s frobnicate", exe()), 2);
     cr_assert(strstr(out, "unknown command") != NULL);
 }
+
+/* ---- drsch compare ----------------------------------------------------------------------- */
+
+TestSuite(compare, .init = make_tmpdir, .fini = remove_tmpdir);
+
+static void write_report(const char *name, double time_ms, double map, int reps, double jitter)
+{
+    char buf[8192];
+    int n = snprintf(buf, sizeof buf, "{\"context\": {}, \"benchmarks\": [");
+    for (int r = 0; r < reps; r++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n,
+                      "%s{\"name\": \"BM_a\", \"run_name\": \"BM_a\", \"run_type\": \"iteration\", \"repetitions\": %d,"
+                      " \"repetition_index\": %d, \"threads\": 1, \"iterations\": 1, \"real_time\": %g,"
+                      " \"cpu_time\": %g, \"time_unit\": \"ms\", \"mAP\": %g}",
+                      r ? ", " : "", reps, r, time_ms + jitter * r, time_ms, map);
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "]}");
+    write_file(tpath(name), buf, (size_t)n);
+}
+
+Test(compare, gates_slowdowns_and_metric_drops)
+{
+    char out[8192];
+    write_report("base.json", 100, 0.80, 1, 0);
+    write_report("same.json", 105, 0.795, 1, 0);
+    write_report("slow.json", 120, 0.80, 1, 0);
+    write_report("drop.json", 100, 0.78, 1, 0);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("same.json")), 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("slow.json")), 1, "%s", out);
+    cr_assert(strstr(out, "BM_a") && strstr(out, "regression"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s compare --no-time %s %s", exe(), tpath("base.json"), tpath("slow.json")), 0);
+    cr_assert_eq(run(out, sizeof out, "%s compare --max-slowdown 0.25 %s %s", exe(), tpath("base.json"),
+                     tpath("slow.json")), 0);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("drop.json")), 1, "%s", out);
+    cr_assert(strstr(out, "mAP") && strstr(out, "0.7800"), "%s", out);
+    /* Repetitions: medians compared, a difference inside the spread is noise. */
+    write_report("rep_base.json", 100, 0.8, 5, 10);  /* 100..140, median 120 */
+    write_report("rep_cur.json", 120, 0.8, 5, 10);   /* 120..160, median 140: +16.7%, spread 40 */
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("rep_base.json"), tpath("rep_cur.json")), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "within noise") != NULL, "%s", out);
+    write_file(tpath("junk.json"), "{\"x\": 1}", 8);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("junk.json")), 2);
+    cr_assert(strstr(out, "junk.json") != NULL, "%s", out);
+}
