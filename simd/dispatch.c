@@ -1,0 +1,192 @@
+/* ISA detection and dispatch: which kernels are compiled in, which the CPU and OS support
+ * (CPUID feature bits and the XCR0 register, read with xgetbv, which says whether the OS saves
+ * the YMM / ZMM / opmask state), the DRSCH_FORCE_ISA override, and the active kernel table,
+ * chosen once on first use.
+ *
+ * Compiled WITHOUT ISA flags, so nothing here executes an instruction the CPU may lack. Each
+ * kernel is gated on its own feature bits (AVX-512 F + BW + VPOPCNTDQ), never on a CPU family.
+ * Does not benchmark or pick kernels by speed: the widest supported ISA wins.
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define HM_X86 1
+#endif
+
+static const char *const ISA_NAMES[HM_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+
+hm_status hm_fail(hm_error *err, hm_status status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+const char *hm_isa_name(hm_isa isa)
+{
+    return (unsigned)isa < HM_ISA_COUNT ? ISA_NAMES[isa] : "unknown";
+}
+
+hm_status hm_isa_parse(const char *name, hm_isa *out, hm_error *err)
+{
+    for (int i = 0; i < HM_ISA_COUNT; i++) {
+        if (name && !strcmp(name, ISA_NAMES[i])) {
+            *out = (hm_isa)i;
+            return HM_OK;
+        }
+    }
+    return hm_fail(err, HM_ERR_ISA, "unknown ISA '%s' (expected scalar, avx2, avx512 or neon)",
+                   name ? name : "(null)");
+}
+
+const hm_kernels *hm_kernels_for(hm_isa isa)
+{
+    switch (isa) {
+    case HM_ISA_SCALAR: return &hm_kernels_scalar;
+#if defined(DRSCH_SIMD_HAVE_AVX2)
+    case HM_ISA_AVX2: return &hm_kernels_avx2;
+#endif
+#if defined(DRSCH_SIMD_HAVE_AVX512)
+    case HM_ISA_AVX512: return &hm_kernels_avx512;
+#endif
+#if defined(DRSCH_SIMD_HAVE_NEON)
+    case HM_ISA_NEON: return &hm_kernels_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+bool hm_isa_compiled(hm_isa isa) { return hm_kernels_for(isa) != NULL; }
+
+#if defined(HM_X86)
+static uint64_t read_xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* Bits of CPUID leaf 1 ECX, leaf 7 EBX / ECX and XCR0 that the kernels need. */
+#define ECX1_POPCNT (1u << 23)
+#define ECX1_OSXSAVE (1u << 27)
+#define ECX1_AVX (1u << 28)
+#define EBX7_AVX2 (1u << 5)
+#define EBX7_AVX512F (1u << 16)
+#define EBX7_AVX512BW (1u << 30)
+#define ECX7_AVX512_VPOPCNTDQ (1u << 14)
+#define XCR0_SSE_AVX 0x06u        /* XMM + YMM upper halves */
+#define XCR0_AVX512 0xe6u         /* + opmask, ZMM0-15 upper halves, ZMM16-31 */
+
+static bool cpu_has(hm_isa isa)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    unsigned ecx1 = c;
+    if (!(ecx1 & ECX1_OSXSAVE) || !(ecx1 & ECX1_AVX) || !(ecx1 & ECX1_POPCNT))
+        return false;
+    uint64_t xcr0 = read_xcr0();
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (isa == HM_ISA_AVX2)
+        return (xcr0 & XCR0_SSE_AVX) == XCR0_SSE_AVX && (b & EBX7_AVX2);
+    if (isa == HM_ISA_AVX512)
+        return (xcr0 & XCR0_AVX512) == XCR0_AVX512 && (b & EBX7_AVX512F) &&
+               (b & EBX7_AVX512BW) && (c & ECX7_AVX512_VPOPCNTDQ);
+    return false;
+}
+#endif
+
+bool hm_isa_supported(hm_isa isa)
+{
+    if (!hm_isa_compiled(isa))
+        return false;
+    switch (isa) {
+    case HM_ISA_SCALAR: return true;
+#if defined(HM_X86)
+    case HM_ISA_AVX2:
+    case HM_ISA_AVX512: return cpu_has(isa);
+#endif
+#if defined(__aarch64__)
+    case HM_ISA_NEON: return true; /* Advanced SIMD is mandatory on AArch64 */
+#endif
+    default: return false;
+    }
+}
+
+hm_isa hm_isa_best(void)
+{
+    static const hm_isa order[] = {HM_ISA_AVX512, HM_ISA_AVX2, HM_ISA_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (hm_isa_supported(order[i]))
+            return order[i];
+    return HM_ISA_SCALAR;
+}
+
+static hm_status check_supported(hm_isa isa, const char *how, hm_error *err)
+{
+    if (!hm_isa_compiled(isa))
+        return hm_fail(err, HM_ERR_ISA, "%s: ISA '%s' is not compiled into this build", how,
+                       hm_isa_name(isa));
+    if (!hm_isa_supported(isa))
+        return hm_fail(err, HM_ERR_ISA,
+                       "%s: ISA '%s' is not supported by this CPU/OS (best available: %s)", how,
+                       hm_isa_name(isa), hm_isa_name(hm_isa_best()));
+    return HM_OK;
+}
+
+/* -1 until chosen; then an hm_isa. Racing first uses all store the same value. */
+static _Atomic int g_active = -1;
+
+hm_status hm_isa_init(hm_error *err)
+{
+    const char *env = getenv("DRSCH_FORCE_ISA");
+    hm_isa isa = hm_isa_best();
+    hm_status st = HM_OK;
+    if (env && *env) {
+        hm_isa forced = HM_ISA_SCALAR;
+        hm_error e;
+        st = hm_isa_parse(env, &forced, &e);
+        if (st != HM_OK)
+            st = hm_fail(err, st, "DRSCH_FORCE_ISA: %s", e.msg);
+        else if ((st = check_supported(forced, "DRSCH_FORCE_ISA", err)) == HM_OK)
+            isa = forced;
+    }
+    int expected = -1;
+    atomic_compare_exchange_strong(&g_active, &expected, (int)isa);
+    return st;
+}
+
+hm_isa hm_isa_active(void)
+{
+    int a = atomic_load(&g_active);
+    if (a < 0) {
+        hm_isa_init(NULL);
+        a = atomic_load(&g_active);
+    }
+    return (hm_isa)a;
+}
+
+hm_status hm_isa_set(hm_isa isa, hm_error *err)
+{
+    if ((unsigned)isa >= HM_ISA_COUNT)
+        return hm_fail(err, HM_ERR_ISA, "hm_isa_set: invalid ISA value %d", (int)isa);
+    hm_status st = check_supported(isa, "hm_isa_set", err);
+    if (st == HM_OK)
+        atomic_store(&g_active, (int)isa);
+    return st;
+}
+
+const hm_kernels *hm_active_kernels(void) { return hm_kernels_for(hm_isa_active()); }

@@ -1,0 +1,97 @@
+/* simd/ internals shared by the kernel files, dispatch, codes and top-k: the per-ISA kernel
+ * table, the candidate lists the threshold scans append to, and the weight tables.
+ *
+ * Not a public header: nothing outside simd/ and its tests includes it. It declares no ISA
+ * intrinsics, so every file (including dispatch.c, built without ISA flags) can include it.
+ */
+#ifndef DRSCH_SIMD_INTERNAL_H
+#define DRSCH_SIMD_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamming.h"
+
+/* Weighted Hamming tables. The canonical value of a weighted distance is
+ *     acc = 0.0f; for p = 0 .. 16*words-1: acc += tables[p*16 + nibble_p(q XOR x)]   (float)
+ * where nibble_p is bits 4p..4p+3 of the code. Nibbles past `bits` are zero in every valid code
+ * and tables[p*16 + 0] == 0.0f, so they add exactly nothing: every ISA sums in this one order,
+ * which is why their results are bit-identical. */
+struct hm_weights {
+    uint32_t bits;
+    size_t words;
+    float *tables; /* (16 * words) x 16 floats, 64-byte aligned: sum of w over the set bits of v */
+    float *w;      /* bits floats, a copy of the weights */
+};
+
+/* Candidate list of one query during a threshold scan. Entries are appended in database index
+ * order, so among equal distances the earlier entry has the smaller index. A scan appends row
+ * (base + i) when its distance is strictly below thr (resp. wthr): once k candidates with
+ * distance <= thr are held, an equal distance at a later index can never enter the top k. */
+typedef struct {
+    int64_t *idx;
+    uint32_t *dist;  /* plain Hamming scans */
+    float *wdist;    /* weighted scans */
+    size_t count;
+    uint32_t thr;    /* plain: append iff d < thr */
+    float wthr;      /* weighted: append iff d < wthr */
+} hm_cand_list;
+
+/* One const table per ISA; every function is single-threaded, allocation-free and pure apart
+ * from writing its outputs. Shapes:
+ *   q:      one code (words uint64) or nq codes (nq x words, contiguous)
+ *   db:     n codes, n x words uint64, rows contiguous (no alignment required)
+ *   tables: hm_weights.tables layout, (16*words) x 16 floats; for scans nq of them, each
+ *           tstride floats apart
+ * Scans append to lists[j] for query j; the caller guarantees room for n more entries. */
+typedef struct {
+    hm_isa isa;
+    void (*distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
+                      uint32_t *out);
+    void (*weighted_distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
+                               const float *tables, float *out);
+    void (*scan)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
+                 int64_t base, hm_cand_list *lists);
+    void (*scan_weighted)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
+                          size_t words, const float *tables, size_t tstride, int64_t base,
+                          hm_cand_list *lists);
+} hm_kernels;
+
+/* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not
+ * check that the CPU supports it (hm_isa_supported does): tests use this to run every ISA. */
+const hm_kernels *hm_kernels_for(hm_isa isa);
+/* The active ISA's table (hm_isa_init on first use; falls back to the best ISA if the
+ * DRSCH_FORCE_ISA value is refused, the error being reported by hm_isa_init). */
+const hm_kernels *hm_active_kernels(void);
+
+extern const hm_kernels hm_kernels_scalar;
+#if defined(DRSCH_SIMD_HAVE_AVX2)
+extern const hm_kernels hm_kernels_avx2;
+#endif
+#if defined(DRSCH_SIMD_HAVE_AVX512)
+extern const hm_kernels hm_kernels_avx512;
+#endif
+#if defined(DRSCH_SIMD_HAVE_NEON)
+extern const hm_kernels hm_kernels_neon;
+#endif
+
+/* Fills err->msg (printf format) when err is not NULL; returns status for `return hm_fail(...)`. */
+hm_status hm_fail(hm_error *err, hm_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Scalar canonical weighted distance of one row (shared by the SIMD files for tails and for
+ * candidates that pass a filter). */
+static inline float hm_weighted_row_canonical(const uint64_t *q, const uint64_t *x, size_t words,
+                                              const float *tables)
+{
+    float acc = 0.0f;
+    for (size_t wi = 0; wi < words; wi++) {
+        uint64_t d = q[wi] ^ x[wi];
+        const float *t = tables + wi * 256;
+        for (int p = 0; p < 16; p++)
+            acc += t[p * 16 + (int)((d >> (4 * p)) & 15u)];
+    }
+    return acc;
+}
+
+#endif

@@ -1,0 +1,751 @@
+/* Plain-C checks of simd/: every ISA this machine supports against independent references
+ * (bit-by-bit popcount, double-precision weighted sum, brute-force full sort), at every code
+ * length 1..1024, every word and byte alignment, on all-zero, all-one and seeded random codes.
+ * Integer results must match exactly; weighted ones within 1e-5 relative of the double
+ * reference and bit-identical across ISAs. See simd_checks.h for how they are run.
+ *
+ * Not timed: speed is the benchmark's job (drsch bench hamming).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(DRSCH_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
+#include "hamming.h"
+#include "simd_checks.h"
+#include "simd_internal.h"
+
+#define WEIGHT_RTOL 1e-5
+
+static void fail(simd_check_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(simd_check_report *r, const char *fmt, ...)
+{
+    if (r->failures++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): seeded, portable. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t tail_mask(uint32_t bits, size_t w) /* valid bits of word w of a code */
+{
+    size_t lo = w * 64;
+    if (bits >= lo + 64)
+        return ~0ull;
+    return bits <= lo ? 0 : (1ull << (bits - lo)) - 1;
+}
+
+/* Row kind: 0 random, 1 all zero, 2 all one, 3 sparse random. */
+static void fill_row(uint64_t *row, uint32_t bits, int kind, uint64_t *s)
+{
+    size_t words = hm_words_for_bits(bits);
+    for (size_t w = 0; w < words; w++) {
+        uint64_t v = kind == 0 ? rng_next(s) : kind == 1 ? 0 : kind == 2 ? ~0ull
+                                             : rng_next(s) & rng_next(s) & rng_next(s);
+        row[w] = v & tail_mask(bits, w);
+    }
+}
+
+static uint32_t ref_distance(const uint64_t *a, const uint64_t *b, uint32_t bits)
+{
+    uint32_t d = 0;
+    for (uint32_t i = 0; i < bits; i++)
+        d += (uint32_t)(((a[i / 64] ^ b[i / 64]) >> (i % 64)) & 1u);
+    return d;
+}
+
+static bool rel_close(double got, double want)
+{
+    double scale = fabs(want) > 1.0 ? fabs(want) : 1.0;
+    return fabs(got - want) <= WEIGHT_RTOL * scale;
+}
+
+/* ISAs to test: all compiled in and supported here. */
+static size_t test_isas(hm_isa *out)
+{
+    size_t n = 0;
+    for (int i = 0; i < HM_ISA_COUNT; i++)
+        if (hm_isa_supported((hm_isa)i))
+            out[n++] = (hm_isa)i;
+    return n;
+}
+
+static void random_weights(float *w, uint32_t bits, uint64_t *s, int kind)
+{
+    for (uint32_t i = 0; i < bits; i++) {
+        double u = (double)(rng_next(s) >> 11) / 9007199254740992.0;
+        w[i] = kind == 0 ? (float)(0.05 + 2.0 * u)             /* positive, spread */
+             : kind == 1 ? (float)(int)(1 + 3 * u)            /* small integers: ties */
+                         : (float)(u * u * 10.0);             /* skewed, some near zero */
+    }
+}
+
+/* ---- ISA selection ----------------------------------------------------------------------- */
+
+long simd_check_isa(simd_check_report *r)
+{
+    hm_error err;
+    hm_isa isa;
+    for (int i = 0; i < HM_ISA_COUNT; i++) {
+        if (hm_isa_parse(hm_isa_name((hm_isa)i), &isa, &err) != HM_OK || isa != (hm_isa)i)
+            fail(r, "hm_isa_parse(\"%s\") does not round-trip", hm_isa_name((hm_isa)i));
+        if (hm_isa_supported((hm_isa)i) && !hm_isa_compiled((hm_isa)i))
+            fail(r, "%s supported but not compiled", hm_isa_name((hm_isa)i));
+    }
+    err.msg[0] = 0;
+    if (hm_isa_parse("sse9", &isa, &err) != HM_ERR_ISA || !strstr(err.msg, "sse9"))
+        fail(r, "unknown ISA name accepted or not named in the message: '%s'", err.msg);
+    if (!hm_isa_supported(HM_ISA_SCALAR) || !hm_isa_supported(hm_isa_best()))
+        fail(r, "scalar or best ISA not supported");
+#if defined(__x86_64__) || defined(__i386__)
+    hm_isa foreign = HM_ISA_NEON;
+#else
+    hm_isa foreign = HM_ISA_AVX512;
+#endif
+    hm_isa before = hm_isa_active();
+    err.msg[0] = 0;
+    if (hm_isa_set(foreign, &err) != HM_ERR_ISA || !strstr(err.msg, hm_isa_name(foreign)))
+        fail(r, "forcing %s on this machine was not refused with a message ('%s')",
+             hm_isa_name(foreign), err.msg);
+    if (hm_isa_active() != before)
+        fail(r, "a refused hm_isa_set changed the active ISA");
+    hm_isa ok[HM_ISA_COUNT];
+    size_t nok = test_isas(ok);
+    for (size_t i = 0; i < nok; i++) {
+        if (hm_isa_set(ok[i], &err) != HM_OK || hm_isa_active() != ok[i])
+            fail(r, "hm_isa_set(%s) failed: %s", hm_isa_name(ok[i]), err.msg);
+    }
+    /* DRSCH_FORCE_ISA: an unsupported or unknown value is reported by hm_isa_init. */
+    const char *old = getenv("DRSCH_FORCE_ISA");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("DRSCH_FORCE_ISA", hm_isa_name(foreign), 1);
+    err.msg[0] = 0;
+    if (hm_isa_init(&err) != HM_ERR_ISA || !strstr(err.msg, "DRSCH_FORCE_ISA"))
+        fail(r, "DRSCH_FORCE_ISA=%s not refused by hm_isa_init ('%s')", hm_isa_name(foreign), err.msg);
+    setenv("DRSCH_FORCE_ISA", "bogus", 1);
+    if (hm_isa_init(&err) != HM_ERR_ISA || !strstr(err.msg, "bogus"))
+        fail(r, "DRSCH_FORCE_ISA=bogus not refused by hm_isa_init ('%s')", err.msg);
+    setenv("DRSCH_FORCE_ISA", "scalar", 1);
+    if (hm_isa_init(&err) != HM_OK)
+        fail(r, "DRSCH_FORCE_ISA=scalar refused: %s", err.msg);
+    if (saved) {
+        setenv("DRSCH_FORCE_ISA", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("DRSCH_FORCE_ISA");
+    }
+    hm_isa_set(before, &err);
+    return r->failures;
+}
+
+/* ---- distance kernels -------------------------------------------------------------------- */
+
+#define DB_ROWS 37 /* odd: exercises every kernel's row tail */
+
+typedef struct {
+    uint64_t *q, *db;     /* 8 words of slack in front for alignment offsets */
+    uint64_t *qa, *dba;   /* the offset copies */
+    uint32_t *dist;
+    float *wd, *wd_scalar;
+} dist_bufs;
+
+static bool bufs_alloc(dist_bufs *b, size_t max_words)
+{
+    b->q = calloc(max_words + 8, 8);
+    b->qa = calloc(max_words + 16, 8);
+    b->db = calloc(DB_ROWS * max_words + 8, 8);
+    b->dba = calloc(DB_ROWS * max_words + 16, 8);
+    b->dist = calloc(DB_ROWS, sizeof *b->dist);
+    b->wd = calloc(DB_ROWS, sizeof *b->wd);
+    b->wd_scalar = calloc(DB_ROWS, sizeof *b->wd_scalar);
+    return b->q && b->qa && b->db && b->dba && b->dist && b->wd && b->wd_scalar;
+}
+
+static void bufs_free(dist_bufs *b)
+{
+    free(b->q);
+    free(b->qa);
+    free(b->db);
+    free(b->dba);
+    free(b->dist);
+    free(b->wd);
+    free(b->wd_scalar);
+}
+
+/* Codes of `bits`: query of kind qkind; rows cycle through all kinds. */
+static void make_codes(dist_bufs *b, uint32_t bits, int qkind, uint64_t *s)
+{
+    size_t words = hm_words_for_bits(bits);
+    fill_row(b->q, bits, qkind, s);
+    for (size_t i = 0; i < DB_ROWS; i++)
+        fill_row(b->db + i * words, bits, (int)(i % 4 == 3 ? 0 : i % 4), s);
+}
+
+long simd_check_distances(simd_check_report *r)
+{
+    hm_isa isas[HM_ISA_COUNT];
+    size_t nisa = test_isas(isas);
+    dist_bufs b;
+    if (!bufs_alloc(&b, 16)) {
+        fail(r, "out of memory");
+        bufs_free(&b);
+        return r->failures;
+    }
+    uint64_t seed = 1;
+    for (uint32_t bits = 1; bits <= 1024; bits++) {
+        size_t words = hm_words_for_bits(bits);
+        for (int qkind = 0; qkind < 3; qkind++) {
+            make_codes(&b, bits, qkind, &seed);
+            uint32_t want[DB_ROWS];
+            for (size_t i = 0; i < DB_ROWS; i++)
+                want[i] = ref_distance(b.q, b.db + i * words, bits);
+            for (size_t off = 0; off < 8; off++) {
+                /* every word offset of query and database (vector loads may not assume more) */
+                uint64_t *q = b.qa + off, *db = b.dba + (7 - off);
+                memcpy(q, b.q, words * 8);
+                memcpy(db, b.db, DB_ROWS * words * 8);
+                for (size_t ii = 0; ii < nisa; ii++) {
+                    const hm_kernels *k = hm_kernels_for(isas[ii]);
+                    memset(b.dist, 0xff, DB_ROWS * sizeof *b.dist);
+                    k->distances(q, db, DB_ROWS, words, b.dist);
+                    for (size_t i = 0; i < DB_ROWS; i++)
+                        if (b.dist[i] != want[i])
+                            fail(r, "%s distances: bits %u offset %zu row %zu: got %u want %u",
+                                 hm_isa_name(isas[ii]), bits, off, i, b.dist[i], want[i]);
+                    /* fewer rows than a vector step, from a shifted row */
+                    size_t n = 1 + (bits + off) % 19;
+                    k->distances(q, db + words, n, words, b.dist);
+                    for (size_t i = 0; i < n; i++)
+                        if (b.dist[i] != want[i + 1])
+                            fail(r, "%s distances: bits %u, %zu rows from row 1: row %zu wrong",
+                                 hm_isa_name(isas[ii]), bits, n, i);
+                }
+            }
+        }
+    }
+    bufs_free(&b);
+    return r->failures;
+}
+
+long simd_check_weighted(simd_check_report *r)
+{
+    hm_isa isas[HM_ISA_COUNT];
+    size_t nisa = test_isas(isas);
+    dist_bufs b;
+    float *w = malloc(1024 * sizeof *w);
+    if (!bufs_alloc(&b, 16) || !w) {
+        fail(r, "out of memory");
+        bufs_free(&b);
+        free(w);
+        return r->failures;
+    }
+    uint64_t seed = 2;
+    hm_error err;
+    for (uint32_t bits = 1; bits <= 1024; bits++) {
+        size_t words = hm_words_for_bits(bits);
+        random_weights(w, bits, &seed, (int)(bits % 3));
+        hm_weights *hw;
+        if (hm_weights_create(&hw, w, bits, &err) != HM_OK) {
+            fail(r, "hm_weights_create(%u bits): %s", bits, err.msg);
+            continue;
+        }
+        for (int qkind = 0; qkind < 3; qkind++) {
+            make_codes(&b, bits, qkind, &seed);
+            hm_kernels_scalar.weighted_distances(b.q, b.db, DB_ROWS, words, hw->tables, b.wd_scalar);
+            for (size_t i = 0; i < DB_ROWS; i++) {
+                double want = hm_weighted_distance_ref(b.q, b.db + i * words, w, bits);
+                if (!rel_close(b.wd_scalar[i], want))
+                    fail(r, "scalar weighted: bits %u row %zu: got %.9g want %.9g", bits, i,
+                         (double)b.wd_scalar[i], want);
+            }
+            size_t offs = bits % 4 == 0 ? 8 : 2; /* all word offsets on a quarter of lengths */
+            for (size_t off = 0; off < offs; off++) {
+                uint64_t *q = b.qa + off, *db = b.dba + (7 - off);
+                memcpy(q, b.q, words * 8);
+                memcpy(db, b.db, DB_ROWS * words * 8);
+                for (size_t ii = 0; ii < nisa; ii++) {
+                    const hm_kernels *k = hm_kernels_for(isas[ii]);
+                    k->weighted_distances(q, db, DB_ROWS, words, hw->tables, b.wd);
+                    for (size_t i = 0; i < DB_ROWS; i++)
+                        if (memcmp(&b.wd[i], &b.wd_scalar[i], sizeof(float)) != 0 &&
+                            b.wd[i] != b.wd_scalar[i])
+                            fail(r, "%s weighted: bits %u offset %zu row %zu: %.9g differs "
+                                    "from scalar %.9g (must be identical)",
+                                 hm_isa_name(isas[ii]), bits, off, i, (double)b.wd[i],
+                                 (double)b.wd_scalar[i]);
+                }
+            }
+        }
+        hm_weights_free(hw);
+    }
+    /* the public entry point uses the active ISA and the same tables */
+    {
+        uint32_t bits = 200;
+        size_t words = hm_words_for_bits(bits);
+        random_weights(w, bits, &seed, 0);
+        hm_weights *hw;
+        hm_codes db;
+        if (hm_weights_create(&hw, w, bits, &err) == HM_OK &&
+            hm_codes_alloc(&db, DB_ROWS, bits, &err) == HM_OK) {
+            make_codes(&b, bits, 0, &seed);
+            memcpy(db.data, b.db, DB_ROWS * words * 8);
+            hm_weighted_distances(b.q, &db, hw, b.wd);
+            for (size_t i = 0; i < DB_ROWS; i++)
+                if (!rel_close(b.wd[i], hm_weighted_distance_ref(b.q, b.db + i * words, w, bits)))
+                    fail(r, "hm_weighted_distances row %zu wrong", i);
+            hm_codes_free(&db);
+            hm_weights_free(hw);
+        } else {
+            fail(r, "setup for hm_weighted_distances: %s", err.msg);
+        }
+    }
+    bufs_free(&b);
+    free(w);
+    return r->failures;
+}
+
+/* Threshold scans: exactly the rows below each query's threshold, in index order. */
+long simd_check_scans(simd_check_report *r)
+{
+    enum { NQ = 11, N = 300 };
+    hm_isa isas[HM_ISA_COUNT];
+    size_t nisa = test_isas(isas);
+    uint64_t seed = 3;
+    static const uint32_t lengths[] = {1, 3, 17, 63, 64, 65, 100, 127, 128, 129, 192, 255, 256,
+                                       257, 320, 511, 512, 513, 700, 1024, 4096};
+    size_t maxw = 64;
+    uint64_t *q = malloc(NQ * maxw * 8), *db = malloc(N * maxw * 8);
+    int64_t *idx = malloc(NQ * N * sizeof *idx);
+    uint32_t *dist = malloc(NQ * N * sizeof *dist);
+    float *wdist = malloc(NQ * N * sizeof *wdist), *w = malloc(4096 * sizeof *w);
+    uint32_t *want = malloc(N * sizeof *want);
+    float *wwant = malloc(N * sizeof *wwant);
+    if (!q || !db || !idx || !dist || !wdist || !w || !want || !wwant) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        size_t words = hm_words_for_bits(bits);
+        for (size_t j = 0; j < NQ; j++)
+            fill_row(q + j * words, bits, (int)(j % 4), &seed);
+        for (size_t i = 0; i < N; i++)
+            fill_row(db + i * words, bits, i % 29 == 0 ? 1 : i % 31 == 0 ? 2 : 0, &seed);
+        random_weights(w, bits, &seed, 1);
+        hm_weights *hw;
+        hm_error err;
+        if (hm_weights_create(&hw, w, bits, &err) != HM_OK) {
+            fail(r, "weights: %s", err.msg);
+            continue;
+        }
+        for (size_t ii = 0; ii < nisa; ii++) {
+            const hm_kernels *k = hm_kernels_for(isas[ii]);
+            hm_cand_list lists[NQ];
+            for (size_t j = 0; j < NQ; j++) {
+                lists[j] = (hm_cand_list){.idx = idx + j * N, .dist = dist + j * N,
+                                          .wdist = wdist + j * N, .count = 0};
+                lists[j].thr = (uint32_t)(j == 0 ? 0 : j == 1 ? bits + 1 : rng_next(&seed) % (bits + 2));
+                lists[j].wthr = j == 1 ? INFINITY : (float)(rng_next(&seed) % (bits + 2));
+            }
+            /* base offset and n not a multiple of any vector step */
+            size_t n = N - (size_t)(bits % 7);
+            k->scan(q, NQ, db, n, words, 1000, lists);
+            for (size_t j = 0; j < NQ; j++) {
+                size_t c = 0;
+                for (size_t i = 0; i < n; i++) {
+                    uint32_t d = ref_distance(q + j * words, db + i * words, bits);
+                    if (d < lists[j].thr)
+                        want[c++] = (uint32_t)i;
+                }
+                bool ok = c == lists[j].count;
+                for (size_t t = 0; ok && t < c; t++)
+                    ok = lists[j].idx[t] == 1000 + (int64_t)want[t] &&
+                         lists[j].dist[t] == ref_distance(q + j * words, db + want[t] * words, bits);
+                if (!ok)
+                    fail(r, "%s scan: bits %u query %zu thr %u: %zu candidates, want %zu",
+                         hm_isa_name(isas[ii]), bits, j, lists[j].thr, lists[j].count, c);
+            }
+            for (size_t j = 0; j < NQ; j++)
+                lists[j].count = 0;
+            k->scan_weighted(q, NQ, db, n, words, hw->tables, 0, 7, lists);
+            for (size_t j = 0; j < NQ; j++) {
+                size_t c = 0;
+                for (size_t i = 0; i < n; i++) {
+                    float d = hm_weighted_row_canonical(q + j * words, db + i * words, words, hw->tables);
+                    if (d < lists[j].wthr) {
+                        want[c] = (uint32_t)i;
+                        wwant[c++] = d;
+                    }
+                }
+                bool ok = c == lists[j].count;
+                for (size_t t = 0; ok && t < c; t++)
+                    ok = lists[j].idx[t] == 7 + (int64_t)want[t] && lists[j].wdist[t] == wwant[t];
+                if (!ok)
+                    fail(r, "%s weighted scan: bits %u query %zu thr %g: %zu candidates, want %zu",
+                         hm_isa_name(isas[ii]), bits, j, (double)lists[j].wthr, lists[j].count, c);
+            }
+        }
+        hm_weights_free(hw);
+    }
+done:
+    free(q);
+    free(db);
+    free(idx);
+    free(dist);
+    free(wdist);
+    free(w);
+    free(want);
+    free(wwant);
+    return r->failures;
+}
+
+/* ---- codes ------------------------------------------------------------------------------- */
+
+long simd_check_codes_from_bytes(simd_check_report *r)
+{
+    enum { N = 5, MAXROW = 40 };
+    uint8_t *buf = malloc(64 + N * MAXROW), *back = malloc(N * MAXROW);
+    uint64_t seed = 4;
+    hm_error err;
+    if (!buf || !back) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    for (size_t row_bytes = 1; row_bytes <= MAXROW; row_bytes += (row_bytes < 10 ? 1 : 13)) {
+        for (size_t off = 0; off < 64; off++) {
+            uint8_t *src = buf + off;
+            for (size_t i = 0; i < N * row_bytes; i++)
+                src[i] = (uint8_t)(off & 1 ? rng_next(&seed) : 0xff);
+            /* full rows, and prefix truncations down to 1 bit */
+            uint32_t cases[] = {(uint32_t)(8 * row_bytes), (uint32_t)(8 * row_bytes - 1),
+                                (uint32_t)(1 + off % (8 * row_bytes)), 1};
+            for (size_t ci = 0; ci < 4; ci++) {
+                uint32_t bits = cases[ci];
+                hm_codes c;
+                if (hm_codes_from_bytes(&c, src, N, row_bytes, bits, &err) != HM_OK) {
+                    fail(r, "hm_codes_from_bytes(row %zu bytes, %u bits): %s", row_bytes, bits, err.msg);
+                    continue;
+                }
+                if (((uintptr_t)c.data & 63) != 0 || c.words != hm_words_for_bits(bits))
+                    fail(r, "codes not 64-byte aligned or wrong word count");
+                for (size_t i = 0; i < N; i++) {
+                    for (uint32_t bit = 0; bit < c.words * 64; bit++) {
+                        int want = bit < bits ? (src[i * row_bytes + bit / 8] >> (bit % 8)) & 1 : 0;
+                        if (hm_code_bit(&c, i, bit) != want) {
+                            fail(r, "from_bytes offset %zu row_bytes %zu bits %u: row %zu bit %u "
+                                    "is %d, want %d%s", off, row_bytes, bits, i, bit,
+                                 hm_code_bit(&c, i, bit), want, bit >= bits ? " (tail must be zero)" : "");
+                            break;
+                        }
+                    }
+                }
+                size_t nb = hm_bytes_for_bits(bits);
+                hm_codes_to_bytes(&c, back);
+                for (size_t i = 0; i < N; i++)
+                    for (size_t bb = 0; bb < nb; bb++) {
+                        uint8_t m = bb + 1 == nb && bits % 8 ? (uint8_t)((1u << (bits % 8)) - 1) : 0xff;
+                        if (back[i * nb + bb] != (src[i * row_bytes + bb] & m))
+                            fail(r, "to_bytes(%u bits) row %zu byte %zu wrong", bits, i, bb);
+                    }
+                hm_codes_free(&c);
+            }
+        }
+    }
+done:
+    free(buf);
+    free(back);
+    return r->failures;
+}
+
+/* ---- top-k ------------------------------------------------------------------------------- */
+
+typedef struct {
+    double d;
+    int64_t i;
+} ref_pair;
+
+static int ref_pair_cmp(const void *a, const void *b)
+{
+    const ref_pair *x = a, *y = b;
+    if (x->d != y->d)
+        return x->d < y->d ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Random codes where `distinct` > 0 limits the database to that many distinct codes. */
+static hm_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t distinct, uint64_t *s,
+                              hm_error *err)
+{
+    hm_status st = hm_codes_alloc(c, n, bits, err);
+    if (st != HM_OK)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        if (distinct && i >= distinct)
+            memcpy(c->data + i * c->words, c->data + (rng_next(s) % distinct) * c->words, c->words * 8);
+        else
+            fill_row(c->data + i * c->words, bits, i % 97 == 5 ? 1 : i % 89 == 7 ? 2 : 0, s);
+    }
+    return HM_OK;
+}
+
+/* hm_knn (or hm_knn_weighted when w) under every ISA against a brute-force full sort. */
+static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
+                     size_t distinct, const float *w, uint64_t seed)
+{
+    hm_error err;
+    hm_codes db = {0}, qs = {0};
+    hm_weights *hw = NULL;
+    ref_pair *all = malloc(n * sizeof *all);
+    int64_t *idx = malloc(nq * k * sizeof *idx);
+    int32_t *dist = malloc(nq * k * sizeof *dist);
+    float *wdist = malloc(nq * k * sizeof *wdist);
+    float *row = malloc(n * sizeof *row);
+    if (!all || !idx || !dist || !wdist || !row) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    if (random_codes(&db, n, bits, distinct, &seed, &err) != HM_OK ||
+        random_codes(&qs, nq, bits, 0, &seed, &err) != HM_OK ||
+        (w && hm_weights_create(&hw, w, bits, &err) != HM_OK)) {
+        fail(r, "setup: %s", err.msg);
+        goto done;
+    }
+    /* some queries copied from the database: distance 0 and many ties */
+    for (size_t j = 0; j < nq; j += 3)
+        memcpy(qs.data + j * qs.words, db.data + ((j * 7919) % n) * db.words, db.words * 8);
+    hm_isa isas[HM_ISA_COUNT], before = hm_isa_active();
+    size_t nisa = test_isas(isas);
+    for (size_t ii = 0; ii < nisa; ii++) {
+        hm_isa_set(isas[ii], &err);
+        hm_status st = w ? hm_knn_weighted(&db, &qs, k, hw, idx, wdist, &err)
+                         : hm_knn(&db, &qs, k, idx, dist, &err);
+        if (st != HM_OK) {
+            fail(r, "%s knn(bits %u n %zu nq %zu k %zu): %s", hm_isa_name(isas[ii]), bits, n, nq,
+                 k, err.msg);
+            continue;
+        }
+        for (size_t j = 0; j < nq; j++) {
+            const uint64_t *q = hm_code_row(&qs, j);
+            if (w)
+                hm_kernels_scalar.weighted_distances(q, db.data, n, db.words, hw->tables, row);
+            for (size_t i = 0; i < n; i++) {
+                all[i].i = (int64_t)i;
+                all[i].d = w ? (double)row[i] : (double)ref_distance(q, hm_code_row(&db, i), bits);
+            }
+            qsort(all, n, sizeof *all, ref_pair_cmp);
+            for (size_t t = 0; t < k; t++) {
+                double got = w ? (double)wdist[j * k + t] : (double)dist[j * k + t];
+                if (idx[j * k + t] != all[t].i || got != all[t].d) {
+                    fail(r, "%s %sknn(bits %u n %zu nq %zu k %zu distinct %zu) query %zu rank %zu: "
+                            "got (%g, %lld) want (%g, %lld)", hm_isa_name(isas[ii]),
+                         w ? "weighted " : "", bits, n, nq, k, distinct, j, t, got,
+                         (long long)idx[j * k + t], all[t].d, (long long)all[t].i);
+                    break;
+                }
+                if (w && !rel_close(got, hm_weighted_distance_ref(q, hm_code_row(&db, (size_t)all[t].i), w, bits))) {
+                    fail(r, "weighted knn distance not within %g of the double reference", WEIGHT_RTOL);
+                    break;
+                }
+            }
+        }
+    }
+    hm_isa_set(before, &err);
+done:
+    hm_codes_free(&db);
+    hm_codes_free(&qs);
+    hm_weights_free(hw);
+    free(all);
+    free(idx);
+    free(dist);
+    free(wdist);
+    free(row);
+}
+
+long simd_check_knn(simd_check_report *r)
+{
+    static const uint32_t lengths[] = {1, 7, 64, 100, 128, 200, 256, 512, 777};
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        knn_case(r, bits, 1, 1, 1, 0, NULL, 10 + bits);
+        knn_case(r, bits, 500, 7, 1, 0, NULL, 11 + bits);
+        knn_case(r, bits, 500, 7, 500, 0, NULL, 12 + bits);       /* k = n: a full ranking */
+        knn_case(r, bits, 5000, 70, 10, 0, NULL, 13 + bits);      /* many queries, many tiles */
+        knn_case(r, bits, 3001, 3, 100, 0, NULL, 14 + bits);      /* few queries */
+    }
+    return r->failures;
+}
+
+long simd_check_knn_ties(simd_check_report *r)
+{
+    knn_case(r, 4, 3000, 20, 1, 0, NULL, 20);     /* 4-bit codes: every distance in 0..4 */
+    knn_case(r, 4, 3000, 20, 100, 0, NULL, 21);
+    knn_case(r, 4, 3000, 5, 3000, 0, NULL, 22);
+    knn_case(r, 64, 20000, 9, 50, 3, NULL, 23);   /* 3 distinct codes, many duplicates */
+    knn_case(r, 256, 9000, 9, 1000, 10, NULL, 24);
+    knn_case(r, 2, 10000, 4, 9999, 0, NULL, 25);
+    return r->failures;
+}
+
+/* Few queries on several threads: the database is split into shards merged afterwards. */
+long simd_check_knn_shards(simd_check_report *r)
+{
+#if defined(DRSCH_HAVE_OPENMP)
+    int old = omp_get_max_threads();
+    omp_set_num_threads(4);
+#endif
+    knn_case(r, 64, 100000, 1, 100, 0, NULL, 30);
+    knn_case(r, 4, 100000, 2, 1000, 0, NULL, 31);
+    knn_case(r, 13, 70001, 1, 70001, 0, NULL, 32);  /* k = n through the shard merge */
+    knn_case(r, 256, 40000, 3, 7, 0, NULL, 33);
+    knn_case(r, 64, 100000, 1, 1, 5, NULL, 34);
+#if defined(DRSCH_HAVE_OPENMP)
+    omp_set_num_threads(old);
+#endif
+    return r->failures;
+}
+
+long simd_check_knn_weighted(simd_check_report *r)
+{
+    static const uint32_t lengths[] = {1, 4, 33, 64, 100, 128, 256, 300, 512, 1000};
+    float *w = malloc(1024 * sizeof *w);
+    uint64_t seed = 40;
+    if (!w) {
+        fail(r, "out of memory");
+        return r->failures;
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        for (int kind = 0; kind < 3; kind++) {
+            random_weights(w, bits, &seed, kind);
+            knn_case(r, bits, 1, 1, 1, 0, w, seed);
+            knn_case(r, bits, 2000, 9, 1, 0, w, seed + 1);
+            knn_case(r, bits, 2000, 9, 2000, 0, w, seed + 2);
+            knn_case(r, bits, 5000, 40, 25, kind == 1 ? 30 : 0, w, seed + 3);
+        }
+    }
+#if defined(DRSCH_HAVE_OPENMP)
+    int old = omp_get_max_threads();
+    omp_set_num_threads(4);
+#endif
+    random_weights(w, 64, &seed, 1);
+    knn_case(r, 64, 100000, 1, 100, 0, w, 41);
+    random_weights(w, 8, &seed, 1);
+    knn_case(r, 8, 70000, 2, 5000, 0, w, 42);
+#if defined(DRSCH_HAVE_OPENMP)
+    omp_set_num_threads(old);
+#endif
+    free(w);
+    return r->failures;
+}
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+#define EXPECT_ERR(call, status, what)                                                         \
+    do {                                                                                       \
+        err.msg[0] = 0;                                                                        \
+        hm_status st_ = (call);                                                                \
+        if (st_ != (status) || !err.msg[0])                                                    \
+            fail(r, "%s: got status %d ('%s'), want %d with a message", what, (int)st_,        \
+                 err.msg, (int)(status));                                                      \
+    } while (0)
+
+long simd_check_bad_args(simd_check_report *r)
+{
+    hm_error err;
+    hm_codes db = {0}, q = {0}, q2 = {0}, tmp;
+    hm_weights *hw = NULL;
+    uint64_t seed = 50;
+    int64_t idx[8];
+    int32_t dist[8];
+    float wd[8], w[64];
+    uint8_t bytes[16] = {0};
+    if (random_codes(&db, 5, 64, 0, &seed, &err) || random_codes(&q, 1, 64, 0, &seed, &err) ||
+        random_codes(&q2, 1, 63, 0, &seed, &err)) {
+        fail(r, "setup: %s", err.msg);
+        goto done;
+    }
+    random_weights(w, 64, &seed, 0);
+    if (hm_weights_create(&hw, w, 64, &err) != HM_OK) {
+        fail(r, "setup: %s", err.msg);
+        goto done;
+    }
+    EXPECT_ERR(hm_knn(&db, &q, 0, idx, dist, &err), HM_ERR_ARG, "k = 0");
+    EXPECT_ERR(hm_knn(&db, &q, 6, idx, dist, &err), HM_ERR_ARG, "k > n");
+    EXPECT_ERR(hm_knn(&db, &q2, 1, idx, dist, &err), HM_ERR_ARG, "mismatched bits");
+    EXPECT_ERR(hm_knn_weighted(&db, &q, 0, hw, idx, wd, &err), HM_ERR_ARG, "weighted k = 0");
+    EXPECT_ERR(hm_knn_weighted(&db, &q, 6, hw, idx, wd, &err), HM_ERR_ARG, "weighted k > n");
+    EXPECT_ERR(hm_knn_weighted(&db, &q2, 1, hw, idx, wd, &err), HM_ERR_ARG, "weighted mismatched bits");
+    EXPECT_ERR(hm_knn_weighted(&db, &q, 1, NULL, idx, wd, &err), HM_ERR_ARG, "no weights");
+    hm_weights *hw63 = NULL;
+    if (hm_weights_create(&hw63, w, 63, &err) == HM_OK) {
+        EXPECT_ERR(hm_knn_weighted(&db, &q, 1, hw63, idx, wd, &err), HM_ERR_ARG, "weights of the wrong length");
+        hm_weights_free(hw63);
+    }
+    float bad[64];
+    memcpy(bad, w, sizeof bad);
+    bad[17] = NAN;
+    hm_weights *hb = NULL;
+    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), HM_ERR_ARG, "NaN weight");
+    bad[17] = INFINITY;
+    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), HM_ERR_ARG, "infinite weight");
+    bad[17] = -INFINITY;
+    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), HM_ERR_ARG, "-infinite weight");
+    if (hb)
+        fail(r, "refused weights returned a handle");
+    EXPECT_ERR(hm_weights_create(&hb, w, 0, &err), HM_ERR_ARG, "weights for 0 bits");
+    EXPECT_ERR(hm_codes_alloc(&tmp, 3, 0, &err), HM_ERR_ARG, "0-bit codes");
+    EXPECT_ERR(hm_codes_alloc(&tmp, 3, HM_MAX_BITS + 1, &err), HM_ERR_ARG, "4097-bit codes");
+    EXPECT_ERR(hm_codes_from_bytes(&tmp, bytes, 2, 8, 65, &err), HM_ERR_ARG, "more bits than the rows hold");
+    hm_isa isa;
+    EXPECT_ERR(hm_isa_parse("AVX-1024", &isa, &err), HM_ERR_ISA, "unknown ISA name");
+    EXPECT_ERR(hm_isa_set((hm_isa)99, &err), HM_ERR_ISA, "out-of-range ISA");
+done:
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+    hm_codes_free(&q2);
+    hm_weights_free(hw);
+    return r->failures;
+}
+
+long simd_check_detects_mismatch(simd_check_report *r)
+{
+    /* The checks compare with references through fail(); a wrong expectation must register. */
+    simd_check_report inner = {0};
+    uint64_t a = 0xff, b = 0;
+    if (ref_distance(&a, &b, 64) != 7)
+        fail(&inner, "distance %u is not 7", ref_distance(&a, &b, 64));
+    if (inner.failures != 1 || !strstr(inner.msg, "is not 7"))
+        fail(r, "a deliberate mismatch was not reported");
+    return r->failures;
+}
+
+const simd_check simd_checks[] = {
+    {"isa", simd_check_isa},
+    {"distances", simd_check_distances},
+    {"weighted", simd_check_weighted},
+    {"scans", simd_check_scans},
+    {"codes_from_bytes", simd_check_codes_from_bytes},
+    {"knn", simd_check_knn},
+    {"knn_ties", simd_check_knn_ties},
+    {"knn_shards", simd_check_knn_shards},
+    {"knn_weighted", simd_check_knn_weighted},
+    {"bad_args", simd_check_bad_args},
+    {"detects_mismatch", simd_check_detects_mismatch},
+};
+const size_t simd_checks_count = sizeof simd_checks / sizeof simd_checks[0];

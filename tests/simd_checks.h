@@ -1,0 +1,38 @@
+/* Plain-C checks of simd/ (kernels of every ISA against the scalar reference, code conversion,
+ * exact top-k against a brute-force sort, argument errors). Each check returns its number of
+ * failures and describes the first one in the report, so the same checks run under Criterion
+ * (tests/test_simd.c) and without it (tests/simd_check_main.c, the aarch64 cross build).
+ * They never print.
+ */
+#ifndef DRSCH_SIMD_CHECKS_H
+#define DRSCH_SIMD_CHECKS_H
+
+#include <stddef.h>
+
+typedef struct {
+    long failures;
+    char msg[1024]; /* the first failure */
+} simd_check_report;
+
+typedef struct {
+    const char *name;
+    long (*run)(simd_check_report *r);
+} simd_check;
+
+long simd_check_isa(simd_check_report *r);
+long simd_check_distances(simd_check_report *r);
+long simd_check_weighted(simd_check_report *r);
+long simd_check_scans(simd_check_report *r);
+long simd_check_codes_from_bytes(simd_check_report *r);
+long simd_check_knn(simd_check_report *r);
+long simd_check_knn_ties(simd_check_report *r);
+long simd_check_knn_shards(simd_check_report *r);
+long simd_check_knn_weighted(simd_check_report *r);
+long simd_check_bad_args(simd_check_report *r);
+/* The self-test: a deliberately wrong expectation that must be reported (checks can fail). */
+long simd_check_detects_mismatch(simd_check_report *r);
+
+extern const simd_check simd_checks[];
+extern const size_t simd_checks_count;
+
+#endif
