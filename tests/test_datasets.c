@@ -755,3 +755,517 @@ Test(sampler, same_seed_same_batches)
     ds_sampler_free(b);
     ds_dataset_free(d);
 }
+
+/* ---------------------------------------------------------------- image utilities --------- */
+
+Test(image, bilinear_resize_half_pixel_centres)
+{
+    /* 1 x 2 -> 1 x 4: centres at source x = -0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1) */
+    uint8_t src[2] = {0, 200};
+    uint8_t dst[4];
+    ds_resize_bilinear_hwc_to_chw(src, 1, 2, 1, dst, 1, 4);
+    cr_assert_eq(dst[0], 0);
+    cr_assert_eq(dst[1], 50);
+    cr_assert_eq(dst[2], 150);
+    cr_assert_eq(dst[3], 200);
+    /* same size: identity, HWC -> CHW */
+    uint8_t rgb[2 * 3 * 3], out[3 * 2 * 3];
+    for (int i = 0; i < 18; i++)
+        rgb[i] = (uint8_t)(i * 11);
+    ds_resize_bilinear_hwc_to_chw(rgb, 2, 3, 3, out, 2, 3);
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 3; x++)
+            for (int c = 0; c < 3; c++)
+                cr_assert_eq(out[(c * 2 + y) * 3 + x], rgb[(y * 3 + x) * 3 + c]);
+    /* 2x downscale samples between source pixels: mean of each 2 x 2 block */
+    uint8_t g[16], h[4];
+    for (int i = 0; i < 16; i++)
+        g[i] = (uint8_t)(i * 10);
+    ds_resize_bilinear_hwc_to_chw(g, 4, 4, 1, h, 2, 2);
+    cr_assert_eq(h[0], (0 + 10 + 40 + 50) / 4);
+    cr_assert_eq(h[3], (100 + 110 + 140 + 150) / 4);
+}
+
+#include <jpeglib.h>
+#include <png.h>
+
+static void write_png_rgb(const char *path, int h, int w, uint8_t r, uint8_t g, uint8_t b)
+{
+    uint8_t *px = malloc((size_t)h * w * 3);
+    for (int i = 0; i < h * w; i++) {
+        px[3 * i] = r;
+        px[3 * i + 1] = g;
+        px[3 * i + 2] = b;
+    }
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)w;
+    img.height = (png_uint_32)h;
+    img.format = PNG_FORMAT_RGB;
+    cr_assert(png_image_write_to_file(&img, path, 0, px, 0, NULL), "png write: %s", img.message);
+    free(px);
+}
+
+static void write_jpeg_rgb(const char *path, int h, int w, uint8_t r, uint8_t g, uint8_t b)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 100, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *row = malloc((size_t)w * 3);
+    for (int x = 0; x < w; x++) {
+        row[3 * x] = r;
+        row[3 * x + 1] = g;
+        row[3 * x + 2] = b;
+    }
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW rp = row;
+        jpeg_write_scanlines(&c, &rp, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+    free(row);
+}
+
+Test(image, decode_png_jpeg_and_reject_garbage)
+{
+    char *dir = make_tmpdir();
+    write_png_rgb(path_in(dir, "a.png"), 5, 7, 10, 20, 30);
+    write_jpeg_rgb(path_in(dir, "b.jpg"), 9, 16, 200, 100, 50);
+    uint8_t *px = NULL;
+    int h, w;
+    ds_error err;
+    cr_assert_eq(ds_image_decode_file(path_in(dir, "a.png"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(h, 5);
+    cr_assert_eq(w, 7);
+    cr_assert_eq(px[3 * 34 + 2], 30);
+    free(px);
+    cr_assert_eq(ds_image_decode_file(path_in(dir, "b.jpg"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(h, 9);
+    cr_assert_eq(w, 16);
+    cr_assert(abs(px[0] - 200) <= 3 && abs(px[1] - 100) <= 3 && abs(px[2] - 50) <= 3, "jpeg %d %d %d", px[0],
+              px[1], px[2]);
+    free(px);
+    write_bytes(path_in(dir, "c.jpg"), "hello, not an image", 19, 0);
+    cr_assert_eq(ds_image_decode_file(path_in(dir, "c.jpg"), &px, &h, &w, &err), DS_ERR_DECODE);
+    cr_assert_not_null(strstr(err.msg, "c.jpg"), "%s", err.msg);
+    /* a JPEG cut after its header: decoding error, no crash */
+    FILE *f = fopen(path_in(dir, "b.jpg"), "rb");
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    write_bytes(path_in(dir, "d.jpg"), buf, n > 200 ? 200 : n / 2, 0);
+    ds_status s = ds_image_decode_file(path_in(dir, "d.jpg"), &px, &h, &w, &err);
+    if (s == DS_OK)
+        free(px); /* libjpeg pads truncated data with a warning; accepted, but must not crash */
+    else
+        cr_assert_eq(s, DS_ERR_DECODE);
+    cr_assert_eq(ds_image_decode_file(path_in(dir, "none.png"), &px, &h, &w, &err), DS_ERR_IO);
+}
+
+/* ---------------------------------------------------------------- NUS-WIDE ---------------- */
+
+static void write_list_line(FILE *f, const char *rel, int n_labels, unsigned mask_lo, int extra)
+{
+    fprintf(f, "%s", rel);
+    for (int l = 0; l < n_labels + extra; l++)
+        fprintf(f, " %d", l < 32 ? (int)((mask_lo >> l) & 1) : 0);
+    fprintf(f, "\n");
+}
+
+static char *nus_fixture(int bad_line_extra, int missing_third)
+{
+    char *dir = make_tmpdir();
+    char sub[1100];
+    snprintf(sub, sizeof sub, "%s/img", dir);
+    mkdir(sub, 0700);
+    snprintf(sub, sizeof sub, "%s/img/Flickr", dir);
+    mkdir(sub, 0700);
+    write_png_rgb(path_in(dir, "img/Flickr/0.png"), 20, 30, 10, 20, 30);
+    write_jpeg_rgb(path_in(dir, "img/Flickr/1.jpg"), 16, 16, 250, 128, 0);
+    if (!missing_third)
+        write_png_rgb(path_in(dir, "img/Flickr/2.png"), 8, 8, 1, 2, 3);
+    write_png_rgb(path_in(dir, "img/Flickr/3.png"), 40, 12, 90, 91, 92);
+    FILE *f = fopen(path_in(dir, "list.txt"), "w");
+    write_list_line(f, "Flickr/0.png", 21, 0x1u, 0);
+    write_list_line(f, "Flickr/1.jpg", 21, 0x3u, 0);
+    fprintf(f, "\n");
+    write_list_line(f, "Flickr/2.png", 21, 0x100000u, bad_line_extra);
+    write_list_line(f, "Flickr/3.png", 21, 0x6u, 0);
+    fclose(f);
+    return dir;
+}
+
+Test(nuswide, list_and_images_record_by_record)
+{
+    char *dir = nus_fixture(0, 0);
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 6;
+    o.out_w = 5;
+    ds_dataset *d = NULL;
+    ds_error err;
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n, 4);
+    cr_assert_eq(d->c, 3);
+    cr_assert_eq(d->h, 6);
+    cr_assert_eq(d->w, 5);
+    cr_assert_eq(d->label_kind, DS_LABELS_MULTI);
+    cr_assert_eq(d->n_classes, 21);
+    cr_assert_eq(d->n_skipped, 0);
+    const uint8_t expect_rgb[4][3] = {{10, 20, 30}, {250, 128, 0}, {1, 2, 3}, {90, 91, 92}};
+    const unsigned masks[4] = {0x1u, 0x3u, 0x100000u, 0x6u};
+    for (int i = 0; i < 4; i++) {
+        for (int l = 0; l < 21; l++)
+            cr_assert_eq(d->multi[i * 21 + l], (masks[i] >> l) & 1, "image %d label %d", i, l);
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < 30; p++) {
+                int v = d->images[(size_t)(i * 3 + c) * 30 + p];
+                cr_assert(abs(v - expect_rgb[i][c]) <= (i == 1 ? 3 : 0), "image %d channel %d: %d", i, c, v);
+            }
+    }
+    ds_dataset_free(d);
+    /* through the spec: nuswide:LIST:IMGROOT, default size 32 x 32 */
+    char spec[2300];
+    snprintf(spec, sizeof spec, "nuswide:%s/list.txt:%s/img", dir, dir);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->h, 32);
+    cr_assert_str_eq(d->name, "nuswide-21");
+    ds_dataset_free(d);
+}
+
+Test(nuswide_bad, wrong_label_count_names_line)
+{
+    char *dir = nus_fixture(1, 0);
+    ds_dataset *d = NULL;
+    ds_error err;
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_null(d);
+    cr_assert_not_null(strstr(err.msg, "list.txt: line 4: 22 labels, expected 21"), "%s", err.msg);
+    cr_assert_eq(err.record, 3);
+    FILE *f = fopen(path_in(dir, "list.txt"), "w");
+    fprintf(f, "a.png 0 1 0\n");
+    fclose(f);
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "line 1: 3 labels"), "%s", err.msg);
+    f = fopen(path_in(dir, "list.txt"), "w");
+    write_list_line(f, "Flickr/0.png", 21, 0, 0);
+    fprintf(f, "Flickr/0.png 0 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+    fclose(f);
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "line 2: label 3 is '2'"), "%s", err.msg);
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "nolist.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_IO);
+}
+
+Test(nuswide_bad, missing_and_undecodable_images_fail_or_are_counted)
+{
+    char *dir = nus_fixture(0, 1);
+    write_bytes(path_in(dir, "img/Flickr/3.png"), "\x89PNG\r\n\x1a\nbroken", 14, 0);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), &o, &d, &err), DS_ERR_IO);
+    cr_assert_null(d);
+    cr_assert_not_null(strstr(err.msg, "list.txt: line 4:"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "Flickr/2.png"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "skip"), "%s", err.msg);
+    o.skip_bad_images = 1;
+    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n, 2);
+    cr_assert_eq(d->n_skipped, 2);
+    cr_assert_eq(d->multi[21 + 1], 1, "second kept image keeps its labels");
+    ds_dataset_free(d);
+}
+
+Test(nuswide, top_concepts_and_multilabel_split)
+{
+    /* 120 images, 5 concepts: concept k present in images where (i + k) % (k + 2) == 0 etc. */
+    ds_dataset *d = calloc(1, sizeof *d);
+    d->n = 120;
+    d->c = 1;
+    d->h = d->w = 1;
+    d->n_classes = 5;
+    d->label_kind = DS_LABELS_MULTI;
+    d->images = malloc(120);
+    d->multi = calloc(120 * 5, 1);
+    for (int i = 0; i < 120; i++) {
+        d->images[i] = (uint8_t)i;
+        d->multi[i * 5 + 0] = i < 60;       /* 60 */
+        d->multi[i * 5 + 1] = i % 10 == 0;  /* 12 */
+        d->multi[i * 5 + 2] = i >= 50;      /* 70 */
+        d->multi[i * 5 + 3] = i % 3 == 0;   /* 40 */
+        d->multi[i * 5 + 4] = i == 5;       /* 1 */
+    }
+    ds_error err;
+    cr_assert_eq(ds_select_top_concepts(d, 3, &err), DS_OK);
+    cr_assert_eq(d->n_classes, 3); /* concepts 0, 2, 3 in original order; every image keeps a label */
+    cr_assert_eq(d->n, 120);
+    cr_assert_eq(d->multi[5 * 3 + 0], 1);
+    cr_assert_eq(d->multi[5 * 3 + 2], 0);
+    ds_paper_opts o = {.query_per_class = 4, .train_per_class = 6, .db_includes_train = 0};
+    ds_split s;
+    cr_assert_eq(ds_split_paper(d, &o, 3, &s, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(s.n_query, 12);
+    cr_assert_eq(s.n_train, 18);
+    cr_assert_eq(s.n_db, 90);
+    cr_assert_not_null(strstr(s.name, "multi-label"));
+    int64_t got[3] = {0};
+    for (int64_t j = 0; j < s.n_query; j++)
+        for (int l = 0; l < 3; l++)
+            got[l] += d->multi[s.query[j] * 3 + l];
+    for (int l = 0; l < 3; l++)
+        cr_assert_geq(got[l], 4, "concept %d has %lld queries", l, (long long)got[l]);
+    ds_split_free(&s);
+    o.train_per_class = 100;
+    cr_assert_eq(ds_split_paper(d, &o, 3, &s, &err), DS_ERR_RANGE);
+    ds_dataset_free(d);
+}
+
+/* ---------------------------------------------------------------- CUHK03 (HDF5) ----------- */
+
+#include <hdf5.h>
+
+#define FX_PAIRS 5
+static const int FX_PERSONS[FX_PAIRS] = {3, 2, 4, 2, 3};
+
+/* Fixture rules: image of (pair p, person q, slot s), all 1-based except s: value
+ * p * 40 + q * 10 + s in every pixel and channel; slots 4 and 9 of person 1 in every pair are
+ * empty (2-element uint64 in even pairs, a 0-element dataset in odd ones); person 2 of pair 3
+ * has no second-camera images at all. */
+static int fx_empty(int p, int q, int s) { return (q == 1 && (s == 4 || s == 9)) || (p == 3 && q == 2 && s >= 5); }
+static uint8_t fx_value(int p, int q, int s) { return (uint8_t)(p * 40 + q * 10 + s); }
+
+static void write_cuhk03(const char *path, int with_labeled, int with_testsets)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t g = H5Gcreate2(f, "#refs#", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hobj_ref_t pair_refs[FX_PAIRS];
+    const int W = 4, H = 6;
+    for (int p = 1; p <= FX_PAIRS; p++) {
+        int N = FX_PERSONS[p - 1];
+        hobj_ref_t *cell = malloc((size_t)10 * N * sizeof *cell);
+        for (int q = 1; q <= N; q++)
+            for (int s = 0; s < 10; s++) {
+                char name[64];
+                snprintf(name, sizeof name, "/#refs#/img_%d_%d_%d", p, q, s);
+                hid_t sp, ds;
+                if (fx_empty(p, q, s) && p % 2 == 0) {
+                    hsize_t d1[1] = {2};
+                    uint64_t shape[2] = {0, 0};
+                    sp = H5Screate_simple(1, d1, NULL);
+                    ds = H5Dcreate2(f, name, H5T_NATIVE_UINT64, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+                    H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, shape);
+                } else if (fx_empty(p, q, s)) {
+                    hsize_t d2[2] = {0, 0};
+                    sp = H5Screate_simple(2, d2, NULL);
+                    ds = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+                } else {
+                    /* MATLAB H x W x 3 seen by HDF5 as 3 x W x H */
+                    hsize_t d3[3] = {3, (hsize_t)W, (hsize_t)H};
+                    uint8_t px[3 * 4 * 6];
+                    memset(px, fx_value(p, q, s), sizeof px);
+                    sp = H5Screate_simple(3, d3, NULL);
+                    ds = H5Dcreate2(f, name, H5T_NATIVE_UINT8, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+                    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, px);
+                }
+                H5Dclose(ds);
+                H5Sclose(sp);
+                /* cell element (person q, slot s) at HDF5 [s][q - 1] of the 10 x N array */
+                cr_assert_geq(H5Rcreate(&cell[(size_t)s * N + (q - 1)], f, name, H5R_OBJECT, -1), 0);
+            }
+        char name[64];
+        snprintf(name, sizeof name, "/#refs#/pair_%d", p);
+        hsize_t dc[2] = {10, (hsize_t)N};
+        hid_t sp = H5Screate_simple(2, dc, NULL);
+        hid_t ds = H5Dcreate2(f, name, H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, cell);
+        H5Dclose(ds);
+        H5Sclose(sp);
+        H5Rcreate(&pair_refs[p - 1], f, name, H5R_OBJECT, -1);
+        free(cell);
+    }
+    hsize_t dp[2] = {1, FX_PAIRS};
+    hid_t sp = H5Screate_simple(2, dp, NULL);
+    const char *cells[2] = {"labeled", "detected"};
+    for (int k = with_labeled ? 0 : 1; k < 2; k++) {
+        hid_t ds = H5Dcreate2(f, cells[k], H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, pair_refs);
+        H5Dclose(ds);
+    }
+    H5Sclose(sp);
+    if (with_testsets) {
+        /* 2 testsets of 3 rows (MATLAB 3 x 2 doubles, HDF5 2 x 3): [pair, person] */
+        const double ts[2][2][3] = {{{1, 3, 5}, {2, 2, 3}}, {{2, 4, 5}, {1, 2, 1}}};
+        hobj_ref_t trefs[2];
+        for (int t = 0; t < 2; t++) {
+            char name[64];
+            snprintf(name, sizeof name, "/#refs#/ts_%d", t);
+            hsize_t dt[2] = {2, 3};
+            hid_t s2 = H5Screate_simple(2, dt, NULL);
+            hid_t ds = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, s2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ts[t]);
+            H5Dclose(ds);
+            H5Sclose(s2);
+            H5Rcreate(&trefs[t], f, name, H5R_OBJECT, -1);
+        }
+        hsize_t d1[2] = {1, 2};
+        hid_t s1 = H5Screate_simple(2, d1, NULL);
+        hid_t ds = H5Dcreate2(f, "testsets", H5T_STD_REF_OBJ, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, trefs);
+        H5Dclose(ds);
+        H5Sclose(s1);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+}
+
+Test(cuhk03, v73_layout_record_by_record)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 8;
+    o.out_w = 3;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_str_eq(d->name, "cuhk03-labeled");
+    cr_assert_eq(d->label_kind, DS_LABELS_IDENTITY);
+    cr_assert_eq(d->n_classes, 14);
+    cr_assert_eq(d->n_pairs, 5);
+    cr_assert_eq(d->c, 3);
+    cr_assert_eq(d->h, 8);
+    cr_assert_eq(d->w, 3);
+    /* walk the fixture in reader order: pair, person, slot; empty slots skipped */
+    int64_t i = 0;
+    int offset = 0;
+    for (int p = 1; p <= FX_PAIRS; p++) {
+        for (int q = 1; q <= FX_PERSONS[p - 1]; q++)
+            for (int s = 0; s < 10; s++) {
+                if (fx_empty(p, q, s))
+                    continue;
+                cr_assert_lt(i, d->n);
+                cr_assert_eq(d->pair[i], p);
+                cr_assert_eq(d->person[i], q);
+                cr_assert_eq(d->slot[i], s);
+                cr_assert_eq(d->labels[i], offset + q - 1);
+                cr_assert_eq(d->cams[i], 2 * (p - 1) + (s >= 5));
+                for (int k = 0; k < 3 * 8 * 3; k++)
+                    cr_assert_eq(d->images[i * 72 + k], fx_value(p, q, s), "image %lld", (long long)i);
+                i++;
+            }
+        offset += FX_PERSONS[p - 1];
+    }
+    cr_assert_eq(i, d->n, "%lld images read, %lld expected", (long long)d->n, (long long)i);
+    cr_assert_eq(d->n_testsets, 2);
+    cr_assert_eq(d->testset_rows, 3);
+    cr_assert_eq(d->testsets[0], 1);
+    cr_assert_eq(d->testsets[1], 2);
+    cr_assert_eq(d->testsets[2 * 3 + 2 * 2], 5);
+    cr_assert_eq(d->testsets[2 * 3 + 2 * 2 + 1], 1);
+
+    /* classic split on testsets{1}: identities (1,2) (3,2) (5,3) */
+    ds_cuhk03_opts co = {.testset = 0, .single_shot = 1};
+    ds_split sp;
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_OK, "%s", err.msg);
+    int id12 = 1, id32 = 3 + 2 + 1, id53 = 3 + 2 + 4 + 2 + 2;
+    /* (3,2) has no second-camera images: no gallery, so no queries; the name says so */
+    cr_assert_not_null(strstr(sp.name, "1 without second-camera images dropped"), "%s", sp.name);
+    cr_assert_eq(sp.n_query, 10);
+    cr_assert_eq(sp.n_db, 2);
+    for (int64_t j = 0; j < sp.n_query; j++) {
+        int64_t x = sp.query[j];
+        cr_assert(d->labels[x] == id12 || d->labels[x] == id53);
+        cr_assert_lt(d->slot[x], 5);
+    }
+    int g12 = 0, g53 = 0;
+    for (int64_t j = 0; j < sp.n_db; j++) {
+        int64_t x = sp.db[j];
+        cr_assert_geq(d->slot[x], 5);
+        g12 += d->labels[x] == id12;
+        g53 += d->labels[x] == id53;
+    }
+    cr_assert(g12 == 1 && g53 == 1);
+    for (int64_t j = 0; j < sp.n_train; j++) {
+        int l = d->labels[sp.train[j]];
+        cr_assert(l != id12 && l != id32 && l != id53);
+    }
+    cr_assert_eq(sp.n_train + sp.n_query + sp.n_db + 5 /* (3,2) first camera */ + 8 /* unpicked shots */, d->n);
+    ds_split_free(&sp);
+    co.single_shot = 0;
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_OK);
+    cr_assert_eq(sp.n_db, 10);
+    ds_split_free(&sp);
+    co.testset = 2;
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_ERR_RANGE);
+    ds_dataset_free(d);
+
+    /* the spec form reads 'detected' */
+    char spec[1200];
+    snprintf(spec, sizeof spec, "cuhk03:%s:detected", mat);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_str_eq(d->name, "cuhk03-detected");
+    cr_assert_eq(d->h, 160);
+    cr_assert_eq(d->w, 60);
+    ds_dataset_free(d);
+}
+
+Test(cuhk03_bad, missing_datasets_and_wrong_files)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "nolabeled.mat");
+    write_cuhk03(mat, 0, 0);
+    ds_dataset *d = NULL;
+    ds_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_null(d);
+    cr_assert_str_eq(err.file, mat);
+    cr_assert_not_null(strstr(err.msg, "no dataset 'labeled'"), "%s", err.msg);
+    /* 'detected' is there; without 'testsets' the classic protocol says so */
+    cr_assert_eq(ds_load_cuhk03(mat, 1, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n_testsets, 0);
+    ds_split sp;
+    ds_cuhk03_opts co = {0, 1};
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 1, &sp, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "testsets"), "%s", err.msg);
+    ds_dataset_free(d);
+    /* an HDF5 file without any of the datasets */
+    char *empty = path_in(dir, "empty.mat");
+    hid_t f = H5Fcreate(empty, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+    cr_assert_eq(ds_load_cuhk03(empty, 1, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "empty.mat: no dataset 'detected'"), "%s", err.msg);
+    /* 'labeled' that is not a cell of references */
+    char *wrong = path_in(dir, "wrong.mat");
+    f = H5Fcreate(wrong, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dd[2] = {1, 5};
+    hid_t sp2 = H5Screate_simple(2, dd, NULL);
+    hid_t ds = H5Dcreate2(f, "labeled", H5T_NATIVE_DOUBLE, sp2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Sclose(sp2);
+    H5Fclose(f);
+    cr_assert_eq(ds_load_cuhk03(wrong, 0, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "not a MATLAB cell"), "%s", err.msg);
+    /* not HDF5 (a MATLAB v5 file starts with a text header) and a missing file */
+    char *v5 = path_in(dir, "v5.mat");
+    write_bytes(v5, "MATLAB 5.0 MAT-file, Platform: GLNXA64", 38, 0);
+    cr_assert_eq(ds_load_cuhk03(v5, 0, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "v7.3"), "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(path_in(dir, "none.mat"), 0, NULL, &d, &err), DS_ERR_IO);
+}
