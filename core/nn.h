@@ -1,0 +1,207 @@
+/* drsch core/: the DRSCH convolutional network on Intel oneDNN (C API, f32): layers with forward
+ * and backward passes, a network described by a small table of layers, SGD with momentum,
+ * versioned model files, and batched encoding to packed binary codes (simd/ layout).
+ *
+ * Layers: convolution (+ fused ReLU post-op), max / average pooling (Caffe ceil-mode output
+ * size), inner product, the DRSCH hash layer y = tanh(s*x/2) = 2/(1+exp(-s*x)) - 1 with an
+ * annealed scale s, and the bit-weight layer y = u * w (one learned weight per bit).
+ * Activations stay in the layouts oneDNN chooses (format_tag_any); what crosses this API is
+ * always plain row-major: inputs N x C x H x W, outputs N x D.
+ *
+ * What this module deliberately does not do: it does not define the DRSCH objective (issue 5,
+ * method module; nn_triplet_loss below is the in-batch triplet term on which it builds), it
+ * reads no datasets, and it never prints or exits: every fallible call returns an nn_status
+ * and fills an nn_error. Not thread-safe per handle: one nn_net is used by one thread at a time
+ * (oneDNN parallelises inside each primitive with OpenMP). */
+#ifndef DRSCH_NN_H
+#define DRSCH_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamming.h"
+
+typedef enum {
+    NN_OK = 0,
+    NN_ERR_ARG = -1,       /* invalid argument (sizes, names, shapes that do not fit) */
+    NN_ERR_NOMEM = -2,     /* allocation failed */
+    NN_ERR_DNNL = -3,      /* oneDNN refused a descriptor or an execution */
+    NN_ERR_IO = -4,        /* open/read/write/rename failed */
+    NN_ERR_FORMAT = -5,    /* not a drsch model file, or inconsistent contents */
+    NN_ERR_VERSION = -6,   /* model file of another format version */
+    NN_ERR_CHECKSUM = -7,  /* crc32 mismatch: corrupt model file */
+    NN_ERR_TRUNCATED = -8, /* model file shorter than its header says */
+} nn_status;
+
+typedef struct {
+    char msg[512];
+} nn_error;
+
+const char *nn_strstatus(nn_status s);
+
+/* ---- architectures ---------------------------------------------------------------------- */
+typedef enum {
+    NN_LAYER_CONV = 0, /* out channels, kernel x kernel, stride, pad; optional fused ReLU */
+    NN_LAYER_POOL_MAX, /* kernel, stride, pad; Caffe ceil-mode output size */
+    NN_LAYER_POOL_AVG, /* same; averages exclude padding (Caffe's AVE on unpadded input) */
+    NN_LAYER_FC,       /* inner product with bias; out = 0 means "the code length B" */
+    NN_LAYER_HASH,     /* y = tanh(s*x/2), s = nn_set_hash_scale (authors: 5, x1.1 / 10k it) */
+    NN_LAYER_BITW,     /* y = u * w, w: B weights initialised to 1 */
+} nn_layer_kind;
+
+typedef struct {
+    nn_layer_kind kind;
+    int32_t out;    /* conv: output channels; fc: outputs (0 = code length) */
+    int32_t kernel; /* conv / pool: square kernel */
+    int32_t stride;
+    int32_t pad;
+    int32_t relu;   /* conv / fc: ReLU fused as a oneDNN post-op */
+    float w_std;    /* weights ~ N(0, w_std^2); biases 0; bit weights 1 */
+    float w_lr_mult, w_decay_mult; /* per-layer multipliers of the weights (Caffe param {}) */
+    float b_lr_mult, b_decay_mult; /* and of the biases */
+} nn_layer_spec;
+
+#define NN_MAX_LAYERS 24
+#define NN_ARCH_NAME_MAX 32
+
+typedef struct {
+    char name[NN_ARCH_NAME_MAX];
+    int32_t in_c, in_h, in_w; /* default input shape */
+    int32_t n_layers;
+    nn_layer_spec layers[NN_MAX_LAYERS];
+} nn_arch;
+
+/* Named architectures: "drsch-mnist" (the authors' MNIST network, 1 x 28 x 28; 26 x 26 and
+ * 30 x 30 inputs also fit), "drsch-cifar" (3 x 32 x 32), "drsch-reid" (3 x 160 x 60 person
+ * crops). All end with fc B, hash, bit weights. */
+nn_status nn_arch_get(const char *name, nn_arch *out, nn_error *err);
+const char *nn_arch_name_at(int i); /* i-th named architecture, NULL past the end */
+
+/* ---- the network ------------------------------------------------------------------------ */
+typedef struct nn_net nn_net;
+
+typedef struct {
+    nn_arch arch;
+    int32_t bits;             /* code length B, 1..HM_MAX_BITS */
+    int32_t batch;            /* images per forward pass, fixed for the net's lifetime */
+    int32_t in_c, in_h, in_w; /* 0 = the architecture's default */
+    int32_t training;         /* 1: forward_training + backward + SGD; 0: inference only */
+    int32_t input_grad;       /* 1: backward also computes d loss / d input (tests) */
+    uint64_t seed;            /* initialisation; same seed + threads => same weights */
+} nn_config;
+
+/* A config for a named architecture with its default input; *err names unknown archs. */
+nn_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
+                         int32_t training, nn_error *err);
+
+nn_status nn_net_create(nn_net **out, const nn_config *cfg, nn_error *err);
+void nn_net_free(nn_net *net);
+const nn_config *nn_net_config(const nn_net *net);
+int32_t nn_output_dim(const nn_net *net);  /* D of the final output (B for named archs) */
+size_t nn_input_size(const nn_net *net);   /* C * H * W of one input image */
+
+/* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */
+nn_status nn_forward(nn_net *net, const float *x, nn_error *err);
+/* After nn_forward: batch x D plain, valid until the next forward. */
+const float *nn_output(const nn_net *net);
+/* After nn_forward: the hash layer's output u (batch x B, relaxed codes in (-1, 1)), or NULL if
+ * the network has no hash layer. */
+const float *nn_hash_output(const nn_net *net);
+
+/* dy: batch x D, d loss / d nn_output. du (may be NULL): batch x B, an extra gradient with
+ * respect to the hash output u (e.g. a regulariser on the relaxed codes). Overwrites (does not
+ * accumulate) every parameter gradient. Requires training nets and a preceding nn_forward. */
+nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err);
+/* After nn_backward on a net created with input_grad: batch x C x H x W. */
+const float *nn_input_grad(const nn_net *net);
+
+void nn_set_hash_scale(nn_net *net, float s);
+float nn_hash_scale(const nn_net *net);
+/* The authors' annealing: s0 * mult^(iter / every) (5, 1.1, 10000 in their prototxt). */
+float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter);
+
+/* ---- parameters ------------------------------------------------------------------------- */
+/* All parameters, gradients and momentum history live in one allocation carved into tensors,
+ * each in the layout the forward primitive wants (possibly blocked, padded with zeros). */
+typedef struct {
+    int32_t layer;      /* index in the layer table */
+    int32_t is_bias;
+    float *data;        /* internal layout, count floats */
+    float *grad;        /* same layout; NULL for inference nets */
+    size_t count;       /* floats in the internal layout (>= plain_count) */
+    size_t plain_count; /* logical elements (O*I*K*K, O, B) */
+    float lr_mult, decay_mult;
+} nn_param;
+
+int32_t nn_param_count(const nn_net *net);
+nn_param nn_param_at(const nn_net *net, int32_t i);
+/* Plain canonical layout of every parameter tensor, in table order: conv weights OIHW, fc
+ * weights O x (C*H*W of its input, NCHW flattening order), biases O, bit weights B. */
+size_t nn_params_plain_size(const nn_net *net);
+nn_status nn_params_export(const nn_net *net, float *plain, size_t n, nn_error *err);
+nn_status nn_params_import(nn_net *net, const float *plain, size_t n, nn_error *err);
+/* Copies parameters, hash scale and bit order between two nets of the same architecture and
+ * code length (their batch, mode and layouts may differ). */
+nn_status nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err);
+/* Call after writing nn_param.data directly (refreshes derived copies of the weights). */
+void nn_params_changed(nn_net *net);
+
+/* Bit weights (B floats, network order) or NULL if the net has no bit-weight layer. */
+const float *nn_bit_weights(const nn_net *net);
+/* order[j] = network bit shown as bit j of a code (significance order; identity at start). */
+const uint32_t *nn_bit_order(const nn_net *net);
+nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err);
+/* Orders bits by |w| descending (ties by index), as DESIGN.md's bit-scalable codes. */
+void nn_bit_order_by_weight(nn_net *net);
+
+/* FLOPs of one batch (multiply-add = 2): forward, and backward (weights + data gradients). */
+void nn_flops(const nn_net *net, double *forward, double *backward);
+
+/* ---- SGD -------------------------------------------------------------------------------- */
+typedef struct {
+    float base_lr;      /* authors: 0.00333 */
+    float momentum;     /* authors: 0 (a drsch option) */
+    float weight_decay; /* authors: 0.0005, times each tensor's decay_mult */
+    float gamma;        /* step policy: lr = base_lr * gamma^(iter / step); authors 1/3 */
+    int64_t step;       /* authors: 50000 */
+} nn_sgd_config;
+
+void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
+float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
+/* Caffe's update: v = momentum*v + lr*lr_mult*(g + wd*decay_mult*w); w -= v. */
+nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err);
+
+/* ---- stand-in loss ---------------------------------------------------------------------- */
+/* In-batch triplet loss on outputs y (n x d): for every (a, p, n) with label[a] == label[p],
+ * a != p, label[a] != label[n]: l = |y_a - y_p|^2 - |y_a - y_n|^2, active while l >= margin
+ * (DESIGN.md: C = -5, growing); loss = sum over active of (l - margin) / #triplets. Writes
+ * dy (n x d, d loss / d y); returns the loss; *active receives the active triplet count. Cost
+ * O(n^2 d + n^3) via a pairwise distance matrix. */
+double nn_triplet_loss(const float *y, const int32_t *labels, int32_t n, int32_t d, float margin,
+                       float *dy, int64_t *active);
+
+/* ---- model files ------------------------------------------------------------------------ */
+/* Versioned little-endian binary: magic, version, architecture table, input shape, code length,
+ * hash scale, bit order, parameters (plain canonical layout, bit weights included), crc32 of
+ * everything before it. Written to path.tmp then renamed over path. */
+#define NN_MODEL_VERSION 1
+nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err);
+/* Creates a net with the file's architecture and parameters, for the given batch and mode. */
+nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
+                        nn_error *err);
+
+/* ---- encoding --------------------------------------------------------------------------- */
+typedef struct nn_encoder nn_encoder;
+/* Inference replicas of `model` (its parameters, hash scale and bit order at this moment), each
+ * of `batch` images; replicas > 1 run batches in parallel (OpenMP over batches, oneDNN
+ * single-threaded inside each); replicas = 1 lets oneDNN use all threads in each batch. */
+nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
+                            int32_t replicas, nn_error *err);
+void nn_encoder_free(nn_encoder *enc);
+/* x: n x C x H x W. real (may be NULL): n x B hash outputs u in significance order (column j is
+ * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
+ * bit j of code i is 1 iff real[i][j] > 0. */
+nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
+                    nn_error *err);
+
+#endif

@@ -1,0 +1,162 @@
+/* Batched encoding: images -> hash outputs -> packed codes (simd/ layout: bit j of a code in
+ * word j/64 at bit j%64, bits in significance order given by the net's bit order). Inference
+ * replicas of the model run whole batches in parallel (OpenMP over batches); inside a parallel
+ * region oneDNN runs each primitive single-threaded. The last, partial batch is zero-padded. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_internal.h"
+
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+struct nn_encoder {
+    int32_t replicas, batch, bits;
+    size_t in_size;
+    nn_net **nets;
+    float **pad; /* per replica: batch x in_size staging for the last partial batch */
+    uint32_t *order;
+};
+
+void nn_encoder_free(nn_encoder *enc)
+{
+    if (!enc)
+        return;
+    for (int r = 0; r < enc->replicas; r++) {
+        if (enc->nets)
+            nn_net_free(enc->nets[r]);
+        if (enc->pad)
+            free(enc->pad[r]);
+    }
+    free(enc->nets);
+    free(enc->pad);
+    free(enc->order);
+    free(enc);
+}
+
+nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch, int32_t replicas,
+                            nn_error *err)
+{
+    *out = NULL;
+    if (batch < 1 || replicas < 1 || replicas > 1024)
+        return nn_fail(err, NN_ERR_ARG, "encoder: batch %d and replicas %d must be positive", batch, replicas);
+    nn_encoder *enc = calloc(1, sizeof *enc);
+    if (!enc)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    enc->replicas = replicas;
+    enc->batch = batch;
+    enc->bits = model->cfg.bits;
+    enc->in_size = nn_input_size(model);
+    enc->nets = calloc((size_t)replicas, sizeof *enc->nets);
+    enc->pad = calloc((size_t)replicas, sizeof *enc->pad);
+    enc->order = malloc(sizeof(uint32_t) * (size_t)enc->bits);
+    if (!enc->nets || !enc->pad || !enc->order) {
+        nn_encoder_free(enc);
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    }
+    memcpy(enc->order, model->bit_order, sizeof(uint32_t) * (size_t)enc->bits);
+    nn_config cfg = model->cfg;
+    cfg.batch = batch;
+    cfg.training = 0;
+    cfg.input_grad = 0;
+    for (int r = 0; r < replicas; r++) {
+        nn_status s = nn_net_create(&enc->nets[r], &cfg, err);
+        if (s == NN_OK)
+            s = nn_net_copy_params(enc->nets[r], model, err);
+        if (s == NN_OK && !(enc->pad[r] = calloc((size_t)batch * enc->in_size, sizeof(float))))
+            s = nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        if (s != NN_OK) {
+            nn_encoder_free(enc);
+            return s;
+        }
+    }
+    *out = enc;
+    return NN_OK;
+}
+
+static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c, float *real,
+                              hm_codes *codes, nn_error *err)
+{
+    nn_net *net = enc->nets[r];
+    const size_t first = c * (size_t)enc->batch;
+    const size_t rows = n - first < (size_t)enc->batch ? n - first : (size_t)enc->batch;
+    const float *in = x + first * enc->in_size;
+    if (rows < (size_t)enc->batch) {
+        memcpy(enc->pad[r], in, rows * enc->in_size * sizeof(float));
+        in = enc->pad[r];
+    }
+    nn_status s = nn_forward(net, in, err);
+    if (s != NN_OK)
+        return s;
+    const float *u = nn_hash_output(net);
+    if (!u)
+        u = nn_output(net);
+    const int32_t B = enc->bits;
+    for (size_t i = 0; i < rows; i++) {
+        const float *ui = u + i * (size_t)B;
+        if (real) {
+            float *ri = real + (first + i) * (size_t)B;
+            for (int32_t j = 0; j < B; j++)
+                ri[j] = ui[enc->order[j]];
+        }
+        if (codes) {
+            uint64_t *row = codes->data + (first + i) * codes->words;
+            memset(row, 0, codes->words * sizeof(uint64_t));
+            for (int32_t j = 0; j < B; j++)
+                if (ui[enc->order[j]] > 0.0f)
+                    row[j / 64] |= (uint64_t)1 << (j % 64);
+        }
+    }
+    return NN_OK;
+}
+
+nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes, nn_error *err)
+{
+    if (codes && (codes->bits != (uint32_t)enc->bits || codes->n < n || !codes->data))
+        return nn_fail(err, NN_ERR_ARG, "encode: codes hold %zu x %u bits, need %zu x %d", codes->n,
+                       codes->bits, n, enc->bits);
+    if (n == 0)
+        return NN_OK;
+    const size_t chunks = (n + (size_t)enc->batch - 1) / (size_t)enc->batch;
+    if (enc->replicas == 1 || chunks == 1) {
+        for (size_t c = 0; c < chunks; c++) {
+            nn_status s = encode_chunk(enc, 0, x, n, c, real, codes, err);
+            if (s != NN_OK)
+                return s;
+        }
+        return NN_OK;
+    }
+    nn_status status = NN_OK;
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp parallel for num_threads(enc->replicas) schedule(dynamic, 1)
+#endif
+    for (size_t c = 0; c < chunks; c++) {
+        int r = 0;
+#ifdef DRSCH_HAVE_OPENMP
+        r = omp_get_thread_num();
+#endif
+        nn_status s;
+        nn_error e;
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp atomic read
+#endif
+        s = status;
+        if (s != NN_OK)
+            continue;
+        s = encode_chunk(enc, r, x, n, c, real, codes, &e);
+        if (s != NN_OK) {
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp critical(nn_encode_error)
+#endif
+            {
+                if (status == NN_OK) {
+                    status = s;
+                    if (err)
+                        *err = e;
+                }
+            }
+        }
+    }
+    return status;
+}

@@ -1,0 +1,96 @@
+/* What core/ files share internally: the network and layer structures, error helpers, the
+ * seeded PRNG. Not part of the public API. */
+#ifndef DRSCH_NN_INTERNAL_H
+#define DRSCH_NN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "nn.h"
+
+typedef struct {
+    nn_layer_spec spec;
+    int32_t in_c, in_h, in_w;    /* input shape (in_h = in_w = 1 and 2-D md after an fc) */
+    int32_t out_c, out_h, out_w; /* output shape */
+    int32_t in_4d, out_4d;
+    int32_t pad_r_h, pad_r_w;    /* pooling: right padding that realises ceil mode */
+
+    /* forward */
+    dnnl_memory_t in;            /* not owned: previous layer's dst or the net input */
+    dnnl_memory_t src;           /* = in, or owned when src_reorder converts in -> src */
+    dnnl_primitive_t src_reorder;
+    dnnl_primitive_t fwd;
+    dnnl_memory_t dst, ws;       /* owned */
+
+    /* parameters: memories over the net's single block (handles set after allocation) */
+    int32_t p_w, p_b;            /* parameter indices or -1 */
+    dnnl_memory_t w, b, dw, db;
+
+    /* backward */
+    dnnl_memory_t diff_dst;      /* owned, dst layout */
+    dnnl_memory_t diff_in;       /* not owned: previous layer's diff_dst or the net's diff input */
+    dnnl_memory_t diff_src;      /* = diff_in, or owned when diff_src_reorder converts it */
+    dnnl_primitive_t diff_src_reorder;
+    dnnl_primitive_t relu_bwd, bwd_data, bwd_weights;
+    dnnl_memory_t w_bwd;         /* weights in the backward-data layout (owned) or = w */
+    dnnl_primitive_t w_bwd_reorder;
+    dnnl_memory_t dw_tmp;        /* backward-weights output when its layout differs from w */
+    dnnl_primitive_t dw_reorder;
+} nn_layer;
+
+typedef struct {
+    int32_t layer, is_bias;
+    dnnl_memory_desc_t md;       /* internal layout */
+    dnnl_memory_desc_t plain_md; /* canonical layout */
+    size_t offset, count, plain_count;
+    float lr_mult, decay_mult;
+} nn_tensor;
+
+struct nn_net {
+    nn_config cfg;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_primitive_attr_t attr;  /* user scratchpad */
+    int32_t n_layers;
+    nn_layer layers[NN_MAX_LAYERS];
+    int32_t hash_layer, bitw_layer; /* indices or -1 */
+    float hash_scale;
+    uint32_t *bit_order;         /* B entries */
+
+    int32_t n_tensors;
+    nn_tensor tensors[2 * NN_MAX_LAYERS];
+    size_t block_floats;         /* floats per region */
+    float *block;                /* params | grads | history, one allocation */
+
+    dnnl_memory_t in_mem;        /* plain NCHW over the caller's input */
+    dnnl_memory_t diff_in_mem;   /* plain NCHW input gradient (input_grad) */
+    dnnl_memory_t out_mem;       /* plain N x D output (owned when out_reorder) */
+    dnnl_primitive_t out_reorder;
+    dnnl_memory_t dy_mem;        /* plain N x D over the caller's dy */
+    dnnl_primitive_t dy_reorder; /* plain dy -> last layer's diff_dst when layouts differ */
+    dnnl_memory_t scratch;
+    size_t scratch_size;
+    bool weights_dirty;
+    double flops_fwd, flops_bwd;
+};
+
+nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);
+
+/* xoshiro256** seeded through splitmix64 (Blackman & Vigna); normal deviates by Box-Muller. */
+typedef struct {
+    uint64_t s[4];
+} nn_rng;
+void nn_rng_seed(nn_rng *r, uint64_t seed);
+uint64_t nn_rng_next(nn_rng *r);
+double nn_rng_uniform(nn_rng *r); /* [0, 1) */
+double nn_rng_normal(nn_rng *r);
+
+/* Reorder between a plain buffer and a tensor's internal memory (not on the hot path). */
+nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err);
+nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_error *err);
+
+#endif

@@ -1,0 +1,309 @@
+/* Model files. Little-endian binary, version NN_MODEL_VERSION:
+ *   "DRSCHNN\0"  u32 version  u32 bits  u32 in_c in_h in_w  u32 n_layers  char arch[32]
+ *   i32 arch default in_c in_h in_w
+ *   n_layers x { i32 kind out kernel stride pad relu; f32 w_std w_lr w_decay b_lr b_decay }
+ *   f32 hash_scale  u32 bit_order[bits]  u64 n_params  f32 params[n_params]  u32 crc32
+ * Parameters are in the plain canonical layout of nn_params_export (bit weights included), so a
+ * file does not depend on the layouts oneDNN chose. The crc32 (zlib) covers every byte before
+ * it. Files are written to PATH.tmp and renamed over PATH, so readers never see half a model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "nn_internal.h"
+
+static const char MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'N', 'N', '\0'};
+#define LAYER_BYTES (6 * 4 + 5 * 4)
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} wbuf;
+
+static void put(wbuf *b, const void *src, size_t n)
+{
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+static void put_u32(wbuf *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(b, x, 4);
+}
+static void put_f32(wbuf *b, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(b, v);
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+    int short_read;
+} rbuf;
+
+static uint32_t get_u32(rbuf *b)
+{
+    if (b->pos + 4 > b->len) {
+        b->short_read = 1;
+        b->pos = b->len;
+        return 0;
+    }
+    const uint8_t *x = b->p + b->pos;
+    b->pos += 4;
+    return (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
+}
+static float get_f32(rbuf *b)
+{
+    uint32_t v = get_u32(b);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
+nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
+{
+    const nn_config *c = &net->cfg;
+    const size_t np = nn_params_plain_size(net);
+    const size_t size = 8 + 4 * 7 + NN_ARCH_NAME_MAX + 12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 +
+                        4 * (size_t)c->bits + 8 + 4 * np + 4;
+    wbuf b = {malloc(size), 0, size};
+    float *params = malloc(np * sizeof(float) + 1);
+    if (!b.p || !params) {
+        free(b.p);
+        free(params);
+        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    nn_status s = nn_params_export(net, params, np, err);
+    if (s != NN_OK) {
+        free(b.p);
+        free(params);
+        return s;
+    }
+    put(&b, MAGIC, 8);
+    put_u32(&b, NN_MODEL_VERSION);
+    put_u32(&b, (uint32_t)c->bits);
+    put_u32(&b, (uint32_t)c->in_c);
+    put_u32(&b, (uint32_t)c->in_h);
+    put_u32(&b, (uint32_t)c->in_w);
+    put_u32(&b, (uint32_t)c->arch.n_layers);
+    char name[NN_ARCH_NAME_MAX] = {0};
+    size_t name_len = strnlen(c->arch.name, NN_ARCH_NAME_MAX - 1);
+    memcpy(name, c->arch.name, name_len);
+    put(&b, name, NN_ARCH_NAME_MAX);
+    put_u32(&b, (uint32_t)c->arch.in_c);
+    put_u32(&b, (uint32_t)c->arch.in_h);
+    put_u32(&b, (uint32_t)c->arch.in_w);
+    for (int i = 0; i < c->arch.n_layers; i++) {
+        const nn_layer_spec *l = &c->arch.layers[i];
+        put_u32(&b, (uint32_t)l->kind);
+        put_u32(&b, (uint32_t)l->out);
+        put_u32(&b, (uint32_t)l->kernel);
+        put_u32(&b, (uint32_t)l->stride);
+        put_u32(&b, (uint32_t)l->pad);
+        put_u32(&b, (uint32_t)l->relu);
+        put_f32(&b, l->w_std);
+        put_f32(&b, l->w_lr_mult);
+        put_f32(&b, l->w_decay_mult);
+        put_f32(&b, l->b_lr_mult);
+        put_f32(&b, l->b_decay_mult);
+    }
+    put_f32(&b, net->hash_scale);
+    for (int j = 0; j < c->bits; j++)
+        put_u32(&b, net->bit_order[j]);
+    put_u32(&b, (uint32_t)np);
+    put_u32(&b, (uint32_t)((uint64_t)np >> 32));
+    for (size_t k = 0; k < np; k++)
+        put_f32(&b, params[k]);
+    free(params);
+    put_u32(&b, (uint32_t)crc32(0L, b.p, (uInt)b.len));
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 5);
+    if (!tmp) {
+        free(b.p);
+        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL;
+    if (ok)
+        ok = fwrite(b.p, 1, b.len, f) == b.len;
+    if (ok)
+        ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    if (ok)
+        ok = rename(tmp, path) == 0;
+    if (!ok)
+        remove(tmp);
+    free(tmp);
+    free(b.p);
+    if (!ok)
+        return nn_fail(err, NN_ERR_IO, "%s: cannot write model file", path);
+    return NN_OK;
+}
+
+nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training, nn_error *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return nn_fail(err, NN_ERR_IO, "%s: cannot open model file", path);
+    size_t cap = 1 << 20, len = 0;
+    uint8_t *data = malloc(cap);
+    while (data) {
+        size_t r = fread(data + len, 1, cap - len, f);
+        len += r;
+        if (len < cap)
+            break;
+        uint8_t *bigger = realloc(data, cap * 2);
+        if (!bigger) {
+            free(data);
+            data = NULL;
+            break;
+        }
+        data = bigger;
+        cap *= 2;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (!data)
+        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
+    if (rerr) {
+        free(data);
+        return nn_fail(err, NN_ERR_IO, "%s: read error", path);
+    }
+    nn_status s = NN_OK;
+    rbuf b = {data, len, 0, 0};
+    nn_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (len < 8 || memcmp(data, MAGIC, 8) != 0) {
+        s = len < 8 && memcmp(data, MAGIC, len) == 0
+                ? nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)", path, len)
+                : nn_fail(err, NN_ERR_FORMAT, "%s: not a drsch model file (bad magic)", path);
+        goto done;
+    }
+    b.pos = 8;
+    uint32_t version = get_u32(&b);
+    if (!b.short_read && version != NN_MODEL_VERSION) {
+        s = nn_fail(err, NN_ERR_VERSION, "%s: model file version %u, this drsch reads version %d", path,
+                    version, NN_MODEL_VERSION);
+        goto done;
+    }
+    cfg.bits = (int32_t)get_u32(&b);
+    cfg.in_c = (int32_t)get_u32(&b);
+    cfg.in_h = (int32_t)get_u32(&b);
+    cfg.in_w = (int32_t)get_u32(&b);
+    cfg.arch.n_layers = (int32_t)get_u32(&b);
+    if (b.pos + NN_ARCH_NAME_MAX <= len) {
+        memcpy(cfg.arch.name, data + b.pos, NN_ARCH_NAME_MAX);
+        cfg.arch.name[NN_ARCH_NAME_MAX - 1] = '\0';
+        b.pos += NN_ARCH_NAME_MAX;
+    } else {
+        b.short_read = 1;
+    }
+    cfg.arch.in_c = (int32_t)get_u32(&b);
+    cfg.arch.in_h = (int32_t)get_u32(&b);
+    cfg.arch.in_w = (int32_t)get_u32(&b);
+    if (!b.short_read && (cfg.arch.n_layers < 1 || cfg.arch.n_layers > NN_MAX_LAYERS || cfg.bits < 1 ||
+                          cfg.bits > HM_MAX_BITS)) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%s: corrupt header (%d layers, %d bits)", path, cfg.arch.n_layers,
+                    cfg.bits);
+        goto done;
+    }
+    for (int i = 0; i < cfg.arch.n_layers && !b.short_read; i++) {
+        nn_layer_spec *l = &cfg.arch.layers[i];
+        l->kind = (nn_layer_kind)get_u32(&b);
+        l->out = (int32_t)get_u32(&b);
+        l->kernel = (int32_t)get_u32(&b);
+        l->stride = (int32_t)get_u32(&b);
+        l->pad = (int32_t)get_u32(&b);
+        l->relu = (int32_t)get_u32(&b);
+        l->w_std = get_f32(&b);
+        l->w_lr_mult = get_f32(&b);
+        l->w_decay_mult = get_f32(&b);
+        l->b_lr_mult = get_f32(&b);
+        l->b_decay_mult = get_f32(&b);
+    }
+    float hash_scale = get_f32(&b);
+    size_t order_pos = b.pos;
+    b.pos += 4 * (size_t)(cfg.bits > 0 ? cfg.bits : 0);
+    uint64_t np = 0;
+    if (b.pos <= len) {
+        np = get_u32(&b);
+        np |= (uint64_t)get_u32(&b) << 32;
+    } else {
+        b.short_read = 1;
+    }
+    size_t params_pos = b.pos;
+    if (b.short_read || np > (len / 4) + 1 || params_pos + 4 * np + 4 > len) {
+        s = nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes, header promises more)",
+                    path, len);
+        goto done;
+    }
+    if (params_pos + 4 * np + 4 != len) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%s: %zu unexpected trailing bytes", path,
+                    len - (params_pos + 4 * (size_t)np + 4));
+        goto done;
+    }
+    b.pos = params_pos + 4 * np;
+    uint32_t stored = get_u32(&b);
+    uint32_t actual = (uint32_t)crc32(0L, data, (uInt)(params_pos + 4 * np));
+    if (stored != actual) {
+        s = nn_fail(err, NN_ERR_CHECKSUM, "%s: checksum mismatch (stored %08x, computed %08x): corrupt file",
+                    path, stored, actual);
+        goto done;
+    }
+    cfg.batch = batch;
+    cfg.training = training;
+    cfg.seed = 1;
+    nn_net *net = NULL;
+    s = nn_net_create(&net, &cfg, err);
+    if (s != NN_OK) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        s = nn_fail(err, s, "%s: %.450s", path, msg);
+        goto done;
+    }
+    if (np != nn_params_plain_size(net)) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
+                    (unsigned long long)np, nn_params_plain_size(net));
+        nn_net_free(net);
+        goto done;
+    }
+    float *params = malloc(4 * np + 4);
+    uint32_t *order = malloc(4 * (size_t)cfg.bits);
+    if (!params || !order) {
+        free(params);
+        free(order);
+        nn_net_free(net);
+        s = nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    b.pos = params_pos;
+    for (uint64_t k = 0; k < np; k++)
+        params[k] = get_f32(&b);
+    b.pos = order_pos;
+    for (int j = 0; j < cfg.bits; j++)
+        order[j] = get_u32(&b);
+    s = nn_params_import(net, params, np, err);
+    if (s == NN_OK)
+        s = nn_set_bit_order(net, order, err);
+    free(params);
+    free(order);
+    if (s != NN_OK) {
+        nn_net_free(net);
+        goto done;
+    }
+    nn_set_hash_scale(net, hash_scale);
+    *out = net;
+done:
+    free(data);
+    return s;
+}

@@ -1,0 +1,1160 @@
+/* The network: builds oneDNN primitives once per shape from a layer table, runs forward and
+ * backward passes, and owns the single parameter / gradient / momentum allocation.
+ *
+ * Layout policy (what a oneDNN probe of this network measured): every convolution and inner
+ * product asks for format_tag_any, so oneDNN picks blocked layouts for training and nhwc
+ * (brgconv) for inference; pooling takes its input's layout as is; a reorder is inserted only
+ * where a layer's chosen layout differs from its producer's. ReLU is a post-op of the
+ * convolution; its backward is an eltwise "use dst" primitive run in place. The backward-data
+ * weights layout is queried and, where it differs, a reordered copy is refreshed after every
+ * parameter change. The hash and bit-weight layers are plain C on N x B rows.
+ *
+ * Not done here: the loss (callers inject d loss / d output), optimisation (nn_sgd.c), files
+ * (nn_model.c), batching over a data set (nn_encode.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_internal.h"
+
+#define DN(call, what)                                                                            \
+    do {                                                                                          \
+        dnnl_status_t st_ = (call);                                                               \
+        if (st_ != dnnl_success)                                                                  \
+            return nn_dnnl_fail(err, st_, what);                                                  \
+    } while (0)
+#define TRY(call)                                                                                 \
+    do {                                                                                          \
+        nn_status s_ = (call);                                                                    \
+        if (s_ != NN_OK)                                                                          \
+            return s_;                                                                            \
+    } while (0)
+
+static float *mem_ptr(const_dnnl_memory_t m)
+{
+    void *p = NULL;
+    if (m)
+        dnnl_memory_get_data_handle(m, &p);
+    return (float *)p;
+}
+
+static const dnnl_memory_desc_t *mem_md(const_dnnl_memory_t m)
+{
+    const dnnl_memory_desc_t *md = NULL;
+    dnnl_memory_get_memory_desc(m, &md);
+    return md;
+}
+
+static dnnl_memory_desc_t md_tag(int nd, const dnnl_dim_t *dims, dnnl_format_tag_t tag)
+{
+    dnnl_memory_desc_t md;
+    dnnl_memory_desc_init_by_tag(&md, nd, dims, dnnl_f32, tag);
+    return md;
+}
+
+static nn_status new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
+                         nn_error *err)
+{
+    DN(dnnl_memory_create(m, md, net->engine, handle), "memory_create");
+    /* Zero owned buffers: padded blocked layouts must hold zeros outside the logical tensor. */
+    if (handle == DNNL_MEMORY_ALLOCATE)
+        memset(mem_ptr(*m), 0, dnnl_memory_desc_get_size(md));
+    return NN_OK;
+}
+
+static void note_scratch(nn_net *net, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sz = md ? dnnl_memory_desc_get_size(md) : 0;
+    if (sz > net->scratch_size)
+        net->scratch_size = sz;
+}
+
+/* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. */
+static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                           const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
+                           dnnl_primitive_desc_t *pd_out, const char *what, nn_error *err)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    DN(dnnl_primitive_desc_create(&pd, desc, attr ? attr : net->attr, net->engine, hint), what);
+    note_scratch(net, pd);
+    dnnl_status_t st = prim ? dnnl_primitive_create(prim, pd) : dnnl_success;
+    if (st != dnnl_success || !pd_out)
+        dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success)
+        return nn_dnnl_fail(err, st, what);
+    if (pd_out)
+        *pd_out = pd;
+    return NN_OK;
+}
+
+static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                              dnnl_primitive_t *prim, nn_error *err)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    DN(dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, net->attr),
+       "reorder");
+    note_scratch(net, pd);
+    dnnl_status_t st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    DN(st, "reorder primitive");
+    return NN_OK;
+}
+
+static nn_status exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args, nn_error *err)
+{
+    args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+    args[nargs].memory = net->scratch;
+    DN(dnnl_primitive_execute(p, net->stream, nargs + (net->scratch ? 1 : 0), args), "execute");
+    return NN_OK;
+}
+
+static nn_status run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
+                             nn_error *err)
+{
+    dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return exec(net, p, 2, a, err);
+}
+
+static int add_tensor(nn_net *net, int32_t layer, int32_t is_bias, const dnnl_memory_desc_t *md,
+                      const dnnl_memory_desc_t *plain_md, size_t plain_count)
+{
+    const nn_layer_spec *sp = &net->layers[layer].spec;
+    nn_tensor *t = &net->tensors[net->n_tensors];
+    t->layer = layer;
+    t->is_bias = is_bias;
+    t->md = *md;
+    t->plain_md = *plain_md;
+    t->count = dnnl_memory_desc_get_size(md) / sizeof(float);
+    t->plain_count = plain_count;
+    t->lr_mult = is_bias ? sp->b_lr_mult : sp->w_lr_mult;
+    t->decay_mult = is_bias ? sp->b_decay_mult : sp->w_decay_mult;
+    return net->n_tensors++;
+}
+
+/* Input memory of layer i and the memory its input gradient goes to (NULL when not needed). */
+static void link_input(nn_net *net, int i)
+{
+    nn_layer *L = &net->layers[i];
+    if (i == 0) {
+        L->in = net->in_mem;
+        L->diff_in = net->diff_in_mem;
+    } else {
+        L->in = net->layers[i - 1].dst;
+        L->diff_in = net->layers[i - 1].diff_dst;
+    }
+}
+
+static bool need_data_grad(const nn_net *net, int i)
+{
+    return net->cfg.training && (i > 0 || net->cfg.input_grad);
+}
+
+/* src: the layout the layer asked for; reorders in -> src (forward) and diff_src -> diff_in
+ * (backward) when it differs from the producer's. */
+static nn_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, nn_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const dnnl_memory_desc_t *in_md = mem_md(L->in);
+    if (dnnl_memory_desc_equal(in_md, S)) {
+        L->src = L->in;
+        L->diff_src = L->diff_in;
+        return NN_OK;
+    }
+    TRY(new_mem(net, &L->src, S, DNNL_MEMORY_ALLOCATE, err));
+    TRY(make_reorder(net, in_md, S, &L->src_reorder, err));
+    if (need_data_grad(net, i)) {
+        TRY(new_mem(net, &L->diff_src, S, DNNL_MEMORY_ALLOCATE, err));
+        TRY(make_reorder(net, S, in_md, &L->diff_src_reorder, err));
+    }
+    return NN_OK;
+}
+
+static nn_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, nn_error *err)
+{
+    dnnl_post_ops_t po = NULL;
+    DN(dnnl_primitive_attr_create(attr), "attr");
+    DN(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user), "attr");
+    DN(dnnl_post_ops_create(&po), "post_ops");
+    dnnl_status_t st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    dnnl_post_ops_destroy(po);
+    (void)net;
+    DN(st, "relu post-op");
+    return NN_OK;
+}
+
+static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D, nn_error *err)
+{
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t hint = NULL;
+    DN(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd,
+                                      D, 0.0f, 0.0f),
+       "relu fwd desc");
+    TRY(make_prim(net, &fd, NULL, NULL, NULL, &hint, "relu hint", err));
+    DN(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, D, D, 0.0f, 0.0f),
+       "relu bwd desc");
+    nn_status s = make_prim(net, &bd, NULL, hint, &L->relu_bwd, NULL, "relu backward", err);
+    dnnl_primitive_desc_destroy(hint);
+    return s;
+}
+
+/* After a bwd-weights pd is known: gradients go straight into the grads block when the layout
+ * matches the forward weights, else through dw_tmp and a reorder. */
+static nn_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
+                         const dnnl_memory_desc_t *W, nn_error *err)
+{
+    const dnnl_memory_desc_t *DW = dnnl_primitive_desc_query_md(bwd_w_pd, dnnl_query_diff_weights_md, 0);
+    TRY(new_mem(net, &L->dw, W, DNNL_MEMORY_NONE, err));
+    if (!dnnl_memory_desc_equal(DW, W)) {
+        TRY(new_mem(net, &L->dw_tmp, DW, DNNL_MEMORY_ALLOCATE, err));
+        TRY(make_reorder(net, DW, W, &L->dw_reorder, err));
+    }
+    return NN_OK;
+}
+
+static nn_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_d_pd,
+                            const dnnl_memory_desc_t *W, nn_error *err)
+{
+    const dnnl_memory_desc_t *WB = dnnl_primitive_desc_query_md(bwd_d_pd, dnnl_query_weights_md, 0);
+    if (dnnl_memory_desc_equal(WB, W)) {
+        L->w_bwd = L->w;
+        return NN_OK;
+    }
+    TRY(new_mem(net, &L->w_bwd, WB, DNNL_MEMORY_ALLOCATE, err));
+    TRY(make_reorder(net, W, WB, &L->w_bwd_reorder, err));
+    return NN_OK;
+}
+
+static nn_status build_conv(nn_net *net, int i, nn_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch;
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, wd = {sp->out, L->in_c, sp->kernel, sp->kernel};
+    dnnl_dims_t bdm = {sp->out}, dd = {N, L->out_c, L->out_h, L->out_w};
+    dnnl_dims_t strides = {sp->stride, sp->stride}, pad = {sp->pad, sp->pad};
+    dnnl_memory_desc_t s_any = md_tag(4, sd, dnnl_format_tag_any), w_any = md_tag(4, wd, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_any = md_tag(4, dd, dnnl_format_tag_any);
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+
+    dnnl_convolution_desc_t cd;
+    DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any, &b_x,
+                                          &d_any, strides, pad, pad),
+       "conv desc");
+    dnnl_primitive_attr_t attr = NULL;
+    if (sp->relu)
+        TRY(relu_attr(net, &attr, err));
+    dnnl_primitive_desc_t fpd = NULL;
+    nn_status s = make_prim(net, &cd, attr, NULL, &L->fwd, &fpd, "convolution forward", err);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    TRY(s);
+    dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
+    dnnl_memory_desc_t w_plain = md_tag(4, wd, dnnl_oihw);
+    size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
+    L->p_w = add_tensor(net, i, 0, &W, &w_plain, wn);
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
+    s = NN_OK;
+#define CK(x)                                                                                     \
+    do {                                                                                          \
+        s = (x);                                                                                  \
+        if (s != NN_OK)                                                                           \
+            goto done;                                                                            \
+    } while (0)
+    CK(new_mem(net, &L->w, &W, DNNL_MEMORY_NONE, err));
+    CK(new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    CK(new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+        CK(new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+        if (sp->relu)
+            CK(build_relu_bwd(net, L, &D, err));
+        dnnl_convolution_desc_t wdsc;
+        dnnl_status_t st = dnnl_convolution_backward_weights_desc_init(
+            &wdsc, dnnl_convolution_direct, &S, &w_any, &b_x, &D, strides, pad, pad);
+        if (st != dnnl_success) {
+            s = nn_dnnl_fail(err, st, "conv bwd weights desc");
+            goto done;
+        }
+        dnnl_primitive_desc_t wpd = NULL;
+        CK(make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, "convolution backward weights", err));
+        s = bind_dw(net, L, wpd, &W, err);
+        dnnl_primitive_desc_destroy(wpd);
+        if (s != NN_OK)
+            goto done;
+        if (need_data_grad(net, i)) {
+            dnnl_convolution_desc_t ddsc;
+            st = dnnl_convolution_backward_data_desc_init(&ddsc, dnnl_convolution_direct, &S, &w_any,
+                                                          &D, strides, pad, pad);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "conv bwd data desc");
+                goto done;
+            }
+            dnnl_primitive_desc_t dpd = NULL;
+            CK(make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "convolution backward data", err));
+            s = bind_w_bwd(net, L, dpd, &W, err);
+            dnnl_primitive_desc_destroy(dpd);
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
+static nn_status build_fc(nn_net *net, int i, nn_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch;
+    const int nd = L->in_4d ? 4 : 2;
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, wd = {L->out_c, L->in_c, L->in_h, L->in_w};
+    if (!L->in_4d) {
+        sd[1] = L->in_c;
+        wd[1] = L->in_c;
+    }
+    dnnl_dims_t bdm = {L->out_c}, dd = {N, L->out_c};
+    dnnl_memory_desc_t s_any = md_tag(nd, sd, dnnl_format_tag_any), w_any = md_tag(nd, wd, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_nc = md_tag(2, dd, dnnl_nc);
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+    dnnl_inner_product_desc_t ipd;
+    DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &s_any, &w_any, &b_x, &d_nc), "fc desc");
+    dnnl_primitive_attr_t attr = NULL;
+    if (sp->relu)
+        TRY(relu_attr(net, &attr, err));
+    dnnl_primitive_desc_t fpd = NULL;
+    nn_status s = make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "inner product forward", err);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    TRY(s);
+    dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t w_plain = md_tag(nd, wd, nd == 4 ? dnnl_oihw : dnnl_oi);
+    L->p_w = add_tensor(net, i, 0, &W, &w_plain, (size_t)L->out_c * L->in_c * L->in_h * L->in_w);
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)L->out_c);
+    CK(new_mem(net, &L->w, &W, DNNL_MEMORY_NONE, err));
+    CK(new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    CK(new_mem(net, &L->dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(new_mem(net, &L->diff_dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+        CK(new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+        if (sp->relu)
+            CK(build_relu_bwd(net, L, &d_nc, err));
+        dnnl_inner_product_desc_t wdsc;
+        dnnl_status_t st = dnnl_inner_product_backward_weights_desc_init(&wdsc, &S, &w_any, &b_x, &d_nc);
+        if (st != dnnl_success) {
+            s = nn_dnnl_fail(err, st, "fc bwd weights desc");
+            goto done;
+        }
+        dnnl_primitive_desc_t wpd = NULL;
+        CK(make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, "inner product backward weights", err));
+        s = bind_dw(net, L, wpd, &W, err);
+        dnnl_primitive_desc_destroy(wpd);
+        if (s != NN_OK)
+            goto done;
+        if (need_data_grad(net, i)) {
+            dnnl_inner_product_desc_t ddsc;
+            st = dnnl_inner_product_backward_data_desc_init(&ddsc, &S, &w_any, &d_nc);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "fc bwd data desc");
+                goto done;
+            }
+            dnnl_primitive_desc_t dpd = NULL;
+            CK(make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "inner product backward data", err));
+            s = bind_w_bwd(net, L, dpd, &W, err);
+            dnnl_primitive_desc_destroy(dpd);
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
+static nn_status build_pool(nn_net *net, int i, nn_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch;
+    dnnl_dims_t dd = {N, L->out_c, L->out_h, L->out_w};
+    dnnl_dims_t strides = {sp->stride, sp->stride}, kernel = {sp->kernel, sp->kernel};
+    dnnl_dims_t pad_l = {sp->pad, sp->pad}, pad_r = {L->pad_r_h, L->pad_r_w};
+    dnnl_alg_kind_t alg = sp->kind == NN_LAYER_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+    dnnl_memory_desc_t S = *mem_md(L->in), d_any = md_tag(4, dd, dnnl_format_tag_any);
+    if (S.ndims != 4)
+        return nn_fail(err, NN_ERR_ARG, "layer %d: pooling needs a 4-D input (after conv or pool)", i);
+    dnnl_pooling_desc_t pd;
+    DN(dnnl_pooling_forward_desc_init(&pd, prop, alg, &S, &d_any, strides, kernel, pad_l, pad_r),
+       "pool desc");
+    dnnl_primitive_desc_t fpd = NULL;
+    TRY(make_prim(net, &pd, NULL, NULL, &L->fwd, &fpd, "pooling forward", err));
+    dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+    L->p_w = L->p_b = -1;
+    nn_status s = NN_OK;
+    CK(new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    if (ws && dnnl_memory_desc_get_size(ws) > 0)
+        CK(new_mem(net, &L->ws, ws, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+        if (need_data_grad(net, i)) {
+            dnnl_pooling_desc_t bd;
+            dnnl_status_t st = dnnl_pooling_backward_desc_init(&bd, alg, &S, &D, strides, kernel, pad_l, pad_r);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "pool bwd desc");
+                goto done;
+            }
+            CK(make_prim(net, &bd, NULL, fpd, &L->bwd_data, NULL, "pooling backward", err));
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
+/* Hash and bit-weight layers: plain C on N x B rows; their input must be plain N x B. */
+static nn_status build_plain(nn_net *net, int i, nn_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const dnnl_memory_desc_t *in_md = mem_md(L->in);
+    dnnl_dims_t dd = {net->cfg.batch, L->out_c};
+    dnnl_memory_desc_t d_nc = md_tag(2, dd, dnnl_nc);
+    if (!dnnl_memory_desc_equal(in_md, &d_nc))
+        return nn_fail(err, NN_ERR_ARG, "layer %d: hash / bit-weight layers must follow an fc layer", i);
+    L->p_w = L->p_b = -1;
+    L->src = L->in;
+    L->diff_src = L->diff_in;
+    TRY(new_mem(net, &L->dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+    if (net->cfg.training)
+        TRY(new_mem(net, &L->diff_dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+    if (L->spec.kind == NN_LAYER_BITW) {
+        dnnl_dims_t bd = {L->out_c};
+        dnnl_memory_desc_t x = md_tag(1, bd, dnnl_x);
+        L->p_w = add_tensor(net, i, 0, &x, &x, (size_t)L->out_c);
+        TRY(new_mem(net, &L->w, &x, DNNL_MEMORY_NONE, err));
+        if (net->cfg.training)
+            TRY(new_mem(net, &L->dw, &x, DNNL_MEMORY_NONE, err));
+    }
+    return NN_OK;
+}
+
+/* Output sizes; Caffe ceil mode for pooling (a window may start inside the input only). */
+static nn_status plan_shapes(nn_net *net, nn_error *err)
+{
+    int32_t c = net->cfg.in_c, h = net->cfg.in_h, w = net->cfg.in_w, is4d = 1;
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        const nn_layer_spec *sp = &L->spec;
+        L->in_c = c, L->in_h = h, L->in_w = w, L->in_4d = is4d;
+        switch (sp->kind) {
+        case NN_LAYER_CONV:
+            if (!is4d || sp->out < 1 || sp->kernel < 1 || sp->stride < 1 || sp->pad < 0 ||
+                h + 2 * sp->pad < sp->kernel || w + 2 * sp->pad < sp->kernel)
+                return nn_fail(err, NN_ERR_ARG, "layer %d (conv %d@%dx%d): does not fit input %dx%dx%d",
+                               i, sp->out, sp->kernel, sp->kernel, c, h, w);
+            c = sp->out;
+            h = (h + 2 * sp->pad - sp->kernel) / sp->stride + 1;
+            w = (w + 2 * sp->pad - sp->kernel) / sp->stride + 1;
+            break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG: {
+            if (!is4d || sp->kernel < 1 || sp->stride < 1 || sp->pad < 0 || sp->pad >= sp->kernel)
+                return nn_fail(err, NN_ERR_ARG, "layer %d: bad pooling parameters", i);
+            int32_t dims[2] = {h, w}, out[2], padr[2];
+            for (int k = 0; k < 2; k++) {
+                int32_t span = dims[k] + 2 * sp->pad - sp->kernel;
+                int32_t o = span <= 0 ? 1 : (span + sp->stride - 1) / sp->stride + 1;
+                if ((o - 1) * sp->stride >= dims[k] + sp->pad)
+                    o--;
+                out[k] = o;
+                padr[k] = (o - 1) * sp->stride + sp->kernel - dims[k] - sp->pad;
+                if (padr[k] < 0)
+                    padr[k] = 0;
+                if (padr[k] >= sp->kernel)
+                    return nn_fail(err, NN_ERR_ARG, "layer %d: pooling window outside input", i);
+            }
+            L->pad_r_h = padr[0], L->pad_r_w = padr[1];
+            h = out[0], w = out[1];
+            break;
+        }
+        case NN_LAYER_FC:
+            c = sp->out > 0 ? sp->out : net->cfg.bits;
+            h = w = 1;
+            is4d = 0;
+            break;
+        case NN_LAYER_HASH:
+        case NN_LAYER_BITW:
+            if (is4d)
+                return nn_fail(err, NN_ERR_ARG, "layer %d: hash / bit-weight layers must follow an fc layer", i);
+            break;
+        default:
+            return nn_fail(err, NN_ERR_ARG, "layer %d: unknown layer kind %d", i, (int)sp->kind);
+        }
+        L->out_c = c, L->out_h = h, L->out_w = w, L->out_4d = is4d;
+        double n = net->cfg.batch;
+        double f = 0;
+        if (sp->kind == NN_LAYER_CONV)
+            f = 2.0 * n * c * h * w * L->in_c * sp->kernel * sp->kernel;
+        else if (sp->kind == NN_LAYER_FC)
+            f = 2.0 * n * c * L->in_c * L->in_h * L->in_w;
+        net->flops_fwd += f;
+        if (net->cfg.training)
+            net->flops_bwd += f * (need_data_grad(net, i) ? 2.0 : 1.0);
+    }
+    return NN_OK;
+}
+
+static nn_status init_params(nn_net *net, nn_error *err)
+{
+    size_t maxn = 0;
+    for (int t = 0; t < net->n_tensors; t++)
+        if (net->tensors[t].plain_count > maxn)
+            maxn = net->tensors[t].plain_count;
+    float *buf = malloc(maxn * sizeof(float));
+    if (!buf)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory initialising parameters");
+    nn_rng rng;
+    nn_rng_seed(&rng, net->cfg.seed);
+    nn_status s = NN_OK;
+    for (int t = 0; t < net->n_tensors && s == NN_OK; t++) {
+        const nn_tensor *T = &net->tensors[t];
+        const nn_layer_spec *sp = &net->layers[T->layer].spec;
+        for (size_t k = 0; k < T->plain_count; k++) {
+            if (sp->kind == NN_LAYER_BITW)
+                buf[k] = 1.0f;
+            else if (T->is_bias)
+                buf[k] = 0.0f;
+            else
+                buf[k] = (float)(sp->w_std * nn_rng_normal(&rng));
+        }
+        s = nn_tensor_from_plain(net, t, buf, err);
+    }
+    free(buf);
+    return s;
+}
+
+nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
+{
+    *out = NULL;
+    nn_config cfg = *cfg0;
+    if (cfg.in_c <= 0)
+        cfg.in_c = cfg.arch.in_c;
+    if (cfg.in_h <= 0)
+        cfg.in_h = cfg.arch.in_h;
+    if (cfg.in_w <= 0)
+        cfg.in_w = cfg.arch.in_w;
+    if (cfg.arch.n_layers < 1 || cfg.arch.n_layers > NN_MAX_LAYERS)
+        return nn_fail(err, NN_ERR_ARG, "architecture '%s' has %d layers (1..%d)", cfg.arch.name,
+                       cfg.arch.n_layers, NN_MAX_LAYERS);
+    if (cfg.bits < 1 || cfg.bits > HM_MAX_BITS)
+        return nn_fail(err, NN_ERR_ARG, "code length %d out of range 1..%d", cfg.bits, HM_MAX_BITS);
+    if (cfg.batch < 1 || cfg.in_c < 1 || cfg.in_h < 1 || cfg.in_w < 1)
+        return nn_fail(err, NN_ERR_ARG, "bad batch %d or input %dx%dx%d", cfg.batch, cfg.in_c,
+                       cfg.in_h, cfg.in_w);
+    if (cfg.arch.in_c > 0 && cfg.in_c != cfg.arch.in_c)
+        return nn_fail(err, NN_ERR_ARG, "architecture '%s' takes %d input channels, not %d",
+                       cfg.arch.name, cfg.arch.in_c, cfg.in_c);
+    cfg.training = cfg.training ? 1 : 0;
+    cfg.input_grad = cfg.training && cfg.input_grad;
+
+    nn_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    net->cfg = cfg;
+    net->n_layers = cfg.arch.n_layers;
+    net->hash_layer = net->bitw_layer = -1;
+    net->hash_scale = 5.0f;
+    for (int i = 0; i < net->n_layers; i++) {
+        net->layers[i].spec = cfg.arch.layers[i];
+        net->layers[i].p_w = net->layers[i].p_b = -1;
+        if (cfg.arch.layers[i].kind == NN_LAYER_HASH)
+            net->hash_layer = i;
+        if (cfg.arch.layers[i].kind == NN_LAYER_BITW)
+            net->bitw_layer = i;
+    }
+    nn_status s = plan_shapes(net, err);
+    if (s != NN_OK)
+        goto fail;
+    if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg.bits) ||
+        (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg.bits)) {
+        s = nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d", cfg.bits);
+        goto fail;
+    }
+    net->bit_order = malloc(sizeof(uint32_t) * (size_t)cfg.bits);
+    if (!net->bit_order) {
+        s = nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int j = 0; j < cfg.bits; j++)
+        net->bit_order[j] = (uint32_t)j;
+
+    dnnl_status_t st = dnnl_engine_create(&net->engine, dnnl_cpu, 0);
+    if (st == dnnl_success)
+        st = dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_create(&net->attr);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_scratchpad_mode(net->attr, dnnl_scratchpad_mode_user);
+    if (st != dnnl_success) {
+        s = nn_dnnl_fail(err, st, "engine / stream");
+        goto fail;
+    }
+    dnnl_dims_t id = {cfg.batch, cfg.in_c, cfg.in_h, cfg.in_w};
+    dnnl_memory_desc_t in_md = md_tag(4, id, dnnl_nchw);
+    if ((s = new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err)) != NN_OK)
+        goto fail;
+    if (cfg.input_grad && (s = new_mem(net, &net->diff_in_mem, &in_md, DNNL_MEMORY_ALLOCATE, err)) != NN_OK)
+        goto fail;
+
+    for (int i = 0; i < net->n_layers && s == NN_OK; i++) {
+        link_input(net, i);
+        switch (net->layers[i].spec.kind) {
+        case NN_LAYER_CONV: s = build_conv(net, i, err); break;
+        case NN_LAYER_FC: s = build_fc(net, i, err); break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG: s = build_pool(net, i, err); break;
+        default: s = build_plain(net, i, err); break;
+        }
+        if (s != NN_OK) {
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            nn_fail(err, s, "architecture '%s', layer %d: %.400s", cfg.arch.name, i, msg);
+        }
+    }
+    if (s != NN_OK)
+        goto fail;
+
+    /* Plain output and plain dy. */
+    nn_layer *last = &net->layers[net->n_layers - 1];
+    const dnnl_memory_desc_t *D = mem_md(last->dst);
+    dnnl_dims_t od = {cfg.batch, last->out_c, last->out_h, last->out_w};
+    dnnl_memory_desc_t out_md = last->out_4d ? md_tag(4, od, dnnl_nchw) : md_tag(2, od, dnnl_nc);
+    if (dnnl_memory_desc_equal(D, &out_md)) {
+        net->out_mem = last->dst;
+    } else {
+        if ((s = new_mem(net, &net->out_mem, &out_md, DNNL_MEMORY_ALLOCATE, err)) != NN_OK ||
+            (s = make_reorder(net, D, &out_md, &net->out_reorder, err)) != NN_OK)
+            goto fail;
+    }
+    if (cfg.training) {
+        if ((s = new_mem(net, &net->dy_mem, &out_md, DNNL_MEMORY_NONE, err)) != NN_OK)
+            goto fail;
+        if (!dnnl_memory_desc_equal(D, &out_md) &&
+            (s = make_reorder(net, &out_md, D, &net->dy_reorder, err)) != NN_OK)
+            goto fail;
+    }
+
+    /* One allocation: params | grads | history, tensors 64-byte aligned. */
+    size_t off = 0;
+    for (int t = 0; t < net->n_tensors; t++) {
+        net->tensors[t].offset = off;
+        off += (net->tensors[t].count + 15) & ~(size_t)15;
+    }
+    net->block_floats = off;
+    size_t regions = cfg.training ? 3 : 1;
+    size_t bytes = (regions * off * sizeof(float) + 63) & ~(size_t)63;
+    net->block = aligned_alloc(64, bytes ? bytes : 64);
+    if (!net->block) {
+        s = nn_fail(err, NN_ERR_NOMEM, "out of memory for %zu parameters", off);
+        goto fail;
+    }
+    memset(net->block, 0, bytes);
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        if (L->p_w >= 0) {
+            float *p = net->block + net->tensors[L->p_w].offset;
+            dnnl_memory_set_data_handle(L->w, p);
+            if (L->dw)
+                dnnl_memory_set_data_handle(L->dw, p + off);
+        }
+        if (L->p_b >= 0) {
+            float *p = net->block + net->tensors[L->p_b].offset;
+            dnnl_memory_set_data_handle(L->b, p);
+            if (L->db)
+                dnnl_memory_set_data_handle(L->db, p + off);
+        }
+    }
+    if (net->scratch_size) {
+        dnnl_dims_t sd = {(dnnl_dim_t)net->scratch_size};
+        dnnl_memory_desc_t smd;
+        dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_u8, dnnl_x);
+        st = dnnl_memory_create(&net->scratch, &smd, net->engine, DNNL_MEMORY_ALLOCATE);
+        if (st != dnnl_success) {
+            s = nn_dnnl_fail(err, st, "scratchpad");
+            goto fail;
+        }
+    }
+    if ((s = init_params(net, err)) != NN_OK)
+        goto fail;
+    net->weights_dirty = true;
+    *out = net;
+    return NN_OK;
+fail:
+    nn_net_free(net);
+    return s;
+}
+
+static void destroy_mem(dnnl_memory_t m)
+{
+    if (m)
+        dnnl_memory_destroy(m);
+}
+static void destroy_prim(dnnl_primitive_t p)
+{
+    if (p)
+        dnnl_primitive_destroy(p);
+}
+
+void nn_net_free(nn_net *net)
+{
+    if (!net)
+        return;
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        if (L->src != L->in)
+            destroy_mem(L->src);
+        if (L->diff_src != L->diff_in)
+            destroy_mem(L->diff_src);
+        if (L->w_bwd != L->w)
+            destroy_mem(L->w_bwd);
+        destroy_mem(L->dst);
+        destroy_mem(L->ws);
+        destroy_mem(L->w);
+        destroy_mem(L->b);
+        destroy_mem(L->dw);
+        destroy_mem(L->db);
+        destroy_mem(L->diff_dst);
+        destroy_mem(L->dw_tmp);
+        destroy_prim(L->src_reorder);
+        destroy_prim(L->fwd);
+        destroy_prim(L->diff_src_reorder);
+        destroy_prim(L->relu_bwd);
+        destroy_prim(L->bwd_data);
+        destroy_prim(L->bwd_weights);
+        destroy_prim(L->w_bwd_reorder);
+        destroy_prim(L->dw_reorder);
+    }
+    if (net->n_layers > 0 && net->out_mem != net->layers[net->n_layers - 1].dst)
+        destroy_mem(net->out_mem);
+    destroy_prim(net->out_reorder);
+    destroy_prim(net->dy_reorder);
+    destroy_mem(net->dy_mem);
+    destroy_mem(net->in_mem);
+    destroy_mem(net->diff_in_mem);
+    destroy_mem(net->scratch);
+    if (net->attr)
+        dnnl_primitive_attr_destroy(net->attr);
+    if (net->stream)
+        dnnl_stream_destroy(net->stream);
+    if (net->engine)
+        dnnl_engine_destroy(net->engine);
+    free(net->bit_order);
+    free(net->block);
+    free(net);
+}
+
+/* ---- forward / backward ------------------------------------------------------------------ */
+
+static void hash_forward(const nn_net *net, const nn_layer *L)
+{
+    const float *x = mem_ptr(L->src);
+    float *y = mem_ptr(L->dst);
+    const float half_s = 0.5f * net->hash_scale;
+    const size_t n = (size_t)net->cfg.batch * L->out_c;
+    for (size_t k = 0; k < n; k++)
+        y[k] = tanhf(half_s * x[k]);
+}
+
+static void bitw_forward(const nn_net *net, const nn_layer *L)
+{
+    const float *x = mem_ptr(L->src), *w = mem_ptr(L->w);
+    float *y = mem_ptr(L->dst);
+    const int32_t B = L->out_c;
+    for (int32_t r = 0; r < net->cfg.batch; r++)
+        for (int32_t j = 0; j < B; j++)
+            y[(size_t)r * B + j] = x[(size_t)r * B + j] * w[j];
+}
+
+nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
+{
+    if (!x)
+        return nn_fail(err, NN_ERR_ARG, "nn_forward: no input");
+    DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
+    dnnl_exec_arg_t a[8];
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        if (L->src_reorder)
+            TRY(run_reorder(net, L->src_reorder, L->in, L->src, err));
+        switch (L->spec.kind) {
+        case NN_LAYER_CONV:
+        case NN_LAYER_FC:
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w};
+            a[2] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->b};
+            a[3] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+            TRY(exec(net, L->fwd, 4, a, err));
+            break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG: {
+            int na = 2;
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+            if (L->ws)
+                a[na++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, L->ws};
+            TRY(exec(net, L->fwd, na, a, err));
+            break;
+        }
+        case NN_LAYER_HASH:
+            dnnl_stream_wait(net->stream);
+            hash_forward(net, L);
+            break;
+        case NN_LAYER_BITW:
+            dnnl_stream_wait(net->stream);
+            bitw_forward(net, L);
+            break;
+        }
+    }
+    if (net->out_reorder)
+        TRY(run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem, err));
+    DN(dnnl_stream_wait(net->stream), "stream wait");
+    return NN_OK;
+}
+
+const float *nn_output(const nn_net *net) { return mem_ptr(net->out_mem); }
+
+const float *nn_hash_output(const nn_net *net)
+{
+    return net->hash_layer >= 0 ? mem_ptr(net->layers[net->hash_layer].dst) : NULL;
+}
+
+const float *nn_input_grad(const nn_net *net) { return mem_ptr(net->diff_in_mem); }
+
+static void hash_backward(const nn_net *net, const nn_layer *L, const float *du)
+{
+    const float *y = mem_ptr(L->dst);
+    float *dy = mem_ptr(L->diff_dst), *dx = mem_ptr(L->diff_src);
+    const float half_s = 0.5f * net->hash_scale;
+    const size_t n = (size_t)net->cfg.batch * L->out_c;
+    for (size_t k = 0; k < n; k++) {
+        float g = dy[k] + (du ? du[k] : 0.0f);
+        dx[k] = g * half_s * (1.0f - y[k] * y[k]);
+    }
+}
+
+static void bitw_backward(const nn_net *net, const nn_layer *L)
+{
+    const float *x = mem_ptr(L->src), *w = mem_ptr(L->w), *dy = mem_ptr(L->diff_dst);
+    float *dw = mem_ptr(L->dw), *dx = mem_ptr(L->diff_src);
+    const int32_t B = L->out_c, N = net->cfg.batch;
+    for (int32_t j = 0; j < B; j++) {
+        double acc = 0;
+        for (int32_t r = 0; r < N; r++)
+            acc += (double)dy[(size_t)r * B + j] * x[(size_t)r * B + j];
+        dw[j] = (float)acc;
+    }
+    if (dx)
+        for (int32_t r = 0; r < N; r++)
+            for (int32_t j = 0; j < B; j++)
+                dx[(size_t)r * B + j] = dy[(size_t)r * B + j] * w[j];
+}
+
+static nn_status refresh_weights(nn_net *net, nn_error *err)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        if (L->w_bwd_reorder)
+            TRY(run_reorder(net, L->w_bwd_reorder, L->w, L->w_bwd, err));
+    }
+    net->weights_dirty = false;
+    return NN_OK;
+}
+
+nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
+{
+    if (!net->cfg.training)
+        return nn_fail(err, NN_ERR_ARG, "nn_backward: the net was created for inference");
+    if (!dy)
+        return nn_fail(err, NN_ERR_ARG, "nn_backward: no output gradient");
+    if (net->weights_dirty)
+        TRY(refresh_weights(net, err));
+    nn_layer *last = &net->layers[net->n_layers - 1];
+    if (net->dy_reorder) {
+        DN(dnnl_memory_set_data_handle(net->dy_mem, (void *)(uintptr_t)dy), "dy handle");
+        TRY(run_reorder(net, net->dy_reorder, net->dy_mem, last->diff_dst, err));
+        DN(dnnl_stream_wait(net->stream), "stream wait");
+    } else {
+        memcpy(mem_ptr(last->diff_dst), dy, dnnl_memory_desc_get_size(mem_md(last->diff_dst)));
+    }
+    dnnl_exec_arg_t a[8];
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        nn_layer *L = &net->layers[i];
+        const bool data = need_data_grad(net, i);
+        switch (L->spec.kind) {
+        case NN_LAYER_CONV:
+        case NN_LAYER_FC:
+            if (L->relu_bwd) {
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+                a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_dst};
+                TRY(exec(net, L->relu_bwd, 3, a, err));
+            }
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+            a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, L->dw_tmp ? L->dw_tmp : L->dw};
+            a[3] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, L->db};
+            TRY(exec(net, L->bwd_weights, 4, a, err));
+            if (L->dw_reorder)
+                TRY(run_reorder(net, L->dw_reorder, L->dw_tmp, L->dw, err));
+            if (data) {
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_bwd};
+                a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_src};
+                TRY(exec(net, L->bwd_data, 3, a, err));
+            }
+            break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG:
+            if (data) {
+                int na = 2;
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_src};
+                if (L->ws)
+                    a[na++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, L->ws};
+                TRY(exec(net, L->bwd_data, na, a, err));
+            }
+            break;
+        case NN_LAYER_HASH:
+            dnnl_stream_wait(net->stream);
+            if (data)
+                hash_backward(net, L, du);
+            break;
+        case NN_LAYER_BITW:
+            dnnl_stream_wait(net->stream);
+            bitw_backward(net, L);
+            break;
+        }
+        if (data && L->diff_src_reorder)
+            TRY(run_reorder(net, L->diff_src_reorder, L->diff_src, L->diff_in, err));
+    }
+    DN(dnnl_stream_wait(net->stream), "stream wait");
+    return NN_OK;
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_error *err)
+{
+    nn_tensor *T = &net->tensors[t];
+    float *dst = net->block + T->offset;
+    if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
+        memcpy(dst, plain, T->plain_count * sizeof(float));
+        return NN_OK;
+    }
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_memory_create(&from, &T->plain_md, net->engine, (void *)(uintptr_t)plain);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, &T->md, net->engine, dst);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, &T->plain_md, net->engine, &T->md, net->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&r, pd);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        st = dnnl_primitive_execute(r, net->stream, 2, a);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(net->stream);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    destroy_prim(r);
+    destroy_mem(from);
+    destroy_mem(to);
+    net->weights_dirty = true;
+    DN(st, "parameter import reorder");
+    return NN_OK;
+}
+
+nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err)
+{
+    const nn_tensor *T = &net->tensors[t];
+    float *src = net->block + T->offset;
+    if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
+        memcpy(plain, src, T->plain_count * sizeof(float));
+        return NN_OK;
+    }
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_memory_create(&from, &T->md, net->engine, src);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, &T->plain_md, net->engine, plain);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, &T->md, net->engine, &T->plain_md, net->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&r, pd);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        st = dnnl_primitive_execute(r, net->stream, 2, a);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(net->stream);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    destroy_prim(r);
+    destroy_mem(from);
+    destroy_mem(to);
+    DN(st, "parameter export reorder");
+    return NN_OK;
+}
+
+const nn_config *nn_net_config(const nn_net *net) { return &net->cfg; }
+
+int32_t nn_output_dim(const nn_net *net)
+{
+    const nn_layer *L = &net->layers[net->n_layers - 1];
+    return L->out_c * L->out_h * L->out_w;
+}
+
+size_t nn_input_size(const nn_net *net)
+{
+    return (size_t)net->cfg.in_c * net->cfg.in_h * net->cfg.in_w;
+}
+
+void nn_set_hash_scale(nn_net *net, float s) { net->hash_scale = s; }
+float nn_hash_scale(const nn_net *net) { return net->hash_scale; }
+
+float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter)
+{
+    if (every <= 0)
+        return s0;
+    return s0 * powf(mult, (float)(iter / every));
+}
+
+int32_t nn_param_count(const nn_net *net) { return net->n_tensors; }
+
+nn_param nn_param_at(const nn_net *net, int32_t i)
+{
+    const nn_tensor *T = &net->tensors[i];
+    nn_param p = {T->layer, T->is_bias, net->block + T->offset,
+                  net->cfg.training ? net->block + net->block_floats + T->offset : NULL,
+                  T->count, T->plain_count, T->lr_mult, T->decay_mult};
+    return p;
+}
+
+size_t nn_params_plain_size(const nn_net *net)
+{
+    size_t n = 0;
+    for (int t = 0; t < net->n_tensors; t++)
+        n += net->tensors[t].plain_count;
+    return n;
+}
+
+nn_status nn_params_export(const nn_net *net, float *plain, size_t n, nn_error *err)
+{
+    if (n != nn_params_plain_size(net))
+        return nn_fail(err, NN_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
+                       nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(nn_tensor_to_plain(net, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    return NN_OK;
+}
+
+nn_status nn_params_import(nn_net *net, const float *plain, size_t n, nn_error *err)
+{
+    if (n != nn_params_plain_size(net))
+        return nn_fail(err, NN_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
+                       nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(nn_tensor_from_plain(net, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    net->weights_dirty = true;
+    return NN_OK;
+}
+
+void nn_params_changed(nn_net *net) { net->weights_dirty = true; }
+
+nn_status nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err)
+{
+    if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
+        nn_params_plain_size(dst) != nn_params_plain_size(src))
+        return nn_fail(err, NN_ERR_ARG, "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
+                       src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
+    size_t n = nn_params_plain_size(src);
+    float *buf = malloc(n * sizeof(float) + 1);
+    if (!buf)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    nn_status s = nn_params_export(src, buf, n, err);
+    if (s == NN_OK)
+        s = nn_params_import(dst, buf, n, err);
+    free(buf);
+    if (s == NN_OK) {
+        dst->hash_scale = src->hash_scale;
+        memcpy(dst->bit_order, src->bit_order, sizeof(uint32_t) * (size_t)src->cfg.bits);
+    }
+    return s;
+}
+
+const float *nn_bit_weights(const nn_net *net)
+{
+    return net->bitw_layer >= 0 ? mem_ptr(net->layers[net->bitw_layer].w) : NULL;
+}
+
+const uint32_t *nn_bit_order(const nn_net *net) { return net->bit_order; }
+
+nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err)
+{
+    const uint32_t B = (uint32_t)net->cfg.bits;
+    uint8_t *seen = calloc(B, 1);
+    if (!seen)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    for (uint32_t j = 0; j < B; j++) {
+        if (order[j] >= B || seen[order[j]]) {
+            free(seen);
+            return nn_fail(err, NN_ERR_ARG, "bit order: entry %u (%u) makes it no permutation of 0..%u",
+                           j, order[j], B - 1);
+        }
+        seen[order[j]] = 1;
+    }
+    free(seen);
+    memcpy(net->bit_order, order, sizeof(uint32_t) * B);
+    return NN_OK;
+}
+
+void nn_bit_order_by_weight(nn_net *net)
+{
+    const float *w = nn_bit_weights(net);
+    const int32_t B = net->cfg.bits;
+    for (int32_t j = 0; j < B; j++)
+        net->bit_order[j] = (uint32_t)j;
+    if (!w)
+        return;
+    /* Insertion sort: B is at most a few thousand, and it is stable (ties by index). */
+    for (int32_t j = 1; j < B; j++) {
+        uint32_t v = net->bit_order[j];
+        int32_t k = j - 1;
+        while (k >= 0 && fabsf(w[net->bit_order[k]]) < fabsf(w[v])) {
+            net->bit_order[k + 1] = net->bit_order[k];
+            k--;
+        }
+        net->bit_order[k + 1] = v;
+    }
+}
+
+void nn_flops(const nn_net *net, double *forward, double *backward)
+{
+    if (forward)
+        *forward = net->flops_fwd;
+    if (backward)
+        *backward = net->flops_bwd;
+}

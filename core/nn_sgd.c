@@ -1,0 +1,45 @@
+/* SGD with momentum, weight decay with per-tensor multipliers and Caffe's "step" learning-rate
+ * policy, applied in place over the net's single parameter | gradient | history allocation.
+ * Element-wise, so it works on blocked layouts as they are (padding stays zero). */
+#include <math.h>
+
+#include "nn_internal.h"
+
+void nn_sgd_defaults(nn_sgd_config *c)
+{
+    c->base_lr = 0.00333f; /* authors' solver.prototxt */
+    c->momentum = 0.0f;
+    c->weight_decay = 0.0005f;
+    c->gamma = 1.0f / 3.0f;
+    c->step = 50000;
+}
+
+float nn_sgd_lr(const nn_sgd_config *c, int64_t iter)
+{
+    if (c->step <= 0)
+        return c->base_lr;
+    return c->base_lr * powf(c->gamma, (float)(iter / c->step));
+}
+
+nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err)
+{
+    if (!net->cfg.training)
+        return nn_fail(err, NN_ERR_ARG, "nn_sgd_step: the net was created for inference");
+    const float lr = nn_sgd_lr(c, iter), mom = c->momentum;
+    const size_t region = net->block_floats;
+    for (int t = 0; t < net->n_tensors; t++) {
+        const nn_tensor *T = &net->tensors[t];
+        float *w = net->block + T->offset, *g = w + region, *v = g + region;
+        const float a = lr * T->lr_mult, wd = c->weight_decay * T->decay_mult;
+        const ptrdiff_t n = (ptrdiff_t)T->count;
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+#endif
+        for (ptrdiff_t k = 0; k < n; k++) {
+            v[k] = mom * v[k] + a * (g[k] + wd * w[k]);
+            w[k] -= v[k];
+        }
+    }
+    net->weights_dirty = true;
+    return NN_OK;
+}

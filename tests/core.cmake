@@ -1,0 +1,3 @@
+# core/ suite: layer gradients vs finite differences, forward vs naive references, learning on a
+# Fashion-MNIST subset, model file round trips and corruption.
+drsch_criterion_test(test_core SOURCES test_core.c LIBS drsch_core ZLIB::ZLIB)
