@@ -13,6 +13,7 @@ typedef struct {
 
 static const bench BENCHES[] = {
     {"hamming", cmd_bench_hamming, "Hamming / weighted-Hamming top-k search, one entry per ISA"},
+    {"data", cmd_bench_data, "images/s of building augmented class-balanced training batches"},
 };
 #define N_BENCHES (sizeof BENCHES / sizeof BENCHES[0])
 

@@ -12,5 +12,7 @@ int cmd_bench_hamming(int argc, char **argv); /* harness/cmd_bench_hamming.c */
 int cmd_eval(int argc, char **argv);          /* harness/cmd_eval.c */
 int cmd_compare(int argc, char **argv);       /* harness/cmd_compare.c */
 int cmd_version(int argc, char **argv);       /* harness/main.c */
+int cmd_data(int argc, char **argv);          /* harness/cmd_data.c */
+int cmd_bench_data(int argc, char **argv);    /* harness/cmd_data.c */
 
 #endif

@@ -19,6 +19,7 @@ typedef struct {
 static const command COMMANDS[] = {
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
     {"eval", cmd_eval, "retrieval (mAP, P@K, P@r) or re-id (CMC, mAP) metrics of codes"},
+    {"data", cmd_data, "dataset info: counts, shapes, classes, checksum, protocol split"},
     {"bench", cmd_bench, "benchmarks writing Google Benchmark-compatible JSON"},
     {"compare", cmd_compare, "regression gate: compare two JSON reports (times and metrics)"},
     {"version", cmd_version, "print version, commit, compiler, ISA and threads"},

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -335,6 +336,8 @@ Test(fashion_mnist, real_files_load_with_known_counts, .timeout = 60)
     cr_assert_eq(d->labels[0], 9);
     cr_assert_eq(d->labels[1], 0);
     cr_assert_eq(d->labels[60000], 9); /* first t10k label */
+    /* measured on Debian's dataset-fashion-mnist 2020 files; reports record this value */
+    cr_assert_eq(ds_checksum(d), 0x37284389u, "checksum %08x", ds_checksum(d));
 
     ds_split sp;
     cr_assert_eq(ds_split_paper(d, NULL, 1, &sp, &err), DS_OK, "%s", err.msg);
@@ -1268,4 +1271,76 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     cr_assert_eq(ds_load_cuhk03(v5, 0, NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "v7.3"), "%s", err.msg);
     cr_assert_eq(ds_load_cuhk03(path_in(dir, "none.mat"), 0, NULL, &d, &err), DS_ERR_IO);
+}
+
+/* ---------------------------------------------------------------- command line ------------ */
+
+/* Runs `$DRSCH_EXE args`, captures stdout into out (cap bytes), returns the exit status. */
+static int run_drsch(const char *args, char *out, size_t cap)
+{
+    const char *exe = getenv("DRSCH_EXE");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", exe, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void need_exe(void)
+{
+    const char *exe = getenv("DRSCH_EXE");
+    if (!exe || access(exe, X_OK) != 0)
+        cr_skip_test("DRSCH_EXE not set or not built");
+}
+
+Test(cli, data_info_and_errors, .timeout = 60)
+{
+    need_exe();
+    static char out[1 << 16];
+    cr_assert_eq(run_drsch("data --help", out, sizeof out), 0);
+    const char *flags[] = {"--protocol", "--seed", "--testset", "--size", "--skip-bad", "default"};
+    for (int i = 0; i < 6; i++)
+        cr_assert_not_null(strstr(out, flags[i]), "help lacks %s", flags[i]);
+    cr_assert_eq(run_drsch("data info fashion-mnist", out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "images:    70000 (uint8 1 x 28 x 28"), "%s", out);
+    cr_assert_not_null(strstr(out, "crc32 37284389"), "%s", out);
+    cr_assert_not_null(strstr(out, "1000 query, 5000 train, 64000 database"), "%s", out);
+    cr_assert_eq(run_drsch("data info imagenet", out, sizeof out), 2);
+    cr_assert_eq(run_drsch("data info", out, sizeof out), 2);
+    cr_assert_eq(run_drsch("data info --size 3 fashion-mnist", out, sizeof out), 2);
+    char *dir = make_tmpdir();
+    char args[2048];
+    snprintf(args, sizeof args, "data info cifar10:%s", dir);
+    cr_assert_eq(run_drsch(args, out, sizeof out), 1, "missing files: failure, not usage");
+    char *mat = path_in(dir, "c.mat");
+    write_cuhk03(mat, 1, 1);
+    snprintf(args, sizeof args, "data info cuhk03:%s --size 16x8", mat);
+    cr_assert_eq(run_drsch(args, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "identity (re-id), 14 identities"), "%s", out);
+    cr_assert_not_null(strstr(out, "cuhk03 classic: testsets{1}"), "%s", out);
+}
+
+Test(cli, bench_data_writes_json, .timeout = 60)
+{
+    need_exe();
+    static char out[1 << 16];
+    char *dir = make_tmpdir();
+    char args[2048];
+    snprintf(args, sizeof args, "bench data --iters 20 --repetitions 1 --threads 2 --json %s/b.json", dir);
+    cr_assert_eq(run_drsch(args, out, sizeof out), 0);
+    FILE *f = fopen(path_in(dir, "b.json"), "r");
+    cr_assert_not_null(f);
+    static char js[1 << 16];
+    size_t n = fread(js, 1, sizeof js - 1, f);
+    js[n] = '\0';
+    fclose(f);
+    cr_assert_not_null(strstr(js, "BM_DataBatch/fashion-mnist/batch:10x10/crop:26x26"), "%s", js);
+    cr_assert_not_null(strstr(js, "items_per_second"), "%s", js);
+    cr_assert_not_null(strstr(js, "37284389"), "dataset checksum in the context");
+    cr_assert_eq(run_drsch("bench data --help", out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "--no-mirror"), "%s", out);
+    cr_assert_eq(run_drsch("bench data --classes 11", out, sizeof out), 1, "only 10 classes");
 }

@@ -1,0 +1,394 @@
+/* drsch data info SPEC: what a dataset spec resolves to (path, counts, shapes, classes or
+ * identities, checksum, protocol split sizes); drsch bench data: images/s of building augmented
+ * class-balanced training batches (sampler + crop / mirror + float NCHW), which must stay far
+ * above the network's training throughput. Thin layers over datasets/datasets.h. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "datasets.h"
+#include "report.h"
+
+static void data_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: drsch data info SPEC [options]\n\n"
+            "Loads a dataset and prints where it was read from, image count and shape, classes\n"
+            "(or concepts / identities) with their image counts, the official train/test subsets,\n"
+            "skipped images, the CRC-32 checksum that reports record, and the protocol split.\n\n"
+            "SPEC: fashion-mnist | mnist[:DIR] | cifar10[:DIR] | nuswide[:LIST:IMGROOT] |\n"
+            "      cuhk03[:FILE.mat][:labeled|detected]\n"
+            "  Bare names resolve under $DRSCH_DATA (fashion-mnist/, mnist/, cifar10/,\n"
+            "  nuswide/list.txt + nuswide/images/, cuhk03/cuhk-03.mat); fashion-mnist falls back\n"
+            "  to " DS_FASHION_MNIST_SYSTEM_DIR " (Debian package dataset-fashion-mnist).\n\n"
+            "options:\n"
+            "  --protocol P    split to describe: auto, paper, paper-db-train, full, classic, none\n"
+            "                  (default auto: paper for labelled sets, classic for CUHK03)\n"
+            "  --seed S        protocol seed (default 1)\n"
+            "  --testset K     CUHK03 classic: 1-based testset (default 1)\n"
+            "  --size HxW      resize target for NUS-WIDE / CUHK03 images (default: 32x32 / 160x60)\n"
+            "  --skip-bad      NUS-WIDE: skip missing or undecodable images and count them\n"
+            "                  (default: fail on the first one)\n"
+            "  -h, --help      this text\n");
+}
+
+static int parse_size(const char *cmd, const char *s, int *h, int *w)
+{
+    char *end = NULL;
+    long a = strtol(s, &end, 10);
+    if (end == s || (*end != 'x' && *end != 'X'))
+        goto bad;
+    const char *t = end + 1;
+    long b = strtol(t, &end, 10);
+    if (end == t || *end != '\0' || a < 1 || b < 1 || a > 4096 || b > 4096)
+        goto bad;
+    *h = (int)a;
+    *w = (int)b;
+    return 0;
+bad:
+    fprintf(stderr, "drsch %s: --size/--crop: '%s' is not HxW with 1 <= H, W <= 4096\n", cmd, s);
+    return -1;
+}
+
+typedef enum { PROTO_AUTO, PROTO_PAPER, PROTO_PAPER_DB_TRAIN, PROTO_FULL, PROTO_CLASSIC, PROTO_NONE } proto_kind;
+
+static int parse_protocol(const char *cmd, const char *s, proto_kind *p)
+{
+    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic", "none"};
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(s, names[i])) {
+            *p = (proto_kind)i;
+            return 0;
+        }
+    fprintf(stderr, "drsch %s: --protocol: '%s' is not one of auto, paper, paper-db-train, full, classic, none\n",
+            cmd, s);
+    return -1;
+}
+
+/* Builds the requested split; PROTO_AUTO picks classic for CUHK03, paper otherwise. */
+static ds_status make_split(const ds_dataset *d, proto_kind p, uint64_t seed, int testset, ds_split *sp,
+                            ds_error *err)
+{
+    if (p == PROTO_AUTO)
+        p = d->kind == DS_KIND_CUHK03 ? PROTO_CLASSIC : PROTO_PAPER;
+    ds_paper_opts po;
+    ds_paper_opts_default(&po);
+    switch (p) {
+    case PROTO_PAPER_DB_TRAIN:
+        po.db_includes_train = 1;
+        return ds_split_paper(d, &po, seed, sp, err);
+    case PROTO_FULL:
+        return ds_split_full(d, sp, err);
+    case PROTO_CLASSIC: {
+        ds_cuhk03_opts co = {.testset = testset, .single_shot = 1};
+        return ds_split_cuhk03_classic(d, &co, seed, sp, err);
+    }
+    default:
+        return ds_split_paper(d, &po, seed, sp, err);
+    }
+}
+
+static const char *label_kind_name(ds_label_kind k)
+{
+    return k == DS_LABELS_MULTI ? "multi-label (multi-hot)" : k == DS_LABELS_IDENTITY ? "identity (re-id)" : "single label";
+}
+
+static int data_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"protocol", required_argument, 0, 'p'}, {"seed", required_argument, 0, 's'},
+        {"testset", required_argument, 0, 't'},  {"size", required_argument, 0, 'z'},
+        {"skip-bad", no_argument, 0, 'k'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    ds_load_opts lo;
+    ds_load_opts_default(&lo);
+    proto_kind proto = PROTO_AUTO;
+    int64_t seed = 1, testset = 1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'p': bad = parse_protocol("data info", optarg, &proto); break;
+        case 's': bad = cli_parse_i64("data info", "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 't': bad = cli_parse_i64("data info", "--testset", optarg, 1, 1000, &testset); break;
+        case 'z': bad = parse_size("data info", optarg, &lo.out_h, &lo.out_w); break;
+        case 'k': lo.skip_bad_images = 1; break;
+        case 'h': data_usage(stdout); return 0;
+        default: return cli_usage_error("data info");
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "drsch data info: expected exactly one dataset SPEC; see drsch data --help\n");
+        return EXIT_USAGE;
+    }
+    const char *spec = argv[optind];
+    ds_error err;
+    ds_dataset *d = NULL;
+    double t0 = cli_now();
+    if (ds_load(spec, &lo, &d, &err) != DS_OK) {
+        fprintf(stderr, "drsch data info: %s\n", err.msg);
+        return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
+    }
+    fprintf(stderr, "drsch data info: loaded %s in %.2f s\n", d->name, cli_now() - t0);
+    printf("dataset:   %s\n", d->name);
+    printf("source:    %s\n", d->source);
+    printf("images:    %lld (uint8 %d x %d x %d, C x H x W)\n", (long long)d->n, d->c, d->h, d->w);
+    printf("labels:    %s, %d %s\n", label_kind_name(d->label_kind), d->n_classes,
+           d->label_kind == DS_LABELS_MULTI ? "concepts" : d->label_kind == DS_LABELS_IDENTITY ? "identities" : "classes");
+    if (d->subset) {
+        int64_t test = 0;
+        for (int64_t i = 0; i < d->n; i++)
+            test += d->subset[i] != 0;
+        printf("subsets:   %lld official training images, %lld official test images\n", (long long)(d->n - test),
+               (long long)test);
+    }
+    if (d->n_skipped)
+        printf("skipped:   %lld images (missing or undecodable)\n", (long long)d->n_skipped);
+    printf("checksum:  crc32 %08x (images, labels%s)\n", ds_checksum(d), d->cams ? ", cameras" : "");
+    int64_t *counts = calloc((size_t)d->n_classes + 1, sizeof *counts);
+    if (!counts) {
+        ds_dataset_free(d);
+        fprintf(stderr, "drsch data info: out of memory\n");
+        return 1;
+    }
+    ds_class_counts(d, counts);
+    if (d->label_kind == DS_LABELS_IDENTITY) {
+        int64_t mn = INT64_MAX, mx = 0, with = 0;
+        for (int k = 0; k < d->n_classes; k++) {
+            if (counts[k] == 0)
+                continue;
+            with++;
+            mn = counts[k] < mn ? counts[k] : mn;
+            mx = counts[k] > mx ? counts[k] : mx;
+        }
+        printf("per id:    %lld identities with images, %lld to %lld images each\n", (long long)with,
+               (long long)(with ? mn : 0), (long long)mx);
+        printf("cameras:   %d pairs x 2 cameras; persons per pair:", d->n_pairs);
+        for (int p = 0; p < d->n_pairs; p++)
+            printf(" %d", d->pair_persons[p]);
+        printf("\ntestsets:  %d of %d identities\n", d->n_testsets, d->testset_rows);
+    } else {
+        printf("per %s:\n", d->label_kind == DS_LABELS_MULTI ? "concept" : "class");
+        for (int k = 0; k < d->n_classes; k++)
+            printf("  %3d  %-14s %8lld\n", k, d->class_names && d->class_names[k] ? d->class_names[k] : "",
+                   (long long)counts[k]);
+    }
+    free(counts);
+    int rc = 0;
+    if (proto != PROTO_NONE) {
+        ds_split sp;
+        if (make_split(d, proto, (uint64_t)seed, (int)testset - 1, &sp, &err) != DS_OK) {
+            printf("protocol:  not applicable: %s\n", err.msg);
+            rc = proto == PROTO_AUTO ? 0 : 1;
+        } else {
+            printf("protocol:  %s\n", sp.name);
+            printf("split:     %lld query, %lld train, %lld database\n", (long long)sp.n_query, (long long)sp.n_train,
+                   (long long)sp.n_db);
+            ds_split_free(&sp);
+        }
+    }
+    ds_dataset_free(d);
+    return rc;
+}
+
+int cmd_data(int argc, char **argv)
+{
+    if (argc < 2) {
+        data_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        data_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "info"))
+        return data_info(argc - 1, argv + 1);
+    fprintf(stderr, "drsch data: unknown subcommand '%s'; see 'drsch data --help'\n", argv[1]);
+    return EXIT_USAGE;
+}
+
+/* ---------------------------------------------------------------- bench data ------------- */
+
+static void bench_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: drsch bench data [options] [--json FILE]\n\n"
+            "Measures images/s of building augmented training batches as training does: the\n"
+            "class-balanced sampler draws C classes x K images from the protocol's training\n"
+            "images, then each image is cropped / mirrored, normalised and written as float32\n"
+            "NCHW (OpenMP over images). Runs once on 1 thread and once on --threads.\n\n"
+            "  --dataset SPEC    dataset (default fashion-mnist; see drsch data --help)\n"
+            "  --classes C       classes per batch (default 10, the authors' sampling)\n"
+            "  --per-class K     images per class (default 10)\n"
+            "  --crop HxW        crop size (default: image size minus 2, e.g. 26x26 for 28x28)\n"
+            "  --pad P           zero padding before the crop (default 0)\n"
+            "  --no-mirror       disable random horizontal flips (default: mirror)\n"
+            "  --iters N         batches per repetition (default 2000)\n"
+            "  --repetitions R   timed repetitions, reported as their mean (default 3)\n"
+            "  --threads T       OpenMP threads of the second run (default: OMP_NUM_THREADS or all)\n"
+            "  --seed S          protocol, sampler and augmentation seed (default 1)\n"
+            "  --json FILE       write a Google Benchmark-compatible report (default: none)\n"
+            "  -h, --help        this text\n");
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cmd_bench_data(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dataset", required_argument, 0, 'd'}, {"classes", required_argument, 0, 'c'},
+        {"per-class", required_argument, 0, 'k'}, {"crop", required_argument, 0, 'x'},
+        {"pad", required_argument, 0, 'p'},     {"no-mirror", no_argument, 0, 'm'},
+        {"iters", required_argument, 0, 'n'},   {"repetitions", required_argument, 0, 'r'},
+        {"threads", required_argument, 0, 't'}, {"seed", required_argument, 0, 's'},
+        {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *spec = "fashion-mnist", *json = NULL;
+    int64_t classes = 10, per_class = 10, pad = 0, iters = 2000, reps = 3, threads = 0, seed = 1;
+    int crop_h = 0, crop_w = 0, mirror = 1, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'd': spec = optarg; break;
+        case 'c': bad = cli_parse_i64("bench data", "--classes", optarg, 1, 100000, &classes); break;
+        case 'k': bad = cli_parse_i64("bench data", "--per-class", optarg, 1, 100000, &per_class); break;
+        case 'x': bad = parse_size("bench data", optarg, &crop_h, &crop_w); break;
+        case 'p': bad = cli_parse_i64("bench data", "--pad", optarg, 0, 1024, &pad); break;
+        case 'm': mirror = 0; break;
+        case 'n': bad = cli_parse_i64("bench data", "--iters", optarg, 1, INT32_MAX, &iters); break;
+        case 'r': bad = cli_parse_i64("bench data", "--repetitions", optarg, 1, 1000, &reps); break;
+        case 't': bad = cli_parse_i64("bench data", "--threads", optarg, 1, 1024, &threads); break;
+        case 's': bad = cli_parse_i64("bench data", "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 'j': json = optarg; break;
+        case 'h': bench_usage(stdout); return 0;
+        default: return cli_usage_error("bench data");
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "drsch bench data: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    ds_error err;
+    ds_dataset *d = NULL;
+    double t0 = cli_now();
+    if (ds_load(spec, NULL, &d, &err) != DS_OK) {
+        fprintf(stderr, "drsch bench data: %s\n", err.msg);
+        return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
+    }
+    double load_s = cli_now() - t0;
+    fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name, (long long)d->n, load_s);
+    ds_split sp;
+    if (make_split(d, PROTO_AUTO, (uint64_t)seed, 0, &sp, &err) != DS_OK) {
+        fprintf(stderr, "drsch bench data: %s\n", err.msg);
+        ds_dataset_free(d);
+        return 1;
+    }
+    ds_augment aug;
+    ds_augment_default(&aug);
+    aug.out_h = crop_h ? crop_h : (d->h > 2 ? d->h - 2 : d->h);
+    aug.out_w = crop_w ? crop_w : (d->w > 2 ? d->w - 2 : d->w);
+    aug.pad = (int)pad;
+    aug.random_crop = 1;
+    aug.mirror = mirror;
+    int rc = 1;
+    ds_sampler *smp = NULL;
+    int64_t *idx = NULL;
+    float *batch = NULL;
+    rp_report *rep = NULL;
+    if (ds_sampler_create(d, sp.train, sp.n_train, (int)classes, (int)per_class, (uint64_t)seed, &smp, &err) !=
+        DS_OK) {
+        fprintf(stderr, "drsch bench data: %s\n", err.msg);
+        goto done;
+    }
+    int64_t bs = ds_sampler_batch_size(smp);
+    size_t per = (size_t)d->c * (size_t)aug.out_h * (size_t)aug.out_w;
+    idx = malloc((size_t)bs * sizeof *idx);
+    batch = malloc((size_t)bs * per * sizeof *batch);
+    rep = rp_create();
+    if (!idx || !batch || !rep) {
+        fprintf(stderr, "drsch bench data: out of memory\n");
+        goto done;
+    }
+    char buf[64];
+    rp_context_set(rep, "dataset", spec);
+    rp_context_set(rep, "dataset_name", d->name);
+    rp_context_set(rep, "dataset_path", d->source);
+    snprintf(buf, sizeof buf, "%08x", ds_checksum(d));
+    rp_context_set(rep, "dataset_checksum", buf);
+    rp_context_set(rep, "protocol", sp.name);
+    rp_context_set_num(rep, "seed", (double)seed);
+
+    char name[256];
+    snprintf(name, sizeof name, "BM_DataLoad/%s", d->name);
+    rp_entry *le = rp_add(rep, name, 1, load_s * 1e3, load_s * 1e3, "ms", 1);
+    rp_counter(le, "items_per_second", (double)d->n / load_s);
+
+    int max_threads = cli_set_threads((int)threads);
+    int runs[2] = {1, max_threads};
+    int n_runs = max_threads > 1 ? 2 : 1;
+    printf("%-8s %14s %14s %12s\n", "threads", "time/batch", "images/s", "batches/s");
+    for (int r = 0; r < n_runs; r++) {
+        int nt = cli_set_threads(runs[r]);
+        double wall = 0, cpu = 0;
+        uint64_t it_seed = (uint64_t)seed;
+        for (int64_t rep_i = -1; rep_i < reps; rep_i++) { /* rep -1 warms caches and threads up */
+            double w0 = cli_now(), c0 = cpu_seconds();
+            for (int64_t it = 0; it < iters; it++) {
+                ds_sampler_next(smp, idx, NULL);
+                if (ds_batch_build(d, idx, bs, &aug, it_seed++, batch, &err) != DS_OK) {
+                    fprintf(stderr, "drsch bench data: %s\n", err.msg);
+                    goto done;
+                }
+            }
+            if (rep_i >= 0) {
+                wall += cli_now() - w0;
+                cpu += cpu_seconds() - c0;
+            }
+        }
+        double mean = wall / (double)reps, mean_cpu = cpu / (double)reps;
+        double ips = (double)(iters * bs) / mean;
+        snprintf(name, sizeof name, "BM_DataBatch/%s/batch:%lldx%lld/crop:%dx%d/pad:%lld/mirror:%d/threads:%d", d->name,
+                 (long long)classes, (long long)per_class, aug.out_h, aug.out_w, (long long)pad, mirror, nt);
+        rp_entry *e = rp_add(rep, name, iters, mean / (double)iters * 1e6, mean_cpu / (double)iters * 1e6, "us", nt);
+        rp_counter(e, "items_per_second", ips);
+        rp_counter(e, "images_per_second", ips);
+        rp_counter(e, "batch_size", (double)bs);
+        printf("%-8d %11.2f us %14.0f %12.0f\n", nt, mean / (double)iters * 1e6, ips, (double)iters / mean);
+    }
+    fprintf(stderr, "drsch bench data: %s, %s; training runs at a few thousand images/s on 2 cores\n", d->name,
+            sp.name);
+    if (json) {
+        rp_error re;
+        if (rp_write(rep, json, &re) != RP_OK) {
+            fprintf(stderr, "drsch bench data: %s\n", re.msg);
+            goto done;
+        }
+        fprintf(stderr, "drsch bench data: wrote %s\n", json);
+    }
+    rc = 0;
+done:
+    rp_free(rep);
+    free(idx);
+    free(batch);
+    ds_sampler_free(smp);
+    ds_split_free(&sp);
+    ds_dataset_free(d);
+    return rc;
+}
