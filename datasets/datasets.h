@@ -217,6 +217,13 @@ typedef struct {
 ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed, ds_split *out,
                                   ds_error *err);
 
+/* CUHK03 767/700 protocol (Zhong et al., CVPR 2017): 767 training and 700 test identities,
+ * query and gallery as listed in cuhk03_new_protocol_config_{labeled,detected}.mat (a MATLAB v5
+ * file: train_idx, query_idx, gallery_idx 1-based into filelist, whose names
+ * "P_QQQ_V_SS.png" give camera pair, person, view and slot). Every listed image must exist in
+ * the loaded dataset (use the config that matches labeled / detected). */
+ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out, ds_error *err);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Training input: augmentation and batches                                                   */
 

@@ -26,8 +26,11 @@ static void data_usage(FILE *f)
             "  nuswide/list.txt + nuswide/images/, cuhk03/cuhk-03.mat); fashion-mnist falls back\n"
             "  to " DS_FASHION_MNIST_SYSTEM_DIR " (Debian package dataset-fashion-mnist).\n\n"
             "options:\n"
-            "  --protocol P    split to describe: auto, paper, paper-db-train, full, classic, none\n"
-            "                  (default auto: paper for labelled sets, classic for CUHK03)\n"
+            "  --protocol P    split to describe: auto, paper, paper-db-train, full, classic (CUHK03\n"
+            "                  20 testsets), new (CUHK03 767/700), none (default auto: paper for\n"
+            "                  labelled sets, classic for CUHK03)\n"
+            "  --config FILE   cuhk03_new_protocol_config_{labeled,detected}.mat for --protocol new\n"
+            "                  (default: none)\n"
             "  --seed S        protocol seed (default 1)\n"
             "  --testset K     CUHK03 classic: 1-based testset (default 1)\n"
             "  --size HxW      resize target for NUS-WIDE / CUHK03 images (default: 32x32 / 160x60)\n"
@@ -54,24 +57,24 @@ bad:
     return -1;
 }
 
-typedef enum { PROTO_AUTO, PROTO_PAPER, PROTO_PAPER_DB_TRAIN, PROTO_FULL, PROTO_CLASSIC, PROTO_NONE } proto_kind;
+typedef enum { PROTO_AUTO, PROTO_PAPER, PROTO_PAPER_DB_TRAIN, PROTO_FULL, PROTO_CLASSIC, PROTO_NEW, PROTO_NONE } proto_kind;
 
 static int parse_protocol(const char *cmd, const char *s, proto_kind *p)
 {
-    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic", "none"};
-    for (int i = 0; i < 6; i++)
+    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic", "new", "none"};
+    for (int i = 0; i < 7; i++)
         if (!strcmp(s, names[i])) {
             *p = (proto_kind)i;
             return 0;
         }
-    fprintf(stderr, "drsch %s: --protocol: '%s' is not one of auto, paper, paper-db-train, full, classic, none\n",
+    fprintf(stderr, "drsch %s: --protocol: '%s' is not one of auto, paper, paper-db-train, full, classic, new, none\n",
             cmd, s);
     return -1;
 }
 
 /* Builds the requested split; PROTO_AUTO picks classic for CUHK03, paper otherwise. */
-static ds_status make_split(const ds_dataset *d, proto_kind p, uint64_t seed, int testset, ds_split *sp,
-                            ds_error *err)
+static ds_status make_split(const ds_dataset *d, proto_kind p, uint64_t seed, int testset, const char *config,
+                            ds_split *sp, ds_error *err)
 {
     if (p == PROTO_AUTO)
         p = d->kind == DS_KIND_CUHK03 ? PROTO_CLASSIC : PROTO_PAPER;
@@ -83,6 +86,14 @@ static ds_status make_split(const ds_dataset *d, proto_kind p, uint64_t seed, in
         return ds_split_paper(d, &po, seed, sp, err);
     case PROTO_FULL:
         return ds_split_full(d, sp, err);
+    case PROTO_NEW:
+        if (!config) {
+            memset(sp, 0, sizeof *sp);
+            snprintf(err->msg, sizeof err->msg, "the new protocol needs --config cuhk03_new_protocol_config_*.mat");
+            err->status = DS_ERR_ARG;
+            return DS_ERR_ARG;
+        }
+        return ds_split_cuhk03_new(d, config, sp, err);
     case PROTO_CLASSIC: {
         ds_cuhk03_opts co = {.testset = testset, .single_shot = 1};
         return ds_split_cuhk03_classic(d, &co, seed, sp, err);
@@ -102,13 +113,15 @@ static int data_info(int argc, char **argv)
     static const struct option opts[] = {
         {"protocol", required_argument, 0, 'p'}, {"seed", required_argument, 0, 's'},
         {"testset", required_argument, 0, 't'},  {"size", required_argument, 0, 'z'},
-        {"skip-bad", no_argument, 0, 'k'},       {"help", no_argument, 0, 'h'},
+        {"skip-bad", no_argument, 0, 'k'},       {"config", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     ds_load_opts lo;
     ds_load_opts_default(&lo);
     proto_kind proto = PROTO_AUTO;
     int64_t seed = 1, testset = 1;
+    const char *config = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -119,6 +132,7 @@ static int data_info(int argc, char **argv)
         case 't': bad = cli_parse_i64("data info", "--testset", optarg, 1, 1000, &testset); break;
         case 'z': bad = parse_size("data info", optarg, &lo.out_h, &lo.out_w); break;
         case 'k': lo.skip_bad_images = 1; break;
+        case 'c': config = optarg; break;
         case 'h': data_usage(stdout); return 0;
         default: return cli_usage_error("data info");
         }
@@ -185,7 +199,7 @@ static int data_info(int argc, char **argv)
     int rc = 0;
     if (proto != PROTO_NONE) {
         ds_split sp;
-        if (make_split(d, proto, (uint64_t)seed, (int)testset - 1, &sp, &err) != DS_OK) {
+        if (make_split(d, proto, (uint64_t)seed, (int)testset - 1, config, &sp, &err) != DS_OK) {
             printf("protocol:  not applicable: %s\n", err.msg);
             rc = proto == PROTO_AUTO ? 0 : 1;
         } else {
@@ -295,7 +309,7 @@ int cmd_bench_data(int argc, char **argv)
     double load_s = cli_now() - t0;
     fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name, (long long)d->n, load_s);
     ds_split sp;
-    if (make_split(d, PROTO_AUTO, (uint64_t)seed, 0, &sp, &err) != DS_OK) {
+    if (make_split(d, PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &err) != DS_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         ds_dataset_free(d);
         return 1;

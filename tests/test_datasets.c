@@ -1344,3 +1344,162 @@ Test(cli, bench_data_writes_json, .timeout = 60)
     cr_assert_not_null(strstr(out, "--no-mirror"), "%s", out);
     cr_assert_eq(run_drsch("bench data --classes 11", out, sizeof out), 1, "only 10 classes");
 }
+
+/* ---------------------------------------------------------------- CUHK03 767/700 (MAT v5) -- */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+
+static void put(bytes *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void put_u32(bytes *b, uint32_t v) { put(b, &v, 4); } /* the tests run on little-endian hosts */
+
+/* A v5 data element: tag (type, bytes) + payload padded to 8 bytes. */
+static void put_elem(bytes *b, uint32_t type, const void *d, size_t n)
+{
+    put_u32(b, type);
+    put_u32(b, (uint32_t)n);
+    put(b, d, n);
+    static const uint8_t zero[8] = {0};
+    put(b, zero, (8 - n % 8) % 8);
+}
+
+static void put_matrix_header(bytes *m, int cls, int rows, int cols, const char *name)
+{
+    uint32_t flags[2] = {(uint32_t)cls, 0};
+    int32_t dims[2] = {rows, cols};
+    put_elem(m, 6 /* miUINT32 */, flags, 8);
+    put_elem(m, 5 /* miINT32 */, dims, 8);
+    put_elem(m, 1 /* miINT8 */, name, strlen(name));
+}
+
+static void put_doubles(bytes *f, const char *name, const double *v, int n)
+{
+    bytes m = {0};
+    put_matrix_header(&m, 6 /* mxDOUBLE */, n, 1, name);
+    put_elem(&m, 9 /* miDOUBLE */, v, (size_t)n * 8);
+    put_elem(f, 14 /* miMATRIX */, m.p, m.n);
+    free(m.p);
+}
+
+/* filelist as a cell of char arrays (UTF-16), written inside an miCOMPRESSED element. */
+static void put_filelist_compressed(bytes *f, const char *const *names, int n)
+{
+    bytes m = {0};
+    put_matrix_header(&m, 1 /* mxCELL */, n, 1, "filelist");
+    for (int k = 0; k < n; k++) {
+        bytes c = {0};
+        int len = (int)strlen(names[k]);
+        put_matrix_header(&c, 4 /* mxCHAR */, 1, len, "");
+        uint16_t *u = malloc((size_t)len * 2);
+        for (int j = 0; j < len; j++)
+            u[j] = (uint16_t)names[k][j];
+        put_elem(&c, 4 /* miUINT16 */, u, (size_t)len * 2);
+        free(u);
+        put_elem(&m, 14, c.p, c.n);
+        free(c.p);
+    }
+    bytes whole = {0};
+    put_elem(&whole, 14, m.p, m.n);
+    uLongf zn = compressBound(whole.n);
+    uint8_t *z = malloc(zn);
+    cr_assert_eq(compress(z, &zn, whole.p, whole.n), Z_OK);
+    put_u32(f, 15 /* miCOMPRESSED */);
+    put_u32(f, (uint32_t)zn);
+    put(f, z, zn);
+    free(z);
+    free(whole.p);
+    free(m.p);
+}
+
+static void write_new_protocol(const char *path, const char *const *names, int n_names, const double *q, int nq,
+                               const double *g, int ng, const double *t, int nt)
+{
+    bytes f = {0};
+    char hdr[128];
+    memset(hdr, ' ', sizeof hdr);
+    memcpy(hdr, "MATLAB 5.0 MAT-file, written by the drsch tests", 47);
+    hdr[124] = 0x00;
+    hdr[125] = 0x01;
+    hdr[126] = 'I';
+    hdr[127] = 'M';
+    put(&f, hdr, 128);
+    put_doubles(&f, "labels", q, nq); /* an unrelated variable first: must be skipped */
+    put_filelist_compressed(&f, names, n_names);
+    put_doubles(&f, "query_idx", q, nq);
+    put_doubles(&f, "gallery_idx", g, ng);
+    put_doubles(&f, "train_idx", t, nt);
+    write_bytes(path, f.p, f.n, 0);
+    free(f.p);
+}
+
+Test(cuhk03, new_protocol_config_maps_file_names)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 4;
+    o.out_w = 2;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    const char *names[5] = {"1_001_1_01.png", "1_002_2_06.png", "2_001_1_02.png", "5_003_2_10.png",
+                            "3_004_1_03.png"};
+    const double q[2] = {1, 3}, g[2] = {4, 2}, t[1] = {5};
+    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    write_new_protocol(cfg, names, 5, q, 2, g, 2, t, 1);
+    ds_split sp;
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(sp.n_query, 2);
+    cr_assert_eq(sp.n_db, 2);
+    cr_assert_eq(sp.n_train, 1);
+    /* query[0] = 1_001_1_01 = pair 1, person 1, slot 0 */
+    cr_assert_eq(d->pair[sp.query[0]], 1);
+    cr_assert_eq(d->person[sp.query[0]], 1);
+    cr_assert_eq(d->slot[sp.query[0]], 0);
+    cr_assert_eq(d->pair[sp.query[1]], 2);
+    cr_assert_eq(d->slot[sp.query[1]], 1);
+    cr_assert_eq(d->pair[sp.db[0]], 1);
+    cr_assert_eq(d->person[sp.db[0]], 2);
+    cr_assert_eq(d->slot[sp.db[0]], 5);
+    cr_assert_eq(d->pair[sp.db[1]], 5);
+    cr_assert_eq(d->slot[sp.db[1]], 9);
+    cr_assert_eq(d->pair[sp.train[0]], 3);
+    cr_assert_eq(d->person[sp.train[0]], 4);
+    cr_assert_not_null(strstr(sp.name, "1 train / 2 test identities"), "%s", sp.name);
+    ds_split_free(&sp);
+
+    /* an empty slot of the dataset (person 1, slot 5) named in filelist */
+    const char *bad[1] = {"1_001_1_05.png"};
+    write_new_protocol(cfg, bad, 1, q, 1, q, 1, q, 1);
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "record 0: 1_001_1_05.png is not in"), "%s", err.msg);
+    /* an index past the end of filelist */
+    const double far[1] = {6};
+    write_new_protocol(cfg, names, 5, q, 2, far, 1, t, 1);
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_RANGE);
+    cr_assert_not_null(strstr(err.msg, "gallery_idx value 6"), "%s", err.msg);
+    /* a truncated file, and an HDF5 file instead of v5 */
+    FILE *f = fopen(cfg, "rb");
+    uint8_t buf[300];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    write_bytes(cfg, buf, n > 200 ? 200 : n, 0);
+    cr_assert_neq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_OK);
+    cr_assert_not_null(strstr(err.msg, cfg), "%s", err.msg);
+    cr_assert_eq(ds_split_cuhk03_new(d, mat, &sp, &err), DS_ERR_FORMAT);
+    cr_assert_not_null(strstr(err.msg, "not a MATLAB v5 MAT-file"), "%s", err.msg);
+    ds_dataset_free(d);
+}
