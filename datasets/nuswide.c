@@ -185,7 +185,6 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
             }
             s = ds_fail_line(err, st, list, ent[i].line, "%s%s", e.msg,
                              skippable ? " (use the skip option to skip such images)" : "");
-            err->record = ent[i].line;
         }
     }
     free_entries(ent, n);
