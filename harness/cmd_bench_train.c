@@ -1,0 +1,333 @@
+/* drsch bench train / drsch bench encode: speed of the core/ network on random inputs.
+ *
+ * train:  one step = forward, in-batch triplet loss on the outputs (the triplet term of the
+ *         DRSCH objective, batches of 10 classes), backward, SGD update. Images/s = batch / step.
+ * encode: nn_encode of N images to packed codes (real outputs and codes), replicas run batches in
+ *         parallel. Images/s = N / call.
+ * Both report GFLOP/s (multiply-add = 2 flops, convolutions and inner products only) and the
+ * fraction of the f32 peak estimated as threads x clock x 2 FMA units x 16 lanes x 2 flops
+ * (AVX-512); the clock is the highest "cpu MHz" in /proc/cpuinfo unless --ghz is given.
+ * Timing: --warmup untimed runs, then --repeat repetitions of --iters runs; the best repetition
+ * is reported (the machine is shared), the mean is a counter too. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "nn.h"
+#include "report.h"
+
+typedef struct {
+    const char *arch, *json;
+    int64_t batch, bits, threads, iters, warmup, repeat, seed, images, replicas;
+    double ghz;
+} bench_opts;
+
+static double cpu_ghz(double override_ghz, const char **source)
+{
+    if (override_ghz > 0) {
+        *source = "--ghz";
+        return override_ghz;
+    }
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    double best = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        double mhz;
+        if (!strncmp(line, "cpu MHz", 7) && sscanf(strchr(line, ':') ? strchr(line, ':') + 1 : line, "%lf", &mhz) == 1 &&
+            mhz > best)
+            best = mhz;
+    }
+    if (f)
+        fclose(f);
+    *source = best > 0 ? "/proc/cpuinfo cpu MHz" : "unknown (assumed 2.0 GHz)";
+    return best > 0 ? best / 1000.0 : 2.0;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void usage(FILE *f, const char *cmd)
+{
+    int enc = !strcmp(cmd, "encode");
+    fprintf(f,
+            "usage: drsch bench %s [options]\n\n"
+            "%s\n\n"
+            "  --arch NAME      architecture: drsch-mnist, drsch-cifar, drsch-reid (default drsch-mnist)\n"
+            "  --batch N        images per %s (default 100)\n"
+            "  --bits B         code length (default 48)\n"
+            "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n",
+            cmd,
+            enc ? "Encoding speed: images -> hash outputs -> packed codes (nn_encode), random inputs."
+                : "Training speed: forward + in-batch triplet loss + backward + SGD, random inputs.",
+            enc ? "forward pass" : "training step");
+    if (enc)
+        fprintf(f, "  --images N       images per timed run (default 20000)\n"
+                   "  --replicas R     networks running batches in parallel, 0 = threads (default 0)\n"
+                   "  --iters N        timed runs per repetition (default 3)\n"
+                   "  --warmup N       untimed runs first (default 1)\n");
+    else
+        fprintf(f, "  --iters N        timed steps per repetition (default 50)\n"
+                   "  --warmup N       untimed steps first (default 5)\n");
+    fprintf(f, "  --repeat N       repetitions; the best is reported (default 3)\n"
+               "  --seed S         initialisation seed (default 1)\n"
+               "  --ghz F          clock for the peak estimate (default: highest cpu MHz in /proc/cpuinfo)\n"
+               "  --json FILE      write a Google Benchmark-compatible report (default: none)\n"
+               "  --help           this text\n");
+}
+
+static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
+{
+    int enc = !strcmp(cmd, "encode");
+    *o = (bench_opts){"drsch-mnist", NULL, 100, 48, 0, enc ? 3 : 50, enc ? 1 : 5, 3, 1, 20000, 0, 0};
+    static const struct option longopts[] = {
+        {"arch", required_argument, 0, 'a'},   {"batch", required_argument, 0, 'b'},
+        {"bits", required_argument, 0, 'B'},   {"threads", required_argument, 0, 't'},
+        {"iters", required_argument, 0, 'i'},  {"warmup", required_argument, 0, 'w'},
+        {"repeat", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
+        {"images", required_argument, 0, 'n'}, {"replicas", required_argument, 0, 'R'},
+        {"ghz", required_argument, 0, 'g'},    {"json", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    char name[32];
+    snprintf(name, sizeof name, "bench %s", cmd);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'a': o->arch = optarg; break;
+        case 'b': bad = cli_parse_i64(name, "--batch", optarg, 1, 65536, &o->batch); break;
+        case 'B': bad = cli_parse_i64(name, "--bits", optarg, 1, HM_MAX_BITS, &o->bits); break;
+        case 't': bad = cli_parse_i64(name, "--threads", optarg, 0, 4096, &o->threads); break;
+        case 'i': bad = cli_parse_i64(name, "--iters", optarg, 1, 1000000, &o->iters); break;
+        case 'w': bad = cli_parse_i64(name, "--warmup", optarg, 0, 1000000, &o->warmup); break;
+        case 'r': bad = cli_parse_i64(name, "--repeat", optarg, 1, 1000, &o->repeat); break;
+        case 's': bad = cli_parse_i64(name, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
+        case 'n': bad = cli_parse_i64(name, "--images", optarg, 1, 100000000, &o->images); break;
+        case 'R': bad = cli_parse_i64(name, "--replicas", optarg, 0, 1024, &o->replicas); break;
+        case 'g': bad = cli_parse_f64(name, "--ghz", optarg, 0.1, 10.0, &o->ghz); break;
+        case 'j': o->json = optarg; break;
+        case 'h': usage(stdout, cmd); return 1;
+        default: return cli_usage_error(name);
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "drsch %s: unexpected argument '%s'\n", name, argv[optind]);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+static float *random_images(size_t n, size_t size, uint64_t seed)
+{
+    float *x = malloc(n * size * sizeof(float));
+    if (!x)
+        return NULL;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 12345;
+    for (size_t i = 0; i < n * size; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)(s >> 40) * (1.0f / 16777216.0f);
+    }
+    return x;
+}
+
+typedef struct {
+    double best, mean, cpu_best; /* seconds per run */
+} timing;
+
+static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t, double images_per_run,
+                  double flops_per_run, double loss)
+{
+    const char *src;
+    const double ghz = cpu_ghz(o->ghz, &src);
+    const double peak = threads * ghz * 2 * 16 * 2; /* GFLOP/s */
+    const double ips = images_per_run / t->best, gflops = flops_per_run / t->best * 1e-9;
+    printf("%s %s batch %lld bits %lld threads %d: %.0f images/s (best of %lld, mean %.0f), %.1f GFLOP/s, "
+           "%.1f%% of f32 peak %.0f GFLOP/s (%d x %.3f GHz [%s] x 2 FMA x 16 lanes x 2)\n",
+           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, ips, (long long)o->repeat,
+           images_per_run / t->mean, gflops, 100 * gflops / peak, peak, threads, ghz, src);
+    if (!o->json)
+        return 0;
+    rp_report *r = rp_create();
+    if (!r) {
+        fprintf(stderr, "drsch bench %s: out of memory\n", cmd);
+        return 1;
+    }
+    char name[160];
+    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d", cmd, o->arch, (long long)o->batch,
+             (long long)o->bits, threads);
+    rp_context_set(r, "benchmark", cmd);
+    rp_context_set(r, "arch", o->arch);
+    rp_context_set_num(r, "batch", (double)o->batch);
+    rp_context_set_num(r, "bits", (double)o->bits);
+    rp_context_set_num(r, "seed", (double)o->seed);
+    rp_context_set(r, "inputs", "random uniform [0,1)");
+    rp_context_set(r, "peak_formula", "threads x GHz x 2 FMA units x 16 f32 lanes x 2 flops");
+    rp_context_set(r, "clock_source", src);
+    rp_context_set(r, "timing", "best of repetitions");
+    if (!strcmp(cmd, "train"))
+        rp_context_set(r, "loss", "in-batch triplet (10 classes per batch, margin -5)");
+    rp_entry *e = rp_add(r, name, o->iters, t->best * 1e3, t->cpu_best * 1e3, "ms", threads);
+    rp_counter(e, "images_per_second", ips);
+    rp_counter(e, "images_per_second_mean", images_per_run / t->mean);
+    rp_counter(e, "gflops", gflops);
+    rp_counter(e, "peak_gflops", peak);
+    rp_counter(e, "peak_fraction", gflops / peak);
+    rp_counter(e, "images_per_run", images_per_run);
+    rp_counter(e, "repetitions", (double)o->repeat);
+    if (!strcmp(cmd, "train"))
+        rp_counter(e, "loss", loss);
+    else
+        rp_counter(e, "replicas", (double)(o->replicas ? o->replicas : threads));
+    rp_error err;
+    if (rp_write(r, o->json, &err) != RP_OK) {
+        fprintf(stderr, "drsch bench %s: %s\n", cmd, err.msg);
+        rp_free(r);
+        return 1;
+    }
+    rp_free(r);
+    return 0;
+}
+
+int cmd_bench_train(int argc, char **argv)
+{
+    bench_opts o;
+    int rc = parse(argc, argv, "train", &o);
+    if (rc >= 0)
+        return rc;
+    const int threads = cli_set_threads((int)o.threads);
+    nn_config cfg;
+    nn_error err;
+    nn_net *net = NULL;
+    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 1, &err) != NN_OK) {
+        fprintf(stderr, "drsch bench train: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    cfg.seed = (uint64_t)o.seed;
+    if (nn_net_create(&net, &cfg, &err) != NN_OK) {
+        fprintf(stderr, "drsch bench train: %s\n", err.msg);
+        return 1;
+    }
+    const int32_t B = (int32_t)o.bits, N = (int32_t)o.batch;
+    float *x = random_images((size_t)N, nn_input_size(net), (uint64_t)o.seed);
+    float *dy = malloc(sizeof(float) * (size_t)N * B);
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)N);
+    if (!x || !dy || !labels) {
+        fprintf(stderr, "drsch bench train: out of memory\n");
+        free(x), free(dy), free(labels);
+        nn_net_free(net);
+        return 1;
+    }
+    const int32_t per_class = N >= 10 ? N / 10 : 1;
+    for (int32_t i = 0; i < N; i++)
+        labels[i] = i / per_class;
+    nn_sgd_config sgd;
+    nn_sgd_defaults(&sgd);
+    double loss = 0;
+    timing t = {1e300, 0, 0};
+    int64_t it = 0;
+    int failed = 0;
+    for (int64_t rep = -1; rep < o.repeat && !failed; rep++) {
+        const int64_t steps = rep < 0 ? o.warmup : o.iters;
+        double t0 = cli_now(), c0 = cpu_seconds();
+        for (int64_t k = 0; k < steps && !failed; k++, it++) {
+            failed = nn_forward(net, x, &err) != NN_OK;
+            if (!failed) {
+                loss = nn_triplet_loss(nn_output(net), labels, N, B, -5.0f, dy, NULL);
+                failed = nn_backward(net, dy, NULL, &err) != NN_OK || nn_sgd_step(net, &sgd, it, &err) != NN_OK;
+            }
+        }
+        double dt = (cli_now() - t0) / (double)(steps ? steps : 1), dc = (cpu_seconds() - c0) / (double)(steps ? steps : 1);
+        if (rep >= 0) {
+            if (dt < t.best)
+                t.best = dt, t.cpu_best = dc;
+            t.mean += dt / (double)o.repeat;
+        }
+    }
+    double ff, fb;
+    nn_flops(net, &ff, &fb);
+    free(x), free(dy), free(labels);
+    nn_net_free(net);
+    if (failed) {
+        fprintf(stderr, "drsch bench train: %s\n", err.msg);
+        return 1;
+    }
+    return finish("train", &o, threads, &t, (double)N, ff + fb, loss);
+}
+
+int cmd_bench_encode(int argc, char **argv)
+{
+    bench_opts o;
+    int rc = parse(argc, argv, "encode", &o);
+    if (rc >= 0)
+        return rc;
+    const int threads = cli_set_threads((int)o.threads);
+    nn_config cfg;
+    nn_error err;
+    nn_net *model = NULL;
+    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 0, &err) != NN_OK) {
+        fprintf(stderr, "drsch bench encode: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    cfg.seed = (uint64_t)o.seed;
+    if (nn_net_create(&model, &cfg, &err) != NN_OK) {
+        fprintf(stderr, "drsch bench encode: %s\n", err.msg);
+        return 1;
+    }
+    const int32_t replicas = (int32_t)(o.replicas ? o.replicas : threads);
+    nn_encoder *enc = NULL;
+    if (nn_encoder_create(&enc, model, (int32_t)o.batch, replicas, &err) != NN_OK) {
+        fprintf(stderr, "drsch bench encode: %s\n", err.msg);
+        nn_net_free(model);
+        return 1;
+    }
+    double ff;
+    nn_flops(model, &ff, NULL);
+    const double flops_per_image = ff / (double)o.batch;
+    const size_t n = (size_t)o.images;
+    float *x = random_images(n, nn_input_size(model), (uint64_t)o.seed);
+    float *real = malloc(sizeof(float) * n * (size_t)o.bits);
+    hm_codes codes = {0};
+    codes.n = n;
+    codes.bits = (uint32_t)o.bits;
+    codes.words = hm_words_for_bits(codes.bits);
+    codes.data = aligned_alloc(64, (n * codes.words * 8 + 63) / 64 * 64);
+    nn_net_free(model);
+    if (!x || !real || !codes.data) {
+        fprintf(stderr, "drsch bench encode: out of memory\n");
+        free(x), free(real), free(codes.data);
+        nn_encoder_free(enc);
+        return 1;
+    }
+    timing t = {1e300, 0, 0};
+    int failed = 0;
+    for (int64_t rep = -1; rep < o.repeat && !failed; rep++) {
+        const int64_t runs = rep < 0 ? o.warmup : o.iters;
+        double t0 = cli_now(), c0 = cpu_seconds();
+        for (int64_t k = 0; k < runs && !failed; k++)
+            failed = nn_encode(enc, x, n, real, &codes, &err) != NN_OK;
+        double dt = (cli_now() - t0) / (double)(runs ? runs : 1), dc = (cpu_seconds() - c0) / (double)(runs ? runs : 1);
+        if (rep >= 0) {
+            if (dt < t.best)
+                t.best = dt, t.cpu_best = dc;
+            t.mean += dt / (double)o.repeat;
+        }
+    }
+    free(x), free(real), free(codes.data);
+    nn_encoder_free(enc);
+    if (failed) {
+        fprintf(stderr, "drsch bench encode: %s\n", err.msg);
+        return 1;
+    }
+    o.replicas = replicas;
+    return finish("encode", &o, threads, &t, (double)n, flops_per_image * (double)n, 0);
+}
