@@ -17,6 +17,8 @@
  */
 #include <immintrin.h>
 
+#include <math.h>
+
 #include "simd_internal.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -254,32 +256,212 @@ static void avx512_weighted_distances(const uint64_t *q, const uint64_t *db, siz
     }
 }
 
+/* Exact scan of one query: canonical distances 16 rows at a time. */
+static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t words,
+                        const float *tables, int64_t base, hm_cand_list *l)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        size_t rem = n - i;
+        __m512 d = weighted16(qj, db + i * words, rem, words, tables);
+        unsigned m = _mm512_cmp_ps_mask(d, _mm512_set1_ps(l->wthr), _CMP_LT_OQ);
+        if (rem < 16)
+            m &= (1u << rem) - 1u;
+        if (m) {
+            float dd[16];
+            _mm512_storeu_ps(dd, d);
+            while (m) {
+                int b = __builtin_ctz(m);
+                m &= m - 1;
+                l->idx[l->count] = base + (int64_t)i + b;
+                l->wdist[l->count] = dd[b];
+                l->count++;
+            }
+        }
+    }
+}
+
+/* Transposes 64 rows starting at row r0 (rows >= n read as zero) into, for every code byte j,
+ * 64 bytes of low nibbles then 64 bytes of high nibbles, byte r = row r0 + r.
+ * Per word: 8 loads (or gathers) of 8 rows, an in-register 8x8 byte transpose of each (vpshufb
+ * + vpermw), then an 8x8 qword transpose across the 8 registers (vpermt2q). */
+static void transpose64(const uint64_t *db, size_t n, size_t r0, size_t words, uint8_t *out)
+{
+    const __m512i pair = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+    /* u16 4j + l of the result = u16 8l + j of the source: pair j of each 128-bit lane */
+    static const uint16_t g16[32] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27,
+                                     4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31};
+    const __m512i gather16 = _mm512_loadu_si512((const void *)g16);
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const long long st = (long long)(8 * words);
+    const __m512i off = _mm512_setr_epi64(0, st, 2 * st, 3 * st, 4 * st, 5 * st, 6 * st, 7 * st);
+    for (size_t w = 0; w < words; w++) {
+        __m512i R[8];
+        for (int k = 0; k < 8; k++) {
+            size_t row = r0 + 8 * (size_t)k;
+            size_t rem = row < n ? n - row : 0;
+            __mmask8 m = rem >= 8 ? 0xff : (__mmask8)((1u << rem) - 1u);
+            __m512i v;
+            if (words == 1)
+                v = _mm512_maskz_loadu_epi64(m, db + row);
+            else
+                v = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m, off,
+                                                (const void *)(db + (m ? row * words + w : 0)), 1);
+            /* qword j of R[k] = byte j of rows row..row+7 */
+            R[k] = _mm512_permutexvar_epi16(gather16, _mm512_shuffle_epi8(v, pair));
+        }
+        /* T[j] = qword j of R[0..7] */
+        __m512i P[8], Q[8], T[8];
+        const __m512i ie = _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14);
+        const __m512i io = _mm512_setr_epi64(1, 9, 3, 11, 5, 13, 7, 15);
+        for (int k = 0; k < 8; k += 2) {
+            P[k] = _mm512_permutex2var_epi64(R[k], ie, R[k + 1]);     /* q0 q2 q4 q6 */
+            P[k + 1] = _mm512_permutex2var_epi64(R[k], io, R[k + 1]); /* q1 q3 q5 q7 */
+        }
+        const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+        const __m512i ib = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+        for (int k = 0; k < 8; k += 4) {
+            Q[k] = _mm512_permutex2var_epi64(P[k], ia, P[k + 2]);         /* q0 | q4 */
+            Q[k + 1] = _mm512_permutex2var_epi64(P[k], ib, P[k + 2]);     /* q2 | q6 */
+            Q[k + 2] = _mm512_permutex2var_epi64(P[k + 1], ia, P[k + 3]); /* q1 | q5 */
+            Q[k + 3] = _mm512_permutex2var_epi64(P[k + 1], ib, P[k + 3]); /* q3 | q7 */
+        }
+        const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
+        const __m512i hi4 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+        T[0] = _mm512_permutex2var_epi64(Q[0], lo4, Q[4]);
+        T[4] = _mm512_permutex2var_epi64(Q[0], hi4, Q[4]);
+        T[2] = _mm512_permutex2var_epi64(Q[1], lo4, Q[5]);
+        T[6] = _mm512_permutex2var_epi64(Q[1], hi4, Q[5]);
+        T[1] = _mm512_permutex2var_epi64(Q[2], lo4, Q[6]);
+        T[5] = _mm512_permutex2var_epi64(Q[2], hi4, Q[6]);
+        T[3] = _mm512_permutex2var_epi64(Q[3], lo4, Q[7]);
+        T[7] = _mm512_permutex2var_epi64(Q[3], hi4, Q[7]);
+        for (int j = 0; j < 8; j++) {
+            uint8_t *o = out + (w * 8 + (size_t)j) * 128;
+            _mm512_storeu_si512((void *)o, _mm512_and_si512(T[j], low4));
+            _mm512_storeu_si512((void *)(o + 64), _mm512_and_si512(_mm512_srli_epi16(T[j], 4), low4));
+        }
+    }
+}
+
+/* Lower-bound filter over the transposed chunks (fast-scan: André, Kermarrec, Le Scouarnec,
+ * "Cache locality is not enough: high-performance nearest neighbor search with product
+ * quantization fast scan", VLDB 2015): per code byte, two vpshufb lookups in 16-entry uint8
+ * tables, saturating adds; rows whose bound is <= tmax get the exact canonical distance. */
+AI void wscan_filter(const uint64_t *qj, const uint64_t *db, size_t n, size_t words,
+                     const float *tables, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
+                     int64_t base, hm_cand_list *l, const int NB)
+{
+    const size_t nb = NB ? (size_t)NB : 8 * words;
+    const __m512i tv = _mm512_set1_epi8((char)tmax);
+    __m512i L[16];
+    if (NB)
+        for (int p = 0; p < 2 * NB; p++)
+            L[p] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 16 * p)));
+    for (size_t c = 0; c * 64 < n; c++) {
+        const uint8_t *t = tr + c * nb * 128;
+        __m512i acc = _mm512_setzero_si512();
+        for (size_t j = 0; j < nb; j++) {
+            __m512i lo = _mm512_loadu_si512((const void *)(t + j * 128));
+            __m512i hi = _mm512_loadu_si512((const void *)(t + j * 128 + 64));
+            __m512i Llo, Lhi;
+            if (NB) {
+                Llo = L[2 * j];
+                Lhi = L[2 * j + 1];
+            } else {
+                Llo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 32 * j)));
+                Lhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 32 * j + 16)));
+            }
+            acc = _mm512_adds_epu8(acc, _mm512_shuffle_epi8(Llo, lo));
+            acc = _mm512_adds_epu8(acc, _mm512_shuffle_epi8(Lhi, hi));
+        }
+        uint64_t m = _mm512_cmple_epu8_mask(acc, tv);
+        size_t rem = n - c * 64;
+        if (rem < 64)
+            m &= (1ull << rem) - 1u;
+        while (m) {
+            int b = __builtin_ctzll(m);
+            m &= m - 1;
+            size_t i = c * 64 + (size_t)b;
+            float d = hm_weighted_row_canonical(qj, db + i * words, words, tables);
+            if (d < l->wthr) {
+                l->idx[l->count] = base + (int64_t)i;
+                l->wdist[l->count] = d;
+                l->count++;
+            }
+        }
+    }
+}
+
+/* Quantisation of the tables: one unit = (thr - M) / WQ_UNITS, where M = sum of the per-nibble
+ * minima (no distance is below it); entries are floors (lower bounds), so the filter is exact
+ * as long as its pass level covers float rounding (see below). 240 leaves headroom under 255. */
+#define WQ_UNITS 240.0
+
 static void avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                                  size_t words, const float *tables, size_t tstride, int64_t base,
-                                 hm_cand_list *lists)
+                                 hm_cand_list *lists, void *scratch)
 {
+    size_t nib = 16 * words;
+    uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    uint8_t *lut = tr + (n + 63) / 64 * 1024 * words;
+    float *mins = (float *)(lut + 256 * words);
+    int transposed = 0;
+    double M = 0.0, S = 0.0;
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];
         const uint64_t *qj = q + j * words;
         const float *tj = tables + j * tstride;
-        for (size_t i = 0; i < n; i += 16) {
-            size_t rem = n - i;
-            __m512 d = weighted16(qj, db + i * words, rem, words, tj);
-            unsigned m = _mm512_cmp_ps_mask(d, _mm512_set1_ps(l->wthr), _CMP_LT_OQ);
-            if (rem < 16)
-                m &= (1u << rem) - 1u;
-            if (m) {
-                float dd[16];
-                _mm512_storeu_ps(dd, d);
-                while (m) {
-                    int b = __builtin_ctz(m);
-                    m &= m - 1;
-                    l->idx[l->count] = base + (int64_t)i + b;
-                    l->wdist[l->count] = dd[b];
-                    l->count++;
-                }
+        /* per-nibble minima, their sum M, and the sum S of per-nibble maxima of |T| (the same
+         * for every query when they share one table) */
+        if (j == 0 || tstride) {
+            M = 0.0;
+            S = 0.0;
+            for (size_t p = 0; p < nib; p++) {
+                __m512 t = _mm512_loadu_ps(tj + 16 * p);
+                mins[p] = _mm512_reduce_min_ps(t);
+                M += mins[p];
+                S += _mm512_reduce_max_ps(_mm512_abs_ps(t));
             }
         }
+        double range = (double)l->wthr - M;
+        if (!(range > 0.0) || !isfinite(range)) {
+            wscan_exact(qj, db, n, words, tj, base, l);
+            continue;
+        }
+        double inv = WQ_UNITS / range;
+        /* Rounding: each table difference (T - m) is off by <= 2^-24 S_p; the canonical float
+         * sum is off by <= nib * 2^-24 * S from the real sum of its terms. Entries are lowered
+         * by `slack` units, the pass level raised by the sum error, both with a safety factor. */
+        double slack = 0.01 + 4.0 * 5.97e-8 * S * inv;
+        double level = WQ_UNITS + 1.0 + 2.0 * (double)nib * 5.97e-8 * S * inv;
+        if (slack > 0.5 || level > 254.0) {
+            wscan_exact(qj, db, n, words, tj, base, l);
+            continue;
+        }
+        if (!transposed) {
+            for (size_t c = 0; c * 64 < n; c++)
+                transpose64(db, n, c * 64, words, tr + c * 1024 * words);
+            transposed = 1;
+        }
+        const __m512 vinv = _mm512_set1_ps((float)(inv * (1.0 - 1e-6)));
+        const __m512 vslack = _mm512_set1_ps((float)slack);
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (size_t p = 0; p < nib; p++) {
+            unsigned qn = (unsigned)(qj[p / 16] >> (4 * (p % 16))) & 15u;
+            /* entry for database nibble v is T[v ^ qn] */
+            __m512 t = _mm512_permutexvar_ps(_mm512_xor_si512(iota, _mm512_set1_epi32((int)qn)),
+                                             _mm512_loadu_ps(tj + 16 * p));
+            __m512 u = _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(t, _mm512_set1_ps(mins[p])), vinv), vslack);
+            u = _mm512_max_ps(u, _mm512_setzero_ps());
+            __m512i e = _mm512_cvttps_epi32(_mm512_min_ps(u, _mm512_set1_ps(255.0f)));
+            _mm_storeu_si128((__m128i *)(lut + 16 * p), _mm512_cvtusepi32_epi8(e));
+        }
+        uint8_t tmax = (uint8_t)level; /* floor */
+        if (words == 1)
+            wscan_filter(qj, db, n, words, tj, tr, lut, tmax, base, l, 8);
+        else
+            wscan_filter(qj, db, n, words, tj, tr, lut, tmax, base, l, 0);
     }
 }
 

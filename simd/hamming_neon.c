@@ -122,8 +122,9 @@ static void neon_weighted_distances(const uint64_t *q, const uint64_t *db, size_
 
 static void neon_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                                size_t words, const float *tables, size_t tstride, int64_t base,
-                               hm_cand_list *lists)
+                               hm_cand_list *lists, void *scratch)
 {
+    (void)scratch;
     float buf[NEON_WSCAN_BLOCK];
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];

@@ -60,8 +60,9 @@ static void scalar_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t
 
 static void scalar_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                                  size_t words, const float *tables, size_t tstride, int64_t base,
-                                 hm_cand_list *lists)
+                                 hm_cand_list *lists, void *scratch)
 {
+    (void)scratch;
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];
         const uint64_t *qj = q + j * words;

@@ -43,7 +43,8 @@ typedef struct {
  *   db:     n codes, n x words uint64, rows contiguous (no alignment required)
  *   tables: hm_weights.tables layout, (16*words) x 16 floats; for scans nq of them, each
  *           tstride floats apart
- * Scans append to lists[j] for query j; the caller guarantees room for n more entries. */
+ * Scans append to lists[j] for query j; the caller guarantees room for n more entries.
+ * scan_weighted may use `scratch`: hm_wscan_scratch_bytes(n, words) bytes, any alignment. */
 typedef struct {
     hm_isa isa;
     void (*distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
@@ -54,8 +55,15 @@ typedef struct {
                  int64_t base, hm_cand_list *lists);
     void (*scan_weighted)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                           size_t words, const float *tables, size_t tstride, int64_t base,
-                          hm_cand_list *lists);
+                          hm_cand_list *lists, void *scratch);
 } hm_kernels;
+
+/* Scratch of a weighted scan of n rows: a nibble-transposed copy of the rows (64-row chunks,
+ * 2 x 64 bytes per code byte), one query's quantised tables, per-nibble minima, alignment. */
+static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
+{
+    return (n + 63) / 64 * 1024 * words + 256 * words + 64 * words + 128;
+}
 
 /* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not
  * check that the CPU supports it (hm_isa_supported does): tests use this to run every ISA. */

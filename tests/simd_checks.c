@@ -335,8 +335,9 @@ long simd_check_scans(simd_check_report *r)
     uint32_t *dist = malloc(NQ * N * sizeof *dist);
     float *wdist = malloc(NQ * N * sizeof *wdist), *w = malloc(4096 * sizeof *w);
     uint32_t *want = malloc(N * sizeof *want);
+    void *wscratch = malloc(hm_wscan_scratch_bytes(N, maxw));
     float *wwant = malloc(N * sizeof *wwant);
-    if (!q || !db || !idx || !dist || !wdist || !w || !want || !wwant) {
+    if (!q || !db || !idx || !dist || !wdist || !w || !want || !wwant || !wscratch) {
         fail(r, "out of memory");
         goto done;
     }
@@ -383,7 +384,7 @@ long simd_check_scans(simd_check_report *r)
             }
             for (size_t j = 0; j < NQ; j++)
                 lists[j].count = 0;
-            k->scan_weighted(q, NQ, db, n, words, hw->tables, 0, 7, lists);
+            k->scan_weighted(q, NQ, db, n, words, hw->tables, 0, 7, lists, wscratch);
             for (size_t j = 0; j < NQ; j++) {
                 size_t c = 0;
                 for (size_t i = 0; i < n; i++) {
@@ -412,6 +413,7 @@ done:
     free(w);
     free(want);
     free(wwant);
+    free(wscratch);
     return r->failures;
 }
 
