@@ -27,13 +27,17 @@ nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_erro
         return nn_fail(err, NN_ERR_ARG, "nn_sgd_step: the net was created for inference");
     const float lr = nn_sgd_lr(c, iter), mom = c->momentum;
     const size_t region = net->block_floats;
+    /* One parallel region for all tensors (waking threads per tensor cost more than the update). */
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp parallel
+#endif
     for (int t = 0; t < net->n_tensors; t++) {
         const nn_tensor *T = &net->tensors[t];
         float *w = net->block + T->offset, *g = w + region, *v = g + region;
         const float a = lr * T->lr_mult, wd = c->weight_decay * T->decay_mult;
         const ptrdiff_t n = (ptrdiff_t)T->count;
 #ifdef DRSCH_HAVE_OPENMP
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp for simd schedule(static) nowait
 #endif
         for (ptrdiff_t k = 0; k < n; k++) {
             v[k] = mom * v[k] + a * (g[k] + wd * w[k]);
