@@ -98,8 +98,9 @@ hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k,
 hm_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
                           const hm_weights *w, int64_t *indices, float *distances, hm_error *err);
 
-/* Queries that share one pass over the database in hm_knn / hm_knn_weighted for this code
- * length (the query block); benchmarks use it to model memory traffic. */
-size_t hm_knn_query_block(uint32_t bits);
+/* How many times hm_knn / hm_knn_weighted would read the whole database for nq queries with
+ * this k at the current thread count (one pass per block of queries that share each database
+ * tile from cache); benchmarks use it to model memory traffic. */
+size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted);
 
 #endif

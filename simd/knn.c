@@ -340,7 +340,9 @@ static hm_status check_args(const hm_codes *db, const hm_codes *queries, size_t 
     return HM_OK;
 }
 
-static hm_status knn_run(knn_job *job, hm_error *err)
+/* Chooses tile length, query block and database shards for a job (fills tile, cap, qblock,
+ * nblocks, shards). Shared by knn_run and hm_knn_db_passes so the model matches the code. */
+static void knn_plan(knn_job *job, bool weighted)
 {
     const hm_codes *db = job->db, *qs = job->queries;
     size_t k = job->k;
@@ -351,7 +353,7 @@ static hm_status knn_run(knn_job *job, hm_error *err)
     size_t row_bytes = db->words * 8;
     size_t tile = KNN_TILE_BYTES / row_bytes;
     tile = tile < 64 ? 64 : tile;
-    if (job->w) {
+    if (weighted) {
         /* weighted scans also rebuild per-query tables per tile (16 x 16 bytes per word) and
          * transpose the tile once per query block: longer tiles amortise both */
         tile = KNN_WTILE_BYTES / row_bytes;
@@ -379,6 +381,22 @@ static hm_status knn_run(knn_job *job, hm_error *err)
     job->shards = shards;
     if (shards > 1 && job->cap < shards * k)
         job->cap = shards * k; /* the merge concatenates every shard's k into one list */
+}
+
+size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted)
+{
+    hm_codes q = {.n = nq, .bits = db->bits, .words = db->words};
+    knn_job job = {.db = db, .queries = &q, .k = k};
+    knn_plan(&job, weighted);
+    return job.nblocks;
+}
+
+static hm_status knn_run(knn_job *job, hm_error *err)
+{
+    const hm_codes *db = job->db, *qs = job->queries;
+    size_t k = job->k;
+    knn_plan(job, job->w != NULL);
+    size_t shards = job->shards;
     job->shard_len = (db->n + shards - 1) / shards;
     if (shards > 1) {
         size_t slots = qs->n * shards;

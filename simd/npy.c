@@ -243,7 +243,7 @@ static hm_status alloc_payload(npy_array *a, const char *name, size_t nbytes, hm
 
 hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out, hm_error *err)
 {
-    size_t off, nbytes;
+    size_t off = 0, nbytes = 0;
     hm_status st = parse_meta(buf, len, name, out, &off, &nbytes, err);
     if (st == HM_OK)
         st = check_payload(name, nbytes, len - off, err);
@@ -284,7 +284,7 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
         st = fail(err, HM_ERR_ARG, "%s: read error", path);
         goto done;
     }
-    size_t off, nbytes;
+    size_t off = 0, nbytes = 0;
     st = parse_meta(head, avail, path, out, &off, &nbytes, err);
     if (st == HM_OK)
         st = check_payload(path, nbytes, (size_t)flen - off, err);

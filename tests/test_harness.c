@@ -112,8 +112,10 @@ Test(npy, header_is_numpy_compatible)
     char buf[256];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    cr_assert_eq(n, 64 + 6, "payload must start on a 64-byte boundary");
-    cr_assert_eq(buf[63], '\n');
+    size_t hlen = (size_t)(uint8_t)buf[8] | (size_t)(uint8_t)buf[9] << 8;
+    cr_assert_eq((10 + hlen) % 64, 0, "payload must start on a 64-byte boundary");
+    cr_assert_eq(n, 10 + hlen + 6);
+    cr_assert_eq(buf[10 + hlen - 1], '\n');
     cr_assert(strstr(buf + 10, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }") == buf + 10);
 }
 
