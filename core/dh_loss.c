@@ -1,0 +1,223 @@
+/* The DRSCH objective and its gradient (see dh.h). Both terms are sums over pairs of
+ * |y_i - y_j|^2, so the gradient is assembled from one symmetric n x n pair-coefficient matrix W:
+ * d L / d y_i = 2 sum_j W_ij (y_i - y_j). Costs O(n^2 d + n * P * N) for P similar and N
+ * dissimilar items per anchor; a batch of 100 is well under a millisecond. Sums in double. */
+#include "dh.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dh_config_default(dh_config *c)
+{
+    c->beta = 0.001f;
+    c->margin0 = -5.0f;
+    c->margin_step = -0.1f;
+    c->margin_every = 10000;
+    c->graph = DH_GRAPH_LABEL;
+    c->graph_other = 0.001f;
+    c->knn_k = 5;
+}
+
+float dh_margin_at(const dh_config *c, int64_t iter)
+{
+    int64_t steps = c->margin_every > 0 ? iter / c->margin_every : 0;
+    return c->margin0 + c->margin_step * (float)steps;
+}
+
+void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n, uint8_t *sim)
+{
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            int s = 0;
+            if (labels) {
+                s = labels[i] == labels[j];
+            } else {
+                for (size_t w = 0; w < words && !s; w++)
+                    s = (multi[(size_t)i * words + w] & multi[(size_t)j * words + w]) != 0;
+            }
+            sim[(size_t)i * n + j] = (uint8_t)s;
+        }
+}
+
+static double sqdist(const float *a, const float *b, int32_t d)
+{
+    double s = 0;
+    for (int32_t k = 0; k < d; k++) {
+        double t = (double)a[k] - (double)b[k];
+        s += t * t;
+    }
+    return s;
+}
+
+/* Heat-kernel k-NN graph: A_ij = exp(-|f_i - f_j|^2 / t) when j is among i's k nearest or i
+ * among j's, t = the mean squared distance to the k nearest neighbours (self-tuning scale). */
+static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, double *A)
+{
+    double *d2 = malloc(sizeof(double) * (size_t)n * n);
+    double *row = malloc(sizeof(double) * (size_t)n);
+    if (!d2 || !row) {
+        free(d2);
+        free(row);
+        return -1;
+    }
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = i; j < n; j++)
+            d2[(size_t)i * n + j] = d2[(size_t)j * n + i] = i == j ? 0 : sqdist(feat + (size_t)i * fdim, feat + (size_t)j * fdim, fdim);
+    if (k > n - 1)
+        k = n - 1;
+    memset(A, 0, sizeof(double) * (size_t)n * n);
+    double t = 0;
+    int64_t cnt = 0;
+    /* Threshold per row: the k-th smallest distance to another item. */
+    double *kth = malloc(sizeof(double) * (size_t)n);
+    if (!kth) {
+        free(d2);
+        free(row);
+        return -1;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        int32_t m = 0;
+        for (int32_t j = 0; j < n; j++)
+            if (j != i)
+                row[m++] = d2[(size_t)i * n + j];
+        /* partial selection sort: k passes are fine for batch-sized n */
+        for (int32_t a = 0; a < k; a++) {
+            int32_t best = a;
+            for (int32_t b = a + 1; b < m; b++)
+                if (row[b] < row[best])
+                    best = b;
+            double tmp = row[a];
+            row[a] = row[best];
+            row[best] = tmp;
+            t += row[a];
+            cnt++;
+        }
+        kth[i] = k > 0 ? row[k - 1] : -1;
+    }
+    t = cnt ? t / (double)cnt : 1.0;
+    if (t <= 0)
+        t = 1.0;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            double dij = d2[(size_t)i * n + j];
+            if (i != j && (dij <= kth[i] || dij <= kth[j]))
+                A[(size_t)i * n + j] = exp(-dij / t);
+        }
+    free(kth);
+    free(d2);
+    free(row);
+    return 0;
+}
+
+int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d, const uint8_t *sim,
+            const float *feat, int32_t fdim, float *dy, dh_stats *stats)
+{
+    size_t nn = (size_t)n * (size_t)n;
+    double *dist = malloc(sizeof(double) * nn), *W = calloc(nn, sizeof(double));
+    double *A = c->beta != 0 && c->graph == DH_GRAPH_KNN ? malloc(sizeof(double) * nn) : NULL;
+    if (!dist || !W || (c->beta != 0 && c->graph == DH_GRAPH_KNN && !A)) {
+        free(dist);
+        free(W);
+        free(A);
+        return -1;
+    }
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = i; j < n; j++)
+            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = i == j ? 0 : sqdist(y + (size_t)i * d, y + (size_t)j * d, d);
+
+    /* Triplets: W[a][p] += 1, W[a][n] -= 1 for every active one (then symmetrised). */
+    double C = dh_margin_at(c, iter), tl = 0;
+    int64_t triplets = 0, active = 0;
+    for (int32_t a = 0; a < n; a++) {
+        const uint8_t *sa = sim + (size_t)a * n;
+        int64_t np = 0, nneg = 0;
+        for (int32_t j = 0; j < n; j++) {
+            if (j == a)
+                continue;
+            np += sa[j] != 0;
+            nneg += sa[j] == 0;
+        }
+        triplets += np * nneg;
+        for (int32_t p = 0; p < n; p++) {
+            if (p == a || !sa[p])
+                continue;
+            double dap = dist[(size_t)a * n + p];
+            for (int32_t q = 0; q < n; q++) {
+                if (q == a || sa[q])
+                    continue;
+                double l = dap - dist[(size_t)a * n + q];
+                if (l >= C) {
+                    active++;
+                    tl += l - C;
+                    W[(size_t)a * n + p] += 1.0;
+                    W[(size_t)a * n + q] -= 1.0;
+                }
+            }
+        }
+    }
+    double inv_t = triplets ? 1.0 / (double)triplets : 0.0;
+    tl *= inv_t;
+    for (size_t i = 0; i < nn; i++)
+        W[i] *= inv_t;
+
+    /* Laplacian: beta * 1/2 sum_ij A_ij |y_i - y_j|^2, gradient 2 beta sum_j A_ij (y_i - y_j);
+     * W holds one-sided triplet terms, so the graph enters as beta A_ij in each ordered pair. */
+    double ll = 0;
+    if (c->beta != 0) {
+        if (A && knn_graph(feat, n, fdim, c->knn_k, A)) {
+            free(dist);
+            free(W);
+            free(A);
+            return -1;
+        }
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < n; j++) {
+                if (i == j)
+                    continue;
+                double a = A ? A[(size_t)i * n + j] : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
+                ll += 0.5 * a * dist[(size_t)i * n + j];
+                W[(size_t)i * n + j] += 0.5 * (double)c->beta * a;
+            }
+        ll *= (double)c->beta;
+    }
+
+    /* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite. */
+    if (dy) {
+        memset(dy, 0, sizeof(float) * (size_t)n * (size_t)d);
+        double *acc = calloc((size_t)n * (size_t)d, sizeof(double));
+        if (!acc) {
+            free(dist);
+            free(W);
+            free(A);
+            return -1;
+        }
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < n; j++) {
+                double wij = W[(size_t)i * n + j];
+                if (wij == 0.0)
+                    continue;
+                const float *yi = y + (size_t)i * d, *yj = y + (size_t)j * d;
+                double *gi = acc + (size_t)i * d, *gj = acc + (size_t)j * d;
+                for (int32_t k = 0; k < d; k++) {
+                    double g = 2.0 * wij * ((double)yi[k] - (double)yj[k]);
+                    gi[k] += g;
+                    gj[k] -= g;
+                }
+            }
+        for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
+            dy[i] = (float)acc[i];
+        free(acc);
+    }
+    if (stats) {
+        stats->triplet_loss = tl;
+        stats->laplacian_loss = ll;
+        stats->loss = tl + ll;
+        stats->triplets = triplets;
+        stats->active = active;
+    }
+    free(dist);
+    free(W);
+    free(A);
+    return 0;
+}
