@@ -4,7 +4,8 @@
 timed runs, best repetition reported). Network "drsch-mnist" as in core/nn_arch.c (the authors'
 Caffe prototxt): conv 32@5x5 s2 + ReLU + avg pool 2 s1 (ceil mode), conv 64@5x5 + ReLU + avg
 pool, conv 128@5x5 + ReLU + avg pool, fc 512, fc B, tanh(s x / 2), bit weights. Loss: the
-in-batch triplet loss of core/nn_loss.c (margin -5, 10 classes per batch), vectorised.
+DRSCH loss of core/dh_loss.c (in-batch triplets, margin -5, 10 classes per batch, plus the
+label-graph Laplacian), vectorised.
 Prints one JSON object on stdout. Run with Debian's /usr/bin/python3 (python3-torch 1.13)."""
 import argparse
 import json
@@ -44,14 +45,18 @@ class DRSCHMnist(nn.Module):
         return self.hash(x) * self.bitw
 
 
-def triplet_loss(y, labels, margin):
+def drsch_loss(y, labels, margin, beta=0.001, other=0.001):
+    """core/dh_loss.c: in-batch triplets with margin C plus beta * tr(Y^T (D - A) Y) over the
+    label graph A (1 for same label, `other` otherwise, 0 on the diagonal)."""
     d = torch.cdist(y, y).pow(2)
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool)
     mask = (same & ~eye)[:, :, None] & (~same)[:, None, :]
     l = d[:, :, None] - d[:, None, :]
     active = mask & (l >= margin)
-    return ((l - margin) * active).sum() / mask.sum()
+    triplet = ((l - margin) * active).sum() / mask.sum()
+    a = torch.where(same, 1.0, other).masked_fill(eye, 0.0)
+    return triplet + beta * 0.5 * (a * d).sum()
 
 
 def timed(fn, warmup, iters, repeat):
@@ -89,7 +94,7 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = triplet_loss(net(x), labels, -5.0)
+        loss = drsch_loss(net(x), labels, -5.0)
         loss.backward()
         opt.step()
 

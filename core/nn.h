@@ -8,8 +8,7 @@
  * Activations stay in the layouts oneDNN chooses (format_tag_any); what crosses this API is
  * always plain row-major: inputs N x C x H x W, outputs N x D.
  *
- * What this module deliberately does not do: it does not define the DRSCH objective (issue 5,
- * method module; nn_triplet_loss below is the in-batch triplet term on which it builds), it
+ * What this module deliberately does not do: the DRSCH objective is in dh.h, not here; it
  * reads no datasets, and it never prints or exits: every fallible call returns an nn_status
  * and fills an nn_error. Not thread-safe per handle: one nn_net is used by one thread at a time
  * (oneDNN parallelises inside each primitive with OpenMP). */
@@ -170,15 +169,6 @@ void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
 float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 /* Caffe's update: v = momentum*v + lr*lr_mult*(g + wd*decay_mult*w); w -= v. */
 nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err);
-
-/* ---- stand-in loss ---------------------------------------------------------------------- */
-/* In-batch triplet loss on outputs y (n x d): for every (a, p, n) with label[a] == label[p],
- * a != p, label[a] != label[n]: l = |y_a - y_p|^2 - |y_a - y_n|^2, active while l >= margin
- * (DESIGN.md: C = -5, growing); loss = sum over active of (l - margin) / #triplets. Writes
- * dy (n x d, d loss / d y); returns the loss; *active receives the active triplet count. Cost
- * O(n^2 d + n^3) via a pairwise distance matrix. */
-double nn_triplet_loss(const float *y, const int32_t *labels, int32_t n, int32_t d, float margin,
-                       float *dy, int64_t *active);
 
 /* ---- model files ------------------------------------------------------------------------ */
 /* Versioned little-endian binary: magic, version, architecture table, input shape, code length,

@@ -1,7 +1,8 @@
 /* drsch bench train / drsch bench encode: speed of the core/ network on random inputs.
  *
- * train:  one step = forward, in-batch triplet loss on the outputs (the triplet term of the
- *         DRSCH objective, batches of 10 classes), backward, SGD update. Images/s = batch / step.
+ * train:  one step = forward, the DRSCH objective on the outputs (in-batch triplets with the
+ *         growing margin + label-graph Laplacian, dh_loss; batches of 10 classes), backward,
+ *         SGD update. Images/s = batch / step.
  * encode: nn_encode of N images to packed codes (real outputs and codes), replicas run batches in
  *         parallel. Images/s = N / call.
  * Both report GFLOP/s (multiply-add = 2 flops, convolutions and inner products only) and the
@@ -17,6 +18,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "dh.h"
 #include "nn.h"
 #include "report.h"
 
@@ -66,7 +68,7 @@ static void usage(FILE *f, const char *cmd)
             "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n",
             cmd,
             enc ? "Encoding speed: images -> hash outputs -> packed codes (nn_encode), random inputs."
-                : "Training speed: forward + in-batch triplet loss + backward + SGD, random inputs.",
+                : "Training speed: forward + DRSCH loss (triplet + Laplacian) + backward + SGD, random inputs.",
             enc ? "forward pass" : "training step");
     if (enc)
         fprintf(f, "  --images N       images per timed run (default 20000)\n"
@@ -175,7 +177,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_context_set(r, "clock_source", src);
     rp_context_set(r, "timing", "best of repetitions");
     if (!strcmp(cmd, "train"))
-        rp_context_set(r, "loss", "in-batch triplet (10 classes per batch, margin -5)");
+        rp_context_set(r, "loss", "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph Laplacian (beta 0.001)");
     rp_entry *e = rp_add(r, name, o->iters, t->best * 1e3, t->cpu_best * 1e3, "ms", threads);
     rp_counter(e, "images_per_second", ips);
     rp_counter(e, "images_per_second_mean", images_per_run / t->mean);
@@ -232,6 +234,15 @@ int cmd_bench_train(int argc, char **argv)
         labels[i] = i / per_class;
     nn_sgd_config sgd;
     nn_sgd_defaults(&sgd);
+    dh_config loss_cfg;
+    dh_config_default(&loss_cfg);
+    uint8_t *sim = malloc((size_t)N * (size_t)N);
+    if (!sim) {
+        fprintf(stderr, "drsch bench train: out of memory\n");
+        return 1;
+    }
+    dh_similarity(labels, NULL, 0, N, sim);
+    dh_stats st;
     double loss = 0;
     timing t = {1e300, 0, 0};
     int64_t it = 0;
@@ -242,8 +253,9 @@ int cmd_bench_train(int argc, char **argv)
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
             failed = nn_forward(net, x, &err) != NN_OK;
             if (!failed) {
-                loss = nn_triplet_loss(nn_output(net), labels, N, B, -5.0f, dy, NULL);
-                failed = nn_backward(net, dy, NULL, &err) != NN_OK || nn_sgd_step(net, &sgd, it, &err) != NN_OK;
+                failed = dh_loss(&loss_cfg, it, nn_output(net), N, B, sim, NULL, 0, dy, &st) != 0;
+                loss = st.loss;
+                failed = failed || nn_backward(net, dy, NULL, &err) != NN_OK || nn_sgd_step(net, &sgd, it, &err) != NN_OK;
             }
         }
         double dt = (cli_now() - t0) / (double)(steps ? steps : 1), dc = (cpu_seconds() - c0) / (double)(steps ? steps : 1);
@@ -255,7 +267,7 @@ int cmd_bench_train(int argc, char **argv)
     }
     double ff, fb;
     nn_flops(net, &ff, &fb);
-    free(x), free(dy), free(labels);
+    free(x), free(dy), free(labels), free(sim);
     nn_net_free(net);
     if (failed) {
         fprintf(stderr, "drsch bench train: %s\n", err.msg);

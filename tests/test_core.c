@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <zlib.h>
 
+#include "dh.h"
 #include "nn.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -235,6 +236,21 @@ static void expect_close_arrays(const float *a, const float *b, size_t n, double
 }
 
 /* ---- forward against naive references ---------------------------------------------------- */
+
+/* The triplet term of the DRSCH objective alone (beta = 0) with a fixed margin. */
+static double triplet_loss(const float *y, const int32_t *labels, int32_t n, int32_t d, float margin, float *dy)
+{
+    dh_config c;
+    dh_config_default(&c);
+    c.beta = 0;
+    c.margin0 = margin;
+    uint8_t *sim = malloc((size_t)n * n);
+    dh_similarity(labels, NULL, 0, n, sim);
+    dh_stats st;
+    cr_assert_eq(dh_loss(&c, 0, y, n, d, sim, NULL, 0, dy, &st), 0);
+    free(sim);
+    return st.loss;
+}
 
 Test(core_forward, conv_matches_reference)
 {
@@ -478,7 +494,7 @@ Test(core_sgd, seeded_runs_are_identical)
         sgd.momentum = 0.9f;
         for (int it = 0; it < 3; it++) {
             cr_assert_eq(nn_forward(net, x, &err), NN_OK);
-            nn_triplet_loss(nn_output(net), labels, 20, 16, -5.0f, dy, NULL);
+            triplet_loss(nn_output(net), labels, 20, 16, -5.0f, dy);
             cr_assert_eq(nn_backward(net, dy, NULL, &err), NN_OK);
             cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), NN_OK);
         }
@@ -517,31 +533,6 @@ Test(core_sgd, step_policy_and_update)
     cr_assert_eq(nn_sgd_step(net, &c, 1, &err), NN_OK);
     cr_expect_float_eq(b.data[0], 0.75f, 1e-6);
     nn_net_free(net);
-}
-
-Test(core_loss, triplet_gradient_matches_finite_differences)
-{
-    rng_reset(21);
-    const int n = 12, d = 5;
-    int32_t labels[12];
-    for (int i = 0; i < n; i++)
-        labels[i] = i % 3;
-    float *y = rand_buf((size_t)n * d, 1.0), *dy = malloc(sizeof(float) * n * d), *tmp = malloc(sizeof(float) * n * d);
-    int64_t active = 0;
-    nn_triplet_loss(y, labels, n, d, -0.5f, dy, &active);
-    cr_assert_gt(active, 0);
-    for (int k = 0; k < n * d; k++) {
-        const double eps = 1e-3;
-        memcpy(tmp, y, sizeof(float) * n * d);
-        tmp[k] = y[k] + (float)eps;
-        double lp = nn_triplet_loss(tmp, labels, n, d, -0.5f, NULL, NULL);
-        tmp[k] = y[k] - (float)eps;
-        double lm = nn_triplet_loss(tmp, labels, n, d, -0.5f, NULL, NULL);
-        double fd = (lp - lm) / (2 * eps);
-        /* Hinge kinks: a triplet crossing the margin within eps would show as a small jump. */
-        cr_expect(close_enough(fd, dy[k], 2e-3, 2e-2), "entry %d: fd %.6g, analytic %.6g", k, fd, dy[k]);
-    }
-    free(y), free(dy), free(tmp);
 }
 
 /* ---- model files and encoding ----------------------------------------------------------- */
@@ -784,9 +775,11 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
     cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
     nn_sgd_config sgd;
     nn_sgd_defaults(&sgd);
-    /* Measured here: 0.01 with momentum 0.9 learns (loss 2.0 -> 0.42, 1-NN 0.58); 0.02 collapses to
-     * one code for every image (loss stuck at -margin), the failure mode issue 5 warns about. */
-    sgd.base_lr = 0.01f;
+    /* Measured here: 0.005 with momentum 0.9 learns (loss 2.0 -> 0.41, 1-NN 0.63); 0.01 sits on the
+     * edge (it learned with a float-accumulated loss and collapsed with a double-accumulated one)
+     * and 0.02 collapses to one code for every image (loss stuck at -margin), the failure mode
+     * issue 5 warns about. */
+    sgd.base_lr = 0.005f;
     sgd.momentum = 0.9f;
     sgd.step = 100;
     sgd.gamma = 0.5f;
@@ -803,7 +796,7 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
             yb[k] = c;
         }
         cr_assert_eq(nn_forward(net, xb, &err), NN_OK, "%s", err.msg);
-        double loss = nn_triplet_loss(nn_output(net), yb, batch, bits, -2.0f, dy, NULL);
+        double loss = triplet_loss(nn_output(net), yb, batch, bits, -2.0f, dy);
         cr_assert_eq(nn_backward(net, dy, NULL, &err), NN_OK, "%s", err.msg);
         cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), NN_OK, "%s", err.msg);
         if (it < 15)
