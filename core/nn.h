@@ -61,6 +61,7 @@ typedef struct {
 } nn_layer_spec;
 
 #define NN_MAX_LAYERS 24
+#define NN_MAX_IN_C 4 /* input channels whose normalisation a model file records */
 #define NN_ARCH_NAME_MAX 32
 
 typedef struct {
@@ -87,6 +88,10 @@ typedef struct {
     int32_t training;         /* 1: forward_training + backward + SGD; 0: inference only */
     int32_t input_grad;       /* 1: backward also computes d loss / d input (tests) */
     uint64_t seed;            /* initialisation; same seed + threads => same weights */
+    /* How uint8 pixels become network inputs: x = (pixel - in_mean[c]) * in_scale[c]. The net
+     * does not apply it (inputs arrive as floats); it is recorded in model files so encoding
+     * prepares images exactly as training did. Default mean 0, scale 1/255. */
+    float in_mean[NN_MAX_IN_C], in_scale[NN_MAX_IN_C];
 } nn_config;
 
 /* A config for a named architecture with its default input; *err names unknown archs. */
@@ -115,6 +120,8 @@ nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *e
 const float *nn_input_grad(const nn_net *net);
 
 void nn_set_hash_scale(nn_net *net, float s);
+/* Records the input normalisation (NN_MAX_IN_C means and scales; see nn_config). */
+void nn_set_input_norm(nn_net *net, const float *mean, const float *scale);
 float nn_hash_scale(const nn_net *net);
 /* The authors' annealing: s0 * mult^(iter / every) (5, 1.1, 10000 in their prototxt). */
 float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter);
@@ -171,10 +178,11 @@ float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err);
 
 /* ---- model files ------------------------------------------------------------------------ */
-/* Versioned little-endian binary: magic, version, architecture table, input shape, code length,
+/* Versioned little-endian binary: magic, version, architecture table, input shape and input
+ * normalisation, code length,
  * hash scale, bit order, parameters (plain canonical layout, bit weights included), crc32 of
  * everything before it. Written to path.tmp then renamed over path. */
-#define NN_MODEL_VERSION 1
+#define NN_MODEL_VERSION 2
 nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err);
 /* Creates a net with the file's architecture and parameters, for the given batch and mode. */
 nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,

@@ -53,5 +53,7 @@ nn_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t
     cfg->batch = batch;
     cfg->training = training;
     cfg->seed = 1;
+    for (int c = 0; c < NN_MAX_IN_C; c++)
+        cfg->in_scale[c] = 1.0f / 255.0f;
     return NN_OK;
 }

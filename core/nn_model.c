@@ -1,11 +1,13 @@
 /* Model files. Little-endian binary, version NN_MODEL_VERSION:
- *   "DRSCHNN\0"  u32 version  u32 bits  u32 in_c in_h in_w  u32 n_layers  char arch[32]
+ *   "DRSCHNN\0"  u32 version  u32 bits  u32 in_c in_h in_w  f32 in_mean[4] in_scale[4]
+ *   u32 n_layers  char arch[32]
  *   i32 arch default in_c in_h in_w
  *   n_layers x { i32 kind out kernel stride pad relu; f32 w_std w_lr w_decay b_lr b_decay }
  *   f32 hash_scale  u32 bit_order[bits]  u64 n_params  f32 params[n_params]  u32 crc32
  * Parameters are in the plain canonical layout of nn_params_export (bit weights included), so a
  * file does not depend on the layouts oneDNN chose. The crc32 (zlib) covers every byte before
  * it. Files are written to PATH.tmp and renamed over PATH, so readers never see half a model. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +71,7 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
 {
     const nn_config *c = &net->cfg;
     const size_t np = nn_params_plain_size(net);
-    const size_t size = 8 + 4 * 7 + NN_ARCH_NAME_MAX + 12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 +
+    const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 +
                         4 * (size_t)c->bits + 8 + 4 * np + 4;
     wbuf b = {malloc(size), 0, size};
     float *params = malloc(np * sizeof(float) + 1);
@@ -90,6 +92,10 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
     put_u32(&b, (uint32_t)c->in_c);
     put_u32(&b, (uint32_t)c->in_h);
     put_u32(&b, (uint32_t)c->in_w);
+    for (int ch = 0; ch < NN_MAX_IN_C; ch++)
+        put_f32(&b, c->in_mean[ch]);
+    for (int ch = 0; ch < NN_MAX_IN_C; ch++)
+        put_f32(&b, c->in_scale[ch]);
     put_u32(&b, (uint32_t)c->arch.n_layers);
     char name[NN_ARCH_NAME_MAX] = {0};
     size_t name_len = strnlen(c->arch.name, NN_ARCH_NAME_MAX - 1);
@@ -200,7 +206,17 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     cfg.in_c = (int32_t)get_u32(&b);
     cfg.in_h = (int32_t)get_u32(&b);
     cfg.in_w = (int32_t)get_u32(&b);
+    for (int ch = 0; ch < NN_MAX_IN_C; ch++)
+        cfg.in_mean[ch] = get_f32(&b);
+    for (int ch = 0; ch < NN_MAX_IN_C; ch++)
+        cfg.in_scale[ch] = get_f32(&b);
     cfg.arch.n_layers = (int32_t)get_u32(&b);
+    for (int ch = 0; ch < NN_MAX_IN_C && !b.short_read; ch++)
+        if (!isfinite(cfg.in_mean[ch]) || !isfinite(cfg.in_scale[ch]) || cfg.in_scale[ch] == 0.0f) {
+            s = nn_fail(err, NN_ERR_FORMAT, "%s: corrupt input normalisation (channel %d: mean %g, scale %g)",
+                        path, ch, cfg.in_mean[ch], cfg.in_scale[ch]);
+            goto done;
+        }
     if (b.pos + NN_ARCH_NAME_MAX <= len) {
         memcpy(cfg.arch.name, data + b.pos, NN_ARCH_NAME_MAX);
         cfg.arch.name[NN_ARCH_NAME_MAX - 1] = '\0';

@@ -1029,6 +1029,14 @@ size_t nn_input_size(const nn_net *net)
 }
 
 void nn_set_hash_scale(nn_net *net, float s) { net->hash_scale = s; }
+
+void nn_set_input_norm(nn_net *net, const float *mean, const float *scale)
+{
+    for (int c = 0; c < NN_MAX_IN_C; c++) {
+        net->cfg.in_mean[c] = mean[c];
+        net->cfg.in_scale[c] = scale[c];
+    }
+}
 float nn_hash_scale(const nn_net *net) { return net->hash_scale; }
 
 float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter)
