@@ -76,6 +76,13 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double cli_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int cli_usage_error(const char *cmd)
 {
     fprintf(stderr, "drsch %s: invalid usage; see 'drsch %s --help'\n", cmd, cmd);

@@ -14,6 +14,7 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
 int cli_set_threads(int threads);
 int cli_max_threads(void);
 double cli_now(void); /* monotonic seconds */
+double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
 /* Prints "drsch <cmd>: unknown option; see drsch <cmd> --help" style errors for getopt '?' */
 int cli_usage_error(const char *cmd);
 

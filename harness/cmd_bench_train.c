@@ -49,13 +49,6 @@ static double cpu_ghz(double override_ghz, const char **source)
     return best > 0 ? best / 1000.0 : 2.0;
 }
 
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void usage(FILE *f, const char *cmd)
 {
     int enc = !strcmp(cmd, "encode");
@@ -249,7 +242,7 @@ int cmd_bench_train(int argc, char **argv)
     int failed = 0;
     for (int64_t rep = -1; rep < o.repeat && !failed; rep++) {
         const int64_t steps = rep < 0 ? o.warmup : o.iters;
-        double t0 = cli_now(), c0 = cpu_seconds();
+        double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
             failed = nn_forward(net, x, &err) != NN_OK;
             if (!failed) {
@@ -258,7 +251,7 @@ int cmd_bench_train(int argc, char **argv)
                 failed = failed || nn_backward(net, dy, NULL, &err) != NN_OK || nn_sgd_step(net, &sgd, it, &err) != NN_OK;
             }
         }
-        double dt = (cli_now() - t0) / (double)(steps ? steps : 1), dc = (cpu_seconds() - c0) / (double)(steps ? steps : 1);
+        double dt = (cli_now() - t0) / (double)(steps ? steps : 1), dc = (cli_cpu_seconds() - c0) / (double)(steps ? steps : 1);
         if (rep >= 0) {
             if (dt < t.best)
                 t.best = dt, t.cpu_best = dc;
@@ -324,10 +317,10 @@ int cmd_bench_encode(int argc, char **argv)
     int failed = 0;
     for (int64_t rep = -1; rep < o.repeat && !failed; rep++) {
         const int64_t runs = rep < 0 ? o.warmup : o.iters;
-        double t0 = cli_now(), c0 = cpu_seconds();
+        double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < runs && !failed; k++)
             failed = nn_encode(enc, x, n, real, &codes, &err) != NN_OK;
-        double dt = (cli_now() - t0) / (double)(runs ? runs : 1), dc = (cpu_seconds() - c0) / (double)(runs ? runs : 1);
+        double dt = (cli_now() - t0) / (double)(runs ? runs : 1), dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
         if (rep >= 0) {
             if (dt < t.best)
                 t.best = dt, t.cpu_best = dc;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "experiment.h"
 #include "commands.h"
 #include "datasets.h"
 #include "report.h"
@@ -39,70 +40,6 @@ static void data_usage(FILE *f)
             "  -h, --help      this text\n");
 }
 
-static int parse_size(const char *cmd, const char *s, int *h, int *w)
-{
-    char *end = NULL;
-    long a = strtol(s, &end, 10);
-    if (end == s || (*end != 'x' && *end != 'X'))
-        goto bad;
-    const char *t = end + 1;
-    long b = strtol(t, &end, 10);
-    if (end == t || *end != '\0' || a < 1 || b < 1 || a > 4096 || b > 4096)
-        goto bad;
-    *h = (int)a;
-    *w = (int)b;
-    return 0;
-bad:
-    fprintf(stderr, "drsch %s: --size/--crop: '%s' is not HxW with 1 <= H, W <= 4096\n", cmd, s);
-    return -1;
-}
-
-typedef enum { PROTO_AUTO, PROTO_PAPER, PROTO_PAPER_DB_TRAIN, PROTO_FULL, PROTO_CLASSIC, PROTO_NEW, PROTO_NONE } proto_kind;
-
-static int parse_protocol(const char *cmd, const char *s, proto_kind *p)
-{
-    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic", "new", "none"};
-    for (int i = 0; i < 7; i++)
-        if (!strcmp(s, names[i])) {
-            *p = (proto_kind)i;
-            return 0;
-        }
-    fprintf(stderr, "drsch %s: --protocol: '%s' is not one of auto, paper, paper-db-train, full, classic, new, none\n",
-            cmd, s);
-    return -1;
-}
-
-/* Builds the requested split; PROTO_AUTO picks classic for CUHK03, paper otherwise. */
-static ds_status make_split(const ds_dataset *d, proto_kind p, uint64_t seed, int testset, const char *config,
-                            ds_split *sp, ds_error *err)
-{
-    if (p == PROTO_AUTO)
-        p = d->kind == DS_KIND_CUHK03 ? PROTO_CLASSIC : PROTO_PAPER;
-    ds_paper_opts po;
-    ds_paper_opts_default(&po);
-    switch (p) {
-    case PROTO_PAPER_DB_TRAIN:
-        po.db_includes_train = 1;
-        return ds_split_paper(d, &po, seed, sp, err);
-    case PROTO_FULL:
-        return ds_split_full(d, sp, err);
-    case PROTO_NEW:
-        if (!config) {
-            memset(sp, 0, sizeof *sp);
-            snprintf(err->msg, sizeof err->msg, "the new protocol needs --config cuhk03_new_protocol_config_*.mat");
-            err->status = DS_ERR_ARG;
-            return DS_ERR_ARG;
-        }
-        return ds_split_cuhk03_new(d, config, sp, err);
-    case PROTO_CLASSIC: {
-        ds_cuhk03_opts co = {.testset = testset, .single_shot = 1};
-        return ds_split_cuhk03_classic(d, &co, seed, sp, err);
-    }
-    default:
-        return ds_split_paper(d, &po, seed, sp, err);
-    }
-}
-
 static const char *label_kind_name(ds_label_kind k)
 {
     return k == DS_LABELS_MULTI ? "multi-label (multi-hot)" : k == DS_LABELS_IDENTITY ? "identity (re-id)" : "single label";
@@ -119,7 +56,7 @@ static int data_info(int argc, char **argv)
     };
     ds_load_opts lo;
     ds_load_opts_default(&lo);
-    proto_kind proto = PROTO_AUTO;
+    xp_protocol proto = XP_PROTO_AUTO;
     int64_t seed = 1, testset = 1;
     const char *config = NULL;
     int c;
@@ -127,10 +64,10 @@ static int data_info(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'p': bad = parse_protocol("data info", optarg, &proto); break;
+        case 'p': bad = xp_protocol_parse("data info", optarg, &proto); break;
         case 's': bad = cli_parse_i64("data info", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case 't': bad = cli_parse_i64("data info", "--testset", optarg, 1, 1000, &testset); break;
-        case 'z': bad = parse_size("data info", optarg, &lo.out_h, &lo.out_w); break;
+        case 'z': bad = xp_parse_size("data info", optarg, &lo.out_h, &lo.out_w); break;
         case 'k': lo.skip_bad_images = 1; break;
         case 'c': config = optarg; break;
         case 'h': data_usage(stdout); return 0;
@@ -197,11 +134,11 @@ static int data_info(int argc, char **argv)
     }
     free(counts);
     int rc = 0;
-    if (proto != PROTO_NONE) {
+    if (proto != XP_PROTO_NONE) {
         ds_split sp;
-        if (make_split(d, proto, (uint64_t)seed, (int)testset - 1, config, &sp, &err) != DS_OK) {
+        if (xp_make_split(d, proto, (uint64_t)seed, (int)testset - 1, config, &sp, &err) != DS_OK) {
             printf("protocol:  not applicable: %s\n", err.msg);
-            rc = proto == PROTO_AUTO ? 0 : 1;
+            rc = proto == XP_PROTO_AUTO ? 0 : 1;
         } else {
             printf("protocol:  %s\n", sp.name);
             printf("split:     %lld query, %lld train, %lld database\n", (long long)sp.n_query, (long long)sp.n_train,
@@ -253,13 +190,6 @@ static void bench_usage(FILE *f)
             "  -h, --help        this text\n");
 }
 
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int cmd_bench_data(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -281,7 +211,7 @@ int cmd_bench_data(int argc, char **argv)
         case 'd': spec = optarg; break;
         case 'c': bad = cli_parse_i64("bench data", "--classes", optarg, 1, 100000, &classes); break;
         case 'k': bad = cli_parse_i64("bench data", "--per-class", optarg, 1, 100000, &per_class); break;
-        case 'x': bad = parse_size("bench data", optarg, &crop_h, &crop_w); break;
+        case 'x': bad = xp_parse_size("bench data", optarg, &crop_h, &crop_w); break;
         case 'p': bad = cli_parse_i64("bench data", "--pad", optarg, 0, 1024, &pad); break;
         case 'm': mirror = 0; break;
         case 'n': bad = cli_parse_i64("bench data", "--iters", optarg, 1, INT32_MAX, &iters); break;
@@ -309,7 +239,7 @@ int cmd_bench_data(int argc, char **argv)
     double load_s = cli_now() - t0;
     fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name, (long long)d->n, load_s);
     ds_split sp;
-    if (make_split(d, PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &err) != DS_OK) {
+    if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &err) != DS_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         ds_dataset_free(d);
         return 1;
@@ -363,7 +293,7 @@ int cmd_bench_data(int argc, char **argv)
         double wall = 0, cpu = 0;
         uint64_t it_seed = (uint64_t)seed;
         for (int64_t rep_i = -1; rep_i < reps; rep_i++) { /* rep -1 warms caches and threads up */
-            double w0 = cli_now(), c0 = cpu_seconds();
+            double w0 = cli_now(), c0 = cli_cpu_seconds();
             for (int64_t it = 0; it < iters; it++) {
                 ds_sampler_next(smp, idx, NULL);
                 if (ds_batch_build(d, idx, bs, &aug, it_seed++, batch, &err) != DS_OK) {
@@ -373,7 +303,7 @@ int cmd_bench_data(int argc, char **argv)
             }
             if (rep_i >= 0) {
                 wall += cli_now() - w0;
-                cpu += cpu_seconds() - c0;
+                cpu += cli_cpu_seconds() - c0;
             }
         }
         double mean = wall / (double)reps, mean_cpu = cpu / (double)reps;

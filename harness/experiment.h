@@ -1,0 +1,30 @@
+/* What the commands share about an experiment: protocol names and the split they build, and
+ * the HxW size flag. Only the command line uses it; it prints the flag errors it detects. */
+#ifndef DRSCH_EXPERIMENT_H
+#define DRSCH_EXPERIMENT_H
+
+#include <stdint.h>
+
+#include "datasets.h"
+
+typedef enum {
+    XP_PROTO_AUTO = 0,      /* classic for CUHK03, multi-label for NUS-WIDE, paper otherwise */
+    XP_PROTO_PAPER,         /* per class 100 queries / 500 train / rest database */
+    XP_PROTO_PAPER_DB_TRAIN,/* the same with the training images also in the database */
+    XP_PROTO_FULL,          /* official split: query = test file, train = database = train file */
+    XP_PROTO_CLASSIC,       /* CUHK03 classic 20 splits (one testset) */
+    XP_PROTO_NEW,           /* CUHK03 767/700 (needs the config .mat) */
+    XP_PROTO_NONE,
+} xp_protocol;
+
+#define XP_PROTOCOL_NAMES "auto, paper, paper-db-train, full, classic, new, none"
+
+/* Parses a --protocol value; prints "drsch <cmd>: --protocol: ..." and returns -1 if unknown. */
+int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out);
+/* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file. */
+ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset, const char *config,
+                        ds_split *sp, ds_error *err);
+/* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
+int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
+
+#endif
