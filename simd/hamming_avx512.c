@@ -13,6 +13,12 @@
  * as in product-quantisation fast scans), summed in the canonical nibble order so the result is
  * bit-identical to the scalar reference.
  *
+ * Weighted threshold scans first bound every row from below with integer tables over a
+ * nibble-transposed tile (PQ fast scan: vpshufb lookups, 64 rows per vector): a 16-bit bound
+ * with a fixed unit (default), or an 8-bit saturating bound whose unit follows the threshold.
+ * Only rows whose bound admits d < threshold (after float rounding) are candidates; their
+ * canonical distances are computed 16 at a time with gathers, so results stay exact.
+ *
  * Deliberately no allocation, no threads, no prefetching heuristics: knn.c tiles and threads.
  */
 #include <immintrin.h>
@@ -190,13 +196,25 @@ static void avx512_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t
 
 /* ---- weighted ---------------------------------------------------------------------------- */
 
-/* Word wi (XOR-ed with the query word) of 16 rows as two dword vectors: lo = bits 0..31,
- * hi = bits 32..63, lane r = row r. Rows >= rem read as zero (their sums are discarded). */
+/* XOR with the query word, then the 16 rows of qwords a (rows 0..7) and b (rows 8..15) as two
+ * dword vectors: lo = bits 0..31, hi = bits 32..63, lane r = row r. */
+AI void split16(__m512i a, __m512i b, uint64_t qw, __m512i *lo, __m512i *hi)
+{
+    const __m512i qb = _mm512_set1_epi64((long long)qw);
+    a = _mm512_xor_si512(a, qb);
+    b = _mm512_xor_si512(b, qb);
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    *lo = _mm512_permutex2var_epi32(a, ie, b);
+    *hi = _mm512_permutex2var_epi32(a, io, b);
+}
+
+/* Word wi (XOR-ed with the query word) of 16 consecutive rows (split16 layout). Rows >= rem
+ * read as zero (their sums are discarded). */
 AI void load16_word(const uint64_t *db, size_t rem, size_t words, size_t wi, uint64_t qw,
                     __m512i *lo, __m512i *hi)
 {
     __m512i a, b;
-    const __m512i qb = _mm512_set1_epi64((long long)qw);
     if (words == 1) {
         ptrdiff_t avail = (ptrdiff_t)(rem < 16 ? rem : 16);
         a = load_part(db, avail);
@@ -211,12 +229,7 @@ AI void load16_word(const uint64_t *db, size_t rem, size_t words, size_t wi, uin
         b = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), mb, off,
                                         (const void *)(p + 8 * words), 1);
     }
-    a = _mm512_xor_si512(a, qb);
-    b = _mm512_xor_si512(b, qb);
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    *lo = _mm512_permutex2var_epi32(a, ie, b);
-    *hi = _mm512_permutex2var_epi32(a, io, b);
+    split16(a, b, qw, lo, hi);
 }
 
 /* acc += table[p][nibble p of v] for the 8 nibbles of the dword lanes v, in nibble order. */
@@ -256,6 +269,19 @@ static void avx512_weighted_distances(const uint64_t *q, const uint64_t *db, siz
     }
 }
 
+/* Appends rows i0 + b (bits b of m) with their distances dd[b], in bit order. */
+AI void append_wmask(hm_cand_list *l, unsigned m, const float *dd, const uint32_t *rows,
+                     int64_t base)
+{
+    while (m) {
+        int b = __builtin_ctz(m);
+        m &= m - 1;
+        l->idx[l->count] = base + (int64_t)rows[b];
+        l->wdist[l->count] = dd[b];
+        l->count++;
+    }
+}
+
 /* Exact scan of one query: canonical distances 16 rows at a time. */
 static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t words,
                         const float *tables, int64_t base, hm_cand_list *l)
@@ -276,6 +302,39 @@ static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t
                 l->wdist[l->count] = dd[b];
                 l->count++;
             }
+        }
+    }
+}
+
+/* Exact pass over the rows a filter let through: cand[0..nc) ascending row numbers of db.
+ * Canonical distances of 16 listed rows at a time (gathers; lane r = row cand[i + r]), so the
+ * 16 nibble-table sums run side by side instead of one dependent chain per row. */
+static void wscan_verify(const uint64_t *qj, const uint64_t *db, size_t words,
+                         const float *tables, const uint32_t *cand, size_t nc, int64_t base,
+                         hm_cand_list *l)
+{
+    const __m512 thr = _mm512_set1_ps(l->wthr);
+    const __m512i vw = _mm512_set1_epi32((int)words);
+    for (size_t i = 0; i < nc; i += 16) {
+        size_t m = nc - i < 16 ? nc - i : 16;
+        __mmask16 valid = (__mmask16)(m == 16 ? 0xffffu : (1u << m) - 1u);
+        /* missing lanes read row 0, which exists; their sums are discarded */
+        __m512i off = _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(valid, cand + i), vw);
+        __m256i off_a = _mm512_castsi512_si256(off), off_b = _mm512_extracti64x4_epi64(off, 1);
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t wi = 0; wi < words; wi++) {
+            __m512i a = _mm512_i32gather_epi64(off_a, (const void *)(db + wi), 8);
+            __m512i b = _mm512_i32gather_epi64(off_b, (const void *)(db + wi), 8);
+            __m512i lo, hi;
+            split16(a, b, qj[wi], &lo, &hi);
+            acc = add_nibbles8(acc, lo, tables + wi * 256);
+            acc = add_nibbles8(acc, hi, tables + wi * 256 + 128);
+        }
+        unsigned hit = _mm512_mask_cmp_ps_mask(valid, acc, thr, _CMP_LT_OQ);
+        if (hit) {
+            float dd[16];
+            _mm512_storeu_ps(dd, acc);
+            append_wmask(l, hit, dd, cand + i, base);
         }
     }
 }
@@ -344,17 +403,27 @@ static void transpose64(const uint64_t *db, size_t n, size_t r0, size_t words, u
     }
 }
 
-/* Lower-bound filter over the transposed chunks (fast-scan: André, Kermarrec, Le Scouarnec,
+/* Row numbers (c * 64 + bit) of the set bits of m, appended to cand in ascending order. */
+AI size_t push_rows(uint64_t m, size_t c, uint32_t *cand, size_t nc)
+{
+    while (m) {
+        cand[nc++] = (uint32_t)(c * 64 + (size_t)__builtin_ctzll(m));
+        m &= m - 1;
+    }
+    return nc;
+}
+
+/* 8-bit lower-bound filter over the transposed chunks (fast-scan: André, Kermarrec, Le Scouarnec,
  * "Cache locality is not enough: high-performance nearest neighbor search with product
  * quantization fast scan", VLDB 2015): per code byte, two vpshufb lookups in 16-entry uint8
- * tables, saturating adds; rows whose bound is <= tmax get the exact canonical distance. */
-AI void wscan_filter(const uint64_t *qj, const uint64_t *db, size_t n, size_t words,
-                     const float *tables, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
-                     int64_t base, hm_cand_list *l, const int NB)
+ * tables, saturating adds; rows whose bound is <= tmax become candidates. Returns their count. */
+AI size_t wscan_filter8(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut,
+                        uint8_t tmax, uint32_t *cand, const int NB)
 {
     const size_t nb = NB ? (size_t)NB : 8 * words;
     const __m512i tv = _mm512_set1_epi8((char)tmax);
     __m512i L[16];
+    size_t nc = 0;
     if (NB)
         for (int p = 0; p < 2 * NB; p++)
             L[p] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 16 * p)));
@@ -379,24 +448,177 @@ AI void wscan_filter(const uint64_t *qj, const uint64_t *db, size_t n, size_t wo
         size_t rem = n - c * 64;
         if (rem < 64)
             m &= (1ull << rem) - 1u;
-        while (m) {
-            int b = __builtin_ctzll(m);
-            m &= m - 1;
-            size_t i = c * 64 + (size_t)b;
-            float d = hm_weighted_row_canonical(qj, db + i * words, words, tables);
-            if (d < l->wthr) {
-                l->idx[l->count] = base + (int64_t)i;
-                l->wdist[l->count] = d;
-                l->count++;
-            }
+        nc = push_rows(m, c, cand, nc);
+    }
+    return nc;
+}
+
+/* 16-bit lower-bound filter: the same vpshufb lookups, but entries are at most WQ16_MAX so the
+ * four lookups of two code bytes add in 8 bits without overflow, and those group sums are
+ * accumulated in 16 bits: even rows (low byte of each 16-bit lane) as acc0 - 256 * acc1,
+ * odd rows (high byte) as acc1 (the uint16 accumulation of Blalock & Guttag's Bolt / FAISS
+ * fast-scan). The finer tables make the bound tight at any code length. Returns the count of
+ * candidates (rows whose bound is <= lmax). */
+#define WQ16_MAX 63
+/* Sum of entries of the four nibbles of code bytes j, j + 1 of one chunk t (8-bit lanes). */
+AI __m512i group16(const uint8_t *t, size_t j, const __m512i *Lt)
+{
+    __m512i s[4];
+    for (int h = 0; h < 4; h++)
+        s[h] = _mm512_shuffle_epi8(Lt[h], _mm512_loadu_si512((const void *)(t + j * 128 + 64 * (size_t)h)));
+    return _mm512_add_epi8(_mm512_add_epi8(s[0], s[1]), _mm512_add_epi8(s[2], s[3]));
+}
+
+/* Candidate rows of chunk c from its 16-bit accumulators (see wscan_filter16). */
+AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t n, uint32_t *cand,
+                       size_t nc)
+{
+    __m512i even = _mm512_sub_epi16(acc0, _mm512_slli_epi16(acc1, 8));
+    __mmask32 me = _mm512_cmple_epu16_mask(even, lv), mo = _mm512_cmple_epu16_mask(acc1, lv);
+    if (__builtin_expect((me | mo) != 0, 0)) {
+        __m512i b = _mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaull,
+                                           _mm512_movm_epi16(me), _mm512_movm_epi16(mo));
+        uint64_t m = _mm512_movepi8_mask(b);
+        size_t rem = n - c * 64;
+        if (rem < 64)
+            m &= (1ull << rem) - 1u;
+        nc = push_rows(m, c, cand, nc);
+    }
+    return nc;
+}
+
+AI size_t wscan_filter16(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut,
+                         uint16_t lmax, uint32_t *cand, const int NB)
+{
+    const size_t nb = NB ? (size_t)NB : 8 * words;
+    const __m512i lv = _mm512_set1_epi16((short)lmax);
+    __m512i L[16];
+    size_t nc = 0;
+    if (NB)
+        for (int p = 0; p < 2 * NB; p++)
+            L[p] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 16 * p)));
+    size_t nch = (n + 63) / 64, c = 0;
+    for (; c < nch; c++) {
+        const uint8_t *t = tr + c * nb * 128;
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+        for (size_t j = 0; j < nb; j += 2) {
+            __m512i Lt[4];
+            for (int h = 0; h < 4; h++)
+                Lt[h] = NB ? L[2 * j + (size_t)h]
+                           : _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 32 * j + 16 * (size_t)h)));
+            __m512i g = group16(t, j, Lt);
+            acc0 = _mm512_add_epi16(acc0, g);
+            acc1 = _mm512_add_epi16(acc1, _mm512_srli_epi16(g, 8));
+        }
+        nc = chunk16_rows(acc0, acc1, lv, c, n, cand, nc);
+    }
+    return nc;
+}
+
+/* Per-table constants of the filters (one weight table: every query when tstride is 0). */
+typedef struct {
+    double M;   /* sum of the per-nibble minima m_p: no real table sum is below it */
+    double S;   /* sum of the per-nibble maxima of |T|: bounds every partial sum */
+    double err; /* bound on |canonical float sum - real sum of its terms| */
+    double u;   /* 16-bit filter unit (0: no 16-bit filter) */
+} wq_consts;
+
+/* mins[p], the constants, and the 16-bit tables q16[p * 16 + v] = floor((T_p[v] - m_p) / u),
+ * each a lower bound of (T_p[v] - m_p) / u in 0..WQ16_MAX (computed in double with a relative
+ * margin far above double rounding, so u * q16 <= T - m holds for the real numbers). */
+static void wq_prepare(const float *t, size_t nib, float *mins, uint8_t *q16, wq_consts *c)
+{
+    double M = 0.0, S = 0.0, maxdiff = 0.0;
+    for (size_t p = 0; p < nib; p++) {
+        __m512 v = _mm512_loadu_ps(t + 16 * p);
+        mins[p] = _mm512_reduce_min_ps(v);
+        M += mins[p];
+        S += _mm512_reduce_max_ps(_mm512_abs_ps(v));
+        double d = (double)_mm512_reduce_max_ps(v) - (double)mins[p];
+        maxdiff = d > maxdiff ? d : maxdiff;
+    }
+    c->M = M;
+    c->S = S;
+    /* Sequential float summation of nib terms: |error| <= (nib - 1) 2^-24 S (Higham, Accuracy
+     * and Stability of Numerical Algorithms, 2nd ed., eq. 4.4); doubled for safety. */
+    c->err = 2.0 * (double)nib * 5.97e-8 * S;
+    c->u = 0.0;
+    if (!(maxdiff > 0.0) || !isfinite(maxdiff))
+        return;
+    double inv = (double)(WQ16_MAX + 1) / maxdiff; /* the largest entry is clamped to 63 */
+    const __m512d shrink = _mm512_set1_pd(inv * (1.0 - 1e-9));
+    for (size_t p = 0; p < nib; p++) {
+        const __m512d m = _mm512_set1_pd((double)mins[p]);
+        __m512i e[2];
+        for (int h = 0; h < 2; h++) {
+            __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(t + 16 * p + 8 * (size_t)h));
+            x = _mm512_mul_pd(_mm512_sub_pd(x, m), shrink);
+            x = _mm512_min_pd(_mm512_max_pd(x, _mm512_setzero_pd()), _mm512_set1_pd(WQ16_MAX));
+            e[h] = _mm512_castsi256_si512(_mm512_cvttpd_epi32(x)); /* truncation = floor here */
+        }
+        __m512i both = _mm512_inserti64x4(e[0], _mm512_castsi512_si256(e[1]), 1);
+        _mm_storeu_si128((__m128i *)(q16 + 16 * p), _mm512_cvtepi32_epi8(both));
+    }
+    c->u = maxdiff / (double)(WQ16_MAX + 1);
+}
+
+/* lut[p * 16 + v] = q16[p * 16 + (v ^ nibble p of the query)]: four nibbles per vpshufb. */
+static void wq_lut16(const uint64_t *qj, size_t words, const uint8_t *q16, uint8_t *lut)
+{
+    const __m512i iota = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    /* 128-bit lanes 0, 1 of group g read query byte 2g, lanes 2, 3 byte 2g + 1; odd lanes
+     * take its high nibble */
+    const __m512i lane_byte = _mm512_setr_epi64(0, 0, 0, 0, 0x0101010101010101ll,
+                                                0x0101010101010101ll, 0x0101010101010101ll,
+                                                0x0101010101010101ll);
+    const __m512i shift = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll,
+                                            0, 0, 0x0004000400040004ll, 0x0004000400040004ll);
+    for (size_t wi = 0; wi < words; wi++) {
+        const __m512i qb = _mm512_set1_epi64((long long)qj[wi]);
+        for (int g = 0; g < 4; g++) {
+            __m512i ctrl = _mm512_add_epi8(_mm512_set1_epi8((char)(2 * g)), lane_byte);
+            __m512i b = _mm512_shuffle_epi8(qb, ctrl);
+            __m512i qn = _mm512_and_si512(_mm512_srlv_epi16(b, shift), _mm512_set1_epi8(0x0f));
+            size_t p = wi * 16 + 4 * (size_t)g;
+            __m512i tab = _mm512_loadu_si512((const void *)(q16 + 16 * p));
+            _mm512_storeu_si512((void *)(lut + 16 * p),
+                                _mm512_shuffle_epi8(tab, _mm512_xor_si512(iota, qn)));
         }
     }
 }
 
-/* Quantisation of the tables: one unit = (thr - M) / WQ_UNITS, where M = sum of the per-nibble
- * minima (no distance is below it); entries are floors (lower bounds), so the filter is exact
- * as long as its pass level covers float rounding (see below). 240 leaves headroom under 255. */
+/* 8-bit tables relative to the threshold: one unit = (thr - M) / WQ_UNITS; entries are floors
+ * (lower bounds), so the filter is exact as long as its pass level covers float rounding (see
+ * below). 240 leaves headroom under 255. Returns the pass level, or -1 when the quantisation
+ * is too coarse for this threshold. */
 #define WQ_UNITS 240.0
+static int wq_lut8(const uint64_t *qj, const float *tj, size_t nib, const float *mins,
+                   const wq_consts *c, double range, uint8_t *lut)
+{
+    double inv = WQ_UNITS / range;
+    /* Rounding: each table difference (T - m) is off by <= 2^-24 S_p; the canonical float sum
+     * is off by <= err from the real sum of its terms. Entries are lowered by `slack` units,
+     * the pass level raised by the sum error, both with a safety factor. */
+    double slack = 0.01 + 4.0 * 5.97e-8 * c->S * inv;
+    double level = WQ_UNITS + 1.0 + c->err * inv;
+    if (slack > 0.5 || level > 254.0)
+        return -1;
+    const __m512 vinv = _mm512_set1_ps((float)(inv * (1.0 - 1e-6)));
+    const __m512 vslack = _mm512_set1_ps((float)slack);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (size_t p = 0; p < nib; p++) {
+        unsigned qn = (unsigned)(qj[p / 16] >> (4 * (p % 16))) & 15u;
+        /* entry for database nibble v is T[v ^ qn] */
+        __m512 t = _mm512_permutexvar_ps(_mm512_xor_si512(iota, _mm512_set1_epi32((int)qn)),
+                                         _mm512_loadu_ps(tj + 16 * p));
+        __m512 u = _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(t, _mm512_set1_ps(mins[p])), vinv), vslack);
+        u = _mm512_max_ps(u, _mm512_setzero_ps());
+        __m512i e = _mm512_cvttps_epi32(_mm512_min_ps(u, _mm512_set1_ps(255.0f)));
+        _mm_storeu_si128((__m128i *)(lut + 16 * p), _mm512_cvtusepi32_epi8(e));
+    }
+    return (int)level; /* floor */
+}
 
 static void avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                                  size_t words, const float *tables, size_t tstride, int64_t base,
@@ -405,63 +627,57 @@ static void avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *d
     size_t nib = 16 * words;
     uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     uint8_t *lut = tr + (n + 63) / 64 * 1024 * words;
-    float *mins = (float *)(lut + 256 * words);
+    uint8_t *q16 = lut + 256 * words;
+    float *mins = (float *)(q16 + 256 * words);
+    uint32_t *cand = (uint32_t *)(mins + 16 * words);
     int transposed = 0;
-    double M = 0.0, S = 0.0;
+    wq_consts c = {0};
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];
         const uint64_t *qj = q + j * words;
         const float *tj = tables + j * tstride;
-        /* per-nibble minima, their sum M, and the sum S of per-nibble maxima of |T| (the same
-         * for every query when they share one table) */
-        if (j == 0 || tstride) {
-            M = 0.0;
-            S = 0.0;
-            for (size_t p = 0; p < nib; p++) {
-                __m512 t = _mm512_loadu_ps(tj + 16 * p);
-                mins[p] = _mm512_reduce_min_ps(t);
-                M += mins[p];
-                S += _mm512_reduce_max_ps(_mm512_abs_ps(t));
-            }
-        }
-        double range = (double)l->wthr - M;
-        if (!(range > 0.0) || !isfinite(range)) {
+        if (j == 0 || tstride)
+            wq_prepare(tj, nib, mins, q16, &c);
+        double thr = (double)l->wthr;
+        if (!isfinite(thr)) {
             wscan_exact(qj, db, n, words, tj, base, l);
             continue;
         }
-        double inv = WQ_UNITS / range;
-        /* Rounding: each table difference (T - m) is off by <= 2^-24 S_p; the canonical float
-         * sum is off by <= nib * 2^-24 * S from the real sum of its terms. Entries are lowered
-         * by `slack` units, the pass level raised by the sum error, both with a safety factor. */
-        double slack = 0.01 + 4.0 * 5.97e-8 * S * inv;
-        double level = WQ_UNITS + 1.0 + 2.0 * (double)nib * 5.97e-8 * S * inv;
-        if (slack > 0.5 || level > 254.0) {
+        /* a canonical sum is >= M - err: nothing can be below such a threshold */
+        if (thr <= c.M - c.err)
+            continue;
+        /* 16-bit filter (fixed unit u): a row with d < thr has a real sum < thr + err, so its
+         * entries add up to at most (thr + err - M) / u */
+        double lmax = c.u > 0.0 ? floor((thr + c.err - c.M) / c.u) + 1.0 : INFINITY;
+        int use16 = lmax < 65535.0 && lmax < (double)(WQ16_MAX * nib);
+        /* The 8-bit filter's unit (thr - M) / WQ_UNITS follows the threshold: it is the finer
+         * one when thr is small next to the largest nibble weight (say one huge weight among
+         * tiny ones). Otherwise the 16-bit filter wins: its tables need no float work per tile
+         * and it costs about the same per row (measured on Zen 4). */
+        int level8 = -1;
+        double range = thr - c.M;
+        if ((!use16 || c.u > 2.0 * range / WQ_UNITS) && range > 0.0 && isfinite(range))
+            level8 = wq_lut8(qj, tj, nib, mins, &c, range, lut);
+        if (!use16 && level8 < 0) {
             wscan_exact(qj, db, n, words, tj, base, l);
             continue;
         }
         if (!transposed) {
-            for (size_t c = 0; c * 64 < n; c++)
-                transpose64(db, n, c * 64, words, tr + c * 1024 * words);
+            for (size_t ch = 0; ch * 64 < n; ch++)
+                transpose64(db, n, ch * 64, words, tr + ch * 1024 * words);
             transposed = 1;
         }
-        const __m512 vinv = _mm512_set1_ps((float)(inv * (1.0 - 1e-6)));
-        const __m512 vslack = _mm512_set1_ps((float)slack);
-        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        for (size_t p = 0; p < nib; p++) {
-            unsigned qn = (unsigned)(qj[p / 16] >> (4 * (p % 16))) & 15u;
-            /* entry for database nibble v is T[v ^ qn] */
-            __m512 t = _mm512_permutexvar_ps(_mm512_xor_si512(iota, _mm512_set1_epi32((int)qn)),
-                                             _mm512_loadu_ps(tj + 16 * p));
-            __m512 u = _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(t, _mm512_set1_ps(mins[p])), vinv), vslack);
-            u = _mm512_max_ps(u, _mm512_setzero_ps());
-            __m512i e = _mm512_cvttps_epi32(_mm512_min_ps(u, _mm512_set1_ps(255.0f)));
-            _mm_storeu_si128((__m128i *)(lut + 16 * p), _mm512_cvtusepi32_epi8(e));
+        size_t nc;
+        if (level8 >= 0) {
+            uint8_t tmax = (uint8_t)level8;
+            nc = words == 1 ? wscan_filter8(n, words, tr, lut, tmax, cand, 8)
+                            : wscan_filter8(n, words, tr, lut, tmax, cand, 0);
+        } else {
+            wq_lut16(qj, words, q16, lut);
+            nc = words == 1 ? wscan_filter16(n, words, tr, lut, (uint16_t)lmax, cand, 8)
+                            : wscan_filter16(n, words, tr, lut, (uint16_t)lmax, cand, 0);
         }
-        uint8_t tmax = (uint8_t)level; /* floor */
-        if (words == 1)
-            wscan_filter(qj, db, n, words, tj, tr, lut, tmax, base, l, 8);
-        else
-            wscan_filter(qj, db, n, words, tj, tr, lut, tmax, base, l, 0);
+        wscan_verify(qj, db, words, tj, cand, nc, base, l);
     }
 }
 

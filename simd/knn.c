@@ -9,7 +9,8 @@
  * index) and the strict test is exact. When a list grows, it is compacted back to k entries by
  * a counting selection on the small integer distances (plain) or a quickselect (weighted),
  * which also tightens the threshold. The final k are emitted by a stable counting sort
- * (plain) or a stable comparison sort (weighted).
+ * (plain) or a stable comparison sort (weighted). Weighted scans start with short tiles that
+ * ramp up, so thresholds become tight before many rows are appended.
  *
  * Threads (OpenMP, optional): over query blocks, and when there are fewer blocks than threads,
  * also over database shards whose per-shard top-k lists are merged exactly afterwards.
@@ -63,7 +64,7 @@ typedef struct {
     uint32_t *dist;
     float *wdist;
     uint32_t *hist;  /* bits + 2 counters */
-    float *sel;      /* cap floats: quickselect scratch (weighted) */
+    float *sel;      /* 2 x cap floats: quickselect scratch (weighted) */
     wpair *pairs;    /* cap pairs: sort scratch (weighted) */
     void *wscan;     /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
     hm_cand_list *lists;
@@ -90,7 +91,7 @@ static int scratch_alloc(knn_scratch *s, const knn_job *job)
     s->lists = malloc(job->qblock * sizeof *s->lists);
     if (job->w) {
         s->wdist = malloc(m * sizeof *s->wdist);
-        s->sel = malloc(job->cap * sizeof *s->sel);
+        s->sel = malloc(2 * job->cap * sizeof *s->sel);
         s->pairs = malloc(job->cap * sizeof *s->pairs);
         s->wscan = malloc(hm_wscan_scratch_bytes(job->tile, job->db->words));
     } else {
@@ -151,55 +152,57 @@ static void emit_plain(const hm_cand_list *l, uint32_t *hist, uint32_t bits, int
 
 /* ---- weighted: quickselect --------------------------------------------------------------- */
 
-/* The value of rank r (0-based) of a[0..n), reordering a: quickselect with a three-way
- * partition (Dijkstra's Dutch national flag), so runs of equal distances cost nothing extra. */
-static float select_rank(float *a, size_t n, size_t r)
+/* The value of rank r (0-based) of a[0..n): quickselect with a three-way partition (runs of
+ * equal distances cost nothing extra) done without branches on the data: every element is
+ * written at both ends of the destination and the end it belongs to advances. Partitions
+ * ping-pong between the two halves of buf (2 x half floats, half >= n); a is not modified. */
+static float select_rank(const float *a, size_t n, size_t r, float *buf, size_t half)
 {
-    size_t lo = 0, hi = n; /* r lies in [lo, hi) */
-    while (hi - lo > 1) {
-        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi - 1];
+    float *dst = buf;
+    while (n > 1) {
+        float x = a[0], y = a[n / 2], z = a[n - 1];
         float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t lt = lo, i = lo, gt = hi;
-        while (i < gt) {
+        size_t lt = 0, gt = 0;
+        for (size_t i = 0; i < n; i++) {
             float v = a[i];
-            if (v < pivot) {
-                a[i++] = a[lt];
-                a[lt++] = v;
-            } else if (v > pivot) {
-                a[i] = a[--gt];
-                a[gt] = v;
-            } else {
-                i++;
-            }
+            dst[lt] = v;
+            dst[n - 1 - gt] = v;
+            lt += v < pivot;
+            gt += v > pivot;
         }
-        if (r < lt)
-            hi = lt;
-        else if (r >= gt)
-            lo = gt;
-        else
+        if (r < lt) {
+            a = dst;
+            n = lt;
+        } else if (r >= n - gt) {
+            a = dst + (n - gt);
+            r -= n - gt;
+            n = gt;
+        } else {
             return pivot;
+        }
+        dst = dst == buf ? buf + half : buf;
     }
-    return a[lo];
+    return a[0];
 }
 
-static void compact_weighted(hm_cand_list *l, size_t k, float *sel)
+/* Keep the k best of an index-ordered list (if it holds more), set wthr to the k-th distance;
+ * sel: 2 x cap floats. */
+static void compact_weighted(hm_cand_list *l, size_t k, float *sel, size_t cap)
 {
     if (l->count < k)
         return;
-    memcpy(sel, l->wdist, l->count * sizeof *sel);
-    float D = select_rank(sel, l->count, k - 1);
+    float D = select_rank(l->wdist, l->count, k - 1, sel, cap);
     size_t below = 0;
     for (size_t i = 0; i < l->count; i++)
         below += l->wdist[i] < D;
     size_t take_eq = k - below, o = 0;
     for (size_t i = 0; i < l->count; i++) {
         float d = l->wdist[i];
-        if (d < D || (d == D && take_eq)) {
-            take_eq -= d == D;
-            l->idx[o] = l->idx[i];
-            l->wdist[o] = d;
-            o++;
-        }
+        size_t eq = (d == D) & (take_eq != 0);
+        l->idx[o] = l->idx[i];
+        l->wdist[o] = d;
+        o += (d < D) | eq;
+        take_eq -= eq;
     }
     l->count = o;
     l->wthr = D;
@@ -250,13 +253,20 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
         l->wthr = INFINITY;
     }
     const uint64_t *q = qs->data + q0 * words;
-    for (size_t t = r0; t < r1; t += job->tile) {
-        size_t m = r1 - t < job->tile ? r1 - t : job->tile;
+    /* Weighted: the first tiles ramp up from 2k rows, each at most as long as the rows seen so
+     * far, so a list's threshold tightens before it meets many rows: about k rows are appended
+     * per tile instead of a whole tile at first (fewer and smaller quickselects). */
+    size_t head = job->w ? (2 * kk + 63) & ~(size_t)63 : job->tile;
+    for (size_t t = r0, m; t < r1; t += m) {
+        m = r1 - t < job->tile ? r1 - t : job->tile;
+        size_t ramp = t - r0 > head ? t - r0 : head;
+        if (ramp < m)
+            m = ramp;
         for (size_t j = 0; j < nq; j++) {
             hm_cand_list *l = &s->lists[j];
             if (l->count >= 2 * kk + 16 || l->count + m > job->cap) {
                 if (job->w)
-                    compact_weighted(l, kk, s->sel);
+                    compact_weighted(l, kk, s->sel, job->cap);
                 else
                     compact_plain(l, kk, s->hist, db->bits);
             }
@@ -270,7 +280,7 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &s->lists[j];
         if (job->w)
-            compact_weighted(l, kk, s->sel);
+            compact_weighted(l, kk, s->sel, job->cap);
         else
             compact_plain(l, kk, s->hist, db->bits);
         size_t qi = q0 + j;
@@ -315,7 +325,7 @@ static int merge_query(const knn_job *job, knn_scratch *s, size_t qi)
         l->count += c;
     }
     if (job->w) {
-        compact_weighted(l, k, s->sel);
+        compact_weighted(l, k, s->sel, job->cap);
         emit_weighted(l, s->pairs, job->out_idx + qi * k, job->out_wdist + qi * k);
         return 0;
     }

@@ -59,10 +59,11 @@ typedef struct {
 } hm_kernels;
 
 /* Scratch of a weighted scan of n rows: a nibble-transposed copy of the rows (64-row chunks,
- * 2 x 64 bytes per code byte), one query's quantised tables, per-nibble minima, alignment. */
+ * 2 x 64 bytes per code byte), one query's quantised tables, the 16-bit filter's base tables,
+ * per-nibble minima, the filter's candidate rows (n uint32), alignment. */
 static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
 {
-    return (n + 63) / 64 * 1024 * words + 256 * words + 64 * words + 128;
+    return (n + 63) / 64 * 1024 * words + 256 * words + 256 * words + 64 * words + 4 * n + 128;
 }
 
 /* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not

@@ -417,6 +417,129 @@ done:
     return r->failures;
 }
 
+/* Weights built to defeat lower-bound filters: kind 0 one huge weight among tiny ones, 1 all
+ * equal, 2 all zero, 3 mixed signs, 4 mostly zero with a few large ones and one negative,
+ * 5 magnitudes spread over 12 decades. */
+#define ADVERSARIAL_KINDS 6
+static void adversarial_weights(float *w, uint32_t bits, int kind, uint64_t *s)
+{
+    uint32_t big = (uint32_t)(rng_next(s) % bits);
+    for (uint32_t i = 0; i < bits; i++) {
+        double u = (double)(rng_next(s) >> 11) / 9007199254740992.0;
+        w[i] = kind == 0 ? (i == big ? 1e6f : (float)(1e-4 * u))
+             : kind == 1 ? 0.75f
+             : kind == 2 ? 0.0f
+             : kind == 3 ? (float)(4.0 * u - 2.0)
+             : kind == 4 ? (i % 7 == 3 ? (float)(50.0 + 10.0 * u) : i == big ? -30.0f : 0.0f)
+                         : (float)pow(10.0, -12.0 * u);
+    }
+}
+
+static int float_cmp(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Weighted threshold scans (the AVX-512 lower-bound filters) with adversarial weights and
+ * thresholds placed exactly on, and one float step either side of, distances that occur. */
+long simd_check_weighted_bounds(simd_check_report *r)
+{
+    enum { NQ = 6, N = 701 };
+    hm_isa isas[HM_ISA_COUNT];
+    size_t nisa = test_isas(isas);
+    uint64_t seed = 7;
+    static const uint32_t lengths[] = {64, 100, 256, 512, 1000, 1024};
+    size_t maxw = 16;
+    uint64_t *q = malloc(NQ * maxw * 8), *db = malloc(N * maxw * 8);
+    int64_t *idx = malloc(NQ * N * sizeof *idx);
+    float *wdist = malloc(NQ * N * sizeof *wdist), *w = malloc(1024 * sizeof *w);
+    float *ref = malloc(NQ * N * sizeof *ref), *sorted = malloc(N * sizeof *sorted);
+    void *wscratch = malloc(hm_wscan_scratch_bytes(N, maxw));
+    if (!q || !db || !idx || !wdist || !w || !ref || !sorted || !wscratch) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        size_t words = hm_words_for_bits(bits);
+        for (size_t j = 0; j < NQ; j++)
+            fill_row(q + j * words, bits, j == NQ - 1 ? 3 : 0, &seed);
+        /* random rows, and copies of query 0 with 0..40 bits flipped: distances near zero */
+        for (size_t i = 0; i < N; i++) {
+            uint64_t *row = db + i * words;
+            if (i % 3 == 0) {
+                memcpy(row, q, words * 8);
+                for (size_t f = 0; f < i % 41; f++) {
+                    uint32_t b = (uint32_t)(rng_next(&seed) % bits);
+                    row[b / 64] ^= 1ull << (b % 64);
+                }
+            } else {
+                fill_row(row, bits, i % 50 == 1 ? 1 : i % 50 == 2 ? 2 : 0, &seed);
+            }
+        }
+        for (int kind = 0; kind < ADVERSARIAL_KINDS; kind++) {
+            adversarial_weights(w, bits, kind, &seed);
+            hm_weights *hw;
+            hm_error err;
+            if (hm_weights_create(&hw, w, bits, &err) != HM_OK) {
+                fail(r, "weights (%u bits, kind %d): %s", bits, kind, err.msg);
+                continue;
+            }
+            for (size_t j = 0; j < NQ; j++)
+                hm_kernels_scalar.weighted_distances(q + j * words, db, N, words, hw->tables, ref + j * N);
+            /* ranks to place thresholds at, each exactly, one step below and one above */
+            static const size_t ranks[] = {0, 1, 5, 30, 100, 350, 700};
+            for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
+                for (int step = -1; step <= 1; step++) {
+                    float thr[NQ];
+                    for (size_t j = 0; j < NQ; j++) {
+                        memcpy(sorted, ref + j * N, N * sizeof *sorted);
+                        qsort(sorted, N, sizeof *sorted, float_cmp);
+                        float t = sorted[ranks[ri]];
+                        thr[j] = step < 0 ? nextafterf(t, -INFINITY) : step > 0 ? nextafterf(t, INFINITY) : t;
+                    }
+                    for (size_t ii = 0; ii < nisa; ii++) {
+                        const hm_kernels *k = hm_kernels_for(isas[ii]);
+                        hm_cand_list lists[NQ];
+                        for (size_t j = 0; j < NQ; j++)
+                            lists[j] = (hm_cand_list){.idx = idx + j * N, .wdist = wdist + j * N,
+                                                      .count = 0, .wthr = thr[j]};
+                        k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists, wscratch);
+                        for (size_t j = 0; j < NQ; j++) {
+                            size_t c = 0;
+                            bool ok = true;
+                            for (size_t i = 0; i < N && ok; i++) {
+                                if (!(ref[j * N + i] < thr[j]))
+                                    continue;
+                                ok = c < lists[j].count && lists[j].idx[c] == (int64_t)i &&
+                                     memcmp(&lists[j].wdist[c], &ref[j * N + i], sizeof(float)) == 0;
+                                c++;
+                            }
+                            if (!ok || c != lists[j].count)
+                                fail(r, "%s weighted scan, adversarial weights kind %d: bits %u "
+                                        "query %zu thr %.9g (rank %zu, step %d): %zu candidates, "
+                                        "want %zu", hm_isa_name(isas[ii]), kind, bits, j,
+                                     (double)thr[j], ranks[ri], step, lists[j].count, c);
+                        }
+                    }
+                }
+            }
+            hm_weights_free(hw);
+        }
+    }
+done:
+    free(q);
+    free(db);
+    free(idx);
+    free(wdist);
+    free(w);
+    free(ref);
+    free(sorted);
+    free(wscratch);
+    return r->failures;
+}
+
 /* ---- codes ------------------------------------------------------------------------------- */
 
 long simd_check_codes_from_bytes(simd_check_report *r)
@@ -656,6 +779,29 @@ long simd_check_knn_weighted(simd_check_report *r)
     return r->failures;
 }
 
+/* Weighted top-k with the adversarial weights of simd_check_weighted_bounds, at the code
+ * lengths where the filters use many nibbles. */
+long simd_check_knn_weighted_adversarial(simd_check_report *r)
+{
+    static const uint32_t lengths[] = {64, 256, 512, 1024};
+    float *w = malloc(1024 * sizeof *w);
+    uint64_t seed = 60;
+    if (!w) {
+        fail(r, "out of memory");
+        return r->failures;
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        for (int kind = 0; kind < ADVERSARIAL_KINDS; kind++) {
+            adversarial_weights(w, bits, kind, &seed);
+            knn_case(r, bits, 6000, 5, 20, 0, w, seed);
+            knn_case(r, bits, 3000, 3, 100, kind == 1 ? 40 : 0, w, seed + 1);
+        }
+    }
+    free(w);
+    return r->failures;
+}
+
 /* ---- errors ------------------------------------------------------------------------------ */
 
 #define EXPECT_ERR(call, status, what)                                                         \
@@ -747,6 +893,8 @@ const simd_check simd_checks[] = {
     {"knn_ties", simd_check_knn_ties},
     {"knn_shards", simd_check_knn_shards},
     {"knn_weighted", simd_check_knn_weighted},
+    {"weighted_bounds", simd_check_weighted_bounds},
+    {"knn_weighted_adv", simd_check_knn_weighted_adversarial},
     {"bad_args", simd_check_bad_args},
     {"detects_mismatch", simd_check_detects_mismatch},
 };

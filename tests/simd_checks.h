@@ -28,6 +28,10 @@ long simd_check_knn(simd_check_report *r);
 long simd_check_knn_ties(simd_check_report *r);
 long simd_check_knn_shards(simd_check_report *r);
 long simd_check_knn_weighted(simd_check_report *r);
+/* Weighted scans and top-k with adversarial weights (one huge among tiny, equal, zero,
+ * negative, 12 decades) and thresholds on and one float step either side of real distances. */
+long simd_check_weighted_bounds(simd_check_report *r);
+long simd_check_knn_weighted_adversarial(simd_check_report *r);
 long simd_check_bad_args(simd_check_report *r);
 /* The self-test: a deliberately wrong expectation that must be reported (checks can fail). */
 long simd_check_detects_mismatch(simd_check_report *r);
