@@ -173,6 +173,9 @@ typedef struct {
 } nn_sgd_config;
 
 void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
+/* The momentum history of a training net (count floats in the net's internal layout; NULL and
+ * 0 for inference nets): checkpoints save it so a resumed run continues exactly. */
+float *nn_sgd_history(nn_net *net, size_t *count);
 float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 /* Caffe's update: v = momentum*v + lr*lr_mult*(g + wd*decay_mult*w); w -= v. */
 nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err);

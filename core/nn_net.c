@@ -1030,6 +1030,12 @@ size_t nn_input_size(const nn_net *net)
 
 void nn_set_hash_scale(nn_net *net, float s) { net->hash_scale = s; }
 
+float *nn_sgd_history(nn_net *net, size_t *count)
+{
+    *count = net->cfg.training ? net->block_floats : 0;
+    return net->cfg.training ? net->block + 2 * net->block_floats : NULL;
+}
+
 void nn_set_input_norm(nn_net *net, const float *mean, const float *scale)
 {
     for (int c = 0; c < NN_MAX_IN_C; c++) {

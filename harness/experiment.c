@@ -77,3 +77,87 @@ bad:
     fprintf(stderr, "drsch %s: --size/--crop: '%s' is not HxW with 1 <= H, W <= 4096\n", cmd, s);
     return -1;
 }
+
+int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out)
+{
+    hm_error err;
+    memset(out, 0, sizeof *out);
+    if (bits > c->bits || hm_codes_alloc(out, c->n, bits, &err) != HM_OK)
+        return -1;
+    size_t full = bits / 64, rem = bits % 64;
+    for (size_t i = 0; i < c->n; i++) {
+        const uint64_t *src = hm_code_row(c, i);
+        uint64_t *dst = out->data + i * out->words;
+        memcpy(dst, src, full * sizeof *dst);
+        if (rem)
+            dst[full] = src[full] & ((1ull << rem) - 1);
+    }
+    return 0;
+}
+
+/* Labels of the items idx[0..n) as ev_labels storage (int32, or multi-hot bitmasks). */
+static int gather_labels(const ds_dataset *d, const int64_t *idx, int64_t n, int32_t **lab, uint64_t **multi,
+                         size_t *words)
+{
+    *lab = NULL;
+    *multi = NULL;
+    *words = 0;
+    if (d->label_kind == DS_LABELS_MULTI) {
+        *words = ((size_t)d->n_classes + 63) / 64;
+        *multi = calloc((size_t)n * *words + 1, sizeof **multi);
+        if (!*multi)
+            return -1;
+        for (int64_t i = 0; i < n; i++)
+            for (int l = 0; l < d->n_classes; l++)
+                if (d->multi[idx[i] * d->n_classes + l])
+                    (*multi)[(size_t)i * *words + (size_t)l / 64] |= 1ull << (l % 64);
+        return 0;
+    }
+    *lab = malloc(sizeof **lab * (size_t)(n ? n : 1));
+    if (!*lab)
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        (*lab)[i] = d->labels[idx[i]];
+    return 0;
+}
+
+ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *db,
+                            uint32_t bits, const float *weights, const ev_options *opt, ev_retrieval *out,
+                            ev_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (q->n != (size_t)sp->n_query || db->n != (size_t)sp->n_db) {
+        snprintf(err->msg, sizeof err->msg, "%zu query and %zu database codes for a split of %lld and %lld", q->n,
+                 db->n, (long long)sp->n_query, (long long)sp->n_db);
+        return EV_ERR_ARG;
+    }
+    hm_codes tq = {0}, tdb = {0};
+    int32_t *ql = NULL, *dl = NULL;
+    uint64_t *qm = NULL, *dm = NULL;
+    size_t words = 0;
+    hm_weights *w = NULL;
+    hm_error he;
+    ev_status st = EV_ERR_NOMEM;
+    snprintf(err->msg, sizeof err->msg, "out of memory");
+    if (xp_codes_prefix(q, bits, &tq) || xp_codes_prefix(db, bits, &tdb) ||
+        gather_labels(d, sp->query, sp->n_query, &ql, &qm, &words) ||
+        gather_labels(d, sp->db, sp->n_db, &dl, &dm, &words))
+        goto done;
+    if (weights && hm_weights_create(&w, weights, bits, &he) != HM_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", he.msg);
+        st = EV_ERR_ARG;
+        goto done;
+    }
+    ev_labels lq = {.n = tq.n, .labels = ql, .multi = qm, .words = words};
+    ev_labels ldb = {.n = tdb.n, .labels = dl, .multi = dm, .words = words};
+    st = ev_retrieval_eval(&tq, &lq, &tdb, &ldb, w, opt, out, err);
+done:
+    hm_weights_free(w);
+    hm_codes_free(&tq);
+    hm_codes_free(&tdb);
+    free(ql);
+    free(dl);
+    free(qm);
+    free(dm);
+    return st;
+}

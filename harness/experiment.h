@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #include "datasets.h"
+#include "hamming.h"
+#include "metrics.h"
 
 typedef enum {
     XP_PROTO_AUTO = 0,      /* classic for CUHK03, multi-label for NUS-WIDE, paper otherwise */
@@ -26,5 +28,16 @@ ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int t
                         ds_split *sp, ds_error *err);
 /* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
 int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
+
+/* out = the first `bits` bits of every code of c (allocated here). Returns 0, or -1 when out of
+ * memory or bits > c->bits. */
+int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);
+
+/* Retrieval metrics of query codes q (the split's queries, in order) against database codes db
+ * (the split's database, in order), truncated to their first `bits` bits, with the dataset's
+ * labels as relevance (shared label, or at least one shared concept). w may be NULL. */
+ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *db,
+                            uint32_t bits, const float *weights, const ev_options *opt, ev_retrieval *out,
+                            ev_error *err);
 
 #endif

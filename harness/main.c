@@ -17,6 +17,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"train", cmd_train, "train a DRSCH model on a dataset (progress, checkpoints, resume)"},
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
     {"eval", cmd_eval, "retrieval (mAP, P@K, P@r) or re-id (CMC, mAP) metrics of codes"},
     {"data", cmd_data, "dataset info: counts, shapes, classes, checksum, protocol split"},

@@ -1,0 +1,304 @@
+/* drsch train: trains a DRSCH model on a dataset's protocol training split, with a progress line
+ * on stderr, atomic checkpoints, Ctrl-C saving a checkpoint, --resume continuing exactly, and
+ * optionally an evaluation of the finished model on the protocol's queries and database. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "experiment.h"
+#include "metrics.h"
+#include "train.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+    tr_config c;
+    tr_config_default(&c, NULL);
+    fprintf(f,
+            "usage: drsch train [--dataset SPEC] --out MODEL [options]\n\n"
+            "Trains DRSCH (triplet loss in weighted Hamming space + Laplacian regulariser + learned\n"
+            "bit weights) on the protocol's training images. Ctrl-C writes a checkpoint and exits;\n"
+            "--resume continues it to the same result as an uninterrupted run.\n\n"
+            "  --dataset SPEC      fashion-mnist | mnist:DIR | cifar10:DIR | nuswide:LIST:ROOT |\n"
+            "                      cuhk03:FILE.mat[:labeled|detected] (default fashion-mnist)\n"
+            "  --protocol P        " XP_PROTOCOL_NAMES " (default auto)\n"
+            "  --testset K         CUHK03 classic split 1..20 (default 1)\n"
+            "  --out MODEL         model file to write (required); MODEL.state holds the resume state\n"
+            "  --resume MODEL      continue a checkpoint written with the same settings\n"
+            "  --arch A            drsch-mnist | drsch-cifar | drsch-reid (default: by image shape)\n"
+            "  --bits B            code length (default %d)\n"
+            "  --iters N           SGD iterations (default %lld)\n"
+            "  --seed S            initialisation, sampling, augmentation and protocol (default 1)\n"
+            "  --threads T         OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --classes C         classes per batch (default %d)\n"
+            "  --per-class K       images per class in a batch (default %d)\n"
+            "  --lr F              base learning rate (default %g; authors 0.00333)\n"
+            "  --momentum F        SGD momentum (default %g; authors 0)\n"
+            "  --weight-decay F    (default %g)\n"
+            "  --lr-step N         multiply the rate by --gamma every N iterations (default %lld)\n"
+            "  --gamma F           (default %g)\n"
+            "  --beta F            Laplacian weight (default %g)\n"
+            "  --margin F          triplet margin C at start, active while l >= C (default %g)\n"
+            "  --margin-step F     added to C every --margin-every iterations (default %g, every %lld)\n"
+            "  --margin-every N\n"
+            "  --graph G           label | knn: Laplacian graph (default label)\n"
+            "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
+            "  --scale F           hash layer scale s at start (default %g), times --scale-mult\n"
+            "  --scale-mult F      every --scale-every iterations (default %g, every %lld)\n"
+            "  --scale-every N\n"
+            "  --crop HxW          random crop for training, centre crop for encoding\n"
+            "                      (default 26x26 for 28x28 images, none otherwise)\n"
+            "  --pad P             zero padding before the crop (default 0)\n"
+            "  --no-mirror         no random horizontal flips\n"
+            "  --log-every N       progress line every N iterations (default %lld)\n"
+            "  --checkpoint-every N  (default %lld; 0 = at the end only)\n"
+            "  --eval              after training, print mAP@all at 12, 24, 32, 48 bits (<= B) on the\n"
+            "                      protocol's queries against its database\n"
+            "  -h, --help          this text\n",
+            c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
+            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, c.loss.margin0, c.loss.margin_step,
+            (long long)c.loss.margin_every, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
+            (long long)c.log_every, (long long)c.checkpoint_every);
+}
+
+static void print_progress(const tr_progress *p, void *ctx)
+{
+    (void)ctx;
+    int eta = (int)(p->eta_seconds + 0.5);
+    fprintf(stderr,
+            "iter %6lld/%lld  loss %.4f (triplet %.4f, laplacian %.4f)  active %4.1f%%  distinct %3.0f%%  "
+            "bit balance %.2f  lr %.2g  s %.2f  C %.1f  %5.0f img/s  ETA %dm%02ds\n",
+            (long long)p->iter, (long long)p->iters, p->loss, p->triplet_loss, p->laplacian_loss,
+            100 * p->active_share, 100 * p->distinct_share, p->bit_balance, p->lr, p->hash_scale, p->margin,
+            p->images_per_second, eta / 60, eta % 60);
+}
+
+/* Parses a float flag into a float field. */
+static int pf(const char *flag, const char *s, double lo, double hi, float *out)
+{
+    double v;
+    if (cli_parse_f64("train", flag, s, lo, hi, &v))
+        return -1;
+    *out = (float)v;
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    enum {
+        O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
+        O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
+        O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR,
+        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL
+    };
+    static const struct option opts[] = {
+        {"dataset", required_argument, 0, O_DATASET}, {"protocol", required_argument, 0, O_PROTOCOL},
+        {"testset", required_argument, 0, O_TESTSET}, {"out", required_argument, 0, O_OUT},
+        {"resume", required_argument, 0, O_RESUME}, {"arch", required_argument, 0, O_ARCH},
+        {"bits", required_argument, 0, O_BITS}, {"iters", required_argument, 0, O_ITERS},
+        {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
+        {"classes", required_argument, 0, O_CLASSES}, {"per-class", required_argument, 0, O_PER_CLASS},
+        {"lr", required_argument, 0, O_LR}, {"momentum", required_argument, 0, O_MOMENTUM},
+        {"weight-decay", required_argument, 0, O_WD}, {"lr-step", required_argument, 0, O_LR_STEP},
+        {"gamma", required_argument, 0, O_GAMMA}, {"beta", required_argument, 0, O_BETA},
+        {"margin", required_argument, 0, O_MARGIN}, {"margin-step", required_argument, 0, O_MARGIN_STEP},
+        {"margin-every", required_argument, 0, O_MARGIN_EVERY}, {"graph", required_argument, 0, O_GRAPH},
+        {"knn-k", required_argument, 0, O_KNN_K}, {"scale", required_argument, 0, O_SCALE},
+        {"scale-mult", required_argument, 0, O_SCALE_MULT}, {"scale-every", required_argument, 0, O_SCALE_EVERY},
+        {"crop", required_argument, 0, O_CROP}, {"pad", required_argument, 0, O_PAD},
+        {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"log-every", required_argument, 0, O_LOG_EVERY},
+        {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    /* Flags are collected first; defaults depend on the dataset, known only after loading. */
+    const char *spec = "fashion-mnist", *out = NULL, *resume = NULL, *arch = NULL;
+    xp_protocol proto = XP_PROTO_AUTO;
+    int64_t testset = 1, threads = 0, v;
+    int do_eval = 0, crop_h = -1, crop_w = -1;
+    tr_config set, c;
+    tr_config_default(&set, NULL);
+    struct {
+        int bits, iters, seed, classes, per_class, lr, momentum, wd, lr_step, gamma, beta, margin, margin_step,
+            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt;
+    } given = {0};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case O_DATASET: spec = optarg; break;
+        case O_PROTOCOL: bad = xp_protocol_parse("train", optarg, &proto); break;
+        case O_TESTSET: bad = cli_parse_i64("train", "--testset", optarg, 1, 20, &testset); break;
+        case O_OUT: out = optarg; break;
+        case O_RESUME: resume = optarg; break;
+        case O_ARCH: arch = optarg; break;
+        case O_BITS: bad = cli_parse_i64("train", "--bits", optarg, 1, HM_MAX_BITS, &v); set.bits = (int32_t)v; given.bits = 1; break;
+        case O_ITERS: bad = cli_parse_i64("train", "--iters", optarg, 0, (int64_t)1 << 40, &set.iters); given.iters = 1; break;
+        case O_SEED: bad = cli_parse_i64("train", "--seed", optarg, 0, INT64_MAX, &v); set.seed = (uint64_t)v; given.seed = 1; break;
+        case O_THREADS: bad = cli_parse_i64("train", "--threads", optarg, 1, 1024, &threads); break;
+        case O_CLASSES: bad = cli_parse_i64("train", "--classes", optarg, 2, 10000, &v); set.classes_per_batch = (int32_t)v; given.classes = 1; break;
+        case O_PER_CLASS: bad = cli_parse_i64("train", "--per-class", optarg, 2, 10000, &v); set.images_per_class = (int32_t)v; given.per_class = 1; break;
+        case O_LR: bad = pf("--lr", optarg, 0, 100, &set.sgd.base_lr); given.lr = 1; break;
+        case O_MOMENTUM: bad = pf("--momentum", optarg, 0, 0.999999, &set.sgd.momentum); given.momentum = 1; break;
+        case O_WD: bad = pf("--weight-decay", optarg, 0, 10, &set.sgd.weight_decay); given.wd = 1; break;
+        case O_LR_STEP: bad = cli_parse_i64("train", "--lr-step", optarg, 1, INT64_MAX, &set.sgd.step); given.lr_step = 1; break;
+        case O_GAMMA: bad = pf("--gamma", optarg, 0, 10, &set.sgd.gamma); given.gamma = 1; break;
+        case O_BETA: bad = pf("--beta", optarg, 0, 1e6, &set.loss.beta); given.beta = 1; break;
+        case O_MARGIN: bad = pf("--margin", optarg, -1e6, 1e6, &set.loss.margin0); given.margin = 1; break;
+        case O_MARGIN_STEP: bad = pf("--margin-step", optarg, -1e6, 1e6, &set.loss.margin_step); given.margin_step = 1; break;
+        case O_MARGIN_EVERY: bad = cli_parse_i64("train", "--margin-every", optarg, 1, INT64_MAX, &set.loss.margin_every); given.margin_every = 1; break;
+        case O_GRAPH:
+            if (!strcmp(optarg, "label"))
+                set.loss.graph = DH_GRAPH_LABEL;
+            else if (!strcmp(optarg, "knn"))
+                set.loss.graph = DH_GRAPH_KNN;
+            else {
+                fprintf(stderr, "drsch train: --graph: '%s' is not label or knn\n", optarg);
+                bad = 1;
+            }
+            given.graph = 1;
+            break;
+        case O_KNN_K: bad = cli_parse_i64("train", "--knn-k", optarg, 1, 1000, &v); set.loss.knn_k = (int32_t)v; given.knn_k = 1; break;
+        case O_SCALE: bad = pf("--scale", optarg, 1e-6, 1e6, &set.scale0); given.scale = 1; break;
+        case O_SCALE_MULT: bad = pf("--scale-mult", optarg, 1e-6, 1e6, &set.scale_mult); given.scale_mult = 1; break;
+        case O_SCALE_EVERY: bad = cli_parse_i64("train", "--scale-every", optarg, 1, INT64_MAX, &set.scale_every); given.scale_every = 1; break;
+        case O_CROP: bad = xp_parse_size("train", optarg, &crop_h, &crop_w); break;
+        case O_PAD: bad = cli_parse_i64("train", "--pad", optarg, 0, 1024, &v); set.pad = (int32_t)v; given.pad = 1; break;
+        case O_NO_MIRROR: set.mirror = 0; given.mirror = 1; break;
+        case O_LOG_EVERY: bad = cli_parse_i64("train", "--log-every", optarg, 1, INT64_MAX, &set.log_every); given.log_every = 1; break;
+        case O_CKPT_EVERY: bad = cli_parse_i64("train", "--checkpoint-every", optarg, 0, INT64_MAX, &set.checkpoint_every); given.ckpt = 1; break;
+        case O_EVAL: do_eval = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_usage_error("train");
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "drsch train: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!out) {
+        fprintf(stderr, "drsch train: --out MODEL is required; see 'drsch train --help'\n");
+        return EXIT_USAGE;
+    }
+    if (arch && strlen(arch) >= NN_ARCH_NAME_MAX) {
+        fprintf(stderr, "drsch train: --arch: '%s' is not an architecture\n", arch);
+        return EXIT_USAGE;
+    }
+    int nthreads = cli_set_threads((int)threads);
+    hm_error he;
+    if (hm_isa_init(&he) != HM_OK) {
+        fprintf(stderr, "drsch train: %s\n", he.msg);
+        return 1;
+    }
+
+    ds_dataset *d = NULL;
+    ds_split sp = {0};
+    ds_error de;
+    double t0 = cli_now();
+    if (ds_load(spec, NULL, &d, &de) != DS_OK) {
+        fprintf(stderr, "drsch train: %s\n", de.msg);
+        return 1;
+    }
+    if (xp_make_split(d, proto, set.seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
+        fprintf(stderr, "drsch train: %s: %s\n", spec, de.msg);
+        ds_dataset_free(d);
+        return 1;
+    }
+    /* Dataset-dependent defaults, then the flags given. */
+    tr_config_default(&c, d);
+#define TAKE(flag, field) if (given.flag) c.field = set.field
+    TAKE(bits, bits); TAKE(iters, iters); TAKE(seed, seed); TAKE(classes, classes_per_batch);
+    TAKE(per_class, images_per_class); TAKE(lr, sgd.base_lr); TAKE(momentum, sgd.momentum);
+    TAKE(wd, sgd.weight_decay); TAKE(lr_step, sgd.step); TAKE(gamma, sgd.gamma); TAKE(beta, loss.beta);
+    TAKE(margin, loss.margin0); TAKE(margin_step, loss.margin_step); TAKE(margin_every, loss.margin_every);
+    TAKE(graph, loss.graph); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
+    TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(log_every, log_every);
+    TAKE(ckpt, checkpoint_every);
+#undef TAKE
+    if (crop_h > 0) {
+        c.crop_h = crop_h;
+        c.crop_w = crop_w;
+    }
+    if (arch)
+        snprintf(c.arch, sizeof c.arch, "%s", arch);
+    if (c.crop_h > d->h + 2 * c.pad || c.crop_w > d->w + 2 * c.pad) {
+        fprintf(stderr, "drsch train: --crop %dx%d is larger than the %dx%d images of %s (with --pad %d)\n", c.crop_h,
+                c.crop_w, d->h, d->w, spec, c.pad);
+        ds_split_free(&sp);
+        ds_dataset_free(d);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d bits, "
+                    "%lld iterations, batch %d x %d, %d threads, seed %llu\n",
+            d->name, (long long)d->n, ds_checksum(d), sp.name, (long long)sp.n_train, c.bits, (long long)c.iters,
+            c.classes_per_batch, c.images_per_class, nthreads, (unsigned long long)c.seed);
+
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    tr_error te;
+    double t1 = cli_now();
+    tr_status st = tr_train(&c, d, &sp, out, resume, &stop_requested, print_progress, NULL, &te);
+    double t2 = cli_now();
+    sigaction(SIGINT, &old, NULL);
+    int rc = 0;
+    if (st == TR_INTERRUPTED) {
+        fprintf(stderr, "drsch train: %s; continue with --resume %s\n", te.msg, out);
+        rc = 130;
+    } else if (st != TR_OK) {
+        fprintf(stderr, "drsch train: %s\n", te.msg);
+        rc = 1;
+    } else {
+        fprintf(stderr, "drsch train: wrote %s after %.1f s of training (%.1f s in all)\n", out, t2 - t1, t2 - t0);
+    }
+    if (rc == 0 && do_eval) {
+        nn_net *m = NULL;
+        nn_error ne;
+        hm_codes q = {0}, db = {0};
+        if (nn_model_load(&m, out, 100, 0, &ne) != NN_OK) {
+            fprintf(stderr, "drsch train: %s\n", ne.msg);
+            rc = 1;
+        } else if (tr_encode(m, d, sp.query, sp.n_query, &q, &te) != TR_OK ||
+                   tr_encode(m, d, sp.db, sp.n_db, &db, &te) != TR_OK) {
+            fprintf(stderr, "drsch train: %s\n", te.msg);
+            rc = 1;
+        } else {
+            static const uint32_t lengths[] = {12, 24, 32, 48, 64, 128};
+            ev_options opt = {.topk = 0, .radius = 2};
+            printf("%6s %9s %10s %9s\n", "bits", "mAP@all", "mAP(ties)", "P@r2");
+            for (size_t i = 0; i < sizeof lengths / sizeof lengths[0] && rc == 0; i++) {
+                uint32_t b = lengths[i] < (uint32_t)c.bits ? lengths[i] : (uint32_t)c.bits;
+                if (i && lengths[i - 1] >= (uint32_t)c.bits)
+                    break;
+                ev_retrieval r;
+                ev_error ee;
+                if (xp_eval_retrieval(d, &sp, &q, &db, b, NULL, &opt, &r, &ee) != EV_OK) {
+                    fprintf(stderr, "drsch train: %s\n", ee.msg);
+                    rc = 1;
+                } else {
+                    printf("%6u %9.4f %10.4f %9.4f\n", b, r.map_all, r.map_tie_aware, r.precision_radius);
+                    ev_retrieval_free(&r);
+                }
+            }
+        }
+        hm_codes_free(&q);
+        hm_codes_free(&db);
+        nn_net_free(m);
+    }
+    ds_split_free(&sp);
+    ds_dataset_free(d);
+    return rc;
+}

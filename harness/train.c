@@ -1,0 +1,503 @@
+/* DRSCH training loop and encoding (see train.h).
+ *
+ * One iteration: a class-balanced batch (ds_sampler), augmented into floats (ds_batch_build,
+ * seeded by (seed, iteration) so a batch does not depend on the thread count or on resuming),
+ * forward, the DRSCH objective on the bit-weighted outputs (dh_loss), backward, SGD step, hash
+ * scale annealed on the authors' schedule. Checkpoints are the model file (written atomically
+ * by nn_model_save, bit order by |w| so a checkpoint can be used for encoding right away) plus
+ * PATH.state: iteration, a fingerprint of the configuration and the SGD momentum history,
+ * written atomically after the model. Resuming replays the sampler to the saved iteration, so
+ * a resumed run takes exactly the batches an uninterrupted one would. */
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static tr_status fail(tr_error *err, tr_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void tr_config_default(tr_config *c, const ds_dataset *d)
+{
+    memset(c, 0, sizeof *c);
+    c->arch[0] = '\0';
+    c->bits = 48;
+    c->iters = 12000;
+    c->classes_per_batch = 10;
+    c->images_per_class = 10;
+    c->seed = 1;
+    nn_sgd_defaults(&c->sgd);
+    /* drsch's schedule: momentum 0.9 at lr 0.005 (the authors: momentum 0, lr 0.00333, 50k+
+     * iterations); the step policy keeps the authors' gamma 1/3 on a shorter step so that a
+     * default run fits in minutes on a CPU. */
+    c->sgd.base_lr = 0.005f;
+    c->sgd.momentum = 0.9f;
+    c->sgd.step = 5000;
+    dh_config_default(&c->loss);
+    c->scale0 = 5.0f;
+    c->scale_mult = 1.1f;
+    c->scale_every = 10000;
+    c->crop_h = c->crop_w = 0;
+    c->pad = 0;
+    c->mirror = 1;
+    if (d && d->c == 1 && d->h == 28 && d->w == 28)
+        c->crop_h = c->crop_w = 26; /* the authors' MNIST crop, 28 -> 26 */
+    c->log_every = 100;
+    c->checkpoint_every = 2000;
+    c->collapse_distinct = 0.05;
+}
+
+/* A fingerprint of everything that must match for a resume to be exact. */
+static uint32_t config_fingerprint(const tr_config *c, const ds_split *split)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+                     "%s|%d|%lld|%d|%d|%llu|%.9g|%.9g|%.9g|%.9g|%lld|%.9g|%.9g|%.9g|%lld|%d|%.9g|%d|%.9g|%.9g|%lld|"
+                     "%d|%d|%d|%d|%s",
+                     c->arch, c->bits, (long long)c->iters, c->classes_per_batch, c->images_per_class,
+                     (unsigned long long)c->seed, c->sgd.base_lr, c->sgd.momentum, c->sgd.weight_decay, c->sgd.gamma,
+                     (long long)c->sgd.step, c->loss.beta, c->loss.margin0, c->loss.margin_step,
+                     (long long)c->loss.margin_every, (int)c->loss.graph, c->loss.graph_other, c->loss.knn_k,
+                     c->scale0, c->scale_mult, (long long)c->scale_every, c->crop_h, c->crop_w, c->pad, c->mirror,
+                     split->name);
+    return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
+}
+
+static const char STATE_MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '1'};
+
+static tr_status write_state(const char *model_path, int64_t iter, uint32_t fp, const float *hist, size_t nh,
+                             tr_error *err)
+{
+    size_t plen = strlen(model_path);
+    char *path = malloc(plen + 32), *tmp = malloc(plen + 48);
+    if (!path || !tmp) {
+        free(path);
+        free(tmp);
+        return fail(err, TR_ERR_NOMEM, "out of memory");
+    }
+    snprintf(path, plen + 32, "%s.state", model_path);
+    snprintf(tmp, plen + 48, "%s.state.tmp.%ld", model_path, (long)getpid());
+    uint64_t it = (uint64_t)iter, count = nh;
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)STATE_MAGIC, 8);
+    crc = (uint32_t)crc32(crc, (const Bytef *)&it, 8);
+    crc = (uint32_t)crc32(crc, (const Bytef *)&fp, 4);
+    crc = (uint32_t)crc32(crc, (const Bytef *)&count, 8);
+    crc = (uint32_t)crc32(crc, (const Bytef *)hist, (uInt)(nh * sizeof(float)));
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL;
+    ok = ok && fwrite(STATE_MAGIC, 1, 8, f) == 8 && fwrite(&it, 8, 1, f) == 1 && fwrite(&fp, 4, 1, f) == 1 &&
+         fwrite(&count, 8, 1, f) == 1 && (nh == 0 || fwrite(hist, sizeof(float), nh, f) == nh) &&
+         fwrite(&crc, 4, 1, f) == 1;
+    if (f) {
+        ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        ok = (fclose(f) == 0) && ok;
+    }
+    tr_status st = TR_OK;
+    if (!ok || rename(tmp, path) != 0) {
+        st = fail(err, TR_ERR_IO, "%s: cannot write the training state: %s", path, strerror(errno));
+        remove(tmp);
+    }
+    free(path);
+    free(tmp);
+    return st;
+}
+
+static tr_status read_state(const char *model_path, int64_t *iter, uint32_t fp, float *hist, size_t nh, tr_error *err)
+{
+    size_t plen = strlen(model_path);
+    char *path = malloc(plen + 32);
+    if (!path)
+        return fail(err, TR_ERR_NOMEM, "out of memory");
+    snprintf(path, plen + 32, "%s.state", model_path);
+    FILE *f = fopen(path, "rb");
+    tr_status st = TR_OK;
+    char magic[8];
+    uint64_t it = 0, count = 0;
+    uint32_t sfp = 0, crc = 0;
+    if (!f) {
+        st = fail(err, TR_ERR_IO, "%s: cannot open the training state of the model to resume: %s", path,
+                  strerror(errno));
+    } else if (fread(magic, 1, 8, f) != 8 || memcmp(magic, STATE_MAGIC, 8) != 0) {
+        st = fail(err, TR_ERR_IO, "%s: not a drsch training state (bad magic)", path);
+    } else if (fread(&it, 8, 1, f) != 1 || fread(&sfp, 4, 1, f) != 1 || fread(&count, 8, 1, f) != 1) {
+        st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
+    } else if (sfp != fp) {
+        st = fail(err, TR_ERR_ARG, "%s: the model was trained with other settings (dataset split, schedule or "
+                                   "architecture); resume needs the same flags",
+                  path);
+    } else if (count != nh) {
+        st = fail(err, TR_ERR_ARG, "%s: momentum history of %llu values, this network has %zu", path,
+                  (unsigned long long)count, nh);
+    } else if ((nh && fread(hist, sizeof(float), nh, f) != nh) || fread(&crc, 4, 1, f) != 1) {
+        st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
+    } else {
+        uint32_t c = (uint32_t)crc32(0L, (const Bytef *)STATE_MAGIC, 8);
+        c = (uint32_t)crc32(c, (const Bytef *)&it, 8);
+        c = (uint32_t)crc32(c, (const Bytef *)&sfp, 4);
+        c = (uint32_t)crc32(c, (const Bytef *)&count, 8);
+        c = (uint32_t)crc32(c, (const Bytef *)hist, (uInt)(nh * sizeof(float)));
+        if (c != crc)
+            st = fail(err, TR_ERR_IO, "%s: checksum mismatch: corrupt training state", path);
+        *iter = (int64_t)it;
+    }
+    if (f)
+        fclose(f);
+    free(path);
+    return st;
+}
+
+static const char *default_arch(const ds_dataset *d)
+{
+    if (d->kind == DS_KIND_CUHK03 || d->label_kind == DS_LABELS_IDENTITY)
+        return "drsch-reid";
+    return d->c == 1 ? "drsch-mnist" : "drsch-cifar";
+}
+
+/* Augmentation of the model's input: crop to (crop_h, crop_w), normalisation per channel. */
+static void make_augment(const tr_config *c, const ds_dataset *d, const float *mean, const float *scale, int train,
+                         ds_augment *a)
+{
+    ds_augment_default(a);
+    a->out_h = c->crop_h ? c->crop_h : d->h;
+    a->out_w = c->crop_w ? c->crop_w : d->w;
+    a->pad = train ? c->pad : 0;
+    a->random_crop = train;
+    a->mirror = train && c->mirror;
+    for (int ch = 0; ch < DS_MAX_CHANNELS && ch < NN_MAX_IN_C; ch++) {
+        a->mean[ch] = mean[ch];
+        a->scale[ch] = scale[ch];
+    }
+}
+
+static void code_stats(const float *u, int32_t n, int32_t B, double *balance, double *distinct)
+{
+    double bal = 0;
+    for (int32_t j = 0; j < B; j++) {
+        int pos = 0;
+        for (int32_t i = 0; i < n; i++)
+            pos += u[(size_t)i * B + j] > 0;
+        bal += fabs(2.0 * pos / n - 1.0);
+    }
+    *balance = bal / B;
+    int uniq = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int seen = 0;
+        for (int32_t k = 0; k < i && !seen; k++) {
+            int same = 1;
+            for (int32_t j = 0; j < B && same; j++)
+                same = (u[(size_t)i * B + j] > 0) == (u[(size_t)k * B + j] > 0);
+            seen = same;
+        }
+        uniq += !seen;
+    }
+    *distinct = (double)uniq / n;
+}
+
+static tr_status save_checkpoint(nn_net *net, const char *path, int64_t iter, uint32_t fp, tr_error *err)
+{
+    nn_error ne;
+    nn_bit_order_by_weight(net);
+    if (nn_model_save(net, path, &ne) != NN_OK)
+        return fail(err, TR_ERR_IO, "%s", ne.msg);
+    size_t nh;
+    float *hist = nn_sgd_history(net, &nh);
+    return write_state(path, iter, fp, hist, nh, err);
+}
+
+tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split, const char *out_path,
+                   const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
+                   tr_error *err)
+{
+    tr_config c = *cfg;
+    if (!c.arch[0])
+        snprintf(c.arch, sizeof c.arch, "%s", default_arch(d));
+    if (c.bits < 1 || c.bits > HM_MAX_BITS || c.iters < 0 || c.classes_per_batch < 2 || c.images_per_class < 2)
+        return fail(err, TR_ERR_ARG, "invalid training settings (bits %d, iterations %lld, batch %d x %d)", c.bits,
+                    (long long)c.iters, c.classes_per_batch, c.images_per_class);
+    if (split->n_train < 2)
+        return fail(err, TR_ERR_ARG, "the protocol '%s' leaves no training images", split->name);
+    if (d->c > NN_MAX_IN_C)
+        return fail(err, TR_ERR_ARG, "%d image channels; at most %d are supported", d->c, NN_MAX_IN_C);
+
+    ds_error de;
+    nn_error ne;
+    ds_sampler *sampler = NULL;
+    nn_net *net = NULL;
+    float *x = NULL, *dy = NULL;
+    uint8_t *sim = NULL;
+    int64_t *idx = NULL;
+    int32_t *cls = NULL;
+    uint64_t *multi = NULL;
+    tr_status st = TR_OK;
+
+    if (ds_sampler_create(d, split->train, split->n_train, c.classes_per_batch, c.images_per_class, c.seed ^ 0x5A5A,
+                          &sampler, &de) != DS_OK) {
+        return fail(err, TR_ERR_DATA, "%s", de.msg);
+    }
+    const int32_t N = (int32_t)ds_sampler_batch_size(sampler);
+
+    /* Normalisation from the training images: per-channel mean and 1/std. */
+    double dmean[DS_MAX_CHANNELS] = {0}, dstd[DS_MAX_CHANNELS] = {0};
+    ds_channel_stats(d, split->train, split->n_train, dmean, dstd);
+    float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C];
+    for (int ch = 0; ch < NN_MAX_IN_C; ch++) {
+        mean[ch] = ch < d->c ? (float)dmean[ch] : 0.0f;
+        scale[ch] = ch < d->c && dstd[ch] > 0 ? (float)(1.0 / dstd[ch]) : 1.0f;
+    }
+    ds_augment aug;
+    make_augment(&c, d, mean, scale, 1, &aug);
+    uint32_t fp = config_fingerprint(&c, split);
+
+    int64_t start = 0;
+    if (resume_path) {
+        if (nn_model_load(&net, resume_path, N, 1, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_NET, "%s", ne.msg);
+            goto done;
+        }
+        const nn_config *lc = nn_net_config(net);
+        if (strcmp(lc->arch.name, c.arch) || lc->bits != c.bits || lc->in_c != d->c || lc->in_h != aug.out_h ||
+            lc->in_w != aug.out_w) {
+            st = fail(err, TR_ERR_ARG, "%s: a %s model of %d bits for %dx%dx%d input does not match this run "
+                                       "(%s, %d bits, %dx%dx%d)",
+                      resume_path, lc->arch.name, lc->bits, lc->in_c, lc->in_h, lc->in_w, c.arch, c.bits, d->c,
+                      aug.out_h, aug.out_w);
+            goto done;
+        }
+        size_t nh;
+        float *hist = nn_sgd_history(net, &nh);
+        if ((st = read_state(resume_path, &start, fp, hist, nh, err)) != TR_OK)
+            goto done;
+        /* Checkpoints are saved with the bit order by |w|; training uses network order. */
+        uint32_t *ident = malloc(sizeof(uint32_t) * (size_t)c.bits);
+        if (!ident) {
+            st = fail(err, TR_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int32_t j = 0; j < c.bits; j++)
+            ident[j] = (uint32_t)j;
+        nn_set_bit_order(net, ident, &ne);
+        free(ident);
+        /* Replay the sampler so the remaining batches are those of an uninterrupted run. */
+        idx = malloc(sizeof *idx * (size_t)N);
+        if (!idx) {
+            st = fail(err, TR_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < start; i++)
+            ds_sampler_next(sampler, idx, NULL);
+    } else {
+        nn_config nc;
+        if (nn_config_init(&nc, c.arch, c.bits, N, 1, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_ARG, "%s", ne.msg);
+            goto done;
+        }
+        nc.in_c = d->c;
+        nc.in_h = aug.out_h;
+        nc.in_w = aug.out_w;
+        nc.seed = c.seed;
+        if (nn_net_create(&net, &nc, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_NET, "%s", ne.msg);
+            goto done;
+        }
+    }
+    nn_set_input_norm(net, mean, scale);
+
+    const int32_t B = nn_output_dim(net);
+    x = malloc(sizeof(float) * (size_t)N * nn_input_size(net));
+    dy = malloc(sizeof(float) * (size_t)N * (size_t)B);
+    sim = malloc((size_t)N * (size_t)N);
+    if (!idx)
+        idx = malloc(sizeof *idx * (size_t)N);
+    cls = malloc(sizeof *cls * (size_t)N);
+    size_t words = d->label_kind == DS_LABELS_MULTI ? ((size_t)d->n_classes + 63) / 64 : 0;
+    if (words)
+        multi = calloc((size_t)N * words, sizeof *multi);
+    if (!x || !dy || !sim || !idx || !cls || (words && !multi)) {
+        st = fail(err, TR_ERR_NOMEM, "out of memory for a batch of %d", N);
+        goto done;
+    }
+
+    double t_start = now(), t_log = t_start;
+    int64_t it_log = start, collapsed_logs = 0;
+    dh_stats ls = {0};
+    for (int64_t it = start; it < c.iters; it++) {
+        if (stop && *stop) {
+            if ((st = save_checkpoint(net, out_path, it, fp, err)) == TR_OK)
+                st = fail(err, TR_INTERRUPTED, "interrupted at iteration %lld; checkpoint written to %s",
+                          (long long)it, out_path);
+            goto done;
+        }
+        ds_sampler_next(sampler, idx, cls);
+        uint64_t bseed = c.seed * 0x9E3779B97F4A7C15ull + (uint64_t)it;
+        if (ds_batch_build(d, idx, N, &aug, bseed, x, &de) != DS_OK) {
+            st = fail(err, TR_ERR_DATA, "%s", de.msg);
+            goto done;
+        }
+        if (words) {
+            memset(multi, 0, sizeof *multi * (size_t)N * words);
+            for (int32_t i = 0; i < N; i++)
+                for (int l = 0; l < d->n_classes; l++)
+                    if (d->multi[idx[i] * d->n_classes + l])
+                        multi[(size_t)i * words + (size_t)l / 64] |= 1ull << (l % 64);
+            dh_similarity(NULL, multi, words, N, sim);
+        } else {
+            for (int32_t i = 0; i < N; i++)
+                cls[i] = d->labels[idx[i]];
+            dh_similarity(cls, NULL, 0, N, sim);
+        }
+        nn_set_hash_scale(net, nn_hash_scale_at(c.scale0, c.scale_mult, c.scale_every, it));
+        if (nn_forward(net, x, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+            goto done;
+        }
+        if (dh_loss(&c.loss, it, nn_output(net), N, B, sim, x, (int32_t)nn_input_size(net), dy, &ls)) {
+            st = fail(err, TR_ERR_NOMEM, "out of memory in the loss");
+            goto done;
+        }
+        if (!isfinite(ls.loss)) {
+            st = fail(err, TR_ERR_NUMERIC,
+                      "iteration %lld: the loss is %g (NaN or Inf); stopped, the last checkpoint in %s is kept",
+                      (long long)it, ls.loss, out_path);
+            goto done;
+        }
+        if (nn_backward(net, dy, NULL, &ne) != NN_OK || nn_sgd_step(net, &c.sgd, it, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+            goto done;
+        }
+        int64_t done_its = it + 1;
+        if (done_its % c.log_every == 0 || done_its == c.iters) {
+            tr_progress p = {0};
+            double t = now();
+            p.iter = done_its;
+            p.iters = c.iters;
+            p.loss = ls.loss;
+            p.triplet_loss = ls.triplet_loss;
+            p.laplacian_loss = ls.laplacian_loss;
+            p.active_share = ls.triplets ? (double)ls.active / (double)ls.triplets : 0;
+            code_stats(nn_hash_output(net), N, B, &p.bit_balance, &p.distinct_share);
+            p.images_per_second = (double)(done_its - it_log) * N / (t - t_log);
+            p.eta_seconds = (double)(c.iters - done_its) * (t - t_start) / (double)(done_its - start);
+            p.lr = nn_sgd_lr(&c.sgd, it);
+            p.hash_scale = nn_hash_scale(net);
+            p.margin = dh_margin_at(&c.loss, it);
+            t_log = t;
+            it_log = done_its;
+            if (progress)
+                progress(&p, ctx);
+            /* Collapse: almost every image of a class-balanced batch shares one code. Allow the
+             * first log (random init can start near-constant) and require it twice in a row. */
+            collapsed_logs = p.distinct_share < c.collapse_distinct ? collapsed_logs + 1 : 0;
+            if (collapsed_logs >= 2 && done_its > c.log_every) {
+                st = fail(err, TR_ERR_COLLAPSE,
+                          "iteration %lld: the codes collapsed (%.0f%% distinct codes in a batch of %d, bit "
+                          "balance %.2f); lower --lr or raise --margin; the last checkpoint in %s is kept",
+                          (long long)done_its, 100 * p.distinct_share, N, p.bit_balance, out_path);
+                goto done;
+            }
+        }
+        if (c.checkpoint_every > 0 && done_its % c.checkpoint_every == 0 && done_its < c.iters &&
+            (st = save_checkpoint(net, out_path, done_its, fp, err)) != TR_OK)
+            goto done;
+    }
+    st = save_checkpoint(net, out_path, c.iters, fp, err);
+done:
+    ds_sampler_free(sampler);
+    nn_net_free(net);
+    free(x);
+    free(dy);
+    free(sim);
+    free(idx);
+    free(cls);
+    free(multi);
+    return st;
+}
+
+tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n, hm_codes *out,
+                    tr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const nn_config *mc = nn_net_config(model);
+    if (mc->in_c != d->c || mc->in_h > d->h || mc->in_w > d->w)
+        return fail(err, TR_ERR_ARG, "the model takes %dx%dx%d input (channels x height x width) but the dataset "
+                                     "'%s' has %dx%dx%d images",
+                    mc->in_c, mc->in_h, mc->in_w, d->name, d->c, d->h, d->w);
+    if (n <= 0)
+        return fail(err, TR_ERR_ARG, "nothing to encode (empty image set)");
+    hm_error he;
+    if (hm_codes_alloc(out, (size_t)n, (uint32_t)mc->bits, &he) != HM_OK)
+        return fail(err, TR_ERR_NOMEM, "%s", he.msg);
+    ds_augment aug;
+    ds_augment_default(&aug);
+    aug.out_h = mc->in_h;
+    aug.out_w = mc->in_w;
+    for (int ch = 0; ch < DS_MAX_CHANNELS && ch < NN_MAX_IN_C; ch++) {
+        aug.mean[ch] = mc->in_mean[ch];
+        aug.scale[ch] = mc->in_scale[ch];
+    }
+    int threads = 1;
+#ifdef DRSCH_HAVE_OPENMP
+    threads = omp_get_max_threads();
+#endif
+    /* Whole batches in parallel (one replica per thread) over chunks of a few thousand images. */
+    const int32_t batch = 100;
+    const int64_t chunk = 4000;
+    nn_encoder *enc = NULL;
+    nn_error ne;
+    ds_error de;
+    float *x = malloc(sizeof(float) * (size_t)chunk * nn_input_size(model));
+    hm_codes part = {0};
+    tr_status st = TR_OK;
+    if (!x || hm_codes_alloc(&part, (size_t)chunk, (uint32_t)mc->bits, &he) != HM_OK) {
+        st = fail(err, TR_ERR_NOMEM, "out of memory for encoding");
+        goto done;
+    }
+    if (nn_encoder_create(&enc, model, batch, threads, &ne) != NN_OK) {
+        st = fail(err, TR_ERR_NET, "%s", ne.msg);
+        goto done;
+    }
+    for (int64_t s = 0; s < n; s += chunk) {
+        int64_t m = n - s < chunk ? n - s : chunk;
+        if (ds_batch_build(d, idx + s, m, &aug, 0, x, &de) != DS_OK) {
+            st = fail(err, TR_ERR_DATA, "%s", de.msg);
+            goto done;
+        }
+        part.n = (size_t)m;
+        if (nn_encode(enc, x, (size_t)m, NULL, &part, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_NET, "%s", ne.msg);
+            goto done;
+        }
+        memcpy(out->data + (size_t)s * out->words, part.data, (size_t)m * part.words * sizeof(uint64_t));
+    }
+done:
+    nn_encoder_free(enc);
+    free(x);
+    part.n = (size_t)chunk;
+    hm_codes_free(&part);
+    if (st != TR_OK)
+        hm_codes_free(out);
+    return st;
+}

@@ -1,0 +1,80 @@
+/* Training and encoding with the DRSCH method (tr_): class-balanced batches with augmentation
+ * (datasets/), the network (core/), the DRSCH objective (core/dh.h), SGD, hash-scale annealing,
+ * collapse detection, atomic checkpoints and resume; then bit order by |w| and encoding of any
+ * image subset to packed codes in significance order.
+ *
+ * Library code: progress goes to a callback, errors to a message; nothing is printed here. */
+#ifndef DRSCH_TRAIN_H
+#define DRSCH_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "datasets.h"
+#include "dh.h"
+#include "hamming.h"
+#include "nn.h"
+
+typedef struct {
+    char arch[NN_ARCH_NAME_MAX]; /* "" = chosen from the image shape */
+    int32_t bits;                /* code length B (default 48) */
+    int64_t iters;               /* SGD iterations */
+    int32_t classes_per_batch;   /* 10 (authors) */
+    int32_t images_per_class;    /* 10 (authors) */
+    uint64_t seed;               /* network init, sampling, augmentation */
+    nn_sgd_config sgd;
+    dh_config loss;
+    float scale0, scale_mult;    /* hash scale s = scale0 * scale_mult^(iter / scale_every) */
+    int64_t scale_every;         /* authors: 5, 1.1, 10000 */
+    int32_t crop_h, crop_w;      /* random crop for training, centre crop for encoding (0 = none) */
+    int32_t pad;                 /* zero padding before the crop */
+    int32_t mirror;              /* random horizontal flips */
+    int64_t log_every;           /* iterations between progress reports */
+    int64_t checkpoint_every;    /* iterations between checkpoints (0 = at the end only) */
+    double collapse_distinct;    /* stop when a batch has fewer than this share of distinct codes */
+} tr_config;
+
+/* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see
+ * train.c for the values and why each differs from the authors' where it does). */
+void tr_config_default(tr_config *c, const ds_dataset *d);
+
+typedef struct {
+    int64_t iter, iters;
+    double loss, triplet_loss, laplacian_loss;
+    double active_share;   /* active triplets / triplets in the last batch */
+    double bit_balance;    /* mean over bits of |mean sign|: 0 balanced, 1 constant bits */
+    double distinct_share; /* distinct codes / batch size in the last batch */
+    double images_per_second, eta_seconds, lr, hash_scale, margin;
+} tr_progress;
+
+typedef struct {
+    char msg[512];
+} tr_error;
+
+typedef enum {
+    TR_OK = 0,
+    TR_ERR_ARG = -1,
+    TR_ERR_NOMEM = -2,
+    TR_ERR_NET = -3,      /* oneDNN / network failure */
+    TR_ERR_DATA = -4,     /* dataset failure */
+    TR_ERR_COLLAPSE = -5, /* codes collapsed: training stopped */
+    TR_ERR_NUMERIC = -6,  /* NaN or Inf in the loss or the outputs */
+    TR_ERR_IO = -7,
+    TR_INTERRUPTED = 1,   /* *stop was raised: a checkpoint was written, training can resume */
+} tr_status;
+
+typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
+
+/* Trains on the split's training images and writes the model to out_path (atomically; also at
+ * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same
+ * configuration, to continue from its iteration. stop: polled each iteration (e.g. SIGINT). */
+tr_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split, const char *out_path,
+                   const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
+                   tr_error *err);
+
+/* Encodes images idx[0..n) of d with the model (centre crop to its input, its normalisation)
+ * into out (allocated here: n codes of the model's B bits, significance order). */
+tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n, hm_codes *out,
+                    tr_error *err);
+
+#endif
