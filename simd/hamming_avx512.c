@@ -306,52 +306,124 @@ static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t
     }
 }
 
-/* Exact pass over the rows a filter let through: cand[0..nc) ascending row numbers of db.
- * Canonical distances of 16 listed rows at a time (gathers; lane r = row cand[i + r]), so the
- * 16 nibble-table sums run side by side instead of one dependent chain per row. */
-static void wscan_verify(const uint64_t *qj, const uint64_t *db, size_t words,
-                         const float *tables, const uint32_t *cand, size_t nc, int64_t base,
-                         hm_cand_list *l)
+/* Candidates of the filters, kept across the queries of one scan so that the exact pass fills
+ * its 16 lanes (a tile holds only a few candidates per query). */
+typedef struct {
+    uint32_t *row; /* row numbers in db, ascending within each query */
+    uint32_t *qry; /* query numbers, ascending */
+    size_t count, cap;
+} wcands;
+
+/* Exact pass over the candidates: canonical distances of 16 (query, row) pairs at a time
+ * (gathers; lane r = pair r), so 16 nibble-table sums run side by side instead of one dependent
+ * chain per row; each hit is appended to its query's list, in order. Empties the buffer. */
+static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, const float *tables,
+                         int64_t base, hm_cand_list *lists, wcands *cs)
 {
-    const __m512 thr = _mm512_set1_ps(l->wthr);
     const __m512i vw = _mm512_set1_epi32((int)words);
-    for (size_t i = 0; i < nc; i += 16) {
-        size_t m = nc - i < 16 ? nc - i : 16;
+    for (size_t i = 0; i < cs->count; i += 16) {
+        size_t m = cs->count - i < 16 ? cs->count - i : 16;
         __mmask16 valid = (__mmask16)(m == 16 ? 0xffffu : (1u << m) - 1u);
-        /* missing lanes read row 0, which exists; their sums are discarded */
-        __m512i off = _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(valid, cand + i), vw);
-        __m256i off_a = _mm512_castsi512_si256(off), off_b = _mm512_extracti64x4_epi64(off, 1);
+        /* missing lanes read row 0 and query 0, which exist; their sums are discarded */
+        __m512i rows = _mm512_maskz_loadu_epi32(valid, cs->row + i);
+        __m512i qrys = _mm512_maskz_loadu_epi32(valid, cs->qry + i);
+        __m512i roff = _mm512_mullo_epi32(rows, vw), qoff = _mm512_mullo_epi32(qrys, vw);
+        __m256i ra = _mm512_castsi512_si256(roff), rb = _mm512_extracti64x4_epi64(roff, 1);
+        __m256i qa = _mm512_castsi512_si256(qoff), qb = _mm512_extracti64x4_epi64(qoff, 1);
         __m512 acc = _mm512_setzero_ps();
         for (size_t wi = 0; wi < words; wi++) {
-            __m512i a = _mm512_i32gather_epi64(off_a, (const void *)(db + wi), 8);
-            __m512i b = _mm512_i32gather_epi64(off_b, (const void *)(db + wi), 8);
+            __m512i a = _mm512_xor_si512(_mm512_i32gather_epi64(ra, (const void *)(db + wi), 8),
+                                         _mm512_i32gather_epi64(qa, (const void *)(q + wi), 8));
+            __m512i b = _mm512_xor_si512(_mm512_i32gather_epi64(rb, (const void *)(db + wi), 8),
+                                         _mm512_i32gather_epi64(qb, (const void *)(q + wi), 8));
             __m512i lo, hi;
-            split16(a, b, qj[wi], &lo, &hi);
+            split16(a, b, 0, &lo, &hi);
             acc = add_nibbles8(acc, lo, tables + wi * 256);
             acc = add_nibbles8(acc, hi, tables + wi * 256 + 128);
         }
-        unsigned hit = _mm512_mask_cmp_ps_mask(valid, acc, thr, _CMP_LT_OQ);
-        if (hit) {
-            float dd[16];
-            _mm512_storeu_ps(dd, acc);
-            append_wmask(l, hit, dd, cand + i, base);
+        float dd[16];
+        _mm512_storeu_ps(dd, acc);
+        for (size_t r = 0; r < m; r++) {
+            hm_cand_list *l = &lists[cs->qry[i + r]];
+            if (dd[r] < l->wthr) {
+                l->idx[l->count] = base + (int64_t)cs->row[i + r];
+                l->wdist[l->count] = dd[r];
+                l->count++;
+            }
         }
+    }
+    cs->count = 0;
+}
+
+/* Byte j of 8 rows' qwords v into qword j: vpshufb pairs, vpermw gathers them. */
+AI __m512i bytes8x8(__m512i v)
+{
+    const __m512i pair = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+    /* u16 4j + l of the result = u16 8l + j of the source: pair j of each 128-bit lane */
+    const __m512i gather16 = _mm512_setr_epi64(
+        0x0018001000080000ll, 0x0019001100090001ll, 0x001a0012000a0002ll, 0x001b0013000b0003ll,
+        0x001c0014000c0004ll, 0x001d0015000d0005ll, 0x001e0016000e0006ll, 0x001f0017000f0007ll);
+    return _mm512_permutexvar_epi16(gather16, _mm512_shuffle_epi8(v, pair));
+}
+
+/* R[k] = bytes8x8 of word w of rows 8k..8k+7 (k < 8): an 8x8 qword transpose (vpermt2q) makes
+ * T[j] = byte j of the 64 rows; stores their low then high nibbles (64 bytes each) at out. */
+AI void store_nibbles64(const __m512i *R, uint8_t *out)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512i P[8], Q[8], T[8];
+    const __m512i ie = _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14);
+    const __m512i io = _mm512_setr_epi64(1, 9, 3, 11, 5, 13, 7, 15);
+    for (int k = 0; k < 8; k += 2) {
+        P[k] = _mm512_permutex2var_epi64(R[k], ie, R[k + 1]);     /* q0 q2 q4 q6 */
+        P[k + 1] = _mm512_permutex2var_epi64(R[k], io, R[k + 1]); /* q1 q3 q5 q7 */
+    }
+    const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i ib = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int k = 0; k < 8; k += 4) {
+        Q[k] = _mm512_permutex2var_epi64(P[k], ia, P[k + 2]);         /* q0 | q4 */
+        Q[k + 1] = _mm512_permutex2var_epi64(P[k], ib, P[k + 2]);     /* q2 | q6 */
+        Q[k + 2] = _mm512_permutex2var_epi64(P[k + 1], ia, P[k + 3]); /* q1 | q5 */
+        Q[k + 3] = _mm512_permutex2var_epi64(P[k + 1], ib, P[k + 3]); /* q3 | q7 */
+    }
+    const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
+    const __m512i hi4 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+    T[0] = _mm512_permutex2var_epi64(Q[0], lo4, Q[4]);
+    T[4] = _mm512_permutex2var_epi64(Q[0], hi4, Q[4]);
+    T[2] = _mm512_permutex2var_epi64(Q[1], lo4, Q[5]);
+    T[6] = _mm512_permutex2var_epi64(Q[1], hi4, Q[5]);
+    T[1] = _mm512_permutex2var_epi64(Q[2], lo4, Q[6]);
+    T[5] = _mm512_permutex2var_epi64(Q[2], hi4, Q[6]);
+    T[3] = _mm512_permutex2var_epi64(Q[3], lo4, Q[7]);
+    T[7] = _mm512_permutex2var_epi64(Q[3], hi4, Q[7]);
+    for (int j = 0; j < 8; j++) {
+        uint8_t *o = out + (size_t)j * 128;
+        _mm512_storeu_si512((void *)o, _mm512_and_si512(T[j], low4));
+        _mm512_storeu_si512((void *)(o + 64), _mm512_and_si512(_mm512_srli_epi16(T[j], 4), low4));
     }
 }
 
 /* Transposes 64 rows starting at row r0 (rows >= n read as zero) into, for every code byte j,
  * 64 bytes of low nibbles then 64 bytes of high nibbles, byte r = row r0 + r.
- * Per word: 8 loads (or gathers) of 8 rows, an in-register 8x8 byte transpose of each (vpshufb
+ * Per word: 8 loads of 8 rows (for 2 and 4 words, contiguous loads transposed in registers as
+ * in the plain scan; other lengths gather), an in-register 8x8 byte transpose of each (vpshufb
  * + vpermw), then an 8x8 qword transpose across the 8 registers (vpermt2q). */
 static void transpose64(const uint64_t *db, size_t n, size_t r0, size_t words, uint8_t *out)
 {
-    const __m512i pair = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
-    /* u16 4j + l of the result = u16 8l + j of the source: pair j of each 128-bit lane */
-    static const uint16_t g16[32] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27,
-                                     4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31};
-    const __m512i gather16 = _mm512_loadu_si512((const void *)g16);
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    if (words == 2 || words == 4) {
+        __m512i R[4][8];
+        for (int k = 0; k < 8; k++) {
+            size_t row = r0 + 8 * (size_t)k;
+            __m512i x[4];
+            load_transposed(db + row * words, row < n ? n - row : 0, (int)words, x);
+            for (size_t w = 0; w < words; w++)
+                R[w][k] = bytes8x8(x[w]);
+        }
+        for (size_t w = 0; w < words; w++)
+            store_nibbles64(R[w], out + w * 1024);
+        return;
+    }
     const long long st = (long long)(8 * words);
     const __m512i off = _mm512_setr_epi64(0, st, 2 * st, 3 * st, 4 * st, 5 * st, 6 * st, 7 * st);
     for (size_t w = 0; w < words; w++) {
@@ -366,40 +438,9 @@ static void transpose64(const uint64_t *db, size_t n, size_t r0, size_t words, u
             else
                 v = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m, off,
                                                 (const void *)(db + (m ? row * words + w : 0)), 1);
-            /* qword j of R[k] = byte j of rows row..row+7 */
-            R[k] = _mm512_permutexvar_epi16(gather16, _mm512_shuffle_epi8(v, pair));
+            R[k] = bytes8x8(v); /* qword j of R[k] = byte j of rows row..row+7 */
         }
-        /* T[j] = qword j of R[0..7] */
-        __m512i P[8], Q[8], T[8];
-        const __m512i ie = _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14);
-        const __m512i io = _mm512_setr_epi64(1, 9, 3, 11, 5, 13, 7, 15);
-        for (int k = 0; k < 8; k += 2) {
-            P[k] = _mm512_permutex2var_epi64(R[k], ie, R[k + 1]);     /* q0 q2 q4 q6 */
-            P[k + 1] = _mm512_permutex2var_epi64(R[k], io, R[k + 1]); /* q1 q3 q5 q7 */
-        }
-        const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-        const __m512i ib = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-        for (int k = 0; k < 8; k += 4) {
-            Q[k] = _mm512_permutex2var_epi64(P[k], ia, P[k + 2]);         /* q0 | q4 */
-            Q[k + 1] = _mm512_permutex2var_epi64(P[k], ib, P[k + 2]);     /* q2 | q6 */
-            Q[k + 2] = _mm512_permutex2var_epi64(P[k + 1], ia, P[k + 3]); /* q1 | q5 */
-            Q[k + 3] = _mm512_permutex2var_epi64(P[k + 1], ib, P[k + 3]); /* q3 | q7 */
-        }
-        const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
-        const __m512i hi4 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
-        T[0] = _mm512_permutex2var_epi64(Q[0], lo4, Q[4]);
-        T[4] = _mm512_permutex2var_epi64(Q[0], hi4, Q[4]);
-        T[2] = _mm512_permutex2var_epi64(Q[1], lo4, Q[5]);
-        T[6] = _mm512_permutex2var_epi64(Q[1], hi4, Q[5]);
-        T[1] = _mm512_permutex2var_epi64(Q[2], lo4, Q[6]);
-        T[5] = _mm512_permutex2var_epi64(Q[2], hi4, Q[6]);
-        T[3] = _mm512_permutex2var_epi64(Q[3], lo4, Q[7]);
-        T[7] = _mm512_permutex2var_epi64(Q[3], hi4, Q[7]);
-        for (int j = 0; j < 8; j++) {
-            uint8_t *o = out + (w * 8 + (size_t)j) * 128;
-            _mm512_storeu_si512((void *)o, _mm512_and_si512(T[j], low4));
-            _mm512_storeu_si512((void *)(o + 64), _mm512_and_si512(_mm512_srli_epi16(T[j], 4), low4));
-        }
+        store_nibbles64(R, out + w * 1024);
     }
 }
 
@@ -487,30 +528,52 @@ AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t 
     return nc;
 }
 
-AI size_t wscan_filter16(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut,
-                         uint16_t lmax, uint32_t *cand, const int NB)
+/* One word (16 nibbles, tables in registers) of every chunk: acc[2c], acc[2c + 1] carry the
+ * chunk's sums between words; the last word turns them into candidates. */
+AI size_t filter16_word(size_t n, size_t words, size_t wi, const uint8_t *tr, const __m512i *L,
+                        __m512i lv, __m512i *acc, uint32_t *cand, size_t nc, const int FIRST,
+                        const int LAST)
 {
-    const size_t nb = NB ? (size_t)NB : 8 * words;
-    const __m512i lv = _mm512_set1_epi16((short)lmax);
-    __m512i L[16];
-    size_t nc = 0;
-    if (NB)
-        for (int p = 0; p < 2 * NB; p++)
-            L[p] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 16 * p)));
-    size_t nch = (n + 63) / 64, c = 0;
-    for (; c < nch; c++) {
-        const uint8_t *t = tr + c * nb * 128;
-        __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-        for (size_t j = 0; j < nb; j += 2) {
-            __m512i Lt[4];
-            for (int h = 0; h < 4; h++)
-                Lt[h] = NB ? L[2 * j + (size_t)h]
-                           : _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 32 * j + 16 * (size_t)h)));
-            __m512i g = group16(t, j, Lt);
+    const size_t nch = (n + 63) / 64;
+    for (size_t c = 0; c < nch; c++) {
+        const uint8_t *t = tr + (c * words + wi) * 1024;
+        __m512i acc0 = FIRST ? _mm512_setzero_si512() : acc[2 * c];
+        __m512i acc1 = FIRST ? _mm512_setzero_si512() : acc[2 * c + 1];
+        for (size_t j = 0; j < 8; j += 2) {
+            __m512i g = group16(t, j, L + 2 * j);
             acc0 = _mm512_add_epi16(acc0, g);
             acc1 = _mm512_add_epi16(acc1, _mm512_srli_epi16(g, 8));
         }
-        nc = chunk16_rows(acc0, acc1, lv, c, n, cand, nc);
+        if (LAST) {
+            nc = chunk16_rows(acc0, acc1, lv, c, n, cand, nc);
+        } else {
+            acc[2 * c] = acc0;
+            acc[2 * c + 1] = acc1;
+        }
+    }
+    return nc;
+}
+
+/* Word by word, so the 16 tables of a word stay in registers while the tile streams past (with
+ * the tables in memory, table loads limited the loop: measured on Zen 4). acc: 2 vectors per
+ * 64-row chunk. */
+static size_t wscan_filter16(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut,
+                             uint16_t lmax, uint32_t *cand, __m512i *acc)
+{
+    const __m512i lv = _mm512_set1_epi16((short)lmax);
+    size_t nc = 0;
+    for (size_t wi = 0; wi < words; wi++) {
+        __m512i L[16];
+        for (int p = 0; p < 16; p++)
+            L[p] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 256 * wi + 16 * (size_t)p)));
+        if (words == 1)
+            nc = filter16_word(n, words, wi, tr, L, lv, acc, cand, nc, 1, 1);
+        else if (wi == 0)
+            nc = filter16_word(n, words, wi, tr, L, lv, acc, cand, nc, 1, 0);
+        else if (wi + 1 < words)
+            nc = filter16_word(n, words, wi, tr, L, lv, acc, cand, nc, 0, 0);
+        else
+            nc = filter16_word(n, words, wi, tr, L, lv, acc, cand, nc, 0, 1);
     }
     return nc;
 }
@@ -626,10 +689,12 @@ static void avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *d
 {
     size_t nib = 16 * words;
     uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    uint8_t *lut = tr + (n + 63) / 64 * 1024 * words;
+    __m512i *acc = (__m512i *)(tr + (n + 63) / 64 * 1024 * words); /* 64-byte aligned */
+    uint8_t *lut = (uint8_t *)(acc + (n + 63) / 64 * 2);
     uint8_t *q16 = lut + 256 * words;
     float *mins = (float *)(q16 + 256 * words);
-    uint32_t *cand = (uint32_t *)(mins + 16 * words);
+    wcands cs = {.row = (uint32_t *)(mins + 16 * words), .count = 0, .cap = 2 * n};
+    cs.qry = cs.row + 2 * n;
     int transposed = 0;
     wq_consts c = {0};
     for (size_t j = 0; j < nq; j++) {
@@ -667,6 +732,9 @@ static void avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *d
                 transpose64(db, n, ch * 64, words, tr + ch * 1024 * words);
             transposed = 1;
         }
+        if (cs.count + n > cs.cap)
+            wscan_verify(q, db, words, tables, base, lists, &cs);
+        uint32_t *cand = cs.row + cs.count;
         size_t nc;
         if (level8 >= 0) {
             uint8_t tmax = (uint8_t)level8;
@@ -674,11 +742,15 @@ static void avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *d
                             : wscan_filter8(n, words, tr, lut, tmax, cand, 0);
         } else {
             wq_lut16(qj, words, q16, lut);
-            nc = words == 1 ? wscan_filter16(n, words, tr, lut, (uint16_t)lmax, cand, 8)
-                            : wscan_filter16(n, words, tr, lut, (uint16_t)lmax, cand, 0);
+            nc = wscan_filter16(n, words, tr, lut, (uint16_t)lmax, cand, acc);
         }
-        wscan_verify(qj, db, words, tj, cand, nc, base, l);
+        for (size_t i = 0; i < nc; i++)
+            cs.qry[cs.count + i] = (uint32_t)j;
+        cs.count += nc;
+        if (tstride) /* the next query has other tables */
+            wscan_verify(q, db, words, tj, base, lists, &cs);
     }
+    wscan_verify(q, db, words, tables, base, lists, &cs);
 }
 
 const hm_kernels hm_kernels_avx512 = {

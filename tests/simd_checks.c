@@ -442,7 +442,8 @@ static int float_cmp(const void *a, const void *b)
 }
 
 /* Weighted threshold scans (the AVX-512 lower-bound filters) with adversarial weights and
- * thresholds placed exactly on, and one float step either side of, distances that occur. */
+ * thresholds placed exactly on, and one float step either side of, distances that occur; and
+ * with a different table per query (tstride > 0) against the scalar scan. */
 long simd_check_weighted_bounds(simd_check_report *r)
 {
     enum { NQ = 6, N = 701 };
@@ -527,6 +528,49 @@ long simd_check_weighted_bounds(simd_check_report *r)
             }
             hm_weights_free(hw);
         }
+        /* one table per query (tstride > 0): odd queries get other weights than even ones */
+        hm_weights *ha = NULL, *hb = NULL;
+        hm_error err;
+        float *tabs = malloc(NQ * 256 * words * sizeof *tabs);
+        adversarial_weights(w, bits, 3, &seed);
+        bool made = tabs && hm_weights_create(&ha, w, bits, &err) == HM_OK;
+        adversarial_weights(w, bits, 0, &seed);
+        made = made && hm_weights_create(&hb, w, bits, &err) == HM_OK;
+        if (!made) {
+            fail(r, "per-query tables (%u bits): setup failed", bits);
+        } else {
+            float thr[NQ];
+            for (size_t j = 0; j < NQ; j++) {
+                float *tj = tabs + j * 256 * words;
+                memcpy(tj, (j % 2 ? hb : ha)->tables, 256 * words * sizeof *tabs);
+                hm_kernels_scalar.weighted_distances(q + j * words, db, N, words, tj, sorted);
+                qsort(sorted, N, sizeof *sorted, float_cmp);
+                thr[j] = sorted[30 + j];
+            }
+            int64_t *ridx = malloc(NQ * N * sizeof *ridx);
+            hm_cand_list want[NQ], got[NQ];
+            for (size_t j = 0; ridx && j < NQ; j++)
+                want[j] = (hm_cand_list){.idx = ridx + j * N, .wdist = ref + j * N, .wthr = thr[j]};
+            if (ridx)
+                hm_kernels_scalar.scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5, want, wscratch);
+            for (size_t ii = 0; ridx && ii < nisa; ii++) {
+                for (size_t j = 0; j < NQ; j++)
+                    got[j] = (hm_cand_list){.idx = idx + j * N, .wdist = wdist + j * N, .wthr = thr[j]};
+                hm_kernels_for(isas[ii])->scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5,
+                                                        got, wscratch);
+                for (size_t j = 0; j < NQ; j++)
+                    if (got[j].count != want[j].count ||
+                        memcmp(got[j].idx, want[j].idx, want[j].count * sizeof *idx) ||
+                        memcmp(got[j].wdist, want[j].wdist, want[j].count * sizeof *wdist))
+                        fail(r, "%s weighted scan with per-query tables: bits %u query %zu: %zu "
+                                "candidates, want %zu", hm_isa_name(isas[ii]), bits, j,
+                             got[j].count, want[j].count);
+            }
+            free(ridx);
+        }
+        hm_weights_free(ha);
+        hm_weights_free(hb);
+        free(tabs);
     }
 done:
     free(q);
