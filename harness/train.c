@@ -399,6 +399,12 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
             p.laplacian_loss = ls.laplacian_loss;
             p.active_share = ls.triplets ? (double)ls.active / (double)ls.triplets : 0;
             code_stats(nn_hash_output(net), N, B, &p.bit_balance, &p.distinct_share);
+            const float *bw = nn_bit_weights(net);
+            p.bitw_min = p.bitw_max = bw ? fabsf(bw[0]) : 1.0;
+            for (int32_t j = 1; bw && j < B; j++) {
+                p.bitw_min = fmin(p.bitw_min, fabsf(bw[j]));
+                p.bitw_max = fmax(p.bitw_max, fabsf(bw[j]));
+            }
             p.images_per_second = (double)(done_its - it_log) * N / (t - t_log);
             p.eta_seconds = (double)(c.iters - done_its) * (t - t_start) / (double)(done_its - start);
             p.lr = nn_sgd_lr(&c.sgd, it);

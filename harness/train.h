@@ -44,6 +44,7 @@ typedef struct {
     double active_share;   /* active triplets / triplets in the last batch */
     double bit_balance;    /* mean over bits of |mean sign|: 0 balanced, 1 constant bits */
     double distinct_share; /* distinct codes / batch size in the last batch */
+    double bitw_min, bitw_max;   /* range of the learned bit weights |w| */
     double images_per_second, eta_seconds, lr, hash_scale, margin;
 } tr_progress;
 

@@ -20,7 +20,7 @@ Test(dh, margin_grows_on_schedule)
 /* Three items in 1-D: y = 0, 1, 3; labels A, A, B. Triplets (anchor, pos, neg):
  * (0,1,2): 1 - 9 = -8; (1,0,2): 1 - 4 = -3. T = 2. With C = -5 only the second is active:
  * triplet loss = (-3 + 5) / 2 = 1. Laplacian with A = [[0,1,.001],[1,0,.001],[.001,.001,0]]:
- * 1/2 sum A_ij d_ij = 1 + .001 * 9 + .001 * 4 = 1.013, times beta. */
+ * 1/2 sum A_ij d_ij = 1 + .001 * 9 + .001 * 4 = 1.013, times beta / n. */
 Test(dh, hand_computed_loss)
 {
     dh_config c;
@@ -35,7 +35,7 @@ Test(dh, hand_computed_loss)
     cr_assert_eq(st.triplets, 2);
     cr_assert_eq(st.active, 1);
     cr_assert_float_eq(st.triplet_loss, 1.0, 1e-12);
-    cr_assert_float_eq(st.laplacian_loss, 0.5 * 1.013, 1e-9);
+    cr_assert_float_eq(st.laplacian_loss, 0.5 * 1.013 / 3, 1e-9);
     /* Growing the margin past 10k iterations activates nothing new here: C = -5.1. */
     cr_assert_eq(dh_loss(&c, 10000, y, 3, 1, sim, NULL, 0, dy, &st), 0);
     cr_assert_float_eq(st.triplet_loss, (-3 + 5.1) / 2, 1e-6);

@@ -1,0 +1,209 @@
+/* drsch encode: encodes a dataset's images (one protocol split, or all) with a trained model and
+ * writes PREFIX.codes.npy (uint8, N x ceil(B/8), bits in significance order), PREFIX.labels.npy
+ * (int32 (N,), or uint8 (N, L) multi-hot), PREFIX.weights.npy (float32 (B,), |w| of the learned
+ * bit weights in significance order: what weighted ranking uses), PREFIX.index.npy (int64 (N,),
+ * the dataset index of each row) and, for re-id datasets, PREFIX.cams.npy (int32 (N,)). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "experiment.h"
+#include "npy.h"
+#include "train.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: drsch encode --model MODEL [--dataset SPEC] [--split S] --out PREFIX [options]\n\n"
+            "Writes PREFIX.codes.npy, PREFIX.labels.npy, PREFIX.weights.npy, PREFIX.index.npy\n"
+            "(and PREFIX.cams.npy for re-id datasets).\n\n"
+            "  --model FILE     model written by drsch train (required)\n"
+            "  --dataset SPEC   dataset spec (default fashion-mnist)\n"
+            "  --split S        query | db | train | all (default all)\n"
+            "  --protocol P     " XP_PROTOCOL_NAMES " (default auto)\n"
+            "  --testset K      CUHK03 classic split 1..20 (default 1)\n"
+            "  --seed S         protocol seed (default 1, as drsch train)\n"
+            "  --bits B         keep the first B bits (default: all of the model's)\n"
+            "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --out PREFIX     output prefix (required)\n"
+            "  -h, --help       this text\n");
+}
+
+static int save(const char *prefix, const char *suffix, npy_dtype t, int nd, const size_t *shape, const void *data)
+{
+    char path[4096];
+    hm_error err;
+    snprintf(path, sizeof path, "%s.%s.npy", prefix, suffix);
+    if (npy_save(path, t, nd, shape, data, &err) != HM_OK) {
+        fprintf(stderr, "drsch encode: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_encode(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"dataset", required_argument, 0, 'd'},
+        {"split", required_argument, 0, 's'},   {"protocol", required_argument, 0, 'p'},
+        {"testset", required_argument, 0, 'k'}, {"seed", required_argument, 0, 'S'},
+        {"bits", required_argument, 0, 'b'},    {"threads", required_argument, 0, 't'},
+        {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *model = NULL, *spec = "fashion-mnist", *split = "all", *out = NULL;
+    xp_protocol proto = XP_PROTO_AUTO;
+    int64_t testset = 1, seed = 1, bits = 0, threads = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd': spec = optarg; break;
+        case 's': split = optarg; break;
+        case 'o': out = optarg; break;
+        case 'p': bad = xp_protocol_parse("encode", optarg, &proto); break;
+        case 'k': bad = cli_parse_i64("encode", "--testset", optarg, 1, 20, &testset); break;
+        case 'S': bad = cli_parse_i64("encode", "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 'b': bad = cli_parse_i64("encode", "--bits", optarg, 1, HM_MAX_BITS, &bits); break;
+        case 't': bad = cli_parse_i64("encode", "--threads", optarg, 1, 1024, &threads); break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_usage_error("encode");
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "drsch encode: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!model || !out) {
+        fprintf(stderr, "drsch encode: --model and --out are required; see 'drsch encode --help'\n");
+        return EXIT_USAGE;
+    }
+    if (strcmp(split, "query") && strcmp(split, "db") && strcmp(split, "train") && strcmp(split, "all")) {
+        fprintf(stderr, "drsch encode: --split: '%s' is not query, db, train or all\n", split);
+        return EXIT_USAGE;
+    }
+    cli_set_threads((int)threads);
+    hm_error he;
+    if (hm_isa_init(&he) != HM_OK) {
+        fprintf(stderr, "drsch encode: %s\n", he.msg);
+        return 1;
+    }
+    int rc = 1;
+    nn_net *net = NULL;
+    ds_dataset *d = NULL;
+    ds_split sp = {0};
+    int64_t *all = NULL;
+    hm_codes codes = {0}, cut = {0};
+    int32_t *lab = NULL;
+    float *w = NULL;
+    nn_error ne;
+    ds_error de;
+    tr_error te;
+    double t0 = cli_now();
+    if (nn_model_load(&net, model, 100, 0, &ne) != NN_OK) {
+        fprintf(stderr, "drsch encode: %s\n", ne.msg);
+        goto done;
+    }
+    const int32_t B = nn_net_config(net)->bits;
+    if (bits > B) {
+        fprintf(stderr, "drsch encode: --bits %lld exceeds the %d bits of %s\n", (long long)bits, B, model);
+        goto done;
+    }
+    if (ds_load(spec, NULL, &d, &de) != DS_OK) {
+        fprintf(stderr, "drsch encode: %s\n", de.msg);
+        goto done;
+    }
+    const int64_t *idx;
+    int64_t n;
+    if (!strcmp(split, "all")) {
+        all = malloc(sizeof *all * (size_t)(d->n ? d->n : 1));
+        if (!all)
+            goto done;
+        for (int64_t i = 0; i < d->n; i++)
+            all[i] = i;
+        idx = all;
+        n = d->n;
+    } else {
+        if (xp_make_split(d, proto, (uint64_t)seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
+            fprintf(stderr, "drsch encode: %s: %s\n", spec, de.msg);
+            goto done;
+        }
+        idx = !strcmp(split, "query") ? sp.query : !strcmp(split, "db") ? sp.db : sp.train;
+        n = !strcmp(split, "query") ? sp.n_query : !strcmp(split, "db") ? sp.n_db : sp.n_train;
+    }
+    if (tr_encode(net, d, idx, n, &codes, &te) != TR_OK) {
+        fprintf(stderr, "drsch encode: %s: %s\n", model, te.msg);
+        goto done;
+    }
+    uint32_t keep = bits ? (uint32_t)bits : (uint32_t)B;
+    if (xp_codes_prefix(&codes, keep, &cut)) {
+        fprintf(stderr, "drsch encode: out of memory\n");
+        goto done;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s.codes.npy", out);
+    if (npy_save_codes(path, &cut, &he) != HM_OK) {
+        fprintf(stderr, "drsch encode: %s\n", he.msg);
+        goto done;
+    }
+    size_t s1[1] = {(size_t)n};
+    if (save(out, "index", NPY_I64, 1, s1, idx))
+        goto done;
+    if (d->label_kind == DS_LABELS_MULTI) {
+        uint8_t *m = malloc((size_t)n * (size_t)d->n_classes + 1);
+        if (!m)
+            goto done;
+        for (int64_t i = 0; i < n; i++)
+            memcpy(m + i * d->n_classes, d->multi + idx[i] * d->n_classes, (size_t)d->n_classes);
+        size_t s2[2] = {(size_t)n, (size_t)d->n_classes};
+        int bad = save(out, "labels", NPY_U8, 2, s2, m);
+        free(m);
+        if (bad)
+            goto done;
+    } else {
+        lab = malloc(sizeof *lab * (size_t)(n ? n : 1));
+        if (!lab)
+            goto done;
+        for (int64_t i = 0; i < n; i++)
+            lab[i] = d->labels[idx[i]];
+        if (save(out, "labels", NPY_I32, 1, s1, lab))
+            goto done;
+        if (d->cams) {
+            for (int64_t i = 0; i < n; i++)
+                lab[i] = d->cams[idx[i]];
+            if (save(out, "cams", NPY_I32, 1, s1, lab))
+                goto done;
+        }
+    }
+    const float *bw = nn_bit_weights(net);
+    const uint32_t *order = nn_bit_order(net);
+    w = malloc(sizeof *w * keep);
+    if (!w)
+        goto done;
+    for (uint32_t j = 0; j < keep; j++)
+        w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
+    size_t sw[1] = {keep};
+    if (save(out, "weights", NPY_F32, 1, sw, w))
+        goto done;
+    fprintf(stderr, "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits) in %.2f s\n", (long long)n,
+            d->name, strcmp(split, "all") ? sp.name : "all images", out, keep, cli_now() - t0);
+    rc = 0;
+done:
+    nn_net_free(net);
+    ds_split_free(&sp);
+    ds_dataset_free(d);
+    free(all);
+    free(lab);
+    free(w);
+    hm_codes_free(&codes);
+    hm_codes_free(&cut);
+    return rc;
+}
