@@ -1,0 +1,201 @@
+/* LSH and ITQ (see baselines.h). */
+#include "baselines.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Standard normal by Box-Muller from a seeded generator. */
+static double gauss(uint64_t *s)
+{
+    double u1 = ((double)(splitmix64(s) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (double)(splitmix64(s) >> 11) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static int alloc_model(bl_model *m, int dim, uint32_t bits, bl_error *err)
+{
+    m->dim = dim;
+    m->bits = bits;
+    m->mean = calloc((size_t)dim, sizeof *m->mean);
+    m->proj = calloc((size_t)dim * bits, sizeof *m->proj);
+    if (!m->mean || !m->proj) {
+        bl_model_free(m);
+        snprintf(err->msg, sizeof err->msg, "out of memory for a %d x %u projection", dim, bits);
+        return -1;
+    }
+    return 0;
+}
+
+static void column_mean(const float *x, size_t n, int dim, float *mean)
+{
+    for (int j = 0; j < dim; j++) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += x[i * (size_t)dim + (size_t)j];
+        mean[j] = (float)(s / (double)(n ? n : 1));
+    }
+}
+
+void bl_model_free(bl_model *m)
+{
+    free(m->mean);
+    free(m->proj);
+    m->mean = m->proj = NULL;
+}
+
+int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out, bl_error *err)
+{
+    if (alloc_model(out, dim, bits, err))
+        return -1;
+    column_mean(x, n, dim, out->mean);
+    uint64_t s = seed;
+    for (size_t i = 0; i < (size_t)dim * bits; i++)
+        out->proj[i] = (float)gauss(&s);
+    return 0;
+}
+
+int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed, bl_model *out,
+                 bl_error *err)
+{
+    if ((int)bits > dim || n < 2) {
+        snprintf(err->msg, sizeof err->msg, "ITQ needs bits <= feature dimension (%u > %d) and 2+ samples", bits, dim);
+        return -1;
+    }
+    if (alloc_model(out, dim, bits, err))
+        return -1;
+    column_mean(x, n, dim, out->mean);
+    const size_t D = (size_t)dim, B = bits;
+    double *cov = calloc(D * D, sizeof *cov);
+    float *covf = malloc(D * D * sizeof *covf), *eval = malloc(D * sizeof *eval), *evec = malloc(D * B * sizeof *evec);
+    float *V = malloc(n * B * sizeof *V), *R = malloc(B * B * sizeof *R), *M = malloc(B * B * sizeof *M);
+    float *U = malloc(B * B * sizeof *U), *Vt = malloc(B * B * sizeof *Vt), *sv = malloc(B * sizeof *sv);
+    float *superb = malloc(B * sizeof *superb);
+    lapack_int *isuppz = malloc(2 * B * sizeof *isuppz);
+    int rc = -1;
+    if (!cov || !covf || !eval || !evec || !V || !R || !M || !U || !Vt || !sv || !superb || !isuppz) {
+        snprintf(err->msg, sizeof err->msg, "out of memory for ITQ (%d dimensions)", dim);
+        goto done;
+    }
+    /* Covariance (upper triangle), OpenMP over rows. */
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t a = 0; a < D; a++)
+        for (size_t b = a; b < D; b++) {
+            double s = 0;
+            for (size_t i = 0; i < n; i++)
+                s += ((double)x[i * D + a] - out->mean[a]) * ((double)x[i * D + b] - out->mean[b]);
+            cov[a * D + b] = s / (double)(n - 1);
+        }
+    for (size_t a = 0; a < D; a++)
+        for (size_t b = a; b < D; b++)
+            covf[a * D + b] = covf[b * D + a] = (float)cov[a * D + b];
+    /* The B largest eigenvectors (ssyevr returns ascending eigenvalues in the index range). */
+    lapack_int found = 0;
+    lapack_int info = LAPACKE_ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf, (lapack_int)D, 0, 0,
+                                     (lapack_int)(D - B + 1), (lapack_int)D, 0, &found, eval, evec, (lapack_int)B,
+                                     isuppz);
+    if (info != 0 || found != (lapack_int)B) {
+        snprintf(err->msg, sizeof err->msg, "PCA eigen-decomposition failed (LAPACK info %d)", (int)info);
+        goto done;
+    }
+    /* V = (X - mean) W, n x B. */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < B; k++) {
+            double s = 0;
+            for (size_t j = 0; j < D; j++)
+                s += ((double)x[i * D + j] - out->mean[j]) * evec[j * B + k];
+            V[i * B + k] = (float)s;
+        }
+    /* Random orthogonal start: the U of the SVD of a Gaussian matrix. */
+    uint64_t s = seed;
+    for (size_t i = 0; i < B * B; i++)
+        M[i] = (float)gauss(&s);
+    info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, R,
+                          (lapack_int)B, Vt, (lapack_int)B, superb);
+    if (info != 0) {
+        snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
+        goto done;
+    }
+    for (int it = 0; it < iters; it++) {
+        /* M = V^T sign(V R) (B x B); R = U Vt of its SVD (orthogonal Procrustes). */
+        memset(M, 0, B * B * sizeof *M);
+        for (size_t i = 0; i < n; i++) {
+            float code[HM_MAX_BITS];
+            for (size_t k = 0; k < B; k++) {
+                double t = 0;
+                for (size_t l = 0; l < B; l++)
+                    t += (double)V[i * B + l] * R[l * B + k];
+                code[k] = t >= 0 ? 1.0f : -1.0f;
+            }
+            for (size_t a = 0; a < B; a++)
+                for (size_t k = 0; k < B; k++)
+                    M[a * B + k] += V[i * B + a] * code[k];
+        }
+        info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, U,
+                              (lapack_int)B, Vt, (lapack_int)B, superb);
+        if (info != 0) {
+            snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
+            goto done;
+        }
+        for (size_t a = 0; a < B; a++)
+            for (size_t k = 0; k < B; k++) {
+                double t = 0;
+                for (size_t l = 0; l < B; l++)
+                    t += (double)U[a * B + l] * Vt[l * B + k];
+                R[a * B + k] = (float)t;
+            }
+    }
+    /* proj = W R. */
+    for (size_t j = 0; j < D; j++)
+        for (size_t k = 0; k < B; k++) {
+            double t = 0;
+            for (size_t l = 0; l < B; l++)
+                t += (double)evec[j * B + l] * R[l * B + k];
+            out->proj[j * B + k] = (float)t;
+        }
+    rc = 0;
+done:
+    free(cov);
+    free(covf);
+    free(eval);
+    free(evec);
+    free(V);
+    free(R);
+    free(M);
+    free(U);
+    free(Vt);
+    free(sv);
+    free(superb);
+    free(isuppz);
+    if (rc)
+        bl_model_free(out);
+    return rc;
+}
+
+void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first)
+{
+    const size_t D = (size_t)m->dim, B = m->bits;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        uint64_t *row = out->data + (first + i) * out->words;
+        memset(row, 0, out->words * sizeof *row);
+        for (size_t k = 0; k < B; k++) {
+            double t = 0;
+            for (size_t j = 0; j < D; j++)
+                t += ((double)x[i * D + j] - m->mean[j]) * m->proj[j * B + k];
+            if (t > 0)
+                row[k / 64] |= 1ull << (k % 64);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+/* drsch train, encode and eval --model end to end: a short training run writes a model and a
+ * resume state; Ctrl-C (SIGINT) writes a checkpoint, and --resume continues it to a model
+ * byte-identical to an uninterrupted run; encode writes codes, labels and weights of the right
+ * shapes; eval --model prints the table; mismatched inputs are refused with clear errors. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "npy.h"
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+        cr_skip_test("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/drsch-test-train-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *exe(void)
+{
+    const char *e = getenv("DRSCH_EXE");
+    cr_assert_not_null(e, "DRSCH_EXE must point at build/drsch (set by CTest)");
+    return e;
+}
+
+static const char *tpath(const char *name)
+{
+    static char buf[8][512];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
+    return buf[i];
+}
+
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096], full[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s missing", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    char *b = malloc(*len + 1);
+    cr_assert_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+#define TRAIN_FLAGS "--threads 2 --iters 120 --log-every 40 --checkpoint-every 20 --bits 16"
+
+TestSuite(train, .init = setup, .fini = teardown, .timeout = 600);
+
+Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
+{
+    static char out[1 << 16];
+    int rc = run(out, sizeof out, "%s train " TRAIN_FLAGS " --out %s", exe(), tpath("straight.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "iter     40/120") != NULL, "progress line expected: %s", out);
+    cr_assert(strstr(out, "img/s") && strstr(out, "ETA"), "%s", out);
+
+    /* The same run, interrupted by SIGINT once its first checkpoint exists. */
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        execl(exe(), exe(), "train", "--threads", "2", "--iters", "120", "--log-every", "40", "--checkpoint-every",
+              "20", "--bits", "16", "--out", tpath("cut.bin"), (char *)NULL);
+        _exit(127);
+    }
+    struct stat stt;
+    for (int i = 0; i < 6000 && stat(tpath("cut.bin.state"), &stt) != 0; i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    kill(pid, SIGINT);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status), "training must exit cleanly on SIGINT");
+    int code = WEXITSTATUS(status);
+    cr_assert(code == 130 || code == 0, "exit %d", code);
+    if (code == 130) {
+        rc = run(out, sizeof out, "%s train " TRAIN_FLAGS " --resume %s --out %s", exe(), tpath("cut.bin"),
+                 tpath("cut.bin"));
+        cr_assert_eq(rc, 0, "%s", out);
+    }
+    size_t la, lb;
+    char *a = slurp(tpath("straight.bin"), &la), *b = slurp(tpath("cut.bin"), &lb);
+    cr_assert_eq(la, lb);
+    cr_assert(memcmp(a, b, la) == 0, "resumed model differs from the uninterrupted one (exit %d)", code);
+    free(a);
+    free(b);
+
+    /* Resuming with other settings is refused. */
+    rc = run(out, sizeof out, "%s train " TRAIN_FLAGS " --lr 0.1 --resume %s --out %s", exe(), tpath("cut.bin"),
+             tpath("other.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "other settings") != NULL, "%s", out);
+}
+
+Test(train, encode_eval_and_bad_input)
+{
+    static char out[1 << 16];
+    int rc = run(out, sizeof out, "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --out %s --eval", exe(),
+                 tpath("m.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "mAP@all") != NULL, "%s", out);
+
+    rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("m.bin"), tpath("q"));
+    cr_assert_eq(rc, 0, "%s", out);
+    npy_array a;
+    hm_error err;
+    cr_assert_eq(npy_load(tpath("q.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(a.dtype, NPY_U8);
+    cr_assert_eq(a.shape[0], 1000, "paper protocol: 100 queries per class");
+    cr_assert_eq(a.shape[1], 3);
+    npy_free(&a);
+    cr_assert_eq(npy_load(tpath("q.labels.npy"), &a, &err), HM_OK);
+    cr_assert_eq(a.dtype, NPY_I32);
+    int counts[10] = {0};
+    for (size_t i = 0; i < a.count; i++)
+        counts[((int32_t *)a.data)[i]]++;
+    for (int c = 0; c < 10; c++)
+        cr_assert_eq(counts[c], 100);
+    npy_free(&a);
+    cr_assert_eq(npy_load(tpath("q.weights.npy"), &a, &err), HM_OK);
+    cr_assert_eq(a.count, 24);
+    for (size_t i = 1; i < a.count; i++)
+        cr_assert(((float *)a.data)[i] <= ((float *)a.data)[i - 1], "weights in significance order");
+    npy_free(&a);
+
+    /* Codes of the model evaluate identically through --model and through the .npy route. */
+    rc = run(out, sizeof out, "%s encode --model %s --split db --out %s", exe(), tpath("m.bin"), tpath("db"));
+    cr_assert_eq(rc, 0, "%s", out);
+    char viamodel[4096], vianpy[4096];
+    rc = run(viamodel, sizeof viamodel, "%s eval --model %s --bits 8,24 --topk 100 2>/dev/null", exe(), tpath("m.bin"));
+    cr_assert_eq(rc, 0, "%s", viamodel);
+    rc = run(vianpy, sizeof vianpy,
+             "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 8,24 --topk 100 2>/dev/null", exe(),
+             tpath("q.codes.npy"), tpath("db.codes.npy"), tpath("q.labels.npy"), tpath("db.labels.npy"));
+    cr_assert_eq(rc, 0, "%s", vianpy);
+    cr_assert_str_eq(viamodel, vianpy);
+
+    rc = run(out, sizeof out, "%s eval --model %s --weighted --json %s", exe(), tpath("m.bin"), tpath("e.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_eq(access(tpath("e.json"), R_OK), 0);
+
+    /* Bad input: bits beyond the model, a dataset of another image size, a corrupt model, an
+     * empty query file. */
+    rc = run(out, sizeof out, "%s encode --model %s --bits 32 --out %s", exe(), tpath("m.bin"), tpath("x"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "32") && strstr(out, "24 bits"), "%s", out);
+    rc = run(out, sizeof out, "%s eval --model %s --bits 12,30", exe(), tpath("m.bin"));
+    cr_assert_eq(rc, 2, "%s", out);
+
+    /* An MNIST-format dataset of 20x20 images: the model takes 26x26 crops. */
+    mkdir(tpath("small"), 0755);
+    char p[600];
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", tpath("small"));
+    gzFile g = gzopen(p, "wb");
+    unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, 20, 0, 0, 0, 20, 0, 0, 0, 20};
+    gzwrite(g, hdr, 16);
+    static unsigned char px[20 * 400];
+    gzwrite(g, px, sizeof px);
+    gzclose(g);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", tpath("small"));
+    g = gzopen(p, "wb");
+    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, 20};
+    gzwrite(g, lh, 8);
+    unsigned char lab[20];
+    for (int i = 0; i < 20; i++)
+        lab[i] = (unsigned char)(i % 10);
+    gzwrite(g, lab, 20);
+    gzclose(g);
+    rc = run(out, sizeof out, "%s encode --model %s --dataset mnist:%s --out %s", exe(), tpath("m.bin"), tpath("small"),
+             tpath("x"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "26") && strstr(out, "20"), "error names both shapes: %s", out);
+
+    size_t len;
+    char *m = slurp(tpath("m.bin"), &len);
+    FILE *f = fopen(tpath("cut.bin"), "wb");
+    fwrite(m, 1, len / 2, f);
+    fclose(f);
+    free(m);
+    rc = run(out, sizeof out, "%s eval --model %s", exe(), tpath("cut.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "cut.bin") && strstr(out, "truncated"), "%s", out);
+
+    size_t shape[2] = {0, 3};
+    cr_assert_eq(npy_save(tpath("empty.npy"), NPY_U8, 2, shape, "", &err), HM_OK);
+    size_t lshape[1] = {0};
+    cr_assert_eq(npy_save(tpath("emptyl.npy"), NPY_I32, 1, lshape, "", &err), HM_OK);
+    rc = run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", exe(), tpath("empty.npy"),
+             tpath("db.codes.npy"), tpath("emptyl.npy"), tpath("db.labels.npy"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "query") != NULL, "%s", out);
+}
