@@ -442,3 +442,21 @@ Test(compare, gates_slowdowns_and_metric_drops)
     cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("junk.json")), 2);
     cr_assert(strstr(out, "junk.json") != NULL, "%s", out);
 }
+
+/* Google Benchmark's own compare.py (Debian libbenchmark-tools) must read drsch's reports. */
+Test(compare, google_benchmark_compare_py_reads_drsch_reports)
+{
+    const char *py = "/usr/share/benchmark/compare.py";
+    if (access(py, R_OK) != 0)
+        cr_skip_test("%s missing (Debian package libbenchmark-tools)", py);
+    char out[16384];
+    for (int i = 0; i < 2; i++) {
+        int rc = run(out, sizeof out, "%s bench hamming --n 5000 --queries 20 --bits 64 --k 10 --repetitions 1 --json %s",
+                     exe(), tpath(i ? "b.json" : "a.json"));
+        cr_assert_eq(rc, 0, "%s", out);
+    }
+    int rc = run(out, sizeof out, "/usr/bin/python3 %s benchmarks %s %s", py, tpath("a.json"), tpath("b.json"));
+    cr_assert_eq(rc, 0, "compare.py failed: %s", out);
+    cr_assert(strstr(out, "BM_HammingTopK/scalar") != NULL, "compare.py output lacks drsch's entries: %s", out);
+    cr_assert(strstr(out, "Traceback") == NULL, "%s", out);
+}
