@@ -4,7 +4,8 @@
  * lower than --max-metric-drop (absolute) is a regression, and the exit status is 1.
  * With repetitions (several entries of one name, or median aggregates) medians are compared,
  * and a time difference smaller than the spread of the repetitions is reported as noise and
- * not gated. Entries present on one side only are listed. */
+ * not gated. Entries present on one side only are listed. Reading the reports is
+ * report_read.c's job (shared with the fuzzer). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "report_read.h"
 
 static void usage(FILE *f)
 {
@@ -29,113 +31,19 @@ static void usage(FILE *f)
             "  -h, --help           this text\n");
 }
 
-#define MAX_REPS 64
+typedef rp_read_entry entry;
 
-typedef struct {
-    char name[256];
-    double times[MAX_REPS]; /* real_time in ns */
-    int nt;
-    double median_time; /* from a "median" aggregate when present */
-    int has_median;
-    cJSON *counters; /* the first repetition's object (accuracy counters are deterministic) */
-} entry;
-
-typedef struct {
-    entry *e;
-    size_t n;
-    cJSON *root;
-} report;
-
-static double unit_ns(const char *u)
+static entry *find(rp_read_report *r, const char *name)
 {
-    if (!u || !strcmp(u, "ns"))
-        return 1;
-    if (!strcmp(u, "us"))
-        return 1e3;
-    if (!strcmp(u, "ms"))
-        return 1e6;
-    if (!strcmp(u, "s"))
-        return 1e9;
-    return -1;
+    return rp_read_find(r, name);
 }
 
-static entry *find(report *r, const char *name)
+static int load_report(const char *path, rp_read_report *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (!strcmp(r->e[i].name, name))
-            return &r->e[i];
-    return NULL;
-}
-
-static int load_report(const char *path, report *r)
-{
-    memset(r, 0, sizeof *r);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
+    rp_error err;
+    if (rp_read_file(path, r, &err) != RP_OK) {
+        fprintf(stderr, "drsch compare: %s\n", err.msg);
         return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    char *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
-        fprintf(stderr, "drsch compare: %s: read error\n", path);
-        fclose(f);
-        free(text);
-        return -1;
-    }
-    fclose(f);
-    text[len] = '\0';
-    r->root = cJSON_Parse(text);
-    free(text);
-    cJSON *b = r->root ? cJSON_GetObjectItemCaseSensitive(r->root, "benchmarks") : NULL;
-    if (!cJSON_IsArray(b)) {
-        fprintf(stderr, "drsch compare: %s: not a Google Benchmark JSON report (no \"benchmarks\" array)\n", path);
-        cJSON_Delete(r->root);
-        return -1;
-    }
-    r->e = calloc((size_t)cJSON_GetArraySize(b) + 1, sizeof *r->e);
-    if (!r->e)
-        return -1;
-    int idx = 0;
-    cJSON *it;
-    cJSON_ArrayForEach(it, b)
-    {
-        idx++;
-        cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "run_name");
-        if (!cJSON_IsString(name))
-            name = cJSON_GetObjectItemCaseSensitive(it, "name");
-        cJSON *rt = cJSON_GetObjectItemCaseSensitive(it, "real_time");
-        cJSON *tu = cJSON_GetObjectItemCaseSensitive(it, "time_unit");
-        cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "run_type");
-        cJSON *agg = cJSON_GetObjectItemCaseSensitive(it, "aggregate_name");
-        double scale = unit_ns(cJSON_IsString(tu) ? tu->valuestring : NULL);
-        if (!cJSON_IsString(name) || !cJSON_IsNumber(rt) || scale < 0) {
-            fprintf(stderr, "drsch compare: %s: benchmarks[%d] lacks name, real_time or a valid time_unit\n", path,
-                    idx - 1);
-            cJSON_Delete(r->root);
-            free(r->e);
-            return -1;
-        }
-        int is_agg = cJSON_IsString(type) && !strcmp(type->valuestring, "aggregate");
-        if (is_agg && !(cJSON_IsString(agg) && !strcmp(agg->valuestring, "median")))
-            continue; /* mean, stddev, cv: not compared */
-        entry *e = find(r, name->valuestring);
-        if (!e) {
-            e = &r->e[r->n++];
-            snprintf(e->name, sizeof e->name, "%s", name->valuestring);
-        }
-        if (is_agg) {
-            e->median_time = rt->valuedouble * scale;
-            e->has_median = 1;
-        } else if (e->nt < MAX_REPS) {
-            e->times[e->nt++] = rt->valuedouble * scale;
-        }
-        if (!e->counters && !is_agg)
-            e->counters = it;
-        if (!e->counters && is_agg)
-            e->counters = it;
     }
     return 0;
 }
@@ -195,12 +103,11 @@ int cmd_compare(int argc, char **argv)
         fprintf(stderr, "drsch compare: needs BASELINE.json and CURRENT.json; see 'drsch compare --help'\n");
         return EXIT_USAGE;
     }
-    report base, cur;
+    rp_read_report base, cur;
     if (load_report(argv[optind], &base))
         return EXIT_USAGE;
     if (load_report(argv[optind + 1], &cur)) {
-        cJSON_Delete(base.root);
-        free(base.e);
+        rp_read_free(&base);
         return EXIT_USAGE;
     }
     int offenders = 0;
@@ -255,10 +162,8 @@ int cmd_compare(int argc, char **argv)
     for (size_t i = 0; i < cur.n; i++)
         if (!find(&base, cur.e[i].name))
             printf("%-60s %14s %14s %9s  new (not in baseline)\n", cur.e[i].name, "-", "", "");
-    cJSON_Delete(base.root);
-    cJSON_Delete(cur.root);
-    free(base.e);
-    free(cur.e);
+    rp_read_free(&base);
+    rp_read_free(&cur);
     if (offenders) {
         fprintf(stderr, "drsch compare: %d regression%s\n", offenders, offenders > 1 ? "s" : "");
         return 1;

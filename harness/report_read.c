@@ -1,0 +1,135 @@
+/* Reads Google Benchmark-compatible JSON reports into per-name entries (see report_read.h).
+ * Extracted from cmd_compare.c unchanged in behaviour so the fuzzer exercises exactly the
+ * reader `drsch compare` uses. Does not print; does not validate counters (callers do). */
+#include "report_read.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double unit_ns(const char *u)
+{
+    if (!u || !strcmp(u, "ns"))
+        return 1;
+    if (!strcmp(u, "us"))
+        return 1e3;
+    if (!strcmp(u, "ms"))
+        return 1e6;
+    if (!strcmp(u, "s"))
+        return 1e9;
+    return -1;
+}
+
+rp_read_entry *rp_read_find(rp_read_report *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->e[i].name, name))
+            return &r->e[i];
+    return NULL;
+}
+
+void rp_read_free(rp_read_report *r)
+{
+    if (!r)
+        return;
+    cJSON_Delete(r->root);
+    free(r->e);
+    memset(r, 0, sizeof *r);
+}
+
+static rp_status fail(rp_read_report *r, rp_error *err, rp_status s, const char *fmt, ...)
+{
+    rp_read_free(r);
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *r, rp_error *err)
+{
+    memset(r, 0, sizeof *r);
+    /* cJSON_Parse needs a NUL-terminated string. */
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return fail(r, err, RP_ERR_NOMEM, "%s: out of memory", name);
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    r->root = cJSON_Parse(copy);
+    free(copy);
+    cJSON *b = r->root ? cJSON_GetObjectItemCaseSensitive(r->root, "benchmarks") : NULL;
+    if (!cJSON_IsArray(b))
+        return fail(r, err, RP_ERR_FORMAT,
+                    "%s: not a Google Benchmark JSON report (no \"benchmarks\" array)", name);
+    r->e = calloc((size_t)cJSON_GetArraySize(b) + 1, sizeof *r->e);
+    if (!r->e)
+        return fail(r, err, RP_ERR_NOMEM, "%s: out of memory", name);
+    int idx = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, b)
+    {
+        idx++;
+        cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "run_name");
+        if (!cJSON_IsString(nm))
+            nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        cJSON *rt = cJSON_GetObjectItemCaseSensitive(it, "real_time");
+        cJSON *tu = cJSON_GetObjectItemCaseSensitive(it, "time_unit");
+        cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "run_type");
+        cJSON *agg = cJSON_GetObjectItemCaseSensitive(it, "aggregate_name");
+        double scale = unit_ns(cJSON_IsString(tu) ? tu->valuestring : NULL);
+        if (!cJSON_IsString(nm) || !cJSON_IsNumber(rt) || scale < 0)
+            return fail(r, err, RP_ERR_FORMAT, "%s: benchmarks[%d] lacks name, real_time or a valid time_unit",
+                        name, idx - 1);
+        int is_agg = cJSON_IsString(type) && !strcmp(type->valuestring, "aggregate");
+        if (is_agg && !(cJSON_IsString(agg) && !strcmp(agg->valuestring, "median")))
+            continue; /* mean, stddev, cv: not compared */
+        rp_read_entry *e = rp_read_find(r, nm->valuestring);
+        if (!e) {
+            e = &r->e[r->n++];
+            snprintf(e->name, sizeof e->name, "%s", nm->valuestring);
+        }
+        if (is_agg) {
+            e->median_time = rt->valuedouble * scale;
+            e->has_median = 1;
+        } else if (e->nt < RP_READ_MAX_REPS) {
+            e->times[e->nt++] = rt->valuedouble * scale;
+        }
+        if (!e->counters)
+            e->counters = it;
+    }
+    return RP_OK;
+}
+
+rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
+{
+    memset(r, 0, sizeof *r);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err)
+            snprintf(err->msg, sizeof err->msg, "%s: %s", path, strerror(errno));
+        return RP_ERR_IO;
+    }
+    char *text = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        len = ftell(f);
+    rewind(f);
+    text = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        free(text);
+        if (err)
+            snprintf(err->msg, sizeof err->msg, "%s: read error", path);
+        return RP_ERR_IO;
+    }
+    fclose(f);
+    rp_status s = rp_read_parse(text, (size_t)len, path, r, err);
+    free(text);
+    return s;
+}

@@ -1,0 +1,40 @@
+/* Reading Google Benchmark-compatible JSON reports back (the input of `drsch compare`): the
+ * "benchmarks" array reduced to one entry per name (run_name, else name) with its repetition
+ * times in ns, its "median" aggregate when present, and the cJSON object holding its user
+ * counters. Mean / stddev / cv aggregates are skipped. Does not compare anything, does not
+ * print (errors go to rp_error); the comparison rules live in cmd_compare.c. Also the entry
+ * point of the report fuzzer (tests/fuzz/fuzz_report.c). */
+#ifndef DRSCH_REPORT_READ_H
+#define DRSCH_REPORT_READ_H
+
+#include <stddef.h>
+
+#include "report.h"
+
+#define RP_READ_MAX_REPS 64
+
+typedef struct {
+    char name[256];                 /* truncated when longer */
+    double times[RP_READ_MAX_REPS]; /* real_time of each repetition in ns, file order */
+    int nt;
+    double median_time;             /* from a "median" aggregate when has_median */
+    int has_median;
+    struct cJSON *counters;         /* the first repetition's object (owned by root) */
+} rp_read_entry;
+
+typedef struct {
+    rp_read_entry *e; /* n entries, first-seen order */
+    size_t n;
+    struct cJSON *root;
+} rp_read_report;
+
+/* Parses the JSON text text[0..len) (need not be NUL-terminated; parsing stops at the first
+ * NUL as cJSON_Parse does); name is the file name used in messages. On failure *out is empty. */
+rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *out, rp_error *err);
+/* Reads and parses path. */
+rp_status rp_read_file(const char *path, rp_read_report *out, rp_error *err);
+void rp_read_free(rp_read_report *r);
+/* The entry called name, NULL when absent. */
+rp_read_entry *rp_read_find(rp_read_report *r, const char *name);
+
+#endif
