@@ -444,13 +444,24 @@ static nn_status build_plain(nn_net *net, int i, nn_error *err)
     return NN_OK;
 }
 
+/* Bound on every shape parameter (input side, channels, kernel, stride, pad, outputs): far above
+ * any network drsch builds, and low enough that the int32 shape arithmetic below cannot
+ * overflow whatever a (corrupt) model file says. */
+#define NN_MAX_SHAPE 65536
+
 /* Output sizes; Caffe ceil mode for pooling (a window may start inside the input only). */
 static nn_status plan_shapes(nn_net *net, nn_error *err)
 {
     int32_t c = net->cfg.in_c, h = net->cfg.in_h, w = net->cfg.in_w, is4d = 1;
+    if (c > NN_MAX_SHAPE || h > NN_MAX_SHAPE || w > NN_MAX_SHAPE)
+        return nn_fail(err, NN_ERR_ARG, "input %dx%dx%d: larger than %d", c, h, w, NN_MAX_SHAPE);
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
         const nn_layer_spec *sp = &L->spec;
+        if (sp->out > NN_MAX_SHAPE || sp->kernel > NN_MAX_SHAPE || sp->stride > NN_MAX_SHAPE ||
+            sp->pad > NN_MAX_SHAPE)
+            return nn_fail(err, NN_ERR_ARG, "layer %d: out %d, kernel %d, stride %d or pad %d larger than %d", i,
+                           sp->out, sp->kernel, sp->stride, sp->pad, NN_MAX_SHAPE);
         L->in_c = c, L->in_h = h, L->in_w = w, L->in_4d = is4d;
         switch (sp->kind) {
         case NN_LAYER_CONV:

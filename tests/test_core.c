@@ -838,3 +838,43 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
     free(xtr), free(xte), free(ytr), free(yte), free(xb), free(dy);
     nn_net_free(net);
 }
+
+/* Found by tests/fuzz/fuzz_model: a model file whose input side or layer shape fields are huge
+ * (here 1129534020 and INT32_MAX, with a valid crc32) overflowed the int32 shape arithmetic
+ * of the network planner (undefined behaviour). They must be refused with a status. */
+Test(core_model, huge_shape_fields_are_rejected)
+{
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_FC(0, 0), L_KIND(NN_LAYER_HASH),
+                                    L_KIND(NN_LAYER_BITW)};
+    nn_net *net = make_net(layers, 4, 1, 6, 6, 4, 1, 0);
+    const float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
+    nn_set_input_norm(net, mean, scale);
+    char *good = tmp_path("shape-good.bin"), *bad = tmp_path("shape-bad.bin");
+    nn_error err;
+    cr_assert_eq(nn_model_save(net, good, &err), NN_OK, "%s", err.msg);
+    nn_net_free(net);
+    size_t len;
+    unsigned char *p = slurp(good, &len);
+    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    /* byte offsets (model file layout, core/nn_model.c): in_h 20, in_w 24; layer 0 (at 108):
+     * out 112, kernel 116, stride 120, pad 124 */
+    const size_t fields[] = {20, 24, 112, 116, 120, 124};
+    const uint32_t values[] = {1129534020u, 0x7fffffffu};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+        for (size_t v = 0; v < 2; v++) {
+            unsigned char *q = malloc(len);
+            memcpy(q, p, len);
+            for (int k = 0; k < 4; k++)
+                q[fields[f] + k] = (unsigned char)(values[v] >> (8 * k));
+            uint32_t crc = (uint32_t)crc32(0L, q, (uInt)(len - 4));
+            for (int k = 0; k < 4; k++)
+                q[len - 4 + k] = (unsigned char)(crc >> (8 * k));
+            spit(bad, q, len);
+            nn_status s = try_load(bad, &err);
+            cr_expect_neq(s, NN_OK, "field at %zu = %u accepted", fields[f], values[v]);
+            free(q);
+        }
+    remove(good);
+    remove(bad);
+    free(p), free(good), free(bad);
+}
