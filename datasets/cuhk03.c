@@ -130,11 +130,13 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
     }
     /* channel-first (3, W, H) is what MATLAB writes; (W, H, 3) is accepted too */
     int chw = dims[0] == 3;
-    int W = (int)(chw ? dims[1] : dims[0]), H = (int)(chw ? dims[2] : dims[1]);
-    if (W <= 0 || H <= 0 || W > 100000 || H > 100000) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: implausible image size %d x %d", where, W, H);
+    hsize_t dw = chw ? dims[1] : dims[0], dh = chw ? dims[2] : dims[1];
+    if (dw == 0 || dh == 0 || dw > 100000 || dh > 100000) {
+        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: implausible image size %llu x %llu", where,
+                    (unsigned long long)dw, (unsigned long long)dh);
         goto done;
     }
+    int W = (int)dw, H = (int)dh;
     size_t need = (size_t)W * (size_t)H * 3;
     if (need > r->raw_cap) {
         free(r->raw);
@@ -175,7 +177,7 @@ done:
         H5Sclose(sp);
     if (ty >= 0)
         H5Tclose(ty);
-    H5Dclose(ds);
+    H5Oclose(ds); /* a reference may point to a group: H5Dclose would leak it (and the file) */
     return s;
 }
 
@@ -213,7 +215,7 @@ static ds_status read_pairs(reader *r)
         hobj_ref_t *irefs = NULL;
         hsize_t id[2];
         s = read_refs(r, cell, what, &irefs, id, &rk);
-        H5Dclose(cell);
+        H5Oclose(cell);
         if (s)
             break;
         /* (10 x N) as HDF5 sees MATLAB's N x 10; a (N x 10) layout is accepted too */
@@ -235,6 +237,13 @@ static ds_status read_pairs(reader *r)
     }
     free(prefs);
     return s;
+}
+
+/* A double from the file as int32; NaN and values outside int32 (converting them is undefined
+ * behaviour) become 0, which the range check then reports as a nonexistent pair / person. */
+static int32_t to_i32(double v)
+{
+    return v >= -2147483648.0 && v <= 2147483647.0 ? (int32_t)v : 0;
 }
 
 static ds_status read_testsets(reader *r, ds_dataset *d)
@@ -261,12 +270,14 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
         }
         hid_t sp = H5Dget_space(ds);
         hsize_t dm[2] = {0, 0};
-        int k = H5Sget_simple_extent_ndims(sp);
-        H5Sget_simple_extent_dims(sp, dm, NULL);
-        H5Sclose(sp);
+        int k = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+        if (k == 2) /* dm holds two dimensions: ask only when there are two */
+            H5Sget_simple_extent_dims(sp, dm, NULL);
+        if (sp >= 0)
+            H5Sclose(sp);
         /* (2 x rows) as HDF5 sees MATLAB's rows x 2 */
-        if (k != 2 || dm[0] != 2 || dm[1] == 0) {
-            H5Dclose(ds);
+        if (k != 2 || dm[0] != 2 || dm[1] == 0 || dm[1] > 1000000) {
+            H5Oclose(ds);
             s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d}: shape %llu x %llu, expected 2 x rows",
                         t + 1, (unsigned long long)dm[0], (unsigned long long)dm[1]);
             break;
@@ -277,26 +288,26 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
             d->testsets = malloc((size_t)nt * (size_t)rows * 2 * sizeof *d->testsets);
             buf = malloc((size_t)rows * 2 * sizeof *buf);
             if (!d->testsets || !buf) {
-                H5Dclose(ds);
+                H5Oclose(ds);
                 s = ds_fail(r->err, DS_ERR_NOMEM, r->path, -1, "out of memory");
                 break;
             }
         } else if (rows != d->testset_rows) {
-            H5Dclose(ds);
+            H5Oclose(ds);
             s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d} has %d rows, testsets{1} has %d", t + 1,
                         rows, d->testset_rows);
             break;
         }
         herr_t e = H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-        H5Dclose(ds);
+        H5Oclose(ds);
         if (e < 0) {
             s = ds_fail(r->err, DS_ERR_HDF5, r->path, -1, "testsets{%d}: cannot read as numbers", t + 1);
             break;
         }
         int32_t *o = d->testsets + (size_t)t * (size_t)rows * 2;
         for (int i = 0; i < rows; i++) {
-            o[2 * i] = (int32_t)buf[i];            /* pair   = MATLAB column 1 */
-            o[2 * i + 1] = (int32_t)buf[rows + i]; /* person = MATLAB column 2 */
+            o[2 * i] = to_i32(buf[i]);            /* pair   = MATLAB column 1 */
+            o[2 * i + 1] = to_i32(buf[rows + i]); /* person = MATLAB column 2 */
         }
     }
     free(buf);

@@ -1503,3 +1503,122 @@ Test(cuhk03, new_protocol_config_maps_file_names)
     cr_assert_not_null(strstr(err.msg, "not a MATLAB v5 MAT-file"), "%s", err.msg);
     ds_dataset_free(d);
 }
+
+/* ------------------------------------------- CUHK03 regressions found by tests/fuzz/ ------- */
+
+/* A small cuhk-03.mat: 'labeled' = 1 pair of 1 person whose 10 slots are 3 x 2 x 2 uint8
+ * images, except slot `group_slot` (>= 0), a reference to a group; 'testsets' = one dataset of
+ * the given rank and dims holding `vals` (doubles), or none when ts_rank is 0. */
+static void write_cuhk03_small(const char *path, int group_slot, int ts_rank, const hsize_t *ts_dims,
+                               const double *vals)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t g = H5Gcreate2(f, "#refs#", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    uint8_t px[12];
+    memset(px, 77, sizeof px);
+    hobj_ref_t slots[10], pair;
+    hsize_t d3[3] = {3, 2, 2}, d10[2] = {10, 1}, d1[2] = {1, 1};
+    for (int s = 0; s < 10; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "/#refs#/i%d", s);
+        if (s == group_slot) {
+            cr_assert_geq(H5Rcreate(&slots[s], f, "/#refs#", H5R_OBJECT, -1), 0);
+            continue;
+        }
+        hid_t sp = H5Screate_simple(3, d3, NULL);
+        hid_t ds = H5Dcreate2(f, name, H5T_NATIVE_UINT8, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, px);
+        H5Dclose(ds);
+        H5Sclose(sp);
+        cr_assert_geq(H5Rcreate(&slots[s], f, name, H5R_OBJECT, -1), 0);
+    }
+    hid_t sp = H5Screate_simple(2, d10, NULL);
+    hid_t ds = H5Dcreate2(f, "/#refs#/cell", H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, slots);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Rcreate(&pair, f, "/#refs#/cell", H5R_OBJECT, -1);
+    sp = H5Screate_simple(2, d1, NULL);
+    ds = H5Dcreate2(f, "labeled", H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, &pair);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    if (ts_rank > 0) {
+        hobj_ref_t tref;
+        sp = H5Screate_simple(ts_rank, ts_dims, NULL);
+        ds = H5Dcreate2(f, "/#refs#/ts", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, vals);
+        H5Dclose(ds);
+        H5Sclose(sp);
+        H5Rcreate(&tref, f, "/#refs#/ts", H5R_OBJECT, -1);
+        sp = H5Screate_simple(2, d1, NULL);
+        ds = H5Dcreate2(f, "testsets", H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, &tref);
+        H5Dclose(ds);
+        H5Sclose(sp);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+}
+
+/* A slot referencing a group was closed with H5Dclose, which fails on groups: the handle leaked
+ * and kept the file open, so it could not even be rewritten afterwards. */
+Test(cuhk03_bad, reference_to_a_group_fails_and_leaves_no_handle_open)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "group-slot.mat");
+    write_cuhk03_small(mat, 3, 0, NULL, NULL);
+    ds_dataset *d = NULL;
+    ds_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "%s", err.msg);
+    cr_assert_null(d);
+    cr_assert_not_null(strstr(err.msg, "labeled{1}(1, 4)"), "%s", err.msg);
+    cr_assert_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0, "HDF5 objects left open by the reader");
+    write_cuhk03_small(mat, -1, 0, NULL, NULL); /* the file can be rewritten: it is closed */
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n, 10);
+    ds_dataset_free(d);
+}
+
+/* 'testsets' entries of rank 3 made the reader write three dimensions into a two-element array
+ * (stack overflow); they are a format error. */
+Test(cuhk03_bad, testsets_of_rank_three_are_a_format_error)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "ts-rank3.mat");
+    hsize_t dims[3] = {2, 1, 2};
+    double vals[4] = {1, 1, 1, 1};
+    write_cuhk03_small(mat, -1, 3, dims, vals);
+    ds_dataset *d = NULL;
+    ds_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "testsets{1}"), "%s", err.msg);
+    cr_assert_null(d);
+}
+
+/* NaN or out-of-int32 numbers in 'testsets' were converted to int32 (undefined behaviour); they
+ * are reported as nonexistent (pair, person) rows. */
+Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "ts-nan.mat");
+    const double bad[] = {NAN, 1e300, -3e9, INFINITY};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        hsize_t dims[2] = {2, 1};
+        double vals[2] = {1, bad[k]}; /* (pair 1, person bad) */
+        write_cuhk03_small(mat, -1, 2, dims, vals);
+        ds_dataset *d = NULL;
+        ds_error err;
+        cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_RANGE, "value %g: %s", bad[k], err.msg);
+        cr_assert_null(d);
+    }
+    hsize_t dims[2] = {2, 1};
+    double ok[2] = {1, 1};
+    write_cuhk03_small(mat, -1, 2, dims, ok);
+    ds_dataset *d = NULL;
+    ds_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n_testsets, 1);
+    ds_dataset_free(d);
+}
