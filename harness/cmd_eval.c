@@ -360,8 +360,10 @@ int cmd_eval(int argc, char **argv)
     uint32_t bits_list[64];
     int nbits = 1;
     bits_list[0] = full;
-    if (bits_s && (nbits = parse_bits_list(bits_s, full, bits_list, 64)) < 0)
+    if (bits_s && (nbits = parse_bits_list(bits_s, full, bits_list, 64)) < 0) {
+        rc = EXIT_USAGE; /* a bad --bits is a usage error (status 2) even once the model is known */
         goto done;
+    }
 
     if (!model) {
         rp_context_set(rep, "queries_file", qc);
