@@ -76,6 +76,11 @@ struct nn_net {
     double flops_fwd, flops_bwd;
 };
 
+/* nn_net_create that fails with NN_ERR_FORMAT, before allocating the parameters, when the
+ * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader
+ * uses it so a small file cannot make drsch build a huge network it will then reject. */
+nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params, nn_error *err);
+
 nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);

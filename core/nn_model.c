@@ -280,7 +280,7 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     cfg.training = training;
     cfg.seed = 1;
     nn_net *net = NULL;
-    s = nn_net_create(&net, &cfg, err);
+    s = nn_net_create_expect(&net, &cfg, (size_t)np, err);
     if (s != NN_OK) {
         char msg[sizeof err->msg];
         memcpy(msg, err->msg, sizeof msg);

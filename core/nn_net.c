@@ -550,7 +550,37 @@ static nn_status init_params(nn_net *net, nn_error *err)
     return s;
 }
 
+/* Plain parameter count of planned layers (the sizes build_conv / build_fc / build_plain give
+ * add_tensor), known before anything large is allocated. Counts beyond 2^60 (which no file or
+ * memory holds) are returned as SIZE_MAX - 1 rather than wrapped. */
+static size_t planned_params(const nn_net *net)
+{
+    double n = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *L = &net->layers[i];
+        switch (L->spec.kind) {
+        case NN_LAYER_CONV:
+            n += (double)L->out_c * L->in_c * L->spec.kernel * L->spec.kernel + L->out_c;
+            break;
+        case NN_LAYER_FC:
+            n += (double)L->out_c * L->in_c * L->in_h * L->in_w + L->out_c;
+            break;
+        case NN_LAYER_BITW:
+            n += L->out_c;
+            break;
+        default:
+            break;
+        }
+    }
+    return n > 0x1p60 ? SIZE_MAX - 1 : (size_t)n;
+}
+
 nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
+{
+    return nn_net_create_expect(out, cfg0, SIZE_MAX, err);
+}
+
+nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params, nn_error *err)
 {
     *out = NULL;
     nn_config cfg = *cfg0;
@@ -592,6 +622,11 @@ nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
     nn_status s = plan_shapes(net, err);
     if (s != NN_OK)
         goto fail;
+    const size_t n_params = planned_params(net);
+    if (expect_params != SIZE_MAX && n_params != expect_params) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu", expect_params, n_params);
+        goto fail;
+    }
     if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg.bits) ||
         (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg.bits)) {
         s = nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d", cfg.bits);
@@ -700,6 +735,11 @@ nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
             s = nn_dnnl_fail(err, st, "scratchpad");
             goto fail;
         }
+    }
+    if (nn_params_plain_size(net) != n_params) { /* planned_params out of step with the builders */
+        s = nn_fail(err, NN_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
+                    nn_params_plain_size(net));
+        goto fail;
     }
     if ((s = init_params(net, err)) != NN_OK)
         goto fail;

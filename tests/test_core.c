@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -874,6 +875,43 @@ Test(core_model, huge_shape_fields_are_rejected)
             cr_expect_neq(s, NN_OK, "field at %zu = %u accepted", fields[f], values[v]);
             free(q);
         }
+    remove(good);
+    remove(bad);
+    free(p), free(good), free(bad);
+}
+
+/* Found by tests/fuzz/fuzz_model (a timeout): a 600-byte model file whose input is 1536 x 60678
+ * made the loader build and randomly initialise a 186M-parameter network before noticing that
+ * the file stores 40 parameters. The count is now checked before anything large is allocated. */
+Test(core_model, parameter_count_checked_before_building)
+{
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
+                                    L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    nn_net *net = make_net(layers, 5, 1, 6, 6, 4, 1, 0);
+    const float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
+    nn_set_input_norm(net, mean, scale);
+    char *good = tmp_path("count-good.bin"), *bad = tmp_path("count-bad.bin");
+    nn_error err;
+    cr_assert_eq(nn_model_save(net, good, &err), NN_OK, "%s", err.msg);
+    nn_net_free(net);
+    size_t len;
+    unsigned char *p = slurp(good, &len);
+    const uint32_t hw[2] = {1536, 60678}; /* in_h at byte 20, in_w at 24 */
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 4; k++)
+            p[20 + 4 * f + k] = (unsigned char)(hw[f] >> (8 * k));
+    uint32_t crc = (uint32_t)crc32(0L, p, (uInt)(len - 4));
+    for (int k = 0; k < 4; k++)
+        p[len - 4 + k] = (unsigned char)(crc >> (8 * k));
+    spit(bad, p, len);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    nn_status s = try_load(bad, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_expect_eq(s, NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_neq(strstr(err.msg, "architecture needs"), NULL, "%s", err.msg);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    cr_expect_lt(secs, 1.0, "rejecting took %.2f s: the network was built first", secs);
     remove(good);
     remove(bad);
     free(p), free(good), free(bad);
