@@ -379,7 +379,10 @@ int cmd_eval(int argc, char **argv)
         rp_context_set_num(rep, "seed", (double)seed);
         printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10", "rank-20", "queries");
     } else {
-        printf("%6s %9s %10s %9s %9s %9s\n", "bits", "mAP@all", "mAP(ties)", "mAP@K", "P@K", "P@r");
+        if (topk)
+            printf("%6s %9s %10s %9s %9s %9s\n", "bits", "mAP@all", "mAP(ties)", "mAP@K", "P@K", "P@r");
+        else
+            printf("%6s %9s %10s %9s\n", "bits", "mAP@all", "mAP(ties)", "P@r");
     }
     for (int b = 0; b < nbits; b++) {
         hm_codes tq = {0}, tdb = {0};
@@ -430,8 +433,11 @@ int cmd_eval(int argc, char **argv)
                 char pr[16] = "n/a";
                 if (r.precision_radius >= 0)
                     snprintf(pr, sizeof pr, "%.4f", r.precision_radius);
-                printf("%6u %9.4f %10.4f %9.4f %9.4f %9s\n", bits_list[b], r.map_all, r.map_tie_aware, r.map_at_k,
-                       r.precision_at_k, pr);
+                if (topk)
+                    printf("%6u %9.4f %10.4f %9.4f %9.4f %9s\n", bits_list[b], r.map_all, r.map_tie_aware, r.map_at_k,
+                           r.precision_at_k, pr);
+                else
+                    printf("%6u %9.4f %10.4f %9s\n", bits_list[b], r.map_all, r.map_tie_aware, pr);
                 snprintf(name, sizeof name, "eval/retrieval/bits:%u", bits_list[b]);
                 rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
                 rp_counter(e, "mAP", r.map_all);

@@ -148,7 +148,7 @@ int cmd_train(int argc, char **argv)
         case O_THREADS: bad = cli_parse_i64("train", "--threads", optarg, 1, 1024, &threads); break;
         case O_CLASSES: bad = cli_parse_i64("train", "--classes", optarg, 2, 10000, &v); set.classes_per_batch = (int32_t)v; given.classes = 1; break;
         case O_PER_CLASS: bad = cli_parse_i64("train", "--per-class", optarg, 2, 10000, &v); set.images_per_class = (int32_t)v; given.per_class = 1; break;
-        case O_LR: bad = pf("--lr", optarg, 0, 100, &set.sgd.base_lr); given.lr = 1; break;
+        case O_LR: bad = pf("--lr", optarg, 0, 1e9, &set.sgd.base_lr); given.lr = 1; break;
         case O_MOMENTUM: bad = pf("--momentum", optarg, 0, 0.999999, &set.sgd.momentum); given.momentum = 1; break;
         case O_WD: bad = pf("--weight-decay", optarg, 0, 10, &set.sgd.weight_decay); given.wd = 1; break;
         case O_LR_STEP: bad = cli_parse_i64("train", "--lr-step", optarg, 1, INT64_MAX, &set.sgd.step); given.lr_step = 1; break;

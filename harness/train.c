@@ -5,9 +5,11 @@
  * forward, the DRSCH objective on the bit-weighted outputs (dh_loss), backward, SGD step, hash
  * scale annealed on the authors' schedule. Checkpoints are the model file (written atomically
  * by nn_model_save, bit order by |w| so a checkpoint can be used for encoding right away) plus
- * PATH.state: iteration, a fingerprint of the configuration and the SGD momentum history,
- * written atomically after the model. Resuming replays the sampler to the saved iteration, so
- * a resumed run takes exactly the batches an uninterrupted one would. */
+ * PATH.state, one self-contained atomic file: iteration, a fingerprint of the configuration, the
+ * parameters and the SGD momentum history. Resuming takes the architecture from the model file
+ * and everything else from the state, so a kill between the two renames cannot pair a model of
+ * one iteration with the state of another; it replays the sampler to the saved iteration, so a
+ * resumed run takes exactly the batches an uninterrupted one would. */
 #include "train.h"
 
 #include <errno.h>
@@ -150,7 +152,7 @@ static tr_status read_state(const char *model_path, int64_t *iter, uint32_t fp, 
                                    "architecture); resume needs the same flags",
                   path);
     } else if (count != nh) {
-        st = fail(err, TR_ERR_ARG, "%s: momentum history of %llu values, this network has %zu", path,
+        st = fail(err, TR_ERR_ARG, "%s: a state of %llu values, this network needs %zu", path,
                   (unsigned long long)count, nh);
     } else if ((nh && fread(hist, sizeof(float), nh, f) != nh) || fread(&crc, 4, 1, f) != 1) {
         st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
@@ -217,15 +219,55 @@ static void code_stats(const float *u, int32_t n, int32_t B, double *balance, do
     *distinct = (double)uniq / n;
 }
 
+/* -1 when every parameter is finite, else the index of the first layer holding a NaN or Inf. */
+static int32_t nonfinite_layer(const nn_net *net, int *is_bias)
+{
+    for (int32_t i = 0; i < nn_param_count(net); i++) {
+        nn_param p = nn_param_at(net, i);
+        for (size_t k = 0; k < p.count; k++)
+            if (!isfinite(p.data[k])) {
+                *is_bias = p.is_bias;
+                return p.layer;
+            }
+    }
+    return -1;
+}
+
+static tr_status check_finite(const nn_net *net, int64_t iter, const char *path, tr_error *err)
+{
+    int is_bias = 0;
+    int32_t layer = nonfinite_layer(net, &is_bias);
+    if (layer < 0)
+        return TR_OK;
+    return fail(err, TR_ERR_NUMERIC,
+                "iteration %lld: the %s of layer %d (%s) hold NaN or Inf; training stopped, nothing was written "
+                "over %s (try a lower --lr)",
+                (long long)iter, is_bias ? "biases" : "weights", layer, nn_net_config(net)->arch.name, path);
+}
+
 static tr_status save_checkpoint(nn_net *net, const char *path, int64_t iter, uint32_t fp, tr_error *err)
 {
     nn_error ne;
+    tr_status st = check_finite(net, iter, path, err);
+    if (st != TR_OK)
+        return st;
     nn_bit_order_by_weight(net);
     if (nn_model_save(net, path, &ne) != NN_OK)
         return fail(err, TR_ERR_IO, "%s", ne.msg);
-    size_t nh;
+    /* State blob: plain parameters, then the momentum history. */
+    size_t np = nn_params_plain_size(net), nh;
     float *hist = nn_sgd_history(net, &nh);
-    return write_state(path, iter, fp, hist, nh, err);
+    float *blob = malloc(sizeof(float) * (np + nh + 1));
+    if (!blob)
+        return fail(err, TR_ERR_NOMEM, "out of memory for a checkpoint");
+    if (nn_params_export(net, blob, np, &ne) != NN_OK) {
+        free(blob);
+        return fail(err, TR_ERR_NET, "%s", ne.msg);
+    }
+    memcpy(blob + np, hist, sizeof(float) * nh);
+    st = write_state(path, iter, fp, blob, np + nh, err);
+    free(blob);
+    return st;
 }
 
 tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split, const char *out_path,
@@ -287,9 +329,20 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
                       aug.out_h, aug.out_w);
             goto done;
         }
-        size_t nh;
+        size_t nh, np = nn_params_plain_size(net);
         float *hist = nn_sgd_history(net, &nh);
-        if ((st = read_state(resume_path, &start, fp, hist, nh, err)) != TR_OK)
+        float *blob = malloc(sizeof(float) * (np + nh + 1));
+        if (!blob) {
+            st = fail(err, TR_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((st = read_state(resume_path, &start, fp, blob, np + nh, err)) == TR_OK) {
+            if (nn_params_import(net, blob, np, &ne) != NN_OK)
+                st = fail(err, TR_ERR_NET, "%s", ne.msg);
+            memcpy(hist, blob + np, sizeof(float) * nh);
+        }
+        free(blob);
+        if (st != TR_OK)
             goto done;
         /* Checkpoints are saved with the bit order by |w|; training uses network order. */
         uint32_t *ident = malloc(sizeof(uint32_t) * (size_t)c.bits);
@@ -341,6 +394,9 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
         goto done;
     }
 
+    /* What a numeric failure leaves behind, for its message. */
+    char last_ckpt[600];
+    snprintf(last_ckpt, sizeof last_ckpt, resume_path ? "the checkpoint it resumed from is kept" : "no checkpoint was written yet");
     double t_start = now(), t_log = t_start;
     int64_t it_log = start, collapsed_logs = 0;
     dh_stats ls = {0};
@@ -379,9 +435,13 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
             goto done;
         }
         if (!isfinite(ls.loss)) {
-            st = fail(err, TR_ERR_NUMERIC,
-                      "iteration %lld: the loss is %g (NaN or Inf); stopped, the last checkpoint in %s is kept",
-                      (long long)it, ls.loss, out_path);
+            int is_bias = 0;
+            int32_t layer = nonfinite_layer(net, &is_bias);
+            char where[96] = "the network outputs";
+            if (layer >= 0)
+                snprintf(where, sizeof where, "the %s of layer %d", is_bias ? "biases" : "weights", layer);
+            st = fail(err, TR_ERR_NUMERIC, "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
+                      (long long)it, ls.loss, where, last_ckpt);
             goto done;
         }
         if (nn_backward(net, dy, NULL, &ne) != NN_OK || nn_sgd_step(net, &c.sgd, it, &ne) != NN_OK) {
@@ -390,6 +450,8 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
         }
         int64_t done_its = it + 1;
         if (done_its % c.log_every == 0 || done_its == c.iters) {
+            if ((st = check_finite(net, done_its, out_path, err)) != TR_OK)
+                goto done;
             tr_progress p = {0};
             double t = now();
             p.iter = done_its;
@@ -425,9 +487,12 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
                 goto done;
             }
         }
-        if (c.checkpoint_every > 0 && done_its % c.checkpoint_every == 0 && done_its < c.iters &&
-            (st = save_checkpoint(net, out_path, done_its, fp, err)) != TR_OK)
-            goto done;
+        if (c.checkpoint_every > 0 && done_its % c.checkpoint_every == 0 && done_its < c.iters) {
+            if ((st = save_checkpoint(net, out_path, done_its, fp, err)) != TR_OK)
+                goto done;
+            snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept", (long long)done_its,
+                     out_path);
+        }
     }
     st = save_checkpoint(net, out_path, c.iters, fp, err);
 done:

@@ -225,3 +225,75 @@ Test(train, encode_eval_and_bad_input)
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "query") != NULL, "%s", out);
 }
+
+/* NaN / Inf: training stops with the iteration named and the last good checkpoint intact. */
+Test(train, numeric_blowup_stops_and_keeps_the_last_checkpoint)
+{
+    static char out[1 << 16];
+    int rc = run(out, sizeof out, "%s train --threads 2 --iters 60 --lr 1e8 --log-every 1 --checkpoint-every 1 "
+                                  "--bits 16 --out %s",
+                 exe(), tpath("nan.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "NaN or Inf") && strstr(out, "iteration"), "%s", out);
+    if (strstr(out, "checkpoint of iteration")) {
+        rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("nan.bin"), tpath("q"));
+        cr_assert_eq(rc, 0, "the kept checkpoint must load: %s", out);
+    }
+}
+
+/* SIGKILL at arbitrary moments never leaves a corrupt model or state: after every kill the
+ * model loads, and resuming finishes with the model of an uninterrupted run. */
+Test(train, sigkill_never_corrupts_and_resume_matches)
+{
+    static char out[1 << 16];
+    const char *flags[] = {"train", "--threads", "2", "--iters", "150", "--log-every", "50", "--checkpoint-every", "10",
+                           "--bits", "16", "--seed", "3"};
+    int rc = run(out, sizeof out, "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
+                                  "--seed 3 --out %s",
+                 exe(), tpath("ref.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    int resumed = 0;
+    for (int round = 0; round < 4; round++) {
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+            freopen("/dev/null", "w", stderr);
+            char *argv[20];
+            int a = 0;
+            argv[a++] = (char *)exe();
+            for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+                argv[a++] = (char *)flags[i];
+            argv[a++] = "--out";
+            argv[a++] = (char *)tpath("k.bin");
+            if (access(tpath("k.bin.state"), R_OK) == 0) {
+                argv[a++] = "--resume";
+                argv[a++] = (char *)tpath("k.bin");
+            }
+            argv[a] = NULL;
+            execv(exe(), argv);
+            _exit(127);
+        }
+        /* Kill after a pseudo-random delay of 0.3 to 1.5 s. */
+        long ms = 300 + (long)((round * 7919) % 1200);
+        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        if (access(tpath("k.bin"), R_OK) == 0) {
+            rc = run(out, sizeof out, "%s eval --model %s --bits 16 --topk 0", exe(), tpath("k.bin"));
+            cr_assert_eq(rc, 0, "model after SIGKILL in round %d must load: %s", round, out);
+            resumed = 1;
+        }
+    }
+    cr_assert(resumed, "no checkpoint was written in 4 rounds");
+    /* Finish from the last checkpoint (or it already finished). */
+    rc = run(out, sizeof out, "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 --seed 3 "
+                              "--resume %s --out %s",
+             exe(), tpath("k.bin"), tpath("k.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    size_t la, lb;
+    char *a = slurp(tpath("ref.bin"), &la), *b = slurp(tpath("k.bin"), &lb);
+    cr_assert(la == lb && memcmp(a, b, la) == 0, "resumed-after-SIGKILL model differs from the uninterrupted one");
+    free(a);
+    free(b);
+}
