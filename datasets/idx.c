@@ -7,11 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define IDX_MAGIC_U8_1D 0x00000801u
 #define IDX_MAGIC_U8_3D 0x00000803u
 #define IDX_CLASSES 10
+/* deflate's maximum compression ratio (zlib technical details: 1032:1), so a file of s bytes,
+ * gzip or raw, holds at most IDX_MAX_RATIO * s bytes of data. */
+#define IDX_MAX_RATIO 1032.0
+
+/* Whether path can hold `need` bytes of data; refuses header counts a small file cannot back
+ * before they are allocated. */
+static int idx_can_hold(const char *path, double need)
+{
+    struct stat st;
+    return stat(path, &st) != 0 || need <= IDX_MAX_RATIO * (double)st.st_size + 64;
+}
 
 static const char *const FASHION_NAMES[IDX_CLASSES] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                       "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -82,6 +94,13 @@ ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_
     }
     if (idim[1] == 0 || idim[2] == 0 || idim[1] > 4096 || idim[2] > 4096 || idim[0] > (1u << 28)) {
         s = ds_fail(err, DS_ERR_FORMAT, images_path, -1, "implausible image dimensions %u x %u x %u", idim[0],
+                    idim[1], idim[2]);
+        goto done;
+    }
+    double need = (double)idim[0] * idim[1] * idim[2];
+    if (!idx_can_hold(images_path, need) || !idx_can_hold(labels_path, (double)ldim[0])) {
+        s = ds_fail(err, DS_ERR_IO, idx_can_hold(images_path, need) ? labels_path : images_path, -1,
+                    "truncated: the header promises %u images of %u x %u, more than the file can hold", idim[0],
                     idim[1], idim[2]);
         goto done;
     }

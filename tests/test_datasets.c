@@ -1622,3 +1622,32 @@ Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
     cr_assert_eq(d->n_testsets, 1);
     ds_dataset_free(d);
 }
+
+/* ------------------------------------------------ IDX regression found by tests/fuzz/ ------- */
+
+/* Found by tests/fuzz/fuzz_idx: a 26-byte image file whose header promises 4096 images of
+ * 1024 x 1024 made the reader allocate 4 GiB before reading a byte of pixels. A header the file
+ * cannot back (raw: its size; gzip: 1032 x its size, deflate's maximum ratio) is now refused
+ * as truncated before any allocation. */
+Test(idx_bad, header_promising_more_than_the_file_holds)
+{
+    char *dir = make_tmpdir();
+    for (int gz = 0; gz < 2; gz++) {
+        char *img = path_in(dir, gz ? "big-img.gz" : "big-img"), *lab = path_in(dir, gz ? "big-lab.gz" : "big-lab");
+        uint8_t ib[26] = {0}, lb[8 + 4096] = {0};
+        put_be32(ib, 0x803);
+        put_be32(ib + 4, 4096);
+        put_be32(ib + 8, 1024);
+        put_be32(ib + 12, 1024);
+        put_be32(lb, 0x801);
+        put_be32(lb + 4, 4096);
+        write_bytes(img, ib, sizeof ib, gz);
+        write_bytes(lab, lb, sizeof lb, gz);
+        ds_dataset *d = NULL;
+        ds_error err;
+        cr_assert_eq(ds_load_idx_pair(img, lab, &d, &err), DS_ERR_IO, "%s", err.msg);
+        cr_assert_null(d);
+        cr_assert_str_eq(err.file, img);
+        cr_assert_not_null(strstr(err.msg, "more than the file can hold"), "%s", err.msg);
+    }
+}
