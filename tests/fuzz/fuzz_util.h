@@ -1,11 +1,13 @@
 /* Helpers shared by the libFuzzer targets of tests/fuzz/: a private scratch directory created
- * once per process (under /dev/shm when it exists, so files cost no disk I/O), writing a file
- * there, and cutting the fuzzer's input into several files at a separator line.
+ * once per process and removed at exit (under /dev/shm when it exists, so files cost no disk
+ * I/O), writing a file there, and cutting the fuzzer's input into several files at a
+ * separator line.
  * Header-only (static inline functions) so each target stays one translation unit. Not a test
  * framework: a target only calls the reader and lets the sanitizers judge. */
 #ifndef DRSCH_FUZZ_UTIL_H
 #define DRSCH_FUZZ_UTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,18 +19,37 @@
 #define FUZZ_SEP "\n--8<--\n"
 #define FUZZ_SEP_LEN 8
 
-/* The scratch directory, created on first use; the process aborts if it cannot be created
- * (a broken harness, not a finding). */
+static char fuzz_dir_path[256];
+
+/* Removes the scratch directory (flat: targets write no subdirectories) at exit. */
+static inline void fuzz_dir_remove(void)
+{
+    DIR *d = opendir(fuzz_dir_path);
+    if (d) {
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", fuzz_dir_path, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(fuzz_dir_path);
+}
+
+/* The scratch directory, created on first use and removed at exit; the process aborts if it
+ * cannot be created or disappears (a broken harness, not a finding). */
 static inline const char *fuzz_dir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!fuzz_dir_path[0]) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-        snprintf(dir, sizeof dir, "%s/drsch-fuzz-XXXXXX", base);
-        if (!mkdtemp(dir))
+        snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "%s/drsch-fuzz-XXXXXX", base);
+        if (!mkdtemp(fuzz_dir_path))
             abort();
+        atexit(fuzz_dir_remove);
     }
-    return dir;
+    return fuzz_dir_path;
 }
 
 /* Writes data[0..len) to <fuzz_dir>/name; the full path goes to path (>= 512 bytes). */
