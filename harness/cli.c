@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "commands.h"
@@ -81,6 +82,39 @@ double cli_cpu_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double cli_mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024.0;
+}
+
+double cli_max_rss(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_maxrss * 1024.0; /* Linux reports kilobytes */
+}
+
+int cli_check_memory(const char *cmd, const char *what, double need_bytes)
+{
+    double avail = cli_mem_available();
+    if (avail > 0 && need_bytes > avail) {
+        fprintf(stderr, "drsch %s: %s needs %.2f GiB of memory but only %.2f GiB are available\n", cmd, what,
+                need_bytes / (1 << 30), avail / (1 << 30));
+        return -1;
+    }
+    return 0;
 }
 
 int cli_usage_error(const char *cmd)

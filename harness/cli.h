@@ -15,6 +15,11 @@ int cli_set_threads(int threads);
 int cli_max_threads(void);
 double cli_now(void); /* monotonic seconds */
 double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
+double cli_mem_available(void); /* bytes the kernel reports available (MemAvailable); 0 if unknown */
+double cli_max_rss(void);       /* peak resident memory of this process so far, bytes */
+/* Refuses work needing more memory than is available: prints "drsch <cmd>: <what> needs X GiB
+ * but only Y GiB are available" and returns -1. */
+int cli_check_memory(const char *cmd, const char *what, double need_bytes);
 /* Prints "drsch <cmd>: unknown option; see drsch <cmd> --help" style errors for getopt '?' */
 int cli_usage_error(const char *cmd);
 

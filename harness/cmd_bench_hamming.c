@@ -181,6 +181,8 @@ int cmd_bench_hamming(int argc, char **argv)
     fprintf(stderr, "drsch bench hamming: generating %lld + %lld random %lld-bit codes (seed %lld, %.0f MiB)\n",
             (long long)n, (long long)nq, (long long)bits, (long long)seed, need / (1 << 20));
 
+    if (cli_check_memory("bench hamming", "this benchmark", need * 1.5))
+        return 1;
     int rc = 1;
     hm_codes db = {0}, q = {0};
     hm_weights *w = NULL;
@@ -257,6 +259,7 @@ int cmd_bench_hamming(int argc, char **argv)
         rp_counter(e, "read_bytes_per_second", read_bw);
         rp_counter(e, "db_passes", passes);
         rp_counter(e, "roofline_fraction", roofline);
+        rp_counter(e, "max_rss_bytes", cli_max_rss());
         rp_label(e, hm_isa_name((hm_isa)isa));
         printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name((hm_isa)isa), mean * 1e3,
                items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -131,6 +132,14 @@ int cmd_search(int argc, char **argv)
     int64_t *idx = NULL;
     void *dist = NULL;
 
+    /* Refuse before reading codes that cannot fit: a file is read whole, then repacked into
+     * 8-byte words (at most 8x for 1-byte codes, padded rows). */
+    {
+        struct stat sd, sq;
+        if (stat(db_path, &sd) == 0 && stat(q_path, &sq) == 0 &&
+            cli_check_memory("search", "loading these codes", 9.0 * ((double)sd.st_size + (double)sq.st_size)))
+            goto done;
+    }
     /* Load once at full length to learn the file's code length, then truncate in memory. */
     if (npy_load_codes(db_path, 0, &db, &err) != HM_OK || npy_load_codes(q_path, 0, &q, &err) != HM_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
@@ -192,6 +201,8 @@ int cmd_search(int argc, char **argv)
         goto done;
     }
     size_t nres = q.n * (size_t)k;
+    if (cli_check_memory("search", "the results (12 bytes per query and neighbour)", (double)nres * 12.0))
+        goto done;
     idx = malloc(nres * sizeof *idx);
     dist = malloc(nres * 4);
     if (!idx || !dist) {
@@ -226,9 +237,9 @@ int cmd_search(int argc, char **argv)
     double cmp = (double)db.n * (double)q.n;
     fprintf(stderr,
             "drsch search: %zu queries x %zu codes, %u bits, k=%lld, %s, isa=%s, threads=%d: "
-            "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s\n",
+            "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s, peak memory %.0f MiB\n",
             q.n, db.n, db.bits, (long long)k, hw ? "weighted" : "hamming", hm_isa_name(hm_isa_active()),
-            nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0);
+            nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;
 done:
     free(idx);

@@ -379,6 +379,23 @@ Test(search, bad_input_gives_clear_errors)
     cr_assert_neq(access(tpath("o.indices.npy"), F_OK), 0, "no output after a failure");
 }
 
+/* Codes larger than memory are refused before reading, with what they would need. */
+Test(search, database_larger_than_memory_is_refused)
+{
+    uint8_t q[4] = {0};
+    save_codes("q.npy", 2, 2, q);
+    /* A sparse .npy of 2^40 one-byte codes: 1 TiB announced, nothing allocated on disk. */
+    uint8_t img[256];
+    size_t n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (1099511627776, 1), }", "", 0);
+    write_file(tpath("huge.npy"), img, n);
+    cr_assert_eq(truncate(tpath("huge.npy"), (off_t)n + ((off_t)1 << 40)), 0);
+    char out[4096];
+    int rc = run(out, sizeof out, "%s search --db %s --queries %s --k 1 --out %s", exe(), tpath("huge.npy"),
+                 tpath("q.npy"), tpath("o"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "GiB") && strstr(out, "available"), "%s", out);
+}
+
 Test(search, help_and_version)
 {
     char out[8192];
