@@ -48,8 +48,10 @@ static void usage(FILE *f)
             "  --lr-step N         multiply the rate by --gamma every N iterations (default %lld)\n"
             "  --gamma F           (default %g)\n"
             "  --beta F            Laplacian weight (default %g)\n"
-            "  --margin F          triplet margin C at start, active while l >= C (default %g)\n"
-            "  --margin-step F     added to C every --margin-every iterations (default %g, every %lld)\n"
+            "  --margin F          triplet margin C at start, active while l >= C (default -B/2;\n"
+            "                      authors -5)\n"
+            "  --margin-step F     added to C every --margin-every iterations (default -B/24, every\n"
+            "                      %lld; authors -0.1 every 10000)\n"
             "  --margin-every N\n"
             "  --graph G           label | knn: Laplacian graph (default label)\n"
             "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
@@ -66,8 +68,7 @@ static void usage(FILE *f)
             "                      protocol's queries against its database\n"
             "  -h, --help          this text\n",
             c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
-            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, c.loss.margin0, c.loss.margin_step,
-            (long long)c.loss.margin_every, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
+            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
             (long long)c.log_every, (long long)c.checkpoint_every);
 }
 
@@ -223,6 +224,13 @@ int cmd_train(int argc, char **argv)
     TAKE(per_class, images_per_class); TAKE(lr, sgd.base_lr); TAKE(momentum, sgd.momentum);
     TAKE(wd, sgd.weight_decay); TAKE(lr_step, sgd.step); TAKE(gamma, sgd.gamma); TAKE(beta, loss.beta);
     TAKE(margin, loss.margin0); TAKE(margin_step, loss.margin_step); TAKE(margin_every, loss.margin_every);
+    if (given.margin || given.margin_step) {
+        c.margin_auto = 0;
+        if (!given.margin)
+            c.loss.margin0 = -(float)c.bits / 2.0f;
+        if (!given.margin_step)
+            c.loss.margin_step = -(float)c.bits / 24.0f;
+    }
     TAKE(graph, loss.graph); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
     TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(log_every, log_every);
     TAKE(ckpt, checkpoint_every);

@@ -24,6 +24,8 @@ typedef struct {
     uint64_t seed;               /* network init, sampling, augmentation */
     nn_sgd_config sgd;
     dh_config loss;
+    int32_t margin_auto;         /* 1: margin C = -B/2 at start, growing by B/24 every margin_every
+                                    iterations (loss.margin0 / margin_step are then ignored) */
     float scale0, scale_mult;    /* hash scale s = scale0 * scale_mult^(iter / scale_every) */
     int64_t scale_every;         /* authors: 5, 1.1, 10000 */
     int32_t crop_h, crop_w;      /* random crop for training, centre crop for encoding (0 = none) */
