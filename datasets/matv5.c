@@ -98,10 +98,12 @@ static int parse_matrix(span m, mat_var *v, int want_name)
     if (next_element(m, &at, &t, &dims) || t != MI_INT32 || dims.n < 8)
         return -1;
     v->count = 1;
-    for (size_t k = 0; k < dims.n / 4; k++)
-        v->count *= (int64_t)(int32_t)le32(dims.p + 4 * k);
-    if (v->count < 0)
-        return -1;
+    for (size_t k = 0; k < dims.n / 4; k++) {
+        int64_t dk = (int32_t)le32(dims.p + 4 * k);
+        if (dk < 0 || (dk > 0 && v->count > INT64_MAX / dk)) /* negative, or a product beyond int64 */
+            return -1;
+        v->count *= dk;
+    }
     if (next_element(m, &at, &t, &name) || t != MI_INT8)
         return -1;
     if (want_name) {
@@ -110,6 +112,8 @@ static int parse_matrix(span m, mat_var *v, int want_name)
         v->name[nn] = '\0';
     }
     if (v->cls == MX_CELL) {
+        if (v->count > (int64_t)(m.n / 8)) /* every cell needs at least an 8-byte tag */
+            return -1;
         v->strings = calloc((size_t)(v->count ? v->count : 1), sizeof *v->strings);
         if (!v->strings)
             return -1;

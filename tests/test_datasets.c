@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1650,4 +1651,61 @@ Test(idx_bad, header_promising_more_than_the_file_holds)
         cr_assert_str_eq(err.file, img);
         cr_assert_not_null(strstr(err.msg, "more than the file can hold"), "%s", err.msg);
     }
+}
+
+/* ------------------------------------------ MAT v5 regressions found by tests/fuzz/ --------- */
+
+/* A config file whose only variable is a 'filelist' cell of the given dims (3 of them) holding
+ * no cells at all. */
+static void write_v5_empty_cell(const char *path, const int32_t dims[3])
+{
+    bytes f = {0}, m = {0};
+    char hdr[128];
+    memset(hdr, ' ', sizeof hdr);
+    memcpy(hdr, "MATLAB 5.0 MAT-file, written by the drsch tests", 47);
+    hdr[124] = 0x00;
+    hdr[125] = 0x01;
+    hdr[126] = 'I';
+    hdr[127] = 'M';
+    put(&f, hdr, 128);
+    uint32_t flags[2] = {1 /* mxCELL */, 0};
+    put_elem(&m, 6 /* miUINT32 */, flags, 8);
+    put_elem(&m, 5 /* miINT32 */, dims, 12);
+    put_elem(&m, 1 /* miINT8 */, "filelist", 8);
+    put_elem(&f, 14 /* miMATRIX */, m.p, m.n);
+    write_bytes(path, f.p, f.n, 0);
+    free(m.p);
+    free(f.p);
+}
+
+/* Found by tests/fuzz/fuzz_matv5: a cell whose dimensions multiply past int64 (signed overflow,
+ * undefined behaviour), and a cell claiming 2^30 elements in a 200-byte file (the reader
+ * allocated and then walked 2^30 string pointers, seconds per file). Both are format errors
+ * found before any allocation. */
+Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 4;
+    o.out_w = 2;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    const int32_t overflow[3] = {INT32_MAX, INT32_MAX, INT32_MAX}, huge[3] = {1 << 30, 1, 1};
+    const int32_t *cases[2] = {overflow, huge};
+    for (int c = 0; c < 2; c++) {
+        write_v5_empty_cell(cfg, cases[c]);
+        ds_split sp;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "case %d: %s", c, err.msg);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        cr_expect_lt(secs, 1.0, "case %d took %.2f s", c, secs);
+    }
+    ds_dataset_free(d);
 }
