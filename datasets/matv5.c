@@ -128,8 +128,10 @@ static int parse_matrix(span m, mat_var *v, int want_name)
             } else if (parse_matrix(cell, &c, 0) == 0 && c.cls == MX_CHAR) {
                 v->strings[k] = malloc((size_t)c.count + 1);
                 if (v->strings[k]) {
-                    for (int64_t j = 0; j < c.count; j++)
-                        v->strings[k][j] = (char)(int)c.values[j];
+                    for (int64_t j = 0; j < c.count; j++) {
+                        double x = c.values[j]; /* NaN or beyond int: '?' (the cast would be undefined) */
+                        v->strings[k][j] = x >= -2147483648.0 && x <= 2147483647.0 ? (char)(int)x : '?';
+                    }
                     v->strings[k][c.count] = '\0';
                 }
             } else {

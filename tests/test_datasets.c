@@ -1709,3 +1709,45 @@ Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
     }
     ds_dataset_free(d);
 }
+
+/* Found by tests/fuzz/fuzz_matv5: a 'filelist' string stored as doubles holding NaN was
+ * converted to char through int (undefined behaviour); such characters now read as '?'. */
+Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 4;
+    o.out_w = 2;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    bytes f = {0}, m = {0}, c = {0};
+    char hdr[128];
+    memset(hdr, ' ', sizeof hdr);
+    memcpy(hdr, "MATLAB 5.0 MAT-file, written by the drsch tests", 47);
+    hdr[124] = 0x00;
+    hdr[125] = 0x01;
+    hdr[126] = 'I';
+    hdr[127] = 'M';
+    put(&f, hdr, 128);
+    put_matrix_header(&c, 4 /* mxCHAR */, 1, 3, "");
+    const double chars[3] = {NAN, 'A', 1e300};
+    put_elem(&c, 9 /* miDOUBLE */, chars, sizeof chars);
+    put_matrix_header(&m, 1 /* mxCELL */, 1, 1, "filelist");
+    put_elem(&m, 14, c.p, c.n);
+    put_elem(&f, 14, m.p, m.n);
+    const double one[1] = {1};
+    put_doubles(&f, "query_idx", one, 1);
+    put_doubles(&f, "gallery_idx", one, 1);
+    put_doubles(&f, "train_idx", one, 1);
+    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    write_bytes(cfg, f.p, f.n, 0);
+    free(c.p), free(m.p), free(f.p);
+    ds_split sp;
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "'?A?'"), "%s", err.msg);
+    ds_dataset_free(d);
+}
