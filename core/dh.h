@@ -29,6 +29,7 @@ typedef struct {
     float margin0;         /* C at iteration 0; authors -5 */
     float margin_step;     /* added to C every margin_every iterations; authors -0.1 */
     int64_t margin_every;  /* authors 10000 */
+    float margin_min;      /* the margin stops growing here (0 = no limit; authors: none) */
     dh_graph graph;        /* DH_GRAPH_LABEL (default) or DH_GRAPH_KNN */
     float graph_other;     /* label graph: weight of dissimilar pairs; authors 0.001 */
     int32_t knn_k;         /* k-NN graph: neighbours per item (default 5) */

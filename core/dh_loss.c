@@ -14,6 +14,7 @@ void dh_config_default(dh_config *c)
     c->margin0 = -5.0f;
     c->margin_step = -0.1f;
     c->margin_every = 10000;
+    c->margin_min = 0;
     c->graph = DH_GRAPH_LABEL;
     c->graph_other = 0.001f;
     c->knn_k = 5;
@@ -22,7 +23,8 @@ void dh_config_default(dh_config *c)
 float dh_margin_at(const dh_config *c, int64_t iter)
 {
     int64_t steps = c->margin_every > 0 ? iter / c->margin_every : 0;
-    return c->margin0 + c->margin_step * (float)steps;
+    float m = c->margin0 + c->margin_step * (float)steps;
+    return c->margin_min < 0 && m < c->margin_min ? c->margin_min : m;
 }
 
 void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n, uint8_t *sim)

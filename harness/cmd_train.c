@@ -53,6 +53,9 @@ static void usage(FILE *f)
             "  --margin-step F     added to C every --margin-every iterations (default -B/24, every\n"
             "                      %lld; authors -0.1 every 10000)\n"
             "  --margin-every N\n"
+            "  --margin-min F      the margin stops growing at F (default -B; 0 = never stops)\n"
+            "  --clip-grad F       rescale the parameter gradient to L2 norm F when larger\n"
+            "                      (default %g = off)\n"
             "  --graph G           label | knn: Laplacian graph (default label)\n"
             "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
             "  --scale F           hash layer scale s at start (default %g), times --scale-mult\n"
@@ -68,7 +71,7 @@ static void usage(FILE *f)
             "                      protocol's queries against its database\n"
             "  -h, --help          this text\n",
             c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
-            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
+            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
             (long long)c.log_every, (long long)c.checkpoint_every);
 }
 
@@ -78,9 +81,9 @@ static void print_progress(const tr_progress *p, void *ctx)
     int eta = (int)(p->eta_seconds + 0.5);
     fprintf(stderr,
             "iter %6lld/%lld  loss %.4f (triplet %.4f, laplacian %.4f)  active %4.1f%%  distinct %3.0f%%  "
-            "bit balance %.2f  |w| %.2f-%.2f  lr %.2g  s %.2f  C %.1f  %5.0f img/s  ETA %dm%02ds\n",
+            "bit balance %.2f  |w| %.2f-%.2f  |g| %.3g  lr %.2g  s %.2f  C %.1f  %5.0f img/s  ETA %dm%02ds\n",
             (long long)p->iter, (long long)p->iters, p->loss, p->triplet_loss, p->laplacian_loss,
-            100 * p->active_share, 100 * p->distinct_share, p->bit_balance, p->bitw_min, p->bitw_max, p->lr, p->hash_scale, p->margin,
+            100 * p->active_share, 100 * p->distinct_share, p->bit_balance, p->bitw_min, p->bitw_max, p->grad_norm, p->lr, p->hash_scale, p->margin,
             p->images_per_second, eta / 60, eta % 60);
 }
 
@@ -100,7 +103,7 @@ int cmd_train(int argc, char **argv)
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
         O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
         O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR,
-        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL
+        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"protocol", required_argument, 0, O_PROTOCOL},
@@ -119,6 +122,7 @@ int cmd_train(int argc, char **argv)
         {"crop", required_argument, 0, O_CROP}, {"pad", required_argument, 0, O_PAD},
         {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
+        {"clip-grad", required_argument, 0, O_CLIP}, {"margin-min", required_argument, 0, O_MARGIN_MIN},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     /* Flags are collected first; defaults depend on the dataset, known only after loading. */
@@ -130,7 +134,7 @@ int cmd_train(int argc, char **argv)
     tr_config_default(&set, NULL);
     struct {
         int bits, iters, seed, classes, per_class, lr, momentum, wd, lr_step, gamma, beta, margin, margin_step,
-            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt;
+            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min;
     } given = {0};
     int ch;
     optind = 1;
@@ -179,6 +183,8 @@ int cmd_train(int argc, char **argv)
         case O_LOG_EVERY: bad = cli_parse_i64("train", "--log-every", optarg, 1, INT64_MAX, &set.log_every); given.log_every = 1; break;
         case O_CKPT_EVERY: bad = cli_parse_i64("train", "--checkpoint-every", optarg, 0, INT64_MAX, &set.checkpoint_every); given.ckpt = 1; break;
         case O_EVAL: do_eval = 1; break;
+        case O_CLIP: bad = pf("--clip-grad", optarg, 0, 1e9, &set.clip_grad); given.clip = 1; break;
+        case O_MARGIN_MIN: bad = pf("--margin-min", optarg, -1e6, 0, &set.loss.margin_min); given.margin_min = 1; break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("train");
         }
@@ -224,16 +230,15 @@ int cmd_train(int argc, char **argv)
     TAKE(per_class, images_per_class); TAKE(lr, sgd.base_lr); TAKE(momentum, sgd.momentum);
     TAKE(wd, sgd.weight_decay); TAKE(lr_step, sgd.step); TAKE(gamma, sgd.gamma); TAKE(beta, loss.beta);
     TAKE(margin, loss.margin0); TAKE(margin_step, loss.margin_step); TAKE(margin_every, loss.margin_every);
-    if (given.margin || given.margin_step) {
+    if (given.margin || given.margin_step || given.margin_min) {
         c.margin_auto = 0;
-        if (!given.margin)
-            c.loss.margin0 = -(float)c.bits / 2.0f;
-        if (!given.margin_step)
-            c.loss.margin_step = -(float)c.bits / 24.0f;
+        c.loss.margin0 = given.margin ? set.loss.margin0 : -(float)c.bits / 2.0f;
+        c.loss.margin_step = given.margin_step ? set.loss.margin_step : -(float)c.bits / 24.0f;
+        c.loss.margin_min = given.margin_min ? set.loss.margin_min : -(float)c.bits;
     }
     TAKE(graph, loss.graph); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
     TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(log_every, log_every);
-    TAKE(ckpt, checkpoint_every);
+    TAKE(ckpt, checkpoint_every); TAKE(clip, clip_grad);
 #undef TAKE
     if (crop_h > 0) {
         c.crop_h = crop_h;

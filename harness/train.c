@@ -74,6 +74,7 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     c->mirror = 1;
     if (d && d->c == 1 && d->h == 28 && d->w == 28)
         c->crop_h = c->crop_w = 26; /* the authors' MNIST crop, 28 -> 26 */
+    c->clip_grad = 0;
     c->log_every = 100;
     c->checkpoint_every = 2000;
     c->collapse_distinct = 0.05;
@@ -85,13 +86,13 @@ static uint32_t config_fingerprint(const tr_config *c, const ds_split *split)
     char buf[1024];
     int n = snprintf(buf, sizeof buf,
                      "%s|%d|%lld|%d|%d|%llu|%.9g|%.9g|%.9g|%.9g|%lld|%.9g|%.9g|%.9g|%lld|%d|%.9g|%d|%.9g|%.9g|%lld|"
-                     "%d|%d|%d|%d|%s",
+                     "%d|%d|%d|%d|%.9g|%.9g|%s",
                      c->arch, c->bits, (long long)c->iters, c->classes_per_batch, c->images_per_class,
                      (unsigned long long)c->seed, c->sgd.base_lr, c->sgd.momentum, c->sgd.weight_decay, c->sgd.gamma,
                      (long long)c->sgd.step, c->loss.beta, c->loss.margin0, c->loss.margin_step,
                      (long long)c->loss.margin_every, (int)c->loss.graph, c->loss.graph_other, c->loss.knn_k,
                      c->scale0, c->scale_mult, (long long)c->scale_every, c->crop_h, c->crop_w, c->pad, c->mirror,
-                     split->name);
+                     c->clip_grad, c->loss.margin_min, split->name);
     return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
 }
 
@@ -225,6 +226,26 @@ static void code_stats(const float *u, int32_t n, int32_t B, double *balance, do
     *distinct = (double)uniq / n;
 }
 
+static double grad_norm(const nn_net *net)
+{
+    double s = 0;
+    for (int32_t i = 0; i < nn_param_count(net); i++) {
+        nn_param p = nn_param_at(net, i);
+        for (size_t k = 0; k < p.count; k++)
+            s += (double)p.grad[k] * p.grad[k];
+    }
+    return sqrt(s);
+}
+
+static void scale_grads(nn_net *net, float f)
+{
+    for (int32_t i = 0; i < nn_param_count(net); i++) {
+        nn_param p = nn_param_at(net, i);
+        for (size_t k = 0; k < p.count; k++)
+            p.grad[k] *= f;
+    }
+}
+
 /* -1 when every parameter is finite, else the index of the first layer holding a NaN or Inf. */
 static int32_t nonfinite_layer(const nn_net *net, int *is_bias)
 {
@@ -284,6 +305,7 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
     if (c.margin_auto) {
         c.loss.margin0 = -(float)c.bits / 2.0f;
         c.loss.margin_step = -(float)c.bits / 24.0f;
+        c.loss.margin_min = -(float)c.bits;
     }
     if (!c.arch[0])
         snprintf(c.arch, sizeof c.arch, "%s", default_arch(d));
@@ -454,7 +476,14 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
                       (long long)it, ls.loss, where, last_ckpt);
             goto done;
         }
-        if (nn_backward(net, dy, NULL, &ne) != NN_OK || nn_sgd_step(net, &c.sgd, it, &ne) != NN_OK) {
+        if (nn_backward(net, dy, NULL, &ne) != NN_OK) {
+            st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+            goto done;
+        }
+        double gnorm = grad_norm(net);
+        if (c.clip_grad > 0 && gnorm > c.clip_grad)
+            scale_grads(net, (float)(c.clip_grad / gnorm));
+        if (nn_sgd_step(net, &c.sgd, it, &ne) != NN_OK) {
             st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
             goto done;
         }
@@ -477,6 +506,7 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
                 p.bitw_min = fmin(p.bitw_min, fabsf(bw[j]));
                 p.bitw_max = fmax(p.bitw_max, fabsf(bw[j]));
             }
+            p.grad_norm = gnorm;
             p.images_per_second = (double)(done_its - it_log) * N / (t - t_log);
             p.eta_seconds = (double)(c.iters - done_its) * (t - t_start) / (double)(done_its - start);
             p.lr = nn_sgd_lr(&c.sgd, it);

@@ -31,6 +31,8 @@ typedef struct {
     int32_t crop_h, crop_w;      /* random crop for training, centre crop for encoding (0 = none) */
     int32_t pad;                 /* zero padding before the crop */
     int32_t mirror;              /* random horizontal flips */
+    float clip_grad;             /* rescale the parameter gradient to this L2 norm when larger (0 = off) */
+    float margin_min;            /* the growing margin stops at margin_min (auto: -B) */
     int64_t log_every;           /* iterations between progress reports */
     int64_t checkpoint_every;    /* iterations between checkpoints (0 = at the end only) */
     double collapse_distinct;    /* stop when a batch has fewer than this share of distinct codes */
@@ -47,6 +49,7 @@ typedef struct {
     double bit_balance;    /* mean over bits of |mean sign|: 0 balanced, 1 constant bits */
     double distinct_share; /* distinct codes / batch size in the last batch */
     double bitw_min, bitw_max;   /* range of the learned bit weights |w| */
+    double grad_norm;            /* L2 norm of the parameter gradient before clipping */
     double images_per_second, eta_seconds, lr, hash_scale, margin;
 } tr_progress;
 
