@@ -184,23 +184,27 @@ Test(train, encode_eval_and_bad_input)
 
     /* An MNIST-format dataset of 20x20 images: the model takes 26x26 crops. */
     mkdir(tpath("small"), 0755);
-    char p[600];
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", tpath("small"));
-    gzFile g = gzopen(p, "wb");
-    unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, 20, 0, 0, 0, 20, 0, 0, 0, 20};
-    gzwrite(g, hdr, 16);
-    static unsigned char px[20 * 400];
-    gzwrite(g, px, sizeof px);
-    gzclose(g);
-    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", tpath("small"));
-    g = gzopen(p, "wb");
-    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, 20};
-    gzwrite(g, lh, 8);
-    unsigned char lab[20];
-    for (int i = 0; i < 20; i++)
-        lab[i] = (unsigned char)(i % 10);
-    gzwrite(g, lab, 20);
-    gzclose(g);
+    static const char *const files[2][2] = {{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
+                                            {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
+    for (int f = 0; f < 2; f++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", tpath("small"), files[f][0]);
+        gzFile g = gzopen(p, "wb");
+        unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, 20, 0, 0, 0, 20, 0, 0, 0, 20};
+        gzwrite(g, hdr, 16);
+        static unsigned char px[20 * 400];
+        gzwrite(g, px, sizeof px);
+        gzclose(g);
+        snprintf(p, sizeof p, "%s/%s", tpath("small"), files[f][1]);
+        g = gzopen(p, "wb");
+        unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, 20};
+        gzwrite(g, lh, 8);
+        unsigned char lab[20];
+        for (int i = 0; i < 20; i++)
+            lab[i] = (unsigned char)(i % 10);
+        gzwrite(g, lab, 20);
+        gzclose(g);
+    }
     rc = run(out, sizeof out, "%s encode --model %s --dataset mnist:%s --out %s", exe(), tpath("m.bin"), tpath("small"),
              tpath("x"));
     cr_assert_eq(rc, 1, "%s", out);
@@ -248,10 +252,15 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
     static char out[1 << 16];
     const char *flags[] = {"train", "--threads", "2", "--iters", "150", "--log-every", "50", "--checkpoint-every", "10",
                            "--bits", "16", "--seed", "3"};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = run(out, sizeof out, "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
                                   "--seed 3 --out %s",
                  exe(), tpath("ref.bin"));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     cr_assert_eq(rc, 0, "%s", out);
+    /* Kill moments are fractions of the reference run's duration (slow under sanitizers). */
+    double ref_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     int resumed = 0;
     for (int round = 0; round < 4; round++) {
         pid_t pid = fork();
@@ -273,8 +282,8 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
             execv(exe(), argv);
             _exit(127);
         }
-        /* Kill after a pseudo-random delay of 0.3 to 1.5 s. */
-        long ms = 300 + (long)((round * 7919) % 1200);
+        /* Kill after 35% to 80% of the reference duration, a different moment each round. */
+        long ms = (long)(ref_ms * (0.35 + 0.15 * round));
         nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
         kill(pid, SIGKILL);
         int status;
