@@ -269,19 +269,6 @@ static void avx512_weighted_distances(const uint64_t *q, const uint64_t *db, siz
     }
 }
 
-/* Appends rows i0 + b (bits b of m) with their distances dd[b], in bit order. */
-AI void append_wmask(hm_cand_list *l, unsigned m, const float *dd, const uint32_t *rows,
-                     int64_t base)
-{
-    while (m) {
-        int b = __builtin_ctz(m);
-        m &= m - 1;
-        l->idx[l->count] = base + (int64_t)rows[b];
-        l->wdist[l->count] = dd[b];
-        l->count++;
-    }
-}
-
 /* Exact scan of one query: canonical distances 16 rows at a time. */
 static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t words,
                         const float *tables, int64_t base, hm_cand_list *l)
