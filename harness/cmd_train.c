@@ -55,7 +55,7 @@ static void usage(FILE *f)
             "  --margin-every N\n"
             "  --margin-min F      the margin stops growing at F (default -B; 0 = never stops)\n"
             "  --clip-grad F       rescale the parameter gradient to L2 norm F when larger\n"
-            "                      (default %g = off)\n"
+            "                      (default %g; 0 = off)\n"
             "  --graph G           label | knn: Laplacian graph (default label)\n"
             "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
             "  --scale F           hash layer scale s at start (default %g), times --scale-mult\n"
