@@ -44,7 +44,7 @@ static void usage(FILE *f)
             "  --out DIR        output directory (default results/<dataset>[-quick])\n"
             "  --bits LIST      code lengths (default 12,24,32,48)\n"
             "  --long-bits B    the longer model truncated to each length (default 64)\n"
-            "  --iters N        iterations per model (default 12000; --quick: 1500); the learning\n"
+            "  --iters N        iterations per model (default 12000; --quick: 1000); the learning\n"
             "                   rate steps down every third of them\n"
             "  --splits N       CUHK03: classic splits to run (default 20; --quick: 1)\n"
             "  --seed S         seed of protocol, training and baselines (default 1)\n"
@@ -610,7 +610,7 @@ int cmd_reproduce(int argc, char **argv)
     /* Five models must fit the run's budget (about 15 minutes on 2 cores, 2 with --quick): 12k
      * iterations each (drsch train's default is 30k), the learning rate stepped down every third
      * of the run as drsch train does. */
-    base.iters = quick ? 1500 : 12000;
+    base.iters = quick ? 1000 : 12000;
     if (iters > 0)
         base.iters = iters;
     base.sgd.step = base.iters / 3 > 0 ? base.iters / 3 : 1;
