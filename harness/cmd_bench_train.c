@@ -179,6 +179,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_counter(e, "peak_fraction", gflops / peak);
     rp_counter(e, "images_per_run", images_per_run);
     rp_counter(e, "repetitions", (double)o->repeat);
+    rp_counter(e, "max_rss_bytes", cli_max_rss());
     if (!strcmp(cmd, "train"))
         rp_counter(e, "loss", loss);
     else

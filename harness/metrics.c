@@ -225,67 +225,65 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
     for (size_t i = 1; i <= n; i++)
         H[i] = H[i - 1] + 1.0 / (double)i;
 
-    double s_ap = 0, s_tie = 0, s_apk = 0, s_pk = 0, s_pr = 0;
-    size_t no_rel = 0, rel_queries = 0;
-    int oom = 0;
-#pragma omp parallel reduction(+ : s_ap, s_tie, s_apk, s_pk, s_pr, no_rel, rel_queries) reduction(| : oom)
+    /* Per-query results, summed in query order afterwards: the totals do not depend on the
+     * thread count or on OpenMP's schedule. */
+    query_metrics *qm = malloc(q->n * sizeof *qm);
+    double *qpr = want_pr ? malloc(q->n * 2 * G * sizeof *qpr) : NULL;
+    uint8_t *qprhas = want_pr ? malloc(q->n * G) : NULL;
+    int oom = !qm || (want_pr && (!qpr || !qprhas));
+#pragma omp parallel reduction(| : oom)
     {
-        /* Per-thread scratch: distances, histograms, a sort buffer and a PR row. */
+        /* Per-thread scratch: distances, histograms, a sort buffer, a PR row. */
         void *dist = malloc(n * 4);
         size_t *scratch = malloc(4 * G * sizeof *scratch);
         keyed *order = w ? malloc(n * sizeof *order) : NULL;
-        double *qp = want_pr ? malloc(2 * G * sizeof *qp) : NULL;
         int *qhas = want_pr ? malloc(G * sizeof *qhas) : NULL;
-        double *lp = want_pr ? calloc(2 * G, sizeof *lp) : NULL;
-        size_t *lnp = want_pr ? calloc(G, sizeof *lnp) : NULL;
-        if (!dist || !scratch || (w && !order) || (want_pr && (!qp || !qhas || !lp || !lnp)))
+        if (!dist || !scratch || (w && !order) || (want_pr && !qhas))
             oom = 1;
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < q->n; i++) {
             if (oom)
                 continue;
-            query_metrics m;
             if (w) {
                 hm_weighted_distances(hm_code_row(q, i), db, w, dist);
-                m = eval_float(dist, n, ql, i, dbl, opt, H, order);
+                qm[i] = eval_float(dist, n, ql, i, dbl, opt, H, order);
             } else {
+                double *row = want_pr ? qpr + i * 2 * G : NULL;
                 hm_distances(hm_code_row(q, i), db, dist);
-                m = eval_int(dist, n, db->bits, ql, i, dbl, opt, H, scratch, scratch + G, scratch + 2 * G,
-                             scratch + 3 * G, qp, qp ? qp + G : NULL, qhas);
-                if (want_pr)
-                    for (size_t d = 0; d < G; d++) {
-                        if (qhas[d]) {
-                            lp[d] += qp[d];
-                            lnp[d]++;
-                        }
-                        if (m.has_rel)
-                            lp[G + d] += qp[G + d];
-                    }
-            }
-            s_ap += m.ap;
-            s_tie += m.ap_tie;
-            s_apk += m.apk;
-            s_pk += m.pk;
-            s_pr += m.pr;
-            no_rel += !m.has_rel;
-            rel_queries += (size_t)m.has_rel;
-        }
-        if (want_pr && !oom) {
-#pragma omp critical
-            for (size_t d = 0; d < G; d++) {
-                pr_p[d] += lp[d];
-                pr_r[d] += lp[G + d];
-                pr_np[d] += lnp[d];
+                qm[i] = eval_int(dist, n, db->bits, ql, i, dbl, opt, H, scratch, scratch + G, scratch + 2 * G,
+                                 scratch + 3 * G, row, row ? row + G : NULL, qhas);
+                for (size_t d = 0; want_pr && d < G; d++)
+                    qprhas[i * G + d] = (uint8_t)qhas[d];
             }
         }
         free(dist);
         free(scratch);
         free(order);
-        free(qp);
         free(qhas);
-        free(lp);
-        free(lnp);
     }
+    double s_ap = 0, s_tie = 0, s_apk = 0, s_pk = 0, s_pr = 0;
+    size_t no_rel = 0, rel_queries = 0;
+    for (size_t i = 0; i < q->n && !oom; i++) {
+        const query_metrics *m = &qm[i];
+        s_ap += m->ap;
+        s_tie += m->ap_tie;
+        s_apk += m->apk;
+        s_pk += m->pk;
+        s_pr += m->pr;
+        no_rel += !m->has_rel;
+        rel_queries += (size_t)m->has_rel;
+        for (size_t d = 0; want_pr && d < G; d++) {
+            if (qprhas[i * G + d]) {
+                pr_p[d] += qpr[i * 2 * G + d];
+                pr_np[d]++;
+            }
+            if (m->has_rel)
+                pr_r[d] += qpr[i * 2 * G + G + d];
+        }
+    }
+    free(qm);
+    free(qpr);
+    free(qprhas);
     free(H);
     if (oom) {
         free(pr_p);
@@ -389,15 +387,16 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
 
     double cmc[EV_CMC_RANKS] = {0}, s_ap = 0;
     size_t valid = 0, skipped = 0;
-    int oom = 0;
     int R = single_shot_repeats;
-#pragma omp parallel reduction(+ : s_ap, valid, skipped) reduction(| : oom)
+    /* Per-query AP (-1: no true match) and CMC rows, summed in query order afterwards. */
+    double *qap = malloc(q->n * sizeof *qap), *qcmc = calloc(q->n * EV_CMC_RANKS, sizeof *qcmc);
+    int oom = !qap || !qcmc;
+#pragma omp parallel reduction(| : oom)
     {
         void *dist = malloc(n * 4);
         float *fd = malloc(n * sizeof *fd);
         keyed *order = malloc(n * sizeof *order);
         uint32_t *cands = malloc(n * sizeof *cands);
-        double lcmc[EV_CMC_RANKS] = {0};
         if (!dist || !fd || !order || !cands)
             oom = 1;
 #pragma omp for schedule(dynamic, 8)
@@ -430,11 +429,11 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
                     matches++;
                 }
             if (!matches) {
-                skipped++;
+                qap[i] = -1;
                 continue;
             }
-            valid++;
-            s_ap += ap / (double)matches;
+            qap[i] = ap / (double)matches;
+            double *lcmc = qcmc + i * EV_CMC_RANKS;
             if (!R) {
                 for (size_t r = first; r < EV_CMC_RANKS; r++)
                     lcmc[r] += 1.0;
@@ -475,14 +474,23 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
                     lcmc[r] += 1.0 / R;
             }
         }
-#pragma omp critical
-        for (int r = 0; r < EV_CMC_RANKS; r++)
-            cmc[r] += lcmc[r];
         free(dist);
         free(fd);
         free(order);
         free(cands);
     }
+    for (size_t i = 0; i < q->n && !oom; i++) {
+        if (qap[i] < 0) {
+            skipped++;
+            continue;
+        }
+        valid++;
+        s_ap += qap[i];
+        for (int r = 0; r < EV_CMC_RANKS; r++)
+            cmc[r] += qcmc[i * EV_CMC_RANKS + r];
+    }
+    free(qap);
+    free(qcmc);
     free(ids);
     free(dense);
     free(start);

@@ -173,6 +173,16 @@ Test(train, encode_eval_and_bad_input)
     rc = run(out, sizeof out, "%s eval --model %s --weighted --json %s", exe(), tpath("m.bin"), tpath("e.json"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(access(tpath("e.json"), R_OK), 0);
+    /* Determinism: the same evaluation twice gives the same report but for times and dates. */
+    rc = run(out, sizeof out, "%s eval --model %s --weighted --json %s", exe(), tpath("m.bin"), tpath("e2.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    char base[512];
+    snprintf(base, sizeof base, "%s", tpath("e"));
+    rc = run(out, sizeof out,
+             "for f in %s.json %s2.json; do grep -vE '\"(date|real_time|cpu_time|load_avg|mhz_per_cpu)\"|^\\s*[0-9.]+,?$' "
+             "$f > $f.kept; done; cmp %s.json.kept %s2.json.kept",
+             base, base, base, base);
+    cr_assert_eq(rc, 0, "reports of two identical runs differ beyond times: %s", out);
 
     /* Bad input: bits beyond the model, a dataset of another image size, a corrupt model, an
      * empty query file. */
