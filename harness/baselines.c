@@ -1,5 +1,6 @@
 /* LSH and ITQ (see baselines.h). */
 #include "baselines.h"
+#include "datasets.h"
 
 #include <lapacke.h>
 #include <math.h>
@@ -7,19 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Standard normal by Box-Muller from a seeded generator. */
 static double gauss(uint64_t *s)
 {
-    double u1 = ((double)(splitmix64(s) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (double)(splitmix64(s) >> 11) / 9007199254740992.0;
+    double u1 = ((double)(ds_splitmix64(s) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (double)(ds_splitmix64(s) >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "experiment.h"
 #include "hamming.h"
 #include "npy.h"
 
@@ -165,23 +166,13 @@ int cmd_search(int argc, char **argv)
     }
     if (bits && (uint32_t)bits != file_bits) {
         hm_codes t1 = {0}, t2 = {0};
-        size_t rb = hm_bytes_for_bits(file_bits);
-        uint8_t *tmp = malloc((db.n > q.n ? db.n : q.n) * rb + 1);
-        if (!tmp) {
-            fprintf(stderr, "drsch search: out of memory\n");
-            goto done;
-        }
-        hm_codes_to_bytes(&db, tmp);
-        hm_status s1 = hm_codes_from_bytes(&t1, tmp, db.n, rb, (uint32_t)bits, &err);
-        hm_codes_to_bytes(&q, tmp);
-        hm_status s2 = s1 == HM_OK ? hm_codes_from_bytes(&t2, tmp, q.n, rb, (uint32_t)bits, &err) : s1;
-        free(tmp);
+        int bad = xp_codes_prefix(&db, (uint32_t)bits, &t1) || xp_codes_prefix(&q, (uint32_t)bits, &t2);
         hm_codes_free(&db);
         hm_codes_free(&q);
         db = t1;
         q = t2;
-        if (s2 != HM_OK) {
-            fprintf(stderr, "drsch search: %s\n", err.msg);
+        if (bad) {
+            fprintf(stderr, "drsch search: out of memory\n");
             goto done;
         }
     }

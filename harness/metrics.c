@@ -3,6 +3,7 @@
  * tie group's offset, and a second pass in index order gives each relevant item its rank
  * (ties by database index) without sorting. */
 #include "metrics.h"
+#include "datasets.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -314,14 +315,6 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
 
 /* ---- re-identification ------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int cmp_i32(const void *a, const void *b)
 {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -451,7 +444,7 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
                         nvalid += !(gid[members[t]] == qid[i] && gcam[members[t]] == qcam[i]);
                     if (!nvalid)
                         continue;
-                    size_t pick = (size_t)(splitmix64(&s) % nvalid);
+                    size_t pick = (size_t)(ds_splitmix64(&s) % nvalid);
                     for (uint32_t t = b; t < e; t++) {
                         uint32_t j = members[t];
                         if (gid[j] == qid[i] && gcam[j] == qcam[i])
