@@ -202,6 +202,35 @@ static void add_entry(rp_report *rep, const char *dataset, const row *r, const u
     }
 }
 
+typedef enum { COL_MAP, COL_TIES, COL_PR2 } column;
+
+/* One Markdown table of a metric: a row per method, a column per code length; rows without any
+ * value of that metric are left out, missing cells blank. */
+static void md_table(sbuf *md, const row *rows, int nrows, const uint32_t *cols, int ncols, column what)
+{
+    sb_printf(md, "| method |");
+    for (int i = 0; i < ncols; i++)
+        sb_printf(md, " %u bits |", cols[i]);
+    sb_printf(md, "\n| --- |");
+    for (int i = 0; i < ncols; i++)
+        sb_printf(md, " --- |");
+    sb_printf(md, "\n");
+    for (int k = 0; k < nrows; k++) {
+        const double *v = what == COL_MAP ? rows[k].map : what == COL_TIES ? rows[k].ties : rows[k].pr2;
+        int ok[MAX_LENGTHS + 1], any = 0;
+        for (int i = 0; i < ncols; i++) {
+            ok[i] = rows[k].have[i] && (what == COL_MAP || (what == COL_TIES ? v[i] > 0 : v[i] >= 0));
+            any |= ok[i];
+        }
+        if (!any)
+            continue;
+        sb_printf(md, "| %s |", rows[k].method);
+        for (int i = 0; i < ncols; i++)
+            ok[i] ? sb_printf(md, " %.4f |", v[i]) : sb_printf(md, " |");
+        sb_printf(md, "\n");
+    }
+}
+
 static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp, const tr_config *base,
                      const uint32_t *lengths, int nl, uint32_t long_bits, const char *paper_csv, rp_report *rep,
                      sbuf *md)
@@ -397,23 +426,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     uint32_t cols[MAX_LENGTHS + 1];
     memcpy(cols, lengths, sizeof(uint32_t) * (size_t)nl);
     cols[nl] = long_bits;
-    sb_printf(md, "## %s by code length\n\n| method |", metric);
-    for (int i = 0; i <= nl; i++)
-        sb_printf(md, " %u bits |", cols[i]);
-    sb_printf(md, "\n| --- |");
-    for (int i = 0; i <= nl; i++)
-        sb_printf(md, " --- |");
-    sb_printf(md, "\n");
-    for (int k = 0; k < nrows; k++) {
-        sb_printf(md, "| %s |", rows[k].method);
-        for (int i = 0; i <= nl; i++) {
-            if (rows[k].have[i])
-                sb_printf(md, " %.4f |", rows[k].map[i]);
-            else
-                sb_printf(md, " |");
-        }
-        sb_printf(md, "\n");
-    }
+    sb_printf(md, "## %s by code length\n\n", metric);
+    md_table(md, rows, nrows, cols, nl + 1, COL_MAP);
     if (have_paper)
         sb_printf(md, "\nThe published row is %s as quoted by later work (results/paper/drsch_map.csv): "
                       "quoted, unverified.\n", paper_metric);
@@ -426,43 +440,11 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     for (int i = 0; i < nl; i++)
         sb_printf(md, " %u bits %+.1f;", lengths[i], 100 * (rows[1].map[i] - rows[0].map[i]));
     sb_printf(md, "\n\nTie-aware %s (expected value when tied Hamming distances are ordered at random), same "
-                  "rows:\n\n| method |",
+                  "rows:\n\n",
               metric);
-    for (int i = 0; i <= nl; i++)
-        sb_printf(md, " %u bits |", cols[i]);
-    sb_printf(md, "\n| --- |");
-    for (int i = 0; i <= nl; i++)
-        sb_printf(md, " --- |");
-    sb_printf(md, "\n");
-    for (int k = 0; k < nrows; k++) {
-        int any = 0;
-        for (int i = 0; i <= nl; i++)
-            any |= rows[k].have[i] && rows[k].ties[i] > 0;
-        if (!any)
-            continue;
-        sb_printf(md, "| %s |", rows[k].method);
-        for (int i = 0; i <= nl; i++)
-            rows[k].have[i] && rows[k].ties[i] > 0 ? sb_printf(md, " %.4f |", rows[k].ties[i]) : sb_printf(md, " |");
-        sb_printf(md, "\n");
-    }
-    sb_printf(md, "\nPrecision within Hamming radius 2 (0 when nothing is retrieved), same rows:\n\n| method |");
-    for (int i = 0; i <= nl; i++)
-        sb_printf(md, " %u bits |", cols[i]);
-    sb_printf(md, "\n| --- |");
-    for (int i = 0; i <= nl; i++)
-        sb_printf(md, " --- |");
-    sb_printf(md, "\n");
-    for (int k = 0; k < nrows; k++) {
-        int any = 0;
-        for (int i = 0; i <= nl; i++)
-            any |= rows[k].have[i] && rows[k].pr2[i] >= 0;
-        if (!any)
-            continue;
-        sb_printf(md, "| %s |", rows[k].method);
-        for (int i = 0; i <= nl; i++)
-            rows[k].have[i] && rows[k].pr2[i] >= 0 ? sb_printf(md, " %.4f |", rows[k].pr2[i]) : sb_printf(md, " |");
-        sb_printf(md, "\n");
-    }
+    md_table(md, rows, nrows, cols, nl + 1, COL_TIES);
+    sb_printf(md, "\nPrecision within Hamming radius 2 (0 when nothing is retrieved), same rows:\n\n");
+    md_table(md, rows, nrows, cols, nl + 1, COL_PR2);
 
     /* Curves and plots. */
     sbuf dat = {0}, gp = {0};
