@@ -96,16 +96,12 @@ static void avx2_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
                 while (hit) {
                     int b = __builtin_ctz(hit);
                     hit &= hit - 1;
-                    l->idx[l->count] = base + (int64_t)(i0 + i) + b;
-                    l->dist[l->count] = buf[i + (size_t)b];
-                    l->count++;
+                    hm_cand_push(l, base + (int64_t)(i0 + i) + b, buf[i + (size_t)b]);
                 }
             }
             for (; i < m; i++) {
                 if (buf[i] < l->thr) {
-                    l->idx[l->count] = base + (int64_t)(i0 + i);
-                    l->dist[l->count] = buf[i];
-                    l->count++;
+                    hm_cand_push(l, base + (int64_t)(i0 + i), buf[i]);
                 }
             }
         }
@@ -185,18 +181,14 @@ static void avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db,
                 while (hit) {
                     int b = __builtin_ctz(hit);
                     hit &= hit - 1;
-                    l->idx[l->count] = base + (int64_t)i + b;
-                    l->wdist[l->count] = dd[b];
-                    l->count++;
+                    hm_cand_push_w(l, base + (int64_t)i + b, dd[b]);
                 }
             }
         }
         for (; i < n; i++) {
             float d = hm_weighted_row_canonical(qj, db + i * words, words, tj);
             if (d < l->wthr) {
-                l->idx[l->count] = base + (int64_t)i;
-                l->wdist[l->count] = d;
-                l->count++;
+                hm_cand_push_w(l, base + (int64_t)i, d);
             }
         }
     }

@@ -130,9 +130,7 @@ AI void append_mask(hm_cand_list *l, unsigned m, const __m512i d, int64_t idx0)
     while (m) {
         int b = __builtin_ctz(m);
         m &= m - 1;
-        l->idx[l->count] = idx0 + b;
-        l->dist[l->count] = (uint32_t)dd[b];
-        l->count++;
+        hm_cand_push(l, idx0 + b, (uint32_t)dd[b]);
     }
 }
 
@@ -185,9 +183,7 @@ static void avx512_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t
             for (size_t i = 0; i < n; i++) {
                 uint32_t d = dist_row_generic(qj, db + i * words, words);
                 if (d < l->thr) {
-                    l->idx[l->count] = base + (int64_t)i;
-                    l->dist[l->count] = d;
-                    l->count++;
+                    hm_cand_push(l, base + (int64_t)i, d);
                 }
             }
         }
@@ -285,9 +281,7 @@ static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t
             while (m) {
                 int b = __builtin_ctz(m);
                 m &= m - 1;
-                l->idx[l->count] = base + (int64_t)i + b;
-                l->wdist[l->count] = dd[b];
-                l->count++;
+                hm_cand_push_w(l, base + (int64_t)i + b, dd[b]);
             }
         }
     }
@@ -333,9 +327,7 @@ static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, co
         for (size_t r = 0; r < m; r++) {
             hm_cand_list *l = &lists[cs->qry[i + r]];
             if (dd[r] < l->wthr) {
-                l->idx[l->count] = base + (int64_t)cs->row[i + r];
-                l->wdist[l->count] = dd[r];
-                l->count++;
+                hm_cand_push_w(l, base + (int64_t)cs->row[i + r], dd[r]);
             }
         }
     }

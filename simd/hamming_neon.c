@@ -61,9 +61,7 @@ static void neon_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
             neon_distances(qj, db + i0 * words, m, words, buf);
             for (size_t i = 0; i < m; i++) {
                 if (buf[i] < l->thr) {
-                    l->idx[l->count] = base + (int64_t)(i0 + i);
-                    l->dist[l->count] = buf[i];
-                    l->count++;
+                    hm_cand_push(l, base + (int64_t)(i0 + i), buf[i]);
                 }
             }
         }
@@ -135,9 +133,7 @@ static void neon_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db,
             neon_weighted_distances(qj, db + i0 * words, m, words, tj, buf);
             for (size_t i = 0; i < m; i++) {
                 if (buf[i] < l->wthr) {
-                    l->idx[l->count] = base + (int64_t)(i0 + i);
-                    l->wdist[l->count] = buf[i];
-                    l->count++;
+                    hm_cand_push_w(l, base + (int64_t)(i0 + i), buf[i]);
                 }
             }
         }

@@ -50,9 +50,7 @@ static void scalar_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t
         for (size_t i = 0; i < n; i++) {
             uint32_t d = row_distance(qj, db + i * words, words);
             if (d < l->thr) {
-                l->idx[l->count] = base + (int64_t)i;
-                l->dist[l->count] = d;
-                l->count++;
+                hm_cand_push(l, base + (int64_t)i, d);
             }
         }
     }
@@ -70,9 +68,7 @@ static void scalar_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *d
         for (size_t i = 0; i < n; i++) {
             float d = hm_weighted_row_canonical(qj, db + i * words, words, tj);
             if (d < l->wthr) {
-                l->idx[l->count] = base + (int64_t)i;
-                l->wdist[l->count] = d;
-                l->count++;
+                hm_cand_push_w(l, base + (int64_t)i, d);
             }
         }
     }

@@ -37,6 +37,22 @@ typedef struct {
     float wthr;      /* weighted: append iff d < wthr */
 } hm_cand_list;
 
+/* Appends a candidate (database index, distance) to a list; the caller checked the threshold
+ * and the list's capacity. */
+static inline void hm_cand_push(hm_cand_list *l, int64_t idx, uint32_t d)
+{
+    l->idx[l->count] = idx;
+    l->dist[l->count] = d;
+    l->count++;
+}
+
+static inline void hm_cand_push_w(hm_cand_list *l, int64_t idx, float d)
+{
+    l->idx[l->count] = idx;
+    l->wdist[l->count] = d;
+    l->count++;
+}
+
 /* One const table per ISA; every function is single-threaded, allocation-free and pure apart
  * from writing its outputs. Shapes:
  *   q:      one code (words uint64) or nq codes (nq x words, contiguous)
