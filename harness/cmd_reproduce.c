@@ -63,7 +63,6 @@ typedef struct {
 
 typedef struct {
     const char *dir;
-    int quick;
     uint64_t seed;
     int threads;
     double t0;
@@ -554,7 +553,7 @@ int cmd_reproduce(int argc, char **argv)
         fprintf(stderr, "drsch reproduce: --long-bits %lld must exceed the longest of --bits\n", (long long)long_bits);
         return EXIT_USAGE;
     }
-    run_ctx rc = {.quick = quick, .seed = (uint64_t)seed, .t0 = cli_now()};
+    run_ctx rc = {.seed = (uint64_t)seed, .t0 = cli_now()};
     rc.threads = cli_set_threads((int)threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {
