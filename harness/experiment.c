@@ -161,3 +161,56 @@ done:
     free(dm);
     return st;
 }
+
+ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *g, uint32_t bits,
+                       const float *weights, int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!d->cams || !d->labels) {
+        snprintf(err->msg, sizeof err->msg, "%s has no identities and cameras: re-id metrics need both", d->name);
+        return EV_ERR_ARG;
+    }
+    if (q->n != (size_t)sp->n_query || g->n != (size_t)sp->n_db) {
+        snprintf(err->msg, sizeof err->msg, "%zu query and %zu gallery codes for a split of %lld and %lld", q->n,
+                 g->n, (long long)sp->n_query, (long long)sp->n_db);
+        return EV_ERR_ARG;
+    }
+    if (bits < 1 || bits > q->bits || q->bits != g->bits) {
+        snprintf(err->msg, sizeof err->msg, "%u-bit prefix of %u-bit query and %u-bit gallery codes", bits, q->bits,
+                 g->bits);
+        return EV_ERR_ARG;
+    }
+    hm_codes tq = {0}, tg = {0};
+    size_t nq = (size_t)sp->n_query, ng = (size_t)sp->n_db;
+    int32_t *qid = malloc(sizeof *qid * (nq + 1)), *qcam = malloc(sizeof *qcam * (nq + 1));
+    int32_t *gid = malloc(sizeof *gid * (ng + 1)), *gcam = malloc(sizeof *gcam * (ng + 1));
+    hm_weights *w = NULL;
+    hm_error he;
+    ev_status st = EV_ERR_NOMEM;
+    snprintf(err->msg, sizeof err->msg, "out of memory");
+    if (!qid || !qcam || !gid || !gcam || xp_codes_prefix(q, bits, &tq) || xp_codes_prefix(g, bits, &tg))
+        goto done;
+    for (size_t i = 0; i < nq; i++) {
+        qid[i] = d->labels[sp->query[i]];
+        qcam[i] = d->cams[sp->query[i]];
+    }
+    for (size_t i = 0; i < ng; i++) {
+        gid[i] = d->labels[sp->db[i]];
+        gcam[i] = d->cams[sp->db[i]];
+    }
+    if (weights && hm_weights_create(&w, weights, bits, &he) != HM_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", he.msg);
+        st = EV_ERR_ARG;
+        goto done;
+    }
+    st = ev_reid_eval(&tq, qid, qcam, &tg, gid, gcam, w, single_shot_repeats, seed, out, err);
+done:
+    hm_weights_free(w);
+    hm_codes_free(&tq);
+    hm_codes_free(&tg);
+    free(qid);
+    free(qcam);
+    free(gid);
+    free(gcam);
+    return st;
+}

@@ -1,5 +1,6 @@
-/* What the commands share about an experiment: protocol names and the split they build, and
- * the HxW size flag. Only the command line uses it; it prints the flag errors it detects. */
+/* What the commands share about an experiment: protocol names and the split they build, the
+ * HxW size flag, code prefixes, and the evaluation of a split's codes with the dataset's labels
+ * (retrieval, re-id). Only the command line uses it; it prints the flag errors it detects. */
 #ifndef DRSCH_EXPERIMENT_H
 #define DRSCH_EXPERIMENT_H
 
@@ -39,5 +40,13 @@ int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);
 ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *db,
                             uint32_t bits, const float *weights, const ev_options *opt, ev_retrieval *out,
                             ev_error *err);
+
+/* Re-id metrics (harness/metrics.h: same identity and camera removed, CMC rank 1..20, mAP over
+ * the whole gallery) of query codes q against gallery codes g, in the split's query / db
+ * order, truncated to their first `bits` bits, with the dataset's identities and cameras
+ * (d->cams must be set). single_shot_repeats > 0: CMC from that many seeded
+ * single-gallery-shot samplings; w may be NULL. */
+ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *g, uint32_t bits,
+                       const float *weights, int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err);
 
 #endif

@@ -1,4 +1,5 @@
 # datasets/ suite: readers (fixtures written by the tests in the exact on-disk formats, plus the
 # real Fashion-MNIST files), protocols, augmentation, sampler, bad input. The test writes its
-# own PNG / JPEG fixtures (libpng, libjpeg) and CUHK03 .mat file (HDF5, via drsch_datasets).
-drsch_criterion_test(test_datasets SOURCES test_datasets.c LIBS drsch_datasets png jpeg)
+# own PNG / JPEG fixtures (libpng, libjpeg) and CUHK03 .mat file (HDF5, via drsch_datasets;
+# the writer, fixture_cuhk03.c, is shared with the reproduce suite).
+drsch_criterion_test(test_datasets SOURCES test_datasets.c fixture_cuhk03.c LIBS drsch_datasets png jpeg)

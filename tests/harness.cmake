@@ -2,3 +2,6 @@
 drsch_criterion_test(test_harness SOURCES test_harness.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_harness drsch)
 drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL::dnnl)
+# drsch reproduce on CUHK03 end to end (a synthetic cuhk-03.mat written by fixture_cuhk03.c).
+drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_reproduce drsch)

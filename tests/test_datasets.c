@@ -1042,6 +1042,8 @@ Test(nuswide, top_concepts_and_multilabel_split)
 
 #include <hdf5.h>
 
+#include "fixture_cuhk03.h"
+
 #define FX_PAIRS 5
 static const int FX_PERSONS[FX_PAIRS] = {3, 2, 4, 2, 3};
 
@@ -1052,89 +1054,27 @@ static const int FX_PERSONS[FX_PAIRS] = {3, 2, 4, 2, 3};
 static int fx_empty(int p, int q, int s) { return (q == 1 && (s == 4 || s == 9)) || (p == 3 && q == 2 && s >= 5); }
 static uint8_t fx_value(int p, int q, int s) { return (uint8_t)(p * 40 + q * 10 + s); }
 
+static int fx_empty_cb(int p, int q, int s, void *ctx)
+{
+    (void)ctx;
+    return fx_empty(p, q, s);
+}
+
+static void fx_pixels_cb(int p, int q, int s, uint8_t *px, int h, int w, void *ctx)
+{
+    (void)ctx;
+    memset(px, fx_value(p, q, s), (size_t)3 * h * w);
+}
+
 static void write_cuhk03(const char *path, int with_labeled, int with_testsets)
 {
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    cr_assert_geq(f, 0);
-    hid_t g = H5Gcreate2(f, "#refs#", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hobj_ref_t pair_refs[FX_PAIRS];
-    const int W = 4, H = 6;
-    for (int p = 1; p <= FX_PAIRS; p++) {
-        int N = FX_PERSONS[p - 1];
-        hobj_ref_t *cell = malloc((size_t)10 * N * sizeof *cell);
-        for (int q = 1; q <= N; q++)
-            for (int s = 0; s < 10; s++) {
-                char name[64];
-                snprintf(name, sizeof name, "/#refs#/img_%d_%d_%d", p, q, s);
-                hid_t sp, ds;
-                if (fx_empty(p, q, s) && p % 2 == 0) {
-                    hsize_t d1[1] = {2};
-                    uint64_t shape[2] = {0, 0};
-                    sp = H5Screate_simple(1, d1, NULL);
-                    ds = H5Dcreate2(f, name, H5T_NATIVE_UINT64, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-                    H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, shape);
-                } else if (fx_empty(p, q, s)) {
-                    hsize_t d2[2] = {0, 0};
-                    sp = H5Screate_simple(2, d2, NULL);
-                    ds = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-                } else {
-                    /* MATLAB H x W x 3 seen by HDF5 as 3 x W x H */
-                    hsize_t d3[3] = {3, (hsize_t)W, (hsize_t)H};
-                    uint8_t px[3 * 4 * 6];
-                    memset(px, fx_value(p, q, s), sizeof px);
-                    sp = H5Screate_simple(3, d3, NULL);
-                    ds = H5Dcreate2(f, name, H5T_NATIVE_UINT8, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-                    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, px);
-                }
-                H5Dclose(ds);
-                H5Sclose(sp);
-                /* cell element (person q, slot s) at HDF5 [s][q - 1] of the 10 x N array */
-                cr_assert_geq(H5Rcreate(&cell[(size_t)s * N + (q - 1)], f, name, H5R_OBJECT, -1), 0);
-            }
-        char name[64];
-        snprintf(name, sizeof name, "/#refs#/pair_%d", p);
-        hsize_t dc[2] = {10, (hsize_t)N};
-        hid_t sp = H5Screate_simple(2, dc, NULL);
-        hid_t ds = H5Dcreate2(f, name, H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, cell);
-        H5Dclose(ds);
-        H5Sclose(sp);
-        H5Rcreate(&pair_refs[p - 1], f, name, H5R_OBJECT, -1);
-        free(cell);
-    }
-    hsize_t dp[2] = {1, FX_PAIRS};
-    hid_t sp = H5Screate_simple(2, dp, NULL);
-    const char *cells[2] = {"labeled", "detected"};
-    for (int k = with_labeled ? 0 : 1; k < 2; k++) {
-        hid_t ds = H5Dcreate2(f, cells[k], H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, pair_refs);
-        H5Dclose(ds);
-    }
-    H5Sclose(sp);
-    if (with_testsets) {
-        /* 2 testsets of 3 rows (MATLAB 3 x 2 doubles, HDF5 2 x 3): [pair, person] */
-        const double ts[2][2][3] = {{{1, 3, 5}, {2, 2, 3}}, {{2, 4, 5}, {1, 2, 1}}};
-        hobj_ref_t trefs[2];
-        for (int t = 0; t < 2; t++) {
-            char name[64];
-            snprintf(name, sizeof name, "/#refs#/ts_%d", t);
-            hsize_t dt[2] = {2, 3};
-            hid_t s2 = H5Screate_simple(2, dt, NULL);
-            hid_t ds = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, s2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ts[t]);
-            H5Dclose(ds);
-            H5Sclose(s2);
-            H5Rcreate(&trefs[t], f, name, H5R_OBJECT, -1);
-        }
-        hsize_t d1[2] = {1, 2};
-        hid_t s1 = H5Screate_simple(2, d1, NULL);
-        hid_t ds = H5Dcreate2(f, "testsets", H5T_STD_REF_OBJ, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, trefs);
-        H5Dclose(ds);
-        H5Sclose(s1);
-    }
-    H5Gclose(g);
-    H5Fclose(f);
+    /* 2 testsets of 3 rows, [pair, person] */
+    static const int ts[2 * 3 * 2] = {1, 2, 3, 2, 5, 3, /* testsets{1} */ 2, 1, 4, 2, 5, 1};
+    fx_cuhk03 x = {.pairs = FX_PAIRS, .persons = FX_PERSONS, .h = 6, .w = 4, .with_labeled = with_labeled,
+                   .n_testsets = with_testsets ? 2 : 0, .testset_rows = 3, .testsets = ts,
+                   .empty = fx_empty_cb, .pixels = fx_pixels_cb};
+    char msg[512];
+    cr_assert_eq(fx_cuhk03_write(path, &x, msg, sizeof msg), 0, "%s", msg);
 }
 
 Test(cuhk03, v73_layout_record_by_record)

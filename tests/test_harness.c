@@ -460,6 +460,43 @@ Test(compare, gates_slowdowns_and_metric_drops)
     cr_assert(strstr(out, "junk.json") != NULL, "%s", out);
 }
 
+/* CMC counters (rank-k, as drsch eval and drsch reproduce write them for re-id) are gated like
+ * mAP; counts such as "queries" are not metrics. */
+static void write_cmc_report(const char *name, double rank1, double rank20, double queries, int with_rank20)
+{
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"context\": {}, \"benchmarks\": [{\"name\": \"reproduce/cuhk03/mean/bits:48\", "
+                     "\"run_name\": \"reproduce/cuhk03/mean/bits:48\", \"run_type\": \"iteration\", "
+                     "\"repetitions\": 1, \"repetition_index\": 0, \"threads\": 1, \"iterations\": 1, "
+                     "\"real_time\": 10, \"cpu_time\": 10, \"time_unit\": \"s\", \"rank-1\": %g, \"queries\": %g%s",
+                     rank1, queries, with_rank20 ? ", \"rank-20\": " : "");
+    if (with_rank20)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%g", rank20);
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "}]}");
+    write_file(tpath(name), buf, (size_t)n);
+}
+
+Test(compare, gates_cmc_counters_like_map)
+{
+    char out[8192];
+    write_cmc_report("cmc_base.json", 0.50, 0.90, 500, 1);
+    write_cmc_report("cmc_same.json", 0.495, 0.90, 100, 1); /* within 0.01; fewer queries is no regression */
+    write_cmc_report("cmc_drop.json", 0.48, 0.90, 500, 1);
+    write_cmc_report("cmc_missing.json", 0.50, 0, 500, 0);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("cmc_base.json"), tpath("cmc_same.json")), 0,
+                 "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("cmc_base.json"), tpath("cmc_drop.json")), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "rank-1 0.5000 -> 0.4800") != NULL, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s compare --max-metric-drop 0.05 %s %s", exe(), tpath("cmc_base.json"),
+                     tpath("cmc_drop.json")),
+                 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("cmc_base.json"), tpath("cmc_missing.json")), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "rank-20 missing in current") != NULL, "%s", out);
+}
+
 /* Google Benchmark's own compare.py (Debian libbenchmark-tools) must read drsch's reports. */
 Test(compare, google_benchmark_compare_py_reads_drsch_reports)
 {

@@ -1,0 +1,331 @@
+/* Reproduce suite: `drsch reproduce` on CUHK03 end to end, through the built binary, on a
+ * synthetic cuhk-03.mat (MATLAB v7.3 layout, written with the HDF5 C API by fixture_cuhk03.c):
+ * 30 identities whose colours depend on the identity, so a model can learn them, and three
+ * classic testsets of 6 identities. A tiny schedule (20 iterations, 2 splits, 48 x 16 images)
+ * keeps it to seconds. Checked: the files written, the report's context and CMC / mAP counters
+ * (per split and averaged; CMC in [0, 1] and non-decreasing in rank), the CMC curve data, that
+ * drsch compare gates a CMC drop in that report, and the errors for bad input. There is no
+ * real CUHK03 data here; the numbers themselves are not compared with anything. */
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixture_cuhk03.h"
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/drsch-test-reproduce-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
+    return buf[i];
+}
+
+/* Runs a shell command, returns its exit status and its stderr+stdout in out. */
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[2100];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p);
+    size_t n = 0, got;
+    while (n + 1 < cap && (got = fread(out + n, 1, cap - 1 - n, p)) > 0)
+        n += got;
+    out[n] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0)
+        ;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *exe(void)
+{
+    const char *e = getenv("DRSCH_EXE");
+    cr_assert_not_null(e, "DRSCH_EXE must point at build/drsch (set by CTest)");
+    return e;
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s was not written", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_not_null(s);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* ---- the fixture --------------------------------------------------------------------------- */
+
+#define FX_PAIRS 5
+static const int FX_PERSONS[FX_PAIRS] = {6, 6, 6, 6, 6};
+#define FX_H 48
+#define FX_W 16
+
+/* Person 1 of every pair misses slot 4 and slot 9 (as real files have empty slots); person 6
+ * of pair 5 has no second-camera image (a test identity the protocol must drop). */
+static int fx_empty(int p, int q, int s, void *ctx)
+{
+    (void)ctx;
+    return (q == 1 && (s == 4 || s == 9)) || (p == 5 && q == 6 && s >= 5);
+}
+
+/* Three horizontal bands (head, torso, legs), each a colour drawn from the identity; the slot
+ * shifts the brightness a little and the second camera a little more, plus a fixed texture. */
+static void fx_pixels(int p, int q, int s, uint8_t *px, int h, int w, void *ctx)
+{
+    (void)ctx;
+    uint64_t id = (uint64_t)(p * 16 + q) * 0x9E3779B97F4A7C15ull;
+    int shift = (s % 5) * 3 + (s >= 5 ? 12 : 0);
+    for (int ch = 0; ch < 3; ch++)
+        for (int x = 0; x < w; x++)
+            for (int y = 0; y < h; y++) {
+                int band = y * 3 / h;
+                int base = (int)((id >> (8 * (band * 3 + ch) % 56)) & 0xBF);
+                int v = base + shift + ((x * 7 + y * 5 + s) & 7);
+                px[((size_t)ch * w + (size_t)x) * h + (size_t)y] = (uint8_t)(v > 255 ? 255 : v);
+            }
+}
+
+/* Three testsets of 6 (pair, person) rows; the third holds (5, 6), which has no gallery. */
+static const int FX_TESTSETS[3 * 6 * 2] = {
+    1, 2, 2, 3, 3, 4, 4, 5, 5, 1, 1, 6, /* testsets{1} */
+    2, 1, 3, 2, 4, 3, 5, 4, 1, 5, 2, 6, /* testsets{2} */
+    3, 1, 4, 2, 5, 3, 1, 4, 2, 5, 5, 6, /* testsets{3} */
+};
+
+static void write_fixture(const char *path, int with_testsets)
+{
+    fx_cuhk03 x = {.pairs = FX_PAIRS, .persons = FX_PERSONS, .h = FX_H, .w = FX_W, .with_labeled = 1,
+                   .n_testsets = with_testsets ? 3 : 0, .testset_rows = 6, .testsets = FX_TESTSETS,
+                   .empty = fx_empty, .pixels = fx_pixels};
+    char msg[512];
+    cr_assert_eq(fx_cuhk03_write(path, &x, msg, sizeof msg), 0, "%s", msg);
+}
+
+/* ---- end to end ----------------------------------------------------------------------------- */
+
+TestSuite(reproduce_reid, .init = make_tmpdir, .fini = remove_tmpdir);
+
+static const char *const METHODS[] = {"DRSCH-64_truncated", "DRSCH-64_truncated-_weighted_ranking",
+                                      "LSH_-thumbnails-", "ITQ_-thumbnails-"};
+static const unsigned BITS[] = {12, 24, 32, 48, 64};
+static const char *const RANKS[] = {"rank-1", "rank-5", "rank-10", "rank-20"};
+
+static cJSON *entry(cJSON *benchmarks, const char *name)
+{
+    cJSON *e;
+    cJSON_ArrayForEach(e, benchmarks)
+    {
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return e;
+    }
+    return NULL;
+}
+
+static double counter(cJSON *e, const char *name)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(e, name);
+    cr_assert(cJSON_IsNumber(v), "counter %s missing in %s", name,
+              cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring);
+    return v->valuedouble;
+}
+
+/* CMC counters within [0, 1], non-decreasing in rank; mAP within [0, 1]. With at most 6 gallery
+ * identities the true match of a single-shot gallery is always within rank 6. */
+static void check_cmc(cJSON *e)
+{
+    double prev = 0;
+    for (int r = 0; r < 4; r++) {
+        double v = counter(e, RANKS[r]);
+        cr_assert(v >= 0 && v <= 1 + 1e-12, "%s = %g", RANKS[r], v);
+        cr_assert(v >= prev - 1e-12, "%s = %g below the previous rank's %g", RANKS[r], v, prev);
+        prev = v;
+    }
+    cr_assert_float_eq(counter(e, "rank-10"), 1.0, 1e-12);
+    double map = counter(e, "mAP");
+    cr_assert(map > 0 && map <= 1 + 1e-12, "mAP = %g", map);
+}
+
+Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
+{
+    const char *mat = tpath("cuhk-03.mat");
+    write_fixture(mat, 1);
+    char *out = malloc(1 << 16), dir[600];
+    snprintf(dir, sizeof dir, "%s", tpath("out"));
+    int rc = run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 20 --splits 2 --threads 2 "
+                               "--out %s",
+                 exe(), mat, FX_H, FX_W, dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    /* progress on stderr, the table on stdout */
+    cr_assert(strstr(out, "split 2/2") && strstr(out, "| method | bits | rank-1 |"), "%s", out);
+
+    char path[700];
+    const char *files[] = {"report.json", "table.md", "cmc.dat", "cmc_methods.dat", "plots.gp",
+                           "model-split1-64.bin", "model-split2-64.bin"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        cr_assert_eq(access(path, R_OK), 0, "%s missing", path);
+    }
+    if (access("/usr/bin/gnuplot", X_OK) == 0)
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, i ? "cmc_methods.svg" : "cmc.svg");
+            char *svg = read_text(path);
+            cr_assert(strstr(svg, "<svg") && strstr(svg, "CMC"), "%s is not the CMC plot", path);
+            free(svg);
+        }
+
+    /* report.json: context and counters */
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    char *text = read_text(path);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root, "report.json is not JSON");
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
+    const char *str_keys[] = {"drsch_version", "git_commit", "dataset_crc32", "protocol", "tie_rule", "reid_rule",
+                              "command", "isa"};
+    for (size_t i = 0; i < sizeof str_keys / sizeof str_keys[0]; i++)
+        cr_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx, str_keys[i])), "context.%s", str_keys[i]);
+    cr_assert_not_null(strstr(cJSON_GetObjectItemCaseSensitive(ctx, "protocol")->valuestring, "cuhk03 classic"));
+    cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ctx, "seed")->valuedouble, 1);
+    cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ctx, "splits")->valuedouble, 2);
+    cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ctx, "single_shot_repeats")->valuedouble, 10);
+    cJSON *bm = cJSON_GetObjectItemCaseSensitive(root, "benchmarks");
+    cr_assert_eq(cJSON_GetArraySize(bm), 4 * 5 * 3, "%d entries", cJSON_GetArraySize(bm));
+    char name[300];
+    for (int m = 0; m < 4; m++)
+        for (int b = 0; b < 5; b++) {
+            cJSON *sp[2];
+            for (int s = 0; s < 2; s++) {
+                snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:%d/bits:%u", METHODS[m], s + 1, BITS[b]);
+                sp[s] = entry(bm, name);
+                cr_assert_not_null(sp[s], "no entry %s", name);
+                check_cmc(sp[s]);
+                /* 6 test identities x 5 first-camera images, less the empty slot 4 of one person 1 */
+                cr_assert_eq(counter(sp[s], "queries"), 29, "%s", name);
+            }
+            snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u", METHODS[m], BITS[b]);
+            cJSON *mean = entry(bm, name);
+            cr_assert_not_null(mean, "no entry %s", name);
+            check_cmc(mean);
+            cr_assert_eq(counter(mean, "splits"), 2);
+            for (int r = 0; r < 4; r++)
+                cr_assert_float_eq(counter(mean, RANKS[r]), 0.5 * (counter(sp[0], RANKS[r]) + counter(sp[1], RANKS[r])),
+                                   1e-9);
+            cr_assert_float_eq(counter(mean, "mAP"), 0.5 * (counter(sp[0], "mAP") + counter(sp[1], "mAP")), 1e-9);
+        }
+
+    /* cmc.dat: a header, then ranks 1..20, each curve in [0, 1] and non-decreasing */
+    snprintf(path, sizeof path, "%s/cmc.dat", dir);
+    char *dat = read_text(path);
+    char *line = strtok(dat, "\n");
+    cr_assert(line && !strncmp(line, "rank \"12 bits\"", 14), "%s", line ? line : "(empty)");
+    double prev[5] = {0};
+    int rows = 0;
+    while ((line = strtok(NULL, "\n"))) {
+        double v[6];
+        cr_assert_eq(sscanf(line, "%lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]), 6, "%s", line);
+        cr_assert_eq(v[0], ++rows);
+        for (int k = 0; k < 5; k++) {
+            cr_assert(v[k + 1] >= prev[k] - 1e-12 && v[k + 1] <= 1 + 1e-12, "rank %d: %s", rows, line);
+            prev[k] = v[k + 1];
+        }
+    }
+    cr_assert_eq(rows, 20);
+    free(dat);
+
+    /* table.md: the command, the machine, the CMC table, the missing published figures */
+    snprintf(path, sizeof path, "%s/table.md", dir);
+    char *md = read_text(path);
+    cr_assert(strstr(md, "Command: `drsch reproduce --dataset cuhk03:") && strstr(md, "Machine:") &&
+                  strstr(md, "| DRSCH-64 truncated | 48 |") && strstr(md, "| ITQ (thumbnails) | 12 |") &&
+                  strstr(md, "Published figures: none") && strstr(md, "truncated to each length"),
+              "%s", md);
+    free(md);
+
+    /* drsch compare gates CMC counters: a rank-5 drop of 0.05 in one mean entry fails */
+    snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u", METHODS[0], 48u);
+    cJSON *e = entry(bm, name);
+    double r5 = counter(e, "rank-5");
+    cJSON_ReplaceItemInObjectCaseSensitive(e, "rank-5", cJSON_CreateNumber(r5 - 0.05));
+    char *dropped = cJSON_Print(root);
+    const char *worse = tpath("worse.json");
+    FILE *f = fopen(worse, "w");
+    cr_assert_not_null(f);
+    fputs(dropped, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    cr_assert_eq(run(out, 1 << 16, "%s compare --no-time %s %s", exe(), path, path), 0, "%s", out);
+    cr_assert_eq(run(out, 1 << 16, "%s compare --no-time %s %s", exe(), path, worse), 1, "%s", out);
+    cr_assert(strstr(out, name) && strstr(out, "rank-5"), "%s", out);
+    free(dropped);
+    cJSON_Delete(root);
+    free(text);
+    free(out);
+}
+
+Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
+{
+    const char *mat = tpath("cuhk-03.mat"), *nots = tpath("no-testsets.mat");
+    write_fixture(mat, 1);
+    write_fixture(nots, 0);
+    char out[8192];
+    const char *o = tpath("bad");
+    /* more splits than the file's 3 testsets */
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --splits 4 --out %s", exe(), mat,
+                     o),
+                 2, "%s", out);
+    cr_assert(strstr(out, "--splits 4") && strstr(out, "3 testsets"), "%s", out);
+    /* no 'testsets' in the file */
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --out %s", exe(), nots, o), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "no-testsets.mat") && strstr(out, "no 'testsets'"), "%s", out);
+    /* out-of-range and misplaced flags */
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --splits 0", exe(), mat), 2, "%s", out);
+    cr_assert(strstr(out, "--splits") != NULL, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --splits 2", exe()), 2, "%s", out);
+    cr_assert(strstr(out, "--splits counts CUHK03") != NULL, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --size 20x20", exe()), 2, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 0x16", exe(), mat), 2, "%s", out);
+    /* a missing file is named */
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --out %s", exe(), tpath("missing.mat"), o), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "missing.mat") != NULL, "%s", out);
+    /* nothing was written for the failed runs */
+    cr_assert_neq(access(tpath("bad/report.json"), F_OK), 0);
+    /* --help lists the re-id flags with their defaults */
+    cr_assert_eq(run(out, sizeof out, "%s reproduce --help", exe()), 0);
+    cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"), "%s", out);
+}
