@@ -200,6 +200,8 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         cr_assert_eq(access(path, R_OK), 0, "%s missing", path);
     }
+    snprintf(path, sizeof path, "%s/model-split1-64.bin.state", dir);
+    cr_assert_neq(access(path, F_OK), 0, "the training state is left behind");
     if (access("/usr/bin/gnuplot", X_OK) == 0)
         for (int i = 0; i < 2; i++) {
             snprintf(path, sizeof path, "%s/%s", dir, i ? "cmc_methods.svg" : "cmc.svg");
