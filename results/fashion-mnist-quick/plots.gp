@@ -1,4 +1,4 @@
-set terminal svg size 720,480 dynamic font 'sans,12'
+set terminal svg size 720,480 dynamic noenhanced font 'sans,12'
 set datafile missing 'NaN'
 set output 'results/fashion-mnist-quick/map_vs_bits.svg'
 set title 'fashion-mnist: mAP@all vs code length'
