@@ -1,6 +1,7 @@
 /* drsch core/: the DRSCH convolutional network on Intel oneDNN (C API, f32): layers with forward
  * and backward passes, a network described by a small table of layers, SGD with momentum,
- * versioned model files, and batched encoding to packed binary codes (simd/ layout).
+ * versioned model files, and batched encoding to packed binary codes (simd/ layout). Inference
+ * (encoding) may optionally run in bf16; nothing in core/ ever picks bf16 by itself.
  *
  * Layers: convolution (+ fused ReLU post-op), max / average pooling (Caffe ceil-mode output
  * size), inner product, the DRSCH hash layer y = tanh(s*x/2) = 2/(1+exp(-s*x)) - 1 with an
@@ -30,6 +31,7 @@ typedef enum {
     NN_ERR_VERSION = -6,   /* model file of another format version */
     NN_ERR_CHECKSUM = -7,  /* crc32 mismatch: corrupt model file */
     NN_ERR_TRUNCATED = -8, /* model file shorter than its header says */
+    NN_ERR_UNSUPPORTED = -9, /* this CPU / oneDNN build cannot run what was asked (bf16) */
 } nn_status;
 
 typedef struct {
@@ -37,6 +39,26 @@ typedef struct {
 } nn_error;
 
 const char *nn_strstatus(nn_status s);
+
+/* Arithmetic of the forward pass. f32 is the default everywhere. bf16 (inference only): weights
+ * are converted to bf16 once (when the net's parameters change, e.g. at encoder creation),
+ * convolutions and inner products take bf16 inputs and weights and accumulate in f32, hidden
+ * activations are stored in bf16, the last inner product writes f32, and the hash and bit-weight
+ * layers run in f32. oneDNN needs AVX-512 for bf16 primitives (avx512_bf16 runs them natively);
+ * where it has none, creating a bf16 net fails with NN_ERR_UNSUPPORTED, never falls back. */
+typedef enum {
+    NN_PRECISION_F32 = 0,
+    NN_PRECISION_BF16 = 1,
+} nn_precision;
+
+const char *nn_precision_name(nn_precision p); /* "f32", "bf16" */
+/* "f32" or "bf16" -> *out; anything else is NN_ERR_ARG with a message naming the choices. */
+nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err);
+/* oneDNN's effective CPU ISA, after ONEDNN_MAX_CPU_ISA (e.g. "avx512_core_bf16"), for reports. */
+const char *nn_onednn_isa(void);
+/* 1 when that ISA has bf16 instructions (avx512_bf16 or AMX). Without them oneDNN may still
+ * create bf16 primitives on plain AVX-512 by emulating bf16 (same results, slower than f32). */
+int nn_bf16_native(void);
 
 /* ---- architectures ---------------------------------------------------------------------- */
 typedef enum {
@@ -87,6 +109,7 @@ typedef struct {
     int32_t in_c, in_h, in_w; /* 0 = the architecture's default */
     int32_t training;         /* 1: forward_training + backward + SGD; 0: inference only */
     int32_t input_grad;       /* 1: backward also computes d loss / d input (tests) */
+    int32_t precision;        /* nn_precision of the forward pass; bf16 needs training = 0 */
     uint64_t seed;            /* initialisation; same seed + threads => same weights */
     /* How uint8 pixels become network inputs: x = (pixel - in_mean[c]) * in_scale[c]. The net
      * does not apply it (inputs arrive as floats); it is recorded in model files so encoding
@@ -195,10 +218,16 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
 typedef struct nn_encoder nn_encoder;
 /* Inference replicas of `model` (its parameters, hash scale and bit order at this moment), each
  * of `batch` images; replicas > 1 run batches in parallel (OpenMP over batches, oneDNN
- * single-threaded inside each); replicas = 1 lets oneDNN use all threads in each batch. */
+ * single-threaded inside each); replicas = 1 lets oneDNN use all threads in each batch.
+ * precision: NN_PRECISION_F32, or NN_PRECISION_BF16 (weights converted here, once; a CPU
+ * without bf16 support gives NN_ERR_UNSUPPORTED). */
 nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
-                            int32_t replicas, nn_error *err);
+                            int32_t replicas, nn_precision precision, nn_error *err);
 void nn_encoder_free(nn_encoder *enc);
+nn_precision nn_encoder_precision(const nn_encoder *enc);
+/* oneDNN's implementation of the encoder's first convolution (or inner product), as
+ * ONEDNN_VERBOSE names it (e.g. "brg:avx512_core"): reports record it to show which kernels ran. */
+const char *nn_encoder_impl(const nn_encoder *enc);
 /* x: n x C x H x W. real (may be NULL): n x B hash outputs u in significance order (column j is
  * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
  * bit j of code i is 1 iff real[i][j] > 0. */

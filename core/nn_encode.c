@@ -1,7 +1,9 @@
 /* Batched encoding: images -> hash outputs -> packed codes (simd/ layout: bit j of a code in
  * word j/64 at bit j%64, bits in significance order given by the net's bit order). Inference
  * replicas of the model run whole batches in parallel (OpenMP over batches); inside a parallel
- * region oneDNN runs each primitive single-threaded. The last, partial batch is zero-padded. */
+ * region oneDNN runs each primitive single-threaded. The last, partial batch is zero-padded.
+ * The replicas run in the precision asked for (f32 or bf16, see nn.h); bf16 replicas convert
+ * their weights once, here at creation. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +15,7 @@
 
 struct nn_encoder {
     int32_t replicas, batch, bits;
+    nn_precision precision;
     size_t in_size;
     nn_net **nets;
     float **pad; /* per replica: batch x in_size staging for the last partial batch */
@@ -36,16 +39,19 @@ void nn_encoder_free(nn_encoder *enc)
 }
 
 nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch, int32_t replicas,
-                            nn_error *err)
+                            nn_precision precision, nn_error *err)
 {
     *out = NULL;
     if (batch < 1 || replicas < 1 || replicas > 1024)
         return nn_fail(err, NN_ERR_ARG, "encoder: batch %d and replicas %d must be positive", batch, replicas);
+    if (precision != NN_PRECISION_F32 && precision != NN_PRECISION_BF16)
+        return nn_fail(err, NN_ERR_ARG, "encoder: unknown precision %d", (int)precision);
     nn_encoder *enc = calloc(1, sizeof *enc);
     if (!enc)
         return nn_fail(err, NN_ERR_NOMEM, "out of memory");
     enc->replicas = replicas;
     enc->batch = batch;
+    enc->precision = precision;
     enc->bits = model->cfg.bits;
     enc->in_size = nn_input_size(model);
     enc->nets = calloc((size_t)replicas, sizeof *enc->nets);
@@ -60,10 +66,13 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
     cfg.batch = batch;
     cfg.training = 0;
     cfg.input_grad = 0;
+    cfg.precision = precision;
     for (int r = 0; r < replicas; r++) {
         nn_status s = nn_net_create(&enc->nets[r], &cfg, err);
         if (s == NN_OK)
             s = nn_net_copy_params(enc->nets[r], model, err);
+        if (s == NN_OK) /* bf16: the one conversion of the weights */
+            s = nn_net_refresh_weights(enc->nets[r], err);
         if (s == NN_OK && !(enc->pad[r] = calloc((size_t)batch * enc->in_size, sizeof(float))))
             s = nn_fail(err, NN_ERR_NOMEM, "out of memory");
         if (s != NN_OK) {
@@ -74,6 +83,10 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
     *out = enc;
     return NN_OK;
 }
+
+nn_precision nn_encoder_precision(const nn_encoder *enc) { return enc->precision; }
+
+const char *nn_encoder_impl(const nn_encoder *enc) { return nn_net_impl(enc->nets[0]); }
 
 static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c, float *real,
                               hm_codes *codes, nn_error *err)

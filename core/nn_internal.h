@@ -38,6 +38,12 @@ typedef struct {
     dnnl_primitive_t w_bwd_reorder;
     dnnl_memory_t dw_tmp;        /* backward-weights output when its layout differs from w */
     dnnl_primitive_t dw_reorder;
+
+    /* bf16 nets: the weights converted to bf16 in the forward primitive's layout (owned),
+     * refreshed from w (f32, plain) whenever the parameters change */
+    dnnl_memory_t w_fwd;
+    dnnl_primitive_t w_fwd_reorder;
+    char impl[64];               /* oneDNN's name of the forward implementation ("" if none) */
 } nn_layer;
 
 typedef struct {
@@ -84,6 +90,12 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect
 nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);
+
+/* Brings derived copies of the weights (backward-data layout, bf16 forward copies) up to date
+ * with the parameters; nn_forward / nn_backward call it when needed, the encoder at creation. */
+nn_status nn_net_refresh_weights(nn_net *net, nn_error *err);
+/* oneDNN's implementation name of the first convolution or inner product ("" if none). */
+const char *nn_net_impl(const nn_net *net);
 
 /* xoshiro256** seeded through splitmix64 (Blackman & Vigna); normal deviates by Box-Muller. */
 typedef struct {

@@ -9,9 +9,16 @@
  * weights layout is queried and, where it differs, a reordered copy is refreshed after every
  * parameter change. The hash and bit-weight layers are plain C on N x B rows.
  *
+ * bf16 inference (cfg.precision): convolutions and inner products get bf16 src and weights
+ * (format_tag_any still), hidden activations are bf16, the inner product that feeds the hash
+ * layer (or ends the net) writes f32, biases stay f32. The parameters stay f32 in the block, in
+ * plain layout; each weight tensor has a bf16 copy in the forward primitive's layout, converted
+ * by a reorder when the parameters change, never per forward pass.
+ *
  * Not done here: the loss (callers inject d loss / d output), optimisation (nn_sgd.c), files
  * (nn_model.c), batching over a data set (nn_encode.c). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,11 +52,32 @@ static const dnnl_memory_desc_t *mem_md(const_dnnl_memory_t m)
     return md;
 }
 
-static dnnl_memory_desc_t md_tag(int nd, const dnnl_dim_t *dims, dnnl_format_tag_t tag)
+static dnnl_memory_desc_t md_dt(int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt, dnnl_format_tag_t tag)
 {
     dnnl_memory_desc_t md;
-    dnnl_memory_desc_init_by_tag(&md, nd, dims, dnnl_f32, tag);
+    dnnl_memory_desc_init_by_tag(&md, nd, dims, dt, tag);
     return md;
+}
+
+static dnnl_memory_desc_t md_tag(int nd, const dnnl_dim_t *dims, dnnl_format_tag_t tag)
+{
+    return md_dt(nd, dims, dnnl_f32, tag);
+}
+
+/* Data type of the inputs and weights of convolutions and inner products. */
+static dnnl_data_type_t compute_dt(const nn_net *net)
+{
+    return net->cfg.precision == NN_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+/* Data type of layer i's output: bf16 nets keep activations in bf16 while the next layer is a
+ * convolution, pooling or inner product; what reaches the hash layer or the net's output is f32. */
+static dnnl_data_type_t dst_dt(const nn_net *net, int i)
+{
+    if (i + 1 >= net->n_layers)
+        return dnnl_f32;
+    nn_layer_kind next = net->layers[i + 1].spec.kind;
+    return next == NN_LAYER_HASH || next == NN_LAYER_BITW ? dnnl_f32 : compute_dt(net);
 }
 
 static nn_status new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
@@ -70,13 +98,29 @@ static void note_scratch(nn_net *net, const_dnnl_primitive_desc_t pd)
         net->scratch_size = sz;
 }
 
+/* A primitive oneDNN cannot create: in a bf16 net "unimplemented" means this CPU (or oneDNN's
+ * ISA cap, ONEDNN_MAX_CPU_ISA) has no bf16 kernel for it; say so instead of falling back. */
+static nn_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what, nn_error *err)
+{
+    if (st == dnnl_unimplemented && net->cfg.precision == NN_PRECISION_BF16) {
+        const dnnl_version_t *v = dnnl_version();
+        return nn_fail(err, NN_ERR_UNSUPPORTED,
+                       "bf16 %s: oneDNN %d.%d.%d has no bf16 implementation on this CPU (oneDNN ISA %s; "
+                       "bf16 needs avx512_core, natively avx512_core_bf16); use precision f32",
+                       what, v->major, v->minor, v->patch, nn_onednn_isa());
+    }
+    return nn_dnnl_fail(err, st, what);
+}
+
 /* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. */
 static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
                            const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
                            dnnl_primitive_desc_t *pd_out, const char *what, nn_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
-    DN(dnnl_primitive_desc_create(&pd, desc, attr ? attr : net->attr, net->engine, hint), what);
+    dnnl_status_t pst = dnnl_primitive_desc_create(&pd, desc, attr ? attr : net->attr, net->engine, hint);
+    if (pst != dnnl_success)
+        return prim_fail(net, pst, what, err);
     note_scratch(net, pd);
     dnnl_status_t st = prim ? dnnl_primitive_create(prim, pd) : dnnl_success;
     if (st != dnnl_success || !pd_out)
@@ -92,8 +136,9 @@ static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const
                               dnnl_primitive_t *prim, nn_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
-    DN(dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, net->attr),
-       "reorder");
+    dnnl_status_t pst = dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, net->attr);
+    if (pst != dnnl_success)
+        return prim_fail(net, pst, "reorder", err);
     note_scratch(net, pd);
     dnnl_status_t st = dnnl_primitive_create(prim, pd);
     dnnl_primitive_desc_destroy(pd);
@@ -227,6 +272,29 @@ static nn_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_
     return NN_OK;
 }
 
+/* The weights tensor of layer i: f32 nets keep it in the forward primitive's layout W; bf16 nets
+ * keep the f32 parameters plain and give the primitive a bf16 copy in W (w_fwd). */
+static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W, const dnnl_memory_desc_t *w_plain,
+                              size_t count, nn_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const bool copy = W->data_type != dnnl_f32;
+    L->p_w = add_tensor(net, i, 0, copy ? w_plain : W, w_plain, count);
+    TRY(new_mem(net, &L->w, copy ? w_plain : W, DNNL_MEMORY_NONE, err));
+    if (copy) {
+        TRY(new_mem(net, &L->w_fwd, W, DNNL_MEMORY_ALLOCATE, err));
+        TRY(make_reorder(net, w_plain, W, &L->w_fwd_reorder, err));
+    }
+    return NN_OK;
+}
+
+static void note_impl(nn_layer *L, const_dnnl_primitive_desc_t pd)
+{
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name)
+        snprintf(L->impl, sizeof L->impl, "%s", name);
+}
+
 static nn_status build_conv(nn_net *net, int i, nn_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -235,8 +303,9 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, wd = {sp->out, L->in_c, sp->kernel, sp->kernel};
     dnnl_dims_t bdm = {sp->out}, dd = {N, L->out_c, L->out_h, L->out_w};
     dnnl_dims_t strides = {sp->stride, sp->stride}, pad = {sp->pad, sp->pad};
-    dnnl_memory_desc_t s_any = md_tag(4, sd, dnnl_format_tag_any), w_any = md_tag(4, wd, dnnl_format_tag_any);
-    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_any = md_tag(4, dd, dnnl_format_tag_any);
+    const dnnl_data_type_t cdt = compute_dt(net);
+    dnnl_memory_desc_t s_any = md_dt(4, sd, cdt, dnnl_format_tag_any), w_any = md_dt(4, wd, cdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_any = md_dt(4, dd, dst_dt(net, i), dnnl_format_tag_any);
     dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
 
     dnnl_convolution_desc_t cd;
@@ -251,13 +320,12 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     TRY(s);
+    note_impl(L, fpd);
     dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     dnnl_memory_desc_t w_plain = md_tag(4, wd, dnnl_oihw);
     size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
-    L->p_w = add_tensor(net, i, 0, &W, &w_plain, wn);
-    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
     s = NN_OK;
 #define CK(x)                                                                                     \
     do {                                                                                          \
@@ -265,7 +333,8 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
         if (s != NN_OK)                                                                           \
             goto done;                                                                            \
     } while (0)
-    CK(new_mem(net, &L->w, &W, DNNL_MEMORY_NONE, err));
+    CK(bind_weights(net, i, &W, &w_plain, wn, err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
     CK(new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
     CK(new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     CK(bind_src(net, i, &S, err));
@@ -318,8 +387,9 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
         wd[1] = L->in_c;
     }
     dnnl_dims_t bdm = {L->out_c}, dd = {N, L->out_c};
-    dnnl_memory_desc_t s_any = md_tag(nd, sd, dnnl_format_tag_any), w_any = md_tag(nd, wd, dnnl_format_tag_any);
-    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_nc = md_tag(2, dd, dnnl_nc);
+    const dnnl_data_type_t cdt = compute_dt(net);
+    dnnl_memory_desc_t s_any = md_dt(nd, sd, cdt, dnnl_format_tag_any), w_any = md_dt(nd, wd, cdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_nc = md_dt(2, dd, dst_dt(net, i), dnnl_nc);
     dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
     dnnl_inner_product_desc_t ipd;
     DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &s_any, &w_any, &b_x, &d_nc), "fc desc");
@@ -331,12 +401,12 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     TRY(s);
+    note_impl(L, fpd);
     dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t w_plain = md_tag(nd, wd, nd == 4 ? dnnl_oihw : dnnl_oi);
-    L->p_w = add_tensor(net, i, 0, &W, &w_plain, (size_t)L->out_c * L->in_c * L->in_h * L->in_w);
+    CK(bind_weights(net, i, &W, &w_plain, (size_t)L->out_c * L->in_c * L->in_h * L->in_w, err));
     L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)L->out_c);
-    CK(new_mem(net, &L->w, &W, DNNL_MEMORY_NONE, err));
     CK(new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
     CK(new_mem(net, &L->dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
     CK(bind_src(net, i, &S, err));
@@ -385,7 +455,8 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
     dnnl_dims_t pad_l = {sp->pad, sp->pad}, pad_r = {L->pad_r_h, L->pad_r_w};
     dnnl_alg_kind_t alg = sp->kind == NN_LAYER_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
     dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
-    dnnl_memory_desc_t S = *mem_md(L->in), d_any = md_tag(4, dd, dnnl_format_tag_any);
+    /* Pooling keeps its input's layout and data type (bf16 between bf16 convolutions). */
+    dnnl_memory_desc_t S = *mem_md(L->in), d_any = md_dt(4, dd, S.data_type, dnnl_format_tag_any);
     if (S.ndims != 4)
         return nn_fail(err, NN_ERR_ARG, "layer %d: pooling needs a 4-D input (after conv or pool)", i);
     dnnl_pooling_desc_t pd;
@@ -603,6 +674,11 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expec
                        cfg.arch.name, cfg.arch.in_c, cfg.in_c);
     cfg.training = cfg.training ? 1 : 0;
     cfg.input_grad = cfg.training && cfg.input_grad;
+    if (cfg.precision != NN_PRECISION_F32 && cfg.precision != NN_PRECISION_BF16)
+        return nn_fail(err, NN_ERR_ARG, "unknown precision %d", (int)cfg.precision);
+    if (cfg.precision != NN_PRECISION_F32 && cfg.training)
+        return nn_fail(err, NN_ERR_ARG, "precision %s is for inference; training nets run in f32",
+                       nn_precision_name((nn_precision)cfg.precision));
 
     nn_net *net = calloc(1, sizeof *net);
     if (!net)
@@ -790,6 +866,8 @@ void nn_net_free(nn_net *net)
         destroy_prim(L->bwd_weights);
         destroy_prim(L->w_bwd_reorder);
         destroy_prim(L->dw_reorder);
+        destroy_mem(L->w_fwd);
+        destroy_prim(L->w_fwd_reorder);
     }
     if (net->n_layers > 0 && net->out_mem != net->layers[net->n_layers - 1].dst)
         destroy_mem(net->out_mem);
@@ -836,6 +914,8 @@ nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
 {
     if (!x)
         return nn_fail(err, NN_ERR_ARG, "nn_forward: no input");
+    if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
+        TRY(nn_net_refresh_weights(net, err));
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
     dnnl_exec_arg_t a[8];
     for (int i = 0; i < net->n_layers; i++) {
@@ -846,7 +926,7 @@ nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
         case NN_LAYER_CONV:
         case NN_LAYER_FC:
             a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
-            a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_fwd ? L->w_fwd : L->w};
             a[2] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->b};
             a[3] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
             TRY(exec(net, L->fwd, 4, a, err));
@@ -915,15 +995,26 @@ static void bitw_backward(const nn_net *net, const nn_layer *L)
                 dx[(size_t)r * B + j] = dy[(size_t)r * B + j] * w[j];
 }
 
-static nn_status refresh_weights(nn_net *net, nn_error *err)
+nn_status nn_net_refresh_weights(nn_net *net, nn_error *err)
 {
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
         if (L->w_bwd_reorder)
             TRY(run_reorder(net, L->w_bwd_reorder, L->w, L->w_bwd, err));
+        if (L->w_fwd_reorder)
+            TRY(run_reorder(net, L->w_fwd_reorder, L->w, L->w_fwd, err));
     }
+    DN(dnnl_stream_wait(net->stream), "stream wait");
     net->weights_dirty = false;
     return NN_OK;
+}
+
+const char *nn_net_impl(const nn_net *net)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i].impl[0])
+            return net->layers[i].impl;
+    return "";
 }
 
 nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
@@ -933,7 +1024,7 @@ nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *e
     if (!dy)
         return nn_fail(err, NN_ERR_ARG, "nn_backward: no output gradient");
     if (net->weights_dirty)
-        TRY(refresh_weights(net, err));
+        TRY(nn_net_refresh_weights(net, err));
     nn_layer *last = &net->layers[net->n_layers - 1];
     if (net->dy_reorder) {
         DN(dnnl_memory_set_data_handle(net->dy_mem, (void *)(uintptr_t)dy), "dy handle");

@@ -2,6 +2,7 @@
  * PRNG used for initialisation (own generator so a seed means the same weights everywhere). */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "nn_internal.h"
 
@@ -17,8 +18,54 @@ const char *nn_strstatus(nn_status s)
     case NN_ERR_VERSION: return "unsupported model file version";
     case NN_ERR_CHECKSUM: return "model file checksum mismatch";
     case NN_ERR_TRUNCATED: return "truncated model file";
+    case NN_ERR_UNSUPPORTED: return "not supported on this CPU";
     }
     return "unknown status";
+}
+
+const char *nn_precision_name(nn_precision p)
+{
+    switch (p) {
+    case NN_PRECISION_F32: return "f32";
+    case NN_PRECISION_BF16: return "bf16";
+    }
+    return "unknown";
+}
+
+nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err)
+{
+    static const nn_precision all[] = {NN_PRECISION_F32, NN_PRECISION_BF16};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (name && !strcmp(name, nn_precision_name(all[i]))) {
+            *out = all[i];
+            return NN_OK;
+        }
+    return nn_fail(err, NN_ERR_ARG, "unknown precision '%s' (known: f32, bf16)", name ? name : "(null)");
+}
+
+int nn_bf16_native(void)
+{
+    /* oneDNN's ISA values are feature masks: every ISA with bf16 instructions contains these bits. */
+    const unsigned bf16 = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & bf16) == bf16;
+}
+
+const char *nn_onednn_isa(void)
+{
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_all: return "all";
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    }
+    return "unknown";
 }
 
 nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)

@@ -49,6 +49,23 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
     return 0;
 }
 
+int cli_parse_precision(const char *cmd, const char *s, nn_precision *out)
+{
+    nn_error err;
+    if (nn_precision_parse(s, out, &err) != NN_OK) {
+        fprintf(stderr, "drsch %s: --precision: %s\n", cmd, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_note_precision(const char *cmd, nn_precision p)
+{
+    if (p == NN_PRECISION_BF16 && !nn_bf16_native())
+        fprintf(stderr, "drsch %s: note: oneDNN's ISA here is %s, without bf16 instructions; bf16 runs emulated "
+                        "(bf16 results, slower than f32)\n", cmd, nn_onednn_isa());
+}
+
 int cli_set_threads(int threads)
 {
 #ifdef DRSCH_HAVE_OPENMP

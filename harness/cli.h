@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn.h"
+
 /* Parse the whole of `s` as an integer in [lo, hi]; on failure print
  * "drsch <cmd>: --flag: ..." to stderr and return -1. */
 int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
@@ -20,6 +22,11 @@ double cli_max_rss(void);       /* peak resident memory of this process so far, 
 /* Refuses work needing more memory than is available: prints "drsch <cmd>: <what> needs X GiB
  * but only Y GiB are available" and returns -1. */
 int cli_check_memory(const char *cmd, const char *what, double need_bytes);
+/* --precision: "f32" | "bf16" -> *out; else prints "drsch <cmd>: --precision: ..." and returns -1. */
+int cli_parse_precision(const char *cmd, const char *s, nn_precision *out);
+/* For bf16 on a CPU where oneDNN emulates bf16 (no avx512_bf16): a note on stderr that it runs,
+ * with bf16 results, slower than f32. Nothing for f32 or native bf16. */
+void cli_note_precision(const char *cmd, nn_precision p);
 /* Prints "drsch <cmd>: unknown option; see drsch <cmd> --help" style errors for getopt '?' */
 int cli_usage_error(const char *cmd);
 

@@ -4,10 +4,11 @@
  *         growing margin + label-graph Laplacian, dh_loss; batches of 10 classes), backward,
  *         SGD update. Images/s = batch / step.
  * encode: nn_encode of N images to packed codes (real outputs and codes), replicas run batches in
- *         parallel. Images/s = N / call.
+ *         parallel, in f32 or (--precision bf16) bf16. Images/s = N / call.
  * Both report GFLOP/s (multiply-add = 2 flops, convolutions and inner products only) and the
  * fraction of the f32 peak estimated as threads x clock x 2 FMA units x 16 lanes x 2 flops
- * (AVX-512); the clock is the highest "cpu MHz" in /proc/cpuinfo unless --ghz is given.
+ * (AVX-512; bf16 runs are measured against the same f32 peak); the clock is the highest
+ * "cpu MHz" in /proc/cpuinfo unless --ghz is given.
  * Timing: --warmup untimed runs, then --repeat repetitions of --iters runs; the best repetition
  * is reported (the machine is shared), the mean is a counter too. */
 #include <getopt.h>
@@ -26,6 +27,8 @@ typedef struct {
     const char *arch, *json;
     int64_t batch, bits, threads, iters, warmup, repeat, seed, images, replicas;
     double ghz;
+    nn_precision precision; /* encode only; training is f32 */
+    char impl[64];          /* oneDNN implementation of the first layer (encode) */
 } bench_opts;
 
 static double cpu_ghz(double override_ghz, const char **source)
@@ -66,6 +69,7 @@ static void usage(FILE *f, const char *cmd)
     if (enc)
         fprintf(f, "  --images N       images per timed run (default 20000)\n"
                    "  --replicas R     networks running batches in parallel, 0 = threads (default 0)\n"
+                   "  --precision P    f32 | bf16 arithmetic of the forward pass (default f32)\n"
                    "  --iters N        timed runs per repetition (default 3)\n"
                    "  --warmup N       untimed runs first (default 1)\n");
     else
@@ -81,7 +85,7 @@ static void usage(FILE *f, const char *cmd)
 static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
 {
     int enc = !strcmp(cmd, "encode");
-    *o = (bench_opts){"drsch-mnist", NULL, 100, 48, 0, enc ? 3 : 50, enc ? 1 : 5, 3, 1, 20000, 0, 0};
+    *o = (bench_opts){"drsch-mnist", NULL, 100, 48, 0, enc ? 3 : 50, enc ? 1 : 5, 3, 1, 20000, 0, 0, NN_PRECISION_F32, ""};
     static const struct option longopts[] = {
         {"arch", required_argument, 0, 'a'},   {"batch", required_argument, 0, 'b'},
         {"bits", required_argument, 0, 'B'},   {"threads", required_argument, 0, 't'},
@@ -89,7 +93,8 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         {"repeat", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
         {"images", required_argument, 0, 'n'}, {"replicas", required_argument, 0, 'R'},
         {"ghz", required_argument, 0, 'g'},    {"json", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     char name[32];
     snprintf(name, sizeof name, "bench %s", cmd);
     optind = 1;
@@ -109,6 +114,13 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         case 'R': bad = cli_parse_i64(name, "--replicas", optarg, 0, 1024, &o->replicas); break;
         case 'g': bad = cli_parse_f64(name, "--ghz", optarg, 0.1, 10.0, &o->ghz); break;
         case 'j': o->json = optarg; break;
+        case 'p':
+            if (!enc) {
+                fprintf(stderr, "drsch %s: --precision is an option of bench encode; training runs in f32\n", name);
+                return EXIT_USAGE;
+            }
+            bad = cli_parse_precision(name, optarg, &o->precision);
+            break;
         case 'h': usage(stdout, cmd); return 1;
         default: return cli_usage_error(name);
         }
@@ -146,9 +158,10 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     const double ghz = cpu_ghz(o->ghz, &src);
     const double peak = threads * ghz * 2 * 16 * 2; /* GFLOP/s */
     const double ips = images_per_run / t->best, gflops = flops_per_run / t->best * 1e-9;
-    printf("%s %s batch %lld bits %lld threads %d: %.0f images/s (best of %lld, mean %.0f), %.1f GFLOP/s, "
+    const char *prec = nn_precision_name(o->precision);
+    printf("%s %s batch %lld bits %lld threads %d %s: %.0f images/s (best of %lld, mean %.0f), %.1f GFLOP/s, "
            "%.1f%% of f32 peak %.0f GFLOP/s (%d x %.3f GHz [%s] x 2 FMA x 16 lanes x 2)\n",
-           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, ips, (long long)o->repeat,
+           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips, (long long)o->repeat,
            images_per_run / t->mean, gflops, 100 * gflops / peak, peak, threads, ghz, src);
     if (!o->json)
         return 0;
@@ -158,13 +171,19 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
         return 1;
     }
     char name[160];
-    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d", cmd, o->arch, (long long)o->batch,
-             (long long)o->bits, threads);
+    /* f32 entries keep their historical names (the baselines); other precisions say theirs. */
+    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d%s%s", cmd, o->arch, (long long)o->batch,
+             (long long)o->bits, threads, o->precision == NN_PRECISION_F32 ? "" : "/precision:",
+             o->precision == NN_PRECISION_F32 ? "" : prec);
     rp_context_set(r, "benchmark", cmd);
     rp_context_set(r, "arch", o->arch);
     rp_context_set_num(r, "batch", (double)o->batch);
     rp_context_set_num(r, "bits", (double)o->bits);
     rp_context_set_num(r, "seed", (double)o->seed);
+    rp_context_set(r, "precision", prec);
+    rp_context_set(r, "onednn_isa", nn_onednn_isa());
+    if (o->impl[0])
+        rp_context_set(r, "onednn_impl", o->impl);
     rp_context_set(r, "inputs", "random uniform [0,1)");
     rp_context_set(r, "peak_formula", "threads x GHz x 2 FMA units x 16 f32 lanes x 2 flops");
     rp_context_set(r, "clock_source", src);
@@ -291,11 +310,13 @@ int cmd_bench_encode(int argc, char **argv)
     }
     const int32_t replicas = (int32_t)(o.replicas ? o.replicas : threads);
     nn_encoder *enc = NULL;
-    if (nn_encoder_create(&enc, model, (int32_t)o.batch, replicas, &err) != NN_OK) {
+    if (nn_encoder_create(&enc, model, (int32_t)o.batch, replicas, o.precision, &err) != NN_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         nn_net_free(model);
         return 1;
     }
+    snprintf(o.impl, sizeof o.impl, "%s", nn_encoder_impl(enc));
+    cli_note_precision("bench encode", o.precision);
     double ff;
     nn_flops(model, &ff, NULL);
     const double flops_per_image = ff / (double)o.batch;

@@ -2,7 +2,9 @@
  * writes PREFIX.codes.npy (uint8, N x ceil(B/8), bits in significance order), PREFIX.labels.npy
  * (int32 (N,), or uint8 (N, L) multi-hot), PREFIX.weights.npy (float32 (B,), |w| of the learned
  * bit weights in significance order: what weighted ranking uses), PREFIX.index.npy (int64 (N,),
- * the dataset index of each row) and, for re-id datasets, PREFIX.cams.npy (int32 (N,)). */
+ * the dataset index of each row) and, for re-id datasets, PREFIX.cams.npy (int32 (N,)).
+ * The forward pass runs in f32 unless --precision bf16 asks for bf16 (an error where the CPU
+ * cannot run it). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ static void usage(FILE *f)
             "  --seed S         protocol seed (default 1, as drsch train)\n"
             "  --bits B         keep the first B bits (default: all of the model's)\n"
             "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --precision P    f32 | bf16 arithmetic of the forward pass (default f32)\n"
             "  --out PREFIX     output prefix (required)\n"
             "  -h, --help       this text\n");
 }
@@ -52,11 +55,12 @@ int cmd_encode(int argc, char **argv)
         {"split", required_argument, 0, 's'},   {"protocol", required_argument, 0, 'p'},
         {"testset", required_argument, 0, 'k'}, {"seed", required_argument, 0, 'S'},
         {"bits", required_argument, 0, 'b'},    {"threads", required_argument, 0, 't'},
-        {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"out", required_argument, 0, 'o'},     {"precision", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *model = NULL, *spec = "fashion-mnist", *split = "all", *out = NULL;
     xp_protocol proto = XP_PROTO_AUTO;
+    nn_precision precision = NN_PRECISION_F32;
     int64_t testset = 1, seed = 1, bits = 0, threads = 0;
     int c;
     optind = 1;
@@ -72,6 +76,7 @@ int cmd_encode(int argc, char **argv)
         case 'S': bad = cli_parse_i64("encode", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case 'b': bad = cli_parse_i64("encode", "--bits", optarg, 1, HM_MAX_BITS, &bits); break;
         case 't': bad = cli_parse_i64("encode", "--threads", optarg, 1, 1024, &threads); break;
+        case 'P': bad = cli_parse_precision("encode", optarg, &precision); break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("encode");
         }
@@ -139,7 +144,8 @@ int cmd_encode(int argc, char **argv)
         idx = !strcmp(split, "query") ? sp.query : !strcmp(split, "db") ? sp.db : sp.train;
         n = !strcmp(split, "query") ? sp.n_query : !strcmp(split, "db") ? sp.n_db : sp.n_train;
     }
-    if (tr_encode(net, d, idx, n, &codes, &te) != TR_OK) {
+    cli_note_precision("encode", precision);
+    if (tr_encode_precision(net, d, idx, n, precision, &codes, &te) != TR_OK) {
         fprintf(stderr, "drsch encode: %s: %s\n", model, te.msg);
         goto done;
     }
@@ -193,8 +199,9 @@ int cmd_encode(int argc, char **argv)
     size_t sw[1] = {keep};
     if (save(out, "weights", NPY_F32, 1, sw, w))
         goto done;
-    fprintf(stderr, "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits) in %.2f s\n", (long long)n,
-            d->name, strcmp(split, "all") ? sp.name : "all images", out, keep, cli_now() - t0);
+    fprintf(stderr, "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s\n", (long long)n,
+            d->name, strcmp(split, "all") ? sp.name : "all images", out, keep, nn_precision_name(precision),
+            cli_now() - t0);
     rc = 0;
 done:
     nn_net_free(net);

@@ -2,7 +2,8 @@
  * metrics (CMC, mAP) of binary codes, at one or more prefix lengths, by the rules of
  * harness/metrics.h. Two sources of codes, one evaluation: a trained model encoding a dataset's
  * protocol queries and database (--model), or .npy files made by drsch or any other tool
- * (--codes ...), so results from different tools are measured identically. */
+ * (--codes ...), so results from different tools are measured identically. With --model the
+ * encoding runs in f32 unless --precision bf16 asks for bf16; reports record which. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ static void usage(FILE *f)
             "  --testset K       with --model: CUHK03 classic split 1..20 (default 1)\n"
             "  --seed S          protocol and single-shot seed (default 1, as drsch train)\n"
             "  --weighted        with --model: rank by the model's bit weights |w|\n"
+            "  --precision P     with --model: f32 | bf16 arithmetic of the encoder (default f32)\n"
             "  --codes FILE      query codes\n"
             "  --db FILE         database / gallery codes (with --codes)\n"
             "  --qlabels FILE    query labels (with --codes)\n"
@@ -134,7 +136,7 @@ static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int 
 /* Model mode: encodes the protocol's queries and database with the model and fills the same
  * inputs the file mode reads. Returns 0 or -1 after printing why. */
 static int inputs_from_model(const char *model, const char *spec, xp_protocol proto, int64_t testset, uint64_t seed,
-                             int weighted, hm_codes *q, hm_codes *db, labels_buf *ql, labels_buf *dl, labels_buf *qc,
+                             int weighted, nn_precision precision, hm_codes *q, hm_codes *db, labels_buf *ql, labels_buf *dl, labels_buf *qc,
                              labels_buf *dc, float **wts, size_t *wcount, int64_t *single, rp_report *rep)
 {
     nn_net *net = NULL;
@@ -161,7 +163,9 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
                 sp.name, (long long)sp.n_query, (long long)sp.n_db);
         goto done;
     }
-    if (tr_encode(net, d, sp.query, sp.n_query, q, &te) != TR_OK || tr_encode(net, d, sp.db, sp.n_db, db, &te) != TR_OK) {
+    cli_note_precision("eval", precision);
+    if (tr_encode_precision(net, d, sp.query, sp.n_query, precision, q, &te) != TR_OK ||
+        tr_encode_precision(net, d, sp.db, sp.n_db, precision, db, &te) != TR_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", model, te.msg);
         goto done;
     }
@@ -217,6 +221,8 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
     snprintf(buf, sizeof buf, "%08x", ds_checksum(d));
     rp_context_set(rep, "dataset_crc32", buf);
     rp_context_set(rep, "protocol", sp.name);
+    rp_context_set(rep, "precision", nn_precision_name(precision));
+    rp_context_set(rep, "onednn_isa", nn_onednn_isa());
     rc = 0;
 done:
     nn_net_free(net);
@@ -237,13 +243,15 @@ int cmd_eval(int argc, char **argv)
         {"threads", required_argument, 0, 't'},  {"json", required_argument, 0, 'j'},
         {"model", required_argument, 0, 'O'},    {"dataset", required_argument, 0, 'D'},
         {"protocol", required_argument, 0, 'P'}, {"testset", required_argument, 0, 'T'},
-        {"weighted", no_argument, 0, 'W'},       {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"weighted", no_argument, 0, 'W'},       {"precision", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     const char *qc = NULL, *dbc = NULL, *qlp = NULL, *dlp = NULL, *qcam = NULL, *dcam = NULL, *bits_s = NULL,
                *wpath = NULL, *json = NULL, *model = NULL, *spec = "fashion-mnist";
     int64_t topk = 1000, radius = 2, single = -1, seed = 1, threads = 0, testset = 1;
     xp_protocol proto = XP_PROTO_AUTO;
+    nn_precision precision = NN_PRECISION_F32;
+    const char *precision_s = NULL;
     int c, weighted = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -268,6 +276,10 @@ int cmd_eval(int argc, char **argv)
         case 'P': bad = xp_protocol_parse("eval", optarg, &proto); break;
         case 'T': bad = cli_parse_i64("eval", "--testset", optarg, 1, 20, &testset); break;
         case 'W': weighted = 1; break;
+        case 'p':
+            precision_s = optarg;
+            bad = cli_parse_precision("eval", optarg, &precision);
+            break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("eval");
         }
@@ -285,6 +297,10 @@ int cmd_eval(int argc, char **argv)
     }
     if (!model && (!qc || !dbc || !qlp || !dlp)) {
         fprintf(stderr, "drsch eval: give --model, or --codes, --db, --qlabels and --dblabels; see 'drsch eval --help'\n");
+        return EXIT_USAGE;
+    }
+    if (!model && precision_s) {
+        fprintf(stderr, "drsch eval: --precision sets how --model encodes; .npy codes are already encoded\n");
         return EXIT_USAGE;
     }
     if (!model && weighted) {
@@ -312,8 +328,8 @@ int cmd_eval(int argc, char **argv)
     if (!rep)
         goto done;
     if (model) {
-        if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, &q, &db, &ql, &dl, &qcb, &dcb,
-                              &wts, &wcount, &single, rep))
+        if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, precision, &q, &db, &ql, &dl,
+                              &qcb, &dcb, &wts, &wcount, &single, rep))
             goto done;
     } else if (npy_load_codes(qc, 0, &q, &herr) != HM_OK || npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);

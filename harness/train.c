@@ -554,6 +554,12 @@ done:
 tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n, hm_codes *out,
                     tr_error *err)
 {
+    return tr_encode_precision(model, d, idx, n, NN_PRECISION_F32, out, err);
+}
+
+tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                              nn_precision precision, hm_codes *out, tr_error *err)
+{
     memset(out, 0, sizeof *out);
     const nn_config *mc = nn_net_config(model);
     if (mc->in_c != d->c || mc->in_h > d->h || mc->in_w > d->w)
@@ -590,8 +596,9 @@ tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx
         st = fail(err, TR_ERR_NOMEM, "out of memory for encoding");
         goto done;
     }
-    if (nn_encoder_create(&enc, model, batch, threads, &ne) != NN_OK) {
-        st = fail(err, TR_ERR_NET, "%s", ne.msg);
+    nn_status ns = nn_encoder_create(&enc, model, batch, threads, precision, &ne);
+    if (ns != NN_OK) {
+        st = fail(err, ns == NN_ERR_UNSUPPORTED ? TR_ERR_UNSUPPORTED : TR_ERR_NET, "%s", ne.msg);
         goto done;
     }
     for (int64_t s = 0; s < n; s += chunk) {

@@ -66,6 +66,7 @@ typedef enum {
     TR_ERR_COLLAPSE = -5, /* codes collapsed: training stopped */
     TR_ERR_NUMERIC = -6,  /* NaN or Inf in the loss or the outputs */
     TR_ERR_IO = -7,
+    TR_ERR_UNSUPPORTED = -8, /* the CPU cannot run what was asked (bf16 encoding) */
     TR_INTERRUPTED = 1,   /* *stop was raised: a checkpoint was written, training can resume */
 } tr_status;
 
@@ -79,8 +80,12 @@ tr_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *spli
                    tr_error *err);
 
 /* Encodes images idx[0..n) of d with the model (centre crop to its input, its normalisation)
- * into out (allocated here: n codes of the model's B bits, significance order). */
+ * into out (allocated here: n codes of the model's B bits, significance order), in f32. */
 tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n, hm_codes *out,
                     tr_error *err);
+/* The same in a chosen precision: NN_PRECISION_BF16 gives TR_ERR_UNSUPPORTED where the CPU cannot
+ * run bf16 (no silent f32 fallback). */
+tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                              nn_precision precision, hm_codes *out, tr_error *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* core/ tests: every layer's backward against central finite differences, forward against naive
  * references on small shapes, a small composite network (layout chaining) against finite
- * differences, learning on a Fashion-MNIST subset, model file round trips and corrupt files.
+ * differences, learning on a Fashion-MNIST subset, model file round trips and corrupt files,
+ * bf16 inference against f32 (bounds stated with those tests) and its error where the ISA lacks it.
  *
  * Finite differences: the loss is L = sum_k r_k * out_k with fixed random r, summed in double
  * from the float outputs; dL/dout = r is injected with nn_backward. The central difference
@@ -610,9 +611,9 @@ Test(core_model, save_load_encode_round_trip)
     rng_reset(41);
     float *x = rand_buf((size_t)n * 784, 1.0);
     nn_encoder *e0 = NULL, *e1 = NULL, *e2 = NULL;
-    cr_assert_eq(nn_encoder_create(&e0, net, 16, 2, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e1, loaded, 16, 2, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e2, loaded, 7, 1, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e0, net, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e1, loaded, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e2, loaded, 7, 1, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
     hm_codes c0, c1, c2;
     alloc_codes(&c0, n, bits), alloc_codes(&c1, n, bits), alloc_codes(&c2, n, bits);
     float *r0 = malloc(sizeof(float) * n * bits), *r1 = malloc(sizeof(float) * n * bits),
@@ -813,7 +814,7 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
 
     /* 1-NN by Hamming distance from test codes to training codes. */
     nn_encoder *enc = NULL;
-    cr_assert_eq(nn_encoder_create(&enc, net, 100, 1, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&enc, net, 100, 1, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
     hm_codes ctr, cte;
     alloc_codes(&ctr, n_train, bits), alloc_codes(&cte, n_test, bits);
     cr_assert_eq(nn_encode(enc, xtr, n_train, NULL, &ctr, &err), NN_OK, "%s", err.msg);
@@ -915,4 +916,280 @@ Test(core_model, parameter_count_checked_before_building)
     remove(good);
     remove(bad);
     free(p), free(good), free(bad);
+}
+
+/* ---- bf16 inference ---------------------------------------------------------------------
+ * bf16 keeps 8 significant bits: rounding to it has a relative error of at most 2^-9 = 0.2%
+ * (rms 2^-9 / sqrt(3) = 0.11% for a uniformly distributed error). A bf16 forward pass rounds,
+ * in each convolution / inner product, its inputs, its weights and its stored output once
+ * (accumulation is f32): with four or five such layers, about 15 independent roundings add in
+ * quadrature to sqrt(15) x 0.11% = 0.45% of the pre-hash output's rms, and tanh(s x / 2) can
+ * only shrink that relative to its output's rms. Bounds, relative to the rms of the f32 hash
+ * outputs u (scale-free, so they hold for the tiny outputs of a freshly initialised net too):
+ * rms(u_bf16 - u_f32) <= BF16_RMS_REL = 2% (4x the estimate) and max |u_bf16 - u_f32| <=
+ * BF16_MAX_REL = 10% (the tail of a few thousand outputs, about 5 standard deviations, with 4x
+ * margin). A code bit may flip only where |u_f32| lies within that max band of zero, and at
+ * least BF16_MIN_AGREE = 99% of the bits must agree. Measured here (AMD EPYC, avx512_bf16):
+ * 0.40-0.44% rms, 1.4-1.9% max, 99.8-100% of the bits agree (cr_log_info prints each run's). */
+#define BF16_RMS_REL 0.02
+#define BF16_MAX_REL 0.10
+#define BF16_MIN_AGREE 0.99
+
+#include <oneapi/dnnl/dnnl.h>
+
+/* oneDNN 2.6 creates bf16 convolutions wherever its ISA includes AVX-512 (avx512_core): natively
+ * with avx512_bf16, emulated without. Elsewhere (AVX2 machines, valgrind's capped runs) the
+ * agreement tests have nothing to measure and skip. */
+static int onednn_has_avx512_core(void)
+{
+    const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & core) == core;
+}
+
+typedef struct {
+    double rms_ref, rms_diff, max_diff, agree, max_flip; /* max_flip: largest |u_f32| at a flipped bit */
+} bf16_cmp;
+
+/* Encodes n images x with `model` in f32 and in bf16 and compares real outputs and codes. */
+static void compare_bf16(const nn_net *model, const float *x, int n, int batch, int replicas, bf16_cmp *c)
+{
+    const int bits = nn_net_config(model)->bits;
+    nn_error err;
+    nn_encoder *e32 = NULL, *e16 = NULL;
+    cr_assert_eq(nn_encoder_create(&e32, model, batch, replicas, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e16, model, batch, replicas, NN_PRECISION_BF16, &err), NN_OK, "%s", err.msg);
+    cr_expect_eq(nn_encoder_precision(e16), NN_PRECISION_BF16);
+    cr_expect_eq(nn_encoder_precision(e32), NN_PRECISION_F32);
+    cr_expect_neq(strstr(nn_encoder_impl(e16), "bf16"), NULL, "bf16 encoder runs '%s'", nn_encoder_impl(e16));
+    cr_expect_eq(strstr(nn_encoder_impl(e32), "bf16"), NULL, "f32 encoder runs '%s'", nn_encoder_impl(e32));
+    hm_codes c32, c16;
+    alloc_codes(&c32, (size_t)n, (uint32_t)bits), alloc_codes(&c16, (size_t)n, (uint32_t)bits);
+    float *r32 = malloc(sizeof(float) * (size_t)n * bits), *r16 = malloc(sizeof(float) * (size_t)n * bits);
+    cr_assert_eq(nn_encode(e32, x, (size_t)n, r32, &c32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e16, x, (size_t)n, r16, &c16, &err), NN_OK, "%s", err.msg);
+    double ss_ref = 0, ss_diff = 0, max_diff = 0, max_flip = 0;
+    size_t same = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < bits; j++) {
+            const size_t k = (size_t)i * bits + j;
+            const double d = fabs((double)r16[k] - r32[k]);
+            ss_ref += (double)r32[k] * r32[k];
+            ss_diff += d * d;
+            if (d > max_diff)
+                max_diff = d;
+            const int b32 = (int)((c32.data[(size_t)i * c32.words + j / 64] >> (j % 64)) & 1);
+            const int b16 = (int)((c16.data[(size_t)i * c16.words + j / 64] >> (j % 64)) & 1);
+            cr_assert_eq(b16, r16[k] > 0, "bf16 code bit %d of image %d is not sign(real)", j, i);
+            if (b32 == b16)
+                same++;
+            else if (fabs(r32[k]) > max_flip)
+                max_flip = fabs(r32[k]);
+        }
+    const double cnt = (double)n * bits;
+    c->rms_ref = sqrt(ss_ref / cnt);
+    c->rms_diff = sqrt(ss_diff / cnt);
+    c->max_diff = max_diff;
+    c->agree = (double)same / cnt;
+    c->max_flip = max_flip;
+    nn_encoder_free(e32), nn_encoder_free(e16);
+    free(c32.data), free(c16.data), free(r32), free(r16);
+}
+
+static void expect_bf16_bounds(const bf16_cmp *c, const char *what)
+{
+    cr_log_info("%s: rms(u) %.3g, rms diff %.3g (%.3f%%), max diff %.3g (%.3f%%), bits agree %.4f, largest |u| "
+                "at a flip %.3g",
+                what, c->rms_ref, c->rms_diff, 100 * c->rms_diff / c->rms_ref, c->max_diff,
+                100 * c->max_diff / c->rms_ref, c->agree, c->max_flip);
+    cr_assert_gt(c->rms_ref, 0, "%s: all-zero outputs", what);
+    cr_expect_leq(c->rms_diff, BF16_RMS_REL * c->rms_ref, "%s: rms difference %.3g > %.2f x rms(u) %.3g", what,
+                  c->rms_diff, BF16_RMS_REL, c->rms_ref);
+    cr_expect_leq(c->max_diff, BF16_MAX_REL * c->rms_ref, "%s: max difference %.3g > %.2f x rms(u) %.3g", what,
+                  c->max_diff, BF16_MAX_REL, c->rms_ref);
+    cr_expect_geq(c->agree, BF16_MIN_AGREE, "%s: only %.4f of the code bits agree", what, c->agree);
+    cr_expect_leq(c->max_flip, BF16_MAX_REL * c->rms_ref, "%s: a bit flipped where |u_f32| = %.3g", what,
+                  c->max_flip);
+}
+
+static void skip_without_avx512(void)
+{
+    if (!onednn_has_avx512_core())
+        cr_skip_test("oneDNN's ISA here is %s: oneDNN 2.6 has no bf16 convolution below avx512_core "
+                     "(the error path is tested by core_bf16.unsupported_isa_is_an_error)",
+                     nn_onednn_isa());
+}
+
+Test(core_bf16, precision_names)
+{
+    nn_precision p = NN_PRECISION_BF16;
+    nn_error err;
+    cr_expect_eq(nn_precision_parse("f32", &p, &err), NN_OK);
+    cr_expect_eq(p, NN_PRECISION_F32);
+    cr_expect_eq(nn_precision_parse("bf16", &p, &err), NN_OK);
+    cr_expect_eq(p, NN_PRECISION_BF16);
+    cr_expect_str_eq(nn_precision_name(NN_PRECISION_F32), "f32");
+    cr_expect_str_eq(nn_precision_name(NN_PRECISION_BF16), "bf16");
+    const char *bad[] = {"fp16", "BF16", "", "f32 ", "bfloat16"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_eq(nn_precision_parse(bad[i], &p, &err), NN_ERR_ARG, "'%s' accepted", bad[i]);
+        cr_expect_neq(strstr(err.msg, "f32, bf16"), NULL, "%s", err.msg);
+    }
+    cr_expect_eq(nn_precision_parse(NULL, &p, &err), NN_ERR_ARG);
+}
+
+Test(core_bf16, f32_is_the_default_and_training_stays_f32)
+{
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 12, 4, 1, &err), NN_OK);
+    cr_expect_eq(cfg.precision, NN_PRECISION_F32);
+    cfg.precision = NN_PRECISION_BF16;
+    nn_net *net = NULL;
+    cr_expect_eq(nn_net_create(&net, &cfg, &err), NN_ERR_ARG);
+    cr_expect_null(net);
+    cr_expect_neq(strstr(err.msg, "training nets run in f32"), NULL, "%s", err.msg);
+    cfg.training = 0;
+    cfg.precision = 7;
+    cr_expect_eq(nn_net_create(&net, &cfg, &err), NN_ERR_ARG);
+    cr_expect_null(net);
+    cfg.precision = NN_PRECISION_F32;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    nn_encoder *enc = NULL;
+    cr_expect_eq(nn_encoder_create(&enc, net, 4, 1, (nn_precision)7, &err), NN_ERR_ARG);
+    cr_expect_null(enc);
+    nn_net_free(net);
+}
+
+/* A small net with He-like initial weights, so activations are O(1) and the hash layer (scale 1)
+ * is neither saturated nor linear: max and average pooling, padding, a 4-D inner product. */
+static nn_net *small_bf16_test_net(void)
+{
+    const nn_layer_spec layers[] = {
+        {NN_LAYER_CONV, 8, 3, 1, 1, 1, 0.45f, 1, 1, 2, 0}, L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+        {NN_LAYER_CONV, 16, 3, 1, 1, 1, 0.17f, 1, 1, 2, 0}, L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0),
+        {NN_LAYER_FC, 32, 0, 0, 0, 1, 0.09f, 1, 1, 2, 0},   {NN_LAYER_FC, 0, 0, 0, 0, 0, 0.25f, 1, 1, 2, 0},
+        L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    nn_net *net = make_net(layers, 8, 1, 16, 16, 40, 4, 0);
+    nn_set_hash_scale(net, 1.0f);
+    return net;
+}
+
+Test(core_bf16, small_random_net_agrees_with_f32)
+{
+    skip_without_avx512();
+    nn_net *net = small_bf16_test_net();
+    const int n = 200;
+    rng_reset(77);
+    float *x = rand_buf((size_t)n * 256, 1.0);
+    bf16_cmp c;
+    compare_bf16(net, x, n, 16, 2, &c);
+    expect_bf16_bounds(&c, "small net");
+    cr_expect_gt(c.rms_ref, 0.2, "outputs should span the hash range, rms(u) = %.3g", c.rms_ref);
+    free(x);
+    nn_net_free(net);
+}
+
+/* The named networks as initialised (the authors' N(0, 0.01) convolutions keep the outputs small,
+ * so the hash layer is in its linear range and passes every relative error through). */
+static void named_net_agrees(const char *arch, int bits, int n, int batch, int replicas)
+{
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, arch, bits, batch, 0, &err), NN_OK);
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    float *x = rand_buf((size_t)n * nn_input_size(net), 1.0);
+    bf16_cmp c;
+    compare_bf16(net, x, n, batch, replicas, &c);
+    expect_bf16_bounds(&c, arch);
+    free(x);
+    nn_net_free(net);
+}
+
+Test(core_bf16, named_networks_agree_with_f32)
+{
+    skip_without_avx512();
+    rng_reset(78);
+    named_net_agrees("drsch-mnist", 48, 120, 50, 1);
+    named_net_agrees("drsch-cifar", 32, 40, 8, 2);
+}
+
+/* A bf16 inference net converts its weights again after they change (nn_params_import). */
+Test(core_bf16, weights_converted_again_after_a_change)
+{
+    skip_without_avx512();
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 10, 0, &err), NN_OK);
+    nn_net *f32 = NULL, *bf16 = NULL;
+    cr_assert_eq(nn_net_create(&f32, &cfg, &err), NN_OK, "%s", err.msg);
+    cfg.precision = NN_PRECISION_BF16;
+    cr_assert_eq(nn_net_create(&bf16, &cfg, &err), NN_OK, "%s", err.msg);
+    const size_t np = nn_params_plain_size(f32);
+    cr_assert_eq(nn_params_plain_size(bf16), np);
+    float *p = malloc(np * sizeof(float));
+    rng_reset(79);
+    float *x = rand_buf(10 * 784, 1.0);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(nn_params_export(f32, p, np, &err), NN_OK);
+        for (size_t k = 0; k < np; k++) /* round 1: every weight negated and scaled */
+            p[k] *= round ? -3.0f : 1.0f;
+        cr_assert_eq(nn_params_import(f32, p, np, &err), NN_OK);
+        cr_assert_eq(nn_params_import(bf16, p, np, &err), NN_OK);
+        cr_assert_eq(nn_forward(f32, x, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_forward(bf16, x, &err), NN_OK, "%s", err.msg);
+        const float *a = nn_hash_output(f32), *b = nn_hash_output(bf16);
+        double ss = 0, sd = 0;
+        for (size_t k = 0; k < 10 * 16; k++) {
+            ss += (double)a[k] * a[k];
+            sd += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+        }
+        cr_expect_leq(sqrt(sd), BF16_RMS_REL * sqrt(ss), "round %d: bf16 net ran on stale weights", round);
+    }
+    free(p), free(x);
+    nn_net_free(f32), nn_net_free(bf16);
+}
+
+/* Runs first in its own process (Criterion forks each test), so it can cap oneDNN's ISA before
+ * anything queries it: at AVX2 oneDNN has no bf16 convolution, and asking for bf16 must be an
+ * NN_ERR_UNSUPPORTED error naming bf16 and the ISA, while f32 still works. */
+Test(core_bf16, unsupported_isa_is_an_error)
+{
+    if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2) != dnnl_success)
+        cr_skip_test("oneDNN refused to cap its ISA (already queried in this process)");
+    cr_assert_str_eq(nn_onednn_isa(), "avx2", "the cap did not apply");
+    cr_expect_not(nn_bf16_native());
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 10, 0, &err), NN_OK);
+    nn_net *model = NULL;
+    cr_assert_eq(nn_net_create(&model, &cfg, &err), NN_OK, "%s", err.msg);
+    nn_encoder *enc = NULL;
+    nn_status s = nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_BF16, &err);
+    cr_expect_eq(s, NN_ERR_UNSUPPORTED, "status %d (%s): %s", (int)s, nn_strstatus(s), err.msg);
+    cr_expect_null(enc);
+    cr_expect_neq(strstr(err.msg, "bf16"), NULL, "%s", err.msg);
+    cr_expect_neq(strstr(err.msg, "avx2"), NULL, "%s", err.msg);
+    cr_expect_str_eq(nn_strstatus(NN_ERR_UNSUPPORTED), "not supported on this CPU");
+    cr_assert_eq(nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    nn_encoder_free(enc);
+    nn_net_free(model);
+}
+
+/* Capped at avx512_core (no bf16 instructions), oneDNN 2.6 emulates bf16: same bounds. */
+Test(core_bf16, emulated_bf16_agrees_with_f32)
+{
+    if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx512_core) != dnnl_success)
+        cr_skip_test("oneDNN refused to cap its ISA (already queried in this process)");
+    skip_without_avx512();
+    cr_expect_not(nn_bf16_native(), "avx512_core has no bf16 instructions");
+    nn_net *net = small_bf16_test_net();
+    const int n = 100;
+    rng_reset(80);
+    float *x = rand_buf((size_t)n * 256, 1.0);
+    bf16_cmp c;
+    compare_bf16(net, x, n, 20, 1, &c);
+    expect_bf16_bounds(&c, "small net, emulated bf16");
+    free(x);
+    nn_net_free(net);
 }

@@ -1,7 +1,8 @@
 /* drsch train, encode and eval --model end to end: a short training run writes a model and a
  * resume state; Ctrl-C (SIGINT) writes a checkpoint, and --resume continues it to a model
  * byte-identical to an uninterrupted run; encode writes codes, labels and weights of the right
- * shapes; eval --model prints the table; mismatched inputs are refused with clear errors. */
+ * shapes; eval --model prints the table; mismatched inputs are refused with clear errors;
+ * --precision bf16 agrees with f32 and is an error where oneDNN has no bf16. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include <oneapi/dnnl/dnnl.h>
 
 #include "npy.h"
 
@@ -253,6 +256,85 @@ Test(train, numeric_blowup_stops_and_keeps_the_last_checkpoint)
         rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("nan.bin"), tpath("q"));
         cr_assert_eq(rc, 0, "the kept checkpoint must load: %s", out);
     }
+}
+
+/* Share of equal bits between two .npy code files of the same shape. */
+static double bits_agree(const char *a_path, const char *b_path)
+{
+    npy_array a, b;
+    hm_error err;
+    cr_assert_eq(npy_load(a_path, &a, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_load(b_path, &b, &err), HM_OK, "%s", err.msg);
+    cr_assert(a.ndim == 2 && b.ndim == 2 && a.shape[0] == b.shape[0] && a.shape[1] == b.shape[1]);
+    size_t differ = 0;
+    for (size_t i = 0; i < a.count; i++)
+        differ += (size_t)__builtin_popcount(((const uint8_t *)a.data)[i] ^ ((const uint8_t *)b.data)[i]);
+    double share = 1.0 - (double)differ / (double)(a.count * 8);
+    npy_free(&a);
+    npy_free(&b);
+    return share;
+}
+
+/* --precision bf16 end to end: encode and eval --model in bf16 agree with f32 (the bounds of
+ * tests/test_core.c: at least 99% of the bits), reports record the precision, f32 stays the
+ * default, bad values are usage errors, and an ISA without bf16 (oneDNN capped at AVX2) is an
+ * error naming bf16, never a silent f32 run. */
+Test(train, bf16_encode_and_eval)
+{
+    static char out[1 << 16];
+    int rc = run(out, sizeof out, "%s train --threads 1 --iters 40 --log-every 40 --bits 32 --out %s", exe(),
+                 tpath("m.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+
+    rc = run(out, sizeof out, "%s encode --model %s --split query --precision bf17 --out %s", exe(), tpath("m.bin"),
+             tpath("x"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--precision") && strstr(out, "bf16"), "%s", out);
+    rc = run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s encode --model %s --split query --precision bf16 --out %s",
+             exe(), tpath("m.bin"), tpath("x"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "bf16") && strstr(out, "avx2"), "%s", out);
+    cr_assert_neq(access(tpath("x.codes.npy"), F_OK), 0, "no codes may be written after the error");
+    rc = run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s eval --model %s --precision bf16", exe(), tpath("m.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "bf16") && strstr(out, "avx2"), "%s", out);
+
+    rc = run(out, sizeof out, "%s eval --model %s --bits 16,32 --json %s", exe(), tpath("m.bin"), tpath("f.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    size_t len;
+    char *j = slurp(tpath("f.json"), &len);
+    cr_assert(strstr(j, "\"precision\":\t\"f32\""), "f32 is the default and recorded: %s", j);
+    free(j);
+
+    const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
+    if (((unsigned)dnnl_get_effective_cpu_isa() & core) != core)
+        cr_skip_test("oneDNN's ISA here has no AVX-512: bf16 runs were checked to fail cleanly only");
+    rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("m.bin"), tpath("q32"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = run(out, sizeof out, "%s encode --model %s --split query --precision bf16 --out %s", exe(), tpath("m.bin"),
+             tpath("q16"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "bf16") != NULL, "the log names the precision: %s", out);
+    double agree = bits_agree(tpath("q32.codes.npy"), tpath("q16.codes.npy"));
+    cr_expect_geq(agree, 0.99, "only %.4f of the query code bits agree between f32 and bf16", agree);
+    cr_log_info("f32 vs bf16 query codes: %.4f of the bits agree", agree);
+
+    rc = run(out, sizeof out, "%s eval --model %s --bits 16,32 --precision bf16 --json %s", exe(), tpath("m.bin"),
+             tpath("b.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    j = slurp(tpath("b.json"), &len);
+    cr_assert(strstr(j, "\"precision\":\t\"bf16\""), "%s", j);
+    cr_assert(strstr(j, "\"onednn_isa\""), "%s", j);
+    free(j);
+
+    rc = run(out, sizeof out, "%s bench encode --threads 1 --images 200 --iters 1 --repeat 1 --warmup 0 "
+                              "--precision bf16 --json %s",
+             exe(), tpath("be.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    j = slurp(tpath("be.json"), &len);
+    cr_assert(strstr(j, "\"precision\":\t\"bf16\"") && strstr(j, "/precision:bf16\""), "%s", j);
+    cr_assert(strstr(j, "\"onednn_impl\":\t\"") && strstr(j, "bf16"), "%s", j);
+    free(j);
 }
 
 /* SIGKILL at arbitrary moments never leaves a corrupt model or state: after every kill the
