@@ -1,11 +1,16 @@
 #!/usr/bin/python3
 """PyTorch side of ci/bench-vs-pytorch: the same network, batch, loss and thread count as
 `drsch bench train` / `drsch bench encode`, timed the same way (warm-up, then repetitions of
-timed runs, best repetition reported). Network "drsch-mnist" as in core/nn_arch.c (the authors'
-Caffe prototxt): conv 32@5x5 s2 + ReLU + avg pool 2 s1 (ceil mode), conv 64@5x5 + ReLU + avg
-pool, conv 128@5x5 + ReLU + avg pool, fc 512, fc B, tanh(s x / 2), bit weights. Loss: the
-DRSCH loss of core/dh_loss.c (in-batch triplets, margin -5, 10 classes per batch, plus the
-label-graph Laplacian), vectorised.
+timed runs, best repetition reported). Networks: the layer tables of core/nn_arch.c, copied
+below (ARCHS) with their default input shapes: "drsch-mnist" (the authors' Caffe prototxt,
+1x28x28), "drsch-cifar" (3x32x32) and "drsch-reid" (3x160x60). Convolutions are followed by a
+ReLU, pooling uses Caffe's ceil mode (PyTorch ceil_mode=True with no padding: a window never
+starts outside the input and averages only the pixels inside it, as oneDNN's
+avg_exclude_padding does), then fc 512, fc B, tanh(s x / 2), bit weights; initialisation as
+core/: convolutions N(0, 0.01), inner products N(0, 0.1), biases 0. Loss: the DRSCH loss of
+core/dh_loss.c (in-batch triplets, margin -5, 10 classes per batch, plus the label-graph
+Laplacian), vectorised. The JSON also holds the forward FLOPs per image (convolutions and inner
+products, multiply-add = 2, as `drsch bench`), so the caller can check both ran one network.
 Prints one JSON object on stdout. Run with Debian's /usr/bin/python3 (python3-torch 1.13)."""
 import argparse
 import json
@@ -16,15 +21,35 @@ import torch
 import torch.nn as nn
 
 
-class DRSCHMnist(nn.Module):
-    def __init__(self, bits, in_hw=28):
+# core/nn_arch.c, layer for layer: ("conv", out, kernel, stride, pad) with ReLU,
+# ("max" | "ave", kernel, stride); every table then ends with fc 512, fc B, hash, bit weights.
+ARCHS = {
+    "drsch-mnist": ((1, 28, 28), [("conv", 32, 5, 2, 0), ("ave", 2, 1), ("conv", 64, 5, 1, 0), ("ave", 2, 1),
+                                  ("conv", 128, 5, 1, 0), ("ave", 2, 1)]),
+    "drsch-cifar": ((3, 32, 32), [("conv", 32, 5, 1, 2), ("max", 3, 2), ("conv", 32, 5, 1, 2), ("ave", 3, 2),
+                                  ("conv", 64, 5, 1, 2), ("ave", 3, 2)]),
+    "drsch-reid": ((3, 160, 60), [("conv", 32, 5, 2, 2), ("max", 2, 2), ("conv", 64, 5, 1, 2), ("max", 2, 2),
+                                  ("conv", 128, 3, 1, 1), ("ave", 2, 2)]),
+}
+
+
+class DRSCHNet(nn.Module):
+    def __init__(self, arch, bits):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 5, stride=2), nn.ReLU(), nn.AvgPool2d(2, 1, ceil_mode=True),
-            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.AvgPool2d(2, 1, ceil_mode=True),
-            nn.Conv2d(64, 128, 5), nn.ReLU(), nn.AvgPool2d(2, 1, ceil_mode=True))
+        self.in_shape, table = ARCHS[arch]
+        layers, c = [], self.in_shape[0]
+        for kind, *p in table:
+            if kind == "conv":
+                out, k, stride, pad = p
+                layers += [nn.Conv2d(c, out, k, stride=stride, padding=pad), nn.ReLU()]
+                c = out
+            elif kind == "max":
+                layers.append(nn.MaxPool2d(p[0], p[1], ceil_mode=True))
+            else:
+                layers.append(nn.AvgPool2d(p[0], p[1], ceil_mode=True))
+        self.features = nn.Sequential(*layers)
         with torch.no_grad():
-            flat = self.features(torch.zeros(1, 1, in_hw, in_hw)).numel()
+            flat = self.features(torch.zeros(1, *self.in_shape)).numel()
         self.fc1 = nn.Linear(flat, 512)
         self.fc2 = nn.Linear(512, bits)
         self.bitw = nn.Parameter(torch.ones(bits))
@@ -43,6 +68,24 @@ class DRSCHMnist(nn.Module):
 
     def forward(self, x):
         return self.hash(x) * self.bitw
+
+
+def forward_flops_per_image(net):
+    """2 x multiply-adds of the convolutions and inner products for one image."""
+    total = []
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            total.append(2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+        else:
+            total.append(2 * out.numel() * m.in_features)
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net.hash(torch.zeros(1, *net.in_shape))
+    for h in hs:
+        h.remove()
+    return sum(total)
 
 
 def drsch_loss(y, labels, margin, beta=0.001, other=0.001):
@@ -75,6 +118,7 @@ def timed(fn, warmup, iters, repeat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="drsch-mnist")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--bits", type=int, default=48)
@@ -86,9 +130,9 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    net = DRSCHMnist(a.bits)
+    net = DRSCHNet(a.arch, a.bits)
 
-    x = torch.rand(a.batch, 1, 28, 28)
+    x = torch.rand(a.batch, *net.in_shape)
     labels = torch.arange(a.batch) // max(1, a.batch // 10)
     opt = torch.optim.SGD(net.parameters(), lr=0.00333, momentum=0.0, weight_decay=0.0005)
 
@@ -101,7 +145,7 @@ def main():
     net.train()
     tb, tm = timed(step, a.train_warmup, a.train_iters, a.repeat)
 
-    xe = torch.rand(a.images, 1, 28, 28)
+    xe = torch.rand(a.images, *net.in_shape)
 
     def encode():
         with torch.no_grad():
@@ -113,7 +157,8 @@ def main():
     eb, em = timed(encode, 1, a.encode_iters, a.repeat)
     print(json.dumps({
         "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-        "batch": a.batch, "bits": a.bits,
+        "arch": a.arch, "input": list(net.in_shape), "batch": a.batch, "bits": a.bits,
+        "forward_flops_per_image": forward_flops_per_image(net),
         "train_images_per_second": a.batch / tb, "train_images_per_second_mean": a.batch / tm,
         "encode_images_per_second": a.images / eb, "encode_images_per_second_mean": a.images / em,
     }))
