@@ -3,7 +3,8 @@
  *
  *   L = (1/T) sum_{(a,p,n) active} (|y_a - y_p|^2 - |y_a - y_n|^2 - C)  +  (beta/n) tr(Y^T Lap Y)
  *
- * where the triplets are every (anchor, similar, dissimilar) of the batch (T of them), a triplet
+ * where the triplets are every (anchor, similar, dissimilar) of the batch (T of them; or T = the
+ * active ones with DH_NORM_ACTIVE), a triplet
  * is active while |y_a - y_p|^2 - |y_a - y_n|^2 >= C, the margin C starts at -5 and moves by
  * -0.1 every 10k iterations (a margin that grows), and Lap = D - A is the Laplacian of a graph
  * over the batch: A_ij = 1 for similar pairs and 0.001 otherwise (the authors' label graph), or a
@@ -24,6 +25,11 @@
 
 typedef enum { DH_GRAPH_LABEL = 0, DH_GRAPH_KNN } dh_graph;
 
+/* What the triplet term is divided by: every triplet of the batch (the authors), or only the
+ * active ones (the mean over triplets that still violate the margin, so the gradient does not
+ * fade as most triplets are satisfied). */
+typedef enum { DH_NORM_ALL = 0, DH_NORM_ACTIVE } dh_norm;
+
 typedef struct {
     float beta;            /* Laplacian weight; authors 0.001 */
     float margin0;         /* C at iteration 0; authors -5 */
@@ -33,6 +39,7 @@ typedef struct {
     dh_graph graph;        /* DH_GRAPH_LABEL (default) or DH_GRAPH_KNN */
     float graph_other;     /* label graph: weight of dissimilar pairs; authors 0.001 */
     int32_t knn_k;         /* k-NN graph: neighbours per item (default 5) */
+    dh_norm norm;          /* DH_NORM_ALL (authors) or DH_NORM_ACTIVE */
 } dh_config;
 
 void dh_config_default(dh_config *c);

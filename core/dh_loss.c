@@ -18,6 +18,7 @@ void dh_config_default(dh_config *c)
     c->graph = DH_GRAPH_LABEL;
     c->graph_other = 0.001f;
     c->knn_k = 5;
+    c->norm = DH_NORM_ALL;
 }
 
 float dh_margin_at(const dh_config *c, int64_t iter)
@@ -158,7 +159,8 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
             }
         }
     }
-    double inv_t = triplets ? 1.0 / (double)triplets : 0.0;
+    int64_t denom = c->norm == DH_NORM_ACTIVE ? active : triplets;
+    double inv_t = denom ? 1.0 / (double)denom : 0.0;
     tl *= inv_t;
     for (size_t i = 0; i < nn; i++)
         W[i] *= inv_t;

@@ -58,6 +58,8 @@ static void usage(FILE *f)
             "                      (default %g; 0 = off)\n"
             "  --graph G           label | knn: Laplacian graph (default label)\n"
             "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
+            "  --triplet-norm N    all | active: divide the triplet term by every triplet of the batch\n"
+            "                      (the authors) or by the active ones (default %s)\n"
             "  --scale F           hash layer scale s at start (default %g), times --scale-mult\n"
             "  --scale-mult F      every --scale-every iterations (default %g, every %lld)\n"
             "  --scale-every N\n"
@@ -71,7 +73,8 @@ static void usage(FILE *f)
             "                      protocol's queries against its database\n"
             "  -h, --help          this text\n",
             c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
-            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
+            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
+            c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.scale0, c.scale_mult, (long long)c.scale_every,
             (long long)c.log_every, (long long)c.checkpoint_every);
 }
 
@@ -103,7 +106,7 @@ int cmd_train(int argc, char **argv)
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
         O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
         O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR,
-        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN
+        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"protocol", required_argument, 0, O_PROTOCOL},
@@ -123,7 +126,7 @@ int cmd_train(int argc, char **argv)
         {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
         {"clip-grad", required_argument, 0, O_CLIP}, {"margin-min", required_argument, 0, O_MARGIN_MIN},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     /* Flags are collected first; defaults depend on the dataset, known only after loading. */
     const char *spec = "fashion-mnist", *out = NULL, *resume = NULL, *arch = NULL;
@@ -134,7 +137,7 @@ int cmd_train(int argc, char **argv)
     tr_config_default(&set, NULL);
     struct {
         int bits, iters, seed, classes, per_class, lr, momentum, wd, lr_step, gamma, beta, margin, margin_step,
-            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min;
+            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min, triplet_norm;
     } given = {0};
     int ch;
     optind = 1;
@@ -162,6 +165,17 @@ int cmd_train(int argc, char **argv)
         case O_MARGIN: bad = pf("--margin", optarg, -1e6, 1e6, &set.loss.margin0); given.margin = 1; break;
         case O_MARGIN_STEP: bad = pf("--margin-step", optarg, -1e6, 1e6, &set.loss.margin_step); given.margin_step = 1; break;
         case O_MARGIN_EVERY: bad = cli_parse_i64("train", "--margin-every", optarg, 1, INT64_MAX, &set.loss.margin_every); given.margin_every = 1; break;
+        case O_TRIPLET_NORM:
+            if (!strcmp(optarg, "all")) {
+                set.loss.norm = DH_NORM_ALL;
+            } else if (!strcmp(optarg, "active")) {
+                set.loss.norm = DH_NORM_ACTIVE;
+            } else {
+                fprintf(stderr, "drsch train: --triplet-norm: '%s' is not all or active\n", optarg);
+                return 2;
+            }
+            given.triplet_norm = 1;
+            break;
         case O_GRAPH:
             if (!strcmp(optarg, "label"))
                 set.loss.graph = DH_GRAPH_LABEL;
@@ -236,7 +250,7 @@ int cmd_train(int argc, char **argv)
         c.loss.margin_step = given.margin_step ? set.loss.margin_step : -(float)c.bits / 24.0f;
         c.loss.margin_min = given.margin_min ? set.loss.margin_min : -(float)c.bits;
     }
-    TAKE(graph, loss.graph); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
+    TAKE(graph, loss.graph); TAKE(triplet_norm, loss.norm); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
     TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(log_every, log_every);
     TAKE(ckpt, checkpoint_every); TAKE(clip, clip_grad);
 #undef TAKE

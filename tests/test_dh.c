@@ -41,6 +41,36 @@ Test(dh, hand_computed_loss)
     cr_assert_float_eq(st.triplet_loss, (-3 + 5.1) / 2, 1e-6);
 }
 
+/* The same three items with the triplet term divided by the active triplets (1) instead of all
+ * (2): triplet loss = (-3 + 5) / 1 = 2; gradient of (|y1 - y0|^2 - |y1 - y2|^2) at y1 = 1:
+ * 2 (y1 - y0) - 2 (y1 - y2) = 2 + 4 = 6 (plus the Laplacian, off here). */
+Test(dh, active_normalisation_hand_computed)
+{
+    dh_config c;
+    dh_config_default(&c);
+    c.beta = 0;
+    c.norm = DH_NORM_ACTIVE;
+    float y[3] = {0, 1, 3}, dy[3];
+    int32_t lab[3] = {7, 7, 2};
+    uint8_t sim[9];
+    dh_similarity(lab, NULL, 0, 3, sim);
+    dh_stats st;
+    cr_assert_eq(dh_loss(&c, 0, y, 3, 1, sim, NULL, 0, dy, &st), 0);
+    cr_assert_eq(st.triplets, 2);
+    cr_assert_eq(st.active, 1);
+    cr_assert_float_eq(st.triplet_loss, 2.0, 1e-12);
+    cr_assert_float_eq(dy[1], 6.0f, 1e-5);
+    cr_assert_float_eq(dy[0], -2.0f, 1e-5); /* -2 (y1 - y0) */
+    cr_assert_float_eq(dy[2], -4.0f, 1e-5); /* +2 (y1 - y2) */
+    /* No active triplet (both l < C = 0): no triplet loss and no division by zero. */
+    c.margin0 = 0.0f;
+    cr_assert_eq(dh_loss(&c, 0, y, 3, 1, sim, NULL, 0, dy, &st), 0);
+    cr_assert_eq(st.active, 0);
+    cr_assert_float_eq(st.triplet_loss, 0.0, 1e-12);
+    for (int i = 0; i < 3; i++)
+        cr_assert_float_eq(dy[i], 0.0f, 1e-12);
+}
+
 static double loss_at(const dh_config *c, const float *y, int32_t n, int32_t d, const uint8_t *sim,
                       const float *feat, int32_t fdim)
 {
@@ -98,6 +128,8 @@ Test(dh, gradient_label_graph_matches_finite_differences)
     uint8_t sim[N * N];
     dh_similarity(lab, NULL, 0, N, sim);
     check_gradient(&c, N, D, sim, NULL, 0, 1);
+    c.norm = DH_NORM_ACTIVE;
+    check_gradient(&c, N, D, sim, NULL, 0, 3);
     (void)loss_at;
 }
 
