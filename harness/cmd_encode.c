@@ -28,6 +28,8 @@ static void usage(FILE *f)
             "  --split S        query | db | train | all (default all)\n"
             "  --protocol P     " XP_PROTOCOL_NAMES " (default auto)\n"
             "  --testset K      CUHK03 classic split 1..20 (default 1)\n"
+            "  --size HxW       resize NUS-WIDE / CUHK03 images on loading, as the model was\n"
+            "                   trained (default 32x32 / 160x60)\n"
             "  --seed S         protocol seed (default 1, as drsch train)\n"
             "  --bits B         keep the first B bits (default: all of the model's)\n"
             "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
@@ -56,9 +58,10 @@ int cmd_encode(int argc, char **argv)
         {"testset", required_argument, 0, 'k'}, {"seed", required_argument, 0, 'S'},
         {"bits", required_argument, 0, 'b'},    {"threads", required_argument, 0, 't'},
         {"out", required_argument, 0, 'o'},     {"precision", required_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"size", required_argument, 0, 'z'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
-    const char *model = NULL, *spec = "fashion-mnist", *split = "all", *out = NULL;
+    const char *model = NULL, *spec = "fashion-mnist", *split = "all", *out = NULL, *size = NULL;
     xp_protocol proto = XP_PROTO_AUTO;
     nn_precision precision = NN_PRECISION_F32;
     int64_t testset = 1, seed = 1, bits = 0, threads = 0;
@@ -77,6 +80,12 @@ int cmd_encode(int argc, char **argv)
         case 'b': bad = cli_parse_i64("encode", "--bits", optarg, 1, HM_MAX_BITS, &bits); break;
         case 't': bad = cli_parse_i64("encode", "--threads", optarg, 1, 1024, &threads); break;
         case 'P': bad = cli_parse_precision("encode", optarg, &precision); break;
+        case 'z': {
+            int h, w;
+            size = optarg;
+            bad = xp_parse_size("encode", optarg, &h, &w);
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("encode");
         }
@@ -87,6 +96,8 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "drsch encode: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
+    if (size && xp_size_check("encode", spec))
+        return EXIT_USAGE;
     if (!model || !out) {
         fprintf(stderr, "drsch encode: --model and --out are required; see 'drsch encode --help'\n");
         return EXIT_USAGE;
@@ -122,8 +133,9 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "drsch encode: --bits %lld exceeds the %d bits of %s\n", (long long)bits, B, model);
         goto done;
     }
-    if (ds_load(spec, NULL, &d, &de) != DS_OK) {
-        fprintf(stderr, "drsch encode: %s\n", de.msg);
+    int xc;
+    if (xp_load_dataset("encode", spec, size, &d, &xc)) {
+        rc = xc;
         goto done;
     }
     const int64_t *idx;

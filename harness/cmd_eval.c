@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "  --dataset SPEC    with --model (default fashion-mnist)\n"
             "  --protocol P      with --model: " XP_PROTOCOL_NAMES " (default auto)\n"
             "  --testset K       with --model: CUHK03 classic split 1..20 (default 1)\n"
+            "  --size HxW        with --model: resize NUS-WIDE / CUHK03 images on loading, as the\n"
+            "                    model was trained (default 32x32 / 160x60)\n"
             "  --seed S          protocol and single-shot seed (default 1, as drsch train)\n"
             "  --weighted        with --model: rank by the model's bit weights |w|\n"
             "  --precision P     with --model: f32 | bf16 arithmetic of the encoder (default f32)\n"
@@ -137,7 +139,8 @@ static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int 
  * inputs the file mode reads. Returns 0 or -1 after printing why. */
 static int inputs_from_model(const char *model, const char *spec, xp_protocol proto, int64_t testset, uint64_t seed,
                              int weighted, nn_precision precision, hm_codes *q, hm_codes *db, labels_buf *ql, labels_buf *dl, labels_buf *qc,
-                             labels_buf *dc, float **wts, size_t *wcount, int64_t *single, rp_report *rep)
+                             labels_buf *dc, float **wts, size_t *wcount, int64_t *single, const char *size,
+                             rp_report *rep)
 {
     nn_net *net = NULL;
     ds_dataset *d = NULL;
@@ -150,10 +153,9 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
         fprintf(stderr, "drsch eval: %s\n", ne.msg);
         goto done;
     }
-    if (ds_load(spec, NULL, &d, &de) != DS_OK) {
-        fprintf(stderr, "drsch eval: %s\n", de.msg);
+    int xc;
+    if (xp_load_dataset("eval", spec, size, &d, &xc))
         goto done;
-    }
     if (xp_make_split(d, proto, seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", spec, de.msg);
         goto done;
@@ -244,10 +246,11 @@ int cmd_eval(int argc, char **argv)
         {"model", required_argument, 0, 'O'},    {"dataset", required_argument, 0, 'D'},
         {"protocol", required_argument, 0, 'P'}, {"testset", required_argument, 0, 'T'},
         {"weighted", no_argument, 0, 'W'},       {"precision", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"size", required_argument, 0, 'z'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *qc = NULL, *dbc = NULL, *qlp = NULL, *dlp = NULL, *qcam = NULL, *dcam = NULL, *bits_s = NULL,
-               *wpath = NULL, *json = NULL, *model = NULL, *spec = "fashion-mnist";
+               *wpath = NULL, *json = NULL, *model = NULL, *spec = "fashion-mnist", *size = NULL;
     int64_t topk = 1000, radius = 2, single = -1, seed = 1, threads = 0, testset = 1;
     xp_protocol proto = XP_PROTO_AUTO;
     nn_precision precision = NN_PRECISION_F32;
@@ -276,6 +279,12 @@ int cmd_eval(int argc, char **argv)
         case 'P': bad = xp_protocol_parse("eval", optarg, &proto); break;
         case 'T': bad = cli_parse_i64("eval", "--testset", optarg, 1, 20, &testset); break;
         case 'W': weighted = 1; break;
+        case 'z': {
+            int h, w;
+            size = optarg;
+            bad = xp_parse_size("eval", optarg, &h, &w);
+            break;
+        }
         case 'p':
             precision_s = optarg;
             bad = cli_parse_precision("eval", optarg, &precision);
@@ -290,6 +299,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "drsch eval: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
+    if (size && xp_size_check("eval", spec))
+        return EXIT_USAGE;
     if (model && (qc || dbc || qlp || dlp || qcam || dcam || wpath)) {
         fprintf(stderr, "drsch eval: --model evaluates a dataset; --codes, --db, --qlabels, --dblabels, --qcams, "
                         "--dbcams and --weights are for .npy inputs\n");
@@ -329,7 +340,7 @@ int cmd_eval(int argc, char **argv)
         goto done;
     if (model) {
         if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, precision, &q, &db, &ql, &dl,
-                              &qcb, &dcb, &wts, &wcount, &single, rep))
+                              &qcb, &dcb, &wts, &wcount, &single, size, rep))
             goto done;
     } else if (npy_load_codes(qc, 0, &q, &herr) != HM_OK || npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);

@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "                      cuhk03:FILE.mat[:labeled|detected] (default fashion-mnist)\n"
             "  --protocol P        " XP_PROTOCOL_NAMES " (default auto)\n"
             "  --testset K         CUHK03 classic split 1..20 (default 1)\n"
+            "  --size HxW          resize NUS-WIDE / CUHK03 images on loading (default 32x32 /\n"
+            "                      160x60); encode and eval need the same --size\n"
             "  --out MODEL         model file to write (required); MODEL.state holds the resume state\n"
             "  --resume MODEL      continue a checkpoint written with the same settings\n"
             "  --arch A            drsch-mnist | drsch-cifar | drsch-reid (default: by image shape)\n"
@@ -106,7 +108,7 @@ int cmd_train(int argc, char **argv)
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
         O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
         O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR,
-        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM
+        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM, O_SIZE
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"protocol", required_argument, 0, O_PROTOCOL},
@@ -126,10 +128,10 @@ int cmd_train(int argc, char **argv)
         {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
         {"clip-grad", required_argument, 0, O_CLIP}, {"margin-min", required_argument, 0, O_MARGIN_MIN},
-        {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"size", required_argument, 0, O_SIZE}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     /* Flags are collected first; defaults depend on the dataset, known only after loading. */
-    const char *spec = "fashion-mnist", *out = NULL, *resume = NULL, *arch = NULL;
+    const char *spec = "fashion-mnist", *out = NULL, *resume = NULL, *arch = NULL, *size = NULL;
     xp_protocol proto = XP_PROTO_AUTO;
     int64_t testset = 1, threads = 0, v;
     int do_eval = 0, crop_h = -1, crop_w = -1;
@@ -165,6 +167,12 @@ int cmd_train(int argc, char **argv)
         case O_MARGIN: bad = pf("--margin", optarg, -1e6, 1e6, &set.loss.margin0); given.margin = 1; break;
         case O_MARGIN_STEP: bad = pf("--margin-step", optarg, -1e6, 1e6, &set.loss.margin_step); given.margin_step = 1; break;
         case O_MARGIN_EVERY: bad = cli_parse_i64("train", "--margin-every", optarg, 1, INT64_MAX, &set.loss.margin_every); given.margin_every = 1; break;
+        case O_SIZE: {
+            int h, w;
+            size = optarg;
+            bad = xp_parse_size("train", optarg, &h, &w);
+            break;
+        }
         case O_TRIPLET_NORM:
             if (!strcmp(optarg, "all")) {
                 set.loss.norm = DH_NORM_ALL;
@@ -228,10 +236,9 @@ int cmd_train(int argc, char **argv)
     ds_split sp = {0};
     ds_error de;
     double t0 = cli_now();
-    if (ds_load(spec, NULL, &d, &de) != DS_OK) {
-        fprintf(stderr, "drsch train: %s\n", de.msg);
-        return 1;
-    }
+    int xc;
+    if (xp_load_dataset("train", spec, size, &d, &xc))
+        return xc;
     if (xp_make_split(d, proto, set.seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
         fprintf(stderr, "drsch train: %s: %s\n", spec, de.msg);
         ds_dataset_free(d);

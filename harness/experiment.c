@@ -46,7 +46,9 @@ ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int t
         }
         return ds_split_cuhk03_new(d, config, sp, err);
     case XP_PROTO_CLASSIC: {
-        ds_cuhk03_opts co = {.testset = testset, .single_shot = 1};
+        /* Every second-camera image of the test identities: eval draws the single-gallery-shot
+         * samplings from it (seeded, repeated), as reproduce does. */
+        ds_cuhk03_opts co = {.testset = testset, .single_shot = 0};
         return ds_split_cuhk03_classic(d, &co, seed, sp, err);
     }
     case XP_PROTO_NONE:
@@ -76,6 +78,44 @@ int xp_parse_size(const char *cmd, const char *s, int *h, int *w)
 bad:
     fprintf(stderr, "drsch %s: --size/--crop: '%s' is not HxW with 1 <= H, W <= 4096\n", cmd, s);
     return -1;
+}
+
+int xp_size_check(const char *cmd, const char *spec)
+{
+    ds_spec ds;
+    ds_error de;
+    if (ds_spec_parse(spec, &ds, &de) != DS_OK)
+        return 0; /* reported when the dataset is loaded */
+    if (ds.kind != DS_KIND_CUHK03 && ds.kind != DS_KIND_NUSWIDE) {
+        fprintf(stderr, "drsch %s: --size resizes NUS-WIDE and CUHK03 images on loading; %s images are used at "
+                        "their own size\n", cmd, ds.name);
+        return -1;
+    }
+    return 0;
+}
+
+int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out, int *exit_code)
+{
+    ds_load_opts lo;
+    ds_load_opts_default(&lo);
+    ds_spec ds;
+    ds_error de;
+    *out = NULL;
+    *exit_code = 1;
+    if (ds_spec_parse(spec, &ds, &de) != DS_OK) {
+        fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
+        return -1;
+    }
+    *exit_code = 2;
+    if (size && (xp_parse_size(cmd, size, &lo.out_h, &lo.out_w) || xp_size_check(cmd, spec)))
+        return -1;
+    *exit_code = 1;
+    if (ds_load_spec(&ds, &lo, out, &de) != DS_OK) {
+        fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
+        return -1;
+    }
+    *exit_code = 0;
+    return 0;
 }
 
 int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out)

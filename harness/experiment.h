@@ -30,6 +30,13 @@ ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int t
 /* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
 int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
 
+/* --size is allowed for spec (NUS-WIDE, CUHK03)? Prints why not and returns -1. */
+int xp_size_check(const char *cmd, const char *spec);
+/* Loads the dataset of spec for command cmd; size (or NULL) is a --size HxW value, allowed only
+ * for datasets decoded and resized on loading (NUS-WIDE, CUHK03). Prints "drsch <cmd>: ..." and
+ * returns -1 on failure, with the exit status in *exit_code (2 for a bad --size, 1 otherwise). */
+int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out, int *exit_code);
+
 /* out = the first `bits` bits of every code of c (allocated here). Returns 0, or -1 when out of
  * memory or bits > c->bits. */
 int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);

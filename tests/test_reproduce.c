@@ -277,6 +277,27 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
               "%s", md);
     free(md);
 
+    /* drsch eval --model on split 1 builds the same gallery (every second-camera image of the
+     * test identities) and the same seeded single-shot samplings: identical CMC and mAP. */
+    const char *ej = tpath("eval.json");
+    rc = run(out, 1 << 16, "%s eval --model %s/model-split1-64.bin --dataset cuhk03:%s:labeled --size %dx%d --testset 1 "
+                           "--bits 48 --threads 2 --json %s",
+             exe(), dir, mat, FX_H, FX_W, ej);
+    cr_assert_eq(rc, 0, "%s", out);
+    char *etext = read_text(ej);
+    cJSON *eroot = cJSON_Parse(etext);
+    cr_assert_not_null(eroot, "%s is not JSON", ej);
+    cJSON *ee = entry(cJSON_GetObjectItemCaseSensitive(eroot, "benchmarks"), "eval/reid/bits:48");
+    cr_assert_not_null(ee, "%s", etext);
+    snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:1/bits:48", METHODS[0]);
+    cJSON *re = entry(bm, name);
+    for (int r = 0; r < 4; r++)
+        cr_assert_float_eq(counter(ee, RANKS[r]), counter(re, RANKS[r]), 1e-12, "%s: eval %g, reproduce %g",
+                           RANKS[r], counter(ee, RANKS[r]), counter(re, RANKS[r]));
+    cr_assert_float_eq(counter(ee, "mAP"), counter(re, "mAP"), 1e-12);
+    cJSON_Delete(eroot);
+    free(etext);
+
     /* drsch compare gates CMC counters: a rank-5 drop of 0.05 in one mean entry fails */
     snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u", METHODS[0], 48u);
     cJSON *e = entry(bm, name);
@@ -321,6 +342,13 @@ Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
     cr_assert(strstr(out, "--splits counts CUHK03") != NULL, "%s", out);
     cr_assert_eq(run(out, sizeof out, "%s reproduce --size 20x20", exe()), 2, "%s", out);
     cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 0x16", exe(), mat), 2, "%s", out);
+    /* train / encode / eval take --size only for datasets resized on loading */
+    const char *cmds[] = {"train --out /dev/null", "encode --model x.bin --out y", "eval --model x.bin"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(run(out, sizeof out, "%s %s --size 20x20", exe(), cmds[i]), 2, "%s", out);
+        cr_assert(strstr(out, "--size resizes NUS-WIDE and CUHK03") != NULL, "%s: %s", cmds[i], out);
+        cr_assert_eq(run(out, sizeof out, "%s %s --dataset cuhk03:%s --size 16", exe(), cmds[i], mat), 2, "%s", out);
+    }
     /* a missing file is named */
     cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --out %s", exe(), tpath("missing.mat"), o), 1,
                  "%s", out);
