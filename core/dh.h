@@ -30,6 +30,11 @@ typedef enum { DH_GRAPH_LABEL = 0, DH_GRAPH_KNN } dh_graph;
  * fade as most triplets are satisfied). */
 typedef enum { DH_NORM_ALL = 0, DH_NORM_ACTIVE } dh_norm;
 
+/* Which triplets the batch forms: every (anchor, similar, dissimilar) one (the authors), or per
+ * anchor only its hardest: the farthest similar item and the nearest dissimilar one ("batch
+ * hard", Hermans et al. 2017, arXiv 1703.07737). */
+typedef enum { DH_TRIPLETS_ALL = 0, DH_TRIPLETS_HARD } dh_triplets;
+
 typedef struct {
     float beta;            /* Laplacian weight; authors 0.001 */
     float margin0;         /* C at iteration 0; authors -5 */
@@ -40,6 +45,7 @@ typedef struct {
     float graph_other;     /* label graph: weight of dissimilar pairs; authors 0.001 */
     int32_t knn_k;         /* k-NN graph: neighbours per item (default 5) */
     dh_norm norm;          /* DH_NORM_ALL (authors) or DH_NORM_ACTIVE */
+    dh_triplets triplets;  /* DH_TRIPLETS_ALL (authors) or DH_TRIPLETS_HARD */
 } dh_config;
 
 void dh_config_default(dh_config *c);

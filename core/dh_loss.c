@@ -19,6 +19,7 @@ void dh_config_default(dh_config *c)
     c->graph_other = 0.001f;
     c->knn_k = 5;
     c->norm = DH_NORM_ALL;
+    c->triplets = DH_TRIPLETS_ALL;
 }
 
 float dh_margin_at(const dh_config *c, int64_t iter)
@@ -140,6 +141,31 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
                 continue;
             np += sa[j] != 0;
             nneg += sa[j] == 0;
+        }
+        if (c->triplets == DH_TRIPLETS_HARD) {
+            /* One triplet per anchor: its farthest similar and nearest dissimilar item (the
+             * lowest index on ties, so the choice is deterministic). */
+            if (np == 0 || nneg == 0)
+                continue;
+            int32_t hp = -1, hn = -1;
+            for (int32_t j = 0; j < n; j++) {
+                if (j == a)
+                    continue;
+                double dj = dist[(size_t)a * n + j];
+                if (sa[j] && (hp < 0 || dj > dist[(size_t)a * n + hp]))
+                    hp = j;
+                if (!sa[j] && (hn < 0 || dj < dist[(size_t)a * n + hn]))
+                    hn = j;
+            }
+            triplets++;
+            double l = dist[(size_t)a * n + hp] - dist[(size_t)a * n + hn];
+            if (l >= C) {
+                active++;
+                tl += l - C;
+                W[(size_t)a * n + hp] += 1.0;
+                W[(size_t)a * n + hn] -= 1.0;
+            }
+            continue;
         }
         triplets += np * nneg;
         for (int32_t p = 0; p < n; p++) {

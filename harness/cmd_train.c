@@ -62,6 +62,8 @@ static void usage(FILE *f)
             "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
             "  --triplet-norm N    all | active: divide the triplet term by every triplet of the batch\n"
             "                      (the authors) or by the active ones (default %s)\n"
+            "  --triplets T        all | hard: every triplet of the batch (the authors), or per anchor\n"
+            "                      its farthest similar and nearest dissimilar image (default %s)\n"
             "  --scale F           hash layer scale s at start (default %g), times --scale-mult\n"
             "  --scale-mult F      every --scale-every iterations (default %g, every %lld)\n"
             "  --scale-every N\n"
@@ -76,7 +78,8 @@ static void usage(FILE *f)
             "  -h, --help          this text\n",
             c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
             c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
-            c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.scale0, c.scale_mult, (long long)c.scale_every,
+            c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.loss.triplets == DH_TRIPLETS_HARD ? "hard" : "all",
+            c.scale0, c.scale_mult, (long long)c.scale_every,
             (long long)c.log_every, (long long)c.checkpoint_every);
 }
 
@@ -108,7 +111,7 @@ int cmd_train(int argc, char **argv)
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
         O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
         O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR,
-        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM, O_SIZE
+        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM, O_SIZE, O_TRIPLETS
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"protocol", required_argument, 0, O_PROTOCOL},
@@ -128,7 +131,8 @@ int cmd_train(int argc, char **argv)
         {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
         {"clip-grad", required_argument, 0, O_CLIP}, {"margin-min", required_argument, 0, O_MARGIN_MIN},
-        {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"size", required_argument, 0, O_SIZE}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"size", required_argument, 0, O_SIZE},
+        {"triplets", required_argument, 0, O_TRIPLETS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     /* Flags are collected first; defaults depend on the dataset, known only after loading. */
     const char *spec = "fashion-mnist", *out = NULL, *resume = NULL, *arch = NULL, *size = NULL;
@@ -139,7 +143,7 @@ int cmd_train(int argc, char **argv)
     tr_config_default(&set, NULL);
     struct {
         int bits, iters, seed, classes, per_class, lr, momentum, wd, lr_step, gamma, beta, margin, margin_step,
-            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min, triplet_norm;
+            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min, triplet_norm, triplets;
     } given = {0};
     int ch;
     optind = 1;
@@ -173,6 +177,17 @@ int cmd_train(int argc, char **argv)
             bad = xp_parse_size("train", optarg, &h, &w);
             break;
         }
+        case O_TRIPLETS:
+            if (!strcmp(optarg, "all")) {
+                set.loss.triplets = DH_TRIPLETS_ALL;
+            } else if (!strcmp(optarg, "hard")) {
+                set.loss.triplets = DH_TRIPLETS_HARD;
+            } else {
+                fprintf(stderr, "drsch train: --triplets: '%s' is not all or hard\n", optarg);
+                return 2;
+            }
+            given.triplets = 1;
+            break;
         case O_TRIPLET_NORM:
             if (!strcmp(optarg, "all")) {
                 set.loss.norm = DH_NORM_ALL;
@@ -257,7 +272,7 @@ int cmd_train(int argc, char **argv)
         c.loss.margin_step = given.margin_step ? set.loss.margin_step : -(float)c.bits / 24.0f;
         c.loss.margin_min = given.margin_min ? set.loss.margin_min : -(float)c.bits;
     }
-    TAKE(graph, loss.graph); TAKE(triplet_norm, loss.norm); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
+    TAKE(graph, loss.graph); TAKE(triplet_norm, loss.norm); TAKE(triplets, loss.triplets); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
     TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(log_every, log_every);
     TAKE(ckpt, checkpoint_every); TAKE(clip, clip_grad);
 #undef TAKE

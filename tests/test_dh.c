@@ -71,6 +71,35 @@ Test(dh, active_normalisation_hand_computed)
         cr_assert_float_eq(dy[i], 0.0f, 1e-12);
 }
 
+/* Batch-hard triplets on y = 0, 1, 3, 6 with labels A, A, B, B, C = -5: per anchor the
+ * farthest similar and nearest dissimilar item: anchor 0: 1 - 9 = -8; anchor 1: 1 - 4 = -3;
+ * anchor 2: 9 - 4 = 5 (its nearest dissimilar is item 1, not 0); anchor 3: 9 - 25 = -16.
+ * Active: anchors 1 and 2; loss ((-3 + 5) + (5 + 5)) / 4 = 3. Gradient of the two active
+ * triplets / 4: dy = (-0.5, 2.5, -3.5, 1.5). */
+Test(dh, batch_hard_triplets_hand_computed)
+{
+    dh_config c;
+    dh_config_default(&c);
+    c.beta = 0;
+    c.triplets = DH_TRIPLETS_HARD;
+    float y[4] = {0, 1, 3, 6}, dy[4];
+    int32_t lab[4] = {1, 1, 2, 2};
+    uint8_t sim[16];
+    dh_similarity(lab, NULL, 0, 4, sim);
+    dh_stats st;
+    cr_assert_eq(dh_loss(&c, 0, y, 4, 1, sim, NULL, 0, dy, &st), 0);
+    cr_assert_eq(st.triplets, 4);
+    cr_assert_eq(st.active, 2);
+    cr_assert_float_eq(st.triplet_loss, 3.0, 1e-12);
+    const float want[4] = {-0.5f, 2.5f, -3.5f, 1.5f};
+    for (int i = 0; i < 4; i++)
+        cr_assert_float_eq(dy[i], want[i], 1e-5, "dy[%d] = %g, want %g", i, dy[i], want[i]);
+    /* All triplets on the same batch: 8 of them, so the two modes really differ. */
+    c.triplets = DH_TRIPLETS_ALL;
+    cr_assert_eq(dh_loss(&c, 0, y, 4, 1, sim, NULL, 0, dy, &st), 0);
+    cr_assert_eq(st.triplets, 8);
+}
+
 static double loss_at(const dh_config *c, const float *y, int32_t n, int32_t d, const uint8_t *sim,
                       const float *feat, int32_t fdim)
 {
@@ -130,6 +159,10 @@ Test(dh, gradient_label_graph_matches_finite_differences)
     check_gradient(&c, N, D, sim, NULL, 0, 1);
     c.norm = DH_NORM_ACTIVE;
     check_gradient(&c, N, D, sim, NULL, 0, 3);
+    c.norm = DH_NORM_ALL;
+    c.triplets = DH_TRIPLETS_HARD;
+    c.margin0 = -3.0f;
+    check_gradient(&c, N, D, sim, NULL, 0, 4);
     (void)loss_at;
 }
 
