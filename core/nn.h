@@ -193,6 +193,8 @@ typedef struct {
     float weight_decay; /* authors: 0.0005, times each tensor's decay_mult */
     float gamma;        /* step policy: lr = base_lr * gamma^(iter / step); authors 1/3 */
     int64_t step;       /* authors: 50000 */
+    int64_t warmup;     /* lr rises linearly over the first warmup iterations: times
+                           (iter + 1) / warmup (0 = none, the authors) */
 } nn_sgd_config;
 
 void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */

@@ -12,13 +12,15 @@ void nn_sgd_defaults(nn_sgd_config *c)
     c->weight_decay = 0.0005f;
     c->gamma = 1.0f / 3.0f;
     c->step = 50000;
+    c->warmup = 0;
 }
 
 float nn_sgd_lr(const nn_sgd_config *c, int64_t iter)
 {
-    if (c->step <= 0)
-        return c->base_lr;
-    return c->base_lr * powf(c->gamma, (float)(iter / c->step));
+    float lr = c->step <= 0 ? c->base_lr : c->base_lr * powf(c->gamma, (float)(iter / c->step));
+    if (c->warmup > 0 && iter < c->warmup)
+        lr *= (float)(iter + 1) / (float)c->warmup;
+    return lr;
 }
 
 nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err)

@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "  --momentum F        SGD momentum (default %g; authors 0)\n"
             "  --weight-decay F    (default %g)\n"
             "  --lr-step N         multiply the rate by --gamma every N iterations (default %lld)\n"
+            "  --warmup N          raise the rate linearly over the first N iterations (default %lld;\n"
+            "                      0 = none)\n"
             "  --gamma F           (default %g)\n"
             "  --beta F            Laplacian weight (default %g)\n"
             "  --margin F          triplet margin C at start, active while l >= C (default -B/2;\n"
@@ -77,7 +79,7 @@ static void usage(FILE *f)
             "                      protocol's queries against its database\n"
             "  -h, --help          this text\n",
             c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
-            c.sgd.weight_decay, (long long)c.sgd.step, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
+            c.sgd.weight_decay, (long long)c.sgd.step, (long long)c.sgd.warmup, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
             c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.loss.triplets == DH_TRIPLETS_HARD ? "hard" : "all",
             c.scale0, c.scale_mult, (long long)c.scale_every,
             (long long)c.log_every, (long long)c.checkpoint_every);
@@ -111,7 +113,7 @@ int cmd_train(int argc, char **argv)
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
         O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
         O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR,
-        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM, O_SIZE, O_TRIPLETS
+        O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM, O_SIZE, O_TRIPLETS, O_WARMUP
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"protocol", required_argument, 0, O_PROTOCOL},
@@ -132,7 +134,7 @@ int cmd_train(int argc, char **argv)
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
         {"clip-grad", required_argument, 0, O_CLIP}, {"margin-min", required_argument, 0, O_MARGIN_MIN},
         {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"size", required_argument, 0, O_SIZE},
-        {"triplets", required_argument, 0, O_TRIPLETS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"triplets", required_argument, 0, O_TRIPLETS}, {"warmup", required_argument, 0, O_WARMUP}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     /* Flags are collected first; defaults depend on the dataset, known only after loading. */
     const char *spec = "fashion-mnist", *out = NULL, *resume = NULL, *arch = NULL, *size = NULL;
@@ -143,7 +145,7 @@ int cmd_train(int argc, char **argv)
     tr_config_default(&set, NULL);
     struct {
         int bits, iters, seed, classes, per_class, lr, momentum, wd, lr_step, gamma, beta, margin, margin_step,
-            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min, triplet_norm, triplets;
+            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, log_every, ckpt, clip, margin_min, triplet_norm, triplets, warmup;
     } given = {0};
     int ch;
     optind = 1;
@@ -165,6 +167,7 @@ int cmd_train(int argc, char **argv)
         case O_LR: bad = pf("--lr", optarg, 0, 1e9, &set.sgd.base_lr); given.lr = 1; break;
         case O_MOMENTUM: bad = pf("--momentum", optarg, 0, 0.999999, &set.sgd.momentum); given.momentum = 1; break;
         case O_WD: bad = pf("--weight-decay", optarg, 0, 10, &set.sgd.weight_decay); given.wd = 1; break;
+        case O_WARMUP: bad = cli_parse_i64("train", "--warmup", optarg, 0, INT64_MAX, &set.sgd.warmup); given.warmup = 1; break;
         case O_LR_STEP: bad = cli_parse_i64("train", "--lr-step", optarg, 1, INT64_MAX, &set.sgd.step); given.lr_step = 1; break;
         case O_GAMMA: bad = pf("--gamma", optarg, 0, 10, &set.sgd.gamma); given.gamma = 1; break;
         case O_BETA: bad = pf("--beta", optarg, 0, 1e6, &set.loss.beta); given.beta = 1; break;
@@ -264,7 +267,7 @@ int cmd_train(int argc, char **argv)
 #define TAKE(flag, field) if (given.flag) c.field = set.field
     TAKE(bits, bits); TAKE(iters, iters); TAKE(seed, seed); TAKE(classes, classes_per_batch);
     TAKE(per_class, images_per_class); TAKE(lr, sgd.base_lr); TAKE(momentum, sgd.momentum);
-    TAKE(wd, sgd.weight_decay); TAKE(lr_step, sgd.step); TAKE(gamma, sgd.gamma); TAKE(beta, loss.beta);
+    TAKE(wd, sgd.weight_decay); TAKE(lr_step, sgd.step); TAKE(warmup, sgd.warmup); TAKE(gamma, sgd.gamma); TAKE(beta, loss.beta);
     TAKE(margin, loss.margin0); TAKE(margin_step, loss.margin_step); TAKE(margin_every, loss.margin_every);
     if (given.margin || given.margin_step || given.margin_min) {
         c.margin_auto = 0;

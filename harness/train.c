@@ -90,13 +90,13 @@ static uint32_t config_fingerprint(const tr_config *c, const ds_split *split)
     char buf[1024];
     int n = snprintf(buf, sizeof buf,
                      "%s|%d|%lld|%d|%d|%llu|%.9g|%.9g|%.9g|%.9g|%lld|%.9g|%.9g|%.9g|%lld|%d|%.9g|%d|%.9g|%.9g|%lld|"
-                     "%d|%d|%d|%d|%.9g|%.9g|%d|%d|%s",
+                     "%d|%d|%d|%d|%.9g|%.9g|%d|%d|%lld|%s",
                      c->arch, c->bits, (long long)c->iters, c->classes_per_batch, c->images_per_class,
                      (unsigned long long)c->seed, c->sgd.base_lr, c->sgd.momentum, c->sgd.weight_decay, c->sgd.gamma,
                      (long long)c->sgd.step, c->loss.beta, c->loss.margin0, c->loss.margin_step,
                      (long long)c->loss.margin_every, (int)c->loss.graph, c->loss.graph_other, c->loss.knn_k,
                      c->scale0, c->scale_mult, (long long)c->scale_every, c->crop_h, c->crop_w, c->pad, c->mirror,
-                     c->clip_grad, c->loss.margin_min, (int)c->loss.norm, (int)c->loss.triplets, split->name);
+                     c->clip_grad, c->loss.margin_min, (int)c->loss.norm, (int)c->loss.triplets, (long long)c->sgd.warmup, split->name);
     return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
 }
 

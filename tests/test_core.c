@@ -515,9 +515,16 @@ Test(core_sgd, seeded_runs_are_identical)
 
 Test(core_sgd, step_policy_and_update)
 {
-    nn_sgd_config c = {0.1f, 0.5f, 0.01f, 0.5f, 10};
+    nn_sgd_config c = {0.1f, 0.5f, 0.01f, 0.5f, 10, 0};
     cr_expect_float_eq(nn_sgd_lr(&c, 9), 0.1f, 1e-7);
     cr_expect_float_eq(nn_sgd_lr(&c, 10), 0.05f, 1e-7);
+    /* warm-up over 4 iterations: 1/4, 2/4, 3/4 of the rate, then the step policy alone */
+    c.warmup = 4;
+    cr_expect_float_eq(nn_sgd_lr(&c, 0), 0.025f, 1e-7);
+    cr_expect_float_eq(nn_sgd_lr(&c, 2), 0.075f, 1e-7);
+    cr_expect_float_eq(nn_sgd_lr(&c, 3), 0.1f, 1e-7);
+    cr_expect_float_eq(nn_sgd_lr(&c, 10), 0.05f, 1e-7);
+    c.warmup = 0;
     cr_expect_float_eq(nn_sgd_lr(&c, 25), 0.025f, 1e-7);
     cr_expect_float_eq(nn_hash_scale_at(5.0f, 1.1f, 10000, 25000), 5.0f * 1.21f, 1e-5);
 
