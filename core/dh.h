@@ -3,10 +3,10 @@
  *
  *   L = (1/T) sum_{(a,p,n) active} (|y_a - y_p|^2 - |y_a - y_n|^2 - C)  +  (beta/n) tr(Y^T Lap Y)
  *
- * where the triplets are every (anchor, similar, dissimilar) of the batch (T of them; or T = the
- * active ones with DH_NORM_ACTIVE), a triplet
- * is active while |y_a - y_p|^2 - |y_a - y_n|^2 >= C, the margin C starts at -5 and moves by
- * -0.1 every 10k iterations (a margin that grows), and Lap = D - A is the Laplacian of a graph
+ * where the triplets are every (anchor, similar, dissimilar) of the batch, or one per anchor
+ * with DH_TRIPLETS_HARD; T is their number, or the number of active ones with DH_NORM_ACTIVE;
+ * a triplet is active while |y_a - y_p|^2 - |y_a - y_n|^2 >= C, the margin C starts at -5 and
+ * moves by -0.1 every 10k iterations (a margin that grows), and Lap = D - A is the Laplacian of a graph
  * over the batch: A_ij = 1 for similar pairs and 0.001 otherwise (the authors' label graph), or a
  * k-NN heat-kernel graph on features (the abstract's "similar appearance"). tr(Y^T Lap Y) =
  * 1/2 sum_ij A_ij |y_i - y_j|^2. drsch deliberately builds D - A, not the authors' -(A + D + I),
