@@ -1093,11 +1093,8 @@ int cmd_reproduce(int argc, char **argv)
                 dspec.name);
         return EXIT_USAGE;
     }
-    if (lo.out_h && dspec.kind != DS_KIND_CUHK03 && dspec.kind != DS_KIND_NUSWIDE) {
-        fprintf(stderr, "drsch reproduce: --size resizes NUS-WIDE and CUHK03 images on loading; %s images are "
-                        "used at their own size\n", dspec.name);
+    if (lo.out_h && xp_size_check("reproduce", spec))
         return EXIT_USAGE;
-    }
     run_ctx rc = {.seed = (uint64_t)seed, .t0 = cli_now()};
     rc.threads = cli_set_threads((int)threads);
     hm_error he;
