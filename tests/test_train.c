@@ -77,6 +77,7 @@ static char *slurp(const char *path, size_t *len)
     rewind(f);
     char *b = malloc(*len + 1);
     cr_assert_eq(fread(b, 1, *len, f), *len);
+    b[*len] = '\0'; /* callers search it as text */
     fclose(f);
     return b;
 }
