@@ -223,6 +223,8 @@ ds_status ds_select_top_concepts(ds_dataset *d, int k, ds_error *err)
         for (int l = 0; l < L; l++)
             if (!chosen[l] && (best < 0 || cnt[l] > cnt[best]))
                 best = l;
+        if (best < 0)
+            break; /* cannot happen (k <= L), but tells the compiler best indexes chosen */
         chosen[best] = 1;
     }
     int map[256];
