@@ -1,4 +1,4 @@
-/* Training input pipeline: pad-and-crop / mirror augmentation, normalisation and float32 NCHW
+/* Training input pipeline: pad-and-crop / mirror / rotation / zoom augmentation, normalisation and float32 NCHW
  * batch assembly (OpenMP over the images of a batch), per-channel statistics, and the
  * class-balanced sampler (10 classes x 10 images in the authors' MNIST setup). Images stay
  * uint8 in the dataset; only a batch is float. */
@@ -26,6 +26,8 @@ ds_augment ds_augment_eval(const ds_augment *train)
     ds_augment a = *train;
     a.random_crop = 0;
     a.mirror = 0;
+    a.rotate = 0.0f;
+    a.scale_jitter = 0.0f;
     return a;
 }
 
@@ -34,6 +36,46 @@ static uint64_t image_seed(uint64_t seed, int64_t j)
 {
     uint64_t st = seed ^ (0x632be59bd9b4e019ULL * (uint64_t)(j + 1));
     return ds_splitmix64(&st);
+}
+
+/* Uniform double in [-1, 1). */
+static double rng_sym(ds_rng *r)
+{
+    return (double)(ds_rng_next(r) >> 11) * 0x1.0p-52 - 1.0;
+}
+
+/* Crop window (y0, x0) of the padded image turned by angle and zoomed by zoom about its centre,
+ * mirrored when flip: output pixel centre (x + 1/2, y + 1/2) maps to the source point
+ * centre + R(-angle) (flip(x) - ow/2, y - oh/2) / zoom, sampled bilinearly between pixel centres;
+ * source pixels outside the image read as 0 (the zero padding). */
+static void build_affine(const ds_augment *a, const uint8_t *img, int C, int H, int W, int oh, int ow, int y0,
+                         int x0, int flip, double angle, double zoom, float *out)
+{
+    const double cs = cos(angle) / zoom, sn = sin(angle) / zoom;
+    const double cy = (double)(y0 - a->pad) + 0.5 * oh, cx = (double)(x0 - a->pad) + 0.5 * ow;
+    for (int y = 0; y < oh; y++) {
+        const double dy = (double)y + 0.5 - 0.5 * oh;
+        for (int x = 0; x < ow; x++) {
+            double dx = (double)x + 0.5 - 0.5 * ow;
+            if (flip)
+                dx = -dx;
+            const double sx = cx + cs * dx + sn * dy - 0.5, sy = cy - sn * dx + cs * dy - 0.5;
+            const double fx = floor(sx), fy = floor(sy);
+            const int ix = (int)fx, iy = (int)fy;
+            const double wx = sx - fx, wy = sy - fy;
+            const double w[4] = {(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx};
+            const int py[4] = {iy, iy, iy + 1, iy + 1}, px[4] = {ix, ix + 1, ix, ix + 1};
+            for (int c = 0; c < C; c++) {
+                const uint8_t *plane = img + (size_t)c * (size_t)H * (size_t)W;
+                double v = 0.0;
+                for (int k = 0; k < 4; k++)
+                    if (py[k] >= 0 && py[k] < H && px[k] >= 0 && px[k] < W)
+                        v += w[k] * (double)plane[(size_t)py[k] * (size_t)W + (size_t)px[k]];
+                out[((size_t)c * (size_t)oh + (size_t)y) * (size_t)ow + (size_t)x] =
+                    ((float)v - a->mean[c]) * a->scale[c];
+            }
+        }
+    }
 }
 
 static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int oh, int ow, uint64_t seed,
@@ -53,6 +95,15 @@ static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int
             flip = (int)(ds_rng_next(&rng) >> 63);
     }
     const uint8_t *img = d->images + (size_t)src * (size_t)C * (size_t)H * (size_t)W;
+    if (a->rotate > 0.0f || a->scale_jitter > 0.0f) {
+        /* a generator of its own, so crop and flip stay what they are without rotation and zoom */
+        ds_rng rng;
+        ds_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ULL);
+        const double angle = a->rotate > 0.0f ? rng_sym(&rng) * (double)a->rotate * (3.14159265358979323846 / 180.0) : 0.0;
+        const double zoom = a->scale_jitter > 0.0f ? 1.0 + rng_sym(&rng) * (double)a->scale_jitter : 1.0;
+        build_affine(a, img, C, H, W, oh, ow, y0, x0, flip, angle, zoom, out);
+        return;
+    }
     for (int c = 0; c < C; c++) {
         const float m = a->mean[c], s = a->scale[c], zero = (0.0f - m) * s;
         const uint8_t *plane = img + (size_t)c * (size_t)H * (size_t)W;
@@ -87,6 +138,9 @@ ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, con
     if (d->c > DS_MAX_CHANNELS)
         return ds_fail(err, DS_ERR_ARG, NULL, -1, "%d channels, at most %d supported", d->c, DS_MAX_CHANNELS);
     int oh = a->out_h > 0 ? a->out_h : d->h, ow = a->out_w > 0 ? a->out_w : d->w;
+    if (!(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->scale_jitter >= 0.0f && a->scale_jitter < 1.0f))
+        return ds_fail(err, DS_ERR_ARG, NULL, -1, "rotation %g degrees / zoom jitter %g out of range [0, 180] / [0, 1)",
+                       (double)a->rotate, (double)a->scale_jitter);
     if (a->pad < 0 || oh > d->h + 2 * a->pad || ow > d->w + 2 * a->pad)
         return ds_fail(err, DS_ERR_ARG, NULL, -1, "crop %d x %d does not fit images %d x %d with padding %d", oh, ow,
                        d->h, d->w, a->pad);

@@ -234,6 +234,8 @@ typedef struct {
     int pad;               /* zero padding on every side before cropping (pad-and-crop) */
     int random_crop;       /* 1: uniform random crop offset; 0: centre crop */
     int mirror;            /* 1: horizontal flip with probability 1/2 */
+    float rotate;          /* > 0: random rotation, uniform in [-rotate, +rotate] degrees */
+    float scale_jitter;    /* > 0: random zoom, uniform in [1 - scale_jitter, 1 + scale_jitter] */
     float mean[DS_MAX_CHANNELS];  /* subtracted from the uint8 value, per channel */
     float scale[DS_MAX_CHANNELS]; /* then multiplied, per channel */
 } ds_augment;
@@ -244,8 +246,10 @@ void ds_augment_default(ds_augment *a);
 ds_augment ds_augment_eval(const ds_augment *train);
 
 /* Builds a float32 batch out[n x c x out_h x out_w] (NCHW) from images idx[0..n), OpenMP over
- * images. Image i draws its crop and flip from a generator seeded with (seed, i), so the batch
- * is identical for any thread count. */
+ * images. Image i draws its crop and flip (then rotation and zoom, when asked for) from a
+ * generator seeded with (seed, i), so the batch is identical for any thread count. Rotation and
+ * zoom turn the crop window about its centre and sample the image bilinearly, with the padding
+ * value outside it; without them the crop is an exact pixel copy. */
 ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a, uint64_t seed,
                          float *out, ds_error *err);
 

@@ -97,6 +97,9 @@ static uint32_t config_fingerprint(const tr_config *c, const ds_split *split)
                      (long long)c->loss.margin_every, (int)c->loss.graph, c->loss.graph_other, c->loss.knn_k,
                      c->scale0, c->scale_mult, (long long)c->scale_every, c->crop_h, c->crop_w, c->pad, c->mirror,
                      c->clip_grad, c->loss.margin_min, (int)c->loss.norm, (int)c->loss.triplets, (long long)c->sgd.warmup, split->name);
+    /* rotation and zoom came later: named only when used, so older checkpoints still resume */
+    if (c->rotate > 0 || c->zoom > 0)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "|rotate %.9g|zoom %.9g", c->rotate, c->zoom);
     return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
 }
 
@@ -200,6 +203,8 @@ static void make_augment(const tr_config *c, const ds_dataset *d, const float *m
     a->pad = train ? c->pad : 0;
     a->random_crop = train;
     a->mirror = train && c->mirror;
+    a->rotate = train ? c->rotate : 0.0f;
+    a->scale_jitter = train ? c->zoom : 0.0f;
     for (int ch = 0; ch < DS_MAX_CHANNELS && ch < NN_MAX_IN_C; ch++) {
         a->mean[ch] = mean[ch];
         a->scale[ch] = scale[ch];

@@ -31,6 +31,8 @@ typedef struct {
     int32_t crop_h, crop_w;      /* random crop for training, centre crop for encoding (0 = none) */
     int32_t pad;                 /* zero padding before the crop */
     int32_t mirror;              /* random horizontal flips */
+    float rotate;                /* random rotation in [-rotate, rotate] degrees (0 = none) */
+    float zoom;                  /* random zoom in [1 - zoom, 1 + zoom] (0 = none) */
     float clip_grad;             /* rescale the parameter gradient to this L2 norm when larger (0 = off) */
     float margin_min;            /* the growing margin stops at margin_min (auto: -B) */
     int64_t log_every;           /* iterations between progress reports */

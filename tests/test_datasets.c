@@ -652,6 +652,110 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
     ds_dataset_free(d);
 }
 
+/* Mass and orientation (second moments, degrees, y down) of a 1-channel output image. */
+static void moments(const float *o, int h, int w, double *mass, double *angle)
+{
+    double m = 0, cy = 0, cx = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            m += o[y * w + x];
+            cy += y * (double)o[y * w + x];
+            cx += x * (double)o[y * w + x];
+        }
+    cy /= m;
+    cx /= m;
+    double m20 = 0, m02 = 0, m11 = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double v = o[y * w + x], dy = y - cy, dx = x - cx;
+            m20 += v * dx * dx;
+            m02 += v * dy * dy;
+            m11 += v * dx * dy;
+        }
+    *mass = m;
+    *angle = 0.5 * atan2(2 * m11, m20 - m02) * 180.0 / 3.14159265358979323846;
+}
+
+Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
+{
+    /* image 0: a horizontal bar 20 x 2 through the centre; image 1: a disc of radius 8 */
+    ds_dataset *d = mem_dataset(2, 1, 32, 32, 2);
+    memset(d->images, 0, 2 * 32 * 32);
+    for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 32; x++) {
+            d->images[y * 32 + x] = (y == 15 || y == 16) && x >= 6 && x < 26 ? 255 : 0;
+            d->images[1024 + y * 32 + x] = (y - 15.5) * (y - 15.5) + (x - 15.5) * (x - 15.5) <= 64 ? 255 : 0;
+        }
+    ds_augment a;
+    ds_augment_default(&a);
+    ds_error err;
+    float plain[2][32 * 32], o[32 * 32];
+    int64_t idx[2] = {0, 1};
+    cr_assert_eq(ds_batch_build(d, idx, 2, &a, 1, plain[0], &err), DS_OK, "%s", err.msg);
+    double bar_mass, bar_angle, disc_mass, disc_angle;
+    moments(plain[0], 32, 32, &bar_mass, &bar_angle);
+    moments(plain[1], 32, 32, &disc_mass, &disc_angle);
+    cr_assert_float_eq(bar_angle, 0.0, 1e-9);
+    /* rotation up to 20 degrees: the bar turns by at most 20 degrees, both ways, mass kept */
+    a.rotate = 20.0f;
+    double lo = 0, hi = 0;
+    for (uint64_t seed = 0; seed < 100; seed++) {
+        cr_assert_eq(ds_batch_build(d, idx, 1, &a, seed, o, &err), DS_OK);
+        double m, ang;
+        moments(o, 32, 32, &m, &ang);
+        cr_assert(fabs(ang) <= 20.5, "seed %llu: bar turned by %.2f degrees", (unsigned long long)seed, ang);
+        cr_assert(fabs(m / bar_mass - 1.0) < 0.03, "seed %llu: mass ratio %.4f", (unsigned long long)seed,
+                  m / bar_mass);
+        lo = fmin(lo, ang);
+        hi = fmax(hi, ang);
+    }
+    cr_assert(lo < -15.0 && hi > 15.0, "angles seen %.1f .. %.1f", lo, hi);
+    /* zoom 0.2: the disc's area scales by the zoom squared, in [0.64, 1.44], both ways */
+    a.rotate = 0.0f;
+    a.scale_jitter = 0.2f;
+    lo = 10, hi = 0;
+    for (uint64_t seed = 0; seed < 100; seed++) {
+        cr_assert_eq(ds_batch_build(d, idx + 1, 1, &a, seed, o, &err), DS_OK);
+        double m, ang;
+        moments(o, 32, 32, &m, &ang);
+        double r = m / disc_mass;
+        cr_assert(r > 0.64 - 0.03 && r < 1.44 + 0.03, "seed %llu: area ratio %.4f", (unsigned long long)seed, r);
+        lo = fmin(lo, r);
+        hi = fmax(hi, r);
+    }
+    cr_assert(lo < 0.75 && hi > 1.3, "area ratios seen %.3f .. %.3f", lo, hi);
+    /* a vanishing rotation gives the exact crop-and-mirror output of the same seed: the crop and
+     * flip draws do not change when rotation is asked for */
+    ds_dataset *r = mem_dataset(4, 2, 9, 11, 2);
+    ds_augment b;
+    ds_augment_default(&b);
+    b.out_h = 6;
+    b.out_w = 7;
+    b.pad = 1;
+    b.random_crop = b.mirror = 1;
+    int64_t ridx[4] = {3, 1, 0, 2};
+    float e1[4 * 2 * 6 * 7], e2[4 * 2 * 6 * 7];
+    cr_assert_eq(ds_batch_build(r, ridx, 4, &b, 5, e1, &err), DS_OK);
+    b.rotate = 1e-4f;
+    cr_assert_eq(ds_batch_build(r, ridx, 4, &b, 5, e2, &err), DS_OK);
+    for (int k = 0; k < 4 * 2 * 6 * 7; k++)
+        cr_assert_float_eq(e2[k], e1[k], 1e-4, "element %d", k);
+    /* evaluation has neither */
+    ds_augment ev = ds_augment_eval(&b);
+    cr_assert(ev.rotate == 0.0f && ev.scale_jitter == 0.0f);
+    /* out of range */
+    b.rotate = 181.0f;
+    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DS_ERR_ARG);
+    cr_assert(strstr(err.msg, "rotation"), "%s", err.msg);
+    b.rotate = NAN;
+    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DS_ERR_ARG);
+    b.rotate = 0.0f;
+    b.scale_jitter = 1.0f;
+    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DS_ERR_ARG);
+    ds_dataset_free(r);
+    ds_dataset_free(d);
+}
+
 Test(batch, identical_for_any_thread_count)
 {
     ds_dataset *d = mem_dataset(500, 1, 28, 28, 10);
