@@ -1,7 +1,9 @@
-# The harness suite: .npy I/O, JSON reports and the drsch command line end to end.
-drsch_criterion_test(test_harness SOURCES test_harness.c LIBS drsch_harness DNNL::dnnl)
+# The harness suite: .npy I/O, JSON reports and the drsch command line end to end. test_util.c
+# (temp dir, running a command, file helpers) is shared with the reproduce and train suites.
+drsch_criterion_test(test_harness SOURCES test_harness.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_harness drsch)
 drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL::dnnl)
-# drsch reproduce on CUHK03 end to end (a synthetic cuhk-03.mat written by fixture_cuhk03.c).
-drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c LIBS drsch_harness DNNL::dnnl)
+# drsch reproduce on CUHK03 end to end (a synthetic cuhk-03.mat written by fixture_cuhk03.c;
+# the shared test helpers of test_util.c).
+drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_reproduce drsch)

@@ -4,75 +4,22 @@
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hamming.h"
 #include "npy.h"
 #include "report.h"
-
-static char tmpdir[256];
+#include "test_util.h"
 
 static void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/drsch-test-harness-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tu_tmpdir_make("harness");
 }
 
-static void remove_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
-
-/* Runs a shell command, returns its exit status and its stderr+stdout in out. */
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[2100];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char *exe(void)
-{
-    const char *e = getenv("DRSCH_EXE");
-    cr_assert_not_null(e, "DRSCH_EXE must point at build/drsch (set by CTest)");
-    return e;
-}
-
-TestSuite(npy, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(npy, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
 Test(npy, round_trip_every_dtype_and_rank)
 {
@@ -88,9 +35,9 @@ Test(npy, round_trip_every_dtype_and_rank)
             for (size_t i = 0; i < count * es; i++)
                 data[i] = (uint8_t)(i * 37 + t);
             hm_error err;
-            cr_assert_eq(npy_save(tpath("a.npy"), types[t], nd, shapes[nd - 1], data, &err), HM_OK, "%s", err.msg);
+            cr_assert_eq(npy_save(tu_path("a.npy"), types[t], nd, shapes[nd - 1], data, &err), HM_OK, "%s", err.msg);
             npy_array a;
-            cr_assert_eq(npy_load(tpath("a.npy"), &a, &err), HM_OK, "%s", err.msg);
+            cr_assert_eq(npy_load(tu_path("a.npy"), &a, &err), HM_OK, "%s", err.msg);
             cr_assert_eq(a.dtype, types[t]);
             cr_assert_eq(a.ndim, nd);
             for (int i = 0; i < nd; i++)
@@ -107,8 +54,8 @@ Test(npy, header_is_numpy_compatible)
     size_t shape[2] = {2, 3};
     uint8_t d[6] = {1, 2, 3, 4, 5, 6};
     hm_error err;
-    cr_assert_eq(npy_save(tpath("h.npy"), NPY_U8, 2, shape, d, &err), HM_OK);
-    FILE *f = fopen(tpath("h.npy"), "rb");
+    cr_assert_eq(npy_save(tu_path("h.npy"), NPY_U8, 2, shape, d, &err), HM_OK);
+    FILE *f = fopen(tu_path("h.npy"), "rb");
     char buf[256];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
@@ -136,10 +83,10 @@ static size_t make_npy(uint8_t *out, const char *dict, const void *payload, size
 
 static void expect_load_error(const uint8_t *img, size_t len, const char *needle)
 {
-    write_file(tpath("bad.npy"), img, len);
+    tu_write_file(tu_path("bad.npy"), img, len);
     npy_array a;
     hm_error err;
-    cr_assert_neq(npy_load(tpath("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)", needle);
+    cr_assert_neq(npy_load(tu_path("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)", needle);
     cr_assert(strstr(err.msg, "bad.npy") != NULL, "error names the file: %s", err.msg);
     cr_assert(strstr(err.msg, needle) != NULL, "error '%s' should mention '%s'", err.msg, needle);
     cr_assert_null(a.data);
@@ -178,25 +125,25 @@ Test(npy, codes_truncate_to_a_prefix_and_check_dtype)
     uint8_t bytes[3 * 2] = {0xFF, 0xFF, 0x0F, 0xF0, 0xAA, 0x55};
     size_t shape[2] = {3, 2};
     hm_error err;
-    cr_assert_eq(npy_save(tpath("c.npy"), NPY_U8, 2, shape, bytes, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("c.npy"), NPY_U8, 2, shape, bytes, &err), HM_OK);
     hm_codes c;
-    cr_assert_eq(npy_load_codes(tpath("c.npy"), 12, &c, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_load_codes(tu_path("c.npy"), 12, &c, &err), HM_OK, "%s", err.msg);
     cr_assert_eq(c.bits, 12);
     cr_assert_eq(hm_code_row(&c, 0)[0], 0x0FFFu);
     cr_assert_eq(hm_code_row(&c, 1)[0], 0x000Fu);
     cr_assert_eq(hm_code_row(&c, 2)[0], 0x05AAu);
-    cr_assert_eq(npy_save_codes(tpath("c2.npy"), &c, &err), HM_OK);
+    cr_assert_eq(npy_save_codes(tu_path("c2.npy"), &c, &err), HM_OK);
     hm_codes_free(&c);
     npy_array a;
-    cr_assert_eq(npy_load(tpath("c2.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("c2.npy"), &a, &err), HM_OK);
     cr_assert_eq(a.shape[1], 2);
     cr_assert_eq(((uint8_t *)a.data)[1], 0x0F);
     npy_free(&a);
-    cr_assert_neq(npy_load_codes(tpath("c.npy"), 17, &c, &err), HM_OK);
+    cr_assert_neq(npy_load_codes(tu_path("c.npy"), 17, &c, &err), HM_OK);
     cr_assert(strstr(err.msg, "17 bits") != NULL, "%s", err.msg);
     int32_t ints[6] = {0};
-    cr_assert_eq(npy_save(tpath("i.npy"), NPY_I32, 2, shape, ints, &err), HM_OK);
-    cr_assert_neq(npy_load_codes(tpath("i.npy"), 0, &c, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("i.npy"), NPY_I32, 2, shape, ints, &err), HM_OK);
+    cr_assert_neq(npy_load_codes(tu_path("i.npy"), 0, &c, &err), HM_OK);
     cr_assert(strstr(err.msg, "uint8") != NULL, "%s", err.msg);
 }
 
@@ -234,7 +181,7 @@ Test(report, google_benchmark_schema)
 
 /* ---- drsch search end to end ------------------------------------------------------------- */
 
-TestSuite(search, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(search, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
 static uint64_t rng_state = 12345;
 static uint8_t rnd8(void)
@@ -247,7 +194,7 @@ static void save_codes(const char *name, size_t n, size_t rb, uint8_t *bytes)
 {
     size_t shape[2] = {n, rb};
     hm_error err;
-    cr_assert_eq(npy_save(tpath(name), NPY_U8, 2, shape, bytes, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(tu_path(name), NPY_U8, 2, shape, bytes, &err), HM_OK, "%s", err.msg);
 }
 
 Test(search, matches_brute_force_with_truncation_and_weights)
@@ -261,13 +208,13 @@ Test(search, matches_brute_force_with_truncation_and_weights)
     save_codes("db.npy", N, RB, db);
     save_codes("q.npy", Q, RB, q);
     char out[4096];
-    int rc = run(out, sizeof out, "%s search --db %s --queries %s --k %d --bits %d --out %s", exe(),
-                 tpath("db.npy"), tpath("q.npy"), K, BITS, tpath("r"));
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --bits %d --out %s", tu_exe(),
+                    tu_path("db.npy"), tu_path("q.npy"), K, BITS, tu_path("r"));
     cr_assert_eq(rc, 0, "%s", out);
     npy_array ai, ad;
     hm_error err;
-    cr_assert_eq(npy_load(tpath("r.indices.npy"), &ai, &err), HM_OK);
-    cr_assert_eq(npy_load(tpath("r.distances.npy"), &ad, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("r.indices.npy"), &ai, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("r.distances.npy"), &ad, &err), HM_OK);
     cr_assert_eq(ai.dtype, NPY_I64);
     cr_assert_eq(ad.dtype, NPY_I32);
     cr_assert_eq(ai.shape[0], Q);
@@ -300,12 +247,12 @@ Test(search, matches_brute_force_with_truncation_and_weights)
     for (int i = 0; i < BITS; i++)
         w[i] = (float)(i % 4) + 0.5f;
     size_t wshape[1] = {BITS};
-    cr_assert_eq(npy_save(tpath("w.npy"), NPY_F32, 1, wshape, w, &err), HM_OK);
-    rc = run(out, sizeof out, "%s search --db %s --queries %s --k %d --weights %s --out %s", exe(),
-             tpath("db.npy"), tpath("q.npy"), K, tpath("w.npy"), tpath("w"));
+    cr_assert_eq(npy_save(tu_path("w.npy"), NPY_F32, 1, wshape, w, &err), HM_OK);
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --weights %s --out %s", tu_exe(),
+                tu_path("db.npy"), tu_path("q.npy"), K, tu_path("w.npy"), tu_path("w"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert_eq(npy_load(tpath("w.distances.npy"), &ad, &err), HM_OK);
-    cr_assert_eq(npy_load(tpath("w.indices.npy"), &ai, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("w.distances.npy"), &ad, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("w.indices.npy"), &ai, &err), HM_OK);
     cr_assert_eq(ad.dtype, NPY_F32);
     for (int qi = 0; qi < Q; qi++)
         for (int r = 0; r < K; r++) {
@@ -332,18 +279,18 @@ Test(search, bad_input_gives_clear_errors)
     int32_t ints[4] = {0};
     size_t ishape[2] = {2, 2};
     hm_error err;
-    cr_assert_eq(npy_save(tpath("i32.npy"), NPY_I32, 2, ishape, ints, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("i32.npy"), NPY_I32, 2, ishape, ints, &err), HM_OK);
     float wnan[16], wshort[8];
     for (int i = 0; i < 16; i++)
         wnan[i] = i == 5 ? NAN : 1.0f;
     for (int i = 0; i < 8; i++)
         wshort[i] = 1.0f;
     size_t s16[1] = {16}, s8[1] = {8}, s20[1] = {20};
-    cr_assert_eq(npy_save(tpath("wnan.npy"), NPY_F32, 1, s16, wnan, &err), HM_OK);
-    cr_assert_eq(npy_save(tpath("wshort.npy"), NPY_F32, 1, s8, wshort, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("wnan.npy"), NPY_F32, 1, s16, wnan, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("wshort.npy"), NPY_F32, 1, s8, wshort, &err), HM_OK);
     float wlong[20] = {0};
-    cr_assert_eq(npy_save(tpath("wlong.npy"), NPY_F32, 1, s20, wlong, &err), HM_OK);
-    write_file(tpath("trunc.npy"), "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
+    cr_assert_eq(npy_save(tu_path("wlong.npy"), NPY_F32, 1, s20, wlong, &err), HM_OK);
+    tu_write_file(tu_path("trunc.npy"), "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
 
     struct {
         const char *args, *needle;
@@ -370,13 +317,13 @@ Test(search, bad_input_gives_clear_errors)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[1024], out[4096];
         /* Every %s in the pattern is the temp dir. */
-        snprintf(args, sizeof args, cases[i].args, tmpdir, tmpdir, tmpdir, tmpdir);
-        int rc = run(out, sizeof out, "%s search %s", exe(), args);
+        snprintf(args, sizeof args, cases[i].args, tu_tmpdir, tu_tmpdir, tu_tmpdir, tu_tmpdir);
+        int rc = tu_run(out, sizeof out, "%s search %s", tu_exe(), args);
         cr_assert_eq(rc, cases[i].code, "case %zu (%s): exit %d, output: %s", i, args, rc, out);
         cr_assert(strstr(out, cases[i].needle) != NULL, "case %zu: '%s' not in: %s", i, cases[i].needle, out);
         cr_assert(strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL, "%s", out);
     }
-    cr_assert_neq(access(tpath("o.indices.npy"), F_OK), 0, "no output after a failure");
+    cr_assert_neq(access(tu_path("o.indices.npy"), F_OK), 0, "no output after a failure");
 }
 
 /* Codes larger than memory are refused before reading, with what they would need. */
@@ -387,11 +334,11 @@ Test(search, database_larger_than_memory_is_refused)
     /* A sparse .npy of 2^40 one-byte codes: 1 TiB announced, nothing allocated on disk. */
     uint8_t img[256];
     size_t n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (1099511627776, 1), }", "", 0);
-    write_file(tpath("huge.npy"), img, n);
-    cr_assert_eq(truncate(tpath("huge.npy"), (off_t)n + ((off_t)1 << 40)), 0);
+    tu_write_file(tu_path("huge.npy"), img, n);
+    cr_assert_eq(truncate(tu_path("huge.npy"), (off_t)n + ((off_t)1 << 40)), 0);
     char out[4096];
-    int rc = run(out, sizeof out, "%s search --db %s --queries %s --k 1 --out %s", exe(), tpath("huge.npy"),
-                 tpath("q.npy"), tpath("o"));
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 1 --out %s", tu_exe(), tu_path("huge.npy"),
+                    tu_path("q.npy"), tu_path("o"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "GiB") && strstr(out, "available"), "%s", out);
 }
@@ -399,7 +346,7 @@ Test(search, database_larger_than_memory_is_refused)
 Test(search, help_and_version)
 {
     char out[8192];
-    cr_assert_eq(run(out, sizeof out, "%s search --help", exe()), 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s search --help", tu_exe()), 0);
     for (const char *f = "--db --queries --out --k --bits --weights --threads --isa"; *f;) {
         char flag[32];
         int n = 0;
@@ -409,16 +356,16 @@ Test(search, help_and_version)
         while (*f == ' ')
             f++;
     }
-    cr_assert_eq(run(out, sizeof out, "%s --version", exe()), 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s --version", tu_exe()), 0);
     cr_assert(strstr(out, "commit:") && strstr(out, "isa:") && strstr(out, "threads:") && strstr(out, "compiler:"),
               "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s frobnicate", exe()), 2);
+    cr_assert_eq(tu_run(out, sizeof out, "%s frobnicate", tu_exe()), 2);
     cr_assert(strstr(out, "unknown command") != NULL);
 }
 
 /* ---- drsch compare ----------------------------------------------------------------------- */
 
-TestSuite(compare, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(compare, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
 static void write_report(const char *name, double time_ms, double map, int reps, double jitter)
 {
@@ -431,7 +378,7 @@ static void write_report(const char *name, double time_ms, double map, int reps,
                       " \"cpu_time\": %g, \"time_unit\": \"ms\", \"mAP\": %g}",
                       r ? ", " : "", reps, r, time_ms + jitter * r, time_ms, map);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "]}");
-    write_file(tpath(name), buf, (size_t)n);
+    tu_write_file(tu_path(name), buf, (size_t)n);
 }
 
 Test(compare, gates_slowdowns_and_metric_drops)
@@ -441,22 +388,28 @@ Test(compare, gates_slowdowns_and_metric_drops)
     write_report("same.json", 105, 0.795, 1, 0);
     write_report("slow.json", 120, 0.80, 1, 0);
     write_report("drop.json", 100, 0.78, 1, 0);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("same.json")), 0, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("slow.json")), 1, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("same.json")), 0,
+                 "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("slow.json")), 1,
+                 "%s", out);
     cr_assert(strstr(out, "BM_a") && strstr(out, "regression"), "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s compare --no-time %s %s", exe(), tpath("base.json"), tpath("slow.json")), 0);
-    cr_assert_eq(run(out, sizeof out, "%s compare --max-slowdown 0.25 %s %s", exe(), tpath("base.json"),
-                     tpath("slow.json")), 0);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("drop.json")), 1, "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s compare --no-time %s %s", tu_exe(), tu_path("base.json"), tu_path("slow.json")), 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 0.25 %s %s", tu_exe(), tu_path("base.json"),
+                        tu_path("slow.json")),
+                 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("drop.json")), 1,
+                 "%s", out);
     cr_assert(strstr(out, "mAP") && strstr(out, "0.7800"), "%s", out);
     /* Repetitions: medians compared, a difference inside the spread is noise. */
     write_report("rep_base.json", 100, 0.8, 5, 10);  /* 100..140, median 120 */
     write_report("rep_cur.json", 120, 0.8, 5, 10);   /* 120..160, median 140: +16.7%, spread 40 */
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("rep_base.json"), tpath("rep_cur.json")), 0,
-                 "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("rep_base.json"), tu_path("rep_cur.json")), 0,
+        "%s", out);
     cr_assert(strstr(out, "within noise") != NULL, "%s", out);
-    write_file(tpath("junk.json"), "{\"x\": 1}", 8);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("base.json"), tpath("junk.json")), 2);
+    tu_write_file(tu_path("junk.json"), "{\"x\": 1}", 8);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("junk.json")), 2);
     cr_assert(strstr(out, "junk.json") != NULL, "%s", out);
 }
 
@@ -474,7 +427,7 @@ static void write_cmc_report(const char *name, double rank1, double rank20, doub
     if (with_rank20)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "%g", rank20);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "}]}");
-    write_file(tpath(name), buf, (size_t)n);
+    tu_write_file(tu_path(name), buf, (size_t)n);
 }
 
 Test(compare, gates_cmc_counters_like_map)
@@ -484,16 +437,19 @@ Test(compare, gates_cmc_counters_like_map)
     write_cmc_report("cmc_same.json", 0.495, 0.90, 100, 1); /* within 0.01; fewer queries is no regression */
     write_cmc_report("cmc_drop.json", 0.48, 0.90, 500, 1);
     write_cmc_report("cmc_missing.json", 0.50, 0, 500, 0);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("cmc_base.json"), tpath("cmc_same.json")), 0,
-                 "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("cmc_base.json"), tpath("cmc_drop.json")), 1,
-                 "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"), tu_path("cmc_same.json")), 0,
+        "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"), tu_path("cmc_drop.json")), 1,
+        "%s", out);
     cr_assert(strstr(out, "rank-1 0.5000 -> 0.4800") != NULL, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s compare --max-metric-drop 0.05 %s %s", exe(), tpath("cmc_base.json"),
-                     tpath("cmc_drop.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-metric-drop 0.05 %s %s", tu_exe(), tu_path("cmc_base.json"),
+                        tu_path("cmc_drop.json")),
                  0, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s compare %s %s", exe(), tpath("cmc_base.json"), tpath("cmc_missing.json")), 1,
-                 "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"), tu_path("cmc_missing.json")), 1,
+        "%s", out);
     cr_assert(strstr(out, "rank-20 missing in current") != NULL, "%s", out);
 }
 
@@ -505,11 +461,12 @@ Test(compare, google_benchmark_compare_py_reads_drsch_reports)
         cr_skip_test("%s missing (Debian package libbenchmark-tools)", py);
     char out[16384];
     for (int i = 0; i < 2; i++) {
-        int rc = run(out, sizeof out, "%s bench hamming --n 5000 --queries 20 --bits 64 --k 10 --repetitions 1 --json %s",
-                     exe(), tpath(i ? "b.json" : "a.json"));
+        int rc =
+            tu_run(out, sizeof out, "%s bench hamming --n 5000 --queries 20 --bits 64 --k 10 --repetitions 1 --json %s",
+                   tu_exe(), tu_path(i ? "b.json" : "a.json"));
         cr_assert_eq(rc, 0, "%s", out);
     }
-    int rc = run(out, sizeof out, "/usr/bin/python3 %s benchmarks %s %s", py, tpath("a.json"), tpath("b.json"));
+    int rc = tu_run(out, sizeof out, "/usr/bin/python3 %s benchmarks %s %s", py, tu_path("a.json"), tu_path("b.json"));
     cr_assert_eq(rc, 0, "compare.py failed: %s", out);
     cr_assert(strstr(out, "BM_HammingTopK/scalar") != NULL, "compare.py output lacks drsch's entries: %s", out);
     cr_assert(strstr(out, "Traceback") == NULL, "%s", out);

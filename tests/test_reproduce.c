@@ -9,82 +9,17 @@
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fixture_cuhk03.h"
-
-static char tmpdir[256];
+#include "test_util.h"
 
 static void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/drsch-test-reproduce-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
-
-/* Runs a shell command, returns its exit status and its stderr+stdout in out. */
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[2100];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    cr_assert_not_null(p);
-    size_t n = 0, got;
-    while (n + 1 < cap && (got = fread(out + n, 1, cap - 1 - n, p)) > 0)
-        n += got;
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0)
-        ;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char *exe(void)
-{
-    const char *e = getenv("DRSCH_EXE");
-    cr_assert_not_null(e, "DRSCH_EXE must point at build/drsch (set by CTest)");
-    return e;
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s was not written", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
+    tu_tmpdir_make("reproduce");
 }
 
 /* ---- the fixture --------------------------------------------------------------------------- */
@@ -137,7 +72,7 @@ static void write_fixture(const char *path, int with_testsets)
 
 /* ---- end to end ----------------------------------------------------------------------------- */
 
-TestSuite(reproduce_reid, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(reproduce_reid, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
 static const char *const METHODS[] = {"DRSCH-64_truncated", "DRSCH-64_truncated-_weighted_ranking",
                                       "LSH_-thumbnails-", "ITQ_-thumbnails-"};
@@ -182,13 +117,14 @@ static void check_cmc(cJSON *e)
 
 Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
 {
-    const char *mat = tpath("cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     write_fixture(mat, 1);
     char *out = malloc(1 << 16), dir[600];
-    snprintf(dir, sizeof dir, "%s", tpath("out"));
-    int rc = run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 20 --splits 2 --threads 2 "
-                               "--out %s",
-                 exe(), mat, FX_H, FX_W, dir);
+    snprintf(dir, sizeof dir, "%s", tu_path("out"));
+    int rc = tu_run(out, 1 << 16,
+                    "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 20 --splits 2 --threads 2 "
+                    "--out %s",
+                    tu_exe(), mat, FX_H, FX_W, dir);
     cr_assert_eq(rc, 0, "%s", out);
     /* progress on stderr, the table on stdout */
     cr_assert(strstr(out, "split 2/2") && strstr(out, "| method | bits | rank-1 |"), "%s", out);
@@ -205,14 +141,14 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     if (access("/usr/bin/gnuplot", X_OK) == 0)
         for (int i = 0; i < 2; i++) {
             snprintf(path, sizeof path, "%s/%s", dir, i ? "cmc_methods.svg" : "cmc.svg");
-            char *svg = read_text(path);
+            char *svg = tu_slurp(path, NULL);
             cr_assert(strstr(svg, "<svg") && strstr(svg, "CMC"), "%s is not the CMC plot", path);
             free(svg);
         }
 
     /* report.json: context and counters */
     snprintf(path, sizeof path, "%s/report.json", dir);
-    char *text = read_text(path);
+    char *text = tu_slurp(path, NULL);
     cJSON *root = cJSON_Parse(text);
     cr_assert_not_null(root, "report.json is not JSON");
     cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
@@ -251,7 +187,7 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
 
     /* cmc.dat: a header, then ranks 1..20, each curve in [0, 1] and non-decreasing */
     snprintf(path, sizeof path, "%s/cmc.dat", dir);
-    char *dat = read_text(path);
+    char *dat = tu_slurp(path, NULL);
     char *line = strtok(dat, "\n");
     cr_assert(line && !strncmp(line, "rank \"12 bits\"", 14), "%s", line ? line : "(empty)");
     double prev[5] = {0};
@@ -270,7 +206,7 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
 
     /* table.md: the command, the machine, the CMC table, the missing published figures */
     snprintf(path, sizeof path, "%s/table.md", dir);
-    char *md = read_text(path);
+    char *md = tu_slurp(path, NULL);
     cr_assert(strstr(md, "Command: `drsch reproduce --dataset cuhk03:") && strstr(md, "Machine:") &&
                   strstr(md, "| DRSCH-64 truncated | 48 |") && strstr(md, "| ITQ (thumbnails) | 12 |") &&
                   strstr(md, "Published figures: none") && strstr(md, "truncated to each length"),
@@ -279,12 +215,13 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
 
     /* drsch eval --model on split 1 builds the same gallery (every second-camera image of the
      * test identities) and the same seeded single-shot samplings: identical CMC and mAP. */
-    const char *ej = tpath("eval.json");
-    rc = run(out, 1 << 16, "%s eval --model %s/model-split1-64.bin --dataset cuhk03:%s:labeled --size %dx%d --testset 1 "
-                           "--bits 48 --threads 2 --json %s",
-             exe(), dir, mat, FX_H, FX_W, ej);
+    const char *ej = tu_path("eval.json");
+    rc = tu_run(out, 1 << 16,
+                "%s eval --model %s/model-split1-64.bin --dataset cuhk03:%s:labeled --size %dx%d --testset 1 "
+                "--bits 48 --threads 2 --json %s",
+                tu_exe(), dir, mat, FX_H, FX_W, ej);
     cr_assert_eq(rc, 0, "%s", out);
-    char *etext = read_text(ej);
+    char *etext = tu_slurp(ej, NULL);
     cJSON *eroot = cJSON_Parse(etext);
     cr_assert_not_null(eroot, "%s is not JSON", ej);
     cJSON *ee = entry(cJSON_GetObjectItemCaseSensitive(eroot, "benchmarks"), "eval/reid/bits:48");
@@ -304,14 +241,14 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     double r5 = counter(e, "rank-5");
     cJSON_ReplaceItemInObjectCaseSensitive(e, "rank-5", cJSON_CreateNumber(r5 - 0.05));
     char *dropped = cJSON_Print(root);
-    const char *worse = tpath("worse.json");
+    const char *worse = tu_path("worse.json");
     FILE *f = fopen(worse, "w");
     cr_assert_not_null(f);
     fputs(dropped, f);
     fclose(f);
     snprintf(path, sizeof path, "%s/report.json", dir);
-    cr_assert_eq(run(out, 1 << 16, "%s compare --no-time %s %s", exe(), path, path), 0, "%s", out);
-    cr_assert_eq(run(out, 1 << 16, "%s compare --no-time %s %s", exe(), path, worse), 1, "%s", out);
+    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), path, path), 0, "%s", out);
+    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), path, worse), 1, "%s", out);
     cr_assert(strstr(out, name) && strstr(out, "rank-5"), "%s", out);
     free(dropped);
     cJSON_Delete(root);
@@ -321,41 +258,43 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
 
 Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
 {
-    const char *mat = tpath("cuhk-03.mat"), *nots = tpath("no-testsets.mat");
+    const char *mat = tu_path("cuhk-03.mat"), *nots = tu_path("no-testsets.mat");
     write_fixture(mat, 1);
     write_fixture(nots, 0);
     char out[8192];
-    const char *o = tpath("bad");
+    const char *o = tu_path("bad");
     /* more splits than the file's 3 testsets */
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --splits 4 --out %s", exe(), mat,
-                     o),
-                 2, "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --splits 4 --out %s", tu_exe(), mat, o),
+        2, "%s", out);
     cr_assert(strstr(out, "--splits 4") && strstr(out, "3 testsets"), "%s", out);
     /* no 'testsets' in the file */
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --out %s", exe(), nots, o), 1,
-                 "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --out %s", tu_exe(), nots, o),
+                 1, "%s", out);
     cr_assert(strstr(out, "no-testsets.mat") && strstr(out, "no 'testsets'"), "%s", out);
     /* out-of-range and misplaced flags */
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --splits 0", exe(), mat), 2, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --splits 0", tu_exe(), mat), 2, "%s", out);
     cr_assert(strstr(out, "--splits") != NULL, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --splits 2", exe()), 2, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --splits 2", tu_exe()), 2, "%s", out);
     cr_assert(strstr(out, "--splits counts CUHK03") != NULL, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --size 20x20", exe()), 2, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 0x16", exe(), mat), 2, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --size 20x20", tu_exe()), 2, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 0x16", tu_exe(), mat), 2, "%s", out);
     /* train / encode / eval take --size only for datasets resized on loading */
     const char *cmds[] = {"train --out /dev/null", "encode --model x.bin --out y", "eval --model x.bin"};
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(run(out, sizeof out, "%s %s --size 20x20", exe(), cmds[i]), 2, "%s", out);
+        cr_assert_eq(tu_run(out, sizeof out, "%s %s --size 20x20", tu_exe(), cmds[i]), 2, "%s", out);
         cr_assert(strstr(out, "--size resizes NUS-WIDE and CUHK03") != NULL, "%s: %s", cmds[i], out);
-        cr_assert_eq(run(out, sizeof out, "%s %s --dataset cuhk03:%s --size 16", exe(), cmds[i], mat), 2, "%s", out);
+        cr_assert_eq(tu_run(out, sizeof out, "%s %s --dataset cuhk03:%s --size 16", tu_exe(), cmds[i], mat), 2, "%s",
+                     out);
     }
     /* a missing file is named */
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --out %s", exe(), tpath("missing.mat"), o), 1,
-                 "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --out %s", tu_exe(), tu_path("missing.mat"), o), 1,
+        "%s", out);
     cr_assert(strstr(out, "missing.mat") != NULL, "%s", out);
     /* nothing was written for the failed runs */
-    cr_assert_neq(access(tpath("bad/report.json"), F_OK), 0);
+    cr_assert_neq(access(tu_path("bad/report.json"), F_OK), 0);
     /* --help lists the re-id flags with their defaults */
-    cr_assert_eq(run(out, sizeof out, "%s reproduce --help", exe()), 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --help", tu_exe()), 0);
     cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"), "%s", out);
 }

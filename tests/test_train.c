@@ -5,7 +5,6 @@
  * --precision bf16 agrees with f32 and is an error where oneDNN has no bf16. */
 #include <criterion/criterion.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,78 +17,23 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "npy.h"
-
-static char tmpdir[256];
+#include "test_util.h"
 
 static void setup(void)
 {
     if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
         cr_skip_test("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/drsch-test-train-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static const char *exe(void)
-{
-    const char *e = getenv("DRSCH_EXE");
-    cr_assert_not_null(e, "DRSCH_EXE must point at build/drsch (set by CTest)");
-    return e;
-}
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
-
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096], full[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s missing", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    rewind(f);
-    char *b = malloc(*len + 1);
-    cr_assert_eq(fread(b, 1, *len, f), *len);
-    b[*len] = '\0'; /* callers search it as text */
-    fclose(f);
-    return b;
+    tu_tmpdir_make("train");
 }
 
 #define TRAIN_FLAGS "--threads 2 --iters 120 --log-every 40 --checkpoint-every 20 --bits 16"
 
-TestSuite(train, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(train, .init = setup, .fini = tu_tmpdir_remove, .timeout = 600);
 
 Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
 {
     static char out[1 << 16];
-    int rc = run(out, sizeof out, "%s train " TRAIN_FLAGS " --out %s", exe(), tpath("straight.bin"));
+    int rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --out %s", tu_exe(), tu_path("straight.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "iter     40/120") != NULL, "progress line expected: %s", out);
     cr_assert(strstr(out, "img/s") && strstr(out, "ETA"), "%s", out);
@@ -99,12 +43,12 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         freopen("/dev/null", "w", stderr);
-        execl(exe(), exe(), "train", "--threads", "2", "--iters", "120", "--log-every", "40", "--checkpoint-every",
-              "20", "--bits", "16", "--out", tpath("cut.bin"), (char *)NULL);
+        execl(tu_exe(), tu_exe(), "train", "--threads", "2", "--iters", "120", "--log-every", "40",
+              "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("cut.bin"), (char *)NULL);
         _exit(127);
     }
     struct stat stt;
-    for (int i = 0; i < 6000 && stat(tpath("cut.bin.state"), &stt) != 0; i++)
+    for (int i = 0; i < 6000 && stat(tu_path("cut.bin.state"), &stt) != 0; i++)
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     kill(pid, SIGINT);
     int status;
@@ -113,20 +57,20 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     int code = WEXITSTATUS(status);
     cr_assert(code == 130 || code == 0, "exit %d", code);
     if (code == 130) {
-        rc = run(out, sizeof out, "%s train " TRAIN_FLAGS " --resume %s --out %s", exe(), tpath("cut.bin"),
-                 tpath("cut.bin"));
+        rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --resume %s --out %s", tu_exe(), tu_path("cut.bin"),
+                    tu_path("cut.bin"));
         cr_assert_eq(rc, 0, "%s", out);
     }
     size_t la, lb;
-    char *a = slurp(tpath("straight.bin"), &la), *b = slurp(tpath("cut.bin"), &lb);
+    char *a = tu_slurp(tu_path("straight.bin"), &la), *b = tu_slurp(tu_path("cut.bin"), &lb);
     cr_assert_eq(la, lb);
     cr_assert(memcmp(a, b, la) == 0, "resumed model differs from the uninterrupted one (exit %d)", code);
     free(a);
     free(b);
 
     /* Resuming with other settings is refused. */
-    rc = run(out, sizeof out, "%s train " TRAIN_FLAGS " --lr 0.1 --resume %s --out %s", exe(), tpath("cut.bin"),
-             tpath("other.bin"));
+    rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --lr 0.1 --resume %s --out %s", tu_exe(), tu_path("cut.bin"),
+                tu_path("other.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "other settings") != NULL, "%s", out);
 }
@@ -134,21 +78,22 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
 Test(train, encode_eval_and_bad_input)
 {
     static char out[1 << 16];
-    int rc = run(out, sizeof out, "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --out %s --eval", exe(),
-                 tpath("m.bin"));
+    int rc = tu_run(out, sizeof out, "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --out %s --eval",
+                    tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "mAP@all") != NULL, "%s", out);
 
-    rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("m.bin"), tpath("q"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("m.bin"),
+                tu_path("q"));
     cr_assert_eq(rc, 0, "%s", out);
     npy_array a;
     hm_error err;
-    cr_assert_eq(npy_load(tpath("q.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_load(tu_path("q.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
     cr_assert_eq(a.dtype, NPY_U8);
     cr_assert_eq(a.shape[0], 1000, "paper protocol: 100 queries per class");
     cr_assert_eq(a.shape[1], 3);
     npy_free(&a);
-    cr_assert_eq(npy_load(tpath("q.labels.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("q.labels.npy"), &a, &err), HM_OK);
     cr_assert_eq(a.dtype, NPY_I32);
     int counts[10] = {0};
     for (size_t i = 0; i < a.count; i++)
@@ -156,60 +101,64 @@ Test(train, encode_eval_and_bad_input)
     for (int c = 0; c < 10; c++)
         cr_assert_eq(counts[c], 100);
     npy_free(&a);
-    cr_assert_eq(npy_load(tpath("q.weights.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("q.weights.npy"), &a, &err), HM_OK);
     cr_assert_eq(a.count, 24);
     for (size_t i = 1; i < a.count; i++)
         cr_assert(((float *)a.data)[i] <= ((float *)a.data)[i - 1], "weights in significance order");
     npy_free(&a);
 
     /* Codes of the model evaluate identically through --model and through the .npy route. */
-    rc = run(out, sizeof out, "%s encode --model %s --split db --out %s", exe(), tpath("m.bin"), tpath("db"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split db --out %s", tu_exe(), tu_path("m.bin"), tu_path("db"));
     cr_assert_eq(rc, 0, "%s", out);
     char viamodel[4096], vianpy[4096];
-    rc = run(viamodel, sizeof viamodel, "%s eval --model %s --bits 8,24 --topk 100 2>/dev/null", exe(), tpath("m.bin"));
+    rc = tu_run(viamodel, sizeof viamodel, "%s eval --model %s --bits 8,24 --topk 100 2>/dev/null", tu_exe(),
+                tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", viamodel);
-    rc = run(vianpy, sizeof vianpy,
-             "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 8,24 --topk 100 2>/dev/null", exe(),
-             tpath("q.codes.npy"), tpath("db.codes.npy"), tpath("q.labels.npy"), tpath("db.labels.npy"));
+    rc = tu_run(vianpy, sizeof vianpy,
+                "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 8,24 --topk 100 2>/dev/null", tu_exe(),
+                tu_path("q.codes.npy"), tu_path("db.codes.npy"), tu_path("q.labels.npy"), tu_path("db.labels.npy"));
     cr_assert_eq(rc, 0, "%s", vianpy);
     cr_assert_str_eq(viamodel, vianpy);
 
-    rc = run(out, sizeof out, "%s eval --model %s --weighted --json %s", exe(), tpath("m.bin"), tpath("e.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(), tu_path("m.bin"),
+                tu_path("e.json"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert_eq(access(tpath("e.json"), R_OK), 0);
+    cr_assert_eq(access(tu_path("e.json"), R_OK), 0);
     /* Determinism: the same evaluation twice gives the same report but for times and dates. */
-    rc = run(out, sizeof out, "%s eval --model %s --weighted --json %s", exe(), tpath("m.bin"), tpath("e2.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(), tu_path("m.bin"),
+                tu_path("e2.json"));
     cr_assert_eq(rc, 0, "%s", out);
     char base[512];
-    snprintf(base, sizeof base, "%s", tpath("e"));
-    rc = run(out, sizeof out,
-             "for f in %s.json %s2.json; do grep -vE '\"(date|real_time|cpu_time|load_avg|mhz_per_cpu)\"|^\\s*[0-9.]+,?$' "
-             "$f > $f.kept; done; cmp %s.json.kept %s2.json.kept",
-             base, base, base, base);
+    snprintf(base, sizeof base, "%s", tu_path("e"));
+    rc = tu_run(
+        out, sizeof out,
+        "for f in %s.json %s2.json; do grep -vE '\"(date|real_time|cpu_time|load_avg|mhz_per_cpu)\"|^\\s*[0-9.]+,?$' "
+        "$f > $f.kept; done; cmp %s.json.kept %s2.json.kept",
+        base, base, base, base);
     cr_assert_eq(rc, 0, "reports of two identical runs differ beyond times: %s", out);
 
     /* Bad input: bits beyond the model, a dataset of another image size, a corrupt model, an
      * empty query file. */
-    rc = run(out, sizeof out, "%s encode --model %s --bits 32 --out %s", exe(), tpath("m.bin"), tpath("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --bits 32 --out %s", tu_exe(), tu_path("m.bin"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "32") && strstr(out, "24 bits"), "%s", out);
-    rc = run(out, sizeof out, "%s eval --model %s --bits 12,30", exe(), tpath("m.bin"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 12,30", tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 2, "%s", out);
 
     /* An MNIST-format dataset of 20x20 images: the model takes 26x26 crops. */
-    mkdir(tpath("small"), 0755);
+    mkdir(tu_path("small"), 0755);
     static const char *const files[2][2] = {{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
                                             {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
     for (int f = 0; f < 2; f++) {
         char p[600];
-        snprintf(p, sizeof p, "%s/%s", tpath("small"), files[f][0]);
+        snprintf(p, sizeof p, "%s/%s", tu_path("small"), files[f][0]);
         gzFile g = gzopen(p, "wb");
         unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, 20, 0, 0, 0, 20, 0, 0, 0, 20};
         gzwrite(g, hdr, 16);
         static unsigned char px[20 * 400];
         gzwrite(g, px, sizeof px);
         gzclose(g);
-        snprintf(p, sizeof p, "%s/%s", tpath("small"), files[f][1]);
+        snprintf(p, sizeof p, "%s/%s", tu_path("small"), files[f][1]);
         g = gzopen(p, "wb");
         unsigned char lh[8] = {0, 0, 8, 1, 0, 0, 0, 20};
         gzwrite(g, lh, 8);
@@ -219,27 +168,27 @@ Test(train, encode_eval_and_bad_input)
         gzwrite(g, lab, 20);
         gzclose(g);
     }
-    rc = run(out, sizeof out, "%s encode --model %s --dataset mnist:%s --out %s", exe(), tpath("m.bin"), tpath("small"),
-             tpath("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --dataset mnist:%s --out %s", tu_exe(), tu_path("m.bin"),
+                tu_path("small"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "26") && strstr(out, "20"), "error names both shapes: %s", out);
 
     size_t len;
-    char *m = slurp(tpath("m.bin"), &len);
-    FILE *f = fopen(tpath("cut.bin"), "wb");
+    char *m = tu_slurp(tu_path("m.bin"), &len);
+    FILE *f = fopen(tu_path("cut.bin"), "wb");
     fwrite(m, 1, len / 2, f);
     fclose(f);
     free(m);
-    rc = run(out, sizeof out, "%s eval --model %s", exe(), tpath("cut.bin"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s", tu_exe(), tu_path("cut.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "cut.bin") && strstr(out, "truncated"), "%s", out);
 
     size_t shape[2] = {0, 3};
-    cr_assert_eq(npy_save(tpath("empty.npy"), NPY_U8, 2, shape, "", &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("empty.npy"), NPY_U8, 2, shape, "", &err), HM_OK);
     size_t lshape[1] = {0};
-    cr_assert_eq(npy_save(tpath("emptyl.npy"), NPY_I32, 1, lshape, "", &err), HM_OK);
-    rc = run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", exe(), tpath("empty.npy"),
-             tpath("db.codes.npy"), tpath("emptyl.npy"), tpath("db.labels.npy"));
+    cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lshape, "", &err), HM_OK);
+    rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
+                tu_path("empty.npy"), tu_path("db.codes.npy"), tu_path("emptyl.npy"), tu_path("db.labels.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "query") != NULL, "%s", out);
 }
@@ -248,13 +197,15 @@ Test(train, encode_eval_and_bad_input)
 Test(train, numeric_blowup_stops_and_keeps_the_last_checkpoint)
 {
     static char out[1 << 16];
-    int rc = run(out, sizeof out, "%s train --threads 2 --iters 60 --lr 1e8 --log-every 1 --checkpoint-every 1 "
-                                  "--bits 16 --out %s",
-                 exe(), tpath("nan.bin"));
+    int rc = tu_run(out, sizeof out,
+                    "%s train --threads 2 --iters 60 --lr 1e8 --log-every 1 --checkpoint-every 1 "
+                    "--bits 16 --out %s",
+                    tu_exe(), tu_path("nan.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "NaN or Inf") && strstr(out, "iteration"), "%s", out);
     if (strstr(out, "checkpoint of iteration")) {
-        rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("nan.bin"), tpath("q"));
+        rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("nan.bin"),
+                    tu_path("q"));
         cr_assert_eq(rc, 0, "the kept checkpoint must load: %s", out);
     }
 }
@@ -283,56 +234,60 @@ static double bits_agree(const char *a_path, const char *b_path)
 Test(train, bf16_encode_and_eval)
 {
     static char out[1 << 16];
-    int rc = run(out, sizeof out, "%s train --threads 1 --iters 40 --log-every 40 --bits 32 --out %s", exe(),
-                 tpath("m.bin"));
+    int rc = tu_run(out, sizeof out, "%s train --threads 1 --iters 40 --log-every 40 --bits 32 --out %s", tu_exe(),
+                    tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", out);
 
-    rc = run(out, sizeof out, "%s encode --model %s --split query --precision bf17 --out %s", exe(), tpath("m.bin"),
-             tpath("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --precision bf17 --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("x"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--precision") && strstr(out, "bf16"), "%s", out);
-    rc = run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s encode --model %s --split query --precision bf16 --out %s",
-             exe(), tpath("m.bin"), tpath("x"));
+    rc = tu_run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s encode --model %s --split query --precision bf16 --out %s",
+                tu_exe(), tu_path("m.bin"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "bf16") && strstr(out, "avx2"), "%s", out);
-    cr_assert_neq(access(tpath("x.codes.npy"), F_OK), 0, "no codes may be written after the error");
-    rc = run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s eval --model %s --precision bf16", exe(), tpath("m.bin"));
+    cr_assert_neq(access(tu_path("x.codes.npy"), F_OK), 0, "no codes may be written after the error");
+    rc = tu_run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s eval --model %s --precision bf16", tu_exe(),
+                tu_path("m.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "bf16") && strstr(out, "avx2"), "%s", out);
 
-    rc = run(out, sizeof out, "%s eval --model %s --bits 16,32 --json %s", exe(), tpath("m.bin"), tpath("f.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16,32 --json %s", tu_exe(), tu_path("m.bin"),
+                tu_path("f.json"));
     cr_assert_eq(rc, 0, "%s", out);
     size_t len;
-    char *j = slurp(tpath("f.json"), &len);
+    char *j = tu_slurp(tu_path("f.json"), &len);
     cr_assert(strstr(j, "\"precision\":\t\"f32\""), "f32 is the default and recorded: %s", j);
     free(j);
 
     const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
     if (((unsigned)dnnl_get_effective_cpu_isa() & core) != core)
         cr_skip_test("oneDNN's ISA here has no AVX-512: bf16 runs were checked to fail cleanly only");
-    rc = run(out, sizeof out, "%s encode --model %s --split query --out %s", exe(), tpath("m.bin"), tpath("q32"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("m.bin"),
+                tu_path("q32"));
     cr_assert_eq(rc, 0, "%s", out);
-    rc = run(out, sizeof out, "%s encode --model %s --split query --precision bf16 --out %s", exe(), tpath("m.bin"),
-             tpath("q16"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --precision bf16 --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("q16"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "bf16") != NULL, "the log names the precision: %s", out);
-    double agree = bits_agree(tpath("q32.codes.npy"), tpath("q16.codes.npy"));
+    double agree = bits_agree(tu_path("q32.codes.npy"), tu_path("q16.codes.npy"));
     cr_expect_geq(agree, 0.99, "only %.4f of the query code bits agree between f32 and bf16", agree);
     cr_log_info("f32 vs bf16 query codes: %.4f of the bits agree", agree);
 
-    rc = run(out, sizeof out, "%s eval --model %s --bits 16,32 --precision bf16 --json %s", exe(), tpath("m.bin"),
-             tpath("b.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16,32 --precision bf16 --json %s", tu_exe(),
+                tu_path("m.bin"), tu_path("b.json"));
     cr_assert_eq(rc, 0, "%s", out);
-    j = slurp(tpath("b.json"), &len);
+    j = tu_slurp(tu_path("b.json"), &len);
     cr_assert(strstr(j, "\"precision\":\t\"bf16\""), "%s", j);
     cr_assert(strstr(j, "\"onednn_isa\""), "%s", j);
     free(j);
 
-    rc = run(out, sizeof out, "%s bench encode --threads 1 --images 200 --iters 1 --repeat 1 --warmup 0 "
-                              "--precision bf16 --json %s",
-             exe(), tpath("be.json"));
+    rc = tu_run(out, sizeof out,
+                "%s bench encode --threads 1 --images 200 --iters 1 --repeat 1 --warmup 0 "
+                "--precision bf16 --json %s",
+                tu_exe(), tu_path("be.json"));
     cr_assert_eq(rc, 0, "%s", out);
-    j = slurp(tpath("be.json"), &len);
+    j = tu_slurp(tu_path("be.json"), &len);
     cr_assert(strstr(j, "\"precision\":\t\"bf16\"") && strstr(j, "/precision:bf16\""), "%s", j);
     cr_assert(strstr(j, "\"onednn_impl\":\t\"") && strstr(j, "bf16"), "%s", j);
     free(j);
@@ -347,9 +302,10 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
                            "--bits", "16", "--seed", "3"};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = run(out, sizeof out, "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
-                                  "--seed 3 --out %s",
-                 exe(), tpath("ref.bin"));
+    int rc = tu_run(out, sizeof out,
+                    "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
+                    "--seed 3 --out %s",
+                    tu_exe(), tu_path("ref.bin"));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cr_assert_eq(rc, 0, "%s", out);
     /* Kill moments are fractions of the reference run's duration (slow under sanitizers). */
@@ -362,17 +318,17 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
             freopen("/dev/null", "w", stderr);
             char *argv[20];
             int a = 0;
-            argv[a++] = (char *)exe();
+            argv[a++] = (char *)tu_exe();
             for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
                 argv[a++] = (char *)flags[i];
             argv[a++] = "--out";
-            argv[a++] = (char *)tpath("k.bin");
-            if (access(tpath("k.bin.state"), R_OK) == 0) {
+            argv[a++] = (char *)tu_path("k.bin");
+            if (access(tu_path("k.bin.state"), R_OK) == 0) {
                 argv[a++] = "--resume";
-                argv[a++] = (char *)tpath("k.bin");
+                argv[a++] = (char *)tu_path("k.bin");
             }
             argv[a] = NULL;
-            execv(exe(), argv);
+            execv(tu_exe(), argv);
             _exit(127);
         }
         /* Kill after 35% to 80% of the reference duration, a different moment each round. */
@@ -381,20 +337,21 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
-        if (access(tpath("k.bin"), R_OK) == 0) {
-            rc = run(out, sizeof out, "%s eval --model %s --bits 16 --topk 0", exe(), tpath("k.bin"));
+        if (access(tu_path("k.bin"), R_OK) == 0) {
+            rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16 --topk 0", tu_exe(), tu_path("k.bin"));
             cr_assert_eq(rc, 0, "model after SIGKILL in round %d must load: %s", round, out);
             resumed = 1;
         }
     }
     cr_assert(resumed, "no checkpoint was written in 4 rounds");
     /* Finish from the last checkpoint (or it already finished). */
-    rc = run(out, sizeof out, "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 --seed 3 "
-                              "--resume %s --out %s",
-             exe(), tpath("k.bin"), tpath("k.bin"));
+    rc = tu_run(out, sizeof out,
+                "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 --seed 3 "
+                "--resume %s --out %s",
+                tu_exe(), tu_path("k.bin"), tu_path("k.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     size_t la, lb;
-    char *a = slurp(tpath("ref.bin"), &la), *b = slurp(tpath("k.bin"), &lb);
+    char *a = tu_slurp(tu_path("ref.bin"), &la), *b = tu_slurp(tu_path("k.bin"), &lb);
     cr_assert(la == lb && memcmp(a, b, la) == 0, "resumed-after-SIGKILL model differs from the uninterrupted one");
     free(a);
     free(b);

@@ -1,0 +1,38 @@
+/* Test helpers shared by the suites that drive the built drsch binary (harness, train and
+ * reproduce): a per-suite temp directory under /tmp and paths inside it, running a shell
+ * command with its output captured, the binary under test (DRSCH_EXE, set by CTest), and
+ * whole-file reading and writing. They use Criterion and assert on failure, so they are for
+ * Criterion suites only (fixture_cuhk03.{c,h} is the Criterion-free fixture). */
+#ifndef DRSCH_TEST_UTIL_H
+#define DRSCH_TEST_UTIL_H
+
+#include <stddef.h>
+
+/* The suite's temp directory, /tmp/drsch-test-<suite_tag>-XXXXXX once made. */
+extern char tu_tmpdir[256];
+
+/* Makes tu_tmpdir (mkdtemp) for the suite named suite_tag; for TestSuite .init. */
+void tu_tmpdir_make(const char *suite_tag);
+
+/* Removes tu_tmpdir and everything in it (rm -rf); for TestSuite .fini. */
+void tu_tmpdir_remove(void);
+
+/* tu_tmpdir/name in one of 8 rotating static buffers: valid until 8 further calls. */
+const char *tu_path(const char *name);
+
+/* Runs the printf-formatted shell command with stderr joined to stdout ("... 2>&1"), puts the
+ * first cap - 1 bytes of the output NUL-terminated in out, reads and drops the rest (so the
+ * command never blocks on a full pipe), and returns its exit status (-1 if it did not exit). */
+int tu_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The drsch binary under test (environment variable DRSCH_EXE, set by CTest); asserts it is set. */
+const char *tu_exe(void);
+
+/* The whole file at path in a malloc'd buffer with a NUL appended (callers may search it as
+ * text); its length without the NUL in *len unless len is NULL. Asserts the file exists. */
+char *tu_slurp(const char *path, size_t *len);
+
+/* Writes len bytes of data to path (created or truncated). */
+void tu_write_file(const char *path, const void *data, size_t len);
+
+#endif
