@@ -182,6 +182,14 @@ const uint32_t *nn_bit_order(const nn_net *net);
 nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err);
 /* Orders bits by |w| descending (ties by index), as DESIGN.md's bit-scalable codes. */
 void nn_bit_order_by_weight(nn_net *net);
+/* Orders bits by |w| discounted by redundancy, so short prefixes hold bits that tell images
+ * apart rather than copies of each other: greedily, the next bit is the one with the largest
+ * |w_j| * r_j, where r_j = min over the bits already chosen and a constant bit of
+ * 1 - |1 - 2 h / n|, h the number of the n sample codes on which the two bits differ (so r_j is
+ * 0 for a copy, a complement or a constant bit, 1 for a bit independent of all chosen ones).
+ * Ties go to the larger |w|, then the lower index. codes: sample codes in network bit order
+ * (bit j = network bit j), e.g. of training images, with codes->bits = B and codes->n >= 1. */
+nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error *err);
 
 /* FLOPs of one batch (multiply-add = 2): forward, and backward (weights + data gradients). */
 void nn_flops(const nn_net *net, double *forward, double *backward);

@@ -1192,13 +1192,14 @@ int cmd_reproduce(int argc, char **argv)
     }
     snprintf(buf, sizeof buf, "lr %g momentum %g weight decay %g step %lld gamma %g warmup %lld; clip grad %g; "
                               "beta %g (label graph); margin -B/2 growing by B/24 every %lld down to -B; triplets "
-                              "%s, divided by %s; hash scale %g x %g every %lld; batch %d x %d; crop %dx%d mirror %d rotate %g zoom %g",
+                              "%s, divided by %s; hash scale %g x %g every %lld; batch %d x %d; crop %dx%d mirror %d rotate %g zoom %g; bit order %s",
              base.sgd.base_lr, base.sgd.momentum, base.sgd.weight_decay, (long long)base.sgd.step, base.sgd.gamma,
              (long long)base.sgd.warmup, base.clip_grad, base.loss.beta, (long long)base.loss.margin_every,
              base.loss.triplets == DH_TRIPLETS_HARD ? "batch-hard" : "all in the batch",
              base.loss.norm == DH_NORM_ACTIVE ? "the active ones" : "their number", base.scale0, base.scale_mult,
              (long long)base.scale_every, base.classes_per_batch, base.images_per_class, base.crop_h, base.crop_w,
-             base.mirror, base.rotate, base.zoom);
+             base.mirror, base.rotate, base.zoom,
+             base.bit_order == TR_BIT_ORDER_WEIGHT ? "by |w|" : "by |w| discounted by redundancy");
     rp_context_set(rep, "hyperparameters", buf);
     struct utsname un;
     char machine[512] = "unknown";

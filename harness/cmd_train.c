@@ -75,6 +75,9 @@ static void usage(FILE *f)
             "  --no-mirror         no random horizontal flips\n"
             "  --rotate DEG        random rotation in [-DEG, DEG] degrees (default %g; 0 = none)\n"
             "  --zoom F            random zoom in [1-F, 1+F] (default %g; 0 = none)\n"
+            "  --bit-order O       weight | decorrelated: order the saved bits by |w| (the authors), or\n"
+            "                      by |w| discounted by redundancy on training codes, so short\n"
+            "                      prefixes keep bits that tell images apart (default %s)\n"
             "  --log-every N       progress line every N iterations (default %lld)\n"
             "  --checkpoint-every N  (default %lld; 0 = at the end only)\n"
             "  --eval              after training, print mAP@all at 12, 24, 32, 48 bits (<= B) on the\n"
@@ -84,7 +87,7 @@ static void usage(FILE *f)
             c.sgd.weight_decay, (long long)c.sgd.step, (long long)c.sgd.warmup, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
             c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.loss.triplets == DH_TRIPLETS_HARD ? "hard" : "all",
             c.scale0, c.scale_mult, (long long)c.scale_every, c.rotate, c.zoom,
-            (long long)c.log_every, (long long)c.checkpoint_every);
+            c.bit_order == TR_BIT_ORDER_WEIGHT ? "weight" : "decorrelated", (long long)c.log_every, (long long)c.checkpoint_every);
 }
 
 static void print_progress(const tr_progress *p, void *ctx)
@@ -114,7 +117,7 @@ int cmd_train(int argc, char **argv)
     enum {
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
         O_CLASSES, O_PER_CLASS, O_LR, O_MOMENTUM, O_WD, O_LR_STEP, O_GAMMA, O_BETA, O_MARGIN, O_MARGIN_STEP,
-        O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR, O_ROTATE, O_ZOOM,
+        O_MARGIN_EVERY, O_GRAPH, O_KNN_K, O_SCALE, O_SCALE_MULT, O_SCALE_EVERY, O_CROP, O_PAD, O_NO_MIRROR, O_ROTATE, O_ZOOM, O_BIT_ORDER,
         O_LOG_EVERY, O_CKPT_EVERY, O_EVAL, O_CLIP, O_MARGIN_MIN, O_TRIPLET_NORM, O_SIZE, O_TRIPLETS, O_WARMUP
     };
     static const struct option opts[] = {
@@ -132,7 +135,7 @@ int cmd_train(int argc, char **argv)
         {"knn-k", required_argument, 0, O_KNN_K}, {"scale", required_argument, 0, O_SCALE},
         {"scale-mult", required_argument, 0, O_SCALE_MULT}, {"scale-every", required_argument, 0, O_SCALE_EVERY},
         {"crop", required_argument, 0, O_CROP}, {"pad", required_argument, 0, O_PAD},
-        {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"rotate", required_argument, 0, O_ROTATE}, {"zoom", required_argument, 0, O_ZOOM}, {"log-every", required_argument, 0, O_LOG_EVERY},
+        {"no-mirror", no_argument, 0, O_NO_MIRROR}, {"rotate", required_argument, 0, O_ROTATE}, {"zoom", required_argument, 0, O_ZOOM}, {"bit-order", required_argument, 0, O_BIT_ORDER}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"eval", no_argument, 0, O_EVAL},
         {"clip-grad", required_argument, 0, O_CLIP}, {"margin-min", required_argument, 0, O_MARGIN_MIN},
         {"triplet-norm", required_argument, 0, O_TRIPLET_NORM}, {"size", required_argument, 0, O_SIZE},
@@ -147,7 +150,7 @@ int cmd_train(int argc, char **argv)
     tr_config_default(&set, NULL);
     struct {
         int bits, iters, seed, classes, per_class, lr, momentum, wd, lr_step, gamma, beta, margin, margin_step,
-            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, rotate, zoom, log_every, ckpt, clip, margin_min, triplet_norm, triplets, warmup;
+            margin_every, graph, knn_k, scale, scale_mult, scale_every, pad, mirror, rotate, zoom, bit_order, log_every, ckpt, clip, margin_min, triplet_norm, triplets, warmup;
     } given = {0};
     int ch;
     optind = 1;
@@ -224,6 +227,17 @@ int cmd_train(int argc, char **argv)
         case O_NO_MIRROR: set.mirror = 0; given.mirror = 1; break;
         case O_ROTATE: bad = pf("--rotate", optarg, 0, 180, &set.rotate); given.rotate = 1; break;
         case O_ZOOM: bad = pf("--zoom", optarg, 0, 0.9, &set.zoom); given.zoom = 1; break;
+        case O_BIT_ORDER:
+            if (!strcmp(optarg, "weight"))
+                set.bit_order = TR_BIT_ORDER_WEIGHT;
+            else if (!strcmp(optarg, "decorrelated"))
+                set.bit_order = TR_BIT_ORDER_DECORRELATED;
+            else {
+                fprintf(stderr, "drsch train: --bit-order: '%s' is not weight or decorrelated\n", optarg);
+                return 2;
+            }
+            given.bit_order = 1;
+            break;
         case O_LOG_EVERY: bad = cli_parse_i64("train", "--log-every", optarg, 1, INT64_MAX, &set.log_every); given.log_every = 1; break;
         case O_CKPT_EVERY: bad = cli_parse_i64("train", "--checkpoint-every", optarg, 0, INT64_MAX, &set.checkpoint_every); given.ckpt = 1; break;
         case O_EVAL: do_eval = 1; break;
@@ -280,7 +294,7 @@ int cmd_train(int argc, char **argv)
         c.loss.margin_min = given.margin_min ? set.loss.margin_min : -(float)c.bits;
     }
     TAKE(graph, loss.graph); TAKE(triplet_norm, loss.norm); TAKE(triplets, loss.triplets); TAKE(knn_k, loss.knn_k); TAKE(scale, scale0); TAKE(scale_mult, scale_mult);
-    TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(rotate, rotate); TAKE(zoom, zoom); TAKE(log_every, log_every);
+    TAKE(scale_every, scale_every); TAKE(pad, pad); TAKE(mirror, mirror); TAKE(rotate, rotate); TAKE(zoom, zoom); TAKE(bit_order, bit_order); TAKE(log_every, log_every);
     TAKE(ckpt, checkpoint_every); TAKE(clip, clip_grad);
 #undef TAKE
     if (crop_h > 0) {

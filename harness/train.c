@@ -82,6 +82,10 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     c->log_every = 100;
     c->checkpoint_every = 2000;
     c->collapse_distinct = 0.05;
+    /* drsch's bit order (README: where drsch differs): the authors' order by |w| puts copies of
+     * the same few bits first, so short prefixes lose up to 10 mAP points; discounting them keeps
+     * the bits with the largest weights that still tell images apart. */
+    c->bit_order = TR_BIT_ORDER_DECORRELATED;
 }
 
 /* A fingerprint of everything that must match for a resume to be exact. */
@@ -281,13 +285,49 @@ static tr_status check_finite(const nn_net *net, int64_t iter, const char *path,
                 (long long)iter, is_bias ? "biases" : "weights", layer, nn_net_config(net)->arch.name, path);
 }
 
-static tr_status save_checkpoint(nn_net *net, const char *path, int64_t iter, uint32_t fp, tr_error *err)
+/* Sample codes for the decorrelated bit order: at most this many training images, evenly spread. */
+#define ORDER_SAMPLE 5000
+
+/* Sets the bit order a saved model carries (tr_bit_order). */
+static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d, const ds_split *split,
+                            tr_error *err)
+{
+    nn_bit_order_by_weight(net);
+    if (c->bit_order == TR_BIT_ORDER_WEIGHT)
+        return TR_OK;
+    const int32_t B = nn_net_config(net)->bits;
+    uint32_t *ident = malloc(sizeof *ident * (size_t)B);
+    int64_t m = split->n_train < ORDER_SAMPLE ? split->n_train : ORDER_SAMPLE;
+    int64_t *idx = malloc(sizeof *idx * (size_t)m);
+    if (!ident || !idx) {
+        free(ident), free(idx);
+        return fail(err, TR_ERR_NOMEM, "out of memory for the bit order");
+    }
+    for (int32_t j = 0; j < B; j++)
+        ident[j] = (uint32_t)j;
+    for (int64_t k = 0; k < m; k++)
+        idx[k] = split->train[k * split->n_train / m];
+    nn_error ne;
+    nn_set_bit_order(net, ident, &ne); /* codes in network bit order */
+    hm_codes codes = {0};
+    tr_status st = tr_encode(net, d, idx, m, &codes, err);
+    if (st == TR_OK && nn_bit_order_decorrelated(net, &codes, &ne) != NN_OK)
+        st = fail(err, TR_ERR_NET, "%s", ne.msg);
+    hm_codes_free(&codes);
+    free(ident);
+    free(idx);
+    return st;
+}
+
+static tr_status save_checkpoint(nn_net *net, const tr_config *c, const ds_dataset *d, const ds_split *split,
+                                 const char *path, int64_t iter, uint32_t fp, tr_error *err)
 {
     nn_error ne;
     tr_status st = check_finite(net, iter, path, err);
     if (st != TR_OK)
         return st;
-    nn_bit_order_by_weight(net);
+    if ((st = order_bits(net, c, d, split, err)) != TR_OK)
+        return st;
     if (nn_model_save(net, path, &ne) != NN_OK)
         return fail(err, TR_ERR_IO, "%s", ne.msg);
     /* State blob: plain parameters, then the momentum history. */
@@ -443,7 +483,7 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
     dh_stats ls = {0};
     for (int64_t it = start; it < c.iters; it++) {
         if (stop && *stop) {
-            if ((st = save_checkpoint(net, out_path, it, fp, err)) == TR_OK)
+            if ((st = save_checkpoint(net, &c, d, split, out_path, it, fp, err)) == TR_OK)
                 st = fail(err, TR_INTERRUPTED, "interrupted at iteration %lld; checkpoint written to %s",
                           (long long)it, out_path);
             goto done;
@@ -537,13 +577,13 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
             }
         }
         if (c.checkpoint_every > 0 && done_its % c.checkpoint_every == 0 && done_its < c.iters) {
-            if ((st = save_checkpoint(net, out_path, done_its, fp, err)) != TR_OK)
+            if ((st = save_checkpoint(net, &c, d, split, out_path, done_its, fp, err)) != TR_OK)
                 goto done;
             snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept", (long long)done_its,
                      out_path);
         }
     }
-    st = save_checkpoint(net, out_path, c.iters, fp, err);
+    st = save_checkpoint(net, &c, d, split, out_path, c.iters, fp, err);
 done:
     ds_sampler_free(sampler);
     nn_net_free(net);

@@ -15,6 +15,13 @@
 #include "hamming.h"
 #include "nn.h"
 
+/* Bit order a saved model carries (codes of length b are its first b bits). */
+typedef enum {
+    TR_BIT_ORDER_WEIGHT = 0,      /* by |w| (the authors, DESIGN.md) */
+    TR_BIT_ORDER_DECORRELATED = 1 /* by |w| discounted by redundancy (nn_bit_order_decorrelated) on the
+                                     codes of up to 5000 training images (drsch's default) */
+} tr_bit_order;
+
 typedef struct {
     char arch[NN_ARCH_NAME_MAX]; /* "" = chosen from the image shape */
     int32_t bits;                /* code length B (default 48) */
@@ -38,6 +45,7 @@ typedef struct {
     int64_t log_every;           /* iterations between progress reports */
     int64_t checkpoint_every;    /* iterations between checkpoints (0 = at the end only) */
     double collapse_distinct;    /* stop when a batch has fewer than this share of distinct codes */
+    tr_bit_order bit_order;      /* order of the saved model's bits */
 } tr_config;
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see

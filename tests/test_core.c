@@ -678,6 +678,65 @@ static nn_status try_load(const char *path, nn_error *err)
     return s;
 }
 
+/* Sets the bit weights of a net (its last parameter tensor). */
+static void set_bit_weights(nn_net *net, const float *w, int bits)
+{
+    nn_param p = nn_param_at(net, nn_param_count(net) - 1);
+    cr_assert_eq(p.count, (size_t)bits, "the last parameter tensor is not the bit weights");
+    memcpy(p.data, w, sizeof(float) * (size_t)bits);
+    nn_params_changed(net);
+}
+
+Test(core_model, decorrelated_bit_order_hand_computed)
+{
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 5, 2, 0, &err), NN_OK, "%s", err.msg);
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    /* 4 sample codes; bit columns over the images 0..3: bit0 0011, bit1 0101, bit2 0110,
+     * bit3 0101 (a copy of bit 1), bit4 0000 (constant) */
+    const float w[5] = {1.0f, 3.0f, 2.0f, 2.5f, -4.0f};
+    set_bit_weights(net, w, 5);
+    hm_codes c;
+    hm_error he;
+    cr_assert_eq(hm_codes_alloc(&c, 4, 5, &he), HM_OK);
+    const uint64_t rows[4] = {0x00, 0x0e, 0x05, 0x0b};
+    for (int i = 0; i < 4; i++)
+        c.data[i * c.words] = rows[i];
+    /* by |w|: 4, 1, 3, 2, 0 */
+    nn_bit_order_by_weight(net);
+    const uint32_t by_w[5] = {4, 1, 3, 2, 0};
+    cr_assert(memcmp(nn_bit_order(net), by_w, sizeof by_w) == 0);
+    /* r starts at the balance: bit 4 is constant (r 0), the others balanced (r 1). Pick 1
+     * (3 x 1); bit 3 is its copy (h 0, r 0), bits 0 and 2 differ from it on 2 of 4 (r 1). Pick 2
+     * (2 x 1), then 0 (1 x 1), then the r = 0 bits by |w|: 4 (|-4|) before 3 (2.5). */
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK, "%s", err.msg);
+    const uint32_t expect[5] = {1, 2, 0, 4, 3};
+    const uint32_t *got = nn_bit_order(net);
+    cr_assert(memcmp(got, expect, sizeof expect) == 0, "order %u %u %u %u %u", got[0], got[1], got[2], got[3],
+              got[4]);
+    /* a complement counts as a copy: bit 3 = NOT bit 1 leaves the order as it is */
+    for (int i = 0; i < 4; i++)
+        c.data[i * c.words] ^= 0x08;
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK);
+    cr_assert(memcmp(nn_bit_order(net), expect, sizeof expect) == 0);
+    /* independent balanced bits (image index i in binary, bit 4 = bit0 XOR bit1): by |w| */
+    hm_codes_free(&c);
+    cr_assert_eq(hm_codes_alloc(&c, 16, 5, &he), HM_OK);
+    for (int i = 0; i < 16; i++)
+        c.data[i * c.words] = (uint64_t)i | (uint64_t)(((i >> 0) ^ (i >> 1)) & 1) << 4;
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK);
+    cr_assert(memcmp(nn_bit_order(net), by_w, sizeof by_w) == 0);
+    /* codes of another length */
+    hm_codes_free(&c);
+    cr_assert_eq(hm_codes_alloc(&c, 4, 6, &he), HM_OK);
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_ERR_ARG);
+    cr_assert(strstr(err.msg, "6 bits"), "%s", err.msg);
+    hm_codes_free(&c);
+    nn_net_free(net);
+}
+
 Test(core_model, corrupt_files_are_rejected)
 {
     nn_net *net = trained_mnist(12);

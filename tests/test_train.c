@@ -17,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "npy.h"
+#include "nn.h"
 #include "test_util.h"
 
 static void setup(void)
@@ -101,11 +102,51 @@ Test(train, encode_eval_and_bad_input)
     for (int c = 0; c < 10; c++)
         cr_assert_eq(counts[c], 100);
     npy_free(&a);
+    /* The weights file holds the model's bit weights in its bit order, and that order is the
+     * decorrelated one (the default) of the codes of the 5000 training images. */
+    nn_net *model = NULL;
+    nn_error ne;
+    cr_assert_eq(nn_model_load(&model, tu_path("m.bin"), 1, 0, &ne), NN_OK, "%s", ne.msg);
+    const uint32_t *order = nn_bit_order(model);
+    uint32_t saved[24];
+    memcpy(saved, order, sizeof saved);
     cr_assert_eq(npy_load(tu_path("q.weights.npy"), &a, &err), HM_OK);
     cr_assert_eq(a.count, 24);
+    for (size_t j = 0; j < a.count; j++)
+        cr_assert_eq(((float *)a.data)[j], nn_bit_weights(model)[saved[j]], "weight of bit %zu", j);
+    npy_free(&a);
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split train --out %s", tu_exe(), tu_path("m.bin"),
+                tu_path("tr"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_eq(npy_load(tu_path("tr.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(a.shape[0], 5000);
+    hm_codes net_order;
+    cr_assert_eq(hm_codes_alloc(&net_order, 5000, 24, &err), HM_OK);
+    for (size_t i = 0; i < 5000; i++)
+        for (int j = 0; j < 24; j++)
+            if (((const uint8_t *)a.data)[i * 3 + (size_t)j / 8] >> (j % 8) & 1)
+                net_order.data[i * net_order.words] |= 1ULL << saved[j];
+    npy_free(&a);
+    cr_assert_eq(nn_bit_order_decorrelated(model, &net_order, &ne), NN_OK, "%s", ne.msg);
+    cr_assert(memcmp(nn_bit_order(model), saved, sizeof saved) == 0, "saved bit order is not the decorrelated one");
+    nn_bit_order_by_weight(model);
+    cr_expect(memcmp(nn_bit_order(model), saved, sizeof saved) != 0, "this run should reorder some bits");
+    hm_codes_free(&net_order);
+    nn_net_free(model);
+    /* --bit-order weight: the authors' order, weights non-increasing */
+    rc = tu_run(out, sizeof out, "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --bit-order weight --out %s",
+                tu_exe(), tu_path("mw.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("mw.bin"),
+                tu_path("qw"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_eq(npy_load(tu_path("qw.weights.npy"), &a, &err), HM_OK);
     for (size_t i = 1; i < a.count; i++)
         cr_assert(((float *)a.data)[i] <= ((float *)a.data)[i - 1], "weights in significance order");
     npy_free(&a);
+    rc = tu_run(out, sizeof out, "%s train --iters 1 --bit-order size --out %s", tu_exe(), tu_path("bad.bin"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--bit-order") != NULL, "%s", out);
 
     /* Codes of the model evaluate identically through --model and through the .npy route. */
     rc = tu_run(out, sizeof out, "%s encode --model %s --split db --out %s", tu_exe(), tu_path("m.bin"), tu_path("db"));
