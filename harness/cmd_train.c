@@ -73,8 +73,10 @@ static void usage(FILE *f)
             "                      (default 26x26 for 28x28 images, none otherwise)\n"
             "  --pad P             zero padding before the crop (default 0)\n"
             "  --no-mirror         no random horizontal flips\n"
-            "  --rotate DEG        random rotation in [-DEG, DEG] degrees (default %g; 0 = none)\n"
-            "  --zoom F            random zoom in [1-F, 1+F] (default %g; 0 = none)\n"
+            "  --rotate DEG        random rotation of the crop in [-DEG, DEG] degrees (default 10 for\n"
+            "                      28x28 images, 0 = none otherwise)\n"
+            "  --zoom F            random zoom of the crop in [1-F, 1+F] (default 0.1 for 28x28\n"
+            "                      images, 0 = none otherwise)\n"
             "  --bit-order O       weight | decorrelated: order the saved bits by |w| (the authors), or\n"
             "                      by |w| discounted by redundancy on training codes, so short\n"
             "                      prefixes keep bits that tell images apart (default %s)\n"
@@ -86,7 +88,7 @@ static void usage(FILE *f)
             c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
             c.sgd.weight_decay, (long long)c.sgd.step, (long long)c.sgd.warmup, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
             c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.loss.triplets == DH_TRIPLETS_HARD ? "hard" : "all",
-            c.scale0, c.scale_mult, (long long)c.scale_every, c.rotate, c.zoom,
+            c.scale0, c.scale_mult, (long long)c.scale_every,
             c.bit_order == TR_BIT_ORDER_WEIGHT ? "weight" : "decorrelated", (long long)c.log_every, (long long)c.checkpoint_every);
 }
 
