@@ -56,8 +56,9 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     /* drsch's schedule (README: where drsch differs): momentum 0.9 at lr 0.002 (the authors:
      * momentum 0, lr 0.00333, 50k+ iterations; lr 0.005 collapses here), the authors' gamma 1/3
      * on a step of 7.5k iterations, 30k iterations, so that a default run takes minutes on a CPU
-     * (Fashion-MNIST, seed 1, 48 bits: 20k iterations with a 5k step 0.790, 30k / 7.5k 0.799,
-     * and with the rotation and zoom below 0.805). */
+     * (Fashion-MNIST, seed 1, 48 bits: 20k iterations with a 5k step 0.790 at 2 threads; 30k /
+     * 7.5k 0.799 at 1 thread, and with the rotation and zoom below 0.805 at 1 thread, 0.801 at 2;
+     * results/fashion-mnist-train-variants.md, results/fashion-mnist-train-48.md). */
     c->sgd.base_lr = 0.002f;
     c->sgd.momentum = 0.9f;
     c->sgd.step = 7500;
