@@ -300,9 +300,10 @@ static tr_status check_finite(const nn_net *net, int64_t iter, const char *path,
 static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d, const ds_split *split,
                             tr_error *err)
 {
-    nn_bit_order_by_weight(net);
-    if (c->bit_order == TR_BIT_ORDER_WEIGHT)
+    if (c->bit_order == TR_BIT_ORDER_WEIGHT) {
+        nn_bit_order_by_weight(net);
         return TR_OK;
+    }
     const int32_t B = nn_net_config(net)->bits;
     uint32_t *ident = malloc(sizeof *ident * (size_t)B);
     int64_t m = split->n_train < ORDER_SAMPLE ? split->n_train : ORDER_SAMPLE;
