@@ -5,8 +5,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -24,8 +27,13 @@ int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, 
         return -1;
     }
     if (v < lo || v > hi) {
-        fprintf(stderr, "drsch %s: %s: %lld is out of range [%lld, %lld]\n", cmd, flag, v,
-                (long long)lo, (long long)hi);
+        /* A bound of 2^31 or more is "no bound" to a person: say "at least lo" then. */
+        if (hi >= INT32_MAX)
+            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at least %lld\n", cmd, flag, v,
+                    (long long)lo);
+        else
+            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be %lld to %lld\n", cmd, flag, v,
+                    (long long)lo, (long long)hi);
         return -1;
     }
     *out = v;
@@ -42,7 +50,10 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
         return -1;
     }
     if (v < lo || v > hi) {
-        fprintf(stderr, "drsch %s: %s: %g is out of range [%g, %g]\n", cmd, flag, v, lo, hi);
+        if (hi >= 1e30)
+            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at least %g\n", cmd, flag, v, lo);
+        else
+            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be %g to %g\n", cmd, flag, v, lo, hi);
         return -1;
     }
     *out = v;
@@ -138,4 +149,128 @@ int cli_usage_error(const char *cmd)
 {
     fprintf(stderr, "drsch %s: invalid usage; see 'drsch %s --help'\n", cmd, cmd);
     return EXIT_USAGE;
+}
+
+/* The folder of `path` ("." when it has none) into buf; 0, or -1 when it does not fit. */
+static int folder_of(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return snprintf(buf, size, ".") < (int)size ? 0 : -1;
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    if (len >= size)
+        return -1;
+    memcpy(buf, path, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+/* Creates and removes a probe file in `dir`; 0 when that worked, else errno. */
+static int probe_folder(const char *dir)
+{
+    char probe[4096];
+    if (snprintf(probe, sizeof probe, "%s/.drsch-probe.%ld", dir, (long)getpid()) >= (int)sizeof probe)
+        return ENAMETOOLONG;
+    FILE *f = fopen(probe, "w");
+    if (!f)
+        return errno;
+    fclose(f);
+    remove(probe);
+    return 0;
+}
+
+/* Checks the folder an output goes into: exists, is a folder, takes a new file. */
+static int check_folder(const char *cmd, const char *flag, const char *path, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "drsch %s: %s %s: folder '%s' %s\n", cmd, flag, path, dir,
+                errno == ENOENT ? "does not exist" : strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "drsch %s: %s %s: '%s' is not a folder\n", cmd, flag, path, dir);
+        return -1;
+    }
+    int e = probe_folder(dir);
+    if (e) {
+        fprintf(stderr, "drsch %s: %s %s: cannot create files in '%s': %s\n", cmd, flag, path, dir, strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_output(const char *cmd, const char *flag, const char *path, int is_prefix)
+{
+    const char *what = is_prefix ? "prefix" : "file name";
+    if (!path || !path[0]) {
+        fprintf(stderr, "drsch %s: %s: the %s is empty\n", cmd, flag, what);
+        return -1;
+    }
+    size_t len = strlen(path);
+    struct stat st;
+    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (path[len - 1] == '/' || is_dir) {
+        if (is_prefix)
+            fprintf(stderr, "drsch %s: %s %s: is a directory; give a prefix inside it, e.g. %s%scodes\n", cmd,
+                    flag, path, path, path[len - 1] == '/' ? "" : "/");
+        else
+            fprintf(stderr, "drsch %s: %s %s: is a directory; give a file name\n", cmd, flag, path);
+        return -1;
+    }
+    char dir[4096];
+    if (folder_of(path, dir, sizeof dir)) {
+        fprintf(stderr, "drsch %s: %s: the path is too long\n", cmd, flag);
+        return -1;
+    }
+    return check_folder(cmd, flag, path, dir);
+}
+
+int cli_check_output_file(const char *cmd, const char *flag, const char *path)
+{
+    return check_output(cmd, flag, path, 0);
+}
+
+int cli_check_output_prefix(const char *cmd, const char *flag, const char *prefix)
+{
+    return check_output(cmd, flag, prefix, 1);
+}
+
+/* mkdir -p */
+static int make_folders(const char *dir)
+{
+    char buf[4096];
+    size_t len = strlen(dir);
+    if (len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, dir, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int cli_check_output_dir(const char *cmd, const char *flag, const char *dir)
+{
+    if (!dir || !dir[0]) {
+        fprintf(stderr, "drsch %s: %s: the folder name is empty\n", cmd, flag);
+        return -1;
+    }
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "drsch %s: %s %s: exists and is not a folder\n", cmd, flag, dir);
+        return -1;
+    }
+    if (make_folders(dir) != 0) {
+        fprintf(stderr, "drsch %s: %s %s: cannot create the folder: %s\n", cmd, flag, dir, strerror(errno));
+        return -1;
+    }
+    return check_folder(cmd, flag, dir, dir);
 }

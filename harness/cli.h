@@ -30,4 +30,19 @@ void cli_note_precision(const char *cmd, nn_precision p);
 /* Prints "drsch <cmd>: unknown option; see drsch <cmd> --help" style errors for getopt '?' */
 int cli_usage_error(const char *cmd);
 
+/* Output checks, made before any long work starts so that a run is never lost to an output it
+ * cannot write. Each prints "drsch <cmd>: <flag> <path>: <what is wrong>" and returns -1.
+ * cli_check_output_file: an output file (--out M, --json F): refuses "", a path ending in '/',
+ *   a directory, a folder that does not exist or is not a folder, and a folder where a file
+ *   cannot be created (tried by creating and removing a probe file: permissions alone do not
+ *   tell for root or a read-only file system). An existing regular file is fine (replaced).
+ * cli_check_output_prefix: an output prefix (PREFIX.indices.npy, ...): the same, except that a
+ *   prefix naming a directory is refused with a hint to put a name inside it (DIR/codes), so
+ *   that nothing is written as hidden files (DIR/.indices.npy) or beside the directory.
+ * cli_check_output_dir: an output folder (reproduce --out DIR): created with its parents when
+ *   missing; refused when it is not a directory or a file cannot be created in it. */
+int cli_check_output_file(const char *cmd, const char *flag, const char *path);
+int cli_check_output_prefix(const char *cmd, const char *flag, const char *prefix);
+int cli_check_output_dir(const char *cmd, const char *flag, const char *dir);
+
 #endif
