@@ -28,9 +28,12 @@ int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, 
     }
     if (v < lo || v > hi) {
         /* A bound of 2^31 or more is "no bound" to a person: say "at least lo" then. */
-        if (hi >= INT32_MAX)
+        if (hi >= INT32_MAX && v < lo)
             fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at least %lld\n", cmd, flag, v,
                     (long long)lo);
+        else if (hi >= INT32_MAX)
+            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at most %lld\n", cmd, flag, v,
+                    (long long)hi);
         else
             fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be %lld to %lld\n", cmd, flag, v,
                     (long long)lo, (long long)hi);
@@ -50,8 +53,10 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
         return -1;
     }
     if (v < lo || v > hi) {
-        if (hi >= 1e30)
+        if (hi >= 1e30 && v < lo)
             fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at least %g\n", cmd, flag, v, lo);
+        else if (hi >= 1e30)
+            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at most %g\n", cmd, flag, v, hi);
         else
             fprintf(stderr, "drsch %s: %s: %g is out of range: it must be %g to %g\n", cmd, flag, v, lo, hi);
         return -1;

@@ -112,23 +112,35 @@ static void check_gradients(nn_net *net, double eps, double atol, double rtol, i
         float *g = malloc(p.count * sizeof(float));
         memcpy(g, p.grad, p.count * sizeof(float));
         const size_t step = p.count > (size_t)samples ? p.count / (size_t)samples : 1;
-        int checked = 0;
+        int checked = 0, kinks = 0;
         for (size_t k = (size_t)(t * 7) % step; k < p.count; k += step) {
             const float keep = p.data[k];
             p.data[k] = keep + (float)eps;
             nn_params_changed(net);
             double lp = loss_of(net, x, r);
             p.data[k] = keep - (float)eps;
+            nn_params_changed(net);
             double lm = loss_of(net, x, r);
             p.data[k] = keep;
             nn_params_changed(net);
+            double l0 = loss_of(net, x, r);
             double fd = (lp - lm) / (2 * eps);
+            /* A ReLU or max-pool switch inside [keep - eps, keep + eps] makes the loss non-smooth
+             * there: the one-sided slopes disagree and no finite difference is the gradient.
+             * Which entries sit at a kink depends on the last bits of the forward pass (the CPU's
+             * kernels), so such entries are skipped and counted, and must stay rare. */
+            if (!close_enough((lp - l0) / eps, (l0 - lm) / eps, atol, rtol)) {
+                kinks++;
+                continue;
+            }
             cr_expect(close_enough(fd, g[k], atol, rtol),
                       "param %d (layer %d, bias %d) entry %zu: finite difference %.6g, backward %.6g", t,
                       p.layer, p.is_bias, k, fd, g[k]);
             checked++;
         }
         cr_assert_gt(checked, 0);
+        cr_expect_leq(kinks, (checked + kinks) / 8, "param %d: %d of %d entries at a kink", t, kinks,
+                      checked + kinks);
         free(g);
     }
     if (cfg->input_grad) {
