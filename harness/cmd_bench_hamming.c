@@ -179,8 +179,10 @@ int cmd_bench_hamming(int argc, char **argv)
     hm_isa only = HM_ISA_COUNT;
     if (isa_name) {
         if (hm_isa_parse(isa_name, &only, &err) != HM_OK || !hm_isa_supported(only)) {
-            fprintf(stderr, "drsch bench hamming: --isa: %s\n",
-                    hm_isa_parse(isa_name, &only, &err) == HM_OK ? "this CPU does not support that ISA" : err.msg);
+            if (hm_isa_parse(isa_name, &only, &err) == HM_OK)
+                fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n", isa_name);
+            else
+                fprintf(stderr, "drsch bench hamming: --isa: %s\n", err.msg);
             return EXIT_USAGE;
         }
     }

@@ -177,8 +177,11 @@ static int check_files(const char *out, const char *resume)
         FILE *f = fopen(files[i], "rb");
         int is_dir = f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
         if (!f || is_dir) {
-            fprintf(stderr, "drsch train: --resume %s: cannot read %s%s: %s\n", resume, files[i],
-                    i ? " (the training state written with the model)" : "", is_dir ? "is a directory" : strerror(errno));
+            const char *why = is_dir ? "is a directory" : strerror(errno);
+            if (i == 0)
+                fprintf(stderr, "drsch train: --resume %s: cannot read it: %s\n", resume, why);
+            else
+                fprintf(stderr, "drsch train: --resume %s: cannot read its training state %s: %s\n", resume, state, why);
             if (f)
                 fclose(f);
             return -1;
@@ -333,9 +336,14 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "drsch train: --out MODEL is required; see 'drsch train --help'\n");
         return EXIT_USAGE;
     }
-    if (arch && strlen(arch) >= NN_ARCH_NAME_MAX) {
-        fprintf(stderr, "drsch train: --arch: '%s' is not an architecture\n", arch);
-        return EXIT_USAGE;
+    if (arch) {
+        nn_config probe;
+        nn_error ne;
+        if (strlen(arch) >= NN_ARCH_NAME_MAX || nn_config_init(&probe, arch, set.bits, 100, 1, &ne) != NN_OK) {
+            fprintf(stderr, "drsch train: --arch: '%s' is not an architecture (drsch-mnist, drsch-cifar or "
+                            "drsch-reid)\n", arch);
+            return EXIT_USAGE;
+        }
     }
     /* Every output and the checkpoint to resume are checked before the data is loaded: a run must
      * not be lost to a file it cannot write at its first checkpoint or at its end. */

@@ -275,8 +275,28 @@ Test(outputs, train_checks_the_model_and_its_state_before_training)
         result_free(&r);
     }
     cr_expect_neq(access(model, F_OK), 0, "a model was written beside a state folder");
+    /* The checkpoint to resume is read before the data is loaded too. */
+    char state_only[512];
+    snprintf(state_only, sizeof state_only, "%s", tu_path("s.bin"));
+    tu_write_file(tu_path("s.bin.state"), "x", 1);
+    const char *resumes[][2] = {{"/nonexistent-drsch-folder/r.bin", "/nonexistent-drsch-folder/r.bin"},
+                                {tu_tmpdir, "is a directory"},
+                                {state_only, "s.bin"}};
+    for (size_t i = 0; i < sizeof resumes / sizeof resumes[0]; i++) {
+        result r = run(QUICK_TRAIN " --resume %s --out %s/n.bin", resumes[i][0], tu_tmpdir);
+        char what[600];
+        snprintf(what, sizeof what, "train --resume %s", resumes[i][0]);
+        expect_refused(&r, what, resumes[i][1]);
+        cr_expect(strstr(r.err, "--resume"), "%s: %s", what, r.err);
+        result_free(&r);
+    }
+    tu_write_file(state_only, "x", 1);
+    remove(tu_path("s.bin.state"));
+    result r = run(QUICK_TRAIN " --resume %s --out %s/n.bin", state_only, tu_tmpdir);
+    expect_refused(&r, "train --resume without its state", "s.bin.state");
+    result_free(&r);
     /* The same with --eval and --resume: the outputs are still checked first. */
-    result r = run(QUICK_TRAIN " --eval --resume %s --out %s", model, tu_tmpdir);
+    r = run(QUICK_TRAIN " --eval --resume %s --out %s", model, tu_tmpdir);
     expect_refused(&r, "train --resume --out DIR", tu_tmpdir);
     result_free(&r);
 }
@@ -340,6 +360,22 @@ Test(flags, threads_zero_is_the_default_and_the_range_is_printed)
         free(t);
         result_free(&r);
     }
+}
+
+/* Values refused before any data is loaded, named with what would be accepted. */
+Test(flags, train_and_bench_refuse_bad_names_at_once)
+{
+    result r = run("train --arch drsch-foo --iters 1 --out %s/m.bin", tu_tmpdir);
+    cr_expect_eq(r.rc, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "--arch") && strstr(r.err, "drsch-foo") && strstr(r.err, "drsch-mnist"), "%s", r.err);
+    cr_expect(!strstr(r.err, "training images;") && r.seconds < 1.0, "%.1f s: %s", r.seconds, r.err);
+    result_free(&r);
+#if defined(__x86_64__)
+    r = run("bench hamming --isa neon --n 100 --queries 1 --k 1");
+    cr_expect_eq(r.rc, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "--isa") && strstr(r.err, "neon"), "%s", r.err);
+    result_free(&r);
+#endif
 }
 
 /* --repetitions in every benchmark; --repeat is no second name for it. */
