@@ -21,7 +21,7 @@ static const bench BENCHES[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: drsch bench <benchmark> [options] --json FILE\n\nbenchmarks:\n");
+    fprintf(f, "usage: drsch bench <benchmark> [options] [--json FILE]\n\nbenchmarks:\n");
     for (size_t i = 0; i < N_BENCHES; i++)
         fprintf(f, "  %-10s %s\n", BENCHES[i].name, BENCHES[i].summary);
     fprintf(f, "\n'drsch bench <benchmark> --help' describes its flags.\n");

@@ -9,7 +9,7 @@
  * fraction of the f32 peak estimated as threads x clock x 2 FMA units x 16 lanes x 2 flops
  * (AVX-512; bf16 runs are measured against the same f32 peak); the clock is the highest
  * "cpu MHz" in /proc/cpuinfo unless --ghz is given.
- * Timing: --warmup untimed runs, then --repeat repetitions of --iters runs; the best repetition
+ * Timing: --warmup untimed runs, then --repetitions repetitions of --iters runs; the best repetition
  * is reported (the machine is shared), the mean is a counter too. */
 #include <getopt.h>
 #include <stdio.h>
@@ -25,7 +25,7 @@
 
 typedef struct {
     const char *arch, *json;
-    int64_t batch, bits, threads, iters, warmup, repeat, seed, images, replicas;
+    int64_t batch, bits, threads, iters, warmup, repetitions, seed, images, replicas;
     double ghz;
     nn_precision precision; /* encode only; training is f32 */
     char impl[64];          /* oneDNN implementation of the first layer (encode) */
@@ -56,30 +56,34 @@ static void usage(FILE *f, const char *cmd)
 {
     int enc = !strcmp(cmd, "encode");
     fprintf(f,
-            "usage: drsch bench %s [options]\n\n"
-            "%s\n\n"
-            "  --arch NAME      architecture: drsch-mnist, drsch-cifar, drsch-reid (default drsch-mnist)\n"
-            "  --batch N        images per %s (default 100)\n"
-            "  --bits B         code length (default 48)\n"
-            "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n",
+            "usage: drsch bench %s [options] [--json FILE]\n\n"
+            "%s\n"
+            "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x clock x\n"
+            "2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n\n"
+            "  --arch NAME      network: drsch-mnist, drsch-cifar, drsch-reid (default drsch-mnist)\n"
+            "  --batch N        images per %s, 1 to 65536 (default 100)\n"
+            "  --bits B         code length, 1 to %d (default 48)\n"
+            "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default 0)\n",
             cmd,
-            enc ? "Encoding speed: images -> hash outputs -> packed codes (nn_encode), random inputs."
-                : "Training speed: forward + DRSCH loss (triplet + Laplacian) + backward + SGD, random inputs.",
-            enc ? "forward pass" : "training step");
+            enc ? "Encoding speed: random images -> network outputs -> packed codes."
+                : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward pass and SGD\n"
+                  "update on random images.",
+            enc ? "forward pass" : "training step", HM_MAX_BITS);
     if (enc)
-        fprintf(f, "  --images N       images per timed run (default 20000)\n"
-                   "  --replicas R     networks running batches in parallel, 0 = threads (default 0)\n"
-                   "  --precision P    f32 | bf16 arithmetic of the forward pass (default f32)\n"
+        fprintf(f, "  --images N       images encoded per timed run (default 20000)\n"
+                   "  --replicas R     copies of the network encoding batches in parallel; 0 = one per\n"
+                   "                   thread (default 0)\n"
+                   "  --precision P    f32 | bf16: arithmetic of the forward pass (default f32)\n"
                    "  --iters N        timed runs per repetition (default 3)\n"
-                   "  --warmup N       untimed runs first (default 1)\n");
+                   "  --warmup N       untimed runs before the first repetition (default 1)\n");
     else
         fprintf(f, "  --iters N        timed steps per repetition (default 50)\n"
-                   "  --warmup N       untimed steps first (default 5)\n");
-    fprintf(f, "  --repeat N       repetitions; the best is reported (default 3)\n"
-               "  --seed S         initialisation seed (default 1)\n"
+                   "  --warmup N       untimed steps before the first repetition (default 5)\n");
+    fprintf(f, "  --repetitions R  timed repetitions, 1 to 1000; the best is reported (default 3)\n"
+               "  --seed S         seed of the network's initial weights and the images (default 1)\n"
                "  --ghz F          clock for the peak estimate (default: highest cpu MHz in /proc/cpuinfo)\n"
-               "  --json FILE      write a Google Benchmark-compatible report (default: none)\n"
-               "  --help           this text\n");
+               "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
+               "  -h, --help       this text\n");
 }
 
 static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
@@ -90,7 +94,7 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         {"arch", required_argument, 0, 'a'},   {"batch", required_argument, 0, 'b'},
         {"bits", required_argument, 0, 'B'},   {"threads", required_argument, 0, 't'},
         {"iters", required_argument, 0, 'i'},  {"warmup", required_argument, 0, 'w'},
-        {"repeat", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
+        {"repetitions", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
         {"images", required_argument, 0, 'n'}, {"replicas", required_argument, 0, 'R'},
         {"ghz", required_argument, 0, 'g'},    {"json", required_argument, 0, 'j'},
         {"precision", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
@@ -99,16 +103,16 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
     snprintf(name, sizeof name, "bench %s", cmd);
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'a': o->arch = optarg; break;
         case 'b': bad = cli_parse_i64(name, "--batch", optarg, 1, 65536, &o->batch); break;
         case 'B': bad = cli_parse_i64(name, "--bits", optarg, 1, HM_MAX_BITS, &o->bits); break;
-        case 't': bad = cli_parse_i64(name, "--threads", optarg, 0, 4096, &o->threads); break;
+        case 't': bad = cli_parse_i64(name, "--threads", optarg, 0, 1024, &o->threads); break;
         case 'i': bad = cli_parse_i64(name, "--iters", optarg, 1, 1000000, &o->iters); break;
         case 'w': bad = cli_parse_i64(name, "--warmup", optarg, 0, 1000000, &o->warmup); break;
-        case 'r': bad = cli_parse_i64(name, "--repeat", optarg, 1, 1000, &o->repeat); break;
+        case 'r': bad = cli_parse_i64(name, "--repetitions", optarg, 1, 1000, &o->repetitions); break;
         case 's': bad = cli_parse_i64(name, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case 'n': bad = cli_parse_i64(name, "--images", optarg, 1, 100000000, &o->images); break;
         case 'R': bad = cli_parse_i64(name, "--replicas", optarg, 0, 1024, &o->replicas); break;
@@ -121,7 +125,7 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
             }
             bad = cli_parse_precision(name, optarg, &o->precision);
             break;
-        case 'h': usage(stdout, cmd); return 1;
+        case 'h': usage(stdout, cmd); return 0;
         default: return cli_usage_error(name);
         }
         if (bad)
@@ -131,6 +135,8 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         fprintf(stderr, "drsch %s: unexpected argument '%s'\n", name, argv[optind]);
         return EXIT_USAGE;
     }
+    if (o->json && cli_check_output_file(name, "--json", o->json))
+        return 1;
     return -1;
 }
 
@@ -161,7 +167,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     const char *prec = nn_precision_name(o->precision);
     printf("%s %s batch %lld bits %lld threads %d %s: %.0f images/s (best of %lld, mean %.0f), %.1f GFLOP/s, "
            "%.1f%% of f32 peak %.0f GFLOP/s (%d x %.3f GHz [%s] x 2 FMA x 16 lanes x 2)\n",
-           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips, (long long)o->repeat,
+           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips, (long long)o->repetitions,
            images_per_run / t->mean, gflops, 100 * gflops / peak, peak, threads, ghz, src);
     if (!o->json)
         return 0;
@@ -197,7 +203,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_counter(e, "peak_gflops", peak);
     rp_counter(e, "peak_fraction", gflops / peak);
     rp_counter(e, "images_per_run", images_per_run);
-    rp_counter(e, "repetitions", (double)o->repeat);
+    rp_counter(e, "repetitions", (double)o->repetitions);
     rp_counter(e, "max_rss_bytes", cli_max_rss());
     if (!strcmp(cmd, "train"))
         rp_counter(e, "loss", loss);
@@ -260,7 +266,7 @@ int cmd_bench_train(int argc, char **argv)
     timing t = {1e300, 0, 0};
     int64_t it = 0;
     int failed = 0;
-    for (int64_t rep = -1; rep < o.repeat && !failed; rep++) {
+    for (int64_t rep = -1; rep < o.repetitions && !failed; rep++) {
         const int64_t steps = rep < 0 ? o.warmup : o.iters;
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
@@ -275,7 +281,7 @@ int cmd_bench_train(int argc, char **argv)
         if (rep >= 0) {
             if (dt < t.best)
                 t.best = dt, t.cpu_best = dc;
-            t.mean += dt / (double)o.repeat;
+            t.mean += dt / (double)o.repetitions;
         }
     }
     double ff, fb;
@@ -337,7 +343,7 @@ int cmd_bench_encode(int argc, char **argv)
     }
     timing t = {1e300, 0, 0};
     int failed = 0;
-    for (int64_t rep = -1; rep < o.repeat && !failed; rep++) {
+    for (int64_t rep = -1; rep < o.repetitions && !failed; rep++) {
         const int64_t runs = rep < 0 ? o.warmup : o.iters;
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < runs && !failed; k++)
@@ -346,7 +352,7 @@ int cmd_bench_encode(int argc, char **argv)
         if (rep >= 0) {
             if (dt < t.best)
                 t.best = dt, t.cpu_best = dc;
-            t.mean += dt / (double)o.repeat;
+            t.mean += dt / (double)o.repetitions;
         }
     }
     free(x), free(real), free(codes.data);

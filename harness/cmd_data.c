@@ -32,8 +32,9 @@ static void data_usage(FILE *f)
             "                  labelled sets, classic for CUHK03)\n"
             "  --config FILE   cuhk03_new_protocol_config_{labeled,detected}.mat for --protocol new\n"
             "                  (default: none)\n"
-            "  --seed S        protocol seed (default 1)\n"
-            "  --testset K     CUHK03 classic: 1-based testset (default 1)\n"
+            "  --seed S        seed of the protocol's random split (default 1)\n"
+            "  --testset K     CUHK03 classic: which test split, 1 to the file's count (20)\n"
+            "                  (default 1)\n"
             "  --size HxW      resize target for NUS-WIDE / CUHK03 images (default: 32x32 / 160x60)\n"
             "  --skip-bad      NUS-WIDE: skip missing or undecodable images and count them\n"
             "                  (default: fail on the first one)\n"
@@ -177,16 +178,18 @@ static void bench_usage(FILE *f)
             "images, then each image is cropped / mirrored, normalised and written as float32\n"
             "NCHW (OpenMP over images). Runs once on 1 thread and once on --threads.\n\n"
             "  --dataset SPEC    dataset (default fashion-mnist; see drsch data --help)\n"
-            "  --classes C       classes per batch (default 10, the authors' sampling)\n"
+            "  --classes C       classes per batch (default 10, the paper's sampling)\n"
             "  --per-class K     images per class (default 10)\n"
             "  --crop HxW        crop size (default: image size minus 2, e.g. 26x26 for 28x28)\n"
-            "  --pad P           zero padding before the crop (default 0)\n"
-            "  --no-mirror       disable random horizontal flips (default: mirror)\n"
-            "  --iters N         batches per repetition (default 2000)\n"
-            "  --repetitions R   timed repetitions, reported as their mean (default 3)\n"
-            "  --threads T       OpenMP threads of the second run (default: OMP_NUM_THREADS or all)\n"
-            "  --seed S          protocol, sampler and augmentation seed (default 1)\n"
-            "  --json FILE       write a Google Benchmark-compatible report (default: none)\n"
+            "  --pad P           zero pixels added on each side before the crop (default 0)\n"
+            "  --no-mirror       no random horizontal flips (default: flip half the images)\n"
+            "  --iters N         batches per repetition, 1 to 1000000000 (default 2000)\n"
+            "  --repetitions R   timed repetitions after one untimed one, 1 to 1000; the mean is\n"
+            "                    reported (default 3)\n"
+            "  --threads T       OpenMP threads of the second run, 0 to 1024; 0 = OMP_NUM_THREADS\n"
+            "                    or all cores (default 0)\n"
+            "  --seed S          seed of the protocol, the sampler and the augmentation (default 1)\n"
+            "  --json FILE       also write a Google Benchmark-compatible report (default: none)\n"
             "  -h, --help        this text\n");
 }
 
@@ -214,9 +217,9 @@ int cmd_bench_data(int argc, char **argv)
         case 'x': bad = xp_parse_size("bench data", optarg, &crop_h, &crop_w); break;
         case 'p': bad = cli_parse_i64("bench data", "--pad", optarg, 0, 1024, &pad); break;
         case 'm': mirror = 0; break;
-        case 'n': bad = cli_parse_i64("bench data", "--iters", optarg, 1, INT32_MAX, &iters); break;
+        case 'n': bad = cli_parse_i64("bench data", "--iters", optarg, 1, 1000000000, &iters); break;
         case 'r': bad = cli_parse_i64("bench data", "--repetitions", optarg, 1, 1000, &reps); break;
-        case 't': bad = cli_parse_i64("bench data", "--threads", optarg, 1, 1024, &threads); break;
+        case 't': bad = cli_parse_i64("bench data", "--threads", optarg, 0, 1024, &threads); break;
         case 's': bad = cli_parse_i64("bench data", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case 'j': json = optarg; break;
         case 'h': bench_usage(stdout); return 0;
@@ -229,6 +232,8 @@ int cmd_bench_data(int argc, char **argv)
         fprintf(stderr, "drsch bench data: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
+    if (json && cli_check_output_file("bench data", "--json", json))
+        return 1;
     ds_error err;
     ds_dataset *d = NULL;
     double t0 = cli_now();

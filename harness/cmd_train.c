@@ -1,11 +1,14 @@
 /* drsch train: trains a DRSCH model on a dataset's protocol training split, with a progress line
  * on stderr, atomic checkpoints, Ctrl-C saving a checkpoint, --resume continuing exactly, and
  * optionally an evaluation of the finished model on the protocol's queries and database. */
+#include <errno.h>
 #include <getopt.h>
+#include <float.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -27,69 +30,95 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: drsch train [--dataset SPEC] --out MODEL [options]\n\n"
             "Trains DRSCH (triplet loss in weighted Hamming space + Laplacian regulariser + learned\n"
-            "bit weights) on the protocol's training images. Ctrl-C writes a checkpoint and exits;\n"
-            "--resume continues it to the same result as an uninterrupted run.\n\n"
+            "bit weights) on the protocol's training images, with a progress line on stderr. Ctrl-C\n"
+            "writes a checkpoint and exits; --resume continues it to the same result as an\n"
+            "uninterrupted run. B below is the code length (--bits); \"the paper\" is the authors' setting.\n\n"
+            "data:\n"
             "  --dataset SPEC      fashion-mnist | mnist:DIR | cifar10:DIR | nuswide:LIST:ROOT |\n"
-            "                      cuhk03:FILE.mat[:labeled|detected] (default fashion-mnist)\n"
-            "  --protocol P        " XP_PROTOCOL_NAMES " (default auto)\n"
-            "  --testset K         CUHK03 classic split 1..20 (default 1)\n"
+            "                      cuhk03:FILE.mat[:labeled|detected] (default fashion-mnist;\n"
+            "                      see drsch data --help)\n"
+            "  --protocol P        the query / training / database split, one of\n"
+            "                      " XP_PROTOCOL_NAMES "\n"
+            "                      (default auto: paper, or classic for CUHK03)\n"
+            "  --testset K         which of CUHK03's 20 classic test splits, 1 to 20 (default 1)\n"
             "  --size HxW          resize NUS-WIDE / CUHK03 images on loading (default 32x32 /\n"
             "                      160x60); encode and eval need the same --size\n"
-            "  --out MODEL         model file to write (required); MODEL.state holds the resume state\n"
-            "  --resume MODEL      continue a checkpoint written with the same settings\n"
-            "  --arch A            drsch-mnist | drsch-cifar | drsch-reid (default: by image shape)\n"
-            "  --bits B            code length (default %d)\n"
+            "  --seed S            seed of initialisation, sampling, augmentation and the protocol's\n"
+            "                      random split (default 1)\n\n"
+            "output:\n"
+            "  --out MODEL         model file to write (required); MODEL.state beside it holds the\n"
+            "                      resume state\n"
+            "  --resume MODEL      continue from the checkpoint MODEL (and MODEL.state) of a run with\n"
+            "                      the same settings (default: start from scratch)\n"
+            "  --checkpoint-every N  write MODEL and MODEL.state every N iterations (default %lld;\n"
+            "                      0 = at the end only)\n"
+            "  --log-every N       a progress line every N iterations (default %lld)\n"
+            "  --eval              after training, print mAP@all on the protocol's queries against its\n"
+            "                      database at 12, 24, 32, 48, 64, 128 bits below B and at B\n"
+            "                      (default: no evaluation)\n"
+            "  --threads T         OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores\n"
+            "                      (default 0)\n\n"
+            "network and solver:\n"
+            "  --arch A            network: drsch-mnist | drsch-cifar | drsch-reid (default: drsch-reid\n"
+            "                      for CUHK03, drsch-mnist for 1-channel images, else drsch-cifar)\n"
+            "  --bits B            code length in bits, 1 to %d (default %d)\n"
             "  --iters N           SGD iterations (default %lld)\n"
-            "  --seed S            initialisation, sampling, augmentation and protocol (default 1)\n"
-            "  --threads T         OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --classes C         classes per batch (default %d)\n"
-            "  --per-class K       images per class in a batch (default %d)\n"
-            "  --lr F              base learning rate (default %g; authors 0.00333)\n"
-            "  --momentum F        SGD momentum (default %g; authors 0)\n"
-            "  --weight-decay F    (default %g)\n"
-            "  --lr-step N         multiply the rate by --gamma every N iterations (default %lld)\n"
-            "  --warmup N          raise the rate linearly over the first N iterations (default %lld;\n"
-            "                      0 = none)\n"
-            "  --gamma F           (default %g)\n"
-            "  --beta F            Laplacian weight (default %g)\n"
-            "  --margin F          triplet margin C at start, active while l >= C (default -B/2;\n"
-            "                      authors -5)\n"
-            "  --margin-step F     added to C every --margin-every iterations (default -B/24, every\n"
-            "                      %lld; authors -0.1 every 10000)\n"
-            "  --margin-every N\n"
-            "  --margin-min F      the margin stops growing at F (default -B; 0 = never stops)\n"
-            "  --clip-grad F       rescale the parameter gradient to L2 norm F when larger\n"
-            "                      (default %g; 0 = off)\n"
-            "  --graph G           label | knn: Laplacian graph (default label)\n"
-            "  --knn-k K           neighbours of the k-NN heat-kernel graph (default %d)\n"
-            "  --triplet-norm N    all | active: divide the triplet term by every triplet of the batch\n"
-            "                      (the authors) or by the active ones (default %s)\n"
-            "  --triplets T        all | hard: every triplet of the batch (the authors), or per anchor\n"
-            "                      its farthest similar and nearest dissimilar image (default %s)\n"
-            "  --scale F           hash layer scale s at start (default %g), times --scale-mult\n"
-            "  --scale-mult F      every --scale-every iterations (default %g, every %lld)\n"
-            "  --scale-every N\n"
+            "  --classes C         classes in each batch (default %d)\n"
+            "  --per-class K       images of each class in a batch (default %d)\n"
+            "  --lr F              learning rate at the start (default %g; the paper 0.00333)\n"
+            "  --momentum F        SGD momentum, 0 to 0.999999 (default %g; the paper 0)\n"
+            "  --weight-decay F    L2 penalty on the weights, added to their gradient times F\n"
+            "                      (default %g)\n"
+            "  --lr-step N         multiply the learning rate by --gamma every N iterations\n"
+            "                      (default %lld)\n"
+            "  --gamma F           the factor of each --lr-step, 0 to 10 (default %g)\n"
+            "  --warmup N          raise the learning rate linearly from 0 over the first N iterations\n"
+            "                      (default %lld; 0 = none)\n"
+            "  --clip-grad F       scale the gradient of all parameters down to length (L2 norm) F\n"
+            "                      when it is longer (default %g; 0 = never)\n\n"
+            "loss:\n"
+            "  --margin F          triplet margin at the start: a triplet (image, similar, dissimilar)\n"
+            "                      is learnt from until the dissimilar image is farther than the\n"
+            "                      similar one by -F (squared weighted distance) (default -B/2;\n"
+            "                      the paper -5)\n"
+            "  --margin-step F     added to the margin every --margin-every iterations (default -B/24;\n"
+            "                      the paper -0.1)\n"
+            "  --margin-every N    iterations between two margin steps (default %lld; the paper 10000)\n"
+            "  --margin-min F      the margin stops changing at F (default -B; 0 = never stops)\n"
+            "  --triplets T        all | hard: every triplet of the batch (the paper), or for each\n"
+            "                      image its farthest similar and nearest dissimilar one (default %s)\n"
+            "  --triplet-norm N    all | active: average the triplet term over every triplet (the\n"
+            "                      paper) or over those still within the margin (default %s)\n"
+            "  --beta F            weight of the Laplacian term, which pulls the codes of neighbours\n"
+            "                      in the graph together (default %g)\n"
+            "  --graph G           label | knn: neighbours are images sharing a label, or each image's\n"
+            "                      --knn-k nearest images by pixels (default label)\n"
+            "  --knn-k K           neighbours of each image in the knn graph, 1 to 1000 (default %d)\n"
+            "  --scale F           steepness s at the start of tanh(s x / 2), the smooth stand-in for\n"
+            "                      sign() that makes the codes trainable (default %g)\n"
+            "  --scale-mult F      multiply the steepness by F every --scale-every iterations\n"
+            "                      (default %g)\n"
+            "  --scale-every N     iterations between two steepness steps (default %lld; the paper 10000)\n"
+            "  --bit-order O       weight | decorrelated: the order of the saved bits, whose first b\n"
+            "                      make the b-bit code: by learned weight (the paper), or by weight\n"
+            "                      discounted for bits that repeat earlier ones on training codes, so\n"
+            "                      that short codes keep bits that tell images apart (default %s)\n\n"
+            "augmentation:\n"
             "  --crop HxW          random crop for training, centre crop for encoding\n"
             "                      (default 26x26 for 28x28 images, none otherwise)\n"
-            "  --pad P             zero padding before the crop (default 0)\n"
-            "  --no-mirror         no random horizontal flips\n"
+            "  --pad P             zero pixels added on each side before the crop (default 0)\n"
+            "  --no-mirror         no random horizontal flips (default: flip half the images)\n"
             "  --rotate DEG        random rotation of the crop in [-DEG, DEG] degrees (default 10 for\n"
             "                      28x28 images, 0 = none otherwise)\n"
-            "  --zoom F            random zoom of the crop in [1-F, 1+F] (default 0.1 for 28x28\n"
-            "                      images, 0 = none otherwise)\n"
-            "  --bit-order O       weight | decorrelated: order the saved bits by |w| (the authors), or\n"
-            "                      by |w| discounted by redundancy on training codes, so short\n"
-            "                      prefixes keep bits that tell images apart (default %s)\n"
-            "  --log-every N       progress line every N iterations (default %lld)\n"
-            "  --checkpoint-every N  (default %lld; 0 = at the end only)\n"
-            "  --eval              after training, print mAP@all at 12, 24, 32, 48 bits (<= B) on the\n"
-            "                      protocol's queries against its database\n"
+            "  --zoom F            random zoom of the crop in [1-F, 1+F], 0 to 0.9 (default 0.1 for\n"
+            "                      28x28 images, 0 = none otherwise)\n\n"
             "  -h, --help          this text\n",
-            c.bits, (long long)c.iters, c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum,
-            c.sgd.weight_decay, (long long)c.sgd.step, (long long)c.sgd.warmup, c.sgd.gamma, c.loss.beta, (long long)c.loss.margin_every, c.clip_grad, c.loss.knn_k,
-            c.loss.norm == DH_NORM_ACTIVE ? "active" : "all", c.loss.triplets == DH_TRIPLETS_HARD ? "hard" : "all",
-            c.scale0, c.scale_mult, (long long)c.scale_every,
-            c.bit_order == TR_BIT_ORDER_WEIGHT ? "weight" : "decorrelated", (long long)c.log_every, (long long)c.checkpoint_every);
+            (long long)c.checkpoint_every, (long long)c.log_every, HM_MAX_BITS, c.bits, (long long)c.iters,
+            c.classes_per_batch, c.images_per_class, c.sgd.base_lr, c.sgd.momentum, c.sgd.weight_decay,
+            (long long)c.sgd.step, c.sgd.gamma, (long long)c.sgd.warmup, c.clip_grad, (long long)c.loss.margin_every,
+            c.loss.triplets == DH_TRIPLETS_HARD ? "hard" : "all", c.loss.norm == DH_NORM_ACTIVE ? "active" : "all",
+            c.loss.beta, c.loss.knn_k, c.scale0, c.scale_mult, (long long)c.scale_every,
+            c.bit_order == TR_BIT_ORDER_WEIGHT ? "weight" : "decorrelated");
 }
 
 static void print_progress(const tr_progress *p, void *ctx)
@@ -111,6 +140,55 @@ static int pf(const char *flag, const char *s, double lo, double hi, float *out)
     if (cli_parse_f64("train", flag, s, lo, hi, &v))
         return -1;
     *out = (float)v;
+    return 0;
+}
+
+/* path + suffix into buf; -1 when it does not fit. */
+static int with_suffix(char *buf, size_t size, const char *path, const char *suffix)
+{
+    return snprintf(buf, size, "%s%s", path, suffix) < (int)size ? 0 : -1;
+}
+
+/* --out MODEL and MODEL.state can be written, --resume MODEL and MODEL.state can be read; else
+ * an error naming the file, and -1. */
+static int check_files(const char *out, const char *resume)
+{
+    char state[4096];
+    struct stat st;
+    if (cli_check_output_file("train", "--out", out))
+        return -1;
+    if (with_suffix(state, sizeof state, out, ".state")) {
+        fprintf(stderr, "drsch train: --out: the path is too long\n");
+        return -1;
+    }
+    if (stat(state, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "drsch train: --out %s: %s, where the resume state goes, is a directory\n", out, state);
+        return -1;
+    }
+    if (cli_check_output_file("train", "--out", state))
+        return -1;
+    if (!resume)
+        return 0;
+    const char *files[2] = {resume, state};
+    if (with_suffix(state, sizeof state, resume, ".state")) {
+        fprintf(stderr, "drsch train: --resume: the path is too long\n");
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "rb");
+        int is_dir = f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+        if (!f || is_dir) {
+            const char *why = is_dir ? "is a directory" : strerror(errno);
+            if (i == 0)
+                fprintf(stderr, "drsch train: --resume %s: cannot read it: %s\n", resume, why);
+            else
+                fprintf(stderr, "drsch train: --resume %s: cannot read its training state %s: %s\n", resume, state, why);
+            if (f)
+                fclose(f);
+            return -1;
+        }
+        fclose(f);
+    }
     return 0;
 }
 
@@ -166,18 +244,18 @@ int cmd_train(int argc, char **argv)
         case O_RESUME: resume = optarg; break;
         case O_ARCH: arch = optarg; break;
         case O_BITS: bad = cli_parse_i64("train", "--bits", optarg, 1, HM_MAX_BITS, &v); set.bits = (int32_t)v; given.bits = 1; break;
-        case O_ITERS: bad = cli_parse_i64("train", "--iters", optarg, 0, (int64_t)1 << 40, &set.iters); given.iters = 1; break;
+        case O_ITERS: bad = cli_parse_i64("train", "--iters", optarg, 0, 1000000000, &set.iters); given.iters = 1; break;
         case O_SEED: bad = cli_parse_i64("train", "--seed", optarg, 0, INT64_MAX, &v); set.seed = (uint64_t)v; given.seed = 1; break;
-        case O_THREADS: bad = cli_parse_i64("train", "--threads", optarg, 1, 1024, &threads); break;
+        case O_THREADS: bad = cli_parse_i64("train", "--threads", optarg, 0, 1024, &threads); break;
         case O_CLASSES: bad = cli_parse_i64("train", "--classes", optarg, 2, 10000, &v); set.classes_per_batch = (int32_t)v; given.classes = 1; break;
         case O_PER_CLASS: bad = cli_parse_i64("train", "--per-class", optarg, 2, 10000, &v); set.images_per_class = (int32_t)v; given.per_class = 1; break;
-        case O_LR: bad = pf("--lr", optarg, 0, 1e9, &set.sgd.base_lr); given.lr = 1; break;
+        case O_LR: bad = pf("--lr", optarg, 0, FLT_MAX, &set.sgd.base_lr); given.lr = 1; break;
         case O_MOMENTUM: bad = pf("--momentum", optarg, 0, 0.999999, &set.sgd.momentum); given.momentum = 1; break;
         case O_WD: bad = pf("--weight-decay", optarg, 0, 10, &set.sgd.weight_decay); given.wd = 1; break;
         case O_WARMUP: bad = cli_parse_i64("train", "--warmup", optarg, 0, INT64_MAX, &set.sgd.warmup); given.warmup = 1; break;
         case O_LR_STEP: bad = cli_parse_i64("train", "--lr-step", optarg, 1, INT64_MAX, &set.sgd.step); given.lr_step = 1; break;
         case O_GAMMA: bad = pf("--gamma", optarg, 0, 10, &set.sgd.gamma); given.gamma = 1; break;
-        case O_BETA: bad = pf("--beta", optarg, 0, 1e6, &set.loss.beta); given.beta = 1; break;
+        case O_BETA: bad = pf("--beta", optarg, 0, FLT_MAX, &set.loss.beta); given.beta = 1; break;
         case O_MARGIN: bad = pf("--margin", optarg, -1e6, 1e6, &set.loss.margin0); given.margin = 1; break;
         case O_MARGIN_STEP: bad = pf("--margin-step", optarg, -1e6, 1e6, &set.loss.margin_step); given.margin_step = 1; break;
         case O_MARGIN_EVERY: bad = cli_parse_i64("train", "--margin-every", optarg, 1, INT64_MAX, &set.loss.margin_every); given.margin_every = 1; break;
@@ -243,7 +321,7 @@ int cmd_train(int argc, char **argv)
         case O_LOG_EVERY: bad = cli_parse_i64("train", "--log-every", optarg, 1, INT64_MAX, &set.log_every); given.log_every = 1; break;
         case O_CKPT_EVERY: bad = cli_parse_i64("train", "--checkpoint-every", optarg, 0, INT64_MAX, &set.checkpoint_every); given.ckpt = 1; break;
         case O_EVAL: do_eval = 1; break;
-        case O_CLIP: bad = pf("--clip-grad", optarg, 0, 1e9, &set.clip_grad); given.clip = 1; break;
+        case O_CLIP: bad = pf("--clip-grad", optarg, 0, FLT_MAX, &set.clip_grad); given.clip = 1; break;
         case O_MARGIN_MIN: bad = pf("--margin-min", optarg, -1e6, 0, &set.loss.margin_min); given.margin_min = 1; break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("train");
@@ -259,10 +337,19 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "drsch train: --out MODEL is required; see 'drsch train --help'\n");
         return EXIT_USAGE;
     }
-    if (arch && strlen(arch) >= NN_ARCH_NAME_MAX) {
-        fprintf(stderr, "drsch train: --arch: '%s' is not an architecture\n", arch);
-        return EXIT_USAGE;
+    if (arch) {
+        nn_config probe;
+        nn_error ne;
+        if (strlen(arch) >= NN_ARCH_NAME_MAX || nn_config_init(&probe, arch, set.bits, 100, 1, &ne) != NN_OK) {
+            fprintf(stderr, "drsch train: --arch: '%s' is not an architecture (drsch-mnist, drsch-cifar or "
+                            "drsch-reid)\n", arch);
+            return EXIT_USAGE;
+        }
     }
+    /* Every output and the checkpoint to resume are checked before the data is loaded: a run must
+     * not be lost to a file it cannot write at its first checkpoint or at its end. */
+    if (check_files(out, resume))
+        return 1;
     int nthreads = cli_set_threads((int)threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {

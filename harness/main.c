@@ -42,10 +42,26 @@ static void usage(FILE *f)
                "(kernel choice), DRSCH_DATA (dataset root).\n");
 }
 
+static void version_usage(FILE *f)
+{
+    fprintf(f, "usage: drsch version\n"
+               "       drsch --version\n\n"
+               "Prints the version, the commit it was built from, the compiler and its flags, the Hamming\n"
+               "kernels (ISA) in use, supported and compiled in, the oneDNN version and the number of\n"
+               "threads (OMP_NUM_THREADS or all cores).\n\n"
+               "  -h, --help    this text\n");
+}
+
 int cmd_version(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 1) {
+        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            version_usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "drsch version: unexpected argument '%s'; see 'drsch version --help'\n", argv[1]);
+        return EXIT_USAGE;
+    }
     hm_error err;
     const char *isa_note = "";
     if (hm_isa_init(&err) != HM_OK)

@@ -7,3 +7,7 @@ drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL
 # the shared test helpers of test_util.c).
 drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_reproduce drsch)
+# The command line as a whole: -h / --help of every command, help texts, outputs checked before
+# long work, flags shared by the commands (--threads, --repetitions).
+drsch_criterion_test(test_cli SOURCES test_cli.c test_util.c)
+add_dependencies(test_cli drsch)

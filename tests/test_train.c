@@ -324,7 +324,7 @@ Test(train, bf16_encode_and_eval)
     free(j);
 
     rc = tu_run(out, sizeof out,
-                "%s bench encode --threads 1 --images 200 --iters 1 --repeat 1 --warmup 0 "
+                "%s bench encode --threads 1 --images 200 --iters 1 --repetitions 1 --warmup 0 "
                 "--precision bf16 --json %s",
                 tu_exe(), tu_path("be.json"));
     cr_assert_eq(rc, 0, "%s", out);
