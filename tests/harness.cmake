@@ -7,3 +7,7 @@ drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL
 # the shared test helpers of test_util.c).
 drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_reproduce drsch)
+# drsch eval, search and encode at the command line: checks made before work (missing flags,
+# outputs, inputs, --threads), the weight-file rule, the eval table and its failures.
+drsch_criterion_test(test_cli SOURCES test_cli.c test_util.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_cli drsch)
