@@ -76,8 +76,8 @@ Test(eval, multi_hot_labels_of_different_widths_are_refused)
     cr_assert_eq(npy_save(tu_path("ql5.npy"), NPY_U8, 2, sq, ql, &err), HM_OK);
     cr_assert_eq(npy_save(tu_path("dl6.npy"), NPY_U8, 2, sd, dl, &err), HM_OK);
     char out[4096];
-    int rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(), tu_path("q.npy"),
-                    tu_path("db.npy"), tu_path("ql5.npy"), tu_path("dl6.npy"));
+    int rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
+                    tu_path("q.npy"), tu_path("db.npy"), tu_path("ql5.npy"), tu_path("dl6.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "ql5.npy") && strstr(out, "dl6.npy"), "names both files: %s", out);
     cr_assert(strstr(out, " 5 ") && strstr(out, " 6 "), "names both widths: %s", out);
