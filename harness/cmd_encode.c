@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "experiment.h"
+#include "inputs.h"
 #include "npy.h"
 #include "train.h"
 
@@ -32,9 +33,10 @@ static void usage(FILE *f)
             "                   trained (default 32x32 / 160x60)\n"
             "  --seed S         protocol seed (default 1, as drsch train)\n"
             "  --bits B         keep the first B bits (default: all of the model's)\n"
-            "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
             "  --precision P    f32 | bf16 arithmetic of the forward pass (default f32)\n"
-            "  --out PREFIX     output prefix (required)\n"
+            "  --out PREFIX     output prefix (required): a prefix inside a directory, e.g.\n"
+            "                   DIR/codes, not DIR itself\n"
             "  -h, --help       this text\n");
 }
 
@@ -78,7 +80,7 @@ int cmd_encode(int argc, char **argv)
         case 'k': bad = cli_parse_i64("encode", "--testset", optarg, 1, 20, &testset); break;
         case 'S': bad = cli_parse_i64("encode", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case 'b': bad = cli_parse_i64("encode", "--bits", optarg, 1, HM_MAX_BITS, &bits); break;
-        case 't': bad = cli_parse_i64("encode", "--threads", optarg, 1, 1024, &threads); break;
+        case 't': bad = cli_parse_i64("encode", "--threads", optarg, 0, 1024, &threads); break;
         case 'P': bad = cli_parse_precision("encode", optarg, &precision); break;
         case 'z': {
             int h, w;
@@ -98,14 +100,25 @@ int cmd_encode(int argc, char **argv)
     }
     if (size && xp_size_check("encode", spec))
         return EXIT_USAGE;
-    if (!model || !out) {
-        fprintf(stderr, "drsch encode: --model and --out are required; see 'drsch encode --help'\n");
+    const char *missing[2];
+    int nmissing = 0;
+    if (!model)
+        missing[nmissing++] = "--model FILE";
+    if (!out)
+        missing[nmissing++] = "--out PREFIX";
+    if (nmissing) {
+        in_report_missing("encode", missing, nmissing, NULL);
         return EXIT_USAGE;
     }
     if (strcmp(split, "query") && strcmp(split, "db") && strcmp(split, "train") && strcmp(split, "all")) {
         fprintf(stderr, "drsch encode: --split: '%s' is not query, db, train or all\n", split);
         return EXIT_USAGE;
     }
+    /* Before any work: the outputs can be written, the model is a file. */
+    if (cli_check_output_prefix("encode", "--out", out))
+        return EXIT_USAGE;
+    if (in_check_input("encode", "--model", model))
+        return 1;
     cli_set_threads((int)threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {

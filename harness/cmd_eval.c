@@ -15,6 +15,7 @@
 #include "train.h"
 #include "commands.h"
 #include "hamming.h"
+#include "inputs.h"
 #include "metrics.h"
 #include "npy.h"
 #include "report.h"
@@ -27,9 +28,13 @@ static void usage(FILE *f)
             "Evaluates query codes against database codes: those of a model on the protocol's\n"
             "queries and database, or .npy files (uint8, N x ceil(bits/8)).\n"
             "Labels: int32/int64 (N,) single label or identity, or uint8/bool (N, L) multi-hot\n"
-            "(relevant = at least one shared label). Ranking ties are ordered by database index;\n"
-            "tie-aware mAP is the expectation under random tie order; queries with no relevant\n"
-            "item count as AP 0.\n\n"
+            "(relevant = at least one shared label; both files of the same width L). Ranking ties\n"
+            "are ordered by database index; tie-aware mAP is the expectation under random tie\n"
+            "order. The table has a row per length: mAP@all, mAP(ties), mAP@K and P@K (K of\n"
+            "--topk; P@K divides by min(K, database size)) and P@rR (R of --radius; n/a for\n"
+            "weighted ranking); a line below counts the queries with no relevant item (AP 0).\n"
+            "Re-id: mAP, CMC rank-1/5/10/20 and the queries with a true match; a line below\n"
+            "counts the queries without one (left out).\n\n"
             "  --model FILE      model written by drsch train\n"
             "  --dataset SPEC    with --model (default fashion-mnist)\n"
             "  --protocol P      with --model: " XP_PROTOCOL_NAMES " (default auto)\n"
@@ -39,20 +44,22 @@ static void usage(FILE *f)
             "  --seed S          protocol and single-shot seed (default 1, as drsch train)\n"
             "  --weighted        with --model: rank by the model's bit weights |w|\n"
             "  --precision P     with --model: f32 | bf16 arithmetic of the encoder (default f32)\n"
-            "  --codes FILE      query codes\n"
-            "  --db FILE         database / gallery codes (with --codes)\n"
-            "  --qlabels FILE    query labels (with --codes)\n"
-            "  --dblabels FILE   database labels (with --codes)\n"
+            "  --codes FILE      query codes (without --model: --codes, --db, --qlabels and\n"
+            "                    --dblabels are all required)\n"
+            "  --db FILE         database / gallery codes\n"
+            "  --qlabels FILE    query labels\n"
+            "  --dblabels FILE   database labels\n"
             "  --qcams FILE      query camera ids, int32 (N,): re-id mode (CMC + mAP)\n"
             "  --dbcams FILE     gallery camera ids (with --qcams)\n"
             "  --bits LIST       prefix lengths to evaluate, e.g. 12,24,32,48 (default: full)\n"
-            "  --weights FILE    float32 (B,) bit weights: rank by weighted Hamming distance\n"
+            "  --weights FILE    float32 or float64 (B,) bit weights, all finite, 1 <= B <= bits\n"
+            "                    per code: rank by weighted Hamming distance over the first B bits\n"
             "  --topk K          K of mAP@K and P@K (default 1000; 0 = off)\n"
             "  --radius R        Hamming radius of the precision@radius metric (default 2)\n"
             "  --single-shot N   re-id: CMC from N seeded single-gallery-shot samplings\n"
             "                    (default 10 for CUHK03 with --model, else 0 = whole gallery)\n"
-            "  --threads T       OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --json FILE       write a Google Benchmark-compatible report\n"
+            "  --threads T       OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
+            "  --json FILE       write a Google Benchmark-compatible report (metrics as counters)\n"
             "  -h, --help        this text\n");
 }
 
@@ -60,7 +67,7 @@ static void usage(FILE *f)
 typedef struct {
     int32_t *labels;
     uint64_t *multi;
-    size_t n, words;
+    size_t n, words, cols; /* cols: labels per row of multi-hot labels */
 } labels_buf;
 
 static int load_labels(const char *path, size_t expect_n, labels_buf *out)
@@ -103,6 +110,7 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
                 }
             out->n = n;
             out->words = words;
+            out->cols = L;
         }
     } else {
         fprintf(stderr, "drsch eval: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s with %d dimensions\n",
@@ -180,6 +188,7 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
         if (d->label_kind == DS_LABELS_MULTI) {
             size_t words = ((size_t)d->n_classes + 63) / 64;
             labs[k]->words = words;
+            labs[k]->cols = (size_t)d->n_classes;
             labs[k]->multi = calloc((size_t)n * words + 1, sizeof(uint64_t));
             if (!labs[k]->multi)
                 goto done;
@@ -233,6 +242,63 @@ done:
     return rc;
 }
 
+/* One evaluated length: the results are printed only once every length is done. */
+typedef struct {
+    uint32_t bits;
+    ev_retrieval r;
+    ev_reid reid;
+} eval_row;
+
+/* The kind of a labels file, for the error when query and database labels differ. */
+static void describe_labels(const labels_buf *l, char *buf, size_t cap)
+{
+    if (l->labels)
+        snprintf(buf, cap, "one label per row (N,)");
+    else
+        snprintf(buf, cap, "%zu labels per row (multi-hot)", l->cols);
+}
+
+/* Prints the table (and the lines below it) of the evaluated rows to stdout. */
+static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int64_t radius, size_t db_n)
+{
+    if (reid) {
+        printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10", "rank-20", "queries");
+        for (int b = 0; b < n; b++) {
+            const ev_reid *r = &rows[b].reid;
+            printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", rows[b].bits, r->map, r->cmc[0], r->cmc[4], r->cmc[9],
+                   r->cmc[19], r->queries);
+        }
+        const ev_reid *r = &rows[0].reid;
+        printf("%zu of %zu queries have no true match in the gallery (left out of mAP and CMC)\n", r->queries_skipped,
+               r->queries + r->queries_skipped);
+        return;
+    }
+    char hk[32], hp[32], hr[32];
+    snprintf(hk, sizeof hk, "mAP@%lld", (long long)topk);
+    snprintf(hp, sizeof hp, "P@%lld", (long long)topk);
+    snprintf(hr, sizeof hr, "P@r%lld", (long long)radius);
+    int wk = strlen(hk) > 9 ? (int)strlen(hk) : 9, wp = strlen(hp) > 9 ? (int)strlen(hp) : 9;
+    printf("%6s %9s %10s", "bits", "mAP@all", "mAP(ties)");
+    if (topk)
+        printf(" %*s %*s", wk, hk, wp, hp);
+    printf(" %9s\n", hr);
+    for (int b = 0; b < n; b++) {
+        const ev_retrieval *r = &rows[b].r;
+        char pr[16] = "n/a";
+        if (r->precision_radius >= 0)
+            snprintf(pr, sizeof pr, "%.4f", r->precision_radius);
+        printf("%6u %9.4f %10.4f", rows[b].bits, r->map_all, r->map_tie_aware);
+        if (topk)
+            printf(" %*.4f %*.4f", wk, r->map_at_k, wp, r->precision_at_k);
+        printf(" %9s\n", pr);
+    }
+    const ev_retrieval *r = &rows[0].r;
+    printf("%zu of %zu queries have no relevant item (counted as AP 0)\n", r->queries_without_relevant, r->queries);
+    if (topk && (uint64_t)topk > db_n)
+        printf("K = %lld is more than the %zu database items: P@K divides by %zu (the items retrieved) and "
+               "mAP@K is mAP@all\n", (long long)topk, db_n, db_n);
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -273,7 +339,7 @@ int cmd_eval(int argc, char **argv)
         case 'r': bad = cli_parse_i64("eval", "--radius", optarg, 0, HM_MAX_BITS, &radius); break;
         case 's': bad = cli_parse_i64("eval", "--single-shot", optarg, 0, 100000, &single); break;
         case 'S': bad = cli_parse_i64("eval", "--seed", optarg, 0, INT64_MAX, &seed); break;
-        case 't': bad = cli_parse_i64("eval", "--threads", optarg, 1, 1024, &threads); break;
+        case 't': bad = cli_parse_i64("eval", "--threads", optarg, 0, 1024, &threads); break;
         case 'O': model = optarg; break;
         case 'D': spec = optarg; break;
         case 'P': bad = xp_protocol_parse("eval", optarg, &proto); break;
@@ -306,9 +372,25 @@ int cmd_eval(int argc, char **argv)
                         "--dbcams and --weights are for .npy inputs\n");
         return EXIT_USAGE;
     }
-    if (!model && (!qc || !dbc || !qlp || !dlp)) {
-        fprintf(stderr, "drsch eval: give --model, or --codes, --db, --qlabels and --dblabels; see 'drsch eval --help'\n");
+    if (!model && !qc && !dbc && !qlp && !dlp) {
+        fprintf(stderr, "drsch eval: give --model FILE, or --codes, --db, --qlabels and --dblabels (.npy files)\n");
         return EXIT_USAGE;
+    }
+    if (!model) {
+        const char *missing[4];
+        int nmissing = 0;
+        if (!qc)
+            missing[nmissing++] = "--codes FILE";
+        if (!dbc)
+            missing[nmissing++] = "--db FILE";
+        if (!qlp)
+            missing[nmissing++] = "--qlabels FILE";
+        if (!dlp)
+            missing[nmissing++] = "--dblabels FILE";
+        if (nmissing) {
+            in_report_missing("eval", missing, nmissing, NULL);
+            return EXIT_USAGE;
+        }
     }
     if (!model && precision_s) {
         fprintf(stderr, "drsch eval: --precision sets how --model encodes; .npy codes are already encoded\n");
@@ -319,8 +401,20 @@ int cmd_eval(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (!qcam != !dcam) {
-        fprintf(stderr, "drsch eval: --qcams and --dbcams go together\n");
+        in_report_missing("eval", (const char *const[]){qcam ? "--dbcams FILE" : "--qcams FILE"}, 1,
+                          qcam ? " with --qcams" : " with --dbcams");
         return EXIT_USAGE;
+    }
+    /* Before any work: the report can be written, the inputs are files. */
+    if (json && cli_check_output_file("eval", "--json", json))
+        return EXIT_USAGE;
+    {
+        const char *flags[] = {"--model", "--codes", "--db", "--qlabels", "--dblabels", "--qcams", "--dbcams",
+                               "--weights"};
+        const char *paths[] = {model, qc, dbc, qlp, dlp, qcam, dcam, wpath};
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+            if (paths[i] && in_check_input("eval", flags[i], paths[i]))
+                return 1;
     }
     hm_error herr;
     if (hm_isa_init(&herr) != HM_OK) {
@@ -335,6 +429,8 @@ int cmd_eval(int argc, char **argv)
     hm_weights *hw = NULL;
     float *wts = NULL;
     size_t wcount = 0;
+    eval_row rows[64];
+    int nrows = 0;
     rp_report *rep = rp_create();
     if (!rep)
         goto done;
@@ -351,11 +447,19 @@ int cmd_eval(int argc, char **argv)
                 hm_bytes_for_bits(q.bits), dbc, hm_bytes_for_bits(db.bits));
         goto done;
     }
+    if (q.n == 0 || db.n == 0) {
+        fprintf(stderr, "drsch eval: %s: no %s codes\n", q.n == 0 ? (qc ? qc : model) : (dbc ? dbc : model),
+                q.n == 0 ? "query" : "database");
+        goto done;
+    }
     if (!model && (load_labels(qlp, q.n, &ql) || load_labels(dlp, db.n, &dl)))
         goto done;
-    if (!!ql.labels != !!dl.labels || ql.words != dl.words) {
-        fprintf(stderr, "drsch eval: %s and %s hold different kinds of labels\n", qlp ? qlp : "queries",
-                dlp ? dlp : "database");
+    if (!!ql.labels != !!dl.labels || ql.cols != dl.cols) {
+        char a[64], b[64];
+        describe_labels(&ql, a, sizeof a);
+        describe_labels(&dl, b, sizeof b);
+        fprintf(stderr, "drsch eval: query and database labels differ: %s has %s, %s has %s; they must be of "
+                        "the same kind and width\n", qlp ? qlp : "queries", a, dlp ? dlp : "database", b);
         goto done;
     }
     if (!model && qcam && (load_labels(qcam, q.n, &qcb) || load_labels(dcam, db.n, &dcb) || !qcb.labels || !dcb.labels ||
@@ -368,20 +472,8 @@ int cmd_eval(int argc, char **argv)
     if (single < 0)
         single = 0;
     uint32_t full = q.bits;
-    if (wpath) {
-        npy_array wa;
-        if (npy_load(wpath, &wa, &herr) != HM_OK) {
-            fprintf(stderr, "drsch eval: %s\n", herr.msg);
-            goto done;
-        }
-        if (wa.dtype != NPY_F32 || wa.ndim != 1 || wa.count == 0 || wa.count > full) {
-            fprintf(stderr, "drsch eval: %s: weights must be float32 (B,) with 1 <= B <= %u\n", wpath, full);
-            free(wts);
-            goto done;
-        }
-        wts = wa.data; /* ownership moves to wts */
-        wcount = wa.count;
-    }
+    if (wpath && in_load_weights("eval", wpath, 1, full, &wts, &wcount))
+        goto done;
     if (wts)
         full = (uint32_t)wcount;
     uint32_t bits_list[64];
@@ -398,18 +490,13 @@ int cmd_eval(int argc, char **argv)
     }
     rp_context_set(rep, "tie_rule", "(distance, database index); tie-aware mAP = expectation under random tie order");
     rp_context_set(rep, "empty_query_rule", "queries without a relevant item count as AP 0");
+    rp_context_set(rep, "precision_at_k_rule", "relevant items within the top K / min(K, database size)");
     rp_context_set(rep, "ranking", wts ? "weighted hamming" : "hamming");
     if (reid) {
         rp_context_set(rep, "reid_rule", "gallery items with the query's identity and camera removed; "
                                          "queries without a true match skipped");
         rp_context_set_num(rep, "single_shot_repeats", (double)single);
         rp_context_set_num(rep, "seed", (double)seed);
-        printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10", "rank-20", "queries");
-    } else {
-        if (topk)
-            printf("%6s %9s %10s %9s %9s %9s\n", "bits", "mAP@all", "mAP(ties)", "mAP@K", "P@K", "P@r");
-        else
-            printf("%6s %9s %10s %9s\n", "bits", "mAP@all", "mAP(ties)", "P@r");
     }
     for (int b = 0; b < nbits; b++) {
         hm_codes tq = {0}, tdb = {0};
@@ -430,57 +517,49 @@ int cmd_eval(int argc, char **argv)
         ev_error eerr;
         double t0 = cli_now();
         ev_status st;
+        eval_row *row = &rows[nrows];
+        memset(row, 0, sizeof *row);
+        row->bits = bits_list[b];
         if (reid) {
-            ev_reid r;
+            ev_reid *r = &row->reid;
             st = ev_reid_eval(&tq, ql.labels, qcb.labels, &tdb, dl.labels, dcb.labels, hw, (int)single,
-                              (uint64_t)seed, &r, &eerr);
+                              (uint64_t)seed, r, &eerr);
             double dt = cli_now() - t0;
             if (st == EV_OK) {
-                printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", bits_list[b], r.map, r.cmc[0], r.cmc[4], r.cmc[9],
-                       r.cmc[19], r.queries);
                 snprintf(name, sizeof name, "eval/reid/bits:%u", bits_list[b]);
                 rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
-                rp_counter(e, "mAP", r.map);
+                rp_counter(e, "mAP", r->map);
                 for (int k = 0; k < EV_CMC_RANKS; k++) {
                     char cn[16];
                     snprintf(cn, sizeof cn, "rank-%d", k + 1);
-                    rp_counter(e, cn, r.cmc[k]);
+                    rp_counter(e, cn, r->cmc[k]);
                 }
-                rp_counter(e, "queries", (double)r.queries);
-                rp_counter(e, "queries_skipped", (double)r.queries_skipped);
+                rp_counter(e, "queries", (double)r->queries);
+                rp_counter(e, "queries_skipped", (double)r->queries_skipped);
             }
         } else {
             ev_options opt = {.topk = (size_t)topk, .radius = (uint32_t)radius, .pr_curve = 0};
-            ev_retrieval r;
+            ev_retrieval *r = &row->r;
             st = ev_retrieval_eval(&tq, &(ev_labels){.n = ql.n, .labels = ql.labels, .multi = ql.multi, .words = ql.words},
                                    &tdb, &(ev_labels){.n = dl.n, .labels = dl.labels, .multi = dl.multi, .words = dl.words},
-                                   hw, &opt, &r, &eerr);
+                                   hw, &opt, r, &eerr);
             double dt = cli_now() - t0;
             if (st == EV_OK) {
-                char pr[16] = "n/a";
-                if (r.precision_radius >= 0)
-                    snprintf(pr, sizeof pr, "%.4f", r.precision_radius);
-                if (topk)
-                    printf("%6u %9.4f %10.4f %9.4f %9.4f %9s\n", bits_list[b], r.map_all, r.map_tie_aware, r.map_at_k,
-                           r.precision_at_k, pr);
-                else
-                    printf("%6u %9.4f %10.4f %9s\n", bits_list[b], r.map_all, r.map_tie_aware, pr);
                 snprintf(name, sizeof name, "eval/retrieval/bits:%u", bits_list[b]);
                 rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
-                rp_counter(e, "mAP", r.map_all);
-                rp_counter(e, "mAP_tie_aware", r.map_tie_aware);
+                rp_counter(e, "mAP", r->map_all);
+                rp_counter(e, "mAP_tie_aware", r->map_tie_aware);
                 if (topk) {
-                    rp_counter(e, "mAP_at_K", r.map_at_k);
-                    rp_counter(e, "P_at_K", r.precision_at_k);
+                    rp_counter(e, "mAP_at_K", r->map_at_k);
+                    rp_counter(e, "P_at_K", r->precision_at_k);
                     rp_counter(e, "K", (double)topk);
                 }
-                if (r.precision_radius >= 0) {
-                    rp_counter(e, "P_at_radius", r.precision_radius);
+                if (r->precision_radius >= 0) {
+                    rp_counter(e, "P_at_radius", r->precision_radius);
                     rp_counter(e, "radius", (double)radius);
                 }
-                rp_counter(e, "queries", (double)r.queries);
-                rp_counter(e, "queries_without_relevant", (double)r.queries_without_relevant);
-                ev_retrieval_free(&r);
+                rp_counter(e, "queries", (double)r->queries);
+                rp_counter(e, "queries_without_relevant", (double)r->queries_without_relevant);
             }
         }
         hm_codes_free(&tq);
@@ -489,7 +568,11 @@ int cmd_eval(int argc, char **argv)
             fprintf(stderr, "drsch eval: %s\n", eerr.msg);
             goto done;
         }
+        nrows++;
     }
+    /* Every length evaluated: now the table, then the report. */
+    print_table(rows, nrows, reid, topk, radius, db.n);
+    fflush(stdout);
     if (json) {
         rp_error rerr;
         if (rp_write(rep, json, &rerr) != RP_OK) {
@@ -499,6 +582,8 @@ int cmd_eval(int argc, char **argv)
     }
     rc = 0;
 done:
+    for (int b = 0; b < nrows; b++)
+        ev_retrieval_free(&rows[b].r);
     rp_free(rep);
     hm_weights_free(hw);
     free(wts);

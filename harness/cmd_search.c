@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "experiment.h"
 #include "hamming.h"
+#include "inputs.h"
 #include "npy.h"
 
 static void usage(FILE *f)
@@ -22,48 +23,18 @@ static void usage(FILE *f)
             "  --db FILE        database codes (required)\n"
             "  --queries FILE   query codes (required)\n"
             "  --out PREFIX     writes PREFIX.indices.npy (int64, Q x K) and\n"
-            "                   PREFIX.distances.npy (int32; float32 with --weights) (required)\n"
+            "                   PREFIX.distances.npy (int32; float32 with --weights) (required);\n"
+            "                   a prefix inside a directory, e.g. DIR/results, not DIR itself\n"
             "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
             "  --bits B         use the first B bits of each code (prefix truncation)\n"
             "                   (default: all bits of the files, or the length of --weights)\n"
-            "  --weights FILE   float32/float64 (B,) per-bit weights: rank by weighted Hamming\n"
-            "                   distance, the sum of w_i over differing bits (default: off)\n"
-            "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --weights FILE   float32 or float64 (B,) per-bit weights, all finite, B between\n"
+            "                   --bits (or 1) and the bits stored per code: rank by weighted\n"
+            "                   Hamming distance, the sum of w_i over differing bits (default: off)\n"
+            "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
             "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
             "                   the CPU supports)\n"
             "  -h, --help       this text\n");
-}
-
-/* Loads weights as floats; wants between `need` and `max` entries, all finite. */
-static int load_weights(const char *path, uint32_t need, size_t max, float **out, size_t *len)
-{
-    npy_array a;
-    hm_error err;
-    if (npy_load(path, &a, &err) != HM_OK) {
-        fprintf(stderr, "drsch search: %s\n", err.msg);
-        return -1;
-    }
-    int rc = -1;
-    if (a.ndim != 1 || (a.dtype != NPY_F32 && a.dtype != NPY_F64)) {
-        fprintf(stderr, "drsch search: %s: weights must be a 1-D float32 or float64 array; got %s with %d dimensions\n",
-                path, npy_dtype_name(a.dtype), a.ndim);
-    } else if (a.count < need || a.count > max) {
-        fprintf(stderr, "drsch search: %s: %zu weights, but the codes need %u to %zu (one per bit)\n",
-                path, a.count, need, max);
-    } else {
-        float *w = malloc(a.count * sizeof *w);
-        if (!w) {
-            fprintf(stderr, "drsch search: out of memory\n");
-        } else {
-            for (size_t i = 0; i < a.count; i++)
-                w[i] = a.dtype == NPY_F32 ? ((float *)a.data)[i] : (float)((double *)a.data)[i];
-            *out = w;
-            *len = a.count;
-            rc = 0;
-        }
-    }
-    npy_free(&a);
-    return rc;
 }
 
 int cmd_search(int argc, char **argv)
@@ -95,7 +66,7 @@ int cmd_search(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 't':
-            if (cli_parse_i64("search", "--threads", optarg, 1, 1024, &threads))
+            if (cli_parse_i64("search", "--threads", optarg, 0, 1024, &threads))
                 return EXIT_USAGE;
             break;
         case 'h': usage(stdout); return 0;
@@ -106,8 +77,16 @@ int cmd_search(int argc, char **argv)
         fprintf(stderr, "drsch search: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if (!db_path || !q_path || !out) {
-        fprintf(stderr, "drsch search: --db, --queries and --out are required; see 'drsch search --help'\n");
+    const char *missing[3];
+    int nmissing = 0;
+    if (!db_path)
+        missing[nmissing++] = "--db FILE";
+    if (!q_path)
+        missing[nmissing++] = "--queries FILE";
+    if (!out)
+        missing[nmissing++] = "--out PREFIX";
+    if (nmissing) {
+        in_report_missing("search", missing, nmissing, NULL);
         return EXIT_USAGE;
     }
 
@@ -124,6 +103,12 @@ int cmd_search(int argc, char **argv)
         }
     }
     int nthreads = cli_set_threads((int)threads);
+    /* Before any work: the outputs can be written, the inputs are files. */
+    if (cli_check_output_prefix("search", "--out", out))
+        return EXIT_USAGE;
+    if (in_check_input("search", "--db", db_path) || in_check_input("search", "--queries", q_path) ||
+        (w_path && in_check_input("search", "--weights", w_path)))
+        return 1;
 
     double t0 = cli_now();
     int rc = 1;
@@ -159,7 +144,7 @@ int cmd_search(int argc, char **argv)
     }
     if (w_path) {
         size_t wlen;
-        if (load_weights(w_path, bits ? (uint32_t)bits : 1, file_bits, &w, &wlen))
+        if (in_load_weights("search", w_path, bits ? (size_t)bits : 1, file_bits, &w, &wlen))
             goto done;
         if (!bits)
             bits = (int64_t)wlen;

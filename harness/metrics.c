@@ -120,7 +120,7 @@ static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, con
     }
     m.ap = sum / (double)R;
     m.apk = relk ? sumk / (double)relk : 0.0;
-    m.pk = K ? (double)relk / (double)K : 0.0;
+    m.pk = K ? (double)relk / (double)(K < n ? K : n) : 0.0;
     return m;
 }
 
@@ -177,7 +177,7 @@ static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql
     m.ap = sum / (double)R;
     m.ap_tie /= (double)R;
     m.apk = relk ? sumk / (double)relk : 0.0;
-    m.pk = K ? (double)relk / (double)K : 0.0;
+    m.pk = K ? (double)relk / (double)(K < n ? K : n) : 0.0;
     return m;
 }
 

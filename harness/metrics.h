@@ -4,6 +4,8 @@
  *  - AP@all = sum over relevant ranks of precision@rank / number of relevant items;
  *    AP@K   = the same over the top K / number of relevant items within the top K;
  *    a query with no relevant item (in the database, or within the top K) has AP 0 and counts;
+ *  - P@K = relevant items within the top K / min(K, N): a database of N < K items retrieves
+ *    only N, so P@K and mAP@K are then those of the whole ranking (mAP@K = mAP@all);
  *  - tie-aware AP: the expected AP@all when tied items are ordered uniformly at random
  *    (McSherry & Najork, ECIR 2008), so a reader sees how much the tie rule moves the number;
  *  - precision within Hamming radius r: relevant / retrieved among d <= r, 0 when nothing is

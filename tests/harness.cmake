@@ -11,3 +11,7 @@ add_dependencies(test_reproduce drsch)
 # long work, flags shared by the commands (--threads, --repetitions).
 drsch_criterion_test(test_cli SOURCES test_cli.c test_util.c)
 add_dependencies(test_cli drsch)
+# drsch eval, search and encode at the command line: checks made before work (missing flags,
+# outputs, inputs, --threads), the weight-file rule, the eval table and its failures.
+drsch_criterion_test(test_commands SOURCES test_commands.c test_util.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_commands drsch)

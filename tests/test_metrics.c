@@ -1,7 +1,7 @@
-/* Metrics suite: hand-computed rankings (ties by database index, tie-aware AP, AP@K, P@K,
- * precision within radius 2, the PR curve, queries without relevant items), the weighted path
- * agreeing with the integer one, multi-label relevance, and re-id CMC / mAP with the
- * same-identity-same-camera filter and single-gallery-shot sampling. */
+/* Metrics suite: hand-computed rankings (ties by database index, tie-aware AP, AP@K, P@K, and
+ * both with K beyond the database, precision within radius 2, the PR curve, queries without
+ * relevant items), the weighted path agreeing with the integer one, multi-label relevance, and
+ * re-id CMC / mAP with the same-identity-same-camera filter and single-gallery-shot sampling. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -74,6 +74,44 @@ Test(metrics, hand_computed_single_label_ranking)
     cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), EV_OK);
     cr_assert_float_eq(r.map_all, ap / 2, EPS);
     ev_retrieval_free(&r);
+    hm_weights_free(w);
+    hm_codes_free(&db);
+    hm_codes_free(&q);
+}
+
+/* K beyond the database: the top K is the whole ranking of N = 5 items, so P@K divides by the
+ * 5 retrieved (3/5 for the first query, 0 for the second) and mAP@K equals mAP@all; K = 4 cuts
+ * the ranking -, +, -, +: P@4 = 2/4, AP@4 = (1/2 + 2/4) / 2. Integer and weighted paths agree. */
+Test(metrics, k_beyond_the_database_divides_by_the_items_retrieved)
+{
+    hm_codes db = codes4(DB, 5), q = codes4(Q, 2);
+    ev_labels ql = {.n = 2, .labels = QL}, dbl = {.n = 5, .labels = DBL};
+    float ones[4] = {1, 1, 1, 1};
+    hm_weights *w;
+    hm_error herr;
+    cr_assert_eq(hm_weights_create(&w, ones, 4, &herr), HM_OK);
+    double ap = (0.5 + 0.5 + 0.6) / 3;
+    static const struct {
+        size_t k;
+        double pk, apk;
+    } cases[] = {{10, 0.6, 0}, {5, 0.6, 0}, {1000000, 0.6, 0}, {4, 0.5, 0.5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int weighted = 0; weighted < 2; weighted++) {
+            ev_options opt = {.topk = cases[c].k, .radius = 2};
+            ev_retrieval r;
+            ev_error err;
+            cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, weighted ? w : NULL, &opt, &r, &err), EV_OK, "%s",
+                         err.msg);
+            double apk = cases[c].apk ? cases[c].apk : ap;
+            cr_assert_float_eq(r.precision_at_k, cases[c].pk / 2, EPS, "K %zu weighted %d: P@K %g", cases[c].k,
+                               weighted, r.precision_at_k);
+            cr_assert_float_eq(r.map_at_k, apk / 2, EPS, "K %zu weighted %d: mAP@K %g", cases[c].k, weighted,
+                               r.map_at_k);
+            if (cases[c].k >= 5)
+                cr_assert_float_eq(r.map_at_k, r.map_all, EPS);
+            cr_assert_eq(r.queries_without_relevant, 1);
+            ev_retrieval_free(&r);
+        }
     hm_weights_free(w);
     hm_codes_free(&db);
     hm_codes_free(&q);
