@@ -7,3 +7,7 @@ drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL
 # the shared test helpers of test_util.c).
 drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_reproduce drsch)
+# The comparison rules of drsch compare / reproduce (report_compare.c) on hand-made reports, and
+# drsch compare end to end.
+drsch_criterion_test(test_compare SOURCES test_compare.c test_util.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_compare drsch)
