@@ -1048,7 +1048,8 @@ static void settings_differ(const struct cJSON *ref_root, const struct cJSON *cu
     size_t k = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && k < cap; i++) {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]), *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
         if (!x && !y)
             continue;
         if (x && y && cJSON_Compare(x, y, 1))

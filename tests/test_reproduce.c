@@ -334,24 +334,27 @@ static void shifted_report(const char *path, const char *entry_name, const char 
     free(text);
 }
 
-/* Without --out a run writes runs/<dataset> of the working folder, never results/, and ends by
- * comparing its report with the committed one (none for CUHK03: said so) or with --baseline:
- * identical for the same run, within noise for a difference up to 0.01, not reproduced beyond. */
+/* Without --out a run writes runs/<dataset>[-quick] of the working folder, never results/, and
+ * ends by comparing its report with the committed one (none for CUHK03: said so) or with
+ * --baseline: identical for the same run, within noise for a difference up to 0.01, not
+ * reproduced beyond. */
 Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
 {
     const char *mat = tu_path("cuhk-03.mat");
     write_fixture(mat, 1);
     char *out = malloc(1 << 16), line[2048], first[600], base[600];
     const char *flags = "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
-    int rc = tu_run(out, 1 << 16, "cd %s && %s reproduce --dataset cuhk03:%s:labeled %s", tu_tmpdir, tu_exe(), mat,
-                    flags);
+    /* --quick (its schedule overridden by --iters and --splits): runs/<dataset>-quick */
+    int rc = tu_run(out, 1 << 16, "cd %s && %s reproduce --quick --dataset cuhk03:%s:labeled %s", tu_tmpdir, tu_exe(),
+                    mat, flags);
     cr_assert_eq(rc, 0, "%s", out);
-    snprintf(first, sizeof first, "%s", tu_path("runs/cuhk03-labeled/report.json"));
+    snprintf(first, sizeof first, "%s", tu_path("runs/cuhk03-labeled-quick/report.json"));
     cr_assert_eq(access(first, R_OK), 0, "%s missing:\n%s", first, out);
     cr_assert_neq(access(tu_path("results"), F_OK), 0, "the run wrote into results/");
     reproduction_line(out, line, sizeof line);
     cr_assert(strstr(line, "not checked: there is no committed report") &&
-                  strstr(line, "results/cuhk03-labeled/report.json to compare runs/cuhk03-labeled/report.json with"),
+                  strstr(line, "results/cuhk03-labeled-quick/report.json to compare "
+                               "runs/cuhk03-labeled-quick/report.json with"),
               "%s", line);
 
     /* the same run again, compared with the first */
