@@ -16,7 +16,12 @@
  *
  * Writes DIR/report.json (Google Benchmark-compatible; metrics as counters; the context records
  * what is needed to rerun), DIR/table.md, the curves as .dat files and SVG plots drawn by gnuplot,
- * and the models. Progress on stderr throughout. */
+ * and the models. DIR defaults to runs/<dataset>[-quick] (git-ignored), so that a run never
+ * overwrites the committed results/; the run ends with one line saying whether it reproduced the
+ * committed report of the same name (results/<dataset>[-quick]/report.json of the source tree),
+ * compared as drsch compare does (accuracy counters only: times depend on the machine).
+ * Progress on stderr throughout. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -33,6 +38,8 @@
 #include "experiment.h"
 #include "metrics.h"
 #include "report.h"
+#include "report_compare.h"
+#include "report_read.h"
 #include "train.h"
 #include "version.h"
 
@@ -48,11 +55,17 @@ static void usage(FILE *f)
             "paper's table (mAP vs code length) with the published figures beside it.\n"
             "CUHK03 (cuhk03:FILE.mat[:labeled|detected]): the classic protocol, one split per testset:\n"
             "one model of --long-bits bits per split, truncated to each length, with LSH and ITQ;\n"
-            "CMC rank 1/5/10/20 and mAP per split and averaged, and the CMC curves.\n\n"
+            "CMC rank 1/5/10/20 and mAP per split and averaged, and the CMC curves.\n"
+            "The last line says whether the run reproduced the committed figures (see --baseline).\n\n"
             "  --dataset SPEC   dataset (default fashion-mnist, the embedded default)\n"
             "  --quick          short schedule for CI (about 2 minutes on 2 cores): 1000 iterations\n"
             "                   per model; CUHK03: 150 iterations and 2 splits (about 3 minutes)\n"
-            "  --out DIR        output directory (default results/<dataset>[-quick])\n"
+            "  --out DIR        output folder (default runs/<dataset>, runs/<dataset>-quick with\n"
+            "                   --quick); an explicit --out results/<dataset>[-quick] updates the\n"
+            "                   committed results\n"
+            "  --baseline FILE  report to compare the run's accuracy with at the end, as drsch compare\n"
+            "                   does (default: results/<dataset>[-quick]/report.json of the source tree\n"
+            "                   drsch was built from, when there is one)\n"
             "  --bits LIST      code lengths (default 12,24,32,48)\n"
             "  --long-bits B    the longer model truncated to each length (default 64)\n"
             "  --iters N        iterations per model (default 12000; CUHK03: 3000 per split, about\n"
@@ -62,7 +75,8 @@ static void usage(FILE *f)
             "  --size HxW       resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)\n"
             "  --seed S         seed of protocol, training, baselines and CMC sampling (default 1)\n"
             "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --paper FILE     published figures (default " DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv)\n"
+            "  --paper FILE     published figures (default: results/paper/drsch_map.csv of the source\n"
+            "                   tree drsch was built from)\n"
             "  -h, --help       this text\n");
 }
 
@@ -87,20 +101,6 @@ static void progress(const tr_progress *p, void *ctx)
     fprintf(stderr, "  [%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  ETA %dm%02ds\n",
             tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->active_share, 100 * p->distinct_share,
             p->images_per_second, eta / 60, eta % 60);
-}
-
-static int mkdirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Writes text to path atomically. */
@@ -1018,20 +1018,120 @@ static void command_line(int argc, char **argv, char *out, size_t cap)
     }
 }
 
+/* The report the run is compared with at the end, read before the run's own report is written
+ * (--out may be its folder) at report_path. 1 when *ref holds it; else 0 with the reason, a whole
+ * output line, in msg. A missing default (no committed results for this dataset) is no error. */
+static int read_baseline(const char *path, const char *report_path, rp_read_report *ref, char *msg, size_t cap)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) {
+        snprintf(msg, cap, "Reproduction: not checked: there is no committed report %s to compare %s with "
+                           "(--baseline FILE names one)", path, report_path);
+        return 0;
+    }
+    rp_error err;
+    if (rp_read_file(path, ref, &err) != RP_OK) {
+        snprintf(msg, cap, "Reproduction: not checked: %s", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* The run's settings recorded in both contexts that differ ("seed, threads"), so
+ * that a difference of figures is not read as a failure to reproduce the same run. */
+static void settings_differ(const struct cJSON *ref_root, const struct cJSON *cur_root, char *out, size_t cap)
+{
+    static const char *const keys[] = {"dataset_crc32", "protocol", "seed", "iterations_per_model", "splits",
+                                       "model_bits", "image_size", "threads"};
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(ref_root, "context");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(cur_root, "context");
+    size_t k = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && k < cap; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
+        if (!x && !y)
+            continue;
+        if (x && y && cJSON_Compare(x, y, 1))
+            continue;
+        k += (size_t)snprintf(out + k, cap - k, "%s%s", k ? ", " : "", keys[i]);
+    }
+}
+
+/* The one line saying whether the run (report rep, written to path) reproduced the baseline ref
+ * read from ref_path: its accuracy counters compared as drsch compare does, times ignored. */
+static void reproduction_line(const rp_report *rep, const char *path, rp_read_report *ref, const char *ref_path,
+                              char *msg, size_t cap)
+{
+    char *text = rp_print(rep);
+    rp_read_report cur;
+    rp_error err;
+    if (!text || rp_read_parse(text, strlen(text), path, &cur, &err) != RP_OK) {
+        snprintf(msg, cap, "Reproduction: not checked: %s", text ? err.msg : "out of memory");
+        free(text);
+        return;
+    }
+    free(text);
+    rpc_options o;
+    rpc_options_default(&o);
+    o.gate_time = 0;
+    rpc_result res;
+    if (rpc_compare(ref, &cur, &o, &res, &err) != RP_OK) {
+        snprintf(msg, cap, "Reproduction: not checked: %s", err.msg);
+        rp_read_free(&cur);
+        return;
+    }
+    char settings[256];
+    settings_differ(ref->root, cur.root, settings, sizeof settings);
+    size_t k = 0;
+    switch (rpc_agreement_of(&res)) {
+    case RPC_IDENTICAL:
+        k = (size_t)snprintf(msg, cap, "Reproduction: identical: all %d metrics of %s equal those of %s", res.metrics,
+                             path, ref_path);
+        break;
+    case RPC_WITHIN_NOISE:
+        k = (size_t)snprintf(msg, cap,
+                             "Reproduction: within noise: all %d metrics of %s within %.2f of %s (%d identical, "
+                             "largest difference %.4f)",
+                             res.metrics, path, o.max_metric_drop, ref_path, res.metrics_equal, res.max_diff);
+        break;
+    case RPC_DIFFERENT:
+        k = (size_t)snprintf(msg, cap, "Reproduction: NOT reproduced: %d of %d metrics of %s differ from %s by more "
+                             "than %.2f", res.metrics_beyond, res.metrics, path, ref_path, o.max_metric_drop);
+        if (res.metrics_missing && k < cap)
+            k += (size_t)snprintf(msg + k, cap - k, ", %d missing", res.metrics_missing);
+        if (res.max_drop_row >= 0 && k < cap) {
+            const rpc_row *w = &res.rows[res.max_drop_row];
+            k += (size_t)snprintf(msg + k, cap - k, " (largest drop %.4f: %s %s)", res.max_drop, w->entry, w->counter);
+        }
+        break;
+    case RPC_NO_METRICS:
+        k = (size_t)snprintf(msg, cap, "Reproduction: not checked: %s has no accuracy counters", ref_path);
+        break;
+    }
+    if (settings[0] && k < cap)
+        snprintf(msg + k, cap - k, "; the baseline's run differs in %s", settings);
+    rpc_result_free(&res);
+    rp_read_free(&cur);
+}
+
 int cmd_reproduce(int argc, char **argv)
 {
-    enum { O_DATASET = 256, O_QUICK, O_OUT, O_BITS, O_LONG, O_ITERS, O_SPLITS, O_SIZE, O_SEED, O_THREADS, O_PAPER };
+    enum {
+        O_DATASET = 256, O_QUICK, O_OUT, O_BITS, O_LONG, O_ITERS, O_SPLITS, O_SIZE, O_SEED, O_THREADS, O_PAPER,
+        O_BASELINE
+    };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET}, {"quick", no_argument, 0, O_QUICK},
         {"out", required_argument, 0, O_OUT},         {"bits", required_argument, 0, O_BITS},
         {"long-bits", required_argument, 0, O_LONG},  {"iters", required_argument, 0, O_ITERS},
         {"splits", required_argument, 0, O_SPLITS},   {"size", required_argument, 0, O_SIZE},
         {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
-        {"paper", required_argument, 0, O_PAPER},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"paper", required_argument, 0, O_PAPER},     {"baseline", required_argument, 0, O_BASELINE},
+        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     const char *spec = "fashion-mnist", *out = NULL, *bits_s = "12,24,32,48",
-               *paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv";
+               *paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv", *baseline = NULL;
     int64_t long_bits = 64, iters = -1, splits = -1, seed = 1, threads = 0;
     int quick = 0, c;
     ds_load_opts lo;
@@ -1047,6 +1147,7 @@ int cmd_reproduce(int argc, char **argv)
         case O_OUT: out = optarg; break;
         case O_BITS: bits_s = optarg; break;
         case O_PAPER: paper = optarg; break;
+        case O_BASELINE: baseline = optarg; break;
         case O_LONG: bad = cli_parse_i64("reproduce", "--long-bits", optarg, 1, HM_MAX_BITS, &long_bits); break;
         case O_ITERS: bad = cli_parse_i64("reproduce", "--iters", optarg, 1, (int64_t)1 << 40, &iters); break;
         case O_SPLITS: bad = cli_parse_i64("reproduce", "--splits", optarg, 1, 1000, &splits); break;
@@ -1095,6 +1196,17 @@ int cmd_reproduce(int argc, char **argv)
     }
     if (lo.out_h && xp_size_check("reproduce", spec))
         return EXIT_USAGE;
+    if (out && cli_check_output_dir("reproduce", "--out", out))
+        return EXIT_USAGE;
+    if (baseline) { /* readable now, not only after the training */
+        rp_read_report b;
+        rp_error be;
+        if (rp_read_file(baseline, &b, &be) != RP_OK) {
+            fprintf(stderr, "drsch reproduce: --baseline: %s\n", be.msg);
+            return EXIT_USAGE;
+        }
+        rp_read_free(&b);
+    }
     run_ctx rc = {.seed = (uint64_t)seed, .t0 = cli_now()};
     rc.threads = cli_set_threads((int)threads);
     hm_error he;
@@ -1111,6 +1223,7 @@ int cmd_reproduce(int argc, char **argv)
     }
     int status = 1, nsplits = 0;
     rp_report *rep = NULL;
+    rp_read_report ref = {0};
     sbuf md = {0};
     char protocol[1024];
     if (is_reid) {
@@ -1139,16 +1252,23 @@ int cmd_reproduce(int argc, char **argv)
         }
         snprintf(protocol, sizeof protocol, "%s", sp.name);
     }
-    char dirbuf[1024];
+    /* The folder name of the committed results of this run (results/NAME) and the default
+     * output folder (runs/NAME), checked now that the dataset's name is known, before training. */
+    char folder[128], dirbuf[256], committed[4200];
+    snprintf(folder, sizeof folder, "%s%s", d->name, quick ? "-quick" : "");
     if (!out) {
-        snprintf(dirbuf, sizeof dirbuf, "results/%s%s", d->name, quick ? "-quick" : "");
+        snprintf(dirbuf, sizeof dirbuf, "runs/%s", folder);
         out = dirbuf;
+        if (cli_check_output_dir("reproduce", "--out", out)) {
+            status = EXIT_USAGE;
+            goto done;
+        }
     }
     rc.dir = out;
-    if (mkdirs(out)) {
-        fprintf(stderr, "drsch reproduce: cannot create %s: %s\n", out, strerror(errno));
-        goto done;
-    }
+    if (baseline)
+        snprintf(committed, sizeof committed, "%s", baseline);
+    else
+        snprintf(committed, sizeof committed, "%s/results/%s/report.json", DRSCH_SOURCE_DIR, folder);
     tr_config base;
     tr_config_default(&base, d);
     base.seed = (uint64_t)seed;
@@ -1234,6 +1354,11 @@ int cmd_reproduce(int argc, char **argv)
     char path[4200];
     rp_error re;
     snprintf(path, sizeof path, "%s/report.json", out);
+    char report_path[4200];
+    snprintf(report_path, sizeof report_path, "%s", path);
+    /* The baseline is read before the report is written: --out may be its folder. */
+    char ref_msg[9000];
+    int have_ref = read_baseline(committed, report_path, &ref, ref_msg, sizeof ref_msg);
     if (rp_write(rep, path, &re) != RP_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", re.msg);
         goto done;
@@ -1245,8 +1370,12 @@ int cmd_reproduce(int argc, char **argv)
     }
     fputs(md.s, stdout);
     fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", out, out, total);
+    if (have_ref)
+        reproduction_line(rep, report_path, &ref, committed, ref_msg, sizeof ref_msg);
+    printf("%s\n", ref_msg);
     status = 0;
 done:
+    rp_read_free(&ref);
     free(md.s);
     rp_free(rep);
     ds_split_free(&sp);

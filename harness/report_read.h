@@ -2,7 +2,7 @@
  * "benchmarks" array reduced to one entry per name (run_name, else name) with its repetition
  * times in ns, its "median" aggregate when present, and the cJSON object holding its user
  * counters. Mean / stddev / cv aggregates are skipped. Does not compare anything, does not
- * print (errors go to rp_error); the comparison rules live in cmd_compare.c. Also the entry
+ * print (errors go to rp_error); the comparison rules live in report_compare.c. Also the entry
  * point of the report fuzzer (tests/fuzz/fuzz_report.c). */
 #ifndef DRSCH_REPORT_READ_H
 #define DRSCH_REPORT_READ_H

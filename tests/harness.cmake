@@ -15,3 +15,7 @@ add_dependencies(test_cli drsch)
 # outputs, inputs, --threads), the weight-file rule, the eval table and its failures.
 drsch_criterion_test(test_commands SOURCES test_commands.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_commands drsch)
+# The comparison rules of drsch compare / reproduce (report_compare.c) on hand-made reports, and
+# drsch compare end to end.
+drsch_criterion_test(test_compare SOURCES test_compare.c test_util.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_compare drsch)

@@ -4,8 +4,11 @@
  * classic testsets of 6 identities. A tiny schedule (20 iterations, 2 splits, 48 x 16 images)
  * keeps it to seconds. Checked: the files written, the report's context and CMC / mAP counters
  * (per split and averaged; CMC in [0, 1] and non-decreasing in rank), the CMC curve data, that
- * drsch compare gates a CMC drop in that report, and the errors for bad input. There is no
- * real CUHK03 data here; the numbers themselves are not compared with anything. */
+ * drsch compare gates a CMC drop in that report, and the errors for bad input. Also where a run
+ * writes without --out (runs/<dataset>, never results/), the line that ends every run (whether it
+ * reproduced a baseline report: identical / within noise / not), the checks of --out and
+ * --baseline made before loading anything, and --help. There is no real CUHK03 data here; the
+ * numbers themselves are not compared with anything but the same runs. */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -297,4 +300,117 @@ Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
     /* --help lists the re-id flags with their defaults */
     cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --help", tu_exe()), 0);
     cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"), "%s", out);
+}
+
+/* ---- where it writes, and the reproduction line ---------------------------------------------- */
+
+/* The last line of the output that starts with "Reproduction: " (copied into line). */
+static void reproduction_line(const char *out, char *line, size_t cap)
+{
+    const char *p = NULL;
+    for (const char *q = strstr(out, "Reproduction: "); q; q = strstr(q + 1, "Reproduction: "))
+        if (q == out || q[-1] == '\n')
+            p = q;
+    cr_assert_not_null(p, "no reproduction line in\n%s", out);
+    size_t n = strcspn(p, "\n");
+    cr_assert(n < cap);
+    memcpy(line, p, n);
+    line[n] = '\0';
+}
+
+/* The report at path with counter `name` of entry `entry` changed by delta, written to file. */
+static void shifted_report(const char *path, const char *entry_name, const char *name, double delta, const char *file)
+{
+    char *text = tu_slurp(path, NULL);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root);
+    cJSON *e = entry(cJSON_GetObjectItemCaseSensitive(root, "benchmarks"), entry_name);
+    cr_assert_not_null(e, "no entry %s", entry_name);
+    cJSON_ReplaceItemInObjectCaseSensitive(e, name, cJSON_CreateNumber(counter(e, name) + delta));
+    char *j = cJSON_Print(root);
+    tu_write_file(file, j, strlen(j));
+    free(j);
+    cJSON_Delete(root);
+    free(text);
+}
+
+/* Without --out a run writes runs/<dataset>[-quick] of the working folder, never results/, and
+ * ends by comparing its report with the committed one (none for CUHK03: said so) or with
+ * --baseline: identical for the same run, within noise for a difference up to 0.01, not
+ * reproduced beyond. */
+Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
+{
+    const char *mat = tu_path("cuhk-03.mat");
+    write_fixture(mat, 1);
+    char *out = malloc(1 << 16), line[2048], first[600], base[600];
+    const char *flags = "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
+    /* --quick (its schedule overridden by --iters and --splits): runs/<dataset>-quick */
+    int rc = tu_run(out, 1 << 16, "cd %s && %s reproduce --quick --dataset cuhk03:%s:labeled %s", tu_tmpdir, tu_exe(),
+                    mat, flags);
+    cr_assert_eq(rc, 0, "%s", out);
+    snprintf(first, sizeof first, "%s", tu_path("runs/cuhk03-labeled-quick/report.json"));
+    cr_assert_eq(access(first, R_OK), 0, "%s missing:\n%s", first, out);
+    cr_assert_neq(access(tu_path("results"), F_OK), 0, "the run wrote into results/");
+    reproduction_line(out, line, sizeof line);
+    cr_assert(strstr(line, "not checked: there is no committed report") &&
+                  strstr(line, "results/cuhk03-labeled-quick/report.json to compare "
+                               "runs/cuhk03-labeled-quick/report.json with"),
+              "%s", line);
+
+    /* the same run again, compared with the first */
+    const char *again = tu_path("again");
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s", tu_exe(), mat,
+                flags, again, first);
+    cr_assert_eq(rc, 0, "%s", out);
+    reproduction_line(out, line, sizeof line);
+    cr_assert(strstr(line, "Reproduction: identical: all 120 metrics of ") && strstr(line, "again/report.json") &&
+                  strstr(line, first),
+              "%s", line);
+
+    /* a baseline 0.004 higher in one metric: within noise; 0.05 higher in another too: not */
+    const char *e = "reproduce/cuhk03-labeled/DRSCH-32_truncated/mean/bits:24";
+    snprintf(base, sizeof base, "%s", tu_path("noise.json"));
+    shifted_report(first, e, "mAP", 0.004, base);
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s", tu_exe(), mat,
+                flags, again, base);
+    cr_assert_eq(rc, 0, "%s", out);
+    reproduction_line(out, line, sizeof line);
+    cr_assert(strstr(line, "Reproduction: within noise: all 120 metrics of ") && strstr(line, "within 0.01 of") &&
+                  strstr(line, "119 identical") && strstr(line, "largest difference 0.0040"),
+              "%s", line);
+    shifted_report(base, e, "rank-1", 0.05, tu_path("drop.json"));
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s", tu_exe(), mat,
+                flags, again, tu_path("drop.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    reproduction_line(out, line, sizeof line);
+    cr_assert(strstr(line, "Reproduction: NOT reproduced: 1 of 120 metrics of ") && strstr(line, "more than 0.01") &&
+                  strstr(line, "largest drop 0.0500") && strstr(line, e),
+              "%s", line);
+    free(out);
+}
+
+/* --out and --baseline are checked before any training; help on stdout with every flag. */
+Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
+{
+    char out[16384];
+    tu_write_file(tu_path("file"), "x", 1);
+    int rc = tu_run(out, sizeof out, "%s reproduce --quick --out %s", tu_exe(), tu_path("file"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--out") && strstr(out, "not a folder") && !strstr(out, "loading"), "%s", out);
+    rc = tu_run(out, sizeof out, "%s reproduce --quick --out %s --baseline %s", tu_exe(), tu_path("o"),
+                tu_path("missing.json"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--baseline") && strstr(out, "missing.json") && !strstr(out, "loading"), "%s", out);
+    const char *src = getenv("DRSCH_SOURCE_DIR");
+    for (int i = 0; i < 2; i++) {
+        rc = tu_run(out, sizeof out, "%s reproduce %s 2>/dev/null", tu_exe(), i ? "--help" : "-h");
+        cr_assert_eq(rc, 0);
+        const char *flags[] = {"--dataset", "--quick", "--out", "--baseline", "--bits", "--long-bits", "--iters",
+                               "--splits", "--size", "--seed", "--threads", "--paper", "--help"};
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
+            cr_assert(strstr(out, flags[f]), "%s not in the help:\n%s", flags[f], out);
+        cr_assert(strstr(out, "usage: drsch reproduce") && strstr(out, "runs/<dataset>"), "%s", out);
+        cr_assert(!src || !strstr(out, src), "the help shows the build machine's path %s:\n%s", src, out);
+        cr_assert(!strstr(out, "issue"), "%s", out);
+    }
 }
