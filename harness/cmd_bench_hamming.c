@@ -170,7 +170,7 @@ int cmd_bench_hamming(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (json && cli_check_output_file("bench hamming", "--json", json))
-        return 1;
+        return EXIT_USAGE;
     hm_error err;
     if (hm_isa_init(&err) != HM_OK) {
         fprintf(stderr, "drsch bench hamming: %s\n", err.msg);

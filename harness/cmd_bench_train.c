@@ -136,7 +136,7 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         return EXIT_USAGE;
     }
     if (o->json && cli_check_output_file(name, "--json", o->json))
-        return 1;
+        return EXIT_USAGE;
     return -1;
 }
 

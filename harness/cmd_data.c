@@ -233,7 +233,7 @@ int cmd_bench_data(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (json && cli_check_output_file("bench data", "--json", json))
-        return 1;
+        return EXIT_USAGE;
     ds_error err;
     ds_dataset *d = NULL;
     double t0 = cli_now();

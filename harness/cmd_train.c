@@ -150,29 +150,30 @@ static int with_suffix(char *buf, size_t size, const char *path, const char *suf
 }
 
 /* --out MODEL and MODEL.state can be written, --resume MODEL and MODEL.state can be read; else
- * an error naming the file, and -1. */
+ * an error naming the file, and the exit status: EXIT_USAGE for an output that cannot be written
+ * (as every command), 1 for a checkpoint that cannot be read (as every input). 0 when all is well. */
 static int check_files(const char *out, const char *resume)
 {
     char state[4096];
     struct stat st;
     if (cli_check_output_file("train", "--out", out))
-        return -1;
+        return EXIT_USAGE;
     if (with_suffix(state, sizeof state, out, ".state")) {
         fprintf(stderr, "drsch train: --out: the path is too long\n");
-        return -1;
+        return EXIT_USAGE;
     }
     if (stat(state, &st) == 0 && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "drsch train: --out %s: %s, where the resume state goes, is a directory\n", out, state);
-        return -1;
+        return EXIT_USAGE;
     }
     if (cli_check_output_file("train", "--out", state))
-        return -1;
+        return EXIT_USAGE;
     if (!resume)
         return 0;
     const char *files[2] = {resume, state};
     if (with_suffix(state, sizeof state, resume, ".state")) {
         fprintf(stderr, "drsch train: --resume: the path is too long\n");
-        return -1;
+        return 1;
     }
     for (int i = 0; i < 2; i++) {
         FILE *f = fopen(files[i], "rb");
@@ -185,7 +186,7 @@ static int check_files(const char *out, const char *resume)
                 fprintf(stderr, "drsch train: --resume %s: cannot read its training state %s: %s\n", resume, state, why);
             if (f)
                 fclose(f);
-            return -1;
+            return 1;
         }
         fclose(f);
     }
@@ -348,8 +349,9 @@ int cmd_train(int argc, char **argv)
     }
     /* Every output and the checkpoint to resume are checked before the data is loaded: a run must
      * not be lost to a file it cannot write at its first checkpoint or at its end. */
-    if (check_files(out, resume))
-        return 1;
+    int files_status = check_files(out, resume);
+    if (files_status)
+        return files_status;
     int nthreads = cli_set_threads((int)threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {
