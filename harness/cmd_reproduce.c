@@ -74,7 +74,7 @@ static void usage(FILE *f)
             "                   CUHK03 release; --quick: 2)\n"
             "  --size HxW       resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)\n"
             "  --seed S         seed of protocol, training, baselines and CMC sampling (default 1)\n"
-            "  --threads T      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default 0)\n"
             "  --paper FILE     published figures (default: results/paper/drsch_map.csv of the source\n"
             "                   tree drsch was built from)\n"
             "  -h, --help       this text\n");
@@ -1153,7 +1153,7 @@ int cmd_reproduce(int argc, char **argv)
         case O_SPLITS: bad = cli_parse_i64("reproduce", "--splits", optarg, 1, 1000, &splits); break;
         case O_SIZE: bad = xp_parse_size("reproduce", optarg, &lo.out_h, &lo.out_w); break;
         case O_SEED: bad = cli_parse_i64("reproduce", "--seed", optarg, 0, INT64_MAX, &seed); break;
-        case O_THREADS: bad = cli_parse_i64("reproduce", "--threads", optarg, 1, 1024, &threads); break;
+        case O_THREADS: bad = cli_parse_i64("reproduce", "--threads", optarg, 0, 1024, &threads); break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("reproduce");
         }
