@@ -84,6 +84,8 @@ typedef struct {
     char method[96];
     double map[MAX_LENGTHS + 1], ties[MAX_LENGTHS + 1], pr2[MAX_LENGTHS + 1];
     int have[MAX_LENGTHS + 1];
+    size_t no_relevant[MAX_LENGTHS + 1]; /* queries with no relevant item in the database */
+    size_t queries;
     double seconds; /* training time */
 } row;
 
@@ -223,6 +225,10 @@ static void add_entry(rp_report *rep, const char *dataset, const row *r, const u
         snprintf(name, sizeof name, "reproduce/%s/%s/bits:%u", dataset, sl, lengths[i]);
         rp_entry *e = rp_add(rep, name, 1, r->seconds, r->seconds, "s", threads);
         rp_counter(e, "mAP", r->map[i]);
+        if (r->queries) {
+            rp_counter(e, "queries", (double)r->queries);
+            rp_counter(e, "queries_without_relevant", (double)r->no_relevant[i]);
+        }
         if (r->ties[i] > 0)
             rp_counter(e, "mAP_tie_aware", r->ties[i]);
         if (r->pr2[i] >= 0)
@@ -339,6 +345,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 dst->map[col] = multi ? r.map_at_k : r.map_all;
                 dst->ties[col] = multi ? 0 : r.map_tie_aware;
                 dst->pr2[col] = r.precision_radius;
+                dst->no_relevant[col] = r.queries_without_relevant;
+                dst->queries = r.queries;
                 dst->have[col] = 1;
                 dst->seconds = m < nl ? dst->seconds + secs : secs;
                 fprintf(stderr, "drsch reproduce: %s at %u bits%s: %s %.4f\n", tag, b, weighted ? " (weighted)" : "",
@@ -417,6 +425,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 dst->map[i] = multi ? r.map_at_k : r.map_all;
                 dst->ties[i] = multi ? 0 : r.map_tie_aware;
                 dst->pr2[i] = r.precision_radius;
+                dst->no_relevant[i] = r.queries_without_relevant;
+                dst->queries = r.queries;
                 dst->have[i] = 1;
                 dst->seconds += secs;
                 fprintf(stderr, "drsch reproduce: %s at %u bits: %s %.4f\n", dst->method, lengths[i], metric,
@@ -463,6 +473,10 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     else
         sb_printf(md, "\nThe paper reports no figures for this dataset; its CIFAR-10 and NUS-WIDE figures are in "
                       "results/paper/drsch_map.csv (quoted, unverified).\n");
+    /* Relevance depends on the labels only, so every row has the same count. */
+    if (rows[0].queries)
+        sb_printf(md, "\n%zu of %zu queries have no relevant item in the database (counted as AP 0).\n",
+                  rows[0].no_relevant[0], rows[0].queries);
     sb_printf(md, "\nBit-scalability: the %u-bit model truncated to each length against a model trained at that "
                   "length (mAP points, truncated minus trained):",
               long_bits);

@@ -440,6 +440,7 @@ int cmd_train(int argc, char **argv)
             static const uint32_t lengths[] = {12, 24, 32, 48, 64, 128};
             ev_options opt = {.topk = 0, .radius = 2};
             printf("%6s %9s %10s %9s\n", "bits", "mAP@all", "mAP(ties)", "P@r2");
+            size_t queries = 0, no_relevant = 0;
             for (size_t i = 0; i < sizeof lengths / sizeof lengths[0] && rc == 0; i++) {
                 uint32_t b = lengths[i] < (uint32_t)c.bits ? lengths[i] : (uint32_t)c.bits;
                 if (i && lengths[i - 1] >= (uint32_t)c.bits)
@@ -451,9 +452,12 @@ int cmd_train(int argc, char **argv)
                     rc = 1;
                 } else {
                     printf("%6u %9.4f %10.4f %9.4f\n", b, r.map_all, r.map_tie_aware, r.precision_radius);
+                    queries = r.queries, no_relevant = r.queries_without_relevant;
                     ev_retrieval_free(&r);
                 }
             }
+            if (rc == 0)
+                printf("%zu of %zu queries have no relevant item (counted as AP 0)\n", no_relevant, queries);
         }
         hm_codes_free(&q);
         hm_codes_free(&db);

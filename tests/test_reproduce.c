@@ -7,7 +7,9 @@
  * drsch compare gates a CMC drop in that report, and the errors for bad input. Also where a run
  * writes without --out (runs/<dataset>, never results/), the line that ends every run (whether it
  * reproduced a baseline report: identical / within noise / not), the checks of --out and
- * --baseline made before loading anything, and --help. There is no real CUHK03 data here; the
+ * --baseline made before loading anything, and --help. A retrieval run on a synthetic
+ * MNIST-style folder checks that the table and the report count the queries without a relevant
+ * item. There is no real CUHK03 data here; the
  * numbers themselves are not compared with anything but the same runs. */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fixture_cuhk03.h"
@@ -413,4 +416,76 @@ Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
         cr_assert(!src || !strstr(out, src), "the help shows the build machine's path %s:\n%s", src, out);
         cr_assert(!strstr(out, "issue"), "%s", out);
     }
+}
+
+/* ---- a retrieval dataset: the paper protocol on a synthetic MNIST-style folder ---------------- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* n images of 28x28 with label i % 10 (a bright bar whose row depends on the class, plus a
+ * texture), as IDX files <dir>/<stem>-images-idx3-ubyte and <stem>-labels-idx1-ubyte. */
+static void write_idx_split(const char *dir, const char *stem, int n)
+{
+    char path[1200];
+    size_t isz = 16 + (size_t)n * 28 * 28;
+    uint8_t *ib = malloc(isz), *lb = malloc(8 + (size_t)n);
+    cr_assert(ib && lb);
+    put_be32(ib, 0x803), put_be32(ib + 4, (uint32_t)n), put_be32(ib + 8, 28), put_be32(ib + 12, 28);
+    put_be32(lb, 0x801), put_be32(lb + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int c = i % 10;
+        lb[8 + i] = (uint8_t)c;
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++)
+                ib[16 + ((size_t)i * 28 + y) * 28 + x] =
+                    (uint8_t)((y / 2 == c + 2 ? 200 : 0) + ((x * 7 + y * 3 + i) & 31));
+    }
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, stem);
+    tu_write_file(path, ib, isz);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, stem);
+    tu_write_file(path, lb, 8 + (size_t)n);
+    free(ib);
+    free(lb);
+}
+
+TestSuite(reproduce_retrieval, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+
+/* The table and every report entry say how many queries have no relevant item (AP 0). */
+Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240)
+{
+    char data[1024], out[1024];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    snprintf(out, sizeof out, "%s", tu_path("out"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    write_idx_split(data, "train", 6500); /* paper protocol: 100 queries + 500 training per class */
+    write_idx_split(data, "t10k", 100);
+    static char log[1 << 16];
+    int rc = tu_run(log, sizeof log, "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
+                    "--threads 2 --out %s", tu_exe(), data, out);
+    cr_assert_eq(rc, 0, "%s", log);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/table.md", out);
+    char *md = tu_slurp(path, NULL);
+    cr_assert_not_null(md);
+    cr_expect(strstr(md, "0 of 1000 queries have no relevant item in the database (counted as AP 0).") != NULL,
+              "%s", md);
+    free(md);
+    snprintf(path, sizeof path, "%s/report.json", out);
+    char *text = tu_slurp(path, NULL);
+    cr_assert_not_null(text);
+    cJSON *root = cJSON_Parse(text), *e;
+    cr_assert_not_null(root);
+    int n = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "benchmarks"))
+    {
+        cr_expect_eq(counter(e, "queries"), 1000.0, "%s", cJSON_GetObjectItem(e, "name")->valuestring);
+        cr_expect_eq(counter(e, "queries_without_relevant"), 0.0, "%s", cJSON_GetObjectItem(e, "name")->valuestring);
+        n++;
+    }
+    cr_expect_gt(n, 0);
+    cJSON_Delete(root);
+    free(text);
 }

@@ -83,6 +83,7 @@ Test(train, encode_eval_and_bad_input)
                     tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "mAP@all") != NULL, "%s", out);
+    cr_expect(strstr(out, "0 of 1000 queries have no relevant item (counted as AP 0)") != NULL, "%s", out);
 
     rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("m.bin"),
                 tu_path("q"));
