@@ -23,6 +23,19 @@ const char *nn_strstatus(nn_status s)
     return "unknown status";
 }
 
+const char *nn_bytes_str(double bytes, char buf[32])
+{
+    if (bytes < 1e3)
+        snprintf(buf, 32, "%.0f bytes", bytes);
+    else if (bytes < 1e6)
+        snprintf(buf, 32, "%.1f KB", bytes / 1e3);
+    else if (bytes < 1e9)
+        snprintf(buf, 32, "%.1f MB", bytes / 1e6);
+    else
+        snprintf(buf, 32, "%.2f GB", bytes / 1e9);
+    return buf;
+}
+
 const char *nn_precision_name(nn_precision p)
 {
     switch (p) {
