@@ -84,7 +84,7 @@ static dnnl_data_type_t dst_dt(const nn_net *net, int i)
 static nn_status new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
                          nn_error *err)
 {
-    DN(dnnl_memory_create(m, md, net->engine, handle), "memory_create");
+    DN(dnnl_memory_create(m, md, net->engine, handle), "buffer");
     /* Zero owned buffers: padded blocked layouts must hold zeros outside the logical tensor. */
     if (handle == DNNL_MEMORY_ALLOCATE)
         memset(mem_ptr(*m), 0, dnnl_memory_desc_get_size(md));
@@ -985,7 +985,7 @@ static void bitw_forward(const nn_net *net, const nn_layer *L)
 nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
 {
     if (!x)
-        return nn_fail(err, NN_ERR_ARG, "nn_forward: no input");
+        return nn_fail(err, NN_ERR_ARG, "forward pass: no input images given");
     if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
         TRY(nn_net_refresh_weights(net, err));
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
@@ -1092,9 +1092,9 @@ const char *nn_net_impl(const nn_net *net)
 nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
 {
     if (!net->cfg.training)
-        return nn_fail(err, NN_ERR_ARG, "nn_backward: the net was created for inference");
+        return nn_fail(err, NN_ERR_ARG, "backward pass: the network was created for inference, not training");
     if (!dy)
-        return nn_fail(err, NN_ERR_ARG, "nn_backward: no output gradient");
+        return nn_fail(err, NN_ERR_ARG, "backward pass: no output gradient given");
     if (net->weights_dirty)
         TRY(nn_net_refresh_weights(net, err));
     nn_layer *last = &net->layers[net->n_layers - 1];

@@ -107,7 +107,7 @@ static const char *dnnl_status_name(dnnl_status_t st)
 
 nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what)
 {
-    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL, "oneDNN: %s: %s (%d)",
+    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL, "oneDNN %s: %s (status %d)",
                    what, dnnl_status_name(st), (int)st);
 }
 

@@ -7,6 +7,6 @@ drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL
 # the shared test helpers of test_util.c).
 drsch_criterion_test(test_reproduce SOURCES test_reproduce.c fixture_cuhk03.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_reproduce drsch)
-# Readers' and writers' file errors (a directory, a missing file or folder) across .npy, reports,
-# datasets: the message names the user's path and the cause.
-drsch_criterion_test(test_file_errors SOURCES test_file_errors.c test_util.c LIBS drsch_harness DNNL::dnnl)
+# Library messages a user sees: file errors of readers and writers (a directory, a missing file or
+# folder) name the path and the cause; messages carry no internal function names.
+drsch_criterion_test(test_messages SOURCES test_messages.c test_util.c LIBS drsch_harness DNNL::dnnl)

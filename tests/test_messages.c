@@ -1,17 +1,25 @@
-/* File errors of the library's readers and writers, as a user sees them: a message names the
- * user's path (never the temporary file a writer renames over it) and the real cause, e.g.
- * "Is a directory" for a directory (fopen of a directory succeeds on Linux, the read then
- * failed with "read error" or a bogus size) and "No such file or directory" for a missing file
- * or folder. Readers: .npy, JSON reports, IDX, CIFAR-10, MAT v5; writers: .npy, JSON reports.
- * (Model files: tests/test_core.c, core_model/file_errors_name_the_path_and_cause.) */
+/* Library messages as a user sees them.
+ *
+ * File errors of the readers and writers: a message names the user's path (never the temporary
+ * file a writer renames over it) and the real cause, e.g. "Is a directory" for a directory
+ * (fopen of a directory succeeds on Linux, the read then failed with "read error" or a bogus
+ * size) and "No such file or directory" for a missing file or folder. Readers: .npy, JSON
+ * reports, IDX, CIFAR-10, MAT v5, CUHK03; writers: .npy, JSON reports. (Model files:
+ * tests/test_core.c, core_model/file_errors_name_the_path_and_cause.)
+ *
+ * No internal function names: messages that reach users (through `drsch search --isa`,
+ * DRSCH_FORCE_ISA, or a caller's misuse of core/) read as sentences, not "hm_isa_set: ...". */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "datasets.h"
+#include "hamming.h"
 #include "matv5.h"
+#include "nn.h"
 #include "npy.h"
 #include "report.h"
 #include "report_read.h"
@@ -108,4 +116,62 @@ Test(file_errors, datasets)
     cr_expect_eq(ds_load_cuhk03(dir_copy, 0, NULL, &d, &err), DS_ERR_IO);
     expect_msg(err.msg, dir_copy, "Is a directory");
     cr_expect_null(d);
+}
+
+TestSuite(messages);
+
+/* The ISA refusals, without "hm_isa_set" or "DRSCH_FORCE_ISA:" glued to a function's name. */
+Test(messages, isa_refusals_read_as_sentences)
+{
+    hm_error err;
+    hm_isa best = hm_isa_best();
+    char want[256];
+#if defined(__x86_64__) || defined(__i386__)
+    const hm_isa foreign = HM_ISA_NEON;
+#else
+    const hm_isa foreign = HM_ISA_AVX512;
+#endif
+    cr_expect_eq(hm_isa_set(foreign, &err), HM_ERR_ISA);
+    if (!hm_isa_compiled(foreign))
+        snprintf(want, sizeof want, "%s: this build of drsch has no %s kernels (best here: %s)",
+                 hm_isa_name(foreign), hm_isa_name(foreign), hm_isa_name(best));
+    else
+        snprintf(want, sizeof want, "%s: this CPU does not support", hm_isa_name(foreign));
+    cr_expect(strstr(err.msg, want) == err.msg, "got '%s', want '%s'", err.msg, want);
+    if (hm_isa_compiled(HM_ISA_AVX512) && !hm_isa_supported(HM_ISA_AVX512)) {
+        /* what `drsch search --isa avx512` shows on an AVX2-only machine */
+        cr_expect_eq(hm_isa_set(HM_ISA_AVX512, &err), HM_ERR_ISA);
+        snprintf(want, sizeof want, "avx512: this CPU does not support AVX-512 F+BW+VPOPCNTDQ (best here: %s)",
+                 hm_isa_name(best));
+        cr_expect_str_eq(err.msg, want);
+    }
+    cr_expect_eq(hm_isa_set((hm_isa)77, &err), HM_ERR_ISA);
+    cr_expect_str_eq(err.msg, "ISA number 77 is none of scalar, avx2, avx512, neon");
+
+    setenv("DRSCH_FORCE_ISA", hm_isa_name(foreign), 1);
+    cr_expect_eq(hm_isa_init(&err), HM_ERR_ISA);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "DRSCH_FORCE_ISA=%s: this ", hm_isa_name(foreign));
+    cr_expect(strstr(err.msg, prefix) == err.msg, "%s", err.msg);
+    unsetenv("DRSCH_FORCE_ISA");
+}
+
+/* core/ refusals of a caller's misuse name what was refused, not the function. */
+Test(messages, core_misuse_without_function_names)
+{
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 2, 0, &err), NN_OK);
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_expect_eq(nn_forward(net, NULL, &err), NN_ERR_ARG);
+    cr_expect_str_eq(err.msg, "forward pass: no input images given");
+    float dy[16] = {0};
+    cr_expect_eq(nn_backward(net, dy, NULL, &err), NN_ERR_ARG);
+    cr_expect_str_eq(err.msg, "backward pass: the network was created for inference, not training");
+    nn_sgd_config sgd;
+    nn_sgd_defaults(&sgd);
+    cr_expect_eq(nn_sgd_step(net, &sgd, 0, &err), NN_ERR_ARG);
+    cr_expect_str_eq(err.msg, "SGD step: the network was created for inference, not training");
+    nn_net_free(net);
 }
