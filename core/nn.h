@@ -219,8 +219,17 @@ nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_erro
  * hash scale, bit order, parameters (plain canonical layout, bit weights included), crc32 of
  * everything before it. Written to path.tmp then renamed over path. */
 #define NN_MODEL_VERSION 2
+/* What a model file may describe (nn_model_save refuses to write more, nn_model_load to read
+ * it): input channels 1..NN_MAX_IN_C, image sides 1..NN_MODEL_MAX_SIDE, activations of at most
+ * NN_MODEL_MAX_ACT_FLOATS floats per image (input and layer outputs; 256 MiB, ~300 times
+ * drsch-reid's), parameters exactly as many as the file holds. */
+#define NN_MODEL_MAX_SIDE 4096
+#define NN_MODEL_MAX_ACT_FLOATS (1 << 26)
 nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err);
-/* Creates a net with the file's architecture and parameters, for the given batch and mode. */
+/* Creates a net with the file's architecture and parameters, for the given batch and mode.
+ * Every size the header implies is checked against the file's size, the limits above and (for
+ * the batch's buffers) the machine's memory before anything large is allocated; errors name
+ * the file and what was wrong ("header says N parameters (X MB) but the file holds Y KB"). */
 nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
                         nn_error *err);
 

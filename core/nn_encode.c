@@ -4,6 +4,7 @@
  * region oneDNN runs each primitive single-threaded. The last, partial batch is zero-padded.
  * The replicas run in the precision asked for (f32 or bf16, see nn.h); bf16 replicas convert
  * their weights once, here at creation. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,24 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
         return nn_fail(err, NN_ERR_ARG, "encoder: batch %d and replicas %d must be positive", batch, replicas);
     if (precision != NN_PRECISION_F32 && precision != NN_PRECISION_BF16)
         return nn_fail(err, NN_ERR_ARG, "encoder: unknown precision %d", (int)precision);
+    nn_config cfg = model->cfg;
+    cfg.batch = batch;
+    cfg.training = 0;
+    cfg.input_grad = 0;
+    cfg.precision = precision;
+    nn_net_plan_info plan;
+    nn_status ps = nn_net_plan(&cfg, &plan, err);
+    if (ps != NN_OK)
+        return ps;
+    char what[160];
+    snprintf(what, sizeof what, "an encoder of %d replicas x batches of %d images of %dx%dx%d", replicas, batch,
+             plan.in_c, plan.in_h, plan.in_w);
+    /* each replica: its net and the staging of a partial batch (one more input per image) */
+    const double in_floats = (double)plan.in_c * plan.in_h * plan.in_w;
+    ps = nn_check_memory(4.0 * replicas * ((double)batch * (plan.act_floats + in_floats) + (double)plan.params),
+                         what, err);
+    if (ps != NN_OK)
+        return ps;
     nn_encoder *enc = calloc(1, sizeof *enc);
     if (!enc)
         return nn_fail(err, NN_ERR_NOMEM, "out of memory");
@@ -62,11 +81,6 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
         return nn_fail(err, NN_ERR_NOMEM, "out of memory");
     }
     memcpy(enc->order, model->bit_order, sizeof(uint32_t) * (size_t)enc->bits);
-    nn_config cfg = model->cfg;
-    cfg.batch = batch;
-    cfg.training = 0;
-    cfg.input_grad = 0;
-    cfg.precision = precision;
     for (int r = 0; r < replicas; r++) {
         nn_status s = nn_net_create(&enc->nets[r], &cfg, err);
         if (s == NN_OK)

@@ -87,6 +87,22 @@ struct nn_net {
  * uses it so a small file cannot make drsch build a huge network it will then reject. */
 nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params, nn_error *err);
 
+/* What a config implies, known before anything large is allocated (nn_net_plan makes the
+ * checks nn_net_create makes on the config and the shapes, and fails as it would). */
+typedef struct {
+    size_t params;            /* plain parameter count (nn_params_plain_size of the net) */
+    double act_floats;        /* activation floats per image in the net's buffers (an estimate:
+                                 input and layer outputs, 4-D channels padded to 8, x2 training) */
+    int32_t in_c, in_h, in_w; /* the input, architecture defaults filled in */
+} nn_net_plan_info;
+nn_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, nn_error *err);
+
+/* NN_ERR_NOMEM naming `what` ("a net for ... needs about 12.3 GB of memory, more than this
+ * machine's 8.0 GB") when bytes exceed the machine's physical memory; NN_OK otherwise. */
+nn_status nn_check_memory(double bytes, const char *what, nn_error *err);
+/* bytes as a person reads them ("600 bytes", "12.4 MB", "2.87 GB"; decimal units) in buf. */
+const char *nn_bytes_str(double bytes, char buf[32]);
+
 nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);

@@ -7,10 +7,12 @@
  * Parameters are in the plain canonical layout of nn_params_export (bit weights included), so a
  * file does not depend on the layouts oneDNN chose. The crc32 (zlib) covers every byte before
  * it. Files are written to PATH.tmp and renamed over PATH, so readers never see half a model. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -67,9 +69,71 @@ static float get_f32(rbuf *b)
     return f;
 }
 
+/* What a model file may describe however it was written (nn.h): inputs beyond what drsch
+ * supports, and activations beyond NN_MODEL_MAX_ACT_FLOATS per image, so a header cannot make
+ * the loader allocate more than the file justifies. Checked on the config before planning. */
+static nn_status check_input(const char *path, const nn_config *cfg, nn_error *err)
+{
+    int32_t c = cfg->in_c > 0 ? cfg->in_c : cfg->arch.in_c, h = cfg->in_h > 0 ? cfg->in_h : cfg->arch.in_h,
+            w = cfg->in_w > 0 ? cfg->in_w : cfg->arch.in_w;
+    if (c < 1 || c > NN_MAX_IN_C)
+        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d input channels (drsch models take 1..%d)", path, c,
+                       NN_MAX_IN_C);
+    if (h < 1 || w < 1 || h > NN_MODEL_MAX_SIDE || w > NN_MODEL_MAX_SIDE)
+        return nn_fail(err, NN_ERR_FORMAT, "%s: header says input images of %d x %d pixels (drsch models take "
+                       "sides of 1..%d)", path, h, w, NN_MODEL_MAX_SIDE);
+    return NN_OK;
+}
+
+/* The plan of cfg as an inference net (so a model's limits do not depend on the mode it is
+ * saved or loaded in), then its activations against the limit; errors name path. */
+static nn_status check_plan(const char *path, const nn_config *cfg, nn_net_plan_info *plan, nn_error *err)
+{
+    nn_config c = *cfg;
+    c.training = 0;
+    c.input_grad = 0;
+    c.batch = 1;
+    nn_status s = nn_net_plan(&c, plan, err);
+    if (s != NN_OK) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        return nn_fail(err, s == NN_ERR_ARG ? NN_ERR_FORMAT : s, "%s: %.450s", path, msg);
+    }
+    return NN_OK;
+}
+
+static nn_status check_act(const char *path, const nn_config *cfg, const nn_net_plan_info *plan, nn_error *err)
+{
+    if (plan->act_floats > NN_MODEL_MAX_ACT_FLOATS) {
+        char need[32], most[32];
+        return nn_fail(err, NN_ERR_FORMAT, "%s: architecture '%s' needs about %s of activations per image "
+                       "(drsch models: at most %s)", path, cfg->arch.name,
+                       nn_bytes_str(4.0 * plan->act_floats, need), nn_bytes_str(4.0 * NN_MODEL_MAX_ACT_FLOATS, most));
+    }
+    return NN_OK;
+}
+
+/* The message of a failed write of path (errno e), naming the user's path, never the
+ * temporary file: "is a directory", "No such file or directory" (a missing folder)... */
+static nn_status write_fail(nn_error *err, const char *path, int e)
+{
+    return nn_fail(err, NN_ERR_IO, "%s: cannot write model file: %s", path, strerror(e ? e : EIO));
+}
+
 nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
 {
     const nn_config *c = &net->cfg;
+    nn_net_plan_info plan;
+    nn_status ps = check_input(path, c, err);
+    if (ps == NN_OK)
+        ps = check_plan(path, c, &plan, err);
+    if (ps == NN_OK)
+        ps = check_act(path, c, &plan, err);
+    if (ps != NN_OK)
+        return ps;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return write_fail(err, path, EISDIR);
     const size_t np = nn_params_plain_size(net);
     const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 +
                         4 * (size_t)c->bits + 8 + 4 * np + 4;
@@ -137,21 +201,23 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL;
-    if (ok)
-        ok = fwrite(b.p, 1, b.len, f) == b.len;
-    if (ok)
-        ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    if (ok)
-        ok = rename(tmp, path) == 0;
-    if (!ok)
+    int ok = f != NULL, e = ok ? 0 : errno;
+    if (ok && !(ok = fwrite(b.p, 1, b.len, f) == b.len))
+        e = errno;
+    if (ok && !(ok = fflush(f) == 0 && fsync(fileno(f)) == 0))
+        e = errno;
+    if (f && fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && !(ok = rename(tmp, path) == 0))
+        e = errno;
+    if (!ok && f)
         remove(tmp);
     free(tmp);
     free(b.p);
     if (!ok)
-        return nn_fail(err, NN_ERR_IO, "%s: cannot write model file", path);
+        return write_fail(err, path, e);
     return NN_OK;
 }
 
@@ -160,30 +226,31 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return nn_fail(err, NN_ERR_IO, "%s: cannot open model file", path);
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *data = malloc(cap);
-    while (data) {
-        size_t r = fread(data + len, 1, cap - len, f);
-        len += r;
-        if (len < cap)
-            break;
-        uint8_t *bigger = realloc(data, cap * 2);
-        if (!bigger) {
-            free(data);
-            data = NULL;
-            break;
-        }
-        data = bigger;
-        cap *= 2;
+        return nn_fail(err, NN_ERR_IO, "%s: cannot open model file: %s", path, strerror(errno));
+    /* The file's size bounds everything read from it; only a regular file has one. */
+    struct stat st;
+    int e = fstat(fileno(f), &st) == 0 ? 0 : errno;
+    if (e || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        if (e)
+            return nn_fail(err, NN_ERR_IO, "%s: cannot read model file: %s", path, strerror(e));
+        return nn_fail(err, NN_ERR_IO, "%s: %s, not a model file", path,
+                       S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
     }
-    int rerr = ferror(f);
+    const size_t len = (size_t)st.st_size;
+    uint8_t *data = malloc(len ? len : 1);
+    if (!data) {
+        fclose(f);
+        char have[32];
+        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory reading %s", path, nn_bytes_str((double)len, have));
+    }
+    size_t got = fread(data, 1, len, f);
+    int rerr = ferror(f) ? errno : 0;
     fclose(f);
-    if (!data)
-        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
-    if (rerr) {
+    if (got != len) {
         free(data);
-        return nn_fail(err, NN_ERR_IO, "%s: read error", path);
+        return nn_fail(err, NN_ERR_IO, "%s: read error: %s", path,
+                       rerr ? strerror(rerr) : "the file shrank while it was read");
     }
     nn_status s = NN_OK;
     rbuf b = {data, len, 0, 0};
@@ -227,10 +294,14 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     cfg.arch.in_c = (int32_t)get_u32(&b);
     cfg.arch.in_h = (int32_t)get_u32(&b);
     cfg.arch.in_w = (int32_t)get_u32(&b);
-    if (!b.short_read && (cfg.arch.n_layers < 1 || cfg.arch.n_layers > NN_MAX_LAYERS || cfg.bits < 1 ||
-                          cfg.bits > HM_MAX_BITS)) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%s: corrupt header (%d layers, %d bits)", path, cfg.arch.n_layers,
-                    cfg.bits);
+    if (!b.short_read && (cfg.arch.n_layers < 1 || cfg.arch.n_layers > NN_MAX_LAYERS)) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%s: header says %d layers (drsch models have 1..%d)", path,
+                    cfg.arch.n_layers, NN_MAX_LAYERS);
+        goto done;
+    }
+    if (!b.short_read && (cfg.bits < 1 || cfg.bits > HM_MAX_BITS)) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
+                    cfg.bits, HM_MAX_BITS);
         goto done;
     }
     for (int i = 0; i < cfg.arch.n_layers && !b.short_read; i++) {
@@ -258,9 +329,16 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
         b.short_read = 1;
     }
     size_t params_pos = b.pos;
-    if (b.short_read || np > (len / 4) + 1 || params_pos + 4 * np + 4 > len) {
+    if (b.short_read) {
         s = nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes, header promises more)",
                     path, len);
+        goto done;
+    }
+    if (np > (len - params_pos) / 4 || params_pos + 4 * np + 4 > len) {
+        char need[32], have[32];
+        s = nn_fail(err, NN_ERR_TRUNCATED, "%s: header says %llu parameters (%s) but the file holds %s: "
+                    "truncated or corrupt model file", path, (unsigned long long)np,
+                    nn_bytes_str(4.0 * (double)np, need), nn_bytes_str((double)len, have));
         goto done;
     }
     if (params_pos + 4 * np + 4 != len) {
@@ -279,6 +357,18 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     cfg.batch = batch;
     cfg.training = training;
     cfg.seed = 1;
+    /* Everything the header implies is checked against the file and drsch's limits before the
+     * net (parameters, activation buffers for the batch) is allocated. */
+    nn_net_plan_info plan;
+    if ((s = check_input(path, &cfg, err)) != NN_OK || (s = check_plan(path, &cfg, &plan, err)) != NN_OK)
+        goto done;
+    if (plan.params != np) {
+        s = nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
+                    (unsigned long long)np, plan.params);
+        goto done;
+    }
+    if ((s = check_act(path, &cfg, &plan, err)) != NN_OK)
+        goto done;
     nn_net *net = NULL;
     s = nn_net_create_expect(&net, &cfg, (size_t)np, err);
     if (s != NN_OK) {

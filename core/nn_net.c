@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn_internal.h"
 
@@ -83,7 +84,7 @@ static dnnl_data_type_t dst_dt(const nn_net *net, int i)
 static nn_status new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
                          nn_error *err)
 {
-    DN(dnnl_memory_create(m, md, net->engine, handle), "memory_create");
+    DN(dnnl_memory_create(m, md, net->engine, handle), "buffer");
     /* Zero owned buffers: padded blocked layouts must hold zeros outside the logical tensor. */
     if (handle == DNNL_MEMORY_ALLOCATE)
         memset(mem_ptr(*m), 0, dnnl_memory_desc_get_size(md));
@@ -646,12 +647,43 @@ static size_t planned_params(const nn_net *net)
     return n > 0x1p60 ? SIZE_MAX - 1 : (size_t)n;
 }
 
-nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
+/* Activation floats one image takes in the net's buffers: the input and every layer's output,
+ * channels of 4-D tensors rounded up to 8 (the blocked layouts oneDNN picks pad them to 8 or
+ * 16), twice that for training nets (a gradient of each). An estimate, known before anything
+ * is allocated; oneDNN's reorders and workspaces come on top. */
+static double planned_act_floats(const nn_net *net)
 {
-    return nn_net_create_expect(out, cfg0, SIZE_MAX, err);
+    const nn_config *c = &net->cfg;
+    double n = (double)c->in_c * c->in_h * c->in_w;
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *L = &net->layers[i];
+        double ch = L->out_4d ? (double)((L->out_c + 7) / 8 * 8) : (double)L->out_c;
+        n += ch * L->out_h * L->out_w;
+    }
+    return c->training ? 2 * n : n;
 }
 
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params, nn_error *err)
+/* Physical memory of this machine in bytes (0 if unknown). */
+static double phys_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
+nn_status nn_check_memory(double bytes, const char *what, nn_error *err)
+{
+    double have = phys_memory();
+    if (have > 0 && bytes > have) {
+        char need_s[32], have_s[32];
+        return nn_fail(err, NN_ERR_NOMEM, "%s needs about %s of memory, more than this machine's %s", what,
+                       nn_bytes_str(bytes, need_s), nn_bytes_str(have, have_s));
+    }
+    return NN_OK;
+}
+
+/* Checks cfg0 (defaults filled in) and plans the shapes in a new net that holds no oneDNN
+ * object and no buffer yet. */
+static nn_status plan_net(nn_net **out, const nn_config *cfg0, nn_error *err)
 {
     *out = NULL;
     nn_config cfg = *cfg0;
@@ -696,13 +728,53 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expec
             net->bitw_layer = i;
     }
     nn_status s = plan_shapes(net, err);
+    if (s != NN_OK) {
+        nn_net_free(net);
+        return s;
+    }
+    *out = net;
+    return NN_OK;
+}
+
+nn_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, nn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    nn_net *net = NULL;
+    nn_status s = plan_net(&net, cfg, err);
     if (s != NN_OK)
-        goto fail;
+        return s;
+    out->params = planned_params(net);
+    out->act_floats = planned_act_floats(net);
+    out->in_c = net->cfg.in_c, out->in_h = net->cfg.in_h, out->in_w = net->cfg.in_w;
+    nn_net_free(net);
+    return NN_OK;
+}
+
+nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
+{
+    return nn_net_create_expect(out, cfg0, SIZE_MAX, err);
+}
+
+nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params, nn_error *err)
+{
+    *out = NULL;
+    nn_net *net = NULL;
+    nn_status s = plan_net(&net, cfg0, err);
+    if (s != NN_OK)
+        return s;
+    const nn_config cfg = net->cfg;
     const size_t n_params = planned_params(net);
     if (expect_params != SIZE_MAX && n_params != expect_params) {
         s = nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu", expect_params, n_params);
         goto fail;
     }
+    char what[160];
+    snprintf(what, sizeof what, "a %s net for batches of %d images of %dx%dx%d",
+             cfg.training ? "training" : "inference", cfg.batch, cfg.in_c, cfg.in_h, cfg.in_w);
+    if ((s = nn_check_memory(4.0 * ((double)cfg.batch * planned_act_floats(net) +
+                                    (cfg.training ? 3.0 : 1.0) * (double)n_params),
+                             what, err)) != NN_OK)
+        goto fail;
     if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg.bits) ||
         (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg.bits)) {
         s = nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d", cfg.bits);
@@ -913,7 +985,7 @@ static void bitw_forward(const nn_net *net, const nn_layer *L)
 nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
 {
     if (!x)
-        return nn_fail(err, NN_ERR_ARG, "nn_forward: no input");
+        return nn_fail(err, NN_ERR_ARG, "forward pass: no input images given");
     if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
         TRY(nn_net_refresh_weights(net, err));
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
@@ -1020,9 +1092,9 @@ const char *nn_net_impl(const nn_net *net)
 nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
 {
     if (!net->cfg.training)
-        return nn_fail(err, NN_ERR_ARG, "nn_backward: the net was created for inference");
+        return nn_fail(err, NN_ERR_ARG, "backward pass: the network was created for inference, not training");
     if (!dy)
-        return nn_fail(err, NN_ERR_ARG, "nn_backward: no output gradient");
+        return nn_fail(err, NN_ERR_ARG, "backward pass: no output gradient given");
     if (net->weights_dirty)
         TRY(nn_net_refresh_weights(net, err));
     nn_layer *last = &net->layers[net->n_layers - 1];

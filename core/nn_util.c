@@ -23,6 +23,19 @@ const char *nn_strstatus(nn_status s)
     return "unknown status";
 }
 
+const char *nn_bytes_str(double bytes, char buf[32])
+{
+    if (bytes < 1e3)
+        snprintf(buf, 32, "%.0f bytes", bytes);
+    else if (bytes < 1e6)
+        snprintf(buf, 32, "%.1f KB", bytes / 1e3);
+    else if (bytes < 1e9)
+        snprintf(buf, 32, "%.1f MB", bytes / 1e6);
+    else
+        snprintf(buf, 32, "%.2f GB", bytes / 1e9);
+    return buf;
+}
+
 const char *nn_precision_name(nn_precision p)
 {
     switch (p) {
@@ -94,7 +107,7 @@ static const char *dnnl_status_name(dnnl_status_t st)
 
 nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what)
 {
-    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL, "oneDNN: %s: %s (%d)",
+    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL, "oneDNN %s: %s (status %d)",
                    what, dnnl_status_name(st), (int)st);
 }
 

@@ -21,6 +21,9 @@ static const char *const CIFAR_NAMES[CIFAR_CLASSES] = {"airplane", "automobile",
 
 static ds_status file_size(const char *path, int64_t *size, ds_error *err)
 {
+    ds_status cs = ds_check_file(path, err);
+    if (cs)
+        return cs;
     FILE *f = fopen(path, "rb");
     if (!f)
         return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno));

@@ -1,6 +1,7 @@
 /* Errors, the seeded PRNG, dataset ownership, checksums and class counts. */
 #include "datasets_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,16 @@ int ds_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+ds_status ds_check_file(const char *path, ds_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return ds_fail(err, DS_ERR_IO, path, -1, "cannot read: %s", strerror(EISDIR));
+    return DS_OK;
 }
 
 int ds_copy_str(char *out, size_t cap, const char *s)

@@ -321,8 +321,9 @@ ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts
 {
     ds_error_clear(err);
     *out = NULL;
-    if (!ds_file_exists(mat))
-        return ds_fail(err, DS_ERR_IO, mat, -1, "no such file");
+    ds_status cs = ds_check_file(mat, err);
+    if (cs)
+        return cs;
     /* library code never prints: silence HDF5's error stack printing while we work */
     H5E_auto2_t old_func = NULL;
     void *old_data = NULL;

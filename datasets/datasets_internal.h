@@ -23,6 +23,10 @@ void ds_error_clear(ds_error *err);
 ds_dataset *ds_dataset_alloc(int64_t n, int c, int h, int w, ds_label_kind kind, int n_classes);
 
 int ds_file_exists(const char *path);
+/* DS_OK when path can be opened as a file; otherwise DS_ERR_IO naming path and the cause
+ * ("No such file or directory", "Is a directory": fopen succeeds on a directory on Linux and
+ * the read then fails with a confusing message). */
+ds_status ds_check_file(const char *path, ds_error *err);
 /* Copies at most DS_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
 int ds_path_join(char *out, const char *a, const char *b);
 int ds_copy_str(char *out, size_t cap, const char *s);

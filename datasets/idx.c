@@ -51,6 +51,9 @@ static uint32_t be32(const uint8_t *p)
 /* Opens path and reads its IDX header; dims holds ndim entries. */
 static ds_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims, gzFile *out, ds_error *err)
 {
+    ds_status cs = ds_check_file(path, err);
+    if (cs)
+        return cs;
     gzFile f = gzopen(path, "rb");
     if (!f)
         return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno ? errno : ENOENT));

@@ -76,6 +76,9 @@ void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, ui
 
 static ds_status read_whole(const char *path, uint8_t **buf, size_t *len, ds_error *err)
 {
+    ds_status cs = ds_check_file(path, err);
+    if (cs)
+        return cs;
     FILE *f = fopen(path, "rb");
     if (!f)
         return ds_fail(err, DS_ERR_IO, path, -1, "cannot open image: %s", strerror(errno));

@@ -174,6 +174,9 @@ void mat_var_free(mat_var *v)
 ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_error *err)
 {
     memset(out, 0, sizeof *out);
+    ds_status cs = ds_check_file(path, err);
+    if (cs)
+        return cs;
     FILE *f = fopen(path, "rb");
     if (!f)
         return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno));

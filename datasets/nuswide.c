@@ -44,6 +44,9 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
     }
     const int oh = opts->out_h > 0 ? opts->out_h : NUSWIDE_DEFAULT_SIZE;
     const int ow = opts->out_w > 0 ? opts->out_w : NUSWIDE_DEFAULT_SIZE;
+    ds_status cs = ds_check_file(list, err);
+    if (cs)
+        return cs;
     FILE *f = fopen(list, "r");
     if (!f)
         return ds_fail(err, DS_ERR_IO, list, -1, "cannot open list: %s", strerror(errno));

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,6 +230,13 @@ rp_status rp_write(const rp_report *r, const char *path, rp_error *err)
         snprintf(err->msg, sizeof err->msg, "%s: out of memory formatting the report", path);
         return RP_ERR_NOMEM;
     }
+    /* Errors name path, never the temporary file, with the cause (a directory, a missing folder). */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        free(text);
+        snprintf(err->msg, sizeof err->msg, "%s: cannot create: %s", path, strerror(EISDIR));
+        return RP_ERR_IO;
+    }
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
     if (!tmp) {
@@ -240,14 +248,23 @@ rp_status rp_write(const rp_report *r, const char *path, rp_error *err)
     rp_status st = RP_OK;
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(err->msg, sizeof err->msg, "%s: cannot create: %s", tmp, strerror(errno));
+        snprintf(err->msg, sizeof err->msg, "%s: cannot create: %s", path, strerror(errno));
         st = RP_ERR_IO;
     } else {
         size_t len = strlen(text);
+        errno = 0;
         int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            snprintf(err->msg, sizeof err->msg, "%s: write failed: %s", path, strerror(errno));
+        int e = ok ? 0 : errno;
+        if (fclose(f) != 0 && ok) {
+            ok = 0;
+            e = errno;
+        }
+        if (ok && rename(tmp, path) != 0) {
+            ok = 0;
+            e = errno;
+        }
+        if (!ok) {
+            snprintf(err->msg, sizeof err->msg, "%s: write failed: %s", path, strerror(e ? e : EIO));
             remove(tmp);
             st = RP_ERR_IO;
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static double unit_ns(const char *u)
 {
@@ -115,6 +116,16 @@ rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
             snprintf(err->msg, sizeof err->msg, "%s: %s", path, strerror(errno));
         return RP_ERR_IO;
     }
+    /* fopen succeeds on a directory (Linux); only a regular file has the size read below */
+    struct stat sb;
+    int fe = fstat(fileno(f), &sb) == 0 ? 0 : errno;
+    if (fe || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        if (err)
+            snprintf(err->msg, sizeof err->msg, "%s: %s", path,
+                     fe ? strerror(fe) : S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
+        return RP_ERR_IO;
+    }
     char *text = NULL;
     long len = -1;
     if (fseek(f, 0, SEEK_END) == 0)
@@ -122,11 +133,12 @@ rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
     rewind(f);
     text = len >= 0 ? malloc((size_t)len + 1) : NULL;
     if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
+        int e = text ? errno : ENOMEM;
         fclose(f);
         free(text);
         if (err)
-            snprintf(err->msg, sizeof err->msg, "%s: read error", path);
-        return RP_ERR_IO;
+            snprintf(err->msg, sizeof err->msg, "%s: read error: %s", path, strerror(e ? e : EIO));
+        return e == ENOMEM ? RP_ERR_NOMEM : RP_ERR_IO;
     }
     fclose(f);
     rp_status s = rp_read_parse(text, (size_t)len, path, r, err);

@@ -135,18 +135,29 @@ static tr_status write_state(const char *model_path, int64_t iter, uint32_t fp, 
     crc = (uint32_t)crc32(crc, (const Bytef *)&fp, 4);
     crc = (uint32_t)crc32(crc, (const Bytef *)&count, 8);
     crc = (uint32_t)crc32(crc, (const Bytef *)hist, (uInt)(nh * sizeof(float)));
+    /* Errors name the state's path (never the temporary file) and the cause of the first failure. */
     FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL;
+    int ok = f != NULL, e = ok ? 0 : errno;
+    errno = 0;
     ok = ok && fwrite(STATE_MAGIC, 1, 8, f) == 8 && fwrite(&it, 8, 1, f) == 1 && fwrite(&fp, 4, 1, f) == 1 &&
          fwrite(&count, 8, 1, f) == 1 && (nh == 0 || fwrite(hist, sizeof(float), nh, f) == nh) &&
          fwrite(&crc, 4, 1, f) == 1;
     if (f) {
         ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok = (fclose(f) == 0) && ok;
+        if (!ok && !e)
+            e = errno;
+        if (fclose(f) != 0 && ok) {
+            ok = 0;
+            e = errno;
+        }
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
     }
     tr_status st = TR_OK;
-    if (!ok || rename(tmp, path) != 0) {
-        st = fail(err, TR_ERR_IO, "%s: cannot write the training state: %s", path, strerror(errno));
+    if (!ok) {
+        st = fail(err, TR_ERR_IO, "%s: cannot write the training state: %s", path, strerror(e ? e : EIO));
         remove(tmp);
     }
     free(path);

@@ -135,15 +135,26 @@ hm_isa hm_isa_best(void)
     return HM_ISA_SCALAR;
 }
 
+/* What an ISA's kernels need, as a person reads it. */
+static const char *isa_needs(hm_isa isa)
+{
+    switch (isa) {
+    case HM_ISA_AVX2: return "AVX2 and POPCNT";
+    case HM_ISA_AVX512: return "AVX-512 F+BW+VPOPCNTDQ";
+    case HM_ISA_NEON: return "NEON (AArch64)";
+    default: return hm_isa_name(isa);
+    }
+}
+
+/* how: where the choice came from, ahead of the ISA's name ("" or "DRSCH_FORCE_ISA="). */
 static hm_status check_supported(hm_isa isa, const char *how, hm_error *err)
 {
     if (!hm_isa_compiled(isa))
-        return hm_fail(err, HM_ERR_ISA, "%s: ISA '%s' is not compiled into this build", how,
-                       hm_isa_name(isa));
+        return hm_fail(err, HM_ERR_ISA, "%s%s: this build of drsch has no %s kernels (best here: %s)", how,
+                       hm_isa_name(isa), hm_isa_name(isa), hm_isa_name(hm_isa_best()));
     if (!hm_isa_supported(isa))
-        return hm_fail(err, HM_ERR_ISA,
-                       "%s: ISA '%s' is not supported by this CPU/OS (best available: %s)", how,
-                       hm_isa_name(isa), hm_isa_name(hm_isa_best()));
+        return hm_fail(err, HM_ERR_ISA, "%s%s: this CPU does not support %s (best here: %s)", how,
+                       hm_isa_name(isa), isa_needs(isa), hm_isa_name(hm_isa_best()));
     return HM_OK;
 }
 
@@ -161,7 +172,7 @@ hm_status hm_isa_init(hm_error *err)
         st = hm_isa_parse(env, &forced, &e);
         if (st != HM_OK)
             st = hm_fail(err, st, "DRSCH_FORCE_ISA: %s", e.msg);
-        else if ((st = check_supported(forced, "DRSCH_FORCE_ISA", err)) == HM_OK)
+        else if ((st = check_supported(forced, "DRSCH_FORCE_ISA=", err)) == HM_OK)
             isa = forced;
     }
     int expected = -1;
@@ -182,8 +193,8 @@ hm_isa hm_isa_active(void)
 hm_status hm_isa_set(hm_isa isa, hm_error *err)
 {
     if ((unsigned)isa >= HM_ISA_COUNT)
-        return hm_fail(err, HM_ERR_ISA, "hm_isa_set: invalid ISA value %d", (int)isa);
-    hm_status st = check_supported(isa, "hm_isa_set", err);
+        return hm_fail(err, HM_ERR_ISA, "ISA number %d is none of scalar, avx2, avx512, neon", (int)isa);
+    hm_status st = check_supported(isa, "", err);
     if (st == HM_OK)
         atomic_store(&g_active, (int)isa);
     return st;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const struct {
@@ -265,6 +266,14 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
         return fail(err, HM_ERR_ARG, "%s: cannot open: %s", path, strerror(errno));
     hm_status st = HM_OK;
     uint8_t *head = NULL;
+    /* fopen succeeds on a directory (Linux); only a regular file has the size read below */
+    struct stat sb;
+    int fe = fstat(fileno(f), &sb) == 0 ? 0 : errno;
+    if (fe || !S_ISREG(sb.st_mode)) {
+        st = fail(err, HM_ERR_ARG, "%s: cannot read: %s", path,
+                  fe ? strerror(fe) : S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
+        goto done;
+    }
     long flen = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         flen = ftell(f);
@@ -320,6 +329,10 @@ hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *sh
     size_t hlen = padded - 10;
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
 
+    /* Errors name path, never the temporary file, with the cause (a directory, a missing folder). */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return fail(err, HM_ERR_ARG, "%s: cannot create: %s", path, strerror(EISDIR));
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
     if (!tmp)
@@ -327,10 +340,11 @@ hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *sh
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        hm_status st = fail(err, HM_ERR_ARG, "%s: cannot create: %s", tmp, strerror(errno));
+        hm_status st = fail(err, HM_ERR_ARG, "%s: cannot create: %s", path, strerror(errno));
         free(tmp);
         return st;
     }
+    errno = 0;
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)n, f) == (size_t)n;
     for (size_t i = 10 + (size_t)n; ok && i < padded - 1; i++)
         ok = fputc(' ', f) != EOF;
@@ -338,9 +352,17 @@ hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *sh
     size_t nbytes = count * DTYPES[dtype].size;
     ok = ok && (nbytes == 0 || fwrite(data, 1, nbytes, f) == nbytes);
     ok = (fflush(f) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        hm_status st = fail(err, HM_ERR_ARG, "%s: write failed: %s", path, strerror(errno));
+    int e = ok ? 0 : errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        hm_status st = fail(err, HM_ERR_ARG, "%s: write failed: %s", path, strerror(e ? e : EIO));
         remove(tmp);
         free(tmp);
         return st;

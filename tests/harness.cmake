@@ -19,3 +19,6 @@ add_dependencies(test_commands drsch)
 # drsch compare end to end.
 drsch_criterion_test(test_compare SOURCES test_compare.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_compare drsch)
+# Library messages a user sees: file errors of readers and writers (a directory, a missing file or
+# folder) name the path and the cause; messages carry no internal function names.
+drsch_criterion_test(test_messages SOURCES test_messages.c test_util.c LIBS drsch_harness DNNL::dnnl)

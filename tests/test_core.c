@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -961,7 +963,8 @@ Test(core_model, huge_shape_fields_are_rejected)
 
 /* Found by tests/fuzz/fuzz_model (a timeout): a 600-byte model file whose input is 1536 x 60678
  * made the loader build and randomly initialise a 186M-parameter network before noticing that
- * the file stores 40 parameters. The count is now checked before anything large is allocated. */
+ * the file stores 40 parameters. The count is now checked before anything large is allocated.
+ * (60678 is now refused as an image side; 1536 x 4000 implies 12M parameters, for 60 stored.) */
 Test(core_model, parameter_count_checked_before_building)
 {
     const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
@@ -975,7 +978,7 @@ Test(core_model, parameter_count_checked_before_building)
     nn_net_free(net);
     size_t len;
     unsigned char *p = slurp(good, &len);
-    const uint32_t hw[2] = {1536, 60678}; /* in_h at byte 20, in_w at 24 */
+    const uint32_t hw[2] = {1536, 4000}; /* in_h at byte 20, in_w at 24 */
     for (int f = 0; f < 2; f++)
         for (int k = 0; k < 4; k++)
             p[20 + 4 * f + k] = (unsigned char)(hw[f] >> (8 * k));
@@ -994,6 +997,185 @@ Test(core_model, parameter_count_checked_before_building)
     remove(good);
     remove(bad);
     free(p), free(good), free(bad);
+}
+
+/* The tiny model of the tests below (1 x 6 x 6 input, conv 2@3x3, max pool 2x2, fc 4, hash,
+ * bit weights; 60 parameters), saved to a file; its bytes in *p, *len. */
+static char *save_tiny_model(const char *name, unsigned char **p, size_t *len)
+{
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
+                                    L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    nn_net *net = make_net(layers, 5, 1, 6, 6, 4, 1, 0);
+    const float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
+    nn_set_input_norm(net, mean, scale);
+    char *path = tmp_path(name);
+    nn_error err;
+    cr_assert_eq(nn_model_save(net, path, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_params_plain_size(net), 60);
+    nn_net_free(net);
+    *p = slurp(path, len);
+    return path;
+}
+
+/* Writes p with the u32 at byte off set to v and the crc32 recomputed (so the checksum passes
+ * and what refuses the file is the check under test). */
+static void spit_patched(const char *path, const unsigned char *p, size_t len, const size_t *off,
+                         const uint32_t *v, int n)
+{
+    unsigned char *q = malloc(len);
+    memcpy(q, p, len);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++)
+            q[off[i] + k] = (unsigned char)(v[i] >> (8 * k));
+    uint32_t crc = (uint32_t)crc32(0L, q, (uInt)(len - 4));
+    for (int k = 0; k < 4; k++)
+        q[len - 4 + k] = (unsigned char)(crc >> (8 * k));
+    spit(path, q, len);
+    free(q);
+}
+
+/* Virtual memory of this process in bytes (VmSize of /proc/self/status), 0 if unknown. */
+static size_t vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* Found by tests/fuzz/fuzz_model: a crafted model file (valid crc32, parameter count matching
+ * its architecture) whose input is thousands of pixels wide made the loader ask oneDNN for
+ * gigabytes of activation buffers (a 2.87 GB posix_memalign) before failing. Every size a
+ * header implies is now bounded by the file's size and drsch's limits (nn.h) before anything
+ * is allocated, with a message that names the file and the size. The loads run under an
+ * address-space limit of 192 MB above what the process uses, so a large allocation would fail
+ * with another message. Byte offsets (core/nn_model.c): bits 12, in_c 16, in_h 20, in_w 24,
+ * n_layers 60, layer 1 (the pool, at 108 + 44): kernel 160, stride 164; parameter count 8
+ * bytes before the 60 parameters. */
+Test(core_model, header_sizes_bounded_before_allocating)
+{
+    unsigned char *p;
+    size_t len;
+    char *good = save_tiny_model("bound-good.bin", &p, &len), *bad = tmp_path("bound-bad.bin");
+    nn_error err;
+    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg); /* oneDNN and its threads set up */
+    const size_t np_off = len - 4 - 4 * 60 - 8;
+    cr_assert_eq(p[np_off], 60, "parameter count not where expected");
+    struct rlimit rl = {vm_size() + ((size_t)192 << 20), RLIM_INFINITY};
+    cr_assert_gt(rl.rlim_cur, (size_t)192 << 20, "no VmSize in /proc/self/status");
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+
+    /* 123456789 parameters promised by a 600-byte file */
+    spit_patched(bad, p, len, (const size_t[]){np_off}, (const uint32_t[]){123456789u}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_TRUNCATED, "%s", err.msg);
+    char want[512];
+    snprintf(want, sizeof want, "%s: header says 123456789 parameters (493.8 MB) but the file holds %zu bytes", bad,
+             len);
+    cr_expect(strstr(err.msg, want), "%s", err.msg);
+
+    /* the fuzzer's file: 1 x 20000 x 20000 input, the pool 9999 / 9999 so that the fc still sees
+     * 2 x 2 x 2 (same 60 parameters); 1.6 GB of input per image */
+    const size_t shape_off[] = {20, 24, 160, 164};
+    spit_patched(bad, p, len, shape_off, (const uint32_t[]){20000, 20000, 9999, 9999}, 4);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    snprintf(want, sizeof want, "%s: header says input images of 20000 x 20000 pixels (drsch models take sides of "
+             "1..%d)", bad, NN_MODEL_MAX_SIDE);
+    cr_expect(strstr(err.msg, want), "%s", err.msg);
+
+    /* sides within the limit, activations not: 4096 x 4096 input, conv output 2 (8 padded)
+     * x 4094 x 4094, pool 2047 / 2047 -> 2 x 2 x 2: about 600 MB per image */
+    spit_patched(bad, p, len, shape_off, (const uint32_t[]){4096, 4096, 2047, 2047}, 4);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, "needs about 6") && strstr(err.msg, "MB of activations per image (drsch models: at "
+                                                                   "most 268.4 MB)"), "%s", err.msg);
+    cr_expect(strncmp(err.msg, bad, strlen(bad)) == 0, "%s", err.msg);
+
+    /* within every per-image limit (2048 x 2048, about 150 MB per image), but a batch of 1000
+     * needs more memory than any machine running this test */
+    spit_patched(bad, p, len, shape_off, (const uint32_t[]){2048, 2048, 1023, 1023}, 4);
+    nn_net *net = NULL;
+    cr_expect_eq(nn_model_load(&net, bad, 1000, 0, &err), NN_ERR_NOMEM, "%s", err.msg);
+    cr_expect_null(net);
+    cr_expect(strstr(err.msg, "batches of 1000 images of 1x2048x2048 needs about 1") &&
+              strstr(err.msg, "GB of memory, more than this machine's"), "%s", err.msg);
+    cr_expect(strncmp(err.msg, bad, strlen(bad)) == 0, "%s", err.msg);
+
+    /* input channels and code length */
+    spit_patched(bad, p, len, (const size_t[]){16}, (const uint32_t[]){7}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, "header says 7 input channels (drsch models take 1..4)"), "%s", err.msg);
+    spit_patched(bad, p, len, (const size_t[]){12}, (const uint32_t[]){5000}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, "header says 5000-bit codes"), "%s", err.msg);
+    spit_patched(bad, p, len, (const size_t[]){60}, (const uint32_t[]){1000}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, "header says 1000 layers"), "%s", err.msg);
+
+    /* and the untouched file still loads under the limit */
+    cr_expect_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    remove(good);
+    remove(bad);
+    free(p), free(good), free(bad);
+}
+
+/* A model the loader would refuse is not written either. */
+Test(core_model, save_refuses_what_load_refuses)
+{
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
+                                    L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    nn_net *net = make_net(layers, 5, 5, 6, 6, 4, 1, 0);
+    char *path = tmp_path("five-channels.bin");
+    nn_error err;
+    cr_expect_eq(nn_model_save(net, path, &err), NN_ERR_FORMAT);
+    cr_expect(strstr(err.msg, "5 input channels (drsch models take 1..4)"), "%s", err.msg);
+    cr_expect_neq(access(path, F_OK), 0, "the file was written");
+    nn_net_free(net);
+    free(path);
+}
+
+/* Errors of model files name the user's path and the cause (a directory, a missing folder),
+ * never the temporary file the writer renames. */
+Test(core_model, file_errors_name_the_path_and_cause)
+{
+    unsigned char *p;
+    size_t len;
+    char *good = save_tiny_model("errors.bin", &p, &len);
+    nn_net *net = NULL;
+    nn_error err;
+    char *dir = tmp_path("a-directory");
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    /* loading a directory: fopen succeeds on Linux, the read would fail confusingly */
+    cr_expect_eq(nn_model_load(&net, dir, 1, 0, &err), NN_ERR_IO);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: Is a directory, not a model file", dir);
+    cr_expect_str_eq(err.msg, want);
+    char *missing = tmp_path("no-such-model.bin");
+    cr_expect_eq(nn_model_load(&net, missing, 1, 0, &err), NN_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot open model file: No such file or directory", missing);
+    cr_expect_str_eq(err.msg, want);
+
+    nn_config cfg;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 1, 0, &err), NN_OK);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    /* saving over a directory */
+    cr_expect_eq(nn_model_save(net, dir, &err), NN_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot write model file: Is a directory", dir);
+    cr_expect_str_eq(err.msg, want);
+    /* saving into a missing folder */
+    char *in_missing = tmp_path("no-such-folder/model.bin");
+    cr_expect_eq(nn_model_save(net, in_missing, &err), NN_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot write model file: No such file or directory", in_missing);
+    cr_expect_str_eq(err.msg, want);
+    cr_expect_null(strstr(err.msg, ".tmp"), "%s", err.msg);
+    nn_net_free(net);
+    rmdir(dir);
+    remove(good);
+    free(p), free(good), free(dir), free(missing), free(in_missing);
 }
 
 /* ---- bf16 inference ---------------------------------------------------------------------
