@@ -296,6 +296,35 @@ static void note_impl(nn_layer *L, const_dnnl_primitive_desc_t pd)
         snprintf(L->impl, sizeof L->impl, "%s", name);
 }
 
+/* Whether oneDNN would compute this convolution's weight gradient with its reference kernel
+ * (impl "ref:...") when it picks the layouts (format_tag_any). oneDNN 2.6 has no AVX2 jit kernel
+ * for the weight gradient of a one-channel input in the blocked layouts it picks: drsch-mnist's
+ * conv1 then took 354 of the 370 ms of a training step at batch 100 (ONEDNN_VERBOSE=1, 2-core
+ * AVX2 Zen 3). With plain nchw source and output the gemm kernels apply instead. A probe only:
+ * primitive descriptors, no primitive, nothing allocated for the net. */
+static int conv_bwd_weights_is_ref(nn_net *net, const dnnl_convolution_desc_t *fwd_desc,
+                                   const dnnl_memory_desc_t *w_any, const dnnl_memory_desc_t *b_x,
+                                   const dnnl_dims_t strides, const dnnl_dims_t pad)
+{
+    dnnl_primitive_desc_t fpd = NULL, wpd = NULL;
+    if (dnnl_primitive_desc_create(&fpd, fwd_desc, net->attr, net->engine, NULL) != dnnl_success)
+        return 0;
+    dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
+    dnnl_convolution_desc_t wdsc;
+    int is_ref = 0;
+    if (dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &S, w_any, b_x, &D, strides,
+                                                    pad, pad) == dnnl_success &&
+        dnnl_primitive_desc_create(&wpd, &wdsc, net->attr, net->engine, fpd) == dnnl_success) {
+        const char *name = NULL;
+        is_ref = dnnl_primitive_desc_query(wpd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name &&
+                 !strncmp(name, "ref", 3);
+        dnnl_primitive_desc_destroy(wpd);
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    return is_ref;
+}
+
 static nn_status build_conv(nn_net *net, int i, nn_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -313,6 +342,13 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any, &b_x,
                                           &d_any, strides, pad, pad),
        "conv desc");
+    if (net->cfg.training && cdt == dnnl_f32 && conv_bwd_weights_is_ref(net, &cd, &w_any, &b_x, strides, pad)) {
+        s_any = md_dt(4, sd, cdt, dnnl_nchw);
+        d_any = md_dt(4, dd, dst_dt(net, i), dnnl_nchw);
+        DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any, &b_x,
+                                              &d_any, strides, pad, pad),
+           "conv desc");
+    }
     dnnl_primitive_attr_t attr = NULL;
     if (sp->relu)
         TRY(relu_attr(net, &attr, err));

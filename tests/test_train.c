@@ -398,3 +398,26 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
     free(a);
     free(b);
 }
+
+/* No training primitive of the default network runs on oneDNN's reference kernels (which are
+ * 10-100x slower): on AVX2 the first convolution's weight gradient fell back to ref:any and
+ * took 95% of a training step until core/nn_net.c chose plain layouts for that layer. */
+Test(train, no_reference_kernels_in_a_training_step)
+{
+    static char out[1 << 18];
+    int rc = tu_run(out, sizeof out,
+                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions 1 --threads 1",
+                    tu_exe());
+    cr_assert_eq(rc, 0, "%s", out);
+    int execs = 0;
+    for (char *line = strstr(out, "onednn_verbose,exec,"); line; line = strstr(line + 1, "onednn_verbose,exec,")) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1), line);
+        if (!strstr(buf, ",reorder,"))
+            cr_expect(!strstr(buf, ",ref:"), "a reference kernel in a training step: %s", buf);
+        execs++;
+    }
+    cr_expect_gt(execs, 10, "no oneDNN verbose lines: %s", out);
+}
