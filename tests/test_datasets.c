@@ -1963,3 +1963,67 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
     cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
     ds_dataset_free(d);
 }
+
+/* A compressed element of a MAT v5 config file was inflated into buffers growing 4x until one
+ * was large enough or passed 1 GiB: a zlib bomb of a few hundred KB (300 MB of zeros) made the
+ * reader ask for 1.2 GB, 4.8 GB for a 1 MB file. Growth now stops at 1032 x the compressed size
+ * (deflate's maximal ratio) and at 64 MB, far above the 767/700 config files' 1.5 MB. */
+Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 4;
+    o.out_w = 2;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    /* 300 MB of zeros, deflated to about 290 KB */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 15, 8, Z_RLE), Z_OK); /* fast, same ratio on zeros */
+    size_t zcap = (size_t)1 << 20, zn = 0;
+    uint8_t *zbuf = malloc(zcap), *zeros = calloc(1, (size_t)1 << 20);
+    cr_assert(zbuf && zeros);
+    for (int k = 0; k < 300; k++) {
+        z.next_in = zeros;
+        z.avail_in = 1u << 20;
+        int flush = k == 299 ? Z_FINISH : Z_NO_FLUSH, zr;
+        do {
+            z.next_out = zbuf + zn;
+            z.avail_out = (uInt)(zcap - zn);
+            zr = deflate(&z, flush);
+            zn = zcap - z.avail_out;
+            cr_assert(zn < zcap, "deflated stream larger than expected");
+        } while (z.avail_in > 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+    }
+    deflateEnd(&z);
+    free(zeros);
+    bytes f = {0};
+    char hdr[128];
+    memset(hdr, ' ', sizeof hdr);
+    memcpy(hdr, "MATLAB 5.0 MAT-file, written by the drsch tests", 47);
+    hdr[124] = 0x00;
+    hdr[125] = 0x01;
+    hdr[126] = 'I';
+    hdr[127] = 'M';
+    put(&f, hdr, 128);
+    put_elem(&f, 15 /* miCOMPRESSED */, zbuf, zn);
+    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    write_bytes(cfg, f.p, f.n, 0);
+    free(f.p);
+    free(zbuf);
+
+    struct rlimit rl = {crafted_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
+    cr_assert_gt(rl.rlim_cur, (size_t)256 << 20, "no VmSize in /proc/self/status");
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    ds_split sp;
+    cr_expect_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
+    char want[256];
+    snprintf(want, sizeof want, "%s: a compressed element of %zu bytes inflates to more than 67108864 bytes", cfg,
+             zn);
+    cr_expect(strstr(err.msg, want), "%s", err.msg);
+    ds_dataset_free(d);
+}
