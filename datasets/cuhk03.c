@@ -348,8 +348,8 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
         /* a test set lists identities: no more rows than the file has persons */
         if (dm[1] > (hsize_t)d->n_classes) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d} has %llu rows, more than the %d persons of '%s'",
-                        t + 1, (unsigned long long)dm[1], d->n_classes, r->cell);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "testsets{%d} has %llu rows, more than the %d persons of '%s'", t + 1, (unsigned long long)dm[1], d->n_classes, r->cell);
             break;
         }
         unsigned long long stored = 0;
