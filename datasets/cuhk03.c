@@ -21,6 +21,21 @@
 #define CUHK03_DEFAULT_W 60
 #define CUHK03_SLOTS 10
 
+/* Every size the file's dataset headers declare is checked before anything is allocated for it:
+ * an HDF5 dataset can declare any shape while storing nothing (chunks never written, storage
+ * allocated late), so a crafted or corrupt file could otherwise ask for gigabytes. */
+/* Largest image side accepted. CUHK03's crops are at most a few hundred pixels a side (the
+ * labeled and detected boxes of 1360 x 1024 camera frames, typically about 60-150 wide and
+ * 150-350 high); 4096 leaves room for any re-cropped release while bounding an image to 48 MB. */
+#define CUHK03_MAX_SIDE 4096
+/* Deflate's maximal compression ratio (zlib: about 1032:1), the most a compressed (filtered)
+ * dataset of a MATLAB v7.3 file can expand to; an unfiltered dataset holds what it stores. */
+#define CUHK03_MAX_RATIO 1032.0
+/* Most persons in one camera pair's cell: the real file has 843 at most (1467 in 5 pairs). */
+#define CUHK03_MAX_PERSONS 100000
+/* Most entries of 'testsets': the real file has 20. */
+#define CUHK03_MAX_TESTSETS 1000
+
 typedef struct {
     hid_t file;
     const char *path;
@@ -59,6 +74,19 @@ static int grow(reader *r)
     return 0;
 }
 
+/* Whether dataset ds can hold `bytes` bytes of elements: no more than it stores when unfiltered,
+ * CUHK03_MAX_RATIO times that when compressed. *stored receives what it stores. */
+static int storage_holds(hid_t ds, double bytes, unsigned long long *stored)
+{
+    hsize_t st = H5Dget_storage_size(ds); /* 0 also when nothing is allocated */
+    hid_t dcpl = H5Dget_create_plist(ds);
+    int nf = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    *stored = (unsigned long long)st;
+    return bytes <= (double)st * (nf > 0 ? CUHK03_MAX_RATIO : 1.0);
+}
+
 /* Reads all object references of dataset `ds` (any shape); dims receives its shape. */
 static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **refs, hsize_t *dims, int *rank)
 {
@@ -71,7 +99,18 @@ static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **r
     }
     hsize_t d2[2] = {1, 1};
     H5Sget_simple_extent_dims(sp, d2, NULL);
-    hsize_t total = d2[0] * (rk == 2 ? d2[1] : 1);
+    if (rk == 1)
+        d2[1] = 1;
+    /* a reference is 8 bytes stored (hobj_ref_t): the count must fit in what the dataset stores */
+    double declared = (double)d2[0] * (double)d2[1];
+    unsigned long long stored = 0;
+    if (!storage_holds(ds, declared * sizeof(hobj_ref_t), &stored)) {
+        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                    "%s declares %llu x %llu references (%.0f bytes) but its dataset stores only %llu bytes", what,
+                    (unsigned long long)d2[0], (unsigned long long)d2[1], declared * sizeof(hobj_ref_t), stored);
+        goto done;
+    }
+    hsize_t total = d2[0] * d2[1];
     *refs = malloc((size_t)(total ? total : 1) * sizeof **refs);
     if (!*refs) {
         s = ds_fail(r->err, DS_ERR_NOMEM, r->path, -1, "out of memory");
@@ -131,13 +170,22 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
     /* channel-first (3, W, H) is what MATLAB writes; (W, H, 3) is accepted too */
     int chw = dims[0] == 3;
     hsize_t dw = chw ? dims[1] : dims[0], dh = chw ? dims[2] : dims[1];
-    if (dw == 0 || dh == 0 || dw > 100000 || dh > 100000) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: implausible image size %llu x %llu", where,
-                    (unsigned long long)dw, (unsigned long long)dh);
+    if (dw == 0 || dh == 0 || dw > CUHK03_MAX_SIDE || dh > CUHK03_MAX_SIDE) {
+        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                    "%s: image declares %llux%llux3 pixels (height x width x channels); images larger than %d "
+                    "pixels a side are refused",
+                    where, (unsigned long long)dh, (unsigned long long)dw, CUHK03_MAX_SIDE);
         goto done;
     }
     int W = (int)dw, H = (int)dh;
     size_t need = (size_t)W * (size_t)H * 3;
+    unsigned long long stored = 0;
+    if (!storage_holds(ds, (double)need, &stored)) {
+        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                    "%s: image declares %dx%dx3 pixels (%zu bytes) but its dataset stores only %llu bytes", where, H,
+                    W, need, stored);
+        goto done;
+    }
     if (need > r->raw_cap) {
         free(r->raw);
         free(r->hwc);
@@ -226,7 +274,14 @@ static ds_status read_pairs(reader *r)
                         (unsigned long long)id[0], (unsigned long long)id[1]);
             break;
         }
-        int persons = (int)(slot_major ? id[1] : id[0]);
+        hsize_t np = slot_major ? id[1] : id[0];
+        if (np > CUHK03_MAX_PERSONS) {
+            free(irefs);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: %llu persons, more than the %d accepted", what,
+                        (unsigned long long)np, CUHK03_MAX_PERSONS);
+            break;
+        }
+        int persons = (int)np;
         r->pair_persons[p] = persons;
         for (int pe = 0; pe < persons && !s; pe++)
             for (int sl = 0; sl < CUHK03_SLOTS && !s; sl++) {
@@ -260,6 +315,11 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
     H5Dclose(top);
     if (s)
         return s;
+    if (td[0] * td[1] > CUHK03_MAX_TESTSETS) {
+        free(refs);
+        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'testsets' holds %llu entries, more than the %d accepted",
+                       (unsigned long long)(td[0] * td[1]), CUHK03_MAX_TESTSETS);
+    }
     int nt = (int)(td[0] * td[1]);
     double *buf = NULL;
     for (int t = 0; t < nt && !s; t++) {
@@ -268,7 +328,10 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
             s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d}: dangling object reference", t + 1);
             break;
         }
-        hid_t sp = H5Dget_space(ds);
+        hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
+        size_t tsz = ty >= 0 ? H5Tget_size(ty) : 0;
+        if (ty >= 0)
+            H5Tclose(ty);
         hsize_t dm[2] = {0, 0};
         int k = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
         if (k == 2) /* dm holds two dimensions: ask only when there are two */
@@ -276,10 +339,25 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
         if (sp >= 0)
             H5Sclose(sp);
         /* (2 x rows) as HDF5 sees MATLAB's rows x 2 */
-        if (k != 2 || dm[0] != 2 || dm[1] == 0 || dm[1] > 1000000) {
+        if (k != 2 || dm[0] != 2 || dm[1] == 0) {
             H5Oclose(ds);
             s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d}: shape %llu x %llu, expected 2 x rows",
                         t + 1, (unsigned long long)dm[0], (unsigned long long)dm[1]);
+            break;
+        }
+        /* a test set lists identities: no more rows than the file has persons */
+        if (dm[1] > (hsize_t)d->n_classes) {
+            H5Oclose(ds);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "testsets{%d} has %llu rows, more than the %d persons of '%s'", t + 1, (unsigned long long)dm[1], d->n_classes, r->cell);
+            break;
+        }
+        unsigned long long stored = 0;
+        if (!storage_holds(ds, (double)dm[1] * 2 * (double)tsz, &stored)) {
+            H5Oclose(ds);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "testsets{%d} declares 2 x %llu numbers but its dataset stores only %llu bytes", t + 1,
+                        (unsigned long long)dm[1], stored);
             break;
         }
         int rows = (int)dm[1];

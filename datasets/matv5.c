@@ -18,6 +18,12 @@ enum {
 };
 enum { MX_CELL = 1, MX_STRUCT = 2, MX_CHAR = 4 };
 
+/* Most bytes one compressed element may inflate to. The 767/700 config files hold about 1.5 MB
+ * uncompressed (14097 file names, three index lists); deflate expands at most 1032:1, so an
+ * element never needs more than 1032 x its compressed size either. */
+#define MATV5_MAX_INFLATED ((uLongf)64 << 20)
+#define MATV5_DEFLATE_MAX_RATIO 1032
+
 typedef struct {
     const uint8_t *p;
     size_t n;
@@ -213,7 +219,12 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
         span m = e;
         if (t == MI_COMPRESSED) {
             /* the compressed stream holds one element: tag, then payload */
-            uLongf cap = e.n * 4 + 1024;
+            uLongf limit = (uLongf)e.n * MATV5_DEFLATE_MAX_RATIO + 1024;
+            if (limit > MATV5_MAX_INFLATED)
+                limit = MATV5_MAX_INFLATED;
+            uLongf cap = (uLongf)e.n * 4 + 1024;
+            if (cap > limit)
+                cap = limit;
             for (;;) {
                 inflated = malloc(cap);
                 if (!inflated) {
@@ -234,11 +245,19 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
                 }
                 free(inflated);
                 inflated = NULL;
-                if (zr != Z_BUF_ERROR || cap > (1u << 30)) {
+                if (zr == Z_BUF_ERROR && cap >= limit) {
+                    s = ds_fail(err, DS_ERR_FORMAT, path, -1,
+                                "a compressed element of %zu bytes inflates to more than %lu bytes (accepted: %d "
+                                "times its size, deflate's maximal ratio, and at most %lu MB)",
+                                e.n, (unsigned long)limit, MATV5_DEFLATE_MAX_RATIO,
+                                (unsigned long)(MATV5_MAX_INFLATED >> 20));
+                    goto done;
+                }
+                if (zr != Z_BUF_ERROR) {
                     s = ds_fail(err, DS_ERR_FORMAT, path, -1, "zlib cannot inflate a compressed element (%d)", zr);
                     goto done;
                 }
-                cap *= 4;
+                cap = cap > limit / 4 ? limit : cap * 4;
             }
         }
         if (t == MI_MATRIX) {

@@ -1795,3 +1795,235 @@ Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
     cr_assert_not_null(strstr(err.msg, "'?A?'"), "%s", err.msg);
     ds_dataset_free(d);
 }
+
+/* ------------------------- CUHK03: sizes declared by dataset headers, bounded first --------- */
+
+#include <sys/resource.h>
+
+/* Creates dataset `name` under loc: chunked by `chunk` (NULL: contiguous), deflate-compressed
+ * if `deflate`, its storage allocated only when written if `late`; writes `data` unless NULL
+ * (then nothing is stored: the dataset declares its shape and holds no element). */
+static void crafted_put(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const hsize_t *chunk,
+                        int deflate, int late, const void *data)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    cr_assert_geq(sp, 0);
+    if (chunk)
+        cr_assert_geq(H5Pset_chunk(dcpl, rank, chunk), 0);
+    if (deflate)
+        cr_assert_geq(H5Pset_deflate(dcpl, 9), 0);
+    if (late)
+        cr_assert_geq(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_LATE), 0);
+    hid_t ds = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    cr_assert_geq(ds, 0, "cannot create %s", name);
+    if (data)
+        cr_assert_geq(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+}
+
+enum {
+    CR_VALID,          /* loads: 10 images of 2 x 2 */
+    CR_HUGE_SIDE,      /* slot 1: 50000 x 40000 x 3 declared, chunked, nothing written */
+    CR_UNSTORED,       /* slot 1: 3000 x 4000 x 3 (sides accepted), contiguous, never allocated */
+    CR_COMPRESSED,     /* slot 1: 300 x 200 x 3 of one value, deflate 9: about 1000:1, loads */
+    CR_CELL_REFS,      /* the pair's cell: 10 x 2^28 references declared, none stored */
+    CR_TOP_REFS,       /* 'labeled': 1 x 2^30 references declared, none stored */
+    CR_TESTSETS_ROWS,  /* 'testsets': 1000 entries, all one unwritten 2 x 1000000 dataset */
+    CR_TESTSET_EMPTY,  /* 'testsets': one 2 x 1 dataset never allocated */
+};
+
+/* A cuhk-03.mat of one pair of one person (slots: 3 x 2 x 2 uint8 images) whose headers declare
+ * more than the file stores, as `kind` says. */
+static void write_cuhk03_crafted(const char *path, int kind)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t g = H5Gcreate2(f, "#refs#", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    uint8_t px[12];
+    memset(px, 77, sizeof px);
+    hobj_ref_t slots[10], pair;
+    const hsize_t d3[3] = {3, 2, 2}, d10[2] = {10, 1}, d1[2] = {1, 1};
+    for (int s = 0; s < 10; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "/#refs#/i%d", s);
+        if (s == 0 && kind == CR_HUGE_SIDE) {
+            const hsize_t dims[3] = {3, 40000, 50000}, chunk[3] = {3, 64, 64};
+            crafted_put(f, name, H5T_NATIVE_UINT8, 3, dims, chunk, 1, 0, NULL);
+        } else if (s == 0 && kind == CR_UNSTORED) {
+            const hsize_t dims[3] = {3, 4000, 3000};
+            crafted_put(f, name, H5T_NATIVE_UINT8, 3, dims, NULL, 0, 1, NULL);
+        } else if (s == 0 && kind == CR_COMPRESSED) {
+            const hsize_t dims[3] = {3, 200, 300};
+            uint8_t *big = malloc((size_t)3 * 200 * 300);
+            cr_assert_not_null(big);
+            memset(big, 9, (size_t)3 * 200 * 300);
+            crafted_put(f, name, H5T_NATIVE_UINT8, 3, dims, dims, 1, 0, big);
+            free(big);
+        } else {
+            crafted_put(f, name, H5T_NATIVE_UINT8, 3, d3, NULL, 0, 0, px);
+        }
+        cr_assert_geq(H5Rcreate(&slots[s], f, name, H5R_OBJECT, -1), 0);
+    }
+    if (kind == CR_CELL_REFS) {
+        const hsize_t dims[2] = {10, (hsize_t)1 << 28}, chunk[2] = {10, 1024};
+        crafted_put(f, "/#refs#/cell", H5T_STD_REF_OBJ, 2, dims, chunk, 0, 0, NULL);
+    } else {
+        crafted_put(f, "/#refs#/cell", H5T_STD_REF_OBJ, 2, d10, NULL, 0, 0, slots);
+    }
+    cr_assert_geq(H5Rcreate(&pair, f, "/#refs#/cell", H5R_OBJECT, -1), 0);
+    if (kind == CR_TOP_REFS) {
+        const hsize_t dims[2] = {1, (hsize_t)1 << 30}, chunk[2] = {1, 4096};
+        crafted_put(f, "labeled", H5T_STD_REF_OBJ, 2, dims, chunk, 0, 0, NULL);
+    } else {
+        crafted_put(f, "labeled", H5T_STD_REF_OBJ, 2, d1, NULL, 0, 0, &pair);
+    }
+    if (kind == CR_TESTSETS_ROWS || kind == CR_TESTSET_EMPTY) {
+        hobj_ref_t trefs[1000];
+        int nt = kind == CR_TESTSETS_ROWS ? 1000 : 1;
+        const hsize_t dims[2] = {2, kind == CR_TESTSETS_ROWS ? 1000000 : 1}, chunk[2] = {2, 4096};
+        crafted_put(f, "/#refs#/ts", H5T_NATIVE_DOUBLE, 2, dims, kind == CR_TESTSETS_ROWS ? chunk : NULL, 0, 1, NULL);
+        for (int t = 0; t < nt; t++)
+            cr_assert_geq(H5Rcreate(&trefs[t], f, "/#refs#/ts", H5R_OBJECT, -1), 0);
+        const hsize_t dt[2] = {1, (hsize_t)nt};
+        crafted_put(f, "testsets", H5T_STD_REF_OBJ, 2, dt, NULL, 0, 0, trefs);
+    }
+    H5Gclose(g);
+    cr_assert_geq(H5Fclose(f), 0);
+}
+
+static size_t crafted_vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* The reader allocated what headers declared before checking it: images up to 100000 pixels a
+ * side (30 GB), any number of references, 'testsets' entries x rows; an HDF5 dataset declares
+ * any shape while storing nothing, so a few-KB file asked for gigabytes (a libFuzzer finding
+ * waiting to happen: ci/fuzz fails on any malloc over 2 GB). Every such size is now checked,
+ * against a plausibility limit and against what the dataset stores, before allocating; loads
+ * run here with the address space limited to 256 MB more than the process uses. */
+Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    ds_dataset *d = NULL;
+    ds_error err;
+    /* valid files load (and HDF5 is initialised) before the limit */
+    write_cuhk03_crafted(mat, CR_VALID);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n, 10);
+    ds_dataset_free(d);
+    /* a compressed image of one value, near deflate's maximal ratio, is not mistaken for one
+     * declaring more than it stores */
+    write_cuhk03_crafted(mat, CR_COMPRESSED);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(d->n, 10);
+    ds_dataset_free(d);
+    d = NULL;
+
+    struct rlimit rl = {crafted_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
+    cr_assert_gt(rl.rlim_cur, (size_t)256 << 20, "no VmSize in /proc/self/status");
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    static const struct {
+        int kind;
+        const char *want;
+    } cases[] = {
+        {CR_HUGE_SIDE, "labeled{1}(1, 1): image declares 50000x40000x3 pixels (height x width x channels); images "
+                       "larger than 4096 pixels a side are refused"},
+        {CR_UNSTORED, "labeled{1}(1, 1): image declares 3000x4000x3 pixels (36000000 bytes) but its dataset stores "
+                      "only 0 bytes"},
+        {CR_CELL_REFS, "labeled{1} declares 10 x 268435456 references (21474836480 bytes) but its dataset stores "
+                       "only 0 bytes"},
+        {CR_TOP_REFS, "'labeled' declares 1 x 1073741824 references (8589934592 bytes) but its dataset stores only "
+                      "0 bytes"},
+        {CR_TESTSETS_ROWS, "testsets{1} has 1000000 rows, more than the 1 persons of 'labeled'"},
+        {CR_TESTSET_EMPTY, "testsets{1} declares 2 x 1 numbers but its dataset stores only 0 bytes"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        write_cuhk03_crafted(mat, cases[c].kind);
+        cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "case %zu: %s", c, err.msg);
+        cr_expect_null(d);
+        char want[512];
+        snprintf(want, sizeof want, "%s: %s", mat, cases[c].want);
+        cr_expect(strstr(err.msg, want), "case %zu: %s", c, err.msg);
+        cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0, "case %zu: HDF5 objects left open", c);
+    }
+    /* and a valid file still loads under the limit */
+    write_cuhk03_crafted(mat, CR_VALID);
+    cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    ds_dataset_free(d);
+}
+
+/* A compressed element of a MAT v5 config file was inflated into buffers growing 4x until one
+ * was large enough or passed 1 GiB: a zlib bomb of a few hundred KB (300 MB of zeros) made the
+ * reader ask for 1.2 GB, 4.8 GB for a 1 MB file. Growth now stops at 1032 x the compressed size
+ * (deflate's maximal ratio) and at 64 MB, far above the 767/700 config files' 1.5 MB. */
+Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
+{
+    char *dir = make_tmpdir();
+    char *mat = path_in(dir, "cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 4;
+    o.out_w = 2;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    /* 300 MB of zeros, deflated to about 290 KB */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 15, 8, Z_RLE), Z_OK); /* fast, same ratio on zeros */
+    size_t zcap = (size_t)1 << 20, zn = 0;
+    uint8_t *zbuf = malloc(zcap), *zeros = calloc(1, (size_t)1 << 20);
+    cr_assert(zbuf && zeros);
+    for (int k = 0; k < 300; k++) {
+        z.next_in = zeros;
+        z.avail_in = 1u << 20;
+        int flush = k == 299 ? Z_FINISH : Z_NO_FLUSH, zr;
+        do {
+            z.next_out = zbuf + zn;
+            z.avail_out = (uInt)(zcap - zn);
+            zr = deflate(&z, flush);
+            zn = zcap - z.avail_out;
+            cr_assert(zn < zcap, "deflated stream larger than expected");
+        } while (z.avail_in > 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+    }
+    deflateEnd(&z);
+    free(zeros);
+    bytes f = {0};
+    char hdr[128];
+    memset(hdr, ' ', sizeof hdr);
+    memcpy(hdr, "MATLAB 5.0 MAT-file, written by the drsch tests", 47);
+    hdr[124] = 0x00;
+    hdr[125] = 0x01;
+    hdr[126] = 'I';
+    hdr[127] = 'M';
+    put(&f, hdr, 128);
+    put_elem(&f, 15 /* miCOMPRESSED */, zbuf, zn);
+    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    write_bytes(cfg, f.p, f.n, 0);
+    free(f.p);
+    free(zbuf);
+
+    struct rlimit rl = {crafted_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
+    cr_assert_gt(rl.rlim_cur, (size_t)256 << 20, "no VmSize in /proc/self/status");
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    ds_split sp;
+    cr_expect_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
+    char want[256];
+    snprintf(want, sizeof want, "%s: a compressed element of %zu bytes inflates to more than 67108864 bytes", cfg,
+             zn);
+    cr_expect(strstr(err.msg, want), "%s", err.msg);
+    ds_dataset_free(d);
+}

@@ -5,8 +5,10 @@
  * (N x 10) or wrong shapes, slots holding (3 x W x H) or (W x H x 3) uint8 images, MATLAB empty
  * matrices, images of the wrong type or rank, null references and references to groups,
  * 'labeled' missing or not a dataset, and 'testsets' of any shape (rank 1..3) with values that
- * include 0, negatives, huge numbers and NaN. The loaded dataset, when the load succeeds, is
- * checksummed. Checks memory safety, leaks (including HDF5 handles left open) and hangs. */
+ * include 0, negatives, huge numbers and NaN; images and cells may declare huge shapes while
+ * storing nothing (chunked, never written), which the reader must refuse before allocating.
+ * The loaded dataset, when the load succeeds, is checksummed. Checks memory safety, leaks
+ * (including HDF5 handles left open) and hangs. */
 #include <hdf5.h>
 #include <math.h>
 
@@ -41,10 +43,35 @@ static void ref_to_new(gen *g, hid_t type, int rank, const hsize_t *dims, const 
     H5Rcreate(ref, g->file, full, H5R_OBJECT, -1);
 }
 
+/* A new dataset under #refs# declaring the given shape but storing nothing: chunked (chunks of
+ * at most 64 a side), never written. */
+static void ref_to_unstored(gen *g, hid_t type, int rank, const hsize_t *dims, hobj_ref_t *ref)
+{
+    char name[32];
+    snprintf(name, sizeof name, "a%d", g->next++);
+    hsize_t chunk[3];
+    for (int k = 0; k < rank && k < 3; k++)
+        chunk[k] = dims[k] < 64 ? dims[k] : 64;
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    hid_t ds = H5Dcreate2(g->refs, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    char full[64];
+    snprintf(full, sizeof full, "/#refs#/%s", name);
+    H5Rcreate(ref, g->file, full, H5R_OBJECT, -1);
+}
+
 /* One cell slot. */
 static void make_slot(gen *g, hobj_ref_t *ref)
 {
-    unsigned kind = byte(g) % 9;
+    unsigned b = byte(g), kind = b % 9;
+    if (b >= 250) { /* an image declaring up to 65536 x 65536 pixels and storing none */
+        hsize_t dims[3] = {3, (hsize_t)1 << (byte(g) % 17), (hsize_t)1 << (byte(g) % 17)};
+        ref_to_unstored(g, H5T_NATIVE_UINT8, 3, dims, ref);
+        return;
+    }
     hsize_t dims[3];
     uint8_t px[3 * 6 * 6];
     for (size_t i = 0; i < sizeof px; i++)
@@ -126,9 +153,16 @@ static void make_cell(gen *g, const char *name)
     int pairs = (int)(byte(g) % 7);
     hobj_ref_t prefs[6];
     for (int p = 0; p < pairs; p++) {
-        unsigned shape = byte(g) % 4;
-        hsize_t persons = byte(g) % 4;
+        unsigned shape = byte(g) % 4, pb = byte(g);
+        hsize_t persons = pb % 4;
         hsize_t dims[2];
+        if (pb >= 250) { /* a cell declaring up to 10 x 2^31 references and storing none */
+            dims[0] = 10, dims[1] = (hsize_t)1 << (16 + byte(g) % 16);
+            hobj_ref_t cell;
+            ref_to_unstored(g, H5T_STD_REF_OBJ, 2, dims, &cell);
+            prefs[p] = cell;
+            continue;
+        }
         if (shape == 0 || shape == 3) /* 10 x N as MATLAB writes it (most inputs) */
             dims[0] = 10, dims[1] = persons;
         else if (shape == 1)
