@@ -215,7 +215,12 @@ static int check_output(const char *cmd, const char *flag, const char *path, int
     size_t len = strlen(path);
     struct stat st;
     int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if (path[len - 1] == '/' || is_dir) {
+    if (path[len - 1] == '/' && !is_dir) {
+        fprintf(stderr, "drsch %s: %s %s: ends with '/'; give a %s inside the folder, e.g. %s%s\n", cmd, flag,
+                path, what, path, is_prefix ? "codes" : "out");
+        return -1;
+    }
+    if (is_dir) {
         if (is_prefix)
             fprintf(stderr, "drsch %s: %s %s: is a directory; give a prefix inside it, e.g. %s%scodes\n", cmd,
                     flag, path, path, path[len - 1] == '/' ? "" : "/");
