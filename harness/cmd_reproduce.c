@@ -1056,7 +1056,7 @@ static int read_baseline(const char *path, const char *report_path, rp_read_repo
 static void settings_differ(const struct cJSON *ref_root, const struct cJSON *cur_root, char *out, size_t cap)
 {
     static const char *const keys[] = {"dataset_crc32", "protocol", "seed", "iterations_per_model", "splits",
-                                       "model_bits", "image_size", "threads"};
+                                       "model_bits", "image_size", "threads", "onednn_isa"};
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(ref_root, "context");
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(cur_root, "context");
     size_t k = 0;

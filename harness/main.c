@@ -76,7 +76,7 @@ int cmd_version(int argc, char **argv)
         if (hm_isa_compiled((hm_isa)i))
             printf(" %s", hm_isa_name((hm_isa)i));
     printf(")\n");
-    printf("oneDNN:   %d.%d.%d (%s)\n", dv->major, dv->minor, dv->patch, dv->hash);
+    printf("oneDNN:   %d.%d.%d (%s), kernels for %s\n", dv->major, dv->minor, dv->patch, dv->hash, nn_onednn_isa());
     printf("threads:  %d (OpenMP%s)\n", cli_max_threads(),
 #ifdef DRSCH_HAVE_OPENMP
            ""

@@ -163,6 +163,8 @@ rp_report *rp_create(void)
     const dnnl_version_t *dv = dnnl_version();
     snprintf(buf, sizeof buf, "%d.%d.%d", dv->major, dv->minor, dv->patch);
     cJSON_AddStringToObject(r->context, "onednn_version", buf);
+    /* oneDNN's kernels (and so the last bits of every trained weight) depend on its ISA. */
+    cJSON_AddStringToObject(r->context, "onednn_isa", nn_onednn_isa());
     return r;
 }
 
