@@ -2,4 +2,4 @@
 # real Fashion-MNIST files), protocols, augmentation, sampler, bad input. The test writes its
 # own PNG / JPEG fixtures (libpng, libjpeg) and CUHK03 .mat file (HDF5, via drsch_datasets;
 # the writer, fixture_cuhk03.c, is shared with the reproduce suite).
-drsch_criterion_test(test_datasets SOURCES test_datasets.c fixture_cuhk03.c LIBS drsch_datasets png jpeg)
+drsch_criterion_test(test_datasets SOURCES test_datasets.c fixture_cuhk03.c test_util.c LIBS drsch_datasets png jpeg)

@@ -22,6 +22,7 @@
 
 #include "dh.h"
 #include "nn.h"
+#include "test_util.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -1034,20 +1035,6 @@ static void spit_patched(const char *path, const unsigned char *p, size_t len, c
     free(q);
 }
 
-/* Virtual memory of this process in bytes (VmSize of /proc/self/status), 0 if unknown. */
-static size_t vm_size(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
-
 /* Found by tests/fuzz/fuzz_model: a crafted model file (valid crc32, parameter count matching
  * its architecture) whose input is thousands of pixels wide made the loader ask oneDNN for
  * gigabytes of activation buffers (a 2.87 GB posix_memalign) before failing. Every size a
@@ -1066,7 +1053,7 @@ Test(core_model, header_sizes_bounded_before_allocating)
     cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg); /* oneDNN and its threads set up */
     const size_t np_off = len - 4 - 4 * 60 - 8;
     cr_assert_eq(p[np_off], 60, "parameter count not where expected");
-    struct rlimit rl = {vm_size() + ((size_t)192 << 20), RLIM_INFINITY};
+    struct rlimit rl = {tu_vm_size() + ((size_t)192 << 20), RLIM_INFINITY};
     cr_assert_gt(rl.rlim_cur, (size_t)192 << 20, "no VmSize in /proc/self/status");
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
 

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "datasets.h"
+#include "test_util.h"
 
 #ifdef DRSCH_HAVE_OPENMP
 #include <omp.h>
@@ -1893,19 +1894,6 @@ static void write_cuhk03_crafted(const char *path, int kind)
     cr_assert_geq(H5Fclose(f), 0);
 }
 
-static size_t crafted_vm_size(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
-
 /* The reader allocated what headers declared before checking it: images up to 100000 pixels a
  * side (30 GB), any number of references, 'testsets' entries x rows; an HDF5 dataset declares
  * any shape while storing nothing, so a few-KB file asked for gigabytes (a libFuzzer finding
@@ -1931,7 +1919,7 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
     ds_dataset_free(d);
     d = NULL;
 
-    struct rlimit rl = {crafted_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
+    struct rlimit rl = {tu_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
     cr_assert_gt(rl.rlim_cur, (size_t)256 << 20, "no VmSize in /proc/self/status");
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
     static const struct {
@@ -2016,7 +2004,7 @@ Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
     free(f.p);
     free(zbuf);
 
-    struct rlimit rl = {crafted_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
+    struct rlimit rl = {tu_vm_size() + ((size_t)256 << 20), RLIM_INFINITY};
     cr_assert_gt(rl.rlim_cur, (size_t)256 << 20, "no VmSize in /proc/self/status");
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
     ds_split sp;

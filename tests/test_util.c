@@ -1,4 +1,4 @@
-/* The shared helpers of the harness, train and reproduce suites (see test_util.h). */
+/* The shared helpers of the test suites (see test_util.h). */
 #include "test_util.h"
 
 #include <criterion/criterion.h>
@@ -83,4 +83,17 @@ void tu_write_file(const char *path, const void *data, size_t len)
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(data, 1, len, f), len);
     fclose(f);
+}
+
+size_t tu_vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
 }

@@ -35,4 +35,9 @@ char *tu_slurp(const char *path, size_t *len);
 /* Writes len bytes of data to path (created or truncated). */
 void tu_write_file(const char *path, const void *data, size_t len);
 
+/* Virtual memory of this process in bytes (VmSize of /proc/self/status), 0 if unknown: the base
+ * of the address-space limits under which tests load crafted files (a loader that allocates what
+ * a header declares then fails instead of taking gigabytes). */
+size_t tu_vm_size(void);
+
 #endif
