@@ -1,5 +1,5 @@
 /* The DRSCH objective (Zhang et al., IEEE TIP 2015; defaults from the authors' Caffe code, see
- * DESIGN.md): on the bit-weighted relaxed codes y = w * tanh(s x / 2) of a batch,
+ * INTERNALS.md): on the bit-weighted relaxed codes y = w * tanh(s x / 2) of a batch,
  *
  *   L = (1/T) sum_{(a,p,n) active} (|y_a - y_p|^2 - |y_a - y_n|^2 - C)  +  (beta/n) tr(Y^T Lap Y)
  *

@@ -180,7 +180,7 @@ const float *nn_bit_weights(const nn_net *net);
 /* order[j] = network bit shown as bit j of a code (significance order; identity at start). */
 const uint32_t *nn_bit_order(const nn_net *net);
 nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err);
-/* Orders bits by |w| descending (ties by index), as DESIGN.md's bit-scalable codes. */
+/* Orders bits by |w| descending (ties by index), as INTERNALS.md's bit-scalable codes. */
 void nn_bit_order_by_weight(nn_net *net);
 /* Orders bits by |w| discounted by redundancy, so short prefixes hold bits that tell images
  * apart rather than copies of each other: greedily, the next bit is the one with the largest

@@ -1,5 +1,5 @@
 /* Named architectures as layer tables. "drsch-mnist" follows the authors' Caffe prototxt
- * (ruixuejianfei/BitScalableDeepHash, DESIGN.md); "drsch-cifar" and "drsch-reid" are drsch's
+ * (ruixuejianfei/BitScalableDeepHash, INTERNALS.md); "drsch-cifar" and "drsch-reid" are drsch's
  * own choices in the same style (the authors ship only the MNIST network): a cifar10-quick-like
  * 3-conv network for 32x32 RGB and a 3-conv network with stride-2 stem for 160x60 person crops.
  * Multipliers are Caffe's usual ones: weights lr x1 decay x1, biases lr x2 decay x0. */

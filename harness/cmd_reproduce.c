@@ -539,10 +539,10 @@ done:
 
 /* ---- Re-identification: CUHK03, classic protocol ------------------------------------------ */
 
-/* CMC ranks of the table and of the report counters (the usual re-id summary, DESIGN.md). */
+/* CMC ranks of the table and of the report counters (the usual re-id summary, INTERNALS.md). */
 static const int REID_RANKS[] = {1, 5, 10, 20};
 #define N_REID_RANKS (int)(sizeof REID_RANKS / sizeof REID_RANKS[0])
-/* Single-gallery-shot samplings per split (DESIGN.md: seeded and repeated 10 times). */
+/* Single-gallery-shot samplings per split (INTERNALS.md: seeded and repeated 10 times). */
 #define REID_REPEATS 10
 /* LSH and ITQ see colour thumbnails of at most THUMB_H x THUMB_W block averages, so that ITQ's
  * PCA (a dim x dim covariance) stays cheap: 20 x 8 x 3 = 480 dimensions for 160 x 60 crops. */
@@ -882,7 +882,7 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
 {
     const int S = res->nsplits;
     sb_printf(md, "## CMC and mAP by code length, mean over %d split%s\n\n", S, S > 1 ? "s" : "");
-    sb_printf(md, "DRSCH: one %u-bit model per split, truncated to each length (bit-scalable codes, DESIGN.md); "
+    sb_printf(md, "DRSCH: one %u-bit model per split, truncated to each length (bit-scalable codes, INTERNALS.md); "
                   "training one model per length would take %d times as long, so the shorter lengths are not "
                   "trained separately. LSH and ITQ: trained on the split's training identities, on %s.\n\n",
               res->model_bits, res->ncols, "block-averaged colour thumbnails (at most 20 x 8 cells per channel)");

@@ -1,5 +1,5 @@
 /* Retrieval and re-identification metrics over Hamming (or weighted Hamming) rankings, exact
- * and by the rules of DESIGN.md:
+ * and by the rules of INTERNALS.md:
  *  - ranking ties are ordered by (distance, database index);
  *  - AP@all = sum over relevant ranks of precision@rank / number of relevant items;
  *    AP@K   = the same over the top K / number of relevant items within the top K;

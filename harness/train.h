@@ -17,7 +17,7 @@
 
 /* Bit order a saved model carries (codes of length b are its first b bits). */
 typedef enum {
-    TR_BIT_ORDER_WEIGHT = 0,      /* by |w| (the authors, DESIGN.md) */
+    TR_BIT_ORDER_WEIGHT = 0,      /* by |w| (the authors, INTERNALS.md) */
     TR_BIT_ORDER_DECORRELATED = 1 /* by |w| discounted by redundancy (nn_bit_order_decorrelated) on the
                                      codes of up to 5000 training images (drsch's default) */
 } tr_bit_order;

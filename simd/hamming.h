@@ -1,7 +1,7 @@
 /* drsch simd/: packed binary codes, Hamming and weighted-Hamming distance kernels with runtime
  * ISA dispatch (scalar reference, AVX2, AVX-512 VPOPCNTDQ, NEON), and exact top-k ranking.
  *
- * Code layout (DESIGN.md): bit i of a code lives in byte i/8 at bit position i%8 (LSB first).
+ * Code layout (INTERNALS.md): bit i of a code lives in byte i/8 at bit position i%8 (LSB first).
  * In memory a code is a row of `words` little-endian uint64 (bit i in word i/64, bit i%64), rows
  * contiguous, unused bits zero, the buffer 64-byte aligned and padded to a multiple of 64 bytes
  * so vector loads never run past it. On disk (.npy) a code is ceil(bits/8) bytes.

@@ -847,7 +847,7 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
         read_idx(FMNIST "t10k-images-idx3-ubyte.gz", FMNIST "t10k-labels-idx1-ubyte.gz", n_test, xte, yte))
         cr_skip_test("Fashion-MNIST not found under " FMNIST " (Debian package dataset-fashion-mnist)");
 
-    /* Class index lists for 10 classes x 10 images batches (DESIGN.md sampling). */
+    /* Class index lists for 10 classes x 10 images batches (INTERNALS.md sampling). */
     int *by_class[10], count[10] = {0};
     for (int c = 0; c < 10; c++)
         by_class[c] = malloc(sizeof(int) * n_train);
