@@ -1182,6 +1182,21 @@ static void write_cuhk03(const char *path, int with_labeled, int with_testsets)
     cr_assert_eq(fx_cuhk03_write(path, &x, msg, sizeof msg), 0, "%s", msg);
 }
 
+/* The fixture of write_cuhk03 (labeled, with testsets) at path, loaded at 4x2: the dataset the
+ * 767/700 config tests pair with their config files. */
+static ds_dataset *load_small_cuhk03(const char *path)
+{
+    write_cuhk03(path, 1, 1);
+    ds_dataset *d = NULL;
+    ds_error err;
+    ds_load_opts o;
+    ds_load_opts_default(&o);
+    o.out_h = 4;
+    o.out_w = 2;
+    cr_assert_eq(ds_load_cuhk03(path, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    return d;
+}
+
 Test(cuhk03, v73_layout_record_by_record)
 {
     char *dir = make_tmpdir();
@@ -1493,14 +1508,8 @@ Test(cuhk03, new_protocol_config_maps_file_names)
 {
     char *dir = make_tmpdir();
     char *mat = path_in(dir, "cuhk-03.mat");
-    write_cuhk03(mat, 1, 1);
-    ds_dataset *d = NULL;
     ds_error err;
-    ds_load_opts o;
-    ds_load_opts_default(&o);
-    o.out_h = 4;
-    o.out_w = 2;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    ds_dataset *d = load_small_cuhk03(mat);
     const char *names[5] = {"1_001_1_01.png", "1_002_2_06.png", "2_001_1_02.png", "5_003_2_10.png",
                             "3_004_1_03.png"};
     const double q[2] = {1, 3}, g[2] = {4, 2}, t[1] = {5};
@@ -1731,14 +1740,8 @@ Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
 {
     char *dir = make_tmpdir();
     char *mat = path_in(dir, "cuhk-03.mat");
-    write_cuhk03(mat, 1, 1);
-    ds_dataset *d = NULL;
     ds_error err;
-    ds_load_opts o;
-    ds_load_opts_default(&o);
-    o.out_h = 4;
-    o.out_w = 2;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    ds_dataset *d = load_small_cuhk03(mat);
     char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
     const int32_t overflow[3] = {INT32_MAX, INT32_MAX, INT32_MAX}, huge[3] = {1 << 30, 1, 1};
     const int32_t *cases[2] = {overflow, huge};
@@ -1761,14 +1764,8 @@ Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
 {
     char *dir = make_tmpdir();
     char *mat = path_in(dir, "cuhk-03.mat");
-    write_cuhk03(mat, 1, 1);
-    ds_dataset *d = NULL;
     ds_error err;
-    ds_load_opts o;
-    ds_load_opts_default(&o);
-    o.out_h = 4;
-    o.out_w = 2;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    ds_dataset *d = load_small_cuhk03(mat);
     bytes f = {0}, m = {0}, c = {0};
     char hdr[128];
     memset(hdr, ' ', sizeof hdr);
@@ -1960,14 +1957,8 @@ Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
 {
     char *dir = make_tmpdir();
     char *mat = path_in(dir, "cuhk-03.mat");
-    write_cuhk03(mat, 1, 1);
-    ds_dataset *d = NULL;
     ds_error err;
-    ds_load_opts o;
-    ds_load_opts_default(&o);
-    o.out_h = 4;
-    o.out_w = 2;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    ds_dataset *d = load_small_cuhk03(mat);
     /* 300 MB of zeros, deflated to about 290 KB */
     z_stream z;
     memset(&z, 0, sizeof z);
