@@ -261,19 +261,15 @@ hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array 
 hm_status npy_load(const char *path, npy_array *out, hm_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
+    /* only a regular file is read (a FIFO would block, a device never end); a member of an
+     * output set must be the one its manifest lists */
+    if (fio_set_verify(path, err->msg, sizeof err->msg) != 0)
+        return HM_ERR_ARG;
+    FILE *f = fio_open_read(path, ".npy file", err->msg, sizeof err->msg);
     if (!f)
-        return fail(err, HM_ERR_ARG, "%s: cannot open: %s", path, strerror(errno));
+        return HM_ERR_ARG;
     hm_status st = HM_OK;
     uint8_t *head = NULL;
-    /* fopen succeeds on a directory (Linux); only a regular file has the size read below */
-    struct stat sb;
-    int fe = fstat(fileno(f), &sb) == 0 ? 0 : errno;
-    if (fe || !S_ISREG(sb.st_mode)) {
-        st = fail(err, HM_ERR_ARG, "%s: cannot read: %s", path,
-                  fe ? strerror(fe) : S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
-        goto done;
-    }
     long flen = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         flen = ftell(f);
@@ -290,7 +286,7 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
         goto done;
     }
     if (fread(head, 1, avail, f) != avail) {
-        st = fail(err, HM_ERR_ARG, "%s: read error", path);
+        st = fail(err, HM_ERR_ARG, "%s: read error: %s", path, ferror(f) ? strerror(errno) : "the file shrank");
         goto done;
     }
     size_t off = 0, nbytes = 0;
@@ -309,9 +305,9 @@ done:
     return st;
 }
 
-hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
-                   hm_error *err)
+hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data, hm_error *err)
 {
+    const char *path = o->shown;
     if ((unsigned)dtype >= NPY_DTYPE_COUNT || ndim < 0 || ndim > NPY_MAX_DIMS)
         return fail(err, HM_ERR_ARG, "%s: invalid dtype or rank for .npy output", path);
     char dict[512];
@@ -329,46 +325,28 @@ hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *sh
     size_t hlen = padded - 10;
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
 
-    /* Errors name path, never the temporary file, with the cause (a directory, a missing folder). */
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return fail(err, HM_ERR_ARG, "%s: cannot create: %s", path, strerror(EISDIR));
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp)
-        return fail(err, HM_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        hm_status st = fail(err, HM_ERR_ARG, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    errno = 0;
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)n, f) == (size_t)n;
-    for (size_t i = 10 + (size_t)n; ok && i < padded - 1; i++)
-        ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF;
-    size_t nbytes = count * DTYPES[dtype].size;
-    ok = ok && (nbytes == 0 || fwrite(data, 1, nbytes, f) == nbytes);
-    ok = (fflush(f) == 0) && ok;
-    int e = ok ? 0 : errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        hm_status st = fail(err, HM_ERR_ARG, "%s: write failed: %s", path, strerror(e ? e : EIO));
-        remove(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
+    static const char spaces[64] = "                                                               ";
+    fio_out_write(o, pre, 10);
+    fio_out_write(o, dict, (size_t)n);
+    fio_out_write(o, spaces, padded - 1 - (10 + (size_t)n));
+    fio_out_write(o, "\n", 1);
+    fio_out_write(o, data, count * DTYPES[dtype].size);
+    if (o->err)
+        return fail(err, HM_ERR_ARG, "%s: cannot write: %s", path, strerror(o->err));
     return HM_OK;
+}
+
+hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
+                   hm_error *err)
+{
+    fio_out o;
+    if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
+        return HM_ERR_ARG;
+    if (npy_write(&o, dtype, ndim, shape, data, err) != HM_OK) {
+        fio_out_abort(&o);
+        return HM_ERR_ARG;
+    }
+    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? HM_OK : HM_ERR_ARG;
 }
 
 hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_error *err)
@@ -399,16 +377,29 @@ hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_erro
     return st;
 }
 
-hm_status npy_save_codes(const char *path, const hm_codes *c, hm_error *err)
+hm_status npy_write_codes(fio_out *o, const hm_codes *c, hm_error *err)
 {
     size_t rb = hm_bytes_for_bits(c->bits);
     size_t nbytes = c->n * rb;
     uint8_t *bytes = malloc(nbytes ? nbytes : 1);
     if (!bytes)
-        return fail(err, HM_ERR_NOMEM, "%s: out of memory", path);
+        return fail(err, HM_ERR_NOMEM, "%s: out of memory", o->shown);
     hm_codes_to_bytes(c, bytes);
     size_t shape[2] = {c->n, rb};
-    hm_status st = npy_save(path, NPY_U8, 2, shape, bytes, err);
+    hm_status st = npy_write(o, NPY_U8, 2, shape, bytes, err);
     free(bytes);
     return st;
+}
+
+hm_status npy_save_codes(const char *path, const hm_codes *c, hm_error *err)
+{
+    fio_out o;
+    if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
+        return HM_ERR_ARG;
+    hm_status st = npy_write_codes(&o, c, err);
+    if (st != HM_OK) {
+        fio_out_abort(&o);
+        return st;
+    }
+    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? HM_OK : HM_ERR_ARG;
 }

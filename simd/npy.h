@@ -4,7 +4,7 @@
  *
  * Reads little-endian or byte-sized C-order arrays of the dtypes drsch exchanges; refuses
  * big-endian, Fortran order, object/structured dtypes, and any header or payload that is
- * truncated or inconsistent, naming the file and what was wrong. Writes atomically (temporary
+ * truncated or inconsistent, naming the file and what was wrong. Writes through fileio.h (temporary
  * file + rename) so that an existing file is never left half-written. Library code: no printing. */
 #ifndef DRSCH_NPY_H
 #define DRSCH_NPY_H
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fileio.h"
 #include "hamming.h"
 
 #define NPY_MAX_DIMS 8
@@ -48,13 +49,17 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err);
 hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out, hm_error *err);
 void npy_free(npy_array *a);
 
-/* Writes a C-order array atomically: path.tmp.<pid> then rename over path. */
+/* Writes a C-order array as one output (fileio.h: a temporary file renamed over path). */
 hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape,
                    const void *data, hm_error *err);
+/* The same into an output already open, e.g. a member of an output set (fio_set_add). */
+hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
+                    hm_error *err);
 
 /* Convenience for codes: a uint8 (N, R) array with R = ceil(file bits / 8); bits = 0 keeps
  * all 8 * R bits, otherwise the first `bits` bits (prefix truncation, bits <= 8 * R). */
 hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_error *err);
 hm_status npy_save_codes(const char *path, const hm_codes *c, hm_error *err);
+hm_status npy_write_codes(fio_out *o, const hm_codes *c, hm_error *err);
 
 #endif

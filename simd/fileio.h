@@ -1,0 +1,111 @@
+/* Files read whole and written whole: the one place drsch opens an input, replaces an output,
+ * publishes a set of outputs together and keeps a second writer off an output.
+ *
+ * Inputs: only regular files are read. A FIFO would block the reader forever and a device such
+ * as /dev/zero never ends, so both are refused before the first read.
+ *
+ * Outputs: a regular file (or a new path) is written to a temporary file in the same folder,
+ * PATH.tmp.PID, and renamed over PATH when complete, so a reader sees the old file or the new
+ * one, never a mix. A symbolic link is followed: its target is replaced, the link stays. Any
+ * other existing file (/dev/null, /dev/stdout, a FIFO) is written in place; a directory is
+ * refused. Temporary files are registered so that a signal handler can remove them
+ * (fio_remove_temporaries).
+ *
+ * Sets: outputs that belong together (the codes, labels and weights of one `encode`) are written
+ * as temporaries, then a manifest PREFIX.manifest listing each member's size and CRC-32 is
+ * renamed into place first and the members after it. A reader of a member checks it against the
+ * manifest next to it (fio_set_verify): a member left over from an earlier run, or written by a
+ * concurrent one, no longer matches and is refused.
+ *
+ * Locks: fio_lock takes PATH.lock with flock(2); a second process asking for it is refused at
+ * once, naming the holder. The kernel releases the lock when its holder dies, however it dies.
+ *
+ * Every function returns 0, or -1 with a message "PATH: what went wrong: cause" in msg. Library
+ * code: no printing, no exiting. */
+#ifndef DRSCH_FILEIO_H
+#define DRSCH_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Opens PATH ("rb") for reading after checking that it is a regular file. `what` names the
+ * expected content in messages ("model file", "codes"). NULL and msg on failure. */
+FILE *fio_open_read(const char *path, const char *what, char *msg, size_t n);
+
+/* The check of fio_open_read for readers that open by name (zlib, HDF5). */
+int fio_check_regular(const char *path, const char *what, char *msg, size_t n);
+
+typedef struct {
+    char *path; /* where the content goes: PATH, or the target of the link PATH names */
+    char *shown;/* PATH as the caller gave it, for messages */
+    char *tmp;  /* the temporary file; NULL when written in place */
+    FILE *f;
+    int err;    /* errno of the first failed write, 0 if none */
+} fio_out;
+
+/* Opens an output as described above. */
+int fio_out_begin(fio_out *o, const char *path, char *msg, size_t n);
+
+/* fwrite that remembers the first failure (reported by fio_out_commit). */
+void fio_out_write(fio_out *o, const void *p, size_t len);
+
+/* Flushes, syncs when `durable` (models, checkpoints), closes and renames into place. On any
+ * failure removes the temporary file and leaves what PATH held untouched. Always releases o. */
+int fio_out_commit(fio_out *o, int durable, char *msg, size_t n);
+
+/* Closes and removes the temporary file; PATH keeps what it held. Releases o. */
+void fio_out_abort(fio_out *o);
+
+/* Writes `len` bytes to PATH as one fio_out. */
+int fio_write_file(const char *path, const void *data, size_t len, int durable, char *msg, size_t n);
+
+typedef struct {
+    int fd;
+    char *path; /* PATH.lock */
+} fio_lock;
+
+/* Takes PATH.lock or fails: "PATH: another drsch run (process N) is writing it". */
+int fio_lock_take(fio_lock *l, const char *path, char *msg, size_t n);
+
+/* Removes and releases the lock (a no-op on a lock never taken). */
+void fio_lock_release(fio_lock *l);
+
+#define FIO_SET_MAX 8
+
+typedef struct {
+    char *prefix;
+    fio_lock lock;
+    int count;
+    char *suffix[FIO_SET_MAX];
+    fio_out member[FIO_SET_MAX];
+} fio_set;
+
+/* Takes the lock on PREFIX and starts an empty set. */
+int fio_set_begin(fio_set *s, const char *prefix, char *msg, size_t n);
+
+/* Opens member PREFIX.SUFFIX (e.g. "codes.npy"); write it through the returned fio_out, then
+ * leave it to fio_set_commit. NULL and msg on failure (the set stays valid for abort). */
+fio_out *fio_set_add(fio_set *s, const char *suffix, char *msg, size_t n);
+
+/* Closes every member, writes PREFIX.manifest, renames it and then the members into place, and
+ * releases the lock. On failure nothing is renamed (or, if renaming itself fails midway, the
+ * manifest no longer matches the members left behind) and every temporary file is removed. */
+int fio_set_commit(fio_set *s, char *msg, size_t n);
+
+/* Removes every temporary file of the set and releases its lock. */
+void fio_set_abort(fio_set *s);
+
+/* For a reader of PATH = PREFIX.NAME.EXT: when PREFIX.manifest exists, PATH must be the member
+ * NAME.EXT it lists, with that size and CRC-32. 0 when it is (or when PATH is not in a set). */
+int fio_set_verify(const char *path, char *msg, size_t n);
+
+/* Removes every registered temporary file and lock; async-signal-safe (unlink only), for the
+ * handlers of SIGINT and SIGTERM. */
+void fio_remove_temporaries(void);
+
+/* Installs handlers of SIGINT, SIGTERM and SIGHUP that remove the temporary files and locks,
+ * then let the signal take its default action (the exit status says which signal). */
+void fio_cleanup_on_signals(void);
+
+#endif
