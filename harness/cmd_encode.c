@@ -2,7 +2,8 @@
  * writes PREFIX.codes.npy (uint8, N x ceil(B/8), bits in significance order), PREFIX.labels.npy
  * (int32 (N,), or uint8 (N, L) multi-hot), PREFIX.weights.npy (float32 (B,), |w| of the learned
  * bit weights in significance order: what weighted ranking uses), PREFIX.index.npy (int64 (N,),
- * the dataset index of each row) and, for re-id datasets, PREFIX.cams.npy (int32 (N,)).
+ * the dataset index of each row) and, for re-id datasets, PREFIX.cams.npy (int32 (N,)); they are
+ * one output set (PREFIX.manifest, fileio.h): published together, each checked by its readers.
  * The forward pass runs in f32 unless --precision bf16 asks for bf16 (an error where the CPU
  * cannot run it). */
 #include <getopt.h>
@@ -23,7 +24,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: drsch encode --model MODEL [--dataset SPEC] [--split S] --out PREFIX [options]\n\n"
             "Writes PREFIX.codes.npy, PREFIX.labels.npy, PREFIX.weights.npy, PREFIX.index.npy\n"
-            "(and PREFIX.cams.npy for re-id datasets).\n\n"
+            "(and PREFIX.cams.npy for re-id datasets), published together with PREFIX.manifest:\n"
+            "readers refuse a file the manifest does not list as it is. A second run writing the\n"
+            "same PREFIX is refused while the first runs (PREFIX.lock).\n\n"
             "  --model FILE     model written by drsch train (required)\n"
             "  --dataset SPEC   dataset spec (default fashion-mnist)\n"
             "  --split S        query | db | train | all (default all)\n"
@@ -40,12 +43,12 @@ static void usage(FILE *f)
             "  -h, --help       this text\n");
 }
 
-static int save(const char *prefix, const char *suffix, npy_dtype t, int nd, const size_t *shape, const void *data)
+/* One member NAME.npy of the output set: written now, published with the others at the end. */
+static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_t *shape, const void *data)
 {
-    char path[4096];
     hm_error err;
-    snprintf(path, sizeof path, "%s.%s.npy", prefix, suffix);
-    if (npy_save(path, t, nd, shape, data, &err) != HM_OK) {
+    fio_out *o = fio_set_add(set, name, err.msg, sizeof err.msg);
+    if (!o || npy_write(o, t, nd, shape, data, &err) != HM_OK) {
         fprintf(stderr, "drsch encode: %s\n", err.msg);
         return -1;
     }
@@ -119,10 +122,19 @@ int cmd_encode(int argc, char **argv)
         return EXIT_USAGE;
     if (in_check_input("encode", "--model", model))
         return 1;
+    /* The files are one set: written together under a lock on PREFIX (a second run is refused),
+     * published with PREFIX.manifest, which readers check each member against. */
+    fio_set set;
+    char lmsg[512];
+    if (fio_set_begin(&set, out, lmsg, sizeof lmsg) != 0) {
+        fprintf(stderr, "drsch encode: %s\n", lmsg);
+        return 1;
+    }
     cli_set_threads((int)threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
+        fio_set_abort(&set);
         return 1;
     }
     int rc = 1;
@@ -179,14 +191,13 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "drsch encode: out of memory\n");
         goto done;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s.codes.npy", out);
-    if (npy_save_codes(path, &cut, &he) != HM_OK) {
+    fio_out *codes_out = fio_set_add(&set, "codes.npy", he.msg, sizeof he.msg);
+    if (!codes_out || npy_write_codes(codes_out, &cut, &he) != HM_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         goto done;
     }
     size_t s1[1] = {(size_t)n};
-    if (save(out, "index", NPY_I64, 1, s1, idx))
+    if (save(&set, "index.npy", NPY_I64, 1, s1, idx))
         goto done;
     if (d->label_kind == DS_LABELS_MULTI) {
         uint8_t *m = malloc((size_t)n * (size_t)d->n_classes + 1);
@@ -195,7 +206,7 @@ int cmd_encode(int argc, char **argv)
         for (int64_t i = 0; i < n; i++)
             memcpy(m + i * d->n_classes, d->multi + idx[i] * d->n_classes, (size_t)d->n_classes);
         size_t s2[2] = {(size_t)n, (size_t)d->n_classes};
-        int bad = save(out, "labels", NPY_U8, 2, s2, m);
+        int bad = save(&set, "labels.npy", NPY_U8, 2, s2, m);
         free(m);
         if (bad)
             goto done;
@@ -205,12 +216,12 @@ int cmd_encode(int argc, char **argv)
             goto done;
         for (int64_t i = 0; i < n; i++)
             lab[i] = d->labels[idx[i]];
-        if (save(out, "labels", NPY_I32, 1, s1, lab))
+        if (save(&set, "labels.npy", NPY_I32, 1, s1, lab))
             goto done;
         if (d->cams) {
             for (int64_t i = 0; i < n; i++)
                 lab[i] = d->cams[idx[i]];
-            if (save(out, "cams", NPY_I32, 1, s1, lab))
+            if (save(&set, "cams.npy", NPY_I32, 1, s1, lab))
                 goto done;
         }
     }
@@ -222,13 +233,18 @@ int cmd_encode(int argc, char **argv)
     for (uint32_t j = 0; j < keep; j++)
         w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
     size_t sw[1] = {keep};
-    if (save(out, "weights", NPY_F32, 1, sw, w))
+    if (save(&set, "weights.npy", NPY_F32, 1, sw, w))
         goto done;
+    if (fio_set_commit(&set, he.msg, sizeof he.msg) != 0) {
+        fprintf(stderr, "drsch encode: %s\n", he.msg);
+        goto done;
+    }
     fprintf(stderr, "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s\n", (long long)n,
             d->name, strcmp(split, "all") ? sp.name : "all images", out, keep, nn_precision_name(precision),
             cli_now() - t0);
     rc = 0;
 done:
+    fio_set_abort(&set); /* after a commit: nothing left to remove */
     nn_net_free(net);
     ds_split_free(&sp);
     ds_dataset_free(d);

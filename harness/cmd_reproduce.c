@@ -36,6 +36,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "experiment.h"
+#include "fileio.h"
 #include "metrics.h"
 #include "report.h"
 #include "report_compare.h"
@@ -105,21 +106,24 @@ static void progress(const tr_progress *p, void *ctx)
             p->images_per_second, eta / 60, eta % 60);
 }
 
-/* Writes text to path atomically. */
+/* Writes text to path whole (fileio.h); a failure is printed with the file and its cause. */
 static int write_text(const char *path, const char *text)
 {
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int ok = fputs(text, f) >= 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
+    char msg[4400];
+    if (fio_write_file(path, text, strlen(text), 0, msg, sizeof msg) != 0) {
+        fprintf(stderr, "drsch reproduce: %s\n", msg);
         return -1;
     }
     return 0;
+}
+
+/* The training state (MODEL.state, what --resume needs; twice the model's size) is of no use to
+ * reproduce once the model is trained: it is kept only while a model trains. */
+static void drop_state(const char *model_path)
+{
+    char state[4300];
+    snprintf(state, sizeof state, "%s.state", model_path);
+    remove(state);
 }
 
 /* A growing string for the Markdown table and gnuplot files. */
@@ -297,6 +301,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
             fprintf(stderr, "drsch reproduce: %s: %s\n", tag, te.msg);
             goto done;
         }
+        drop_state(path);
         nn_net *net = NULL;
         nn_error ne;
         hm_codes q = {0}, db = {0};
@@ -505,7 +510,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     snprintf(path, sizeof path, "%s/map_vs_bits.dat", rc->dir);
     int wbad = write_text(path, dat.s ? dat.s : "");
     snprintf(path, sizeof path, "%s/pr.dat", rc->dir);
-    wbad |= write_text(path, pr.s ? pr.s : "");
+    wbad = wbad || write_text(path, pr.s ? pr.s : "");
     sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
                    "set output '%s/map_vs_bits.svg'\nset title '%s: %s vs code length'\n"
                    "set xlabel 'bits'\nset ylabel '%s'\nset key bottom right\nset grid\nset yrange [0:1]\n"
@@ -520,13 +525,11 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         sb_printf(&gp, "%s%u", i ? " " : "", lengths[i]);
     sb_printf(&gp, "', i+1)+0)\n");
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
-    wbad |= write_text(path, gp.s ? gp.s : "");
+    wbad = wbad || write_text(path, gp.s ? gp.s : "");
     free(dat.s);
     free(gp.s);
-    if (wbad) {
-        fprintf(stderr, "drsch reproduce: cannot write the curves in %s\n", rc->dir);
+    if (wbad)
         goto done;
-    }
     run_gnuplot(rc->dir);
     sb_printf(md, "\nPlots: `map_vs_bits.svg` (%s vs bits), `pr.svg` (precision-recall of the models trained at "
                   "each length, one point per Hamming radius); data in `map_vs_bits.dat`, `pr.dat`.\n",
@@ -779,11 +782,7 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         goto done;
     }
     res->rows[RR_DRSCH].seconds[s] = res->rows[RR_WEIGHTED].seconds[s] = cli_now() - t;
-    /* The training state (PATH.state, what --resume needs; twice the model's size) is of no use
-     * to reproduce, and 20 of them add up. */
-    char state[4300];
-    snprintf(state, sizeof state, "%s.state", path);
-    remove(state);
+    drop_state(path);
     nn_error ne;
     if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", ne.msg);
@@ -958,7 +957,7 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
     snprintf(path, sizeof path, "%s/cmc.dat", rc->dir);
     int wbad = write_text(path, cmc.s ? cmc.s : "");
     snprintf(path, sizeof path, "%s/cmc_methods.dat", rc->dir);
-    wbad |= write_text(path, meth.s ? meth.s : "");
+    wbad = wbad || write_text(path, meth.s ? meth.s : "");
     sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
                    "set xlabel 'rank'\nset ylabel 'matching rate (CMC)'\nset key bottom right\nset grid\n"
                    "set xrange [1:%d]\nset yrange [0:1]\nset xtics (1, 5, 10, 15, 20)\n",
@@ -970,14 +969,12 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
                    "plot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title columnhead(k)\n",
               rc->dir, d->name, res->cols[at], S, S > 1 ? "s" : "", RR_COUNT + 1, rc->dir);
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
-    wbad |= write_text(path, gp.s ? gp.s : "");
+    wbad = wbad || write_text(path, gp.s ? gp.s : "");
     free(cmc.s);
     free(meth.s);
     free(gp.s);
-    if (wbad) {
-        fprintf(stderr, "drsch reproduce: cannot write the curves in %s\n", rc->dir);
+    if (wbad)
         return 1;
-    }
     run_gnuplot(rc->dir);
     sb_printf(md, "\nPlots: `cmc.svg` (CMC of DRSCH at each length), `cmc_methods.svg` (every method at %u bits); "
                   "data in `cmc.dat`, `cmc_methods.dat`; script `plots.gp`.\n",
@@ -1236,6 +1233,8 @@ int cmd_reproduce(int argc, char **argv)
         return 1;
     }
     int status = 1, nsplits = 0;
+    fio_lock lock = {.fd = -1};
+    char lock_msg[4400];
     rp_report *rep = NULL;
     rp_read_report ref = {0};
     sbuf md = {0};
@@ -1279,6 +1278,11 @@ int cmd_reproduce(int argc, char **argv)
         }
     }
     rc.dir = out;
+    /* One run per folder: a second reproduce into it is refused while this one runs. */
+    if (fio_lock_take(&lock, out, lock_msg, sizeof lock_msg) != 0) {
+        fprintf(stderr, "drsch reproduce: %s\n", lock_msg);
+        goto done;
+    }
     if (baseline)
         snprintf(committed, sizeof committed, "%s", baseline);
     else
@@ -1378,10 +1382,8 @@ int cmd_reproduce(int argc, char **argv)
         goto done;
     }
     snprintf(path, sizeof path, "%s/table.md", out);
-    if (write_text(path, md.s)) {
-        fprintf(stderr, "drsch reproduce: cannot write %s\n", path);
+    if (write_text(path, md.s))
         goto done;
-    }
     fputs(md.s, stdout);
     fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", out, out, total);
     if (have_ref)
@@ -1389,6 +1391,7 @@ int cmd_reproduce(int argc, char **argv)
     printf("%s\n", ref_msg);
     status = 0;
 done:
+    fio_lock_release(&lock);
     rp_read_free(&ref);
     free(md.s);
     rp_free(rep);

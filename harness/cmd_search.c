@@ -1,6 +1,7 @@
 /* drsch search: exact k-nearest-neighbour search in Hamming (or weighted Hamming) space over
  * packed codes read from .npy files; writes PREFIX.indices.npy (int64, Q x K) and
- * PREFIX.distances.npy (int32, or float32 with --weights). Ties are ordered by database index. */
+ * PREFIX.distances.npy (int32, or float32 with --weights), one output set (PREFIX.manifest).
+ * Ties are ordered by database index. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,17 @@ static void usage(FILE *f)
             "  --db FILE        database codes (required)\n"
             "  --queries FILE   query codes (required)\n"
             "  --out PREFIX     writes PREFIX.indices.npy (int64, Q x K) and\n"
-            "                   PREFIX.distances.npy (int32; float32 with --weights) (required);\n"
+            "                   PREFIX.distances.npy (int32; float32 with --weights) (required),\n"
+            "                   published together with PREFIX.manifest (a second run writing\n"
+            "                   PREFIX at the same time is refused);\n"
             "                   a prefix inside a directory, e.g. DIR/results, not DIR itself\n"
             "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
             "  --bits B         use the first B bits of each code (prefix truncation)\n"
-            "                   (default: all bits of the files, or the length of --weights)\n"
+            "                   (default: all bits of the files; --weights must then have one\n"
+            "                   weight per bit)\n"
             "  --weights FILE   float32 or float64 (B,) per-bit weights, all finite, B between\n"
-            "                   --bits (or 1) and the bits stored per code: rank by weighted\n"
+            "                   --bits (without it: the bits stored per code) and the bits\n"
+            "                   stored per code: rank by weighted\n"
             "                   Hamming distance, the sum of w_i over differing bits (default: off)\n"
             "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
             "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
@@ -109,6 +114,12 @@ int cmd_search(int argc, char **argv)
     if (in_check_input("search", "--db", db_path) || in_check_input("search", "--queries", q_path) ||
         (w_path && in_check_input("search", "--weights", w_path)))
         return 1;
+    /* indices and distances are one output set (PREFIX.manifest), under a lock on PREFIX */
+    fio_set set;
+    if (fio_set_begin(&set, out, err.msg, sizeof err.msg) != 0) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        return 1;
+    }
 
     double t0 = cli_now();
     int rc = 1;
@@ -144,10 +155,10 @@ int cmd_search(int argc, char **argv)
     }
     if (w_path) {
         size_t wlen;
-        if (in_load_weights("search", w_path, bits ? (size_t)bits : 1, file_bits, &w, &wlen))
+        /* one weight per bit searched: a shorter file (another run's weights) is refused unless
+         * --bits asks for that many bits */
+        if (in_load_weights("search", w_path, bits ? (size_t)bits : file_bits, file_bits, &w, &wlen))
             goto done;
-        if (!bits)
-            bits = (int64_t)wlen;
     }
     if (bits && (uint32_t)bits != file_bits) {
         hm_codes t1 = {0}, t2 = {0};
@@ -193,19 +204,14 @@ int cmd_search(int argc, char **argv)
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
-    size_t plen = strlen(out) + 32;
-    char *path = malloc(plen);
-    if (!path)
-        goto done;
     size_t shape[2] = {q.n, (size_t)k};
-    snprintf(path, plen, "%s.indices.npy", out);
-    st = npy_save(path, NPY_I64, 2, shape, idx, &err);
+    fio_out *o = fio_set_add(&set, "indices.npy", err.msg, sizeof err.msg);
+    st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : HM_ERR_ARG;
     if (st == HM_OK) {
-        snprintf(path, plen, "%s.distances.npy", out);
-        st = npy_save(path, hw ? NPY_F32 : NPY_I32, 2, shape, dist, &err);
+        o = fio_set_add(&set, "distances.npy", err.msg, sizeof err.msg);
+        st = o ? npy_write(o, hw ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : HM_ERR_ARG;
     }
-    free(path);
-    if (st != HM_OK) {
+    if (st != HM_OK || fio_set_commit(&set, err.msg, sizeof err.msg) != 0) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
@@ -218,6 +224,7 @@ int cmd_search(int argc, char **argv)
             nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;
 done:
+    fio_set_abort(&set); /* after a commit: nothing left to remove */
     free(idx);
     free(dist);
     free(w);

@@ -1,5 +1,6 @@
 /* drsch train: trains a DRSCH model on a dataset's protocol training split, with a progress line
- * on stderr, atomic checkpoints, Ctrl-C saving a checkpoint, --resume continuing exactly, and
+ * on stderr, atomic checkpoints, Ctrl-C / SIGTERM / SIGHUP saving a checkpoint, a lock on the
+ * output (a second run writing the same model is refused), --resume continuing exactly, and
  * optionally an evaluation of the finished model on the protocol's queries and database. */
 #include <errno.h>
 #include <getopt.h>
@@ -13,15 +14,32 @@
 #include "cli.h"
 #include "commands.h"
 #include "experiment.h"
+#include "fileio.h"
 #include "metrics.h"
 #include "train.h"
 
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig)
+/* SIGINT, SIGTERM (timeout, systemd, container stops) and SIGHUP ask the training to stop at the
+ * end of its iteration, write the model and its state, and exit 128 + the signal's number; a
+ * second signal ends the process at once, removing the temporary files and the lock. */
+static volatile sig_atomic_t stop_requested, stop_signal;
+static void on_stop_signal(int sig)
 {
-    (void)sig;
+    if (stop_requested) {
+        fio_remove_temporaries();
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
     stop_requested = 1;
 }
+
+static const int STOP_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0])
+
+/* The lock on --out (MODEL.lock): a second run writing the same model is refused while this one
+ * runs, so that the model and its state always come from one run. */
+static fio_lock out_lock = {.fd = -1};
 
 static void usage(FILE *f)
 {
@@ -176,24 +194,16 @@ static int check_files(const char *out, const char *resume)
         return 1;
     }
     for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(files[i], "rb");
-        int is_dir = f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
-        if (!f || is_dir) {
-            const char *why = is_dir ? "is a directory" : strerror(errno);
-            if (i == 0)
-                fprintf(stderr, "drsch train: --resume %s: cannot read it: %s\n", resume, why);
-            else
-                fprintf(stderr, "drsch train: --resume %s: cannot read its training state %s: %s\n", resume, state, why);
-            if (f)
-                fclose(f);
+        char msg[8400];
+        if (fio_check_regular(files[i], i ? "training state" : "model file", msg, sizeof msg) != 0) {
+            fprintf(stderr, "drsch train: --resume %s: %s\n", resume, msg);
             return 1;
         }
-        fclose(f);
     }
     return 0;
 }
 
-int cmd_train(int argc, char **argv)
+static int train_command(int argc, char **argv)
 {
     enum {
         O_DATASET = 256, O_PROTOCOL, O_TESTSET, O_OUT, O_RESUME, O_ARCH, O_BITS, O_ITERS, O_SEED, O_THREADS,
@@ -352,6 +362,11 @@ int cmd_train(int argc, char **argv)
     int files_status = check_files(out, resume);
     if (files_status)
         return files_status;
+    char lock_msg[8400];
+    if (fio_lock_take(&out_lock, out, lock_msg, sizeof lock_msg) != 0) {
+        fprintf(stderr, "drsch train: %s\n", lock_msg);
+        return 1;
+    }
     int nthreads = cli_set_threads((int)threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {
@@ -406,19 +421,25 @@ int cmd_train(int argc, char **argv)
             d->name, (long long)d->n, ds_checksum(d), sp.name, (long long)sp.n_train, c.bits, (long long)c.iters,
             c.classes_per_batch, c.images_per_class, nthreads, (unsigned long long)c.seed);
 
-    struct sigaction sa, old;
+    struct sigaction sa, old[N_STOP_SIGNALS];
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        sigaction(STOP_SIGNALS[i], NULL, &old[i]);
+        if (old[i].sa_handler != SIG_IGN) /* nohup: SIGHUP stays ignored */
+            sigaction(STOP_SIGNALS[i], &sa, NULL);
+    }
     tr_error te;
     double t1 = cli_now();
     tr_status st = tr_train(&c, d, &sp, out, resume, &stop_requested, print_progress, NULL, &te);
     double t2 = cli_now();
-    sigaction(SIGINT, &old, NULL);
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i], &old[i], NULL);
     int rc = 0;
     if (st == TR_INTERRUPTED) {
-        fprintf(stderr, "drsch train: %s; continue with --resume %s\n", te.msg, out);
-        rc = 130;
+        fprintf(stderr, "drsch train: %s (%s); continue with --resume %s\n", te.msg, strsignal(stop_signal), out);
+        rc = 128 + stop_signal;
     } else if (st != TR_OK) {
         fprintf(stderr, "drsch train: %s\n", te.msg);
         rc = 1;
@@ -465,5 +486,12 @@ int cmd_train(int argc, char **argv)
     }
     ds_split_free(&sp);
     ds_dataset_free(d);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    int rc = train_command(argc, argv);
+    fio_lock_release(&out_lock);
     return rc;
 }

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "fileio.h"
 #include "hamming.h"
 #include "version.h"
 
@@ -93,6 +94,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    /* A signal that ends a command removes its temporary files and locks (drsch train handles
+     * SIGINT and SIGTERM itself: it stops at a checkpoint). */
+    fio_cleanup_on_signals();
     const char *c = argv[1];
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
         usage(stdout);

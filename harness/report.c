@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "hamming.h"
 #include "version.h"
 
@@ -232,46 +233,10 @@ rp_status rp_write(const rp_report *r, const char *path, rp_error *err)
         snprintf(err->msg, sizeof err->msg, "%s: out of memory formatting the report", path);
         return RP_ERR_NOMEM;
     }
-    /* Errors name path, never the temporary file, with the cause (a directory, a missing folder). */
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        free(text);
-        snprintf(err->msg, sizeof err->msg, "%s: cannot create: %s", path, strerror(EISDIR));
-        return RP_ERR_IO;
-    }
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(text);
-        snprintf(err->msg, sizeof err->msg, "%s: out of memory", path);
-        return RP_ERR_NOMEM;
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    rp_status st = RP_OK;
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err->msg, sizeof err->msg, "%s: cannot create: %s", path, strerror(errno));
-        st = RP_ERR_IO;
-    } else {
-        size_t len = strlen(text);
-        errno = 0;
-        int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
-        int e = ok ? 0 : errno;
-        if (fclose(f) != 0 && ok) {
-            ok = 0;
-            e = errno;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            ok = 0;
-            e = errno;
-        }
-        if (!ok) {
-            snprintf(err->msg, sizeof err->msg, "%s: write failed: %s", path, strerror(e ? e : EIO));
-            remove(tmp);
-            st = RP_ERR_IO;
-        }
-    }
-    free(tmp);
+    /* through fileio.h: the old file or the new one, never half of one; /dev/null stays a device */
+    size_t len = strlen(text);
+    text[len] = '\n'; /* cJSON_Print's terminator becomes the final newline */
+    rp_status st = fio_write_file(path, text, len + 1, 0, err->msg, sizeof err->msg) == 0 ? RP_OK : RP_ERR_IO;
     free(text);
     return st;
 }

@@ -485,6 +485,58 @@ static int file_crc(const char *path, uint32_t *crc, uint64_t *size)
 
 static const char MANIFEST_HEAD[] = "drsch-set 1\n";
 
+/* Removes the members an earlier set at the same prefix listed and this one does not (a
+ * PREFIX.cams.npy of a re-id run must not stay beside the set of a later retrieval run). */
+static void remove_stale_members(const fio_set *s, const char *manifest_text)
+{
+    const char *line = manifest_text;
+    while (line && *line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char name[256];
+        unsigned crc;
+        unsigned long long size;
+        char buf[400];
+        if (len < sizeof buf && line[0] != '#') {
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            if (sscanf(buf, "%8x %llu %255s", &crc, &size, name) == 3 && !strchr(name, '/')) {
+                int kept = 0;
+                for (int i = 0; i < s->count; i++)
+                    kept |= strcmp(s->suffix[i], name) == 0;
+                char *dotted = kept ? NULL : concat(".", name);
+                char *path = dotted ? concat(s->prefix, dotted) : NULL;
+                if (path)
+                    unlink(path);
+                free(path);
+                free(dotted);
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
+
+/* The text of an existing manifest (NULL when there is none or it is not one). */
+static char *read_manifest(const char *path)
+{
+    char msg[8];
+    FILE *f = fio_open_read(path, "manifest", msg, sizeof msg);
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len;
+    char *text = malloc(cap);
+    if (text) {
+        len = fread(text, 1, cap - 1, f);
+        text[len] = '\0';
+        if (strncmp(text, MANIFEST_HEAD, sizeof MANIFEST_HEAD - 1) != 0) {
+            free(text);
+            text = NULL;
+        }
+    }
+    fclose(f);
+    return text;
+}
+
 int fio_set_commit(fio_set *s, char *msg, size_t n)
 {
     int r = 0;
@@ -519,10 +571,14 @@ int fio_set_commit(fio_set *s, char *msg, size_t n)
     char *manifest = r == 0 ? concat(s->prefix, ".manifest") : NULL;
     if (r == 0 && !manifest)
         r = fail(msg, n, "%s: out of memory", s->prefix);
+    char *previous = r == 0 ? read_manifest(manifest) : NULL;
     if (r == 0)
         r = fio_write_file(manifest, text, len, 1, msg, n);
     for (int i = 0; i < s->count && r == 0; i++)
         r = out_publish(&s->member[i], 0, msg, n);
+    if (r == 0 && previous)
+        remove_stale_members(s, previous);
+    free(previous);
     if (r == 0 && s->count)
         sync_folder(s->member[0].path);
     free(manifest);

@@ -25,3 +25,7 @@ add_dependencies(test_compare drsch)
 # Library messages a user sees: file errors of readers and writers (a directory, a missing file or
 # folder) name the path and the cause; messages carry no internal function names.
 drsch_criterion_test(test_messages SOURCES test_messages.c test_util.c LIBS drsch_harness DNNL::dnnl)
+# Faults on the output side: failed writes (a full tmpfs, a file-size limit) keep the old file,
+# links and devices, output sets and their manifest, locks against a second writer, signals.
+drsch_criterion_test(test_faults SOURCES test_faults.c test_util.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_faults drsch)

@@ -12,6 +12,7 @@
  * item. There is no real CUHK03 data here; the
  * numbers themselves are not compared with anything but the same runs. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -466,6 +467,19 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     int rc = tu_run(log, sizeof log, "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
                     "--threads 2 --out %s", tu_exe(), data, out);
     cr_assert_eq(rc, 0, "%s", log);
+    /* Only what the run is for stays: no training state (kept only while a model trains), no
+     * temporary file, no lock. */
+    DIR *dir = opendir(out);
+    cr_assert_not_null(dir);
+    struct dirent *ent;
+    while ((ent = readdir(dir))) {
+        cr_expect(!strstr(ent->d_name, ".state") && !strstr(ent->d_name, ".tmp") && !strstr(ent->d_name, ".lock"),
+                  "%s is left in %s", ent->d_name, out);
+    }
+    closedir(dir);
+    char lock[1100];
+    snprintf(lock, sizeof lock, "%s.lock", out);
+    cr_expect_neq(access(lock, F_OK), 0, "%s is left behind", lock);
     char path[1100];
     snprintf(path, sizeof path, "%s/table.md", out);
     char *md = tu_slurp(path, NULL);

@@ -1,5 +1,5 @@
 /* drsch train, encode and eval --model end to end: a short training run writes a model and a
- * resume state; Ctrl-C (SIGINT) writes a checkpoint, and --resume continues it to a model
+ * resume state; Ctrl-C (SIGINT) and SIGTERM write a checkpoint, and --resume continues it to a model
  * byte-identical to an uninterrupted run; encode writes codes, labels and weights of the right
  * shapes; eval --model prints the table; mismatched inputs are refused with clear errors;
  * --precision bf16 agrees with f32 and is an error where oneDNN has no bf16. */
@@ -74,6 +74,41 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
                 tu_path("other.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "other settings") != NULL, "%s", out);
+}
+
+/* SIGTERM (timeout, systemd, container stops) stops training at a checkpoint, as SIGINT does: exit
+ * 128 + 15, the model and its state written, no temporary file or lock left, and --resume
+ * finishes the run. */
+Test(train, sigterm_writes_a_checkpoint_and_resume_finishes)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        execl(tu_exe(), tu_exe(), "train", "--threads", "2", "--iters", "2000", "--log-every", "40",
+              "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("term.bin"), (char *)NULL);
+        _exit(127);
+    }
+    struct stat stt;
+    for (int i = 0; i < 6000 && stat(tu_path("term.bin.state"), &stt) != 0; i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status), "training must exit cleanly on SIGTERM, not die by it");
+    cr_assert_eq(WEXITSTATUS(status), 128 + SIGTERM);
+    cr_assert_eq(access(tu_path("term.bin"), R_OK), 0);
+    cr_assert_eq(access(tu_path("term.bin.state"), R_OK), 0);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", tu_path("term.bin"), (long)pid);
+    cr_expect_neq(access(tmp, F_OK), 0, "%s is left behind", tmp);
+    snprintf(tmp, sizeof tmp, "%s.state.tmp.%ld", tu_path("term.bin"), (long)pid);
+    cr_expect_neq(access(tmp, F_OK), 0, "%s is left behind", tmp);
+    cr_expect_neq(access(tu_path("term.bin.lock"), F_OK), 0, "the lock is left behind");
+    static char out[1 << 16];
+    int rc = tu_run(out, sizeof out, "%s train --threads 2 --iters 2000 --log-every 40 --checkpoint-every 20 "
+                    "--bits 16 --resume %s --out %s", tu_exe(), tu_path("term.bin"), tu_path("term.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
 }
 
 Test(train, encode_eval_and_bad_input)
