@@ -25,3 +25,7 @@ add_dependencies(test_compare drsch)
 # Library messages a user sees: file errors of readers and writers (a directory, a missing file or
 # folder) name the path and the cause; messages carry no internal function names.
 drsch_criterion_test(test_messages SOURCES test_messages.c test_util.c LIBS drsch_harness DNNL::dnnl)
+# Faults on the input side: FIFOs and devices refused by every reader before the first read (run
+# in-process under alarm()), training states checked against the resuming run (iteration, the
+# settings that differ named, --iters extension), the state writer's causes, JSON parse errors.
+drsch_criterion_test(test_faults_inputs SOURCES test_faults_inputs.c test_util.c LIBS drsch_harness DNNL::dnnl)
