@@ -6,7 +6,11 @@
  *   f32 hash_scale  u32 bit_order[bits]  u64 n_params  f32 params[n_params]  u32 crc32
  * Parameters are in the plain canonical layout of nn_params_export (bit weights included), so a
  * file does not depend on the layouts oneDNN chose. The crc32 (zlib) covers every byte before
- * it. Files are written to PATH.tmp and renamed over PATH, so readers never see half a model. */
+ * it. Files are written through fileio.h (PATH.tmp.PID synced and renamed over PATH), so readers
+ * never see half a model; they are read only when regular files (a FIFO or a device is refused
+ * before the first read). A loaded model's values are checked: a hash scale that is not a
+ * positive finite number, or a parameter that is NaN or infinite, is refused even under a valid
+ * CRC (it would give identical codes for every image). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 
 #include <zlib.h>
 
+#include "fileio.h"
 #include "nn_internal.h"
 
 static const char MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'N', 'N', '\0'};
@@ -113,13 +118,6 @@ static nn_status check_act(const char *path, const nn_config *cfg, const nn_net_
     return NN_OK;
 }
 
-/* The message of a failed write of path (errno e), naming the user's path, never the
- * temporary file: "is a directory", "No such file or directory" (a missing folder)... */
-static nn_status write_fail(nn_error *err, const char *path, int e)
-{
-    return nn_fail(err, NN_ERR_IO, "%s: cannot write model file: %s", path, strerror(e ? e : EIO));
-}
-
 nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
 {
     const nn_config *c = &net->cfg;
@@ -131,9 +129,6 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
         ps = check_act(path, c, &plan, err);
     if (ps != NN_OK)
         return ps;
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return write_fail(err, path, EISDIR);
     const size_t np = nn_params_plain_size(net);
     const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 +
                         4 * (size_t)c->bits + 8 + 4 * np + 4;
@@ -192,50 +187,75 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
     free(params);
     put_u32(&b, (uint32_t)crc32(0L, b.p, (uInt)b.len));
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
-        free(b.p);
-        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL, e = ok ? 0 : errno;
-    if (ok && !(ok = fwrite(b.p, 1, b.len, f) == b.len))
-        e = errno;
-    if (ok && !(ok = fflush(f) == 0 && fsync(fileno(f)) == 0))
-        e = errno;
-    if (f && fclose(f) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && !(ok = rename(tmp, path) == 0))
-        e = errno;
-    if (!ok && f)
-        remove(tmp);
-    free(tmp);
+    /* Through fileio: PATH.tmp.PID (removed on SIGINT / SIGTERM), synced and renamed over PATH
+     * (a link's target), so a failure leaves the old model in place; the message gives the cause
+     * ("PATH: cannot write: No space left on device"). */
+    char msg[400];
+    int rc = fio_write_file(path, b.p, b.len, 1, msg, sizeof msg);
     free(b.p);
-    if (!ok)
-        return write_fail(err, path, e);
+    if (rc != 0)
+        return nn_fail(err, NN_ERR_IO, "%s", msg);
+    return NN_OK;
+}
+
+/* "conv2", "fc1", "hash": layer i of arch named by its kind and rank among layers of that kind. */
+static void layer_name(const nn_arch *a, int32_t i, char *out, size_t n)
+{
+    static const char *const kinds[] = {"conv", "pool", "pool", "fc", "hash", "bitw"};
+    const nn_layer_kind k = a->layers[i].kind;
+    const char *base = (unsigned)k < sizeof kinds / sizeof kinds[0] ? kinds[k] : "layer";
+    int rank = 0, total = 0;
+    for (int32_t j = 0; j < a->n_layers; j++) {
+        const nn_layer_kind kj = a->layers[j].kind;
+        int same = (unsigned)kj < sizeof kinds / sizeof kinds[0] && !strcmp(kinds[kj], base);
+        total += same;
+        rank += same && j <= i;
+    }
+    if (total == 1 && (k == NN_LAYER_HASH || k == NN_LAYER_BITW))
+        snprintf(out, n, "%s", base);
+    else
+        snprintf(out, n, "%s%d", base, rank);
+}
+
+/* The values a valid CRC does not vouch for: the hash scale must be a positive finite number and
+ * every parameter finite, else every image gets the same code (or NaN outputs). params: the
+ * file's plain parameters in tensor order. */
+static nn_status check_values(const char *path, const nn_net *net, float hash_scale, const float *params,
+                              nn_error *err)
+{
+    if (!isfinite(hash_scale) || !(hash_scale > 0.0f))
+        return nn_fail(err, NN_ERR_FORMAT, "%s: the hash scale is %g (a positive finite number is needed): "
+                       "corrupt model file", path, hash_scale);
+    size_t at = 0;
+    for (int t = 0; t < net->n_tensors; t++) {
+        const nn_tensor *T = &net->tensors[t];
+        for (size_t k = 0; k < T->plain_count; k++)
+            if (!isfinite(params[at + k])) {
+                char name[32];
+                layer_name(&net->cfg.arch, T->layer, name, sizeof name);
+                return nn_fail(err, NN_ERR_FORMAT, "%s: parameter %zu of layer %s (%s %zu of layer %d) is %s: "
+                               "corrupt model file", path, at + k, name, T->is_bias ? "bias" : "weight", k,
+                               T->layer, isnan(params[at + k]) ? "NaN" : "inf");
+            }
+        at += T->plain_count;
+    }
     return NN_OK;
 }
 
 nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training, nn_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
+    /* The file's size bounds everything read from it; only a regular file has one (a FIFO
+     * would block, /dev/zero never ends: both refused before the first read). */
+    char msg[400];
+    FILE *f = fio_open_read(path, "model file", msg, sizeof msg);
     if (!f)
-        return nn_fail(err, NN_ERR_IO, "%s: cannot open model file: %s", path, strerror(errno));
-    /* The file's size bounds everything read from it; only a regular file has one. */
+        return nn_fail(err, NN_ERR_IO, "%s", msg);
     struct stat st;
-    int e = fstat(fileno(f), &st) == 0 ? 0 : errno;
-    if (e || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) {
+        int e = errno;
         fclose(f);
-        if (e)
-            return nn_fail(err, NN_ERR_IO, "%s: cannot read model file: %s", path, strerror(e));
-        return nn_fail(err, NN_ERR_IO, "%s: %s, not a model file", path,
-                       S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
+        return nn_fail(err, NN_ERR_IO, "%s: cannot read model file: %s", path, strerror(e));
     }
     const size_t len = (size_t)st.st_size;
     uint8_t *data = malloc(len ? len : 1);
@@ -398,7 +418,9 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     b.pos = order_pos;
     for (int j = 0; j < cfg.bits; j++)
         order[j] = get_u32(&b);
-    s = nn_params_import(net, params, np, err);
+    s = check_values(path, net, hash_scale, params, err);
+    if (s == NN_OK)
+        s = nn_params_import(net, params, np, err);
     if (s == NN_OK)
         s = nn_set_bit_order(net, order, err);
     free(params);

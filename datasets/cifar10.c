@@ -3,6 +3,7 @@
  * 32 x 32). Class names come from batches.meta.txt when present. Does not read the Python
  * pickle version or CIFAR-100. */
 #include "datasets_internal.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +45,8 @@ static void read_class_names(const char *dir, ds_dataset *d)
     char path[DS_PATH_MAX];
     if (ds_path_join(path, dir, "batches.meta.txt") != 0)
         return;
-    FILE *f = fopen(path, "r");
+    /* optional: a meta file that is not a regular file (a FIFO would block) is ignored */
+    FILE *f = fio_open_read(path, "class name list", NULL, 0);
     char **names = calloc(CIFAR_CLASSES, sizeof *names);
     if (!names) {
         if (f)

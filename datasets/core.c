@@ -1,5 +1,6 @@
 /* Errors, the seeded PRNG, dataset ownership, checksums and class counts. */
 #include "datasets_internal.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -243,14 +244,18 @@ int ds_file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* Through fileio: only a regular file is read. A FIFO would block the reader (gzopen, fopen,
+ * H5Fopen) forever and a device never ends, so both are refused here, before any reader opens
+ * the file: "PATH: is a FIFO (named pipe), not a dataset file (only regular files are read)". */
 ds_status ds_check_file(const char *path, ds_error *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot read: %s", strerror(EISDIR));
-    return DS_OK;
+    char msg[DS_PATH_MAX + 256];
+    if (fio_check_regular(path, "dataset file", msg, sizeof msg) == 0)
+        return DS_OK;
+    /* fileio's message starts with the path, which ds_fail adds again */
+    size_t n = strlen(path);
+    const char *what = strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
+    return ds_fail(err, DS_ERR_IO, path, -1, "%s", what);
 }
 
 int ds_copy_str(char *out, size_t cap, const char *s)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "npy.h"
 
 int in_check_input(const char *cmd, const char *flag, const char *path)
@@ -29,6 +30,13 @@ int in_check_input(const char *cmd, const char *flag, const char *path)
     }
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "drsch %s: %s %s: cannot be read: %s\n", cmd, flag, path, strerror(errno));
+        return -1;
+    }
+    /* a FIFO would block the reader, a device such as /dev/zero never ends: refused now */
+    char what[64], msg[600];
+    snprintf(what, sizeof what, "%s input", flag);
+    if (fio_check_regular(path, what, msg, sizeof msg) != 0) {
+        fprintf(stderr, "drsch %s: %s %s\n", cmd, flag, msg);
         return -1;
     }
     return 0;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
+
 static double unit_ns(const char *u)
 {
     if (!u || !strcmp(u, "ns"))
@@ -62,7 +64,31 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
         return fail(r, err, RP_ERR_NOMEM, "%s: out of memory", name);
     memcpy(copy, text, len);
     copy[len] = '\0';
-    r->root = cJSON_Parse(copy);
+    const char *end = NULL;
+    r->root = cJSON_ParseWithOpts(copy, &end, 0);
+    if (!r->root) {
+        /* where the parser stopped: a truncated report ends early, others have a stray byte */
+        size_t at = end && end >= copy && end <= copy + len ? (size_t)(end - copy) : 0;
+        size_t line = 1, col = 1;
+        for (size_t k = 0; k < at; k++) {
+            col++;
+            if (copy[k] == '\n') {
+                line++;
+                col = 1;
+            }
+        }
+        char near[16] = "";
+        if (at < len) {
+            unsigned char ch = (unsigned char)copy[at];
+            snprintf(near, sizeof near, ch >= 32 && ch < 127 ? "'%c'" : "byte 0x%02x", ch);
+        }
+        free(copy);
+        if (at >= len)
+            return fail(r, err, RP_ERR_FORMAT, "%s: JSON parse error at byte %zu (line %zu, column %zu): the text "
+                        "ends early (a truncated report?)", name, at, line, col);
+        return fail(r, err, RP_ERR_FORMAT, "%s: JSON parse error at byte %zu (line %zu, column %zu), at %s", name, at,
+                    line, col, near);
+    }
     free(copy);
     cJSON *b = r->root ? cJSON_GetObjectItemCaseSensitive(r->root, "benchmarks") : NULL;
     if (!cJSON_IsArray(b))
@@ -110,22 +136,11 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
 rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
 {
     memset(r, 0, sizeof *r);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err)
-            snprintf(err->msg, sizeof err->msg, "%s: %s", path, strerror(errno));
+    /* only a regular file has the size read below: a directory, a FIFO (which would block) or a
+     * device is refused before the first read */
+    FILE *f = fio_open_read(path, "JSON report", err ? err->msg : NULL, err ? sizeof err->msg : 0);
+    if (!f)
         return RP_ERR_IO;
-    }
-    /* fopen succeeds on a directory (Linux); only a regular file has the size read below */
-    struct stat sb;
-    int fe = fstat(fileno(f), &sb) == 0 ? 0 : errno;
-    if (fe || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        if (err)
-            snprintf(err->msg, sizeof err->msg, "%s: %s", path,
-                     fe ? strerror(fe) : S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
-        return RP_ERR_IO;
-    }
     char *text = NULL;
     long len = -1;
     if (fseek(f, 0, SEEK_END) == 0)

@@ -84,7 +84,8 @@ typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
 
 /* Trains on the split's training images and writes the model to out_path (atomically; also at
  * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same
- * configuration, to continue from its iteration. stop: polled each iteration (e.g. SIGINT). */
+ * configuration, to continue from its iteration; --iters may differ (at least the checkpoint's
+ * iteration), as no schedule depends on it. stop: polled each iteration (e.g. SIGINT). */
 tr_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split, const char *out_path,
                    const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
                    tr_error *err);

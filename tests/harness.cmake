@@ -29,3 +29,7 @@ drsch_criterion_test(test_messages SOURCES test_messages.c test_util.c LIBS drsc
 # links and devices, output sets and their manifest, locks against a second writer, signals.
 drsch_criterion_test(test_faults SOURCES test_faults.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_faults drsch)
+# Faults on the input side: FIFOs and devices refused by every reader before the first read (run
+# in-process under alarm()), training states checked against the resuming run (iteration, the
+# settings that differ named, --iters extension), the state writer's causes, JSON parse errors.
+drsch_criterion_test(test_faults_inputs SOURCES test_faults_inputs.c test_util.c LIBS drsch_harness DNNL::dnnl)

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -1143,7 +1144,7 @@ Test(core_model, file_errors_name_the_path_and_cause)
     cr_expect_str_eq(err.msg, want);
     char *missing = tmp_path("no-such-model.bin");
     cr_expect_eq(nn_model_load(&net, missing, 1, 0, &err), NN_ERR_IO);
-    snprintf(want, sizeof want, "%s: cannot open model file: No such file or directory", missing);
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", missing);
     cr_expect_str_eq(err.msg, want);
 
     nn_config cfg;
@@ -1151,18 +1152,114 @@ Test(core_model, file_errors_name_the_path_and_cause)
     cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
     /* saving over a directory */
     cr_expect_eq(nn_model_save(net, dir, &err), NN_ERR_IO);
-    snprintf(want, sizeof want, "%s: cannot write model file: Is a directory", dir);
+    snprintf(want, sizeof want, "%s: cannot write: Is a directory (name a file inside it)", dir);
     cr_expect_str_eq(err.msg, want);
     /* saving into a missing folder */
     char *in_missing = tmp_path("no-such-folder/model.bin");
     cr_expect_eq(nn_model_save(net, in_missing, &err), NN_ERR_IO);
-    snprintf(want, sizeof want, "%s: cannot write model file: No such file or directory", in_missing);
+    snprintf(want, sizeof want, "%s: cannot create: No such file or directory", in_missing);
     cr_expect_str_eq(err.msg, want);
     cr_expect_null(strstr(err.msg, ".tmp"), "%s", err.msg);
     nn_net_free(net);
     rmdir(dir);
     remove(good);
     free(p), free(good), free(dir), free(missing), free(in_missing);
+}
+
+/* A valid CRC does not vouch for the values: a hash scale of NaN or 0 gave every image the same
+ * code, an infinite weight NaN outputs, and both loaded. The loader now names the file and the
+ * value. Tiny model layout: hash scale 28 bytes before the 60 parameters (4 bit-order words and
+ * the 8-byte count between them); parameter 30 is weight 10 of the fc layer (layer 2). */
+Test(core_model, non_finite_values_refused_under_a_valid_crc)
+{
+    unsigned char *p;
+    size_t len;
+    char *good = save_tiny_model("values-good.bin", &p, &len), *bad = tmp_path("values-bad.bin");
+    const size_t params = len - 4 - 60 * 4, scale = params - 8 - 4 * 4 - 4;
+    nn_error err;
+    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    const uint32_t nan_bits = 0x7fc00000u, inf_bits = 0x7f800000u, zero = 0, minus_one = 0xbf800000u;
+    const uint32_t scales[] = {nan_bits, zero, inf_bits, minus_one};
+    for (int i = 0; i < 4; i++) {
+        spit_patched(bad, p, len, (const size_t[]){scale}, (const uint32_t[]){scales[i]}, 1);
+        cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "scale %08x: %s", scales[i], err.msg);
+        cr_expect(strstr(err.msg, bad) && strstr(err.msg, "the hash scale is"), "%s", err.msg);
+    }
+    spit_patched(bad, p, len, (const size_t[]){params + 4 * 30}, (const uint32_t[]){inf_bits}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, bad) && strstr(err.msg, "parameter 30 of layer fc1 (weight 10 of layer 2) is inf"),
+              "%s", err.msg);
+    spit_patched(bad, p, len, (const size_t[]){params + 4 * 0}, (const uint32_t[]){nan_bits}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, "parameter 0 of layer conv1 (weight 0 of layer 0) is NaN"), "%s", err.msg);
+    spit_patched(bad, p, len, (const size_t[]){params + 4 * 59}, (const uint32_t[]){inf_bits | 0x80000000u}, 1);
+    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect(strstr(err.msg, "parameter 59 of layer bitw (weight 3 of layer 4) is inf"), "%s", err.msg);
+    remove(good);
+    remove(bad);
+    free(p), free(good), free(bad);
+}
+
+/* A FIFO given as the model blocked the loader forever (fopen waits for a writer); /dev/zero
+ * was read until memory ran out. Both are refused before the first read. alarm() turns a
+ * blocking load into a failure of this test instead of a hang. */
+Test(core_model, fifo_and_device_refused_at_once, .timeout = 20)
+{
+    char *fifo = tmp_path("model.fifo");
+    remove(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    nn_net *net = NULL;
+    nn_error err;
+    alarm(10);
+    cr_expect_eq(nn_model_load(&net, fifo, 1, 0, &err), NN_ERR_IO);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: is a FIFO (named pipe), not a model file", fifo);
+    cr_expect(strstr(err.msg, want), "%s", err.msg);
+    cr_expect_eq(nn_model_load(&net, "/dev/zero", 1, 0, &err), NN_ERR_IO);
+    cr_expect(strstr(err.msg, "/dev/zero: is a character device, not a model file"), "%s", err.msg);
+    alarm(0);
+    cr_expect_null(net);
+    remove(fifo);
+    free(fifo);
+}
+
+/* "cannot write model file" gave no reason on a full disk. The writer goes through fileio: a
+ * link to /dev/full is a device, written in place, so the write fails with ENOSPC and the
+ * message says so; a failed save into a regular path leaves the old model untouched and no
+ * temporary file behind. */
+Test(core_model, save_failures_give_the_cause)
+{
+    unsigned char *p;
+    size_t len;
+    char *good = save_tiny_model("save-fail.bin", &p, &len);
+    nn_error err;
+    nn_config cfg;
+    nn_net *net = NULL;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 1, 0, &err), NN_OK);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    char *link = tmp_path("full-link.bin");
+    remove(link);
+    if (access("/dev/full", W_OK) == 0) {
+        cr_assert_eq(symlink("/dev/full", link), 0);
+        cr_expect_eq(nn_model_save(net, link, &err), NN_ERR_IO);
+        cr_expect(strstr(err.msg, link) && strstr(err.msg, "cannot write: No space left on device"), "%s", err.msg);
+        struct stat st;
+        cr_expect(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");
+        remove(link);
+    }
+    /* a directory where the temporary file would go: the old file stays as it was */
+    char *blocker = malloc(4200);
+    snprintf(blocker, 4200, "%s.tmp.%d", good, (int)getpid());
+    cr_assert_eq(mkdir(blocker, 0700), 0);
+    cr_expect_eq(nn_model_save(net, good, &err), NN_ERR_IO);
+    cr_expect(strstr(err.msg, good) && strstr(err.msg, "cannot create"), "%s", err.msg);
+    size_t len2;
+    unsigned char *p2 = slurp(good, &len2);
+    cr_expect(len2 == len && memcmp(p, p2, len) == 0, "the old model was changed");
+    rmdir(blocker);
+    nn_net_free(net);
+    remove(good);
+    free(p), free(p2), free(good), free(link), free(blocker);
 }
 
 /* ---- bf16 inference ---------------------------------------------------------------------
