@@ -30,11 +30,10 @@ static void usage(FILE *f)
             "                   a prefix inside a directory, e.g. DIR/results, not DIR itself\n"
             "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
             "  --bits B         use the first B bits of each code (prefix truncation)\n"
-            "                   (default: all bits of the files; --weights must then have one\n"
-            "                   weight per bit)\n"
+            "                   (default: all bits of the files, or the length of --weights,\n"
+            "                   with a note when that is shorter)\n"
             "  --weights FILE   float32 or float64 (B,) per-bit weights, all finite, B between\n"
-            "                   --bits (without it: the bits stored per code) and the bits\n"
-            "                   stored per code: rank by weighted\n"
+            "                   --bits (or 1) and the bits stored per code: rank by weighted\n"
             "                   Hamming distance, the sum of w_i over differing bits (default: off)\n"
             "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
             "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
@@ -155,10 +154,15 @@ int cmd_search(int argc, char **argv)
     }
     if (w_path) {
         size_t wlen;
-        /* one weight per bit searched: a shorter file (another run's weights) is refused unless
-         * --bits asks for that many bits */
-        if (in_load_weights("search", w_path, bits ? (size_t)bits : file_bits, file_bits, &w, &wlen))
+        if (in_load_weights("search", w_path, bits ? (size_t)bits : 1, file_bits, &w, &wlen))
             goto done;
+        if (!bits) {
+            bits = (int64_t)wlen;
+            if (wlen < file_bits) /* said, never silent: the weights may be another run's */
+                fprintf(stderr, "drsch search: %s has %zu weights: searching the first %zu of the %u bits of each "
+                                "code (--bits %zu says so and silences this note)\n",
+                        w_path, wlen, wlen, file_bits, wlen);
+        }
     }
     if (bits && (uint32_t)bits != file_bits) {
         hm_codes t1 = {0}, t2 = {0};

@@ -196,7 +196,10 @@ static int check_files(const char *out, const char *resume)
     for (int i = 0; i < 2; i++) {
         char msg[8400];
         if (fio_check_regular(files[i], i ? "training state" : "model file", msg, sizeof msg) != 0) {
-            fprintf(stderr, "drsch train: --resume %s: %s\n", resume, msg);
+            if (i == 0)
+                fprintf(stderr, "drsch train: --resume: %s\n", msg);
+            else
+                fprintf(stderr, "drsch train: --resume %s: the training state it needs: %s\n", resume, msg);
             return 1;
         }
     }

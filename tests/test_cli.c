@@ -288,7 +288,7 @@ Test(outputs, train_checks_the_model_and_its_state_before_training)
     snprintf(state_only, sizeof state_only, "%s", tu_path("s.bin"));
     tu_write_file(tu_path("s.bin.state"), "x", 1);
     const char *resumes[][2] = {{"/nonexistent-drsch-folder/r.bin", "/nonexistent-drsch-folder/r.bin"},
-                                {tu_tmpdir, "is a directory"},
+                                {tu_tmpdir, "Is a directory"},
                                 {state_only, "s.bin"}};
     for (size_t i = 0; i < sizeof resumes / sizeof resumes[0]; i++) {
         result r = run(QUICK_TRAIN " --resume %s --out %s/n.bin", resumes[i][0], tu_tmpdir);

@@ -413,14 +413,16 @@ Test(commands, search_refuses_weights_of_another_run)
                 tu_path("q.npy"), w, res);
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect(strstr(out, "enc.manifest") != NULL, "%s", out);
-    /* the same short weights as a file of their own: one weight per bit, or --bits */
+    /* the same short weights as a file of their own: the first 4 bits are searched, never silently */
     cr_assert_eq(npy_save(tu_path("w4.npy"), NPY_F32, 1, s4, w4, &err), HM_OK);
     rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s", tu_exe(), db,
                 tu_path("q.npy"), tu_path("w4.npy"), res);
-    cr_expect_eq(rc, 1, "4 weights for 8-bit codes were accepted: %s", out);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "searching the first 4 of the 8 bits") != NULL, "%s", out);
     rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --bits 4 --k 3 --out %s", tu_exe(),
                 db, tu_path("q.npy"), tu_path("w4.npy"), res);
     cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "searching the first") == NULL, "--bits given: no note: %s", out);
 }
 
 Test(commands, search_encode_and_train_refuse_an_output_another_run_holds)
