@@ -25,3 +25,8 @@ add_dependencies(test_compare drsch)
 # Library messages a user sees: file errors of readers and writers (a directory, a missing file or
 # folder) name the path and the cause; messages carry no internal function names.
 drsch_criterion_test(test_messages SOURCES test_messages.c test_util.c LIBS drsch_harness DNNL::dnnl)
+# Faults of the environment: stdout that cannot be written (a full disk, a closed pipe) fails the
+# command; LAPACK is loaded only when ITQ needs it (OpenBLAS's pool hung every command under
+# ulimit -v); OMP_NUM_THREADS is capped at 1024 and more threads than cores warns.
+drsch_criterion_test(test_faults_env SOURCES test_faults_env.c test_util.c LIBS drsch_harness DNNL::dnnl)
+add_dependencies(test_faults_env drsch)
