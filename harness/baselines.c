@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* LAPACK is loaded when ITQ first needs it, not at start: linked into drsch, the system BLAS
  * behind it (OpenBLAS on many machines) started its thread pool in every command, and under an
@@ -47,15 +48,46 @@ static void lapack_load_once(void)
     memcpy(&lapack.sgesvd, &b, sizeof b);
 }
 
+/* Address space this process may still map under RLIMIT_AS (ulimit -v), bytes; -1 if unlimited
+ * or unknown. */
+static double address_space_left(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    double kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lf kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : (double)rl.rlim_cur - kb * 1024.0;
+}
+
+/* OpenBLAS (0.3.21, Debian 12) maps a 128 MiB buffer at its first call and, when that mmap fails,
+ * retries it forever: ITQ under a tight ulimit -v spun instead of failing. Refused up front. */
+#define BL_BLAS_HEADROOM (160.0 * 1048576.0)
+
 /* 0 with lapack.ssyevr and lapack.sgesvd set, or -1 with the reason in err. */
 static int lapack_load(bl_error *err)
 {
     pthread_once(&lapack.once, lapack_load_once);
-    if (lapack.ssyevr)
-        return 0;
-    snprintf(err->msg, sizeof err->msg, "LAPACK (%s, package liblapacke) cannot be loaded: %.180s", BL_LAPACKE_SONAME,
-             lapack.msg);
-    return -1;
+    if (!lapack.ssyevr) {
+        snprintf(err->msg, sizeof err->msg, "LAPACK (%s, package liblapacke) cannot be loaded: %.180s",
+                 BL_LAPACKE_SONAME, lapack.msg);
+        return -1;
+    }
+    double left = address_space_left();
+    if (left >= 0 && left < BL_BLAS_HEADROOM) {
+        snprintf(err->msg, sizeof err->msg, "ITQ: the address-space limit (ulimit -v) leaves %.0f MiB and LAPACK's "
+                 "BLAS may need %.0f MiB (OpenBLAS then waits forever): raise the limit", left / 1048576.0,
+                 BL_BLAS_HEADROOM / 1048576.0);
+        return -1;
+    }
+    return 0;
 }
 
 /* Standard normal by Box-Muller from a seeded generator. */

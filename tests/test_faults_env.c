@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -245,6 +246,29 @@ Test(lapack, itq_loads_lapack_when_it_needs_it)
     /* A second model reuses the loaded library. */
     cr_assert_eq(bl_itq_train(x, N, D, 8, 5, 2, &m, &err), 0, "%s", err.msg);
     bl_model_free(&m);
+}
+
+/* Under an address-space limit too tight for the BLAS buffer (OpenBLAS maps 128 MiB at its first
+ * call and retried a failed mmap forever) ITQ fails at once with the reason, whatever the BLAS. */
+Test(lapack, itq_under_a_tight_address_space_limit_fails_with_the_reason, .timeout = 30)
+{
+    enum { N = 100, D = 16, B = 8 };
+    static float x[N * D];
+    for (int i = 0; i < N * D; i++)
+        x[i] = (float)((i * 7919) % 101) / 101.0f;
+    size_t vm = tu_vm_size();
+    cr_assert(vm > 0);
+    struct rlimit old, rl;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
+    rl = old;
+    rl.rlim_cur = vm + (64u << 20); /* 64 MiB beyond what the process maps now */
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    bl_model m;
+    bl_error err;
+    int rc = bl_itq_train(x, N, D, B, 5, 1, &m, &err);
+    setrlimit(RLIMIT_AS, &old);
+    cr_assert_eq(rc, -1, "ITQ ran under a 64 MiB margin");
+    cr_expect(strstr(err.msg, "ulimit -v") && strstr(err.msg, "raise the limit"), "%s", err.msg);
 }
 
 /* ---- thread counts --------------------------------------------------------------------------- */
