@@ -2,11 +2,93 @@
 #include "baselines.h"
 #include "datasets.h"
 
-#include <lapacke.h>
+#include <dlfcn.h>
+#include <lapacke.h> /* types and prototypes only: the library is loaded by lapack_load() */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+/* LAPACK is loaded when ITQ first needs it, not at start: linked into drsch, the system BLAS
+ * behind it (OpenBLAS on many machines) started its thread pool in every command, and under an
+ * address-space limit (ulimit -v 250000) a pool thread retried a failed mmap forever, so every
+ * command, even --version, hung at exit. ITQ's eigen-decomposition and SVDs are called outside
+ * drsch's OpenMP regions on small matrices: one BLAS thread (OPENBLAS_NUM_THREADS=1 unless the
+ * user set it) and no pool. */
+#define BL_LAPACKE_SONAME "liblapacke.so.3"
+
+static struct {
+    pthread_once_t once;
+    __typeof__(LAPACKE_ssyevr) *ssyevr;
+    __typeof__(LAPACKE_sgesvd) *sgesvd;
+    char msg[200]; /* why loading failed; "" when it worked */
+} lapack = {.once = PTHREAD_ONCE_INIT};
+
+static void lapack_load_once(void)
+{
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    void *h = dlopen(BL_LAPACKE_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(lapack.msg, sizeof lapack.msg, "%.190s", e ? e : "unknown error");
+        return;
+    }
+    void *a = dlsym(h, "LAPACKE_ssyevr"), *b = dlsym(h, "LAPACKE_sgesvd");
+    if (!a || !b) {
+        snprintf(lapack.msg, sizeof lapack.msg, "%s has no %s", BL_LAPACKE_SONAME,
+                 a ? "LAPACKE_sgesvd" : "LAPACKE_ssyevr");
+        dlclose(h);
+        return;
+    }
+    /* POSIX guarantees dlsym's object pointer converts to a function pointer; copied, not cast,
+     * for ISO C. The library stays loaded until exit. */
+    memcpy(&lapack.ssyevr, &a, sizeof a);
+    memcpy(&lapack.sgesvd, &b, sizeof b);
+}
+
+/* Address space this process may still map under RLIMIT_AS (ulimit -v), bytes; -1 if unlimited
+ * or unknown. */
+static double address_space_left(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    double kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lf kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : (double)rl.rlim_cur - kb * 1024.0;
+}
+
+/* OpenBLAS (0.3.21, Debian 12) maps a 128 MiB buffer at its first call and, when that mmap fails,
+ * retries it forever: ITQ under a tight ulimit -v spun instead of failing. Refused up front. */
+#define BL_BLAS_HEADROOM (160.0 * 1048576.0)
+
+/* 0 with lapack.ssyevr and lapack.sgesvd set, or -1 with the reason in err. */
+static int lapack_load(bl_error *err)
+{
+    pthread_once(&lapack.once, lapack_load_once);
+    if (!lapack.ssyevr) {
+        snprintf(err->msg, sizeof err->msg, "LAPACK (%s, package liblapacke) cannot be loaded: %.180s",
+                 BL_LAPACKE_SONAME, lapack.msg);
+        return -1;
+    }
+    double left = address_space_left();
+    if (left >= 0 && left < BL_BLAS_HEADROOM) {
+        snprintf(err->msg, sizeof err->msg, "ITQ: the address-space limit (ulimit -v) leaves %.0f MiB and LAPACK's "
+                 "BLAS may need %.0f MiB (OpenBLAS then waits forever): raise the limit", left / 1048576.0,
+                 BL_BLAS_HEADROOM / 1048576.0);
+        return -1;
+    }
+    return 0;
+}
 
 /* Standard normal by Box-Muller from a seeded generator. */
 static double gauss(uint64_t *s)
@@ -65,7 +147,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
         snprintf(err->msg, sizeof err->msg, "ITQ needs bits <= feature dimension (%u > %d) and 2+ samples", bits, dim);
         return -1;
     }
-    if (alloc_model(out, dim, bits, err))
+    if (lapack_load(err) || alloc_model(out, dim, bits, err))
         return -1;
     column_mean(x, n, dim, out->mean);
     const size_t D = (size_t)dim, B = bits;
@@ -94,7 +176,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
             covf[a * D + b] = covf[b * D + a] = (float)cov[a * D + b];
     /* The B largest eigenvectors (ssyevr returns ascending eigenvalues in the index range). */
     lapack_int found = 0;
-    lapack_int info = LAPACKE_ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf, (lapack_int)D, 0, 0,
+    lapack_int info = lapack.ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf, (lapack_int)D, 0, 0,
                                      (lapack_int)(D - B + 1), (lapack_int)D, 0, &found, eval, evec, (lapack_int)B,
                                      isuppz);
     if (info != 0 || found != (lapack_int)B) {
@@ -114,7 +196,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
     uint64_t s = seed;
     for (size_t i = 0; i < B * B; i++)
         M[i] = (float)gauss(&s);
-    info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, R,
+    info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, R,
                           (lapack_int)B, Vt, (lapack_int)B, superb);
     if (info != 0) {
         snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
@@ -135,7 +217,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
                 for (size_t k = 0; k < B; k++)
                     M[a * B + k] += V[i * B + a] * code[k];
         }
-        info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, U,
+        info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, U,
                               (lapack_int)B, Vt, (lapack_int)B, superb);
         if (info != 0) {
             snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);

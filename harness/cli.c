@@ -82,12 +82,47 @@ void cli_note_precision(const char *cmd, nn_precision p)
                         "(bf16 results, slower than f32)\n", cmd, nn_onednn_isa());
 }
 
+#ifdef DRSCH_HAVE_OPENMP
+static int env_threads; /* OMP_NUM_THREADS's count when it was above CLI_THREADS_MAX, else 0 */
+#endif
+
+void cli_threads_init(void)
+{
+#ifdef DRSCH_HAVE_OPENMP
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    /* Without --threads the OpenMP default is OMP_NUM_THREADS, which nothing bounds: 100000 makes
+     * the runtime fail to start its threads (search and eval crashed). The same limit as --threads. */
+    int n = omp_get_max_threads();
+    if (n > CLI_THREADS_MAX) {
+        env_threads = n;
+        omp_set_num_threads(CLI_THREADS_MAX);
+    }
+#endif
+}
+
 int cli_set_threads(int threads)
 {
 #ifdef DRSCH_HAVE_OPENMP
+    cli_threads_init();
     if (threads > 0)
-        omp_set_num_threads(threads);
-    return omp_get_max_threads();
+        omp_set_num_threads(threads < CLI_THREADS_MAX ? threads : CLI_THREADS_MAX);
+    int n = omp_get_max_threads();
+    /* More threads than cores: OpenMP threads spin then sleep at every barrier waiting for threads
+     * that are not running, which made training 50x slower with 64 threads on 2 cores. Said once. */
+    static int warned;
+    int cores = omp_get_num_procs();
+    if (!warned && n > cores) {
+        warned = 1;
+        char from[64] = "";
+        if (threads <= 0 && env_threads)
+            snprintf(from, sizeof from, " (OMP_NUM_THREADS=%d, at most %d)", env_threads, CLI_THREADS_MAX);
+        fprintf(stderr, "drsch: warning: %d threads%s on %d cores: OpenMP threads will wait for each other; "
+                        "use --threads %d\n", n, from, cores, cores);
+    }
+    return n;
 #else
     (void)threads;
     return 1;
@@ -97,6 +132,7 @@ int cli_set_threads(int threads)
 int cli_max_threads(void)
 {
 #ifdef DRSCH_HAVE_OPENMP
+    cli_threads_init();
     return omp_get_max_threads();
 #else
     return 1;

@@ -12,7 +12,15 @@
  * "drsch <cmd>: --flag: ..." to stderr and return -1. */
 int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
 int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
-/* Sets the OpenMP thread count (0 = keep OMP_NUM_THREADS / the default). Returns the count used. */
+/* The most threads a command runs: the range of --threads is 0..CLI_THREADS_MAX. */
+#define CLI_THREADS_MAX 1024
+/* Caps the OpenMP default thread count (OMP_NUM_THREADS) at CLI_THREADS_MAX; main() calls it
+ * before any command, cli_set_threads and cli_max_threads too (it acts once). */
+void cli_threads_init(void);
+/* Sets the OpenMP thread count (0 = keep OMP_NUM_THREADS, capped, or all cores) and returns the
+ * count used. The first time the count exceeds the cores (omp_get_num_procs), prints a warning:
+ * "drsch: warning: 64 threads on 2 cores: OpenMP threads will wait for each other; use
+ * --threads 2". */
 int cli_set_threads(int threads);
 int cli_max_threads(void);
 double cli_now(void); /* monotonic seconds */

@@ -1,7 +1,11 @@
 /* drsch: the command line. A thin layer over the library modules: it parses flags, calls the
  * library, prints results and chooses exit codes. Each subcommand lives in harness/cmd_*.c. */
+#define _GNU_SOURCE /* fopencookie */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -88,7 +92,77 @@ int cmd_version(int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Results printed on stdout are only delivered when the buffered output reaches the file or
+ * pipe: a full disk (/dev/full), a closed pipe with SIGPIPE ignored (EPIPE) or an I/O error would
+ * lose them while the command reports success. So the exit code checks stdout last (flushed, no
+ * error seen, closed); else "drsch: cannot write standard output: <cause>" and exit 1 (or the
+ * command's own failure code). Commands flush stdout themselves (eval, bench hamming), and a
+ * failed write's errno is gone by the end: stdout is a stream over fd 1 that keeps it. */
+static int stdout_errno; /* errno of the first failed write or close of stdout */
+
+static ssize_t stdout_write(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(STDOUT_FILENO, buf + done, size - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (!stdout_errno)
+                stdout_errno = w < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)done; /* fewer than size: the stream's error flag */
+}
+
+static int stdout_close(void *cookie)
+{
+    (void)cookie;
+    if (close(STDOUT_FILENO) == 0)
+        return 0;
+    if (!stdout_errno)
+        stdout_errno = errno;
+    return -1;
+}
+
+static void wrap_stdout(void)
+{
+    cookie_io_functions_t io = {.write = stdout_write, .close = stdout_close};
+    int tty = isatty(STDOUT_FILENO);
+    FILE *f = fopencookie(NULL, "w", io);
+    if (!f)
+        return; /* the plain stdout: still checked, without the cause of an earlier failure */
+    if (tty) /* as stdio does for a terminal */
+        setvbuf(f, NULL, _IOLBF, BUFSIZ);
+    stdout = f;
+}
+
+static int close_stdout(int rc)
+{
+    errno = 0;
+    int bad = fflush(stdout) != 0;
+    int e = errno;
+    bad |= ferror(stdout) != 0;
+    errno = 0;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad)
+        return rc;
+    if (stdout_errno)
+        e = stdout_errno;
+    if (e)
+        fprintf(stderr, "drsch: cannot write standard output: %s\n", strerror(e));
+    else /* an earlier write failed and its errno is gone */
+        fprintf(stderr, "drsch: cannot write standard output: an earlier write failed\n");
+    return rc ? rc : 1;
+}
+
+static int run(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -109,4 +183,11 @@ int main(int argc, char **argv)
             return COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "drsch: unknown command '%s'; see 'drsch --help'\n", c);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    wrap_stdout();
+    cli_threads_init();
+    return close_stdout(run(argc, argv));
 }
