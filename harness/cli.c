@@ -1,7 +1,9 @@
 /* Strict option parsing and small process helpers for the drsch commands. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,8 +266,22 @@ static int check_output(const char *cmd, const char *flag, const char *path, int
             fprintf(stderr, "drsch %s: %s %s: is a directory; give a file name\n", cmd, flag, path);
         return -1;
     }
+    /* /dev/null, /dev/stdout, a FIFO: written in place, never replaced (fileio.h) */
+    if (!is_prefix && stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (access(path, W_OK) != 0) {
+            fprintf(stderr, "drsch %s: %s %s: cannot write: %s\n", cmd, flag, path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    /* a link's target is what gets replaced: its folder takes the temporary file */
+    char target[PATH_MAX];
+    const char *where = path;
+    struct stat lst;
+    if (!is_prefix && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && realpath(path, target))
+        where = target;
     char dir[4096];
-    if (folder_of(path, dir, sizeof dir)) {
+    if (folder_of(where, dir, sizeof dir)) {
         fprintf(stderr, "drsch %s: %s: the path is too long\n", cmd, flag);
         return -1;
     }

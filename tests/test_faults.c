@@ -457,7 +457,7 @@ Test(commands, search_encode_and_train_refuse_an_output_another_run_holds)
     fio_lock_release(&held);
 }
 
-Test(commands, eval_json_into_a_link_writes_its_target)
+Test(commands, eval_json_into_a_link_writes_its_target_and_a_device_in_place)
 {
     static char out[1 << 14];
     write_codes(tu_path("enc"), 1);
@@ -479,4 +479,10 @@ Test(commands, eval_json_into_a_link_writes_its_target)
     cr_assert_not_null(text);
     cr_expect(strstr(text, "\"benchmarks\"") != NULL, "the link's target was not written: %s", text);
     free(text);
+    /* a device is written in place */
+    rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s --json /dev/null", tu_exe(),
+                tu_path("q.npy"), tu_path("enc.codes.npy"), tu_path("ql.npy"), tu_path("dbl.npy"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_eq(stat("/dev/null", &st), 0);
+    cr_assert(S_ISCHR(st.st_mode), "/dev/null was replaced by a file");
 }
