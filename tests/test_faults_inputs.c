@@ -162,6 +162,25 @@ static ds_dataset *tiny_dataset(ds_split *sp)
     return d;
 }
 
+/* The training-state tests share one tiny dataset, made before each test and freed after it. */
+static ds_dataset *tiny;
+static ds_split tiny_sp;
+
+static void state_setup(void)
+{
+    setup();
+    tiny = tiny_dataset(&tiny_sp);
+}
+
+static void state_teardown(void)
+{
+    ds_split_free(&tiny_sp);
+    ds_dataset_free(tiny);
+    tu_tmpdir_remove();
+}
+
+TestSuite(faults_state, .init = state_setup, .fini = state_teardown, .timeout = 120);
+
 static void tiny_config(tr_config *c, const ds_dataset *d, int64_t iters)
 {
     tr_config_default(c, d);
@@ -195,10 +214,10 @@ static void patch_state_u64(const char *path, size_t off, uint64_t v)
 }
 
 /* A state at iteration 1e12 (valid CRC) made the resume replay the sampler for days. */
-Test(faults_inputs, state_beyond_iters_refused)
+Test(faults_state, state_beyond_iters_refused)
 {
-    ds_split sp;
-    ds_dataset *d = tiny_dataset(&sp);
+    ds_dataset *d = tiny;
+    const ds_split sp = tiny_sp;
     tr_config c;
     tiny_config(&c, d, 2);
     tr_error err;
@@ -212,15 +231,13 @@ Test(faults_inputs, state_beyond_iters_refused)
     alarm(0);
     cr_expect(strstr(err.msg, state) && strstr(err.msg, "iteration 1000000000000, beyond --iters 2"), "%s",
               err.msg);
-    ds_split_free(&sp);
-    ds_dataset_free(d);
 }
 
 /* "trained with other settings" named none of them. */
-Test(faults_inputs, resume_names_the_settings_that_differ)
+Test(faults_state, resume_names_the_settings_that_differ)
 {
-    ds_split sp;
-    ds_dataset *d = tiny_dataset(&sp);
+    ds_dataset *d = tiny;
+    const ds_split sp = tiny_sp;
     tr_config c;
     tiny_config(&c, d, 2);
     tr_error err;
@@ -235,16 +252,14 @@ Test(faults_inputs, resume_names_the_settings_that_differ)
     cr_expect(strstr(err.msg, "--lr 0.002 (this run: 0.001") && strstr(err.msg, "--seed 1 (this run: 7)"), "%s",
               err.msg);
     cr_expect_null(strstr(err.msg, "--iters"), "%s", err.msg);
-    ds_split_free(&sp);
-    ds_dataset_free(d);
 }
 
 /* No schedule depends on --iters, so a run resumed with a larger --iters is allowed, and it ends
  * byte for byte where one run of that length ends. */
-Test(faults_inputs, resume_with_more_iters_extends_the_run)
+Test(faults_state, resume_with_more_iters_extends_the_run)
 {
-    ds_split sp;
-    ds_dataset *d = tiny_dataset(&sp);
+    ds_dataset *d = tiny;
+    const ds_split sp = tiny_sp;
     tr_config c2, c4;
     tiny_config(&c2, d, 2);
     tiny_config(&c4, d, 4);
@@ -260,15 +275,13 @@ Test(faults_inputs, resume_with_more_iters_extends_the_run)
     cr_expect(la == lb && memcmp(pa, pb, la) == 0, "the extended run differs from one run of 4 iterations");
     free(pa);
     free(pb);
-    ds_split_free(&sp);
-    ds_dataset_free(d);
 }
 
 /* The state next to the model: a FIFO blocked the resume, a directory read as "truncated". */
-Test(faults_inputs, state_fifo_or_directory_refused)
+Test(faults_state, state_fifo_or_directory_refused)
 {
-    ds_split sp;
-    ds_dataset *d = tiny_dataset(&sp);
+    ds_dataset *d = tiny;
+    const ds_split sp = tiny_sp;
     tr_config c;
     tiny_config(&c, d, 2);
     tr_error err;
@@ -288,18 +301,16 @@ Test(faults_inputs, state_fifo_or_directory_refused)
     char want[700];
     snprintf(want, sizeof want, "%s: Is a directory, not a drsch training state", state);
     cr_expect(strstr(err.msg, want), "%s", err.msg);
-    ds_split_free(&sp);
-    ds_dataset_free(d);
 }
 
 /* The state writer gives the cause: its .state a link to /dev/full (a device, written in place)
  * fails with ENOSPC; it used to replace the link with a regular file. */
-Test(faults_inputs, state_write_failure_gives_the_cause)
+Test(faults_state, state_write_failure_gives_the_cause)
 {
     if (access("/dev/full", W_OK) != 0)
         cr_skip_test("no /dev/full");
-    ds_split sp;
-    ds_dataset *d = tiny_dataset(&sp);
+    ds_dataset *d = tiny;
+    const ds_split sp = tiny_sp;
     tr_config c;
     tiny_config(&c, d, 2);
     tr_error err;
@@ -311,6 +322,4 @@ Test(faults_inputs, state_write_failure_gives_the_cause)
     cr_expect(strstr(err.msg, state) && strstr(err.msg, "No space left on device"), "%s", err.msg);
     struct stat st;
     cr_expect(lstat(state, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");
-    ds_split_free(&sp);
-    ds_dataset_free(d);
 }
