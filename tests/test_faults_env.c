@@ -195,6 +195,9 @@ Test(lapack, drsch_does_not_load_blas_or_lapack_at_start)
  * the system BLAS (a pool thread retrying a failed mmap): --version and an eval end at once. */
 Test(lapack, commands_end_under_an_address_space_limit)
 {
+#ifdef __SANITIZE_ADDRESS__
+    cr_skip_test("AddressSanitizer reserves terabytes of shadow address space: nothing starts under ulimit -v");
+#endif
     char out[8192];
     int rc = tu_run(out, sizeof out, "sh -c 'ulimit -v 250000 && exec timeout 10 %s --version'", tu_exe());
     cr_expect_eq(rc, 0, "drsch --version under ulimit -v 250000: exit %d (124: hung): %s", rc, out);
