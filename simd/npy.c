@@ -263,11 +263,13 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
     memset(out, 0, sizeof *out);
     /* only a regular file is read (a FIFO would block, a device never end); a member of an
      * output set must be the one its manifest lists */
-    if (fio_set_verify(path, err->msg, sizeof err->msg) != 0)
-        return HM_ERR_ARG;
     FILE *f = fio_open_read(path, ".npy file", err->msg, sizeof err->msg);
     if (!f)
         return HM_ERR_ARG;
+    if (fio_set_verify(path, err->msg, sizeof err->msg) != 0) {
+        fclose(f);
+        return HM_ERR_ARG;
+    }
     hm_status st = HM_OK;
     uint8_t *head = NULL;
     long flen = -1;
