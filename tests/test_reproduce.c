@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fixture_cuhk03.h"
 #include "test_util.h"
 
@@ -390,6 +391,35 @@ Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
     cr_assert(strstr(line, "Reproduction: NOT reproduced: 1 of 120 metrics of ") && strstr(line, "more than 0.01") &&
                   strstr(line, "largest drop 0.0500") && strstr(line, e),
               "%s", line);
+    free(out);
+}
+
+/* A file of the run that cannot be written is named with its cause (it was "cannot write the
+ * curves in DIR"), and a folder another run holds is refused before any work. */
+Test(reproduce_reid, unwritable_file_named_and_folder_locked, .timeout = 240)
+{
+    const char *mat = tu_path("cuhk-03.mat");
+    write_fixture(mat, 1);
+    char *out = malloc(1 << 16), dir[600], blocker[700];
+    snprintf(dir, sizeof dir, "%s", tu_path("run"));
+    snprintf(blocker, sizeof blocker, "%s/cmc.dat", dir);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    cr_assert_eq(mkdir(blocker, 0755), 0);
+    const char *flags = "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
+    int rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(), mat, flags, dir);
+    cr_assert_eq(rc, 1, "%s", out);
+    char want[800];
+    snprintf(want, sizeof want, "%s: cannot write: Is a directory", blocker);
+    cr_expect(strstr(out, want) != NULL, "'%s' not in: %s", want, out);
+
+    fio_lock held;
+    char msg[1024];
+    cr_assert_eq(fio_lock_take(&held, dir, msg, sizeof msg), 0, "%s", msg);
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(), mat, flags, dir);
+    fio_lock_release(&held);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "another drsch run") != NULL, "%s", out);
+    cr_expect(strstr(out, "training") == NULL, "work started before the lock was taken: %s", out);
     free(out);
 }
 
