@@ -23,6 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { DH_GRAPH_LABEL = 0, DH_GRAPH_KNN } dh_graph;
 
 /* What the triplet term is divided by: every triplet of the batch (the authors), or only the
@@ -64,5 +68,9 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
 
 /* sim from single labels (n) or from multi-hot bitmask rows (n x words); one of them NULL. */
 void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n, uint8_t *sim);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

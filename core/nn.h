@@ -21,6 +21,10 @@
 
 #include "hamming.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     NN_OK = 0,
     NN_ERR_ARG = -1,       /* invalid argument (sizes, names, shapes that do not fit) */
@@ -252,5 +256,9 @@ const char *nn_encoder_impl(const nn_encoder *enc);
  * bit j of code i is 1 iff real[i][j] > 0. */
 nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
                     nn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,10 @@
 
 #include "hamming.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int dim;
     uint32_t bits;
@@ -32,5 +36,9 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
  * model bits). */
 void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first);
 void bl_model_free(bl_model *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 #include "hamming.h"
 #include "metrics.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     XP_PROTO_AUTO = 0,      /* classic for CUHK03, multi-label for NUS-WIDE, paper otherwise */
     XP_PROTO_PAPER,         /* per class 100 queries / 500 train / rest database */
@@ -55,5 +59,9 @@ ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_co
  * single-gallery-shot samplings; w may be NULL. */
 ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *g, uint32_t bits,
                        const float *weights, int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

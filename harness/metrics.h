@@ -26,6 +26,10 @@
 
 #include "hamming.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { EV_OK = 0, EV_ERR_ARG = -1, EV_ERR_NOMEM = -2 } ev_status;
 
 typedef struct {
@@ -83,5 +87,9 @@ typedef struct {
 ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam, const hm_codes *g,
                        const int32_t *gid, const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
                        uint64_t seed, ev_reid *out, ev_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

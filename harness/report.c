@@ -12,17 +12,30 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "fileio.h"
 #include "hamming.h"
+#include "nn.h"
 #include "version.h"
 
 #include <dnnl.h>
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 struct rp_report {
     cJSON *root, *context, *benchmarks;
     int n_entries;
 };
+
+/* The OpenMP threads of this process (1 without OpenMP). */
+static int max_threads(void)
+{
+#ifdef DRSCH_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 static long read_long_file(const char *path, long fallback)
 {
@@ -160,7 +173,7 @@ rp_report *rp_create(void)
     hm_error err;
     hm_isa_init(&err);
     cJSON_AddStringToObject(r->context, "isa", hm_isa_name(hm_isa_active()));
-    cJSON_AddNumberToObject(r->context, "threads", cli_max_threads());
+    cJSON_AddNumberToObject(r->context, "threads", max_threads());
     const dnnl_version_t *dv = dnnl_version();
     snprintf(buf, sizeof buf, "%d.%d.%d", dv->major, dv->minor, dv->patch);
     cJSON_AddStringToObject(r->context, "onednn_version", buf);

@@ -9,6 +9,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rp_report rp_report;
 /* An entry is the cJSON object of one benchmark (cJSON's own API may add fields to it). */
 struct cJSON;
@@ -39,5 +43,9 @@ char *rp_print(const rp_report *r);
 
 /* Writes the report to path via a temporary file and rename(2). */
 rp_status rp_write(const rp_report *r, const char *path, rp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

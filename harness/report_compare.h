@@ -17,6 +17,10 @@
 
 #include "report_read.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     RPC_TIME,           /* an entry's median time (ns) */
     RPC_METRIC,         /* an accuracy counter of an entry */
@@ -84,5 +88,9 @@ rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_optio
                       rp_error *err);
 void rpc_result_free(rpc_result *r);
 rpc_agreement rpc_agreement_of(const rpc_result *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 
 #include "report.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define RP_READ_MAX_REPS 64
 
 typedef struct {
@@ -36,5 +40,9 @@ rp_status rp_read_file(const char *path, rp_read_report *out, rp_error *err);
 void rp_read_free(rp_read_report *r);
 /* The entry called name, NULL when absent. */
 rp_read_entry *rp_read_find(rp_read_report *r, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

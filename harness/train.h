@@ -15,6 +15,10 @@
 #include "hamming.h"
 #include "nn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Bit order a saved model carries (codes of length b are its first b bits). */
 typedef enum {
     TR_BIT_ORDER_WEIGHT = 0,      /* by |w| (the authors, INTERNALS.md) */
@@ -98,5 +102,9 @@ tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx
  * run bf16 (no silent f32 fallback). */
 tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
                               nn_precision precision, hm_codes *out, tr_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -29,6 +29,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Opens PATH ("rb") for reading after checking that it is a regular file. `what` names the
  * expected content in messages ("model file", "codes"). NULL and msg on failure. */
 FILE *fio_open_read(const char *path, const char *what, char *msg, size_t n);
@@ -107,5 +111,9 @@ void fio_remove_temporaries(void);
 /* Installs handlers of SIGINT, SIGTERM and SIGHUP that remove the temporary files and locks,
  * then let the signal take its default action (the exit status says which signal). */
 void fio_cleanup_on_signals(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define HM_MAX_BITS 4096
 
 typedef enum {
@@ -102,5 +106,9 @@ hm_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
  * this k at the current thread count (one pass per block of queries that share each database
  * tile from cache); benchmarks use it to model memory traffic. */
 size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,6 +15,10 @@
 #include "fileio.h"
 #include "hamming.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define NPY_MAX_DIMS 8
 
 typedef enum {
@@ -61,5 +65,9 @@ hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, 
 hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_error *err);
 hm_status npy_save_codes(const char *path, const hm_codes *c, hm_error *err);
 hm_status npy_write_codes(fio_out *o, const hm_codes *c, hm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

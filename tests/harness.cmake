@@ -32,7 +32,7 @@ add_dependencies(test_faults drsch)
 # Faults on the input side: FIFOs and devices refused by every reader before the first read (run
 # in-process under alarm()), training states checked against the resuming run (iteration, the
 # settings that differ named, --iters extension), the state writer's causes, JSON parse errors.
-drsch_criterion_test(test_faults_inputs SOURCES test_faults_inputs.c test_util.c LIBS drsch_harness DNNL::dnnl)
+drsch_criterion_test(test_faults_inputs SOURCES test_faults_inputs.c test_util.c LIBS drsch_cli drsch_harness DNNL::dnnl)
 # Faults of the environment: stdout that cannot be written (a full disk, a closed pipe) fails the
 # command; LAPACK is loaded only when ITQ needs it (OpenBLAS's pool hung every command under
 # ulimit -v); OMP_NUM_THREADS is capped at 1024 and more threads than cores warns.
