@@ -60,6 +60,8 @@ const char *nn_precision_name(nn_precision p); /* "f32", "bf16" */
 nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err);
 /* oneDNN's effective CPU ISA, after ONEDNN_MAX_CPU_ISA (e.g. "avx512_core_bf16"), for reports. */
 const char *nn_onednn_isa(void);
+/* The oneDNN library drsch runs on: "2.6.3 (git hash or N/A)". */
+const char *nn_onednn_version(void);
 /* 1 when that ISA has bf16 instructions (avx512_bf16 or AMX). Without them oneDNN may still
  * create bf16 primitives on plain AVX-512 by emulating bf16 (same results, slower than f32). */
 int nn_bf16_native(void);

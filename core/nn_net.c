@@ -113,6 +113,14 @@ static nn_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what
     return nn_dnnl_fail(err, st, what);
 }
 
+const char *nn_onednn_version(void)
+{
+    static char text[96];
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(text, sizeof text, "%d.%d.%d (%s)", v->major, v->minor, v->patch, v->hash);
+    return text;
+}
+
 /* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. */
 static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
                            const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,

@@ -11,9 +11,9 @@
 #include "commands.h"
 #include "fileio.h"
 #include "hamming.h"
+#include "nn.h"
 #include "version.h"
 
-#include <dnnl.h>
 
 typedef struct {
     const char *name;
@@ -71,7 +71,6 @@ int cmd_version(int argc, char **argv)
     const char *isa_note = "";
     if (hm_isa_init(&err) != HM_OK)
         isa_note = " (DRSCH_FORCE_ISA refused; see drsch search)";
-    const dnnl_version_t *dv = dnnl_version();
     printf("drsch %s\n", drsch_version());
     printf("commit:   %s\n", drsch_git_commit());
     printf("compiler: %s (%s build, flags: %s)\n", drsch_compiler(), drsch_build_type(), drsch_compiler_flags());
@@ -81,7 +80,7 @@ int cmd_version(int argc, char **argv)
         if (hm_isa_compiled((hm_isa)i))
             printf(" %s", hm_isa_name((hm_isa)i));
     printf(")\n");
-    printf("oneDNN:   %d.%d.%d (%s), kernels for %s\n", dv->major, dv->minor, dv->patch, dv->hash, nn_onednn_isa());
+    printf("oneDNN:   %s, kernels for %s\n", nn_onednn_version(), nn_onednn_isa());
     printf("threads:  %d (OpenMP%s)\n", cli_max_threads(),
 #ifdef DRSCH_HAVE_OPENMP
            ""
