@@ -539,258 +539,324 @@ static tr_status save_checkpoint(nn_net *net, const tr_config *c, const ds_datas
     return st;
 }
 
-tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split, const char *out_path,
-                   const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
-                   tr_error *err)
+/* One training run: what its steps share. */
+typedef struct {
+    tr_config c; /* the settings with the margins and the architecture resolved */
+    const ds_dataset *d;
+    const ds_split *split;
+    const char *out_path;
+    ds_sampler *sampler;
+    ds_augment aug;
+    char settings[STATE_SETTINGS_MAX]; /* as recorded in the state (read_state / write_state) */
+    uint32_t fp_v1;                    /* the version 1 fingerprint, to read older states */
+    nn_net *net;
+    int32_t N, B;  /* images per batch, code bits */
+    int64_t start; /* the first iteration to run (0, or where the resumed checkpoint stopped) */
+    /* the batch: images, loss gradient, pairwise similarity, indices, labels, multi-hot masks */
+    float *x, *dy;
+    uint8_t *sim;
+    int64_t *idx;
+    int32_t *cls;
+    uint64_t *multi;
+    size_t words;
+    /* the last step's loss statistics and gradient norm, for progress */
+    dh_stats ls;
+    double gnorm;
+} run;
+
+static void run_free(run *r)
 {
-    tr_config c = *cfg;
-    if (c.margin_auto) {
-        c.loss.margin0 = -(float)c.bits / 2.0f;
-        c.loss.margin_step = -(float)c.bits / 24.0f;
-        c.loss.margin_min = -(float)c.bits;
-    }
-    if (!c.arch[0])
-        snprintf(c.arch, sizeof c.arch, "%s", default_arch(d));
-    if (c.bits < 1 || c.bits > HM_MAX_BITS || c.iters < 0 || c.classes_per_batch < 2 || c.images_per_class < 2)
-        return fail(err, TR_ERR_ARG, "invalid training settings (bits %d, iterations %lld, batch %d x %d)", c.bits,
-                    (long long)c.iters, c.classes_per_batch, c.images_per_class);
-    if (split->n_train < 2)
-        return fail(err, TR_ERR_ARG, "the protocol '%s' leaves no training images", split->name);
-    if (d->c > NN_MAX_IN_C)
-        return fail(err, TR_ERR_ARG, "%d image channels; at most %d are supported", d->c, NN_MAX_IN_C);
+    ds_sampler_free(r->sampler);
+    nn_net_free(r->net);
+    free(r->x);
+    free(r->dy);
+    free(r->sim);
+    free(r->idx);
+    free(r->cls);
+    free(r->multi);
+}
 
+/* The settings of the run, the defaults that depend on --bits and the dataset filled in. */
+static tr_status resolve_settings(run *r, const tr_config *cfg, tr_error *err)
+{
+    tr_config *c = &r->c;
+    *c = *cfg;
+    if (c->margin_auto) {
+        c->loss.margin0 = -(float)c->bits / 2.0f;
+        c->loss.margin_step = -(float)c->bits / 24.0f;
+        c->loss.margin_min = -(float)c->bits;
+    }
+    if (!c->arch[0])
+        snprintf(c->arch, sizeof c->arch, "%s", default_arch(r->d));
+    if (c->bits < 1 || c->bits > HM_MAX_BITS || c->iters < 0 || c->classes_per_batch < 2 || c->images_per_class < 2)
+        return fail(err, TR_ERR_ARG, "invalid training settings (bits %d, iterations %lld, batch %d x %d)", c->bits,
+                    (long long)c->iters, c->classes_per_batch, c->images_per_class);
+    if (r->split->n_train < 2)
+        return fail(err, TR_ERR_ARG, "the protocol '%s' leaves no training images", r->split->name);
+    if (r->d->c > NN_MAX_IN_C)
+        return fail(err, TR_ERR_ARG, "%d image channels; at most %d are supported", r->d->c, NN_MAX_IN_C);
+    return TR_OK;
+}
+
+/* The class-balanced sampler, the input normalisation from the training images (per-channel
+ * mean and 1/std), the augmentation, and the settings as the state records them. */
+static tr_status set_up_data(run *r, float *mean, float *scale, tr_error *err)
+{
+    const tr_config *c = &r->c;
+    const ds_dataset *d = r->d;
     ds_error de;
-    nn_error ne;
-    ds_sampler *sampler = NULL;
-    nn_net *net = NULL;
-    float *x = NULL, *dy = NULL;
-    uint8_t *sim = NULL;
-    int64_t *idx = NULL;
-    int32_t *cls = NULL;
-    uint64_t *multi = NULL;
-    tr_status st = TR_OK;
-
-    if (ds_sampler_create(d, split->train, split->n_train, c.classes_per_batch, c.images_per_class, c.seed ^ 0x5A5A,
-                          &sampler, &de) != DS_OK) {
+    if (ds_sampler_create(d, r->split->train, r->split->n_train, c->classes_per_batch, c->images_per_class,
+                          c->seed ^ 0x5A5A, &r->sampler, &de) != DS_OK)
         return fail(err, TR_ERR_DATA, "%s", de.msg);
-    }
-    const int32_t N = (int32_t)ds_sampler_batch_size(sampler);
-
-    /* Normalisation from the training images: per-channel mean and 1/std. */
+    r->N = (int32_t)ds_sampler_batch_size(r->sampler);
     double dmean[DS_MAX_CHANNELS] = {0}, dstd[DS_MAX_CHANNELS] = {0};
-    ds_channel_stats(d, split->train, split->n_train, dmean, dstd);
-    float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C];
+    ds_channel_stats(d, r->split->train, r->split->n_train, dmean, dstd);
     for (int ch = 0; ch < NN_MAX_IN_C; ch++) {
         mean[ch] = ch < d->c ? (float)dmean[ch] : 0.0f;
         scale[ch] = ch < d->c && dstd[ch] > 0 ? (float)(1.0 / dstd[ch]) : 1.0f;
     }
-    ds_augment aug;
-    make_augment(&c, d, mean, scale, 1, &aug);
-    uint32_t fp = config_fingerprint(&c, split);
-    char settings[STATE_SETTINGS_MAX];
-    if (config_settings(&c, split, settings, sizeof settings) < 0) {
-        st = fail(err, TR_ERR_ARG, "the training settings do not fit in a state file (protocol name too long?)");
-        goto done;
-    }
+    make_augment(c, d, mean, scale, 1, &r->aug);
+    r->fp_v1 = config_fingerprint(c, r->split);
+    if (config_settings(c, r->split, r->settings, sizeof r->settings) < 0)
+        return fail(err, TR_ERR_ARG, "the training settings do not fit in a state file (protocol name too long?)");
+    return TR_OK;
+}
 
-    int64_t start = 0;
-    if (resume_path) {
-        if (nn_model_load(&net, resume_path, N, 1, &ne) != NN_OK) {
+/* Resume: the network and its SGD history from the checkpoint, then the sampler replayed so
+ * the remaining batches are those of an uninterrupted run. */
+static tr_status resume(run *r, const char *resume_path, tr_error *err)
+{
+    const tr_config *c = &r->c;
+    nn_error ne;
+    if (nn_model_load(&r->net, resume_path, r->N, 1, &ne) != NN_OK)
+        return fail(err, TR_ERR_NET, "%s", ne.msg);
+    const nn_config *lc = nn_net_config(r->net);
+    if (strcmp(lc->arch.name, c->arch) || lc->bits != c->bits || lc->in_c != r->d->c || lc->in_h != r->aug.out_h ||
+        lc->in_w != r->aug.out_w)
+        return fail(err, TR_ERR_ARG, "%s: a %s model of %d bits for %dx%dx%d input does not match this run "
+                                     "(%s, %d bits, %dx%dx%d)",
+                    resume_path, lc->arch.name, lc->bits, lc->in_c, lc->in_h, lc->in_w, c->arch, c->bits, r->d->c,
+                    r->aug.out_h, r->aug.out_w);
+    size_t nh, np = nn_params_plain_size(r->net);
+    float *hist = nn_sgd_history(r->net, &nh);
+    float *blob = malloc(sizeof(float) * (np + nh + 1));
+    if (!blob)
+        return fail(err, TR_ERR_NOMEM, "out of memory");
+    tr_status st = read_state(resume_path, c, r->settings, r->fp_v1, &r->start, blob, np + nh, err);
+    if (st == TR_OK) {
+        if (nn_params_import(r->net, blob, np, &ne) != NN_OK)
             st = fail(err, TR_ERR_NET, "%s", ne.msg);
-            goto done;
-        }
-        const nn_config *lc = nn_net_config(net);
-        if (strcmp(lc->arch.name, c.arch) || lc->bits != c.bits || lc->in_c != d->c || lc->in_h != aug.out_h ||
-            lc->in_w != aug.out_w) {
-            st = fail(err, TR_ERR_ARG, "%s: a %s model of %d bits for %dx%dx%d input does not match this run "
-                                       "(%s, %d bits, %dx%dx%d)",
-                      resume_path, lc->arch.name, lc->bits, lc->in_c, lc->in_h, lc->in_w, c.arch, c.bits, d->c,
-                      aug.out_h, aug.out_w);
-            goto done;
-        }
-        size_t nh, np = nn_params_plain_size(net);
-        float *hist = nn_sgd_history(net, &nh);
-        float *blob = malloc(sizeof(float) * (np + nh + 1));
-        if (!blob) {
-            st = fail(err, TR_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        if ((st = read_state(resume_path, &c, settings, fp, &start, blob, np + nh, err)) == TR_OK) {
-            if (nn_params_import(net, blob, np, &ne) != NN_OK)
-                st = fail(err, TR_ERR_NET, "%s", ne.msg);
-            memcpy(hist, blob + np, sizeof(float) * nh);
-        }
-        free(blob);
-        if (st != TR_OK)
-            goto done;
-        /* Checkpoints are saved with the bit order by |w|; training uses network order. */
-        uint32_t *ident = malloc(sizeof(uint32_t) * (size_t)c.bits);
-        if (!ident) {
-            st = fail(err, TR_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        for (int32_t j = 0; j < c.bits; j++)
-            ident[j] = (uint32_t)j;
-        nn_set_bit_order(net, ident, &ne);
+        memcpy(hist, blob + np, sizeof(float) * nh);
+    }
+    free(blob);
+    if (st != TR_OK)
+        return st;
+    /* Checkpoints are saved with the bit order by |w|; training uses network order. */
+    uint32_t *ident = malloc(sizeof(uint32_t) * (size_t)c->bits);
+    r->idx = malloc(sizeof *r->idx * (size_t)r->N);
+    if (!ident || !r->idx) {
         free(ident);
-        /* Replay the sampler so the remaining batches are those of an uninterrupted run. */
-        idx = malloc(sizeof *idx * (size_t)N);
-        if (!idx) {
-            st = fail(err, TR_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        for (int64_t i = 0; i < start; i++)
-            ds_sampler_next(sampler, idx, NULL);
+        return fail(err, TR_ERR_NOMEM, "out of memory");
+    }
+    for (int32_t j = 0; j < c->bits; j++)
+        ident[j] = (uint32_t)j;
+    nn_set_bit_order(r->net, ident, &ne);
+    free(ident);
+    for (int64_t i = 0; i < r->start; i++)
+        ds_sampler_next(r->sampler, r->idx, NULL);
+    return TR_OK;
+}
+
+/* A new network of the run's architecture, seeded by --seed. */
+static tr_status create_net(run *r, tr_error *err)
+{
+    nn_error ne;
+    nn_config nc;
+    if (nn_config_init(&nc, r->c.arch, r->c.bits, r->N, 1, &ne) != NN_OK)
+        return fail(err, TR_ERR_ARG, "%s", ne.msg);
+    nc.in_c = r->d->c;
+    nc.in_h = r->aug.out_h;
+    nc.in_w = r->aug.out_w;
+    nc.seed = r->c.seed;
+    if (nn_net_create(&r->net, &nc, &ne) != NN_OK)
+        return fail(err, TR_ERR_NET, "%s", ne.msg);
+    return TR_OK;
+}
+
+static tr_status alloc_batch(run *r, tr_error *err)
+{
+    const int32_t N = r->N;
+    r->B = nn_output_dim(r->net);
+    r->x = malloc(sizeof(float) * (size_t)N * nn_input_size(r->net));
+    r->dy = malloc(sizeof(float) * (size_t)N * (size_t)r->B);
+    r->sim = malloc((size_t)N * (size_t)N);
+    if (!r->idx)
+        r->idx = malloc(sizeof *r->idx * (size_t)N);
+    r->cls = malloc(sizeof *r->cls * (size_t)N);
+    r->words = r->d->label_kind == DS_LABELS_MULTI ? ((size_t)r->d->n_classes + 63) / 64 : 0;
+    if (r->words)
+        r->multi = calloc((size_t)N * r->words, sizeof *r->multi);
+    if (!r->x || !r->dy || !r->sim || !r->idx || !r->cls || (r->words && !r->multi))
+        return fail(err, TR_ERR_NOMEM, "out of memory for a batch of %d", N);
+    return TR_OK;
+}
+
+/* The batch of iteration it: its images, augmented with a seed of (seed, it), and the pairwise
+ * similarity of their labels. */
+static tr_status next_batch(run *r, int64_t it, tr_error *err)
+{
+    const ds_dataset *d = r->d;
+    const int32_t N = r->N;
+    ds_error de;
+    ds_sampler_next(r->sampler, r->idx, r->cls);
+    uint64_t bseed = r->c.seed * 0x9E3779B97F4A7C15ull + (uint64_t)it;
+    if (ds_batch_build(d, r->idx, N, &r->aug, bseed, r->x, &de) != DS_OK)
+        return fail(err, TR_ERR_DATA, "%s", de.msg);
+    if (r->words) {
+        memset(r->multi, 0, sizeof *r->multi * (size_t)N * r->words);
+        for (int32_t i = 0; i < N; i++)
+            for (int l = 0; l < d->n_classes; l++)
+                if (d->multi[r->idx[i] * d->n_classes + l])
+                    r->multi[(size_t)i * r->words + (size_t)l / 64] |= 1ull << (l % 64);
+        dh_similarity(NULL, r->multi, r->words, N, r->sim);
     } else {
-        nn_config nc;
-        if (nn_config_init(&nc, c.arch, c.bits, N, 1, &ne) != NN_OK) {
-            st = fail(err, TR_ERR_ARG, "%s", ne.msg);
-            goto done;
-        }
-        nc.in_c = d->c;
-        nc.in_h = aug.out_h;
-        nc.in_w = aug.out_w;
-        nc.seed = c.seed;
-        if (nn_net_create(&net, &nc, &ne) != NN_OK) {
-            st = fail(err, TR_ERR_NET, "%s", ne.msg);
-            goto done;
-        }
+        for (int32_t i = 0; i < N; i++)
+            r->cls[i] = d->labels[r->idx[i]];
+        dh_similarity(r->cls, NULL, 0, N, r->sim);
     }
-    nn_set_input_norm(net, mean, scale);
+    return TR_OK;
+}
 
-    const int32_t B = nn_output_dim(net);
-    x = malloc(sizeof(float) * (size_t)N * nn_input_size(net));
-    dy = malloc(sizeof(float) * (size_t)N * (size_t)B);
-    sim = malloc((size_t)N * (size_t)N);
-    if (!idx)
-        idx = malloc(sizeof *idx * (size_t)N);
-    cls = malloc(sizeof *cls * (size_t)N);
-    size_t words = d->label_kind == DS_LABELS_MULTI ? ((size_t)d->n_classes + 63) / 64 : 0;
-    if (words)
-        multi = calloc((size_t)N * words, sizeof *multi);
-    if (!x || !dy || !sim || !idx || !cls || (words && !multi)) {
-        st = fail(err, TR_ERR_NOMEM, "out of memory for a batch of %d", N);
-        goto done;
+/* One SGD step on the batch: forward, the DRSCH objective and its gradient, backward, gradient
+ * clipping, the update. A non-finite loss stops the run, naming where the NaN is. */
+static tr_status step(run *r, int64_t it, const char *last_ckpt, tr_error *err)
+{
+    const tr_config *c = &r->c;
+    nn_net *net = r->net;
+    nn_error ne;
+    nn_set_hash_scale(net, nn_hash_scale_at(c->scale0, c->scale_mult, c->scale_every, it));
+    if (nn_forward(net, r->x, &ne) != NN_OK)
+        return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+    if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x, (int32_t)nn_input_size(net), r->dy, &r->ls))
+        return fail(err, TR_ERR_NOMEM, "out of memory in the loss");
+    if (!isfinite(r->ls.loss)) {
+        int is_bias = 0;
+        int32_t layer = nonfinite_layer(net, &is_bias);
+        char where[96] = "the network outputs";
+        if (layer >= 0)
+            snprintf(where, sizeof where, "the %s of layer %d", is_bias ? "biases" : "weights", layer);
+        return fail(err, TR_ERR_NUMERIC, "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
+                    (long long)it, r->ls.loss, where, last_ckpt);
     }
+    if (nn_backward(net, r->dy, NULL, &ne) != NN_OK)
+        return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+    r->gnorm = grad_norm(net);
+    if (c->clip_grad > 0 && r->gnorm > c->clip_grad)
+        scale_grads(net, (float)(c->clip_grad / r->gnorm));
+    if (nn_sgd_step(net, &c->sgd, it, &ne) != NN_OK)
+        return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+    return TR_OK;
+}
 
+/* Progress between two reports: times and the run of collapsed batches. */
+typedef struct {
+    double t_start, t_log;
+    int64_t it_log, collapsed_logs;
+} progress_clock;
+
+/* After iteration it (done = it + 1 iterations): the parameters are checked to be finite, the
+ * progress of the run is reported, and a collapse of the codes (almost every image of a
+ * class-balanced batch sharing one code in two reports in a row, the first report excepted:
+ * random initialisation can start near-constant) stops the run. */
+static tr_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn progress, void *ctx, tr_error *err)
+{
+    const tr_config *c = &r->c;
+    const int64_t done = it + 1;
+    tr_status st = check_finite(r->net, done, r->out_path, err);
+    if (st != TR_OK)
+        return st;
+    tr_progress p = {0};
+    double t = now();
+    p.iter = done;
+    p.iters = c->iters;
+    p.loss = r->ls.loss;
+    p.triplet_loss = r->ls.triplet_loss;
+    p.laplacian_loss = r->ls.laplacian_loss;
+    p.active_share = r->ls.triplets ? (double)r->ls.active / (double)r->ls.triplets : 0;
+    code_stats(nn_hash_output(r->net), r->N, r->B, &p.bit_balance, &p.distinct_share);
+    const float *bw = nn_bit_weights(r->net);
+    p.bitw_min = p.bitw_max = bw ? fabsf(bw[0]) : 1.0;
+    for (int32_t j = 1; bw && j < r->B; j++) {
+        p.bitw_min = fmin(p.bitw_min, fabsf(bw[j]));
+        p.bitw_max = fmax(p.bitw_max, fabsf(bw[j]));
+    }
+    p.grad_norm = r->gnorm;
+    p.images_per_second = (double)(done - pc->it_log) * r->N / (t - pc->t_log);
+    p.eta_seconds = (double)(c->iters - done) * (t - pc->t_start) / (double)(done - r->start);
+    p.lr = nn_sgd_lr(&c->sgd, it);
+    p.hash_scale = nn_hash_scale(r->net);
+    p.margin = dh_margin_at(&c->loss, it);
+    pc->t_log = t;
+    pc->it_log = done;
+    if (progress)
+        progress(&p, ctx);
+    pc->collapsed_logs = p.distinct_share < c->collapse_distinct ? pc->collapsed_logs + 1 : 0;
+    if (pc->collapsed_logs >= 2 && done > c->log_every)
+        return fail(err, TR_ERR_COLLAPSE,
+                    "iteration %lld: the codes collapsed (%.0f%% distinct codes in a batch of %d, bit "
+                    "balance %.2f); lower --lr or raise --margin; the last checkpoint in %s is kept",
+                    (long long)done, 100 * p.distinct_share, r->N, p.bit_balance, r->out_path);
+    return TR_OK;
+}
+
+tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split, const char *out_path,
+                   const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
+                   tr_error *err)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    r.d = d;
+    r.split = split;
+    r.out_path = out_path;
+    tr_status st = resolve_settings(&r, cfg, err);
+    if (st != TR_OK)
+        return st;
+    const tr_config *c = &r.c;
+    float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C];
+    st = set_up_data(&r, mean, scale, err);
+    if (st == TR_OK)
+        st = resume_path ? resume(&r, resume_path, err) : create_net(&r, err);
+    if (st == TR_OK) {
+        nn_set_input_norm(r.net, mean, scale);
+        st = alloc_batch(&r, err);
+    }
     /* What a numeric failure leaves behind, for its message. */
     char last_ckpt[600];
     snprintf(last_ckpt, sizeof last_ckpt, resume_path ? "the checkpoint it resumed from is kept" : "no checkpoint was written yet");
-    double t_start = now(), t_log = t_start;
-    int64_t it_log = start, collapsed_logs = 0;
-    dh_stats ls = {0};
-    for (int64_t it = start; it < c.iters; it++) {
+    progress_clock pc = {.t_start = now(), .it_log = r.start};
+    pc.t_log = pc.t_start;
+    for (int64_t it = r.start; st == TR_OK && it < c->iters; it++) {
         if (stop && *stop) {
-            if ((st = save_checkpoint(net, &c, d, split, out_path, it, settings, err)) == TR_OK)
+            if ((st = save_checkpoint(r.net, c, d, split, out_path, it, r.settings, err)) == TR_OK)
                 st = fail(err, TR_INTERRUPTED, "interrupted at iteration %lld; checkpoint written to %s",
                           (long long)it, out_path);
-            goto done;
+            break;
         }
-        ds_sampler_next(sampler, idx, cls);
-        uint64_t bseed = c.seed * 0x9E3779B97F4A7C15ull + (uint64_t)it;
-        if (ds_batch_build(d, idx, N, &aug, bseed, x, &de) != DS_OK) {
-            st = fail(err, TR_ERR_DATA, "%s", de.msg);
-            goto done;
-        }
-        if (words) {
-            memset(multi, 0, sizeof *multi * (size_t)N * words);
-            for (int32_t i = 0; i < N; i++)
-                for (int l = 0; l < d->n_classes; l++)
-                    if (d->multi[idx[i] * d->n_classes + l])
-                        multi[(size_t)i * words + (size_t)l / 64] |= 1ull << (l % 64);
-            dh_similarity(NULL, multi, words, N, sim);
-        } else {
-            for (int32_t i = 0; i < N; i++)
-                cls[i] = d->labels[idx[i]];
-            dh_similarity(cls, NULL, 0, N, sim);
-        }
-        nn_set_hash_scale(net, nn_hash_scale_at(c.scale0, c.scale_mult, c.scale_every, it));
-        if (nn_forward(net, x, &ne) != NN_OK) {
-            st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
-            goto done;
-        }
-        if (dh_loss(&c.loss, it, nn_output(net), N, B, sim, x, (int32_t)nn_input_size(net), dy, &ls)) {
-            st = fail(err, TR_ERR_NOMEM, "out of memory in the loss");
-            goto done;
-        }
-        if (!isfinite(ls.loss)) {
-            int is_bias = 0;
-            int32_t layer = nonfinite_layer(net, &is_bias);
-            char where[96] = "the network outputs";
-            if (layer >= 0)
-                snprintf(where, sizeof where, "the %s of layer %d", is_bias ? "biases" : "weights", layer);
-            st = fail(err, TR_ERR_NUMERIC, "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
-                      (long long)it, ls.loss, where, last_ckpt);
-            goto done;
-        }
-        if (nn_backward(net, dy, NULL, &ne) != NN_OK) {
-            st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
-            goto done;
-        }
-        double gnorm = grad_norm(net);
-        if (c.clip_grad > 0 && gnorm > c.clip_grad)
-            scale_grads(net, (float)(c.clip_grad / gnorm));
-        if (nn_sgd_step(net, &c.sgd, it, &ne) != NN_OK) {
-            st = fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
-            goto done;
-        }
-        int64_t done_its = it + 1;
-        if (done_its % c.log_every == 0 || done_its == c.iters) {
-            if ((st = check_finite(net, done_its, out_path, err)) != TR_OK)
-                goto done;
-            tr_progress p = {0};
-            double t = now();
-            p.iter = done_its;
-            p.iters = c.iters;
-            p.loss = ls.loss;
-            p.triplet_loss = ls.triplet_loss;
-            p.laplacian_loss = ls.laplacian_loss;
-            p.active_share = ls.triplets ? (double)ls.active / (double)ls.triplets : 0;
-            code_stats(nn_hash_output(net), N, B, &p.bit_balance, &p.distinct_share);
-            const float *bw = nn_bit_weights(net);
-            p.bitw_min = p.bitw_max = bw ? fabsf(bw[0]) : 1.0;
-            for (int32_t j = 1; bw && j < B; j++) {
-                p.bitw_min = fmin(p.bitw_min, fabsf(bw[j]));
-                p.bitw_max = fmax(p.bitw_max, fabsf(bw[j]));
-            }
-            p.grad_norm = gnorm;
-            p.images_per_second = (double)(done_its - it_log) * N / (t - t_log);
-            p.eta_seconds = (double)(c.iters - done_its) * (t - t_start) / (double)(done_its - start);
-            p.lr = nn_sgd_lr(&c.sgd, it);
-            p.hash_scale = nn_hash_scale(net);
-            p.margin = dh_margin_at(&c.loss, it);
-            t_log = t;
-            it_log = done_its;
-            if (progress)
-                progress(&p, ctx);
-            /* Collapse: almost every image of a class-balanced batch shares one code. Allow the
-             * first log (random init can start near-constant) and require it twice in a row. */
-            collapsed_logs = p.distinct_share < c.collapse_distinct ? collapsed_logs + 1 : 0;
-            if (collapsed_logs >= 2 && done_its > c.log_every) {
-                st = fail(err, TR_ERR_COLLAPSE,
-                          "iteration %lld: the codes collapsed (%.0f%% distinct codes in a batch of %d, bit "
-                          "balance %.2f); lower --lr or raise --margin; the last checkpoint in %s is kept",
-                          (long long)done_its, 100 * p.distinct_share, N, p.bit_balance, out_path);
-                goto done;
-            }
-        }
-        if (c.checkpoint_every > 0 && done_its % c.checkpoint_every == 0 && done_its < c.iters) {
-            if ((st = save_checkpoint(net, &c, d, split, out_path, done_its, settings, err)) != TR_OK)
-                goto done;
-            snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept", (long long)done_its,
+        st = next_batch(&r, it, err);
+        if (st == TR_OK)
+            st = step(&r, it, last_ckpt, err);
+        int64_t done = it + 1;
+        if (st == TR_OK && (done % c->log_every == 0 || done == c->iters))
+            st = report(&r, it, &pc, progress, ctx, err);
+        if (st == TR_OK && c->checkpoint_every > 0 && done % c->checkpoint_every == 0 && done < c->iters) {
+            st = save_checkpoint(r.net, c, d, split, out_path, done, r.settings, err);
+            snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept", (long long)done,
                      out_path);
         }
     }
-    st = save_checkpoint(net, &c, d, split, out_path, c.iters, settings, err);
-done:
-    ds_sampler_free(sampler);
-    nn_net_free(net);
-    free(x);
-    free(dy);
-    free(sim);
-    free(idx);
-    free(cls);
-    free(multi);
+    if (st == TR_OK)
+        st = save_checkpoint(r.net, c, d, split, out_path, c->iters, r.settings, err);
+    run_free(&r);
     return st;
 }
 
