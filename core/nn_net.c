@@ -799,39 +799,36 @@ nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
     return nn_net_create_expect(out, cfg0, SIZE_MAX, err);
 }
 
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params, nn_error *err)
+/* The plan against what it must be: the parameter count a model file stores, the memory of the
+ * machine, the code length of the hash and bit-weight layers. Then the identity bit order. */
+static nn_status validate_plan(nn_net *net, size_t n_params, size_t expect_params, nn_error *err)
 {
-    *out = NULL;
-    nn_net *net = NULL;
-    nn_status s = plan_net(&net, cfg0, err);
-    if (s != NN_OK)
-        return s;
-    const nn_config cfg = net->cfg;
-    const size_t n_params = planned_params(net);
-    if (expect_params != SIZE_MAX && n_params != expect_params) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu", expect_params, n_params);
-        goto fail;
-    }
+    const nn_config *cfg = &net->cfg;
+    if (expect_params != SIZE_MAX && n_params != expect_params)
+        return nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu", expect_params, n_params);
     char what[160];
     snprintf(what, sizeof what, "a %s net for batches of %d images of %dx%dx%d",
-             cfg.training ? "training" : "inference", cfg.batch, cfg.in_c, cfg.in_h, cfg.in_w);
-    if ((s = nn_check_memory(4.0 * ((double)cfg.batch * planned_act_floats(net) +
-                                    (cfg.training ? 3.0 : 1.0) * (double)n_params),
-                             what, err)) != NN_OK)
-        goto fail;
-    if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg.bits) ||
-        (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg.bits)) {
-        s = nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d", cfg.bits);
-        goto fail;
-    }
-    net->bit_order = malloc(sizeof(uint32_t) * (size_t)cfg.bits);
-    if (!net->bit_order) {
-        s = nn_fail(err, NN_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (int j = 0; j < cfg.bits; j++)
+             cfg->training ? "training" : "inference", cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w);
+    nn_status s = nn_check_memory(4.0 * ((double)cfg->batch * planned_act_floats(net) +
+                                         (cfg->training ? 3.0 : 1.0) * (double)n_params),
+                                  what, err);
+    if (s != NN_OK)
+        return s;
+    if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg->bits) ||
+        (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg->bits))
+        return nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d", cfg->bits);
+    net->bit_order = malloc(sizeof(uint32_t) * (size_t)cfg->bits);
+    if (!net->bit_order)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < cfg->bits; j++)
         net->bit_order[j] = (uint32_t)j;
+    return NN_OK;
+}
 
+/* oneDNN's engine, stream and attributes (user scratchpad), and the input memory. */
+static nn_status open_engine(nn_net *net, nn_error *err)
+{
+    const nn_config *cfg = &net->cfg;
     dnnl_status_t st = dnnl_engine_create(&net->engine, dnnl_cpu, 0);
     if (st == dnnl_success)
         st = dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags);
@@ -839,17 +836,20 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expec
         st = dnnl_primitive_attr_create(&net->attr);
     if (st == dnnl_success)
         st = dnnl_primitive_attr_set_scratchpad_mode(net->attr, dnnl_scratchpad_mode_user);
-    if (st != dnnl_success) {
-        s = nn_dnnl_fail(err, st, "engine / stream");
-        goto fail;
-    }
-    dnnl_dims_t id = {cfg.batch, cfg.in_c, cfg.in_h, cfg.in_w};
+    if (st != dnnl_success)
+        return nn_dnnl_fail(err, st, "engine / stream");
+    dnnl_dims_t id = {cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w};
     dnnl_memory_desc_t in_md = md_tag(4, id, dnnl_nchw);
-    if ((s = new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err)) != NN_OK)
-        goto fail;
-    if (cfg.input_grad && (s = new_mem(net, &net->diff_in_mem, &in_md, DNNL_MEMORY_ALLOCATE, err)) != NN_OK)
-        goto fail;
+    nn_status s = new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err);
+    if (s == NN_OK && cfg->input_grad)
+        s = new_mem(net, &net->diff_in_mem, &in_md, DNNL_MEMORY_ALLOCATE, err);
+    return s;
+}
 
+/* Every layer's primitives, each reading the previous layer's output. */
+static nn_status build_layers(nn_net *net, nn_error *err)
+{
+    nn_status s = NN_OK;
     for (int i = 0; i < net->n_layers && s == NN_OK; i++) {
         link_input(net, i);
         switch (net->layers[i].spec.kind) {
@@ -862,46 +862,53 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expec
         if (s != NN_OK) {
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
-            nn_fail(err, s, "architecture '%s', layer %d: %.400s", cfg.arch.name, i, msg);
+            nn_fail(err, s, "architecture '%s', layer %d: %.400s", net->cfg.arch.name, i, msg);
         }
     }
-    if (s != NN_OK)
-        goto fail;
+    return s;
+}
 
-    /* Plain output and plain dy. */
+/* The network's output and, for training, its gradient input, in plain layouts (reordered from
+ * the last layer's when oneDNN chose another). */
+static nn_status build_output(nn_net *net, nn_error *err)
+{
+    const nn_config *cfg = &net->cfg;
     nn_layer *last = &net->layers[net->n_layers - 1];
     const dnnl_memory_desc_t *D = mem_md(last->dst);
-    dnnl_dims_t od = {cfg.batch, last->out_c, last->out_h, last->out_w};
+    dnnl_dims_t od = {cfg->batch, last->out_c, last->out_h, last->out_w};
     dnnl_memory_desc_t out_md = last->out_4d ? md_tag(4, od, dnnl_nchw) : md_tag(2, od, dnnl_nc);
+    nn_status s = NN_OK;
     if (dnnl_memory_desc_equal(D, &out_md)) {
         net->out_mem = last->dst;
     } else {
         if ((s = new_mem(net, &net->out_mem, &out_md, DNNL_MEMORY_ALLOCATE, err)) != NN_OK ||
             (s = make_reorder(net, D, &out_md, &net->out_reorder, err)) != NN_OK)
-            goto fail;
+            return s;
     }
-    if (cfg.training) {
+    if (cfg->training) {
         if ((s = new_mem(net, &net->dy_mem, &out_md, DNNL_MEMORY_NONE, err)) != NN_OK)
-            goto fail;
-        if (!dnnl_memory_desc_equal(D, &out_md) &&
-            (s = make_reorder(net, &out_md, D, &net->dy_reorder, err)) != NN_OK)
-            goto fail;
+            return s;
+        if (!dnnl_memory_desc_equal(D, &out_md))
+            s = make_reorder(net, &out_md, D, &net->dy_reorder, err);
     }
+    return s;
+}
 
-    /* One allocation: params | grads | history, tensors 64-byte aligned. */
+/* One allocation for the parameters (and, for training, their gradients and SGD history), each
+ * tensor 64-byte aligned, handed to the layers' memories; then the scratchpad. */
+static nn_status allocate_params(nn_net *net, nn_error *err)
+{
     size_t off = 0;
     for (int t = 0; t < net->n_tensors; t++) {
         net->tensors[t].offset = off;
         off += (net->tensors[t].count + 15) & ~(size_t)15;
     }
     net->block_floats = off;
-    size_t regions = cfg.training ? 3 : 1;
+    size_t regions = net->cfg.training ? 3 : 1;
     size_t bytes = (regions * off * sizeof(float) + 63) & ~(size_t)63;
     net->block = aligned_alloc(64, bytes ? bytes : 64);
-    if (!net->block) {
-        s = nn_fail(err, NN_ERR_NOMEM, "out of memory for %zu parameters", off);
-        goto fail;
-    }
+    if (!net->block)
+        return nn_fail(err, NN_ERR_NOMEM, "out of memory for %zu parameters", off);
     memset(net->block, 0, bytes);
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -922,25 +929,42 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expec
         dnnl_dims_t sd = {(dnnl_dim_t)net->scratch_size};
         dnnl_memory_desc_t smd;
         dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_u8, dnnl_x);
-        st = dnnl_memory_create(&net->scratch, &smd, net->engine, DNNL_MEMORY_ALLOCATE);
-        if (st != dnnl_success) {
-            s = nn_dnnl_fail(err, st, "scratchpad");
-            goto fail;
-        }
+        dnnl_status_t st = dnnl_memory_create(&net->scratch, &smd, net->engine, DNNL_MEMORY_ALLOCATE);
+        if (st != dnnl_success)
+            return nn_dnnl_fail(err, st, "scratchpad");
     }
-    if (nn_params_plain_size(net) != n_params) { /* planned_params out of step with the builders */
+    return NN_OK;
+}
+
+nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params, nn_error *err)
+{
+    *out = NULL;
+    nn_net *net = NULL;
+    nn_status s = plan_net(&net, cfg0, err);
+    if (s != NN_OK)
+        return s;
+    const size_t n_params = planned_params(net);
+    s = validate_plan(net, n_params, expect_params, err);
+    if (s == NN_OK)
+        s = open_engine(net, err);
+    if (s == NN_OK)
+        s = build_layers(net, err);
+    if (s == NN_OK)
+        s = build_output(net, err);
+    if (s == NN_OK)
+        s = allocate_params(net, err);
+    if (s == NN_OK && nn_params_plain_size(net) != n_params) /* planned_params out of step with the builders */
         s = nn_fail(err, NN_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
                     nn_params_plain_size(net));
-        goto fail;
+    if (s == NN_OK)
+        s = init_params(net, err);
+    if (s != NN_OK) {
+        nn_net_free(net);
+        return s;
     }
-    if ((s = init_params(net, err)) != NN_OK)
-        goto fail;
     net->weights_dirty = true;
     *out = net;
     return NN_OK;
-fail:
-    nn_net_free(net);
-    return s;
 }
 
 static void destroy_mem(dnnl_memory_t m)
