@@ -302,28 +302,19 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
             goto done;
         }
         drop_state(path);
-        nn_net *net = NULL;
-        nn_error ne;
-        hm_codes q = {0}, db = {0};
-        if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
-            fprintf(stderr, "drsch reproduce: %s\n", ne.msg);
+        xp_codes codes;
+        xp_error xe;
+        xp_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32, &codes,
+                                      &xe);
+        if (xs != XP_OK) {
+            if (xs == XP_ERR_MODEL)
+                fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
+            else
+                fprintf(stderr, "drsch reproduce: %s: %s\n", tag, xe.msg);
             goto done;
         }
-        float *w = malloc(sizeof(float) * B);
-        const float *bw = nn_bit_weights(net);
-        const uint32_t *order = nn_bit_order(net);
-        for (uint32_t j = 0; w && j < B; j++)
-            w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
-        int bad = !w || tr_encode(net, d, sp->query, sp->n_query, &q, &te) != TR_OK ||
-                  tr_encode(net, d, sp->db, sp->n_db, &db, &te) != TR_OK;
-        nn_net_free(net);
-        if (bad) {
-            fprintf(stderr, "drsch reproduce: %s: %s\n", tag, w ? te.msg : "out of memory");
-            free(w);
-            hm_codes_free(&q);
-            hm_codes_free(&db);
-            goto done;
-        }
+        const hm_codes *q = &codes.query, *db = &codes.db;
+        const float *w = codes.weights;
         /* Row 0: models trained at each length; rows 1, 2: the long model truncated. */
         row *r_len = &rows[0], *r_cut = &rows[1], *r_wcut = &rows[2];
         snprintf(r_len->method, sizeof r_len->method, "DRSCH (trained at each length)");
@@ -338,11 +329,9 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 ev_error ee;
                 ev_options o = opt;
                 o.pr_curve = !weighted && m < nl;
-                if (xp_eval_retrieval(d, sp, &q, &db, b, weighted ? w : NULL, &o, &r, &ee) != EV_OK) {
+                if (xp_eval_retrieval(d, sp, q, db, b, weighted ? w : NULL, &o, &r, &ee) != EV_OK) {
                     fprintf(stderr, "drsch reproduce: %s\n", ee.msg);
-                    free(w);
-                    hm_codes_free(&q);
-                    hm_codes_free(&db);
+                    xp_codes_free(&codes);
                     goto done;
                 }
                 row *dst = m < nl ? r_len : weighted ? r_wcut : r_cut;
@@ -365,9 +354,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 ev_retrieval_free(&r);
             }
         }
-        free(w);
-        hm_codes_free(&q);
-        hm_codes_free(&db);
+        xp_codes_free(&codes);
     }
     nrows = 3;
 
@@ -755,9 +742,7 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         return 1;
     }
     int status = 1;
-    nn_net *net = NULL;
-    hm_codes q = {0}, g = {0};
-    float *w = NULL;
+    xp_codes codes = {0};
     snprintf(res->split_name[s], sizeof res->split_name[s], "%s", sp.name);
     res->n_query[s] = sp.n_query;
     res->n_gallery[s] = sp.n_db;
@@ -783,19 +768,13 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     }
     res->rows[RR_DRSCH].seconds[s] = res->rows[RR_WEIGHTED].seconds[s] = cli_now() - t;
     drop_state(path);
-    nn_error ne;
-    if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
-        fprintf(stderr, "drsch reproduce: %s\n", ne.msg);
-        goto done;
-    }
-    w = malloc(sizeof(float) * B);
-    const float *bw = nn_bit_weights(net);
-    const uint32_t *order = nn_bit_order(net);
-    for (uint32_t j = 0; w && j < B; j++)
-        w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
-    if (!w || tr_encode(net, d, sp.query, sp.n_query, &q, &te) != TR_OK ||
-        tr_encode(net, d, sp.db, sp.n_db, &g, &te) != TR_OK) {
-        fprintf(stderr, "drsch reproduce: %s: %s\n", tag, w ? te.msg : "out of memory");
+    xp_error xe;
+    xp_status xs = xp_model_codes(path, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32, &codes, &xe);
+    if (xs != XP_OK) {
+        if (xs == XP_ERR_MODEL)
+            fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
+        else
+            fprintf(stderr, "drsch reproduce: %s: %s\n", tag, xe.msg);
         goto done;
     }
     for (int weighted = 0; weighted < 2; weighted++) {
@@ -803,8 +782,8 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         for (int i = 0; i < res->ncols; i++) {
             size_t k = (size_t)s * (size_t)res->ncols + (size_t)i;
             ev_error ee;
-            if (xp_eval_reid(d, &sp, &q, &g, res->cols[i], weighted ? w : NULL, REID_REPEATS, rc->seed, &row->r[k],
-                             &ee) != EV_OK) {
+            if (xp_eval_reid(d, &sp, &codes.query, &codes.db, res->cols[i], weighted ? codes.weights : NULL,
+                             REID_REPEATS, rc->seed, &row->r[k], &ee) != EV_OK) {
                 fprintf(stderr, "drsch reproduce: %s: %s\n", tag, ee.msg);
                 goto done;
             }
@@ -822,10 +801,7 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         goto done;
     status = 0;
 done:
-    free(w);
-    nn_net_free(net);
-    hm_codes_free(&q);
-    hm_codes_free(&g);
+    xp_codes_free(&codes);
     ds_split_free(&sp);
     return status;
 }
