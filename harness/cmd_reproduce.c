@@ -126,10 +126,12 @@ static void drop_state(const char *model_path)
     remove(state);
 }
 
-/* A growing string for the Markdown table and gnuplot files. */
+/* A growing string for the Markdown table and gnuplot files; failed: an allocation failed, the
+ * text is incomplete (write_sbuf refuses to write it). */
 typedef struct {
     char *s;
     size_t len, cap;
+    int failed;
 } sbuf;
 
 static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -140,19 +142,33 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
         va_start(ap, fmt);
         int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
-        if (n < 0)
+        if (n < 0) {
+            b->failed = 1;
             return;
+        }
         if (b->s && b->len + (size_t)n < b->cap) {
             b->len += (size_t)n;
             return;
         }
         size_t cap = (b->cap + (size_t)n + 1) * 2;
         char *s = realloc(b->s, cap);
-        if (!s)
+        if (!s) {
+            b->failed = 1;
             return;
+        }
         b->s = s;
         b->cap = cap;
     }
+}
+
+/* Writes the text of b to path whole; a text cut short by a failed allocation is not written. */
+static int write_sbuf(const char *path, const sbuf *b)
+{
+    if (b->failed) {
+        fprintf(stderr, "drsch reproduce: out of memory for the text of %s\n", path);
+        return -1;
+    }
+    return write_text(path, b->s ? b->s : "");
 }
 
 /* Draws DIR/plots.gp with gnuplot; a missing or failing gnuplot is reported, not fatal (the data
@@ -495,9 +511,9 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         sb_printf(&dat, "\n");
     }
     snprintf(path, sizeof path, "%s/map_vs_bits.dat", rc->dir);
-    int wbad = write_text(path, dat.s ? dat.s : "");
+    int wbad = write_sbuf(path, &dat);
     snprintf(path, sizeof path, "%s/pr.dat", rc->dir);
-    wbad = wbad || write_text(path, pr.s ? pr.s : "");
+    wbad = wbad || write_sbuf(path, &pr);
     sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
                    "set output '%s/map_vs_bits.svg'\nset title '%s: %s vs code length'\n"
                    "set xlabel 'bits'\nset ylabel '%s'\nset key bottom right\nset grid\nset yrange [0:1]\n"
@@ -512,7 +528,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         sb_printf(&gp, "%s%u", i ? " " : "", lengths[i]);
     sb_printf(&gp, "', i+1)+0)\n");
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
-    wbad = wbad || write_text(path, gp.s ? gp.s : "");
+    wbad = wbad || write_sbuf(path, &gp);
     free(dat.s);
     free(gp.s);
     if (wbad)
@@ -931,9 +947,9 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/cmc.dat", rc->dir);
-    int wbad = write_text(path, cmc.s ? cmc.s : "");
+    int wbad = write_sbuf(path, &cmc);
     snprintf(path, sizeof path, "%s/cmc_methods.dat", rc->dir);
-    wbad = wbad || write_text(path, meth.s ? meth.s : "");
+    wbad = wbad || write_sbuf(path, &meth);
     sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
                    "set xlabel 'rank'\nset ylabel 'matching rate (CMC)'\nset key bottom right\nset grid\n"
                    "set xrange [1:%d]\nset yrange [0:1]\nset xtics (1, 5, 10, 15, 20)\n",
@@ -945,7 +961,7 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
                    "plot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title columnhead(k)\n",
               rc->dir, d->name, res->cols[at], S, S > 1 ? "s" : "", RR_COUNT + 1, rc->dir);
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
-    wbad = wbad || write_text(path, gp.s ? gp.s : "");
+    wbad = wbad || write_sbuf(path, &gp);
     free(cmc.s);
     free(meth.s);
     free(gp.s);
@@ -1278,8 +1294,10 @@ int cmd_reproduce(int argc, char **argv)
     base.sgd.step = base.iters / 3 > 0 ? base.iters / 3 : 1;
     base.log_every = base.iters >= 10 ? base.iters / 5 : 1;
     rep = rp_create();
-    if (!rep)
+    if (!rep) {
+        fprintf(stderr, "drsch reproduce: out of memory\n");
         goto done;
+    }
     char buf[512];
     rp_context_set(rep, "command", cmdline);
     rp_context_set(rep, "dataset", spec);
@@ -1358,7 +1376,7 @@ int cmd_reproduce(int argc, char **argv)
         goto done;
     }
     snprintf(path, sizeof path, "%s/table.md", out);
-    if (write_text(path, md.s))
+    if (write_sbuf(path, &md))
         goto done;
     fputs(md.s, stdout);
     fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", out, out, total);
