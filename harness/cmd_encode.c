@@ -7,7 +7,6 @@
  * The forward pass runs in f32 unless --precision bf16 asks for bf16 (an error where the CPU
  * cannot run it). */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,12 +141,12 @@ int cmd_encode(int argc, char **argv)
     ds_dataset *d = NULL;
     ds_split sp = {0};
     int64_t *all = NULL;
-    hm_codes codes = {0}, cut = {0};
+    xp_codes codes = {0};
+    hm_codes cut = {0};
     int32_t *lab = NULL;
-    float *w = NULL;
     nn_error ne;
     ds_error de;
-    tr_error te;
+    xp_error xe;
     double t0 = cli_now();
     if (nn_model_load(&net, model, 100, 0, &ne) != NN_OK) {
         fprintf(stderr, "drsch encode: %s\n", ne.msg);
@@ -167,8 +166,10 @@ int cmd_encode(int argc, char **argv)
     int64_t n;
     if (!strcmp(split, "all")) {
         all = malloc(sizeof *all * (size_t)(d->n ? d->n : 1));
-        if (!all)
+        if (!all) {
+            fprintf(stderr, "drsch encode: out of memory for the index of %lld images\n", (long long)d->n);
             goto done;
+        }
         for (int64_t i = 0; i < d->n; i++)
             all[i] = i;
         idx = all;
@@ -182,12 +183,12 @@ int cmd_encode(int argc, char **argv)
         n = !strcmp(split, "query") ? sp.n_query : !strcmp(split, "db") ? sp.n_db : sp.n_train;
     }
     cli_note_precision("encode", precision);
-    if (tr_encode_precision(net, d, idx, n, precision, &codes, &te) != TR_OK) {
-        fprintf(stderr, "drsch encode: %s: %s\n", model, te.msg);
+    if (xp_net_codes(net, d, idx, n, NULL, 0, precision, &codes, &xe) != XP_OK) {
+        fprintf(stderr, "drsch encode: %s: %s\n", model, xe.msg);
         goto done;
     }
     uint32_t keep = bits ? (uint32_t)bits : (uint32_t)B;
-    if (xp_codes_prefix(&codes, keep, &cut)) {
+    if (xp_codes_prefix(&codes.query, keep, &cut)) {
         fprintf(stderr, "drsch encode: out of memory\n");
         goto done;
     }
@@ -201,8 +202,10 @@ int cmd_encode(int argc, char **argv)
         goto done;
     if (d->label_kind == DS_LABELS_MULTI) {
         uint8_t *m = malloc((size_t)n * (size_t)d->n_classes + 1);
-        if (!m)
+        if (!m) {
+            fprintf(stderr, "drsch encode: out of memory for the labels of %lld images\n", (long long)n);
             goto done;
+        }
         for (int64_t i = 0; i < n; i++)
             memcpy(m + i * d->n_classes, d->multi + idx[i] * d->n_classes, (size_t)d->n_classes);
         size_t s2[2] = {(size_t)n, (size_t)d->n_classes};
@@ -212,8 +215,10 @@ int cmd_encode(int argc, char **argv)
             goto done;
     } else {
         lab = malloc(sizeof *lab * (size_t)(n ? n : 1));
-        if (!lab)
+        if (!lab) {
+            fprintf(stderr, "drsch encode: out of memory for the labels of %lld images\n", (long long)n);
             goto done;
+        }
         for (int64_t i = 0; i < n; i++)
             lab[i] = d->labels[idx[i]];
         if (save(&set, "labels.npy", NPY_I32, 1, s1, lab))
@@ -225,15 +230,8 @@ int cmd_encode(int argc, char **argv)
                 goto done;
         }
     }
-    const float *bw = nn_bit_weights(net);
-    const uint32_t *order = nn_bit_order(net);
-    w = malloc(sizeof *w * keep);
-    if (!w)
-        goto done;
-    for (uint32_t j = 0; j < keep; j++)
-        w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
-    size_t sw[1] = {keep};
-    if (save(&set, "weights.npy", NPY_F32, 1, sw, w))
+    size_t sw[1] = {keep}; /* the weights of the bits kept */
+    if (save(&set, "weights.npy", NPY_F32, 1, sw, codes.weights))
         goto done;
     if (fio_set_commit(&set, he.msg, sizeof he.msg) != 0) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
@@ -250,8 +248,7 @@ done:
     ds_dataset_free(d);
     free(all);
     free(lab);
-    free(w);
-    hm_codes_free(&codes);
+    xp_codes_free(&codes);
     hm_codes_free(&cut);
     return rc;
 }

@@ -5,7 +5,6 @@
  * (--codes ...), so results from different tools are measured identically. With --model the
  * encoding runs in f32 unless --precision bf16 asks for bf16; reports record which. */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,27 +89,26 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
                 out->labels[i] = a.dtype == NPY_I32 ? ((int32_t *)a.data)[i] : (int32_t)((int64_t *)a.data)[i];
             out->n = n;
             rc = 0;
+        } else {
+            fprintf(stderr, "drsch eval: %s: out of memory for %zu labels\n", path, n);
         }
     } else if (a.ndim == 2 && (a.dtype == NPY_U8 || a.dtype == NPY_BOOL) && a.shape[1] > 0) {
-        size_t L = a.shape[1], words = (L + 63) / 64;
-        out->multi = calloc(n * words + 1, sizeof *out->multi);
-        if (out->multi) {
-            const uint8_t *v = a.data;
-            rc = 0;
-            for (size_t i = 0; i < n && rc == 0; i++)
-                for (size_t l = 0; l < L; l++) {
-                    if (v[i * L + l] > 1) {
-                        fprintf(stderr, "drsch eval: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n",
-                                path, i, l, v[i * L + l]);
-                        rc = -1;
-                        break;
-                    }
-                    if (v[i * L + l])
-                        out->multi[i * words + l / 64] |= 1ull << (l % 64);
-                }
+        size_t L = a.shape[1], words = xp_multi_hot_words(L);
+        const uint8_t *v = a.data;
+        size_t bad = 0;
+        while (bad < n * L && v[bad] <= 1)
+            bad++;
+        if (bad < n * L) {
+            fprintf(stderr, "drsch eval: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n", path,
+                    bad / L, bad % L, v[bad]);
+        } else if ((out->multi = calloc(n * words + 1, sizeof *out->multi))) {
+            xp_pack_multi_hot(v, L, NULL, n, out->multi);
             out->n = n;
             out->words = words;
             out->cols = L;
+            rc = 0;
+        } else {
+            fprintf(stderr, "drsch eval: %s: out of memory for %zu x %zu labels\n", path, n, L);
         }
     } else {
         fprintf(stderr, "drsch eval: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s with %d dimensions\n",
@@ -153,9 +151,10 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
     nn_net *net = NULL;
     ds_dataset *d = NULL;
     ds_split sp = {0};
+    xp_codes codes = {0};
     nn_error ne;
     ds_error de;
-    tr_error te;
+    xp_error xe;
     int rc = -1;
     if (nn_model_load(&net, model, 100, 0, &ne) != NN_OK) {
         fprintf(stderr, "drsch eval: %s\n", ne.msg);
@@ -174,11 +173,14 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
         goto done;
     }
     cli_note_precision("eval", precision);
-    if (tr_encode_precision(net, d, sp.query, sp.n_query, precision, q, &te) != TR_OK ||
-        tr_encode_precision(net, d, sp.db, sp.n_db, precision, db, &te) != TR_OK) {
-        fprintf(stderr, "drsch eval: %s: %s\n", model, te.msg);
+    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, precision, &codes, &xe) != XP_OK) {
+        fprintf(stderr, "drsch eval: %s: %s\n", model, xe.msg);
         goto done;
     }
+    *q = codes.query;
+    *db = codes.db;
+    memset(&codes.query, 0, sizeof codes.query);
+    memset(&codes.db, 0, sizeof codes.db);
     const int64_t *sets[2] = {sp.query, sp.db};
     int64_t counts[2] = {sp.n_query, sp.n_db};
     labels_buf *labs[2] = {ql, dl}, *cams[2] = {qc, dc};
@@ -186,20 +188,17 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
         int64_t n = counts[k];
         labs[k]->n = (size_t)n;
         if (d->label_kind == DS_LABELS_MULTI) {
-            size_t words = ((size_t)d->n_classes + 63) / 64;
+            size_t words = xp_multi_hot_words((size_t)d->n_classes);
             labs[k]->words = words;
             labs[k]->cols = (size_t)d->n_classes;
             labs[k]->multi = calloc((size_t)n * words + 1, sizeof(uint64_t));
             if (!labs[k]->multi)
-                goto done;
-            for (int64_t i = 0; i < n; i++)
-                for (int l = 0; l < d->n_classes; l++)
-                    if (d->multi[sets[k][i] * d->n_classes + l])
-                        labs[k]->multi[(size_t)i * words + (size_t)l / 64] |= 1ull << (l % 64);
+                goto nomem;
+            xp_pack_multi_hot(d->multi, (size_t)d->n_classes, sets[k], (size_t)n, labs[k]->multi);
         } else {
             labs[k]->labels = malloc(sizeof(int32_t) * (size_t)n);
             if (!labs[k]->labels)
-                goto done;
+                goto nomem;
             for (int64_t i = 0; i < n; i++)
                 labs[k]->labels[i] = d->labels[sets[k][i]];
         }
@@ -207,23 +206,17 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
             cams[k]->n = (size_t)n;
             cams[k]->labels = malloc(sizeof(int32_t) * (size_t)n);
             if (!cams[k]->labels)
-                goto done;
+                goto nomem;
             for (int64_t i = 0; i < n; i++)
                 cams[k]->labels[i] = d->cams[sets[k][i]];
         }
     }
     if (d->cams && *single < 0)
         *single = d->kind == DS_KIND_CUHK03 ? 10 : 0;
-    if (weighted) {
-        const float *bw = nn_bit_weights(net);
-        const uint32_t *order = nn_bit_order(net);
-        int32_t B = nn_net_config(net)->bits;
-        *wts = malloc(sizeof(float) * (size_t)B);
-        if (!*wts)
-            goto done;
-        for (int32_t j = 0; j < B; j++)
-            (*wts)[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
-        *wcount = (size_t)B;
+    if (weighted) { /* |w| in significance order */
+        *wts = codes.weights;
+        *wcount = codes.bits;
+        codes.weights = NULL;
     }
     char buf[32];
     rp_context_set(rep, "model", model);
@@ -235,7 +228,11 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
     rp_context_set(rep, "precision", nn_precision_name(precision));
     rp_context_set(rep, "onednn_isa", nn_onednn_isa());
     rc = 0;
+    goto done;
+nomem:
+    fprintf(stderr, "drsch eval: out of memory for the labels of %s\n", d->name);
 done:
+    xp_codes_free(&codes);
     nn_net_free(net);
     ds_split_free(&sp);
     ds_dataset_free(d);
@@ -432,8 +429,10 @@ int cmd_eval(int argc, char **argv)
     eval_row rows[64];
     int nrows = 0;
     rp_report *rep = rp_create();
-    if (!rep)
+    if (!rep) {
+        fprintf(stderr, "drsch eval: out of memory\n");
         goto done;
+    }
     if (model) {
         if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, precision, &q, &db, &ql, &dl,
                               &qcb, &dcb, &wts, &wcount, &single, size, rep))

@@ -126,10 +126,12 @@ static void drop_state(const char *model_path)
     remove(state);
 }
 
-/* A growing string for the Markdown table and gnuplot files. */
+/* A growing string for the Markdown table and gnuplot files; failed: an allocation failed, the
+ * text is incomplete (write_sbuf refuses to write it). */
 typedef struct {
     char *s;
     size_t len, cap;
+    int failed;
 } sbuf;
 
 static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -140,19 +142,33 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
         va_start(ap, fmt);
         int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
-        if (n < 0)
+        if (n < 0) {
+            b->failed = 1;
             return;
+        }
         if (b->s && b->len + (size_t)n < b->cap) {
             b->len += (size_t)n;
             return;
         }
         size_t cap = (b->cap + (size_t)n + 1) * 2;
         char *s = realloc(b->s, cap);
-        if (!s)
+        if (!s) {
+            b->failed = 1;
             return;
+        }
         b->s = s;
         b->cap = cap;
     }
+}
+
+/* Writes the text of b to path whole; a text cut short by a failed allocation is not written. */
+static int write_sbuf(const char *path, const sbuf *b)
+{
+    if (b->failed) {
+        fprintf(stderr, "drsch reproduce: out of memory for the text of %s\n", path);
+        return -1;
+    }
+    return write_text(path, b->s ? b->s : "");
 }
 
 /* Draws DIR/plots.gp with gnuplot; a missing or failing gnuplot is reported, not fatal (the data
@@ -302,28 +318,19 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
             goto done;
         }
         drop_state(path);
-        nn_net *net = NULL;
-        nn_error ne;
-        hm_codes q = {0}, db = {0};
-        if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
-            fprintf(stderr, "drsch reproduce: %s\n", ne.msg);
+        xp_codes codes;
+        xp_error xe;
+        xp_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32, &codes,
+                                      &xe);
+        if (xs != XP_OK) {
+            if (xs == XP_ERR_MODEL)
+                fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
+            else
+                fprintf(stderr, "drsch reproduce: %s: %s\n", tag, xe.msg);
             goto done;
         }
-        float *w = malloc(sizeof(float) * B);
-        const float *bw = nn_bit_weights(net);
-        const uint32_t *order = nn_bit_order(net);
-        for (uint32_t j = 0; w && j < B; j++)
-            w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
-        int bad = !w || tr_encode(net, d, sp->query, sp->n_query, &q, &te) != TR_OK ||
-                  tr_encode(net, d, sp->db, sp->n_db, &db, &te) != TR_OK;
-        nn_net_free(net);
-        if (bad) {
-            fprintf(stderr, "drsch reproduce: %s: %s\n", tag, w ? te.msg : "out of memory");
-            free(w);
-            hm_codes_free(&q);
-            hm_codes_free(&db);
-            goto done;
-        }
+        const hm_codes *q = &codes.query, *db = &codes.db;
+        const float *w = codes.weights;
         /* Row 0: models trained at each length; rows 1, 2: the long model truncated. */
         row *r_len = &rows[0], *r_cut = &rows[1], *r_wcut = &rows[2];
         snprintf(r_len->method, sizeof r_len->method, "DRSCH (trained at each length)");
@@ -338,11 +345,9 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 ev_error ee;
                 ev_options o = opt;
                 o.pr_curve = !weighted && m < nl;
-                if (xp_eval_retrieval(d, sp, &q, &db, b, weighted ? w : NULL, &o, &r, &ee) != EV_OK) {
+                if (xp_eval_retrieval(d, sp, q, db, b, weighted ? w : NULL, &o, &r, &ee) != EV_OK) {
                     fprintf(stderr, "drsch reproduce: %s\n", ee.msg);
-                    free(w);
-                    hm_codes_free(&q);
-                    hm_codes_free(&db);
+                    xp_codes_free(&codes);
                     goto done;
                 }
                 row *dst = m < nl ? r_len : weighted ? r_wcut : r_cut;
@@ -365,9 +370,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 ev_retrieval_free(&r);
             }
         }
-        free(w);
-        hm_codes_free(&q);
-        hm_codes_free(&db);
+        xp_codes_free(&codes);
     }
     nrows = 3;
 
@@ -508,9 +511,9 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         sb_printf(&dat, "\n");
     }
     snprintf(path, sizeof path, "%s/map_vs_bits.dat", rc->dir);
-    int wbad = write_text(path, dat.s ? dat.s : "");
+    int wbad = write_sbuf(path, &dat);
     snprintf(path, sizeof path, "%s/pr.dat", rc->dir);
-    wbad = wbad || write_text(path, pr.s ? pr.s : "");
+    wbad = wbad || write_sbuf(path, &pr);
     sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
                    "set output '%s/map_vs_bits.svg'\nset title '%s: %s vs code length'\n"
                    "set xlabel 'bits'\nset ylabel '%s'\nset key bottom right\nset grid\nset yrange [0:1]\n"
@@ -525,7 +528,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         sb_printf(&gp, "%s%u", i ? " " : "", lengths[i]);
     sb_printf(&gp, "', i+1)+0)\n");
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
-    wbad = wbad || write_text(path, gp.s ? gp.s : "");
+    wbad = wbad || write_sbuf(path, &gp);
     free(dat.s);
     free(gp.s);
     if (wbad)
@@ -755,9 +758,7 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         return 1;
     }
     int status = 1;
-    nn_net *net = NULL;
-    hm_codes q = {0}, g = {0};
-    float *w = NULL;
+    xp_codes codes = {0};
     snprintf(res->split_name[s], sizeof res->split_name[s], "%s", sp.name);
     res->n_query[s] = sp.n_query;
     res->n_gallery[s] = sp.n_db;
@@ -783,19 +784,13 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     }
     res->rows[RR_DRSCH].seconds[s] = res->rows[RR_WEIGHTED].seconds[s] = cli_now() - t;
     drop_state(path);
-    nn_error ne;
-    if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
-        fprintf(stderr, "drsch reproduce: %s\n", ne.msg);
-        goto done;
-    }
-    w = malloc(sizeof(float) * B);
-    const float *bw = nn_bit_weights(net);
-    const uint32_t *order = nn_bit_order(net);
-    for (uint32_t j = 0; w && j < B; j++)
-        w[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
-    if (!w || tr_encode(net, d, sp.query, sp.n_query, &q, &te) != TR_OK ||
-        tr_encode(net, d, sp.db, sp.n_db, &g, &te) != TR_OK) {
-        fprintf(stderr, "drsch reproduce: %s: %s\n", tag, w ? te.msg : "out of memory");
+    xp_error xe;
+    xp_status xs = xp_model_codes(path, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32, &codes, &xe);
+    if (xs != XP_OK) {
+        if (xs == XP_ERR_MODEL)
+            fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
+        else
+            fprintf(stderr, "drsch reproduce: %s: %s\n", tag, xe.msg);
         goto done;
     }
     for (int weighted = 0; weighted < 2; weighted++) {
@@ -803,8 +798,8 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         for (int i = 0; i < res->ncols; i++) {
             size_t k = (size_t)s * (size_t)res->ncols + (size_t)i;
             ev_error ee;
-            if (xp_eval_reid(d, &sp, &q, &g, res->cols[i], weighted ? w : NULL, REID_REPEATS, rc->seed, &row->r[k],
-                             &ee) != EV_OK) {
+            if (xp_eval_reid(d, &sp, &codes.query, &codes.db, res->cols[i], weighted ? codes.weights : NULL,
+                             REID_REPEATS, rc->seed, &row->r[k], &ee) != EV_OK) {
                 fprintf(stderr, "drsch reproduce: %s: %s\n", tag, ee.msg);
                 goto done;
             }
@@ -822,10 +817,7 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         goto done;
     status = 0;
 done:
-    free(w);
-    nn_net_free(net);
-    hm_codes_free(&q);
-    hm_codes_free(&g);
+    xp_codes_free(&codes);
     ds_split_free(&sp);
     return status;
 }
@@ -955,9 +947,9 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/cmc.dat", rc->dir);
-    int wbad = write_text(path, cmc.s ? cmc.s : "");
+    int wbad = write_sbuf(path, &cmc);
     snprintf(path, sizeof path, "%s/cmc_methods.dat", rc->dir);
-    wbad = wbad || write_text(path, meth.s ? meth.s : "");
+    wbad = wbad || write_sbuf(path, &meth);
     sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
                    "set xlabel 'rank'\nset ylabel 'matching rate (CMC)'\nset key bottom right\nset grid\n"
                    "set xrange [1:%d]\nset yrange [0:1]\nset xtics (1, 5, 10, 15, 20)\n",
@@ -969,7 +961,7 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
                    "plot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title columnhead(k)\n",
               rc->dir, d->name, res->cols[at], S, S > 1 ? "s" : "", RR_COUNT + 1, rc->dir);
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
-    wbad = wbad || write_text(path, gp.s ? gp.s : "");
+    wbad = wbad || write_sbuf(path, &gp);
     free(cmc.s);
     free(meth.s);
     free(gp.s);
@@ -1302,8 +1294,10 @@ int cmd_reproduce(int argc, char **argv)
     base.sgd.step = base.iters / 3 > 0 ? base.iters / 3 : 1;
     base.log_every = base.iters >= 10 ? base.iters / 5 : 1;
     rep = rp_create();
-    if (!rep)
+    if (!rep) {
+        fprintf(stderr, "drsch reproduce: out of memory\n");
         goto done;
+    }
     char buf[512];
     rp_context_set(rep, "command", cmdline);
     rp_context_set(rep, "dataset", spec);
@@ -1382,7 +1376,7 @@ int cmd_reproduce(int argc, char **argv)
         goto done;
     }
     snprintf(path, sizeof path, "%s/table.md", out);
-    if (write_text(path, md.s))
+    if (write_sbuf(path, &md))
         goto done;
     fputs(md.s, stdout);
     fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", out, out, total);

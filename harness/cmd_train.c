@@ -453,15 +453,10 @@ static int train_command(int argc, char **argv)
         fprintf(stderr, "drsch train: wrote %s after %.1f s of training (%.1f s in all)\n", out, t2 - t1, t2 - t0);
     }
     if (rc == 0 && do_eval) {
-        nn_net *m = NULL;
-        nn_error ne;
-        hm_codes q = {0}, db = {0};
-        if (nn_model_load(&m, out, 100, 0, &ne) != NN_OK) {
-            fprintf(stderr, "drsch train: %s\n", ne.msg);
-            rc = 1;
-        } else if (tr_encode(m, d, sp.query, sp.n_query, &q, &te) != TR_OK ||
-                   tr_encode(m, d, sp.db, sp.n_db, &db, &te) != TR_OK) {
-            fprintf(stderr, "drsch train: %s\n", te.msg);
+        xp_codes codes;
+        xp_error xe;
+        if (xp_model_codes(out, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32, &codes, &xe) != XP_OK) {
+            fprintf(stderr, "drsch train: %s\n", xe.msg);
             rc = 1;
         } else {
             static const uint32_t lengths[] = {12, 24, 32, 48, 64, 128};
@@ -474,7 +469,7 @@ static int train_command(int argc, char **argv)
                     break;
                 ev_retrieval r;
                 ev_error ee;
-                if (xp_eval_retrieval(d, &sp, &q, &db, b, NULL, &opt, &r, &ee) != EV_OK) {
+                if (xp_eval_retrieval(d, &sp, &codes.query, &codes.db, b, NULL, &opt, &r, &ee) != EV_OK) {
                     fprintf(stderr, "drsch train: %s\n", ee.msg);
                     rc = 1;
                 } else {
@@ -486,9 +481,7 @@ static int train_command(int argc, char **argv)
             if (rc == 0)
                 printf("%zu of %zu queries have no relevant item (counted as AP 0)\n", no_relevant, queries);
         }
-        hm_codes_free(&q);
-        hm_codes_free(&db);
-        nn_net_free(m);
+        xp_codes_free(&codes);
     }
     ds_split_free(&sp);
     ds_dataset_free(d);

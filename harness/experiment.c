@@ -1,10 +1,13 @@
 /* Protocol names and splits shared by data info, bench data, train, encode, eval and
- * reproduce. */
+ * reproduce; the codes of a model on a split, packed multi-hot labels, evaluation of codes. */
 #include "experiment.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "train.h"
 
 int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out)
 {
@@ -118,6 +121,73 @@ int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_data
     return 0;
 }
 
+void xp_codes_free(xp_codes *c)
+{
+    hm_codes_free(&c->query);
+    hm_codes_free(&c->db);
+    free(c->weights);
+    memset(c, 0, sizeof *c);
+}
+
+xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query, int64_t n_query,
+                       const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    tr_error te;
+    if (tr_encode_precision(net, d, query, n_query, precision, &out->query, &te) != TR_OK ||
+        (db && tr_encode_precision(net, d, db, n_db, precision, &out->db, &te) != TR_OK)) {
+        snprintf(err->msg, sizeof err->msg, "%s", te.msg);
+        xp_codes_free(out);
+        return XP_ERR_ENCODE;
+    }
+    const uint32_t B = (uint32_t)nn_net_config(net)->bits;
+    const float *bw = nn_bit_weights(net);
+    const uint32_t *order = nn_bit_order(net);
+    out->weights = malloc(sizeof *out->weights * (B ? B : 1));
+    if (!out->weights) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        xp_codes_free(out);
+        return XP_ERR_NOMEM;
+    }
+    for (uint32_t j = 0; j < B; j++)
+        out->weights[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
+    out->bits = B;
+    return XP_OK;
+}
+
+xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query, int64_t n_query,
+                         const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    nn_net *net = NULL;
+    nn_error ne;
+    if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
+        snprintf(err->msg, sizeof err->msg, "%s", ne.msg);
+        return XP_ERR_MODEL;
+    }
+    xp_status st = xp_net_codes(net, d, query, n_query, db, n_db, precision, out, err);
+    nn_net_free(net);
+    return st;
+}
+
+size_t xp_multi_hot_words(size_t L)
+{
+    return (L + 63) / 64;
+}
+
+void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_t n, uint64_t *out)
+{
+    const size_t words = xp_multi_hot_words(L);
+    memset(out, 0, sizeof *out * n * words);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *row = multi + (idx ? (size_t)idx[i] : i) * L;
+        uint64_t *dst = out + i * words;
+        for (size_t l = 0; l < L; l++)
+            if (row[l])
+                dst[l / 64] |= 1ull << (l % 64);
+    }
+}
+
 int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out)
 {
     hm_error err;
@@ -143,14 +213,11 @@ static int gather_labels(const ds_dataset *d, const int64_t *idx, int64_t n, int
     *multi = NULL;
     *words = 0;
     if (d->label_kind == DS_LABELS_MULTI) {
-        *words = ((size_t)d->n_classes + 63) / 64;
+        *words = xp_multi_hot_words((size_t)d->n_classes);
         *multi = calloc((size_t)n * *words + 1, sizeof **multi);
         if (!*multi)
             return -1;
-        for (int64_t i = 0; i < n; i++)
-            for (int l = 0; l < d->n_classes; l++)
-                if (d->multi[idx[i] * d->n_classes + l])
-                    (*multi)[(size_t)i * *words + (size_t)l / 64] |= 1ull << (l % 64);
+        xp_pack_multi_hot(d->multi, (size_t)d->n_classes, idx, (size_t)n, *multi);
         return 0;
     }
     *lab = malloc(sizeof **lab * (size_t)(n ? n : 1));

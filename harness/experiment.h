@@ -1,6 +1,7 @@
 /* What the commands share about an experiment: protocol names and the split they build, the
- * HxW size flag, code prefixes, and the evaluation of a split's codes with the dataset's labels
- * (retrieval, re-id). Only the command line uses it; it prints the flag errors it detects. */
+ * HxW size flag, the codes of a model on a split, code prefixes, packed multi-hot labels, and the
+ * evaluation of a split's codes with the dataset's labels (retrieval, re-id). The flag parsers
+ * print the errors they detect; the rest returns a status and a message. */
 #ifndef DRSCH_EXPERIMENT_H
 #define DRSCH_EXPERIMENT_H
 
@@ -9,6 +10,7 @@
 #include "datasets.h"
 #include "hamming.h"
 #include "metrics.h"
+#include "nn.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +42,54 @@ int xp_size_check(const char *cmd, const char *spec);
  * for datasets decoded and resized on loading (NUS-WIDE, CUHK03). Prints "drsch <cmd>: ..." and
  * returns -1 on failure, with the exit status in *exit_code (2 for a bad --size, 1 otherwise). */
 int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out, int *exit_code);
+
+/* ---- The codes of a model ---------------------------------------------------------------- */
+
+typedef enum {
+    XP_OK = 0,
+    XP_ERR_MODEL = -1,  /* the model file could not be loaded (xp_model_codes only) */
+    XP_ERR_ENCODE = -2, /* the model could not encode the images (shapes that do not fit, no bf16, ...) */
+    XP_ERR_NOMEM = -3,
+} xp_status;
+
+typedef struct {
+    char msg[512];
+} xp_error;
+
+/* What a model gives on a dataset: the codes of the queries and of the database, row i of each
+ * the image of its index list's entry i, with the bits in significance order; and the weights
+ * of those bits in the same order: |w| of the model's learned bit weights (nn_bit_weights) taken
+ * in its bit order (nn_bit_order), 1.0 each for a model without them (what weighted ranking
+ * uses). */
+typedef struct {
+    hm_codes query, db; /* db is empty when no database was asked for */
+    float *weights;     /* bits values */
+    uint32_t bits;      /* the model's code length */
+} xp_codes;
+
+/* Encodes the images query[0..n_query) and, unless db is NULL, db[0..n_db) with net (in f32, or
+ * bf16 where the CPU runs it: TR_ERR_UNSUPPORTED otherwise, never an f32 fallback). An empty
+ * list is an error ("nothing to encode"). On failure *out is empty and err->msg says why (the
+ * encoder's message, or "out of memory"). */
+xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query, int64_t n_query,
+                       const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err);
+/* The same with the model file at path, loaded for inference and freed before returning;
+ * XP_ERR_MODEL when it cannot be loaded (err->msg: the loader's message, which names the file). */
+xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query, int64_t n_query,
+                         const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err);
+/* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
+void xp_codes_free(xp_codes *c);
+
+/* ---- Labels --------------------------------------------------------------------------------- */
+
+/* uint64 words per row of packed multi-hot labels of width L (ev_labels.words): ceil(L / 64). */
+size_t xp_multi_hot_words(size_t L);
+/* Packs multi-hot labels as ev_labels bitmasks: multi holds one row of L bytes per item (0 = label
+ * absent, anything else present); row i of out (xp_multi_hot_words(L) words, cleared here) gets
+ * bit l % 64 of word l / 64 set for every label l of item idx[i] (of item i when idx is NULL). */
+void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_t n, uint64_t *out);
+
+/* ---- Code prefixes and evaluation --------------------------------------------------------- */
 
 /* out = the first `bits` bits of every code of c (allocated here). Returns 0, or -1 when out of
  * memory or bits > c->bits. */

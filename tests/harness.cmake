@@ -38,3 +38,6 @@ drsch_criterion_test(test_faults_inputs SOURCES test_faults_inputs.c test_util.c
 # ulimit -v); OMP_NUM_THREADS is capped at 1024 and more threads than cores warns.
 drsch_criterion_test(test_faults_env SOURCES test_faults_env.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_faults_env drsch)
+# What the commands share about an experiment (experiment.h), in process: the codes and bit
+# weights of a model on a split, and multi-hot labels packed as bitmasks.
+drsch_criterion_test(test_experiment SOURCES test_experiment.c test_util.c LIBS drsch_harness DNNL::dnnl)

@@ -1,0 +1,224 @@
+/* What the commands share about an experiment (harness/experiment.h), in process: the codes and
+ * bit weights of a model on a split (xp_net_codes / xp_model_codes: the encoder's codes, |w| in
+ * the model's bit order, errors as statuses with the cause), and multi-hot labels packed as
+ * ev_labels bitmasks (xp_pack_multi_hot, checked against hand-computed words). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment.h"
+#include "test_util.h"
+#include "train.h"
+
+/* ---- Multi-hot labels ------------------------------------------------------------------- */
+
+TestSuite(multi_hot);
+
+Test(multi_hot, words_per_row)
+{
+    cr_expect_eq(xp_multi_hot_words(1), 1);
+    cr_expect_eq(xp_multi_hot_words(64), 1);
+    cr_expect_eq(xp_multi_hot_words(65), 2);
+    cr_expect_eq(xp_multi_hot_words(81), 2); /* NUS-WIDE's 81 concepts */
+    cr_expect_eq(xp_multi_hot_words(128), 2);
+    cr_expect_eq(xp_multi_hot_words(129), 3);
+}
+
+/* Four items of L = 70 labels (two words a row): labels 0, 3, 63 | 64, 69 | none | every one. */
+static void four_items(uint8_t m[4][70])
+{
+    memset(m, 0, 4 * 70);
+    m[0][0] = m[0][3] = m[0][63] = 1;
+    m[1][64] = 1;
+    m[1][69] = 7; /* any non-zero byte is a label */
+    memset(m[3], 1, 70);
+}
+
+Test(multi_hot, rows_in_order_and_through_an_index)
+{
+    uint8_t m[4][70];
+    four_items(m);
+    const uint64_t expect[4][2] = {
+        {0x8000000000000009ull, 0x0},  /* bits 0, 3, 63 */
+        {0x0, 0x21ull},                /* labels 64 and 69: bits 0 and 5 of the second word */
+        {0x0, 0x0},
+        {0xFFFFFFFFFFFFFFFFull, 0x3Full}, /* 70 labels: 64 + 6 */
+    };
+    uint64_t out[4][2];
+    memset(out, 0xA5, sizeof out); /* cleared by the packing, not left to the caller */
+    xp_pack_multi_hot(&m[0][0], 70, NULL, 4, &out[0][0]);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++)
+            cr_expect_eq(out[i][k], expect[i][k], "row %d word %d: %#llx, expected %#llx", i, k,
+                         (unsigned long long)out[i][k], (unsigned long long)expect[i][k]);
+
+    const int64_t idx[5] = {3, 0, 0, 2, 1};
+    uint64_t sel[5][2];
+    memset(sel, 0xFF, sizeof sel);
+    xp_pack_multi_hot(&m[0][0], 70, idx, 5, &sel[0][0]);
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 2; k++)
+            cr_expect_eq(sel[i][k], expect[idx[i]][k], "row %d (item %lld) word %d", i, (long long)idx[i], k);
+}
+
+Test(multi_hot, one_word_rows)
+{
+    const uint8_t m[2][5] = {{1, 0, 1, 0, 1}, {0, 1, 0, 0, 0}};
+    uint64_t out[2] = {~0ull, ~0ull};
+    xp_pack_multi_hot(&m[0][0], 5, NULL, 2, out);
+    cr_expect_eq(out[0], 0x15ull);
+    cr_expect_eq(out[1], 0x2ull);
+}
+
+/* ---- The codes of a model ---------------------------------------------------------------- */
+
+#define BITS 16
+#define N_IMAGES 30
+
+static void make_tmpdir(void)
+{
+    tu_tmpdir_make("experiment");
+}
+
+TestSuite(model_codes, .init = make_tmpdir, .fini = tu_tmpdir_remove, .timeout = 120);
+
+/* n random 1 x 28 x 28 images with single labels, as a loader would give them. */
+static ds_dataset *random_dataset(int64_t n, int c)
+{
+    ds_dataset *d = calloc(1, sizeof *d);
+    cr_assert_not_null(d);
+    snprintf(d->name, sizeof d->name, "random");
+    d->n = n;
+    d->c = c;
+    d->h = 28;
+    d->w = 28;
+    d->images = malloc((size_t)n * (size_t)c * 28 * 28);
+    d->labels = malloc(sizeof *d->labels * (size_t)n);
+    cr_assert(d->images && d->labels);
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < (size_t)n * (size_t)c * 28 * 28; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        d->images[i] = (uint8_t)(s >> 56);
+    }
+    for (int64_t i = 0; i < n; i++)
+        d->labels[i] = (int32_t)(i % 3);
+    d->n_classes = 3;
+    d->label_kind = DS_LABELS_SINGLE;
+    return d;
+}
+
+/* A drsch-mnist net of BITS bits whose bit weights are w_k = (k odd ? -1 : 1) (k + 1) / 16 and
+ * whose bit order is order[j] = 5 j mod 16: bit j of a code is network bit 5 j mod 16, whose
+ * weight is (5 j mod 16 + 1) / 16 in magnitude. */
+static nn_net *weighted_net(void)
+{
+    nn_config cfg;
+    nn_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", BITS, 10, 0, &err), NN_OK, "%s", err.msg);
+    cfg.seed = 7;
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    size_t np = nn_params_plain_size(net);
+    float *p = malloc(sizeof *p * np);
+    cr_assert_not_null(p);
+    cr_assert_eq(nn_params_export(net, p, np, &err), NN_OK, "%s", err.msg);
+    for (int k = 0; k < BITS; k++) /* the bit weights are the last B parameters */
+        p[np - BITS + (size_t)k] = (k % 2 ? -1.0f : 1.0f) * (float)(k + 1) / 16.0f;
+    cr_assert_eq(nn_params_import(net, p, np, &err), NN_OK, "%s", err.msg);
+    free(p);
+    uint32_t order[BITS];
+    for (int j = 0; j < BITS; j++)
+        order[j] = (uint32_t)(5 * j % BITS);
+    cr_assert_eq(nn_set_bit_order(net, order, &err), NN_OK, "%s", err.msg);
+    return net;
+}
+
+static void expect_codes_equal(const hm_codes *a, const hm_codes *b, const char *what)
+{
+    cr_assert_eq(a->n, b->n, "%s: %zu codes, expected %zu", what, a->n, b->n);
+    cr_assert_eq(a->bits, b->bits, "%s", what);
+    for (size_t i = 0; i < a->n; i++)
+        cr_assert_eq(memcmp(hm_code_row(a, i), hm_code_row(b, i), a->words * sizeof(uint64_t)), 0, "%s: code %zu",
+                     what, i);
+}
+
+Test(model_codes, encoder_codes_and_weights_in_significance_order)
+{
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    nn_net *net = weighted_net();
+    nn_error ne;
+    cr_assert_eq(nn_model_save(net, tu_path("m.bin"), &ne), NN_OK, "%s", ne.msg);
+    int64_t q[10], db[20];
+    for (int i = 0; i < 10; i++)
+        q[i] = 3 * i; /* every third image */
+    for (int i = 0; i < 20; i++)
+        db[i] = N_IMAGES - 1 - i; /* the last twenty, backwards */
+
+    /* What the encoder gives on each list. */
+    hm_codes eq = {0}, edb = {0};
+    tr_error te;
+    cr_assert_eq(tr_encode(net, d, q, 10, &eq, &te), TR_OK, "%s", te.msg);
+    cr_assert_eq(tr_encode(net, d, db, 20, &edb, &te), TR_OK, "%s", te.msg);
+
+    xp_codes c;
+    xp_error xe;
+    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 10, db, 20, NN_PRECISION_F32, &c, &xe), XP_OK, "%s", xe.msg);
+    cr_assert_eq(c.bits, BITS);
+    expect_codes_equal(&c.query, &eq, "model file, queries");
+    expect_codes_equal(&c.db, &edb, "model file, database");
+    for (int j = 0; j < BITS; j++) {
+        float expect = (float)(5 * j % BITS + 1) / 16.0f;
+        cr_expect_eq(c.weights[j], expect, "weight of bit %d: %g, expected %g", j, c.weights[j], expect);
+    }
+    xp_codes_free(&c);
+    cr_expect_null(c.weights);
+    cr_expect_eq(c.query.n, 0);
+
+    /* The net itself, queries only (drsch encode's one set): the database stays empty. */
+    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, &c, &xe), XP_OK, "%s", xe.msg);
+    expect_codes_equal(&c.query, &eq, "net, queries");
+    cr_expect_eq(c.db.n, 0);
+    cr_expect_null(c.db.data);
+    cr_expect_eq(c.weights[0], 1.0f / 16.0f);
+    cr_expect_eq(c.weights[1], 6.0f / 16.0f);
+    xp_codes_free(&c);
+    xp_codes_free(&c); /* freeing an empty one is harmless */
+
+    hm_codes_free(&eq);
+    hm_codes_free(&edb);
+    nn_net_free(net);
+    ds_dataset_free(d);
+}
+
+Test(model_codes, failures_say_why_and_leave_nothing)
+{
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    nn_net *net = weighted_net();
+    int64_t q[3] = {0, 1, 2};
+    xp_codes c;
+    xp_error xe;
+
+    /* No model file: the loader's message, naming it. */
+    cr_assert_eq(xp_model_codes(tu_path("missing.bin"), d, q, 3, q, 3, NN_PRECISION_F32, &c, &xe), XP_ERR_MODEL);
+    cr_expect_not_null(strstr(xe.msg, "missing.bin"), "%s", xe.msg);
+    cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
+
+    /* An empty list: the encoder's message. */
+    cr_assert_eq(xp_net_codes(net, d, q, 0, NULL, 0, NN_PRECISION_F32, &c, &xe), XP_ERR_ENCODE);
+    cr_expect_not_null(strstr(xe.msg, "nothing to encode"), "%s", xe.msg);
+    cr_expect(c.query.n == 0 && !c.query.data && !c.weights);
+    /* ... also when only the database is empty: the queries' codes are not left behind. */
+    cr_assert_eq(xp_net_codes(net, d, q, 3, q, 0, NN_PRECISION_F32, &c, &xe), XP_ERR_ENCODE);
+    cr_expect(c.query.n == 0 && !c.query.data && c.db.n == 0 && !c.weights);
+
+    /* Images the model does not take (3 channels for a 1-channel net). */
+    ds_dataset *rgb = random_dataset(4, 3);
+    cr_assert_eq(xp_net_codes(net, rgb, q, 3, q, 3, NN_PRECISION_F32, &c, &xe), XP_ERR_ENCODE);
+    cr_expect_not_null(strstr(xe.msg, "random"), "the message names the dataset: %s", xe.msg);
+    cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
+
+    ds_dataset_free(rgb);
+    nn_net_free(net);
+    ds_dataset_free(d);
+}
