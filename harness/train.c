@@ -24,6 +24,7 @@
 
 #include <zlib.h>
 
+#include "experiment.h"
 #include "fileio.h"
 
 #ifdef DRSCH_HAVE_OPENMP
@@ -693,7 +694,7 @@ static tr_status alloc_batch(run *r, tr_error *err)
     if (!r->idx)
         r->idx = malloc(sizeof *r->idx * (size_t)N);
     r->cls = malloc(sizeof *r->cls * (size_t)N);
-    r->words = r->d->label_kind == DS_LABELS_MULTI ? ((size_t)r->d->n_classes + 63) / 64 : 0;
+    r->words = r->d->label_kind == DS_LABELS_MULTI ? xp_multi_hot_words((size_t)r->d->n_classes) : 0;
     if (r->words)
         r->multi = calloc((size_t)N * r->words, sizeof *r->multi);
     if (!r->x || !r->dy || !r->sim || !r->idx || !r->cls || (r->words && !r->multi))
@@ -713,11 +714,7 @@ static tr_status next_batch(run *r, int64_t it, tr_error *err)
     if (ds_batch_build(d, r->idx, N, &r->aug, bseed, r->x, &de) != DS_OK)
         return fail(err, TR_ERR_DATA, "%s", de.msg);
     if (r->words) {
-        memset(r->multi, 0, sizeof *r->multi * (size_t)N * r->words);
-        for (int32_t i = 0; i < N; i++)
-            for (int l = 0; l < d->n_classes; l++)
-                if (d->multi[r->idx[i] * d->n_classes + l])
-                    r->multi[(size_t)i * r->words + (size_t)l / 64] |= 1ull << (l % 64);
+        xp_pack_multi_hot(d->multi, (size_t)d->n_classes, r->idx, (size_t)N, r->multi);
         dh_similarity(NULL, r->multi, r->words, N, r->sim);
     } else {
         for (int32_t i = 0; i < N; i++)
