@@ -1,6 +1,6 @@
-/* Harness suite: .npy reading and writing (round trips, every malformed-file case), the JSON
- * report schema, and `drsch search` end to end against a brute-force ranking, including its
- * errors on bad input (each must name the file and exit non-zero). */
+/* Harness suite: the JSON report schema, and `drsch search` end to end against a brute-force
+ * ranking, including its errors on bad input (each must name the file and exit non-zero). The
+ * .npy tests live with their module, in tests/test_io.c. */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -17,134 +17,6 @@
 static void make_tmpdir(void)
 {
     tu_tmpdir_make("harness");
-}
-
-TestSuite(npy, .init = make_tmpdir, .fini = tu_tmpdir_remove);
-
-Test(npy, round_trip_every_dtype_and_rank)
-{
-    static const npy_dtype types[] = {NPY_U8, NPY_I32, NPY_I64, NPY_F32, NPY_F64, NPY_U16};
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        size_t shapes[3][3] = {{7, 0, 0}, {3, 5, 0}, {2, 3, 4}};
-        for (int nd = 1; nd <= 3; nd++) {
-            size_t count = 1;
-            for (int i = 0; i < nd; i++)
-                count *= shapes[nd - 1][i];
-            size_t es = npy_dtype_size(types[t]);
-            uint8_t *data = malloc(count * es);
-            for (size_t i = 0; i < count * es; i++)
-                data[i] = (uint8_t)(i * 37 + t);
-            hm_error err;
-            cr_assert_eq(npy_save(tu_path("a.npy"), types[t], nd, shapes[nd - 1], data, &err), HM_OK, "%s", err.msg);
-            npy_array a;
-            cr_assert_eq(npy_load(tu_path("a.npy"), &a, &err), HM_OK, "%s", err.msg);
-            cr_assert_eq(a.dtype, types[t]);
-            cr_assert_eq(a.ndim, nd);
-            for (int i = 0; i < nd; i++)
-                cr_assert_eq(a.shape[i], shapes[nd - 1][i]);
-            cr_assert_eq(memcmp(a.data, data, count * es), 0);
-            npy_free(&a);
-            free(data);
-        }
-    }
-}
-
-Test(npy, header_is_numpy_compatible)
-{
-    size_t shape[2] = {2, 3};
-    uint8_t d[6] = {1, 2, 3, 4, 5, 6};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("h.npy"), NPY_U8, 2, shape, d, &err), HM_OK);
-    FILE *f = fopen(tu_path("h.npy"), "rb");
-    char buf[256];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    size_t hlen = (size_t)(uint8_t)buf[8] | (size_t)(uint8_t)buf[9] << 8;
-    cr_assert_eq((10 + hlen) % 64, 0, "payload must start on a 64-byte boundary");
-    cr_assert_eq(n, 10 + hlen + 6);
-    cr_assert_eq(buf[10 + hlen - 1], '\n');
-    cr_assert(strstr(buf + 10, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }") == buf + 10);
-}
-
-/* A v1.0 .npy image with the given header dict and payload. */
-static size_t make_npy(uint8_t *out, const char *dict, const void *payload, size_t plen)
-{
-    size_t dl = strlen(dict);
-    size_t hlen = (10 + dl + 1 + 63) / 64 * 64 - 10;
-    memcpy(out, "\x93NUMPY\x01\x00", 8);
-    out[8] = (uint8_t)hlen;
-    out[9] = (uint8_t)(hlen >> 8);
-    memcpy(out + 10, dict, dl);
-    memset(out + 10 + dl, ' ', hlen - dl - 1);
-    out[10 + hlen - 1] = '\n';
-    memcpy(out + 10 + hlen, payload, plen);
-    return 10 + hlen + plen;
-}
-
-static void expect_load_error(const uint8_t *img, size_t len, const char *needle)
-{
-    tu_write_file(tu_path("bad.npy"), img, len);
-    npy_array a;
-    hm_error err;
-    cr_assert_neq(npy_load(tu_path("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)", needle);
-    cr_assert(strstr(err.msg, "bad.npy") != NULL, "error names the file: %s", err.msg);
-    cr_assert(strstr(err.msg, needle) != NULL, "error '%s' should mention '%s'", err.msg, needle);
-    cr_assert_null(a.data);
-    cr_assert_neq(npy_parse(img, len, "mem", &a, &err), HM_OK);
-}
-
-Test(npy, malformed_files_are_refused_with_a_reason)
-{
-    uint8_t img[512], pay[64] = {0};
-    size_t n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 2), }", pay, 8);
-    expect_load_error(img, n - 1, "truncated");
-    uint8_t extra[512];
-    memcpy(extra, img, n);
-    extra[n] = 0;
-    expect_load_error(extra, n + 1, "trailing");
-    expect_load_error(img, 20, "truncated");
-    expect_load_error((const uint8_t *)"hello world, not numpy", 22, "magic");
-    n = make_npy(img, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", pay, 8);
-    expect_load_error(img, n, "dtype");
-    n = make_npy(img, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", pay, 16);
-    expect_load_error(img, n, "Fortran");
-    n = make_npy(img, "{'descr': '<f4', 'fortran_order': False, }", pay, 16);
-    expect_load_error(img, n, "shape");
-    n = make_npy(img, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", pay, 16);
-    expect_load_error(img, n, "shape");
-    n = make_npy(img, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", pay, 8);
-    expect_load_error(img, n, "dtype");
-    n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", pay, 8);
-    expect_load_error(img, n, "overflow");
-    memcpy(img, "\x93NUMPY\x09\x00", 8);
-    expect_load_error(img, 64, "version");
-}
-
-Test(npy, codes_truncate_to_a_prefix_and_check_dtype)
-{
-    uint8_t bytes[3 * 2] = {0xFF, 0xFF, 0x0F, 0xF0, 0xAA, 0x55};
-    size_t shape[2] = {3, 2};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("c.npy"), NPY_U8, 2, shape, bytes, &err), HM_OK);
-    hm_codes c;
-    cr_assert_eq(npy_load_codes(tu_path("c.npy"), 12, &c, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(c.bits, 12);
-    cr_assert_eq(hm_code_row(&c, 0)[0], 0x0FFFu);
-    cr_assert_eq(hm_code_row(&c, 1)[0], 0x000Fu);
-    cr_assert_eq(hm_code_row(&c, 2)[0], 0x05AAu);
-    cr_assert_eq(npy_save_codes(tu_path("c2.npy"), &c, &err), HM_OK);
-    hm_codes_free(&c);
-    npy_array a;
-    cr_assert_eq(npy_load(tu_path("c2.npy"), &a, &err), HM_OK);
-    cr_assert_eq(a.shape[1], 2);
-    cr_assert_eq(((uint8_t *)a.data)[1], 0x0F);
-    npy_free(&a);
-    cr_assert_neq(npy_load_codes(tu_path("c.npy"), 17, &c, &err), HM_OK);
-    cr_assert(strstr(err.msg, "17 bits") != NULL, "%s", err.msg);
-    int32_t ints[6] = {0};
-    cr_assert_eq(npy_save(tu_path("i.npy"), NPY_I32, 2, shape, ints, &err), HM_OK);
-    cr_assert_neq(npy_load_codes(tu_path("i.npy"), 0, &c, &err), HM_OK);
-    cr_assert(strstr(err.msg, "uint8") != NULL, "%s", err.msg);
 }
 
 TestSuite(report);
@@ -333,7 +205,7 @@ Test(search, database_larger_than_memory_is_refused)
     save_codes("q.npy", 2, 2, q);
     /* A sparse .npy of 2^40 one-byte codes: 1 TiB announced, nothing allocated on disk. */
     uint8_t img[256];
-    size_t n = make_npy(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (1099511627776, 1), }", "", 0);
+    size_t n = tu_npy_image(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (1099511627776, 1), }", "", 0);
     tu_write_file(tu_path("huge.npy"), img, n);
     cr_assert_eq(truncate(tu_path("huge.npy"), (off_t)n + ((off_t)1 << 40)), 0);
     char out[4096];

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 char tu_tmpdir[256];
@@ -96,4 +97,18 @@ size_t tu_vm_size(void)
     if (f)
         fclose(f);
     return kb * 1024;
+}
+
+size_t tu_npy_image(uint8_t *out, const char *dict, const void *payload, size_t plen)
+{
+    size_t dl = strlen(dict);
+    size_t hlen = (10 + dl + 1 + 63) / 64 * 64 - 10;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (uint8_t)hlen;
+    out[9] = (uint8_t)(hlen >> 8);
+    memcpy(out + 10, dict, dl);
+    memset(out + 10 + dl, ' ', hlen - dl - 1);
+    out[10 + hlen - 1] = '\n';
+    memcpy(out + 10 + hlen, payload, plen);
+    return 10 + hlen + plen;
 }

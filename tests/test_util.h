@@ -7,6 +7,7 @@
 #define DRSCH_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The suite's temp directory, /tmp/drsch-test-<suite_tag>-XXXXXX once made. */
 extern char tu_tmpdir[256];
@@ -39,5 +40,9 @@ void tu_write_file(const char *path, const void *data, size_t len);
  * of the address-space limits under which tests load crafted files (a loader that allocates what
  * a header declares then fails instead of taking gigabytes). */
 size_t tu_vm_size(void);
+
+/* A .npy image in out: a version 1.0 header holding `dict` (padded to 64 bytes), then the
+ * payload; returns its length. For tests of malformed headers. */
+size_t tu_npy_image(uint8_t *out, const char *dict, const void *payload, size_t plen);
 
 #endif
