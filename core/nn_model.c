@@ -242,11 +242,11 @@ static nn_status check_values(const char *path, const nn_net *net, float hash_sc
     return NN_OK;
 }
 
-nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training, nn_error *err)
+/* The whole file in memory (*data, *len): the file's size bounds everything read from it; only a
+ * regular file has one (a FIFO would block, /dev/zero never ends: both refused before the first
+ * read). */
+static nn_status read_model_file(const char *path, uint8_t **data, size_t *len, nn_error *err)
 {
-    *out = NULL;
-    /* The file's size bounds everything read from it; only a regular file has one (a FIFO
-     * would block, /dev/zero never ends: both refused before the first read). */
     char msg[400];
     FILE *f = fio_open_read(path, "model file", msg, sizeof msg);
     if (!f)
@@ -257,181 +257,216 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
         fclose(f);
         return nn_fail(err, NN_ERR_IO, "%s: cannot read model file: %s", path, strerror(e));
     }
-    const size_t len = (size_t)st.st_size;
-    uint8_t *data = malloc(len ? len : 1);
-    if (!data) {
+    *len = (size_t)st.st_size;
+    *data = malloc(*len ? *len : 1);
+    if (!*data) {
         fclose(f);
         char have[32];
-        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory reading %s", path, nn_bytes_str((double)len, have));
+        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory reading %s", path, nn_bytes_str((double)*len, have));
     }
-    size_t got = fread(data, 1, len, f);
+    size_t got = fread(*data, 1, *len, f);
     int rerr = ferror(f) ? errno : 0;
     fclose(f);
-    if (got != len) {
-        free(data);
+    if (got != *len) {
+        free(*data);
+        *data = NULL;
         return nn_fail(err, NN_ERR_IO, "%s: read error: %s", path,
                        rerr ? strerror(rerr) : "the file shrank while it was read");
     }
-    nn_status s = NN_OK;
-    rbuf b = {data, len, 0, 0};
-    nn_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    if (len < 8 || memcmp(data, MAGIC, 8) != 0) {
-        s = len < 8 && memcmp(data, MAGIC, len) == 0
-                ? nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)", path, len)
-                : nn_fail(err, NN_ERR_FORMAT, "%s: not a drsch model file (bad magic)", path);
-        goto done;
-    }
-    b.pos = 8;
-    uint32_t version = get_u32(&b);
-    if (!b.short_read && version != NN_MODEL_VERSION) {
-        s = nn_fail(err, NN_ERR_VERSION, "%s: model file version %u, this drsch reads version %d", path,
-                    version, NN_MODEL_VERSION);
-        goto done;
-    }
-    cfg.bits = (int32_t)get_u32(&b);
-    cfg.in_c = (int32_t)get_u32(&b);
-    cfg.in_h = (int32_t)get_u32(&b);
-    cfg.in_w = (int32_t)get_u32(&b);
+    return NN_OK;
+}
+
+/* Where the parts of a model file are, once its header is read. */
+typedef struct {
+    float hash_scale;
+    size_t order_pos;  /* the bit order: bits u32 */
+    uint64_t np;       /* the parameter count */
+    size_t params_pos; /* the parameters: np f32, then the crc32 */
+} model_layout;
+
+/* The header: magic, version, code length, input shape and normalisation, architecture, hash
+ * scale; every value checked as it is read. */
+static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_layout *lay, nn_error *err)
+{
+    const uint8_t *data = b->p;
+    const size_t len = b->len;
+    if (len < 8 || memcmp(data, MAGIC, 8) != 0)
+        return len < 8 && memcmp(data, MAGIC, len) == 0
+                   ? nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)", path, len)
+                   : nn_fail(err, NN_ERR_FORMAT, "%s: not a drsch model file (bad magic)", path);
+    b->pos = 8;
+    uint32_t version = get_u32(b);
+    if (!b->short_read && version != NN_MODEL_VERSION)
+        return nn_fail(err, NN_ERR_VERSION, "%s: model file version %u, this drsch reads version %d", path, version,
+                       NN_MODEL_VERSION);
+    cfg->bits = (int32_t)get_u32(b);
+    cfg->in_c = (int32_t)get_u32(b);
+    cfg->in_h = (int32_t)get_u32(b);
+    cfg->in_w = (int32_t)get_u32(b);
     for (int ch = 0; ch < NN_MAX_IN_C; ch++)
-        cfg.in_mean[ch] = get_f32(&b);
+        cfg->in_mean[ch] = get_f32(b);
     for (int ch = 0; ch < NN_MAX_IN_C; ch++)
-        cfg.in_scale[ch] = get_f32(&b);
-    cfg.arch.n_layers = (int32_t)get_u32(&b);
-    for (int ch = 0; ch < NN_MAX_IN_C && !b.short_read; ch++)
-        if (!isfinite(cfg.in_mean[ch]) || !isfinite(cfg.in_scale[ch]) || cfg.in_scale[ch] == 0.0f) {
-            s = nn_fail(err, NN_ERR_FORMAT, "%s: corrupt input normalisation (channel %d: mean %g, scale %g)",
-                        path, ch, cfg.in_mean[ch], cfg.in_scale[ch]);
-            goto done;
-        }
-    if (b.pos + NN_ARCH_NAME_MAX <= len) {
-        memcpy(cfg.arch.name, data + b.pos, NN_ARCH_NAME_MAX);
-        cfg.arch.name[NN_ARCH_NAME_MAX - 1] = '\0';
-        b.pos += NN_ARCH_NAME_MAX;
+        cfg->in_scale[ch] = get_f32(b);
+    cfg->arch.n_layers = (int32_t)get_u32(b);
+    for (int ch = 0; ch < NN_MAX_IN_C && !b->short_read; ch++)
+        if (!isfinite(cfg->in_mean[ch]) || !isfinite(cfg->in_scale[ch]) || cfg->in_scale[ch] == 0.0f)
+            return nn_fail(err, NN_ERR_FORMAT, "%s: corrupt input normalisation (channel %d: mean %g, scale %g)",
+                           path, ch, cfg->in_mean[ch], cfg->in_scale[ch]);
+    if (b->pos + NN_ARCH_NAME_MAX <= len) {
+        memcpy(cfg->arch.name, data + b->pos, NN_ARCH_NAME_MAX);
+        cfg->arch.name[NN_ARCH_NAME_MAX - 1] = '\0';
+        b->pos += NN_ARCH_NAME_MAX;
     } else {
-        b.short_read = 1;
+        b->short_read = 1;
     }
-    cfg.arch.in_c = (int32_t)get_u32(&b);
-    cfg.arch.in_h = (int32_t)get_u32(&b);
-    cfg.arch.in_w = (int32_t)get_u32(&b);
-    if (!b.short_read && (cfg.arch.n_layers < 1 || cfg.arch.n_layers > NN_MAX_LAYERS)) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%s: header says %d layers (drsch models have 1..%d)", path,
-                    cfg.arch.n_layers, NN_MAX_LAYERS);
-        goto done;
+    cfg->arch.in_c = (int32_t)get_u32(b);
+    cfg->arch.in_h = (int32_t)get_u32(b);
+    cfg->arch.in_w = (int32_t)get_u32(b);
+    if (!b->short_read && (cfg->arch.n_layers < 1 || cfg->arch.n_layers > NN_MAX_LAYERS))
+        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d layers (drsch models have 1..%d)", path,
+                       cfg->arch.n_layers, NN_MAX_LAYERS);
+    if (!b->short_read && (cfg->bits < 1 || cfg->bits > HM_MAX_BITS))
+        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
+                       cfg->bits, HM_MAX_BITS);
+    for (int i = 0; i < cfg->arch.n_layers && !b->short_read; i++) {
+        nn_layer_spec *l = &cfg->arch.layers[i];
+        l->kind = (nn_layer_kind)get_u32(b);
+        l->out = (int32_t)get_u32(b);
+        l->kernel = (int32_t)get_u32(b);
+        l->stride = (int32_t)get_u32(b);
+        l->pad = (int32_t)get_u32(b);
+        l->relu = (int32_t)get_u32(b);
+        l->w_std = get_f32(b);
+        l->w_lr_mult = get_f32(b);
+        l->w_decay_mult = get_f32(b);
+        l->b_lr_mult = get_f32(b);
+        l->b_decay_mult = get_f32(b);
     }
-    if (!b.short_read && (cfg.bits < 1 || cfg.bits > HM_MAX_BITS)) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
-                    cfg.bits, HM_MAX_BITS);
-        goto done;
-    }
-    for (int i = 0; i < cfg.arch.n_layers && !b.short_read; i++) {
-        nn_layer_spec *l = &cfg.arch.layers[i];
-        l->kind = (nn_layer_kind)get_u32(&b);
-        l->out = (int32_t)get_u32(&b);
-        l->kernel = (int32_t)get_u32(&b);
-        l->stride = (int32_t)get_u32(&b);
-        l->pad = (int32_t)get_u32(&b);
-        l->relu = (int32_t)get_u32(&b);
-        l->w_std = get_f32(&b);
-        l->w_lr_mult = get_f32(&b);
-        l->w_decay_mult = get_f32(&b);
-        l->b_lr_mult = get_f32(&b);
-        l->b_decay_mult = get_f32(&b);
-    }
-    float hash_scale = get_f32(&b);
-    size_t order_pos = b.pos;
-    b.pos += 4 * (size_t)(cfg.bits > 0 ? cfg.bits : 0);
-    uint64_t np = 0;
-    if (b.pos <= len) {
-        np = get_u32(&b);
-        np |= (uint64_t)get_u32(&b) << 32;
+    lay->hash_scale = get_f32(b);
+    lay->order_pos = b->pos;
+    b->pos += 4 * (size_t)(cfg->bits > 0 ? cfg->bits : 0);
+    lay->np = 0;
+    if (b->pos <= len) {
+        lay->np = get_u32(b);
+        lay->np |= (uint64_t)get_u32(b) << 32;
     } else {
-        b.short_read = 1;
+        b->short_read = 1;
     }
-    size_t params_pos = b.pos;
-    if (b.short_read) {
-        s = nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes, header promises more)",
-                    path, len);
-        goto done;
-    }
+    lay->params_pos = b->pos;
+    if (b->short_read)
+        return nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes, header promises more)", path, len);
+    return NN_OK;
+}
+
+/* The parameter count against the file's size (nothing more, nothing less), then the crc32. */
+static nn_status check_body(rbuf *b, const char *path, const model_layout *lay, nn_error *err)
+{
+    const size_t len = b->len, params_pos = lay->params_pos;
+    const uint64_t np = lay->np;
     if (np > (len - params_pos) / 4 || params_pos + 4 * np + 4 > len) {
         char need[32], have[32];
-        s = nn_fail(err, NN_ERR_TRUNCATED, "%s: header says %llu parameters (%s) but the file holds %s: "
-                    "truncated or corrupt model file", path, (unsigned long long)np,
-                    nn_bytes_str(4.0 * (double)np, need), nn_bytes_str((double)len, have));
-        goto done;
+        return nn_fail(err, NN_ERR_TRUNCATED, "%s: header says %llu parameters (%s) but the file holds %s: "
+                       "truncated or corrupt model file", path, (unsigned long long)np,
+                       nn_bytes_str(4.0 * (double)np, need), nn_bytes_str((double)len, have));
     }
-    if (params_pos + 4 * np + 4 != len) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%s: %zu unexpected trailing bytes", path,
-                    len - (params_pos + 4 * (size_t)np + 4));
-        goto done;
-    }
-    b.pos = params_pos + 4 * np;
-    uint32_t stored = get_u32(&b);
-    uint32_t actual = (uint32_t)crc32(0L, data, (uInt)(params_pos + 4 * np));
-    if (stored != actual) {
-        s = nn_fail(err, NN_ERR_CHECKSUM, "%s: checksum mismatch (stored %08x, computed %08x): corrupt file",
-                    path, stored, actual);
-        goto done;
-    }
-    cfg.batch = batch;
-    cfg.training = training;
-    cfg.seed = 1;
-    /* Everything the header implies is checked against the file and drsch's limits before the
-     * net (parameters, activation buffers for the batch) is allocated. */
+    if (params_pos + 4 * np + 4 != len)
+        return nn_fail(err, NN_ERR_FORMAT, "%s: %zu unexpected trailing bytes", path,
+                       len - (params_pos + 4 * (size_t)np + 4));
+    b->pos = params_pos + 4 * np;
+    uint32_t stored = get_u32(b);
+    uint32_t actual = (uint32_t)crc32(0L, b->p, (uInt)(params_pos + 4 * np));
+    if (stored != actual)
+        return nn_fail(err, NN_ERR_CHECKSUM, "%s: checksum mismatch (stored %08x, computed %08x): corrupt file",
+                       path, stored, actual);
+    return NN_OK;
+}
+
+/* The network the header describes, for batches of `batch`: everything it implies (parameters,
+ * activation buffers) checked against the file and drsch's limits before it is allocated. */
+static nn_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net **out, nn_error *err)
+{
     nn_net_plan_info plan;
-    if ((s = check_input(path, &cfg, err)) != NN_OK || (s = check_plan(path, &cfg, &plan, err)) != NN_OK)
-        goto done;
-    if (plan.params != np) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
-                    (unsigned long long)np, plan.params);
-        goto done;
-    }
-    if ((s = check_act(path, &cfg, &plan, err)) != NN_OK)
-        goto done;
-    nn_net *net = NULL;
-    s = nn_net_create_expect(&net, &cfg, (size_t)np, err);
+    nn_status s;
+    if ((s = check_input(path, cfg, err)) != NN_OK || (s = check_plan(path, cfg, &plan, err)) != NN_OK)
+        return s;
+    if (plan.params != np)
+        return nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
+                       (unsigned long long)np, plan.params);
+    if ((s = check_act(path, cfg, &plan, err)) != NN_OK)
+        return s;
+    s = nn_net_create_expect(out, cfg, (size_t)np, err);
     if (s != NN_OK) {
         char msg[sizeof err->msg];
         memcpy(msg, err->msg, sizeof msg);
-        s = nn_fail(err, s, "%s: %.450s", path, msg);
-        goto done;
+        return nn_fail(err, s, "%s: %.450s", path, msg);
     }
-    if (np != nn_params_plain_size(net)) {
+    if (np != nn_params_plain_size(*out)) {
         s = nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
-                    (unsigned long long)np, nn_params_plain_size(net));
-        nn_net_free(net);
-        goto done;
+                    (unsigned long long)np, nn_params_plain_size(*out));
+        nn_net_free(*out);
+        *out = NULL;
     }
-    float *params = malloc(4 * np + 4);
-    uint32_t *order = malloc(4 * (size_t)cfg.bits);
+    return s;
+}
+
+/* The parameters, the bit order and the hash scale into the net, each value checked. */
+static nn_status load_values(rbuf *b, const char *path, const model_layout *lay, nn_net *net, nn_error *err)
+{
+    const int32_t bits = nn_net_config(net)->bits;
+    float *params = malloc(4 * lay->np + 4);
+    uint32_t *order = malloc(4 * (size_t)bits);
+    nn_status s = NN_OK;
     if (!params || !order) {
-        free(params);
-        free(order);
-        nn_net_free(net);
         s = nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
+    } else {
+        b->pos = lay->params_pos;
+        for (uint64_t k = 0; k < lay->np; k++)
+            params[k] = get_f32(b);
+        b->pos = lay->order_pos;
+        for (int j = 0; j < bits; j++)
+            order[j] = get_u32(b);
+        s = check_values(path, net, lay->hash_scale, params, err);
+        if (s == NN_OK)
+            s = nn_params_import(net, params, lay->np, err);
+        if (s == NN_OK)
+            s = nn_set_bit_order(net, order, err);
+        if (s == NN_OK)
+            nn_set_hash_scale(net, lay->hash_scale);
     }
-    b.pos = params_pos;
-    for (uint64_t k = 0; k < np; k++)
-        params[k] = get_f32(&b);
-    b.pos = order_pos;
-    for (int j = 0; j < cfg.bits; j++)
-        order[j] = get_u32(&b);
-    s = check_values(path, net, hash_scale, params, err);
-    if (s == NN_OK)
-        s = nn_params_import(net, params, np, err);
-    if (s == NN_OK)
-        s = nn_set_bit_order(net, order, err);
     free(params);
     free(order);
-    if (s != NN_OK) {
-        nn_net_free(net);
-        goto done;
+    return s;
+}
+
+nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training, nn_error *err)
+{
+    *out = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    nn_status s = read_model_file(path, &data, &len, err);
+    if (s != NN_OK)
+        return s;
+    rbuf b = {data, len, 0, 0};
+    nn_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    model_layout lay = {0};
+    nn_net *net = NULL;
+    s = read_header(&b, path, &cfg, &lay, err);
+    if (s == NN_OK)
+        s = check_body(&b, path, &lay, err);
+    if (s == NN_OK) {
+        cfg.batch = batch;
+        cfg.training = training;
+        cfg.seed = 1;
+        s = build_net(path, &cfg, lay.np, &net, err);
     }
-    nn_set_hash_scale(net, hash_scale);
-    *out = net;
-done:
+    if (s == NN_OK) {
+        s = load_values(&b, path, &lay, net, err);
+        if (s != NN_OK)
+            nn_net_free(net);
+        else
+            *out = net;
+    }
     free(data);
     return s;
 }
