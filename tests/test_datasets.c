@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "datasets.h"
+#include "rng.h"
 #include "test_util.h"
 
 #ifdef DRSCH_HAVE_OPENMP
@@ -135,19 +136,20 @@ static ds_dataset *mem_dataset(int64_t n, int c, int h, int w, int k)
 }
 
 /* ---------------------------------------------------------------- PRNG --------------------- */
+/* simd/rng.h, which datasets/ draws every split, sampler and augmentation from. */
 
 Test(rng, reproducible_and_unbiased_enough)
 {
-    ds_rng a, b;
-    ds_rng_seed(&a, 42);
-    ds_rng_seed(&b, 42);
+    rng_state a, b;
+    rng_seed(&a, 42);
+    rng_seed(&b, 42);
     for (int i = 0; i < 100; i++)
-        cr_assert_eq(ds_rng_next(&a), ds_rng_next(&b));
-    ds_rng_seed(&b, 43);
-    cr_assert_neq(ds_rng_next(&a), ds_rng_next(&b));
+        cr_assert_eq(rng_next(&a), rng_next(&b));
+    rng_seed(&b, 43);
+    cr_assert_neq(rng_next(&a), rng_next(&b));
     int hist[7] = {0};
     for (int i = 0; i < 70000; i++) {
-        uint64_t v = ds_rng_below(&a, 7);
+        uint64_t v = rng_below(&a, 7);
         cr_assert_lt(v, 7u);
         hist[v]++;
     }
@@ -156,7 +158,7 @@ Test(rng, reproducible_and_unbiased_enough)
     int64_t p[100];
     for (int i = 0; i < 100; i++)
         p[i] = i;
-    ds_shuffle_i64(&a, p, 100);
+    rng_shuffle_i64(&a, p, 100);
     int seen[100] = {0}, moved = 0;
     for (int i = 0; i < 100; i++) {
         seen[p[i]]++;
@@ -165,6 +167,66 @@ Test(rng, reproducible_and_unbiased_enough)
     for (int i = 0; i < 100; i++)
         cr_assert_eq(seen[i], 1);
     cr_assert_gt(moved, 50);
+}
+
+static uint64_t double_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* The streams are pinned: they were produced by the generators as they were before they became
+ * one module (ds_rng of datasets/, nn_rng of core/, the baselines' own Box-Muller), and any
+ * change to them changes trained models, splits and baselines (results/). The normal deviates
+ * go through libm's log and cos (glibc's here). */
+Test(rng, streams_pinned_bit_for_bit)
+{
+    rng_state r;
+    rng_seed(&r, 42);
+    static const uint64_t next[4] = {0x15780b2e0c2ec716ULL, 0x6104d9866d113a7eULL, 0xae17533239e499a1ULL,
+                                     0xecb8ad4703b360a1ULL};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(rng_next(&r), next[i], "draw %d", i);
+    static const uint64_t below[4] = {991, 769, 719, 850};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(rng_below(&r, 1000), below[i], "draw %d below 1000", i);
+    int64_t p[10];
+    static const int64_t shuffled[10] = {0, 9, 3, 6, 1, 4, 2, 8, 5, 7};
+    for (int i = 0; i < 10; i++)
+        p[i] = i;
+    rng_shuffle_i64(&r, p, 10);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(p[i], shuffled[i], "shuffled[%d]", i);
+
+    uint64_t st = 7;
+    static const uint64_t sm[3] = {0x63cbe1e459320dd7ULL, 0x044c3cd7f43c661cULL, 0xe6984080bab12a02ULL};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(rng_splitmix64(&st), sm[i], "splitmix64 draw %d", i);
+
+    rng_seed(&r, 1); /* core/'s default initialisation seed */
+    cr_assert_eq(double_bits(rng_uniform(&r)), 0x3fe67e55eda1f8e2ULL);
+    static const uint64_t normal[4] = {0xbff056e337f15d83ULL, 0xbfdc90a029ab9b66ULL, 0x3ffc6f50eef56b9cULL,
+                                       0x3fedd6dba1b7c655ULL};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(double_bits(rng_normal(&r)), normal[i], "normal %d", i);
+
+    st = 5;
+    static const uint64_t sm_normal[4] = {0x3f9475672662cbceULL, 0x3ff62b9459d21a72ULL, 0xbff566ea97fa98a1ULL,
+                                          0xbfc5c69e2060921cULL};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(double_bits(rng_splitmix64_normal(&st)), sm_normal[i], "splitmix64 normal %d", i);
+
+    /* the int32 shuffle draws as the int64 one does */
+    int32_t q[10];
+    for (int i = 0; i < 10; i++)
+        q[i] = i;
+    rng_seed(&r, 42);
+    for (int i = 0; i < 8; i++)
+        rng_next(&r);
+    rng_shuffle_i32(&r, q, 10);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(q[i], (int32_t)shuffled[i], "int32 shuffled[%d]", i);
 }
 
 /* ---------------------------------------------------------------- IDX ---------------------- */
