@@ -1,5 +1,5 @@
-/* What core/ files share internally: the network and layer structures, error helpers, the
- * seeded PRNG. Not part of the public API. */
+/* What core/ files share internally: the network and layer structures, error helpers. Not
+ * part of the public API. (Weights are initialised from simd/rng.h.) */
 #ifndef DRSCH_NN_INTERNAL_H
 #define DRSCH_NN_INTERNAL_H
 
@@ -112,15 +112,6 @@ nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);
 nn_status nn_net_refresh_weights(nn_net *net, nn_error *err);
 /* oneDNN's implementation name of the first convolution or inner product ("" if none). */
 const char *nn_net_impl(const nn_net *net);
-
-/* xoshiro256** seeded through splitmix64 (Blackman & Vigna); normal deviates by Box-Muller. */
-typedef struct {
-    uint64_t s[4];
-} nn_rng;
-void nn_rng_seed(nn_rng *r, uint64_t seed);
-uint64_t nn_rng_next(nn_rng *r);
-double nn_rng_uniform(nn_rng *r); /* [0, 1) */
-double nn_rng_normal(nn_rng *r);
 
 /* Reorder between a plain buffer and a tensor's internal memory (not on the hot path). */
 nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "nn_internal.h"
+#include "rng.h"
 
 #define DN(call, what)                                                                            \
     do {                                                                                          \
@@ -646,8 +647,8 @@ static nn_status init_params(nn_net *net, nn_error *err)
     float *buf = malloc(maxn * sizeof(float));
     if (!buf)
         return nn_fail(err, NN_ERR_NOMEM, "out of memory initialising parameters");
-    nn_rng rng;
-    nn_rng_seed(&rng, net->cfg.seed);
+    rng_state rng;
+    rng_seed(&rng, net->cfg.seed);
     nn_status s = NN_OK;
     for (int t = 0; t < net->n_tensors && s == NN_OK; t++) {
         const nn_tensor *T = &net->tensors[t];
@@ -658,7 +659,7 @@ static nn_status init_params(nn_net *net, nn_error *err)
             else if (T->is_bias)
                 buf[k] = 0.0f;
             else
-                buf[k] = (float)(sp->w_std * nn_rng_normal(&rng));
+                buf[k] = (float)(sp->w_std * rng_normal(&rng));
         }
         s = nn_tensor_from_plain(net, t, buf, err);
     }

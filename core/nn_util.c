@@ -1,6 +1,5 @@
-/* core/ utilities: status strings, error messages (library code never prints), the seeded
- * PRNG used for initialisation (own generator so a seed means the same weights everywhere). */
-#include <math.h>
+/* core/ utilities: status strings, error messages (library code never prints), precisions and
+ * the oneDNN ISA. */
 #include <stdio.h>
 #include <string.h>
 
@@ -109,43 +108,4 @@ nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what)
 {
     return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL, "oneDNN %s: %s (status %d)",
                    what, dnnl_status_name(st), (int)st);
-}
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-void nn_rng_seed(nn_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t nn_rng_next(nn_rng *r)
-{
-    uint64_t *s = r->s;
-    const uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-double nn_rng_uniform(nn_rng *r) { return (double)(nn_rng_next(r) >> 11) * 0x1.0p-53; }
-
-double nn_rng_normal(nn_rng *r)
-{
-    double u1 = nn_rng_uniform(r), u2 = nn_rng_uniform(r);
-    if (u1 < 1e-300)
-        u1 = 1e-300;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }

@@ -35,13 +35,13 @@ ds_augment ds_augment_eval(const ds_augment *train)
 static uint64_t image_seed(uint64_t seed, int64_t j)
 {
     uint64_t st = seed ^ (0x632be59bd9b4e019ULL * (uint64_t)(j + 1));
-    return ds_splitmix64(&st);
+    return rng_splitmix64(&st);
 }
 
 /* Uniform double in [-1, 1). */
-static double rng_sym(ds_rng *r)
+static double uniform_sym(rng_state *r)
 {
-    return (double)(ds_rng_next(r) >> 11) * 0x1.0p-52 - 1.0;
+    return (double)(rng_next(r) >> 11) * 0x1.0p-52 - 1.0;
 }
 
 /* Crop window (y0, x0) of the padded image turned by angle and zoomed by zoom about its centre,
@@ -85,22 +85,22 @@ static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int
     const int PH = H + 2 * pad, PW = W + 2 * pad;
     int y0 = (PH - oh) / 2, x0 = (PW - ow) / 2, flip = 0;
     if (a->random_crop || a->mirror) {
-        ds_rng rng;
-        ds_rng_seed(&rng, seed);
+        rng_state rng;
+        rng_seed(&rng, seed);
         if (a->random_crop) {
-            y0 = (int)ds_rng_below(&rng, (uint64_t)(PH - oh + 1));
-            x0 = (int)ds_rng_below(&rng, (uint64_t)(PW - ow + 1));
+            y0 = (int)rng_below(&rng, (uint64_t)(PH - oh + 1));
+            x0 = (int)rng_below(&rng, (uint64_t)(PW - ow + 1));
         }
         if (a->mirror)
-            flip = (int)(ds_rng_next(&rng) >> 63);
+            flip = (int)(rng_next(&rng) >> 63);
     }
     const uint8_t *img = d->images + (size_t)src * (size_t)C * (size_t)H * (size_t)W;
     if (a->rotate > 0.0f || a->scale_jitter > 0.0f) {
         /* a generator of its own, so crop and flip stay what they are without rotation and zoom */
-        ds_rng rng;
-        ds_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ULL);
-        const double angle = a->rotate > 0.0f ? rng_sym(&rng) * (double)a->rotate * (3.14159265358979323846 / 180.0) : 0.0;
-        const double zoom = a->scale_jitter > 0.0f ? 1.0 + rng_sym(&rng) * (double)a->scale_jitter : 1.0;
+        rng_state rng;
+        rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ULL);
+        const double angle = a->rotate > 0.0f ? uniform_sym(&rng) * (double)a->rotate * (3.14159265358979323846 / 180.0) : 0.0;
+        const double zoom = a->scale_jitter > 0.0f ? 1.0 + uniform_sym(&rng) * (double)a->scale_jitter : 1.0;
         build_affine(a, img, C, H, W, oh, ow, y0, x0, flip, angle, zoom, out);
         return;
     }
@@ -195,7 +195,7 @@ struct ds_sampler {
     int32_t *cycle;     /* n_classes: shuffled order of eligible classes */
     int cycle_pos;
     uint8_t *in_batch;  /* n_classes: scratch */
-    ds_rng rng;
+    rng_state rng;
 };
 
 void ds_sampler_free(ds_sampler *s)
@@ -209,16 +209,6 @@ void ds_sampler_free(ds_sampler *s)
     free(s->cycle);
     free(s->in_batch);
     free(s);
-}
-
-static void shuffle_i32(ds_rng *r, int32_t *v, int n)
-{
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)ds_rng_below(r, (uint64_t)i + 1);
-        int32_t t = v[i];
-        v[i] = v[j];
-        v[j] = t;
-    }
 }
 
 static int has_class(const ds_dataset *d, int64_t i, int k)
@@ -320,12 +310,12 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
     free(fill);
     free(count);
     free(slot_of);
-    ds_rng_seed(&s->rng, seed);
+    rng_seed(&s->rng, seed);
     for (int c = 0; c < eligible; c++) {
         s->cycle[c] = c;
-        ds_shuffle_i64(&s->rng, s->members + s->start[c], s->start[c + 1] - s->start[c]);
+        rng_shuffle_i64(&s->rng, s->members + s->start[c], s->start[c + 1] - s->start[c]);
     }
-    shuffle_i32(&s->rng, s->cycle, eligible);
+    rng_shuffle_i32(&s->rng, s->cycle, eligible);
     *out = s;
     return DS_OK;
 }
@@ -338,7 +328,7 @@ int ds_sampler_classes(const ds_sampler *s) { return s->n_classes; }
  * that a batch never holds a class twice. */
 static void reshuffle_cycle(ds_sampler *s)
 {
-    shuffle_i32(&s->rng, s->cycle, s->n_classes);
+    rng_shuffle_i32(&s->rng, s->cycle, s->n_classes);
     int w = 0;
     int32_t *tmp = s->cycle;
     /* stable partition: classes not in the batch first */
@@ -364,7 +354,7 @@ void ds_sampler_next(ds_sampler *s, int64_t *idx, int32_t *cls)
         int64_t *m = s->members + s->start[c];
         for (int k = 0; k < s->images_per_class; k++) {
             if (s->cursor[c] >= n) {
-                ds_shuffle_i64(&s->rng, m, n);
+                rng_shuffle_i64(&s->rng, m, n);
                 s->cursor[c] = 0;
             }
             idx[at] = m[s->cursor[c]++];

@@ -1,4 +1,4 @@
-/* Errors, the seeded PRNG, dataset ownership, checksums and class counts. */
+/* Errors, dataset ownership, checksums and class counts. */
 #include "datasets_internal.h"
 #include "fileio.h"
 
@@ -9,21 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
-
-const char *ds_strerror(ds_status s)
-{
-    switch (s) {
-    case DS_OK: return "ok";
-    case DS_ERR_NOMEM: return "out of memory";
-    case DS_ERR_IO: return "input/output error";
-    case DS_ERR_FORMAT: return "bad file format";
-    case DS_ERR_RANGE: return "value out of range";
-    case DS_ERR_DECODE: return "image decoding failed";
-    case DS_ERR_ARG: return "bad argument";
-    case DS_ERR_HDF5: return "HDF5 error";
-    }
-    return "unknown status";
-}
 
 void ds_error_clear(ds_error *err)
 {
@@ -73,64 +58,6 @@ ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t lin
     if (err)
         err->record = line0;
     return s;
-}
-
-/* ---- PRNG ---- */
-
-uint64_t ds_splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-void ds_rng_seed(ds_rng *r, uint64_t seed)
-{
-    uint64_t st = seed;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = ds_splitmix64(&st);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t ds_rng_next(ds_rng *r)
-{
-    uint64_t *s = r->s;
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint64_t ds_rng_below(ds_rng *r, uint64_t n)
-{
-    /* Lemire's nearly divisionless method on 64-bit values (128-bit product). */
-    unsigned __int128 m = (unsigned __int128)ds_rng_next(r) * n;
-    uint64_t lo = (uint64_t)m;
-    if (lo < n) {
-        uint64_t threshold = (0 - n) % n;
-        while (lo < threshold) {
-            m = (unsigned __int128)ds_rng_next(r) * n;
-            lo = (uint64_t)m;
-        }
-    }
-    return (uint64_t)(m >> 64);
-}
-
-void ds_shuffle_i64(ds_rng *r, int64_t *idx, int64_t n)
-{
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)ds_rng_below(r, (uint64_t)i + 1);
-        int64_t t = idx[i];
-        idx[i] = idx[j];
-        idx[j] = t;
-    }
 }
 
 /* ---- datasets ---- */
@@ -256,15 +183,6 @@ ds_status ds_check_file(const char *path, ds_error *err)
     size_t n = strlen(path);
     const char *what = strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
     return ds_fail(err, DS_ERR_IO, path, -1, "%s", what);
-}
-
-int ds_copy_str(char *out, size_t cap, const char *s)
-{
-    size_t n = strlen(s);
-    if (n >= cap)
-        return -1;
-    memcpy(out, s, n + 1);
-    return 0;
 }
 
 int ds_path_join(char *out, const char *a, const char *b)

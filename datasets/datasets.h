@@ -47,24 +47,6 @@ typedef struct {
     char msg[2048];         /* complete human-readable message, including file and record */
 } ds_error;
 
-const char *ds_strerror(ds_status s);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Seeded PRNG (xoshiro256**, seeded through splitmix64; Blackman & Vigna 2018). Every random
- * choice in this module draws from it so splits, samplers and augmentation are reproducible. */
-
-typedef struct {
-    uint64_t s[4];
-} ds_rng;
-
-uint64_t ds_splitmix64(uint64_t *state);
-void ds_rng_seed(ds_rng *r, uint64_t seed);
-uint64_t ds_rng_next(ds_rng *r);
-/* Uniform integer in [0, n) without modulo bias (Lemire 2019); n > 0. */
-uint64_t ds_rng_below(ds_rng *r, uint64_t n);
-/* Fisher-Yates shuffle of idx[0..n). */
-void ds_shuffle_i64(ds_rng *r, int64_t *idx, int64_t n);
-
 /* ------------------------------------------------------------------------------------------ */
 /* Datasets                                                                                   */
 

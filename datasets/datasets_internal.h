@@ -1,9 +1,11 @@
 /* Shared internals of datasets/: error reporting helpers and dataset allocation. Not part of
- * the public API. */
+ * the public API. Every random choice (splits, samplers, augmentation) draws from simd/rng.h's
+ * rng_state, so they are reproducible from a seed. */
 #ifndef DRSCH_DATASETS_INTERNAL_H
 #define DRSCH_DATASETS_INTERNAL_H
 
 #include "datasets.h"
+#include "rng.h"
 
 #if defined(__GNUC__)
 #define DS_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -29,6 +31,5 @@ int ds_file_exists(const char *path);
 ds_status ds_check_file(const char *path, ds_error *err);
 /* Copies at most DS_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
 int ds_path_join(char *out, const char *a, const char *b);
-int ds_copy_str(char *out, size_t cap, const char *s);
 
 #endif

@@ -1,7 +1,7 @@
 /* Evaluation protocols as index lists: the paper's per-class query / train / database split
  * (CIFAR-10 protocol, also the Fashion-MNIST default), the official train/test split, the
  * NUS-WIDE-21 per-concept split, and the CUHK03 classic protocol. All randomness comes from a
- * ds_rng seeded with the caller's seed; output lists are sorted ascending. */
+ * rng_state (simd/rng.h) seeded with the caller's seed; output lists are sorted ascending. */
 #include "datasets_internal.h"
 
 #include <stdio.h>
@@ -97,8 +97,8 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
         }
         free(fill);
     }
-    ds_rng rng;
-    ds_rng_seed(&rng, seed);
+    rng_state rng;
+    rng_seed(&rng, seed);
     int64_t nq = (int64_t)K * o->query_per_class, nt = (int64_t)K * o->train_per_class;
     int64_t nd = d->n - nq - (o->db_includes_train ? 0 : nt);
     if (split_alloc(out, nq, nt, nd)) {
@@ -107,7 +107,7 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
     }
     for (int k = 0; k < K; k++) {
         int64_t *b = order + start[k];
-        ds_shuffle_i64(&rng, b, counts[k]);
+        rng_shuffle_i64(&rng, b, counts[k]);
         for (int64_t j = 0; j < counts[k]; j++) {
             if (j < o->query_per_class) {
                 out->query[out->n_query++] = b[j];
@@ -186,8 +186,8 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
         role[i] = any ? 0 : 3;
         n_labelled += any;
     }
-    ds_rng rng;
-    ds_rng_seed(&rng, seed);
+    rng_state rng;
+    rng_seed(&rng, seed);
     ds_status s = DS_OK;
     int64_t need = (int64_t)o->query_per_class + o->train_per_class;
     int64_t nq = 0, nt = 0;
@@ -202,7 +202,7 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
                         (long long)nc, o->query_per_class, o->train_per_class);
             break;
         }
-        ds_shuffle_i64(&rng, cand, nc);
+        rng_shuffle_i64(&rng, cand, nc);
         for (int64_t j = 0; j < need; j++)
             role[cand[j]] = j < o->query_per_class ? 1 : 2;
         nq += o->query_per_class;
@@ -271,8 +271,8 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
     for (int64_t i = 0; i < d->n; i++)
         if (test[d->labels[i]] && d->slot[i] >= 5)
             n_gal[d->labels[i]]++;
-    ds_rng rng;
-    ds_rng_seed(&rng, seed);
+    rng_state rng;
+    rng_seed(&rng, seed);
     int64_t n_test = 0, dropped = 0;
     for (int id = 0; id < N; id++) {
         pick[id] = -1;
@@ -282,7 +282,7 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
         if (n_gal[id] == 0)
             dropped++;
         else if (o->single_shot)
-            pick[id] = (int64_t)ds_rng_below(&rng, (uint64_t)n_gal[id]);
+            pick[id] = (int64_t)rng_below(&rng, (uint64_t)n_gal[id]);
     }
     /* membership of image i: train (not a test identity), query (first camera, identity has a
      * gallery), gallery (second camera; the picked shot when single_shot) */

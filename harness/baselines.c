@@ -1,10 +1,9 @@
 /* LSH and ITQ (see baselines.h). */
 #include "baselines.h"
-#include "datasets.h"
+#include "rng.h"
 
 #include <dlfcn.h>
 #include <lapacke.h> /* types and prototypes only: the library is loaded by lapack_load() */
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,14 +89,6 @@ static int lapack_load(bl_error *err)
     return 0;
 }
 
-/* Standard normal by Box-Muller from a seeded generator. */
-static double gauss(uint64_t *s)
-{
-    double u1 = ((double)(ds_splitmix64(s) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (double)(ds_splitmix64(s) >> 11) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 static int alloc_model(bl_model *m, int dim, uint32_t bits, bl_error *err)
 {
     m->dim = dim;
@@ -136,7 +127,7 @@ int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed
     column_mean(x, n, dim, out->mean);
     uint64_t s = seed;
     for (size_t i = 0; i < (size_t)dim * bits; i++)
-        out->proj[i] = (float)gauss(&s);
+        out->proj[i] = (float)rng_splitmix64_normal(&s);
     return 0;
 }
 
@@ -195,7 +186,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
     /* Random orthogonal start: the U of the SVD of a Gaussian matrix. */
     uint64_t s = seed;
     for (size_t i = 0; i < B * B; i++)
-        M[i] = (float)gauss(&s);
+        M[i] = (float)rng_splitmix64_normal(&s);
     info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, R,
                           (lapack_int)B, Vt, (lapack_int)B, superb);
     if (info != 0) {

@@ -1,5 +1,7 @@
 /* drsch bench <what>: benchmarks that measure and report (Google Benchmark-compatible JSON);
- * they are not timed tests. Each benchmark lives in its own cmd_bench_*.c. */
+ * they are not timed tests. This file only dispatches: hamming is in cmd_bench_hamming.c, train
+ * and encode in cmd_bench_train.c, data in cmd_data.c (beside drsch data info); commands.h
+ * declares them. */
 #include <stdio.h>
 #include <string.h>
 

@@ -18,7 +18,7 @@
 #include "commands.h"
 #include "hamming.h"
 #include "report.h"
-#include "datasets.h"
+#include "rng.h"
 
 #ifdef DRSCH_HAVE_OPENMP
 #include <omp.h>
@@ -61,7 +61,7 @@ static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
         return -1;
     uint64_t s = seed;
     for (size_t i = 0; i < n * rb; i += 8) {
-        uint64_t r = ds_splitmix64(&s);
+        uint64_t r = rng_splitmix64(&s);
         memcpy(bytes + i, &r, 8);
     }
     int rc = hm_codes_from_bytes(c, bytes, n, rb, bits, &err) == HM_OK ? 0 : -1;
@@ -211,7 +211,7 @@ int cmd_bench_hamming(int argc, char **argv)
         wv = malloc((size_t)bits * sizeof *wv);
         uint64_t s = (uint64_t)seed * 7 + 3;
         for (int64_t i = 0; wv && i < bits; i++)
-            wv[i] = 0.5f + (float)(ds_splitmix64(&s) >> 40) / (float)(1 << 24);
+            wv[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
         if (!wv || hm_weights_create(&w, wv, (uint32_t)bits, &err) != HM_OK) {
             fprintf(stderr, "drsch bench hamming: %s\n", wv ? err.msg : "out of memory");
             goto done;

@@ -3,7 +3,7 @@
  * tie group's offset, and a second pass in index order gives each relevant item its rank
  * (ties by database index) without sorting. */
 #include "metrics.h"
-#include "datasets.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -444,7 +444,7 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
                         nvalid += !(gid[members[t]] == qid[i] && gcam[members[t]] == qcam[i]);
                     if (!nvalid)
                         continue;
-                    size_t pick = (size_t)(ds_splitmix64(&s) % nvalid);
+                    size_t pick = (size_t)(rng_splitmix64(&s) % nvalid);
                     for (uint32_t t = b; t < e; t++) {
                         uint32_t j = members[t];
                         if (gid[j] == qid[i] && gcam[j] == qcam[i])

@@ -1,7 +1,8 @@
 /* Training and encoding with the DRSCH method (tr_): class-balanced batches with augmentation
  * (datasets/), the network (core/), the DRSCH objective (core/dh.h), SGD, hash-scale annealing,
- * collapse detection, atomic checkpoints and resume; then bit order by |w| and encoding of any
- * image subset to packed codes in significance order.
+ * collapse detection, atomic checkpoints and resume; every saved model, checkpoints included,
+ * carries the bit order of tr_config.bit_order (by default by |w| discounted by redundancy, the
+ * authors' by |w| on request); encoding of any image subset to packed codes in that order.
  *
  * Library code: progress goes to a callback, errors to a message; nothing is printed here. */
 #ifndef DRSCH_TRAIN_H
@@ -19,7 +20,8 @@
 extern "C" {
 #endif
 
-/* Bit order a saved model carries (codes of length b are its first b bits). */
+/* Bit order a saved model (each checkpoint too) carries: codes of length b are its first b bits.
+ * Training itself runs in network order; the order is set when a model file is written. */
 typedef enum {
     TR_BIT_ORDER_WEIGHT = 0,      /* by |w| (the authors, INTERNALS.md) */
     TR_BIT_ORDER_DECORRELATED = 1 /* by |w| discounted by redundancy (nn_bit_order_decorrelated) on the
@@ -49,7 +51,7 @@ typedef struct {
     int64_t log_every;           /* iterations between progress reports */
     int64_t checkpoint_every;    /* iterations between checkpoints (0 = at the end only) */
     double collapse_distinct;    /* stop when a batch has fewer than this share of distinct codes */
-    tr_bit_order bit_order;      /* order of the saved model's bits */
+    tr_bit_order bit_order;      /* order of the saved model's bits (default DECORRELATED) */
 } tr_config;
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see

@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "datasets.h"
+#include "rng.h"
 #include "test_util.h"
 
 #ifdef DRSCH_HAVE_OPENMP
@@ -24,24 +24,21 @@
 
 /* ---------------------------------------------------------------- fixtures ---------------- */
 
-static char *make_tmpdir(void)
-{
-    static char dir[256];
-    snprintf(dir, sizeof dir, "/tmp/drsch-ds-test-XXXXXX");
-    char *d = mkdtemp(dir);
-    cr_assert_not_null(d, "mkdtemp failed");
-    return d;
-}
+/* The suites that write files get a temp directory of their own for each test (test_util.h:
+ * tu_tmpdir, tu_path), removed after it, pass or fail. */
+static void make_tmpdir(void) { tu_tmpdir_make("datasets"); }
 
-static char *path_in(const char *dir, const char *name)
-{
-    static char buf[8][1024];
-    static int k = 0;
-    char *p = buf[k++ & 7];
-    int n = snprintf(p, 1024, "%s/%s", dir, name);
-    cr_assert(n > 0 && n < 1024, "path too long");
-    return p;
-}
+TestSuite(idx, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(idx_bad, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(cifar10, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(cifar10_bad, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(spec, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(image, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(nuswide, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(nuswide_bad, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(cuhk03, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(cuhk03_bad, .init = make_tmpdir, .fini = tu_tmpdir_remove);
+TestSuite(cli, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
 static void write_bytes(const char *path, const void *data, size_t n, int gz)
 {
@@ -52,10 +49,7 @@ static void write_bytes(const char *path, const void *data, size_t n, int gz)
             cr_assert_eq(gzwrite(f, data, (unsigned)n), (int)n);
         cr_assert_eq(gzclose(f), Z_OK);
     } else {
-        FILE *f = fopen(path, "wb");
-        cr_assert_not_null(f);
-        cr_assert_eq(fwrite(data, 1, n, f), n);
-        fclose(f);
+        tu_write_file(path, data, n);
     }
 }
 
@@ -95,20 +89,21 @@ static void write_idx(const char *img_path, const char *lab_path, int n, int h, 
     free(lb);
 }
 
-/* An MNIST-style directory: n_train + n_test images of h x w, label i % 10. */
-static void write_idx_dir(const char *dir, int n_train, int n_test, int h, int w, int gz)
+/* An MNIST-style directory (tu_tmpdir, or its folder sub: "name/"): n_train + n_test images of
+ * h x w, label i % 10. */
+static void write_idx_dir(const char *sub, int n_train, int n_test, int h, int w, int gz)
 {
     uint8_t lab[4096];
     for (int i = 0; i < 4096; i++)
         lab[i] = (uint8_t)(i % 10);
     const char *ext = gz ? ".gz" : "";
-    char a[64], b[64];
-    snprintf(a, sizeof a, "train-images-idx3-ubyte%s", ext);
-    snprintf(b, sizeof b, "train-labels-idx1-ubyte%s", ext);
-    write_idx(path_in(dir, a), path_in(dir, b), n_train, h, w, lab, gz, 0x803, 0);
-    snprintf(a, sizeof a, "t10k-images-idx3-ubyte%s", ext);
-    snprintf(b, sizeof b, "t10k-labels-idx1-ubyte%s", ext);
-    write_idx(path_in(dir, a), path_in(dir, b), n_test, h, w, lab, gz, 0x803, 0);
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%strain-images-idx3-ubyte%s", sub, ext);
+    snprintf(b, sizeof b, "%strain-labels-idx1-ubyte%s", sub, ext);
+    write_idx(tu_path(a), tu_path(b), n_train, h, w, lab, gz, 0x803, 0);
+    snprintf(a, sizeof a, "%st10k-images-idx3-ubyte%s", sub, ext);
+    snprintf(b, sizeof b, "%st10k-labels-idx1-ubyte%s", sub, ext);
+    write_idx(tu_path(a), tu_path(b), n_test, h, w, lab, gz, 0x803, 0);
 }
 
 /* A dataset built in memory: n images c x h x w of pattern pix, labels i % k. */
@@ -135,19 +130,20 @@ static ds_dataset *mem_dataset(int64_t n, int c, int h, int w, int k)
 }
 
 /* ---------------------------------------------------------------- PRNG --------------------- */
+/* simd/rng.h, which datasets/ draws every split, sampler and augmentation from. */
 
 Test(rng, reproducible_and_unbiased_enough)
 {
-    ds_rng a, b;
-    ds_rng_seed(&a, 42);
-    ds_rng_seed(&b, 42);
+    rng_state a, b;
+    rng_seed(&a, 42);
+    rng_seed(&b, 42);
     for (int i = 0; i < 100; i++)
-        cr_assert_eq(ds_rng_next(&a), ds_rng_next(&b));
-    ds_rng_seed(&b, 43);
-    cr_assert_neq(ds_rng_next(&a), ds_rng_next(&b));
+        cr_assert_eq(rng_next(&a), rng_next(&b));
+    rng_seed(&b, 43);
+    cr_assert_neq(rng_next(&a), rng_next(&b));
     int hist[7] = {0};
     for (int i = 0; i < 70000; i++) {
-        uint64_t v = ds_rng_below(&a, 7);
+        uint64_t v = rng_below(&a, 7);
         cr_assert_lt(v, 7u);
         hist[v]++;
     }
@@ -156,7 +152,7 @@ Test(rng, reproducible_and_unbiased_enough)
     int64_t p[100];
     for (int i = 0; i < 100; i++)
         p[i] = i;
-    ds_shuffle_i64(&a, p, 100);
+    rng_shuffle_i64(&a, p, 100);
     int seen[100] = {0}, moved = 0;
     for (int i = 0; i < 100; i++) {
         seen[p[i]]++;
@@ -167,12 +163,72 @@ Test(rng, reproducible_and_unbiased_enough)
     cr_assert_gt(moved, 50);
 }
 
+static uint64_t double_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* The streams are pinned: they were produced by the generators as they were before they became
+ * one module (ds_rng of datasets/, nn_rng of core/, the baselines' own Box-Muller), and any
+ * change to them changes trained models, splits and baselines (results/). The normal deviates
+ * go through libm's log and cos (glibc's here). */
+Test(rng, streams_pinned_bit_for_bit)
+{
+    rng_state r;
+    rng_seed(&r, 42);
+    static const uint64_t next[4] = {0x15780b2e0c2ec716ULL, 0x6104d9866d113a7eULL, 0xae17533239e499a1ULL,
+                                     0xecb8ad4703b360a1ULL};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(rng_next(&r), next[i], "draw %d", i);
+    static const uint64_t below[4] = {991, 769, 719, 850};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(rng_below(&r, 1000), below[i], "draw %d below 1000", i);
+    int64_t p[10];
+    static const int64_t shuffled[10] = {0, 9, 3, 6, 1, 4, 2, 8, 5, 7};
+    for (int i = 0; i < 10; i++)
+        p[i] = i;
+    rng_shuffle_i64(&r, p, 10);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(p[i], shuffled[i], "shuffled[%d]", i);
+
+    uint64_t st = 7;
+    static const uint64_t sm[3] = {0x63cbe1e459320dd7ULL, 0x044c3cd7f43c661cULL, 0xe6984080bab12a02ULL};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(rng_splitmix64(&st), sm[i], "splitmix64 draw %d", i);
+
+    rng_seed(&r, 1); /* core/'s default initialisation seed */
+    cr_assert_eq(double_bits(rng_uniform(&r)), 0x3fe67e55eda1f8e2ULL);
+    static const uint64_t normal[4] = {0xbff056e337f15d83ULL, 0xbfdc90a029ab9b66ULL, 0x3ffc6f50eef56b9cULL,
+                                       0x3fedd6dba1b7c655ULL};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(double_bits(rng_normal(&r)), normal[i], "normal %d", i);
+
+    st = 5;
+    static const uint64_t sm_normal[4] = {0x3f9475672662cbceULL, 0x3ff62b9459d21a72ULL, 0xbff566ea97fa98a1ULL,
+                                          0xbfc5c69e2060921cULL};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(double_bits(rng_splitmix64_normal(&st)), sm_normal[i], "splitmix64 normal %d", i);
+
+    /* the int32 shuffle draws as the int64 one does */
+    int32_t q[10];
+    for (int i = 0; i < 10; i++)
+        q[i] = i;
+    rng_seed(&r, 42);
+    for (int i = 0; i < 8; i++)
+        rng_next(&r);
+    rng_shuffle_i32(&r, q, 10);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(q[i], (int32_t)shuffled[i], "int32 shuffled[%d]", i);
+}
+
 /* ---------------------------------------------------------------- IDX ---------------------- */
 
 static void check_idx_dir(int gz)
 {
-    char *dir = make_tmpdir();
-    write_idx_dir(dir, 23, 9, 5, 4, gz);
+    const char *dir = tu_tmpdir;
+    write_idx_dir("", 23, 9, 5, 4, gz);
     ds_dataset *d = NULL;
     ds_error err;
     ds_status s = ds_load_idx_dir(dir, "mnist", &d, &err);
@@ -199,11 +255,11 @@ Test(idx, gzip_files_record_by_record) { check_idx_dir(1); }
 
 Test(idx, dot_spelling_of_file_names)
 {
-    char *dir = make_tmpdir();
+    const char *dir = tu_tmpdir;
     uint8_t lab[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    write_idx(path_in(dir, "train-images.idx3-ubyte"), path_in(dir, "train-labels.idx1-ubyte"), 8, 2, 2, lab, 0,
+    write_idx(tu_path("train-images.idx3-ubyte"), tu_path("train-labels.idx1-ubyte"), 8, 2, 2, lab, 0,
               0x803, 0);
-    write_idx(path_in(dir, "t10k-images.idx3-ubyte"), path_in(dir, "t10k-labels.idx1-ubyte"), 3, 2, 2, lab, 0,
+    write_idx(tu_path("t10k-images.idx3-ubyte"), tu_path("t10k-labels.idx1-ubyte"), 3, 2, 2, lab, 0,
               0x803, 0);
     ds_dataset *d = NULL;
     ds_error err;
@@ -215,9 +271,8 @@ Test(idx, dot_spelling_of_file_names)
 
 Test(idx_bad, truncated_images_name_file_and_record)
 {
-    char *dir = make_tmpdir();
     uint8_t lab[10] = {0};
-    char *img = path_in(dir, "img"), *l = path_in(dir, "lab");
+    const char *img = tu_path("img"), *l = tu_path("lab");
     /* header + 6 full images of 4x4 + half of the 7th */
     write_idx(img, l, 10, 4, 4, lab, 0, 0x803, 16 + 6 * 16 + 8);
     ds_dataset *d = NULL;
@@ -234,9 +289,8 @@ Test(idx_bad, truncated_images_name_file_and_record)
 
 Test(idx_bad, truncated_gzip_stream)
 {
-    char *dir = make_tmpdir();
     uint8_t lab[200] = {0};
-    char *img = path_in(dir, "img.gz"), *l = path_in(dir, "lab.gz");
+    const char *img = tu_path("img.gz"), *l = tu_path("lab.gz");
     write_idx(img, l, 200, 28, 28, lab, 1, 0x803, 0);
     /* cut the compressed file in half */
     FILE *f = fopen(img, "rb");
@@ -254,9 +308,8 @@ Test(idx_bad, truncated_gzip_stream)
 
 Test(idx_bad, wrong_magic)
 {
-    char *dir = make_tmpdir();
     uint8_t lab[8] = {0};
-    char *img = path_in(dir, "img"), *l = path_in(dir, "lab");
+    const char *img = tu_path("img"), *l = tu_path("lab");
     write_idx(img, l, 8, 3, 3, lab, 0, 0x00000802u, 0);
     ds_dataset *d = NULL;
     ds_error err;
@@ -270,9 +323,8 @@ Test(idx_bad, wrong_magic)
 
 Test(idx_bad, label_out_of_range_names_record)
 {
-    char *dir = make_tmpdir();
     uint8_t lab[6] = {0, 1, 2, 3, 10, 5};
-    char *img = path_in(dir, "img"), *l = path_in(dir, "lab");
+    const char *img = tu_path("img"), *l = tu_path("lab");
     write_idx(img, l, 6, 2, 2, lab, 0, 0x803, 0);
     ds_dataset *d = NULL;
     ds_error err;
@@ -284,21 +336,21 @@ Test(idx_bad, label_out_of_range_names_record)
 
 Test(idx_bad, count_mismatch_and_missing_files)
 {
-    char *dir = make_tmpdir();
+    const char *dir = tu_tmpdir;
     uint8_t lab[6] = {0};
-    char *img = path_in(dir, "img"), *l = path_in(dir, "lab");
+    const char *img = tu_path("img"), *l = tu_path("lab");
     write_idx(img, l, 6, 2, 2, lab, 0, 0x803, 0);
-    char *l2 = path_in(dir, "lab2"), *img2 = path_in(dir, "img2");
+    const char *l2 = tu_path("lab2"), *img2 = tu_path("img2");
     write_idx(img2, l2, 5, 2, 2, lab, 0, 0x803, 0);
     ds_dataset *d = NULL;
     ds_error err;
     cr_assert_eq(ds_load_idx_pair(img, l2, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "5 labels for 6 images"), "%s", err.msg);
-    cr_assert_eq(ds_load_idx_pair(path_in(dir, "nope"), l, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_idx_pair(tu_path("nope"), l, &d, &err), DS_ERR_IO);
     cr_assert_eq(ds_load_idx_dir(dir, "mnist", &d, &err), DS_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "train-images-idx3-ubyte"), "%s", err.msg);
     /* empty file: header truncated */
-    write_bytes(img, "", 0, 0);
+    tu_write_file(img, "", 0);
     cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DS_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "header"), "%s", err.msg);
 }
@@ -364,23 +416,24 @@ static void write_cifar_file(const char *path, int n, int first, const int *bad_
         for (int k = 0; k < 3072; k++)
             rec[1 + k] = (uint8_t)((first + r) * 31 + k);
     }
-    write_bytes(path, b, cut > 0 ? (size_t)cut : sz, 0);
+    tu_write_file(path, b, cut > 0 ? (size_t)cut : sz);
     free(b);
 }
 
-static void write_cifar_dir(const char *dir, int per_file)
+/* CIFAR-10's six batch files in tu_tmpdir. */
+static void write_cifar_dir(int per_file)
 {
     const char *names[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                             "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
     for (int i = 0; i < 6; i++)
-        write_cifar_file(path_in(dir, names[i]), per_file, i * per_file, NULL, 0);
+        write_cifar_file(tu_path(names[i]), per_file, i * per_file, NULL, 0);
 }
 
 Test(cifar10, records_and_class_names)
 {
-    char *dir = make_tmpdir();
-    write_cifar_dir(dir, 7);
-    FILE *f = fopen(path_in(dir, "batches.meta.txt"), "w");
+    const char *dir = tu_tmpdir;
+    write_cifar_dir(7);
+    FILE *f = fopen(tu_path("batches.meta.txt"), "w");
     fprintf(f, "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
     fclose(f);
     ds_dataset *d = NULL;
@@ -404,9 +457,9 @@ Test(cifar10, records_and_class_names)
 
 Test(cifar10_bad, wrong_record_size_and_label_out_of_range)
 {
-    char *dir = make_tmpdir();
-    write_cifar_dir(dir, 3);
-    char *p = path_in(dir, "data_batch_3.bin");
+    const char *dir = tu_tmpdir;
+    write_cifar_dir(3);
+    const char *p = tu_path("data_batch_3.bin");
     write_cifar_file(p, 3, 0, NULL, 3 * 3073 - 5);
     ds_dataset *d = NULL;
     ds_error err;
@@ -418,7 +471,7 @@ Test(cifar10_bad, wrong_record_size_and_label_out_of_range)
     cr_assert_eq(ds_load_cifar10(dir, &d, &err), DS_ERR_RANGE);
     cr_assert_eq(err.record, 2);
     cr_assert_not_null(strstr(err.msg, "data_batch_3.bin: record 2: label 10"), "%s", err.msg);
-    unlink(path_in(dir, "test_batch.bin"));
+    unlink(tu_path("test_batch.bin"));
     cr_assert_eq(ds_load_cifar10(dir, &d, &err), DS_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "test_batch.bin"), "%s", err.msg);
     cr_assert_null(d);
@@ -471,17 +524,15 @@ Test(spec, parse_all_forms)
 
 Test(spec, drsch_data_root_provides_fashion_mnist)
 {
-    char *dir = make_tmpdir();
-    char sub[1024];
-    snprintf(sub, sizeof sub, "%s/fashion-mnist", dir);
-    cr_assert_eq(mkdir(sub, 0700), 0);
-    write_idx_dir(sub, 12, 4, 3, 3, 1);
+    const char *dir = tu_tmpdir;
+    cr_assert_eq(mkdir(tu_path("fashion-mnist"), 0700), 0);
+    write_idx_dir("fashion-mnist/", 12, 4, 3, 3, 1);
     setenv("DRSCH_DATA", dir, 1);
     ds_dataset *d = NULL;
     ds_error err;
     cr_assert_eq(ds_load("fashion-mnist", NULL, &d, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(d->n, 16);
-    cr_assert_str_eq(d->source, sub);
+    cr_assert_str_eq(d->source, tu_path("fashion-mnist"));
     ds_dataset_free(d);
 }
 
@@ -950,38 +1001,36 @@ static void write_jpeg_rgb(const char *path, int h, int w, uint8_t r, uint8_t g,
 
 Test(image, decode_png_jpeg_and_reject_garbage)
 {
-    char *dir = make_tmpdir();
-    write_png_rgb(path_in(dir, "a.png"), 5, 7, 10, 20, 30);
-    write_jpeg_rgb(path_in(dir, "b.jpg"), 9, 16, 200, 100, 50);
+    write_png_rgb(tu_path("a.png"), 5, 7, 10, 20, 30);
+    write_jpeg_rgb(tu_path("b.jpg"), 9, 16, 200, 100, 50);
     uint8_t *px = NULL;
     int h, w;
     ds_error err;
-    cr_assert_eq(ds_image_decode_file(path_in(dir, "a.png"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_image_decode_file(tu_path("a.png"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(h, 5);
     cr_assert_eq(w, 7);
     cr_assert_eq(px[3 * 34 + 2], 30);
     free(px);
-    cr_assert_eq(ds_image_decode_file(path_in(dir, "b.jpg"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_image_decode_file(tu_path("b.jpg"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(h, 9);
     cr_assert_eq(w, 16);
     cr_assert(abs(px[0] - 200) <= 3 && abs(px[1] - 100) <= 3 && abs(px[2] - 50) <= 3, "jpeg %d %d %d", px[0],
               px[1], px[2]);
     free(px);
-    write_bytes(path_in(dir, "c.jpg"), "hello, not an image", 19, 0);
-    cr_assert_eq(ds_image_decode_file(path_in(dir, "c.jpg"), &px, &h, &w, &err), DS_ERR_DECODE);
+    tu_write_file(tu_path("c.jpg"), "hello, not an image", 19);
+    cr_assert_eq(ds_image_decode_file(tu_path("c.jpg"), &px, &h, &w, &err), DS_ERR_DECODE);
     cr_assert_not_null(strstr(err.msg, "c.jpg"), "%s", err.msg);
     /* a JPEG cut after its header: decoding error, no crash */
-    FILE *f = fopen(path_in(dir, "b.jpg"), "rb");
-    uint8_t buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    write_bytes(path_in(dir, "d.jpg"), buf, n > 200 ? 200 : n / 2, 0);
-    ds_status s = ds_image_decode_file(path_in(dir, "d.jpg"), &px, &h, &w, &err);
+    size_t n;
+    char *jpg = tu_slurp(tu_path("b.jpg"), &n);
+    tu_write_file(tu_path("d.jpg"), jpg, n > 200 ? 200 : n / 2);
+    free(jpg);
+    ds_status s = ds_image_decode_file(tu_path("d.jpg"), &px, &h, &w, &err);
     if (s == DS_OK)
         free(px); /* libjpeg pads truncated data with a warning; accepted, but must not crash */
     else
         cr_assert_eq(s, DS_ERR_DECODE);
-    cr_assert_eq(ds_image_decode_file(path_in(dir, "none.png"), &px, &h, &w, &err), DS_ERR_IO);
+    cr_assert_eq(ds_image_decode_file(tu_path("none.png"), &px, &h, &w, &err), DS_ERR_IO);
 }
 
 /* ---------------------------------------------------------------- NUS-WIDE ---------------- */
@@ -994,39 +1043,36 @@ static void write_list_line(FILE *f, const char *rel, int n_labels, unsigned mas
     fprintf(f, "\n");
 }
 
-static char *nus_fixture(int bad_line_extra, int missing_third)
+/* A NUS-WIDE list (list.txt) and image folder (img/) in tu_tmpdir. */
+static void nus_fixture(int bad_line_extra, int missing_third)
 {
-    char *dir = make_tmpdir();
-    char sub[1100];
-    snprintf(sub, sizeof sub, "%s/img", dir);
-    mkdir(sub, 0700);
-    snprintf(sub, sizeof sub, "%s/img/Flickr", dir);
-    mkdir(sub, 0700);
-    write_png_rgb(path_in(dir, "img/Flickr/0.png"), 20, 30, 10, 20, 30);
-    write_jpeg_rgb(path_in(dir, "img/Flickr/1.jpg"), 16, 16, 250, 128, 0);
+    mkdir(tu_path("img"), 0700);
+    mkdir(tu_path("img/Flickr"), 0700);
+    write_png_rgb(tu_path("img/Flickr/0.png"), 20, 30, 10, 20, 30);
+    write_jpeg_rgb(tu_path("img/Flickr/1.jpg"), 16, 16, 250, 128, 0);
     if (!missing_third)
-        write_png_rgb(path_in(dir, "img/Flickr/2.png"), 8, 8, 1, 2, 3);
-    write_png_rgb(path_in(dir, "img/Flickr/3.png"), 40, 12, 90, 91, 92);
-    FILE *f = fopen(path_in(dir, "list.txt"), "w");
+        write_png_rgb(tu_path("img/Flickr/2.png"), 8, 8, 1, 2, 3);
+    write_png_rgb(tu_path("img/Flickr/3.png"), 40, 12, 90, 91, 92);
+    FILE *f = fopen(tu_path("list.txt"), "w");
     write_list_line(f, "Flickr/0.png", 21, 0x1u, 0);
     write_list_line(f, "Flickr/1.jpg", 21, 0x3u, 0);
     fprintf(f, "\n");
     write_list_line(f, "Flickr/2.png", 21, 0x100000u, bad_line_extra);
     write_list_line(f, "Flickr/3.png", 21, 0x6u, 0);
     fclose(f);
-    return dir;
 }
 
 Test(nuswide, list_and_images_record_by_record)
 {
-    char *dir = nus_fixture(0, 0);
+    nus_fixture(0, 0);
+    const char *dir = tu_tmpdir;
     ds_load_opts o;
     ds_load_opts_default(&o);
     o.out_h = 6;
     o.out_w = 5;
     ds_dataset *d = NULL;
     ds_error err;
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(d->n, 4);
     cr_assert_eq(d->c, 3);
     cr_assert_eq(d->h, 6);
@@ -1057,42 +1103,42 @@ Test(nuswide, list_and_images_record_by_record)
 
 Test(nuswide_bad, wrong_label_count_names_line)
 {
-    char *dir = nus_fixture(1, 0);
+    nus_fixture(1, 0);
     ds_dataset *d = NULL;
     ds_error err;
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "list.txt: line 4: 22 labels, expected 21"), "%s", err.msg);
     cr_assert_eq(err.record, 3);
-    FILE *f = fopen(path_in(dir, "list.txt"), "w");
+    FILE *f = fopen(tu_path("list.txt"), "w");
     fprintf(f, "a.png 0 1 0\n");
     fclose(f);
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "line 1: 3 labels"), "%s", err.msg);
-    f = fopen(path_in(dir, "list.txt"), "w");
+    f = fopen(tu_path("list.txt"), "w");
     write_list_line(f, "Flickr/0.png", 21, 0, 0);
     fprintf(f, "Flickr/0.png 0 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
     fclose(f);
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "line 2: label 3 is '2'"), "%s", err.msg);
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "nolist.txt"), path_in(dir, "img"), NULL, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_nuswide(tu_path("nolist.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_IO);
 }
 
 Test(nuswide_bad, missing_and_undecodable_images_fail_or_are_counted)
 {
-    char *dir = nus_fixture(0, 1);
-    write_bytes(path_in(dir, "img/Flickr/3.png"), "\x89PNG\r\n\x1a\nbroken", 14, 0);
+    nus_fixture(0, 1);
+    tu_write_file(tu_path("img/Flickr/3.png"), "\x89PNG\r\n\x1a\nbroken", 14);
     ds_dataset *d = NULL;
     ds_error err;
     ds_load_opts o;
     ds_load_opts_default(&o);
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), &o, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_ERR_IO);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "list.txt: line 4:"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "Flickr/2.png"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "skip"), "%s", err.msg);
     o.skip_bad_images = 1;
-    cr_assert_eq(ds_load_nuswide(path_in(dir, "list.txt"), path_in(dir, "img"), &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(d->n, 2);
     cr_assert_eq(d->n_skipped, 2);
     cr_assert_eq(d->multi[21 + 1], 1, "second kept image keeps its labels");
@@ -1199,8 +1245,7 @@ static ds_dataset *load_small_cuhk03(const char *path)
 
 Test(cuhk03, v73_layout_record_by_record)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     write_cuhk03(mat, 1, 1);
     ds_dataset *d = NULL;
     ds_error err;
@@ -1292,8 +1337,7 @@ Test(cuhk03, v73_layout_record_by_record)
 
 Test(cuhk03_bad, missing_datasets_and_wrong_files)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "nolabeled.mat");
+    const char *mat = tu_path("nolabeled.mat");
     write_cuhk03(mat, 0, 0);
     ds_dataset *d = NULL;
     ds_error err;
@@ -1310,13 +1354,13 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     cr_assert_not_null(strstr(err.msg, "testsets"), "%s", err.msg);
     ds_dataset_free(d);
     /* an HDF5 file without any of the datasets */
-    char *empty = path_in(dir, "empty.mat");
+    const char *empty = tu_path("empty.mat");
     hid_t f = H5Fcreate(empty, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
     cr_assert_eq(ds_load_cuhk03(empty, 1, NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "empty.mat: no dataset 'detected'"), "%s", err.msg);
     /* 'labeled' that is not a cell of references */
-    char *wrong = path_in(dir, "wrong.mat");
+    const char *wrong = tu_path("wrong.mat");
     f = H5Fcreate(wrong, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t dd[2] = {1, 5};
     hid_t sp2 = H5Screate_simple(2, dd, NULL);
@@ -1327,27 +1371,19 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     cr_assert_eq(ds_load_cuhk03(wrong, 0, NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "not a MATLAB cell"), "%s", err.msg);
     /* not HDF5 (a MATLAB v5 file starts with a text header) and a missing file */
-    char *v5 = path_in(dir, "v5.mat");
-    write_bytes(v5, "MATLAB 5.0 MAT-file, Platform: GLNXA64", 38, 0);
+    const char *v5 = tu_path("v5.mat");
+    tu_write_file(v5, "MATLAB 5.0 MAT-file, Platform: GLNXA64", 38);
     cr_assert_eq(ds_load_cuhk03(v5, 0, NULL, &d, &err), DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "v7.3"), "%s", err.msg);
-    cr_assert_eq(ds_load_cuhk03(path_in(dir, "none.mat"), 0, NULL, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_cuhk03(tu_path("none.mat"), 0, NULL, &d, &err), DS_ERR_IO);
 }
 
 /* ---------------------------------------------------------------- command line ------------ */
 
-/* Runs `$DRSCH_EXE args`, captures stdout into out (cap bytes), returns the exit status. */
+/* Runs `$DRSCH_EXE args`, its stdout (stderr dropped) into out (cap bytes); the exit status. */
 static int run_drsch(const char *args, char *out, size_t cap)
 {
-    const char *exe = getenv("DRSCH_EXE");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", exe, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return tu_run(out, cap, "{ '%s' %s; } 2>/dev/null", tu_exe(), args);
 }
 
 static void need_exe(void)
@@ -1372,11 +1408,11 @@ Test(cli, data_info_and_errors, .timeout = 60)
     cr_assert_eq(run_drsch("data info imagenet", out, sizeof out), 2);
     cr_assert_eq(run_drsch("data info", out, sizeof out), 2);
     cr_assert_eq(run_drsch("data info --size 3 fashion-mnist", out, sizeof out), 2);
-    char *dir = make_tmpdir();
+    const char *dir = tu_tmpdir;
     char args[2048];
     snprintf(args, sizeof args, "data info cifar10:%s", dir);
     cr_assert_eq(run_drsch(args, out, sizeof out), 1, "missing files: failure, not usage");
-    char *mat = path_in(dir, "c.mat");
+    const char *mat = tu_path("c.mat");
     write_cuhk03(mat, 1, 1);
     snprintf(args, sizeof args, "data info cuhk03:%s --size 16x8", mat);
     cr_assert_eq(run_drsch(args, out, sizeof out), 0);
@@ -1388,19 +1424,15 @@ Test(cli, bench_data_writes_json, .timeout = 60)
 {
     need_exe();
     static char out[1 << 16];
-    char *dir = make_tmpdir();
+    const char *dir = tu_tmpdir;
     char args[2048];
     snprintf(args, sizeof args, "bench data --iters 20 --repetitions 1 --threads 2 --json %s/b.json", dir);
     cr_assert_eq(run_drsch(args, out, sizeof out), 0);
-    FILE *f = fopen(path_in(dir, "b.json"), "r");
-    cr_assert_not_null(f);
-    static char js[1 << 16];
-    size_t n = fread(js, 1, sizeof js - 1, f);
-    js[n] = '\0';
-    fclose(f);
+    char *js = tu_slurp(tu_path("b.json"), NULL);
     cr_assert_not_null(strstr(js, "BM_DataBatch/fashion-mnist/batch:10x10/crop:26x26"), "%s", js);
     cr_assert_not_null(strstr(js, "items_per_second"), "%s", js);
     cr_assert_not_null(strstr(js, "37284389"), "dataset checksum in the context");
+    free(js);
     cr_assert_eq(run_drsch("bench data --help", out, sizeof out), 0);
     cr_assert_not_null(strstr(out, "--no-mirror"), "%s", out);
     cr_assert_eq(run_drsch("bench data --classes 11", out, sizeof out), 1, "only 10 classes");
@@ -1500,20 +1532,19 @@ static void write_new_protocol(const char *path, const char *const *names, int n
     put_doubles(&f, "query_idx", q, nq);
     put_doubles(&f, "gallery_idx", g, ng);
     put_doubles(&f, "train_idx", t, nt);
-    write_bytes(path, f.p, f.n, 0);
+    tu_write_file(path, f.p, f.n);
     free(f.p);
 }
 
 Test(cuhk03, new_protocol_config_maps_file_names)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     ds_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     const char *names[5] = {"1_001_1_01.png", "1_002_2_06.png", "2_001_1_02.png", "5_003_2_10.png",
                             "3_004_1_03.png"};
     const double q[2] = {1, 3}, g[2] = {4, 2}, t[1] = {5};
-    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    const char *cfg = tu_path("cuhk03_new_protocol_config_labeled.mat");
     write_new_protocol(cfg, names, 5, q, 2, g, 2, t, 1);
     ds_split sp;
     cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_OK, "%s", err.msg);
@@ -1547,11 +1578,10 @@ Test(cuhk03, new_protocol_config_maps_file_names)
     cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_RANGE);
     cr_assert_not_null(strstr(err.msg, "gallery_idx value 6"), "%s", err.msg);
     /* a truncated file, and an HDF5 file instead of v5 */
-    FILE *f = fopen(cfg, "rb");
-    uint8_t buf[300];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    write_bytes(cfg, buf, n > 200 ? 200 : n, 0);
+    size_t n;
+    char *whole = tu_slurp(cfg, &n);
+    tu_write_file(cfg, whole, n > 200 ? 200 : n);
+    free(whole);
     cr_assert_neq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_OK);
     cr_assert_not_null(strstr(err.msg, cfg), "%s", err.msg);
     cr_assert_eq(ds_split_cuhk03_new(d, mat, &sp, &err), DS_ERR_FORMAT);
@@ -1621,8 +1651,7 @@ static void write_cuhk03_small(const char *path, int group_slot, int ts_rank, co
  * and kept the file open, so it could not even be rewritten afterwards. */
 Test(cuhk03_bad, reference_to_a_group_fails_and_leaves_no_handle_open)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "group-slot.mat");
+    const char *mat = tu_path("group-slot.mat");
     write_cuhk03_small(mat, 3, 0, NULL, NULL);
     ds_dataset *d = NULL;
     ds_error err;
@@ -1640,8 +1669,7 @@ Test(cuhk03_bad, reference_to_a_group_fails_and_leaves_no_handle_open)
  * (stack overflow); they are a format error. */
 Test(cuhk03_bad, testsets_of_rank_three_are_a_format_error)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "ts-rank3.mat");
+    const char *mat = tu_path("ts-rank3.mat");
     hsize_t dims[3] = {2, 1, 2};
     double vals[4] = {1, 1, 1, 1};
     write_cuhk03_small(mat, -1, 3, dims, vals);
@@ -1656,8 +1684,7 @@ Test(cuhk03_bad, testsets_of_rank_three_are_a_format_error)
  * are reported as nonexistent (pair, person) rows. */
 Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "ts-nan.mat");
+    const char *mat = tu_path("ts-nan.mat");
     const double bad[] = {NAN, 1e300, -3e9, INFINITY};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         hsize_t dims[2] = {2, 1};
@@ -1686,9 +1713,8 @@ Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
  * as truncated before any allocation. */
 Test(idx_bad, header_promising_more_than_the_file_holds)
 {
-    char *dir = make_tmpdir();
     for (int gz = 0; gz < 2; gz++) {
-        char *img = path_in(dir, gz ? "big-img.gz" : "big-img"), *lab = path_in(dir, gz ? "big-lab.gz" : "big-lab");
+        const char *img = tu_path(gz ? "big-img.gz" : "big-img"), *lab = tu_path(gz ? "big-lab.gz" : "big-lab");
         uint8_t ib[26] = {0}, lb[8 + 4096] = {0};
         put_be32(ib, 0x803);
         put_be32(ib + 4, 4096);
@@ -1727,7 +1753,7 @@ static void write_v5_empty_cell(const char *path, const int32_t dims[3])
     put_elem(&m, 5 /* miINT32 */, dims, 12);
     put_elem(&m, 1 /* miINT8 */, "filelist", 8);
     put_elem(&f, 14 /* miMATRIX */, m.p, m.n);
-    write_bytes(path, f.p, f.n, 0);
+    tu_write_file(path, f.p, f.n);
     free(m.p);
     free(f.p);
 }
@@ -1738,11 +1764,10 @@ static void write_v5_empty_cell(const char *path, const int32_t dims[3])
  * found before any allocation. */
 Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     ds_error err;
     ds_dataset *d = load_small_cuhk03(mat);
-    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
+    const char *cfg = tu_path("cuhk03_new_protocol_config_labeled.mat");
     const int32_t overflow[3] = {INT32_MAX, INT32_MAX, INT32_MAX}, huge[3] = {1 << 30, 1, 1};
     const int32_t *cases[2] = {overflow, huge};
     for (int c = 0; c < 2; c++) {
@@ -1762,8 +1787,7 @@ Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
  * converted to char through int (undefined behaviour); such characters now read as '?'. */
 Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     ds_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     bytes f = {0}, m = {0}, c = {0};
@@ -1785,8 +1809,8 @@ Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
     put_doubles(&f, "query_idx", one, 1);
     put_doubles(&f, "gallery_idx", one, 1);
     put_doubles(&f, "train_idx", one, 1);
-    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
-    write_bytes(cfg, f.p, f.n, 0);
+    const char *cfg = tu_path("cuhk03_new_protocol_config_labeled.mat");
+    tu_write_file(cfg, f.p, f.n);
     free(c.p), free(m.p), free(f.p);
     ds_split sp;
     cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
@@ -1899,8 +1923,7 @@ static void write_cuhk03_crafted(const char *path, int kind)
  * run here with the address space limited to 256 MB more than the process uses. */
 Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     ds_dataset *d = NULL;
     ds_error err;
     /* valid files load (and HDF5 is initialised) before the limit */
@@ -1955,8 +1978,7 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
  * (deflate's maximal ratio) and at 64 MB, far above the 767/700 config files' 1.5 MB. */
 Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
 {
-    char *dir = make_tmpdir();
-    char *mat = path_in(dir, "cuhk-03.mat");
+    const char *mat = tu_path("cuhk-03.mat");
     ds_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     /* 300 MB of zeros, deflated to about 290 KB */
@@ -1990,8 +2012,8 @@ Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
     hdr[127] = 'M';
     put(&f, hdr, 128);
     put_elem(&f, 15 /* miCOMPRESSED */, zbuf, zn);
-    char *cfg = path_in(dir, "cuhk03_new_protocol_config_labeled.mat");
-    write_bytes(cfg, f.p, f.n, 0);
+    const char *cfg = tu_path("cuhk03_new_protocol_config_labeled.mat");
+    tu_write_file(cfg, f.p, f.n);
     free(f.p);
     free(zbuf);
 
