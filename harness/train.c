@@ -4,9 +4,10 @@
  * seeded by (seed, iteration) so a batch does not depend on the thread count or on resuming),
  * forward, the DRSCH objective on the bit-weighted outputs (dh_loss), backward, SGD step, hash
  * scale annealed on the authors' schedule. Checkpoints are the model file (written atomically
- * by nn_model_save, bit order by |w| so a checkpoint can be used for encoding right away) plus
- * PATH.state, one self-contained atomic file: iteration, the settings (flag=value lines, so a
- * resume with other flags names them), the parameters and the SGD momentum history. Resuming takes the architecture from the model file
+ * by nn_model_save, in the bit order of tr_config.bit_order, so a checkpoint can be used for
+ * encoding right away) plus PATH.state, one self-contained atomic file: iteration, the settings
+ * (flag=value lines, so a resume with other flags names them), the parameters and the SGD
+ * momentum history. Resuming takes the architecture from the model file
  * and everything else from the state, so a kill between the two renames cannot pair a model of
  * one iteration with the state of another; it replays the sampler to the saved iteration, so a
  * resumed run takes exactly the batches an uninterrupted one would. A resume may raise --iters
@@ -652,7 +653,7 @@ static tr_status resume(run *r, const char *resume_path, tr_error *err)
     free(blob);
     if (st != TR_OK)
         return st;
-    /* Checkpoints are saved with the bit order by |w|; training uses network order. */
+    /* Checkpoints carry the saved bit order (tr_config.bit_order); training uses network order. */
     uint32_t *ident = malloc(sizeof(uint32_t) * (size_t)c->bits);
     r->idx = malloc(sizeof *r->idx * (size_t)r->N);
     if (!ident || !r->idx) {
