@@ -242,40 +242,6 @@ static nn_status check_values(const char *path, const nn_net *net, float hash_sc
     return NN_OK;
 }
 
-/* The whole file in memory (*data, *len): the file's size bounds everything read from it; only a
- * regular file has one (a FIFO would block, /dev/zero never ends: both refused before the first
- * read). */
-static nn_status read_model_file(const char *path, uint8_t **data, size_t *len, nn_error *err)
-{
-    char msg[400];
-    FILE *f = fio_open_read(path, "model file", msg, sizeof msg);
-    if (!f)
-        return nn_fail(err, NN_ERR_IO, "%s", msg);
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return nn_fail(err, NN_ERR_IO, "%s: cannot read model file: %s", path, strerror(e));
-    }
-    *len = (size_t)st.st_size;
-    *data = malloc(*len ? *len : 1);
-    if (!*data) {
-        fclose(f);
-        char have[32];
-        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory reading %s", path, nn_bytes_str((double)*len, have));
-    }
-    size_t got = fread(*data, 1, *len, f);
-    int rerr = ferror(f) ? errno : 0;
-    fclose(f);
-    if (got != *len) {
-        free(*data);
-        *data = NULL;
-        return nn_fail(err, NN_ERR_IO, "%s: read error: %s", path,
-                       rerr ? strerror(rerr) : "the file shrank while it was read");
-    }
-    return NN_OK;
-}
-
 /* Where the parts of a model file are, once its header is read. */
 typedef struct {
     float hash_scale;
@@ -443,9 +409,12 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
     *out = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
-    nn_status s = read_model_file(path, &data, &len, err);
-    if (s != NN_OK)
-        return s;
+    /* whole, from a regular file only (a FIFO would block, /dev/zero never end): the file's
+     * size bounds everything read from it */
+    char msg[sizeof err->msg];
+    if (fio_read_file(path, "model file", &data, &len, msg, sizeof msg) != 0)
+        return nn_fail(err, errno == ENOMEM ? NN_ERR_NOMEM : NN_ERR_IO, "%s", msg);
+    nn_status s = NN_OK;
     rbuf b = {data, len, 0, 0};
     nn_config cfg;
     memset(&cfg, 0, sizeof cfg);

@@ -185,6 +185,18 @@ ds_status ds_check_file(const char *path, ds_error *err)
     return ds_fail(err, DS_ERR_IO, path, -1, "%s", what);
 }
 
+ds_status ds_read_file(const char *path, uint8_t **data, size_t *len, ds_error *err)
+{
+    char msg[DS_PATH_MAX + 256];
+    if (fio_read_file(path, "dataset file", data, len, msg, sizeof msg) == 0)
+        return DS_OK;
+    ds_status s = errno == ENOMEM ? DS_ERR_NOMEM : DS_ERR_IO;
+    /* fileio's message starts with the path, which ds_fail adds again */
+    size_t n = strlen(path);
+    const char *what = strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
+    return ds_fail(err, s, path, -1, "%s", what);
+}
+
 int ds_path_join(char *out, const char *a, const char *b)
 {
     int n;

@@ -25,10 +25,11 @@ void ds_error_clear(ds_error *err);
 ds_dataset *ds_dataset_alloc(int64_t n, int c, int h, int w, ds_label_kind kind, int n_classes);
 
 int ds_file_exists(const char *path);
-/* DS_OK when path can be opened as a file; otherwise DS_ERR_IO naming path and the cause
- * ("No such file or directory", "Is a directory": fopen succeeds on a directory on Linux and
- * the read then fails with a confusing message). */
+/* DS_OK when path is a regular file that can be opened; otherwise DS_ERR_IO naming path and the
+ * cause ("No such file or directory", "Is a directory", "is a FIFO (named pipe)"). */
 ds_status ds_check_file(const char *path, ds_error *err);
+/* The whole of a regular dataset file (*data malloc'd, NUL-terminated), errors as ds_check_file. */
+ds_status ds_read_file(const char *path, uint8_t **data, size_t *len, ds_error *err);
 /* Copies at most DS_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
 int ds_path_join(char *out, const char *a, const char *b);
 

@@ -74,43 +74,6 @@ void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, ui
     }
 }
 
-static ds_status read_whole(const char *path, uint8_t **buf, size_t *len, ds_error *err)
-{
-    ds_status cs = ds_check_file(path, err);
-    if (cs)
-        return cs;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open image: %s", strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (n < cap)
-            break;
-        uint8_t *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b)
-        return ds_fail(err, DS_ERR_NOMEM, path, -1, "out of memory reading image");
-    if (bad) {
-        free(b);
-        return ds_fail(err, DS_ERR_IO, path, -1, "read error");
-    }
-    *buf = b;
-    *len = n;
-    return DS_OK;
-}
-
 typedef struct {
     struct jpeg_error_mgr pub;
     jmp_buf jump;
@@ -202,7 +165,7 @@ ds_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *
     *pixels = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    ds_status s = read_whole(path, &buf, &len, err);
+    ds_status s = ds_read_file(path, &buf, &len, err);
     if (s)
         return s;
     static const uint8_t PNG_SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};

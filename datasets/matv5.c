@@ -180,23 +180,11 @@ void mat_var_free(mat_var *v)
 ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_error *err)
 {
     memset(out, 0, sizeof *out);
-    ds_status cs = ds_check_file(path, err);
-    if (cs)
-        return cs;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = sz > 0 ? malloc((size_t)sz) : NULL;
-    if (!buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-        fclose(f);
-        free(buf);
-        return ds_fail(err, sz > 0 && !buf ? DS_ERR_NOMEM : DS_ERR_IO, path, -1, "cannot read the file");
-    }
-    fclose(f);
-    ds_status s = DS_OK;
+    uint8_t *buf = NULL;
+    size_t sz = 0;
+    ds_status s = ds_read_file(path, &buf, &sz, err);
+    if (s != DS_OK)
+        return s;
     if (sz < 128 || memcmp(buf, "MATLAB 5.0 MAT-file", 19) != 0) {
         s = ds_fail(err, DS_ERR_FORMAT, path, -1, "not a MATLAB v5 MAT-file (no 'MATLAB 5.0 MAT-file' header)");
         goto done;

@@ -136,26 +136,17 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
 rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
 {
     memset(r, 0, sizeof *r);
-    /* only a regular file has the size read below: a directory, a FIFO (which would block) or a
-     * device is refused before the first read */
-    FILE *f = fio_open_read(path, "JSON report", err ? err->msg : NULL, err ? sizeof err->msg : 0);
-    if (!f)
-        return RP_ERR_IO;
-    char *text = NULL;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        len = ftell(f);
-    rewind(f);
-    text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
-        int e = text ? errno : ENOMEM;
-        fclose(f);
-        free(text);
+    /* a regular file only: a directory, a FIFO (which would block) or a device is refused */
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char msg[sizeof err->msg];
+    if (fio_read_file(path, "JSON report", &data, &len, msg, sizeof msg) != 0) {
+        int e = errno;
         if (err)
-            snprintf(err->msg, sizeof err->msg, "%s: read error: %s", path, strerror(e ? e : EIO));
+            snprintf(err->msg, sizeof err->msg, "%s", msg);
         return e == ENOMEM ? RP_ERR_NOMEM : RP_ERR_IO;
     }
-    fclose(f);
+    char *text = (char *)data;
     rp_status s = rp_read_parse(text, (size_t)len, path, r, err);
     free(text);
     return s;

@@ -158,6 +158,43 @@ int fio_check_regular(const char *path, const char *what, char *msg, size_t n)
     return 0;
 }
 
+int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg, size_t n)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fio_open_read(path, what, msg, n);
+    if (!f)
+        return -1;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        int e = errno;
+        fclose(f);
+        errno = e;
+        return fail(msg, n, "%s: cannot read: %s", path, strerror(e));
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size + 1);
+    if (!buf) {
+        fclose(f);
+        fail(msg, n, "%s: out of memory for its %zu bytes", path, size);
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t got = fread(buf, 1, size, f);
+    int e = ferror(f) ? errno : 0;
+    fclose(f);
+    if (got != size) {
+        free(buf);
+        fail(msg, n, "%s: read error: %s", path, e ? strerror(e) : "the file shrank while it was read");
+        errno = e ? e : EIO;
+        return -1;
+    }
+    buf[size] = '\0';
+    *data = buf;
+    *len = size;
+    return 0;
+}
+
 /* ---- outputs -------------------------------------------------------------------------------- */
 
 /* The file PATH finally names: symbolic links followed (a dangling one to the path it names). */

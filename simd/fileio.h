@@ -40,6 +40,11 @@ FILE *fio_open_read(const char *path, const char *what, char *msg, size_t n);
 /* The check of fio_open_read for readers that open by name (zlib, HDF5). */
 int fio_check_regular(const char *path, const char *what, char *msg, size_t n);
 
+/* Reads a regular file whole: *data (malloc'd, a NUL after the last byte, not counted in *len).
+ * The size comes from the open file; a file that shrinks while it is read is an error. On
+ * failure errno is ENOMEM when memory ran out (callers map it to their own status). */
+int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg, size_t n);
+
 typedef struct {
     char *path; /* where the content goes: PATH, or the target of the link PATH names */
     char *shown;/* PATH as the caller gave it, for messages */
