@@ -81,10 +81,12 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
  * finishes the run. */
 Test(train, sigterm_writes_a_checkpoint_and_resume_finishes)
 {
+    char log[1100];
+    snprintf(log, sizeof log, "%s", tu_path("term.log"));
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        freopen("/dev/null", "w", stderr);
+        freopen(log, "w", stderr);
         execl(tu_exe(), tu_exe(), "train", "--threads", "2", "--iters", "2000", "--log-every", "40",
               "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("term.bin"), (char *)NULL);
         _exit(127);
@@ -105,9 +107,17 @@ Test(train, sigterm_writes_a_checkpoint_and_resume_finishes)
     snprintf(tmp, sizeof tmp, "%s.state.tmp.%ld", tu_path("term.bin"), (long)pid);
     cr_expect_neq(access(tmp, F_OK), 0, "%s is left behind", tmp);
     cr_expect_neq(access(tu_path("term.bin.lock"), F_OK), 0, "the lock is left behind");
+    /* the run stopped at iteration N; resuming it to N + 20 finishes (--iters may differ) */
+    char *text = tu_slurp(log, NULL);
+    cr_assert_not_null(text);
+    const char *at = strstr(text, "interrupted at iteration ");
+    cr_assert_not_null(at, "%s", text);
+    long long stopped = atoll(at + strlen("interrupted at iteration "));
+    cr_expect(strstr(text, "Terminated") != NULL, "the signal is named: %s", text);
+    free(text);
     static char out[1 << 16];
-    int rc = tu_run(out, sizeof out, "%s train --threads 2 --iters 2000 --log-every 40 --checkpoint-every 20 "
-                    "--bits 16 --resume %s --out %s", tu_exe(), tu_path("term.bin"), tu_path("term.bin"));
+    int rc = tu_run(out, sizeof out, "%s train --threads 2 --iters %lld --log-every 40 --checkpoint-every 20 "
+                    "--bits 16 --resume %s --out %s", tu_exe(), stopped + 20, tu_path("term.bin"), tu_path("term.bin"));
     cr_assert_eq(rc, 0, "%s", out);
 }
 
