@@ -6,9 +6,9 @@
  * where the triplets are every (anchor, similar, dissimilar) of the batch, or one per anchor
  * with DH_TRIPLETS_HARD; T is their number, or the number of active ones with DH_NORM_ACTIVE;
  * a triplet is active while |y_a - y_p|^2 - |y_a - y_n|^2 >= C, the margin C starts at -5 and
- * moves by -0.1 every 10k iterations (a margin that grows), and Lap = D - A is the Laplacian of a graph
- * over the batch: A_ij = 1 for similar pairs and 0.001 otherwise (the authors' label graph), or a
- * k-NN heat-kernel graph on features (the abstract's "similar appearance"). tr(Y^T Lap Y) =
+ * moves by -0.1 every 10k iterations (a margin that grows), and Lap = D - A is the Laplacian of a
+ * graph over the batch: A_ij = 1 for similar pairs and 0.001 otherwise (the authors' label graph),
+ * or a k-NN heat-kernel graph on features (the abstract's "similar appearance"). tr(Y^T Lap Y) =
  * 1/2 sum_ij A_ij |y_i - y_j|^2. drsch deliberately builds D - A, not the authors' -(A + D + I),
  * and rebuilds the graph for every batch (their code keeps the first batch's labels). The
  * regulariser is divided by the batch size n, as the triplet term is by T: without it, at
@@ -40,16 +40,16 @@ typedef enum { DH_NORM_ALL = 0, DH_NORM_ACTIVE } dh_norm;
 typedef enum { DH_TRIPLETS_ALL = 0, DH_TRIPLETS_HARD } dh_triplets;
 
 typedef struct {
-    float beta;            /* Laplacian weight; authors 0.001 */
-    float margin0;         /* C at iteration 0; authors -5 */
-    float margin_step;     /* added to C every margin_every iterations; authors -0.1 */
-    int64_t margin_every;  /* authors 10000 */
-    float margin_min;      /* the margin stops growing here (0 = no limit; authors: none) */
-    dh_graph graph;        /* DH_GRAPH_LABEL (default) or DH_GRAPH_KNN */
-    float graph_other;     /* label graph: weight of dissimilar pairs; authors 0.001 */
-    int32_t knn_k;         /* k-NN graph: neighbours per item (default 5) */
-    dh_norm norm;          /* DH_NORM_ALL (authors) or DH_NORM_ACTIVE */
-    dh_triplets triplets;  /* DH_TRIPLETS_ALL (authors) or DH_TRIPLETS_HARD */
+    float beta;           /* Laplacian weight; authors 0.001 */
+    float margin0;        /* C at iteration 0; authors -5 */
+    float margin_step;    /* added to C every margin_every iterations; authors -0.1 */
+    int64_t margin_every; /* authors 10000 */
+    float margin_min;     /* the margin stops growing here (0 = no limit; authors: none) */
+    dh_graph graph;       /* DH_GRAPH_LABEL (default) or DH_GRAPH_KNN */
+    float graph_other;    /* label graph: weight of dissimilar pairs; authors 0.001 */
+    int32_t knn_k;        /* k-NN graph: neighbours per item (default 5) */
+    dh_norm norm;         /* DH_NORM_ALL (authors) or DH_NORM_ACTIVE */
+    dh_triplets triplets; /* DH_TRIPLETS_ALL (authors) or DH_TRIPLETS_HARD */
 } dh_config;
 
 void dh_config_default(dh_config *c);
@@ -63,11 +63,12 @@ typedef struct {
 /* sim: n x n, sim[i*n+j] = 1 when i and j are similar (diagonal ignored).
  * feat (k-NN graph only): n x fdim features the graph is built on (e.g. the input pixels).
  * y: n x d outputs; dy: n x d, receives d L / d y. Returns 0, or -1 when out of memory. */
-int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d, const uint8_t *sim,
-            const float *feat, int32_t fdim, float *dy, dh_stats *stats);
+int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
+            const uint8_t *sim, const float *feat, int32_t fdim, float *dy, dh_stats *stats);
 
 /* sim from single labels (n) or from multi-hot bitmask rows (n x words); one of them NULL. */
-void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n, uint8_t *sim);
+void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n,
+                   uint8_t *sim);
 
 #ifdef __cplusplus
 }

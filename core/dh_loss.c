@@ -29,7 +29,8 @@ float dh_margin_at(const dh_config *c, int64_t iter)
     return c->margin_min < 0 && m < c->margin_min ? c->margin_min : m;
 }
 
-void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n, uint8_t *sim)
+void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n,
+                   uint8_t *sim)
 {
     for (int32_t i = 0; i < n; i++)
         for (int32_t j = 0; j < n; j++) {
@@ -67,7 +68,8 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     }
     for (int32_t i = 0; i < n; i++)
         for (int32_t j = i; j < n; j++)
-            d2[(size_t)i * n + j] = d2[(size_t)j * n + i] = i == j ? 0 : sqdist(feat + (size_t)i * fdim, feat + (size_t)j * fdim, fdim);
+            d2[(size_t)i * n + j] = d2[(size_t)j * n + i] =
+                i == j ? 0 : sqdist(feat + (size_t)i * fdim, feat + (size_t)j * fdim, fdim);
     if (k > n - 1)
         k = n - 1;
     memset(A, 0, sizeof(double) * (size_t)n * n);
@@ -114,8 +116,8 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
-int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d, const uint8_t *sim,
-            const float *feat, int32_t fdim, float *dy, dh_stats *stats)
+int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
+            const uint8_t *sim, const float *feat, int32_t fdim, float *dy, dh_stats *stats)
 {
     size_t nn = (size_t)n * (size_t)n;
     double *dist = malloc(sizeof(double) * nn), *W = calloc(nn, sizeof(double));
@@ -128,7 +130,8 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
     }
     for (int32_t i = 0; i < n; i++)
         for (int32_t j = i; j < n; j++)
-            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = i == j ? 0 : sqdist(y + (size_t)i * d, y + (size_t)j * d, d);
+            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] =
+                i == j ? 0 : sqdist(y + (size_t)i * d, y + (size_t)j * d, d);
 
     /* Triplets: W[a][p] += 1, W[a][n] -= 1 for every active one (then symmetrised). */
     double C = dh_margin_at(c, iter), tl = 0;
@@ -191,8 +194,8 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
     for (size_t i = 0; i < nn; i++)
         W[i] *= inv_t;
 
-    /* Laplacian: (beta/n) * 1/2 sum_ij A_ij |y_i - y_j|^2, gradient 2 (beta/n) sum_j A_ij (y_i - y_j);
-     * each ordered pair (i, j) carries half of it in W. */
+    /* Laplacian: (beta/n) * 1/2 sum_ij A_ij |y_i - y_j|^2, gradient 2 (beta/n) sum_j A_ij (y_i -
+     * y_j); each ordered pair (i, j) carries half of it in W. */
     double ll = 0;
     if (c->beta != 0) {
         if (A && knn_graph(feat, n, fdim, c->knn_k, A)) {
@@ -205,7 +208,8 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
             for (int32_t j = 0; j < n; j++) {
                 if (i == j)
                     continue;
-                double a = A ? A[(size_t)i * n + j] : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
+                double a = A ? A[(size_t)i * n + j]
+                             : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
                 ll += 0.5 * a * dist[(size_t)i * n + j];
                 W[(size_t)i * n + j] += 0.5 * (double)c->beta / n * a;
             }

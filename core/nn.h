@@ -27,14 +27,14 @@ extern "C" {
 
 typedef enum {
     NN_OK = 0,
-    NN_ERR_ARG = -1,       /* invalid argument (sizes, names, shapes that do not fit) */
-    NN_ERR_NOMEM = -2,     /* allocation failed */
-    NN_ERR_DNNL = -3,      /* oneDNN refused a descriptor or an execution */
-    NN_ERR_IO = -4,        /* open/read/write/rename failed */
-    NN_ERR_FORMAT = -5,    /* not a drsch model file, or inconsistent contents */
-    NN_ERR_VERSION = -6,   /* model file of another format version */
-    NN_ERR_CHECKSUM = -7,  /* crc32 mismatch: corrupt model file */
-    NN_ERR_TRUNCATED = -8, /* model file shorter than its header says */
+    NN_ERR_ARG = -1,         /* invalid argument (sizes, names, shapes that do not fit) */
+    NN_ERR_NOMEM = -2,       /* allocation failed */
+    NN_ERR_DNNL = -3,        /* oneDNN refused a descriptor or an execution */
+    NN_ERR_IO = -4,          /* open/read/write/rename failed */
+    NN_ERR_FORMAT = -5,      /* not a drsch model file, or inconsistent contents */
+    NN_ERR_VERSION = -6,     /* model file of another format version */
+    NN_ERR_CHECKSUM = -7,    /* crc32 mismatch: corrupt model file */
+    NN_ERR_TRUNCATED = -8,   /* model file shorter than its header says */
     NN_ERR_UNSUPPORTED = -9, /* this CPU / oneDNN build cannot run what was asked (bf16) */
 } nn_status;
 
@@ -82,8 +82,8 @@ typedef struct {
     int32_t kernel; /* conv / pool: square kernel */
     int32_t stride;
     int32_t pad;
-    int32_t relu;   /* conv / fc: ReLU fused as a oneDNN post-op */
-    float w_std;    /* weights ~ N(0, w_std^2); biases 0; bit weights 1 */
+    int32_t relu;                  /* conv / fc: ReLU fused as a oneDNN post-op */
+    float w_std;                   /* weights ~ N(0, w_std^2); biases 0; bit weights 1 */
     float w_lr_mult, w_decay_mult; /* per-layer multipliers of the weights (Caffe param {}) */
     float b_lr_mult, b_decay_mult; /* and of the biases */
 } nn_layer_spec;
@@ -130,8 +130,8 @@ nn_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t
 nn_status nn_net_create(nn_net **out, const nn_config *cfg, nn_error *err);
 void nn_net_free(nn_net *net);
 const nn_config *nn_net_config(const nn_net *net);
-int32_t nn_output_dim(const nn_net *net);  /* D of the final output (B for named archs) */
-size_t nn_input_size(const nn_net *net);   /* C * H * W of one input image */
+int32_t nn_output_dim(const nn_net *net); /* D of the final output (B for named archs) */
+size_t nn_input_size(const nn_net *net);  /* C * H * W of one input image */
 
 /* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */
 nn_status nn_forward(nn_net *net, const float *x, nn_error *err);
@@ -159,7 +159,7 @@ float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter);
 /* All parameters, gradients and momentum history live in one allocation carved into tensors,
  * each in the layout the forward primitive wants (possibly blocked, padded with zeros). */
 typedef struct {
-    int32_t layer;      /* index in the layer table */
+    int32_t layer; /* index in the layer table */
     int32_t is_bias;
     float *data;        /* internal layout, count floats */
     float *grad;        /* same layout; NULL for inference nets */
@@ -246,8 +246,8 @@ typedef struct nn_encoder nn_encoder;
  * single-threaded inside each); replicas = 1 lets oneDNN use all threads in each batch.
  * precision: NN_PRECISION_F32, or NN_PRECISION_BF16 (weights converted here, once; a CPU
  * without bf16 support gives NN_ERR_UNSUPPORTED). */
-nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
-                            int32_t replicas, nn_precision precision, nn_error *err);
+nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch, int32_t replicas,
+                            nn_precision precision, nn_error *err);
 void nn_encoder_free(nn_encoder *enc);
 nn_precision nn_encoder_precision(const nn_encoder *enc);
 /* oneDNN's implementation of the encoder's first convolution (or inner product), as

@@ -8,22 +8,52 @@
 
 #include "nn_internal.h"
 
-#define CONV(o, k, s, p) {NN_LAYER_CONV, o, k, s, p, 1, 0.01f, 1, 1, 2, 0}
-#define AVE(k, s) {NN_LAYER_POOL_AVG, 0, k, s, 0, 0, 0, 0, 0, 0, 0}
-#define MAX(k, s) {NN_LAYER_POOL_MAX, 0, k, s, 0, 0, 0, 0, 0, 0, 0}
-#define FC(o) {NN_LAYER_FC, o, 0, 0, 0, 0, 0.1f, 1, 1, 2, 0}
-#define HASH {NN_LAYER_HASH, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define CONV(o, k, s, p)                                                                           \
+    {                                                                                              \
+        NN_LAYER_CONV, o, k, s, p, 1, 0.01f, 1, 1, 2, 0                                            \
+    }
+#define AVE(k, s)                                                                                  \
+    {                                                                                              \
+        NN_LAYER_POOL_AVG, 0, k, s, 0, 0, 0, 0, 0, 0, 0                                            \
+    }
+#define MAX(k, s)                                                                                  \
+    {                                                                                              \
+        NN_LAYER_POOL_MAX, 0, k, s, 0, 0, 0, 0, 0, 0, 0                                            \
+    }
+#define FC(o)                                                                                      \
+    {                                                                                              \
+        NN_LAYER_FC, o, 0, 0, 0, 0, 0.1f, 1, 1, 2, 0                                               \
+    }
+#define HASH                                                                                       \
+    {                                                                                              \
+        NN_LAYER_HASH, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                                                \
+    }
 /* Bit weights: learned by SGD like any weight, no decay (the authors' layer has none). */
-#define BITW {NN_LAYER_BITW, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}
+#define BITW                                                                                       \
+    {                                                                                              \
+        NN_LAYER_BITW, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0                                                \
+    }
 
 static const nn_arch ARCHS[] = {
-    {"drsch-mnist", 1, 28, 28, 10,
+    {"drsch-mnist",
+     1,
+     28,
+     28,
+     10,
      {CONV(32, 5, 2, 0), AVE(2, 1), CONV(64, 5, 1, 0), AVE(2, 1), CONV(128, 5, 1, 0), AVE(2, 1),
       FC(512), FC(0), HASH, BITW}},
-    {"drsch-cifar", 3, 32, 32, 10,
+    {"drsch-cifar",
+     3,
+     32,
+     32,
+     10,
      {CONV(32, 5, 1, 2), MAX(3, 2), CONV(32, 5, 1, 2), AVE(3, 2), CONV(64, 5, 1, 2), AVE(3, 2),
       FC(512), FC(0), HASH, BITW}},
-    {"drsch-reid", 3, 160, 60, 10,
+    {"drsch-reid",
+     3,
+     160,
+     60,
+     10,
      {CONV(32, 5, 2, 2), MAX(2, 2), CONV(64, 5, 1, 2), MAX(2, 2), CONV(128, 3, 1, 1), AVE(2, 2),
       FC(512), FC(0), HASH, BITW}},
 };
@@ -38,7 +68,8 @@ nn_status nn_arch_get(const char *name, nn_arch *out, nn_error *err)
             *out = ARCHS[i];
             return NN_OK;
         }
-    return nn_fail(err, NN_ERR_ARG, "unknown architecture '%s' (known: drsch-mnist, drsch-cifar, drsch-reid)",
+    return nn_fail(err, NN_ERR_ARG,
+                   "unknown architecture '%s' (known: drsch-mnist, drsch-cifar, drsch-reid)",
                    name ? name : "(null)");
 }
 

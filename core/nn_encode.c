@@ -44,7 +44,8 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
 {
     *out = NULL;
     if (batch < 1 || replicas < 1 || replicas > 1024)
-        return nn_fail(err, NN_ERR_ARG, "encoder: batch %d and replicas %d must be positive", batch, replicas);
+        return nn_fail(err, NN_ERR_ARG, "encoder: batch %d and replicas %d must be positive", batch,
+                       replicas);
     if (precision != NN_PRECISION_F32 && precision != NN_PRECISION_BF16)
         return nn_fail(err, NN_ERR_ARG, "encoder: unknown precision %d", (int)precision);
     nn_config cfg = model->cfg;
@@ -57,11 +58,12 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
     if (ps != NN_OK)
         return ps;
     char what[160];
-    snprintf(what, sizeof what, "an encoder of %d replicas x batches of %d images of %dx%dx%d", replicas, batch,
-             plan.in_c, plan.in_h, plan.in_w);
+    snprintf(what, sizeof what, "an encoder of %d replicas x batches of %d images of %dx%dx%d",
+             replicas, batch, plan.in_c, plan.in_h, plan.in_w);
     /* each replica: its net and the staging of a partial batch (one more input per image) */
     const double in_floats = (double)plan.in_c * plan.in_h * plan.in_w;
-    ps = nn_check_memory(4.0 * replicas * ((double)batch * (plan.act_floats + in_floats) + (double)plan.params),
+    ps = nn_check_memory(4.0 * replicas *
+                             ((double)batch * (plan.act_floats + in_floats) + (double)plan.params),
                          what, err);
     if (ps != NN_OK)
         return ps;
@@ -102,8 +104,8 @@ nn_precision nn_encoder_precision(const nn_encoder *enc) { return enc->precision
 
 const char *nn_encoder_impl(const nn_encoder *enc) { return nn_net_impl(enc->nets[0]); }
 
-static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c, float *real,
-                              hm_codes *codes, nn_error *err)
+static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c,
+                              float *real, hm_codes *codes, nn_error *err)
 {
     nn_net *net = enc->nets[r];
     const size_t first = c * (size_t)enc->batch;
@@ -138,7 +140,8 @@ static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, 
     return NN_OK;
 }
 
-nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes, nn_error *err)
+nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
+                    nn_error *err)
 {
     if (codes && (codes->bits != (uint32_t)enc->bits || codes->n < n || !codes->data))
         return nn_fail(err, NN_ERR_ARG, "encode: codes hold %zu x %u bits, need %zu x %d", codes->n,

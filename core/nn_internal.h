@@ -15,35 +15,35 @@ typedef struct {
     int32_t in_c, in_h, in_w;    /* input shape (in_h = in_w = 1 and 2-D md after an fc) */
     int32_t out_c, out_h, out_w; /* output shape */
     int32_t in_4d, out_4d;
-    int32_t pad_r_h, pad_r_w;    /* pooling: right padding that realises ceil mode */
+    int32_t pad_r_h, pad_r_w; /* pooling: right padding that realises ceil mode */
 
     /* forward */
-    dnnl_memory_t in;            /* not owned: previous layer's dst or the net input */
-    dnnl_memory_t src;           /* = in, or owned when src_reorder converts in -> src */
+    dnnl_memory_t in;  /* not owned: previous layer's dst or the net input */
+    dnnl_memory_t src; /* = in, or owned when src_reorder converts in -> src */
     dnnl_primitive_t src_reorder;
     dnnl_primitive_t fwd;
-    dnnl_memory_t dst, ws;       /* owned */
+    dnnl_memory_t dst, ws; /* owned */
 
     /* parameters: memories over the net's single block (handles set after allocation) */
-    int32_t p_w, p_b;            /* parameter indices or -1 */
+    int32_t p_w, p_b; /* parameter indices or -1 */
     dnnl_memory_t w, b, dw, db;
 
     /* backward */
-    dnnl_memory_t diff_dst;      /* owned, dst layout */
-    dnnl_memory_t diff_in;       /* not owned: previous layer's diff_dst or the net's diff input */
-    dnnl_memory_t diff_src;      /* = diff_in, or owned when diff_src_reorder converts it */
+    dnnl_memory_t diff_dst; /* owned, dst layout */
+    dnnl_memory_t diff_in;  /* not owned: previous layer's diff_dst or the net's diff input */
+    dnnl_memory_t diff_src; /* = diff_in, or owned when diff_src_reorder converts it */
     dnnl_primitive_t diff_src_reorder;
     dnnl_primitive_t relu_bwd, bwd_data, bwd_weights;
-    dnnl_memory_t w_bwd;         /* weights in the backward-data layout (owned) or = w */
+    dnnl_memory_t w_bwd; /* weights in the backward-data layout (owned) or = w */
     dnnl_primitive_t w_bwd_reorder;
-    dnnl_memory_t dw_tmp;        /* backward-weights output when its layout differs from w */
+    dnnl_memory_t dw_tmp; /* backward-weights output when its layout differs from w */
     dnnl_primitive_t dw_reorder;
 
     /* bf16 nets: the weights converted to bf16 in the forward primitive's layout (owned),
      * refreshed from w (f32, plain) whenever the parameters change */
     dnnl_memory_t w_fwd;
     dnnl_primitive_t w_fwd_reorder;
-    char impl[64];               /* oneDNN's name of the forward implementation ("" if none) */
+    char impl[64]; /* oneDNN's name of the forward implementation ("" if none) */
 } nn_layer;
 
 typedef struct {
@@ -58,21 +58,21 @@ struct nn_net {
     nn_config cfg;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    dnnl_primitive_attr_t attr;  /* user scratchpad */
+    dnnl_primitive_attr_t attr; /* user scratchpad */
     int32_t n_layers;
     nn_layer layers[NN_MAX_LAYERS];
     int32_t hash_layer, bitw_layer; /* indices or -1 */
     float hash_scale;
-    uint32_t *bit_order;         /* B entries */
+    uint32_t *bit_order; /* B entries */
 
     int32_t n_tensors;
     nn_tensor tensors[2 * NN_MAX_LAYERS];
-    size_t block_floats;         /* floats per region */
-    float *block;                /* params | grads | history, one allocation */
+    size_t block_floats; /* floats per region */
+    float *block;        /* params | grads | history, one allocation */
 
-    dnnl_memory_t in_mem;        /* plain NCHW over the caller's input */
-    dnnl_memory_t diff_in_mem;   /* plain NCHW input gradient (input_grad) */
-    dnnl_memory_t out_mem;       /* plain N x D output (owned when out_reorder) */
+    dnnl_memory_t in_mem;      /* plain NCHW over the caller's input */
+    dnnl_memory_t diff_in_mem; /* plain NCHW input gradient (input_grad) */
+    dnnl_memory_t out_mem;     /* plain N x D output (owned when out_reorder) */
     dnnl_primitive_t out_reorder;
     dnnl_memory_t dy_mem;        /* plain N x D over the caller's dy */
     dnnl_primitive_t dy_reorder; /* plain dy -> last layer's diff_dst when layouts differ */
@@ -85,7 +85,8 @@ struct nn_net {
 /* nn_net_create that fails with NN_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader
  * uses it so a small file cannot make drsch build a huge network it will then reject. */
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params, nn_error *err);
+nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params,
+                               nn_error *err);
 
 /* What a config implies, known before anything large is allocated (nn_net_plan makes the
  * checks nn_net_create makes on the config and the shapes, and fails as it would). */

@@ -79,20 +79,25 @@ static float get_f32(rbuf *b)
  * the loader allocate more than the file justifies. Checked on the config before planning. */
 static nn_status check_input(const char *path, const nn_config *cfg, nn_error *err)
 {
-    int32_t c = cfg->in_c > 0 ? cfg->in_c : cfg->arch.in_c, h = cfg->in_h > 0 ? cfg->in_h : cfg->arch.in_h,
+    int32_t c = cfg->in_c > 0 ? cfg->in_c : cfg->arch.in_c,
+            h = cfg->in_h > 0 ? cfg->in_h : cfg->arch.in_h,
             w = cfg->in_w > 0 ? cfg->in_w : cfg->arch.in_w;
     if (c < 1 || c > NN_MAX_IN_C)
-        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d input channels (drsch models take 1..%d)", path, c,
+        return nn_fail(err, NN_ERR_FORMAT,
+                       "%s: header says %d input channels (drsch models take 1..%d)", path, c,
                        NN_MAX_IN_C);
     if (h < 1 || w < 1 || h > NN_MODEL_MAX_SIDE || w > NN_MODEL_MAX_SIDE)
-        return nn_fail(err, NN_ERR_FORMAT, "%s: header says input images of %d x %d pixels (drsch models take "
-                       "sides of 1..%d)", path, h, w, NN_MODEL_MAX_SIDE);
+        return nn_fail(err, NN_ERR_FORMAT,
+                       "%s: header says input images of %d x %d pixels (drsch models take "
+                       "sides of 1..%d)",
+                       path, h, w, NN_MODEL_MAX_SIDE);
     return NN_OK;
 }
 
 /* The plan of cfg as an inference net (so a model's limits do not depend on the mode it is
  * saved or loaded in), then its activations against the limit; errors name path. */
-static nn_status check_plan(const char *path, const nn_config *cfg, nn_net_plan_info *plan, nn_error *err)
+static nn_status check_plan(const char *path, const nn_config *cfg, nn_net_plan_info *plan,
+                            nn_error *err)
 {
     nn_config c = *cfg;
     c.training = 0;
@@ -107,13 +112,16 @@ static nn_status check_plan(const char *path, const nn_config *cfg, nn_net_plan_
     return NN_OK;
 }
 
-static nn_status check_act(const char *path, const nn_config *cfg, const nn_net_plan_info *plan, nn_error *err)
+static nn_status check_act(const char *path, const nn_config *cfg, const nn_net_plan_info *plan,
+                           nn_error *err)
 {
     if (plan->act_floats > NN_MODEL_MAX_ACT_FLOATS) {
         char need[32], most[32];
-        return nn_fail(err, NN_ERR_FORMAT, "%s: architecture '%s' needs about %s of activations per image "
-                       "(drsch models: at most %s)", path, cfg->arch.name,
-                       nn_bytes_str(4.0 * plan->act_floats, need), nn_bytes_str(4.0 * NN_MODEL_MAX_ACT_FLOATS, most));
+        return nn_fail(err, NN_ERR_FORMAT,
+                       "%s: architecture '%s' needs about %s of activations per image "
+                       "(drsch models: at most %s)",
+                       path, cfg->arch.name, nn_bytes_str(4.0 * plan->act_floats, need),
+                       nn_bytes_str(4.0 * NN_MODEL_MAX_ACT_FLOATS, most));
     }
     return NN_OK;
 }
@@ -130,8 +138,9 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
     if (ps != NN_OK)
         return ps;
     const size_t np = nn_params_plain_size(net);
-    const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 +
-                        4 * (size_t)c->bits + 8 + 4 * np + 4;
+    const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 +
+                        (size_t)c->arch.n_layers * LAYER_BYTES + 4 + 4 * (size_t)c->bits + 8 +
+                        4 * np + 4;
     wbuf b = {malloc(size), 0, size};
     float *params = malloc(np * sizeof(float) + 1);
     if (!b.p || !params) {
@@ -220,12 +229,14 @@ static void layer_name(const nn_arch *a, int32_t i, char *out, size_t n)
 /* The values a valid CRC does not vouch for: the hash scale must be a positive finite number and
  * every parameter finite, else every image gets the same code (or NaN outputs). params: the
  * file's plain parameters in tensor order. */
-static nn_status check_values(const char *path, const nn_net *net, float hash_scale, const float *params,
-                              nn_error *err)
+static nn_status check_values(const char *path, const nn_net *net, float hash_scale,
+                              const float *params, nn_error *err)
 {
     if (!isfinite(hash_scale) || !(hash_scale > 0.0f))
-        return nn_fail(err, NN_ERR_FORMAT, "%s: the hash scale is %g (a positive finite number is needed): "
-                       "corrupt model file", path, hash_scale);
+        return nn_fail(err, NN_ERR_FORMAT,
+                       "%s: the hash scale is %g (a positive finite number is needed): "
+                       "corrupt model file",
+                       path, hash_scale);
     size_t at = 0;
     for (int t = 0; t < net->n_tensors; t++) {
         const nn_tensor *T = &net->tensors[t];
@@ -233,9 +244,11 @@ static nn_status check_values(const char *path, const nn_net *net, float hash_sc
             if (!isfinite(params[at + k])) {
                 char name[32];
                 layer_name(&net->cfg.arch, T->layer, name, sizeof name);
-                return nn_fail(err, NN_ERR_FORMAT, "%s: parameter %zu of layer %s (%s %zu of layer %d) is %s: "
-                               "corrupt model file", path, at + k, name, T->is_bias ? "bias" : "weight", k,
-                               T->layer, isnan(params[at + k]) ? "NaN" : "inf");
+                return nn_fail(err, NN_ERR_FORMAT,
+                               "%s: parameter %zu of layer %s (%s %zu of layer %d) is %s: "
+                               "corrupt model file",
+                               path, at + k, name, T->is_bias ? "bias" : "weight", k, T->layer,
+                               isnan(params[at + k]) ? "NaN" : "inf");
             }
         at += T->plain_count;
     }
@@ -252,18 +265,21 @@ typedef struct {
 
 /* The header: magic, version, code length, input shape and normalisation, architecture, hash
  * scale; every value checked as it is read. */
-static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_layout *lay, nn_error *err)
+static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_layout *lay,
+                             nn_error *err)
 {
     const uint8_t *data = b->p;
     const size_t len = b->len;
     if (len < 8 || memcmp(data, MAGIC, 8) != 0)
         return len < 8 && memcmp(data, MAGIC, len) == 0
-                   ? nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)", path, len)
+                   ? nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)", path,
+                             len)
                    : nn_fail(err, NN_ERR_FORMAT, "%s: not a drsch model file (bad magic)", path);
     b->pos = 8;
     uint32_t version = get_u32(b);
     if (!b->short_read && version != NN_MODEL_VERSION)
-        return nn_fail(err, NN_ERR_VERSION, "%s: model file version %u, this drsch reads version %d", path, version,
+        return nn_fail(err, NN_ERR_VERSION,
+                       "%s: model file version %u, this drsch reads version %d", path, version,
                        NN_MODEL_VERSION);
     cfg->bits = (int32_t)get_u32(b);
     cfg->in_c = (int32_t)get_u32(b);
@@ -275,9 +291,11 @@ static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_la
         cfg->in_scale[ch] = get_f32(b);
     cfg->arch.n_layers = (int32_t)get_u32(b);
     for (int ch = 0; ch < NN_MAX_IN_C && !b->short_read; ch++)
-        if (!isfinite(cfg->in_mean[ch]) || !isfinite(cfg->in_scale[ch]) || cfg->in_scale[ch] == 0.0f)
-            return nn_fail(err, NN_ERR_FORMAT, "%s: corrupt input normalisation (channel %d: mean %g, scale %g)",
-                           path, ch, cfg->in_mean[ch], cfg->in_scale[ch]);
+        if (!isfinite(cfg->in_mean[ch]) || !isfinite(cfg->in_scale[ch]) ||
+            cfg->in_scale[ch] == 0.0f)
+            return nn_fail(err, NN_ERR_FORMAT,
+                           "%s: corrupt input normalisation (channel %d: mean %g, scale %g)", path,
+                           ch, cfg->in_mean[ch], cfg->in_scale[ch]);
     if (b->pos + NN_ARCH_NAME_MAX <= len) {
         memcpy(cfg->arch.name, data + b->pos, NN_ARCH_NAME_MAX);
         cfg->arch.name[NN_ARCH_NAME_MAX - 1] = '\0';
@@ -289,10 +307,11 @@ static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_la
     cfg->arch.in_h = (int32_t)get_u32(b);
     cfg->arch.in_w = (int32_t)get_u32(b);
     if (!b->short_read && (cfg->arch.n_layers < 1 || cfg->arch.n_layers > NN_MAX_LAYERS))
-        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d layers (drsch models have 1..%d)", path,
-                       cfg->arch.n_layers, NN_MAX_LAYERS);
+        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d layers (drsch models have 1..%d)",
+                       path, cfg->arch.n_layers, NN_MAX_LAYERS);
     if (!b->short_read && (cfg->bits < 1 || cfg->bits > HM_MAX_BITS))
-        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
+        return nn_fail(err, NN_ERR_FORMAT,
+                       "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
                        cfg->bits, HM_MAX_BITS);
     for (int i = 0; i < cfg->arch.n_layers && !b->short_read; i++) {
         nn_layer_spec *l = &cfg->arch.layers[i];
@@ -320,7 +339,8 @@ static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_la
     }
     lay->params_pos = b->pos;
     if (b->short_read)
-        return nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes, header promises more)", path, len);
+        return nn_fail(err, NN_ERR_TRUNCATED,
+                       "%s: truncated model file (%zu bytes, header promises more)", path, len);
     return NN_OK;
 }
 
@@ -331,9 +351,11 @@ static nn_status check_body(rbuf *b, const char *path, const model_layout *lay, 
     const uint64_t np = lay->np;
     if (np > (len - params_pos) / 4 || params_pos + 4 * np + 4 > len) {
         char need[32], have[32];
-        return nn_fail(err, NN_ERR_TRUNCATED, "%s: header says %llu parameters (%s) but the file holds %s: "
-                       "truncated or corrupt model file", path, (unsigned long long)np,
-                       nn_bytes_str(4.0 * (double)np, need), nn_bytes_str((double)len, have));
+        return nn_fail(err, NN_ERR_TRUNCATED,
+                       "%s: header says %llu parameters (%s) but the file holds %s: "
+                       "truncated or corrupt model file",
+                       path, (unsigned long long)np, nn_bytes_str(4.0 * (double)np, need),
+                       nn_bytes_str((double)len, have));
     }
     if (params_pos + 4 * np + 4 != len)
         return nn_fail(err, NN_ERR_FORMAT, "%s: %zu unexpected trailing bytes", path,
@@ -342,22 +364,25 @@ static nn_status check_body(rbuf *b, const char *path, const model_layout *lay, 
     uint32_t stored = get_u32(b);
     uint32_t actual = (uint32_t)crc32(0L, b->p, (uInt)(params_pos + 4 * np));
     if (stored != actual)
-        return nn_fail(err, NN_ERR_CHECKSUM, "%s: checksum mismatch (stored %08x, computed %08x): corrupt file",
-                       path, stored, actual);
+        return nn_fail(err, NN_ERR_CHECKSUM,
+                       "%s: checksum mismatch (stored %08x, computed %08x): corrupt file", path,
+                       stored, actual);
     return NN_OK;
 }
 
 /* The network the header describes, for batches of `batch`: everything it implies (parameters,
  * activation buffers) checked against the file and drsch's limits before it is allocated. */
-static nn_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net **out, nn_error *err)
+static nn_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net **out,
+                           nn_error *err)
 {
     nn_net_plan_info plan;
     nn_status s;
-    if ((s = check_input(path, cfg, err)) != NN_OK || (s = check_plan(path, cfg, &plan, err)) != NN_OK)
+    if ((s = check_input(path, cfg, err)) != NN_OK ||
+        (s = check_plan(path, cfg, &plan, err)) != NN_OK)
         return s;
     if (plan.params != np)
-        return nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
-                       (unsigned long long)np, plan.params);
+        return nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu",
+                       path, (unsigned long long)np, plan.params);
     if ((s = check_act(path, cfg, &plan, err)) != NN_OK)
         return s;
     s = nn_net_create_expect(out, cfg, (size_t)np, err);
@@ -376,7 +401,8 @@ static nn_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net
 }
 
 /* The parameters, the bit order and the hash scale into the net, each value checked. */
-static nn_status load_values(rbuf *b, const char *path, const model_layout *lay, nn_net *net, nn_error *err)
+static nn_status load_values(rbuf *b, const char *path, const model_layout *lay, nn_net *net,
+                             nn_error *err)
 {
     const int32_t bits = nn_net_config(net)->bits;
     float *params = malloc(4 * lay->np + 4);
@@ -404,7 +430,8 @@ static nn_status load_values(rbuf *b, const char *path, const model_layout *lay,
     return s;
 }
 
-nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training, nn_error *err)
+nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
+                        nn_error *err)
 {
     *out = NULL;
     uint8_t *data = NULL;

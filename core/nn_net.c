@@ -26,17 +26,17 @@
 #include "nn_internal.h"
 #include "rng.h"
 
-#define DN(call, what)                                                                            \
-    do {                                                                                          \
-        dnnl_status_t st_ = (call);                                                               \
-        if (st_ != dnnl_success)                                                                  \
-            return nn_dnnl_fail(err, st_, what);                                                  \
+#define DN(call, what)                                                                             \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success)                                                                   \
+            return nn_dnnl_fail(err, st_, what);                                                   \
     } while (0)
-#define TRY(call)                                                                                 \
-    do {                                                                                          \
-        nn_status s_ = (call);                                                                    \
-        if (s_ != NN_OK)                                                                          \
-            return s_;                                                                            \
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        nn_status s_ = (call);                                                                     \
+        if (s_ != NN_OK)                                                                           \
+            return s_;                                                                             \
     } while (0)
 
 static float *mem_ptr(const_dnnl_memory_t m)
@@ -54,7 +54,8 @@ static const dnnl_memory_desc_t *mem_md(const_dnnl_memory_t m)
     return md;
 }
 
-static dnnl_memory_desc_t md_dt(int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt, dnnl_format_tag_t tag)
+static dnnl_memory_desc_t md_dt(int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt,
+                                dnnl_format_tag_t tag)
 {
     dnnl_memory_desc_t md;
     dnnl_memory_desc_init_by_tag(&md, nd, dims, dt, tag);
@@ -106,10 +107,11 @@ static nn_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what
 {
     if (st == dnnl_unimplemented && net->cfg.precision == NN_PRECISION_BF16) {
         const dnnl_version_t *v = dnnl_version();
-        return nn_fail(err, NN_ERR_UNSUPPORTED,
-                       "bf16 %s: oneDNN %d.%d.%d has no bf16 implementation on this CPU (oneDNN ISA %s; "
-                       "bf16 needs avx512_core, natively avx512_core_bf16); use precision f32",
-                       what, v->major, v->minor, v->patch, nn_onednn_isa());
+        return nn_fail(
+            err, NN_ERR_UNSUPPORTED,
+            "bf16 %s: oneDNN %d.%d.%d has no bf16 implementation on this CPU (oneDNN ISA %s; "
+            "bf16 needs avx512_core, natively avx512_core_bf16); use precision f32",
+            what, v->major, v->minor, v->patch, nn_onednn_isa());
     }
     return nn_dnnl_fail(err, st, what);
 }
@@ -128,7 +130,8 @@ static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_pr
                            dnnl_primitive_desc_t *pd_out, const char *what, nn_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t pst = dnnl_primitive_desc_create(&pd, desc, attr ? attr : net->attr, net->engine, hint);
+    dnnl_status_t pst =
+        dnnl_primitive_desc_create(&pd, desc, attr ? attr : net->attr, net->engine, hint);
     if (pst != dnnl_success)
         return prim_fail(net, pst, what, err);
     note_scratch(net, pd);
@@ -142,11 +145,12 @@ static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_pr
     return NN_OK;
 }
 
-static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                              dnnl_primitive_t *prim, nn_error *err)
+static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
+                              const dnnl_memory_desc_t *to, dnnl_primitive_t *prim, nn_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t pst = dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, net->attr);
+    dnnl_status_t pst =
+        dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, net->attr);
     if (pst != dnnl_success)
         return prim_fail(net, pst, "reorder", err);
     note_scratch(net, pd);
@@ -156,7 +160,8 @@ static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const
     return NN_OK;
 }
 
-static nn_status exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args, nn_error *err)
+static nn_status exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
+                      nn_error *err)
 {
     args[nargs].arg = DNNL_ARG_SCRATCHPAD;
     args[nargs].memory = net->scratch;
@@ -240,7 +245,8 @@ static nn_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, nn_error *e
     return NN_OK;
 }
 
-static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D, nn_error *err)
+static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D,
+                                nn_error *err)
 {
     dnnl_eltwise_desc_t fd, bd;
     dnnl_primitive_desc_t hint = NULL;
@@ -260,7 +266,8 @@ static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc
 static nn_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
                          const dnnl_memory_desc_t *W, nn_error *err)
 {
-    const dnnl_memory_desc_t *DW = dnnl_primitive_desc_query_md(bwd_w_pd, dnnl_query_diff_weights_md, 0);
+    const dnnl_memory_desc_t *DW =
+        dnnl_primitive_desc_query_md(bwd_w_pd, dnnl_query_diff_weights_md, 0);
     TRY(new_mem(net, &L->dw, W, DNNL_MEMORY_NONE, err));
     if (!dnnl_memory_desc_equal(DW, W)) {
         TRY(new_mem(net, &L->dw_tmp, DW, DNNL_MEMORY_ALLOCATE, err));
@@ -284,8 +291,8 @@ static nn_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_
 
 /* The weights tensor of layer i: f32 nets keep it in the forward primitive's layout W; bf16 nets
  * keep the f32 parameters plain and give the primitive a bf16 copy in W (w_fwd). */
-static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W, const dnnl_memory_desc_t *w_plain,
-                              size_t count, nn_error *err)
+static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
+                              const dnnl_memory_desc_t *w_plain, size_t count, nn_error *err)
 {
     nn_layer *L = &net->layers[i];
     const bool copy = W->data_type != dnnl_f32;
@@ -322,12 +329,13 @@ static int conv_bwd_weights_is_ref(nn_net *net, const dnnl_convolution_desc_t *f
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     dnnl_convolution_desc_t wdsc;
     int is_ref = 0;
-    if (dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &S, w_any, b_x, &D, strides,
-                                                    pad, pad) == dnnl_success &&
+    if (dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &S, w_any, b_x,
+                                                    &D, strides, pad, pad) == dnnl_success &&
         dnnl_primitive_desc_create(&wpd, &wdsc, net->attr, net->engine, fpd) == dnnl_success) {
         const char *name = NULL;
-        is_ref = dnnl_primitive_desc_query(wpd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name &&
-                 !strncmp(name, "ref", 3);
+        is_ref =
+            dnnl_primitive_desc_query(wpd, dnnl_query_impl_info_str, 0, &name) == dnnl_success &&
+            name && !strncmp(name, "ref", 3);
         dnnl_primitive_desc_destroy(wpd);
     }
     dnnl_primitive_desc_destroy(fpd);
@@ -339,23 +347,27 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     const int32_t N = net->cfg.batch;
-    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, wd = {sp->out, L->in_c, sp->kernel, sp->kernel};
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w},
+                wd = {sp->out, L->in_c, sp->kernel, sp->kernel};
     dnnl_dims_t bdm = {sp->out}, dd = {N, L->out_c, L->out_h, L->out_w};
     dnnl_dims_t strides = {sp->stride, sp->stride}, pad = {sp->pad, sp->pad};
     const dnnl_data_type_t cdt = compute_dt(net);
-    dnnl_memory_desc_t s_any = md_dt(4, sd, cdt, dnnl_format_tag_any), w_any = md_dt(4, wd, cdt, dnnl_format_tag_any);
-    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_any = md_dt(4, dd, dst_dt(net, i), dnnl_format_tag_any);
+    dnnl_memory_desc_t s_any = md_dt(4, sd, cdt, dnnl_format_tag_any),
+                       w_any = md_dt(4, wd, cdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x),
+                       d_any = md_dt(4, dd, dst_dt(net, i), dnnl_format_tag_any);
     dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
 
     dnnl_convolution_desc_t cd;
     DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any, &b_x,
                                           &d_any, strides, pad, pad),
        "conv desc");
-    if (net->cfg.training && cdt == dnnl_f32 && conv_bwd_weights_is_ref(net, &cd, &w_any, &b_x, strides, pad)) {
+    if (net->cfg.training && cdt == dnnl_f32 &&
+        conv_bwd_weights_is_ref(net, &cd, &w_any, &b_x, strides, pad)) {
         s_any = md_dt(4, sd, cdt, dnnl_nchw);
         d_any = md_dt(4, dd, dst_dt(net, i), dnnl_nchw);
-        DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any, &b_x,
-                                              &d_any, strides, pad, pad),
+        DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any,
+                                              &b_x, &d_any, strides, pad, pad),
            "conv desc");
     }
     dnnl_primitive_attr_t attr = NULL;
@@ -373,11 +385,11 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     dnnl_memory_desc_t w_plain = md_tag(4, wd, dnnl_oihw);
     size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
     s = NN_OK;
-#define CK(x)                                                                                     \
-    do {                                                                                          \
-        s = (x);                                                                                  \
-        if (s != NN_OK)                                                                           \
-            goto done;                                                                            \
+#define CK(x)                                                                                      \
+    do {                                                                                           \
+        s = (x);                                                                                   \
+        if (s != NN_OK)                                                                            \
+            goto done;                                                                             \
     } while (0)
     CK(bind_weights(net, i, &W, &w_plain, wn, err));
     L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
@@ -397,21 +409,23 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
             goto done;
         }
         dnnl_primitive_desc_t wpd = NULL;
-        CK(make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, "convolution backward weights", err));
+        CK(make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, "convolution backward weights",
+                     err));
         s = bind_dw(net, L, wpd, &W, err);
         dnnl_primitive_desc_destroy(wpd);
         if (s != NN_OK)
             goto done;
         if (need_data_grad(net, i)) {
             dnnl_convolution_desc_t ddsc;
-            st = dnnl_convolution_backward_data_desc_init(&ddsc, dnnl_convolution_direct, &S, &w_any,
-                                                          &D, strides, pad, pad);
+            st = dnnl_convolution_backward_data_desc_init(&ddsc, dnnl_convolution_direct, &S,
+                                                          &w_any, &D, strides, pad, pad);
             if (st != dnnl_success) {
                 s = nn_dnnl_fail(err, st, "conv bwd data desc");
                 goto done;
             }
             dnnl_primitive_desc_t dpd = NULL;
-            CK(make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "convolution backward data", err));
+            CK(make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "convolution backward data",
+                         err));
             s = bind_w_bwd(net, L, dpd, &W, err);
             dnnl_primitive_desc_destroy(dpd);
         }
@@ -434,7 +448,8 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
     }
     dnnl_dims_t bdm = {L->out_c}, dd = {N, L->out_c};
     const dnnl_data_type_t cdt = compute_dt(net);
-    dnnl_memory_desc_t s_any = md_dt(nd, sd, cdt, dnnl_format_tag_any), w_any = md_dt(nd, wd, cdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t s_any = md_dt(nd, sd, cdt, dnnl_format_tag_any),
+                       w_any = md_dt(nd, wd, cdt, dnnl_format_tag_any);
     dnnl_memory_desc_t b_x = md_tag(1, bdm, dnnl_x), d_nc = md_dt(2, dd, dst_dt(net, i), dnnl_nc);
     dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
     dnnl_inner_product_desc_t ipd;
@@ -462,13 +477,15 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
         if (sp->relu)
             CK(build_relu_bwd(net, L, &d_nc, err));
         dnnl_inner_product_desc_t wdsc;
-        dnnl_status_t st = dnnl_inner_product_backward_weights_desc_init(&wdsc, &S, &w_any, &b_x, &d_nc);
+        dnnl_status_t st =
+            dnnl_inner_product_backward_weights_desc_init(&wdsc, &S, &w_any, &b_x, &d_nc);
         if (st != dnnl_success) {
             s = nn_dnnl_fail(err, st, "fc bwd weights desc");
             goto done;
         }
         dnnl_primitive_desc_t wpd = NULL;
-        CK(make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, "inner product backward weights", err));
+        CK(make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, "inner product backward weights",
+                     err));
         s = bind_dw(net, L, wpd, &W, err);
         dnnl_primitive_desc_destroy(wpd);
         if (s != NN_OK)
@@ -481,7 +498,8 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
                 goto done;
             }
             dnnl_primitive_desc_t dpd = NULL;
-            CK(make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "inner product backward data", err));
+            CK(make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "inner product backward data",
+                         err));
             s = bind_w_bwd(net, L, dpd, &W, err);
             dnnl_primitive_desc_destroy(dpd);
         }
@@ -499,12 +517,14 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
     dnnl_dims_t dd = {N, L->out_c, L->out_h, L->out_w};
     dnnl_dims_t strides = {sp->stride, sp->stride}, kernel = {sp->kernel, sp->kernel};
     dnnl_dims_t pad_l = {sp->pad, sp->pad}, pad_r = {L->pad_r_h, L->pad_r_w};
-    dnnl_alg_kind_t alg = sp->kind == NN_LAYER_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    dnnl_alg_kind_t alg =
+        sp->kind == NN_LAYER_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
     dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
     /* Pooling keeps its input's layout and data type (bf16 between bf16 convolutions). */
     dnnl_memory_desc_t S = *mem_md(L->in), d_any = md_dt(4, dd, S.data_type, dnnl_format_tag_any);
     if (S.ndims != 4)
-        return nn_fail(err, NN_ERR_ARG, "layer %d: pooling needs a 4-D input (after conv or pool)", i);
+        return nn_fail(err, NN_ERR_ARG, "layer %d: pooling needs a 4-D input (after conv or pool)",
+                       i);
     dnnl_pooling_desc_t pd;
     DN(dnnl_pooling_forward_desc_init(&pd, prop, alg, &S, &d_any, strides, kernel, pad_l, pad_r),
        "pool desc");
@@ -522,7 +542,8 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
         CK(new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
         if (need_data_grad(net, i)) {
             dnnl_pooling_desc_t bd;
-            dnnl_status_t st = dnnl_pooling_backward_desc_init(&bd, alg, &S, &D, strides, kernel, pad_l, pad_r);
+            dnnl_status_t st =
+                dnnl_pooling_backward_desc_init(&bd, alg, &S, &D, strides, kernel, pad_l, pad_r);
             if (st != dnnl_success) {
                 s = nn_dnnl_fail(err, st, "pool bwd desc");
                 goto done;
@@ -543,7 +564,8 @@ static nn_status build_plain(nn_net *net, int i, nn_error *err)
     dnnl_dims_t dd = {net->cfg.batch, L->out_c};
     dnnl_memory_desc_t d_nc = md_tag(2, dd, dnnl_nc);
     if (!dnnl_memory_desc_equal(in_md, &d_nc))
-        return nn_fail(err, NN_ERR_ARG, "layer %d: hash / bit-weight layers must follow an fc layer", i);
+        return nn_fail(err, NN_ERR_ARG,
+                       "layer %d: hash / bit-weight layers must follow an fc layer", i);
     L->p_w = L->p_b = -1;
     L->src = L->in;
     L->diff_src = L->diff_in;
@@ -577,15 +599,17 @@ static nn_status plan_shapes(nn_net *net, nn_error *err)
         const nn_layer_spec *sp = &L->spec;
         if (sp->out > NN_MAX_SHAPE || sp->kernel > NN_MAX_SHAPE || sp->stride > NN_MAX_SHAPE ||
             sp->pad > NN_MAX_SHAPE)
-            return nn_fail(err, NN_ERR_ARG, "layer %d: out %d, kernel %d, stride %d or pad %d larger than %d", i,
+            return nn_fail(err, NN_ERR_ARG,
+                           "layer %d: out %d, kernel %d, stride %d or pad %d larger than %d", i,
                            sp->out, sp->kernel, sp->stride, sp->pad, NN_MAX_SHAPE);
         L->in_c = c, L->in_h = h, L->in_w = w, L->in_4d = is4d;
         switch (sp->kind) {
         case NN_LAYER_CONV:
             if (!is4d || sp->out < 1 || sp->kernel < 1 || sp->stride < 1 || sp->pad < 0 ||
                 h + 2 * sp->pad < sp->kernel || w + 2 * sp->pad < sp->kernel)
-                return nn_fail(err, NN_ERR_ARG, "layer %d (conv %d@%dx%d): does not fit input %dx%dx%d",
-                               i, sp->out, sp->kernel, sp->kernel, c, h, w);
+                return nn_fail(err, NN_ERR_ARG,
+                               "layer %d (conv %d@%dx%d): does not fit input %dx%dx%d", i, sp->out,
+                               sp->kernel, sp->kernel, c, h, w);
             c = sp->out;
             h = (h + 2 * sp->pad - sp->kernel) / sp->stride + 1;
             w = (w + 2 * sp->pad - sp->kernel) / sp->stride + 1;
@@ -619,7 +643,8 @@ static nn_status plan_shapes(nn_net *net, nn_error *err)
         case NN_LAYER_HASH:
         case NN_LAYER_BITW:
             if (is4d)
-                return nn_fail(err, NN_ERR_ARG, "layer %d: hash / bit-weight layers must follow an fc layer", i);
+                return nn_fail(err, NN_ERR_ARG,
+                               "layer %d: hash / bit-weight layers must follow an fc layer", i);
             break;
         default:
             return nn_fail(err, NN_ERR_ARG, "layer %d: unknown layer kind %d", i, (int)sp->kind);
@@ -679,14 +704,9 @@ static size_t planned_params(const nn_net *net)
         case NN_LAYER_CONV:
             n += (double)L->out_c * L->in_c * L->spec.kernel * L->spec.kernel + L->out_c;
             break;
-        case NN_LAYER_FC:
-            n += (double)L->out_c * L->in_c * L->in_h * L->in_w + L->out_c;
-            break;
-        case NN_LAYER_BITW:
-            n += L->out_c;
-            break;
-        default:
-            break;
+        case NN_LAYER_FC: n += (double)L->out_c * L->in_c * L->in_h * L->in_w + L->out_c; break;
+        case NN_LAYER_BITW: n += L->out_c; break;
+        default: break;
         }
     }
     return n > 0x1p60 ? SIZE_MAX - 1 : (size_t)n;
@@ -720,7 +740,8 @@ nn_status nn_check_memory(double bytes, const char *what, nn_error *err)
     double have = phys_memory();
     if (have > 0 && bytes > have) {
         char need_s[32], have_s[32];
-        return nn_fail(err, NN_ERR_NOMEM, "%s needs about %s of memory, more than this machine's %s", what,
+        return nn_fail(err, NN_ERR_NOMEM,
+                       "%s needs about %s of memory, more than this machine's %s", what,
                        nn_bytes_str(bytes, need_s), nn_bytes_str(have, have_s));
     }
     return NN_OK;
@@ -806,7 +827,8 @@ static nn_status validate_plan(nn_net *net, size_t n_params, size_t expect_param
 {
     const nn_config *cfg = &net->cfg;
     if (expect_params != SIZE_MAX && n_params != expect_params)
-        return nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu", expect_params, n_params);
+        return nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu",
+                       expect_params, n_params);
     char what[160];
     snprintf(what, sizeof what, "a %s net for batches of %d images of %dx%dx%d",
              cfg->training ? "training" : "inference", cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w);
@@ -817,7 +839,8 @@ static nn_status validate_plan(nn_net *net, size_t n_params, size_t expect_param
         return s;
     if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg->bits) ||
         (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg->bits))
-        return nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d", cfg->bits);
+        return nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d",
+                       cfg->bits);
     net->bit_order = malloc(sizeof(uint32_t) * (size_t)cfg->bits);
     if (!net->bit_order)
         return nn_fail(err, NN_ERR_NOMEM, "out of memory");
@@ -930,14 +953,16 @@ static nn_status allocate_params(nn_net *net, nn_error *err)
         dnnl_dims_t sd = {(dnnl_dim_t)net->scratch_size};
         dnnl_memory_desc_t smd;
         dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_u8, dnnl_x);
-        dnnl_status_t st = dnnl_memory_create(&net->scratch, &smd, net->engine, DNNL_MEMORY_ALLOCATE);
+        dnnl_status_t st =
+            dnnl_memory_create(&net->scratch, &smd, net->engine, DNNL_MEMORY_ALLOCATE);
         if (st != dnnl_success)
             return nn_dnnl_fail(err, st, "scratchpad");
     }
     return NN_OK;
 }
 
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params, nn_error *err)
+nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params,
+                               nn_error *err)
 {
     *out = NULL;
     nn_net *net = NULL;
@@ -954,7 +979,8 @@ nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expec
         s = build_output(net, err);
     if (s == NN_OK)
         s = allocate_params(net, err);
-    if (s == NN_OK && nn_params_plain_size(net) != n_params) /* planned_params out of step with the builders */
+    if (s == NN_OK &&
+        nn_params_plain_size(net) != n_params) /* planned_params out of step with the builders */
         s = nn_fail(err, NN_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
                     nn_params_plain_size(net));
     if (s == NN_OK)
@@ -1093,7 +1119,8 @@ nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
         }
     }
     if (net->out_reorder)
-        TRY(run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem, err));
+        TRY(run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem,
+                        err));
     DN(dnnl_stream_wait(net->stream), "stream wait");
     return NN_OK;
 }
@@ -1161,7 +1188,8 @@ const char *nn_net_impl(const nn_net *net)
 nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
 {
     if (!net->cfg.training)
-        return nn_fail(err, NN_ERR_ARG, "backward pass: the network was created for inference, not training");
+        return nn_fail(err, NN_ERR_ARG,
+                       "backward pass: the network was created for inference, not training");
     if (!dy)
         return nn_fail(err, NN_ERR_ARG, "backward pass: no output gradient given");
     if (net->weights_dirty)
@@ -1242,11 +1270,13 @@ nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_er
     dnnl_memory_t from = NULL, to = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_memory_create(&from, &T->plain_md, net->engine, (void *)(uintptr_t)plain);
+    dnnl_status_t st =
+        dnnl_memory_create(&from, &T->plain_md, net->engine, (void *)(uintptr_t)plain);
     if (st == dnnl_success)
         st = dnnl_memory_create(&to, &T->md, net->engine, dst);
     if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&pd, &T->plain_md, net->engine, &T->md, net->engine, NULL);
+        st = dnnl_reorder_primitive_desc_create(&pd, &T->plain_md, net->engine, &T->md, net->engine,
+                                                NULL);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&r, pd);
     if (st == dnnl_success) {
@@ -1280,7 +1310,8 @@ nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_erro
     if (st == dnnl_success)
         st = dnnl_memory_create(&to, &T->plain_md, net->engine, plain);
     if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&pd, &T->md, net->engine, &T->plain_md, net->engine, NULL);
+        st = dnnl_reorder_primitive_desc_create(&pd, &T->md, net->engine, &T->plain_md, net->engine,
+                                                NULL);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&r, pd);
     if (st == dnnl_success) {
@@ -1340,9 +1371,14 @@ int32_t nn_param_count(const nn_net *net) { return net->n_tensors; }
 nn_param nn_param_at(const nn_net *net, int32_t i)
 {
     const nn_tensor *T = &net->tensors[i];
-    nn_param p = {T->layer, T->is_bias, net->block + T->offset,
+    nn_param p = {T->layer,
+                  T->is_bias,
+                  net->block + T->offset,
                   net->cfg.training ? net->block + net->block_floats + T->offset : NULL,
-                  T->count, T->plain_count, T->lr_mult, T->decay_mult};
+                  T->count,
+                  T->plain_count,
+                  T->lr_mult,
+                  T->decay_mult};
     return p;
 }
 
@@ -1385,7 +1421,8 @@ nn_status nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err)
 {
     if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
         nn_params_plain_size(dst) != nn_params_plain_size(src))
-        return nn_fail(err, NN_ERR_ARG, "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
+        return nn_fail(err, NN_ERR_ARG,
+                       "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
                        src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
     size_t n = nn_params_plain_size(src);
     float *buf = malloc(n * sizeof(float) + 1);

@@ -19,8 +19,9 @@ nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err)
     for (uint32_t j = 0; j < B; j++) {
         if (order[j] >= B || seen[order[j]]) {
             free(seen);
-            return nn_fail(err, NN_ERR_ARG, "bit order: entry %u (%u) makes it no permutation of 0..%u",
-                           j, order[j], B - 1);
+            return nn_fail(err, NN_ERR_ARG,
+                           "bit order: entry %u (%u) makes it no permutation of 0..%u", j, order[j],
+                           B - 1);
         }
         seen[order[j]] = 1;
     }
@@ -53,7 +54,8 @@ nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error
 {
     const int32_t B = net->cfg.bits;
     if (!codes || codes->bits != (uint32_t)B || codes->n < 1)
-        return nn_fail(err, NN_ERR_ARG, "bit order: %zu sample codes of %u bits for a net of %d bits",
+        return nn_fail(err, NN_ERR_ARG,
+                       "bit order: %zu sample codes of %u bits for a net of %d bits",
                        codes ? codes->n : 0, codes ? codes->bits : 0, B);
     const float *w = nn_bit_weights(net);
     const size_t n = codes->n, cw = (n + 63) / 64;
@@ -63,7 +65,8 @@ nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error
     uint8_t *taken = calloc((size_t)B, 1);
     if (!col || !r || !taken) {
         free(col), free(r), free(taken);
-        return nn_fail(err, NN_ERR_NOMEM, "bit order: out of memory for %zu codes of %d bits", n, B);
+        return nn_fail(err, NN_ERR_NOMEM, "bit order: out of memory for %zu codes of %d bits", n,
+                       B);
     }
     for (size_t i = 0; i < n; i++) {
         const uint64_t *c = codes->data + i * codes->words;

@@ -52,12 +52,14 @@ nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err)
             *out = all[i];
             return NN_OK;
         }
-    return nn_fail(err, NN_ERR_ARG, "unknown precision '%s' (known: f32, bf16)", name ? name : "(null)");
+    return nn_fail(err, NN_ERR_ARG, "unknown precision '%s' (known: f32, bf16)",
+                   name ? name : "(null)");
 }
 
 int nn_bf16_native(void)
 {
-    /* oneDNN's ISA values are feature masks: every ISA with bf16 instructions contains these bits. */
+    /* oneDNN's ISA values are feature masks: every ISA with bf16 instructions contains these bits.
+     */
     const unsigned bf16 = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
     return ((unsigned)dnnl_get_effective_cpu_isa() & bf16) == bf16;
 }
@@ -106,6 +108,6 @@ static const char *dnnl_status_name(dnnl_status_t st)
 
 nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what)
 {
-    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL, "oneDNN %s: %s (status %d)",
-                   what, dnnl_status_name(st), (int)st);
+    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL,
+                   "oneDNN %s: %s (status %d)", what, dnnl_status_name(st), (int)st);
 }

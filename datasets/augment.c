@@ -1,5 +1,5 @@
-/* Training input pipeline: pad-and-crop / mirror / rotation / zoom augmentation, normalisation and float32 NCHW
- * batch assembly (OpenMP over the images of a batch), per-channel statistics, and the
+/* Training input pipeline: pad-and-crop / mirror / rotation / zoom augmentation, normalisation and
+ * float32 NCHW batch assembly (OpenMP over the images of a batch), per-channel statistics, and the
  * class-balanced sampler (10 classes x 10 images in the authors' MNIST setup). Images stay
  * uint8 in the dataset; only a batch is float. */
 #include "datasets_internal.h"
@@ -39,17 +39,14 @@ static uint64_t image_seed(uint64_t seed, int64_t j)
 }
 
 /* Uniform double in [-1, 1). */
-static double uniform_sym(rng_state *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-52 - 1.0;
-}
+static double uniform_sym(rng_state *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-52 - 1.0; }
 
 /* Crop window (y0, x0) of the padded image turned by angle and zoomed by zoom about its centre,
  * mirrored when flip: output pixel centre (x + 1/2, y + 1/2) maps to the source point
  * centre + R(-angle) (flip(x) - ow/2, y - oh/2) / zoom, sampled bilinearly between pixel centres;
  * source pixels outside the image read as 0 (the zero padding). */
-static void build_affine(const ds_augment *a, const uint8_t *img, int C, int H, int W, int oh, int ow, int y0,
-                         int x0, int flip, double angle, double zoom, float *out)
+static void build_affine(const ds_augment *a, const uint8_t *img, int C, int H, int W, int oh,
+                         int ow, int y0, int x0, int flip, double angle, double zoom, float *out)
 {
     const double cs = cos(angle) / zoom, sn = sin(angle) / zoom;
     const double cy = (double)(y0 - a->pad) + 0.5 * oh, cx = (double)(x0 - a->pad) + 0.5 * ow;
@@ -78,8 +75,8 @@ static void build_affine(const ds_augment *a, const uint8_t *img, int C, int H, 
     }
 }
 
-static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int oh, int ow, uint64_t seed,
-                      float *out)
+static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int oh, int ow,
+                      uint64_t seed, float *out)
 {
     const int H = d->h, W = d->w, C = d->c, pad = a->pad;
     const int PH = H + 2 * pad, PW = W + 2 * pad;
@@ -99,8 +96,11 @@ static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int
         /* a generator of its own, so crop and flip stay what they are without rotation and zoom */
         rng_state rng;
         rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ULL);
-        const double angle = a->rotate > 0.0f ? uniform_sym(&rng) * (double)a->rotate * (3.14159265358979323846 / 180.0) : 0.0;
-        const double zoom = a->scale_jitter > 0.0f ? 1.0 + uniform_sym(&rng) * (double)a->scale_jitter : 1.0;
+        const double angle = a->rotate > 0.0f ? uniform_sym(&rng) * (double)a->rotate *
+                                                    (3.14159265358979323846 / 180.0)
+                                              : 0.0;
+        const double zoom =
+            a->scale_jitter > 0.0f ? 1.0 + uniform_sym(&rng) * (double)a->scale_jitter : 1.0;
         build_affine(a, img, C, H, W, oh, ow, y0, x0, flip, angle, zoom, out);
         return;
     }
@@ -126,8 +126,8 @@ static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int
     }
 }
 
-ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a, uint64_t seed,
-                         float *out, ds_error *err)
+ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
+                         uint64_t seed, float *out, ds_error *err)
 {
     ds_error_clear(err);
     ds_augment def;
@@ -136,14 +136,18 @@ ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, con
         a = &def;
     }
     if (d->c > DS_MAX_CHANNELS)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1, "%d channels, at most %d supported", d->c, DS_MAX_CHANNELS);
+        return ds_fail(err, DS_ERR_ARG, NULL, -1, "%d channels, at most %d supported", d->c,
+                       DS_MAX_CHANNELS);
     int oh = a->out_h > 0 ? a->out_h : d->h, ow = a->out_w > 0 ? a->out_w : d->w;
-    if (!(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->scale_jitter >= 0.0f && a->scale_jitter < 1.0f))
-        return ds_fail(err, DS_ERR_ARG, NULL, -1, "rotation %g degrees / zoom jitter %g out of range [0, 180] / [0, 1)",
+    if (!(a->rotate >= 0.0f && a->rotate <= 180.0f) ||
+        !(a->scale_jitter >= 0.0f && a->scale_jitter < 1.0f))
+        return ds_fail(err, DS_ERR_ARG, NULL, -1,
+                       "rotation %g degrees / zoom jitter %g out of range [0, 180] / [0, 1)",
                        (double)a->rotate, (double)a->scale_jitter);
     if (a->pad < 0 || oh > d->h + 2 * a->pad || ow > d->w + 2 * a->pad)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1, "crop %d x %d does not fit images %d x %d with padding %d", oh, ow,
-                       d->h, d->w, a->pad);
+        return ds_fail(err, DS_ERR_ARG, NULL, -1,
+                       "crop %d x %d does not fit images %d x %d with padding %d", oh, ow, d->h,
+                       d->w, a->pad);
     for (int64_t j = 0; j < n; j++)
         if (idx[j] < 0 || idx[j] >= d->n)
             return ds_fail(err, DS_ERR_RANGE, NULL, j, "image index %lld out of range [0, %lld)",
@@ -187,14 +191,14 @@ void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double
 
 struct ds_sampler {
     int classes_per_batch, images_per_class;
-    int n_classes;      /* eligible classes */
-    int32_t *class_id;  /* n_classes: dataset class of each eligible class */
-    int64_t *start;     /* n_classes + 1: offsets into members */
-    int64_t *members;   /* dataset indices grouped by eligible class */
-    int64_t *cursor;    /* n_classes: next member position in the class's current cycle */
-    int32_t *cycle;     /* n_classes: shuffled order of eligible classes */
+    int n_classes;     /* eligible classes */
+    int32_t *class_id; /* n_classes: dataset class of each eligible class */
+    int64_t *start;    /* n_classes + 1: offsets into members */
+    int64_t *members;  /* dataset indices grouped by eligible class */
+    int64_t *cursor;   /* n_classes: next member position in the class's current cycle */
+    int32_t *cycle;    /* n_classes: shuffled order of eligible classes */
     int cycle_pos;
-    uint8_t *in_batch;  /* n_classes: scratch */
+    uint8_t *in_batch; /* n_classes: scratch */
     rng_state rng;
 };
 
@@ -218,14 +222,16 @@ static int has_class(const ds_dataset *d, int64_t i, int k)
     return d->labels[i] == k;
 }
 
-ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool, int classes_per_batch,
-                            int images_per_class, uint64_t seed, ds_sampler **out, ds_error *err)
+ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
+                            int classes_per_batch, int images_per_class, uint64_t seed,
+                            ds_sampler **out, ds_error *err)
 {
     ds_error_clear(err);
     *out = NULL;
     if (classes_per_batch < 1 || images_per_class < 1)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1, "need at least 1 class x 1 image per batch (got %d x %d)",
-                       classes_per_batch, images_per_class);
+        return ds_fail(err, DS_ERR_ARG, NULL, -1,
+                       "need at least 1 class x 1 image per batch (got %d x %d)", classes_per_batch,
+                       images_per_class);
     int K = d->n_classes;
     int64_t *count = calloc((size_t)K + 1, sizeof *count);
     ds_sampler *s = calloc(1, sizeof *s);
@@ -239,8 +245,8 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
         if (i < 0 || i >= d->n) {
             free(count);
             free(s);
-            return ds_fail(err, DS_ERR_RANGE, NULL, j, "pool index %lld out of range [0, %lld)", (long long)i,
-                           (long long)d->n);
+            return ds_fail(err, DS_ERR_RANGE, NULL, j, "pool index %lld out of range [0, %lld)",
+                           (long long)i, (long long)d->n);
         }
         if (d->label_kind == DS_LABELS_MULTI) {
             for (int k = 0; k < K; k++)
@@ -259,9 +265,10 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
     if (eligible < classes_per_batch) {
         free(count);
         free(s);
-        return ds_fail(err, DS_ERR_RANGE, NULL, -1,
-                       "only %d classes have at least 2 images in the training pool; a batch needs %d", eligible,
-                       classes_per_batch);
+        return ds_fail(
+            err, DS_ERR_RANGE, NULL, -1,
+            "only %d classes have at least 2 images in the training pool; a batch needs %d",
+            eligible, classes_per_batch);
     }
     s->classes_per_batch = classes_per_batch;
     s->images_per_class = images_per_class;
@@ -273,7 +280,8 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
     s->cycle = malloc((size_t)eligible * sizeof *s->cycle);
     s->in_batch = calloc((size_t)eligible, 1);
     int32_t *slot_of = malloc(((size_t)K + 1) * sizeof *slot_of);
-    if (!s->class_id || !s->start || !s->members || !s->cursor || !s->cycle || !s->in_batch || !slot_of) {
+    if (!s->class_id || !s->start || !s->members || !s->cursor || !s->cycle || !s->in_batch ||
+        !slot_of) {
         free(count);
         free(slot_of);
         ds_sampler_free(s);
@@ -320,7 +328,10 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
     return DS_OK;
 }
 
-int64_t ds_sampler_batch_size(const ds_sampler *s) { return (int64_t)s->classes_per_batch * s->images_per_class; }
+int64_t ds_sampler_batch_size(const ds_sampler *s)
+{
+    return (int64_t)s->classes_per_batch * s->images_per_class;
+}
 
 int ds_sampler_classes(const ds_sampler *s) { return s->n_classes; }
 

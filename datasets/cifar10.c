@@ -14,11 +14,12 @@
 #define CIFAR_PIXELS 3072
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)
 
-static const char *const CIFAR_FILES[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
-                                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+static const char *const CIFAR_FILES[6] = {"data_batch_1.bin", "data_batch_2.bin",
+                                           "data_batch_3.bin", "data_batch_4.bin",
+                                           "data_batch_5.bin", "test_batch.bin"};
 
-static const char *const CIFAR_NAMES[CIFAR_CLASSES] = {"airplane", "automobile", "bird",  "cat",  "deer",
-                                                       "dog",      "frog",       "horse", "ship", "truck"};
+static const char *const CIFAR_NAMES[CIFAR_CLASSES] = {
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 
 static ds_status file_size(const char *path, int64_t *size, ds_error *err)
 {
@@ -84,7 +85,8 @@ ds_status ds_load_cifar10(const char *dir, ds_dataset **out, ds_error *err)
             return s;
         if (size == 0 || size % CIFAR_RECORD != 0)
             return ds_fail(err, DS_ERR_FORMAT, paths[i], size / CIFAR_RECORD,
-                           "size %lld is not a positive multiple of the %d-byte record (1 label + 3 x 32 x 32)",
+                           "size %lld is not a positive multiple of the %d-byte record (1 label + "
+                           "3 x 32 x 32)",
                            (long long)size, CIFAR_RECORD);
         counts[i] = size / CIFAR_RECORD;
         total += counts[i];
@@ -111,11 +113,13 @@ ds_status ds_load_cifar10(const char *dir, ds_dataset **out, ds_error *err)
         }
         for (int64_t r = 0; r < counts[i]; r++, at++) {
             if (fread(rec, 1, CIFAR_RECORD, f) != CIFAR_RECORD) {
-                s = ds_fail(err, DS_ERR_IO, paths[i], r, "truncated record (expected %d bytes)", CIFAR_RECORD);
+                s = ds_fail(err, DS_ERR_IO, paths[i], r, "truncated record (expected %d bytes)",
+                            CIFAR_RECORD);
                 break;
             }
             if (rec[0] >= CIFAR_CLASSES) {
-                s = ds_fail(err, DS_ERR_RANGE, paths[i], r, "label %u out of range [0, %d)", rec[0], CIFAR_CLASSES);
+                s = ds_fail(err, DS_ERR_RANGE, paths[i], r, "label %u out of range [0, %d)", rec[0],
+                            CIFAR_CLASSES);
                 break;
             }
             d->labels[at] = rec[0];

@@ -20,8 +20,8 @@ void ds_error_clear(ds_error *err)
     err->msg[0] = '\0';
 }
 
-static ds_status vfail(ds_error *err, ds_status s, const char *file, int64_t record, const char *unit,
-                       const char *fmt, va_list ap)
+static ds_status vfail(ds_error *err, ds_status s, const char *file, int64_t record,
+                       const char *unit, const char *fmt, va_list ap)
 {
     if (!err)
         return s;
@@ -39,7 +39,8 @@ static ds_status vfail(ds_error *err, ds_status s, const char *file, int64_t rec
     return s;
 }
 
-ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt, ...)
+ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt,
+                  ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -48,7 +49,8 @@ ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, 
     return s;
 }
 
-ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt, ...)
+ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt,
+                       ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -181,7 +183,8 @@ ds_status ds_check_file(const char *path, ds_error *err)
         return DS_OK;
     /* fileio's message starts with the path, which ds_fail adds again */
     size_t n = strlen(path);
-    const char *what = strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
+    const char *what =
+        strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
     return ds_fail(err, DS_ERR_IO, path, -1, "%s", what);
 }
 
@@ -193,7 +196,8 @@ ds_status ds_read_file(const char *path, uint8_t **data, size_t *len, ds_error *
     ds_status s = errno == ENOMEM ? DS_ERR_NOMEM : DS_ERR_IO;
     /* fileio's message starts with the path, which ds_fail adds again */
     size_t n = strlen(path);
-    const char *what = strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
+    const char *what =
+        strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
     return ds_fail(err, s, path, -1, "%s", what);
 }
 

@@ -88,13 +88,15 @@ static int storage_holds(hid_t ds, double bytes, unsigned long long *stored)
 }
 
 /* Reads all object references of dataset `ds` (any shape); dims receives its shape. */
-static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **refs, hsize_t *dims, int *rank)
+static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **refs, hsize_t *dims,
+                           int *rank)
 {
     hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
     ds_status s = DS_OK;
     int rk = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
     if (ty < 0 || rk < 1 || rk > 2 || H5Tget_class(ty) != H5T_REFERENCE) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s is not a MATLAB cell (array of object references)", what);
+        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                    "%s is not a MATLAB cell (array of object references)", what);
         goto done;
     }
     hsize_t d2[2] = {1, 1};
@@ -106,8 +108,10 @@ static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **r
     unsigned long long stored = 0;
     if (!storage_holds(ds, declared * sizeof(hobj_ref_t), &stored)) {
         s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s declares %llu x %llu references (%.0f bytes) but its dataset stores only %llu bytes", what,
-                    (unsigned long long)d2[0], (unsigned long long)d2[1], declared * sizeof(hobj_ref_t), stored);
+                    "%s declares %llu x %llu references (%.0f bytes) but its dataset stores only "
+                    "%llu bytes",
+                    what, (unsigned long long)d2[0], (unsigned long long)d2[1],
+                    declared * sizeof(hobj_ref_t), stored);
         goto done;
     }
     hsize_t total = d2[0] * d2[1];
@@ -144,7 +148,8 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
     ds_status s = DS_OK;
     hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
     if (sp < 0 || ty < 0) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: reference does not point to a dataset", where);
+        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: reference does not point to a dataset",
+                    where);
         goto done;
     }
     int rk = H5Sget_simple_extent_ndims(sp);
@@ -162,7 +167,8 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
         goto done;
     if (cls != H5T_INTEGER || tsz != 1 || rk != 3 || (dims[0] != 3 && dims[2] != 3)) {
         s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s: expected a uint8 RGB image (3 x W x H as HDF5 sees MATLAB's H x W x 3), got rank %d, "
+                    "%s: expected a uint8 RGB image (3 x W x H as HDF5 sees MATLAB's H x W x 3), "
+                    "got rank %d, "
                     "%zu-byte %s elements",
                     where, rk, tsz, cls == H5T_INTEGER ? "integer" : "non-integer");
         goto done;
@@ -172,7 +178,8 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
     hsize_t dw = chw ? dims[1] : dims[0], dh = chw ? dims[2] : dims[1];
     if (dw == 0 || dh == 0 || dw > CUHK03_MAX_SIDE || dh > CUHK03_MAX_SIDE) {
         s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s: image declares %llux%llux3 pixels (height x width x channels); images larger than %d "
+                    "%s: image declares %llux%llux3 pixels (height x width x channels); images "
+                    "larger than %d "
                     "pixels a side are refused",
                     where, (unsigned long long)dh, (unsigned long long)dw, CUHK03_MAX_SIDE);
         goto done;
@@ -181,9 +188,10 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
     size_t need = (size_t)W * (size_t)H * 3;
     unsigned long long stored = 0;
     if (!storage_holds(ds, (double)need, &stored)) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s: image declares %dx%dx3 pixels (%zu bytes) but its dataset stores only %llu bytes", where, H,
-                    W, need, stored);
+        s = ds_fail(
+            r->err, DS_ERR_FORMAT, r->path, -1,
+            "%s: image declares %dx%dx3 pixels (%zu bytes) but its dataset stores only %llu bytes",
+            where, H, W, need, stored);
         goto done;
     }
     if (need > r->raw_cap) {
@@ -233,7 +241,8 @@ static ds_status read_pairs(reader *r)
 {
     if (H5Lexists(r->file, r->cell, H5P_DEFAULT) <= 0)
         return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                       "no dataset '%s' (expected MATLAB v7.3 cuhk-03.mat with 'labeled', 'detected', 'testsets')",
+                       "no dataset '%s' (expected MATLAB v7.3 cuhk-03.mat with 'labeled', "
+                       "'detected', 'testsets')",
                        r->cell);
     hid_t top = H5Dopen2(r->file, r->cell, H5P_DEFAULT);
     if (top < 0)
@@ -250,8 +259,8 @@ static ds_status read_pairs(reader *r)
     r->n_pairs = (int)(pd[0] * pd[1]);
     if (r->n_pairs < 1 || r->n_pairs > 16) {
         free(prefs);
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'%s' holds %d camera pairs, expected 5", r->cell,
-                       r->n_pairs);
+        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'%s' holds %d camera pairs, expected 5",
+                       r->cell, r->n_pairs);
     }
     for (int p = 0; p < r->n_pairs && !s; p++) {
         hid_t cell = H5Rdereference2(r->file, H5P_DEFAULT, H5R_OBJECT, &prefs[p]);
@@ -270,22 +279,25 @@ static ds_status read_pairs(reader *r)
         int slot_major = rk == 2 && id[0] == CUHK03_SLOTS;
         if (!slot_major && !(rk == 2 && id[1] == CUHK03_SLOTS)) {
             free(irefs);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: shape %llu x %llu, expected 10 x N", what,
-                        (unsigned long long)id[0], (unsigned long long)id[1]);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "%s: shape %llu x %llu, expected 10 x N", what, (unsigned long long)id[0],
+                        (unsigned long long)id[1]);
             break;
         }
         hsize_t np = slot_major ? id[1] : id[0];
         if (np > CUHK03_MAX_PERSONS) {
             free(irefs);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: %llu persons, more than the %d accepted", what,
-                        (unsigned long long)np, CUHK03_MAX_PERSONS);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "%s: %llu persons, more than the %d accepted", what, (unsigned long long)np,
+                        CUHK03_MAX_PERSONS);
             break;
         }
         int persons = (int)np;
         r->pair_persons[p] = persons;
         for (int pe = 0; pe < persons && !s; pe++)
             for (int sl = 0; sl < CUHK03_SLOTS && !s; sl++) {
-                size_t at = slot_major ? (size_t)sl * (size_t)persons + (size_t)pe : (size_t)pe * CUHK03_SLOTS + sl;
+                size_t at = slot_major ? (size_t)sl * (size_t)persons + (size_t)pe
+                                       : (size_t)pe * CUHK03_SLOTS + sl;
                 s = read_image(r, irefs[at], p + 1, pe + 1, sl);
             }
         free(irefs);
@@ -296,10 +308,7 @@ static ds_status read_pairs(reader *r)
 
 /* A double from the file as int32; NaN and values outside int32 (converting them is undefined
  * behaviour) become 0, which the range check then reports as a nonexistent pair / person. */
-static int32_t to_i32(double v)
-{
-    return v >= -2147483648.0 && v <= 2147483647.0 ? (int32_t)v : 0;
-}
+static int32_t to_i32(double v) { return v >= -2147483648.0 && v <= 2147483647.0 ? (int32_t)v : 0; }
 
 static ds_status read_testsets(reader *r, ds_dataset *d)
 {
@@ -317,7 +326,8 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
         return s;
     if (td[0] * td[1] > CUHK03_MAX_TESTSETS) {
         free(refs);
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'testsets' holds %llu entries, more than the %d accepted",
+        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                       "'testsets' holds %llu entries, more than the %d accepted",
                        (unsigned long long)(td[0] * td[1]), CUHK03_MAX_TESTSETS);
     }
     int nt = (int)(td[0] * td[1]);
@@ -325,7 +335,8 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
     for (int t = 0; t < nt && !s; t++) {
         hid_t ds = H5Rdereference2(r->file, H5P_DEFAULT, H5R_OBJECT, &refs[t]);
         if (ds < 0) {
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d}: dangling object reference", t + 1);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "testsets{%d}: dangling object reference", t + 1);
             break;
         }
         hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
@@ -341,23 +352,26 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
         /* (2 x rows) as HDF5 sees MATLAB's rows x 2 */
         if (k != 2 || dm[0] != 2 || dm[1] == 0) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d}: shape %llu x %llu, expected 2 x rows",
-                        t + 1, (unsigned long long)dm[0], (unsigned long long)dm[1]);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "testsets{%d}: shape %llu x %llu, expected 2 x rows", t + 1,
+                        (unsigned long long)dm[0], (unsigned long long)dm[1]);
             break;
         }
         /* a test set lists identities: no more rows than the file has persons */
         if (dm[1] > (hsize_t)d->n_classes) {
             H5Oclose(ds);
             s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "testsets{%d} has %llu rows, more than the %d persons of '%s'", t + 1, (unsigned long long)dm[1], d->n_classes, r->cell);
+                        "testsets{%d} has %llu rows, more than the %d persons of '%s'", t + 1,
+                        (unsigned long long)dm[1], d->n_classes, r->cell);
             break;
         }
         unsigned long long stored = 0;
         if (!storage_holds(ds, (double)dm[1] * 2 * (double)tsz, &stored)) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "testsets{%d} declares 2 x %llu numbers but its dataset stores only %llu bytes", t + 1,
-                        (unsigned long long)dm[1], stored);
+            s = ds_fail(
+                r->err, DS_ERR_FORMAT, r->path, -1,
+                "testsets{%d} declares 2 x %llu numbers but its dataset stores only %llu bytes",
+                t + 1, (unsigned long long)dm[1], stored);
             break;
         }
         int rows = (int)dm[1];
@@ -372,14 +386,16 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
             }
         } else if (rows != d->testset_rows) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "testsets{%d} has %d rows, testsets{1} has %d", t + 1,
-                        rows, d->testset_rows);
+            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
+                        "testsets{%d} has %d rows, testsets{1} has %d", t + 1, rows,
+                        d->testset_rows);
             break;
         }
         herr_t e = H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
         H5Oclose(ds);
         if (e < 0) {
-            s = ds_fail(r->err, DS_ERR_HDF5, r->path, -1, "testsets{%d}: cannot read as numbers", t + 1);
+            s = ds_fail(r->err, DS_ERR_HDF5, r->path, -1, "testsets{%d}: cannot read as numbers",
+                        t + 1);
             break;
         }
         int32_t *o = d->testsets + (size_t)t * (size_t)rows * 2;
@@ -395,7 +411,8 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
     return s;
 }
 
-ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts, ds_dataset **out, ds_error *err)
+ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts, ds_dataset **out,
+                         ds_error *err)
 {
     ds_error_clear(err);
     *out = NULL;
@@ -417,7 +434,8 @@ ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts
     ds_dataset *d = NULL;
     ds_status s = DS_OK;
     if (H5Fis_hdf5(mat) <= 0) {
-        s = ds_fail(err, DS_ERR_FORMAT, mat, -1, "not an HDF5 file (cuhk-03.mat must be MATLAB v7.3)");
+        s = ds_fail(err, DS_ERR_FORMAT, mat, -1,
+                    "not an HDF5 file (cuhk-03.mat must be MATLAB v7.3)");
         goto done;
     }
     r.file = H5Fopen(mat, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -473,8 +491,8 @@ ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts
                 int pr = d->testsets[((size_t)t * d->testset_rows + i) * 2];
                 int pe = d->testsets[((size_t)t * d->testset_rows + i) * 2 + 1];
                 if (pr < 1 || pr > d->n_pairs || pe < 1 || pe > d->pair_persons[pr - 1])
-                    s = ds_fail(err, DS_ERR_RANGE, mat, i, "testsets{%d}: (pair %d, person %d) does not exist", t + 1,
-                                pr, pe);
+                    s = ds_fail(err, DS_ERR_RANGE, mat, i,
+                                "testsets{%d}: (pair %d, person %d) does not exist", t + 1, pr, pe);
             }
 done:
     if (r.file > 0)

@@ -16,8 +16,8 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* Maps the 1-based positions in v (into filelist) to dataset indices. */
-static ds_status map_list(const char *cfg, const mat_var *v, const int64_t *file_to_ds, int64_t n_files,
-                          int64_t **out, int64_t *n_out, ds_error *err)
+static ds_status map_list(const char *cfg, const mat_var *v, const int64_t *file_to_ds,
+                          int64_t n_files, int64_t **out, int64_t *n_out, ds_error *err)
 {
     *out = malloc((size_t)(v->count ? v->count : 1) * sizeof **out);
     if (!*out)
@@ -25,7 +25,8 @@ static ds_status map_list(const char *cfg, const mat_var *v, const int64_t *file
     for (int64_t k = 0; k < v->count; k++) {
         double x = v->values[k];
         if (!(x >= 1 && x <= (double)n_files) || x != (double)(int64_t)x)
-            return ds_fail(err, DS_ERR_RANGE, cfg, k, "%s value %g is not an index into filelist [1, %lld]", v->name, x,
+            return ds_fail(err, DS_ERR_RANGE, cfg, k,
+                           "%s value %g is not an index into filelist [1, %lld]", v->name, x,
                            (long long)n_files);
         (*out)[k] = file_to_ds[(int64_t)x - 1];
     }
@@ -34,7 +35,8 @@ static ds_status map_list(const char *cfg, const mat_var *v, const int64_t *file
     return DS_OK;
 }
 
-ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out, ds_error *err)
+ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
+                              ds_error *err)
 {
     ds_error_clear(err);
     memset(out, 0, sizeof *out);
@@ -47,10 +49,12 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
     for (int k = 0; k < 3 && !s; k++) {
         s = mat_read_var(config_mat, names[k], &lists[k], err);
         if (!s && !lists[k].values && lists[k].count > 0)
-            s = ds_fail(err, DS_ERR_FORMAT, config_mat, -1, "'%s' is not a numeric array", names[k]);
+            s = ds_fail(err, DS_ERR_FORMAT, config_mat, -1, "'%s' is not a numeric array",
+                        names[k]);
     }
     if (!s && !files.strings)
-        s = ds_fail(err, DS_ERR_FORMAT, config_mat, -1, "'filelist' is not a cell array of file names");
+        s = ds_fail(err, DS_ERR_FORMAT, config_mat, -1,
+                    "'filelist' is not a cell array of file names");
     int64_t *lookup = NULL, *file_to_ds = NULL;
     int32_t offset[17] = {0};
     if (s)
@@ -70,18 +74,20 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
     for (int64_t k = 0; k < files.count; k++) {
         int p, q, v, sl;
         char tail[16];
-        if (sscanf(files.strings[k], "%d_%d_%d_%d%15s", &p, &q, &v, &sl, tail) < 4 || p < 1 || p > d->n_pairs || q < 1 ||
-            q > d->pair_persons[p - 1] || sl < 1 || sl > 10 || v != (sl > 5 ? 2 : 1)) {
+        if (sscanf(files.strings[k], "%d_%d_%d_%d%15s", &p, &q, &v, &sl, tail) < 4 || p < 1 ||
+            p > d->n_pairs || q < 1 || q > d->pair_persons[p - 1] || sl < 1 || sl > 10 ||
+            v != (sl > 5 ? 2 : 1)) {
             s = ds_fail(err, DS_ERR_FORMAT, config_mat, k,
-                        "filelist name '%s' is not pair_person_view_slot (e.g. 1_001_1_01.png) within this dataset",
+                        "filelist name '%s' is not pair_person_view_slot (e.g. 1_001_1_01.png) "
+                        "within this dataset",
                         files.strings[k]);
             goto done;
         }
         int64_t i = lookup[(int64_t)(offset[p - 1] + q - 1) * 10 + (sl - 1)];
         if (i < 0) {
             s = ds_fail(err, DS_ERR_FORMAT, config_mat, k,
-                        "%s is not in %s (empty slot there; labeled/detected config mismatch?)", files.strings[k],
-                        d->source);
+                        "%s is not in %s (empty slot there; labeled/detected config mismatch?)",
+                        files.strings[k], d->source);
             goto done;
         }
         file_to_ds[k] = i;
@@ -90,7 +96,8 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
     if (!s)
         s = map_list(config_mat, &lists[1], file_to_ds, files.count, &out->db, &out->n_db, err);
     if (!s)
-        s = map_list(config_mat, &lists[2], file_to_ds, files.count, &out->train, &out->n_train, err);
+        s = map_list(config_mat, &lists[2], file_to_ds, files.count, &out->train, &out->n_train,
+                     err);
     if (!s) {
         /* count identities of each side for the name */
         uint8_t *seen = calloc((size_t)d->n_classes + 1, 1);
@@ -110,7 +117,8 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
         }
         const char *base = strrchr(config_mat, '/');
         snprintf(out->name, sizeof out->name,
-                 "cuhk03 new protocol (Zhong et al. 2017): %lld train / %lld test identities, query and gallery from %s",
+                 "cuhk03 new protocol (Zhong et al. 2017): %lld train / %lld test identities, "
+                 "query and gallery from %s",
                  (long long)tr, (long long)te, base ? base + 1 : config_mat);
     }
 done:

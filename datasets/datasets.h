@@ -29,13 +29,13 @@ extern "C" {
 
 typedef enum {
     DS_OK = 0,
-    DS_ERR_NOMEM = -1,   /* allocation failed */
-    DS_ERR_IO = -2,      /* a file is missing, unreadable or truncated */
-    DS_ERR_FORMAT = -3,  /* wrong magic, wrong record size, malformed line, missing HDF5 object */
-    DS_ERR_RANGE = -4,   /* a value out of range (label, index, count too small for a protocol) */
-    DS_ERR_DECODE = -5,  /* an image could not be decoded */
-    DS_ERR_ARG = -6,     /* bad argument or dataset spec */
-    DS_ERR_HDF5 = -7     /* the HDF5 library reported an error */
+    DS_ERR_NOMEM = -1,  /* allocation failed */
+    DS_ERR_IO = -2,     /* a file is missing, unreadable or truncated */
+    DS_ERR_FORMAT = -3, /* wrong magic, wrong record size, malformed line, missing HDF5 object */
+    DS_ERR_RANGE = -4,  /* a value out of range (label, index, count too small for a protocol) */
+    DS_ERR_DECODE = -5, /* an image could not be decoded */
+    DS_ERR_ARG = -6,    /* bad argument or dataset spec */
+    DS_ERR_HDF5 = -7    /* the HDF5 library reported an error */
 } ds_status;
 
 #define DS_PATH_MAX 1024
@@ -43,8 +43,8 @@ typedef enum {
 typedef struct {
     ds_status status;
     char file[DS_PATH_MAX]; /* the file involved, "" when none */
-    int64_t record;         /* 0-based record / image index (list files: line number - 1); -1 = none */
-    char msg[2048];         /* complete human-readable message, including file and record */
+    int64_t record; /* 0-based record / image index (list files: line number - 1); -1 = none */
+    char msg[2048]; /* complete human-readable message, including file and record */
 } ds_error;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -61,29 +61,30 @@ typedef enum { DS_KIND_IDX = 0, DS_KIND_CIFAR10, DS_KIND_NUSWIDE, DS_KIND_CUHK03
 /* A loaded dataset. All arrays are owned by the dataset and released by ds_dataset_free. */
 typedef struct {
     ds_kind kind;
-    char name[64];           /* "fashion-mnist", "mnist", "cifar10", "nuswide", "cuhk03-labeled" ... */
-    char source[DS_PATH_MAX];/* where it was read from (directory, list file or .mat file) */
-    int64_t n;               /* number of images */
-    int c, h, w;             /* image shape */
-    uint8_t *images;         /* n x c x h x w */
+    char name[64]; /* "fashion-mnist", "mnist", "cifar10", "nuswide", "cuhk03-labeled" ... */
+    char source[DS_PATH_MAX]; /* where it was read from (directory, list file or .mat file) */
+    int64_t n;                /* number of images */
+    int c, h, w;              /* image shape */
+    uint8_t *images;          /* n x c x h x w */
     ds_label_kind label_kind;
-    int n_classes;           /* classes, multi-label width L, or identities */
-    int32_t *labels;         /* n, NULL for DS_LABELS_MULTI */
-    uint8_t *multi;          /* n x n_classes, only for DS_LABELS_MULTI */
-    int32_t *subset;         /* n: 0 = official training file, 1 = official test file; NULL if none */
-    char **class_names;      /* n_classes names or NULL (CIFAR-10 batches.meta.txt, built-in names) */
-    int64_t n_skipped;       /* images skipped while loading (NUS-WIDE with skip_bad_images) */
+    int n_classes;      /* classes, multi-label width L, or identities */
+    int32_t *labels;    /* n, NULL for DS_LABELS_MULTI */
+    uint8_t *multi;     /* n x n_classes, only for DS_LABELS_MULTI */
+    int32_t *subset;    /* n: 0 = official training file, 1 = official test file; NULL if none */
+    char **class_names; /* n_classes names or NULL (CIFAR-10 batches.meta.txt, built-in names) */
+    int64_t n_skipped;  /* images skipped while loading (NUS-WIDE with skip_bad_images) */
 
     /* CUHK03 only (NULL / 0 otherwise). */
-    int32_t *cams;           /* n: camera id 2 * (pair - 1) + (slot >= 5), so cameras differ per pair */
-    int32_t *pair;           /* n: camera pair 1..5 */
-    int32_t *person;         /* n: person index inside the pair, 1-based as in 'testsets' */
-    int32_t *slot;           /* n: image slot 0..9 (0-4 first camera of the pair, 5-9 second) */
-    int n_pairs;             /* 5 */
-    int32_t *pair_persons;   /* n_pairs: persons per pair (identity = offset of its pair + person - 1) */
-    int n_testsets;          /* 20 for the real file */
-    int testset_rows;        /* 100 for the real file */
-    int32_t *testsets;       /* n_testsets x testset_rows x 2: (pair, person), 1-based */
+    int32_t *cams;   /* n: camera id 2 * (pair - 1) + (slot >= 5), so cameras differ per pair */
+    int32_t *pair;   /* n: camera pair 1..5 */
+    int32_t *person; /* n: person index inside the pair, 1-based as in 'testsets' */
+    int32_t *slot;   /* n: image slot 0..9 (0-4 first camera of the pair, 5-9 second) */
+    int n_pairs;     /* 5 */
+    int32_t
+        *pair_persons; /* n_pairs: persons per pair (identity = offset of its pair + person - 1) */
+    int n_testsets;    /* 20 for the real file */
+    int testset_rows;  /* 100 for the real file */
+    int32_t *testsets; /* n_testsets x testset_rows x 2: (pair, person), 1-based */
 } ds_dataset;
 
 void ds_dataset_free(ds_dataset *d);
@@ -100,8 +101,8 @@ void ds_class_counts(const ds_dataset *d, int64_t *counts);
 /* Loading                                                                                    */
 
 typedef struct {
-    int out_h, out_w;    /* resize target for decoded images (NUS-WIDE default 32 x 32, CUHK03 160 x 60);
-                            0 = the reader's default */
+    int out_h, out_w;    /* resize target for decoded images (NUS-WIDE default 32 x 32, CUHK03 160 x
+                            60);    0 = the reader's default */
     int skip_bad_images; /* NUS-WIDE: skip missing / undecodable images (counted in n_skipped)
                             instead of failing */
 } ds_load_opts;
@@ -110,7 +111,8 @@ typedef struct {
 void ds_load_opts_default(ds_load_opts *o);
 
 /* IDX pair (images idx3 + labels idx1), gzip or raw. Appends nothing: returns a new dataset. */
-ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out, ds_error *err);
+ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
+                           ds_error *err);
 /* A directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-...,
  * t10k-labels-... (also the "train-images.idx3-ubyte" spelling). subset marks train / t10k. */
 ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, ds_error *err);
@@ -142,14 +144,15 @@ ds_status ds_select_top_concepts(ds_dataset *d, int k, ds_error *err);
 
 typedef struct {
     ds_kind kind;
-    char name[64];          /* canonical name for reports */
-    char path[DS_PATH_MAX]; /* directory, list file, or .mat file */
-    char path2[DS_PATH_MAX];/* NUS-WIDE image root */
-    int detected;           /* CUHK03: 0 labeled (default), 1 detected */
+    char name[64];           /* canonical name for reports */
+    char path[DS_PATH_MAX];  /* directory, list file, or .mat file */
+    char path2[DS_PATH_MAX]; /* NUS-WIDE image root */
+    int detected;            /* CUHK03: 0 labeled (default), 1 detected */
 } ds_spec;
 
 ds_status ds_spec_parse(const char *spec, ds_spec *out, ds_error *err);
-ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out, ds_error *err);
+ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out,
+                       ds_error *err);
 /* Parse + load in one call; opts may be NULL. */
 ds_status ds_load(const char *spec, const ds_load_opts *opts, ds_dataset **out, ds_error *err);
 
@@ -168,43 +171,46 @@ typedef struct {
 void ds_split_free(ds_split *s);
 
 typedef struct {
-    int query_per_class;  /* 100 (paper, CIFAR-10 protocol) */
-    int train_per_class;  /* 500 */
-    int db_includes_train;/* 0 (paper: database = the rest); 1 = database = everything but queries */
+    int query_per_class;   /* 100 (paper, CIFAR-10 protocol) */
+    int train_per_class;   /* 500 */
+    int db_includes_train; /* 0 (paper: database = the rest); 1 = database = everything but queries
+                            */
 } ds_paper_opts;
 
 void ds_paper_opts_default(ds_paper_opts *o);
 
 /* Single-label sets: per class query_per_class queries, train_per_class training images, the
  * rest database; the whole dataset (official train + test) is the pool. */
-ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out, ds_error *err);
+ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out,
+                         ds_error *err);
 /* The official split: query = test file, train = database = training file. */
 ds_status ds_split_full(const ds_dataset *d, ds_split *out, ds_error *err);
 /* Multi-label (NUS-WIDE-21): for each concept in turn, query_per_class queries and
  * train_per_class training images drawn from the images having it and not yet chosen; the rest
  * (images with at least one label) is the database. Relevance = at least one shared label. */
-ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out,
-                              ds_error *err);
+ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                              ds_split *out, ds_error *err);
 
 typedef struct {
-    int testset;      /* 0-based index into 'testsets' (classic protocol: 0..19) */
-    int single_shot;  /* 1: the gallery keeps one seeded random image per test identity from the
-                         second camera of its pair; 0: all second-camera images */
+    int testset;     /* 0-based index into 'testsets' (classic protocol: 0..19) */
+    int single_shot; /* 1: the gallery keeps one seeded random image per test identity from the
+                        second camera of its pair; 0: all second-camera images */
 } ds_cuhk03_opts;
 
 /* CUHK03 classic protocol (Li et al., CVPR 2014): the testset's 100 identities are the test
  * identities, all others train. Queries: test images from the first camera of each pair;
  * gallery: test images from the second camera. Test identities seen by only one camera give
  * no query (they could never be matched); the name says how many were dropped. */
-ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed, ds_split *out,
-                                  ds_error *err);
+ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
+                                  ds_split *out, ds_error *err);
 
 /* CUHK03 767/700 protocol (Zhong et al., CVPR 2017): 767 training and 700 test identities,
  * query and gallery as listed in cuhk03_new_protocol_config_{labeled,detected}.mat (a MATLAB v5
  * file: train_idx, query_idx, gallery_idx 1-based into filelist, whose names
  * "P_QQQ_V_SS.png" give camera pair, person, view and slot). Every listed image must exist in
  * the loaded dataset (use the config that matches labeled / detected). */
-ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out, ds_error *err);
+ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
+                              ds_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Training input: augmentation and batches                                                   */
@@ -212,12 +218,12 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
 #define DS_MAX_CHANNELS 4
 
 typedef struct {
-    int out_h, out_w;      /* crop size (0 = image size) */
-    int pad;               /* zero padding on every side before cropping (pad-and-crop) */
-    int random_crop;       /* 1: uniform random crop offset; 0: centre crop */
-    int mirror;            /* 1: horizontal flip with probability 1/2 */
-    float rotate;          /* > 0: random rotation, uniform in [-rotate, +rotate] degrees */
-    float scale_jitter;    /* > 0: random zoom, uniform in [1 - scale_jitter, 1 + scale_jitter] */
+    int out_h, out_w;   /* crop size (0 = image size) */
+    int pad;            /* zero padding on every side before cropping (pad-and-crop) */
+    int random_crop;    /* 1: uniform random crop offset; 0: centre crop */
+    int mirror;         /* 1: horizontal flip with probability 1/2 */
+    float rotate;       /* > 0: random rotation, uniform in [-rotate, +rotate] degrees */
+    float scale_jitter; /* > 0: random zoom, uniform in [1 - scale_jitter, 1 + scale_jitter] */
     float mean[DS_MAX_CHANNELS];  /* subtracted from the uint8 value, per channel */
     float scale[DS_MAX_CHANNELS]; /* then multiplied, per channel */
 } ds_augment;
@@ -232,12 +238,13 @@ ds_augment ds_augment_eval(const ds_augment *train);
  * generator seeded with (seed, i), so the batch is identical for any thread count. Rotation and
  * zoom turn the crop window about its centre and sample the image bilinearly, with the padding
  * value outside it; without them the crop is an exact pixel copy. */
-ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a, uint64_t seed,
-                         float *out, ds_error *err);
+ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
+                         uint64_t seed, float *out, ds_error *err);
 
 /* Per-channel mean and standard deviation of the uint8 pixel values over images idx[0..n)
  * (all images when idx is NULL); mean and std hold d->c entries. */
-void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double *mean, double *std);
+void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double *mean,
+                      double *std);
 
 /* Class-balanced sampler: each batch holds classes_per_batch distinct classes (identities for
  * re-id, concepts for multi-label) x images_per_class images of each. Classes are drawn from
@@ -246,8 +253,9 @@ void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double
  * pool are not eligible (a batch needs positives for triplets). */
 typedef struct ds_sampler ds_sampler;
 
-ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool, int classes_per_batch,
-                            int images_per_class, uint64_t seed, ds_sampler **out, ds_error *err);
+ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
+                            int classes_per_batch, int images_per_class, uint64_t seed,
+                            ds_sampler **out, ds_error *err);
 void ds_sampler_free(ds_sampler *s);
 int64_t ds_sampler_batch_size(const ds_sampler *s);
 int ds_sampler_classes(const ds_sampler *s); /* eligible classes */
@@ -260,7 +268,8 @@ void ds_sampler_next(ds_sampler *s, int64_t *idx, int32_t *cls);
 
 /* Bilinear resize with half-pixel centres (the OpenCV INTER_LINEAR convention, no antialias).
  * src: sh x sw x c interleaved (HWC); dst: c x dh x dw planar (CHW). */
-void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh, int dw);
+void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh,
+                                   int dw);
 
 /* Decodes a JPEG or PNG file (detected by its signature) to 8-bit RGB, HWC. *pixels is
  * malloc'd and owned by the caller. */

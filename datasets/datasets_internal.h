@@ -15,10 +15,10 @@
 
 /* Fills err (when non-NULL) and returns s. file may be NULL, record -1 for none. The message
  * reads "<file>: record <r>: <what>" (or "line <r+1>" when the record is a text line). */
-ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt, ...)
-    DS_PRINTF(5, 6);
-ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt, ...)
-    DS_PRINTF(5, 6);
+ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt,
+                  ...) DS_PRINTF(5, 6);
+ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt,
+                       ...) DS_PRINTF(5, 6);
 void ds_error_clear(ds_error *err);
 
 /* A zeroed dataset with images and (for single/identity labels) labels allocated. */

@@ -25,8 +25,9 @@ static int idx_can_hold(const char *path, double need)
     return stat(path, &st) != 0 || need <= IDX_MAX_RATIO * (double)st.st_size + 64;
 }
 
-static const char *const FASHION_NAMES[IDX_CLASSES] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+static const char *const FASHION_NAMES[IDX_CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 /* Reads exactly n bytes; returns the number read (short on EOF or error). */
 static size_t gz_read_full(gzFile f, void *buf, size_t n)
@@ -49,14 +50,16 @@ static uint32_t be32(const uint8_t *p)
 }
 
 /* Opens path and reads its IDX header; dims holds ndim entries. */
-static ds_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims, gzFile *out, ds_error *err)
+static ds_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims, gzFile *out,
+                          ds_error *err)
 {
     ds_status cs = ds_check_file(path, err);
     if (cs)
         return cs;
     gzFile f = gzopen(path, "rb");
     if (!f)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno ? errno : ENOENT));
+        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s",
+                       strerror(errno ? errno : ENOENT));
     uint8_t hdr[16];
     size_t need = 4 + 4 * (size_t)ndim;
     if (gz_read_full(f, hdr, need) != need) {
@@ -66,8 +69,8 @@ static ds_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *
     uint32_t m = be32(hdr);
     if (m != magic) {
         gzclose(f);
-        return ds_fail(err, DS_ERR_FORMAT, path, -1, "wrong IDX magic 0x%08x (expected 0x%08x: uint8, %d dims)",
-                       m, magic, ndim);
+        return ds_fail(err, DS_ERR_FORMAT, path, -1,
+                       "wrong IDX magic 0x%08x (expected 0x%08x: uint8, %d dims)", m, magic, ndim);
     }
     for (int i = 0; i < ndim; i++)
         dims[i] = be32(hdr + 4 + 4 * i);
@@ -75,7 +78,8 @@ static ds_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *
     return DS_OK;
 }
 
-ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out, ds_error *err)
+ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
+                           ds_error *err)
 {
     ds_error_clear(err);
     *out = NULL;
@@ -91,20 +95,21 @@ ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_
     }
     ds_dataset *d = NULL;
     if (idim[0] != ldim[0]) {
-        s = ds_fail(err, DS_ERR_FORMAT, labels_path, -1, "%u labels for %u images in %s", ldim[0], idim[0],
-                    images_path);
+        s = ds_fail(err, DS_ERR_FORMAT, labels_path, -1, "%u labels for %u images in %s", ldim[0],
+                    idim[0], images_path);
         goto done;
     }
     if (idim[1] == 0 || idim[2] == 0 || idim[1] > 4096 || idim[2] > 4096 || idim[0] > (1u << 28)) {
-        s = ds_fail(err, DS_ERR_FORMAT, images_path, -1, "implausible image dimensions %u x %u x %u", idim[0],
-                    idim[1], idim[2]);
+        s = ds_fail(err, DS_ERR_FORMAT, images_path, -1,
+                    "implausible image dimensions %u x %u x %u", idim[0], idim[1], idim[2]);
         goto done;
     }
     double need = (double)idim[0] * idim[1] * idim[2];
     if (!idx_can_hold(images_path, need) || !idx_can_hold(labels_path, (double)ldim[0])) {
-        s = ds_fail(err, DS_ERR_IO, idx_can_hold(images_path, need) ? labels_path : images_path, -1,
-                    "truncated: the header promises %u images of %u x %u, more than the file can hold", idim[0],
-                    idim[1], idim[2]);
+        s = ds_fail(
+            err, DS_ERR_IO, idx_can_hold(images_path, need) ? labels_path : images_path, -1,
+            "truncated: the header promises %u images of %u x %u, more than the file can hold",
+            idim[0], idim[1], idim[2]);
         goto done;
     }
     d = ds_dataset_alloc(idim[0], 1, (int)idim[1], (int)idim[2], DS_LABELS_SINGLE, IDX_CLASSES);
@@ -117,8 +122,9 @@ ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_
     if (got != rec * d->n) {
         int zerr = 0;
         const char *zmsg = gzerror(fi, &zerr);
-        s = ds_fail(err, DS_ERR_IO, images_path, (int64_t)(got / rec), "truncated: expected %lld images of %zu bytes%s%s",
-                    (long long)d->n, rec, zerr < 0 ? "; zlib: " : "", zerr < 0 ? zmsg : "");
+        s = ds_fail(err, DS_ERR_IO, images_path, (int64_t)(got / rec),
+                    "truncated: expected %lld images of %zu bytes%s%s", (long long)d->n, rec,
+                    zerr < 0 ? "; zlib: " : "", zerr < 0 ? zmsg : "");
         goto done;
     }
     uint8_t *lab = malloc(d->n ? (size_t)d->n : 1);
@@ -129,12 +135,14 @@ ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_
     got = gz_read_full(fl, lab, (size_t)d->n);
     if (got != (size_t)d->n) {
         free(lab);
-        s = ds_fail(err, DS_ERR_IO, labels_path, (int64_t)got, "truncated: expected %lld labels", (long long)d->n);
+        s = ds_fail(err, DS_ERR_IO, labels_path, (int64_t)got, "truncated: expected %lld labels",
+                    (long long)d->n);
         goto done;
     }
     for (int64_t i = 0; i < d->n; i++) {
         if (lab[i] >= IDX_CLASSES) {
-            s = ds_fail(err, DS_ERR_RANGE, labels_path, i, "label %u out of range [0, %d)", lab[i], IDX_CLASSES);
+            s = ds_fail(err, DS_ERR_RANGE, labels_path, i, "label %u out of range [0, %d)", lab[i],
+                        IDX_CLASSES);
             free(lab);
             goto done;
         }
@@ -190,11 +198,12 @@ ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, d
         char pre[64];
         /* the "." spelling separates the stem before idxN: train-images.idx3-ubyte */
         const char *dash = strchr(files[i].suffix, '-');
-        snprintf(pre, sizeof pre, "%s-%.*s", files[i].prefix, (int)(dash - files[i].suffix), files[i].suffix);
+        snprintf(pre, sizeof pre, "%s-%.*s", files[i].prefix, (int)(dash - files[i].suffix),
+                 files[i].suffix);
         if (find_idx_file(dir, pre, dash + 1, files[i].buf) != 0)
             return ds_fail(err, DS_ERR_IO, files[i].buf, -1,
-                           "missing IDX file (expected %s-%s[.gz] or the '.' spelling in %s)", files[i].prefix,
-                           files[i].suffix, dir);
+                           "missing IDX file (expected %s-%s[.gz] or the '.' spelling in %s)",
+                           files[i].prefix, files[i].suffix, dir);
     }
     ds_dataset *a = NULL, *b = NULL;
     ds_status s = ds_load_idx_pair(ti, tl, &a, err);
@@ -206,8 +215,8 @@ ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, d
         return s;
     }
     if (a->h != b->h || a->w != b->w) {
-        ds_fail(err, DS_ERR_FORMAT, vi, -1, "images are %d x %d but the training images are %d x %d", b->h, b->w,
-                a->h, a->w);
+        ds_fail(err, DS_ERR_FORMAT, vi, -1,
+                "images are %d x %d but the training images are %d x %d", b->h, b->w, a->h, a->w);
         ds_dataset_free(a);
         ds_dataset_free(b);
         return DS_ERR_FORMAT;

@@ -14,7 +14,8 @@
 #include <jpeglib.h>
 #include <png.h>
 
-void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh, int dw)
+void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh,
+                                   int dw)
 {
     /* source coordinate of destination pixel d: (d + 0.5) * s / D - 0.5, clamped to the edge */
     int xs0[4096], xs1[4096];
@@ -89,8 +90,8 @@ static void jpeg_error_exit(j_common_ptr cinfo)
 
 static void jpeg_silent(j_common_ptr cinfo) { (void)cinfo; }
 
-static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels, int *h, int *w,
-                             ds_error *err)
+static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
+                             int *h, int *w, ds_error *err)
 {
     struct jpeg_decompress_struct cinfo;
     jpeg_err je;
@@ -133,8 +134,8 @@ static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, u
     return DS_OK;
 }
 
-static ds_status decode_png(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels, int *h, int *w,
-                            ds_error *err)
+static ds_status decode_png(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
+                            int *h, int *w, ds_error *err)
 {
     png_image img;
     memset(&img, 0, sizeof img);
@@ -146,7 +147,8 @@ static ds_status decode_png(const char *path, const uint8_t *buf, size_t len, ui
     uint8_t *out = malloc(sz ? sz : 1);
     if (!out) {
         png_image_free(&img);
-        return ds_fail(err, DS_ERR_NOMEM, path, -1, "out of memory for a %u x %u image", img.width, img.height);
+        return ds_fail(err, DS_ERR_NOMEM, path, -1, "out of memory for a %u x %u image", img.width,
+                       img.height);
     }
     if (!png_image_finish_read(&img, NULL, out, 0, NULL)) {
         free(out);

@@ -12,8 +12,19 @@
 #include <zlib.h>
 
 enum {
-    MI_INT8 = 1, MI_UINT8 = 2, MI_INT16 = 3, MI_UINT16 = 4, MI_INT32 = 5, MI_UINT32 = 6, MI_SINGLE = 7,
-    MI_DOUBLE = 9, MI_INT64 = 12, MI_UINT64 = 13, MI_MATRIX = 14, MI_COMPRESSED = 15, MI_UTF8 = 16,
+    MI_INT8 = 1,
+    MI_UINT8 = 2,
+    MI_INT16 = 3,
+    MI_UINT16 = 4,
+    MI_INT32 = 5,
+    MI_UINT32 = 6,
+    MI_SINGLE = 7,
+    MI_DOUBLE = 9,
+    MI_INT64 = 12,
+    MI_UINT64 = 13,
+    MI_MATRIX = 14,
+    MI_COMPRESSED = 15,
+    MI_UTF8 = 16,
     MI_UTF16 = 17
 };
 enum { MX_CELL = 1, MX_STRUCT = 2, MX_CHAR = 4 };
@@ -67,10 +78,18 @@ static int next_element(span s, size_t *at, uint32_t *type, span *data)
 static int elem_size(uint32_t t)
 {
     switch (t) {
-    case MI_INT8: case MI_UINT8: case MI_UTF8: return 1;
-    case MI_INT16: case MI_UINT16: case MI_UTF16: return 2;
-    case MI_INT32: case MI_UINT32: case MI_SINGLE: return 4;
-    case MI_DOUBLE: case MI_INT64: case MI_UINT64: return 8;
+    case MI_INT8:
+    case MI_UINT8:
+    case MI_UTF8: return 1;
+    case MI_INT16:
+    case MI_UINT16:
+    case MI_UTF16: return 2;
+    case MI_INT32:
+    case MI_UINT32:
+    case MI_SINGLE: return 4;
+    case MI_DOUBLE:
+    case MI_INT64:
+    case MI_UINT64: return 8;
     }
     return 0;
 }
@@ -79,13 +98,25 @@ static double elem_value(uint32_t t, const uint8_t *p)
 {
     switch (t) {
     case MI_INT8: return (int8_t)p[0];
-    case MI_UINT8: case MI_UTF8: return p[0];
+    case MI_UINT8:
+    case MI_UTF8: return p[0];
     case MI_INT16: return (int16_t)(p[0] | (p[1] << 8));
-    case MI_UINT16: case MI_UTF16: return (uint16_t)(p[0] | (p[1] << 8));
+    case MI_UINT16:
+    case MI_UTF16: return (uint16_t)(p[0] | (p[1] << 8));
     case MI_INT32: return (int32_t)le32(p);
     case MI_UINT32: return le32(p);
-    case MI_SINGLE: { float f; uint32_t u = le32(p); memcpy(&f, &u, 4); return f; }
-    case MI_DOUBLE: { double d; uint64_t u = le32(p) | ((uint64_t)le32(p + 4) << 32); memcpy(&d, &u, 8); return d; }
+    case MI_SINGLE: {
+        float f;
+        uint32_t u = le32(p);
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    case MI_DOUBLE: {
+        double d;
+        uint64_t u = le32(p) | ((uint64_t)le32(p + 4) << 32);
+        memcpy(&d, &u, 8);
+        return d;
+    }
     case MI_INT64: return (double)(int64_t)(le32(p) | ((uint64_t)le32(p + 4) << 32));
     case MI_UINT64: return (double)(le32(p) | ((uint64_t)le32(p + 4) << 32));
     }
@@ -106,7 +137,8 @@ static int parse_matrix(span m, mat_var *v, int want_name)
     v->count = 1;
     for (size_t k = 0; k < dims.n / 4; k++) {
         int64_t dk = (int32_t)le32(dims.p + 4 * k);
-        if (dk < 0 || (dk > 0 && v->count > INT64_MAX / dk)) /* negative, or a product beyond int64 */
+        if (dk < 0 ||
+            (dk > 0 && v->count > INT64_MAX / dk)) /* negative, or a product beyond int64 */
             return -1;
         v->count *= dk;
     }
@@ -135,8 +167,10 @@ static int parse_matrix(span m, mat_var *v, int want_name)
                 v->strings[k] = malloc((size_t)c.count + 1);
                 if (v->strings[k]) {
                     for (int64_t j = 0; j < c.count; j++) {
-                        double x = c.values[j]; /* NaN or beyond int: '?' (the cast would be undefined) */
-                        v->strings[k][j] = x >= -2147483648.0 && x <= 2147483647.0 ? (char)(int)x : '?';
+                        double x =
+                            c.values[j]; /* NaN or beyond int: '?' (the cast would be undefined) */
+                        v->strings[k][j] =
+                            x >= -2147483648.0 && x <= 2147483647.0 ? (char)(int)x : '?';
                     }
                     v->strings[k][c.count] = '\0';
                 }
@@ -186,11 +220,13 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
     if (s != DS_OK)
         return s;
     if (sz < 128 || memcmp(buf, "MATLAB 5.0 MAT-file", 19) != 0) {
-        s = ds_fail(err, DS_ERR_FORMAT, path, -1, "not a MATLAB v5 MAT-file (no 'MATLAB 5.0 MAT-file' header)");
+        s = ds_fail(err, DS_ERR_FORMAT, path, -1,
+                    "not a MATLAB v5 MAT-file (no 'MATLAB 5.0 MAT-file' header)");
         goto done;
     }
     if (buf[126] != 'I' || buf[127] != 'M') {
-        s = ds_fail(err, DS_ERR_FORMAT, path, -1, "big-endian or v7.3 MAT-file: not supported here");
+        s = ds_fail(err, DS_ERR_FORMAT, path, -1,
+                    "big-endian or v7.3 MAT-file: not supported here");
         goto done;
     }
     span file = {buf, (size_t)sz};
@@ -200,7 +236,8 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
         uint32_t t;
         span e;
         if (next_element(file, &at, &t, &e)) {
-            s = ds_fail(err, DS_ERR_FORMAT, path, -1, "truncated or corrupt data element at byte %zu", at);
+            s = ds_fail(err, DS_ERR_FORMAT, path, -1,
+                        "truncated or corrupt data element at byte %zu", at);
             goto done;
         }
         uint8_t *inflated = NULL;
@@ -235,14 +272,16 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
                 inflated = NULL;
                 if (zr == Z_BUF_ERROR && cap >= limit) {
                     s = ds_fail(err, DS_ERR_FORMAT, path, -1,
-                                "a compressed element of %zu bytes inflates to more than %lu bytes (accepted: %d "
+                                "a compressed element of %zu bytes inflates to more than %lu bytes "
+                                "(accepted: %d "
                                 "times its size, deflate's maximal ratio, and at most %lu MB)",
                                 e.n, (unsigned long)limit, MATV5_DEFLATE_MAX_RATIO,
                                 (unsigned long)(MATV5_MAX_INFLATED >> 20));
                     goto done;
                 }
                 if (zr != Z_BUF_ERROR) {
-                    s = ds_fail(err, DS_ERR_FORMAT, path, -1, "zlib cannot inflate a compressed element (%d)", zr);
+                    s = ds_fail(err, DS_ERR_FORMAT, path, -1,
+                                "zlib cannot inflate a compressed element (%d)", zr);
                     goto done;
                 }
                 cap = cap > limit / 4 ? limit : cap * 4;

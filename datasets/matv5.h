@@ -6,10 +6,10 @@
 
 typedef struct {
     char name[64];
-    int cls;         /* MATLAB class (mxCELL 1, mxCHAR 4, mxDOUBLE 6, ...) */
-    int64_t count;   /* number of elements (product of the dimensions) */
-    double *values;  /* numeric arrays: count values in column-major order */
-    char **strings;  /* cell arrays of char: count strings */
+    int cls;        /* MATLAB class (mxCELL 1, mxCHAR 4, mxDOUBLE 6, ...) */
+    int64_t count;  /* number of elements (product of the dimensions) */
+    double *values; /* numeric arrays: count values in column-major order */
+    char **strings; /* cell arrays of char: count strings */
 } mat_var;
 
 /* Reads the top-level variable `name` of a v5 MAT-file. */

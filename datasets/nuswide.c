@@ -13,8 +13,8 @@
 #define NUSWIDE_DEFAULT_SIZE 32
 
 typedef struct {
-    char *rel;      /* image path relative to the root */
-    int64_t line;   /* 0-based line in the list */
+    char *rel;    /* image path relative to the root */
+    int64_t line; /* 0-based line in the list */
     ds_status status;
 } list_entry;
 
@@ -32,8 +32,8 @@ static char *read_line(FILE *f, char **buf, size_t *cap)
     return r < 0 ? NULL : *buf;
 }
 
-ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts, ds_dataset **out,
-                          ds_error *err)
+ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts,
+                          ds_dataset **out, ds_error *err)
 {
     ds_error_clear(err);
     *out = NULL;
@@ -86,7 +86,8 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
         char *t;
         while ((t = strtok_r(NULL, " \t\r\n", &save))) {
             if ((strcmp(t, "0") && strcmp(t, "1"))) {
-                s = ds_fail_line(err, DS_ERR_FORMAT, list, line, "label %d is '%s', expected 0 or 1", k + 1, t);
+                s = ds_fail_line(err, DS_ERR_FORMAT, list, line,
+                                 "label %d is '%s', expected 0 or 1", k + 1, t);
                 break;
             }
             if (k < 128)
@@ -97,8 +98,9 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
             break;
         if (L < 0) {
             if (k != 21 && k != 81) {
-                s = ds_fail_line(err, DS_ERR_FORMAT, list, line,
-                                 "%d labels after the image path, expected 21 or 81 (NUS-WIDE-21 / -81)", k);
+                s = ds_fail_line(
+                    err, DS_ERR_FORMAT, list, line,
+                    "%d labels after the image path, expected 21 or 81 (NUS-WIDE-21 / -81)", k);
                 break;
             }
             L = k;
@@ -108,7 +110,8 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
                 break;
             }
         } else if (k != L) {
-            s = ds_fail_line(err, DS_ERR_FORMAT, list, line, "%d labels, expected %d like the first line", k, L);
+            s = ds_fail_line(err, DS_ERR_FORMAT, list, line,
+                             "%d labels, expected %d like the first line", k, L);
             break;
         }
         ent[n].rel = strdup(tok);
@@ -131,8 +134,8 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
     if (!s) {
         d = ds_dataset_alloc(n, 3, oh, ow, DS_LABELS_MULTI, L);
         if (!d)
-            s = ds_fail(err, DS_ERR_NOMEM, list, -1, "cannot allocate %lld images of 3 x %d x %d", (long long)n, oh,
-                        ow);
+            s = ds_fail(err, DS_ERR_NOMEM, list, -1, "cannot allocate %lld images of 3 x %d x %d",
+                        (long long)n, oh, ow);
     }
     if (s) {
         free_entries(ent, n);
@@ -167,7 +170,8 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
         if (st == DS_OK) {
             if (keep != i) {
                 memmove(d->images + (size_t)keep * per, d->images + (size_t)i * per, per);
-                memmove(d->multi + (size_t)keep * (size_t)L, d->multi + (size_t)i * (size_t)L, (size_t)L);
+                memmove(d->multi + (size_t)keep * (size_t)L, d->multi + (size_t)i * (size_t)L,
+                        (size_t)L);
             }
             keep++;
         } else if (skippable && opts->skip_bad_images) {
@@ -183,7 +187,8 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
                 uint8_t *px = NULL;
                 int h, w;
                 if (ds_image_decode_file(path, &px, &h, &w, &e) == DS_OK)
-                    snprintf(e.msg, sizeof e.msg, "%s: failed while loading (out of memory?)", path);
+                    snprintf(e.msg, sizeof e.msg, "%s: failed while loading (out of memory?)",
+                             path);
                 free(px);
             }
             s = ds_fail_line(err, st, list, ent[i].line, "%s%s", e.msg,

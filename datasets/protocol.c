@@ -49,7 +49,8 @@ static int split_alloc(ds_split *s, int64_t nq, int64_t nt, int64_t nd)
     return 0;
 }
 
-ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out, ds_error *err)
+ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out,
+                         ds_error *err)
 {
     ds_error_clear(err);
     memset(out, 0, sizeof *out);
@@ -124,9 +125,9 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
     sort_i64(out->train, out->n_train);
     sort_i64(out->db, out->n_db);
     snprintf(out->name, sizeof out->name,
-             "paper: per class %d query / %d train / rest database%s; seed %llu", o->query_per_class,
-             o->train_per_class, o->db_includes_train ? " (database includes train)" : "",
-             (unsigned long long)seed);
+             "paper: per class %d query / %d train / rest database%s; seed %llu",
+             o->query_per_class, o->train_per_class,
+             o->db_includes_train ? " (database includes train)" : "", (unsigned long long)seed);
 done:
     free(counts);
     free(order);
@@ -139,7 +140,8 @@ ds_status ds_split_full(const ds_dataset *d, ds_split *out, ds_error *err)
     ds_error_clear(err);
     memset(out, 0, sizeof *out);
     if (!d->subset)
-        return ds_fail(err, DS_ERR_ARG, d->source, -1, "dataset %s has no official train/test split", d->name);
+        return ds_fail(err, DS_ERR_ARG, d->source, -1,
+                       "dataset %s has no official train/test split", d->name);
     int64_t nq = 0;
     for (int64_t i = 0; i < d->n; i++)
         nq += d->subset[i] != 0;
@@ -153,12 +155,13 @@ ds_status ds_split_full(const ds_dataset *d, ds_split *out, ds_error *err)
             out->db[out->n_db++] = i;
         }
     }
-    snprintf(out->name, sizeof out->name, "full: query = official test set, train = database = official training set");
+    snprintf(out->name, sizeof out->name,
+             "full: query = official test set, train = database = official training set");
     return DS_OK;
 }
 
-ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out,
-                              ds_error *err)
+ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                              ds_split *out, ds_error *err)
 {
     ds_error_clear(err);
     memset(out, 0, sizeof *out);
@@ -197,9 +200,10 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
             if (role[i] == 0 && d->multi[(size_t)i * (size_t)L + (size_t)l])
                 cand[nc++] = i;
         if (nc < need) {
-            s = ds_fail(err, DS_ERR_RANGE, d->source, -1,
-                        "concept %d has %lld unused images, fewer than %d queries + %d training images", l,
-                        (long long)nc, o->query_per_class, o->train_per_class);
+            s = ds_fail(
+                err, DS_ERR_RANGE, d->source, -1,
+                "concept %d has %lld unused images, fewer than %d queries + %d training images", l,
+                (long long)nc, o->query_per_class, o->train_per_class);
             break;
         }
         rng_shuffle_i64(&rng, cand, nc);
@@ -222,10 +226,12 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
                     out->db[out->n_db++] = i;
             }
             snprintf(out->name, sizeof out->name,
-                     "multi-label: per concept %d query / %d train / rest database%s (%d concepts, relevance = "
+                     "multi-label: per concept %d query / %d train / rest database%s (%d concepts, "
+                     "relevance = "
                      "shared label); seed %llu",
-                     o->query_per_class, o->train_per_class, o->db_includes_train ? " (database includes train)" : "",
-                     L, (unsigned long long)seed);
+                     o->query_per_class, o->train_per_class,
+                     o->db_includes_train ? " (database includes train)" : "", L,
+                     (unsigned long long)seed);
         }
     }
     free(role);
@@ -233,8 +239,8 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
     return s;
 }
 
-ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed, ds_split *out,
-                                  ds_error *err)
+ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
+                                  ds_split *out, ds_error *err)
 {
     ds_error_clear(err);
     memset(out, 0, sizeof *out);
@@ -243,13 +249,13 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
     if (!d->testsets || d->n_testsets == 0)
         return ds_fail(err, DS_ERR_FORMAT, d->source, -1, "no 'testsets' in this file");
     if (o->testset < 0 || o->testset >= d->n_testsets)
-        return ds_fail(err, DS_ERR_RANGE, d->source, -1, "testset %d out of range [0, %d)", o->testset,
-                       d->n_testsets);
+        return ds_fail(err, DS_ERR_RANGE, d->source, -1, "testset %d out of range [0, %d)",
+                       o->testset, d->n_testsets);
     int N = d->n_classes;
-    uint8_t *test = calloc((size_t)N + 1, 1);         /* 1: test identity */
-    int64_t *n_gal = calloc((size_t)N + 1, sizeof *n_gal); /* second-camera images per identity */
-    int64_t *seen = calloc((size_t)N + 1, sizeof *seen);   /* running second-camera index */
-    int64_t *pick = malloc(((size_t)N + 1) * sizeof *pick);/* chosen single shot, -1 none */
+    uint8_t *test = calloc((size_t)N + 1, 1);               /* 1: test identity */
+    int64_t *n_gal = calloc((size_t)N + 1, sizeof *n_gal);  /* second-camera images per identity */
+    int64_t *seen = calloc((size_t)N + 1, sizeof *seen);    /* running second-camera index */
+    int64_t *pick = malloc(((size_t)N + 1) * sizeof *pick); /* chosen single shot, -1 none */
     int32_t *offset = calloc((size_t)d->n_pairs + 1, sizeof *offset);
     ds_status s = DS_OK;
     if (!test || !n_gal || !seen || !pick || !offset) {
@@ -262,8 +268,9 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
     for (int r = 0; r < d->testset_rows; r++) {
         int pr = rows[2 * r], pe = rows[2 * r + 1];
         if (pr < 1 || pr > d->n_pairs || pe < 1 || pe > d->pair_persons[pr - 1]) {
-            s = ds_fail(err, DS_ERR_RANGE, d->source, r, "testsets{%d} row (pair %d, person %d) out of range",
-                        o->testset + 1, pr, pe);
+            s = ds_fail(err, DS_ERR_RANGE, d->source, r,
+                        "testsets{%d} row (pair %d, person %d) out of range", o->testset + 1, pr,
+                        pe);
             goto done;
         }
         test[offset[pr - 1] + pe - 1] = 1;
@@ -321,7 +328,8 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
         }
     }
     snprintf(out->name, sizeof out->name,
-             "cuhk03 classic: testsets{%d}, %lld test identities (%lld without second-camera images dropped), "
+             "cuhk03 classic: testsets{%d}, %lld test identities (%lld without second-camera "
+             "images dropped), "
              "query = first camera, gallery = second camera, %s; seed %llu",
              o->testset + 1, (long long)n_test, (long long)dropped,
              o->single_shot ? "single shot" : "all shots", (unsigned long long)seed);

@@ -13,10 +13,11 @@ static ds_status data_root_path(const char *spec, const char *rel, char *out, ds
 {
     const char *root = getenv("DRSCH_DATA");
     if (!root || !root[0])
-        return ds_fail(err, DS_ERR_ARG, NULL, -1,
-                       "dataset '%s': DRSCH_DATA is not set; set it to the dataset root or give the path "
-                       "explicitly (see drsch data --help)",
-                       spec);
+        return ds_fail(
+            err, DS_ERR_ARG, NULL, -1,
+            "dataset '%s': DRSCH_DATA is not set; set it to the dataset root or give the path "
+            "explicitly (see drsch data --help)",
+            spec);
     if (ds_path_join(out, root, rel) != 0)
         return ds_fail(err, DS_ERR_ARG, NULL, -1, "dataset '%s': path too long", spec);
     return DS_OK;
@@ -50,7 +51,8 @@ ds_status ds_spec_parse(const char *spec, ds_spec *out, ds_error *err)
             return set_path(out->path, rest, strlen(rest), spec, err);
         if (IS("fashion-mnist")) {
             const char *root = getenv("DRSCH_DATA");
-            if (root && root[0] && ds_path_join(out->path, root, "fashion-mnist") == 0 && ds_file_exists(out->path))
+            if (root && root[0] && ds_path_join(out->path, root, "fashion-mnist") == 0 &&
+                ds_file_exists(out->path))
                 return DS_OK;
             snprintf(out->path, sizeof out->path, "%s", DS_FASHION_MNIST_SYSTEM_DIR);
             return DS_OK;
@@ -78,7 +80,8 @@ ds_status ds_spec_parse(const char *spec, ds_spec *out, ds_error *err)
         }
         const char *c2 = strrchr(rest, ':');
         if (!c2)
-            return ds_fail(err, DS_ERR_ARG, NULL, -1, "dataset '%s': expected nuswide:LIST:IMGROOT", spec);
+            return ds_fail(err, DS_ERR_ARG, NULL, -1, "dataset '%s': expected nuswide:LIST:IMGROOT",
+                           spec);
         ds_status s = set_path(out->path, rest, (size_t)(c2 - rest), spec, err);
         if (s)
             return s;
@@ -95,8 +98,10 @@ ds_status ds_spec_parse(const char *spec, ds_spec *out, ds_error *err)
                 out->detected = !strcmp(last, "detected");
                 flen = c2 ? (size_t)(c2 - rest) : 0;
             } else if (c2) {
-                return ds_fail(err, DS_ERR_ARG, NULL, -1,
-                               "dataset '%s': expected cuhk03:FILE.mat[:labeled|detected], got '%s'", spec, last);
+                return ds_fail(
+                    err, DS_ERR_ARG, NULL, -1,
+                    "dataset '%s': expected cuhk03:FILE.mat[:labeled|detected], got '%s'", spec,
+                    last);
             }
         }
         snprintf(out->name, sizeof out->name, "cuhk03-%s", out->detected ? "detected" : "labeled");
@@ -106,12 +111,14 @@ ds_status ds_spec_parse(const char *spec, ds_spec *out, ds_error *err)
     }
 #undef IS
     return ds_fail(err, DS_ERR_ARG, NULL, -1,
-                   "unknown dataset '%s' (expected fashion-mnist, mnist:DIR, cifar10:DIR, nuswide:LIST:IMGROOT "
+                   "unknown dataset '%s' (expected fashion-mnist, mnist:DIR, cifar10:DIR, "
+                   "nuswide:LIST:IMGROOT "
                    "or cuhk03:FILE.mat[:labeled|detected])",
                    spec);
 }
 
-ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out, ds_error *err)
+ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out,
+                       ds_error *err)
 {
     ds_load_opts def;
     if (!opts) {
@@ -120,12 +127,8 @@ ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset
     }
     ds_status s = DS_ERR_ARG;
     switch (spec->kind) {
-    case DS_KIND_IDX:
-        s = ds_load_idx_dir(spec->path, spec->name, out, err);
-        break;
-    case DS_KIND_CIFAR10:
-        s = ds_load_cifar10(spec->path, out, err);
-        break;
+    case DS_KIND_IDX: s = ds_load_idx_dir(spec->path, spec->name, out, err); break;
+    case DS_KIND_CIFAR10: s = ds_load_cifar10(spec->path, out, err); break;
     case DS_KIND_NUSWIDE:
         s = ds_load_nuswide(spec->path, spec->path2, opts, out, err);
         if (s == DS_OK && (*out)->n_classes > 21) {
@@ -137,14 +140,12 @@ ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset
             }
         }
         if (s == DS_OK)
-            snprintf((*out)->name, sizeof (*out)->name, "nuswide-21");
+            snprintf((*out)->name, sizeof(*out)->name, "nuswide-21");
         break;
-    case DS_KIND_CUHK03:
-        s = ds_load_cuhk03(spec->path, spec->detected, opts, out, err);
-        break;
+    case DS_KIND_CUHK03: s = ds_load_cuhk03(spec->path, spec->detected, opts, out, err); break;
     }
     if (s == DS_OK && spec->kind != DS_KIND_NUSWIDE)
-        snprintf((*out)->name, sizeof (*out)->name, "%s", spec->name);
+        snprintf((*out)->name, sizeof(*out)->name, "%s", spec->name);
     return s;
 }
 

@@ -33,7 +33,9 @@ static int load_labels(const char *path, size_t n, npy_array *a)
 int main(int argc, char **argv)
 {
     if (argc < 5 || argc > 6) {
-        fprintf(stderr, "usage: search_map QUERY.codes.npy DB.codes.npy QUERY.labels.npy DB.labels.npy [K]\n");
+        fprintf(
+            stderr,
+            "usage: search_map QUERY.codes.npy DB.codes.npy QUERY.labels.npy DB.labels.npy [K]\n");
         return 2;
     }
     size_t k = argc == 6 ? (size_t)strtoull(argv[5], NULL, 10) : 10;
@@ -60,8 +62,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "search_map: %s\n", idx && dist ? err.msg : "out of memory");
         goto done;
     }
-    printf("%zu queries x %zu codes of %u bits, kernels for %s\nquery 0, nearest %zu:", q.n, db.n, q.bits,
-           hm_isa_name(hm_isa_active()), k);
+    printf("%zu queries x %zu codes of %u bits, kernels for %s\nquery 0, nearest %zu:", q.n, db.n,
+           q.bits, hm_isa_name(hm_isa_active()), k);
     for (size_t j = 0; j < k; j++)
         printf(" %lld(d=%d)", (long long)idx[j], dist[j]);
     printf("\n");

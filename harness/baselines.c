@@ -75,15 +75,17 @@ static int lapack_load(bl_error *err)
 {
     pthread_once(&lapack.once, lapack_load_once);
     if (!lapack.ssyevr) {
-        snprintf(err->msg, sizeof err->msg, "LAPACK (%s, package liblapacke) cannot be loaded: %.180s",
-                 BL_LAPACKE_SONAME, lapack.msg);
+        snprintf(err->msg, sizeof err->msg,
+                 "LAPACK (%s, package liblapacke) cannot be loaded: %.180s", BL_LAPACKE_SONAME,
+                 lapack.msg);
         return -1;
     }
     double left = address_space_left();
     if (left >= 0 && left < BL_BLAS_HEADROOM) {
-        snprintf(err->msg, sizeof err->msg, "ITQ: the address-space limit (ulimit -v) leaves %.0f MiB and LAPACK's "
-                 "BLAS may need %.0f MiB (OpenBLAS then waits forever): raise the limit", left / 1048576.0,
-                 BL_BLAS_HEADROOM / 1048576.0);
+        snprintf(err->msg, sizeof err->msg,
+                 "ITQ: the address-space limit (ulimit -v) leaves %.0f MiB and LAPACK's "
+                 "BLAS may need %.0f MiB (OpenBLAS then waits forever): raise the limit",
+                 left / 1048576.0, BL_BLAS_HEADROOM / 1048576.0);
         return -1;
     }
     return 0;
@@ -120,7 +122,8 @@ void bl_model_free(bl_model *m)
     m->mean = m->proj = NULL;
 }
 
-int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out, bl_error *err)
+int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out,
+                 bl_error *err)
 {
     if (alloc_model(out, dim, bits, err))
         return -1;
@@ -131,11 +134,12 @@ int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed
     return 0;
 }
 
-int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed, bl_model *out,
-                 bl_error *err)
+int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed,
+                 bl_model *out, bl_error *err)
 {
     if ((int)bits > dim || n < 2) {
-        snprintf(err->msg, sizeof err->msg, "ITQ needs bits <= feature dimension (%u > %d) and 2+ samples", bits, dim);
+        snprintf(err->msg, sizeof err->msg,
+                 "ITQ needs bits <= feature dimension (%u > %d) and 2+ samples", bits, dim);
         return -1;
     }
     if (lapack_load(err) || alloc_model(out, dim, bits, err))
@@ -143,13 +147,17 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
     column_mean(x, n, dim, out->mean);
     const size_t D = (size_t)dim, B = bits;
     double *cov = calloc(D * D, sizeof *cov);
-    float *covf = malloc(D * D * sizeof *covf), *eval = malloc(D * sizeof *eval), *evec = malloc(D * B * sizeof *evec);
-    float *V = malloc(n * B * sizeof *V), *R = malloc(B * B * sizeof *R), *M = malloc(B * B * sizeof *M);
-    float *U = malloc(B * B * sizeof *U), *Vt = malloc(B * B * sizeof *Vt), *sv = malloc(B * sizeof *sv);
+    float *covf = malloc(D * D * sizeof *covf), *eval = malloc(D * sizeof *eval),
+          *evec = malloc(D * B * sizeof *evec);
+    float *V = malloc(n * B * sizeof *V), *R = malloc(B * B * sizeof *R),
+          *M = malloc(B * B * sizeof *M);
+    float *U = malloc(B * B * sizeof *U), *Vt = malloc(B * B * sizeof *Vt),
+          *sv = malloc(B * sizeof *sv);
     float *superb = malloc(B * sizeof *superb);
     lapack_int *isuppz = malloc(2 * B * sizeof *isuppz);
     int rc = -1;
-    if (!cov || !covf || !eval || !evec || !V || !R || !M || !U || !Vt || !sv || !superb || !isuppz) {
+    if (!cov || !covf || !eval || !evec || !V || !R || !M || !U || !Vt || !sv || !superb ||
+        !isuppz) {
         snprintf(err->msg, sizeof err->msg, "out of memory for ITQ (%d dimensions)", dim);
         goto done;
     }
@@ -167,11 +175,12 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
             covf[a * D + b] = covf[b * D + a] = (float)cov[a * D + b];
     /* The B largest eigenvectors (ssyevr returns ascending eigenvalues in the index range). */
     lapack_int found = 0;
-    lapack_int info = lapack.ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf, (lapack_int)D, 0, 0,
-                                     (lapack_int)(D - B + 1), (lapack_int)D, 0, &found, eval, evec, (lapack_int)B,
-                                     isuppz);
+    lapack_int info = lapack.ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf,
+                                    (lapack_int)D, 0, 0, (lapack_int)(D - B + 1), (lapack_int)D, 0,
+                                    &found, eval, evec, (lapack_int)B, isuppz);
     if (info != 0 || found != (lapack_int)B) {
-        snprintf(err->msg, sizeof err->msg, "PCA eigen-decomposition failed (LAPACK info %d)", (int)info);
+        snprintf(err->msg, sizeof err->msg, "PCA eigen-decomposition failed (LAPACK info %d)",
+                 (int)info);
         goto done;
     }
     /* V = (X - mean) W, n x B. */
@@ -187,8 +196,8 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
     uint64_t s = seed;
     for (size_t i = 0; i < B * B; i++)
         M[i] = (float)rng_splitmix64_normal(&s);
-    info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, R,
-                          (lapack_int)B, Vt, (lapack_int)B, superb);
+    info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B,
+                         sv, R, (lapack_int)B, Vt, (lapack_int)B, superb);
     if (info != 0) {
         snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
         goto done;
@@ -208,8 +217,8 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
                 for (size_t k = 0; k < B; k++)
                     M[a * B + k] += V[i * B + a] * code[k];
         }
-        info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B, sv, U,
-                              (lapack_int)B, Vt, (lapack_int)B, superb);
+        info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M,
+                             (lapack_int)B, sv, U, (lapack_int)B, Vt, (lapack_int)B, superb);
         if (info != 0) {
             snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
             goto done;

@@ -19,7 +19,8 @@
 #include <omp.h>
 #endif
 
-int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out)
+int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi,
+                  int64_t *out)
 {
     char *end = NULL;
     errno = 0;
@@ -31,21 +32,22 @@ int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, 
     if (v < lo || v > hi) {
         /* A bound of 2^31 or more is "no bound" to a person: say "at least lo" then. */
         if (hi >= INT32_MAX && v < lo)
-            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at least %lld\n", cmd, flag, v,
-                    (long long)lo);
+            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at least %lld\n", cmd,
+                    flag, v, (long long)lo);
         else if (hi >= INT32_MAX)
-            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at most %lld\n", cmd, flag, v,
-                    (long long)hi);
+            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be at most %lld\n", cmd,
+                    flag, v, (long long)hi);
         else
-            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be %lld to %lld\n", cmd, flag, v,
-                    (long long)lo, (long long)hi);
+            fprintf(stderr, "drsch %s: %s: %lld is out of range: it must be %lld to %lld\n", cmd,
+                    flag, v, (long long)lo, (long long)hi);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out)
+int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi,
+                  double *out)
 {
     char *end = NULL;
     errno = 0;
@@ -56,11 +58,14 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
     }
     if (v < lo || v > hi) {
         if (hi >= 1e30 && v < lo)
-            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at least %g\n", cmd, flag, v, lo);
+            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at least %g\n", cmd, flag,
+                    v, lo);
         else if (hi >= 1e30)
-            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at most %g\n", cmd, flag, v, hi);
+            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be at most %g\n", cmd, flag,
+                    v, hi);
         else
-            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be %g to %g\n", cmd, flag, v, lo, hi);
+            fprintf(stderr, "drsch %s: %s: %g is out of range: it must be %g to %g\n", cmd, flag, v,
+                    lo, hi);
         return -1;
     }
     *out = v;
@@ -80,8 +85,11 @@ int cli_parse_precision(const char *cmd, const char *s, nn_precision *out)
 void cli_note_precision(const char *cmd, nn_precision p)
 {
     if (p == NN_PRECISION_BF16 && !nn_bf16_native())
-        fprintf(stderr, "drsch %s: note: oneDNN's ISA here is %s, without bf16 instructions; bf16 runs emulated "
-                        "(bf16 results, slower than f32)\n", cmd, nn_onednn_isa());
+        fprintf(stderr,
+                "drsch %s: note: oneDNN's ISA here is %s, without bf16 instructions; bf16 runs "
+                "emulated "
+                "(bf16 results, slower than f32)\n",
+                cmd, nn_onednn_isa());
 }
 
 #ifdef DRSCH_HAVE_OPENMP
@@ -96,7 +104,8 @@ void cli_threads_init(void)
         return;
     done = 1;
     /* Without --threads the OpenMP default is OMP_NUM_THREADS, which nothing bounds: 100000 makes
-     * the runtime fail to start its threads (search and eval crashed). The same limit as --threads. */
+     * the runtime fail to start its threads (search and eval crashed). The same limit as --threads.
+     */
     int n = omp_get_max_threads();
     if (n > CLI_THREADS_MAX) {
         env_threads = n;
@@ -113,16 +122,21 @@ int cli_set_threads(int threads)
         omp_set_num_threads(threads < CLI_THREADS_MAX ? threads : CLI_THREADS_MAX);
     int n = omp_get_max_threads();
     /* More threads than cores: OpenMP threads spin then sleep at every barrier waiting for threads
-     * that are not running, which made training 50x slower with 64 threads on 2 cores. Said once. */
+     * that are not running, which made training 50x slower with 64 threads on 2 cores. Said once.
+     */
     static int warned;
     int cores = omp_get_num_procs();
     if (!warned && n > cores) {
         warned = 1;
         char from[64] = "";
         if (threads <= 0 && env_threads)
-            snprintf(from, sizeof from, " (OMP_NUM_THREADS=%d, at most %d)", env_threads, CLI_THREADS_MAX);
-        fprintf(stderr, "drsch: warning: %d threads%s on %d cores: OpenMP threads will wait for each other; "
-                        "use --threads %d\n", n, from, cores, cores);
+            snprintf(from, sizeof from, " (OMP_NUM_THREADS=%d, at most %d)", env_threads,
+                     CLI_THREADS_MAX);
+        fprintf(
+            stderr,
+            "drsch: warning: %d threads%s on %d cores: OpenMP threads will wait for each other; "
+            "use --threads %d\n",
+            n, from, cores, cores);
     }
     return n;
 #else
@@ -181,8 +195,8 @@ int cli_check_memory(const char *cmd, const char *what, double need_bytes)
 {
     double avail = cli_mem_available();
     if (avail > 0 && need_bytes > avail) {
-        fprintf(stderr, "drsch %s: %s needs %.2f GiB of memory but only %.2f GiB are available\n", cmd, what,
-                need_bytes / (1 << 30), avail / (1 << 30));
+        fprintf(stderr, "drsch %s: %s needs %.2f GiB of memory but only %.2f GiB are available\n",
+                cmd, what, need_bytes / (1 << 30), avail / (1 << 30));
         return -1;
     }
     return 0;
@@ -212,7 +226,8 @@ static int folder_of(const char *path, char *buf, size_t size)
 static int probe_folder(const char *dir)
 {
     char probe[4096];
-    if (snprintf(probe, sizeof probe, "%s/.drsch-probe.%ld", dir, (long)getpid()) >= (int)sizeof probe)
+    if (snprintf(probe, sizeof probe, "%s/.drsch-probe.%ld", dir, (long)getpid()) >=
+        (int)sizeof probe)
         return ENAMETOOLONG;
     FILE *f = fopen(probe, "w");
     if (!f)
@@ -237,7 +252,8 @@ static int check_folder(const char *cmd, const char *flag, const char *path, con
     }
     int e = probe_folder(dir);
     if (e) {
-        fprintf(stderr, "drsch %s: %s %s: cannot create files in '%s': %s\n", cmd, flag, path, dir, strerror(e));
+        fprintf(stderr, "drsch %s: %s %s: cannot create files in '%s': %s\n", cmd, flag, path, dir,
+                strerror(e));
         return -1;
     }
     return 0;
@@ -254,14 +270,15 @@ static int check_output(const char *cmd, const char *flag, const char *path, int
     struct stat st;
     int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
     if (path[len - 1] == '/' && !is_dir) {
-        fprintf(stderr, "drsch %s: %s %s: ends with '/'; give a %s inside the folder, e.g. %s%s\n", cmd, flag,
-                path, what, path, is_prefix ? "codes" : "out");
+        fprintf(stderr, "drsch %s: %s %s: ends with '/'; give a %s inside the folder, e.g. %s%s\n",
+                cmd, flag, path, what, path, is_prefix ? "codes" : "out");
         return -1;
     }
     if (is_dir) {
         if (is_prefix)
-            fprintf(stderr, "drsch %s: %s %s: is a directory; give a prefix inside it, e.g. %s%scodes\n", cmd,
-                    flag, path, path, path[len - 1] == '/' ? "" : "/");
+            fprintf(stderr,
+                    "drsch %s: %s %s: is a directory; give a prefix inside it, e.g. %s%scodes\n",
+                    cmd, flag, path, path, path[len - 1] == '/' ? "" : "/");
         else
             fprintf(stderr, "drsch %s: %s %s: is a directory; give a file name\n", cmd, flag, path);
         return -1;
@@ -269,7 +286,8 @@ static int check_output(const char *cmd, const char *flag, const char *path, int
     /* /dev/null, /dev/stdout, a FIFO: written in place, never replaced (fileio.h) */
     if (!is_prefix && stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         if (access(path, W_OK) != 0) {
-            fprintf(stderr, "drsch %s: %s %s: cannot write: %s\n", cmd, flag, path, strerror(errno));
+            fprintf(stderr, "drsch %s: %s %s: cannot write: %s\n", cmd, flag, path,
+                    strerror(errno));
             return -1;
         }
         return 0;
@@ -331,7 +349,8 @@ int cli_check_output_dir(const char *cmd, const char *flag, const char *dir)
         return -1;
     }
     if (make_folders(dir) != 0) {
-        fprintf(stderr, "drsch %s: %s %s: cannot create the folder: %s\n", cmd, flag, dir, strerror(errno));
+        fprintf(stderr, "drsch %s: %s %s: cannot create the folder: %s\n", cmd, flag, dir,
+                strerror(errno));
         return -1;
     }
     return check_folder(cmd, flag, dir, dir);

@@ -10,8 +10,10 @@
 
 /* Parse the whole of `s` as an integer in [lo, hi]; on failure print
  * "drsch <cmd>: --flag: ..." to stderr and return -1. */
-int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
-int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+int cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi,
+                  int64_t *out);
+int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, double hi,
+                  double *out);
 /* The most threads a command runs: the range of --threads is 0..CLI_THREADS_MAX. */
 #define CLI_THREADS_MAX 1024
 /* Caps the OpenMP default thread count (OMP_NUM_THREADS) at CLI_THREADS_MAX; main() calls it
@@ -23,14 +25,16 @@ void cli_threads_init(void);
  * --threads 2". */
 int cli_set_threads(int threads);
 int cli_max_threads(void);
-double cli_now(void); /* monotonic seconds */
+double cli_now(void);         /* monotonic seconds */
 double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
-double cli_mem_available(void); /* bytes the kernel reports available (MemAvailable); 0 if unknown */
-double cli_max_rss(void);       /* peak resident memory of this process so far, bytes */
+double
+cli_mem_available(void);  /* bytes the kernel reports available (MemAvailable); 0 if unknown */
+double cli_max_rss(void); /* peak resident memory of this process so far, bytes */
 /* Refuses work needing more memory than is available: prints "drsch <cmd>: <what> needs X GiB
  * but only Y GiB are available" and returns -1. */
 int cli_check_memory(const char *cmd, const char *what, double need_bytes);
-/* --precision: "f32" | "bf16" -> *out; else prints "drsch <cmd>: --precision: ..." and returns -1. */
+/* --precision: "f32" | "bf16" -> *out; else prints "drsch <cmd>: --precision: ..." and returns -1.
+ */
 int cli_parse_precision(const char *cmd, const char *s, nn_precision *out);
 /* For bf16 on a CPU where oneDNN emulates bf16 (no avx512_bf16): a note on stderr that it runs,
  * with bf16 results, slower than f32. Nothing for f32 or native bf16. */

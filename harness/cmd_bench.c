@@ -15,7 +15,8 @@ typedef struct {
 
 static const bench BENCHES[] = {
     {"hamming", cmd_bench_hamming, "Hamming / weighted-Hamming top-k search, one entry per ISA"},
-    {"train", cmd_bench_train, "images/s of a training step (forward, triplet loss, backward, SGD)"},
+    {"train", cmd_bench_train,
+     "images/s of a training step (forward, triplet loss, backward, SGD)"},
     {"encode", cmd_bench_encode, "images/s of encoding images to packed codes"},
     {"data", cmd_bench_data, "images/s of building augmented class-balanced training batches"},
 };

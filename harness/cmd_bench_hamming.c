@@ -29,27 +29,29 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch bench hamming [options] [--json FILE]\n\n"
-            "Exact top-k search over seeded uniform random codes, once per ISA (instruction set),\n"
-            "each checked against the first. Prints the time per search, comparisons/s, GB/s of codes\n"
-            "compared, and the share reached of the machine's limits measured in the same run (the\n"
-            "distance kernel on cached codes, memory read bandwidth).\n\n"
-            "  --n N            database codes, 1 to %lld (default 1000000)\n"
-            "  --queries Q      queries, 1 to 16777216 (default 1000)\n"
-            "  --bits B         code length, 1 to %d (default 64)\n"
-            "  --k K            neighbours per query, at most --n (default 100)\n"
-            "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default 0)\n"
-            "  --isa I          only this ISA: scalar, avx2, avx512 or neon (default: every ISA the\n"
-            "                   CPU supports)\n"
-            "  --weighted       rank by weighted Hamming distance, seeded weights in [0.5, 1.5)\n"
-            "                   (default: plain Hamming distance)\n"
-            "  --repetitions R  timed searches per ISA after one untimed one, 1 to 1000; the mean is\n"
-            "                   reported (default 3)\n"
-            "  --seed S         seed of the random codes (default 1)\n"
-            "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
-            "  -h, --help       this text\n",
-            (long long)MAX_CODES, HM_MAX_BITS);
+    fprintf(
+        f,
+        "usage: drsch bench hamming [options] [--json FILE]\n\n"
+        "Exact top-k search over seeded uniform random codes, once per ISA (instruction set),\n"
+        "each checked against the first. Prints the time per search, comparisons/s, GB/s of codes\n"
+        "compared, and the share reached of the machine's limits measured in the same run (the\n"
+        "distance kernel on cached codes, memory read bandwidth).\n\n"
+        "  --n N            database codes, 1 to %lld (default 1000000)\n"
+        "  --queries Q      queries, 1 to 16777216 (default 1000)\n"
+        "  --bits B         code length, 1 to %d (default 64)\n"
+        "  --k K            neighbours per query, at most --n (default 100)\n"
+        "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
+        "0)\n"
+        "  --isa I          only this ISA: scalar, avx2, avx512 or neon (default: every ISA the\n"
+        "                   CPU supports)\n"
+        "  --weighted       rank by weighted Hamming distance, seeded weights in [0.5, 1.5)\n"
+        "                   (default: plain Hamming distance)\n"
+        "  --repetitions R  timed searches per ISA after one untimed one, 1 to 1000; the mean is\n"
+        "                   reported (default 3)\n"
+        "  --seed S         seed of the random codes (default 1)\n"
+        "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
+        "  -h, --help       this text\n",
+        (long long)MAX_CODES, HM_MAX_BITS);
 }
 
 static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
@@ -141,12 +143,22 @@ int cmd_bench_hamming(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'n': bad = cli_parse_i64("bench hamming", "--n", optarg, 1, INT64_MAX, &n); break;
-        case 'q': bad = cli_parse_i64("bench hamming", "--queries", optarg, 1, (int64_t)1 << 24, &nq); break;
-        case 'b': bad = cli_parse_i64("bench hamming", "--bits", optarg, 1, HM_MAX_BITS, &bits); break;
+        case 'q':
+            bad = cli_parse_i64("bench hamming", "--queries", optarg, 1, (int64_t)1 << 24, &nq);
+            break;
+        case 'b':
+            bad = cli_parse_i64("bench hamming", "--bits", optarg, 1, HM_MAX_BITS, &bits);
+            break;
         case 'k': bad = cli_parse_i64("bench hamming", "--k", optarg, 1, INT64_MAX, &k); break;
-        case 't': bad = cli_parse_i64("bench hamming", "--threads", optarg, 0, 1024, &threads); break;
-        case 'r': bad = cli_parse_i64("bench hamming", "--repetitions", optarg, 1, 1000, &reps); break;
-        case 's': bad = cli_parse_i64("bench hamming", "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 't':
+            bad = cli_parse_i64("bench hamming", "--threads", optarg, 0, 1024, &threads);
+            break;
+        case 'r':
+            bad = cli_parse_i64("bench hamming", "--repetitions", optarg, 1, 1000, &reps);
+            break;
+        case 's':
+            bad = cli_parse_i64("bench hamming", "--seed", optarg, 0, INT64_MAX, &seed);
+            break;
         case 'i': isa_name = optarg; break;
         case 'j': json = optarg; break;
         case 'w': weighted = 1; break;
@@ -161,12 +173,13 @@ int cmd_bench_hamming(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (n > MAX_CODES) {
-        fprintf(stderr, "drsch bench hamming: --n: %lld is out of range: it must be 1 to %lld\n", (long long)n,
-                (long long)MAX_CODES);
+        fprintf(stderr, "drsch bench hamming: --n: %lld is out of range: it must be 1 to %lld\n",
+                (long long)n, (long long)MAX_CODES);
         return EXIT_USAGE;
     }
     if (k > n) {
-        fprintf(stderr, "drsch bench hamming: --k %lld is larger than --n %lld\n", (long long)k, (long long)n);
+        fprintf(stderr, "drsch bench hamming: --k %lld is larger than --n %lld\n", (long long)k,
+                (long long)n);
         return EXIT_USAGE;
     }
     if (json && cli_check_output_file("bench hamming", "--json", json))
@@ -180,7 +193,8 @@ int cmd_bench_hamming(int argc, char **argv)
     if (isa_name) {
         if (hm_isa_parse(isa_name, &only, &err) != HM_OK || !hm_isa_supported(only)) {
             if (hm_isa_parse(isa_name, &only, &err) == HM_OK)
-                fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n", isa_name);
+                fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n",
+                        isa_name);
             else
                 fprintf(stderr, "drsch bench hamming: --isa: %s\n", err.msg);
             return EXIT_USAGE;
@@ -188,9 +202,12 @@ int cmd_bench_hamming(int argc, char **argv)
     }
     int nthreads = cli_set_threads((int)threads);
     /* In double: any --n and --k are refused by the memory check, not wrapped around. */
-    double need = (double)n * (double)hm_words_for_bits((uint32_t)bits) * 8 + (double)nq * (double)k * 24;
-    fprintf(stderr, "drsch bench hamming: generating %lld + %lld random %lld-bit codes (seed %lld, %.0f MiB)\n",
-            (long long)n, (long long)nq, (long long)bits, (long long)seed, need / (1 << 20));
+    double need =
+        (double)n * (double)hm_words_for_bits((uint32_t)bits) * 8 + (double)nq * (double)k * 24;
+    fprintf(
+        stderr,
+        "drsch bench hamming: generating %lld + %lld random %lld-bit codes (seed %lld, %.0f MiB)\n",
+        (long long)n, (long long)nq, (long long)bits, (long long)seed, need / (1 << 20));
 
     if (cli_check_memory("bench hamming", "this benchmark", need * 1.5))
         return 1;
@@ -202,9 +219,11 @@ int cmd_bench_hamming(int argc, char **argv)
     int64_t *idx = malloc(nres * sizeof *idx), *idx0 = malloc(nres * sizeof *idx0);
     int32_t *dist = malloc(nres * 4), *dist0 = malloc(nres * 4);
     rp_report *rep = rp_create();
-    if (!idx || !idx0 || !dist || !dist0 || !rep || random_codes(&db, (size_t)n, (uint32_t)bits, (uint64_t)seed) ||
+    if (!idx || !idx0 || !dist || !dist0 || !rep ||
+        random_codes(&db, (size_t)n, (uint32_t)bits, (uint64_t)seed) ||
         random_codes(&q, (size_t)nq, (uint32_t)bits, (uint64_t)seed ^ 0xABCDEF)) {
-        fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n", need / (1 << 20));
+        fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n",
+                need / (1 << 20));
         goto done;
     }
     if (weighted) {
@@ -249,7 +268,8 @@ int cmd_bench_hamming(int argc, char **argv)
             memcpy(dist0, dist, nres * 4);
             first = 0;
         } else if (memcmp(idx0, idx, nres * sizeof *idx) || memcmp(dist0, dist, nres * 4)) {
-            fprintf(stderr, "drsch bench hamming: %s results differ from the first ISA's: kernel bug\n",
+            fprintf(stderr,
+                    "drsch bench hamming: %s results differ from the first ISA's: kernel bug\n",
                     hm_isa_name((hm_isa)isa));
             goto done;
         }
@@ -261,8 +281,8 @@ int cmd_bench_hamming(int argc, char **argv)
         double t_cmp = comparisons / limit;
         double roofline = (t_mem > t_cmp ? t_mem : t_cmp) / mean;
         snprintf(name, sizeof name, "BM_%s/%s/bits:%lld/n:%lld/queries:%lld/k:%lld/threads:%d",
-                 w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name((hm_isa)isa), (long long)bits,
-                 (long long)n, (long long)nq, (long long)k, nthreads);
+                 w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name((hm_isa)isa),
+                 (long long)bits, (long long)n, (long long)nq, (long long)k, nthreads);
         rp_entry *e = rp_add(rep, name, reps, mean * 1e3, mean * 1e3 * nthreads, "ms", nthreads);
         rp_counter(e, "items_per_second", items);
         rp_counter(e, "bytes_per_second", items * (double)code_bytes);
@@ -273,8 +293,9 @@ int cmd_bench_hamming(int argc, char **argv)
         rp_counter(e, "roofline_fraction", roofline);
         rp_counter(e, "max_rss_bytes", cli_max_rss());
         rp_label(e, hm_isa_name((hm_isa)isa));
-        printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name((hm_isa)isa), mean * 1e3,
-               items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);
+        printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name((hm_isa)isa),
+               mean * 1e3, items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9,
+               roofline * 100);
         fflush(stdout);
     }
     rp_context_set(rep, "benchmark", "hamming top-k over uniform random codes");

@@ -9,8 +9,8 @@
  * fraction of the f32 peak estimated as threads x clock x 2 FMA units x 16 lanes x 2 flops
  * (AVX-512; bf16 runs are measured against the same f32 peak); the clock is the highest
  * "cpu MHz" in /proc/cpuinfo unless --ghz is given.
- * Timing: --warmup untimed runs, then --repetitions repetitions of --iters runs; the best repetition
- * is reported (the machine is shared), the mean is a counter too. */
+ * Timing: --warmup untimed runs, then --repetitions repetitions of --iters runs; the best
+ * repetition is reported (the machine is shared), the mean is a counter too. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +42,8 @@ static double cpu_ghz(double override_ghz, const char **source)
     char line[256];
     while (f && fgets(line, sizeof line, f)) {
         double mhz;
-        if (!strncmp(line, "cpu MHz", 7) && sscanf(strchr(line, ':') ? strchr(line, ':') + 1 : line, "%lf", &mhz) == 1 &&
+        if (!strncmp(line, "cpu MHz", 7) &&
+            sscanf(strchr(line, ':') ? strchr(line, ':') + 1 : line, "%lf", &mhz) == 1 &&
             mhz > best)
             best = mhz;
     }
@@ -55,50 +56,65 @@ static double cpu_ghz(double override_ghz, const char **source)
 static void usage(FILE *f, const char *cmd)
 {
     int enc = !strcmp(cmd, "encode");
-    fprintf(f,
-            "usage: drsch bench %s [options] [--json FILE]\n\n"
-            "%s\n"
-            "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x clock x\n"
-            "2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n\n"
-            "  --arch NAME      network: drsch-mnist, drsch-cifar, drsch-reid (default drsch-mnist)\n"
-            "  --batch N        images per %s, 1 to 65536 (default 100)\n"
-            "  --bits B         code length, 1 to %d (default 48)\n"
-            "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default 0)\n",
-            cmd,
-            enc ? "Encoding speed: random images -> network outputs -> packed codes."
-                : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward pass and SGD\n"
-                  "update on random images.",
-            enc ? "forward pass" : "training step", HM_MAX_BITS);
+    fprintf(
+        f,
+        "usage: drsch bench %s [options] [--json FILE]\n\n"
+        "%s\n"
+        "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x clock x\n"
+        "2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n\n"
+        "  --arch NAME      network: drsch-mnist, drsch-cifar, drsch-reid (default drsch-mnist)\n"
+        "  --batch N        images per %s, 1 to 65536 (default 100)\n"
+        "  --bits B         code length, 1 to %d (default 48)\n"
+        "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
+        "0)\n",
+        cmd,
+        enc ? "Encoding speed: random images -> network outputs -> packed codes."
+            : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward pass and "
+              "SGD\n"
+              "update on random images.",
+        enc ? "forward pass" : "training step", HM_MAX_BITS);
     if (enc)
-        fprintf(f, "  --images N       images encoded per timed run (default 20000)\n"
-                   "  --replicas R     copies of the network encoding batches in parallel; 0 = one per\n"
-                   "                   thread (default 0)\n"
-                   "  --precision P    f32 | bf16: arithmetic of the forward pass (default f32)\n"
-                   "  --iters N        timed runs per repetition (default 3)\n"
-                   "  --warmup N       untimed runs before the first repetition (default 1)\n");
+        fprintf(
+            f,
+            "  --images N       images encoded per timed run (default 20000)\n"
+            "  --replicas R     copies of the network encoding batches in parallel; 0 = one per\n"
+            "                   thread (default 0)\n"
+            "  --precision P    f32 | bf16: arithmetic of the forward pass (default f32)\n"
+            "  --iters N        timed runs per repetition (default 3)\n"
+            "  --warmup N       untimed runs before the first repetition (default 1)\n");
     else
         fprintf(f, "  --iters N        timed steps per repetition (default 50)\n"
                    "  --warmup N       untimed steps before the first repetition (default 5)\n");
-    fprintf(f, "  --repetitions R  timed repetitions, 1 to 1000; the best is reported (default 3)\n"
-               "  --seed S         seed of the network's initial weights and the images (default 1)\n"
-               "  --ghz F          clock for the peak estimate (default: highest cpu MHz in /proc/cpuinfo)\n"
-               "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
-               "  -h, --help       this text\n");
+    fprintf(f,
+            "  --repetitions R  timed repetitions, 1 to 1000; the best is reported (default 3)\n"
+            "  --seed S         seed of the network's initial weights and the images (default 1)\n"
+            "  --ghz F          clock for the peak estimate (default: highest cpu MHz in "
+            "/proc/cpuinfo)\n"
+            "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
+            "  -h, --help       this text\n");
 }
 
 static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
 {
     int enc = !strcmp(cmd, "encode");
-    *o = (bench_opts){"drsch-mnist", NULL, 100, 48, 0, enc ? 3 : 50, enc ? 1 : 5, 3, 1, 20000, 0, 0, NN_PRECISION_F32, ""};
-    static const struct option longopts[] = {
-        {"arch", required_argument, 0, 'a'},   {"batch", required_argument, 0, 'b'},
-        {"bits", required_argument, 0, 'B'},   {"threads", required_argument, 0, 't'},
-        {"iters", required_argument, 0, 'i'},  {"warmup", required_argument, 0, 'w'},
-        {"repetitions", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
-        {"images", required_argument, 0, 'n'}, {"replicas", required_argument, 0, 'R'},
-        {"ghz", required_argument, 0, 'g'},    {"json", required_argument, 0, 'j'},
-        {"precision", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    *o = (bench_opts){"drsch-mnist",    NULL, 100, 48,    0, enc ? 3 : 50,
+                      enc ? 1 : 5,      3,    1,   20000, 0, 0,
+                      NN_PRECISION_F32, ""};
+    static const struct option longopts[] = {{"arch", required_argument, 0, 'a'},
+                                             {"batch", required_argument, 0, 'b'},
+                                             {"bits", required_argument, 0, 'B'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"iters", required_argument, 0, 'i'},
+                                             {"warmup", required_argument, 0, 'w'},
+                                             {"repetitions", required_argument, 0, 'r'},
+                                             {"seed", required_argument, 0, 's'},
+                                             {"images", required_argument, 0, 'n'},
+                                             {"replicas", required_argument, 0, 'R'},
+                                             {"ghz", required_argument, 0, 'g'},
+                                             {"json", required_argument, 0, 'j'},
+                                             {"precision", required_argument, 0, 'p'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     char name[32];
     snprintf(name, sizeof name, "bench %s", cmd);
     optind = 1;
@@ -112,7 +128,9 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         case 't': bad = cli_parse_i64(name, "--threads", optarg, 0, 1024, &o->threads); break;
         case 'i': bad = cli_parse_i64(name, "--iters", optarg, 1, 1000000, &o->iters); break;
         case 'w': bad = cli_parse_i64(name, "--warmup", optarg, 0, 1000000, &o->warmup); break;
-        case 'r': bad = cli_parse_i64(name, "--repetitions", optarg, 1, 1000, &o->repetitions); break;
+        case 'r':
+            bad = cli_parse_i64(name, "--repetitions", optarg, 1, 1000, &o->repetitions);
+            break;
         case 's': bad = cli_parse_i64(name, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
         case 'n': bad = cli_parse_i64(name, "--images", optarg, 1, 100000000, &o->images); break;
         case 'R': bad = cli_parse_i64(name, "--replicas", optarg, 0, 1024, &o->replicas); break;
@@ -120,7 +138,10 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
         case 'j': o->json = optarg; break;
         case 'p':
             if (!enc) {
-                fprintf(stderr, "drsch %s: --precision is an option of bench encode; training runs in f32\n", name);
+                fprintf(
+                    stderr,
+                    "drsch %s: --precision is an option of bench encode; training runs in f32\n",
+                    name);
                 return EXIT_USAGE;
             }
             bad = cli_parse_precision(name, optarg, &o->precision);
@@ -157,18 +178,20 @@ typedef struct {
     double best, mean, cpu_best; /* seconds per run */
 } timing;
 
-static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t, double images_per_run,
-                  double flops_per_run, double loss)
+static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t,
+                  double images_per_run, double flops_per_run, double loss)
 {
     const char *src;
     const double ghz = cpu_ghz(o->ghz, &src);
     const double peak = threads * ghz * 2 * 16 * 2; /* GFLOP/s */
     const double ips = images_per_run / t->best, gflops = flops_per_run / t->best * 1e-9;
     const char *prec = nn_precision_name(o->precision);
-    printf("%s %s batch %lld bits %lld threads %d %s: %.0f images/s (best of %lld, mean %.0f), %.1f GFLOP/s, "
+    printf("%s %s batch %lld bits %lld threads %d %s: %.0f images/s (best of %lld, mean %.0f), "
+           "%.1f GFLOP/s, "
            "%.1f%% of f32 peak %.0f GFLOP/s (%d x %.3f GHz [%s] x 2 FMA x 16 lanes x 2)\n",
-           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips, (long long)o->repetitions,
-           images_per_run / t->mean, gflops, 100 * gflops / peak, peak, threads, ghz, src);
+           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips,
+           (long long)o->repetitions, images_per_run / t->mean, gflops, 100 * gflops / peak, peak,
+           threads, ghz, src);
     if (!o->json)
         return 0;
     rp_report *r = rp_create();
@@ -178,8 +201,9 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     }
     char name[160];
     /* f32 entries keep their historical names (the baselines); other precisions say theirs. */
-    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d%s%s", cmd, o->arch, (long long)o->batch,
-             (long long)o->bits, threads, o->precision == NN_PRECISION_F32 ? "" : "/precision:",
+    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d%s%s", cmd, o->arch,
+             (long long)o->batch, (long long)o->bits, threads,
+             o->precision == NN_PRECISION_F32 ? "" : "/precision:",
              o->precision == NN_PRECISION_F32 ? "" : prec);
     rp_context_set(r, "benchmark", cmd);
     rp_context_set(r, "arch", o->arch);
@@ -195,7 +219,9 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_context_set(r, "clock_source", src);
     rp_context_set(r, "timing", "best of repetitions");
     if (!strcmp(cmd, "train"))
-        rp_context_set(r, "loss", "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph Laplacian (beta 0.001)");
+        rp_context_set(r, "loss",
+                       "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph "
+                       "Laplacian (beta 0.001)");
     rp_entry *e = rp_add(r, name, o->iters, t->best * 1e3, t->cpu_best * 1e3, "ms", threads);
     rp_counter(e, "images_per_second", ips);
     rp_counter(e, "images_per_second_mean", images_per_run / t->mean);
@@ -274,10 +300,12 @@ int cmd_bench_train(int argc, char **argv)
             if (!failed) {
                 failed = dh_loss(&loss_cfg, it, nn_output(net), N, B, sim, NULL, 0, dy, &st) != 0;
                 loss = st.loss;
-                failed = failed || nn_backward(net, dy, NULL, &err) != NN_OK || nn_sgd_step(net, &sgd, it, &err) != NN_OK;
+                failed = failed || nn_backward(net, dy, NULL, &err) != NN_OK ||
+                         nn_sgd_step(net, &sgd, it, &err) != NN_OK;
             }
         }
-        double dt = (cli_now() - t0) / (double)(steps ? steps : 1), dc = (cli_cpu_seconds() - c0) / (double)(steps ? steps : 1);
+        double dt = (cli_now() - t0) / (double)(steps ? steps : 1),
+               dc = (cli_cpu_seconds() - c0) / (double)(steps ? steps : 1);
         if (rep >= 0) {
             if (dt < t.best)
                 t.best = dt, t.cpu_best = dc;
@@ -348,7 +376,8 @@ int cmd_bench_encode(int argc, char **argv)
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < runs && !failed; k++)
             failed = nn_encode(enc, x, n, real, &codes, &err) != NN_OK;
-        double dt = (cli_now() - t0) / (double)(runs ? runs : 1), dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
+        double dt = (cli_now() - t0) / (double)(runs ? runs : 1),
+               dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
         if (rep >= 0) {
             if (dt < t.best)
                 t.best = dt, t.cpu_best = dc;

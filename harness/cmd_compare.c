@@ -67,11 +67,12 @@ static void print_table(const rpc_result *res)
         label_of(r, label, sizeof label);
         switch (r->kind) {
         case RPC_TIME:
-            printf("%-*s %11.4g ns %11.4g ns %+8.1f%%%s\n", w, label, r->base, r->cur, r->change * 100,
-                   r->verdict == RPC_NOISE         ? "  within noise"
-                   : r->verdict == RPC_REGRESSION  ? "  SLOWER (regression)"
-                   : r->verdict == RPC_NOT_GATED   ? "  slower (not gated)"
-                                                   : "");
+            printf("%-*s %11.4g ns %11.4g ns %+8.1f%%%s\n", w, label, r->base, r->cur,
+                   r->change * 100,
+                   r->verdict == RPC_NOISE        ? "  within noise"
+                   : r->verdict == RPC_REGRESSION ? "  SLOWER (regression)"
+                   : r->verdict == RPC_NOT_GATED  ? "  slower (not gated)"
+                                                  : "");
             break;
         case RPC_METRIC:
             printf("%-*s %14.4f %14.4f %+9.4f%s\n", w, label, r->base, r->cur, r->change,
@@ -99,18 +100,21 @@ static void print_regressions(const rpc_result *res, const rpc_options *o)
             continue;
         switch (r->kind) {
         case RPC_TIME:
-            fprintf(stderr, "drsch compare: regression: %s time %+.1f%% (allowed %+.1f%%)\n", r->entry,
-                    r->change * 100, o->max_slowdown * 100);
+            fprintf(stderr, "drsch compare: regression: %s time %+.1f%% (allowed %+.1f%%)\n",
+                    r->entry, r->change * 100, o->max_slowdown * 100);
             break;
         case RPC_METRIC:
-            fprintf(stderr, "drsch compare: regression: %s %s %.4f -> %.4f (allowed drop %.4f)\n", r->entry,
-                    r->counter, r->base, r->cur, o->max_metric_drop);
+            fprintf(stderr, "drsch compare: regression: %s %s %.4f -> %.4f (allowed drop %.4f)\n",
+                    r->entry, r->counter, r->base, r->cur, o->max_metric_drop);
             break;
         case RPC_MISSING_METRIC:
-            fprintf(stderr, "drsch compare: regression: %s %s missing in current\n", r->entry, r->counter);
+            fprintf(stderr, "drsch compare: regression: %s %s missing in current\n", r->entry,
+                    r->counter);
             break;
         case RPC_MISSING_ENTRY:
-            fprintf(stderr, "drsch compare: regression: %s missing in current (see --allow-missing)\n", r->entry);
+            fprintf(stderr,
+                    "drsch compare: regression: %s missing in current (see --allow-missing)\n",
+                    r->entry);
             break;
         case RPC_NEW_ENTRY: break;
         }
@@ -129,7 +133,8 @@ int cmd_compare(int argc, char **argv)
     };
     rpc_options o;
     rpc_options_default(&o);
-    const char **allow = calloc((size_t)argc + 1, sizeof *allow); /* at most one glob per argument */
+    const char **allow =
+        calloc((size_t)argc + 1, sizeof *allow); /* at most one glob per argument */
     if (!allow) {
         fprintf(stderr, "drsch compare: out of memory\n");
         return 1;
@@ -149,18 +154,24 @@ int cmd_compare(int argc, char **argv)
         case 'n': o.gate_time = 0; break;
         case 'a':
             if (!optarg[0]) {
-                fprintf(stderr, "drsch compare: --allow-missing: the pattern is empty ('*' allows any entry)\n");
+                fprintf(stderr, "drsch compare: --allow-missing: the pattern is empty ('*' allows "
+                                "any entry)\n");
                 goto out;
             }
             allow[o.n_allow_missing++] = optarg;
             break;
-        case 'h': usage(stdout); status = 0; goto out;
+        case 'h':
+            usage(stdout);
+            status = 0;
+            goto out;
         default: status = cli_usage_error("compare"); goto out;
         }
     }
     o.allow_missing = allow;
     if (argc - optind != 2) {
-        fprintf(stderr, "drsch compare: needs BASELINE.json and CURRENT.json; see 'drsch compare --help'\n");
+        fprintf(
+            stderr,
+            "drsch compare: needs BASELINE.json and CURRENT.json; see 'drsch compare --help'\n");
         goto out;
     }
     rp_read_report base, cur;
@@ -180,7 +191,8 @@ int cmd_compare(int argc, char **argv)
         print_regressions(&res, &o);
         status = 0;
         if (res.regressions) {
-            fprintf(stderr, "drsch compare: %d regression%s\n", res.regressions, res.regressions > 1 ? "s" : "");
+            fprintf(stderr, "drsch compare: %d regression%s\n", res.regressions,
+                    res.regressions > 1 ? "s" : "");
             status = 1;
         }
         rpc_result_free(&res);

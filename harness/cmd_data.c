@@ -16,34 +16,37 @@
 
 static void data_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch data info SPEC [options]\n\n"
-            "Loads a dataset and prints where it was read from, image count and shape, classes\n"
-            "(or concepts / identities) with their image counts, the official train/test subsets,\n"
-            "skipped images, the CRC-32 checksum that reports record, and the protocol split.\n\n"
-            "SPEC: fashion-mnist | mnist[:DIR] | cifar10[:DIR] | nuswide[:LIST:IMGROOT] |\n"
-            "      cuhk03[:FILE.mat][:labeled|detected]\n"
-            "  Bare names resolve under $DRSCH_DATA (fashion-mnist/, mnist/, cifar10/,\n"
-            "  nuswide/list.txt + nuswide/images/, cuhk03/cuhk-03.mat); fashion-mnist falls back\n"
-            "  to " DS_FASHION_MNIST_SYSTEM_DIR " (Debian package dataset-fashion-mnist).\n\n"
-            "options:\n"
-            "  --protocol P    split to describe: auto, paper, paper-db-train, full, classic (CUHK03\n"
-            "                  20 testsets), new (CUHK03 767/700), none (default auto: paper for\n"
-            "                  labelled sets, classic for CUHK03)\n"
-            "  --config FILE   cuhk03_new_protocol_config_{labeled,detected}.mat for --protocol new\n"
-            "                  (default: none)\n"
-            "  --seed S        seed of the protocol's random split (default 1)\n"
-            "  --testset K     CUHK03 classic: which test split, 1 to the file's count (20)\n"
-            "                  (default 1)\n"
-            "  --size HxW      resize target for NUS-WIDE / CUHK03 images (default: 32x32 / 160x60)\n"
-            "  --skip-bad      NUS-WIDE: skip missing or undecodable images and count them\n"
-            "                  (default: fail on the first one)\n"
-            "  -h, --help      this text\n");
+    fprintf(
+        f,
+        "usage: drsch data info SPEC [options]\n\n"
+        "Loads a dataset and prints where it was read from, image count and shape, classes\n"
+        "(or concepts / identities) with their image counts, the official train/test subsets,\n"
+        "skipped images, the CRC-32 checksum that reports record, and the protocol split.\n\n"
+        "SPEC: fashion-mnist | mnist[:DIR] | cifar10[:DIR] | nuswide[:LIST:IMGROOT] |\n"
+        "      cuhk03[:FILE.mat][:labeled|detected]\n"
+        "  Bare names resolve under $DRSCH_DATA (fashion-mnist/, mnist/, cifar10/,\n"
+        "  nuswide/list.txt + nuswide/images/, cuhk03/cuhk-03.mat); fashion-mnist falls back\n"
+        "  to " DS_FASHION_MNIST_SYSTEM_DIR " (Debian package dataset-fashion-mnist).\n\n"
+        "options:\n"
+        "  --protocol P    split to describe: auto, paper, paper-db-train, full, classic (CUHK03\n"
+        "                  20 testsets), new (CUHK03 767/700), none (default auto: paper for\n"
+        "                  labelled sets, classic for CUHK03)\n"
+        "  --config FILE   cuhk03_new_protocol_config_{labeled,detected}.mat for --protocol new\n"
+        "                  (default: none)\n"
+        "  --seed S        seed of the protocol's random split (default 1)\n"
+        "  --testset K     CUHK03 classic: which test split, 1 to the file's count (20)\n"
+        "                  (default 1)\n"
+        "  --size HxW      resize target for NUS-WIDE / CUHK03 images (default: 32x32 / 160x60)\n"
+        "  --skip-bad      NUS-WIDE: skip missing or undecodable images and count them\n"
+        "                  (default: fail on the first one)\n"
+        "  -h, --help      this text\n");
 }
 
 static const char *label_kind_name(ds_label_kind k)
 {
-    return k == DS_LABELS_MULTI ? "multi-label (multi-hot)" : k == DS_LABELS_IDENTITY ? "identity (re-id)" : "single label";
+    return k == DS_LABELS_MULTI      ? "multi-label (multi-hot)"
+           : k == DS_LABELS_IDENTITY ? "identity (re-id)"
+                                     : "single label";
 }
 
 static int data_info(int argc, char **argv)
@@ -52,8 +55,7 @@ static int data_info(int argc, char **argv)
         {"protocol", required_argument, 0, 'p'}, {"seed", required_argument, 0, 's'},
         {"testset", required_argument, 0, 't'},  {"size", required_argument, 0, 'z'},
         {"skip-bad", no_argument, 0, 'k'},       {"config", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     ds_load_opts lo;
     ds_load_opts_default(&lo);
@@ -78,7 +80,8 @@ static int data_info(int argc, char **argv)
             return EXIT_USAGE;
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "drsch data info: expected exactly one dataset SPEC; see drsch data --help\n");
+        fprintf(stderr,
+                "drsch data info: expected exactly one dataset SPEC; see drsch data --help\n");
         return EXIT_USAGE;
     }
     const char *spec = argv[optind];
@@ -94,17 +97,20 @@ static int data_info(int argc, char **argv)
     printf("source:    %s\n", d->source);
     printf("images:    %lld (uint8 %d x %d x %d, C x H x W)\n", (long long)d->n, d->c, d->h, d->w);
     printf("labels:    %s, %d %s\n", label_kind_name(d->label_kind), d->n_classes,
-           d->label_kind == DS_LABELS_MULTI ? "concepts" : d->label_kind == DS_LABELS_IDENTITY ? "identities" : "classes");
+           d->label_kind == DS_LABELS_MULTI      ? "concepts"
+           : d->label_kind == DS_LABELS_IDENTITY ? "identities"
+                                                 : "classes");
     if (d->subset) {
         int64_t test = 0;
         for (int64_t i = 0; i < d->n; i++)
             test += d->subset[i] != 0;
-        printf("subsets:   %lld official training images, %lld official test images\n", (long long)(d->n - test),
-               (long long)test);
+        printf("subsets:   %lld official training images, %lld official test images\n",
+               (long long)(d->n - test), (long long)test);
     }
     if (d->n_skipped)
         printf("skipped:   %lld images (missing or undecodable)\n", (long long)d->n_skipped);
-    printf("checksum:  crc32 %08x (images, labels%s)\n", ds_checksum(d), d->cams ? ", cameras" : "");
+    printf("checksum:  crc32 %08x (images, labels%s)\n", ds_checksum(d),
+           d->cams ? ", cameras" : "");
     int64_t *counts = calloc((size_t)d->n_classes + 1, sizeof *counts);
     if (!counts) {
         ds_dataset_free(d);
@@ -121,8 +127,8 @@ static int data_info(int argc, char **argv)
             mn = counts[k] < mn ? counts[k] : mn;
             mx = counts[k] > mx ? counts[k] : mx;
         }
-        printf("per id:    %lld identities with images, %lld to %lld images each\n", (long long)with,
-               (long long)(with ? mn : 0), (long long)mx);
+        printf("per id:    %lld identities with images, %lld to %lld images each\n",
+               (long long)with, (long long)(with ? mn : 0), (long long)mx);
         printf("cameras:   %d pairs x 2 cameras; persons per pair:", d->n_pairs);
         for (int p = 0; p < d->n_pairs; p++)
             printf(" %d", d->pair_persons[p]);
@@ -130,7 +136,8 @@ static int data_info(int argc, char **argv)
     } else {
         printf("per %s:\n", d->label_kind == DS_LABELS_MULTI ? "concept" : "class");
         for (int k = 0; k < d->n_classes; k++)
-            printf("  %3d  %-14s %8lld\n", k, d->class_names && d->class_names[k] ? d->class_names[k] : "",
+            printf("  %3d  %-14s %8lld\n", k,
+                   d->class_names && d->class_names[k] ? d->class_names[k] : "",
                    (long long)counts[k]);
     }
     free(counts);
@@ -142,8 +149,8 @@ static int data_info(int argc, char **argv)
             rc = proto == XP_PROTO_AUTO ? 0 : 1;
         } else {
             printf("protocol:  %s\n", sp.name);
-            printf("split:     %lld query, %lld train, %lld database\n", (long long)sp.n_query, (long long)sp.n_train,
-                   (long long)sp.n_db);
+            printf("split:     %lld query, %lld train, %lld database\n", (long long)sp.n_query,
+                   (long long)sp.n_train, (long long)sp.n_db);
             ds_split_free(&sp);
         }
     }
@@ -171,37 +178,44 @@ int cmd_data(int argc, char **argv)
 
 static void bench_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch bench data [options] [--json FILE]\n\n"
-            "Measures images/s of building augmented training batches as training does: the\n"
-            "class-balanced sampler draws C classes x K images from the protocol's training\n"
-            "images, then each image is cropped / mirrored, normalised and written as float32\n"
-            "NCHW (OpenMP over images). Runs once on 1 thread and once on --threads.\n\n"
-            "  --dataset SPEC    dataset (default fashion-mnist; see drsch data --help)\n"
-            "  --classes C       classes per batch (default 10, the paper's sampling)\n"
-            "  --per-class K     images per class (default 10)\n"
-            "  --crop HxW        crop size (default: image size minus 2, e.g. 26x26 for 28x28)\n"
-            "  --pad P           zero pixels added on each side before the crop (default 0)\n"
-            "  --no-mirror       no random horizontal flips (default: flip half the images)\n"
-            "  --iters N         batches per repetition, 1 to 1000000000 (default 2000)\n"
-            "  --repetitions R   timed repetitions after one untimed one, 1 to 1000; the mean is\n"
-            "                    reported (default 3)\n"
-            "  --threads T       OpenMP threads of the second run, 0 to 1024; 0 = OMP_NUM_THREADS\n"
-            "                    or all cores (default 0)\n"
-            "  --seed S          seed of the protocol, the sampler and the augmentation (default 1)\n"
-            "  --json FILE       also write a Google Benchmark-compatible report (default: none)\n"
-            "  -h, --help        this text\n");
+    fprintf(
+        f,
+        "usage: drsch bench data [options] [--json FILE]\n\n"
+        "Measures images/s of building augmented training batches as training does: the\n"
+        "class-balanced sampler draws C classes x K images from the protocol's training\n"
+        "images, then each image is cropped / mirrored, normalised and written as float32\n"
+        "NCHW (OpenMP over images). Runs once on 1 thread and once on --threads.\n\n"
+        "  --dataset SPEC    dataset (default fashion-mnist; see drsch data --help)\n"
+        "  --classes C       classes per batch (default 10, the paper's sampling)\n"
+        "  --per-class K     images per class (default 10)\n"
+        "  --crop HxW        crop size (default: image size minus 2, e.g. 26x26 for 28x28)\n"
+        "  --pad P           zero pixels added on each side before the crop (default 0)\n"
+        "  --no-mirror       no random horizontal flips (default: flip half the images)\n"
+        "  --iters N         batches per repetition, 1 to 1000000000 (default 2000)\n"
+        "  --repetitions R   timed repetitions after one untimed one, 1 to 1000; the mean is\n"
+        "                    reported (default 3)\n"
+        "  --threads T       OpenMP threads of the second run, 0 to 1024; 0 = OMP_NUM_THREADS\n"
+        "                    or all cores (default 0)\n"
+        "  --seed S          seed of the protocol, the sampler and the augmentation (default 1)\n"
+        "  --json FILE       also write a Google Benchmark-compatible report (default: none)\n"
+        "  -h, --help        this text\n");
 }
 
 int cmd_bench_data(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dataset", required_argument, 0, 'd'}, {"classes", required_argument, 0, 'c'},
-        {"per-class", required_argument, 0, 'k'}, {"crop", required_argument, 0, 'x'},
-        {"pad", required_argument, 0, 'p'},     {"no-mirror", no_argument, 0, 'm'},
-        {"iters", required_argument, 0, 'n'},   {"repetitions", required_argument, 0, 'r'},
-        {"threads", required_argument, 0, 't'}, {"seed", required_argument, 0, 's'},
-        {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
+        {"dataset", required_argument, 0, 'd'},
+        {"classes", required_argument, 0, 'c'},
+        {"per-class", required_argument, 0, 'k'},
+        {"crop", required_argument, 0, 'x'},
+        {"pad", required_argument, 0, 'p'},
+        {"no-mirror", no_argument, 0, 'm'},
+        {"iters", required_argument, 0, 'n'},
+        {"repetitions", required_argument, 0, 'r'},
+        {"threads", required_argument, 0, 't'},
+        {"seed", required_argument, 0, 's'},
+        {"json", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *spec = "fashion-mnist", *json = NULL;
@@ -212,12 +226,18 @@ int cmd_bench_data(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'd': spec = optarg; break;
-        case 'c': bad = cli_parse_i64("bench data", "--classes", optarg, 1, 100000, &classes); break;
-        case 'k': bad = cli_parse_i64("bench data", "--per-class", optarg, 1, 100000, &per_class); break;
+        case 'c':
+            bad = cli_parse_i64("bench data", "--classes", optarg, 1, 100000, &classes);
+            break;
+        case 'k':
+            bad = cli_parse_i64("bench data", "--per-class", optarg, 1, 100000, &per_class);
+            break;
         case 'x': bad = xp_parse_size("bench data", optarg, &crop_h, &crop_w); break;
         case 'p': bad = cli_parse_i64("bench data", "--pad", optarg, 0, 1024, &pad); break;
         case 'm': mirror = 0; break;
-        case 'n': bad = cli_parse_i64("bench data", "--iters", optarg, 1, 1000000000, &iters); break;
+        case 'n':
+            bad = cli_parse_i64("bench data", "--iters", optarg, 1, 1000000000, &iters);
+            break;
         case 'r': bad = cli_parse_i64("bench data", "--repetitions", optarg, 1, 1000, &reps); break;
         case 't': bad = cli_parse_i64("bench data", "--threads", optarg, 0, 1024, &threads); break;
         case 's': bad = cli_parse_i64("bench data", "--seed", optarg, 0, INT64_MAX, &seed); break;
@@ -242,7 +262,8 @@ int cmd_bench_data(int argc, char **argv)
         return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
     }
     double load_s = cli_now() - t0;
-    fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name, (long long)d->n, load_s);
+    fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name,
+            (long long)d->n, load_s);
     ds_split sp;
     if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &err) != DS_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
@@ -261,8 +282,8 @@ int cmd_bench_data(int argc, char **argv)
     int64_t *idx = NULL;
     float *batch = NULL;
     rp_report *rep = NULL;
-    if (ds_sampler_create(d, sp.train, sp.n_train, (int)classes, (int)per_class, (uint64_t)seed, &smp, &err) !=
-        DS_OK) {
+    if (ds_sampler_create(d, sp.train, sp.n_train, (int)classes, (int)per_class, (uint64_t)seed,
+                          &smp, &err) != DS_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         goto done;
     }
@@ -313,16 +334,21 @@ int cmd_bench_data(int argc, char **argv)
         }
         double mean = wall / (double)reps, mean_cpu = cpu / (double)reps;
         double ips = (double)(iters * bs) / mean;
-        snprintf(name, sizeof name, "BM_DataBatch/%s/batch:%lldx%lld/crop:%dx%d/pad:%lld/mirror:%d/threads:%d", d->name,
-                 (long long)classes, (long long)per_class, aug.out_h, aug.out_w, (long long)pad, mirror, nt);
-        rp_entry *e = rp_add(rep, name, iters, mean / (double)iters * 1e6, mean_cpu / (double)iters * 1e6, "us", nt);
+        snprintf(name, sizeof name,
+                 "BM_DataBatch/%s/batch:%lldx%lld/crop:%dx%d/pad:%lld/mirror:%d/threads:%d",
+                 d->name, (long long)classes, (long long)per_class, aug.out_h, aug.out_w,
+                 (long long)pad, mirror, nt);
+        rp_entry *e = rp_add(rep, name, iters, mean / (double)iters * 1e6,
+                             mean_cpu / (double)iters * 1e6, "us", nt);
         rp_counter(e, "items_per_second", ips);
         rp_counter(e, "images_per_second", ips);
         rp_counter(e, "batch_size", (double)bs);
-        printf("%-8d %11.2f us %14.0f %12.0f\n", nt, mean / (double)iters * 1e6, ips, (double)iters / mean);
+        printf("%-8d %11.2f us %14.0f %12.0f\n", nt, mean / (double)iters * 1e6, ips,
+               (double)iters / mean);
     }
-    fprintf(stderr, "drsch bench data: %s, %s; training runs at a few thousand images/s on 2 cores\n", d->name,
-            sp.name);
+    fprintf(stderr,
+            "drsch bench data: %s, %s; training runs at a few thousand images/s on 2 cores\n",
+            d->name, sp.name);
     if (json) {
         rp_error re;
         if (rp_write(rep, json, &re) != RP_OK) {

@@ -20,30 +20,32 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch encode --model MODEL [--dataset SPEC] [--split S] --out PREFIX [options]\n\n"
-            "Writes PREFIX.codes.npy, PREFIX.labels.npy, PREFIX.weights.npy, PREFIX.index.npy\n"
-            "(and PREFIX.cams.npy for re-id datasets), published together with PREFIX.manifest:\n"
-            "readers refuse a file the manifest does not list as it is. A second run writing the\n"
-            "same PREFIX is refused while the first runs (PREFIX.lock).\n\n"
-            "  --model FILE     model written by drsch train (required)\n"
-            "  --dataset SPEC   dataset spec (default fashion-mnist)\n"
-            "  --split S        query | db | train | all (default all)\n"
-            "  --protocol P     " XP_PROTOCOL_NAMES " (default auto)\n"
-            "  --testset K      CUHK03 classic split 1..20 (default 1)\n"
-            "  --size HxW       resize NUS-WIDE / CUHK03 images on loading, as the model was\n"
-            "                   trained (default 32x32 / 160x60)\n"
-            "  --seed S         protocol seed (default 1, as drsch train)\n"
-            "  --bits B         keep the first B bits (default: all of the model's)\n"
-            "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
-            "  --precision P    f32 | bf16 arithmetic of the forward pass (default f32)\n"
-            "  --out PREFIX     output prefix (required): a prefix inside a directory, e.g.\n"
-            "                   DIR/codes, not DIR itself\n"
-            "  -h, --help       this text\n");
+    fprintf(
+        f,
+        "usage: drsch encode --model MODEL [--dataset SPEC] [--split S] --out PREFIX [options]\n\n"
+        "Writes PREFIX.codes.npy, PREFIX.labels.npy, PREFIX.weights.npy, PREFIX.index.npy\n"
+        "(and PREFIX.cams.npy for re-id datasets), published together with PREFIX.manifest:\n"
+        "readers refuse a file the manifest does not list as it is. A second run writing the\n"
+        "same PREFIX is refused while the first runs (PREFIX.lock).\n\n"
+        "  --model FILE     model written by drsch train (required)\n"
+        "  --dataset SPEC   dataset spec (default fashion-mnist)\n"
+        "  --split S        query | db | train | all (default all)\n"
+        "  --protocol P     " XP_PROTOCOL_NAMES " (default auto)\n"
+        "  --testset K      CUHK03 classic split 1..20 (default 1)\n"
+        "  --size HxW       resize NUS-WIDE / CUHK03 images on loading, as the model was\n"
+        "                   trained (default 32x32 / 160x60)\n"
+        "  --seed S         protocol seed (default 1, as drsch train)\n"
+        "  --bits B         keep the first B bits (default: all of the model's)\n"
+        "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
+        "  --precision P    f32 | bf16 arithmetic of the forward pass (default f32)\n"
+        "  --out PREFIX     output prefix (required): a prefix inside a directory, e.g.\n"
+        "                   DIR/codes, not DIR itself\n"
+        "  -h, --help       this text\n");
 }
 
 /* One member NAME.npy of the output set: written now, published with the others at the end. */
-static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_t *shape, const void *data)
+static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_t *shape,
+                const void *data)
 {
     hm_error err;
     fio_out *o = fio_set_add(set, name, err.msg, sizeof err.msg);
@@ -57,12 +59,18 @@ static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_
 int cmd_encode(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"dataset", required_argument, 0, 'd'},
-        {"split", required_argument, 0, 's'},   {"protocol", required_argument, 0, 'p'},
-        {"testset", required_argument, 0, 'k'}, {"seed", required_argument, 0, 'S'},
-        {"bits", required_argument, 0, 'b'},    {"threads", required_argument, 0, 't'},
-        {"out", required_argument, 0, 'o'},     {"precision", required_argument, 0, 'P'},
-        {"size", required_argument, 0, 'z'},    {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        {"dataset", required_argument, 0, 'd'},
+        {"split", required_argument, 0, 's'},
+        {"protocol", required_argument, 0, 'p'},
+        {"testset", required_argument, 0, 'k'},
+        {"seed", required_argument, 0, 'S'},
+        {"bits", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},
+        {"out", required_argument, 0, 'o'},
+        {"precision", required_argument, 0, 'P'},
+        {"size", required_argument, 0, 'z'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *spec = "fashion-mnist", *split = "all", *out = NULL, *size = NULL;
@@ -112,7 +120,8 @@ int cmd_encode(int argc, char **argv)
         in_report_missing("encode", missing, nmissing, NULL);
         return EXIT_USAGE;
     }
-    if (strcmp(split, "query") && strcmp(split, "db") && strcmp(split, "train") && strcmp(split, "all")) {
+    if (strcmp(split, "query") && strcmp(split, "db") && strcmp(split, "train") &&
+        strcmp(split, "all")) {
         fprintf(stderr, "drsch encode: --split: '%s' is not query, db, train or all\n", split);
         return EXIT_USAGE;
     }
@@ -154,7 +163,8 @@ int cmd_encode(int argc, char **argv)
     }
     const int32_t B = nn_net_config(net)->bits;
     if (bits > B) {
-        fprintf(stderr, "drsch encode: --bits %lld exceeds the %d bits of %s\n", (long long)bits, B, model);
+        fprintf(stderr, "drsch encode: --bits %lld exceeds the %d bits of %s\n", (long long)bits, B,
+                model);
         goto done;
     }
     int xc;
@@ -167,7 +177,8 @@ int cmd_encode(int argc, char **argv)
     if (!strcmp(split, "all")) {
         all = malloc(sizeof *all * (size_t)(d->n ? d->n : 1));
         if (!all) {
-            fprintf(stderr, "drsch encode: out of memory for the index of %lld images\n", (long long)d->n);
+            fprintf(stderr, "drsch encode: out of memory for the index of %lld images\n",
+                    (long long)d->n);
             goto done;
         }
         for (int64_t i = 0; i < d->n; i++)
@@ -203,7 +214,8 @@ int cmd_encode(int argc, char **argv)
     if (d->label_kind == DS_LABELS_MULTI) {
         uint8_t *m = malloc((size_t)n * (size_t)d->n_classes + 1);
         if (!m) {
-            fprintf(stderr, "drsch encode: out of memory for the labels of %lld images\n", (long long)n);
+            fprintf(stderr, "drsch encode: out of memory for the labels of %lld images\n",
+                    (long long)n);
             goto done;
         }
         for (int64_t i = 0; i < n; i++)
@@ -216,7 +228,8 @@ int cmd_encode(int argc, char **argv)
     } else {
         lab = malloc(sizeof *lab * (size_t)(n ? n : 1));
         if (!lab) {
-            fprintf(stderr, "drsch encode: out of memory for the labels of %lld images\n", (long long)n);
+            fprintf(stderr, "drsch encode: out of memory for the labels of %lld images\n",
+                    (long long)n);
             goto done;
         }
         for (int64_t i = 0; i < n; i++)
@@ -237,9 +250,10 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         goto done;
     }
-    fprintf(stderr, "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s\n", (long long)n,
-            d->name, strcmp(split, "all") ? sp.name : "all images", out, keep, nn_precision_name(precision),
-            cli_now() - t0);
+    fprintf(stderr,
+            "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s\n",
+            (long long)n, d->name, strcmp(split, "all") ? sp.name : "all images", out, keep,
+            nn_precision_name(precision), cli_now() - t0);
     rc = 0;
 done:
     fio_set_abort(&set); /* after a commit: nothing left to remove */

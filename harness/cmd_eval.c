@@ -21,45 +21,46 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch eval --model MODEL [--dataset SPEC] [options]\n"
-            "       drsch eval --codes Q.npy --db DB.npy --qlabels QL.npy --dblabels DL.npy [options]\n\n"
-            "Evaluates query codes against database codes: those of a model on the protocol's\n"
-            "queries and database, or .npy files (uint8, N x ceil(bits/8)).\n"
-            "Labels: int32/int64 (N,) single label or identity, or uint8/bool (N, L) multi-hot\n"
-            "(relevant = at least one shared label; both files of the same width L). Ranking ties\n"
-            "are ordered by database index; tie-aware mAP is the expectation under random tie\n"
-            "order. The table has a row per length: mAP@all, mAP(ties), mAP@K and P@K (K of\n"
-            "--topk; P@K divides by min(K, database size)) and P@rR (R of --radius; n/a for\n"
-            "weighted ranking); a line below counts the queries with no relevant item (AP 0).\n"
-            "Re-id: mAP, CMC rank-1/5/10/20 and the queries with a true match; a line below\n"
-            "counts the queries without one (left out).\n\n"
-            "  --model FILE      model written by drsch train\n"
-            "  --dataset SPEC    with --model (default fashion-mnist)\n"
-            "  --protocol P      with --model: " XP_PROTOCOL_NAMES " (default auto)\n"
-            "  --testset K       with --model: CUHK03 classic split 1..20 (default 1)\n"
-            "  --size HxW        with --model: resize NUS-WIDE / CUHK03 images on loading, as the\n"
-            "                    model was trained (default 32x32 / 160x60)\n"
-            "  --seed S          protocol and single-shot seed (default 1, as drsch train)\n"
-            "  --weighted        with --model: rank by the model's bit weights |w|\n"
-            "  --precision P     with --model: f32 | bf16 arithmetic of the encoder (default f32)\n"
-            "  --codes FILE      query codes (without --model: --codes, --db, --qlabels and\n"
-            "                    --dblabels are all required)\n"
-            "  --db FILE         database / gallery codes\n"
-            "  --qlabels FILE    query labels\n"
-            "  --dblabels FILE   database labels\n"
-            "  --qcams FILE      query camera ids, int32 (N,): re-id mode (CMC + mAP)\n"
-            "  --dbcams FILE     gallery camera ids (with --qcams)\n"
-            "  --bits LIST       prefix lengths to evaluate, e.g. 12,24,32,48 (default: full)\n"
-            "  --weights FILE    float32 or float64 (B,) bit weights, all finite, 1 <= B <= bits\n"
-            "                    per code: rank by weighted Hamming distance over the first B bits\n"
-            "  --topk K          K of mAP@K and P@K (default 1000; 0 = off)\n"
-            "  --radius R        Hamming radius of the precision@radius metric (default 2)\n"
-            "  --single-shot N   re-id: CMC from N seeded single-gallery-shot samplings\n"
-            "                    (default 10 for CUHK03 with --model, else 0 = whole gallery)\n"
-            "  --threads T       OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
-            "  --json FILE       write a Google Benchmark-compatible report (metrics as counters)\n"
-            "  -h, --help        this text\n");
+    fprintf(
+        f, "usage: drsch eval --model MODEL [--dataset SPEC] [options]\n"
+           "       drsch eval --codes Q.npy --db DB.npy --qlabels QL.npy --dblabels DL.npy "
+           "[options]\n\n"
+           "Evaluates query codes against database codes: those of a model on the protocol's\n"
+           "queries and database, or .npy files (uint8, N x ceil(bits/8)).\n"
+           "Labels: int32/int64 (N,) single label or identity, or uint8/bool (N, L) multi-hot\n"
+           "(relevant = at least one shared label; both files of the same width L). Ranking ties\n"
+           "are ordered by database index; tie-aware mAP is the expectation under random tie\n"
+           "order. The table has a row per length: mAP@all, mAP(ties), mAP@K and P@K (K of\n"
+           "--topk; P@K divides by min(K, database size)) and P@rR (R of --radius; n/a for\n"
+           "weighted ranking); a line below counts the queries with no relevant item (AP 0).\n"
+           "Re-id: mAP, CMC rank-1/5/10/20 and the queries with a true match; a line below\n"
+           "counts the queries without one (left out).\n\n"
+           "  --model FILE      model written by drsch train\n"
+           "  --dataset SPEC    with --model (default fashion-mnist)\n"
+           "  --protocol P      with --model: " XP_PROTOCOL_NAMES " (default auto)\n"
+           "  --testset K       with --model: CUHK03 classic split 1..20 (default 1)\n"
+           "  --size HxW        with --model: resize NUS-WIDE / CUHK03 images on loading, as the\n"
+           "                    model was trained (default 32x32 / 160x60)\n"
+           "  --seed S          protocol and single-shot seed (default 1, as drsch train)\n"
+           "  --weighted        with --model: rank by the model's bit weights |w|\n"
+           "  --precision P     with --model: f32 | bf16 arithmetic of the encoder (default f32)\n"
+           "  --codes FILE      query codes (without --model: --codes, --db, --qlabels and\n"
+           "                    --dblabels are all required)\n"
+           "  --db FILE         database / gallery codes\n"
+           "  --qlabels FILE    query labels\n"
+           "  --dblabels FILE   database labels\n"
+           "  --qcams FILE      query camera ids, int32 (N,): re-id mode (CMC + mAP)\n"
+           "  --dbcams FILE     gallery camera ids (with --qcams)\n"
+           "  --bits LIST       prefix lengths to evaluate, e.g. 12,24,32,48 (default: full)\n"
+           "  --weights FILE    float32 or float64 (B,) bit weights, all finite, 1 <= B <= bits\n"
+           "                    per code: rank by weighted Hamming distance over the first B bits\n"
+           "  --topk K          K of mAP@K and P@K (default 1000; 0 = off)\n"
+           "  --radius R        Hamming radius of the precision@radius metric (default 2)\n"
+           "  --single-shot N   re-id: CMC from N seeded single-gallery-shot samplings\n"
+           "                    (default 10 for CUHK03 with --model, else 0 = whole gallery)\n"
+           "  --threads T       OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
+           "  --json FILE       write a Google Benchmark-compatible report (metrics as counters)\n"
+           "  -h, --help        this text\n");
 }
 
 /* Labels file -> int32 labels or uint64 bitmask rows. */
@@ -86,7 +87,8 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
         out->labels = malloc((n ? n : 1) * sizeof *out->labels);
         if (out->labels) {
             for (size_t i = 0; i < n; i++)
-                out->labels[i] = a.dtype == NPY_I32 ? ((int32_t *)a.data)[i] : (int32_t)((int64_t *)a.data)[i];
+                out->labels[i] =
+                    a.dtype == NPY_I32 ? ((int32_t *)a.data)[i] : (int32_t)((int64_t *)a.data)[i];
             out->n = n;
             rc = 0;
         } else {
@@ -99,8 +101,9 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
         while (bad < n * L && v[bad] <= 1)
             bad++;
         if (bad < n * L) {
-            fprintf(stderr, "drsch eval: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n", path,
-                    bad / L, bad % L, v[bad]);
+            fprintf(stderr,
+                    "drsch eval: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n",
+                    path, bad / L, bad % L, v[bad]);
         } else if ((out->multi = calloc(n * words + 1, sizeof *out->multi))) {
             xp_pack_multi_hot(v, L, NULL, n, out->multi);
             out->n = n;
@@ -111,7 +114,9 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
             fprintf(stderr, "drsch eval: %s: out of memory for %zu x %zu labels\n", path, n, L);
         }
     } else {
-        fprintf(stderr, "drsch eval: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s with %d dimensions\n",
+        fprintf(stderr,
+                "drsch eval: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s "
+                "with %d dimensions\n",
                 path, npy_dtype_name(a.dtype), a.ndim);
     }
     npy_free(&a);
@@ -126,7 +131,9 @@ static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int 
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 1 || (uint32_t)v > max_bits || n == cap) {
-            fprintf(stderr, "drsch eval: --bits: '%s' must be a comma-separated list of lengths 1..%u\n", s, max_bits);
+            fprintf(stderr,
+                    "drsch eval: --bits: '%s' must be a comma-separated list of lengths 1..%u\n", s,
+                    max_bits);
             return -1;
         }
         out[n++] = (uint32_t)v;
@@ -134,7 +141,9 @@ static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int 
         if (*p == ',')
             p++;
         else if (*p) {
-            fprintf(stderr, "drsch eval: --bits: '%s' must be a comma-separated list of lengths 1..%u\n", s, max_bits);
+            fprintf(stderr,
+                    "drsch eval: --bits: '%s' must be a comma-separated list of lengths 1..%u\n", s,
+                    max_bits);
             return -1;
         }
     }
@@ -143,10 +152,11 @@ static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int 
 
 /* Model mode: encodes the protocol's queries and database with the model and fills the same
  * inputs the file mode reads. Returns 0 or -1 after printing why. */
-static int inputs_from_model(const char *model, const char *spec, xp_protocol proto, int64_t testset, uint64_t seed,
-                             int weighted, nn_precision precision, hm_codes *q, hm_codes *db, labels_buf *ql, labels_buf *dl, labels_buf *qc,
-                             labels_buf *dc, float **wts, size_t *wcount, int64_t *single, const char *size,
-                             rp_report *rep)
+static int inputs_from_model(const char *model, const char *spec, xp_protocol proto,
+                             int64_t testset, uint64_t seed, int weighted, nn_precision precision,
+                             hm_codes *q, hm_codes *db, labels_buf *ql, labels_buf *dl,
+                             labels_buf *qc, labels_buf *dc, float **wts, size_t *wcount,
+                             int64_t *single, const char *size, rp_report *rep)
 {
     nn_net *net = NULL;
     ds_dataset *d = NULL;
@@ -168,12 +178,14 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
         goto done;
     }
     if (sp.n_query == 0 || sp.n_db == 0) {
-        fprintf(stderr, "drsch eval: %s: the protocol '%s' gives %lld queries and %lld database images\n", spec,
-                sp.name, (long long)sp.n_query, (long long)sp.n_db);
+        fprintf(stderr,
+                "drsch eval: %s: the protocol '%s' gives %lld queries and %lld database images\n",
+                spec, sp.name, (long long)sp.n_query, (long long)sp.n_db);
         goto done;
     }
     cli_note_precision("eval", precision);
-    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, precision, &codes, &xe) != XP_OK) {
+    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, precision, &codes, &xe) !=
+        XP_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", model, xe.msg);
         goto done;
     }
@@ -256,18 +268,20 @@ static void describe_labels(const labels_buf *l, char *buf, size_t cap)
 }
 
 /* Prints the table (and the lines below it) of the evaluated rows to stdout. */
-static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int64_t radius, size_t db_n)
+static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int64_t radius,
+                        size_t db_n)
 {
     if (reid) {
-        printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10", "rank-20", "queries");
+        printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10",
+               "rank-20", "queries");
         for (int b = 0; b < n; b++) {
             const ev_reid *r = &rows[b].reid;
-            printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", rows[b].bits, r->map, r->cmc[0], r->cmc[4], r->cmc[9],
-                   r->cmc[19], r->queries);
+            printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", rows[b].bits, r->map, r->cmc[0],
+                   r->cmc[4], r->cmc[9], r->cmc[19], r->queries);
         }
         const ev_reid *r = &rows[0].reid;
-        printf("%zu of %zu queries have no true match in the gallery (left out of mAP and CMC)\n", r->queries_skipped,
-               r->queries + r->queries_skipped);
+        printf("%zu of %zu queries have no true match in the gallery (left out of mAP and CMC)\n",
+               r->queries_skipped, r->queries + r->queries_skipped);
         return;
     }
     char hk[32], hp[32], hr[32];
@@ -290,30 +304,45 @@ static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int
         printf(" %9s\n", pr);
     }
     const ev_retrieval *r = &rows[0].r;
-    printf("%zu of %zu queries have no relevant item (counted as AP 0)\n", r->queries_without_relevant, r->queries);
+    printf("%zu of %zu queries have no relevant item (counted as AP 0)\n",
+           r->queries_without_relevant, r->queries);
     if (topk && (uint64_t)topk > db_n)
-        printf("K = %lld is more than the %zu database items: P@K divides by %zu (the items retrieved) and "
-               "mAP@K is mAP@all\n", (long long)topk, db_n, db_n);
+        printf("K = %lld is more than the %zu database items: P@K divides by %zu (the items "
+               "retrieved) and "
+               "mAP@K is mAP@all\n",
+               (long long)topk, db_n, db_n);
 }
 
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"codes", required_argument, 0, 'c'},    {"db", required_argument, 0, 'd'},
-        {"qlabels", required_argument, 0, 'l'},  {"dblabels", required_argument, 0, 'L'},
-        {"qcams", required_argument, 0, 'm'},    {"dbcams", required_argument, 0, 'M'},
-        {"bits", required_argument, 0, 'b'},     {"weights", required_argument, 0, 'w'},
-        {"topk", required_argument, 0, 'k'},     {"radius", required_argument, 0, 'r'},
-        {"single-shot", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
-        {"threads", required_argument, 0, 't'},  {"json", required_argument, 0, 'j'},
-        {"model", required_argument, 0, 'O'},    {"dataset", required_argument, 0, 'D'},
-        {"protocol", required_argument, 0, 'P'}, {"testset", required_argument, 0, 'T'},
-        {"weighted", no_argument, 0, 'W'},       {"precision", required_argument, 0, 'p'},
-        {"size", required_argument, 0, 'z'},     {"help", no_argument, 0, 'h'},
+        {"codes", required_argument, 0, 'c'},
+        {"db", required_argument, 0, 'd'},
+        {"qlabels", required_argument, 0, 'l'},
+        {"dblabels", required_argument, 0, 'L'},
+        {"qcams", required_argument, 0, 'm'},
+        {"dbcams", required_argument, 0, 'M'},
+        {"bits", required_argument, 0, 'b'},
+        {"weights", required_argument, 0, 'w'},
+        {"topk", required_argument, 0, 'k'},
+        {"radius", required_argument, 0, 'r'},
+        {"single-shot", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'S'},
+        {"threads", required_argument, 0, 't'},
+        {"json", required_argument, 0, 'j'},
+        {"model", required_argument, 0, 'O'},
+        {"dataset", required_argument, 0, 'D'},
+        {"protocol", required_argument, 0, 'P'},
+        {"testset", required_argument, 0, 'T'},
+        {"weighted", no_argument, 0, 'W'},
+        {"precision", required_argument, 0, 'p'},
+        {"size", required_argument, 0, 'z'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *qc = NULL, *dbc = NULL, *qlp = NULL, *dlp = NULL, *qcam = NULL, *dcam = NULL, *bits_s = NULL,
-               *wpath = NULL, *json = NULL, *model = NULL, *spec = "fashion-mnist", *size = NULL;
+    const char *qc = NULL, *dbc = NULL, *qlp = NULL, *dlp = NULL, *qcam = NULL, *dcam = NULL,
+               *bits_s = NULL, *wpath = NULL, *json = NULL, *model = NULL, *spec = "fashion-mnist",
+               *size = NULL;
     int64_t topk = 1000, radius = 2, single = -1, seed = 1, threads = 0, testset = 1;
     xp_protocol proto = XP_PROTO_AUTO;
     nn_precision precision = NN_PRECISION_F32;
@@ -365,12 +394,14 @@ int cmd_eval(int argc, char **argv)
     if (size && xp_size_check("eval", spec))
         return EXIT_USAGE;
     if (model && (qc || dbc || qlp || dlp || qcam || dcam || wpath)) {
-        fprintf(stderr, "drsch eval: --model evaluates a dataset; --codes, --db, --qlabels, --dblabels, --qcams, "
+        fprintf(stderr, "drsch eval: --model evaluates a dataset; --codes, --db, --qlabels, "
+                        "--dblabels, --qcams, "
                         "--dbcams and --weights are for .npy inputs\n");
         return EXIT_USAGE;
     }
     if (!model && !qc && !dbc && !qlp && !dlp) {
-        fprintf(stderr, "drsch eval: give --model FILE, or --codes, --db, --qlabels and --dblabels (.npy files)\n");
+        fprintf(stderr, "drsch eval: give --model FILE, or --codes, --db, --qlabels and --dblabels "
+                        "(.npy files)\n");
         return EXIT_USAGE;
     }
     if (!model) {
@@ -390,11 +421,14 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (!model && precision_s) {
-        fprintf(stderr, "drsch eval: --precision sets how --model encodes; .npy codes are already encoded\n");
+        fprintf(
+            stderr,
+            "drsch eval: --precision sets how --model encodes; .npy codes are already encoded\n");
         return EXIT_USAGE;
     }
     if (!model && weighted) {
-        fprintf(stderr, "drsch eval: --weighted uses a model's bit weights; with .npy codes give --weights FILE\n");
+        fprintf(stderr, "drsch eval: --weighted uses a model's bit weights; with .npy codes give "
+                        "--weights FILE\n");
         return EXIT_USAGE;
     }
     if (!qcam != !dcam) {
@@ -406,8 +440,8 @@ int cmd_eval(int argc, char **argv)
     if (json && cli_check_output_file("eval", "--json", json))
         return EXIT_USAGE;
     {
-        const char *flags[] = {"--model", "--codes", "--db", "--qlabels", "--dblabels", "--qcams", "--dbcams",
-                               "--weights"};
+        const char *flags[] = {"--model",    "--codes", "--db",     "--qlabels",
+                               "--dblabels", "--qcams", "--dbcams", "--weights"};
         const char *paths[] = {model, qc, dbc, qlp, dlp, qcam, dcam, wpath};
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
             if (paths[i] && in_check_input("eval", flags[i], paths[i]))
@@ -434,10 +468,11 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     if (model) {
-        if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, precision, &q, &db, &ql, &dl,
-                              &qcb, &dcb, &wts, &wcount, &single, size, rep))
+        if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, precision, &q,
+                              &db, &ql, &dl, &qcb, &dcb, &wts, &wcount, &single, size, rep))
             goto done;
-    } else if (npy_load_codes(qc, 0, &q, &herr) != HM_OK || npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
+    } else if (npy_load_codes(qc, 0, &q, &herr) != HM_OK ||
+               npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);
         goto done;
     }
@@ -447,7 +482,8 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     if (q.n == 0 || db.n == 0) {
-        fprintf(stderr, "drsch eval: %s: no %s codes\n", q.n == 0 ? (qc ? qc : model) : (dbc ? dbc : model),
+        fprintf(stderr, "drsch eval: %s: no %s codes\n",
+                q.n == 0 ? (qc ? qc : model) : (dbc ? dbc : model),
                 q.n == 0 ? "query" : "database");
         goto done;
     }
@@ -457,12 +493,16 @@ int cmd_eval(int argc, char **argv)
         char a[64], b[64];
         describe_labels(&ql, a, sizeof a);
         describe_labels(&dl, b, sizeof b);
-        fprintf(stderr, "drsch eval: query and database labels differ: %s has %s, %s has %s; they must be of "
-                        "the same kind and width\n", qlp ? qlp : "queries", a, dlp ? dlp : "database", b);
+        fprintf(
+            stderr,
+            "drsch eval: query and database labels differ: %s has %s, %s has %s; they must be of "
+            "the same kind and width\n",
+            qlp ? qlp : "queries", a, dlp ? dlp : "database", b);
         goto done;
     }
-    if (!model && qcam && (load_labels(qcam, q.n, &qcb) || load_labels(dcam, db.n, &dcb) || !qcb.labels || !dcb.labels ||
-                 !ql.labels)) {
+    if (!model && qcam &&
+        (load_labels(qcam, q.n, &qcb) || load_labels(dcam, db.n, &dcb) || !qcb.labels ||
+         !dcb.labels || !ql.labels)) {
         if (qcb.n && (!qcb.labels || !dcb.labels || !ql.labels))
             fprintf(stderr, "drsch eval: re-id needs int32 identities and int32 camera ids\n");
         goto done;
@@ -487,13 +527,17 @@ int cmd_eval(int argc, char **argv)
         rp_context_set(rep, "queries_file", qc);
         rp_context_set(rep, "database_file", dbc);
     }
-    rp_context_set(rep, "tie_rule", "(distance, database index); tie-aware mAP = expectation under random tie order");
+    rp_context_set(
+        rep, "tie_rule",
+        "(distance, database index); tie-aware mAP = expectation under random tie order");
     rp_context_set(rep, "empty_query_rule", "queries without a relevant item count as AP 0");
-    rp_context_set(rep, "precision_at_k_rule", "relevant items within the top K / min(K, database size)");
+    rp_context_set(rep, "precision_at_k_rule",
+                   "relevant items within the top K / min(K, database size)");
     rp_context_set(rep, "ranking", wts ? "weighted hamming" : "hamming");
     if (reid) {
-        rp_context_set(rep, "reid_rule", "gallery items with the query's identity and camera removed; "
-                                         "queries without a true match skipped");
+        rp_context_set(rep, "reid_rule",
+                       "gallery items with the query's identity and camera removed; "
+                       "queries without a true match skipped");
         rp_context_set_num(rep, "single_shot_repeats", (double)single);
         rp_context_set_num(rep, "seed", (double)seed);
     }
@@ -521,8 +565,8 @@ int cmd_eval(int argc, char **argv)
         row->bits = bits_list[b];
         if (reid) {
             ev_reid *r = &row->reid;
-            st = ev_reid_eval(&tq, ql.labels, qcb.labels, &tdb, dl.labels, dcb.labels, hw, (int)single,
-                              (uint64_t)seed, r, &eerr);
+            st = ev_reid_eval(&tq, ql.labels, qcb.labels, &tdb, dl.labels, dcb.labels, hw,
+                              (int)single, (uint64_t)seed, r, &eerr);
             double dt = cli_now() - t0;
             if (st == EV_OK) {
                 snprintf(name, sizeof name, "eval/reid/bits:%u", bits_list[b]);
@@ -539,9 +583,12 @@ int cmd_eval(int argc, char **argv)
         } else {
             ev_options opt = {.topk = (size_t)topk, .radius = (uint32_t)radius, .pr_curve = 0};
             ev_retrieval *r = &row->r;
-            st = ev_retrieval_eval(&tq, &(ev_labels){.n = ql.n, .labels = ql.labels, .multi = ql.multi, .words = ql.words},
-                                   &tdb, &(ev_labels){.n = dl.n, .labels = dl.labels, .multi = dl.multi, .words = dl.words},
-                                   hw, &opt, r, &eerr);
+            st = ev_retrieval_eval(
+                &tq,
+                &(ev_labels){.n = ql.n, .labels = ql.labels, .multi = ql.multi, .words = ql.words},
+                &tdb,
+                &(ev_labels){.n = dl.n, .labels = dl.labels, .multi = dl.multi, .words = dl.words},
+                hw, &opt, r, &eerr);
             double dt = cli_now() - t0;
             if (st == EV_OK) {
                 snprintf(name, sizeof name, "eval/retrieval/bits:%u", bits_list[b]);

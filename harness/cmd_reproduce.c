@@ -49,36 +49,41 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch reproduce [--dataset SPEC] [--quick] [--out DIR] [options]\n\n"
-            "Retrieval datasets: trains and evaluates DRSCH at 12, 24, 32 and 48 bits plus one longer\n"
-            "model truncated to each length, with LSH and ITQ under the same protocol, and writes the\n"
-            "paper's table (mAP vs code length) with the published figures beside it.\n"
-            "CUHK03 (cuhk03:FILE.mat[:labeled|detected]): the classic protocol, one split per testset:\n"
-            "one model of --long-bits bits per split, truncated to each length, with LSH and ITQ;\n"
-            "CMC rank 1/5/10/20 and mAP per split and averaged, and the CMC curves.\n"
-            "The last line says whether the run reproduced the committed figures (see --baseline).\n\n"
-            "  --dataset SPEC   dataset (default fashion-mnist, the embedded default)\n"
-            "  --quick          short schedule for CI (about 2 minutes on 2 cores): 1000 iterations\n"
-            "                   per model; CUHK03: 150 iterations and 2 splits (about 3 minutes)\n"
-            "  --out DIR        output folder (default runs/<dataset>, runs/<dataset>-quick with\n"
-            "                   --quick); an explicit --out results/<dataset>[-quick] updates the\n"
-            "                   committed results\n"
-            "  --baseline FILE  report to compare the run's accuracy with at the end, as drsch compare\n"
-            "                   does (default: results/<dataset>[-quick]/report.json of the source tree\n"
-            "                   drsch was built from, when there is one)\n"
-            "  --bits LIST      code lengths (default 12,24,32,48)\n"
-            "  --long-bits B    the longer model truncated to each length (default 64)\n"
-            "  --iters N        iterations per model (default 12000; CUHK03: 3000 per split, about\n"
-            "                   20 minutes each on 2 cores); the learning rate steps down every third\n"
-            "  --splits N       CUHK03: run the first N classic splits (default all: 20 in the\n"
-            "                   CUHK03 release; --quick: 2)\n"
-            "  --size HxW       resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)\n"
-            "  --seed S         seed of protocol, training, baselines and CMC sampling (default 1)\n"
-            "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default 0)\n"
-            "  --paper FILE     published figures (default: results/paper/drsch_map.csv of the source\n"
-            "                   tree drsch was built from)\n"
-            "  -h, --help       this text\n");
+    fprintf(
+        f,
+        "usage: drsch reproduce [--dataset SPEC] [--quick] [--out DIR] [options]\n\n"
+        "Retrieval datasets: trains and evaluates DRSCH at 12, 24, 32 and 48 bits plus one longer\n"
+        "model truncated to each length, with LSH and ITQ under the same protocol, and writes the\n"
+        "paper's table (mAP vs code length) with the published figures beside it.\n"
+        "CUHK03 (cuhk03:FILE.mat[:labeled|detected]): the classic protocol, one split per "
+        "testset:\n"
+        "one model of --long-bits bits per split, truncated to each length, with LSH and ITQ;\n"
+        "CMC rank 1/5/10/20 and mAP per split and averaged, and the CMC curves.\n"
+        "The last line says whether the run reproduced the committed figures (see --baseline).\n\n"
+        "  --dataset SPEC   dataset (default fashion-mnist, the embedded default)\n"
+        "  --quick          short schedule for CI (about 2 minutes on 2 cores): 1000 iterations\n"
+        "                   per model; CUHK03: 150 iterations and 2 splits (about 3 minutes)\n"
+        "  --out DIR        output folder (default runs/<dataset>, runs/<dataset>-quick with\n"
+        "                   --quick); an explicit --out results/<dataset>[-quick] updates the\n"
+        "                   committed results\n"
+        "  --baseline FILE  report to compare the run's accuracy with at the end, as drsch "
+        "compare\n"
+        "                   does (default: results/<dataset>[-quick]/report.json of the source "
+        "tree\n"
+        "                   drsch was built from, when there is one)\n"
+        "  --bits LIST      code lengths (default 12,24,32,48)\n"
+        "  --long-bits B    the longer model truncated to each length (default 64)\n"
+        "  --iters N        iterations per model (default 12000; CUHK03: 3000 per split, about\n"
+        "                   20 minutes each on 2 cores); the learning rate steps down every third\n"
+        "  --splits N       CUHK03: run the first N classic splits (default all: 20 in the\n"
+        "                   CUHK03 release; --quick: 2)\n"
+        "  --size HxW       resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)\n"
+        "  --seed S         seed of protocol, training, baselines and CMC sampling (default 1)\n"
+        "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
+        "0)\n"
+        "  --paper FILE     published figures (default: results/paper/drsch_map.csv of the source\n"
+        "                   tree drsch was built from)\n"
+        "  -h, --help       this text\n");
 }
 
 typedef struct {
@@ -101,9 +106,11 @@ static void progress(const tr_progress *p, void *ctx)
 {
     const char *tag = ctx;
     int eta = (int)(p->eta_seconds + 0.5);
-    fprintf(stderr, "  [%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  ETA %dm%02ds\n",
-            tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->active_share, 100 * p->distinct_share,
-            p->images_per_second, eta / 60, eta % 60);
+    fprintf(stderr,
+            "  [%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  ETA "
+            "%dm%02ds\n",
+            tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->active_share,
+            100 * p->distinct_share, p->images_per_second, eta / 60, eta % 60);
 }
 
 /* Writes text to path whole (fileio.h); a failure is printed with the file and its cause. */
@@ -178,8 +185,11 @@ static void run_gnuplot(const char *dir)
     char cmd[4400];
     snprintf(cmd, sizeof cmd, "gnuplot '%s/plots.gp'", dir);
     if (system(cmd) != 0)
-        fprintf(stderr, "drsch reproduce: gnuplot failed or is missing (Debian package gnuplot-nox); the curves "
-                        "are in %s/*.dat and %s/plots.gp\n", dir, dir);
+        fprintf(stderr,
+                "drsch reproduce: gnuplot failed or is missing (Debian package gnuplot-nox); the "
+                "curves "
+                "are in %s/*.dat and %s/plots.gp\n",
+                dir, dir);
 }
 
 /* Float features of images idx[0..n) (pixels scaled to [0, 1], no crop) for the baselines. */
@@ -197,8 +207,8 @@ static float *pixels(const ds_dataset *d, const int64_t *idx, int64_t n)
 }
 
 /* Paper figures for a dataset name ("cifar10", "nuswide") from the CSV; fills map by length. */
-static int paper_row(const char *csv, const char *dataset, const uint32_t *lengths, int nl, row *r, char *metric,
-                     size_t mcap)
+static int paper_row(const char *csv, const char *dataset, const uint32_t *lengths, int nl, row *r,
+                     char *metric, size_t mcap)
 {
     FILE *f = fopen(csv, "r");
     if (!f)
@@ -211,7 +221,8 @@ static int paper_row(const char *csv, const char *dataset, const uint32_t *lengt
         char ds[64], met[64], status[64];
         unsigned bits;
         double v;
-        if (sscanf(line, "%63[^,],%63[^,],%u,%lf,%63[^,]", ds, met, &bits, &v, status) != 5 || strcmp(ds, dataset))
+        if (sscanf(line, "%63[^,],%63[^,],%u,%lf,%63[^,]", ds, met, &bits, &v, status) != 5 ||
+            strcmp(ds, dataset))
             continue;
         for (int i = 0; i < nl; i++)
             if (lengths[i] == bits) {
@@ -230,12 +241,13 @@ static void slug(const char *method, char *out, size_t cap)
 {
     size_t k = 0;
     for (const char *p = method; *p && k + 1 < cap; p++)
-        out[k++] = (*p == ' ' || *p == ',' || *p == '(' || *p == ')') ? (*p == ' ' ? '_' : '-') : *p;
+        out[k++] =
+            (*p == ' ' || *p == ',' || *p == '(' || *p == ')') ? (*p == ' ' ? '_' : '-') : *p;
     out[k] = '\0';
 }
 
-static void add_entry(rp_report *rep, const char *dataset, const row *r, const uint32_t *lengths, int nl, int threads,
-                      const char *metric)
+static void add_entry(rp_report *rep, const char *dataset, const row *r, const uint32_t *lengths,
+                      int nl, int threads, const char *metric)
 {
     for (int i = 0; i < nl; i++) {
         if (!r->have[i])
@@ -261,7 +273,8 @@ typedef enum { COL_MAP, COL_TIES, COL_PR2 } column;
 
 /* One Markdown table of a metric: a row per method, a column per code length; rows without any
  * value of that metric are left out, missing cells blank. */
-static void md_table(sbuf *md, const row *rows, int nrows, const uint32_t *cols, int ncols, column what)
+static void md_table(sbuf *md, const row *rows, int nrows, const uint32_t *cols, int ncols,
+                     column what)
 {
     sb_printf(md, "| method |");
     for (int i = 0; i < ncols; i++)
@@ -271,10 +284,13 @@ static void md_table(sbuf *md, const row *rows, int nrows, const uint32_t *cols,
         sb_printf(md, " --- |");
     sb_printf(md, "\n");
     for (int k = 0; k < nrows; k++) {
-        const double *v = what == COL_MAP ? rows[k].map : what == COL_TIES ? rows[k].ties : rows[k].pr2;
+        const double *v = what == COL_MAP    ? rows[k].map
+                          : what == COL_TIES ? rows[k].ties
+                                             : rows[k].pr2;
         int ok[MAX_LENGTHS + 1], any = 0;
         for (int i = 0; i < ncols; i++) {
-            ok[i] = rows[k].have[i] && (what == COL_MAP || (what == COL_TIES ? v[i] > 0 : v[i] >= 0));
+            ok[i] =
+                rows[k].have[i] && (what == COL_MAP || (what == COL_TIES ? v[i] > 0 : v[i] >= 0));
             any |= ok[i];
         }
         if (!any)
@@ -286,9 +302,9 @@ static void md_table(sbuf *md, const row *rows, int nrows, const uint32_t *cols,
     }
 }
 
-static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp, const tr_config *base,
-                     const uint32_t *lengths, int nl, uint32_t long_bits, const char *paper_csv, rp_report *rep,
-                     sbuf *md)
+static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
+                     const tr_config *base, const uint32_t *lengths, int nl, uint32_t long_bits,
+                     const char *paper_csv, rp_report *rep, sbuf *md)
 {
     const int multi = d->label_kind == DS_LABELS_MULTI;
     const char *metric = multi ? "mAP@5000" : "mAP@all";
@@ -308,7 +324,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         char tag[64];
         snprintf(tag, sizeof tag, "DRSCH %u bits", B);
         snprintf(path, sizeof path, "%s/model-%u.bin", rc->dir, B);
-        fprintf(stderr, "drsch reproduce: training %s (%lld iterations) -> %s\n", tag, (long long)c.iters, path);
+        fprintf(stderr, "drsch reproduce: training %s (%lld iterations) -> %s\n", tag,
+                (long long)c.iters, path);
         tr_error te;
         double t = cli_now();
         tr_status st = tr_train(&c, d, sp, path, NULL, NULL, progress, tag, &te);
@@ -320,8 +337,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         drop_state(path);
         xp_codes codes;
         xp_error xe;
-        xp_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32, &codes,
-                                      &xe);
+        xp_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
+                                      NN_PRECISION_F32, &codes, &xe);
         if (xs != XP_OK) {
             if (xs == XP_ERR_MODEL)
                 fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
@@ -335,7 +352,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         row *r_len = &rows[0], *r_cut = &rows[1], *r_wcut = &rows[2];
         snprintf(r_len->method, sizeof r_len->method, "DRSCH (trained at each length)");
         snprintf(r_cut->method, sizeof r_cut->method, "DRSCH-%u truncated", long_bits);
-        snprintf(r_wcut->method, sizeof r_wcut->method, "DRSCH-%u truncated, weighted ranking", long_bits);
+        snprintf(r_wcut->method, sizeof r_wcut->method, "DRSCH-%u truncated, weighted ranking",
+                 long_bits);
         for (int i = 0; i <= nl; i++) {
             uint32_t b = i < nl ? lengths[i] : long_bits;
             if ((m < nl && i != m) || b > B)
@@ -359,8 +377,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 dst->queries = r.queries;
                 dst->have[col] = 1;
                 dst->seconds = m < nl ? dst->seconds + secs : secs;
-                fprintf(stderr, "drsch reproduce: %s at %u bits%s: %s %.4f\n", tag, b, weighted ? " (weighted)" : "",
-                        metric, dst->map[col]);
+                fprintf(stderr, "drsch reproduce: %s at %u bits%s: %s %.4f\n", tag, b,
+                        weighted ? " (weighted)" : "", metric, dst->map[col]);
                 if (o.pr_curve) {
                     sb_printf(&pr, "# %u bits: radius recall precision\n", b);
                     for (size_t k = 0; k < r.pr_points; k++)
@@ -375,7 +393,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     nrows = 3;
 
     /* Baselines on the pixels of the same split. */
-    fprintf(stderr, "drsch reproduce: LSH and ITQ baselines on %d x %d x %d pixels\n", d->c, d->h, d->w);
+    fprintf(stderr, "drsch reproduce: LSH and ITQ baselines on %d x %d x %d pixels\n", d->c, d->h,
+            d->w);
     {
         float *xtr = pixels(d, sp->train, sp->n_train), *xq = pixels(d, sp->query, sp->n_query);
         int dim = d->c * d->h * d->w;
@@ -393,8 +412,10 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 bl_model bm;
                 bl_error be;
                 double t = cli_now();
-                int bad = method ? bl_itq_train(xtr, (size_t)sp->n_train, dim, lengths[i], 50, rc->seed, &bm, &be)
-                                 : bl_lsh_train(xtr, (size_t)sp->n_train, dim, lengths[i], rc->seed, &bm, &be);
+                int bad = method ? bl_itq_train(xtr, (size_t)sp->n_train, dim, lengths[i], 50,
+                                                rc->seed, &bm, &be)
+                                 : bl_lsh_train(xtr, (size_t)sp->n_train, dim, lengths[i], rc->seed,
+                                                &bm, &be);
                 if (bad) {
                     fprintf(stderr, "drsch reproduce: %s\n", be.msg);
                     free(xtr);
@@ -421,7 +442,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 ev_error ee;
                 ev_options o = opt;
                 o.pr_curve = 0;
-                if (!ok || xp_eval_retrieval(d, sp, &q, &db, lengths[i], NULL, &o, &r, &ee) != EV_OK) {
+                if (!ok ||
+                    xp_eval_retrieval(d, sp, &q, &db, lengths[i], NULL, &o, &r, &ee) != EV_OK) {
                     fprintf(stderr, "drsch reproduce: %s\n", ok ? ee.msg : "out of memory");
                     hm_codes_free(&q);
                     hm_codes_free(&db);
@@ -437,8 +459,8 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 dst->queries = r.queries;
                 dst->have[i] = 1;
                 dst->seconds += secs;
-                fprintf(stderr, "drsch reproduce: %s at %u bits: %s %.4f\n", dst->method, lengths[i], metric,
-                        dst->map[i]);
+                fprintf(stderr, "drsch reproduce: %s at %u bits: %s %.4f\n", dst->method,
+                        lengths[i], metric, dst->map[i]);
                 ev_retrieval_free(&r);
                 hm_codes_free(&q);
                 hm_codes_free(&db);
@@ -450,7 +472,9 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     }
 
     /* The paper's figures where the dataset is one of the paper's. */
-    const char *paper_name = !strcmp(d->name, "cifar10") ? "cifar10" : !strncmp(d->name, "nuswide", 7) ? "nuswide" : NULL;
+    const char *paper_name = !strcmp(d->name, "cifar10")       ? "cifar10"
+                             : !strncmp(d->name, "nuswide", 7) ? "nuswide"
+                                                               : NULL;
     char paper_metric[64] = "";
     int have_paper = 0;
     if (paper_name) {
@@ -458,11 +482,13 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         snprintf(p->method, sizeof p->method, "DRSCH, published (quoted, unverified)");
         for (int i = 0; i < nl; i++)
             p->pr2[i] = -1;
-        if (paper_row(paper_csv, paper_name, lengths, nl, p, paper_metric, sizeof paper_metric) == 0) {
+        if (paper_row(paper_csv, paper_name, lengths, nl, p, paper_metric, sizeof paper_metric) ==
+            0) {
             have_paper = 1;
             nrows++;
         } else {
-            fprintf(stderr, "drsch reproduce: no published figures for %s in %s\n", paper_name, paper_csv);
+            fprintf(stderr, "drsch reproduce: no published figures for %s in %s\n", paper_name,
+                    paper_csv);
         }
     }
 
@@ -476,25 +502,35 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     sb_printf(md, "## %s by code length\n\n", metric);
     md_table(md, rows, nrows, cols, nl + 1, COL_MAP);
     if (have_paper)
-        sb_printf(md, "\nThe published row is %s as quoted by later work (results/paper/drsch_map.csv): "
-                      "quoted, unverified.\n", paper_metric);
+        sb_printf(
+            md,
+            "\nThe published row is %s as quoted by later work (results/paper/drsch_map.csv): "
+            "quoted, unverified.\n",
+            paper_metric);
     else
-        sb_printf(md, "\nThe paper reports no figures for this dataset; its CIFAR-10 and NUS-WIDE figures are in "
+        sb_printf(md, "\nThe paper reports no figures for this dataset; its CIFAR-10 and NUS-WIDE "
+                      "figures are in "
                       "results/paper/drsch_map.csv (quoted, unverified).\n");
     /* Relevance depends on the labels only, so every row has the same count. */
     if (rows[0].queries)
-        sb_printf(md, "\n%zu of %zu queries have no relevant item in the database (counted as AP 0).\n",
+        sb_printf(md,
+                  "\n%zu of %zu queries have no relevant item in the database (counted as AP 0).\n",
                   rows[0].no_relevant[0], rows[0].queries);
-    sb_printf(md, "\nBit-scalability: the %u-bit model truncated to each length against a model trained at that "
-                  "length (mAP points, truncated minus trained):",
+    sb_printf(md,
+              "\nBit-scalability: the %u-bit model truncated to each length against a model "
+              "trained at that "
+              "length (mAP points, truncated minus trained):",
               long_bits);
     for (int i = 0; i < nl; i++)
         sb_printf(md, " %u bits %+.1f;", lengths[i], 100 * (rows[1].map[i] - rows[0].map[i]));
-    sb_printf(md, "\n\nTie-aware %s (expected value when tied Hamming distances are ordered at random), same "
-                  "rows:\n\n",
-              metric);
+    sb_printf(
+        md,
+        "\n\nTie-aware %s (expected value when tied Hamming distances are ordered at random), same "
+        "rows:\n\n",
+        metric);
     md_table(md, rows, nrows, cols, nl + 1, COL_TIES);
-    sb_printf(md, "\nPrecision within Hamming radius 2 (0 when nothing is retrieved), same rows:\n\n");
+    sb_printf(md,
+              "\nPrecision within Hamming radius 2 (0 when nothing is retrieved), same rows:\n\n");
     md_table(md, rows, nrows, cols, nl + 1, COL_PR2);
 
     /* Curves and plots. */
@@ -514,16 +550,22 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     int wbad = write_sbuf(path, &dat);
     snprintf(path, sizeof path, "%s/pr.dat", rc->dir);
     wbad = wbad || write_sbuf(path, &pr);
-    sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
-                   "set output '%s/map_vs_bits.svg'\nset title '%s: %s vs code length'\n"
-                   "set xlabel 'bits'\nset ylabel '%s'\nset key bottom right\nset grid\nset yrange [0:1]\n"
-                   "plot for [k=2:%d] '%s/map_vs_bits.dat' using 1:k with linespoints title columnhead(k)\n",
-              rc->dir, d->name, metric, metric, nrows + 1, rc->dir);
-    sb_printf(&gp, "set output '%s/pr.svg'\nset title '%s: precision-recall over Hamming radius (DRSCH)'\n"
-                   "set xlabel 'recall'\nset ylabel 'precision'\nset xrange [0:1]\nset key bottom left\n"
-                   "plot for [i=0:%d] '%s/pr.dat' index i using 2:3 with linespoints title sprintf('%%d bits', "
-                   "word('",
-              rc->dir, d->name, nl - 1, rc->dir);
+    sb_printf(
+        &gp,
+        "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing "
+        "'NaN'\n"
+        "set output '%s/map_vs_bits.svg'\nset title '%s: %s vs code length'\n"
+        "set xlabel 'bits'\nset ylabel '%s'\nset key bottom right\nset grid\nset yrange [0:1]\n"
+        "plot for [k=2:%d] '%s/map_vs_bits.dat' using 1:k with linespoints title columnhead(k)\n",
+        rc->dir, d->name, metric, metric, nrows + 1, rc->dir);
+    sb_printf(
+        &gp,
+        "set output '%s/pr.svg'\nset title '%s: precision-recall over Hamming radius (DRSCH)'\n"
+        "set xlabel 'recall'\nset ylabel 'precision'\nset xrange [0:1]\nset key bottom left\n"
+        "plot for [i=0:%d] '%s/pr.dat' index i using 2:3 with linespoints title sprintf('%%d "
+        "bits', "
+        "word('",
+        rc->dir, d->name, nl - 1, rc->dir);
     for (int i = 0; i < nl; i++)
         sb_printf(&gp, "%s%u", i ? " " : "", lengths[i]);
     sb_printf(&gp, "', i+1)+0)\n");
@@ -534,8 +576,10 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
     if (wbad)
         goto done;
     run_gnuplot(rc->dir);
-    sb_printf(md, "\nPlots: `map_vs_bits.svg` (%s vs bits), `pr.svg` (precision-recall of the models trained at "
-                  "each length, one point per Hamming radius); data in `map_vs_bits.dat`, `pr.dat`.\n",
+    sb_printf(md,
+              "\nPlots: `map_vs_bits.svg` (%s vs bits), `pr.svg` (precision-recall of the models "
+              "trained at "
+              "each length, one point per Hamming radius); data in `map_vs_bits.dat`, `pr.dat`.\n",
               metric);
     rc_out = 0;
 done:
@@ -569,7 +613,7 @@ typedef struct {
     uint32_t cols[MAX_LENGTHS + 1]; /* the --bits lengths, then --long-bits */
     uint32_t model_bits;
     reid_row rows[RR_COUNT];
-    char (*split_name)[256];              /* [split] the protocol's description of the split */
+    char (*split_name)[256];                /* [split] the protocol's description of the split */
     int64_t *n_query, *n_gallery, *n_train; /* [split] */
 } reid_results;
 
@@ -684,11 +728,12 @@ static float *thumbs(const ds_dataset *d, const int64_t *idx, int64_t n, int *di
 }
 
 /* LSH and ITQ on the split's thumbnails, trained on its training identities, at every column. */
-static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split *sp, int s, reid_results *res)
+static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split *sp, int s,
+                          reid_results *res)
 {
     int dim = 0, status = 1;
-    float *xtr = thumbs(d, sp->train, sp->n_train, &dim), *xq = thumbs(d, sp->query, sp->n_query, &dim),
-          *xg = thumbs(d, sp->db, sp->n_db, &dim);
+    float *xtr = thumbs(d, sp->train, sp->n_train, &dim),
+          *xq = thumbs(d, sp->query, sp->n_query, &dim), *xg = thumbs(d, sp->db, sp->n_db, &dim);
     if (!xtr || !xq || !xg) {
         fprintf(stderr, "drsch reproduce: out of memory for the baselines' thumbnails\n");
         goto done;
@@ -699,7 +744,9 @@ static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split
             uint32_t b = res->cols[i];
             if (method == RR_ITQ && (int)b > dim) {
                 if (s == 0)
-                    fprintf(stderr, "drsch reproduce: ITQ at %u bits skipped: the thumbnails have %d dimensions\n",
+                    fprintf(stderr,
+                            "drsch reproduce: ITQ at %u bits skipped: the thumbnails have %d "
+                            "dimensions\n",
                             b, dim);
                 continue;
             }
@@ -725,8 +772,10 @@ static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split
             row->seconds[s] += cli_now() - t;
             size_t k = (size_t)s * (size_t)res->ncols + (size_t)i;
             ev_error ee;
-            if (!ok || xp_eval_reid(d, sp, &q, &g, b, NULL, REID_REPEATS, rc->seed, &row->r[k], &ee) != EV_OK) {
-                fprintf(stderr, "drsch reproduce: %s at %u bits: %s\n", row->method, b, ok ? ee.msg : "out of memory");
+            if (!ok || xp_eval_reid(d, sp, &q, &g, b, NULL, REID_REPEATS, rc->seed, &row->r[k],
+                                    &ee) != EV_OK) {
+                fprintf(stderr, "drsch reproduce: %s at %u bits: %s\n", row->method, b,
+                        ok ? ee.msg : "out of memory");
                 hm_codes_free(&q);
                 hm_codes_free(&g);
                 goto done;
@@ -746,7 +795,8 @@ done:
 
 /* One split: the classic protocol's testsets{s + 1}, a DRSCH model trained on its training
  * identities, its codes truncated to every column (plain and weighted ranking), the baselines. */
-static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_config *base, reid_results *res)
+static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_config *base,
+                      reid_results *res)
 {
     ds_split sp = {0};
     ds_error de;
@@ -763,8 +813,10 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     res->n_query[s] = sp.n_query;
     res->n_gallery[s] = sp.n_db;
     res->n_train[s] = sp.n_train;
-    fprintf(stderr, "drsch reproduce: split %d/%d: %s; %lld queries, %lld gallery, %lld training images\n", s + 1,
-            res->nsplits, sp.name, (long long)sp.n_query, (long long)sp.n_db, (long long)sp.n_train);
+    fprintf(stderr,
+            "drsch reproduce: split %d/%d: %s; %lld queries, %lld gallery, %lld training images\n",
+            s + 1, res->nsplits, sp.name, (long long)sp.n_query, (long long)sp.n_db,
+            (long long)sp.n_train);
     if (sp.n_query == 0 || sp.n_db == 0) {
         fprintf(stderr, "drsch reproduce: split %d leaves no query or no gallery image\n", s + 1);
         goto done;
@@ -775,7 +827,8 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     snprintf(tag, sizeof tag, "split %d/%d, %u bits", s + 1, res->nsplits, B);
     tr_config c = *base;
     c.bits = (int32_t)B;
-    fprintf(stderr, "drsch reproduce: training DRSCH, %s (%lld iterations) -> %s\n", tag, (long long)c.iters, path);
+    fprintf(stderr, "drsch reproduce: training DRSCH, %s (%lld iterations) -> %s\n", tag,
+            (long long)c.iters, path);
     tr_error te;
     double t = cli_now();
     if (tr_train(&c, d, &sp, path, NULL, NULL, progress, tag, &te) != TR_OK) {
@@ -785,7 +838,8 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     res->rows[RR_DRSCH].seconds[s] = res->rows[RR_WEIGHTED].seconds[s] = cli_now() - t;
     drop_state(path);
     xp_error xe;
-    xp_status xs = xp_model_codes(path, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32, &codes, &xe);
+    xp_status xs = xp_model_codes(path, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32,
+                                  &codes, &xe);
     if (xs != XP_OK) {
         if (xs == XP_ERR_MODEL)
             fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
@@ -798,8 +852,9 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         for (int i = 0; i < res->ncols; i++) {
             size_t k = (size_t)s * (size_t)res->ncols + (size_t)i;
             ev_error ee;
-            if (xp_eval_reid(d, &sp, &codes.query, &codes.db, res->cols[i], weighted ? codes.weights : NULL,
-                             REID_REPEATS, rc->seed, &row->r[k], &ee) != EV_OK) {
+            if (xp_eval_reid(d, &sp, &codes.query, &codes.db, res->cols[i],
+                             weighted ? codes.weights : NULL, REID_REPEATS, rc->seed, &row->r[k],
+                             &ee) != EV_OK) {
                 fprintf(stderr, "drsch reproduce: %s: %s\n", tag, ee.msg);
                 goto done;
             }
@@ -808,9 +863,11 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     }
     for (int i = 0; i < res->ncols; i++) {
         const ev_reid *r = &res->rows[RR_DRSCH].r[(size_t)s * (size_t)res->ncols + (size_t)i];
-        fprintf(stderr, "drsch reproduce: split %d, DRSCH at %u bits: rank-1 %.4f  rank-5 %.4f  rank-10 %.4f  "
-                        "rank-20 %.4f  mAP %.4f  (%zu queries)\n",
-                s + 1, res->cols[i], r->cmc[0], r->cmc[4], r->cmc[9], r->cmc[19], r->map, r->queries);
+        fprintf(
+            stderr,
+            "drsch reproduce: split %d, DRSCH at %u bits: rank-1 %.4f  rank-5 %.4f  rank-10 %.4f  "
+            "rank-20 %.4f  mAP %.4f  (%zu queries)\n",
+            s + 1, res->cols[i], r->cmc[0], r->cmc[4], r->cmc[9], r->cmc[19], r->map, r->queries);
     }
     fprintf(stderr, "drsch reproduce: split %d: LSH and ITQ on %s\n", s + 1, "colour thumbnails");
     if (reid_baselines(rc, d, &sp, s, res))
@@ -847,7 +904,8 @@ static void reid_report(rp_report *rep, const ds_dataset *d, const reid_results 
                 if (!row->have[k])
                     continue;
                 secs += row->seconds[s];
-                snprintf(name, sizeof name, "reproduce/%s/%s/split:%d/bits:%u", d->name, sl, s + 1, res->cols[i]);
+                snprintf(name, sizeof name, "reproduce/%s/%s/split:%d/bits:%u", d->name, sl, s + 1,
+                         res->cols[i]);
                 rp_entry *e = rp_add(rep, name, 1, row->seconds[s], row->seconds[s], "s", threads);
                 reid_counters(e, row->r[k].cmc, row->r[k].map);
                 rp_counter(e, "queries", (double)row->r[k].queries);
@@ -860,8 +918,10 @@ static void reid_report(rp_report *rep, const ds_dataset *d, const reid_results 
             rp_entry *e = rp_add(rep, name, 1, secs / a.n, secs / a.n, "s", threads);
             reid_counters(e, a.cmc, a.map);
             rp_counter(e, "splits", a.n);
-            snprintf(label, sizeof label, "mean over %d CUHK03 classic split%s; CMC from %d single-gallery-shot "
-                                          "samplings per split", a.n, a.n > 1 ? "s" : "", REID_REPEATS);
+            snprintf(label, sizeof label,
+                     "mean over %d CUHK03 classic split%s; CMC from %d single-gallery-shot "
+                     "samplings per split",
+                     a.n, a.n > 1 ? "s" : "", REID_REPEATS);
             rp_label(e, label);
         }
     }
@@ -869,14 +929,19 @@ static void reid_report(rp_report *rep, const ds_dataset *d, const reid_results 
 
 /* The CMC table (rank 1, 5, 10, 20 and mAP, mean +- sd over the splits), rank-1 per split, and
  * the gnuplot data and script of the CMC curves. */
-static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results *res, int nl, sbuf *md)
+static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results *res, int nl,
+                      sbuf *md)
 {
     const int S = res->nsplits;
     sb_printf(md, "## CMC and mAP by code length, mean over %d split%s\n\n", S, S > 1 ? "s" : "");
-    sb_printf(md, "DRSCH: one %u-bit model per split, truncated to each length (bit-scalable codes, INTERNALS.md); "
-                  "training one model per length would take %d times as long, so the shorter lengths are not "
-                  "trained separately. LSH and ITQ: trained on the split's training identities, on %s.\n\n",
-              res->model_bits, res->ncols, "block-averaged colour thumbnails (at most 20 x 8 cells per channel)");
+    sb_printf(
+        md,
+        "DRSCH: one %u-bit model per split, truncated to each length (bit-scalable codes, "
+        "INTERNALS.md); "
+        "training one model per length would take %d times as long, so the shorter lengths are not "
+        "trained separately. LSH and ITQ: trained on the split's training identities, on %s.\n\n",
+        res->model_bits, res->ncols,
+        "block-averaged colour thumbnails (at most 20 x 8 cells per channel)");
     sb_printf(md, "| method | bits |");
     for (int r = 0; r < N_REID_RANKS; r++)
         sb_printf(md, " rank-%d |", REID_RANKS[r]);
@@ -892,18 +957,24 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
             sb_printf(md, "| %s | %u |", res->rows[m].method, res->cols[i]);
             for (int r = 0; r < N_REID_RANKS; r++) {
                 int k = REID_RANKS[r] - 1;
-                S > 1 ? sb_printf(md, " %.4f ± %.4f |", a.cmc[k], a.sd_cmc[k]) : sb_printf(md, " %.4f |", a.cmc[k]);
+                S > 1 ? sb_printf(md, " %.4f ± %.4f |", a.cmc[k], a.sd_cmc[k])
+                      : sb_printf(md, " %.4f |", a.cmc[k]);
             }
-            S > 1 ? sb_printf(md, " %.4f ± %.4f |\n", a.map, a.sd_map) : sb_printf(md, " %.4f |\n", a.map);
+            S > 1 ? sb_printf(md, " %.4f ± %.4f |\n", a.map, a.sd_map)
+                  : sb_printf(md, " %.4f |\n", a.map);
         }
     if (S > 1)
         sb_printf(md, "\n± is the sample standard deviation over the splits.\n");
-    sb_printf(md, "\nPublished figures: none. No CUHK03 CMC figure of DRSCH could be confirmed (the paper's text "
-                  "was not available; see results/paper/README.md), so there is no published row to print beside "
+    sb_printf(md, "\nPublished figures: none. No CUHK03 CMC figure of DRSCH could be confirmed "
+                  "(the paper's text "
+                  "was not available; see results/paper/README.md), so there is no published row "
+                  "to print beside "
                   "these.\n");
 
-    sb_printf(md, "\n## Per split (DRSCH-%u truncated, plain ranking)\n\n| split | queries | gallery | training "
-                  "images | training s |",
+    sb_printf(md,
+              "\n## Per split (DRSCH-%u truncated, plain ranking)\n\n| split | queries | gallery | "
+              "training "
+              "images | training s |",
               res->model_bits);
     for (int i = 0; i < res->ncols; i++)
         sb_printf(md, " rank-1 @%u |", res->cols[i]);
@@ -950,16 +1021,23 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
     int wbad = write_sbuf(path, &cmc);
     snprintf(path, sizeof path, "%s/cmc_methods.dat", rc->dir);
     wbad = wbad || write_sbuf(path, &meth);
-    sb_printf(&gp, "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing 'NaN'\n"
-                   "set xlabel 'rank'\nset ylabel 'matching rate (CMC)'\nset key bottom right\nset grid\n"
-                   "set xrange [1:%d]\nset yrange [0:1]\nset xtics (1, 5, 10, 15, 20)\n",
-              EV_CMC_RANKS);
-    sb_printf(&gp, "set output '%s/cmc.svg'\nset title '%s: CMC of DRSCH-%u truncated, mean over %d split%s'\n"
-                   "plot for [k=2:%d] '%s/cmc.dat' using 1:k with linespoints title columnhead(k)\n",
-              rc->dir, d->name, res->model_bits, S, S > 1 ? "s" : "", res->ncols + 1, rc->dir);
-    sb_printf(&gp, "set output '%s/cmc_methods.svg'\nset title '%s: CMC at %u bits, mean over %d split%s'\n"
-                   "plot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title columnhead(k)\n",
-              rc->dir, d->name, res->cols[at], S, S > 1 ? "s" : "", RR_COUNT + 1, rc->dir);
+    sb_printf(
+        &gp,
+        "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile missing "
+        "'NaN'\n"
+        "set xlabel 'rank'\nset ylabel 'matching rate (CMC)'\nset key bottom right\nset grid\n"
+        "set xrange [1:%d]\nset yrange [0:1]\nset xtics (1, 5, 10, 15, 20)\n",
+        EV_CMC_RANKS);
+    sb_printf(
+        &gp,
+        "set output '%s/cmc.svg'\nset title '%s: CMC of DRSCH-%u truncated, mean over %d split%s'\n"
+        "plot for [k=2:%d] '%s/cmc.dat' using 1:k with linespoints title columnhead(k)\n",
+        rc->dir, d->name, res->model_bits, S, S > 1 ? "s" : "", res->ncols + 1, rc->dir);
+    sb_printf(
+        &gp,
+        "set output '%s/cmc_methods.svg'\nset title '%s: CMC at %u bits, mean over %d split%s'\n"
+        "plot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title columnhead(k)\n",
+        rc->dir, d->name, res->cols[at], S, S > 1 ? "s" : "", RR_COUNT + 1, rc->dir);
     snprintf(path, sizeof path, "%s/plots.gp", rc->dir);
     wbad = wbad || write_sbuf(path, &gp);
     free(cmc.s);
@@ -968,15 +1046,18 @@ static int reid_write(const run_ctx *rc, const ds_dataset *d, const reid_results
     if (wbad)
         return 1;
     run_gnuplot(rc->dir);
-    sb_printf(md, "\nPlots: `cmc.svg` (CMC of DRSCH at each length), `cmc_methods.svg` (every method at %u bits); "
-                  "data in `cmc.dat`, `cmc_methods.dat`; script `plots.gp`.\n",
+    sb_printf(md,
+              "\nPlots: `cmc.svg` (CMC of DRSCH at each length), `cmc_methods.svg` (every method "
+              "at %u bits); "
+              "data in `cmc.dat`, `cmc_methods.dat`; script `plots.gp`.\n",
               res->cols[at]);
     return 0;
 }
 
 /* The CUHK03 table: nsplits classic splits, each trained and evaluated on its own. */
-static int reid(const run_ctx *rc, const ds_dataset *d, const tr_config *base, const uint32_t *lengths, int nl,
-                uint32_t long_bits, int nsplits, rp_report *rep, sbuf *md)
+static int reid(const run_ctx *rc, const ds_dataset *d, const tr_config *base,
+                const uint32_t *lengths, int nl, uint32_t long_bits, int nsplits, rp_report *rep,
+                sbuf *md)
 {
     uint32_t cols[MAX_LENGTHS + 1];
     memcpy(cols, lengths, sizeof(uint32_t) * (size_t)nl);
@@ -988,8 +1069,8 @@ static int reid(const run_ctx *rc, const ds_dataset *d, const tr_config *base, c
     }
     res.model_bits = long_bits;
     snprintf(res.rows[RR_DRSCH].method, sizeof res.rows[0].method, "DRSCH-%u truncated", long_bits);
-    snprintf(res.rows[RR_WEIGHTED].method, sizeof res.rows[0].method, "DRSCH-%u truncated, weighted ranking",
-             long_bits);
+    snprintf(res.rows[RR_WEIGHTED].method, sizeof res.rows[0].method,
+             "DRSCH-%u truncated, weighted ranking", long_bits);
     snprintf(res.rows[RR_LSH].method, sizeof res.rows[0].method, "LSH (thumbnails)");
     snprintf(res.rows[RR_ITQ].method, sizeof res.rows[0].method, "ITQ (thumbnails)");
     int status = 1;
@@ -999,8 +1080,10 @@ static int reid(const run_ctx *rc, const ds_dataset *d, const tr_config *base, c
             goto done;
         double per = (cli_now() - t0) / (s + 1);
         int left = (int)(per * (nsplits - s - 1) + 0.5);
-        fprintf(stderr, "drsch reproduce: split %d/%d done (%.0f s per split so far; about %dm%02ds left)\n", s + 1,
-                nsplits, per, left / 60, left % 60);
+        fprintf(
+            stderr,
+            "drsch reproduce: split %d/%d done (%.0f s per split so far; about %dm%02ds left)\n",
+            s + 1, nsplits, per, left / 60, left % 60);
     }
     reid_report(rep, d, &res, rc->threads);
     status = reid_write(rc, d, &res, nl, md);
@@ -1024,12 +1107,15 @@ static void command_line(int argc, char **argv, char *out, size_t cap)
 /* The report the run is compared with at the end, read before the run's own report is written
  * (--out may be its folder) at report_path. 1 when *ref holds it; else 0 with the reason, a whole
  * output line, in msg. A missing default (no committed results for this dataset) is no error. */
-static int read_baseline(const char *path, const char *report_path, rp_read_report *ref, char *msg, size_t cap)
+static int read_baseline(const char *path, const char *report_path, rp_read_report *ref, char *msg,
+                         size_t cap)
 {
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) {
-        snprintf(msg, cap, "Reproduction: not checked: there is no committed report %s to compare %s with "
-                           "(--baseline FILE names one)", path, report_path);
+        snprintf(msg, cap,
+                 "Reproduction: not checked: there is no committed report %s to compare %s with "
+                 "(--baseline FILE names one)",
+                 path, report_path);
         return 0;
     }
     rp_error err;
@@ -1042,10 +1128,12 @@ static int read_baseline(const char *path, const char *report_path, rp_read_repo
 
 /* The run's settings recorded in both contexts that differ ("seed, threads"), so
  * that a difference of figures is not read as a failure to reproduce the same run. */
-static void settings_differ(const struct cJSON *ref_root, const struct cJSON *cur_root, char *out, size_t cap)
+static void settings_differ(const struct cJSON *ref_root, const struct cJSON *cur_root, char *out,
+                            size_t cap)
 {
-    static const char *const keys[] = {"dataset_crc32", "protocol", "seed", "iterations_per_model", "splits",
-                                       "model_bits", "image_size", "threads", "onednn_isa"};
+    static const char *const keys[] = {"dataset_crc32",        "protocol", "seed",
+                                       "iterations_per_model", "splits",   "model_bits",
+                                       "image_size",           "threads",  "onednn_isa"};
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(ref_root, "context");
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(cur_root, "context");
     size_t k = 0;
@@ -1063,8 +1151,8 @@ static void settings_differ(const struct cJSON *ref_root, const struct cJSON *cu
 
 /* The one line saying whether the run (report rep, written to path) reproduced the baseline ref
  * read from ref_path: its accuracy counters compared as drsch compare does, times ignored. */
-static void reproduction_line(const rp_report *rep, const char *path, rp_read_report *ref, const char *ref_path,
-                              char *msg, size_t cap)
+static void reproduction_line(const rp_report *rep, const char *path, rp_read_report *ref,
+                              const char *ref_path, char *msg, size_t cap)
 {
     char *text = rp_print(rep);
     rp_read_report cur;
@@ -1089,27 +1177,34 @@ static void reproduction_line(const rp_report *rep, const char *path, rp_read_re
     size_t k = 0;
     switch (rpc_agreement_of(&res)) {
     case RPC_IDENTICAL:
-        k = (size_t)snprintf(msg, cap, "Reproduction: identical: all %d metrics of %s equal those of %s", res.metrics,
-                             path, ref_path);
+        k = (size_t)snprintf(msg, cap,
+                             "Reproduction: identical: all %d metrics of %s equal those of %s",
+                             res.metrics, path, ref_path);
         break;
     case RPC_WITHIN_NOISE:
-        k = (size_t)snprintf(msg, cap,
-                             "Reproduction: within noise: all %d metrics of %s within %.2f of %s (%d identical, "
-                             "largest difference %.4f)",
-                             res.metrics, path, o.max_metric_drop, ref_path, res.metrics_equal, res.max_diff);
+        k = (size_t)snprintf(
+            msg, cap,
+            "Reproduction: within noise: all %d metrics of %s within %.2f of %s (%d identical, "
+            "largest difference %.4f)",
+            res.metrics, path, o.max_metric_drop, ref_path, res.metrics_equal, res.max_diff);
         break;
     case RPC_DIFFERENT:
-        k = (size_t)snprintf(msg, cap, "Reproduction: NOT reproduced: %d of %d metrics of %s differ from %s by more "
-                             "than %.2f", res.metrics_beyond, res.metrics, path, ref_path, o.max_metric_drop);
+        k = (size_t)snprintf(
+            msg, cap,
+            "Reproduction: NOT reproduced: %d of %d metrics of %s differ from %s by more "
+            "than %.2f",
+            res.metrics_beyond, res.metrics, path, ref_path, o.max_metric_drop);
         if (res.metrics_missing && k < cap)
             k += (size_t)snprintf(msg + k, cap - k, ", %d missing", res.metrics_missing);
         if (res.max_drop_row >= 0 && k < cap) {
             const rpc_row *w = &res.rows[res.max_drop_row];
-            k += (size_t)snprintf(msg + k, cap - k, " (largest drop %.4f: %s %s)", res.max_drop, w->entry, w->counter);
+            k += (size_t)snprintf(msg + k, cap - k, " (largest drop %.4f: %s %s)", res.max_drop,
+                                  w->entry, w->counter);
         }
         break;
     case RPC_NO_METRICS:
-        k = (size_t)snprintf(msg, cap, "Reproduction: not checked: %s has no accuracy counters", ref_path);
+        k = (size_t)snprintf(msg, cap, "Reproduction: not checked: %s has no accuracy counters",
+                             ref_path);
         break;
     }
     if (settings[0] && k < cap)
@@ -1121,17 +1216,34 @@ static void reproduction_line(const rp_report *rep, const char *path, rp_read_re
 int cmd_reproduce(int argc, char **argv)
 {
     enum {
-        O_DATASET = 256, O_QUICK, O_OUT, O_BITS, O_LONG, O_ITERS, O_SPLITS, O_SIZE, O_SEED, O_THREADS, O_PAPER,
+        O_DATASET = 256,
+        O_QUICK,
+        O_OUT,
+        O_BITS,
+        O_LONG,
+        O_ITERS,
+        O_SPLITS,
+        O_SIZE,
+        O_SEED,
+        O_THREADS,
+        O_PAPER,
         O_BASELINE
     };
     static const struct option opts[] = {
-        {"dataset", required_argument, 0, O_DATASET}, {"quick", no_argument, 0, O_QUICK},
-        {"out", required_argument, 0, O_OUT},         {"bits", required_argument, 0, O_BITS},
-        {"long-bits", required_argument, 0, O_LONG},  {"iters", required_argument, 0, O_ITERS},
-        {"splits", required_argument, 0, O_SPLITS},   {"size", required_argument, 0, O_SIZE},
-        {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
-        {"paper", required_argument, 0, O_PAPER},     {"baseline", required_argument, 0, O_BASELINE},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+        {"dataset", required_argument, 0, O_DATASET},
+        {"quick", no_argument, 0, O_QUICK},
+        {"out", required_argument, 0, O_OUT},
+        {"bits", required_argument, 0, O_BITS},
+        {"long-bits", required_argument, 0, O_LONG},
+        {"iters", required_argument, 0, O_ITERS},
+        {"splits", required_argument, 0, O_SPLITS},
+        {"size", required_argument, 0, O_SIZE},
+        {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS},
+        {"paper", required_argument, 0, O_PAPER},
+        {"baseline", required_argument, 0, O_BASELINE},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *spec = "fashion-mnist", *out = NULL, *bits_s = "12,24,32,48",
                *paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv", *baseline = NULL;
@@ -1151,12 +1263,20 @@ int cmd_reproduce(int argc, char **argv)
         case O_BITS: bits_s = optarg; break;
         case O_PAPER: paper = optarg; break;
         case O_BASELINE: baseline = optarg; break;
-        case O_LONG: bad = cli_parse_i64("reproduce", "--long-bits", optarg, 1, HM_MAX_BITS, &long_bits); break;
-        case O_ITERS: bad = cli_parse_i64("reproduce", "--iters", optarg, 1, (int64_t)1 << 40, &iters); break;
-        case O_SPLITS: bad = cli_parse_i64("reproduce", "--splits", optarg, 1, 1000, &splits); break;
+        case O_LONG:
+            bad = cli_parse_i64("reproduce", "--long-bits", optarg, 1, HM_MAX_BITS, &long_bits);
+            break;
+        case O_ITERS:
+            bad = cli_parse_i64("reproduce", "--iters", optarg, 1, (int64_t)1 << 40, &iters);
+            break;
+        case O_SPLITS:
+            bad = cli_parse_i64("reproduce", "--splits", optarg, 1, 1000, &splits);
+            break;
         case O_SIZE: bad = xp_parse_size("reproduce", optarg, &lo.out_h, &lo.out_w); break;
         case O_SEED: bad = cli_parse_i64("reproduce", "--seed", optarg, 0, INT64_MAX, &seed); break;
-        case O_THREADS: bad = cli_parse_i64("reproduce", "--threads", optarg, 0, 1024, &threads); break;
+        case O_THREADS:
+            bad = cli_parse_i64("reproduce", "--threads", optarg, 0, 1024, &threads);
+            break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("reproduce");
         }
@@ -1172,17 +1292,21 @@ int cmd_reproduce(int argc, char **argv)
     for (const char *p = bits_s; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > long_bits || nl == MAX_LENGTHS || (nl && (uint32_t)v <= lengths[nl - 1]) ||
-            (*end && *end != ',')) {
-            fprintf(stderr, "drsch reproduce: --bits: '%s' must be up to %d increasing lengths, each <= --long-bits "
-                            "%lld\n", bits_s, MAX_LENGTHS, (long long)long_bits);
+        if (end == p || v < 1 || v > long_bits || nl == MAX_LENGTHS ||
+            (nl && (uint32_t)v <= lengths[nl - 1]) || (*end && *end != ',')) {
+            fprintf(stderr,
+                    "drsch reproduce: --bits: '%s' must be up to %d increasing lengths, each <= "
+                    "--long-bits "
+                    "%lld\n",
+                    bits_s, MAX_LENGTHS, (long long)long_bits);
             return EXIT_USAGE;
         }
         lengths[nl++] = (uint32_t)v;
         p = *end ? end + 1 : end;
     }
     if (nl == 0 || (uint32_t)long_bits <= lengths[nl - 1]) {
-        fprintf(stderr, "drsch reproduce: --long-bits %lld must exceed the longest of --bits\n", (long long)long_bits);
+        fprintf(stderr, "drsch reproduce: --long-bits %lld must exceed the longest of --bits\n",
+                (long long)long_bits);
         return EXIT_USAGE;
     }
     ds_spec dspec;
@@ -1193,7 +1317,9 @@ int cmd_reproduce(int argc, char **argv)
     }
     const int is_reid = dspec.kind == DS_KIND_CUHK03;
     if (splits > 0 && !is_reid) {
-        fprintf(stderr, "drsch reproduce: --splits counts CUHK03 classic splits; %s has a single protocol split\n",
+        fprintf(stderr,
+                "drsch reproduce: --splits counts CUHK03 classic splits; %s has a single protocol "
+                "split\n",
                 dspec.name);
         return EXIT_USAGE;
     }
@@ -1233,21 +1359,29 @@ int cmd_reproduce(int argc, char **argv)
     char protocol[1024];
     if (is_reid) {
         if (d->n_testsets == 0) {
-            fprintf(stderr, "drsch reproduce: %s has no 'testsets': the CUHK03 classic protocol takes its splits "
-                            "from them (the cuhk-03.mat of the CUHK03 release has 20)\n", d->source);
+            fprintf(stderr,
+                    "drsch reproduce: %s has no 'testsets': the CUHK03 classic protocol takes its "
+                    "splits "
+                    "from them (the cuhk-03.mat of the CUHK03 release has 20)\n",
+                    d->source);
             goto done;
         }
         if (splits > d->n_testsets) {
-            fprintf(stderr, "drsch reproduce: --splits %lld: %s has %d testsets (classic protocol splits)\n",
-                    (long long)splits, d->source, d->n_testsets);
+            fprintf(
+                stderr,
+                "drsch reproduce: --splits %lld: %s has %d testsets (classic protocol splits)\n",
+                (long long)splits, d->source, d->n_testsets);
             status = EXIT_USAGE;
             goto done;
         }
         nsplits = splits > 0 ? (int)splits : quick && d->n_testsets > 2 ? 2 : d->n_testsets;
         snprintf(protocol, sizeof protocol,
-                 "cuhk03 classic (Li et al., CVPR 2014): testsets{1..%d} of %d, one split each; the test identities' "
-                 "first-camera images are the queries, their second-camera images the gallery, all other identities "
-                 "train; CMC from %d seeded single-gallery-shot samplings per split, mAP over the whole gallery; "
+                 "cuhk03 classic (Li et al., CVPR 2014): testsets{1..%d} of %d, one split each; "
+                 "the test identities' "
+                 "first-camera images are the queries, their second-camera images the gallery, all "
+                 "other identities "
+                 "train; CMC from %d seeded single-gallery-shot samplings per split, mAP over the "
+                 "whole gallery; "
                  "seed %lld",
                  nsplits, d->n_testsets, REID_REPEATS, (long long)seed);
     } else {
@@ -1278,7 +1412,8 @@ int cmd_reproduce(int argc, char **argv)
     if (baseline)
         snprintf(committed, sizeof committed, "%s", baseline);
     else
-        snprintf(committed, sizeof committed, "%s/results/%s/report.json", DRSCH_SOURCE_DIR, folder);
+        snprintf(committed, sizeof committed, "%s/results/%s/report.json", DRSCH_SOURCE_DIR,
+                 folder);
     tr_config base;
     tr_config_default(&base, d);
     base.seed = (uint64_t)seed;
@@ -1312,25 +1447,30 @@ int cmd_reproduce(int argc, char **argv)
         rp_context_set_num(rep, "single_shot_repeats", REID_REPEATS);
         rp_context_set_num(rep, "model_bits", (double)long_bits);
         rp_context_set(rep, "tie_rule", "(distance, gallery index)");
-        rp_context_set(rep, "reid_rule", "gallery items with the query's identity and camera removed; queries "
-                                         "without a true match skipped; CMC single-gallery-shot, mAP over the whole "
-                                         "gallery");
+        rp_context_set(rep, "reid_rule",
+                       "gallery items with the query's identity and camera removed; queries "
+                       "without a true match skipped; CMC single-gallery-shot, mAP over the whole "
+                       "gallery");
         snprintf(buf, sizeof buf, "%dx%d", d->h, d->w);
         rp_context_set(rep, "image_size", buf);
     } else {
-        rp_context_set(rep, "tie_rule",
-                       "(distance, database index); tie-aware mAP = expectation under random tie order");
+        rp_context_set(
+            rep, "tie_rule",
+            "(distance, database index); tie-aware mAP = expectation under random tie order");
         rp_context_set(rep, "empty_query_rule", "queries without a relevant item count as AP 0");
     }
-    snprintf(buf, sizeof buf, "lr %g momentum %g weight decay %g step %lld gamma %g warmup %lld; clip grad %g; "
-                              "beta %g (label graph); margin -B/2 growing by B/24 every %lld down to -B; triplets "
-                              "%s, divided by %s; hash scale %g x %g every %lld; batch %d x %d; crop %dx%d mirror %d rotate %g zoom %g; bit order %s",
-             base.sgd.base_lr, base.sgd.momentum, base.sgd.weight_decay, (long long)base.sgd.step, base.sgd.gamma,
-             (long long)base.sgd.warmup, base.clip_grad, base.loss.beta, (long long)base.loss.margin_every,
+    snprintf(buf, sizeof buf,
+             "lr %g momentum %g weight decay %g step %lld gamma %g warmup %lld; clip grad %g; "
+             "beta %g (label graph); margin -B/2 growing by B/24 every %lld down to -B; triplets "
+             "%s, divided by %s; hash scale %g x %g every %lld; batch %d x %d; crop %dx%d mirror "
+             "%d rotate %g zoom %g; bit order %s",
+             base.sgd.base_lr, base.sgd.momentum, base.sgd.weight_decay, (long long)base.sgd.step,
+             base.sgd.gamma, (long long)base.sgd.warmup, base.clip_grad, base.loss.beta,
+             (long long)base.loss.margin_every,
              base.loss.triplets == DH_TRIPLETS_HARD ? "batch-hard" : "all in the batch",
-             base.loss.norm == DH_NORM_ACTIVE ? "the active ones" : "their number", base.scale0, base.scale_mult,
-             (long long)base.scale_every, base.classes_per_batch, base.images_per_class, base.crop_h, base.crop_w,
-             base.mirror, base.rotate, base.zoom,
+             base.loss.norm == DH_NORM_ACTIVE ? "the active ones" : "their number", base.scale0,
+             base.scale_mult, (long long)base.scale_every, base.classes_per_batch,
+             base.images_per_class, base.crop_h, base.crop_w, base.mirror, base.rotate, base.zoom,
              base.bit_order == TR_BIT_ORDER_WEIGHT ? "by |w|" : "by |w| discounted by redundancy");
     rp_context_set(rep, "hyperparameters", buf);
     struct utsname un;
@@ -1338,25 +1478,36 @@ int cmd_reproduce(int argc, char **argv)
     if (uname(&un) == 0)
         snprintf(machine, sizeof machine, "%s %s, %d threads", un.machine, un.release, rc.threads);
     sb_printf(&md, "# drsch reproduce: %s\n\n", d->name);
-    sb_printf(&md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n", cmdline, drsch_version(),
-              drsch_git_commit(), drsch_compiler(), hm_isa_name(hm_isa_active()), machine);
+    sb_printf(&md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n", cmdline,
+              drsch_version(), drsch_git_commit(), drsch_compiler(), hm_isa_name(hm_isa_active()),
+              machine);
     if (is_reid) {
-        sb_printf(&md, "Dataset: %s (%lld images of %dx%d, %d identities, crc32 %08x). Protocol: %s. %lld "
-                       "iterations per model; %s.\n\n",
-                  d->source, (long long)d->n, d->h, d->w, d->n_classes, ds_checksum(d), protocol,
-                  (long long)base.iters, buf);
-        sb_printf(&md, "Ranking ties are ordered by gallery index. Gallery images with the query's identity and "
-                       "camera are removed; queries without a true match are skipped. CMC rank k: share of queries "
-                       "whose true match is within the first k when the gallery holds one random image per identity "
-                       "(%d seeded samplings per split, averaged); mAP: over the whole gallery.\n\n",
+        sb_printf(
+            &md,
+            "Dataset: %s (%lld images of %dx%d, %d identities, crc32 %08x). Protocol: %s. %lld "
+            "iterations per model; %s.\n\n",
+            d->source, (long long)d->n, d->h, d->w, d->n_classes, ds_checksum(d), protocol,
+            (long long)base.iters, buf);
+        sb_printf(&md,
+                  "Ranking ties are ordered by gallery index. Gallery images with the query's "
+                  "identity and "
+                  "camera are removed; queries without a true match are skipped. CMC rank k: share "
+                  "of queries "
+                  "whose true match is within the first k when the gallery holds one random image "
+                  "per identity "
+                  "(%d seeded samplings per split, averaged); mAP: over the whole gallery.\n\n",
                   REID_REPEATS);
         if (reid(&rc, d, &base, lengths, nl, (uint32_t)long_bits, nsplits, rep, &md))
             goto done;
     } else {
-        sb_printf(&md, "Dataset: %s (%lld images, crc32 %08x). Protocol: %s. Seed %lld; %lld iterations per model; "
-                       "%s.\n\nRanking ties are ordered by database index; queries without a relevant item count as "
-                       "AP 0.\n\n",
-                  d->source, (long long)d->n, ds_checksum(d), protocol, (long long)seed, (long long)base.iters, buf);
+        sb_printf(&md,
+                  "Dataset: %s (%lld images, crc32 %08x). Protocol: %s. Seed %lld; %lld iterations "
+                  "per model; "
+                  "%s.\n\nRanking ties are ordered by database index; queries without a relevant "
+                  "item count as "
+                  "AP 0.\n\n",
+                  d->source, (long long)d->n, ds_checksum(d), protocol, (long long)seed,
+                  (long long)base.iters, buf);
         if (retrieval(&rc, d, &sp, &base, lengths, nl, (uint32_t)long_bits, paper, rep, &md))
             goto done;
     }
@@ -1379,7 +1530,8 @@ int cmd_reproduce(int argc, char **argv)
     if (write_sbuf(path, &md))
         goto done;
     fputs(md.s, stdout);
-    fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", out, out, total);
+    fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", out, out,
+            total);
     if (have_ref)
         reproduction_line(rep, report_path, &ref, committed, ref_msg, sizeof ref_msg);
     printf("%s\n", ref_msg);

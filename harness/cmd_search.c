@@ -17,28 +17,29 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: drsch search --db DB.npy --queries Q.npy --out PREFIX [options]\n\n"
-            "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit i in\n"
-            "byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n"
-            "  --db FILE        database codes (required)\n"
-            "  --queries FILE   query codes (required)\n"
-            "  --out PREFIX     writes PREFIX.indices.npy (int64, Q x K) and\n"
-            "                   PREFIX.distances.npy (int32; float32 with --weights) (required),\n"
-            "                   published together with PREFIX.manifest (a second run writing\n"
-            "                   PREFIX at the same time is refused);\n"
-            "                   a prefix inside a directory, e.g. DIR/results, not DIR itself\n"
-            "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
-            "  --bits B         use the first B bits of each code (prefix truncation)\n"
-            "                   (default: all bits of the files, or the length of --weights,\n"
-            "                   with a note when that is shorter)\n"
-            "  --weights FILE   float32 or float64 (B,) per-bit weights, all finite, B between\n"
-            "                   --bits (or 1) and the bits stored per code: rank by weighted\n"
-            "                   Hamming distance, the sum of w_i over differing bits (default: off)\n"
-            "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
-            "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
-            "                   the CPU supports)\n"
-            "  -h, --help       this text\n");
+    fprintf(
+        f,
+        "usage: drsch search --db DB.npy --queries Q.npy --out PREFIX [options]\n\n"
+        "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit i in\n"
+        "byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n"
+        "  --db FILE        database codes (required)\n"
+        "  --queries FILE   query codes (required)\n"
+        "  --out PREFIX     writes PREFIX.indices.npy (int64, Q x K) and\n"
+        "                   PREFIX.distances.npy (int32; float32 with --weights) (required),\n"
+        "                   published together with PREFIX.manifest (a second run writing\n"
+        "                   PREFIX at the same time is refused);\n"
+        "                   a prefix inside a directory, e.g. DIR/results, not DIR itself\n"
+        "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
+        "  --bits B         use the first B bits of each code (prefix truncation)\n"
+        "                   (default: all bits of the files, or the length of --weights,\n"
+        "                   with a note when that is shorter)\n"
+        "  --weights FILE   float32 or float64 (B,) per-bit weights, all finite, B between\n"
+        "                   --bits (or 1) and the bits stored per code: rank by weighted\n"
+        "                   Hamming distance, the sum of w_i over differing bits (default: off)\n"
+        "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
+        "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
+        "                   the CPU supports)\n"
+        "  -h, --help       this text\n");
 }
 
 int cmd_search(int argc, char **argv)
@@ -110,7 +111,8 @@ int cmd_search(int argc, char **argv)
     /* Before any work: the outputs can be written, the inputs are files. */
     if (cli_check_output_prefix("search", "--out", out))
         return EXIT_USAGE;
-    if (in_check_input("search", "--db", db_path) || in_check_input("search", "--queries", q_path) ||
+    if (in_check_input("search", "--db", db_path) ||
+        in_check_input("search", "--queries", q_path) ||
         (w_path && in_check_input("search", "--weights", w_path)))
         return 1;
     /* indices and distances are one output set (PREFIX.manifest), under a lock on PREFIX */
@@ -133,17 +135,22 @@ int cmd_search(int argc, char **argv)
     {
         struct stat sd, sq;
         if (stat(db_path, &sd) == 0 && stat(q_path, &sq) == 0 &&
-            cli_check_memory("search", "loading these codes", 9.0 * ((double)sd.st_size + (double)sq.st_size)))
+            cli_check_memory("search", "loading these codes",
+                             9.0 * ((double)sd.st_size + (double)sq.st_size)))
             goto done;
     }
     /* Load once at full length to learn the file's code length, then truncate in memory. */
-    if (npy_load_codes(db_path, 0, &db, &err) != HM_OK || npy_load_codes(q_path, 0, &q, &err) != HM_OK) {
+    if (npy_load_codes(db_path, 0, &db, &err) != HM_OK ||
+        npy_load_codes(q_path, 0, &q, &err) != HM_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
     if (db.bits != q.bits) {
-        fprintf(stderr, "drsch search: code lengths differ: %s has %u-bit codes (%zu bytes), %s has %u-bit codes (%zu bytes)\n",
-                db_path, db.bits, hm_bytes_for_bits(db.bits), q_path, q.bits, hm_bytes_for_bits(q.bits));
+        fprintf(stderr,
+                "drsch search: code lengths differ: %s has %u-bit codes (%zu bytes), %s has %u-bit "
+                "codes (%zu bytes)\n",
+                db_path, db.bits, hm_bytes_for_bits(db.bits), q_path, q.bits,
+                hm_bytes_for_bits(q.bits));
         goto done;
     }
     uint32_t file_bits = db.bits;
@@ -159,14 +166,17 @@ int cmd_search(int argc, char **argv)
         if (!bits) {
             bits = (int64_t)wlen;
             if (wlen < file_bits) /* said, never silent: the weights may be another run's */
-                fprintf(stderr, "drsch search: %s has %zu weights: searching the first %zu of the %u bits of each "
-                                "code (--bits %zu says so and silences this note)\n",
+                fprintf(stderr,
+                        "drsch search: %s has %zu weights: searching the first %zu of the %u bits "
+                        "of each "
+                        "code (--bits %zu says so and silences this note)\n",
                         w_path, wlen, wlen, file_bits, wlen);
         }
     }
     if (bits && (uint32_t)bits != file_bits) {
         hm_codes t1 = {0}, t2 = {0};
-        int bad = xp_codes_prefix(&db, (uint32_t)bits, &t1) || xp_codes_prefix(&q, (uint32_t)bits, &t2);
+        int bad =
+            xp_codes_prefix(&db, (uint32_t)bits, &t1) || xp_codes_prefix(&q, (uint32_t)bits, &t2);
         hm_codes_free(&db);
         hm_codes_free(&q);
         db = t1;
@@ -192,12 +202,14 @@ int cmd_search(int argc, char **argv)
         goto done;
     }
     size_t nres = q.n * (size_t)k;
-    if (cli_check_memory("search", "the results (12 bytes per query and neighbour)", (double)nres * 12.0))
+    if (cli_check_memory("search", "the results (12 bytes per query and neighbour)",
+                         (double)nres * 12.0))
         goto done;
     idx = malloc(nres * sizeof *idx);
     dist = malloc(nres * 4);
     if (!idx || !dist) {
-        fprintf(stderr, "drsch search: out of memory for %zu results (%zu MiB)\n", nres, nres * 12 >> 20);
+        fprintf(stderr, "drsch search: out of memory for %zu results (%zu MiB)\n", nres,
+                nres * 12 >> 20);
         goto done;
     }
     double t1 = cli_now();
@@ -223,9 +235,11 @@ int cmd_search(int argc, char **argv)
     double cmp = (double)db.n * (double)q.n;
     fprintf(stderr,
             "drsch search: %zu queries x %zu codes, %u bits, k=%lld, %s, isa=%s, threads=%d: "
-            "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s, peak memory %.0f MiB\n",
-            q.n, db.n, db.bits, (long long)k, hw ? "weighted" : "hamming", hm_isa_name(hm_isa_active()),
-            nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
+            "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s, peak "
+            "memory %.0f MiB\n",
+            q.n, db.n, db.bits, (long long)k, hw ? "weighted" : "hamming",
+            hm_isa_name(hm_isa_active()), nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9,
+            t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;
 done:
     fio_set_abort(&set); /* after a commit: nothing left to remove */

@@ -11,7 +11,8 @@
 
 int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out)
 {
-    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic", "new", "none"};
+    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic",
+                                        "new",  "none"};
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (!strcmp(s, names[i])) {
             *out = (xp_protocol)i;
@@ -21,8 +22,8 @@ int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out)
     return -1;
 }
 
-ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset, const char *config,
-                        ds_split *sp, ds_error *err)
+ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
+                        const char *config, ds_split *sp, ds_error *err)
 {
     ds_paper_opts po;
     ds_paper_opts_default(&po);
@@ -38,12 +39,12 @@ ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int t
     case XP_PROTO_PAPER_DB_TRAIN:
         po.db_includes_train = 1;
         return ds_split_paper(d, &po, seed, sp, err);
-    case XP_PROTO_FULL:
-        return ds_split_full(d, sp, err);
+    case XP_PROTO_FULL: return ds_split_full(d, sp, err);
     case XP_PROTO_NEW:
         if (!config) {
             memset(sp, 0, sizeof *sp);
-            snprintf(err->msg, sizeof err->msg, "the new protocol needs --config cuhk03_new_protocol_config_*.mat");
+            snprintf(err->msg, sizeof err->msg,
+                     "the new protocol needs --config cuhk03_new_protocol_config_*.mat");
             err->status = DS_ERR_ARG;
             return DS_ERR_ARG;
         }
@@ -90,14 +91,18 @@ int xp_size_check(const char *cmd, const char *spec)
     if (ds_spec_parse(spec, &ds, &de) != DS_OK)
         return 0; /* reported when the dataset is loaded */
     if (ds.kind != DS_KIND_CUHK03 && ds.kind != DS_KIND_NUSWIDE) {
-        fprintf(stderr, "drsch %s: --size resizes NUS-WIDE and CUHK03 images on loading; %s images are used at "
-                        "their own size\n", cmd, ds.name);
+        fprintf(
+            stderr,
+            "drsch %s: --size resizes NUS-WIDE and CUHK03 images on loading; %s images are used at "
+            "their own size\n",
+            cmd, ds.name);
         return -1;
     }
     return 0;
 }
 
-int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out, int *exit_code)
+int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
+                    int *exit_code)
 {
     ds_load_opts lo;
     ds_load_opts_default(&lo);
@@ -129,8 +134,9 @@ void xp_codes_free(xp_codes *c)
     memset(c, 0, sizeof *c);
 }
 
-xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query, int64_t n_query,
-                       const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err)
+xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
+                       int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
+                       xp_codes *out, xp_error *err)
 {
     memset(out, 0, sizeof *out);
     tr_error te;
@@ -155,8 +161,9 @@ xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *qu
     return XP_OK;
 }
 
-xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query, int64_t n_query,
-                         const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err)
+xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                         int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
+                         xp_codes *out, xp_error *err)
 {
     memset(out, 0, sizeof *out);
     nn_net *net = NULL;
@@ -170,10 +177,7 @@ xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *q
     return st;
 }
 
-size_t xp_multi_hot_words(size_t L)
-{
-    return (L + 63) / 64;
-}
+size_t xp_multi_hot_words(size_t L) { return (L + 63) / 64; }
 
 void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_t n, uint64_t *out)
 {
@@ -206,8 +210,8 @@ int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out)
 }
 
 /* Labels of the items idx[0..n) as ev_labels storage (int32, or multi-hot bitmasks). */
-static int gather_labels(const ds_dataset *d, const int64_t *idx, int64_t n, int32_t **lab, uint64_t **multi,
-                         size_t *words)
+static int gather_labels(const ds_dataset *d, const int64_t *idx, int64_t n, int32_t **lab,
+                         uint64_t **multi, size_t *words)
 {
     *lab = NULL;
     *multi = NULL;
@@ -228,14 +232,15 @@ static int gather_labels(const ds_dataset *d, const int64_t *idx, int64_t n, int
     return 0;
 }
 
-ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *db,
-                            uint32_t bits, const float *weights, const ev_options *opt, ev_retrieval *out,
-                            ev_error *err)
+ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                            const hm_codes *db, uint32_t bits, const float *weights,
+                            const ev_options *opt, ev_retrieval *out, ev_error *err)
 {
     memset(out, 0, sizeof *out);
     if (q->n != (size_t)sp->n_query || db->n != (size_t)sp->n_db) {
-        snprintf(err->msg, sizeof err->msg, "%zu query and %zu database codes for a split of %lld and %lld", q->n,
-                 db->n, (long long)sp->n_query, (long long)sp->n_db);
+        snprintf(err->msg, sizeof err->msg,
+                 "%zu query and %zu database codes for a split of %lld and %lld", q->n, db->n,
+                 (long long)sp->n_query, (long long)sp->n_db);
         return EV_ERR_ARG;
     }
     hm_codes tq = {0}, tdb = {0};
@@ -269,22 +274,25 @@ done:
     return st;
 }
 
-ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *g, uint32_t bits,
-                       const float *weights, int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err)
+ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                       const hm_codes *g, uint32_t bits, const float *weights,
+                       int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!d->cams || !d->labels) {
-        snprintf(err->msg, sizeof err->msg, "%s has no identities and cameras: re-id metrics need both", d->name);
+        snprintf(err->msg, sizeof err->msg,
+                 "%s has no identities and cameras: re-id metrics need both", d->name);
         return EV_ERR_ARG;
     }
     if (q->n != (size_t)sp->n_query || g->n != (size_t)sp->n_db) {
-        snprintf(err->msg, sizeof err->msg, "%zu query and %zu gallery codes for a split of %lld and %lld", q->n,
-                 g->n, (long long)sp->n_query, (long long)sp->n_db);
+        snprintf(err->msg, sizeof err->msg,
+                 "%zu query and %zu gallery codes for a split of %lld and %lld", q->n, g->n,
+                 (long long)sp->n_query, (long long)sp->n_db);
         return EV_ERR_ARG;
     }
     if (bits < 1 || bits > q->bits || q->bits != g->bits) {
-        snprintf(err->msg, sizeof err->msg, "%u-bit prefix of %u-bit query and %u-bit gallery codes", bits, q->bits,
-                 g->bits);
+        snprintf(err->msg, sizeof err->msg,
+                 "%u-bit prefix of %u-bit query and %u-bit gallery codes", bits, q->bits, g->bits);
         return EV_ERR_ARG;
     }
     hm_codes tq = {0}, tg = {0};
@@ -295,7 +303,8 @@ ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *
     hm_error he;
     ev_status st = EV_ERR_NOMEM;
     snprintf(err->msg, sizeof err->msg, "out of memory");
-    if (!qid || !qcam || !gid || !gcam || xp_codes_prefix(q, bits, &tq) || xp_codes_prefix(g, bits, &tg))
+    if (!qid || !qcam || !gid || !gcam || xp_codes_prefix(q, bits, &tq) ||
+        xp_codes_prefix(g, bits, &tg))
         goto done;
     for (size_t i = 0; i < nq; i++) {
         qid[i] = d->labels[sp->query[i]];

@@ -17,12 +17,12 @@ extern "C" {
 #endif
 
 typedef enum {
-    XP_PROTO_AUTO = 0,      /* classic for CUHK03, multi-label for NUS-WIDE, paper otherwise */
-    XP_PROTO_PAPER,         /* per class 100 queries / 500 train / rest database */
-    XP_PROTO_PAPER_DB_TRAIN,/* the same with the training images also in the database */
-    XP_PROTO_FULL,          /* official split: query = test file, train = database = train file */
-    XP_PROTO_CLASSIC,       /* CUHK03 classic 20 splits (one testset) */
-    XP_PROTO_NEW,           /* CUHK03 767/700 (needs the config .mat) */
+    XP_PROTO_AUTO = 0,       /* classic for CUHK03, multi-label for NUS-WIDE, paper otherwise */
+    XP_PROTO_PAPER,          /* per class 100 queries / 500 train / rest database */
+    XP_PROTO_PAPER_DB_TRAIN, /* the same with the training images also in the database */
+    XP_PROTO_FULL,           /* official split: query = test file, train = database = train file */
+    XP_PROTO_CLASSIC,        /* CUHK03 classic 20 splits (one testset) */
+    XP_PROTO_NEW,            /* CUHK03 767/700 (needs the config .mat) */
     XP_PROTO_NONE,
 } xp_protocol;
 
@@ -31,8 +31,8 @@ typedef enum {
 /* Parses a --protocol value; prints "drsch <cmd>: --protocol: ..." and returns -1 if unknown. */
 int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out);
 /* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file. */
-ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset, const char *config,
-                        ds_split *sp, ds_error *err);
+ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
+                        const char *config, ds_split *sp, ds_error *err);
 /* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
 int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
 
@@ -41,14 +41,16 @@ int xp_size_check(const char *cmd, const char *spec);
 /* Loads the dataset of spec for command cmd; size (or NULL) is a --size HxW value, allowed only
  * for datasets decoded and resized on loading (NUS-WIDE, CUHK03). Prints "drsch <cmd>: ..." and
  * returns -1 on failure, with the exit status in *exit_code (2 for a bad --size, 1 otherwise). */
-int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out, int *exit_code);
+int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
+                    int *exit_code);
 
 /* ---- The codes of a model ---------------------------------------------------------------- */
 
 typedef enum {
     XP_OK = 0,
-    XP_ERR_MODEL = -1,  /* the model file could not be loaded (xp_model_codes only) */
-    XP_ERR_ENCODE = -2, /* the model could not encode the images (shapes that do not fit, no bf16, ...) */
+    XP_ERR_MODEL = -1, /* the model file could not be loaded (xp_model_codes only) */
+    XP_ERR_ENCODE =
+        -2, /* the model could not encode the images (shapes that do not fit, no bf16, ...) */
     XP_ERR_NOMEM = -3,
 } xp_status;
 
@@ -71,12 +73,14 @@ typedef struct {
  * bf16 where the CPU runs it: TR_ERR_UNSUPPORTED otherwise, never an f32 fallback). An empty
  * list is an error ("nothing to encode"). On failure *out is empty and err->msg says why (the
  * encoder's message, or "out of memory"). */
-xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query, int64_t n_query,
-                       const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err);
+xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
+                       int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
+                       xp_codes *out, xp_error *err);
 /* The same with the model file at path, loaded for inference and freed before returning;
  * XP_ERR_MODEL when it cannot be loaded (err->msg: the loader's message, which names the file). */
-xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query, int64_t n_query,
-                         const int64_t *db, int64_t n_db, nn_precision precision, xp_codes *out, xp_error *err);
+xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                         int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
+                         xp_codes *out, xp_error *err);
 /* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
 void xp_codes_free(xp_codes *c);
 
@@ -98,17 +102,18 @@ int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);
 /* Retrieval metrics of query codes q (the split's queries, in order) against database codes db
  * (the split's database, in order), truncated to their first `bits` bits, with the dataset's
  * labels as relevance (shared label, or at least one shared concept). w may be NULL. */
-ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *db,
-                            uint32_t bits, const float *weights, const ev_options *opt, ev_retrieval *out,
-                            ev_error *err);
+ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                            const hm_codes *db, uint32_t bits, const float *weights,
+                            const ev_options *opt, ev_retrieval *out, ev_error *err);
 
 /* Re-id metrics (harness/metrics.h: same identity and camera removed, CMC rank 1..20, mAP over
  * the whole gallery) of query codes q against gallery codes g, in the split's query / db
  * order, truncated to their first `bits` bits, with the dataset's identities and cameras
  * (d->cams must be set). single_shot_repeats > 0: CMC from that many seeded
  * single-gallery-shot samplings; w may be NULL. */
-ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q, const hm_codes *g, uint32_t bits,
-                       const float *weights, int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err);
+ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                       const hm_codes *g, uint32_t bits, const float *weights,
+                       int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err);
 
 #ifdef __cplusplus
 }

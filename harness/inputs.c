@@ -21,7 +21,8 @@ int in_check_input(const char *cmd, const char *flag, const char *path)
         return -1;
     }
     if (stat(path, &st) != 0) {
-        fprintf(stderr, "drsch %s: %s %s: %s\n", cmd, flag, path, errno == ENOENT ? "no such file" : strerror(errno));
+        fprintf(stderr, "drsch %s: %s %s: %s\n", cmd, flag, path,
+                errno == ENOENT ? "no such file" : strerror(errno));
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -42,7 +43,8 @@ int in_check_input(const char *cmd, const char *flag, const char *path)
     return 0;
 }
 
-int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out, size_t *len)
+int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out,
+                    size_t *len)
 {
     npy_array a;
     hm_error err;
@@ -53,15 +55,18 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
     int rc = -1;
     float *w = NULL;
     if (a.ndim != 1 || (a.dtype != NPY_F32 && a.dtype != NPY_F64)) {
-        fprintf(stderr, "drsch %s: %s: weights must be a 1-D float32 or float64 array; got %s with %d dimensions\n",
+        fprintf(stderr,
+                "drsch %s: %s: weights must be a 1-D float32 or float64 array; got %s with %d "
+                "dimensions\n",
                 cmd, path, npy_dtype_name(a.dtype), a.ndim);
     } else if (a.count < need || a.count > max) {
         if (need == max)
-            fprintf(stderr, "drsch %s: %s: %zu weights, but the codes need %zu (one per bit)\n", cmd, path, a.count,
-                    need);
+            fprintf(stderr, "drsch %s: %s: %zu weights, but the codes need %zu (one per bit)\n",
+                    cmd, path, a.count, need);
         else
-            fprintf(stderr, "drsch %s: %s: %zu weights, but the codes need %zu to %zu (one per bit)\n", cmd, path,
-                    a.count, need, max);
+            fprintf(stderr,
+                    "drsch %s: %s: %zu weights, but the codes need %zu to %zu (one per bit)\n", cmd,
+                    path, a.count, need, max);
     } else if (!(w = malloc(a.count * sizeof *w))) {
         fprintf(stderr, "drsch %s: %s: out of memory for %zu weights\n", cmd, path, a.count);
     } else {
@@ -70,8 +75,11 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
             double v = a.dtype == NPY_F32 ? (double)((float *)a.data)[i] : ((double *)a.data)[i];
             w[i] = (float)v;
             if (!isfinite(w[i])) {
-                fprintf(stderr, "drsch %s: %s: weight %zu is %s (weights must be finite)\n", cmd, path, i,
-                        isnan(v) ? "NaN" : isinf(v) ? "infinite" : "beyond the float32 range");
+                fprintf(stderr, "drsch %s: %s: weight %zu is %s (weights must be finite)\n", cmd,
+                        path, i,
+                        isnan(v)   ? "NaN"
+                        : isinf(v) ? "infinite"
+                                   : "beyond the float32 range");
                 rc = -1;
             }
         }
@@ -79,8 +87,11 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
         for (size_t i = 0; i < a.count && rc == 0; i++)
             abs_sum += fabs((double)w[i]);
         if (rc == 0 && abs_sum > (double)FLT_MAX / 2) {
-            fprintf(stderr, "drsch %s: %s: the sum of |weights| %g is too large (at most %g, so that distances, "
-                            "sums of weights, stay finite in float32)\n", cmd, path, abs_sum, (double)FLT_MAX / 2);
+            fprintf(stderr,
+                    "drsch %s: %s: the sum of |weights| %g is too large (at most %g, so that "
+                    "distances, "
+                    "sums of weights, stay finite in float32)\n",
+                    cmd, path, abs_sum, (double)FLT_MAX / 2);
             rc = -1;
         }
         if (rc == 0) {

@@ -18,7 +18,8 @@ int in_check_input(const char *cmd, const char *flag, const char *path);
  * finite once in float32, the sum of |w| at most FLT_MAX / 2 (weighted distances stay finite).
  * *out (malloc'd float32) and *len on success; returns 0, or -1 after printing why, naming the
  * file. */
-int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out, size_t *len);
+int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out,
+                    size_t *len);
 
 /* Prints "drsch <cmd>: A is required" or "drsch <cmd>: A, B and C are required" for the n
  * flags given (e.g. "--out PREFIX"), then `tail` when not NULL (e.g. " with --codes"). */

@@ -14,7 +14,6 @@
 #include "nn.h"
 #include "version.h"
 
-
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -22,7 +21,8 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
-    {"reproduce", cmd_reproduce, "regenerate the paper's table on a dataset (train, evaluate, compare)"},
+    {"reproduce", cmd_reproduce,
+     "regenerate the paper's table on a dataset (train, evaluate, compare)"},
     {"train", cmd_train, "train a DRSCH model on a dataset (progress, checkpoints, resume)"},
     {"encode", cmd_encode, "encode a dataset with a trained model to .npy codes, labels, weights"},
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},
@@ -49,12 +49,14 @@ static void usage(FILE *f)
 
 static void version_usage(FILE *f)
 {
-    fprintf(f, "usage: drsch version\n"
-               "       drsch --version\n\n"
-               "Prints the version, the commit it was built from, the compiler and its flags, the Hamming\n"
-               "kernels (ISA) in use, supported and compiled in, the oneDNN version and the number of\n"
-               "threads (OMP_NUM_THREADS or all cores).\n\n"
-               "  -h, --help    this text\n");
+    fprintf(
+        f, "usage: drsch version\n"
+           "       drsch --version\n\n"
+           "Prints the version, the commit it was built from, the compiler and its flags, the "
+           "Hamming\n"
+           "kernels (ISA) in use, supported and compiled in, the oneDNN version and the number of\n"
+           "threads (OMP_NUM_THREADS or all cores).\n\n"
+           "  -h, --help    this text\n");
 }
 
 int cmd_version(int argc, char **argv)
@@ -64,7 +66,8 @@ int cmd_version(int argc, char **argv)
             version_usage(stdout);
             return 0;
         }
-        fprintf(stderr, "drsch version: unexpected argument '%s'; see 'drsch version --help'\n", argv[1]);
+        fprintf(stderr, "drsch version: unexpected argument '%s'; see 'drsch version --help'\n",
+                argv[1]);
         return EXIT_USAGE;
     }
     hm_error err;
@@ -73,7 +76,8 @@ int cmd_version(int argc, char **argv)
         isa_note = " (DRSCH_FORCE_ISA refused; see drsch search)";
     printf("drsch %s\n", drsch_version());
     printf("commit:   %s\n", drsch_git_commit());
-    printf("compiler: %s (%s build, flags: %s)\n", drsch_compiler(), drsch_build_type(), drsch_compiler_flags());
+    printf("compiler: %s (%s build, flags: %s)\n", drsch_compiler(), drsch_build_type(),
+           drsch_compiler_flags());
     printf("isa:      %s%s (best supported: %s; compiled:", hm_isa_name(hm_isa_active()), isa_note,
            hm_isa_name(hm_isa_best()));
     for (int i = 0; i < HM_ISA_COUNT; i++)
@@ -134,7 +138,7 @@ static void wrap_stdout(void)
     FILE *f = fopencookie(NULL, "w", io);
     if (!f)
         return; /* the plain stdout: still checked, without the cause of an earlier failure */
-    if (tty) /* as stdio does for a terminal */
+    if (tty)    /* as stdio does for a terminal */
         setvbuf(f, NULL, _IOLBF, BUFSIZ);
     stdout = f;
 }

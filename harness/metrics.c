@@ -62,9 +62,10 @@ typedef struct {
 } query_metrics;
 
 /* Integer distances: histogram + index-order pass. cnt/rcnt/seen/seenr: bits + 2 entries. */
-static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, const ev_labels *ql, size_t qi,
-                              const ev_labels *dbl, const ev_options *opt, const double *H, size_t *cnt,
-                              size_t *rcnt, size_t *nb, size_t *rb, double *pr_p, double *pr_r, int *pr_has)
+static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, const ev_labels *ql,
+                              size_t qi, const ev_labels *dbl, const ev_options *opt,
+                              const double *H, size_t *cnt, size_t *rcnt, size_t *nb, size_t *rb,
+                              double *pr_p, double *pr_r, int *pr_has)
 {
     query_metrics m = {0, 0, 0, 0, 0, 0};
     size_t G = (size_t)bits + 1;
@@ -138,8 +139,9 @@ static int keyed_cmp(const void *a, const void *b)
 }
 
 /* Float (weighted) distances: sort by (distance, index), then walk the ranking. */
-static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql, size_t qi, const ev_labels *dbl,
-                                const ev_options *opt, const double *H, keyed *order)
+static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql, size_t qi,
+                                const ev_labels *dbl, const ev_options *opt, const double *H,
+                                keyed *order)
 {
     query_metrics m = {0, 0, 0, 0, -1, 0};
     for (size_t j = 0; j < n; j++) {
@@ -197,15 +199,18 @@ void ev_retrieval_free(ev_retrieval *r)
     r->pr_precision = r->pr_recall = NULL;
 }
 
-ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db, const ev_labels *dbl,
-                            const hm_weights *w, const ev_options *opt, ev_retrieval *out, ev_error *err)
+ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
+                            const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
+                            ev_retrieval *out, ev_error *err)
 {
     memset(out, 0, sizeof *out);
     ev_status st;
-    if ((st = check_labels(ql, q->n, "queries", err)) || (st = check_labels(dbl, db->n, "database", err)))
+    if ((st = check_labels(ql, q->n, "queries", err)) ||
+        (st = check_labels(dbl, db->n, "database", err)))
         return st;
     if (q->bits != db->bits)
-        return fail(err, EV_ERR_ARG, "query codes have %u bits, database codes %u", q->bits, db->bits);
+        return fail(err, EV_ERR_ARG, "query codes have %u bits, database codes %u", q->bits,
+                    db->bits);
     if (!!ql->labels != !!dbl->labels || ql->words != dbl->words)
         return fail(err, EV_ERR_ARG, "query and database labels are of different kinds");
     if (db->n > UINT32_MAX || db->n == 0 || q->n == 0)
@@ -213,7 +218,8 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
     size_t n = db->n, G = (size_t)db->bits + 1;
     int want_pr = opt->pr_curve && !w;
     double *H = malloc((n + 1) * sizeof *H);
-    double *pr_p = want_pr ? calloc(G, sizeof *pr_p) : NULL, *pr_r = want_pr ? calloc(G, sizeof *pr_r) : NULL;
+    double *pr_p = want_pr ? calloc(G, sizeof *pr_p) : NULL,
+           *pr_r = want_pr ? calloc(G, sizeof *pr_r) : NULL;
     size_t *pr_np = want_pr ? calloc(G, sizeof *pr_np) : NULL;
     if (!H || (want_pr && (!pr_p || !pr_r || !pr_np))) {
         free(H);
@@ -251,8 +257,8 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
             } else {
                 double *row = want_pr ? qpr + i * 2 * G : NULL;
                 hm_distances(hm_code_row(q, i), db, dist);
-                qm[i] = eval_int(dist, n, db->bits, ql, i, dbl, opt, H, scratch, scratch + G, scratch + 2 * G,
-                                 scratch + 3 * G, row, row ? row + G : NULL, qhas);
+                qm[i] = eval_int(dist, n, db->bits, ql, i, dbl, opt, H, scratch, scratch + G,
+                                 scratch + 2 * G, scratch + 3 * G, row, row ? row + G : NULL, qhas);
                 for (size_t d = 0; want_pr && d < G; d++)
                     qprhas[i * G + d] = (uint8_t)qhas[d];
             }
@@ -321,13 +327,15 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam, const hm_codes *g,
-                       const int32_t *gid, const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
-                       uint64_t seed, ev_reid *out, ev_error *err)
+ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
+                       const hm_codes *g, const int32_t *gid, const int32_t *gcam,
+                       const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
+                       ev_error *err)
 {
     memset(out, 0, sizeof *out);
     if (q->bits != g->bits)
-        return fail(err, EV_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits, g->bits);
+        return fail(err, EV_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits,
+                    g->bits);
     if (g->n == 0 || q->n == 0 || g->n > UINT32_MAX)
         return fail(err, EV_ERR_ARG, "need at least one query and one gallery code");
     if (single_shot_repeats < 0)
@@ -435,7 +443,8 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
             /* Single-gallery-shot: one random valid image per identity; the rank of the true
              * match is the number of sampled images ahead of it in (distance, index) order. */
             for (int rep = 0; rep < R; rep++) {
-                uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
+                uint64_t s =
+                    seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
                 size_t nc = 0, match = SIZE_MAX;
                 for (size_t id = 0; id < nid; id++) {
                     uint32_t b = start[id], e = start[id + 1];

@@ -48,23 +48,24 @@ typedef struct {
 #define EV_MAX_PR_POINTS (HM_MAX_BITS + 1)
 
 typedef struct {
-    size_t topk;      /* K of mAP@K and P@K; 0 = do not compute */
-    uint32_t radius;  /* precision within this Hamming radius (default 2) */
-    int pr_curve;     /* fill the precision-recall curve (integer distances only) */
+    size_t topk;     /* K of mAP@K and P@K; 0 = do not compute */
+    uint32_t radius; /* precision within this Hamming radius (default 2) */
+    int pr_curve;    /* fill the precision-recall curve (integer distances only) */
 } ev_options;
 
 typedef struct {
     size_t queries;
     size_t queries_without_relevant; /* counted with AP 0 */
     double map_all, map_tie_aware, map_at_k, precision_at_k, precision_radius;
-    size_t pr_points;          /* bits + 1 when requested */
-    double *pr_precision;      /* pr_points, radius 0..bits; owned, free with ev_retrieval_free */
+    size_t pr_points;     /* bits + 1 when requested */
+    double *pr_precision; /* pr_points, radius 0..bits; owned, free with ev_retrieval_free */
     double *pr_recall;
 } ev_retrieval;
 
 /* Ranks every database code for every query; w = NULL for plain Hamming distance. */
-ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db, const ev_labels *dbl,
-                            const hm_weights *w, const ev_options *opt, ev_retrieval *out, ev_error *err);
+ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
+                            const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
+                            ev_retrieval *out, ev_error *err);
 void ev_retrieval_free(ev_retrieval *r);
 
 /* Average precision of one ranked list: rel[i] != 0 when the item at rank i (0-based) is
@@ -75,18 +76,19 @@ double ev_average_precision(const uint8_t *rel, size_t n, size_t n_relevant_tota
 #define EV_CMC_RANKS 20
 
 typedef struct {
-    size_t queries;       /* queries with at least one true match after filtering */
+    size_t queries; /* queries with at least one true match after filtering */
     size_t queries_skipped;
     double cmc[EV_CMC_RANKS]; /* cmc[r] = fraction with a true match within rank r + 1 */
     double map;
-    int single_shot_repeats;  /* 0 = multi-shot CMC over the whole filtered gallery */
+    int single_shot_repeats; /* 0 = multi-shot CMC over the whole filtered gallery */
 } ev_reid;
 
 /* Re-id evaluation. qid/qcam: q->n; gid/gcam: g->n. single_shot_repeats > 0 samples one
  * gallery image per identity for CMC, repeated and averaged, seeded. */
-ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam, const hm_codes *g,
-                       const int32_t *gid, const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
-                       uint64_t seed, ev_reid *out, ev_error *err);
+ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
+                       const hm_codes *g, const int32_t *gid, const int32_t *gcam,
+                       const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
+                       ev_error *err);
 
 #ifdef __cplusplus
 }

@@ -87,7 +87,8 @@ static cJSON *caches_json(void)
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
         long size = read_long_file(path, 0);
         char shared[256];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/shared_cpu_list", i);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/shared_cpu_list",
+                 i);
         read_str_file(path, shared, sizeof shared);
         int sharing = 1;
         int a, b;
@@ -153,7 +154,8 @@ rp_report *rp_create(void)
     cJSON_AddNumberToObject(r->context, "mhz_per_cpu", (double)(long)cpu_mhz());
     char gov[64];
     read_str_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", gov, sizeof gov);
-    cJSON_AddBoolToObject(r->context, "cpu_scaling_enabled", gov[0] && strcmp(gov, "performance") != 0);
+    cJSON_AddBoolToObject(r->context, "cpu_scaling_enabled",
+                          gov[0] && strcmp(gov, "performance") != 0);
     cJSON_AddItemToObject(r->context, "caches", caches_json());
     double load[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "r");
@@ -202,8 +204,8 @@ void rp_context_set_num(rp_report *r, const char *key, double value)
     cJSON_AddNumberToObject(r->context, key, value);
 }
 
-rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time, double cpu_time,
-                 const char *time_unit, int threads)
+rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time,
+                 double cpu_time, const char *time_unit, int threads)
 {
     cJSON *e = cJSON_CreateObject();
     if (!e)
@@ -249,7 +251,8 @@ rp_status rp_write(const rp_report *r, const char *path, rp_error *err)
     /* through fileio.h: the old file or the new one, never half of one; /dev/null stays a device */
     size_t len = strlen(text);
     text[len] = '\n'; /* cJSON_Print's terminator becomes the final newline */
-    rp_status st = fio_write_file(path, text, len + 1, 0, err->msg, sizeof err->msg) == 0 ? RP_OK : RP_ERR_IO;
+    rp_status st =
+        fio_write_file(path, text, len + 1, 0, err->msg, sizeof err->msg) == 0 ? RP_OK : RP_ERR_IO;
     free(text);
     return st;
 }

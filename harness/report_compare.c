@@ -107,7 +107,8 @@ static void compare_time(builder *b, const rpc_options *o, rp_read_entry *be, rp
     }
 }
 
-static void compare_metrics(builder *b, const rpc_options *o, const rp_read_entry *be, const rp_read_entry *ce)
+static void compare_metrics(builder *b, const rpc_options *o, const rp_read_entry *be,
+                            const rp_read_entry *ce)
 {
     rpc_result *r = b->r;
     cJSON *k;
@@ -150,8 +151,8 @@ static void compare_metrics(builder *b, const rpc_options *o, const rp_read_entr
     }
 }
 
-rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o, rpc_result *out,
-                      rp_error *err)
+rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
+                      rpc_result *out, rp_error *err)
 {
     memset(out, 0, sizeof *out);
     out->max_drop_row = -1;

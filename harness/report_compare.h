@@ -30,11 +30,11 @@ typedef enum {
 } rpc_kind;
 
 typedef enum {
-    RPC_OK,         /* within its threshold (or, for a new entry, just listed) */
-    RPC_NOISE,      /* time difference within the spread of the repetitions: not gated */
-    RPC_NOT_GATED,  /* time slower than allowed, but times are not gated */
-    RPC_ALLOWED,    /* missing entry matched by an allow_missing glob */
-    RPC_REGRESSION  /* fails the gate */
+    RPC_OK,        /* within its threshold (or, for a new entry, just listed) */
+    RPC_NOISE,     /* time difference within the spread of the repetitions: not gated */
+    RPC_NOT_GATED, /* time slower than allowed, but times are not gated */
+    RPC_ALLOWED,   /* missing entry matched by an allow_missing glob */
+    RPC_REGRESSION /* fails the gate */
 } rpc_verdict;
 
 typedef struct {
@@ -57,18 +57,18 @@ typedef struct {
 typedef struct {
     rpc_row *rows; /* table order: each baseline entry (time, then its metrics), then new ones */
     size_t n;
-    int regressions;       /* rows with RPC_REGRESSION */
-    int entries_missing;   /* baseline entries absent from current, allowed or not */
-    int entries_allowed;   /* of which allowed by a glob */
-    int entries_new;       /* current entries absent from the baseline */
+    int regressions;     /* rows with RPC_REGRESSION */
+    int entries_missing; /* baseline entries absent from current, allowed or not */
+    int entries_allowed; /* of which allowed by a glob */
+    int entries_new;     /* current entries absent from the baseline */
     /* Accuracy counters of the baseline (those of allowed missing entries not counted): */
-    int metrics;           /* all of them */
-    int metrics_equal;     /* bit-identical in current */
-    int metrics_beyond;    /* present in current and differing by more than max_metric_drop */
-    int metrics_missing;   /* absent from current (missing entry or counter) */
-    double max_drop;       /* largest base - cur over present metrics, 0 when none dropped */
-    long max_drop_row;     /* its row index, -1 when none dropped */
-    double max_diff;       /* largest |cur - base| over present metrics */
+    int metrics;         /* all of them */
+    int metrics_equal;   /* bit-identical in current */
+    int metrics_beyond;  /* present in current and differing by more than max_metric_drop */
+    int metrics_missing; /* absent from current (missing entry or counter) */
+    double max_drop;     /* largest base - cur over present metrics, 0 when none dropped */
+    long max_drop_row;   /* its row index, -1 when none dropped */
+    double max_diff;     /* largest |cur - base| over present metrics */
 } rpc_result;
 
 /* How a current report agrees with a baseline on accuracy (times ignored). */
@@ -84,8 +84,8 @@ void rpc_options_default(rpc_options *o);
 int rpc_is_metric(const char *counter);
 /* Compares cur with base (times sorted in place to take medians). On RP_ERR_NOMEM *out is
  * empty and err says so. Free the result with rpc_result_free. */
-rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o, rpc_result *out,
-                      rp_error *err);
+rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
+                      rpc_result *out, rp_error *err);
 void rpc_result_free(rpc_result *r);
 rpc_agreement rpc_agreement_of(const rpc_result *r);
 

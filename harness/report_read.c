@@ -55,7 +55,8 @@ static rp_status fail(rp_read_report *r, rp_error *err, rp_status s, const char 
     return s;
 }
 
-rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *r, rp_error *err)
+rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *r,
+                        rp_error *err)
 {
     memset(r, 0, sizeof *r);
     /* cJSON_Parse needs a NUL-terminated string. */
@@ -84,9 +85,12 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
         }
         free(copy);
         if (at >= len)
-            return fail(r, err, RP_ERR_FORMAT, "%s: JSON parse error at byte %zu (line %zu, column %zu): the text "
-                        "ends early (a truncated report?)", name, at, line, col);
-        return fail(r, err, RP_ERR_FORMAT, "%s: JSON parse error at byte %zu (line %zu, column %zu), at %s", name, at,
+            return fail(r, err, RP_ERR_FORMAT,
+                        "%s: JSON parse error at byte %zu (line %zu, column %zu): the text "
+                        "ends early (a truncated report?)",
+                        name, at, line, col);
+        return fail(r, err, RP_ERR_FORMAT,
+                    "%s: JSON parse error at byte %zu (line %zu, column %zu), at %s", name, at,
                     line, col, near);
     }
     free(copy);
@@ -111,8 +115,9 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
         cJSON *agg = cJSON_GetObjectItemCaseSensitive(it, "aggregate_name");
         double scale = unit_ns(cJSON_IsString(tu) ? tu->valuestring : NULL);
         if (!cJSON_IsString(nm) || !cJSON_IsNumber(rt) || scale < 0)
-            return fail(r, err, RP_ERR_FORMAT, "%s: benchmarks[%d] lacks name, real_time or a valid time_unit",
-                        name, idx - 1);
+            return fail(r, err, RP_ERR_FORMAT,
+                        "%s: benchmarks[%d] lacks name, real_time or a valid time_unit", name,
+                        idx - 1);
         int is_agg = cJSON_IsString(type) && !strcmp(type->valuestring, "aggregate");
         if (is_agg && !(cJSON_IsString(agg) && !strcmp(agg->valuestring, "median")))
             continue; /* mean, stddev, cv: not compared */

@@ -21,9 +21,9 @@ typedef struct {
     char name[256];                 /* truncated when longer */
     double times[RP_READ_MAX_REPS]; /* real_time of each repetition in ns, file order */
     int nt;
-    double median_time;             /* from a "median" aggregate when has_median */
+    double median_time; /* from a "median" aggregate when has_median */
     int has_median;
-    struct cJSON *counters;         /* the first repetition's object (owned by root) */
+    struct cJSON *counters; /* the first repetition's object (owned by root) */
 } rp_read_entry;
 
 typedef struct {
@@ -34,7 +34,8 @@ typedef struct {
 
 /* Parses the JSON text text[0..len) (need not be NUL-terminated; parsing stops at the first
  * NUL as cJSON_Parse does); name is the file name used in messages. On failure *out is empty. */
-rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *out, rp_error *err);
+rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *out,
+                        rp_error *err);
 /* Reads and parses path. */
 rp_status rp_read_file(const char *path, rp_read_report *out, rp_error *err);
 void rp_read_free(rp_read_report *r);

@@ -101,22 +101,27 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     c->bit_order = TR_BIT_ORDER_DECORRELATED;
 }
 
-/* The fingerprint of version 1 states (see read_state): a crc32 of the settings, --iters included. */
+/* The fingerprint of version 1 states (see read_state): a crc32 of the settings, --iters included.
+ */
 static uint32_t config_fingerprint(const tr_config *c, const ds_split *split)
 {
     char buf[1024];
-    int n = snprintf(buf, sizeof buf,
-                     "%s|%d|%lld|%d|%d|%llu|%.9g|%.9g|%.9g|%.9g|%lld|%.9g|%.9g|%.9g|%lld|%d|%.9g|%d|%.9g|%.9g|%lld|"
-                     "%d|%d|%d|%d|%.9g|%.9g|%d|%d|%lld|%s",
-                     c->arch, c->bits, (long long)c->iters, c->classes_per_batch, c->images_per_class,
-                     (unsigned long long)c->seed, c->sgd.base_lr, c->sgd.momentum, c->sgd.weight_decay, c->sgd.gamma,
-                     (long long)c->sgd.step, c->loss.beta, c->loss.margin0, c->loss.margin_step,
-                     (long long)c->loss.margin_every, (int)c->loss.graph, c->loss.graph_other, c->loss.knn_k,
-                     c->scale0, c->scale_mult, (long long)c->scale_every, c->crop_h, c->crop_w, c->pad, c->mirror,
-                     c->clip_grad, c->loss.margin_min, (int)c->loss.norm, (int)c->loss.triplets, (long long)c->sgd.warmup, split->name);
+    int n = snprintf(
+        buf, sizeof buf,
+        "%s|%d|%lld|%d|%d|%llu|%.9g|%.9g|%.9g|%.9g|%lld|%.9g|%.9g|%.9g|%lld|%d|%.9g|%d|%.9g|%.9g|%"
+        "lld|"
+        "%d|%d|%d|%d|%.9g|%.9g|%d|%d|%lld|%s",
+        c->arch, c->bits, (long long)c->iters, c->classes_per_batch, c->images_per_class,
+        (unsigned long long)c->seed, c->sgd.base_lr, c->sgd.momentum, c->sgd.weight_decay,
+        c->sgd.gamma, (long long)c->sgd.step, c->loss.beta, c->loss.margin0, c->loss.margin_step,
+        (long long)c->loss.margin_every, (int)c->loss.graph, c->loss.graph_other, c->loss.knn_k,
+        c->scale0, c->scale_mult, (long long)c->scale_every, c->crop_h, c->crop_w, c->pad,
+        c->mirror, c->clip_grad, c->loss.margin_min, (int)c->loss.norm, (int)c->loss.triplets,
+        (long long)c->sgd.warmup, split->name);
     /* rotation and zoom came later: named only when used, so older checkpoints still resume */
     if (c->rotate > 0 || c->zoom > 0)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, "|rotate %.9g|zoom %.9g", c->rotate, c->zoom);
+        n +=
+            snprintf(buf + n, sizeof buf - (size_t)n, "|rotate %.9g|zoom %.9g", c->rotate, c->zoom);
     return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
 }
 
@@ -196,7 +201,8 @@ static int config_settings(const tr_config *c, const ds_split *split, char *buf,
 }
 
 /* The value of line "key=..." in a settings list (its length in *len), or NULL. */
-static const char *setting_value(const char *list, size_t list_len, const char *key, size_t key_len, size_t *len)
+static const char *setting_value(const char *list, size_t list_len, const char *key, size_t key_len,
+                                 size_t *len)
 {
     const char *p = list, *end = list + list_len;
     while (p < end) {
@@ -213,7 +219,8 @@ static const char *setting_value(const char *list, size_t list_len, const char *
 
 /* Names the settings of `have` (this run) that differ from `stored` (the state), as
  * "--lr 0.002 (this run: 0.1), --protocol ..." in out; 0 when none differs. iters is skipped. */
-static int settings_diff(const char *stored, size_t stored_len, const char *have, char *out, size_t n)
+static int settings_diff(const char *stored, size_t stored_len, const char *have, char *out,
+                         size_t n)
 {
     int count = 0;
     size_t used = 0;
@@ -224,9 +231,11 @@ static int settings_diff(const char *stored, size_t stored_len, const char *have
             break;
         size_t klen = (size_t)(eq - p), vlen = (size_t)(nl - eq - 1), slen = 0;
         const char *sv = setting_value(stored, stored_len, p, klen, &slen);
-        if (!(klen == 5 && !memcmp(p, "iters", 5)) && (!sv || slen != vlen || memcmp(sv, eq + 1, vlen) != 0)) {
-            int w = snprintf(out + used, n - used, "%s--%.*s %.*s (this run: %.*s)", count ? ", " : "", (int)klen, p,
-                             sv ? (int)(slen > 40 ? 40 : slen) : 4, sv ? sv : "none", (int)vlen, eq + 1);
+        if (!(klen == 5 && !memcmp(p, "iters", 5)) &&
+            (!sv || slen != vlen || memcmp(sv, eq + 1, vlen) != 0)) {
+            int w = snprintf(out + used, n - used, "%s--%.*s %.*s (this run: %.*s)",
+                             count ? ", " : "", (int)klen, p, sv ? (int)(slen > 40 ? 40 : slen) : 4,
+                             sv ? sv : "none", (int)vlen, eq + 1);
             if (w > 0 && used + (size_t)w < n)
                 used += (size_t)w;
             count++;
@@ -244,8 +253,8 @@ static const char STATE_MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '2'};
 static const char STATE_MAGIC_V1[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '1'};
 #define STATE_SETTINGS_MAX 4096
 
-static tr_status write_state(const char *model_path, int64_t iter, const char *settings, const float *hist,
-                             size_t nh, tr_error *err)
+static tr_status write_state(const char *model_path, int64_t iter, const char *settings,
+                             const float *hist, size_t nh, tr_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8);
@@ -284,8 +293,8 @@ static tr_status write_state(const char *model_path, int64_t iter, const char *s
 
 /* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
  * version 1 state, fingerprint fp_v1) and c->iters iterations. */
-static tr_status read_state(const char *model_path, const tr_config *c, const char *have, uint32_t fp_v1,
-                            int64_t *iter, float *hist, size_t nh, tr_error *err)
+static tr_status read_state(const char *model_path, const tr_config *c, const char *have,
+                            uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, tr_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8), *stored = malloc(STATE_SETTINGS_MAX + 1);
@@ -307,18 +316,21 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
         st = fail(err, TR_ERR_IO, "the training state of the model to resume: %s", msg);
         goto out;
     }
-    if (fread(magic, 1, 8, f) != 8 || (memcmp(magic, STATE_MAGIC, 8) && memcmp(magic, STATE_MAGIC_V1, 8))) {
+    if (fread(magic, 1, 8, f) != 8 ||
+        (memcmp(magic, STATE_MAGIC, 8) && memcmp(magic, STATE_MAGIC_V1, 8))) {
         st = fail(err, TR_ERR_IO, "%s: not a drsch training state (bad magic)", path);
         goto out;
     }
     v1 = memcmp(magic, STATE_MAGIC_V1, 8) == 0;
-    if (fread(&it, 8, 1, f) != 1 || (v1 && fread(&sfp, 4, 1, f) != 1) || (!v1 && fread(&slen, 4, 1, f) != 1)) {
+    if (fread(&it, 8, 1, f) != 1 || (v1 && fread(&sfp, 4, 1, f) != 1) ||
+        (!v1 && fread(&slen, 4, 1, f) != 1)) {
         st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     if (slen > STATE_SETTINGS_MAX) {
-        st = fail(err, TR_ERR_IO, "%s: a settings list of %u bytes (at most %d): corrupt training state", path, slen,
-                  STATE_SETTINGS_MAX);
+        st = fail(err, TR_ERR_IO,
+                  "%s: a settings list of %u bytes (at most %d): corrupt training state", path,
+                  slen, STATE_SETTINGS_MAX);
         goto out;
     }
     if ((slen && fread(stored, 1, slen, f) != slen) || fread(&count, 8, 1, f) != 1) {
@@ -330,8 +342,10 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
     int ndiff = v1 ? 0 : settings_diff(stored, slen, have, diff, sizeof diff);
     if (count != nh) {
         if (ndiff)
-            st = fail(err, TR_ERR_ARG, "%s: the model was trained with other settings: %s; resume needs the same "
-                      "flags", path, diff);
+            st = fail(err, TR_ERR_ARG,
+                      "%s: the model was trained with other settings: %s; resume needs the same "
+                      "flags",
+                      path, diff);
         else
             st = fail(err, TR_ERR_ARG, "%s: a state of %llu values, this network needs %zu", path,
                       (unsigned long long)count, nh);
@@ -356,23 +370,30 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
         goto out;
     }
     if (v1 && sfp != fp_v1) {
-        st = fail(err, TR_ERR_ARG, "%s: the model was trained with other settings (dataset split, schedule, "
-                  "architecture or --iters; this state was written by an older drsch that does not record which); "
-                  "resume needs the same flags", path);
+        st = fail(err, TR_ERR_ARG,
+                  "%s: the model was trained with other settings (dataset split, schedule, "
+                  "architecture or --iters; this state was written by an older drsch that does not "
+                  "record which); "
+                  "resume needs the same flags",
+                  path);
         goto out;
     }
     if (ndiff) {
-        st = fail(err, TR_ERR_ARG, "%s: the model was trained with other settings: %s; resume needs the same flags",
+        st = fail(err, TR_ERR_ARG,
+                  "%s: the model was trained with other settings: %s; resume needs the same flags",
                   path, diff);
         goto out;
     }
     if (it > (uint64_t)c->iters) {
         size_t tl = 0;
         const char *tv = setting_value(stored, slen, "iters", 5, &tl);
-        st = fail(err, TR_ERR_ARG, "%s: the checkpoint is at iteration %llu, beyond --iters %lld%s%.*s%s; resume with "
-                  "--iters %llu or more", path, (unsigned long long)it, (long long)c->iters,
-                  tv ? " (the run it came from was set to " : "", tv ? (int)(tl > 24 ? 24 : tl) : 0, tv ? tv : "",
-                  tv ? ")" : "", (unsigned long long)it);
+        st = fail(
+            err, TR_ERR_ARG,
+            "%s: the checkpoint is at iteration %llu, beyond --iters %lld%s%.*s%s; resume with "
+            "--iters %llu or more",
+            path, (unsigned long long)it, (long long)c->iters,
+            tv ? " (the run it came from was set to " : "", tv ? (int)(tl > 24 ? 24 : tl) : 0,
+            tv ? tv : "", tv ? ")" : "", (unsigned long long)it);
         goto out;
     }
     *iter = (int64_t)it;
@@ -392,8 +413,8 @@ static const char *default_arch(const ds_dataset *d)
 }
 
 /* Augmentation of the model's input: crop to (crop_h, crop_w), normalisation per channel. */
-static void make_augment(const tr_config *c, const ds_dataset *d, const float *mean, const float *scale, int train,
-                         ds_augment *a)
+static void make_augment(const tr_config *c, const ds_dataset *d, const float *mean,
+                         const float *scale, int train, ds_augment *a)
 {
     ds_augment_default(a);
     a->out_h = c->crop_h ? c->crop_h : d->h;
@@ -474,17 +495,19 @@ static tr_status check_finite(const nn_net *net, int64_t iter, const char *path,
     if (layer < 0)
         return TR_OK;
     return fail(err, TR_ERR_NUMERIC,
-                "iteration %lld: the %s of layer %d (%s) hold NaN or Inf; training stopped, nothing was written "
+                "iteration %lld: the %s of layer %d (%s) hold NaN or Inf; training stopped, "
+                "nothing was written "
                 "over %s (try a lower --lr)",
-                (long long)iter, is_bias ? "biases" : "weights", layer, nn_net_config(net)->arch.name, path);
+                (long long)iter, is_bias ? "biases" : "weights", layer,
+                nn_net_config(net)->arch.name, path);
 }
 
 /* Sample codes for the decorrelated bit order: at most this many training images, evenly spread. */
 #define ORDER_SAMPLE 5000
 
 /* Sets the bit order a saved model carries (tr_bit_order). */
-static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d, const ds_split *split,
-                            tr_error *err)
+static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d,
+                            const ds_split *split, tr_error *err)
 {
     if (c->bit_order == TR_BIT_ORDER_WEIGHT) {
         nn_bit_order_by_weight(net);
@@ -514,8 +537,9 @@ static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d
     return st;
 }
 
-static tr_status save_checkpoint(nn_net *net, const tr_config *c, const ds_dataset *d, const ds_split *split,
-                                 const char *path, int64_t iter, const char *settings, tr_error *err)
+static tr_status save_checkpoint(nn_net *net, const tr_config *c, const ds_dataset *d,
+                                 const ds_split *split, const char *path, int64_t iter,
+                                 const char *settings, tr_error *err)
 {
     nn_error ne;
     tr_status st = check_finite(net, iter, path, err);
@@ -590,13 +614,16 @@ static tr_status resolve_settings(run *r, const tr_config *cfg, tr_error *err)
     }
     if (!c->arch[0])
         snprintf(c->arch, sizeof c->arch, "%s", default_arch(r->d));
-    if (c->bits < 1 || c->bits > HM_MAX_BITS || c->iters < 0 || c->classes_per_batch < 2 || c->images_per_class < 2)
-        return fail(err, TR_ERR_ARG, "invalid training settings (bits %d, iterations %lld, batch %d x %d)", c->bits,
+    if (c->bits < 1 || c->bits > HM_MAX_BITS || c->iters < 0 || c->classes_per_batch < 2 ||
+        c->images_per_class < 2)
+        return fail(err, TR_ERR_ARG,
+                    "invalid training settings (bits %d, iterations %lld, batch %d x %d)", c->bits,
                     (long long)c->iters, c->classes_per_batch, c->images_per_class);
     if (r->split->n_train < 2)
         return fail(err, TR_ERR_ARG, "the protocol '%s' leaves no training images", r->split->name);
     if (r->d->c > NN_MAX_IN_C)
-        return fail(err, TR_ERR_ARG, "%d image channels; at most %d are supported", r->d->c, NN_MAX_IN_C);
+        return fail(err, TR_ERR_ARG, "%d image channels; at most %d are supported", r->d->c,
+                    NN_MAX_IN_C);
     return TR_OK;
 }
 
@@ -607,8 +634,8 @@ static tr_status set_up_data(run *r, float *mean, float *scale, tr_error *err)
     const tr_config *c = &r->c;
     const ds_dataset *d = r->d;
     ds_error de;
-    if (ds_sampler_create(d, r->split->train, r->split->n_train, c->classes_per_batch, c->images_per_class,
-                          c->seed ^ 0x5A5A, &r->sampler, &de) != DS_OK)
+    if (ds_sampler_create(d, r->split->train, r->split->n_train, c->classes_per_batch,
+                          c->images_per_class, c->seed ^ 0x5A5A, &r->sampler, &de) != DS_OK)
         return fail(err, TR_ERR_DATA, "%s", de.msg);
     r->N = (int32_t)ds_sampler_batch_size(r->sampler);
     double dmean[DS_MAX_CHANNELS] = {0}, dstd[DS_MAX_CHANNELS] = {0};
@@ -620,7 +647,8 @@ static tr_status set_up_data(run *r, float *mean, float *scale, tr_error *err)
     make_augment(c, d, mean, scale, 1, &r->aug);
     r->fp_v1 = config_fingerprint(c, r->split);
     if (config_settings(c, r->split, r->settings, sizeof r->settings) < 0)
-        return fail(err, TR_ERR_ARG, "the training settings do not fit in a state file (protocol name too long?)");
+        return fail(err, TR_ERR_ARG,
+                    "the training settings do not fit in a state file (protocol name too long?)");
     return TR_OK;
 }
 
@@ -633,12 +661,13 @@ static tr_status resume(run *r, const char *resume_path, tr_error *err)
     if (nn_model_load(&r->net, resume_path, r->N, 1, &ne) != NN_OK)
         return fail(err, TR_ERR_NET, "%s", ne.msg);
     const nn_config *lc = nn_net_config(r->net);
-    if (strcmp(lc->arch.name, c->arch) || lc->bits != c->bits || lc->in_c != r->d->c || lc->in_h != r->aug.out_h ||
-        lc->in_w != r->aug.out_w)
-        return fail(err, TR_ERR_ARG, "%s: a %s model of %d bits for %dx%dx%d input does not match this run "
-                                     "(%s, %d bits, %dx%dx%d)",
-                    resume_path, lc->arch.name, lc->bits, lc->in_c, lc->in_h, lc->in_w, c->arch, c->bits, r->d->c,
-                    r->aug.out_h, r->aug.out_w);
+    if (strcmp(lc->arch.name, c->arch) || lc->bits != c->bits || lc->in_c != r->d->c ||
+        lc->in_h != r->aug.out_h || lc->in_w != r->aug.out_w)
+        return fail(err, TR_ERR_ARG,
+                    "%s: a %s model of %d bits for %dx%dx%d input does not match this run "
+                    "(%s, %d bits, %dx%dx%d)",
+                    resume_path, lc->arch.name, lc->bits, lc->in_c, lc->in_h, lc->in_w, c->arch,
+                    c->bits, r->d->c, r->aug.out_h, r->aug.out_w);
     size_t nh, np = nn_params_plain_size(r->net);
     float *hist = nn_sgd_history(r->net, &nh);
     float *blob = malloc(sizeof(float) * (np + nh + 1));
@@ -695,7 +724,8 @@ static tr_status alloc_batch(run *r, tr_error *err)
     if (!r->idx)
         r->idx = malloc(sizeof *r->idx * (size_t)N);
     r->cls = malloc(sizeof *r->cls * (size_t)N);
-    r->words = r->d->label_kind == DS_LABELS_MULTI ? xp_multi_hot_words((size_t)r->d->n_classes) : 0;
+    r->words =
+        r->d->label_kind == DS_LABELS_MULTI ? xp_multi_hot_words((size_t)r->d->n_classes) : 0;
     if (r->words)
         r->multi = calloc((size_t)N * r->words, sizeof *r->multi);
     if (!r->x || !r->dy || !r->sim || !r->idx || !r->cls || (r->words && !r->multi))
@@ -735,15 +765,18 @@ static tr_status step(run *r, int64_t it, const char *last_ckpt, tr_error *err)
     nn_set_hash_scale(net, nn_hash_scale_at(c->scale0, c->scale_mult, c->scale_every, it));
     if (nn_forward(net, r->x, &ne) != NN_OK)
         return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
-    if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x, (int32_t)nn_input_size(net), r->dy, &r->ls))
+    if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x, (int32_t)nn_input_size(net),
+                r->dy, &r->ls))
         return fail(err, TR_ERR_NOMEM, "out of memory in the loss");
     if (!isfinite(r->ls.loss)) {
         int is_bias = 0;
         int32_t layer = nonfinite_layer(net, &is_bias);
         char where[96] = "the network outputs";
         if (layer >= 0)
-            snprintf(where, sizeof where, "the %s of layer %d", is_bias ? "biases" : "weights", layer);
-        return fail(err, TR_ERR_NUMERIC, "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
+            snprintf(where, sizeof where, "the %s of layer %d", is_bias ? "biases" : "weights",
+                     layer);
+        return fail(err, TR_ERR_NUMERIC,
+                    "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
                     (long long)it, r->ls.loss, where, last_ckpt);
     }
     if (nn_backward(net, r->dy, NULL, &ne) != NN_OK)
@@ -766,7 +799,8 @@ typedef struct {
  * progress of the run is reported, and a collapse of the codes (almost every image of a
  * class-balanced batch sharing one code in two reports in a row, the first report excepted:
  * random initialisation can start near-constant) stops the run. */
-static tr_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn progress, void *ctx, tr_error *err)
+static tr_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn progress, void *ctx,
+                        tr_error *err)
 {
     const tr_config *c = &r->c;
     const int64_t done = it + 1;
@@ -800,16 +834,17 @@ static tr_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn p
         progress(&p, ctx);
     pc->collapsed_logs = p.distinct_share < c->collapse_distinct ? pc->collapsed_logs + 1 : 0;
     if (pc->collapsed_logs >= 2 && done > c->log_every)
-        return fail(err, TR_ERR_COLLAPSE,
-                    "iteration %lld: the codes collapsed (%.0f%% distinct codes in a batch of %d, bit "
-                    "balance %.2f); lower --lr or raise --margin; the last checkpoint in %s is kept",
-                    (long long)done, 100 * p.distinct_share, r->N, p.bit_balance, r->out_path);
+        return fail(
+            err, TR_ERR_COLLAPSE,
+            "iteration %lld: the codes collapsed (%.0f%% distinct codes in a batch of %d, bit "
+            "balance %.2f); lower --lr or raise --margin; the last checkpoint in %s is kept",
+            (long long)done, 100 * p.distinct_share, r->N, p.bit_balance, r->out_path);
     return TR_OK;
 }
 
-tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split, const char *out_path,
-                   const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
-                   tr_error *err)
+tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split,
+                   const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
+                   tr_progress_fn progress, void *ctx, tr_error *err)
 {
     run r;
     memset(&r, 0, sizeof r);
@@ -830,14 +865,17 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
     }
     /* What a numeric failure leaves behind, for its message. */
     char last_ckpt[600];
-    snprintf(last_ckpt, sizeof last_ckpt, resume_path ? "the checkpoint it resumed from is kept" : "no checkpoint was written yet");
+    snprintf(last_ckpt, sizeof last_ckpt,
+             resume_path ? "the checkpoint it resumed from is kept"
+                         : "no checkpoint was written yet");
     progress_clock pc = {.t_start = now(), .it_log = r.start};
     pc.t_log = pc.t_start;
     for (int64_t it = r.start; st == TR_OK && it < c->iters; it++) {
         if (stop && *stop) {
             if ((st = save_checkpoint(r.net, c, d, split, out_path, it, r.settings, err)) == TR_OK)
-                st = fail(err, TR_INTERRUPTED, "interrupted at iteration %lld; checkpoint written to %s",
-                          (long long)it, out_path);
+                st = fail(err, TR_INTERRUPTED,
+                          "interrupted at iteration %lld; checkpoint written to %s", (long long)it,
+                          out_path);
             break;
         }
         st = next_batch(&r, it, err);
@@ -846,10 +884,11 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
         int64_t done = it + 1;
         if (st == TR_OK && (done % c->log_every == 0 || done == c->iters))
             st = report(&r, it, &pc, progress, ctx, err);
-        if (st == TR_OK && c->checkpoint_every > 0 && done % c->checkpoint_every == 0 && done < c->iters) {
+        if (st == TR_OK && c->checkpoint_every > 0 && done % c->checkpoint_every == 0 &&
+            done < c->iters) {
             st = save_checkpoint(r.net, c, d, split, out_path, done, r.settings, err);
-            snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept", (long long)done,
-                     out_path);
+            snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept",
+                     (long long)done, out_path);
         }
     }
     if (st == TR_OK)
@@ -858,20 +897,21 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
     return st;
 }
 
-tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n, hm_codes *out,
-                    tr_error *err)
+tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                    hm_codes *out, tr_error *err)
 {
     return tr_encode_precision(model, d, idx, n, NN_PRECISION_F32, out, err);
 }
 
-tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
-                              nn_precision precision, hm_codes *out, tr_error *err)
+tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
+                              int64_t n, nn_precision precision, hm_codes *out, tr_error *err)
 {
     memset(out, 0, sizeof *out);
     const nn_config *mc = nn_net_config(model);
     if (mc->in_c != d->c || mc->in_h > d->h || mc->in_w > d->w)
-        return fail(err, TR_ERR_ARG, "the model takes %dx%dx%d input (channels x height x width) but the dataset "
-                                     "'%s' has %dx%dx%d images",
+        return fail(err, TR_ERR_ARG,
+                    "the model takes %dx%dx%d input (channels x height x width) but the dataset "
+                    "'%s' has %dx%dx%d images",
                     mc->in_c, mc->in_h, mc->in_w, d->name, d->c, d->h, d->w);
     if (n <= 0)
         return fail(err, TR_ERR_ARG, "nothing to encode (empty image set)");
@@ -919,7 +959,8 @@ tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const in
             st = fail(err, TR_ERR_NET, "%s", ne.msg);
             goto done;
         }
-        memcpy(out->data + (size_t)s * out->words, part.data, (size_t)m * part.words * sizeof(uint64_t));
+        memcpy(out->data + (size_t)s * out->words, part.data,
+               (size_t)m * part.words * sizeof(uint64_t));
     }
 done:
     nn_encoder_free(enc);

@@ -24,8 +24,8 @@ extern "C" {
  * Training itself runs in network order; the order is set when a model file is written. */
 typedef enum {
     TR_BIT_ORDER_WEIGHT = 0,      /* by |w| (the authors, INTERNALS.md) */
-    TR_BIT_ORDER_DECORRELATED = 1 /* by |w| discounted by redundancy (nn_bit_order_decorrelated) on the
-                                     codes of up to 5000 training images (drsch's default) */
+    TR_BIT_ORDER_DECORRELATED = 1 /* by |w| discounted by redundancy (nn_bit_order_decorrelated) on
+                                     the codes of up to 5000 training images (drsch's default) */
 } tr_bit_order;
 
 typedef struct {
@@ -37,21 +37,21 @@ typedef struct {
     uint64_t seed;               /* network init, sampling, augmentation */
     nn_sgd_config sgd;
     dh_config loss;
-    int32_t margin_auto;         /* 1: margin C = -B/2 at start, growing by B/24 every margin_every
-                                    iterations (loss.margin0 / margin_step are then ignored) */
-    float scale0, scale_mult;    /* hash scale s = scale0 * scale_mult^(iter / scale_every) */
-    int64_t scale_every;         /* authors: 5, 1.1, 10000 */
-    int32_t crop_h, crop_w;      /* random crop for training, centre crop for encoding (0 = none) */
-    int32_t pad;                 /* zero padding before the crop */
-    int32_t mirror;              /* random horizontal flips */
-    float rotate;                /* random rotation in [-rotate, rotate] degrees (0 = none) */
-    float zoom;                  /* random zoom in [1 - zoom, 1 + zoom] (0 = none) */
-    float clip_grad;             /* rescale the parameter gradient to this L2 norm when larger (0 = off) */
-    float margin_min;            /* the growing margin stops at margin_min (auto: -B) */
-    int64_t log_every;           /* iterations between progress reports */
-    int64_t checkpoint_every;    /* iterations between checkpoints (0 = at the end only) */
-    double collapse_distinct;    /* stop when a batch has fewer than this share of distinct codes */
-    tr_bit_order bit_order;      /* order of the saved model's bits (default DECORRELATED) */
+    int32_t margin_auto;      /* 1: margin C = -B/2 at start, growing by B/24 every margin_every
+                                 iterations (loss.margin0 / margin_step are then ignored) */
+    float scale0, scale_mult; /* hash scale s = scale0 * scale_mult^(iter / scale_every) */
+    int64_t scale_every;      /* authors: 5, 1.1, 10000 */
+    int32_t crop_h, crop_w;   /* random crop for training, centre crop for encoding (0 = none) */
+    int32_t pad;              /* zero padding before the crop */
+    int32_t mirror;           /* random horizontal flips */
+    float rotate;             /* random rotation in [-rotate, rotate] degrees (0 = none) */
+    float zoom;               /* random zoom in [1 - zoom, 1 + zoom] (0 = none) */
+    float clip_grad;   /* rescale the parameter gradient to this L2 norm when larger (0 = off) */
+    float margin_min;  /* the growing margin stops at margin_min (auto: -B) */
+    int64_t log_every; /* iterations between progress reports */
+    int64_t checkpoint_every; /* iterations between checkpoints (0 = at the end only) */
+    double collapse_distinct; /* stop when a batch has fewer than this share of distinct codes */
+    tr_bit_order bit_order;   /* order of the saved model's bits (default DECORRELATED) */
 } tr_config;
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see
@@ -61,11 +61,11 @@ void tr_config_default(tr_config *c, const ds_dataset *d);
 typedef struct {
     int64_t iter, iters;
     double loss, triplet_loss, laplacian_loss;
-    double active_share;   /* active triplets / triplets in the last batch */
-    double bit_balance;    /* mean over bits of |mean sign|: 0 balanced, 1 constant bits */
-    double distinct_share; /* distinct codes / batch size in the last batch */
-    double bitw_min, bitw_max;   /* range of the learned bit weights |w| */
-    double grad_norm;            /* L2 norm of the parameter gradient before clipping */
+    double active_share;       /* active triplets / triplets in the last batch */
+    double bit_balance;        /* mean over bits of |mean sign|: 0 balanced, 1 constant bits */
+    double distinct_share;     /* distinct codes / batch size in the last batch */
+    double bitw_min, bitw_max; /* range of the learned bit weights |w| */
+    double grad_norm;          /* L2 norm of the parameter gradient before clipping */
     double images_per_second, eta_seconds, lr, hash_scale, margin;
 } tr_progress;
 
@@ -83,7 +83,7 @@ typedef enum {
     TR_ERR_NUMERIC = -6,  /* NaN or Inf in the loss or the outputs */
     TR_ERR_IO = -7,
     TR_ERR_UNSUPPORTED = -8, /* the CPU cannot run what was asked (bf16 encoding) */
-    TR_INTERRUPTED = 1,   /* *stop was raised: a checkpoint was written, training can resume */
+    TR_INTERRUPTED = 1,      /* *stop was raised: a checkpoint was written, training can resume */
 } tr_status;
 
 typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
@@ -92,18 +92,18 @@ typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
  * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same
  * configuration, to continue from its iteration; --iters may differ (at least the checkpoint's
  * iteration), as no schedule depends on it. stop: polled each iteration (e.g. SIGINT). */
-tr_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split, const char *out_path,
-                   const char *resume_path, volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
-                   tr_error *err);
+tr_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split,
+                   const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
+                   tr_progress_fn progress, void *ctx, tr_error *err);
 
 /* Encodes images idx[0..n) of d with the model (centre crop to its input, its normalisation)
  * into out (allocated here: n codes of the model's B bits, significance order), in f32. */
-tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n, hm_codes *out,
-                    tr_error *err);
+tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                    hm_codes *out, tr_error *err);
 /* The same in a chosen precision: NN_PRECISION_BF16 gives TR_ERR_UNSUPPORTED where the CPU cannot
  * run bf16 (no silent f32 fallback). */
-tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
-                              nn_precision precision, hm_codes *out, tr_error *err);
+tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
+                              int64_t n, nn_precision precision, hm_codes *out, tr_error *err);
 
 #ifdef __cplusplus
 }

@@ -85,8 +85,8 @@ static uint64_t read_xcr0(void)
 #define EBX7_AVX512F (1u << 16)
 #define EBX7_AVX512BW (1u << 30)
 #define ECX7_AVX512_VPOPCNTDQ (1u << 14)
-#define XCR0_SSE_AVX 0x06u        /* XMM + YMM upper halves */
-#define XCR0_AVX512 0xe6u         /* + opmask, ZMM0-15 upper halves, ZMM16-31 */
+#define XCR0_SSE_AVX 0x06u /* XMM + YMM upper halves */
+#define XCR0_AVX512 0xe6u  /* + opmask, ZMM0-15 upper halves, ZMM16-31 */
 
 static bool cpu_has(hm_isa isa)
 {
@@ -103,8 +103,8 @@ static bool cpu_has(hm_isa isa)
     if (isa == HM_ISA_AVX2)
         return (xcr0 & XCR0_SSE_AVX) == XCR0_SSE_AVX && (b & EBX7_AVX2);
     if (isa == HM_ISA_AVX512)
-        return (xcr0 & XCR0_AVX512) == XCR0_AVX512 && (b & EBX7_AVX512F) &&
-               (b & EBX7_AVX512BW) && (c & ECX7_AVX512_VPOPCNTDQ);
+        return (xcr0 & XCR0_AVX512) == XCR0_AVX512 && (b & EBX7_AVX512F) && (b & EBX7_AVX512BW) &&
+               (c & ECX7_AVX512_VPOPCNTDQ);
     return false;
 }
 #endif
@@ -150,7 +150,8 @@ static const char *isa_needs(hm_isa isa)
 static hm_status check_supported(hm_isa isa, const char *how, hm_error *err)
 {
     if (!hm_isa_compiled(isa))
-        return hm_fail(err, HM_ERR_ISA, "%s%s: this build of drsch has no %s kernels (best here: %s)", how,
+        return hm_fail(err, HM_ERR_ISA,
+                       "%s%s: this build of drsch has no %s kernels (best here: %s)", how,
                        hm_isa_name(isa), hm_isa_name(isa), hm_isa_name(hm_isa_best()));
     if (!hm_isa_supported(isa))
         return hm_fail(err, HM_ERR_ISA, "%s%s: this CPU does not support %s (best here: %s)", how,
@@ -193,7 +194,8 @@ hm_isa hm_isa_active(void)
 hm_status hm_isa_set(hm_isa isa, hm_error *err)
 {
     if ((unsigned)isa >= HM_ISA_COUNT)
-        return hm_fail(err, HM_ERR_ISA, "ISA number %d is none of scalar, avx2, avx512, neon", (int)isa);
+        return hm_fail(err, HM_ERR_ISA, "ISA number %d is none of scalar, avx2, avx512, neon",
+                       (int)isa);
     hm_status st = check_supported(isa, "", err);
     if (st == HM_OK)
         atomic_store(&g_active, (int)isa);

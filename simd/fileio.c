@@ -115,8 +115,8 @@ static int regular_fd(int fd, const char *path, const char *what, char *msg, siz
     if (S_ISDIR(st.st_mode))
         return fail(msg, n, "%s: %s, not a %s", path, strerror(EISDIR), what);
     if (!S_ISREG(st.st_mode))
-        return fail(msg, n, "%s: is %s, not a %s (only regular files are read)", path, kind_of(st.st_mode),
-                    what);
+        return fail(msg, n, "%s: is %s, not a %s (only regular files are read)", path,
+                    kind_of(st.st_mode), what);
     return 0;
 }
 
@@ -158,7 +158,8 @@ int fio_check_regular(const char *path, const char *what, char *msg, size_t n)
     return 0;
 }
 
-int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg, size_t n)
+int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg,
+                  size_t n)
 {
     *data = NULL;
     *len = 0;
@@ -185,7 +186,8 @@ int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *le
     fclose(f);
     if (got != size) {
         free(buf);
-        fail(msg, n, "%s: read error: %s", path, e ? strerror(e) : "the file shrank while it was read");
+        fail(msg, n, "%s: read error: %s", path,
+             e ? strerror(e) : "the file shrank while it was read");
         errno = e ? e : EIO;
         return -1;
     }
@@ -407,15 +409,17 @@ int fio_lock_take(fio_lock *l, const char *path, char *msg, size_t n)
                 return fail(msg, n, "%s: cannot lock %s.lock: %s", path, path, strerror(e));
             pid[k > 0 ? k : 0] = '\0';
             pid[strcspn(pid, "\n")] = '\0';
-            return fail(msg, n,
-                        "%s: another drsch run%s%s%s is writing it (it holds %s.lock); wait for it to "
-                        "finish or choose another output",
-                        path, pid[0] ? " (process " : "", pid, pid[0] ? ")" : "", path);
+            return fail(
+                msg, n,
+                "%s: another drsch run%s%s%s is writing it (it holds %s.lock); wait for it to "
+                "finish or choose another output",
+                path, pid[0] ? " (process " : "", pid, pid[0] ? ")" : "", path);
         }
         /* The holder before us may have removed the file between our open and our flock: the
          * lock is ours only if PATH.lock still names the file we locked. */
         struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(l->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        if (fstat(fd, &a) == 0 && stat(l->path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
             char pid[32];
             int k = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
             if (ftruncate(fd, 0) == 0 && write(fd, pid, (size_t)k) != k) {
@@ -585,10 +589,11 @@ int fio_set_commit(fio_set *s, char *msg, size_t n)
     if (!text)
         r = fail(msg, n, "%s: out of memory", s->prefix);
     else
-        len = (size_t)snprintf(text, cap,
-                               "%s# written together as PREFIX.NAME: CRC-32, bytes, NAME; drsch refuses a "
-                               "member that differs\n",
-                               MANIFEST_HEAD);
+        len = (size_t)snprintf(
+            text, cap,
+            "%s# written together as PREFIX.NAME: CRC-32, bytes, NAME; drsch refuses a "
+            "member that differs\n",
+            MANIFEST_HEAD);
     for (int i = 0; i < s->count && r == 0; i++) {
         fio_out *o = &s->member[i];
         int in_place = !o->tmp; /* a device or FIFO: nothing to list */
@@ -673,7 +678,8 @@ int fio_set_verify(const char *path, char *msg, size_t n)
         unsigned crc = 0;
         unsigned long long size = 0;
         if (!fgets(line, sizeof line, f) || strcmp(line, MANIFEST_HEAD) != 0) {
-            r = fail(msg, n, "%s: not a drsch output-set manifest (its first line is not \"drsch-set 1\")",
+            r = fail(msg, n,
+                     "%s: not a drsch output-set manifest (its first line is not \"drsch-set 1\")",
                      manifest);
         }
         while (r == 0 && !listed && fgets(line, sizeof line, f)) {
@@ -681,7 +687,8 @@ int fio_set_verify(const char *path, char *msg, size_t n)
             if (line[0] == '#')
                 continue;
             if (sscanf(line, "%8x %llu %4095s", &crc, &size, name) != 3) {
-                r = fail(msg, n, "%s: malformed line \"%.*s\"", manifest, (int)strcspn(line, "\n"), line);
+                r = fail(msg, n, "%s: malformed line \"%.*s\"", manifest, (int)strcspn(line, "\n"),
+                         line);
                 break;
             }
             listed = strcmp(name, member) == 0;
@@ -695,10 +702,13 @@ int fio_set_verify(const char *path, char *msg, size_t n)
                 r = fail(msg, n, "%s: cannot read: %s", path, strerror(errno));
             else if (bytes != size || have != crc)
                 r = fail(msg, n,
-                         "%s: not the %s that %s lists (%llu bytes, CRC-32 %08x; this file: %llu bytes, %08x): "
-                         "a run was interrupted while it wrote the set, or another run wrote part of it; "
+                         "%s: not the %s that %s lists (%llu bytes, CRC-32 %08x; this file: %llu "
+                         "bytes, %08x): "
+                         "a run was interrupted while it wrote the set, or another run wrote part "
+                         "of it; "
                          "write the set again",
-                         path, member, manifest, size, crc, (unsigned long long)bytes, (unsigned)have);
+                         path, member, manifest, size, crc, (unsigned long long)bytes,
+                         (unsigned)have);
         }
     }
     free(manifest);

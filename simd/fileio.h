@@ -43,14 +43,15 @@ int fio_check_regular(const char *path, const char *what, char *msg, size_t n);
 /* Reads a regular file whole: *data (malloc'd, a NUL after the last byte, not counted in *len).
  * The size comes from the open file; a file that shrinks while it is read is an error. On
  * failure errno is ENOMEM when memory ran out (callers map it to their own status). */
-int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg, size_t n);
+int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg,
+                  size_t n);
 
 typedef struct {
-    char *path; /* where the content goes: PATH, or the target of the link PATH names */
-    char *shown;/* PATH as the caller gave it, for messages */
-    char *tmp;  /* the temporary file; NULL when written in place */
+    char *path;  /* where the content goes: PATH, or the target of the link PATH names */
+    char *shown; /* PATH as the caller gave it, for messages */
+    char *tmp;   /* the temporary file; NULL when written in place */
     FILE *f;
-    int err;    /* errno of the first failed write, 0 if none */
+    int err; /* errno of the first failed write, 0 if none */
 } fio_out;
 
 /* Opens an output as described above. */
@@ -67,7 +68,8 @@ int fio_out_commit(fio_out *o, int durable, char *msg, size_t n);
 void fio_out_abort(fio_out *o);
 
 /* Writes `len` bytes to PATH as one fio_out. */
-int fio_write_file(const char *path, const void *data, size_t len, int durable, char *msg, size_t n);
+int fio_write_file(const char *path, const void *data, size_t len, int durable, char *msg,
+                   size_t n);
 
 typedef struct {
     int fd;

@@ -42,16 +42,16 @@ typedef enum {
 } hm_isa;
 
 /* ---- ISA detection and dispatch ---------------------------------------------------------- */
-const char *hm_isa_name(hm_isa isa);                  /* "scalar", "avx2", "avx512", "neon" */
+const char *hm_isa_name(hm_isa isa); /* "scalar", "avx2", "avx512", "neon" */
 hm_status hm_isa_parse(const char *name, hm_isa *out, hm_error *err);
-bool hm_isa_compiled(hm_isa isa);                     /* kernel built into this binary */
-bool hm_isa_supported(hm_isa isa);                    /* compiled, and CPU + OS support it */
-hm_isa hm_isa_best(void);                             /* best supported ISA */
+bool hm_isa_compiled(hm_isa isa);  /* kernel built into this binary */
+bool hm_isa_supported(hm_isa isa); /* compiled, and CPU + OS support it */
+hm_isa hm_isa_best(void);          /* best supported ISA */
 /* The active ISA: chosen once, on first use, as DRSCH_FORCE_ISA if set (an unsupported or
  * unknown value there is reported by hm_isa_init) else hm_isa_best(). */
 hm_status hm_isa_init(hm_error *err);
 hm_isa hm_isa_active(void);
-hm_status hm_isa_set(hm_isa isa, hm_error *err);     /* override (--isa); refuses unsupported */
+hm_status hm_isa_set(hm_isa isa, hm_error *err); /* override (--isa); refuses unsupported */
 
 /* ---- packed codes ------------------------------------------------------------------------ */
 typedef struct {
@@ -72,8 +72,12 @@ hm_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_
                               uint32_t bits, hm_error *err);
 /* out: n x ceil(bits/8) bytes. */
 void hm_codes_to_bytes(const hm_codes *c, uint8_t *out);
-static inline const uint64_t *hm_code_row(const hm_codes *c, size_t i) { return c->data + i * c->words; }
-static inline int hm_code_bit(const hm_codes *c, size_t i, uint32_t b) {
+static inline const uint64_t *hm_code_row(const hm_codes *c, size_t i)
+{
+    return c->data + i * c->words;
+}
+static inline int hm_code_bit(const hm_codes *c, size_t i, uint32_t b)
+{
     return (int)((hm_code_row(c, i)[b / 64] >> (b % 64)) & 1u);
 }
 
@@ -90,15 +94,16 @@ typedef struct hm_weights hm_weights;
 hm_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, hm_error *err);
 void hm_weights_free(hm_weights *w);
 void hm_weighted_distances(const uint64_t *q, const hm_codes *db, const hm_weights *w, float *out);
-double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const float *w, uint32_t bits);
+double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const float *w,
+                                uint32_t bits);
 
 /* ---- exact top-k ------------------------------------------------------------------------- */
 /* For each query i: the k database codes nearest to it, ordered by (distance, database index).
  * indices: nq x k int64; distances: nq x k (int32 for plain, float for weighted).
  * Requires 1 <= k <= db->n and equal code lengths. Uses OpenMP threads (omp_get_max_threads)
  * over query blocks, and over database shards when there are few queries. */
-hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k,
-                 int64_t *indices, int32_t *distances, hm_error *err);
+hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t *indices,
+                 int32_t *distances, hm_error *err);
 hm_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
                           const hm_weights *w, int64_t *indices, float *distances, hm_error *err);
 

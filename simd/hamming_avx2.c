@@ -22,8 +22,8 @@
 /* Per-64-bit-lane popcount of v (Muła et al.). */
 AI __m256i popcnt_epi64(__m256i v)
 {
-    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
+                                         1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     __m256i lo = _mm256_and_si256(v, low4);
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
@@ -66,7 +66,8 @@ static void avx2_distances(const uint64_t *q, const uint64_t *db, size_t n, size
         /* lanes 0, 2, 4, 6 hold the four 64-bit counts as dwords */
         const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
         for (; i + 4 <= n; i += 4) {
-            __m256i d = popcnt_epi64(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(db + i)), qb));
+            __m256i d =
+                popcnt_epi64(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(db + i)), qb));
             d = _mm256_permutevar8x32_epi32(d, pick);
             _mm_storeu_si128((__m128i *)(out + i), _mm256_castsi256_si128(d));
         }
@@ -92,7 +93,8 @@ static void avx2_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
             size_t i = 0;
             for (; i + 8 <= m; i += 8) {
                 __m256i d = _mm256_loadu_si256((const __m256i *)(buf + i));
-                unsigned hit = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_sub_epi32(d, thr)));
+                unsigned hit =
+                    (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_sub_epi32(d, thr)));
                 while (hit) {
                     int b = __builtin_ctz(hit);
                     hit &= hit - 1;
@@ -152,8 +154,8 @@ AI __m256 weighted8(const uint64_t *q, const uint64_t *db, size_t words, const f
     return acc;
 }
 
-static void avx2_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n,
-                                    size_t words, const float *tables, float *out)
+static void avx2_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
+                                    const float *tables, float *out)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -174,7 +176,8 @@ static void avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db,
         size_t i = 0;
         for (; i + 8 <= n; i += 8) {
             __m256 d = weighted8(qj, db + i * words, words, tj);
-            unsigned hit = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(d, _mm256_set1_ps(l->wthr), _CMP_LT_OQ));
+            unsigned hit =
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(d, _mm256_set1_ps(l->wthr), _CMP_LT_OQ));
             if (hit) {
                 float dd[8];
                 _mm256_storeu_ps(dd, d);

@@ -92,8 +92,7 @@ AI uint32_t dist_row_generic(const uint64_t *q, const uint64_t *x, size_t words)
     return (uint32_t)_mm512_reduce_add_epi64(acc);
 }
 
-AI void distances_fixed(const uint64_t *q, const uint64_t *db, size_t n, const int W,
-                        uint32_t *out)
+AI void distances_fixed(const uint64_t *q, const uint64_t *db, size_t n, const int W, uint32_t *out)
 {
     __m512i qv[4], x[4];
     for (int w = 0; w < W; w++)
@@ -252,8 +251,8 @@ AI __m512 weighted16(const uint64_t *q, const uint64_t *db, size_t rem, size_t w
     return acc;
 }
 
-static void avx512_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n,
-                                      size_t words, const float *tables, float *out)
+static void avx512_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
+                                      const float *tables, float *out)
 {
     for (size_t i = 0; i < n; i += 16) {
         size_t rem = n - i;
@@ -337,8 +336,8 @@ static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, co
 /* Byte j of 8 rows' qwords v into qword j: vpshufb pairs, vpermw gathers them. */
 AI __m512i bytes8x8(__m512i v)
 {
-    const __m512i pair = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+    const __m512i pair =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
     /* u16 4j + l of the result = u16 8l + j of the source: pair j of each 128-bit lane */
     const __m512i gather16 = _mm512_setr_epi64(
         0x0018001000080000ll, 0x0019001100090001ll, 0x001a0012000a0002ll, 0x001b0013000b0003ll,
@@ -437,8 +436,8 @@ AI size_t push_rows(uint64_t m, size_t c, uint32_t *cand, size_t nc)
  * "Cache locality is not enough: high-performance nearest neighbor search with product
  * quantization fast scan", VLDB 2015): per code byte, two vpshufb lookups in 16-entry uint8
  * tables, saturating adds; rows whose bound is <= tmax become candidates. Returns their count. */
-AI size_t wscan_filter8(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut,
-                        uint8_t tmax, uint32_t *cand, const int NB)
+AI size_t wscan_filter8(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
+                        uint32_t *cand, const int NB)
 {
     const size_t nb = NB ? (size_t)NB : 8 * words;
     const __m512i tv = _mm512_set1_epi8((char)tmax);
@@ -485,7 +484,8 @@ AI __m512i group16(const uint8_t *t, size_t j, const __m512i *Lt)
 {
     __m512i s[4];
     for (int h = 0; h < 4; h++)
-        s[h] = _mm512_shuffle_epi8(Lt[h], _mm512_loadu_si512((const void *)(t + j * 128 + 64 * (size_t)h)));
+        s[h] = _mm512_shuffle_epi8(
+            Lt[h], _mm512_loadu_si512((const void *)(t + j * 128 + 64 * (size_t)h)));
     return _mm512_add_epi8(_mm512_add_epi8(s[0], s[1]), _mm512_add_epi8(s[2], s[3]));
 }
 
@@ -496,8 +496,8 @@ AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t 
     __m512i even = _mm512_sub_epi16(acc0, _mm512_slli_epi16(acc1, 8));
     __mmask32 me = _mm512_cmple_epu16_mask(even, lv), mo = _mm512_cmple_epu16_mask(acc1, lv);
     if (__builtin_expect((me | mo) != 0, 0)) {
-        __m512i b = _mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaull,
-                                           _mm512_movm_epi16(me), _mm512_movm_epi16(mo));
+        __m512i b = _mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaull, _mm512_movm_epi16(me),
+                                           _mm512_movm_epi16(mo));
         uint64_t m = _mm512_movepi8_mask(b);
         size_t rem = n - c * 64;
         if (rem < 64)
@@ -544,7 +544,8 @@ static size_t wscan_filter16(size_t n, size_t words, const uint8_t *tr, const ui
     for (size_t wi = 0; wi < words; wi++) {
         __m512i L[16];
         for (int p = 0; p < 16; p++)
-            L[p] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(lut + 256 * wi + 16 * (size_t)p)));
+            L[p] = _mm512_broadcast_i32x4(
+                _mm_loadu_si128((const __m128i *)(lut + 256 * wi + 16 * (size_t)p)));
         if (words == 1)
             nc = filter16_word(n, words, wi, tr, L, lv, acc, cand, nc, 1, 1);
         else if (wi == 0)
@@ -607,15 +608,15 @@ static void wq_prepare(const float *t, size_t nib, float *mins, uint8_t *q16, wq
 /* lut[p * 16 + v] = q16[p * 16 + (v ^ nibble p of the query)]: four nibbles per vpshufb. */
 static void wq_lut16(const uint64_t *qj, size_t words, const uint8_t *q16, uint8_t *lut)
 {
-    const __m512i iota = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i iota =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     /* 128-bit lanes 0, 1 of group g read query byte 2g, lanes 2, 3 byte 2g + 1; odd lanes
      * take its high nibble */
-    const __m512i lane_byte = _mm512_setr_epi64(0, 0, 0, 0, 0x0101010101010101ll,
-                                                0x0101010101010101ll, 0x0101010101010101ll,
-                                                0x0101010101010101ll);
-    const __m512i shift = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll,
-                                            0, 0, 0x0004000400040004ll, 0x0004000400040004ll);
+    const __m512i lane_byte =
+        _mm512_setr_epi64(0, 0, 0, 0, 0x0101010101010101ll, 0x0101010101010101ll,
+                          0x0101010101010101ll, 0x0101010101010101ll);
+    const __m512i shift = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                            0x0004000400040004ll, 0x0004000400040004ll);
     for (size_t wi = 0; wi < words; wi++) {
         const __m512i qb = _mm512_set1_epi64((long long)qj[wi]);
         for (int g = 0; g < 4; g++) {
@@ -654,7 +655,8 @@ static int wq_lut8(const uint64_t *qj, const float *tj, size_t nib, const float 
         /* entry for database nibble v is T[v ^ qn] */
         __m512 t = _mm512_permutexvar_ps(_mm512_xor_si512(iota, _mm512_set1_epi32((int)qn)),
                                          _mm512_loadu_ps(tj + 16 * p));
-        __m512 u = _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(t, _mm512_set1_ps(mins[p])), vinv), vslack);
+        __m512 u =
+            _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(t, _mm512_set1_ps(mins[p])), vinv), vslack);
         u = _mm512_max_ps(u, _mm512_setzero_ps());
         __m512i e = _mm512_cvttps_epi32(_mm512_min_ps(u, _mm512_set1_ps(255.0f)));
         _mm_storeu_si128((__m128i *)(lut + 16 * p), _mm512_cvtusepi32_epi8(e));

@@ -106,8 +106,8 @@ static inline float32x4_t weighted4(const uint64_t *q, const uint64_t *db, size_
     return acc;
 }
 
-static void neon_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n,
-                                    size_t words, const float *tables, float *out)
+static void neon_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
+                                    const float *tables, float *out)
 {
     size_t i = 0;
     for (; i + 4 <= n; i += 4)

@@ -34,8 +34,8 @@ static void scalar_distances(const uint64_t *q, const uint64_t *db, size_t n, si
         out[i] = row_distance(q, db + i * words, words);
 }
 
-static void scalar_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n,
-                                      size_t words, const float *tables, float *out)
+static void scalar_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
+                                      const float *tables, float *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = hm_weighted_row_canonical(q, db + i * words, words, tables);

@@ -49,10 +49,10 @@ typedef struct {
     int64_t *out_idx;
     int32_t *out_dist;
     float *out_wdist;
-    int64_t *sh_idx;      /* nq x shards x k */
+    int64_t *sh_idx; /* nq x shards x k */
     uint32_t *sh_dist;
     float *sh_wdist;
-    size_t *sh_count;     /* nq x shards */
+    size_t *sh_count; /* nq x shards */
 } knn_job;
 
 typedef struct wpair {
@@ -64,10 +64,10 @@ typedef struct {
     int64_t *idx;
     uint32_t *dist;
     float *wdist;
-    uint32_t *hist;  /* bits + 2 counters */
-    float *sel;      /* 2 x cap floats: quickselect scratch (weighted) */
-    wpair *pairs;    /* cap pairs: sort scratch (weighted) */
-    void *wscan;     /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
+    uint32_t *hist; /* bits + 2 counters */
+    float *sel;     /* 2 x cap floats: quickselect scratch (weighted) */
+    wpair *pairs;   /* cap pairs: sort scratch (weighted) */
+    void *wscan;    /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
     hm_cand_list *lists;
 } knn_scratch;
 
@@ -99,7 +99,8 @@ static int scratch_alloc(knn_scratch *s, const knn_job *job)
         s->dist = malloc(m * sizeof *s->dist);
         s->hist = malloc(((size_t)job->db->bits + 2) * sizeof *s->hist);
     }
-    if (!s->idx || !s->lists || (job->w ? !s->wdist || !s->sel || !s->pairs || !s->wscan : !s->dist || !s->hist)) {
+    if (!s->idx || !s->lists ||
+        (job->w ? !s->wdist || !s->sel || !s->pairs || !s->wscan : !s->dist || !s->hist)) {
         scratch_free(s);
         return -1;
     }
@@ -346,8 +347,8 @@ static hm_status check_args(const hm_codes *db, const hm_codes *queries, size_t 
         return hm_fail(err, HM_ERR_ARG, "top-k: queries have %u bits but the database %u bits",
                        queries->bits, db->bits);
     if (k < 1 || k > db->n)
-        return hm_fail(err, HM_ERR_ARG, "top-k: k = %zu must be between 1 and the database size %zu",
-                       k, db->n);
+        return hm_fail(err, HM_ERR_ARG,
+                       "top-k: k = %zu must be between 1 and the database size %zu", k, db->n);
     return HM_OK;
 }
 
@@ -466,8 +467,12 @@ hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t 
     hm_status st = check_args(db, queries, k, indices, distances, err);
     if (st != HM_OK)
         return st;
-    knn_job job = {.kern = hm_active_kernels(), .db = db, .queries = queries, .k = k,
-                   .out_idx = indices, .out_dist = distances};
+    knn_job job = {.kern = hm_active_kernels(),
+                   .db = db,
+                   .queries = queries,
+                   .k = k,
+                   .out_idx = indices,
+                   .out_dist = distances};
     return knn_run(&job, err);
 }
 
@@ -480,9 +485,14 @@ hm_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
     if (!w)
         return hm_fail(err, HM_ERR_ARG, "weighted top-k: no weights given");
     if (w->bits != db->bits)
-        return hm_fail(err, HM_ERR_ARG, "weighted top-k: %u weights for codes of %u bits",
-                       w->bits, db->bits);
-    knn_job job = {.kern = hm_active_kernels(), .db = db, .queries = queries, .k = k, .w = w,
-                   .out_idx = indices, .out_wdist = distances};
+        return hm_fail(err, HM_ERR_ARG, "weighted top-k: %u weights for codes of %u bits", w->bits,
+                       db->bits);
+    knn_job job = {.kern = hm_active_kernels(),
+                   .db = db,
+                   .queries = queries,
+                   .k = k,
+                   .w = w,
+                   .out_idx = indices,
+                   .out_wdist = distances};
     return knn_run(&job, err);
 }

@@ -41,7 +41,10 @@ static hm_status fail(hm_error *err, hm_status st, const char *fmt, ...)
     return st;
 }
 
-const char *npy_dtype_name(npy_dtype t) { return (unsigned)t < NPY_DTYPE_COUNT ? DTYPES[t].name : "?"; }
+const char *npy_dtype_name(npy_dtype t)
+{
+    return (unsigned)t < NPY_DTYPE_COUNT ? DTYPES[t].name : "?";
+}
 size_t npy_dtype_size(npy_dtype t) { return (unsigned)t < NPY_DTYPE_COUNT ? DTYPES[t].size : 0; }
 
 void npy_free(npy_array *a)
@@ -105,7 +108,8 @@ static int parse_word(cursor *c, const char *w)
     return 0;
 }
 
-static hm_status parse_header(const char *h, size_t len, const char *name, npy_array *a, hm_error *err)
+static hm_status parse_header(const char *h, size_t len, const char *name, npy_array *a,
+                              hm_error *err)
 {
     cursor c = {h, h + len};
     int have_descr = 0, have_order = 0, have_shape = 0;
@@ -117,8 +121,10 @@ static hm_status parse_header(const char *h, size_t len, const char *name, npy_a
             return fail(err, HM_ERR_ARG, "%s: malformed .npy header", name);
         if (!strcmp(key, "descr")) {
             if (!parse_str(&c, val, sizeof val))
-                return fail(err, HM_ERR_ARG, "%s: .npy 'descr' is not a simple dtype string "
-                            "(structured dtypes are not supported)", name);
+                return fail(err, HM_ERR_ARG,
+                            "%s: .npy 'descr' is not a simple dtype string "
+                            "(structured dtypes are not supported)",
+                            name);
             int found = 0;
             for (int t = 0; t < NPY_DTYPE_COUNT && !found; t++)
                 for (int s = 0; s < 3 && DTYPES[t].descr[s]; s++)
@@ -128,13 +134,17 @@ static hm_status parse_header(const char *h, size_t len, const char *name, npy_a
                         break;
                     }
             if (!found)
-                return fail(err, HM_ERR_ARG, "%s: unsupported .npy dtype '%s' (drsch reads "
-                            "little-endian integer, float and bool arrays)", name, val);
+                return fail(err, HM_ERR_ARG,
+                            "%s: unsupported .npy dtype '%s' (drsch reads "
+                            "little-endian integer, float and bool arrays)",
+                            name, val);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order")) {
             if (parse_word(&c, "True"))
-                return fail(err, HM_ERR_ARG, "%s: Fortran-order .npy arrays are not supported; "
-                            "save with numpy.ascontiguousarray", name);
+                return fail(err, HM_ERR_ARG,
+                            "%s: Fortran-order .npy arrays are not supported; "
+                            "save with numpy.ascontiguousarray",
+                            name);
             if (!parse_word(&c, "False"))
                 return fail(err, HM_ERR_ARG, "%s: malformed .npy 'fortran_order'", name);
             have_order = 1;
@@ -156,8 +166,8 @@ static hm_status parse_header(const char *h, size_t len, const char *name, npy_a
                 if (c.p < c.end && *c.p == 'L')
                     c.p++; /* Python 2 long suffix */
                 if (a->ndim == NPY_MAX_DIMS)
-                    return fail(err, HM_ERR_ARG, "%s: .npy array has more than %d dimensions",
-                                name, NPY_MAX_DIMS);
+                    return fail(err, HM_ERR_ARG, "%s: .npy array has more than %d dimensions", name,
+                                NPY_MAX_DIMS);
                 a->shape[a->ndim++] = v;
                 if (!accept(&c, ',')) {
                     if (!accept(&c, ')'))
@@ -177,7 +187,9 @@ static hm_status parse_header(const char *h, size_t len, const char *name, npy_a
     }
     if (!have_descr || !have_order || !have_shape)
         return fail(err, HM_ERR_ARG, "%s: .npy header lacks %s", name,
-                    !have_descr ? "'descr'" : !have_order ? "'fortran_order'" : "'shape'");
+                    !have_descr   ? "'descr'"
+                    : !have_order ? "'fortran_order'"
+                                  : "'shape'");
     return HM_OK;
 }
 
@@ -201,7 +213,8 @@ static hm_status parse_meta(const uint8_t *buf, size_t avail, const char *name, 
         hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hstart = 12;
     } else {
-        return fail(err, HM_ERR_ARG, "%s: unsupported .npy format version %u.%u", name, major, buf[7]);
+        return fail(err, HM_ERR_ARG, "%s: unsupported .npy format version %u.%u", name, major,
+                    buf[7]);
     }
     if (hlen > avail - hstart)
         return fail(err, HM_ERR_ARG, "%s: truncated .npy header (%zu bytes announced, %zu present)",
@@ -226,8 +239,9 @@ static hm_status parse_meta(const uint8_t *buf, size_t avail, const char *name, 
 static hm_status check_payload(const char *name, size_t nbytes, size_t have, hm_error *err)
 {
     if (have < nbytes)
-        return fail(err, HM_ERR_ARG, "%s: truncated .npy payload: shape needs %zu bytes, file has %zu",
-                    name, nbytes, have);
+        return fail(err, HM_ERR_ARG,
+                    "%s: truncated .npy payload: shape needs %zu bytes, file has %zu", name, nbytes,
+                    have);
     if (have > nbytes)
         return fail(err, HM_ERR_ARG, "%s: .npy payload has %zu trailing bytes beyond its shape",
                     name, have - nbytes);
@@ -288,7 +302,8 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
         goto done;
     }
     if (fread(head, 1, avail, f) != avail) {
-        st = fail(err, HM_ERR_ARG, "%s: read error: %s", path, ferror(f) ? strerror(errno) : "the file shrank");
+        st = fail(err, HM_ERR_ARG, "%s: read error: %s", path,
+                  ferror(f) ? strerror(errno) : "the file shrank");
         goto done;
     }
     size_t off = 0, nbytes = 0;
@@ -297,7 +312,8 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
         st = check_payload(path, nbytes, (size_t)flen - off, err);
     if (st == HM_OK)
         st = alloc_payload(out, path, nbytes, err);
-    if (st == HM_OK && (fseek(f, (long)off, SEEK_SET) != 0 || fread(out->data, 1, nbytes, f) != nbytes))
+    if (st == HM_OK &&
+        (fseek(f, (long)off, SEEK_SET) != 0 || fread(out->data, 1, nbytes, f) != nbytes))
         st = fail(err, HM_ERR_ARG, "%s: read error in .npy payload", path);
 done:
     free(head);
@@ -307,7 +323,8 @@ done:
     return st;
 }
 
-hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data, hm_error *err)
+hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
+                    hm_error *err)
 {
     const char *path = o->shown;
     if ((unsigned)dtype >= NPY_DTYPE_COUNT || ndim < 0 || ndim > NPY_MAX_DIMS)
@@ -317,7 +334,8 @@ hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, 
                      DTYPES[dtype].descr[0]);
     size_t count = 1;
     for (int i = 0; i < ndim; i++) {
-        n += snprintf(dict + n, sizeof dict - (size_t)n, ndim == 1 ? "%zu," : (i ? ", %zu" : "%zu"), shape[i]);
+        n += snprintf(dict + n, sizeof dict - (size_t)n, ndim == 1 ? "%zu," : (i ? ", %zu" : "%zu"),
+                      shape[i]);
         count *= shape[i];
     }
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
@@ -325,9 +343,11 @@ hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, 
     size_t total = 10 + (size_t)n + 1;
     size_t padded = (total + 63) / 64 * 64;
     size_t hlen = padded - 10;
-    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
+    uint8_t pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
 
-    static const char spaces[64] = "                                                               ";
+    static const char spaces[64] =
+        "                                                               ";
     fio_out_write(o, pre, 10);
     fio_out_write(o, dict, (size_t)n);
     fio_out_write(o, spaces, padded - 1 - (10 + (size_t)n));
@@ -338,8 +358,8 @@ hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, 
     return HM_OK;
 }
 
-hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
-                   hm_error *err)
+hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape,
+                   const void *data, hm_error *err)
 {
     fio_out o;
     if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
@@ -363,8 +383,10 @@ hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_erro
         int n = 0;
         for (int i = 0; i < a.ndim && n < 80; i++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, i ? ", %zu" : "%zu", a.shape[i]);
-        st = fail(err, HM_ERR_ARG, "%s: codes must be a uint8 array of shape (N, ceil(bits/8)); "
-                  "got %s with shape (%s)", path, npy_dtype_name(a.dtype), shape);
+        st = fail(err, HM_ERR_ARG,
+                  "%s: codes must be a uint8 array of shape (N, ceil(bits/8)); "
+                  "got %s with shape (%s)",
+                  path, npy_dtype_name(a.dtype), shape);
     } else if (a.shape[1] == 0 || a.shape[1] * 8 > HM_MAX_BITS) {
         st = fail(err, HM_ERR_ARG, "%s: %zu bytes per code: code length must be 1..%d bits", path,
                   a.shape[1], HM_MAX_BITS);

@@ -50,7 +50,8 @@ size_t npy_dtype_size(npy_dtype t);
 /* Loads path into out (free with npy_free). Errors name the file and the problem. */
 hm_status npy_load(const char *path, npy_array *out, hm_error *err);
 /* Parses an in-memory .npy image (used by npy_load and the fuzzer). Copies the payload. */
-hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out, hm_error *err);
+hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out,
+                    hm_error *err);
 void npy_free(npy_array *a);
 
 /* Writes a C-order array as one output (fileio.h: a temporary file renamed over path). */

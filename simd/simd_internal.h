@@ -30,11 +30,11 @@ struct hm_weights {
  * distance <= thr are held, an equal distance at a later index can never enter the top k. */
 typedef struct {
     int64_t *idx;
-    uint32_t *dist;  /* plain Hamming scans */
-    float *wdist;    /* weighted scans */
+    uint32_t *dist; /* plain Hamming scans */
+    float *wdist;   /* weighted scans */
     size_t count;
-    uint32_t thr;    /* plain: append iff d < thr */
-    float wthr;      /* weighted: append iff d < wthr */
+    uint32_t thr; /* plain: append iff d < thr */
+    float wthr;   /* weighted: append iff d < wthr */
 } hm_cand_list;
 
 /* Appends a candidate (database index, distance) to a list; the caller checked the threshold
@@ -63,15 +63,14 @@ static inline void hm_cand_push_w(hm_cand_list *l, int64_t idx, float d)
  * scan_weighted may use `scratch`: hm_wscan_scratch_bytes(n, words) bytes, any alignment. */
 typedef struct {
     hm_isa isa;
-    void (*distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
-                      uint32_t *out);
+    void (*distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words, uint32_t *out);
     void (*weighted_distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
                                const float *tables, float *out);
     void (*scan)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
                  int64_t base, hm_cand_list *lists);
-    void (*scan_weighted)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
-                          size_t words, const float *tables, size_t tstride, int64_t base,
-                          hm_cand_list *lists, void *scratch);
+    void (*scan_weighted)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
+                          const float *tables, size_t tstride, int64_t base, hm_cand_list *lists,
+                          void *scratch);
 } hm_kernels;
 
 /* Scratch of a weighted scan of n rows: a nibble-transposed copy of the rows (64-row chunks,
@@ -80,8 +79,8 @@ typedef struct {
  * and 2n query numbers, uint32), alignment. */
 static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
 {
-    return (n + 63) / 64 * (1024 * words + 128) + 256 * words + 256 * words + 64 * words +
-           16 * n + 128;
+    return (n + 63) / 64 * (1024 * words + 128) + 256 * words + 256 * words + 64 * words + 16 * n +
+           128;
 }
 
 /* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not

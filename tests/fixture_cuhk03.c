@@ -17,7 +17,8 @@ static int fail(char *msg, size_t cap, const char *fmt, ...)
 }
 
 /* Creates dataset `name` of the given type and shape and writes data (NULL: leave unwritten). */
-static int put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data)
+static int put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims,
+               const void *data)
 {
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     if (sp < 0)
@@ -32,7 +33,8 @@ static int put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *d
 
 int fx_cuhk03_write(const char *path, const fx_cuhk03 *x, char *msg, size_t cap)
 {
-    if (x->pairs < 1 || x->h < 1 || x->w < 1 || (x->n_testsets && (x->testset_rows < 1 || !x->testsets)))
+    if (x->pairs < 1 || x->h < 1 || x->w < 1 ||
+        (x->n_testsets && (x->testset_rows < 1 || !x->testsets)))
         return fail(msg, cap, "%s: bad fixture description", path);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
@@ -79,7 +81,8 @@ int fx_cuhk03_write(const char *path, const fx_cuhk03 *x, char *msg, size_t cap)
         char name[64];
         snprintf(name, sizeof name, "/#refs#/pair_%d", p);
         const hsize_t dc[2] = {10, (hsize_t)N};
-        if (put(f, name, H5T_STD_REF_OBJ, 2, dc, cell) || H5Rcreate(&pair_refs[p - 1], f, name, H5R_OBJECT, -1) < 0) {
+        if (put(f, name, H5T_STD_REF_OBJ, 2, dc, cell) ||
+            H5Rcreate(&pair_refs[p - 1], f, name, H5R_OBJECT, -1) < 0) {
             fail(msg, cap, "%s: cannot write %s", path, name);
             goto done;
         }
@@ -106,7 +109,8 @@ int fx_cuhk03_write(const char *path, const fx_cuhk03 *x, char *msg, size_t cap)
             char name[64];
             snprintf(name, sizeof name, "/#refs#/ts_%d", t);
             const hsize_t dt[2] = {2, (hsize_t)R};
-            if (put(f, name, H5T_NATIVE_DOUBLE, 2, dt, ts) || H5Rcreate(&trefs[t], f, name, H5R_OBJECT, -1) < 0) {
+            if (put(f, name, H5T_NATIVE_DOUBLE, 2, dt, ts) ||
+                H5Rcreate(&trefs[t], f, name, H5R_OBJECT, -1) < 0) {
                 fail(msg, cap, "%s: cannot write %s", path, name);
                 goto done;
             }

@@ -12,11 +12,11 @@
 #include <stdint.h>
 
 typedef struct {
-    int pairs;           /* camera pairs (the real file has 5) */
-    const int *persons;  /* persons per pair [pairs] */
-    int h, w;            /* stored image size */
-    int with_labeled;    /* 1: write 'labeled' and 'detected'; 0: 'detected' only */
-    int n_testsets;      /* 0: no 'testsets' dataset */
+    int pairs;          /* camera pairs (the real file has 5) */
+    const int *persons; /* persons per pair [pairs] */
+    int h, w;           /* stored image size */
+    int with_labeled;   /* 1: write 'labeled' and 'detected'; 0: 'detected' only */
+    int n_testsets;     /* 0: no 'testsets' dataset */
     int testset_rows;
     const int *testsets; /* n_testsets x testset_rows x 2: (pair, person), 1-based */
     /* Slot s (0-4 first camera, 5-9 second) of person q (1-based) in pair p (1-based) is empty. */

@@ -56,8 +56,10 @@ static void fill_row(uint64_t *row, uint32_t bits, int kind, uint64_t *s)
 {
     size_t words = hm_words_for_bits(bits);
     for (size_t w = 0; w < words; w++) {
-        uint64_t v = kind == 0 ? rng_next(s) : kind == 1 ? 0 : kind == 2 ? ~0ull
-                                             : rng_next(s) & rng_next(s) & rng_next(s);
+        uint64_t v = kind == 0   ? rng_next(s)
+                     : kind == 1 ? 0
+                     : kind == 2 ? ~0ull
+                                 : rng_next(s) & rng_next(s) & rng_next(s);
         row[w] = v & tail_mask(bits, w);
     }
 }
@@ -90,9 +92,9 @@ static void random_weights(float *w, uint32_t bits, uint64_t *s, int kind)
 {
     for (uint32_t i = 0; i < bits; i++) {
         double u = (double)(rng_next(s) >> 11) / 9007199254740992.0;
-        w[i] = kind == 0 ? (float)(0.05 + 2.0 * u)             /* positive, spread */
-             : kind == 1 ? (float)(int)(1 + 3 * u)            /* small integers: ties */
-                         : (float)(u * u * 10.0);             /* skewed, some near zero */
+        w[i] = kind == 0   ? (float)(0.05 + 2.0 * u) /* positive, spread */
+               : kind == 1 ? (float)(int)(1 + 3 * u) /* small integers: ties */
+                           : (float)(u * u * 10.0);  /* skewed, some near zero */
     }
 }
 
@@ -137,7 +139,8 @@ long simd_check_isa(simd_check_report *r)
     setenv("DRSCH_FORCE_ISA", hm_isa_name(foreign), 1);
     err.msg[0] = 0;
     if (hm_isa_init(&err) != HM_ERR_ISA || !strstr(err.msg, "DRSCH_FORCE_ISA"))
-        fail(r, "DRSCH_FORCE_ISA=%s not refused by hm_isa_init ('%s')", hm_isa_name(foreign), err.msg);
+        fail(r, "DRSCH_FORCE_ISA=%s not refused by hm_isa_init ('%s')", hm_isa_name(foreign),
+             err.msg);
     setenv("DRSCH_FORCE_ISA", "bogus", 1);
     if (hm_isa_init(&err) != HM_ERR_ISA || !strstr(err.msg, "bogus"))
         fail(r, "DRSCH_FORCE_ISA=bogus not refused by hm_isa_init ('%s')", err.msg);
@@ -159,8 +162,8 @@ long simd_check_isa(simd_check_report *r)
 #define DB_ROWS 37 /* odd: exercises every kernel's row tail */
 
 typedef struct {
-    uint64_t *q, *db;     /* 8 words of slack in front for alignment offsets */
-    uint64_t *qa, *dba;   /* the offset copies */
+    uint64_t *q, *db;   /* 8 words of slack in front for alignment offsets */
+    uint64_t *qa, *dba; /* the offset copies */
     uint32_t *dist;
     float *wd, *wd_scalar;
 } dist_bufs;
@@ -267,7 +270,8 @@ long simd_check_weighted(simd_check_report *r)
         }
         for (int qkind = 0; qkind < 3; qkind++) {
             make_codes(&b, bits, qkind, &seed);
-            hm_kernels_scalar.weighted_distances(b.q, b.db, DB_ROWS, words, hw->tables, b.wd_scalar);
+            hm_kernels_scalar.weighted_distances(b.q, b.db, DB_ROWS, words, hw->tables,
+                                                 b.wd_scalar);
             for (size_t i = 0; i < DB_ROWS; i++) {
                 double want = hm_weighted_distance_ref(b.q, b.db + i * words, w, bits);
                 if (!rel_close(b.wd_scalar[i], want))
@@ -285,8 +289,9 @@ long simd_check_weighted(simd_check_report *r)
                     for (size_t i = 0; i < DB_ROWS; i++)
                         if (memcmp(&b.wd[i], &b.wd_scalar[i], sizeof(float)) != 0 &&
                             b.wd[i] != b.wd_scalar[i])
-                            fail(r, "%s weighted: bits %u offset %zu row %zu: %.9g differs "
-                                    "from scalar %.9g (must be identical)",
+                            fail(r,
+                                 "%s weighted: bits %u offset %zu row %zu: %.9g differs "
+                                 "from scalar %.9g (must be identical)",
                                  hm_isa_name(isas[ii]), bits, off, i, (double)b.wd[i],
                                  (double)b.wd_scalar[i]);
                 }
@@ -327,8 +332,8 @@ long simd_check_scans(simd_check_report *r)
     hm_isa isas[HM_ISA_COUNT];
     size_t nisa = test_isas(isas);
     uint64_t seed = 3;
-    static const uint32_t lengths[] = {1, 3, 17, 63, 64, 65, 100, 127, 128, 129, 192, 255, 256,
-                                       257, 320, 511, 512, 513, 700, 1024, 4096};
+    static const uint32_t lengths[] = {1,   3,   17,  63,  64,  65,  100, 127, 128,  129, 192,
+                                       255, 256, 257, 320, 511, 512, 513, 700, 1024, 4096};
     size_t maxw = 64;
     uint64_t *q = malloc(NQ * maxw * 8), *db = malloc(N * maxw * 8);
     int64_t *idx = malloc(NQ * N * sizeof *idx);
@@ -359,9 +364,11 @@ long simd_check_scans(simd_check_report *r)
             const hm_kernels *k = hm_kernels_for(isas[ii]);
             hm_cand_list lists[NQ];
             for (size_t j = 0; j < NQ; j++) {
-                lists[j] = (hm_cand_list){.idx = idx + j * N, .dist = dist + j * N,
-                                          .wdist = wdist + j * N, .count = 0};
-                lists[j].thr = (uint32_t)(j == 0 ? 0 : j == 1 ? bits + 1 : rng_next(&seed) % (bits + 2));
+                lists[j] = (hm_cand_list){
+                    .idx = idx + j * N, .dist = dist + j * N, .wdist = wdist + j * N, .count = 0};
+                lists[j].thr = (uint32_t)(j == 0   ? 0
+                                          : j == 1 ? bits + 1
+                                                   : rng_next(&seed) % (bits + 2));
                 lists[j].wthr = j == 1 ? INFINITY : (float)(rng_next(&seed) % (bits + 2));
             }
             /* base offset and n not a multiple of any vector step */
@@ -376,8 +383,9 @@ long simd_check_scans(simd_check_report *r)
                 }
                 bool ok = c == lists[j].count;
                 for (size_t t = 0; ok && t < c; t++)
-                    ok = lists[j].idx[t] == 1000 + (int64_t)want[t] &&
-                         lists[j].dist[t] == ref_distance(q + j * words, db + want[t] * words, bits);
+                    ok =
+                        lists[j].idx[t] == 1000 + (int64_t)want[t] &&
+                        lists[j].dist[t] == ref_distance(q + j * words, db + want[t] * words, bits);
                 if (!ok)
                     fail(r, "%s scan: bits %u query %zu thr %u: %zu candidates, want %zu",
                          hm_isa_name(isas[ii]), bits, j, lists[j].thr, lists[j].count, c);
@@ -388,7 +396,8 @@ long simd_check_scans(simd_check_report *r)
             for (size_t j = 0; j < NQ; j++) {
                 size_t c = 0;
                 for (size_t i = 0; i < n; i++) {
-                    float d = hm_weighted_row_canonical(q + j * words, db + i * words, words, hw->tables);
+                    float d =
+                        hm_weighted_row_canonical(q + j * words, db + i * words, words, hw->tables);
                     if (d < lists[j].wthr) {
                         want[c] = (uint32_t)i;
                         wwant[c++] = d;
@@ -426,12 +435,14 @@ static void adversarial_weights(float *w, uint32_t bits, int kind, uint64_t *s)
     uint32_t big = (uint32_t)(rng_next(s) % bits);
     for (uint32_t i = 0; i < bits; i++) {
         double u = (double)(rng_next(s) >> 11) / 9007199254740992.0;
-        w[i] = kind == 0 ? (i == big ? 1e6f : (float)(1e-4 * u))
-             : kind == 1 ? 0.75f
-             : kind == 2 ? 0.0f
-             : kind == 3 ? (float)(4.0 * u - 2.0)
-             : kind == 4 ? (i % 7 == 3 ? (float)(50.0 + 10.0 * u) : i == big ? -30.0f : 0.0f)
-                         : (float)pow(10.0, -12.0 * u);
+        w[i] = kind == 0   ? (i == big ? 1e6f : (float)(1e-4 * u))
+               : kind == 1 ? 0.75f
+               : kind == 2 ? 0.0f
+               : kind == 3 ? (float)(4.0 * u - 2.0)
+               : kind == 4 ? (i % 7 == 3 ? (float)(50.0 + 10.0 * u)
+                              : i == big ? -30.0f
+                                         : 0.0f)
+                           : (float)pow(10.0, -12.0 * u);
     }
 }
 
@@ -488,7 +499,8 @@ long simd_check_weighted_bounds(simd_check_report *r)
                 continue;
             }
             for (size_t j = 0; j < NQ; j++)
-                hm_kernels_scalar.weighted_distances(q + j * words, db, N, words, hw->tables, ref + j * N);
+                hm_kernels_scalar.weighted_distances(q + j * words, db, N, words, hw->tables,
+                                                     ref + j * N);
             /* ranks to place thresholds at, each exactly, one step below and one above */
             static const size_t ranks[] = {0, 1, 5, 30, 100, 350, 700};
             for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
@@ -498,14 +510,18 @@ long simd_check_weighted_bounds(simd_check_report *r)
                         memcpy(sorted, ref + j * N, N * sizeof *sorted);
                         qsort(sorted, N, sizeof *sorted, float_cmp);
                         float t = sorted[ranks[ri]];
-                        thr[j] = step < 0 ? nextafterf(t, -INFINITY) : step > 0 ? nextafterf(t, INFINITY) : t;
+                        thr[j] = step < 0   ? nextafterf(t, -INFINITY)
+                                 : step > 0 ? nextafterf(t, INFINITY)
+                                            : t;
                     }
                     for (size_t ii = 0; ii < nisa; ii++) {
                         const hm_kernels *k = hm_kernels_for(isas[ii]);
                         hm_cand_list lists[NQ];
                         for (size_t j = 0; j < NQ; j++)
-                            lists[j] = (hm_cand_list){.idx = idx + j * N, .wdist = wdist + j * N,
-                                                      .count = 0, .wthr = thr[j]};
+                            lists[j] = (hm_cand_list){.idx = idx + j * N,
+                                                      .wdist = wdist + j * N,
+                                                      .count = 0,
+                                                      .wthr = thr[j]};
                         k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists, wscratch);
                         for (size_t j = 0; j < NQ; j++) {
                             size_t c = 0;
@@ -513,15 +529,18 @@ long simd_check_weighted_bounds(simd_check_report *r)
                             for (size_t i = 0; i < N && ok; i++) {
                                 if (!(ref[j * N + i] < thr[j]))
                                     continue;
-                                ok = c < lists[j].count && lists[j].idx[c] == (int64_t)i &&
-                                     memcmp(&lists[j].wdist[c], &ref[j * N + i], sizeof(float)) == 0;
+                                ok =
+                                    c < lists[j].count && lists[j].idx[c] == (int64_t)i &&
+                                    memcmp(&lists[j].wdist[c], &ref[j * N + i], sizeof(float)) == 0;
                                 c++;
                             }
                             if (!ok || c != lists[j].count)
-                                fail(r, "%s weighted scan, adversarial weights kind %d: bits %u "
-                                        "query %zu thr %.9g (rank %zu, step %d): %zu candidates, "
-                                        "want %zu", hm_isa_name(isas[ii]), kind, bits, j,
-                                     (double)thr[j], ranks[ri], step, lists[j].count, c);
+                                fail(r,
+                                     "%s weighted scan, adversarial weights kind %d: bits %u "
+                                     "query %zu thr %.9g (rank %zu, step %d): %zu candidates, "
+                                     "want %zu",
+                                     hm_isa_name(isas[ii]), kind, bits, j, (double)thr[j],
+                                     ranks[ri], step, lists[j].count, c);
                         }
                     }
                 }
@@ -552,19 +571,22 @@ long simd_check_weighted_bounds(simd_check_report *r)
             for (size_t j = 0; ridx && j < NQ; j++)
                 want[j] = (hm_cand_list){.idx = ridx + j * N, .wdist = ref + j * N, .wthr = thr[j]};
             if (ridx)
-                hm_kernels_scalar.scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5, want, wscratch);
+                hm_kernels_scalar.scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5, want,
+                                                wscratch);
             for (size_t ii = 0; ridx && ii < nisa; ii++) {
                 for (size_t j = 0; j < NQ; j++)
-                    got[j] = (hm_cand_list){.idx = idx + j * N, .wdist = wdist + j * N, .wthr = thr[j]};
+                    got[j] =
+                        (hm_cand_list){.idx = idx + j * N, .wdist = wdist + j * N, .wthr = thr[j]};
                 hm_kernels_for(isas[ii])->scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5,
                                                         got, wscratch);
                 for (size_t j = 0; j < NQ; j++)
                     if (got[j].count != want[j].count ||
                         memcmp(got[j].idx, want[j].idx, want[j].count * sizeof *idx) ||
                         memcmp(got[j].wdist, want[j].wdist, want[j].count * sizeof *wdist))
-                        fail(r, "%s weighted scan with per-query tables: bits %u query %zu: %zu "
-                                "candidates, want %zu", hm_isa_name(isas[ii]), bits, j,
-                             got[j].count, want[j].count);
+                        fail(r,
+                             "%s weighted scan with per-query tables: bits %u query %zu: %zu "
+                             "candidates, want %zu",
+                             hm_isa_name(isas[ii]), bits, j, got[j].count, want[j].count);
             }
             free(ridx);
         }
@@ -608,7 +630,8 @@ long simd_check_codes_from_bytes(simd_check_report *r)
                 uint32_t bits = cases[ci];
                 hm_codes c;
                 if (hm_codes_from_bytes(&c, src, N, row_bytes, bits, &err) != HM_OK) {
-                    fail(r, "hm_codes_from_bytes(row %zu bytes, %u bits): %s", row_bytes, bits, err.msg);
+                    fail(r, "hm_codes_from_bytes(row %zu bytes, %u bits): %s", row_bytes, bits,
+                         err.msg);
                     continue;
                 }
                 if (((uintptr_t)c.data & 63) != 0 || c.words != hm_words_for_bits(bits))
@@ -617,9 +640,11 @@ long simd_check_codes_from_bytes(simd_check_report *r)
                     for (uint32_t bit = 0; bit < c.words * 64; bit++) {
                         int want = bit < bits ? (src[i * row_bytes + bit / 8] >> (bit % 8)) & 1 : 0;
                         if (hm_code_bit(&c, i, bit) != want) {
-                            fail(r, "from_bytes offset %zu row_bytes %zu bits %u: row %zu bit %u "
-                                    "is %d, want %d%s", off, row_bytes, bits, i, bit,
-                                 hm_code_bit(&c, i, bit), want, bit >= bits ? " (tail must be zero)" : "");
+                            fail(r,
+                                 "from_bytes offset %zu row_bytes %zu bits %u: row %zu bit %u "
+                                 "is %d, want %d%s",
+                                 off, row_bytes, bits, i, bit, hm_code_bit(&c, i, bit), want,
+                                 bit >= bits ? " (tail must be zero)" : "");
                             break;
                         }
                     }
@@ -628,7 +653,8 @@ long simd_check_codes_from_bytes(simd_check_report *r)
                 hm_codes_to_bytes(&c, back);
                 for (size_t i = 0; i < N; i++)
                     for (size_t bb = 0; bb < nb; bb++) {
-                        uint8_t m = bb + 1 == nb && bits % 8 ? (uint8_t)((1u << (bits % 8)) - 1) : 0xff;
+                        uint8_t m =
+                            bb + 1 == nb && bits % 8 ? (uint8_t)((1u << (bits % 8)) - 1) : 0xff;
                         if (back[i * nb + bb] != (src[i * row_bytes + bb] & m))
                             fail(r, "to_bytes(%u bits) row %zu byte %zu wrong", bits, i, bb);
                     }
@@ -666,7 +692,8 @@ static hm_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t disti
         return st;
     for (size_t i = 0; i < n; i++) {
         if (distinct && i >= distinct)
-            memcpy(c->data + i * c->words, c->data + (rng_next(s) % distinct) * c->words, c->words * 8);
+            memcpy(c->data + i * c->words, c->data + (rng_next(s) % distinct) * c->words,
+                   c->words * 8);
         else
             fill_row(c->data + i * c->words, bits, i % 97 == 5 ? 1 : i % 89 == 7 ? 2 : 0, s);
     }
@@ -705,8 +732,8 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
         hm_status st = w ? hm_knn_weighted(&db, &qs, k, hw, idx, wdist, &err)
                          : hm_knn(&db, &qs, k, idx, dist, &err);
         if (st != HM_OK) {
-            fail(r, "%s knn(bits %u n %zu nq %zu k %zu): %s", hm_isa_name(isas[ii]), bits, n, nq,
-                 k, err.msg);
+            fail(r, "%s knn(bits %u n %zu nq %zu k %zu): %s", hm_isa_name(isas[ii]), bits, n, nq, k,
+                 err.msg);
             continue;
         }
         for (size_t j = 0; j < nq; j++) {
@@ -721,14 +748,17 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
             for (size_t t = 0; t < k; t++) {
                 double got = w ? (double)wdist[j * k + t] : (double)dist[j * k + t];
                 if (idx[j * k + t] != all[t].i || got != all[t].d) {
-                    fail(r, "%s %sknn(bits %u n %zu nq %zu k %zu distinct %zu) query %zu rank %zu: "
-                            "got (%g, %lld) want (%g, %lld)", hm_isa_name(isas[ii]),
-                         w ? "weighted " : "", bits, n, nq, k, distinct, j, t, got,
-                         (long long)idx[j * k + t], all[t].d, (long long)all[t].i);
+                    fail(r,
+                         "%s %sknn(bits %u n %zu nq %zu k %zu distinct %zu) query %zu rank %zu: "
+                         "got (%g, %lld) want (%g, %lld)",
+                         hm_isa_name(isas[ii]), w ? "weighted " : "", bits, n, nq, k, distinct, j,
+                         t, got, (long long)idx[j * k + t], all[t].d, (long long)all[t].i);
                     break;
                 }
-                if (w && !rel_close(got, hm_weighted_distance_ref(q, hm_code_row(&db, (size_t)all[t].i), w, bits))) {
-                    fail(r, "weighted knn distance not within %g of the double reference", WEIGHT_RTOL);
+                if (w && !rel_close(got, hm_weighted_distance_ref(
+                                             q, hm_code_row(&db, (size_t)all[t].i), w, bits))) {
+                    fail(r, "weighted knn distance not within %g of the double reference",
+                         WEIGHT_RTOL);
                     break;
                 }
             }
@@ -753,19 +783,19 @@ long simd_check_knn(simd_check_report *r)
         uint32_t bits = lengths[li];
         knn_case(r, bits, 1, 1, 1, 0, NULL, 10 + bits);
         knn_case(r, bits, 500, 7, 1, 0, NULL, 11 + bits);
-        knn_case(r, bits, 500, 7, 500, 0, NULL, 12 + bits);       /* k = n: a full ranking */
-        knn_case(r, bits, 5000, 70, 10, 0, NULL, 13 + bits);      /* many queries, many tiles */
-        knn_case(r, bits, 3001, 3, 100, 0, NULL, 14 + bits);      /* few queries */
+        knn_case(r, bits, 500, 7, 500, 0, NULL, 12 + bits);  /* k = n: a full ranking */
+        knn_case(r, bits, 5000, 70, 10, 0, NULL, 13 + bits); /* many queries, many tiles */
+        knn_case(r, bits, 3001, 3, 100, 0, NULL, 14 + bits); /* few queries */
     }
     return r->failures;
 }
 
 long simd_check_knn_ties(simd_check_report *r)
 {
-    knn_case(r, 4, 3000, 20, 1, 0, NULL, 20);     /* 4-bit codes: every distance in 0..4 */
+    knn_case(r, 4, 3000, 20, 1, 0, NULL, 20); /* 4-bit codes: every distance in 0..4 */
     knn_case(r, 4, 3000, 20, 100, 0, NULL, 21);
     knn_case(r, 4, 3000, 5, 3000, 0, NULL, 22);
-    knn_case(r, 64, 20000, 9, 50, 3, NULL, 23);   /* 3 distinct codes, many duplicates */
+    knn_case(r, 64, 20000, 9, 50, 3, NULL, 23); /* 3 distinct codes, many duplicates */
     knn_case(r, 256, 9000, 9, 1000, 10, NULL, 24);
     knn_case(r, 2, 10000, 4, 9999, 0, NULL, 25);
     return r->failures;
@@ -780,7 +810,7 @@ long simd_check_knn_shards(simd_check_report *r)
 #endif
     knn_case(r, 64, 100000, 1, 100, 0, NULL, 30);
     knn_case(r, 4, 100000, 2, 1000, 0, NULL, 31);
-    knn_case(r, 13, 70001, 1, 70001, 0, NULL, 32);  /* k = n through the shard merge */
+    knn_case(r, 13, 70001, 1, 70001, 0, NULL, 32); /* k = n through the shard merge */
     knn_case(r, 256, 40000, 3, 7, 0, NULL, 33);
     knn_case(r, 64, 100000, 1, 1, 5, NULL, 34);
 #if defined(DRSCH_HAVE_OPENMP)
@@ -848,13 +878,13 @@ long simd_check_knn_weighted_adversarial(simd_check_report *r)
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
-#define EXPECT_ERR(call, status, what)                                                         \
-    do {                                                                                       \
-        err.msg[0] = 0;                                                                        \
-        hm_status st_ = (call);                                                                \
-        if (st_ != (status) || !err.msg[0])                                                    \
-            fail(r, "%s: got status %d ('%s'), want %d with a message", what, (int)st_,        \
-                 err.msg, (int)(status));                                                      \
+#define EXPECT_ERR(call, status, what)                                                             \
+    do {                                                                                           \
+        err.msg[0] = 0;                                                                            \
+        hm_status st_ = (call);                                                                    \
+        if (st_ != (status) || !err.msg[0])                                                        \
+            fail(r, "%s: got status %d ('%s'), want %d with a message", what, (int)st_, err.msg,   \
+                 (int)(status));                                                                   \
     } while (0)
 
 long simd_check_bad_args(simd_check_report *r)
@@ -882,11 +912,13 @@ long simd_check_bad_args(simd_check_report *r)
     EXPECT_ERR(hm_knn(&db, &q2, 1, idx, dist, &err), HM_ERR_ARG, "mismatched bits");
     EXPECT_ERR(hm_knn_weighted(&db, &q, 0, hw, idx, wd, &err), HM_ERR_ARG, "weighted k = 0");
     EXPECT_ERR(hm_knn_weighted(&db, &q, 6, hw, idx, wd, &err), HM_ERR_ARG, "weighted k > n");
-    EXPECT_ERR(hm_knn_weighted(&db, &q2, 1, hw, idx, wd, &err), HM_ERR_ARG, "weighted mismatched bits");
+    EXPECT_ERR(hm_knn_weighted(&db, &q2, 1, hw, idx, wd, &err), HM_ERR_ARG,
+               "weighted mismatched bits");
     EXPECT_ERR(hm_knn_weighted(&db, &q, 1, NULL, idx, wd, &err), HM_ERR_ARG, "no weights");
     hm_weights *hw63 = NULL;
     if (hm_weights_create(&hw63, w, 63, &err) == HM_OK) {
-        EXPECT_ERR(hm_knn_weighted(&db, &q, 1, hw63, idx, wd, &err), HM_ERR_ARG, "weights of the wrong length");
+        EXPECT_ERR(hm_knn_weighted(&db, &q, 1, hw63, idx, wd, &err), HM_ERR_ARG,
+                   "weights of the wrong length");
         hm_weights_free(hw63);
     }
     float bad[64];
@@ -903,7 +935,8 @@ long simd_check_bad_args(simd_check_report *r)
     EXPECT_ERR(hm_weights_create(&hb, w, 0, &err), HM_ERR_ARG, "weights for 0 bits");
     EXPECT_ERR(hm_codes_alloc(&tmp, 3, 0, &err), HM_ERR_ARG, "0-bit codes");
     EXPECT_ERR(hm_codes_alloc(&tmp, 3, HM_MAX_BITS + 1, &err), HM_ERR_ARG, "4097-bit codes");
-    EXPECT_ERR(hm_codes_from_bytes(&tmp, bytes, 2, 8, 65, &err), HM_ERR_ARG, "more bits than the rows hold");
+    EXPECT_ERR(hm_codes_from_bytes(&tmp, bytes, 2, 8, 65, &err), HM_ERR_ARG,
+               "more bits than the rows hold");
     hm_isa isa;
     EXPECT_ERR(hm_isa_parse("AVX-1024", &isa, &err), HM_ERR_ISA, "unknown ISA name");
     EXPECT_ERR(hm_isa_set((hm_isa)99, &err), HM_ERR_ISA, "out-of-range ISA");

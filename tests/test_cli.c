@@ -19,15 +19,13 @@
 
 /* Every command of `drsch --help` and subcommand of `drsch bench --help` / `drsch data --help`. */
 static const char *const COMMANDS[] = {
-    "reproduce", "train",       "encode",     "search",      "eval",         "data",    "data info",
-    "bench",     "bench hamming", "bench data", "bench train", "bench encode", "compare", "version",
+    "reproduce",   "train",        "encode",  "search",        "eval",
+    "data",        "data info",    "bench",   "bench hamming", "bench data",
+    "bench train", "bench encode", "compare", "version",
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
-static void suite_init(void)
-{
-    tu_tmpdir_make("cli");
-}
+static void suite_init(void) { tu_tmpdir_make("cli"); }
 
 TestSuite(help, .init = suite_init, .fini = tu_tmpdir_remove, .timeout = 60);
 TestSuite(outputs, .init = suite_init, .fini = tu_tmpdir_remove, .timeout = 120);
@@ -78,15 +76,17 @@ static char *check_help(const char *cmd)
         cr_expect_eq(r.rc, 0, "drsch %s %s: exit %d; stderr: %s", cmd, spellings[i], r.rc, r.err);
         char want[64];
         snprintf(want, sizeof want, "usage: drsch %s", cmd);
-        cr_expect(strstr(r.out, want) != NULL, "drsch %s %s: '%s' not on stdout: %s", cmd, spellings[i], want, r.out);
+        cr_expect(strstr(r.out, want) != NULL, "drsch %s %s: '%s' not on stdout: %s", cmd,
+                  spellings[i], want, r.out);
         cr_expect_eq(r.err[0], '\0', "drsch %s %s wrote to stderr: %s", cmd, spellings[i], r.err);
         /* Nothing of the machine drsch was built on, nor of the project's tracker. */
         const char *src = getenv("DRSCH_SOURCE_DIR"), *bin = getenv("DRSCH_BINARY_DIR");
-        cr_expect(!src || !src[0] || !strstr(r.out, src), "drsch %s %s names the source folder %s", cmd,
-                  spellings[i], src);
-        cr_expect(!bin || !bin[0] || !strstr(r.out, bin), "drsch %s %s names the build folder %s", cmd,
-                  spellings[i], bin);
-        cr_expect(!strstr(r.out, "issue"), "drsch %s %s refers to an issue: %s", cmd, spellings[i], r.out);
+        cr_expect(!src || !src[0] || !strstr(r.out, src), "drsch %s %s names the source folder %s",
+                  cmd, spellings[i], src);
+        cr_expect(!bin || !bin[0] || !strstr(r.out, bin), "drsch %s %s names the build folder %s",
+                  cmd, spellings[i], bin);
+        cr_expect(!strstr(r.out, "issue"), "drsch %s %s refers to an issue: %s", cmd, spellings[i],
+                  r.out);
         if (i == 1)
             text = r.out;
         else
@@ -96,11 +96,8 @@ static char *check_help(const char *cmd)
     return text;
 }
 
-#define HELP_TEST(id, cmd)                                                                                             \
-    Test(help, id)                                                                                                     \
-    {                                                                                                                  \
-        free(check_help(cmd));                                                                                         \
-    }
+#define HELP_TEST(id, cmd)                                                                         \
+    Test(help, id) { free(check_help(cmd)); }
 
 HELP_TEST(reproduce, "reproduce")
 HELP_TEST(train, "train")
@@ -176,7 +173,8 @@ static void check_flags_described(const char *cmd)
 {
     char *help = check_help(cmd);
     int flags = 0;
-    for (char *line = help; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (char *line = help; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         const char *p = line;
         while (*p == ' ')
             p++;
@@ -187,20 +185,22 @@ static void check_flags_described(const char *cmd)
         char text[256];
         snprintf(text, sizeof text, "%.*s", (int)(len < 255 ? len : 255), line);
         const char *gap = strstr(p, "  ");
-        cr_expect(gap && gap < line + len, "drsch %s --help: no meaning on the line '%s'", cmd, text);
+        cr_expect(gap && gap < line + len, "drsch %s --help: no meaning on the line '%s'", cmd,
+                  text);
         if (!gap || gap >= line + len)
             continue;
         while (*gap == ' ')
             gap++;
-        cr_expect(gap < line + len && *gap != '(', "drsch %s --help: no meaning on the line '%s'", cmd, text);
+        cr_expect(gap < line + len && *gap != '(', "drsch %s --help: no meaning on the line '%s'",
+                  cmd, text);
         if (strstr(text, "--help"))
             continue;
         /* The flag's whole text: this line and the indented lines that continue it. */
         const char *end = continued(line + len);
         char block[1024];
         snprintf(block, sizeof block, "%.*s", (int)(end - line < 1023 ? end - line : 1023), line);
-        cr_expect(strstr(block, "default") || strstr(block, "required"), "drsch %s --help: no default in '%s'", cmd,
-                  block);
+        cr_expect(strstr(block, "default") || strstr(block, "required"),
+                  "drsch %s --help: no default in '%s'", cmd, block);
     }
     cr_expect_gt(flags, 3, "drsch %s --help lists no flags: %s", cmd, help);
     free(help);
@@ -208,8 +208,8 @@ static void check_flags_described(const char *cmd)
 
 Test(help, train_data_and_bench_describe_every_flag)
 {
-    static const char *const cmds[] = {"train", "data info", "bench hamming", "bench data", "bench train",
-                                       "bench encode"};
+    static const char *const cmds[] = {"train",      "data info",   "bench hamming",
+                                       "bench data", "bench train", "bench encode"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         check_flags_described(cmds[i]);
 }
@@ -237,10 +237,11 @@ static void expect_refused_rc(const result *r, int rc, const char *what, const c
     cr_expect_eq(r->rc, rc, "%s: exit %d; stderr: %s", what, r->rc, r->err);
     cr_expect_lt(r->seconds, 1.0, "%s: refused only after %.1f s", what, r->seconds);
     cr_expect(strstr(r->err, needle) != NULL, "%s: '%s' not named in: %s", what, needle, r->err);
-    cr_expect(!strstr(r->err, "iter ") && !strstr(r->err, "loaded") && !strstr(r->err, "training images;") &&
-                  !strstr(r->err, "generating"),
+    cr_expect(!strstr(r->err, "iter ") && !strstr(r->err, "loaded") &&
+                  !strstr(r->err, "training images;") && !strstr(r->err, "generating"),
               "%s: work started before the output was checked: %s", what, r->err);
-    cr_expect_eq(r->out[0], '\0', "%s: results printed before the output was checked: %s", what, r->out);
+    cr_expect_eq(r->out[0], '\0', "%s: results printed before the output was checked: %s", what,
+                 r->out);
 }
 
 static void expect_refused(const result *r, const char *what, const char *needle)
@@ -269,11 +270,12 @@ Test(outputs, train_checks_the_model_and_its_state_before_training)
     struct {
         const char *out, *needle;
     } cases[] = {
-        {"/nonexistent-drsch-folder/m.bin", "/nonexistent-drsch-folder/m.bin"}, /* a missing folder */
-        {tu_tmpdir, tu_tmpdir},                                                 /* a directory */
-        {"''", "--out"},                                                        /* empty */
-        {in_file, "file"},                                                      /* a file as the folder */
-        {model, "m.bin.state"},                                                 /* its state a directory */
+        {"/nonexistent-drsch-folder/m.bin",
+         "/nonexistent-drsch-folder/m.bin"}, /* a missing folder */
+        {tu_tmpdir, tu_tmpdir},              /* a directory */
+        {"''", "--out"},                     /* empty */
+        {in_file, "file"},                   /* a file as the folder */
+        {model, "m.bin.state"},              /* its state a directory */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         result r = run(QUICK_TRAIN " --out %s", cases[i].out);
@@ -287,9 +289,10 @@ Test(outputs, train_checks_the_model_and_its_state_before_training)
     char state_only[512];
     snprintf(state_only, sizeof state_only, "%s", tu_path("s.bin"));
     tu_write_file(tu_path("s.bin.state"), "x", 1);
-    const char *resumes[][2] = {{"/nonexistent-drsch-folder/r.bin", "/nonexistent-drsch-folder/r.bin"},
-                                {tu_tmpdir, "Is a directory"},
-                                {state_only, "s.bin"}};
+    const char *resumes[][2] = {
+        {"/nonexistent-drsch-folder/r.bin", "/nonexistent-drsch-folder/r.bin"},
+        {tu_tmpdir, "Is a directory"},
+        {state_only, "s.bin"}};
     for (size_t i = 0; i < sizeof resumes / sizeof resumes[0]; i++) {
         result r = run(QUICK_TRAIN " --resume %s --out %s/n.bin", resumes[i][0], tu_tmpdir);
         char what[600];
@@ -318,8 +321,8 @@ Test(outputs, benchmarks_check_json_before_measuring)
     };
     for (size_t b = 0; b < N_QUICK; b++)
         for (size_t j = 0; j < sizeof jsons / sizeof jsons[0]; j++) {
-            result r = run("bench %s %s --repetitions 1 --threads 1 --json %s", QUICK_BENCHES[b][0], QUICK_BENCHES[b][1],
-                           jsons[j][0]);
+            result r = run("bench %s %s --repetitions 1 --threads 1 --json %s", QUICK_BENCHES[b][0],
+                           QUICK_BENCHES[b][1], jsons[j][0]);
             char what[600];
             snprintf(what, sizeof what, "bench %s --json %s", QUICK_BENCHES[b][0], jsons[j][0]);
             expect_refused(&r, what, jsons[j][1]);
@@ -354,7 +357,8 @@ Test(flags, threads_zero_is_the_default_and_the_range_is_printed)
         /* Accepted: the run goes on to refuse its missing output folder, not the flag. */
         result r = run("%s %s --threads 0 %s /nonexistent-drsch-folder/x", cmd, flags, out);
         cr_expect_eq(r.rc, EXIT_USAGE_STATUS, "%s --threads 0: exit %d: %s", cmd, r.rc, r.err);
-        cr_expect(strstr(r.err, "/nonexistent-drsch-folder/x") && !strstr(r.err, "--threads"), "%s: %s", cmd, r.err);
+        cr_expect(strstr(r.err, "/nonexistent-drsch-folder/x") && !strstr(r.err, "--threads"),
+                  "%s: %s", cmd, r.err);
         result_free(&r);
         r = run("%s %s --threads 1025 %s /nonexistent-drsch-folder/x", cmd, flags, out);
         cr_expect_eq(r.rc, 2, "%s --threads 1025: exit %d: %s", cmd, r.rc, r.err);
@@ -375,8 +379,10 @@ Test(flags, train_and_bench_refuse_bad_names_at_once)
 {
     result r = run("train --arch drsch-foo --iters 1 --out %s/m.bin", tu_tmpdir);
     cr_expect_eq(r.rc, 2, "%s", r.err);
-    cr_expect(strstr(r.err, "--arch") && strstr(r.err, "drsch-foo") && strstr(r.err, "drsch-mnist"), "%s", r.err);
-    cr_expect(!strstr(r.err, "training images;") && r.seconds < 1.0, "%.1f s: %s", r.seconds, r.err);
+    cr_expect(strstr(r.err, "--arch") && strstr(r.err, "drsch-foo") && strstr(r.err, "drsch-mnist"),
+              "%s", r.err);
+    cr_expect(!strstr(r.err, "training images;") && r.seconds < 1.0, "%.1f s: %s", r.seconds,
+              r.err);
     result_free(&r);
 #if defined(__x86_64__)
     r = run("bench hamming --isa neon --n 100 --queries 1 --k 1");
@@ -392,19 +398,22 @@ Test(flags, repetitions_is_the_one_name)
     for (size_t i = 0; i < N_QUICK; i++) {
         const char *b = QUICK_BENCHES[i][0], *quick = QUICK_BENCHES[i][1];
         result r = run("bench %s %s --repetitions 2 --json /nonexistent-drsch-folder/x", b, quick);
-        cr_expect_eq(r.rc, EXIT_USAGE_STATUS, "bench %s --repetitions: exit %d: %s", b, r.rc, r.err);
-        cr_expect(strstr(r.err, "/nonexistent-drsch-folder/x") && !strstr(r.err, "--repetitions"), "bench %s: %s", b,
-                  r.err);
+        cr_expect_eq(r.rc, EXIT_USAGE_STATUS, "bench %s --repetitions: exit %d: %s", b, r.rc,
+                     r.err);
+        cr_expect(strstr(r.err, "/nonexistent-drsch-folder/x") && !strstr(r.err, "--repetitions"),
+                  "bench %s: %s", b, r.err);
         result_free(&r);
         r = run("bench %s --repetitions 0", b);
         cr_expect_eq(r.rc, 2, "bench %s --repetitions 0: exit %d: %s", b, r.rc, r.err);
-        cr_expect(strstr(r.err, "--repetitions") && strstr(r.err, "1 to 1000"), "bench %s: %s", b, r.err);
+        cr_expect(strstr(r.err, "--repetitions") && strstr(r.err, "1 to 1000"), "bench %s: %s", b,
+                  r.err);
         result_free(&r);
         r = run("bench %s --repeat 2", b);
         cr_expect_eq(r.rc, 2, "bench %s --repeat: exit %d: %s", b, r.rc, r.err);
         result_free(&r);
         r = run("bench %s --help", b);
-        cr_expect(strstr(r.out, "--repetitions") && !strstr(r.out, "--repeat "), "bench %s --help: %s", b, r.out);
+        cr_expect(strstr(r.out, "--repetitions") && !strstr(r.out, "--repeat "),
+                  "bench %s --help: %s", b, r.out);
         result_free(&r);
     }
 }

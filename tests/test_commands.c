@@ -42,7 +42,8 @@ static void setup(void)
 
 /* The eval of the files above with extra flags; out gets stdout and stderr. */
 #define EVAL_NPY "%s eval --codes %s --db %s --qlabels %s --dblabels %s"
-#define EVAL_ARGS tu_exe(), tu_path("q.npy"), tu_path("db.npy"), tu_path("ql.npy"), tu_path("dbl.npy")
+#define EVAL_ARGS                                                                                  \
+    tu_exe(), tu_path("q.npy"), tu_path("db.npy"), tu_path("ql.npy"), tu_path("dbl.npy")
 
 /* Number of entries in a directory besides . and .. */
 static int entries(const char *dir)
@@ -59,9 +60,12 @@ static int entries(const char *dir)
 
 static void assert_clean(const char *out)
 {
-    cr_assert(strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL, "%s", out);
+    cr_assert(strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL, "%s",
+              out);
     /* Messages are for the user: no library function names. */
-    cr_assert(strstr(out, "npy_") == NULL && strstr(out, "nn_") == NULL && strstr(out, "hm_") == NULL, "%s", out);
+    cr_assert(strstr(out, "npy_") == NULL && strstr(out, "nn_") == NULL &&
+                  strstr(out, "hm_") == NULL,
+              "%s", out);
 }
 
 TestSuite(eval, .init = setup, .fini = tu_tmpdir_remove);
@@ -76,15 +80,16 @@ Test(eval, multi_hot_labels_of_different_widths_are_refused)
     cr_assert_eq(npy_save(tu_path("ql5.npy"), NPY_U8, 2, sq, ql, &err), HM_OK);
     cr_assert_eq(npy_save(tu_path("dl6.npy"), NPY_U8, 2, sd, dl, &err), HM_OK);
     char out[4096];
-    int rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
-                    tu_path("q.npy"), tu_path("db.npy"), tu_path("ql5.npy"), tu_path("dl6.npy"));
+    int rc =
+        tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
+               tu_path("q.npy"), tu_path("db.npy"), tu_path("ql5.npy"), tu_path("dl6.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "ql5.npy") && strstr(out, "dl6.npy"), "names both files: %s", out);
     cr_assert(strstr(out, " 5 ") && strstr(out, " 6 "), "names both widths: %s", out);
     cr_assert(strstr(out, "mAP") == NULL, "no table: %s", out);
     /* Single labels against multi-hot ones: refused too, naming both files. */
-    rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(), tu_path("q.npy"),
-                tu_path("db.npy"), tu_path("ql.npy"), tu_path("dl6.npy"));
+    rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
+                tu_path("q.npy"), tu_path("db.npy"), tu_path("ql.npy"), tu_path("dl6.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "ql.npy") && strstr(out, "dl6.npy"), "%s", out);
     assert_clean(out);
@@ -93,14 +98,16 @@ Test(eval, multi_hot_labels_of_different_widths_are_refused)
 Test(eval, table_says_k_radius_and_the_queries_without_relevant_items)
 {
     char out[8192];
-    int rc = tu_run(out, sizeof out, EVAL_NPY " --topk 3 --radius 1 --json %s 2>/dev/null", EVAL_ARGS,
-                    tu_path("e.json"));
+    int rc = tu_run(out, sizeof out, EVAL_NPY " --topk 3 --radius 1 --json %s 2>/dev/null",
+                    EVAL_ARGS, tu_path("e.json"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, " mAP@3") && strstr(out, " P@3") && strstr(out, " P@r1"), "headers name K and r: %s", out);
+    cr_assert(strstr(out, " mAP@3") && strstr(out, " P@3") && strstr(out, " P@r1"),
+              "headers name K and r: %s", out);
     cr_assert(strstr(out, "1 of 2 queries have no relevant item (counted as AP 0)"), "%s", out);
 
     /* K = 10 beyond the 5 database items: P@K over the 5 retrieved, (3/5 + 0) / 2. */
-    rc = tu_run(out, sizeof out, EVAL_NPY " --topk 10 --json %s 2>/dev/null", EVAL_ARGS, tu_path("e.json"));
+    rc = tu_run(out, sizeof out, EVAL_NPY " --topk 10 --json %s 2>/dev/null", EVAL_ARGS,
+                tu_path("e.json"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, " mAP@10") && strstr(out, " P@10") && strstr(out, " P@r2"), "%s", out);
     char *text = tu_slurp(tu_path("e.json"), NULL);
@@ -114,7 +121,8 @@ Test(eval, table_says_k_radius_and_the_queries_without_relevant_items)
     cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, "mAP")->valuedouble, ap, 1e-12);
     cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, "K")->valuedouble, 10, 0);
     cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, "radius")->valuedouble, 2, 0);
-    cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, "queries_without_relevant")->valuedouble, 1, 0);
+    cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, "queries_without_relevant")->valuedouble,
+                       1, 0);
     cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, "queries")->valuedouble, 2, 0);
     cJSON_Delete(j);
     cr_assert(strstr(out, "0.3000"), "P@10 = 0.3: %s", out);
@@ -122,7 +130,8 @@ Test(eval, table_says_k_radius_and_the_queries_without_relevant_items)
     /* --topk 0: no K columns, the radius and the count still there. */
     rc = tu_run(out, sizeof out, EVAL_NPY " --topk 0 2>/dev/null", EVAL_ARGS);
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "P@r2") && !strstr(out, "P@0") && strstr(out, "1 of 2 queries"), "%s", out);
+    cr_assert(strstr(out, "P@r2") && !strstr(out, "P@0") && strstr(out, "1 of 2 queries"), "%s",
+              out);
 }
 
 /* Results are printed once they exist: a failure anywhere leaves stdout empty. */
@@ -142,17 +151,21 @@ Test(eval, a_failing_eval_prints_nothing_on_stdout)
     size_t sdb[2] = {5, 1};
     cr_assert_eq(npy_save(tu_path("db8.npy"), NPY_U8, 2, sdb, db8, &err), HM_OK);
     char out[4096];
-    int rc = tu_run(out, sizeof out, "{ %s eval --codes %s --db %s --qlabels %s --dblabels %s --weights %s --bits 4,8 "
-                    "2>%s; }", tu_exe(), tu_path("q.npy"), tu_path("db8.npy"), tu_path("ql.npy"), tu_path("dbl.npy"),
-                    tu_path("wbig.npy"), tu_path("err.txt"));
+    int rc =
+        tu_run(out, sizeof out,
+               "{ %s eval --codes %s --db %s --qlabels %s --dblabels %s --weights %s --bits 4,8 "
+               "2>%s; }",
+               tu_exe(), tu_path("q.npy"), tu_path("db8.npy"), tu_path("ql.npy"),
+               tu_path("dbl.npy"), tu_path("wbig.npy"), tu_path("err.txt"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert_str_eq(out, "", "stdout of a failing eval: %s", out);
     char *msg = tu_slurp(tu_path("err.txt"), NULL);
     cr_assert(strstr(msg, "wbig.npy") && strstr(msg, "too large"), "%s", msg);
     free(msg);
 
-    rc = tu_run(out, sizeof out, "{ %s eval --codes %s --db %s --qlabels %s --dblabels %s 2>%s; }", tu_exe(),
-                tu_path("q.npy"), tu_path("empty.npy"), tu_path("ql.npy"), tu_path("emptyl.npy"), tu_path("err.txt"));
+    rc = tu_run(out, sizeof out, "{ %s eval --codes %s --db %s --qlabels %s --dblabels %s 2>%s; }",
+                tu_exe(), tu_path("q.npy"), tu_path("empty.npy"), tu_path("ql.npy"),
+                tu_path("emptyl.npy"), tu_path("err.txt"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert_str_eq(out, "", "stdout of a failing eval: %s", out);
     msg = tu_slurp(tu_path("err.txt"), NULL);
@@ -175,12 +188,13 @@ Test(eval, weights_follow_the_rule_of_search)
     cr_assert_eq(npy_save(tu_path("w2d.npy"), NPY_F32, 2, s22, w2d, &err), HM_OK);
     /* 4-bit codes stored as one byte: 8 bits in the file; --bits 4 for search. */
     char out[8192];
-    int rc = tu_run(out, sizeof out, EVAL_NPY " --weights %s --topk 3 2>/dev/null", EVAL_ARGS, tu_path("w64.npy"));
+    int rc = tu_run(out, sizeof out, EVAL_NPY " --weights %s --topk 3 2>/dev/null", EVAL_ARGS,
+                    tu_path("w64.npy"));
     cr_assert_eq(rc, 0, "eval takes float64 weights: %s", out);
     /* Weights all 1: the same mAP@all as Hamming ranking, (1/2 + 2/4 + 3/5) / 3 / 2. */
     cr_assert(strstr(out, "0.2667"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --weights %s --out %s", tu_exe(),
-                tu_path("db.npy"), tu_path("q.npy"), tu_path("w64.npy"), tu_path("s"));
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --weights %s --out %s",
+                tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("w64.npy"), tu_path("s"));
     cr_assert_eq(rc, 0, "search takes float64 weights: %s", out);
     const char *bad[] = {"w64nan.npy", "w2d.npy"};
     for (int i = 0; i < 2; i++) {
@@ -188,21 +202,23 @@ Test(eval, weights_follow_the_rule_of_search)
         cr_assert_eq(rc, 1, "%s: %s", bad[i], out);
         cr_assert(strstr(out, bad[i]) && strstr(out, "weight"), "%s", out);
         assert_clean(out);
-        rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --weights %s --out %s", tu_exe(),
-                    tu_path("db.npy"), tu_path("q.npy"), tu_path(bad[i]), tu_path("s"));
+        rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --weights %s --out %s",
+                    tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path(bad[i]), tu_path("s"));
         cr_assert_eq(rc, 1, "%s: %s", bad[i], out);
         cr_assert(strstr(out, bad[i]) && strstr(out, "weight"), "%s", out);
     }
     /* 9 weights for 8-bit codes: both refuse with the same message. */
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --weights %s --out %s", tu_exe(),
-                tu_path("db.npy"), tu_path("q.npy"), tu_path("w64long.npy"), tu_path("s"));
+    rc =
+        tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --weights %s --out %s",
+               tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("w64long.npy"), tu_path("s"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "w64long.npy: 9 weights, but the codes need 1 to 8"), "%s", out);
     rc = tu_run(out, sizeof out, EVAL_NPY " --weights %s", EVAL_ARGS, tu_path("w64long.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "w64long.npy: 9 weights, but the codes need 1 to 8"), "%s", out);
     /* Fewer weights than --bits asks for. */
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --bits 6 --weights %s --out %s", tu_exe(),
+    rc = tu_run(out, sizeof out,
+                "%s search --db %s --queries %s --k 2 --bits 6 --weights %s --out %s", tu_exe(),
                 tu_path("db.npy"), tu_path("q.npy"), tu_path("w64.npy"), tu_path("s"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "w64.npy: 4 weights"), "%s", out);
@@ -216,20 +232,20 @@ Test(eval, threads_zero_is_the_default_and_1024_the_limit)
     rc = tu_run(out, sizeof out, EVAL_NPY " --threads 1025", EVAL_ARGS);
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--threads") && strstr(out, "0 to 1024"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --threads 0 --out %s", tu_exe(),
-                tu_path("db.npy"), tu_path("q.npy"), tu_path("t"));
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --threads 0 --out %s",
+                tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("t"));
     cr_assert_eq(rc, 0, "%s", out);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --threads 1025 --out %s", tu_exe(),
-                tu_path("db.npy"), tu_path("q.npy"), tu_path("t"));
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 2 --threads 1025 --out %s",
+                tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("t"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--threads") && strstr(out, "0 to 1024"), "%s", out);
     /* encode: --threads 0 passes; the failure is the missing model, not the flag. */
-    rc = tu_run(out, sizeof out, "%s encode --model %s --threads 0 --out %s", tu_exe(), tu_path("none.bin"),
-                tu_path("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --threads 0 --out %s", tu_exe(),
+                tu_path("none.bin"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "--threads") == NULL && strstr(out, "none.bin"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --threads 1025 --out %s", tu_exe(), tu_path("none.bin"),
-                tu_path("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --threads 1025 --out %s", tu_exe(),
+                tu_path("none.bin"), tu_path("x"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--threads") && strstr(out, "0 to 1024"), "%s", out);
 }
@@ -239,12 +255,15 @@ Test(eval, threads_zero_is_the_default_and_1024_the_limit)
 Test(eval, json_output_is_checked_before_work)
 {
     char out[4096], arg[600];
-    const char *cases[][2] = {{"", "empty"}, {"dir", "is a directory"}, {"nofolder/e.json", "does not exist"}};
+    const char *cases[][2] = {
+        {"", "empty"}, {"dir", "is a directory"}, {"nofolder/e.json", "does not exist"}};
     for (int i = 0; i < 3; i++) {
         snprintf(arg, sizeof arg, "'%s'", cases[i][0][0] ? tu_path(cases[i][0]) : "");
-        int rc = tu_run(out, sizeof out, "%s eval --model %s --json %s", tu_exe(), tu_path("none.bin"), arg);
+        int rc = tu_run(out, sizeof out, "%s eval --model %s --json %s", tu_exe(),
+                        tu_path("none.bin"), arg);
         cr_assert_eq(rc, 2, "%s: %s", arg, out);
-        cr_assert(strstr(out, "--json") && strstr(out, cases[i][1]) && !strstr(out, "none.bin"), "%s", out);
+        cr_assert(strstr(out, "--json") && strstr(out, cases[i][1]) && !strstr(out, "none.bin"),
+                  "%s", out);
         rc = tu_run(out, sizeof out, EVAL_NPY " --json %s", EVAL_ARGS, arg);
         cr_assert_eq(rc, 2, "%s: %s", arg, out);
         cr_assert(strstr(out, cases[i][1]) && !strstr(out, "mAP"), "%s", out);
@@ -256,12 +275,14 @@ Test(eval, json_output_is_checked_before_work)
 Test(eval, missing_flags_are_named_alone)
 {
     char out[4096];
-    int rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s", tu_exe(), tu_path("q.npy"),
-                    tu_path("db.npy"), tu_path("ql.npy"));
+    int rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s", tu_exe(),
+                    tu_path("q.npy"), tu_path("db.npy"), tu_path("ql.npy"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "drsch eval: --dblabels FILE is required"), "%s", out);
-    cr_assert(!strstr(out, "--qlabels") && !strstr(out, "--model"), "only the missing flag: %s", out);
-    rc = tu_run(out, sizeof out, "%s eval --codes %s --qlabels %s", tu_exe(), tu_path("q.npy"), tu_path("ql.npy"));
+    cr_assert(!strstr(out, "--qlabels") && !strstr(out, "--model"), "only the missing flag: %s",
+              out);
+    rc = tu_run(out, sizeof out, "%s eval --codes %s --qlabels %s", tu_exe(), tu_path("q.npy"),
+                tu_path("ql.npy"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "drsch eval: --db FILE and --dblabels FILE are required"), "%s", out);
     rc = tu_run(out, sizeof out, EVAL_NPY " --qcams %s", EVAL_ARGS, tu_path("ql.npy"));
@@ -279,12 +300,13 @@ Test(eval, input_errors_name_the_path_and_the_cause)
     struct {
         const char *flag, *name, *cause;
     } cases[] = {
-        {"--codes", "dir", "is a directory"}, {"--db", "nothere.npy", "no such file"},
+        {"--codes", "dir", "is a directory"},   {"--db", "nothere.npy", "no such file"},
         {"--qlabels", "dir", "is a directory"}, {"--dblabels", "nothere.npy", "no such file"},
         {"--weights", "dir", "is a directory"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *p[4] = {tu_path("q.npy"), tu_path("db.npy"), tu_path("ql.npy"), tu_path("dbl.npy")};
+        const char *p[4] = {tu_path("q.npy"), tu_path("db.npy"), tu_path("ql.npy"),
+                            tu_path("dbl.npy")};
         const char *flags[4] = {"--codes", "--db", "--qlabels", "--dblabels"};
         char cmd[3000];
         int n = snprintf(cmd, sizeof cmd, "%s eval", tu_exe());
@@ -295,7 +317,8 @@ Test(eval, input_errors_name_the_path_and_the_cause)
             snprintf(cmd + n, sizeof cmd - (size_t)n, " --weights %s", tu_path(cases[i].name));
         int rc = tu_run(out, sizeof out, "%s", cmd);
         cr_assert_eq(rc, 1, "%s: %s", cases[i].flag, out);
-        cr_assert(strstr(out, tu_path(cases[i].name)) && strstr(out, cases[i].cause), "%s: %s", cases[i].flag, out);
+        cr_assert(strstr(out, tu_path(cases[i].name)) && strstr(out, cases[i].cause), "%s: %s",
+                  cases[i].flag, out);
         assert_clean(out);
     }
     int rc = tu_run(out, sizeof out, "%s eval --model %s", tu_exe(), tu_path("dir"));
@@ -330,7 +353,8 @@ static void check_help(const char *cmd, const char *flags)
             cr_assert(at, "%s %s lists %s: %s", cmd, forms[f], flag, out);
             /* Described: text follows the flag on its line. */
             const char *eol = strchr(at + 1, '\n');
-            cr_assert(eol && eol - at > (long)strlen(needle) + 8, "%s: %s has no description", cmd, flag);
+            cr_assert(eol && eol - at > (long)strlen(needle) + 8, "%s: %s has no description", cmd,
+                      flag);
             p += n;
             while (*p == ' ')
                 p++;
@@ -339,19 +363,23 @@ static void check_help(const char *cmd, const char *flags)
         cr_assert(th && strstr(th, "0 = OMP_NUM_THREADS or all cores") < strchr(th + 1, '\n') &&
                       strstr(th, "0 = OMP_NUM_THREADS or all cores"),
                   "%s: --threads says what 0 means", cmd);
-        for (const char *w = "issue\0previous\0earlier\0used to\0formerly\0"; *w; w += strlen(w) + 1)
+        for (const char *w = "issue\0previous\0earlier\0used to\0formerly\0"; *w;
+             w += strlen(w) + 1)
             cr_assert(strcasestr(out, w) == NULL, "%s help mentions '%s': %s", cmd, w, out);
     }
 }
 
 Test(eval, help)
 {
-    check_help("eval", "--model --dataset --protocol --testset --size --seed --weighted --precision --codes --db "
-                       "--qlabels --dblabels --qcams --dbcams --bits --weights --topk --radius --single-shot "
-                       "--threads --json --help");
+    check_help(
+        "eval",
+        "--model --dataset --protocol --testset --size --seed --weighted --precision --codes --db "
+        "--qlabels --dblabels --qcams --dbcams --bits --weights --topk --radius --single-shot "
+        "--threads --json --help");
     check_help("search", "--db --queries --out --k --bits --weights --threads --isa --help");
-    check_help("encode", "--model --dataset --split --protocol --testset --size --seed --bits --threads "
-                         "--precision --out --help");
+    check_help("encode",
+               "--model --dataset --split --protocol --testset --size --seed --bits --threads "
+               "--precision --out --help");
 }
 
 /* ---- search and encode: outputs checked before work, missing flags ------------------------ */
@@ -364,27 +392,33 @@ TestSuite(outputs, .init = setup, .fini = tu_tmpdir_remove);
 Test(outputs, prefixes_are_checked_before_work)
 {
     char out[4096], arg[600];
-    const char *cases[][2] = {
-        {"", "empty"}, {"dir", "is a directory"}, {"dir/", "is a directory"}, {"nofolder/x", "does not exist"}};
+    const char *cases[][2] = {{"", "empty"},
+                              {"dir", "is a directory"},
+                              {"dir/", "is a directory"},
+                              {"nofolder/x", "does not exist"}};
     for (int i = 0; i < 4; i++) {
         snprintf(arg, sizeof arg, "'%s'", cases[i][0][0] ? tu_path(cases[i][0]) : "");
-        int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(), tu_path("none.npy"),
-                        tu_path("q.npy"), arg);
+        int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(),
+                        tu_path("none.npy"), tu_path("q.npy"), arg);
         cr_assert_eq(rc, 2, "search --out %s: %s", arg, out);
-        cr_assert(strstr(out, "--out") && strstr(out, cases[i][1]) && !strstr(out, "none.npy"), "%s", out);
-        rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(), tu_path("db.npy"),
-                    tu_path("q.npy"), arg);
+        cr_assert(strstr(out, "--out") && strstr(out, cases[i][1]) && !strstr(out, "none.npy"),
+                  "%s", out);
+        rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(),
+                    tu_path("db.npy"), tu_path("q.npy"), arg);
         cr_assert_eq(rc, 2, "search --out %s: %s", arg, out);
         if (i == 1)
             cr_assert(strstr(out, "prefix inside"), "the message says what to give: %s", out);
-        rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("none.bin"), arg);
+        rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("none.bin"),
+                    arg);
         cr_assert_eq(rc, 2, "encode --out %s: %s", arg, out);
-        cr_assert(strstr(out, "--out") && strstr(out, cases[i][1]) && !strstr(out, "none.bin"), "%s", out);
+        cr_assert(strstr(out, "--out") && strstr(out, cases[i][1]) && !strstr(out, "none.bin"),
+                  "%s", out);
         if (i == 1)
             cr_assert(strstr(out, "prefix inside"), "the message says what to give: %s", out);
     }
     cr_assert_eq(entries(tu_path("dir")), 0, "nothing written in the directory");
-    cr_assert_neq(access(tu_path("dir.indices.npy"), F_OK), 0, "nothing written beside the directory");
+    cr_assert_neq(access(tu_path("dir.indices.npy"), F_OK), 0,
+                  "nothing written beside the directory");
     cr_assert_neq(access(".indices.npy", F_OK), 0);
     cr_assert_neq(access(tu_path("nofolder"), F_OK), 0);
 }
@@ -401,8 +435,10 @@ Test(outputs, missing_flags_are_named_alone)
     cr_assert(strstr(out, "drsch encode: --model FILE is required\n"), "%s", out);
     rc = tu_run(out, sizeof out, "%s search --db %s", tu_exe(), tu_path("db.npy"));
     cr_assert_eq(rc, 2, "%s", out);
-    cr_assert(strstr(out, "drsch search: --queries FILE and --out PREFIX are required\n"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s", tu_exe(), tu_path("db.npy"), tu_path("q.npy"));
+    cr_assert(strstr(out, "drsch search: --queries FILE and --out PREFIX are required\n"), "%s",
+              out);
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s", tu_exe(), tu_path("db.npy"),
+                tu_path("q.npy"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "drsch search: --out PREFIX is required\n"), "%s", out);
 }
@@ -410,19 +446,21 @@ Test(outputs, missing_flags_are_named_alone)
 Test(outputs, input_errors_name_the_path_and_the_cause)
 {
     char out[4096];
-    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(), tu_path("dir"),
-                    tu_path("q.npy"), tu_path("o"));
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(),
+                    tu_path("dir"), tu_path("q.npy"), tu_path("o"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, tu_path("dir")) && strstr(out, "is a directory"), "%s", out);
     assert_clean(out);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(), tu_path("db.npy"),
-                tu_path("nothere.npy"), tu_path("o"));
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --out %s", tu_exe(),
+                tu_path("db.npy"), tu_path("nothere.npy"), tu_path("o"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, tu_path("nothere.npy")) && strstr(out, "no such file"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("dir"), tu_path("o"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("dir"),
+                tu_path("o"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, tu_path("dir")) && strstr(out, "is a directory"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("none.bin"), tu_path("o"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("none.bin"),
+                tu_path("o"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, tu_path("none.bin")) && strstr(out, "no such file"), "%s", out);
     assert_clean(out);

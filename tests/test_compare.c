@@ -16,17 +16,20 @@
 
 /* A report of n entries called names[i], each with real_time time_ms[i] (ms) and the counters
  * "mAP" = map[i] and "P_at_radius" = p[i] (a counter is left out when its value is < 0). */
-static char *report_json(int n, const char *const *names, const double *time_ms, const double *map, const double *p)
+static char *report_json(int n, const char *const *names, const double *time_ms, const double *map,
+                         const double *p)
 {
     size_t cap = 1 << 16;
     char *buf = malloc(cap);
     int k = snprintf(buf, cap, "{\"context\": {}, \"benchmarks\": [");
     for (int i = 0; i < n; i++) {
-        k += snprintf(buf + k, cap - (size_t)k,
-                      "%s{\"name\": \"%s\", \"run_name\": \"%s\", \"run_type\": \"iteration\", \"repetitions\": 1, "
-                      "\"repetition_index\": 0, \"threads\": 1, \"iterations\": 1, \"real_time\": %.17g, "
-                      "\"cpu_time\": %.17g, \"time_unit\": \"ms\", \"queries\": 100",
-                      i ? ", " : "", names[i], names[i], time_ms[i], time_ms[i]);
+        k += snprintf(
+            buf + k, cap - (size_t)k,
+            "%s{\"name\": \"%s\", \"run_name\": \"%s\", \"run_type\": \"iteration\", "
+            "\"repetitions\": 1, "
+            "\"repetition_index\": 0, \"threads\": 1, \"iterations\": 1, \"real_time\": %.17g, "
+            "\"cpu_time\": %.17g, \"time_unit\": \"ms\", \"queries\": 100",
+            i ? ", " : "", names[i], names[i], time_ms[i], time_ms[i]);
         if (map[i] >= 0)
             k += snprintf(buf + k, cap - (size_t)k, ", \"mAP\": %.17g", map[i]);
         if (p[i] >= 0)
@@ -45,13 +48,15 @@ static void parse(const char *json, rp_read_report *r)
 
 static const char *const NAMES[3] = {"reproduce/x/DRSCH/bits:12", "reproduce/x/DRSCH/bits:48",
                                      "BM_HammingTopK/avx512/bits:64/n:1000"};
-static const double TIMES[4] = {10, 20, 30, 40}; /* the fourth for a current report with a new entry */
+static const double TIMES[4] = {10, 20, 30,
+                                40}; /* the fourth for a current report with a new entry */
 static const double MAP[3] = {0.60, 0.70, -1};
 static const double PR2[3] = {0.40, 0.50, 0.30};
 
 /* Compares the baseline above with one whose counters are map / p (entries names[0..n)). */
 static void compare_with(int n, const char *const *names, const double *map, const double *p,
-                         const rpc_options *o, rpc_result *res, rp_read_report *base, rp_read_report *cur)
+                         const rpc_options *o, rpc_result *res, rp_read_report *base,
+                         rp_read_report *cur)
 {
     char *b = report_json(3, NAMES, TIMES, MAP, PR2), *c = report_json(n, names, TIMES, map, p);
     parse(b, base);
@@ -102,7 +107,8 @@ Test(report_compare, differences_within_the_threshold_are_noise)
     cr_assert_float_eq(res.max_drop, 0.005, 1e-12);
     cr_assert_float_eq(res.max_diff, 0.008, 1e-12);
     const rpc_row *worst = &res.rows[res.max_drop_row];
-    cr_assert(worst->kind == RPC_METRIC && !strcmp(worst->entry, NAMES[0]) && !strcmp(worst->counter, "mAP"));
+    cr_assert(worst->kind == RPC_METRIC && !strcmp(worst->entry, NAMES[0]) &&
+              !strcmp(worst->counter, "mAP"));
     release(&res, &base, &cur);
 }
 
@@ -122,7 +128,8 @@ Test(report_compare, differences_beyond_the_threshold_either_way_are_counted)
     cr_assert_eq(rpc_agreement_of(&res), RPC_DIFFERENT);
     cr_assert_float_eq(res.max_drop, 0.03, 1e-12);
     const rpc_row *worst = &res.rows[res.max_drop_row];
-    cr_assert(!strcmp(worst->entry, NAMES[1]) && !strcmp(worst->counter, "mAP") && worst->verdict == RPC_REGRESSION);
+    cr_assert(!strcmp(worst->entry, NAMES[1]) && !strcmp(worst->counter, "mAP") &&
+              worst->verdict == RPC_REGRESSION);
     /* a looser threshold takes both in */
     rpc_result_free(&res);
     o.max_metric_drop = 0.05;
@@ -155,7 +162,8 @@ Test(report_compare, missing_entries_fail_unless_allowed)
     rpc_result_free(&res);
 
     /* a glob naming another ISA does not allow it; one naming it ('*' spans '/') does */
-    const char *other[] = {"BM_HammingTopK/avx2/*"}, *isa[] = {"BM_HammingTopK/avx2/*", "BM_HammingTopK/avx512/*"};
+    const char *other[] = {"BM_HammingTopK/avx2/*"},
+               *isa[] = {"BM_HammingTopK/avx2/*", "BM_HammingTopK/avx512/*"};
     o.allow_missing = other;
     o.n_allow_missing = 1;
     cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), RP_OK);
@@ -210,15 +218,12 @@ Test(report_compare, missing_counters_and_new_entries)
 
 /* ---- drsch compare -------------------------------------------------------------------------- */
 
-static void make_tmpdir(void)
-{
-    tu_tmpdir_make("compare");
-}
+static void make_tmpdir(void) { tu_tmpdir_make("compare"); }
 
 TestSuite(compare_cli, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
-static void write_json(const char *file, int n, const char *const *names, const double *time_ms, const double *map,
-                       const double *p)
+static void write_json(const char *file, int n, const char *const *names, const double *time_ms,
+                       const double *map, const double *p)
 {
     char *j = report_json(n, names, time_ms, map, p);
     tu_write_file(tu_path(file), j, strlen(j));
@@ -239,23 +244,25 @@ Test(compare_cli, a_missing_entry_fails_unless_allowed)
     for (int i = 0; i < 3; i++)
         cr_assert(strstr(err, NAMES[i]) && strstr(err, "missing in current"), "%s", err);
     free(err);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare --allow-missing '*' %s %s", tu_exe(), tu_path("base.json"),
-                        tu_path("empty.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --allow-missing '*' %s %s", tu_exe(),
+                        tu_path("base.json"), tu_path("empty.json")),
                  0, "%s", out);
     cr_assert(strstr(out, "missing in current (allowed)") != NULL, "%s", out);
     /* only the entries named are allowed */
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("two.json")), 1,
-                 "%s", out);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare --allow-missing 'BM_HammingTopK/avx2/*' %s %s", tu_exe(),
-                        tu_path("base.json"), tu_path("two.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"),
+                        tu_path("two.json")),
+                 1, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --allow-missing 'BM_HammingTopK/avx2/*' %s %s",
+                        tu_exe(), tu_path("base.json"), tu_path("two.json")),
                  1, "%s", out);
     cr_assert_eq(tu_run(out, sizeof out,
-                        "%s compare --allow-missing 'BM_HammingTopK/avx2/*' --allow-missing 'BM_HammingTopK/avx512/*' "
+                        "%s compare --allow-missing 'BM_HammingTopK/avx2/*' --allow-missing "
+                        "'BM_HammingTopK/avx512/*' "
                         "%s %s",
                         tu_exe(), tu_path("base.json"), tu_path("two.json")),
                  0, "%s", out);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare --allow-missing '' %s %s", tu_exe(), tu_path("base.json"),
-                        tu_path("two.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --allow-missing '' %s %s", tu_exe(),
+                        tu_path("base.json"), tu_path("two.json")),
                  2, "%s", out);
 }
 
@@ -278,8 +285,8 @@ Test(compare_cli, columns_stay_aligned_with_long_names)
     const double t[2] = {100e-6, 100e-6}, map[2] = {0.5, 0.5}, p[2] = {-1, -1};
     write_json("a.json", 2, names, t, map, p);
     char out[16384];
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s 2>/dev/null", tu_exe(), tu_path("a.json"),
-                        tu_path("a.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s 2>/dev/null", tu_exe(),
+                        tu_path("a.json"), tu_path("a.json")),
                  0, "%s", out);
     /* header, then per entry a time row (100 ns) and an mAP row (0.5000) */
     char *lines[8];
@@ -291,7 +298,8 @@ Test(compare_cli, columns_stay_aligned_with_long_names)
     for (int e = 0; e < 2; e++) {
         const char *tl = lines[1 + 2 * e], *ml = lines[2 + 2 * e];
         long name_end = (long)strlen(names[e]);
-        cr_assert(!strncmp(tl, names[e], (size_t)name_end) && !strncmp(ml, "  mAP ", 6), "%s\n%s", tl, ml);
+        cr_assert(!strncmp(tl, names[e], (size_t)name_end) && !strncmp(ml, "  mAP ", 6), "%s\n%s",
+                  tl, ml);
         cr_assert_eq(edge(tl, name_end, "100 ns"), base_edge, "\n%s\n%s", lines[0], tl);
         cr_assert_eq(edge(tl, base_edge, "100 ns"), cur_edge, "\n%s\n%s", lines[0], tl);
         cr_assert_eq(edge(ml, 5, "0.5000"), base_edge, "\n%s\n%s", lines[0], ml);
@@ -303,10 +311,13 @@ Test(compare_cli, help_on_stdout_exits_0)
 {
     char out[8192];
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(tu_run(out, sizeof out, "%s compare %s 2>/dev/null", tu_exe(), i ? "--help" : "-h"), 0);
+        cr_assert_eq(
+            tu_run(out, sizeof out, "%s compare %s 2>/dev/null", tu_exe(), i ? "--help" : "-h"), 0);
         cr_assert(strstr(out, "usage: drsch compare") && strstr(out, "--allow-missing GLOB") &&
-                      strstr(out, "--no-time") && strstr(out, "--max-slowdown") && strstr(out, "--max-metric-drop"),
+                      strstr(out, "--no-time") && strstr(out, "--max-slowdown") &&
+                      strstr(out, "--max-metric-drop"),
                   "%s", out);
     }
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s", tu_exe(), tu_path("only-one.json")), 2, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s", tu_exe(), tu_path("only-one.json")), 2,
+                 "%s", out);
 }

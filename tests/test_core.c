@@ -59,8 +59,8 @@ static nn_layer_spec L_KIND(nn_layer_kind kind)
     return (nn_layer_spec){kind, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
 }
 
-static nn_net *make_net(const nn_layer_spec *layers, int n_layers, int c, int h, int w, int bits, int batch,
-                        int input_grad)
+static nn_net *make_net(const nn_layer_spec *layers, int n_layers, int c, int h, int w, int bits,
+                        int batch, int input_grad)
 {
     nn_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -137,14 +137,15 @@ static void check_gradients(nn_net *net, double eps, double atol, double rtol, i
                 kinks++;
                 continue;
             }
-            cr_expect(close_enough(fd, g[k], atol, rtol),
-                      "param %d (layer %d, bias %d) entry %zu: finite difference %.6g, backward %.6g", t,
-                      p.layer, p.is_bias, k, fd, g[k]);
+            cr_expect(
+                close_enough(fd, g[k], atol, rtol),
+                "param %d (layer %d, bias %d) entry %zu: finite difference %.6g, backward %.6g", t,
+                p.layer, p.is_bias, k, fd, g[k]);
             checked++;
         }
         cr_assert_gt(checked, 0);
-        cr_expect_leq(kinks, (checked + kinks) / 8, "param %d: %d of %d entries at a kink", t, kinks,
-                      checked + kinks);
+        cr_expect_leq(kinks, (checked + kinks) / 8, "param %d: %d of %d entries at a kink", t,
+                      kinks, checked + kinks);
         free(g);
     }
     if (cfg->input_grad) {
@@ -161,8 +162,8 @@ static void check_gradients(nn_net *net, double eps, double atol, double rtol, i
             double lm = loss_of(net, x, r);
             x[k] = keep;
             double fd = (lp - lm) / (2 * eps);
-            cr_expect(close_enough(fd, gin[k], atol, rtol), "input entry %zu: finite difference %.6g, backward %.6g",
-                      k, fd, gin[k]);
+            cr_expect(close_enough(fd, gin[k], atol, rtol),
+                      "input entry %zu: finite difference %.6g, backward %.6g", k, fd, gin[k]);
         }
         free(gin);
     }
@@ -172,8 +173,8 @@ static void check_gradients(nn_net *net, double eps, double atol, double rtol, i
 
 /* ---- naive references (NCHW, OIHW) -------------------------------------------------------- */
 
-static void ref_conv(const float *x, const float *w, const float *b, float *y, int N, int C, int H, int W, int O,
-                     int K, int S, int P, int relu, int OH, int OW)
+static void ref_conv(const float *x, const float *w, const float *b, float *y, int N, int C, int H,
+                     int W, int O, int K, int S, int P, int relu, int OH, int OW)
 {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++)
@@ -196,8 +197,8 @@ static void ref_conv(const float *x, const float *w, const float *b, float *y, i
 }
 
 /* Caffe ceil-mode pooling; averages over the window clipped to the input. */
-static void ref_pool(const float *x, float *y, int N, int C, int H, int W, int K, int S, int P, int is_max, int OH,
-                     int OW)
+static void ref_pool(const float *x, float *y, int N, int C, int H, int W, int K, int S, int P,
+                     int is_max, int OH, int OW)
 {
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
@@ -214,7 +215,8 @@ static void ref_pool(const float *x, float *y, int N, int C, int H, int W, int K
                             acc = is_max ? (v > acc ? v : acc) : acc + v;
                             cnt++;
                         }
-                    y[((size_t)(n * C + c) * OH + oh) * OW + ow] = (float)(is_max ? acc : acc / cnt);
+                    y[((size_t)(n * C + c) * OH + oh) * OW + ow] =
+                        (float)(is_max ? acc : acc / cnt);
                 }
 }
 
@@ -238,7 +240,8 @@ static float *export_params(nn_net *net)
     return p;
 }
 
-static void expect_close_arrays(const float *a, const float *b, size_t n, double tol, const char *what)
+static void expect_close_arrays(const float *a, const float *b, size_t n, double tol,
+                                const char *what)
 {
     size_t bad = 0;
     double worst = 0;
@@ -250,13 +253,15 @@ static void expect_close_arrays(const float *a, const float *b, size_t n, double
                 worst = d;
         }
     }
-    cr_expect_eq(bad, 0, "%s: %zu of %zu values differ from the reference (worst %.3g)", what, bad, n, worst);
+    cr_expect_eq(bad, 0, "%s: %zu of %zu values differ from the reference (worst %.3g)", what, bad,
+                 n, worst);
 }
 
 /* ---- forward against naive references ---------------------------------------------------- */
 
 /* The triplet term of the DRSCH objective alone (beta = 0) with a fixed margin. */
-static double triplet_loss(const float *y, const int32_t *labels, int32_t n, int32_t d, float margin, float *dy)
+static double triplet_loss(const float *y, const int32_t *labels, int32_t n, int32_t d,
+                           float margin, float *dy)
 {
     dh_config c;
     dh_config_default(&c);
@@ -283,7 +288,8 @@ Test(core_forward, conv_matches_reference)
         for (int o = 0; o < O; o++)
             p[O * C * K * K + o] = (float)(0.1 * o); /* non-zero biases */
         nn_error err;
-        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), NN_OK, "%s",
+                     err.msg);
         float *y = malloc(sizeof(float) * N * O * OH * OW);
         ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, S, P, relu, OH, OW);
         cr_assert_eq(nn_output_dim(net), O * OH * OW);
@@ -298,13 +304,16 @@ Test(core_forward, pooling_matches_reference_ceil_mode)
 {
     rng_reset(2);
     const int N = 2, C = 3;
-    const int shapes[][5] = {/* H, W, K, S, P */ {6, 6, 3, 2, 0}, {7, 5, 2, 1, 0}, {1, 1, 2, 1, 0}, {8, 7, 3, 2, 1}};
+    const int shapes[][5] = {
+        /* H, W, K, S, P */ {6, 6, 3, 2, 0}, {7, 5, 2, 1, 0}, {1, 1, 2, 1, 0}, {8, 7, 3, 2, 1}};
     for (int is_max = 0; is_max <= 1; is_max++)
         for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
-            const int H = shapes[t][0], W = shapes[t][1], K = shapes[t][2], S = shapes[t][3], P = shapes[t][4];
+            const int H = shapes[t][0], W = shapes[t][1], K = shapes[t][2], S = shapes[t][3],
+                      P = shapes[t][4];
             nn_layer_spec l[] = {L_POOL(is_max ? NN_LAYER_POOL_MAX : NN_LAYER_POOL_AVG, K, S, P)};
             nn_net *net = make_net(l, 1, C, H, W, 4, N, 0);
-            /* Caffe: ceil((H + 2P - K) / S) + 1, minus one if the last window starts in the padding. */
+            /* Caffe: ceil((H + 2P - K) / S) + 1, minus one if the last window starts in the
+             * padding. */
             int dims[2] = {H, W}, out[2];
             for (int k = 0; k < 2; k++) {
                 int span = dims[k] + 2 * P - K;
@@ -382,7 +391,8 @@ Test(core_gradient, pooling)
 {
     rng_reset(13);
     for (int is_max = 0; is_max <= 1; is_max++) {
-        nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 0), L_POOL(is_max ? NN_LAYER_POOL_MAX : NN_LAYER_POOL_AVG, 3, 2, 0)};
+        nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 0),
+                             L_POOL(is_max ? NN_LAYER_POOL_MAX : NN_LAYER_POOL_AVG, 3, 2, 0)};
         nn_net *net = make_net(l, 2, 3, 8, 8, 4, 2, 1);
         check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
         nn_net_free(net);
@@ -434,7 +444,8 @@ Test(core_gradient, hash_and_bit_weights)
         }
         x[k] = keep;
         double fd = (L[0] - L[1]) / (2 * eps);
-        cr_expect(close_enough(fd, g[k], 3e-3, 2e-2), "du path, input %zu: fd %.6g, backward %.6g", k, fd, g[k]);
+        cr_expect(close_enough(fd, g[k], 3e-3, 2e-2), "du path, input %zu: fd %.6g, backward %.6g",
+                  k, fd, g[k]);
     }
     free(x), free(q), free(zero), free(g);
     nn_net_free(net);
@@ -444,8 +455,13 @@ Test(core_gradient, hash_and_bit_weights)
 Test(core_gradient, composite_network)
 {
     rng_reset(16);
-    nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_CONV(32, 3, 1, 0, 1),
-                         L_POOL(NN_LAYER_POOL_AVG, 2, 1, 0), L_FC(12, 0), L_FC(0, 0), L_KIND(NN_LAYER_HASH),
+    nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 1),
+                         L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+                         L_CONV(32, 3, 1, 0, 1),
+                         L_POOL(NN_LAYER_POOL_AVG, 2, 1, 0),
+                         L_FC(12, 0),
+                         L_FC(0, 0),
+                         L_KIND(NN_LAYER_HASH),
                          L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(l, 8, 3, 10, 10, 8, 3, 1);
     nn_set_hash_scale(net, 1.0f);
@@ -462,14 +478,16 @@ Test(core_gradient, named_architectures_build)
         cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 4, 1, &err), NN_OK, "%s", err.msg);
         cfg.in_c = shapes[i][0], cfg.in_h = shapes[i][1], cfg.in_w = shapes[i][2];
         nn_net *net = NULL;
-        cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%dx%d: %s", cfg.in_h, cfg.in_w, err.msg);
+        cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%dx%d: %s", cfg.in_h, cfg.in_w,
+                     err.msg);
         cr_expect_eq(nn_output_dim(net), 48);
         nn_net_free(net);
     }
     for (int i = 0; nn_arch_name_at(i); i++) {
         nn_config cfg;
         nn_error err;
-        cr_assert_eq(nn_config_init(&cfg, nn_arch_name_at(i), 16, 2, 1, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_config_init(&cfg, nn_arch_name_at(i), 16, 2, 1, &err), NN_OK, "%s",
+                     err.msg);
         nn_net *net = NULL;
         cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s: %s", nn_arch_name_at(i), err.msg);
         float *x = rand_buf(2 * nn_input_size(net), 1.0), *dy = rand_buf(2 * 16, 1.0);
@@ -519,8 +537,10 @@ Test(core_sgd, seeded_runs_are_identical)
         final[run] = export_params(net);
         if (run == 2) {
             size_t n = nn_params_plain_size(net);
-            cr_expect(memcmp(final[0], final[1], n * sizeof(float)) == 0, "same seed, different weights");
-            cr_expect(memcmp(final[0], final[2], n * sizeof(float)) != 0, "different seeds, same weights");
+            cr_expect(memcmp(final[0], final[1], n * sizeof(float)) == 0,
+                      "same seed, different weights");
+            cr_expect(memcmp(final[0], final[2], n * sizeof(float)) != 0,
+                      "different seeds, same weights");
         }
         free(x);
         nn_net_free(net);
@@ -619,24 +639,30 @@ Test(core_model, save_load_encode_round_trip)
 
     char *path = tmp_path("model.bin");
     nn_error err;
-    const float mean[NN_MAX_IN_C] = {72.9f, 1, 2, 3}, scale[NN_MAX_IN_C] = {1 / 90.1f, 1, 0.5f, 0.25f};
+    const float mean[NN_MAX_IN_C] = {72.9f, 1, 2, 3},
+                scale[NN_MAX_IN_C] = {1 / 90.1f, 1, 0.5f, 0.25f};
     nn_set_input_norm(net, mean, scale);
     cr_assert_eq(nn_model_save(net, path, &err), NN_OK, "%s", err.msg);
     nn_net *loaded = NULL;
     cr_assert_eq(nn_model_load(&loaded, path, 7, 0, &err), NN_OK, "%s", err.msg);
     cr_expect_float_eq(nn_hash_scale(loaded), 6.05f, 0);
-    cr_expect(memcmp(nn_net_config(loaded)->in_mean, mean, sizeof mean) == 0, "input mean not kept");
-    cr_expect(memcmp(nn_net_config(loaded)->in_scale, scale, sizeof scale) == 0, "input scale not kept");
+    cr_expect(memcmp(nn_net_config(loaded)->in_mean, mean, sizeof mean) == 0,
+              "input mean not kept");
+    cr_expect(memcmp(nn_net_config(loaded)->in_scale, scale, sizeof scale) == 0,
+              "input scale not kept");
     cr_expect(memcmp(nn_bit_order(loaded), order, sizeof(uint32_t) * bits) == 0);
     float *p0 = export_params(net), *p1 = export_params(loaded);
-    cr_expect(memcmp(p0, p1, nn_params_plain_size(net) * sizeof(float)) == 0, "parameters changed in the file");
+    cr_expect(memcmp(p0, p1, nn_params_plain_size(net) * sizeof(float)) == 0,
+              "parameters changed in the file");
 
     rng_reset(41);
     float *x = rand_buf((size_t)n * 784, 1.0);
     nn_encoder *e0 = NULL, *e1 = NULL, *e2 = NULL;
     cr_assert_eq(nn_encoder_create(&e0, net, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e1, loaded, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e2, loaded, 7, 1, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e1, loaded, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s",
+                 err.msg);
+    cr_assert_eq(nn_encoder_create(&e2, loaded, 7, 1, NN_PRECISION_F32, &err), NN_OK, "%s",
+                 err.msg);
     hm_codes c0, c1, c2;
     alloc_codes(&c0, n, bits), alloc_codes(&c1, n, bits), alloc_codes(&c2, n, bits);
     float *r0 = malloc(sizeof(float) * n * bits), *r1 = malloc(sizeof(float) * n * bits),
@@ -644,7 +670,8 @@ Test(core_model, save_load_encode_round_trip)
     cr_assert_eq(nn_encode(e0, x, n, r0, &c0, &err), NN_OK, "%s", err.msg);
     cr_assert_eq(nn_encode(e1, x, n, r1, &c1, &err), NN_OK, "%s", err.msg);
     cr_assert_eq(nn_encode(e2, x, n, r2, &c2, &err), NN_OK, "%s", err.msg);
-    cr_expect(memcmp(c0.data, c1.data, (size_t)n * c0.words * 8) == 0, "codes differ after save/load");
+    cr_expect(memcmp(c0.data, c1.data, (size_t)n * c0.words * 8) == 0,
+              "codes differ after save/load");
     cr_expect(memcmp(r0, r1, sizeof(float) * n * bits) == 0, "real outputs differ after save/load");
     /* Another batch size and thread split: same values up to float reassociation. */
     expect_close_arrays(r2, r0, (size_t)n * bits, 1e-4, "batch 7 vs batch 16");
@@ -652,12 +679,14 @@ Test(core_model, save_load_encode_round_trip)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < bits; j++) {
             int bit = (int)((c0.data[(size_t)i * c0.words + j / 64] >> (j % 64)) & 1);
-            cr_assert_eq(bit, r0[(size_t)i * bits + j] > 0, "code bit %d of %d is not sign(real)", j, i);
+            cr_assert_eq(bit, r0[(size_t)i * bits + j] > 0, "code bit %d of %d is not sign(real)",
+                         j, i);
             ones += bit;
         }
     cr_expect(ones > 0 && ones < n * bits, "degenerate codes");
     nn_encoder_free(e0), nn_encoder_free(e1), nn_encoder_free(e2);
-    free(c0.data), free(c1.data), free(c2.data), free(r0), free(r1), free(r2), free(x), free(p0), free(p1);
+    free(c0.data), free(c1.data), free(c2.data), free(r0), free(r1), free(r2), free(x), free(p0),
+        free(p1);
     nn_net_free(loaded);
     nn_net_free(net);
     remove(path);
@@ -730,8 +759,8 @@ Test(core_model, decorrelated_bit_order_hand_computed)
     cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK, "%s", err.msg);
     const uint32_t expect[5] = {1, 2, 0, 4, 3};
     const uint32_t *got = nn_bit_order(net);
-    cr_assert(memcmp(got, expect, sizeof expect) == 0, "order %u %u %u %u %u", got[0], got[1], got[2], got[3],
-              got[4]);
+    cr_assert(memcmp(got, expect, sizeof expect) == 0, "order %u %u %u %u %u", got[0], got[1],
+              got[2], got[3], got[4]);
     /* a complement counts as a copy: bit 3 = NOT bit 1 leaves the order as it is */
     for (int i = 0; i < 4; i++)
         c.data[i * c.words] ^= 0x08;
@@ -844,9 +873,12 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
     const int n_train = 2000, n_test = 500, bits = 32, batch = 100, iters = 300;
     float *xtr = malloc(sizeof(float) * n_train * 784), *xte = malloc(sizeof(float) * n_test * 784);
     int32_t *ytr = malloc(sizeof(int32_t) * n_train), *yte = malloc(sizeof(int32_t) * n_test);
-    if (read_idx(FMNIST "train-images-idx3-ubyte.gz", FMNIST "train-labels-idx1-ubyte.gz", n_train, xtr, ytr) ||
-        read_idx(FMNIST "t10k-images-idx3-ubyte.gz", FMNIST "t10k-labels-idx1-ubyte.gz", n_test, xte, yte))
-        cr_skip_test("Fashion-MNIST not found under " FMNIST " (Debian package dataset-fashion-mnist)");
+    if (read_idx(FMNIST "train-images-idx3-ubyte.gz", FMNIST "train-labels-idx1-ubyte.gz", n_train,
+                 xtr, ytr) ||
+        read_idx(FMNIST "t10k-images-idx3-ubyte.gz", FMNIST "t10k-labels-idx1-ubyte.gz", n_test,
+                 xte, yte))
+        cr_skip_test("Fashion-MNIST not found under " FMNIST
+                     " (Debian package dataset-fashion-mnist)");
 
     /* Class index lists for 10 classes x 10 images batches (INTERNALS.md sampling). */
     int *by_class[10], count[10] = {0};
@@ -896,7 +928,8 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
 
     /* 1-NN by Hamming distance from test codes to training codes. */
     nn_encoder *enc = NULL;
-    cr_assert_eq(nn_encoder_create(&enc, net, 100, 1, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&enc, net, 100, 1, NN_PRECISION_F32, &err), NN_OK, "%s",
+                 err.msg);
     hm_codes ctr, cte;
     alloc_codes(&ctr, n_train, bits), alloc_codes(&cte, n_test, bits);
     cr_assert_eq(nn_encode(enc, xtr, n_train, NULL, &ctr, &err), NN_OK, "%s", err.msg);
@@ -912,9 +945,10 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
         correct += label == yte[q];
     }
     double acc = (double)correct / n_test;
-    cr_expect_gt(acc, 0.4, "1-NN accuracy of %d-bit codes %.3f (chance 0.1); loss %.4f -> %.4f", bits, acc,
-                 first, last);
-    fprintf(stderr, "core_learning: loss %.4f -> %.4f, 1-NN Hamming accuracy %.3f\n", first, last, acc);
+    cr_expect_gt(acc, 0.4, "1-NN accuracy of %d-bit codes %.3f (chance 0.1); loss %.4f -> %.4f",
+                 bits, acc, first, last);
+    fprintf(stderr, "core_learning: loss %.4f -> %.4f, 1-NN Hamming accuracy %.3f\n", first, last,
+            acc);
     nn_encoder_free(enc);
     free(ctr.data), free(cte.data);
     for (int c = 0; c < 10; c++)
@@ -931,7 +965,8 @@ Test(core_model, huge_shape_fields_are_rejected)
     const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_FC(0, 0), L_KIND(NN_LAYER_HASH),
                                     L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(layers, 4, 1, 6, 6, 4, 1, 0);
-    const float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
+    const float mean[NN_MAX_IN_C] = {0},
+                scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
     nn_set_input_norm(net, mean, scale);
     char *good = tmp_path("shape-good.bin"), *bad = tmp_path("shape-bad.bin");
     nn_error err;
@@ -969,10 +1004,11 @@ Test(core_model, huge_shape_fields_are_rejected)
  * (60678 is now refused as an image side; 1536 x 4000 implies 12M parameters, for 60 stored.) */
 Test(core_model, parameter_count_checked_before_building)
 {
-    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
-                                    L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+                                    L_FC(0, 0), L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(layers, 5, 1, 6, 6, 4, 1, 0);
-    const float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
+    const float mean[NN_MAX_IN_C] = {0},
+                scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
     nn_set_input_norm(net, mean, scale);
     char *good = tmp_path("count-good.bin"), *bad = tmp_path("count-bad.bin");
     nn_error err;
@@ -1005,10 +1041,11 @@ Test(core_model, parameter_count_checked_before_building)
  * bit weights; 60 parameters), saved to a file; its bytes in *p, *len. */
 static char *save_tiny_model(const char *name, unsigned char **p, size_t *len)
 {
-    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
-                                    L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+                                    L_FC(0, 0), L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(layers, 5, 1, 6, 6, 4, 1, 0);
-    const float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
+    const float mean[NN_MAX_IN_C] = {0},
+                scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
     nn_set_input_norm(net, mean, scale);
     char *path = tmp_path(name);
     nn_error err;
@@ -1062,7 +1099,8 @@ Test(core_model, header_sizes_bounded_before_allocating)
     spit_patched(bad, p, len, (const size_t[]){np_off}, (const uint32_t[]){123456789u}, 1);
     cr_expect_eq(try_load(bad, &err), NN_ERR_TRUNCATED, "%s", err.msg);
     char want[512];
-    snprintf(want, sizeof want, "%s: header says 123456789 parameters (493.8 MB) but the file holds %zu bytes", bad,
+    snprintf(want, sizeof want,
+             "%s: header says 123456789 parameters (493.8 MB) but the file holds %zu bytes", bad,
              len);
     cr_expect(strstr(err.msg, want), "%s", err.msg);
 
@@ -1071,16 +1109,20 @@ Test(core_model, header_sizes_bounded_before_allocating)
     const size_t shape_off[] = {20, 24, 160, 164};
     spit_patched(bad, p, len, shape_off, (const uint32_t[]){20000, 20000, 9999, 9999}, 4);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
-    snprintf(want, sizeof want, "%s: header says input images of 20000 x 20000 pixels (drsch models take sides of "
-             "1..%d)", bad, NN_MODEL_MAX_SIDE);
+    snprintf(want, sizeof want,
+             "%s: header says input images of 20000 x 20000 pixels (drsch models take sides of "
+             "1..%d)",
+             bad, NN_MODEL_MAX_SIDE);
     cr_expect(strstr(err.msg, want), "%s", err.msg);
 
     /* sides within the limit, activations not: 4096 x 4096 input, conv output 2 (8 padded)
      * x 4094 x 4094, pool 2047 / 2047 -> 2 x 2 x 2: about 600 MB per image */
     spit_patched(bad, p, len, shape_off, (const uint32_t[]){4096, 4096, 2047, 2047}, 4);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
-    cr_expect(strstr(err.msg, "needs about 6") && strstr(err.msg, "MB of activations per image (drsch models: at "
-                                                                   "most 268.4 MB)"), "%s", err.msg);
+    cr_expect(strstr(err.msg, "needs about 6") &&
+                  strstr(err.msg, "MB of activations per image (drsch models: at "
+                                  "most 268.4 MB)"),
+              "%s", err.msg);
     cr_expect(strncmp(err.msg, bad, strlen(bad)) == 0, "%s", err.msg);
 
     /* within every per-image limit (2048 x 2048, about 150 MB per image), but a batch of 1000
@@ -1090,13 +1132,15 @@ Test(core_model, header_sizes_bounded_before_allocating)
     cr_expect_eq(nn_model_load(&net, bad, 1000, 0, &err), NN_ERR_NOMEM, "%s", err.msg);
     cr_expect_null(net);
     cr_expect(strstr(err.msg, "batches of 1000 images of 1x2048x2048 needs about 1") &&
-              strstr(err.msg, "GB of memory, more than this machine's"), "%s", err.msg);
+                  strstr(err.msg, "GB of memory, more than this machine's"),
+              "%s", err.msg);
     cr_expect(strncmp(err.msg, bad, strlen(bad)) == 0, "%s", err.msg);
 
     /* input channels and code length */
     spit_patched(bad, p, len, (const size_t[]){16}, (const uint32_t[]){7}, 1);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
-    cr_expect(strstr(err.msg, "header says 7 input channels (drsch models take 1..4)"), "%s", err.msg);
+    cr_expect(strstr(err.msg, "header says 7 input channels (drsch models take 1..4)"), "%s",
+              err.msg);
     spit_patched(bad, p, len, (const size_t[]){12}, (const uint32_t[]){5000}, 1);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "header says 5000-bit codes"), "%s", err.msg);
@@ -1114,8 +1158,8 @@ Test(core_model, header_sizes_bounded_before_allocating)
 /* A model the loader would refuse is not written either. */
 Test(core_model, save_refuses_what_load_refuses)
 {
-    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0), L_FC(0, 0),
-                                    L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    const nn_layer_spec layers[] = {L_CONV(2, 3, 1, 0, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+                                    L_FC(0, 0), L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(layers, 5, 5, 6, 6, 4, 1, 0);
     char *path = tmp_path("five-channels.bin");
     nn_error err;
@@ -1178,7 +1222,8 @@ Test(core_model, non_finite_values_refused_under_a_valid_crc)
     const size_t params = len - 4 - 60 * 4, scale = params - 8 - 4 * 4 - 4;
     nn_error err;
     cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg);
-    const uint32_t nan_bits = 0x7fc00000u, inf_bits = 0x7f800000u, zero = 0, minus_one = 0xbf800000u;
+    const uint32_t nan_bits = 0x7fc00000u, inf_bits = 0x7f800000u, zero = 0,
+                   minus_one = 0xbf800000u;
     const uint32_t scales[] = {nan_bits, zero, inf_bits, minus_one};
     for (int i = 0; i < 4; i++) {
         spit_patched(bad, p, len, (const size_t[]){scale}, (const uint32_t[]){scales[i]}, 1);
@@ -1187,14 +1232,18 @@ Test(core_model, non_finite_values_refused_under_a_valid_crc)
     }
     spit_patched(bad, p, len, (const size_t[]){params + 4 * 30}, (const uint32_t[]){inf_bits}, 1);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
-    cr_expect(strstr(err.msg, bad) && strstr(err.msg, "parameter 30 of layer fc1 (weight 10 of layer 2) is inf"),
+    cr_expect(strstr(err.msg, bad) &&
+                  strstr(err.msg, "parameter 30 of layer fc1 (weight 10 of layer 2) is inf"),
               "%s", err.msg);
     spit_patched(bad, p, len, (const size_t[]){params + 4 * 0}, (const uint32_t[]){nan_bits}, 1);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
-    cr_expect(strstr(err.msg, "parameter 0 of layer conv1 (weight 0 of layer 0) is NaN"), "%s", err.msg);
-    spit_patched(bad, p, len, (const size_t[]){params + 4 * 59}, (const uint32_t[]){inf_bits | 0x80000000u}, 1);
+    cr_expect(strstr(err.msg, "parameter 0 of layer conv1 (weight 0 of layer 0) is NaN"), "%s",
+              err.msg);
+    spit_patched(bad, p, len, (const size_t[]){params + 4 * 59},
+                 (const uint32_t[]){inf_bits | 0x80000000u}, 1);
     cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
-    cr_expect(strstr(err.msg, "parameter 59 of layer bitw (weight 3 of layer 4) is inf"), "%s", err.msg);
+    cr_expect(strstr(err.msg, "parameter 59 of layer bitw (weight 3 of layer 4) is inf"), "%s",
+              err.msg);
     remove(good);
     remove(bad);
     free(p), free(good), free(bad);
@@ -1242,7 +1291,8 @@ Test(core_model, save_failures_give_the_cause)
     if (access("/dev/full", W_OK) == 0) {
         cr_assert_eq(symlink("/dev/full", link), 0);
         cr_expect_eq(nn_model_save(net, link, &err), NN_ERR_IO);
-        cr_expect(strstr(err.msg, link) && strstr(err.msg, "cannot write: No space left on device"), "%s", err.msg);
+        cr_expect(strstr(err.msg, link) && strstr(err.msg, "cannot write: No space left on device"),
+                  "%s", err.msg);
         struct stat st;
         cr_expect(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");
         remove(link);
@@ -1291,24 +1341,31 @@ static int onednn_has_avx512_core(void)
 }
 
 typedef struct {
-    double rms_ref, rms_diff, max_diff, agree, max_flip; /* max_flip: largest |u_f32| at a flipped bit */
+    double rms_ref, rms_diff, max_diff, agree,
+        max_flip; /* max_flip: largest |u_f32| at a flipped bit */
 } bf16_cmp;
 
 /* Encodes n images x with `model` in f32 and in bf16 and compares real outputs and codes. */
-static void compare_bf16(const nn_net *model, const float *x, int n, int batch, int replicas, bf16_cmp *c)
+static void compare_bf16(const nn_net *model, const float *x, int n, int batch, int replicas,
+                         bf16_cmp *c)
 {
     const int bits = nn_net_config(model)->bits;
     nn_error err;
     nn_encoder *e32 = NULL, *e16 = NULL;
-    cr_assert_eq(nn_encoder_create(&e32, model, batch, replicas, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e16, model, batch, replicas, NN_PRECISION_BF16, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e32, model, batch, replicas, NN_PRECISION_F32, &err), NN_OK,
+                 "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&e16, model, batch, replicas, NN_PRECISION_BF16, &err), NN_OK,
+                 "%s", err.msg);
     cr_expect_eq(nn_encoder_precision(e16), NN_PRECISION_BF16);
     cr_expect_eq(nn_encoder_precision(e32), NN_PRECISION_F32);
-    cr_expect_neq(strstr(nn_encoder_impl(e16), "bf16"), NULL, "bf16 encoder runs '%s'", nn_encoder_impl(e16));
-    cr_expect_eq(strstr(nn_encoder_impl(e32), "bf16"), NULL, "f32 encoder runs '%s'", nn_encoder_impl(e32));
+    cr_expect_neq(strstr(nn_encoder_impl(e16), "bf16"), NULL, "bf16 encoder runs '%s'",
+                  nn_encoder_impl(e16));
+    cr_expect_eq(strstr(nn_encoder_impl(e32), "bf16"), NULL, "f32 encoder runs '%s'",
+                 nn_encoder_impl(e32));
     hm_codes c32, c16;
     alloc_codes(&c32, (size_t)n, (uint32_t)bits), alloc_codes(&c16, (size_t)n, (uint32_t)bits);
-    float *r32 = malloc(sizeof(float) * (size_t)n * bits), *r16 = malloc(sizeof(float) * (size_t)n * bits);
+    float *r32 = malloc(sizeof(float) * (size_t)n * bits),
+          *r16 = malloc(sizeof(float) * (size_t)n * bits);
     cr_assert_eq(nn_encode(e32, x, (size_t)n, r32, &c32, &err), NN_OK, "%s", err.msg);
     cr_assert_eq(nn_encode(e16, x, (size_t)n, r16, &c16, &err), NN_OK, "%s", err.msg);
     double ss_ref = 0, ss_diff = 0, max_diff = 0, max_flip = 0;
@@ -1341,26 +1398,30 @@ static void compare_bf16(const nn_net *model, const float *x, int n, int batch, 
 
 static void expect_bf16_bounds(const bf16_cmp *c, const char *what)
 {
-    cr_log_info("%s: rms(u) %.3g, rms diff %.3g (%.3f%%), max diff %.3g (%.3f%%), bits agree %.4f, largest |u| "
+    cr_log_info("%s: rms(u) %.3g, rms diff %.3g (%.3f%%), max diff %.3g (%.3f%%), bits agree %.4f, "
+                "largest |u| "
                 "at a flip %.3g",
                 what, c->rms_ref, c->rms_diff, 100 * c->rms_diff / c->rms_ref, c->max_diff,
                 100 * c->max_diff / c->rms_ref, c->agree, c->max_flip);
     cr_assert_gt(c->rms_ref, 0, "%s: all-zero outputs", what);
-    cr_expect_leq(c->rms_diff, BF16_RMS_REL * c->rms_ref, "%s: rms difference %.3g > %.2f x rms(u) %.3g", what,
-                  c->rms_diff, BF16_RMS_REL, c->rms_ref);
-    cr_expect_leq(c->max_diff, BF16_MAX_REL * c->rms_ref, "%s: max difference %.3g > %.2f x rms(u) %.3g", what,
-                  c->max_diff, BF16_MAX_REL, c->rms_ref);
+    cr_expect_leq(c->rms_diff, BF16_RMS_REL * c->rms_ref,
+                  "%s: rms difference %.3g > %.2f x rms(u) %.3g", what, c->rms_diff, BF16_RMS_REL,
+                  c->rms_ref);
+    cr_expect_leq(c->max_diff, BF16_MAX_REL * c->rms_ref,
+                  "%s: max difference %.3g > %.2f x rms(u) %.3g", what, c->max_diff, BF16_MAX_REL,
+                  c->rms_ref);
     cr_expect_geq(c->agree, BF16_MIN_AGREE, "%s: only %.4f of the code bits agree", what, c->agree);
-    cr_expect_leq(c->max_flip, BF16_MAX_REL * c->rms_ref, "%s: a bit flipped where |u_f32| = %.3g", what,
-                  c->max_flip);
+    cr_expect_leq(c->max_flip, BF16_MAX_REL * c->rms_ref, "%s: a bit flipped where |u_f32| = %.3g",
+                  what, c->max_flip);
 }
 
 static void skip_without_avx512(void)
 {
     if (!onednn_has_avx512_core())
-        cr_skip_test("oneDNN's ISA here is %s: oneDNN 2.6 has no bf16 convolution below avx512_core "
-                     "(the error path is tested by core_bf16.unsupported_isa_is_an_error)",
-                     nn_onednn_isa());
+        cr_skip_test(
+            "oneDNN's ISA here is %s: oneDNN 2.6 has no bf16 convolution below avx512_core "
+            "(the error path is tested by core_bf16.unsupported_isa_is_an_error)",
+            nn_onednn_isa());
 }
 
 Test(core_bf16, precision_names)
@@ -1408,11 +1469,14 @@ Test(core_bf16, f32_is_the_default_and_training_stays_f32)
  * is neither saturated nor linear: max and average pooling, padding, a 4-D inner product. */
 static nn_net *small_bf16_test_net(void)
 {
-    const nn_layer_spec layers[] = {
-        {NN_LAYER_CONV, 8, 3, 1, 1, 1, 0.45f, 1, 1, 2, 0}, L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
-        {NN_LAYER_CONV, 16, 3, 1, 1, 1, 0.17f, 1, 1, 2, 0}, L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0),
-        {NN_LAYER_FC, 32, 0, 0, 0, 1, 0.09f, 1, 1, 2, 0},   {NN_LAYER_FC, 0, 0, 0, 0, 0, 0.25f, 1, 1, 2, 0},
-        L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
+    const nn_layer_spec layers[] = {{NN_LAYER_CONV, 8, 3, 1, 1, 1, 0.45f, 1, 1, 2, 0},
+                                    L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+                                    {NN_LAYER_CONV, 16, 3, 1, 1, 1, 0.17f, 1, 1, 2, 0},
+                                    L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0),
+                                    {NN_LAYER_FC, 32, 0, 0, 0, 1, 0.09f, 1, 1, 2, 0},
+                                    {NN_LAYER_FC, 0, 0, 0, 0, 0, 0.25f, 1, 1, 2, 0},
+                                    L_KIND(NN_LAYER_HASH),
+                                    L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(layers, 8, 1, 16, 16, 40, 4, 0);
     nn_set_hash_scale(net, 1.0f);
     return net;
@@ -1488,7 +1552,8 @@ Test(core_bf16, weights_converted_again_after_a_change)
             ss += (double)a[k] * a[k];
             sd += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
         }
-        cr_expect_leq(sqrt(sd), BF16_RMS_REL * sqrt(ss), "round %d: bf16 net ran on stale weights", round);
+        cr_expect_leq(sqrt(sd), BF16_RMS_REL * sqrt(ss), "round %d: bf16 net ran on stale weights",
+                      round);
     }
     free(p), free(x);
     nn_net_free(f32), nn_net_free(bf16);
@@ -1515,7 +1580,8 @@ Test(core_bf16, unsupported_isa_is_an_error)
     cr_expect_neq(strstr(err.msg, "bf16"), NULL, "%s", err.msg);
     cr_expect_neq(strstr(err.msg, "avx2"), NULL, "%s", err.msg);
     cr_expect_str_eq(nn_strstatus(NN_ERR_UNSUPPORTED), "not supported on this CPU");
-    cr_assert_eq(nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_F32, &err), NN_OK, "%s",
+                 err.msg);
     nn_encoder_free(enc);
     nn_net_free(model);
 }

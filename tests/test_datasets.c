@@ -66,8 +66,8 @@ static uint8_t pix(int64_t i, int y, int x) { return (uint8_t)(i * 7 + y * 13 + 
 
 /* Writes an IDX image file (n x h x w) and label file; labels[i] = label_of(i). If truncate_to
  * > 0 the image file is cut to that many bytes. */
-static void write_idx(const char *img_path, const char *lab_path, int n, int h, int w, const uint8_t *labels,
-                      int gz, uint32_t img_magic, long truncate_to)
+static void write_idx(const char *img_path, const char *lab_path, int n, int h, int w,
+                      const uint8_t *labels, int gz, uint32_t img_magic, long truncate_to)
 {
     size_t isz = 16 + (size_t)n * h * w;
     uint8_t *ib = malloc(isz);
@@ -178,8 +178,8 @@ Test(rng, streams_pinned_bit_for_bit)
 {
     rng_state r;
     rng_seed(&r, 42);
-    static const uint64_t next[4] = {0x15780b2e0c2ec716ULL, 0x6104d9866d113a7eULL, 0xae17533239e499a1ULL,
-                                     0xecb8ad4703b360a1ULL};
+    static const uint64_t next[4] = {0x15780b2e0c2ec716ULL, 0x6104d9866d113a7eULL,
+                                     0xae17533239e499a1ULL, 0xecb8ad4703b360a1ULL};
     for (int i = 0; i < 4; i++)
         cr_assert_eq(rng_next(&r), next[i], "draw %d", i);
     static const uint64_t below[4] = {991, 769, 719, 850};
@@ -194,22 +194,24 @@ Test(rng, streams_pinned_bit_for_bit)
         cr_assert_eq(p[i], shuffled[i], "shuffled[%d]", i);
 
     uint64_t st = 7;
-    static const uint64_t sm[3] = {0x63cbe1e459320dd7ULL, 0x044c3cd7f43c661cULL, 0xe6984080bab12a02ULL};
+    static const uint64_t sm[3] = {0x63cbe1e459320dd7ULL, 0x044c3cd7f43c661cULL,
+                                   0xe6984080bab12a02ULL};
     for (int i = 0; i < 3; i++)
         cr_assert_eq(rng_splitmix64(&st), sm[i], "splitmix64 draw %d", i);
 
     rng_seed(&r, 1); /* core/'s default initialisation seed */
     cr_assert_eq(double_bits(rng_uniform(&r)), 0x3fe67e55eda1f8e2ULL);
-    static const uint64_t normal[4] = {0xbff056e337f15d83ULL, 0xbfdc90a029ab9b66ULL, 0x3ffc6f50eef56b9cULL,
-                                       0x3fedd6dba1b7c655ULL};
+    static const uint64_t normal[4] = {0xbff056e337f15d83ULL, 0xbfdc90a029ab9b66ULL,
+                                       0x3ffc6f50eef56b9cULL, 0x3fedd6dba1b7c655ULL};
     for (int i = 0; i < 4; i++)
         cr_assert_eq(double_bits(rng_normal(&r)), normal[i], "normal %d", i);
 
     st = 5;
-    static const uint64_t sm_normal[4] = {0x3f9475672662cbceULL, 0x3ff62b9459d21a72ULL, 0xbff566ea97fa98a1ULL,
-                                          0xbfc5c69e2060921cULL};
+    static const uint64_t sm_normal[4] = {0x3f9475672662cbceULL, 0x3ff62b9459d21a72ULL,
+                                          0xbff566ea97fa98a1ULL, 0xbfc5c69e2060921cULL};
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(double_bits(rng_splitmix64_normal(&st)), sm_normal[i], "splitmix64 normal %d", i);
+        cr_assert_eq(double_bits(rng_splitmix64_normal(&st)), sm_normal[i], "splitmix64 normal %d",
+                     i);
 
     /* the int32 shuffle draws as the int64 one does */
     int32_t q[10];
@@ -244,8 +246,8 @@ static void check_idx_dir(int gz)
         cr_assert_eq(d->subset[i], i >= 23);
         for (int y = 0; y < 5; y++)
             for (int x = 0; x < 4; x++)
-                cr_assert_eq(d->images[(i * 5 + y) * 4 + x], pix(local, y, x), "image %lld (%d,%d)", (long long)i,
-                             y, x);
+                cr_assert_eq(d->images[(i * 5 + y) * 4 + x], pix(local, y, x), "image %lld (%d,%d)",
+                             (long long)i, y, x);
     }
     ds_dataset_free(d);
 }
@@ -257,8 +259,8 @@ Test(idx, dot_spelling_of_file_names)
 {
     const char *dir = tu_tmpdir;
     uint8_t lab[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    write_idx(tu_path("train-images.idx3-ubyte"), tu_path("train-labels.idx1-ubyte"), 8, 2, 2, lab, 0,
-              0x803, 0);
+    write_idx(tu_path("train-images.idx3-ubyte"), tu_path("train-labels.idx1-ubyte"), 8, 2, 2, lab,
+              0, 0x803, 0);
     write_idx(tu_path("t10k-images.idx3-ubyte"), tu_path("t10k-labels.idx1-ubyte"), 3, 2, 2, lab, 0,
               0x803, 0);
     ds_dataset *d = NULL;
@@ -491,7 +493,8 @@ Test(spec, parse_all_forms)
     cr_assert_eq(ds_spec_parse("mnist", &s, &err), DS_OK);
     cr_assert_str_eq(s.path, "/data/root/mnist");
     cr_assert_eq(ds_spec_parse("fashion-mnist", &s, &err), DS_OK);
-    cr_assert_str_eq(s.path, DS_FASHION_MNIST_SYSTEM_DIR, "no /data/root/fashion-mnist: system fallback");
+    cr_assert_str_eq(s.path, DS_FASHION_MNIST_SYSTEM_DIR,
+                     "no /data/root/fashion-mnist: system fallback");
     cr_assert_eq(ds_spec_parse("cifar10:/c", &s, &err), DS_OK);
     cr_assert_eq(s.kind, DS_KIND_CIFAR10);
     cr_assert_str_eq(s.path, "/c");
@@ -562,7 +565,7 @@ static void assert_sorted_unique(const int64_t *v, int64_t n)
 Test(protocol, paper_split_per_class_counts_disjoint_reproducible)
 {
     ds_dataset *d = mem_dataset(200, 1, 2, 2, 4); /* 50 per class */
-    d->labels[0] = 1;                              /* class 0: 49, class 1: 51 */
+    d->labels[0] = 1;                             /* class 0: 49, class 1: 51 */
     ds_paper_opts o = {.query_per_class = 5, .train_per_class = 10, .db_includes_train = 0};
     ds_split a, b, c;
     ds_error err;
@@ -602,7 +605,8 @@ Test(protocol, paper_split_per_class_counts_disjoint_reproducible)
     o.db_includes_train = 1;
     cr_assert_eq(ds_split_paper(d, &o, 7, &b, &err), DS_OK);
     cr_assert_eq(b.n_db, 180);
-    cr_assert_eq(memcmp(a.train, b.train, sizeof(int64_t) * 40), 0, "same seed, same training images");
+    cr_assert_eq(memcmp(a.train, b.train, sizeof(int64_t) * 40), 0,
+                 "same seed, same training images");
     ds_split_free(&b);
     ds_split_free(&a);
     o.train_per_class = 45; /* class 0 has 49 < 5 + 45 */
@@ -690,7 +694,8 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
                         offsets_seen[y0 * 2 + (x0 > 0)]++;
                     }
                 }
-        cr_assert(found, "seed %llu: output is not a window of the source", (unsigned long long)seed);
+        cr_assert(found, "seed %llu: output is not a window of the source",
+                  (unsigned long long)seed);
     }
     cr_assert(flips > 10 && flips < 54, "mirror rate %d / 64", flips);
     for (int k = 0; k < 4; k++)
@@ -736,7 +741,8 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
     for (int y = 0; y < 32; y++)
         for (int x = 0; x < 32; x++) {
             d->images[y * 32 + x] = (y == 15 || y == 16) && x >= 6 && x < 26 ? 255 : 0;
-            d->images[1024 + y * 32 + x] = (y - 15.5) * (y - 15.5) + (x - 15.5) * (x - 15.5) <= 64 ? 255 : 0;
+            d->images[1024 + y * 32 + x] =
+                (y - 15.5) * (y - 15.5) + (x - 15.5) * (x - 15.5) <= 64 ? 255 : 0;
         }
     ds_augment a;
     ds_augment_default(&a);
@@ -755,9 +761,10 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
         cr_assert_eq(ds_batch_build(d, idx, 1, &a, seed, o, &err), DS_OK);
         double m, ang;
         moments(o, 32, 32, &m, &ang);
-        cr_assert(fabs(ang) <= 20.5, "seed %llu: bar turned by %.2f degrees", (unsigned long long)seed, ang);
-        cr_assert(fabs(m / bar_mass - 1.0) < 0.03, "seed %llu: mass ratio %.4f", (unsigned long long)seed,
-                  m / bar_mass);
+        cr_assert(fabs(ang) <= 20.5, "seed %llu: bar turned by %.2f degrees",
+                  (unsigned long long)seed, ang);
+        cr_assert(fabs(m / bar_mass - 1.0) < 0.03, "seed %llu: mass ratio %.4f",
+                  (unsigned long long)seed, m / bar_mass);
         lo = fmin(lo, ang);
         hi = fmax(hi, ang);
     }
@@ -771,7 +778,8 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
         double m, ang;
         moments(o, 32, 32, &m, &ang);
         double r = m / disc_mass;
-        cr_assert(r > 0.64 - 0.03 && r < 1.44 + 0.03, "seed %llu: area ratio %.4f", (unsigned long long)seed, r);
+        cr_assert(r > 0.64 - 0.03 && r < 1.44 + 0.03, "seed %llu: area ratio %.4f",
+                  (unsigned long long)seed, r);
         lo = fmin(lo, r);
         hi = fmax(hi, r);
     }
@@ -1014,8 +1022,8 @@ Test(image, decode_png_jpeg_and_reject_garbage)
     cr_assert_eq(ds_image_decode_file(tu_path("b.jpg"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(h, 9);
     cr_assert_eq(w, 16);
-    cr_assert(abs(px[0] - 200) <= 3 && abs(px[1] - 100) <= 3 && abs(px[2] - 50) <= 3, "jpeg %d %d %d", px[0],
-              px[1], px[2]);
+    cr_assert(abs(px[0] - 200) <= 3 && abs(px[1] - 100) <= 3 && abs(px[2] - 50) <= 3,
+              "jpeg %d %d %d", px[0], px[1], px[2]);
     free(px);
     tu_write_file(tu_path("c.jpg"), "hello, not an image", 19);
     cr_assert_eq(ds_image_decode_file(tu_path("c.jpg"), &px, &h, &w, &err), DS_ERR_DECODE);
@@ -1072,7 +1080,8 @@ Test(nuswide, list_and_images_record_by_record)
     o.out_w = 5;
     ds_dataset *d = NULL;
     ds_error err;
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s",
+                 err.msg);
     cr_assert_eq(d->n, 4);
     cr_assert_eq(d->c, 3);
     cr_assert_eq(d->h, 6);
@@ -1088,7 +1097,8 @@ Test(nuswide, list_and_images_record_by_record)
         for (int c = 0; c < 3; c++)
             for (int p = 0; p < 30; p++) {
                 int v = d->images[(size_t)(i * 3 + c) * 30 + p];
-                cr_assert(abs(v - expect_rgb[i][c]) <= (i == 1 ? 3 : 0), "image %d channel %d: %d", i, c, v);
+                cr_assert(abs(v - expect_rgb[i][c]) <= (i == 1 ? 3 : 0), "image %d channel %d: %d",
+                          i, c, v);
             }
     }
     ds_dataset_free(d);
@@ -1106,20 +1116,23 @@ Test(nuswide_bad, wrong_label_count_names_line)
     nus_fixture(1, 0);
     ds_dataset *d = NULL;
     ds_error err;
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err),
+                 DS_ERR_FORMAT);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "list.txt: line 4: 22 labels, expected 21"), "%s", err.msg);
     cr_assert_eq(err.record, 3);
     FILE *f = fopen(tu_path("list.txt"), "w");
     fprintf(f, "a.png 0 1 0\n");
     fclose(f);
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err),
+                 DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "line 1: 3 labels"), "%s", err.msg);
     f = fopen(tu_path("list.txt"), "w");
     write_list_line(f, "Flickr/0.png", 21, 0, 0);
     fprintf(f, "Flickr/0.png 0 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
     fclose(f);
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err),
+                 DS_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "line 2: label 3 is '2'"), "%s", err.msg);
     cr_assert_eq(ds_load_nuswide(tu_path("nolist.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_IO);
 }
@@ -1138,7 +1151,8 @@ Test(nuswide_bad, missing_and_undecodable_images_fail_or_are_counted)
     cr_assert_not_null(strstr(err.msg, "Flickr/2.png"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "skip"), "%s", err.msg);
     o.skip_bad_images = 1;
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s",
+                 err.msg);
     cr_assert_eq(d->n, 2);
     cr_assert_eq(d->n_skipped, 2);
     cr_assert_eq(d->multi[21 + 1], 1, "second kept image keeps its labels");
@@ -1158,15 +1172,16 @@ Test(nuswide, top_concepts_and_multilabel_split)
     d->multi = calloc(120 * 5, 1);
     for (int i = 0; i < 120; i++) {
         d->images[i] = (uint8_t)i;
-        d->multi[i * 5 + 0] = i < 60;       /* 60 */
-        d->multi[i * 5 + 1] = i % 10 == 0;  /* 12 */
-        d->multi[i * 5 + 2] = i >= 50;      /* 70 */
-        d->multi[i * 5 + 3] = i % 3 == 0;   /* 40 */
-        d->multi[i * 5 + 4] = i == 5;       /* 1 */
+        d->multi[i * 5 + 0] = i < 60;      /* 60 */
+        d->multi[i * 5 + 1] = i % 10 == 0; /* 12 */
+        d->multi[i * 5 + 2] = i >= 50;     /* 70 */
+        d->multi[i * 5 + 3] = i % 3 == 0;  /* 40 */
+        d->multi[i * 5 + 4] = i == 5;      /* 1 */
     }
     ds_error err;
     cr_assert_eq(ds_select_top_concepts(d, 3, &err), DS_OK);
-    cr_assert_eq(d->n_classes, 3); /* concepts 0, 2, 3 in original order; every image keeps a label */
+    cr_assert_eq(d->n_classes,
+                 3); /* concepts 0, 2, 3 in original order; every image keeps a label */
     cr_assert_eq(d->n, 120);
     cr_assert_eq(d->multi[5 * 3 + 0], 1);
     cr_assert_eq(d->multi[5 * 3 + 2], 0);
@@ -1202,7 +1217,10 @@ static const int FX_PERSONS[FX_PAIRS] = {3, 2, 4, 2, 3};
  * p * 40 + q * 10 + s in every pixel and channel; slots 4 and 9 of person 1 in every pair are
  * empty (2-element uint64 in even pairs, a 0-element dataset in odd ones); person 2 of pair 3
  * has no second-camera images at all. */
-static int fx_empty(int p, int q, int s) { return (q == 1 && (s == 4 || s == 9)) || (p == 3 && q == 2 && s >= 5); }
+static int fx_empty(int p, int q, int s)
+{
+    return (q == 1 && (s == 4 || s == 9)) || (p == 3 && q == 2 && s >= 5);
+}
 static uint8_t fx_value(int p, int q, int s) { return (uint8_t)(p * 40 + q * 10 + s); }
 
 static int fx_empty_cb(int p, int q, int s, void *ctx)
@@ -1221,9 +1239,16 @@ static void write_cuhk03(const char *path, int with_labeled, int with_testsets)
 {
     /* 2 testsets of 3 rows, [pair, person] */
     static const int ts[2 * 3 * 2] = {1, 2, 3, 2, 5, 3, /* testsets{1} */ 2, 1, 4, 2, 5, 1};
-    fx_cuhk03 x = {.pairs = FX_PAIRS, .persons = FX_PERSONS, .h = 6, .w = 4, .with_labeled = with_labeled,
-                   .n_testsets = with_testsets ? 2 : 0, .testset_rows = 3, .testsets = ts,
-                   .empty = fx_empty_cb, .pixels = fx_pixels_cb};
+    fx_cuhk03 x = {.pairs = FX_PAIRS,
+                   .persons = FX_PERSONS,
+                   .h = 6,
+                   .w = 4,
+                   .with_labeled = with_labeled,
+                   .n_testsets = with_testsets ? 2 : 0,
+                   .testset_rows = 3,
+                   .testsets = ts,
+                   .empty = fx_empty_cb,
+                   .pixels = fx_pixels_cb};
     char msg[512];
     cr_assert_eq(fx_cuhk03_write(path, &x, msg, sizeof msg), 0, "%s", msg);
 }
@@ -1276,7 +1301,8 @@ Test(cuhk03, v73_layout_record_by_record)
                 cr_assert_eq(d->labels[i], offset + q - 1);
                 cr_assert_eq(d->cams[i], 2 * (p - 1) + (s >= 5));
                 for (int k = 0; k < 3 * 8 * 3; k++)
-                    cr_assert_eq(d->images[i * 72 + k], fx_value(p, q, s), "image %lld", (long long)i);
+                    cr_assert_eq(d->images[i * 72 + k], fx_value(p, q, s), "image %lld",
+                                 (long long)i);
                 i++;
             }
         offset += FX_PERSONS[p - 1];
@@ -1315,7 +1341,9 @@ Test(cuhk03, v73_layout_record_by_record)
         int l = d->labels[sp.train[j]];
         cr_assert(l != id12 && l != id32 && l != id53);
     }
-    cr_assert_eq(sp.n_train + sp.n_query + sp.n_db + 5 /* (3,2) first camera */ + 8 /* unpicked shots */, d->n);
+    cr_assert_eq(sp.n_train + sp.n_query + sp.n_db + 5 /* (3,2) first camera */ +
+                     8 /* unpicked shots */,
+                 d->n);
     ds_split_free(&sp);
     co.single_shot = 0;
     cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_OK);
@@ -1364,7 +1392,8 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     f = H5Fcreate(wrong, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t dd[2] = {1, 5};
     hid_t sp2 = H5Screate_simple(2, dd, NULL);
-    hid_t ds = H5Dcreate2(f, "labeled", H5T_NATIVE_DOUBLE, sp2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ds =
+        H5Dcreate2(f, "labeled", H5T_NATIVE_DOUBLE, sp2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Dclose(ds);
     H5Sclose(sp2);
     H5Fclose(f);
@@ -1426,7 +1455,8 @@ Test(cli, bench_data_writes_json, .timeout = 60)
     static char out[1 << 16];
     const char *dir = tu_tmpdir;
     char args[2048];
-    snprintf(args, sizeof args, "bench data --iters 20 --repetitions 1 --threads 2 --json %s/b.json", dir);
+    snprintf(args, sizeof args,
+             "bench data --iters 20 --repetitions 1 --threads 2 --json %s/b.json", dir);
     cr_assert_eq(run_drsch(args, out, sizeof out), 0);
     char *js = tu_slurp(tu_path("b.json"), NULL);
     cr_assert_not_null(strstr(js, "BM_DataBatch/fashion-mnist/batch:10x10/crop:26x26"), "%s", js);
@@ -1455,7 +1485,10 @@ static void put(bytes *b, const void *d, size_t n)
     b->n += n;
 }
 
-static void put_u32(bytes *b, uint32_t v) { put(b, &v, 4); } /* the tests run on little-endian hosts */
+static void put_u32(bytes *b, uint32_t v)
+{
+    put(b, &v, 4);
+} /* the tests run on little-endian hosts */
 
 /* A v5 data element: tag (type, bytes) + payload padded to 8 bytes. */
 static void put_elem(bytes *b, uint32_t type, const void *d, size_t n)
@@ -1515,8 +1548,9 @@ static void put_filelist_compressed(bytes *f, const char *const *names, int n)
     free(m.p);
 }
 
-static void write_new_protocol(const char *path, const char *const *names, int n_names, const double *q, int nq,
-                               const double *g, int ng, const double *t, int nt)
+static void write_new_protocol(const char *path, const char *const *names, int n_names,
+                               const double *q, int nq, const double *g, int ng, const double *t,
+                               int nt)
 {
     bytes f = {0};
     char hdr[128];
@@ -1594,8 +1628,8 @@ Test(cuhk03, new_protocol_config_maps_file_names)
 /* A small cuhk-03.mat: 'labeled' = 1 pair of 1 person whose 10 slots are 3 x 2 x 2 uint8
  * images, except slot `group_slot` (>= 0), a reference to a group; 'testsets' = one dataset of
  * the given rank and dims holding `vals` (doubles), or none when ts_rank is 0. */
-static void write_cuhk03_small(const char *path, int group_slot, int ts_rank, const hsize_t *ts_dims,
-                               const double *vals)
+static void write_cuhk03_small(const char *path, int group_slot, int ts_rank,
+                               const hsize_t *ts_dims, const double *vals)
 {
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     cr_assert_geq(f, 0);
@@ -1619,7 +1653,8 @@ static void write_cuhk03_small(const char *path, int group_slot, int ts_rank, co
         cr_assert_geq(H5Rcreate(&slots[s], f, name, H5R_OBJECT, -1), 0);
     }
     hid_t sp = H5Screate_simple(2, d10, NULL);
-    hid_t ds = H5Dcreate2(f, "/#refs#/cell", H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ds =
+        H5Dcreate2(f, "/#refs#/cell", H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Dwrite(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, slots);
     H5Dclose(ds);
     H5Sclose(sp);
@@ -1632,7 +1667,8 @@ static void write_cuhk03_small(const char *path, int group_slot, int ts_rank, co
     if (ts_rank > 0) {
         hobj_ref_t tref;
         sp = H5Screate_simple(ts_rank, ts_dims, NULL);
-        ds = H5Dcreate2(f, "/#refs#/ts", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ds = H5Dcreate2(f, "/#refs#/ts", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                        H5P_DEFAULT);
         H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, vals);
         H5Dclose(ds);
         H5Sclose(sp);
@@ -1658,7 +1694,8 @@ Test(cuhk03_bad, reference_to_a_group_fails_and_leaves_no_handle_open)
     cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "%s", err.msg);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "labeled{1}(1, 4)"), "%s", err.msg);
-    cr_assert_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0, "HDF5 objects left open by the reader");
+    cr_assert_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0,
+                 "HDF5 objects left open by the reader");
     write_cuhk03_small(mat, -1, 0, NULL, NULL); /* the file can be rewritten: it is closed */
     cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
     cr_assert_eq(d->n, 10);
@@ -1692,7 +1729,8 @@ Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
         write_cuhk03_small(mat, -1, 2, dims, vals);
         ds_dataset *d = NULL;
         ds_error err;
-        cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_RANGE, "value %g: %s", bad[k], err.msg);
+        cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_RANGE, "value %g: %s", bad[k],
+                     err.msg);
         cr_assert_null(d);
     }
     hsize_t dims[2] = {2, 1};
@@ -1714,7 +1752,8 @@ Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
 Test(idx_bad, header_promising_more_than_the_file_holds)
 {
     for (int gz = 0; gz < 2; gz++) {
-        const char *img = tu_path(gz ? "big-img.gz" : "big-img"), *lab = tu_path(gz ? "big-lab.gz" : "big-lab");
+        const char *img = tu_path(gz ? "big-img.gz" : "big-img"),
+                   *lab = tu_path(gz ? "big-lab.gz" : "big-lab");
         uint8_t ib[26] = {0}, lb[8 + 4096] = {0};
         put_be32(ib, 0x803);
         put_be32(ib + 4, 4096);
@@ -1775,7 +1814,8 @@ Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
         ds_split sp;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "case %d: %s", c, err.msg);
+        cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "case %d: %s", c,
+                     err.msg);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         cr_expect_lt(secs, 1.0, "case %d took %.2f s", c, secs);
@@ -1825,8 +1865,8 @@ Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
 /* Creates dataset `name` under loc: chunked by `chunk` (NULL: contiguous), deflate-compressed
  * if `deflate`, its storage allocated only when written if `late`; writes `data` unless NULL
  * (then nothing is stored: the dataset declares its shape and holds no element). */
-static void crafted_put(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const hsize_t *chunk,
-                        int deflate, int late, const void *data)
+static void crafted_put(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
+                        const hsize_t *chunk, int deflate, int late, const void *data)
 {
     hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     cr_assert_geq(sp, 0);
@@ -1846,14 +1886,14 @@ static void crafted_put(hid_t loc, const char *name, hid_t type, int rank, const
 }
 
 enum {
-    CR_VALID,          /* loads: 10 images of 2 x 2 */
-    CR_HUGE_SIDE,      /* slot 1: 50000 x 40000 x 3 declared, chunked, nothing written */
-    CR_UNSTORED,       /* slot 1: 3000 x 4000 x 3 (sides accepted), contiguous, never allocated */
-    CR_COMPRESSED,     /* slot 1: 300 x 200 x 3 of one value, deflate 9: about 1000:1, loads */
-    CR_CELL_REFS,      /* the pair's cell: 10 x 2^28 references declared, none stored */
-    CR_TOP_REFS,       /* 'labeled': 1 x 2^30 references declared, none stored */
-    CR_TESTSETS_ROWS,  /* 'testsets': 1000 entries, all one unwritten 2 x 1000000 dataset */
-    CR_TESTSET_EMPTY,  /* 'testsets': one 2 x 1 dataset never allocated */
+    CR_VALID,         /* loads: 10 images of 2 x 2 */
+    CR_HUGE_SIDE,     /* slot 1: 50000 x 40000 x 3 declared, chunked, nothing written */
+    CR_UNSTORED,      /* slot 1: 3000 x 4000 x 3 (sides accepted), contiguous, never allocated */
+    CR_COMPRESSED,    /* slot 1: 300 x 200 x 3 of one value, deflate 9: about 1000:1, loads */
+    CR_CELL_REFS,     /* the pair's cell: 10 x 2^28 references declared, none stored */
+    CR_TOP_REFS,      /* 'labeled': 1 x 2^30 references declared, none stored */
+    CR_TESTSETS_ROWS, /* 'testsets': 1000 entries, all one unwritten 2 x 1000000 dataset */
+    CR_TESTSET_EMPTY, /* 'testsets': one 2 x 1 dataset never allocated */
 };
 
 /* A cuhk-03.mat of one pair of one person (slots: 3 x 2 x 2 uint8 images) whose headers declare
@@ -1905,7 +1945,8 @@ static void write_cuhk03_crafted(const char *path, int kind)
         hobj_ref_t trefs[1000];
         int nt = kind == CR_TESTSETS_ROWS ? 1000 : 1;
         const hsize_t dims[2] = {2, kind == CR_TESTSETS_ROWS ? 1000000 : 1}, chunk[2] = {2, 4096};
-        crafted_put(f, "/#refs#/ts", H5T_NATIVE_DOUBLE, 2, dims, kind == CR_TESTSETS_ROWS ? chunk : NULL, 0, 1, NULL);
+        crafted_put(f, "/#refs#/ts", H5T_NATIVE_DOUBLE, 2, dims,
+                    kind == CR_TESTSETS_ROWS ? chunk : NULL, 0, 1, NULL);
         for (int t = 0; t < nt; t++)
             cr_assert_geq(H5Rcreate(&trefs[t], f, "/#refs#/ts", H5R_OBJECT, -1), 0);
         const hsize_t dt[2] = {1, (hsize_t)nt};
@@ -1946,25 +1987,32 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
         int kind;
         const char *want;
     } cases[] = {
-        {CR_HUGE_SIDE, "labeled{1}(1, 1): image declares 50000x40000x3 pixels (height x width x channels); images "
+        {CR_HUGE_SIDE, "labeled{1}(1, 1): image declares 50000x40000x3 pixels (height x width x "
+                       "channels); images "
                        "larger than 4096 pixels a side are refused"},
-        {CR_UNSTORED, "labeled{1}(1, 1): image declares 3000x4000x3 pixels (36000000 bytes) but its dataset stores "
+        {CR_UNSTORED, "labeled{1}(1, 1): image declares 3000x4000x3 pixels (36000000 bytes) but "
+                      "its dataset stores "
                       "only 0 bytes"},
-        {CR_CELL_REFS, "labeled{1} declares 10 x 268435456 references (21474836480 bytes) but its dataset stores "
-                       "only 0 bytes"},
-        {CR_TOP_REFS, "'labeled' declares 1 x 1073741824 references (8589934592 bytes) but its dataset stores only "
+        {CR_CELL_REFS,
+         "labeled{1} declares 10 x 268435456 references (21474836480 bytes) but its dataset stores "
+         "only 0 bytes"},
+        {CR_TOP_REFS, "'labeled' declares 1 x 1073741824 references (8589934592 bytes) but its "
+                      "dataset stores only "
                       "0 bytes"},
         {CR_TESTSETS_ROWS, "testsets{1} has 1000000 rows, more than the 1 persons of 'labeled'"},
-        {CR_TESTSET_EMPTY, "testsets{1} declares 2 x 1 numbers but its dataset stores only 0 bytes"},
+        {CR_TESTSET_EMPTY,
+         "testsets{1} declares 2 x 1 numbers but its dataset stores only 0 bytes"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         write_cuhk03_crafted(mat, cases[c].kind);
-        cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "case %zu: %s", c, err.msg);
+        cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "case %zu: %s", c,
+                     err.msg);
         cr_expect_null(d);
         char want[512];
         snprintf(want, sizeof want, "%s: %s", mat, cases[c].want);
         cr_expect(strstr(err.msg, want), "case %zu: %s", c, err.msg);
-        cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0, "case %zu: HDF5 objects left open", c);
+        cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0,
+                     "case %zu: HDF5 objects left open", c);
     }
     /* and a valid file still loads under the limit */
     write_cuhk03_crafted(mat, CR_VALID);
@@ -1984,7 +2032,8 @@ Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
     /* 300 MB of zeros, deflated to about 290 KB */
     z_stream z;
     memset(&z, 0, sizeof z);
-    cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 15, 8, Z_RLE), Z_OK); /* fast, same ratio on zeros */
+    cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 15, 8, Z_RLE),
+                 Z_OK); /* fast, same ratio on zeros */
     size_t zcap = (size_t)1 << 20, zn = 0;
     uint8_t *zbuf = malloc(zcap), *zeros = calloc(1, (size_t)1 << 20);
     cr_assert(zbuf && zeros);
@@ -2023,8 +2072,8 @@ Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
     ds_split sp;
     cr_expect_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
     char want[256];
-    snprintf(want, sizeof want, "%s: a compressed element of %zu bytes inflates to more than 67108864 bytes", cfg,
-             zn);
+    snprintf(want, sizeof want,
+             "%s: a compressed element of %zu bytes inflates to more than 67108864 bytes", cfg, zn);
     cr_expect(strstr(err.msg, want), "%s", err.msg);
     ds_dataset_free(d);
 }

@@ -112,8 +112,8 @@ static double loss_at(const dh_config *c, const float *y, int32_t n, int32_t d, 
  * quadratic, so away from activation boundaries the difference is exact up to rounding of the
  * float perturbation (relative error ~1e-4 allowed). Points within 1e-2 of a boundary are
  * avoided by checking that the active set is the same at y +- eps. */
-static void check_gradient(dh_config *c, int32_t n, int32_t d, const uint8_t *sim, const float *feat, int32_t fdim,
-                           unsigned seed)
+static void check_gradient(dh_config *c, int32_t n, int32_t d, const uint8_t *sim,
+                           const float *feat, int32_t fdim, unsigned seed)
 {
     srand(seed);
     float *y = malloc(sizeof(float) * (size_t)n * d), *dy = malloc(sizeof(float) * (size_t)n * d);
@@ -136,7 +136,8 @@ static void check_gradient(dh_config *c, int32_t n, int32_t d, const uint8_t *si
             continue; /* an activation boundary lies within eps */
         double num = (sp.loss - sm.loss) / (double)((keep + eps) - (keep - eps));
         double tol = 1e-4 * fmax(1.0, fabs(num)) + 1e-5;
-        cr_assert(fabs(num - dy[i]) <= tol, "element %d: analytic %.8f, numeric %.8f", i, dy[i], num);
+        cr_assert(fabs(num - dy[i]) <= tol, "element %d: analytic %.8f, numeric %.8f", i, dy[i],
+                  num);
         checked++;
     }
     cr_assert_gt(checked, n * d / 6, "too few elements away from boundaries (%d)", checked);

@@ -40,8 +40,8 @@ Test(multi_hot, rows_in_order_and_through_an_index)
     uint8_t m[4][70];
     four_items(m);
     const uint64_t expect[4][2] = {
-        {0x8000000000000009ull, 0x0},  /* bits 0, 3, 63 */
-        {0x0, 0x21ull},                /* labels 64 and 69: bits 0 and 5 of the second word */
+        {0x8000000000000009ull, 0x0}, /* bits 0, 3, 63 */
+        {0x0, 0x21ull},               /* labels 64 and 69: bits 0 and 5 of the second word */
         {0x0, 0x0},
         {0xFFFFFFFFFFFFFFFFull, 0x3Full}, /* 70 labels: 64 + 6 */
     };
@@ -59,7 +59,8 @@ Test(multi_hot, rows_in_order_and_through_an_index)
     xp_pack_multi_hot(&m[0][0], 70, idx, 5, &sel[0][0]);
     for (int i = 0; i < 5; i++)
         for (int k = 0; k < 2; k++)
-            cr_expect_eq(sel[i][k], expect[idx[i]][k], "row %d (item %lld) word %d", i, (long long)idx[i], k);
+            cr_expect_eq(sel[i][k], expect[idx[i]][k], "row %d (item %lld) word %d", i,
+                         (long long)idx[i], k);
 }
 
 Test(multi_hot, one_word_rows)
@@ -76,10 +77,7 @@ Test(multi_hot, one_word_rows)
 #define BITS 16
 #define N_IMAGES 30
 
-static void make_tmpdir(void)
-{
-    tu_tmpdir_make("experiment");
-}
+static void make_tmpdir(void) { tu_tmpdir_make("experiment"); }
 
 TestSuite(model_codes, .init = make_tmpdir, .fini = tu_tmpdir_remove, .timeout = 120);
 
@@ -139,8 +137,8 @@ static void expect_codes_equal(const hm_codes *a, const hm_codes *b, const char 
     cr_assert_eq(a->n, b->n, "%s: %zu codes, expected %zu", what, a->n, b->n);
     cr_assert_eq(a->bits, b->bits, "%s", what);
     for (size_t i = 0; i < a->n; i++)
-        cr_assert_eq(memcmp(hm_code_row(a, i), hm_code_row(b, i), a->words * sizeof(uint64_t)), 0, "%s: code %zu",
-                     what, i);
+        cr_assert_eq(memcmp(hm_code_row(a, i), hm_code_row(b, i), a->words * sizeof(uint64_t)), 0,
+                     "%s: code %zu", what, i);
 }
 
 Test(model_codes, encoder_codes_and_weights_in_significance_order)
@@ -163,20 +161,23 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
 
     xp_codes c;
     xp_error xe;
-    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 10, db, 20, NN_PRECISION_F32, &c, &xe), XP_OK, "%s", xe.msg);
+    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 10, db, 20, NN_PRECISION_F32, &c, &xe),
+                 XP_OK, "%s", xe.msg);
     cr_assert_eq(c.bits, BITS);
     expect_codes_equal(&c.query, &eq, "model file, queries");
     expect_codes_equal(&c.db, &edb, "model file, database");
     for (int j = 0; j < BITS; j++) {
         float expect = (float)(5 * j % BITS + 1) / 16.0f;
-        cr_expect_eq(c.weights[j], expect, "weight of bit %d: %g, expected %g", j, c.weights[j], expect);
+        cr_expect_eq(c.weights[j], expect, "weight of bit %d: %g, expected %g", j, c.weights[j],
+                     expect);
     }
     xp_codes_free(&c);
     cr_expect_null(c.weights);
     cr_expect_eq(c.query.n, 0);
 
     /* The net itself, queries only (drsch encode's one set): the database stays empty. */
-    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, &c, &xe), XP_OK, "%s", xe.msg);
+    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, &c, &xe), XP_OK, "%s",
+                 xe.msg);
     expect_codes_equal(&c.query, &eq, "net, queries");
     cr_expect_eq(c.db.n, 0);
     cr_expect_null(c.db.data);
@@ -200,7 +201,8 @@ Test(model_codes, failures_say_why_and_leave_nothing)
     xp_error xe;
 
     /* No model file: the loader's message, naming it. */
-    cr_assert_eq(xp_model_codes(tu_path("missing.bin"), d, q, 3, q, 3, NN_PRECISION_F32, &c, &xe), XP_ERR_MODEL);
+    cr_assert_eq(xp_model_codes(tu_path("missing.bin"), d, q, 3, q, 3, NN_PRECISION_F32, &c, &xe),
+                 XP_ERR_MODEL);
     cr_expect_not_null(strstr(xe.msg, "missing.bin"), "%s", xe.msg);
     cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
 

@@ -97,10 +97,12 @@ Test(outputs, full_disk_on_a_small_tmpfs_keeps_the_old_file)
     snprintf(mnt, sizeof mnt, "%s", tu_path("mnt"));
     cr_assert_eq(mkdir(mnt, 0755), 0);
     /* Mounting needs root and a mount namespace of our own (so nothing outside sees it). */
-    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("tmpfs", mnt, "tmpfs", 0, "size=256k") != 0)
-        cr_skip_test("cannot mount a tmpfs here (not root, or no mount namespace); the file-size limit test "
-                     "covers the failed write");
+        cr_skip_test(
+            "cannot mount a tmpfs here (not root, or no mount namespace); the file-size limit test "
+            "covers the failed write");
     full_disk_keeps_the_old_file(mnt, strerror(ENOSPC));
     umount(mnt);
 }
@@ -295,8 +297,10 @@ Test(sets, members_are_published_with_a_manifest_that_readers_check)
     save_u8(path, 100, 6);
     npy_array a;
     hm_error err;
-    cr_assert_neq(npy_load(path, &a, &err), HM_OK, "a member that differs from the manifest was read");
-    cr_expect(strstr(err.msg, "run.manifest") && strstr(err.msg, "write the set again"), "%s", err.msg);
+    cr_assert_neq(npy_load(path, &a, &err), HM_OK,
+                  "a member that differs from the manifest was read");
+    cr_expect(strstr(err.msg, "run.manifest") && strstr(err.msg, "write the set again"), "%s",
+              err.msg);
     snprintf(path, sizeof path, "%s.weights.npy", prefix);
     assert_u8(path, 100, 5); /* the untouched member still reads */
 }
@@ -319,7 +323,8 @@ Test(sets, an_interrupted_publication_is_refused)
         snprintf(path, sizeof path, "%s.%s.npy", a, names[i]);
         npy_array arr;
         hm_error err;
-        cr_expect_neq(npy_load(path, &arr, &err), HM_OK, "%s was read beside a newer manifest", path);
+        cr_expect_neq(npy_load(path, &arr, &err), HM_OK, "%s was read beside a newer manifest",
+                      path);
     }
 }
 
@@ -361,7 +366,8 @@ Test(sets, a_second_writer_is_refused)
     char pid[32];
     snprintf(pid, sizeof pid, "process %ld", (long)getpid());
     cr_assert_neq(write_set(prefix, 10, 1, 0, msg, sizeof msg), 0, "a second writer got the set");
-    cr_expect(strstr(msg, "another drsch run") && strstr(msg, pid) && strstr(msg, "run.lock"), "%s", msg);
+    cr_expect(strstr(msg, "another drsch run") && strstr(msg, pid) && strstr(msg, "run.lock"), "%s",
+              msg);
     fio_set_abort(&first);
     cr_assert_eq(write_set(prefix, 10, 1, 0, msg, sizeof msg), 0, "%s", msg);
     cr_expect_eq(count_named(tu_path(""), ".lock"), 0, "the lock is left behind");
@@ -400,8 +406,8 @@ Test(commands, search_refuses_weights_of_another_run)
     snprintf(db, sizeof db, "%s", tu_path("enc.codes.npy"));
     snprintf(w, sizeof w, "%s", tu_path("enc.weights.npy"));
     snprintf(res, sizeof res, "%s", tu_path("res"));
-    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s", tu_exe(), db,
-                    tu_path("q.npy"), w, res);
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s",
+                    tu_exe(), db, tu_path("q.npy"), w, res);
     cr_assert_eq(rc, 0, "%s", out);
     cr_expect_eq(access(tu_path("res.manifest"), F_OK), 0, "search writes its results as a set");
     /* weights of another run (4 bits) put beside the codes */
@@ -409,18 +415,20 @@ Test(commands, search_refuses_weights_of_another_run)
     size_t s4[1] = {4};
     hm_error err;
     cr_assert_eq(npy_save(w, NPY_F32, 1, s4, w4, &err), HM_OK);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s", tu_exe(), db,
-                tu_path("q.npy"), w, res);
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s",
+                tu_exe(), db, tu_path("q.npy"), w, res);
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect(strstr(out, "enc.manifest") != NULL, "%s", out);
-    /* the same short weights as a file of their own: the first 4 bits are searched, never silently */
+    /* the same short weights as a file of their own: the first 4 bits are searched, never silently
+     */
     cr_assert_eq(npy_save(tu_path("w4.npy"), NPY_F32, 1, s4, w4, &err), HM_OK);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s", tu_exe(), db,
-                tu_path("q.npy"), tu_path("w4.npy"), res);
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s",
+                tu_exe(), db, tu_path("q.npy"), tu_path("w4.npy"), res);
     cr_expect_eq(rc, 0, "%s", out);
     cr_expect(strstr(out, "searching the first 4 of the 8 bits") != NULL, "%s", out);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --bits 4 --k 3 --out %s", tu_exe(),
-                db, tu_path("q.npy"), tu_path("w4.npy"), res);
+    rc = tu_run(out, sizeof out,
+                "%s search --db %s --queries %s --weights %s --bits 4 --k 3 --out %s", tu_exe(), db,
+                tu_path("q.npy"), tu_path("w4.npy"), res);
     cr_expect_eq(rc, 0, "%s", out);
     cr_expect(strstr(out, "searching the first") == NULL, "--bits given: no note: %s", out);
 }
@@ -468,19 +476,22 @@ Test(commands, eval_json_into_a_link_writes_its_target_and_a_device_in_place)
     cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, s2, ql, &err), HM_OK);
     tu_write_file(tu_path("report.json"), "old", 3);
     cr_assert_eq(symlink("report.json", tu_path("latest.json")), 0);
-    int rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s --json %s", tu_exe(),
-                    tu_path("q.npy"), tu_path("enc.codes.npy"), tu_path("ql.npy"), tu_path("dbl.npy"),
-                    tu_path("latest.json"));
+    int rc =
+        tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s --json %s",
+               tu_exe(), tu_path("q.npy"), tu_path("enc.codes.npy"), tu_path("ql.npy"),
+               tu_path("dbl.npy"), tu_path("latest.json"));
     cr_assert_eq(rc, 0, "%s", out);
     struct stat st;
     cr_assert_eq(lstat(tu_path("latest.json"), &st), 0);
     cr_expect(S_ISLNK(st.st_mode), "the link was replaced by a file");
     char *text = tu_slurp(tu_path("report.json"), NULL);
     cr_assert_not_null(text);
-    cr_expect(strstr(text, "\"benchmarks\"") != NULL, "the link's target was not written: %s", text);
+    cr_expect(strstr(text, "\"benchmarks\"") != NULL, "the link's target was not written: %s",
+              text);
     free(text);
     /* a device is written in place */
-    rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s --json /dev/null", tu_exe(),
+    rc = tu_run(out, sizeof out,
+                "%s eval --codes %s --db %s --qlabels %s --dblabels %s --json /dev/null", tu_exe(),
                 tu_path("q.npy"), tu_path("enc.codes.npy"), tu_path("ql.npy"), tu_path("dbl.npy"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(stat("/dev/null", &st), 0);

@@ -71,7 +71,8 @@ static void result_free(result *r)
 
 /* Runs `ENV drsch ARGS` (shell syntax; env: "" or assignments such as "OMP_NUM_THREADS=8") with
  * stdout and stderr in files; stdout goes to `out_path` when given (e.g. /dev/full). */
-static result run_to(const char *out_path, const char *env, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static result run_to(const char *out_path, const char *env, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static result run_to(const char *out_path, const char *env, const char *fmt, ...)
 {
     char args[2048], sink[256], o[512], e[512];
@@ -84,7 +85,8 @@ static result run_to(const char *out_path, const char *env, const char *fmt, ...
     unlink(o);
     tu_write_file(o, "", 0);
     result r;
-    r.rc = tu_run(sink, sizeof sink, "{ %s %s %s >%s 2>%s; }", env, tu_exe(), args, out_path ? out_path : o, e);
+    r.rc = tu_run(sink, sizeof sink, "{ %s %s %s >%s 2>%s; }", env, tu_exe(), args,
+                  out_path ? out_path : o, e);
     r.out = tu_slurp(o, NULL);
     r.err = tu_slurp(e, NULL);
     return r;
@@ -95,9 +97,11 @@ static result run_to(const char *out_path, const char *env, const char *fmt, ...
 #define SEARCH_ARGS "search --db %s --queries %s --k 5 --out %s"
 #define SEARCH_FILES tu_path("db.npy"), tu_path("q.npy"), tu_path("res")
 
-/* ---- stdout that cannot be written ------------------------------------------------------------ */
+/* ---- stdout that cannot be written ------------------------------------------------------------
+ */
 
-static void expect_stdout_failure(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect_stdout_failure(const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void expect_stdout_failure(const char *what, const char *fmt, ...)
 {
     char args[2048];
@@ -106,8 +110,10 @@ static void expect_stdout_failure(const char *what, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     result r = run_to("/dev/full", "", "%s", args);
-    cr_expect_eq(r.rc, 1, "%s > /dev/full: exit %d (results lost, success reported); stderr: %s", what, r.rc, r.err);
-    cr_expect(strstr(r.err, "drsch: cannot write standard output: No space left on device\n") != NULL,
+    cr_expect_eq(r.rc, 1, "%s > /dev/full: exit %d (results lost, success reported); stderr: %s",
+                 what, r.rc, r.err);
+    cr_expect(strstr(r.err, "drsch: cannot write standard output: No space left on device\n") !=
+                  NULL,
               "%s > /dev/full: stderr: %s", what, r.err);
     result_free(&r);
 }
@@ -158,8 +164,8 @@ Test(stdout_lost, closed_pipe_with_sigpipe_ignored_fails)
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     char *err = tu_slurp(errf, NULL);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "drsch --version into a closed pipe: status %#x; stderr: %s", st,
-              err);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+              "drsch --version into a closed pipe: status %#x; stderr: %s", st, err);
     cr_expect(strstr(err, "drsch: cannot write standard output: Broken pipe\n") != NULL, "%s", err);
     free(err);
 }
@@ -187,8 +193,8 @@ Test(lapack, drsch_does_not_load_blas_or_lapack_at_start)
     int rc = tu_run(out, sizeof out, "LD_TRACE_LOADED_OBJECTS=1 %s", tu_exe());
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "libc.so") != NULL, "no library list: %s", out);
-    cr_expect(strstr(out, "blas") == NULL && strstr(out, "lapack") == NULL, "drsch loads BLAS/LAPACK at start:\n%s",
-              out);
+    cr_expect(strstr(out, "blas") == NULL && strstr(out, "lapack") == NULL,
+              "drsch loads BLAS/LAPACK at start:\n%s", out);
 }
 
 /* With the address space limited to 250 MB every command used to hang at exit when OpenBLAS was
@@ -196,13 +202,15 @@ Test(lapack, drsch_does_not_load_blas_or_lapack_at_start)
 Test(lapack, commands_end_under_an_address_space_limit)
 {
 #ifdef __SANITIZE_ADDRESS__
-    cr_skip_test("AddressSanitizer reserves terabytes of shadow address space: nothing starts under ulimit -v");
+    cr_skip_test("AddressSanitizer reserves terabytes of shadow address space: nothing starts "
+                 "under ulimit -v");
 #endif
     char out[8192];
-    int rc = tu_run(out, sizeof out, "sh -c 'ulimit -v 250000 && exec timeout 10 %s --version'", tu_exe());
+    int rc = tu_run(out, sizeof out, "sh -c 'ulimit -v 250000 && exec timeout 10 %s --version'",
+                    tu_exe());
     cr_expect_eq(rc, 0, "drsch --version under ulimit -v 250000: exit %d (124: hung): %s", rc, out);
-    rc = tu_run(out, sizeof out, "sh -c 'ulimit -v 250000 && exec timeout 10 %s " EVAL_ARGS "'", tu_exe(),
-                EVAL_FILES);
+    rc = tu_run(out, sizeof out, "sh -c 'ulimit -v 250000 && exec timeout 10 %s " EVAL_ARGS "'",
+                tu_exe(), EVAL_FILES);
     cr_expect_eq(rc, 0, "drsch eval under ulimit -v 250000: exit %d (124: hung): %s", rc, out);
 }
 
@@ -218,7 +226,8 @@ Test(lapack, itq_loads_lapack_when_it_needs_it)
     for (int i = 0; i < N; i++)
         for (int j = 0; j < D; j++) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
-            x[i * D + j] = (float)((double)(s >> 40) / (double)(1 << 24)) * (float)(j + 1) + (float)(i % 3);
+            x[i * D + j] =
+                (float)((double)(s >> 40) / (double)(1 << 24)) * (float)(j + 1) + (float)(i % 3);
         }
     bl_model m;
     bl_error err;
@@ -227,7 +236,8 @@ Test(lapack, itq_loads_lapack_when_it_needs_it)
     if (!user)
         cr_expect_str_eq(getenv("OPENBLAS_NUM_THREADS"), "1");
     else
-        cr_expect_str_eq(getenv("OPENBLAS_NUM_THREADS"), user, "the user's OPENBLAS_NUM_THREADS was replaced");
+        cr_expect_str_eq(getenv("OPENBLAS_NUM_THREADS"), user,
+                         "the user's OPENBLAS_NUM_THREADS was replaced");
     for (int a = 0; a < B; a++)
         for (int b = 0; b < B; b++) {
             double dot = 0;
@@ -287,12 +297,14 @@ static void expect_warning(const char *err, int threads, int ncores, const char 
 {
     char want[128], hint[160];
     snprintf(want, sizeof want, "drsch: warning: %d threads", threads);
-    snprintf(hint, sizeof hint, " on %d cores: OpenMP threads will wait for each other; use --threads %d\n", ncores,
+    snprintf(hint, sizeof hint,
+             " on %d cores: OpenMP threads will wait for each other; use --threads %d\n", ncores,
              ncores);
     const char *w = strstr(err, want);
     cr_expect(w && strstr(w, hint), "%s: no warning '%s...%s' in: %s", what, want, hint, err);
     if (w)
-        cr_expect(strstr(w + 1, "drsch: warning:") == NULL, "%s: more than one warning: %s", what, err);
+        cr_expect(strstr(w + 1, "drsch: warning:") == NULL, "%s: more than one warning: %s", what,
+                  err);
 }
 
 Test(threads, omp_num_threads_above_1024_is_capped_with_a_warning)

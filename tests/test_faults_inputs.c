@@ -21,10 +21,7 @@
 #include "test_util.h"
 #include "train.h"
 
-static void setup(void)
-{
-    tu_tmpdir_make("faults-inputs");
-}
+static void setup(void) { tu_tmpdir_make("faults-inputs"); }
 
 TestSuite(faults_inputs, .init = setup, .fini = tu_tmpdir_remove, .timeout = 120);
 
@@ -105,12 +102,14 @@ Test(faults_inputs, json_reports)
     tu_write_file(cut, text, sizeof text - 1);
     cr_expect_eq(rp_read_file(cut, &r, &err), RP_ERR_FORMAT);
     char want[700];
-    snprintf(want, sizeof want, "%s: JSON parse error at byte %zu (line 3, column", cut, sizeof text - 1);
+    snprintf(want, sizeof want, "%s: JSON parse error at byte %zu (line 3, column", cut,
+             sizeof text - 1);
     cr_expect(strstr(err.msg, want) && strstr(err.msg, "ends early"), "%s", err.msg);
     const char *bad = tu_path("bad.json");
     tu_write_file(bad, "{\"benchmarks\": [}", 17);
     cr_expect_eq(rp_read_file(bad, &r, &err), RP_ERR_FORMAT);
-    cr_expect(strstr(err.msg, "JSON parse error at byte 16 (line 1, column 17), at '}'"), "%s", err.msg);
+    cr_expect(strstr(err.msg, "JSON parse error at byte 16 (line 1, column 17), at '}'"), "%s",
+              err.msg);
     /* still: valid JSON without the array */
     const char *other = tu_path("other.json");
     tu_write_file(other, "{}", 2);
@@ -229,8 +228,9 @@ Test(faults_state, state_beyond_iters_refused)
     alarm(60);
     cr_expect_eq(train(&c, d, &sp, model, model, &err), TR_ERR_ARG, "%s", err.msg);
     alarm(0);
-    cr_expect(strstr(err.msg, state) && strstr(err.msg, "iteration 1000000000000, beyond --iters 2"), "%s",
-              err.msg);
+    cr_expect(strstr(err.msg, state) &&
+                  strstr(err.msg, "iteration 1000000000000, beyond --iters 2"),
+              "%s", err.msg);
 }
 
 /* "trained with other settings" named none of them. */
@@ -249,8 +249,9 @@ Test(faults_state, resume_names_the_settings_that_differ)
     o.seed = 7;
     cr_expect_eq(train(&o, d, &sp, tu_path("other.bin"), model, &err), TR_ERR_ARG, "%s", err.msg);
     cr_expect(strstr(err.msg, "other settings"), "%s", err.msg);
-    cr_expect(strstr(err.msg, "--lr 0.002 (this run: 0.001") && strstr(err.msg, "--seed 1 (this run: 7)"), "%s",
-              err.msg);
+    cr_expect(strstr(err.msg, "--lr 0.002 (this run: 0.001") &&
+                  strstr(err.msg, "--seed 1 (this run: 7)"),
+              "%s", err.msg);
     cr_expect_null(strstr(err.msg, "--iters"), "%s", err.msg);
 }
 
@@ -272,7 +273,8 @@ Test(faults_state, resume_with_more_iters_extends_the_run)
     cr_assert_eq(train(&c4, d, &sp, b, NULL, &err), TR_OK, "%s", err.msg);
     size_t la, lb;
     char *pa = tu_slurp(a, &la), *pb = tu_slurp(b, &lb);
-    cr_expect(la == lb && memcmp(pa, pb, la) == 0, "the extended run differs from one run of 4 iterations");
+    cr_expect(la == lb && memcmp(pa, pb, la) == 0,
+              "the extended run differs from one run of 4 iterations");
     free(pa);
     free(pb);
 }

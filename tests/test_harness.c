@@ -14,10 +14,7 @@
 #include "report.h"
 #include "test_util.h"
 
-static void make_tmpdir(void)
-{
-    tu_tmpdir_make("harness");
-}
+static void make_tmpdir(void) { tu_tmpdir_make("harness"); }
 
 TestSuite(report);
 
@@ -34,16 +31,21 @@ Test(report, google_benchmark_schema)
     free(text);
     cr_assert_not_null(j);
     cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
-    static const char *ctx_keys[] = {"date", "host_name", "executable", "num_cpus", "mhz_per_cpu",
-                                     "cpu_scaling_enabled", "caches", "load_avg", "library_build_type",
-                                     "drsch_version", "git_commit", "compiler", "isa", "threads", "protocol"};
+    static const char *ctx_keys[] = {"date",          "host_name",   "executable",
+                                     "num_cpus",      "mhz_per_cpu", "cpu_scaling_enabled",
+                                     "caches",        "load_avg",    "library_build_type",
+                                     "drsch_version", "git_commit",  "compiler",
+                                     "isa",           "threads",     "protocol"};
     for (size_t i = 0; i < sizeof ctx_keys / sizeof ctx_keys[0]; i++)
-        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(ctx, ctx_keys[i]), "context.%s", ctx_keys[i]);
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(ctx, ctx_keys[i]), "context.%s",
+                           ctx_keys[i]);
     cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "benchmarks"), 0);
-    static const char *b_keys[] = {"name", "run_name", "run_type", "repetitions", "repetition_index",
-                                   "threads", "iterations", "real_time", "cpu_time", "time_unit"};
+    static const char *b_keys[] = {
+        "name",    "run_name",   "run_type",  "repetitions", "repetition_index",
+        "threads", "iterations", "real_time", "cpu_time",    "time_unit"};
     for (size_t i = 0; i < sizeof b_keys / sizeof b_keys[0]; i++)
-        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(b, b_keys[i]), "benchmarks[0].%s", b_keys[i]);
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(b, b_keys[i]), "benchmarks[0].%s",
+                           b_keys[i]);
     cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(b, "run_type")->valuestring, "iteration");
     cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(b, "mAP")->valuedouble, 0.8, 1e-12);
     cr_assert_eq(cJSON_GetArraySize(b), 13);
@@ -80,8 +82,8 @@ Test(search, matches_brute_force_with_truncation_and_weights)
     save_codes("db.npy", N, RB, db);
     save_codes("q.npy", Q, RB, q);
     char out[4096];
-    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --bits %d --out %s", tu_exe(),
-                    tu_path("db.npy"), tu_path("q.npy"), K, BITS, tu_path("r"));
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --bits %d --out %s",
+                    tu_exe(), tu_path("db.npy"), tu_path("q.npy"), K, BITS, tu_path("r"));
     cr_assert_eq(rc, 0, "%s", out);
     npy_array ai, ad;
     hm_error err;
@@ -120,8 +122,8 @@ Test(search, matches_brute_force_with_truncation_and_weights)
         w[i] = (float)(i % 4) + 0.5f;
     size_t wshape[1] = {BITS};
     cr_assert_eq(npy_save(tu_path("w.npy"), NPY_F32, 1, wshape, w, &err), HM_OK);
-    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --weights %s --out %s", tu_exe(),
-                tu_path("db.npy"), tu_path("q.npy"), K, tu_path("w.npy"), tu_path("w"));
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --weights %s --out %s",
+                tu_exe(), tu_path("db.npy"), tu_path("q.npy"), K, tu_path("w.npy"), tu_path("w"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(npy_load(tu_path("w.distances.npy"), &ad, &err), HM_OK);
     cr_assert_eq(npy_load(tu_path("w.indices.npy"), &ai, &err), HM_OK);
@@ -174,8 +176,10 @@ Test(search, bad_input_gives_clear_errors)
         {"--db %s/trunc.npy --queries %s/q.npy --k 3 --out %s/o", "trunc.npy", 1},
         {"--db %s/missing.npy --queries %s/q.npy --k 3 --out %s/o", "missing.npy", 1},
         {"--db %s/db.npy --queries %s/q.npy --k 3 --weights %s/wnan.npy --out %s/o", "wnan.npy", 1},
-        {"--db %s/db.npy --queries %s/q.npy --k 3 --bits 12 --weights %s/wshort.npy --out %s/o", "wshort.npy", 1},
-        {"--db %s/db.npy --queries %s/q.npy --k 3 --weights %s/wlong.npy --out %s/o", "wlong.npy", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --bits 12 --weights %s/wshort.npy --out %s/o",
+         "wshort.npy", 1},
+        {"--db %s/db.npy --queries %s/q.npy --k 3 --weights %s/wlong.npy --out %s/o", "wlong.npy",
+         1},
         {"--db %s/db.npy --queries %s/q.npy --k 3 --bits 17 --out %s/o", "17", 1},
         {"--db %s/db.npy --queries %s/q.npy --k 0 --out %s/o", "--k", 2},
         {"--db %s/db.npy --queries %s/q.npy --k 3x --out %s/o", "--k", 2},
@@ -192,8 +196,10 @@ Test(search, bad_input_gives_clear_errors)
         snprintf(args, sizeof args, cases[i].args, tu_tmpdir, tu_tmpdir, tu_tmpdir, tu_tmpdir);
         int rc = tu_run(out, sizeof out, "%s search %s", tu_exe(), args);
         cr_assert_eq(rc, cases[i].code, "case %zu (%s): exit %d, output: %s", i, args, rc, out);
-        cr_assert(strstr(out, cases[i].needle) != NULL, "case %zu: '%s' not in: %s", i, cases[i].needle, out);
-        cr_assert(strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL, "%s", out);
+        cr_assert(strstr(out, cases[i].needle) != NULL, "case %zu: '%s' not in: %s", i,
+                  cases[i].needle, out);
+        cr_assert(strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL,
+                  "%s", out);
     }
     cr_assert_neq(access(tu_path("o.indices.npy"), F_OK), 0, "no output after a failure");
 }
@@ -205,12 +211,13 @@ Test(search, database_larger_than_memory_is_refused)
     save_codes("q.npy", 2, 2, q);
     /* A sparse .npy of 2^40 one-byte codes: 1 TiB announced, nothing allocated on disk. */
     uint8_t img[256];
-    size_t n = tu_npy_image(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (1099511627776, 1), }", "", 0);
+    size_t n = tu_npy_image(
+        img, "{'descr': '|u1', 'fortran_order': False, 'shape': (1099511627776, 1), }", "", 0);
     tu_write_file(tu_path("huge.npy"), img, n);
     cr_assert_eq(truncate(tu_path("huge.npy"), (off_t)n + ((off_t)1 << 40)), 0);
     char out[4096];
-    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 1 --out %s", tu_exe(), tu_path("huge.npy"),
-                    tu_path("q.npy"), tu_path("o"));
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 1 --out %s", tu_exe(),
+                    tu_path("huge.npy"), tu_path("q.npy"), tu_path("o"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "GiB") && strstr(out, "available"), "%s", out);
 }
@@ -229,7 +236,8 @@ Test(search, help_and_version)
             f++;
     }
     cr_assert_eq(tu_run(out, sizeof out, "%s --version", tu_exe()), 0);
-    cr_assert(strstr(out, "commit:") && strstr(out, "isa:") && strstr(out, "threads:") && strstr(out, "compiler:"),
+    cr_assert(strstr(out, "commit:") && strstr(out, "isa:") && strstr(out, "threads:") &&
+                  strstr(out, "compiler:"),
               "%s", out);
     cr_assert_eq(tu_run(out, sizeof out, "%s frobnicate", tu_exe()), 2);
     cr_assert(strstr(out, "unknown command") != NULL);
@@ -244,11 +252,13 @@ static void write_report(const char *name, double time_ms, double map, int reps,
     char buf[8192];
     int n = snprintf(buf, sizeof buf, "{\"context\": {}, \"benchmarks\": [");
     for (int r = 0; r < reps; r++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n,
-                      "%s{\"name\": \"BM_a\", \"run_name\": \"BM_a\", \"run_type\": \"iteration\", \"repetitions\": %d,"
-                      " \"repetition_index\": %d, \"threads\": 1, \"iterations\": 1, \"real_time\": %g,"
-                      " \"cpu_time\": %g, \"time_unit\": \"ms\", \"mAP\": %g}",
-                      r ? ", " : "", reps, r, time_ms + jitter * r, time_ms, map);
+        n += snprintf(
+            buf + n, sizeof buf - (size_t)n,
+            "%s{\"name\": \"BM_a\", \"run_name\": \"BM_a\", \"run_type\": \"iteration\", "
+            "\"repetitions\": %d,"
+            " \"repetition_index\": %d, \"threads\": 1, \"iterations\": 1, \"real_time\": %g,"
+            " \"cpu_time\": %g, \"time_unit\": \"ms\", \"mAP\": %g}",
+            r ? ", " : "", reps, r, time_ms + jitter * r, time_ms, map);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "]}");
     tu_write_file(tu_path(name), buf, (size_t)n);
 }
@@ -260,42 +270,51 @@ Test(compare, gates_slowdowns_and_metric_drops)
     write_report("same.json", 105, 0.795, 1, 0);
     write_report("slow.json", 120, 0.80, 1, 0);
     write_report("drop.json", 100, 0.78, 1, 0);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("same.json")), 0,
-                 "%s", out);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("slow.json")), 1,
-                 "%s", out);
-    cr_assert(strstr(out, "BM_a") && strstr(out, "regression"), "%s", out);
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s compare --no-time %s %s", tu_exe(), tu_path("base.json"), tu_path("slow.json")), 0);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 0.25 %s %s", tu_exe(), tu_path("base.json"),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"),
+                        tu_path("same.json")),
+                 0, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"),
                         tu_path("slow.json")),
+                 1, "%s", out);
+    cr_assert(strstr(out, "BM_a") && strstr(out, "regression"), "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --no-time %s %s", tu_exe(),
+                        tu_path("base.json"), tu_path("slow.json")),
                  0);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("drop.json")), 1,
-                 "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 0.25 %s %s", tu_exe(),
+                        tu_path("base.json"), tu_path("slow.json")),
+                 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"),
+                        tu_path("drop.json")),
+                 1, "%s", out);
     cr_assert(strstr(out, "mAP") && strstr(out, "0.7800"), "%s", out);
     /* Repetitions: medians compared, a difference inside the spread is noise. */
-    write_report("rep_base.json", 100, 0.8, 5, 10);  /* 100..140, median 120 */
-    write_report("rep_cur.json", 120, 0.8, 5, 10);   /* 120..160, median 140: +16.7%, spread 40 */
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("rep_base.json"), tu_path("rep_cur.json")), 0,
-        "%s", out);
+    write_report("rep_base.json", 100, 0.8, 5, 10); /* 100..140, median 120 */
+    write_report("rep_cur.json", 120, 0.8, 5, 10);  /* 120..160, median 140: +16.7%, spread 40 */
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("rep_base.json"),
+                        tu_path("rep_cur.json")),
+                 0, "%s", out);
     cr_assert(strstr(out, "within noise") != NULL, "%s", out);
     tu_write_file(tu_path("junk.json"), "{\"x\": 1}", 8);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"), tu_path("junk.json")), 2);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("base.json"),
+                        tu_path("junk.json")),
+                 2);
     cr_assert(strstr(out, "junk.json") != NULL, "%s", out);
 }
 
 /* CMC counters (rank-k, as drsch eval and drsch reproduce write them for re-id) are gated like
  * mAP; counts such as "queries" are not metrics. */
-static void write_cmc_report(const char *name, double rank1, double rank20, double queries, int with_rank20)
+static void write_cmc_report(const char *name, double rank1, double rank20, double queries,
+                             int with_rank20)
 {
     char buf[2048];
-    int n = snprintf(buf, sizeof buf,
-                     "{\"context\": {}, \"benchmarks\": [{\"name\": \"reproduce/cuhk03/mean/bits:48\", "
-                     "\"run_name\": \"reproduce/cuhk03/mean/bits:48\", \"run_type\": \"iteration\", "
-                     "\"repetitions\": 1, \"repetition_index\": 0, \"threads\": 1, \"iterations\": 1, "
-                     "\"real_time\": 10, \"cpu_time\": 10, \"time_unit\": \"s\", \"rank-1\": %g, \"queries\": %g%s",
-                     rank1, queries, with_rank20 ? ", \"rank-20\": " : "");
+    int n =
+        snprintf(buf, sizeof buf,
+                 "{\"context\": {}, \"benchmarks\": [{\"name\": \"reproduce/cuhk03/mean/bits:48\", "
+                 "\"run_name\": \"reproduce/cuhk03/mean/bits:48\", \"run_type\": \"iteration\", "
+                 "\"repetitions\": 1, \"repetition_index\": 0, \"threads\": 1, \"iterations\": 1, "
+                 "\"real_time\": 10, \"cpu_time\": 10, \"time_unit\": \"s\", \"rank-1\": %g, "
+                 "\"queries\": %g%s",
+                 rank1, queries, with_rank20 ? ", \"rank-20\": " : "");
     if (with_rank20)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "%g", rank20);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "}]}");
@@ -306,22 +325,23 @@ Test(compare, gates_cmc_counters_like_map)
 {
     char out[8192];
     write_cmc_report("cmc_base.json", 0.50, 0.90, 500, 1);
-    write_cmc_report("cmc_same.json", 0.495, 0.90, 100, 1); /* within 0.01; fewer queries is no regression */
+    write_cmc_report("cmc_same.json", 0.495, 0.90, 100,
+                     1); /* within 0.01; fewer queries is no regression */
     write_cmc_report("cmc_drop.json", 0.48, 0.90, 500, 1);
     write_cmc_report("cmc_missing.json", 0.50, 0, 500, 0);
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"), tu_path("cmc_same.json")), 0,
-        "%s", out);
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"), tu_path("cmc_drop.json")), 1,
-        "%s", out);
-    cr_assert(strstr(out, "rank-1 0.5000 -> 0.4800") != NULL, "%s", out);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-metric-drop 0.05 %s %s", tu_exe(), tu_path("cmc_base.json"),
-                        tu_path("cmc_drop.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"),
+                        tu_path("cmc_same.json")),
                  0, "%s", out);
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"), tu_path("cmc_missing.json")), 1,
-        "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"),
+                        tu_path("cmc_drop.json")),
+                 1, "%s", out);
+    cr_assert(strstr(out, "rank-1 0.5000 -> 0.4800") != NULL, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-metric-drop 0.05 %s %s", tu_exe(),
+                        tu_path("cmc_base.json"), tu_path("cmc_drop.json")),
+                 0, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s", tu_exe(), tu_path("cmc_base.json"),
+                        tu_path("cmc_missing.json")),
+                 1, "%s", out);
     cr_assert(strstr(out, "rank-20 missing in current") != NULL, "%s", out);
 }
 
@@ -333,13 +353,16 @@ Test(compare, google_benchmark_compare_py_reads_drsch_reports)
         cr_skip_test("%s missing (Debian package libbenchmark-tools)", py);
     char out[16384];
     for (int i = 0; i < 2; i++) {
-        int rc =
-            tu_run(out, sizeof out, "%s bench hamming --n 5000 --queries 20 --bits 64 --k 10 --repetitions 1 --json %s",
-                   tu_exe(), tu_path(i ? "b.json" : "a.json"));
+        int rc = tu_run(
+            out, sizeof out,
+            "%s bench hamming --n 5000 --queries 20 --bits 64 --k 10 --repetitions 1 --json %s",
+            tu_exe(), tu_path(i ? "b.json" : "a.json"));
         cr_assert_eq(rc, 0, "%s", out);
     }
-    int rc = tu_run(out, sizeof out, "/usr/bin/python3 %s benchmarks %s %s", py, tu_path("a.json"), tu_path("b.json"));
+    int rc = tu_run(out, sizeof out, "/usr/bin/python3 %s benchmarks %s %s", py, tu_path("a.json"),
+                    tu_path("b.json"));
     cr_assert_eq(rc, 0, "compare.py failed: %s", out);
-    cr_assert(strstr(out, "BM_HammingTopK/scalar") != NULL, "compare.py output lacks drsch's entries: %s", out);
+    cr_assert(strstr(out, "BM_HammingTopK/scalar") != NULL,
+              "compare.py output lacks drsch's entries: %s", out);
     cr_assert(strstr(out, "Traceback") == NULL, "%s", out);
 }

@@ -12,10 +12,7 @@
 #include "npy.h"
 #include "test_util.h"
 
-static void make_tmpdir(void)
-{
-    tu_tmpdir_make("io");
-}
+static void make_tmpdir(void) { tu_tmpdir_make("io"); }
 
 TestSuite(npy, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
@@ -33,7 +30,8 @@ Test(npy, round_trip_every_dtype_and_rank)
             for (size_t i = 0; i < count * es; i++)
                 data[i] = (uint8_t)(i * 37 + t);
             hm_error err;
-            cr_assert_eq(npy_save(tu_path("a.npy"), types[t], nd, shapes[nd - 1], data, &err), HM_OK, "%s", err.msg);
+            cr_assert_eq(npy_save(tu_path("a.npy"), types[t], nd, shapes[nd - 1], data, &err),
+                         HM_OK, "%s", err.msg);
             npy_array a;
             cr_assert_eq(npy_load(tu_path("a.npy"), &a, &err), HM_OK, "%s", err.msg);
             cr_assert_eq(a.dtype, types[t]);
@@ -61,7 +59,8 @@ Test(npy, header_is_numpy_compatible)
     cr_assert_eq((10 + hlen) % 64, 0, "payload must start on a 64-byte boundary");
     cr_assert_eq(n, 10 + hlen + 6);
     cr_assert_eq(buf[10 + hlen - 1], '\n');
-    cr_assert(strstr(buf + 10, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }") == buf + 10);
+    cr_assert(strstr(buf + 10, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }") ==
+              buf + 10);
 }
 
 static void expect_load_error(const uint8_t *img, size_t len, const char *needle)
@@ -69,7 +68,8 @@ static void expect_load_error(const uint8_t *img, size_t len, const char *needle
     tu_write_file(tu_path("bad.npy"), img, len);
     npy_array a;
     hm_error err;
-    cr_assert_neq(npy_load(tu_path("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)", needle);
+    cr_assert_neq(npy_load(tu_path("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)",
+                  needle);
     cr_assert(strstr(err.msg, "bad.npy") != NULL, "error names the file: %s", err.msg);
     cr_assert(strstr(err.msg, needle) != NULL, "error '%s' should mention '%s'", err.msg, needle);
     cr_assert_null(a.data);
@@ -79,7 +79,8 @@ static void expect_load_error(const uint8_t *img, size_t len, const char *needle
 Test(npy, malformed_files_are_refused_with_a_reason)
 {
     uint8_t img[512], pay[64] = {0};
-    size_t n = tu_npy_image(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 2), }", pay, 8);
+    size_t n =
+        tu_npy_image(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 2), }", pay, 8);
     expect_load_error(img, n - 1, "truncated");
     uint8_t extra[512];
     memcpy(extra, img, n);
@@ -95,9 +96,13 @@ Test(npy, malformed_files_are_refused_with_a_reason)
     expect_load_error(img, n, "shape");
     n = tu_npy_image(img, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", pay, 16);
     expect_load_error(img, n, "shape");
-    n = tu_npy_image(img, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", pay, 8);
+    n = tu_npy_image(img, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", pay,
+                     8);
     expect_load_error(img, n, "dtype");
-    n = tu_npy_image(img, "{'descr': '|u1', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", pay, 8);
+    n = tu_npy_image(img,
+                     "{'descr': '|u1', 'fortran_order': False, 'shape': (99999999999, 99999999999, "
+                     "99999999999), }",
+                     pay, 8);
     expect_load_error(img, n, "overflow");
     memcpy(img, "\x93NUMPY\x09\x00", 8);
     expect_load_error(img, 64, "version");

@@ -25,10 +25,7 @@
 #include "report_read.h"
 #include "test_util.h"
 
-static void make_tmpdir(void)
-{
-    tu_tmpdir_make("file-errors");
-}
+static void make_tmpdir(void) { tu_tmpdir_make("file-errors"); }
 
 TestSuite(file_errors, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
@@ -45,7 +42,8 @@ static void expect_msg(const char *msg, const char *path, const char *cause)
 {
     char want[1024];
     snprintf(want, sizeof want, "%s: ", path);
-    cr_expect(strncmp(msg, want, strlen(want)) == 0, "does not start with the path %s: %s", path, msg);
+    cr_expect(strncmp(msg, want, strlen(want)) == 0, "does not start with the path %s: %s", path,
+              msg);
     cr_expect(strstr(msg, cause), "no '%s' in: %s", cause, msg);
     cr_expect_null(strstr(msg, ".tmp"), "names the temporary file: %s", msg);
 }
@@ -141,7 +139,8 @@ Test(messages, isa_refusals_read_as_sentences)
     if (hm_isa_compiled(HM_ISA_AVX512) && !hm_isa_supported(HM_ISA_AVX512)) {
         /* what `drsch search --isa avx512` shows on an AVX2-only machine */
         cr_expect_eq(hm_isa_set(HM_ISA_AVX512, &err), HM_ERR_ISA);
-        snprintf(want, sizeof want, "avx512: this CPU does not support AVX-512 F+BW+VPOPCNTDQ (best here: %s)",
+        snprintf(want, sizeof want,
+                 "avx512: this CPU does not support AVX-512 F+BW+VPOPCNTDQ (best here: %s)",
                  hm_isa_name(best));
         cr_expect_str_eq(err.msg, want);
     }

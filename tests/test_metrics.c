@@ -100,13 +100,13 @@ Test(metrics, k_beyond_the_database_divides_by_the_items_retrieved)
             ev_options opt = {.topk = cases[c].k, .radius = 2};
             ev_retrieval r;
             ev_error err;
-            cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, weighted ? w : NULL, &opt, &r, &err), EV_OK, "%s",
-                         err.msg);
+            cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, weighted ? w : NULL, &opt, &r, &err),
+                         EV_OK, "%s", err.msg);
             double apk = cases[c].apk ? cases[c].apk : ap;
-            cr_assert_float_eq(r.precision_at_k, cases[c].pk / 2, EPS, "K %zu weighted %d: P@K %g", cases[c].k,
-                               weighted, r.precision_at_k);
-            cr_assert_float_eq(r.map_at_k, apk / 2, EPS, "K %zu weighted %d: mAP@K %g", cases[c].k, weighted,
-                               r.map_at_k);
+            cr_assert_float_eq(r.precision_at_k, cases[c].pk / 2, EPS, "K %zu weighted %d: P@K %g",
+                               cases[c].k, weighted, r.precision_at_k);
+            cr_assert_float_eq(r.map_at_k, apk / 2, EPS, "K %zu weighted %d: mAP@K %g", cases[c].k,
+                               weighted, r.map_at_k);
             if (cases[c].k >= 5)
                 cr_assert_float_eq(r.map_at_k, r.map_all, EPS);
             cr_assert_eq(r.queries_without_relevant, 1);
@@ -173,8 +173,12 @@ Test(metrics, tie_aware_ap_matches_enumeration)
                     if (a == b || a == c || a == d || b == c || b == d || c == d)
                         continue;
                     perm[0] = a, perm[1] = b, perm[2] = c, perm[3] = d;
-                    uint8_t rel[6] = {0, (uint8_t)g[perm[0]], (uint8_t)g[perm[1]], (uint8_t)g[perm[2]],
-                                      (uint8_t)g[perm[3]], 1};
+                    uint8_t rel[6] = {0,
+                                      (uint8_t)g[perm[0]],
+                                      (uint8_t)g[perm[1]],
+                                      (uint8_t)g[perm[2]],
+                                      (uint8_t)g[perm[3]],
+                                      1};
                     sum += ev_average_precision(rel, 6, 4);
                     count++;
                 }
@@ -213,7 +217,8 @@ Test(metrics, reid_cmc_and_map)
     hm_codes g = codes4(gv, 5), q = codes4(qv, 2);
     ev_reid r;
     ev_error err;
-    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &r, &err), EV_OK, "%s", err.msg);
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &r, &err), EV_OK, "%s",
+                 err.msg);
     cr_assert_eq(r.queries, 1);
     cr_assert_eq(r.queries_skipped, 1);
     cr_assert_float_eq(r.map, 0.5, EPS);

@@ -25,10 +25,7 @@
 #include "fixture_cuhk03.h"
 #include "test_util.h"
 
-static void make_tmpdir(void)
-{
-    tu_tmpdir_make("reproduce");
-}
+static void make_tmpdir(void) { tu_tmpdir_make("reproduce"); }
 
 /* ---- the fixture --------------------------------------------------------------------------- */
 
@@ -71,9 +68,16 @@ static const int FX_TESTSETS[3 * 6 * 2] = {
 
 static void write_fixture(const char *path, int with_testsets)
 {
-    fx_cuhk03 x = {.pairs = FX_PAIRS, .persons = FX_PERSONS, .h = FX_H, .w = FX_W, .with_labeled = 1,
-                   .n_testsets = with_testsets ? 3 : 0, .testset_rows = 6, .testsets = FX_TESTSETS,
-                   .empty = fx_empty, .pixels = fx_pixels};
+    fx_cuhk03 x = {.pairs = FX_PAIRS,
+                   .persons = FX_PERSONS,
+                   .h = FX_H,
+                   .w = FX_W,
+                   .with_labeled = 1,
+                   .n_testsets = with_testsets ? 3 : 0,
+                   .testset_rows = 6,
+                   .testsets = FX_TESTSETS,
+                   .empty = fx_empty,
+                   .pixels = fx_pixels};
     char msg[512];
     cr_assert_eq(fx_cuhk03_write(path, &x, msg, sizeof msg), 0, "%s", msg);
 }
@@ -129,17 +133,19 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     write_fixture(mat, 1);
     char *out = malloc(1 << 16), dir[600];
     snprintf(dir, sizeof dir, "%s", tu_path("out"));
-    int rc = tu_run(out, 1 << 16,
-                    "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 20 --splits 2 --threads 2 "
-                    "--out %s",
-                    tu_exe(), mat, FX_H, FX_W, dir);
+    int rc = tu_run(
+        out, 1 << 16,
+        "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 20 --splits 2 --threads 2 "
+        "--out %s",
+        tu_exe(), mat, FX_H, FX_W, dir);
     cr_assert_eq(rc, 0, "%s", out);
     /* progress on stderr, the table on stdout */
     cr_assert(strstr(out, "split 2/2") && strstr(out, "| method | bits | rank-1 |"), "%s", out);
 
     char path[700];
-    const char *files[] = {"report.json", "table.md", "cmc.dat", "cmc_methods.dat", "plots.gp",
-                           "model-split1-64.bin", "model-split2-64.bin"};
+    const char *files[] = {"report.json",        "table.md", "cmc.dat",
+                           "cmc_methods.dat",    "plots.gp", "model-split1-64.bin",
+                           "model-split2-64.bin"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         cr_assert_eq(access(path, R_OK), 0, "%s missing", path);
@@ -160,11 +166,13 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     cJSON *root = cJSON_Parse(text);
     cr_assert_not_null(root, "report.json is not JSON");
     cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
-    const char *str_keys[] = {"drsch_version", "git_commit", "dataset_crc32", "protocol", "tie_rule", "reid_rule",
-                              "command", "isa"};
+    const char *str_keys[] = {"drsch_version", "git_commit", "dataset_crc32", "protocol",
+                              "tie_rule",      "reid_rule",  "command",       "isa"};
     for (size_t i = 0; i < sizeof str_keys / sizeof str_keys[0]; i++)
-        cr_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx, str_keys[i])), "context.%s", str_keys[i]);
-    cr_assert_not_null(strstr(cJSON_GetObjectItemCaseSensitive(ctx, "protocol")->valuestring, "cuhk03 classic"));
+        cr_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx, str_keys[i])), "context.%s",
+                  str_keys[i]);
+    cr_assert_not_null(
+        strstr(cJSON_GetObjectItemCaseSensitive(ctx, "protocol")->valuestring, "cuhk03 classic"));
     cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ctx, "seed")->valuedouble, 1);
     cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ctx, "splits")->valuedouble, 2);
     cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ctx, "single_shot_repeats")->valuedouble, 10);
@@ -175,22 +183,27 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
         for (int b = 0; b < 5; b++) {
             cJSON *sp[2];
             for (int s = 0; s < 2; s++) {
-                snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:%d/bits:%u", METHODS[m], s + 1, BITS[b]);
+                snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:%d/bits:%u",
+                         METHODS[m], s + 1, BITS[b]);
                 sp[s] = entry(bm, name);
                 cr_assert_not_null(sp[s], "no entry %s", name);
                 check_cmc(sp[s]);
-                /* 6 test identities x 5 first-camera images, less the empty slot 4 of one person 1 */
+                /* 6 test identities x 5 first-camera images, less the empty slot 4 of one person 1
+                 */
                 cr_assert_eq(counter(sp[s], "queries"), 29, "%s", name);
             }
-            snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u", METHODS[m], BITS[b]);
+            snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u", METHODS[m],
+                     BITS[b]);
             cJSON *mean = entry(bm, name);
             cr_assert_not_null(mean, "no entry %s", name);
             check_cmc(mean);
             cr_assert_eq(counter(mean, "splits"), 2);
             for (int r = 0; r < 4; r++)
-                cr_assert_float_eq(counter(mean, RANKS[r]), 0.5 * (counter(sp[0], RANKS[r]) + counter(sp[1], RANKS[r])),
+                cr_assert_float_eq(counter(mean, RANKS[r]),
+                                   0.5 * (counter(sp[0], RANKS[r]) + counter(sp[1], RANKS[r])),
                                    1e-9);
-            cr_assert_float_eq(counter(mean, "mAP"), 0.5 * (counter(sp[0], "mAP") + counter(sp[1], "mAP")), 1e-9);
+            cr_assert_float_eq(counter(mean, "mAP"),
+                               0.5 * (counter(sp[0], "mAP") + counter(sp[1], "mAP")), 1e-9);
         }
 
     /* cmc.dat: a header, then ranks 1..20, each curve in [0, 1] and non-decreasing */
@@ -202,10 +215,13 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     int rows = 0;
     while ((line = strtok(NULL, "\n"))) {
         double v[6];
-        cr_assert_eq(sscanf(line, "%lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]), 6, "%s", line);
+        cr_assert_eq(
+            sscanf(line, "%lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]), 6,
+            "%s", line);
         cr_assert_eq(v[0], ++rows);
         for (int k = 0; k < 5; k++) {
-            cr_assert(v[k + 1] >= prev[k] - 1e-12 && v[k + 1] <= 1 + 1e-12, "rank %d: %s", rows, line);
+            cr_assert(v[k + 1] >= prev[k] - 1e-12 && v[k + 1] <= 1 + 1e-12, "rank %d: %s", rows,
+                      line);
             prev[k] = v[k + 1];
         }
     }
@@ -216,7 +232,8 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     snprintf(path, sizeof path, "%s/table.md", dir);
     char *md = tu_slurp(path, NULL);
     cr_assert(strstr(md, "Command: `drsch reproduce --dataset cuhk03:") && strstr(md, "Machine:") &&
-                  strstr(md, "| DRSCH-64 truncated | 48 |") && strstr(md, "| ITQ (thumbnails) | 12 |") &&
+                  strstr(md, "| DRSCH-64 truncated | 48 |") &&
+                  strstr(md, "| ITQ (thumbnails) | 12 |") &&
                   strstr(md, "Published figures: none") && strstr(md, "truncated to each length"),
               "%s", md);
     free(md);
@@ -225,7 +242,8 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
      * test identities) and the same seeded single-shot samplings: identical CMC and mAP. */
     const char *ej = tu_path("eval.json");
     rc = tu_run(out, 1 << 16,
-                "%s eval --model %s/model-split1-64.bin --dataset cuhk03:%s:labeled --size %dx%d --testset 1 "
+                "%s eval --model %s/model-split1-64.bin --dataset cuhk03:%s:labeled --size %dx%d "
+                "--testset 1 "
                 "--bits 48 --threads 2 --json %s",
                 tu_exe(), dir, mat, FX_H, FX_W, ej);
     cr_assert_eq(rc, 0, "%s", out);
@@ -237,8 +255,9 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:1/bits:48", METHODS[0]);
     cJSON *re = entry(bm, name);
     for (int r = 0; r < 4; r++)
-        cr_assert_float_eq(counter(ee, RANKS[r]), counter(re, RANKS[r]), 1e-12, "%s: eval %g, reproduce %g",
-                           RANKS[r], counter(ee, RANKS[r]), counter(re, RANKS[r]));
+        cr_assert_float_eq(counter(ee, RANKS[r]), counter(re, RANKS[r]), 1e-12,
+                           "%s: eval %g, reproduce %g", RANKS[r], counter(ee, RANKS[r]),
+                           counter(re, RANKS[r]));
     cr_assert_float_eq(counter(ee, "mAP"), counter(re, "mAP"), 1e-12);
     cJSON_Delete(eroot);
     free(etext);
@@ -255,8 +274,10 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
     fputs(dropped, f);
     fclose(f);
     snprintf(path, sizeof path, "%s/report.json", dir);
-    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), path, path), 0, "%s", out);
-    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), path, worse), 1, "%s", out);
+    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), path, path), 0, "%s",
+                 out);
+    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), path, worse), 1, "%s",
+                 out);
     cr_assert(strstr(out, name) && strstr(out, "rank-5"), "%s", out);
     free(dropped);
     cJSON_Delete(root);
@@ -272,39 +293,50 @@ Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
     char out[8192];
     const char *o = tu_path("bad");
     /* more splits than the file's 3 testsets */
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --splits 4 --out %s", tu_exe(), mat, o),
-        2, "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out,
+                        "%s reproduce --dataset cuhk03:%s --size 48x16 --splits 4 --out %s",
+                        tu_exe(), mat, o),
+                 2, "%s", out);
     cr_assert(strstr(out, "--splits 4") && strstr(out, "3 testsets"), "%s", out);
     /* no 'testsets' in the file */
-    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --out %s", tu_exe(), nots, o),
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 48x16 --out %s",
+                        tu_exe(), nots, o),
                  1, "%s", out);
     cr_assert(strstr(out, "no-testsets.mat") && strstr(out, "no 'testsets'"), "%s", out);
     /* out-of-range and misplaced flags */
-    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --splits 0", tu_exe(), mat), 2, "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --splits 0", tu_exe(), mat), 2,
+        "%s", out);
     cr_assert(strstr(out, "--splits") != NULL, "%s", out);
     cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --splits 2", tu_exe()), 2, "%s", out);
     cr_assert(strstr(out, "--splits counts CUHK03") != NULL, "%s", out);
     cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --size 20x20", tu_exe()), 2, "%s", out);
-    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 0x16", tu_exe(), mat), 2, "%s", out);
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --size 0x16", tu_exe(), mat), 2,
+        "%s", out);
     /* train / encode / eval take --size only for datasets resized on loading */
-    const char *cmds[] = {"train --out /dev/null", "encode --model x.bin --out y", "eval --model x.bin"};
+    const char *cmds[] = {"train --out /dev/null", "encode --model x.bin --out y",
+                          "eval --model x.bin"};
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(tu_run(out, sizeof out, "%s %s --size 20x20", tu_exe(), cmds[i]), 2, "%s", out);
-        cr_assert(strstr(out, "--size resizes NUS-WIDE and CUHK03") != NULL, "%s: %s", cmds[i], out);
-        cr_assert_eq(tu_run(out, sizeof out, "%s %s --dataset cuhk03:%s --size 16", tu_exe(), cmds[i], mat), 2, "%s",
+        cr_assert_eq(tu_run(out, sizeof out, "%s %s --size 20x20", tu_exe(), cmds[i]), 2, "%s",
                      out);
+        cr_assert(strstr(out, "--size resizes NUS-WIDE and CUHK03") != NULL, "%s: %s", cmds[i],
+                  out);
+        cr_assert_eq(
+            tu_run(out, sizeof out, "%s %s --dataset cuhk03:%s --size 16", tu_exe(), cmds[i], mat),
+            2, "%s", out);
     }
     /* a missing file is named */
-    cr_assert_eq(
-        tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --out %s", tu_exe(), tu_path("missing.mat"), o), 1,
-        "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --out %s", tu_exe(),
+                        tu_path("missing.mat"), o),
+                 1, "%s", out);
     cr_assert(strstr(out, "missing.mat") != NULL, "%s", out);
     /* nothing was written for the failed runs */
     cr_assert_neq(access(tu_path("bad/report.json"), F_OK), 0);
     /* --help lists the re-id flags with their defaults */
     cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --help", tu_exe()), 0);
-    cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"), "%s", out);
+    cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"),
+              "%s", out);
 }
 
 /* ---- where it writes, and the reproduction line ---------------------------------------------- */
@@ -324,7 +356,8 @@ static void reproduction_line(const char *out, char *line, size_t cap)
 }
 
 /* The report at path with counter `name` of entry `entry` changed by delta, written to file. */
-static void shifted_report(const char *path, const char *entry_name, const char *name, double delta, const char *file)
+static void shifted_report(const char *path, const char *entry_name, const char *name, double delta,
+                           const char *file)
 {
     char *text = tu_slurp(path, NULL);
     cJSON *root = cJSON_Parse(text);
@@ -348,10 +381,11 @@ Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
     const char *mat = tu_path("cuhk-03.mat");
     write_fixture(mat, 1);
     char *out = malloc(1 << 16), line[2048], first[600], base[600];
-    const char *flags = "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
+    const char *flags =
+        "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
     /* --quick (its schedule overridden by --iters and --splits): runs/<dataset>-quick */
-    int rc = tu_run(out, 1 << 16, "cd %s && %s reproduce --quick --dataset cuhk03:%s:labeled %s", tu_tmpdir, tu_exe(),
-                    mat, flags);
+    int rc = tu_run(out, 1 << 16, "cd %s && %s reproduce --quick --dataset cuhk03:%s:labeled %s",
+                    tu_tmpdir, tu_exe(), mat, flags);
     cr_assert_eq(rc, 0, "%s", out);
     snprintf(first, sizeof first, "%s", tu_path("runs/cuhk03-labeled-quick/report.json"));
     cr_assert_eq(access(first, R_OK), 0, "%s missing:\n%s", first, out);
@@ -364,32 +398,34 @@ Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
 
     /* the same run again, compared with the first */
     const char *again = tu_path("again");
-    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s", tu_exe(), mat,
-                flags, again, first);
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s",
+                tu_exe(), mat, flags, again, first);
     cr_assert_eq(rc, 0, "%s", out);
     reproduction_line(out, line, sizeof line);
-    cr_assert(strstr(line, "Reproduction: identical: all 120 metrics of ") && strstr(line, "again/report.json") &&
-                  strstr(line, first),
+    cr_assert(strstr(line, "Reproduction: identical: all 120 metrics of ") &&
+                  strstr(line, "again/report.json") && strstr(line, first),
               "%s", line);
 
     /* a baseline 0.004 higher in one metric: within noise; 0.05 higher in another too: not */
     const char *e = "reproduce/cuhk03-labeled/DRSCH-32_truncated/mean/bits:24";
     snprintf(base, sizeof base, "%s", tu_path("noise.json"));
     shifted_report(first, e, "mAP", 0.004, base);
-    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s", tu_exe(), mat,
-                flags, again, base);
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s",
+                tu_exe(), mat, flags, again, base);
     cr_assert_eq(rc, 0, "%s", out);
     reproduction_line(out, line, sizeof line);
-    cr_assert(strstr(line, "Reproduction: within noise: all 120 metrics of ") && strstr(line, "within 0.01 of") &&
-                  strstr(line, "119 identical") && strstr(line, "largest difference 0.0040"),
+    cr_assert(strstr(line, "Reproduction: within noise: all 120 metrics of ") &&
+                  strstr(line, "within 0.01 of") && strstr(line, "119 identical") &&
+                  strstr(line, "largest difference 0.0040"),
               "%s", line);
     shifted_report(base, e, "rank-1", 0.05, tu_path("drop.json"));
-    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s", tu_exe(), mat,
-                flags, again, tu_path("drop.json"));
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s --baseline %s",
+                tu_exe(), mat, flags, again, tu_path("drop.json"));
     cr_assert_eq(rc, 0, "%s", out);
     reproduction_line(out, line, sizeof line);
-    cr_assert(strstr(line, "Reproduction: NOT reproduced: 1 of 120 metrics of ") && strstr(line, "more than 0.01") &&
-                  strstr(line, "largest drop 0.0500") && strstr(line, e),
+    cr_assert(strstr(line, "Reproduction: NOT reproduced: 1 of 120 metrics of ") &&
+                  strstr(line, "more than 0.01") && strstr(line, "largest drop 0.0500") &&
+                  strstr(line, e),
               "%s", line);
     free(out);
 }
@@ -405,8 +441,10 @@ Test(reproduce_reid, unwritable_file_named_and_folder_locked, .timeout = 240)
     snprintf(blocker, sizeof blocker, "%s/cmc.dat", dir);
     cr_assert_eq(mkdir(dir, 0755), 0);
     cr_assert_eq(mkdir(blocker, 0755), 0);
-    const char *flags = "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
-    int rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(), mat, flags, dir);
+    const char *flags =
+        "--size 48x16 --iters 10 --splits 1 --bits 12,24 --long-bits 32 --threads 2";
+    int rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(),
+                    mat, flags, dir);
     cr_assert_eq(rc, 1, "%s", out);
     char want[800];
     snprintf(want, sizeof want, "%s: cannot write: Is a directory", blocker);
@@ -415,7 +453,8 @@ Test(reproduce_reid, unwritable_file_named_and_folder_locked, .timeout = 240)
     fio_lock held;
     char msg[1024];
     cr_assert_eq(fio_lock_take(&held, dir, msg, sizeof msg), 0, "%s", msg);
-    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(), mat, flags, dir);
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(), mat,
+                flags, dir);
     fio_lock_release(&held);
     cr_assert_eq(rc, 1, "%s", out);
     cr_expect(strstr(out, "another drsch run") != NULL, "%s", out);
@@ -430,30 +469,37 @@ Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
     tu_write_file(tu_path("file"), "x", 1);
     int rc = tu_run(out, sizeof out, "%s reproduce --quick --out %s", tu_exe(), tu_path("file"));
     cr_assert_eq(rc, 2, "%s", out);
-    cr_assert(strstr(out, "--out") && strstr(out, "not a folder") && !strstr(out, "loading"), "%s", out);
-    rc = tu_run(out, sizeof out, "%s reproduce --quick --out %s --baseline %s", tu_exe(), tu_path("o"),
-                tu_path("missing.json"));
+    cr_assert(strstr(out, "--out") && strstr(out, "not a folder") && !strstr(out, "loading"), "%s",
+              out);
+    rc = tu_run(out, sizeof out, "%s reproduce --quick --out %s --baseline %s", tu_exe(),
+                tu_path("o"), tu_path("missing.json"));
     cr_assert_eq(rc, 2, "%s", out);
-    cr_assert(strstr(out, "--baseline") && strstr(out, "missing.json") && !strstr(out, "loading"), "%s", out);
+    cr_assert(strstr(out, "--baseline") && strstr(out, "missing.json") && !strstr(out, "loading"),
+              "%s", out);
     const char *src = getenv("DRSCH_SOURCE_DIR");
     for (int i = 0; i < 2; i++) {
         rc = tu_run(out, sizeof out, "%s reproduce %s 2>/dev/null", tu_exe(), i ? "--help" : "-h");
         cr_assert_eq(rc, 0);
-        const char *flags[] = {"--dataset", "--quick", "--out", "--baseline", "--bits", "--long-bits", "--iters",
-                               "--splits", "--size", "--seed", "--threads", "--paper", "--help"};
+        const char *flags[] = {"--dataset",   "--quick", "--out",    "--baseline", "--bits",
+                               "--long-bits", "--iters", "--splits", "--size",     "--seed",
+                               "--threads",   "--paper", "--help"};
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
             cr_assert(strstr(out, flags[f]), "%s not in the help:\n%s", flags[f], out);
-        cr_assert(strstr(out, "usage: drsch reproduce") && strstr(out, "runs/<dataset>"), "%s", out);
-        cr_assert(!src || !strstr(out, src), "the help shows the build machine's path %s:\n%s", src, out);
+        cr_assert(strstr(out, "usage: drsch reproduce") && strstr(out, "runs/<dataset>"), "%s",
+                  out);
+        cr_assert(!src || !strstr(out, src), "the help shows the build machine's path %s:\n%s", src,
+                  out);
         cr_assert(!strstr(out, "issue"), "%s", out);
     }
 }
 
-/* ---- a retrieval dataset: the paper protocol on a synthetic MNIST-style folder ---------------- */
+/* ---- a retrieval dataset: the paper protocol on a synthetic MNIST-style folder ----------------
+ */
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
 }
 
 /* n images of 28x28 with label i % 10 (a bright bar whose row depends on the class, plus a
@@ -494,8 +540,10 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     write_idx_split(data, "train", 6500); /* paper protocol: 100 queries + 500 training per class */
     write_idx_split(data, "t10k", 100);
     static char log[1 << 16];
-    int rc = tu_run(log, sizeof log, "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
-                    "--threads 2 --out %s", tu_exe(), data, out);
+    int rc = tu_run(log, sizeof log,
+                    "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
+                    "--threads 2 --out %s",
+                    tu_exe(), data, out);
     cr_assert_eq(rc, 0, "%s", log);
     /* Only what the run is for stays: no training state (kept only while a model trains), no
      * temporary file, no lock. */
@@ -503,7 +551,8 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     cr_assert_not_null(dir);
     struct dirent *ent;
     while ((ent = readdir(dir))) {
-        cr_expect(!strstr(ent->d_name, ".state") && !strstr(ent->d_name, ".tmp") && !strstr(ent->d_name, ".lock"),
+        cr_expect(!strstr(ent->d_name, ".state") && !strstr(ent->d_name, ".tmp") &&
+                      !strstr(ent->d_name, ".lock"),
                   "%s is left in %s", ent->d_name, out);
     }
     closedir(dir);
@@ -514,8 +563,10 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     snprintf(path, sizeof path, "%s/table.md", out);
     char *md = tu_slurp(path, NULL);
     cr_assert_not_null(md);
-    cr_expect(strstr(md, "0 of 1000 queries have no relevant item in the database (counted as AP 0).") != NULL,
-              "%s", md);
+    cr_expect(
+        strstr(md, "0 of 1000 queries have no relevant item in the database (counted as AP 0).") !=
+            NULL,
+        "%s", md);
     free(md);
     snprintf(path, sizeof path, "%s/report.json", out);
     char *text = tu_slurp(path, NULL);
@@ -525,8 +576,10 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     int n = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "benchmarks"))
     {
-        cr_expect_eq(counter(e, "queries"), 1000.0, "%s", cJSON_GetObjectItem(e, "name")->valuestring);
-        cr_expect_eq(counter(e, "queries_without_relevant"), 0.0, "%s", cJSON_GetObjectItem(e, "name")->valuestring);
+        cr_expect_eq(counter(e, "queries"), 1000.0, "%s",
+                     cJSON_GetObjectItem(e, "name")->valuestring);
+        cr_expect_eq(counter(e, "queries_without_relevant"), 0.0, "%s",
+                     cJSON_GetObjectItem(e, "name")->valuestring);
         n++;
     }
     cr_expect_gt(n, 0);

@@ -4,12 +4,12 @@
 
 #include "simd_checks.h"
 
-#define SIMD_TEST(name)                                                                        \
-    Test(simd, name)                                                                           \
-    {                                                                                          \
-        simd_check_report r = {0};                                                             \
-        long f = simd_check_##name(&r);                                                        \
-        cr_assert_eq(f, 0, "%ld failures; first: %s", f, r.msg);                              \
+#define SIMD_TEST(name)                                                                            \
+    Test(simd, name)                                                                               \
+    {                                                                                              \
+        simd_check_report r = {0};                                                                 \
+        long f = simd_check_##name(&r);                                                            \
+        cr_assert_eq(f, 0, "%ld failures; first: %s", f, r.msg);                                   \
     }
 
 SIMD_TEST(isa)

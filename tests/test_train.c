@@ -1,7 +1,7 @@
 /* drsch train, encode and eval --model end to end: a short training run writes a model and a
- * resume state; Ctrl-C (SIGINT) and SIGTERM write a checkpoint, and --resume continues it to a model
- * byte-identical to an uninterrupted run; encode writes codes, labels and weights of the right
- * shapes; eval --model prints the table; mismatched inputs are refused with clear errors;
+ * resume state; Ctrl-C (SIGINT) and SIGTERM write a checkpoint, and --resume continues it to a
+ * model byte-identical to an uninterrupted run; encode writes codes, labels and weights of the
+ * right shapes; eval --model prints the table; mismatched inputs are refused with clear errors;
  * --precision bf16 agrees with f32 and is an error where oneDNN has no bf16. */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -34,7 +34,8 @@ TestSuite(train, .init = setup, .fini = tu_tmpdir_remove, .timeout = 600);
 Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
 {
     static char out[1 << 16];
-    int rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --out %s", tu_exe(), tu_path("straight.bin"));
+    int rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --out %s", tu_exe(),
+                    tu_path("straight.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "iter     40/120") != NULL, "progress line expected: %s", out);
     cr_assert(strstr(out, "img/s") && strstr(out, "ETA"), "%s", out);
@@ -45,7 +46,8 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     if (pid == 0) {
         freopen("/dev/null", "w", stderr);
         execl(tu_exe(), tu_exe(), "train", "--threads", "2", "--iters", "120", "--log-every", "40",
-              "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("cut.bin"), (char *)NULL);
+              "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("cut.bin"),
+              (char *)NULL);
         _exit(127);
     }
     struct stat stt;
@@ -58,20 +60,21 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     int code = WEXITSTATUS(status);
     cr_assert(code == 130 || code == 0, "exit %d", code);
     if (code == 130) {
-        rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --resume %s --out %s", tu_exe(), tu_path("cut.bin"),
-                    tu_path("cut.bin"));
+        rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --resume %s --out %s", tu_exe(),
+                    tu_path("cut.bin"), tu_path("cut.bin"));
         cr_assert_eq(rc, 0, "%s", out);
     }
     size_t la, lb;
     char *a = tu_slurp(tu_path("straight.bin"), &la), *b = tu_slurp(tu_path("cut.bin"), &lb);
     cr_assert_eq(la, lb);
-    cr_assert(memcmp(a, b, la) == 0, "resumed model differs from the uninterrupted one (exit %d)", code);
+    cr_assert(memcmp(a, b, la) == 0, "resumed model differs from the uninterrupted one (exit %d)",
+              code);
     free(a);
     free(b);
 
     /* Resuming with other settings is refused. */
-    rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --lr 0.1 --resume %s --out %s", tu_exe(), tu_path("cut.bin"),
-                tu_path("other.bin"));
+    rc = tu_run(out, sizeof out, "%s train " TRAIN_FLAGS " --lr 0.1 --resume %s --out %s", tu_exe(),
+                tu_path("cut.bin"), tu_path("other.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "other settings") != NULL, "%s", out);
 }
@@ -88,7 +91,8 @@ Test(train, sigterm_writes_a_checkpoint_and_resume_finishes)
     if (pid == 0) {
         freopen(log, "w", stderr);
         execl(tu_exe(), tu_exe(), "train", "--threads", "2", "--iters", "2000", "--log-every", "40",
-              "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("term.bin"), (char *)NULL);
+              "--checkpoint-every", "20", "--bits", "16", "--out", tu_path("term.bin"),
+              (char *)NULL);
         _exit(127);
     }
     struct stat stt;
@@ -116,22 +120,26 @@ Test(train, sigterm_writes_a_checkpoint_and_resume_finishes)
     cr_expect(strstr(text, "Terminated") != NULL, "the signal is named: %s", text);
     free(text);
     static char out[1 << 16];
-    int rc = tu_run(out, sizeof out, "%s train --threads 2 --iters %lld --log-every 40 --checkpoint-every 20 "
-                    "--bits 16 --resume %s --out %s", tu_exe(), stopped + 20, tu_path("term.bin"), tu_path("term.bin"));
+    int rc = tu_run(out, sizeof out,
+                    "%s train --threads 2 --iters %lld --log-every 40 --checkpoint-every 20 "
+                    "--bits 16 --resume %s --out %s",
+                    tu_exe(), stopped + 20, tu_path("term.bin"), tu_path("term.bin"));
     cr_assert_eq(rc, 0, "%s", out);
 }
 
 Test(train, encode_eval_and_bad_input)
 {
     static char out[1 << 16];
-    int rc = tu_run(out, sizeof out, "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --out %s --eval",
+    int rc = tu_run(out, sizeof out,
+                    "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --out %s --eval",
                     tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "mAP@all") != NULL, "%s", out);
-    cr_expect(strstr(out, "0 of 1000 queries have no relevant item (counted as AP 0)") != NULL, "%s", out);
+    cr_expect(strstr(out, "0 of 1000 queries have no relevant item (counted as AP 0)") != NULL,
+              "%s", out);
 
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("m.bin"),
-                tu_path("q"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("q"));
     cr_assert_eq(rc, 0, "%s", out);
     npy_array a;
     hm_error err;
@@ -161,8 +169,8 @@ Test(train, encode_eval_and_bad_input)
     for (size_t j = 0; j < a.count; j++)
         cr_assert_eq(((float *)a.data)[j], nn_bit_weights(model)[saved[j]], "weight of bit %zu", j);
     npy_free(&a);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split train --out %s", tu_exe(), tu_path("m.bin"),
-                tu_path("tr"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split train --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("tr"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(npy_load(tu_path("tr.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
     cr_assert_eq(a.shape[0], 5000);
@@ -174,59 +182,69 @@ Test(train, encode_eval_and_bad_input)
                 net_order.data[i * net_order.words] |= 1ULL << saved[j];
     npy_free(&a);
     cr_assert_eq(nn_bit_order_decorrelated(model, &net_order, &ne), NN_OK, "%s", ne.msg);
-    cr_assert(memcmp(nn_bit_order(model), saved, sizeof saved) == 0, "saved bit order is not the decorrelated one");
+    cr_assert(memcmp(nn_bit_order(model), saved, sizeof saved) == 0,
+              "saved bit order is not the decorrelated one");
     nn_bit_order_by_weight(model);
-    cr_expect(memcmp(nn_bit_order(model), saved, sizeof saved) != 0, "this run should reorder some bits");
+    cr_expect(memcmp(nn_bit_order(model), saved, sizeof saved) != 0,
+              "this run should reorder some bits");
     hm_codes_free(&net_order);
     nn_net_free(model);
     /* --bit-order weight: the authors' order, weights non-increasing */
-    rc = tu_run(out, sizeof out, "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --bit-order weight --out %s",
-                tu_exe(), tu_path("mw.bin"));
+    rc = tu_run(
+        out, sizeof out,
+        "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --bit-order weight --out %s",
+        tu_exe(), tu_path("mw.bin"));
     cr_assert_eq(rc, 0, "%s", out);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("mw.bin"),
-                tu_path("qw"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(),
+                tu_path("mw.bin"), tu_path("qw"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(npy_load(tu_path("qw.weights.npy"), &a, &err), HM_OK);
     for (size_t i = 1; i < a.count; i++)
-        cr_assert(((float *)a.data)[i] <= ((float *)a.data)[i - 1], "weights in significance order");
+        cr_assert(((float *)a.data)[i] <= ((float *)a.data)[i - 1],
+                  "weights in significance order");
     npy_free(&a);
-    rc = tu_run(out, sizeof out, "%s train --iters 1 --bit-order size --out %s", tu_exe(), tu_path("bad.bin"));
+    rc = tu_run(out, sizeof out, "%s train --iters 1 --bit-order size --out %s", tu_exe(),
+                tu_path("bad.bin"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--bit-order") != NULL, "%s", out);
 
     /* Codes of the model evaluate identically through --model and through the .npy route. */
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split db --out %s", tu_exe(), tu_path("m.bin"), tu_path("db"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split db --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("db"));
     cr_assert_eq(rc, 0, "%s", out);
     char viamodel[4096], vianpy[4096];
-    rc = tu_run(viamodel, sizeof viamodel, "%s eval --model %s --bits 8,24 --topk 100 2>/dev/null", tu_exe(),
-                tu_path("m.bin"));
+    rc = tu_run(viamodel, sizeof viamodel, "%s eval --model %s --bits 8,24 --topk 100 2>/dev/null",
+                tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", viamodel);
-    rc = tu_run(vianpy, sizeof vianpy,
-                "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 8,24 --topk 100 2>/dev/null", tu_exe(),
-                tu_path("q.codes.npy"), tu_path("db.codes.npy"), tu_path("q.labels.npy"), tu_path("db.labels.npy"));
+    rc = tu_run(
+        vianpy, sizeof vianpy,
+        "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 8,24 --topk 100 2>/dev/null",
+        tu_exe(), tu_path("q.codes.npy"), tu_path("db.codes.npy"), tu_path("q.labels.npy"),
+        tu_path("db.labels.npy"));
     cr_assert_eq(rc, 0, "%s", vianpy);
     cr_assert_str_eq(viamodel, vianpy);
 
-    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(), tu_path("m.bin"),
-                tu_path("e.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(),
+                tu_path("m.bin"), tu_path("e.json"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(access(tu_path("e.json"), R_OK), 0);
     /* Determinism: the same evaluation twice gives the same report but for times and dates. */
-    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(), tu_path("m.bin"),
-                tu_path("e2.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(),
+                tu_path("m.bin"), tu_path("e2.json"));
     cr_assert_eq(rc, 0, "%s", out);
     char base[512];
     snprintf(base, sizeof base, "%s", tu_path("e"));
-    rc = tu_run(
-        out, sizeof out,
-        "for f in %s.json %s2.json; do grep -vE '\"(date|real_time|cpu_time|load_avg|mhz_per_cpu)\"|^\\s*[0-9.]+,?$' "
-        "$f > $f.kept; done; cmp %s.json.kept %s2.json.kept",
-        base, base, base, base);
+    rc = tu_run(out, sizeof out,
+                "for f in %s.json %s2.json; do grep -vE "
+                "'\"(date|real_time|cpu_time|load_avg|mhz_per_cpu)\"|^\\s*[0-9.]+,?$' "
+                "$f > $f.kept; done; cmp %s.json.kept %s2.json.kept",
+                base, base, base, base);
     cr_assert_eq(rc, 0, "reports of two identical runs differ beyond times: %s", out);
 
     /* Bad input: bits beyond the model, a dataset of another image size, a corrupt model, an
      * empty query file. */
-    rc = tu_run(out, sizeof out, "%s encode --model %s --bits 32 --out %s", tu_exe(), tu_path("m.bin"), tu_path("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --bits 32 --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "32") && strstr(out, "24 bits"), "%s", out);
     rc = tu_run(out, sizeof out, "%s eval --model %s --bits 12,30", tu_exe(), tu_path("m.bin"));
@@ -234,8 +252,9 @@ Test(train, encode_eval_and_bad_input)
 
     /* An MNIST-format dataset of 20x20 images: the model takes 26x26 crops. */
     mkdir(tu_path("small"), 0755);
-    static const char *const files[2][2] = {{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
-                                            {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
+    static const char *const files[2][2] = {
+        {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
+        {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
     for (int f = 0; f < 2; f++) {
         char p[600];
         snprintf(p, sizeof p, "%s/%s", tu_path("small"), files[f][0]);
@@ -255,8 +274,8 @@ Test(train, encode_eval_and_bad_input)
         gzwrite(g, lab, 20);
         gzclose(g);
     }
-    rc = tu_run(out, sizeof out, "%s encode --model %s --dataset mnist:%s --out %s", tu_exe(), tu_path("m.bin"),
-                tu_path("small"), tu_path("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --dataset mnist:%s --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("small"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "26") && strstr(out, "20"), "error names both shapes: %s", out);
 
@@ -275,7 +294,8 @@ Test(train, encode_eval_and_bad_input)
     size_t lshape[1] = {0};
     cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lshape, "", &err), HM_OK);
     rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
-                tu_path("empty.npy"), tu_path("db.codes.npy"), tu_path("emptyl.npy"), tu_path("db.labels.npy"));
+                tu_path("empty.npy"), tu_path("db.codes.npy"), tu_path("emptyl.npy"),
+                tu_path("db.labels.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "query") != NULL, "%s", out);
 }
@@ -291,8 +311,8 @@ Test(train, numeric_blowup_stops_and_keeps_the_last_checkpoint)
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "NaN or Inf") && strstr(out, "iteration"), "%s", out);
     if (strstr(out, "checkpoint of iteration")) {
-        rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("nan.bin"),
-                    tu_path("q"));
+        rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(),
+                    tu_path("nan.bin"), tu_path("q"));
         cr_assert_eq(rc, 0, "the kept checkpoint must load: %s", out);
     }
 }
@@ -307,7 +327,8 @@ static double bits_agree(const char *a_path, const char *b_path)
     cr_assert(a.ndim == 2 && b.ndim == 2 && a.shape[0] == b.shape[0] && a.shape[1] == b.shape[1]);
     size_t differ = 0;
     for (size_t i = 0; i < a.count; i++)
-        differ += (size_t)__builtin_popcount(((const uint8_t *)a.data)[i] ^ ((const uint8_t *)b.data)[i]);
+        differ +=
+            (size_t)__builtin_popcount(((const uint8_t *)a.data)[i] ^ ((const uint8_t *)b.data)[i]);
     double share = 1.0 - (double)differ / (double)(a.count * 8);
     npy_free(&a);
     npy_free(&b);
@@ -321,26 +342,30 @@ static double bits_agree(const char *a_path, const char *b_path)
 Test(train, bf16_encode_and_eval)
 {
     static char out[1 << 16];
-    int rc = tu_run(out, sizeof out, "%s train --threads 1 --iters 40 --log-every 40 --bits 32 --out %s", tu_exe(),
-                    tu_path("m.bin"));
+    int rc =
+        tu_run(out, sizeof out, "%s train --threads 1 --iters 40 --log-every 40 --bits 32 --out %s",
+               tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 0, "%s", out);
 
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --precision bf17 --out %s", tu_exe(),
-                tu_path("m.bin"), tu_path("x"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --precision bf17 --out %s",
+                tu_exe(), tu_path("m.bin"), tu_path("x"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--precision") && strstr(out, "bf16"), "%s", out);
-    rc = tu_run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s encode --model %s --split query --precision bf16 --out %s",
-                tu_exe(), tu_path("m.bin"), tu_path("x"));
+    rc = tu_run(
+        out, sizeof out,
+        "ONEDNN_MAX_CPU_ISA=AVX2 %s encode --model %s --split query --precision bf16 --out %s",
+        tu_exe(), tu_path("m.bin"), tu_path("x"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "bf16") && strstr(out, "avx2"), "%s", out);
-    cr_assert_neq(access(tu_path("x.codes.npy"), F_OK), 0, "no codes may be written after the error");
-    rc = tu_run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s eval --model %s --precision bf16", tu_exe(),
-                tu_path("m.bin"));
+    cr_assert_neq(access(tu_path("x.codes.npy"), F_OK), 0,
+                  "no codes may be written after the error");
+    rc = tu_run(out, sizeof out, "ONEDNN_MAX_CPU_ISA=AVX2 %s eval --model %s --precision bf16",
+                tu_exe(), tu_path("m.bin"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "bf16") && strstr(out, "avx2"), "%s", out);
 
-    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16,32 --json %s", tu_exe(), tu_path("m.bin"),
-                tu_path("f.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16,32 --json %s", tu_exe(),
+                tu_path("m.bin"), tu_path("f.json"));
     cr_assert_eq(rc, 0, "%s", out);
     size_t len;
     char *j = tu_slurp(tu_path("f.json"), &len);
@@ -349,20 +374,22 @@ Test(train, bf16_encode_and_eval)
 
     const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
     if (((unsigned)dnnl_get_effective_cpu_isa() & core) != core)
-        cr_skip_test("oneDNN's ISA here has no AVX-512: bf16 runs were checked to fail cleanly only");
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(), tu_path("m.bin"),
-                tu_path("q32"));
+        cr_skip_test(
+            "oneDNN's ISA here has no AVX-512: bf16 runs were checked to fail cleanly only");
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("q32"));
     cr_assert_eq(rc, 0, "%s", out);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --precision bf16 --out %s", tu_exe(),
-                tu_path("m.bin"), tu_path("q16"));
+    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --precision bf16 --out %s",
+                tu_exe(), tu_path("m.bin"), tu_path("q16"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "bf16") != NULL, "the log names the precision: %s", out);
     double agree = bits_agree(tu_path("q32.codes.npy"), tu_path("q16.codes.npy"));
-    cr_expect_geq(agree, 0.99, "only %.4f of the query code bits agree between f32 and bf16", agree);
+    cr_expect_geq(agree, 0.99, "only %.4f of the query code bits agree between f32 and bf16",
+                  agree);
     cr_log_info("f32 vs bf16 query codes: %.4f of the bits agree", agree);
 
-    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16,32 --precision bf16 --json %s", tu_exe(),
-                tu_path("m.bin"), tu_path("b.json"));
+    rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16,32 --precision bf16 --json %s",
+                tu_exe(), tu_path("m.bin"), tu_path("b.json"));
     cr_assert_eq(rc, 0, "%s", out);
     j = tu_slurp(tu_path("b.json"), &len);
     cr_assert(strstr(j, "\"precision\":\t\"bf16\""), "%s", j);
@@ -385,14 +412,16 @@ Test(train, bf16_encode_and_eval)
 Test(train, sigkill_never_corrupts_and_resume_matches)
 {
     static char out[1 << 16];
-    const char *flags[] = {"train", "--threads", "2", "--iters", "150", "--log-every", "50", "--checkpoint-every", "10",
-                           "--bits", "16", "--seed", "3"};
+    const char *flags[] = {"train", "--threads",          "2",  "--iters", "150", "--log-every",
+                           "50",    "--checkpoint-every", "10", "--bits",  "16",  "--seed",
+                           "3"};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = tu_run(out, sizeof out,
-                    "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
-                    "--seed 3 --out %s",
-                    tu_exe(), tu_path("ref.bin"));
+    int rc =
+        tu_run(out, sizeof out,
+               "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
+               "--seed 3 --out %s",
+               tu_exe(), tu_path("ref.bin"));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cr_assert_eq(rc, 0, "%s", out);
     /* Kill moments are fractions of the reference run's duration (slow under sanitizers). */
@@ -425,21 +454,24 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
         int status;
         waitpid(pid, &status, 0);
         if (access(tu_path("k.bin"), R_OK) == 0) {
-            rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16 --topk 0", tu_exe(), tu_path("k.bin"));
+            rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16 --topk 0", tu_exe(),
+                        tu_path("k.bin"));
             cr_assert_eq(rc, 0, "model after SIGKILL in round %d must load: %s", round, out);
             resumed = 1;
         }
     }
     cr_assert(resumed, "no checkpoint was written in 4 rounds");
     /* Finish from the last checkpoint (or it already finished). */
-    rc = tu_run(out, sizeof out,
-                "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 --seed 3 "
-                "--resume %s --out %s",
-                tu_exe(), tu_path("k.bin"), tu_path("k.bin"));
+    rc = tu_run(
+        out, sizeof out,
+        "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 --seed 3 "
+        "--resume %s --out %s",
+        tu_exe(), tu_path("k.bin"), tu_path("k.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     size_t la, lb;
     char *a = tu_slurp(tu_path("ref.bin"), &la), *b = tu_slurp(tu_path("k.bin"), &lb);
-    cr_assert(la == lb && memcmp(a, b, la) == 0, "resumed-after-SIGKILL model differs from the uninterrupted one");
+    cr_assert(la == lb && memcmp(a, b, la) == 0,
+              "resumed-after-SIGKILL model differs from the uninterrupted one");
     free(a);
     free(b);
 }
@@ -451,11 +483,13 @@ Test(train, no_reference_kernels_in_a_training_step)
 {
     static char out[1 << 18];
     int rc = tu_run(out, sizeof out,
-                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions 1 --threads 1",
+                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions "
+                    "1 --threads 1",
                     tu_exe());
     cr_assert_eq(rc, 0, "%s", out);
     int execs = 0;
-    for (char *line = strstr(out, "onednn_verbose,exec,"); line; line = strstr(line + 1, "onednn_verbose,exec,")) {
+    for (char *line = strstr(out, "onednn_verbose,exec,"); line;
+         line = strstr(line + 1, "onednn_verbose,exec,")) {
         char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
         char buf[512];

@@ -4,8 +4,9 @@
 #include "datasets.h"
 #include "fuzz_util.h"
 
-static const char *const FILES[7] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
-                                     "data_batch_5.bin", "test_batch.bin",   "batches.meta.txt"};
+static const char *const FILES[7] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                     "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin",
+                                     "batches.meta.txt"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -22,13 +22,11 @@ typedef struct {
     int next;         /* name counter inside #refs# */
 } gen;
 
-static unsigned byte(gen *g)
-{
-    return g->at < g->n ? g->p[g->at++] : 0;
-}
+static unsigned byte(gen *g) { return g->at < g->n ? g->p[g->at++] : 0; }
 
 /* A new dataset under #refs# of the given type, rank and dims; data may be NULL (fill). */
-static void ref_to_new(gen *g, hid_t type, int rank, const hsize_t *dims, const void *data, hobj_ref_t *ref)
+static void ref_to_new(gen *g, hid_t type, int rank, const hsize_t *dims, const void *data,
+                       hobj_ref_t *ref)
 {
     char name[32];
     snprintf(name, sizeof name, "a%d", g->next++);
@@ -109,12 +107,8 @@ static void make_slot(gen *g, hobj_ref_t *ref)
         dims[0] = 1 + byte(g) % 4, dims[1] = 3;
         ref_to_new(g, H5T_NATIVE_UINT8, 2, dims, px, ref);
         break;
-    case 6: /* a reference to a group */
-        H5Rcreate(ref, g->file, "/#refs#", H5R_OBJECT, -1);
-        break;
-    case 7: /* a null reference */
-        memset(ref, 0, sizeof *ref);
-        break;
+    case 6: /* a reference to a group */ H5Rcreate(ref, g->file, "/#refs#", H5R_OBJECT, -1); break;
+    case 7: /* a null reference */ memset(ref, 0, sizeof *ref); break;
     default: /* a dataspace without extent (H5S_NULL) */
         ref_to_new(g, H5T_NATIVE_UINT8, 0, NULL, NULL, ref);
         break;
@@ -122,7 +116,8 @@ static void make_slot(gen *g, hobj_ref_t *ref)
 }
 
 /* A dataset `name` (under loc) of object references with the given shape. */
-static void write_refs(hid_t loc, const char *name, int rank, const hsize_t *dims, const hobj_ref_t *refs)
+static void write_refs(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                       const hobj_ref_t *refs)
 {
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t ds = H5Dcreate2(loc, name, H5T_STD_REF_OBJ, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -144,7 +139,8 @@ static void make_cell(gen *g, const char *name)
         hsize_t d = 5;
         double v[5] = {1, 2, 3, 4, 5};
         hid_t sp = H5Screate_simple(1, &d, NULL);
-        hid_t ds = H5Dcreate2(g->file, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t ds =
+            H5Dcreate2(g->file, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
         H5Dclose(ds);
         H5Sclose(sp);
@@ -196,7 +192,8 @@ static void make_cell(gen *g, const char *name)
 
 static void make_testsets(gen *g)
 {
-    static const double VALUES[] = {1, 2, 3, 1, 2, 0, -1, 1e300, NAN, 2147483648.0, -3e9, 1.5, INFINITY};
+    static const double VALUES[] = {1,    2,   3,       1, 2, 0, -1, 1e300, NAN, 2147483648.0,
+                                    -3e9, 1.5, INFINITY};
     unsigned how = byte(g) % 4;
     if (how == 0)
         return; /* absent: allowed */
