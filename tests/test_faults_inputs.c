@@ -199,6 +199,18 @@ static tr_status train(const tr_config *c, const ds_dataset *d, const ds_split *
     return tr_train(c, d, sp, out, resume, NULL, NULL, NULL, err);
 }
 
+/* A model trained 2 iterations on the tiny dataset, at tu_path(name); its settings in *c and the
+ * path of its training state in state. */
+static void train_tiny(const char *name, tr_config *c, char *model, size_t mcap, char *state,
+                       size_t scap)
+{
+    tiny_config(c, tiny, 2);
+    snprintf(model, mcap, "%s", tu_path(name));
+    snprintf(state, scap, "%s.state", model);
+    tr_error err;
+    cr_assert_eq(train(c, tiny, &tiny_sp, model, NULL, &err), TR_OK, "%s", err.msg);
+}
+
 /* Rewrites the u64 at byte off of a state file and its trailing crc32 (of every byte before it). */
 static void patch_state_u64(const char *path, size_t off, uint64_t v)
 {
@@ -218,12 +230,9 @@ Test(faults_state, state_beyond_iters_refused)
     ds_dataset *d = tiny;
     const ds_split sp = tiny_sp;
     tr_config c;
-    tiny_config(&c, d, 2);
     tr_error err;
     char model[512], state[600];
-    snprintf(model, sizeof model, "%s", tu_path("beyond.bin"));
-    snprintf(state, sizeof state, "%s.state", model);
-    cr_assert_eq(train(&c, d, &sp, model, NULL, &err), TR_OK, "%s", err.msg);
+    train_tiny("beyond.bin", &c, model, sizeof model, state, sizeof state);
     patch_state_u64(state, 8, 1000000000000ull);
     alarm(60);
     cr_expect_eq(train(&c, d, &sp, model, model, &err), TR_ERR_ARG, "%s", err.msg);
@@ -285,12 +294,9 @@ Test(faults_state, state_fifo_or_directory_refused)
     ds_dataset *d = tiny;
     const ds_split sp = tiny_sp;
     tr_config c;
-    tiny_config(&c, d, 2);
     tr_error err;
     char model[512], state[600];
-    snprintf(model, sizeof model, "%s", tu_path("fifo-state.bin"));
-    snprintf(state, sizeof state, "%s.state", model);
-    cr_assert_eq(train(&c, d, &sp, model, NULL, &err), TR_OK, "%s", err.msg);
+    train_tiny("fifo-state.bin", &c, model, sizeof model, state, sizeof state);
     cr_assert_eq(remove(state), 0);
     cr_assert_eq(mkfifo(state, 0600), 0);
     alarm(30);
