@@ -41,3 +41,6 @@ add_dependencies(test_faults_env drsch)
 # What the commands share about an experiment (experiment.h), in process: the codes and bit
 # weights of a model on a split, and multi-hot labels packed as bitmasks.
 drsch_criterion_test(test_experiment SOURCES test_experiment.c test_util.c LIBS drsch_harness DNNL::dnnl)
+# The flag tables every command declares its flags with (harness/flags.c): parsing, ranges and
+# their messages, the flags given, the help made from the table.
+drsch_criterion_test(test_flags SOURCES test_flags.c LIBS drsch_cli drsch_harness DNNL::dnnl)
