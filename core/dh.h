@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -62,9 +64,10 @@ typedef struct {
 
 /* sim: n x n, sim[i*n+j] = 1 when i and j are similar (diagonal ignored).
  * feat (k-NN graph only): n x fdim features the graph is built on (e.g. the input pixels).
- * y: n x d outputs; dy: n x d, receives d L / d y. Returns 0, or -1 when out of memory. */
-int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
-            const uint8_t *sim, const float *feat, int32_t fdim, float *dy, dh_stats *stats);
+ * y: n x d outputs; dy: n x d, receives d L / d y. DRSCH_OK, or DRSCH_ERR_NOMEM. */
+drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
+                     const uint8_t *sim, const float *feat, int32_t fdim, float *dy,
+                     dh_stats *stats);
 
 /* sim from single labels (n) or from multi-hot bitmask rows (n x words); one of them NULL. */
 void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n,

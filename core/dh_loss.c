@@ -116,8 +116,9 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
-int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
-            const uint8_t *sim, const float *feat, int32_t fdim, float *dy, dh_stats *stats)
+drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
+                     const uint8_t *sim, const float *feat, int32_t fdim, float *dy,
+                     dh_stats *stats)
 {
     size_t nn = (size_t)n * (size_t)n;
     double *dist = malloc(sizeof(double) * nn), *W = calloc(nn, sizeof(double));
@@ -126,7 +127,7 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
         free(dist);
         free(W);
         free(A);
-        return -1;
+        return DRSCH_ERR_NOMEM;
     }
     for (int32_t i = 0; i < n; i++)
         for (int32_t j = i; j < n; j++)
@@ -202,7 +203,7 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
             free(dist);
             free(W);
             free(A);
-            return -1;
+            return DRSCH_ERR_NOMEM;
         }
         for (int32_t i = 0; i < n; i++)
             for (int32_t j = 0; j < n; j++) {
@@ -224,7 +225,7 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
             free(dist);
             free(W);
             free(A);
-            return -1;
+            return DRSCH_ERR_NOMEM;
         }
         for (int32_t i = 0; i < n; i++)
             for (int32_t j = 0; j < n; j++) {
@@ -253,5 +254,5 @@ int dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t
     free(dist);
     free(W);
     free(A);
-    return 0;
+    return DRSCH_OK;
 }

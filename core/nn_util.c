@@ -5,23 +5,6 @@
 
 #include "nn_internal.h"
 
-const char *nn_strstatus(nn_status s)
-{
-    switch (s) {
-    case NN_OK: return "ok";
-    case NN_ERR_ARG: return "invalid argument";
-    case NN_ERR_NOMEM: return "out of memory";
-    case NN_ERR_DNNL: return "oneDNN error";
-    case NN_ERR_IO: return "I/O error";
-    case NN_ERR_FORMAT: return "bad model file format";
-    case NN_ERR_VERSION: return "unsupported model file version";
-    case NN_ERR_CHECKSUM: return "model file checksum mismatch";
-    case NN_ERR_TRUNCATED: return "truncated model file";
-    case NN_ERR_UNSUPPORTED: return "not supported on this CPU";
-    }
-    return "unknown status";
-}
-
 const char *nn_bytes_str(double bytes, char buf[32])
 {
     if (bytes < 1e3)
@@ -44,16 +27,16 @@ const char *nn_precision_name(nn_precision p)
     return "unknown";
 }
 
-nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err)
+drsch_status nn_precision_parse(const char *name, nn_precision *out, drsch_error *err)
 {
     static const nn_precision all[] = {NN_PRECISION_F32, NN_PRECISION_BF16};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && !strcmp(name, nn_precision_name(all[i]))) {
             *out = all[i];
-            return NN_OK;
+            return DRSCH_OK;
         }
-    return nn_fail(err, NN_ERR_ARG, "unknown precision '%s' (known: f32, bf16)",
-                   name ? name : "(null)");
+    return drsch_fail(err, DRSCH_ERR_ARG, "unknown precision '%s' (known: f32, bf16)",
+                      name ? name : "(null)");
 }
 
 int nn_bf16_native(void)
@@ -82,17 +65,6 @@ const char *nn_onednn_isa(void)
     return "unknown";
 }
 
-nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
-
 static const char *dnnl_status_name(dnnl_status_t st)
 {
     switch (st) {
@@ -106,8 +78,8 @@ static const char *dnnl_status_name(dnnl_status_t st)
     }
 }
 
-nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what)
+drsch_status nn_dnnl_fail(drsch_error *err, dnnl_status_t st, const char *what)
 {
-    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL,
-                   "oneDNN %s: %s (status %d)", what, dnnl_status_name(st), (int)st);
+    return drsch_fail(err, st == dnnl_out_of_memory ? DRSCH_ERR_NOMEM : DRSCH_ERR_DNNL,
+                      "oneDNN %s: %s (status %d)", what, dnnl_status_name(st), (int)st);
 }

@@ -70,28 +70,26 @@ static double address_space_left(void)
  * retries it forever: ITQ under a tight ulimit -v spun instead of failing. Refused up front. */
 #define BL_BLAS_HEADROOM (160.0 * 1048576.0)
 
-/* 0 with lapack.ssyevr and lapack.sgesvd set, or -1 with the reason in err. */
-static int lapack_load(bl_error *err)
+/* DRSCH_OK with lapack.ssyevr and lapack.sgesvd set, or the reason in err. */
+static drsch_status lapack_load(drsch_error *err)
 {
     pthread_once(&lapack.once, lapack_load_once);
     if (!lapack.ssyevr) {
-        snprintf(err->msg, sizeof err->msg,
-                 "LAPACK (%s, package liblapacke) cannot be loaded: %.180s", BL_LAPACKE_SONAME,
-                 lapack.msg);
-        return -1;
+        return drsch_fail(err, DRSCH_ERR_UNSUPPORTED,
+                          "LAPACK (%s, package liblapacke) cannot be loaded: %.180s",
+                          BL_LAPACKE_SONAME, lapack.msg);
     }
     double left = address_space_left();
     if (left >= 0 && left < BL_BLAS_HEADROOM) {
-        snprintf(err->msg, sizeof err->msg,
-                 "ITQ: the address-space limit (ulimit -v) leaves %.0f MiB and LAPACK's "
-                 "BLAS may need %.0f MiB (OpenBLAS then waits forever): raise the limit",
-                 left / 1048576.0, BL_BLAS_HEADROOM / 1048576.0);
-        return -1;
+        return drsch_fail(err, DRSCH_ERR_NOMEM,
+                          "ITQ: the address-space limit (ulimit -v) leaves %.0f MiB and LAPACK's "
+                          "BLAS may need %.0f MiB (OpenBLAS then waits forever): raise the limit",
+                          left / 1048576.0, BL_BLAS_HEADROOM / 1048576.0);
     }
-    return 0;
+    return DRSCH_OK;
 }
 
-static int alloc_model(bl_model *m, int dim, uint32_t bits, bl_error *err)
+static drsch_status alloc_model(bl_model *m, int dim, uint32_t bits, drsch_error *err)
 {
     m->dim = dim;
     m->bits = bits;
@@ -99,10 +97,10 @@ static int alloc_model(bl_model *m, int dim, uint32_t bits, bl_error *err)
     m->proj = calloc((size_t)dim * bits, sizeof *m->proj);
     if (!m->mean || !m->proj) {
         bl_model_free(m);
-        snprintf(err->msg, sizeof err->msg, "out of memory for a %d x %u projection", dim, bits);
-        return -1;
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a %d x %u projection", dim,
+                          bits);
     }
-    return 0;
+    return DRSCH_OK;
 }
 
 static void column_mean(const float *x, size_t n, int dim, float *mean)
@@ -122,28 +120,31 @@ void bl_model_free(bl_model *m)
     m->mean = m->proj = NULL;
 }
 
-int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out,
-                 bl_error *err)
+drsch_status bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed,
+                          bl_model *out, drsch_error *err)
 {
-    if (alloc_model(out, dim, bits, err))
-        return -1;
+    drsch_status st = alloc_model(out, dim, bits, err);
+    if (st != DRSCH_OK)
+        return st;
     column_mean(x, n, dim, out->mean);
     uint64_t s = seed;
     for (size_t i = 0; i < (size_t)dim * bits; i++)
         out->proj[i] = (float)rng_splitmix64_normal(&s);
-    return 0;
+    return DRSCH_OK;
 }
 
-int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed,
-                 bl_model *out, bl_error *err)
+drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters,
+                          uint64_t seed, bl_model *out, drsch_error *err)
 {
-    if ((int)bits > dim || n < 2) {
-        snprintf(err->msg, sizeof err->msg,
-                 "ITQ needs bits <= feature dimension (%u > %d) and 2+ samples", bits, dim);
-        return -1;
-    }
-    if (lapack_load(err) || alloc_model(out, dim, bits, err))
-        return -1;
+    if ((int)bits > dim || n < 2)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "ITQ needs bits <= feature dimension (%u > %d) and 2+ samples", bits,
+                          dim);
+    drsch_status rc = lapack_load(err);
+    if (rc == DRSCH_OK)
+        rc = alloc_model(out, dim, bits, err);
+    if (rc != DRSCH_OK)
+        return rc;
     column_mean(x, n, dim, out->mean);
     const size_t D = (size_t)dim, B = bits;
     double *cov = calloc(D * D, sizeof *cov);
@@ -155,10 +156,10 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
           *sv = malloc(B * sizeof *sv);
     float *superb = malloc(B * sizeof *superb);
     lapack_int *isuppz = malloc(2 * B * sizeof *isuppz);
-    int rc = -1;
+    rc = DRSCH_ERR_NOMEM;
     if (!cov || !covf || !eval || !evec || !V || !R || !M || !U || !Vt || !sv || !superb ||
         !isuppz) {
-        snprintf(err->msg, sizeof err->msg, "out of memory for ITQ (%d dimensions)", dim);
+        drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for ITQ (%d dimensions)", dim);
         goto done;
     }
     /* Covariance (upper triangle), OpenMP over rows. */
@@ -179,8 +180,8 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
                                     (lapack_int)D, 0, 0, (lapack_int)(D - B + 1), (lapack_int)D, 0,
                                     &found, eval, evec, (lapack_int)B, isuppz);
     if (info != 0 || found != (lapack_int)B) {
-        snprintf(err->msg, sizeof err->msg, "PCA eigen-decomposition failed (LAPACK info %d)",
-                 (int)info);
+        rc = drsch_fail(err, DRSCH_ERR_NUMERIC, "PCA eigen-decomposition failed (LAPACK info %d)",
+                        (int)info);
         goto done;
     }
     /* V = (X - mean) W, n x B. */
@@ -199,7 +200,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
     info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B,
                          sv, R, (lapack_int)B, Vt, (lapack_int)B, superb);
     if (info != 0) {
-        snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
+        rc = drsch_fail(err, DRSCH_ERR_NUMERIC, "SVD failed (LAPACK info %d)", (int)info);
         goto done;
     }
     for (int it = 0; it < iters; it++) {
@@ -220,7 +221,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
         info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M,
                              (lapack_int)B, sv, U, (lapack_int)B, Vt, (lapack_int)B, superb);
         if (info != 0) {
-            snprintf(err->msg, sizeof err->msg, "SVD failed (LAPACK info %d)", (int)info);
+            rc = drsch_fail(err, DRSCH_ERR_NUMERIC, "SVD failed (LAPACK info %d)", (int)info);
             goto done;
         }
         for (size_t a = 0; a < B; a++)
@@ -239,7 +240,7 @@ int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, ui
                 t += (double)evec[j * B + l] * R[l * B + k];
             out->proj[j * B + k] = (float)t;
         }
-    rc = 0;
+    rc = DRSCH_OK;
 done:
     free(cov);
     free(covf);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "hamming.h"
+#include "status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,15 +25,12 @@ typedef struct {
     float *proj; /* dim x bits, row-major */
 } bl_model;
 
-typedef struct {
-    char msg[256];
-} bl_error;
-
-/* x: n x dim training features. Return 0, or -1 with a message. */
-int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out,
-                 bl_error *err);
-int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed,
-                 bl_model *out, bl_error *err);
+/* x: n x dim training features. ITQ: DRSCH_ERR_UNSUPPORTED when LAPACK cannot be loaded,
+ * DRSCH_ERR_NUMERIC when a decomposition fails. */
+drsch_status bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed,
+                          bl_model *out, drsch_error *err);
+drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters,
+                          uint64_t seed, bl_model *out, drsch_error *err);
 /* Codes of x (n x dim) into rows first..first+n of out (allocated by the caller, out->bits ==
  * model bits). */
 void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first);

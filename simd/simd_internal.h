@@ -101,10 +101,6 @@ extern const hm_kernels hm_kernels_avx512;
 extern const hm_kernels hm_kernels_neon;
 #endif
 
-/* Fills err->msg (printf format) when err is not NULL; returns status for `return hm_fail(...)`. */
-hm_status hm_fail(hm_error *err, hm_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Scalar canonical weighted distance of one row (shared by the SIMD files for tails and for
  * candidates that pass a filter). */
 static inline float hm_weighted_row_canonical(const uint64_t *q, const uint64_t *x, size_t words,
