@@ -127,16 +127,17 @@ int cli_flags_parse(const char *cmd, cli_flag *flags, int argc, char **argv, int
     opts[n].name = "help";
     opts[n].val = 'h';
     int ch, rc = 0;
+    /* "h", not "+h": flags may follow the arguments (drsch data info SPEC --size HxW), as getopt
+     * moves the arguments after the flags */
     optind = 0; /* 0, not 1: glibc starts afresh even after a parse that stopped early */
     opterr = 1;
-    while (rc == 0 && (ch = getopt_long(argc, argv, first_arg ? "+h" : "h", opts, NULL)) != -1) {
+    while (rc == 0 && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (ch == 'h')
             rc = CLI_FLAGS_HELP;
         else if (ch < 256) { /* getopt has named the flag; the hint follows */
             cli_usage_error(cmd);
             rc = -1;
-        }
-        else if (parse_value(cmd, &flags[ch - 256], optarg))
+        } else if (parse_value(cmd, &flags[ch - 256], optarg))
             rc = -1;
         else
             flags[ch - 256].given = 1;
@@ -160,9 +161,7 @@ static void default_text(const cli_flag *f, char *out, size_t cap)
     if (!f->dest || (f->help && strstr(f->help, "(default")))
         return;
     switch (f->kind) {
-    case CLI_FLAG_INT:
-        snprintf(out, cap, "%lld", (long long)load_int(f->dest, f->size));
-        break;
+    case CLI_FLAG_INT: snprintf(out, cap, "%lld", (long long)load_int(f->dest, f->size)); break;
     case CLI_FLAG_FLOAT:
         snprintf(out, cap, "%g",
                  f->size == sizeof(float) ? (double)*(const float *)f->dest
