@@ -65,13 +65,10 @@ static int parse(int argc, char **argv, hamming_opts *o)
     int rc = cli_flags_parse("bench hamming", flags, argc, argv, NULL);
     if (rc == CLI_FLAGS_HELP) {
         printf("usage: drsch bench hamming [options] [--json FILE]\n\n"
-               "Exact top-k search over seeded uniform random codes, once per ISA (instruction "
-               "set),\n"
-               "each checked against the first. Prints the time per search, comparisons/s, GB/s "
-               "of codes\n"
-               "compared, and the share reached of the machine's limits measured in the same run "
-               "(the\n"
-               "distance kernel on cached codes, memory read bandwidth).\n\n");
+               "Exact top-k search over seeded uniform random codes, once per ISA (instruction\n"
+               "set), each checked against the first. Prints the time per search, comparisons/s,\n"
+               "GB/s of codes compared, and the share reached of the machine's limits measured\n"
+               "in the same run (the distance kernel on cached codes, memory read bandwidth).\n\n");
         cli_flags_help(stdout, flags);
         return 0;
     }

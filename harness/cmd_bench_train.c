@@ -135,13 +135,13 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
     int rc = cli_flags_parse(name, flags, argc, argv, NULL);
     if (rc == CLI_FLAGS_HELP) {
         printf("usage: drsch bench %s [options] [--json FILE]\n\n%s\n"
-               "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x clock "
-               "x\n"
-               "2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n\n",
+               "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x\n"
+               "clock x 2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n"
+               "\n",
                cmd,
                enc ? "Encoding speed: random images -> network outputs -> packed codes."
-                   : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward "
-                     "pass and SGD\nupdate on random images.");
+                   : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward\n"
+                     "pass and SGD update on random images.");
         cli_flags_help(stdout, flags);
         return 0;
     }

@@ -81,11 +81,10 @@ static int parse(int argc, char **argv, encode_opts *o)
         printf("usage: drsch encode --model MODEL [--dataset SPEC] [--split S] --out PREFIX "
                "[options]\n\n"
                "Writes PREFIX.codes.npy, PREFIX.labels.npy, PREFIX.weights.npy, PREFIX.index.npy\n"
-               "(and PREFIX.cams.npy for re-id datasets), published together with "
-               "PREFIX.manifest:\n"
-               "readers refuse a file the manifest does not list as it is. A second run writing "
-               "the\n"
-               "same PREFIX is refused while the first runs (PREFIX.lock).\n\n");
+               "(and PREFIX.cams.npy for re-id datasets), published together with\n"
+               "PREFIX.manifest: readers refuse a file the manifest does not list as it is. A\n"
+               "second run writing the same PREFIX is refused while the first runs (PREFIX.lock).\n"
+               "\n");
         cli_flags_help(stdout, flags);
         return 0;
     }

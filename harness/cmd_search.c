@@ -45,16 +45,15 @@ static int parse(int argc, char **argv, search_opts *o)
         CLI_INT("threads", &o->threads, 0, CLI_THREADS_MAX, "T",
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
         CLI_STRING("isa", &o->isa_name, "I",
-                   "scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best the CPU "
-                   "supports)"),
+                   "the instruction set of the search kernels: scalar, avx2, avx512 or neon "
+                   "(default: DRSCH_FORCE_ISA or the best the CPU supports)"),
         CLI_END,
     };
     int rc = cli_flags_parse("search", flags, argc, argv, NULL);
     if (rc == CLI_FLAGS_HELP) {
         printf("usage: drsch search --db DB.npy --queries Q.npy --out PREFIX [options]\n\n"
-               "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit i "
-               "in\n"
-               "byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n");
+               "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit\n"
+               "i in byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n");
         cli_flags_help(stdout, flags);
         return 0;
     }
