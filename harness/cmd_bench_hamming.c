@@ -91,7 +91,7 @@ static int parse(int argc, char **argv, hamming_opts *o)
 
 static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
 {
-    hm_error err;
+    drsch_error err;
     size_t rb = hm_bytes_for_bits(bits);
     uint8_t *bytes = malloc(n * rb + 8);
     if (!bytes)
@@ -101,7 +101,7 @@ static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
         uint64_t r = rng_splitmix64(&s);
         memcpy(bytes + i, &r, 8);
     }
-    int rc = hm_codes_from_bytes(c, bytes, n, rb, bits, &err) == HM_OK ? 0 : -1;
+    int rc = hm_codes_from_bytes(c, bytes, n, rb, bits, &err) == DRSCH_OK ? 0 : -1;
     free(bytes);
     return rc;
 }
@@ -198,12 +198,12 @@ static int data_make(const hamming_opts *o, double need, hamming_data *h)
         return -1;
     }
     if (o->weighted) {
-        hm_error err;
+        drsch_error err;
         h->wv = malloc((size_t)o->bits * sizeof *h->wv);
         uint64_t s = (uint64_t)o->seed * 7 + 3;
         for (int64_t i = 0; h->wv && i < o->bits; i++)
             h->wv[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
-        if (!h->wv || hm_weights_create(&h->w, h->wv, (uint32_t)o->bits, &err) != HM_OK) {
+        if (!h->wv || hm_weights_create(&h->w, h->wv, (uint32_t)o->bits, &err) != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s\n", h->wv ? err.msg : "out of memory");
             return -1;
         }
@@ -216,17 +216,17 @@ static int data_make(const hamming_opts *o, double need, hamming_data *h)
 static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int first, double read_bw,
                      int nthreads, rp_report *rep)
 {
-    hm_error err;
+    drsch_error err;
     hm_isa_set(isa, &err);
     double limit = measure_kernel_limit((uint32_t)o->bits, h->w);
     double total = 0, best = 1e300;
     for (int64_t r = -1; r < o->reps; r++) {
         double t0 = cli_now();
-        hm_status st = h->w ? hm_knn_weighted(&h->db, &h->q, (size_t)o->k, h->w, h->idx,
-                                              (float *)h->dist, &err)
-                            : hm_knn(&h->db, &h->q, (size_t)o->k, h->idx, h->dist, &err);
+        drsch_status st = h->w ? hm_knn_weighted(&h->db, &h->q, (size_t)o->k, h->w, h->idx,
+                                                 (float *)h->dist, &err)
+                               : hm_knn(&h->db, &h->q, (size_t)o->k, h->idx, h->dist, &err);
         double dt = cli_now() - t0;
-        if (st != HM_OK) {
+        if (st != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name(isa), err.msg);
             return -1;
         }
@@ -301,8 +301,8 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
     rp_context_set_num(rep, "seed", (double)o->seed);
     rp_context_set(rep, "tie_rule", "(distance, database index)");
     if (o->json) {
-        rp_error rerr;
-        if (rp_write(rep, o->json, &rerr) != RP_OK) {
+        drsch_error rerr;
+        if (rp_write(rep, o->json, &rerr) != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s\n", rerr.msg);
             goto done;
         }
@@ -321,15 +321,15 @@ int cmd_bench_hamming(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    hm_error err;
-    if (hm_isa_init(&err) != HM_OK) {
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench hamming: %s\n", err.msg);
         return 1;
     }
     hm_isa only = HM_ISA_COUNT;
     if (o.isa_name) {
-        if (hm_isa_parse(o.isa_name, &only, &err) != HM_OK || !hm_isa_supported(only)) {
-            if (hm_isa_parse(o.isa_name, &only, &err) == HM_OK)
+        if (hm_isa_parse(o.isa_name, &only, &err) != DRSCH_OK || !hm_isa_supported(only)) {
+            if (hm_isa_parse(o.isa_name, &only, &err) == DRSCH_OK)
                 fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n",
                         o.isa_name);
             else

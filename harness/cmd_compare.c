@@ -17,8 +17,8 @@
 
 static int load_report(const char *path, rp_read_report *r)
 {
-    rp_error err;
-    if (rp_read_file(path, r, &err) != RP_OK) {
+    drsch_error err;
+    if (rp_read_file(path, r, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch compare: %s\n", err.msg);
         return -1;
     }
@@ -176,8 +176,8 @@ static int run(const char *base_path, const char *cur_path, const rpc_options *o
     }
     int status = 0;
     rpc_result res;
-    rp_error err;
-    if (rpc_compare(&base, &cur, o, &res, &err) != RP_OK) {
+    drsch_error err;
+    if (rpc_compare(&base, &cur, o, &res, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch compare: %s\n", err.msg);
         status = 1;
     } else {

@@ -160,9 +160,9 @@ static int print_protocol(const ds_dataset *d, const info_opts *o)
     if (o->proto == XP_PROTO_NONE)
         return 0;
     ds_split sp;
-    ds_error err;
+    drsch_error err;
     if (xp_make_split(d, o->proto, (uint64_t)o->seed, (int)o->testset - 1, o->config, &sp, &err) !=
-        DS_OK) {
+        DRSCH_OK) {
         printf("protocol:  not applicable: %s\n", err.msg);
         return o->proto == XP_PROTO_AUTO ? 0 : 1;
     }
@@ -192,12 +192,12 @@ static int data_info(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *spec = argv[first];
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = NULL;
     double t0 = cli_now();
-    if (ds_load(spec, &o.lo, &d, &err) != DS_OK) {
+    if (ds_load(spec, &o.lo, &d, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch data info: %s\n", err.msg);
-        return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
+        return err.status == DRSCH_ERR_ARG ? EXIT_USAGE : 1;
     }
     fprintf(stderr, "drsch data info: loaded %s in %.2f s\n", d->name, cli_now() - t0);
     rc = print_dataset(d) ? 1 : print_protocol(d, &o);
@@ -293,14 +293,15 @@ typedef struct {
 static int time_batches(const bench_run *r, double *mean, double *mean_cpu)
 {
     const bench_opts *o = r->o;
-    ds_error err;
+    drsch_error err;
     double wall = 0, cpu = 0;
     uint64_t it_seed = (uint64_t)o->seed;
     for (int64_t rep_i = -1; rep_i < o->reps; rep_i++) { /* rep -1 warms caches and threads up */
         double w0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t it = 0; it < o->iters; it++) {
             ds_sampler_next(r->smp, r->idx, NULL);
-            if (ds_batch_build(r->d, r->idx, r->bs, r->aug, it_seed++, r->batch, &err) != DS_OK) {
+            if (ds_batch_build(r->d, r->idx, r->bs, r->aug, it_seed++, r->batch, &err) !=
+                DRSCH_OK) {
                 fprintf(stderr, "drsch bench data: %s\n", err.msg);
                 return -1;
             }
@@ -337,11 +338,11 @@ static int bench_batches(const bench_opts *o, const ds_dataset *d, const ds_spli
                          const ds_augment *aug, double load_s)
 {
     int rc = 1;
-    ds_error err;
+    drsch_error err;
     bench_run r = {.o = o, .d = d, .aug = aug};
     rp_report *rep = NULL;
     if (ds_sampler_create(d, sp->train, sp->n_train, (int)o->classes, (int)o->per_class,
-                          (uint64_t)o->seed, &r.smp, &err) != DS_OK) {
+                          (uint64_t)o->seed, &r.smp, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         goto done;
     }
@@ -382,8 +383,8 @@ static int bench_batches(const bench_opts *o, const ds_dataset *d, const ds_spli
             "drsch bench data: %s, %s; training runs at a few thousand images/s on 2 cores\n",
             d->name, sp->name);
     if (o->json) {
-        rp_error re;
-        if (rp_write(rep, o->json, &re) != RP_OK) {
+        drsch_error re;
+        if (rp_write(rep, o->json, &re) != DRSCH_OK) {
             fprintf(stderr, "drsch bench data: %s\n", re.msg);
             goto done;
         }
@@ -404,18 +405,18 @@ int cmd_bench_data(int argc, char **argv)
     int rc = bench_parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = NULL;
     double t0 = cli_now();
-    if (ds_load(o.spec, NULL, &d, &err) != DS_OK) {
+    if (ds_load(o.spec, NULL, &d, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
-        return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
+        return err.status == DRSCH_ERR_ARG ? EXIT_USAGE : 1;
     }
     double load_s = cli_now() - t0;
     fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name,
             (long long)d->n, load_s);
     ds_split sp;
-    if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)o.seed, 0, NULL, &sp, &err) != DS_OK) {
+    if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)o.seed, 0, NULL, &sp, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         ds_dataset_free(d);
         return 1;

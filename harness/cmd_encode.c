@@ -119,9 +119,9 @@ static int parse(int argc, char **argv, encode_opts *o)
 static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_t *shape,
                 const void *data)
 {
-    hm_error err;
+    drsch_error err;
     fio_out *o = fio_set_add(set, name, err.msg, sizeof err.msg);
-    if (!o || npy_write(o, t, nd, shape, data, &err) != HM_OK) {
+    if (!o || npy_write(o, t, nd, shape, data, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", err.msg);
         return -1;
     }
@@ -145,9 +145,9 @@ static int select_images(const encode_opts *o, const ds_dataset *d, ds_split *sp
         *n = d->n;
         return 0;
     }
-    ds_error de;
+    drsch_error de;
     if (xp_make_split(d, o->proto, (uint64_t)o->seed, (int)o->testset - 1, NULL, sp, &de) !=
-        DS_OK) {
+        DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s: %s\n", o->spec, de.msg);
         return -1;
     }
@@ -197,9 +197,9 @@ static int save_labels(fio_set *set, const ds_dataset *d, const int64_t *idx, in
 static int save_all(fio_set *set, const ds_dataset *d, const int64_t *idx, int64_t n,
                     const hm_codes *cut, const float *weights, uint32_t keep)
 {
-    hm_error he;
+    drsch_error he;
     fio_out *codes_out = fio_set_add(set, "codes.npy", he.msg, sizeof he.msg);
-    if (!codes_out || npy_write_codes(codes_out, cut, &he) != HM_OK) {
+    if (!codes_out || npy_write_codes(codes_out, cut, &he) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         return -1;
     }
@@ -226,10 +226,10 @@ static int run(const encode_opts *o, fio_set *set)
     int64_t *all = NULL;
     xp_codes codes = {0};
     hm_codes cut = {0};
-    nn_error ne;
-    xp_error xe;
+    drsch_error ne;
+    drsch_error xe;
     double t0 = cli_now();
-    if (nn_model_load(&net, o->model, 100, 0, &ne) != NN_OK) {
+    if (nn_model_load(&net, o->model, 100, 0, &ne) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", ne.msg);
         goto done;
     }
@@ -249,7 +249,7 @@ static int run(const encode_opts *o, fio_set *set)
     if (select_images(o, d, &sp, &all, &idx, &n))
         goto done;
     cli_note_precision("encode", o->precision);
-    if (xp_net_codes(net, d, idx, n, NULL, 0, o->precision, &codes, &xe) != XP_OK) {
+    if (xp_net_codes(net, d, idx, n, NULL, 0, o->precision, &codes, &xe) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s: %s\n", o->model, xe.msg);
         goto done;
     }
@@ -290,8 +290,8 @@ int cmd_encode(int argc, char **argv)
         return 1;
     }
     cli_set_threads((int)o.threads);
-    hm_error he;
-    if (hm_isa_init(&he) != HM_OK) {
+    drsch_error he;
+    if (hm_isa_init(&he) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         fio_set_abort(&set);
         return 1;

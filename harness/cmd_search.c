@@ -78,7 +78,7 @@ static int parse(int argc, char **argv, search_opts *o)
  * o->bits to the length of the weights when --bits was not given. */
 static int load_inputs(search_opts *o, hm_codes *db, hm_codes *q, float **w)
 {
-    hm_error err;
+    drsch_error err;
     /* Refuse before reading codes that cannot fit: a file is read whole, then repacked into
      * 8-byte words (at most 8x for 1-byte codes, padded rows). */
     struct stat sd, sq;
@@ -87,8 +87,8 @@ static int load_inputs(search_opts *o, hm_codes *db, hm_codes *q, float **w)
                          9.0 * ((double)sd.st_size + (double)sq.st_size)))
         return -1;
     /* Load once at full length to learn the file's code length, then truncate in memory. */
-    if (npy_load_codes(o->db_path, 0, db, &err) != HM_OK ||
-        npy_load_codes(o->q_path, 0, q, &err) != HM_OK) {
+    if (npy_load_codes(o->db_path, 0, db, &err) != DRSCH_OK ||
+        npy_load_codes(o->q_path, 0, q, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         return -1;
     }
@@ -145,15 +145,15 @@ static int load_inputs(search_opts *o, hm_codes *db, hm_codes *q, float **w)
 static int save(fio_set *set, size_t nq, int64_t k, const int64_t *idx, const void *dist,
                 int weighted)
 {
-    hm_error err;
+    drsch_error err;
     size_t shape[2] = {nq, (size_t)k};
     fio_out *o = fio_set_add(set, "indices.npy", err.msg, sizeof err.msg);
-    hm_status st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : HM_ERR_ARG;
-    if (st == HM_OK) {
+    drsch_status st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : DRSCH_ERR_ARG;
+    if (st == DRSCH_OK) {
         o = fio_set_add(set, "distances.npy", err.msg, sizeof err.msg);
-        st = o ? npy_write(o, weighted ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : HM_ERR_ARG;
+        st = o ? npy_write(o, weighted ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : DRSCH_ERR_ARG;
     }
-    if (st != HM_OK || fio_set_commit(set, err.msg, sizeof err.msg) != 0) {
+    if (st != DRSCH_OK || fio_set_commit(set, err.msg, sizeof err.msg) != 0) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         return -1;
     }
@@ -165,7 +165,7 @@ static int run(search_opts *o, fio_set *set, int nthreads)
 {
     double t0 = cli_now();
     int rc = 1;
-    hm_error err;
+    drsch_error err;
     hm_codes db = {0}, q = {0};
     hm_weights *hw = NULL;
     float *w = NULL;
@@ -179,7 +179,7 @@ static int run(search_opts *o, fio_set *set, int nthreads)
                 (long long)k, db.n, o->db_path);
         goto done;
     }
-    if (w && hm_weights_create(&hw, w, db.bits, &err) != HM_OK) {
+    if (w && hm_weights_create(&hw, w, db.bits, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s: %s\n", o->w_path, err.msg);
         goto done;
     }
@@ -195,10 +195,10 @@ static int run(search_opts *o, fio_set *set, int nthreads)
         goto done;
     }
     double t1 = cli_now();
-    hm_status st = hw ? hm_knn_weighted(&db, &q, (size_t)k, hw, idx, dist, &err)
-                      : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
+    drsch_status st = hw ? hm_knn_weighted(&db, &q, (size_t)k, hw, idx, dist, &err)
+                         : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
     double t2 = cli_now();
-    if (st != HM_OK) {
+    if (st != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
@@ -230,14 +230,14 @@ int cmd_search(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    hm_error err;
-    if (hm_isa_init(&err) != HM_OK) {
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         return 1;
     }
     if (o.isa_name) {
         hm_isa isa;
-        if (hm_isa_parse(o.isa_name, &isa, &err) != HM_OK || hm_isa_set(isa, &err) != HM_OK) {
+        if (hm_isa_parse(o.isa_name, &isa, &err) != DRSCH_OK || hm_isa_set(isa, &err) != DRSCH_OK) {
             fprintf(stderr, "drsch search: --isa: %s\n", err.msg);
             return EXIT_USAGE;
         }
