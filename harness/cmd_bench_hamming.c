@@ -9,13 +9,13 @@
  * For --weighted the kernel limit is the exact weighted distance kernel; the AVX-512 top-k
  * skips most exact sums with a lower-bound filter, so its fraction can exceed 100%.
  * Every ISA's results are checked against the first ISA's; a mismatch is an error. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "flags.h"
 #include "hamming.h"
 #include "report.h"
 #include "rng.h"
@@ -27,31 +27,66 @@
 /* Largest --n: 2^34 codes (128 GiB at 64 bits), so that sizes cannot overflow. */
 #define MAX_CODES ((int64_t)1 << 34)
 
-static void usage(FILE *f)
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a number in a help text */
+#define MAX_CODES_TEXT "17179869184"
+_Static_assert(MAX_CODES == 17179869184LL, "MAX_CODES_TEXT says MAX_CODES");
+
+typedef struct {
+    int64_t n, nq, bits, k, threads, reps, seed;
+    const char *isa_name, *json;
+    int weighted;
+} hamming_opts;
+
+/* Parses and checks the flags; returns -1 to go on, else the exit status (0 after the help). */
+static int parse(int argc, char **argv, hamming_opts *o)
 {
-    fprintf(
-        f,
-        "usage: drsch bench hamming [options] [--json FILE]\n\n"
-        "Exact top-k search over seeded uniform random codes, once per ISA (instruction set),\n"
-        "each checked against the first. Prints the time per search, comparisons/s, GB/s of codes\n"
-        "compared, and the share reached of the machine's limits measured in the same run (the\n"
-        "distance kernel on cached codes, memory read bandwidth).\n\n"
-        "  --n N            database codes, 1 to %lld (default 1000000)\n"
-        "  --queries Q      queries, 1 to 16777216 (default 1000)\n"
-        "  --bits B         code length, 1 to %d (default 64)\n"
-        "  --k K            neighbours per query, at most --n (default 100)\n"
-        "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
-        "0)\n"
-        "  --isa I          only this ISA: scalar, avx2, avx512 or neon (default: every ISA the\n"
-        "                   CPU supports)\n"
-        "  --weighted       rank by weighted Hamming distance, seeded weights in [0.5, 1.5)\n"
-        "                   (default: plain Hamming distance)\n"
-        "  --repetitions R  timed searches per ISA after one untimed one, 1 to 1000; the mean is\n"
-        "                   reported (default 3)\n"
-        "  --seed S         seed of the random codes (default 1)\n"
-        "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
-        "  -h, --help       this text\n",
-        (long long)MAX_CODES, HM_MAX_BITS);
+    *o = (hamming_opts){.n = 1000000, .nq = 1000, .bits = 64, .k = 100, .reps = 3, .seed = 1};
+    cli_flag flags[] = {
+        CLI_INT("n", &o->n, 1, INT64_MAX, "N", "database codes, 1 to " MAX_CODES_TEXT),
+        CLI_INT("queries", &o->nq, 1, 1 << 24, "Q", "queries, 1 to 16777216"),
+        CLI_INT("bits", &o->bits, 1, HM_MAX_BITS, "B", "code length, 1 to " STR(HM_MAX_BITS)),
+        CLI_INT("k", &o->k, 1, INT64_MAX, "K", "neighbours per query, at most --n"),
+        CLI_INT("threads", &o->threads, 0, CLI_THREADS_MAX, "T",
+                "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+        CLI_STRING("isa", &o->isa_name, "I",
+                   "only this ISA: scalar, avx2, avx512 or neon (default: every ISA the CPU "
+                   "supports)"),
+        CLI_SWITCH("weighted", &o->weighted, 1,
+                   "rank by weighted Hamming distance, seeded weights in [0.5, 1.5) (default: "
+                   "plain Hamming distance)"),
+        CLI_INT("repetitions", &o->reps, 1, 1000, "R",
+                "timed searches per ISA after one untimed one, 1 to 1000; the mean is reported"),
+        CLI_INT("seed", &o->seed, 0, INT64_MAX, "S", "seed of the random codes"),
+        CLI_STRING("json", &o->json, "FILE",
+                   "also write a Google Benchmark-compatible report (default: none)"),
+        CLI_END,
+    };
+    int rc = cli_flags_parse("bench hamming", flags, argc, argv, NULL);
+    if (rc == CLI_FLAGS_HELP) {
+        printf("usage: drsch bench hamming [options] [--json FILE]\n\n"
+               "Exact top-k search over seeded uniform random codes, once per ISA (instruction\n"
+               "set), each checked against the first. Prints the time per search, comparisons/s,\n"
+               "GB/s of codes compared, and the share reached of the machine's limits measured\n"
+               "in the same run (the distance kernel on cached codes, memory read bandwidth).\n\n");
+        cli_flags_help(stdout, flags);
+        return 0;
+    }
+    if (rc)
+        return EXIT_USAGE;
+    if (o->n > MAX_CODES) {
+        fprintf(stderr, "drsch bench hamming: --n: %lld is out of range: it must be 1 to %lld\n",
+                (long long)o->n, (long long)MAX_CODES);
+        return EXIT_USAGE;
+    }
+    if (o->k > o->n) {
+        fprintf(stderr, "drsch bench hamming: --k %lld is larger than --n %lld\n", (long long)o->k,
+                (long long)o->n);
+        return EXIT_USAGE;
+    }
+    if (o->json && cli_check_output_file("bench hamming", "--json", o->json))
+        return EXIT_USAGE;
+    return -1;
 }
 
 static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
@@ -125,200 +160,192 @@ static double measure_kernel_limit(uint32_t bits, const hm_weights *w)
     return (double)n * (double)reps * threads / dt;
 }
 
-int cmd_bench_hamming(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"n", required_argument, 0, 'n'},       {"queries", required_argument, 0, 'q'},
-        {"bits", required_argument, 0, 'b'},    {"k", required_argument, 0, 'k'},
-        {"threads", required_argument, 0, 't'}, {"isa", required_argument, 0, 'i'},
-        {"weighted", no_argument, 0, 'w'},      {"repetitions", required_argument, 0, 'r'},
-        {"seed", required_argument, 0, 's'},    {"json", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
-    };
-    int64_t n = 1000000, nq = 1000, bits = 64, k = 100, threads = 0, reps = 3, seed = 1;
-    const char *isa_name = NULL, *json = NULL;
-    int weighted = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'n': bad = cli_parse_i64("bench hamming", "--n", optarg, 1, INT64_MAX, &n); break;
-        case 'q':
-            bad = cli_parse_i64("bench hamming", "--queries", optarg, 1, (int64_t)1 << 24, &nq);
-            break;
-        case 'b':
-            bad = cli_parse_i64("bench hamming", "--bits", optarg, 1, HM_MAX_BITS, &bits);
-            break;
-        case 'k': bad = cli_parse_i64("bench hamming", "--k", optarg, 1, INT64_MAX, &k); break;
-        case 't':
-            bad = cli_parse_i64("bench hamming", "--threads", optarg, 0, 1024, &threads);
-            break;
-        case 'r':
-            bad = cli_parse_i64("bench hamming", "--repetitions", optarg, 1, 1000, &reps);
-            break;
-        case 's':
-            bad = cli_parse_i64("bench hamming", "--seed", optarg, 0, INT64_MAX, &seed);
-            break;
-        case 'i': isa_name = optarg; break;
-        case 'j': json = optarg; break;
-        case 'w': weighted = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: return cli_usage_error("bench hamming");
-        }
-        if (bad)
-            return EXIT_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "drsch bench hamming: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    if (n > MAX_CODES) {
-        fprintf(stderr, "drsch bench hamming: --n: %lld is out of range: it must be 1 to %lld\n",
-                (long long)n, (long long)MAX_CODES);
-        return EXIT_USAGE;
-    }
-    if (k > n) {
-        fprintf(stderr, "drsch bench hamming: --k %lld is larger than --n %lld\n", (long long)k,
-                (long long)n);
-        return EXIT_USAGE;
-    }
-    if (json && cli_check_output_file("bench hamming", "--json", json))
-        return EXIT_USAGE;
-    drsch_error err;
-    if (hm_isa_init(&err) != DRSCH_OK) {
-        fprintf(stderr, "drsch bench hamming: %s\n", err.msg);
-        return 1;
-    }
-    hm_isa only = HM_ISA_COUNT;
-    if (isa_name) {
-        if (hm_isa_parse(isa_name, &only, &err) != DRSCH_OK || !hm_isa_supported(only)) {
-            if (hm_isa_parse(isa_name, &only, &err) == DRSCH_OK)
-                fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n",
-                        isa_name);
-            else
-                fprintf(stderr, "drsch bench hamming: --isa: %s\n", err.msg);
-            return EXIT_USAGE;
-        }
-    }
-    int nthreads = cli_set_threads((int)threads);
-    /* In double: any --n and --k are refused by the memory check, not wrapped around. */
-    double need =
-        (double)n * (double)hm_words_for_bits((uint32_t)bits) * 8 + (double)nq * (double)k * 24;
-    fprintf(
-        stderr,
-        "drsch bench hamming: generating %lld + %lld random %lld-bit codes (seed %lld, %.0f MiB)\n",
-        (long long)n, (long long)nq, (long long)bits, (long long)seed, need / (1 << 20));
+/* The codes searched, the weights, the results of the ISA measured and of the first one. */
+typedef struct {
+    hm_codes db, q;
+    hm_weights *w;
+    float *wv;
+    int64_t *idx, *idx0;
+    int32_t *dist, *dist0;
+    size_t nres;
+} hamming_data;
 
-    if (cli_check_memory("bench hamming", "this benchmark", need * 1.5))
-        return 1;
-    size_t nres = (size_t)nq * (size_t)k;
+static void data_free(hamming_data *h)
+{
+    free(h->idx);
+    free(h->idx0);
+    free(h->dist);
+    free(h->dist0);
+    free(h->wv);
+    hm_weights_free(h->w);
+    hm_codes_free(&h->db);
+    hm_codes_free(&h->q);
+}
+
+/* The random codes, the weights (--weighted) and the result buffers. */
+static int data_make(const hamming_opts *o, double need, hamming_data *h)
+{
+    h->nres = (size_t)o->nq * (size_t)o->k;
+    h->idx = malloc(h->nres * sizeof *h->idx);
+    h->idx0 = malloc(h->nres * sizeof *h->idx0);
+    h->dist = malloc(h->nres * 4);
+    h->dist0 = malloc(h->nres * 4);
+    if (!h->idx || !h->idx0 || !h->dist || !h->dist0 ||
+        random_codes(&h->db, (size_t)o->n, (uint32_t)o->bits, (uint64_t)o->seed) ||
+        random_codes(&h->q, (size_t)o->nq, (uint32_t)o->bits, (uint64_t)o->seed ^ 0xABCDEF)) {
+        fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n",
+                need / (1 << 20));
+        return -1;
+    }
+    if (o->weighted) {
+        drsch_error err;
+        h->wv = malloc((size_t)o->bits * sizeof *h->wv);
+        uint64_t s = (uint64_t)o->seed * 7 + 3;
+        for (int64_t i = 0; h->wv && i < o->bits; i++)
+            h->wv[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
+        if (!h->wv || hm_weights_create(&h->w, h->wv, (uint32_t)o->bits, &err) != DRSCH_OK) {
+            fprintf(stderr, "drsch bench hamming: %s\n", h->wv ? err.msg : "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Times the searches of one ISA, checks its results against the first ISA's (first: keeps them)
+ * and adds its entry to rep and its line to the table. */
+static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int first, double read_bw,
+                     int nthreads, rp_report *rep)
+{
+    drsch_error err;
+    hm_isa_set(isa, &err);
+    double limit = measure_kernel_limit((uint32_t)o->bits, h->w);
+    double total = 0, best = 1e300;
+    for (int64_t r = -1; r < o->reps; r++) {
+        double t0 = cli_now();
+        drsch_status st = h->w ? hm_knn_weighted(&h->db, &h->q, (size_t)o->k, h->w, h->idx,
+                                                 (float *)h->dist, &err)
+                               : hm_knn(&h->db, &h->q, (size_t)o->k, h->idx, h->dist, &err);
+        double dt = cli_now() - t0;
+        if (st != DRSCH_OK) {
+            fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name(isa), err.msg);
+            return -1;
+        }
+        if (r >= 0) {
+            total += dt;
+            best = dt < best ? dt : best;
+        }
+    }
+    if (first) {
+        memcpy(h->idx0, h->idx, h->nres * sizeof *h->idx);
+        memcpy(h->dist0, h->dist, h->nres * 4);
+    } else if (memcmp(h->idx0, h->idx, h->nres * sizeof *h->idx) ||
+               memcmp(h->dist0, h->dist, h->nres * 4)) {
+        fprintf(stderr, "drsch bench hamming: %s results differ from the first ISA's: kernel bug\n",
+                hm_isa_name(isa));
+        return -1;
+    }
+    size_t code_bytes = hm_bytes_for_bits((uint32_t)o->bits);
+    double comparisons = (double)o->n * (double)o->nq;
+    double mean = total / (double)o->reps;
+    double items = comparisons / mean;
+    /* Bandwidth model: hm_knn reads the database once per block of queries. */
+    double passes = (double)hm_knn_db_passes(&h->db, (size_t)o->nq, (size_t)o->k, h->w != NULL);
+    double t_mem = passes * (double)o->n * (double)code_bytes / read_bw;
+    double t_cmp = comparisons / limit;
+    double roofline = (t_mem > t_cmp ? t_mem : t_cmp) / mean;
+    char name[160];
+    snprintf(name, sizeof name, "BM_%s/%s/bits:%lld/n:%lld/queries:%lld/k:%lld/threads:%d",
+             h->w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name(isa), (long long)o->bits,
+             (long long)o->n, (long long)o->nq, (long long)o->k, nthreads);
+    rp_entry *e = rp_add(rep, name, o->reps, mean * 1e3, mean * 1e3 * nthreads, "ms", nthreads);
+    rp_counter(e, "items_per_second", items);
+    rp_counter(e, "bytes_per_second", items * (double)code_bytes);
+    rp_counter(e, "best_time_ms", best * 1e3);
+    rp_counter(e, "limit_items_per_second", limit);
+    rp_counter(e, "read_bytes_per_second", read_bw);
+    rp_counter(e, "db_passes", passes);
+    rp_counter(e, "roofline_fraction", roofline);
+    rp_counter(e, "max_rss_bytes", cli_max_rss());
+    rp_label(e, hm_isa_name(isa));
+    printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name(isa), mean * 1e3,
+           items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);
+    fflush(stdout);
+    return 0;
+}
+
+/* Measures every ISA supported (or only `only`) and writes the report. */
+static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
+{
     int rc = 1;
-    hm_codes db = {0}, q = {0};
-    hm_weights *w = NULL;
-    float *wv = NULL;
-    int64_t *idx = malloc(nres * sizeof *idx), *idx0 = malloc(nres * sizeof *idx0);
-    int32_t *dist = malloc(nres * 4), *dist0 = malloc(nres * 4);
+    hamming_data h = {0};
     rp_report *rep = rp_create();
-    if (!idx || !idx0 || !dist || !dist0 || !rep ||
-        random_codes(&db, (size_t)n, (uint32_t)bits, (uint64_t)seed) ||
-        random_codes(&q, (size_t)nq, (uint32_t)bits, (uint64_t)seed ^ 0xABCDEF)) {
+    if (!rep) {
         fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n",
                 need / (1 << 20));
         goto done;
     }
-    if (weighted) {
-        wv = malloc((size_t)bits * sizeof *wv);
-        uint64_t s = (uint64_t)seed * 7 + 3;
-        for (int64_t i = 0; wv && i < bits; i++)
-            wv[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
-        if (!wv || hm_weights_create(&w, wv, (uint32_t)bits, &err) != DRSCH_OK) {
-            fprintf(stderr, "drsch bench hamming: %s\n", wv ? err.msg : "out of memory");
-            goto done;
-        }
-    }
+    if (data_make(o, need, &h))
+        goto done;
     double read_bw = measure_read_bandwidth();
-    size_t code_bytes = hm_bytes_for_bits((uint32_t)bits);
-    double comparisons = (double)n * (double)nq;
-    char name[160];
     printf("%-8s %12s %14s %12s %14s %10s\n", "isa", "time/search", "Gcompare/s", "GB/s",
            "kernel limit", "roofline");
     int first = 1;
     for (int isa = 0; isa < HM_ISA_COUNT; isa++) {
         if (!hm_isa_supported((hm_isa)isa) || (only != HM_ISA_COUNT && isa != (int)only))
             continue;
-        hm_isa_set((hm_isa)isa, &err);
-        double limit = measure_kernel_limit((uint32_t)bits, w);
-        double total = 0, best = 1e300;
-        for (int64_t r = -1; r < reps; r++) {
-            double t0 = cli_now();
-            drsch_status st = w ? hm_knn_weighted(&db, &q, (size_t)k, w, idx, (float *)dist, &err)
-                                : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
-            double dt = cli_now() - t0;
-            if (st != DRSCH_OK) {
-                fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name((hm_isa)isa), err.msg);
-                goto done;
-            }
-            if (r >= 0) {
-                total += dt;
-                best = dt < best ? dt : best;
-            }
-        }
-        if (first) {
-            memcpy(idx0, idx, nres * sizeof *idx);
-            memcpy(dist0, dist, nres * 4);
-            first = 0;
-        } else if (memcmp(idx0, idx, nres * sizeof *idx) || memcmp(dist0, dist, nres * 4)) {
-            fprintf(stderr,
-                    "drsch bench hamming: %s results differ from the first ISA's: kernel bug\n",
-                    hm_isa_name((hm_isa)isa));
+        if (bench_isa(o, &h, (hm_isa)isa, first, read_bw, nthreads, rep))
             goto done;
-        }
-        double mean = total / (double)reps;
-        double items = comparisons / mean;
-        /* Bandwidth model: hm_knn reads the database once per block of queries. */
-        double passes = (double)hm_knn_db_passes(&db, (size_t)nq, (size_t)k, w != NULL);
-        double t_mem = passes * (double)n * (double)code_bytes / read_bw;
-        double t_cmp = comparisons / limit;
-        double roofline = (t_mem > t_cmp ? t_mem : t_cmp) / mean;
-        snprintf(name, sizeof name, "BM_%s/%s/bits:%lld/n:%lld/queries:%lld/k:%lld/threads:%d",
-                 w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name((hm_isa)isa),
-                 (long long)bits, (long long)n, (long long)nq, (long long)k, nthreads);
-        rp_entry *e = rp_add(rep, name, reps, mean * 1e3, mean * 1e3 * nthreads, "ms", nthreads);
-        rp_counter(e, "items_per_second", items);
-        rp_counter(e, "bytes_per_second", items * (double)code_bytes);
-        rp_counter(e, "best_time_ms", best * 1e3);
-        rp_counter(e, "limit_items_per_second", limit);
-        rp_counter(e, "read_bytes_per_second", read_bw);
-        rp_counter(e, "db_passes", passes);
-        rp_counter(e, "roofline_fraction", roofline);
-        rp_counter(e, "max_rss_bytes", cli_max_rss());
-        rp_label(e, hm_isa_name((hm_isa)isa));
-        printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name((hm_isa)isa),
-               mean * 1e3, items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9,
-               roofline * 100);
-        fflush(stdout);
+        first = 0;
     }
     rp_context_set(rep, "benchmark", "hamming top-k over uniform random codes");
-    rp_context_set_num(rep, "seed", (double)seed);
+    rp_context_set_num(rep, "seed", (double)o->seed);
     rp_context_set(rep, "tie_rule", "(distance, database index)");
-    if (json) {
+    if (o->json) {
         drsch_error rerr;
-        if (rp_write(rep, json, &rerr) != DRSCH_OK) {
+        if (rp_write(rep, o->json, &rerr) != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s\n", rerr.msg);
             goto done;
         }
-        fprintf(stderr, "drsch bench hamming: wrote %s\n", json);
+        fprintf(stderr, "drsch bench hamming: wrote %s\n", o->json);
     }
     rc = 0;
 done:
     rp_free(rep);
-    free(idx);
-    free(idx0);
-    free(dist);
-    free(dist0);
-    free(wv);
-    hm_weights_free(w);
-    hm_codes_free(&db);
-    hm_codes_free(&q);
+    data_free(&h);
     return rc;
+}
+
+int cmd_bench_hamming(int argc, char **argv)
+{
+    hamming_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
+        fprintf(stderr, "drsch bench hamming: %s\n", err.msg);
+        return 1;
+    }
+    hm_isa only = HM_ISA_COUNT;
+    if (o.isa_name) {
+        if (hm_isa_parse(o.isa_name, &only, &err) != DRSCH_OK || !hm_isa_supported(only)) {
+            if (hm_isa_parse(o.isa_name, &only, &err) == DRSCH_OK)
+                fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n",
+                        o.isa_name);
+            else
+                fprintf(stderr, "drsch bench hamming: --isa: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+    }
+    int nthreads = cli_set_threads((int)o.threads);
+    /* In double: any --n and --k are refused by the memory check, not wrapped around. */
+    double need = (double)o.n * (double)hm_words_for_bits((uint32_t)o.bits) * 8 +
+                  (double)o.nq * (double)o.k * 24;
+    fprintf(
+        stderr,
+        "drsch bench hamming: generating %lld + %lld random %lld-bit codes (seed %lld, %.0f MiB)\n",
+        (long long)o.n, (long long)o.nq, (long long)o.bits, (long long)o.seed, need / (1 << 20));
+    if (cli_check_memory("bench hamming", "this benchmark", need * 1.5))
+        return 1;
+    return run(&o, only, nthreads, need);
 }

@@ -11,7 +11,6 @@
  * "cpu MHz" in /proc/cpuinfo unless --ghz is given.
  * Timing: --warmup untimed runs, then --repetitions repetitions of --iters runs; the best
  * repetition is reported (the machine is shared), the mean is a counter too. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "dh.h"
+#include "flags.h"
 #include "nn.h"
 #include "report.h"
 
@@ -53,109 +53,100 @@ static double cpu_ghz(double override_ghz, const char **source)
     return best > 0 ? best / 1000.0 : 2.0;
 }
 
-static void usage(FILE *f, const char *cmd)
+static int parse_precision(const char *cmd, const char *flag, const char *value, void *dest)
 {
-    int enc = !strcmp(cmd, "encode");
-    fprintf(
-        f,
-        "usage: drsch bench %s [options] [--json FILE]\n\n"
-        "%s\n"
-        "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x clock x\n"
-        "2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n\n"
-        "  --arch NAME      network: drsch-mnist, drsch-cifar, drsch-reid (default drsch-mnist)\n"
-        "  --batch N        images per %s, 1 to 65536 (default 100)\n"
-        "  --bits B         code length, 1 to %d (default 48)\n"
-        "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
-        "0)\n",
-        cmd,
-        enc ? "Encoding speed: random images -> network outputs -> packed codes."
-            : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward pass and "
-              "SGD\n"
-              "update on random images.",
-        enc ? "forward pass" : "training step", HM_MAX_BITS);
-    if (enc)
-        fprintf(
-            f,
-            "  --images N       images encoded per timed run (default 20000)\n"
-            "  --replicas R     copies of the network encoding batches in parallel; 0 = one per\n"
-            "                   thread (default 0)\n"
-            "  --precision P    f32 | bf16: arithmetic of the forward pass (default f32)\n"
-            "  --iters N        timed runs per repetition (default 3)\n"
-            "  --warmup N       untimed runs before the first repetition (default 1)\n");
-    else
-        fprintf(f, "  --iters N        timed steps per repetition (default 50)\n"
-                   "  --warmup N       untimed steps before the first repetition (default 5)\n");
-    fprintf(f,
-            "  --repetitions R  timed repetitions, 1 to 1000; the best is reported (default 3)\n"
-            "  --seed S         seed of the network's initial weights and the images (default 1)\n"
-            "  --ghz F          clock for the peak estimate (default: highest cpu MHz in "
-            "/proc/cpuinfo)\n"
-            "  --json FILE      also write a Google Benchmark-compatible report (default: none)\n"
-            "  -h, --help       this text\n");
+    (void)flag;
+    return cli_parse_precision(cmd, value, dest);
 }
 
+/* bench train --precision: refused, whatever the value. */
+static int refuse_precision(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    (void)value, (void)dest;
+    fprintf(stderr, "drsch %s: %s is an option of bench encode; training runs in f32\n", cmd, flag);
+    return -1;
+}
+
+#define MAX_FLAGS 16
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a number in a help text */
+
+/* The flags of bench train or (enc) bench encode into o, in `flags` (MAX_FLAGS rows at most). */
+static void make_flags(int enc, bench_opts *o, cli_flag *flags)
+{
+    const cli_flag head[] = {
+        CLI_STRING("arch", &o->arch, "NAME", "network: drsch-mnist, drsch-cifar, drsch-reid"),
+        CLI_INT("batch", &o->batch, 1, 65536, "N",
+                enc ? "images per forward pass, 1 to 65536"
+                    : "images per training step, 1 to "
+                      "65536"),
+        CLI_INT("bits", &o->bits, 1, HM_MAX_BITS, "B", "code length, 1 to " STR(HM_MAX_BITS)),
+        CLI_INT("threads", &o->threads, 0, CLI_THREADS_MAX, "T",
+                "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+    };
+    const cli_flag encode[] = {
+        CLI_INT("images", &o->images, 1, 100000000, "N", "images encoded per timed run"),
+        CLI_INT("replicas", &o->replicas, 0, 1024, "R",
+                "copies of the network encoding batches in parallel; 0 = one per thread"),
+        CLI_CUSTOM("precision", &o->precision, parse_precision, "P",
+                   "f32 | bf16: arithmetic of the forward pass (default f32)"),
+        CLI_INT("iters", &o->iters, 1, 1000000, "N", "timed runs per repetition"),
+        CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed runs before the first repetition"),
+    };
+    const cli_flag train[] = {
+        CLI_INT("iters", &o->iters, 1, 1000000, "N", "timed steps per repetition"),
+        CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed steps before the first repetition"),
+        CLI_CUSTOM("precision", &o->precision, refuse_precision, "P",
+                   "refused: an option of bench encode, training runs in f32 (default f32)"),
+    };
+    const cli_flag tail[] = {
+        CLI_INT("repetitions", &o->repetitions, 1, 1000, "R",
+                "timed repetitions, 1 to 1000; the best is reported"),
+        CLI_INT("seed", &o->seed, 0, INT64_MAX, "S",
+                "seed of the network's initial weights and the images"),
+        CLI_FLOAT("ghz", &o->ghz, 0.1, 10.0, "F",
+                  "clock for the peak estimate, 0.1 to 10 (default: highest cpu MHz in "
+                  "/proc/cpuinfo)"),
+        CLI_STRING("json", &o->json, "FILE",
+                   "also write a Google Benchmark-compatible report (default: none)"),
+        CLI_END,
+    };
+    _Static_assert(sizeof head + sizeof encode + sizeof tail <= MAX_FLAGS * sizeof(cli_flag),
+                   "MAX_FLAGS");
+    memcpy(flags, head, sizeof head);
+    flags += sizeof head / sizeof *head;
+    memcpy(flags, enc ? encode : train, enc ? sizeof encode : sizeof train);
+    flags += enc ? sizeof encode / sizeof *encode : sizeof train / sizeof *train;
+    memcpy(flags, tail, sizeof tail);
+}
+
+/* Parses and checks the flags of bench `cmd`; returns -1 to go on, else the exit status (0 after
+ * the help). */
 static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
 {
     int enc = !strcmp(cmd, "encode");
     *o = (bench_opts){"drsch-mnist",    NULL, 100, 48,    0, enc ? 3 : 50,
                       enc ? 1 : 5,      3,    1,   20000, 0, 0,
                       NN_PRECISION_F32, ""};
-    static const struct option longopts[] = {{"arch", required_argument, 0, 'a'},
-                                             {"batch", required_argument, 0, 'b'},
-                                             {"bits", required_argument, 0, 'B'},
-                                             {"threads", required_argument, 0, 't'},
-                                             {"iters", required_argument, 0, 'i'},
-                                             {"warmup", required_argument, 0, 'w'},
-                                             {"repetitions", required_argument, 0, 'r'},
-                                             {"seed", required_argument, 0, 's'},
-                                             {"images", required_argument, 0, 'n'},
-                                             {"replicas", required_argument, 0, 'R'},
-                                             {"ghz", required_argument, 0, 'g'},
-                                             {"json", required_argument, 0, 'j'},
-                                             {"precision", required_argument, 0, 'p'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    cli_flag flags[MAX_FLAGS];
+    make_flags(enc, o, flags);
     char name[32];
     snprintf(name, sizeof name, "bench %s", cmd);
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'a': o->arch = optarg; break;
-        case 'b': bad = cli_parse_i64(name, "--batch", optarg, 1, 65536, &o->batch); break;
-        case 'B': bad = cli_parse_i64(name, "--bits", optarg, 1, HM_MAX_BITS, &o->bits); break;
-        case 't': bad = cli_parse_i64(name, "--threads", optarg, 0, 1024, &o->threads); break;
-        case 'i': bad = cli_parse_i64(name, "--iters", optarg, 1, 1000000, &o->iters); break;
-        case 'w': bad = cli_parse_i64(name, "--warmup", optarg, 0, 1000000, &o->warmup); break;
-        case 'r':
-            bad = cli_parse_i64(name, "--repetitions", optarg, 1, 1000, &o->repetitions);
-            break;
-        case 's': bad = cli_parse_i64(name, "--seed", optarg, 0, INT64_MAX, &o->seed); break;
-        case 'n': bad = cli_parse_i64(name, "--images", optarg, 1, 100000000, &o->images); break;
-        case 'R': bad = cli_parse_i64(name, "--replicas", optarg, 0, 1024, &o->replicas); break;
-        case 'g': bad = cli_parse_f64(name, "--ghz", optarg, 0.1, 10.0, &o->ghz); break;
-        case 'j': o->json = optarg; break;
-        case 'p':
-            if (!enc) {
-                fprintf(
-                    stderr,
-                    "drsch %s: --precision is an option of bench encode; training runs in f32\n",
-                    name);
-                return EXIT_USAGE;
-            }
-            bad = cli_parse_precision(name, optarg, &o->precision);
-            break;
-        case 'h': usage(stdout, cmd); return 0;
-        default: return cli_usage_error(name);
-        }
-        if (bad)
-            return EXIT_USAGE;
+    int rc = cli_flags_parse(name, flags, argc, argv, NULL);
+    if (rc == CLI_FLAGS_HELP) {
+        printf("usage: drsch bench %s [options] [--json FILE]\n\n%s\n"
+               "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x\n"
+               "clock x 2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n"
+               "\n",
+               cmd,
+               enc ? "Encoding speed: random images -> network outputs -> packed codes."
+                   : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward\n"
+                     "pass and SGD update on random images.");
+        cli_flags_help(stdout, flags);
+        return 0;
     }
-    if (optind < argc) {
-        fprintf(stderr, "drsch %s: unexpected argument '%s'\n", name, argv[optind]);
+    if (rc)
         return EXIT_USAGE;
-    }
     if (o->json && cli_check_output_file(name, "--json", o->json))
         return EXIT_USAGE;
     return -1;

@@ -5,34 +5,15 @@
  * --max-metric-drop (absolute), or a baseline entry or counter missing in the current report
  * is a regression, and the exit status is 1. Entries that may be missing (benchmarks of an ISA
  * the machine lacks) are named with --allow-missing GLOB. This file only prints the table. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "flags.h"
 #include "report_compare.h"
 #include "report_read.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: drsch compare BASELINE.json CURRENT.json [options]\n\n"
-            "Compares two Google Benchmark-compatible reports entry by entry (matched by name).\n"
-            "Exit status 1 when a time got slower or an accuracy counter dropped beyond its\n"
-            "threshold, or when an entry or accuracy counter of the baseline is missing in the\n"
-            "current report, naming each offender on stderr; 2 on unreadable input.\n\n"
-            "  --max-slowdown F       allowed relative time increase (default 0.10)\n"
-            "  --max-metric-drop F    allowed absolute drop of mAP / CMC / precision counters\n"
-            "                         (default 0.01)\n"
-            "  --no-time              do not gate times (report them only)\n"
-            "  --allow-missing GLOB   baseline entries whose name matches GLOB (fnmatch; '*' also\n"
-            "                         matches '/') may be missing in the current report, e.g.\n"
-            "                         'BM_HammingTopK/avx512/*' on a machine without AVX-512;\n"
-            "                         repeatable; '*' allows any entry to be missing\n"
-            "  -h, --help             this text\n");
-}
 
 static int load_report(const char *path, rp_read_report *r)
 {
@@ -121,75 +102,87 @@ static void print_regressions(const rpc_result *res, const rpc_options *o)
     }
 }
 
-int cmd_compare(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"max-slowdown", required_argument, 0, 's'},
-        {"max-metric-drop", required_argument, 0, 'm'},
-        {"no-time", no_argument, 0, 'n'},
-        {"allow-missing", required_argument, 0, 'a'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
+/* The settings of a run: the thresholds, and the --allow-missing globs (one per argument at most).
+ */
+typedef struct {
     rpc_options o;
-    rpc_options_default(&o);
-    const char **allow =
-        calloc((size_t)argc + 1, sizeof *allow); /* at most one glob per argument */
-    if (!allow) {
-        fprintf(stderr, "drsch compare: out of memory\n");
-        return 1;
+    const char **allow;
+    size_t n_allow;
+} compare_opts;
+
+/* --allow-missing GLOB, repeatable: appends to the globs. */
+static int parse_allow(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    compare_opts *c = dest;
+    if (!value[0]) {
+        fprintf(stderr, "drsch %s: %s: the pattern is empty ('*' allows any entry)\n", cmd, flag);
+        return -1;
     }
-    int c, status = EXIT_USAGE;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            if (cli_parse_f64("compare", "--max-slowdown", optarg, 0, 1e6, &o.max_slowdown))
-                goto out;
-            break;
-        case 'm':
-            if (cli_parse_f64("compare", "--max-metric-drop", optarg, 0, 1, &o.max_metric_drop))
-                goto out;
-            break;
-        case 'n': o.gate_time = 0; break;
-        case 'a':
-            if (!optarg[0]) {
-                fprintf(stderr, "drsch compare: --allow-missing: the pattern is empty ('*' allows "
-                                "any entry)\n");
-                goto out;
-            }
-            allow[o.n_allow_missing++] = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            status = 0;
-            goto out;
-        default: status = cli_usage_error("compare"); goto out;
-        }
+    c->allow[c->n_allow++] = value;
+    return 0;
+}
+
+/* Parses the flags and leaves the two reports at argv[*first]; returns -1 to go on, else the
+ * exit status (0 after the help). */
+static int parse(int argc, char **argv, compare_opts *c, int *first)
+{
+    cli_flag flags[] = {
+        CLI_FLOAT("max-slowdown", &c->o.max_slowdown, 0, 1e6, "F",
+                  "allowed relative time increase"),
+        CLI_FLOAT("max-metric-drop", &c->o.max_metric_drop, 0, 1, "F",
+                  "allowed absolute drop of mAP / CMC / precision counters"),
+        CLI_SWITCH("no-time", &c->o.gate_time, 0,
+                   "do not gate times (report them only) (default: a slower time is a regression)"),
+        CLI_CUSTOM("allow-missing", c, parse_allow, "GLOB",
+                   "baseline entries whose name matches GLOB (fnmatch; '*' also matches '/') may "
+                   "be missing in the current report, e.g. 'BM_HammingTopK/avx512/*' on a machine "
+                   "without AVX-512; repeatable; '*' allows any entry to be missing (default: "
+                   "none may be missing)"),
+        CLI_END,
+    };
+    int rc = cli_flags_parse("compare", flags, argc, argv, first);
+    if (rc == CLI_FLAGS_HELP) {
+        printf(
+            "usage: drsch compare BASELINE.json CURRENT.json [options]\n\n"
+            "Compares two Google Benchmark-compatible reports entry by entry (matched by name).\n"
+            "Exit status 1 when a time got slower or an accuracy counter dropped beyond its\n"
+            "threshold, or when an entry or accuracy counter of the baseline is missing in the\n"
+            "current report, naming each offender on stderr; 2 on unreadable input.\n\n");
+        cli_flags_help(stdout, flags);
+        return 0;
     }
-    o.allow_missing = allow;
-    if (argc - optind != 2) {
+    if (rc)
+        return EXIT_USAGE;
+    if (argc - *first != 2) {
         fprintf(
             stderr,
             "drsch compare: needs BASELINE.json and CURRENT.json; see 'drsch compare --help'\n");
-        goto out;
+        return EXIT_USAGE;
     }
+    c->o.allow_missing = c->allow;
+    c->o.n_allow_missing = c->n_allow;
+    return -1;
+}
+
+/* Compares the reports at base_path and cur_path; prints the table and the regressions. */
+static int run(const char *base_path, const char *cur_path, const rpc_options *o)
+{
     rp_read_report base, cur;
-    if (load_report(argv[optind], &base))
-        goto out;
-    if (load_report(argv[optind + 1], &cur)) {
+    if (load_report(base_path, &base))
+        return EXIT_USAGE;
+    if (load_report(cur_path, &cur)) {
         rp_read_free(&base);
-        goto out;
+        return EXIT_USAGE;
     }
+    int status = 0;
     rpc_result res;
     drsch_error err;
-    if (rpc_compare(&base, &cur, &o, &res, &err) != DRSCH_OK) {
+    if (rpc_compare(&base, &cur, o, &res, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch compare: %s\n", err.msg);
         status = 1;
     } else {
         print_table(&res);
-        print_regressions(&res, &o);
-        status = 0;
+        print_regressions(&res, o);
         if (res.regressions) {
             fprintf(stderr, "drsch compare: %d regression%s\n", res.regressions,
                     res.regressions > 1 ? "s" : "");
@@ -199,7 +192,22 @@ int cmd_compare(int argc, char **argv)
     }
     rp_read_free(&base);
     rp_read_free(&cur);
-out:
-    free(allow);
+    return status;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    compare_opts c = {.n_allow = 0};
+    rpc_options_default(&c.o);
+    c.allow = calloc((size_t)argc + 1, sizeof *c.allow); /* at most one glob per argument */
+    if (!c.allow) {
+        fprintf(stderr, "drsch compare: out of memory\n");
+        return 1;
+    }
+    int first = 0;
+    int status = parse(argc, argv, &c, &first);
+    if (status < 0)
+        status = run(argv[first], argv[first + 1], &c.o);
+    free(c.allow);
     return status;
 }

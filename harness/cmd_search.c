@@ -2,7 +2,6 @@
  * packed codes read from .npy files; writes PREFIX.indices.npy (int64, Q x K) and
  * PREFIX.distances.npy (int32, or float32 with --weights), one output set (PREFIX.manifest).
  * Ties are ordered by database index. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,194 +10,177 @@
 #include "cli.h"
 #include "commands.h"
 #include "experiment.h"
+#include "flags.h"
 #include "hamming.h"
 #include "inputs.h"
 #include "npy.h"
 
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        "usage: drsch search --db DB.npy --queries Q.npy --out PREFIX [options]\n\n"
-        "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit i in\n"
-        "byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n"
-        "  --db FILE        database codes (required)\n"
-        "  --queries FILE   query codes (required)\n"
-        "  --out PREFIX     writes PREFIX.indices.npy (int64, Q x K) and\n"
-        "                   PREFIX.distances.npy (int32; float32 with --weights) (required),\n"
-        "                   published together with PREFIX.manifest (a second run writing\n"
-        "                   PREFIX at the same time is refused);\n"
-        "                   a prefix inside a directory, e.g. DIR/results, not DIR itself\n"
-        "  --k K            neighbours per query, 1..N (default 100, or N if N < 100)\n"
-        "  --bits B         use the first B bits of each code (prefix truncation)\n"
-        "                   (default: all bits of the files, or the length of --weights,\n"
-        "                   with a note when that is shorter)\n"
-        "  --weights FILE   float32 or float64 (B,) per-bit weights, all finite, B between\n"
-        "                   --bits (or 1) and the bits stored per code: rank by weighted\n"
-        "                   Hamming distance, the sum of w_i over differing bits (default: off)\n"
-        "  --threads T      OpenMP threads, 0 = OMP_NUM_THREADS or all cores (default 0)\n"
-        "  --isa I          scalar|avx2|avx512|neon (default: DRSCH_FORCE_ISA or the best\n"
-        "                   the CPU supports)\n"
-        "  -h, --help       this text\n");
-}
+typedef struct {
+    const char *db_path, *q_path, *out, *w_path, *isa_name;
+    int64_t k, bits, threads;
+} search_opts;
 
-int cmd_search(int argc, char **argv)
+/* Parses the flags; returns -1 to go on, else the exit status (0 after the help). */
+static int parse(int argc, char **argv, search_opts *o)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},      {"queries", required_argument, 0, 'q'},
-        {"out", required_argument, 0, 'o'},     {"k", required_argument, 0, 'k'},
-        {"bits", required_argument, 0, 'b'},    {"weights", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'}, {"isa", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    *o = (search_opts){.k = 0};
+    cli_flag flags[] = {
+        CLI_STRING("db", &o->db_path, "FILE", "database codes (required)"),
+        CLI_STRING("queries", &o->q_path, "FILE", "query codes (required)"),
+        CLI_STRING("out", &o->out, "PREFIX",
+                   "writes PREFIX.indices.npy (int64, Q x K) and PREFIX.distances.npy (int32; "
+                   "float32 with --weights) (required), published together with PREFIX.manifest "
+                   "(a second run writing PREFIX at the same time is refused); a prefix inside a "
+                   "directory, e.g. DIR/results, not DIR itself"),
+        CLI_INT("k", &o->k, 1, INT64_MAX, "K",
+                "neighbours per query, 1..N (default 100, or N if "
+                "N < 100)"),
+        CLI_INT("bits", &o->bits, 1, HM_MAX_BITS, "B",
+                "use the first B bits of each code (prefix truncation) (default: all bits of the "
+                "files, or the length of --weights, with a note when that is shorter)"),
+        CLI_STRING("weights", &o->w_path, "FILE",
+                   "float32 or float64 (B,) per-bit weights, all finite, B between --bits (or 1) "
+                   "and the bits stored per code: rank by weighted Hamming distance, the sum of "
+                   "w_i over differing bits (default: off)"),
+        CLI_INT("threads", &o->threads, 0, CLI_THREADS_MAX, "T",
+                "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+        CLI_STRING("isa", &o->isa_name, "I",
+                   "the instruction set of the search kernels: scalar, avx2, avx512 or neon "
+                   "(default: DRSCH_FORCE_ISA or the best the CPU supports)"),
+        CLI_END,
     };
-    const char *db_path = NULL, *q_path = NULL, *out = NULL, *w_path = NULL, *isa_name = NULL;
-    int64_t k = 0, bits = 0, threads = 0;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': db_path = optarg; break;
-        case 'q': q_path = optarg; break;
-        case 'o': out = optarg; break;
-        case 'w': w_path = optarg; break;
-        case 'i': isa_name = optarg; break;
-        case 'k':
-            if (cli_parse_i64("search", "--k", optarg, 1, INT64_MAX, &k))
-                return EXIT_USAGE;
-            break;
-        case 'b':
-            if (cli_parse_i64("search", "--bits", optarg, 1, HM_MAX_BITS, &bits))
-                return EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_i64("search", "--threads", optarg, 0, 1024, &threads))
-                return EXIT_USAGE;
-            break;
-        case 'h': usage(stdout); return 0;
-        default: return cli_usage_error("search");
-        }
+    int rc = cli_flags_parse("search", flags, argc, argv, NULL);
+    if (rc == CLI_FLAGS_HELP) {
+        printf("usage: drsch search --db DB.npy --queries Q.npy --out PREFIX [options]\n\n"
+               "Exact top-k Hamming search. Codes are uint8 .npy arrays (N, ceil(bits/8)), bit\n"
+               "i in byte i/8 at bit i%%8. Results are ordered by (distance, database index).\n\n");
+        cli_flags_help(stdout, flags);
+        return 0;
     }
-    if (optind < argc) {
-        fprintf(stderr, "drsch search: unexpected argument '%s'\n", argv[optind]);
+    if (rc)
         return EXIT_USAGE;
-    }
     const char *missing[3];
     int nmissing = 0;
-    if (!db_path)
+    if (!o->db_path)
         missing[nmissing++] = "--db FILE";
-    if (!q_path)
+    if (!o->q_path)
         missing[nmissing++] = "--queries FILE";
-    if (!out)
+    if (!o->out)
         missing[nmissing++] = "--out PREFIX";
     if (nmissing) {
         in_report_missing("search", missing, nmissing, NULL);
         return EXIT_USAGE;
     }
+    return -1;
+}
 
+/* Loads the database and query codes (and the weights) and cuts them to the bits searched; sets
+ * o->bits to the length of the weights when --bits was not given. */
+static int load_inputs(search_opts *o, hm_codes *db, hm_codes *q, float **w)
+{
     drsch_error err;
-    if (hm_isa_init(&err) != DRSCH_OK) {
-        fprintf(stderr, "drsch search: %s\n", err.msg);
-        return 1;
-    }
-    if (isa_name) {
-        hm_isa isa;
-        if (hm_isa_parse(isa_name, &isa, &err) != DRSCH_OK || hm_isa_set(isa, &err) != DRSCH_OK) {
-            fprintf(stderr, "drsch search: --isa: %s\n", err.msg);
-            return EXIT_USAGE;
-        }
-    }
-    int nthreads = cli_set_threads((int)threads);
-    /* Before any work: the outputs can be written, the inputs are files. */
-    if (cli_check_output_prefix("search", "--out", out))
-        return EXIT_USAGE;
-    if (in_check_input("search", "--db", db_path) ||
-        in_check_input("search", "--queries", q_path) ||
-        (w_path && in_check_input("search", "--weights", w_path)))
-        return 1;
-    /* indices and distances are one output set (PREFIX.manifest), under a lock on PREFIX */
-    fio_set set;
-    if (fio_set_begin(&set, out, err.msg, sizeof err.msg) != 0) {
-        fprintf(stderr, "drsch search: %s\n", err.msg);
-        return 1;
-    }
-
-    double t0 = cli_now();
-    int rc = 1;
-    hm_codes db = {0}, q = {0};
-    hm_weights *hw = NULL;
-    float *w = NULL;
-    int64_t *idx = NULL;
-    void *dist = NULL;
-
     /* Refuse before reading codes that cannot fit: a file is read whole, then repacked into
      * 8-byte words (at most 8x for 1-byte codes, padded rows). */
-    {
-        struct stat sd, sq;
-        if (stat(db_path, &sd) == 0 && stat(q_path, &sq) == 0 &&
-            cli_check_memory("search", "loading these codes",
-                             9.0 * ((double)sd.st_size + (double)sq.st_size)))
-            goto done;
-    }
+    struct stat sd, sq;
+    if (stat(o->db_path, &sd) == 0 && stat(o->q_path, &sq) == 0 &&
+        cli_check_memory("search", "loading these codes",
+                         9.0 * ((double)sd.st_size + (double)sq.st_size)))
+        return -1;
     /* Load once at full length to learn the file's code length, then truncate in memory. */
-    if (npy_load_codes(db_path, 0, &db, &err) != DRSCH_OK ||
-        npy_load_codes(q_path, 0, &q, &err) != DRSCH_OK) {
+    if (npy_load_codes(o->db_path, 0, db, &err) != DRSCH_OK ||
+        npy_load_codes(o->q_path, 0, q, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
-        goto done;
+        return -1;
     }
-    if (db.bits != q.bits) {
+    if (db->bits != q->bits) {
         fprintf(stderr,
                 "drsch search: code lengths differ: %s has %u-bit codes (%zu bytes), %s has %u-bit "
                 "codes (%zu bytes)\n",
-                db_path, db.bits, hm_bytes_for_bits(db.bits), q_path, q.bits,
-                hm_bytes_for_bits(q.bits));
-        goto done;
+                o->db_path, db->bits, hm_bytes_for_bits(db->bits), o->q_path, q->bits,
+                hm_bytes_for_bits(q->bits));
+        return -1;
     }
-    uint32_t file_bits = db.bits;
-    if (bits > (int64_t)file_bits) {
+    uint32_t file_bits = db->bits;
+    if (o->bits > (int64_t)file_bits) {
         fprintf(stderr, "drsch search: --bits %lld exceeds the %u bits stored per code in %s\n",
-                (long long)bits, file_bits, db_path);
-        goto done;
+                (long long)o->bits, file_bits, o->db_path);
+        return -1;
     }
-    if (w_path) {
+    if (o->w_path) {
         size_t wlen;
-        if (in_load_weights("search", w_path, bits ? (size_t)bits : 1, file_bits, &w, &wlen))
-            goto done;
-        if (!bits) {
-            bits = (int64_t)wlen;
+        if (in_load_weights("search", o->w_path, o->bits ? (size_t)o->bits : 1, file_bits, w,
+                            &wlen))
+            return -1;
+        if (!o->bits) {
+            o->bits = (int64_t)wlen;
             if (wlen < file_bits) /* said, never silent: the weights may be another run's */
                 fprintf(stderr,
                         "drsch search: %s has %zu weights: searching the first %zu of the %u bits "
                         "of each "
                         "code (--bits %zu says so and silences this note)\n",
-                        w_path, wlen, wlen, file_bits, wlen);
+                        o->w_path, wlen, wlen, file_bits, wlen);
         }
     }
-    if (bits && (uint32_t)bits != file_bits) {
+    if (o->bits && (uint32_t)o->bits != file_bits) {
         hm_codes t1 = {0}, t2 = {0};
-        int bad =
-            xp_codes_prefix(&db, (uint32_t)bits, &t1) || xp_codes_prefix(&q, (uint32_t)bits, &t2);
-        hm_codes_free(&db);
-        hm_codes_free(&q);
-        db = t1;
-        q = t2;
+        int bad = xp_codes_prefix(db, (uint32_t)o->bits, &t1) ||
+                  xp_codes_prefix(q, (uint32_t)o->bits, &t2);
+        hm_codes_free(db);
+        hm_codes_free(q);
+        *db = t1;
+        *q = t2;
         if (bad) {
             fprintf(stderr, "drsch search: out of memory\n");
-            goto done;
+            return -1;
         }
     }
-    if (db.n == 0 || q.n == 0) {
-        fprintf(stderr, "drsch search: %s is empty\n", db.n == 0 ? db_path : q_path);
-        goto done;
+    if (db->n == 0 || q->n == 0) {
+        fprintf(stderr, "drsch search: %s is empty\n", db->n == 0 ? o->db_path : o->q_path);
+        return -1;
     }
-    if (!k)
-        k = db.n < 100 ? (int64_t)db.n : 100;
+    return 0;
+}
+
+/* PREFIX.indices.npy and PREFIX.distances.npy (float32 when weighted), then the manifest. */
+static int save(fio_set *set, size_t nq, int64_t k, const int64_t *idx, const void *dist,
+                int weighted)
+{
+    drsch_error err;
+    size_t shape[2] = {nq, (size_t)k};
+    fio_out *o = fio_set_add(set, "indices.npy", err.msg, sizeof err.msg);
+    drsch_status st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : DRSCH_ERR_ARG;
+    if (st == DRSCH_OK) {
+        o = fio_set_add(set, "distances.npy", err.msg, sizeof err.msg);
+        st = o ? npy_write(o, weighted ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : DRSCH_ERR_ARG;
+    }
+    if (st != DRSCH_OK || fio_set_commit(set, err.msg, sizeof err.msg) != 0) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads the codes, searches and writes the set begun in `set`. */
+static int run(search_opts *o, fio_set *set, int nthreads)
+{
+    double t0 = cli_now();
+    int rc = 1;
+    drsch_error err;
+    hm_codes db = {0}, q = {0};
+    hm_weights *hw = NULL;
+    float *w = NULL;
+    int64_t *idx = NULL;
+    void *dist = NULL;
+    if (load_inputs(o, &db, &q, &w))
+        goto done;
+    int64_t k = o->k ? o->k : db.n < 100 ? (int64_t)db.n : 100;
     if ((uint64_t)k > db.n) {
         fprintf(stderr, "drsch search: --k %lld is larger than the database (%zu codes in %s)\n",
-                (long long)k, db.n, db_path);
+                (long long)k, db.n, o->db_path);
         goto done;
     }
     if (w && hm_weights_create(&hw, w, db.bits, &err) != DRSCH_OK) {
-        fprintf(stderr, "drsch search: %s: %s\n", w_path, err.msg);
+        fprintf(stderr, "drsch search: %s: %s\n", o->w_path, err.msg);
         goto done;
     }
     size_t nres = q.n * (size_t)k;
@@ -220,17 +202,8 @@ int cmd_search(int argc, char **argv)
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
-    size_t shape[2] = {q.n, (size_t)k};
-    fio_out *o = fio_set_add(&set, "indices.npy", err.msg, sizeof err.msg);
-    st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : DRSCH_ERR_ARG;
-    if (st == DRSCH_OK) {
-        o = fio_set_add(&set, "distances.npy", err.msg, sizeof err.msg);
-        st = o ? npy_write(o, hw ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : DRSCH_ERR_ARG;
-    }
-    if (st != DRSCH_OK || fio_set_commit(&set, err.msg, sizeof err.msg) != 0) {
-        fprintf(stderr, "drsch search: %s\n", err.msg);
+    if (save(set, q.n, k, idx, dist, hw != NULL))
         goto done;
-    }
     double t3 = cli_now();
     double cmp = (double)db.n * (double)q.n;
     fprintf(stderr,
@@ -242,12 +215,48 @@ int cmd_search(int argc, char **argv)
             t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;
 done:
-    fio_set_abort(&set); /* after a commit: nothing left to remove */
     free(idx);
     free(dist);
     free(w);
     hm_weights_free(hw);
     hm_codes_free(&db);
     hm_codes_free(&q);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    search_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        return 1;
+    }
+    if (o.isa_name) {
+        hm_isa isa;
+        if (hm_isa_parse(o.isa_name, &isa, &err) != DRSCH_OK || hm_isa_set(isa, &err) != DRSCH_OK) {
+            fprintf(stderr, "drsch search: --isa: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+    }
+    int nthreads = cli_set_threads((int)o.threads);
+    /* Before any work: the outputs can be written, the inputs are files. */
+    if (cli_check_output_prefix("search", "--out", o.out))
+        return EXIT_USAGE;
+    if (in_check_input("search", "--db", o.db_path) ||
+        in_check_input("search", "--queries", o.q_path) ||
+        (o.w_path && in_check_input("search", "--weights", o.w_path)))
+        return 1;
+    /* indices and distances are one output set (PREFIX.manifest), under a lock on PREFIX */
+    fio_set set;
+    if (fio_set_begin(&set, o.out, err.msg, sizeof err.msg) != 0) {
+        fprintf(stderr, "drsch search: %s\n", err.msg);
+        return 1;
+    }
+    rc = run(&o, &set, nthreads);
+    fio_set_abort(&set); /* after a commit: nothing left to remove */
     return rc;
 }

@@ -127,9 +127,11 @@ int cli_flags_parse(const char *cmd, cli_flag *flags, int argc, char **argv, int
     opts[n].name = "help";
     opts[n].val = 'h';
     int ch, rc = 0;
+    /* "h", not "+h": flags may follow the arguments (drsch data info SPEC --size HxW), as getopt
+     * moves the arguments after the flags */
     optind = 0; /* 0, not 1: glibc starts afresh even after a parse that stopped early */
     opterr = 1;
-    while (rc == 0 && (ch = getopt_long(argc, argv, first_arg ? "+h" : "h", opts, NULL)) != -1) {
+    while (rc == 0 && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (ch == 'h')
             rc = CLI_FLAGS_HELP;
         else if (ch < 256) { /* getopt has named the flag; the hint follows */

@@ -84,9 +84,10 @@ typedef struct cli_flag {
 #define CLI_FLAGS_HELP 1 /* cli_flags_parse: -h or --help was given (nothing else was parsed) */
 
 /* Parses argv[1..] (argv[0] is the command's name) into the table's destinations and marks the
- * flags given. Arguments that are not flags are left in argv[*first_arg..argc) when first_arg is
- * not NULL, else refused. Returns 0, CLI_FLAGS_HELP, or -1 after printing
- * "drsch <cmd>: ..." (an unknown flag, a missing or bad value, an unexpected argument). */
+ * flags given. Arguments that are not flags, before or after flags, are moved to
+ * argv[*first_arg..argc) when first_arg is not NULL, else refused. Returns 0, CLI_FLAGS_HELP, or -1
+ * after printing "drsch <cmd>: ..." (an unknown flag, a missing or bad value, an unexpected
+ * argument). */
 int cli_flags_parse(const char *cmd, cli_flag *flags, int argc, char **argv, int *first_arg);
 
 /* The flags' help: "  --name ARG          text (default V)", wrapped at 100 columns with the text

@@ -392,6 +392,27 @@ Test(flags, train_and_bench_refuse_bad_names_at_once)
 #endif
 }
 
+/* bench train takes only its own flags: encode's --images and --replicas are refused (they were
+ * accepted and ignored), --precision with the reason. */
+Test(flags, bench_train_refuses_the_flags_of_bench_encode)
+{
+    static const char *const flags[][2] = {
+        {"--images 40", "--images"},
+        {"--replicas 2", "--replicas"},
+        {"--precision f32", "--precision is an option of bench encode"},
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        result r = run("bench train --batch 20 --iters 1 --warmup 0 %s --json "
+                       "/nonexistent-drsch-folder/x",
+                       flags[i][0]);
+        cr_expect_eq(r.rc, EXIT_USAGE_STATUS, "bench train %s: exit %d: %s", flags[i][0], r.rc,
+                     r.err);
+        cr_expect(strstr(r.err, flags[i][1]) && !strstr(r.err, "/nonexistent-drsch-folder"),
+                  "bench train %s: %s", flags[i][0], r.err);
+        result_free(&r);
+    }
+}
+
 /* --repetitions in every benchmark; --repeat is no second name for it. */
 Test(flags, repetitions_is_the_one_name)
 {

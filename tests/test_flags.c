@@ -186,3 +186,19 @@ Test(flags, help_lists_every_flag_with_its_default_wrapped_at_100_columns)
         cr_expect_leq(strcspn(line, "\n"), 100, "%.*s", (int)strcspn(line, "\n"), line);
     free(text);
 }
+
+Test(flags, arguments_may_come_before_between_and_after_the_flags)
+{
+    /* drsch data info SPEC --size HxW, drsch compare A B --no-time: the flags after an argument
+     * are parsed, the arguments are left at the end in their order */
+    char a0[] = "cmd", a1[] = "base.json", a2[] = "--bits", a3[] = "3", a4[] = "cur.json",
+         a5[] = "--no-mirror";
+    char *argv[] = {a0, a1, a2, a3, a4, a5, NULL};
+    int first = 0;
+    cr_assert_eq(cli_flags_parse("test", table, 6, argv, &first), 0);
+    cr_expect_eq(s.bits, 3);
+    cr_expect_eq(s.mirror, 0);
+    cr_assert_eq(first, 4);
+    cr_expect_str_eq(argv[4], "base.json");
+    cr_expect_str_eq(argv[5], "cur.json");
+}
