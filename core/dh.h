@@ -54,8 +54,8 @@ typedef struct {
     dh_triplets triplets; /* DH_TRIPLETS_ALL (authors) or DH_TRIPLETS_HARD */
 } dh_config;
 
-void dh_config_default(dh_config *c);
-float dh_margin_at(const dh_config *c, int64_t iter);
+DRSCH_API void dh_config_default(dh_config *c);
+DRSCH_API float dh_margin_at(const dh_config *c, int64_t iter);
 
 typedef struct {
     double loss, triplet_loss, laplacian_loss;
@@ -65,13 +65,13 @@ typedef struct {
 /* sim: n x n, sim[i*n+j] = 1 when i and j are similar (diagonal ignored).
  * feat (k-NN graph only): n x fdim features the graph is built on (e.g. the input pixels).
  * y: n x d outputs; dy: n x d, receives d L / d y. DRSCH_OK, or DRSCH_ERR_NOMEM. */
-drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
-                     const uint8_t *sim, const float *feat, int32_t fdim, float *dy,
-                     dh_stats *stats);
+DRSCH_API drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n,
+                               int32_t d, const uint8_t *sim, const float *feat, int32_t fdim,
+                               float *dy, dh_stats *stats);
 
 /* sim from single labels (n) or from multi-hot bitmask rows (n x words); one of them NULL. */
-void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n,
-                   uint8_t *sim);
+DRSCH_API void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n,
+                             uint8_t *sim);
 
 #ifdef __cplusplus
 }

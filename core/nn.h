@@ -37,16 +37,16 @@ typedef enum {
     NN_PRECISION_BF16 = 1,
 } nn_precision;
 
-const char *nn_precision_name(nn_precision p); /* "f32", "bf16" */
+DRSCH_API const char *nn_precision_name(nn_precision p); /* "f32", "bf16" */
 /* "f32" or "bf16" -> *out; anything else is DRSCH_ERR_ARG with a message naming the choices. */
-drsch_status nn_precision_parse(const char *name, nn_precision *out, drsch_error *err);
+DRSCH_API drsch_status nn_precision_parse(const char *name, nn_precision *out, drsch_error *err);
 /* oneDNN's effective CPU ISA, after ONEDNN_MAX_CPU_ISA (e.g. "avx512_core_bf16"), for reports. */
-const char *nn_onednn_isa(void);
+DRSCH_API const char *nn_onednn_isa(void);
 /* The oneDNN library drsch runs on: "2.6.3 (git hash or N/A)". */
-const char *nn_onednn_version(void);
+DRSCH_API const char *nn_onednn_version(void);
 /* 1 when that ISA has bf16 instructions (avx512_bf16 or AMX). Without them oneDNN may still
  * create bf16 primitives on plain AVX-512 by emulating bf16 (same results, slower than f32). */
-int nn_bf16_native(void);
+DRSCH_API int nn_bf16_native(void);
 
 /* ---- architectures ---------------------------------------------------------------------- */
 typedef enum {
@@ -84,8 +84,8 @@ typedef struct {
 /* Named architectures: "drsch-mnist" (the authors' MNIST network, 1 x 28 x 28; 26 x 26 and
  * 30 x 30 inputs also fit), "drsch-cifar" (3 x 32 x 32), "drsch-reid" (3 x 160 x 60 person
  * crops). All end with fc B, hash, bit weights. */
-drsch_status nn_arch_get(const char *name, nn_arch *out, drsch_error *err);
-const char *nn_arch_name_at(int i); /* i-th named architecture, NULL past the end */
+DRSCH_API drsch_status nn_arch_get(const char *name, nn_arch *out, drsch_error *err);
+DRSCH_API const char *nn_arch_name_at(int i); /* i-th named architecture, NULL past the end */
 
 /* ---- the network ------------------------------------------------------------------------ */
 typedef struct nn_net nn_net;
@@ -106,36 +106,36 @@ typedef struct {
 } nn_config;
 
 /* A config for a named architecture with its default input; *err names unknown archs. */
-drsch_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
-                            int32_t training, drsch_error *err);
+DRSCH_API drsch_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
+                                      int32_t training, drsch_error *err);
 
-drsch_status nn_net_create(nn_net **out, const nn_config *cfg, drsch_error *err);
-void nn_net_free(nn_net *net);
-const nn_config *nn_net_config(const nn_net *net);
-int32_t nn_output_dim(const nn_net *net); /* D of the final output (B for named archs) */
-size_t nn_input_size(const nn_net *net);  /* C * H * W of one input image */
+DRSCH_API drsch_status nn_net_create(nn_net **out, const nn_config *cfg, drsch_error *err);
+DRSCH_API void nn_net_free(nn_net *net);
+DRSCH_API const nn_config *nn_net_config(const nn_net *net);
+DRSCH_API int32_t nn_output_dim(const nn_net *net); /* D of the final output (B for named archs) */
+DRSCH_API size_t nn_input_size(const nn_net *net);  /* C * H * W of one input image */
 
 /* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */
-drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err);
+DRSCH_API drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err);
 /* After nn_forward: batch x D plain, valid until the next forward. */
-const float *nn_output(const nn_net *net);
+DRSCH_API const float *nn_output(const nn_net *net);
 /* After nn_forward: the hash layer's output u (batch x B, relaxed codes in (-1, 1)), or NULL if
  * the network has no hash layer. */
-const float *nn_hash_output(const nn_net *net);
+DRSCH_API const float *nn_hash_output(const nn_net *net);
 
 /* dy: batch x D, d loss / d nn_output. du (may be NULL): batch x B, an extra gradient with
  * respect to the hash output u (e.g. a regulariser on the relaxed codes). Overwrites (does not
  * accumulate) every parameter gradient. Requires training nets and a preceding nn_forward. */
-drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_error *err);
+DRSCH_API drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_error *err);
 /* After nn_backward on a net created with input_grad: batch x C x H x W. */
-const float *nn_input_grad(const nn_net *net);
+DRSCH_API const float *nn_input_grad(const nn_net *net);
 
-void nn_set_hash_scale(nn_net *net, float s);
+DRSCH_API void nn_set_hash_scale(nn_net *net, float s);
 /* Records the input normalisation (NN_MAX_IN_C means and scales; see nn_config). */
-void nn_set_input_norm(nn_net *net, const float *mean, const float *scale);
-float nn_hash_scale(const nn_net *net);
+DRSCH_API void nn_set_input_norm(nn_net *net, const float *mean, const float *scale);
+DRSCH_API float nn_hash_scale(const nn_net *net);
 /* The authors' annealing: s0 * mult^(iter / every) (5, 1.1, 10000 in their prototxt). */
-float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter);
+DRSCH_API float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter);
 
 /* ---- parameters ------------------------------------------------------------------------- */
 /* All parameters, gradients and momentum history live in one allocation carved into tensors,
@@ -150,26 +150,28 @@ typedef struct {
     float lr_mult, decay_mult;
 } nn_param;
 
-int32_t nn_param_count(const nn_net *net);
-nn_param nn_param_at(const nn_net *net, int32_t i);
+DRSCH_API int32_t nn_param_count(const nn_net *net);
+DRSCH_API nn_param nn_param_at(const nn_net *net, int32_t i);
 /* Plain canonical layout of every parameter tensor, in table order: conv weights OIHW, fc
  * weights O x (C*H*W of its input, NCHW flattening order), biases O, bit weights B. */
-size_t nn_params_plain_size(const nn_net *net);
-drsch_status nn_params_export(const nn_net *net, float *plain, size_t n, drsch_error *err);
-drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_error *err);
+DRSCH_API size_t nn_params_plain_size(const nn_net *net);
+DRSCH_API drsch_status nn_params_export(const nn_net *net, float *plain, size_t n,
+                                        drsch_error *err);
+DRSCH_API drsch_status nn_params_import(nn_net *net, const float *plain, size_t n,
+                                        drsch_error *err);
 /* Copies parameters, hash scale and bit order between two nets of the same architecture and
  * code length (their batch, mode and layouts may differ). */
-drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err);
+DRSCH_API drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err);
 /* Call after writing nn_param.data directly (refreshes derived copies of the weights). */
-void nn_params_changed(nn_net *net);
+DRSCH_API void nn_params_changed(nn_net *net);
 
 /* Bit weights (B floats, network order) or NULL if the net has no bit-weight layer. */
-const float *nn_bit_weights(const nn_net *net);
+DRSCH_API const float *nn_bit_weights(const nn_net *net);
 /* order[j] = network bit shown as bit j of a code (significance order; identity at start). */
-const uint32_t *nn_bit_order(const nn_net *net);
-drsch_status nn_set_bit_order(nn_net *net, const uint32_t *order, drsch_error *err);
+DRSCH_API const uint32_t *nn_bit_order(const nn_net *net);
+DRSCH_API drsch_status nn_set_bit_order(nn_net *net, const uint32_t *order, drsch_error *err);
 /* Orders bits by |w| descending (ties by index), as INTERNALS.md's bit-scalable codes. */
-void nn_bit_order_by_weight(nn_net *net);
+DRSCH_API void nn_bit_order_by_weight(nn_net *net);
 /* Orders bits by |w| discounted by redundancy, so short prefixes hold bits that tell images
  * apart rather than copies of each other: greedily, the next bit is the one with the largest
  * |w_j| * r_j, where r_j = min over the bits already chosen and a constant bit of
@@ -177,10 +179,11 @@ void nn_bit_order_by_weight(nn_net *net);
  * 0 for a copy, a complement or a constant bit, 1 for a bit independent of all chosen ones).
  * Ties go to the larger |w|, then the lower index. codes: sample codes in network bit order
  * (bit j = network bit j), e.g. of training images, with codes->bits = B and codes->n >= 1. */
-drsch_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, drsch_error *err);
+DRSCH_API drsch_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes,
+                                                 drsch_error *err);
 
 /* FLOPs of one batch (multiply-add = 2): forward, and backward (weights + data gradients). */
-void nn_flops(const nn_net *net, double *forward, double *backward);
+DRSCH_API void nn_flops(const nn_net *net, double *forward, double *backward);
 
 /* ---- SGD -------------------------------------------------------------------------------- */
 typedef struct {
@@ -193,13 +196,14 @@ typedef struct {
                            (iter + 1) / warmup (0 = none, the authors) */
 } nn_sgd_config;
 
-void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
+DRSCH_API void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
 /* The momentum history of a training net (count floats in the net's internal layout; NULL and
  * 0 for inference nets): checkpoints save it so a resumed run continues exactly. */
-float *nn_sgd_history(nn_net *net, size_t *count);
-float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
+DRSCH_API float *nn_sgd_history(nn_net *net, size_t *count);
+DRSCH_API float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 /* Caffe's update: v = momentum*v + lr*lr_mult*(g + wd*decay_mult*w); w -= v. */
-drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsch_error *err);
+DRSCH_API drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter,
+                                   drsch_error *err);
 
 /* ---- model files ------------------------------------------------------------------------ */
 /* Versioned little-endian binary: magic, version, architecture table, input shape and input
@@ -213,13 +217,13 @@ drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsc
  * drsch-reid's), parameters exactly as many as the file holds. */
 #define NN_MODEL_MAX_SIDE 4096
 #define NN_MODEL_MAX_ACT_FLOATS (1 << 26)
-drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err);
+DRSCH_API drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err);
 /* Creates a net with the file's architecture and parameters, for the given batch and mode.
  * Every size the header implies is checked against the file's size, the limits above and (for
  * the batch's buffers) the machine's memory before anything large is allocated; errors name
  * the file and what was wrong ("header says N parameters (X MB) but the file holds Y KB"). */
-drsch_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
-                           drsch_error *err);
+DRSCH_API drsch_status nn_model_load(nn_net **out, const char *path, int32_t batch,
+                                     int32_t training, drsch_error *err);
 
 /* ---- encoding --------------------------------------------------------------------------- */
 typedef struct nn_encoder nn_encoder;
@@ -228,18 +232,19 @@ typedef struct nn_encoder nn_encoder;
  * single-threaded inside each); replicas = 1 lets oneDNN use all threads in each batch.
  * precision: NN_PRECISION_F32, or NN_PRECISION_BF16 (weights converted here, once; a CPU
  * without bf16 support gives DRSCH_ERR_UNSUPPORTED). */
-drsch_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
-                               int32_t replicas, nn_precision precision, drsch_error *err);
-void nn_encoder_free(nn_encoder *enc);
-nn_precision nn_encoder_precision(const nn_encoder *enc);
+DRSCH_API drsch_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
+                                         int32_t replicas, nn_precision precision,
+                                         drsch_error *err);
+DRSCH_API void nn_encoder_free(nn_encoder *enc);
+DRSCH_API nn_precision nn_encoder_precision(const nn_encoder *enc);
 /* oneDNN's implementation of the encoder's first convolution (or inner product), as
  * ONEDNN_VERBOSE names it (e.g. "brg:avx512_core"): reports record it to show which kernels ran. */
-const char *nn_encoder_impl(const nn_encoder *enc);
+DRSCH_API const char *nn_encoder_impl(const nn_encoder *enc);
 /* x: n x C x H x W. real (may be NULL): n x B hash outputs u in significance order (column j is
  * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
  * bit j of code i is 1 iff real[i][j] > 0. */
-drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
-                       drsch_error *err);
+DRSCH_API drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real,
+                                 hm_codes *codes, drsch_error *err);
 
 #ifdef __cplusplus
 }

@@ -66,15 +66,15 @@ typedef struct {
     int32_t *testsets; /* n_testsets x testset_rows x 2: (pair, person), 1-based */
 } ds_dataset;
 
-void ds_dataset_free(ds_dataset *d);
+DRSCH_API void ds_dataset_free(ds_dataset *d);
 
 /* CRC-32 (zlib) over the images, then labels (int32 little-endian) or the multi-hot matrix,
  * then cams when present: identifies the exact data a report was computed on. */
-uint32_t ds_checksum(const ds_dataset *d);
+DRSCH_API uint32_t ds_checksum(const ds_dataset *d);
 
 /* Count of images per class (single-label and identity: counts[n_classes]; multi-label: images
  * having each concept). counts must hold n_classes entries. */
-void ds_class_counts(const ds_dataset *d, int64_t *counts);
+DRSCH_API void ds_class_counts(const ds_dataset *d, int64_t *counts);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Loading                                                                                    */
@@ -87,29 +87,31 @@ typedef struct {
 } ds_load_opts;
 
 /* Defaults: all zero (reader defaults, fail on bad images). */
-void ds_load_opts_default(ds_load_opts *o);
+DRSCH_API void ds_load_opts_default(ds_load_opts *o);
 
 /* IDX pair (images idx3 + labels idx1), gzip or raw. Appends nothing: returns a new dataset. */
-drsch_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
-                              drsch_error *err);
+DRSCH_API drsch_status ds_load_idx_pair(const char *images_path, const char *labels_path,
+                                        ds_dataset **out, drsch_error *err);
 /* A directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-...,
  * t10k-labels-... (also the "train-images.idx3-ubyte" spelling). subset marks train / t10k. */
-drsch_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, drsch_error *err);
+DRSCH_API drsch_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out,
+                                       drsch_error *err);
 /* CIFAR-10 binary version: dir holds data_batch_1..5.bin and test_batch.bin (each record:
  * 1 label byte + 3072 bytes, 3 x 32 x 32 planar RGB) and optionally batches.meta.txt. */
-drsch_status ds_load_cifar10(const char *dir, ds_dataset **out, drsch_error *err);
+DRSCH_API drsch_status ds_load_cifar10(const char *dir, ds_dataset **out, drsch_error *err);
 /* NUS-WIDE list: each non-empty line "relative/path.jpg l_1 ... l_L" with L = 21 or 81 labels
  * (0/1), images under imgroot, decoded to RGB and resized to opts->out_h x out_w. */
-drsch_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts,
-                             ds_dataset **out, drsch_error *err);
+DRSCH_API drsch_status ds_load_nuswide(const char *list, const char *imgroot,
+                                       const ds_load_opts *opts, ds_dataset **out,
+                                       drsch_error *err);
 /* CUHK03 cuhk-03.mat (v7.3): detected = 0 reads 'labeled', 1 reads 'detected'; images resized
  * to opts->out_h x out_w (default 160 x 60); 'testsets' read when present. */
-drsch_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts,
-                            ds_dataset **out, drsch_error *err);
+DRSCH_API drsch_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts,
+                                      ds_dataset **out, drsch_error *err);
 
 /* Keep only the k concepts with the most images (ties: lower concept index), in their original
  * order, and drop images left without any label (NUS-WIDE-21 from the 81-concept list). */
-drsch_status ds_select_top_concepts(ds_dataset *d, int k, drsch_error *err);
+DRSCH_API drsch_status ds_select_top_concepts(ds_dataset *d, int k, drsch_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Dataset specs (command line)                                                               */
@@ -129,12 +131,12 @@ typedef struct {
     int detected;               /* CUHK03: 0 labeled (default), 1 detected */
 } ds_spec;
 
-drsch_status ds_spec_parse(const char *spec, ds_spec *out, drsch_error *err);
-drsch_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out,
-                          drsch_error *err);
+DRSCH_API drsch_status ds_spec_parse(const char *spec, ds_spec *out, drsch_error *err);
+DRSCH_API drsch_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out,
+                                    drsch_error *err);
 /* Parse + load in one call; opts may be NULL. */
-drsch_status ds_load(const char *spec, const ds_load_opts *opts, ds_dataset **out,
-                     drsch_error *err);
+DRSCH_API drsch_status ds_load(const char *spec, const ds_load_opts *opts, ds_dataset **out,
+                               drsch_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Protocols: index lists into a dataset. Every list is sorted ascending. For re-id, db is the  */
@@ -148,7 +150,7 @@ typedef struct {
     int64_t *db;    /* n_db */
 } ds_split;
 
-void ds_split_free(ds_split *s);
+DRSCH_API void ds_split_free(ds_split *s);
 
 typedef struct {
     int query_per_class;   /* 100 (paper, CIFAR-10 protocol) */
@@ -157,19 +159,19 @@ typedef struct {
                             */
 } ds_paper_opts;
 
-void ds_paper_opts_default(ds_paper_opts *o);
+DRSCH_API void ds_paper_opts_default(ds_paper_opts *o);
 
 /* Single-label sets: per class query_per_class queries, train_per_class training images, the
  * rest database; the whole dataset (official train + test) is the pool. */
-drsch_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
-                            ds_split *out, drsch_error *err);
+DRSCH_API drsch_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                                      ds_split *out, drsch_error *err);
 /* The official split: query = test file, train = database = training file. */
-drsch_status ds_split_full(const ds_dataset *d, ds_split *out, drsch_error *err);
+DRSCH_API drsch_status ds_split_full(const ds_dataset *d, ds_split *out, drsch_error *err);
 /* Multi-label (NUS-WIDE-21): for each concept in turn, query_per_class queries and
  * train_per_class training images drawn from the images having it and not yet chosen; the rest
  * (images with at least one label) is the database. Relevance = at least one shared label. */
-drsch_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
-                                 ds_split *out, drsch_error *err);
+DRSCH_API drsch_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o,
+                                           uint64_t seed, ds_split *out, drsch_error *err);
 
 typedef struct {
     int testset;     /* 0-based index into 'testsets' (classic protocol: 0..19) */
@@ -181,16 +183,16 @@ typedef struct {
  * identities, all others train. Queries: test images from the first camera of each pair;
  * gallery: test images from the second camera. Test identities seen by only one camera give
  * no query (they could never be matched); the name says how many were dropped. */
-drsch_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
-                                     ds_split *out, drsch_error *err);
+DRSCH_API drsch_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o,
+                                               uint64_t seed, ds_split *out, drsch_error *err);
 
 /* CUHK03 767/700 protocol (Zhong et al., CVPR 2017): 767 training and 700 test identities,
  * query and gallery as listed in cuhk03_new_protocol_config_{labeled,detected}.mat (a MATLAB v5
  * file: train_idx, query_idx, gallery_idx 1-based into filelist, whose names
  * "P_QQQ_V_SS.png" give camera pair, person, view and slot). Every listed image must exist in
  * the loaded dataset (use the config that matches labeled / detected). */
-drsch_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
-                                 drsch_error *err);
+DRSCH_API drsch_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat,
+                                           ds_split *out, drsch_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Training input: augmentation and batches                                                   */
@@ -209,22 +211,23 @@ typedef struct {
 } ds_augment;
 
 /* No crop, no mirror, mean 0, scale 1/255 (values in [0, 1]). */
-void ds_augment_default(ds_augment *a);
+DRSCH_API void ds_augment_default(ds_augment *a);
 /* Evaluation variant of a training augmentation: centre crop of the same size, no mirror. */
-ds_augment ds_augment_eval(const ds_augment *train);
+DRSCH_API ds_augment ds_augment_eval(const ds_augment *train);
 
 /* Builds a float32 batch out[n x c x out_h x out_w] (NCHW) from images idx[0..n), OpenMP over
  * images. Image i draws its crop and flip (then rotation and zoom, when asked for) from a
  * generator seeded with (seed, i), so the batch is identical for any thread count. Rotation and
  * zoom turn the crop window about its centre and sample the image bilinearly, with the padding
  * value outside it; without them the crop is an exact pixel copy. */
-drsch_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
-                            uint64_t seed, float *out, drsch_error *err);
+DRSCH_API drsch_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n,
+                                      const ds_augment *a, uint64_t seed, float *out,
+                                      drsch_error *err);
 
 /* Per-channel mean and standard deviation of the uint8 pixel values over images idx[0..n)
  * (all images when idx is NULL); mean and std hold d->c entries. */
-void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double *mean,
-                      double *std);
+DRSCH_API void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double *mean,
+                                double *std);
 
 /* Class-balanced sampler: each batch holds classes_per_batch distinct classes (identities for
  * re-id, concepts for multi-label) x images_per_class images of each. Classes are drawn from
@@ -233,28 +236,28 @@ void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double
  * pool are not eligible (a batch needs positives for triplets). */
 typedef struct ds_sampler ds_sampler;
 
-drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
-                               int classes_per_batch, int images_per_class, uint64_t seed,
-                               ds_sampler **out, drsch_error *err);
-void ds_sampler_free(ds_sampler *s);
-int64_t ds_sampler_batch_size(const ds_sampler *s);
-int ds_sampler_classes(const ds_sampler *s); /* eligible classes */
+DRSCH_API drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
+                                         int classes_per_batch, int images_per_class, uint64_t seed,
+                                         ds_sampler **out, drsch_error *err);
+DRSCH_API void ds_sampler_free(ds_sampler *s);
+DRSCH_API int64_t ds_sampler_batch_size(const ds_sampler *s);
+DRSCH_API int ds_sampler_classes(const ds_sampler *s); /* eligible classes */
 /* Fills idx[batch_size] with dataset indices and cls[batch_size] with the class each image was
  * drawn for (cls may be NULL), grouped class by class. */
-void ds_sampler_next(ds_sampler *s, int64_t *idx, int32_t *cls);
+DRSCH_API void ds_sampler_next(ds_sampler *s, int64_t *idx, int32_t *cls);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Image utilities (used by the NUS-WIDE and CUHK03 readers; public for tests and tools)      */
 
 /* Bilinear resize with half-pixel centres (the OpenCV INTER_LINEAR convention, no antialias).
  * src: sh x sw x c interleaved (HWC); dst: c x dh x dw planar (CHW). */
-void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh,
-                                   int dw);
+DRSCH_API void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c,
+                                             uint8_t *dst, int dh, int dw);
 
 /* Decodes a JPEG or PNG file (detected by its signature) to 8-bit RGB, HWC. *pixels is
  * malloc'd and owned by the caller. */
-drsch_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *w,
-                                  drsch_error *err);
+DRSCH_API drsch_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *w,
+                                            drsch_error *err);
 
 #ifdef __cplusplus
 }

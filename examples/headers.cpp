@@ -13,7 +13,10 @@
 #include <drsch/report.h>
 #include <drsch/report_compare.h>
 #include <drsch/report_read.h>
+#include <drsch/rng.h>
+#include <drsch/status.h>
 #include <drsch/train.h>
+#include <drsch/version.h>
 
 #include <cstdio>
 
@@ -24,6 +27,7 @@ int main()
         std::fprintf(stderr, "headers_cxx: %s\n", err.msg);
         return 1;
     }
-    std::printf("kernels for %s\n", hm_isa_name(hm_isa_active()));
+    std::printf("drsch %s, kernels for %s; status text: %s\n", drsch_version(),
+                hm_isa_name(hm_isa_active()), drsch_strstatus(DRSCH_ERR_NOMEM));
     return 0;
 }

@@ -27,14 +27,14 @@ typedef struct {
 
 /* x: n x dim training features. ITQ: DRSCH_ERR_UNSUPPORTED when LAPACK cannot be loaded,
  * DRSCH_ERR_NUMERIC when a decomposition fails. */
-drsch_status bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed,
-                          bl_model *out, drsch_error *err);
-drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters,
-                          uint64_t seed, bl_model *out, drsch_error *err);
+DRSCH_API drsch_status bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed,
+                                    bl_model *out, drsch_error *err);
+DRSCH_API drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters,
+                                    uint64_t seed, bl_model *out, drsch_error *err);
 /* Codes of x (n x dim) into rows first..first+n of out (allocated by the caller, out->bits ==
  * model bits). */
-void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first);
-void bl_model_free(bl_model *m);
+DRSCH_API void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first);
+DRSCH_API void bl_model_free(bl_model *m);
 
 #ifdef __cplusplus
 }

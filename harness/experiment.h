@@ -30,20 +30,20 @@ typedef enum {
 #define XP_PROTOCOL_NAMES "auto, paper, paper-db-train, full, classic, new, none"
 
 /* Parses a --protocol value; prints "drsch <cmd>: --protocol: ..." and returns -1 if unknown. */
-int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out);
+DRSCH_API int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out);
 /* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file. */
-drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
-                           const char *config, ds_split *sp, drsch_error *err);
+DRSCH_API drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
+                                     const char *config, ds_split *sp, drsch_error *err);
 /* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
-int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
+DRSCH_API int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
 
 /* --size is allowed for spec (NUS-WIDE, CUHK03)? Prints why not and returns -1. */
-int xp_size_check(const char *cmd, const char *spec);
+DRSCH_API int xp_size_check(const char *cmd, const char *spec);
 /* Loads the dataset of spec for command cmd; size (or NULL) is a --size HxW value, allowed only
  * for datasets decoded and resized on loading (NUS-WIDE, CUHK03). Prints "drsch <cmd>: ..." and
  * returns -1 on failure, with the exit status in *exit_code (2 for a bad --size, 1 otherwise). */
-int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
-                    int *exit_code);
+DRSCH_API int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
+                              int *exit_code);
 
 /* ---- The codes of a model ---------------------------------------------------------------- */
 
@@ -62,48 +62,51 @@ typedef struct {
  * bf16 where the CPU runs it: DRSCH_ERR_UNSUPPORTED otherwise, never an f32 fallback). An empty
  * list is an error ("nothing to encode"). On failure *out is empty and *err is the encoder's
  * status and message (or "out of memory"). */
-drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
-                          int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
-                          xp_codes *out, drsch_error *err);
+DRSCH_API drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
+                                    int64_t n_query, const int64_t *db, int64_t n_db,
+                                    nn_precision precision, xp_codes *out, drsch_error *err);
 /* The same with the model file at path, loaded for inference and freed before returning;
  * when it cannot be loaded, the loader's status and message (which names the file) with
  * err->file set to path (and to something else for the other failures). */
-drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
-                            int64_t n_query, const int64_t *db, int64_t n_db,
-                            nn_precision precision, xp_codes *out, drsch_error *err);
+DRSCH_API drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                                      int64_t n_query, const int64_t *db, int64_t n_db,
+                                      nn_precision precision, xp_codes *out, drsch_error *err);
 /* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
-void xp_codes_free(xp_codes *c);
+DRSCH_API void xp_codes_free(xp_codes *c);
 
 /* ---- Labels --------------------------------------------------------------------------------- */
 
 /* uint64 words per row of packed multi-hot labels of width L (ev_labels.words): ceil(L / 64). */
-size_t xp_multi_hot_words(size_t L);
+DRSCH_API size_t xp_multi_hot_words(size_t L);
 /* Packs multi-hot labels as ev_labels bitmasks: multi holds one row of L bytes per item (0 = label
  * absent, anything else present); row i of out (xp_multi_hot_words(L) words, cleared here) gets
  * bit l % 64 of word l / 64 set for every label l of item idx[i] (of item i when idx is NULL). */
-void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_t n, uint64_t *out);
+DRSCH_API void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_t n,
+                                 uint64_t *out);
 
 /* ---- Code prefixes and evaluation --------------------------------------------------------- */
 
 /* out = the first `bits` bits of every code of c (allocated here). DRSCH_ERR_ARG when bits >
  * c->bits, DRSCH_ERR_NOMEM when out of memory. */
-drsch_status xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);
+DRSCH_API drsch_status xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);
 
 /* Retrieval metrics of query codes q (the split's queries, in order) against database codes db
  * (the split's database, in order), truncated to their first `bits` bits, with the dataset's
  * labels as relevance (shared label, or at least one shared concept). w may be NULL. */
-drsch_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
-                               const hm_codes *db, uint32_t bits, const float *weights,
-                               const ev_options *opt, ev_retrieval *out, drsch_error *err);
+DRSCH_API drsch_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                                         const hm_codes *db, uint32_t bits, const float *weights,
+                                         const ev_options *opt, ev_retrieval *out,
+                                         drsch_error *err);
 
 /* Re-id metrics (harness/metrics.h: same identity and camera removed, CMC rank 1..20, mAP over
  * the whole gallery) of query codes q against gallery codes g, in the split's query / db
  * order, truncated to their first `bits` bits, with the dataset's identities and cameras
  * (d->cams must be set). single_shot_repeats > 0: CMC from that many seeded
  * single-gallery-shot samplings; w may be NULL. */
-drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
-                          const hm_codes *g, uint32_t bits, const float *weights,
-                          int single_shot_repeats, uint64_t seed, ev_reid *out, drsch_error *err);
+DRSCH_API drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                                    const hm_codes *g, uint32_t bits, const float *weights,
+                                    int single_shot_repeats, uint64_t seed, ev_reid *out,
+                                    drsch_error *err);
 
 #ifdef __cplusplus
 }

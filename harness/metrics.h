@@ -58,15 +58,16 @@ typedef struct {
 } ev_retrieval;
 
 /* Ranks every database code for every query; w = NULL for plain Hamming distance. */
-drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
-                               const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
-                               ev_retrieval *out, drsch_error *err);
-void ev_retrieval_free(ev_retrieval *r);
+DRSCH_API drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
+                                         const ev_labels *dbl, const hm_weights *w,
+                                         const ev_options *opt, ev_retrieval *out,
+                                         drsch_error *err);
+DRSCH_API void ev_retrieval_free(ev_retrieval *r);
 
 /* Average precision of one ranked list: rel[i] != 0 when the item at rank i (0-based) is
  * relevant; n_relevant_total is the denominator of AP@all (>= relevant items in the list).
  * Exposed for tests and for other tools' rankings. */
-double ev_average_precision(const uint8_t *rel, size_t n, size_t n_relevant_total);
+DRSCH_API double ev_average_precision(const uint8_t *rel, size_t n, size_t n_relevant_total);
 
 #define EV_CMC_RANKS 20
 
@@ -80,10 +81,10 @@ typedef struct {
 
 /* Re-id evaluation. qid/qcam: q->n; gid/gcam: g->n. single_shot_repeats > 0 samples one
  * gallery image per identity for CMC, repeated and averaged, seeded. */
-drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
-                          const hm_codes *g, const int32_t *gid, const int32_t *gcam,
-                          const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
-                          drsch_error *err);
+DRSCH_API drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
+                                    const hm_codes *g, const int32_t *gid, const int32_t *gcam,
+                                    const hm_weights *w, int single_shot_repeats, uint64_t seed,
+                                    ev_reid *out, drsch_error *err);
 
 #ifdef __cplusplus
 }

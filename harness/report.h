@@ -23,22 +23,22 @@ typedef struct cJSON rp_entry;
 /* A report with the standard context filled in (date, host_name, executable, num_cpus,
  * mhz_per_cpu, cpu_scaling_enabled, caches, load_avg, library_build_type) and drsch's own
  * fields (drsch_version, git_commit, compiler, compiler_flags, isa, threads, onednn_version). */
-rp_report *rp_create(void);
-void rp_free(rp_report *r);
-void rp_context_set(rp_report *r, const char *key, const char *value);
-void rp_context_set_num(rp_report *r, const char *key, double value);
+DRSCH_API rp_report *rp_create(void);
+DRSCH_API void rp_free(rp_report *r);
+DRSCH_API void rp_context_set(rp_report *r, const char *key, const char *value);
+DRSCH_API void rp_context_set_num(rp_report *r, const char *key, double value);
 
 /* One benchmark entry ("run_type": "iteration"). time_unit: "ns", "us", "ms" or "s". The
  * returned entry stays owned by the report; add user counters to it. */
-rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time,
-                 double cpu_time, const char *time_unit, int threads);
-void rp_counter(rp_entry *e, const char *name, double value);
-void rp_label(rp_entry *e, const char *label);
+DRSCH_API rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time,
+                           double cpu_time, const char *time_unit, int threads);
+DRSCH_API void rp_counter(rp_entry *e, const char *name, double value);
+DRSCH_API void rp_label(rp_entry *e, const char *label);
 /* The report's JSON text (caller frees with free()); for tests and stdout. */
-char *rp_print(const rp_report *r);
+DRSCH_API char *rp_print(const rp_report *r);
 
 /* Writes the report to path via a temporary file and rename(2). */
-drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err);
+DRSCH_API drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err);
 
 #ifdef __cplusplus
 }

@@ -79,15 +79,15 @@ typedef enum {
     RPC_NO_METRICS    /* the baseline has no accuracy counter */
 } rpc_agreement;
 
-void rpc_options_default(rpc_options *o);
+DRSCH_API void rpc_options_default(rpc_options *o);
 /* 1 when counter is an accuracy counter (mAP*, rank-*, P_at*, precision*). */
-int rpc_is_metric(const char *counter);
+DRSCH_API int rpc_is_metric(const char *counter);
 /* Compares cur with base (times sorted in place to take medians). On DRSCH_ERR_NOMEM *out is
  * empty and err says so. Free the result with rpc_result_free. */
-drsch_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
-                         rpc_result *out, drsch_error *err);
-void rpc_result_free(rpc_result *r);
-rpc_agreement rpc_agreement_of(const rpc_result *r);
+DRSCH_API drsch_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
+                                   rpc_result *out, drsch_error *err);
+DRSCH_API void rpc_result_free(rpc_result *r);
+DRSCH_API rpc_agreement rpc_agreement_of(const rpc_result *r);
 
 #ifdef __cplusplus
 }

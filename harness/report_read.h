@@ -34,13 +34,13 @@ typedef struct {
 
 /* Parses the JSON text text[0..len) (need not be NUL-terminated; parsing stops at the first
  * NUL as cJSON_Parse does); name is the file name used in messages. On failure *out is empty. */
-drsch_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *out,
-                           drsch_error *err);
+DRSCH_API drsch_status rp_read_parse(const char *text, size_t len, const char *name,
+                                     rp_read_report *out, drsch_error *err);
 /* Reads and parses path. */
-drsch_status rp_read_file(const char *path, rp_read_report *out, drsch_error *err);
-void rp_read_free(rp_read_report *r);
+DRSCH_API drsch_status rp_read_file(const char *path, rp_read_report *out, drsch_error *err);
+DRSCH_API void rp_read_free(rp_read_report *r);
 /* The entry called name, NULL when absent. */
-rp_read_entry *rp_read_find(rp_read_report *r, const char *name);
+DRSCH_API rp_read_entry *rp_read_find(rp_read_report *r, const char *name);
 
 #ifdef __cplusplus
 }

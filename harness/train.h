@@ -57,7 +57,7 @@ typedef struct {
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see
  * train.c for the values and why each differs from the authors' where it does). */
-void tr_config_default(tr_config *c, const ds_dataset *d);
+DRSCH_API void tr_config_default(tr_config *c, const ds_dataset *d);
 
 typedef struct {
     int64_t iter, iters;
@@ -76,19 +76,20 @@ typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
  * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same
  * configuration, to continue from its iteration; --iters may differ (at least the checkpoint's
  * iteration), as no schedule depends on it. stop: polled each iteration (e.g. SIGINT). */
-drsch_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split,
-                      const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
-                      tr_progress_fn progress, void *ctx, drsch_error *err);
+DRSCH_API drsch_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split,
+                                const char *out_path, const char *resume_path,
+                                volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
+                                drsch_error *err);
 
 /* Encodes images idx[0..n) of d with the model (centre crop to its input, its normalisation)
  * into out (allocated here: n codes of the model's B bits, significance order), in f32. */
-drsch_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
-                       hm_codes *out, drsch_error *err);
+DRSCH_API drsch_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx,
+                                 int64_t n, hm_codes *out, drsch_error *err);
 /* The same in a chosen precision: NN_PRECISION_BF16 gives DRSCH_ERR_UNSUPPORTED where the CPU
  * cannot run bf16 (no silent f32 fallback). */
-drsch_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
-                                 int64_t n, nn_precision precision, hm_codes *out,
-                                 drsch_error *err);
+DRSCH_API drsch_status tr_encode_precision(const nn_net *model, const ds_dataset *d,
+                                           const int64_t *idx, int64_t n, nn_precision precision,
+                                           hm_codes *out, drsch_error *err);
 
 #ifdef __cplusplus
 }

@@ -29,22 +29,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Opens PATH ("rb") for reading after checking that it is a regular file. `what` names the
  * expected content in messages ("model file", "codes"). NULL and msg on failure. */
-FILE *fio_open_read(const char *path, const char *what, char *msg, size_t n);
+DRSCH_API FILE *fio_open_read(const char *path, const char *what, char *msg, size_t n);
 
 /* The check of fio_open_read for readers that open by name (zlib, HDF5). */
-int fio_check_regular(const char *path, const char *what, char *msg, size_t n);
+DRSCH_API int fio_check_regular(const char *path, const char *what, char *msg, size_t n);
 
 /* Reads a regular file whole: *data (malloc'd, a NUL after the last byte, not counted in *len).
  * The size comes from the open file; a file that shrinks while it is read is an error. On
  * failure errno is ENOMEM when memory ran out (callers map it to their own status). */
-int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len, char *msg,
-                  size_t n);
+DRSCH_API int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len,
+                            char *msg, size_t n);
 
 typedef struct {
     char *path;  /* where the content goes: PATH, or the target of the link PATH names */
@@ -55,21 +57,21 @@ typedef struct {
 } fio_out;
 
 /* Opens an output as described above. */
-int fio_out_begin(fio_out *o, const char *path, char *msg, size_t n);
+DRSCH_API int fio_out_begin(fio_out *o, const char *path, char *msg, size_t n);
 
 /* fwrite that remembers the first failure (reported by fio_out_commit). */
-void fio_out_write(fio_out *o, const void *p, size_t len);
+DRSCH_API void fio_out_write(fio_out *o, const void *p, size_t len);
 
 /* Flushes, syncs when `durable` (models, checkpoints), closes and renames into place. On any
  * failure removes the temporary file and leaves what PATH held untouched. Always releases o. */
-int fio_out_commit(fio_out *o, int durable, char *msg, size_t n);
+DRSCH_API int fio_out_commit(fio_out *o, int durable, char *msg, size_t n);
 
 /* Closes and removes the temporary file; PATH keeps what it held. Releases o. */
-void fio_out_abort(fio_out *o);
+DRSCH_API void fio_out_abort(fio_out *o);
 
 /* Writes `len` bytes to PATH as one fio_out. */
-int fio_write_file(const char *path, const void *data, size_t len, int durable, char *msg,
-                   size_t n);
+DRSCH_API int fio_write_file(const char *path, const void *data, size_t len, int durable, char *msg,
+                             size_t n);
 
 typedef struct {
     int fd;
@@ -77,10 +79,10 @@ typedef struct {
 } fio_lock;
 
 /* Takes PATH.lock or fails: "PATH: another drsch run (process N) is writing it". */
-int fio_lock_take(fio_lock *l, const char *path, char *msg, size_t n);
+DRSCH_API int fio_lock_take(fio_lock *l, const char *path, char *msg, size_t n);
 
 /* Removes and releases the lock (a no-op on a lock never taken). */
-void fio_lock_release(fio_lock *l);
+DRSCH_API void fio_lock_release(fio_lock *l);
 
 #define FIO_SET_MAX 8
 
@@ -93,31 +95,31 @@ typedef struct {
 } fio_set;
 
 /* Takes the lock on PREFIX and starts an empty set. */
-int fio_set_begin(fio_set *s, const char *prefix, char *msg, size_t n);
+DRSCH_API int fio_set_begin(fio_set *s, const char *prefix, char *msg, size_t n);
 
 /* Opens member PREFIX.SUFFIX (e.g. "codes.npy"); write it through the returned fio_out, then
  * leave it to fio_set_commit. NULL and msg on failure (the set stays valid for abort). */
-fio_out *fio_set_add(fio_set *s, const char *suffix, char *msg, size_t n);
+DRSCH_API fio_out *fio_set_add(fio_set *s, const char *suffix, char *msg, size_t n);
 
 /* Closes every member, writes PREFIX.manifest, renames it and then the members into place, and
  * releases the lock. On failure nothing is renamed (or, if renaming itself fails midway, the
  * manifest no longer matches the members left behind) and every temporary file is removed. */
-int fio_set_commit(fio_set *s, char *msg, size_t n);
+DRSCH_API int fio_set_commit(fio_set *s, char *msg, size_t n);
 
 /* Removes every temporary file of the set and releases its lock. */
-void fio_set_abort(fio_set *s);
+DRSCH_API void fio_set_abort(fio_set *s);
 
 /* For a reader of PATH = PREFIX.NAME.EXT: when PREFIX.manifest exists, PATH must be the member
  * NAME.EXT it lists, with that size and CRC-32. 0 when it is (or when PATH is not in a set). */
-int fio_set_verify(const char *path, char *msg, size_t n);
+DRSCH_API int fio_set_verify(const char *path, char *msg, size_t n);
 
 /* Removes every registered temporary file and lock; async-signal-safe (unlink only), for the
  * handlers of SIGINT and SIGTERM. */
-void fio_remove_temporaries(void);
+DRSCH_API void fio_remove_temporaries(void);
 
 /* Installs handlers of SIGINT, SIGTERM and SIGHUP that remove the temporary files and locks,
  * then let the signal take its default action (the exit status says which signal). */
-void fio_cleanup_on_signals(void);
+DRSCH_API void fio_cleanup_on_signals(void);
 
 #ifdef __cplusplus
 }

@@ -33,16 +33,17 @@ typedef enum {
 } hm_isa;
 
 /* ---- ISA detection and dispatch ---------------------------------------------------------- */
-const char *hm_isa_name(hm_isa isa); /* "scalar", "avx2", "avx512", "neon" */
-drsch_status hm_isa_parse(const char *name, hm_isa *out, drsch_error *err);
-bool hm_isa_compiled(hm_isa isa);  /* kernel built into this binary */
-bool hm_isa_supported(hm_isa isa); /* compiled, and CPU + OS support it */
-hm_isa hm_isa_best(void);          /* best supported ISA */
+DRSCH_API const char *hm_isa_name(hm_isa isa); /* "scalar", "avx2", "avx512", "neon" */
+DRSCH_API drsch_status hm_isa_parse(const char *name, hm_isa *out, drsch_error *err);
+DRSCH_API bool hm_isa_compiled(hm_isa isa);  /* kernel built into this binary */
+DRSCH_API bool hm_isa_supported(hm_isa isa); /* compiled, and CPU + OS support it */
+DRSCH_API hm_isa hm_isa_best(void);          /* best supported ISA */
 /* The active ISA: chosen once, on first use, as DRSCH_FORCE_ISA if set (an unsupported or
  * unknown value there is reported by hm_isa_init) else hm_isa_best(). */
-drsch_status hm_isa_init(drsch_error *err);
-hm_isa hm_isa_active(void);
-drsch_status hm_isa_set(hm_isa isa, drsch_error *err); /* override (--isa); refuses unsupported */
+DRSCH_API drsch_status hm_isa_init(drsch_error *err);
+DRSCH_API hm_isa hm_isa_active(void);
+DRSCH_API drsch_status hm_isa_set(hm_isa isa,
+                                  drsch_error *err); /* override (--isa); refuses unsupported */
 
 /* ---- packed codes ------------------------------------------------------------------------ */
 typedef struct {
@@ -55,14 +56,15 @@ typedef struct {
 static inline size_t hm_words_for_bits(uint32_t bits) { return ((size_t)bits + 63) / 64; }
 static inline size_t hm_bytes_for_bits(uint32_t bits) { return ((size_t)bits + 7) / 8; }
 
-drsch_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits, drsch_error *err); /* zeroed */
-void hm_codes_free(hm_codes *c);
+DRSCH_API drsch_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits,
+                                      drsch_error *err); /* zeroed */
+DRSCH_API void hm_codes_free(hm_codes *c);
 /* bytes: n x row_bytes, the on-disk layout; keeps the first `bits` bits of each row (prefix
  * truncation), bits <= 8 * row_bytes. */
-drsch_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_t row_bytes,
-                                 uint32_t bits, drsch_error *err);
+DRSCH_API drsch_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n,
+                                           size_t row_bytes, uint32_t bits, drsch_error *err);
 /* out: n x ceil(bits/8) bytes. */
-void hm_codes_to_bytes(const hm_codes *c, uint8_t *out);
+DRSCH_API void hm_codes_to_bytes(const hm_codes *c, uint8_t *out);
 static inline const uint64_t *hm_code_row(const hm_codes *c, size_t i)
 {
     return c->data + i * c->words;
@@ -74,7 +76,7 @@ static inline int hm_code_bit(const hm_codes *c, size_t i, uint32_t b)
 
 /* ---- distances --------------------------------------------------------------------------- */
 /* out[j] = popcount(q XOR db_j) for j < db->n; q: one row of db->words words. Active ISA. */
-void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out);
+DRSCH_API void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out);
 
 /* Weighted Hamming: d(q, x) = sum of w_i over bits i where q and x differ. The weights are
  * compiled into per-nibble tables once (hm_weights_create). Results of every ISA are identical
@@ -82,27 +84,29 @@ void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out);
  * hm_weighted_distance_ref within 1e-5 relative. */
 typedef struct hm_weights hm_weights;
 /* w: bits floats, finite (NaN/Inf refused). */
-drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, drsch_error *err);
-void hm_weights_free(hm_weights *w);
-void hm_weighted_distances(const uint64_t *q, const hm_codes *db, const hm_weights *w, float *out);
-double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const float *w,
-                                uint32_t bits);
+DRSCH_API drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits,
+                                         drsch_error *err);
+DRSCH_API void hm_weights_free(hm_weights *w);
+DRSCH_API void hm_weighted_distances(const uint64_t *q, const hm_codes *db, const hm_weights *w,
+                                     float *out);
+DRSCH_API double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const float *w,
+                                          uint32_t bits);
 
 /* ---- exact top-k ------------------------------------------------------------------------- */
 /* For each query i: the k database codes nearest to it, ordered by (distance, database index).
  * indices: nq x k int64; distances: nq x k (int32 for plain, float for weighted).
  * Requires 1 <= k <= db->n and equal code lengths. Uses OpenMP threads (omp_get_max_threads)
  * over query blocks, and over database shards when there are few queries. */
-drsch_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t *indices,
-                    int32_t *distances, drsch_error *err);
-drsch_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
-                             const hm_weights *w, int64_t *indices, float *distances,
-                             drsch_error *err);
+DRSCH_API drsch_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k,
+                              int64_t *indices, int32_t *distances, drsch_error *err);
+DRSCH_API drsch_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
+                                       const hm_weights *w, int64_t *indices, float *distances,
+                                       drsch_error *err);
 
 /* How many times hm_knn / hm_knn_weighted would read the whole database for nq queries with
  * this k at the current thread count (one pass per block of queries that share each database
  * tile from cache); benchmarks use it to model memory traffic. */
-size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted);
+DRSCH_API size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted);
 
 #ifdef __cplusplus
 }

@@ -14,32 +14,34 @@
 
 #include <stdint.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Advances *state by one splitmix64 step and returns its output. */
-uint64_t rng_splitmix64(uint64_t *state);
+DRSCH_API uint64_t rng_splitmix64(uint64_t *state);
 /* Standard normal deviate (Box-Muller) from two splitmix64 draws: u1 = (a + 1) / (2^53 + 1) in
  * (0, 1], u2 = b / 2^53 in [0, 1), where a and b are the draws' top 53 bits. */
-double rng_splitmix64_normal(uint64_t *state);
+DRSCH_API double rng_splitmix64_normal(uint64_t *state);
 
 typedef struct {
     uint64_t s[4];
 } rng_state;
 
 /* The state from four splitmix64 outputs of seed. */
-void rng_seed(rng_state *r, uint64_t seed);
-uint64_t rng_next(rng_state *r);
+DRSCH_API void rng_seed(rng_state *r, uint64_t seed);
+DRSCH_API uint64_t rng_next(rng_state *r);
 /* Uniform integer in [0, n) without modulo bias (Lemire 2019); n > 0. */
-uint64_t rng_below(rng_state *r, uint64_t n);
+DRSCH_API uint64_t rng_below(rng_state *r, uint64_t n);
 /* Uniform double in [0, 1): the top 53 bits of one draw times 2^-53. */
-double rng_uniform(rng_state *r);
+DRSCH_API double rng_uniform(rng_state *r);
 /* Standard normal deviate (Box-Muller) from two rng_uniform draws, the first raised to 1e-300. */
-double rng_normal(rng_state *r);
+DRSCH_API double rng_normal(rng_state *r);
 /* Fisher-Yates shuffles of v[0..n) (from the last element down, j = rng_below(r, i + 1)). */
-void rng_shuffle_i64(rng_state *r, int64_t *v, int64_t n);
-void rng_shuffle_i32(rng_state *r, int32_t *v, int n);
+DRSCH_API void rng_shuffle_i64(rng_state *r, int64_t *v, int64_t n);
+DRSCH_API void rng_shuffle_i32(rng_state *r, int32_t *v, int n);
 
 #ifdef __cplusplus
 }

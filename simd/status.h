@@ -12,6 +12,14 @@
 extern "C" {
 #endif
 
+/* Marks the functions libdrsch exports; everything else in the library is hidden (built with
+ * -fvisibility=hidden), so the shared library's interface is exactly its installed headers. */
+#if defined(__GNUC__)
+#define DRSCH_API __attribute__((visibility("default")))
+#else
+#define DRSCH_API
+#endif
+
 typedef enum {
     DRSCH_OK = 0,
     DRSCH_ERR_ARG = -1,          /* invalid argument: sizes, names, shapes, NaN, a bad spec */
@@ -43,27 +51,30 @@ typedef struct {
 } drsch_error;
 
 /* An error that says nothing yet: DRSCH_OK, no file, no record, an empty message. */
-void drsch_error_clear(drsch_error *err);
+DRSCH_API void drsch_error_clear(drsch_error *err);
 
 /* What a status means, in a few words: "out of memory", "file format error", ... */
-const char *drsch_strstatus(drsch_status s);
+DRSCH_API const char *drsch_strstatus(drsch_status s);
 
 /* Fills err (when not NULL) with status s, no file or record, and the formatted message; returns
  * s, so that a failing call can end with `return drsch_fail(err, DRSCH_ERR_ARG, "...", ...)`. */
-drsch_status drsch_fail(drsch_error *err, drsch_status s, const char *fmt, ...)
+DRSCH_API drsch_status drsch_fail(drsch_error *err, drsch_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-drsch_status drsch_vfail(drsch_error *err, drsch_status s, const char *fmt, va_list ap);
+DRSCH_API drsch_status drsch_vfail(drsch_error *err, drsch_status s, const char *fmt, va_list ap);
 /* The same for a reader: the message starts with the file and, when record >= 0, the unit and
  * the record ("FILE: record 12: what", unit "record" or "line"), and err->file / err->record are
  * set. file may be NULL (no file: as drsch_fail). */
-drsch_status drsch_fail_at(drsch_error *err, drsch_status s, const char *file, int64_t record,
-                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+DRSCH_API drsch_status drsch_fail_at(drsch_error *err, drsch_status s, const char *file,
+                                     int64_t record, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The same for a line of a text file: line0 is 0-based (err->record), the message shows the
  * 1-based line number an editor shows ("FILE: line 3: what"). */
-drsch_status drsch_fail_line(drsch_error *err, drsch_status s, const char *file, int64_t line0,
-                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-drsch_status drsch_vfail_at(drsch_error *err, drsch_status s, const char *file, int64_t record,
-                            const char *unit, const char *fmt, va_list ap);
+DRSCH_API drsch_status drsch_fail_line(drsch_error *err, drsch_status s, const char *file,
+                                       int64_t line0, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+DRSCH_API drsch_status drsch_vfail_at(drsch_error *err, drsch_status s, const char *file,
+                                      int64_t record, const char *unit, const char *fmt,
+                                      va_list ap);
 
 #ifdef __cplusplus
 }
