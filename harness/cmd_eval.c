@@ -30,8 +30,8 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
 {
     memset(out, 0, sizeof *out);
     npy_array a;
-    hm_error err;
-    if (npy_load(path, &a, &err) != HM_OK) {
+    drsch_error err;
+    if (npy_load(path, &a, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", err.msg);
         return -1;
     }
@@ -352,8 +352,8 @@ static int check_args(eval_args *a)
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (paths[i] && in_check_input("eval", flags[i], paths[i]))
             return 1;
-    hm_error herr;
-    if (hm_isa_init(&herr) != HM_OK) {
+    drsch_error herr;
+    if (hm_isa_init(&herr) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);
         return 1;
     }
@@ -406,11 +406,11 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
     ds_dataset *d = NULL;
     ds_split sp = {0};
     xp_codes codes = {0};
-    nn_error ne;
-    ds_error de;
-    xp_error xe;
+    drsch_error ne;
+    drsch_error de;
+    drsch_error xe;
     int rc = -1;
-    if (nn_model_load(&net, a->model, 100, 0, &ne) != NN_OK) {
+    if (nn_model_load(&net, a->model, 100, 0, &ne) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", ne.msg);
         goto done;
     }
@@ -418,7 +418,7 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
     if (xp_load_dataset("eval", a->spec, a->size, &d, &xc))
         goto done;
     if (xp_make_split(d, a->proto, (uint64_t)a->seed, (int)a->testset - 1, NULL, &sp, &de) !=
-        DS_OK) {
+        DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", a->spec, de.msg);
         goto done;
     }
@@ -430,7 +430,7 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
     }
     cli_note_precision("eval", a->precision);
     if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, a->precision, &codes, &xe) !=
-        XP_OK) {
+        DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", a->model, xe.msg);
         goto done;
     }
@@ -471,12 +471,12 @@ done:
  * lengths to evaluate: 0, or the exit status after printing why. */
 static int load_inputs(const eval_args *a, eval_state *s)
 {
-    hm_error herr;
+    drsch_error herr;
     if (a->model) {
         if (inputs_from_model(a, s))
             return 1;
-    } else if (npy_load_codes(a->qc, 0, &s->q, &herr) != HM_OK ||
-               npy_load_codes(a->dbc, 0, &s->db, &herr) != HM_OK) {
+    } else if (npy_load_codes(a->qc, 0, &s->q, &herr) != DRSCH_OK ||
+               npy_load_codes(a->dbc, 0, &s->db, &herr) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);
         return 1;
     }
@@ -552,15 +552,16 @@ static void report_context(const eval_args *a, const eval_state *s)
 }
 
 /* Re-id metrics of the codes tq, tdb into row, and their report entry. */
-static ev_status eval_reid(const eval_args *a, eval_state *s, const hm_codes *tq,
-                           const hm_codes *tdb, const hm_weights *hw, eval_row *row, ev_error *err)
+static drsch_status eval_reid(const eval_args *a, eval_state *s, const hm_codes *tq,
+                              const hm_codes *tdb, const hm_weights *hw, eval_row *row,
+                              drsch_error *err)
 {
     ev_reid *r = &row->reid;
     double t0 = cli_now();
-    ev_status st = ev_reid_eval(tq, s->ql.labels, s->qcb.labels, tdb, s->dl.labels, s->dcb.labels,
-                                hw, (int)s->single, (uint64_t)a->seed, r, err);
+    drsch_status st = ev_reid_eval(tq, s->ql.labels, s->qcb.labels, tdb, s->dl.labels,
+                                   s->dcb.labels, hw, (int)s->single, (uint64_t)a->seed, r, err);
     double dt = cli_now() - t0;
-    if (st != EV_OK)
+    if (st != DRSCH_OK)
         return st;
     char name[128];
     snprintf(name, sizeof name, "eval/reid/bits:%u", row->bits);
@@ -577,20 +578,20 @@ static ev_status eval_reid(const eval_args *a, eval_state *s, const hm_codes *tq
 }
 
 /* Retrieval metrics of the codes tq, tdb into row, and their report entry. */
-static ev_status eval_retrieval(const eval_args *a, eval_state *s, const hm_codes *tq,
-                                const hm_codes *tdb, const hm_weights *hw, eval_row *row,
-                                ev_error *err)
+static drsch_status eval_retrieval(const eval_args *a, eval_state *s, const hm_codes *tq,
+                                   const hm_codes *tdb, const hm_weights *hw, eval_row *row,
+                                   drsch_error *err)
 {
     ev_options opt = {.topk = (size_t)a->topk, .radius = (uint32_t)a->radius, .pr_curve = 0};
     ev_retrieval *r = &row->r;
     const labels_buf *ql = &s->ql, *dl = &s->dl;
     double t0 = cli_now();
-    ev_status st = ev_retrieval_eval(
+    drsch_status st = ev_retrieval_eval(
         tq, &(ev_labels){.n = ql->n, .labels = ql->labels, .multi = ql->multi, .words = ql->words},
         tdb, &(ev_labels){.n = dl->n, .labels = dl->labels, .multi = dl->multi, .words = dl->words},
         hw, &opt, r, err);
     double dt = cli_now() - t0;
-    if (st != EV_OK)
+    if (st != DRSCH_OK)
         return st;
     char name[128];
     snprintf(name, sizeof name, "eval/retrieval/bits:%u", row->bits);
@@ -618,22 +619,22 @@ static int eval_lengths(const eval_args *a, eval_state *s)
     int rc = 0;
     for (int b = 0; b < s->nlengths && rc == 0; b++) {
         hm_codes tq = {0}, tdb = {0};
-        hm_error herr;
-        ev_error eerr;
+        drsch_error herr;
+        drsch_error eerr;
         if (xp_codes_prefix(&s->q, s->lengths[b], &tq) ||
             xp_codes_prefix(&s->db, s->lengths[b], &tdb)) {
             fprintf(stderr, "drsch eval: out of memory\n");
             rc = -1;
-        } else if (s->wts && hm_weights_create(&hw, s->wts, s->lengths[b], &herr) != HM_OK) {
+        } else if (s->wts && hm_weights_create(&hw, s->wts, s->lengths[b], &herr) != DRSCH_OK) {
             fprintf(stderr, "drsch eval: %s: %s\n", a->wpath ? a->wpath : a->model, herr.msg);
             rc = -1;
         } else {
             eval_row *row = &s->rows[s->nrows];
             memset(row, 0, sizeof *row);
             row->bits = s->lengths[b];
-            ev_status st = s->reid ? eval_reid(a, s, &tq, &tdb, hw, row, &eerr)
-                                   : eval_retrieval(a, s, &tq, &tdb, hw, row, &eerr);
-            if (st != EV_OK) {
+            drsch_status st = s->reid ? eval_reid(a, s, &tq, &tdb, hw, row, &eerr)
+                                      : eval_retrieval(a, s, &tq, &tdb, hw, row, &eerr);
+            if (st != DRSCH_OK) {
                 fprintf(stderr, "drsch eval: %s\n", eerr.msg);
                 rc = -1;
             } else {
@@ -678,8 +679,8 @@ static int run_eval(const eval_args *a)
     if (rc == 0) { /* every length evaluated: now the table, then the report */
         print_table(s.rows, s.nrows, s.reid, a->topk, a->radius, s.db.n);
         fflush(stdout);
-        rp_error rerr;
-        if (a->json && rp_write(s.rep, a->json, &rerr) != RP_OK) {
+        drsch_error rerr;
+        if (a->json && rp_write(s.rep, a->json, &rerr) != DRSCH_OK) {
             fprintf(stderr, "drsch eval: %s\n", rerr.msg);
             rc = 1;
         }

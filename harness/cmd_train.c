@@ -305,9 +305,9 @@ static int parse_args(int argc, char **argv, train_args *a)
     }
     if (a->arch) {
         nn_config probe;
-        nn_error ne;
+        drsch_error ne;
         if (strlen(a->arch) >= NN_ARCH_NAME_MAX ||
-            nn_config_init(&probe, a->arch, a->set.bits, 100, 1, &ne) != NN_OK) {
+            nn_config_init(&probe, a->arch, a->set.bits, 100, 1, &ne) != DRSCH_OK) {
             fprintf(stderr,
                     "drsch train: --arch: '%s' is not an architecture (drsch-mnist, drsch-cifar or "
                     "drsch-reid)\n",
@@ -332,8 +332,8 @@ static int prepare_run(train_args *a)
         return 1;
     }
     a->nthreads = cli_set_threads((int)a->threads);
-    hm_error he;
-    if (hm_isa_init(&he) != HM_OK) {
+    drsch_error he;
+    if (hm_isa_init(&he) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", he.msg);
         return 1;
     }
@@ -366,12 +366,12 @@ static void apply_flags(const train_args *a, const ds_dataset *d, tr_config *c)
  * nothing left to free). */
 static int load_data(train_args *a, ds_dataset **d, ds_split *sp, tr_config *c)
 {
-    ds_error de;
+    drsch_error de;
     int xc;
     a->t0 = cli_now();
     if (xp_load_dataset("train", a->spec, a->size, d, &xc))
         return xc;
-    if (xp_make_split(*d, a->proto, a->set.seed, (int)a->testset - 1, NULL, sp, &de) != DS_OK) {
+    if (xp_make_split(*d, a->proto, a->set.seed, (int)a->testset - 1, NULL, sp, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s: %s\n", a->spec, de.msg);
         ds_dataset_free(*d);
         return 1;
@@ -409,19 +409,19 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
         if (old[i].sa_handler != SIG_IGN) /* nohup: SIGHUP stays ignored */
             sigaction(STOP_SIGNALS[i], &sa, NULL);
     }
-    tr_error te;
+    drsch_error te;
     double t1 = cli_now();
-    tr_status st =
+    drsch_status st =
         tr_train(c, d, sp, a->out, a->resume, &stop_requested, print_progress, NULL, &te);
     double t2 = cli_now();
     for (size_t i = 0; i < N_STOP_SIGNALS; i++)
         sigaction(STOP_SIGNALS[i], &old[i], NULL);
-    if (st == TR_INTERRUPTED) {
+    if (st == DRSCH_INTERRUPTED) {
         fprintf(stderr, "drsch train: %s (%s); continue with --resume %s\n", te.msg,
                 strsignal(stop_signal), a->out);
         return 128 + stop_signal;
     }
-    if (st != TR_OK) {
+    if (st != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", te.msg);
         return 1;
     }
@@ -435,10 +435,10 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
 static int evaluate_model(const char *out, int bits, const ds_dataset *d, const ds_split *sp)
 {
     xp_codes codes;
-    xp_error xe;
+    drsch_error xe;
     int rc = 0;
     if (xp_model_codes(out, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32, &codes,
-                       &xe) != XP_OK) {
+                       &xe) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", xe.msg);
         xp_codes_free(&codes);
         return 1;
@@ -452,8 +452,8 @@ static int evaluate_model(const char *out, int bits, const ds_dataset *d, const 
         if (i && lengths[i - 1] >= (uint32_t)bits)
             break;
         ev_retrieval r;
-        ev_error ee;
-        if (xp_eval_retrieval(d, sp, &codes.query, &codes.db, b, NULL, &opt, &r, &ee) != EV_OK) {
+        drsch_error ee;
+        if (xp_eval_retrieval(d, sp, &codes.query, &codes.db, b, NULL, &opt, &r, &ee) != DRSCH_OK) {
             fprintf(stderr, "drsch train: %s\n", ee.msg);
             rc = 1;
         } else {

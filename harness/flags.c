@@ -135,8 +135,7 @@ int cli_flags_parse(const char *cmd, cli_flag *flags, int argc, char **argv, int
         else if (ch < 256) { /* getopt has named the flag; the hint follows */
             cli_usage_error(cmd);
             rc = -1;
-        }
-        else if (parse_value(cmd, &flags[ch - 256], optarg))
+        } else if (parse_value(cmd, &flags[ch - 256], optarg))
             rc = -1;
         else
             flags[ch - 256].given = 1;
@@ -160,9 +159,7 @@ static void default_text(const cli_flag *f, char *out, size_t cap)
     if (!f->dest || (f->help && strstr(f->help, "(default")))
         return;
     switch (f->kind) {
-    case CLI_FLAG_INT:
-        snprintf(out, cap, "%lld", (long long)load_int(f->dest, f->size));
-        break;
+    case CLI_FLAG_INT: snprintf(out, cap, "%lld", (long long)load_int(f->dest, f->size)); break;
     case CLI_FLAG_FLOAT:
         snprintf(out, cap, "%g",
                  f->size == sizeof(float) ? (double)*(const float *)f->dest

@@ -34,9 +34,9 @@ typedef struct cli_flag {
     const char *name; /* without the leading "--"; NULL ends the table */
     cli_flag_kind kind;
     void *dest;
-    size_t size;     /* sizeof the destination (INT, FLOAT) */
-    double lo, hi;   /* INT, FLOAT: the range; SWITCH: lo is the value stored */
-    const char *choices;                                               /* CHOICE */
+    size_t size;         /* sizeof the destination (INT, FLOAT) */
+    double lo, hi;       /* INT, FLOAT: the range; SWITCH: lo is the value stored */
+    const char *choices; /* CHOICE */
     int (*parse)(const char *cmd, const char *flag, const char *value, void *dest); /* CUSTOM */
     const char *arg;     /* the value's name in the help ("N", "FILE"); NULL for a switch */
     const char *help;    /* what the flag does, one paragraph (wrapped by cli_flags_help) */
@@ -45,22 +45,41 @@ typedef struct cli_flag {
 } cli_flag;
 
 #define CLI_INT(name, ptr, lo, hi, arg, help)                                                      \
-    {(name), CLI_FLAG_INT, (ptr), sizeof *(ptr), (lo), (hi), NULL, NULL, (arg), (help), NULL, 0}
+    {                                                                                              \
+        (name), CLI_FLAG_INT, (ptr), sizeof *(ptr), (lo), (hi), NULL, NULL, (arg), (help), NULL, 0 \
+    }
 #define CLI_FLOAT(name, ptr, lo, hi, arg, help)                                                    \
-    {(name), CLI_FLAG_FLOAT, (ptr), sizeof *(ptr), (lo), (hi), NULL, NULL, (arg), (help), NULL, 0}
+    {                                                                                              \
+        (name), CLI_FLAG_FLOAT, (ptr), sizeof *(ptr), (lo), (hi), NULL, NULL, (arg), (help), NULL, \
+            0                                                                                      \
+    }
 #define CLI_STRING(name, ptr, arg, help)                                                           \
-    {(name), CLI_FLAG_STRING, (ptr), sizeof *(ptr), 0, 0, NULL, NULL, (arg), (help), NULL, 0}
+    {                                                                                              \
+        (name), CLI_FLAG_STRING, (ptr), sizeof *(ptr), 0, 0, NULL, NULL, (arg), (help), NULL, 0    \
+    }
 #define CLI_CHOICE(name, ptr, choices, arg, help)                                                  \
-    {(name), CLI_FLAG_CHOICE, (ptr), sizeof *(ptr), 0, 0, (choices), NULL, (arg), (help), NULL, 0}
+    {                                                                                              \
+        (name), CLI_FLAG_CHOICE, (ptr), sizeof *(ptr), 0, 0, (choices), NULL, (arg), (help), NULL, \
+            0                                                                                      \
+    }
 #define CLI_SWITCH(name, ptr, value, help)                                                         \
-    {(name), CLI_FLAG_SWITCH, (ptr), sizeof *(ptr), (value), 0, NULL, NULL, NULL, (help), NULL, 0}
+    {                                                                                              \
+        (name), CLI_FLAG_SWITCH, (ptr), sizeof *(ptr), (value), 0, NULL, NULL, NULL, (help), NULL, \
+            0                                                                                      \
+    }
 #define CLI_CUSTOM(name, ptr, parse, arg, help)                                                    \
-    {(name), CLI_FLAG_CUSTOM, (ptr), sizeof *(ptr), 0, 0, NULL, (parse), (arg), (help), NULL, 0}
+    {                                                                                              \
+        (name), CLI_FLAG_CUSTOM, (ptr), sizeof *(ptr), 0, 0, NULL, (parse), (arg), (help), NULL, 0 \
+    }
 /* A heading before the flags that follow it in the help: "network and solver:". */
 #define CLI_SECTION(title)                                                                         \
-    {"", CLI_FLAG_SWITCH, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, (title), 0}
+    {                                                                                              \
+        "", CLI_FLAG_SWITCH, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, (title), 0                     \
+    }
 #define CLI_END                                                                                    \
-    {NULL, CLI_FLAG_SWITCH, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0}
+    {                                                                                              \
+        NULL, CLI_FLAG_SWITCH, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0                      \
+    }
 
 #define CLI_FLAGS_HELP 1 /* cli_flags_parse: -h or --help was given (nothing else was parsed) */
 
