@@ -188,7 +188,7 @@ static void default_text(const cli_flag *f, char *out, size_t cap)
 }
 
 /* Prints `text` from column `col` (the cursor is there), wrapping at HELP_WIDTH with later lines
- * starting at HELP_COLUMN. */
+ * starting at HELP_COLUMN; "(default" and the word after it are kept together. */
 static void wrap(FILE *f, const char *text, int col)
 {
     int at = col, first = 1;
@@ -198,6 +198,8 @@ static void wrap(FILE *f, const char *text, int col)
             continue;
         }
         int word = (int)strcspn(p, " \n");
+        if (strncmp(p, "(default ", 9) == 0) /* "(default 2000)" stays on one line */
+            word += 1 + (int)strcspn(p + word + 1, " \n");
         if (!first && at + 1 + word > HELP_WIDTH) {
             fprintf(f, "\n%*s", HELP_COLUMN, "");
             at = HELP_COLUMN;

@@ -168,14 +168,17 @@ Test(flags, help_lists_every_flag_with_its_default_wrapped_at_100_columns)
     FILE *f = open_memstream(&text, &len);
     s.order = 1;
     table[1].help = "code length in bits; a long text that must wrap onto a second line, indented "
-                    "to the column where every flag's text starts";
+                    "to the column where every flag's text starts, and then more words.";
     cli_flags_help(f, table);
     fclose(f);
     cr_expect(strstr(text, "\nmodel:\n  --bits B            code length in bits;"), "%s", text);
-    cr_expect(strstr(text, "\n                      to the column where every flag's text starts"
-                           " (default 48)\n"),
+    cr_expect(strstr(text,
+                     "\n                      to the column where every flag's text starts, and"
+                     " then more words.\n                      (default 48)\n"),
               "%s", text);
     cr_expect(strstr(text, "  --lr F              learning rate (default 0.01)\n"), "%s", text);
+    /* "(default 48)" is never split over two lines */
+    cr_expect(!strstr(text, "(default\n"), "%s", text);
     cr_expect(strstr(text, "step factor (default: the dataset's)\n"), "%s", text);
     cr_expect(strstr(text, "  --no-mirror         no flips\n"), "%s", text);
     cr_expect(strstr(text, "order of the bits (default decorrelated)\n"), "%s", text);
