@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "dh.h"
 #include "flags.h"
+#include "inputs.h"
 #include "nn.h"
 #include "report.h"
 
@@ -53,12 +54,6 @@ static double cpu_ghz(double override_ghz, const char **source)
     return best > 0 ? best / 1000.0 : 2.0;
 }
 
-static int parse_precision(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return cli_parse_precision(cmd, value, dest);
-}
-
 /* bench train --precision: refused, whatever the value. */
 static int refuse_precision(const char *cmd, const char *flag, const char *value, void *dest)
 {
@@ -88,7 +83,7 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_INT("images", &o->images, 1, 100000000, "N", "images encoded per timed run"),
         CLI_INT("replicas", &o->replicas, 0, 1024, "R",
                 "copies of the network encoding batches in parallel; 0 = one per thread"),
-        CLI_CUSTOM("precision", &o->precision, parse_precision, "P",
+        CLI_CUSTOM("precision", &o->precision, in_flag_precision, "P",
                    "f32 | bf16: arithmetic of the forward pass (default f32)"),
         CLI_INT("iters", &o->iters, 1, 1000000, "N", "timed runs per repetition"),
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed runs before the first repetition"),

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "datasets.h"
 #include "flags.h"
+#include "inputs.h"
 #include "report.h"
 
 typedef struct {
@@ -21,26 +22,12 @@ typedef struct {
     const char *config;
 } info_opts;
 
-static int parse_protocol(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return xp_protocol_parse(cmd, value, dest);
-}
-
 /* --size HxW into a ds_load_opts's out_h, out_w. */
 static int parse_size(const char *cmd, const char *flag, const char *value, void *dest)
 {
     ds_load_opts *lo = dest;
     (void)flag;
-    return xp_parse_size(cmd, value, &lo->out_h, &lo->out_w);
-}
-
-/* --crop HxW into int[2]. */
-static int parse_crop(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    int *hw = dest;
-    (void)flag;
-    return xp_parse_size(cmd, value, &hw[0], &hw[1]);
+    return in_parse_size(cmd, value, &lo->out_h, &lo->out_w);
 }
 
 #define INFO_FLAGS 8
@@ -52,7 +39,7 @@ static void info_flags(info_opts *o, cli_flag *flags)
     ds_load_opts_default(&o->lo);
     const cli_flag rows[] = {
         CLI_SECTION("options:"),
-        CLI_CUSTOM("protocol", &o->proto, parse_protocol, "P",
+        CLI_CUSTOM("protocol", &o->proto, in_flag_protocol, "P",
                    "split to describe: auto, paper, paper-db-train, full, classic (CUHK03 20 "
                    "testsets), new (CUHK03 767/700), none (default auto: paper for labelled sets, "
                    "classic for CUHK03)"),
@@ -245,7 +232,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o)
         CLI_INT("classes", &o->classes, 1, 100000, "C",
                 "classes per batch (default 10, the paper's sampling)"),
         CLI_INT("per-class", &o->per_class, 1, 100000, "K", "images per class"),
-        CLI_CUSTOM("crop", o->crop, parse_crop, "HxW",
+        CLI_CUSTOM("crop", o->crop, in_flag_hw, "HxW",
                    "crop size (default: image size minus 2, e.g. 26x26 for 28x28)"),
         CLI_INT("pad", &o->pad, 0, 1024, "P", "zero pixels added on each side before the crop"),
         CLI_SWITCH("no-mirror", &o->mirror, 0,

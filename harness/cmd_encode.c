@@ -25,24 +25,12 @@ typedef struct {
     int64_t testset, seed, bits, threads;
 } encode_opts;
 
-static int parse_protocol(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return xp_protocol_parse(cmd, value, dest);
-}
-
-static int parse_precision(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return cli_parse_precision(cmd, value, dest);
-}
-
-/* --size HxW: checked now, kept as text for xp_load_dataset. */
+/* --size HxW: checked now, kept as text for in_load_dataset. */
 static int parse_size(const char *cmd, const char *flag, const char *value, void *dest)
 {
     int h, w;
     (void)flag;
-    if (xp_parse_size(cmd, value, &h, &w))
+    if (in_parse_size(cmd, value, &h, &w))
         return -1;
     *(const char **)dest = value;
     return 0;
@@ -59,7 +47,8 @@ static int parse(int argc, char **argv, encode_opts *o)
         CLI_STRING("split", &o->split, "S",
                    "the images encoded: the protocol's query, db (database) or train images, or "
                    "all of the dataset's: query | db | train | all"),
-        CLI_CUSTOM("protocol", &o->proto, parse_protocol, "P", XP_PROTOCOL_NAMES " (default auto)"),
+        CLI_CUSTOM("protocol", &o->proto, in_flag_protocol, "P",
+                   XP_PROTOCOL_NAMES " (default auto)"),
         CLI_INT("testset", &o->testset, 1, 20, "K", "CUHK03 classic split 1..20"),
         CLI_CUSTOM("size", &o->size, parse_size, "HxW",
                    "resize NUS-WIDE / CUHK03 images on loading, as the model was trained "
@@ -69,7 +58,7 @@ static int parse(int argc, char **argv, encode_opts *o)
                 "keep the first B bits (default: all of the model's)"),
         CLI_INT("threads", &o->threads, 0, CLI_THREADS_MAX, "T",
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
-        CLI_CUSTOM("precision", &o->precision, parse_precision, "P",
+        CLI_CUSTOM("precision", &o->precision, in_flag_precision, "P",
                    "f32 | bf16 arithmetic of the forward pass (default f32)"),
         CLI_STRING("out", &o->out, "PREFIX",
                    "output prefix (required): a prefix inside a directory, e.g. DIR/codes, not "
@@ -90,7 +79,7 @@ static int parse(int argc, char **argv, encode_opts *o)
     }
     if (rc)
         return EXIT_USAGE;
-    if (o->size && xp_size_check("encode", o->spec))
+    if (o->size && in_size_check("encode", o->spec))
         return EXIT_USAGE;
     const char *missing[2];
     int nmissing = 0;
@@ -240,7 +229,7 @@ static int run(const encode_opts *o, fio_set *set)
         goto done;
     }
     int xc;
-    if (xp_load_dataset("encode", o->spec, o->size, &d, &xc)) {
+    if (in_load_dataset("encode", o->spec, o->size, &d, &xc)) {
         rc = xc;
         goto done;
     }

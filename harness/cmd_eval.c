@@ -187,29 +187,6 @@ typedef struct {
     rp_report *rep;
 } eval_state;
 
-static int parse_protocol(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return xp_protocol_parse(cmd, value, dest);
-}
-
-/* --size HxW: checked here, kept as text for xp_load_dataset. */
-static int parse_size_text(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    int h, w;
-    (void)flag;
-    if (xp_parse_size(cmd, value, &h, &w))
-        return -1;
-    *(const char **)dest = value;
-    return 0;
-}
-
-static int parse_precision(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return cli_parse_precision(cmd, value, dest);
-}
-
 static void make_flags(eval_args *a)
 {
     const cli_flag t[] = {
@@ -217,14 +194,15 @@ static void make_flags(eval_args *a)
         CLI_STRING("model", &a->model, "FILE",
                    "model written by drsch train: encodes the protocol's queries and database"),
         CLI_STRING("dataset", &a->spec, "SPEC", "the dataset, as drsch train"),
-        CLI_CUSTOM("protocol", &a->proto, parse_protocol, "P", XP_PROTOCOL_NAMES " (default auto)"),
+        CLI_CUSTOM("protocol", &a->proto, in_flag_protocol, "P",
+                   XP_PROTOCOL_NAMES " (default auto)"),
         CLI_INT("testset", &a->testset, 1, 20, "K", "CUHK03 classic split 1..20"),
-        CLI_CUSTOM("size", &a->size, parse_size_text, "HxW",
+        CLI_CUSTOM("size", &a->size, in_flag_size_text, "HxW",
                    "resize NUS-WIDE / CUHK03 images on loading, as the model was trained (default "
                    "32x32 / 160x60)"),
         CLI_SWITCH("weighted", &a->weighted, 1,
                    "rank by the model's bit weights |w| (default: Hamming distance)"),
-        CLI_CUSTOM("precision", &a->precision, parse_precision, "P",
+        CLI_CUSTOM("precision", &a->precision, in_flag_precision, "P",
                    "f32 | bf16 arithmetic of the encoder (default f32)"),
         CLI_SECTION(".npy codes (without --model):"),
         CLI_STRING("codes", &a->qc, "FILE",
@@ -302,7 +280,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
  * and the Hamming kernels. GO_ON, or the exit status. */
 static int check_args(eval_args *a)
 {
-    if (a->size && xp_size_check("eval", a->spec))
+    if (a->size && in_size_check("eval", a->spec))
         return EXIT_USAGE;
     if (a->model && (a->qc || a->dbc || a->qlp || a->dlp || a->qcam || a->dcam || a->wpath)) {
         fprintf(stderr, "drsch eval: --model evaluates a dataset; --codes, --db, --qlabels, "
@@ -415,7 +393,7 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
         goto done;
     }
     int xc;
-    if (xp_load_dataset("eval", a->spec, a->size, &d, &xc))
+    if (in_load_dataset("eval", a->spec, a->size, &d, &xc))
         goto done;
     if (xp_make_split(d, a->proto, (uint64_t)a->seed, (int)a->testset - 1, NULL, &sp, &de) !=
         DRSCH_OK) {

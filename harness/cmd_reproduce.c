@@ -36,6 +36,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "experiment.h"
+#include "inputs.h"
 #include "fileio.h"
 #include "metrics.h"
 #include "report.h"
@@ -1273,7 +1274,7 @@ int cmd_reproduce(int argc, char **argv)
         case O_SPLITS:
             bad = cli_parse_i64("reproduce", "--splits", optarg, 1, 1000, &splits);
             break;
-        case O_SIZE: bad = xp_parse_size("reproduce", optarg, &lo.out_h, &lo.out_w); break;
+        case O_SIZE: bad = in_parse_size("reproduce", optarg, &lo.out_h, &lo.out_w); break;
         case O_SEED: bad = cli_parse_i64("reproduce", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case O_THREADS:
             bad = cli_parse_i64("reproduce", "--threads", optarg, 0, 1024, &threads);
@@ -1324,7 +1325,7 @@ int cmd_reproduce(int argc, char **argv)
                 dspec.name);
         return EXIT_USAGE;
     }
-    if (lo.out_h && xp_size_check("reproduce", spec))
+    if (lo.out_h && in_size_check("reproduce", spec))
         return EXIT_USAGE;
     if (out && cli_check_output_dir("reproduce", "--out", out))
         return EXIT_USAGE;

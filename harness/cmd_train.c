@@ -15,6 +15,7 @@
 #include "experiment.h"
 #include "fileio.h"
 #include "flags.h"
+#include "inputs.h"
 #include "metrics.h"
 #include "train.h"
 
@@ -60,31 +61,6 @@ typedef struct {
     double t0;    /* when the data began loading */
 } train_args;
 
-static int parse_protocol(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    (void)flag;
-    return xp_protocol_parse(cmd, value, dest);
-}
-
-/* --size HxW: checked here, kept as text for xp_load_dataset. */
-static int parse_size_text(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    int h, w;
-    (void)flag;
-    if (xp_parse_size(cmd, value, &h, &w))
-        return -1;
-    *(const char **)dest = value;
-    return 0;
-}
-
-/* --crop HxW into int[2]. */
-static int parse_crop(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    int *hw = dest;
-    (void)flag;
-    return xp_parse_size(cmd, value, &hw[0], &hw[1]);
-}
-
 static void make_flags(train_args *a)
 {
     tr_config *s = &a->set;
@@ -93,12 +69,12 @@ static void make_flags(train_args *a)
         CLI_STRING("dataset", &a->spec, "SPEC",
                    "fashion-mnist | mnist:DIR | cifar10:DIR | nuswide:LIST:ROOT | "
                    "cuhk03:FILE.mat[:labeled|detected]; see drsch data --help"),
-        CLI_CUSTOM("protocol", &a->proto, parse_protocol, "P",
+        CLI_CUSTOM("protocol", &a->proto, in_flag_protocol, "P",
                    "the query / training / database split, one of " XP_PROTOCOL_NAMES
                    " (default auto: paper, or classic for CUHK03)"),
         CLI_INT("testset", &a->testset, 1, 20, "K",
                 "which of CUHK03's 20 classic test splits, 1 to 20"),
-        CLI_CUSTOM("size", &a->size, parse_size_text, "HxW",
+        CLI_CUSTOM("size", &a->size, in_flag_size_text, "HxW",
                    "resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60); encode "
                    "and eval need the same --size"),
         CLI_INT("seed", &s->seed, 0, (double)INT64_MAX, "S",
@@ -182,7 +158,7 @@ static void make_flags(train_args *a)
                    "that repeat earlier ones on training codes, so that short codes keep bits "
                    "that tell images apart"),
         CLI_SECTION("augmentation:"),
-        CLI_CUSTOM("crop", a->crop, parse_crop, "HxW",
+        CLI_CUSTOM("crop", a->crop, in_flag_hw, "HxW",
                    "random crop for training, centre crop for encoding (default 26x26 for 28x28 "
                    "images, none otherwise)"),
         CLI_INT("pad", &s->pad, 0, 1024, "P", "zero pixels added on each side before the crop"),
@@ -369,7 +345,7 @@ static int load_data(train_args *a, ds_dataset **d, ds_split *sp, tr_config *c)
     drsch_error de;
     int xc;
     a->t0 = cli_now();
-    if (xp_load_dataset("train", a->spec, a->size, d, &xc))
+    if (in_load_dataset("train", a->spec, a->size, d, &xc))
         return xc;
     if (xp_make_split(*d, a->proto, a->set.seed, (int)a->testset - 1, NULL, sp, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s: %s\n", a->spec, de.msg);

@@ -9,19 +9,6 @@
 
 #include "train.h"
 
-int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out)
-{
-    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic",
-                                        "new",  "none"};
-    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
-        if (!strcmp(s, names[i])) {
-            *out = (xp_protocol)i;
-            return 0;
-        }
-    fprintf(stderr, "drsch %s: --protocol: '%s' is not one of " XP_PROTOCOL_NAMES "\n", cmd, s);
-    return -1;
-}
-
 drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
                            const char *config, ds_split *sp, drsch_error *err)
 {
@@ -60,66 +47,6 @@ drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, in
         return d->label_kind == DS_LABELS_MULTI ? ds_split_multilabel(d, &po, seed, sp, err)
                                                 : ds_split_paper(d, &po, seed, sp, err);
     }
-}
-
-int xp_parse_size(const char *cmd, const char *s, int *h, int *w)
-{
-    char *end = NULL;
-    long a = strtol(s, &end, 10);
-    if (end == s || (*end != 'x' && *end != 'X'))
-        goto bad;
-    const char *t = end + 1;
-    long b = strtol(t, &end, 10);
-    if (end == t || *end != '\0' || a < 1 || b < 1 || a > 4096 || b > 4096)
-        goto bad;
-    *h = (int)a;
-    *w = (int)b;
-    return 0;
-bad:
-    fprintf(stderr, "drsch %s: --size/--crop: '%s' is not HxW with 1 <= H, W <= 4096\n", cmd, s);
-    return -1;
-}
-
-int xp_size_check(const char *cmd, const char *spec)
-{
-    ds_spec ds;
-    drsch_error de;
-    if (ds_spec_parse(spec, &ds, &de) != DRSCH_OK)
-        return 0; /* reported when the dataset is loaded */
-    if (ds.kind != DS_KIND_CUHK03 && ds.kind != DS_KIND_NUSWIDE) {
-        fprintf(
-            stderr,
-            "drsch %s: --size resizes NUS-WIDE and CUHK03 images on loading; %s images are used at "
-            "their own size\n",
-            cmd, ds.name);
-        return -1;
-    }
-    return 0;
-}
-
-int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
-                    int *exit_code)
-{
-    ds_load_opts lo;
-    ds_load_opts_default(&lo);
-    ds_spec ds;
-    drsch_error de;
-    *out = NULL;
-    *exit_code = 1;
-    if (ds_spec_parse(spec, &ds, &de) != DRSCH_OK) {
-        fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
-        return -1;
-    }
-    *exit_code = 2;
-    if (size && (xp_parse_size(cmd, size, &lo.out_h, &lo.out_w) || xp_size_check(cmd, spec)))
-        return -1;
-    *exit_code = 1;
-    if (ds_load_spec(&ds, &lo, out, &de) != DRSCH_OK) {
-        fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
-        return -1;
-    }
-    *exit_code = 0;
-    return 0;
 }
 
 void xp_codes_free(xp_codes *c)

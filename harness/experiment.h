@@ -1,7 +1,6 @@
 /* What the commands share about an experiment: protocol names and the split they build, the
  * HxW size flag, the codes of a model on a split, code prefixes, packed multi-hot labels, and the
- * evaluation of a split's codes with the dataset's labels (retrieval, re-id). The flag parsers
- * print the errors they detect; the rest returns a status and a message. */
+ * evaluation of a split's codes with the dataset's labels (retrieval, re-id). */
 #ifndef DRSCH_EXPERIMENT_H
 #define DRSCH_EXPERIMENT_H
 
@@ -29,21 +28,9 @@ typedef enum {
 
 #define XP_PROTOCOL_NAMES "auto, paper, paper-db-train, full, classic, new, none"
 
-/* Parses a --protocol value; prints "drsch <cmd>: --protocol: ..." and returns -1 if unknown. */
-DRSCH_API int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out);
 /* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file. */
 DRSCH_API drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
                                      const char *config, ds_split *sp, drsch_error *err);
-/* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
-DRSCH_API int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
-
-/* --size is allowed for spec (NUS-WIDE, CUHK03)? Prints why not and returns -1. */
-DRSCH_API int xp_size_check(const char *cmd, const char *spec);
-/* Loads the dataset of spec for command cmd; size (or NULL) is a --size HxW value, allowed only
- * for datasets decoded and resized on loading (NUS-WIDE, CUHK03). Prints "drsch <cmd>: ..." and
- * returns -1 on failure, with the exit status in *exit_code (2 for a bad --size, 1 otherwise). */
-DRSCH_API int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
-                              int *exit_code);
 
 /* ---- The codes of a model ---------------------------------------------------------------- */
 

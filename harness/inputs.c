@@ -1,4 +1,5 @@
-/* Input checks and the bit-weights file rule shared by drsch search, encode and eval. */
+/* Input checks, the bit-weights file rule, the dataset and protocol flags and their flag-table
+ * parsers, shared by the commands. */
 #include "inputs.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fileio.h"
 #include "npy.h"
 
@@ -111,4 +113,106 @@ void in_report_missing(const char *cmd, const char *const *flags, int n, const c
     for (int i = 0; i < n; i++)
         fprintf(stderr, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ", flags[i]);
     fprintf(stderr, " %s required%s\n", n == 1 ? "is" : "are", tail ? tail : "");
+}
+
+int in_parse_protocol(const char *cmd, const char *s, xp_protocol *out)
+{
+    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic",
+                                        "new",  "none"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(s, names[i])) {
+            *out = (xp_protocol)i;
+            return 0;
+        }
+    fprintf(stderr, "drsch %s: --protocol: '%s' is not one of " XP_PROTOCOL_NAMES "\n", cmd, s);
+    return -1;
+}
+
+int in_parse_size(const char *cmd, const char *s, int *h, int *w)
+{
+    char *end = NULL;
+    long a = strtol(s, &end, 10);
+    if (end == s || (*end != 'x' && *end != 'X'))
+        goto bad;
+    const char *t = end + 1;
+    long b = strtol(t, &end, 10);
+    if (end == t || *end != '\0' || a < 1 || b < 1 || a > 4096 || b > 4096)
+        goto bad;
+    *h = (int)a;
+    *w = (int)b;
+    return 0;
+bad:
+    fprintf(stderr, "drsch %s: --size/--crop: '%s' is not HxW with 1 <= H, W <= 4096\n", cmd, s);
+    return -1;
+}
+
+int in_size_check(const char *cmd, const char *spec)
+{
+    ds_spec ds;
+    drsch_error de;
+    if (ds_spec_parse(spec, &ds, &de) != DRSCH_OK)
+        return 0; /* reported when the dataset is loaded */
+    if (ds.kind != DS_KIND_CUHK03 && ds.kind != DS_KIND_NUSWIDE) {
+        fprintf(
+            stderr,
+            "drsch %s: --size resizes NUS-WIDE and CUHK03 images on loading; %s images are used at "
+            "their own size\n",
+            cmd, ds.name);
+        return -1;
+    }
+    return 0;
+}
+
+int in_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
+                    int *exit_code)
+{
+    ds_load_opts lo;
+    ds_load_opts_default(&lo);
+    ds_spec ds;
+    drsch_error de;
+    *out = NULL;
+    *exit_code = 1;
+    if (ds_spec_parse(spec, &ds, &de) != DRSCH_OK) {
+        fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
+        return -1;
+    }
+    *exit_code = 2;
+    if (size && (in_parse_size(cmd, size, &lo.out_h, &lo.out_w) || in_size_check(cmd, spec)))
+        return -1;
+    *exit_code = 1;
+    if (ds_load_spec(&ds, &lo, out, &de) != DRSCH_OK) {
+        fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
+        return -1;
+    }
+    *exit_code = 0;
+    return 0;
+}
+
+int in_flag_protocol(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    (void)flag;
+    return in_parse_protocol(cmd, value, dest);
+}
+
+int in_flag_hw(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    int *hw = dest;
+    (void)flag;
+    return in_parse_size(cmd, value, &hw[0], &hw[1]);
+}
+
+int in_flag_size_text(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    int h, w;
+    (void)flag;
+    if (in_parse_size(cmd, value, &h, &w))
+        return -1;
+    *(const char **)dest = value;
+    return 0;
+}
+
+int in_flag_precision(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    (void)flag;
+    return cli_parse_precision(cmd, value, dest);
 }

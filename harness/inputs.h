@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datasets.h"
+#include "experiment.h"
+
 /* An input file given as `flag path`: refuses "" ("the file name is empty"), a path that does
  * not exist ("no such file"), a directory ("is a directory") and one that cannot be read.
  * Returns 0, or -1 after printing "drsch <cmd>: <flag> <path>: <why>". */
@@ -24,5 +27,27 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
 /* Prints "drsch <cmd>: A is required" or "drsch <cmd>: A, B and C are required" for the n
  * flags given (e.g. "--out PREFIX"), then `tail` when not NULL (e.g. " with --codes"). */
 void in_report_missing(const char *cmd, const char *const *flags, int n, const char *tail);
+
+/* ---- datasets and protocols ---------------------------------------------------------------- */
+/* Parses a --protocol value; prints "drsch <cmd>: --protocol: ..." and returns -1 if unknown. */
+int in_parse_protocol(const char *cmd, const char *s, xp_protocol *out);
+/* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
+int in_parse_size(const char *cmd, const char *s, int *h, int *w);
+
+/* --size is allowed for spec (NUS-WIDE, CUHK03)? Prints why not and returns -1. */
+int in_size_check(const char *cmd, const char *spec);
+/* Loads the dataset of spec for command cmd; size (or NULL) is a --size HxW value, allowed only
+ * for datasets decoded and resized on loading (NUS-WIDE, CUHK03). Prints "drsch <cmd>: ..." and
+ * returns -1 on failure, with the exit status in *exit_code (2 for a bad --size, 1 otherwise). */
+int in_load_dataset(const char *cmd, const char *spec, const char *size, ds_dataset **out,
+                    int *exit_code);
+
+/* The same as flag-table parsers (CLI_CUSTOM rows of flags.h): --protocol into an xp_protocol,
+ * HxW into int[2] (--crop), HxW checked and kept as text (--size, for in_load_dataset),
+ * --precision into an nn_precision. */
+int in_flag_protocol(const char *cmd, const char *flag, const char *value, void *dest);
+int in_flag_hw(const char *cmd, const char *flag, const char *value, void *dest);
+int in_flag_size_text(const char *cmd, const char *flag, const char *value, void *dest);
+int in_flag_precision(const char *cmd, const char *flag, const char *value, void *dest);
 
 #endif
