@@ -34,13 +34,13 @@ static void bitw_backward(const nn_net *net, const nn_layer *L)
                 dx[(size_t)r * B + j] = dy[(size_t)r * B + j] * w[j];
 }
 
-nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
+drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_error *err)
 {
     if (!net->cfg.training)
-        return nn_fail(err, NN_ERR_ARG,
-                       "backward pass: the network was created for inference, not training");
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "backward pass: the network was created for inference, not training");
     if (!dy)
-        return nn_fail(err, NN_ERR_ARG, "backward pass: no output gradient given");
+        return drsch_fail(err, DRSCH_ERR_ARG, "backward pass: no output gradient given");
     if (net->weights_dirty)
         TRY(nn_net_refresh_weights(net, err));
     nn_layer *last = &net->layers[net->n_layers - 1];
@@ -104,7 +104,7 @@ nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *e
             TRY(nn_run_reorder(net, L->diff_src_reorder, L->diff_src, L->diff_in, err));
     }
     DN(dnnl_stream_wait(net->stream), "stream wait");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 const float *nn_input_grad(const nn_net *net) { return nn_mem_ptr(net->diff_in_mem); }

@@ -35,14 +35,14 @@ dnnl_memory_desc_t nn_md_tag(int nd, const dnnl_dim_t *dims, dnnl_format_tag_t t
     return nn_md_dt(nd, dims, dnnl_f32, tag);
 }
 
-nn_status nn_new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
-                     nn_error *err)
+drsch_status nn_new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
+                        drsch_error *err)
 {
     DN(dnnl_memory_create(m, md, net->engine, handle), "buffer");
     /* Zero owned buffers: padded blocked layouts must hold zeros outside the logical tensor. */
     if (handle == DNNL_MEMORY_ALLOCATE)
         memset(nn_mem_ptr(*m), 0, dnnl_memory_desc_get_size(md));
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 static void note_scratch(nn_net *net, const_dnnl_primitive_desc_t pd)
@@ -55,12 +55,13 @@ static void note_scratch(nn_net *net, const_dnnl_primitive_desc_t pd)
 
 /* A primitive oneDNN cannot create: in a bf16 net "unimplemented" means this CPU (or oneDNN's
  * ISA cap, ONEDNN_MAX_CPU_ISA) has no bf16 kernel for it; say so instead of falling back. */
-static nn_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what, nn_error *err)
+static drsch_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what,
+                              drsch_error *err)
 {
     if (st == dnnl_unimplemented && net->cfg.precision == NN_PRECISION_BF16) {
         const dnnl_version_t *v = dnnl_version();
-        return nn_fail(
-            err, NN_ERR_UNSUPPORTED,
+        return drsch_fail(
+            err, DRSCH_ERR_UNSUPPORTED,
             "bf16 %s: oneDNN %d.%d.%d has no bf16 implementation on this CPU (oneDNN ISA %s; "
             "bf16 needs avx512_core, natively avx512_core_bf16); use precision f32",
             what, v->major, v->minor, v->patch, nn_onednn_isa());
@@ -77,9 +78,9 @@ const char *nn_onednn_version(void)
 }
 
 /* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. */
-nn_status nn_make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
-                       const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
-                       dnnl_primitive_desc_t *pd_out, const char *what, nn_error *err)
+drsch_status nn_make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                          const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
+                          dnnl_primitive_desc_t *pd_out, const char *what, drsch_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t pst =
@@ -94,11 +95,11 @@ nn_status nn_make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primit
         return nn_dnnl_fail(err, st, what);
     if (pd_out)
         *pd_out = pd;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                          dnnl_primitive_t *prim, nn_error *err)
+drsch_status nn_make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
+                             const dnnl_memory_desc_t *to, dnnl_primitive_t *prim, drsch_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t pst =
@@ -109,19 +110,20 @@ nn_status nn_make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const dnn
     dnnl_status_t st = dnnl_primitive_create(prim, pd);
     dnnl_primitive_desc_destroy(pd);
     DN(st, "reorder primitive");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args, nn_error *err)
+drsch_status nn_exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
+                     drsch_error *err)
 {
     args[nargs].arg = DNNL_ARG_SCRATCHPAD;
     args[nargs].memory = net->scratch;
     DN(dnnl_primitive_execute(p, net->stream, nargs + (net->scratch ? 1 : 0), args), "execute");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
-                         nn_error *err)
+drsch_status nn_run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
+                            drsch_error *err)
 {
     dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     return nn_exec(net, p, 2, a, err);

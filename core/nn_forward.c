@@ -25,7 +25,7 @@ static void bitw_forward(const nn_net *net, const nn_layer *L)
             y[(size_t)r * B + j] = x[(size_t)r * B + j] * w[j];
 }
 
-nn_status nn_net_refresh_weights(nn_net *net, nn_error *err)
+drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
 {
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -36,13 +36,13 @@ nn_status nn_net_refresh_weights(nn_net *net, nn_error *err)
     }
     DN(dnnl_stream_wait(net->stream), "stream wait");
     net->weights_dirty = false;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
+drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
 {
     if (!x)
-        return nn_fail(err, NN_ERR_ARG, "forward pass: no input images given");
+        return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: no input images given");
     if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
         TRY(nn_net_refresh_weights(net, err));
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
@@ -84,7 +84,7 @@ nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
         TRY(nn_run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem,
                            err));
     DN(dnnl_stream_wait(net->stream), "stream wait");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 const float *nn_output(const nn_net *net) { return nn_mem_ptr(net->out_mem); }

@@ -84,11 +84,11 @@ struct nn_net {
     double flops_fwd, flops_bwd;
 };
 
-/* nn_net_create that fails with NN_ERR_FORMAT, before allocating the parameters, when the
+/* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader
  * uses it so a small file cannot make drsch build a huge network it will then reject. */
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params,
-                               nn_error *err);
+drsch_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params,
+                                  drsch_error *err);
 
 /* What a config implies, known before anything large is allocated (nn_net_plan makes the
  * checks nn_net_create makes on the config and the shapes, and fails as it would). */
@@ -98,20 +98,20 @@ typedef struct {
                                  input and layer outputs, 4-D channels padded to 8, x2 training) */
     int32_t in_c, in_h, in_w; /* the input, architecture defaults filled in */
 } nn_net_plan_info;
-nn_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, nn_error *err);
+drsch_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, drsch_error *err);
 
-/* NN_ERR_NOMEM naming `what` ("a net for ... needs about 12.3 GB of memory, more than this
- * machine's 8.0 GB") when bytes exceed the machine's physical memory; NN_OK otherwise. */
-nn_status nn_check_memory(double bytes, const char *what, nn_error *err);
+/* DRSCH_ERR_NOMEM naming `what` ("a net for ... needs about 12.3 GB of memory, more than this
+ * machine's 8.0 GB") when bytes exceed the machine's physical memory; DRSCH_OK otherwise. */
+drsch_status nn_check_memory(double bytes, const char *what, drsch_error *err);
 /* bytes as a person reads them ("600 bytes", "12.4 MB", "2.87 GB"; decimal units) in buf. */
 const char *nn_bytes_str(double bytes, char buf[32]);
 
-nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
+drsch_status drsch_fail(drsch_error *err, drsch_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);
+drsch_status nn_dnnl_fail(drsch_error *err, dnnl_status_t st, const char *what);
 
-/* Return from the calling function (which has an nn_error *err) when a oneDNN call fails (DN)
- * or an nn_status call does not return NN_OK (TRY). */
+/* Return from the calling function (which has a drsch_error *err) when a oneDNN call fails (DN)
+ * or a drsch_status call does not return DRSCH_OK (TRY). */
 #define DN(call, what)                                                                             \
     do {                                                                                           \
         dnnl_status_t st_ = (call);                                                                \
@@ -120,8 +120,8 @@ nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);
     } while (0)
 #define TRY(call)                                                                                  \
     do {                                                                                           \
-        nn_status s_ = (call);                                                                     \
-        if (s_ != NN_OK)                                                                           \
+        drsch_status s_ = (call);                                                                  \
+        if (s_ != DRSCH_OK)                                                                        \
             return s_;                                                                             \
     } while (0)
 
@@ -134,20 +134,22 @@ dnnl_memory_desc_t nn_md_dt(int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt,
                             dnnl_format_tag_t tag);
 dnnl_memory_desc_t nn_md_tag(int nd, const dnnl_dim_t *dims, dnnl_format_tag_t tag);
 /* A memory over handle, or zeroed and owned with DNNL_MEMORY_ALLOCATE. */
-nn_status nn_new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
-                     nn_error *err);
+drsch_status nn_new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
+                        drsch_error *err);
 /* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. Both
  * count the primitive's scratchpad into the net's. */
-nn_status nn_make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
-                       const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
-                       dnnl_primitive_desc_t *pd_out, const char *what, nn_error *err);
-nn_status nn_make_reorder(nn_net *net, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                          dnnl_primitive_t *prim, nn_error *err);
+drsch_status nn_make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                          const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
+                          dnnl_primitive_desc_t *pd_out, const char *what, drsch_error *err);
+drsch_status nn_make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
+                             const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
+                             drsch_error *err);
 /* Runs p on the net's stream with args[0..nargs) and the scratchpad (args has room for one more).
  */
-nn_status nn_exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args, nn_error *err);
-nn_status nn_run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
-                         nn_error *err);
+drsch_status nn_exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
+                     drsch_error *err);
+drsch_status nn_run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
+                            drsch_error *err);
 /* Destroy m / p when not NULL. */
 void nn_destroy_mem(dnnl_memory_t m);
 void nn_destroy_prim(dnnl_primitive_t p);
@@ -155,7 +157,7 @@ void nn_destroy_prim(dnnl_primitive_t p);
 /* Planning (nn_plan.c). */
 /* Checks cfg0 (defaults filled in) and plans the shapes in a new net that holds no oneDNN
  * object and no buffer yet. */
-nn_status nn_plan_net(nn_net **out, const nn_config *cfg0, nn_error *err);
+drsch_status nn_plan_net(nn_net **out, const nn_config *cfg0, drsch_error *err);
 /* A planned net's plain parameter count, and its activation floats per image (an estimate). */
 size_t nn_planned_params(const nn_net *net);
 double nn_planned_act_floats(const nn_net *net);
@@ -164,16 +166,16 @@ double nn_planned_act_floats(const nn_net *net);
 /* Whether layer i computes the gradient of its input (training nets; layer 0 with input_grad). */
 bool nn_need_data_grad(const nn_net *net, int i);
 /* Every layer's primitives and memories, each reading the previous layer's output. */
-nn_status nn_build_layers(nn_net *net, nn_error *err);
+drsch_status nn_build_layers(nn_net *net, drsch_error *err);
 
 /* Brings derived copies of the weights (backward-data layout, bf16 forward copies) up to date
  * with the parameters; nn_forward / nn_backward call it when needed, the encoder at creation. */
-nn_status nn_net_refresh_weights(nn_net *net, nn_error *err);
+drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err);
 /* oneDNN's implementation name of the first convolution or inner product ("" if none). */
 const char *nn_net_impl(const nn_net *net);
 
 /* Reorder between a plain buffer and a tensor's internal memory (not on the hot path). */
-nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err);
-nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_error *err);
+drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err);
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err);
 
 #endif

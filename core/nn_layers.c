@@ -72,14 +72,14 @@ bool nn_need_data_grad(const nn_net *net, int i)
 
 /* src: the layout the layer asked for; reorders in -> src (forward) and diff_src -> diff_in
  * (backward) when it differs from the producer's. */
-static nn_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, nn_error *err)
+static drsch_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const dnnl_memory_desc_t *in_md = nn_mem_md(L->in);
     if (dnnl_memory_desc_equal(in_md, S)) {
         L->src = L->in;
         L->diff_src = L->diff_in;
-        return NN_OK;
+        return DRSCH_OK;
     }
     TRY(nn_new_mem(net, &L->src, S, DNNL_MEMORY_ALLOCATE, err));
     TRY(nn_make_reorder(net, in_md, S, &L->src_reorder, err));
@@ -87,10 +87,10 @@ static nn_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, nn_er
         TRY(nn_new_mem(net, &L->diff_src, S, DNNL_MEMORY_ALLOCATE, err));
         TRY(nn_make_reorder(net, S, in_md, &L->diff_src_reorder, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, nn_error *err)
+static drsch_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, drsch_error *err)
 {
     dnnl_post_ops_t po = NULL;
     DN(dnnl_primitive_attr_create(attr), "attr");
@@ -102,11 +102,11 @@ static nn_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, nn_error *e
     dnnl_post_ops_destroy(po);
     (void)net;
     DN(st, "relu post-op");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D,
-                                nn_error *err)
+static drsch_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D,
+                                   drsch_error *err)
 {
     dnnl_eltwise_desc_t fd, bd;
     dnnl_primitive_desc_t hint = NULL;
@@ -116,15 +116,15 @@ static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc
     TRY(nn_make_prim(net, &fd, NULL, NULL, NULL, &hint, "relu hint", err));
     DN(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, D, D, 0.0f, 0.0f),
        "relu bwd desc");
-    nn_status s = nn_make_prim(net, &bd, NULL, hint, &L->relu_bwd, NULL, "relu backward", err);
+    drsch_status s = nn_make_prim(net, &bd, NULL, hint, &L->relu_bwd, NULL, "relu backward", err);
     dnnl_primitive_desc_destroy(hint);
     return s;
 }
 
 /* After a bwd-weights pd is known: gradients go straight into the grads block when the layout
  * matches the forward weights, else through dw_tmp and a reorder. */
-static nn_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
-                         const dnnl_memory_desc_t *W, nn_error *err)
+static drsch_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
+                            const dnnl_memory_desc_t *W, drsch_error *err)
 {
     const dnnl_memory_desc_t *DW =
         dnnl_primitive_desc_query_md(bwd_w_pd, dnnl_query_diff_weights_md, 0);
@@ -133,26 +133,26 @@ static nn_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t b
         TRY(nn_new_mem(net, &L->dw_tmp, DW, DNNL_MEMORY_ALLOCATE, err));
         TRY(nn_make_reorder(net, DW, W, &L->dw_reorder, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_d_pd,
-                            const dnnl_memory_desc_t *W, nn_error *err)
+static drsch_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_d_pd,
+                               const dnnl_memory_desc_t *W, drsch_error *err)
 {
     const dnnl_memory_desc_t *WB = dnnl_primitive_desc_query_md(bwd_d_pd, dnnl_query_weights_md, 0);
     if (dnnl_memory_desc_equal(WB, W)) {
         L->w_bwd = L->w;
-        return NN_OK;
+        return DRSCH_OK;
     }
     TRY(nn_new_mem(net, &L->w_bwd, WB, DNNL_MEMORY_ALLOCATE, err));
     TRY(nn_make_reorder(net, W, WB, &L->w_bwd_reorder, err));
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* The weights tensor of layer i: f32 nets keep it in the forward primitive's layout W; bf16 nets
  * keep the f32 parameters plain and give the primitive a bf16 copy in W (w_fwd). */
-static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
-                              const dnnl_memory_desc_t *w_plain, size_t count, nn_error *err)
+static drsch_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
+                                 const dnnl_memory_desc_t *w_plain, size_t count, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const bool copy = W->data_type != dnnl_f32;
@@ -162,7 +162,7 @@ static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
         TRY(nn_new_mem(net, &L->w_fwd, W, DNNL_MEMORY_ALLOCATE, err));
         TRY(nn_make_reorder(net, w_plain, W, &L->w_fwd_reorder, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 static void note_impl(nn_layer *L, const_dnnl_primitive_desc_t pd)
@@ -202,7 +202,7 @@ static int conv_bwd_weights_is_ref(nn_net *net, const dnnl_convolution_desc_t *f
     return is_ref;
 }
 
-static nn_status build_conv(nn_net *net, int i, nn_error *err)
+static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
@@ -234,7 +234,7 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     if (sp->relu)
         TRY(relu_attr(net, &attr, err));
     dnnl_primitive_desc_t fpd = NULL;
-    nn_status s = nn_make_prim(net, &cd, attr, NULL, &L->fwd, &fpd, "convolution forward", err);
+    drsch_status s = nn_make_prim(net, &cd, attr, NULL, &L->fwd, &fpd, "convolution forward", err);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     TRY(s);
@@ -244,11 +244,11 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     dnnl_memory_desc_t w_plain = nn_md_tag(4, wd, dnnl_oihw);
     size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
-    s = NN_OK;
+    s = DRSCH_OK;
 #define CK(x)                                                                                      \
     do {                                                                                           \
         s = (x);                                                                                   \
-        if (s != NN_OK)                                                                            \
+        if (s != DRSCH_OK)                                                                         \
             goto done;                                                                             \
     } while (0)
     CK(bind_weights(net, i, &W, &w_plain, wn, err));
@@ -273,7 +273,7 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
                         "convolution backward weights", err));
         s = bind_dw(net, L, wpd, &W, err);
         dnnl_primitive_desc_destroy(wpd);
-        if (s != NN_OK)
+        if (s != DRSCH_OK)
             goto done;
         if (nn_need_data_grad(net, i)) {
             dnnl_convolution_desc_t ddsc;
@@ -295,7 +295,7 @@ done:
     return s;
 }
 
-static nn_status build_fc(nn_net *net, int i, nn_error *err)
+static drsch_status build_fc(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
@@ -319,7 +319,8 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
     if (sp->relu)
         TRY(relu_attr(net, &attr, err));
     dnnl_primitive_desc_t fpd = NULL;
-    nn_status s = nn_make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "inner product forward", err);
+    drsch_status s =
+        nn_make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "inner product forward", err);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     TRY(s);
@@ -349,7 +350,7 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
                         "inner product backward weights", err));
         s = bind_dw(net, L, wpd, &W, err);
         dnnl_primitive_desc_destroy(wpd);
-        if (s != NN_OK)
+        if (s != DRSCH_OK)
             goto done;
         if (nn_need_data_grad(net, i)) {
             dnnl_inner_product_desc_t ddsc;
@@ -370,7 +371,7 @@ done:
     return s;
 }
 
-static nn_status build_pool(nn_net *net, int i, nn_error *err)
+static drsch_status build_pool(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
@@ -385,8 +386,8 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
     dnnl_memory_desc_t S = *nn_mem_md(L->in),
                        d_any = nn_md_dt(4, dd, S.data_type, dnnl_format_tag_any);
     if (S.ndims != 4)
-        return nn_fail(err, NN_ERR_ARG, "layer %d: pooling needs a 4-D input (after conv or pool)",
-                       i);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "layer %d: pooling needs a 4-D input (after conv or pool)", i);
     dnnl_pooling_desc_t pd;
     DN(dnnl_pooling_forward_desc_init(&pd, prop, alg, &S, &d_any, strides, kernel, pad_l, pad_r),
        "pool desc");
@@ -395,7 +396,7 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
     L->p_w = L->p_b = -1;
-    nn_status s = NN_OK;
+    drsch_status s = DRSCH_OK;
     CK(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     if (ws && dnnl_memory_desc_get_size(ws) > 0)
         CK(nn_new_mem(net, &L->ws, ws, DNNL_MEMORY_ALLOCATE, err));
@@ -419,15 +420,15 @@ done:
 }
 
 /* Hash and bit-weight layers: plain C on N x B rows; their input must be plain N x B. */
-static nn_status build_plain(nn_net *net, int i, nn_error *err)
+static drsch_status build_plain(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const dnnl_memory_desc_t *in_md = nn_mem_md(L->in);
     dnnl_dims_t dd = {net->cfg.batch, L->out_c};
     dnnl_memory_desc_t d_nc = nn_md_tag(2, dd, dnnl_nc);
     if (!dnnl_memory_desc_equal(in_md, &d_nc))
-        return nn_fail(err, NN_ERR_ARG,
-                       "layer %d: hash / bit-weight layers must follow an fc layer", i);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "layer %d: hash / bit-weight layers must follow an fc layer", i);
     L->p_w = L->p_b = -1;
     L->src = L->in;
     L->diff_src = L->diff_in;
@@ -442,14 +443,14 @@ static nn_status build_plain(nn_net *net, int i, nn_error *err)
         if (net->cfg.training)
             TRY(nn_new_mem(net, &L->dw, &x, DNNL_MEMORY_NONE, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* Every layer's primitives, each reading the previous layer's output. */
-nn_status nn_build_layers(nn_net *net, nn_error *err)
+drsch_status nn_build_layers(nn_net *net, drsch_error *err)
 {
-    nn_status s = NN_OK;
-    for (int i = 0; i < net->n_layers && s == NN_OK; i++) {
+    drsch_status s = DRSCH_OK;
+    for (int i = 0; i < net->n_layers && s == DRSCH_OK; i++) {
         link_input(net, i);
         switch (net->layers[i].spec.kind) {
         case NN_LAYER_CONV: s = build_conv(net, i, err); break;
@@ -458,10 +459,10 @@ nn_status nn_build_layers(nn_net *net, nn_error *err)
         case NN_LAYER_POOL_AVG: s = build_pool(net, i, err); break;
         default: s = build_plain(net, i, err); break;
         }
-        if (s != NN_OK) {
+        if (s != DRSCH_OK) {
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
-            nn_fail(err, s, "architecture '%s', layer %d: %.400s", net->cfg.arch.name, i, msg);
+            drsch_fail(err, s, "architecture '%s', layer %d: %.400s", net->cfg.arch.name, i, msg);
         }
     }
     return s;

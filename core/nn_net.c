@@ -13,7 +13,7 @@
 #include "nn_internal.h"
 #include "rng.h"
 
-static nn_status init_params(nn_net *net, nn_error *err)
+static drsch_status init_params(nn_net *net, drsch_error *err)
 {
     size_t maxn = 0;
     for (int t = 0; t < net->n_tensors; t++)
@@ -21,11 +21,11 @@ static nn_status init_params(nn_net *net, nn_error *err)
             maxn = net->tensors[t].plain_count;
     float *buf = malloc(maxn * sizeof(float));
     if (!buf)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory initialising parameters");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory initialising parameters");
     rng_state rng;
     rng_seed(&rng, net->cfg.seed);
-    nn_status s = NN_OK;
-    for (int t = 0; t < net->n_tensors && s == NN_OK; t++) {
+    drsch_status s = DRSCH_OK;
+    for (int t = 0; t < net->n_tensors && s == DRSCH_OK; t++) {
         const nn_tensor *T = &net->tensors[t];
         const nn_layer_spec *sp = &net->layers[T->layer].spec;
         for (size_t k = 0; k < T->plain_count; k++) {
@@ -44,34 +44,35 @@ static nn_status init_params(nn_net *net, nn_error *err)
 
 /* The plan against what it must be: the parameter count a model file stores, the memory of the
  * machine, the code length of the hash and bit-weight layers. Then the identity bit order. */
-static nn_status validate_plan(nn_net *net, size_t n_params, size_t expect_params, nn_error *err)
+static drsch_status validate_plan(nn_net *net, size_t n_params, size_t expect_params,
+                                  drsch_error *err)
 {
     const nn_config *cfg = &net->cfg;
     if (expect_params != SIZE_MAX && n_params != expect_params)
-        return nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu",
-                       expect_params, n_params);
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%zu parameters stored, architecture needs %zu",
+                          expect_params, n_params);
     char what[160];
     snprintf(what, sizeof what, "a %s net for batches of %d images of %dx%dx%d",
              cfg->training ? "training" : "inference", cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w);
-    nn_status s = nn_check_memory(4.0 * ((double)cfg->batch * nn_planned_act_floats(net) +
-                                         (cfg->training ? 3.0 : 1.0) * (double)n_params),
-                                  what, err);
-    if (s != NN_OK)
+    drsch_status s = nn_check_memory(4.0 * ((double)cfg->batch * nn_planned_act_floats(net) +
+                                            (cfg->training ? 3.0 : 1.0) * (double)n_params),
+                                     what, err);
+    if (s != DRSCH_OK)
         return s;
     if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg->bits) ||
         (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg->bits))
-        return nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d",
-                       cfg->bits);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "hash / bit-weight layers must have the code length %d", cfg->bits);
     net->bit_order = malloc(sizeof(uint32_t) * (size_t)cfg->bits);
     if (!net->bit_order)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     for (int j = 0; j < cfg->bits; j++)
         net->bit_order[j] = (uint32_t)j;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* oneDNN's engine, stream and attributes (user scratchpad), and the input memory. */
-static nn_status open_engine(nn_net *net, nn_error *err)
+static drsch_status open_engine(nn_net *net, drsch_error *err)
 {
     const nn_config *cfg = &net->cfg;
     dnnl_status_t st = dnnl_engine_create(&net->engine, dnnl_cpu, 0);
@@ -85,15 +86,15 @@ static nn_status open_engine(nn_net *net, nn_error *err)
         return nn_dnnl_fail(err, st, "engine / stream");
     dnnl_dims_t id = {cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w};
     dnnl_memory_desc_t in_md = nn_md_tag(4, id, dnnl_nchw);
-    nn_status s = nn_new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err);
-    if (s == NN_OK && cfg->input_grad)
+    drsch_status s = nn_new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err);
+    if (s == DRSCH_OK && cfg->input_grad)
         s = nn_new_mem(net, &net->diff_in_mem, &in_md, DNNL_MEMORY_ALLOCATE, err);
     return s;
 }
 
 /* The network's output and, for training, its gradient input, in plain layouts (reordered from
  * the last layer's when oneDNN chose another). */
-static nn_status build_output(nn_net *net, nn_error *err)
+static drsch_status build_output(nn_net *net, drsch_error *err)
 {
     const nn_config *cfg = &net->cfg;
     nn_layer *last = &net->layers[net->n_layers - 1];
@@ -101,16 +102,16 @@ static nn_status build_output(nn_net *net, nn_error *err)
     dnnl_dims_t od = {cfg->batch, last->out_c, last->out_h, last->out_w};
     dnnl_memory_desc_t out_md =
         last->out_4d ? nn_md_tag(4, od, dnnl_nchw) : nn_md_tag(2, od, dnnl_nc);
-    nn_status s = NN_OK;
+    drsch_status s = DRSCH_OK;
     if (dnnl_memory_desc_equal(D, &out_md)) {
         net->out_mem = last->dst;
     } else {
-        if ((s = nn_new_mem(net, &net->out_mem, &out_md, DNNL_MEMORY_ALLOCATE, err)) != NN_OK ||
-            (s = nn_make_reorder(net, D, &out_md, &net->out_reorder, err)) != NN_OK)
+        if ((s = nn_new_mem(net, &net->out_mem, &out_md, DNNL_MEMORY_ALLOCATE, err)) != DRSCH_OK ||
+            (s = nn_make_reorder(net, D, &out_md, &net->out_reorder, err)) != DRSCH_OK)
             return s;
     }
     if (cfg->training) {
-        if ((s = nn_new_mem(net, &net->dy_mem, &out_md, DNNL_MEMORY_NONE, err)) != NN_OK)
+        if ((s = nn_new_mem(net, &net->dy_mem, &out_md, DNNL_MEMORY_NONE, err)) != DRSCH_OK)
             return s;
         if (!dnnl_memory_desc_equal(D, &out_md))
             s = nn_make_reorder(net, &out_md, D, &net->dy_reorder, err);
@@ -120,7 +121,7 @@ static nn_status build_output(nn_net *net, nn_error *err)
 
 /* One allocation for the parameters (and, for training, their gradients and SGD history), each
  * tensor 64-byte aligned, handed to the layers' memories; then the scratchpad. */
-static nn_status allocate_params(nn_net *net, nn_error *err)
+static drsch_status allocate_params(nn_net *net, drsch_error *err)
 {
     size_t off = 0;
     for (int t = 0; t < net->n_tensors; t++) {
@@ -132,7 +133,7 @@ static nn_status allocate_params(nn_net *net, nn_error *err)
     size_t bytes = (regions * off * sizeof(float) + 63) & ~(size_t)63;
     net->block = aligned_alloc(64, bytes ? bytes : 64);
     if (!net->block)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory for %zu parameters", off);
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %zu parameters", off);
     memset(net->block, 0, bytes);
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -158,43 +159,43 @@ static nn_status allocate_params(nn_net *net, nn_error *err)
         if (st != dnnl_success)
             return nn_dnnl_fail(err, st, "scratchpad");
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params,
-                               nn_error *err)
+drsch_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params,
+                                  drsch_error *err)
 {
     *out = NULL;
     nn_net *net = NULL;
-    nn_status s = nn_plan_net(&net, cfg0, err);
-    if (s != NN_OK)
+    drsch_status s = nn_plan_net(&net, cfg0, err);
+    if (s != DRSCH_OK)
         return s;
     const size_t n_params = nn_planned_params(net);
     s = validate_plan(net, n_params, expect_params, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = open_engine(net, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = nn_build_layers(net, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = build_output(net, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = allocate_params(net, err);
-    if (s == NN_OK &&
+    if (s == DRSCH_OK &&
         nn_params_plain_size(net) != n_params) /* planned_params out of step with the builders */
-        s = nn_fail(err, NN_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
-                    nn_params_plain_size(net));
-    if (s == NN_OK)
+        s = drsch_fail(err, DRSCH_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
+                       nn_params_plain_size(net));
+    if (s == DRSCH_OK)
         s = init_params(net, err);
-    if (s != NN_OK) {
+    if (s != DRSCH_OK) {
         nn_net_free(net);
         return s;
     }
     net->weights_dirty = true;
     *out = net;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
+drsch_status nn_net_create(nn_net **out, const nn_config *cfg0, drsch_error *err)
 {
     return nn_net_create_expect(out, cfg0, SIZE_MAX, err);
 }

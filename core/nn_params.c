@@ -7,13 +7,13 @@
 
 #include "nn_internal.h"
 
-nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_error *err)
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
 {
     nn_tensor *T = &net->tensors[t];
     float *dst = net->block + T->offset;
     if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
         memcpy(dst, plain, T->plain_count * sizeof(float));
-        return NN_OK;
+        return DRSCH_OK;
     }
     dnnl_memory_t from = NULL, to = NULL;
     dnnl_primitive_t r = NULL;
@@ -40,16 +40,16 @@ nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_er
     nn_destroy_mem(to);
     net->weights_dirty = true;
     DN(st, "parameter import reorder");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err)
+drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err)
 {
     const nn_tensor *T = &net->tensors[t];
     float *src = net->block + T->offset;
     if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
         memcpy(plain, src, T->plain_count * sizeof(float));
-        return NN_OK;
+        return DRSCH_OK;
     }
     dnnl_memory_t from = NULL, to = NULL;
     dnnl_primitive_t r = NULL;
@@ -74,7 +74,7 @@ nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_erro
     nn_destroy_mem(from);
     nn_destroy_mem(to);
     DN(st, "parameter export reorder");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 const nn_config *nn_net_config(const nn_net *net) { return &net->cfg; }
@@ -138,49 +138,49 @@ size_t nn_params_plain_size(const nn_net *net)
     return n;
 }
 
-nn_status nn_params_export(const nn_net *net, float *plain, size_t n, nn_error *err)
+drsch_status nn_params_export(const nn_net *net, float *plain, size_t n, drsch_error *err)
 {
     if (n != nn_params_plain_size(net))
-        return nn_fail(err, NN_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
-                       nn_params_plain_size(net));
+        return drsch_fail(err, DRSCH_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
     for (int t = 0; t < net->n_tensors; t++) {
         TRY(nn_tensor_to_plain(net, t, plain, err));
         plain += net->tensors[t].plain_count;
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_params_import(nn_net *net, const float *plain, size_t n, nn_error *err)
+drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_error *err)
 {
     if (n != nn_params_plain_size(net))
-        return nn_fail(err, NN_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
-                       nn_params_plain_size(net));
+        return drsch_fail(err, DRSCH_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
     for (int t = 0; t < net->n_tensors; t++) {
         TRY(nn_tensor_from_plain(net, t, plain, err));
         plain += net->tensors[t].plain_count;
     }
     net->weights_dirty = true;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 void nn_params_changed(nn_net *net) { net->weights_dirty = true; }
 
-nn_status nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err)
+drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err)
 {
     if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
         nn_params_plain_size(dst) != nn_params_plain_size(src))
-        return nn_fail(err, NN_ERR_ARG,
-                       "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
-                       src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
+                          src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
     size_t n = nn_params_plain_size(src);
     float *buf = malloc(n * sizeof(float) + 1);
     if (!buf)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
-    nn_status s = nn_params_export(src, buf, n, err);
-    if (s == NN_OK)
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
+    drsch_status s = nn_params_export(src, buf, n, err);
+    if (s == DRSCH_OK)
         s = nn_params_import(dst, buf, n, err);
     free(buf);
-    if (s == NN_OK) {
+    if (s == DRSCH_OK) {
         dst->hash_scale = src->hash_scale;
         memcpy(dst->bit_order, src->bit_order, sizeof(uint32_t) * (size_t)src->cfg.bits);
     }

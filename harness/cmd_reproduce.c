@@ -197,9 +197,9 @@ static float *pixels(const ds_dataset *d, const int64_t *idx, int64_t n)
 {
     ds_augment a;
     ds_augment_default(&a);
-    ds_error de;
+    drsch_error de;
     float *x = malloc(sizeof(float) * (size_t)n * (size_t)d->c * (size_t)d->h * (size_t)d->w + 1);
-    if (x && ds_batch_build(d, idx, n, &a, 0, x, &de) != DS_OK) {
+    if (x && ds_batch_build(d, idx, n, &a, 0, x, &de) != DRSCH_OK) {
         free(x);
         return NULL;
     }
@@ -326,21 +326,21 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         snprintf(path, sizeof path, "%s/model-%u.bin", rc->dir, B);
         fprintf(stderr, "drsch reproduce: training %s (%lld iterations) -> %s\n", tag,
                 (long long)c.iters, path);
-        tr_error te;
+        drsch_error te;
         double t = cli_now();
-        tr_status st = tr_train(&c, d, sp, path, NULL, NULL, progress, tag, &te);
+        drsch_status st = tr_train(&c, d, sp, path, NULL, NULL, progress, tag, &te);
         double secs = cli_now() - t;
-        if (st != TR_OK) {
+        if (st != DRSCH_OK) {
             fprintf(stderr, "drsch reproduce: %s: %s\n", tag, te.msg);
             goto done;
         }
         drop_state(path);
         xp_codes codes;
-        xp_error xe;
-        xp_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
-                                      NN_PRECISION_F32, &codes, &xe);
-        if (xs != XP_OK) {
-            if (xs == XP_ERR_MODEL)
+        drsch_error xe;
+        drsch_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
+                                         NN_PRECISION_F32, &codes, &xe);
+        if (xs != DRSCH_OK) {
+            if (xs == DRSCH_ERR_MODEL)
                 fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
             else
                 fprintf(stderr, "drsch reproduce: %s: %s\n", tag, xe.msg);
@@ -360,10 +360,11 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 continue;
             for (int weighted = 0; weighted < 1 + (m == nl); weighted++) {
                 ev_retrieval r;
-                ev_error ee;
+                drsch_error ee;
                 ev_options o = opt;
                 o.pr_curve = !weighted && m < nl;
-                if (xp_eval_retrieval(d, sp, q, db, b, weighted ? w : NULL, &o, &r, &ee) != EV_OK) {
+                if (xp_eval_retrieval(d, sp, q, db, b, weighted ? w : NULL, &o, &r, &ee) !=
+                    DRSCH_OK) {
                     fprintf(stderr, "drsch reproduce: %s\n", ee.msg);
                     xp_codes_free(&codes);
                     goto done;
@@ -410,7 +411,7 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
         for (int i = 0; i < nl; i++) {
             for (int method = 0; method < 2; method++) {
                 bl_model bm;
-                bl_error be;
+                drsch_error be;
                 double t = cli_now();
                 int bad = method ? bl_itq_train(xtr, (size_t)sp->n_train, dim, lengths[i], 50,
                                                 rc->seed, &bm, &be)
@@ -423,9 +424,9 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                     goto done;
                 }
                 hm_codes q = {0}, db = {0};
-                hm_error he;
-                int ok = hm_codes_alloc(&q, (size_t)sp->n_query, lengths[i], &he) == HM_OK &&
-                         hm_codes_alloc(&db, (size_t)sp->n_db, lengths[i], &he) == HM_OK;
+                drsch_error he;
+                int ok = hm_codes_alloc(&q, (size_t)sp->n_query, lengths[i], &he) == DRSCH_OK &&
+                         hm_codes_alloc(&db, (size_t)sp->n_db, lengths[i], &he) == DRSCH_OK;
                 if (ok)
                     bl_encode(&bm, xq, (size_t)sp->n_query, &q, 0);
                 for (int64_t s = 0; ok && s < sp->n_db; s += 8192) {
@@ -439,11 +440,11 @@ static int retrieval(const run_ctx *rc, const ds_dataset *d, const ds_split *sp,
                 double secs = cli_now() - t;
                 bl_model_free(&bm);
                 ev_retrieval r;
-                ev_error ee;
+                drsch_error ee;
                 ev_options o = opt;
                 o.pr_curve = 0;
                 if (!ok ||
-                    xp_eval_retrieval(d, sp, &q, &db, lengths[i], NULL, &o, &r, &ee) != EV_OK) {
+                    xp_eval_retrieval(d, sp, &q, &db, lengths[i], NULL, &o, &r, &ee) != DRSCH_OK) {
                     fprintf(stderr, "drsch reproduce: %s\n", ok ? ee.msg : "out of memory");
                     hm_codes_free(&q);
                     hm_codes_free(&db);
@@ -751,7 +752,7 @@ static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split
                 continue;
             }
             bl_model bm;
-            bl_error be;
+            drsch_error be;
             double t = cli_now();
             int bad = method == RR_ITQ
                           ? bl_itq_train(xtr, (size_t)sp->n_train, dim, b, 50, rc->seed, &bm, &be)
@@ -761,9 +762,9 @@ static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split
                 goto done;
             }
             hm_codes q = {0}, g = {0};
-            hm_error he;
-            int ok = hm_codes_alloc(&q, (size_t)sp->n_query, b, &he) == HM_OK &&
-                     hm_codes_alloc(&g, (size_t)sp->n_db, b, &he) == HM_OK;
+            drsch_error he;
+            int ok = hm_codes_alloc(&q, (size_t)sp->n_query, b, &he) == DRSCH_OK &&
+                     hm_codes_alloc(&g, (size_t)sp->n_db, b, &he) == DRSCH_OK;
             if (ok) {
                 bl_encode(&bm, xq, (size_t)sp->n_query, &q, 0);
                 bl_encode(&bm, xg, (size_t)sp->n_db, &g, 0);
@@ -771,9 +772,9 @@ static int reid_baselines(const run_ctx *rc, const ds_dataset *d, const ds_split
             bl_model_free(&bm);
             row->seconds[s] += cli_now() - t;
             size_t k = (size_t)s * (size_t)res->ncols + (size_t)i;
-            ev_error ee;
+            drsch_error ee;
             if (!ok || xp_eval_reid(d, sp, &q, &g, b, NULL, REID_REPEATS, rc->seed, &row->r[k],
-                                    &ee) != EV_OK) {
+                                    &ee) != DRSCH_OK) {
                 fprintf(stderr, "drsch reproduce: %s at %u bits: %s\n", row->method, b,
                         ok ? ee.msg : "out of memory");
                 hm_codes_free(&q);
@@ -799,11 +800,11 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
                       reid_results *res)
 {
     ds_split sp = {0};
-    ds_error de;
+    drsch_error de;
     /* The whole second camera as gallery: single-gallery-shot sampling happens in the metric,
      * repeated, instead of once in the split. */
     ds_cuhk03_opts co = {.testset = s, .single_shot = 0};
-    if (ds_split_cuhk03_classic(d, &co, rc->seed, &sp, &de) != DS_OK) {
+    if (ds_split_cuhk03_classic(d, &co, rc->seed, &sp, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: split %d: %s\n", s + 1, de.msg);
         return 1;
     }
@@ -829,19 +830,19 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
     c.bits = (int32_t)B;
     fprintf(stderr, "drsch reproduce: training DRSCH, %s (%lld iterations) -> %s\n", tag,
             (long long)c.iters, path);
-    tr_error te;
+    drsch_error te;
     double t = cli_now();
-    if (tr_train(&c, d, &sp, path, NULL, NULL, progress, tag, &te) != TR_OK) {
+    if (tr_train(&c, d, &sp, path, NULL, NULL, progress, tag, &te) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s: %s\n", tag, te.msg);
         goto done;
     }
     res->rows[RR_DRSCH].seconds[s] = res->rows[RR_WEIGHTED].seconds[s] = cli_now() - t;
     drop_state(path);
-    xp_error xe;
-    xp_status xs = xp_model_codes(path, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32,
-                                  &codes, &xe);
-    if (xs != XP_OK) {
-        if (xs == XP_ERR_MODEL)
+    drsch_error xe;
+    drsch_status xs = xp_model_codes(path, d, sp.query, sp.n_query, sp.db, sp.n_db,
+                                     NN_PRECISION_F32, &codes, &xe);
+    if (xs != DRSCH_OK) {
+        if (xs == DRSCH_ERR_MODEL)
             fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
         else
             fprintf(stderr, "drsch reproduce: %s: %s\n", tag, xe.msg);
@@ -851,10 +852,10 @@ static int reid_split(const run_ctx *rc, const ds_dataset *d, int s, const tr_co
         reid_row *row = &res->rows[weighted ? RR_WEIGHTED : RR_DRSCH];
         for (int i = 0; i < res->ncols; i++) {
             size_t k = (size_t)s * (size_t)res->ncols + (size_t)i;
-            ev_error ee;
+            drsch_error ee;
             if (xp_eval_reid(d, &sp, &codes.query, &codes.db, res->cols[i],
                              weighted ? codes.weights : NULL, REID_REPEATS, rc->seed, &row->r[k],
-                             &ee) != EV_OK) {
+                             &ee) != DRSCH_OK) {
                 fprintf(stderr, "drsch reproduce: %s: %s\n", tag, ee.msg);
                 goto done;
             }
@@ -1118,8 +1119,8 @@ static int read_baseline(const char *path, const char *report_path, rp_read_repo
                  path, report_path);
         return 0;
     }
-    rp_error err;
-    if (rp_read_file(path, ref, &err) != RP_OK) {
+    drsch_error err;
+    if (rp_read_file(path, ref, &err) != DRSCH_OK) {
         snprintf(msg, cap, "Reproduction: not checked: %s", err.msg);
         return 0;
     }
@@ -1156,8 +1157,8 @@ static void reproduction_line(const rp_report *rep, const char *path, rp_read_re
 {
     char *text = rp_print(rep);
     rp_read_report cur;
-    rp_error err;
-    if (!text || rp_read_parse(text, strlen(text), path, &cur, &err) != RP_OK) {
+    drsch_error err;
+    if (!text || rp_read_parse(text, strlen(text), path, &cur, &err) != DRSCH_OK) {
         snprintf(msg, cap, "Reproduction: not checked: %s", text ? err.msg : "out of memory");
         free(text);
         return;
@@ -1167,7 +1168,7 @@ static void reproduction_line(const rp_report *rep, const char *path, rp_read_re
     rpc_options_default(&o);
     o.gate_time = 0;
     rpc_result res;
-    if (rpc_compare(ref, &cur, &o, &res, &err) != RP_OK) {
+    if (rpc_compare(ref, &cur, &o, &res, &err) != DRSCH_OK) {
         snprintf(msg, cap, "Reproduction: not checked: %s", err.msg);
         rp_read_free(&cur);
         return;
@@ -1310,8 +1311,8 @@ int cmd_reproduce(int argc, char **argv)
         return EXIT_USAGE;
     }
     ds_spec dspec;
-    ds_error de;
-    if (ds_spec_parse(spec, &dspec, &de) != DS_OK) {
+    drsch_error de;
+    if (ds_spec_parse(spec, &dspec, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return EXIT_USAGE;
     }
@@ -1329,8 +1330,8 @@ int cmd_reproduce(int argc, char **argv)
         return EXIT_USAGE;
     if (baseline) { /* readable now, not only after the training */
         rp_read_report b;
-        rp_error be;
-        if (rp_read_file(baseline, &b, &be) != RP_OK) {
+        drsch_error be;
+        if (rp_read_file(baseline, &b, &be) != DRSCH_OK) {
             fprintf(stderr, "drsch reproduce: --baseline: %s\n", be.msg);
             return EXIT_USAGE;
         }
@@ -1338,15 +1339,15 @@ int cmd_reproduce(int argc, char **argv)
     }
     run_ctx rc = {.seed = (uint64_t)seed, .t0 = cli_now()};
     rc.threads = cli_set_threads((int)threads);
-    hm_error he;
-    if (hm_isa_init(&he) != HM_OK) {
+    drsch_error he;
+    if (hm_isa_init(&he) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", he.msg);
         return 1;
     }
     ds_dataset *d = NULL;
     ds_split sp = {0};
     fprintf(stderr, "drsch reproduce: loading %s\n", spec);
-    if (ds_load_spec(&dspec, &lo, &d, &de) != DS_OK) {
+    if (ds_load_spec(&dspec, &lo, &d, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return 1;
     }
@@ -1385,7 +1386,7 @@ int cmd_reproduce(int argc, char **argv)
                  "seed %lld",
                  nsplits, d->n_testsets, REID_REPEATS, (long long)seed);
     } else {
-        if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &de) != DS_OK) {
+        if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &de) != DRSCH_OK) {
             fprintf(stderr, "drsch reproduce: %s: %s\n", spec, de.msg);
             goto done;
         }
@@ -1515,14 +1516,14 @@ int cmd_reproduce(int argc, char **argv)
     sb_printf(&md, "\nTotal time: %.0f s.\n", total);
     rp_context_set_num(rep, "total_seconds", total);
     char path[4200];
-    rp_error re;
+    drsch_error re;
     snprintf(path, sizeof path, "%s/report.json", out);
     char report_path[4200];
     snprintf(report_path, sizeof report_path, "%s", path);
     /* The baseline is read before the report is written: --out may be its folder. */
     char ref_msg[9000];
     int have_ref = read_baseline(committed, report_path, &ref, ref_msg, sizeof ref_msg);
-    if (rp_write(rep, path, &re) != RP_OK) {
+    if (rp_write(rep, path, &re) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", re.msg);
         goto done;
     }

@@ -9,27 +9,27 @@
 #include <omp.h>
 #endif
 
-tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
-                    hm_codes *out, tr_error *err)
+drsch_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                       hm_codes *out, drsch_error *err)
 {
     return tr_encode_precision(model, d, idx, n, NN_PRECISION_F32, out, err);
 }
 
-tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
-                              int64_t n, nn_precision precision, hm_codes *out, tr_error *err)
+drsch_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
+                                 int64_t n, nn_precision precision, hm_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     const nn_config *mc = nn_net_config(model);
     if (mc->in_c != d->c || mc->in_h > d->h || mc->in_w > d->w)
-        return tr_fail(err, TR_ERR_ARG,
+        return tr_fail(err, DRSCH_ERR_ARG,
                        "the model takes %dx%dx%d input (channels x height x width) but the dataset "
                        "'%s' has %dx%dx%d images",
                        mc->in_c, mc->in_h, mc->in_w, d->name, d->c, d->h, d->w);
     if (n <= 0)
-        return tr_fail(err, TR_ERR_ARG, "nothing to encode (empty image set)");
-    hm_error he;
-    if (hm_codes_alloc(out, (size_t)n, (uint32_t)mc->bits, &he) != HM_OK)
-        return tr_fail(err, TR_ERR_NOMEM, "%s", he.msg);
+        return tr_fail(err, DRSCH_ERR_ARG, "nothing to encode (empty image set)");
+    drsch_error he;
+    if (hm_codes_alloc(out, (size_t)n, (uint32_t)mc->bits, &he) != DRSCH_OK)
+        return tr_fail(err, DRSCH_ERR_NOMEM, "%s", he.msg);
     ds_augment aug;
     ds_augment_default(&aug);
     aug.out_h = mc->in_h;
@@ -46,29 +46,30 @@ tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const in
     const int32_t batch = 100;
     const int64_t chunk = 4000;
     nn_encoder *enc = NULL;
-    nn_error ne;
-    ds_error de;
+    drsch_error ne;
+    drsch_error de;
     float *x = malloc(sizeof(float) * (size_t)chunk * nn_input_size(model));
     hm_codes part = {0};
-    tr_status st = TR_OK;
-    if (!x || hm_codes_alloc(&part, (size_t)chunk, (uint32_t)mc->bits, &he) != HM_OK) {
-        st = tr_fail(err, TR_ERR_NOMEM, "out of memory for encoding");
+    drsch_status st = DRSCH_OK;
+    if (!x || hm_codes_alloc(&part, (size_t)chunk, (uint32_t)mc->bits, &he) != DRSCH_OK) {
+        st = tr_fail(err, DRSCH_ERR_NOMEM, "out of memory for encoding");
         goto done;
     }
-    nn_status ns = nn_encoder_create(&enc, model, batch, threads, precision, &ne);
-    if (ns != NN_OK) {
-        st = tr_fail(err, ns == NN_ERR_UNSUPPORTED ? TR_ERR_UNSUPPORTED : TR_ERR_NET, "%s", ne.msg);
+    drsch_status ns = nn_encoder_create(&enc, model, batch, threads, precision, &ne);
+    if (ns != DRSCH_OK) {
+        st = tr_fail(err, ns == DRSCH_ERR_UNSUPPORTED ? DRSCH_ERR_UNSUPPORTED : DRSCH_ERR_NET, "%s",
+                     ne.msg);
         goto done;
     }
     for (int64_t s = 0; s < n; s += chunk) {
         int64_t m = n - s < chunk ? n - s : chunk;
-        if (ds_batch_build(d, idx + s, m, &aug, 0, x, &de) != DS_OK) {
-            st = tr_fail(err, TR_ERR_DATA, "%s", de.msg);
+        if (ds_batch_build(d, idx + s, m, &aug, 0, x, &de) != DRSCH_OK) {
+            st = tr_fail(err, DRSCH_ERR_DATA, "%s", de.msg);
             goto done;
         }
         part.n = (size_t)m;
-        if (nn_encode(enc, x, (size_t)m, NULL, &part, &ne) != NN_OK) {
-            st = tr_fail(err, TR_ERR_NET, "%s", ne.msg);
+        if (nn_encode(enc, x, (size_t)m, NULL, &part, &ne) != DRSCH_OK) {
+            st = tr_fail(err, DRSCH_ERR_NET, "%s", ne.msg);
             goto done;
         }
         memcpy(out->data + (size_t)s * out->words, part.data,
@@ -79,7 +80,7 @@ done:
     free(x);
     part.n = (size_t)chunk;
     hm_codes_free(&part);
-    if (st != TR_OK)
+    if (st != DRSCH_OK)
         hm_codes_free(out);
     return st;
 }

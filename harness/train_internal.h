@@ -9,7 +9,7 @@
 #include "train.h"
 
 /* Formats the message into err->msg and returns st. */
-tr_status tr_fail(tr_error *err, tr_status st, const char *fmt, ...)
+drsch_status tr_fail(drsch_error *err, drsch_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Training state (train_state.c). */
@@ -23,12 +23,12 @@ uint32_t tr_config_fingerprint(const tr_config *c, const ds_split *split);
 int tr_config_settings(const tr_config *c, const ds_split *split, char *buf, size_t n);
 /* Writes MODEL.state atomically: iteration, the settings list, hist[0..nh) (parameters, then
  * momentum history), checksum. */
-tr_status tr_write_state(const char *model_path, int64_t iter, const char *settings,
-                         const float *hist, size_t nh, tr_error *err);
+drsch_status tr_write_state(const char *model_path, int64_t iter, const char *settings,
+                            const float *hist, size_t nh, drsch_error *err);
 /* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
  * version 1 state, fingerprint fp_v1) and c->iters iterations; refuses a state of other settings
  * (naming them), of another size, corrupt, or beyond c->iters. */
-tr_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
-                        uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, tr_error *err);
+drsch_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
+                           uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, drsch_error *err);
 
 #endif

@@ -164,13 +164,13 @@ static int settings_diff(const char *stored, size_t stored_len, const char *have
 static const char STATE_MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '2'};
 static const char STATE_MAGIC_V1[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '1'};
 
-tr_status tr_write_state(const char *model_path, int64_t iter, const char *settings,
-                         const float *hist, size_t nh, tr_error *err)
+drsch_status tr_write_state(const char *model_path, int64_t iter, const char *settings,
+                            const float *hist, size_t nh, drsch_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8);
     if (!path)
-        return tr_fail(err, TR_ERR_NOMEM, "out of memory");
+        return tr_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     snprintf(path, plen + 8, "%s.state", model_path);
     uint64_t it = (uint64_t)iter, count = nh;
     uint32_t slen = (uint32_t)strlen(settings);
@@ -184,9 +184,9 @@ tr_status tr_write_state(const char *model_path, int64_t iter, const char *setti
      * PATH.state; errors name the state's path and the cause ("No space left on device"). */
     char msg[480];
     fio_out o;
-    tr_status st = TR_OK;
+    drsch_status st = DRSCH_OK;
     if (fio_out_begin(&o, path, msg, sizeof msg) != 0) {
-        st = tr_fail(err, TR_ERR_IO, "cannot write the training state: %s", msg);
+        st = tr_fail(err, DRSCH_ERR_IO, "cannot write the training state: %s", msg);
     } else {
         fio_out_write(&o, STATE_MAGIC, 8);
         fio_out_write(&o, &it, 8);
@@ -196,7 +196,7 @@ tr_status tr_write_state(const char *model_path, int64_t iter, const char *setti
         fio_out_write(&o, hist, nh * sizeof(float));
         fio_out_write(&o, &crc, 4);
         if (fio_out_commit(&o, 1, msg, sizeof msg) != 0)
-            st = tr_fail(err, TR_ERR_IO, "cannot write the training state: %s", msg);
+            st = tr_fail(err, DRSCH_ERR_IO, "cannot write the training state: %s", msg);
     }
     free(path);
     return st;
@@ -204,48 +204,48 @@ tr_status tr_write_state(const char *model_path, int64_t iter, const char *setti
 
 /* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
  * version 1 state, fingerprint fp_v1) and c->iters iterations. */
-tr_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
-                        uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, tr_error *err)
+drsch_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
+                           uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, drsch_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8), *stored = malloc(TR_STATE_SETTINGS_MAX + 1);
     if (!path || !stored) {
         free(path);
         free(stored);
-        return tr_fail(err, TR_ERR_NOMEM, "out of memory");
+        return tr_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     snprintf(path, plen + 8, "%s.state", model_path);
     char msg[480];
     /* a FIFO or a device is refused before the first read */
     FILE *f = fio_open_read(path, "drsch training state", msg, sizeof msg);
-    tr_status st = TR_OK;
+    drsch_status st = DRSCH_OK;
     char magic[8];
     uint64_t it = 0, count = 0;
     uint32_t sfp = 0, slen = 0, crc = 0;
     int v1 = 0;
     if (!f) {
-        st = tr_fail(err, TR_ERR_IO, "the training state of the model to resume: %s", msg);
+        st = tr_fail(err, DRSCH_ERR_IO, "the training state of the model to resume: %s", msg);
         goto out;
     }
     if (fread(magic, 1, 8, f) != 8 ||
         (memcmp(magic, STATE_MAGIC, 8) && memcmp(magic, STATE_MAGIC_V1, 8))) {
-        st = tr_fail(err, TR_ERR_IO, "%s: not a drsch training state (bad magic)", path);
+        st = tr_fail(err, DRSCH_ERR_IO, "%s: not a drsch training state (bad magic)", path);
         goto out;
     }
     v1 = memcmp(magic, STATE_MAGIC_V1, 8) == 0;
     if (fread(&it, 8, 1, f) != 1 || (v1 && fread(&sfp, 4, 1, f) != 1) ||
         (!v1 && fread(&slen, 4, 1, f) != 1)) {
-        st = tr_fail(err, TR_ERR_IO, "%s: truncated training state", path);
+        st = tr_fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     if (slen > TR_STATE_SETTINGS_MAX) {
-        st = tr_fail(err, TR_ERR_IO,
+        st = tr_fail(err, DRSCH_ERR_IO,
                      "%s: a settings list of %u bytes (at most %d): corrupt training state", path,
                      slen, TR_STATE_SETTINGS_MAX);
         goto out;
     }
     if ((slen && fread(stored, 1, slen, f) != slen) || fread(&count, 8, 1, f) != 1) {
-        st = tr_fail(err, TR_ERR_IO, "%s: truncated training state", path);
+        st = tr_fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     stored[slen] = '\0';
@@ -253,17 +253,17 @@ tr_status tr_read_state(const char *model_path, const tr_config *c, const char *
     int ndiff = v1 ? 0 : settings_diff(stored, slen, have, diff, sizeof diff);
     if (count != nh) {
         if (ndiff)
-            st = tr_fail(err, TR_ERR_ARG,
+            st = tr_fail(err, DRSCH_ERR_ARG,
                          "%s: the model was trained with other settings: %s; resume needs the same "
                          "flags",
                          path, diff);
         else
-            st = tr_fail(err, TR_ERR_ARG, "%s: a state of %llu values, this network needs %zu",
+            st = tr_fail(err, DRSCH_ERR_ARG, "%s: a state of %llu values, this network needs %zu",
                          path, (unsigned long long)count, nh);
         goto out;
     }
     if ((nh && fread(hist, sizeof(float), nh, f) != nh) || fread(&crc, 4, 1, f) != 1) {
-        st = tr_fail(err, TR_ERR_IO, "%s: truncated training state", path);
+        st = tr_fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     uint32_t k = (uint32_t)crc32(0L, (const Bytef *)magic, 8);
@@ -277,12 +277,12 @@ tr_status tr_read_state(const char *model_path, const tr_config *c, const char *
     k = (uint32_t)crc32(k, (const Bytef *)&count, 8);
     k = (uint32_t)crc32(k, (const Bytef *)hist, (uInt)(nh * sizeof(float)));
     if (k != crc) {
-        st = tr_fail(err, TR_ERR_IO, "%s: checksum mismatch: corrupt training state", path);
+        st = tr_fail(err, DRSCH_ERR_IO, "%s: checksum mismatch: corrupt training state", path);
         goto out;
     }
     if (v1 && sfp != fp_v1) {
         st = tr_fail(
-            err, TR_ERR_ARG,
+            err, DRSCH_ERR_ARG,
             "%s: the model was trained with other settings (dataset split, schedule, "
             "architecture or --iters; this state was written by an older drsch that does not "
             "record which); "
@@ -292,7 +292,7 @@ tr_status tr_read_state(const char *model_path, const tr_config *c, const char *
     }
     if (ndiff) {
         st = tr_fail(
-            err, TR_ERR_ARG,
+            err, DRSCH_ERR_ARG,
             "%s: the model was trained with other settings: %s; resume needs the same flags", path,
             diff);
         goto out;
@@ -301,7 +301,7 @@ tr_status tr_read_state(const char *model_path, const tr_config *c, const char *
         size_t tl = 0;
         const char *tv = setting_value(stored, slen, "iters", 5, &tl);
         st = tr_fail(
-            err, TR_ERR_ARG,
+            err, DRSCH_ERR_ARG,
             "%s: the checkpoint is at iteration %llu, beyond --iters %lld%s%.*s%s; resume with "
             "--iters %llu or more",
             path, (unsigned long long)it, (long long)c->iters,
