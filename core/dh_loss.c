@@ -116,6 +116,147 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
+/* Squared distances between the n outputs (n x n, symmetric, zero diagonal). */
+static void pair_distances(const float *y, int32_t n, int32_t d, double *dist)
+{
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = i; j < n; j++)
+            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] =
+                i == j ? 0 : sqdist(y + (size_t)i * d, y + (size_t)j * d, d);
+}
+
+/* The triplet term as it is summed: the margin C, the loss of the active triplets, the number of
+ * triplets and of active ones. */
+typedef struct {
+    double C, tl;
+    int64_t triplets, active;
+} triplet_sums;
+
+/* Anchor a's one triplet: its farthest similar and nearest dissimilar item (the lowest index on
+ * ties, so the choice is deterministic); W[a][p] += 1, W[a][n] -= 1 when it is active. */
+static void hardest_triplet(int32_t n, int32_t a, const uint8_t *sa, const double *dist, double *W,
+                            triplet_sums *t)
+{
+    int32_t hp = -1, hn = -1;
+    for (int32_t j = 0; j < n; j++) {
+        if (j == a)
+            continue;
+        double dj = dist[(size_t)a * n + j];
+        if (sa[j] && (hp < 0 || dj > dist[(size_t)a * n + hp]))
+            hp = j;
+        if (!sa[j] && (hn < 0 || dj < dist[(size_t)a * n + hn]))
+            hn = j;
+    }
+    t->triplets++;
+    double l = dist[(size_t)a * n + hp] - dist[(size_t)a * n + hn];
+    if (l >= t->C) {
+        t->active++;
+        t->tl += l - t->C;
+        W[(size_t)a * n + hp] += 1.0;
+        W[(size_t)a * n + hn] -= 1.0;
+    }
+}
+
+/* Every triplet of anchor a (np similar x nneg dissimilar items): W[a][p] += 1, W[a][n] -= 1 for
+ * every active one. */
+static void all_triplets(int32_t n, int32_t a, const uint8_t *sa, int64_t np, int64_t nneg,
+                         const double *dist, double *W, triplet_sums *t)
+{
+    t->triplets += np * nneg;
+    for (int32_t p = 0; p < n; p++) {
+        if (p == a || !sa[p])
+            continue;
+        double dap = dist[(size_t)a * n + p];
+        for (int32_t q = 0; q < n; q++) {
+            if (q == a || sa[q])
+                continue;
+            double l = dap - dist[(size_t)a * n + q];
+            if (l >= t->C) {
+                t->active++;
+                t->tl += l - t->C;
+                W[(size_t)a * n + p] += 1.0;
+                W[(size_t)a * n + q] -= 1.0;
+            }
+        }
+    }
+}
+
+/* The triplet term into W (then divided by the triplet count of c->norm, as the loss is). */
+static void triplet_term(const dh_config *c, int32_t n, const uint8_t *sim, const double *dist,
+                         double *W, triplet_sums *t)
+{
+    for (int32_t a = 0; a < n; a++) {
+        const uint8_t *sa = sim + (size_t)a * n;
+        int64_t np = 0, nneg = 0;
+        for (int32_t j = 0; j < n; j++) {
+            if (j == a)
+                continue;
+            np += sa[j] != 0;
+            nneg += sa[j] == 0;
+        }
+        if (c->triplets == DH_TRIPLETS_HARD) {
+            if (np == 0 || nneg == 0)
+                continue;
+            hardest_triplet(n, a, sa, dist, W, t);
+            continue;
+        }
+        all_triplets(n, a, sa, np, nneg, dist, W, t);
+    }
+    int64_t denom = c->norm == DH_NORM_ACTIVE ? t->active : t->triplets;
+    double inv_t = denom ? 1.0 / (double)denom : 0.0;
+    t->tl *= inv_t;
+    for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
+        W[i] *= inv_t;
+}
+
+/* Laplacian: (beta/n) * 1/2 sum_ij A_ij |y_i - y_j|^2 into *ll, gradient 2 (beta/n) sum_j A_ij
+ * (y_i - y_j); each ordered pair (i, j) carries half of it in W. A: room for the k-NN graph, or
+ * NULL for the label graph. Returns -1 when out of memory. */
+static int laplacian_term(const dh_config *c, int32_t n, const uint8_t *sim, const float *feat,
+                          int32_t fdim, const double *dist, double *A, double *W, double *ll)
+{
+    if (A && knn_graph(feat, n, fdim, c->knn_k, A))
+        return -1;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            if (i == j)
+                continue;
+            double a =
+                A ? A[(size_t)i * n + j] : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
+            *ll += 0.5 * a * dist[(size_t)i * n + j];
+            W[(size_t)i * n + j] += 0.5 * (double)c->beta / n * a;
+        }
+    *ll *= (double)c->beta / n;
+    return 0;
+}
+
+/* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite: dy (n x d), summed
+ * in double. Returns -1 when out of memory. */
+static int pair_gradient(const float *y, int32_t n, int32_t d, const double *W, float *dy)
+{
+    memset(dy, 0, sizeof(float) * (size_t)n * (size_t)d);
+    double *acc = calloc((size_t)n * (size_t)d, sizeof(double));
+    if (!acc)
+        return -1;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            double wij = W[(size_t)i * n + j];
+            if (wij == 0.0)
+                continue;
+            const float *yi = y + (size_t)i * d, *yj = y + (size_t)j * d;
+            double *gi = acc + (size_t)i * d, *gj = acc + (size_t)j * d;
+            for (int32_t k = 0; k < d; k++) {
+                double g = 2.0 * wij * ((double)yi[k] - (double)yj[k]);
+                gi[k] += g;
+                gj[k] -= g;
+            }
+        }
+    for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
+        dy[i] = (float)acc[i];
+    free(acc);
+    return 0;
+}
+
 drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,
                      const uint8_t *sim, const float *feat, int32_t fdim, float *dy,
                      dh_stats *stats)
@@ -129,130 +270,22 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
         free(A);
         return DRSCH_ERR_NOMEM;
     }
-    for (int32_t i = 0; i < n; i++)
-        for (int32_t j = i; j < n; j++)
-            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] =
-                i == j ? 0 : sqdist(y + (size_t)i * d, y + (size_t)j * d, d);
-
-    /* Triplets: W[a][p] += 1, W[a][n] -= 1 for every active one (then symmetrised). */
-    double C = dh_margin_at(c, iter), tl = 0;
-    int64_t triplets = 0, active = 0;
-    for (int32_t a = 0; a < n; a++) {
-        const uint8_t *sa = sim + (size_t)a * n;
-        int64_t np = 0, nneg = 0;
-        for (int32_t j = 0; j < n; j++) {
-            if (j == a)
-                continue;
-            np += sa[j] != 0;
-            nneg += sa[j] == 0;
-        }
-        if (c->triplets == DH_TRIPLETS_HARD) {
-            /* One triplet per anchor: its farthest similar and nearest dissimilar item (the
-             * lowest index on ties, so the choice is deterministic). */
-            if (np == 0 || nneg == 0)
-                continue;
-            int32_t hp = -1, hn = -1;
-            for (int32_t j = 0; j < n; j++) {
-                if (j == a)
-                    continue;
-                double dj = dist[(size_t)a * n + j];
-                if (sa[j] && (hp < 0 || dj > dist[(size_t)a * n + hp]))
-                    hp = j;
-                if (!sa[j] && (hn < 0 || dj < dist[(size_t)a * n + hn]))
-                    hn = j;
-            }
-            triplets++;
-            double l = dist[(size_t)a * n + hp] - dist[(size_t)a * n + hn];
-            if (l >= C) {
-                active++;
-                tl += l - C;
-                W[(size_t)a * n + hp] += 1.0;
-                W[(size_t)a * n + hn] -= 1.0;
-            }
-            continue;
-        }
-        triplets += np * nneg;
-        for (int32_t p = 0; p < n; p++) {
-            if (p == a || !sa[p])
-                continue;
-            double dap = dist[(size_t)a * n + p];
-            for (int32_t q = 0; q < n; q++) {
-                if (q == a || sa[q])
-                    continue;
-                double l = dap - dist[(size_t)a * n + q];
-                if (l >= C) {
-                    active++;
-                    tl += l - C;
-                    W[(size_t)a * n + p] += 1.0;
-                    W[(size_t)a * n + q] -= 1.0;
-                }
-            }
-        }
-    }
-    int64_t denom = c->norm == DH_NORM_ACTIVE ? active : triplets;
-    double inv_t = denom ? 1.0 / (double)denom : 0.0;
-    tl *= inv_t;
-    for (size_t i = 0; i < nn; i++)
-        W[i] *= inv_t;
-
-    /* Laplacian: (beta/n) * 1/2 sum_ij A_ij |y_i - y_j|^2, gradient 2 (beta/n) sum_j A_ij (y_i -
-     * y_j); each ordered pair (i, j) carries half of it in W. */
+    pair_distances(y, n, d, dist);
+    triplet_sums t = {dh_margin_at(c, iter), 0, 0, 0};
+    triplet_term(c, n, sim, dist, W, &t);
     double ll = 0;
-    if (c->beta != 0) {
-        if (A && knn_graph(feat, n, fdim, c->knn_k, A)) {
-            free(dist);
-            free(W);
-            free(A);
-            return DRSCH_ERR_NOMEM;
-        }
-        for (int32_t i = 0; i < n; i++)
-            for (int32_t j = 0; j < n; j++) {
-                if (i == j)
-                    continue;
-                double a = A ? A[(size_t)i * n + j]
-                             : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
-                ll += 0.5 * a * dist[(size_t)i * n + j];
-                W[(size_t)i * n + j] += 0.5 * (double)c->beta / n * a;
-            }
-        ll *= (double)c->beta / n;
-    }
-
-    /* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite. */
-    if (dy) {
-        memset(dy, 0, sizeof(float) * (size_t)n * (size_t)d);
-        double *acc = calloc((size_t)n * (size_t)d, sizeof(double));
-        if (!acc) {
-            free(dist);
-            free(W);
-            free(A);
-            return DRSCH_ERR_NOMEM;
-        }
-        for (int32_t i = 0; i < n; i++)
-            for (int32_t j = 0; j < n; j++) {
-                double wij = W[(size_t)i * n + j];
-                if (wij == 0.0)
-                    continue;
-                const float *yi = y + (size_t)i * d, *yj = y + (size_t)j * d;
-                double *gi = acc + (size_t)i * d, *gj = acc + (size_t)j * d;
-                for (int32_t k = 0; k < d; k++) {
-                    double g = 2.0 * wij * ((double)yi[k] - (double)yj[k]);
-                    gi[k] += g;
-                    gj[k] -= g;
-                }
-            }
-        for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
-            dy[i] = (float)acc[i];
-        free(acc);
-    }
-    if (stats) {
-        stats->triplet_loss = tl;
+    int rc = c->beta != 0 ? laplacian_term(c, n, sim, feat, fdim, dist, A, W, &ll) : 0;
+    if (rc == 0 && dy)
+        rc = pair_gradient(y, n, d, W, dy);
+    if (rc == 0 && stats) {
+        stats->triplet_loss = t.tl;
         stats->laplacian_loss = ll;
-        stats->loss = tl + ll;
-        stats->triplets = triplets;
-        stats->active = active;
+        stats->loss = t.tl + ll;
+        stats->triplets = t.triplets;
+        stats->active = t.active;
     }
     free(dist);
     free(W);
     free(A);
-    return DRSCH_OK;
+    return rc == 0 ? DRSCH_OK : DRSCH_ERR_NOMEM;
 }

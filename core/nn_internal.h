@@ -1,5 +1,7 @@
-/* What core/ files share internally: the network and layer structures, error helpers. Not
- * part of the public API. (Weights are initialised from simd/rng.h.) */
+/* What core/ files share internally: the network and layer structures, error helpers, and the
+ * functions the network's files (nn_net.c, nn_plan.c, nn_layers.c, nn_forward.c, nn_backward.c,
+ * nn_params.c, nn_dnnl.c) call in one another. Not part of the public API. (Weights are
+ * initialised from simd/rng.h.) */
 #ifndef DRSCH_NN_INTERNAL_H
 #define DRSCH_NN_INTERNAL_H
 
@@ -105,6 +107,64 @@ drsch_status nn_check_memory(double bytes, const char *what, drsch_error *err);
 const char *nn_bytes_str(double bytes, char buf[32]);
 
 drsch_status nn_dnnl_fail(drsch_error *err, dnnl_status_t st, const char *what);
+
+/* Return from the calling function (which has a drsch_error *err) when a oneDNN call fails (DN)
+ * or a drsch_status call does not return DRSCH_OK (TRY). */
+#define DN(call, what)                                                                             \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success)                                                                   \
+            return nn_dnnl_fail(err, st_, what);                                                   \
+    } while (0)
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        drsch_status s_ = (call);                                                                  \
+        if (s_ != DRSCH_OK)                                                                        \
+            return s_;                                                                             \
+    } while (0)
+
+/* oneDNN helpers (nn_dnnl.c). */
+/* The data handle of m as floats (NULL for no memory), and m's descriptor. */
+float *nn_mem_ptr(const_dnnl_memory_t m);
+const dnnl_memory_desc_t *nn_mem_md(const_dnnl_memory_t m);
+/* A descriptor of dims in a data type (nn_md_dt) or in f32 (nn_md_tag) and a layout tag. */
+dnnl_memory_desc_t nn_md_dt(int nd, const dnnl_dim_t *dims, dnnl_data_type_t dt,
+                            dnnl_format_tag_t tag);
+dnnl_memory_desc_t nn_md_tag(int nd, const dnnl_dim_t *dims, dnnl_format_tag_t tag);
+/* A memory over handle, or zeroed and owned with DNNL_MEMORY_ALLOCATE. */
+drsch_status nn_new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
+                        drsch_error *err);
+/* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. Both
+ * count the primitive's scratchpad into the net's. */
+drsch_status nn_make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                          const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
+                          dnnl_primitive_desc_t *pd_out, const char *what, drsch_error *err);
+drsch_status nn_make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
+                             const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
+                             drsch_error *err);
+/* Runs p on the net's stream with args[0..nargs) and the scratchpad (args has room for one more).
+ */
+drsch_status nn_exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
+                     drsch_error *err);
+drsch_status nn_run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
+                            drsch_error *err);
+/* Destroy m / p when not NULL. */
+void nn_destroy_mem(dnnl_memory_t m);
+void nn_destroy_prim(dnnl_primitive_t p);
+
+/* Planning (nn_plan.c). */
+/* Checks cfg0 (defaults filled in) and plans the shapes in a new net that holds no oneDNN
+ * object and no buffer yet. */
+drsch_status nn_plan_net(nn_net **out, const nn_config *cfg0, drsch_error *err);
+/* A planned net's plain parameter count, and its activation floats per image (an estimate). */
+size_t nn_planned_params(const nn_net *net);
+double nn_planned_act_floats(const nn_net *net);
+
+/* Layers (nn_layers.c). */
+/* Whether layer i computes the gradient of its input (training nets; layer 0 with input_grad). */
+bool nn_need_data_grad(const nn_net *net, int i);
+/* Every layer's primitives and memories, each reading the previous layer's output. */
+drsch_status nn_build_layers(nn_net *net, drsch_error *err);
 
 /* Brings derived copies of the weights (backward-data layout, bf16 forward copies) up to date
  * with the parameters; nn_forward / nn_backward call it when needed, the encoder at creation. */

@@ -56,7 +56,7 @@ typedef struct {
 } tr_config;
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see
- * train.c for the values and why each differs from the authors' where it does). */
+ * train_config.c for the values and why each differs from the authors' where it does). */
 DRSCH_API void tr_config_default(tr_config *c, const ds_dataset *d);
 
 typedef struct {

@@ -478,7 +478,7 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
 
 /* No training primitive of the default network runs on oneDNN's reference kernels (which are
  * 10-100x slower): on AVX2 the first convolution's weight gradient fell back to ref:any and
- * took 95% of a training step until core/nn_net.c chose plain layouts for that layer. */
+ * took 95% of a training step until core/nn_layers.c chose plain layouts for that layer. */
 Test(train, no_reference_kernels_in_a_training_step)
 {
     static char out[1 << 18];

@@ -1,0 +1,110 @@
+/* The backward pass: d loss / d output (and, for the hash layer, an extra gradient on its
+ * outputs) through every layer in reverse, into the parameter gradients of the block and, when
+ * asked for, the input gradient. */
+#include <string.h>
+
+#include "nn_internal.h"
+
+static void hash_backward(const nn_net *net, const nn_layer *L, const float *du)
+{
+    const float *y = nn_mem_ptr(L->dst);
+    float *dy = nn_mem_ptr(L->diff_dst), *dx = nn_mem_ptr(L->diff_src);
+    const float half_s = 0.5f * net->hash_scale;
+    const size_t n = (size_t)net->cfg.batch * L->out_c;
+    for (size_t k = 0; k < n; k++) {
+        float g = dy[k] + (du ? du[k] : 0.0f);
+        dx[k] = g * half_s * (1.0f - y[k] * y[k]);
+    }
+}
+
+static void bitw_backward(const nn_net *net, const nn_layer *L)
+{
+    const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *dy = nn_mem_ptr(L->diff_dst);
+    float *dw = nn_mem_ptr(L->dw), *dx = nn_mem_ptr(L->diff_src);
+    const int32_t B = L->out_c, N = net->cfg.batch;
+    for (int32_t j = 0; j < B; j++) {
+        double acc = 0;
+        for (int32_t r = 0; r < N; r++)
+            acc += (double)dy[(size_t)r * B + j] * x[(size_t)r * B + j];
+        dw[j] = (float)acc;
+    }
+    if (dx)
+        for (int32_t r = 0; r < N; r++)
+            for (int32_t j = 0; j < B; j++)
+                dx[(size_t)r * B + j] = dy[(size_t)r * B + j] * w[j];
+}
+
+drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_error *err)
+{
+    if (!net->cfg.training)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "backward pass: the network was created for inference, not training");
+    if (!dy)
+        return drsch_fail(err, DRSCH_ERR_ARG, "backward pass: no output gradient given");
+    if (net->weights_dirty)
+        TRY(nn_net_refresh_weights(net, err));
+    nn_layer *last = &net->layers[net->n_layers - 1];
+    if (net->dy_reorder) {
+        DN(dnnl_memory_set_data_handle(net->dy_mem, (void *)(uintptr_t)dy), "dy handle");
+        TRY(nn_run_reorder(net, net->dy_reorder, net->dy_mem, last->diff_dst, err));
+        DN(dnnl_stream_wait(net->stream), "stream wait");
+    } else {
+        memcpy(nn_mem_ptr(last->diff_dst), dy,
+               dnnl_memory_desc_get_size(nn_mem_md(last->diff_dst)));
+    }
+    dnnl_exec_arg_t a[8];
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        nn_layer *L = &net->layers[i];
+        const bool data = nn_need_data_grad(net, i);
+        switch (L->spec.kind) {
+        case NN_LAYER_CONV:
+        case NN_LAYER_FC:
+            if (L->relu_bwd) {
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+                a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_dst};
+                TRY(nn_exec(net, L->relu_bwd, 3, a, err));
+            }
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+            a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, L->dw_tmp ? L->dw_tmp : L->dw};
+            a[3] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, L->db};
+            TRY(nn_exec(net, L->bwd_weights, 4, a, err));
+            if (L->dw_reorder)
+                TRY(nn_run_reorder(net, L->dw_reorder, L->dw_tmp, L->dw, err));
+            if (data) {
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_bwd};
+                a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_src};
+                TRY(nn_exec(net, L->bwd_data, 3, a, err));
+            }
+            break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG:
+            if (data) {
+                int na = 2;
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_src};
+                if (L->ws)
+                    a[na++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, L->ws};
+                TRY(nn_exec(net, L->bwd_data, na, a, err));
+            }
+            break;
+        case NN_LAYER_HASH:
+            dnnl_stream_wait(net->stream);
+            if (data)
+                hash_backward(net, L, du);
+            break;
+        case NN_LAYER_BITW:
+            dnnl_stream_wait(net->stream);
+            bitw_backward(net, L);
+            break;
+        }
+        if (data && L->diff_src_reorder)
+            TRY(nn_run_reorder(net, L->diff_src_reorder, L->diff_src, L->diff_in, err));
+    }
+    DN(dnnl_stream_wait(net->stream), "stream wait");
+    return DRSCH_OK;
+}
+
+const float *nn_input_grad(const nn_net *net) { return nn_mem_ptr(net->diff_in_mem); }

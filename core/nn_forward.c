@@ -1,0 +1,95 @@
+/* The forward pass: the input handed to oneDNN, each layer's primitive (the hash and bit-weight
+ * layers in plain C), the output reordered to plain; the refresh of the derived weight copies
+ * (backward-data layout, bf16) after the parameters change; the outputs a pass leaves. */
+#include <math.h>
+
+#include "nn_internal.h"
+
+static void hash_forward(const nn_net *net, const nn_layer *L)
+{
+    const float *x = nn_mem_ptr(L->src);
+    float *y = nn_mem_ptr(L->dst);
+    const float half_s = 0.5f * net->hash_scale;
+    const size_t n = (size_t)net->cfg.batch * L->out_c;
+    for (size_t k = 0; k < n; k++)
+        y[k] = tanhf(half_s * x[k]);
+}
+
+static void bitw_forward(const nn_net *net, const nn_layer *L)
+{
+    const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w);
+    float *y = nn_mem_ptr(L->dst);
+    const int32_t B = L->out_c;
+    for (int32_t r = 0; r < net->cfg.batch; r++)
+        for (int32_t j = 0; j < B; j++)
+            y[(size_t)r * B + j] = x[(size_t)r * B + j] * w[j];
+}
+
+drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        if (L->w_bwd_reorder)
+            TRY(nn_run_reorder(net, L->w_bwd_reorder, L->w, L->w_bwd, err));
+        if (L->w_fwd_reorder)
+            TRY(nn_run_reorder(net, L->w_fwd_reorder, L->w, L->w_fwd, err));
+    }
+    DN(dnnl_stream_wait(net->stream), "stream wait");
+    net->weights_dirty = false;
+    return DRSCH_OK;
+}
+
+drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
+{
+    if (!x)
+        return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: no input images given");
+    if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
+        TRY(nn_net_refresh_weights(net, err));
+    DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
+    dnnl_exec_arg_t a[8];
+    for (int i = 0; i < net->n_layers; i++) {
+        nn_layer *L = &net->layers[i];
+        if (L->src_reorder)
+            TRY(nn_run_reorder(net, L->src_reorder, L->in, L->src, err));
+        switch (L->spec.kind) {
+        case NN_LAYER_CONV:
+        case NN_LAYER_FC:
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_fwd ? L->w_fwd : L->w};
+            a[2] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->b};
+            a[3] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+            TRY(nn_exec(net, L->fwd, 4, a, err));
+            break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG: {
+            int na = 2;
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            a[1] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+            if (L->ws)
+                a[na++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, L->ws};
+            TRY(nn_exec(net, L->fwd, na, a, err));
+            break;
+        }
+        case NN_LAYER_HASH:
+            dnnl_stream_wait(net->stream);
+            hash_forward(net, L);
+            break;
+        case NN_LAYER_BITW:
+            dnnl_stream_wait(net->stream);
+            bitw_forward(net, L);
+            break;
+        }
+    }
+    if (net->out_reorder)
+        TRY(nn_run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem,
+                           err));
+    DN(dnnl_stream_wait(net->stream), "stream wait");
+    return DRSCH_OK;
+}
+
+const float *nn_output(const nn_net *net) { return nn_mem_ptr(net->out_mem); }
+
+const float *nn_hash_output(const nn_net *net)
+{
+    return net->hash_layer >= 0 ? nn_mem_ptr(net->layers[net->hash_layer].dst) : NULL;
+}

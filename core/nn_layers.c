@@ -1,0 +1,469 @@
+/* The layers' oneDNN primitives and memories, built once per shape from the layer table:
+ * convolution, inner product, pooling, and the plain-C hash and bit-weight layers; each layer's
+ * parameter tensors are registered here (their storage is allocated by nn_net.c).
+ *
+ * Layout policy (what a oneDNN probe of this network measured): every convolution and inner
+ * product asks for format_tag_any, so oneDNN picks blocked layouts for training and nhwc
+ * (brgconv) for inference; pooling takes its input's layout as is; a reorder is inserted only
+ * where a layer's chosen layout differs from its producer's. ReLU is a post-op of the
+ * convolution; its backward is an eltwise "use dst" primitive run in place. The backward-data
+ * weights layout is queried and, where it differs, a reordered copy is refreshed after every
+ * parameter change. The hash and bit-weight layers are plain C on N x B rows.
+ *
+ * bf16 inference (cfg.precision): convolutions and inner products get bf16 src and weights
+ * (format_tag_any still), hidden activations are bf16, the inner product that feeds the hash
+ * layer (or ends the net) writes f32, biases stay f32. The parameters stay f32 in the block, in
+ * plain layout; each weight tensor has a bf16 copy in the forward primitive's layout, converted
+ * by a reorder when the parameters change, never per forward pass. */
+#include <stdio.h>
+#include <string.h>
+
+#include "nn_internal.h"
+
+/* Data type of the inputs and weights of convolutions and inner products. */
+static dnnl_data_type_t compute_dt(const nn_net *net)
+{
+    return net->cfg.precision == NN_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+/* Data type of layer i's output: bf16 nets keep activations in bf16 while the next layer is a
+ * convolution, pooling or inner product; what reaches the hash layer or the net's output is f32. */
+static dnnl_data_type_t dst_dt(const nn_net *net, int i)
+{
+    if (i + 1 >= net->n_layers)
+        return dnnl_f32;
+    nn_layer_kind next = net->layers[i + 1].spec.kind;
+    return next == NN_LAYER_HASH || next == NN_LAYER_BITW ? dnnl_f32 : compute_dt(net);
+}
+
+static int add_tensor(nn_net *net, int32_t layer, int32_t is_bias, const dnnl_memory_desc_t *md,
+                      const dnnl_memory_desc_t *plain_md, size_t plain_count)
+{
+    const nn_layer_spec *sp = &net->layers[layer].spec;
+    nn_tensor *t = &net->tensors[net->n_tensors];
+    t->layer = layer;
+    t->is_bias = is_bias;
+    t->md = *md;
+    t->plain_md = *plain_md;
+    t->count = dnnl_memory_desc_get_size(md) / sizeof(float);
+    t->plain_count = plain_count;
+    t->lr_mult = is_bias ? sp->b_lr_mult : sp->w_lr_mult;
+    t->decay_mult = is_bias ? sp->b_decay_mult : sp->w_decay_mult;
+    return net->n_tensors++;
+}
+
+/* Input memory of layer i and the memory its input gradient goes to (NULL when not needed). */
+static void link_input(nn_net *net, int i)
+{
+    nn_layer *L = &net->layers[i];
+    if (i == 0) {
+        L->in = net->in_mem;
+        L->diff_in = net->diff_in_mem;
+    } else {
+        L->in = net->layers[i - 1].dst;
+        L->diff_in = net->layers[i - 1].diff_dst;
+    }
+}
+
+bool nn_need_data_grad(const nn_net *net, int i)
+{
+    return net->cfg.training && (i > 0 || net->cfg.input_grad);
+}
+
+/* src: the layout the layer asked for; reorders in -> src (forward) and diff_src -> diff_in
+ * (backward) when it differs from the producer's. */
+static drsch_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const dnnl_memory_desc_t *in_md = nn_mem_md(L->in);
+    if (dnnl_memory_desc_equal(in_md, S)) {
+        L->src = L->in;
+        L->diff_src = L->diff_in;
+        return DRSCH_OK;
+    }
+    TRY(nn_new_mem(net, &L->src, S, DNNL_MEMORY_ALLOCATE, err));
+    TRY(nn_make_reorder(net, in_md, S, &L->src_reorder, err));
+    if (nn_need_data_grad(net, i)) {
+        TRY(nn_new_mem(net, &L->diff_src, S, DNNL_MEMORY_ALLOCATE, err));
+        TRY(nn_make_reorder(net, S, in_md, &L->diff_src_reorder, err));
+    }
+    return DRSCH_OK;
+}
+
+static drsch_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, drsch_error *err)
+{
+    dnnl_post_ops_t po = NULL;
+    DN(dnnl_primitive_attr_create(attr), "attr");
+    DN(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user), "attr");
+    DN(dnnl_post_ops_create(&po), "post_ops");
+    dnnl_status_t st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    dnnl_post_ops_destroy(po);
+    (void)net;
+    DN(st, "relu post-op");
+    return DRSCH_OK;
+}
+
+static drsch_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D,
+                                   drsch_error *err)
+{
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t hint = NULL;
+    DN(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd,
+                                      D, 0.0f, 0.0f),
+       "relu fwd desc");
+    TRY(nn_make_prim(net, &fd, NULL, NULL, NULL, &hint, "relu hint", err));
+    DN(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, D, D, 0.0f, 0.0f),
+       "relu bwd desc");
+    drsch_status s = nn_make_prim(net, &bd, NULL, hint, &L->relu_bwd, NULL, "relu backward", err);
+    dnnl_primitive_desc_destroy(hint);
+    return s;
+}
+
+/* After a bwd-weights pd is known: gradients go straight into the grads block when the layout
+ * matches the forward weights, else through dw_tmp and a reorder. */
+static drsch_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
+                            const dnnl_memory_desc_t *W, drsch_error *err)
+{
+    const dnnl_memory_desc_t *DW =
+        dnnl_primitive_desc_query_md(bwd_w_pd, dnnl_query_diff_weights_md, 0);
+    TRY(nn_new_mem(net, &L->dw, W, DNNL_MEMORY_NONE, err));
+    if (!dnnl_memory_desc_equal(DW, W)) {
+        TRY(nn_new_mem(net, &L->dw_tmp, DW, DNNL_MEMORY_ALLOCATE, err));
+        TRY(nn_make_reorder(net, DW, W, &L->dw_reorder, err));
+    }
+    return DRSCH_OK;
+}
+
+static drsch_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_d_pd,
+                               const dnnl_memory_desc_t *W, drsch_error *err)
+{
+    const dnnl_memory_desc_t *WB = dnnl_primitive_desc_query_md(bwd_d_pd, dnnl_query_weights_md, 0);
+    if (dnnl_memory_desc_equal(WB, W)) {
+        L->w_bwd = L->w;
+        return DRSCH_OK;
+    }
+    TRY(nn_new_mem(net, &L->w_bwd, WB, DNNL_MEMORY_ALLOCATE, err));
+    TRY(nn_make_reorder(net, W, WB, &L->w_bwd_reorder, err));
+    return DRSCH_OK;
+}
+
+/* The weights tensor of layer i: f32 nets keep it in the forward primitive's layout W; bf16 nets
+ * keep the f32 parameters plain and give the primitive a bf16 copy in W (w_fwd). */
+static drsch_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
+                                 const dnnl_memory_desc_t *w_plain, size_t count, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const bool copy = W->data_type != dnnl_f32;
+    L->p_w = add_tensor(net, i, 0, copy ? w_plain : W, w_plain, count);
+    TRY(nn_new_mem(net, &L->w, copy ? w_plain : W, DNNL_MEMORY_NONE, err));
+    if (copy) {
+        TRY(nn_new_mem(net, &L->w_fwd, W, DNNL_MEMORY_ALLOCATE, err));
+        TRY(nn_make_reorder(net, w_plain, W, &L->w_fwd_reorder, err));
+    }
+    return DRSCH_OK;
+}
+
+static void note_impl(nn_layer *L, const_dnnl_primitive_desc_t pd)
+{
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name)
+        snprintf(L->impl, sizeof L->impl, "%s", name);
+}
+
+/* Whether oneDNN would compute this convolution's weight gradient with its reference kernel
+ * (impl "ref:...") when it picks the layouts (format_tag_any). oneDNN 2.6 has no AVX2 jit kernel
+ * for the weight gradient of a one-channel input in the blocked layouts it picks: drsch-mnist's
+ * conv1 then took 354 of the 370 ms of a training step at batch 100 (ONEDNN_VERBOSE=1, 2-core
+ * AVX2 Zen 3). With plain nchw source and output the gemm kernels apply instead. A probe only:
+ * primitive descriptors, no primitive, nothing allocated for the net. */
+static int conv_bwd_weights_is_ref(nn_net *net, const dnnl_convolution_desc_t *fwd_desc,
+                                   const dnnl_memory_desc_t *w_any, const dnnl_memory_desc_t *b_x,
+                                   const dnnl_dims_t strides, const dnnl_dims_t pad)
+{
+    dnnl_primitive_desc_t fpd = NULL, wpd = NULL;
+    if (dnnl_primitive_desc_create(&fpd, fwd_desc, net->attr, net->engine, NULL) != dnnl_success)
+        return 0;
+    dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
+    dnnl_convolution_desc_t wdsc;
+    int is_ref = 0;
+    if (dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &S, w_any, b_x,
+                                                    &D, strides, pad, pad) == dnnl_success &&
+        dnnl_primitive_desc_create(&wpd, &wdsc, net->attr, net->engine, fpd) == dnnl_success) {
+        const char *name = NULL;
+        is_ref =
+            dnnl_primitive_desc_query(wpd, dnnl_query_impl_info_str, 0, &name) == dnnl_success &&
+            name && !strncmp(name, "ref", 3);
+        dnnl_primitive_desc_destroy(wpd);
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    return is_ref;
+}
+
+static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch;
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w},
+                wd = {sp->out, L->in_c, sp->kernel, sp->kernel};
+    dnnl_dims_t bdm = {sp->out}, dd = {N, L->out_c, L->out_h, L->out_w};
+    dnnl_dims_t strides = {sp->stride, sp->stride}, pad = {sp->pad, sp->pad};
+    const dnnl_data_type_t cdt = compute_dt(net);
+    dnnl_memory_desc_t s_any = nn_md_dt(4, sd, cdt, dnnl_format_tag_any),
+                       w_any = nn_md_dt(4, wd, cdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = nn_md_tag(1, bdm, dnnl_x),
+                       d_any = nn_md_dt(4, dd, dst_dt(net, i), dnnl_format_tag_any);
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+
+    dnnl_convolution_desc_t cd;
+    DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any, &b_x,
+                                          &d_any, strides, pad, pad),
+       "conv desc");
+    if (net->cfg.training && cdt == dnnl_f32 &&
+        conv_bwd_weights_is_ref(net, &cd, &w_any, &b_x, strides, pad)) {
+        s_any = nn_md_dt(4, sd, cdt, dnnl_nchw);
+        d_any = nn_md_dt(4, dd, dst_dt(net, i), dnnl_nchw);
+        DN(dnnl_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &s_any, &w_any,
+                                              &b_x, &d_any, strides, pad, pad),
+           "conv desc");
+    }
+    dnnl_primitive_attr_t attr = NULL;
+    if (sp->relu)
+        TRY(relu_attr(net, &attr, err));
+    dnnl_primitive_desc_t fpd = NULL;
+    drsch_status s = nn_make_prim(net, &cd, attr, NULL, &L->fwd, &fpd, "convolution forward", err);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    TRY(s);
+    note_impl(L, fpd);
+    dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
+    dnnl_memory_desc_t w_plain = nn_md_tag(4, wd, dnnl_oihw);
+    size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
+    s = DRSCH_OK;
+#define CK(x)                                                                                      \
+    do {                                                                                           \
+        s = (x);                                                                                   \
+        if (s != DRSCH_OK)                                                                         \
+            goto done;                                                                             \
+    } while (0)
+    CK(bind_weights(net, i, &W, &w_plain, wn, err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
+    CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    CK(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+        CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+        if (sp->relu)
+            CK(build_relu_bwd(net, L, &D, err));
+        dnnl_convolution_desc_t wdsc;
+        dnnl_status_t st = dnnl_convolution_backward_weights_desc_init(
+            &wdsc, dnnl_convolution_direct, &S, &w_any, &b_x, &D, strides, pad, pad);
+        if (st != dnnl_success) {
+            s = nn_dnnl_fail(err, st, "conv bwd weights desc");
+            goto done;
+        }
+        dnnl_primitive_desc_t wpd = NULL;
+        CK(nn_make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd,
+                        "convolution backward weights", err));
+        s = bind_dw(net, L, wpd, &W, err);
+        dnnl_primitive_desc_destroy(wpd);
+        if (s != DRSCH_OK)
+            goto done;
+        if (nn_need_data_grad(net, i)) {
+            dnnl_convolution_desc_t ddsc;
+            st = dnnl_convolution_backward_data_desc_init(&ddsc, dnnl_convolution_direct, &S,
+                                                          &w_any, &D, strides, pad, pad);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "conv bwd data desc");
+                goto done;
+            }
+            dnnl_primitive_desc_t dpd = NULL;
+            CK(nn_make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, "convolution backward data",
+                            err));
+            s = bind_w_bwd(net, L, dpd, &W, err);
+            dnnl_primitive_desc_destroy(dpd);
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
+static drsch_status build_fc(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch;
+    const int nd = L->in_4d ? 4 : 2;
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, wd = {L->out_c, L->in_c, L->in_h, L->in_w};
+    if (!L->in_4d) {
+        sd[1] = L->in_c;
+        wd[1] = L->in_c;
+    }
+    dnnl_dims_t bdm = {L->out_c}, dd = {N, L->out_c};
+    const dnnl_data_type_t cdt = compute_dt(net);
+    dnnl_memory_desc_t s_any = nn_md_dt(nd, sd, cdt, dnnl_format_tag_any),
+                       w_any = nn_md_dt(nd, wd, cdt, dnnl_format_tag_any);
+    dnnl_memory_desc_t b_x = nn_md_tag(1, bdm, dnnl_x),
+                       d_nc = nn_md_dt(2, dd, dst_dt(net, i), dnnl_nc);
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+    dnnl_inner_product_desc_t ipd;
+    DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &s_any, &w_any, &b_x, &d_nc), "fc desc");
+    dnnl_primitive_attr_t attr = NULL;
+    if (sp->relu)
+        TRY(relu_attr(net, &attr, err));
+    dnnl_primitive_desc_t fpd = NULL;
+    drsch_status s =
+        nn_make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "inner product forward", err);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    TRY(s);
+    note_impl(L, fpd);
+    dnnl_memory_desc_t S = *dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t w_plain = nn_md_tag(nd, wd, nd == 4 ? dnnl_oihw : dnnl_oi);
+    CK(bind_weights(net, i, &W, &w_plain, (size_t)L->out_c * L->in_c * L->in_h * L->in_w, err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)L->out_c);
+    CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    CK(nn_new_mem(net, &L->dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(nn_new_mem(net, &L->diff_dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+        CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+        if (sp->relu)
+            CK(build_relu_bwd(net, L, &d_nc, err));
+        dnnl_inner_product_desc_t wdsc;
+        dnnl_status_t st =
+            dnnl_inner_product_backward_weights_desc_init(&wdsc, &S, &w_any, &b_x, &d_nc);
+        if (st != dnnl_success) {
+            s = nn_dnnl_fail(err, st, "fc bwd weights desc");
+            goto done;
+        }
+        dnnl_primitive_desc_t wpd = NULL;
+        CK(nn_make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd,
+                        "inner product backward weights", err));
+        s = bind_dw(net, L, wpd, &W, err);
+        dnnl_primitive_desc_destroy(wpd);
+        if (s != DRSCH_OK)
+            goto done;
+        if (nn_need_data_grad(net, i)) {
+            dnnl_inner_product_desc_t ddsc;
+            st = dnnl_inner_product_backward_data_desc_init(&ddsc, &S, &w_any, &d_nc);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "fc bwd data desc");
+                goto done;
+            }
+            dnnl_primitive_desc_t dpd = NULL;
+            CK(nn_make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd,
+                            "inner product backward data", err));
+            s = bind_w_bwd(net, L, dpd, &W, err);
+            dnnl_primitive_desc_destroy(dpd);
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
+static drsch_status build_pool(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch;
+    dnnl_dims_t dd = {N, L->out_c, L->out_h, L->out_w};
+    dnnl_dims_t strides = {sp->stride, sp->stride}, kernel = {sp->kernel, sp->kernel};
+    dnnl_dims_t pad_l = {sp->pad, sp->pad}, pad_r = {L->pad_r_h, L->pad_r_w};
+    dnnl_alg_kind_t alg =
+        sp->kind == NN_LAYER_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+    /* Pooling keeps its input's layout and data type (bf16 between bf16 convolutions). */
+    dnnl_memory_desc_t S = *nn_mem_md(L->in),
+                       d_any = nn_md_dt(4, dd, S.data_type, dnnl_format_tag_any);
+    if (S.ndims != 4)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "layer %d: pooling needs a 4-D input (after conv or pool)", i);
+    dnnl_pooling_desc_t pd;
+    DN(dnnl_pooling_forward_desc_init(&pd, prop, alg, &S, &d_any, strides, kernel, pad_l, pad_r),
+       "pool desc");
+    dnnl_primitive_desc_t fpd = NULL;
+    TRY(nn_make_prim(net, &pd, NULL, NULL, &L->fwd, &fpd, "pooling forward", err));
+    dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+    L->p_w = L->p_b = -1;
+    drsch_status s = DRSCH_OK;
+    CK(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    if (ws && dnnl_memory_desc_get_size(ws) > 0)
+        CK(nn_new_mem(net, &L->ws, ws, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+        if (nn_need_data_grad(net, i)) {
+            dnnl_pooling_desc_t bd;
+            dnnl_status_t st =
+                dnnl_pooling_backward_desc_init(&bd, alg, &S, &D, strides, kernel, pad_l, pad_r);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "pool bwd desc");
+                goto done;
+            }
+            CK(nn_make_prim(net, &bd, NULL, fpd, &L->bwd_data, NULL, "pooling backward", err));
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
+/* Hash and bit-weight layers: plain C on N x B rows; their input must be plain N x B. */
+static drsch_status build_plain(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const dnnl_memory_desc_t *in_md = nn_mem_md(L->in);
+    dnnl_dims_t dd = {net->cfg.batch, L->out_c};
+    dnnl_memory_desc_t d_nc = nn_md_tag(2, dd, dnnl_nc);
+    if (!dnnl_memory_desc_equal(in_md, &d_nc))
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "layer %d: hash / bit-weight layers must follow an fc layer", i);
+    L->p_w = L->p_b = -1;
+    L->src = L->in;
+    L->diff_src = L->diff_in;
+    TRY(nn_new_mem(net, &L->dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+    if (net->cfg.training)
+        TRY(nn_new_mem(net, &L->diff_dst, &d_nc, DNNL_MEMORY_ALLOCATE, err));
+    if (L->spec.kind == NN_LAYER_BITW) {
+        dnnl_dims_t bd = {L->out_c};
+        dnnl_memory_desc_t x = nn_md_tag(1, bd, dnnl_x);
+        L->p_w = add_tensor(net, i, 0, &x, &x, (size_t)L->out_c);
+        TRY(nn_new_mem(net, &L->w, &x, DNNL_MEMORY_NONE, err));
+        if (net->cfg.training)
+            TRY(nn_new_mem(net, &L->dw, &x, DNNL_MEMORY_NONE, err));
+    }
+    return DRSCH_OK;
+}
+
+/* Every layer's primitives, each reading the previous layer's output. */
+drsch_status nn_build_layers(nn_net *net, drsch_error *err)
+{
+    drsch_status s = DRSCH_OK;
+    for (int i = 0; i < net->n_layers && s == DRSCH_OK; i++) {
+        link_input(net, i);
+        switch (net->layers[i].spec.kind) {
+        case NN_LAYER_CONV: s = build_conv(net, i, err); break;
+        case NN_LAYER_FC: s = build_fc(net, i, err); break;
+        case NN_LAYER_POOL_MAX:
+        case NN_LAYER_POOL_AVG: s = build_pool(net, i, err); break;
+        default: s = build_plain(net, i, err); break;
+        }
+        if (s != DRSCH_OK) {
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            drsch_fail(err, s, "architecture '%s', layer %d: %.400s", net->cfg.arch.name, i, msg);
+        }
+    }
+    return s;
+}

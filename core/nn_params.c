@@ -1,0 +1,209 @@
+/* The parameter block and the network's accessors: tensors to and from their plain layout,
+ * export / import / copy of all parameters, the SGD-facing views (nn_param_at, nn_sgd_history),
+ * hash scale, input normalisation, bit weights, shapes, FLOPs and oneDNN's implementation name. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_internal.h"
+
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
+{
+    nn_tensor *T = &net->tensors[t];
+    float *dst = net->block + T->offset;
+    if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
+        memcpy(dst, plain, T->plain_count * sizeof(float));
+        return DRSCH_OK;
+    }
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st =
+        dnnl_memory_create(&from, &T->plain_md, net->engine, (void *)(uintptr_t)plain);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, &T->md, net->engine, dst);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, &T->plain_md, net->engine, &T->md, net->engine,
+                                                NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&r, pd);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        st = dnnl_primitive_execute(r, net->stream, 2, a);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(net->stream);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    nn_destroy_prim(r);
+    nn_destroy_mem(from);
+    nn_destroy_mem(to);
+    net->weights_dirty = true;
+    DN(st, "parameter import reorder");
+    return DRSCH_OK;
+}
+
+drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err)
+{
+    const nn_tensor *T = &net->tensors[t];
+    float *src = net->block + T->offset;
+    if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
+        memcpy(plain, src, T->plain_count * sizeof(float));
+        return DRSCH_OK;
+    }
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_memory_create(&from, &T->md, net->engine, src);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, &T->plain_md, net->engine, plain);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, &T->md, net->engine, &T->plain_md, net->engine,
+                                                NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&r, pd);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        st = dnnl_primitive_execute(r, net->stream, 2, a);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(net->stream);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    nn_destroy_prim(r);
+    nn_destroy_mem(from);
+    nn_destroy_mem(to);
+    DN(st, "parameter export reorder");
+    return DRSCH_OK;
+}
+
+const nn_config *nn_net_config(const nn_net *net) { return &net->cfg; }
+
+int32_t nn_output_dim(const nn_net *net)
+{
+    const nn_layer *L = &net->layers[net->n_layers - 1];
+    return L->out_c * L->out_h * L->out_w;
+}
+
+size_t nn_input_size(const nn_net *net)
+{
+    return (size_t)net->cfg.in_c * net->cfg.in_h * net->cfg.in_w;
+}
+
+void nn_set_hash_scale(nn_net *net, float s) { net->hash_scale = s; }
+
+float *nn_sgd_history(nn_net *net, size_t *count)
+{
+    *count = net->cfg.training ? net->block_floats : 0;
+    return net->cfg.training ? net->block + 2 * net->block_floats : NULL;
+}
+
+void nn_set_input_norm(nn_net *net, const float *mean, const float *scale)
+{
+    for (int c = 0; c < NN_MAX_IN_C; c++) {
+        net->cfg.in_mean[c] = mean[c];
+        net->cfg.in_scale[c] = scale[c];
+    }
+}
+float nn_hash_scale(const nn_net *net) { return net->hash_scale; }
+
+float nn_hash_scale_at(float s0, float mult, int64_t every, int64_t iter)
+{
+    if (every <= 0)
+        return s0;
+    return s0 * powf(mult, (float)(iter / every));
+}
+
+int32_t nn_param_count(const nn_net *net) { return net->n_tensors; }
+
+nn_param nn_param_at(const nn_net *net, int32_t i)
+{
+    const nn_tensor *T = &net->tensors[i];
+    nn_param p = {T->layer,
+                  T->is_bias,
+                  net->block + T->offset,
+                  net->cfg.training ? net->block + net->block_floats + T->offset : NULL,
+                  T->count,
+                  T->plain_count,
+                  T->lr_mult,
+                  T->decay_mult};
+    return p;
+}
+
+size_t nn_params_plain_size(const nn_net *net)
+{
+    size_t n = 0;
+    for (int t = 0; t < net->n_tensors; t++)
+        n += net->tensors[t].plain_count;
+    return n;
+}
+
+drsch_status nn_params_export(const nn_net *net, float *plain, size_t n, drsch_error *err)
+{
+    if (n != nn_params_plain_size(net))
+        return drsch_fail(err, DRSCH_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(nn_tensor_to_plain(net, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    return DRSCH_OK;
+}
+
+drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_error *err)
+{
+    if (n != nn_params_plain_size(net))
+        return drsch_fail(err, DRSCH_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(nn_tensor_from_plain(net, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    net->weights_dirty = true;
+    return DRSCH_OK;
+}
+
+void nn_params_changed(nn_net *net) { net->weights_dirty = true; }
+
+drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err)
+{
+    if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
+        nn_params_plain_size(dst) != nn_params_plain_size(src))
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
+                          src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
+    size_t n = nn_params_plain_size(src);
+    float *buf = malloc(n * sizeof(float) + 1);
+    if (!buf)
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
+    drsch_status s = nn_params_export(src, buf, n, err);
+    if (s == DRSCH_OK)
+        s = nn_params_import(dst, buf, n, err);
+    free(buf);
+    if (s == DRSCH_OK) {
+        dst->hash_scale = src->hash_scale;
+        memcpy(dst->bit_order, src->bit_order, sizeof(uint32_t) * (size_t)src->cfg.bits);
+    }
+    return s;
+}
+
+const float *nn_bit_weights(const nn_net *net)
+{
+    return net->bitw_layer >= 0 ? nn_mem_ptr(net->layers[net->bitw_layer].w) : NULL;
+}
+
+void nn_flops(const nn_net *net, double *forward, double *backward)
+{
+    if (forward)
+        *forward = net->flops_fwd;
+    if (backward)
+        *backward = net->flops_bwd;
+}
+
+const char *nn_net_impl(const nn_net *net)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i].impl[0])
+            return net->layers[i].impl;
+    return "";
+}
