@@ -281,7 +281,7 @@ Test(lapack, itq_under_a_tight_address_space_limit_fails_with_the_reason, .timeo
     drsch_error err;
     int rc = bl_itq_train(x, N, D, B, 5, 1, &m, &err);
     setrlimit(RLIMIT_AS, &old);
-    cr_assert_eq(rc, -1, "ITQ ran under a 64 MiB margin");
+    cr_assert_eq(rc, DRSCH_ERR_NOMEM, "ITQ ran under a 64 MiB margin");
     cr_expect(strstr(err.msg, "ulimit -v") && strstr(err.msg, "raise the limit"), "%s", err.msg);
 }
 
