@@ -199,12 +199,9 @@ drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err
     /* Through fileio: PATH.tmp.PID (removed on SIGINT / SIGTERM), synced and renamed over PATH
      * (a link's target), so a failure leaves the old model in place; the message gives the cause
      * ("PATH: cannot write: No space left on device"). */
-    char msg[400];
-    int rc = fio_write_file(path, b.p, b.len, 1, msg, sizeof msg);
+    drsch_status rc = fio_write_file(path, b.p, b.len, 1, err);
     free(b.p);
-    if (rc != 0)
-        return drsch_fail(err, DRSCH_ERR_IO, "%s", msg);
-    return DRSCH_OK;
+    return rc;
 }
 
 /* "conv2", "fc1", "hash": layer i of arch named by its kind and rank among layers of that kind. */
@@ -441,10 +438,9 @@ drsch_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_
     size_t len = 0;
     /* whole, from a regular file only (a FIFO would block, /dev/zero never end): the file's
      * size bounds everything read from it */
-    char msg[sizeof err->msg];
-    if (fio_read_file(path, "model file", &data, &len, msg, sizeof msg) != 0)
-        return drsch_fail(err, errno == ENOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_IO, "%s", msg);
-    drsch_status s = DRSCH_OK;
+    drsch_status s = fio_read_file(path, "model file", &data, &len, err);
+    if (s != DRSCH_OK)
+        return s;
     rbuf b = {data, len, 0, 0};
     nn_config cfg;
     memset(&cfg, 0, sizeof cfg);

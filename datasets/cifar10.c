@@ -47,7 +47,7 @@ static void read_class_names(const char *dir, ds_dataset *d)
     if (ds_path_join(path, dir, "batches.meta.txt") != 0)
         return;
     /* optional: a meta file that is not a regular file (a FIFO would block) is ignored */
-    FILE *f = fio_open_read(path, "class name list", NULL, 0);
+    FILE *f = fio_open_read(path, "class name list", NULL);
     char **names = calloc(CIFAR_CLASSES, sizeof *names);
     if (!names) {
         if (f)

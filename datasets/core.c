@@ -126,27 +126,18 @@ int ds_file_exists(const char *path)
  * the file: "PATH: is a FIFO (named pipe), not a dataset file (only regular files are read)". */
 drsch_status ds_check_file(const char *path, drsch_error *err)
 {
-    char msg[DRSCH_PATH_MAX + 256];
-    if (fio_check_regular(path, "dataset file", msg, sizeof msg) == 0)
-        return DRSCH_OK;
-    /* fileio's message starts with the path, which ds_fail adds again */
-    size_t n = strlen(path);
-    const char *what =
-        strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
-    return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "%s", what);
+    drsch_status st = fio_check_regular(path, "dataset file", err);
+    if (st != DRSCH_OK) /* the message names the path already */
+        snprintf(err->file, sizeof err->file, "%s", path);
+    return st;
 }
 
 drsch_status ds_read_file(const char *path, uint8_t **data, size_t *len, drsch_error *err)
 {
-    char msg[DRSCH_PATH_MAX + 256];
-    if (fio_read_file(path, "dataset file", data, len, msg, sizeof msg) == 0)
-        return DRSCH_OK;
-    drsch_status s = errno == ENOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_IO;
-    /* fileio's message starts with the path, which ds_fail adds again */
-    size_t n = strlen(path);
-    const char *what =
-        strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
-    return drsch_fail_at(err, s, path, -1, "%s", what);
+    drsch_status st = fio_read_file(path, "dataset file", data, len, err);
+    if (st != DRSCH_OK)
+        snprintf(err->file, sizeof err->file, "%s", path);
+    return st;
 }
 
 int ds_path_join(char *out, const char *a, const char *b)

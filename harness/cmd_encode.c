@@ -109,7 +109,7 @@ static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_
                 const void *data)
 {
     drsch_error err;
-    fio_out *o = fio_set_add(set, name, err.msg, sizeof err.msg);
+    fio_out *o = fio_set_add(set, name, &err);
     if (!o || npy_write(o, t, nd, shape, data, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", err.msg);
         return -1;
@@ -187,7 +187,7 @@ static int save_all(fio_set *set, const ds_dataset *d, const int64_t *idx, int64
                     const hm_codes *cut, const float *weights, uint32_t keep)
 {
     drsch_error he;
-    fio_out *codes_out = fio_set_add(set, "codes.npy", he.msg, sizeof he.msg);
+    fio_out *codes_out = fio_set_add(set, "codes.npy", &he);
     if (!codes_out || npy_write_codes(codes_out, cut, &he) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         return -1;
@@ -198,7 +198,7 @@ static int save_all(fio_set *set, const ds_dataset *d, const int64_t *idx, int64
     size_t sw[1] = {keep}; /* the weights of the bits kept */
     if (save(set, "weights.npy", NPY_F32, 1, sw, weights))
         return -1;
-    if (fio_set_commit(set, he.msg, sizeof he.msg) != 0) {
+    if (fio_set_commit(set, &he) != 0) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         return -1;
     }
@@ -273,9 +273,9 @@ int cmd_encode(int argc, char **argv)
     /* The files are one set: written together under a lock on PREFIX (a second run is refused),
      * published with PREFIX.manifest, which readers check each member against. */
     fio_set set;
-    char lmsg[512];
-    if (fio_set_begin(&set, o.out, lmsg, sizeof lmsg) != 0) {
-        fprintf(stderr, "drsch encode: %s\n", lmsg);
+    drsch_error le;
+    if (fio_set_begin(&set, o.out, &le) != DRSCH_OK) {
+        fprintf(stderr, "drsch encode: %s\n", le.msg);
         return 1;
     }
     cli_set_threads((int)o.threads);

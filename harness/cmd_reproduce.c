@@ -117,9 +117,9 @@ static void progress(const tr_progress *p, void *ctx)
 /* Writes text to path whole (fileio.h); a failure is printed with the file and its cause. */
 static int write_text(const char *path, const char *text)
 {
-    char msg[4400];
-    if (fio_write_file(path, text, strlen(text), 0, msg, sizeof msg) != 0) {
-        fprintf(stderr, "drsch reproduce: %s\n", msg);
+    drsch_error fe;
+    if (fio_write_file(path, text, strlen(text), 0, &fe) != DRSCH_OK) {
+        fprintf(stderr, "drsch reproduce: %s\n", fe.msg);
         return -1;
     }
     return 0;
@@ -1354,7 +1354,6 @@ int cmd_reproduce(int argc, char **argv)
     }
     int status = 1, nsplits = 0;
     fio_lock lock = {.fd = -1};
-    char lock_msg[4400];
     rp_report *rep = NULL;
     rp_read_report ref = {0};
     sbuf md = {0};
@@ -1407,8 +1406,9 @@ int cmd_reproduce(int argc, char **argv)
     }
     rc.dir = out;
     /* One run per folder: a second reproduce into it is refused while this one runs. */
-    if (fio_lock_take(&lock, out, lock_msg, sizeof lock_msg) != 0) {
-        fprintf(stderr, "drsch reproduce: %s\n", lock_msg);
+    drsch_error le;
+    if (fio_lock_take(&lock, out, &le) != DRSCH_OK) {
+        fprintf(stderr, "drsch reproduce: %s\n", le.msg);
         goto done;
     }
     if (baseline)

@@ -147,13 +147,13 @@ static int save(fio_set *set, size_t nq, int64_t k, const int64_t *idx, const vo
 {
     drsch_error err;
     size_t shape[2] = {nq, (size_t)k};
-    fio_out *o = fio_set_add(set, "indices.npy", err.msg, sizeof err.msg);
+    fio_out *o = fio_set_add(set, "indices.npy", &err);
     drsch_status st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : DRSCH_ERR_ARG;
     if (st == DRSCH_OK) {
-        o = fio_set_add(set, "distances.npy", err.msg, sizeof err.msg);
+        o = fio_set_add(set, "distances.npy", &err);
         st = o ? npy_write(o, weighted ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : DRSCH_ERR_ARG;
     }
-    if (st != DRSCH_OK || fio_set_commit(set, err.msg, sizeof err.msg) != 0) {
+    if (st != DRSCH_OK || fio_set_commit(set, &err) != 0) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         return -1;
     }
@@ -252,7 +252,7 @@ int cmd_search(int argc, char **argv)
         return 1;
     /* indices and distances are one output set (PREFIX.manifest), under a lock on PREFIX */
     fio_set set;
-    if (fio_set_begin(&set, o.out, err.msg, sizeof err.msg) != 0) {
+    if (fio_set_begin(&set, o.out, &err) != 0) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         return 1;
     }

@@ -243,14 +243,13 @@ static int check_files(const char *out, const char *resume)
         return 1;
     }
     for (int i = 0; i < 2; i++) {
-        char msg[8400];
-        if (fio_check_regular(files[i], i ? "training state" : "model file", msg, sizeof msg) !=
-            0) {
+        drsch_error fe;
+        if (fio_check_regular(files[i], i ? "training state" : "model file", &fe) != DRSCH_OK) {
             if (i == 0)
-                fprintf(stderr, "drsch train: --resume: %s\n", msg);
+                fprintf(stderr, "drsch train: --resume: %s\n", fe.msg);
             else
                 fprintf(stderr, "drsch train: --resume %s: the training state it needs: %s\n",
-                        resume, msg);
+                        resume, fe.msg);
             return 1;
         }
     }
@@ -302,9 +301,9 @@ static int prepare_run(train_args *a)
     int files_status = check_files(a->out, a->resume);
     if (files_status)
         return files_status;
-    char lock_msg[8400];
-    if (fio_lock_take(&out_lock, a->out, lock_msg, sizeof lock_msg) != 0) {
-        fprintf(stderr, "drsch train: %s\n", lock_msg);
+    drsch_error le;
+    if (fio_lock_take(&out_lock, a->out, &le) != DRSCH_OK) {
+        fprintf(stderr, "drsch train: %s\n", le.msg);
         return 1;
     }
     a->nthreads = cli_set_threads((int)a->threads);

@@ -36,10 +36,11 @@ int in_check_input(const char *cmd, const char *flag, const char *path)
         return -1;
     }
     /* a FIFO would block the reader, a device such as /dev/zero never ends: refused now */
-    char what[64], msg[600];
+    char what[64];
+    drsch_error err;
     snprintf(what, sizeof what, "%s input", flag);
-    if (fio_check_regular(path, what, msg, sizeof msg) != 0) {
-        fprintf(stderr, "drsch %s: %s %s\n", cmd, flag, msg);
+    if (fio_check_regular(path, what, &err) != DRSCH_OK) {
+        fprintf(stderr, "drsch %s: %s %s\n", cmd, flag, err.msg);
         return -1;
     }
     return 0;

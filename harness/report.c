@@ -250,9 +250,7 @@ drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err)
     /* through fileio.h: the old file or the new one, never half of one; /dev/null stays a device */
     size_t len = strlen(text);
     text[len] = '\n'; /* cJSON_Print's terminator becomes the final newline */
-    drsch_status st = fio_write_file(path, text, len + 1, 0, err->msg, sizeof err->msg) == 0
-                          ? DRSCH_OK
-                          : DRSCH_ERR_IO;
+    drsch_status st = fio_write_file(path, text, len + 1, 0, err);
     free(text);
     return st;
 }

@@ -142,11 +142,9 @@ drsch_status rp_read_file(const char *path, rp_read_report *r, drsch_error *err)
     /* a regular file only: a directory, a FIFO (which would block) or a device is refused */
     uint8_t *data = NULL;
     size_t len = 0;
-    char msg[sizeof err->msg];
-    if (fio_read_file(path, "JSON report", &data, &len, msg, sizeof msg) != 0) {
-        int e = errno;
-        return drsch_fail(err, e == ENOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_IO, "%s", msg);
-    }
+    drsch_status st = fio_read_file(path, "JSON report", &data, &len, err);
+    if (st != DRSCH_OK)
+        return st;
     char *text = (char *)data;
     drsch_status s = rp_read_parse(text, (size_t)len, path, r, err);
     free(text);

@@ -182,11 +182,11 @@ drsch_status tr_write_state(const char *model_path, int64_t iter, const char *se
     crc = (uint32_t)crc32(crc, (const Bytef *)hist, (uInt)(nh * sizeof(float)));
     /* Through fileio: PATH.state.tmp.PID (removed on SIGINT / SIGTERM), synced and renamed over
      * PATH.state; errors name the state's path and the cause ("No space left on device"). */
-    char msg[480];
+    drsch_error fe;
     fio_out o;
-    drsch_status st = DRSCH_OK;
-    if (fio_out_begin(&o, path, msg, sizeof msg) != 0) {
-        st = drsch_fail(err, DRSCH_ERR_IO, "cannot write the training state: %s", msg);
+    drsch_status st = fio_out_begin(&o, path, &fe);
+    if (st != DRSCH_OK) {
+        drsch_fail(err, st, "cannot write the training state: %s", fe.msg);
     } else {
         fio_out_write(&o, STATE_MAGIC, 8);
         fio_out_write(&o, &it, 8);
@@ -195,8 +195,8 @@ drsch_status tr_write_state(const char *model_path, int64_t iter, const char *se
         fio_out_write(&o, &count, 8);
         fio_out_write(&o, hist, nh * sizeof(float));
         fio_out_write(&o, &crc, 4);
-        if (fio_out_commit(&o, 1, msg, sizeof msg) != 0)
-            st = drsch_fail(err, DRSCH_ERR_IO, "cannot write the training state: %s", msg);
+        if ((st = fio_out_commit(&o, 1, &fe)) != DRSCH_OK)
+            drsch_fail(err, st, "cannot write the training state: %s", fe.msg);
     }
     free(path);
     return st;
@@ -215,16 +215,16 @@ drsch_status tr_read_state(const char *model_path, const tr_config *c, const cha
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     snprintf(path, plen + 8, "%s.state", model_path);
-    char msg[480];
+    drsch_error fe;
     /* a FIFO or a device is refused before the first read */
-    FILE *f = fio_open_read(path, "drsch training state", msg, sizeof msg);
+    FILE *f = fio_open_read(path, "drsch training state", &fe);
     drsch_status st = DRSCH_OK;
     char magic[8];
     uint64_t it = 0, count = 0;
     uint32_t sfp = 0, slen = 0, crc = 0;
     int v1 = 0;
     if (!f) {
-        st = drsch_fail(err, DRSCH_ERR_IO, "the training state of the model to resume: %s", msg);
+        st = drsch_fail(err, DRSCH_ERR_IO, "the training state of the model to resume: %s", fe.msg);
         goto out;
     }
     if (fread(magic, 1, 8, f) != 8 ||

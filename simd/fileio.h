@@ -20,8 +20,8 @@
  * Locks: fio_lock takes PATH.lock with flock(2); a second process asking for it is refused at
  * once, naming the holder. The kernel releases the lock when its holder dies, however it dies.
  *
- * Every function returns 0, or -1 with a message "PATH: what went wrong: cause" in msg. Library
- * code: no printing, no exiting. */
+ * Every function that can fail returns a drsch_status (DRSCH_ERR_IO unless said otherwise) and
+ * fills err with "PATH: what went wrong: cause". Library code: no printing, no exiting. */
 #ifndef DRSCH_FILEIO_H
 #define DRSCH_FILEIO_H
 
@@ -36,17 +36,17 @@ extern "C" {
 #endif
 
 /* Opens PATH ("rb") for reading after checking that it is a regular file. `what` names the
- * expected content in messages ("model file", "codes"). NULL and msg on failure. */
-DRSCH_API FILE *fio_open_read(const char *path, const char *what, char *msg, size_t n);
+ * expected content in messages ("model file", "codes"). NULL and err (DRSCH_ERR_IO) on failure. */
+DRSCH_API FILE *fio_open_read(const char *path, const char *what, drsch_error *err);
 
 /* The check of fio_open_read for readers that open by name (zlib, HDF5). */
-DRSCH_API int fio_check_regular(const char *path, const char *what, char *msg, size_t n);
+DRSCH_API drsch_status fio_check_regular(const char *path, const char *what, drsch_error *err);
 
 /* Reads a regular file whole: *data (malloc'd, a NUL after the last byte, not counted in *len).
- * The size comes from the open file; a file that shrinks while it is read is an error. On
- * failure errno is ENOMEM when memory ran out (callers map it to their own status). */
-DRSCH_API int fio_read_file(const char *path, const char *what, uint8_t **data, size_t *len,
-                            char *msg, size_t n);
+ * The size comes from the open file; a file that shrinks while it is read is an error.
+ * DRSCH_ERR_NOMEM when memory runs out, DRSCH_ERR_IO for the rest. */
+DRSCH_API drsch_status fio_read_file(const char *path, const char *what, uint8_t **data,
+                                     size_t *len, drsch_error *err);
 
 typedef struct {
     char *path;  /* where the content goes: PATH, or the target of the link PATH names */
@@ -57,21 +57,21 @@ typedef struct {
 } fio_out;
 
 /* Opens an output as described above. */
-DRSCH_API int fio_out_begin(fio_out *o, const char *path, char *msg, size_t n);
+DRSCH_API drsch_status fio_out_begin(fio_out *o, const char *path, drsch_error *err);
 
 /* fwrite that remembers the first failure (reported by fio_out_commit). */
 DRSCH_API void fio_out_write(fio_out *o, const void *p, size_t len);
 
 /* Flushes, syncs when `durable` (models, checkpoints), closes and renames into place. On any
  * failure removes the temporary file and leaves what PATH held untouched. Always releases o. */
-DRSCH_API int fio_out_commit(fio_out *o, int durable, char *msg, size_t n);
+DRSCH_API drsch_status fio_out_commit(fio_out *o, int durable, drsch_error *err);
 
 /* Closes and removes the temporary file; PATH keeps what it held. Releases o. */
 DRSCH_API void fio_out_abort(fio_out *o);
 
 /* Writes `len` bytes to PATH as one fio_out. */
-DRSCH_API int fio_write_file(const char *path, const void *data, size_t len, int durable, char *msg,
-                             size_t n);
+DRSCH_API drsch_status fio_write_file(const char *path, const void *data, size_t len, int durable,
+                                      drsch_error *err);
 
 typedef struct {
     int fd;
@@ -79,7 +79,7 @@ typedef struct {
 } fio_lock;
 
 /* Takes PATH.lock or fails: "PATH: another drsch run (process N) is writing it". */
-DRSCH_API int fio_lock_take(fio_lock *l, const char *path, char *msg, size_t n);
+DRSCH_API drsch_status fio_lock_take(fio_lock *l, const char *path, drsch_error *err);
 
 /* Removes and releases the lock (a no-op on a lock never taken). */
 DRSCH_API void fio_lock_release(fio_lock *l);
@@ -95,23 +95,24 @@ typedef struct {
 } fio_set;
 
 /* Takes the lock on PREFIX and starts an empty set. */
-DRSCH_API int fio_set_begin(fio_set *s, const char *prefix, char *msg, size_t n);
+DRSCH_API drsch_status fio_set_begin(fio_set *s, const char *prefix, drsch_error *err);
 
 /* Opens member PREFIX.SUFFIX (e.g. "codes.npy"); write it through the returned fio_out, then
- * leave it to fio_set_commit. NULL and msg on failure (the set stays valid for abort). */
-DRSCH_API fio_out *fio_set_add(fio_set *s, const char *suffix, char *msg, size_t n);
+ * leave it to fio_set_commit. NULL and err on failure (the set stays valid for abort). */
+DRSCH_API fio_out *fio_set_add(fio_set *s, const char *suffix, drsch_error *err);
 
 /* Closes every member, writes PREFIX.manifest, renames it and then the members into place, and
  * releases the lock. On failure nothing is renamed (or, if renaming itself fails midway, the
  * manifest no longer matches the members left behind) and every temporary file is removed. */
-DRSCH_API int fio_set_commit(fio_set *s, char *msg, size_t n);
+DRSCH_API drsch_status fio_set_commit(fio_set *s, drsch_error *err);
 
 /* Removes every temporary file of the set and releases its lock. */
 DRSCH_API void fio_set_abort(fio_set *s);
 
 /* For a reader of PATH = PREFIX.NAME.EXT: when PREFIX.manifest exists, PATH must be the member
- * NAME.EXT it lists, with that size and CRC-32. 0 when it is (or when PATH is not in a set). */
-DRSCH_API int fio_set_verify(const char *path, char *msg, size_t n);
+ * NAME.EXT it lists, with that size and CRC-32: DRSCH_OK when it is (or when PATH is not in a
+ * set), DRSCH_ERR_CHECKSUM when it is not, DRSCH_ERR_FORMAT for a manifest that is not one. */
+DRSCH_API drsch_status fio_set_verify(const char *path, drsch_error *err);
 
 /* Removes every registered temporary file and lock; async-signal-safe (unlink only), for the
  * handlers of SIGINT and SIGTERM. */

@@ -103,14 +103,14 @@ static drsch_status parse_header(const char *h, size_t len, const char *name, np
     cursor c = {h, h + len};
     int have_descr = 0, have_order = 0, have_shape = 0;
     if (!accept(&c, '{'))
-        return drsch_fail(err, DRSCH_ERR_ARG, "%s: .npy header is not a dict", name);
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: .npy header is not a dict", name);
     while (!accept(&c, '}')) {
         char key[32], val[32];
         if (!parse_str(&c, key, sizeof key) || !accept(&c, ':'))
-            return drsch_fail(err, DRSCH_ERR_ARG, "%s: malformed .npy header", name);
+            return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: malformed .npy header", name);
         if (!strcmp(key, "descr")) {
             if (!parse_str(&c, val, sizeof val))
-                return drsch_fail(err, DRSCH_ERR_ARG,
+                return drsch_fail(err, DRSCH_ERR_FORMAT,
                                   "%s: .npy 'descr' is not a simple dtype string "
                                   "(structured dtypes are not supported)",
                                   name);
@@ -123,61 +123,63 @@ static drsch_status parse_header(const char *h, size_t len, const char *name, np
                         break;
                     }
             if (!found)
-                return drsch_fail(err, DRSCH_ERR_ARG,
+                return drsch_fail(err, DRSCH_ERR_FORMAT,
                                   "%s: unsupported .npy dtype '%s' (drsch reads "
                                   "little-endian integer, float and bool arrays)",
                                   name, val);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order")) {
             if (parse_word(&c, "True"))
-                return drsch_fail(err, DRSCH_ERR_ARG,
+                return drsch_fail(err, DRSCH_ERR_FORMAT,
                                   "%s: Fortran-order .npy arrays are not supported; "
                                   "save with numpy.ascontiguousarray",
                                   name);
             if (!parse_word(&c, "False"))
-                return drsch_fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'fortran_order'", name);
+                return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: malformed .npy 'fortran_order'",
+                                  name);
             have_order = 1;
         } else if (!strcmp(key, "shape")) {
             if (!accept(&c, '('))
-                return drsch_fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'shape'", name);
+                return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: malformed .npy 'shape'", name);
             a->ndim = 0;
             while (!accept(&c, ')')) {
                 skip_ws(&c);
                 if (c.p >= c.end || *c.p < '0' || *c.p > '9')
-                    return drsch_fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'shape'", name);
+                    return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: malformed .npy 'shape'", name);
                 size_t v = 0;
                 while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
                     size_t d = (size_t)(*c.p++ - '0');
                     if (v > (SIZE_MAX - d) / 10)
-                        return drsch_fail(err, DRSCH_ERR_ARG, "%s: .npy shape overflows", name);
+                        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: .npy shape overflows", name);
                     v = v * 10 + d;
                 }
                 if (c.p < c.end && *c.p == 'L')
                     c.p++; /* Python 2 long suffix */
                 if (a->ndim == NPY_MAX_DIMS)
-                    return drsch_fail(err, DRSCH_ERR_ARG,
+                    return drsch_fail(err, DRSCH_ERR_FORMAT,
                                       "%s: .npy array has more than %d dimensions", name,
                                       NPY_MAX_DIMS);
                 a->shape[a->ndim++] = v;
                 if (!accept(&c, ',')) {
                     if (!accept(&c, ')'))
-                        return drsch_fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'shape'", name);
+                        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: malformed .npy 'shape'",
+                                          name);
                     break;
                 }
             }
             have_shape = 1;
         } else {
-            return drsch_fail(err, DRSCH_ERR_ARG, "%s: unexpected key '%s' in .npy header", name,
+            return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: unexpected key '%s' in .npy header", name,
                               key);
         }
         if (!accept(&c, ',')) {
             if (!accept(&c, '}'))
-                return drsch_fail(err, DRSCH_ERR_ARG, "%s: malformed .npy header", name);
+                return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: malformed .npy header", name);
             break;
         }
     }
     if (!have_descr || !have_order || !have_shape)
-        return drsch_fail(err, DRSCH_ERR_ARG, "%s: .npy header lacks %s", name,
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: .npy header lacks %s", name,
                           !have_descr   ? "'descr'"
                           : !have_order ? "'fortran_order'"
                                         : "'shape'");
@@ -192,7 +194,7 @@ static drsch_status parse_meta(const uint8_t *buf, size_t avail, const char *nam
     static const uint8_t MAGIC[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     memset(a, 0, sizeof *a);
     if (avail < 10 || memcmp(buf, MAGIC, 6))
-        return drsch_fail(err, DRSCH_ERR_ARG, "%s: not a .npy file (bad magic)", name);
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: not a .npy file (bad magic)", name);
     unsigned major = buf[6];
     size_t hlen, hstart;
     if (major == 1) {
@@ -200,15 +202,15 @@ static drsch_status parse_meta(const uint8_t *buf, size_t avail, const char *nam
         hstart = 10;
     } else if (major == 2 || major == 3) {
         if (avail < 12)
-            return drsch_fail(err, DRSCH_ERR_ARG, "%s: truncated .npy header", name);
+            return drsch_fail(err, DRSCH_ERR_TRUNCATED, "%s: truncated .npy header", name);
         hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hstart = 12;
     } else {
-        return drsch_fail(err, DRSCH_ERR_ARG, "%s: unsupported .npy format version %u.%u", name,
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: unsupported .npy format version %u.%u", name,
                           major, buf[7]);
     }
     if (hlen > avail - hstart)
-        return drsch_fail(err, DRSCH_ERR_ARG,
+        return drsch_fail(err, DRSCH_ERR_TRUNCATED,
                           "%s: truncated .npy header (%zu bytes announced, %zu present)", name,
                           hlen, avail - hstart);
     drsch_status st = parse_header((const char *)buf + hstart, hlen, name, a, err);
@@ -217,11 +219,11 @@ static drsch_status parse_meta(const uint8_t *buf, size_t avail, const char *nam
     size_t count = 1, esize = DTYPES[a->dtype].size;
     for (int i = 0; i < a->ndim; i++) {
         if (a->shape[i] && count > SIZE_MAX / a->shape[i])
-            return drsch_fail(err, DRSCH_ERR_ARG, "%s: .npy shape overflows", name);
+            return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: .npy shape overflows", name);
         count *= a->shape[i];
     }
     if (count > SIZE_MAX / esize / 2)
-        return drsch_fail(err, DRSCH_ERR_ARG, "%s: .npy shape overflows", name);
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: .npy shape overflows", name);
     a->count = count;
     *payload_off = hstart + hlen;
     *nbytes = count * esize;
@@ -231,11 +233,11 @@ static drsch_status parse_meta(const uint8_t *buf, size_t avail, const char *nam
 static drsch_status check_payload(const char *name, size_t nbytes, size_t have, drsch_error *err)
 {
     if (have < nbytes)
-        return drsch_fail(err, DRSCH_ERR_ARG,
+        return drsch_fail(err, DRSCH_ERR_TRUNCATED,
                           "%s: truncated .npy payload: shape needs %zu bytes, file has %zu", name,
                           nbytes, have);
     if (have > nbytes)
-        return drsch_fail(err, DRSCH_ERR_ARG,
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
                           "%s: .npy payload has %zu trailing bytes beyond its shape", name,
                           have - nbytes);
     return DRSCH_OK;
@@ -271,20 +273,20 @@ drsch_status npy_load(const char *path, npy_array *out, drsch_error *err)
     memset(out, 0, sizeof *out);
     /* only a regular file is read (a FIFO would block, a device never end); a member of an
      * output set must be the one its manifest lists */
-    FILE *f = fio_open_read(path, ".npy file", err->msg, sizeof err->msg);
+    FILE *f = fio_open_read(path, ".npy file", err);
     if (!f)
-        return DRSCH_ERR_ARG;
-    if (fio_set_verify(path, err->msg, sizeof err->msg) != 0) {
+        return DRSCH_ERR_IO;
+    drsch_status st = fio_set_verify(path, err);
+    if (st != DRSCH_OK) {
         fclose(f);
-        return DRSCH_ERR_ARG;
+        return st;
     }
-    drsch_status st = DRSCH_OK;
     uint8_t *head = NULL;
     long flen = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         flen = ftell(f);
     if (flen < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = drsch_fail(err, DRSCH_ERR_ARG, "%s: cannot determine the file size", path);
+        st = drsch_fail(err, DRSCH_ERR_IO, "%s: cannot determine the file size", path);
         goto done;
     }
     /* The header never exceeds 10 + 65535 bytes in v1 and is a few hundred bytes in practice;
@@ -296,7 +298,7 @@ drsch_status npy_load(const char *path, npy_array *out, drsch_error *err)
         goto done;
     }
     if (fread(head, 1, avail, f) != avail) {
-        st = drsch_fail(err, DRSCH_ERR_ARG, "%s: read error: %s", path,
+        st = drsch_fail(err, DRSCH_ERR_IO, "%s: read error: %s", path,
                         ferror(f) ? strerror(errno) : "the file shrank");
         goto done;
     }
@@ -308,7 +310,7 @@ drsch_status npy_load(const char *path, npy_array *out, drsch_error *err)
         st = alloc_payload(out, path, nbytes, err);
     if (st == DRSCH_OK &&
         (fseek(f, (long)off, SEEK_SET) != 0 || fread(out->data, 1, nbytes, f) != nbytes))
-        st = drsch_fail(err, DRSCH_ERR_ARG, "%s: read error in .npy payload", path);
+        st = drsch_fail(err, DRSCH_ERR_IO, "%s: read error in .npy payload", path);
 done:
     free(head);
     fclose(f);
@@ -348,7 +350,7 @@ drsch_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shap
     fio_out_write(o, "\n", 1);
     fio_out_write(o, data, count * DTYPES[dtype].size);
     if (o->err)
-        return drsch_fail(err, DRSCH_ERR_ARG, "%s: cannot write: %s", path, strerror(o->err));
+        return drsch_fail(err, DRSCH_ERR_IO, "%s: cannot write: %s", path, strerror(o->err));
     return DRSCH_OK;
 }
 
@@ -356,13 +358,14 @@ drsch_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t 
                       const void *data, drsch_error *err)
 {
     fio_out o;
-    if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
-        return DRSCH_ERR_ARG;
-    if (npy_write(&o, dtype, ndim, shape, data, err) != DRSCH_OK) {
+    drsch_status st = fio_out_begin(&o, path, err);
+    if (st != DRSCH_OK)
+        return st;
+    if ((st = npy_write(&o, dtype, ndim, shape, data, err)) != DRSCH_OK) {
         fio_out_abort(&o);
-        return DRSCH_ERR_ARG;
+        return st;
     }
-    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? DRSCH_OK : DRSCH_ERR_ARG;
+    return fio_out_commit(&o, 0, err);
 }
 
 drsch_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, drsch_error *err)
@@ -377,16 +380,16 @@ drsch_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, drsc
         int n = 0;
         for (int i = 0; i < a.ndim && n < 80; i++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, i ? ", %zu" : "%zu", a.shape[i]);
-        st = drsch_fail(err, DRSCH_ERR_ARG,
+        st = drsch_fail(err, DRSCH_ERR_FORMAT,
                         "%s: codes must be a uint8 array of shape (N, ceil(bits/8)); "
                         "got %s with shape (%s)",
                         path, npy_dtype_name(a.dtype), shape);
     } else if (a.shape[1] == 0 || a.shape[1] * 8 > HM_MAX_BITS) {
-        st =
-            drsch_fail(err, DRSCH_ERR_ARG, "%s: %zu bytes per code: code length must be 1..%d bits",
-                       path, a.shape[1], HM_MAX_BITS);
+        st = drsch_fail(err, DRSCH_ERR_FORMAT,
+                        "%s: %zu bytes per code: code length must be 1..%d bits", path, a.shape[1],
+                        HM_MAX_BITS);
     } else if (bits > a.shape[1] * 8) {
-        st = drsch_fail(err, DRSCH_ERR_ARG,
+        st = drsch_fail(err, DRSCH_ERR_FORMAT,
                         "%s: asked for %u bits but codes have only %zu bits (%zu bytes)", path,
                         bits, a.shape[1] * 8, a.shape[1]);
     } else {
@@ -414,12 +417,12 @@ drsch_status npy_write_codes(fio_out *o, const hm_codes *c, drsch_error *err)
 drsch_status npy_save_codes(const char *path, const hm_codes *c, drsch_error *err)
 {
     fio_out o;
-    if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
-        return DRSCH_ERR_ARG;
-    drsch_status st = npy_write_codes(&o, c, err);
-    if (st != DRSCH_OK) {
+    drsch_status st = fio_out_begin(&o, path, err);
+    if (st != DRSCH_OK)
+        return st;
+    if ((st = npy_write_codes(&o, c, err)) != DRSCH_OK) {
         fio_out_abort(&o);
         return st;
     }
-    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? DRSCH_OK : DRSCH_ERR_ARG;
+    return fio_out_commit(&o, 0, err);
 }

@@ -133,9 +133,9 @@ Test(outputs, a_device_is_written_in_place)
     struct stat st;
     cr_assert_eq(stat("/dev/null", &st), 0);
     cr_assert(S_ISCHR(st.st_mode), "/dev/null is no longer a device");
-    char msg[256];
-    cr_assert_neq(fio_write_file("/dev/full", "x", 1, 0, msg, sizeof msg), 0);
-    cr_expect(strstr(msg, strerror(ENOSPC)) != NULL, "%s", msg);
+    drsch_error fe;
+    cr_assert_neq(fio_write_file("/dev/full", "x", 1, 0, &fe), 0);
+    cr_expect(strstr(fe.msg, strerror(ENOSPC)) != NULL, "%s", fe.msg);
     cr_assert_eq(stat("/dev/full", &st), 0);
     cr_assert(S_ISCHR(st.st_mode));
 }
@@ -165,10 +165,10 @@ Test(outputs, a_fifo_is_written_in_place)
 
 Test(outputs, a_directory_is_refused_and_permissions_are_kept)
 {
-    char msg[1200];
+    drsch_error fe;
     cr_assert_eq(mkdir(tu_path("d"), 0755), 0);
-    cr_assert_neq(fio_write_file(tu_path("d"), "x", 1, 0, msg, sizeof msg), 0);
-    cr_expect(strstr(msg, strerror(EISDIR)) != NULL, "%s", msg);
+    cr_assert_neq(fio_write_file(tu_path("d"), "x", 1, 0, &fe), 0);
+    cr_expect(strstr(fe.msg, strerror(EISDIR)) != NULL, "%s", fe.msg);
     save_u8(tu_path("private.npy"), 4, 1);
     cr_assert_eq(chmod(tu_path("private.npy"), 0600), 0);
     save_u8(tu_path("private.npy"), 4, 2);
@@ -225,8 +225,8 @@ static void signal_removes_temporaries(int sig)
     if (pid == 0) {
         fio_cleanup_on_signals();
         fio_out o;
-        char msg[256];
-        if (fio_out_begin(&o, path, msg, sizeof msg) != 0)
+        drsch_error fe;
+        if (fio_out_begin(&o, path, &fe) != 0)
             _exit(1);
         fio_out_write(&o, "partial", 7);
         fflush(o.f);
@@ -256,10 +256,10 @@ Test(outputs, sigint_removes_temporary_files) { signal_removes_temporaries(SIGIN
 /* ---- sets ----------------------------------------------------------------------------------- */
 
 /* A set PREFIX.{codes,weights}.npy of n bytes of `fill`, plus PREFIX.cams.npy when cams. */
-static int write_set(const char *prefix, size_t n, uint8_t fill, int cams, char *msg, size_t cap)
+static int write_set(const char *prefix, size_t n, uint8_t fill, int cams, drsch_error *fe)
 {
     fio_set s;
-    if (fio_set_begin(&s, prefix, msg, cap) != 0)
+    if (fio_set_begin(&s, prefix, fe) != DRSCH_OK)
         return -1;
     static const char *names[] = {"codes.npy", "weights.npy", "cams.npy"};
     uint8_t *b = malloc(n);
@@ -267,24 +267,25 @@ static int write_set(const char *prefix, size_t n, uint8_t fill, int cams, char 
     size_t shape[1] = {n};
     drsch_error err;
     for (int i = 0; i < 2 + cams; i++) {
-        fio_out *o = fio_set_add(&s, names[i], msg, cap);
+        fio_out *o = fio_set_add(&s, names[i], fe);
         if (!o || npy_write(o, NPY_U8, 1, shape, b, &err) != DRSCH_OK) {
             if (o)
-                snprintf(msg, cap, "%s", err.msg);
+                *fe = err;
             free(b);
             fio_set_abort(&s);
             return -1;
         }
     }
     free(b);
-    return fio_set_commit(&s, msg, cap);
+    return fio_set_commit(&s, fe) == DRSCH_OK ? 0 : -1;
 }
 
 Test(sets, members_are_published_with_a_manifest_that_readers_check)
 {
-    char prefix[1100], path[1200], msg[2048];
+    char prefix[1100], path[1200];
+    drsch_error fe;
     snprintf(prefix, sizeof prefix, "%s", tu_path("run"));
-    cr_assert_eq(write_set(prefix, 100, 5, 0, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(write_set(prefix, 100, 5, 0, &fe), 0, "%s", fe.msg);
     snprintf(path, sizeof path, "%s.manifest", prefix);
     char *m = tu_slurp(path, NULL);
     cr_assert_not_null(m);
@@ -309,11 +310,12 @@ Test(sets, members_are_published_with_a_manifest_that_readers_check)
  * refused. */
 Test(sets, an_interrupted_publication_is_refused)
 {
-    char a[1100], b[1100], path[1200], msg[2048];
+    char a[1100], b[1100], path[1200];
+    drsch_error fe;
     snprintf(a, sizeof a, "%s", tu_path("a"));
     snprintf(b, sizeof b, "%s", tu_path("b"));
-    cr_assert_eq(write_set(a, 100, 1, 0, msg, sizeof msg), 0, "%s", msg);
-    cr_assert_eq(write_set(b, 120, 2, 0, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(write_set(a, 100, 1, 0, &fe), 0, "%s", fe.msg);
+    cr_assert_eq(write_set(b, 120, 2, 0, &fe), 0, "%s", fe.msg);
     char from[1200], to[1200];
     snprintf(from, sizeof from, "%s.manifest", b);
     snprintf(to, sizeof to, "%s.manifest", a);
@@ -330,14 +332,15 @@ Test(sets, an_interrupted_publication_is_refused)
 
 Test(sets, a_failed_set_leaves_the_old_set_whole)
 {
-    char prefix[1100], path[1200], msg[2048];
+    char prefix[1100], path[1200];
+    drsch_error fe;
     snprintf(prefix, sizeof prefix, "%s", tu_path("run"));
-    cr_assert_eq(write_set(prefix, 100, 5, 0, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(write_set(prefix, 100, 5, 0, &fe), 0, "%s", fe.msg);
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit rl = {64 * 1024, 64 * 1024};
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-    cr_assert_neq(write_set(prefix, 100000, 9, 0, msg, sizeof msg), 0);
-    cr_expect(strstr(msg, strerror(EFBIG)) != NULL, "%s", msg);
+    cr_assert_neq(write_set(prefix, 100000, 9, 0, &fe), 0);
+    cr_expect(strstr(fe.msg, strerror(EFBIG)) != NULL, "%s", fe.msg);
     snprintf(path, sizeof path, "%s.codes.npy", prefix);
     assert_u8(path, 100, 5);
     snprintf(path, sizeof path, "%s.weights.npy", prefix);
@@ -348,28 +351,31 @@ Test(sets, a_failed_set_leaves_the_old_set_whole)
 
 Test(sets, members_of_the_previous_set_not_written_again_are_removed)
 {
-    char prefix[1100], path[1200], msg[2048];
+    char prefix[1100], path[1200];
+    drsch_error fe;
     snprintf(prefix, sizeof prefix, "%s", tu_path("run"));
-    cr_assert_eq(write_set(prefix, 10, 1, 1, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(write_set(prefix, 10, 1, 1, &fe), 0, "%s", fe.msg);
     snprintf(path, sizeof path, "%s.cams.npy", prefix);
     cr_assert_eq(access(path, F_OK), 0);
-    cr_assert_eq(write_set(prefix, 10, 2, 0, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(write_set(prefix, 10, 2, 0, &fe), 0, "%s", fe.msg);
     cr_expect_neq(access(path, F_OK), 0, "%s of the earlier run is left beside the new set", path);
 }
 
 Test(sets, a_second_writer_is_refused)
 {
-    char prefix[1100], msg[2048];
+    char prefix[1100];
+    drsch_error fe;
     snprintf(prefix, sizeof prefix, "%s", tu_path("run"));
     fio_set first;
-    cr_assert_eq(fio_set_begin(&first, prefix, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(fio_set_begin(&first, prefix, &fe), 0, "%s", fe.msg);
     char pid[32];
     snprintf(pid, sizeof pid, "process %ld", (long)getpid());
-    cr_assert_neq(write_set(prefix, 10, 1, 0, msg, sizeof msg), 0, "a second writer got the set");
-    cr_expect(strstr(msg, "another drsch run") && strstr(msg, pid) && strstr(msg, "run.lock"), "%s",
-              msg);
+    cr_assert_neq(write_set(prefix, 10, 1, 0, &fe), 0, "a second writer got the set");
+    cr_expect(strstr(fe.msg, "another drsch run") && strstr(fe.msg, pid) &&
+                  strstr(fe.msg, "run.lock"),
+              "%s", fe.msg);
     fio_set_abort(&first);
-    cr_assert_eq(write_set(prefix, 10, 1, 0, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(write_set(prefix, 10, 1, 0, &fe), 0, "%s", fe.msg);
     cr_expect_eq(count_named(tu_path(""), ".lock"), 0, "the lock is left behind");
 }
 
@@ -383,16 +389,17 @@ static void write_codes(const char *prefix, int set)
         db[i] = (uint8_t)(i * 4);
     float w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     size_t sdb[2] = {64, 1}, sq[2] = {2, 1}, sw[1] = {8};
-    char path[1200], msg[2048];
+    char path[1200];
+    drsch_error fe;
     drsch_error err;
     if (set) {
         fio_set s;
-        cr_assert_eq(fio_set_begin(&s, prefix, msg, sizeof msg), 0, "%s", msg);
-        fio_out *o = fio_set_add(&s, "codes.npy", msg, sizeof msg);
+        cr_assert_eq(fio_set_begin(&s, prefix, &fe), 0, "%s", fe.msg);
+        fio_out *o = fio_set_add(&s, "codes.npy", &fe);
         cr_assert(o && npy_write(o, NPY_U8, 2, sdb, db, &err) == DRSCH_OK);
-        o = fio_set_add(&s, "weights.npy", msg, sizeof msg);
+        o = fio_set_add(&s, "weights.npy", &fe);
         cr_assert(o && npy_write(o, NPY_F32, 1, sw, w, &err) == DRSCH_OK);
-        cr_assert_eq(fio_set_commit(&s, msg, sizeof msg), 0, "%s", msg);
+        cr_assert_eq(fio_set_commit(&s, &fe), 0, "%s", fe.msg);
     }
     snprintf(path, sizeof path, "%s", tu_path("q.npy"));
     cr_assert_eq(npy_save(path, NPY_U8, 2, sq, q, &err), DRSCH_OK, "%s", err.msg);
@@ -437,9 +444,9 @@ Test(commands, search_encode_and_train_refuse_an_output_another_run_holds)
 {
     static char out[1 << 14];
     write_codes(tu_path("enc"), 1);
-    char msg[2048];
+    drsch_error fe;
     fio_lock held;
-    cr_assert_eq(fio_lock_take(&held, tu_path("res"), msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(fio_lock_take(&held, tu_path("res"), &fe), 0, "%s", fe.msg);
     int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 3 --out %s", tu_exe(),
                     tu_path("enc.codes.npy"), tu_path("q.npy"), tu_path("res"));
     cr_expect_eq(rc, 1, "%s", out);
@@ -451,13 +458,13 @@ Test(commands, search_encode_and_train_refuse_an_output_another_run_holds)
     cr_expect_eq(rc, 0, "%s", out);
 
     /* train: the lock is taken before the data is loaded; encode before the model is read */
-    cr_assert_eq(fio_lock_take(&held, tu_path("m.bin"), msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(fio_lock_take(&held, tu_path("m.bin"), &fe), 0, "%s", fe.msg);
     rc = tu_run(out, sizeof out, "%s train --iters 10 --out %s", tu_exe(), tu_path("m.bin"));
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect(strstr(out, "another drsch run") && strstr(out, "m.bin.lock"), "%s", out);
     fio_lock_release(&held);
     tu_write_file(tu_path("model.bin"), "x", 1);
-    cr_assert_eq(fio_lock_take(&held, tu_path("codes"), msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(fio_lock_take(&held, tu_path("codes"), &fe), 0, "%s", fe.msg);
     rc = tu_run(out, sizeof out, "%s encode --model %s --out %s", tu_exe(), tu_path("model.bin"),
                 tu_path("codes"));
     cr_expect_eq(rc, 1, "%s", out);

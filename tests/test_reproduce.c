@@ -451,8 +451,8 @@ Test(reproduce_reid, unwritable_file_named_and_folder_locked, .timeout = 240)
     cr_expect(strstr(out, want) != NULL, "'%s' not in: %s", want, out);
 
     fio_lock held;
-    char msg[1024];
-    cr_assert_eq(fio_lock_take(&held, dir, msg, sizeof msg), 0, "%s", msg);
+    drsch_error fe;
+    cr_assert_eq(fio_lock_take(&held, dir, &fe), DRSCH_OK, "%s", fe.msg);
     rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s:labeled %s --out %s", tu_exe(), mat,
                 flags, dir);
     fio_lock_release(&held);
