@@ -52,6 +52,10 @@ typedef enum {
     XP_ERR_ENCODE =
         -2, /* the model could not encode the images (shapes that do not fit, no bf16, ...) */
     XP_ERR_NOMEM = -3,
+    XP_ERR_TRAIN = -4,    /* reproduce.h: a model or a baseline could not be trained */
+    XP_ERR_EVAL = -5,     /* reproduce.h: an evaluation failed */
+    XP_ERR_DATA = -6,     /* reproduce.h: the dataset lacks what the protocol needs */
+    XP_ERR_SETTINGS = -7, /* reproduce.h: settings that do not fit the dataset */
 } xp_status;
 
 typedef struct {
