@@ -1,14 +1,9 @@
-/* drsch reproduce: one command regenerates the paper's table on a dataset (reproduce.h: the
- * retrieval experiment of xp_retrieval.c, the CUHK03 re-id experiment of xp_reid.c, the reports of
- * report_write.c).
- *
- * Writes DIR/report.json (Google Benchmark-compatible; metrics as counters; the context records
- * what is needed to rerun), DIR/table.md, the curves as .dat files and SVG plots drawn by gnuplot,
- * and the models. DIR defaults to runs/<dataset>[-quick] (git-ignored), so that a run never
- * overwrites the committed results/; the run ends with one line saying whether it reproduced the
- * committed report of the same name (results/<dataset>[-quick]/report.json of the source tree),
- * compared as drsch compare does (accuracy counters only: times depend on the machine).
- * Progress on stderr throughout. */
+/* drsch reproduce: one command regenerates the paper's table on a dataset. The experiments
+ * (xp_retrieval.c, xp_reid.c) and the reports (report_write.c) are library code (reproduce.h); the
+ * command parses the flags, locks the output folder (runs/<dataset>[-quick] by default, never the
+ * committed results/), prints progress on stderr and the table on stdout, and ends with the line
+ * saying whether the run reproduced its baseline report (results/<dataset>[-quick]/report.json of
+ * the source tree, or --baseline). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,17 +58,21 @@ static void usage(FILE *f)
         "  -h, --help       this text\n");
 }
 
-/* The command's flags, parsed and checked. */
+/* A run: its flags, then what it prepares on the loaded dataset. */
 typedef struct {
     const char *spec, *out, *paper, *baseline;
     int64_t long_bits, iters, splits, seed, threads;
-    int quick;
+    int quick, reid, threads_used;
     ds_load_opts lo;
-    char cmdline[2048];
-    uint32_t lengths[MAX_LENGTHS];
-    int nl;
     ds_spec dspec;
-} flags;
+    char cmdline[2048];
+    const ds_dataset *d;
+    double t0;
+    ds_split sp;         /* retrieval: the protocol's split */
+    char protocol[1024]; /* its description */
+    char dirbuf[256], committed[4200];
+    xp_repro_config cfg; /* --bits is parsed into cfg.lengths */
+} run;
 
 /* The experiments' progress: their lines on stderr, and the training steps. */
 static void progress(const xp_event *e, void *ctx)
@@ -101,8 +100,7 @@ static void run_gnuplot(const char *dir)
     if (system(cmd) != 0)
         fprintf(stderr,
                 "drsch reproduce: gnuplot failed or is missing (Debian package gnuplot-nox); the "
-                "curves "
-                "are in %s/*.dat and %s/plots.gp\n",
+                "curves are in %s/*.dat and %s/plots.gp\n",
                 dir, dir);
 }
 
@@ -119,7 +117,7 @@ static void command_line(int argc, char **argv, char *out, size_t cap)
 }
 
 /* The flags (getopt) and the code lengths of --bits: -1 to go on, else the exit status. */
-static int parse(int argc, char **argv, flags *f)
+static int parse(int argc, char **argv, run *r)
 {
     enum {
         O_DATASET = 256,
@@ -157,7 +155,7 @@ static int parse(int argc, char **argv, flags *f)
     int quick = 0, c;
     ds_load_opts lo;
     ds_load_opts_default(&lo);
-    command_line(argc, argv, f->cmdline, sizeof f->cmdline); /* before getopt permutes argv */
+    command_line(argc, argv, r->cmdline, sizeof r->cmdline); /* before getopt permutes argv */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -214,46 +212,48 @@ static int parse(int argc, char **argv, flags *f)
                 (long long)long_bits);
         return EXIT_USAGE;
     }
-    f->spec = spec;
-    f->out = out;
-    f->paper = paper;
-    f->baseline = baseline;
-    f->long_bits = long_bits;
-    f->iters = iters;
-    f->splits = splits;
-    f->seed = seed;
-    f->threads = threads;
-    f->quick = quick;
-    f->lo = lo;
-    memcpy(f->lengths, lengths, sizeof(uint32_t) * (size_t)nl);
-    f->nl = nl;
+    run parsed = {.spec = spec,
+                  .out = out,
+                  .paper = paper,
+                  .baseline = baseline,
+                  .long_bits = long_bits,
+                  .iters = iters,
+                  .splits = splits,
+                  .seed = seed,
+                  .threads = threads,
+                  .quick = quick,
+                  .lo = lo};
+    memcpy(parsed.cmdline, r->cmdline, sizeof parsed.cmdline);
+    *r = parsed;
+    memcpy(r->cfg.lengths, lengths, sizeof(uint32_t) * (size_t)nl);
+    r->cfg.n_lengths = nl;
     return -1;
 }
 
 /* The checks made before loading anything: the dataset spec and the flags that depend on it,
  * --out, and that --baseline is readable now, not only after the training. -1 to go on. */
-static int check(flags *f)
+static int check(run *r)
 {
     ds_error de;
-    if (ds_spec_parse(f->spec, &f->dspec, &de) != DS_OK) {
+    if (ds_spec_parse(r->spec, &r->dspec, &de) != DS_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return EXIT_USAGE;
     }
-    if (f->splits > 0 && f->dspec.kind != DS_KIND_CUHK03) {
+    if (r->splits > 0 && r->dspec.kind != DS_KIND_CUHK03) {
         fprintf(stderr,
                 "drsch reproduce: --splits counts CUHK03 classic splits; %s has a single protocol "
                 "split\n",
-                f->dspec.name);
+                r->dspec.name);
         return EXIT_USAGE;
     }
-    if (f->lo.out_h && xp_size_check("reproduce", f->spec))
+    if (r->lo.out_h && xp_size_check("reproduce", r->spec))
         return EXIT_USAGE;
-    if (f->out && cli_check_output_dir("reproduce", "--out", f->out))
+    if (r->out && cli_check_output_dir("reproduce", "--out", r->out))
         return EXIT_USAGE;
-    if (f->baseline) {
+    if (r->baseline) {
         rp_read_report b;
         rp_error be;
-        if (rp_read_file(f->baseline, &b, &be) != RP_OK) {
+        if (rp_read_file(r->baseline, &b, &be) != RP_OK) {
             fprintf(stderr, "drsch reproduce: --baseline: %s\n", be.msg);
             return EXIT_USAGE;
         }
@@ -262,35 +262,19 @@ static int check(flags *f)
     return -1;
 }
 
-/* A run on the loaded dataset. */
-typedef struct {
-    const flags *f;
-    const ds_dataset *d;
-    int reid, threads;
-    double t0;
-    ds_split sp;         /* retrieval: the protocol's split */
-    char protocol[1024]; /* its description */
-    char dirbuf[256], committed[4200];
-    const char *out;
-    xp_repro_config cfg;
-} run;
-
 /* The protocol's split (retrieval) or splits (re-id), the output folder, the baseline's path and
  * the experiment's settings: -1 to go on, else the exit status. */
 static int prepare(run *r)
 {
-    const flags *f = r->f;
     const ds_dataset *d = r->d;
     xp_repro_config *c = &r->cfg;
-    memcpy(c->lengths, f->lengths, sizeof(uint32_t) * (size_t)f->nl);
-    c->n_lengths = f->nl;
-    c->long_bits = (uint32_t)f->long_bits;
-    c->seed = (uint64_t)f->seed;
-    c->paper_csv = f->paper;
+    c->long_bits = (uint32_t)r->long_bits;
+    c->seed = (uint64_t)r->seed;
+    c->paper_csv = r->paper;
     c->progress = progress;
     if (r->reid) {
         xp_error xe;
-        xp_status xs = xp_reid_splits(d, f->splits, f->quick, &c->splits, &xe);
+        xp_status xs = xp_reid_splits(d, r->splits, r->quick, &c->splits, &xe);
         if (xs != XP_OK) {
             fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
             return xs == XP_ERR_SETTINGS ? EXIT_USAGE : 1;
@@ -299,7 +283,7 @@ static int prepare(run *r)
     } else {
         ds_error de;
         if (xp_make_split(d, XP_PROTO_AUTO, c->seed, 0, NULL, &r->sp, &de) != DS_OK) {
-            fprintf(stderr, "drsch reproduce: %s: %s\n", f->spec, de.msg);
+            fprintf(stderr, "drsch reproduce: %s: %s\n", r->spec, de.msg);
             return 1;
         }
         snprintf(r->protocol, sizeof r->protocol, "%s", r->sp.name);
@@ -307,8 +291,7 @@ static int prepare(run *r)
     /* The folder name of the committed results of this run (results/NAME) and the default
      * output folder (runs/NAME), checked now that the dataset's name is known, before training. */
     char folder[128];
-    snprintf(folder, sizeof folder, "%s%s", d->name, f->quick ? "-quick" : "");
-    r->out = f->out;
+    snprintf(folder, sizeof folder, "%s%s", d->name, r->quick ? "-quick" : "");
     if (!r->out) {
         snprintf(r->dirbuf, sizeof r->dirbuf, "runs/%s", folder);
         r->out = r->dirbuf;
@@ -316,12 +299,12 @@ static int prepare(run *r)
             return EXIT_USAGE;
     }
     c->dir = r->out;
-    if (f->baseline)
-        snprintf(r->committed, sizeof r->committed, "%s", f->baseline);
+    if (r->baseline)
+        snprintf(r->committed, sizeof r->committed, "%s", r->baseline);
     else
         snprintf(r->committed, sizeof r->committed, "%s/results/%s/report.json", DRSCH_SOURCE_DIR,
                  folder);
-    xp_repro_train_config(d, r->reid, f->quick, f->iters, c->seed, &c->train);
+    xp_repro_train_config(d, r->reid, r->quick, r->iters, c->seed, &c->train);
     return -1;
 }
 
@@ -330,19 +313,15 @@ static int prepare(run *r)
 static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
                   const xp_reid_result *reid)
 {
+    char *md = NULL, report_path[4200], msg[4400], line[9000];
     rp_error re;
-    char *md = NULL, report_path[4200], path[4200], msg[9000];
     if (rp_repro_curves(r->out, r->d, &r->cfg, ret, reid, msg, sizeof msg) != RP_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
         return 1;
     }
     run_gnuplot(r->out);
     double total = cli_now() - r->t0;
-    rp_repro_info info = {.command = r->f->cmdline,
-                          .spec = r->f->spec,
-                          .protocol = r->protocol,
-                          .threads = r->threads,
-                          .total_seconds = total};
+    rp_repro_info info = {r->cmdline, r->spec, r->protocol, r->threads_used, total};
     if (rp_repro_report(rep, &info, r->d, &r->cfg, ret, reid, &md, &re) != RP_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", re.msg);
         return 1;
@@ -350,22 +329,17 @@ static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
     snprintf(report_path, sizeof report_path, "%s/report.json", r->out);
     /* The baseline is read before the report is written: --out may be its folder. */
     rp_read_report ref = {0};
-    int have_ref = rp_repro_read_baseline(r->committed, report_path, &ref, msg, sizeof msg);
-    int status = 1;
-    snprintf(path, sizeof path, "%s/table.md", r->out);
-    if (rp_write(rep, report_path, &re) != RP_OK)
-        fprintf(stderr, "drsch reproduce: %s\n", re.msg);
-    else if (fio_write_file(path, md, strlen(md), 0, msg, sizeof msg) != 0)
+    int have_ref = rp_repro_read_baseline(r->committed, report_path, &ref, line, sizeof line);
+    int status = rp_repro_write(rep, md, r->out, msg, sizeof msg) != RP_OK;
+    if (status) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
-    else
-        status = 0;
-    if (status == 0) {
+    } else {
         fputs(md, stdout);
         fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", r->out,
                 r->out, total);
         if (have_ref)
-            rp_repro_line(rep, report_path, &ref, r->committed, msg, sizeof msg);
-        printf("%s\n", msg);
+            rp_repro_line(rep, report_path, &ref, r->committed, line, sizeof line);
+        printf("%s\n", line);
     }
     rp_read_free(&ref);
     free(md);
@@ -406,24 +380,24 @@ static int run_all(run *r)
 
 int cmd_reproduce(int argc, char **argv)
 {
-    flags f;
-    memset(&f, 0, sizeof f);
-    int status = parse(argc, argv, &f);
+    run r;
+    int status = parse(argc, argv, &r);
     if (status < 0)
-        status = check(&f);
+        status = check(&r);
     if (status >= 0)
         return status;
-    run r = {.f = &f, .reid = f.dspec.kind == DS_KIND_CUHK03, .t0 = cli_now()};
-    r.threads = cli_set_threads((int)f.threads);
+    r.reid = r.dspec.kind == DS_KIND_CUHK03;
+    r.t0 = cli_now();
+    r.threads_used = cli_set_threads((int)r.threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", he.msg);
         return 1;
     }
-    fprintf(stderr, "drsch reproduce: loading %s\n", f.spec);
+    fprintf(stderr, "drsch reproduce: loading %s\n", r.spec);
     ds_dataset *d = NULL;
     ds_error de;
-    if (ds_load_spec(&f.dspec, &f.lo, &d, &de) != DS_OK) {
+    if (ds_load_spec(&r.dspec, &r.lo, &d, &de) != DS_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return 1;
     }

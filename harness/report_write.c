@@ -553,6 +553,21 @@ rp_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_da
     return RP_OK;
 }
 
+rp_status rp_repro_write(const rp_report *rep, const char *table_md, const char *dir, char *msg,
+                         size_t cap)
+{
+    char path[4200];
+    rp_error err;
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    rp_status st = rp_write(rep, path, &err);
+    if (st != RP_OK) {
+        snprintf(msg, cap, "%s", err.msg);
+        return st;
+    }
+    snprintf(path, sizeof path, "%s/table.md", dir);
+    return fio_write_file(path, table_md, strlen(table_md), 0, msg, cap) ? RP_ERR_IO : RP_OK;
+}
+
 /* ---- The reproduction line ------------------------------------------------------------------- */
 
 int rp_repro_read_baseline(const char *path, const char *report_path, rp_read_report *ref,

@@ -167,6 +167,11 @@ rp_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_da
                           const xp_repro_config *c, const xp_retrieval_result *ret,
                           const xp_reid_result *reid, char **table_md, rp_error *err);
 
+/* Writes rep to dir/report.json and table_md to dir/table.md, each whole or not at all; on
+ * failure msg (of cap bytes; 4400 hold any path) names the file and the cause. */
+rp_status rp_repro_write(const rp_report *rep, const char *table_md, const char *dir, char *msg,
+                         size_t cap);
+
 /* The report the run is compared with at the end, read before the run's own report is written
  * at report_path (its folder may be the baseline's). 1 when *ref holds it; else 0 with the reason,
  * a whole output line, in msg. A missing file is no error (there are no committed results). */
