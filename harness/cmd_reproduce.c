@@ -58,12 +58,18 @@ static void usage(FILE *f)
         "  -h, --help       this text\n");
 }
 
-/* A run: its flags, then what it prepares on the loaded dataset. */
+/* The flags (--out: the output folder, its default once the dataset is known). */
 typedef struct {
     const char *spec, *out, *paper, *baseline;
     int64_t long_bits, iters, splits, seed, threads;
-    int quick, reid, threads_used;
+    int quick;
     ds_load_opts lo;
+} flags;
+
+/* A run: its flags, then what it prepares on the loaded dataset. */
+typedef struct {
+    flags f;
+    int reid, threads_used;
     ds_spec dspec;
     char cmdline[2048];
     const ds_dataset *d;
@@ -102,18 +108,6 @@ static void run_gnuplot(const char *dir)
                 "drsch reproduce: gnuplot failed or is missing (Debian package gnuplot-nox); the "
                 "curves are in %s/*.dat and %s/plots.gp\n",
                 dir, dir);
-}
-
-/* "drsch" and the arguments as given, quoted where a shell would need it: the table's record of
- * the command that produced it. */
-static void command_line(int argc, char **argv, char *out, size_t cap)
-{
-    size_t k = (size_t)snprintf(out, cap, "drsch");
-    for (int i = 0; i < argc && k < cap; i++) {
-        const char *a = argv[i];
-        int quote = !*a || a[strcspn(a, " \t'\"$`\\|&;<>()*?[]{}~#!")] != '\0';
-        k += (size_t)snprintf(out + k, cap - k, quote ? " '%s'" : " %s", a);
-    }
 }
 
 /* The flags (getopt) and the code lengths of --bits: -1 to go on, else the exit status. */
@@ -155,7 +149,8 @@ static int parse(int argc, char **argv, run *r)
     int quick = 0, c;
     ds_load_opts lo;
     ds_load_opts_default(&lo);
-    command_line(argc, argv, r->cmdline, sizeof r->cmdline); /* before getopt permutes argv */
+    rp_command_line("drsch", argc, argv, r->cmdline,
+                    sizeof r->cmdline); /* before getopt permutes argv */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -212,19 +207,7 @@ static int parse(int argc, char **argv, run *r)
                 (long long)long_bits);
         return EXIT_USAGE;
     }
-    run parsed = {.spec = spec,
-                  .out = out,
-                  .paper = paper,
-                  .baseline = baseline,
-                  .long_bits = long_bits,
-                  .iters = iters,
-                  .splits = splits,
-                  .seed = seed,
-                  .threads = threads,
-                  .quick = quick,
-                  .lo = lo};
-    memcpy(parsed.cmdline, r->cmdline, sizeof parsed.cmdline);
-    *r = parsed;
+    r->f = (flags){spec, out, paper, baseline, long_bits, iters, splits, seed, threads, quick, lo};
     memcpy(r->cfg.lengths, lengths, sizeof(uint32_t) * (size_t)nl);
     r->cfg.n_lengths = nl;
     return -1;
@@ -235,25 +218,25 @@ static int parse(int argc, char **argv, run *r)
 static int check(run *r)
 {
     ds_error de;
-    if (ds_spec_parse(r->spec, &r->dspec, &de) != DS_OK) {
+    if (ds_spec_parse(r->f.spec, &r->dspec, &de) != DS_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return EXIT_USAGE;
     }
-    if (r->splits > 0 && r->dspec.kind != DS_KIND_CUHK03) {
+    if (r->f.splits > 0 && r->dspec.kind != DS_KIND_CUHK03) {
         fprintf(stderr,
                 "drsch reproduce: --splits counts CUHK03 classic splits; %s has a single protocol "
                 "split\n",
                 r->dspec.name);
         return EXIT_USAGE;
     }
-    if (r->lo.out_h && xp_size_check("reproduce", r->spec))
+    if (r->f.lo.out_h && xp_size_check("reproduce", r->f.spec))
         return EXIT_USAGE;
-    if (r->out && cli_check_output_dir("reproduce", "--out", r->out))
+    if (r->f.out && cli_check_output_dir("reproduce", "--out", r->f.out))
         return EXIT_USAGE;
-    if (r->baseline) {
+    if (r->f.baseline) {
         rp_read_report b;
         rp_error be;
-        if (rp_read_file(r->baseline, &b, &be) != RP_OK) {
+        if (rp_read_file(r->f.baseline, &b, &be) != RP_OK) {
             fprintf(stderr, "drsch reproduce: --baseline: %s\n", be.msg);
             return EXIT_USAGE;
         }
@@ -268,13 +251,13 @@ static int prepare(run *r)
 {
     const ds_dataset *d = r->d;
     xp_repro_config *c = &r->cfg;
-    c->long_bits = (uint32_t)r->long_bits;
-    c->seed = (uint64_t)r->seed;
-    c->paper_csv = r->paper;
+    c->long_bits = (uint32_t)r->f.long_bits;
+    c->seed = (uint64_t)r->f.seed;
+    c->paper_csv = r->f.paper;
     c->progress = progress;
     if (r->reid) {
         xp_error xe;
-        xp_status xs = xp_reid_splits(d, r->splits, r->quick, &c->splits, &xe);
+        xp_status xs = xp_reid_splits(d, r->f.splits, r->f.quick, &c->splits, &xe);
         if (xs != XP_OK) {
             fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
             return xs == XP_ERR_SETTINGS ? EXIT_USAGE : 1;
@@ -283,7 +266,7 @@ static int prepare(run *r)
     } else {
         ds_error de;
         if (xp_make_split(d, XP_PROTO_AUTO, c->seed, 0, NULL, &r->sp, &de) != DS_OK) {
-            fprintf(stderr, "drsch reproduce: %s: %s\n", r->spec, de.msg);
+            fprintf(stderr, "drsch reproduce: %s: %s\n", r->f.spec, de.msg);
             return 1;
         }
         snprintf(r->protocol, sizeof r->protocol, "%s", r->sp.name);
@@ -291,20 +274,20 @@ static int prepare(run *r)
     /* The folder name of the committed results of this run (results/NAME) and the default
      * output folder (runs/NAME), checked now that the dataset's name is known, before training. */
     char folder[128];
-    snprintf(folder, sizeof folder, "%s%s", d->name, r->quick ? "-quick" : "");
-    if (!r->out) {
+    snprintf(folder, sizeof folder, "%s%s", d->name, r->f.quick ? "-quick" : "");
+    if (!r->f.out) {
         snprintf(r->dirbuf, sizeof r->dirbuf, "runs/%s", folder);
-        r->out = r->dirbuf;
-        if (cli_check_output_dir("reproduce", "--out", r->out))
+        r->f.out = r->dirbuf;
+        if (cli_check_output_dir("reproduce", "--out", r->f.out))
             return EXIT_USAGE;
     }
-    c->dir = r->out;
-    if (r->baseline)
-        snprintf(r->committed, sizeof r->committed, "%s", r->baseline);
+    c->dir = r->f.out;
+    if (r->f.baseline)
+        snprintf(r->committed, sizeof r->committed, "%s", r->f.baseline);
     else
         snprintf(r->committed, sizeof r->committed, "%s/results/%s/report.json", DRSCH_SOURCE_DIR,
                  folder);
-    xp_repro_train_config(d, r->reid, r->quick, r->iters, c->seed, &c->train);
+    xp_repro_train_config(d, r->reid, r->f.quick, r->f.iters, c->seed, &c->train);
     return -1;
 }
 
@@ -315,28 +298,28 @@ static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
 {
     char *md = NULL, report_path[4200], msg[4400], line[9000];
     rp_error re;
-    if (rp_repro_curves(r->out, r->d, &r->cfg, ret, reid, msg, sizeof msg) != RP_OK) {
+    if (rp_repro_curves(r->f.out, r->d, &r->cfg, ret, reid, msg, sizeof msg) != RP_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
         return 1;
     }
-    run_gnuplot(r->out);
+    run_gnuplot(r->f.out);
     double total = cli_now() - r->t0;
-    rp_repro_info info = {r->cmdline, r->spec, r->protocol, r->threads_used, total};
+    rp_repro_info info = {r->cmdline, r->f.spec, r->protocol, r->threads_used, total};
     if (rp_repro_report(rep, &info, r->d, &r->cfg, ret, reid, &md, &re) != RP_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", re.msg);
         return 1;
     }
-    snprintf(report_path, sizeof report_path, "%s/report.json", r->out);
+    snprintf(report_path, sizeof report_path, "%s/report.json", r->f.out);
     /* The baseline is read before the report is written: --out may be its folder. */
     rp_read_report ref = {0};
     int have_ref = rp_repro_read_baseline(r->committed, report_path, &ref, line, sizeof line);
-    int status = rp_repro_write(rep, md, r->out, msg, sizeof msg) != RP_OK;
+    int status = rp_repro_write(rep, md, r->f.out, msg, sizeof msg) != RP_OK;
     if (status) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
     } else {
         fputs(md, stdout);
-        fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n", r->out,
-                r->out, total);
+        fprintf(stderr, "drsch reproduce: wrote %s/report.json and %s/table.md in %.0f s\n",
+                r->f.out, r->f.out, total);
         if (have_ref)
             rp_repro_line(rep, report_path, &ref, r->committed, line, sizeof line);
         printf("%s\n", line);
@@ -356,7 +339,7 @@ static int run_all(run *r)
     /* One run per folder: a second reproduce into it is refused while this one runs. */
     fio_lock lock = {.fd = -1};
     char msg[4400];
-    if (fio_lock_take(&lock, r->out, msg, sizeof msg) != 0) {
+    if (fio_lock_take(&lock, r->f.out, msg, sizeof msg) != 0) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
         return 1;
     }
@@ -388,16 +371,16 @@ int cmd_reproduce(int argc, char **argv)
         return status;
     r.reid = r.dspec.kind == DS_KIND_CUHK03;
     r.t0 = cli_now();
-    r.threads_used = cli_set_threads((int)r.threads);
+    r.threads_used = cli_set_threads((int)r.f.threads);
     hm_error he;
     if (hm_isa_init(&he) != HM_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", he.msg);
         return 1;
     }
-    fprintf(stderr, "drsch reproduce: loading %s\n", r.spec);
+    fprintf(stderr, "drsch reproduce: loading %s\n", r.f.spec);
     ds_dataset *d = NULL;
     ds_error de;
-    if (ds_load_spec(&r.dspec, &r.lo, &d, &de) != DS_OK) {
+    if (ds_load_spec(&r.dspec, &r.f.lo, &d, &de) != DS_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return 1;
     }
