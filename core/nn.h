@@ -10,8 +10,8 @@
  * always plain row-major: inputs N x C x H x W, outputs N x D.
  *
  * What this module deliberately does not do: the DRSCH objective is in dh.h, not here; it
- * reads no datasets, and it never prints or exits: every fallible call returns an nn_status
- * and fills an nn_error. Not thread-safe per handle: one nn_net is used by one thread at a time
+ * reads no datasets, and it never prints or exits: every fallible call returns a drsch_status
+ * and fills a drsch_error. Not thread-safe per handle: one nn_net is used by one thread at a time
  * (oneDNN parallelises inside each primitive with OpenMP). */
 #ifndef DRSCH_NN_H
 #define DRSCH_NN_H
@@ -26,38 +26,38 @@ extern "C" {
 #endif
 
 typedef enum {
-    NN_OK = 0,
-    NN_ERR_ARG = -1,         /* invalid argument (sizes, names, shapes that do not fit) */
-    NN_ERR_NOMEM = -2,       /* allocation failed */
-    NN_ERR_DNNL = -3,        /* oneDNN refused a descriptor or an execution */
-    NN_ERR_IO = -4,          /* open/read/write/rename failed */
-    NN_ERR_FORMAT = -5,      /* not a drsch model file, or inconsistent contents */
-    NN_ERR_VERSION = -6,     /* model file of another format version */
-    NN_ERR_CHECKSUM = -7,    /* crc32 mismatch: corrupt model file */
-    NN_ERR_TRUNCATED = -8,   /* model file shorter than its header says */
-    NN_ERR_UNSUPPORTED = -9, /* this CPU / oneDNN build cannot run what was asked (bf16) */
-} nn_status;
+    DRSCH_OK = 0,
+    DRSCH_ERR_ARG = -1,         /* invalid argument (sizes, names, shapes that do not fit) */
+    DRSCH_ERR_NOMEM = -2,       /* allocation failed */
+    DRSCH_ERR_DNNL = -3,        /* oneDNN refused a descriptor or an execution */
+    DRSCH_ERR_IO = -4,          /* open/read/write/rename failed */
+    DRSCH_ERR_FORMAT = -5,      /* not a drsch model file, or inconsistent contents */
+    DRSCH_ERR_VERSION = -6,     /* model file of another format version */
+    DRSCH_ERR_CHECKSUM = -7,    /* crc32 mismatch: corrupt model file */
+    DRSCH_ERR_TRUNCATED = -8,   /* model file shorter than its header says */
+    DRSCH_ERR_UNSUPPORTED = -9, /* this CPU / oneDNN build cannot run what was asked (bf16) */
+} drsch_status;
 
 typedef struct {
     char msg[512];
-} nn_error;
+} drsch_error;
 
-const char *nn_strstatus(nn_status s);
+const char *drsch_strstatus(drsch_status s);
 
 /* Arithmetic of the forward pass. f32 is the default everywhere. bf16 (inference only): weights
  * are converted to bf16 once (when the net's parameters change, e.g. at encoder creation),
  * convolutions and inner products take bf16 inputs and weights and accumulate in f32, hidden
  * activations are stored in bf16, the last inner product writes f32, and the hash and bit-weight
  * layers run in f32. oneDNN needs AVX-512 for bf16 primitives (avx512_bf16 runs them natively);
- * where it has none, creating a bf16 net fails with NN_ERR_UNSUPPORTED, never falls back. */
+ * where it has none, creating a bf16 net fails with DRSCH_ERR_UNSUPPORTED, never falls back. */
 typedef enum {
     NN_PRECISION_F32 = 0,
     NN_PRECISION_BF16 = 1,
 } nn_precision;
 
 const char *nn_precision_name(nn_precision p); /* "f32", "bf16" */
-/* "f32" or "bf16" -> *out; anything else is NN_ERR_ARG with a message naming the choices. */
-nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err);
+/* "f32" or "bf16" -> *out; anything else is DRSCH_ERR_ARG with a message naming the choices. */
+drsch_status nn_precision_parse(const char *name, nn_precision *out, drsch_error *err);
 /* oneDNN's effective CPU ISA, after ONEDNN_MAX_CPU_ISA (e.g. "avx512_core_bf16"), for reports. */
 const char *nn_onednn_isa(void);
 /* The oneDNN library drsch runs on: "2.6.3 (git hash or N/A)". */
@@ -102,7 +102,7 @@ typedef struct {
 /* Named architectures: "drsch-mnist" (the authors' MNIST network, 1 x 28 x 28; 26 x 26 and
  * 30 x 30 inputs also fit), "drsch-cifar" (3 x 32 x 32), "drsch-reid" (3 x 160 x 60 person
  * crops). All end with fc B, hash, bit weights. */
-nn_status nn_arch_get(const char *name, nn_arch *out, nn_error *err);
+drsch_status nn_arch_get(const char *name, nn_arch *out, drsch_error *err);
 const char *nn_arch_name_at(int i); /* i-th named architecture, NULL past the end */
 
 /* ---- the network ------------------------------------------------------------------------ */
@@ -124,17 +124,17 @@ typedef struct {
 } nn_config;
 
 /* A config for a named architecture with its default input; *err names unknown archs. */
-nn_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
-                         int32_t training, nn_error *err);
+drsch_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
+                            int32_t training, drsch_error *err);
 
-nn_status nn_net_create(nn_net **out, const nn_config *cfg, nn_error *err);
+drsch_status nn_net_create(nn_net **out, const nn_config *cfg, drsch_error *err);
 void nn_net_free(nn_net *net);
 const nn_config *nn_net_config(const nn_net *net);
 int32_t nn_output_dim(const nn_net *net); /* D of the final output (B for named archs) */
 size_t nn_input_size(const nn_net *net);  /* C * H * W of one input image */
 
 /* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */
-nn_status nn_forward(nn_net *net, const float *x, nn_error *err);
+drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err);
 /* After nn_forward: batch x D plain, valid until the next forward. */
 const float *nn_output(const nn_net *net);
 /* After nn_forward: the hash layer's output u (batch x B, relaxed codes in (-1, 1)), or NULL if
@@ -144,7 +144,7 @@ const float *nn_hash_output(const nn_net *net);
 /* dy: batch x D, d loss / d nn_output. du (may be NULL): batch x B, an extra gradient with
  * respect to the hash output u (e.g. a regulariser on the relaxed codes). Overwrites (does not
  * accumulate) every parameter gradient. Requires training nets and a preceding nn_forward. */
-nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err);
+drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_error *err);
 /* After nn_backward on a net created with input_grad: batch x C x H x W. */
 const float *nn_input_grad(const nn_net *net);
 
@@ -173,11 +173,11 @@ nn_param nn_param_at(const nn_net *net, int32_t i);
 /* Plain canonical layout of every parameter tensor, in table order: conv weights OIHW, fc
  * weights O x (C*H*W of its input, NCHW flattening order), biases O, bit weights B. */
 size_t nn_params_plain_size(const nn_net *net);
-nn_status nn_params_export(const nn_net *net, float *plain, size_t n, nn_error *err);
-nn_status nn_params_import(nn_net *net, const float *plain, size_t n, nn_error *err);
+drsch_status nn_params_export(const nn_net *net, float *plain, size_t n, drsch_error *err);
+drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_error *err);
 /* Copies parameters, hash scale and bit order between two nets of the same architecture and
  * code length (their batch, mode and layouts may differ). */
-nn_status nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err);
+drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err);
 /* Call after writing nn_param.data directly (refreshes derived copies of the weights). */
 void nn_params_changed(nn_net *net);
 
@@ -185,7 +185,7 @@ void nn_params_changed(nn_net *net);
 const float *nn_bit_weights(const nn_net *net);
 /* order[j] = network bit shown as bit j of a code (significance order; identity at start). */
 const uint32_t *nn_bit_order(const nn_net *net);
-nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err);
+drsch_status nn_set_bit_order(nn_net *net, const uint32_t *order, drsch_error *err);
 /* Orders bits by |w| descending (ties by index), as INTERNALS.md's bit-scalable codes. */
 void nn_bit_order_by_weight(nn_net *net);
 /* Orders bits by |w| discounted by redundancy, so short prefixes hold bits that tell images
@@ -195,7 +195,7 @@ void nn_bit_order_by_weight(nn_net *net);
  * 0 for a copy, a complement or a constant bit, 1 for a bit independent of all chosen ones).
  * Ties go to the larger |w|, then the lower index. codes: sample codes in network bit order
  * (bit j = network bit j), e.g. of training images, with codes->bits = B and codes->n >= 1. */
-nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error *err);
+drsch_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, drsch_error *err);
 
 /* FLOPs of one batch (multiply-add = 2): forward, and backward (weights + data gradients). */
 void nn_flops(const nn_net *net, double *forward, double *backward);
@@ -217,7 +217,7 @@ void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
 float *nn_sgd_history(nn_net *net, size_t *count);
 float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 /* Caffe's update: v = momentum*v + lr*lr_mult*(g + wd*decay_mult*w); w -= v. */
-nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err);
+drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsch_error *err);
 
 /* ---- model files ------------------------------------------------------------------------ */
 /* Versioned little-endian binary: magic, version, architecture table, input shape and input
@@ -231,13 +231,13 @@ nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_erro
  * drsch-reid's), parameters exactly as many as the file holds. */
 #define NN_MODEL_MAX_SIDE 4096
 #define NN_MODEL_MAX_ACT_FLOATS (1 << 26)
-nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err);
+drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err);
 /* Creates a net with the file's architecture and parameters, for the given batch and mode.
  * Every size the header implies is checked against the file's size, the limits above and (for
  * the batch's buffers) the machine's memory before anything large is allocated; errors name
  * the file and what was wrong ("header says N parameters (X MB) but the file holds Y KB"). */
-nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
-                        nn_error *err);
+drsch_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
+                           drsch_error *err);
 
 /* ---- encoding --------------------------------------------------------------------------- */
 typedef struct nn_encoder nn_encoder;
@@ -245,9 +245,9 @@ typedef struct nn_encoder nn_encoder;
  * of `batch` images; replicas > 1 run batches in parallel (OpenMP over batches, oneDNN
  * single-threaded inside each); replicas = 1 lets oneDNN use all threads in each batch.
  * precision: NN_PRECISION_F32, or NN_PRECISION_BF16 (weights converted here, once; a CPU
- * without bf16 support gives NN_ERR_UNSUPPORTED). */
-nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch, int32_t replicas,
-                            nn_precision precision, nn_error *err);
+ * without bf16 support gives DRSCH_ERR_UNSUPPORTED). */
+drsch_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
+                               int32_t replicas, nn_precision precision, drsch_error *err);
 void nn_encoder_free(nn_encoder *enc);
 nn_precision nn_encoder_precision(const nn_encoder *enc);
 /* oneDNN's implementation of the encoder's first convolution (or inner product), as
@@ -256,8 +256,8 @@ const char *nn_encoder_impl(const nn_encoder *enc);
 /* x: n x C x H x W. real (may be NULL): n x B hash outputs u in significance order (column j is
  * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
  * bit j of code i is 1 iff real[i][j] > 0. */
-nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
-                    nn_error *err);
+drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
+                       drsch_error *err);
 
 #ifdef __cplusplus
 }

@@ -61,24 +61,24 @@ static const nn_arch ARCHS[] = {
 
 const char *nn_arch_name_at(int i) { return i >= 0 && i < N_ARCHS ? ARCHS[i].name : NULL; }
 
-nn_status nn_arch_get(const char *name, nn_arch *out, nn_error *err)
+drsch_status nn_arch_get(const char *name, nn_arch *out, drsch_error *err)
 {
     for (int i = 0; i < N_ARCHS; i++)
         if (name && !strcmp(name, ARCHS[i].name)) {
             *out = ARCHS[i];
-            return NN_OK;
+            return DRSCH_OK;
         }
-    return nn_fail(err, NN_ERR_ARG,
-                   "unknown architecture '%s' (known: drsch-mnist, drsch-cifar, drsch-reid)",
-                   name ? name : "(null)");
+    return drsch_fail(err, DRSCH_ERR_ARG,
+                      "unknown architecture '%s' (known: drsch-mnist, drsch-cifar, drsch-reid)",
+                      name ? name : "(null)");
 }
 
-nn_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
-                         int32_t training, nn_error *err)
+drsch_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
+                            int32_t training, drsch_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
-    nn_status s = nn_arch_get(arch, &cfg->arch, err);
-    if (s != NN_OK)
+    drsch_status s = nn_arch_get(arch, &cfg->arch, err);
+    if (s != DRSCH_OK)
         return s;
     cfg->bits = bits;
     cfg->batch = batch;
@@ -86,5 +86,5 @@ nn_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t
     cfg->seed = 1;
     for (int c = 0; c < NN_MAX_IN_C; c++)
         cfg->in_scale[c] = 1.0f / 255.0f;
-    return NN_OK;
+    return DRSCH_OK;
 }

@@ -39,23 +39,23 @@ void nn_encoder_free(nn_encoder *enc)
     free(enc);
 }
 
-nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch, int32_t replicas,
-                            nn_precision precision, nn_error *err)
+drsch_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch,
+                               int32_t replicas, nn_precision precision, drsch_error *err)
 {
     *out = NULL;
     if (batch < 1 || replicas < 1 || replicas > 1024)
-        return nn_fail(err, NN_ERR_ARG, "encoder: batch %d and replicas %d must be positive", batch,
-                       replicas);
+        return drsch_fail(err, DRSCH_ERR_ARG, "encoder: batch %d and replicas %d must be positive",
+                          batch, replicas);
     if (precision != NN_PRECISION_F32 && precision != NN_PRECISION_BF16)
-        return nn_fail(err, NN_ERR_ARG, "encoder: unknown precision %d", (int)precision);
+        return drsch_fail(err, DRSCH_ERR_ARG, "encoder: unknown precision %d", (int)precision);
     nn_config cfg = model->cfg;
     cfg.batch = batch;
     cfg.training = 0;
     cfg.input_grad = 0;
     cfg.precision = precision;
     nn_net_plan_info plan;
-    nn_status ps = nn_net_plan(&cfg, &plan, err);
-    if (ps != NN_OK)
+    drsch_status ps = nn_net_plan(&cfg, &plan, err);
+    if (ps != DRSCH_OK)
         return ps;
     char what[160];
     snprintf(what, sizeof what, "an encoder of %d replicas x batches of %d images of %dx%dx%d",
@@ -65,11 +65,11 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
     ps = nn_check_memory(4.0 * replicas *
                              ((double)batch * (plan.act_floats + in_floats) + (double)plan.params),
                          what, err);
-    if (ps != NN_OK)
+    if (ps != DRSCH_OK)
         return ps;
     nn_encoder *enc = calloc(1, sizeof *enc);
     if (!enc)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     enc->replicas = replicas;
     enc->batch = batch;
     enc->precision = precision;
@@ -80,32 +80,32 @@ nn_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t batch
     enc->order = malloc(sizeof(uint32_t) * (size_t)enc->bits);
     if (!enc->nets || !enc->pad || !enc->order) {
         nn_encoder_free(enc);
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     memcpy(enc->order, model->bit_order, sizeof(uint32_t) * (size_t)enc->bits);
     for (int r = 0; r < replicas; r++) {
-        nn_status s = nn_net_create(&enc->nets[r], &cfg, err);
-        if (s == NN_OK)
+        drsch_status s = nn_net_create(&enc->nets[r], &cfg, err);
+        if (s == DRSCH_OK)
             s = nn_net_copy_params(enc->nets[r], model, err);
-        if (s == NN_OK) /* bf16: the one conversion of the weights */
+        if (s == DRSCH_OK) /* bf16: the one conversion of the weights */
             s = nn_net_refresh_weights(enc->nets[r], err);
-        if (s == NN_OK && !(enc->pad[r] = calloc((size_t)batch * enc->in_size, sizeof(float))))
-            s = nn_fail(err, NN_ERR_NOMEM, "out of memory");
-        if (s != NN_OK) {
+        if (s == DRSCH_OK && !(enc->pad[r] = calloc((size_t)batch * enc->in_size, sizeof(float))))
+            s = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
+        if (s != DRSCH_OK) {
             nn_encoder_free(enc);
             return s;
         }
     }
     *out = enc;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 nn_precision nn_encoder_precision(const nn_encoder *enc) { return enc->precision; }
 
 const char *nn_encoder_impl(const nn_encoder *enc) { return nn_net_impl(enc->nets[0]); }
 
-static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c,
-                              float *real, hm_codes *codes, nn_error *err)
+static drsch_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c,
+                                 float *real, hm_codes *codes, drsch_error *err)
 {
     nn_net *net = enc->nets[r];
     const size_t first = c * (size_t)enc->batch;
@@ -115,8 +115,8 @@ static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, 
         memcpy(enc->pad[r], in, rows * enc->in_size * sizeof(float));
         in = enc->pad[r];
     }
-    nn_status s = nn_forward(net, in, err);
-    if (s != NN_OK)
+    drsch_status s = nn_forward(net, in, err);
+    if (s != DRSCH_OK)
         return s;
     const float *u = nn_hash_output(net);
     if (!u)
@@ -137,27 +137,27 @@ static nn_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, 
                     row[j / 64] |= (uint64_t)1 << (j % 64);
         }
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
-                    nn_error *err)
+drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_codes *codes,
+                       drsch_error *err)
 {
     if (codes && (codes->bits != (uint32_t)enc->bits || codes->n < n || !codes->data))
-        return nn_fail(err, NN_ERR_ARG, "encode: codes hold %zu x %u bits, need %zu x %d", codes->n,
-                       codes->bits, n, enc->bits);
+        return drsch_fail(err, DRSCH_ERR_ARG, "encode: codes hold %zu x %u bits, need %zu x %d",
+                          codes->n, codes->bits, n, enc->bits);
     if (n == 0)
-        return NN_OK;
+        return DRSCH_OK;
     const size_t chunks = (n + (size_t)enc->batch - 1) / (size_t)enc->batch;
     if (enc->replicas == 1 || chunks == 1) {
         for (size_t c = 0; c < chunks; c++) {
-            nn_status s = encode_chunk(enc, 0, x, n, c, real, codes, err);
-            if (s != NN_OK)
+            drsch_status s = encode_chunk(enc, 0, x, n, c, real, codes, err);
+            if (s != DRSCH_OK)
                 return s;
         }
-        return NN_OK;
+        return DRSCH_OK;
     }
-    nn_status status = NN_OK;
+    drsch_status status = DRSCH_OK;
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp parallel for num_threads(enc->replicas) schedule(dynamic, 1)
 #endif
@@ -166,21 +166,21 @@ nn_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real, hm_c
 #ifdef DRSCH_HAVE_OPENMP
         r = omp_get_thread_num();
 #endif
-        nn_status s;
-        nn_error e;
+        drsch_status s;
+        drsch_error e;
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp atomic read
 #endif
         s = status;
-        if (s != NN_OK)
+        if (s != DRSCH_OK)
             continue;
         s = encode_chunk(enc, r, x, n, c, real, codes, &e);
-        if (s != NN_OK) {
+        if (s != DRSCH_OK) {
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp critical(nn_encode_error)
 #endif
             {
-                if (status == NN_OK) {
+                if (status == DRSCH_OK) {
                     status = s;
                     if (err)
                         *err = e;

@@ -82,11 +82,11 @@ struct nn_net {
     double flops_fwd, flops_bwd;
 };
 
-/* nn_net_create that fails with NN_ERR_FORMAT, before allocating the parameters, when the
+/* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader
  * uses it so a small file cannot make drsch build a huge network it will then reject. */
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params,
-                               nn_error *err);
+drsch_status nn_net_create_expect(nn_net **out, const nn_config *cfg, size_t expect_params,
+                                  drsch_error *err);
 
 /* What a config implies, known before anything large is allocated (nn_net_plan makes the
  * checks nn_net_create makes on the config and the shapes, and fails as it would). */
@@ -96,26 +96,26 @@ typedef struct {
                                  input and layer outputs, 4-D channels padded to 8, x2 training) */
     int32_t in_c, in_h, in_w; /* the input, architecture defaults filled in */
 } nn_net_plan_info;
-nn_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, nn_error *err);
+drsch_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, drsch_error *err);
 
-/* NN_ERR_NOMEM naming `what` ("a net for ... needs about 12.3 GB of memory, more than this
- * machine's 8.0 GB") when bytes exceed the machine's physical memory; NN_OK otherwise. */
-nn_status nn_check_memory(double bytes, const char *what, nn_error *err);
+/* DRSCH_ERR_NOMEM naming `what` ("a net for ... needs about 12.3 GB of memory, more than this
+ * machine's 8.0 GB") when bytes exceed the machine's physical memory; DRSCH_OK otherwise. */
+drsch_status nn_check_memory(double bytes, const char *what, drsch_error *err);
 /* bytes as a person reads them ("600 bytes", "12.4 MB", "2.87 GB"; decimal units) in buf. */
 const char *nn_bytes_str(double bytes, char buf[32]);
 
-nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
+drsch_status drsch_fail(drsch_error *err, drsch_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what);
+drsch_status nn_dnnl_fail(drsch_error *err, dnnl_status_t st, const char *what);
 
 /* Brings derived copies of the weights (backward-data layout, bf16 forward copies) up to date
  * with the parameters; nn_forward / nn_backward call it when needed, the encoder at creation. */
-nn_status nn_net_refresh_weights(nn_net *net, nn_error *err);
+drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err);
 /* oneDNN's implementation name of the first convolution or inner product ("" if none). */
 const char *nn_net_impl(const nn_net *net);
 
 /* Reorder between a plain buffer and a tensor's internal memory (not on the hot path). */
-nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err);
-nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_error *err);
+drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err);
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err);
 
 #endif

@@ -77,65 +77,65 @@ static float get_f32(rbuf *b)
 /* What a model file may describe however it was written (nn.h): inputs beyond what drsch
  * supports, and activations beyond NN_MODEL_MAX_ACT_FLOATS per image, so a header cannot make
  * the loader allocate more than the file justifies. Checked on the config before planning. */
-static nn_status check_input(const char *path, const nn_config *cfg, nn_error *err)
+static drsch_status check_input(const char *path, const nn_config *cfg, drsch_error *err)
 {
     int32_t c = cfg->in_c > 0 ? cfg->in_c : cfg->arch.in_c,
             h = cfg->in_h > 0 ? cfg->in_h : cfg->arch.in_h,
             w = cfg->in_w > 0 ? cfg->in_w : cfg->arch.in_w;
     if (c < 1 || c > NN_MAX_IN_C)
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: header says %d input channels (drsch models take 1..%d)", path, c,
-                       NN_MAX_IN_C);
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: header says %d input channels (drsch models take 1..%d)", path, c,
+                          NN_MAX_IN_C);
     if (h < 1 || w < 1 || h > NN_MODEL_MAX_SIDE || w > NN_MODEL_MAX_SIDE)
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: header says input images of %d x %d pixels (drsch models take "
-                       "sides of 1..%d)",
-                       path, h, w, NN_MODEL_MAX_SIDE);
-    return NN_OK;
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: header says input images of %d x %d pixels (drsch models take "
+                          "sides of 1..%d)",
+                          path, h, w, NN_MODEL_MAX_SIDE);
+    return DRSCH_OK;
 }
 
 /* The plan of cfg as an inference net (so a model's limits do not depend on the mode it is
  * saved or loaded in), then its activations against the limit; errors name path. */
-static nn_status check_plan(const char *path, const nn_config *cfg, nn_net_plan_info *plan,
-                            nn_error *err)
+static drsch_status check_plan(const char *path, const nn_config *cfg, nn_net_plan_info *plan,
+                               drsch_error *err)
 {
     nn_config c = *cfg;
     c.training = 0;
     c.input_grad = 0;
     c.batch = 1;
-    nn_status s = nn_net_plan(&c, plan, err);
-    if (s != NN_OK) {
+    drsch_status s = nn_net_plan(&c, plan, err);
+    if (s != DRSCH_OK) {
         char msg[sizeof err->msg];
         memcpy(msg, err->msg, sizeof msg);
-        return nn_fail(err, s == NN_ERR_ARG ? NN_ERR_FORMAT : s, "%s: %.450s", path, msg);
+        return drsch_fail(err, s == DRSCH_ERR_ARG ? DRSCH_ERR_FORMAT : s, "%s: %.450s", path, msg);
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status check_act(const char *path, const nn_config *cfg, const nn_net_plan_info *plan,
-                           nn_error *err)
+static drsch_status check_act(const char *path, const nn_config *cfg, const nn_net_plan_info *plan,
+                              drsch_error *err)
 {
     if (plan->act_floats > NN_MODEL_MAX_ACT_FLOATS) {
         char need[32], most[32];
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: architecture '%s' needs about %s of activations per image "
-                       "(drsch models: at most %s)",
-                       path, cfg->arch.name, nn_bytes_str(4.0 * plan->act_floats, need),
-                       nn_bytes_str(4.0 * NN_MODEL_MAX_ACT_FLOATS, most));
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: architecture '%s' needs about %s of activations per image "
+                          "(drsch models: at most %s)",
+                          path, cfg->arch.name, nn_bytes_str(4.0 * plan->act_floats, need),
+                          nn_bytes_str(4.0 * NN_MODEL_MAX_ACT_FLOATS, most));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
+drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err)
 {
     const nn_config *c = &net->cfg;
     nn_net_plan_info plan;
-    nn_status ps = check_input(path, c, err);
-    if (ps == NN_OK)
+    drsch_status ps = check_input(path, c, err);
+    if (ps == DRSCH_OK)
         ps = check_plan(path, c, &plan, err);
-    if (ps == NN_OK)
+    if (ps == DRSCH_OK)
         ps = check_act(path, c, &plan, err);
-    if (ps != NN_OK)
+    if (ps != DRSCH_OK)
         return ps;
     const size_t np = nn_params_plain_size(net);
     const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 +
@@ -146,10 +146,10 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
     if (!b.p || !params) {
         free(b.p);
         free(params);
-        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", path);
     }
-    nn_status s = nn_params_export(net, params, np, err);
-    if (s != NN_OK) {
+    drsch_status s = nn_params_export(net, params, np, err);
+    if (s != DRSCH_OK) {
         free(b.p);
         free(params);
         return s;
@@ -203,8 +203,8 @@ nn_status nn_model_save(const nn_net *net, const char *path, nn_error *err)
     int rc = fio_write_file(path, b.p, b.len, 1, msg, sizeof msg);
     free(b.p);
     if (rc != 0)
-        return nn_fail(err, NN_ERR_IO, "%s", msg);
-    return NN_OK;
+        return drsch_fail(err, DRSCH_ERR_IO, "%s", msg);
+    return DRSCH_OK;
 }
 
 /* "conv2", "fc1", "hash": layer i of arch named by its kind and rank among layers of that kind. */
@@ -229,14 +229,14 @@ static void layer_name(const nn_arch *a, int32_t i, char *out, size_t n)
 /* The values a valid CRC does not vouch for: the hash scale must be a positive finite number and
  * every parameter finite, else every image gets the same code (or NaN outputs). params: the
  * file's plain parameters in tensor order. */
-static nn_status check_values(const char *path, const nn_net *net, float hash_scale,
-                              const float *params, nn_error *err)
+static drsch_status check_values(const char *path, const nn_net *net, float hash_scale,
+                                 const float *params, drsch_error *err)
 {
     if (!isfinite(hash_scale) || !(hash_scale > 0.0f))
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: the hash scale is %g (a positive finite number is needed): "
-                       "corrupt model file",
-                       path, hash_scale);
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: the hash scale is %g (a positive finite number is needed): "
+                          "corrupt model file",
+                          path, hash_scale);
     size_t at = 0;
     for (int t = 0; t < net->n_tensors; t++) {
         const nn_tensor *T = &net->tensors[t];
@@ -244,15 +244,15 @@ static nn_status check_values(const char *path, const nn_net *net, float hash_sc
             if (!isfinite(params[at + k])) {
                 char name[32];
                 layer_name(&net->cfg.arch, T->layer, name, sizeof name);
-                return nn_fail(err, NN_ERR_FORMAT,
-                               "%s: parameter %zu of layer %s (%s %zu of layer %d) is %s: "
-                               "corrupt model file",
-                               path, at + k, name, T->is_bias ? "bias" : "weight", k, T->layer,
-                               isnan(params[at + k]) ? "NaN" : "inf");
+                return drsch_fail(err, DRSCH_ERR_FORMAT,
+                                  "%s: parameter %zu of layer %s (%s %zu of layer %d) is %s: "
+                                  "corrupt model file",
+                                  path, at + k, name, T->is_bias ? "bias" : "weight", k, T->layer,
+                                  isnan(params[at + k]) ? "NaN" : "inf");
             }
         at += T->plain_count;
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* Where the parts of a model file are, once its header is read. */
@@ -265,22 +265,23 @@ typedef struct {
 
 /* The header: magic, version, code length, input shape and normalisation, architecture, hash
  * scale; every value checked as it is read. */
-static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_layout *lay,
-                             nn_error *err)
+static drsch_status read_header(rbuf *b, const char *path, nn_config *cfg, model_layout *lay,
+                                drsch_error *err)
 {
     const uint8_t *data = b->p;
     const size_t len = b->len;
     if (len < 8 || memcmp(data, MAGIC, 8) != 0)
         return len < 8 && memcmp(data, MAGIC, len) == 0
-                   ? nn_fail(err, NN_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)", path,
-                             len)
-                   : nn_fail(err, NN_ERR_FORMAT, "%s: not a drsch model file (bad magic)", path);
+                   ? drsch_fail(err, DRSCH_ERR_TRUNCATED, "%s: truncated model file (%zu bytes)",
+                                path, len)
+                   : drsch_fail(err, DRSCH_ERR_FORMAT, "%s: not a drsch model file (bad magic)",
+                                path);
     b->pos = 8;
     uint32_t version = get_u32(b);
     if (!b->short_read && version != NN_MODEL_VERSION)
-        return nn_fail(err, NN_ERR_VERSION,
-                       "%s: model file version %u, this drsch reads version %d", path, version,
-                       NN_MODEL_VERSION);
+        return drsch_fail(err, DRSCH_ERR_VERSION,
+                          "%s: model file version %u, this drsch reads version %d", path, version,
+                          NN_MODEL_VERSION);
     cfg->bits = (int32_t)get_u32(b);
     cfg->in_c = (int32_t)get_u32(b);
     cfg->in_h = (int32_t)get_u32(b);
@@ -293,9 +294,9 @@ static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_la
     for (int ch = 0; ch < NN_MAX_IN_C && !b->short_read; ch++)
         if (!isfinite(cfg->in_mean[ch]) || !isfinite(cfg->in_scale[ch]) ||
             cfg->in_scale[ch] == 0.0f)
-            return nn_fail(err, NN_ERR_FORMAT,
-                           "%s: corrupt input normalisation (channel %d: mean %g, scale %g)", path,
-                           ch, cfg->in_mean[ch], cfg->in_scale[ch]);
+            return drsch_fail(err, DRSCH_ERR_FORMAT,
+                              "%s: corrupt input normalisation (channel %d: mean %g, scale %g)",
+                              path, ch, cfg->in_mean[ch], cfg->in_scale[ch]);
     if (b->pos + NN_ARCH_NAME_MAX <= len) {
         memcpy(cfg->arch.name, data + b->pos, NN_ARCH_NAME_MAX);
         cfg->arch.name[NN_ARCH_NAME_MAX - 1] = '\0';
@@ -307,12 +308,13 @@ static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_la
     cfg->arch.in_h = (int32_t)get_u32(b);
     cfg->arch.in_w = (int32_t)get_u32(b);
     if (!b->short_read && (cfg->arch.n_layers < 1 || cfg->arch.n_layers > NN_MAX_LAYERS))
-        return nn_fail(err, NN_ERR_FORMAT, "%s: header says %d layers (drsch models have 1..%d)",
-                       path, cfg->arch.n_layers, NN_MAX_LAYERS);
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: header says %d layers (drsch models have 1..%d)", path,
+                          cfg->arch.n_layers, NN_MAX_LAYERS);
     if (!b->short_read && (cfg->bits < 1 || cfg->bits > HM_MAX_BITS))
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
-                       cfg->bits, HM_MAX_BITS);
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: header says %d-bit codes (drsch codes have 1..%d bits)", path,
+                          cfg->bits, HM_MAX_BITS);
     for (int i = 0; i < cfg->arch.n_layers && !b->short_read; i++) {
         nn_layer_spec *l = &cfg->arch.layers[i];
         l->kind = (nn_layer_kind)get_u32(b);
@@ -339,61 +341,62 @@ static nn_status read_header(rbuf *b, const char *path, nn_config *cfg, model_la
     }
     lay->params_pos = b->pos;
     if (b->short_read)
-        return nn_fail(err, NN_ERR_TRUNCATED,
-                       "%s: truncated model file (%zu bytes, header promises more)", path, len);
-    return NN_OK;
+        return drsch_fail(err, DRSCH_ERR_TRUNCATED,
+                          "%s: truncated model file (%zu bytes, header promises more)", path, len);
+    return DRSCH_OK;
 }
 
 /* The parameter count against the file's size (nothing more, nothing less), then the crc32. */
-static nn_status check_body(rbuf *b, const char *path, const model_layout *lay, nn_error *err)
+static drsch_status check_body(rbuf *b, const char *path, const model_layout *lay, drsch_error *err)
 {
     const size_t len = b->len, params_pos = lay->params_pos;
     const uint64_t np = lay->np;
     if (np > (len - params_pos) / 4 || params_pos + 4 * np + 4 > len) {
         char need[32], have[32];
-        return nn_fail(err, NN_ERR_TRUNCATED,
-                       "%s: header says %llu parameters (%s) but the file holds %s: "
-                       "truncated or corrupt model file",
-                       path, (unsigned long long)np, nn_bytes_str(4.0 * (double)np, need),
-                       nn_bytes_str((double)len, have));
+        return drsch_fail(err, DRSCH_ERR_TRUNCATED,
+                          "%s: header says %llu parameters (%s) but the file holds %s: "
+                          "truncated or corrupt model file",
+                          path, (unsigned long long)np, nn_bytes_str(4.0 * (double)np, need),
+                          nn_bytes_str((double)len, have));
     }
     if (params_pos + 4 * np + 4 != len)
-        return nn_fail(err, NN_ERR_FORMAT, "%s: %zu unexpected trailing bytes", path,
-                       len - (params_pos + 4 * (size_t)np + 4));
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: %zu unexpected trailing bytes", path,
+                          len - (params_pos + 4 * (size_t)np + 4));
     b->pos = params_pos + 4 * np;
     uint32_t stored = get_u32(b);
     uint32_t actual = (uint32_t)crc32(0L, b->p, (uInt)(params_pos + 4 * np));
     if (stored != actual)
-        return nn_fail(err, NN_ERR_CHECKSUM,
-                       "%s: checksum mismatch (stored %08x, computed %08x): corrupt file", path,
-                       stored, actual);
-    return NN_OK;
+        return drsch_fail(err, DRSCH_ERR_CHECKSUM,
+                          "%s: checksum mismatch (stored %08x, computed %08x): corrupt file", path,
+                          stored, actual);
+    return DRSCH_OK;
 }
 
 /* The network the header describes, for batches of `batch`: everything it implies (parameters,
  * activation buffers) checked against the file and drsch's limits before it is allocated. */
-static nn_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net **out,
-                           nn_error *err)
+static drsch_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net **out,
+                              drsch_error *err)
 {
     nn_net_plan_info plan;
-    nn_status s;
-    if ((s = check_input(path, cfg, err)) != NN_OK ||
-        (s = check_plan(path, cfg, &plan, err)) != NN_OK)
+    drsch_status s;
+    if ((s = check_input(path, cfg, err)) != DRSCH_OK ||
+        (s = check_plan(path, cfg, &plan, err)) != DRSCH_OK)
         return s;
     if (plan.params != np)
-        return nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu",
-                       path, (unsigned long long)np, plan.params);
-    if ((s = check_act(path, cfg, &plan, err)) != NN_OK)
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: %llu parameters stored, architecture needs %zu", path,
+                          (unsigned long long)np, plan.params);
+    if ((s = check_act(path, cfg, &plan, err)) != DRSCH_OK)
         return s;
     s = nn_net_create_expect(out, cfg, (size_t)np, err);
-    if (s != NN_OK) {
+    if (s != DRSCH_OK) {
         char msg[sizeof err->msg];
         memcpy(msg, err->msg, sizeof msg);
-        return nn_fail(err, s, "%s: %.450s", path, msg);
+        return drsch_fail(err, s, "%s: %.450s", path, msg);
     }
     if (np != nn_params_plain_size(*out)) {
-        s = nn_fail(err, NN_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu", path,
-                    (unsigned long long)np, nn_params_plain_size(*out));
+        s = drsch_fail(err, DRSCH_ERR_FORMAT, "%s: %llu parameters stored, architecture needs %zu",
+                       path, (unsigned long long)np, nn_params_plain_size(*out));
         nn_net_free(*out);
         *out = NULL;
     }
@@ -401,15 +404,15 @@ static nn_status build_net(const char *path, nn_config *cfg, uint64_t np, nn_net
 }
 
 /* The parameters, the bit order and the hash scale into the net, each value checked. */
-static nn_status load_values(rbuf *b, const char *path, const model_layout *lay, nn_net *net,
-                             nn_error *err)
+static drsch_status load_values(rbuf *b, const char *path, const model_layout *lay, nn_net *net,
+                                drsch_error *err)
 {
     const int32_t bits = nn_net_config(net)->bits;
     float *params = malloc(4 * lay->np + 4);
     uint32_t *order = malloc(4 * (size_t)bits);
-    nn_status s = NN_OK;
+    drsch_status s = DRSCH_OK;
     if (!params || !order) {
-        s = nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", path);
+        s = drsch_fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", path);
     } else {
         b->pos = lay->params_pos;
         for (uint64_t k = 0; k < lay->np; k++)
@@ -418,11 +421,11 @@ static nn_status load_values(rbuf *b, const char *path, const model_layout *lay,
         for (int j = 0; j < bits; j++)
             order[j] = get_u32(b);
         s = check_values(path, net, lay->hash_scale, params, err);
-        if (s == NN_OK)
+        if (s == DRSCH_OK)
             s = nn_params_import(net, params, lay->np, err);
-        if (s == NN_OK)
+        if (s == DRSCH_OK)
             s = nn_set_bit_order(net, order, err);
-        if (s == NN_OK)
+        if (s == DRSCH_OK)
             nn_set_hash_scale(net, lay->hash_scale);
     }
     free(params);
@@ -430,8 +433,8 @@ static nn_status load_values(rbuf *b, const char *path, const model_layout *lay,
     return s;
 }
 
-nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
-                        nn_error *err)
+drsch_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t training,
+                           drsch_error *err)
 {
     *out = NULL;
     uint8_t *data = NULL;
@@ -440,25 +443,25 @@ nn_status nn_model_load(nn_net **out, const char *path, int32_t batch, int32_t t
      * size bounds everything read from it */
     char msg[sizeof err->msg];
     if (fio_read_file(path, "model file", &data, &len, msg, sizeof msg) != 0)
-        return nn_fail(err, errno == ENOMEM ? NN_ERR_NOMEM : NN_ERR_IO, "%s", msg);
-    nn_status s = NN_OK;
+        return drsch_fail(err, errno == ENOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_IO, "%s", msg);
+    drsch_status s = DRSCH_OK;
     rbuf b = {data, len, 0, 0};
     nn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     model_layout lay = {0};
     nn_net *net = NULL;
     s = read_header(&b, path, &cfg, &lay, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = check_body(&b, path, &lay, err);
-    if (s == NN_OK) {
+    if (s == DRSCH_OK) {
         cfg.batch = batch;
         cfg.training = training;
         cfg.seed = 1;
         s = build_net(path, &cfg, lay.np, &net, err);
     }
-    if (s == NN_OK) {
+    if (s == DRSCH_OK) {
         s = load_values(&b, path, &lay, net, err);
-        if (s != NN_OK)
+        if (s != DRSCH_OK)
             nn_net_free(net);
         else
             *out = net;

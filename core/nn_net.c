@@ -34,8 +34,8 @@
     } while (0)
 #define TRY(call)                                                                                  \
     do {                                                                                           \
-        nn_status s_ = (call);                                                                     \
-        if (s_ != NN_OK)                                                                           \
+        drsch_status s_ = (call);                                                                  \
+        if (s_ != DRSCH_OK)                                                                        \
             return s_;                                                                             \
     } while (0)
 
@@ -83,14 +83,14 @@ static dnnl_data_type_t dst_dt(const nn_net *net, int i)
     return next == NN_LAYER_HASH || next == NN_LAYER_BITW ? dnnl_f32 : compute_dt(net);
 }
 
-static nn_status new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *handle,
-                         nn_error *err)
+static drsch_status new_mem(nn_net *net, dnnl_memory_t *m, const dnnl_memory_desc_t *md,
+                            void *handle, drsch_error *err)
 {
     DN(dnnl_memory_create(m, md, net->engine, handle), "buffer");
     /* Zero owned buffers: padded blocked layouts must hold zeros outside the logical tensor. */
     if (handle == DNNL_MEMORY_ALLOCATE)
         memset(mem_ptr(*m), 0, dnnl_memory_desc_get_size(md));
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 static void note_scratch(nn_net *net, const_dnnl_primitive_desc_t pd)
@@ -103,12 +103,13 @@ static void note_scratch(nn_net *net, const_dnnl_primitive_desc_t pd)
 
 /* A primitive oneDNN cannot create: in a bf16 net "unimplemented" means this CPU (or oneDNN's
  * ISA cap, ONEDNN_MAX_CPU_ISA) has no bf16 kernel for it; say so instead of falling back. */
-static nn_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what, nn_error *err)
+static drsch_status prim_fail(const nn_net *net, dnnl_status_t st, const char *what,
+                              drsch_error *err)
 {
     if (st == dnnl_unimplemented && net->cfg.precision == NN_PRECISION_BF16) {
         const dnnl_version_t *v = dnnl_version();
-        return nn_fail(
-            err, NN_ERR_UNSUPPORTED,
+        return drsch_fail(
+            err, DRSCH_ERR_UNSUPPORTED,
             "bf16 %s: oneDNN %d.%d.%d has no bf16 implementation on this CPU (oneDNN ISA %s; "
             "bf16 needs avx512_core, natively avx512_core_bf16); use precision f32",
             what, v->major, v->minor, v->patch, nn_onednn_isa());
@@ -125,9 +126,10 @@ const char *nn_onednn_version(void)
 }
 
 /* Creates pd from an op descriptor, then the primitive; *pd_out (optional) keeps the pd. */
-static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
-                           const_dnnl_primitive_desc_t hint, dnnl_primitive_t *prim,
-                           dnnl_primitive_desc_t *pd_out, const char *what, nn_error *err)
+static drsch_status make_prim(nn_net *net, const_dnnl_op_desc_t desc,
+                              const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
+                              dnnl_primitive_t *prim, dnnl_primitive_desc_t *pd_out,
+                              const char *what, drsch_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t pst =
@@ -142,11 +144,12 @@ static nn_status make_prim(nn_net *net, const_dnnl_op_desc_t desc, const_dnnl_pr
         return nn_dnnl_fail(err, st, what);
     if (pd_out)
         *pd_out = pd;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
-                              const dnnl_memory_desc_t *to, dnnl_primitive_t *prim, nn_error *err)
+static drsch_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
+                                 const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
+                                 drsch_error *err)
 {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t pst =
@@ -157,20 +160,20 @@ static nn_status make_reorder(nn_net *net, const dnnl_memory_desc_t *from,
     dnnl_status_t st = dnnl_primitive_create(prim, pd);
     dnnl_primitive_desc_destroy(pd);
     DN(st, "reorder primitive");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
-                      nn_error *err)
+static drsch_status exec(nn_net *net, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
+                         drsch_error *err)
 {
     args[nargs].arg = DNNL_ARG_SCRATCHPAD;
     args[nargs].memory = net->scratch;
     DN(dnnl_primitive_execute(p, net->stream, nargs + (net->scratch ? 1 : 0), args), "execute");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to,
-                             nn_error *err)
+static drsch_status run_reorder(nn_net *net, dnnl_primitive_t p, dnnl_memory_t from,
+                                dnnl_memory_t to, drsch_error *err)
 {
     dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     return exec(net, p, 2, a, err);
@@ -212,14 +215,14 @@ static bool need_data_grad(const nn_net *net, int i)
 
 /* src: the layout the layer asked for; reorders in -> src (forward) and diff_src -> diff_in
  * (backward) when it differs from the producer's. */
-static nn_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, nn_error *err)
+static drsch_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const dnnl_memory_desc_t *in_md = mem_md(L->in);
     if (dnnl_memory_desc_equal(in_md, S)) {
         L->src = L->in;
         L->diff_src = L->diff_in;
-        return NN_OK;
+        return DRSCH_OK;
     }
     TRY(new_mem(net, &L->src, S, DNNL_MEMORY_ALLOCATE, err));
     TRY(make_reorder(net, in_md, S, &L->src_reorder, err));
@@ -227,10 +230,10 @@ static nn_status bind_src(nn_net *net, int i, const dnnl_memory_desc_t *S, nn_er
         TRY(new_mem(net, &L->diff_src, S, DNNL_MEMORY_ALLOCATE, err));
         TRY(make_reorder(net, S, in_md, &L->diff_src_reorder, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, nn_error *err)
+static drsch_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, drsch_error *err)
 {
     dnnl_post_ops_t po = NULL;
     DN(dnnl_primitive_attr_create(attr), "attr");
@@ -242,11 +245,11 @@ static nn_status relu_attr(nn_net *net, dnnl_primitive_attr_t *attr, nn_error *e
     dnnl_post_ops_destroy(po);
     (void)net;
     DN(st, "relu post-op");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D,
-                                nn_error *err)
+static drsch_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc_t *D,
+                                   drsch_error *err)
 {
     dnnl_eltwise_desc_t fd, bd;
     dnnl_primitive_desc_t hint = NULL;
@@ -256,15 +259,15 @@ static nn_status build_relu_bwd(nn_net *net, nn_layer *L, const dnnl_memory_desc
     TRY(make_prim(net, &fd, NULL, NULL, NULL, &hint, "relu hint", err));
     DN(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, D, D, 0.0f, 0.0f),
        "relu bwd desc");
-    nn_status s = make_prim(net, &bd, NULL, hint, &L->relu_bwd, NULL, "relu backward", err);
+    drsch_status s = make_prim(net, &bd, NULL, hint, &L->relu_bwd, NULL, "relu backward", err);
     dnnl_primitive_desc_destroy(hint);
     return s;
 }
 
 /* After a bwd-weights pd is known: gradients go straight into the grads block when the layout
  * matches the forward weights, else through dw_tmp and a reorder. */
-static nn_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
-                         const dnnl_memory_desc_t *W, nn_error *err)
+static drsch_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_w_pd,
+                            const dnnl_memory_desc_t *W, drsch_error *err)
 {
     const dnnl_memory_desc_t *DW =
         dnnl_primitive_desc_query_md(bwd_w_pd, dnnl_query_diff_weights_md, 0);
@@ -273,26 +276,26 @@ static nn_status bind_dw(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t b
         TRY(new_mem(net, &L->dw_tmp, DW, DNNL_MEMORY_ALLOCATE, err));
         TRY(make_reorder(net, DW, W, &L->dw_reorder, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_d_pd,
-                            const dnnl_memory_desc_t *W, nn_error *err)
+static drsch_status bind_w_bwd(nn_net *net, nn_layer *L, const_dnnl_primitive_desc_t bwd_d_pd,
+                               const dnnl_memory_desc_t *W, drsch_error *err)
 {
     const dnnl_memory_desc_t *WB = dnnl_primitive_desc_query_md(bwd_d_pd, dnnl_query_weights_md, 0);
     if (dnnl_memory_desc_equal(WB, W)) {
         L->w_bwd = L->w;
-        return NN_OK;
+        return DRSCH_OK;
     }
     TRY(new_mem(net, &L->w_bwd, WB, DNNL_MEMORY_ALLOCATE, err));
     TRY(make_reorder(net, W, WB, &L->w_bwd_reorder, err));
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* The weights tensor of layer i: f32 nets keep it in the forward primitive's layout W; bf16 nets
  * keep the f32 parameters plain and give the primitive a bf16 copy in W (w_fwd). */
-static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
-                              const dnnl_memory_desc_t *w_plain, size_t count, nn_error *err)
+static drsch_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
+                                 const dnnl_memory_desc_t *w_plain, size_t count, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const bool copy = W->data_type != dnnl_f32;
@@ -302,7 +305,7 @@ static nn_status bind_weights(nn_net *net, int i, const dnnl_memory_desc_t *W,
         TRY(new_mem(net, &L->w_fwd, W, DNNL_MEMORY_ALLOCATE, err));
         TRY(make_reorder(net, w_plain, W, &L->w_fwd_reorder, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 static void note_impl(nn_layer *L, const_dnnl_primitive_desc_t pd)
@@ -342,7 +345,7 @@ static int conv_bwd_weights_is_ref(nn_net *net, const dnnl_convolution_desc_t *f
     return is_ref;
 }
 
-static nn_status build_conv(nn_net *net, int i, nn_error *err)
+static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
@@ -374,7 +377,7 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     if (sp->relu)
         TRY(relu_attr(net, &attr, err));
     dnnl_primitive_desc_t fpd = NULL;
-    nn_status s = make_prim(net, &cd, attr, NULL, &L->fwd, &fpd, "convolution forward", err);
+    drsch_status s = make_prim(net, &cd, attr, NULL, &L->fwd, &fpd, "convolution forward", err);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     TRY(s);
@@ -384,11 +387,11 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     dnnl_memory_desc_t w_plain = md_tag(4, wd, dnnl_oihw);
     size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
-    s = NN_OK;
+    s = DRSCH_OK;
 #define CK(x)                                                                                      \
     do {                                                                                           \
         s = (x);                                                                                   \
-        if (s != NN_OK)                                                                            \
+        if (s != DRSCH_OK)                                                                         \
             goto done;                                                                             \
     } while (0)
     CK(bind_weights(net, i, &W, &w_plain, wn, err));
@@ -413,7 +416,7 @@ static nn_status build_conv(nn_net *net, int i, nn_error *err)
                      err));
         s = bind_dw(net, L, wpd, &W, err);
         dnnl_primitive_desc_destroy(wpd);
-        if (s != NN_OK)
+        if (s != DRSCH_OK)
             goto done;
         if (need_data_grad(net, i)) {
             dnnl_convolution_desc_t ddsc;
@@ -435,7 +438,7 @@ done:
     return s;
 }
 
-static nn_status build_fc(nn_net *net, int i, nn_error *err)
+static drsch_status build_fc(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
@@ -458,7 +461,7 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
     if (sp->relu)
         TRY(relu_attr(net, &attr, err));
     dnnl_primitive_desc_t fpd = NULL;
-    nn_status s = make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "inner product forward", err);
+    drsch_status s = make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "inner product forward", err);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     TRY(s);
@@ -488,7 +491,7 @@ static nn_status build_fc(nn_net *net, int i, nn_error *err)
                      err));
         s = bind_dw(net, L, wpd, &W, err);
         dnnl_primitive_desc_destroy(wpd);
-        if (s != NN_OK)
+        if (s != DRSCH_OK)
             goto done;
         if (need_data_grad(net, i)) {
             dnnl_inner_product_desc_t ddsc;
@@ -509,7 +512,7 @@ done:
     return s;
 }
 
-static nn_status build_pool(nn_net *net, int i, nn_error *err)
+static drsch_status build_pool(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
@@ -523,8 +526,8 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
     /* Pooling keeps its input's layout and data type (bf16 between bf16 convolutions). */
     dnnl_memory_desc_t S = *mem_md(L->in), d_any = md_dt(4, dd, S.data_type, dnnl_format_tag_any);
     if (S.ndims != 4)
-        return nn_fail(err, NN_ERR_ARG, "layer %d: pooling needs a 4-D input (after conv or pool)",
-                       i);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "layer %d: pooling needs a 4-D input (after conv or pool)", i);
     dnnl_pooling_desc_t pd;
     DN(dnnl_pooling_forward_desc_init(&pd, prop, alg, &S, &d_any, strides, kernel, pad_l, pad_r),
        "pool desc");
@@ -533,7 +536,7 @@ static nn_status build_pool(nn_net *net, int i, nn_error *err)
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
     L->p_w = L->p_b = -1;
-    nn_status s = NN_OK;
+    drsch_status s = DRSCH_OK;
     CK(new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     if (ws && dnnl_memory_desc_get_size(ws) > 0)
         CK(new_mem(net, &L->ws, ws, DNNL_MEMORY_ALLOCATE, err));
@@ -557,15 +560,15 @@ done:
 }
 
 /* Hash and bit-weight layers: plain C on N x B rows; their input must be plain N x B. */
-static nn_status build_plain(nn_net *net, int i, nn_error *err)
+static drsch_status build_plain(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const dnnl_memory_desc_t *in_md = mem_md(L->in);
     dnnl_dims_t dd = {net->cfg.batch, L->out_c};
     dnnl_memory_desc_t d_nc = md_tag(2, dd, dnnl_nc);
     if (!dnnl_memory_desc_equal(in_md, &d_nc))
-        return nn_fail(err, NN_ERR_ARG,
-                       "layer %d: hash / bit-weight layers must follow an fc layer", i);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "layer %d: hash / bit-weight layers must follow an fc layer", i);
     L->p_w = L->p_b = -1;
     L->src = L->in;
     L->diff_src = L->diff_in;
@@ -580,7 +583,7 @@ static nn_status build_plain(nn_net *net, int i, nn_error *err)
         if (net->cfg.training)
             TRY(new_mem(net, &L->dw, &x, DNNL_MEMORY_NONE, err));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* Bound on every shape parameter (input side, channels, kernel, stride, pad, outputs): far above
@@ -589,27 +592,28 @@ static nn_status build_plain(nn_net *net, int i, nn_error *err)
 #define NN_MAX_SHAPE 65536
 
 /* Output sizes; Caffe ceil mode for pooling (a window may start inside the input only). */
-static nn_status plan_shapes(nn_net *net, nn_error *err)
+static drsch_status plan_shapes(nn_net *net, drsch_error *err)
 {
     int32_t c = net->cfg.in_c, h = net->cfg.in_h, w = net->cfg.in_w, is4d = 1;
     if (c > NN_MAX_SHAPE || h > NN_MAX_SHAPE || w > NN_MAX_SHAPE)
-        return nn_fail(err, NN_ERR_ARG, "input %dx%dx%d: larger than %d", c, h, w, NN_MAX_SHAPE);
+        return drsch_fail(err, DRSCH_ERR_ARG, "input %dx%dx%d: larger than %d", c, h, w,
+                          NN_MAX_SHAPE);
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
         const nn_layer_spec *sp = &L->spec;
         if (sp->out > NN_MAX_SHAPE || sp->kernel > NN_MAX_SHAPE || sp->stride > NN_MAX_SHAPE ||
             sp->pad > NN_MAX_SHAPE)
-            return nn_fail(err, NN_ERR_ARG,
-                           "layer %d: out %d, kernel %d, stride %d or pad %d larger than %d", i,
-                           sp->out, sp->kernel, sp->stride, sp->pad, NN_MAX_SHAPE);
+            return drsch_fail(err, DRSCH_ERR_ARG,
+                              "layer %d: out %d, kernel %d, stride %d or pad %d larger than %d", i,
+                              sp->out, sp->kernel, sp->stride, sp->pad, NN_MAX_SHAPE);
         L->in_c = c, L->in_h = h, L->in_w = w, L->in_4d = is4d;
         switch (sp->kind) {
         case NN_LAYER_CONV:
             if (!is4d || sp->out < 1 || sp->kernel < 1 || sp->stride < 1 || sp->pad < 0 ||
                 h + 2 * sp->pad < sp->kernel || w + 2 * sp->pad < sp->kernel)
-                return nn_fail(err, NN_ERR_ARG,
-                               "layer %d (conv %d@%dx%d): does not fit input %dx%dx%d", i, sp->out,
-                               sp->kernel, sp->kernel, c, h, w);
+                return drsch_fail(err, DRSCH_ERR_ARG,
+                                  "layer %d (conv %d@%dx%d): does not fit input %dx%dx%d", i,
+                                  sp->out, sp->kernel, sp->kernel, c, h, w);
             c = sp->out;
             h = (h + 2 * sp->pad - sp->kernel) / sp->stride + 1;
             w = (w + 2 * sp->pad - sp->kernel) / sp->stride + 1;
@@ -617,7 +621,7 @@ static nn_status plan_shapes(nn_net *net, nn_error *err)
         case NN_LAYER_POOL_MAX:
         case NN_LAYER_POOL_AVG: {
             if (!is4d || sp->kernel < 1 || sp->stride < 1 || sp->pad < 0 || sp->pad >= sp->kernel)
-                return nn_fail(err, NN_ERR_ARG, "layer %d: bad pooling parameters", i);
+                return drsch_fail(err, DRSCH_ERR_ARG, "layer %d: bad pooling parameters", i);
             int32_t dims[2] = {h, w}, out[2], padr[2];
             for (int k = 0; k < 2; k++) {
                 int32_t span = dims[k] + 2 * sp->pad - sp->kernel;
@@ -629,7 +633,8 @@ static nn_status plan_shapes(nn_net *net, nn_error *err)
                 if (padr[k] < 0)
                     padr[k] = 0;
                 if (padr[k] >= sp->kernel)
-                    return nn_fail(err, NN_ERR_ARG, "layer %d: pooling window outside input", i);
+                    return drsch_fail(err, DRSCH_ERR_ARG, "layer %d: pooling window outside input",
+                                      i);
             }
             L->pad_r_h = padr[0], L->pad_r_w = padr[1];
             h = out[0], w = out[1];
@@ -643,11 +648,12 @@ static nn_status plan_shapes(nn_net *net, nn_error *err)
         case NN_LAYER_HASH:
         case NN_LAYER_BITW:
             if (is4d)
-                return nn_fail(err, NN_ERR_ARG,
-                               "layer %d: hash / bit-weight layers must follow an fc layer", i);
+                return drsch_fail(err, DRSCH_ERR_ARG,
+                                  "layer %d: hash / bit-weight layers must follow an fc layer", i);
             break;
         default:
-            return nn_fail(err, NN_ERR_ARG, "layer %d: unknown layer kind %d", i, (int)sp->kind);
+            return drsch_fail(err, DRSCH_ERR_ARG, "layer %d: unknown layer kind %d", i,
+                              (int)sp->kind);
         }
         L->out_c = c, L->out_h = h, L->out_w = w, L->out_4d = is4d;
         double n = net->cfg.batch;
@@ -660,10 +666,10 @@ static nn_status plan_shapes(nn_net *net, nn_error *err)
         if (net->cfg.training)
             net->flops_bwd += f * (need_data_grad(net, i) ? 2.0 : 1.0);
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-static nn_status init_params(nn_net *net, nn_error *err)
+static drsch_status init_params(nn_net *net, drsch_error *err)
 {
     size_t maxn = 0;
     for (int t = 0; t < net->n_tensors; t++)
@@ -671,11 +677,11 @@ static nn_status init_params(nn_net *net, nn_error *err)
             maxn = net->tensors[t].plain_count;
     float *buf = malloc(maxn * sizeof(float));
     if (!buf)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory initialising parameters");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory initialising parameters");
     rng_state rng;
     rng_seed(&rng, net->cfg.seed);
-    nn_status s = NN_OK;
-    for (int t = 0; t < net->n_tensors && s == NN_OK; t++) {
+    drsch_status s = DRSCH_OK;
+    for (int t = 0; t < net->n_tensors && s == DRSCH_OK; t++) {
         const nn_tensor *T = &net->tensors[t];
         const nn_layer_spec *sp = &net->layers[T->layer].spec;
         for (size_t k = 0; k < T->plain_count; k++) {
@@ -735,21 +741,21 @@ static double phys_memory(void)
     return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 }
 
-nn_status nn_check_memory(double bytes, const char *what, nn_error *err)
+drsch_status nn_check_memory(double bytes, const char *what, drsch_error *err)
 {
     double have = phys_memory();
     if (have > 0 && bytes > have) {
         char need_s[32], have_s[32];
-        return nn_fail(err, NN_ERR_NOMEM,
-                       "%s needs about %s of memory, more than this machine's %s", what,
-                       nn_bytes_str(bytes, need_s), nn_bytes_str(have, have_s));
+        return drsch_fail(err, DRSCH_ERR_NOMEM,
+                          "%s needs about %s of memory, more than this machine's %s", what,
+                          nn_bytes_str(bytes, need_s), nn_bytes_str(have, have_s));
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* Checks cfg0 (defaults filled in) and plans the shapes in a new net that holds no oneDNN
  * object and no buffer yet. */
-static nn_status plan_net(nn_net **out, const nn_config *cfg0, nn_error *err)
+static drsch_status plan_net(nn_net **out, const nn_config *cfg0, drsch_error *err)
 {
     *out = NULL;
     nn_config cfg = *cfg0;
@@ -760,27 +766,29 @@ static nn_status plan_net(nn_net **out, const nn_config *cfg0, nn_error *err)
     if (cfg.in_w <= 0)
         cfg.in_w = cfg.arch.in_w;
     if (cfg.arch.n_layers < 1 || cfg.arch.n_layers > NN_MAX_LAYERS)
-        return nn_fail(err, NN_ERR_ARG, "architecture '%s' has %d layers (1..%d)", cfg.arch.name,
-                       cfg.arch.n_layers, NN_MAX_LAYERS);
+        return drsch_fail(err, DRSCH_ERR_ARG, "architecture '%s' has %d layers (1..%d)",
+                          cfg.arch.name, cfg.arch.n_layers, NN_MAX_LAYERS);
     if (cfg.bits < 1 || cfg.bits > HM_MAX_BITS)
-        return nn_fail(err, NN_ERR_ARG, "code length %d out of range 1..%d", cfg.bits, HM_MAX_BITS);
+        return drsch_fail(err, DRSCH_ERR_ARG, "code length %d out of range 1..%d", cfg.bits,
+                          HM_MAX_BITS);
     if (cfg.batch < 1 || cfg.in_c < 1 || cfg.in_h < 1 || cfg.in_w < 1)
-        return nn_fail(err, NN_ERR_ARG, "bad batch %d or input %dx%dx%d", cfg.batch, cfg.in_c,
-                       cfg.in_h, cfg.in_w);
+        return drsch_fail(err, DRSCH_ERR_ARG, "bad batch %d or input %dx%dx%d", cfg.batch, cfg.in_c,
+                          cfg.in_h, cfg.in_w);
     if (cfg.arch.in_c > 0 && cfg.in_c != cfg.arch.in_c)
-        return nn_fail(err, NN_ERR_ARG, "architecture '%s' takes %d input channels, not %d",
-                       cfg.arch.name, cfg.arch.in_c, cfg.in_c);
+        return drsch_fail(err, DRSCH_ERR_ARG, "architecture '%s' takes %d input channels, not %d",
+                          cfg.arch.name, cfg.arch.in_c, cfg.in_c);
     cfg.training = cfg.training ? 1 : 0;
     cfg.input_grad = cfg.training && cfg.input_grad;
     if (cfg.precision != NN_PRECISION_F32 && cfg.precision != NN_PRECISION_BF16)
-        return nn_fail(err, NN_ERR_ARG, "unknown precision %d", (int)cfg.precision);
+        return drsch_fail(err, DRSCH_ERR_ARG, "unknown precision %d", (int)cfg.precision);
     if (cfg.precision != NN_PRECISION_F32 && cfg.training)
-        return nn_fail(err, NN_ERR_ARG, "precision %s is for inference; training nets run in f32",
-                       nn_precision_name((nn_precision)cfg.precision));
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "precision %s is for inference; training nets run in f32",
+                          nn_precision_name((nn_precision)cfg.precision));
 
     nn_net *net = calloc(1, sizeof *net);
     if (!net)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     net->cfg = cfg;
     net->n_layers = cfg.arch.n_layers;
     net->hash_layer = net->bitw_layer = -1;
@@ -793,64 +801,65 @@ static nn_status plan_net(nn_net **out, const nn_config *cfg0, nn_error *err)
         if (cfg.arch.layers[i].kind == NN_LAYER_BITW)
             net->bitw_layer = i;
     }
-    nn_status s = plan_shapes(net, err);
-    if (s != NN_OK) {
+    drsch_status s = plan_shapes(net, err);
+    if (s != DRSCH_OK) {
         nn_net_free(net);
         return s;
     }
     *out = net;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, nn_error *err)
+drsch_status nn_net_plan(const nn_config *cfg, nn_net_plan_info *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     nn_net *net = NULL;
-    nn_status s = plan_net(&net, cfg, err);
-    if (s != NN_OK)
+    drsch_status s = plan_net(&net, cfg, err);
+    if (s != DRSCH_OK)
         return s;
     out->params = planned_params(net);
     out->act_floats = planned_act_floats(net);
     out->in_c = net->cfg.in_c, out->in_h = net->cfg.in_h, out->in_w = net->cfg.in_w;
     nn_net_free(net);
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_net_create(nn_net **out, const nn_config *cfg0, nn_error *err)
+drsch_status nn_net_create(nn_net **out, const nn_config *cfg0, drsch_error *err)
 {
     return nn_net_create_expect(out, cfg0, SIZE_MAX, err);
 }
 
 /* The plan against what it must be: the parameter count a model file stores, the memory of the
  * machine, the code length of the hash and bit-weight layers. Then the identity bit order. */
-static nn_status validate_plan(nn_net *net, size_t n_params, size_t expect_params, nn_error *err)
+static drsch_status validate_plan(nn_net *net, size_t n_params, size_t expect_params,
+                                  drsch_error *err)
 {
     const nn_config *cfg = &net->cfg;
     if (expect_params != SIZE_MAX && n_params != expect_params)
-        return nn_fail(err, NN_ERR_FORMAT, "%zu parameters stored, architecture needs %zu",
-                       expect_params, n_params);
+        return drsch_fail(err, DRSCH_ERR_FORMAT, "%zu parameters stored, architecture needs %zu",
+                          expect_params, n_params);
     char what[160];
     snprintf(what, sizeof what, "a %s net for batches of %d images of %dx%dx%d",
              cfg->training ? "training" : "inference", cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w);
-    nn_status s = nn_check_memory(4.0 * ((double)cfg->batch * planned_act_floats(net) +
-                                         (cfg->training ? 3.0 : 1.0) * (double)n_params),
-                                  what, err);
-    if (s != NN_OK)
+    drsch_status s = nn_check_memory(4.0 * ((double)cfg->batch * planned_act_floats(net) +
+                                            (cfg->training ? 3.0 : 1.0) * (double)n_params),
+                                     what, err);
+    if (s != DRSCH_OK)
         return s;
     if ((net->hash_layer >= 0 && net->layers[net->hash_layer].out_c != cfg->bits) ||
         (net->bitw_layer >= 0 && net->layers[net->bitw_layer].out_c != cfg->bits))
-        return nn_fail(err, NN_ERR_ARG, "hash / bit-weight layers must have the code length %d",
-                       cfg->bits);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "hash / bit-weight layers must have the code length %d", cfg->bits);
     net->bit_order = malloc(sizeof(uint32_t) * (size_t)cfg->bits);
     if (!net->bit_order)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     for (int j = 0; j < cfg->bits; j++)
         net->bit_order[j] = (uint32_t)j;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* oneDNN's engine, stream and attributes (user scratchpad), and the input memory. */
-static nn_status open_engine(nn_net *net, nn_error *err)
+static drsch_status open_engine(nn_net *net, drsch_error *err)
 {
     const nn_config *cfg = &net->cfg;
     dnnl_status_t st = dnnl_engine_create(&net->engine, dnnl_cpu, 0);
@@ -864,17 +873,17 @@ static nn_status open_engine(nn_net *net, nn_error *err)
         return nn_dnnl_fail(err, st, "engine / stream");
     dnnl_dims_t id = {cfg->batch, cfg->in_c, cfg->in_h, cfg->in_w};
     dnnl_memory_desc_t in_md = md_tag(4, id, dnnl_nchw);
-    nn_status s = new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err);
-    if (s == NN_OK && cfg->input_grad)
+    drsch_status s = new_mem(net, &net->in_mem, &in_md, DNNL_MEMORY_NONE, err);
+    if (s == DRSCH_OK && cfg->input_grad)
         s = new_mem(net, &net->diff_in_mem, &in_md, DNNL_MEMORY_ALLOCATE, err);
     return s;
 }
 
 /* Every layer's primitives, each reading the previous layer's output. */
-static nn_status build_layers(nn_net *net, nn_error *err)
+static drsch_status build_layers(nn_net *net, drsch_error *err)
 {
-    nn_status s = NN_OK;
-    for (int i = 0; i < net->n_layers && s == NN_OK; i++) {
+    drsch_status s = DRSCH_OK;
+    for (int i = 0; i < net->n_layers && s == DRSCH_OK; i++) {
         link_input(net, i);
         switch (net->layers[i].spec.kind) {
         case NN_LAYER_CONV: s = build_conv(net, i, err); break;
@@ -883,10 +892,10 @@ static nn_status build_layers(nn_net *net, nn_error *err)
         case NN_LAYER_POOL_AVG: s = build_pool(net, i, err); break;
         default: s = build_plain(net, i, err); break;
         }
-        if (s != NN_OK) {
+        if (s != DRSCH_OK) {
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
-            nn_fail(err, s, "architecture '%s', layer %d: %.400s", net->cfg.arch.name, i, msg);
+            drsch_fail(err, s, "architecture '%s', layer %d: %.400s", net->cfg.arch.name, i, msg);
         }
     }
     return s;
@@ -894,23 +903,23 @@ static nn_status build_layers(nn_net *net, nn_error *err)
 
 /* The network's output and, for training, its gradient input, in plain layouts (reordered from
  * the last layer's when oneDNN chose another). */
-static nn_status build_output(nn_net *net, nn_error *err)
+static drsch_status build_output(nn_net *net, drsch_error *err)
 {
     const nn_config *cfg = &net->cfg;
     nn_layer *last = &net->layers[net->n_layers - 1];
     const dnnl_memory_desc_t *D = mem_md(last->dst);
     dnnl_dims_t od = {cfg->batch, last->out_c, last->out_h, last->out_w};
     dnnl_memory_desc_t out_md = last->out_4d ? md_tag(4, od, dnnl_nchw) : md_tag(2, od, dnnl_nc);
-    nn_status s = NN_OK;
+    drsch_status s = DRSCH_OK;
     if (dnnl_memory_desc_equal(D, &out_md)) {
         net->out_mem = last->dst;
     } else {
-        if ((s = new_mem(net, &net->out_mem, &out_md, DNNL_MEMORY_ALLOCATE, err)) != NN_OK ||
-            (s = make_reorder(net, D, &out_md, &net->out_reorder, err)) != NN_OK)
+        if ((s = new_mem(net, &net->out_mem, &out_md, DNNL_MEMORY_ALLOCATE, err)) != DRSCH_OK ||
+            (s = make_reorder(net, D, &out_md, &net->out_reorder, err)) != DRSCH_OK)
             return s;
     }
     if (cfg->training) {
-        if ((s = new_mem(net, &net->dy_mem, &out_md, DNNL_MEMORY_NONE, err)) != NN_OK)
+        if ((s = new_mem(net, &net->dy_mem, &out_md, DNNL_MEMORY_NONE, err)) != DRSCH_OK)
             return s;
         if (!dnnl_memory_desc_equal(D, &out_md))
             s = make_reorder(net, &out_md, D, &net->dy_reorder, err);
@@ -920,7 +929,7 @@ static nn_status build_output(nn_net *net, nn_error *err)
 
 /* One allocation for the parameters (and, for training, their gradients and SGD history), each
  * tensor 64-byte aligned, handed to the layers' memories; then the scratchpad. */
-static nn_status allocate_params(nn_net *net, nn_error *err)
+static drsch_status allocate_params(nn_net *net, drsch_error *err)
 {
     size_t off = 0;
     for (int t = 0; t < net->n_tensors; t++) {
@@ -932,7 +941,7 @@ static nn_status allocate_params(nn_net *net, nn_error *err)
     size_t bytes = (regions * off * sizeof(float) + 63) & ~(size_t)63;
     net->block = aligned_alloc(64, bytes ? bytes : 64);
     if (!net->block)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory for %zu parameters", off);
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %zu parameters", off);
     memset(net->block, 0, bytes);
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -958,40 +967,40 @@ static nn_status allocate_params(nn_net *net, nn_error *err)
         if (st != dnnl_success)
             return nn_dnnl_fail(err, st, "scratchpad");
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params,
-                               nn_error *err)
+drsch_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t expect_params,
+                                  drsch_error *err)
 {
     *out = NULL;
     nn_net *net = NULL;
-    nn_status s = plan_net(&net, cfg0, err);
-    if (s != NN_OK)
+    drsch_status s = plan_net(&net, cfg0, err);
+    if (s != DRSCH_OK)
         return s;
     const size_t n_params = planned_params(net);
     s = validate_plan(net, n_params, expect_params, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = open_engine(net, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = build_layers(net, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = build_output(net, err);
-    if (s == NN_OK)
+    if (s == DRSCH_OK)
         s = allocate_params(net, err);
-    if (s == NN_OK &&
+    if (s == DRSCH_OK &&
         nn_params_plain_size(net) != n_params) /* planned_params out of step with the builders */
-        s = nn_fail(err, NN_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
-                    nn_params_plain_size(net));
-    if (s == NN_OK)
+        s = drsch_fail(err, DRSCH_ERR_ARG, "internal: %zu parameters planned, %zu built", n_params,
+                       nn_params_plain_size(net));
+    if (s == DRSCH_OK)
         s = init_params(net, err);
-    if (s != NN_OK) {
+    if (s != DRSCH_OK) {
         nn_net_free(net);
         return s;
     }
     net->weights_dirty = true;
     *out = net;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 static void destroy_mem(dnnl_memory_t m)
@@ -1077,10 +1086,10 @@ static void bitw_forward(const nn_net *net, const nn_layer *L)
             y[(size_t)r * B + j] = x[(size_t)r * B + j] * w[j];
 }
 
-nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
+drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
 {
     if (!x)
-        return nn_fail(err, NN_ERR_ARG, "forward pass: no input images given");
+        return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: no input images given");
     if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
         TRY(nn_net_refresh_weights(net, err));
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
@@ -1122,7 +1131,7 @@ nn_status nn_forward(nn_net *net, const float *x, nn_error *err)
         TRY(run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem,
                         err));
     DN(dnnl_stream_wait(net->stream), "stream wait");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 const float *nn_output(const nn_net *net) { return mem_ptr(net->out_mem); }
@@ -1163,7 +1172,7 @@ static void bitw_backward(const nn_net *net, const nn_layer *L)
                 dx[(size_t)r * B + j] = dy[(size_t)r * B + j] * w[j];
 }
 
-nn_status nn_net_refresh_weights(nn_net *net, nn_error *err)
+drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
 {
     for (int i = 0; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -1174,7 +1183,7 @@ nn_status nn_net_refresh_weights(nn_net *net, nn_error *err)
     }
     DN(dnnl_stream_wait(net->stream), "stream wait");
     net->weights_dirty = false;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 const char *nn_net_impl(const nn_net *net)
@@ -1185,13 +1194,13 @@ const char *nn_net_impl(const nn_net *net)
     return "";
 }
 
-nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *err)
+drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_error *err)
 {
     if (!net->cfg.training)
-        return nn_fail(err, NN_ERR_ARG,
-                       "backward pass: the network was created for inference, not training");
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "backward pass: the network was created for inference, not training");
     if (!dy)
-        return nn_fail(err, NN_ERR_ARG, "backward pass: no output gradient given");
+        return drsch_fail(err, DRSCH_ERR_ARG, "backward pass: no output gradient given");
     if (net->weights_dirty)
         TRY(nn_net_refresh_weights(net, err));
     nn_layer *last = &net->layers[net->n_layers - 1];
@@ -1254,18 +1263,18 @@ nn_status nn_backward(nn_net *net, const float *dy, const float *du, nn_error *e
             TRY(run_reorder(net, L->diff_src_reorder, L->diff_src, L->diff_in, err));
     }
     DN(dnnl_stream_wait(net->stream), "stream wait");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 /* ---- parameters ------------------------------------------------------------------------- */
 
-nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_error *err)
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
 {
     nn_tensor *T = &net->tensors[t];
     float *dst = net->block + T->offset;
     if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
         memcpy(dst, plain, T->plain_count * sizeof(float));
-        return NN_OK;
+        return DRSCH_OK;
     }
     dnnl_memory_t from = NULL, to = NULL;
     dnnl_primitive_t r = NULL;
@@ -1292,16 +1301,16 @@ nn_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, nn_er
     destroy_mem(to);
     net->weights_dirty = true;
     DN(st, "parameter import reorder");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_error *err)
+drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err)
 {
     const nn_tensor *T = &net->tensors[t];
     float *src = net->block + T->offset;
     if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
         memcpy(plain, src, T->plain_count * sizeof(float));
-        return NN_OK;
+        return DRSCH_OK;
     }
     dnnl_memory_t from = NULL, to = NULL;
     dnnl_primitive_t r = NULL;
@@ -1326,7 +1335,7 @@ nn_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, nn_erro
     destroy_mem(from);
     destroy_mem(to);
     DN(st, "parameter export reorder");
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 const nn_config *nn_net_config(const nn_net *net) { return &net->cfg; }
@@ -1390,49 +1399,49 @@ size_t nn_params_plain_size(const nn_net *net)
     return n;
 }
 
-nn_status nn_params_export(const nn_net *net, float *plain, size_t n, nn_error *err)
+drsch_status nn_params_export(const nn_net *net, float *plain, size_t n, drsch_error *err)
 {
     if (n != nn_params_plain_size(net))
-        return nn_fail(err, NN_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
-                       nn_params_plain_size(net));
+        return drsch_fail(err, DRSCH_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
     for (int t = 0; t < net->n_tensors; t++) {
         TRY(nn_tensor_to_plain(net, t, plain, err));
         plain += net->tensors[t].plain_count;
     }
-    return NN_OK;
+    return DRSCH_OK;
 }
 
-nn_status nn_params_import(nn_net *net, const float *plain, size_t n, nn_error *err)
+drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_error *err)
 {
     if (n != nn_params_plain_size(net))
-        return nn_fail(err, NN_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
-                       nn_params_plain_size(net));
+        return drsch_fail(err, DRSCH_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
     for (int t = 0; t < net->n_tensors; t++) {
         TRY(nn_tensor_from_plain(net, t, plain, err));
         plain += net->tensors[t].plain_count;
     }
     net->weights_dirty = true;
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 void nn_params_changed(nn_net *net) { net->weights_dirty = true; }
 
-nn_status nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err)
+drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err)
 {
     if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
         nn_params_plain_size(dst) != nn_params_plain_size(src))
-        return nn_fail(err, NN_ERR_ARG,
-                       "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
-                       src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
+                          src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
     size_t n = nn_params_plain_size(src);
     float *buf = malloc(n * sizeof(float) + 1);
     if (!buf)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
-    nn_status s = nn_params_export(src, buf, n, err);
-    if (s == NN_OK)
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
+    drsch_status s = nn_params_export(src, buf, n, err);
+    if (s == DRSCH_OK)
         s = nn_params_import(dst, buf, n, err);
     free(buf);
-    if (s == NN_OK) {
+    if (s == DRSCH_OK) {
         dst->hash_scale = src->hash_scale;
         memcpy(dst->bit_order, src->bit_order, sizeof(uint32_t) * (size_t)src->cfg.bits);
     }

@@ -10,24 +10,24 @@
 
 const uint32_t *nn_bit_order(const nn_net *net) { return net->bit_order; }
 
-nn_status nn_set_bit_order(nn_net *net, const uint32_t *order, nn_error *err)
+drsch_status nn_set_bit_order(nn_net *net, const uint32_t *order, drsch_error *err)
 {
     const uint32_t B = (uint32_t)net->cfg.bits;
     uint8_t *seen = calloc(B, 1);
     if (!seen)
-        return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     for (uint32_t j = 0; j < B; j++) {
         if (order[j] >= B || seen[order[j]]) {
             free(seen);
-            return nn_fail(err, NN_ERR_ARG,
-                           "bit order: entry %u (%u) makes it no permutation of 0..%u", j, order[j],
-                           B - 1);
+            return drsch_fail(err, DRSCH_ERR_ARG,
+                              "bit order: entry %u (%u) makes it no permutation of 0..%u", j,
+                              order[j], B - 1);
         }
         seen[order[j]] = 1;
     }
     free(seen);
     memcpy(net->bit_order, order, sizeof(uint32_t) * B);
-    return NN_OK;
+    return DRSCH_OK;
 }
 
 void nn_bit_order_by_weight(nn_net *net)
@@ -50,13 +50,13 @@ void nn_bit_order_by_weight(nn_net *net)
     }
 }
 
-nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error *err)
+drsch_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, drsch_error *err)
 {
     const int32_t B = net->cfg.bits;
     if (!codes || codes->bits != (uint32_t)B || codes->n < 1)
-        return nn_fail(err, NN_ERR_ARG,
-                       "bit order: %zu sample codes of %u bits for a net of %d bits",
-                       codes ? codes->n : 0, codes ? codes->bits : 0, B);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "bit order: %zu sample codes of %u bits for a net of %d bits",
+                          codes ? codes->n : 0, codes ? codes->bits : 0, B);
     const float *w = nn_bit_weights(net);
     const size_t n = codes->n, cw = (n + 63) / 64;
     /* columns: bit j of every sample code as one bitset, so a pair costs n / 64 popcounts */
@@ -65,8 +65,8 @@ nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error
     uint8_t *taken = calloc((size_t)B, 1);
     if (!col || !r || !taken) {
         free(col), free(r), free(taken);
-        return nn_fail(err, NN_ERR_NOMEM, "bit order: out of memory for %zu codes of %d bits", n,
-                       B);
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "bit order: out of memory for %zu codes of %d bits",
+                          n, B);
     }
     for (size_t i = 0; i < n; i++) {
         const uint64_t *c = codes->data + i * codes->words;
@@ -107,5 +107,5 @@ nn_status nn_bit_order_decorrelated(nn_net *net, const hm_codes *codes, nn_error
         }
     }
     free(col), free(r), free(taken);
-    return NN_OK;
+    return DRSCH_OK;
 }

@@ -23,11 +23,11 @@ float nn_sgd_lr(const nn_sgd_config *c, int64_t iter)
     return lr;
 }
 
-nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_error *err)
+drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsch_error *err)
 {
     if (!net->cfg.training)
-        return nn_fail(err, NN_ERR_ARG,
-                       "SGD step: the network was created for inference, not training");
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "SGD step: the network was created for inference, not training");
     const float lr = nn_sgd_lr(c, iter), mom = c->momentum;
     const size_t region = net->block_floats;
     /* One parallel region for all tensors (waking threads per tensor cost more than the update). */
@@ -48,5 +48,5 @@ nn_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, nn_erro
         }
     }
     net->weights_dirty = true;
-    return NN_OK;
+    return DRSCH_OK;
 }

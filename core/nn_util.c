@@ -5,19 +5,19 @@
 
 #include "nn_internal.h"
 
-const char *nn_strstatus(nn_status s)
+const char *drsch_strstatus(drsch_status s)
 {
     switch (s) {
-    case NN_OK: return "ok";
-    case NN_ERR_ARG: return "invalid argument";
-    case NN_ERR_NOMEM: return "out of memory";
-    case NN_ERR_DNNL: return "oneDNN error";
-    case NN_ERR_IO: return "I/O error";
-    case NN_ERR_FORMAT: return "bad model file format";
-    case NN_ERR_VERSION: return "unsupported model file version";
-    case NN_ERR_CHECKSUM: return "model file checksum mismatch";
-    case NN_ERR_TRUNCATED: return "truncated model file";
-    case NN_ERR_UNSUPPORTED: return "not supported on this CPU";
+    case DRSCH_OK: return "ok";
+    case DRSCH_ERR_ARG: return "invalid argument";
+    case DRSCH_ERR_NOMEM: return "out of memory";
+    case DRSCH_ERR_DNNL: return "oneDNN error";
+    case DRSCH_ERR_IO: return "I/O error";
+    case DRSCH_ERR_FORMAT: return "bad model file format";
+    case DRSCH_ERR_VERSION: return "unsupported model file version";
+    case DRSCH_ERR_CHECKSUM: return "model file checksum mismatch";
+    case DRSCH_ERR_TRUNCATED: return "truncated model file";
+    case DRSCH_ERR_UNSUPPORTED: return "not supported on this CPU";
     }
     return "unknown status";
 }
@@ -44,16 +44,16 @@ const char *nn_precision_name(nn_precision p)
     return "unknown";
 }
 
-nn_status nn_precision_parse(const char *name, nn_precision *out, nn_error *err)
+drsch_status nn_precision_parse(const char *name, nn_precision *out, drsch_error *err)
 {
     static const nn_precision all[] = {NN_PRECISION_F32, NN_PRECISION_BF16};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && !strcmp(name, nn_precision_name(all[i]))) {
             *out = all[i];
-            return NN_OK;
+            return DRSCH_OK;
         }
-    return nn_fail(err, NN_ERR_ARG, "unknown precision '%s' (known: f32, bf16)",
-                   name ? name : "(null)");
+    return drsch_fail(err, DRSCH_ERR_ARG, "unknown precision '%s' (known: f32, bf16)",
+                      name ? name : "(null)");
 }
 
 int nn_bf16_native(void)
@@ -82,7 +82,7 @@ const char *nn_onednn_isa(void)
     return "unknown";
 }
 
-nn_status nn_fail(nn_error *err, nn_status s, const char *fmt, ...)
+drsch_status drsch_fail(drsch_error *err, drsch_status s, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -106,8 +106,8 @@ static const char *dnnl_status_name(dnnl_status_t st)
     }
 }
 
-nn_status nn_dnnl_fail(nn_error *err, dnnl_status_t st, const char *what)
+drsch_status nn_dnnl_fail(drsch_error *err, dnnl_status_t st, const char *what)
 {
-    return nn_fail(err, st == dnnl_out_of_memory ? NN_ERR_NOMEM : NN_ERR_DNNL,
-                   "oneDNN %s: %s (status %d)", what, dnnl_status_name(st), (int)st);
+    return drsch_fail(err, st == dnnl_out_of_memory ? DRSCH_ERR_NOMEM : DRSCH_ERR_DNNL,
+                      "oneDNN %s: %s (status %d)", what, dnnl_status_name(st), (int)st);
 }

@@ -126,39 +126,40 @@ static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int
     }
 }
 
-ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
-                         uint64_t seed, float *out, ds_error *err)
+drsch_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
+                            uint64_t seed, float *out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     ds_augment def;
     if (!a) {
         ds_augment_default(&def);
         a = &def;
     }
     if (d->c > DS_MAX_CHANNELS)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1, "%d channels, at most %d supported", d->c,
-                       DS_MAX_CHANNELS);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, NULL, -1, "%d channels, at most %d supported",
+                             d->c, DS_MAX_CHANNELS);
     int oh = a->out_h > 0 ? a->out_h : d->h, ow = a->out_w > 0 ? a->out_w : d->w;
     if (!(a->rotate >= 0.0f && a->rotate <= 180.0f) ||
         !(a->scale_jitter >= 0.0f && a->scale_jitter < 1.0f))
-        return ds_fail(err, DS_ERR_ARG, NULL, -1,
-                       "rotation %g degrees / zoom jitter %g out of range [0, 180] / [0, 1)",
-                       (double)a->rotate, (double)a->scale_jitter);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, NULL, -1,
+                             "rotation %g degrees / zoom jitter %g out of range [0, 180] / [0, 1)",
+                             (double)a->rotate, (double)a->scale_jitter);
     if (a->pad < 0 || oh > d->h + 2 * a->pad || ow > d->w + 2 * a->pad)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1,
-                       "crop %d x %d does not fit images %d x %d with padding %d", oh, ow, d->h,
-                       d->w, a->pad);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, NULL, -1,
+                             "crop %d x %d does not fit images %d x %d with padding %d", oh, ow,
+                             d->h, d->w, a->pad);
     for (int64_t j = 0; j < n; j++)
         if (idx[j] < 0 || idx[j] >= d->n)
-            return ds_fail(err, DS_ERR_RANGE, NULL, j, "image index %lld out of range [0, %lld)",
-                           (long long)idx[j], (long long)d->n);
+            return drsch_fail_at(err, DRSCH_ERR_RANGE, NULL, j,
+                                 "image index %lld out of range [0, %lld)", (long long)idx[j],
+                                 (long long)d->n);
     const size_t per = (size_t)d->c * (size_t)oh * (size_t)ow;
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp parallel for schedule(static) if (n * (int64_t)per > 16384)
 #endif
     for (int64_t j = 0; j < n; j++)
         build_one(d, idx[j], a, oh, ow, image_seed(seed, j), out + (size_t)j * per);
-    return DS_OK;
+    return DRSCH_OK;
 }
 
 void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double *mean, double *std)
@@ -222,31 +223,32 @@ static int has_class(const ds_dataset *d, int64_t i, int k)
     return d->labels[i] == k;
 }
 
-ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
-                            int classes_per_batch, int images_per_class, uint64_t seed,
-                            ds_sampler **out, ds_error *err)
+drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
+                               int classes_per_batch, int images_per_class, uint64_t seed,
+                               ds_sampler **out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     *out = NULL;
     if (classes_per_batch < 1 || images_per_class < 1)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1,
-                       "need at least 1 class x 1 image per batch (got %d x %d)", classes_per_batch,
-                       images_per_class);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, NULL, -1,
+                             "need at least 1 class x 1 image per batch (got %d x %d)",
+                             classes_per_batch, images_per_class);
     int K = d->n_classes;
     int64_t *count = calloc((size_t)K + 1, sizeof *count);
     ds_sampler *s = calloc(1, sizeof *s);
     if (!count || !s) {
         free(count);
         free(s);
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
     for (int64_t j = 0; j < n_pool; j++) {
         int64_t i = pool[j];
         if (i < 0 || i >= d->n) {
             free(count);
             free(s);
-            return ds_fail(err, DS_ERR_RANGE, NULL, j, "pool index %lld out of range [0, %lld)",
-                           (long long)i, (long long)d->n);
+            return drsch_fail_at(err, DRSCH_ERR_RANGE, NULL, j,
+                                 "pool index %lld out of range [0, %lld)", (long long)i,
+                                 (long long)d->n);
         }
         if (d->label_kind == DS_LABELS_MULTI) {
             for (int k = 0; k < K; k++)
@@ -265,8 +267,8 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
     if (eligible < classes_per_batch) {
         free(count);
         free(s);
-        return ds_fail(
-            err, DS_ERR_RANGE, NULL, -1,
+        return drsch_fail_at(
+            err, DRSCH_ERR_RANGE, NULL, -1,
             "only %d classes have at least 2 images in the training pool; a batch needs %d",
             eligible, classes_per_batch);
     }
@@ -285,7 +287,7 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
         free(count);
         free(slot_of);
         ds_sampler_free(s);
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
     int e = 0;
     for (int k = 0; k < K; k++) {
@@ -302,7 +304,7 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
         free(count);
         free(slot_of);
         ds_sampler_free(s);
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
     for (int64_t j = 0; j < n_pool; j++) {
         int64_t i = pool[j];
@@ -325,7 +327,7 @@ ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_
     }
     rng_shuffle_i32(&s->rng, s->cycle, eligible);
     *out = s;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
 int64_t ds_sampler_batch_size(const ds_sampler *s)

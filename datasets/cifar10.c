@@ -21,29 +21,29 @@ static const char *const CIFAR_FILES[6] = {"data_batch_1.bin", "data_batch_2.bin
 static const char *const CIFAR_NAMES[CIFAR_CLASSES] = {
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 
-static ds_status file_size(const char *path, int64_t *size, ds_error *err)
+static drsch_status file_size(const char *path, int64_t *size, drsch_error *err)
 {
-    ds_status cs = ds_check_file(path, err);
+    drsch_status cs = ds_check_file(path, err);
     if (cs)
         return cs;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s", strerror(errno));
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "cannot open: %s", strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot seek");
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "cannot seek");
     }
     long s = ftell(f);
     fclose(f);
     if (s < 0)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot tell size");
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "cannot tell size");
     *size = s;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
 static void read_class_names(const char *dir, ds_dataset *d)
 {
-    char path[DS_PATH_MAX];
+    char path[DRSCH_PATH_MAX];
     if (ds_path_join(path, dir, "batches.meta.txt") != 0)
         return;
     /* optional: a meta file that is not a regular file (a FIFO would block) is ignored */
@@ -70,24 +70,25 @@ static void read_class_names(const char *dir, ds_dataset *d)
     d->class_names = names;
 }
 
-ds_status ds_load_cifar10(const char *dir, ds_dataset **out, ds_error *err)
+drsch_status ds_load_cifar10(const char *dir, ds_dataset **out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     *out = NULL;
-    char paths[6][DS_PATH_MAX];
+    char paths[6][DRSCH_PATH_MAX];
     int64_t counts[6], total = 0;
     for (int i = 0; i < 6; i++) {
         if (ds_path_join(paths[i], dir, CIFAR_FILES[i]) != 0)
-            return ds_fail(err, DS_ERR_ARG, dir, -1, "path too long");
+            return drsch_fail_at(err, DRSCH_ERR_ARG, dir, -1, "path too long");
         int64_t size = 0;
-        ds_status s = file_size(paths[i], &size, err);
+        drsch_status s = file_size(paths[i], &size, err);
         if (s)
             return s;
         if (size == 0 || size % CIFAR_RECORD != 0)
-            return ds_fail(err, DS_ERR_FORMAT, paths[i], size / CIFAR_RECORD,
-                           "size %lld is not a positive multiple of the %d-byte record (1 label + "
-                           "3 x 32 x 32)",
-                           (long long)size, CIFAR_RECORD);
+            return drsch_fail_at(
+                err, DRSCH_ERR_FORMAT, paths[i], size / CIFAR_RECORD,
+                "size %lld is not a positive multiple of the %d-byte record (1 label + "
+                "3 x 32 x 32)",
+                (long long)size, CIFAR_RECORD);
         counts[i] = size / CIFAR_RECORD;
         total += counts[i];
     }
@@ -96,30 +97,31 @@ ds_status ds_load_cifar10(const char *dir, ds_dataset **out, ds_error *err)
         d->subset = malloc((size_t)total * sizeof *d->subset);
     if (!d || !d->subset) {
         ds_dataset_free(d);
-        return ds_fail(err, DS_ERR_NOMEM, dir, -1, "cannot allocate %lld images", (long long)total);
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, dir, -1, "cannot allocate %lld images",
+                             (long long)total);
     }
     uint8_t *rec = malloc(CIFAR_RECORD);
     if (!rec) {
         ds_dataset_free(d);
-        return ds_fail(err, DS_ERR_NOMEM, dir, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, dir, -1, "out of memory");
     }
     int64_t at = 0;
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     for (int i = 0; i < 6 && !s; i++) {
         FILE *f = fopen(paths[i], "rb");
         if (!f) {
-            s = ds_fail(err, DS_ERR_IO, paths[i], -1, "cannot open: %s", strerror(errno));
+            s = drsch_fail_at(err, DRSCH_ERR_IO, paths[i], -1, "cannot open: %s", strerror(errno));
             break;
         }
         for (int64_t r = 0; r < counts[i]; r++, at++) {
             if (fread(rec, 1, CIFAR_RECORD, f) != CIFAR_RECORD) {
-                s = ds_fail(err, DS_ERR_IO, paths[i], r, "truncated record (expected %d bytes)",
-                            CIFAR_RECORD);
+                s = drsch_fail_at(err, DRSCH_ERR_IO, paths[i], r,
+                                  "truncated record (expected %d bytes)", CIFAR_RECORD);
                 break;
             }
             if (rec[0] >= CIFAR_CLASSES) {
-                s = ds_fail(err, DS_ERR_RANGE, paths[i], r, "label %u out of range [0, %d)", rec[0],
-                            CIFAR_CLASSES);
+                s = drsch_fail_at(err, DRSCH_ERR_RANGE, paths[i], r,
+                                  "label %u out of range [0, %d)", rec[0], CIFAR_CLASSES);
                 break;
             }
             d->labels[at] = rec[0];
@@ -138,5 +140,5 @@ ds_status ds_load_cifar10(const char *dir, ds_dataset **out, ds_error *err)
     snprintf(d->source, sizeof d->source, "%s", dir);
     read_class_names(dir, d);
     *out = d;
-    return DS_OK;
+    return DRSCH_OK;
 }

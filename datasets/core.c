@@ -10,18 +10,18 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-void ds_error_clear(ds_error *err)
+void drsch_error_clear(drsch_error *err)
 {
     if (!err)
         return;
-    err->status = DS_OK;
+    err->status = DRSCH_OK;
     err->file[0] = '\0';
     err->record = -1;
     err->msg[0] = '\0';
 }
 
-static ds_status vfail(ds_error *err, ds_status s, const char *file, int64_t record,
-                       const char *unit, const char *fmt, va_list ap)
+static drsch_status vfail(drsch_error *err, drsch_status s, const char *file, int64_t record,
+                          const char *unit, const char *fmt, va_list ap)
 {
     if (!err)
         return s;
@@ -39,8 +39,8 @@ static ds_status vfail(ds_error *err, ds_status s, const char *file, int64_t rec
     return s;
 }
 
-ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt,
-                  ...)
+drsch_status drsch_fail_at(drsch_error *err, drsch_status s, const char *file, int64_t record,
+                           const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -49,8 +49,8 @@ ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, 
     return s;
 }
 
-ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt,
-                       ...)
+drsch_status drsch_fail_line(drsch_error *err, drsch_status s, const char *file, int64_t line0,
+                             const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -176,39 +176,39 @@ int ds_file_exists(const char *path)
 /* Through fileio: only a regular file is read. A FIFO would block the reader (gzopen, fopen,
  * H5Fopen) forever and a device never ends, so both are refused here, before any reader opens
  * the file: "PATH: is a FIFO (named pipe), not a dataset file (only regular files are read)". */
-ds_status ds_check_file(const char *path, ds_error *err)
+drsch_status ds_check_file(const char *path, drsch_error *err)
 {
-    char msg[DS_PATH_MAX + 256];
+    char msg[DRSCH_PATH_MAX + 256];
     if (fio_check_regular(path, "dataset file", msg, sizeof msg) == 0)
-        return DS_OK;
+        return DRSCH_OK;
     /* fileio's message starts with the path, which ds_fail adds again */
     size_t n = strlen(path);
     const char *what =
         strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
-    return ds_fail(err, DS_ERR_IO, path, -1, "%s", what);
+    return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "%s", what);
 }
 
-ds_status ds_read_file(const char *path, uint8_t **data, size_t *len, ds_error *err)
+drsch_status ds_read_file(const char *path, uint8_t **data, size_t *len, drsch_error *err)
 {
-    char msg[DS_PATH_MAX + 256];
+    char msg[DRSCH_PATH_MAX + 256];
     if (fio_read_file(path, "dataset file", data, len, msg, sizeof msg) == 0)
-        return DS_OK;
-    ds_status s = errno == ENOMEM ? DS_ERR_NOMEM : DS_ERR_IO;
+        return DRSCH_OK;
+    drsch_status s = errno == ENOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_IO;
     /* fileio's message starts with the path, which ds_fail adds again */
     size_t n = strlen(path);
     const char *what =
         strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
-    return ds_fail(err, s, path, -1, "%s", what);
+    return drsch_fail_at(err, s, path, -1, "%s", what);
 }
 
 int ds_path_join(char *out, const char *a, const char *b)
 {
     int n;
     if (a[0] == '\0')
-        n = snprintf(out, DS_PATH_MAX, "%s", b);
+        n = snprintf(out, DRSCH_PATH_MAX, "%s", b);
     else if (a[strlen(a) - 1] == '/')
-        n = snprintf(out, DS_PATH_MAX, "%s%s", a, b);
+        n = snprintf(out, DRSCH_PATH_MAX, "%s%s", a, b);
     else
-        n = snprintf(out, DS_PATH_MAX, "%s/%s", a, b);
-    return (n < 0 || n >= DS_PATH_MAX) ? -1 : 0;
+        n = snprintf(out, DRSCH_PATH_MAX, "%s/%s", a, b);
+    return (n < 0 || n >= DRSCH_PATH_MAX) ? -1 : 0;
 }

@@ -41,7 +41,7 @@ typedef struct {
     const char *path;
     const char *cell; /* "labeled" or "detected" */
     int oh, ow;
-    ds_error *err;
+    drsch_error *err;
     /* growing outputs */
     uint8_t *images;
     int32_t *labels, *cams, *pair, *person, *slot;
@@ -88,15 +88,15 @@ static int storage_holds(hid_t ds, double bytes, unsigned long long *stored)
 }
 
 /* Reads all object references of dataset `ds` (any shape); dims receives its shape. */
-static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **refs, hsize_t *dims,
-                           int *rank)
+static drsch_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **refs,
+                              hsize_t *dims, int *rank)
 {
     hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     int rk = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
     if (ty < 0 || rk < 1 || rk > 2 || H5Tget_class(ty) != H5T_REFERENCE) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s is not a MATLAB cell (array of object references)", what);
+        s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                          "%s is not a MATLAB cell (array of object references)", what);
         goto done;
     }
     hsize_t d2[2] = {1, 1};
@@ -107,23 +107,25 @@ static ds_status read_refs(reader *r, hid_t ds, const char *what, hobj_ref_t **r
     double declared = (double)d2[0] * (double)d2[1];
     unsigned long long stored = 0;
     if (!storage_holds(ds, declared * sizeof(hobj_ref_t), &stored)) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s declares %llu x %llu references (%.0f bytes) but its dataset stores only "
-                    "%llu bytes",
-                    what, (unsigned long long)d2[0], (unsigned long long)d2[1],
-                    declared * sizeof(hobj_ref_t), stored);
+        s = drsch_fail_at(
+            r->err, DRSCH_ERR_FORMAT, r->path, -1,
+            "%s declares %llu x %llu references (%.0f bytes) but its dataset stores only "
+            "%llu bytes",
+            what, (unsigned long long)d2[0], (unsigned long long)d2[1],
+            declared * sizeof(hobj_ref_t), stored);
         goto done;
     }
     hsize_t total = d2[0] * d2[1];
     *refs = malloc((size_t)(total ? total : 1) * sizeof **refs);
     if (!*refs) {
-        s = ds_fail(r->err, DS_ERR_NOMEM, r->path, -1, "out of memory");
+        s = drsch_fail_at(r->err, DRSCH_ERR_NOMEM, r->path, -1, "out of memory");
         goto done;
     }
     if (total && H5Dread(ds, H5T_STD_REF_OBJ, H5S_ALL, H5S_ALL, H5P_DEFAULT, *refs) < 0) {
         free(*refs);
         *refs = NULL;
-        s = ds_fail(r->err, DS_ERR_HDF5, r->path, -1, "cannot read the references of %s", what);
+        s = drsch_fail_at(r->err, DRSCH_ERR_HDF5, r->path, -1, "cannot read the references of %s",
+                          what);
         goto done;
     }
     dims[0] = d2[0];
@@ -138,24 +140,25 @@ done:
 }
 
 /* One image slot: appends the image, or does nothing for an empty slot. */
-static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int slot)
+static drsch_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int slot)
 {
     char where[128];
     snprintf(where, sizeof where, "%s{%d}(%d, %d)", r->cell, pair, person, slot + 1);
     hid_t ds = H5Rdereference2(r->file, H5P_DEFAULT, H5R_OBJECT, &ref);
     if (ds < 0)
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: dangling object reference", where);
-    ds_status s = DS_OK;
+        return drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1, "%s: dangling object reference",
+                             where);
+    drsch_status s = DRSCH_OK;
     hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
     if (sp < 0 || ty < 0) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: reference does not point to a dataset",
-                    where);
+        s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                          "%s: reference does not point to a dataset", where);
         goto done;
     }
     int rk = H5Sget_simple_extent_ndims(sp);
     hsize_t dims[8] = {0};
     if (rk < 0 || rk > 8) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: bad dataspace", where);
+        s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1, "%s: bad dataspace", where);
         goto done;
     }
     H5Sget_simple_extent_dims(sp, dims, NULL);
@@ -166,30 +169,32 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
     if (np == 0 || (np == 2 && cls == H5T_INTEGER && tsz == 8))
         goto done;
     if (cls != H5T_INTEGER || tsz != 1 || rk != 3 || (dims[0] != 3 && dims[2] != 3)) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s: expected a uint8 RGB image (3 x W x H as HDF5 sees MATLAB's H x W x 3), "
-                    "got rank %d, "
-                    "%zu-byte %s elements",
-                    where, rk, tsz, cls == H5T_INTEGER ? "integer" : "non-integer");
+        s = drsch_fail_at(
+            r->err, DRSCH_ERR_FORMAT, r->path, -1,
+            "%s: expected a uint8 RGB image (3 x W x H as HDF5 sees MATLAB's H x W x 3), "
+            "got rank %d, "
+            "%zu-byte %s elements",
+            where, rk, tsz, cls == H5T_INTEGER ? "integer" : "non-integer");
         goto done;
     }
     /* channel-first (3, W, H) is what MATLAB writes; (W, H, 3) is accepted too */
     int chw = dims[0] == 3;
     hsize_t dw = chw ? dims[1] : dims[0], dh = chw ? dims[2] : dims[1];
     if (dw == 0 || dh == 0 || dw > CUHK03_MAX_SIDE || dh > CUHK03_MAX_SIDE) {
-        s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                    "%s: image declares %llux%llux3 pixels (height x width x channels); images "
-                    "larger than %d "
-                    "pixels a side are refused",
-                    where, (unsigned long long)dh, (unsigned long long)dw, CUHK03_MAX_SIDE);
+        s = drsch_fail_at(
+            r->err, DRSCH_ERR_FORMAT, r->path, -1,
+            "%s: image declares %llux%llux3 pixels (height x width x channels); images "
+            "larger than %d "
+            "pixels a side are refused",
+            where, (unsigned long long)dh, (unsigned long long)dw, CUHK03_MAX_SIDE);
         goto done;
     }
     int W = (int)dw, H = (int)dh;
     size_t need = (size_t)W * (size_t)H * 3;
     unsigned long long stored = 0;
     if (!storage_holds(ds, (double)need, &stored)) {
-        s = ds_fail(
-            r->err, DS_ERR_FORMAT, r->path, -1,
+        s = drsch_fail_at(
+            r->err, DRSCH_ERR_FORMAT, r->path, -1,
             "%s: image declares %dx%dx3 pixels (%zu bytes) but its dataset stores only %llu bytes",
             where, H, W, need, stored);
         goto done;
@@ -201,12 +206,12 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
         r->hwc = malloc(need);
         r->raw_cap = r->raw && r->hwc ? need : 0;
         if (!r->raw_cap) {
-            s = ds_fail(r->err, DS_ERR_NOMEM, r->path, -1, "out of memory");
+            s = drsch_fail_at(r->err, DRSCH_ERR_NOMEM, r->path, -1, "out of memory");
             goto done;
         }
     }
     if (H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->raw) < 0) {
-        s = ds_fail(r->err, DS_ERR_HDF5, r->path, -1, "%s: cannot read the image", where);
+        s = drsch_fail_at(r->err, DRSCH_ERR_HDF5, r->path, -1, "%s: cannot read the image", where);
         goto done;
     }
     /* to H x W x 3 interleaved */
@@ -217,7 +222,7 @@ static ds_status read_image(reader *r, hobj_ref_t ref, int pair, int person, int
                 r->hwc[((size_t)y * W + x) * 3 + c] = r->raw[src];
             }
     if (grow(r)) {
-        s = ds_fail(r->err, DS_ERR_NOMEM, r->path, -1, "out of memory");
+        s = drsch_fail_at(r->err, DRSCH_ERR_NOMEM, r->path, -1, "out of memory");
         goto done;
     }
     size_t per = (size_t)3 * (size_t)r->oh * (size_t)r->ow;
@@ -237,36 +242,38 @@ done:
     return s;
 }
 
-static ds_status read_pairs(reader *r)
+static drsch_status read_pairs(reader *r)
 {
     if (H5Lexists(r->file, r->cell, H5P_DEFAULT) <= 0)
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                       "no dataset '%s' (expected MATLAB v7.3 cuhk-03.mat with 'labeled', "
-                       "'detected', 'testsets')",
-                       r->cell);
+        return drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                             "no dataset '%s' (expected MATLAB v7.3 cuhk-03.mat with 'labeled', "
+                             "'detected', 'testsets')",
+                             r->cell);
     hid_t top = H5Dopen2(r->file, r->cell, H5P_DEFAULT);
     if (top < 0)
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'%s' is not a dataset", r->cell);
+        return drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1, "'%s' is not a dataset",
+                             r->cell);
     hobj_ref_t *prefs = NULL;
     hsize_t pd[2];
     int rk;
     char what[64];
     snprintf(what, sizeof what, "'%s'", r->cell);
-    ds_status s = read_refs(r, top, what, &prefs, pd, &rk);
+    drsch_status s = read_refs(r, top, what, &prefs, pd, &rk);
     H5Dclose(top);
     if (s)
         return s;
     r->n_pairs = (int)(pd[0] * pd[1]);
     if (r->n_pairs < 1 || r->n_pairs > 16) {
         free(prefs);
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'%s' holds %d camera pairs, expected 5",
-                       r->cell, r->n_pairs);
+        return drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                             "'%s' holds %d camera pairs, expected 5", r->cell, r->n_pairs);
     }
     for (int p = 0; p < r->n_pairs && !s; p++) {
         hid_t cell = H5Rdereference2(r->file, H5P_DEFAULT, H5R_OBJECT, &prefs[p]);
         snprintf(what, sizeof what, "%s{%d}", r->cell, p + 1);
         if (cell < 0) {
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "%s: dangling object reference", what);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "%s: dangling object reference", what);
             break;
         }
         hobj_ref_t *irefs = NULL;
@@ -279,17 +286,17 @@ static ds_status read_pairs(reader *r)
         int slot_major = rk == 2 && id[0] == CUHK03_SLOTS;
         if (!slot_major && !(rk == 2 && id[1] == CUHK03_SLOTS)) {
             free(irefs);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "%s: shape %llu x %llu, expected 10 x N", what, (unsigned long long)id[0],
-                        (unsigned long long)id[1]);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "%s: shape %llu x %llu, expected 10 x N", what,
+                              (unsigned long long)id[0], (unsigned long long)id[1]);
             break;
         }
         hsize_t np = slot_major ? id[1] : id[0];
         if (np > CUHK03_MAX_PERSONS) {
             free(irefs);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "%s: %llu persons, more than the %d accepted", what, (unsigned long long)np,
-                        CUHK03_MAX_PERSONS);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "%s: %llu persons, more than the %d accepted", what,
+                              (unsigned long long)np, CUHK03_MAX_PERSONS);
             break;
         }
         int persons = (int)np;
@@ -310,33 +317,33 @@ static ds_status read_pairs(reader *r)
  * behaviour) become 0, which the range check then reports as a nonexistent pair / person. */
 static int32_t to_i32(double v) { return v >= -2147483648.0 && v <= 2147483647.0 ? (int32_t)v : 0; }
 
-static ds_status read_testsets(reader *r, ds_dataset *d)
+static drsch_status read_testsets(reader *r, ds_dataset *d)
 {
     if (H5Lexists(r->file, "testsets", H5P_DEFAULT) <= 0)
-        return DS_OK; /* the classic protocol reports the absence */
+        return DRSCH_OK; /* the classic protocol reports the absence */
     hid_t top = H5Dopen2(r->file, "testsets", H5P_DEFAULT);
     if (top < 0)
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1, "'testsets' is not a dataset");
+        return drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1, "'testsets' is not a dataset");
     hobj_ref_t *refs = NULL;
     hsize_t td[2];
     int rk;
-    ds_status s = read_refs(r, top, "'testsets'", &refs, td, &rk);
+    drsch_status s = read_refs(r, top, "'testsets'", &refs, td, &rk);
     H5Dclose(top);
     if (s)
         return s;
     if (td[0] * td[1] > CUHK03_MAX_TESTSETS) {
         free(refs);
-        return ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                       "'testsets' holds %llu entries, more than the %d accepted",
-                       (unsigned long long)(td[0] * td[1]), CUHK03_MAX_TESTSETS);
+        return drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                             "'testsets' holds %llu entries, more than the %d accepted",
+                             (unsigned long long)(td[0] * td[1]), CUHK03_MAX_TESTSETS);
     }
     int nt = (int)(td[0] * td[1]);
     double *buf = NULL;
     for (int t = 0; t < nt && !s; t++) {
         hid_t ds = H5Rdereference2(r->file, H5P_DEFAULT, H5R_OBJECT, &refs[t]);
         if (ds < 0) {
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "testsets{%d}: dangling object reference", t + 1);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "testsets{%d}: dangling object reference", t + 1);
             break;
         }
         hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
@@ -352,24 +359,24 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
         /* (2 x rows) as HDF5 sees MATLAB's rows x 2 */
         if (k != 2 || dm[0] != 2 || dm[1] == 0) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "testsets{%d}: shape %llu x %llu, expected 2 x rows", t + 1,
-                        (unsigned long long)dm[0], (unsigned long long)dm[1]);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "testsets{%d}: shape %llu x %llu, expected 2 x rows", t + 1,
+                              (unsigned long long)dm[0], (unsigned long long)dm[1]);
             break;
         }
         /* a test set lists identities: no more rows than the file has persons */
         if (dm[1] > (hsize_t)d->n_classes) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "testsets{%d} has %llu rows, more than the %d persons of '%s'", t + 1,
-                        (unsigned long long)dm[1], d->n_classes, r->cell);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "testsets{%d} has %llu rows, more than the %d persons of '%s'", t + 1,
+                              (unsigned long long)dm[1], d->n_classes, r->cell);
             break;
         }
         unsigned long long stored = 0;
         if (!storage_holds(ds, (double)dm[1] * 2 * (double)tsz, &stored)) {
             H5Oclose(ds);
-            s = ds_fail(
-                r->err, DS_ERR_FORMAT, r->path, -1,
+            s = drsch_fail_at(
+                r->err, DRSCH_ERR_FORMAT, r->path, -1,
                 "testsets{%d} declares 2 x %llu numbers but its dataset stores only %llu bytes",
                 t + 1, (unsigned long long)dm[1], stored);
             break;
@@ -381,21 +388,21 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
             buf = malloc((size_t)rows * 2 * sizeof *buf);
             if (!d->testsets || !buf) {
                 H5Oclose(ds);
-                s = ds_fail(r->err, DS_ERR_NOMEM, r->path, -1, "out of memory");
+                s = drsch_fail_at(r->err, DRSCH_ERR_NOMEM, r->path, -1, "out of memory");
                 break;
             }
         } else if (rows != d->testset_rows) {
             H5Oclose(ds);
-            s = ds_fail(r->err, DS_ERR_FORMAT, r->path, -1,
-                        "testsets{%d} has %d rows, testsets{1} has %d", t + 1, rows,
-                        d->testset_rows);
+            s = drsch_fail_at(r->err, DRSCH_ERR_FORMAT, r->path, -1,
+                              "testsets{%d} has %d rows, testsets{1} has %d", t + 1, rows,
+                              d->testset_rows);
             break;
         }
         herr_t e = H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
         H5Oclose(ds);
         if (e < 0) {
-            s = ds_fail(r->err, DS_ERR_HDF5, r->path, -1, "testsets{%d}: cannot read as numbers",
-                        t + 1);
+            s = drsch_fail_at(r->err, DRSCH_ERR_HDF5, r->path, -1,
+                              "testsets{%d}: cannot read as numbers", t + 1);
             break;
         }
         int32_t *o = d->testsets + (size_t)t * (size_t)rows * 2;
@@ -411,12 +418,12 @@ static ds_status read_testsets(reader *r, ds_dataset *d)
     return s;
 }
 
-ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts, ds_dataset **out,
-                         ds_error *err)
+drsch_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts,
+                            ds_dataset **out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     *out = NULL;
-    ds_status cs = ds_check_file(mat, err);
+    drsch_status cs = ds_check_file(mat, err);
     if (cs)
         return cs;
     /* library code never prints: silence HDF5's error stack printing while we work */
@@ -432,27 +439,27 @@ ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts
     r.ow = opts && opts->out_w > 0 ? opts->out_w : CUHK03_DEFAULT_W;
     r.err = err;
     ds_dataset *d = NULL;
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     if (H5Fis_hdf5(mat) <= 0) {
-        s = ds_fail(err, DS_ERR_FORMAT, mat, -1,
-                    "not an HDF5 file (cuhk-03.mat must be MATLAB v7.3)");
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, mat, -1,
+                          "not an HDF5 file (cuhk-03.mat must be MATLAB v7.3)");
         goto done;
     }
     r.file = H5Fopen(mat, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (r.file < 0) {
-        s = ds_fail(err, DS_ERR_HDF5, mat, -1, "HDF5 cannot open the file");
+        s = drsch_fail_at(err, DRSCH_ERR_HDF5, mat, -1, "HDF5 cannot open the file");
         goto done;
     }
     s = read_pairs(&r);
     if (s)
         goto done;
     if (r.n == 0) {
-        s = ds_fail(err, DS_ERR_FORMAT, mat, -1, "'%s' holds no images", r.cell);
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, mat, -1, "'%s' holds no images", r.cell);
         goto done;
     }
     d = calloc(1, sizeof *d);
     if (!d) {
-        s = ds_fail(err, DS_ERR_NOMEM, mat, -1, "out of memory");
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, mat, -1, "out of memory");
         goto done;
     }
     int32_t offset[17] = {0};
@@ -478,7 +485,7 @@ ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts
     d->n_pairs = r.n_pairs;
     d->pair_persons = malloc((size_t)r.n_pairs * sizeof *d->pair_persons);
     if (!d->pair_persons) {
-        s = ds_fail(err, DS_ERR_NOMEM, mat, -1, "out of memory");
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, mat, -1, "out of memory");
         goto done;
     }
     memcpy(d->pair_persons, r.pair_persons, (size_t)r.n_pairs * sizeof *d->pair_persons);
@@ -491,8 +498,9 @@ ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts
                 int pr = d->testsets[((size_t)t * d->testset_rows + i) * 2];
                 int pe = d->testsets[((size_t)t * d->testset_rows + i) * 2 + 1];
                 if (pr < 1 || pr > d->n_pairs || pe < 1 || pe > d->pair_persons[pr - 1])
-                    s = ds_fail(err, DS_ERR_RANGE, mat, i,
-                                "testsets{%d}: (pair %d, person %d) does not exist", t + 1, pr, pe);
+                    s = drsch_fail_at(err, DRSCH_ERR_RANGE, mat, i,
+                                      "testsets{%d}: (pair %d, person %d) does not exist", t + 1,
+                                      pr, pe);
             }
 done:
     if (r.file > 0)
@@ -511,5 +519,5 @@ done:
         return s;
     }
     *out = d;
-    return DS_OK;
+    return DRSCH_OK;
 }

@@ -16,45 +16,46 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* Maps the 1-based positions in v (into filelist) to dataset indices. */
-static ds_status map_list(const char *cfg, const mat_var *v, const int64_t *file_to_ds,
-                          int64_t n_files, int64_t **out, int64_t *n_out, ds_error *err)
+static drsch_status map_list(const char *cfg, const mat_var *v, const int64_t *file_to_ds,
+                             int64_t n_files, int64_t **out, int64_t *n_out, drsch_error *err)
 {
     *out = malloc((size_t)(v->count ? v->count : 1) * sizeof **out);
     if (!*out)
-        return ds_fail(err, DS_ERR_NOMEM, cfg, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, cfg, -1, "out of memory");
     for (int64_t k = 0; k < v->count; k++) {
         double x = v->values[k];
         if (!(x >= 1 && x <= (double)n_files) || x != (double)(int64_t)x)
-            return ds_fail(err, DS_ERR_RANGE, cfg, k,
-                           "%s value %g is not an index into filelist [1, %lld]", v->name, x,
-                           (long long)n_files);
+            return drsch_fail_at(err, DRSCH_ERR_RANGE, cfg, k,
+                                 "%s value %g is not an index into filelist [1, %lld]", v->name, x,
+                                 (long long)n_files);
         (*out)[k] = file_to_ds[(int64_t)x - 1];
     }
     qsort(*out, (size_t)v->count, sizeof **out, cmp_i64);
     *n_out = v->count;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
-ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
-                              ds_error *err)
+drsch_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
+                                 drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     memset(out, 0, sizeof *out);
     if (d->kind != DS_KIND_CUHK03 || !d->pair || !d->person || !d->slot || !d->pair_persons)
-        return ds_fail(err, DS_ERR_ARG, d->source, -1, "dataset %s is not CUHK03", d->name);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1, "dataset %s is not CUHK03",
+                             d->name);
     mat_var files, lists[3];
     memset(lists, 0, sizeof lists);
     const char *names[3] = {"query_idx", "gallery_idx", "train_idx"};
-    ds_status s = mat_read_var(config_mat, "filelist", &files, err);
+    drsch_status s = mat_read_var(config_mat, "filelist", &files, err);
     for (int k = 0; k < 3 && !s; k++) {
         s = mat_read_var(config_mat, names[k], &lists[k], err);
         if (!s && !lists[k].values && lists[k].count > 0)
-            s = ds_fail(err, DS_ERR_FORMAT, config_mat, -1, "'%s' is not a numeric array",
-                        names[k]);
+            s = drsch_fail_at(err, DRSCH_ERR_FORMAT, config_mat, -1, "'%s' is not a numeric array",
+                              names[k]);
     }
     if (!s && !files.strings)
-        s = ds_fail(err, DS_ERR_FORMAT, config_mat, -1,
-                    "'filelist' is not a cell array of file names");
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, config_mat, -1,
+                          "'filelist' is not a cell array of file names");
     int64_t *lookup = NULL, *file_to_ds = NULL;
     int32_t offset[17] = {0};
     if (s)
@@ -64,7 +65,7 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
     lookup = malloc((size_t)(d->n_classes ? d->n_classes : 1) * 10 * sizeof *lookup);
     file_to_ds = malloc((size_t)(files.count ? files.count : 1) * sizeof *file_to_ds);
     if (!lookup || !file_to_ds) {
-        s = ds_fail(err, DS_ERR_NOMEM, config_mat, -1, "out of memory");
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, config_mat, -1, "out of memory");
         goto done;
     }
     for (int64_t k = 0; k < (int64_t)d->n_classes * 10; k++)
@@ -77,17 +78,19 @@ ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_sp
         if (sscanf(files.strings[k], "%d_%d_%d_%d%15s", &p, &q, &v, &sl, tail) < 4 || p < 1 ||
             p > d->n_pairs || q < 1 || q > d->pair_persons[p - 1] || sl < 1 || sl > 10 ||
             v != (sl > 5 ? 2 : 1)) {
-            s = ds_fail(err, DS_ERR_FORMAT, config_mat, k,
-                        "filelist name '%s' is not pair_person_view_slot (e.g. 1_001_1_01.png) "
-                        "within this dataset",
-                        files.strings[k]);
+            s = drsch_fail_at(
+                err, DRSCH_ERR_FORMAT, config_mat, k,
+                "filelist name '%s' is not pair_person_view_slot (e.g. 1_001_1_01.png) "
+                "within this dataset",
+                files.strings[k]);
             goto done;
         }
         int64_t i = lookup[(int64_t)(offset[p - 1] + q - 1) * 10 + (sl - 1)];
         if (i < 0) {
-            s = ds_fail(err, DS_ERR_FORMAT, config_mat, k,
-                        "%s is not in %s (empty slot there; labeled/detected config mismatch?)",
-                        files.strings[k], d->source);
+            s = drsch_fail_at(
+                err, DRSCH_ERR_FORMAT, config_mat, k,
+                "%s is not in %s (empty slot there; labeled/detected config mismatch?)",
+                files.strings[k], d->source);
             goto done;
         }
         file_to_ds[k] = i;

@@ -8,8 +8,8 @@
  * CUHK03 cuhk-03.mat (MATLAB v7.3 = HDF5, read with the HDF5 C API).
  *
  * Conventions: images are uint8, N x C x H x W (planar, row-major) and stay uint8 until a batch
- * is built. Library code never prints and never exits: every call returns a ds_status (0 ok,
- * negative failure) and fills a ds_error naming the file, the record and what was expected.
+ * is built. Library code never prints and never exits: every call returns a drsch_status (0 ok,
+ * negative failure) and fills a drsch_error naming the file, the record and what was expected.
  * Ownership is explicit: ds_load* / ds_dataset_free, ds_split_* / ds_split_free,
  * ds_sampler_create / ds_sampler_free. What this module deliberately does not do: networks,
  * metrics, report writing (harness/), or caching decoded images on disk.
@@ -28,24 +28,24 @@ extern "C" {
 /* Status and errors                                                                          */
 
 typedef enum {
-    DS_OK = 0,
-    DS_ERR_NOMEM = -1,  /* allocation failed */
-    DS_ERR_IO = -2,     /* a file is missing, unreadable or truncated */
-    DS_ERR_FORMAT = -3, /* wrong magic, wrong record size, malformed line, missing HDF5 object */
-    DS_ERR_RANGE = -4,  /* a value out of range (label, index, count too small for a protocol) */
-    DS_ERR_DECODE = -5, /* an image could not be decoded */
-    DS_ERR_ARG = -6,    /* bad argument or dataset spec */
-    DS_ERR_HDF5 = -7    /* the HDF5 library reported an error */
-} ds_status;
+    DRSCH_OK = 0,
+    DRSCH_ERR_NOMEM = -1,  /* allocation failed */
+    DRSCH_ERR_IO = -2,     /* a file is missing, unreadable or truncated */
+    DRSCH_ERR_FORMAT = -3, /* wrong magic, wrong record size, malformed line, missing HDF5 object */
+    DRSCH_ERR_RANGE = -4,  /* a value out of range (label, index, count too small for a protocol) */
+    DRSCH_ERR_DECODE = -5, /* an image could not be decoded */
+    DRSCH_ERR_ARG = -6,    /* bad argument or dataset spec */
+    DRSCH_ERR_HDF5 = -7    /* the HDF5 library reported an error */
+} drsch_status;
 
-#define DS_PATH_MAX 1024
+#define DRSCH_PATH_MAX 1024
 
 typedef struct {
-    ds_status status;
-    char file[DS_PATH_MAX]; /* the file involved, "" when none */
+    drsch_status status;
+    char file[DRSCH_PATH_MAX]; /* the file involved, "" when none */
     int64_t record; /* 0-based record / image index (list files: line number - 1); -1 = none */
     char msg[2048]; /* complete human-readable message, including file and record */
-} ds_error;
+} drsch_error;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Datasets                                                                                   */
@@ -62,10 +62,10 @@ typedef enum { DS_KIND_IDX = 0, DS_KIND_CIFAR10, DS_KIND_NUSWIDE, DS_KIND_CUHK03
 typedef struct {
     ds_kind kind;
     char name[64]; /* "fashion-mnist", "mnist", "cifar10", "nuswide", "cuhk03-labeled" ... */
-    char source[DS_PATH_MAX]; /* where it was read from (directory, list file or .mat file) */
-    int64_t n;                /* number of images */
-    int c, h, w;              /* image shape */
-    uint8_t *images;          /* n x c x h x w */
+    char source[DRSCH_PATH_MAX]; /* where it was read from (directory, list file or .mat file) */
+    int64_t n;                   /* number of images */
+    int c, h, w;                 /* image shape */
+    uint8_t *images;             /* n x c x h x w */
     ds_label_kind label_kind;
     int n_classes;      /* classes, multi-label width L, or identities */
     int32_t *labels;    /* n, NULL for DS_LABELS_MULTI */
@@ -111,26 +111,26 @@ typedef struct {
 void ds_load_opts_default(ds_load_opts *o);
 
 /* IDX pair (images idx3 + labels idx1), gzip or raw. Appends nothing: returns a new dataset. */
-ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
-                           ds_error *err);
+drsch_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
+                              drsch_error *err);
 /* A directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-...,
  * t10k-labels-... (also the "train-images.idx3-ubyte" spelling). subset marks train / t10k. */
-ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, ds_error *err);
+drsch_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, drsch_error *err);
 /* CIFAR-10 binary version: dir holds data_batch_1..5.bin and test_batch.bin (each record:
  * 1 label byte + 3072 bytes, 3 x 32 x 32 planar RGB) and optionally batches.meta.txt. */
-ds_status ds_load_cifar10(const char *dir, ds_dataset **out, ds_error *err);
+drsch_status ds_load_cifar10(const char *dir, ds_dataset **out, drsch_error *err);
 /* NUS-WIDE list: each non-empty line "relative/path.jpg l_1 ... l_L" with L = 21 or 81 labels
  * (0/1), images under imgroot, decoded to RGB and resized to opts->out_h x out_w. */
-ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts,
-                          ds_dataset **out, ds_error *err);
+drsch_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts,
+                             ds_dataset **out, drsch_error *err);
 /* CUHK03 cuhk-03.mat (v7.3): detected = 0 reads 'labeled', 1 reads 'detected'; images resized
  * to opts->out_h x out_w (default 160 x 60); 'testsets' read when present. */
-ds_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts, ds_dataset **out,
-                         ds_error *err);
+drsch_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *opts,
+                            ds_dataset **out, drsch_error *err);
 
 /* Keep only the k concepts with the most images (ties: lower concept index), in their original
  * order, and drop images left without any label (NUS-WIDE-21 from the 81-concept list). */
-ds_status ds_select_top_concepts(ds_dataset *d, int k, ds_error *err);
+drsch_status ds_select_top_concepts(ds_dataset *d, int k, drsch_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Dataset specs (command line)                                                               */
@@ -144,17 +144,18 @@ ds_status ds_select_top_concepts(ds_dataset *d, int k, ds_error *err);
 
 typedef struct {
     ds_kind kind;
-    char name[64];           /* canonical name for reports */
-    char path[DS_PATH_MAX];  /* directory, list file, or .mat file */
-    char path2[DS_PATH_MAX]; /* NUS-WIDE image root */
-    int detected;            /* CUHK03: 0 labeled (default), 1 detected */
+    char name[64];              /* canonical name for reports */
+    char path[DRSCH_PATH_MAX];  /* directory, list file, or .mat file */
+    char path2[DRSCH_PATH_MAX]; /* NUS-WIDE image root */
+    int detected;               /* CUHK03: 0 labeled (default), 1 detected */
 } ds_spec;
 
-ds_status ds_spec_parse(const char *spec, ds_spec *out, ds_error *err);
-ds_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out,
-                       ds_error *err);
+drsch_status ds_spec_parse(const char *spec, ds_spec *out, drsch_error *err);
+drsch_status ds_load_spec(const ds_spec *spec, const ds_load_opts *opts, ds_dataset **out,
+                          drsch_error *err);
 /* Parse + load in one call; opts may be NULL. */
-ds_status ds_load(const char *spec, const ds_load_opts *opts, ds_dataset **out, ds_error *err);
+drsch_status ds_load(const char *spec, const ds_load_opts *opts, ds_dataset **out,
+                     drsch_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Protocols: index lists into a dataset. Every list is sorted ascending. For re-id, db is the  */
@@ -181,15 +182,15 @@ void ds_paper_opts_default(ds_paper_opts *o);
 
 /* Single-label sets: per class query_per_class queries, train_per_class training images, the
  * rest database; the whole dataset (official train + test) is the pool. */
-ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out,
-                         ds_error *err);
+drsch_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                            ds_split *out, drsch_error *err);
 /* The official split: query = test file, train = database = training file. */
-ds_status ds_split_full(const ds_dataset *d, ds_split *out, ds_error *err);
+drsch_status ds_split_full(const ds_dataset *d, ds_split *out, drsch_error *err);
 /* Multi-label (NUS-WIDE-21): for each concept in turn, query_per_class queries and
  * train_per_class training images drawn from the images having it and not yet chosen; the rest
  * (images with at least one label) is the database. Relevance = at least one shared label. */
-ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
-                              ds_split *out, ds_error *err);
+drsch_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                                 ds_split *out, drsch_error *err);
 
 typedef struct {
     int testset;     /* 0-based index into 'testsets' (classic protocol: 0..19) */
@@ -201,16 +202,16 @@ typedef struct {
  * identities, all others train. Queries: test images from the first camera of each pair;
  * gallery: test images from the second camera. Test identities seen by only one camera give
  * no query (they could never be matched); the name says how many were dropped. */
-ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
-                                  ds_split *out, ds_error *err);
+drsch_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
+                                     ds_split *out, drsch_error *err);
 
 /* CUHK03 767/700 protocol (Zhong et al., CVPR 2017): 767 training and 700 test identities,
  * query and gallery as listed in cuhk03_new_protocol_config_{labeled,detected}.mat (a MATLAB v5
  * file: train_idx, query_idx, gallery_idx 1-based into filelist, whose names
  * "P_QQQ_V_SS.png" give camera pair, person, view and slot). Every listed image must exist in
  * the loaded dataset (use the config that matches labeled / detected). */
-ds_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
-                              ds_error *err);
+drsch_status ds_split_cuhk03_new(const ds_dataset *d, const char *config_mat, ds_split *out,
+                                 drsch_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Training input: augmentation and batches                                                   */
@@ -238,8 +239,8 @@ ds_augment ds_augment_eval(const ds_augment *train);
  * generator seeded with (seed, i), so the batch is identical for any thread count. Rotation and
  * zoom turn the crop window about its centre and sample the image bilinearly, with the padding
  * value outside it; without them the crop is an exact pixel copy. */
-ds_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
-                         uint64_t seed, float *out, ds_error *err);
+drsch_status ds_batch_build(const ds_dataset *d, const int64_t *idx, int64_t n, const ds_augment *a,
+                            uint64_t seed, float *out, drsch_error *err);
 
 /* Per-channel mean and standard deviation of the uint8 pixel values over images idx[0..n)
  * (all images when idx is NULL); mean and std hold d->c entries. */
@@ -253,9 +254,9 @@ void ds_channel_stats(const ds_dataset *d, const int64_t *idx, int64_t n, double
  * pool are not eligible (a batch needs positives for triplets). */
 typedef struct ds_sampler ds_sampler;
 
-ds_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
-                            int classes_per_batch, int images_per_class, uint64_t seed,
-                            ds_sampler **out, ds_error *err);
+drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
+                               int classes_per_batch, int images_per_class, uint64_t seed,
+                               ds_sampler **out, drsch_error *err);
 void ds_sampler_free(ds_sampler *s);
 int64_t ds_sampler_batch_size(const ds_sampler *s);
 int ds_sampler_classes(const ds_sampler *s); /* eligible classes */
@@ -273,7 +274,8 @@ void ds_resize_bilinear_hwc_to_chw(const uint8_t *src, int sh, int sw, int c, ui
 
 /* Decodes a JPEG or PNG file (detected by its signature) to 8-bit RGB, HWC. *pixels is
  * malloc'd and owned by the caller. */
-ds_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *w, ds_error *err);
+drsch_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *w,
+                                  drsch_error *err);
 
 #ifdef __cplusplus
 }

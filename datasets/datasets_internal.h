@@ -15,22 +15,22 @@
 
 /* Fills err (when non-NULL) and returns s. file may be NULL, record -1 for none. The message
  * reads "<file>: record <r>: <what>" (or "line <r+1>" when the record is a text line). */
-ds_status ds_fail(ds_error *err, ds_status s, const char *file, int64_t record, const char *fmt,
-                  ...) DS_PRINTF(5, 6);
-ds_status ds_fail_line(ds_error *err, ds_status s, const char *file, int64_t line0, const char *fmt,
-                       ...) DS_PRINTF(5, 6);
-void ds_error_clear(ds_error *err);
+drsch_status drsch_fail_at(drsch_error *err, drsch_status s, const char *file, int64_t record,
+                           const char *fmt, ...) DS_PRINTF(5, 6);
+drsch_status drsch_fail_line(drsch_error *err, drsch_status s, const char *file, int64_t line0,
+                             const char *fmt, ...) DS_PRINTF(5, 6);
+void drsch_error_clear(drsch_error *err);
 
 /* A zeroed dataset with images and (for single/identity labels) labels allocated. */
 ds_dataset *ds_dataset_alloc(int64_t n, int c, int h, int w, ds_label_kind kind, int n_classes);
 
 int ds_file_exists(const char *path);
-/* DS_OK when path is a regular file that can be opened; otherwise DS_ERR_IO naming path and the
- * cause ("No such file or directory", "Is a directory", "is a FIFO (named pipe)"). */
-ds_status ds_check_file(const char *path, ds_error *err);
+/* DRSCH_OK when path is a regular file that can be opened; otherwise DRSCH_ERR_IO naming path and
+ * the cause ("No such file or directory", "Is a directory", "is a FIFO (named pipe)"). */
+drsch_status ds_check_file(const char *path, drsch_error *err);
 /* The whole of a regular dataset file (*data malloc'd, NUL-terminated), errors as ds_check_file. */
-ds_status ds_read_file(const char *path, uint8_t **data, size_t *len, ds_error *err);
-/* Copies at most DS_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
+drsch_status ds_read_file(const char *path, uint8_t **data, size_t *len, drsch_error *err);
+/* Copies at most DRSCH_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
 int ds_path_join(char *out, const char *a, const char *b);
 
 #endif

@@ -50,42 +50,44 @@ static uint32_t be32(const uint8_t *p)
 }
 
 /* Opens path and reads its IDX header; dims holds ndim entries. */
-static ds_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims, gzFile *out,
-                          ds_error *err)
+static drsch_status idx_open(const char *path, uint32_t magic, int ndim, uint32_t *dims,
+                             gzFile *out, drsch_error *err)
 {
-    ds_status cs = ds_check_file(path, err);
+    drsch_status cs = ds_check_file(path, err);
     if (cs)
         return cs;
     gzFile f = gzopen(path, "rb");
     if (!f)
-        return ds_fail(err, DS_ERR_IO, path, -1, "cannot open: %s",
-                       strerror(errno ? errno : ENOENT));
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "cannot open: %s",
+                             strerror(errno ? errno : ENOENT));
     uint8_t hdr[16];
     size_t need = 4 + 4 * (size_t)ndim;
     if (gz_read_full(f, hdr, need) != need) {
         gzclose(f);
-        return ds_fail(err, DS_ERR_IO, path, -1, "truncated IDX header (expected %zu bytes)", need);
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1,
+                             "truncated IDX header (expected %zu bytes)", need);
     }
     uint32_t m = be32(hdr);
     if (m != magic) {
         gzclose(f);
-        return ds_fail(err, DS_ERR_FORMAT, path, -1,
-                       "wrong IDX magic 0x%08x (expected 0x%08x: uint8, %d dims)", m, magic, ndim);
+        return drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                             "wrong IDX magic 0x%08x (expected 0x%08x: uint8, %d dims)", m, magic,
+                             ndim);
     }
     for (int i = 0; i < ndim; i++)
         dims[i] = be32(hdr + 4 + 4 * i);
     *out = f;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
-ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
-                           ds_error *err)
+drsch_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_dataset **out,
+                              drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     *out = NULL;
     uint32_t idim[3] = {0}, ldim[1] = {0};
     gzFile fi = NULL, fl = NULL;
-    ds_status s = idx_open(images_path, IDX_MAGIC_U8_3D, 3, idim, &fi, err);
+    drsch_status s = idx_open(images_path, IDX_MAGIC_U8_3D, 3, idim, &fi, err);
     if (s)
         return s;
     s = idx_open(labels_path, IDX_MAGIC_U8_1D, 1, ldim, &fl, err);
@@ -95,26 +97,27 @@ ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_
     }
     ds_dataset *d = NULL;
     if (idim[0] != ldim[0]) {
-        s = ds_fail(err, DS_ERR_FORMAT, labels_path, -1, "%u labels for %u images in %s", ldim[0],
-                    idim[0], images_path);
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, labels_path, -1, "%u labels for %u images in %s",
+                          ldim[0], idim[0], images_path);
         goto done;
     }
     if (idim[1] == 0 || idim[2] == 0 || idim[1] > 4096 || idim[2] > 4096 || idim[0] > (1u << 28)) {
-        s = ds_fail(err, DS_ERR_FORMAT, images_path, -1,
-                    "implausible image dimensions %u x %u x %u", idim[0], idim[1], idim[2]);
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, images_path, -1,
+                          "implausible image dimensions %u x %u x %u", idim[0], idim[1], idim[2]);
         goto done;
     }
     double need = (double)idim[0] * idim[1] * idim[2];
     if (!idx_can_hold(images_path, need) || !idx_can_hold(labels_path, (double)ldim[0])) {
-        s = ds_fail(
-            err, DS_ERR_IO, idx_can_hold(images_path, need) ? labels_path : images_path, -1,
+        s = drsch_fail_at(
+            err, DRSCH_ERR_IO, idx_can_hold(images_path, need) ? labels_path : images_path, -1,
             "truncated: the header promises %u images of %u x %u, more than the file can hold",
             idim[0], idim[1], idim[2]);
         goto done;
     }
     d = ds_dataset_alloc(idim[0], 1, (int)idim[1], (int)idim[2], DS_LABELS_SINGLE, IDX_CLASSES);
     if (!d) {
-        s = ds_fail(err, DS_ERR_NOMEM, images_path, -1, "cannot allocate %u images", idim[0]);
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, images_path, -1, "cannot allocate %u images",
+                          idim[0]);
         goto done;
     }
     size_t rec = (size_t)idim[1] * idim[2];
@@ -122,27 +125,27 @@ ds_status ds_load_idx_pair(const char *images_path, const char *labels_path, ds_
     if (got != rec * d->n) {
         int zerr = 0;
         const char *zmsg = gzerror(fi, &zerr);
-        s = ds_fail(err, DS_ERR_IO, images_path, (int64_t)(got / rec),
-                    "truncated: expected %lld images of %zu bytes%s%s", (long long)d->n, rec,
-                    zerr < 0 ? "; zlib: " : "", zerr < 0 ? zmsg : "");
+        s = drsch_fail_at(err, DRSCH_ERR_IO, images_path, (int64_t)(got / rec),
+                          "truncated: expected %lld images of %zu bytes%s%s", (long long)d->n, rec,
+                          zerr < 0 ? "; zlib: " : "", zerr < 0 ? zmsg : "");
         goto done;
     }
     uint8_t *lab = malloc(d->n ? (size_t)d->n : 1);
     if (!lab) {
-        s = ds_fail(err, DS_ERR_NOMEM, labels_path, -1, "out of memory");
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, labels_path, -1, "out of memory");
         goto done;
     }
     got = gz_read_full(fl, lab, (size_t)d->n);
     if (got != (size_t)d->n) {
         free(lab);
-        s = ds_fail(err, DS_ERR_IO, labels_path, (int64_t)got, "truncated: expected %lld labels",
-                    (long long)d->n);
+        s = drsch_fail_at(err, DRSCH_ERR_IO, labels_path, (int64_t)got,
+                          "truncated: expected %lld labels", (long long)d->n);
         goto done;
     }
     for (int64_t i = 0; i < d->n; i++) {
         if (lab[i] >= IDX_CLASSES) {
-            s = ds_fail(err, DS_ERR_RANGE, labels_path, i, "label %u out of range [0, %d)", lab[i],
-                        IDX_CLASSES);
+            s = drsch_fail_at(err, DRSCH_ERR_RANGE, labels_path, i, "label %u out of range [0, %d)",
+                              lab[i], IDX_CLASSES);
             free(lab);
             goto done;
         }
@@ -160,7 +163,7 @@ done:
         return s;
     }
     *out = d;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
 /* Finds <dir>/<stem> among the spellings in use: train-images-idx3-ubyte(.gz) and
@@ -182,11 +185,11 @@ static int find_idx_file(const char *dir, const char *prefix, const char *suffix
     return -1;
 }
 
-ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, ds_error *err)
+drsch_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     *out = NULL;
-    char ti[DS_PATH_MAX], tl[DS_PATH_MAX], vi[DS_PATH_MAX], vl[DS_PATH_MAX];
+    char ti[DRSCH_PATH_MAX], tl[DRSCH_PATH_MAX], vi[DRSCH_PATH_MAX], vl[DRSCH_PATH_MAX];
     const struct {
         char *buf;
         const char *prefix, *suffix;
@@ -201,12 +204,12 @@ ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, d
         snprintf(pre, sizeof pre, "%s-%.*s", files[i].prefix, (int)(dash - files[i].suffix),
                  files[i].suffix);
         if (find_idx_file(dir, pre, dash + 1, files[i].buf) != 0)
-            return ds_fail(err, DS_ERR_IO, files[i].buf, -1,
-                           "missing IDX file (expected %s-%s[.gz] or the '.' spelling in %s)",
-                           files[i].prefix, files[i].suffix, dir);
+            return drsch_fail_at(err, DRSCH_ERR_IO, files[i].buf, -1,
+                                 "missing IDX file (expected %s-%s[.gz] or the '.' spelling in %s)",
+                                 files[i].prefix, files[i].suffix, dir);
     }
     ds_dataset *a = NULL, *b = NULL;
-    ds_status s = ds_load_idx_pair(ti, tl, &a, err);
+    drsch_status s = ds_load_idx_pair(ti, tl, &a, err);
     if (s)
         return s;
     s = ds_load_idx_pair(vi, vl, &b, err);
@@ -215,11 +218,12 @@ ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, d
         return s;
     }
     if (a->h != b->h || a->w != b->w) {
-        ds_fail(err, DS_ERR_FORMAT, vi, -1,
-                "images are %d x %d but the training images are %d x %d", b->h, b->w, a->h, a->w);
+        drsch_fail_at(err, DRSCH_ERR_FORMAT, vi, -1,
+                      "images are %d x %d but the training images are %d x %d", b->h, b->w, a->h,
+                      a->w);
         ds_dataset_free(a);
         ds_dataset_free(b);
-        return DS_ERR_FORMAT;
+        return DRSCH_ERR_FORMAT;
     }
     ds_dataset *d = ds_dataset_alloc(a->n + b->n, 1, a->h, a->w, DS_LABELS_SINGLE, IDX_CLASSES);
     if (d)
@@ -228,7 +232,7 @@ ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, d
         ds_dataset_free(d);
         ds_dataset_free(a);
         ds_dataset_free(b);
-        return ds_fail(err, DS_ERR_NOMEM, dir, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, dir, -1, "out of memory");
     }
     size_t rec = (size_t)a->h * (size_t)a->w;
     memcpy(d->images, a->images, rec * (size_t)a->n);
@@ -249,5 +253,5 @@ ds_status ds_load_idx_dir(const char *dir, const char *name, ds_dataset **out, d
                 d->class_names[k] = strdup(FASHION_NAMES[k]);
     }
     *out = d;
-    return DS_OK;
+    return DRSCH_OK;
 }

@@ -90,8 +90,8 @@ static void jpeg_error_exit(j_common_ptr cinfo)
 
 static void jpeg_silent(j_common_ptr cinfo) { (void)cinfo; }
 
-static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
-                             int *h, int *w, ds_error *err)
+static drsch_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
+                                int *h, int *w, drsch_error *err)
 {
     struct jpeg_decompress_struct cinfo;
     jpeg_err je;
@@ -104,7 +104,7 @@ static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, u
     if (setjmp(je.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(out);
-        return ds_fail(err, DS_ERR_DECODE, path, -1, "JPEG decoding failed: %s", je.msg);
+        return drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1, "JPEG decoding failed: %s", je.msg);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, (unsigned char *)buf, (unsigned long)len);
@@ -114,13 +114,14 @@ static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, u
     int W = (int)cinfo.output_width, H = (int)cinfo.output_height;
     if (cinfo.output_components != 3 || W <= 0 || H <= 0) {
         jpeg_destroy_decompress(&cinfo);
-        return ds_fail(err, DS_ERR_DECODE, path, -1, "JPEG with %d components, expected RGB",
-                       cinfo.output_components);
+        return drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1,
+                             "JPEG with %d components, expected RGB", cinfo.output_components);
     }
     out = malloc((size_t)W * (size_t)H * 3);
     if (!out) {
         jpeg_destroy_decompress(&cinfo);
-        return ds_fail(err, DS_ERR_NOMEM, path, -1, "out of memory for a %d x %d image", W, H);
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, path, -1, "out of memory for a %d x %d image", W,
+                             H);
     }
     while (cinfo.output_scanline < cinfo.output_height) {
         JSAMPROW row = out + (size_t)cinfo.output_scanline * (size_t)W * 3;
@@ -131,43 +132,46 @@ static ds_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, u
     *pixels = out;
     *h = H;
     *w = W;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
-static ds_status decode_png(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
-                            int *h, int *w, ds_error *err)
+static drsch_status decode_png(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
+                               int *h, int *w, drsch_error *err)
 {
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&img, buf, len))
-        return ds_fail(err, DS_ERR_DECODE, path, -1, "PNG decoding failed: %s", img.message);
+        return drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1, "PNG decoding failed: %s",
+                             img.message);
     img.format = PNG_FORMAT_RGB;
     size_t sz = PNG_IMAGE_SIZE(img);
     uint8_t *out = malloc(sz ? sz : 1);
     if (!out) {
         png_image_free(&img);
-        return ds_fail(err, DS_ERR_NOMEM, path, -1, "out of memory for a %u x %u image", img.width,
-                       img.height);
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, path, -1, "out of memory for a %u x %u image",
+                             img.width, img.height);
     }
     if (!png_image_finish_read(&img, NULL, out, 0, NULL)) {
         free(out);
-        ds_status s = ds_fail(err, DS_ERR_DECODE, path, -1, "PNG decoding failed: %s", img.message);
+        drsch_status s =
+            drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1, "PNG decoding failed: %s", img.message);
         png_image_free(&img);
         return s;
     }
     *pixels = out;
     *h = (int)img.height;
     *w = (int)img.width;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
-ds_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *w, ds_error *err)
+drsch_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *w,
+                                  drsch_error *err)
 {
     *pixels = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    ds_status s = ds_read_file(path, &buf, &len, err);
+    drsch_status s = ds_read_file(path, &buf, &len, err);
     if (s)
         return s;
     static const uint8_t PNG_SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -176,7 +180,8 @@ ds_status ds_image_decode_file(const char *path, uint8_t **pixels, int *h, int *
     else if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF)
         s = decode_jpeg(path, buf, len, pixels, h, w, err);
     else
-        s = ds_fail(err, DS_ERR_DECODE, path, -1, "neither a JPEG nor a PNG file (%zu bytes)", len);
+        s = drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1,
+                          "neither a JPEG nor a PNG file (%zu bytes)", len);
     free(buf);
     return s;
 }

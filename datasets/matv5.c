@@ -211,22 +211,22 @@ void mat_var_free(mat_var *v)
     memset(v, 0, sizeof *v);
 }
 
-ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_error *err)
+drsch_status mat_read_var(const char *path, const char *name, mat_var *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     uint8_t *buf = NULL;
     size_t sz = 0;
-    ds_status s = ds_read_file(path, &buf, &sz, err);
-    if (s != DS_OK)
+    drsch_status s = ds_read_file(path, &buf, &sz, err);
+    if (s != DRSCH_OK)
         return s;
     if (sz < 128 || memcmp(buf, "MATLAB 5.0 MAT-file", 19) != 0) {
-        s = ds_fail(err, DS_ERR_FORMAT, path, -1,
-                    "not a MATLAB v5 MAT-file (no 'MATLAB 5.0 MAT-file' header)");
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                          "not a MATLAB v5 MAT-file (no 'MATLAB 5.0 MAT-file' header)");
         goto done;
     }
     if (buf[126] != 'I' || buf[127] != 'M') {
-        s = ds_fail(err, DS_ERR_FORMAT, path, -1,
-                    "big-endian or v7.3 MAT-file: not supported here");
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                          "big-endian or v7.3 MAT-file: not supported here");
         goto done;
     }
     span file = {buf, (size_t)sz};
@@ -236,8 +236,8 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
         uint32_t t;
         span e;
         if (next_element(file, &at, &t, &e)) {
-            s = ds_fail(err, DS_ERR_FORMAT, path, -1,
-                        "truncated or corrupt data element at byte %zu", at);
+            s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                              "truncated or corrupt data element at byte %zu", at);
             goto done;
         }
         uint8_t *inflated = NULL;
@@ -253,7 +253,7 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
             for (;;) {
                 inflated = malloc(cap);
                 if (!inflated) {
-                    s = ds_fail(err, DS_ERR_NOMEM, path, -1, "out of memory");
+                    s = drsch_fail_at(err, DRSCH_ERR_NOMEM, path, -1, "out of memory");
                     goto done;
                 }
                 uLongf got = cap;
@@ -263,7 +263,8 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
                     size_t zat = 0;
                     if (next_element(z, &zat, &t, &m)) {
                         free(inflated);
-                        s = ds_fail(err, DS_ERR_FORMAT, path, -1, "corrupt compressed element");
+                        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                                          "corrupt compressed element");
                         goto done;
                     }
                     break;
@@ -271,17 +272,18 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
                 free(inflated);
                 inflated = NULL;
                 if (zr == Z_BUF_ERROR && cap >= limit) {
-                    s = ds_fail(err, DS_ERR_FORMAT, path, -1,
-                                "a compressed element of %zu bytes inflates to more than %lu bytes "
-                                "(accepted: %d "
-                                "times its size, deflate's maximal ratio, and at most %lu MB)",
-                                e.n, (unsigned long)limit, MATV5_DEFLATE_MAX_RATIO,
-                                (unsigned long)(MATV5_MAX_INFLATED >> 20));
+                    s = drsch_fail_at(
+                        err, DRSCH_ERR_FORMAT, path, -1,
+                        "a compressed element of %zu bytes inflates to more than %lu bytes "
+                        "(accepted: %d "
+                        "times its size, deflate's maximal ratio, and at most %lu MB)",
+                        e.n, (unsigned long)limit, MATV5_DEFLATE_MAX_RATIO,
+                        (unsigned long)(MATV5_MAX_INFLATED >> 20));
                     goto done;
                 }
                 if (zr != Z_BUF_ERROR) {
-                    s = ds_fail(err, DS_ERR_FORMAT, path, -1,
-                                "zlib cannot inflate a compressed element (%d)", zr);
+                    s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                                      "zlib cannot inflate a compressed element (%d)", zr);
                     goto done;
                 }
                 cap = cap > limit / 4 ? limit : cap * 4;
@@ -293,7 +295,8 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
             if (parse_matrix(m, &v, 1) != 0) {
                 mat_var_free(&v);
                 free(inflated);
-                s = ds_fail(err, DS_ERR_FORMAT, path, -1, "corrupt or unsupported array element");
+                s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1,
+                                  "corrupt or unsupported array element");
                 goto done;
             }
             if (!strcmp(v.name, name)) {
@@ -306,7 +309,7 @@ ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_erro
         free(inflated);
     }
     if (!found)
-        s = ds_fail(err, DS_ERR_FORMAT, path, -1, "no variable '%s'", name);
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, path, -1, "no variable '%s'", name);
 done:
     free(buf);
     return s;

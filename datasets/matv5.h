@@ -13,7 +13,7 @@ typedef struct {
 } mat_var;
 
 /* Reads the top-level variable `name` of a v5 MAT-file. */
-ds_status mat_read_var(const char *path, const char *name, mat_var *out, ds_error *err);
+drsch_status mat_read_var(const char *path, const char *name, mat_var *out, drsch_error *err);
 void mat_var_free(mat_var *v);
 
 #endif

@@ -15,7 +15,7 @@
 typedef struct {
     char *rel;    /* image path relative to the root */
     int64_t line; /* 0-based line in the list */
-    ds_status status;
+    drsch_status status;
 } list_entry;
 
 static void free_entries(list_entry *e, int64_t n)
@@ -32,10 +32,10 @@ static char *read_line(FILE *f, char **buf, size_t *cap)
     return r < 0 ? NULL : *buf;
 }
 
-ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts,
-                          ds_dataset **out, ds_error *err)
+drsch_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_opts *opts,
+                             ds_dataset **out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     *out = NULL;
     ds_load_opts def;
     if (!opts) {
@@ -44,19 +44,19 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
     }
     const int oh = opts->out_h > 0 ? opts->out_h : NUSWIDE_DEFAULT_SIZE;
     const int ow = opts->out_w > 0 ? opts->out_w : NUSWIDE_DEFAULT_SIZE;
-    ds_status cs = ds_check_file(list, err);
+    drsch_status cs = ds_check_file(list, err);
     if (cs)
         return cs;
     FILE *f = fopen(list, "r");
     if (!f)
-        return ds_fail(err, DS_ERR_IO, list, -1, "cannot open list: %s", strerror(errno));
+        return drsch_fail_at(err, DRSCH_ERR_IO, list, -1, "cannot open list: %s", strerror(errno));
     list_entry *ent = NULL;
     uint8_t *lab = NULL;
     int64_t n = 0, cap = 0, line = -1;
     int L = -1;
     char *buf = NULL;
     size_t bcap = 0;
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     while (read_line(f, &buf, &bcap)) {
         line++;
         char *save = NULL;
@@ -67,14 +67,14 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
             int64_t nc = cap ? cap * 2 : 1024;
             list_entry *ne = realloc(ent, (size_t)nc * sizeof *ne);
             if (!ne) {
-                s = ds_fail(err, DS_ERR_NOMEM, list, -1, "out of memory");
+                s = drsch_fail_at(err, DRSCH_ERR_NOMEM, list, -1, "out of memory");
                 break;
             }
             ent = ne;
             if (L > 0) {
                 uint8_t *nl = realloc(lab, (size_t)nc * (size_t)L);
                 if (!nl) {
-                    s = ds_fail(err, DS_ERR_NOMEM, list, -1, "out of memory");
+                    s = drsch_fail_at(err, DRSCH_ERR_NOMEM, list, -1, "out of memory");
                     break;
                 }
                 lab = nl;
@@ -86,8 +86,8 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
         char *t;
         while ((t = strtok_r(NULL, " \t\r\n", &save))) {
             if ((strcmp(t, "0") && strcmp(t, "1"))) {
-                s = ds_fail_line(err, DS_ERR_FORMAT, list, line,
-                                 "label %d is '%s', expected 0 or 1", k + 1, t);
+                s = drsch_fail_line(err, DRSCH_ERR_FORMAT, list, line,
+                                    "label %d is '%s', expected 0 or 1", k + 1, t);
                 break;
             }
             if (k < 128)
@@ -98,27 +98,27 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
             break;
         if (L < 0) {
             if (k != 21 && k != 81) {
-                s = ds_fail_line(
-                    err, DS_ERR_FORMAT, list, line,
+                s = drsch_fail_line(
+                    err, DRSCH_ERR_FORMAT, list, line,
                     "%d labels after the image path, expected 21 or 81 (NUS-WIDE-21 / -81)", k);
                 break;
             }
             L = k;
             lab = malloc((size_t)cap * (size_t)L);
             if (!lab) {
-                s = ds_fail(err, DS_ERR_NOMEM, list, -1, "out of memory");
+                s = drsch_fail_at(err, DRSCH_ERR_NOMEM, list, -1, "out of memory");
                 break;
             }
         } else if (k != L) {
-            s = ds_fail_line(err, DS_ERR_FORMAT, list, line,
-                             "%d labels, expected %d like the first line", k, L);
+            s = drsch_fail_line(err, DRSCH_ERR_FORMAT, list, line,
+                                "%d labels, expected %d like the first line", k, L);
             break;
         }
         ent[n].rel = strdup(tok);
         ent[n].line = line;
-        ent[n].status = DS_OK;
+        ent[n].status = DRSCH_OK;
         if (!ent[n].rel) {
-            s = ds_fail(err, DS_ERR_NOMEM, list, -1, "out of memory");
+            s = drsch_fail_at(err, DRSCH_ERR_NOMEM, list, -1, "out of memory");
             break;
         }
         memcpy(lab + (size_t)n * (size_t)L, row, (size_t)L);
@@ -126,16 +126,16 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
     }
     free(buf);
     if (!s && ferror(f))
-        s = ds_fail(err, DS_ERR_IO, list, -1, "read error");
+        s = drsch_fail_at(err, DRSCH_ERR_IO, list, -1, "read error");
     fclose(f);
     if (!s && n == 0)
-        s = ds_fail(err, DS_ERR_FORMAT, list, -1, "no images listed");
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, list, -1, "no images listed");
     ds_dataset *d = NULL;
     if (!s) {
         d = ds_dataset_alloc(n, 3, oh, ow, DS_LABELS_MULTI, L);
         if (!d)
-            s = ds_fail(err, DS_ERR_NOMEM, list, -1, "cannot allocate %lld images of 3 x %d x %d",
-                        (long long)n, oh, ow);
+            s = drsch_fail_at(err, DRSCH_ERR_NOMEM, list, -1,
+                              "cannot allocate %lld images of 3 x %d x %d", (long long)n, oh, ow);
     }
     if (s) {
         free_entries(ent, n);
@@ -149,25 +149,25 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
 #pragma omp parallel for schedule(dynamic, 16)
 #endif
     for (int64_t i = 0; i < n; i++) {
-        char path[DS_PATH_MAX];
+        char path[DRSCH_PATH_MAX];
         if (ds_path_join(path, imgroot, ent[i].rel) != 0) {
-            ent[i].status = DS_ERR_ARG;
+            ent[i].status = DRSCH_ERR_ARG;
             continue;
         }
         uint8_t *px = NULL;
         int h = 0, w = 0;
-        ds_error e;
+        drsch_error e;
         ent[i].status = ds_image_decode_file(path, &px, &h, &w, &e);
-        if (ent[i].status == DS_OK)
+        if (ent[i].status == DRSCH_OK)
             ds_resize_bilinear_hwc_to_chw(px, h, w, 3, d->images + (size_t)i * per, oh, ow);
         free(px);
     }
     /* fatal errors (memory, path length) and, without skipping, the first bad image */
     int64_t keep = 0;
     for (int64_t i = 0; i < n && !s; i++) {
-        ds_status st = ent[i].status;
-        int skippable = st == DS_ERR_IO || st == DS_ERR_DECODE;
-        if (st == DS_OK) {
+        drsch_status st = ent[i].status;
+        int skippable = st == DRSCH_ERR_IO || st == DRSCH_ERR_DECODE;
+        if (st == DRSCH_OK) {
             if (keep != i) {
                 memmove(d->images + (size_t)keep * per, d->images + (size_t)i * per, per);
                 memmove(d->multi + (size_t)keep * (size_t)L, d->multi + (size_t)i * (size_t)L,
@@ -178,26 +178,27 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
             d->n_skipped++;
         } else {
             /* decode again to get the exact message for this record */
-            char path[DS_PATH_MAX];
-            ds_error e;
-            ds_error_clear(&e);
+            char path[DRSCH_PATH_MAX];
+            drsch_error e;
+            drsch_error_clear(&e);
             if (ds_path_join(path, imgroot, ent[i].rel) != 0) {
                 snprintf(e.msg, sizeof e.msg, "image path too long");
             } else {
                 uint8_t *px = NULL;
                 int h, w;
-                if (ds_image_decode_file(path, &px, &h, &w, &e) == DS_OK)
+                if (ds_image_decode_file(path, &px, &h, &w, &e) == DRSCH_OK)
                     snprintf(e.msg, sizeof e.msg, "%s: failed while loading (out of memory?)",
                              path);
                 free(px);
             }
-            s = ds_fail_line(err, st, list, ent[i].line, "%s%s", e.msg,
-                             skippable ? " (use the skip option to skip such images)" : "");
+            s = drsch_fail_line(err, st, list, ent[i].line, "%s%s", e.msg,
+                                skippable ? " (use the skip option to skip such images)" : "");
         }
     }
     free_entries(ent, n);
     if (!s && keep == 0)
-        s = ds_fail(err, DS_ERR_FORMAT, list, -1, "all %lld images were skipped", (long long)n);
+        s = drsch_fail_at(err, DRSCH_ERR_FORMAT, list, -1, "all %lld images were skipped",
+                          (long long)n);
     if (s) {
         ds_dataset_free(d);
         return s;
@@ -207,23 +208,25 @@ ds_status ds_load_nuswide(const char *list, const char *imgroot, const ds_load_o
     snprintf(d->name, sizeof d->name, "nuswide-%d", L);
     snprintf(d->source, sizeof d->source, "%s", list);
     *out = d;
-    return DS_OK;
+    return DRSCH_OK;
 }
 
-ds_status ds_select_top_concepts(ds_dataset *d, int k, ds_error *err)
+drsch_status ds_select_top_concepts(ds_dataset *d, int k, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     if (d->label_kind != DS_LABELS_MULTI)
-        return ds_fail(err, DS_ERR_ARG, d->source, -1, "dataset %s is not multi-label", d->name);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1, "dataset %s is not multi-label",
+                             d->name);
     int L = d->n_classes;
     if (k < 1 || k > L)
-        return ds_fail(err, DS_ERR_RANGE, d->source, -1, "cannot keep %d of %d concepts", k, L);
+        return drsch_fail_at(err, DRSCH_ERR_RANGE, d->source, -1, "cannot keep %d of %d concepts",
+                             k, L);
     int64_t *cnt = malloc((size_t)L * sizeof *cnt);
     uint8_t *chosen = calloc((size_t)L, 1);
     if (!cnt || !chosen) {
         free(cnt);
         free(chosen);
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
     ds_class_counts(d, cnt);
     for (int r = 0; r < k; r++) {
@@ -260,5 +263,5 @@ ds_status ds_select_top_concepts(ds_dataset *d, int k, ds_error *err)
     d->n_classes = nk;
     free(cnt);
     free(chosen);
-    return DS_OK;
+    return DRSCH_OK;
 }

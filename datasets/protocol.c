@@ -49,10 +49,10 @@ static int split_alloc(ds_split *s, int64_t nq, int64_t nt, int64_t nd)
     return 0;
 }
 
-ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed, ds_split *out,
-                         ds_error *err)
+drsch_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                            ds_split *out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     memset(out, 0, sizeof *out);
     ds_paper_opts def;
     if (!o) {
@@ -62,7 +62,7 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
     if (d->label_kind == DS_LABELS_MULTI)
         return ds_split_multilabel(d, o, seed, out, err);
     if (o->query_per_class < 0 || o->train_per_class < 0)
-        return ds_fail(err, DS_ERR_ARG, NULL, -1, "negative per-class counts");
+        return drsch_fail_at(err, DRSCH_ERR_ARG, NULL, -1, "negative per-class counts");
     int K = d->n_classes;
     int64_t *counts = calloc((size_t)K + 1, sizeof *counts);
     int64_t *order = malloc((size_t)(d->n ? d->n : 1) * sizeof *order);
@@ -71,16 +71,17 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
         free(counts);
         free(order);
         free(start);
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
     ds_class_counts(d, counts);
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     int64_t need = (int64_t)o->query_per_class + o->train_per_class;
     for (int k = 0; k < K && !s; k++)
         if (counts[k] < need)
-            s = ds_fail(err, DS_ERR_RANGE, d->source, -1,
-                        "class %d has %lld images, fewer than %d queries + %d training images", k,
-                        (long long)counts[k], o->query_per_class, o->train_per_class);
+            s = drsch_fail_at(
+                err, DRSCH_ERR_RANGE, d->source, -1,
+                "class %d has %lld images, fewer than %d queries + %d training images", k,
+                (long long)counts[k], o->query_per_class, o->train_per_class);
     if (s)
         goto done;
     /* bucket the images by class, in dataset order, then shuffle each bucket */
@@ -89,7 +90,7 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
     {
         int64_t *fill = calloc((size_t)K, sizeof *fill);
         if (!fill) {
-            s = ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+            s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
             goto done;
         }
         for (int64_t i = 0; i < d->n; i++) {
@@ -103,7 +104,7 @@ ds_status ds_split_paper(const ds_dataset *d, const ds_paper_opts *o, uint64_t s
     int64_t nq = (int64_t)K * o->query_per_class, nt = (int64_t)K * o->train_per_class;
     int64_t nd = d->n - nq - (o->db_includes_train ? 0 : nt);
     if (split_alloc(out, nq, nt, nd)) {
-        s = ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
         goto done;
     }
     for (int k = 0; k < K; k++) {
@@ -135,18 +136,18 @@ done:
     return s;
 }
 
-ds_status ds_split_full(const ds_dataset *d, ds_split *out, ds_error *err)
+drsch_status ds_split_full(const ds_dataset *d, ds_split *out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     memset(out, 0, sizeof *out);
     if (!d->subset)
-        return ds_fail(err, DS_ERR_ARG, d->source, -1,
-                       "dataset %s has no official train/test split", d->name);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1,
+                             "dataset %s has no official train/test split", d->name);
     int64_t nq = 0;
     for (int64_t i = 0; i < d->n; i++)
         nq += d->subset[i] != 0;
     if (split_alloc(out, nq, d->n - nq, d->n - nq))
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     for (int64_t i = 0; i < d->n; i++) {
         if (d->subset[i]) {
             out->query[out->n_query++] = i;
@@ -157,13 +158,13 @@ ds_status ds_split_full(const ds_dataset *d, ds_split *out, ds_error *err)
     }
     snprintf(out->name, sizeof out->name,
              "full: query = official test set, train = database = official training set");
-    return DS_OK;
+    return DRSCH_OK;
 }
 
-ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
-                              ds_split *out, ds_error *err)
+drsch_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint64_t seed,
+                                 ds_split *out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     memset(out, 0, sizeof *out);
     ds_paper_opts def;
     if (!o) {
@@ -171,7 +172,8 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
         o = &def;
     }
     if (d->label_kind != DS_LABELS_MULTI)
-        return ds_fail(err, DS_ERR_ARG, d->source, -1, "dataset %s is not multi-label", d->name);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1, "dataset %s is not multi-label",
+                             d->name);
     int L = d->n_classes;
     /* role: 0 unused (database if labelled), 1 query, 2 train, 3 unlabelled */
     uint8_t *role = calloc((size_t)(d->n ? d->n : 1), 1);
@@ -179,7 +181,7 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
     if (!role || !cand) {
         free(role);
         free(cand);
-        return ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
     int64_t n_labelled = 0;
     for (int64_t i = 0; i < d->n; i++) {
@@ -191,7 +193,7 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
     }
     rng_state rng;
     rng_seed(&rng, seed);
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     int64_t need = (int64_t)o->query_per_class + o->train_per_class;
     int64_t nq = 0, nt = 0;
     for (int l = 0; l < L && !s; l++) {
@@ -200,8 +202,8 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
             if (role[i] == 0 && d->multi[(size_t)i * (size_t)L + (size_t)l])
                 cand[nc++] = i;
         if (nc < need) {
-            s = ds_fail(
-                err, DS_ERR_RANGE, d->source, -1,
+            s = drsch_fail_at(
+                err, DRSCH_ERR_RANGE, d->source, -1,
                 "concept %d has %lld unused images, fewer than %d queries + %d training images", l,
                 (long long)nc, o->query_per_class, o->train_per_class);
             break;
@@ -215,7 +217,7 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
     if (!s) {
         int64_t nd = n_labelled - nq - (o->db_includes_train ? 0 : nt);
         if (split_alloc(out, nq, nt, nd)) {
-            s = ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+            s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
         } else {
             for (int64_t i = 0; i < d->n; i++) {
                 if (role[i] == 1)
@@ -239,27 +241,28 @@ ds_status ds_split_multilabel(const ds_dataset *d, const ds_paper_opts *o, uint6
     return s;
 }
 
-ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
-                                  ds_split *out, ds_error *err)
+drsch_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, uint64_t seed,
+                                     ds_split *out, drsch_error *err)
 {
-    ds_error_clear(err);
+    drsch_error_clear(err);
     memset(out, 0, sizeof *out);
     if (d->kind != DS_KIND_CUHK03 || !d->pair || !d->person || !d->slot || !d->pair_persons)
-        return ds_fail(err, DS_ERR_ARG, d->source, -1, "dataset %s is not CUHK03", d->name);
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1, "dataset %s is not CUHK03",
+                             d->name);
     if (!d->testsets || d->n_testsets == 0)
-        return ds_fail(err, DS_ERR_FORMAT, d->source, -1, "no 'testsets' in this file");
+        return drsch_fail_at(err, DRSCH_ERR_FORMAT, d->source, -1, "no 'testsets' in this file");
     if (o->testset < 0 || o->testset >= d->n_testsets)
-        return ds_fail(err, DS_ERR_RANGE, d->source, -1, "testset %d out of range [0, %d)",
-                       o->testset, d->n_testsets);
+        return drsch_fail_at(err, DRSCH_ERR_RANGE, d->source, -1, "testset %d out of range [0, %d)",
+                             o->testset, d->n_testsets);
     int N = d->n_classes;
     uint8_t *test = calloc((size_t)N + 1, 1);               /* 1: test identity */
     int64_t *n_gal = calloc((size_t)N + 1, sizeof *n_gal);  /* second-camera images per identity */
     int64_t *seen = calloc((size_t)N + 1, sizeof *seen);    /* running second-camera index */
     int64_t *pick = malloc(((size_t)N + 1) * sizeof *pick); /* chosen single shot, -1 none */
     int32_t *offset = calloc((size_t)d->n_pairs + 1, sizeof *offset);
-    ds_status s = DS_OK;
+    drsch_status s = DRSCH_OK;
     if (!test || !n_gal || !seen || !pick || !offset) {
-        s = ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
         goto done;
     }
     for (int p = 0; p < d->n_pairs; p++)
@@ -268,9 +271,9 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
     for (int r = 0; r < d->testset_rows; r++) {
         int pr = rows[2 * r], pe = rows[2 * r + 1];
         if (pr < 1 || pr > d->n_pairs || pe < 1 || pe > d->pair_persons[pr - 1]) {
-            s = ds_fail(err, DS_ERR_RANGE, d->source, r,
-                        "testsets{%d} row (pair %d, person %d) out of range", o->testset + 1, pr,
-                        pe);
+            s = drsch_fail_at(err, DRSCH_ERR_RANGE, d->source, r,
+                              "testsets{%d} row (pair %d, person %d) out of range", o->testset + 1,
+                              pr, pe);
             goto done;
         }
         test[offset[pr - 1] + pe - 1] = 1;
@@ -297,7 +300,7 @@ ds_status ds_split_cuhk03_classic(const ds_dataset *d, const ds_cuhk03_opts *o, 
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             if (split_alloc(out, nq, nt, nd)) {
-                s = ds_fail(err, DS_ERR_NOMEM, NULL, -1, "out of memory");
+                s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
                 goto done;
             }
             memset(seen, 0, ((size_t)N + 1) * sizeof *seen);

@@ -19,8 +19,8 @@
 
 int main()
 {
-    hm_error err;
-    if (hm_isa_init(&err) != HM_OK) {
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
         std::fprintf(stderr, "headers_cxx: %s\n", err.msg);
         return 1;
     }

@@ -17,8 +17,8 @@
 
 static int load_labels(const char *path, size_t n, npy_array *a)
 {
-    hm_error err;
-    if (npy_load(path, a, &err) != HM_OK) {
+    drsch_error err;
+    if (npy_load(path, a, &err) != DRSCH_OK) {
         fprintf(stderr, "search_map: %s\n", err.msg);
         return -1;
     }
@@ -39,14 +39,14 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t k = argc == 6 ? (size_t)strtoull(argv[5], NULL, 10) : 10;
-    hm_error err;
+    drsch_error err;
     hm_codes q = {0}, db = {0};
     npy_array ql = {0}, dbl = {0};
     int64_t *idx = NULL;
     int32_t *dist = NULL;
     int rc = 1;
-    if (hm_isa_init(&err) != HM_OK || npy_load_codes(argv[1], 0, &q, &err) != HM_OK ||
-        npy_load_codes(argv[2], 0, &db, &err) != HM_OK) {
+    if (hm_isa_init(&err) != DRSCH_OK || npy_load_codes(argv[1], 0, &q, &err) != DRSCH_OK ||
+        npy_load_codes(argv[2], 0, &db, &err) != DRSCH_OK) {
         fprintf(stderr, "search_map: %s\n", err.msg);
         goto done;
     }
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     }
     idx = malloc(q.n * k * sizeof *idx);
     dist = malloc(q.n * k * sizeof *dist);
-    if (!idx || !dist || hm_knn(&db, &q, k, idx, dist, &err) != HM_OK) {
+    if (!idx || !dist || hm_knn(&db, &q, k, idx, dist, &err) != DRSCH_OK) {
         fprintf(stderr, "search_map: %s\n", idx && dist ? err.msg : "out of memory");
         goto done;
     }
@@ -71,8 +71,8 @@ int main(int argc, char **argv)
     ev_labels qlab = {.n = q.n, .labels = ql.data}, dblab = {.n = db.n, .labels = dbl.data};
     ev_options opt = {.topk = 0, .radius = 2, .pr_curve = 0};
     ev_retrieval r;
-    ev_error eerr;
-    if (ev_retrieval_eval(&q, &qlab, &db, &dblab, NULL, &opt, &r, &eerr) != EV_OK) {
+    drsch_error eerr;
+    if (ev_retrieval_eval(&q, &qlab, &db, &dblab, NULL, &opt, &r, &eerr) != DRSCH_OK) {
         fprintf(stderr, "search_map: %s\n", eerr.msg);
         goto done;
     }

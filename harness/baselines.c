@@ -71,7 +71,7 @@ static double address_space_left(void)
 #define BL_BLAS_HEADROOM (160.0 * 1048576.0)
 
 /* 0 with lapack.ssyevr and lapack.sgesvd set, or -1 with the reason in err. */
-static int lapack_load(bl_error *err)
+static int lapack_load(drsch_error *err)
 {
     pthread_once(&lapack.once, lapack_load_once);
     if (!lapack.ssyevr) {
@@ -91,7 +91,7 @@ static int lapack_load(bl_error *err)
     return 0;
 }
 
-static int alloc_model(bl_model *m, int dim, uint32_t bits, bl_error *err)
+static int alloc_model(bl_model *m, int dim, uint32_t bits, drsch_error *err)
 {
     m->dim = dim;
     m->bits = bits;
@@ -123,7 +123,7 @@ void bl_model_free(bl_model *m)
 }
 
 int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out,
-                 bl_error *err)
+                 drsch_error *err)
 {
     if (alloc_model(out, dim, bits, err))
         return -1;
@@ -135,7 +135,7 @@ int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed
 }
 
 int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed,
-                 bl_model *out, bl_error *err)
+                 bl_model *out, drsch_error *err)
 {
     if ((int)bits > dim || n < 2) {
         snprintf(err->msg, sizeof err->msg,

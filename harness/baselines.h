@@ -26,13 +26,13 @@ typedef struct {
 
 typedef struct {
     char msg[256];
-} bl_error;
+} drsch_error;
 
 /* x: n x dim training features. Return 0, or -1 with a message. */
 int bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint64_t seed, bl_model *out,
-                 bl_error *err);
+                 drsch_error *err);
 int bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int iters, uint64_t seed,
-                 bl_model *out, bl_error *err);
+                 bl_model *out, drsch_error *err);
 /* Codes of x (n x dim) into rows first..first+n of out (allocated by the caller, out->bits ==
  * model bits). */
 void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first);

@@ -74,8 +74,8 @@ int cli_parse_f64(const char *cmd, const char *flag, const char *s, double lo, d
 
 int cli_parse_precision(const char *cmd, const char *s, nn_precision *out)
 {
-    nn_error err;
-    if (nn_precision_parse(s, out, &err) != NN_OK) {
+    drsch_error err;
+    if (nn_precision_parse(s, out, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch %s: --precision: %s\n", cmd, err.msg);
         return -1;
     }

@@ -56,7 +56,7 @@ static void usage(FILE *f)
 
 static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
 {
-    hm_error err;
+    drsch_error err;
     size_t rb = hm_bytes_for_bits(bits);
     uint8_t *bytes = malloc(n * rb + 8);
     if (!bytes)
@@ -66,7 +66,7 @@ static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
         uint64_t r = rng_splitmix64(&s);
         memcpy(bytes + i, &r, 8);
     }
-    int rc = hm_codes_from_bytes(c, bytes, n, rb, bits, &err) == HM_OK ? 0 : -1;
+    int rc = hm_codes_from_bytes(c, bytes, n, rb, bits, &err) == DRSCH_OK ? 0 : -1;
     free(bytes);
     return rc;
 }
@@ -184,15 +184,15 @@ int cmd_bench_hamming(int argc, char **argv)
     }
     if (json && cli_check_output_file("bench hamming", "--json", json))
         return EXIT_USAGE;
-    hm_error err;
-    if (hm_isa_init(&err) != HM_OK) {
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench hamming: %s\n", err.msg);
         return 1;
     }
     hm_isa only = HM_ISA_COUNT;
     if (isa_name) {
-        if (hm_isa_parse(isa_name, &only, &err) != HM_OK || !hm_isa_supported(only)) {
-            if (hm_isa_parse(isa_name, &only, &err) == HM_OK)
+        if (hm_isa_parse(isa_name, &only, &err) != DRSCH_OK || !hm_isa_supported(only)) {
+            if (hm_isa_parse(isa_name, &only, &err) == DRSCH_OK)
                 fprintf(stderr, "drsch bench hamming: --isa: this CPU does not support %s\n",
                         isa_name);
             else
@@ -231,7 +231,7 @@ int cmd_bench_hamming(int argc, char **argv)
         uint64_t s = (uint64_t)seed * 7 + 3;
         for (int64_t i = 0; wv && i < bits; i++)
             wv[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
-        if (!wv || hm_weights_create(&w, wv, (uint32_t)bits, &err) != HM_OK) {
+        if (!wv || hm_weights_create(&w, wv, (uint32_t)bits, &err) != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s\n", wv ? err.msg : "out of memory");
             goto done;
         }
@@ -251,10 +251,10 @@ int cmd_bench_hamming(int argc, char **argv)
         double total = 0, best = 1e300;
         for (int64_t r = -1; r < reps; r++) {
             double t0 = cli_now();
-            hm_status st = w ? hm_knn_weighted(&db, &q, (size_t)k, w, idx, (float *)dist, &err)
-                             : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
+            drsch_status st = w ? hm_knn_weighted(&db, &q, (size_t)k, w, idx, (float *)dist, &err)
+                                : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
             double dt = cli_now() - t0;
-            if (st != HM_OK) {
+            if (st != DRSCH_OK) {
                 fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name((hm_isa)isa), err.msg);
                 goto done;
             }
@@ -302,8 +302,8 @@ int cmd_bench_hamming(int argc, char **argv)
     rp_context_set_num(rep, "seed", (double)seed);
     rp_context_set(rep, "tie_rule", "(distance, database index)");
     if (json) {
-        rp_error rerr;
-        if (rp_write(rep, json, &rerr) != RP_OK) {
+        drsch_error rerr;
+        if (rp_write(rep, json, &rerr) != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s\n", rerr.msg);
             goto done;
         }

@@ -235,8 +235,8 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
         rp_counter(e, "loss", loss);
     else
         rp_counter(e, "replicas", (double)(o->replicas ? o->replicas : threads));
-    rp_error err;
-    if (rp_write(r, o->json, &err) != RP_OK) {
+    drsch_error err;
+    if (rp_write(r, o->json, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench %s: %s\n", cmd, err.msg);
         rp_free(r);
         return 1;
@@ -253,14 +253,14 @@ int cmd_bench_train(int argc, char **argv)
         return rc;
     const int threads = cli_set_threads((int)o.threads);
     nn_config cfg;
-    nn_error err;
+    drsch_error err;
     nn_net *net = NULL;
-    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 1, &err) != NN_OK) {
+    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 1, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench train: %s\n", err.msg);
         return EXIT_USAGE;
     }
     cfg.seed = (uint64_t)o.seed;
-    if (nn_net_create(&net, &cfg, &err) != NN_OK) {
+    if (nn_net_create(&net, &cfg, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench train: %s\n", err.msg);
         return 1;
     }
@@ -296,12 +296,12 @@ int cmd_bench_train(int argc, char **argv)
         const int64_t steps = rep < 0 ? o.warmup : o.iters;
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
-            failed = nn_forward(net, x, &err) != NN_OK;
+            failed = nn_forward(net, x, &err) != DRSCH_OK;
             if (!failed) {
                 failed = dh_loss(&loss_cfg, it, nn_output(net), N, B, sim, NULL, 0, dy, &st) != 0;
                 loss = st.loss;
-                failed = failed || nn_backward(net, dy, NULL, &err) != NN_OK ||
-                         nn_sgd_step(net, &sgd, it, &err) != NN_OK;
+                failed = failed || nn_backward(net, dy, NULL, &err) != DRSCH_OK ||
+                         nn_sgd_step(net, &sgd, it, &err) != DRSCH_OK;
             }
         }
         double dt = (cli_now() - t0) / (double)(steps ? steps : 1),
@@ -331,20 +331,20 @@ int cmd_bench_encode(int argc, char **argv)
         return rc;
     const int threads = cli_set_threads((int)o.threads);
     nn_config cfg;
-    nn_error err;
+    drsch_error err;
     nn_net *model = NULL;
-    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 0, &err) != NN_OK) {
+    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 0, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         return EXIT_USAGE;
     }
     cfg.seed = (uint64_t)o.seed;
-    if (nn_net_create(&model, &cfg, &err) != NN_OK) {
+    if (nn_net_create(&model, &cfg, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         return 1;
     }
     const int32_t replicas = (int32_t)(o.replicas ? o.replicas : threads);
     nn_encoder *enc = NULL;
-    if (nn_encoder_create(&enc, model, (int32_t)o.batch, replicas, o.precision, &err) != NN_OK) {
+    if (nn_encoder_create(&enc, model, (int32_t)o.batch, replicas, o.precision, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         nn_net_free(model);
         return 1;
@@ -375,7 +375,7 @@ int cmd_bench_encode(int argc, char **argv)
         const int64_t runs = rep < 0 ? o.warmup : o.iters;
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < runs && !failed; k++)
-            failed = nn_encode(enc, x, n, real, &codes, &err) != NN_OK;
+            failed = nn_encode(enc, x, n, real, &codes, &err) != DRSCH_OK;
         double dt = (cli_now() - t0) / (double)(runs ? runs : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
         if (rep >= 0) {

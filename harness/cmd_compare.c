@@ -36,8 +36,8 @@ static void usage(FILE *f)
 
 static int load_report(const char *path, rp_read_report *r)
 {
-    rp_error err;
-    if (rp_read_file(path, r, &err) != RP_OK) {
+    drsch_error err;
+    if (rp_read_file(path, r, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch compare: %s\n", err.msg);
         return -1;
     }
@@ -182,8 +182,8 @@ int cmd_compare(int argc, char **argv)
         goto out;
     }
     rpc_result res;
-    rp_error err;
-    if (rpc_compare(&base, &cur, &o, &res, &err) != RP_OK) {
+    drsch_error err;
+    if (rpc_compare(&base, &cur, &o, &res, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch compare: %s\n", err.msg);
         status = 1;
     } else {

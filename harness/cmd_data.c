@@ -85,12 +85,12 @@ static int data_info(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *spec = argv[optind];
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = NULL;
     double t0 = cli_now();
-    if (ds_load(spec, &lo, &d, &err) != DS_OK) {
+    if (ds_load(spec, &lo, &d, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch data info: %s\n", err.msg);
-        return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
+        return err.status == DRSCH_ERR_ARG ? EXIT_USAGE : 1;
     }
     fprintf(stderr, "drsch data info: loaded %s in %.2f s\n", d->name, cli_now() - t0);
     printf("dataset:   %s\n", d->name);
@@ -144,7 +144,8 @@ static int data_info(int argc, char **argv)
     int rc = 0;
     if (proto != XP_PROTO_NONE) {
         ds_split sp;
-        if (xp_make_split(d, proto, (uint64_t)seed, (int)testset - 1, config, &sp, &err) != DS_OK) {
+        if (xp_make_split(d, proto, (uint64_t)seed, (int)testset - 1, config, &sp, &err) !=
+            DRSCH_OK) {
             printf("protocol:  not applicable: %s\n", err.msg);
             rc = proto == XP_PROTO_AUTO ? 0 : 1;
         } else {
@@ -254,18 +255,18 @@ int cmd_bench_data(int argc, char **argv)
     }
     if (json && cli_check_output_file("bench data", "--json", json))
         return EXIT_USAGE;
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = NULL;
     double t0 = cli_now();
-    if (ds_load(spec, NULL, &d, &err) != DS_OK) {
+    if (ds_load(spec, NULL, &d, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
-        return err.status == DS_ERR_ARG ? EXIT_USAGE : 1;
+        return err.status == DRSCH_ERR_ARG ? EXIT_USAGE : 1;
     }
     double load_s = cli_now() - t0;
     fprintf(stderr, "drsch bench data: loaded %s (%lld images) in %.2f s\n", d->name,
             (long long)d->n, load_s);
     ds_split sp;
-    if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &err) != DS_OK) {
+    if (xp_make_split(d, XP_PROTO_AUTO, (uint64_t)seed, 0, NULL, &sp, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         ds_dataset_free(d);
         return 1;
@@ -283,7 +284,7 @@ int cmd_bench_data(int argc, char **argv)
     float *batch = NULL;
     rp_report *rep = NULL;
     if (ds_sampler_create(d, sp.train, sp.n_train, (int)classes, (int)per_class, (uint64_t)seed,
-                          &smp, &err) != DS_OK) {
+                          &smp, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench data: %s\n", err.msg);
         goto done;
     }
@@ -322,7 +323,7 @@ int cmd_bench_data(int argc, char **argv)
             double w0 = cli_now(), c0 = cli_cpu_seconds();
             for (int64_t it = 0; it < iters; it++) {
                 ds_sampler_next(smp, idx, NULL);
-                if (ds_batch_build(d, idx, bs, &aug, it_seed++, batch, &err) != DS_OK) {
+                if (ds_batch_build(d, idx, bs, &aug, it_seed++, batch, &err) != DRSCH_OK) {
                     fprintf(stderr, "drsch bench data: %s\n", err.msg);
                     goto done;
                 }
@@ -350,8 +351,8 @@ int cmd_bench_data(int argc, char **argv)
             "drsch bench data: %s, %s; training runs at a few thousand images/s on 2 cores\n",
             d->name, sp.name);
     if (json) {
-        rp_error re;
-        if (rp_write(rep, json, &re) != RP_OK) {
+        drsch_error re;
+        if (rp_write(rep, json, &re) != DRSCH_OK) {
             fprintf(stderr, "drsch bench data: %s\n", re.msg);
             goto done;
         }

@@ -47,9 +47,9 @@ static void usage(FILE *f)
 static int save(fio_set *set, const char *name, npy_dtype t, int nd, const size_t *shape,
                 const void *data)
 {
-    hm_error err;
+    drsch_error err;
     fio_out *o = fio_set_add(set, name, err.msg, sizeof err.msg);
-    if (!o || npy_write(o, t, nd, shape, data, &err) != HM_OK) {
+    if (!o || npy_write(o, t, nd, shape, data, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", err.msg);
         return -1;
     }
@@ -139,8 +139,8 @@ int cmd_encode(int argc, char **argv)
         return 1;
     }
     cli_set_threads((int)threads);
-    hm_error he;
-    if (hm_isa_init(&he) != HM_OK) {
+    drsch_error he;
+    if (hm_isa_init(&he) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         fio_set_abort(&set);
         return 1;
@@ -153,11 +153,11 @@ int cmd_encode(int argc, char **argv)
     xp_codes codes = {0};
     hm_codes cut = {0};
     int32_t *lab = NULL;
-    nn_error ne;
-    ds_error de;
-    xp_error xe;
+    drsch_error ne;
+    drsch_error de;
+    drsch_error xe;
     double t0 = cli_now();
-    if (nn_model_load(&net, model, 100, 0, &ne) != NN_OK) {
+    if (nn_model_load(&net, model, 100, 0, &ne) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", ne.msg);
         goto done;
     }
@@ -186,7 +186,7 @@ int cmd_encode(int argc, char **argv)
         idx = all;
         n = d->n;
     } else {
-        if (xp_make_split(d, proto, (uint64_t)seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
+        if (xp_make_split(d, proto, (uint64_t)seed, (int)testset - 1, NULL, &sp, &de) != DRSCH_OK) {
             fprintf(stderr, "drsch encode: %s: %s\n", spec, de.msg);
             goto done;
         }
@@ -194,7 +194,7 @@ int cmd_encode(int argc, char **argv)
         n = !strcmp(split, "query") ? sp.n_query : !strcmp(split, "db") ? sp.n_db : sp.n_train;
     }
     cli_note_precision("encode", precision);
-    if (xp_net_codes(net, d, idx, n, NULL, 0, precision, &codes, &xe) != XP_OK) {
+    if (xp_net_codes(net, d, idx, n, NULL, 0, precision, &codes, &xe) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s: %s\n", model, xe.msg);
         goto done;
     }
@@ -204,7 +204,7 @@ int cmd_encode(int argc, char **argv)
         goto done;
     }
     fio_out *codes_out = fio_set_add(&set, "codes.npy", he.msg, sizeof he.msg);
-    if (!codes_out || npy_write_codes(codes_out, &cut, &he) != HM_OK) {
+    if (!codes_out || npy_write_codes(codes_out, &cut, &he) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", he.msg);
         goto done;
     }

@@ -74,8 +74,8 @@ static int load_labels(const char *path, size_t expect_n, labels_buf *out)
 {
     memset(out, 0, sizeof *out);
     npy_array a;
-    hm_error err;
-    if (npy_load(path, &a, &err) != HM_OK) {
+    drsch_error err;
+    if (npy_load(path, &a, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", err.msg);
         return -1;
     }
@@ -162,18 +162,18 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
     ds_dataset *d = NULL;
     ds_split sp = {0};
     xp_codes codes = {0};
-    nn_error ne;
-    ds_error de;
-    xp_error xe;
+    drsch_error ne;
+    drsch_error de;
+    drsch_error xe;
     int rc = -1;
-    if (nn_model_load(&net, model, 100, 0, &ne) != NN_OK) {
+    if (nn_model_load(&net, model, 100, 0, &ne) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", ne.msg);
         goto done;
     }
     int xc;
     if (xp_load_dataset("eval", spec, size, &d, &xc))
         goto done;
-    if (xp_make_split(d, proto, seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
+    if (xp_make_split(d, proto, seed, (int)testset - 1, NULL, &sp, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", spec, de.msg);
         goto done;
     }
@@ -185,7 +185,7 @@ static int inputs_from_model(const char *model, const char *spec, xp_protocol pr
     }
     cli_note_precision("eval", precision);
     if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, precision, &codes, &xe) !=
-        XP_OK) {
+        DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", model, xe.msg);
         goto done;
     }
@@ -447,8 +447,8 @@ int cmd_eval(int argc, char **argv)
             if (paths[i] && in_check_input("eval", flags[i], paths[i]))
                 return 1;
     }
-    hm_error herr;
-    if (hm_isa_init(&herr) != HM_OK) {
+    drsch_error herr;
+    if (hm_isa_init(&herr) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);
         return 1;
     }
@@ -471,8 +471,8 @@ int cmd_eval(int argc, char **argv)
         if (inputs_from_model(model, spec, proto, testset, (uint64_t)seed, weighted, precision, &q,
                               &db, &ql, &dl, &qcb, &dcb, &wts, &wcount, &single, size, rep))
             goto done;
-    } else if (npy_load_codes(qc, 0, &q, &herr) != HM_OK ||
-               npy_load_codes(dbc, 0, &db, &herr) != HM_OK) {
+    } else if (npy_load_codes(qc, 0, &q, &herr) != DRSCH_OK ||
+               npy_load_codes(dbc, 0, &db, &herr) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", herr.msg);
         goto done;
     }
@@ -550,16 +550,16 @@ int cmd_eval(int argc, char **argv)
         }
         hm_weights_free(hw);
         hw = NULL;
-        if (wts && hm_weights_create(&hw, wts, bits_list[b], &herr) != HM_OK) {
+        if (wts && hm_weights_create(&hw, wts, bits_list[b], &herr) != DRSCH_OK) {
             fprintf(stderr, "drsch eval: %s: %s\n", wpath ? wpath : model, herr.msg);
             hm_codes_free(&tq);
             hm_codes_free(&tdb);
             goto done;
         }
         char name[128];
-        ev_error eerr;
+        drsch_error eerr;
         double t0 = cli_now();
-        ev_status st;
+        drsch_status st;
         eval_row *row = &rows[nrows];
         memset(row, 0, sizeof *row);
         row->bits = bits_list[b];
@@ -568,7 +568,7 @@ int cmd_eval(int argc, char **argv)
             st = ev_reid_eval(&tq, ql.labels, qcb.labels, &tdb, dl.labels, dcb.labels, hw,
                               (int)single, (uint64_t)seed, r, &eerr);
             double dt = cli_now() - t0;
-            if (st == EV_OK) {
+            if (st == DRSCH_OK) {
                 snprintf(name, sizeof name, "eval/reid/bits:%u", bits_list[b]);
                 rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
                 rp_counter(e, "mAP", r->map);
@@ -590,7 +590,7 @@ int cmd_eval(int argc, char **argv)
                 &(ev_labels){.n = dl.n, .labels = dl.labels, .multi = dl.multi, .words = dl.words},
                 hw, &opt, r, &eerr);
             double dt = cli_now() - t0;
-            if (st == EV_OK) {
+            if (st == DRSCH_OK) {
                 snprintf(name, sizeof name, "eval/retrieval/bits:%u", bits_list[b]);
                 rp_entry *e = rp_add(rep, name, 1, dt * 1e3, dt * 1e3 * nthreads, "ms", nthreads);
                 rp_counter(e, "mAP", r->map_all);
@@ -610,7 +610,7 @@ int cmd_eval(int argc, char **argv)
         }
         hm_codes_free(&tq);
         hm_codes_free(&tdb);
-        if (st != EV_OK) {
+        if (st != DRSCH_OK) {
             fprintf(stderr, "drsch eval: %s\n", eerr.msg);
             goto done;
         }
@@ -620,8 +620,8 @@ int cmd_eval(int argc, char **argv)
     print_table(rows, nrows, reid, topk, radius, db.n);
     fflush(stdout);
     if (json) {
-        rp_error rerr;
-        if (rp_write(rep, json, &rerr) != RP_OK) {
+        drsch_error rerr;
+        if (rp_write(rep, json, &rerr) != DRSCH_OK) {
             fprintf(stderr, "drsch eval: %s\n", rerr.msg);
             goto done;
         }

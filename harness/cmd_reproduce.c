@@ -217,8 +217,8 @@ static int parse(int argc, char **argv, run *r)
  * --out, and that --baseline is readable now, not only after the training. -1 to go on. */
 static int check(run *r)
 {
-    ds_error de;
-    if (ds_spec_parse(r->f.spec, &r->dspec, &de) != DS_OK) {
+    drsch_error de;
+    if (ds_spec_parse(r->f.spec, &r->dspec, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return EXIT_USAGE;
     }
@@ -235,8 +235,8 @@ static int check(run *r)
         return EXIT_USAGE;
     if (r->f.baseline) {
         rp_read_report b;
-        rp_error be;
-        if (rp_read_file(r->f.baseline, &b, &be) != RP_OK) {
+        drsch_error be;
+        if (rp_read_file(r->f.baseline, &b, &be) != DRSCH_OK) {
             fprintf(stderr, "drsch reproduce: --baseline: %s\n", be.msg);
             return EXIT_USAGE;
         }
@@ -256,16 +256,16 @@ static int prepare(run *r)
     c->paper_csv = r->f.paper;
     c->progress = progress;
     if (r->reid) {
-        xp_error xe;
-        xp_status xs = xp_reid_splits(d, r->f.splits, r->f.quick, &c->splits, &xe);
-        if (xs != XP_OK) {
+        drsch_error xe;
+        drsch_status xs = xp_reid_splits(d, r->f.splits, r->f.quick, &c->splits, &xe);
+        if (xs != DRSCH_OK) {
             fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
-            return xs == XP_ERR_SETTINGS ? EXIT_USAGE : 1;
+            return xs == DRSCH_ERR_SETTINGS ? EXIT_USAGE : 1;
         }
         xp_reid_protocol(d, c->splits, c->seed, r->protocol, sizeof r->protocol);
     } else {
-        ds_error de;
-        if (xp_make_split(d, XP_PROTO_AUTO, c->seed, 0, NULL, &r->sp, &de) != DS_OK) {
+        drsch_error de;
+        if (xp_make_split(d, XP_PROTO_AUTO, c->seed, 0, NULL, &r->sp, &de) != DRSCH_OK) {
             fprintf(stderr, "drsch reproduce: %s: %s\n", r->f.spec, de.msg);
             return 1;
         }
@@ -297,15 +297,15 @@ static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
                   const xp_reid_result *reid)
 {
     char *md = NULL, report_path[4200], msg[4400], line[9000];
-    rp_error re;
-    if (rp_repro_curves(r->f.out, r->d, &r->cfg, ret, reid, msg, sizeof msg) != RP_OK) {
+    drsch_error re;
+    if (rp_repro_curves(r->f.out, r->d, &r->cfg, ret, reid, msg, sizeof msg) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
         return 1;
     }
     run_gnuplot(r->f.out);
     double total = cli_now() - r->t0;
     rp_repro_info info = {r->cmdline, r->f.spec, r->protocol, r->threads_used, total};
-    if (rp_repro_report(rep, &info, r->d, &r->cfg, ret, reid, &md, &re) != RP_OK) {
+    if (rp_repro_report(rep, &info, r->d, &r->cfg, ret, reid, &md, &re) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", re.msg);
         return 1;
     }
@@ -313,7 +313,7 @@ static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
     /* The baseline is read before the report is written: --out may be its folder. */
     rp_read_report ref = {0};
     int have_ref = rp_repro_read_baseline(r->committed, report_path, &ref, line, sizeof line);
-    int status = rp_repro_write(rep, md, r->f.out, msg, sizeof msg) != RP_OK;
+    int status = rp_repro_write(rep, md, r->f.out, msg, sizeof msg) != DRSCH_OK;
     if (status) {
         fprintf(stderr, "drsch reproduce: %s\n", msg);
     } else {
@@ -346,11 +346,11 @@ static int run_all(run *r)
     rp_report *rep = rp_create();
     xp_retrieval_result ret = {0};
     xp_reid_result reid = {0};
-    xp_error xe;
+    drsch_error xe;
     if (!rep)
         fprintf(stderr, "drsch reproduce: out of memory\n");
     else if ((r->reid ? xp_reid_run(&r->cfg, r->d, &reid, &xe)
-                      : xp_retrieval_run(&r->cfg, r->d, &r->sp, &ret, &xe)) != XP_OK)
+                      : xp_retrieval_run(&r->cfg, r->d, &r->sp, &ret, &xe)) != DRSCH_OK)
         fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
     else
         status = report(r, rep, r->reid ? NULL : &ret, r->reid ? &reid : NULL);
@@ -372,15 +372,15 @@ int cmd_reproduce(int argc, char **argv)
     r.reid = r.dspec.kind == DS_KIND_CUHK03;
     r.t0 = cli_now();
     r.threads_used = cli_set_threads((int)r.f.threads);
-    hm_error he;
-    if (hm_isa_init(&he) != HM_OK) {
+    drsch_error he;
+    if (hm_isa_init(&he) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", he.msg);
         return 1;
     }
     fprintf(stderr, "drsch reproduce: loading %s\n", r.f.spec);
     ds_dataset *d = NULL;
-    ds_error de;
-    if (ds_load_spec(&r.dspec, &r.f.lo, &d, &de) != DS_OK) {
+    drsch_error de;
+    if (ds_load_spec(&r.dspec, &r.f.lo, &d, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
         return 1;
     }

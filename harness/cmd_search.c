@@ -95,14 +95,14 @@ int cmd_search(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    hm_error err;
-    if (hm_isa_init(&err) != HM_OK) {
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         return 1;
     }
     if (isa_name) {
         hm_isa isa;
-        if (hm_isa_parse(isa_name, &isa, &err) != HM_OK || hm_isa_set(isa, &err) != HM_OK) {
+        if (hm_isa_parse(isa_name, &isa, &err) != DRSCH_OK || hm_isa_set(isa, &err) != DRSCH_OK) {
             fprintf(stderr, "drsch search: --isa: %s\n", err.msg);
             return EXIT_USAGE;
         }
@@ -140,8 +140,8 @@ int cmd_search(int argc, char **argv)
             goto done;
     }
     /* Load once at full length to learn the file's code length, then truncate in memory. */
-    if (npy_load_codes(db_path, 0, &db, &err) != HM_OK ||
-        npy_load_codes(q_path, 0, &q, &err) != HM_OK) {
+    if (npy_load_codes(db_path, 0, &db, &err) != DRSCH_OK ||
+        npy_load_codes(q_path, 0, &q, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
@@ -197,7 +197,7 @@ int cmd_search(int argc, char **argv)
                 (long long)k, db.n, db_path);
         goto done;
     }
-    if (w && hm_weights_create(&hw, w, db.bits, &err) != HM_OK) {
+    if (w && hm_weights_create(&hw, w, db.bits, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s: %s\n", w_path, err.msg);
         goto done;
     }
@@ -213,21 +213,21 @@ int cmd_search(int argc, char **argv)
         goto done;
     }
     double t1 = cli_now();
-    hm_status st = hw ? hm_knn_weighted(&db, &q, (size_t)k, hw, idx, dist, &err)
-                      : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
+    drsch_status st = hw ? hm_knn_weighted(&db, &q, (size_t)k, hw, idx, dist, &err)
+                         : hm_knn(&db, &q, (size_t)k, idx, dist, &err);
     double t2 = cli_now();
-    if (st != HM_OK) {
+    if (st != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
     size_t shape[2] = {q.n, (size_t)k};
     fio_out *o = fio_set_add(&set, "indices.npy", err.msg, sizeof err.msg);
-    st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : HM_ERR_ARG;
-    if (st == HM_OK) {
+    st = o ? npy_write(o, NPY_I64, 2, shape, idx, &err) : DRSCH_ERR_ARG;
+    if (st == DRSCH_OK) {
         o = fio_set_add(&set, "distances.npy", err.msg, sizeof err.msg);
-        st = o ? npy_write(o, hw ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : HM_ERR_ARG;
+        st = o ? npy_write(o, hw ? NPY_F32 : NPY_I32, 2, shape, dist, &err) : DRSCH_ERR_ARG;
     }
-    if (st != HM_OK || fio_set_commit(&set, err.msg, sizeof err.msg) != 0) {
+    if (st != DRSCH_OK || fio_set_commit(&set, err.msg, sizeof err.msg) != 0) {
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }

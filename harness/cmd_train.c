@@ -527,9 +527,9 @@ static int train_command(int argc, char **argv)
     }
     if (arch) {
         nn_config probe;
-        nn_error ne;
+        drsch_error ne;
         if (strlen(arch) >= NN_ARCH_NAME_MAX ||
-            nn_config_init(&probe, arch, set.bits, 100, 1, &ne) != NN_OK) {
+            nn_config_init(&probe, arch, set.bits, 100, 1, &ne) != DRSCH_OK) {
             fprintf(stderr,
                     "drsch train: --arch: '%s' is not an architecture (drsch-mnist, drsch-cifar or "
                     "drsch-reid)\n",
@@ -548,20 +548,20 @@ static int train_command(int argc, char **argv)
         return 1;
     }
     int nthreads = cli_set_threads((int)threads);
-    hm_error he;
-    if (hm_isa_init(&he) != HM_OK) {
+    drsch_error he;
+    if (hm_isa_init(&he) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", he.msg);
         return 1;
     }
 
     ds_dataset *d = NULL;
     ds_split sp = {0};
-    ds_error de;
+    drsch_error de;
     double t0 = cli_now();
     int xc;
     if (xp_load_dataset("train", spec, size, &d, &xc))
         return xc;
-    if (xp_make_split(d, proto, set.seed, (int)testset - 1, NULL, &sp, &de) != DS_OK) {
+    if (xp_make_split(d, proto, set.seed, (int)testset - 1, NULL, &sp, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s: %s\n", spec, de.msg);
         ds_dataset_free(d);
         return 1;
@@ -639,18 +639,18 @@ static int train_command(int argc, char **argv)
         if (old[i].sa_handler != SIG_IGN) /* nohup: SIGHUP stays ignored */
             sigaction(STOP_SIGNALS[i], &sa, NULL);
     }
-    tr_error te;
+    drsch_error te;
     double t1 = cli_now();
-    tr_status st = tr_train(&c, d, &sp, out, resume, &stop_requested, print_progress, NULL, &te);
+    drsch_status st = tr_train(&c, d, &sp, out, resume, &stop_requested, print_progress, NULL, &te);
     double t2 = cli_now();
     for (size_t i = 0; i < N_STOP_SIGNALS; i++)
         sigaction(STOP_SIGNALS[i], &old[i], NULL);
     int rc = 0;
-    if (st == TR_INTERRUPTED) {
+    if (st == DRSCH_INTERRUPTED) {
         fprintf(stderr, "drsch train: %s (%s); continue with --resume %s\n", te.msg,
                 strsignal(stop_signal), out);
         rc = 128 + stop_signal;
-    } else if (st != TR_OK) {
+    } else if (st != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", te.msg);
         rc = 1;
     } else {
@@ -659,9 +659,9 @@ static int train_command(int argc, char **argv)
     }
     if (rc == 0 && do_eval) {
         xp_codes codes;
-        xp_error xe;
+        drsch_error xe;
         if (xp_model_codes(out, d, sp.query, sp.n_query, sp.db, sp.n_db, NN_PRECISION_F32, &codes,
-                           &xe) != XP_OK) {
+                           &xe) != DRSCH_OK) {
             fprintf(stderr, "drsch train: %s\n", xe.msg);
             rc = 1;
         } else {
@@ -674,9 +674,9 @@ static int train_command(int argc, char **argv)
                 if (i && lengths[i - 1] >= (uint32_t)c.bits)
                     break;
                 ev_retrieval r;
-                ev_error ee;
+                drsch_error ee;
                 if (xp_eval_retrieval(d, &sp, &codes.query, &codes.db, b, NULL, &opt, &r, &ee) !=
-                    EV_OK) {
+                    DRSCH_OK) {
                     fprintf(stderr, "drsch train: %s\n", ee.msg);
                     rc = 1;
                 } else {

@@ -22,8 +22,8 @@ int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out)
     return -1;
 }
 
-ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
-                        const char *config, ds_split *sp, ds_error *err)
+drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
+                           const char *config, ds_split *sp, drsch_error *err)
 {
     ds_paper_opts po;
     ds_paper_opts_default(&po);
@@ -45,8 +45,8 @@ ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int t
             memset(sp, 0, sizeof *sp);
             snprintf(err->msg, sizeof err->msg,
                      "the new protocol needs --config cuhk03_new_protocol_config_*.mat");
-            err->status = DS_ERR_ARG;
-            return DS_ERR_ARG;
+            err->status = DRSCH_ERR_ARG;
+            return DRSCH_ERR_ARG;
         }
         return ds_split_cuhk03_new(d, config, sp, err);
     case XP_PROTO_CLASSIC: {
@@ -58,8 +58,8 @@ ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int t
     case XP_PROTO_NONE:
         memset(sp, 0, sizeof *sp);
         snprintf(err->msg, sizeof err->msg, "no protocol selected");
-        err->status = DS_ERR_ARG;
-        return DS_ERR_ARG;
+        err->status = DRSCH_ERR_ARG;
+        return DRSCH_ERR_ARG;
     default:
         return d->label_kind == DS_LABELS_MULTI ? ds_split_multilabel(d, &po, seed, sp, err)
                                                 : ds_split_paper(d, &po, seed, sp, err);
@@ -87,8 +87,8 @@ bad:
 int xp_size_check(const char *cmd, const char *spec)
 {
     ds_spec ds;
-    ds_error de;
-    if (ds_spec_parse(spec, &ds, &de) != DS_OK)
+    drsch_error de;
+    if (ds_spec_parse(spec, &ds, &de) != DRSCH_OK)
         return 0; /* reported when the dataset is loaded */
     if (ds.kind != DS_KIND_CUHK03 && ds.kind != DS_KIND_NUSWIDE) {
         fprintf(
@@ -107,10 +107,10 @@ int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_data
     ds_load_opts lo;
     ds_load_opts_default(&lo);
     ds_spec ds;
-    ds_error de;
+    drsch_error de;
     *out = NULL;
     *exit_code = 1;
-    if (ds_spec_parse(spec, &ds, &de) != DS_OK) {
+    if (ds_spec_parse(spec, &ds, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
         return -1;
     }
@@ -118,7 +118,7 @@ int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_data
     if (size && (xp_parse_size(cmd, size, &lo.out_h, &lo.out_w) || xp_size_check(cmd, spec)))
         return -1;
     *exit_code = 1;
-    if (ds_load_spec(&ds, &lo, out, &de) != DS_OK) {
+    if (ds_load_spec(&ds, &lo, out, &de) != DRSCH_OK) {
         fprintf(stderr, "drsch %s: %s\n", cmd, de.msg);
         return -1;
     }
@@ -134,17 +134,17 @@ void xp_codes_free(xp_codes *c)
     memset(c, 0, sizeof *c);
 }
 
-xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
-                       int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
-                       xp_codes *out, xp_error *err)
+drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
+                          int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
+                          xp_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
-    tr_error te;
-    if (tr_encode_precision(net, d, query, n_query, precision, &out->query, &te) != TR_OK ||
-        (db && tr_encode_precision(net, d, db, n_db, precision, &out->db, &te) != TR_OK)) {
+    drsch_error te;
+    if (tr_encode_precision(net, d, query, n_query, precision, &out->query, &te) != DRSCH_OK ||
+        (db && tr_encode_precision(net, d, db, n_db, precision, &out->db, &te) != DRSCH_OK)) {
         snprintf(err->msg, sizeof err->msg, "%s", te.msg);
         xp_codes_free(out);
-        return XP_ERR_ENCODE;
+        return DRSCH_ERR_ENCODE;
     }
     const uint32_t B = (uint32_t)nn_net_config(net)->bits;
     const float *bw = nn_bit_weights(net);
@@ -153,26 +153,26 @@ xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *qu
     if (!out->weights) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
         xp_codes_free(out);
-        return XP_ERR_NOMEM;
+        return DRSCH_ERR_NOMEM;
     }
     for (uint32_t j = 0; j < B; j++)
         out->weights[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
     out->bits = B;
-    return XP_OK;
+    return DRSCH_OK;
 }
 
-xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
-                         int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
-                         xp_codes *out, xp_error *err)
+drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                            int64_t n_query, const int64_t *db, int64_t n_db,
+                            nn_precision precision, xp_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     nn_net *net = NULL;
-    nn_error ne;
-    if (nn_model_load(&net, path, 100, 0, &ne) != NN_OK) {
+    drsch_error ne;
+    if (nn_model_load(&net, path, 100, 0, &ne) != DRSCH_OK) {
         snprintf(err->msg, sizeof err->msg, "%s", ne.msg);
-        return XP_ERR_MODEL;
+        return DRSCH_ERR_MODEL;
     }
-    xp_status st = xp_net_codes(net, d, query, n_query, db, n_db, precision, out, err);
+    drsch_status st = xp_net_codes(net, d, query, n_query, db, n_db, precision, out, err);
     nn_net_free(net);
     return st;
 }
@@ -194,9 +194,9 @@ void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_
 
 int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out)
 {
-    hm_error err;
+    drsch_error err;
     memset(out, 0, sizeof *out);
-    if (bits > c->bits || hm_codes_alloc(out, c->n, bits, &err) != HM_OK)
+    if (bits > c->bits || hm_codes_alloc(out, c->n, bits, &err) != DRSCH_OK)
         return -1;
     size_t full = bits / 64, rem = bits % 64;
     for (size_t i = 0; i < c->n; i++) {
@@ -232,32 +232,32 @@ static int gather_labels(const ds_dataset *d, const int64_t *idx, int64_t n, int
     return 0;
 }
 
-ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
-                            const hm_codes *db, uint32_t bits, const float *weights,
-                            const ev_options *opt, ev_retrieval *out, ev_error *err)
+drsch_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                               const hm_codes *db, uint32_t bits, const float *weights,
+                               const ev_options *opt, ev_retrieval *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     if (q->n != (size_t)sp->n_query || db->n != (size_t)sp->n_db) {
         snprintf(err->msg, sizeof err->msg,
                  "%zu query and %zu database codes for a split of %lld and %lld", q->n, db->n,
                  (long long)sp->n_query, (long long)sp->n_db);
-        return EV_ERR_ARG;
+        return DRSCH_ERR_ARG;
     }
     hm_codes tq = {0}, tdb = {0};
     int32_t *ql = NULL, *dl = NULL;
     uint64_t *qm = NULL, *dm = NULL;
     size_t words = 0;
     hm_weights *w = NULL;
-    hm_error he;
-    ev_status st = EV_ERR_NOMEM;
+    drsch_error he;
+    drsch_status st = DRSCH_ERR_NOMEM;
     snprintf(err->msg, sizeof err->msg, "out of memory");
     if (xp_codes_prefix(q, bits, &tq) || xp_codes_prefix(db, bits, &tdb) ||
         gather_labels(d, sp->query, sp->n_query, &ql, &qm, &words) ||
         gather_labels(d, sp->db, sp->n_db, &dl, &dm, &words))
         goto done;
-    if (weights && hm_weights_create(&w, weights, bits, &he) != HM_OK) {
+    if (weights && hm_weights_create(&w, weights, bits, &he) != DRSCH_OK) {
         snprintf(err->msg, sizeof err->msg, "%s", he.msg);
-        st = EV_ERR_ARG;
+        st = DRSCH_ERR_ARG;
         goto done;
     }
     ev_labels lq = {.n = tq.n, .labels = ql, .multi = qm, .words = words};
@@ -274,34 +274,34 @@ done:
     return st;
 }
 
-ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
-                       const hm_codes *g, uint32_t bits, const float *weights,
-                       int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err)
+drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                          const hm_codes *g, uint32_t bits, const float *weights,
+                          int single_shot_repeats, uint64_t seed, ev_reid *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!d->cams || !d->labels) {
         snprintf(err->msg, sizeof err->msg,
                  "%s has no identities and cameras: re-id metrics need both", d->name);
-        return EV_ERR_ARG;
+        return DRSCH_ERR_ARG;
     }
     if (q->n != (size_t)sp->n_query || g->n != (size_t)sp->n_db) {
         snprintf(err->msg, sizeof err->msg,
                  "%zu query and %zu gallery codes for a split of %lld and %lld", q->n, g->n,
                  (long long)sp->n_query, (long long)sp->n_db);
-        return EV_ERR_ARG;
+        return DRSCH_ERR_ARG;
     }
     if (bits < 1 || bits > q->bits || q->bits != g->bits) {
         snprintf(err->msg, sizeof err->msg,
                  "%u-bit prefix of %u-bit query and %u-bit gallery codes", bits, q->bits, g->bits);
-        return EV_ERR_ARG;
+        return DRSCH_ERR_ARG;
     }
     hm_codes tq = {0}, tg = {0};
     size_t nq = (size_t)sp->n_query, ng = (size_t)sp->n_db;
     int32_t *qid = malloc(sizeof *qid * (nq + 1)), *qcam = malloc(sizeof *qcam * (nq + 1));
     int32_t *gid = malloc(sizeof *gid * (ng + 1)), *gcam = malloc(sizeof *gcam * (ng + 1));
     hm_weights *w = NULL;
-    hm_error he;
-    ev_status st = EV_ERR_NOMEM;
+    drsch_error he;
+    drsch_status st = DRSCH_ERR_NOMEM;
     snprintf(err->msg, sizeof err->msg, "out of memory");
     if (!qid || !qcam || !gid || !gcam || xp_codes_prefix(q, bits, &tq) ||
         xp_codes_prefix(g, bits, &tg))
@@ -314,9 +314,9 @@ ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *
         gid[i] = d->labels[sp->db[i]];
         gcam[i] = d->cams[sp->db[i]];
     }
-    if (weights && hm_weights_create(&w, weights, bits, &he) != HM_OK) {
+    if (weights && hm_weights_create(&w, weights, bits, &he) != DRSCH_OK) {
         snprintf(err->msg, sizeof err->msg, "%s", he.msg);
-        st = EV_ERR_ARG;
+        st = DRSCH_ERR_ARG;
         goto done;
     }
     st = ev_reid_eval(&tq, qid, qcam, &tg, gid, gcam, w, single_shot_repeats, seed, out, err);

@@ -31,8 +31,8 @@ typedef enum {
 /* Parses a --protocol value; prints "drsch <cmd>: --protocol: ..." and returns -1 if unknown. */
 int xp_protocol_parse(const char *cmd, const char *s, xp_protocol *out);
 /* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file. */
-ds_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
-                        const char *config, ds_split *sp, ds_error *err);
+drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
+                           const char *config, ds_split *sp, drsch_error *err);
 /* Parses "HxW" (1..4096 each) for --size / --crop; prints an error and returns -1 if bad. */
 int xp_parse_size(const char *cmd, const char *s, int *h, int *w);
 
@@ -47,20 +47,20 @@ int xp_load_dataset(const char *cmd, const char *spec, const char *size, ds_data
 /* ---- The codes of a model ---------------------------------------------------------------- */
 
 typedef enum {
-    XP_OK = 0,
-    XP_ERR_MODEL = -1, /* the model file could not be loaded (xp_model_codes only) */
-    XP_ERR_ENCODE =
+    DRSCH_OK = 0,
+    DRSCH_ERR_MODEL = -1, /* the model file could not be loaded (xp_model_codes only) */
+    DRSCH_ERR_ENCODE =
         -2, /* the model could not encode the images (shapes that do not fit, no bf16, ...) */
-    XP_ERR_NOMEM = -3,
-    XP_ERR_TRAIN = -4,    /* reproduce.h: a model or a baseline could not be trained */
-    XP_ERR_EVAL = -5,     /* reproduce.h: an evaluation failed */
-    XP_ERR_DATA = -6,     /* reproduce.h: the dataset lacks what the protocol needs */
-    XP_ERR_SETTINGS = -7, /* reproduce.h: settings that do not fit the dataset */
-} xp_status;
+    DRSCH_ERR_NOMEM = -3,
+    DRSCH_ERR_TRAIN = -4,    /* reproduce.h: a model or a baseline could not be trained */
+    DRSCH_ERR_EVAL = -5,     /* reproduce.h: an evaluation failed */
+    DRSCH_ERR_DATA = -6,     /* reproduce.h: the dataset lacks what the protocol needs */
+    DRSCH_ERR_SETTINGS = -7, /* reproduce.h: settings that do not fit the dataset */
+} drsch_status;
 
 typedef struct {
     char msg[512];
-} xp_error;
+} drsch_error;
 
 /* What a model gives on a dataset: the codes of the queries and of the database, row i of each
  * the image of its index list's entry i, with the bits in significance order; and the weights
@@ -74,17 +74,18 @@ typedef struct {
 } xp_codes;
 
 /* Encodes the images query[0..n_query) and, unless db is NULL, db[0..n_db) with net (in f32, or
- * bf16 where the CPU runs it: TR_ERR_UNSUPPORTED otherwise, never an f32 fallback). An empty
+ * bf16 where the CPU runs it: DRSCH_ERR_UNSUPPORTED otherwise, never an f32 fallback). An empty
  * list is an error ("nothing to encode"). On failure *out is empty and err->msg says why (the
  * encoder's message, or "out of memory"). */
-xp_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
-                       int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
-                       xp_codes *out, xp_error *err);
+drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
+                          int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
+                          xp_codes *out, drsch_error *err);
 /* The same with the model file at path, loaded for inference and freed before returning;
- * XP_ERR_MODEL when it cannot be loaded (err->msg: the loader's message, which names the file). */
-xp_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
-                         int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
-                         xp_codes *out, xp_error *err);
+ * DRSCH_ERR_MODEL when it cannot be loaded (err->msg: the loader's message, which names the file).
+ */
+drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                            int64_t n_query, const int64_t *db, int64_t n_db,
+                            nn_precision precision, xp_codes *out, drsch_error *err);
 /* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
 void xp_codes_free(xp_codes *c);
 
@@ -106,18 +107,18 @@ int xp_codes_prefix(const hm_codes *c, uint32_t bits, hm_codes *out);
 /* Retrieval metrics of query codes q (the split's queries, in order) against database codes db
  * (the split's database, in order), truncated to their first `bits` bits, with the dataset's
  * labels as relevance (shared label, or at least one shared concept). w may be NULL. */
-ev_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
-                            const hm_codes *db, uint32_t bits, const float *weights,
-                            const ev_options *opt, ev_retrieval *out, ev_error *err);
+drsch_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                               const hm_codes *db, uint32_t bits, const float *weights,
+                               const ev_options *opt, ev_retrieval *out, drsch_error *err);
 
 /* Re-id metrics (harness/metrics.h: same identity and camera removed, CMC rank 1..20, mAP over
  * the whole gallery) of query codes q against gallery codes g, in the split's query / db
  * order, truncated to their first `bits` bits, with the dataset's identities and cameras
  * (d->cams must be set). single_shot_repeats > 0: CMC from that many seeded
  * single-gallery-shot samplings; w may be NULL. */
-ev_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
-                       const hm_codes *g, uint32_t bits, const float *weights,
-                       int single_shot_repeats, uint64_t seed, ev_reid *out, ev_error *err);
+drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
+                          const hm_codes *g, uint32_t bits, const float *weights,
+                          int single_shot_repeats, uint64_t seed, ev_reid *out, drsch_error *err);
 
 #ifdef __cplusplus
 }

@@ -47,8 +47,8 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
                     size_t *len)
 {
     npy_array a;
-    hm_error err;
-    if (npy_load(path, &a, &err) != HM_OK) {
+    drsch_error err;
+    if (npy_load(path, &a, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch %s: %s\n", cmd, err.msg);
         return -1;
     }

@@ -70,9 +70,9 @@ int cmd_version(int argc, char **argv)
                 argv[1]);
         return EXIT_USAGE;
     }
-    hm_error err;
+    drsch_error err;
     const char *isa_note = "";
-    if (hm_isa_init(&err) != HM_OK)
+    if (hm_isa_init(&err) != DRSCH_OK)
         isa_note = " (DRSCH_FORCE_ISA refused; see drsch search)";
     printf("drsch %s\n", drsch_version());
     printf("commit:   %s\n", drsch_git_commit());

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ev_status fail(ev_error *err, ev_status st, const char *fmt, ...)
+static drsch_status fail(drsch_error *err, drsch_status st, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -183,13 +183,13 @@ static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql
     return m;
 }
 
-static ev_status check_labels(const ev_labels *l, size_t n, const char *what, ev_error *err)
+static drsch_status check_labels(const ev_labels *l, size_t n, const char *what, drsch_error *err)
 {
     if (l->n != n)
-        return fail(err, EV_ERR_ARG, "%s: %zu labels for %zu codes", what, l->n, n);
+        return fail(err, DRSCH_ERR_ARG, "%s: %zu labels for %zu codes", what, l->n, n);
     if (!!l->labels == !!l->multi)
-        return fail(err, EV_ERR_ARG, "%s: give either single labels or multi-hot labels", what);
-    return EV_OK;
+        return fail(err, DRSCH_ERR_ARG, "%s: give either single labels or multi-hot labels", what);
+    return DRSCH_OK;
 }
 
 void ev_retrieval_free(ev_retrieval *r)
@@ -199,22 +199,22 @@ void ev_retrieval_free(ev_retrieval *r)
     r->pr_precision = r->pr_recall = NULL;
 }
 
-ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
-                            const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
-                            ev_retrieval *out, ev_error *err)
+drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
+                               const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
+                               ev_retrieval *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
-    ev_status st;
+    drsch_status st;
     if ((st = check_labels(ql, q->n, "queries", err)) ||
         (st = check_labels(dbl, db->n, "database", err)))
         return st;
     if (q->bits != db->bits)
-        return fail(err, EV_ERR_ARG, "query codes have %u bits, database codes %u", q->bits,
+        return fail(err, DRSCH_ERR_ARG, "query codes have %u bits, database codes %u", q->bits,
                     db->bits);
     if (!!ql->labels != !!dbl->labels || ql->words != dbl->words)
-        return fail(err, EV_ERR_ARG, "query and database labels are of different kinds");
+        return fail(err, DRSCH_ERR_ARG, "query and database labels are of different kinds");
     if (db->n > UINT32_MAX || db->n == 0 || q->n == 0)
-        return fail(err, EV_ERR_ARG, "need 1..2^32-1 database codes and at least one query");
+        return fail(err, DRSCH_ERR_ARG, "need 1..2^32-1 database codes and at least one query");
     size_t n = db->n, G = (size_t)db->bits + 1;
     int want_pr = opt->pr_curve && !w;
     double *H = malloc((n + 1) * sizeof *H);
@@ -226,7 +226,7 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
         free(pr_p);
         free(pr_r);
         free(pr_np);
-        return fail(err, EV_ERR_NOMEM, "out of memory for %zu database items", n);
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory for %zu database items", n);
     }
     H[0] = 0;
     for (size_t i = 1; i <= n; i++)
@@ -296,7 +296,7 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
         free(pr_p);
         free(pr_r);
         free(pr_np);
-        return fail(err, EV_ERR_NOMEM, "out of memory for per-thread buffers (%zu items)", n);
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory for per-thread buffers (%zu items)", n);
     }
     double nq = (double)q->n;
     out->queries = q->n;
@@ -316,7 +316,7 @@ ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_cod
         out->pr_recall = pr_r;
     }
     free(pr_np);
-    return EV_OK;
+    return DRSCH_OK;
 }
 
 /* ---- re-identification ------------------------------------------------------------------- */
@@ -327,19 +327,19 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
-                       const hm_codes *g, const int32_t *gid, const int32_t *gcam,
-                       const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
-                       ev_error *err)
+drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
+                          const hm_codes *g, const int32_t *gid, const int32_t *gcam,
+                          const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
+                          drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     if (q->bits != g->bits)
-        return fail(err, EV_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits,
+        return fail(err, DRSCH_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits,
                     g->bits);
     if (g->n == 0 || q->n == 0 || g->n > UINT32_MAX)
-        return fail(err, EV_ERR_ARG, "need at least one query and one gallery code");
+        return fail(err, DRSCH_ERR_ARG, "need at least one query and one gallery code");
     if (single_shot_repeats < 0)
-        return fail(err, EV_ERR_ARG, "single-shot repeats must be >= 0");
+        return fail(err, DRSCH_ERR_ARG, "single-shot repeats must be >= 0");
     size_t n = g->n;
     /* Dense identity ids of the gallery, and each identity's items in index order. */
     int32_t *ids = malloc(n * sizeof *ids);
@@ -347,7 +347,7 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
     if (!ids || !dense) {
         free(ids);
         free(dense);
-        return fail(err, EV_ERR_NOMEM, "out of memory");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     memcpy(ids, gid, n * sizeof *ids);
     qsort(ids, n, sizeof *ids, cmp_i32);
@@ -362,7 +362,7 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
         free(dense);
         free(start);
         free(members);
-        return fail(err, EV_ERR_NOMEM, "out of memory");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     for (size_t j = 0; j < n; j++) {
         const int32_t *p = bsearch(&gid[j], ids, nid, sizeof *ids, cmp_i32);
@@ -378,7 +378,7 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
             free(dense);
             free(start);
             free(members);
-            return fail(err, EV_ERR_NOMEM, "out of memory");
+            return fail(err, DRSCH_ERR_NOMEM, "out of memory");
         }
         memcpy(fill, start, (nid + 1) * sizeof *fill);
         for (size_t j = 0; j < n; j++)
@@ -498,12 +498,12 @@ ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qca
     free(start);
     free(members);
     if (oom)
-        return fail(err, EV_ERR_NOMEM, "out of memory for per-thread buffers");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory for per-thread buffers");
     out->queries = valid;
     out->queries_skipped = skipped;
     out->single_shot_repeats = R;
     out->map = valid ? s_ap / (double)valid : 0;
     for (int r = 0; r < EV_CMC_RANKS; r++)
         out->cmc[r] = valid ? cmc[r] / (double)valid : 0;
-    return EV_OK;
+    return DRSCH_OK;
 }

@@ -30,11 +30,11 @@
 extern "C" {
 #endif
 
-typedef enum { EV_OK = 0, EV_ERR_ARG = -1, EV_ERR_NOMEM = -2 } ev_status;
+typedef enum { DRSCH_OK = 0, DRSCH_ERR_ARG = -1, DRSCH_ERR_NOMEM = -2 } drsch_status;
 
 typedef struct {
     char msg[512];
-} ev_error;
+} drsch_error;
 
 /* Labels of n items: single label / identity (labels, int32) or multi-hot (multi: n x words
  * uint64 bitmasks, relevance = at least one shared label). Exactly one of the two is set. */
@@ -63,9 +63,9 @@ typedef struct {
 } ev_retrieval;
 
 /* Ranks every database code for every query; w = NULL for plain Hamming distance. */
-ev_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
-                            const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
-                            ev_retrieval *out, ev_error *err);
+drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_codes *db,
+                               const ev_labels *dbl, const hm_weights *w, const ev_options *opt,
+                               ev_retrieval *out, drsch_error *err);
 void ev_retrieval_free(ev_retrieval *r);
 
 /* Average precision of one ranked list: rel[i] != 0 when the item at rank i (0-based) is
@@ -85,10 +85,10 @@ typedef struct {
 
 /* Re-id evaluation. qid/qcam: q->n; gid/gcam: g->n. single_shot_repeats > 0 samples one
  * gallery image per identity for CMC, repeated and averaged, seeded. */
-ev_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
-                       const hm_codes *g, const int32_t *gid, const int32_t *gcam,
-                       const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
-                       ev_error *err);
+drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
+                          const hm_codes *g, const int32_t *gid, const int32_t *gcam,
+                          const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
+                          drsch_error *err);
 
 #ifdef __cplusplus
 }

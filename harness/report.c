@@ -172,7 +172,7 @@ rp_report *rp_create(void)
     cJSON_AddStringToObject(r->context, "compiler", drsch_compiler());
     cJSON_AddStringToObject(r->context, "compiler_flags", drsch_compiler_flags());
     cJSON_AddStringToObject(r->context, "build_type", drsch_build_type());
-    hm_error err;
+    drsch_error err;
     hm_isa_init(&err);
     cJSON_AddStringToObject(r->context, "isa", hm_isa_name(hm_isa_active()));
     cJSON_AddNumberToObject(r->context, "threads", max_threads());
@@ -241,18 +241,19 @@ void rp_label(rp_entry *e, const char *label)
 
 char *rp_print(const rp_report *r) { return cJSON_Print(r->root); }
 
-rp_status rp_write(const rp_report *r, const char *path, rp_error *err)
+drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err)
 {
     char *text = cJSON_Print(r->root);
     if (!text) {
         snprintf(err->msg, sizeof err->msg, "%s: out of memory formatting the report", path);
-        return RP_ERR_NOMEM;
+        return DRSCH_ERR_NOMEM;
     }
     /* through fileio.h: the old file or the new one, never half of one; /dev/null stays a device */
     size_t len = strlen(text);
     text[len] = '\n'; /* cJSON_Print's terminator becomes the final newline */
-    rp_status st =
-        fio_write_file(path, text, len + 1, 0, err->msg, sizeof err->msg) == 0 ? RP_OK : RP_ERR_IO;
+    drsch_status st = fio_write_file(path, text, len + 1, 0, err->msg, sizeof err->msg) == 0
+                          ? DRSCH_OK
+                          : DRSCH_ERR_IO;
     free(text);
     return st;
 }

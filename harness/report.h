@@ -19,11 +19,16 @@ typedef struct rp_report rp_report;
 struct cJSON;
 typedef struct cJSON rp_entry;
 
-typedef enum { RP_OK = 0, RP_ERR_NOMEM = -1, RP_ERR_IO = -2, RP_ERR_FORMAT = -3 } rp_status;
+typedef enum {
+    DRSCH_OK = 0,
+    DRSCH_ERR_NOMEM = -1,
+    DRSCH_ERR_IO = -2,
+    DRSCH_ERR_FORMAT = -3
+} drsch_status;
 
 typedef struct {
     char msg[512];
-} rp_error;
+} drsch_error;
 
 /* A report with the standard context filled in (date, host_name, executable, num_cpus,
  * mhz_per_cpu, cpu_scaling_enabled, caches, load_avg, library_build_type) and drsch's own
@@ -47,7 +52,7 @@ char *rp_print(const rp_report *r);
 void rp_command_line(const char *prog, int argc, char *const *argv, char *out, size_t cap);
 
 /* Writes the report to path via a temporary file and rename(2). */
-rp_status rp_write(const rp_report *r, const char *path, rp_error *err);
+drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err);
 
 #ifdef __cplusplus
 }

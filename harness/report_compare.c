@@ -151,8 +151,8 @@ static void compare_metrics(builder *b, const rpc_options *o, const rp_read_entr
     }
 }
 
-rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
-                      rpc_result *out, rp_error *err)
+drsch_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
+                         rpc_result *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     out->max_drop_row = -1;
@@ -184,9 +184,9 @@ rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_optio
         rpc_result_free(out);
         if (err)
             strcpy(err->msg, "out of memory comparing the reports");
-        return RP_ERR_NOMEM;
+        return DRSCH_ERR_NOMEM;
     }
-    return RP_OK;
+    return DRSCH_OK;
 }
 
 void rpc_result_free(rpc_result *r)

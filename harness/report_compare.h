@@ -82,10 +82,10 @@ typedef enum {
 void rpc_options_default(rpc_options *o);
 /* 1 when counter is an accuracy counter (mAP*, rank-*, P_at*, precision*). */
 int rpc_is_metric(const char *counter);
-/* Compares cur with base (times sorted in place to take medians). On RP_ERR_NOMEM *out is
+/* Compares cur with base (times sorted in place to take medians). On DRSCH_ERR_NOMEM *out is
  * empty and err says so. Free the result with rpc_result_free. */
-rp_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
-                      rpc_result *out, rp_error *err);
+drsch_status rpc_compare(rp_read_report *base, rp_read_report *cur, const rpc_options *o,
+                         rpc_result *out, drsch_error *err);
 void rpc_result_free(rpc_result *r);
 rpc_agreement rpc_agreement_of(const rpc_result *r);
 

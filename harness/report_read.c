@@ -43,7 +43,7 @@ void rp_read_free(rp_read_report *r)
     memset(r, 0, sizeof *r);
 }
 
-static rp_status fail(rp_read_report *r, rp_error *err, rp_status s, const char *fmt, ...)
+static drsch_status fail(rp_read_report *r, drsch_error *err, drsch_status s, const char *fmt, ...)
 {
     rp_read_free(r);
     if (err) {
@@ -55,14 +55,14 @@ static rp_status fail(rp_read_report *r, rp_error *err, rp_status s, const char 
     return s;
 }
 
-rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *r,
-                        rp_error *err)
+drsch_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *r,
+                           drsch_error *err)
 {
     memset(r, 0, sizeof *r);
     /* cJSON_Parse needs a NUL-terminated string. */
     char *copy = malloc(len + 1);
     if (!copy)
-        return fail(r, err, RP_ERR_NOMEM, "%s: out of memory", name);
+        return fail(r, err, DRSCH_ERR_NOMEM, "%s: out of memory", name);
     memcpy(copy, text, len);
     copy[len] = '\0';
     const char *end = NULL;
@@ -85,22 +85,22 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
         }
         free(copy);
         if (at >= len)
-            return fail(r, err, RP_ERR_FORMAT,
+            return fail(r, err, DRSCH_ERR_FORMAT,
                         "%s: JSON parse error at byte %zu (line %zu, column %zu): the text "
                         "ends early (a truncated report?)",
                         name, at, line, col);
-        return fail(r, err, RP_ERR_FORMAT,
+        return fail(r, err, DRSCH_ERR_FORMAT,
                     "%s: JSON parse error at byte %zu (line %zu, column %zu), at %s", name, at,
                     line, col, near);
     }
     free(copy);
     cJSON *b = r->root ? cJSON_GetObjectItemCaseSensitive(r->root, "benchmarks") : NULL;
     if (!cJSON_IsArray(b))
-        return fail(r, err, RP_ERR_FORMAT,
+        return fail(r, err, DRSCH_ERR_FORMAT,
                     "%s: not a Google Benchmark JSON report (no \"benchmarks\" array)", name);
     r->e = calloc((size_t)cJSON_GetArraySize(b) + 1, sizeof *r->e);
     if (!r->e)
-        return fail(r, err, RP_ERR_NOMEM, "%s: out of memory", name);
+        return fail(r, err, DRSCH_ERR_NOMEM, "%s: out of memory", name);
     int idx = 0;
     cJSON *it;
     cJSON_ArrayForEach(it, b)
@@ -115,7 +115,7 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
         cJSON *agg = cJSON_GetObjectItemCaseSensitive(it, "aggregate_name");
         double scale = unit_ns(cJSON_IsString(tu) ? tu->valuestring : NULL);
         if (!cJSON_IsString(nm) || !cJSON_IsNumber(rt) || scale < 0)
-            return fail(r, err, RP_ERR_FORMAT,
+            return fail(r, err, DRSCH_ERR_FORMAT,
                         "%s: benchmarks[%d] lacks name, real_time or a valid time_unit", name,
                         idx - 1);
         int is_agg = cJSON_IsString(type) && !strcmp(type->valuestring, "aggregate");
@@ -135,10 +135,10 @@ rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_
         if (!e->counters)
             e->counters = it;
     }
-    return RP_OK;
+    return DRSCH_OK;
 }
 
-rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
+drsch_status rp_read_file(const char *path, rp_read_report *r, drsch_error *err)
 {
     memset(r, 0, sizeof *r);
     /* a regular file only: a directory, a FIFO (which would block) or a device is refused */
@@ -149,10 +149,10 @@ rp_status rp_read_file(const char *path, rp_read_report *r, rp_error *err)
         int e = errno;
         if (err)
             snprintf(err->msg, sizeof err->msg, "%s", msg);
-        return e == ENOMEM ? RP_ERR_NOMEM : RP_ERR_IO;
+        return e == ENOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_IO;
     }
     char *text = (char *)data;
-    rp_status s = rp_read_parse(text, (size_t)len, path, r, err);
+    drsch_status s = rp_read_parse(text, (size_t)len, path, r, err);
     free(text);
     return s;
 }

@@ -2,7 +2,7 @@
  * "benchmarks" array reduced to one entry per name (run_name, else name) with its repetition
  * times in ns, its "median" aggregate when present, and the cJSON object holding its user
  * counters. Mean / stddev / cv aggregates are skipped. Does not compare anything, does not
- * print (errors go to rp_error); the comparison rules live in report_compare.c. Also the entry
+ * print (errors go to drsch_error); the comparison rules live in report_compare.c. Also the entry
  * point of the report fuzzer (tests/fuzz/fuzz_report.c). */
 #ifndef DRSCH_REPORT_READ_H
 #define DRSCH_REPORT_READ_H
@@ -34,10 +34,10 @@ typedef struct {
 
 /* Parses the JSON text text[0..len) (need not be NUL-terminated; parsing stops at the first
  * NUL as cJSON_Parse does); name is the file name used in messages. On failure *out is empty. */
-rp_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *out,
-                        rp_error *err);
+drsch_status rp_read_parse(const char *text, size_t len, const char *name, rp_read_report *out,
+                           drsch_error *err);
 /* Reads and parses path. */
-rp_status rp_read_file(const char *path, rp_read_report *out, rp_error *err);
+drsch_status rp_read_file(const char *path, rp_read_report *out, drsch_error *err);
 void rp_read_free(rp_read_report *r);
 /* The entry called name, NULL when absent. */
 rp_read_entry *rp_read_find(rp_read_report *r, const char *name);

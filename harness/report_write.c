@@ -57,16 +57,16 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 }
 
 /* Writes the text of b to DIR/NAME whole (fileio.h); a text cut short is not written. Frees b. */
-static rp_status sb_write(sbuf *b, const char *dir, const char *name, char *msg, size_t cap)
+static drsch_status sb_write(sbuf *b, const char *dir, const char *name, char *msg, size_t cap)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    rp_status st = RP_OK;
+    drsch_status st = DRSCH_OK;
     if (b->failed) {
         snprintf(msg, cap, "out of memory for the text of %s", path);
-        st = RP_ERR_NOMEM;
+        st = DRSCH_ERR_NOMEM;
     } else if (fio_write_file(path, b->s ? b->s : "", b->len, 0, msg, cap)) {
-        st = RP_ERR_IO;
+        st = DRSCH_ERR_IO;
     }
     free(b->s);
     memset(b, 0, sizeof *b);
@@ -193,8 +193,8 @@ static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_
               metric);
 }
 
-static rp_status retrieval_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                                  const xp_retrieval_result *res, char *msg, size_t cap)
+static drsch_status retrieval_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
+                                     const xp_retrieval_result *res, char *msg, size_t cap)
 {
     const int nl = c->n_lengths, nrows = res->n_rows;
     uint32_t cols[XP_REPRO_MAX_LENGTHS + 1];
@@ -236,10 +236,10 @@ static rp_status retrieval_curves(const char *dir, const ds_dataset *d, const xp
     for (int i = 0; i < nl; i++)
         sb_printf(&gp, "%s%u", i ? " " : "", c->lengths[i]);
     sb_printf(&gp, "', i+1)+0)\n");
-    rp_status st = sb_write(&dat, dir, "map_vs_bits.dat", msg, cap);
-    if (st == RP_OK)
+    drsch_status st = sb_write(&dat, dir, "map_vs_bits.dat", msg, cap);
+    if (st == DRSCH_OK)
         st = sb_write(&pr, dir, "pr.dat", msg, cap);
-    if (st == RP_OK)
+    if (st == DRSCH_OK)
         st = sb_write(&gp, dir, "plots.gp", msg, cap);
     free(dat.s);
     free(pr.s);
@@ -369,8 +369,8 @@ static void reid_md(sbuf *md, const xp_repro_config *c, const xp_reid_result *re
 }
 
 /* Curves: DRSCH at every length; every method at the longest of the lengths. */
-static rp_status reid_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                             const xp_reid_result *res, char *msg, size_t cap)
+static drsch_status reid_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
+                                const xp_reid_result *res, char *msg, size_t cap)
 {
     const int S = res->n_splits, at = c->n_lengths - 1;
     sbuf cmc = {0}, meth = {0}, gp = {0};
@@ -412,10 +412,10 @@ static rp_status reid_curves(const char *dir, const ds_dataset *d, const xp_repr
               "split%s'\nplot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title "
               "columnhead(k)\n",
               dir, d->name, res->cols[at], S, S > 1 ? "s" : "", XP_REID_METHODS + 1, dir);
-    rp_status st = sb_write(&cmc, dir, "cmc.dat", msg, cap);
-    if (st == RP_OK)
+    drsch_status st = sb_write(&cmc, dir, "cmc.dat", msg, cap);
+    if (st == DRSCH_OK)
         st = sb_write(&meth, dir, "cmc_methods.dat", msg, cap);
-    if (st == RP_OK)
+    if (st == DRSCH_OK)
         st = sb_write(&gp, dir, "plots.gp", msg, cap);
     free(cmc.s);
     free(meth.s);
@@ -423,9 +423,9 @@ static rp_status reid_curves(const char *dir, const ds_dataset *d, const xp_repr
     return st;
 }
 
-rp_status rp_repro_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                          const xp_retrieval_result *ret, const xp_reid_result *reid, char *msg,
-                          size_t cap)
+drsch_status rp_repro_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
+                             const xp_retrieval_result *ret, const xp_reid_result *reid, char *msg,
+                             size_t cap)
 {
     return ret ? retrieval_curves(dir, d, c, ret, msg, cap)
                : reid_curves(dir, d, c, reid, msg, cap);
@@ -520,9 +520,9 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
     }
 }
 
-rp_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,
-                          const xp_repro_config *c, const xp_retrieval_result *ret,
-                          const xp_reid_result *reid, char **table_md, rp_error *err)
+drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,
+                             const xp_repro_config *c, const xp_retrieval_result *ret,
+                             const xp_reid_result *reid, char **table_md, drsch_error *err)
 {
     *table_md = NULL;
     char hyper[512];
@@ -551,25 +551,25 @@ rp_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_da
     if (md.failed) {
         free(md.s);
         snprintf(err->msg, sizeof err->msg, "out of memory for the text of the table");
-        return RP_ERR_NOMEM;
+        return DRSCH_ERR_NOMEM;
     }
     *table_md = md.s;
-    return RP_OK;
+    return DRSCH_OK;
 }
 
-rp_status rp_repro_write(const rp_report *rep, const char *table_md, const char *dir, char *msg,
-                         size_t cap)
+drsch_status rp_repro_write(const rp_report *rep, const char *table_md, const char *dir, char *msg,
+                            size_t cap)
 {
     char path[4200];
-    rp_error err;
+    drsch_error err;
     snprintf(path, sizeof path, "%s/report.json", dir);
-    rp_status st = rp_write(rep, path, &err);
-    if (st != RP_OK) {
+    drsch_status st = rp_write(rep, path, &err);
+    if (st != DRSCH_OK) {
         snprintf(msg, cap, "%s", err.msg);
         return st;
     }
     snprintf(path, sizeof path, "%s/table.md", dir);
-    return fio_write_file(path, table_md, strlen(table_md), 0, msg, cap) ? RP_ERR_IO : RP_OK;
+    return fio_write_file(path, table_md, strlen(table_md), 0, msg, cap) ? DRSCH_ERR_IO : DRSCH_OK;
 }
 
 /* ---- The reproduction line ------------------------------------------------------------------- */
@@ -585,8 +585,8 @@ int rp_repro_read_baseline(const char *path, const char *report_path, rp_read_re
                  path, report_path);
         return 0;
     }
-    rp_error err;
-    if (rp_read_file(path, ref, &err) != RP_OK) {
+    drsch_error err;
+    if (rp_read_file(path, ref, &err) != DRSCH_OK) {
         snprintf(msg, cap, "Reproduction: not checked: %s", err.msg);
         return 0;
     }
@@ -659,8 +659,8 @@ void rp_repro_line(const rp_report *rep, const char *path, rp_read_report *ref,
 {
     char *text = rp_print(rep);
     rp_read_report cur;
-    rp_error err;
-    if (!text || rp_read_parse(text, strlen(text), path, &cur, &err) != RP_OK) {
+    drsch_error err;
+    if (!text || rp_read_parse(text, strlen(text), path, &cur, &err) != DRSCH_OK) {
         snprintf(msg, cap, "Reproduction: not checked: %s", text ? err.msg : "out of memory");
         free(text);
         return;
@@ -670,7 +670,7 @@ void rp_repro_line(const rp_report *rep, const char *path, rp_read_report *ref,
     rpc_options_default(&o);
     o.gate_time = 0;
     rpc_result res;
-    if (rpc_compare(ref, &cur, &o, &res, &err) != RP_OK) {
+    if (rpc_compare(ref, &cur, &o, &res, &err) != DRSCH_OK) {
         snprintf(msg, cap, "Reproduction: not checked: %s", err.msg);
         rp_read_free(&cur);
         return;

@@ -98,9 +98,9 @@ typedef struct {
 } xp_retrieval_result;
 
 /* Runs the retrieval experiment on split sp of d (models in c->dir/model-B.bin). On failure
- * err->msg says why (XP_ERR_NOMEM when out of memory) and *out is empty. */
-xp_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                           xp_retrieval_result *out, xp_error *err);
+ * err->msg says why (DRSCH_ERR_NOMEM when out of memory) and *out is empty. */
+drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              xp_retrieval_result *out, drsch_error *err);
 void xp_retrieval_result_free(xp_retrieval_result *r);
 
 /* ---- Re-identification: CUHK03, classic protocol -------------------------------------------- */
@@ -130,16 +130,16 @@ typedef struct {
     int n;                               /* splits averaged */
 } xp_reid_mean;
 
-/* The number of classic splits to run on d: splits > 0 asks for that many (XP_ERR_SETTINGS when
- * d has fewer testsets), else all of them (2 with quick). XP_ERR_DATA when d has no testsets. */
-xp_status xp_reid_splits(const ds_dataset *d, int64_t splits, int quick, int *n_splits,
-                         xp_error *err);
+/* The number of classic splits to run on d: splits > 0 asks for that many (DRSCH_ERR_SETTINGS when
+ * d has fewer testsets), else all of them (2 with quick). DRSCH_ERR_DATA when d has no testsets. */
+drsch_status xp_reid_splits(const ds_dataset *d, int64_t splits, int quick, int *n_splits,
+                            drsch_error *err);
 /* The protocol's description (the report's "protocol" context). */
 void xp_reid_protocol(const ds_dataset *d, int n_splits, uint64_t seed, char *out, size_t cap);
 /* Runs c->splits classic splits of d (models in c->dir/model-splitK-B.bin). On failure err->msg
- * says why (XP_ERR_NOMEM when out of memory) and *out is empty. */
-xp_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_result *out,
-                      xp_error *err);
+ * says why (DRSCH_ERR_NOMEM when out of memory) and *out is empty. */
+drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_result *out,
+                         drsch_error *err);
 void xp_reid_result_free(xp_reid_result *r);
 xp_reid_mean xp_reid_average(const xp_reid_result *r, int method, int col);
 
@@ -158,19 +158,19 @@ typedef struct {
  * and pr.dat, or cmc.dat and cmc_methods.dat; then plots.gp, the gnuplot script drawing them as
  * SVG files into dir. Each file whole or not at all (simd/fileio.h); on failure msg (of cap
  * bytes; 4400 hold any path) names the file and the cause. */
-rp_status rp_repro_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                          const xp_retrieval_result *ret, const xp_reid_result *reid, char *msg,
-                          size_t cap);
+drsch_status rp_repro_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
+                             const xp_retrieval_result *ret, const xp_reid_result *reid, char *msg,
+                             size_t cap);
 /* Adds the run's context and result entries to rep, and returns the Markdown table of the run in
  * *table_md (free with free()). */
-rp_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,
-                          const xp_repro_config *c, const xp_retrieval_result *ret,
-                          const xp_reid_result *reid, char **table_md, rp_error *err);
+drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,
+                             const xp_repro_config *c, const xp_retrieval_result *ret,
+                             const xp_reid_result *reid, char **table_md, drsch_error *err);
 
 /* Writes rep to dir/report.json and table_md to dir/table.md, each whole or not at all; on
  * failure msg (of cap bytes; 4400 hold any path) names the file and the cause. */
-rp_status rp_repro_write(const rp_report *rep, const char *table_md, const char *dir, char *msg,
-                         size_t cap);
+drsch_status rp_repro_write(const rp_report *rep, const char *table_md, const char *dir, char *msg,
+                            size_t cap);
 
 /* The report the run is compared with at the end, read before the run's own report is written
  * at report_path (its folder may be the baseline's). 1 when *ref holds it; else 0 with the reason,

@@ -32,7 +32,7 @@
 #include <omp.h>
 #endif
 
-static tr_status fail(tr_error *err, tr_status st, const char *fmt, ...)
+static drsch_status fail(drsch_error *err, drsch_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -253,13 +253,13 @@ static const char STATE_MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '2'};
 static const char STATE_MAGIC_V1[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '1'};
 #define STATE_SETTINGS_MAX 4096
 
-static tr_status write_state(const char *model_path, int64_t iter, const char *settings,
-                             const float *hist, size_t nh, tr_error *err)
+static drsch_status write_state(const char *model_path, int64_t iter, const char *settings,
+                                const float *hist, size_t nh, drsch_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8);
     if (!path)
-        return fail(err, TR_ERR_NOMEM, "out of memory");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory");
     snprintf(path, plen + 8, "%s.state", model_path);
     uint64_t it = (uint64_t)iter, count = nh;
     uint32_t slen = (uint32_t)strlen(settings);
@@ -273,9 +273,9 @@ static tr_status write_state(const char *model_path, int64_t iter, const char *s
      * PATH.state; errors name the state's path and the cause ("No space left on device"). */
     char msg[480];
     fio_out o;
-    tr_status st = TR_OK;
+    drsch_status st = DRSCH_OK;
     if (fio_out_begin(&o, path, msg, sizeof msg) != 0) {
-        st = fail(err, TR_ERR_IO, "cannot write the training state: %s", msg);
+        st = fail(err, DRSCH_ERR_IO, "cannot write the training state: %s", msg);
     } else {
         fio_out_write(&o, STATE_MAGIC, 8);
         fio_out_write(&o, &it, 8);
@@ -285,7 +285,7 @@ static tr_status write_state(const char *model_path, int64_t iter, const char *s
         fio_out_write(&o, hist, nh * sizeof(float));
         fio_out_write(&o, &crc, 4);
         if (fio_out_commit(&o, 1, msg, sizeof msg) != 0)
-            st = fail(err, TR_ERR_IO, "cannot write the training state: %s", msg);
+            st = fail(err, DRSCH_ERR_IO, "cannot write the training state: %s", msg);
     }
     free(path);
     return st;
@@ -293,48 +293,49 @@ static tr_status write_state(const char *model_path, int64_t iter, const char *s
 
 /* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
  * version 1 state, fingerprint fp_v1) and c->iters iterations. */
-static tr_status read_state(const char *model_path, const tr_config *c, const char *have,
-                            uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, tr_error *err)
+static drsch_status read_state(const char *model_path, const tr_config *c, const char *have,
+                               uint32_t fp_v1, int64_t *iter, float *hist, size_t nh,
+                               drsch_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8), *stored = malloc(STATE_SETTINGS_MAX + 1);
     if (!path || !stored) {
         free(path);
         free(stored);
-        return fail(err, TR_ERR_NOMEM, "out of memory");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     snprintf(path, plen + 8, "%s.state", model_path);
     char msg[480];
     /* a FIFO or a device is refused before the first read */
     FILE *f = fio_open_read(path, "drsch training state", msg, sizeof msg);
-    tr_status st = TR_OK;
+    drsch_status st = DRSCH_OK;
     char magic[8];
     uint64_t it = 0, count = 0;
     uint32_t sfp = 0, slen = 0, crc = 0;
     int v1 = 0;
     if (!f) {
-        st = fail(err, TR_ERR_IO, "the training state of the model to resume: %s", msg);
+        st = fail(err, DRSCH_ERR_IO, "the training state of the model to resume: %s", msg);
         goto out;
     }
     if (fread(magic, 1, 8, f) != 8 ||
         (memcmp(magic, STATE_MAGIC, 8) && memcmp(magic, STATE_MAGIC_V1, 8))) {
-        st = fail(err, TR_ERR_IO, "%s: not a drsch training state (bad magic)", path);
+        st = fail(err, DRSCH_ERR_IO, "%s: not a drsch training state (bad magic)", path);
         goto out;
     }
     v1 = memcmp(magic, STATE_MAGIC_V1, 8) == 0;
     if (fread(&it, 8, 1, f) != 1 || (v1 && fread(&sfp, 4, 1, f) != 1) ||
         (!v1 && fread(&slen, 4, 1, f) != 1)) {
-        st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
+        st = fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     if (slen > STATE_SETTINGS_MAX) {
-        st = fail(err, TR_ERR_IO,
+        st = fail(err, DRSCH_ERR_IO,
                   "%s: a settings list of %u bytes (at most %d): corrupt training state", path,
                   slen, STATE_SETTINGS_MAX);
         goto out;
     }
     if ((slen && fread(stored, 1, slen, f) != slen) || fread(&count, 8, 1, f) != 1) {
-        st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
+        st = fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     stored[slen] = '\0';
@@ -342,17 +343,17 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
     int ndiff = v1 ? 0 : settings_diff(stored, slen, have, diff, sizeof diff);
     if (count != nh) {
         if (ndiff)
-            st = fail(err, TR_ERR_ARG,
+            st = fail(err, DRSCH_ERR_ARG,
                       "%s: the model was trained with other settings: %s; resume needs the same "
                       "flags",
                       path, diff);
         else
-            st = fail(err, TR_ERR_ARG, "%s: a state of %llu values, this network needs %zu", path,
-                      (unsigned long long)count, nh);
+            st = fail(err, DRSCH_ERR_ARG, "%s: a state of %llu values, this network needs %zu",
+                      path, (unsigned long long)count, nh);
         goto out;
     }
     if ((nh && fread(hist, sizeof(float), nh, f) != nh) || fread(&crc, 4, 1, f) != 1) {
-        st = fail(err, TR_ERR_IO, "%s: truncated training state", path);
+        st = fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);
         goto out;
     }
     uint32_t k = (uint32_t)crc32(0L, (const Bytef *)magic, 8);
@@ -366,11 +367,11 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
     k = (uint32_t)crc32(k, (const Bytef *)&count, 8);
     k = (uint32_t)crc32(k, (const Bytef *)hist, (uInt)(nh * sizeof(float)));
     if (k != crc) {
-        st = fail(err, TR_ERR_IO, "%s: checksum mismatch: corrupt training state", path);
+        st = fail(err, DRSCH_ERR_IO, "%s: checksum mismatch: corrupt training state", path);
         goto out;
     }
     if (v1 && sfp != fp_v1) {
-        st = fail(err, TR_ERR_ARG,
+        st = fail(err, DRSCH_ERR_ARG,
                   "%s: the model was trained with other settings (dataset split, schedule, "
                   "architecture or --iters; this state was written by an older drsch that does not "
                   "record which); "
@@ -379,7 +380,7 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
         goto out;
     }
     if (ndiff) {
-        st = fail(err, TR_ERR_ARG,
+        st = fail(err, DRSCH_ERR_ARG,
                   "%s: the model was trained with other settings: %s; resume needs the same flags",
                   path, diff);
         goto out;
@@ -388,7 +389,7 @@ static tr_status read_state(const char *model_path, const tr_config *c, const ch
         size_t tl = 0;
         const char *tv = setting_value(stored, slen, "iters", 5, &tl);
         st = fail(
-            err, TR_ERR_ARG,
+            err, DRSCH_ERR_ARG,
             "%s: the checkpoint is at iteration %llu, beyond --iters %lld%s%.*s%s; resume with "
             "--iters %llu or more",
             path, (unsigned long long)it, (long long)c->iters,
@@ -488,13 +489,14 @@ static int32_t nonfinite_layer(const nn_net *net, int *is_bias)
     return -1;
 }
 
-static tr_status check_finite(const nn_net *net, int64_t iter, const char *path, tr_error *err)
+static drsch_status check_finite(const nn_net *net, int64_t iter, const char *path,
+                                 drsch_error *err)
 {
     int is_bias = 0;
     int32_t layer = nonfinite_layer(net, &is_bias);
     if (layer < 0)
-        return TR_OK;
-    return fail(err, TR_ERR_NUMERIC,
+        return DRSCH_OK;
+    return fail(err, DRSCH_ERR_NUMERIC,
                 "iteration %lld: the %s of layer %d (%s) hold NaN or Inf; training stopped, "
                 "nothing was written "
                 "over %s (try a lower --lr)",
@@ -506,12 +508,12 @@ static tr_status check_finite(const nn_net *net, int64_t iter, const char *path,
 #define ORDER_SAMPLE 5000
 
 /* Sets the bit order a saved model carries (tr_bit_order). */
-static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d,
-                            const ds_split *split, tr_error *err)
+static drsch_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d,
+                               const ds_split *split, drsch_error *err)
 {
     if (c->bit_order == TR_BIT_ORDER_WEIGHT) {
         nn_bit_order_by_weight(net);
-        return TR_OK;
+        return DRSCH_OK;
     }
     const int32_t B = nn_net_config(net)->bits;
     uint32_t *ident = malloc(sizeof *ident * (size_t)B);
@@ -519,45 +521,45 @@ static tr_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d
     int64_t *idx = malloc(sizeof *idx * (size_t)m);
     if (!ident || !idx) {
         free(ident), free(idx);
-        return fail(err, TR_ERR_NOMEM, "out of memory for the bit order");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory for the bit order");
     }
     for (int32_t j = 0; j < B; j++)
         ident[j] = (uint32_t)j;
     for (int64_t k = 0; k < m; k++)
         idx[k] = split->train[k * split->n_train / m];
-    nn_error ne;
+    drsch_error ne;
     nn_set_bit_order(net, ident, &ne); /* codes in network bit order */
     hm_codes codes = {0};
-    tr_status st = tr_encode(net, d, idx, m, &codes, err);
-    if (st == TR_OK && nn_bit_order_decorrelated(net, &codes, &ne) != NN_OK)
-        st = fail(err, TR_ERR_NET, "%s", ne.msg);
+    drsch_status st = tr_encode(net, d, idx, m, &codes, err);
+    if (st == DRSCH_OK && nn_bit_order_decorrelated(net, &codes, &ne) != DRSCH_OK)
+        st = fail(err, DRSCH_ERR_NET, "%s", ne.msg);
     hm_codes_free(&codes);
     free(ident);
     free(idx);
     return st;
 }
 
-static tr_status save_checkpoint(nn_net *net, const tr_config *c, const ds_dataset *d,
-                                 const ds_split *split, const char *path, int64_t iter,
-                                 const char *settings, tr_error *err)
+static drsch_status save_checkpoint(nn_net *net, const tr_config *c, const ds_dataset *d,
+                                    const ds_split *split, const char *path, int64_t iter,
+                                    const char *settings, drsch_error *err)
 {
-    nn_error ne;
-    tr_status st = check_finite(net, iter, path, err);
-    if (st != TR_OK)
+    drsch_error ne;
+    drsch_status st = check_finite(net, iter, path, err);
+    if (st != DRSCH_OK)
         return st;
-    if ((st = order_bits(net, c, d, split, err)) != TR_OK)
+    if ((st = order_bits(net, c, d, split, err)) != DRSCH_OK)
         return st;
-    if (nn_model_save(net, path, &ne) != NN_OK)
-        return fail(err, TR_ERR_IO, "%s", ne.msg);
+    if (nn_model_save(net, path, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_IO, "%s", ne.msg);
     /* State blob: plain parameters, then the momentum history. */
     size_t np = nn_params_plain_size(net), nh;
     float *hist = nn_sgd_history(net, &nh);
     float *blob = malloc(sizeof(float) * (np + nh + 1));
     if (!blob)
-        return fail(err, TR_ERR_NOMEM, "out of memory for a checkpoint");
-    if (nn_params_export(net, blob, np, &ne) != NN_OK) {
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory for a checkpoint");
+    if (nn_params_export(net, blob, np, &ne) != DRSCH_OK) {
         free(blob);
-        return fail(err, TR_ERR_NET, "%s", ne.msg);
+        return fail(err, DRSCH_ERR_NET, "%s", ne.msg);
     }
     memcpy(blob + np, hist, sizeof(float) * nh);
     st = write_state(path, iter, settings, blob, np + nh, err);
@@ -603,7 +605,7 @@ static void run_free(run *r)
 }
 
 /* The settings of the run, the defaults that depend on --bits and the dataset filled in. */
-static tr_status resolve_settings(run *r, const tr_config *cfg, tr_error *err)
+static drsch_status resolve_settings(run *r, const tr_config *cfg, drsch_error *err)
 {
     tr_config *c = &r->c;
     *c = *cfg;
@@ -616,27 +618,28 @@ static tr_status resolve_settings(run *r, const tr_config *cfg, tr_error *err)
         snprintf(c->arch, sizeof c->arch, "%s", default_arch(r->d));
     if (c->bits < 1 || c->bits > HM_MAX_BITS || c->iters < 0 || c->classes_per_batch < 2 ||
         c->images_per_class < 2)
-        return fail(err, TR_ERR_ARG,
+        return fail(err, DRSCH_ERR_ARG,
                     "invalid training settings (bits %d, iterations %lld, batch %d x %d)", c->bits,
                     (long long)c->iters, c->classes_per_batch, c->images_per_class);
     if (r->split->n_train < 2)
-        return fail(err, TR_ERR_ARG, "the protocol '%s' leaves no training images", r->split->name);
+        return fail(err, DRSCH_ERR_ARG, "the protocol '%s' leaves no training images",
+                    r->split->name);
     if (r->d->c > NN_MAX_IN_C)
-        return fail(err, TR_ERR_ARG, "%d image channels; at most %d are supported", r->d->c,
+        return fail(err, DRSCH_ERR_ARG, "%d image channels; at most %d are supported", r->d->c,
                     NN_MAX_IN_C);
-    return TR_OK;
+    return DRSCH_OK;
 }
 
 /* The class-balanced sampler, the input normalisation from the training images (per-channel
  * mean and 1/std), the augmentation, and the settings as the state records them. */
-static tr_status set_up_data(run *r, float *mean, float *scale, tr_error *err)
+static drsch_status set_up_data(run *r, float *mean, float *scale, drsch_error *err)
 {
     const tr_config *c = &r->c;
     const ds_dataset *d = r->d;
-    ds_error de;
+    drsch_error de;
     if (ds_sampler_create(d, r->split->train, r->split->n_train, c->classes_per_batch,
-                          c->images_per_class, c->seed ^ 0x5A5A, &r->sampler, &de) != DS_OK)
-        return fail(err, TR_ERR_DATA, "%s", de.msg);
+                          c->images_per_class, c->seed ^ 0x5A5A, &r->sampler, &de) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_DATA, "%s", de.msg);
     r->N = (int32_t)ds_sampler_batch_size(r->sampler);
     double dmean[DS_MAX_CHANNELS] = {0}, dstd[DS_MAX_CHANNELS] = {0};
     ds_channel_stats(d, r->split->train, r->split->n_train, dmean, dstd);
@@ -647,23 +650,23 @@ static tr_status set_up_data(run *r, float *mean, float *scale, tr_error *err)
     make_augment(c, d, mean, scale, 1, &r->aug);
     r->fp_v1 = config_fingerprint(c, r->split);
     if (config_settings(c, r->split, r->settings, sizeof r->settings) < 0)
-        return fail(err, TR_ERR_ARG,
+        return fail(err, DRSCH_ERR_ARG,
                     "the training settings do not fit in a state file (protocol name too long?)");
-    return TR_OK;
+    return DRSCH_OK;
 }
 
 /* Resume: the network and its SGD history from the checkpoint, then the sampler replayed so
  * the remaining batches are those of an uninterrupted run. */
-static tr_status resume(run *r, const char *resume_path, tr_error *err)
+static drsch_status resume(run *r, const char *resume_path, drsch_error *err)
 {
     const tr_config *c = &r->c;
-    nn_error ne;
-    if (nn_model_load(&r->net, resume_path, r->N, 1, &ne) != NN_OK)
-        return fail(err, TR_ERR_NET, "%s", ne.msg);
+    drsch_error ne;
+    if (nn_model_load(&r->net, resume_path, r->N, 1, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_NET, "%s", ne.msg);
     const nn_config *lc = nn_net_config(r->net);
     if (strcmp(lc->arch.name, c->arch) || lc->bits != c->bits || lc->in_c != r->d->c ||
         lc->in_h != r->aug.out_h || lc->in_w != r->aug.out_w)
-        return fail(err, TR_ERR_ARG,
+        return fail(err, DRSCH_ERR_ARG,
                     "%s: a %s model of %d bits for %dx%dx%d input does not match this run "
                     "(%s, %d bits, %dx%dx%d)",
                     resume_path, lc->arch.name, lc->bits, lc->in_c, lc->in_h, lc->in_w, c->arch,
@@ -672,22 +675,23 @@ static tr_status resume(run *r, const char *resume_path, tr_error *err)
     float *hist = nn_sgd_history(r->net, &nh);
     float *blob = malloc(sizeof(float) * (np + nh + 1));
     if (!blob)
-        return fail(err, TR_ERR_NOMEM, "out of memory");
-    tr_status st = read_state(resume_path, c, r->settings, r->fp_v1, &r->start, blob, np + nh, err);
-    if (st == TR_OK) {
-        if (nn_params_import(r->net, blob, np, &ne) != NN_OK)
-            st = fail(err, TR_ERR_NET, "%s", ne.msg);
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory");
+    drsch_status st =
+        read_state(resume_path, c, r->settings, r->fp_v1, &r->start, blob, np + nh, err);
+    if (st == DRSCH_OK) {
+        if (nn_params_import(r->net, blob, np, &ne) != DRSCH_OK)
+            st = fail(err, DRSCH_ERR_NET, "%s", ne.msg);
         memcpy(hist, blob + np, sizeof(float) * nh);
     }
     free(blob);
-    if (st != TR_OK)
+    if (st != DRSCH_OK)
         return st;
     /* Checkpoints carry the saved bit order (tr_config.bit_order); training uses network order. */
     uint32_t *ident = malloc(sizeof(uint32_t) * (size_t)c->bits);
     r->idx = malloc(sizeof *r->idx * (size_t)r->N);
     if (!ident || !r->idx) {
         free(ident);
-        return fail(err, TR_ERR_NOMEM, "out of memory");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory");
     }
     for (int32_t j = 0; j < c->bits; j++)
         ident[j] = (uint32_t)j;
@@ -695,26 +699,26 @@ static tr_status resume(run *r, const char *resume_path, tr_error *err)
     free(ident);
     for (int64_t i = 0; i < r->start; i++)
         ds_sampler_next(r->sampler, r->idx, NULL);
-    return TR_OK;
+    return DRSCH_OK;
 }
 
 /* A new network of the run's architecture, seeded by --seed. */
-static tr_status create_net(run *r, tr_error *err)
+static drsch_status create_net(run *r, drsch_error *err)
 {
-    nn_error ne;
+    drsch_error ne;
     nn_config nc;
-    if (nn_config_init(&nc, r->c.arch, r->c.bits, r->N, 1, &ne) != NN_OK)
-        return fail(err, TR_ERR_ARG, "%s", ne.msg);
+    if (nn_config_init(&nc, r->c.arch, r->c.bits, r->N, 1, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_ARG, "%s", ne.msg);
     nc.in_c = r->d->c;
     nc.in_h = r->aug.out_h;
     nc.in_w = r->aug.out_w;
     nc.seed = r->c.seed;
-    if (nn_net_create(&r->net, &nc, &ne) != NN_OK)
-        return fail(err, TR_ERR_NET, "%s", ne.msg);
-    return TR_OK;
+    if (nn_net_create(&r->net, &nc, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_NET, "%s", ne.msg);
+    return DRSCH_OK;
 }
 
-static tr_status alloc_batch(run *r, tr_error *err)
+static drsch_status alloc_batch(run *r, drsch_error *err)
 {
     const int32_t N = r->N;
     r->B = nn_output_dim(r->net);
@@ -729,21 +733,21 @@ static tr_status alloc_batch(run *r, tr_error *err)
     if (r->words)
         r->multi = calloc((size_t)N * r->words, sizeof *r->multi);
     if (!r->x || !r->dy || !r->sim || !r->idx || !r->cls || (r->words && !r->multi))
-        return fail(err, TR_ERR_NOMEM, "out of memory for a batch of %d", N);
-    return TR_OK;
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory for a batch of %d", N);
+    return DRSCH_OK;
 }
 
 /* The batch of iteration it: its images, augmented with a seed of (seed, it), and the pairwise
  * similarity of their labels. */
-static tr_status next_batch(run *r, int64_t it, tr_error *err)
+static drsch_status next_batch(run *r, int64_t it, drsch_error *err)
 {
     const ds_dataset *d = r->d;
     const int32_t N = r->N;
-    ds_error de;
+    drsch_error de;
     ds_sampler_next(r->sampler, r->idx, r->cls);
     uint64_t bseed = r->c.seed * 0x9E3779B97F4A7C15ull + (uint64_t)it;
-    if (ds_batch_build(d, r->idx, N, &r->aug, bseed, r->x, &de) != DS_OK)
-        return fail(err, TR_ERR_DATA, "%s", de.msg);
+    if (ds_batch_build(d, r->idx, N, &r->aug, bseed, r->x, &de) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_DATA, "%s", de.msg);
     if (r->words) {
         xp_pack_multi_hot(d->multi, (size_t)d->n_classes, r->idx, (size_t)N, r->multi);
         dh_similarity(NULL, r->multi, r->words, N, r->sim);
@@ -752,22 +756,22 @@ static tr_status next_batch(run *r, int64_t it, tr_error *err)
             r->cls[i] = d->labels[r->idx[i]];
         dh_similarity(r->cls, NULL, 0, N, r->sim);
     }
-    return TR_OK;
+    return DRSCH_OK;
 }
 
 /* One SGD step on the batch: forward, the DRSCH objective and its gradient, backward, gradient
  * clipping, the update. A non-finite loss stops the run, naming where the NaN is. */
-static tr_status step(run *r, int64_t it, const char *last_ckpt, tr_error *err)
+static drsch_status step(run *r, int64_t it, const char *last_ckpt, drsch_error *err)
 {
     const tr_config *c = &r->c;
     nn_net *net = r->net;
-    nn_error ne;
+    drsch_error ne;
     nn_set_hash_scale(net, nn_hash_scale_at(c->scale0, c->scale_mult, c->scale_every, it));
-    if (nn_forward(net, r->x, &ne) != NN_OK)
-        return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+    if (nn_forward(net, r->x, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
     if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x, (int32_t)nn_input_size(net),
                 r->dy, &r->ls))
-        return fail(err, TR_ERR_NOMEM, "out of memory in the loss");
+        return fail(err, DRSCH_ERR_NOMEM, "out of memory in the loss");
     if (!isfinite(r->ls.loss)) {
         int is_bias = 0;
         int32_t layer = nonfinite_layer(net, &is_bias);
@@ -775,18 +779,18 @@ static tr_status step(run *r, int64_t it, const char *last_ckpt, tr_error *err)
         if (layer >= 0)
             snprintf(where, sizeof where, "the %s of layer %d", is_bias ? "biases" : "weights",
                      layer);
-        return fail(err, TR_ERR_NUMERIC,
+        return fail(err, DRSCH_ERR_NUMERIC,
                     "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
                     (long long)it, r->ls.loss, where, last_ckpt);
     }
-    if (nn_backward(net, r->dy, NULL, &ne) != NN_OK)
-        return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+    if (nn_backward(net, r->dy, NULL, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
     r->gnorm = grad_norm(net);
     if (c->clip_grad > 0 && r->gnorm > c->clip_grad)
         scale_grads(net, (float)(c->clip_grad / r->gnorm));
-    if (nn_sgd_step(net, &c->sgd, it, &ne) != NN_OK)
-        return fail(err, TR_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
-    return TR_OK;
+    if (nn_sgd_step(net, &c->sgd, it, &ne) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_NET, "iteration %lld: %s", (long long)it, ne.msg);
+    return DRSCH_OK;
 }
 
 /* Progress between two reports: times and the run of collapsed batches. */
@@ -799,13 +803,13 @@ typedef struct {
  * progress of the run is reported, and a collapse of the codes (almost every image of a
  * class-balanced batch sharing one code in two reports in a row, the first report excepted:
  * random initialisation can start near-constant) stops the run. */
-static tr_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn progress, void *ctx,
-                        tr_error *err)
+static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn progress,
+                           void *ctx, drsch_error *err)
 {
     const tr_config *c = &r->c;
     const int64_t done = it + 1;
-    tr_status st = check_finite(r->net, done, r->out_path, err);
-    if (st != TR_OK)
+    drsch_status st = check_finite(r->net, done, r->out_path, err);
+    if (st != DRSCH_OK)
         return st;
     tr_progress p = {0};
     double t = now();
@@ -835,31 +839,31 @@ static tr_status report(run *r, int64_t it, progress_clock *pc, tr_progress_fn p
     pc->collapsed_logs = p.distinct_share < c->collapse_distinct ? pc->collapsed_logs + 1 : 0;
     if (pc->collapsed_logs >= 2 && done > c->log_every)
         return fail(
-            err, TR_ERR_COLLAPSE,
+            err, DRSCH_ERR_COLLAPSE,
             "iteration %lld: the codes collapsed (%.0f%% distinct codes in a batch of %d, bit "
             "balance %.2f); lower --lr or raise --margin; the last checkpoint in %s is kept",
             (long long)done, 100 * p.distinct_share, r->N, p.bit_balance, r->out_path);
-    return TR_OK;
+    return DRSCH_OK;
 }
 
-tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split,
-                   const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
-                   tr_progress_fn progress, void *ctx, tr_error *err)
+drsch_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split,
+                      const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
+                      tr_progress_fn progress, void *ctx, drsch_error *err)
 {
     run r;
     memset(&r, 0, sizeof r);
     r.d = d;
     r.split = split;
     r.out_path = out_path;
-    tr_status st = resolve_settings(&r, cfg, err);
-    if (st != TR_OK)
+    drsch_status st = resolve_settings(&r, cfg, err);
+    if (st != DRSCH_OK)
         return st;
     const tr_config *c = &r.c;
     float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C];
     st = set_up_data(&r, mean, scale, err);
-    if (st == TR_OK)
+    if (st == DRSCH_OK)
         st = resume_path ? resume(&r, resume_path, err) : create_net(&r, err);
-    if (st == TR_OK) {
+    if (st == DRSCH_OK) {
         nn_set_input_norm(r.net, mean, scale);
         st = alloc_batch(&r, err);
     }
@@ -870,54 +874,55 @@ tr_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *sp
                          : "no checkpoint was written yet");
     progress_clock pc = {.t_start = now(), .it_log = r.start};
     pc.t_log = pc.t_start;
-    for (int64_t it = r.start; st == TR_OK && it < c->iters; it++) {
+    for (int64_t it = r.start; st == DRSCH_OK && it < c->iters; it++) {
         if (stop && *stop) {
-            if ((st = save_checkpoint(r.net, c, d, split, out_path, it, r.settings, err)) == TR_OK)
-                st = fail(err, TR_INTERRUPTED,
+            if ((st = save_checkpoint(r.net, c, d, split, out_path, it, r.settings, err)) ==
+                DRSCH_OK)
+                st = fail(err, DRSCH_INTERRUPTED,
                           "interrupted at iteration %lld; checkpoint written to %s", (long long)it,
                           out_path);
             break;
         }
         st = next_batch(&r, it, err);
-        if (st == TR_OK)
+        if (st == DRSCH_OK)
             st = step(&r, it, last_ckpt, err);
         int64_t done = it + 1;
-        if (st == TR_OK && (done % c->log_every == 0 || done == c->iters))
+        if (st == DRSCH_OK && (done % c->log_every == 0 || done == c->iters))
             st = report(&r, it, &pc, progress, ctx, err);
-        if (st == TR_OK && c->checkpoint_every > 0 && done % c->checkpoint_every == 0 &&
+        if (st == DRSCH_OK && c->checkpoint_every > 0 && done % c->checkpoint_every == 0 &&
             done < c->iters) {
             st = save_checkpoint(r.net, c, d, split, out_path, done, r.settings, err);
             snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept",
                      (long long)done, out_path);
         }
     }
-    if (st == TR_OK)
+    if (st == DRSCH_OK)
         st = save_checkpoint(r.net, c, d, split, out_path, c->iters, r.settings, err);
     run_free(&r);
     return st;
 }
 
-tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
-                    hm_codes *out, tr_error *err)
+drsch_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                       hm_codes *out, drsch_error *err)
 {
     return tr_encode_precision(model, d, idx, n, NN_PRECISION_F32, out, err);
 }
 
-tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
-                              int64_t n, nn_precision precision, hm_codes *out, tr_error *err)
+drsch_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
+                                 int64_t n, nn_precision precision, hm_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     const nn_config *mc = nn_net_config(model);
     if (mc->in_c != d->c || mc->in_h > d->h || mc->in_w > d->w)
-        return fail(err, TR_ERR_ARG,
+        return fail(err, DRSCH_ERR_ARG,
                     "the model takes %dx%dx%d input (channels x height x width) but the dataset "
                     "'%s' has %dx%dx%d images",
                     mc->in_c, mc->in_h, mc->in_w, d->name, d->c, d->h, d->w);
     if (n <= 0)
-        return fail(err, TR_ERR_ARG, "nothing to encode (empty image set)");
-    hm_error he;
-    if (hm_codes_alloc(out, (size_t)n, (uint32_t)mc->bits, &he) != HM_OK)
-        return fail(err, TR_ERR_NOMEM, "%s", he.msg);
+        return fail(err, DRSCH_ERR_ARG, "nothing to encode (empty image set)");
+    drsch_error he;
+    if (hm_codes_alloc(out, (size_t)n, (uint32_t)mc->bits, &he) != DRSCH_OK)
+        return fail(err, DRSCH_ERR_NOMEM, "%s", he.msg);
     ds_augment aug;
     ds_augment_default(&aug);
     aug.out_h = mc->in_h;
@@ -934,29 +939,30 @@ tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const in
     const int32_t batch = 100;
     const int64_t chunk = 4000;
     nn_encoder *enc = NULL;
-    nn_error ne;
-    ds_error de;
+    drsch_error ne;
+    drsch_error de;
     float *x = malloc(sizeof(float) * (size_t)chunk * nn_input_size(model));
     hm_codes part = {0};
-    tr_status st = TR_OK;
-    if (!x || hm_codes_alloc(&part, (size_t)chunk, (uint32_t)mc->bits, &he) != HM_OK) {
-        st = fail(err, TR_ERR_NOMEM, "out of memory for encoding");
+    drsch_status st = DRSCH_OK;
+    if (!x || hm_codes_alloc(&part, (size_t)chunk, (uint32_t)mc->bits, &he) != DRSCH_OK) {
+        st = fail(err, DRSCH_ERR_NOMEM, "out of memory for encoding");
         goto done;
     }
-    nn_status ns = nn_encoder_create(&enc, model, batch, threads, precision, &ne);
-    if (ns != NN_OK) {
-        st = fail(err, ns == NN_ERR_UNSUPPORTED ? TR_ERR_UNSUPPORTED : TR_ERR_NET, "%s", ne.msg);
+    drsch_status ns = nn_encoder_create(&enc, model, batch, threads, precision, &ne);
+    if (ns != DRSCH_OK) {
+        st = fail(err, ns == DRSCH_ERR_UNSUPPORTED ? DRSCH_ERR_UNSUPPORTED : DRSCH_ERR_NET, "%s",
+                  ne.msg);
         goto done;
     }
     for (int64_t s = 0; s < n; s += chunk) {
         int64_t m = n - s < chunk ? n - s : chunk;
-        if (ds_batch_build(d, idx + s, m, &aug, 0, x, &de) != DS_OK) {
-            st = fail(err, TR_ERR_DATA, "%s", de.msg);
+        if (ds_batch_build(d, idx + s, m, &aug, 0, x, &de) != DRSCH_OK) {
+            st = fail(err, DRSCH_ERR_DATA, "%s", de.msg);
             goto done;
         }
         part.n = (size_t)m;
-        if (nn_encode(enc, x, (size_t)m, NULL, &part, &ne) != NN_OK) {
-            st = fail(err, TR_ERR_NET, "%s", ne.msg);
+        if (nn_encode(enc, x, (size_t)m, NULL, &part, &ne) != DRSCH_OK) {
+            st = fail(err, DRSCH_ERR_NET, "%s", ne.msg);
             goto done;
         }
         memcpy(out->data + (size_t)s * out->words, part.data,
@@ -967,7 +973,7 @@ done:
     free(x);
     part.n = (size_t)chunk;
     hm_codes_free(&part);
-    if (st != TR_OK)
+    if (st != DRSCH_OK)
         hm_codes_free(out);
     return st;
 }

@@ -71,20 +71,20 @@ typedef struct {
 
 typedef struct {
     char msg[512];
-} tr_error;
+} drsch_error;
 
 typedef enum {
-    TR_OK = 0,
-    TR_ERR_ARG = -1,
-    TR_ERR_NOMEM = -2,
-    TR_ERR_NET = -3,      /* oneDNN / network failure */
-    TR_ERR_DATA = -4,     /* dataset failure */
-    TR_ERR_COLLAPSE = -5, /* codes collapsed: training stopped */
-    TR_ERR_NUMERIC = -6,  /* NaN or Inf in the loss or the outputs */
-    TR_ERR_IO = -7,
-    TR_ERR_UNSUPPORTED = -8, /* the CPU cannot run what was asked (bf16 encoding) */
-    TR_INTERRUPTED = 1,      /* *stop was raised: a checkpoint was written, training can resume */
-} tr_status;
+    DRSCH_OK = 0,
+    DRSCH_ERR_ARG = -1,
+    DRSCH_ERR_NOMEM = -2,
+    DRSCH_ERR_NET = -3,      /* oneDNN / network failure */
+    DRSCH_ERR_DATA = -4,     /* dataset failure */
+    DRSCH_ERR_COLLAPSE = -5, /* codes collapsed: training stopped */
+    DRSCH_ERR_NUMERIC = -6,  /* NaN or Inf in the loss or the outputs */
+    DRSCH_ERR_IO = -7,
+    DRSCH_ERR_UNSUPPORTED = -8, /* the CPU cannot run what was asked (bf16 encoding) */
+    DRSCH_INTERRUPTED = 1, /* *stop was raised: a checkpoint was written, training can resume */
+} drsch_status;
 
 typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
 
@@ -92,18 +92,19 @@ typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
  * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same
  * configuration, to continue from its iteration; --iters may differ (at least the checkpoint's
  * iteration), as no schedule depends on it. stop: polled each iteration (e.g. SIGINT). */
-tr_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split,
-                   const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
-                   tr_progress_fn progress, void *ctx, tr_error *err);
+drsch_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split,
+                      const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
+                      tr_progress_fn progress, void *ctx, drsch_error *err);
 
 /* Encodes images idx[0..n) of d with the model (centre crop to its input, its normalisation)
  * into out (allocated here: n codes of the model's B bits, significance order), in f32. */
-tr_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
-                    hm_codes *out, tr_error *err);
-/* The same in a chosen precision: NN_PRECISION_BF16 gives TR_ERR_UNSUPPORTED where the CPU cannot
- * run bf16 (no silent f32 fallback). */
-tr_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
-                              int64_t n, nn_precision precision, hm_codes *out, tr_error *err);
+drsch_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx, int64_t n,
+                       hm_codes *out, drsch_error *err);
+/* The same in a chosen precision: NN_PRECISION_BF16 gives DRSCH_ERR_UNSUPPORTED where the CPU
+ * cannot run bf16 (no silent f32 fallback). */
+drsch_status tr_encode_precision(const nn_net *model, const ds_dataset *d, const int64_t *idx,
+                                 int64_t n, nn_precision precision, hm_codes *out,
+                                 drsch_error *err);
 
 #ifdef __cplusplus
 }

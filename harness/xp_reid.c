@@ -17,20 +17,20 @@
 #define THUMB_H 20
 #define THUMB_W 8
 
-xp_status xp_reid_splits(const ds_dataset *d, int64_t splits, int quick, int *n_splits,
-                         xp_error *err)
+drsch_status xp_reid_splits(const ds_dataset *d, int64_t splits, int quick, int *n_splits,
+                            drsch_error *err)
 {
     if (d->n_testsets == 0)
-        return xp_fail(err, XP_ERR_DATA,
+        return xp_fail(err, DRSCH_ERR_DATA,
                        "%s has no 'testsets': the CUHK03 classic protocol takes its splits from "
                        "them (the cuhk-03.mat of the CUHK03 release has 20)",
                        d->source);
     if (splits > d->n_testsets)
-        return xp_fail(err, XP_ERR_SETTINGS,
+        return xp_fail(err, DRSCH_ERR_SETTINGS,
                        "--splits %lld: %s has %d testsets (classic protocol splits)",
                        (long long)splits, d->source, d->n_testsets);
     *n_splits = splits > 0 ? (int)splits : quick && d->n_testsets > 2 ? 2 : d->n_testsets;
-    return XP_OK;
+    return DRSCH_OK;
 }
 
 void xp_reid_protocol(const ds_dataset *d, int n_splits, uint64_t seed, char *out, size_t cap)
@@ -149,24 +149,24 @@ static float *thumbs(const ds_dataset *d, const int64_t *idx, int64_t n, int *di
 }
 
 /* One baseline (XP_REID_LSH or XP_REID_ITQ) of split s at column i, on the thumbnails. */
-static xp_status baseline(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp, int s,
-                          int method, int i, const float *xtr, const float *xq, const float *xg,
-                          int dim, xp_reid_result *res, xp_error *err)
+static drsch_status baseline(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                             int s, int method, int i, const float *xtr, const float *xq,
+                             const float *xg, int dim, xp_reid_result *res, drsch_error *err)
 {
     xp_reid_row *row = &res->rows[method];
     uint32_t b = res->cols[i];
     bl_model bm;
-    bl_error be;
+    drsch_error be;
     double t = xp_now();
     int bad = method == XP_REID_ITQ
                   ? bl_itq_train(xtr, (size_t)sp->n_train, dim, b, 50, c->seed, &bm, &be)
                   : bl_lsh_train(xtr, (size_t)sp->n_train, dim, b, c->seed, &bm, &be);
     if (bad)
-        return xp_fail(err, XP_ERR_TRAIN, "%s at %u bits: %s", row->method, b, be.msg);
+        return xp_fail(err, DRSCH_ERR_TRAIN, "%s at %u bits: %s", row->method, b, be.msg);
     hm_codes q = {0}, g = {0};
-    hm_error he;
-    int ok = hm_codes_alloc(&q, (size_t)sp->n_query, b, &he) == HM_OK &&
-             hm_codes_alloc(&g, (size_t)sp->n_db, b, &he) == HM_OK;
+    drsch_error he;
+    int ok = hm_codes_alloc(&q, (size_t)sp->n_query, b, &he) == DRSCH_OK &&
+             hm_codes_alloc(&g, (size_t)sp->n_db, b, &he) == DRSCH_OK;
     if (ok) {
         bl_encode(&bm, xq, (size_t)sp->n_query, &q, 0);
         bl_encode(&bm, xg, (size_t)sp->n_db, &g, 0);
@@ -174,31 +174,31 @@ static xp_status baseline(const xp_repro_config *c, const ds_dataset *d, const d
     bl_model_free(&bm);
     row->seconds[s] += xp_now() - t;
     size_t k = (size_t)s * (size_t)res->n_cols + (size_t)i;
-    ev_error ee;
-    ev_status es =
+    drsch_error ee;
+    drsch_status es =
         ok ? xp_eval_reid(d, sp, &q, &g, b, NULL, XP_REID_REPEATS, c->seed, &row->r[k], &ee)
-           : EV_ERR_NOMEM;
+           : DRSCH_ERR_NOMEM;
     hm_codes_free(&q);
     hm_codes_free(&g);
-    if (es != EV_OK)
-        return xp_fail(err, es == EV_ERR_NOMEM ? XP_ERR_NOMEM : XP_ERR_EVAL, "%s at %u bits: %s",
-                       row->method, b, ok ? ee.msg : "out of memory");
+    if (es != DRSCH_OK)
+        return xp_fail(err, es == DRSCH_ERR_NOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_EVAL,
+                       "%s at %u bits: %s", row->method, b, ok ? ee.msg : "out of memory");
     row->have[k] = 1;
-    return XP_OK;
+    return DRSCH_OK;
 }
 
 /* LSH and ITQ on the split's thumbnails, trained on its training identities, at every column. */
-static xp_status baselines(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp, int s,
-                           xp_reid_result *res, xp_error *err)
+static drsch_status baselines(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              int s, xp_reid_result *res, drsch_error *err)
 {
     int dim = 0;
     float *xtr = thumbs(d, sp->train, sp->n_train, &dim),
           *xq = thumbs(d, sp->query, sp->n_query, &dim), *xg = thumbs(d, sp->db, sp->n_db, &dim);
-    xp_status st = XP_OK;
+    drsch_status st = DRSCH_OK;
     if (!xtr || !xq || !xg)
-        st = xp_fail(err, XP_ERR_NOMEM, "out of memory for the baselines' thumbnails");
-    for (int method = XP_REID_LSH; st == XP_OK && method <= XP_REID_ITQ; method++)
-        for (int i = 0; st == XP_OK && i < res->n_cols; i++) {
+        st = xp_fail(err, DRSCH_ERR_NOMEM, "out of memory for the baselines' thumbnails");
+    for (int method = XP_REID_LSH; st == DRSCH_OK && method <= XP_REID_ITQ; method++)
+        for (int i = 0; st == DRSCH_OK && i < res->n_cols; i++) {
             if (method == XP_REID_ITQ && (int)res->cols[i] > dim) {
                 if (s == 0)
                     xp_note(c, "ITQ at %u bits skipped: the thumbnails have %d dimensions",
@@ -214,8 +214,8 @@ static xp_status baselines(const xp_repro_config *c, const ds_dataset *d, const 
 }
 
 /* The DRSCH model of split s, evaluated at every column with plain and weighted ranking. */
-static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                             int s, xp_reid_result *res, xp_error *err)
+static drsch_status drsch_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                                int s, xp_reid_result *res, drsch_error *err)
 {
     char path[4200], tag[64];
     uint32_t B = res->model_bits;
@@ -224,22 +224,22 @@ static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, cons
     xp_note(c, "training DRSCH, %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
     xp_codes codes;
     double secs;
-    xp_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
-    if (st != XP_OK)
+    drsch_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
+    if (st != DRSCH_OK)
         return st;
     res->rows[XP_REID_DRSCH].seconds[s] = res->rows[XP_REID_WEIGHTED].seconds[s] = secs;
     for (int weighted = 0; weighted < 2; weighted++) {
         xp_reid_row *row = &res->rows[weighted ? XP_REID_WEIGHTED : XP_REID_DRSCH];
         for (int i = 0; i < res->n_cols; i++) {
             size_t k = (size_t)s * (size_t)res->n_cols + (size_t)i;
-            ev_error ee;
-            ev_status es = xp_eval_reid(d, sp, &codes.query, &codes.db, res->cols[i],
-                                        weighted ? codes.weights : NULL, XP_REID_REPEATS, c->seed,
-                                        &row->r[k], &ee);
-            if (es != EV_OK) {
+            drsch_error ee;
+            drsch_status es = xp_eval_reid(d, sp, &codes.query, &codes.db, res->cols[i],
+                                           weighted ? codes.weights : NULL, XP_REID_REPEATS,
+                                           c->seed, &row->r[k], &ee);
+            if (es != DRSCH_OK) {
                 xp_codes_free(&codes);
-                return xp_fail(err, es == EV_ERR_NOMEM ? XP_ERR_NOMEM : XP_ERR_EVAL, "%s: %s", tag,
-                               ee.msg);
+                return xp_fail(err, es == DRSCH_ERR_NOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_EVAL,
+                               "%s: %s", tag, ee.msg);
             }
             row->have[k] = 1;
         }
@@ -253,23 +253,23 @@ static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, cons
                 s + 1, res->cols[i], r->cmc[0], r->cmc[4], r->cmc[9], r->cmc[19], r->map,
                 r->queries);
     }
-    return XP_OK;
+    return DRSCH_OK;
 }
 
 /* One split: the classic protocol's testsets{s + 1}, a DRSCH model trained on its training
  * identities, its codes truncated to every column (plain and weighted ranking), the baselines. */
-static xp_status split(const xp_repro_config *c, const ds_dataset *d, int s, xp_reid_result *res,
-                       xp_error *err)
+static drsch_status split(const xp_repro_config *c, const ds_dataset *d, int s, xp_reid_result *res,
+                          drsch_error *err)
 {
     ds_split sp = {0};
-    ds_error de;
+    drsch_error de;
     /* The whole second camera as gallery: single-gallery-shot sampling happens in the metric,
      * repeated, instead of once in the split. */
     ds_cuhk03_opts co = {.testset = s, .single_shot = 0};
-    ds_status ds = ds_split_cuhk03_classic(d, &co, c->seed, &sp, &de);
-    if (ds != DS_OK)
-        return xp_fail(err, ds == DS_ERR_NOMEM ? XP_ERR_NOMEM : XP_ERR_DATA, "split %d: %s", s + 1,
-                       de.msg);
+    drsch_status ds = ds_split_cuhk03_classic(d, &co, c->seed, &sp, &de);
+    if (ds != DRSCH_OK)
+        return xp_fail(err, ds == DRSCH_ERR_NOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_DATA,
+                       "split %d: %s", s + 1, de.msg);
     snprintf(res->split_name[s], sizeof res->split_name[s], "%s", sp.name);
     res->n_query[s] = sp.n_query;
     res->n_gallery[s] = sp.n_db;
@@ -277,12 +277,12 @@ static xp_status split(const xp_repro_config *c, const ds_dataset *d, int s, xp_
     xp_note(c, "split %d/%d: %s; %lld queries, %lld gallery, %lld training images", s + 1,
             res->n_splits, sp.name, (long long)sp.n_query, (long long)sp.n_db,
             (long long)sp.n_train);
-    xp_status st = XP_OK;
+    drsch_status st = DRSCH_OK;
     if (sp.n_query == 0 || sp.n_db == 0)
-        st = xp_fail(err, XP_ERR_DATA, "split %d leaves no query or no gallery image", s + 1);
-    if (st == XP_OK)
+        st = xp_fail(err, DRSCH_ERR_DATA, "split %d leaves no query or no gallery image", s + 1);
+    if (st == DRSCH_OK)
         st = drsch_model(c, d, &sp, s, res, err);
-    if (st == XP_OK) {
+    if (st == DRSCH_OK) {
         xp_note(c, "split %d: LSH and ITQ on %s", s + 1, "colour thumbnails");
         st = baselines(c, d, &sp, s, res, err);
     }
@@ -290,14 +290,14 @@ static xp_status split(const xp_repro_config *c, const ds_dataset *d, int s, xp_
     return st;
 }
 
-xp_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_result *res,
-                      xp_error *err)
+drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_result *res,
+                         drsch_error *err)
 {
     uint32_t cols[XP_REPRO_MAX_LENGTHS + 1];
     memcpy(cols, c->lengths, sizeof(uint32_t) * (size_t)c->n_lengths);
     cols[c->n_lengths] = c->long_bits;
     if (results_alloc(res, c->splits, cols, c->n_lengths + 1))
-        return xp_fail(err, XP_ERR_NOMEM, "out of memory");
+        return xp_fail(err, DRSCH_ERR_NOMEM, "out of memory");
     res->model_bits = c->long_bits;
     snprintf(res->rows[XP_REID_DRSCH].method, sizeof res->rows[0].method, "DRSCH-%u truncated",
              c->long_bits);
@@ -307,8 +307,8 @@ xp_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_res
     snprintf(res->rows[XP_REID_ITQ].method, sizeof res->rows[0].method, "ITQ (thumbnails)");
     double t0 = xp_now();
     for (int s = 0; s < c->splits; s++) {
-        xp_status st = split(c, d, s, res, err);
-        if (st != XP_OK) {
+        drsch_status st = split(c, d, s, res, err);
+        if (st != DRSCH_OK) {
             xp_reid_result_free(res);
             return st;
         }
@@ -317,5 +317,5 @@ xp_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_res
         xp_note(c, "split %d/%d done (%.0f s per split so far; about %dm%02ds left)", s + 1,
                 c->splits, per, left / 60, left % 60);
     }
-    return XP_OK;
+    return DRSCH_OK;
 }

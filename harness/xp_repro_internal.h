@@ -9,14 +9,14 @@ double xp_now(void);
 /* Sends one line of text to the config's progress callback (nothing without one). */
 void xp_note(const xp_repro_config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Fills err with the message and returns st. */
-xp_status xp_fail(xp_error *err, xp_status st, const char *fmt, ...)
+drsch_status xp_fail(drsch_error *err, drsch_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Trains a model of `bits` bits on sp's training images into path (progress as training steps
  * of tag; *seconds its training time), drops its training state (MODEL.state, of no use once the
  * model is trained) and encodes sp's queries and database with it into *codes. */
-xp_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                         uint32_t bits, const char *path, const char *tag, double *seconds,
-                         xp_codes *codes, xp_error *err);
+drsch_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                            uint32_t bits, const char *path, const char *tag, double *seconds,
+                            xp_codes *codes, drsch_error *err);
 
 #endif

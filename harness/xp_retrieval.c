@@ -32,7 +32,7 @@ void xp_note(const xp_repro_config *c, const char *fmt, ...)
     c->progress(&e, c->progress_ctx);
 }
 
-xp_status xp_fail(xp_error *err, xp_status st, const char *fmt, ...)
+drsch_status xp_fail(drsch_error *err, drsch_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -55,27 +55,27 @@ static void train_progress(const tr_progress *p, void *ctx)
     t->c->progress(&e, t->c->progress_ctx);
 }
 
-xp_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                         uint32_t bits, const char *path, const char *tag, double *seconds,
-                         xp_codes *codes, xp_error *err)
+drsch_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                            uint32_t bits, const char *path, const char *tag, double *seconds,
+                            xp_codes *codes, drsch_error *err)
 {
     memset(codes, 0, sizeof *codes);
     tr_config tc = c->train;
     tc.bits = (int32_t)bits;
-    tr_error te;
+    drsch_error te;
     train_ctx ctx = {c, tag};
     double t = xp_now();
-    tr_status st = tr_train(&tc, d, sp, path, NULL, NULL, train_progress, &ctx, &te);
+    drsch_status st = tr_train(&tc, d, sp, path, NULL, NULL, train_progress, &ctx, &te);
     *seconds = xp_now() - t;
-    if (st != TR_OK)
-        return xp_fail(err, st == TR_ERR_NOMEM ? XP_ERR_NOMEM : XP_ERR_TRAIN, "%s: %s", tag,
-                       te.msg);
+    if (st != DRSCH_OK)
+        return xp_fail(err, st == DRSCH_ERR_NOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_TRAIN, "%s: %s",
+                       tag, te.msg);
     char state[4300];
     snprintf(state, sizeof state, "%s.state", path);
     remove(state);
-    xp_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
-                                  NN_PRECISION_F32, codes, err);
-    if (xs != XP_OK && xs != XP_ERR_MODEL) {
+    drsch_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
+                                     NN_PRECISION_F32, codes, err);
+    if (xs != DRSCH_OK && xs != DRSCH_ERR_MODEL) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
         xp_fail(err, xs, "%s: %s", tag, msg);
@@ -112,9 +112,9 @@ void xp_retrieval_result_free(xp_retrieval_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static xp_status eval_failed(xp_error *err, ev_status es, const char *msg)
+static drsch_status eval_failed(drsch_error *err, drsch_status es, const char *msg)
 {
-    return xp_fail(err, es == EV_ERR_NOMEM ? XP_ERR_NOMEM : XP_ERR_EVAL, "%s", msg);
+    return xp_fail(err, es == DRSCH_ERR_NOMEM ? DRSCH_ERR_NOMEM : DRSCH_ERR_EVAL, "%s", msg);
 }
 
 /* Column col of row dst from an evaluation. */
@@ -130,8 +130,9 @@ static void fill(xp_repro_row *dst, int col, const ev_retrieval *r, int multi)
 
 /* Model m (m < n_lengths: trained at lengths[m], evaluated there; m == n_lengths: the long
  * model, evaluated at every column with plain and weighted ranking). */
-static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                             const ev_options *opt, int m, xp_retrieval_result *res, xp_error *err)
+static drsch_status drsch_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                                const ev_options *opt, int m, xp_retrieval_result *res,
+                                drsch_error *err)
 {
     const int nl = c->n_lengths, multi = d->label_kind == DS_LABELS_MULTI;
     uint32_t B = m < nl ? c->lengths[m] : c->long_bits;
@@ -141,8 +142,8 @@ static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, cons
     xp_note(c, "training %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
     xp_codes codes;
     double secs;
-    xp_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
-    if (st != XP_OK)
+    drsch_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
+    if (st != DRSCH_OK)
         return st;
     for (int i = 0; i <= nl; i++) {
         uint32_t b = i < nl ? c->lengths[i] : c->long_bits;
@@ -150,12 +151,12 @@ static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, cons
             continue;
         for (int weighted = 0; weighted < 1 + (m == nl); weighted++) {
             ev_retrieval r;
-            ev_error ee;
+            drsch_error ee;
             ev_options o = *opt;
             o.pr_curve = !weighted && m < nl;
-            ev_status es = xp_eval_retrieval(d, sp, &codes.query, &codes.db, b,
-                                             weighted ? codes.weights : NULL, &o, &r, &ee);
-            if (es != EV_OK) {
+            drsch_status es = xp_eval_retrieval(d, sp, &codes.query, &codes.db, b,
+                                                weighted ? codes.weights : NULL, &o, &r, &ee);
+            if (es != DRSCH_OK) {
                 xp_codes_free(&codes);
                 return eval_failed(err, es, ee.msg);
             }
@@ -173,7 +174,7 @@ static xp_status drsch_model(const xp_repro_config *c, const ds_dataset *d, cons
         }
     }
     xp_codes_free(&codes);
-    return XP_OK;
+    return DRSCH_OK;
 }
 
 /* Float features of images idx[0..n) (pixels scaled to [0, 1], no crop) for the baselines. */
@@ -181,9 +182,9 @@ static float *pixels(const ds_dataset *d, const int64_t *idx, int64_t n)
 {
     ds_augment a;
     ds_augment_default(&a);
-    ds_error de;
+    drsch_error de;
     float *x = malloc(sizeof(float) * (size_t)n * (size_t)d->c * (size_t)d->h * (size_t)d->w + 1);
-    if (x && ds_batch_build(d, idx, n, &a, 0, x, &de) != DS_OK) {
+    if (x && ds_batch_build(d, idx, n, &a, 0, x, &de) != DRSCH_OK) {
         free(x);
         return NULL;
     }
@@ -191,23 +192,23 @@ static float *pixels(const ds_dataset *d, const int64_t *idx, int64_t n)
 }
 
 /* One baseline (method 0 LSH, 1 ITQ) at lengths[i], trained on xtr and evaluated on the split. */
-static xp_status baseline(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                          const ev_options *opt, const float *xtr, const float *xq, int method,
-                          int i, xp_repro_row *dst, xp_error *err)
+static drsch_status baseline(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                             const ev_options *opt, const float *xtr, const float *xq, int method,
+                             int i, xp_repro_row *dst, drsch_error *err)
 {
     const int dim = d->c * d->h * d->w, multi = d->label_kind == DS_LABELS_MULTI;
     const uint32_t bits = c->lengths[i];
     bl_model bm;
-    bl_error be;
+    drsch_error be;
     double t = xp_now();
     int bad = method ? bl_itq_train(xtr, (size_t)sp->n_train, dim, bits, 50, c->seed, &bm, &be)
                      : bl_lsh_train(xtr, (size_t)sp->n_train, dim, bits, c->seed, &bm, &be);
     if (bad)
-        return xp_fail(err, XP_ERR_TRAIN, "%s", be.msg);
+        return xp_fail(err, DRSCH_ERR_TRAIN, "%s", be.msg);
     hm_codes q = {0}, db = {0};
-    hm_error he;
-    int ok = hm_codes_alloc(&q, (size_t)sp->n_query, bits, &he) == HM_OK &&
-             hm_codes_alloc(&db, (size_t)sp->n_db, bits, &he) == HM_OK;
+    drsch_error he;
+    int ok = hm_codes_alloc(&q, (size_t)sp->n_query, bits, &he) == DRSCH_OK &&
+             hm_codes_alloc(&db, (size_t)sp->n_db, bits, &he) == DRSCH_OK;
     if (ok)
         bl_encode(&bm, xq, (size_t)sp->n_query, &q, 0);
     for (int64_t s = 0; ok && s < sp->n_db; s += 8192) {
@@ -221,40 +222,41 @@ static xp_status baseline(const xp_repro_config *c, const ds_dataset *d, const d
     double secs = xp_now() - t;
     bl_model_free(&bm);
     ev_retrieval r;
-    ev_error ee;
+    drsch_error ee;
     ev_options o = *opt;
     o.pr_curve = 0;
-    ev_status es = ok ? xp_eval_retrieval(d, sp, &q, &db, bits, NULL, &o, &r, &ee) : EV_ERR_NOMEM;
+    drsch_status es =
+        ok ? xp_eval_retrieval(d, sp, &q, &db, bits, NULL, &o, &r, &ee) : DRSCH_ERR_NOMEM;
     hm_codes_free(&q);
     hm_codes_free(&db);
-    if (es != EV_OK)
+    if (es != DRSCH_OK)
         return eval_failed(err, es, ok ? ee.msg : "out of memory");
     fill(dst, i, &r, multi);
     dst->seconds += secs;
     xp_note(c, "%s at %u bits: %s %.4f", dst->method, bits, opt->topk ? "mAP@5000" : "mAP@all",
             dst->map[i]);
     ev_retrieval_free(&r);
-    return XP_OK;
+    return DRSCH_OK;
 }
 
 /* LSH and ITQ on the pixels of the split, at every length: rows 3 and 4. */
-static xp_status baselines(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                           const ev_options *opt, xp_retrieval_result *res, xp_error *err)
+static drsch_status baselines(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              const ev_options *opt, xp_retrieval_result *res, drsch_error *err)
 {
     xp_note(c, "LSH and ITQ baselines on %d x %d x %d pixels", d->c, d->h, d->w);
     float *xtr = pixels(d, sp->train, sp->n_train), *xq = pixels(d, sp->query, sp->n_query);
     xp_repro_row *r_lsh = &res->rows[res->n_rows], *r_itq = &res->rows[res->n_rows + 1];
     snprintf(r_lsh->method, sizeof r_lsh->method, "LSH (pixels)");
     snprintf(r_itq->method, sizeof r_itq->method, "ITQ (pixels)");
-    xp_status st = XP_OK;
+    drsch_status st = DRSCH_OK;
     if (!xtr || !xq)
-        st = xp_fail(err, XP_ERR_NOMEM, "out of memory for baseline features");
-    for (int i = 0; st == XP_OK && i < c->n_lengths; i++)
-        for (int method = 0; st == XP_OK && method < 2; method++)
+        st = xp_fail(err, DRSCH_ERR_NOMEM, "out of memory for baseline features");
+    for (int i = 0; st == DRSCH_OK && i < c->n_lengths; i++)
+        for (int method = 0; st == DRSCH_OK && method < 2; method++)
             st = baseline(c, d, sp, opt, xtr, xq, method, i, method ? r_itq : r_lsh, err);
     free(xtr);
     free(xq);
-    if (st == XP_OK)
+    if (st == DRSCH_OK)
         res->n_rows += 2;
     return st;
 }
@@ -310,8 +312,8 @@ static void paper(const xp_repro_config *c, const ds_dataset *d, xp_retrieval_re
     }
 }
 
-xp_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                           xp_retrieval_result *out, xp_error *err)
+drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              xp_retrieval_result *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     const int multi = d->label_kind == DS_LABELS_MULTI;
@@ -322,16 +324,16 @@ xp_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const 
     snprintf(out->rows[2].method, sizeof out->rows[2].method,
              "DRSCH-%u truncated, weighted ranking", c->long_bits);
     /* One model per length, then the long model truncated. */
-    xp_status st = XP_OK;
-    for (int m = 0; st == XP_OK && m <= c->n_lengths; m++)
+    drsch_status st = DRSCH_OK;
+    for (int m = 0; st == DRSCH_OK && m <= c->n_lengths; m++)
         st = drsch_model(c, d, sp, &opt, m, out, err);
     out->n_rows = 3;
-    if (st == XP_OK)
+    if (st == DRSCH_OK)
         st = baselines(c, d, sp, &opt, out, err);
-    if (st != XP_OK) {
+    if (st != DRSCH_OK) {
         xp_retrieval_result_free(out);
         return st;
     }
     paper(c, d, out);
-    return XP_OK;
+    return DRSCH_OK;
 }

@@ -22,25 +22,27 @@ static size_t padded_bytes(size_t n, size_t words)
     return b ? b : 64;
 }
 
-hm_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits, hm_error *err)
+drsch_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits, drsch_error *err)
 {
     memset(c, 0, sizeof *c);
     if (bits < 1 || bits > HM_MAX_BITS)
-        return hm_fail(err, HM_ERR_ARG, "code length %u bits is outside 1..%d", bits, HM_MAX_BITS);
+        return drsch_fail(err, DRSCH_ERR_ARG, "code length %u bits is outside 1..%d", bits,
+                          HM_MAX_BITS);
     size_t words = hm_words_for_bits(bits);
     size_t bytes = padded_bytes(n, words);
     if (bytes == SIZE_MAX)
-        return hm_fail(err, HM_ERR_ARG, "%zu codes of %u bits overflow the address space", n, bits);
+        return drsch_fail(err, DRSCH_ERR_ARG, "%zu codes of %u bits overflow the address space", n,
+                          bits);
     uint64_t *data = aligned_alloc(64, bytes);
     if (!data)
-        return hm_fail(err, HM_ERR_NOMEM, "cannot allocate %zu bytes for %zu codes of %u bits",
-                       bytes, n, bits);
+        return drsch_fail(err, DRSCH_ERR_NOMEM,
+                          "cannot allocate %zu bytes for %zu codes of %u bits", bytes, n, bits);
     memset(data, 0, bytes);
     c->n = n;
     c->bits = bits;
     c->words = words;
     c->data = data;
-    return HM_OK;
+    return DRSCH_OK;
 }
 
 void hm_codes_free(hm_codes *c)
@@ -51,19 +53,21 @@ void hm_codes_free(hm_codes *c)
     memset(c, 0, sizeof *c);
 }
 
-hm_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_t row_bytes,
-                              uint32_t bits, hm_error *err)
+drsch_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_t row_bytes,
+                                 uint32_t bits, drsch_error *err)
 {
     memset(c, 0, sizeof *c);
     if (bits < 1 || bits > HM_MAX_BITS)
-        return hm_fail(err, HM_ERR_ARG, "code length %u bits is outside 1..%d", bits, HM_MAX_BITS);
+        return drsch_fail(err, DRSCH_ERR_ARG, "code length %u bits is outside 1..%d", bits,
+                          HM_MAX_BITS);
     if ((size_t)bits > 8 * row_bytes)
-        return hm_fail(err, HM_ERR_ARG, "asked for %u bits but rows hold only %zu bytes (%zu bits)",
-                       bits, row_bytes, 8 * row_bytes);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "asked for %u bits but rows hold only %zu bytes (%zu bits)", bits,
+                          row_bytes, 8 * row_bytes);
     if (n && !bytes)
-        return hm_fail(err, HM_ERR_ARG, "no code bytes given for %zu codes", n);
-    hm_status st = hm_codes_alloc(c, n, bits, err);
-    if (st != HM_OK)
+        return drsch_fail(err, DRSCH_ERR_ARG, "no code bytes given for %zu codes", n);
+    drsch_status st = hm_codes_alloc(c, n, bits, err);
+    if (st != DRSCH_OK)
         return st;
     size_t nb = hm_bytes_for_bits(bits), words = c->words;
     uint8_t last_mask = (uint8_t)(bits % 8 ? (1u << (bits % 8)) - 1u : 0xffu);
@@ -80,7 +84,7 @@ hm_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_
         }
 #endif
     }
-    return HM_OK;
+    return DRSCH_OK;
 }
 
 void hm_codes_to_bytes(const hm_codes *c, uint8_t *out)
@@ -100,26 +104,28 @@ void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out)
 
 /* ---- weights ----------------------------------------------------------------------------- */
 
-hm_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, hm_error *err)
+drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, drsch_error *err)
 {
     *out = NULL;
     if (bits < 1 || bits > HM_MAX_BITS)
-        return hm_fail(err, HM_ERR_ARG, "weights for %u bits: outside 1..%d", bits, HM_MAX_BITS);
+        return drsch_fail(err, DRSCH_ERR_ARG, "weights for %u bits: outside 1..%d", bits,
+                          HM_MAX_BITS);
     if (!w)
-        return hm_fail(err, HM_ERR_ARG, "no weights given");
+        return drsch_fail(err, DRSCH_ERR_ARG, "no weights given");
     double abs_sum = 0.0;
     for (uint32_t i = 0; i < bits; i++) {
         if (!isfinite(w[i]))
-            return hm_fail(err, HM_ERR_ARG, "weight %u is %s (weights must be finite)", i,
-                           isnan(w[i]) ? "NaN" : "infinite");
+            return drsch_fail(err, DRSCH_ERR_ARG, "weight %u is %s (weights must be finite)", i,
+                              isnan(w[i]) ? "NaN" : "infinite");
         abs_sum += fabs((double)w[i]);
     }
     /* Keeps every partial float sum finite (rounding can grow a sum by at most a factor ~2). */
     if (abs_sum > (double)FLT_MAX / 2)
-        return hm_fail(err, HM_ERR_ARG, "sum of |weights| %g is too large for float sums", abs_sum);
+        return drsch_fail(err, DRSCH_ERR_ARG, "sum of |weights| %g is too large for float sums",
+                          abs_sum);
     hm_weights *hw = calloc(1, sizeof *hw);
     if (!hw)
-        return hm_fail(err, HM_ERR_NOMEM, "cannot allocate weights");
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "cannot allocate weights");
     hw->bits = bits;
     hw->words = hm_words_for_bits(bits);
     size_t nt = hw->words * 256; /* 16 nibbles x 16 values per word */
@@ -127,7 +133,7 @@ hm_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, hm_
     hw->w = malloc(bits * sizeof(float));
     if (!hw->tables || !hw->w) {
         hm_weights_free(hw);
-        return hm_fail(err, HM_ERR_NOMEM, "cannot allocate weight tables for %u bits", bits);
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "cannot allocate weight tables for %u bits", bits);
     }
     memcpy(hw->w, w, bits * sizeof(float));
     for (size_t p = 0; p < hw->words * 16; p++) {
@@ -142,7 +148,7 @@ hm_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, hm_
         }
     }
     *out = hw;
-    return HM_OK;
+    return DRSCH_OK;
 }
 
 void hm_weights_free(hm_weights *w)

@@ -22,7 +22,7 @@
 
 static const char *const ISA_NAMES[HM_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
 
-hm_status hm_fail(hm_error *err, hm_status status, const char *fmt, ...)
+drsch_status drsch_fail(drsch_error *err, drsch_status status, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -38,16 +38,17 @@ const char *hm_isa_name(hm_isa isa)
     return (unsigned)isa < HM_ISA_COUNT ? ISA_NAMES[isa] : "unknown";
 }
 
-hm_status hm_isa_parse(const char *name, hm_isa *out, hm_error *err)
+drsch_status hm_isa_parse(const char *name, hm_isa *out, drsch_error *err)
 {
     for (int i = 0; i < HM_ISA_COUNT; i++) {
         if (name && !strcmp(name, ISA_NAMES[i])) {
             *out = (hm_isa)i;
-            return HM_OK;
+            return DRSCH_OK;
         }
     }
-    return hm_fail(err, HM_ERR_ISA, "unknown ISA '%s' (expected scalar, avx2, avx512 or neon)",
-                   name ? name : "(null)");
+    return drsch_fail(err, DRSCH_ERR_ISA,
+                      "unknown ISA '%s' (expected scalar, avx2, avx512 or neon)",
+                      name ? name : "(null)");
 }
 
 const hm_kernels *hm_kernels_for(hm_isa isa)
@@ -147,33 +148,33 @@ static const char *isa_needs(hm_isa isa)
 }
 
 /* how: where the choice came from, ahead of the ISA's name ("" or "DRSCH_FORCE_ISA="). */
-static hm_status check_supported(hm_isa isa, const char *how, hm_error *err)
+static drsch_status check_supported(hm_isa isa, const char *how, drsch_error *err)
 {
     if (!hm_isa_compiled(isa))
-        return hm_fail(err, HM_ERR_ISA,
-                       "%s%s: this build of drsch has no %s kernels (best here: %s)", how,
-                       hm_isa_name(isa), hm_isa_name(isa), hm_isa_name(hm_isa_best()));
+        return drsch_fail(err, DRSCH_ERR_ISA,
+                          "%s%s: this build of drsch has no %s kernels (best here: %s)", how,
+                          hm_isa_name(isa), hm_isa_name(isa), hm_isa_name(hm_isa_best()));
     if (!hm_isa_supported(isa))
-        return hm_fail(err, HM_ERR_ISA, "%s%s: this CPU does not support %s (best here: %s)", how,
-                       hm_isa_name(isa), isa_needs(isa), hm_isa_name(hm_isa_best()));
-    return HM_OK;
+        return drsch_fail(err, DRSCH_ERR_ISA, "%s%s: this CPU does not support %s (best here: %s)",
+                          how, hm_isa_name(isa), isa_needs(isa), hm_isa_name(hm_isa_best()));
+    return DRSCH_OK;
 }
 
 /* -1 until chosen; then an hm_isa. Racing first uses all store the same value. */
 static _Atomic int g_active = -1;
 
-hm_status hm_isa_init(hm_error *err)
+drsch_status hm_isa_init(drsch_error *err)
 {
     const char *env = getenv("DRSCH_FORCE_ISA");
     hm_isa isa = hm_isa_best();
-    hm_status st = HM_OK;
+    drsch_status st = DRSCH_OK;
     if (env && *env) {
         hm_isa forced = HM_ISA_SCALAR;
-        hm_error e;
+        drsch_error e;
         st = hm_isa_parse(env, &forced, &e);
-        if (st != HM_OK)
-            st = hm_fail(err, st, "DRSCH_FORCE_ISA: %s", e.msg);
-        else if ((st = check_supported(forced, "DRSCH_FORCE_ISA=", err)) == HM_OK)
+        if (st != DRSCH_OK)
+            st = drsch_fail(err, st, "DRSCH_FORCE_ISA: %s", e.msg);
+        else if ((st = check_supported(forced, "DRSCH_FORCE_ISA=", err)) == DRSCH_OK)
             isa = forced;
     }
     int expected = -1;
@@ -191,13 +192,13 @@ hm_isa hm_isa_active(void)
     return (hm_isa)a;
 }
 
-hm_status hm_isa_set(hm_isa isa, hm_error *err)
+drsch_status hm_isa_set(hm_isa isa, drsch_error *err)
 {
     if ((unsigned)isa >= HM_ISA_COUNT)
-        return hm_fail(err, HM_ERR_ISA, "ISA number %d is none of scalar, avx2, avx512, neon",
-                       (int)isa);
-    hm_status st = check_supported(isa, "", err);
-    if (st == HM_OK)
+        return drsch_fail(err, DRSCH_ERR_ISA, "ISA number %d is none of scalar, avx2, avx512, neon",
+                          (int)isa);
+    drsch_status st = check_supported(isa, "", err);
+    if (st == DRSCH_OK)
         atomic_store(&g_active, (int)isa);
     return st;
 }

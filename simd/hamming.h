@@ -7,7 +7,7 @@
  * so vector loads never run past it. On disk (.npy) a code is ceil(bits/8) bytes.
  *
  * This module depends on nothing but libc (OpenMP optional) so it cross-compiles for aarch64.
- * It never prints, never exits: every fallible call returns an hm_status and fills a message.
+ * It never prints, never exits: every fallible call returns a drsch_status and fills a message.
  */
 #ifndef DRSCH_HAMMING_H
 #define DRSCH_HAMMING_H
@@ -23,15 +23,15 @@ extern "C" {
 #define HM_MAX_BITS 4096
 
 typedef enum {
-    HM_OK = 0,
-    HM_ERR_ARG = -1,   /* invalid argument (sizes, k, NaN weights, ...) */
-    HM_ERR_NOMEM = -2, /* allocation failed */
-    HM_ERR_ISA = -3,   /* ISA unknown or not supported by this CPU/OS */
-} hm_status;
+    DRSCH_OK = 0,
+    DRSCH_ERR_ARG = -1,   /* invalid argument (sizes, k, NaN weights, ...) */
+    DRSCH_ERR_NOMEM = -2, /* allocation failed */
+    DRSCH_ERR_ISA = -3,   /* ISA unknown or not supported by this CPU/OS */
+} drsch_status;
 
 typedef struct {
     char msg[512];
-} hm_error;
+} drsch_error;
 
 typedef enum {
     HM_ISA_SCALAR = 0,
@@ -43,15 +43,15 @@ typedef enum {
 
 /* ---- ISA detection and dispatch ---------------------------------------------------------- */
 const char *hm_isa_name(hm_isa isa); /* "scalar", "avx2", "avx512", "neon" */
-hm_status hm_isa_parse(const char *name, hm_isa *out, hm_error *err);
+drsch_status hm_isa_parse(const char *name, hm_isa *out, drsch_error *err);
 bool hm_isa_compiled(hm_isa isa);  /* kernel built into this binary */
 bool hm_isa_supported(hm_isa isa); /* compiled, and CPU + OS support it */
 hm_isa hm_isa_best(void);          /* best supported ISA */
 /* The active ISA: chosen once, on first use, as DRSCH_FORCE_ISA if set (an unsupported or
  * unknown value there is reported by hm_isa_init) else hm_isa_best(). */
-hm_status hm_isa_init(hm_error *err);
+drsch_status hm_isa_init(drsch_error *err);
 hm_isa hm_isa_active(void);
-hm_status hm_isa_set(hm_isa isa, hm_error *err); /* override (--isa); refuses unsupported */
+drsch_status hm_isa_set(hm_isa isa, drsch_error *err); /* override (--isa); refuses unsupported */
 
 /* ---- packed codes ------------------------------------------------------------------------ */
 typedef struct {
@@ -64,12 +64,12 @@ typedef struct {
 static inline size_t hm_words_for_bits(uint32_t bits) { return ((size_t)bits + 63) / 64; }
 static inline size_t hm_bytes_for_bits(uint32_t bits) { return ((size_t)bits + 7) / 8; }
 
-hm_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits, hm_error *err); /* zeroed */
+drsch_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits, drsch_error *err); /* zeroed */
 void hm_codes_free(hm_codes *c);
 /* bytes: n x row_bytes, the on-disk layout; keeps the first `bits` bits of each row (prefix
  * truncation), bits <= 8 * row_bytes. */
-hm_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_t row_bytes,
-                              uint32_t bits, hm_error *err);
+drsch_status hm_codes_from_bytes(hm_codes *c, const uint8_t *bytes, size_t n, size_t row_bytes,
+                                 uint32_t bits, drsch_error *err);
 /* out: n x ceil(bits/8) bytes. */
 void hm_codes_to_bytes(const hm_codes *c, uint8_t *out);
 static inline const uint64_t *hm_code_row(const hm_codes *c, size_t i)
@@ -91,7 +91,7 @@ void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out);
  * hm_weighted_distance_ref within 1e-5 relative. */
 typedef struct hm_weights hm_weights;
 /* w: bits floats, finite (NaN/Inf refused). */
-hm_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, hm_error *err);
+drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, drsch_error *err);
 void hm_weights_free(hm_weights *w);
 void hm_weighted_distances(const uint64_t *q, const hm_codes *db, const hm_weights *w, float *out);
 double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const float *w,
@@ -102,10 +102,11 @@ double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const floa
  * indices: nq x k int64; distances: nq x k (int32 for plain, float for weighted).
  * Requires 1 <= k <= db->n and equal code lengths. Uses OpenMP threads (omp_get_max_threads)
  * over query blocks, and over database shards when there are few queries. */
-hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t *indices,
-                 int32_t *distances, hm_error *err);
-hm_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
-                          const hm_weights *w, int64_t *indices, float *distances, hm_error *err);
+drsch_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t *indices,
+                    int32_t *distances, drsch_error *err);
+drsch_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
+                             const hm_weights *w, int64_t *indices, float *distances,
+                             drsch_error *err);
 
 /* How many times hm_knn / hm_knn_weighted would read the whole database for nq queries with
  * this k at the current thread count (one pass per block of queries that share each database

@@ -336,20 +336,21 @@ static int merge_query(const knn_job *job, knn_scratch *s, size_t qi)
     return 0;
 }
 
-static hm_status check_args(const hm_codes *db, const hm_codes *queries, size_t k,
-                            const void *indices, const void *distances, hm_error *err)
+static drsch_status check_args(const hm_codes *db, const hm_codes *queries, size_t k,
+                               const void *indices, const void *distances, drsch_error *err)
 {
     if (!db || !queries || !db->data || !queries->data)
-        return hm_fail(err, HM_ERR_ARG, "top-k: database or queries missing");
+        return drsch_fail(err, DRSCH_ERR_ARG, "top-k: database or queries missing");
     if (!indices || !distances)
-        return hm_fail(err, HM_ERR_ARG, "top-k: output buffers missing");
+        return drsch_fail(err, DRSCH_ERR_ARG, "top-k: output buffers missing");
     if (db->bits != queries->bits)
-        return hm_fail(err, HM_ERR_ARG, "top-k: queries have %u bits but the database %u bits",
-                       queries->bits, db->bits);
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "top-k: queries have %u bits but the database %u bits", queries->bits,
+                          db->bits);
     if (k < 1 || k > db->n)
-        return hm_fail(err, HM_ERR_ARG,
-                       "top-k: k = %zu must be between 1 and the database size %zu", k, db->n);
-    return HM_OK;
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "top-k: k = %zu must be between 1 and the database size %zu", k, db->n);
+    return DRSCH_OK;
 }
 
 /* Chooses tile length, query block and database shards for a job (fills tile, cap, qblock,
@@ -403,7 +404,7 @@ size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted)
     return job.nblocks;
 }
 
-static hm_status knn_run(knn_job *job, hm_error *err)
+static drsch_status knn_run(knn_job *job, drsch_error *err)
 {
     const hm_codes *db = job->db, *qs = job->queries;
     size_t k = job->k;
@@ -423,7 +424,7 @@ static hm_status knn_run(knn_job *job, hm_error *err)
             free(job->sh_count);
             free(job->sh_wdist);
             free(job->sh_dist);
-            return hm_fail(err, HM_ERR_NOMEM, "top-k: cannot allocate shard results");
+            return drsch_fail(err, DRSCH_ERR_NOMEM, "top-k: cannot allocate shard results");
         }
     }
     size_t items = job->nblocks * shards;
@@ -457,15 +458,15 @@ static hm_status knn_run(knn_job *job, hm_error *err)
     free(job->sh_wdist);
     free(job->sh_dist);
     if (failed)
-        return hm_fail(err, HM_ERR_NOMEM, "top-k: cannot allocate scratch for k = %zu", k);
-    return HM_OK;
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "top-k: cannot allocate scratch for k = %zu", k);
+    return DRSCH_OK;
 }
 
-hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t *indices,
-                 int32_t *distances, hm_error *err)
+drsch_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t *indices,
+                    int32_t *distances, drsch_error *err)
 {
-    hm_status st = check_args(db, queries, k, indices, distances, err);
-    if (st != HM_OK)
+    drsch_status st = check_args(db, queries, k, indices, distances, err);
+    if (st != DRSCH_OK)
         return st;
     knn_job job = {.kern = hm_active_kernels(),
                    .db = db,
@@ -476,17 +477,18 @@ hm_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k, int64_t 
     return knn_run(&job, err);
 }
 
-hm_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
-                          const hm_weights *w, int64_t *indices, float *distances, hm_error *err)
+drsch_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,
+                             const hm_weights *w, int64_t *indices, float *distances,
+                             drsch_error *err)
 {
-    hm_status st = check_args(db, queries, k, indices, distances, err);
-    if (st != HM_OK)
+    drsch_status st = check_args(db, queries, k, indices, distances, err);
+    if (st != DRSCH_OK)
         return st;
     if (!w)
-        return hm_fail(err, HM_ERR_ARG, "weighted top-k: no weights given");
+        return drsch_fail(err, DRSCH_ERR_ARG, "weighted top-k: no weights given");
     if (w->bits != db->bits)
-        return hm_fail(err, HM_ERR_ARG, "weighted top-k: %u weights for codes of %u bits", w->bits,
-                       db->bits);
+        return drsch_fail(err, DRSCH_ERR_ARG, "weighted top-k: %u weights for codes of %u bits",
+                          w->bits, db->bits);
     knn_job job = {.kern = hm_active_kernels(),
                    .db = db,
                    .queries = queries,

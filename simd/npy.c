@@ -30,7 +30,7 @@ static const struct {
     [NPY_BOOL] = {{"|b1", NULL, NULL}, "bool", 1},
 };
 
-static hm_status fail(hm_error *err, hm_status st, const char *fmt, ...)
+static drsch_status fail(drsch_error *err, drsch_status st, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -108,20 +108,20 @@ static int parse_word(cursor *c, const char *w)
     return 0;
 }
 
-static hm_status parse_header(const char *h, size_t len, const char *name, npy_array *a,
-                              hm_error *err)
+static drsch_status parse_header(const char *h, size_t len, const char *name, npy_array *a,
+                                 drsch_error *err)
 {
     cursor c = {h, h + len};
     int have_descr = 0, have_order = 0, have_shape = 0;
     if (!accept(&c, '{'))
-        return fail(err, HM_ERR_ARG, "%s: .npy header is not a dict", name);
+        return fail(err, DRSCH_ERR_ARG, "%s: .npy header is not a dict", name);
     while (!accept(&c, '}')) {
         char key[32], val[32];
         if (!parse_str(&c, key, sizeof key) || !accept(&c, ':'))
-            return fail(err, HM_ERR_ARG, "%s: malformed .npy header", name);
+            return fail(err, DRSCH_ERR_ARG, "%s: malformed .npy header", name);
         if (!strcmp(key, "descr")) {
             if (!parse_str(&c, val, sizeof val))
-                return fail(err, HM_ERR_ARG,
+                return fail(err, DRSCH_ERR_ARG,
                             "%s: .npy 'descr' is not a simple dtype string "
                             "(structured dtypes are not supported)",
                             name);
@@ -134,74 +134,74 @@ static hm_status parse_header(const char *h, size_t len, const char *name, npy_a
                         break;
                     }
             if (!found)
-                return fail(err, HM_ERR_ARG,
+                return fail(err, DRSCH_ERR_ARG,
                             "%s: unsupported .npy dtype '%s' (drsch reads "
                             "little-endian integer, float and bool arrays)",
                             name, val);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order")) {
             if (parse_word(&c, "True"))
-                return fail(err, HM_ERR_ARG,
+                return fail(err, DRSCH_ERR_ARG,
                             "%s: Fortran-order .npy arrays are not supported; "
                             "save with numpy.ascontiguousarray",
                             name);
             if (!parse_word(&c, "False"))
-                return fail(err, HM_ERR_ARG, "%s: malformed .npy 'fortran_order'", name);
+                return fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'fortran_order'", name);
             have_order = 1;
         } else if (!strcmp(key, "shape")) {
             if (!accept(&c, '('))
-                return fail(err, HM_ERR_ARG, "%s: malformed .npy 'shape'", name);
+                return fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'shape'", name);
             a->ndim = 0;
             while (!accept(&c, ')')) {
                 skip_ws(&c);
                 if (c.p >= c.end || *c.p < '0' || *c.p > '9')
-                    return fail(err, HM_ERR_ARG, "%s: malformed .npy 'shape'", name);
+                    return fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'shape'", name);
                 size_t v = 0;
                 while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
                     size_t d = (size_t)(*c.p++ - '0');
                     if (v > (SIZE_MAX - d) / 10)
-                        return fail(err, HM_ERR_ARG, "%s: .npy shape overflows", name);
+                        return fail(err, DRSCH_ERR_ARG, "%s: .npy shape overflows", name);
                     v = v * 10 + d;
                 }
                 if (c.p < c.end && *c.p == 'L')
                     c.p++; /* Python 2 long suffix */
                 if (a->ndim == NPY_MAX_DIMS)
-                    return fail(err, HM_ERR_ARG, "%s: .npy array has more than %d dimensions", name,
-                                NPY_MAX_DIMS);
+                    return fail(err, DRSCH_ERR_ARG, "%s: .npy array has more than %d dimensions",
+                                name, NPY_MAX_DIMS);
                 a->shape[a->ndim++] = v;
                 if (!accept(&c, ',')) {
                     if (!accept(&c, ')'))
-                        return fail(err, HM_ERR_ARG, "%s: malformed .npy 'shape'", name);
+                        return fail(err, DRSCH_ERR_ARG, "%s: malformed .npy 'shape'", name);
                     break;
                 }
             }
             have_shape = 1;
         } else {
-            return fail(err, HM_ERR_ARG, "%s: unexpected key '%s' in .npy header", name, key);
+            return fail(err, DRSCH_ERR_ARG, "%s: unexpected key '%s' in .npy header", name, key);
         }
         if (!accept(&c, ',')) {
             if (!accept(&c, '}'))
-                return fail(err, HM_ERR_ARG, "%s: malformed .npy header", name);
+                return fail(err, DRSCH_ERR_ARG, "%s: malformed .npy header", name);
             break;
         }
     }
     if (!have_descr || !have_order || !have_shape)
-        return fail(err, HM_ERR_ARG, "%s: .npy header lacks %s", name,
+        return fail(err, DRSCH_ERR_ARG, "%s: .npy header lacks %s", name,
                     !have_descr   ? "'descr'"
                     : !have_order ? "'fortran_order'"
                                   : "'shape'");
-    return HM_OK;
+    return DRSCH_OK;
 }
 
 /* Validates magic, version and header in buf[0..avail) and fills a's dtype and shape, the
  * payload offset and its size in bytes. Does not look at the payload. */
-static hm_status parse_meta(const uint8_t *buf, size_t avail, const char *name, npy_array *a,
-                            size_t *payload_off, size_t *nbytes, hm_error *err)
+static drsch_status parse_meta(const uint8_t *buf, size_t avail, const char *name, npy_array *a,
+                               size_t *payload_off, size_t *nbytes, drsch_error *err)
 {
     static const uint8_t MAGIC[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     memset(a, 0, sizeof *a);
     if (avail < 10 || memcmp(buf, MAGIC, 6))
-        return fail(err, HM_ERR_ARG, "%s: not a .npy file (bad magic)", name);
+        return fail(err, DRSCH_ERR_ARG, "%s: not a .npy file (bad magic)", name);
     unsigned major = buf[6];
     size_t hlen, hstart;
     if (major == 1) {
@@ -209,88 +209,90 @@ static hm_status parse_meta(const uint8_t *buf, size_t avail, const char *name, 
         hstart = 10;
     } else if (major == 2 || major == 3) {
         if (avail < 12)
-            return fail(err, HM_ERR_ARG, "%s: truncated .npy header", name);
+            return fail(err, DRSCH_ERR_ARG, "%s: truncated .npy header", name);
         hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hstart = 12;
     } else {
-        return fail(err, HM_ERR_ARG, "%s: unsupported .npy format version %u.%u", name, major,
+        return fail(err, DRSCH_ERR_ARG, "%s: unsupported .npy format version %u.%u", name, major,
                     buf[7]);
     }
     if (hlen > avail - hstart)
-        return fail(err, HM_ERR_ARG, "%s: truncated .npy header (%zu bytes announced, %zu present)",
-                    name, hlen, avail - hstart);
-    hm_status st = parse_header((const char *)buf + hstart, hlen, name, a, err);
-    if (st != HM_OK)
+        return fail(err, DRSCH_ERR_ARG,
+                    "%s: truncated .npy header (%zu bytes announced, %zu present)", name, hlen,
+                    avail - hstart);
+    drsch_status st = parse_header((const char *)buf + hstart, hlen, name, a, err);
+    if (st != DRSCH_OK)
         return st;
     size_t count = 1, esize = DTYPES[a->dtype].size;
     for (int i = 0; i < a->ndim; i++) {
         if (a->shape[i] && count > SIZE_MAX / a->shape[i])
-            return fail(err, HM_ERR_ARG, "%s: .npy shape overflows", name);
+            return fail(err, DRSCH_ERR_ARG, "%s: .npy shape overflows", name);
         count *= a->shape[i];
     }
     if (count > SIZE_MAX / esize / 2)
-        return fail(err, HM_ERR_ARG, "%s: .npy shape overflows", name);
+        return fail(err, DRSCH_ERR_ARG, "%s: .npy shape overflows", name);
     a->count = count;
     *payload_off = hstart + hlen;
     *nbytes = count * esize;
-    return HM_OK;
+    return DRSCH_OK;
 }
 
-static hm_status check_payload(const char *name, size_t nbytes, size_t have, hm_error *err)
+static drsch_status check_payload(const char *name, size_t nbytes, size_t have, drsch_error *err)
 {
     if (have < nbytes)
-        return fail(err, HM_ERR_ARG,
+        return fail(err, DRSCH_ERR_ARG,
                     "%s: truncated .npy payload: shape needs %zu bytes, file has %zu", name, nbytes,
                     have);
     if (have > nbytes)
-        return fail(err, HM_ERR_ARG, "%s: .npy payload has %zu trailing bytes beyond its shape",
+        return fail(err, DRSCH_ERR_ARG, "%s: .npy payload has %zu trailing bytes beyond its shape",
                     name, have - nbytes);
-    return HM_OK;
+    return DRSCH_OK;
 }
 
-static hm_status alloc_payload(npy_array *a, const char *name, size_t nbytes, hm_error *err)
+static drsch_status alloc_payload(npy_array *a, const char *name, size_t nbytes, drsch_error *err)
 {
     a->data = aligned_alloc(64, nbytes ? (nbytes + 63) / 64 * 64 : 64);
     if (!a->data)
-        return fail(err, HM_ERR_NOMEM, "%s: out of memory for %zu bytes", name, nbytes);
-    return HM_OK;
+        return fail(err, DRSCH_ERR_NOMEM, "%s: out of memory for %zu bytes", name, nbytes);
+    return DRSCH_OK;
 }
 
-hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out, hm_error *err)
+drsch_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out,
+                       drsch_error *err)
 {
     size_t off = 0, nbytes = 0;
-    hm_status st = parse_meta(buf, len, name, out, &off, &nbytes, err);
-    if (st == HM_OK)
+    drsch_status st = parse_meta(buf, len, name, out, &off, &nbytes, err);
+    if (st == DRSCH_OK)
         st = check_payload(name, nbytes, len - off, err);
-    if (st == HM_OK)
+    if (st == DRSCH_OK)
         st = alloc_payload(out, name, nbytes, err);
-    if (st != HM_OK) {
+    if (st != DRSCH_OK) {
         memset(out, 0, sizeof *out);
         return st;
     }
     memcpy(out->data, buf + off, nbytes);
-    return HM_OK;
+    return DRSCH_OK;
 }
 
-hm_status npy_load(const char *path, npy_array *out, hm_error *err)
+drsch_status npy_load(const char *path, npy_array *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     /* only a regular file is read (a FIFO would block, a device never end); a member of an
      * output set must be the one its manifest lists */
     FILE *f = fio_open_read(path, ".npy file", err->msg, sizeof err->msg);
     if (!f)
-        return HM_ERR_ARG;
+        return DRSCH_ERR_ARG;
     if (fio_set_verify(path, err->msg, sizeof err->msg) != 0) {
         fclose(f);
-        return HM_ERR_ARG;
+        return DRSCH_ERR_ARG;
     }
-    hm_status st = HM_OK;
+    drsch_status st = DRSCH_OK;
     uint8_t *head = NULL;
     long flen = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         flen = ftell(f);
     if (flen < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = fail(err, HM_ERR_ARG, "%s: cannot determine the file size", path);
+        st = fail(err, DRSCH_ERR_ARG, "%s: cannot determine the file size", path);
         goto done;
     }
     /* The header never exceeds 10 + 65535 bytes in v1 and is a few hundred bytes in practice;
@@ -298,37 +300,37 @@ hm_status npy_load(const char *path, npy_array *out, hm_error *err)
     size_t avail = (size_t)flen < (1u << 20) ? (size_t)flen : (1u << 20);
     head = malloc(avail ? avail : 1);
     if (!head) {
-        st = fail(err, HM_ERR_NOMEM, "%s: out of memory", path);
+        st = fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     if (fread(head, 1, avail, f) != avail) {
-        st = fail(err, HM_ERR_ARG, "%s: read error: %s", path,
+        st = fail(err, DRSCH_ERR_ARG, "%s: read error: %s", path,
                   ferror(f) ? strerror(errno) : "the file shrank");
         goto done;
     }
     size_t off = 0, nbytes = 0;
     st = parse_meta(head, avail, path, out, &off, &nbytes, err);
-    if (st == HM_OK)
+    if (st == DRSCH_OK)
         st = check_payload(path, nbytes, (size_t)flen - off, err);
-    if (st == HM_OK)
+    if (st == DRSCH_OK)
         st = alloc_payload(out, path, nbytes, err);
-    if (st == HM_OK &&
+    if (st == DRSCH_OK &&
         (fseek(f, (long)off, SEEK_SET) != 0 || fread(out->data, 1, nbytes, f) != nbytes))
-        st = fail(err, HM_ERR_ARG, "%s: read error in .npy payload", path);
+        st = fail(err, DRSCH_ERR_ARG, "%s: read error in .npy payload", path);
 done:
     free(head);
     fclose(f);
-    if (st != HM_OK)
+    if (st != DRSCH_OK)
         npy_free(out);
     return st;
 }
 
-hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
-                    hm_error *err)
+drsch_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
+                       drsch_error *err)
 {
     const char *path = o->shown;
     if ((unsigned)dtype >= NPY_DTYPE_COUNT || ndim < 0 || ndim > NPY_MAX_DIMS)
-        return fail(err, HM_ERR_ARG, "%s: invalid dtype or rank for .npy output", path);
+        return fail(err, DRSCH_ERR_ARG, "%s: invalid dtype or rank for .npy output", path);
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
                      DTYPES[dtype].descr[0]);
@@ -354,45 +356,46 @@ hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, 
     fio_out_write(o, "\n", 1);
     fio_out_write(o, data, count * DTYPES[dtype].size);
     if (o->err)
-        return fail(err, HM_ERR_ARG, "%s: cannot write: %s", path, strerror(o->err));
-    return HM_OK;
+        return fail(err, DRSCH_ERR_ARG, "%s: cannot write: %s", path, strerror(o->err));
+    return DRSCH_OK;
 }
 
-hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape,
-                   const void *data, hm_error *err)
+drsch_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape,
+                      const void *data, drsch_error *err)
 {
     fio_out o;
     if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
-        return HM_ERR_ARG;
-    if (npy_write(&o, dtype, ndim, shape, data, err) != HM_OK) {
+        return DRSCH_ERR_ARG;
+    if (npy_write(&o, dtype, ndim, shape, data, err) != DRSCH_OK) {
         fio_out_abort(&o);
-        return HM_ERR_ARG;
+        return DRSCH_ERR_ARG;
     }
-    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? HM_OK : HM_ERR_ARG;
+    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? DRSCH_OK : DRSCH_ERR_ARG;
 }
 
-hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_error *err)
+drsch_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     npy_array a;
-    hm_status st = npy_load(path, &a, err);
-    if (st != HM_OK)
+    drsch_status st = npy_load(path, &a, err);
+    if (st != DRSCH_OK)
         return st;
     if (a.dtype != NPY_U8 || a.ndim != 2) {
         char shape[96] = "";
         int n = 0;
         for (int i = 0; i < a.ndim && n < 80; i++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, i ? ", %zu" : "%zu", a.shape[i]);
-        st = fail(err, HM_ERR_ARG,
+        st = fail(err, DRSCH_ERR_ARG,
                   "%s: codes must be a uint8 array of shape (N, ceil(bits/8)); "
                   "got %s with shape (%s)",
                   path, npy_dtype_name(a.dtype), shape);
     } else if (a.shape[1] == 0 || a.shape[1] * 8 > HM_MAX_BITS) {
-        st = fail(err, HM_ERR_ARG, "%s: %zu bytes per code: code length must be 1..%d bits", path,
-                  a.shape[1], HM_MAX_BITS);
+        st = fail(err, DRSCH_ERR_ARG, "%s: %zu bytes per code: code length must be 1..%d bits",
+                  path, a.shape[1], HM_MAX_BITS);
     } else if (bits > a.shape[1] * 8) {
-        st = fail(err, HM_ERR_ARG, "%s: asked for %u bits but codes have only %zu bits (%zu bytes)",
-                  path, bits, a.shape[1] * 8, a.shape[1]);
+        st = fail(err, DRSCH_ERR_ARG,
+                  "%s: asked for %u bits but codes have only %zu bits (%zu bytes)", path, bits,
+                  a.shape[1] * 8, a.shape[1]);
     } else {
         st = hm_codes_from_bytes(out, a.data, a.shape[0], a.shape[1],
                                  bits ? bits : (uint32_t)(a.shape[1] * 8), err);
@@ -401,29 +404,29 @@ hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_erro
     return st;
 }
 
-hm_status npy_write_codes(fio_out *o, const hm_codes *c, hm_error *err)
+drsch_status npy_write_codes(fio_out *o, const hm_codes *c, drsch_error *err)
 {
     size_t rb = hm_bytes_for_bits(c->bits);
     size_t nbytes = c->n * rb;
     uint8_t *bytes = malloc(nbytes ? nbytes : 1);
     if (!bytes)
-        return fail(err, HM_ERR_NOMEM, "%s: out of memory", o->shown);
+        return fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", o->shown);
     hm_codes_to_bytes(c, bytes);
     size_t shape[2] = {c->n, rb};
-    hm_status st = npy_write(o, NPY_U8, 2, shape, bytes, err);
+    drsch_status st = npy_write(o, NPY_U8, 2, shape, bytes, err);
     free(bytes);
     return st;
 }
 
-hm_status npy_save_codes(const char *path, const hm_codes *c, hm_error *err)
+drsch_status npy_save_codes(const char *path, const hm_codes *c, drsch_error *err)
 {
     fio_out o;
     if (fio_out_begin(&o, path, err->msg, sizeof err->msg) != 0)
-        return HM_ERR_ARG;
-    hm_status st = npy_write_codes(&o, c, err);
-    if (st != HM_OK) {
+        return DRSCH_ERR_ARG;
+    drsch_status st = npy_write_codes(&o, c, err);
+    if (st != DRSCH_OK) {
         fio_out_abort(&o);
         return st;
     }
-    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? HM_OK : HM_ERR_ARG;
+    return fio_out_commit(&o, 0, err->msg, sizeof err->msg) == 0 ? DRSCH_OK : DRSCH_ERR_ARG;
 }

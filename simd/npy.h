@@ -48,24 +48,24 @@ const char *npy_dtype_name(npy_dtype t); /* numpy spelling: "uint8", "float32", 
 size_t npy_dtype_size(npy_dtype t);
 
 /* Loads path into out (free with npy_free). Errors name the file and the problem. */
-hm_status npy_load(const char *path, npy_array *out, hm_error *err);
+drsch_status npy_load(const char *path, npy_array *out, drsch_error *err);
 /* Parses an in-memory .npy image (used by npy_load and the fuzzer). Copies the payload. */
-hm_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out,
-                    hm_error *err);
+drsch_status npy_parse(const uint8_t *buf, size_t len, const char *name, npy_array *out,
+                       drsch_error *err);
 void npy_free(npy_array *a);
 
 /* Writes a C-order array as one output (fileio.h: a temporary file renamed over path). */
-hm_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape,
-                   const void *data, hm_error *err);
+drsch_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t *shape,
+                      const void *data, drsch_error *err);
 /* The same into an output already open, e.g. a member of an output set (fio_set_add). */
-hm_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
-                    hm_error *err);
+drsch_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const size_t *shape, const void *data,
+                       drsch_error *err);
 
 /* Convenience for codes: a uint8 (N, R) array with R = ceil(file bits / 8); bits = 0 keeps
  * all 8 * R bits, otherwise the first `bits` bits (prefix truncation, bits <= 8 * R). */
-hm_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, hm_error *err);
-hm_status npy_save_codes(const char *path, const hm_codes *c, hm_error *err);
-hm_status npy_write_codes(fio_out *o, const hm_codes *c, hm_error *err);
+drsch_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, drsch_error *err);
+drsch_status npy_save_codes(const char *path, const hm_codes *c, drsch_error *err);
+drsch_status npy_write_codes(fio_out *o, const hm_codes *c, drsch_error *err);
 
 #ifdef __cplusplus
 }

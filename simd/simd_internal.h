@@ -101,8 +101,9 @@ extern const hm_kernels hm_kernels_avx512;
 extern const hm_kernels hm_kernels_neon;
 #endif
 
-/* Fills err->msg (printf format) when err is not NULL; returns status for `return hm_fail(...)`. */
-hm_status hm_fail(hm_error *err, hm_status status, const char *fmt, ...)
+/* Fills err->msg (printf format) when err is not NULL; returns status for `return drsch_fail(...)`.
+ */
+drsch_status drsch_fail(drsch_error *err, drsch_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Scalar canonical weighted distance of one row (shared by the SIMD files for tails and for

@@ -7,8 +7,8 @@
 
 int main(void)
 {
-    hm_error err;
-    if (hm_isa_init(&err) != HM_OK)
+    drsch_error err;
+    if (hm_isa_init(&err) != DRSCH_OK)
         fprintf(stderr, "simd_check: %s\n", err.msg);
     printf("simd_check: active ISA %s; supported:", hm_isa_name(hm_isa_active()));
     for (int i = 0; i < HM_ISA_COUNT; i++)

@@ -102,16 +102,16 @@ static void random_weights(float *w, uint32_t bits, uint64_t *s, int kind)
 
 long simd_check_isa(simd_check_report *r)
 {
-    hm_error err;
+    drsch_error err;
     hm_isa isa;
     for (int i = 0; i < HM_ISA_COUNT; i++) {
-        if (hm_isa_parse(hm_isa_name((hm_isa)i), &isa, &err) != HM_OK || isa != (hm_isa)i)
+        if (hm_isa_parse(hm_isa_name((hm_isa)i), &isa, &err) != DRSCH_OK || isa != (hm_isa)i)
             fail(r, "hm_isa_parse(\"%s\") does not round-trip", hm_isa_name((hm_isa)i));
         if (hm_isa_supported((hm_isa)i) && !hm_isa_compiled((hm_isa)i))
             fail(r, "%s supported but not compiled", hm_isa_name((hm_isa)i));
     }
     err.msg[0] = 0;
-    if (hm_isa_parse("sse9", &isa, &err) != HM_ERR_ISA || !strstr(err.msg, "sse9"))
+    if (hm_isa_parse("sse9", &isa, &err) != DRSCH_ERR_ISA || !strstr(err.msg, "sse9"))
         fail(r, "unknown ISA name accepted or not named in the message: '%s'", err.msg);
     if (!hm_isa_supported(HM_ISA_SCALAR) || !hm_isa_supported(hm_isa_best()))
         fail(r, "scalar or best ISA not supported");
@@ -122,7 +122,7 @@ long simd_check_isa(simd_check_report *r)
 #endif
     hm_isa before = hm_isa_active();
     err.msg[0] = 0;
-    if (hm_isa_set(foreign, &err) != HM_ERR_ISA || !strstr(err.msg, hm_isa_name(foreign)))
+    if (hm_isa_set(foreign, &err) != DRSCH_ERR_ISA || !strstr(err.msg, hm_isa_name(foreign)))
         fail(r, "forcing %s on this machine was not refused with a message ('%s')",
              hm_isa_name(foreign), err.msg);
     if (hm_isa_active() != before)
@@ -130,7 +130,7 @@ long simd_check_isa(simd_check_report *r)
     hm_isa ok[HM_ISA_COUNT];
     size_t nok = test_isas(ok);
     for (size_t i = 0; i < nok; i++) {
-        if (hm_isa_set(ok[i], &err) != HM_OK || hm_isa_active() != ok[i])
+        if (hm_isa_set(ok[i], &err) != DRSCH_OK || hm_isa_active() != ok[i])
             fail(r, "hm_isa_set(%s) failed: %s", hm_isa_name(ok[i]), err.msg);
     }
     /* DRSCH_FORCE_ISA: an unsupported or unknown value is reported by hm_isa_init. */
@@ -138,14 +138,14 @@ long simd_check_isa(simd_check_report *r)
     char *saved = old ? strdup(old) : NULL;
     setenv("DRSCH_FORCE_ISA", hm_isa_name(foreign), 1);
     err.msg[0] = 0;
-    if (hm_isa_init(&err) != HM_ERR_ISA || !strstr(err.msg, "DRSCH_FORCE_ISA"))
+    if (hm_isa_init(&err) != DRSCH_ERR_ISA || !strstr(err.msg, "DRSCH_FORCE_ISA"))
         fail(r, "DRSCH_FORCE_ISA=%s not refused by hm_isa_init ('%s')", hm_isa_name(foreign),
              err.msg);
     setenv("DRSCH_FORCE_ISA", "bogus", 1);
-    if (hm_isa_init(&err) != HM_ERR_ISA || !strstr(err.msg, "bogus"))
+    if (hm_isa_init(&err) != DRSCH_ERR_ISA || !strstr(err.msg, "bogus"))
         fail(r, "DRSCH_FORCE_ISA=bogus not refused by hm_isa_init ('%s')", err.msg);
     setenv("DRSCH_FORCE_ISA", "scalar", 1);
-    if (hm_isa_init(&err) != HM_OK)
+    if (hm_isa_init(&err) != DRSCH_OK)
         fail(r, "DRSCH_FORCE_ISA=scalar refused: %s", err.msg);
     if (saved) {
         setenv("DRSCH_FORCE_ISA", saved, 1);
@@ -259,12 +259,12 @@ long simd_check_weighted(simd_check_report *r)
         return r->failures;
     }
     uint64_t seed = 2;
-    hm_error err;
+    drsch_error err;
     for (uint32_t bits = 1; bits <= 1024; bits++) {
         size_t words = hm_words_for_bits(bits);
         random_weights(w, bits, &seed, (int)(bits % 3));
         hm_weights *hw;
-        if (hm_weights_create(&hw, w, bits, &err) != HM_OK) {
+        if (hm_weights_create(&hw, w, bits, &err) != DRSCH_OK) {
             fail(r, "hm_weights_create(%u bits): %s", bits, err.msg);
             continue;
         }
@@ -306,8 +306,8 @@ long simd_check_weighted(simd_check_report *r)
         random_weights(w, bits, &seed, 0);
         hm_weights *hw;
         hm_codes db;
-        if (hm_weights_create(&hw, w, bits, &err) == HM_OK &&
-            hm_codes_alloc(&db, DB_ROWS, bits, &err) == HM_OK) {
+        if (hm_weights_create(&hw, w, bits, &err) == DRSCH_OK &&
+            hm_codes_alloc(&db, DB_ROWS, bits, &err) == DRSCH_OK) {
             make_codes(&b, bits, 0, &seed);
             memcpy(db.data, b.db, DB_ROWS * words * 8);
             hm_weighted_distances(b.q, &db, hw, b.wd);
@@ -355,8 +355,8 @@ long simd_check_scans(simd_check_report *r)
             fill_row(db + i * words, bits, i % 29 == 0 ? 1 : i % 31 == 0 ? 2 : 0, &seed);
         random_weights(w, bits, &seed, 1);
         hm_weights *hw;
-        hm_error err;
-        if (hm_weights_create(&hw, w, bits, &err) != HM_OK) {
+        drsch_error err;
+        if (hm_weights_create(&hw, w, bits, &err) != DRSCH_OK) {
             fail(r, "weights: %s", err.msg);
             continue;
         }
@@ -493,8 +493,8 @@ long simd_check_weighted_bounds(simd_check_report *r)
         for (int kind = 0; kind < ADVERSARIAL_KINDS; kind++) {
             adversarial_weights(w, bits, kind, &seed);
             hm_weights *hw;
-            hm_error err;
-            if (hm_weights_create(&hw, w, bits, &err) != HM_OK) {
+            drsch_error err;
+            if (hm_weights_create(&hw, w, bits, &err) != DRSCH_OK) {
                 fail(r, "weights (%u bits, kind %d): %s", bits, kind, err.msg);
                 continue;
             }
@@ -549,12 +549,12 @@ long simd_check_weighted_bounds(simd_check_report *r)
         }
         /* one table per query (tstride > 0): odd queries get other weights than even ones */
         hm_weights *ha = NULL, *hb = NULL;
-        hm_error err;
+        drsch_error err;
         float *tabs = malloc(NQ * 256 * words * sizeof *tabs);
         adversarial_weights(w, bits, 3, &seed);
-        bool made = tabs && hm_weights_create(&ha, w, bits, &err) == HM_OK;
+        bool made = tabs && hm_weights_create(&ha, w, bits, &err) == DRSCH_OK;
         adversarial_weights(w, bits, 0, &seed);
-        made = made && hm_weights_create(&hb, w, bits, &err) == HM_OK;
+        made = made && hm_weights_create(&hb, w, bits, &err) == DRSCH_OK;
         if (!made) {
             fail(r, "per-query tables (%u bits): setup failed", bits);
         } else {
@@ -613,7 +613,7 @@ long simd_check_codes_from_bytes(simd_check_report *r)
     enum { N = 5, MAXROW = 40 };
     uint8_t *buf = malloc(64 + N * MAXROW), *back = malloc(N * MAXROW);
     uint64_t seed = 4;
-    hm_error err;
+    drsch_error err;
     if (!buf || !back) {
         fail(r, "out of memory");
         goto done;
@@ -629,7 +629,7 @@ long simd_check_codes_from_bytes(simd_check_report *r)
             for (size_t ci = 0; ci < 4; ci++) {
                 uint32_t bits = cases[ci];
                 hm_codes c;
-                if (hm_codes_from_bytes(&c, src, N, row_bytes, bits, &err) != HM_OK) {
+                if (hm_codes_from_bytes(&c, src, N, row_bytes, bits, &err) != DRSCH_OK) {
                     fail(r, "hm_codes_from_bytes(row %zu bytes, %u bits): %s", row_bytes, bits,
                          err.msg);
                     continue;
@@ -684,11 +684,11 @@ static int ref_pair_cmp(const void *a, const void *b)
 }
 
 /* Random codes where `distinct` > 0 limits the database to that many distinct codes. */
-static hm_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t distinct, uint64_t *s,
-                              hm_error *err)
+static drsch_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t distinct, uint64_t *s,
+                                 drsch_error *err)
 {
-    hm_status st = hm_codes_alloc(c, n, bits, err);
-    if (st != HM_OK)
+    drsch_status st = hm_codes_alloc(c, n, bits, err);
+    if (st != DRSCH_OK)
         return st;
     for (size_t i = 0; i < n; i++) {
         if (distinct && i >= distinct)
@@ -697,14 +697,14 @@ static hm_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t disti
         else
             fill_row(c->data + i * c->words, bits, i % 97 == 5 ? 1 : i % 89 == 7 ? 2 : 0, s);
     }
-    return HM_OK;
+    return DRSCH_OK;
 }
 
 /* hm_knn (or hm_knn_weighted when w) under every ISA against a brute-force full sort. */
 static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
                      size_t distinct, const float *w, uint64_t seed)
 {
-    hm_error err;
+    drsch_error err;
     hm_codes db = {0}, qs = {0};
     hm_weights *hw = NULL;
     ref_pair *all = malloc(n * sizeof *all);
@@ -716,9 +716,9 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
         fail(r, "out of memory");
         goto done;
     }
-    if (random_codes(&db, n, bits, distinct, &seed, &err) != HM_OK ||
-        random_codes(&qs, nq, bits, 0, &seed, &err) != HM_OK ||
-        (w && hm_weights_create(&hw, w, bits, &err) != HM_OK)) {
+    if (random_codes(&db, n, bits, distinct, &seed, &err) != DRSCH_OK ||
+        random_codes(&qs, nq, bits, 0, &seed, &err) != DRSCH_OK ||
+        (w && hm_weights_create(&hw, w, bits, &err) != DRSCH_OK)) {
         fail(r, "setup: %s", err.msg);
         goto done;
     }
@@ -729,9 +729,9 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
     size_t nisa = test_isas(isas);
     for (size_t ii = 0; ii < nisa; ii++) {
         hm_isa_set(isas[ii], &err);
-        hm_status st = w ? hm_knn_weighted(&db, &qs, k, hw, idx, wdist, &err)
-                         : hm_knn(&db, &qs, k, idx, dist, &err);
-        if (st != HM_OK) {
+        drsch_status st = w ? hm_knn_weighted(&db, &qs, k, hw, idx, wdist, &err)
+                            : hm_knn(&db, &qs, k, idx, dist, &err);
+        if (st != DRSCH_OK) {
             fail(r, "%s knn(bits %u n %zu nq %zu k %zu): %s", hm_isa_name(isas[ii]), bits, n, nq, k,
                  err.msg);
             continue;
@@ -881,7 +881,7 @@ long simd_check_knn_weighted_adversarial(simd_check_report *r)
 #define EXPECT_ERR(call, status, what)                                                             \
     do {                                                                                           \
         err.msg[0] = 0;                                                                            \
-        hm_status st_ = (call);                                                                    \
+        drsch_status st_ = (call);                                                                 \
         if (st_ != (status) || !err.msg[0])                                                        \
             fail(r, "%s: got status %d ('%s'), want %d with a message", what, (int)st_, err.msg,   \
                  (int)(status));                                                                   \
@@ -889,7 +889,7 @@ long simd_check_knn_weighted_adversarial(simd_check_report *r)
 
 long simd_check_bad_args(simd_check_report *r)
 {
-    hm_error err;
+    drsch_error err;
     hm_codes db = {0}, q = {0}, q2 = {0}, tmp;
     hm_weights *hw = NULL;
     uint64_t seed = 50;
@@ -903,21 +903,21 @@ long simd_check_bad_args(simd_check_report *r)
         goto done;
     }
     random_weights(w, 64, &seed, 0);
-    if (hm_weights_create(&hw, w, 64, &err) != HM_OK) {
+    if (hm_weights_create(&hw, w, 64, &err) != DRSCH_OK) {
         fail(r, "setup: %s", err.msg);
         goto done;
     }
-    EXPECT_ERR(hm_knn(&db, &q, 0, idx, dist, &err), HM_ERR_ARG, "k = 0");
-    EXPECT_ERR(hm_knn(&db, &q, 6, idx, dist, &err), HM_ERR_ARG, "k > n");
-    EXPECT_ERR(hm_knn(&db, &q2, 1, idx, dist, &err), HM_ERR_ARG, "mismatched bits");
-    EXPECT_ERR(hm_knn_weighted(&db, &q, 0, hw, idx, wd, &err), HM_ERR_ARG, "weighted k = 0");
-    EXPECT_ERR(hm_knn_weighted(&db, &q, 6, hw, idx, wd, &err), HM_ERR_ARG, "weighted k > n");
-    EXPECT_ERR(hm_knn_weighted(&db, &q2, 1, hw, idx, wd, &err), HM_ERR_ARG,
+    EXPECT_ERR(hm_knn(&db, &q, 0, idx, dist, &err), DRSCH_ERR_ARG, "k = 0");
+    EXPECT_ERR(hm_knn(&db, &q, 6, idx, dist, &err), DRSCH_ERR_ARG, "k > n");
+    EXPECT_ERR(hm_knn(&db, &q2, 1, idx, dist, &err), DRSCH_ERR_ARG, "mismatched bits");
+    EXPECT_ERR(hm_knn_weighted(&db, &q, 0, hw, idx, wd, &err), DRSCH_ERR_ARG, "weighted k = 0");
+    EXPECT_ERR(hm_knn_weighted(&db, &q, 6, hw, idx, wd, &err), DRSCH_ERR_ARG, "weighted k > n");
+    EXPECT_ERR(hm_knn_weighted(&db, &q2, 1, hw, idx, wd, &err), DRSCH_ERR_ARG,
                "weighted mismatched bits");
-    EXPECT_ERR(hm_knn_weighted(&db, &q, 1, NULL, idx, wd, &err), HM_ERR_ARG, "no weights");
+    EXPECT_ERR(hm_knn_weighted(&db, &q, 1, NULL, idx, wd, &err), DRSCH_ERR_ARG, "no weights");
     hm_weights *hw63 = NULL;
-    if (hm_weights_create(&hw63, w, 63, &err) == HM_OK) {
-        EXPECT_ERR(hm_knn_weighted(&db, &q, 1, hw63, idx, wd, &err), HM_ERR_ARG,
+    if (hm_weights_create(&hw63, w, 63, &err) == DRSCH_OK) {
+        EXPECT_ERR(hm_knn_weighted(&db, &q, 1, hw63, idx, wd, &err), DRSCH_ERR_ARG,
                    "weights of the wrong length");
         hm_weights_free(hw63);
     }
@@ -925,21 +925,21 @@ long simd_check_bad_args(simd_check_report *r)
     memcpy(bad, w, sizeof bad);
     bad[17] = NAN;
     hm_weights *hb = NULL;
-    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), HM_ERR_ARG, "NaN weight");
+    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), DRSCH_ERR_ARG, "NaN weight");
     bad[17] = INFINITY;
-    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), HM_ERR_ARG, "infinite weight");
+    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), DRSCH_ERR_ARG, "infinite weight");
     bad[17] = -INFINITY;
-    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), HM_ERR_ARG, "-infinite weight");
+    EXPECT_ERR(hm_weights_create(&hb, bad, 64, &err), DRSCH_ERR_ARG, "-infinite weight");
     if (hb)
         fail(r, "refused weights returned a handle");
-    EXPECT_ERR(hm_weights_create(&hb, w, 0, &err), HM_ERR_ARG, "weights for 0 bits");
-    EXPECT_ERR(hm_codes_alloc(&tmp, 3, 0, &err), HM_ERR_ARG, "0-bit codes");
-    EXPECT_ERR(hm_codes_alloc(&tmp, 3, HM_MAX_BITS + 1, &err), HM_ERR_ARG, "4097-bit codes");
-    EXPECT_ERR(hm_codes_from_bytes(&tmp, bytes, 2, 8, 65, &err), HM_ERR_ARG,
+    EXPECT_ERR(hm_weights_create(&hb, w, 0, &err), DRSCH_ERR_ARG, "weights for 0 bits");
+    EXPECT_ERR(hm_codes_alloc(&tmp, 3, 0, &err), DRSCH_ERR_ARG, "0-bit codes");
+    EXPECT_ERR(hm_codes_alloc(&tmp, 3, HM_MAX_BITS + 1, &err), DRSCH_ERR_ARG, "4097-bit codes");
+    EXPECT_ERR(hm_codes_from_bytes(&tmp, bytes, 2, 8, 65, &err), DRSCH_ERR_ARG,
                "more bits than the rows hold");
     hm_isa isa;
-    EXPECT_ERR(hm_isa_parse("AVX-1024", &isa, &err), HM_ERR_ISA, "unknown ISA name");
-    EXPECT_ERR(hm_isa_set((hm_isa)99, &err), HM_ERR_ISA, "out-of-range ISA");
+    EXPECT_ERR(hm_isa_parse("AVX-1024", &isa, &err), DRSCH_ERR_ISA, "unknown ISA name");
+    EXPECT_ERR(hm_isa_set((hm_isa)99, &err), DRSCH_ERR_ISA, "out-of-range ISA");
 done:
     hm_codes_free(&db);
     hm_codes_free(&q);

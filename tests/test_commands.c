@@ -26,11 +26,12 @@ static void write_inputs(void)
     static const uint8_t db[5] = {0x1, 0x0, 0x3, 0x1, 0xF}, q[2] = {0x0, 0x0};
     static const int32_t dbl[5] = {1, 0, 1, 0, 1}, ql[2] = {1, 7};
     size_t sdb[2] = {5, 1}, sq[2] = {2, 1}, sdbl[1] = {5}, sql[1] = {2};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("db.npy"), NPY_U8, 2, sdb, db, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_save(tu_path("q.npy"), NPY_U8, 2, sq, q, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_save(tu_path("dbl.npy"), NPY_I32, 1, sdbl, dbl, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, sql, ql, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("db.npy"), NPY_U8, 2, sdb, db, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(tu_path("q.npy"), NPY_U8, 2, sq, q, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(tu_path("dbl.npy"), NPY_I32, 1, sdbl, dbl, &err), DRSCH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, sql, ql, &err), DRSCH_OK, "%s", err.msg);
     mkdir(tu_path("dir"), 0755);
 }
 
@@ -76,9 +77,9 @@ Test(eval, multi_hot_labels_of_different_widths_are_refused)
     for (int i = 0; i < 5; i++)
         dl[i * 6 + i] = 1;
     size_t sq[2] = {2, 5}, sd[2] = {5, 6};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("ql5.npy"), NPY_U8, 2, sq, ql, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("dl6.npy"), NPY_U8, 2, sd, dl, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("ql5.npy"), NPY_U8, 2, sq, ql, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("dl6.npy"), NPY_U8, 2, sd, dl, &err), DRSCH_OK);
     char out[4096];
     int rc =
         tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
@@ -142,14 +143,14 @@ Test(eval, a_failing_eval_prints_nothing_on_stdout)
     for (int i = 0; i < 8; i++)
         big[i] = 3e37f;
     size_t s8[1] = {8}, sempty[2] = {0, 1}, lempty[1] = {0};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("wbig.npy"), NPY_F32, 1, s8, big, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("empty.npy"), NPY_U8, 2, sempty, "", &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lempty, "", &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("wbig.npy"), NPY_F32, 1, s8, big, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("empty.npy"), NPY_U8, 2, sempty, "", &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lempty, "", &err), DRSCH_OK);
     /* 8-bit codes for the weights. */
     uint8_t db8[5] = {1, 2, 3, 4, 5};
     size_t sdb[2] = {5, 1};
-    cr_assert_eq(npy_save(tu_path("db8.npy"), NPY_U8, 2, sdb, db8, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("db8.npy"), NPY_U8, 2, sdb, db8, &err), DRSCH_OK);
     char out[4096];
     int rc =
         tu_run(out, sizeof out,
@@ -181,11 +182,11 @@ Test(eval, weights_follow_the_rule_of_search)
     double w64nan[4] = {1, NAN, 1, 1};
     float w2d[4] = {1, 1, 1, 1};
     size_t s4[1] = {4}, s9[1] = {9}, s22[2] = {2, 2};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("w64.npy"), NPY_F64, 1, s4, w64, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("w64long.npy"), NPY_F64, 1, s9, w64long, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("w64nan.npy"), NPY_F64, 1, s4, w64nan, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("w2d.npy"), NPY_F32, 2, s22, w2d, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("w64.npy"), NPY_F64, 1, s4, w64, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("w64long.npy"), NPY_F64, 1, s9, w64long, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("w64nan.npy"), NPY_F64, 1, s4, w64nan, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("w2d.npy"), NPY_F32, 2, s22, w2d, &err), DRSCH_OK);
     /* 4-bit codes stored as one byte: 8 bits in the file; --bits 4 for search. */
     char out[8192];
     int rc = tu_run(out, sizeof out, EVAL_NPY " --weights %s --topk 3 2>/dev/null", EVAL_ARGS,

@@ -42,8 +42,8 @@ static char *report_json(int n, const char *const *names, const double *time_ms,
 
 static void parse(const char *json, rp_read_report *r)
 {
-    rp_error err;
-    cr_assert_eq(rp_read_parse(json, strlen(json), "test.json", r, &err), RP_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(rp_read_parse(json, strlen(json), "test.json", r, &err), DRSCH_OK, "%s", err.msg);
 }
 
 static const char *const NAMES[3] = {"reproduce/x/DRSCH/bits:12", "reproduce/x/DRSCH/bits:48",
@@ -63,8 +63,8 @@ static void compare_with(int n, const char *const *names, const double *map, con
     parse(c, cur);
     free(b);
     free(c);
-    rp_error err;
-    cr_assert_eq(rpc_compare(base, cur, o, res, &err), RP_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(rpc_compare(base, cur, o, res, &err), DRSCH_OK, "%s", err.msg);
 }
 
 static void release(rpc_result *res, rp_read_report *base, rp_read_report *cur)
@@ -133,7 +133,7 @@ Test(report_compare, differences_beyond_the_threshold_either_way_are_counted)
     /* a looser threshold takes both in */
     rpc_result_free(&res);
     o.max_metric_drop = 0.05;
-    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), RP_OK);
+    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), DRSCH_OK);
     cr_assert_eq(res.regressions, 0);
     cr_assert_eq(rpc_agreement_of(&res), RPC_WITHIN_NOISE);
     release(&res, &base, &cur);
@@ -166,12 +166,12 @@ Test(report_compare, missing_entries_fail_unless_allowed)
                *isa[] = {"BM_HammingTopK/avx2/*", "BM_HammingTopK/avx512/*"};
     o.allow_missing = other;
     o.n_allow_missing = 1;
-    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), RP_OK);
+    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), DRSCH_OK);
     cr_assert_eq(res.regressions, 1);
     rpc_result_free(&res);
     o.allow_missing = isa;
     o.n_allow_missing = 2;
-    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), RP_OK);
+    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), DRSCH_OK);
     cr_assert_eq(res.regressions, 0);
     cr_assert_eq(res.entries_allowed, 1);
     cr_assert_eq(res.metrics, 4, "an allowed entry's metrics are not counted");
@@ -184,7 +184,7 @@ Test(report_compare, missing_entries_fail_unless_allowed)
     parse(b, &base);
     parse("{\"benchmarks\": []}", &cur);
     free(b);
-    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), RP_OK);
+    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), DRSCH_OK);
     cr_assert_eq(res.regressions, 3);
     cr_assert_eq(res.metrics_missing, 5);
     release(&res, &base, &cur);
@@ -211,7 +211,7 @@ Test(report_compare, missing_counters_and_new_entries)
     parse(b, &base);
     parse(b, &cur);
     free(b);
-    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), RP_OK);
+    cr_assert_eq(rpc_compare(&base, &cur, &o, &res, NULL), DRSCH_OK);
     cr_assert_eq(rpc_agreement_of(&res), RPC_NO_METRICS);
     release(&res, &base, &cur);
 }

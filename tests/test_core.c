@@ -75,16 +75,16 @@ static nn_net *make_net(const nn_layer_spec *layers, int n_layers, int c, int h,
     cfg.input_grad = input_grad;
     cfg.seed = 7;
     nn_net *net = NULL;
-    nn_error err = {{0}};
-    nn_status s = nn_net_create(&net, &cfg, &err);
-    cr_assert_eq(s, NN_OK, "nn_net_create: %s", err.msg);
+    drsch_error err = {{0}};
+    drsch_status s = nn_net_create(&net, &cfg, &err);
+    cr_assert_eq(s, DRSCH_OK, "nn_net_create: %s", err.msg);
     return net;
 }
 
 static double loss_of(nn_net *net, const float *x, const float *r)
 {
-    nn_error err;
-    cr_assert_eq(nn_forward(net, x, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
     const float *y = nn_output(net);
     const size_t n = (size_t)nn_net_config(net)->batch * nn_output_dim(net);
     double L = 0;
@@ -107,9 +107,9 @@ static void check_gradients(nn_net *net, double eps, double atol, double rtol, i
     const size_t nin = (size_t)cfg->batch * nn_input_size(net);
     const size_t nout = (size_t)cfg->batch * nn_output_dim(net);
     float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
-    nn_error err;
+    drsch_error err;
     loss_of(net, x, r);
-    cr_assert_eq(nn_backward(net, r, NULL, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
 
     for (int t = 0; t < nn_param_count(net); t++) {
         nn_param p = nn_param_at(net, t);
@@ -235,8 +235,8 @@ static float *export_params(nn_net *net)
 {
     size_t n = nn_params_plain_size(net);
     float *p = malloc(n * sizeof(float));
-    nn_error err;
-    cr_assert_eq(nn_params_export(net, p, n, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_params_export(net, p, n, &err), DRSCH_OK, "%s", err.msg);
     return p;
 }
 
@@ -287,13 +287,13 @@ Test(core_forward, conv_matches_reference)
         float *p = export_params(net);
         for (int o = 0; o < O; o++)
             p[O * C * K * K + o] = (float)(0.1 * o); /* non-zero biases */
-        nn_error err;
-        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), NN_OK, "%s",
+        drsch_error err;
+        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
                      err.msg);
         float *y = malloc(sizeof(float) * N * O * OH * OW);
         ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, S, P, relu, OH, OW);
         cr_assert_eq(nn_output_dim(net), O * OH * OW);
-        cr_assert_eq(nn_forward(net, x, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
         expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW, 1e-5, "conv");
         free(x), free(p), free(y);
         nn_net_free(net);
@@ -325,8 +325,8 @@ Test(core_forward, pooling_matches_reference_ceil_mode)
             float *x = rand_buf((size_t)N * C * H * W, 1.0);
             float *y = malloc(sizeof(float) * N * C * out[0] * out[1]);
             ref_pool(x, y, N, C, H, W, K, S, P, is_max, out[0], out[1]);
-            nn_error err;
-            cr_assert_eq(nn_forward(net, x, &err), NN_OK, "%s", err.msg);
+            drsch_error err;
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
             expect_close_arrays(nn_output(net), y, (size_t)N * C * out[0] * out[1], 1e-6,
                                 is_max ? "max pool" : "avg pool");
             free(x), free(y);
@@ -345,13 +345,14 @@ Test(core_forward, fc_hash_bitweights_match_reference)
         p[B * I + j] = (float)(0.05 * j);    /* bias */
         p[B * I + B + j] = (float)(0.5 + j); /* bit weights */
     }
-    nn_error err;
-    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
     nn_set_hash_scale(net, 3.0f);
     float *x = rand_buf((size_t)N * I, 1.0);
     float *y = malloc(sizeof(float) * N * B);
     ref_fc(x, p, p + B * I, y, N, I, B);
-    cr_assert_eq(nn_forward(net, x, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
     float *u = malloc(sizeof(float) * N * B);
     for (int k = 0; k < N * B; k++) {
         u[k] = (float)((2.0 / (1.0 + exp(-3.0 * y[k]))) - 1.0);
@@ -424,9 +425,9 @@ Test(core_gradient, hash_and_bit_weights)
     /* du: d/du of sum(q * u) added to dy = 0 must equal the gradient of that loss. */
     const size_t nin = 4 * 5, nout = 4 * 6;
     float *x = rand_buf(nin, 1.0), *q = rand_buf(nout, 1.0), *zero = calloc(nout, sizeof(float));
-    nn_error err;
-    cr_assert_eq(nn_forward(net, x, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_backward(net, zero, q, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_backward(net, zero, q, &err), DRSCH_OK, "%s", err.msg);
     const float *gin = nn_input_grad(net);
     float *g = malloc(nin * sizeof(float));
     memcpy(g, gin, nin * sizeof(float));
@@ -474,36 +475,37 @@ Test(core_gradient, named_architectures_build)
     const int shapes[][3] = {{1, 28, 28}, {1, 26, 26}, {1, 30, 30}};
     for (int i = 0; i < 3; i++) {
         nn_config cfg;
-        nn_error err;
-        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 4, 1, &err), NN_OK, "%s", err.msg);
+        drsch_error err;
+        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 4, 1, &err), DRSCH_OK, "%s", err.msg);
         cfg.in_c = shapes[i][0], cfg.in_h = shapes[i][1], cfg.in_w = shapes[i][2];
         nn_net *net = NULL;
-        cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%dx%d: %s", cfg.in_h, cfg.in_w,
+        cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%dx%d: %s", cfg.in_h, cfg.in_w,
                      err.msg);
         cr_expect_eq(nn_output_dim(net), 48);
         nn_net_free(net);
     }
     for (int i = 0; nn_arch_name_at(i); i++) {
         nn_config cfg;
-        nn_error err;
-        cr_assert_eq(nn_config_init(&cfg, nn_arch_name_at(i), 16, 2, 1, &err), NN_OK, "%s",
+        drsch_error err;
+        cr_assert_eq(nn_config_init(&cfg, nn_arch_name_at(i), 16, 2, 1, &err), DRSCH_OK, "%s",
                      err.msg);
         nn_net *net = NULL;
-        cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s: %s", nn_arch_name_at(i), err.msg);
+        cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s: %s", nn_arch_name_at(i),
+                     err.msg);
         float *x = rand_buf(2 * nn_input_size(net), 1.0), *dy = rand_buf(2 * 16, 1.0);
-        cr_expect_eq(nn_forward(net, x, &err), NN_OK, "%s", err.msg);
-        cr_expect_eq(nn_backward(net, dy, NULL, &err), NN_OK, "%s", err.msg);
+        cr_expect_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_expect_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
         free(x), free(dy);
         nn_net_free(net);
     }
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 4, 1, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 4, 1, &err), DRSCH_OK);
     cfg.in_c = 3;
     nn_net *net = NULL;
-    cr_expect_eq(nn_net_create(&net, &cfg, &err), NN_ERR_ARG);
+    cr_expect_eq(nn_net_create(&net, &cfg, &err), DRSCH_ERR_ARG);
     cr_expect_neq(strstr(err.msg, "channels"), NULL, "%s", err.msg);
-    cr_expect_eq(nn_config_init(&cfg, "alexnet", 48, 4, 1, &err), NN_ERR_ARG);
+    cr_expect_eq(nn_config_init(&cfg, "alexnet", 48, 4, 1, &err), DRSCH_ERR_ARG);
 }
 
 /* Same seed and threads give identical weights after training steps; another seed does not. */
@@ -513,11 +515,11 @@ Test(core_sgd, seeded_runs_are_identical)
     uint64_t seeds[3] = {5, 5, 6};
     for (int run = 0; run < 3; run++) {
         nn_config cfg;
-        nn_error err;
-        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 20, 1, &err), NN_OK);
+        drsch_error err;
+        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 20, 1, &err), DRSCH_OK);
         cfg.seed = seeds[run];
         nn_net *net = NULL;
-        cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
         rng_reset(99);
         float *x = rand_buf(20 * 784, 1.0);
         int32_t labels[20];
@@ -529,10 +531,10 @@ Test(core_sgd, seeded_runs_are_identical)
         sgd.base_lr = 0.01f;
         sgd.momentum = 0.9f;
         for (int it = 0; it < 3; it++) {
-            cr_assert_eq(nn_forward(net, x, &err), NN_OK);
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK);
             triplet_loss(nn_output(net), labels, 20, 16, -5.0f, dy);
-            cr_assert_eq(nn_backward(net, dy, NULL, &err), NN_OK);
-            cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), NN_OK);
+            cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK);
+            cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), DRSCH_OK);
         }
         final[run] = export_params(net);
         if (run == 2) {
@@ -571,11 +573,11 @@ Test(core_sgd, step_policy_and_update)
     cr_assert_eq(b.is_bias, 1);
     b.data[0] = 1.0f;
     b.grad[0] = 0.5f;
-    nn_error err;
-    cr_assert_eq(nn_sgd_step(net, &c, 0, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_sgd_step(net, &c, 0, &err), DRSCH_OK);
     /* v = 0.1 * 2 * (0.5 + 0) = 0.1; w = 0.9. Second step: v = 0.5 * 0.1 + 0.1 = 0.15. */
     cr_expect_float_eq(b.data[0], 0.9f, 1e-6);
-    cr_assert_eq(nn_sgd_step(net, &c, 1, &err), NN_OK);
+    cr_assert_eq(nn_sgd_step(net, &c, 1, &err), DRSCH_OK);
     cr_expect_float_eq(b.data[0], 0.75f, 1e-6);
     nn_net_free(net);
 }
@@ -603,20 +605,20 @@ static void alloc_codes(hm_codes *c, size_t n, uint32_t bits)
 static nn_net *trained_mnist(int bits)
 {
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", bits, 10, 1, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", bits, 10, 1, &err), DRSCH_OK);
     cfg.seed = 3;
     nn_net *net = NULL;
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     rng_reset(31);
     float *x = rand_buf(10 * 784, 1.0), *dy = rand_buf(10 * (size_t)bits, 0.5);
     nn_sgd_config sgd;
     nn_sgd_defaults(&sgd);
     sgd.base_lr = 0.05f;
     for (int it = 0; it < 2; it++) {
-        cr_assert_eq(nn_forward(net, x, &err), NN_OK);
-        cr_assert_eq(nn_backward(net, dy, NULL, &err), NN_OK);
-        cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), NN_OK);
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK);
+        cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK);
+        cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), DRSCH_OK);
     }
     nn_bit_order_by_weight(net);
     nn_set_hash_scale(net, 6.05f);
@@ -638,13 +640,13 @@ Test(core_model, save_load_encode_round_trip)
     cr_expect_not(identity, "training should have moved the bit weights apart");
 
     char *path = tmp_path("model.bin");
-    nn_error err;
+    drsch_error err;
     const float mean[NN_MAX_IN_C] = {72.9f, 1, 2, 3},
                 scale[NN_MAX_IN_C] = {1 / 90.1f, 1, 0.5f, 0.25f};
     nn_set_input_norm(net, mean, scale);
-    cr_assert_eq(nn_model_save(net, path, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_model_save(net, path, &err), DRSCH_OK, "%s", err.msg);
     nn_net *loaded = NULL;
-    cr_assert_eq(nn_model_load(&loaded, path, 7, 0, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_model_load(&loaded, path, 7, 0, &err), DRSCH_OK, "%s", err.msg);
     cr_expect_float_eq(nn_hash_scale(loaded), 6.05f, 0);
     cr_expect(memcmp(nn_net_config(loaded)->in_mean, mean, sizeof mean) == 0,
               "input mean not kept");
@@ -658,18 +660,19 @@ Test(core_model, save_load_encode_round_trip)
     rng_reset(41);
     float *x = rand_buf((size_t)n * 784, 1.0);
     nn_encoder *e0 = NULL, *e1 = NULL, *e2 = NULL;
-    cr_assert_eq(nn_encoder_create(&e0, net, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e1, loaded, 16, 2, NN_PRECISION_F32, &err), NN_OK, "%s",
+    cr_assert_eq(nn_encoder_create(&e0, net, 16, 2, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
                  err.msg);
-    cr_assert_eq(nn_encoder_create(&e2, loaded, 7, 1, NN_PRECISION_F32, &err), NN_OK, "%s",
+    cr_assert_eq(nn_encoder_create(&e1, loaded, 16, 2, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(nn_encoder_create(&e2, loaded, 7, 1, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
                  err.msg);
     hm_codes c0, c1, c2;
     alloc_codes(&c0, n, bits), alloc_codes(&c1, n, bits), alloc_codes(&c2, n, bits);
     float *r0 = malloc(sizeof(float) * n * bits), *r1 = malloc(sizeof(float) * n * bits),
           *r2 = malloc(sizeof(float) * n * bits);
-    cr_assert_eq(nn_encode(e0, x, n, r0, &c0, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encode(e1, x, n, r1, &c1, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encode(e2, x, n, r2, &c2, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e0, x, n, r0, &c0, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e1, x, n, r1, &c1, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e2, x, n, r2, &c2, &err), DRSCH_OK, "%s", err.msg);
     cr_expect(memcmp(c0.data, c1.data, (size_t)n * c0.words * 8) == 0,
               "codes differ after save/load");
     cr_expect(memcmp(r0, r1, sizeof(float) * n * bits) == 0, "real outputs differ after save/load");
@@ -714,11 +717,11 @@ static void spit(const char *path, const unsigned char *p, size_t len)
     fclose(f);
 }
 
-static nn_status try_load(const char *path, nn_error *err)
+static drsch_status try_load(const char *path, drsch_error *err)
 {
     nn_net *net = NULL;
-    nn_status s = nn_model_load(&net, path, 4, 0, err);
-    cr_expect((s == NN_OK) == (net != NULL));
+    drsch_status s = nn_model_load(&net, path, 4, 0, err);
+    cr_expect((s == DRSCH_OK) == (net != NULL));
     nn_net_free(net);
     return s;
 }
@@ -735,17 +738,17 @@ static void set_bit_weights(nn_net *net, const float *w, int bits)
 Test(core_model, decorrelated_bit_order_hand_computed)
 {
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 5, 2, 0, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 5, 2, 0, &err), DRSCH_OK, "%s", err.msg);
     nn_net *net = NULL;
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     /* 4 sample codes; bit columns over the images 0..3: bit0 0011, bit1 0101, bit2 0110,
      * bit3 0101 (a copy of bit 1), bit4 0000 (constant) */
     const float w[5] = {1.0f, 3.0f, 2.0f, 2.5f, -4.0f};
     set_bit_weights(net, w, 5);
     hm_codes c;
-    hm_error he;
-    cr_assert_eq(hm_codes_alloc(&c, 4, 5, &he), HM_OK);
+    drsch_error he;
+    cr_assert_eq(hm_codes_alloc(&c, 4, 5, &he), DRSCH_OK);
     const uint64_t rows[4] = {0x00, 0x0e, 0x05, 0x0b};
     for (int i = 0; i < 4; i++)
         c.data[i * c.words] = rows[i];
@@ -756,7 +759,7 @@ Test(core_model, decorrelated_bit_order_hand_computed)
     /* r starts at the balance: bit 4 is constant (r 0), the others balanced (r 1). Pick 1
      * (3 x 1); bit 3 is its copy (h 0, r 0), bits 0 and 2 differ from it on 2 of 4 (r 1). Pick 2
      * (2 x 1), then 0 (1 x 1), then the r = 0 bits by |w|: 4 (|-4|) before 3 (2.5). */
-    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), DRSCH_OK, "%s", err.msg);
     const uint32_t expect[5] = {1, 2, 0, 4, 3};
     const uint32_t *got = nn_bit_order(net);
     cr_assert(memcmp(got, expect, sizeof expect) == 0, "order %u %u %u %u %u", got[0], got[1],
@@ -764,19 +767,19 @@ Test(core_model, decorrelated_bit_order_hand_computed)
     /* a complement counts as a copy: bit 3 = NOT bit 1 leaves the order as it is */
     for (int i = 0; i < 4; i++)
         c.data[i * c.words] ^= 0x08;
-    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK);
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), DRSCH_OK);
     cr_assert(memcmp(nn_bit_order(net), expect, sizeof expect) == 0);
     /* independent balanced bits (image index i in binary, bit 4 = bit0 XOR bit1): by |w| */
     hm_codes_free(&c);
-    cr_assert_eq(hm_codes_alloc(&c, 16, 5, &he), HM_OK);
+    cr_assert_eq(hm_codes_alloc(&c, 16, 5, &he), DRSCH_OK);
     for (int i = 0; i < 16; i++)
         c.data[i * c.words] = (uint64_t)i | (uint64_t)(((i >> 0) ^ (i >> 1)) & 1) << 4;
-    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_OK);
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), DRSCH_OK);
     cr_assert(memcmp(nn_bit_order(net), by_w, sizeof by_w) == 0);
     /* codes of another length */
     hm_codes_free(&c);
-    cr_assert_eq(hm_codes_alloc(&c, 4, 6, &he), HM_OK);
-    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), NN_ERR_ARG);
+    cr_assert_eq(hm_codes_alloc(&c, 4, 6, &he), DRSCH_OK);
+    cr_assert_eq(nn_bit_order_decorrelated(net, &c, &err), DRSCH_ERR_ARG);
     cr_assert(strstr(err.msg, "6 bits"), "%s", err.msg);
     hm_codes_free(&c);
     nn_net_free(net);
@@ -786,17 +789,17 @@ Test(core_model, corrupt_files_are_rejected)
 {
     nn_net *net = trained_mnist(12);
     char *good = tmp_path("good.bin"), *bad = tmp_path("bad.bin");
-    nn_error err;
-    cr_assert_eq(nn_model_save(net, good, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_model_save(net, good, &err), DRSCH_OK, "%s", err.msg);
     size_t len;
     unsigned char *p = slurp(good, &len);
-    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(try_load(good, &err), DRSCH_OK, "%s", err.msg);
 
     const size_t cuts[] = {0, 5, 8, 11, 40, 100, len / 2, len - 5, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         spit(bad, p, cuts[i]);
-        nn_status s = try_load(bad, &err);
-        cr_expect(s == NN_ERR_TRUNCATED, "cut at %zu: status %d (%s)", cuts[i], s, err.msg);
+        drsch_status s = try_load(bad, &err);
+        cr_expect(s == DRSCH_ERR_TRUNCATED, "cut at %zu: status %d (%s)", cuts[i], s, err.msg);
         cr_expect_neq(strstr(err.msg, "truncated"), NULL, "%s", err.msg);
     }
     unsigned char *q = malloc(len + 3);
@@ -805,34 +808,34 @@ Test(core_model, corrupt_files_are_rejected)
         memcpy(q, p, len);
         q[flips[i]] ^= 0x10;
         spit(bad, q, len);
-        nn_status s = try_load(bad, &err);
-        cr_expect(s == NN_ERR_CHECKSUM || s == NN_ERR_FORMAT || s == NN_ERR_TRUNCATED,
+        drsch_status s = try_load(bad, &err);
+        cr_expect(s == DRSCH_ERR_CHECKSUM || s == DRSCH_ERR_FORMAT || s == DRSCH_ERR_TRUNCATED,
                   "flip at %zu: status %d (%s)", flips[i], s, err.msg);
     }
     memcpy(q, p, len);
     q[len / 2] ^= 0x01;
     spit(bad, q, len);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_CHECKSUM, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_CHECKSUM, "%s", err.msg);
     cr_expect_neq(strstr(err.msg, "checksum"), NULL, "%s", err.msg);
 
     memcpy(q, p, len);
     q[8] = 99; /* a future version */
     spit(bad, q, len);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_VERSION, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_VERSION, "%s", err.msg);
     cr_expect_neq(strstr(err.msg, "version 99"), NULL, "%s", err.msg);
 
     memcpy(q, p, len);
     q[0] = 'X';
     spit(bad, q, len);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
 
     memcpy(q, p, len);
     q[len] = q[len + 1] = q[len + 2] = 0;
     spit(bad, q, len + 3);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
 
     remove(bad);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_IO, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_IO, "%s", err.msg);
     cr_expect_neq(strstr(err.msg, bad), NULL, "error should name the file: %s", err.msg);
     remove(good);
     free(p), free(q), free(good), free(bad);
@@ -888,11 +891,11 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
         by_class[ytr[i]][count[ytr[i]]++] = i;
 
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", bits, batch, 1, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", bits, batch, 1, &err), DRSCH_OK);
     cfg.seed = 11;
     nn_net *net = NULL;
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     nn_sgd_config sgd;
     nn_sgd_defaults(&sgd);
     /* Measured here: 0.005 with momentum 0.9 learns (loss 2.0 -> 0.41, 1-NN 0.63); 0.01 sits on the
@@ -915,10 +918,10 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
             memcpy(xb + (size_t)k * 784, xtr + (size_t)idx * 784, 784 * sizeof(float));
             yb[k] = c;
         }
-        cr_assert_eq(nn_forward(net, xb, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_forward(net, xb, &err), DRSCH_OK, "%s", err.msg);
         double loss = triplet_loss(nn_output(net), yb, batch, bits, -2.0f, dy);
-        cr_assert_eq(nn_backward(net, dy, NULL, &err), NN_OK, "%s", err.msg);
-        cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), DRSCH_OK, "%s", err.msg);
         if (it < 15)
             first += loss / 15;
         if (it >= iters - 15)
@@ -928,12 +931,12 @@ Test(core_learning, fashion_mnist_codes_separate_classes, .timeout = 240)
 
     /* 1-NN by Hamming distance from test codes to training codes. */
     nn_encoder *enc = NULL;
-    cr_assert_eq(nn_encoder_create(&enc, net, 100, 1, NN_PRECISION_F32, &err), NN_OK, "%s",
+    cr_assert_eq(nn_encoder_create(&enc, net, 100, 1, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
                  err.msg);
     hm_codes ctr, cte;
     alloc_codes(&ctr, n_train, bits), alloc_codes(&cte, n_test, bits);
-    cr_assert_eq(nn_encode(enc, xtr, n_train, NULL, &ctr, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encode(enc, xte, n_test, NULL, &cte, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(enc, xtr, n_train, NULL, &ctr, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(enc, xte, n_test, NULL, &cte, &err), DRSCH_OK, "%s", err.msg);
     int correct = 0;
     for (int q = 0; q < n_test; q++) {
         int best = 1 << 30, label = -1;
@@ -969,12 +972,12 @@ Test(core_model, huge_shape_fields_are_rejected)
                 scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
     nn_set_input_norm(net, mean, scale);
     char *good = tmp_path("shape-good.bin"), *bad = tmp_path("shape-bad.bin");
-    nn_error err;
-    cr_assert_eq(nn_model_save(net, good, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_model_save(net, good, &err), DRSCH_OK, "%s", err.msg);
     nn_net_free(net);
     size_t len;
     unsigned char *p = slurp(good, &len);
-    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(try_load(good, &err), DRSCH_OK, "%s", err.msg);
     /* byte offsets (model file layout, core/nn_model.c): in_h 20, in_w 24; layer 0 (at 108):
      * out 112, kernel 116, stride 120, pad 124 */
     const size_t fields[] = {20, 24, 112, 116, 120, 124};
@@ -989,8 +992,8 @@ Test(core_model, huge_shape_fields_are_rejected)
             for (int k = 0; k < 4; k++)
                 q[len - 4 + k] = (unsigned char)(crc >> (8 * k));
             spit(bad, q, len);
-            nn_status s = try_load(bad, &err);
-            cr_expect_neq(s, NN_OK, "field at %zu = %u accepted", fields[f], values[v]);
+            drsch_status s = try_load(bad, &err);
+            cr_expect_neq(s, DRSCH_OK, "field at %zu = %u accepted", fields[f], values[v]);
             free(q);
         }
     remove(good);
@@ -1011,8 +1014,8 @@ Test(core_model, parameter_count_checked_before_building)
                 scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
     nn_set_input_norm(net, mean, scale);
     char *good = tmp_path("count-good.bin"), *bad = tmp_path("count-bad.bin");
-    nn_error err;
-    cr_assert_eq(nn_model_save(net, good, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_model_save(net, good, &err), DRSCH_OK, "%s", err.msg);
     nn_net_free(net);
     size_t len;
     unsigned char *p = slurp(good, &len);
@@ -1026,9 +1029,9 @@ Test(core_model, parameter_count_checked_before_building)
     spit(bad, p, len);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    nn_status s = try_load(bad, &err);
+    drsch_status s = try_load(bad, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    cr_expect_eq(s, NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(s, DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect_neq(strstr(err.msg, "architecture needs"), NULL, "%s", err.msg);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     cr_expect_lt(secs, 1.0, "rejecting took %.2f s: the network was built first", secs);
@@ -1048,8 +1051,8 @@ static char *save_tiny_model(const char *name, unsigned char **p, size_t *len)
                 scale[NN_MAX_IN_C] = {1 / 255.0f, 1 / 255.0f, 1 / 255.0f, 1 / 255.0f};
     nn_set_input_norm(net, mean, scale);
     char *path = tmp_path(name);
-    nn_error err;
-    cr_assert_eq(nn_model_save(net, path, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_model_save(net, path, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(nn_params_plain_size(net), 60);
     nn_net_free(net);
     *p = slurp(path, len);
@@ -1087,8 +1090,8 @@ Test(core_model, header_sizes_bounded_before_allocating)
     unsigned char *p;
     size_t len;
     char *good = save_tiny_model("bound-good.bin", &p, &len), *bad = tmp_path("bound-bad.bin");
-    nn_error err;
-    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg); /* oneDNN and its threads set up */
+    drsch_error err;
+    cr_assert_eq(try_load(good, &err), DRSCH_OK, "%s", err.msg); /* oneDNN and its threads set up */
     const size_t np_off = len - 4 - 4 * 60 - 8;
     cr_assert_eq(p[np_off], 60, "parameter count not where expected");
     struct rlimit rl = {tu_vm_size() + ((size_t)192 << 20), RLIM_INFINITY};
@@ -1097,7 +1100,7 @@ Test(core_model, header_sizes_bounded_before_allocating)
 
     /* 123456789 parameters promised by a 600-byte file */
     spit_patched(bad, p, len, (const size_t[]){np_off}, (const uint32_t[]){123456789u}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_TRUNCATED, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_TRUNCATED, "%s", err.msg);
     char want[512];
     snprintf(want, sizeof want,
              "%s: header says 123456789 parameters (493.8 MB) but the file holds %zu bytes", bad,
@@ -1108,7 +1111,7 @@ Test(core_model, header_sizes_bounded_before_allocating)
      * 2 x 2 x 2 (same 60 parameters); 1.6 GB of input per image */
     const size_t shape_off[] = {20, 24, 160, 164};
     spit_patched(bad, p, len, shape_off, (const uint32_t[]){20000, 20000, 9999, 9999}, 4);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     snprintf(want, sizeof want,
              "%s: header says input images of 20000 x 20000 pixels (drsch models take sides of "
              "1..%d)",
@@ -1118,7 +1121,7 @@ Test(core_model, header_sizes_bounded_before_allocating)
     /* sides within the limit, activations not: 4096 x 4096 input, conv output 2 (8 padded)
      * x 4094 x 4094, pool 2047 / 2047 -> 2 x 2 x 2: about 600 MB per image */
     spit_patched(bad, p, len, shape_off, (const uint32_t[]){4096, 4096, 2047, 2047}, 4);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "needs about 6") &&
                   strstr(err.msg, "MB of activations per image (drsch models: at "
                                   "most 268.4 MB)"),
@@ -1129,7 +1132,7 @@ Test(core_model, header_sizes_bounded_before_allocating)
      * needs more memory than any machine running this test */
     spit_patched(bad, p, len, shape_off, (const uint32_t[]){2048, 2048, 1023, 1023}, 4);
     nn_net *net = NULL;
-    cr_expect_eq(nn_model_load(&net, bad, 1000, 0, &err), NN_ERR_NOMEM, "%s", err.msg);
+    cr_expect_eq(nn_model_load(&net, bad, 1000, 0, &err), DRSCH_ERR_NOMEM, "%s", err.msg);
     cr_expect_null(net);
     cr_expect(strstr(err.msg, "batches of 1000 images of 1x2048x2048 needs about 1") &&
                   strstr(err.msg, "GB of memory, more than this machine's"),
@@ -1138,18 +1141,18 @@ Test(core_model, header_sizes_bounded_before_allocating)
 
     /* input channels and code length */
     spit_patched(bad, p, len, (const size_t[]){16}, (const uint32_t[]){7}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "header says 7 input channels (drsch models take 1..4)"), "%s",
               err.msg);
     spit_patched(bad, p, len, (const size_t[]){12}, (const uint32_t[]){5000}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "header says 5000-bit codes"), "%s", err.msg);
     spit_patched(bad, p, len, (const size_t[]){60}, (const uint32_t[]){1000}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "header says 1000 layers"), "%s", err.msg);
 
     /* and the untouched file still loads under the limit */
-    cr_expect_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    cr_expect_eq(try_load(good, &err), DRSCH_OK, "%s", err.msg);
     remove(good);
     remove(bad);
     free(p), free(good), free(bad);
@@ -1162,8 +1165,8 @@ Test(core_model, save_refuses_what_load_refuses)
                                     L_FC(0, 0), L_KIND(NN_LAYER_HASH), L_KIND(NN_LAYER_BITW)};
     nn_net *net = make_net(layers, 5, 5, 6, 6, 4, 1, 0);
     char *path = tmp_path("five-channels.bin");
-    nn_error err;
-    cr_expect_eq(nn_model_save(net, path, &err), NN_ERR_FORMAT);
+    drsch_error err;
+    cr_expect_eq(nn_model_save(net, path, &err), DRSCH_ERR_FORMAT);
     cr_expect(strstr(err.msg, "5 input channels (drsch models take 1..4)"), "%s", err.msg);
     cr_expect_neq(access(path, F_OK), 0, "the file was written");
     nn_net_free(net);
@@ -1178,29 +1181,29 @@ Test(core_model, file_errors_name_the_path_and_cause)
     size_t len;
     char *good = save_tiny_model("errors.bin", &p, &len);
     nn_net *net = NULL;
-    nn_error err;
+    drsch_error err;
     char *dir = tmp_path("a-directory");
     cr_assert_eq(mkdir(dir, 0700), 0);
     /* loading a directory: fopen succeeds on Linux, the read would fail confusingly */
-    cr_expect_eq(nn_model_load(&net, dir, 1, 0, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_load(&net, dir, 1, 0, &err), DRSCH_ERR_IO);
     char want[4200];
     snprintf(want, sizeof want, "%s: Is a directory, not a model file", dir);
     cr_expect_str_eq(err.msg, want);
     char *missing = tmp_path("no-such-model.bin");
-    cr_expect_eq(nn_model_load(&net, missing, 1, 0, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_load(&net, missing, 1, 0, &err), DRSCH_ERR_IO);
     snprintf(want, sizeof want, "%s: cannot open: No such file or directory", missing);
     cr_expect_str_eq(err.msg, want);
 
     nn_config cfg;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 1, 0, &err), NN_OK);
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 1, 0, &err), DRSCH_OK);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     /* saving over a directory */
-    cr_expect_eq(nn_model_save(net, dir, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_save(net, dir, &err), DRSCH_ERR_IO);
     snprintf(want, sizeof want, "%s: cannot write: Is a directory (name a file inside it)", dir);
     cr_expect_str_eq(err.msg, want);
     /* saving into a missing folder */
     char *in_missing = tmp_path("no-such-folder/model.bin");
-    cr_expect_eq(nn_model_save(net, in_missing, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_save(net, in_missing, &err), DRSCH_ERR_IO);
     snprintf(want, sizeof want, "%s: cannot create: No such file or directory", in_missing);
     cr_expect_str_eq(err.msg, want);
     cr_expect_null(strstr(err.msg, ".tmp"), "%s", err.msg);
@@ -1220,28 +1223,28 @@ Test(core_model, non_finite_values_refused_under_a_valid_crc)
     size_t len;
     char *good = save_tiny_model("values-good.bin", &p, &len), *bad = tmp_path("values-bad.bin");
     const size_t params = len - 4 - 60 * 4, scale = params - 8 - 4 * 4 - 4;
-    nn_error err;
-    cr_assert_eq(try_load(good, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(try_load(good, &err), DRSCH_OK, "%s", err.msg);
     const uint32_t nan_bits = 0x7fc00000u, inf_bits = 0x7f800000u, zero = 0,
                    minus_one = 0xbf800000u;
     const uint32_t scales[] = {nan_bits, zero, inf_bits, minus_one};
     for (int i = 0; i < 4; i++) {
         spit_patched(bad, p, len, (const size_t[]){scale}, (const uint32_t[]){scales[i]}, 1);
-        cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "scale %08x: %s", scales[i], err.msg);
+        cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "scale %08x: %s", scales[i], err.msg);
         cr_expect(strstr(err.msg, bad) && strstr(err.msg, "the hash scale is"), "%s", err.msg);
     }
     spit_patched(bad, p, len, (const size_t[]){params + 4 * 30}, (const uint32_t[]){inf_bits}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, bad) &&
                   strstr(err.msg, "parameter 30 of layer fc1 (weight 10 of layer 2) is inf"),
               "%s", err.msg);
     spit_patched(bad, p, len, (const size_t[]){params + 4 * 0}, (const uint32_t[]){nan_bits}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "parameter 0 of layer conv1 (weight 0 of layer 0) is NaN"), "%s",
               err.msg);
     spit_patched(bad, p, len, (const size_t[]){params + 4 * 59},
                  (const uint32_t[]){inf_bits | 0x80000000u}, 1);
-    cr_expect_eq(try_load(bad, &err), NN_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(try_load(bad, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_expect(strstr(err.msg, "parameter 59 of layer bitw (weight 3 of layer 4) is inf"), "%s",
               err.msg);
     remove(good);
@@ -1258,13 +1261,13 @@ Test(core_model, fifo_and_device_refused_at_once, .timeout = 20)
     remove(fifo);
     cr_assert_eq(mkfifo(fifo, 0600), 0);
     nn_net *net = NULL;
-    nn_error err;
+    drsch_error err;
     alarm(10);
-    cr_expect_eq(nn_model_load(&net, fifo, 1, 0, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_load(&net, fifo, 1, 0, &err), DRSCH_ERR_IO);
     char want[4200];
     snprintf(want, sizeof want, "%s: is a FIFO (named pipe), not a model file", fifo);
     cr_expect(strstr(err.msg, want), "%s", err.msg);
-    cr_expect_eq(nn_model_load(&net, "/dev/zero", 1, 0, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_load(&net, "/dev/zero", 1, 0, &err), DRSCH_ERR_IO);
     cr_expect(strstr(err.msg, "/dev/zero: is a character device, not a model file"), "%s", err.msg);
     alarm(0);
     cr_expect_null(net);
@@ -1281,16 +1284,16 @@ Test(core_model, save_failures_give_the_cause)
     unsigned char *p;
     size_t len;
     char *good = save_tiny_model("save-fail.bin", &p, &len);
-    nn_error err;
+    drsch_error err;
     nn_config cfg;
     nn_net *net = NULL;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 1, 0, &err), NN_OK);
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 8, 1, 0, &err), DRSCH_OK);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     char *link = tmp_path("full-link.bin");
     remove(link);
     if (access("/dev/full", W_OK) == 0) {
         cr_assert_eq(symlink("/dev/full", link), 0);
-        cr_expect_eq(nn_model_save(net, link, &err), NN_ERR_IO);
+        cr_expect_eq(nn_model_save(net, link, &err), DRSCH_ERR_IO);
         cr_expect(strstr(err.msg, link) && strstr(err.msg, "cannot write: No space left on device"),
                   "%s", err.msg);
         struct stat st;
@@ -1301,7 +1304,7 @@ Test(core_model, save_failures_give_the_cause)
     char *blocker = malloc(4200);
     snprintf(blocker, 4200, "%s.tmp.%d", good, (int)getpid());
     cr_assert_eq(mkdir(blocker, 0700), 0);
-    cr_expect_eq(nn_model_save(net, good, &err), NN_ERR_IO);
+    cr_expect_eq(nn_model_save(net, good, &err), DRSCH_ERR_IO);
     cr_expect(strstr(err.msg, good) && strstr(err.msg, "cannot create"), "%s", err.msg);
     size_t len2;
     unsigned char *p2 = slurp(good, &len2);
@@ -1350,11 +1353,11 @@ static void compare_bf16(const nn_net *model, const float *x, int n, int batch, 
                          bf16_cmp *c)
 {
     const int bits = nn_net_config(model)->bits;
-    nn_error err;
+    drsch_error err;
     nn_encoder *e32 = NULL, *e16 = NULL;
-    cr_assert_eq(nn_encoder_create(&e32, model, batch, replicas, NN_PRECISION_F32, &err), NN_OK,
+    cr_assert_eq(nn_encoder_create(&e32, model, batch, replicas, NN_PRECISION_F32, &err), DRSCH_OK,
                  "%s", err.msg);
-    cr_assert_eq(nn_encoder_create(&e16, model, batch, replicas, NN_PRECISION_BF16, &err), NN_OK,
+    cr_assert_eq(nn_encoder_create(&e16, model, batch, replicas, NN_PRECISION_BF16, &err), DRSCH_OK,
                  "%s", err.msg);
     cr_expect_eq(nn_encoder_precision(e16), NN_PRECISION_BF16);
     cr_expect_eq(nn_encoder_precision(e32), NN_PRECISION_F32);
@@ -1366,8 +1369,8 @@ static void compare_bf16(const nn_net *model, const float *x, int n, int batch, 
     alloc_codes(&c32, (size_t)n, (uint32_t)bits), alloc_codes(&c16, (size_t)n, (uint32_t)bits);
     float *r32 = malloc(sizeof(float) * (size_t)n * bits),
           *r16 = malloc(sizeof(float) * (size_t)n * bits);
-    cr_assert_eq(nn_encode(e32, x, (size_t)n, r32, &c32, &err), NN_OK, "%s", err.msg);
-    cr_assert_eq(nn_encode(e16, x, (size_t)n, r16, &c16, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e32, x, (size_t)n, r32, &c32, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e16, x, (size_t)n, r16, &c16, &err), DRSCH_OK, "%s", err.msg);
     double ss_ref = 0, ss_diff = 0, max_diff = 0, max_flip = 0;
     size_t same = 0;
     for (int i = 0; i < n; i++)
@@ -1427,40 +1430,40 @@ static void skip_without_avx512(void)
 Test(core_bf16, precision_names)
 {
     nn_precision p = NN_PRECISION_BF16;
-    nn_error err;
-    cr_expect_eq(nn_precision_parse("f32", &p, &err), NN_OK);
+    drsch_error err;
+    cr_expect_eq(nn_precision_parse("f32", &p, &err), DRSCH_OK);
     cr_expect_eq(p, NN_PRECISION_F32);
-    cr_expect_eq(nn_precision_parse("bf16", &p, &err), NN_OK);
+    cr_expect_eq(nn_precision_parse("bf16", &p, &err), DRSCH_OK);
     cr_expect_eq(p, NN_PRECISION_BF16);
     cr_expect_str_eq(nn_precision_name(NN_PRECISION_F32), "f32");
     cr_expect_str_eq(nn_precision_name(NN_PRECISION_BF16), "bf16");
     const char *bad[] = {"fp16", "BF16", "", "f32 ", "bfloat16"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_expect_eq(nn_precision_parse(bad[i], &p, &err), NN_ERR_ARG, "'%s' accepted", bad[i]);
+        cr_expect_eq(nn_precision_parse(bad[i], &p, &err), DRSCH_ERR_ARG, "'%s' accepted", bad[i]);
         cr_expect_neq(strstr(err.msg, "f32, bf16"), NULL, "%s", err.msg);
     }
-    cr_expect_eq(nn_precision_parse(NULL, &p, &err), NN_ERR_ARG);
+    cr_expect_eq(nn_precision_parse(NULL, &p, &err), DRSCH_ERR_ARG);
 }
 
 Test(core_bf16, f32_is_the_default_and_training_stays_f32)
 {
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 12, 4, 1, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 12, 4, 1, &err), DRSCH_OK);
     cr_expect_eq(cfg.precision, NN_PRECISION_F32);
     cfg.precision = NN_PRECISION_BF16;
     nn_net *net = NULL;
-    cr_expect_eq(nn_net_create(&net, &cfg, &err), NN_ERR_ARG);
+    cr_expect_eq(nn_net_create(&net, &cfg, &err), DRSCH_ERR_ARG);
     cr_expect_null(net);
     cr_expect_neq(strstr(err.msg, "training nets run in f32"), NULL, "%s", err.msg);
     cfg.training = 0;
     cfg.precision = 7;
-    cr_expect_eq(nn_net_create(&net, &cfg, &err), NN_ERR_ARG);
+    cr_expect_eq(nn_net_create(&net, &cfg, &err), DRSCH_ERR_ARG);
     cr_expect_null(net);
     cfg.precision = NN_PRECISION_F32;
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     nn_encoder *enc = NULL;
-    cr_expect_eq(nn_encoder_create(&enc, net, 4, 1, (nn_precision)7, &err), NN_ERR_ARG);
+    cr_expect_eq(nn_encoder_create(&enc, net, 4, 1, (nn_precision)7, &err), DRSCH_ERR_ARG);
     cr_expect_null(enc);
     nn_net_free(net);
 }
@@ -1502,10 +1505,10 @@ Test(core_bf16, small_random_net_agrees_with_f32)
 static void named_net_agrees(const char *arch, int bits, int n, int batch, int replicas)
 {
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, arch, bits, batch, 0, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, arch, bits, batch, 0, &err), DRSCH_OK);
     nn_net *net = NULL;
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     float *x = rand_buf((size_t)n * nn_input_size(net), 1.0);
     bf16_cmp c;
     compare_bf16(net, x, n, batch, replicas, &c);
@@ -1527,25 +1530,25 @@ Test(core_bf16, weights_converted_again_after_a_change)
 {
     skip_without_avx512();
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 10, 0, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 10, 0, &err), DRSCH_OK);
     nn_net *f32 = NULL, *bf16 = NULL;
-    cr_assert_eq(nn_net_create(&f32, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&f32, &cfg, &err), DRSCH_OK, "%s", err.msg);
     cfg.precision = NN_PRECISION_BF16;
-    cr_assert_eq(nn_net_create(&bf16, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&bf16, &cfg, &err), DRSCH_OK, "%s", err.msg);
     const size_t np = nn_params_plain_size(f32);
     cr_assert_eq(nn_params_plain_size(bf16), np);
     float *p = malloc(np * sizeof(float));
     rng_reset(79);
     float *x = rand_buf(10 * 784, 1.0);
     for (int round = 0; round < 2; round++) {
-        cr_assert_eq(nn_params_export(f32, p, np, &err), NN_OK);
+        cr_assert_eq(nn_params_export(f32, p, np, &err), DRSCH_OK);
         for (size_t k = 0; k < np; k++) /* round 1: every weight negated and scaled */
             p[k] *= round ? -3.0f : 1.0f;
-        cr_assert_eq(nn_params_import(f32, p, np, &err), NN_OK);
-        cr_assert_eq(nn_params_import(bf16, p, np, &err), NN_OK);
-        cr_assert_eq(nn_forward(f32, x, &err), NN_OK, "%s", err.msg);
-        cr_assert_eq(nn_forward(bf16, x, &err), NN_OK, "%s", err.msg);
+        cr_assert_eq(nn_params_import(f32, p, np, &err), DRSCH_OK);
+        cr_assert_eq(nn_params_import(bf16, p, np, &err), DRSCH_OK);
+        cr_assert_eq(nn_forward(f32, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_forward(bf16, x, &err), DRSCH_OK, "%s", err.msg);
         const float *a = nn_hash_output(f32), *b = nn_hash_output(bf16);
         double ss = 0, sd = 0;
         for (size_t k = 0; k < 10 * 16; k++) {
@@ -1561,7 +1564,7 @@ Test(core_bf16, weights_converted_again_after_a_change)
 
 /* Runs first in its own process (Criterion forks each test), so it can cap oneDNN's ISA before
  * anything queries it: at AVX2 oneDNN has no bf16 convolution, and asking for bf16 must be an
- * NN_ERR_UNSUPPORTED error naming bf16 and the ISA, while f32 still works. */
+ * DRSCH_ERR_UNSUPPORTED error naming bf16 and the ISA, while f32 still works. */
 Test(core_bf16, unsupported_isa_is_an_error)
 {
     if (dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2) != dnnl_success)
@@ -1569,18 +1572,19 @@ Test(core_bf16, unsupported_isa_is_an_error)
     cr_assert_str_eq(nn_onednn_isa(), "avx2", "the cap did not apply");
     cr_expect_not(nn_bf16_native());
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 10, 0, &err), NN_OK);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 10, 0, &err), DRSCH_OK);
     nn_net *model = NULL;
-    cr_assert_eq(nn_net_create(&model, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
     nn_encoder *enc = NULL;
-    nn_status s = nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_BF16, &err);
-    cr_expect_eq(s, NN_ERR_UNSUPPORTED, "status %d (%s): %s", (int)s, nn_strstatus(s), err.msg);
+    drsch_status s = nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_BF16, &err);
+    cr_expect_eq(s, DRSCH_ERR_UNSUPPORTED, "status %d (%s): %s", (int)s, drsch_strstatus(s),
+                 err.msg);
     cr_expect_null(enc);
     cr_expect_neq(strstr(err.msg, "bf16"), NULL, "%s", err.msg);
     cr_expect_neq(strstr(err.msg, "avx2"), NULL, "%s", err.msg);
-    cr_expect_str_eq(nn_strstatus(NN_ERR_UNSUPPORTED), "not supported on this CPU");
-    cr_assert_eq(nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_F32, &err), NN_OK, "%s",
+    cr_expect_str_eq(drsch_strstatus(DRSCH_ERR_UNSUPPORTED), "not supported on this CPU");
+    cr_assert_eq(nn_encoder_create(&enc, model, 10, 1, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
                  err.msg);
     nn_encoder_free(enc);
     nn_net_free(model);

@@ -232,9 +232,9 @@ static void check_idx_dir(int gz)
     const char *dir = tu_tmpdir;
     write_idx_dir("", 23, 9, 5, 4, gz);
     ds_dataset *d = NULL;
-    ds_error err;
-    ds_status s = ds_load_idx_dir(dir, "mnist", &d, &err);
-    cr_assert_eq(s, DS_OK, "%s", err.msg);
+    drsch_error err;
+    drsch_status s = ds_load_idx_dir(dir, "mnist", &d, &err);
+    cr_assert_eq(s, DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 32);
     cr_assert_eq(d->c, 1);
     cr_assert_eq(d->h, 5);
@@ -264,8 +264,8 @@ Test(idx, dot_spelling_of_file_names)
     write_idx(tu_path("t10k-images.idx3-ubyte"), tu_path("t10k-labels.idx1-ubyte"), 3, 2, 2, lab, 0,
               0x803, 0);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_idx_dir(dir, "mnist", &d, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_load_idx_dir(dir, "mnist", &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 11);
     cr_assert_eq(d->labels[10], 3);
     ds_dataset_free(d);
@@ -278,9 +278,9 @@ Test(idx_bad, truncated_images_name_file_and_record)
     /* header + 6 full images of 4x4 + half of the 7th */
     write_idx(img, l, 10, 4, 4, lab, 0, 0x803, 16 + 6 * 16 + 8);
     ds_dataset *d = NULL;
-    ds_error err;
-    ds_status s = ds_load_idx_pair(img, l, &d, &err);
-    cr_assert_eq(s, DS_ERR_IO);
+    drsch_error err;
+    drsch_status s = ds_load_idx_pair(img, l, &d, &err);
+    cr_assert_eq(s, DRSCH_ERR_IO);
     cr_assert_null(d);
     cr_assert_eq(err.record, 6);
     cr_assert_str_eq(err.file, img);
@@ -301,8 +301,8 @@ Test(idx_bad, truncated_gzip_stream)
     fclose(f);
     cr_assert_eq(truncate(img, sz / 2), 0);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DS_ERR_IO);
+    drsch_error err;
+    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DRSCH_ERR_IO);
     cr_assert_not_null(strstr(err.msg, img), "%s", err.msg);
     cr_assert_geq(err.record, 0);
     cr_assert_lt(err.record, 200);
@@ -314,12 +314,12 @@ Test(idx_bad, wrong_magic)
     const char *img = tu_path("img"), *l = tu_path("lab");
     write_idx(img, l, 8, 3, 3, lab, 0, 0x00000802u, 0);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DS_ERR_FORMAT);
+    drsch_error err;
+    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "magic"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, img), "%s", err.msg);
     /* labels passed as images: magic 0x801 is not 0x803 (the 16-byte file holds a full header) */
-    cr_assert_eq(ds_load_idx_pair(l, l, &d, &err), DS_ERR_FORMAT, "%s", err.msg);
+    cr_assert_eq(ds_load_idx_pair(l, l, &d, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "0x00000801"), "%s", err.msg);
 }
 
@@ -329,8 +329,8 @@ Test(idx_bad, label_out_of_range_names_record)
     const char *img = tu_path("img"), *l = tu_path("lab");
     write_idx(img, l, 6, 2, 2, lab, 0, 0x803, 0);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DS_ERR_RANGE);
+    drsch_error err;
+    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DRSCH_ERR_RANGE);
     cr_assert_eq(err.record, 4);
     cr_assert_not_null(strstr(err.msg, "record 4"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, l), "%s", err.msg);
@@ -345,15 +345,15 @@ Test(idx_bad, count_mismatch_and_missing_files)
     const char *l2 = tu_path("lab2"), *img2 = tu_path("img2");
     write_idx(img2, l2, 5, 2, 2, lab, 0, 0x803, 0);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_idx_pair(img, l2, &d, &err), DS_ERR_FORMAT);
+    drsch_error err;
+    cr_assert_eq(ds_load_idx_pair(img, l2, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "5 labels for 6 images"), "%s", err.msg);
-    cr_assert_eq(ds_load_idx_pair(tu_path("nope"), l, &d, &err), DS_ERR_IO);
-    cr_assert_eq(ds_load_idx_dir(dir, "mnist", &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_idx_pair(tu_path("nope"), l, &d, &err), DRSCH_ERR_IO);
+    cr_assert_eq(ds_load_idx_dir(dir, "mnist", &d, &err), DRSCH_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "train-images-idx3-ubyte"), "%s", err.msg);
     /* empty file: header truncated */
     tu_write_file(img, "", 0);
-    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_idx_pair(img, l, &d, &err), DRSCH_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "header"), "%s", err.msg);
 }
 
@@ -365,8 +365,8 @@ Test(fashion_mnist, real_files_load_with_known_counts, .timeout = 60)
     if (!getenv("DRSCH_SOURCE_DIR") && access(DS_FASHION_MNIST_SYSTEM_DIR, R_OK) != 0)
         cr_skip_test("dataset-fashion-mnist not installed");
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load("fashion-mnist", NULL, &d, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_load("fashion-mnist", NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_str_eq(d->name, "fashion-mnist");
     cr_assert_str_eq(d->source, DS_FASHION_MNIST_SYSTEM_DIR);
     cr_assert_eq(d->n, 70000);
@@ -396,7 +396,7 @@ Test(fashion_mnist, real_files_load_with_known_counts, .timeout = 60)
     cr_assert_eq(ds_checksum(d), 0x37284389u, "checksum %08x", ds_checksum(d));
 
     ds_split sp;
-    cr_assert_eq(ds_split_paper(d, NULL, 1, &sp, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_split_paper(d, NULL, 1, &sp, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(sp.n_query, 1000);
     cr_assert_eq(sp.n_train, 5000);
     cr_assert_eq(sp.n_db, 64000);
@@ -439,10 +439,10 @@ Test(cifar10, records_and_class_names)
     fprintf(f, "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
     fclose(f);
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     char spec[1100];
     snprintf(spec, sizeof spec, "cifar10:%s", dir);
-    cr_assert_eq(ds_load(spec, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 42);
     cr_assert_eq(d->c, 3);
     cr_assert_eq(d->h, 32);
@@ -464,17 +464,17 @@ Test(cifar10_bad, wrong_record_size_and_label_out_of_range)
     const char *p = tu_path("data_batch_3.bin");
     write_cifar_file(p, 3, 0, NULL, 3 * 3073 - 5);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_cifar10(dir, &d, &err), DS_ERR_FORMAT);
+    drsch_error err;
+    cr_assert_eq(ds_load_cifar10(dir, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "data_batch_3.bin"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "3073"), "%s", err.msg);
     int bad = 2;
     write_cifar_file(p, 3, 0, &bad, 0);
-    cr_assert_eq(ds_load_cifar10(dir, &d, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_load_cifar10(dir, &d, &err), DRSCH_ERR_RANGE);
     cr_assert_eq(err.record, 2);
     cr_assert_not_null(strstr(err.msg, "data_batch_3.bin: record 2: label 10"), "%s", err.msg);
     unlink(tu_path("test_batch.bin"));
-    cr_assert_eq(ds_load_cifar10(dir, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_cifar10(dir, &d, &err), DRSCH_ERR_IO);
     cr_assert_not_null(strstr(err.msg, "test_batch.bin"), "%s", err.msg);
     cr_assert_null(d);
 }
@@ -484,44 +484,44 @@ Test(cifar10_bad, wrong_record_size_and_label_out_of_range)
 Test(spec, parse_all_forms)
 {
     ds_spec s;
-    ds_error err;
+    drsch_error err;
     setenv("DRSCH_DATA", "/data/root", 1);
-    cr_assert_eq(ds_spec_parse("mnist:/x/y", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("mnist:/x/y", &s, &err), DRSCH_OK);
     cr_assert_eq(s.kind, DS_KIND_IDX);
     cr_assert_str_eq(s.path, "/x/y");
     cr_assert_str_eq(s.name, "mnist");
-    cr_assert_eq(ds_spec_parse("mnist", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("mnist", &s, &err), DRSCH_OK);
     cr_assert_str_eq(s.path, "/data/root/mnist");
-    cr_assert_eq(ds_spec_parse("fashion-mnist", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("fashion-mnist", &s, &err), DRSCH_OK);
     cr_assert_str_eq(s.path, DS_FASHION_MNIST_SYSTEM_DIR,
                      "no /data/root/fashion-mnist: system fallback");
-    cr_assert_eq(ds_spec_parse("cifar10:/c", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("cifar10:/c", &s, &err), DRSCH_OK);
     cr_assert_eq(s.kind, DS_KIND_CIFAR10);
     cr_assert_str_eq(s.path, "/c");
-    cr_assert_eq(ds_spec_parse("nuswide:/l/list.txt:/img", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("nuswide:/l/list.txt:/img", &s, &err), DRSCH_OK);
     cr_assert_eq(s.kind, DS_KIND_NUSWIDE);
     cr_assert_str_eq(s.path, "/l/list.txt");
     cr_assert_str_eq(s.path2, "/img");
-    cr_assert_eq(ds_spec_parse("nuswide", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("nuswide", &s, &err), DRSCH_OK);
     cr_assert_str_eq(s.path, "/data/root/nuswide/list.txt");
     cr_assert_str_eq(s.path2, "/data/root/nuswide/images");
-    cr_assert_eq(ds_spec_parse("cuhk03:/m/cuhk-03.mat", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("cuhk03:/m/cuhk-03.mat", &s, &err), DRSCH_OK);
     cr_assert_eq(s.kind, DS_KIND_CUHK03);
     cr_assert_eq(s.detected, 0);
     cr_assert_str_eq(s.path, "/m/cuhk-03.mat");
-    cr_assert_eq(ds_spec_parse("cuhk03:/m/cuhk-03.mat:detected", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("cuhk03:/m/cuhk-03.mat:detected", &s, &err), DRSCH_OK);
     cr_assert_eq(s.detected, 1);
     cr_assert_str_eq(s.path, "/m/cuhk-03.mat");
     cr_assert_str_eq(s.name, "cuhk03-detected");
-    cr_assert_eq(ds_spec_parse("cuhk03:labeled", &s, &err), DS_OK);
+    cr_assert_eq(ds_spec_parse("cuhk03:labeled", &s, &err), DRSCH_OK);
     cr_assert_str_eq(s.path, "/data/root/cuhk03/cuhk-03.mat");
-    cr_assert_eq(ds_spec_parse("cuhk03:/m.mat:sideways", &s, &err), DS_ERR_ARG);
-    cr_assert_eq(ds_spec_parse("nuswide:/only-list", &s, &err), DS_ERR_ARG);
-    cr_assert_eq(ds_spec_parse("imagenet", &s, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_spec_parse("cuhk03:/m.mat:sideways", &s, &err), DRSCH_ERR_ARG);
+    cr_assert_eq(ds_spec_parse("nuswide:/only-list", &s, &err), DRSCH_ERR_ARG);
+    cr_assert_eq(ds_spec_parse("imagenet", &s, &err), DRSCH_ERR_ARG);
     cr_assert_not_null(strstr(err.msg, "imagenet"), "%s", err.msg);
-    cr_assert_eq(ds_spec_parse("", &s, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_spec_parse("", &s, &err), DRSCH_ERR_ARG);
     unsetenv("DRSCH_DATA");
-    cr_assert_eq(ds_spec_parse("mnist", &s, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_spec_parse("mnist", &s, &err), DRSCH_ERR_ARG);
     cr_assert_not_null(strstr(err.msg, "DRSCH_DATA"), "%s", err.msg);
 }
 
@@ -532,8 +532,8 @@ Test(spec, drsch_data_root_provides_fashion_mnist)
     write_idx_dir("fashion-mnist/", 12, 4, 3, 3, 1);
     setenv("DRSCH_DATA", dir, 1);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load("fashion-mnist", NULL, &d, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_load("fashion-mnist", NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 16);
     cr_assert_str_eq(d->source, tu_path("fashion-mnist"));
     ds_dataset_free(d);
@@ -568,8 +568,8 @@ Test(protocol, paper_split_per_class_counts_disjoint_reproducible)
     d->labels[0] = 1;                             /* class 0: 49, class 1: 51 */
     ds_paper_opts o = {.query_per_class = 5, .train_per_class = 10, .db_includes_train = 0};
     ds_split a, b, c;
-    ds_error err;
-    cr_assert_eq(ds_split_paper(d, &o, 7, &a, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_split_paper(d, &o, 7, &a, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(a.n_query, 20);
     cr_assert_eq(a.n_train, 40);
     cr_assert_eq(a.n_db, 140);
@@ -595,22 +595,22 @@ Test(protocol, paper_split_per_class_counts_disjoint_reproducible)
         cr_assert_eq(tc[k], 10);
     }
     cr_assert_not_null(strstr(a.name, "seed 7"), "%s", a.name);
-    cr_assert_eq(ds_split_paper(d, &o, 7, &b, &err), DS_OK);
+    cr_assert_eq(ds_split_paper(d, &o, 7, &b, &err), DRSCH_OK);
     cr_assert_eq(memcmp(a.query, b.query, sizeof(int64_t) * 20), 0);
     cr_assert_eq(memcmp(a.train, b.train, sizeof(int64_t) * 40), 0);
-    cr_assert_eq(ds_split_paper(d, &o, 8, &c, &err), DS_OK);
+    cr_assert_eq(ds_split_paper(d, &o, 8, &c, &err), DRSCH_OK);
     cr_assert_neq(memcmp(a.query, c.query, sizeof(int64_t) * 20), 0);
     ds_split_free(&b);
     ds_split_free(&c);
     o.db_includes_train = 1;
-    cr_assert_eq(ds_split_paper(d, &o, 7, &b, &err), DS_OK);
+    cr_assert_eq(ds_split_paper(d, &o, 7, &b, &err), DRSCH_OK);
     cr_assert_eq(b.n_db, 180);
     cr_assert_eq(memcmp(a.train, b.train, sizeof(int64_t) * 40), 0,
                  "same seed, same training images");
     ds_split_free(&b);
     ds_split_free(&a);
     o.train_per_class = 45; /* class 0 has 49 < 5 + 45 */
-    cr_assert_eq(ds_split_paper(d, &o, 7, &a, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_split_paper(d, &o, 7, &a, &err), DRSCH_ERR_RANGE);
     cr_assert_not_null(strstr(err.msg, "class 0 has 49 images"), "%s", err.msg);
     ds_dataset_free(d);
 }
@@ -619,12 +619,12 @@ Test(protocol, full_split_uses_official_subsets)
 {
     ds_dataset *d = mem_dataset(30, 1, 2, 2, 3);
     ds_split s;
-    ds_error err;
-    cr_assert_eq(ds_split_full(d, &s, &err), DS_ERR_ARG);
+    drsch_error err;
+    cr_assert_eq(ds_split_full(d, &s, &err), DRSCH_ERR_ARG);
     d->subset = calloc(30, sizeof *d->subset);
     for (int i = 20; i < 30; i++)
         d->subset[i] = 1;
-    cr_assert_eq(ds_split_full(d, &s, &err), DS_OK);
+    cr_assert_eq(ds_split_full(d, &s, &err), DRSCH_OK);
     cr_assert_eq(s.n_query, 10);
     cr_assert_eq(s.n_train, 20);
     cr_assert_eq(s.n_db, 20);
@@ -645,8 +645,8 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
     a.mean[1] = 10.0f;
     int64_t idx[2] = {2, 0};
     float out[2 * 2 * 5 * 6];
-    ds_error err;
-    cr_assert_eq(ds_batch_build(d, idx, 2, &a, 1, out, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_batch_build(d, idx, 2, &a, 1, out, &err), DRSCH_OK, "%s", err.msg);
     for (int j = 0; j < 2; j++)
         for (int c = 0; c < 2; c++)
             for (int y = 0; y < 5; y++)
@@ -657,7 +657,7 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
     a.out_h = 3;
     a.out_w = 4;
     float o2[2 * 3 * 4];
-    cr_assert_eq(ds_batch_build(d, idx, 1, &a, 1, o2, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(d, idx, 1, &a, 1, o2, &err), DRSCH_OK);
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 4; x++)
             cr_assert_float_eq(o2[y * 4 + x], (float)pix(4, y + 1, x + 1), 0.0f);
@@ -666,7 +666,7 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
     a.out_h = 7;
     a.out_w = 8;
     float o3[2 * 7 * 8];
-    cr_assert_eq(ds_batch_build(d, idx, 1, &a, 1, o3, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(d, idx, 1, &a, 1, o3, &err), DRSCH_OK);
     cr_assert_float_eq(o3[0], 0.0f, 0.0f);
     cr_assert_float_eq(o3[7 * 8 + 0], -10.0f, 0.0f);
     cr_assert_float_eq(o3[1 * 8 + 1], (float)pix(4, 0, 0), 0.0f);
@@ -679,7 +679,7 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
     int flips = 0, offsets_seen[4] = {0};
     for (uint64_t seed = 0; seed < 64; seed++) {
         float o4[2 * 4 * 4];
-        cr_assert_eq(ds_batch_build(d, idx, 1, &a, seed, o4, &err), DS_OK);
+        cr_assert_eq(ds_batch_build(d, idx, 1, &a, seed, o4, &err), DRSCH_OK);
         int found = 0;
         for (int y0 = 0; y0 <= 1 && !found; y0++)
             for (int x0 = 0; x0 <= 2 && !found; x0++)
@@ -702,10 +702,10 @@ Test(batch, identity_centre_crop_mirror_pad_exact)
         cr_assert_gt(offsets_seen[k], 0);
     /* errors */
     a.out_h = 9;
-    cr_assert_eq(ds_batch_build(d, idx, 1, &a, 1, o3, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_batch_build(d, idx, 1, &a, 1, o3, &err), DRSCH_ERR_ARG);
     a.out_h = 4;
     int64_t bad[1] = {3};
-    cr_assert_eq(ds_batch_build(d, bad, 1, &a, 1, o3, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_batch_build(d, bad, 1, &a, 1, o3, &err), DRSCH_ERR_RANGE);
     ds_dataset_free(d);
 }
 
@@ -746,10 +746,10 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
         }
     ds_augment a;
     ds_augment_default(&a);
-    ds_error err;
+    drsch_error err;
     float plain[2][32 * 32], o[32 * 32];
     int64_t idx[2] = {0, 1};
-    cr_assert_eq(ds_batch_build(d, idx, 2, &a, 1, plain[0], &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_batch_build(d, idx, 2, &a, 1, plain[0], &err), DRSCH_OK, "%s", err.msg);
     double bar_mass, bar_angle, disc_mass, disc_angle;
     moments(plain[0], 32, 32, &bar_mass, &bar_angle);
     moments(plain[1], 32, 32, &disc_mass, &disc_angle);
@@ -758,7 +758,7 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
     a.rotate = 20.0f;
     double lo = 0, hi = 0;
     for (uint64_t seed = 0; seed < 100; seed++) {
-        cr_assert_eq(ds_batch_build(d, idx, 1, &a, seed, o, &err), DS_OK);
+        cr_assert_eq(ds_batch_build(d, idx, 1, &a, seed, o, &err), DRSCH_OK);
         double m, ang;
         moments(o, 32, 32, &m, &ang);
         cr_assert(fabs(ang) <= 20.5, "seed %llu: bar turned by %.2f degrees",
@@ -774,7 +774,7 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
     a.scale_jitter = 0.2f;
     lo = 10, hi = 0;
     for (uint64_t seed = 0; seed < 100; seed++) {
-        cr_assert_eq(ds_batch_build(d, idx + 1, 1, &a, seed, o, &err), DS_OK);
+        cr_assert_eq(ds_batch_build(d, idx + 1, 1, &a, seed, o, &err), DRSCH_OK);
         double m, ang;
         moments(o, 32, 32, &m, &ang);
         double r = m / disc_mass;
@@ -795,9 +795,9 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
     b.random_crop = b.mirror = 1;
     int64_t ridx[4] = {3, 1, 0, 2};
     float e1[4 * 2 * 6 * 7], e2[4 * 2 * 6 * 7];
-    cr_assert_eq(ds_batch_build(r, ridx, 4, &b, 5, e1, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(r, ridx, 4, &b, 5, e1, &err), DRSCH_OK);
     b.rotate = 1e-4f;
-    cr_assert_eq(ds_batch_build(r, ridx, 4, &b, 5, e2, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(r, ridx, 4, &b, 5, e2, &err), DRSCH_OK);
     for (int k = 0; k < 4 * 2 * 6 * 7; k++)
         cr_assert_float_eq(e2[k], e1[k], 1e-4, "element %d", k);
     /* evaluation has neither */
@@ -805,13 +805,13 @@ Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
     cr_assert(ev.rotate == 0.0f && ev.scale_jitter == 0.0f);
     /* out of range */
     b.rotate = 181.0f;
-    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DRSCH_ERR_ARG);
     cr_assert(strstr(err.msg, "rotation"), "%s", err.msg);
     b.rotate = NAN;
-    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DRSCH_ERR_ARG);
     b.rotate = 0.0f;
     b.scale_jitter = 1.0f;
-    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DS_ERR_ARG);
+    cr_assert_eq(ds_batch_build(r, ridx, 1, &b, 5, e2, &err), DRSCH_ERR_ARG);
     ds_dataset_free(r);
     ds_dataset_free(d);
 }
@@ -829,17 +829,17 @@ Test(batch, identical_for_any_thread_count)
         idx[i] = (i * 37) % 500;
     size_t n = 200 * 26 * 26;
     float *x1 = malloc(n * sizeof *x1), *x2 = malloc(n * sizeof *x2);
-    ds_error err;
+    drsch_error err;
 #ifdef DRSCH_HAVE_OPENMP
     omp_set_num_threads(1);
 #endif
-    cr_assert_eq(ds_batch_build(d, idx, 200, &a, 99, x1, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(d, idx, 200, &a, 99, x1, &err), DRSCH_OK);
 #ifdef DRSCH_HAVE_OPENMP
     omp_set_num_threads(3);
 #endif
-    cr_assert_eq(ds_batch_build(d, idx, 200, &a, 99, x2, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(d, idx, 200, &a, 99, x2, &err), DRSCH_OK);
     cr_assert_eq(memcmp(x1, x2, n * sizeof *x1), 0);
-    cr_assert_eq(ds_batch_build(d, idx, 200, &a, 100, x2, &err), DS_OK);
+    cr_assert_eq(ds_batch_build(d, idx, 200, &a, 100, x2, &err), DRSCH_OK);
     cr_assert_neq(memcmp(x1, x2, n * sizeof *x1), 0, "another seed, other crops");
     free(x1);
     free(x2);
@@ -872,8 +872,8 @@ Test(sampler, class_balanced_batches_cover_the_pool)
     for (int i = 0; i < 600; i++)
         pool[i] = i; /* 30 images per class */
     ds_sampler *s = NULL;
-    ds_error err;
-    cr_assert_eq(ds_sampler_create(d, pool, 600, 10, 10, 5, &s, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_sampler_create(d, pool, 600, 10, 10, 5, &s, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(ds_sampler_batch_size(s), 100);
     cr_assert_eq(ds_sampler_classes(s), 20);
     int64_t idx[100];
@@ -898,7 +898,7 @@ Test(sampler, class_balanced_batches_cover_the_pool)
     for (int i = 0; i < 600; i++)
         cr_assert_eq(seen[i], 10, "image %d drawn %d times", i, seen[i]);
     ds_sampler_free(s);
-    cr_assert_eq(ds_sampler_create(d, pool, 600, 21, 10, 5, &s, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_sampler_create(d, pool, 600, 21, 10, 5, &s, &err), DRSCH_ERR_RANGE);
     cr_assert_not_null(strstr(err.msg, "only 20 classes"), "%s", err.msg);
     ds_dataset_free(d);
 }
@@ -907,12 +907,12 @@ Test(sampler, same_seed_same_batches)
 {
     ds_dataset *d = mem_dataset(300, 1, 2, 2, 10);
     ds_sampler *a = NULL, *b = NULL;
-    ds_error err;
+    drsch_error err;
     int64_t pool[300];
     for (int i = 0; i < 300; i++)
         pool[i] = i;
-    cr_assert_eq(ds_sampler_create(d, pool, 300, 7, 4, 11, &a, &err), DS_OK);
-    cr_assert_eq(ds_sampler_create(d, pool, 300, 7, 4, 11, &b, &err), DS_OK);
+    cr_assert_eq(ds_sampler_create(d, pool, 300, 7, 4, 11, &a, &err), DRSCH_OK);
+    cr_assert_eq(ds_sampler_create(d, pool, 300, 7, 4, 11, &b, &err), DRSCH_OK);
     for (int k = 0; k < 20; k++) {
         int64_t x[28], y[28];
         ds_sampler_next(a, x, NULL);
@@ -1013,32 +1013,34 @@ Test(image, decode_png_jpeg_and_reject_garbage)
     write_jpeg_rgb(tu_path("b.jpg"), 9, 16, 200, 100, 50);
     uint8_t *px = NULL;
     int h, w;
-    ds_error err;
-    cr_assert_eq(ds_image_decode_file(tu_path("a.png"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_image_decode_file(tu_path("a.png"), &px, &h, &w, &err), DRSCH_OK, "%s",
+                 err.msg);
     cr_assert_eq(h, 5);
     cr_assert_eq(w, 7);
     cr_assert_eq(px[3 * 34 + 2], 30);
     free(px);
-    cr_assert_eq(ds_image_decode_file(tu_path("b.jpg"), &px, &h, &w, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_image_decode_file(tu_path("b.jpg"), &px, &h, &w, &err), DRSCH_OK, "%s",
+                 err.msg);
     cr_assert_eq(h, 9);
     cr_assert_eq(w, 16);
     cr_assert(abs(px[0] - 200) <= 3 && abs(px[1] - 100) <= 3 && abs(px[2] - 50) <= 3,
               "jpeg %d %d %d", px[0], px[1], px[2]);
     free(px);
     tu_write_file(tu_path("c.jpg"), "hello, not an image", 19);
-    cr_assert_eq(ds_image_decode_file(tu_path("c.jpg"), &px, &h, &w, &err), DS_ERR_DECODE);
+    cr_assert_eq(ds_image_decode_file(tu_path("c.jpg"), &px, &h, &w, &err), DRSCH_ERR_DECODE);
     cr_assert_not_null(strstr(err.msg, "c.jpg"), "%s", err.msg);
     /* a JPEG cut after its header: decoding error, no crash */
     size_t n;
     char *jpg = tu_slurp(tu_path("b.jpg"), &n);
     tu_write_file(tu_path("d.jpg"), jpg, n > 200 ? 200 : n / 2);
     free(jpg);
-    ds_status s = ds_image_decode_file(tu_path("d.jpg"), &px, &h, &w, &err);
-    if (s == DS_OK)
+    drsch_status s = ds_image_decode_file(tu_path("d.jpg"), &px, &h, &w, &err);
+    if (s == DRSCH_OK)
         free(px); /* libjpeg pads truncated data with a warning; accepted, but must not crash */
     else
-        cr_assert_eq(s, DS_ERR_DECODE);
-    cr_assert_eq(ds_image_decode_file(tu_path("none.png"), &px, &h, &w, &err), DS_ERR_IO);
+        cr_assert_eq(s, DRSCH_ERR_DECODE);
+    cr_assert_eq(ds_image_decode_file(tu_path("none.png"), &px, &h, &w, &err), DRSCH_ERR_IO);
 }
 
 /* ---------------------------------------------------------------- NUS-WIDE ---------------- */
@@ -1079,8 +1081,8 @@ Test(nuswide, list_and_images_record_by_record)
     o.out_h = 6;
     o.out_w = 5;
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s",
+    drsch_error err;
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DRSCH_OK, "%s",
                  err.msg);
     cr_assert_eq(d->n, 4);
     cr_assert_eq(d->c, 3);
@@ -1105,7 +1107,7 @@ Test(nuswide, list_and_images_record_by_record)
     /* through the spec: nuswide:LIST:IMGROOT, default size 32 x 32 */
     char spec[2300];
     snprintf(spec, sizeof spec, "nuswide:%s/list.txt:%s/img", dir, dir);
-    cr_assert_eq(ds_load(spec, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->h, 32);
     cr_assert_str_eq(d->name, "nuswide-21");
     ds_dataset_free(d);
@@ -1115,9 +1117,9 @@ Test(nuswide_bad, wrong_label_count_names_line)
 {
     nus_fixture(1, 0);
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err),
-                 DS_ERR_FORMAT);
+                 DRSCH_ERR_FORMAT);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "list.txt: line 4: 22 labels, expected 21"), "%s", err.msg);
     cr_assert_eq(err.record, 3);
@@ -1125,16 +1127,17 @@ Test(nuswide_bad, wrong_label_count_names_line)
     fprintf(f, "a.png 0 1 0\n");
     fclose(f);
     cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err),
-                 DS_ERR_FORMAT);
+                 DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "line 1: 3 labels"), "%s", err.msg);
     f = fopen(tu_path("list.txt"), "w");
     write_list_line(f, "Flickr/0.png", 21, 0, 0);
     fprintf(f, "Flickr/0.png 0 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
     fclose(f);
     cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), NULL, &d, &err),
-                 DS_ERR_FORMAT);
+                 DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "line 2: label 3 is '2'"), "%s", err.msg);
-    cr_assert_eq(ds_load_nuswide(tu_path("nolist.txt"), tu_path("img"), NULL, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_nuswide(tu_path("nolist.txt"), tu_path("img"), NULL, &d, &err),
+                 DRSCH_ERR_IO);
 }
 
 Test(nuswide_bad, missing_and_undecodable_images_fail_or_are_counted)
@@ -1142,16 +1145,16 @@ Test(nuswide_bad, missing_and_undecodable_images_fail_or_are_counted)
     nus_fixture(0, 1);
     tu_write_file(tu_path("img/Flickr/3.png"), "\x89PNG\r\n\x1a\nbroken", 14);
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     ds_load_opts o;
     ds_load_opts_default(&o);
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DRSCH_ERR_IO);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "list.txt: line 4:"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "Flickr/2.png"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "skip"), "%s", err.msg);
     o.skip_bad_images = 1;
-    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DS_OK, "%s",
+    cr_assert_eq(ds_load_nuswide(tu_path("list.txt"), tu_path("img"), &o, &d, &err), DRSCH_OK, "%s",
                  err.msg);
     cr_assert_eq(d->n, 2);
     cr_assert_eq(d->n_skipped, 2);
@@ -1178,8 +1181,8 @@ Test(nuswide, top_concepts_and_multilabel_split)
         d->multi[i * 5 + 3] = i % 3 == 0;  /* 40 */
         d->multi[i * 5 + 4] = i == 5;      /* 1 */
     }
-    ds_error err;
-    cr_assert_eq(ds_select_top_concepts(d, 3, &err), DS_OK);
+    drsch_error err;
+    cr_assert_eq(ds_select_top_concepts(d, 3, &err), DRSCH_OK);
     cr_assert_eq(d->n_classes,
                  3); /* concepts 0, 2, 3 in original order; every image keeps a label */
     cr_assert_eq(d->n, 120);
@@ -1187,7 +1190,7 @@ Test(nuswide, top_concepts_and_multilabel_split)
     cr_assert_eq(d->multi[5 * 3 + 2], 0);
     ds_paper_opts o = {.query_per_class = 4, .train_per_class = 6, .db_includes_train = 0};
     ds_split s;
-    cr_assert_eq(ds_split_paper(d, &o, 3, &s, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_split_paper(d, &o, 3, &s, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(s.n_query, 12);
     cr_assert_eq(s.n_train, 18);
     cr_assert_eq(s.n_db, 90);
@@ -1200,7 +1203,7 @@ Test(nuswide, top_concepts_and_multilabel_split)
         cr_assert_geq(got[l], 4, "concept %d has %lld queries", l, (long long)got[l]);
     ds_split_free(&s);
     o.train_per_class = 100;
-    cr_assert_eq(ds_split_paper(d, &o, 3, &s, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_split_paper(d, &o, 3, &s, &err), DRSCH_ERR_RANGE);
     ds_dataset_free(d);
 }
 
@@ -1259,12 +1262,12 @@ static ds_dataset *load_small_cuhk03(const char *path)
 {
     write_cuhk03(path, 1, 1);
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     ds_load_opts o;
     ds_load_opts_default(&o);
     o.out_h = 4;
     o.out_w = 2;
-    cr_assert_eq(ds_load_cuhk03(path, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(path, 0, &o, &d, &err), DRSCH_OK, "%s", err.msg);
     return d;
 }
 
@@ -1273,12 +1276,12 @@ Test(cuhk03, v73_layout_record_by_record)
     const char *mat = tu_path("cuhk-03.mat");
     write_cuhk03(mat, 1, 1);
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     ds_load_opts o;
     ds_load_opts_default(&o);
     o.out_h = 8;
     o.out_w = 3;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, &o, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_str_eq(d->name, "cuhk03-labeled");
     cr_assert_eq(d->label_kind, DS_LABELS_IDENTITY);
     cr_assert_eq(d->n_classes, 14);
@@ -1318,7 +1321,7 @@ Test(cuhk03, v73_layout_record_by_record)
     /* classic split on testsets{1}: identities (1,2) (3,2) (5,3) */
     ds_cuhk03_opts co = {.testset = 0, .single_shot = 1};
     ds_split sp;
-    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DRSCH_OK, "%s", err.msg);
     int id12 = 1, id32 = 3 + 2 + 1, id53 = 3 + 2 + 4 + 2 + 2;
     /* (3,2) has no second-camera images: no gallery, so no queries; the name says so */
     cr_assert_not_null(strstr(sp.name, "1 without second-camera images dropped"), "%s", sp.name);
@@ -1346,17 +1349,17 @@ Test(cuhk03, v73_layout_record_by_record)
                  d->n);
     ds_split_free(&sp);
     co.single_shot = 0;
-    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_OK);
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DRSCH_OK);
     cr_assert_eq(sp.n_db, 10);
     ds_split_free(&sp);
     co.testset = 2;
-    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 9, &sp, &err), DRSCH_ERR_RANGE);
     ds_dataset_free(d);
 
     /* the spec form reads 'detected' */
     char spec[1200];
     snprintf(spec, sizeof spec, "cuhk03:%s:detected", mat);
-    cr_assert_eq(ds_load(spec, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_str_eq(d->name, "cuhk03-detected");
     cr_assert_eq(d->h, 160);
     cr_assert_eq(d->w, 60);
@@ -1368,24 +1371,24 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     const char *mat = tu_path("nolabeled.mat");
     write_cuhk03(mat, 0, 0);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT);
+    drsch_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_null(d);
     cr_assert_str_eq(err.file, mat);
     cr_assert_not_null(strstr(err.msg, "no dataset 'labeled'"), "%s", err.msg);
     /* 'detected' is there; without 'testsets' the classic protocol says so */
-    cr_assert_eq(ds_load_cuhk03(mat, 1, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(mat, 1, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n_testsets, 0);
     ds_split sp;
     ds_cuhk03_opts co = {0, 1};
-    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 1, &sp, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_split_cuhk03_classic(d, &co, 1, &sp, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "testsets"), "%s", err.msg);
     ds_dataset_free(d);
     /* an HDF5 file without any of the datasets */
     const char *empty = tu_path("empty.mat");
     hid_t f = H5Fcreate(empty, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
-    cr_assert_eq(ds_load_cuhk03(empty, 1, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_cuhk03(empty, 1, NULL, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "empty.mat: no dataset 'detected'"), "%s", err.msg);
     /* 'labeled' that is not a cell of references */
     const char *wrong = tu_path("wrong.mat");
@@ -1397,14 +1400,14 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     H5Dclose(ds);
     H5Sclose(sp2);
     H5Fclose(f);
-    cr_assert_eq(ds_load_cuhk03(wrong, 0, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_cuhk03(wrong, 0, NULL, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "not a MATLAB cell"), "%s", err.msg);
     /* not HDF5 (a MATLAB v5 file starts with a text header) and a missing file */
     const char *v5 = tu_path("v5.mat");
     tu_write_file(v5, "MATLAB 5.0 MAT-file, Platform: GLNXA64", 38);
-    cr_assert_eq(ds_load_cuhk03(v5, 0, NULL, &d, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_load_cuhk03(v5, 0, NULL, &d, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "v7.3"), "%s", err.msg);
-    cr_assert_eq(ds_load_cuhk03(tu_path("none.mat"), 0, NULL, &d, &err), DS_ERR_IO);
+    cr_assert_eq(ds_load_cuhk03(tu_path("none.mat"), 0, NULL, &d, &err), DRSCH_ERR_IO);
 }
 
 /* ---------------------------------------------------------------- command line ------------ */
@@ -1573,7 +1576,7 @@ static void write_new_protocol(const char *path, const char *const *names, int n
 Test(cuhk03, new_protocol_config_maps_file_names)
 {
     const char *mat = tu_path("cuhk-03.mat");
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     const char *names[5] = {"1_001_1_01.png", "1_002_2_06.png", "2_001_1_02.png", "5_003_2_10.png",
                             "3_004_1_03.png"};
@@ -1581,7 +1584,7 @@ Test(cuhk03, new_protocol_config_maps_file_names)
     const char *cfg = tu_path("cuhk03_new_protocol_config_labeled.mat");
     write_new_protocol(cfg, names, 5, q, 2, g, 2, t, 1);
     ds_split sp;
-    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(sp.n_query, 2);
     cr_assert_eq(sp.n_db, 2);
     cr_assert_eq(sp.n_train, 1);
@@ -1604,21 +1607,21 @@ Test(cuhk03, new_protocol_config_maps_file_names)
     /* an empty slot of the dataset (person 1, slot 5) named in filelist */
     const char *bad[1] = {"1_001_1_05.png"};
     write_new_protocol(cfg, bad, 1, q, 1, q, 1, q, 1);
-    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "record 0: 1_001_1_05.png is not in"), "%s", err.msg);
     /* an index past the end of filelist */
     const double far[1] = {6};
     write_new_protocol(cfg, names, 5, q, 2, far, 1, t, 1);
-    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_RANGE);
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_ERR_RANGE);
     cr_assert_not_null(strstr(err.msg, "gallery_idx value 6"), "%s", err.msg);
     /* a truncated file, and an HDF5 file instead of v5 */
     size_t n;
     char *whole = tu_slurp(cfg, &n);
     tu_write_file(cfg, whole, n > 200 ? 200 : n);
     free(whole);
-    cr_assert_neq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_OK);
+    cr_assert_neq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_OK);
     cr_assert_not_null(strstr(err.msg, cfg), "%s", err.msg);
-    cr_assert_eq(ds_split_cuhk03_new(d, mat, &sp, &err), DS_ERR_FORMAT);
+    cr_assert_eq(ds_split_cuhk03_new(d, mat, &sp, &err), DRSCH_ERR_FORMAT);
     cr_assert_not_null(strstr(err.msg, "not a MATLAB v5 MAT-file"), "%s", err.msg);
     ds_dataset_free(d);
 }
@@ -1690,14 +1693,14 @@ Test(cuhk03_bad, reference_to_a_group_fails_and_leaves_no_handle_open)
     const char *mat = tu_path("group-slot.mat");
     write_cuhk03_small(mat, 3, 0, NULL, NULL);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_assert_null(d);
     cr_assert_not_null(strstr(err.msg, "labeled{1}(1, 4)"), "%s", err.msg);
     cr_assert_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0,
                  "HDF5 objects left open by the reader");
     write_cuhk03_small(mat, -1, 0, NULL, NULL); /* the file can be rewritten: it is closed */
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 10);
     ds_dataset_free(d);
 }
@@ -1711,8 +1714,8 @@ Test(cuhk03_bad, testsets_of_rank_three_are_a_format_error)
     double vals[4] = {1, 1, 1, 1};
     write_cuhk03_small(mat, -1, 3, dims, vals);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "testsets{1}"), "%s", err.msg);
     cr_assert_null(d);
 }
@@ -1728,17 +1731,17 @@ Test(cuhk03_bad, testsets_with_nan_or_huge_numbers_are_out_of_range)
         double vals[2] = {1, bad[k]}; /* (pair 1, person bad) */
         write_cuhk03_small(mat, -1, 2, dims, vals);
         ds_dataset *d = NULL;
-        ds_error err;
-        cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_RANGE, "value %g: %s", bad[k],
-                     err.msg);
+        drsch_error err;
+        cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_RANGE, "value %g: %s",
+                     bad[k], err.msg);
         cr_assert_null(d);
     }
     hsize_t dims[2] = {2, 1};
     double ok[2] = {1, 1};
     write_cuhk03_small(mat, -1, 2, dims, ok);
     ds_dataset *d = NULL;
-    ds_error err;
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n_testsets, 1);
     ds_dataset_free(d);
 }
@@ -1764,8 +1767,8 @@ Test(idx_bad, header_promising_more_than_the_file_holds)
         write_bytes(img, ib, sizeof ib, gz);
         write_bytes(lab, lb, sizeof lb, gz);
         ds_dataset *d = NULL;
-        ds_error err;
-        cr_assert_eq(ds_load_idx_pair(img, lab, &d, &err), DS_ERR_IO, "%s", err.msg);
+        drsch_error err;
+        cr_assert_eq(ds_load_idx_pair(img, lab, &d, &err), DRSCH_ERR_IO, "%s", err.msg);
         cr_assert_null(d);
         cr_assert_str_eq(err.file, img);
         cr_assert_not_null(strstr(err.msg, "more than the file can hold"), "%s", err.msg);
@@ -1804,7 +1807,7 @@ static void write_v5_empty_cell(const char *path, const int32_t dims[3])
 Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
 {
     const char *mat = tu_path("cuhk-03.mat");
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     const char *cfg = tu_path("cuhk03_new_protocol_config_labeled.mat");
     const int32_t overflow[3] = {INT32_MAX, INT32_MAX, INT32_MAX}, huge[3] = {1 << 30, 1, 1};
@@ -1814,7 +1817,7 @@ Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
         ds_split sp;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "case %d: %s", c,
+        cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_ERR_FORMAT, "case %d: %s", c,
                      err.msg);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -1828,7 +1831,7 @@ Test(cuhk03_bad, new_protocol_config_with_impossible_cell_sizes)
 Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
 {
     const char *mat = tu_path("cuhk-03.mat");
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     bytes f = {0}, m = {0}, c = {0};
     char hdr[128];
@@ -1853,7 +1856,7 @@ Test(cuhk03_bad, new_protocol_filelist_with_nan_characters)
     tu_write_file(cfg, f.p, f.n);
     free(c.p), free(m.p), free(f.p);
     ds_split sp;
-    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
+    cr_assert_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "'?A?'"), "%s", err.msg);
     ds_dataset_free(d);
 }
@@ -1966,16 +1969,16 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
 {
     const char *mat = tu_path("cuhk-03.mat");
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     /* valid files load (and HDF5 is initialised) before the limit */
     write_cuhk03_crafted(mat, CR_VALID);
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 10);
     ds_dataset_free(d);
     /* a compressed image of one value, near deflate's maximal ratio, is not mistaken for one
      * declaring more than it stores */
     write_cuhk03_crafted(mat, CR_COMPRESSED);
-    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(d->n, 10);
     ds_dataset_free(d);
     d = NULL;
@@ -2005,7 +2008,7 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         write_cuhk03_crafted(mat, cases[c].kind);
-        cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_FORMAT, "case %zu: %s", c,
+        cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_FORMAT, "case %zu: %s", c,
                      err.msg);
         cr_expect_null(d);
         char want[512];
@@ -2016,7 +2019,7 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
     }
     /* and a valid file still loads under the limit */
     write_cuhk03_crafted(mat, CR_VALID);
-    cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_OK, "%s", err.msg);
+    cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
     ds_dataset_free(d);
 }
 
@@ -2027,7 +2030,7 @@ Test(cuhk03_bad, declared_sizes_bounded_by_what_the_file_stores)
 Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
 {
     const char *mat = tu_path("cuhk-03.mat");
-    ds_error err;
+    drsch_error err;
     ds_dataset *d = load_small_cuhk03(mat);
     /* 300 MB of zeros, deflated to about 290 KB */
     z_stream z;
@@ -2070,7 +2073,7 @@ Test(cuhk03_bad, new_protocol_config_zlib_bomb_refused_before_allocating)
     cr_assert_gt(rl.rlim_cur, (size_t)256 << 20, "no VmSize in /proc/self/status");
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
     ds_split sp;
-    cr_expect_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DS_ERR_FORMAT, "%s", err.msg);
+    cr_expect_eq(ds_split_cuhk03_new(d, cfg, &sp, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
     char want[256];
     snprintf(want, sizeof want,
              "%s: a compressed element of %zu bytes inflates to more than 67108864 bytes", cfg, zn);

@@ -112,23 +112,23 @@ static ds_dataset *random_dataset(int64_t n, int c)
 static nn_net *weighted_net(void)
 {
     nn_config cfg;
-    nn_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", BITS, 10, 0, &err), NN_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", BITS, 10, 0, &err), DRSCH_OK, "%s", err.msg);
     cfg.seed = 7;
     nn_net *net = NULL;
-    cr_assert_eq(nn_net_create(&net, &cfg, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     size_t np = nn_params_plain_size(net);
     float *p = malloc(sizeof *p * np);
     cr_assert_not_null(p);
-    cr_assert_eq(nn_params_export(net, p, np, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_params_export(net, p, np, &err), DRSCH_OK, "%s", err.msg);
     for (int k = 0; k < BITS; k++) /* the bit weights are the last B parameters */
         p[np - BITS + (size_t)k] = (k % 2 ? -1.0f : 1.0f) * (float)(k + 1) / 16.0f;
-    cr_assert_eq(nn_params_import(net, p, np, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_params_import(net, p, np, &err), DRSCH_OK, "%s", err.msg);
     free(p);
     uint32_t order[BITS];
     for (int j = 0; j < BITS; j++)
         order[j] = (uint32_t)(5 * j % BITS);
-    cr_assert_eq(nn_set_bit_order(net, order, &err), NN_OK, "%s", err.msg);
+    cr_assert_eq(nn_set_bit_order(net, order, &err), DRSCH_OK, "%s", err.msg);
     return net;
 }
 
@@ -145,8 +145,8 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
 {
     ds_dataset *d = random_dataset(N_IMAGES, 1);
     nn_net *net = weighted_net();
-    nn_error ne;
-    cr_assert_eq(nn_model_save(net, tu_path("m.bin"), &ne), NN_OK, "%s", ne.msg);
+    drsch_error ne;
+    cr_assert_eq(nn_model_save(net, tu_path("m.bin"), &ne), DRSCH_OK, "%s", ne.msg);
     int64_t q[10], db[20];
     for (int i = 0; i < 10; i++)
         q[i] = 3 * i; /* every third image */
@@ -155,14 +155,14 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
 
     /* What the encoder gives on each list. */
     hm_codes eq = {0}, edb = {0};
-    tr_error te;
-    cr_assert_eq(tr_encode(net, d, q, 10, &eq, &te), TR_OK, "%s", te.msg);
-    cr_assert_eq(tr_encode(net, d, db, 20, &edb, &te), TR_OK, "%s", te.msg);
+    drsch_error te;
+    cr_assert_eq(tr_encode(net, d, q, 10, &eq, &te), DRSCH_OK, "%s", te.msg);
+    cr_assert_eq(tr_encode(net, d, db, 20, &edb, &te), DRSCH_OK, "%s", te.msg);
 
     xp_codes c;
-    xp_error xe;
+    drsch_error xe;
     cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 10, db, 20, NN_PRECISION_F32, &c, &xe),
-                 XP_OK, "%s", xe.msg);
+                 DRSCH_OK, "%s", xe.msg);
     cr_assert_eq(c.bits, BITS);
     expect_codes_equal(&c.query, &eq, "model file, queries");
     expect_codes_equal(&c.db, &edb, "model file, database");
@@ -176,7 +176,7 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
     cr_expect_eq(c.query.n, 0);
 
     /* The net itself, queries only (drsch encode's one set): the database stays empty. */
-    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, &c, &xe), XP_OK, "%s",
+    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, &c, &xe), DRSCH_OK, "%s",
                  xe.msg);
     expect_codes_equal(&c.query, &eq, "net, queries");
     cr_expect_eq(c.db.n, 0);
@@ -198,25 +198,25 @@ Test(model_codes, failures_say_why_and_leave_nothing)
     nn_net *net = weighted_net();
     int64_t q[3] = {0, 1, 2};
     xp_codes c;
-    xp_error xe;
+    drsch_error xe;
 
     /* No model file: the loader's message, naming it. */
     cr_assert_eq(xp_model_codes(tu_path("missing.bin"), d, q, 3, q, 3, NN_PRECISION_F32, &c, &xe),
-                 XP_ERR_MODEL);
+                 DRSCH_ERR_MODEL);
     cr_expect_not_null(strstr(xe.msg, "missing.bin"), "%s", xe.msg);
     cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
 
     /* An empty list: the encoder's message. */
-    cr_assert_eq(xp_net_codes(net, d, q, 0, NULL, 0, NN_PRECISION_F32, &c, &xe), XP_ERR_ENCODE);
+    cr_assert_eq(xp_net_codes(net, d, q, 0, NULL, 0, NN_PRECISION_F32, &c, &xe), DRSCH_ERR_ENCODE);
     cr_expect_not_null(strstr(xe.msg, "nothing to encode"), "%s", xe.msg);
     cr_expect(c.query.n == 0 && !c.query.data && !c.weights);
     /* ... also when only the database is empty: the queries' codes are not left behind. */
-    cr_assert_eq(xp_net_codes(net, d, q, 3, q, 0, NN_PRECISION_F32, &c, &xe), XP_ERR_ENCODE);
+    cr_assert_eq(xp_net_codes(net, d, q, 3, q, 0, NN_PRECISION_F32, &c, &xe), DRSCH_ERR_ENCODE);
     cr_expect(c.query.n == 0 && !c.query.data && c.db.n == 0 && !c.weights);
 
     /* Images the model does not take (3 channels for a 1-channel net). */
     ds_dataset *rgb = random_dataset(4, 3);
-    cr_assert_eq(xp_net_codes(net, rgb, q, 3, q, 3, NN_PRECISION_F32, &c, &xe), XP_ERR_ENCODE);
+    cr_assert_eq(xp_net_codes(net, rgb, q, 3, q, 3, NN_PRECISION_F32, &c, &xe), DRSCH_ERR_ENCODE);
     cr_expect_not_null(strstr(xe.msg, "random"), "the message names the dataset: %s", xe.msg);
     cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
 

@@ -48,8 +48,8 @@ static void save_u8(const char *path, size_t n, uint8_t fill)
     uint8_t *b = malloc(n);
     memset(b, fill, n);
     size_t shape[1] = {n};
-    hm_error err;
-    cr_assert_eq(npy_save(path, NPY_U8, 1, shape, b, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_save(path, NPY_U8, 1, shape, b, &err), DRSCH_OK, "%s", err.msg);
     free(b);
 }
 
@@ -57,8 +57,8 @@ static void save_u8(const char *path, size_t n, uint8_t fill)
 static void assert_u8(const char *path, size_t n, uint8_t fill)
 {
     npy_array a;
-    hm_error err;
-    cr_assert_eq(npy_load(path, &a, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_load(path, &a, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(a.count, n);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(((uint8_t *)a.data)[i], fill, "byte %zu", i);
@@ -73,8 +73,8 @@ static void full_disk_keeps_the_old_file(const char *dir, const char *why)
     save_u8(path, 100, 7);
     uint8_t *big = calloc(1, 1 << 20);
     size_t shape[1] = {1 << 20};
-    hm_error err;
-    cr_assert_neq(npy_save(path, NPY_U8, 1, shape, big, &err), HM_OK);
+    drsch_error err;
+    cr_assert_neq(npy_save(path, NPY_U8, 1, shape, big, &err), DRSCH_OK);
     cr_expect(strstr(err.msg, path) == err.msg, "the message names the file: %s", err.msg);
     cr_expect(strstr(err.msg, why) != NULL, "the message gives the cause (%s): %s", why, err.msg);
     cr_expect(strstr(err.msg, ".tmp") == NULL, "never the temporary file: %s", err.msg);
@@ -190,9 +190,9 @@ Test(outputs, concurrent_writers_never_mix_a_file)
             uint8_t *b = malloc(200000);
             memset(b, k + 1, 200000);
             size_t shape[1] = {200000};
-            hm_error err;
+            drsch_error err;
             for (int i = 0; i < 50; i++)
-                if (npy_save(path, NPY_U8, 1, shape, b, &err) != HM_OK)
+                if (npy_save(path, NPY_U8, 1, shape, b, &err) != DRSCH_OK)
                     _exit(1);
             _exit(0);
         }
@@ -203,8 +203,8 @@ Test(outputs, concurrent_writers_never_mix_a_file)
         cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", k);
     }
     npy_array a;
-    hm_error err;
-    cr_assert_eq(npy_load(path, &a, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_load(path, &a, &err), DRSCH_OK, "%s", err.msg);
     uint8_t first = ((uint8_t *)a.data)[0];
     for (size_t i = 0; i < a.count; i++)
         cr_assert_eq(((uint8_t *)a.data)[i], first, "byte %zu mixes the writers", i);
@@ -265,10 +265,10 @@ static int write_set(const char *prefix, size_t n, uint8_t fill, int cams, char 
     uint8_t *b = malloc(n);
     memset(b, fill, n);
     size_t shape[1] = {n};
-    hm_error err;
+    drsch_error err;
     for (int i = 0; i < 2 + cams; i++) {
         fio_out *o = fio_set_add(&s, names[i], msg, cap);
-        if (!o || npy_write(o, NPY_U8, 1, shape, b, &err) != HM_OK) {
+        if (!o || npy_write(o, NPY_U8, 1, shape, b, &err) != DRSCH_OK) {
             if (o)
                 snprintf(msg, cap, "%s", err.msg);
             free(b);
@@ -296,8 +296,8 @@ Test(sets, members_are_published_with_a_manifest_that_readers_check)
     /* another run replaces one member alone: readers refuse it */
     save_u8(path, 100, 6);
     npy_array a;
-    hm_error err;
-    cr_assert_neq(npy_load(path, &a, &err), HM_OK,
+    drsch_error err;
+    cr_assert_neq(npy_load(path, &a, &err), DRSCH_OK,
                   "a member that differs from the manifest was read");
     cr_expect(strstr(err.msg, "run.manifest") && strstr(err.msg, "write the set again"), "%s",
               err.msg);
@@ -322,8 +322,8 @@ Test(sets, an_interrupted_publication_is_refused)
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s.%s.npy", a, names[i]);
         npy_array arr;
-        hm_error err;
-        cr_expect_neq(npy_load(path, &arr, &err), HM_OK, "%s was read beside a newer manifest",
+        drsch_error err;
+        cr_expect_neq(npy_load(path, &arr, &err), DRSCH_OK, "%s was read beside a newer manifest",
                       path);
     }
 }
@@ -384,18 +384,18 @@ static void write_codes(const char *prefix, int set)
     float w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     size_t sdb[2] = {64, 1}, sq[2] = {2, 1}, sw[1] = {8};
     char path[1200], msg[2048];
-    hm_error err;
+    drsch_error err;
     if (set) {
         fio_set s;
         cr_assert_eq(fio_set_begin(&s, prefix, msg, sizeof msg), 0, "%s", msg);
         fio_out *o = fio_set_add(&s, "codes.npy", msg, sizeof msg);
-        cr_assert(o && npy_write(o, NPY_U8, 2, sdb, db, &err) == HM_OK);
+        cr_assert(o && npy_write(o, NPY_U8, 2, sdb, db, &err) == DRSCH_OK);
         o = fio_set_add(&s, "weights.npy", msg, sizeof msg);
-        cr_assert(o && npy_write(o, NPY_F32, 1, sw, w, &err) == HM_OK);
+        cr_assert(o && npy_write(o, NPY_F32, 1, sw, w, &err) == DRSCH_OK);
         cr_assert_eq(fio_set_commit(&s, msg, sizeof msg), 0, "%s", msg);
     }
     snprintf(path, sizeof path, "%s", tu_path("q.npy"));
-    cr_assert_eq(npy_save(path, NPY_U8, 2, sq, q, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(path, NPY_U8, 2, sq, q, &err), DRSCH_OK, "%s", err.msg);
 }
 
 Test(commands, search_refuses_weights_of_another_run)
@@ -413,15 +413,15 @@ Test(commands, search_refuses_weights_of_another_run)
     /* weights of another run (4 bits) put beside the codes */
     float w4[4] = {1, 2, 3, 4};
     size_t s4[1] = {4};
-    hm_error err;
-    cr_assert_eq(npy_save(w, NPY_F32, 1, s4, w4, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(w, NPY_F32, 1, s4, w4, &err), DRSCH_OK);
     rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s",
                 tu_exe(), db, tu_path("q.npy"), w, res);
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect(strstr(out, "enc.manifest") != NULL, "%s", out);
     /* the same short weights as a file of their own: the first 4 bits are searched, never silently
      */
-    cr_assert_eq(npy_save(tu_path("w4.npy"), NPY_F32, 1, s4, w4, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("w4.npy"), NPY_F32, 1, s4, w4, &err), DRSCH_OK);
     rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weights %s --k 3 --out %s",
                 tu_exe(), db, tu_path("q.npy"), tu_path("w4.npy"), res);
     cr_expect_eq(rc, 0, "%s", out);
@@ -471,9 +471,9 @@ Test(commands, eval_json_into_a_link_writes_its_target_and_a_device_in_place)
     write_codes(tu_path("enc"), 1);
     int32_t lab[64] = {0}, ql[2] = {0, 1};
     size_t s64[1] = {64}, s2[1] = {2};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("dbl.npy"), NPY_I32, 1, s64, lab, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, s2, ql, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("dbl.npy"), NPY_I32, 1, s64, lab, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, s2, ql, &err), DRSCH_OK);
     tu_write_file(tu_path("report.json"), "old", 3);
     cr_assert_eq(symlink("report.json", tu_path("latest.json")), 0);
     int rc =

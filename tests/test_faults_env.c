@@ -41,11 +41,12 @@ static void write_codes(void)
     for (int i = 0; i < 5; i++)
         ql[i] = i % 4;
     size_t sdb[2] = {200, 8}, sq[2] = {5, 8}, sdbl[1] = {200}, sql[1] = {5};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("db.npy"), NPY_U8, 2, sdb, db, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_save(tu_path("q.npy"), NPY_U8, 2, sq, q, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_save(tu_path("dbl.npy"), NPY_I32, 1, sdbl, dbl, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, sql, ql, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("db.npy"), NPY_U8, 2, sdb, db, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(tu_path("q.npy"), NPY_U8, 2, sq, q, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(tu_path("dbl.npy"), NPY_I32, 1, sdbl, dbl, &err), DRSCH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(npy_save(tu_path("ql.npy"), NPY_I32, 1, sql, ql, &err), DRSCH_OK, "%s", err.msg);
 }
 
 static void setup(void)
@@ -230,7 +231,7 @@ Test(lapack, itq_loads_lapack_when_it_needs_it)
                 (float)((double)(s >> 40) / (double)(1 << 24)) * (float)(j + 1) + (float)(i % 3);
         }
     bl_model m;
-    bl_error err;
+    drsch_error err;
     cr_assert_eq(bl_itq_train(x, N, D, B, 20, 1, &m, &err), 0, "%s", err.msg);
     cr_expect(blas_mapped(), "ITQ ran but no LAPACK is mapped");
     if (!user)
@@ -246,8 +247,8 @@ Test(lapack, itq_loads_lapack_when_it_needs_it)
             cr_expect(fabs(dot - (a == b)) < 1e-3, "column %d . column %d = %g", a, b, dot);
         }
     hm_codes codes = {0};
-    hm_error he;
-    cr_assert_eq(hm_codes_alloc(&codes, N, B, &he), HM_OK, "%s", he.msg);
+    drsch_error he;
+    cr_assert_eq(hm_codes_alloc(&codes, N, B, &he), DRSCH_OK, "%s", he.msg);
     bl_encode(&m, x, N, &codes, 0);
     size_t ones = 0;
     for (size_t i = 0; i < N; i++)
@@ -277,7 +278,7 @@ Test(lapack, itq_under_a_tight_address_space_limit_fails_with_the_reason, .timeo
     rl.rlim_cur = vm + (64u << 20); /* 64 MiB beyond what the process maps now */
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
     bl_model m;
-    bl_error err;
+    drsch_error err;
     int rc = bl_itq_train(x, N, D, B, 5, 1, &m, &err);
     setrlimit(RLIMIT_AS, &old);
     cr_assert_eq(rc, -1, "ITQ ran under a 64 MiB margin");

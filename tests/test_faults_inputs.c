@@ -46,11 +46,11 @@ static void expect_fifo_msg(const char *msg, const char *path)
 Test(faults_inputs, dataset_readers_refuse_a_fifo_at_once)
 {
     ds_dataset *d = NULL;
-    ds_error err;
+    drsch_error err;
     alarm(20);
     /* IDX (.gz read by zlib) */
     const char *img = a_fifo("train-images-idx3-ubyte.gz");
-    cr_expect_eq(ds_load_idx_pair(img, tu_path("labels.gz"), &d, &err), DS_ERR_IO);
+    cr_expect_eq(ds_load_idx_pair(img, tu_path("labels.gz"), &d, &err), DRSCH_ERR_IO);
     expect_fifo_msg(err.msg, img);
     /* CIFAR-10: a batch file that is a FIFO */
     char dir[512];
@@ -59,28 +59,28 @@ Test(faults_inputs, dataset_readers_refuse_a_fifo_at_once)
     char batch[600];
     snprintf(batch, sizeof batch, "%s/data_batch_1.bin", dir);
     cr_assert_eq(mkfifo(batch, 0600), 0);
-    cr_expect_eq(ds_load_cifar10(dir, &d, &err), DS_ERR_IO);
+    cr_expect_eq(ds_load_cifar10(dir, &d, &err), DRSCH_ERR_IO);
     expect_fifo_msg(err.msg, batch);
     /* NUS-WIDE list */
     const char *list = a_fifo("nus-list.txt");
-    cr_expect_eq(ds_load_nuswide(list, tu_tmpdir, NULL, &d, &err), DS_ERR_IO);
+    cr_expect_eq(ds_load_nuswide(list, tu_tmpdir, NULL, &d, &err), DRSCH_ERR_IO);
     expect_fifo_msg(err.msg, list);
     /* CUHK03 .mat (HDF5 opens by name) */
     const char *mat = a_fifo("cuhk-03.mat");
-    cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DS_ERR_IO);
+    cr_expect_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_IO);
     expect_fifo_msg(err.msg, mat);
     /* MAT v5 (the cuhk03-np configuration files) */
     mat_var v;
-    cr_expect_neq(mat_read_var(mat, "train_idx", &v, &err), DS_OK);
+    cr_expect_neq(mat_read_var(mat, "train_idx", &v, &err), DRSCH_OK);
     expect_fifo_msg(err.msg, mat);
     /* an image of a list */
     uint8_t *px = NULL;
     int h, w;
     const char *jpg = a_fifo("image.jpg");
-    cr_expect_neq(ds_image_decode_file(jpg, &px, &h, &w, &err), DS_OK);
+    cr_expect_neq(ds_image_decode_file(jpg, &px, &h, &w, &err), DRSCH_OK);
     expect_fifo_msg(err.msg, jpg);
     /* a device never ends */
-    cr_expect_eq(ds_load_idx_pair("/dev/zero", tu_path("labels.gz"), &d, &err), DS_ERR_IO);
+    cr_expect_eq(ds_load_idx_pair("/dev/zero", tu_path("labels.gz"), &d, &err), DRSCH_ERR_IO);
     cr_expect(strstr(err.msg, "/dev/zero: is a character device"), "%s", err.msg);
     alarm(0);
     cr_expect_null(d);
@@ -91,29 +91,29 @@ Test(faults_inputs, dataset_readers_refuse_a_fifo_at_once)
 Test(faults_inputs, json_reports)
 {
     rp_read_report r;
-    rp_error err;
+    drsch_error err;
     alarm(20);
     const char *fifo = a_fifo("report.json");
-    cr_expect_eq(rp_read_file(fifo, &r, &err), RP_ERR_IO);
+    cr_expect_eq(rp_read_file(fifo, &r, &err), DRSCH_ERR_IO);
     expect_fifo_msg(err.msg, fifo);
     alarm(0);
     const char *cut = tu_path("cut.json");
     const char text[] = "{\n  \"benchmarks\": [\n    {\"name\": \"a\", \"real_time\": 1";
     tu_write_file(cut, text, sizeof text - 1);
-    cr_expect_eq(rp_read_file(cut, &r, &err), RP_ERR_FORMAT);
+    cr_expect_eq(rp_read_file(cut, &r, &err), DRSCH_ERR_FORMAT);
     char want[700];
     snprintf(want, sizeof want, "%s: JSON parse error at byte %zu (line 3, column", cut,
              sizeof text - 1);
     cr_expect(strstr(err.msg, want) && strstr(err.msg, "ends early"), "%s", err.msg);
     const char *bad = tu_path("bad.json");
     tu_write_file(bad, "{\"benchmarks\": [}", 17);
-    cr_expect_eq(rp_read_file(bad, &r, &err), RP_ERR_FORMAT);
+    cr_expect_eq(rp_read_file(bad, &r, &err), DRSCH_ERR_FORMAT);
     cr_expect(strstr(err.msg, "JSON parse error at byte 16 (line 1, column 17), at '}'"), "%s",
               err.msg);
     /* still: valid JSON without the array */
     const char *other = tu_path("other.json");
     tu_write_file(other, "{}", 2);
-    cr_expect_eq(rp_read_file(other, &r, &err), RP_ERR_FORMAT);
+    cr_expect_eq(rp_read_file(other, &r, &err), DRSCH_ERR_FORMAT);
     cr_expect(strstr(err.msg, "no \"benchmarks\" array"), "%s", err.msg);
 }
 
@@ -193,8 +193,8 @@ static void tiny_config(tr_config *c, const ds_dataset *d, int64_t iters)
     c->bit_order = TR_BIT_ORDER_WEIGHT;
 }
 
-static tr_status train(const tr_config *c, const ds_dataset *d, const ds_split *sp, const char *out,
-                       const char *resume, tr_error *err)
+static drsch_status train(const tr_config *c, const ds_dataset *d, const ds_split *sp,
+                          const char *out, const char *resume, drsch_error *err)
 {
     return tr_train(c, d, sp, out, resume, NULL, NULL, NULL, err);
 }
@@ -207,8 +207,8 @@ static void train_tiny(const char *name, tr_config *c, char *model, size_t mcap,
     tiny_config(c, tiny, 2);
     snprintf(model, mcap, "%s", tu_path(name));
     snprintf(state, scap, "%s.state", model);
-    tr_error err;
-    cr_assert_eq(train(c, tiny, &tiny_sp, model, NULL, &err), TR_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(train(c, tiny, &tiny_sp, model, NULL, &err), DRSCH_OK, "%s", err.msg);
 }
 
 /* Rewrites the u64 at byte off of a state file and its trailing crc32 (of every byte before it). */
@@ -230,12 +230,12 @@ Test(faults_state, state_beyond_iters_refused)
     ds_dataset *d = tiny;
     const ds_split sp = tiny_sp;
     tr_config c;
-    tr_error err;
+    drsch_error err;
     char model[512], state[600];
     train_tiny("beyond.bin", &c, model, sizeof model, state, sizeof state);
     patch_state_u64(state, 8, 1000000000000ull);
     alarm(60);
-    cr_expect_eq(train(&c, d, &sp, model, model, &err), TR_ERR_ARG, "%s", err.msg);
+    cr_expect_eq(train(&c, d, &sp, model, model, &err), DRSCH_ERR_ARG, "%s", err.msg);
     alarm(0);
     cr_expect(strstr(err.msg, state) &&
                   strstr(err.msg, "iteration 1000000000000, beyond --iters 2"),
@@ -249,14 +249,15 @@ Test(faults_state, resume_names_the_settings_that_differ)
     const ds_split sp = tiny_sp;
     tr_config c;
     tiny_config(&c, d, 2);
-    tr_error err;
+    drsch_error err;
     char model[512];
     snprintf(model, sizeof model, "%s", tu_path("settings.bin"));
-    cr_assert_eq(train(&c, d, &sp, model, NULL, &err), TR_OK, "%s", err.msg);
+    cr_assert_eq(train(&c, d, &sp, model, NULL, &err), DRSCH_OK, "%s", err.msg);
     tr_config o = c;
     o.sgd.base_lr = 0.001f;
     o.seed = 7;
-    cr_expect_eq(train(&o, d, &sp, tu_path("other.bin"), model, &err), TR_ERR_ARG, "%s", err.msg);
+    cr_expect_eq(train(&o, d, &sp, tu_path("other.bin"), model, &err), DRSCH_ERR_ARG, "%s",
+                 err.msg);
     cr_expect(strstr(err.msg, "other settings"), "%s", err.msg);
     cr_expect(strstr(err.msg, "--lr 0.002 (this run: 0.001") &&
                   strstr(err.msg, "--seed 1 (this run: 7)"),
@@ -273,13 +274,13 @@ Test(faults_state, resume_with_more_iters_extends_the_run)
     tr_config c2, c4;
     tiny_config(&c2, d, 2);
     tiny_config(&c4, d, 4);
-    tr_error err;
+    drsch_error err;
     char a[512], b[512];
     snprintf(a, sizeof a, "%s", tu_path("extended.bin"));
     snprintf(b, sizeof b, "%s", tu_path("straight.bin"));
-    cr_assert_eq(train(&c2, d, &sp, a, NULL, &err), TR_OK, "%s", err.msg);
-    cr_assert_eq(train(&c4, d, &sp, a, a, &err), TR_OK, "%s", err.msg);
-    cr_assert_eq(train(&c4, d, &sp, b, NULL, &err), TR_OK, "%s", err.msg);
+    cr_assert_eq(train(&c2, d, &sp, a, NULL, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(train(&c4, d, &sp, a, a, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(train(&c4, d, &sp, b, NULL, &err), DRSCH_OK, "%s", err.msg);
     size_t la, lb;
     char *pa = tu_slurp(a, &la), *pb = tu_slurp(b, &lb);
     cr_expect(la == lb && memcmp(pa, pb, la) == 0,
@@ -294,18 +295,18 @@ Test(faults_state, state_fifo_or_directory_refused)
     ds_dataset *d = tiny;
     const ds_split sp = tiny_sp;
     tr_config c;
-    tr_error err;
+    drsch_error err;
     char model[512], state[600];
     train_tiny("fifo-state.bin", &c, model, sizeof model, state, sizeof state);
     cr_assert_eq(remove(state), 0);
     cr_assert_eq(mkfifo(state, 0600), 0);
     alarm(30);
-    cr_expect_eq(train(&c, d, &sp, tu_path("x.bin"), model, &err), TR_ERR_IO, "%s", err.msg);
+    cr_expect_eq(train(&c, d, &sp, tu_path("x.bin"), model, &err), DRSCH_ERR_IO, "%s", err.msg);
     alarm(0);
     expect_fifo_msg(err.msg, state);
     cr_assert_eq(remove(state), 0);
     cr_assert_eq(mkdir(state, 0700), 0);
-    cr_expect_eq(train(&c, d, &sp, tu_path("x.bin"), model, &err), TR_ERR_IO, "%s", err.msg);
+    cr_expect_eq(train(&c, d, &sp, tu_path("x.bin"), model, &err), DRSCH_ERR_IO, "%s", err.msg);
     char want[700];
     snprintf(want, sizeof want, "%s: Is a directory, not a drsch training state", state);
     cr_expect(strstr(err.msg, want), "%s", err.msg);
@@ -321,12 +322,12 @@ Test(faults_state, state_write_failure_gives_the_cause)
     const ds_split sp = tiny_sp;
     tr_config c;
     tiny_config(&c, d, 2);
-    tr_error err;
+    drsch_error err;
     char model[512], state[600];
     snprintf(model, sizeof model, "%s", tu_path("full.bin"));
     snprintf(state, sizeof state, "%s.state", model);
     cr_assert_eq(symlink("/dev/full", state), 0);
-    cr_expect_eq(train(&c, d, &sp, model, NULL, &err), TR_ERR_IO, "%s", err.msg);
+    cr_expect_eq(train(&c, d, &sp, model, NULL, &err), DRSCH_ERR_IO, "%s", err.msg);
     cr_expect(strstr(err.msg, state) && strstr(err.msg, "No space left on device"), "%s", err.msg);
     struct stat st;
     cr_expect(lstat(state, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");

@@ -67,8 +67,8 @@ static uint8_t rnd8(void)
 static void save_codes(const char *name, size_t n, size_t rb, uint8_t *bytes)
 {
     size_t shape[2] = {n, rb};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path(name), NPY_U8, 2, shape, bytes, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path(name), NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
 }
 
 Test(search, matches_brute_force_with_truncation_and_weights)
@@ -86,9 +86,9 @@ Test(search, matches_brute_force_with_truncation_and_weights)
                     tu_exe(), tu_path("db.npy"), tu_path("q.npy"), K, BITS, tu_path("r"));
     cr_assert_eq(rc, 0, "%s", out);
     npy_array ai, ad;
-    hm_error err;
-    cr_assert_eq(npy_load(tu_path("r.indices.npy"), &ai, &err), HM_OK);
-    cr_assert_eq(npy_load(tu_path("r.distances.npy"), &ad, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_load(tu_path("r.indices.npy"), &ai, &err), DRSCH_OK);
+    cr_assert_eq(npy_load(tu_path("r.distances.npy"), &ad, &err), DRSCH_OK);
     cr_assert_eq(ai.dtype, NPY_I64);
     cr_assert_eq(ad.dtype, NPY_I32);
     cr_assert_eq(ai.shape[0], Q);
@@ -121,12 +121,12 @@ Test(search, matches_brute_force_with_truncation_and_weights)
     for (int i = 0; i < BITS; i++)
         w[i] = (float)(i % 4) + 0.5f;
     size_t wshape[1] = {BITS};
-    cr_assert_eq(npy_save(tu_path("w.npy"), NPY_F32, 1, wshape, w, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("w.npy"), NPY_F32, 1, wshape, w, &err), DRSCH_OK);
     rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k %d --weights %s --out %s",
                 tu_exe(), tu_path("db.npy"), tu_path("q.npy"), K, tu_path("w.npy"), tu_path("w"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert_eq(npy_load(tu_path("w.distances.npy"), &ad, &err), HM_OK);
-    cr_assert_eq(npy_load(tu_path("w.indices.npy"), &ai, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("w.distances.npy"), &ad, &err), DRSCH_OK);
+    cr_assert_eq(npy_load(tu_path("w.indices.npy"), &ai, &err), DRSCH_OK);
     cr_assert_eq(ad.dtype, NPY_F32);
     for (int qi = 0; qi < Q; qi++)
         for (int r = 0; r < K; r++) {
@@ -152,18 +152,18 @@ Test(search, bad_input_gives_clear_errors)
     save_codes("q3.npy", 2, 3, q3);
     int32_t ints[4] = {0};
     size_t ishape[2] = {2, 2};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("i32.npy"), NPY_I32, 2, ishape, ints, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("i32.npy"), NPY_I32, 2, ishape, ints, &err), DRSCH_OK);
     float wnan[16], wshort[8];
     for (int i = 0; i < 16; i++)
         wnan[i] = i == 5 ? NAN : 1.0f;
     for (int i = 0; i < 8; i++)
         wshort[i] = 1.0f;
     size_t s16[1] = {16}, s8[1] = {8}, s20[1] = {20};
-    cr_assert_eq(npy_save(tu_path("wnan.npy"), NPY_F32, 1, s16, wnan, &err), HM_OK);
-    cr_assert_eq(npy_save(tu_path("wshort.npy"), NPY_F32, 1, s8, wshort, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("wnan.npy"), NPY_F32, 1, s16, wnan, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("wshort.npy"), NPY_F32, 1, s8, wshort, &err), DRSCH_OK);
     float wlong[20] = {0};
-    cr_assert_eq(npy_save(tu_path("wlong.npy"), NPY_F32, 1, s20, wlong, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("wlong.npy"), NPY_F32, 1, s20, wlong, &err), DRSCH_OK);
     tu_write_file(tu_path("trunc.npy"), "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
 
     struct {

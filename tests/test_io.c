@@ -29,11 +29,11 @@ Test(npy, round_trip_every_dtype_and_rank)
             uint8_t *data = malloc(count * es);
             for (size_t i = 0; i < count * es; i++)
                 data[i] = (uint8_t)(i * 37 + t);
-            hm_error err;
+            drsch_error err;
             cr_assert_eq(npy_save(tu_path("a.npy"), types[t], nd, shapes[nd - 1], data, &err),
-                         HM_OK, "%s", err.msg);
+                         DRSCH_OK, "%s", err.msg);
             npy_array a;
-            cr_assert_eq(npy_load(tu_path("a.npy"), &a, &err), HM_OK, "%s", err.msg);
+            cr_assert_eq(npy_load(tu_path("a.npy"), &a, &err), DRSCH_OK, "%s", err.msg);
             cr_assert_eq(a.dtype, types[t]);
             cr_assert_eq(a.ndim, nd);
             for (int i = 0; i < nd; i++)
@@ -49,8 +49,8 @@ Test(npy, header_is_numpy_compatible)
 {
     size_t shape[2] = {2, 3};
     uint8_t d[6] = {1, 2, 3, 4, 5, 6};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("h.npy"), NPY_U8, 2, shape, d, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("h.npy"), NPY_U8, 2, shape, d, &err), DRSCH_OK);
     FILE *f = fopen(tu_path("h.npy"), "rb");
     char buf[256];
     size_t n = fread(buf, 1, sizeof buf, f);
@@ -67,13 +67,13 @@ static void expect_load_error(const uint8_t *img, size_t len, const char *needle
 {
     tu_write_file(tu_path("bad.npy"), img, len);
     npy_array a;
-    hm_error err;
-    cr_assert_neq(npy_load(tu_path("bad.npy"), &a, &err), HM_OK, "loading should fail (%s)",
+    drsch_error err;
+    cr_assert_neq(npy_load(tu_path("bad.npy"), &a, &err), DRSCH_OK, "loading should fail (%s)",
                   needle);
     cr_assert(strstr(err.msg, "bad.npy") != NULL, "error names the file: %s", err.msg);
     cr_assert(strstr(err.msg, needle) != NULL, "error '%s' should mention '%s'", err.msg, needle);
     cr_assert_null(a.data);
-    cr_assert_neq(npy_parse(img, len, "mem", &a, &err), HM_OK);
+    cr_assert_neq(npy_parse(img, len, "mem", &a, &err), DRSCH_OK);
 }
 
 Test(npy, malformed_files_are_refused_with_a_reason)
@@ -112,25 +112,25 @@ Test(npy, codes_truncate_to_a_prefix_and_check_dtype)
 {
     uint8_t bytes[3 * 2] = {0xFF, 0xFF, 0x0F, 0xF0, 0xAA, 0x55};
     size_t shape[2] = {3, 2};
-    hm_error err;
-    cr_assert_eq(npy_save(tu_path("c.npy"), NPY_U8, 2, shape, bytes, &err), HM_OK);
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("c.npy"), NPY_U8, 2, shape, bytes, &err), DRSCH_OK);
     hm_codes c;
-    cr_assert_eq(npy_load_codes(tu_path("c.npy"), 12, &c, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_load_codes(tu_path("c.npy"), 12, &c, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(c.bits, 12);
     cr_assert_eq(hm_code_row(&c, 0)[0], 0x0FFFu);
     cr_assert_eq(hm_code_row(&c, 1)[0], 0x000Fu);
     cr_assert_eq(hm_code_row(&c, 2)[0], 0x05AAu);
-    cr_assert_eq(npy_save_codes(tu_path("c2.npy"), &c, &err), HM_OK);
+    cr_assert_eq(npy_save_codes(tu_path("c2.npy"), &c, &err), DRSCH_OK);
     hm_codes_free(&c);
     npy_array a;
-    cr_assert_eq(npy_load(tu_path("c2.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("c2.npy"), &a, &err), DRSCH_OK);
     cr_assert_eq(a.shape[1], 2);
     cr_assert_eq(((uint8_t *)a.data)[1], 0x0F);
     npy_free(&a);
-    cr_assert_neq(npy_load_codes(tu_path("c.npy"), 17, &c, &err), HM_OK);
+    cr_assert_neq(npy_load_codes(tu_path("c.npy"), 17, &c, &err), DRSCH_OK);
     cr_assert(strstr(err.msg, "17 bits") != NULL, "%s", err.msg);
     int32_t ints[6] = {0};
-    cr_assert_eq(npy_save(tu_path("i.npy"), NPY_I32, 2, shape, ints, &err), HM_OK);
-    cr_assert_neq(npy_load_codes(tu_path("i.npy"), 0, &c, &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("i.npy"), NPY_I32, 2, shape, ints, &err), DRSCH_OK);
+    cr_assert_neq(npy_load_codes(tu_path("i.npy"), 0, &c, &err), DRSCH_OK);
     cr_assert(strstr(err.msg, "uint8") != NULL, "%s", err.msg);
 }

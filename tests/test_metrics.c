@@ -12,8 +12,8 @@
 static hm_codes codes4(const uint8_t *v, size_t n)
 {
     hm_codes c;
-    hm_error err;
-    cr_assert_eq(hm_codes_from_bytes(&c, v, n, 1, 4, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(hm_codes_from_bytes(&c, v, n, 1, 4, &err), DRSCH_OK, "%s", err.msg);
     return c;
 }
 
@@ -35,8 +35,9 @@ Test(metrics, hand_computed_single_label_ranking)
     ev_labels ql = {.n = 2, .labels = QL}, dbl = {.n = 5, .labels = DBL};
     ev_options opt = {.topk = 3, .radius = 2, .pr_curve = 1};
     ev_retrieval r;
-    ev_error err;
-    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), DRSCH_OK, "%s",
+                 err.msg);
     double ap = (0.5 + 0.5 + 0.6) / 3, tie = (5.0 / 12 + 0.5 + 0.6) / 3;
     cr_assert_float_eq(r.map_all, ap / 2, EPS);
     cr_assert_float_eq(r.map_tie_aware, tie / 2, EPS);
@@ -56,9 +57,9 @@ Test(metrics, hand_computed_single_label_ranking)
     /* Weights all 1: the float path must give the same figures (no radius metrics). */
     float ones[4] = {1, 1, 1, 1};
     hm_weights *w;
-    hm_error herr;
-    cr_assert_eq(hm_weights_create(&w, ones, 4, &herr), HM_OK);
-    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), EV_OK, "%s", err.msg);
+    drsch_error herr;
+    cr_assert_eq(hm_weights_create(&w, ones, 4, &herr), DRSCH_OK);
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_float_eq(r.map_all, ap / 2, EPS);
     cr_assert_float_eq(r.map_tie_aware, tie / 2, EPS);
     cr_assert_float_eq(r.map_at_k, 0.5 / 2, EPS);
@@ -70,8 +71,8 @@ Test(metrics, hand_computed_single_label_ranking)
      * d = [1, 0, 11, 1, 1111]: same order here, so the same AP; ties vanish except d=1. */
     float wv[4] = {1, 10, 100, 1000};
     hm_weights_free(w);
-    cr_assert_eq(hm_weights_create(&w, wv, 4, &herr), HM_OK);
-    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), EV_OK);
+    cr_assert_eq(hm_weights_create(&w, wv, 4, &herr), DRSCH_OK);
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, w, &opt, &r, &err), DRSCH_OK);
     cr_assert_float_eq(r.map_all, ap / 2, EPS);
     ev_retrieval_free(&r);
     hm_weights_free(w);
@@ -88,8 +89,8 @@ Test(metrics, k_beyond_the_database_divides_by_the_items_retrieved)
     ev_labels ql = {.n = 2, .labels = QL}, dbl = {.n = 5, .labels = DBL};
     float ones[4] = {1, 1, 1, 1};
     hm_weights *w;
-    hm_error herr;
-    cr_assert_eq(hm_weights_create(&w, ones, 4, &herr), HM_OK);
+    drsch_error herr;
+    cr_assert_eq(hm_weights_create(&w, ones, 4, &herr), DRSCH_OK);
     double ap = (0.5 + 0.5 + 0.6) / 3;
     static const struct {
         size_t k;
@@ -99,9 +100,9 @@ Test(metrics, k_beyond_the_database_divides_by_the_items_retrieved)
         for (int weighted = 0; weighted < 2; weighted++) {
             ev_options opt = {.topk = cases[c].k, .radius = 2};
             ev_retrieval r;
-            ev_error err;
+            drsch_error err;
             cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, weighted ? w : NULL, &opt, &r, &err),
-                         EV_OK, "%s", err.msg);
+                         DRSCH_OK, "%s", err.msg);
             double apk = cases[c].apk ? cases[c].apk : ap;
             cr_assert_float_eq(r.precision_at_k, cases[c].pk / 2, EPS, "K %zu weighted %d: P@K %g",
                                cases[c].k, weighted, r.precision_at_k);
@@ -134,8 +135,9 @@ Test(metrics, multi_label_relevance_is_a_shared_label)
     ev_labels ql = {.n = 1, .multi = qm, .words = 1}, dbl = {.n = 4, .multi = dm, .words = 1};
     ev_options opt = {.topk = 2, .radius = 2};
     ev_retrieval r;
-    ev_error err;
-    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), DRSCH_OK, "%s",
+                 err.msg);
     /* Ranking -, +, +, -: AP = (1/2 + 2/3) / 2; AP@2 = (1/2)/1; P@2 = 1/2; P@r2 = 2/4.
      * Tie-aware, one group of 4 with 2 relevant: E = 2/4 * sum_i (1 + (i-1)/3) / i. */
     cr_assert_float_eq(r.map_all, (0.5 + 2.0 / 3) / 2, EPS);
@@ -160,8 +162,8 @@ Test(metrics, tie_aware_ap_matches_enumeration)
     ev_labels ql = {.n = 1, .labels = qlab}, dbl = {.n = 6, .labels = dl};
     ev_options opt = {.topk = 0, .radius = 2};
     ev_retrieval r;
-    ev_error err;
-    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_OK);
+    drsch_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), DRSCH_OK);
     /* Group d=1 is items 1..4 with relevance {1,0,1,1}: enumerate its 24 orders. */
     int g[4] = {1, 0, 1, 1}, perm[4] = {0, 1, 2, 3};
     double sum = 0;
@@ -197,8 +199,8 @@ Test(metrics, bad_arguments_are_refused)
     ev_labels ql = {.n = 1, .labels = QL}, dbl = {.n = 5, .labels = DBL};
     ev_options opt = {.radius = 2};
     ev_retrieval r;
-    ev_error err;
-    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), EV_ERR_ARG);
+    drsch_error err;
+    cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &r, &err), DRSCH_ERR_ARG);
     cr_assert(strstr(err.msg, "labels") != NULL, "%s", err.msg);
     hm_codes_free(&db);
     hm_codes_free(&q);
@@ -216,8 +218,8 @@ Test(metrics, reid_cmc_and_map)
     int32_t gid[5] = {1, 2, 1, 3, 1}, gcam[5] = {0, 1, 1, 1, 1}, qid[2] = {1, 9}, qcam[2] = {0, 0};
     hm_codes g = codes4(gv, 5), q = codes4(qv, 2);
     ev_reid r;
-    ev_error err;
-    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &r, &err), EV_OK, "%s",
+    drsch_error err;
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &r, &err), DRSCH_OK, "%s",
                  err.msg);
     cr_assert_eq(r.queries, 1);
     cr_assert_eq(r.queries_skipped, 1);
@@ -227,8 +229,8 @@ Test(metrics, reid_cmc_and_map)
     cr_assert_float_eq(r.cmc[19], 1.0, EPS);
 
     ev_reid s1, s2;
-    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 2000, 7, &s1, &err), EV_OK);
-    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 2000, 7, &s2, &err), EV_OK);
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 2000, 7, &s1, &err), DRSCH_OK);
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 2000, 7, &s2, &err), DRSCH_OK);
     cr_assert_eq(memcmp(s1.cmc, s2.cmc, sizeof s1.cmc), 0, "same seed, same CMC");
     cr_assert_float_eq(s1.cmc[0], 0.0, EPS);
     cr_assert(fabs(s1.cmc[1] - 0.5) < 0.05, "rank-2 CMC %f should be near 1/2", s1.cmc[1]);

@@ -384,18 +384,18 @@ Test(reproduce_reid, library_entry_point_matches_command, .timeout = 300)
 #ifdef DRSCH_HAVE_OPENMP
     omp_set_num_threads(2);
 #endif
-    hm_error he;
-    cr_assert_eq(hm_isa_init(&he), HM_OK, "%s", he.msg);
+    drsch_error he;
+    cr_assert_eq(hm_isa_init(&he), DRSCH_OK, "%s", he.msg);
     snprintf(spec, sizeof spec, "cuhk03:%s:labeled", mat);
     ds_spec ds;
-    ds_error de;
-    cr_assert_eq(ds_spec_parse(spec, &ds, &de), DS_OK, "%s", de.msg);
+    drsch_error de;
+    cr_assert_eq(ds_spec_parse(spec, &ds, &de), DRSCH_OK, "%s", de.msg);
     ds_load_opts lo;
     ds_load_opts_default(&lo);
     lo.out_h = FX_H;
     lo.out_w = FX_W;
     ds_dataset *d = NULL;
-    cr_assert_eq(ds_load_spec(&ds, &lo, &d, &de), DS_OK, "%s", de.msg);
+    cr_assert_eq(ds_load_spec(&ds, &lo, &d, &de), DRSCH_OK, "%s", de.msg);
     lib_progress prog = {0};
     xp_repro_config c = {.dir = lib,
                          .lengths = {12, 24, 32, 48},
@@ -404,15 +404,15 @@ Test(reproduce_reid, library_entry_point_matches_command, .timeout = 300)
                          .seed = 1,
                          .progress = lib_progress_cb,
                          .progress_ctx = &prog};
-    xp_error xe;
-    cr_assert_eq(xp_reid_splits(d, 2, 0, &c.splits, &xe), XP_OK, "%s", xe.msg);
+    drsch_error xe;
+    cr_assert_eq(xp_reid_splits(d, 2, 0, &c.splits, &xe), DRSCH_OK, "%s", xe.msg);
     cr_assert_eq(c.splits, 2);
-    cr_assert_eq(xp_reid_splits(d, 4, 0, &c.splits, &xe), XP_ERR_SETTINGS);
+    cr_assert_eq(xp_reid_splits(d, 4, 0, &c.splits, &xe), DRSCH_ERR_SETTINGS);
     cr_assert(strstr(xe.msg, "3 testsets"), "%s", xe.msg);
     c.splits = 2;
     xp_repro_train_config(d, 1, 0, 20, 1, &c.train);
     xp_reid_result res;
-    cr_assert_eq(xp_reid_run(&c, d, &res, &xe), XP_OK, "%s", xe.msg);
+    cr_assert_eq(xp_reid_run(&c, d, &res, &xe), DRSCH_OK, "%s", xe.msg);
     cr_assert(prog.steps > 0 && prog.notes > 0 && prog.done == 1, "%d steps, %d notes", prog.steps,
               prog.notes);
     for (int s = 1; s <= 2; s++) {

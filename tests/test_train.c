@@ -142,13 +142,13 @@ Test(train, encode_eval_and_bad_input)
                 tu_path("m.bin"), tu_path("q"));
     cr_assert_eq(rc, 0, "%s", out);
     npy_array a;
-    hm_error err;
-    cr_assert_eq(npy_load(tu_path("q.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_load(tu_path("q.codes.npy"), &a, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(a.dtype, NPY_U8);
     cr_assert_eq(a.shape[0], 1000, "paper protocol: 100 queries per class");
     cr_assert_eq(a.shape[1], 3);
     npy_free(&a);
-    cr_assert_eq(npy_load(tu_path("q.labels.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("q.labels.npy"), &a, &err), DRSCH_OK);
     cr_assert_eq(a.dtype, NPY_I32);
     int counts[10] = {0};
     for (size_t i = 0; i < a.count; i++)
@@ -159,12 +159,12 @@ Test(train, encode_eval_and_bad_input)
     /* The weights file holds the model's bit weights in its bit order, and that order is the
      * decorrelated one (the default) of the codes of the 5000 training images. */
     nn_net *model = NULL;
-    nn_error ne;
-    cr_assert_eq(nn_model_load(&model, tu_path("m.bin"), 1, 0, &ne), NN_OK, "%s", ne.msg);
+    drsch_error ne;
+    cr_assert_eq(nn_model_load(&model, tu_path("m.bin"), 1, 0, &ne), DRSCH_OK, "%s", ne.msg);
     const uint32_t *order = nn_bit_order(model);
     uint32_t saved[24];
     memcpy(saved, order, sizeof saved);
-    cr_assert_eq(npy_load(tu_path("q.weights.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("q.weights.npy"), &a, &err), DRSCH_OK);
     cr_assert_eq(a.count, 24);
     for (size_t j = 0; j < a.count; j++)
         cr_assert_eq(((float *)a.data)[j], nn_bit_weights(model)[saved[j]], "weight of bit %zu", j);
@@ -172,16 +172,16 @@ Test(train, encode_eval_and_bad_input)
     rc = tu_run(out, sizeof out, "%s encode --model %s --split train --out %s", tu_exe(),
                 tu_path("m.bin"), tu_path("tr"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert_eq(npy_load(tu_path("tr.codes.npy"), &a, &err), HM_OK, "%s", err.msg);
+    cr_assert_eq(npy_load(tu_path("tr.codes.npy"), &a, &err), DRSCH_OK, "%s", err.msg);
     cr_assert_eq(a.shape[0], 5000);
     hm_codes net_order;
-    cr_assert_eq(hm_codes_alloc(&net_order, 5000, 24, &err), HM_OK);
+    cr_assert_eq(hm_codes_alloc(&net_order, 5000, 24, &err), DRSCH_OK);
     for (size_t i = 0; i < 5000; i++)
         for (int j = 0; j < 24; j++)
             if (((const uint8_t *)a.data)[i * 3 + (size_t)j / 8] >> (j % 8) & 1)
                 net_order.data[i * net_order.words] |= 1ULL << saved[j];
     npy_free(&a);
-    cr_assert_eq(nn_bit_order_decorrelated(model, &net_order, &ne), NN_OK, "%s", ne.msg);
+    cr_assert_eq(nn_bit_order_decorrelated(model, &net_order, &ne), DRSCH_OK, "%s", ne.msg);
     cr_assert(memcmp(nn_bit_order(model), saved, sizeof saved) == 0,
               "saved bit order is not the decorrelated one");
     nn_bit_order_by_weight(model);
@@ -198,7 +198,7 @@ Test(train, encode_eval_and_bad_input)
     rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(),
                 tu_path("mw.bin"), tu_path("qw"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert_eq(npy_load(tu_path("qw.weights.npy"), &a, &err), HM_OK);
+    cr_assert_eq(npy_load(tu_path("qw.weights.npy"), &a, &err), DRSCH_OK);
     for (size_t i = 1; i < a.count; i++)
         cr_assert(((float *)a.data)[i] <= ((float *)a.data)[i - 1],
                   "weights in significance order");
@@ -290,9 +290,9 @@ Test(train, encode_eval_and_bad_input)
     cr_assert(strstr(out, "cut.bin") && strstr(out, "truncated"), "%s", out);
 
     size_t shape[2] = {0, 3};
-    cr_assert_eq(npy_save(tu_path("empty.npy"), NPY_U8, 2, shape, "", &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("empty.npy"), NPY_U8, 2, shape, "", &err), DRSCH_OK);
     size_t lshape[1] = {0};
-    cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lshape, "", &err), HM_OK);
+    cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lshape, "", &err), DRSCH_OK);
     rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
                 tu_path("empty.npy"), tu_path("db.codes.npy"), tu_path("emptyl.npy"),
                 tu_path("db.labels.npy"));
@@ -321,9 +321,9 @@ Test(train, numeric_blowup_stops_and_keeps_the_last_checkpoint)
 static double bits_agree(const char *a_path, const char *b_path)
 {
     npy_array a, b;
-    hm_error err;
-    cr_assert_eq(npy_load(a_path, &a, &err), HM_OK, "%s", err.msg);
-    cr_assert_eq(npy_load(b_path, &b, &err), HM_OK, "%s", err.msg);
+    drsch_error err;
+    cr_assert_eq(npy_load(a_path, &a, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_load(b_path, &b, &err), DRSCH_OK, "%s", err.msg);
     cr_assert(a.ndim == 2 && b.ndim == 2 && a.shape[0] == b.shape[0] && a.shape[1] == b.shape[1]);
     size_t differ = 0;
     for (size_t i = 0; i < a.count; i++)

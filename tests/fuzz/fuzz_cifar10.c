@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (parts < 7)
         unlink(path); /* no batches.meta.txt: built-in class names */
     ds_dataset *d = NULL;
-    ds_error err;
-    if (ds_load_cifar10(fuzz_dir(), &d, &err) == DS_OK)
+    drsch_error err;
+    if (ds_load_cifar10(fuzz_dir(), &d, &err) == DRSCH_OK)
         (void)ds_checksum(d);
     ds_dataset_free(d);
     return 0;

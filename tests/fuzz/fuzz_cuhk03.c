@@ -244,8 +244,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ds_load_opts_default(&o);
     o.out_h = 4, o.out_w = 3; /* small: the resize is not what is fuzzed here */
     ds_dataset *d = NULL;
-    ds_error err;
-    if (ds_load_cuhk03(path, flags & 1, &o, &d, &err) == DS_OK)
+    drsch_error err;
+    if (ds_load_cuhk03(path, flags & 1, &o, &d, &err) == DRSCH_OK)
         (void)ds_checksum(d);
     ds_dataset_free(d);
     /* The reader must close every HDF5 object it opened: a leaked handle keeps the file open

@@ -12,8 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write("images-idx3-ubyte", data + off[0], n[0], images);
     fuzz_write("labels-idx1-ubyte", data + off[1], n[1], labels);
     ds_dataset *d = NULL;
-    ds_error err;
-    if (ds_load_idx_pair(images, labels, &d, &err) == DS_OK)
+    drsch_error err;
+    if (ds_load_idx_pair(images, labels, &d, &err) == DRSCH_OK)
         (void)ds_checksum(d);
     ds_dataset_free(d);
     return 0;

@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write("config.mat", data, size, path);
     for (int k = 0; k < 4; k++) {
         mat_var v;
-        ds_error err;
-        if (mat_read_var(path, NAMES[k], &v, &err) == DS_OK)
+        drsch_error err;
+        if (mat_read_var(path, NAMES[k], &v, &err) == DRSCH_OK)
             mat_var_free(&v);
     }
     return 0;

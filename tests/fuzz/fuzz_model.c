@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write("model.bin", copy, size, path);
     free(copy);
     nn_net *net = NULL;
-    nn_error err;
-    if (nn_model_load(&net, path, 1, 0, &err) == NN_OK)
+    drsch_error err;
+    if (nn_model_load(&net, path, 1, 0, &err) == DRSCH_OK)
         nn_net_free(net);
     return 0;
 }

@@ -13,9 +13,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: fuzz_model_seed OUT\n");
         return 2;
     }
-    nn_error err;
+    drsch_error err;
     nn_config cfg;
-    if (nn_config_init(&cfg, "drsch-mnist", 4, 1, 0, &err) != NN_OK) {
+    if (nn_config_init(&cfg, "drsch-mnist", 4, 1, 0, &err) != DRSCH_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -33,7 +33,8 @@ int main(int argc, char **argv)
     a->n_layers = (int32_t)(sizeof layers / sizeof layers[0]);
     memcpy(a->layers, layers, sizeof layers);
     nn_net *net = NULL;
-    if (nn_net_create(&net, &cfg, &err) != NN_OK || nn_model_save(net, argv[1], &err) != NN_OK) {
+    if (nn_net_create(&net, &cfg, &err) != DRSCH_OK ||
+        nn_model_save(net, argv[1], &err) != DRSCH_OK) {
         fprintf(stderr, "%s\n", err.msg);
         nn_net_free(net);
         return 1;

@@ -7,15 +7,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     npy_array a;
-    hm_error err;
-    if (npy_parse(data, size, "fuzz.npy", &a, &err) == HM_OK) {
+    drsch_error err;
+    if (npy_parse(data, size, "fuzz.npy", &a, &err) == DRSCH_OK) {
         int codes = a.dtype == NPY_U8 && a.ndim == 2;
         npy_free(&a);
         if (codes) {
             char path[512];
             fuzz_write("codes.npy", data, size, path);
             hm_codes c;
-            if (npy_load_codes(path, 0, &c, &err) == HM_OK)
+            if (npy_load_codes(path, 0, &c, &err) == DRSCH_OK)
                 hm_codes_free(&c);
         }
     }

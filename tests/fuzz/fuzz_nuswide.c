@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.out_h = o.out_w = 8;
     o.skip_bad_images = n[0] > 0 && (data[off[0]] & 1);
     ds_dataset *d = NULL;
-    ds_error err;
-    if (ds_load_nuswide(list, fuzz_dir(), &o, &d, &err) == DS_OK) {
+    drsch_error err;
+    if (ds_load_nuswide(list, fuzz_dir(), &o, &d, &err) == DRSCH_OK) {
         (void)ds_checksum(d);
         if (d->n_classes > 21)
             (void)ds_select_top_concepts(d, 21, &err);

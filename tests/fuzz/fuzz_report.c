@@ -9,8 +9,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rp_read_report r;
-    rp_error err;
-    if (rp_read_parse((const char *)data, size, "fuzz.json", &r, &err) == RP_OK) {
+    drsch_error err;
+    if (rp_read_parse((const char *)data, size, "fuzz.json", &r, &err) == DRSCH_OK) {
         volatile double sink = 0;
         for (size_t i = 0; i < r.n; i++) {
             rp_read_entry *e = &r.e[i];
