@@ -254,3 +254,13 @@ drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err)
     free(text);
     return st;
 }
+
+void rp_command_line(const char *prog, int argc, char *const *argv, char *out, size_t cap)
+{
+    size_t k = (size_t)snprintf(out, cap, "%s", prog);
+    for (int i = 0; i < argc && k < cap; i++) {
+        const char *a = argv[i];
+        int quote = !*a || a[strcspn(a, " \t'\"$`\\|&;<>()*?[]{}~#!")] != '\0';
+        k += (size_t)snprintf(out + k, cap - k, quote ? " '%s'" : " %s", a);
+    }
+}

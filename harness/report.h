@@ -7,6 +7,7 @@
 #ifndef DRSCH_REPORT_H
 #define DRSCH_REPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "status.h"
@@ -36,6 +37,11 @@ DRSCH_API void rp_counter(rp_entry *e, const char *name, double value);
 DRSCH_API void rp_label(rp_entry *e, const char *label);
 /* The report's JSON text (caller frees with free()); for tests and stdout. */
 DRSCH_API char *rp_print(const rp_report *r);
+
+/* prog and the arguments argv[0..argc) as one line, each argument quoted ('...') where a shell
+ * would need it: what a report records as the command that produced it (cut at cap - 1 bytes). */
+DRSCH_API void rp_command_line(const char *prog, int argc, char *const *argv, char *out,
+                               size_t cap);
 
 /* Writes the report to path via a temporary file and rename(2). */
 DRSCH_API drsch_status rp_write(const rp_report *r, const char *path, drsch_error *err);

@@ -3,7 +3,8 @@
 drsch_criterion_test(test_harness SOURCES test_harness.c test_util.c LIBS drsch_harness DNNL::dnnl)
 add_dependencies(test_harness drsch)
 drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL::dnnl)
-# drsch reproduce on CUHK03 end to end (a synthetic cuhk-03.mat written by fixture_cuhk03.c;
+# drsch reproduce on CUHK03 end to end, and its re-id experiment through the library (reproduce.h)
+# against the command (a synthetic cuhk-03.mat written by fixture_cuhk03.c;
 # the shared test helpers of test_util.c). One worker at a time: each test runs drsch on both
 # cores already, and with two workers libcriterion 2.4.1's runner loses a 48-byte block when
 # they finish together, which LeakSanitizer reports in ci/sanitize.

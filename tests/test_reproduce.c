@@ -9,8 +9,9 @@
  * reproduced a baseline report: identical / within noise / not), the checks of --out and
  * --baseline made before loading anything, and --help. A retrieval run on a synthetic
  * MNIST-style folder checks that the table and the report count the queries without a relevant
- * item. There is no real CUHK03 data here; the
- * numbers themselves are not compared with anything but the same runs. */
+ * item. The re-id experiment called through the library (reproduce.h) gives the command's models
+ * and figures. There is no real CUHK03 data here; the numbers themselves are not compared with
+ * anything but the same runs. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <cjson/cJSON.h>
@@ -20,9 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 #include "fileio.h"
 #include "fixture_cuhk03.h"
+#include "reproduce.h"
 #include "test_util.h"
 
 static void make_tmpdir(void) { tu_tmpdir_make("reproduce"); }
@@ -337,6 +342,127 @@ Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
     cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --help", tu_exe()), 0);
     cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"),
               "%s", out);
+}
+
+/* ---- the library entry point ---------------------------------------------------------------- */
+
+typedef struct {
+    int notes, steps, done;
+} lib_progress;
+
+static void lib_progress_cb(const xp_event *e, void *ctx)
+{
+    lib_progress *p = ctx;
+    if (e->kind == XP_EVENT_TRAIN) {
+        cr_assert(e->tag && e->train && e->train->iters == 20);
+        p->steps++;
+        return;
+    }
+    cr_assert(e->text && !strchr(e->text, '\n'), "a note is one line: %s", e->text);
+    p->notes++;
+    p->done += strstr(e->text, "split 2/2 done") != NULL;
+}
+
+/* The re-id experiment called through reproduce.h on the same fixture and settings as the
+ * command gives the same models and the same CMC and mAP per split (the command's report.json),
+ * and reports its progress through the callback; nothing is printed by the library. */
+Test(reproduce_reid, library_entry_point_matches_command, .timeout = 300)
+{
+    const char *mat = tu_path("cuhk-03.mat");
+    write_fixture(mat, 1);
+    char *out = malloc(1 << 16), dir[600], lib[600], spec[700], path[700], path2[700];
+    snprintf(dir, sizeof dir, "%s", tu_path("cmd"));
+    snprintf(lib, sizeof lib, "%s", tu_path("lib"));
+    cr_assert_eq(mkdir(lib, 0755), 0);
+    int rc = tu_run(out, 1 << 16,
+                    "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 20 --splits 2 "
+                    "--threads 2 --out %s",
+                    tu_exe(), mat, FX_H, FX_W, dir);
+    cr_assert_eq(rc, 0, "%s", out);
+
+    /* The same run in process, as the command sets it up. */
+#ifdef DRSCH_HAVE_OPENMP
+    omp_set_num_threads(2);
+#endif
+    drsch_error he;
+    cr_assert_eq(hm_isa_init(&he), DRSCH_OK, "%s", he.msg);
+    snprintf(spec, sizeof spec, "cuhk03:%s:labeled", mat);
+    ds_spec ds;
+    drsch_error de;
+    cr_assert_eq(ds_spec_parse(spec, &ds, &de), DRSCH_OK, "%s", de.msg);
+    ds_load_opts lo;
+    ds_load_opts_default(&lo);
+    lo.out_h = FX_H;
+    lo.out_w = FX_W;
+    ds_dataset *d = NULL;
+    cr_assert_eq(ds_load_spec(&ds, &lo, &d, &de), DRSCH_OK, "%s", de.msg);
+    lib_progress prog = {0};
+    xp_repro_config c = {.dir = lib,
+                         .lengths = {12, 24, 32, 48},
+                         .n_lengths = 4,
+                         .long_bits = 64,
+                         .seed = 1,
+                         .progress = lib_progress_cb,
+                         .progress_ctx = &prog};
+    drsch_error xe;
+    cr_assert_eq(xp_reid_splits(d, 2, 0, &c.splits, &xe), DRSCH_OK, "%s", xe.msg);
+    cr_assert_eq(c.splits, 2);
+    cr_assert_eq(xp_reid_splits(d, 4, 0, &c.splits, &xe), DRSCH_ERR_ARG);
+    cr_assert(strstr(xe.msg, "3 testsets"), "%s", xe.msg);
+    c.splits = 2;
+    xp_repro_train_config(d, 1, 0, 20, 1, &c.train);
+    xp_reid_result res;
+    cr_assert_eq(xp_reid_run(&c, d, &res, &xe), DRSCH_OK, "%s", xe.msg);
+    cr_assert(prog.steps > 0 && prog.notes > 0 && prog.done == 1, "%d steps, %d notes", prog.steps,
+              prog.notes);
+    for (int s = 1; s <= 2; s++) {
+        snprintf(path, sizeof path, "%s/model-split%d-64.bin", dir, s);
+        snprintf(path2, sizeof path2, "%s/model-split%d-64.bin", lib, s);
+        size_t n1, n2;
+        char *a = tu_slurp(path, &n1), *b = tu_slurp(path2, &n2);
+        cr_assert(n1 == n2 && !memcmp(a, b, n1), "%s differs from the command's", path2);
+        free(a);
+        free(b);
+    }
+
+    /* Every CMC and mAP counter of the command's report, per split and averaged (cJSON prints 15
+     * significant digits when they read back within a rounding error). */
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    char *text = tu_slurp(path, NULL);
+    cJSON *root = cJSON_Parse(text);
+    cJSON *bm = cJSON_GetObjectItemCaseSensitive(root, "benchmarks");
+    static const int ranks[] = {1, 5, 10, 20};
+    char name[300];
+    cr_assert_eq(res.n_splits, 2);
+    cr_assert_eq(res.n_cols, 5);
+    for (int m = 0; m < XP_REID_METHODS; m++)
+        for (int i = 0; i < res.n_cols; i++) {
+            cr_assert_eq(res.cols[i], BITS[i]);
+            for (int s = 0; s <= 2; s++) {
+                xp_reid_mean a = xp_reid_average(&res, m, i);
+                const double *cmc = s < 2 ? res.rows[m].r[s * res.n_cols + i].cmc : a.cmc;
+                double map = s < 2 ? res.rows[m].r[s * res.n_cols + i].map : a.map;
+                if (s < 2)
+                    snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:%d/bits:%u",
+                             METHODS[m], s + 1, BITS[i]);
+                else
+                    snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u",
+                             METHODS[m], BITS[i]);
+                cJSON *e = entry(bm, name);
+                cr_assert_not_null(e, "no entry %s", name);
+                for (int r = 0; r < 4; r++)
+                    cr_assert(fabs(counter(e, RANKS[r]) - cmc[ranks[r] - 1]) < 1e-13,
+                              "%s %s: %.17g vs %.17g", name, RANKS[r], counter(e, RANKS[r]),
+                              cmc[ranks[r] - 1]);
+                cr_assert(fabs(counter(e, "mAP") - map) < 1e-13, "%s mAP: %.17g vs %.17g", name,
+                          counter(e, "mAP"), map);
+            }
+        }
+    xp_reid_result_free(&res);
+    cJSON_Delete(root);
+    free(text);
+    ds_dataset_free(d);
+    free(out);
 }
 
 /* ---- where it writes, and the reproduction line ---------------------------------------------- */

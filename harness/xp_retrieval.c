@@ -1,0 +1,330 @@
+/* The retrieval experiment of drsch reproduce (reproduce.h): DRSCH models trained at each code
+ * length, one longer model truncated to every length (plain and weighted ranking), LSH and ITQ
+ * on the pixels of the same split, and the paper's published figures where the dataset is one of
+ * the paper's (results/paper/drsch_map.csv, "quoted, unverified"). Also what both experiments
+ * share (xp_repro_internal.h): the clock, progress lines, training a model and taking its codes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "baselines.h"
+#include "xp_repro_internal.h"
+
+double xp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void xp_note(const xp_repro_config *c, const char *fmt, ...)
+{
+    if (!c->progress)
+        return;
+    char text[4800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    xp_event e = {.kind = XP_EVENT_NOTE, .text = text};
+    c->progress(&e, c->progress_ctx);
+}
+
+typedef struct {
+    const xp_repro_config *c;
+    const char *tag;
+} train_ctx;
+
+static void train_progress(const tr_progress *p, void *ctx)
+{
+    const train_ctx *t = ctx;
+    if (!t->c->progress)
+        return;
+    xp_event e = {.kind = XP_EVENT_TRAIN, .tag = t->tag, .train = p};
+    t->c->progress(&e, t->c->progress_ctx);
+}
+
+drsch_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                            uint32_t bits, const char *path, const char *tag, double *seconds,
+                            xp_codes *codes, drsch_error *err)
+{
+    memset(codes, 0, sizeof *codes);
+    tr_config tc = c->train;
+    tc.bits = (int32_t)bits;
+    drsch_error te;
+    train_ctx ctx = {c, tag};
+    double t = xp_now();
+    drsch_status st = tr_train(&tc, d, sp, path, NULL, NULL, train_progress, &ctx, &te);
+    *seconds = xp_now() - t;
+    if (st != DRSCH_OK)
+        return drsch_fail(err, st, "%s: %s", tag, te.msg);
+    char state[4300];
+    snprintf(state, sizeof state, "%s.state", path);
+    remove(state);
+    drsch_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
+                                     NN_PRECISION_F32, codes, err);
+    if (xs != DRSCH_OK && strcmp(err->file, path) != 0) { /* a model that loaded names itself */
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        drsch_fail(err, xs, "%s: %s", tag, msg);
+    }
+    return xs;
+}
+
+void xp_repro_train_config(const ds_dataset *d, int reid, int quick, int64_t iters, uint64_t seed,
+                           tr_config *c)
+{
+    tr_config_default(c, d);
+    c->seed = seed;
+    c->checkpoint_every = 0;
+    /* Retrieval: five models must fit the run's budget (about 15 minutes on 2 cores, 2 with
+     * quick): 12k iterations each (drsch train's default is 30k). Re-id: one model per split
+     * of 160 x 60 crops, about 0.37 s per iteration of 100 images on 2 cores (measured: 270
+     * images/s), so 3000 iterations (about 20 minutes) per split and 150 with quick. The
+     * learning rate steps down every third of the run (drsch train: every quarter). */
+    c->iters = reid ? (quick ? 150 : 3000) : (quick ? 1000 : 12000);
+    if (iters > 0)
+        c->iters = iters;
+    c->sgd.step = c->iters / 3 > 0 ? c->iters / 3 : 1;
+    c->log_every = c->iters >= 10 ? c->iters / 5 : 1;
+}
+
+/* ---- Retrieval ------------------------------------------------------------------------------ */
+
+void xp_retrieval_result_free(xp_retrieval_result *r)
+{
+    for (int i = 0; i < XP_REPRO_MAX_LENGTHS; i++) {
+        free(r->pr[i].recall);
+        free(r->pr[i].precision);
+    }
+    memset(r, 0, sizeof *r);
+}
+
+static drsch_status eval_failed(drsch_error *err, drsch_status es, const char *msg)
+{
+    return drsch_fail(err, es, "%s", msg);
+}
+
+/* Column col of row dst from an evaluation. */
+static void fill(xp_repro_row *dst, int col, const ev_retrieval *r, int multi)
+{
+    dst->map[col] = multi ? r->map_at_k : r->map_all;
+    dst->ties[col] = multi ? 0 : r->map_tie_aware;
+    dst->pr2[col] = r->precision_radius;
+    dst->no_relevant[col] = r->queries_without_relevant;
+    dst->queries = r->queries;
+    dst->have[col] = 1;
+}
+
+/* Model m (m < n_lengths: trained at lengths[m], evaluated there; m == n_lengths: the long
+ * model, evaluated at every column with plain and weighted ranking). */
+static drsch_status drsch_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                                const ev_options *opt, int m, xp_retrieval_result *res,
+                                drsch_error *err)
+{
+    const int nl = c->n_lengths, multi = d->label_kind == DS_LABELS_MULTI;
+    uint32_t B = m < nl ? c->lengths[m] : c->long_bits;
+    char tag[64], path[4200];
+    snprintf(tag, sizeof tag, "DRSCH %u bits", B);
+    snprintf(path, sizeof path, "%s/model-%u.bin", c->dir, B);
+    xp_note(c, "training %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
+    xp_codes codes;
+    double secs;
+    drsch_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
+    if (st != DRSCH_OK)
+        return st;
+    for (int i = 0; i <= nl; i++) {
+        uint32_t b = i < nl ? c->lengths[i] : c->long_bits;
+        if ((m < nl && i != m) || b > B)
+            continue;
+        for (int weighted = 0; weighted < 1 + (m == nl); weighted++) {
+            ev_retrieval r;
+            drsch_error ee;
+            ev_options o = *opt;
+            o.pr_curve = !weighted && m < nl;
+            drsch_status es = xp_eval_retrieval(d, sp, &codes.query, &codes.db, b,
+                                                weighted ? codes.weights : NULL, &o, &r, &ee);
+            if (es != DRSCH_OK) {
+                xp_codes_free(&codes);
+                return eval_failed(err, es, ee.msg);
+            }
+            /* Row 0: models trained at each length; rows 1, 2: the long model truncated. */
+            xp_repro_row *dst = &res->rows[m < nl ? 0 : weighted ? 2 : 1];
+            fill(dst, i, &r, multi);
+            dst->seconds = m < nl ? dst->seconds + secs : secs;
+            xp_note(c, "%s at %u bits%s: %s %.4f", tag, b, weighted ? " (weighted)" : "",
+                    res->metric, dst->map[i]);
+            if (o.pr_curve) { /* the curve's arrays move into the result */
+                res->pr[m] = (xp_pr_curve){r.pr_points, r.pr_recall, r.pr_precision};
+                r.pr_recall = r.pr_precision = NULL;
+            }
+            ev_retrieval_free(&r);
+        }
+    }
+    xp_codes_free(&codes);
+    return DRSCH_OK;
+}
+
+/* Float features of images idx[0..n) (pixels scaled to [0, 1], no crop) for the baselines. */
+static float *pixels(const ds_dataset *d, const int64_t *idx, int64_t n)
+{
+    ds_augment a;
+    ds_augment_default(&a);
+    drsch_error de;
+    float *x = malloc(sizeof(float) * (size_t)n * (size_t)d->c * (size_t)d->h * (size_t)d->w + 1);
+    if (x && ds_batch_build(d, idx, n, &a, 0, x, &de) != DRSCH_OK) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* One baseline (method 0 LSH, 1 ITQ) at lengths[i], trained on xtr and evaluated on the split. */
+static drsch_status baseline(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                             const ev_options *opt, const float *xtr, const float *xq, int method,
+                             int i, xp_repro_row *dst, drsch_error *err)
+{
+    const int dim = d->c * d->h * d->w, multi = d->label_kind == DS_LABELS_MULTI;
+    const uint32_t bits = c->lengths[i];
+    bl_model bm;
+    drsch_error be;
+    double t = xp_now();
+    drsch_status bad =
+        method ? bl_itq_train(xtr, (size_t)sp->n_train, dim, bits, 50, c->seed, &bm, &be)
+               : bl_lsh_train(xtr, (size_t)sp->n_train, dim, bits, c->seed, &bm, &be);
+    if (bad != DRSCH_OK)
+        return drsch_fail(err, bad, "%s", be.msg);
+    hm_codes q = {0}, db = {0};
+    drsch_error he;
+    int ok = hm_codes_alloc(&q, (size_t)sp->n_query, bits, &he) == DRSCH_OK &&
+             hm_codes_alloc(&db, (size_t)sp->n_db, bits, &he) == DRSCH_OK;
+    if (ok)
+        bl_encode(&bm, xq, (size_t)sp->n_query, &q, 0);
+    for (int64_t s = 0; ok && s < sp->n_db; s += 8192) {
+        int64_t cnt = sp->n_db - s < 8192 ? sp->n_db - s : 8192;
+        float *xd = pixels(d, sp->db + s, cnt);
+        ok = xd != NULL;
+        if (ok)
+            bl_encode(&bm, xd, (size_t)cnt, &db, (size_t)s);
+        free(xd);
+    }
+    double secs = xp_now() - t;
+    bl_model_free(&bm);
+    ev_retrieval r;
+    drsch_error ee;
+    ev_options o = *opt;
+    o.pr_curve = 0;
+    drsch_status es =
+        ok ? xp_eval_retrieval(d, sp, &q, &db, bits, NULL, &o, &r, &ee) : DRSCH_ERR_NOMEM;
+    hm_codes_free(&q);
+    hm_codes_free(&db);
+    if (es != DRSCH_OK)
+        return eval_failed(err, es, ok ? ee.msg : "out of memory");
+    fill(dst, i, &r, multi);
+    dst->seconds += secs;
+    xp_note(c, "%s at %u bits: %s %.4f", dst->method, bits, opt->topk ? "mAP@5000" : "mAP@all",
+            dst->map[i]);
+    ev_retrieval_free(&r);
+    return DRSCH_OK;
+}
+
+/* LSH and ITQ on the pixels of the split, at every length: rows 3 and 4. */
+static drsch_status baselines(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              const ev_options *opt, xp_retrieval_result *res, drsch_error *err)
+{
+    xp_note(c, "LSH and ITQ baselines on %d x %d x %d pixels", d->c, d->h, d->w);
+    float *xtr = pixels(d, sp->train, sp->n_train), *xq = pixels(d, sp->query, sp->n_query);
+    xp_repro_row *r_lsh = &res->rows[res->n_rows], *r_itq = &res->rows[res->n_rows + 1];
+    snprintf(r_lsh->method, sizeof r_lsh->method, "LSH (pixels)");
+    snprintf(r_itq->method, sizeof r_itq->method, "ITQ (pixels)");
+    drsch_status st = DRSCH_OK;
+    if (!xtr || !xq)
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for baseline features");
+    for (int i = 0; st == DRSCH_OK && i < c->n_lengths; i++)
+        for (int method = 0; st == DRSCH_OK && method < 2; method++)
+            st = baseline(c, d, sp, opt, xtr, xq, method, i, method ? r_itq : r_lsh, err);
+    free(xtr);
+    free(xq);
+    if (st == DRSCH_OK)
+        res->n_rows += 2;
+    return st;
+}
+
+/* Paper figures for a dataset name ("cifar10", "nuswide") from the CSV; fills map by length. */
+static int paper_row(const char *csv, const char *dataset, const uint32_t *lengths, int nl,
+                     xp_repro_row *r, char *metric, size_t mcap)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || !strncmp(line, "dataset,", 8))
+            continue;
+        char ds[64], met[64], status[64];
+        unsigned bits;
+        double v;
+        if (sscanf(line, "%63[^,],%63[^,],%u,%lf,%63[^,]", ds, met, &bits, &v, status) != 5 ||
+            strcmp(ds, dataset))
+            continue;
+        for (int i = 0; i < nl; i++)
+            if (lengths[i] == bits) {
+                r->map[i] = v;
+                r->have[i] = 1;
+                found = 1;
+                snprintf(metric, mcap, "%s", met);
+            }
+    }
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+/* The paper's figures where the dataset is one of the paper's: the last row. */
+static void paper(const xp_repro_config *c, const ds_dataset *d, xp_retrieval_result *res)
+{
+    const char *paper_name = !strcmp(d->name, "cifar10")       ? "cifar10"
+                             : !strncmp(d->name, "nuswide", 7) ? "nuswide"
+                                                               : NULL;
+    if (!paper_name)
+        return;
+    xp_repro_row *p = &res->rows[res->n_rows];
+    snprintf(p->method, sizeof p->method, "DRSCH, published (quoted, unverified)");
+    for (int i = 0; i < c->n_lengths; i++)
+        p->pr2[i] = -1;
+    if (paper_row(c->paper_csv, paper_name, c->lengths, c->n_lengths, p, res->paper_metric,
+                  sizeof res->paper_metric) == 0) {
+        res->have_paper = 1;
+        res->n_rows++;
+    } else {
+        xp_note(c, "no published figures for %s in %s", paper_name, c->paper_csv);
+    }
+}
+
+drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              xp_retrieval_result *out, drsch_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const int multi = d->label_kind == DS_LABELS_MULTI;
+    out->metric = multi ? "mAP@5000" : "mAP@all";
+    ev_options opt = {.topk = multi ? 5000 : 0, .radius = 2, .pr_curve = 1};
+    snprintf(out->rows[0].method, sizeof out->rows[0].method, "DRSCH (trained at each length)");
+    snprintf(out->rows[1].method, sizeof out->rows[1].method, "DRSCH-%u truncated", c->long_bits);
+    snprintf(out->rows[2].method, sizeof out->rows[2].method,
+             "DRSCH-%u truncated, weighted ranking", c->long_bits);
+    /* One model per length, then the long model truncated. */
+    drsch_status st = DRSCH_OK;
+    for (int m = 0; st == DRSCH_OK && m <= c->n_lengths; m++)
+        st = drsch_model(c, d, sp, &opt, m, out, err);
+    out->n_rows = 3;
+    if (st == DRSCH_OK)
+        st = baselines(c, d, sp, &opt, out, err);
+    if (st != DRSCH_OK) {
+        xp_retrieval_result_free(out);
+        return st;
+    }
+    paper(c, d, out);
+    return DRSCH_OK;
+}
