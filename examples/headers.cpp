@@ -13,6 +13,7 @@
 #include <drsch/report.h>
 #include <drsch/report_compare.h>
 #include <drsch/report_read.h>
+#include <drsch/reproduce.h>
 #include <drsch/rng.h>
 #include <drsch/status.h>
 #include <drsch/train.h>
