@@ -84,7 +84,7 @@ AI __m512 weighted16(const uint64_t *q, const uint64_t *db, size_t rem, size_t w
 }
 
 void hm_avx512_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
-                                      const float *tables, float *out)
+                                  const float *tables, float *out)
 {
     for (size_t i = 0; i < n; i += 16) {
         size_t rem = n - i;
@@ -497,8 +497,8 @@ static int wq_lut8(const uint64_t *qj, const float *tj, size_t nib, const float 
 }
 
 void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
-                                 size_t words, const float *tables, size_t tstride, int64_t base,
-                                 hm_cand_list *lists, void *scratch)
+                             size_t words, const float *tables, size_t tstride, int64_t base,
+                             hm_cand_list *lists, void *scratch)
 {
     size_t nib = 16 * words;
     uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
@@ -565,4 +565,3 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
     }
     wscan_verify(q, db, words, tables, base, lists, &cs);
 }
-
