@@ -7,24 +7,19 @@
 
 #include "nn_internal.h"
 
-drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
+/* One reorder of a tensor between two layouts (src in src_md, dst in dst_md), run to the end. */
+static dnnl_status_t reorder_once(const nn_net *net, const dnnl_memory_desc_t *src_md,
+                                  const void *src, const dnnl_memory_desc_t *dst_md, void *dst)
 {
-    nn_tensor *T = &net->tensors[t];
-    float *dst = net->block + T->offset;
-    if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
-        memcpy(dst, plain, T->plain_count * sizeof(float));
-        return DRSCH_OK;
-    }
     dnnl_memory_t from = NULL, to = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st =
-        dnnl_memory_create(&from, &T->plain_md, net->engine, (void *)(uintptr_t)plain);
+    dnnl_status_t st = dnnl_memory_create(&from, src_md, net->engine, (void *)(uintptr_t)src);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&to, &T->md, net->engine, dst);
+        st = dnnl_memory_create(&to, dst_md, net->engine, dst);
     if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&pd, &T->plain_md, net->engine, &T->md, net->engine,
-                                                NULL);
+        st =
+            dnnl_reorder_primitive_desc_create(&pd, src_md, net->engine, dst_md, net->engine, NULL);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&r, pd);
     if (st == dnnl_success) {
@@ -38,6 +33,18 @@ drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, dr
     nn_destroy_prim(r);
     nn_destroy_mem(from);
     nn_destroy_mem(to);
+    return st;
+}
+
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
+{
+    nn_tensor *T = &net->tensors[t];
+    float *dst = net->block + T->offset;
+    if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
+        memcpy(dst, plain, T->plain_count * sizeof(float));
+        return DRSCH_OK;
+    }
+    dnnl_status_t st = reorder_once(net, &T->plain_md, plain, &T->md, dst);
     net->weights_dirty = true;
     DN(st, "parameter import reorder");
     return DRSCH_OK;
@@ -51,29 +58,7 @@ drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsc
         memcpy(plain, src, T->plain_count * sizeof(float));
         return DRSCH_OK;
     }
-    dnnl_memory_t from = NULL, to = NULL;
-    dnnl_primitive_t r = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_memory_create(&from, &T->md, net->engine, src);
-    if (st == dnnl_success)
-        st = dnnl_memory_create(&to, &T->plain_md, net->engine, plain);
-    if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&pd, &T->md, net->engine, &T->plain_md, net->engine,
-                                                NULL);
-    if (st == dnnl_success)
-        st = dnnl_primitive_create(&r, pd);
-    if (st == dnnl_success) {
-        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        st = dnnl_primitive_execute(r, net->stream, 2, a);
-    }
-    if (st == dnnl_success)
-        st = dnnl_stream_wait(net->stream);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    nn_destroy_prim(r);
-    nn_destroy_mem(from);
-    nn_destroy_mem(to);
-    DN(st, "parameter export reorder");
+    DN(reorder_once(net, &T->md, src, &T->plain_md, plain), "parameter export reorder");
     return DRSCH_OK;
 }
 
