@@ -174,6 +174,24 @@ DRSCH_API drsch_status ds_split_multilabel(const ds_dataset *d, const ds_paper_o
                                            uint64_t seed, ds_split *out, drsch_error *err);
 
 typedef struct {
+    double train_fraction; /* 0.75: floor(train_fraction x n_classes) classes train */
+    int query_per_class;   /* 100 queries per held-out class */
+} ds_transfer_opts;
+
+DRSCH_API void ds_transfer_opts_default(ds_transfer_opts *o);
+
+/* Transfer to unseen classes (Sablayrolles, Douze, Usunier, Jegou, "How should we evaluate
+ * supervised hashing?", ICASSP 2017): floor(train_fraction x C) of the C classes, chosen by a
+ * seeded permutation, are the training classes and every image of them trains; the other classes
+ * are held out: per held-out class query_per_class seeded queries, the rest of its images the
+ * database. No training class is ever queried or retrieved (10 classes: 7 train, 3 held out,
+ * 300 queries). Single-label datasets only (DRSCH_ERR_ARG for multi-label and re-id ones);
+ * DRSCH_ERR_RANGE when a class has at most query_per_class images (any class may be held out)
+ * or the fraction leaves no training or no held-out class. The name lists the held-out classes. */
+DRSCH_API drsch_status ds_split_transfer(const ds_dataset *d, const ds_transfer_opts *o,
+                                         uint64_t seed, ds_split *out, drsch_error *err);
+
+typedef struct {
     int testset;     /* 0-based index into 'testsets' (classic protocol: 0..19) */
     int single_shot; /* 1: the gallery keeps one seeded random image per test identity from the
                         second camera of its pair; 0: all second-camera images */

@@ -1,9 +1,11 @@
 /* Evaluation protocols as index lists: the paper's per-class query / train / database split
  * (CIFAR-10 protocol, also the Fashion-MNIST default), the official train/test split, the
- * NUS-WIDE-21 per-concept split, and the CUHK03 classic protocol. All randomness comes from a
+ * NUS-WIDE-21 per-concept split, the CUHK03 classic protocol, and the transfer protocol of
+ * Sablayrolles et al. (training classes and held-out classes disjoint). All randomness comes from a
  * rng_state (simd/rng.h) seeded with the caller's seed; output lists are sorted ascending. */
 #include "datasets_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,5 +344,153 @@ done:
     free(seen);
     free(pick);
     free(offset);
+    return s;
+}
+
+void ds_transfer_opts_default(ds_transfer_opts *o)
+{
+    o->train_fraction = 0.75; /* Sablayrolles et al. (ICASSP 2017): 75% of the classes train */
+    o->query_per_class = 100;
+}
+
+/* The classes with flag[k] == want as "a b c" in buf, "..." when it does not fit. */
+static void class_list(const uint8_t *flag, int K, int want, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < K; k++) {
+        if (flag[k] != want)
+            continue;
+        char item[16];
+        int n = snprintf(item, sizeof item, "%s%d", used ? " " : "", k);
+        if (used + (size_t)n + 4 >= cap) {
+            snprintf(buf + used, cap - used, " ...");
+            return;
+        }
+        memcpy(buf + used, item, (size_t)n + 1);
+        used += (size_t)n;
+    }
+}
+
+/* DRSCH_OK when transfer applies to d with o (the number of training classes in *n_train_cls),
+ * else why not: single-label classes only, at least one training and one held-out class, and
+ * every class more images than its queries. */
+static drsch_status transfer_applies(const ds_dataset *d, const ds_transfer_opts *o,
+                                     const int64_t *counts, int *n_train_cls, drsch_error *err)
+{
+    if (d->label_kind == DS_LABELS_MULTI)
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1,
+                             "transfer holds out whole classes, so it needs single-label classes; "
+                             "%s is multi-label (an image of a held-out concept may share "
+                             "another with the training images)",
+                             d->name);
+    if (d->label_kind == DS_LABELS_IDENTITY)
+        return drsch_fail_at(err, DRSCH_ERR_ARG, d->source, -1,
+                             "transfer is for classification datasets; %s is a re-id dataset "
+                             "(identities), whose protocols (classic, new) already test on "
+                             "identities never trained on",
+                             d->name);
+    if (!(o->train_fraction > 0 && o->train_fraction < 1) || o->query_per_class < 1)
+        return drsch_fail_at(err, DRSCH_ERR_ARG, NULL, -1,
+                             "transfer: training fraction %g outside (0, 1) or %d queries per "
+                             "class (at least 1)",
+                             o->train_fraction, o->query_per_class);
+    int K = d->n_classes;
+    int nt = (int)floor(o->train_fraction * K);
+    if (nt < 1 || nt > K - 1)
+        return drsch_fail_at(err, DRSCH_ERR_RANGE, d->source, -1,
+                             "transfer: %d classes give %d training classes (floor(%g x %d)); it "
+                             "needs at least one training and one held-out class",
+                             K, nt, o->train_fraction, K);
+    for (int k = 0; k < K; k++)
+        if (counts[k] <= o->query_per_class)
+            return drsch_fail_at(
+                err, DRSCH_ERR_RANGE, d->source, -1,
+                "class %d has %lld images; transfer needs more than %d in every class (any "
+                "class may be held out: %d queries and at least one database image)",
+                k, (long long)counts[k], o->query_per_class, o->query_per_class);
+    *n_train_cls = nt;
+    return DRSCH_OK;
+}
+
+drsch_status ds_split_transfer(const ds_dataset *d, const ds_transfer_opts *o, uint64_t seed,
+                               ds_split *out, drsch_error *err)
+{
+    drsch_error_clear(err);
+    memset(out, 0, sizeof *out);
+    ds_transfer_opts def;
+    if (!o) {
+        ds_transfer_opts_default(&def);
+        o = &def;
+    }
+    int K = d->n_classes, nt_cls = 0;
+    int64_t *counts = calloc((size_t)K + 1, sizeof *counts);
+    int32_t *perm = malloc(((size_t)K + 1) * sizeof *perm);
+    uint8_t *is_train = calloc((size_t)K + 1, 1);
+    int64_t *cand = malloc((size_t)(d->n ? d->n : 1) * sizeof *cand);
+    drsch_status s = DRSCH_OK;
+    if (!counts || !perm || !is_train || !cand) {
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
+        goto done;
+    }
+    if (d->label_kind == DS_LABELS_SINGLE || d->label_kind == DS_LABELS_IDENTITY)
+        ds_class_counts(d, counts);
+    if ((s = transfer_applies(d, o, counts, &nt_cls, err)) != DRSCH_OK)
+        goto done;
+    /* the training classes: the first nt_cls of a seeded permutation of the classes */
+    rng_state rng;
+    rng_seed(&rng, seed);
+    for (int k = 0; k < K; k++)
+        perm[k] = k;
+    rng_shuffle_i32(&rng, perm, K);
+    for (int j = 0; j < nt_cls; j++)
+        is_train[perm[j]] = 1;
+    int64_t nq = 0, ntr = 0, nheld = 0;
+    for (int k = 0; k < K; k++) {
+        if (is_train[k])
+            ntr += counts[k];
+        else {
+            nq += o->query_per_class;
+            nheld += counts[k];
+        }
+    }
+    if (split_alloc(out, nq, ntr, nheld - nq)) {
+        s = drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < d->n; i++)
+        if (is_train[d->labels[i]])
+            out->train[out->n_train++] = i;
+    /* each held-out class in turn: its images shuffled, the first ones queries, the rest db */
+    for (int k = 0; k < K; k++) {
+        if (is_train[k])
+            continue;
+        int64_t nc = 0;
+        for (int64_t i = 0; i < d->n; i++)
+            if (d->labels[i] == k)
+                cand[nc++] = i;
+        rng_shuffle_i64(&rng, cand, nc);
+        for (int64_t j = 0; j < nc; j++) {
+            if (j < o->query_per_class)
+                out->query[out->n_query++] = cand[j];
+            else
+                out->db[out->n_db++] = cand[j];
+        }
+    }
+    sort_i64(out->query, out->n_query);
+    sort_i64(out->db, out->n_db);
+    char held[96];
+    class_list(is_train, K, 0, held, sizeof held);
+    snprintf(out->name, sizeof out->name,
+             "transfer: %lld queries (%d per held-out class) / %lld training (all images of %d of "
+             "%d classes, floor(%g x %d)) / %lld database (the other held-out images); held-out "
+             "classes %s; seed %llu",
+             (long long)out->n_query, o->query_per_class, (long long)out->n_train, nt_cls, K,
+             o->train_fraction, K, (long long)out->n_db, held, (unsigned long long)seed);
+done:
+    free(counts);
+    free(perm);
+    free(is_train);
+    free(cand);
     return s;
 }

@@ -41,8 +41,9 @@ static void info_flags(info_opts *o, cli_flag *flags)
         CLI_SECTION("options:"),
         CLI_CUSTOM("protocol", &o->proto, in_flag_protocol, "P",
                    "split to describe: auto, paper, paper-db-train, full, classic (CUHK03 20 "
-                   "testsets), new (CUHK03 767/700), none (default auto: paper for labelled sets, "
-                   "classic for CUHK03)"),
+                   "testsets), new (CUHK03 767/700), cifar10, cifar10-1, cifar10-2, nuswide-21, "
+                   "transfer (75% of the classes train, queries and database from the others), "
+                   "none (default auto: paper for labelled sets, classic for CUHK03)"),
         CLI_STRING("config", &o->config, "FILE",
                    "cuhk03_new_protocol_config_{labeled,detected}.mat for --protocol new "
                    "(default: none)"),

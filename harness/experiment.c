@@ -9,6 +9,90 @@
 
 #include "train.h"
 
+/* DRSCH_OK when the per-class protocol `name` applies to d (single labels), else why not. */
+static drsch_status need_single_label(const ds_dataset *d, const char *name, drsch_error *err)
+{
+    if (d->label_kind == DS_LABELS_MULTI)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "protocol %s draws its images class by class from single-label "
+                          "classes; %s is multi-label (use nuswide-21 or auto)",
+                          name, d->name);
+    if (d->label_kind == DS_LABELS_IDENTITY)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "protocol %s is for classification datasets; %s is a re-id dataset "
+                          "(use classic or new)",
+                          name, d->name);
+    return DRSCH_OK;
+}
+
+/* cifar10 (= paper's split), cifar10-1 (= paper-db-train's) and cifar10-2 (= full's), named as
+ * the code bases that publish CIFAR-10 tables name them, with their sizes. */
+static drsch_status split_cifar10(const ds_dataset *d, xp_protocol p, uint64_t seed, ds_split *sp,
+                                  drsch_error *err)
+{
+    const char *name = p == XP_PROTO_CIFAR10     ? "cifar10"
+                       : p == XP_PROTO_CIFAR10_1 ? "cifar10-1"
+                                                 : "cifar10-2";
+    memset(sp, 0, sizeof *sp);
+    drsch_status st = need_single_label(d, name, err);
+    if (st != DRSCH_OK)
+        return st;
+    if (p == XP_PROTO_CIFAR10_2) {
+        if ((st = ds_split_full(d, sp, err)) == DRSCH_OK)
+            snprintf(sp->name, sizeof sp->name,
+                     "cifar10-2: %lld queries (the official test set) / %lld training = database "
+                     "(the official training set); the split of full",
+                     (long long)sp->n_query, (long long)sp->n_train);
+        return st;
+    }
+    ds_paper_opts po;
+    ds_paper_opts_default(&po);
+    po.db_includes_train = p == XP_PROTO_CIFAR10_1;
+    if ((st = ds_split_paper(d, &po, seed, sp, err)) == DRSCH_OK)
+        snprintf(sp->name, sizeof sp->name,
+                 "%s: %lld queries (%d per class) / %lld training (%d per class) / %lld database "
+                 "(%s); the split of %s; seed %llu",
+                 name, (long long)sp->n_query, po.query_per_class, (long long)sp->n_train,
+                 po.train_per_class, (long long)sp->n_db,
+                 po.db_includes_train ? "every non-query image, training images included"
+                                      : "the other images",
+                 po.db_includes_train ? "paper-db-train" : "paper", (unsigned long long)seed);
+    return st;
+}
+
+/* nuswide-21: the multi-label split with the training images also in the database. */
+static drsch_status split_nuswide21(const ds_dataset *d, uint64_t seed, ds_split *sp,
+                                    drsch_error *err)
+{
+    memset(sp, 0, sizeof *sp);
+    if (d->label_kind != DS_LABELS_MULTI)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "protocol nuswide-21 needs a multi-label dataset (NUS-WIDE); %s has %s "
+                          "(use %s)",
+                          d->name,
+                          d->label_kind == DS_LABELS_IDENTITY ? "identities" : "single labels",
+                          d->label_kind == DS_LABELS_IDENTITY ? "classic or new"
+                                                              : "cifar10, cifar10-1, cifar10-2 "
+                                                                "or transfer");
+    if (d->n_classes != 21)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "protocol nuswide-21 needs NUS-WIDE's 21 most frequent concepts; %s has "
+                          "%d concepts (the nuswide spec keeps those 21 on loading)",
+                          d->name, d->n_classes);
+    ds_paper_opts po;
+    ds_paper_opts_default(&po);
+    po.db_includes_train = 1;
+    drsch_status st = ds_split_multilabel(d, &po, seed, sp, err);
+    if (st == DRSCH_OK)
+        snprintf(sp->name, sizeof sp->name,
+                 "nuswide-21: %lld queries (%d per concept) / %lld training (%d per concept) / "
+                 "%lld database (every labelled non-query image, training images included); "
+                 "relevance = a shared concept; seed %llu",
+                 (long long)sp->n_query, po.query_per_class, (long long)sp->n_train,
+                 po.train_per_class, (long long)sp->n_db, (unsigned long long)seed);
+    return st;
+}
+
 drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
                            const char *config, ds_split *sp, drsch_error *err)
 {
@@ -40,6 +124,11 @@ drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, in
         ds_cuhk03_opts co = {.testset = testset, .single_shot = 0};
         return ds_split_cuhk03_classic(d, &co, seed, sp, err);
     }
+    case XP_PROTO_CIFAR10:
+    case XP_PROTO_CIFAR10_1:
+    case XP_PROTO_CIFAR10_2: return split_cifar10(d, p, seed, sp, err);
+    case XP_PROTO_NUSWIDE_21: return split_nuswide21(d, seed, sp, err);
+    case XP_PROTO_TRANSFER: return ds_split_transfer(d, NULL, seed, sp, err);
     case XP_PROTO_NONE:
         memset(sp, 0, sizeof *sp);
         return drsch_fail(err, DRSCH_ERR_ARG, "no protocol selected");

@@ -24,11 +24,25 @@ typedef enum {
     XP_PROTO_CLASSIC,        /* CUHK03 classic 20 splits (one testset) */
     XP_PROTO_NEW,            /* CUHK03 767/700 (needs the config .mat) */
     XP_PROTO_NONE,
+    /* Named after the protocols other code bases publish (their tables can be put beside
+     * drsch's); the split's name says which protocol it is, its sizes and its seed. */
+    XP_PROTO_CIFAR10,    /* per class 100 queries / 500 train / the rest database: paper's split */
+    XP_PROTO_CIFAR10_1,  /* the same, database = every non-query image: paper-db-train's split */
+    XP_PROTO_CIFAR10_2,  /* query = test file, train = database = train file: full's split */
+    XP_PROTO_NUSWIDE_21, /* 21 concepts, per concept 100 queries / 500 train, database = every
+                            labelled non-query image (training images included) */
+    XP_PROTO_TRANSFER,   /* ds_split_transfer: 75% of the classes train, the others are held out
+                            for queries (100 per class) and database */
 } xp_protocol;
 
-#define XP_PROTOCOL_NAMES "auto, paper, paper-db-train, full, classic, new, none"
+#define XP_PROTOCOL_NAMES                                                                          \
+    "auto, paper, paper-db-train, full, classic, new, cifar10, cifar10-1, cifar10-2, nuswide-21, " \
+    "transfer, none"
 
-/* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file. */
+/* Builds the split of protocol p; testset is 0-based (CUHK03 classic), config the 767/700 file.
+ * cifar10, cifar10-1 and cifar10-2 need a single-label dataset (any number of classes: the sizes
+ * above are CIFAR-10's), nuswide-21 a multi-label one with 21 concepts, transfer a single-label
+ * one; otherwise DRSCH_ERR_ARG with a message naming the protocol that fits. */
 DRSCH_API drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_t seed, int testset,
                                      const char *config, ds_split *sp, drsch_error *err);
 

@@ -118,11 +118,26 @@ void in_report_missing(const char *cmd, const char *const *flags, int n, const c
 
 int in_parse_protocol(const char *cmd, const char *s, xp_protocol *out)
 {
-    static const char *const names[] = {"auto", "paper", "paper-db-train", "full", "classic",
-                                        "new",  "none"};
-    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
-        if (!strcmp(s, names[i])) {
-            *out = (xp_protocol)i;
+    static const struct {
+        const char *name;
+        xp_protocol p;
+    } protos[] = {
+        {"auto", XP_PROTO_AUTO},
+        {"paper", XP_PROTO_PAPER},
+        {"paper-db-train", XP_PROTO_PAPER_DB_TRAIN},
+        {"full", XP_PROTO_FULL},
+        {"classic", XP_PROTO_CLASSIC},
+        {"new", XP_PROTO_NEW},
+        {"cifar10", XP_PROTO_CIFAR10},
+        {"cifar10-1", XP_PROTO_CIFAR10_1},
+        {"cifar10-2", XP_PROTO_CIFAR10_2},
+        {"nuswide-21", XP_PROTO_NUSWIDE_21},
+        {"transfer", XP_PROTO_TRANSFER},
+        {"none", XP_PROTO_NONE},
+    };
+    for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++)
+        if (!strcmp(s, protos[i].name)) {
+            *out = protos[i].p;
             return 0;
         }
     fprintf(stderr, "drsch %s: --protocol: '%s' is not one of " XP_PROTOCOL_NAMES "\n", cmd, s);
