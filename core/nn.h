@@ -205,6 +205,38 @@ DRSCH_API float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 DRSCH_API drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter,
                                    drsch_error *err);
 
+/* Training recipes: the multipliers of each parameter group, Caffe's per-layer blobs_lr and
+ * weight_decay, which nn_sgd_step applies to the learning rate and to nn_sgd_config.weight_decay.
+ * A net starts with its architecture's (for the named ones, those of NN_RECIPE_DRSCH);
+ * nn_net_set_recipe replaces them in the net and in its architecture table, so a model file
+ * written afterwards records the multipliers it was trained with. The hash layer and the pooling
+ * layers have no parameters. */
+typedef enum {
+    NN_RECIPE_DRSCH = 0,  /* Caffe's usual multipliers, those of the named architectures: conv and
+                             fc weights lr x1 decay x1, biases lr x2 decay 0, bit weights lr x1
+                             decay 0 */
+    NN_RECIPE_AUTHORS = 1 /* the authors' prototxt/triplet/triplet_train.prototxt: lr x1 for every
+                             tensor; decay conv weights x0.1, fc weights x0.5, bit weights
+                             (weight_hash) x0.5, biases 0 */
+} nn_recipe;
+typedef enum {
+    NN_GROUP_CONV_W = 0, /* convolution weights */
+    NN_GROUP_FC_W,       /* inner-product weights */
+    NN_GROUP_BIAS,       /* convolution and inner-product biases */
+    NN_GROUP_BIT_W,      /* the bit weights */
+    NN_GROUPS
+} nn_param_group;
+
+DRSCH_API const char *nn_recipe_name(nn_recipe r); /* "drsch", "authors"; NULL if unknown */
+/* The lr and decay multipliers of group g in recipe r; DRSCH_ERR_ARG for an unknown r or g. */
+DRSCH_API drsch_status nn_recipe_mults(nn_recipe r, nn_param_group g, float *lr_mult,
+                                       float *decay_mult, drsch_error *err);
+/* The group of parameter tensor i (nn_param_at). */
+DRSCH_API nn_param_group nn_param_group_at(const nn_net *net, int32_t i);
+/* Sets every parameter tensor's multipliers (nn_param.lr_mult / decay_mult) from recipe r, and
+ * the layers' multipliers in the net's architecture (nn_net_config(net)->arch) to match. */
+DRSCH_API drsch_status nn_net_set_recipe(nn_net *net, nn_recipe r, drsch_error *err);
+
 /* ---- model files ------------------------------------------------------------------------ */
 /* Versioned little-endian binary: magic, version, architecture table, input shape and input
  * normalisation, code length,

@@ -2,7 +2,8 @@
  * (ruixuejianfei/BitScalableDeepHash, INTERNALS.md); "drsch-cifar" and "drsch-reid" are drsch's
  * own choices in the same style (the authors ship only the MNIST network): a cifar10-quick-like
  * 3-conv network for 32x32 RGB and a 3-conv network with stride-2 stem for 160x60 person crops.
- * Multipliers are Caffe's usual ones: weights lr x1 decay x1, biases lr x2 decay x0. */
+ * Multipliers are Caffe's usual ones: weights lr x1 decay x1, biases lr x2 decay x0 (drsch's
+ * recipe; nn_net_set_recipe gives a net the authors' instead, nn.h: nn_recipe). */
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +29,9 @@
     {                                                                                              \
         NN_LAYER_HASH, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                                                \
     }
-/* Bit weights: learned by SGD like any weight, no decay (the authors' layer has none). */
+/* Bit weights: learned by SGD like any weight, no decay (drsch's choice: the authors' layer,
+ * weight_hash in prototxt/triplet/triplet_train.prototxt, has weight_decay 0.5; --recipe
+ * authors). */
 #define BITW                                                                                       \
     {                                                                                              \
         NN_LAYER_BITW, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0                                                \

@@ -1,9 +1,79 @@
 /* SGD with momentum, weight decay with per-tensor multipliers and Caffe's "step" learning-rate
  * policy, applied in place over the net's single parameter | gradient | history allocation.
- * Element-wise, so it works on blocked layouts as they are (padding stays zero). */
+ * Element-wise, so it works on blocked layouts as they are (padding stays zero). The recipes
+ * set the per-tensor multipliers by parameter group. */
 #include <math.h>
 
 #include "nn_internal.h"
+
+/* {lr, decay} multipliers of each group (nn_param_group order), per recipe (nn_recipe order). */
+static const float RECIPES[][NN_GROUPS][2] = {
+    /* drsch: the named architectures' (nn_arch.c), Caffe's usual ones */
+    {{1, 1}, {1, 1}, {2, 0}, {1, 0}},
+    /* authors: prototxt/triplet/triplet_train.prototxt of ruixuejianfei/BitScalableDeepHash:
+     * conv1-3 "blobs_lr: 1. blobs_lr: 1. weight_decay: 0.1 weight_decay: 0.", fc_7_triplet and
+     * fc_8_triplet the same with weight_decay 0.5, weight_hash (elewise_product) blobs_lr 1,
+     * weight_decay 0.5 (its second blob, a bias, is not used by its forward pass) */
+    {{1, 0.1f}, {1, 0.5f}, {1, 0}, {1, 0.5f}},
+};
+#define N_RECIPES (int)(sizeof RECIPES / sizeof RECIPES[0])
+
+const char *nn_recipe_name(nn_recipe r)
+{
+    switch (r) {
+    case NN_RECIPE_DRSCH: return "drsch";
+    case NN_RECIPE_AUTHORS: return "authors";
+    }
+    return NULL;
+}
+
+drsch_status nn_recipe_mults(nn_recipe r, nn_param_group g, float *lr_mult, float *decay_mult,
+                             drsch_error *err)
+{
+    if ((int)r < 0 || (int)r >= N_RECIPES || (int)g < 0 || (int)g >= NN_GROUPS)
+        return drsch_fail(err, DRSCH_ERR_ARG, "recipe %d, parameter group %d: no such %s", (int)r,
+                          (int)g, (int)r < 0 || (int)r >= N_RECIPES ? "recipe" : "group");
+    *lr_mult = RECIPES[r][g][0];
+    *decay_mult = RECIPES[r][g][1];
+    return DRSCH_OK;
+}
+
+nn_param_group nn_param_group_at(const nn_net *net, int32_t i)
+{
+    const nn_tensor *T = &net->tensors[i];
+    if (T->is_bias)
+        return NN_GROUP_BIAS;
+    switch (net->layers[T->layer].spec.kind) {
+    case NN_LAYER_CONV: return NN_GROUP_CONV_W;
+    case NN_LAYER_BITW: return NN_GROUP_BIT_W;
+    default: /* NN_LAYER_FC: the only other layer with parameters */ return NN_GROUP_FC_W;
+    }
+}
+
+drsch_status nn_net_set_recipe(nn_net *net, nn_recipe r, drsch_error *err)
+{
+    float m[NN_GROUPS][2];
+    for (int g = 0; g < NN_GROUPS; g++)
+        TRY(nn_recipe_mults(r, (nn_param_group)g, &m[g][0], &m[g][1], err));
+    for (int t = 0; t < net->n_tensors; t++) {
+        nn_tensor *T = &net->tensors[t];
+        const nn_param_group g = nn_param_group_at(net, t);
+        T->lr_mult = m[g][0];
+        T->decay_mult = m[g][1];
+        /* the layer's spec and the architecture table, which model files record */
+        nn_layer_spec *specs[2] = {&net->layers[T->layer].spec, &net->cfg.arch.layers[T->layer]};
+        for (int k = 0; k < 2; k++) {
+            if (T->is_bias) {
+                specs[k]->b_lr_mult = T->lr_mult;
+                specs[k]->b_decay_mult = T->decay_mult;
+            } else {
+                specs[k]->w_lr_mult = T->lr_mult;
+                specs[k]->w_decay_mult = T->decay_mult;
+            }
+        }
+    }
+    return DRSCH_OK;
+}
 
 void nn_sgd_defaults(nn_sgd_config *c)
 {

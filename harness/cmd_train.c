@@ -111,6 +111,12 @@ static void make_flags(train_args *a)
                   "SGD momentum, 0 to 0.999999; the paper: 0"),
         CLI_FLOAT("weight-decay", &s->sgd.weight_decay, 0, 10, "F",
                   "L2 penalty on the weights, added to their gradient times F"),
+        CLI_CHOICE("recipe", &s->recipe, "drsch|authors", "R",
+                   "drsch | authors: the learning-rate and weight-decay multipliers of each "
+                   "parameter group. drsch: weights lr x1 decay x1, biases lr x2 decay 0, bit "
+                   "weights lr x1 decay 0. authors (the paper's "
+                   "prototxt/triplet/triplet_train.prototxt): lr x1 everywhere, decay x0.1 on "
+                   "conv weights, x0.5 on fc weights and on bit weights, 0 on biases"),
         CLI_INT("lr-step", &s->sgd.step, 1, (double)INT64_MAX, "N",
                 "multiply the learning rate by --gamma every N iterations"),
         CLI_FLOAT("gamma", &s->sgd.gamma, 0, 10, "F", "the factor of each --lr-step, 0 to 10"),
@@ -370,10 +376,10 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     fprintf(
         stderr,
         "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d bits, "
-        "%lld iterations, batch %d x %d, %d threads, seed %llu\n",
+        "%lld iterations, batch %d x %d, %d threads, seed %llu, recipe %s\n",
         d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
         (long long)c->iters, c->classes_per_batch, c->images_per_class, a->nthreads,
-        (unsigned long long)c->seed);
+        (unsigned long long)c->seed, nn_recipe_name(c->recipe));
 
     struct sigaction sa, old[N_STOP_SIGNALS];
     memset(&sa, 0, sizeof sa);

@@ -2,8 +2,9 @@
  *
  * One iteration: a class-balanced batch (ds_sampler), augmented into floats (ds_batch_build,
  * seeded by (seed, iteration) so a batch does not depend on the thread count or on resuming),
- * forward, the DRSCH objective on the bit-weighted outputs (dh_loss), backward, SGD step, hash
- * scale annealed on the authors' schedule. Checkpoints are the model file (written atomically
+ * forward, the DRSCH objective on the bit-weighted outputs (dh_loss), backward, SGD step (with
+ * the lr and decay multipliers of tr_config.recipe), hash scale annealed on the authors'
+ * schedule. Checkpoints are the model file (written atomically
  * by nn_model_save, in the bit order of tr_config.bit_order, so a checkpoint can be used for
  * encoding right away) plus PATH.state, one self-contained atomic file: iteration, the settings
  * (flag=value lines, so a resume with other flags names them), the parameters and the SGD
@@ -491,6 +492,9 @@ drsch_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split 
     st = set_up_data(&r, mean, scale, err);
     if (st == DRSCH_OK)
         st = resume_path ? resume(&r, resume_path, err) : create_net(&r, err);
+    /* the recipe's multipliers: the net's, and those its model files record */
+    if (st == DRSCH_OK)
+        st = nn_net_set_recipe(r.net, c->recipe, err);
     if (st == DRSCH_OK) {
         nn_set_input_norm(r.net, mean, scale);
         st = alloc_batch(&r, err);

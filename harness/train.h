@@ -37,6 +37,8 @@ typedef struct {
     int32_t images_per_class;    /* 10 (authors) */
     uint64_t seed;               /* network init, sampling, augmentation */
     nn_sgd_config sgd;
+    nn_recipe recipe; /* the lr and decay multipliers of each parameter group (nn.h): drsch's
+                         (default) or the authors' */
     dh_config loss;
     int32_t margin_auto;      /* 1: margin C = -B/2 at start, growing by B/24 every margin_every
                                  iterations (loss.margin0 / margin_step are then ignored) */

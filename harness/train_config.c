@@ -23,6 +23,9 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     c->sgd.base_lr = 0.002f;
     c->sgd.momentum = 0.9f;
     c->sgd.step = 7500;
+    /* drsch's multipliers (README: where drsch differs): weight decay x1 on every weight but the
+     * bit weights (none), biases at twice the rate; the authors' are --recipe authors. */
+    c->recipe = NN_RECIPE_DRSCH;
     dh_config_default(&c->loss);
     /* The margin in proportion to the code length (-B/2, growing by B/24 every 1k iterations):
      * with the authors' -5 the classes separate only in the relaxed outputs, not in the signs. */

@@ -34,6 +34,8 @@ uint32_t tr_config_fingerprint(const tr_config *c, const ds_split *split)
     if (c->rotate > 0 || c->zoom > 0)
         n +=
             snprintf(buf + n, sizeof buf - (size_t)n, "|rotate %.9g|zoom %.9g", c->rotate, c->zoom);
+    if (c->recipe != NN_RECIPE_DRSCH) /* so is the recipe: no version 1 state has another */
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "|recipe %d", (int)c->recipe);
     return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
 }
 
@@ -108,6 +110,11 @@ int tr_config_settings(const tr_config *c, const ds_split *split, char *buf, siz
     add_float(&o, "rotate", c->rotate);
     add_float(&o, "zoom", c->zoom);
     add_float(&o, "clip-grad", c->clip_grad);
+    /* Named only when not drsch's, so states written before the recipe existed (and the
+     * default's, byte for byte) stay as they were; a missing line reads as drsch
+     * (LATER_SETTINGS). */
+    if (c->recipe != NN_RECIPE_DRSCH)
+        add_setting(&o, "recipe", "%s", nn_recipe_name(c->recipe));
     add_setting(&o, "iters", "%lld", (long long)c->iters);
     return o.overflow ? -1 : (int)o.used;
 }
@@ -129,6 +136,32 @@ static const char *setting_value(const char *list, size_t list_len, const char *
     return NULL;
 }
 
+/* Settings listed only when not at their default (tr_config_settings), a missing line meaning
+ * the default: compared in both directions by settings_diff. */
+static const struct {
+    const char *key, *dflt;
+} LATER_SETTINGS[] = {{"recipe", "drsch"}};
+#define N_LATER (sizeof LATER_SETTINGS / sizeof LATER_SETTINGS[0])
+
+static int is_later_setting(const char *key, size_t klen)
+{
+    for (size_t i = 0; i < N_LATER; i++)
+        if (strlen(LATER_SETTINGS[i].key) == klen && !memcmp(key, LATER_SETTINGS[i].key, klen))
+            return 1;
+    return 0;
+}
+
+/* Appends "--KEY STORED (this run: HAVE)" to out (used of n bytes taken) and counts it. */
+static void add_diff(char *out, size_t n, size_t *used, int *count, const char *key, size_t klen,
+                     const char *sv, size_t slen, const char *hv, size_t hlen)
+{
+    int w = snprintf(out + *used, n - *used, "%s--%.*s %.*s (this run: %.*s)", *count ? ", " : "",
+                     (int)klen, key, (int)(slen > 40 ? 40 : slen), sv, (int)hlen, hv);
+    if (w > 0 && *used + (size_t)w < n)
+        *used += (size_t)w;
+    (*count)++;
+}
+
 /* Names the settings of `have` (this run) that differ from `stored` (the state), as
  * "--lr 0.002 (this run: 0.1), --protocol ..." in out; 0 when none differs. iters is skipped. */
 static int settings_diff(const char *stored, size_t stored_len, const char *have, char *out,
@@ -143,16 +176,22 @@ static int settings_diff(const char *stored, size_t stored_len, const char *have
             break;
         size_t klen = (size_t)(eq - p), vlen = (size_t)(nl - eq - 1), slen = 0;
         const char *sv = setting_value(stored, stored_len, p, klen, &slen);
-        if (!(klen == 5 && !memcmp(p, "iters", 5)) &&
-            (!sv || slen != vlen || memcmp(sv, eq + 1, vlen) != 0)) {
-            int w = snprintf(out + used, n - used, "%s--%.*s %.*s (this run: %.*s)",
-                             count ? ", " : "", (int)klen, p, sv ? (int)(slen > 40 ? 40 : slen) : 4,
-                             sv ? sv : "none", (int)vlen, eq + 1);
-            if (w > 0 && used + (size_t)w < n)
-                used += (size_t)w;
-            count++;
-        }
+        if (!(klen == 5 && !memcmp(p, "iters", 5)) && !is_later_setting(p, klen) &&
+            (!sv || slen != vlen || memcmp(sv, eq + 1, vlen) != 0))
+            add_diff(out, n, &used, &count, p, klen, sv ? sv : "none", sv ? slen : 4, eq + 1, vlen);
         p = nl + 1;
+    }
+    for (size_t i = 0; i < N_LATER; i++) {
+        const char *key = LATER_SETTINGS[i].key, *dflt = LATER_SETTINGS[i].dflt;
+        size_t klen = strlen(key), slen = strlen(dflt), hlen = slen;
+        const char *sv = setting_value(stored, stored_len, key, klen, &slen);
+        const char *hv = setting_value(have, strlen(have), key, klen, &hlen);
+        if (!sv)
+            sv = dflt, slen = strlen(dflt);
+        if (!hv)
+            hv = dflt, hlen = strlen(dflt);
+        if (slen != hlen || memcmp(sv, hv, slen) != 0)
+            add_diff(out, n, &used, &count, key, klen, sv, slen, hv, hlen);
     }
     return count;
 }

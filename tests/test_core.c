@@ -582,6 +582,123 @@ Test(core_sgd, step_policy_and_update)
     nn_net_free(net);
 }
 
+/* A tiny net with one tensor of every parameter group: conv weights and bias, fc weights and
+ * bias, bit weights (the hash layer has none). */
+static nn_net *recipe_net(void)
+{
+    nn_layer_spec l[] = {L_CONV(2, 3, 1, 0, 1), L_FC(0, 0), L_KIND(NN_LAYER_HASH),
+                         L_KIND(NN_LAYER_BITW)};
+    nn_net *net = make_net(l, 4, 1, 4, 4, 3, 1, 0);
+    cr_assert_eq(nn_param_count(net), 5);
+    return net;
+}
+
+/* One SGD step (lr 0.1, no momentum, weight decay 0.1) from w = 0.5, g = 0.25 on the first
+ * element of every tensor; the updated values, by tensor. */
+static void recipe_step(nn_net *net, float out[5])
+{
+    nn_sgd_config c = {0.1f, 0.0f, 0.1f, 1.0f, 0, 0};
+    for (int32_t i = 0; i < 5; i++) {
+        nn_param p = nn_param_at(net, i);
+        p.data[0] = 0.5f;
+        p.grad[0] = 0.25f;
+    }
+    drsch_error err;
+    cr_assert_eq(nn_sgd_step(net, &c, 0, &err), DRSCH_OK, "%s", err.msg);
+    for (int32_t i = 0; i < 5; i++)
+        out[i] = nn_param_at(net, i).data[0];
+}
+
+Test(core_sgd, recipes_set_the_multipliers_of_each_group)
+{
+    /* tensors in table order: conv w, conv b, fc w, fc b, bit weights */
+    const nn_param_group groups[5] = {NN_GROUP_CONV_W, NN_GROUP_BIAS, NN_GROUP_FC_W, NN_GROUP_BIAS,
+                                      NN_GROUP_BIT_W};
+    /* w - lr * lr_mult * (g + wd * decay_mult * w), w = 0.5, g = 0.25, lr = wd = 0.1:
+     * drsch: weights 0.5 - 0.1 * (0.25 + 0.05) = 0.47, biases 0.5 - 0.2 * 0.25 = 0.45, bit
+     * weights 0.5 - 0.1 * 0.25 = 0.475. authors: conv weights 0.5 - 0.1 * (0.25 + 0.005) =
+     * 0.4745, fc and bit weights 0.5 - 0.1 * (0.25 + 0.025) = 0.4725, biases 0.475. */
+    const float want_drsch[5] = {0.47f, 0.45f, 0.47f, 0.45f, 0.475f};
+    const float want_authors[5] = {0.4745f, 0.475f, 0.4725f, 0.475f, 0.4725f};
+    const float mult_authors[5][2] = {{1, 0.1f}, {1, 0}, {1, 0.5f}, {1, 0}, {1, 0.5f}};
+    drsch_error err;
+    float got[5];
+
+    nn_net *net = recipe_net(); /* as created: the layer specs' multipliers, drsch's */
+    for (int32_t i = 0; i < 5; i++)
+        cr_expect_eq(nn_param_group_at(net, i), groups[i], "tensor %d", i);
+    recipe_step(net, got);
+    for (int i = 0; i < 5; i++)
+        cr_expect_float_eq(got[i], want_drsch[i], 1e-7, "as created, tensor %d: %g", i, got[i]);
+    cr_assert_eq(nn_net_set_recipe(net, NN_RECIPE_AUTHORS, &err), DRSCH_OK, "%s", err.msg);
+    const nn_arch *arch = &nn_net_config(net)->arch;
+    for (int32_t i = 0; i < 5; i++) {
+        nn_param p = nn_param_at(net, i);
+        cr_expect_eq(p.lr_mult, mult_authors[i][0], "tensor %d", i);
+        cr_expect_eq(p.decay_mult, mult_authors[i][1], "tensor %d", i);
+        /* and the architecture table a model file records */
+        const nn_layer_spec *sp = &arch->layers[p.layer];
+        cr_expect_eq(p.is_bias ? sp->b_decay_mult : sp->w_decay_mult, mult_authors[i][1]);
+        cr_expect_eq(p.is_bias ? sp->b_lr_mult : sp->w_lr_mult, mult_authors[i][0]);
+    }
+    recipe_step(net, got);
+    for (int i = 0; i < 5; i++)
+        cr_expect_float_eq(got[i], want_authors[i], 1e-7, "authors, tensor %d: %g", i, got[i]);
+    cr_assert_eq(nn_net_set_recipe(net, NN_RECIPE_DRSCH, &err), DRSCH_OK, "%s", err.msg);
+    recipe_step(net, got);
+    for (int i = 0; i < 5; i++)
+        cr_expect_float_eq(got[i], want_drsch[i], 1e-7, "drsch, tensor %d: %g", i, got[i]);
+
+    float lr, decay;
+    cr_expect_eq(nn_net_set_recipe(net, (nn_recipe)2, &err), DRSCH_ERR_ARG);
+    cr_expect_eq(nn_recipe_mults(NN_RECIPE_AUTHORS, NN_GROUPS, &lr, &decay, &err), DRSCH_ERR_ARG);
+    cr_expect_eq(nn_recipe_mults(NN_RECIPE_AUTHORS, NN_GROUP_BIT_W, &lr, &decay, &err), DRSCH_OK);
+    cr_expect(lr == 1.0f && decay == 0.5f);
+    cr_expect_str_eq(nn_recipe_name(NN_RECIPE_AUTHORS), "authors");
+    cr_expect_str_eq(nn_recipe_name(NN_RECIPE_DRSCH), "drsch");
+    cr_expect_null(nn_recipe_name((nn_recipe)2));
+    nn_net_free(net);
+}
+
+/* The drsch recipe on a named architecture changes nothing: the same steps from the same start
+ * give the same bits as a net left with its architecture's multipliers. */
+Test(core_sgd, drsch_recipe_is_the_named_architectures_update)
+{
+    nn_net *net[2];
+    drsch_error err;
+    nn_config cfg;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 2, 1, &err), DRSCH_OK, "%s", err.msg);
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(nn_net_create(&net[k], &cfg, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_net_set_recipe(net[1], NN_RECIPE_DRSCH, &err), DRSCH_OK, "%s", err.msg);
+    nn_sgd_config c;
+    nn_sgd_defaults(&c);
+    c.momentum = 0.9f;
+    c.weight_decay = 0.01f;
+    for (int it = 0; it < 3; it++)
+        for (int k = 0; k < 2; k++) {
+            rng_reset(50 + (uint64_t)it);
+            for (int32_t i = 0; i < nn_param_count(net[k]); i++) {
+                nn_param p = nn_param_at(net[k], i);
+                for (size_t j = 0; j < p.count; j++)
+                    p.grad[j] = (float)urand();
+            }
+            cr_assert_eq(nn_sgd_step(net[k], &c, it, &err), DRSCH_OK, "%s", err.msg);
+        }
+    size_t n = nn_params_plain_size(net[0]), nh[2];
+    float *w[2];
+    for (int k = 0; k < 2; k++) {
+        w[k] = malloc(n * sizeof(float));
+        cr_assert_eq(nn_params_export(net[k], w[k], n, &err), DRSCH_OK, "%s", err.msg);
+    }
+    cr_expect(memcmp(w[0], w[1], n * sizeof(float)) == 0, "drsch recipe changed the weights");
+    float *h0 = nn_sgd_history(net[0], &nh[0]), *h1 = nn_sgd_history(net[1], &nh[1]);
+    cr_assert_eq(nh[0], nh[1]);
+    cr_expect(memcmp(h0, h1, nh[0] * sizeof(float)) == 0, "drsch recipe changed the history");
+    free(w[0]), free(w[1]);
+    nn_net_free(net[0]), nn_net_free(net[1]);
+}
+
 /* ---- model files and encoding ----------------------------------------------------------- */
 
 static char *tmp_path(const char *name)

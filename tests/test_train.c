@@ -79,6 +79,59 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     cr_assert(strstr(out, "other settings") != NULL, "%s", out);
 }
 
+/* The lr and decay multipliers of each tensor of the model file at path: lr_mult must be 1
+ * everywhere and decay_mult decay[group] (nn_param_group order), lr_bias for biases. */
+static void expect_model_mults(const char *path, const float decay[NN_GROUPS], float lr_bias)
+{
+    nn_net *net = NULL;
+    drsch_error err;
+    cr_assert_eq(nn_model_load(&net, path, 1, 0, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_param_count(net), 11); /* 3 conv + 2 fc, weights and biases; bit weights */
+    for (int32_t i = 0; i < nn_param_count(net); i++) {
+        nn_param p = nn_param_at(net, i);
+        nn_param_group g = nn_param_group_at(net, i);
+        cr_expect_eq(p.decay_mult, decay[g], "%s: tensor %d (group %d): decay x%g", path, i, g,
+                     p.decay_mult);
+        cr_expect_eq(p.lr_mult, g == NN_GROUP_BIAS ? lr_bias : 1.0f, "%s: tensor %d", path, i);
+    }
+    nn_net_free(net);
+}
+
+/* --recipe authors is recorded in the training state, so that a resume with another recipe is
+ * refused naming --recipe (both ways), and in the model file's multipliers. */
+Test(train, recipe_is_recorded_and_a_resume_needs_the_same)
+{
+    static char out[1 << 16];
+    const char *fl = "--threads 2 --log-every 10 --checkpoint-every 10 --bits 16";
+    int rc = tu_run(out, sizeof out, "%s train %s --iters 20 --recipe authors --out %s", tu_exe(),
+                    fl, tu_path("authors.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "seed 1, recipe authors\n") != NULL, "%s", out);
+    const float authors[NN_GROUPS] = {0.1f, 0.5f, 0.0f, 0.5f}, drsch[NN_GROUPS] = {1, 1, 0, 0};
+    expect_model_mults(tu_path("authors.bin"), authors, 1.0f);
+    rc = tu_run(out, sizeof out, "%s train %s --iters 20 --out %s", tu_exe(), fl,
+                tu_path("drsch.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "seed 1, recipe drsch\n") != NULL, "%s", out);
+    expect_model_mults(tu_path("drsch.bin"), drsch, 2.0f);
+
+    rc = tu_run(out, sizeof out, "%s train %s --iters 30 --resume %s --out %s", tu_exe(), fl,
+                tu_path("authors.bin"), tu_path("other.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "other settings: --recipe authors (this run: drsch)") != NULL, "%s", out);
+    rc = tu_run(out, sizeof out, "%s train %s --iters 30 --recipe authors --resume %s --out %s",
+                tu_exe(), fl, tu_path("drsch.bin"), tu_path("other.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "other settings: --recipe drsch (this run: authors)") != NULL, "%s", out);
+    cr_expect(access(tu_path("other.bin"), F_OK) != 0, "a refused resume wrote a model");
+
+    /* the same recipe resumes, and the model still records it */
+    rc = tu_run(out, sizeof out, "%s train %s --iters 30 --recipe authors --resume %s --out %s",
+                tu_exe(), fl, tu_path("authors.bin"), tu_path("authors.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    expect_model_mults(tu_path("authors.bin"), authors, 1.0f);
+}
+
 /* SIGTERM (timeout, systemd, container stops) stops training at a checkpoint, as SIGINT does: exit
  * 128 + 15, the model and its state written, no temporary file or lock left, and --resume
  * finishes the run. */
