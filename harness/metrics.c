@@ -378,12 +378,13 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
         free(fill);
     }
 
-    double cmc[EV_CMC_RANKS] = {0}, s_ap = 0;
+    double cmc[EV_CMC_RANKS] = {0}, s_ap = 0, s_inp = 0;
     size_t valid = 0, skipped = 0;
     int R = single_shot_repeats;
-    /* Per-query AP (-1: no true match) and CMC rows, summed in query order afterwards. */
-    double *qap = malloc(q->n * sizeof *qap), *qcmc = calloc(q->n * EV_CMC_RANKS, sizeof *qcmc);
-    int oom = !qap || !qcmc;
+    /* Per-query AP (-1: no true match), INP and CMC rows, summed in query order afterwards. */
+    double *qap = malloc(q->n * sizeof *qap), *qinp = malloc(q->n * sizeof *qinp),
+           *qcmc = calloc(q->n * EV_CMC_RANKS, sizeof *qcmc);
+    int oom = !qap || !qinp || !qcmc;
 #pragma omp parallel reduction(| : oom)
     {
         void *dist = malloc(n * 4);
@@ -412,12 +413,13 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
                     m++;
                 }
             qsort(order, m, sizeof *order, keyed_cmp);
-            size_t first = SIZE_MAX, hits = 0, matches = 0;
+            size_t first = SIZE_MAX, last = 0, hits = 0, matches = 0;
             double ap = 0;
             for (size_t r = 0; r < m; r++)
                 if (gid[order[r].idx] == qid[i]) {
                     if (first == SIZE_MAX)
                         first = r;
+                    last = r;
                     ap += (double)++hits / (double)(r + 1);
                     matches++;
                 }
@@ -426,6 +428,8 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
                 continue;
             }
             qap[i] = ap / (double)matches;
+            /* INP: the matches over the rank of the hardest (last) one, ties by gallery index. */
+            qinp[i] = (double)matches / (double)(last + 1);
             double *lcmc = qcmc + i * EV_CMC_RANKS;
             if (!R) {
                 for (size_t r = first; r < EV_CMC_RANKS; r++)
@@ -480,10 +484,12 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
         }
         valid++;
         s_ap += qap[i];
+        s_inp += qinp[i];
         for (int r = 0; r < EV_CMC_RANKS; r++)
             cmc[r] += qcmc[i * EV_CMC_RANKS + r];
     }
     free(qap);
+    free(qinp);
     free(qcmc);
     free(ids);
     free(dense);
@@ -495,7 +501,50 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
     out->queries_skipped = skipped;
     out->single_shot_repeats = R;
     out->map = valid ? s_ap / (double)valid : 0;
+    out->minp = valid ? s_inp / (double)valid : 0;
     for (int r = 0; r < EV_CMC_RANKS; r++)
         out->cmc[r] = valid ? cmc[r] / (double)valid : 0;
     return DRSCH_OK;
+}
+
+const char *ev_reid_gallery_name(ev_reid_gallery gallery)
+{
+    return gallery == EV_REID_CROSS_CAMERA ? "cross-camera" : gallery == EV_REID_ALL ? "all" : "?";
+}
+
+/* EV_REID_ALL: the pool of Q's rows then G's (codes, identities, cameras), every row a query. */
+drsch_status ev_reid_eval_gallery(ev_reid_gallery gallery, const hm_codes *q, const int32_t *qid,
+                                  const int32_t *qcam, const hm_codes *g, const int32_t *gid,
+                                  const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
+                                  uint64_t seed, ev_reid *out, drsch_error *err)
+{
+    if (gallery == EV_REID_CROSS_CAMERA)
+        return ev_reid_eval(q, qid, qcam, g, gid, gcam, w, single_shot_repeats, seed, out, err);
+    memset(out, 0, sizeof *out);
+    if (gallery != EV_REID_ALL)
+        return drsch_fail(err, DRSCH_ERR_ARG, "unknown re-id gallery composition %d", (int)gallery);
+    if (q->bits != g->bits)
+        return drsch_fail(err, DRSCH_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits,
+                          g->bits);
+    size_t n = q->n + g->n;
+    hm_codes p = {0};
+    drsch_status st = hm_codes_alloc(&p, n, q->bits, err);
+    if (st != DRSCH_OK)
+        return st;
+    int32_t *pid = malloc((n + 1) * sizeof *pid), *pcam = malloc((n + 1) * sizeof *pcam);
+    if (!pid || !pcam) {
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %zu pooled images", n);
+    } else {
+        memcpy(p.data, q->data, q->n * q->words * sizeof *p.data);
+        memcpy(p.data + q->n * p.words, g->data, g->n * g->words * sizeof *p.data);
+        memcpy(pid, qid, q->n * sizeof *pid);
+        memcpy(pid + q->n, gid, g->n * sizeof *pid);
+        memcpy(pcam, qcam, q->n * sizeof *pcam);
+        memcpy(pcam + q->n, gcam, g->n * sizeof *pcam);
+        st = ev_reid_eval(&p, pid, pcam, &p, pid, pcam, w, single_shot_repeats, seed, out, err);
+    }
+    free(pid);
+    free(pcam);
+    hm_codes_free(&p);
+    return st;
 }
