@@ -319,6 +319,94 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The gallery's identities in order (ids[0..nid)) and each identity's items in index order:
+ * members[start[k]..start[k + 1]) for the k-th identity. 0, or -1 when out of memory. */
+static int identity_index(const int32_t *gid, size_t n, int32_t **ids_out, size_t *nid_out,
+                          uint32_t **start_out, uint32_t **members_out)
+{
+    int32_t *ids = malloc(n * sizeof *ids);
+    uint32_t *dense = malloc(n * sizeof *dense), *start = NULL, *members = NULL, *fill = NULL;
+    size_t nid = 0;
+    if (!ids || !dense)
+        goto fail;
+    memcpy(ids, gid, n * sizeof *ids);
+    qsort(ids, n, sizeof *ids, cmp_i32);
+    for (size_t i = 0; i < n; i++)
+        if (!nid || ids[nid - 1] != ids[i])
+            ids[nid++] = ids[i];
+    start = calloc(nid + 1, sizeof *start);
+    members = malloc(n * sizeof *members);
+    fill = malloc((nid + 1) * sizeof *fill);
+    if (!start || !members || !fill)
+        goto fail;
+    for (size_t j = 0; j < n; j++) {
+        const int32_t *p = bsearch(&gid[j], ids, nid, sizeof *ids, cmp_i32);
+        dense[j] = (uint32_t)(p - ids);
+        start[dense[j] + 1]++;
+    }
+    for (size_t i = 0; i < nid; i++)
+        start[i + 1] += start[i];
+    memcpy(fill, start, (nid + 1) * sizeof *fill);
+    for (size_t j = 0; j < n; j++)
+        members[fill[dense[j]]++] = (uint32_t)j;
+    free(dense);
+    free(fill);
+    *ids_out = ids;
+    *nid_out = nid;
+    *start_out = start;
+    *members_out = members;
+    return 0;
+fail:
+    free(ids);
+    free(dense);
+    free(start);
+    free(members);
+    free(fill);
+    return -1;
+}
+
+/* Single-gallery-shot CMC of query i, added to lcmc: R times one random valid image per identity;
+ * the rank of the true match is the number of sampled images ahead of it in (distance, index)
+ * order. cands: scratch of one entry per identity. */
+static void single_shot_cmc(size_t i, int32_t qid, int32_t qcam, const int32_t *gid,
+                            const int32_t *gcam, const float *fd, size_t nid, const uint32_t *start,
+                            const uint32_t *members, int R, uint64_t seed, uint32_t *cands,
+                            double *lcmc)
+{
+    for (int rep = 0; rep < R; rep++) {
+        uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
+        size_t nc = 0, match = SIZE_MAX;
+        for (size_t id = 0; id < nid; id++) {
+            uint32_t b = start[id], e = start[id + 1];
+            size_t nvalid = 0;
+            for (uint32_t t = b; t < e; t++)
+                nvalid += !(gid[members[t]] == qid && gcam[members[t]] == qcam);
+            if (!nvalid)
+                continue;
+            size_t pick = (size_t)(rng_splitmix64(&s) % nvalid);
+            for (uint32_t t = b; t < e; t++) {
+                uint32_t j = members[t];
+                if (gid[j] == qid && gcam[j] == qcam)
+                    continue;
+                if (pick-- == 0) {
+                    if (gid[j] == qid)
+                        match = nc;
+                    cands[nc++] = j;
+                    break;
+                }
+            }
+        }
+        uint32_t mj = cands[match];
+        size_t ahead = 0;
+        for (size_t c = 0; c < nc; c++) {
+            uint32_t j = cands[c];
+            ahead += fd[j] < fd[mj] || (fd[j] == fd[mj] && j < mj);
+        }
+        for (size_t r = ahead; r < EV_CMC_RANKS; r++)
+            lcmc[r] += 1.0 / R;
+    }
+}
+
 drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
                           const hm_codes *g, const int32_t *gid, const int32_t *gcam,
                           const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
@@ -332,51 +420,11 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
         return drsch_fail(err, DRSCH_ERR_ARG, "need at least one query and one gallery code");
     if (single_shot_repeats < 0)
         return drsch_fail(err, DRSCH_ERR_ARG, "single-shot repeats must be >= 0");
-    size_t n = g->n;
-    /* Dense identity ids of the gallery, and each identity's items in index order. */
-    int32_t *ids = malloc(n * sizeof *ids);
-    uint32_t *dense = malloc(n * sizeof *dense), *start = NULL, *members = NULL;
-    if (!ids || !dense) {
-        free(ids);
-        free(dense);
+    size_t n = g->n, nid = 0;
+    int32_t *ids = NULL;
+    uint32_t *start = NULL, *members = NULL;
+    if (identity_index(gid, n, &ids, &nid, &start, &members))
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    }
-    memcpy(ids, gid, n * sizeof *ids);
-    qsort(ids, n, sizeof *ids, cmp_i32);
-    size_t nid = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!nid || ids[nid - 1] != ids[i])
-            ids[nid++] = ids[i];
-    start = calloc(nid + 1, sizeof *start);
-    members = malloc(n * sizeof *members);
-    if (!start || !members) {
-        free(ids);
-        free(dense);
-        free(start);
-        free(members);
-        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    }
-    for (size_t j = 0; j < n; j++) {
-        const int32_t *p = bsearch(&gid[j], ids, nid, sizeof *ids, cmp_i32);
-        dense[j] = (uint32_t)(p - ids);
-        start[dense[j] + 1]++;
-    }
-    for (size_t i = 0; i < nid; i++)
-        start[i + 1] += start[i];
-    {
-        uint32_t *fill = malloc((nid + 1) * sizeof *fill);
-        if (!fill) {
-            free(ids);
-            free(dense);
-            free(start);
-            free(members);
-            return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-        }
-        memcpy(fill, start, (nid + 1) * sizeof *fill);
-        for (size_t j = 0; j < n; j++)
-            members[fill[dense[j]]++] = (uint32_t)j;
-        free(fill);
-    }
 
     double cmc[EV_CMC_RANKS] = {0}, s_ap = 0, s_inp = 0;
     size_t valid = 0, skipped = 0;
@@ -436,41 +484,8 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
                     lcmc[r] += 1.0;
                 continue;
             }
-            /* Single-gallery-shot: one random valid image per identity; the rank of the true
-             * match is the number of sampled images ahead of it in (distance, index) order. */
-            for (int rep = 0; rep < R; rep++) {
-                uint64_t s =
-                    seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
-                size_t nc = 0, match = SIZE_MAX;
-                for (size_t id = 0; id < nid; id++) {
-                    uint32_t b = start[id], e = start[id + 1];
-                    size_t nvalid = 0;
-                    for (uint32_t t = b; t < e; t++)
-                        nvalid += !(gid[members[t]] == qid[i] && gcam[members[t]] == qcam[i]);
-                    if (!nvalid)
-                        continue;
-                    size_t pick = (size_t)(rng_splitmix64(&s) % nvalid);
-                    for (uint32_t t = b; t < e; t++) {
-                        uint32_t j = members[t];
-                        if (gid[j] == qid[i] && gcam[j] == qcam[i])
-                            continue;
-                        if (pick-- == 0) {
-                            if (gid[j] == qid[i])
-                                match = nc;
-                            cands[nc++] = j;
-                            break;
-                        }
-                    }
-                }
-                uint32_t mj = cands[match];
-                size_t ahead = 0;
-                for (size_t c = 0; c < nc; c++) {
-                    uint32_t j = cands[c];
-                    ahead += fd[j] < fd[mj] || (fd[j] == fd[mj] && j < mj);
-                }
-                for (size_t r = ahead; r < EV_CMC_RANKS; r++)
-                    lcmc[r] += 1.0 / R;
-            }
+            single_shot_cmc(i, qid[i], qcam[i], gid, gcam, fd, nid, start, members, R, seed, cands,
+                            lcmc);
         }
         free(dist);
         free(fd);
@@ -492,7 +507,6 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
     free(qinp);
     free(qcmc);
     free(ids);
-    free(dense);
     free(start);
     free(members);
     if (oom)
