@@ -1,5 +1,5 @@
 /* drsch eval: retrieval metrics (mAP@all, tie-aware mAP, mAP@K, P@K, P@radius) or re-id
- * metrics (CMC, mAP) of binary codes, at one or more prefix lengths, by the rules of
+ * metrics (CMC, mAP, mINP) of binary codes, at one or more prefix lengths, by the rules of
  * harness/metrics.h. Two sources of codes, one evaluation: a trained model encoding a dataset's
  * protocol queries and database (--model), or .npy files made by drsch or any other tool
  * (--codes ...), so results from different tools are measured identically. With --model the
@@ -118,12 +118,12 @@ static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int
                         size_t db_n)
 {
     if (reid) {
-        printf("%6s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "rank-1", "rank-5", "rank-10",
-               "rank-20", "queries");
+        printf("%6s %8s %8s %8s %8s %8s %8s %9s\n", "bits", "mAP", "mINP", "rank-1", "rank-5",
+               "rank-10", "rank-20", "queries");
         for (int b = 0; b < n; b++) {
             const ev_reid *r = &rows[b].reid;
-            printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", rows[b].bits, r->map, r->cmc[0],
-                   r->cmc[4], r->cmc[9], r->cmc[19], r->queries);
+            printf("%6u %8.4f %8.4f %8.4f %8.4f %8.4f %8.4f %9zu\n", rows[b].bits, r->map, r->minp,
+                   r->cmc[0], r->cmc[4], r->cmc[9], r->cmc[19], r->queries);
         }
         const ev_reid *r = &rows[0].reid;
         printf("%zu of %zu queries have no true match in the gallery (left out of mAP and CMC)\n",
@@ -169,6 +169,7 @@ typedef struct {
     xp_protocol proto;
     nn_precision precision;
     int weighted, nthreads; /* nthreads: the threads the run has */
+    int gallery;            /* ev_reid_gallery */
     cli_flag flags[N_FLAGS];
 } eval_args;
 
@@ -225,6 +226,10 @@ static void make_flags(eval_args *a)
         CLI_INT("single-shot", &a->single, 0, 100000, "N",
                 "re-id: CMC from N seeded single-gallery-shot samplings (default 10 for CUHK03 "
                 "with --model, else 0 = whole gallery)"),
+        CLI_CHOICE("reid-gallery", &a->gallery, EV_REID_GALLERY_CHOICES, "G",
+                   "re-id: cross-camera ranks the gallery for each query (CUHK03 classic: first "
+                   "camera against second); all pools queries and gallery, every image a query "
+                   "against the others (torchreid's classic CUHK03)"),
         CLI_INT("seed", &a->seed, 0, (double)INT64_MAX, "S",
                 "protocol and single-shot seed (default 1, as drsch train)"),
         CLI_INT("threads", &a->threads, 0, 1024, "T",
@@ -251,8 +256,8 @@ static void usage(FILE *f, const cli_flag *flags)
             "order. The table has a row per length: mAP@all, mAP(ties), mAP@K and P@K (K of\n"
             "--topk; P@K divides by min(K, database size)) and P@rR (R of --radius; n/a for\n"
             "weighted ranking); a line below counts the queries with no relevant item (AP 0).\n"
-            "Re-id: mAP, CMC rank-1/5/10/20 and the queries with a true match; a line below\n"
-            "counts the queries without one (left out).\n");
+            "Re-id: mAP, mINP, CMC rank-1/5/10/20 and the queries with a true match; a line\n"
+            "below counts the queries without one (left out).\n");
     cli_flags_help(f, flags);
 }
 
@@ -314,6 +319,10 @@ static int check_args(eval_args *a)
     if (!a->model && a->weighted) {
         fprintf(stderr, "drsch eval: --weighted uses a model's bit weights; with .npy codes give "
                         "--weights FILE\n");
+        return EXIT_USAGE;
+    }
+    if (!a->model && !a->qcam && cli_flag_given(a->flags, "reid-gallery")) {
+        fprintf(stderr, "drsch eval: --reid-gallery is for re-id: give --qcams and --dbcams\n");
         return EXIT_USAGE;
     }
     if (!a->qcam != !a->dcam) {
@@ -491,6 +500,11 @@ static int load_inputs(const eval_args *a, eval_state *s)
         return 1;
     }
     s->reid = s->qcb.labels != NULL;
+    if (!s->reid && cli_flag_given(a->flags, "reid-gallery")) {
+        fprintf(stderr, "drsch eval: --reid-gallery: %s has no camera ids (not a re-id dataset)\n",
+                a->spec);
+        return EXIT_USAGE;
+    }
     if (s->single < 0)
         s->single = 0;
     uint32_t full = q->bits;
@@ -524,6 +538,7 @@ static void report_context(const eval_args *a, const eval_state *s)
         rp_context_set(s->rep, "reid_rule",
                        "gallery items with the query's identity and camera removed; "
                        "queries without a true match skipped");
+        rp_context_set(s->rep, "reid_gallery", ev_reid_gallery_name(a->gallery));
         rp_context_set_num(s->rep, "single_shot_repeats", (double)s->single);
         rp_context_set_num(s->rep, "seed", (double)a->seed);
     }
@@ -536,8 +551,9 @@ static drsch_status eval_reid(const eval_args *a, eval_state *s, const hm_codes 
 {
     ev_reid *r = &row->reid;
     double t0 = cli_now();
-    drsch_status st = ev_reid_eval(tq, s->ql.labels, s->qcb.labels, tdb, s->dl.labels,
-                                   s->dcb.labels, hw, (int)s->single, (uint64_t)a->seed, r, err);
+    drsch_status st =
+        ev_reid_eval_gallery(a->gallery, tq, s->ql.labels, s->qcb.labels, tdb, s->dl.labels,
+                             s->dcb.labels, hw, (int)s->single, (uint64_t)a->seed, r, err);
     double dt = cli_now() - t0;
     if (st != DRSCH_OK)
         return st;
@@ -545,6 +561,7 @@ static drsch_status eval_reid(const eval_args *a, eval_state *s, const hm_codes 
     snprintf(name, sizeof name, "eval/reid/bits:%u", row->bits);
     rp_entry *e = rp_add(s->rep, name, 1, dt * 1e3, dt * 1e3 * a->nthreads, "ms", a->nthreads);
     rp_counter(e, "mAP", r->map);
+    rp_counter(e, "mINP", r->minp);
     for (int k = 0; k < EV_CMC_RANKS; k++) {
         char cn[16];
         snprintf(cn, sizeof cn, "rank-%d", k + 1);

@@ -31,7 +31,7 @@ static void usage(FILE *f)
         "CUHK03 (cuhk03:FILE.mat[:labeled|detected]): the classic protocol, one split per "
         "testset:\n"
         "one model of --long-bits bits per split, truncated to each length, with LSH and ITQ;\n"
-        "CMC rank 1/5/10/20 and mAP per split and averaged, and the CMC curves.\n"
+        "CMC rank 1/5/10/20, mAP and mINP per split and averaged, and the CMC curves.\n"
         "The last line says whether the run reproduced the committed figures (see --baseline).\n\n"
         "  --dataset SPEC   dataset (default fashion-mnist, the embedded default)\n"
         "  --quick          short schedule for CI (about 2 minutes on 2 cores): 1000 iterations\n"
@@ -50,6 +50,9 @@ static void usage(FILE *f)
         "                   20 minutes each on 2 cores); the learning rate steps down every third\n"
         "  --splits N       CUHK03: run the first N classic splits (default all: 20 in the\n"
         "                   CUHK03 release; --quick: 2)\n"
+        "  --reid-gallery G CUHK03: cross-camera (default: the test identities' first-camera\n"
+        "                   images against their second-camera images) or all (every test image\n"
+        "                   a query against all the others, as torchreid's classic split)\n"
         "  --size HxW       resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)\n"
         "  --seed S         seed of protocol, training, baselines and CMC sampling (default 1)\n"
         "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
@@ -70,7 +73,7 @@ typedef struct {
 /* A run: its flags, then what it prepares on the loaded dataset. */
 typedef struct {
     flags f;
-    int reid, threads_used;
+    int reid, threads_used, gallery_given;
     ds_spec dspec;
     char cmdline[2048];
     const ds_dataset *d;
@@ -126,7 +129,8 @@ static int parse(int argc, char **argv, run *r)
         O_SEED,
         O_THREADS,
         O_PAPER,
-        O_BASELINE
+        O_BASELINE,
+        O_GALLERY
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET},
@@ -141,6 +145,7 @@ static int parse(int argc, char **argv, run *r)
         {"threads", required_argument, 0, O_THREADS},
         {"paper", required_argument, 0, O_PAPER},
         {"baseline", required_argument, 0, O_BASELINE},
+        {"reid-gallery", required_argument, 0, O_GALLERY},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -148,6 +153,8 @@ static int parse(int argc, char **argv, run *r)
                *paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv", *baseline = NULL;
     int64_t long_bits = 64, iters = -1, splits = -1, seed = 1, threads = 0;
     int quick = 0, c;
+    ev_reid_gallery gallery = EV_REID_CROSS_CAMERA;
+    int gallery_given = 0;
     ds_load_opts lo;
     ds_load_opts_default(&lo);
     rp_command_line("drsch", argc, argv, r->cmdline,
@@ -162,6 +169,15 @@ static int parse(int argc, char **argv, run *r)
         case O_BITS: bits_s = optarg; break;
         case O_PAPER: paper = optarg; break;
         case O_BASELINE: baseline = optarg; break;
+        case O_GALLERY:
+            if (!strcmp(optarg, "cross-camera") || !strcmp(optarg, "all")) {
+                gallery = strcmp(optarg, "all") ? EV_REID_CROSS_CAMERA : EV_REID_ALL;
+                gallery_given = 1;
+                break;
+            }
+            fprintf(stderr, "drsch reproduce: --reid-gallery: '%s' must be cross-camera or all\n",
+                    optarg);
+            return EXIT_USAGE;
         case O_LONG:
             bad = cli_parse_i64("reproduce", "--long-bits", optarg, 1, HM_MAX_BITS, &long_bits);
             break;
@@ -211,6 +227,8 @@ static int parse(int argc, char **argv, run *r)
     r->f = (flags){spec, out, paper, baseline, long_bits, iters, splits, seed, threads, quick, lo};
     memcpy(r->cfg.lengths, lengths, sizeof(uint32_t) * (size_t)nl);
     r->cfg.n_lengths = nl;
+    r->cfg.reid_gallery = gallery;
+    r->gallery_given = gallery_given;
     return -1;
 }
 
@@ -227,6 +245,13 @@ static int check(run *r)
         fprintf(stderr,
                 "drsch reproduce: --splits counts CUHK03 classic splits; %s has a single protocol "
                 "split\n",
+                r->dspec.name);
+        return EXIT_USAGE;
+    }
+    if (r->gallery_given && r->dspec.kind != DS_KIND_CUHK03) {
+        fprintf(stderr,
+                "drsch reproduce: --reid-gallery chooses CUHK03's queries and gallery; %s is not "
+                "a re-id dataset\n",
                 r->dspec.name);
         return EXIT_USAGE;
     }
@@ -263,7 +288,7 @@ static int prepare(run *r)
             fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
             return xs == DRSCH_ERR_ARG ? EXIT_USAGE : 1;
         }
-        xp_reid_protocol(d, c->splits, c->seed, r->protocol, sizeof r->protocol);
+        xp_reid_protocol(d, c->splits, c->seed, c->reid_gallery, r->protocol, sizeof r->protocol);
     } else {
         drsch_error de;
         if (xp_make_split(d, XP_PROTO_AUTO, c->seed, 0, NULL, &r->sp, &de) != DRSCH_OK) {

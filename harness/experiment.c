@@ -286,7 +286,8 @@ done:
 
 drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
                           const hm_codes *g, uint32_t bits, const float *weights,
-                          int single_shot_repeats, uint64_t seed, ev_reid *out, drsch_error *err)
+                          ev_reid_gallery gallery, int single_shot_repeats, uint64_t seed,
+                          ev_reid *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!d->cams || !d->labels) {
@@ -322,7 +323,8 @@ drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_code
     }
     if (weights && (st = hm_weights_create(&w, weights, bits, err)) != DRSCH_OK)
         goto done;
-    st = ev_reid_eval(&tq, qid, qcam, &tg, gid, gcam, w, single_shot_repeats, seed, out, err);
+    st = ev_reid_eval_gallery(gallery, &tq, qid, qcam, &tg, gid, gcam, w, single_shot_repeats, seed,
+                              out, err);
 done:
     hm_weights_free(w);
     hm_codes_free(&tq);

@@ -99,15 +99,16 @@ DRSCH_API drsch_status xp_eval_retrieval(const ds_dataset *d, const ds_split *sp
                                          const ev_options *opt, ev_retrieval *out,
                                          drsch_error *err);
 
-/* Re-id metrics (harness/metrics.h: same identity and camera removed, CMC rank 1..20, mAP over
- * the whole gallery) of query codes q against gallery codes g, in the split's query / db
- * order, truncated to their first `bits` bits, with the dataset's identities and cameras
- * (d->cams must be set). single_shot_repeats > 0: CMC from that many seeded
- * single-gallery-shot samplings; w may be NULL. */
+/* Re-id metrics (harness/metrics.h: same identity and camera removed, CMC rank 1..20, mAP and
+ * mINP over the whole gallery) of query codes q against gallery codes g, in the split's query /
+ * db order, truncated to their first `bits` bits, with the dataset's identities and cameras
+ * (d->cams must be set); gallery: q against g, or both pooled (ev_reid_gallery).
+ * single_shot_repeats > 0: CMC from that many seeded single-gallery-shot samplings; w may be
+ * NULL. */
 DRSCH_API drsch_status xp_eval_reid(const ds_dataset *d, const ds_split *sp, const hm_codes *q,
                                     const hm_codes *g, uint32_t bits, const float *weights,
-                                    int single_shot_repeats, uint64_t seed, ev_reid *out,
-                                    drsch_error *err);
+                                    ev_reid_gallery gallery, int single_shot_repeats, uint64_t seed,
+                                    ev_reid *out, drsch_error *err);
 
 #ifdef __cplusplus
 }

@@ -319,6 +319,94 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The gallery's identities in order (ids[0..nid)) and each identity's items in index order:
+ * members[start[k]..start[k + 1]) for the k-th identity. 0, or -1 when out of memory. */
+static int identity_index(const int32_t *gid, size_t n, int32_t **ids_out, size_t *nid_out,
+                          uint32_t **start_out, uint32_t **members_out)
+{
+    int32_t *ids = malloc(n * sizeof *ids);
+    uint32_t *dense = malloc(n * sizeof *dense), *start = NULL, *members = NULL, *fill = NULL;
+    size_t nid = 0;
+    if (!ids || !dense)
+        goto fail;
+    memcpy(ids, gid, n * sizeof *ids);
+    qsort(ids, n, sizeof *ids, cmp_i32);
+    for (size_t i = 0; i < n; i++)
+        if (!nid || ids[nid - 1] != ids[i])
+            ids[nid++] = ids[i];
+    start = calloc(nid + 1, sizeof *start);
+    members = malloc(n * sizeof *members);
+    fill = malloc((nid + 1) * sizeof *fill);
+    if (!start || !members || !fill)
+        goto fail;
+    for (size_t j = 0; j < n; j++) {
+        const int32_t *p = bsearch(&gid[j], ids, nid, sizeof *ids, cmp_i32);
+        dense[j] = (uint32_t)(p - ids);
+        start[dense[j] + 1]++;
+    }
+    for (size_t i = 0; i < nid; i++)
+        start[i + 1] += start[i];
+    memcpy(fill, start, (nid + 1) * sizeof *fill);
+    for (size_t j = 0; j < n; j++)
+        members[fill[dense[j]]++] = (uint32_t)j;
+    free(dense);
+    free(fill);
+    *ids_out = ids;
+    *nid_out = nid;
+    *start_out = start;
+    *members_out = members;
+    return 0;
+fail:
+    free(ids);
+    free(dense);
+    free(start);
+    free(members);
+    free(fill);
+    return -1;
+}
+
+/* Single-gallery-shot CMC of query i, added to lcmc: R times one random valid image per identity;
+ * the rank of the true match is the number of sampled images ahead of it in (distance, index)
+ * order. cands: scratch of one entry per identity. */
+static void single_shot_cmc(size_t i, int32_t qid, int32_t qcam, const int32_t *gid,
+                            const int32_t *gcam, const float *fd, size_t nid, const uint32_t *start,
+                            const uint32_t *members, int R, uint64_t seed, uint32_t *cands,
+                            double *lcmc)
+{
+    for (int rep = 0; rep < R; rep++) {
+        uint64_t s = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
+        size_t nc = 0, match = SIZE_MAX;
+        for (size_t id = 0; id < nid; id++) {
+            uint32_t b = start[id], e = start[id + 1];
+            size_t nvalid = 0;
+            for (uint32_t t = b; t < e; t++)
+                nvalid += !(gid[members[t]] == qid && gcam[members[t]] == qcam);
+            if (!nvalid)
+                continue;
+            size_t pick = (size_t)(rng_splitmix64(&s) % nvalid);
+            for (uint32_t t = b; t < e; t++) {
+                uint32_t j = members[t];
+                if (gid[j] == qid && gcam[j] == qcam)
+                    continue;
+                if (pick-- == 0) {
+                    if (gid[j] == qid)
+                        match = nc;
+                    cands[nc++] = j;
+                    break;
+                }
+            }
+        }
+        uint32_t mj = cands[match];
+        size_t ahead = 0;
+        for (size_t c = 0; c < nc; c++) {
+            uint32_t j = cands[c];
+            ahead += fd[j] < fd[mj] || (fd[j] == fd[mj] && j < mj);
+        }
+        for (size_t r = ahead; r < EV_CMC_RANKS; r++)
+            lcmc[r] += 1.0 / R;
+    }
+}
+
 drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *qcam,
                           const hm_codes *g, const int32_t *gid, const int32_t *gcam,
                           const hm_weights *w, int single_shot_repeats, uint64_t seed, ev_reid *out,
@@ -332,58 +420,19 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
         return drsch_fail(err, DRSCH_ERR_ARG, "need at least one query and one gallery code");
     if (single_shot_repeats < 0)
         return drsch_fail(err, DRSCH_ERR_ARG, "single-shot repeats must be >= 0");
-    size_t n = g->n;
-    /* Dense identity ids of the gallery, and each identity's items in index order. */
-    int32_t *ids = malloc(n * sizeof *ids);
-    uint32_t *dense = malloc(n * sizeof *dense), *start = NULL, *members = NULL;
-    if (!ids || !dense) {
-        free(ids);
-        free(dense);
+    size_t n = g->n, nid = 0;
+    int32_t *ids = NULL;
+    uint32_t *start = NULL, *members = NULL;
+    if (identity_index(gid, n, &ids, &nid, &start, &members))
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    }
-    memcpy(ids, gid, n * sizeof *ids);
-    qsort(ids, n, sizeof *ids, cmp_i32);
-    size_t nid = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!nid || ids[nid - 1] != ids[i])
-            ids[nid++] = ids[i];
-    start = calloc(nid + 1, sizeof *start);
-    members = malloc(n * sizeof *members);
-    if (!start || !members) {
-        free(ids);
-        free(dense);
-        free(start);
-        free(members);
-        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    }
-    for (size_t j = 0; j < n; j++) {
-        const int32_t *p = bsearch(&gid[j], ids, nid, sizeof *ids, cmp_i32);
-        dense[j] = (uint32_t)(p - ids);
-        start[dense[j] + 1]++;
-    }
-    for (size_t i = 0; i < nid; i++)
-        start[i + 1] += start[i];
-    {
-        uint32_t *fill = malloc((nid + 1) * sizeof *fill);
-        if (!fill) {
-            free(ids);
-            free(dense);
-            free(start);
-            free(members);
-            return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-        }
-        memcpy(fill, start, (nid + 1) * sizeof *fill);
-        for (size_t j = 0; j < n; j++)
-            members[fill[dense[j]]++] = (uint32_t)j;
-        free(fill);
-    }
 
-    double cmc[EV_CMC_RANKS] = {0}, s_ap = 0;
+    double cmc[EV_CMC_RANKS] = {0}, s_ap = 0, s_inp = 0;
     size_t valid = 0, skipped = 0;
     int R = single_shot_repeats;
-    /* Per-query AP (-1: no true match) and CMC rows, summed in query order afterwards. */
-    double *qap = malloc(q->n * sizeof *qap), *qcmc = calloc(q->n * EV_CMC_RANKS, sizeof *qcmc);
-    int oom = !qap || !qcmc;
+    /* Per-query AP (-1: no true match), INP and CMC rows, summed in query order afterwards. */
+    double *qap = malloc(q->n * sizeof *qap), *qinp = malloc(q->n * sizeof *qinp),
+           *qcmc = calloc(q->n * EV_CMC_RANKS, sizeof *qcmc);
+    int oom = !qap || !qinp || !qcmc;
 #pragma omp parallel reduction(| : oom)
     {
         void *dist = malloc(n * 4);
@@ -412,12 +461,13 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
                     m++;
                 }
             qsort(order, m, sizeof *order, keyed_cmp);
-            size_t first = SIZE_MAX, hits = 0, matches = 0;
+            size_t first = SIZE_MAX, last = 0, hits = 0, matches = 0;
             double ap = 0;
             for (size_t r = 0; r < m; r++)
                 if (gid[order[r].idx] == qid[i]) {
                     if (first == SIZE_MAX)
                         first = r;
+                    last = r;
                     ap += (double)++hits / (double)(r + 1);
                     matches++;
                 }
@@ -426,47 +476,16 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
                 continue;
             }
             qap[i] = ap / (double)matches;
+            /* INP: the matches over the rank of the hardest (last) one, ties by gallery index. */
+            qinp[i] = (double)matches / (double)(last + 1);
             double *lcmc = qcmc + i * EV_CMC_RANKS;
             if (!R) {
                 for (size_t r = first; r < EV_CMC_RANKS; r++)
                     lcmc[r] += 1.0;
                 continue;
             }
-            /* Single-gallery-shot: one random valid image per identity; the rank of the true
-             * match is the number of sampled images ahead of it in (distance, index) order. */
-            for (int rep = 0; rep < R; rep++) {
-                uint64_t s =
-                    seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)) ^ ((uint64_t)rep << 48);
-                size_t nc = 0, match = SIZE_MAX;
-                for (size_t id = 0; id < nid; id++) {
-                    uint32_t b = start[id], e = start[id + 1];
-                    size_t nvalid = 0;
-                    for (uint32_t t = b; t < e; t++)
-                        nvalid += !(gid[members[t]] == qid[i] && gcam[members[t]] == qcam[i]);
-                    if (!nvalid)
-                        continue;
-                    size_t pick = (size_t)(rng_splitmix64(&s) % nvalid);
-                    for (uint32_t t = b; t < e; t++) {
-                        uint32_t j = members[t];
-                        if (gid[j] == qid[i] && gcam[j] == qcam[i])
-                            continue;
-                        if (pick-- == 0) {
-                            if (gid[j] == qid[i])
-                                match = nc;
-                            cands[nc++] = j;
-                            break;
-                        }
-                    }
-                }
-                uint32_t mj = cands[match];
-                size_t ahead = 0;
-                for (size_t c = 0; c < nc; c++) {
-                    uint32_t j = cands[c];
-                    ahead += fd[j] < fd[mj] || (fd[j] == fd[mj] && j < mj);
-                }
-                for (size_t r = ahead; r < EV_CMC_RANKS; r++)
-                    lcmc[r] += 1.0 / R;
-            }
+            single_shot_cmc(i, qid[i], qcam[i], gid, gcam, fd, nid, start, members, R, seed, cands,
+                            lcmc);
         }
         free(dist);
         free(fd);
@@ -480,13 +499,14 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
         }
         valid++;
         s_ap += qap[i];
+        s_inp += qinp[i];
         for (int r = 0; r < EV_CMC_RANKS; r++)
             cmc[r] += qcmc[i * EV_CMC_RANKS + r];
     }
     free(qap);
+    free(qinp);
     free(qcmc);
     free(ids);
-    free(dense);
     free(start);
     free(members);
     if (oom)
@@ -495,7 +515,50 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
     out->queries_skipped = skipped;
     out->single_shot_repeats = R;
     out->map = valid ? s_ap / (double)valid : 0;
+    out->minp = valid ? s_inp / (double)valid : 0;
     for (int r = 0; r < EV_CMC_RANKS; r++)
         out->cmc[r] = valid ? cmc[r] / (double)valid : 0;
     return DRSCH_OK;
+}
+
+const char *ev_reid_gallery_name(ev_reid_gallery gallery)
+{
+    return gallery == EV_REID_CROSS_CAMERA ? "cross-camera" : gallery == EV_REID_ALL ? "all" : "?";
+}
+
+/* EV_REID_ALL: the pool of Q's rows then G's (codes, identities, cameras), every row a query. */
+drsch_status ev_reid_eval_gallery(ev_reid_gallery gallery, const hm_codes *q, const int32_t *qid,
+                                  const int32_t *qcam, const hm_codes *g, const int32_t *gid,
+                                  const int32_t *gcam, const hm_weights *w, int single_shot_repeats,
+                                  uint64_t seed, ev_reid *out, drsch_error *err)
+{
+    if (gallery == EV_REID_CROSS_CAMERA)
+        return ev_reid_eval(q, qid, qcam, g, gid, gcam, w, single_shot_repeats, seed, out, err);
+    memset(out, 0, sizeof *out);
+    if (gallery != EV_REID_ALL)
+        return drsch_fail(err, DRSCH_ERR_ARG, "unknown re-id gallery composition %d", (int)gallery);
+    if (q->bits != g->bits)
+        return drsch_fail(err, DRSCH_ERR_ARG, "query codes have %u bits, gallery codes %u", q->bits,
+                          g->bits);
+    size_t n = q->n + g->n;
+    hm_codes p = {0};
+    drsch_status st = hm_codes_alloc(&p, n, q->bits, err);
+    if (st != DRSCH_OK)
+        return st;
+    int32_t *pid = malloc((n + 1) * sizeof *pid), *pcam = malloc((n + 1) * sizeof *pcam);
+    if (!pid || !pcam) {
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %zu pooled images", n);
+    } else {
+        memcpy(p.data, q->data, q->n * q->words * sizeof *p.data);
+        memcpy(p.data + q->n * p.words, g->data, g->n * g->words * sizeof *p.data);
+        memcpy(pid, qid, q->n * sizeof *pid);
+        memcpy(pid + q->n, gid, g->n * sizeof *pid);
+        memcpy(pcam, qcam, q->n * sizeof *pcam);
+        memcpy(pcam + q->n, gcam, g->n * sizeof *pcam);
+        st = ev_reid_eval(&p, pid, pcam, &p, pid, pcam, w, single_shot_repeats, seed, out, err);
+    }
+    free(pid);
+    free(pcam);
+    hm_codes_free(&p);
+    return st;
 }

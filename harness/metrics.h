@@ -12,10 +12,12 @@
  *    retrieved; precision-recall curve at each radius 0..bits (precision averaged over the
  *    queries that retrieve something at that radius, recall over the queries that have a
  *    relevant item); weighted rankings have no radius metrics (reported as -1);
- *  - re-id: gallery items with the query's identity AND camera are removed; CMC rank 1..20 and
- *    mAP over queries that keep at least one true match; optional single-gallery-shot sampling
- *    (one random image per gallery identity, seeded, repeated) for CMC as in CUHK03's classic
- *    protocol.
+ *  - re-id: gallery items with the query's identity AND camera are removed; CMC rank 1..20,
+ *    mAP and mINP over queries that keep at least one true match; optional single-gallery-shot
+ *    sampling (one random image per gallery identity, seeded, repeated) for CMC as in CUHK03's
+ *    classic protocol. mINP (Ye et al., TPAMI 2021; as torchreid and fast-reid compute it): a
+ *    query's INP = its true matches / the rank of the last one, in the (distance, gallery index)
+ *    order of the whole filtered gallery, so a match tied with non-matches ranks by its index.
  * Integer distances are ranked by counting (two passes over the database, no sort); weighted
  * distances by a sort. OpenMP over queries. Library code: returns status, never prints. */
 #ifndef DRSCH_METRICS_H
@@ -76,6 +78,7 @@ typedef struct {
     size_t queries_skipped;
     double cmc[EV_CMC_RANKS]; /* cmc[r] = fraction with a true match within rank r + 1 */
     double map;
+    double minp; /* mean INP over the whole filtered gallery (never single-shot sampled) */
     int single_shot_repeats; /* 0 = multi-shot CMC over the whole filtered gallery */
 } ev_reid;
 
@@ -85,6 +88,27 @@ DRSCH_API drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const
                                     const hm_codes *g, const int32_t *gid, const int32_t *gcam,
                                     const hm_weights *w, int single_shot_repeats, uint64_t seed,
                                     ev_reid *out, drsch_error *err);
+
+/* Which images are queries and which the gallery, given a query set Q and a gallery set G.
+ * EV_REID_CROSS_CAMERA: Q against G, as given (CUHK03 classic: the test identities' first-camera
+ * images against their second-camera images). EV_REID_ALL: Q and G pooled, Q's rows then G's
+ * (gallery index = pooled row), every pooled image a query against the pool; the same-identity-
+ * same-camera filter removes the query itself (torchreid's classic CUHK03 split, where every test
+ * image is a query and the gallery). The values are the indices of EV_REID_GALLERY_CHOICES. */
+typedef enum { EV_REID_CROSS_CAMERA = 0, EV_REID_ALL = 1 } ev_reid_gallery;
+#define EV_REID_GALLERY_CHOICES "cross-camera|all"
+
+/* "cross-camera" or "all" ("?" for anything else). */
+DRSCH_API const char *ev_reid_gallery_name(ev_reid_gallery gallery);
+
+/* ev_reid_eval with the composition `gallery` of Q (q, qid, qcam) and G (g, gid, gcam); with
+ * EV_REID_ALL, out->queries + out->queries_skipped = q->n + g->n. */
+DRSCH_API drsch_status ev_reid_eval_gallery(ev_reid_gallery gallery, const hm_codes *q,
+                                            const int32_t *qid, const int32_t *qcam,
+                                            const hm_codes *g, const int32_t *gid,
+                                            const int32_t *gcam, const hm_weights *w,
+                                            int single_shot_repeats, uint64_t seed, ev_reid *out,
+                                            drsch_error *err);
 
 #ifdef __cplusplus
 }

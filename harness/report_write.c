@@ -248,7 +248,7 @@ static drsch_status retrieval_curves(const char *dir, const ds_dataset *d, const
 /* ---- Re-identification ------------------------------------------------------------------------
  */
 
-static void reid_counters(rp_entry *e, const double *cmc, double map)
+static void reid_counters(rp_entry *e, const double *cmc, double map, double minp)
 {
     for (int r = 0; r < N_REID_RANKS; r++) {
         char cn[16];
@@ -256,6 +256,7 @@ static void reid_counters(rp_entry *e, const double *cmc, double map)
         rp_counter(e, cn, cmc[REID_RANKS[r] - 1]);
     }
     rp_counter(e, "mAP", map);
+    rp_counter(e, "mINP", minp);
 }
 
 /* Entries: reproduce/<dataset>/<method>/split:<k>/bits:<b> for every split, and
@@ -277,7 +278,7 @@ static void reid_entries(rp_report *rep, const ds_dataset *d, const xp_reid_resu
                 snprintf(name, sizeof name, "reproduce/%s/%s/split:%d/bits:%u", d->name, sl, s + 1,
                          res->cols[i]);
                 rp_entry *e = rp_add(rep, name, 1, row->seconds[s], row->seconds[s], "s", threads);
-                reid_counters(e, row->r[k].cmc, row->r[k].map);
+                reid_counters(e, row->r[k].cmc, row->r[k].map, row->r[k].minp);
                 rp_counter(e, "queries", (double)row->r[k].queries);
                 rp_label(e, res->split_name[s]);
             }
@@ -286,7 +287,7 @@ static void reid_entries(rp_report *rep, const ds_dataset *d, const xp_reid_resu
                 continue;
             snprintf(name, sizeof name, "reproduce/%s/%s/mean/bits:%u", d->name, sl, res->cols[i]);
             rp_entry *e = rp_add(rep, name, 1, secs / a.n, secs / a.n, "s", threads);
-            reid_counters(e, a.cmc, a.map);
+            reid_counters(e, a.cmc, a.map, a.minp);
             rp_counter(e, "splits", a.n);
             snprintf(label, sizeof label,
                      "mean over %d CUHK03 classic split%s; CMC from %d single-gallery-shot "
@@ -297,11 +298,12 @@ static void reid_entries(rp_report *rep, const ds_dataset *d, const xp_reid_resu
     }
 }
 
-/* The CMC table: rank 1, 5, 10, 20 and mAP, mean +- sd over the splits. */
+/* The CMC table: rank 1, 5, 10, 20, mAP and mINP, mean +- sd over the splits. */
 static void reid_md_means(sbuf *md, const xp_reid_result *res)
 {
     const int S = res->n_splits;
-    sb_printf(md, "## CMC and mAP by code length, mean over %d split%s\n\n", S, S > 1 ? "s" : "");
+    sb_printf(md, "## CMC, mAP and mINP by code length, mean over %d split%s\n\n", S,
+              S > 1 ? "s" : "");
     sb_printf(md,
               "DRSCH: one %u-bit model per split, truncated to each length (bit-scalable codes, "
               "INTERNALS.md); training one model per length would take %d times as long, so the "
@@ -312,8 +314,8 @@ static void reid_md_means(sbuf *md, const xp_reid_result *res)
     sb_printf(md, "| method | bits |");
     for (int r = 0; r < N_REID_RANKS; r++)
         sb_printf(md, " rank-%d |", REID_RANKS[r]);
-    sb_printf(md, " mAP |\n| --- | --- |");
-    for (int r = 0; r <= N_REID_RANKS; r++)
+    sb_printf(md, " mAP | mINP |\n| --- | --- |");
+    for (int r = 0; r <= N_REID_RANKS + 1; r++)
         sb_printf(md, " --- |");
     sb_printf(md, "\n");
     for (int m = 0; m < XP_REID_METHODS; m++)
@@ -327,8 +329,9 @@ static void reid_md_means(sbuf *md, const xp_reid_result *res)
                 S > 1 ? sb_printf(md, " %.4f ± %.4f |", a.cmc[k], a.sd_cmc[k])
                       : sb_printf(md, " %.4f |", a.cmc[k]);
             }
-            S > 1 ? sb_printf(md, " %.4f ± %.4f |\n", a.map, a.sd_map)
-                  : sb_printf(md, " %.4f |\n", a.map);
+            S > 1 ? sb_printf(md, " %.4f ± %.4f | %.4f ± %.4f |\n", a.map, a.sd_map, a.minp,
+                              a.sd_minp)
+                  : sb_printf(md, " %.4f | %.4f |\n", a.map, a.minp);
         }
     if (S > 1)
         sb_printf(md, "\n± is the sample standard deviation over the splits.\n");
@@ -465,11 +468,12 @@ static void context(rp_report *rep, const rp_repro_info *info, const ds_dataset 
         rp_context_set_num(rep, "splits", c->splits);
         rp_context_set_num(rep, "single_shot_repeats", XP_REID_REPEATS);
         rp_context_set_num(rep, "model_bits", (double)c->long_bits);
+        rp_context_set(rep, "reid_gallery", ev_reid_gallery_name(c->reid_gallery));
         rp_context_set(rep, "tie_rule", "(distance, gallery index)");
         rp_context_set(rep, "reid_rule",
                        "gallery items with the query's identity and camera removed; queries "
-                       "without a true match skipped; CMC single-gallery-shot, mAP over the whole "
-                       "gallery");
+                       "without a true match skipped; CMC single-gallery-shot, mAP and mINP over "
+                       "the whole gallery");
         snprintf(buf, sizeof buf, "%dx%d", d->h, d->w);
         rp_context_set(rep, "image_size", buf);
     } else {
@@ -505,7 +509,9 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                   "identity and camera are removed; queries without a true match are skipped. CMC "
                   "rank k: share of queries whose true match is within the first k when the "
                   "gallery holds one random image per identity (%d seeded samplings per split, "
-                  "averaged); mAP: over the whole gallery.\n\n",
+                  "averaged); mAP: over the whole gallery; mINP: the mean over the queries of "
+                  "their true matches divided by the rank of the last one, in the whole "
+                  "gallery.\n\n",
                   XP_REID_REPEATS);
     } else {
         sb_printf(md,

@@ -5,9 +5,10 @@
  * LSH and ITQ on the pixels of the same split, and the paper's published figures where the
  * dataset is one of the paper's. Re-identification (xp_reid_run: CUHK03, classic protocol): per
  * classic split one model of long_bits bits truncated to every length, LSH and ITQ on colour
- * thumbnails; CMC and mAP per split. The experiments write the models into the output folder,
- * report progress through a callback (one line of text, or a training step) and return a status
- * with a message; they never print.
+ * thumbnails; CMC, mAP and mINP per split, the queries and gallery of a split as reid_gallery
+ * says. The experiments write the models into the output folder, report progress through a
+ * callback (one line of text, or a training step) and return a status with a message; they never
+ * print.
  *
  * The writers (report_write.c) turn the results into the report's entries and context, the
  * Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp); and compare
@@ -57,6 +58,7 @@ typedef struct {
     const char *paper_csv;   /* retrieval: published figures (results/paper/drsch_map.csv) */
     xp_progress_fn progress; /* or NULL */
     void *progress_ctx;
+    ev_reid_gallery reid_gallery; /* re-id: a split's queries and gallery (default cross-camera) */
 } xp_repro_config;
 
 /* The training settings of reproduce: drsch train's defaults for d with the given seed, no
@@ -126,9 +128,9 @@ typedef struct {
 
 /* Means over the splits of a method at a column, and sample standard deviations. */
 typedef struct {
-    double cmc[EV_CMC_RANKS], map;
-    double sd_cmc[EV_CMC_RANKS], sd_map; /* 0 with one split */
-    int n;                               /* splits averaged */
+    double cmc[EV_CMC_RANKS], map, minp;
+    double sd_cmc[EV_CMC_RANKS], sd_map, sd_minp; /* 0 with one split */
+    int n;                                        /* splits averaged */
 } xp_reid_mean;
 
 /* The number of classic splits to run on d: splits > 0 asks for that many (DRSCH_ERR_ARG when
@@ -136,9 +138,9 @@ typedef struct {
  */
 DRSCH_API drsch_status xp_reid_splits(const ds_dataset *d, int64_t splits, int quick, int *n_splits,
                                       drsch_error *err);
-/* The protocol's description (the report's "protocol" context). */
-DRSCH_API void xp_reid_protocol(const ds_dataset *d, int n_splits, uint64_t seed, char *out,
-                                size_t cap);
+/* The protocol's description (the report's "protocol" context), with the gallery composition. */
+DRSCH_API void xp_reid_protocol(const ds_dataset *d, int n_splits, uint64_t seed,
+                                ev_reid_gallery gallery, char *out, size_t cap);
 /* Runs c->splits classic splits of d (models in c->dir/model-splitK-B.bin). On failure err->msg
  * says why (DRSCH_ERR_NOMEM when out of memory) and *out is empty. */
 DRSCH_API drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d,

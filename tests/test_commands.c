@@ -370,13 +370,78 @@ static void check_help(const char *cmd, const char *flags)
     }
 }
 
+/* Re-id from .npy files, both gallery compositions, the case of tests/test_metrics.c worked by
+ * hand: Q (camera 0) ids 1 2 1 9, codes 0x0 0x3 0x2 0x0; G (camera 1) ids 1 2 1 3, codes 0x1 0x2
+ * 0x3 0x7. cross-camera: 3 queries (1 skipped), mAP 7/12, mINP 5/9, rank-1 1/3; all (Q and G
+ * pooled): 6 queries (2 skipped), mAP 307/720, mINP 137/360, rank-1 1/6, rank-5 1. */
+Test(eval, reid_gallery_compositions_by_hand)
+{
+    static const uint8_t qv[4] = {0x0, 0x3, 0x2, 0x0}, gv[4] = {0x1, 0x2, 0x3, 0x7};
+    static const int32_t qid[4] = {1, 2, 1, 9}, qcam[4] = {0}, gid[4] = {1, 2, 1, 3},
+                         gcam[4] = {1, 1, 1, 1};
+    const char *names[6] = {"rq.npy", "rg.npy", "rqid.npy", "rgid.npy", "rqcam.npy", "rgcam.npy"};
+    const void *data[6] = {qv, gv, qid, gid, qcam, gcam};
+    drsch_error err;
+    for (int i = 0; i < 6; i++) {
+        size_t shape[2] = {4, 1};
+        cr_assert_eq(npy_save(tu_path(names[i]), i < 2 ? NPY_U8 : NPY_I32, i < 2 ? 2 : 1, shape,
+                              data[i], &err),
+                     DRSCH_OK, "%s", err.msg);
+    }
+    static const char *const modes[3] = {"", " --reid-gallery cross-camera", " --reid-gallery all"};
+    const double want[3][5] = {{3, 1, 7.0 / 12, 5.0 / 9, 1.0 / 3},
+                               {3, 1, 7.0 / 12, 5.0 / 9, 1.0 / 3},
+                               {6, 2, 307.0 / 720, 137.0 / 360, 1.0 / 6}};
+    const char *lines[3] = {
+        "     4   0.5833   0.5556   0.3333   1.0000   1.0000   1.0000         3",
+        "     4   0.5833   0.5556   0.3333   1.0000   1.0000   1.0000         3",
+        "     4   0.4264   0.3806   0.1667   1.0000   1.0000   1.0000         6"};
+    char out[8192];
+    for (int m = 0; m < 3; m++) {
+        int rc = tu_run(out, sizeof out,
+                        "%s eval --codes %s --db %s --qlabels %s --dblabels %s --qcams %s --dbcams "
+                        "%s --bits 4%s --json %s 2>/dev/null",
+                        tu_exe(), tu_path("rq.npy"), tu_path("rg.npy"), tu_path("rqid.npy"),
+                        tu_path("rgid.npy"), tu_path("rqcam.npy"), tu_path("rgcam.npy"), modes[m],
+                        tu_path("r.json"));
+        cr_assert_eq(rc, 0, "%s", out);
+        cr_assert(strstr(out, "  bits      mAP     mINP   rank-1") && strstr(out, lines[m]),
+                  "%s: %s", modes[m], out);
+        char *text = tu_slurp(tu_path("r.json"), NULL);
+        cJSON *j = cJSON_Parse(text);
+        free(text);
+        cr_assert_not_null(j);
+        cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "benchmarks"), 0);
+        const char *keys[5] = {"queries", "queries_skipped", "mAP", "mINP", "rank-1"};
+        for (int k = 0; k < 5; k++)
+            cr_assert_float_eq(cJSON_GetObjectItemCaseSensitive(e, keys[k])->valuedouble,
+                               want[m][k], 1e-12, "%s %s", modes[m], keys[k]);
+        cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+        cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(ctx, "reid_gallery")->valuestring,
+                         m == 2 ? "all" : "cross-camera");
+        cJSON_Delete(j);
+    }
+    /* a bad choice, and the choice without re-id inputs, are usage errors */
+    int rc = tu_run(out, sizeof out,
+                    "%s eval --codes %s --db %s --qlabels %s --dblabels %s --qcams %s --dbcams %s "
+                    "--reid-gallery pooled",
+                    tu_exe(), tu_path("rq.npy"), tu_path("rg.npy"), tu_path("rqid.npy"),
+                    tu_path("rgid.npy"), tu_path("rqcam.npy"), tu_path("rgcam.npy"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--reid-gallery") && strstr(out, "cross-camera"), "%s", out);
+    rc = tu_run(out, sizeof out, EVAL_NPY " --reid-gallery all", EVAL_ARGS);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--reid-gallery is for re-id") && strstr(out, "--qcams"), "%s", out);
+    assert_clean(out);
+}
+
 Test(eval, help)
 {
     check_help(
         "eval",
         "--model --dataset --protocol --testset --size --seed --weighted --precision --codes --db "
         "--qlabels --dblabels --qcams --dbcams --bits --weights --topk --radius --single-shot "
-        "--threads --json --help");
+        "--reid-gallery --threads --json --help");
     check_help("search", "--db --queries --out --k --bits --weights --threads --isa --help");
     check_help("encode",
                "--model --dataset --split --protocol --testset --size --seed --bits --threads "

@@ -1,7 +1,8 @@
 /* Metrics suite: hand-computed rankings (ties by database index, tie-aware AP, AP@K, P@K, and
  * both with K beyond the database, precision within radius 2, the PR curve, queries without
  * relevant items), the weighted path agreeing with the integer one, multi-label relevance, and
- * re-id CMC / mAP with the same-identity-same-camera filter and single-gallery-shot sampling. */
+ * re-id CMC / mAP / mINP with the same-identity-same-camera filter and single-gallery-shot
+ * sampling, over both gallery compositions (cross-camera and all images pooled). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -224,6 +225,7 @@ Test(metrics, reid_cmc_and_map)
     cr_assert_eq(r.queries, 1);
     cr_assert_eq(r.queries_skipped, 1);
     cr_assert_float_eq(r.map, 0.5, EPS);
+    cr_assert_float_eq(r.minp, 0.5, EPS); /* 2 matches, the last at rank 4 */
     cr_assert_float_eq(r.cmc[0], 0.0, EPS);
     cr_assert_float_eq(r.cmc[1], 1.0, EPS);
     cr_assert_float_eq(r.cmc[19], 1.0, EPS);
@@ -236,6 +238,83 @@ Test(metrics, reid_cmc_and_map)
     cr_assert(fabs(s1.cmc[1] - 0.5) < 0.05, "rank-2 CMC %f should be near 1/2", s1.cmc[1]);
     cr_assert_float_eq(s1.cmc[2], 1.0, 1e-9);
     cr_assert_float_eq(s1.map, 0.5, EPS);
+    hm_codes_free(&g);
+    hm_codes_free(&q);
+}
+
+/* Both gallery compositions by hand. Q (camera 0): q0 id1 0x0, q1 id2 0x3, q2 id1 0x2, q3 id9
+ * 0x0; G (camera 1): g0 id1 0x1, g1 id2 0x2, g2 id1 0x3, g3 id3 0x7. Ties by gallery index.
+ * Cross-camera (Q against G):
+ *   q0: g0 d1 +, g1 d1 -, g2 d2 +, g3 d3 -      matches at 1, 3: AP (1 + 2/3)/2 = 5/6, INP 2/3
+ *   q1: g2 d0 -, g0 d1 -, g1 d1 +, g3 d1 -      match at 3 (tied with g0, g3 at d1, ordered by
+ *       index): AP 1/3, INP 1/3 (1/2 or 1/4 under another tie order)
+ *   q2: g1 d0 -, g2 d1 +, g0 d2 +, g3 d2 -      matches at 2, 3: AP (1/2 + 2/3)/2 = 7/12, INP 2/3
+ *   q3: no identity 9 in G: skipped.
+ *   mAP (5/6 + 1/3 + 7/12)/3 = 7/12, mINP (2/3 + 1/3 + 2/3)/3 = 5/9, CMC 1/3, 2/3, 1, ...
+ * All (pool p0..p7 = q0..q3, g0..g3; each query loses the pool's images of its identity and
+ * camera, itself included):
+ *   p0: p3 d0 -, p4 d1 +, p5 d1 -, p1 d2 -, p6 d2 +, p7 d3 -   (p2 removed) matches 2, 5:
+ *       AP (1/2 + 2/5)/2 = 9/20, INP 2/5
+ *   p1: p6 d0 -, p2 p4 p5 p7 d1 (p5 +), p0 p3 d2               match at 4: AP 1/4, INP 1/4
+ *   p2: p5 d0 -, p1 p3 p6 d1 (p6 +), p4 p7 d2 (p4 +)           (p0 removed) matches 4, 5:
+ *       AP (1/4 + 2/5)/2 = 13/40, INP 2/5
+ *   p4: p0 p1 p3 d1 (p0 +), p2 p5 p7 d2 (p2 +)                 (p6 removed) matches 1, 4:
+ *       AP (1 + 2/4)/2 = 3/4, INP 1/2
+ *   p5: p2 d0 -, p0 p1 p3 p6 d1 (p1 +), p4 p7 d2               match at 3: AP 1/3, INP 1/3
+ *   p6: p1 d0 -, p2 p5 p7 d1 (p2 +), p0 p3 d2 (p0 +)           (p4 removed) matches 2, 5:
+ *       AP 9/20, INP 2/5
+ *   p3 (id 9) and p7 (the only id 3) have no match: skipped.
+ *   mAP (54 + 30 + 39 + 90 + 40 + 54)/120/6 = 307/720, mINP (24 + 15 + 24 + 30 + 20 + 24)/60/6
+ *   = 137/360; first matches at 2, 4, 4, 1, 3, 2: CMC 1/6, 3/6, 4/6, 1, ... */
+Test(metrics, reid_gallery_compositions_by_hand)
+{
+    uint8_t qv[4] = {0x0, 0x3, 0x2, 0x0}, gv[4] = {0x1, 0x2, 0x3, 0x7};
+    int32_t qid[4] = {1, 2, 1, 9}, qcam[4] = {0, 0, 0, 0}, gid[4] = {1, 2, 1, 3},
+            gcam[4] = {1, 1, 1, 1};
+    hm_codes q = codes4(qv, 4), g = codes4(gv, 4);
+    ev_reid r, c;
+    drsch_error err;
+    cr_assert_eq(ev_reid_eval_gallery(EV_REID_CROSS_CAMERA, &q, qid, qcam, &g, gid, gcam, NULL, 0,
+                                      1, &r, &err),
+                 DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(r.queries, 3);
+    cr_assert_eq(r.queries_skipped, 1);
+    cr_assert_float_eq(r.map, 7.0 / 12, EPS);
+    cr_assert_float_eq(r.minp, 5.0 / 9, EPS);
+    cr_assert_float_eq(r.cmc[0], 1.0 / 3, EPS);
+    cr_assert_float_eq(r.cmc[1], 2.0 / 3, EPS);
+    cr_assert_float_eq(r.cmc[2], 1.0, EPS);
+    cr_assert_float_eq(r.cmc[19], 1.0, EPS);
+    /* cross-camera is ev_reid_eval itself */
+    cr_assert_eq(ev_reid_eval(&q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &c, &err), DRSCH_OK);
+    cr_assert_eq(memcmp(&r, &c, sizeof r), 0);
+
+    cr_assert_eq(
+        ev_reid_eval_gallery(EV_REID_ALL, &q, qid, qcam, &g, gid, gcam, NULL, 0, 1, &r, &err),
+        DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(r.queries, 6);
+    cr_assert_eq(r.queries_skipped, 2);
+    cr_assert_float_eq(r.map, 307.0 / 720, EPS);
+    cr_assert_float_eq(r.minp, 137.0 / 360, EPS);
+    const double cmc[4] = {1.0 / 6, 3.0 / 6, 4.0 / 6, 1.0};
+    for (int k = 0; k < 4; k++)
+        cr_assert_float_eq(r.cmc[k], cmc[k], EPS, "rank-%d: %.17g", k + 1, r.cmc[k]);
+    cr_assert_float_eq(r.cmc[19], 1.0, EPS);
+    /* weighted ranking with unit weights ranks the same */
+    hm_weights *w = NULL;
+    const float ones[4] = {1, 1, 1, 1};
+    cr_assert_eq(hm_weights_create(&w, ones, 4, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(ev_reid_eval_gallery(EV_REID_ALL, &q, qid, qcam, &g, gid, gcam, w, 0, 1, &c, &err),
+                 DRSCH_OK, "%s", err.msg);
+    cr_assert_float_eq(c.map, r.map, EPS);
+    cr_assert_float_eq(c.minp, r.minp, EPS);
+    hm_weights_free(w);
+    /* an unknown composition is refused */
+    cr_assert_eq(ev_reid_eval_gallery((ev_reid_gallery)7, &q, qid, qcam, &g, gid, gcam, NULL, 0, 1,
+                                      &r, &err),
+                 DRSCH_ERR_ARG);
+    cr_assert_str_eq(ev_reid_gallery_name(EV_REID_CROSS_CAMERA), "cross-camera");
+    cr_assert_str_eq(ev_reid_gallery_name(EV_REID_ALL), "all");
     hm_codes_free(&g);
     hm_codes_free(&q);
 }

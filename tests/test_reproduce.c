@@ -11,7 +11,9 @@
  * MNIST-style folder checks that the table and the report count the queries without a relevant
  * item. The re-id experiment called through the library (reproduce.h) gives the command's models
  * and figures. There is no real CUHK03 data here; the numbers themselves are not compared with
- * anything but the same runs. */
+ * anything but the same runs. The pooled gallery (--reid-gallery all) is run end to end too, and
+ * mINP is checked beside mAP (and that a report from before mINP passes drsch compare as a
+ * baseline). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <cjson/cJSON.h>
@@ -116,8 +118,8 @@ static double counter(cJSON *e, const char *name)
     return v->valuedouble;
 }
 
-/* CMC counters within [0, 1], non-decreasing in rank; mAP within [0, 1]. With at most 6 gallery
- * identities the true match of a single-shot gallery is always within rank 6. */
+/* CMC counters within [0, 1], non-decreasing in rank; mAP and mINP within (0, 1]. With at most 6
+ * gallery identities the true match of a single-shot gallery is always within rank 6. */
 static void check_cmc(cJSON *e)
 {
     double prev = 0;
@@ -130,6 +132,8 @@ static void check_cmc(cJSON *e)
     cr_assert_float_eq(counter(e, "rank-10"), 1.0, 1e-12);
     double map = counter(e, "mAP");
     cr_assert(map > 0 && map <= 1 + 1e-12, "mAP = %g", map);
+    double minp = counter(e, "mINP");
+    cr_assert(minp > 0 && minp <= 1 + 1e-12, "mINP = %g", minp);
 }
 
 Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
@@ -209,6 +213,8 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
                                    1e-9);
             cr_assert_float_eq(counter(mean, "mAP"),
                                0.5 * (counter(sp[0], "mAP") + counter(sp[1], "mAP")), 1e-9);
+            cr_assert_float_eq(counter(mean, "mINP"),
+                               0.5 * (counter(sp[0], "mINP") + counter(sp[1], "mINP")), 1e-9);
         }
 
     /* cmc.dat: a header, then ranks 1..20, each curve in [0, 1] and non-decreasing */
@@ -241,6 +247,7 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
                   strstr(md, "| ITQ (thumbnails) | 12 |") &&
                   strstr(md, "Published figures: none") && strstr(md, "truncated to each length"),
               "%s", md);
+    cr_assert(strstr(md, "| rank-20 | mAP | mINP |") != NULL, "%s", md);
     free(md);
 
     /* drsch eval --model on split 1 builds the same gallery (every second-camera image of the
@@ -264,8 +271,30 @@ Test(reproduce_reid, two_splits_end_to_end, .timeout = 180)
                            "%s: eval %g, reproduce %g", RANKS[r], counter(ee, RANKS[r]),
                            counter(re, RANKS[r]));
     cr_assert_float_eq(counter(ee, "mAP"), counter(re, "mAP"), 1e-12);
+    cr_assert_float_eq(counter(ee, "mINP"), counter(re, "mINP"), 1e-12);
     cJSON_Delete(eroot);
     free(etext);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(ctx, "reid_gallery")->valuestring,
+                     "cross-camera");
+
+    /* A report from before mINP (no mINP counter, no reid_gallery context) as the baseline of
+     * this one: the entries gaining a counter pass drsch compare. */
+    cJSON *old = cJSON_Parse(text), *oe;
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(old, "context"),
+                                            "reid_gallery");
+    cJSON_ArrayForEach(oe, cJSON_GetObjectItemCaseSensitive(old, "benchmarks"))
+    {
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(oe, "mINP"));
+        cJSON_DeleteItemFromObjectCaseSensitive(oe, "mINP");
+    }
+    char *old_text = cJSON_Print(old);
+    const char *old_path = tu_path("before-minp.json");
+    tu_write_file(old_path, old_text, strlen(old_text));
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    cr_assert_eq(tu_run(out, 1 << 16, "%s compare --no-time %s %s", tu_exe(), old_path, path), 0,
+                 "%s", out);
+    free(old_text);
+    cJSON_Delete(old);
 
     /* drsch compare gates CMC counters: a rank-5 drop of 0.05 in one mean entry fails */
     snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/mean/bits:%u", METHODS[0], 48u);
@@ -342,6 +371,87 @@ Test(reproduce_reid, bad_input_gives_clear_errors, .timeout = 60)
     cr_assert_eq(tu_run(out, sizeof out, "%s reproduce --help", tu_exe()), 0);
     cr_assert(strstr(out, "--splits N") && strstr(out, "default all") && strstr(out, "--size HxW"),
               "%s", out);
+}
+
+/* --reid-gallery all: every test image of a split is a query and in the gallery (torchreid's
+ * classic CUHK03), less the query's identity-and-camera images. The report records it (context
+ * and protocol), counts the pooled queries (29 first-camera + 29 second-camera images of split 1,
+ * each with a true match in the other camera), and drsch eval --model --reid-gallery all on the
+ * split's model gives the same CMC, mAP and mINP; the choice is refused for other datasets. */
+Test(reproduce_reid, pooled_gallery_end_to_end, .timeout = 240)
+{
+    const char *mat = tu_path("cuhk-03.mat");
+    write_fixture(mat, 1);
+    char *out = malloc(1 << 16), dir[600], path[700], name[300];
+    snprintf(dir, sizeof dir, "%s", tu_path("pooled"));
+    int rc = tu_run(out, 1 << 16,
+                    "%s reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 10 --splits 1 "
+                    "--bits 12 --long-bits 16 --threads 2 --reid-gallery all --out %s",
+                    tu_exe(), mat, FX_H, FX_W, dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "58 queries, 58 gallery (all)"), "%s", out);
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    char *text = tu_slurp(path, NULL);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root);
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(ctx, "reid_gallery")->valuestring, "all");
+    cr_assert(strstr(cJSON_GetObjectItemCaseSensitive(ctx, "protocol")->valuestring, "torchreid"));
+    cJSON *bm = cJSON_GetObjectItemCaseSensitive(root, "benchmarks");
+    const char *methods[] = {"DRSCH-16_truncated", "DRSCH-16_truncated-_weighted_ranking",
+                             "LSH_-thumbnails-", "ITQ_-thumbnails-"};
+    for (int m = 0; m < 4; m++)
+        for (int b = 0; b < 2; b++) {
+            snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:1/bits:%d", methods[m],
+                     b ? 16 : 12);
+            cJSON *e = entry(bm, name);
+            cr_assert_not_null(e, "no entry %s", name);
+            check_cmc(e);
+            cr_assert_eq(counter(e, "queries"), 58, "%s", name);
+        }
+    snprintf(path, sizeof path, "%s/table.md", dir);
+    char *md = tu_slurp(path, NULL);
+    cr_assert(strstr(md, "| 1 | 58 | 58 |") && strstr(md, "torchreid"), "%s", md);
+    free(md);
+
+    const char *ej = tu_path("pooled-eval.json");
+    for (int pooled = 1; pooled >= 0; pooled--) {
+        rc = tu_run(out, 1 << 16,
+                    "%s eval --model %s/model-split1-16.bin --dataset cuhk03:%s:labeled --size "
+                    "%dx%d --testset 1 --threads 2 %s --json %s",
+                    tu_exe(), dir, mat, FX_H, FX_W, pooled ? "--reid-gallery all" : "", ej);
+        cr_assert_eq(rc, 0, "%s", out);
+        char *etext = tu_slurp(ej, NULL);
+        cJSON *eroot = cJSON_Parse(etext);
+        cJSON *ee =
+            entry(cJSON_GetObjectItemCaseSensitive(eroot, "benchmarks"), "eval/reid/bits:16");
+        cr_assert_not_null(ee, "%s", etext);
+        cr_assert_eq(counter(ee, "queries"), pooled ? 58 : 29);
+        snprintf(name, sizeof name, "reproduce/cuhk03-labeled/%s/split:1/bits:16", methods[0]);
+        cJSON *re = entry(bm, name);
+        if (pooled) {
+            const char *keys[] = {"rank-1", "rank-5", "rank-10", "rank-20", "mAP", "mINP"};
+            for (int k = 0; k < 6; k++)
+                cr_assert_float_eq(counter(ee, keys[k]), counter(re, keys[k]), 1e-12, "%s",
+                                   keys[k]);
+        }
+        cJSON_Delete(eroot);
+        free(etext);
+    }
+    cJSON_Delete(root);
+    free(text);
+
+    /* a bad choice; the choice for a dataset without cameras, refused before loading */
+    rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s --reid-gallery pooled", tu_exe(),
+                mat);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--reid-gallery: 'pooled' must be cross-camera or all"), "%s", out);
+    rc = tu_run(out, 1 << 16, "%s reproduce --reid-gallery all --out %s", tu_exe(), tu_path("fm"));
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--reid-gallery") && strstr(out, "not a re-id dataset") &&
+                  !strstr(out, "loading"),
+              "%s", out);
+    free(out);
 }
 
 /* ---- the library entry point ---------------------------------------------------------------- */
@@ -456,9 +566,31 @@ Test(reproduce_reid, library_entry_point_matches_command, .timeout = 300)
                               cmc[ranks[r] - 1]);
                 cr_assert(fabs(counter(e, "mAP") - map) < 1e-13, "%s mAP: %.17g vs %.17g", name,
                           counter(e, "mAP"), map);
+                double minp = s < 2 ? res.rows[m].r[s * res.n_cols + i].minp : a.minp;
+                cr_assert(fabs(counter(e, "mINP") - minp) < 1e-13, "%s mINP: %.17g vs %.17g", name,
+                          counter(e, "mINP"), minp);
             }
         }
     xp_reid_result_free(&res);
+
+    /* The protocol's description: the default's text is the one reports had before the gallery
+     * choice existed (the reproduction line compares it); the pooled gallery says so. */
+    char proto[1024];
+    xp_reid_protocol(d, 2, 1, EV_REID_CROSS_CAMERA, proto, sizeof proto);
+    cr_assert_str_eq(
+        proto, "cuhk03 classic (Li et al., CVPR 2014): testsets{1..2} of 3, one split each; the "
+               "test identities' first-camera images are the queries, their second-camera images "
+               "the gallery, all other identities train; CMC from 10 seeded single-gallery-shot "
+               "samplings per split, mAP over the whole gallery; seed 1");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItemCaseSensitive(root, "context"), "protocol")
+                         ->valuestring,
+                     proto);
+    xp_reid_protocol(d, 2, 1, EV_REID_ALL, proto, sizeof proto);
+    cr_assert(strstr(proto, "every image of the test identities (both cameras) is a query and the "
+                            "gallery") &&
+                  strstr(proto, "torchreid"),
+              "%s", proto);
     cJSON_Delete(root);
     free(text);
     ds_dataset_free(d);
@@ -606,9 +738,9 @@ Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
     for (int i = 0; i < 2; i++) {
         rc = tu_run(out, sizeof out, "%s reproduce %s 2>/dev/null", tu_exe(), i ? "--help" : "-h");
         cr_assert_eq(rc, 0);
-        const char *flags[] = {"--dataset",   "--quick", "--out",    "--baseline", "--bits",
-                               "--long-bits", "--iters", "--splits", "--size",     "--seed",
-                               "--threads",   "--paper", "--help"};
+        const char *flags[] = {"--dataset",   "--quick", "--out",          "--baseline", "--bits",
+                               "--long-bits", "--iters", "--splits",       "--size",     "--seed",
+                               "--threads",   "--paper", "--reid-gallery", "--help"};
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
             cr_assert(strstr(out, flags[f]), "%s not in the help:\n%s", flags[f], out);
         cr_assert(strstr(out, "usage: drsch reproduce") && strstr(out, "runs/<dataset>"), "%s",
