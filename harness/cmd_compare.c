@@ -1,7 +1,7 @@
 /* drsch compare: the regression gate. Matches the benchmark entries of two Google
  * Benchmark-compatible JSON reports by name and compares their times and accuracy counters
  * with report_compare.c's rules (shared with drsch reproduce): a time slower than
- * --max-slowdown (relative), an accuracy counter (mAP*, rank-*, P_at*) lower than
+ * --max-slowdown (relative), an accuracy counter (mAP*, mINP, rank-*, P_at*) lower than
  * --max-metric-drop (absolute), or a baseline entry or counter missing in the current report
  * is a regression, and the exit status is 1. Entries that may be missing (benchmarks of an ISA
  * the machine lacks) are named with --allow-missing GLOB. This file only prints the table. */

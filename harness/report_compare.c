@@ -17,8 +17,8 @@ void rpc_options_default(rpc_options *o)
 
 int rpc_is_metric(const char *k)
 {
-    return k && (!strncmp(k, "mAP", 3) || !strncmp(k, "rank-", 5) || !strncmp(k, "P_at", 4) ||
-                 !strncmp(k, "precision", 9));
+    return k && (!strncmp(k, "mAP", 3) || !strncmp(k, "mINP", 4) || !strncmp(k, "rank-", 5) ||
+                 !strncmp(k, "P_at", 4) || !strncmp(k, "precision", 9));
 }
 
 static int cmp_d(const void *a, const void *b)

@@ -80,7 +80,7 @@ typedef enum {
 } rpc_agreement;
 
 DRSCH_API void rpc_options_default(rpc_options *o);
-/* 1 when counter is an accuracy counter (mAP*, rank-*, P_at*, precision*). */
+/* 1 when counter is an accuracy counter (mAP*, mINP, rank-*, P_at*, precision*). */
 DRSCH_API int rpc_is_metric(const char *counter);
 /* Compares cur with base (times sorted in place to take medians). On DRSCH_ERR_NOMEM *out is
  * empty and err says so. Free the result with rpc_result_free. */

@@ -660,7 +660,7 @@ Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
                 tu_exe(), mat, flags, again, first);
     cr_assert_eq(rc, 0, "%s", out);
     reproduction_line(out, line, sizeof line);
-    cr_assert(strstr(line, "Reproduction: identical: all 120 metrics of ") &&
+    cr_assert(strstr(line, "Reproduction: identical: all 144 metrics of ") &&
                   strstr(line, "again/report.json") && strstr(line, first),
               "%s", line);
 
@@ -672,8 +672,8 @@ Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
                 tu_exe(), mat, flags, again, base);
     cr_assert_eq(rc, 0, "%s", out);
     reproduction_line(out, line, sizeof line);
-    cr_assert(strstr(line, "Reproduction: within noise: all 120 metrics of ") &&
-                  strstr(line, "within 0.01 of") && strstr(line, "119 identical") &&
+    cr_assert(strstr(line, "Reproduction: within noise: all 144 metrics of ") &&
+                  strstr(line, "within 0.01 of") && strstr(line, "143 identical") &&
                   strstr(line, "largest difference 0.0040"),
               "%s", line);
     shifted_report(base, e, "rank-1", 0.05, tu_path("drop.json"));
@@ -681,7 +681,7 @@ Test(reproduce_reid, default_folder_and_reproduction_line, .timeout = 240)
                 tu_exe(), mat, flags, again, tu_path("drop.json"));
     cr_assert_eq(rc, 0, "%s", out);
     reproduction_line(out, line, sizeof line);
-    cr_assert(strstr(line, "Reproduction: NOT reproduced: 1 of 120 metrics of ") &&
+    cr_assert(strstr(line, "Reproduction: NOT reproduced: 1 of 144 metrics of ") &&
                   strstr(line, "more than 0.01") && strstr(line, "largest drop 0.0500") &&
                   strstr(line, e),
               "%s", line);
