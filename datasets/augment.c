@@ -223,6 +223,41 @@ static int has_class(const ds_dataset *d, int64_t i, int k)
     return d->labels[i] == k;
 }
 
+/* count[k] = the images of class k in the pool (count has d->n_classes entries, zeroed). */
+static drsch_status pool_counts(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
+                                int64_t *count, drsch_error *err)
+{
+    const int K = d->n_classes;
+    for (int64_t j = 0; j < n_pool; j++) {
+        int64_t i = pool[j];
+        if (i < 0 || i >= d->n)
+            return drsch_fail_at(err, DRSCH_ERR_RANGE, NULL, j,
+                                 "pool index %lld out of range [0, %lld)", (long long)i,
+                                 (long long)d->n);
+        if (d->label_kind == DS_LABELS_MULTI) {
+            for (int k = 0; k < K; k++)
+                count[k] += has_class(d, i, k);
+        } else if (d->labels[i] >= 0 && d->labels[i] < K) {
+            count[d->labels[i]]++;
+        }
+    }
+    return DRSCH_OK;
+}
+
+int ds_pool_classes(const ds_dataset *d, const int64_t *pool, int64_t n_pool)
+{
+    int64_t *count = calloc((size_t)d->n_classes + 1, sizeof *count);
+    if (!count || pool_counts(d, pool, n_pool, count, NULL) != DRSCH_OK) {
+        free(count);
+        return -1;
+    }
+    int eligible = 0;
+    for (int k = 0; k < d->n_classes; k++)
+        eligible += count[k] >= 2;
+    free(count);
+    return eligible;
+}
+
 drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t n_pool,
                                int classes_per_batch, int images_per_class, uint64_t seed,
                                ds_sampler **out, drsch_error *err)
@@ -241,21 +276,11 @@ drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *pool, int64_t
         free(s);
         return drsch_fail_at(err, DRSCH_ERR_NOMEM, NULL, -1, "out of memory");
     }
-    for (int64_t j = 0; j < n_pool; j++) {
-        int64_t i = pool[j];
-        if (i < 0 || i >= d->n) {
-            free(count);
-            free(s);
-            return drsch_fail_at(err, DRSCH_ERR_RANGE, NULL, j,
-                                 "pool index %lld out of range [0, %lld)", (long long)i,
-                                 (long long)d->n);
-        }
-        if (d->label_kind == DS_LABELS_MULTI) {
-            for (int k = 0; k < K; k++)
-                count[k] += has_class(d, i, k);
-        } else if (d->labels[i] >= 0 && d->labels[i] < K) {
-            count[d->labels[i]]++;
-        }
+    drsch_status st = pool_counts(d, pool, n_pool, count, err);
+    if (st != DRSCH_OK) {
+        free(count);
+        free(s);
+        return st;
     }
     int eligible = 0;
     int64_t total = 0;

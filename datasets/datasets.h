@@ -258,6 +258,9 @@ DRSCH_API drsch_status ds_sampler_create(const ds_dataset *d, const int64_t *poo
                                          int classes_per_batch, int images_per_class, uint64_t seed,
                                          ds_sampler **out, drsch_error *err);
 DRSCH_API void ds_sampler_free(ds_sampler *s);
+/* The classes of the pool a sampler can draw (2 images or more each); -1 when out of memory or
+ * an index is out of range (ds_sampler_create says which). */
+DRSCH_API int ds_pool_classes(const ds_dataset *d, const int64_t *pool, int64_t n_pool);
 DRSCH_API int64_t ds_sampler_batch_size(const ds_sampler *s);
 DRSCH_API int ds_sampler_classes(const ds_sampler *s); /* eligible classes */
 /* Fills idx[batch_size] with dataset indices and cls[batch_size] with the class each image was

@@ -358,6 +358,15 @@ static int load_data(train_args *a, ds_dataset **d, ds_split *sp, tr_config *c)
         return 1;
     }
     apply_flags(a, *d, c);
+    /* A split that trains fewer classes than the default batch has (transfer: 7 of 10) gets a
+     * batch of every class it has; a --classes given is kept (and refused if too many). */
+    int pool_classes = ds_pool_classes(*d, sp->train, sp->n_train);
+    if (!cli_flag_given(a->flags, "classes") && pool_classes >= 2 &&
+        pool_classes < c->classes_per_batch) {
+        fprintf(stderr, "drsch train: note: the split trains %d classes: batches of %d x %d\n",
+                pool_classes, pool_classes, c->images_per_class);
+        c->classes_per_batch = pool_classes;
+    }
     if (c->crop_h > (*d)->h + 2 * c->pad || c->crop_w > (*d)->w + 2 * c->pad) {
         fprintf(stderr,
                 "drsch train: --crop %dx%d is larger than the %dx%d images of %s (with --pad %d)\n",

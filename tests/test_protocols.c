@@ -496,3 +496,26 @@ Test(protocol_names, data_info_shows_each_protocol_and_its_sizes)
                                    "transfer, none"),
                        "%s", out);
 }
+
+/* The transfer split trains 7 of Fashion-MNIST's 10 classes: drsch train's default batch (10
+ * classes) becomes 7 classes, with a note; --classes given is kept, and refused if too many. */
+static void train_tmpdir(void) { tu_tmpdir_make("protocols"); }
+TestSuite(protocol_train, .init = train_tmpdir, .fini = tu_tmpdir_remove, .timeout = 120);
+
+Test(protocol_train, transfer_batches_the_classes_it_has)
+{
+    char out[16384];
+    int rc = tu_run(out, sizeof out,
+                    "%s train --protocol transfer --iters 2 --bits 8 --threads 1 --log-every 1 "
+                    "--out %s",
+                    tu_exe(), tu_path("transfer.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "the split trains 7 classes: batches of 7 x 10"), "%s", out);
+    cr_expect_not_null(strstr(out, "batch 7 x 10"), "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s train --protocol transfer --classes 10 --iters 2 --bits 8 --threads 1 "
+                "--out %s",
+                tu_exe(), tu_path("transfer10.bin"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "only 7 classes have at least 2 images"), "%s", out);
+}
