@@ -22,14 +22,6 @@ typedef struct {
     const char *config;
 } info_opts;
 
-/* --size HxW into a ds_load_opts's out_h, out_w. */
-static int parse_size(const char *cmd, const char *flag, const char *value, void *dest)
-{
-    ds_load_opts *lo = dest;
-    (void)flag;
-    return in_parse_size(cmd, value, &lo->out_h, &lo->out_w);
-}
-
 #define INFO_FLAGS 8
 
 /* The defaults of data info in o, its flags in `flags` (INFO_FLAGS rows). */
@@ -50,7 +42,7 @@ static void info_flags(info_opts *o, cli_flag *flags)
         CLI_INT("seed", &o->seed, 0, INT64_MAX, "S", "seed of the protocol's random split"),
         CLI_INT("testset", &o->testset, 1, 1000, "K",
                 "CUHK03 classic: which test split, 1 to the file's count (20)"),
-        CLI_CUSTOM("size", &o->lo, parse_size, "HxW",
+        CLI_CUSTOM("size", &o->lo, in_flag_load_size, "HxW",
                    "resize target for NUS-WIDE / CUHK03 images (default: 32x32 / 160x60)"),
         CLI_SWITCH("skip-bad", &o->lo.skip_bad_images, 1,
                    "NUS-WIDE: skip missing or undecodable images and count them (default: fail on "

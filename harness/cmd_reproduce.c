@@ -4,7 +4,6 @@
  * committed results/), prints progress on stderr and the table on stdout, and ends with the line
  * saying whether the run reproduced its baseline report (results/<dataset>[-quick]/report.json of
  * the source tree, or --baseline). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "experiment.h"
+#include "flags.h"
 #include "fileio.h"
 #include "inputs.h"
 #include "report.h"
@@ -20,53 +20,11 @@
 
 #define MAX_LENGTHS XP_REPRO_MAX_LENGTHS
 
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        "usage: drsch reproduce [--dataset SPEC] [--quick] [--out DIR] [options]\n\n"
-        "Retrieval datasets: trains and evaluates DRSCH at 12, 24, 32 and 48 bits plus one longer\n"
-        "model truncated to each length, with LSH and ITQ under the same protocol, and writes the\n"
-        "paper's table (mAP vs code length) with the published figures beside it.\n"
-        "CUHK03 (cuhk03:FILE.mat[:labeled|detected]): the classic protocol, one split per "
-        "testset:\n"
-        "one model of --long-bits bits per split, truncated to each length, with LSH and ITQ;\n"
-        "CMC rank 1/5/10/20, mAP and mINP per split and averaged, and the CMC curves.\n"
-        "The last line says whether the run reproduced the committed figures (see --baseline).\n\n"
-        "  --dataset SPEC   dataset (default fashion-mnist, the embedded default)\n"
-        "  --quick          short schedule for CI (about 2 minutes on 2 cores): 1000 iterations\n"
-        "                   per model; CUHK03: 150 iterations and 2 splits (about 3 minutes)\n"
-        "  --out DIR        output folder (default runs/<dataset>, runs/<dataset>-quick with\n"
-        "                   --quick); an explicit --out results/<dataset>[-quick] updates the\n"
-        "                   committed results\n"
-        "  --baseline FILE  report to compare the run's accuracy with at the end, as drsch "
-        "compare\n"
-        "                   does (default: results/<dataset>[-quick]/report.json of the source "
-        "tree\n"
-        "                   drsch was built from, when there is one)\n"
-        "  --bits LIST      code lengths (default 12,24,32,48)\n"
-        "  --long-bits B    the longer model truncated to each length (default 64)\n"
-        "  --iters N        iterations per model (default 12000; CUHK03: 3000 per split, about\n"
-        "                   20 minutes each on 2 cores); the learning rate steps down every third\n"
-        "  --splits N       CUHK03: run the first N classic splits (default all: 20 in the\n"
-        "                   CUHK03 release; --quick: 2)\n"
-        "  --reid-gallery G CUHK03: cross-camera (default: the test identities' first-camera\n"
-        "                   images against their second-camera images) or all (every test image\n"
-        "                   a query against all the others, as torchreid's classic split)\n"
-        "  --size HxW       resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)\n"
-        "  --seed S         seed of protocol, training, baselines and CMC sampling (default 1)\n"
-        "  --threads T      OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores (default "
-        "0)\n"
-        "  --paper FILE     published figures (default: results/paper/drsch_map.csv of the source\n"
-        "                   tree drsch was built from)\n"
-        "  -h, --help       this text\n");
-}
-
 /* The flags (--out: the output folder, its default once the dataset is known). */
 typedef struct {
-    const char *spec, *out, *paper, *baseline;
+    const char *spec, *out, *paper, *baseline, *bits;
     int64_t long_bits, iters, splits, seed, threads;
-    int quick;
+    int quick, gallery;
     ds_load_opts lo;
 } flags;
 
@@ -114,121 +72,119 @@ static void run_gnuplot(const char *dir)
                 dir, dir);
 }
 
-/* The flags (getopt) and the code lengths of --bits: -1 to go on, else the exit status. */
-static int parse(int argc, char **argv, run *r)
+/* The table of reproduce's flags (CLI_END last), into f (which holds the defaults). */
+#define REPRODUCE_FLAGS 15
+static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
 {
-    enum {
-        O_DATASET = 256,
-        O_QUICK,
-        O_OUT,
-        O_BITS,
-        O_LONG,
-        O_ITERS,
-        O_SPLITS,
-        O_SIZE,
-        O_SEED,
-        O_THREADS,
-        O_PAPER,
-        O_BASELINE,
-        O_GALLERY
+    const cli_flag t[REPRODUCE_FLAGS] = {
+        CLI_STRING("dataset", &f->spec, "SPEC", "dataset, a spec as drsch data --help lists"),
+        CLI_SWITCH("quick", &f->quick, 1,
+                   "short schedule for CI (about 2 minutes on 2 cores): 1000 iterations per "
+                   "model; CUHK03: 150 iterations and 2 splits, about 3 minutes (default: the full "
+                   "schedule)"),
+        CLI_STRING("out", &f->out, "DIR",
+                   "output folder (default runs/<dataset>, runs/<dataset>-quick with --quick); an "
+                   "explicit --out results/<dataset>[-quick] updates the committed results"),
+        CLI_STRING("baseline", &f->baseline, "FILE",
+                   "report to compare the run's accuracy with at the end, as drsch compare does "
+                   "(default: results/<dataset>[-quick]/report.json of the source tree drsch was "
+                   "built from, when there is one)"),
+        CLI_STRING("bits", &f->bits, "LIST", "code lengths, increasing"),
+        CLI_INT("long-bits", &f->long_bits, 1, HM_MAX_BITS, "B",
+                "the longer model truncated to each length"),
+        CLI_INT("iters", &f->iters, 1, (double)((int64_t)1 << 40), "N",
+                "iterations per model (default 12000; CUHK03: 3000 per split, about 20 minutes "
+                "each on 2 cores); the learning rate steps down every third"),
+        CLI_INT("splits", &f->splits, 1, 1000, "N",
+                "CUHK03: run the first N classic splits (default all: 20 in the CUHK03 release; "
+                "--quick: 2)"),
+        CLI_CHOICE("reid-gallery", &f->gallery, EV_REID_GALLERY_CHOICES, "G",
+                   "CUHK03: cross-camera (the test identities' first-camera images against their "
+                   "second-camera images) or all (every test image a query against all the "
+                   "others, as torchreid's classic split)"),
+        CLI_CUSTOM("size", &f->lo, in_flag_load_size, "HxW",
+                   "resize NUS-WIDE / CUHK03 images on loading (default 32x32 / 160x60)"),
+        CLI_INT("seed", &f->seed, 0, INT64_MAX, "S",
+                "seed of protocol, training, baselines and CMC sampling"),
+        CLI_INT("threads", &f->threads, 0, CLI_THREADS_MAX, "T",
+                "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+        CLI_STRING("paper", &f->paper, "FILE",
+                   "published figures (default: results/paper/drsch_map.csv of the source tree "
+                   "drsch was built from)"),
+        CLI_END,
     };
-    static const struct option opts[] = {
-        {"dataset", required_argument, 0, O_DATASET},
-        {"quick", no_argument, 0, O_QUICK},
-        {"out", required_argument, 0, O_OUT},
-        {"bits", required_argument, 0, O_BITS},
-        {"long-bits", required_argument, 0, O_LONG},
-        {"iters", required_argument, 0, O_ITERS},
-        {"splits", required_argument, 0, O_SPLITS},
-        {"size", required_argument, 0, O_SIZE},
-        {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS},
-        {"paper", required_argument, 0, O_PAPER},
-        {"baseline", required_argument, 0, O_BASELINE},
-        {"reid-gallery", required_argument, 0, O_GALLERY},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *spec = "fashion-mnist", *out = NULL, *bits_s = "12,24,32,48",
-               *paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv", *baseline = NULL;
-    int64_t long_bits = 64, iters = -1, splits = -1, seed = 1, threads = 0;
-    int quick = 0, c;
-    ev_reid_gallery gallery = EV_REID_CROSS_CAMERA;
-    int gallery_given = 0;
-    ds_load_opts lo;
-    ds_load_opts_default(&lo);
-    rp_command_line("drsch", argc, argv, r->cmdline,
-                    sizeof r->cmdline); /* before getopt permutes argv */
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case O_DATASET: spec = optarg; break;
-        case O_QUICK: quick = 1; break;
-        case O_OUT: out = optarg; break;
-        case O_BITS: bits_s = optarg; break;
-        case O_PAPER: paper = optarg; break;
-        case O_BASELINE: baseline = optarg; break;
-        case O_GALLERY:
-            if (!strcmp(optarg, "cross-camera") || !strcmp(optarg, "all")) {
-                gallery = strcmp(optarg, "all") ? EV_REID_CROSS_CAMERA : EV_REID_ALL;
-                gallery_given = 1;
-                break;
-            }
-            fprintf(stderr, "drsch reproduce: --reid-gallery: '%s' must be cross-camera or all\n",
-                    optarg);
-            return EXIT_USAGE;
-        case O_LONG:
-            bad = cli_parse_i64("reproduce", "--long-bits", optarg, 1, HM_MAX_BITS, &long_bits);
-            break;
-        case O_ITERS:
-            bad = cli_parse_i64("reproduce", "--iters", optarg, 1, (int64_t)1 << 40, &iters);
-            break;
-        case O_SPLITS:
-            bad = cli_parse_i64("reproduce", "--splits", optarg, 1, 1000, &splits);
-            break;
-        case O_SIZE: bad = in_parse_size("reproduce", optarg, &lo.out_h, &lo.out_w); break;
-        case O_SEED: bad = cli_parse_i64("reproduce", "--seed", optarg, 0, INT64_MAX, &seed); break;
-        case O_THREADS:
-            bad = cli_parse_i64("reproduce", "--threads", optarg, 0, 1024, &threads);
-            break;
-        case 'h': usage(stdout); return 0;
-        default: return cli_usage_error("reproduce");
-        }
-        if (bad)
-            return EXIT_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "drsch reproduce: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    uint32_t lengths[MAX_LENGTHS];
+    memcpy(out, t, sizeof t);
+}
+
+static void usage(const cli_flag *table)
+{
+    printf("usage: drsch reproduce [--dataset SPEC] [--quick] [--out DIR] [options]\n\n"
+           "Retrieval datasets: trains and evaluates DRSCH at 12, 24, 32 and 48 bits plus one\n"
+           "longer model truncated to each length, with LSH and ITQ under the same protocol, and\n"
+           "writes the paper's table (mAP vs code length) with the published figures beside it.\n"
+           "CUHK03 (cuhk03:FILE.mat[:labeled|detected]): the classic protocol, one split per\n"
+           "testset: one model of --long-bits bits per split, truncated to each length, with LSH\n"
+           "and ITQ; CMC rank 1/5/10/20, mAP and mINP per split and averaged, and the CMC curves.\n"
+           "The last line says whether the run reproduced the committed figures (see\n"
+           "--baseline).\n\n");
+    cli_flags_help(stdout, table);
+}
+
+/* --bits LIST into r->cfg.lengths: 0, or EXIT_USAGE after printing why. */
+static int parse_lengths(const flags *f, run *r)
+{
+    uint32_t *lengths = r->cfg.lengths;
     int nl = 0;
-    for (const char *p = bits_s; *p;) {
+    for (const char *p = f->bits; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > long_bits || nl == MAX_LENGTHS ||
+        if (end == p || v < 1 || v > f->long_bits || nl == MAX_LENGTHS ||
             (nl && (uint32_t)v <= lengths[nl - 1]) || (*end && *end != ',')) {
             fprintf(stderr,
                     "drsch reproduce: --bits: '%s' must be up to %d increasing lengths, each <= "
-                    "--long-bits "
-                    "%lld\n",
-                    bits_s, MAX_LENGTHS, (long long)long_bits);
+                    "--long-bits %lld\n",
+                    f->bits, MAX_LENGTHS, (long long)f->long_bits);
             return EXIT_USAGE;
         }
         lengths[nl++] = (uint32_t)v;
         p = *end ? end + 1 : end;
     }
-    if (nl == 0 || (uint32_t)long_bits <= lengths[nl - 1]) {
+    if (nl == 0 || (uint32_t)f->long_bits <= lengths[nl - 1]) {
         fprintf(stderr, "drsch reproduce: --long-bits %lld must exceed the longest of --bits\n",
-                (long long)long_bits);
+                (long long)f->long_bits);
         return EXIT_USAGE;
     }
-    r->f = (flags){spec, out, paper, baseline, long_bits, iters, splits, seed, threads, quick, lo};
-    memcpy(r->cfg.lengths, lengths, sizeof(uint32_t) * (size_t)nl);
     r->cfg.n_lengths = nl;
-    r->cfg.reid_gallery = gallery;
-    r->gallery_given = gallery_given;
+    return 0;
+}
+
+/* The flags and the code lengths of --bits: -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, run *r)
+{
+    flags *f = &r->f;
+    *f = (flags){.spec = "fashion-mnist",
+                 .paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv",
+                 .bits = "12,24,32,48",
+                 .long_bits = 64,
+                 .iters = -1,
+                 .splits = -1,
+                 .seed = 1,
+                 .gallery = EV_REID_CROSS_CAMERA};
+    ds_load_opts_default(&f->lo);
+    rp_command_line("drsch", argc, argv, r->cmdline, sizeof r->cmdline); /* before parsing */
+    cli_flag table[REPRODUCE_FLAGS];
+    make_flags(f, table);
+    int rc = cli_flags_parse("reproduce", table, argc, argv, NULL);
+    if (rc == CLI_FLAGS_HELP) {
+        usage(table);
+        return 0;
+    }
+    if (rc)
+        return EXIT_USAGE;
+    if (parse_lengths(f, r))
+        return EXIT_USAGE;
+    r->cfg.reid_gallery = (ev_reid_gallery)f->gallery;
+    r->gallery_given = cli_flag_given(table, "reid-gallery");
     return -1;
 }
 

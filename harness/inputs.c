@@ -217,6 +217,13 @@ int in_flag_hw(const char *cmd, const char *flag, const char *value, void *dest)
     return in_parse_size(cmd, value, &hw[0], &hw[1]);
 }
 
+int in_flag_load_size(const char *cmd, const char *flag, const char *value, void *dest)
+{
+    ds_load_opts *lo = dest;
+    (void)flag;
+    return in_parse_size(cmd, value, &lo->out_h, &lo->out_w);
+}
+
 int in_flag_size_text(const char *cmd, const char *flag, const char *value, void *dest)
 {
     int h, w;

@@ -43,10 +43,11 @@ int in_load_dataset(const char *cmd, const char *spec, const char *size, ds_data
                     int *exit_code);
 
 /* The same as flag-table parsers (CLI_CUSTOM rows of flags.h): --protocol into an xp_protocol,
- * HxW into int[2] (--crop), HxW checked and kept as text (--size, for in_load_dataset),
- * --precision into an nn_precision. */
+ * HxW into int[2] (--crop), HxW into a ds_load_opts's out_h x out_w, HxW checked and kept as
+ * text (--size, for in_load_dataset), --precision into an nn_precision. */
 int in_flag_protocol(const char *cmd, const char *flag, const char *value, void *dest);
 int in_flag_hw(const char *cmd, const char *flag, const char *value, void *dest);
+int in_flag_load_size(const char *cmd, const char *flag, const char *value, void *dest);
 int in_flag_size_text(const char *cmd, const char *flag, const char *value, void *dest);
 int in_flag_precision(const char *cmd, const char *flag, const char *value, void *dest);
 
