@@ -445,7 +445,7 @@ Test(reproduce_reid, pooled_gallery_end_to_end, .timeout = 240)
     rc = tu_run(out, 1 << 16, "%s reproduce --dataset cuhk03:%s --reid-gallery pooled", tu_exe(),
                 mat);
     cr_assert_eq(rc, 2, "%s", out);
-    cr_assert(strstr(out, "--reid-gallery: 'pooled' must be cross-camera or all"), "%s", out);
+    cr_assert(strstr(out, "--reid-gallery: 'pooled' is not cross-camera or all"), "%s", out);
     rc = tu_run(out, 1 << 16, "%s reproduce --reid-gallery all --out %s", tu_exe(), tu_path("fm"));
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--reid-gallery") && strstr(out, "not a re-id dataset") &&
