@@ -165,7 +165,7 @@ static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int
 /* The command line of drsch eval. */
 typedef struct {
     const char *qc, *dbc, *qlp, *dlp, *qcam, *dcam, *bits_s, *wpath, *json, *model, *spec, *size;
-    int64_t topk, radius, single, seed, threads, testset;
+    int64_t topk, radius, single, seed, threads, testset, weight_power;
     xp_protocol proto;
     nn_precision precision;
     int weighted, nthreads; /* nthreads: the threads the run has */
@@ -201,7 +201,12 @@ static void make_flags(eval_args *a)
                    "resize NUS-WIDE / CUHK03 images on loading, as the model was trained (default "
                    "32x32 / 160x60)"),
         CLI_SWITCH("weighted", &a->weighted, 1,
-                   "rank by the model's bit weights |w| (default: Hamming distance)"),
+                   "rank by the model's bit weights: the sum of |w|^P over differing bits, P of "
+                   "--weight-power (default: Hamming distance)"),
+        CLI_INT("weight-power", &a->weight_power, 1, 2, "P",
+                "weighted ranking (--weighted, --weights): 2 ranks by the distance the loss "
+                "learned (sum of w^2 over differing bits), 1 by sum of |w|; with --weights FILE, "
+                "2 squares the file's weights"),
         CLI_CUSTOM("precision", &a->precision, in_flag_precision, "P",
                    "f32 | bf16 arithmetic of the encoder (default f32)"),
         CLI_SECTION(".npy codes (without --model):"),
@@ -265,6 +270,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
                      .single = -1,
                      .seed = 1,
                      .testset = 1,
+                     .weight_power = 1,
                      .proto = XP_PROTO_AUTO,
                      .precision = NN_PRECISION_F32};
     make_flags(a);
@@ -314,6 +320,11 @@ static int check_args(eval_args *a)
     if (!a->model && a->weighted) {
         fprintf(stderr, "drsch eval: --weighted uses a model's bit weights; with .npy codes give "
                         "--weights FILE\n");
+        return EXIT_USAGE;
+    }
+    if (cli_flag_given(a->flags, "weight-power") && !a->weighted && !a->wpath) {
+        fprintf(stderr, "drsch eval: --weight-power is for weighted ranking: give --weighted "
+                        "(--model) or --weights FILE\n");
         return EXIT_USAGE;
     }
     if (!a->qcam != !a->dcam) {
@@ -407,8 +418,8 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
         goto done;
     }
     cli_note_precision("eval", a->precision);
-    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, a->precision, &codes, &xe) !=
-        DRSCH_OK) {
+    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, a->precision,
+                     (int)a->weight_power, &codes, &xe) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", a->model, xe.msg);
         goto done;
     }
@@ -422,7 +433,7 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
     }
     if (d->cams && s->single < 0)
         s->single = d->kind == DS_KIND_CUHK03 ? 10 : 0;
-    if (a->weighted) { /* |w| in significance order */
+    if (a->weighted) { /* |w|^P in significance order */
         s->wts = codes.weights;
         s->wcount = codes.bits;
         codes.weights = NULL;
@@ -494,7 +505,8 @@ static int load_inputs(const eval_args *a, eval_state *s)
     if (s->single < 0)
         s->single = 0;
     uint32_t full = q->bits;
-    if (a->wpath && in_load_weights("eval", a->wpath, 1, full, &s->wts, &s->wcount))
+    if (a->wpath &&
+        in_load_weights("eval", a->wpath, 1, full, (int)a->weight_power, &s->wts, &s->wcount))
         return 1;
     if (s->wts)
         full = (uint32_t)s->wcount;
@@ -520,6 +532,8 @@ static void report_context(const eval_args *a, const eval_state *s)
     rp_context_set(s->rep, "precision_at_k_rule",
                    "relevant items within the top K / min(K, database size)");
     rp_context_set(s->rep, "ranking", s->wts ? "weighted hamming" : "hamming");
+    if (s->wts)
+        rp_context_set_num(s->rep, "weight_power", (double)a->weight_power);
     if (s->reid) {
         rp_context_set(s->rep, "reid_rule",
                        "gallery items with the query's identity and camera removed; "

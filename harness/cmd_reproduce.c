@@ -56,6 +56,9 @@ static void usage(FILE *f)
         "0)\n"
         "  --paper FILE     published figures (default: results/paper/drsch_map.csv of the source\n"
         "                   tree drsch was built from)\n"
+        "  --weight-power P the weighted rows rank by the sum of |w|^P over differing bits: 2 by\n"
+        "                   the distance the loss learned (sum of w^2 over differing bits), 1 by\n"
+        "                   sum of |w| (default 1)\n"
         "  -h, --help       this text\n");
 }
 
@@ -126,7 +129,8 @@ static int parse(int argc, char **argv, run *r)
         O_SEED,
         O_THREADS,
         O_PAPER,
-        O_BASELINE
+        O_BASELINE,
+        O_WEIGHT_POWER
     };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, O_DATASET},
@@ -141,12 +145,14 @@ static int parse(int argc, char **argv, run *r)
         {"threads", required_argument, 0, O_THREADS},
         {"paper", required_argument, 0, O_PAPER},
         {"baseline", required_argument, 0, O_BASELINE},
+        {"weight-power", required_argument, 0, O_WEIGHT_POWER},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *spec = "fashion-mnist", *out = NULL, *bits_s = "12,24,32,48",
                *paper = DRSCH_SOURCE_DIR "/results/paper/drsch_map.csv", *baseline = NULL;
-    int64_t long_bits = 64, iters = -1, splits = -1, seed = 1, threads = 0;
+    int64_t long_bits = 64, iters = -1, splits = -1, seed = 1, threads = 0,
+            weight_power = XP_WEIGHT_POWER_DEFAULT;
     int quick = 0, c;
     ds_load_opts lo;
     ds_load_opts_default(&lo);
@@ -175,6 +181,9 @@ static int parse(int argc, char **argv, run *r)
         case O_SEED: bad = cli_parse_i64("reproduce", "--seed", optarg, 0, INT64_MAX, &seed); break;
         case O_THREADS:
             bad = cli_parse_i64("reproduce", "--threads", optarg, 0, 1024, &threads);
+            break;
+        case O_WEIGHT_POWER:
+            bad = cli_parse_i64("reproduce", "--weight-power", optarg, 1, 2, &weight_power);
             break;
         case 'h': usage(stdout); return 0;
         default: return cli_usage_error("reproduce");
@@ -211,6 +220,7 @@ static int parse(int argc, char **argv, run *r)
     r->f = (flags){spec, out, paper, baseline, long_bits, iters, splits, seed, threads, quick, lo};
     memcpy(r->cfg.lengths, lengths, sizeof(uint32_t) * (size_t)nl);
     r->cfg.n_lengths = nl;
+    r->cfg.weight_power = (int)weight_power;
     return -1;
 }
 

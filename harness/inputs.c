@@ -46,8 +46,8 @@ int in_check_input(const char *cmd, const char *flag, const char *path)
     return 0;
 }
 
-int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out,
-                    size_t *len)
+int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, int power,
+                    float **out, size_t *len)
 {
     npy_array a;
     drsch_error err;
@@ -87,14 +87,17 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
             }
         }
         double abs_sum = 0;
-        for (size_t i = 0; i < a.count && rc == 0; i++)
+        for (size_t i = 0; i < a.count && rc == 0; i++) {
+            if (power == 2) /* w^2 in float32, as the kernels will use it */
+                w[i] = w[i] * w[i];
             abs_sum += fabs((double)w[i]);
-        if (rc == 0 && abs_sum > (double)FLT_MAX / 2) {
+        }
+        if (rc == 0 && abs_sum > (double)FLT_MAX / 2) { /* also a square beyond float32 */
             fprintf(stderr,
-                    "drsch %s: %s: the sum of |weights| %g is too large (at most %g, so that "
-                    "distances, "
-                    "sums of weights, stay finite in float32)\n",
-                    cmd, path, abs_sum, (double)FLT_MAX / 2);
+                    "drsch %s: %s: the sum of %s %g is too large (at most %g, so that "
+                    "distances, sums of weights, stay finite in float32)\n",
+                    cmd, path, power == 2 ? "the squared weights" : "|weights|", abs_sum,
+                    (double)FLT_MAX / 2);
             rc = -1;
         }
         if (rc == 0) {

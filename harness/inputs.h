@@ -18,11 +18,12 @@ int in_check_input(const char *cmd, const char *flag, const char *path);
 
 /* Bit weights from a .npy file, the rule of every command: a 1-D float32 or float64 array of
  * between `need` and `max` entries (one per code bit, the first bits of the code), every entry
- * finite once in float32, the sum of |w| at most FLT_MAX / 2 (weighted distances stay finite).
- * *out (malloc'd float32) and *len on success; returns 0, or -1 after printing why, naming the
- * file. */
-int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out,
-                    size_t *len);
+ * finite once in float32; power 2 (--weight-power 2) squares each one in float32, power 1 keeps
+ * them as given; the sum of the results' |w| at most FLT_MAX / 2 (weighted distances stay
+ * finite). *out (malloc'd float32) and *len on success; returns 0, or -1 after printing why,
+ * naming the file. */
+int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, int power,
+                    float **out, size_t *len);
 
 /* Prints "drsch <cmd>: A is required" or "drsch <cmd>: A, B and C are required" for the n
  * flags given (e.g. "--out PREFIX"), then `tail` when not NULL (e.g. " with --codes"). */
