@@ -1,14 +1,16 @@
 /* What the commands share about an experiment (harness/experiment.h), in process: the codes and
  * bit weights of a model on a split (xp_net_codes / xp_model_codes: the encoder's codes, |w| in
  * the model's bit order, w^2 in the same order with weight power 2, errors as statuses with the
- * cause), and multi-hot labels packed as ev_labels bitmasks (xp_pack_multi_hot, checked against
- * hand-computed words). */
+ * cause; reproduce's weight power: refused unless 1 or 2, named in its report), and multi-hot
+ * labels packed as ev_labels bitmasks (xp_pack_multi_hot, checked against hand-computed words). */
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "experiment.h"
+#include "reproduce.h"
 #include "test_util.h"
 #include "train.h"
 
@@ -241,6 +243,72 @@ Test(model_codes, weight_power_two_squares_the_weights_in_the_same_order)
     cr_expect_str_eq(xp_weight_power_text(1), "sum of |w| over differing bits");
     cr_expect_str_eq(xp_weight_power_text(2), "sum of w^2 over differing bits");
     nn_net_free(net);
+    ds_dataset_free(d);
+}
+
+/* reproduce's weighted rows: 0 in the config is the default power, 1 and 2 are taken as given,
+ * and the experiments refuse any other before they train anything. */
+Test(model_codes, reproduce_takes_weight_power_one_or_two)
+{
+    xp_repro_config c = {.weight_power = 0};
+    cr_expect_eq(xp_repro_weight_power(&c), XP_WEIGHT_POWER_DEFAULT);
+    cr_expect_eq(XP_WEIGHT_POWER_DEFAULT, 1, "today's ranking stays the default");
+    c.weight_power = 2;
+    cr_expect_eq(xp_repro_weight_power(&c), 2);
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    ds_split sp = {0};
+    drsch_error err;
+    c.weight_power = 3;
+    xp_retrieval_result ret;
+    cr_assert_eq(xp_retrieval_run(&c, d, &sp, &ret, &err), DRSCH_ERR_ARG);
+    cr_expect_not_null(strstr(err.msg, "weight power 3"), "%s", err.msg);
+    cr_expect_eq(ret.n_rows, 0);
+    c.weight_power = -1;
+    xp_reid_result reid;
+    cr_assert_eq(xp_reid_run(&c, d, &reid, &err), DRSCH_ERR_ARG);
+    cr_expect_not_null(strstr(err.msg, "weight power -1"), "%s", err.msg);
+    cr_expect(reid.n_splits == 0 && !reid.rows[0].r);
+    ds_dataset_free(d);
+}
+
+/* The report of a retrieval run says which power its weighted rows rank by: the context
+ * (weight_power, weighted_ranking) and a sentence of the table; 0 in the config is power 1. */
+Test(model_codes, reproduce_report_says_which_weight_power)
+{
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    for (int p = 0; p <= 2; p++) {
+        const int power = p ? p : 1;
+        xp_repro_config c = {.lengths = {4}, .n_lengths = 1, .long_bits = 8, .weight_power = p};
+        tr_config_default(&c.train, d);
+        xp_retrieval_result ret = {.metric = "mAP@all", .n_rows = 3};
+        for (int r = 0; r < 3; r++) {
+            snprintf(ret.rows[r].method, sizeof ret.rows[r].method, "row %d", r);
+            ret.rows[r].have[0] = ret.rows[r].have[1] = 1;
+        }
+        rp_report *rep = rp_create();
+        cr_assert_not_null(rep);
+        rp_repro_info info = {"drsch reproduce", "random", "a protocol", 1, 1.0};
+        char *md = NULL;
+        drsch_error err;
+        cr_assert_eq(rp_repro_report(rep, &info, d, &c, &ret, NULL, &md, &err), DRSCH_OK, "%s",
+                     err.msg);
+        char sentence[160];
+        snprintf(sentence, sizeof sentence, "Weighted ranking: the %s (--weight-power %d).",
+                 xp_weight_power_text(power), power);
+        cr_expect_not_null(strstr(md, sentence), "power %d: %s", p, md);
+        char *text = rp_print(rep);
+        cJSON *root = cJSON_Parse(text);
+        const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
+        const cJSON *wp = cJSON_GetObjectItemCaseSensitive(ctx, "weight_power");
+        const cJSON *wr = cJSON_GetObjectItemCaseSensitive(ctx, "weighted_ranking");
+        cr_expect(cJSON_IsNumber(wp) && wp->valuedouble == power, "power %d: %s", p, text);
+        cr_expect(cJSON_IsString(wr) && !strcmp(wr->valuestring, xp_weight_power_text(power)),
+                  "power %d: %s", p, text);
+        cJSON_Delete(root);
+        free(text);
+        free(md);
+        rp_free(rep);
+    }
     ds_dataset_free(d);
 }
 
