@@ -1,11 +1,11 @@
 /* drsch encode: encodes a dataset's images (one protocol split, or all) with a trained model and
  * writes PREFIX.codes.npy (uint8, N x ceil(B/8), bits in significance order), PREFIX.labels.npy
  * (int32 (N,), or uint8 (N, L) multi-hot), PREFIX.weights.npy (float32 (B,), |w| of the learned
- * bit weights in significance order: what weighted ranking uses), PREFIX.index.npy (int64 (N,),
- * the dataset index of each row) and, for re-id datasets, PREFIX.cams.npy (int32 (N,)); they are
- * one output set (PREFIX.manifest, fileio.h): published together, each checked by its readers.
- * The forward pass runs in f32 unless --precision bf16 asks for bf16 (an error where the CPU
- * cannot run it). */
+ * bit weights in significance order, w^2 with --weight-power 2: what weighted ranking sums over
+ * the differing bits), PREFIX.index.npy (int64 (N,), the dataset index of each row) and, for
+ * re-id datasets, PREFIX.cams.npy (int32 (N,)); they are one output set (PREFIX.manifest,
+ * fileio.h): published together, each checked by its readers. The forward pass runs in f32
+ * unless --precision bf16 asks for bf16 (an error where the CPU cannot run it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,7 @@ typedef struct {
     const char *model, *spec, *split, *out, *size;
     xp_protocol proto;
     nn_precision precision;
-    int64_t testset, seed, bits, threads;
+    int64_t testset, seed, bits, threads, weight_power;
 } encode_opts;
 
 /* --size HxW: checked now, kept as text for in_load_dataset. */
@@ -40,7 +40,8 @@ static int parse_size(const char *cmd, const char *flag, const char *value, void
  * else the exit status (0 after the help). */
 static int parse(int argc, char **argv, encode_opts *o)
 {
-    *o = (encode_opts){.spec = "fashion-mnist", .split = "all", .testset = 1, .seed = 1};
+    *o = (encode_opts){
+        .spec = "fashion-mnist", .split = "all", .testset = 1, .seed = 1, .weight_power = 1};
     cli_flag flags[] = {
         CLI_STRING("model", &o->model, "FILE", "model written by drsch train (required)"),
         CLI_STRING("dataset", &o->spec, "SPEC", "dataset spec (see drsch data --help)"),
@@ -60,6 +61,9 @@ static int parse(int argc, char **argv, encode_opts *o)
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
         CLI_CUSTOM("precision", &o->precision, in_flag_precision, "P",
                    "f32 | bf16 arithmetic of the forward pass (default f32)"),
+        CLI_INT("weight-power", &o->weight_power, 1, 2, "P",
+                "PREFIX.weights.npy holds |w|^P of the learned bit weights w: 2 ranks by the "
+                "distance the loss learned (sum of w^2 over differing bits), 1 by sum of |w|"),
         CLI_STRING("out", &o->out, "PREFIX",
                    "output prefix (required): a prefix inside a directory, e.g. DIR/codes, not "
                    "DIR itself"),
@@ -238,7 +242,8 @@ static int run(const encode_opts *o, fio_set *set)
     if (select_images(o, d, &sp, &all, &idx, &n))
         goto done;
     cli_note_precision("encode", o->precision);
-    if (xp_net_codes(net, d, idx, n, NULL, 0, o->precision, &codes, &xe) != DRSCH_OK) {
+    if (xp_net_codes(net, d, idx, n, NULL, 0, o->precision, (int)o->weight_power, &codes, &xe) !=
+        DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s: %s\n", o->model, xe.msg);
         goto done;
     }
@@ -250,9 +255,11 @@ static int run(const encode_opts *o, fio_set *set)
     if (save_all(set, d, idx, n, &cut, codes.weights, keep))
         goto done;
     fprintf(stderr,
-            "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s\n",
+            "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s; "
+            "%s.weights.npy: %s (weighted ranking by the %s)\n",
             (long long)n, d->name, strcmp(o->split, "all") ? sp.name : "all images", o->out, keep,
-            nn_precision_name(o->precision), cli_now() - t0);
+            nn_precision_name(o->precision), cli_now() - t0, o->out,
+            o->weight_power == 2 ? "w^2" : "|w|", xp_weight_power_text((int)o->weight_power));
     rc = 0;
 done:
     nn_net_free(net);

@@ -19,66 +19,6 @@
 #include "npy.h"
 #include "report.h"
 
-/* Labels file -> int32 labels or uint64 bitmask rows. */
-typedef struct {
-    int32_t *labels;
-    uint64_t *multi;
-    size_t n, words, cols; /* cols: labels per row of multi-hot labels */
-} labels_buf;
-
-static int load_labels(const char *path, size_t expect_n, labels_buf *out)
-{
-    memset(out, 0, sizeof *out);
-    npy_array a;
-    drsch_error err;
-    if (npy_load(path, &a, &err) != DRSCH_OK) {
-        fprintf(stderr, "drsch eval: %s\n", err.msg);
-        return -1;
-    }
-    int rc = -1;
-    size_t n = a.ndim >= 1 ? a.shape[0] : 0;
-    if (n != expect_n) {
-        fprintf(stderr, "drsch eval: %s: %zu labels, but there are %zu codes\n", path, n, expect_n);
-    } else if (a.ndim == 1 && (a.dtype == NPY_I32 || a.dtype == NPY_I64)) {
-        out->labels = malloc((n ? n : 1) * sizeof *out->labels);
-        if (out->labels) {
-            for (size_t i = 0; i < n; i++)
-                out->labels[i] =
-                    a.dtype == NPY_I32 ? ((int32_t *)a.data)[i] : (int32_t)((int64_t *)a.data)[i];
-            out->n = n;
-            rc = 0;
-        } else {
-            fprintf(stderr, "drsch eval: %s: out of memory for %zu labels\n", path, n);
-        }
-    } else if (a.ndim == 2 && (a.dtype == NPY_U8 || a.dtype == NPY_BOOL) && a.shape[1] > 0) {
-        size_t L = a.shape[1], words = xp_multi_hot_words(L);
-        const uint8_t *v = a.data;
-        size_t bad = 0;
-        while (bad < n * L && v[bad] <= 1)
-            bad++;
-        if (bad < n * L) {
-            fprintf(stderr,
-                    "drsch eval: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n",
-                    path, bad / L, bad % L, v[bad]);
-        } else if ((out->multi = calloc(n * words + 1, sizeof *out->multi))) {
-            xp_pack_multi_hot(v, L, NULL, n, out->multi);
-            out->n = n;
-            out->words = words;
-            out->cols = L;
-            rc = 0;
-        } else {
-            fprintf(stderr, "drsch eval: %s: out of memory for %zu x %zu labels\n", path, n, L);
-        }
-    } else {
-        fprintf(stderr,
-                "drsch eval: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s "
-                "with %d dimensions\n",
-                path, npy_dtype_name(a.dtype), a.ndim);
-    }
-    npy_free(&a);
-    return rc;
-}
-
 static int parse_bits_list(const char *s, uint32_t max_bits, uint32_t *out, int cap)
 {
     int n = 0;
@@ -105,7 +45,7 @@ typedef struct {
 } eval_row;
 
 /* The kind of a labels file, for the error when query and database labels differ. */
-static void describe_labels(const labels_buf *l, char *buf, size_t cap)
+static void describe_labels(const in_labels *l, char *buf, size_t cap)
 {
     if (l->labels)
         snprintf(buf, cap, "one label per row (N,)");
@@ -165,7 +105,7 @@ static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int
 /* The command line of drsch eval. */
 typedef struct {
     const char *qc, *dbc, *qlp, *dlp, *qcam, *dcam, *bits_s, *wpath, *json, *model, *spec, *size;
-    int64_t topk, radius, single, seed, threads, testset;
+    int64_t topk, radius, single, seed, threads, testset, weight_power;
     xp_protocol proto;
     nn_precision precision;
     int weighted, nthreads; /* nthreads: the threads the run has */
@@ -176,8 +116,8 @@ typedef struct {
 /* What the evaluation reads and makes. */
 typedef struct {
     hm_codes q, db;
-    labels_buf ql, dl, qcb, dcb; /* labels, camera ids */
-    float *wts;                  /* bit weights (wcount), or NULL for Hamming ranking */
+    in_labels ql, dl, qcb, dcb; /* labels, camera ids */
+    float *wts;                 /* bit weights (wcount), or NULL for Hamming ranking */
     size_t wcount;
     int64_t single; /* --single-shot, settled */
     int reid;
@@ -202,7 +142,12 @@ static void make_flags(eval_args *a)
                    "resize NUS-WIDE / CUHK03 images on loading, as the model was trained (default "
                    "32x32 / 160x60)"),
         CLI_SWITCH("weighted", &a->weighted, 1,
-                   "rank by the model's bit weights |w| (default: Hamming distance)"),
+                   "rank by the model's bit weights: the sum of |w|^P over differing bits, P of "
+                   "--weight-power (default: Hamming distance)"),
+        CLI_INT("weight-power", &a->weight_power, 1, 2, "P",
+                "weighted ranking (--weighted, --weights): 2 ranks by the distance the loss "
+                "learned (sum of w^2 over differing bits), 1 by sum of |w|; with --weights FILE, "
+                "2 squares the file's weights"),
         CLI_CUSTOM("precision", &a->precision, in_flag_precision, "P",
                    "f32 | bf16 arithmetic of the encoder (default f32)"),
         CLI_SECTION(".npy codes (without --model):"),
@@ -270,6 +215,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
                      .single = -1,
                      .seed = 1,
                      .testset = 1,
+                     .weight_power = 1,
                      .proto = XP_PROTO_AUTO,
                      .precision = NN_PRECISION_F32};
     make_flags(a);
@@ -325,6 +271,11 @@ static int check_args(eval_args *a)
         fprintf(stderr, "drsch eval: --reid-gallery is for re-id: give --qcams and --dbcams\n");
         return EXIT_USAGE;
     }
+    if (cli_flag_given(a->flags, "weight-power") && !a->weighted && !a->wpath) {
+        fprintf(stderr, "drsch eval: --weight-power is for weighted ranking: give --weighted "
+                        "(--model) or --weights FILE\n");
+        return EXIT_USAGE;
+    }
     if (!a->qcam != !a->dcam) {
         in_report_missing("eval", (const char *const[]){a->qcam ? "--dbcams FILE" : "--qcams FILE"},
                           1, a->qcam ? " with --qcams" : " with --dbcams");
@@ -354,7 +305,7 @@ static int model_labels(const ds_dataset *d, const ds_split *sp, eval_state *s)
 {
     const int64_t *sets[2] = {sp->query, sp->db};
     int64_t counts[2] = {sp->n_query, sp->n_db};
-    labels_buf *labs[2] = {&s->ql, &s->dl}, *cams[2] = {&s->qcb, &s->dcb};
+    in_labels *labs[2] = {&s->ql, &s->dl}, *cams[2] = {&s->qcb, &s->dcb};
     for (int k = 0; k < 2; k++) {
         int64_t n = counts[k];
         labs[k]->n = (size_t)n;
@@ -416,8 +367,8 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
         goto done;
     }
     cli_note_precision("eval", a->precision);
-    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, a->precision, &codes, &xe) !=
-        DRSCH_OK) {
+    if (xp_net_codes(net, d, sp.query, sp.n_query, sp.db, sp.n_db, a->precision,
+                     (int)a->weight_power, &codes, &xe) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s: %s\n", a->model, xe.msg);
         goto done;
     }
@@ -431,7 +382,7 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
     }
     if (d->cams && s->single < 0)
         s->single = d->kind == DS_KIND_CUHK03 ? 10 : 0;
-    if (a->weighted) { /* |w| in significance order */
+    if (a->weighted) { /* |w|^P in significance order */
         s->wts = codes.weights;
         s->wcount = codes.bits;
         codes.weights = NULL;
@@ -479,7 +430,8 @@ static int load_inputs(const eval_args *a, eval_state *s)
                 q->n == 0 ? "query" : "database");
         return 1;
     }
-    if (!a->model && (load_labels(a->qlp, q->n, &s->ql) || load_labels(a->dlp, db->n, &s->dl)))
+    if (!a->model && (in_load_labels("eval", a->qlp, q->n, &s->ql) ||
+                      in_load_labels("eval", a->dlp, db->n, &s->dl)))
         return 1;
     if (!!s->ql.labels != !!s->dl.labels || s->ql.cols != s->dl.cols) {
         char k1[64], k2[64];
@@ -493,8 +445,9 @@ static int load_inputs(const eval_args *a, eval_state *s)
         return 1;
     }
     if (!a->model && a->qcam &&
-        (load_labels(a->qcam, q->n, &s->qcb) || load_labels(a->dcam, db->n, &s->dcb) ||
-         !s->qcb.labels || !s->dcb.labels || !s->ql.labels)) {
+        (in_load_labels("eval", a->qcam, q->n, &s->qcb) ||
+         in_load_labels("eval", a->dcam, db->n, &s->dcb) || !s->qcb.labels || !s->dcb.labels ||
+         !s->ql.labels)) {
         if (s->qcb.n && (!s->qcb.labels || !s->dcb.labels || !s->ql.labels))
             fprintf(stderr, "drsch eval: re-id needs int32 identities and int32 camera ids\n");
         return 1;
@@ -508,7 +461,8 @@ static int load_inputs(const eval_args *a, eval_state *s)
     if (s->single < 0)
         s->single = 0;
     uint32_t full = q->bits;
-    if (a->wpath && in_load_weights("eval", a->wpath, 1, full, &s->wts, &s->wcount))
+    if (a->wpath &&
+        in_load_weights("eval", a->wpath, 1, full, (int)a->weight_power, &s->wts, &s->wcount))
         return 1;
     if (s->wts)
         full = (uint32_t)s->wcount;
@@ -534,6 +488,8 @@ static void report_context(const eval_args *a, const eval_state *s)
     rp_context_set(s->rep, "precision_at_k_rule",
                    "relevant items within the top K / min(K, database size)");
     rp_context_set(s->rep, "ranking", s->wts ? "weighted hamming" : "hamming");
+    if (s->wts)
+        rp_context_set_num(s->rep, "weight_power", (double)a->weight_power);
     if (s->reid) {
         rp_context_set(s->rep, "reid_rule",
                        "gallery items with the query's identity and camera removed; "
@@ -579,7 +535,7 @@ static drsch_status eval_retrieval(const eval_args *a, eval_state *s, const hm_c
 {
     ev_options opt = {.topk = (size_t)a->topk, .radius = (uint32_t)a->radius, .pr_curve = 0};
     ev_retrieval *r = &row->r;
-    const labels_buf *ql = &s->ql, *dl = &s->dl;
+    const in_labels *ql = &s->ql, *dl = &s->dl;
     double t0 = cli_now();
     drsch_status st = ev_retrieval_eval(
         tq, &(ev_labels){.n = ql->n, .labels = ql->labels, .multi = ql->multi, .words = ql->words},
@@ -650,7 +606,7 @@ static void free_state(eval_state *s)
         ev_retrieval_free(&s->rows[b].r);
     rp_free(s->rep);
     free(s->wts);
-    labels_buf *bufs[4] = {&s->ql, &s->dl, &s->qcb, &s->dcb};
+    in_labels *bufs[4] = {&s->ql, &s->dl, &s->qcb, &s->dcb};
     for (int i = 0; i < 4; i++) {
         free(bufs[i]->labels);
         free(bufs[i]->multi);

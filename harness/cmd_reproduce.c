@@ -23,7 +23,7 @@
 /* The flags (--out: the output folder, its default once the dataset is known). */
 typedef struct {
     const char *spec, *out, *paper, *baseline, *bits;
-    int64_t long_bits, iters, splits, seed, threads;
+    int64_t long_bits, iters, splits, seed, threads, weight_power;
     int quick, gallery;
     ds_load_opts lo;
 } flags;
@@ -73,7 +73,7 @@ static void run_gnuplot(const char *dir)
 }
 
 /* The table of reproduce's flags (CLI_END last), into f (which holds the defaults). */
-#define REPRODUCE_FLAGS 15
+#define REPRODUCE_FLAGS 16
 static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
 {
     const cli_flag t[REPRODUCE_FLAGS] = {
@@ -108,6 +108,9 @@ static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
                 "seed of protocol, training, baselines and CMC sampling"),
         CLI_INT("threads", &f->threads, 0, CLI_THREADS_MAX, "T",
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+        CLI_INT("weight-power", &f->weight_power, 1, 2, "P",
+                "the weighted rows rank by the sum of |w|^P over differing bits: 2 by the "
+                "distance the loss learned (sum of w^2 over differing bits), 1 by the sum of |w|"),
         CLI_STRING("paper", &f->paper, "FILE",
                    "published figures (default: results/paper/drsch_map.csv of the source tree "
                    "drsch was built from)"),
@@ -169,6 +172,7 @@ static int parse(int argc, char **argv, run *r)
                  .iters = -1,
                  .splits = -1,
                  .seed = 1,
+                 .weight_power = XP_WEIGHT_POWER_DEFAULT,
                  .gallery = EV_REID_CROSS_CAMERA};
     ds_load_opts_default(&f->lo);
     rp_command_line("drsch", argc, argv, r->cmdline, sizeof r->cmdline); /* before parsing */
@@ -184,6 +188,7 @@ static int parse(int argc, char **argv, run *r)
     if (parse_lengths(f, r))
         return EXIT_USAGE;
     r->cfg.reid_gallery = (ev_reid_gallery)f->gallery;
+    r->cfg.weight_power = (int)f->weight_power;
     r->gallery_given = cli_flag_given(table, "reid-gallery");
     return -1;
 }

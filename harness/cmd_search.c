@@ -17,13 +17,13 @@
 
 typedef struct {
     const char *db_path, *q_path, *out, *w_path, *isa_name;
-    int64_t k, bits, threads;
+    int64_t k, bits, threads, weight_power;
 } search_opts;
 
 /* Parses the flags; returns -1 to go on, else the exit status (0 after the help). */
 static int parse(int argc, char **argv, search_opts *o)
 {
-    *o = (search_opts){.k = 0};
+    *o = (search_opts){.k = 0, .weight_power = 1};
     cli_flag flags[] = {
         CLI_STRING("db", &o->db_path, "FILE", "database codes (required)"),
         CLI_STRING("queries", &o->q_path, "FILE", "query codes (required)"),
@@ -42,6 +42,10 @@ static int parse(int argc, char **argv, search_opts *o)
                    "float32 or float64 (B,) per-bit weights, all finite, B between --bits (or 1) "
                    "and the bits stored per code: rank by weighted Hamming distance, the sum of "
                    "w_i over differing bits (default: off)"),
+        CLI_INT("weight-power", &o->weight_power, 1, 2, "P",
+                "with --weights: 1 uses the file's weights as given, 2 their squares. Weights of "
+                "drsch encode --weight-power 1 are |w|: 2 then ranks by the distance DRSCH's loss "
+                "learned (sum of w^2 over differing bits), 1 by sum of |w|"),
         CLI_INT("threads", &o->threads, 0, CLI_THREADS_MAX, "T",
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
         CLI_STRING("isa", &o->isa_name, "I",
@@ -69,6 +73,11 @@ static int parse(int argc, char **argv, search_opts *o)
         missing[nmissing++] = "--out PREFIX";
     if (nmissing) {
         in_report_missing("search", missing, nmissing, NULL);
+        return EXIT_USAGE;
+    }
+    if (cli_flag_given(flags, "weight-power") && !o->w_path) {
+        fprintf(stderr, "drsch search: --weight-power sets how --weights FILE is used; give "
+                        "--weights FILE\n");
         return EXIT_USAGE;
     }
     return -1;
@@ -108,8 +117,8 @@ static int load_inputs(search_opts *o, hm_codes *db, hm_codes *q, float **w)
     }
     if (o->w_path) {
         size_t wlen;
-        if (in_load_weights("search", o->w_path, o->bits ? (size_t)o->bits : 1, file_bits, w,
-                            &wlen))
+        if (in_load_weights("search", o->w_path, o->bits ? (size_t)o->bits : 1, file_bits,
+                            (int)o->weight_power, w, &wlen))
             return -1;
         if (!o->bits) {
             o->bits = (int64_t)wlen;
@@ -210,7 +219,10 @@ static int run(search_opts *o, fio_set *set, int nthreads)
             "drsch search: %zu queries x %zu codes, %u bits, k=%lld, %s, isa=%s, threads=%d: "
             "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s, peak "
             "memory %.0f MiB\n",
-            q.n, db.n, db.bits, (long long)k, hw ? "weighted" : "hamming",
+            q.n, db.n, db.bits, (long long)k,
+            !hw                    ? "hamming"
+            : o->weight_power == 2 ? "weighted, squared weights"
+                                   : "weighted",
             hm_isa_name(hm_isa_active()), nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9,
             t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;

@@ -427,8 +427,8 @@ static int evaluate_model(const char *out, int bits, const ds_dataset *d, const 
     xp_codes codes;
     drsch_error xe;
     int rc = 0;
-    if (xp_model_codes(out, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32, &codes,
-                       &xe) != DRSCH_OK) {
+    if (xp_model_codes(out, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32,
+                       XP_WEIGHT_POWER_DEFAULT, &codes, &xe) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", xe.msg);
         xp_codes_free(&codes);
         return 1;

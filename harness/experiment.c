@@ -146,12 +146,22 @@ void xp_codes_free(xp_codes *c)
     memset(c, 0, sizeof *c);
 }
 
+const char *xp_weight_power_text(int power)
+{
+    return power == 1   ? "sum of |w| over differing bits"
+           : power == 2 ? "sum of w^2 over differing bits"
+                        : "unknown";
+}
+
 drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
                           int64_t n_query, const int64_t *db, int64_t n_db, nn_precision precision,
-                          xp_codes *out, drsch_error *err)
+                          int weight_power, xp_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     err->file[0] = '\0';
+    if (weight_power != 1 && weight_power != 2)
+        return drsch_fail(err, DRSCH_ERR_ARG, "weight power %d: it is 1 (|w|) or 2 (w^2)",
+                          weight_power);
     drsch_status st = tr_encode_precision(net, d, query, n_query, precision, &out->query, err);
     if (st == DRSCH_OK && db)
         st = tr_encode_precision(net, d, db, n_db, precision, &out->db, err);
@@ -167,15 +177,18 @@ drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t 
         xp_codes_free(out);
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %u bit weights", B);
     }
-    for (uint32_t j = 0; j < B; j++)
-        out->weights[j] = bw ? fabsf(bw[order[j]]) : 1.0f;
+    for (uint32_t j = 0; j < B; j++) {
+        float w = bw ? fabsf(bw[order[j]]) : 1.0f;
+        out->weights[j] = weight_power == 2 ? w * w : w;
+    }
     out->bits = B;
     return DRSCH_OK;
 }
 
 drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
                             int64_t n_query, const int64_t *db, int64_t n_db,
-                            nn_precision precision, xp_codes *out, drsch_error *err)
+                            nn_precision precision, int weight_power, xp_codes *out,
+                            drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     err->file[0] = '\0';
@@ -185,7 +198,7 @@ drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t
         snprintf(err->file, sizeof err->file, "%s", path);
         return st;
     }
-    st = xp_net_codes(net, d, query, n_query, db, n_db, precision, out, err);
+    st = xp_net_codes(net, d, query, n_query, db, n_db, precision, weight_power, out, err);
     nn_net_free(net);
     return st;
 }

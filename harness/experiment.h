@@ -50,28 +50,41 @@ DRSCH_API drsch_status xp_make_split(const ds_dataset *d, xp_protocol p, uint64_
 
 /* What a model gives on a dataset: the codes of the queries and of the database, row i of each
  * the image of its index list's entry i, with the bits in significance order; and the weights
- * of those bits in the same order: |w| of the model's learned bit weights (nn_bit_weights) taken
- * in its bit order (nn_bit_order), 1.0 each for a model without them (what weighted ranking
- * uses). */
+ * of those bits in the same order: |w|^p of the model's learned bit weights (nn_bit_weights)
+ * taken in its bit order (nn_bit_order), p the weight power asked for; 1.0 each for a model
+ * without them (what weighted ranking uses). */
 typedef struct {
     hm_codes query, db; /* db is empty when no database was asked for */
     float *weights;     /* bits values */
     uint32_t bits;      /* the model's code length */
 } xp_codes;
 
+/* The weight power of weighted ranking: the distance of two codes is the sum of |w_k|^p over
+ * the bits k where they differ. DRSCH's loss sees the weighted outputs w_k h_k, so the distance
+ * it learns is sum_k w_k^2 (h_ik - h_jk)^2, on +-1 codes 4 x the sum of w_k^2 over the differing
+ * bits: p = 2 ranks by that distance, p = 1 by the sum of |w_k| (the default). */
+#define XP_WEIGHT_POWER_DEFAULT 1
+
+/* What power p ranks by, for messages and reports: "sum of |w| over differing bits" (1), "sum
+ * of w^2 over differing bits" (2), "unknown" otherwise. */
+DRSCH_API const char *xp_weight_power_text(int power);
+
 /* Encodes the images query[0..n_query) and, unless db is NULL, db[0..n_db) with net (in f32, or
- * bf16 where the CPU runs it: DRSCH_ERR_UNSUPPORTED otherwise, never an f32 fallback). An empty
- * list is an error ("nothing to encode"). On failure *out is empty and *err is the encoder's
- * status and message (or "out of memory"). */
+ * bf16 where the CPU runs it: DRSCH_ERR_UNSUPPORTED otherwise, never an f32 fallback); the
+ * weights are |w|^weight_power, weight_power 1 or 2 (DRSCH_ERR_ARG otherwise). An empty list is
+ * an error ("nothing to encode"). On failure *out is empty and *err is the encoder's status and
+ * message (or "out of memory"). */
 DRSCH_API drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t *query,
                                     int64_t n_query, const int64_t *db, int64_t n_db,
-                                    nn_precision precision, xp_codes *out, drsch_error *err);
+                                    nn_precision precision, int weight_power, xp_codes *out,
+                                    drsch_error *err);
 /* The same with the model file at path, loaded for inference and freed before returning;
  * when it cannot be loaded, the loader's status and message (which names the file) with
  * err->file set to path (and to something else for the other failures). */
 DRSCH_API drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
                                       int64_t n_query, const int64_t *db, int64_t n_db,
-                                      nn_precision precision, xp_codes *out, drsch_error *err);
+                                      nn_precision precision, int weight_power, xp_codes *out,
+                                      drsch_error *err);
 /* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
 DRSCH_API void xp_codes_free(xp_codes *c);
 

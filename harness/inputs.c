@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "experiment.h"
 #include "fileio.h"
 #include "npy.h"
 
@@ -46,8 +47,8 @@ int in_check_input(const char *cmd, const char *flag, const char *path)
     return 0;
 }
 
-int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out,
-                    size_t *len)
+int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, int power,
+                    float **out, size_t *len)
 {
     npy_array a;
     drsch_error err;
@@ -87,14 +88,17 @@ int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, 
             }
         }
         double abs_sum = 0;
-        for (size_t i = 0; i < a.count && rc == 0; i++)
+        for (size_t i = 0; i < a.count && rc == 0; i++) {
+            if (power == 2) /* w^2 in float32, as the kernels will use it */
+                w[i] = w[i] * w[i];
             abs_sum += fabs((double)w[i]);
-        if (rc == 0 && abs_sum > (double)FLT_MAX / 2) {
+        }
+        if (rc == 0 && abs_sum > (double)FLT_MAX / 2) { /* also a square beyond float32 */
             fprintf(stderr,
-                    "drsch %s: %s: the sum of |weights| %g is too large (at most %g, so that "
-                    "distances, "
-                    "sums of weights, stay finite in float32)\n",
-                    cmd, path, abs_sum, (double)FLT_MAX / 2);
+                    "drsch %s: %s: the sum of %s %g is too large (at most %g, so that "
+                    "distances, sums of weights, stay finite in float32)\n",
+                    cmd, path, power == 2 ? "the squared weights" : "|weights|", abs_sum,
+                    (double)FLT_MAX / 2);
             rc = -1;
         }
         if (rc == 0) {
@@ -238,4 +242,58 @@ int in_flag_precision(const char *cmd, const char *flag, const char *value, void
 {
     (void)flag;
     return cli_parse_precision(cmd, value, dest);
+}
+
+int in_load_labels(const char *cmd, const char *path, size_t expect_n, in_labels *out)
+{
+    memset(out, 0, sizeof *out);
+    npy_array a;
+    drsch_error err;
+    if (npy_load(path, &a, &err) != DRSCH_OK) {
+        fprintf(stderr, "drsch %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    int rc = -1;
+    size_t n = a.ndim >= 1 ? a.shape[0] : 0;
+    if (n != expect_n) {
+        fprintf(stderr, "drsch %s: %s: %zu labels, but there are %zu codes\n", cmd, path, n,
+                expect_n);
+    } else if (a.ndim == 1 && (a.dtype == NPY_I32 || a.dtype == NPY_I64)) {
+        out->labels = malloc((n ? n : 1) * sizeof *out->labels);
+        if (out->labels) {
+            for (size_t i = 0; i < n; i++)
+                out->labels[i] =
+                    a.dtype == NPY_I32 ? ((int32_t *)a.data)[i] : (int32_t)((int64_t *)a.data)[i];
+            out->n = n;
+            rc = 0;
+        } else {
+            fprintf(stderr, "drsch %s: %s: out of memory for %zu labels\n", cmd, path, n);
+        }
+    } else if (a.ndim == 2 && (a.dtype == NPY_U8 || a.dtype == NPY_BOOL) && a.shape[1] > 0) {
+        size_t L = a.shape[1], words = xp_multi_hot_words(L);
+        const uint8_t *v = a.data;
+        size_t bad = 0;
+        while (bad < n * L && v[bad] <= 1)
+            bad++;
+        if (bad < n * L) {
+            fprintf(stderr,
+                    "drsch %s: %s: row %zu, label %zu is %u; multi-hot labels must be 0 or 1\n",
+                    cmd, path, bad / L, bad % L, v[bad]);
+        } else if ((out->multi = calloc(n * words + 1, sizeof *out->multi))) {
+            xp_pack_multi_hot(v, L, NULL, n, out->multi);
+            out->n = n;
+            out->words = words;
+            out->cols = L;
+            rc = 0;
+        } else {
+            fprintf(stderr, "drsch %s: %s: out of memory for %zu x %zu labels\n", cmd, path, n, L);
+        }
+    } else {
+        fprintf(stderr,
+                "drsch %s: %s: labels must be int32/int64 (N,) or uint8 (N, L) multi-hot; got %s "
+                "with %d dimensions\n",
+                cmd, path, npy_dtype_name(a.dtype), a.ndim);
+    }
+    npy_free(&a);
+    return rc;
 }

@@ -18,11 +18,12 @@ int in_check_input(const char *cmd, const char *flag, const char *path);
 
 /* Bit weights from a .npy file, the rule of every command: a 1-D float32 or float64 array of
  * between `need` and `max` entries (one per code bit, the first bits of the code), every entry
- * finite once in float32, the sum of |w| at most FLT_MAX / 2 (weighted distances stay finite).
- * *out (malloc'd float32) and *len on success; returns 0, or -1 after printing why, naming the
- * file. */
-int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, float **out,
-                    size_t *len);
+ * finite once in float32; power 2 (--weight-power 2) squares each one in float32, power 1 keeps
+ * them as given; the sum of the results' |w| at most FLT_MAX / 2 (weighted distances stay
+ * finite). *out (malloc'd float32) and *len on success; returns 0, or -1 after printing why,
+ * naming the file. */
+int in_load_weights(const char *cmd, const char *path, size_t need, size_t max, int power,
+                    float **out, size_t *len);
 
 /* Prints "drsch <cmd>: A is required" or "drsch <cmd>: A, B and C are required" for the n
  * flags given (e.g. "--out PREFIX"), then `tail` when not NULL (e.g. " with --codes"). */
@@ -50,5 +51,18 @@ int in_flag_hw(const char *cmd, const char *flag, const char *value, void *dest)
 int in_flag_load_size(const char *cmd, const char *flag, const char *value, void *dest);
 int in_flag_size_text(const char *cmd, const char *flag, const char *value, void *dest);
 int in_flag_precision(const char *cmd, const char *flag, const char *value, void *dest);
+
+/* Labels of N items: int32 labels, or uint64 bitmask rows of multi-hot labels. */
+typedef struct {
+    int32_t *labels;
+    uint64_t *multi;
+    size_t n, words, cols; /* cols: labels per row of multi-hot labels */
+} in_labels;
+
+/* Labels for expect_n items from a .npy file: int32 / int64 (N,) class labels, or uint8 / bool
+ * (N, L) multi-hot rows of 0 and 1 (packed into bitmasks). 0, or -1 after printing
+ * "drsch <cmd>: <path>: <why>" (a count that differs from expect_n, a value that is not 0 or 1,
+ * another dtype or shape, out of memory). */
+int in_load_labels(const char *cmd, const char *path, size_t expect_n, in_labels *out);
 
 #endif

@@ -464,6 +464,8 @@ static void context(rp_report *rep, const rp_repro_info *info, const ds_dataset 
     rp_context_set(rep, "protocol", info->protocol);
     rp_context_set_num(rep, "seed", (double)c->seed);
     rp_context_set_num(rep, "iterations_per_model", (double)c->train.iters);
+    rp_context_set_num(rep, "weight_power", xp_repro_weight_power(c));
+    rp_context_set(rep, "weighted_ranking", xp_weight_power_text(xp_repro_weight_power(c)));
     if (reid) {
         rp_context_set_num(rep, "splits", c->splits);
         rp_context_set_num(rep, "single_shot_repeats", XP_REID_REPEATS);
@@ -521,6 +523,8 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                   d->source, (long long)d->n, ds_checksum(d), info->protocol, (long long)c->seed,
                   (long long)c->train.iters, hyper);
     }
+    sb_printf(md, "Weighted ranking: the %s (--weight-power %d).\n\n",
+              xp_weight_power_text(xp_repro_weight_power(c)), xp_repro_weight_power(c));
 }
 
 drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,

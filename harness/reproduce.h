@@ -56,10 +56,16 @@ typedef struct {
     uint64_t seed;           /* of the baselines and the CMC samplings */
     int splits;              /* re-id: the first `splits` classic splits (xp_reid_splits) */
     const char *paper_csv;   /* retrieval: published figures (results/paper/drsch_map.csv) */
+    int weight_power;        /* the weighted rows rank by the sum of |w|^weight_power over differing
+                              * bits (experiment.h): 1 or 2; 0 is XP_WEIGHT_POWER_DEFAULT */
     xp_progress_fn progress; /* or NULL */
     void *progress_ctx;
     ev_reid_gallery reid_gallery; /* re-id: a split's queries and gallery (default cross-camera) */
 } xp_repro_config;
+
+/* The weight power of c's weighted rows: c->weight_power, or XP_WEIGHT_POWER_DEFAULT for 0. The
+ * experiments refuse any other than 1 and 2 (DRSCH_ERR_ARG) before they start. */
+DRSCH_API int xp_repro_weight_power(const xp_repro_config *c);
 
 /* The training settings of reproduce: drsch train's defaults for d with the given seed, no
  * checkpoints, iters iterations (<= 0: 12000 for retrieval, 3000 per split for re-id; with quick

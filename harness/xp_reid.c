@@ -308,6 +308,11 @@ static drsch_status split(const xp_repro_config *c, const ds_dataset *d, int s, 
 drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_result *res,
                          drsch_error *err)
 {
+    const int wp = xp_repro_weight_power(c);
+    if (wp != 1 && wp != 2) {
+        memset(res, 0, sizeof *res);
+        return drsch_fail(err, DRSCH_ERR_ARG, "weight power %d: it is 1 (|w|) or 2 (w^2)", wp);
+    }
     uint32_t cols[XP_REPRO_MAX_LENGTHS + 1];
     memcpy(cols, c->lengths, sizeof(uint32_t) * (size_t)c->n_lengths);
     cols[c->n_lengths] = c->long_bits;

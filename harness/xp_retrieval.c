@@ -32,6 +32,11 @@ void xp_note(const xp_repro_config *c, const char *fmt, ...)
     c->progress(&e, c->progress_ctx);
 }
 
+int xp_repro_weight_power(const xp_repro_config *c)
+{
+    return c->weight_power ? c->weight_power : XP_WEIGHT_POWER_DEFAULT;
+}
+
 typedef struct {
     const xp_repro_config *c;
     const char *tag;
@@ -64,7 +69,7 @@ drsch_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const
     snprintf(state, sizeof state, "%s.state", path);
     remove(state);
     drsch_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
-                                     NN_PRECISION_F32, codes, err);
+                                     NN_PRECISION_F32, xp_repro_weight_power(c), codes, err);
     if (xs != DRSCH_OK && strcmp(err->file, path) != 0) { /* a model that loaded names itself */
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
@@ -307,6 +312,9 @@ drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, con
                               xp_retrieval_result *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
+    const int wp = xp_repro_weight_power(c);
+    if (wp != 1 && wp != 2)
+        return drsch_fail(err, DRSCH_ERR_ARG, "weight power %d: it is 1 (|w|) or 2 (w^2)", wp);
     const int multi = d->label_kind == DS_LABELS_MULTI;
     out->metric = multi ? "mAP@5000" : "mAP@all";
     ev_options opt = {.topk = multi ? 5000 : 0, .radius = 2, .pr_curve = 1};

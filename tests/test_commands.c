@@ -2,8 +2,9 @@
  * flags named alone, output files and prefixes that cannot be written, input paths that do not
  * exist or are directories, --threads outside 0..1024), the one rule for bit-weight files, the
  * eval table (K, radius, the count of queries without a relevant item; P@K over min(K, N)),
- * and that a failing eval prints nothing on stdout. No model is needed: encode is only run up
- * to its checks. */
+ * and that a failing eval prints nothing on stdout; --weight-power (eval, encode, search,
+ * reproduce): bad values refused, squared weights where it is 2, on .npy inputs and on a small
+ * model with unequal bit weights built here (on a synthetic MNIST-style folder). */
 #define _GNU_SOURCE /* strcasestr */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nn.h"
 #include "npy.h"
 #include "test_util.h"
 
@@ -439,13 +441,14 @@ Test(eval, help)
 {
     check_help(
         "eval",
-        "--model --dataset --protocol --testset --size --seed --weighted --precision --codes --db "
-        "--qlabels --dblabels --qcams --dbcams --bits --weights --topk --radius --single-shot "
-        "--reid-gallery --threads --json --help");
-    check_help("search", "--db --queries --out --k --bits --weights --threads --isa --help");
+        "--model --dataset --protocol --testset --size --seed --weighted --weight-power "
+        "--precision --codes --db --qlabels --dblabels --qcams --dbcams --bits --weights --topk "
+        "--radius --single-shot --reid-gallery --threads --json --help");
+    check_help("search",
+               "--db --queries --out --k --bits --weights --weight-power --threads --isa --help");
     check_help("encode",
                "--model --dataset --split --protocol --testset --size --seed --bits --threads "
-               "--precision --out --help");
+               "--precision --weight-power --out --help");
 }
 
 /* ---- search and encode: outputs checked before work, missing flags ------------------------ */
@@ -531,4 +534,202 @@ Test(outputs, input_errors_name_the_path_and_the_cause)
     cr_assert(strstr(out, tu_path("none.bin")) && strstr(out, "no such file"), "%s", out);
     assert_clean(out);
     cr_assert_neq(access(tu_path("o.indices.npy"), F_OK), 0);
+}
+
+/* ---- --weight-power ------------------------------------------------------------------------ */
+
+TestSuite(weight_power, .init = setup, .fini = tu_tmpdir_remove, .timeout = 240);
+
+/* 0, 3 and x are refused by every command that has the flag, with status 2 and the flag named;
+ * so is the flag where nothing is ranked by weights. */
+Test(weight_power, bad_values_are_refused_naming_the_flag)
+{
+    const char *cmds[] = {"eval", "encode", "search", "reproduce"}, *vals[] = {"0", "3", "x"};
+    char out[8192];
+    for (int c = 0; c < 4; c++)
+        for (int v = 0; v < 3; v++) {
+            int rc = tu_run(out, sizeof out, "%s %s --weight-power %s", tu_exe(), cmds[c], vals[v]);
+            cr_expect_eq(rc, 2, "%s --weight-power %s: %s", cmds[c], vals[v], out);
+            cr_expect(strstr(out, "--weight-power") != NULL, "%s --weight-power %s: %s", cmds[c],
+                      vals[v], out);
+            assert_clean(out);
+        }
+    int rc = tu_run(out, sizeof out, EVAL_NPY " --weight-power 2", EVAL_ARGS);
+    cr_expect_eq(rc, 2, "eval ranks by Hamming distance here: %s", out);
+    cr_expect(strstr(out, "--weight-power") && strstr(out, "--weights FILE"), "%s", out);
+    rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --weight-power 2 --out %s",
+                tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("s"));
+    cr_expect_eq(rc, 2, "search without --weights: %s", out);
+    cr_expect(strstr(out, "--weight-power") && strstr(out, "--weights FILE"), "%s", out);
+}
+
+/* search --weight-power 2 squares the file's weights: query 0000 against the codes 0001, 0000,
+ * 0011, 0001, 1111 with w = (1, 2, 3, 0.5) gives 1, 0, 5, 1, 14.25 (power 1: 1, 0, 3, 1, 6.5);
+ * eval --weight-power 2 with w ranks as eval with a file of w^2. */
+Test(weight_power, search_and_eval_square_the_files_weights)
+{
+    const float w[4] = {1, 2, 3, 0.5f}, wsq[4] = {1, 4, 9, 0.25f};
+    size_t s4[1] = {4};
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("w.npy"), NPY_F32, 1, s4, w, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_save(tu_path("wsq.npy"), NPY_F32, 1, s4, wsq, &err), DRSCH_OK, "%s", err.msg);
+    const float want[2][5] = {{0, 1, 1, 3, 6.5f}, {0, 1, 1, 5, 14.25f}};
+    const int64_t want_idx[2][5] = {{1, 0, 3, 2, 4}, {1, 0, 3, 2, 4}};
+    char out[8192], prefix[64], path[1200];
+    for (int p = 1; p <= 2; p++) {
+        snprintf(prefix, sizeof prefix, "s%d", p);
+        int rc = tu_run(out, sizeof out,
+                        "%s search --db %s --queries %s --k 5 --weights %s --weight-power %d "
+                        "--out %s",
+                        tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("w.npy"), p,
+                        tu_path(prefix));
+        cr_assert_eq(rc, 0, "power %d: %s", p, out);
+        npy_array d, ix;
+        snprintf(path, sizeof path, "%s.distances.npy", tu_path(prefix));
+        cr_assert_eq(npy_load(path, &d, &err), DRSCH_OK, "%s", err.msg);
+        snprintf(path, sizeof path, "%s.indices.npy", tu_path(prefix));
+        cr_assert_eq(npy_load(path, &ix, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(d.dtype, NPY_F32);
+        for (int j = 0; j < 5; j++) {
+            cr_expect_eq(((float *)d.data)[j], want[p - 1][j], "power %d, neighbour %d: %g", p, j,
+                         ((float *)d.data)[j]);
+            cr_expect_eq(((int64_t *)ix.data)[j], want_idx[p - 1][j], "power %d, neighbour %d", p,
+                         j);
+        }
+        npy_free(&d);
+        npy_free(&ix);
+    }
+    char squared[8192], given[8192];
+    int rc = tu_run(squared, sizeof squared, EVAL_NPY " --weights %s --weight-power 2 --topk 3",
+                    EVAL_ARGS, tu_path("w.npy"));
+    cr_assert_eq(rc, 0, "%s", squared);
+    rc = tu_run(given, sizeof given, EVAL_NPY " --weights %s --topk 3", EVAL_ARGS,
+                tu_path("wsq.npy"));
+    cr_assert_eq(rc, 0, "%s", given);
+    cr_expect_str_eq(squared, given);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
+}
+
+/* n images of 28x28 with label i % 10 (a bright bar whose row depends on the class, plus a
+ * texture), as IDX files <dir>/<stem>-images-idx3-ubyte and <stem>-labels-idx1-ubyte. */
+static void write_idx_split(const char *dir, const char *stem, int n)
+{
+    char path[1200];
+    size_t isz = 16 + (size_t)n * 28 * 28;
+    uint8_t *ib = malloc(isz), *lb = malloc(8 + (size_t)n);
+    cr_assert(ib && lb);
+    put_be32(ib, 0x803), put_be32(ib + 4, (uint32_t)n), put_be32(ib + 8, 28), put_be32(ib + 12, 28);
+    put_be32(lb, 0x801), put_be32(lb + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int c = i % 10;
+        lb[8 + i] = (uint8_t)c;
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++)
+                ib[16 + ((size_t)i * 28 + y) * 28 + x] =
+                    (uint8_t)((y / 2 == c + 2 ? 200 : 0) + ((x * 7 + y * 3 + i * 5) & 63));
+    }
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, stem);
+    tu_write_file(path, ib, isz);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, stem);
+    tu_write_file(path, lb, 8 + (size_t)n);
+    free(ib);
+    free(lb);
+}
+
+/* A drsch-mnist model of 16 bits at path whose bit weights are w_k = (k odd ? -1 : 1) (k + 1) / 8:
+ * far from equal, so that ranking by the sum of |w| and by the sum of w^2 differ. */
+static void write_model(const char *path)
+{
+    enum { BITS = 16 };
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", BITS, 10, 0, &err), DRSCH_OK, "%s", err.msg);
+    cfg.seed = 11;
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    size_t np = nn_params_plain_size(net);
+    float *p = malloc(sizeof *p * np);
+    cr_assert_not_null(p);
+    cr_assert_eq(nn_params_export(net, p, np, &err), DRSCH_OK, "%s", err.msg);
+    for (int k = 0; k < BITS; k++) /* the bit weights are the last B parameters */
+        p[np - BITS + (size_t)k] = (k % 2 ? -1.0f : 1.0f) * (float)(k + 1) / 8.0f;
+    cr_assert_eq(nn_params_import(net, p, np, &err), DRSCH_OK, "%s", err.msg);
+    free(p);
+    cr_assert_eq(nn_model_save(net, path, &err), DRSCH_OK, "%s", err.msg);
+    nn_net_free(net);
+}
+
+/* The mAP@all of the first table row of eval's stdout (the line after the header). */
+static double first_map(const char *out)
+{
+    const char *row = strstr(out, "\n");
+    double bits = 0, map = -1;
+    cr_assert(row && sscanf(row + 1, "%lf %lf", &bits, &map) == 2, "no table row: %s", out);
+    return map;
+}
+
+/* On a model with unequal bit weights: encode --weight-power 2 writes the squares of power 1's
+ * weights (in the same order) and says so; eval --weighted --weight-power 2 runs, records the
+ * power in its report and ranks differently from power 1. */
+Test(weight_power, encode_and_eval_on_a_model)
+{
+    char data[1024], out[1 << 14];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    write_idx_split(data, "train", 300);
+    write_idx_split(data, "t10k", 60);
+    write_model(tu_path("m.bin"));
+    float w[2][16];
+    for (int p = 1; p <= 2; p++) {
+        char prefix[16], path[1200];
+        snprintf(prefix, sizeof prefix, "e%d", p);
+        int rc = tu_run(out, sizeof out,
+                        "%s encode --model %s --dataset mnist:%s --protocol full --split query "
+                        "--weight-power %d --threads 2 --out %s",
+                        tu_exe(), tu_path("m.bin"), data, p, tu_path(prefix));
+        cr_assert_eq(rc, 0, "power %d: %s", p, out);
+        cr_expect(strstr(out, p == 2 ? "weights.npy: w^2 (weighted ranking by the sum of w^2 over "
+                                       "differing bits)"
+                                     : "weights.npy: |w| (weighted ranking by the sum of |w| over "
+                                       "differing bits)"),
+                  "encode says which weights it wrote: %s", out);
+        npy_array a;
+        drsch_error err;
+        snprintf(path, sizeof path, "%s.weights.npy", tu_path(prefix));
+        cr_assert_eq(npy_load(path, &a, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(a.count, 16);
+        memcpy(w[p - 1], a.data, sizeof w[0]);
+        npy_free(&a);
+    }
+    for (int j = 0; j < 16; j++) {
+        cr_expect_gt(w[0][j], 0, "power 1: |w| of bit %d", j);
+        cr_expect_eq(w[1][j], w[0][j] * w[0][j], "bit %d: %g, expected %g^2", j, w[1][j], w[0][j]);
+    }
+    double map[2];
+    for (int p = 1; p <= 2; p++) {
+        char json[32];
+        snprintf(json, sizeof json, "r%d.json", p);
+        int rc = tu_run(out, sizeof out,
+                        "%s eval --model %s --dataset mnist:%s --protocol full --weighted "
+                        "--weight-power %d --threads 2 --json %s 2>/dev/null",
+                        tu_exe(), tu_path("m.bin"), data, p, tu_path(json));
+        cr_assert_eq(rc, 0, "power %d: %s", p, out);
+        map[p - 1] = first_map(out);
+        char *text = tu_slurp(tu_path(json), NULL);
+        cr_assert_not_null(text);
+        cJSON *root = cJSON_Parse(text);
+        const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
+        const cJSON *wp = cJSON_GetObjectItemCaseSensitive(ctx, "weight_power");
+        cr_expect(cJSON_IsNumber(wp) && wp->valuedouble == p, "the report records power %d: %s", p,
+                  text);
+        cJSON_Delete(root);
+        free(text);
+    }
+    cr_expect(map[0] >= 0 && map[1] >= 0);
+    cr_expect_neq(map[0], map[1], "powers 1 and 2 rank alike: mAP %.4f", map[0]);
 }

@@ -1,11 +1,13 @@
 /* The DRSCH objective: loss values on hand-computed cases, the gradient (triplet + Laplacian,
  * label and k-NN graphs, single and multi-label similarity) against central finite differences,
- * and the margin schedule. */
+ * the margin schedule, and the distance the loss learns against weighted Hamming ranking. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dh.h"
+#include "hamming.h"
 
 Test(dh, margin_grows_on_schedule)
 {
@@ -188,4 +190,96 @@ Test(dh, gradient_knn_graph_and_multilabel_match_finite_differences)
     cr_assert_eq(sim[0 * N + 4], 1, "items 0 and 4 share label 3");
     cr_assert_eq(sim[1 * N + 2], 0);
     check_gradient(&c, N, D, sim, feat, F, 2);
+}
+
+/* ---- The distance the loss learns ----------------------------------------------------------- */
+
+/* The loss sees the weighted outputs y_k = w_k h_k, so on +-1 codes the squared distance it
+ * learns is sum_k (w_k h_ik - w_k h_jk)^2 = 4 x the sum of w_k^2 over the bits where the codes
+ * differ: the weighted Hamming distance with power-2 weights (drsch --weight-power 2) is that
+ * distance divided by 4, for every kernel. Random codes of B bits (not a multiple of 64) and
+ * random weights of both signs; the loss's distance of a pair is its Laplacian term for two
+ * similar items with beta = n = 2 (exactly |y_i - y_j|^2), checked against the direct sum. The
+ * kernels (every ISA the CPU runs: scalar and the active one at least) and the double reference
+ * agree with it within 1e-5 relative (float32 sums of at most B terms, squares rounded to
+ * float32), plus 1e-6 absolute for the zero distance of a code to itself. With |w| (power 1)
+ * they do not. */
+Test(dh, loss_distance_is_four_times_weighted_hamming_with_squared_weights)
+{
+    enum { B = 100, N = 24 };
+    float w[B], w2[B], wabs[B], y[N * B];
+    int8_t h[N * B];
+    uint64_t s = 0x2545F4914F6CDD1Dull;
+    for (int k = 0; k < B; k++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        w[k] = (float)((double)(s >> 11) / 9007199254740992.0 * 4.0 - 2.0); /* [-2, 2) */
+        w2[k] = w[k] * w[k];
+        wabs[k] = fabsf(w[k]);
+    }
+    hm_codes c;
+    drsch_error err;
+    cr_assert_eq(hm_codes_alloc(&c, N, B, &err), DRSCH_OK, "%s", err.msg);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < B; k++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            h[i * B + k] = (s >> 33) & 1 ? 1 : -1;
+            y[i * B + k] = w[k] * (float)h[i * B + k];
+            if (h[i * B + k] > 0)
+                c.data[(size_t)i * c.words + (size_t)k / 64] |= 1ull << (k % 64);
+        }
+    /* The loss's squared distance of code 0 to every code, and the direct sum. */
+    dh_config cfg;
+    dh_config_default(&cfg);
+    cfg.beta = 2.0f;
+    const int32_t lab[2] = {1, 1};
+    uint8_t sim[4];
+    dh_similarity(lab, NULL, 0, 2, sim);
+    double loss_d[N];
+    for (int j = 0; j < N; j++) {
+        float pair[2 * B];
+        memcpy(pair, y, sizeof(float) * B);
+        memcpy(pair + B, y + (size_t)j * B, sizeof(float) * B);
+        dh_stats st;
+        cr_assert_eq(dh_loss(&cfg, 0, pair, 2, B, sim, NULL, 0, NULL, &st), DRSCH_OK);
+        cr_assert_eq(st.triplets, 0, "two similar items: no triplet");
+        double direct = 0;
+        for (int k = 0; k < B; k++) {
+            double t = (double)w[k] * h[k] - (double)w[k] * h[j * B + k];
+            direct += t * t;
+        }
+        cr_assert(fabs(st.laplacian_loss - direct) <= 1e-9 * direct,
+                  "code %d: the loss's distance %.9g, directly %.9g", j, st.laplacian_loss, direct);
+        loss_d[j] = st.laplacian_loss;
+    }
+    cr_assert_eq(hm_isa_init(&err), DRSCH_OK, "%s", err.msg);
+    const hm_isa active = hm_isa_active();
+    int tested_scalar = 0, tested_active = 0, power1_differs = 0;
+    for (int isa = 0; isa < HM_ISA_COUNT; isa++) {
+        if (!hm_isa_supported((hm_isa)isa))
+            continue;
+        cr_assert_eq(hm_isa_set((hm_isa)isa, &err), DRSCH_OK, "%s", err.msg);
+        hm_weights *hw2 = NULL, *hw1 = NULL;
+        cr_assert_eq(hm_weights_create(&hw2, w2, B, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(hm_weights_create(&hw1, wabs, B, &err), DRSCH_OK, "%s", err.msg);
+        float d2[N], d1[N];
+        hm_weighted_distances(c.data, &c, hw2, d2);
+        hm_weighted_distances(c.data, &c, hw1, d1);
+        for (int j = 0; j < N; j++) {
+            double want = loss_d[j] / 4, tol = 1e-5 * want + 1e-6;
+            double ref = hm_weighted_distance_ref(c.data, hm_code_row(&c, (size_t)j), w2, B);
+            cr_expect(fabs(d2[j] - want) <= tol, "%s, code %d: %.9g, the loss's distance / 4 %.9g",
+                      hm_isa_name((hm_isa)isa), j, d2[j], want);
+            cr_expect(fabs(ref - want) <= tol, "reference, code %d: %.9g, expected %.9g", j, ref,
+                      want);
+            power1_differs += fabs(d1[j] - want) > 1e-3 * want;
+        }
+        hm_weights_free(hw2);
+        hm_weights_free(hw1);
+        tested_scalar |= isa == HM_ISA_SCALAR;
+        tested_active |= isa == (int)active;
+    }
+    cr_expect(tested_scalar && tested_active, "the scalar and the active (%s) kernels",
+              hm_isa_name(active));
+    cr_expect_gt(power1_differs, 0, "|w| weights do not give the loss's distance");
+    hm_codes_free(&c);
 }

@@ -1,13 +1,16 @@
 /* What the commands share about an experiment (harness/experiment.h), in process: the codes and
  * bit weights of a model on a split (xp_net_codes / xp_model_codes: the encoder's codes, |w| in
- * the model's bit order, errors as statuses with the cause), and multi-hot labels packed as
- * ev_labels bitmasks (xp_pack_multi_hot, checked against hand-computed words). */
+ * the model's bit order, w^2 in the same order with weight power 2, errors as statuses with the
+ * cause; reproduce's weight power: refused unless 1 or 2, named in its report), and multi-hot
+ * labels packed as ev_labels bitmasks (xp_pack_multi_hot, checked against hand-computed words). */
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "experiment.h"
+#include "reproduce.h"
 #include "test_util.h"
 #include "train.h"
 
@@ -161,7 +164,7 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
 
     xp_codes c;
     drsch_error xe;
-    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 10, db, 20, NN_PRECISION_F32, &c, &xe),
+    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 10, db, 20, NN_PRECISION_F32, 1, &c, &xe),
                  DRSCH_OK, "%s", xe.msg);
     cr_assert_eq(c.bits, BITS);
     expect_codes_equal(&c.query, &eq, "model file, queries");
@@ -176,7 +179,7 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
     cr_expect_eq(c.query.n, 0);
 
     /* The net itself, queries only (drsch encode's one set): the database stays empty. */
-    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, &c, &xe), DRSCH_OK, "%s",
+    cr_assert_eq(xp_net_codes(net, d, q, 10, NULL, 0, NN_PRECISION_F32, 1, &c, &xe), DRSCH_OK, "%s",
                  xe.msg);
     expect_codes_equal(&c.query, &eq, "net, queries");
     cr_expect_eq(c.db.n, 0);
@@ -192,6 +195,123 @@ Test(model_codes, encoder_codes_and_weights_in_significance_order)
     ds_dataset_free(d);
 }
 
+/* Weight power 2: the squares of power 1's weights, bit for bit in the same (significance) order,
+ * the codes unchanged; from the model file and from the net. Any other power is refused. */
+Test(model_codes, weight_power_two_squares_the_weights_in_the_same_order)
+{
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    nn_net *net = weighted_net();
+    drsch_error ne;
+    cr_assert_eq(nn_model_save(net, tu_path("m.bin"), &ne), DRSCH_OK, "%s", ne.msg);
+    int64_t q[5] = {0, 4, 8, 12, 16}, db[6] = {1, 2, 3, 5, 7, 9};
+    xp_codes c1, c2, n2;
+    drsch_error xe;
+    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 5, db, 6, NN_PRECISION_F32, 1, &c1, &xe),
+                 DRSCH_OK, "%s", xe.msg);
+    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 5, db, 6, NN_PRECISION_F32, 2, &c2, &xe),
+                 DRSCH_OK, "%s", xe.msg);
+    cr_assert_eq(xp_net_codes(net, d, q, 5, NULL, 0, NN_PRECISION_F32, 2, &n2, &xe), DRSCH_OK, "%s",
+                 xe.msg);
+    cr_assert_eq(c2.bits, c1.bits);
+    expect_codes_equal(&c2.query, &c1.query, "power 2, queries");
+    expect_codes_equal(&c2.db, &c1.db, "power 2, database");
+    expect_codes_equal(&n2.query, &c1.query, "power 2 from the net, queries");
+    int unequal = 0;
+    for (uint32_t j = 0; j < c1.bits; j++) {
+        float w = (float)(5 * j % BITS + 1) / 16.0f; /* |w| of bit j (weighted_net) */
+        cr_expect_eq(c1.weights[j], w, "power 1, bit %u: %g, expected %g", j, c1.weights[j], w);
+        cr_expect_eq(c2.weights[j], c1.weights[j] * c1.weights[j],
+                     "power 2, bit %u: %g, expected %g^2", j, c2.weights[j], c1.weights[j]);
+        cr_expect_eq(n2.weights[j], c2.weights[j], "power 2 from the net, bit %u", j);
+        unequal += c2.weights[j] != c1.weights[j];
+    }
+    cr_expect_gt(unequal, 8, "the weights are not all 0 or 1: the test tells the powers apart");
+    xp_codes_free(&c1);
+    xp_codes_free(&c2);
+    xp_codes_free(&n2);
+
+    const int bad[] = {0, 3, -1};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(xp_net_codes(net, d, q, 5, db, 6, NN_PRECISION_F32, bad[i], &c1, &xe),
+                     DRSCH_ERR_ARG, "weight power %d", bad[i]);
+        cr_expect_not_null(strstr(xe.msg, "weight power"), "%s", xe.msg);
+        cr_expect(c1.query.n == 0 && c1.db.n == 0 && !c1.weights);
+    }
+    cr_assert_eq(xp_model_codes(tu_path("m.bin"), d, q, 5, db, 6, NN_PRECISION_F32, 0, &c1, &xe),
+                 DRSCH_ERR_ARG);
+    cr_expect(c1.query.n == 0 && c1.db.n == 0 && !c1.weights);
+    cr_expect_str_eq(xp_weight_power_text(1), "sum of |w| over differing bits");
+    cr_expect_str_eq(xp_weight_power_text(2), "sum of w^2 over differing bits");
+    nn_net_free(net);
+    ds_dataset_free(d);
+}
+
+/* reproduce's weighted rows: 0 in the config is the default power, 1 and 2 are taken as given,
+ * and the experiments refuse any other before they train anything. */
+Test(model_codes, reproduce_takes_weight_power_one_or_two)
+{
+    xp_repro_config c = {.weight_power = 0};
+    cr_expect_eq(xp_repro_weight_power(&c), XP_WEIGHT_POWER_DEFAULT);
+    cr_expect_eq(XP_WEIGHT_POWER_DEFAULT, 1, "today's ranking stays the default");
+    c.weight_power = 2;
+    cr_expect_eq(xp_repro_weight_power(&c), 2);
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    ds_split sp = {0};
+    drsch_error err;
+    c.weight_power = 3;
+    xp_retrieval_result ret;
+    cr_assert_eq(xp_retrieval_run(&c, d, &sp, &ret, &err), DRSCH_ERR_ARG);
+    cr_expect_not_null(strstr(err.msg, "weight power 3"), "%s", err.msg);
+    cr_expect_eq(ret.n_rows, 0);
+    c.weight_power = -1;
+    xp_reid_result reid;
+    cr_assert_eq(xp_reid_run(&c, d, &reid, &err), DRSCH_ERR_ARG);
+    cr_expect_not_null(strstr(err.msg, "weight power -1"), "%s", err.msg);
+    cr_expect(reid.n_splits == 0 && !reid.rows[0].r);
+    ds_dataset_free(d);
+}
+
+/* The report of a retrieval run says which power its weighted rows rank by: the context
+ * (weight_power, weighted_ranking) and a sentence of the table; 0 in the config is power 1. */
+Test(model_codes, reproduce_report_says_which_weight_power)
+{
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    for (int p = 0; p <= 2; p++) {
+        const int power = p ? p : 1;
+        xp_repro_config c = {.lengths = {4}, .n_lengths = 1, .long_bits = 8, .weight_power = p};
+        tr_config_default(&c.train, d);
+        xp_retrieval_result ret = {.metric = "mAP@all", .n_rows = 3};
+        for (int r = 0; r < 3; r++) {
+            snprintf(ret.rows[r].method, sizeof ret.rows[r].method, "row %d", r);
+            ret.rows[r].have[0] = ret.rows[r].have[1] = 1;
+        }
+        rp_report *rep = rp_create();
+        cr_assert_not_null(rep);
+        rp_repro_info info = {"drsch reproduce", "random", "a protocol", 1, 1.0};
+        char *md = NULL;
+        drsch_error err;
+        cr_assert_eq(rp_repro_report(rep, &info, d, &c, &ret, NULL, &md, &err), DRSCH_OK, "%s",
+                     err.msg);
+        char sentence[160];
+        snprintf(sentence, sizeof sentence, "Weighted ranking: the %s (--weight-power %d).",
+                 xp_weight_power_text(power), power);
+        cr_expect_not_null(strstr(md, sentence), "power %d: %s", p, md);
+        char *text = rp_print(rep);
+        cJSON *root = cJSON_Parse(text);
+        const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
+        const cJSON *wp = cJSON_GetObjectItemCaseSensitive(ctx, "weight_power");
+        const cJSON *wr = cJSON_GetObjectItemCaseSensitive(ctx, "weighted_ranking");
+        cr_expect(cJSON_IsNumber(wp) && wp->valuedouble == power, "power %d: %s", p, text);
+        cr_expect(cJSON_IsString(wr) && !strcmp(wr->valuestring, xp_weight_power_text(power)),
+                  "power %d: %s", p, text);
+        cJSON_Delete(root);
+        free(text);
+        free(md);
+        rp_free(rep);
+    }
+    ds_dataset_free(d);
+}
+
 Test(model_codes, failures_say_why_and_leave_nothing)
 {
     ds_dataset *d = random_dataset(N_IMAGES, 1);
@@ -201,22 +321,23 @@ Test(model_codes, failures_say_why_and_leave_nothing)
     drsch_error xe;
 
     /* No model file: the loader's message, naming it. */
-    cr_assert_eq(xp_model_codes(tu_path("missing.bin"), d, q, 3, q, 3, NN_PRECISION_F32, &c, &xe),
-                 DRSCH_ERR_IO);
+    cr_assert_eq(
+        xp_model_codes(tu_path("missing.bin"), d, q, 3, q, 3, NN_PRECISION_F32, 1, &c, &xe),
+        DRSCH_ERR_IO);
     cr_expect_not_null(strstr(xe.msg, "missing.bin"), "%s", xe.msg);
     cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
 
     /* An empty list: the encoder's message. */
-    cr_assert_eq(xp_net_codes(net, d, q, 0, NULL, 0, NN_PRECISION_F32, &c, &xe), DRSCH_ERR_ARG);
+    cr_assert_eq(xp_net_codes(net, d, q, 0, NULL, 0, NN_PRECISION_F32, 1, &c, &xe), DRSCH_ERR_ARG);
     cr_expect_not_null(strstr(xe.msg, "nothing to encode"), "%s", xe.msg);
     cr_expect(c.query.n == 0 && !c.query.data && !c.weights);
     /* ... also when only the database is empty: the queries' codes are not left behind. */
-    cr_assert_eq(xp_net_codes(net, d, q, 3, q, 0, NN_PRECISION_F32, &c, &xe), DRSCH_ERR_ARG);
+    cr_assert_eq(xp_net_codes(net, d, q, 3, q, 0, NN_PRECISION_F32, 1, &c, &xe), DRSCH_ERR_ARG);
     cr_expect(c.query.n == 0 && !c.query.data && c.db.n == 0 && !c.weights);
 
     /* Images the model does not take (3 channels for a 1-channel net). */
     ds_dataset *rgb = random_dataset(4, 3);
-    cr_assert_eq(xp_net_codes(net, rgb, q, 3, q, 3, NN_PRECISION_F32, &c, &xe), DRSCH_ERR_ARG);
+    cr_assert_eq(xp_net_codes(net, rgb, q, 3, q, 3, NN_PRECISION_F32, 1, &c, &xe), DRSCH_ERR_ARG);
     cr_expect_not_null(strstr(xe.msg, "random"), "the message names the dataset: %s", xe.msg);
     cr_expect(c.query.n == 0 && c.db.n == 0 && !c.weights);
 
