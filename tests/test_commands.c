@@ -609,38 +609,6 @@ Test(weight_power, search_and_eval_square_the_files_weights)
     cr_expect_str_eq(squared, given);
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
-    p[3] = (uint8_t)v;
-}
-
-/* n images of 28x28 with label i % 10 (a bright bar whose row depends on the class, plus a
- * texture), as IDX files <dir>/<stem>-images-idx3-ubyte and <stem>-labels-idx1-ubyte. */
-static void write_idx_split(const char *dir, const char *stem, int n)
-{
-    char path[1200];
-    size_t isz = 16 + (size_t)n * 28 * 28;
-    uint8_t *ib = malloc(isz), *lb = malloc(8 + (size_t)n);
-    cr_assert(ib && lb);
-    put_be32(ib, 0x803), put_be32(ib + 4, (uint32_t)n), put_be32(ib + 8, 28), put_be32(ib + 12, 28);
-    put_be32(lb, 0x801), put_be32(lb + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int c = i % 10;
-        lb[8 + i] = (uint8_t)c;
-        for (int y = 0; y < 28; y++)
-            for (int x = 0; x < 28; x++)
-                ib[16 + ((size_t)i * 28 + y) * 28 + x] =
-                    (uint8_t)((y / 2 == c + 2 ? 200 : 0) + ((x * 7 + y * 3 + i * 5) & 63));
-    }
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, stem);
-    tu_write_file(path, ib, isz);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, stem);
-    tu_write_file(path, lb, 8 + (size_t)n);
-    free(ib);
-    free(lb);
-}
-
 /* A drsch-mnist model of 16 bits at path whose bit weights are w_k = (k odd ? -1 : 1) (k + 1) / 8:
  * far from equal, so that ranking by the sum of |w| and by the sum of w^2 differ. */
 static void write_model(const char *path)
@@ -681,8 +649,8 @@ Test(weight_power, encode_and_eval_on_a_model)
     char data[1024], out[1 << 14];
     snprintf(data, sizeof data, "%s", tu_path("mnist"));
     cr_assert_eq(mkdir(data, 0755), 0);
-    write_idx_split(data, "train", 300);
-    write_idx_split(data, "t10k", 60);
+    tu_write_idx_split(data, "train", 300, 5, 63);
+    tu_write_idx_split(data, "t10k", 60, 5, 63);
     write_model(tu_path("m.bin"));
     float w[2][16];
     for (int p = 1; p <= 2; p++) {

@@ -754,38 +754,6 @@ Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
 /* ---- a retrieval dataset: the paper protocol on a synthetic MNIST-style folder ----------------
  */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
-    p[3] = (uint8_t)v;
-}
-
-/* n images of 28x28 with label i % 10 (a bright bar whose row depends on the class, plus a
- * texture), as IDX files <dir>/<stem>-images-idx3-ubyte and <stem>-labels-idx1-ubyte. */
-static void write_idx_split(const char *dir, const char *stem, int n)
-{
-    char path[1200];
-    size_t isz = 16 + (size_t)n * 28 * 28;
-    uint8_t *ib = malloc(isz), *lb = malloc(8 + (size_t)n);
-    cr_assert(ib && lb);
-    put_be32(ib, 0x803), put_be32(ib + 4, (uint32_t)n), put_be32(ib + 8, 28), put_be32(ib + 12, 28);
-    put_be32(lb, 0x801), put_be32(lb + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int c = i % 10;
-        lb[8 + i] = (uint8_t)c;
-        for (int y = 0; y < 28; y++)
-            for (int x = 0; x < 28; x++)
-                ib[16 + ((size_t)i * 28 + y) * 28 + x] =
-                    (uint8_t)((y / 2 == c + 2 ? 200 : 0) + ((x * 7 + y * 3 + i) & 31));
-    }
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, stem);
-    tu_write_file(path, ib, isz);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, stem);
-    tu_write_file(path, lb, 8 + (size_t)n);
-    free(ib);
-    free(lb);
-}
-
 TestSuite(reproduce_retrieval, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
 /* The table and every report entry say how many queries have no relevant item (AP 0). */
@@ -795,8 +763,9 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     snprintf(data, sizeof data, "%s", tu_path("mnist"));
     snprintf(out, sizeof out, "%s", tu_path("out"));
     cr_assert_eq(mkdir(data, 0755), 0);
-    write_idx_split(data, "train", 6500); /* paper protocol: 100 queries + 500 training per class */
-    write_idx_split(data, "t10k", 100);
+    tu_write_idx_split(data, "train", 6500, 1,
+                       31); /* paper protocol: 100 queries + 500 training per class */
+    tu_write_idx_split(data, "t10k", 100, 1, 31);
     static char log[1 << 16];
     int rc = tu_run(log, sizeof log,
                     "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "

@@ -112,3 +112,33 @@ size_t tu_npy_image(uint8_t *out, const char *dict, const void *payload, size_t 
     memcpy(out + 10 + hlen, payload, plen);
     return 10 + hlen + plen;
 }
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
+}
+
+void tu_write_idx_split(const char *dir, const char *stem, int n, int step, int mask)
+{
+    char path[1200];
+    size_t isz = 16 + (size_t)n * 28 * 28;
+    uint8_t *ib = malloc(isz), *lb = malloc(8 + (size_t)n);
+    cr_assert(ib && lb);
+    put_be32(ib, 0x803), put_be32(ib + 4, (uint32_t)n), put_be32(ib + 8, 28), put_be32(ib + 12, 28);
+    put_be32(lb, 0x801), put_be32(lb + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int c = i % 10;
+        lb[8 + i] = (uint8_t)c;
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++)
+                ib[16 + ((size_t)i * 28 + y) * 28 + x] =
+                    (uint8_t)((y / 2 == c + 2 ? 200 : 0) + ((x * 7 + y * 3 + i * step) & mask));
+    }
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, stem);
+    tu_write_file(path, ib, isz);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, stem);
+    tu_write_file(path, lb, 8 + (size_t)n);
+    free(ib);
+    free(lb);
+}

@@ -36,6 +36,11 @@ char *tu_slurp(const char *path, size_t *len);
 /* Writes len bytes of data to path (created or truncated). */
 void tu_write_file(const char *path, const void *data, size_t len);
 
+/* An MNIST-style IDX pair <dir>/<stem>-images-idx3-ubyte and <stem>-labels-idx1-ubyte of n 28x28
+ * images, label i % 10: a bright bar whose row depends on the class, over a texture
+ * (x * 7 + y * 3 + i * step) & mask. */
+void tu_write_idx_split(const char *dir, const char *stem, int n, int step, int mask);
+
 /* Virtual memory of this process in bytes (VmSize of /proc/self/status), 0 if unknown: the base
  * of the address-space limits under which tests load crafted files (a loader that allocates what
  * a header declares then fails instead of taking gigabytes). */
