@@ -7,6 +7,7 @@
 #include <drsch/experiment.h>
 #include <drsch/fileio.h>
 #include <drsch/hamming.h>
+#include <drsch/machine.h>
 #include <drsch/metrics.h>
 #include <drsch/nn.h>
 #include <drsch/npy.h>

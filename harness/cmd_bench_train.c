@@ -6,9 +6,10 @@
  * encode: nn_encode of N images to packed codes (real outputs and codes), replicas run batches in
  *         parallel, in f32 or (--precision bf16) bf16. Images/s = N / call.
  * Both report GFLOP/s (multiply-add = 2 flops, convolutions and inner products only) and the
- * fraction of the f32 peak estimated as threads x clock x 2 FMA units x 16 lanes x 2 flops
- * (AVX-512; bf16 runs are measured against the same f32 peak); the clock is the highest
- * "cpu MHz" in /proc/cpuinfo unless --ghz is given.
+ * fraction of the f32 peak: the multiply-add throughput of an FMA loop at this CPU's widest
+ * vector width, measured in the same run with the same threads (machine.h; bf16 runs are measured
+ * against the same f32 peak), or with --ghz F the formula threads x F x 2 FMA units x 16 lanes x
+ * 2 flops.
  * Timing: --warmup untimed runs, then --repetitions repetitions of --iters runs; the best
  * repetition is reported (the machine is shared), the mean is a counter too. */
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "dh.h"
 #include "flags.h"
 #include "inputs.h"
+#include "machine.h"
 #include "nn.h"
 #include "report.h"
 
@@ -32,26 +34,26 @@ typedef struct {
     char impl[64];          /* oneDNN implementation of the first layer (encode) */
 } bench_opts;
 
-static double cpu_ghz(double override_ghz, const char **source)
+/* The f32 peak the run is a fraction of: the FMA loop of machine.h measured now, with the run's
+ * threads, or the formula threads x --ghz x 2 FMA units x 16 lanes x 2 flops when --ghz is given
+ * (a machine-independent reference). how: one line saying which. */
+static double f32_peak(double ghz, int threads, char *how, size_t cap)
 {
-    if (override_ghz > 0) {
-        *source = "--ghz";
-        return override_ghz;
+    if (ghz > 0) {
+        snprintf(how, cap, "formula: %d threads x %.3f GHz (--ghz) x 2 FMA x 16 lanes x 2 flops",
+                 threads, ghz);
+        return threads * ghz * 2 * 16 * 2;
     }
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    double best = 0;
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        double mhz;
-        if (!strncmp(line, "cpu MHz", 7) &&
-            sscanf(strchr(line, ':') ? strchr(line, ':') + 1 : line, "%lf", &mhz) == 1 &&
-            mhz > best)
-            best = mhz;
+    mc_peak pk;
+    drsch_error err;
+    if (mc_fma_peak(threads, 0.3, &pk, &err) != DRSCH_OK) {
+        snprintf(how, cap, "unavailable: %.150s", err.msg);
+        return 0;
     }
-    if (f)
-        fclose(f);
-    *source = best > 0 ? "/proc/cpuinfo cpu MHz" : "unknown (assumed 2.0 GHz)";
-    return best > 0 ? best / 1000.0 : 2.0;
+    snprintf(how, cap,
+             "measured in this run: an FMA loop, %d threads, %s (%d f32 lanes), at %.2f GHz",
+             pk.threads, pk.isa, pk.lanes, mc_clock_ghz());
+    return pk.gflops;
 }
 
 /* bench train --precision: refused, whatever the value. */
@@ -100,8 +102,8 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_INT("seed", &o->seed, 0, INT64_MAX, "S",
                 "seed of the network's initial weights and the images"),
         CLI_FLOAT("ghz", &o->ghz, 0.1, 10.0, "F",
-                  "clock for the peak estimate, 0.1 to 10 (default: highest cpu MHz in "
-                  "/proc/cpuinfo)"),
+                  "compare with the formula peak threads x F GHz x 2 FMA x 16 lanes x 2 flops, "
+                  "0.1 to 10 (default: the peak of an FMA loop measured in the same run)"),
         CLI_STRING("json", &o->json, "FILE",
                    "also write a Google Benchmark-compatible report (default: none)"),
         CLI_END,
@@ -130,8 +132,9 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
     int rc = cli_flags_parse(name, flags, argc, argv, NULL);
     if (rc == CLI_FLAGS_HELP) {
         printf("usage: drsch bench %s [options] [--json FILE]\n\n%s\n"
-               "Prints images/s, GFLOP/s and the share of an estimated f32 peak (threads x\n"
-               "clock x 2 FMA units x 16 lanes x 2 flops). The best of --repetitions is reported.\n"
+               "Prints images/s, GFLOP/s and the share of the f32 peak, measured in the same run\n"
+               "with the same threads (an FMA loop at the CPU's widest vectors). The best of\n"
+               "--repetitions is reported.\n"
                "\n",
                cmd,
                enc ? "Encoding speed: random images -> network outputs -> packed codes."
@@ -167,17 +170,18 @@ typedef struct {
 static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t,
                   double images_per_run, double flops_per_run, double loss)
 {
-    const char *src;
-    const double ghz = cpu_ghz(o->ghz, &src);
-    const double peak = threads * ghz * 2 * 16 * 2; /* GFLOP/s */
+    char how[200];
+    const double peak = f32_peak(o->ghz, threads, how, sizeof how); /* GFLOP/s */
     const double ips = images_per_run / t->best, gflops = flops_per_run / t->best * 1e-9;
     const char *prec = nn_precision_name(o->precision);
     printf("%s %s batch %lld bits %lld threads %d %s: %.0f images/s (best of %lld, mean %.0f), "
-           "%.1f GFLOP/s, "
-           "%.1f%% of f32 peak %.0f GFLOP/s (%d x %.3f GHz [%s] x 2 FMA x 16 lanes x 2)\n",
+           "%.1f GFLOP/s, ",
            cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips,
-           (long long)o->repetitions, images_per_run / t->mean, gflops, 100 * gflops / peak, peak,
-           threads, ghz, src);
+           (long long)o->repetitions, images_per_run / t->mean, gflops);
+    if (peak > 0)
+        printf("%.1f%% of the f32 peak %.0f GFLOP/s (%s)\n", 100 * gflops / peak, peak, how);
+    else
+        printf("f32 peak %s\n", how);
     if (!o->json)
         return 0;
     rp_report *r = rp_create();
@@ -201,8 +205,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     if (o->impl[0])
         rp_context_set(r, "onednn_impl", o->impl);
     rp_context_set(r, "inputs", "random uniform [0,1)");
-    rp_context_set(r, "peak_formula", "threads x GHz x 2 FMA units x 16 f32 lanes x 2 flops");
-    rp_context_set(r, "clock_source", src);
+    rp_context_set(r, "peak_source", how);
     rp_context_set(r, "timing", "best of repetitions");
     if (!strcmp(cmd, "train"))
         rp_context_set(r, "loss",
@@ -212,8 +215,10 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_counter(e, "images_per_second", ips);
     rp_counter(e, "images_per_second_mean", images_per_run / t->mean);
     rp_counter(e, "gflops", gflops);
-    rp_counter(e, "peak_gflops", peak);
-    rp_counter(e, "peak_fraction", gflops / peak);
+    if (peak > 0) {
+        rp_counter(e, "peak_gflops", peak);
+        rp_counter(e, "peak_fraction", gflops / peak);
+    }
     rp_counter(e, "images_per_run", images_per_run);
     rp_counter(e, "repetitions", (double)o->repetitions);
     rp_counter(e, "max_rss_bytes", cli_max_rss());

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "fileio.h"
 #include "hamming.h"
+#include "machine.h"
 #include "nn.h"
 #include "version.h"
 
@@ -152,6 +154,15 @@ rp_report *rp_create(void)
     cJSON_AddStringToObject(r->context, "executable", buf);
     cJSON_AddNumberToObject(r->context, "num_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddNumberToObject(r->context, "mhz_per_cpu", (double)(long)cpu_mhz());
+    /* The machine as a reader needs it (mhz_per_cpu above is /proc/cpuinfo's, kept for Google
+     * Benchmark's tools; the measured clock is the one loops run at). */
+    mc_machine m;
+    mc_describe(&m);
+    cJSON_AddStringToObject(r->context, "cpu_model", m.cpu_model);
+    cJSON_AddNumberToObject(r->context, "num_cores", m.physical_cores);
+    cJSON_AddNumberToObject(r->context, "memory_bytes", (double)m.memory_bytes);
+    cJSON_AddStringToObject(r->context, "kernel", m.kernel);
+    cJSON_AddNumberToObject(r->context, "cpu_ghz_measured", round(m.clock_ghz * 1000) / 1000);
     char gov[64];
     read_str_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", gov, sizeof gov);
     cJSON_AddBoolToObject(r->context, "cpu_scaling_enabled",

@@ -22,7 +22,8 @@ struct cJSON;
 typedef struct cJSON rp_entry;
 
 /* A report with the standard context filled in (date, host_name, executable, num_cpus,
- * mhz_per_cpu, cpu_scaling_enabled, caches, load_avg, library_build_type) and drsch's own
+ * mhz_per_cpu, cpu_scaling_enabled, caches, load_avg, library_build_type), the machine (cpu_model,
+ * num_cores, memory_bytes, kernel, cpu_ghz_measured: machine.h) and drsch's own
  * fields (drsch_version, git_commit, compiler, compiler_flags, isa, threads, onednn_version). */
 DRSCH_API rp_report *rp_create(void);
 DRSCH_API void rp_free(rp_report *r);

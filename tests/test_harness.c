@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hamming.h"
+#include "machine.h"
 #include "npy.h"
 #include "report.h"
 #include "test_util.h"
@@ -31,11 +32,13 @@ Test(report, google_benchmark_schema)
     free(text);
     cr_assert_not_null(j);
     cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
-    static const char *ctx_keys[] = {"date",          "host_name",   "executable",
-                                     "num_cpus",      "mhz_per_cpu", "cpu_scaling_enabled",
-                                     "caches",        "load_avg",    "library_build_type",
-                                     "drsch_version", "git_commit",  "compiler",
-                                     "isa",           "threads",     "protocol"};
+    static const char *ctx_keys[] = {"date",          "host_name",       "executable",
+                                     "num_cpus",      "mhz_per_cpu",     "cpu_scaling_enabled",
+                                     "caches",        "load_avg",        "library_build_type",
+                                     "drsch_version", "git_commit",      "compiler",
+                                     "isa",           "threads",         "protocol",
+                                     "cpu_model",     "num_cores",       "memory_bytes",
+                                     "kernel",        "cpu_ghz_measured"};
     for (size_t i = 0; i < sizeof ctx_keys / sizeof ctx_keys[0]; i++)
         cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(ctx, ctx_keys[i]), "context.%s",
                            ctx_keys[i]);
@@ -51,6 +54,59 @@ Test(report, google_benchmark_schema)
     cr_assert_eq(cJSON_GetArraySize(b), 13);
     cJSON_Delete(j);
     rp_free(r);
+}
+
+/* ---- the machine and its measured limits (machine.h) ------------------------------------ */
+
+TestSuite(machine);
+
+Test(machine, description_names_cpu_cores_memory_kernel_and_clock)
+{
+    mc_machine m;
+    mc_describe(&m);
+    cr_assert(m.cpu_model[0] != '\0' && strcmp(m.cpu_model, "unknown") != 0, "cpu model: %s",
+              m.cpu_model);
+    cr_assert_eq(m.logical_cpus, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    cr_assert(m.physical_cores >= 1 && m.physical_cores <= m.logical_cpus, "%d cores of %d",
+              m.physical_cores, m.logical_cpus);
+    cr_assert_eq(m.memory_bytes,
+                 (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE));
+    cr_assert(!strncmp(m.kernel, "Linux ", 6), "kernel: %s", m.kernel);
+#if defined(__x86_64__) || defined(__aarch64__)
+    /* A measured clock (a busy machine gives less than the real one, never nothing). */
+    cr_assert(m.clock_ghz > 0.01 && m.clock_ghz < 10, "clock %g GHz", m.clock_ghz);
+#endif
+}
+
+Test(machine, fma_peak_measures_the_widest_fma_and_checks_its_arguments)
+{
+    mc_peak pk;
+    drsch_error err;
+    cr_assert_eq(mc_fma_peak(-1, 0.1, &pk, &err), DRSCH_ERR_RANGE);
+    cr_assert(strstr(err.msg, "-1 threads"), "%s", err.msg);
+    cr_assert_eq(mc_fma_peak(1, 0.01, &pk, &err), DRSCH_ERR_RANGE);
+    cr_assert_eq(mc_fma_peak(1, 0.05, &pk, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(pk.threads, 1);
+    cr_assert(pk.gflops > 0, "%g GFLOP/s", pk.gflops);
+    static const struct {
+        const char *isa;
+        int lanes;
+    } widths[] = {{"avx512", 16}, {"avx2+fma", 8}, {"neon", 4}, {"scalar", 1}};
+    int known = 0;
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        if (!strcmp(pk.isa, widths[i].isa)) {
+            cr_assert_eq(pk.lanes, widths[i].lanes, "%s", pk.isa);
+            known = 1;
+        }
+    cr_assert(known, "isa %s", pk.isa);
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        cr_assert_neq(strcmp(pk.isa, "scalar"), 0, "an FMA CPU measured with scalar code");
+#endif
+    /* At most 2 FMA units x lanes x 2 flops per cycle, at under 10 GHz: a larger figure would
+     * mean the loop was shortened (the clock itself is not used: on a busy machine it is measured
+     * low while the FMA loop may get a whole core). */
+    cr_assert(pk.gflops < 2.0 * pk.lanes * 2 * 10, "%g GFLOP/s with %d lanes", pk.gflops, pk.lanes);
 }
 
 /* ---- drsch search end to end ------------------------------------------------------------- */
