@@ -355,3 +355,24 @@ int cli_check_output_dir(const char *cmd, const char *flag, const char *dir)
     }
     return check_folder(cmd, flag, dir, dir);
 }
+
+void cli_report_counters(rp_report *r, rp_entry *e, const mc_counters *c, const mc_counts *k,
+                         double runs)
+{
+    const char *why = mc_counters_unavailable(c);
+    if (why) {
+        char line[320];
+        snprintf(line, sizeof line, "unavailable: %s", why);
+        rp_context_set(r, "hw_counters", line);
+        return;
+    }
+    rp_context_set(r, "hw_counters",
+                   "per timed run, this process's threads, user space (Linux perf_event_open): "
+                   "cycles, instructions, ipc, l1d_misses (L1 data read misses), llc_misses "
+                   "(last-level cache read misses); a counter the CPU lacks is left out");
+    for (int i = 0; i < MC_NCOUNTERS; i++)
+        if (k->have[i])
+            rp_counter(e, mc_counter_name(i), k->value[i] / runs);
+    if (k->have[MC_CYCLES] && k->have[MC_INSTRUCTIONS] && k->value[MC_CYCLES] > 0)
+        rp_counter(e, "ipc", k->value[MC_INSTRUCTIONS] / k->value[MC_CYCLES]);
+}

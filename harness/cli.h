@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "machine.h"
 #include "nn.h"
+#include "report.h"
 
 /* Parse the whole of `s` as an integer in [lo, hi]; on failure print
  * "drsch <cmd>: --flag: ..." to stderr and return -1. */
@@ -30,6 +32,11 @@ double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
 double
 cli_mem_available(void);  /* bytes the kernel reports available (MemAvailable); 0 if unknown */
 double cli_max_rss(void); /* peak resident memory of this process so far, bytes */
+/* Benchmarks' hardware counters: k (counted over `runs` timed runs) as per-run user counters of e
+ * (cycles, instructions, ipc, l1d_misses, llc_misses), and the report's context "hw_counters"
+ * saying what they are or why there are none ("unavailable: ..."). c may be NULL (no memory). */
+void cli_report_counters(rp_report *r, rp_entry *e, const mc_counters *c, const mc_counts *k,
+                         double runs);
 /* Refuses work needing more memory than is available: prints "drsch <cmd>: <what> needs X GiB
  * but only Y GiB are available" and returns -1. */
 int cli_check_memory(const char *cmd, const char *what, double need_bytes);

@@ -168,6 +168,7 @@ typedef struct {
     int64_t *idx, *idx0;
     int32_t *dist, *dist0;
     size_t nres;
+    mc_counters *hw; /* opened before the first parallel region, so its threads are counted */
 } hamming_data;
 
 static void data_free(hamming_data *h)
@@ -180,6 +181,7 @@ static void data_free(hamming_data *h)
     hm_weights_free(h->w);
     hm_codes_free(&h->db);
     hm_codes_free(&h->q);
+    mc_counters_close(h->hw);
 }
 
 /* The random codes, the weights (--weighted) and the result buffers. */
@@ -221,6 +223,8 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     double limit = measure_kernel_limit((uint32_t)o->bits, h->w);
     double total = 0, best = 1e300;
     for (int64_t r = -1; r < o->reps; r++) {
+        if (r == 0)
+            mc_counters_start(h->hw);
         double t0 = cli_now();
         drsch_status st = h->w ? hm_knn_weighted(&h->db, &h->q, (size_t)o->k, h->w, h->idx,
                                                  (float *)h->dist, &err)
@@ -235,6 +239,8 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
             best = dt < best ? dt : best;
         }
     }
+    mc_counts counts;
+    mc_counters_stop(h->hw, &counts);
     if (first) {
         memcpy(h->idx0, h->idx, h->nres * sizeof *h->idx);
         memcpy(h->dist0, h->dist, h->nres * 4);
@@ -266,6 +272,7 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     rp_counter(e, "db_passes", passes);
     rp_counter(e, "roofline_fraction", roofline);
     rp_counter(e, "max_rss_bytes", cli_max_rss());
+    cli_report_counters(rep, e, h->hw, &counts, (double)o->reps);
     rp_label(e, hm_isa_name(isa));
     printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name(isa), mean * 1e3,
            items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);
@@ -278,6 +285,7 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
 {
     int rc = 1;
     hamming_data h = {0};
+    h.hw = mc_counters_open();
     rp_report *rep = rp_create();
     if (!rep) {
         fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n",

@@ -165,6 +165,9 @@ static float *random_images(size_t n, size_t size, uint64_t seed)
 
 typedef struct {
     double best, mean, cpu_best; /* seconds per run */
+    mc_counters *hw;             /* opened before the first parallel region */
+    mc_counts counts;            /* over the timed runs */
+    double runs;                 /* timed runs */
 } timing;
 
 static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t,
@@ -222,6 +225,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_counter(e, "images_per_run", images_per_run);
     rp_counter(e, "repetitions", (double)o->repetitions);
     rp_counter(e, "max_rss_bytes", cli_max_rss());
+    cli_report_counters(r, e, t->hw, &t->counts, t->runs);
     if (!strcmp(cmd, "train"))
         rp_counter(e, "loss", loss);
     else
@@ -236,27 +240,23 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     return 0;
 }
 
-int cmd_bench_train(int argc, char **argv)
+/* The body of drsch bench train, timed into t (whose counters the caller opens and closes). */
+static int bench_train_run(bench_opts *o, int threads, timing *t)
 {
-    bench_opts o;
-    int rc = parse(argc, argv, "train", &o);
-    if (rc >= 0)
-        return rc;
-    const int threads = cli_set_threads((int)o.threads);
     nn_config cfg;
     drsch_error err;
     nn_net *net = NULL;
-    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 1, &err) != DRSCH_OK) {
+    if (nn_config_init(&cfg, o->arch, (int32_t)o->bits, (int32_t)o->batch, 1, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench train: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    cfg.seed = (uint64_t)o.seed;
+    cfg.seed = (uint64_t)o->seed;
     if (nn_net_create(&net, &cfg, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench train: %s\n", err.msg);
         return 1;
     }
-    const int32_t B = (int32_t)o.bits, N = (int32_t)o.batch;
-    float *x = random_images((size_t)N, nn_input_size(net), (uint64_t)o.seed);
+    const int32_t B = (int32_t)o->bits, N = (int32_t)o->batch;
+    float *x = random_images((size_t)N, nn_input_size(net), (uint64_t)o->seed);
     float *dy = malloc(sizeof(float) * (size_t)N * B);
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)N);
     if (!x || !dy || !labels) {
@@ -280,11 +280,12 @@ int cmd_bench_train(int argc, char **argv)
     dh_similarity(labels, NULL, 0, N, sim);
     dh_stats st;
     double loss = 0;
-    timing t = {1e300, 0, 0};
     int64_t it = 0;
     int failed = 0;
-    for (int64_t rep = -1; rep < o.repetitions && !failed; rep++) {
-        const int64_t steps = rep < 0 ? o.warmup : o.iters;
+    for (int64_t rep = -1; rep < o->repetitions && !failed; rep++) {
+        const int64_t steps = rep < 0 ? o->warmup : o->iters;
+        if (rep == 0)
+            mc_counters_start(t->hw);
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
             failed = nn_forward(net, x, &err) != DRSCH_OK;
@@ -298,11 +299,13 @@ int cmd_bench_train(int argc, char **argv)
         double dt = (cli_now() - t0) / (double)(steps ? steps : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(steps ? steps : 1);
         if (rep >= 0) {
-            if (dt < t.best)
-                t.best = dt, t.cpu_best = dc;
-            t.mean += dt / (double)o.repetitions;
+            if (dt < t->best)
+                t->best = dt, t->cpu_best = dc;
+            t->mean += dt / (double)o->repetitions;
         }
     }
+    mc_counters_stop(t->hw, &t->counts);
+    t->runs = (double)o->repetitions * (double)o->iters;
     double ff, fb;
     nn_flops(net, &ff, &fb);
     free(x), free(dy), free(labels), free(sim);
@@ -311,46 +314,56 @@ int cmd_bench_train(int argc, char **argv)
         fprintf(stderr, "drsch bench train: %s\n", err.msg);
         return 1;
     }
-    return finish("train", &o, threads, &t, (double)N, ff + fb, loss);
+    return finish("train", o, threads, t, (double)N, ff + fb, loss);
 }
 
-int cmd_bench_encode(int argc, char **argv)
+int cmd_bench_train(int argc, char **argv)
 {
     bench_opts o;
-    int rc = parse(argc, argv, "encode", &o);
+    int rc = parse(argc, argv, "train", &o);
     if (rc >= 0)
         return rc;
     const int threads = cli_set_threads((int)o.threads);
+    timing t = {1e300, 0, 0, mc_counters_open(), {{0}, {0}}, 0};
+    rc = bench_train_run(&o, threads, &t);
+    mc_counters_close(t.hw);
+    return rc;
+}
+
+/* The body of drsch bench encode, timed into t (whose counters the caller opens and closes). */
+static int bench_encode_run(bench_opts *o, int threads, timing *t)
+{
     nn_config cfg;
     drsch_error err;
     nn_net *model = NULL;
-    if (nn_config_init(&cfg, o.arch, (int32_t)o.bits, (int32_t)o.batch, 0, &err) != DRSCH_OK) {
+    if (nn_config_init(&cfg, o->arch, (int32_t)o->bits, (int32_t)o->batch, 0, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    cfg.seed = (uint64_t)o.seed;
+    cfg.seed = (uint64_t)o->seed;
     if (nn_net_create(&model, &cfg, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         return 1;
     }
-    const int32_t replicas = (int32_t)(o.replicas ? o.replicas : threads);
+    const int32_t replicas = (int32_t)(o->replicas ? o->replicas : threads);
     nn_encoder *enc = NULL;
-    if (nn_encoder_create(&enc, model, (int32_t)o.batch, replicas, o.precision, &err) != DRSCH_OK) {
+    if (nn_encoder_create(&enc, model, (int32_t)o->batch, replicas, o->precision, &err) !=
+        DRSCH_OK) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         nn_net_free(model);
         return 1;
     }
-    snprintf(o.impl, sizeof o.impl, "%s", nn_encoder_impl(enc));
-    cli_note_precision("bench encode", o.precision);
+    snprintf(o->impl, sizeof o->impl, "%s", nn_encoder_impl(enc));
+    cli_note_precision("bench encode", o->precision);
     double ff;
     nn_flops(model, &ff, NULL);
-    const double flops_per_image = ff / (double)o.batch;
-    const size_t n = (size_t)o.images;
-    float *x = random_images(n, nn_input_size(model), (uint64_t)o.seed);
-    float *real = malloc(sizeof(float) * n * (size_t)o.bits);
+    const double flops_per_image = ff / (double)o->batch;
+    const size_t n = (size_t)o->images;
+    float *x = random_images(n, nn_input_size(model), (uint64_t)o->seed);
+    float *real = malloc(sizeof(float) * n * (size_t)o->bits);
     hm_codes codes = {0};
     codes.n = n;
-    codes.bits = (uint32_t)o.bits;
+    codes.bits = (uint32_t)o->bits;
     codes.words = hm_words_for_bits(codes.bits);
     codes.data = aligned_alloc(64, (n * codes.words * 8 + 63) / 64 * 64);
     nn_net_free(model);
@@ -360,27 +373,43 @@ int cmd_bench_encode(int argc, char **argv)
         nn_encoder_free(enc);
         return 1;
     }
-    timing t = {1e300, 0, 0};
     int failed = 0;
-    for (int64_t rep = -1; rep < o.repetitions && !failed; rep++) {
-        const int64_t runs = rep < 0 ? o.warmup : o.iters;
+    for (int64_t rep = -1; rep < o->repetitions && !failed; rep++) {
+        const int64_t runs = rep < 0 ? o->warmup : o->iters;
+        if (rep == 0)
+            mc_counters_start(t->hw);
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < runs && !failed; k++)
             failed = nn_encode(enc, x, n, real, &codes, &err) != DRSCH_OK;
         double dt = (cli_now() - t0) / (double)(runs ? runs : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
         if (rep >= 0) {
-            if (dt < t.best)
-                t.best = dt, t.cpu_best = dc;
-            t.mean += dt / (double)o.repetitions;
+            if (dt < t->best)
+                t->best = dt, t->cpu_best = dc;
+            t->mean += dt / (double)o->repetitions;
         }
     }
+    mc_counters_stop(t->hw, &t->counts);
+    t->runs = (double)o->repetitions * (double)o->iters;
     free(x), free(real), free(codes.data);
     nn_encoder_free(enc);
     if (failed) {
         fprintf(stderr, "drsch bench encode: %s\n", err.msg);
         return 1;
     }
-    o.replicas = replicas;
-    return finish("encode", &o, threads, &t, (double)n, flops_per_image * (double)n, 0);
+    o->replicas = replicas;
+    return finish("encode", o, threads, t, (double)n, flops_per_image * (double)n, 0);
+}
+
+int cmd_bench_encode(int argc, char **argv)
+{
+    bench_opts o;
+    int rc = parse(argc, argv, "encode", &o);
+    if (rc >= 0)
+        return rc;
+    const int threads = cli_set_threads((int)o.threads);
+    timing t = {1e300, 0, 0, mc_counters_open(), {{0}, {0}}, 0};
+    rc = bench_encode_run(&o, threads, &t);
+    mc_counters_close(t.hw);
+    return rc;
 }

@@ -9,6 +9,10 @@
  *                      FMA chains at the widest vector width this CPU runs (AVX-512, AVX2+FMA,
  *                      NEON), with the given number of OpenMP threads: the peak a compute-bound
  *                      benchmark is a fraction of.
+ *   mc_counters_*      hardware counters of this process and the threads it starts afterwards
+ *                      (Linux perf_event_open, user space only): cycles, instructions, L1D and
+ *                      last-level-cache read misses; or the reason they are unavailable
+ *                      (perf_event_paranoid, a virtual machine without a PMU, a container).
  * Library code: never prints. */
 #ifndef DRSCH_MACHINE_H
 #define DRSCH_MACHINE_H
@@ -47,6 +51,27 @@ typedef struct {
 /* Measures the f32 FMA peak with `threads` OpenMP threads (0 = omp_get_max_threads) for about
  * `seconds` (0.05 to 10). */
 DRSCH_API drsch_status mc_fma_peak(int threads, double seconds, mc_peak *out, drsch_error *err);
+
+/* ---- hardware counters ------------------------------------------------------------------- */
+enum { MC_CYCLES, MC_INSTRUCTIONS, MC_L1D_MISSES, MC_LLC_MISSES, MC_NCOUNTERS };
+
+typedef struct mc_counters mc_counters;
+typedef struct {
+    double value[MC_NCOUNTERS]; /* events between mc_counters_start and mc_counters_stop */
+    int have[MC_NCOUNTERS];     /* 0: that counter could not be opened (value 0) */
+} mc_counts;
+
+/* Opens the counters for the calling process, inherited by the threads it creates afterwards:
+ * call it before the first OpenMP parallel region that should be counted. NULL only when out of
+ * memory. A counter that cannot be opened is left out; mc_counters_unavailable says why. */
+DRSCH_API mc_counters *mc_counters_open(void);
+/* NULL when cycles and instructions are counted, else one line: why they are not. The functions
+ * below accept c == NULL (nothing counted). */
+DRSCH_API const char *mc_counters_unavailable(const mc_counters *c);
+DRSCH_API const char *mc_counter_name(int which); /* "cycles", "instructions", ... */
+DRSCH_API void mc_counters_start(mc_counters *c);
+DRSCH_API void mc_counters_stop(mc_counters *c, mc_counts *out);
+DRSCH_API void mc_counters_close(mc_counters *c);
 
 #ifdef __cplusplus
 }

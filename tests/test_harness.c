@@ -109,6 +109,38 @@ Test(machine, fma_peak_measures_the_widest_fma_and_checks_its_arguments)
     cr_assert(pk.gflops < 2.0 * pk.lanes * 2 * 10, "%g GFLOP/s with %d lanes", pk.gflops, pk.lanes);
 }
 
+Test(machine, hardware_counters_count_a_loop_or_say_why_not)
+{
+    mc_counters *c = mc_counters_open();
+    cr_assert_not_null(c);
+    mc_counts k;
+    mc_counters_start(c);
+    volatile double acc = 0;
+    for (int i = 0; i < 5000000; i++)
+        acc += i * 0.5;
+    mc_counters_stop(c, &k);
+    const char *why = mc_counters_unavailable(c);
+    if (why) {
+        /* e.g. a VM without a PMU (ENOENT) or perf_event_paranoid 3 (EACCES) */
+        cr_assert(strstr(why, "perf_event_open") && strstr(why, "perf_event_paranoid"), "%s", why);
+        cr_assert(!k.have[MC_CYCLES] || !k.have[MC_INSTRUCTIONS]);
+    } else {
+        /* 5 M iterations of a loop of a few instructions each */
+        cr_assert(k.have[MC_CYCLES] && k.value[MC_CYCLES] > 1e6, "%g cycles", k.value[MC_CYCLES]);
+        cr_assert(k.have[MC_INSTRUCTIONS] && k.value[MC_INSTRUCTIONS] > 5e6, "%g instructions",
+                  k.value[MC_INSTRUCTIONS]);
+    }
+    mc_counters_close(c);
+    /* NULL (no memory) is accepted everywhere and counts nothing */
+    mc_counters_start(NULL);
+    mc_counters_stop(NULL, &k);
+    for (int i = 0; i < MC_NCOUNTERS; i++)
+        cr_assert(!k.have[i] && k.value[i] == 0);
+    cr_assert_not_null(mc_counters_unavailable(NULL));
+    mc_counters_close(NULL);
+    cr_assert_str_eq(mc_counter_name(MC_LLC_MISSES), "llc_misses");
+}
+
 /* ---- drsch search end to end ------------------------------------------------------------- */
 
 TestSuite(search, .init = make_tmpdir, .fini = tu_tmpdir_remove);
