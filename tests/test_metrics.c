@@ -1,9 +1,9 @@
 /* Metrics suite: hand-computed rankings (ties by database index, tie-aware AP, AP@K, P@K, and
  * both with K beyond the database, precision within radius 2, the PR curve, queries without
- * relevant items), the weighted path agreeing with the integer one (equal weights of any value rank
- * exactly as plain Hamming), multi-label relevance, and re-id CMC / mAP / mINP with the
- * same-identity-same-camera filter and single-gallery-shot sampling, over both gallery compositions
- * (cross-camera and all images pooled). */
+ * relevant items), the weighted path agreeing with the integer one (equal weights of any value
+ * rank exactly as plain Hamming), multi-label relevance, and re-id CMC / mAP / mINP with the
+ * same-identity-same-camera filter and single-gallery-shot sampling, over both gallery
+ * compositions (cross-camera and all images pooled). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
