@@ -90,6 +90,10 @@ DRSCH_API void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out
  * about 2^-25 of it) quantises to 0. hm_weighted_distance_ref over hm_weights_values gives
  * exactly the kernels' results. The weights are then compiled into per-nibble tables. */
 typedef struct hm_weights hm_weights;
+/* The rule above in one sentence, for reports that cannot give each step. */
+#define HM_WEIGHTS_QUANTISATION                                                                    \
+    "weights are quantised to multiples of a power-of-two step (the smallest with sum |w| / "      \
+    "step <= 2^24 - bits), so distances are exact sums and equal distances tie exactly"
 /* w: bits floats, finite (NaN/Inf refused), sum |w_i| <= FLT_MAX / 2. */
 DRSCH_API drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits,
                                          drsch_error *err);
