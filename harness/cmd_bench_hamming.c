@@ -308,6 +308,8 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
     rp_context_set(rep, "benchmark", "hamming top-k over uniform random codes");
     rp_context_set_num(rep, "seed", (double)o->seed);
     rp_context_set(rep, "tie_rule", "(distance, database index)");
+    if (h.w) /* weighted distances are exact sums of weights quantised to this step */
+        rp_context_set_num(rep, "weight_step", hm_weights_step(h.w));
     if (o->json) {
         drsch_error rerr;
         if (rp_write(rep, o->json, &rerr) != DRSCH_OK) {

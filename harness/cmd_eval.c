@@ -4,6 +4,7 @@
  * protocol queries and database (--model), or .npy files made by drsch or any other tool
  * (--codes ...), so results from different tools are measured identically. With --model the
  * encoding runs in f32 unless --precision bf16 asks for bf16; reports record which. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ typedef struct {
     uint32_t bits;
     ev_retrieval r;
     ev_reid reid;
+    double weight_step; /* the weights' quantisation step (weighted ranking), else 0 */
 } eval_row;
 
 /* The kind of a labels file, for the error when query and database labels differ. */
@@ -96,6 +98,18 @@ static void print_table(const eval_row *rows, int n, int reid, int64_t topk, int
         printf("K = %lld is more than the %zu database items: P@K divides by %zu (the items "
                "retrieved) and mAP@K is mAP@all\n",
                (long long)topk, db_n, db_n);
+}
+
+/* The line below the table of weighted ranking: each length's quantisation step. */
+static void print_weight_steps(const eval_row *rows, int n)
+{
+    if (n < 1 || !(rows[0].weight_step > 0))
+        return;
+    printf("weights quantised to multiples of");
+    for (int b = 0; b < n; b++)
+        printf("%s 2^%d (step %g) at %u bits", b ? "," : "", ilogb(rows[b].weight_step),
+               rows[b].weight_step, rows[b].bits);
+    printf(", so equal distances tie exactly\n");
 }
 
 #define N_FLAGS 28 /* room in eval_args.flags for the table's rows */
@@ -525,6 +539,8 @@ static drsch_status eval_reid(const eval_args *a, eval_state *s, const hm_codes 
     }
     rp_counter(e, "queries", (double)r->queries);
     rp_counter(e, "queries_skipped", (double)r->queries_skipped);
+    if (hw)
+        rp_counter(e, "weight_step", hm_weights_step(hw));
     return st;
 }
 
@@ -560,6 +576,8 @@ static drsch_status eval_retrieval(const eval_args *a, eval_state *s, const hm_c
     }
     rp_counter(e, "queries", (double)r->queries);
     rp_counter(e, "queries_without_relevant", (double)r->queries_without_relevant);
+    if (hw)
+        rp_counter(e, "weight_step", hm_weights_step(hw));
     return st;
 }
 
@@ -583,6 +601,7 @@ static int eval_lengths(const eval_args *a, eval_state *s)
             eval_row *row = &s->rows[s->nrows];
             memset(row, 0, sizeof *row);
             row->bits = s->lengths[b];
+            row->weight_step = hw ? hm_weights_step(hw) : 0.0;
             drsch_status st = s->reid ? eval_reid(a, s, &tq, &tdb, hw, row, &eerr)
                                       : eval_retrieval(a, s, &tq, &tdb, hw, row, &eerr);
             if (st != DRSCH_OK) {
@@ -629,6 +648,7 @@ static int run_eval(const eval_args *a)
     }
     if (rc == 0) { /* every length evaluated: now the table, then the report */
         print_table(s.rows, s.nrows, s.reid, a->topk, a->radius, s.db.n);
+        print_weight_steps(s.rows, s.nrows);
         fflush(stdout);
         drsch_error rerr;
         if (a->json && rp_write(s.rep, a->json, &rerr) != DRSCH_OK) {

@@ -2,6 +2,7 @@
  * packed codes read from .npy files; writes PREFIX.indices.npy (int64, Q x K) and
  * PREFIX.distances.npy (int32, or float32 with --weights), one output set (PREFIX.manifest).
  * Ties are ordered by database index. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,16 +216,19 @@ static int run(search_opts *o, fio_set *set, int nthreads)
         goto done;
     double t3 = cli_now();
     double cmp = (double)db.n * (double)q.n;
+    char mode[160] = "hamming";
+    if (hw) /* distances are exact sums of the quantised weights */
+        snprintf(mode, sizeof mode,
+                 "weighted%s (weights quantised to multiples of 2^%d, step %g, so equal "
+                 "distances tie exactly)",
+                 o->weight_power == 2 ? ", squared weights" : "", ilogb(hm_weights_step(hw)),
+                 hm_weights_step(hw));
     fprintf(stderr,
             "drsch search: %zu queries x %zu codes, %u bits, k=%lld, %s, isa=%s, threads=%d: "
             "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s, peak "
             "memory %.0f MiB\n",
-            q.n, db.n, db.bits, (long long)k,
-            !hw                    ? "hamming"
-            : o->weight_power == 2 ? "weighted, squared weights"
-                                   : "weighted",
-            hm_isa_name(hm_isa_active()), nthreads, t1 - t0, t2 - t1, cmp / (t2 - t1) * 1e-9,
-            t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
+            q.n, db.n, db.bits, (long long)k, mode, hm_isa_name(hm_isa_active()), nthreads, t1 - t0,
+            t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;
 done:
     free(idx);

@@ -466,6 +466,7 @@ static void context(rp_report *rep, const rp_repro_info *info, const ds_dataset 
     rp_context_set_num(rep, "iterations_per_model", (double)c->train.iters);
     rp_context_set_num(rep, "weight_power", xp_repro_weight_power(c));
     rp_context_set(rep, "weighted_ranking", xp_weight_power_text(xp_repro_weight_power(c)));
+    rp_context_set(rep, "weight_quantisation", HM_WEIGHTS_QUANTISATION);
     if (reid) {
         rp_context_set_num(rep, "splits", c->splits);
         rp_context_set_num(rep, "single_shot_repeats", XP_REID_REPEATS);
@@ -523,8 +524,9 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                   d->source, (long long)d->n, ds_checksum(d), info->protocol, (long long)c->seed,
                   (long long)c->train.iters, hyper);
     }
-    sb_printf(md, "Weighted ranking: the %s (--weight-power %d).\n\n",
-              xp_weight_power_text(xp_repro_weight_power(c)), xp_repro_weight_power(c));
+    sb_printf(md, "Weighted ranking: the %s (--weight-power %d). Its %s.\n\n",
+              xp_weight_power_text(xp_repro_weight_power(c)), xp_repro_weight_power(c),
+              HM_WEIGHTS_QUANTISATION);
 }
 
 drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,

@@ -2,6 +2,9 @@
  * truncation), weighted-Hamming tables, the double-precision weighted reference, and the
  * single-query distance entry points that route to the active ISA.
  *
+ * Weights are quantised once to integer multiples of a power-of-two step (hm_weights_create),
+ * so every weighted distance is an exact float sum, the same in any order.
+ *
  * Does not read or write files (npy.c does) and does not rank (knn.c does).
  */
 #include <float.h>
@@ -104,6 +107,32 @@ void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out)
 
 /* ---- weights ----------------------------------------------------------------------------- */
 
+/* Sum of |round(w_i / 2^e)| over the weights, in integers (exact). */
+static int64_t quantised_abs_sum(const float *w, uint32_t bits, int e)
+{
+    int64_t s = 0;
+    for (uint32_t i = 0; i < bits; i++)
+        s += (int64_t)fabs(round(ldexp((double)w[i], -e)));
+    return s;
+}
+
+/* The exponent e of the quantisation step 2^e: the smallest e >= -149 (the float subnormal
+ * unit; every float weight is a multiple of it) with sum |w_i| / 2^e <= 2^24 - bits. Rounding
+ * adds at most 1/2 per weight, so sum |round(w_i / 2^e)| <= 2^24; that is also checked exactly
+ * (in integers). All-zero weights get step 1. */
+static int quantisation_exponent(const float *w, uint32_t bits, double abs_sum)
+{
+    if (!(abs_sum > 0.0))
+        return 0;
+    const double limit = HM_WEIGHT_UNITS - (double)bits;
+    int e;
+    frexp(abs_sum / limit, &e); /* abs_sum / limit < 2^e, and >= 2^(e-1) up to rounding */
+    e = e - 2 < -149 ? -149 : e - 2;
+    while (ldexp(abs_sum, -e) > limit || quantised_abs_sum(w, bits, e) > (int64_t)HM_WEIGHT_UNITS)
+        e++;
+    return e;
+}
+
 drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, drsch_error *err)
 {
     *out = NULL;
@@ -119,15 +148,19 @@ drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, 
                               isnan(w[i]) ? "NaN" : "infinite");
         abs_sum += fabs((double)w[i]);
     }
-    /* Keeps every partial float sum finite (rounding can grow a sum by at most a factor ~2). */
+    /* Keeps every distance finite with a wide margin (the largest, step * sum |q_i|, exceeds
+     * sum |w_i| by at most bits * step / 2); the command line's weight readers refuse the same. */
     if (abs_sum > (double)FLT_MAX / 2)
         return drsch_fail(err, DRSCH_ERR_ARG, "sum of |weights| %g is too large for float sums",
                           abs_sum);
+    int e = quantisation_exponent(w, bits, abs_sum);
+    double step = ldexp(1.0, e);
     hm_weights *hw = calloc(1, sizeof *hw);
     if (!hw)
         return drsch_fail(err, DRSCH_ERR_NOMEM, "cannot allocate weights");
     hw->bits = bits;
     hw->words = hm_words_for_bits(bits);
+    hw->step = step;
     size_t nt = hw->words * 256; /* 16 nibbles x 16 values per word */
     hw->tables = aligned_alloc(64, nt * sizeof(float));
     hw->w = malloc(bits * sizeof(float));
@@ -135,14 +168,16 @@ drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, 
         hm_weights_free(hw);
         return drsch_fail(err, DRSCH_ERR_NOMEM, "cannot allocate weight tables for %u bits", bits);
     }
-    memcpy(hw->w, w, bits * sizeof(float));
+    /* q_i * 2^e with |q_i| <= 2^24: exactly a float (normal or subnormal, as e >= -149) */
+    for (uint32_t i = 0; i < bits; i++)
+        hw->w[i] = (float)ldexp(round(ldexp((double)w[i], -e)), e);
     for (size_t p = 0; p < hw->words * 16; p++) {
         for (unsigned v = 0; v < 16; v++) {
-            float s = 0.0f;
+            float s = 0.0f; /* exact: a multiple of step below 2^24 steps */
             for (unsigned b = 0; b < 4; b++) {
                 size_t bit = 4 * p + b;
                 if ((v >> b) & 1u && bit < bits)
-                    s += w[bit];
+                    s += hw->w[bit];
             }
             hw->tables[p * 16 + v] = s;
         }
@@ -150,6 +185,10 @@ drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, 
     *out = hw;
     return DRSCH_OK;
 }
+
+double hm_weights_step(const hm_weights *w) { return w->step; }
+
+const float *hm_weights_values(const hm_weights *w) { return w->w; }
 
 void hm_weights_free(hm_weights *w)
 {

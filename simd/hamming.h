@@ -78,17 +78,33 @@ static inline int hm_code_bit(const hm_codes *c, size_t i, uint32_t b)
 /* out[j] = popcount(q XOR db_j) for j < db->n; q: one row of db->words words. Active ISA. */
 DRSCH_API void hm_distances(const uint64_t *q, const hm_codes *db, uint32_t *out);
 
-/* Weighted Hamming: d(q, x) = sum of w_i over bits i where q and x differ. The weights are
- * compiled into per-nibble tables once (hm_weights_create). Results of every ISA are identical
- * (one summation order); they agree with the bit-by-bit double-precision reference
- * hm_weighted_distance_ref within 1e-5 relative. */
+/* Weighted Hamming: d(q, x) = sum of w_i over bits i where q and x differ.
+ * hm_weights_create quantises the weights once to w_i = q_i * step, with integers q_i and the
+ * smallest power-of-two step (>= 2^-149) such that sum_i |w_i| / step <= 2^24 - bits, which
+ * leaves sum_i |q_i| <= 2^24. Every distance and every partial sum is then an integer multiple
+ * of step below 2^24 steps, exactly a float: distances are exact sums of the quantised weights,
+ * in any order, so every ISA gives identical results and distances that are equal in exact
+ * arithmetic are equal floats (equal weights rank exactly as plain Hamming; ties by index).
+ * Each quantised weight is within step/2 of the original, so a distance is within
+ * bits * step / 2 of the raw sum; a weight below step/2 (tiny next to the sum of all weights,
+ * about 2^-25 of it) quantises to 0. hm_weighted_distance_ref over hm_weights_values gives
+ * exactly the kernels' results. The weights are then compiled into per-nibble tables. */
 typedef struct hm_weights hm_weights;
-/* w: bits floats, finite (NaN/Inf refused). */
+/* The rule above in one sentence, for reports that cannot give each step. */
+#define HM_WEIGHTS_QUANTISATION                                                                    \
+    "weights are quantised to multiples of a power-of-two step (the smallest with sum |w| / "      \
+    "step <= 2^24 - bits), so distances are exact sums and equal distances tie exactly"
+/* w: bits floats, finite (NaN/Inf refused), sum |w_i| <= FLT_MAX / 2. */
 DRSCH_API drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits,
                                          drsch_error *err);
 DRSCH_API void hm_weights_free(hm_weights *w);
+/* The quantisation step 2^e (1 when every weight is 0). */
+DRSCH_API double hm_weights_step(const hm_weights *w);
+/* The quantised weights q_i * step: bits floats, owned by w. */
+DRSCH_API const float *hm_weights_values(const hm_weights *w);
 DRSCH_API void hm_weighted_distances(const uint64_t *q, const hm_codes *db, const hm_weights *w,
                                      float *out);
+/* Bit-by-bit double-precision sum of w over the differing bits (a reference). */
 DRSCH_API double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, const float *w,
                                           uint32_t bits);
 

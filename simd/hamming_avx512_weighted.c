@@ -10,7 +10,9 @@
  * nibble-transposed tile (PQ fast scan: vpshufb lookups, 64 rows per vector): a 16-bit bound
  * with a fixed unit (default), or an 8-bit saturating bound whose unit follows the threshold.
  * Only rows whose bound admits d < threshold (after float rounding) are candidates; their
- * canonical distances are computed 16 at a time with gathers, so results stay exact.
+ * canonical distances are computed 16 at a time with gathers, so results stay exact. The
+ * bounds and their rounding margins hold for any finite float tables; with the quantised tables
+ * of hm_weights_create (every sum exact) the margins are merely conservative.
  *
  * Deliberately no allocation, no threads, no prefetching heuristics: knn.c tiles and threads.
  */

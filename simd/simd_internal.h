@@ -15,13 +15,18 @@
 /* Weighted Hamming tables. The canonical value of a weighted distance is
  *     acc = 0.0f; for p = 0 .. 16*words-1: acc += tables[p*16 + nibble_p(q XOR x)]   (float)
  * where nibble_p is bits 4p..4p+3 of the code. Nibbles past `bits` are zero in every valid code
- * and tables[p*16 + 0] == 0.0f, so they add exactly nothing: every ISA sums in this one order,
- * which is why their results are bit-identical. */
+ * and tables[p*16 + 0] == 0.0f, so they add exactly nothing. The weights are quantised to
+ * w_i = q_i * step (step = 2^e, integers q_i with sum |q_i| <= HM_WEIGHT_UNITS = 2^24), so
+ * every table entry and every partial sum is an integer multiple of step of magnitude at most
+ * 2^24 step: exactly a float. Sums are therefore exact in any order (every ISA agrees bit for
+ * bit, and equal real distances are equal floats); the kernels still sum in the one order. */
+#define HM_WEIGHT_UNITS 16777216.0
 struct hm_weights {
     uint32_t bits;
     size_t words;
+    double step;   /* the quantisation step 2^e */
     float *tables; /* (16 * words) x 16 floats, 64-byte aligned: sum of w over the set bits of v */
-    float *w;      /* bits floats, a copy of the weights */
+    float *w;      /* bits floats, the quantised weights q_i * step */
 };
 
 /* Candidate list of one query during a threshold scan. Entries are appended in database index

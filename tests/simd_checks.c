@@ -1,11 +1,13 @@
 /* Plain-C checks of simd/: every ISA this machine supports against independent references
  * (bit-by-bit popcount, double-precision weighted sum, brute-force full sort), at every code
  * length 1..1024, every word and byte alignment, on all-zero, all-one and seeded random codes.
- * Integer results must match exactly; weighted ones within 1e-5 relative of the double
- * reference and bit-identical across ISAs. See simd_checks.h for how they are run.
+ * Integer results must match exactly; weighted ones exactly the double reference over the
+ * quantised weights (hm_weights_values), within bits * step / 2 of it over the raw weights, and
+ * bit-identical across ISAs. See simd_checks.h for how they are run.
  *
  * Not timed: speed is the benchmark's job (drsch bench hamming).
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,8 +22,6 @@
 #include "hamming.h"
 #include "simd_checks.h"
 #include "simd_internal.h"
-
-#define WEIGHT_RTOL 1e-5
 
 static void fail(simd_check_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(simd_check_report *r, const char *fmt, ...)
@@ -72,10 +72,16 @@ static uint32_t ref_distance(const uint64_t *a, const uint64_t *b, uint32_t bits
     return d;
 }
 
-static bool rel_close(double got, double want)
+/* A quantised weighted distance against the double reference over the raw weights w: each
+ * quantised weight is within step / 2 of its raw weight (plus the reference's own rounding). */
+static bool quant_close(double got, const uint64_t *a, const uint64_t *b, const float *w,
+                        const hm_weights *hw, uint32_t bits)
 {
-    double scale = fabs(want) > 1.0 ? fabs(want) : 1.0;
-    return fabs(got - want) <= WEIGHT_RTOL * scale;
+    double abs_sum = 0.0;
+    for (uint32_t i = 0; i < bits; i++)
+        abs_sum += fabs((double)w[i]);
+    double tol = bits * hm_weights_step(hw) / 2 + 1e-12 * abs_sum;
+    return fabs(got - hm_weighted_distance_ref(a, b, w, bits)) <= tol;
 }
 
 /* ISAs to test: all compiled in and supported here. */
@@ -273,10 +279,17 @@ long simd_check_weighted(simd_check_report *r)
             hm_kernels_scalar.weighted_distances(b.q, b.db, DB_ROWS, words, hw->tables,
                                                  b.wd_scalar);
             for (size_t i = 0; i < DB_ROWS; i++) {
-                double want = hm_weighted_distance_ref(b.q, b.db + i * words, w, bits);
-                if (!rel_close(b.wd_scalar[i], want))
+                const uint64_t *x = b.db + i * words;
+                double want = hm_weighted_distance_ref(b.q, x, hm_weights_values(hw), bits);
+                if ((double)b.wd_scalar[i] != want)
                     fail(r, "scalar weighted: bits %u row %zu: got %.9g want %.9g", bits, i,
                          (double)b.wd_scalar[i], want);
+                if (!quant_close(b.wd_scalar[i], b.q, x, w, hw, bits))
+                    fail(r,
+                         "scalar weighted: bits %u row %zu: %.9g not within bits * step / 2 "
+                         "of the raw reference %.9g",
+                         bits, i, (double)b.wd_scalar[i],
+                         hm_weighted_distance_ref(b.q, x, w, bits));
             }
             size_t offs = bits % 4 == 0 ? 8 : 2; /* all word offsets on a quarter of lengths */
             for (size_t off = 0; off < offs; off++) {
@@ -312,7 +325,8 @@ long simd_check_weighted(simd_check_report *r)
             memcpy(db.data, b.db, DB_ROWS * words * 8);
             hm_weighted_distances(b.q, &db, hw, b.wd);
             for (size_t i = 0; i < DB_ROWS; i++)
-                if (!rel_close(b.wd[i], hm_weighted_distance_ref(b.q, b.db + i * words, w, bits)))
+                if ((double)b.wd[i] !=
+                    hm_weighted_distance_ref(b.q, b.db + i * words, hm_weights_values(hw), bits))
                     fail(r, "hm_weighted_distances row %zu wrong", i);
             hm_codes_free(&db);
             hm_weights_free(hw);
@@ -755,10 +769,13 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
                          t, got, (long long)idx[j * k + t], all[t].d, (long long)all[t].i);
                     break;
                 }
-                if (w && !rel_close(got, hm_weighted_distance_ref(
-                                             q, hm_code_row(&db, (size_t)all[t].i), w, bits))) {
-                    fail(r, "weighted knn distance not within %g of the double reference",
-                         WEIGHT_RTOL);
+                const uint64_t *x = hm_code_row(&db, (size_t)all[t].i);
+                if (w && (got != hm_weighted_distance_ref(q, x, hm_weights_values(hw), bits) ||
+                          !quant_close(got, q, x, w, hw, bits))) {
+                    fail(r,
+                         "weighted knn distance %.9g is not the double reference over the "
+                         "quantised weights, or not within bits * step / 2 of the raw one",
+                         got);
                     break;
                 }
             }
@@ -876,6 +893,191 @@ long simd_check_knn_weighted_adversarial(simd_check_report *r)
     return r->failures;
 }
 
+/* ---- exact weighted sums ------------------------------------------------------------------ */
+
+/* All weights equal to v: at every ISA, hm_knn_weighted gives exactly hm_knn's indices (ties by
+ * database index) and distances equal to the plain distance times the quantised weight. */
+static void knn_equal_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
+                           size_t distinct, float v, uint64_t seed)
+{
+    drsch_error err;
+    hm_codes db = {0}, qs = {0};
+    hm_weights *hw = NULL;
+    float *w = malloc(bits * sizeof *w), *wdist = malloc(nq * k * sizeof *wdist);
+    int64_t *pidx = malloc(nq * k * sizeof *pidx), *widx = malloc(nq * k * sizeof *widx);
+    int32_t *pdist = malloc(nq * k * sizeof *pdist);
+    if (!w || !wdist || !pidx || !widx || !pdist) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < bits; i++)
+        w[i] = v;
+    if (random_codes(&db, n, bits, distinct, &seed, &err) != DRSCH_OK ||
+        random_codes(&qs, nq, bits, 0, &seed, &err) != DRSCH_OK ||
+        hm_weights_create(&hw, w, bits, &err) != DRSCH_OK) {
+        fail(r, "setup (bits %u, weights %g): %s", bits, (double)v, err.msg);
+        goto done;
+    }
+    for (size_t j = 0; j < nq; j += 2) /* queries from the database: distance 0, more ties */
+        memcpy(qs.data + j * qs.words, db.data + ((j * 7919) % n) * db.words, db.words * 8);
+    const float wq = hm_weights_values(hw)[0];
+    for (uint32_t i = 0; i < bits; i++)
+        if (hm_weights_values(hw)[i] != wq)
+            fail(r, "equal weights %g quantised to different values", (double)v);
+    hm_isa isas[HM_ISA_COUNT], before = hm_isa_active();
+    size_t nisa = test_isas(isas);
+    for (size_t ii = 0; ii < nisa; ii++) {
+        hm_isa_set(isas[ii], &err);
+        if (hm_knn(&db, &qs, k, pidx, pdist, &err) != DRSCH_OK ||
+            hm_knn_weighted(&db, &qs, k, hw, widx, wdist, &err) != DRSCH_OK) {
+            fail(r, "%s knn (bits %u): %s", hm_isa_name(isas[ii]), bits, err.msg);
+            continue;
+        }
+        for (size_t t = 0; t < nq * k; t++) {
+            float want = (float)((double)pdist[t] * (double)wq); /* exact: below 2^24 steps */
+            if (widx[t] != pidx[t] || wdist[t] != want) {
+                fail(r,
+                     "%s weighted knn with equal weights %g (quantised %.9g), bits %u n %zu k "
+                     "%zu distinct %zu: query %zu rank %zu is (%.9g, %lld), plain gives "
+                     "(%d, %lld), so want (%.9g, %lld)",
+                     hm_isa_name(isas[ii]), (double)v, (double)wq, bits, n, k, distinct, t / k,
+                     t % k, (double)wdist[t], (long long)widx[t], pdist[t], (long long)pidx[t],
+                     (double)want, (long long)pidx[t]);
+                break;
+            }
+        }
+    }
+    hm_isa_set(before, &err);
+done:
+    hm_codes_free(&db);
+    hm_codes_free(&qs);
+    hm_weights_free(hw);
+    free(w);
+    free(wdist);
+    free(pidx);
+    free(widx);
+    free(pdist);
+}
+
+long simd_check_knn_weighted_equal(simd_check_report *r)
+{
+    static const float values[] = {0.1f, 1e36f, 1e-30f, 3.0f};
+    static const uint32_t lengths[] = {7, 64, 100, 256, 512};
+    for (size_t vi = 0; vi < sizeof values / sizeof values[0]; vi++) {
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            uint32_t bits = lengths[li];
+            uint64_t seed = 70 + 10 * vi + li;
+            if ((double)values[vi] * bits >
+                (double)FLT_MAX / 2) { /* refused: see weights_quantised */
+                continue;
+            }
+            knn_equal_case(r, bits, 3000, 8, 1, 0, values[vi], seed);
+            knn_equal_case(r, bits, 3000, 8, 50, 0, values[vi], seed + 1);
+            knn_equal_case(r, bits, 2000, 4, 2000, 0, values[vi], seed + 2); /* full ranking */
+            knn_equal_case(r, bits, 5000, 20, 10, 40, values[vi], seed + 3); /* duplicates */
+        }
+    }
+#if defined(DRSCH_HAVE_OPENMP)
+    int old = omp_get_max_threads();
+    omp_set_num_threads(4);
+#endif
+    knn_equal_case(r, 64, 60000, 1, 100, 0, 0.1f, 90); /* database shards, merged */
+    knn_equal_case(r, 256, 40000, 2, 1000, 0, 1e-30f, 91);
+#if defined(DRSCH_HAVE_OPENMP)
+    omp_set_num_threads(old);
+#endif
+    return r->failures;
+}
+
+/* One weight vector: the step is a power of two >= 2^-149, the smallest with
+ * sum |w| / step <= 2^24 - bits; every quantised value is an integer multiple of it within
+ * step / 2 of its weight; sum |values| / step <= 2^24; tables hold exact sums of the values. */
+static void check_quantised(simd_check_report *r, const float *w, uint32_t bits, const char *what)
+{
+    hm_weights *hw = NULL;
+    drsch_error err;
+    if (hm_weights_create(&hw, w, bits, &err) != DRSCH_OK) {
+        fail(r, "%s (%u bits): %s", what, bits, err.msg);
+        return;
+    }
+    double step = hm_weights_step(hw), abs_sum = 0.0, qsum = 0.0;
+    const float *v = hm_weights_values(hw);
+    int e;
+    if (!(frexp(step, &e) == 0.5) || step < ldexp(1.0, -149))
+        fail(r, "%s (%u bits): step %g is not a power of two >= 2^-149", what, bits, step);
+    for (uint32_t i = 0; i < bits; i++) {
+        double q = (double)v[i] / step;
+        if (q != floor(q) || fabs((double)v[i] - (double)w[i]) > step / 2)
+            fail(r, "%s (%u bits): weight %u %.9g quantised to %.9g, step %g", what, bits, i,
+                 (double)w[i], (double)v[i], step);
+        abs_sum += fabs((double)w[i]);
+        qsum += fabs(q);
+    }
+    if (qsum > 16777216.0)
+        fail(r, "%s (%u bits): sum |values| / step = %.17g > 2^24", what, bits, qsum);
+    bool all_zero = !(abs_sum > 0.0);
+    if (all_zero ? step != 1.0
+                 : abs_sum / step > 16777216.0 - bits ||
+                       (step > ldexp(1.0, -149) && abs_sum / (step / 2) <= 16777216.0 - bits))
+        fail(r,
+             "%s (%u bits): step %g is not the smallest power of two with sum |w| / step "
+             "<= 2^24 - bits (sum |w| = %.17g)",
+             what, bits, step, abs_sum);
+    for (size_t p = 0; p < 16 * hw->words; p++)
+        for (unsigned nv = 0; nv < 16; nv++) {
+            double want = 0.0;
+            for (unsigned b = 0; b < 4; b++)
+                if ((nv >> b) & 1u && 4 * p + b < bits)
+                    want += (double)v[4 * p + b];
+            if ((double)hw->tables[p * 16 + nv] != want)
+                fail(r, "%s (%u bits): table %zu entry %u is %.9g, want %.17g", what, bits, p, nv,
+                     (double)hw->tables[p * 16 + nv], want);
+        }
+    hm_weights_free(hw);
+}
+
+long simd_check_weights_quantised(simd_check_report *r)
+{
+    static const uint32_t lengths[] = {1, 7, 64, 100, 256, 512, 1000, 4096};
+    static const float equal[] = {0.1f, 1e36f, 1e-30f, 3.0f, 1e-44f /* subnormal */, 0.0f};
+    float *w = malloc(HM_MAX_BITS * sizeof *w);
+    uint64_t seed = 80;
+    if (!w) {
+        fail(r, "out of memory");
+        return r->failures;
+    }
+    char what[64];
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        for (int kind = 0; kind < 3; kind++) {
+            random_weights(w, bits, &seed, kind);
+            snprintf(what, sizeof what, "random weights kind %d", kind);
+            check_quantised(r, w, bits, what);
+        }
+        for (int kind = 0; kind < ADVERSARIAL_KINDS; kind++) {
+            adversarial_weights(w, bits, kind, &seed);
+            snprintf(what, sizeof what, "adversarial weights kind %d", kind);
+            check_quantised(r, w, bits, what);
+        }
+        for (size_t ei = 0; ei < sizeof equal / sizeof equal[0]; ei++) {
+            for (uint32_t i = 0; i < bits; i++)
+                w[i] = equal[ei];
+            snprintf(what, sizeof what, "equal weights %g", (double)equal[ei]);
+            hm_weights *hw = NULL;
+            drsch_error err;
+            if ((double)equal[ei] * bits > (double)FLT_MAX / 2) { /* 1e36 from 256 bits */
+                if (hm_weights_create(&hw, w, bits, &err) != DRSCH_ERR_ARG || hw)
+                    fail(r, "%s (%u bits): sum beyond FLT_MAX / 2 not refused", what, bits);
+                hm_weights_free(hw);
+                continue;
+            }
+            check_quantised(r, w, bits, what);
+        }
+    }
+    free(w);
+    return r->failures;
+}
+
 /* ---- errors ------------------------------------------------------------------------------ */
 
 #define EXPECT_ERR(call, status, what)                                                             \
@@ -972,6 +1174,8 @@ const simd_check simd_checks[] = {
     {"knn_weighted", simd_check_knn_weighted},
     {"weighted_bounds", simd_check_weighted_bounds},
     {"knn_weighted_adv", simd_check_knn_weighted_adversarial},
+    {"knn_weighted_equal", simd_check_knn_weighted_equal},
+    {"weights_quantised", simd_check_weights_quantised},
     {"bad_args", simd_check_bad_args},
     {"detects_mismatch", simd_check_detects_mismatch},
 };

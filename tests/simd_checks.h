@@ -32,6 +32,10 @@ long simd_check_knn_weighted(simd_check_report *r);
  * negative, 12 decades) and thresholds on and one float step either side of real distances. */
 long simd_check_weighted_bounds(simd_check_report *r);
 long simd_check_knn_weighted_adversarial(simd_check_report *r);
+/* Equal weights (0.1, 1e36, 1e-30, 3): weighted top-k is exactly plain top-k at every ISA. */
+long simd_check_knn_weighted_equal(simd_check_report *r);
+/* hm_weights_create's quantisation: power-of-two step, exact multiples, sum within 2^24 steps. */
+long simd_check_weights_quantised(simd_check_report *r);
 long simd_check_bad_args(simd_check_report *r);
 /* The self-test: a deliberately wrong expectation that must be reported (checks can fail). */
 long simd_check_detects_mismatch(simd_check_report *r);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hamming.h"
 #include "nn.h"
 #include "npy.h"
 #include "test_util.h"
@@ -225,6 +226,50 @@ Test(eval, weights_follow_the_rule_of_search)
                 tu_path("db.npy"), tu_path("q.npy"), tu_path("w64.npy"), tu_path("s"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "w64.npy: 4 weights"), "%s", out);
+}
+
+/* Weighted ranking states the weights' quantisation step (the table's line, the report's
+ * weight_step of each length, search's summary): equal weights 0.1 quantise to one value and
+ * rank exactly as Hamming distance, so mAP@all is the plain one; the step is the library's. */
+Test(eval, weighted_ranking_states_the_quantisation_step)
+{
+    float tenth[4] = {0.1f, 0.1f, 0.1f, 0.1f};
+    size_t s4[1] = {4};
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("w01.npy"), NPY_F32, 1, s4, tenth, &err), DRSCH_OK);
+    hm_weights *hw = NULL;
+    cr_assert_eq(hm_weights_create(&hw, tenth, 4, &err), DRSCH_OK, "%s", err.msg);
+    double step = hm_weights_step(hw);
+    hm_weights_free(hw);
+    char line[160], out[8192];
+    snprintf(line, sizeof line,
+             "weights quantised to multiples of 2^%d (step %g) at 4 bits, so equal distances tie "
+             "exactly\n",
+             ilogb(step), step);
+    int rc = tu_run(out, sizeof out, EVAL_NPY " --weights %s --json %s 2>/dev/null", EVAL_ARGS,
+                    tu_path("w01.npy"), tu_path("w.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, line) && strstr(out, "0.2667"), "want '%s' and mAP 0.2667: %s", line,
+              out);
+    char *text = tu_slurp(tu_path("w.json"), NULL);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "benchmarks"), 0);
+    cJSON *ws = cJSON_GetObjectItemCaseSensitive(e, "weight_step");
+    cr_assert(cJSON_IsNumber(ws) && ws->valuedouble == step, "weight_step in the report");
+    cJSON_Delete(j);
+    /* plain Hamming ranking: no step */
+    rc = tu_run(out, sizeof out, EVAL_NPY " 2>/dev/null", EVAL_ARGS);
+    cr_assert(rc == 0 && !strstr(out, "quantised"), "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s search --db %s --queries %s --k 2 --bits 4 --weights %s --out %s", tu_exe(),
+                tu_path("db.npy"), tu_path("q.npy"), tu_path("w01.npy"), tu_path("s"));
+    cr_assert_eq(rc, 0, "%s", out);
+    snprintf(line, sizeof line,
+             "weights quantised to multiples of 2^%d, step %g, so equal "
+             "distances tie exactly",
+             ilogb(step), step);
+    cr_assert(strstr(out, line), "want '%s': %s", line, out);
 }
 
 Test(eval, threads_zero_is_the_default_and_1024_the_limit)

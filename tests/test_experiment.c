@@ -272,7 +272,8 @@ Test(model_codes, reproduce_takes_weight_power_one_or_two)
 }
 
 /* The report of a retrieval run says which power its weighted rows rank by: the context
- * (weight_power, weighted_ranking) and a sentence of the table; 0 in the config is power 1. */
+ * (weight_power, weighted_ranking) and a sentence of the table; 0 in the config is power 1. The
+ * weights' quantisation rule is stated in both (weight_quantisation). */
 Test(model_codes, reproduce_report_says_which_weight_power)
 {
     ds_dataset *d = random_dataset(N_IMAGES, 1);
@@ -296,6 +297,7 @@ Test(model_codes, reproduce_report_says_which_weight_power)
         snprintf(sentence, sizeof sentence, "Weighted ranking: the %s (--weight-power %d).",
                  xp_weight_power_text(power), power);
         cr_expect_not_null(strstr(md, sentence), "power %d: %s", p, md);
+        cr_expect_not_null(strstr(md, "Its " HM_WEIGHTS_QUANTISATION "."), "%s", md);
         char *text = rp_print(rep);
         cJSON *root = cJSON_Parse(text);
         const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(root, "context");
@@ -304,6 +306,9 @@ Test(model_codes, reproduce_report_says_which_weight_power)
         cr_expect(cJSON_IsNumber(wp) && wp->valuedouble == power, "power %d: %s", p, text);
         cr_expect(cJSON_IsString(wr) && !strcmp(wr->valuestring, xp_weight_power_text(power)),
                   "power %d: %s", p, text);
+        const cJSON *wq = cJSON_GetObjectItemCaseSensitive(ctx, "weight_quantisation");
+        cr_expect(cJSON_IsString(wq) && !strcmp(wq->valuestring, HM_WEIGHTS_QUANTISATION), "%s",
+                  text);
         cJSON_Delete(root);
         free(text);
         free(md);

@@ -1,10 +1,12 @@
 /* Metrics suite: hand-computed rankings (ties by database index, tie-aware AP, AP@K, P@K, and
  * both with K beyond the database, precision within radius 2, the PR curve, queries without
- * relevant items), the weighted path agreeing with the integer one, multi-label relevance, and
- * re-id CMC / mAP / mINP with the same-identity-same-camera filter and single-gallery-shot
- * sampling, over both gallery compositions (cross-camera and all images pooled). */
+ * relevant items), the weighted path agreeing with the integer one (equal weights of any value
+ * rank exactly as plain Hamming), multi-label relevance, and re-id CMC / mAP / mINP with the
+ * same-identity-same-camera filter and single-gallery-shot sampling, over both gallery
+ * compositions (cross-camera and all images pooled). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hamming.h"
@@ -317,4 +319,111 @@ Test(metrics, reid_gallery_compositions_by_hand)
     cr_assert_str_eq(ev_reid_gallery_name(EV_REID_ALL), "all");
     hm_codes_free(&g);
     hm_codes_free(&q);
+}
+
+/* splitmix64, for the random codes below */
+static uint64_t mix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* n random codes of `bits` bits whose labels (0..classes-1) bias them: many tied distances. */
+static hm_codes random_labelled_codes(size_t n, uint32_t bits, int32_t *labels, uint64_t *s)
+{
+    size_t nb = hm_bytes_for_bits(bits);
+    uint8_t *bytes = malloc(n * nb);
+    cr_assert(bytes);
+    for (size_t i = 0; i < n; i++) {
+        labels[i] = (int32_t)(mix64(s) % 7);
+        for (size_t b = 0; b < nb; b++) /* the label sets byte 0; the rest is random */
+            bytes[i * nb + b] = b == 0 ? (uint8_t)(0x11u * (uint32_t)labels[i]) ^
+                                             (uint8_t)(mix64(s) & mix64(s) & 0xffu)
+                                       : (uint8_t)mix64(s);
+    }
+    hm_codes c;
+    drsch_error err;
+    cr_assert_eq(hm_codes_from_bytes(&c, bytes, n, nb, bits, &err), DRSCH_OK, "%s", err.msg);
+    free(bytes);
+    return c;
+}
+
+/* Equal weights rank exactly as plain Hamming distance (weighted distances are exact sums of
+ * the quantised weights, so equal real distances tie exactly and go by database index), whatever
+ * the weight (0.1, 1e36, 1e-30 and 3 are not exactly summable in float): every retrieval and
+ * re-id figure of the weighted path equals, bit for bit, that of unit weights (the same ranking
+ * through the same code), and those equal the plain figures up to the order in which the two
+ * paths add the same precisions (database order for integer distances, rank order for float). */
+#define EQW_FMT "%u bits, weights %g: %s %.17g, with unit weights %.17g"
+#define SAME_AS_PLAIN(a, b) (fabs((a) - (b)) <= 1e-14)
+Test(metrics, equal_weights_give_exactly_the_plain_figures)
+{
+    static const float values[] = {0.1f, 1e36f, 1e-30f, 3.0f};
+    static const uint32_t lengths[] = {12, 64, 100};
+    uint64_t s = 5;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        enum { NQ = 60, NDB = 1500 };
+        int32_t qlab[NQ], dblab[NDB], qcam[NQ], dbcam[NDB];
+        hm_codes q = random_labelled_codes(NQ, bits, qlab, &s);
+        hm_codes db = random_labelled_codes(NDB, bits, dblab, &s);
+        for (size_t i = 0; i < NQ; i++)
+            qcam[i] = 0;
+        for (size_t i = 0; i < NDB; i++)
+            dbcam[i] = (int32_t)(i % 2);
+        ev_labels ql = {.n = NQ, .labels = qlab}, dbl = {.n = NDB, .labels = dblab};
+        ev_options opt = {.topk = 100, .radius = 2};
+        ev_retrieval plain, unit, wr;
+        ev_reid rplain, runit, rw;
+        drsch_error err;
+        float w[100];
+        for (uint32_t i = 0; i < bits; i++)
+            w[i] = 1.0f;
+        hm_weights *hw = NULL;
+        cr_assert_eq(hm_weights_create(&hw, w, bits, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, NULL, &opt, &plain, &err), DRSCH_OK,
+                     "%s", err.msg);
+        cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, hw, &opt, &unit, &err), DRSCH_OK, "%s",
+                     err.msg);
+        cr_assert_eq(ev_reid_eval(&q, qlab, qcam, &db, dblab, dbcam, NULL, 0, 1, &rplain, &err),
+                     DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(ev_reid_eval(&q, qlab, qcam, &db, dblab, dbcam, hw, 0, 1, &runit, &err),
+                     DRSCH_OK, "%s", err.msg);
+        hm_weights_free(hw);
+        cr_assert(
+            SAME_AS_PLAIN(unit.map_all, plain.map_all) &&
+                SAME_AS_PLAIN(unit.map_tie_aware, plain.map_tie_aware) &&
+                SAME_AS_PLAIN(unit.map_at_k, plain.map_at_k) &&
+                SAME_AS_PLAIN(unit.precision_at_k, plain.precision_at_k) &&
+                SAME_AS_PLAIN(runit.map, rplain.map) && SAME_AS_PLAIN(runit.minp, rplain.minp),
+            "%u bits: unit weights mAP %.17g, plain %.17g", bits, unit.map_all, plain.map_all);
+        for (size_t vi = 0; vi < sizeof values / sizeof values[0]; vi++) {
+            for (uint32_t i = 0; i < bits; i++)
+                w[i] = values[vi];
+            cr_assert_eq(hm_weights_create(&hw, w, bits, &err), DRSCH_OK, "%s", err.msg);
+            cr_assert_eq(ev_retrieval_eval(&q, &ql, &db, &dbl, hw, &opt, &wr, &err), DRSCH_OK, "%s",
+                         err.msg);
+            cr_assert(wr.map_all == unit.map_all, EQW_FMT, bits, (double)values[vi], "mAP",
+                      wr.map_all, unit.map_all);
+            cr_assert(wr.map_tie_aware == unit.map_tie_aware, EQW_FMT, bits, (double)values[vi],
+                      "tie-aware mAP", wr.map_tie_aware, unit.map_tie_aware);
+            cr_assert(wr.map_at_k == unit.map_at_k, EQW_FMT, bits, (double)values[vi], "mAP@K",
+                      wr.map_at_k, unit.map_at_k);
+            cr_assert(wr.precision_at_k == unit.precision_at_k, EQW_FMT, bits, (double)values[vi],
+                      "P@K", wr.precision_at_k, unit.precision_at_k);
+            ev_retrieval_free(&wr);
+            cr_assert_eq(ev_reid_eval(&q, qlab, qcam, &db, dblab, dbcam, hw, 0, 1, &rw, &err),
+                         DRSCH_OK, "%s", err.msg);
+            cr_assert(rw.map == runit.map && rw.minp == runit.minp &&
+                          memcmp(rw.cmc, runit.cmc, sizeof rw.cmc) == 0,
+                      EQW_FMT, bits, (double)values[vi], "re-id mAP", rw.map, runit.map);
+            hm_weights_free(hw);
+        }
+        ev_retrieval_free(&plain);
+        ev_retrieval_free(&unit);
+        hm_codes_free(&q);
+        hm_codes_free(&db);
+    }
 }
