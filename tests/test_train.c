@@ -16,6 +16,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "experiment.h"
 #include "npy.h"
 #include "nn.h"
 #include "test_util.h"
@@ -707,4 +708,58 @@ Test(classifier, refuses_mixing_and_other_bits)
     cr_expect_neq(strstr(out, "--bits 10, not 16"), NULL, "%s", out);
     rc = tu_run(out, sizeof out, "%s train --help", tu_exe());
     cr_expect_neq(strstr(out, "--loss L"), NULL, "%s", out);
+}
+
+/* The library entry of the classifier baseline on the transfer protocol (7 of 10 classes train,
+ * the 3 others are queried): a 7-class model, 7-bit one-hot codes of queries and database,
+ * weights 1; a dataset that is not single-label is refused before training. */
+Test(classifier, library_entry_on_the_transfer_protocol)
+{
+    ds_dataset *d = NULL;
+    drsch_error err;
+    char spec[1100];
+    snprintf(spec, sizeof spec, "mnist:%s", cls_data);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
+    ds_transfer_opts to;
+    ds_transfer_opts_default(&to);
+    to.query_per_class = 10;
+    ds_split sp = {0};
+    cr_assert_eq(ds_split_transfer(d, &to, 1, &sp, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(tr_train_classes(d, &sp), 7);
+    tr_config c;
+    tr_config_default(&c, d);
+    c.iters = 20;
+    c.classes_per_batch = 7;
+    c.images_per_class = 2;
+    c.log_every = 10;
+    xp_codes codes;
+    cr_assert_eq(
+        xp_classifier_codes(&c, d, &sp, tu_path("t.bin"), NULL, NULL, NULL, NULL, &codes, &err),
+        DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(codes.bits, 7);
+    cr_expect_eq(codes.query.n, (size_t)sp.n_query);
+    cr_expect_eq(codes.db.n, (size_t)sp.n_db);
+    for (size_t i = 0; i < codes.query.n; i++) {
+        uint64_t v = codes.query.data[i * codes.query.words];
+        cr_expect(v && !(v & (v - 1)) && v < 128, "query %zu: %llx", i, (unsigned long long)v);
+    }
+    for (uint32_t j = 0; j < 7; j++)
+        cr_expect_eq(codes.weights[j], 1.0f);
+    xp_codes_free(&codes);
+    ds_split_free(&sp);
+    ds_dataset_free(d);
+
+    ds_dataset multi;
+    memset(&multi, 0, sizeof multi);
+    snprintf(multi.name, sizeof multi.name, "multi");
+    multi.label_kind = DS_LABELS_MULTI;
+    multi.n_classes = 21;
+    ds_split none = {0};
+    snprintf(none.name, sizeof none.name, "none");
+    cr_expect_eq(tr_train_classes(&multi, &none), -1);
+    cr_expect_eq(xp_classifier_codes(&c, &multi, &none, tu_path("u.bin"), NULL, NULL, NULL, NULL,
+                                     &codes, &err),
+                 DRSCH_ERR_ARG);
+    cr_expect_neq(strstr(err.msg, "single-label"), NULL, "%s", err.msg);
+    cr_expect(access(tu_path("u.bin"), F_OK) != 0);
 }
