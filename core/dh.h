@@ -73,6 +73,18 @@ DRSCH_API drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y,
 DRSCH_API void dh_similarity(const int32_t *labels, const uint64_t *multi, size_t words, int32_t n,
                              uint8_t *sim);
 
+/* ---- The classifier baseline's loss ------------------------------------------------------
+ * Softmax cross-entropy (Sablayrolles et al., ICASSP 2017: every supervised hashing result held
+ * against a plain classifier): logits n x classes, labels in 0..classes-1;
+ *   *loss = (1/n) sum_i -log softmax(logits_i)[labels_i]   (in double, max-subtracted),
+ *   dlogits (may be NULL) = (softmax(logits) - onehot(labels)) / n,
+ *   *accuracy (may be NULL) = the share of rows whose first largest logit is their label.
+ * DRSCH_ERR_ARG for n or classes < 1, DRSCH_ERR_RANGE for a label out of range, DRSCH_ERR_NUMERIC
+ * for a NaN or infinite logit (nothing is written then). */
+DRSCH_API drsch_status ce_loss(const float *logits, const int32_t *labels, int32_t n,
+                               int32_t classes, float *dlogits, double *loss, double *accuracy,
+                               drsch_error *err);
+
 #ifdef __cplusplus
 }
 #endif

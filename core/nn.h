@@ -90,6 +90,17 @@ DRSCH_API const char *nn_arch_name_at(int i); /* i-th named architecture, NULL p
 /* ---- the network ------------------------------------------------------------------------ */
 typedef struct nn_net nn_net;
 
+/* What the network's output is. NN_HEAD_HASH (the default, every DRSCH model): relaxed codes,
+ * ending fc B -> hash -> bit weights, the code bit j = (output j > 0). NN_HEAD_SOFTMAX (the
+ * classifier baseline, Sablayrolles et al., ICASSP 2017): the last fc's B = C outputs are class
+ * logits (no hash, no bit-weight layer; trained with ce_loss, dh.h), and the code of an image is
+ * the one-hot of its predicted class (the first largest logit), C bits. */
+typedef enum {
+    NN_HEAD_HASH = 0,
+    NN_HEAD_SOFTMAX = 1,
+} nn_head;
+DRSCH_API const char *nn_head_name(nn_head h); /* "hash", "softmax"; NULL if unknown */
+
 typedef struct {
     nn_arch arch;
     int32_t bits;             /* code length B, 1..HM_MAX_BITS */
@@ -103,11 +114,18 @@ typedef struct {
      * does not apply it (inputs arrive as floats); it is recorded in model files so encoding
      * prepares images exactly as training did. Default mean 0, scale 1/255. */
     float in_mean[NN_MAX_IN_C], in_scale[NN_MAX_IN_C];
+    int32_t head; /* nn_head: NN_HEAD_HASH (0, nn_config_init's) or NN_HEAD_SOFTMAX */
 } nn_config;
 
 /* A config for a named architecture with its default input; *err names unknown archs. */
 DRSCH_API drsch_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int32_t batch,
                                       int32_t training, drsch_error *err);
+/* Turns a config into the classifier of the same network: the hash and bit-weight layers at the
+ * end of cfg->arch are dropped, so its last fc (out = 0: the code length) gives bits = classes
+ * logits, and head = NN_HEAD_SOFTMAX. The other layers, their initialisation from the seed
+ * included, are those of the hash network. DRSCH_ERR_ARG when classes is outside 2..HM_MAX_BITS
+ * or the architecture does not end with fc [hash] [bit weights]. */
+DRSCH_API drsch_status nn_config_classifier(nn_config *cfg, int32_t classes, drsch_error *err);
 
 DRSCH_API drsch_status nn_net_create(nn_net **out, const nn_config *cfg, drsch_error *err);
 DRSCH_API void nn_net_free(nn_net *net);
@@ -241,8 +259,11 @@ DRSCH_API drsch_status nn_net_set_recipe(nn_net *net, nn_recipe r, drsch_error *
 /* Versioned little-endian binary: magic, version, architecture table, input shape and input
  * normalisation, code length,
  * hash scale, bit order, parameters (plain canonical layout, bit weights included), crc32 of
- * everything before it. Written to path.tmp then renamed over path. */
-#define NN_MODEL_VERSION 2
+ * everything before it. Written to path.tmp then renamed over path. Version 3 adds the head
+ * (nn_head) after the version; hash models are still written as version 2, byte for byte as
+ * before (so older drsch builds read them), classifiers as version 3; both are read. */
+#define NN_MODEL_VERSION 3
+#define NN_MODEL_VERSION_MIN 2
 /* What a model file may describe (nn_model_save refuses to write more, nn_model_load to read
  * it): input channels 1..NN_MAX_IN_C, image sides 1..NN_MODEL_MAX_SIDE, activations of at most
  * NN_MODEL_MAX_ACT_FLOATS floats per image (input and layer outputs; 256 MiB, ~300 times
@@ -274,7 +295,9 @@ DRSCH_API nn_precision nn_encoder_precision(const nn_encoder *enc);
 DRSCH_API const char *nn_encoder_impl(const nn_encoder *enc);
 /* x: n x C x H x W. real (may be NULL): n x B hash outputs u in significance order (column j is
  * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
- * bit j of code i is 1 iff real[i][j] > 0. */
+ * bit j of code i is 1 iff real[i][j] > 0. A classifier (NN_HEAD_SOFTMAX): real holds the
+ * logits, and code i has the one bit of its first largest logit set (one-hot of the predicted
+ * class, ties to the lower class). */
 DRSCH_API drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real,
                                  hm_codes *codes, drsch_error *err);
 

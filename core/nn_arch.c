@@ -91,3 +91,30 @@ drsch_status nn_config_init(nn_config *cfg, const char *arch, int32_t bits, int3
         cfg->in_scale[c] = 1.0f / 255.0f;
     return DRSCH_OK;
 }
+
+const char *nn_head_name(nn_head h)
+{
+    return h == NN_HEAD_HASH ? "hash" : h == NN_HEAD_SOFTMAX ? "softmax" : NULL;
+}
+
+drsch_status nn_config_classifier(nn_config *cfg, int32_t classes, drsch_error *err)
+{
+    if (classes < 2 || classes > HM_MAX_BITS)
+        return drsch_fail(err, DRSCH_ERR_ARG, "a classifier of %d classes (2..%d are supported)",
+                          classes, HM_MAX_BITS);
+    nn_arch *a = &cfg->arch;
+    int32_t n = a->n_layers;
+    if (n > 0 && a->layers[n - 1].kind == NN_LAYER_BITW)
+        n--;
+    if (n > 0 && a->layers[n - 1].kind == NN_LAYER_HASH)
+        n--;
+    if (n < 1 || a->layers[n - 1].kind != NN_LAYER_FC || a->layers[n - 1].relu)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "architecture '%s' does not end with an fc layer without ReLU before "
+                          "its hash layer: it has no classifier",
+                          a->name);
+    a->n_layers = n;
+    cfg->bits = classes;
+    cfg->head = NN_HEAD_SOFTMAX;
+    return DRSCH_OK;
+}

@@ -16,6 +16,7 @@
 
 struct nn_encoder {
     int32_t replicas, batch, bits;
+    int32_t softmax; /* a classifier: one-hot codes of the first largest logit */
     nn_precision precision;
     size_t in_size;
     nn_net **nets;
@@ -74,6 +75,7 @@ drsch_status nn_encoder_create(nn_encoder **out, const nn_net *model, int32_t ba
     enc->batch = batch;
     enc->precision = precision;
     enc->bits = model->cfg.bits;
+    enc->softmax = model->cfg.head == NN_HEAD_SOFTMAX;
     enc->in_size = nn_input_size(model);
     enc->nets = calloc((size_t)replicas, sizeof *enc->nets);
     enc->pad = calloc((size_t)replicas, sizeof *enc->pad);
@@ -132,6 +134,16 @@ static drsch_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t 
         if (codes) {
             uint64_t *row = codes->data + (first + i) * codes->words;
             memset(row, 0, codes->words * sizeof(uint64_t));
+            if (enc->softmax) { /* the predicted class: the first largest logit */
+                int32_t top = 0;
+                for (int32_t k = 1; k < B; k++)
+                    if (ui[k] > ui[top])
+                        top = k;
+                for (int32_t j = 0; j < B; j++)
+                    if (enc->order[j] == (uint32_t)top)
+                        row[j / 64] |= (uint64_t)1 << (j % 64);
+                continue;
+            }
             for (int32_t j = 0; j < B; j++)
                 if (ui[enc->order[j]] > 0.0f)
                     row[j / 64] |= (uint64_t)1 << (j % 64);

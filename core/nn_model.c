@@ -1,9 +1,12 @@
 /* Model files. Little-endian binary, version NN_MODEL_VERSION:
- *   "DRSCHNN\0"  u32 version  u32 bits  u32 in_c in_h in_w  f32 in_mean[4] in_scale[4]
+ *   "DRSCHNN\0"  u32 version  [u32 head (nn_head), version 3 only]
+ *   u32 bits  u32 in_c in_h in_w  f32 in_mean[4] in_scale[4]
  *   u32 n_layers  char arch[32]
  *   i32 arch default in_c in_h in_w
  *   n_layers x { i32 kind out kernel stride pad relu; f32 w_std w_lr w_decay b_lr b_decay }
  *   f32 hash_scale  u32 bit_order[bits]  u64 n_params  f32 params[n_params]  u32 crc32
+ * Version 2 is the same without the head: hash models (NN_HEAD_HASH) are still written as version
+ * 2, byte for byte as before the head existed; classifiers (NN_HEAD_SOFTMAX) as version 3.
  * Parameters are in the plain canonical layout of nn_params_export (bit weights included), so a
  * file does not depend on the layouts oneDNN chose. The crc32 (zlib) covers every byte before
  * it. Files are written through fileio.h (PATH.tmp.PID synced and renamed over PATH), so readers
@@ -138,8 +141,9 @@ drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err
     if (ps != DRSCH_OK)
         return ps;
     const size_t np = nn_params_plain_size(net);
-    const size_t size = 8 + 4 * 7 + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX + 12 +
-                        (size_t)c->arch.n_layers * LAYER_BYTES + 4 + 4 * (size_t)c->bits + 8 +
+    const int with_head = c->head != NN_HEAD_HASH;
+    const size_t size = 8 + 4 * 7 + 4 * (size_t)with_head + 8 * NN_MAX_IN_C + NN_ARCH_NAME_MAX +
+                        12 + (size_t)c->arch.n_layers * LAYER_BYTES + 4 + 4 * (size_t)c->bits + 8 +
                         4 * np + 4;
     wbuf b = {malloc(size), 0, size};
     float *params = malloc(np * sizeof(float) + 1);
@@ -155,7 +159,9 @@ drsch_status nn_model_save(const nn_net *net, const char *path, drsch_error *err
         return s;
     }
     put(&b, MAGIC, 8);
-    put_u32(&b, NN_MODEL_VERSION);
+    put_u32(&b, with_head ? NN_MODEL_VERSION : 2);
+    if (with_head)
+        put_u32(&b, (uint32_t)c->head);
     put_u32(&b, (uint32_t)c->bits);
     put_u32(&b, (uint32_t)c->in_c);
     put_u32(&b, (uint32_t)c->in_h);
@@ -275,10 +281,17 @@ static drsch_status read_header(rbuf *b, const char *path, nn_config *cfg, model
                                 path);
     b->pos = 8;
     uint32_t version = get_u32(b);
-    if (!b->short_read && version != NN_MODEL_VERSION)
+    if (!b->short_read && (version < NN_MODEL_VERSION_MIN || version > NN_MODEL_VERSION))
         return drsch_fail(err, DRSCH_ERR_VERSION,
-                          "%s: model file version %u, this drsch reads version %d", path, version,
-                          NN_MODEL_VERSION);
+                          "%s: model file version %u, this drsch reads versions %d to %d", path,
+                          version, NN_MODEL_VERSION_MIN, NN_MODEL_VERSION);
+    cfg->head = NN_HEAD_HASH;
+    if (version >= 3) {
+        uint32_t head = get_u32(b);
+        if (!b->short_read && head != NN_HEAD_HASH && head != NN_HEAD_SOFTMAX)
+            return drsch_fail(err, DRSCH_ERR_FORMAT, "%s: unknown network head %u", path, head);
+        cfg->head = (int32_t)head;
+    }
     cfg->bits = (int32_t)get_u32(b);
     cfg->in_c = (int32_t)get_u32(b);
     cfg->in_h = (int32_t)get_u32(b);

@@ -153,7 +153,7 @@ void nn_params_changed(nn_net *net) { net->weights_dirty = true; }
 drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err)
 {
     if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
-        nn_params_plain_size(dst) != nn_params_plain_size(src))
+        dst->cfg.head != src->cfg.head || nn_params_plain_size(dst) != nn_params_plain_size(src))
         return drsch_fail(err, DRSCH_ERR_ARG,
                           "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
                           src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);

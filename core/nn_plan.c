@@ -169,6 +169,21 @@ drsch_status nn_plan_net(nn_net **out, const nn_config *cfg0, drsch_error *err)
     if (cfg.arch.in_c > 0 && cfg.in_c != cfg.arch.in_c)
         return drsch_fail(err, DRSCH_ERR_ARG, "architecture '%s' takes %d input channels, not %d",
                           cfg.arch.name, cfg.arch.in_c, cfg.in_c);
+    if (cfg.head != NN_HEAD_HASH && cfg.head != NN_HEAD_SOFTMAX)
+        return drsch_fail(err, DRSCH_ERR_ARG, "unknown network head %d", (int)cfg.head);
+    if (cfg.head == NN_HEAD_SOFTMAX) {
+        const nn_layer_spec *last = &cfg.arch.layers[cfg.arch.n_layers - 1];
+        for (int i = 0; i < cfg.arch.n_layers; i++)
+            if (cfg.arch.layers[i].kind == NN_LAYER_HASH ||
+                cfg.arch.layers[i].kind == NN_LAYER_BITW)
+                return drsch_fail(err, DRSCH_ERR_ARG,
+                                  "a classifier (softmax head) has no hash or bit-weight layer");
+        if (last->kind != NN_LAYER_FC || last->relu || (last->out > 0 && last->out != cfg.bits))
+            return drsch_fail(err, DRSCH_ERR_ARG,
+                              "a classifier (softmax head) ends with an fc layer of its %d "
+                              "classes, without ReLU",
+                              cfg.bits);
+    }
     cfg.training = cfg.training ? 1 : 0;
     cfg.input_grad = cfg.training && cfg.input_grad;
     if (cfg.precision != NN_PRECISION_F32 && cfg.precision != NN_PRECISION_BF16)

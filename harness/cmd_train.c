@@ -44,7 +44,7 @@ static fio_lock out_lock = {.fd = -1};
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define N_FLAGS 48 /* room in train_args.flags for the table's rows */
+#define N_FLAGS 49 /* room in train_args.flags for the table's rows */
 #define GO_ON -1   /* a step's result when the command goes on (else its exit status) */
 
 /* The command line of drsch train. The solver's settings are parsed into `set`, the defaults
@@ -126,6 +126,13 @@ static void make_flags(train_args *a)
                   "scale the gradient of all parameters down to length (L2 norm) F when it is "
                   "longer; 0 = never"),
         CLI_SECTION("loss:"),
+        CLI_CHOICE("loss", &s->objective, "drsch|softmax", "L",
+                   "drsch | softmax: train DRSCH (default), or the classifier baseline "
+                   "(Sablayrolles et al., ICASSP 2017): the same network with its last fc giving "
+                   "one logit per class of the protocol's training split, softmax cross-entropy on "
+                   "the same batches; its code is the one-hot of the predicted class, C bits "
+                   "(--bits, if given, must be C). Single-label datasets only; the other loss "
+                   "flags below do not apply to it"),
         CLI_FLOAT("margin", &s->loss.margin0, -1e6, 1e6, "F",
                   "triplet margin at the start: a triplet (image, similar, dissimilar) is learnt "
                   "from until the dissimilar image is farther than the similar one by -F (squared "
@@ -195,7 +202,8 @@ static void usage(FILE *f, const cli_flag *flags)
            "same\n"
            "MODEL is refused while this one runs (MODEL.lock). B below is the code length "
            "(--bits);\n"
-           "\"the paper\" is the authors' setting.\n");
+           "\"the paper\" is the authors' setting. --loss softmax trains the classifier "
+           "baseline instead.\n");
     cli_flags_help(f, flags);
 }
 
@@ -203,6 +211,14 @@ static void print_progress(const tr_progress *p, void *ctx)
 {
     (void)ctx;
     int eta = (int)(p->eta_seconds + 0.5);
+    if (p->objective == TR_OBJECTIVE_SOFTMAX) {
+        fprintf(stderr,
+                "iter %6lld/%lld  loss softmax %.4f  accuracy %5.1f%%  |g| %.3g  lr %.2g  %5.0f "
+                "img/s  ETA %dm%02ds\n",
+                (long long)p->iter, (long long)p->iters, p->loss, 100 * p->accuracy, p->grad_norm,
+                p->lr, p->images_per_second, eta / 60, eta % 60);
+        return;
+    }
     fprintf(stderr,
             "iter %6lld/%lld  loss %.4f (triplet %.4f, laplacian %.4f)  active %4.1f%%  distinct "
             "%3.0f%%  "
@@ -358,6 +374,29 @@ static int load_data(train_args *a, ds_dataset **d, ds_split *sp, tr_config *c)
         return 1;
     }
     apply_flags(a, *d, c);
+    if (c->objective == TR_OBJECTIVE_SOFTMAX) {
+        int classes = tr_train_classes(*d, sp);
+        if (classes < 2 || (cli_flag_given(a->flags, "bits") && c->bits != classes)) {
+            if (classes < 0)
+                fprintf(stderr,
+                        "drsch train: --loss softmax needs a single-label dataset; %s has %s\n",
+                        a->spec,
+                        (*d)->label_kind == DS_LABELS_MULTI ? "multi-label concepts (NUS-WIDE)"
+                                                            : "person identities (re-id)");
+            else if (classes < 2)
+                fprintf(stderr, "drsch train: --loss softmax: the protocol %s trains %d class\n",
+                        sp->name, classes);
+            else
+                fprintf(stderr,
+                        "drsch train: --loss softmax: the classifier's code has one bit per "
+                        "training class: --bits %d, not %d (or leave --bits out)\n",
+                        classes, c->bits);
+            ds_split_free(sp);
+            ds_dataset_free(*d);
+            return EXIT_USAGE;
+        }
+        c->bits = classes;
+    }
     /* A split that trains fewer classes than the default batch has (transfer: 7 of 10) gets a
      * batch of every class it has; a --classes given is kept (and refused if too many). */
     int pool_classes = ds_pool_classes(*d, sp->train, sp->n_train);
@@ -385,10 +424,12 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     fprintf(
         stderr,
         "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d bits, "
-        "%lld iterations, batch %d x %d, %d threads, seed %llu, recipe %s\n",
+        "%lld iterations, batch %d x %d, %d threads, seed %llu, recipe %s%s\n",
         d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
         (long long)c->iters, c->classes_per_batch, c->images_per_class, a->nthreads,
-        (unsigned long long)c->seed, nn_recipe_name(c->recipe));
+        (unsigned long long)c->seed, nn_recipe_name(c->recipe),
+        c->objective == TR_OBJECTIVE_SOFTMAX ? ", loss softmax (classifier: one bit per class)"
+                                             : "");
 
     struct sigaction sa, old[N_STOP_SIGNALS];
     memset(&sa, 0, sizeof sa);
@@ -421,8 +462,10 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
 }
 
 /* --eval: mAP@all of the written model on the protocol's queries against its database, at the
- * usual lengths below B and at B. The exit status. */
-static int evaluate_model(const char *out, int bits, const ds_dataset *d, const ds_split *sp)
+ * usual lengths below B and at B (a classifier: at B only, its one-hot codes having no
+ * meaningful prefix). The exit status. */
+static int evaluate_model(const char *out, int bits, int classifier, const ds_dataset *d,
+                          const ds_split *sp)
 {
     xp_codes codes;
     drsch_error xe;
@@ -438,8 +481,8 @@ static int evaluate_model(const char *out, int bits, const ds_dataset *d, const 
     printf("%6s %9s %10s %9s\n", "bits", "mAP@all", "mAP(ties)", "P@r2");
     size_t queries = 0, no_relevant = 0;
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0] && rc == 0; i++) {
-        uint32_t b = lengths[i] < (uint32_t)bits ? lengths[i] : (uint32_t)bits;
-        if (i && lengths[i - 1] >= (uint32_t)bits)
+        uint32_t b = lengths[i] < (uint32_t)bits && !classifier ? lengths[i] : (uint32_t)bits;
+        if (i && (lengths[i - 1] >= (uint32_t)bits || classifier))
             break;
         ev_retrieval r;
         drsch_error ee;
@@ -475,7 +518,7 @@ static int train_command(int argc, char **argv)
         return rc;
     rc = run_training(&a, &c, d, &sp);
     if (rc == 0 && a.do_eval)
-        rc = evaluate_model(a.out, c.bits, d, &sp);
+        rc = evaluate_model(a.out, c.bits, c.objective == TR_OBJECTIVE_SOFTMAX, d, &sp);
     ds_split_free(&sp);
     ds_dataset_free(d);
     return rc;

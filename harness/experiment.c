@@ -203,6 +203,28 @@ drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t
     return st;
 }
 
+drsch_status xp_classifier_codes(const tr_config *base, const ds_dataset *d, const ds_split *sp,
+                                 const char *model_path, const char *resume_path,
+                                 volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
+                                 xp_codes *out, drsch_error *err)
+{
+    memset(out, 0, sizeof *out);
+    err->file[0] = '\0';
+    tr_config c = *base;
+    c.objective = TR_OBJECTIVE_SOFTMAX;
+    c.bits = tr_train_classes(d, sp);
+    if (c.bits < 2)
+        return drsch_fail(err, DRSCH_ERR_ARG,
+                          "the classifier baseline needs a single-label dataset with 2 or more "
+                          "training classes ('%s', protocol %s)",
+                          d->name, sp->name);
+    drsch_status st = tr_train(&c, d, sp, model_path, resume_path, stop, progress, ctx, err);
+    if (st != DRSCH_OK)
+        return st;
+    return xp_model_codes(model_path, d, sp->query, sp->n_query, sp->n_db > 0 ? sp->db : NULL,
+                          sp->n_db, NN_PRECISION_F32, XP_WEIGHT_POWER_DEFAULT, out, err);
+}
+
 size_t xp_multi_hot_words(size_t L) { return (L + 63) / 64; }
 
 void xp_pack_multi_hot(const uint8_t *multi, size_t L, const int64_t *idx, size_t n, uint64_t *out)

@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "nn.h"
 #include "status.h"
+#include "train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,6 +86,18 @@ DRSCH_API drsch_status xp_model_codes(const char *path, const ds_dataset *d, con
                                       int64_t n_query, const int64_t *db, int64_t n_db,
                                       nn_precision precision, int weight_power, xp_codes *out,
                                       drsch_error *err);
+/* The classifier baseline (Sablayrolles et al., "How should we evaluate supervised hashing?",
+ * ICASSP 2017) of a split: trains the network of `base` (its architecture, solver, batches,
+ * augmentation, iterations and seed; the objective set to TR_OBJECTIVE_SOFTMAX, the code length
+ * to the split's training classes C) on sp's training images as tr_train does, writing the model
+ * to model_path (and model_path.state; resume_path as tr_train's), then encodes sp's queries and
+ * database (if it has one) with it: one-hot codes of the predicted class, C bits, weights 1.
+ * stop, progress and ctx as tr_train's. Single-label datasets only (DRSCH_ERR_ARG otherwise). */
+DRSCH_API drsch_status xp_classifier_codes(const tr_config *base, const ds_dataset *d,
+                                           const ds_split *sp, const char *model_path,
+                                           const char *resume_path, volatile sig_atomic_t *stop,
+                                           tr_progress_fn progress, void *ctx, xp_codes *out,
+                                           drsch_error *err);
 /* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
 DRSCH_API void xp_codes_free(xp_codes *c);
 

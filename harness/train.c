@@ -14,6 +14,11 @@
  * resumed run takes exactly the batches an uninterrupted one would. A resume may raise --iters
  * (no schedule depends on it): the extended run equals one run of the larger count.
  *
+ * The classifier baseline (tr_config.objective TR_OBJECTIVE_SOFTMAX) runs the same loop on the
+ * same batches with the network's classifier (nn_config_classifier) and softmax cross-entropy
+ * (ce_loss) on the labels renumbered 0..C-1 (tr_class_map); its saved bit order is the identity
+ * (bit k = class k), and it has no collapse check (a batch's one-hot codes are at most C).
+ *
  * Elsewhere: the defaults (train_config.c), the state file (train_state.c), encoding
  * (train_encode.c). */
 #include "train_internal.h"
@@ -139,8 +144,8 @@ static drsch_status check_finite(const nn_net *net, int64_t iter, const char *pa
 static drsch_status order_bits(nn_net *net, const tr_config *c, const ds_dataset *d,
                                const ds_split *split, drsch_error *err)
 {
-    if (c->bit_order == TR_BIT_ORDER_WEIGHT) {
-        nn_bit_order_by_weight(net);
+    if (c->bit_order == TR_BIT_ORDER_WEIGHT || c->objective == TR_OBJECTIVE_SOFTMAX) {
+        nn_bit_order_by_weight(net); /* a classifier has no bit weights: the identity */
         return DRSCH_OK;
     }
     const int32_t B = nn_net_config(net)->bits;
@@ -215,9 +220,11 @@ typedef struct {
     int32_t *cls;
     uint64_t *multi;
     size_t words;
-    /* the last step's loss statistics and gradient norm, for progress */
+    /* the classifier: output of each label (tr_class_map), the batch's renumbered labels */
+    int32_t *class_map, *target;
+    /* the last step's loss statistics, gradient norm and (classifier) accuracy, for progress */
     dh_stats ls;
-    double gnorm;
+    double gnorm, accuracy;
 } run;
 
 static void run_free(run *r)
@@ -230,6 +237,8 @@ static void run_free(run *r)
     free(r->idx);
     free(r->cls);
     free(r->multi);
+    free(r->class_map);
+    free(r->target);
 }
 
 /* The settings of the run, the defaults that depend on --bits and the dataset filled in. */
@@ -237,6 +246,25 @@ static drsch_status resolve_settings(run *r, const tr_config *cfg, drsch_error *
 {
     tr_config *c = &r->c;
     *c = *cfg;
+    if (c->objective != TR_OBJECTIVE_DRSCH && c->objective != TR_OBJECTIVE_SOFTMAX)
+        return drsch_fail(err, DRSCH_ERR_ARG, "unknown training objective %d", (int)c->objective);
+    if (c->objective == TR_OBJECTIVE_SOFTMAX) {
+        int classes;
+        if (r->d->label_kind != DS_LABELS_SINGLE)
+            return drsch_fail(
+                err, DRSCH_ERR_ARG,
+                "the softmax classifier needs a single-label dataset ('%s' has %s)", r->d->name,
+                r->d->label_kind == DS_LABELS_MULTI ? "multi-label concepts" : "person identities");
+        if (!(r->class_map = tr_class_map(r->d, r->split, &classes)))
+            return drsch_fail(err, DRSCH_ERR_RANGE,
+                              "the training labels of '%s' are out of range (or out of memory)",
+                              r->d->name);
+        if (classes < 2 || classes > HM_MAX_BITS)
+            return drsch_fail(err, DRSCH_ERR_ARG,
+                              "the protocol '%s' trains %d classes; a classifier needs 2..%d",
+                              r->split->name, classes, HM_MAX_BITS);
+        c->bits = classes;
+    }
     if (c->margin_auto) {
         c->loss.margin0 = -(float)c->bits / 2.0f;
         c->loss.margin_step = -(float)c->bits / 24.0f;
@@ -293,6 +321,13 @@ static drsch_status resume(run *r, const char *resume_path, drsch_error *err)
     if (st != DRSCH_OK)
         return st;
     const nn_config *lc = nn_net_config(r->net);
+    const int32_t head = c->objective == TR_OBJECTIVE_SOFTMAX ? NN_HEAD_SOFTMAX : NN_HEAD_HASH;
+    if (lc->head != head)
+        return drsch_fail(err, DRSCH_ERR_ARG, "%s: a %s model cannot continue a %s run (--loss %s)",
+                          resume_path,
+                          lc->head == NN_HEAD_SOFTMAX ? "classifier (softmax)" : "hash",
+                          head == NN_HEAD_SOFTMAX ? "classifier" : "DRSCH",
+                          head == NN_HEAD_SOFTMAX ? "softmax" : "drsch");
     if (strcmp(lc->arch.name, c->arch) || lc->bits != c->bits || lc->in_c != r->d->c ||
         lc->in_h != r->aug.out_h || lc->in_w != r->aug.out_w)
         return drsch_fail(err, DRSCH_ERR_ARG,
@@ -338,6 +373,9 @@ static drsch_status create_net(run *r, drsch_error *err)
     drsch_status st = nn_config_init(&nc, r->c.arch, r->c.bits, r->N, 1, err);
     if (st != DRSCH_OK)
         return st;
+    if (r->c.objective == TR_OBJECTIVE_SOFTMAX &&
+        (st = nn_config_classifier(&nc, r->c.bits, err)) != DRSCH_OK)
+        return st;
     nc.in_c = r->d->c;
     nc.in_h = r->aug.out_h;
     nc.in_w = r->aug.out_w;
@@ -355,6 +393,8 @@ static drsch_status alloc_batch(run *r, drsch_error *err)
     if (!r->idx)
         r->idx = malloc(sizeof *r->idx * (size_t)N);
     r->cls = malloc(sizeof *r->cls * (size_t)N);
+    if (r->class_map && !(r->target = malloc(sizeof *r->target * (size_t)N)))
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a batch of %d", N);
     r->words =
         r->d->label_kind == DS_LABELS_MULTI ? xp_multi_hot_words((size_t)r->d->n_classes) : 0;
     if (r->words)
@@ -382,6 +422,8 @@ static drsch_status next_batch(run *r, int64_t it, drsch_error *err)
         for (int32_t i = 0; i < N; i++)
             r->cls[i] = d->labels[r->idx[i]];
         dh_similarity(r->cls, NULL, 0, N, r->sim);
+        for (int32_t i = 0; r->target && i < N; i++)
+            r->target[i] = r->class_map[r->cls[i]];
     }
     return DRSCH_OK;
 }
@@ -397,9 +439,17 @@ static drsch_status step(run *r, int64_t it, const char *last_ckpt, drsch_error 
     drsch_status st = nn_forward(net, r->x, &ne);
     if (st != DRSCH_OK)
         return drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
-    if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x, (int32_t)nn_input_size(net),
-                r->dy, &r->ls))
+    if (c->objective == TR_OBJECTIVE_SOFTMAX) {
+        memset(&r->ls, 0, sizeof r->ls);
+        st = ce_loss(nn_output(net), r->target, r->N, r->B, r->dy, &r->ls.loss, &r->accuracy, &ne);
+        if (st == DRSCH_ERR_NUMERIC)
+            r->ls.loss = NAN; /* named below, with where the NaN is */
+        else if (st != DRSCH_OK)
+            return drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
+    } else if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x,
+                       (int32_t)nn_input_size(net), r->dy, &r->ls)) {
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory in the loss");
+    }
     if (!isfinite(r->ls.loss)) {
         int is_bias = 0;
         int32_t layer = nonfinite_layer(net, &is_bias);
@@ -448,7 +498,10 @@ static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_f
     p.triplet_loss = r->ls.triplet_loss;
     p.laplacian_loss = r->ls.laplacian_loss;
     p.active_share = r->ls.triplets ? (double)r->ls.active / (double)r->ls.triplets : 0;
-    code_stats(nn_hash_output(r->net), r->N, r->B, &p.bit_balance, &p.distinct_share);
+    p.objective = c->objective;
+    p.accuracy = r->accuracy;
+    if (c->objective == TR_OBJECTIVE_DRSCH) /* a classifier has no hash outputs (0, 0) */
+        code_stats(nn_hash_output(r->net), r->N, r->B, &p.bit_balance, &p.distinct_share);
     const float *bw = nn_bit_weights(r->net);
     p.bitw_min = p.bitw_max = bw ? fabsf(bw[0]) : 1.0;
     for (int32_t j = 1; bw && j < r->B; j++) {
@@ -465,7 +518,10 @@ static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_f
     pc->it_log = done;
     if (progress)
         progress(&p, ctx);
-    pc->collapsed_logs = p.distinct_share < c->collapse_distinct ? pc->collapsed_logs + 1 : 0;
+    pc->collapsed_logs =
+        p.distinct_share < c->collapse_distinct && c->objective == TR_OBJECTIVE_DRSCH
+            ? pc->collapsed_logs + 1
+            : 0;
     if (pc->collapsed_logs >= 2 && done > c->log_every)
         return drsch_fail(
             err, DRSCH_ERR_COLLAPSE,

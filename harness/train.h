@@ -29,6 +29,17 @@ typedef enum {
                                      the codes of up to 5000 training images (drsch's default) */
 } tr_bit_order;
 
+/* What the network is trained for. TR_OBJECTIVE_SOFTMAX is the classifier baseline (Sablayrolles
+ * et al., "How should we evaluate supervised hashing?", ICASSP 2017): the same network with its
+ * last fc giving one logit per training class (nn_config_classifier), softmax cross-entropy
+ * (ce_loss) on the same class-balanced batches, labels renumbered 0..C-1 in the order of the
+ * dataset's labels among the training split's classes; its code is the one-hot of the predicted
+ * class, C bits (tr_config.bits is set to C). Single-label datasets only. */
+typedef enum {
+    TR_OBJECTIVE_DRSCH = 0,  /* the DRSCH objective (dh.h), hash codes */
+    TR_OBJECTIVE_SOFTMAX = 1 /* the classifier baseline */
+} tr_objective;
+
 typedef struct {
     char arch[NN_ARCH_NAME_MAX]; /* "" = chosen from the image shape */
     int32_t bits;                /* code length B (default 48) */
@@ -55,6 +66,7 @@ typedef struct {
     int64_t checkpoint_every; /* iterations between checkpoints (0 = at the end only) */
     double collapse_distinct; /* stop when a batch has fewer than this share of distinct codes */
     tr_bit_order bit_order;   /* order of the saved model's bits (default DECORRELATED) */
+    tr_objective objective;   /* TR_OBJECTIVE_DRSCH (default) or TR_OBJECTIVE_SOFTMAX */
 } tr_config;
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see
@@ -70,9 +82,16 @@ typedef struct {
     double bitw_min, bitw_max; /* range of the learned bit weights |w| */
     double grad_norm;          /* L2 norm of the parameter gradient before clipping */
     double images_per_second, eta_seconds, lr, hash_scale, margin;
+    tr_objective objective; /* softmax: loss is the cross-entropy, accuracy is set */
+    double accuracy;        /* softmax: share of the last batch's images classified right */
 } tr_progress;
 
 typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);
+
+/* The classes of the split's training images (the outputs of a classifier trained on it), or -1
+ * when the dataset is not single-label (multi-label, re-id identities) or a label is out of
+ * range. */
+DRSCH_API int tr_train_classes(const ds_dataset *d, const ds_split *split);
 
 /* Trains on the split's training images and writes the model to out_path (atomically; also at
  * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same

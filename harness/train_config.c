@@ -1,8 +1,42 @@
 /* tr_config_default: drsch's training defaults, and why each differs from the authors' where
- * it does. */
-#include "train.h"
+ * it does; the classes a classifier (TR_OBJECTIVE_SOFTMAX) is trained on. */
+#include "train_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+int32_t *tr_class_map(const ds_dataset *d, const ds_split *split, int *classes)
+{
+    *classes = -1;
+    if (d->label_kind != DS_LABELS_SINGLE || !d->labels || d->n_classes < 1)
+        return NULL;
+    int32_t *map = malloc(sizeof *map * (size_t)d->n_classes);
+    if (!map)
+        return NULL;
+    for (int k = 0; k < d->n_classes; k++)
+        map[k] = -1;
+    for (int64_t i = 0; i < split->n_train; i++) {
+        int64_t j = split->train[i];
+        if (j < 0 || j >= d->n || d->labels[j] < 0 || d->labels[j] >= d->n_classes) {
+            free(map);
+            return NULL;
+        }
+        map[d->labels[j]] = 0;
+    }
+    int c = 0;
+    for (int k = 0; k < d->n_classes; k++)
+        if (map[k] == 0)
+            map[k] = c++;
+    *classes = c;
+    return map;
+}
+
+int tr_train_classes(const ds_dataset *d, const ds_split *split)
+{
+    int c;
+    free(tr_class_map(d, split, &c));
+    return c;
+}
 
 void tr_config_default(tr_config *c, const ds_dataset *d)
 {

@@ -8,6 +8,11 @@
 
 #include "train.h"
 
+/* The classifier's classes (train_config.c): map[label] = its output 0..C-1 for the labels of
+ * the split's training images (in label order), -1 for the others; *classes = C. NULL (and
+ * *classes -1) when d is not single-label, a label or index is out of range, or out of memory. */
+int32_t *tr_class_map(const ds_dataset *d, const ds_split *split, int *classes);
+
 /* Training state (train_state.c). */
 /* Bytes of the settings list a state holds at most (the run keeps its list in a buffer this
  * size). */

@@ -36,6 +36,8 @@ uint32_t tr_config_fingerprint(const tr_config *c, const ds_split *split)
             snprintf(buf + n, sizeof buf - (size_t)n, "|rotate %.9g|zoom %.9g", c->rotate, c->zoom);
     if (c->recipe != NN_RECIPE_DRSCH) /* so is the recipe: no version 1 state has another */
         n += snprintf(buf + n, sizeof buf - (size_t)n, "|recipe %d", (int)c->recipe);
+    if (c->objective != TR_OBJECTIVE_DRSCH) /* and the classifier */
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "|loss %d", (int)c->objective);
     return (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)n);
 }
 
@@ -115,6 +117,8 @@ int tr_config_settings(const tr_config *c, const ds_split *split, char *buf, siz
      * (LATER_SETTINGS). */
     if (c->recipe != NN_RECIPE_DRSCH)
         add_setting(&o, "recipe", "%s", nn_recipe_name(c->recipe));
+    if (c->objective == TR_OBJECTIVE_SOFTMAX) /* the same for the classifier baseline */
+        add_setting(&o, "loss", "softmax");
     add_setting(&o, "iters", "%lld", (long long)c->iters);
     return o.overflow ? -1 : (int)o.used;
 }
@@ -140,7 +144,7 @@ static const char *setting_value(const char *list, size_t list_len, const char *
  * the default: compared in both directions by settings_diff. */
 static const struct {
     const char *key, *dflt;
-} LATER_SETTINGS[] = {{"recipe", "drsch"}};
+} LATER_SETTINGS[] = {{"recipe", "drsch"}, {"loss", "drsch"}};
 #define N_LATER (sizeof LATER_SETTINGS / sizeof LATER_SETTINGS[0])
 
 static int is_later_setting(const char *key, size_t klen)

@@ -1724,3 +1724,182 @@ Test(core_bf16, emulated_bf16_agrees_with_f32)
     free(x);
     nn_net_free(net);
 }
+
+/* ---- the classifier head (NN_HEAD_SOFTMAX) ------------------------------------------------ */
+
+static nn_net *classifier_mnist(int classes, int batch, int training)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, batch, training, &err), DRSCH_OK);
+    cr_assert_eq(nn_config_classifier(&cfg, classes, &err), DRSCH_OK, "%s", err.msg);
+    cfg.seed = 5;
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    return net;
+}
+
+/* The classifier is the hash network without its hash and bit-weight layers: the same layers
+ * (and the same initial weights from the same seed) up to the last fc, which has C outputs. */
+Test(core_classifier, same_network_without_the_hash_layers)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 10, 4, 1, &err), DRSCH_OK);
+    cfg.seed = 5;
+    nn_net *hash = NULL;
+    cr_assert_eq(nn_net_create(&hash, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    nn_net *cls = classifier_mnist(10, 4, 1);
+    const nn_config *cc = nn_net_config(cls);
+    cr_expect_eq(cc->head, NN_HEAD_SOFTMAX);
+    cr_expect_eq(cc->bits, 10);
+    cr_expect_eq(cc->arch.n_layers, cfg.arch.n_layers - 2);
+    cr_expect_eq(cc->arch.layers[cc->arch.n_layers - 1].kind, NN_LAYER_FC);
+    cr_expect_eq(nn_output_dim(cls), 10);
+    cr_expect_null(nn_bit_weights(cls));
+    cr_expect_eq(nn_param_count(cls), nn_param_count(hash) - 1);
+    size_t n = nn_params_plain_size(cls);
+    cr_assert_eq(n, nn_params_plain_size(hash) - 10);
+    float *a = export_params(cls), *b = export_params(hash);
+    cr_expect(memcmp(a, b, n * sizeof(float)) == 0, "the classifier's initial weights differ");
+    cr_expect_str_eq(nn_head_name(NN_HEAD_SOFTMAX), "softmax");
+    cr_expect_str_eq(nn_head_name(NN_HEAD_HASH), "hash");
+    cr_expect_null(nn_head_name((nn_head)7));
+    /* copying parameters between a hash net and a classifier is refused */
+    cr_expect_eq(nn_net_copy_params(cls, hash, &err), DRSCH_ERR_ARG);
+    free(a), free(b);
+    nn_net_free(cls);
+    nn_net_free(hash);
+}
+
+/* What a softmax head cannot be: a hash layer left in, a last layer that is not an fc of C
+ * outputs, a class count outside 2..HM_MAX_BITS, an unknown head. */
+Test(core_classifier, bad_configs_refused)
+{
+    nn_config cfg, c2;
+    drsch_error err;
+    nn_net *net = NULL;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 10, 4, 1, &err), DRSCH_OK);
+    c2 = cfg;
+    c2.head = NN_HEAD_SOFTMAX; /* hash and bit-weight layers still there */
+    cr_expect_eq(nn_net_create(&net, &c2, &err), DRSCH_ERR_ARG);
+    cr_expect_neq(strstr(err.msg, "hash"), NULL, "%s", err.msg);
+    c2 = cfg;
+    c2.head = 9;
+    cr_expect_eq(nn_net_create(&net, &c2, &err), DRSCH_ERR_ARG);
+    c2 = cfg;
+    cr_expect_eq(nn_config_classifier(&c2, 1, &err), DRSCH_ERR_ARG);
+    cr_expect_eq(nn_config_classifier(&c2, HM_MAX_BITS + 1, &err), DRSCH_ERR_ARG);
+    c2 = cfg;
+    c2.arch.n_layers = 6; /* ends with a pooling layer */
+    cr_expect_eq(nn_config_classifier(&c2, 10, &err), DRSCH_ERR_ARG);
+    cr_expect_null(net);
+}
+
+/* Codes: one-hot of the first largest logit; the real outputs are the logits. All-equal logits
+ * (last fc zeroed) give class 0 for every image: ties go to the lower class. */
+Test(core_classifier, codes_are_one_hot_of_the_argmax)
+{
+    const int C = 10, n = 37;
+    nn_net *net = classifier_mnist(C, 8, 0);
+    rng_reset(77);
+    float *x = rand_buf((size_t)n * 784, 1.0);
+    drsch_error err;
+    nn_encoder *enc = NULL;
+    cr_assert_eq(nn_encoder_create(&enc, net, 8, 2, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
+                 err.msg);
+    hm_codes codes;
+    alloc_codes(&codes, n, (uint32_t)C);
+    float *real = malloc(sizeof(float) * n * C);
+    cr_assert_eq(nn_encode(enc, x, n, real, &codes, &err), DRSCH_OK, "%s", err.msg);
+    int classes_seen = 0, seen[10] = {0};
+    for (int i = 0; i < n; i++) {
+        int top = 0;
+        for (int k = 1; k < C; k++)
+            if (real[i * C + k] > real[i * C + top])
+                top = k;
+        cr_expect_eq(codes.data[i * codes.words], (uint64_t)1 << top, "image %d: code %llx, top %d",
+                     i, (unsigned long long)codes.data[i * codes.words], top);
+        classes_seen += !seen[top];
+        seen[top] = 1;
+    }
+    cr_expect_geq(classes_seen, 2, "random weights should predict more than one class");
+    nn_encoder_free(enc);
+    /* ties: zero the last fc (weights and bias) */
+    for (int t = nn_param_count(net) - 2; t < nn_param_count(net); t++) {
+        nn_param p = nn_param_at(net, t);
+        memset(p.data, 0, p.count * sizeof(float));
+    }
+    nn_params_changed(net);
+    cr_assert_eq(nn_encoder_create(&enc, net, 8, 1, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(nn_encode(enc, x, n, NULL, &codes, &err), DRSCH_OK, "%s", err.msg);
+    for (int i = 0; i < n; i++)
+        cr_expect_eq(codes.data[i * codes.words], 1u, "image %d: a tie is not class 0", i);
+    nn_encoder_free(enc);
+    free(real), free(x);
+    free(codes.data);
+    nn_net_free(net);
+}
+
+/* Classifiers are written as model version 3 (the head after the version) and read back with
+ * their head, parameters and codes; hash models are still written as version 2. A hash model
+ * rewritten as version 3 (head 0) loads as the same model; an unknown head is refused. */
+Test(core_classifier, model_files_versions_2_and_3)
+{
+    drsch_error err;
+    nn_net *cls = classifier_mnist(7, 4, 1);
+    char *path = tmp_path("cls.bin"), *hpath = tmp_path("hash.bin"), *h3 = tmp_path("hash3.bin");
+    cr_assert_eq(nn_model_save(cls, path, &err), DRSCH_OK, "%s", err.msg);
+    size_t len;
+    unsigned char *p = slurp(path, &len);
+    cr_expect_eq(p[8], 3);
+    cr_expect_eq(p[12], NN_HEAD_SOFTMAX);
+    cr_expect_eq(p[16], 7); /* bits = classes */
+    nn_net *loaded = NULL;
+    cr_assert_eq(nn_model_load(&loaded, path, 5, 0, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(nn_net_config(loaded)->head, NN_HEAD_SOFTMAX);
+    cr_expect_eq(nn_net_config(loaded)->bits, 7);
+    cr_expect_eq(nn_net_config(loaded)->arch.n_layers, 8);
+    float *a = export_params(cls), *b = export_params(loaded);
+    cr_expect(memcmp(a, b, nn_params_plain_size(cls) * sizeof(float)) == 0);
+    free(a), free(b);
+    /* an unknown head under a valid crc */
+    p[12] = 5;
+    uint32_t crc = (uint32_t)crc32(0L, p, (uInt)(len - 4));
+    memcpy(p + len - 4, &crc, 4);
+    spit(path, p, len);
+    cr_expect_eq(try_load(path, &err), DRSCH_ERR_FORMAT, "%s", err.msg);
+    cr_expect_neq(strstr(err.msg, "head"), NULL, "%s", err.msg);
+    free(p);
+
+    nn_net *hash = trained_mnist(16);
+    cr_assert_eq(nn_model_save(hash, hpath, &err), DRSCH_OK, "%s", err.msg);
+    unsigned char *q = slurp(hpath, &len);
+    cr_expect_eq(q[8], 2, "a hash model is no longer written as version 2");
+    /* the same model as version 3 with head 0 */
+    unsigned char *v3 = malloc(len + 4);
+    memcpy(v3, q, 12);
+    v3[8] = 3;
+    memset(v3 + 12, 0, 4);
+    memcpy(v3 + 16, q + 12, len - 12);
+    crc = (uint32_t)crc32(0L, v3, (uInt)(len + 4 - 4));
+    memcpy(v3 + len, &crc, 4);
+    spit(h3, v3, len + 4);
+    nn_net *l2 = NULL, *l3 = NULL;
+    cr_assert_eq(nn_model_load(&l2, hpath, 4, 0, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_model_load(&l3, h3, 4, 0, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(nn_net_config(l3)->head, NN_HEAD_HASH);
+    a = export_params(l2), b = export_params(l3);
+    cr_expect(memcmp(a, b, nn_params_plain_size(l2) * sizeof(float)) == 0);
+    cr_expect(memcmp(nn_bit_order(l2), nn_bit_order(l3), 16 * sizeof(uint32_t)) == 0);
+    /* saved again, the version 3 hash model is the version 2 file byte for byte */
+    cr_assert_eq(nn_model_save(l3, h3, &err), DRSCH_OK, "%s", err.msg);
+    size_t len3;
+    unsigned char *r = slurp(h3, &len3);
+    cr_expect(len3 == len && memcmp(r, q, len) == 0, "a hash model's file changed");
+    free(a), free(b), free(q), free(v3), free(r);
+    nn_net_free(l2), nn_net_free(l3), nn_net_free(hash), nn_net_free(loaded), nn_net_free(cls);
+    remove(path), remove(hpath), remove(h3);
+    free(path), free(hpath), free(h3);
+}

@@ -283,3 +283,92 @@ Test(dh, loss_distance_is_four_times_weighted_hamming_with_squared_weights)
     cr_expect_gt(power1_differs, 0, "|w| weights do not give the loss's distance");
     hm_codes_free(&c);
 }
+
+/* ---- softmax cross-entropy (ce_loss, the classifier baseline) ---- */
+
+/* logits [0, ln 3], label 1: softmax = [1/4, 3/4], loss = -ln(3/4) = ln(4/3), gradient
+ * [1/4, -1/4]; the argmax is the label. */
+Test(ce, hand_computed_loss)
+{
+    float z[2] = {0.0f, (float)log(3.0)}, dz[2];
+    int32_t lab[1] = {1};
+    double loss = -1, acc = -1;
+    drsch_error err;
+    cr_assert_eq(ce_loss(z, lab, 1, 2, dz, &loss, &acc, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_float_eq(loss, log(4.0 / 3.0), 1e-7);
+    cr_expect_float_eq(dz[0], 0.25f, 1e-6);
+    cr_expect_float_eq(dz[1], -0.25f, 1e-6);
+    cr_expect_eq(acc, 1.0);
+    /* the mean over the batch: the same row with label 0 adds -ln(1/4) */
+    float z2[4] = {0.0f, (float)log(3.0), 0.0f, (float)log(3.0)}, dz2[4];
+    int32_t lab2[2] = {1, 0};
+    cr_assert_eq(ce_loss(z2, lab2, 2, 2, dz2, &loss, &acc, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_float_eq(loss, (log(4.0 / 3.0) + log(4.0)) / 2, 1e-7);
+    cr_expect_float_eq(dz2[2], (0.25f - 1.0f) / 2, 1e-6);
+    cr_expect_eq(acc, 0.5);
+}
+
+/* Max-subtraction: logits of 1e4 (exp would overflow) give the loss of the shifted logits. */
+Test(ce, stable_for_large_logits)
+{
+    float z[3] = {10000.0f, 10001.0f, 9999.0f}, s[3] = {1.0f, 2.0f, 0.0f}, dz[3], ds[3];
+    int32_t lab[1] = {2};
+    double a, b;
+    drsch_error err;
+    cr_assert_eq(ce_loss(z, lab, 1, 3, dz, &a, NULL, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(ce_loss(s, lab, 1, 3, ds, &b, NULL, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect(isfinite(a));
+    cr_expect_float_eq(a, b, 1e-9);
+    for (int k = 0; k < 3; k++)
+        cr_expect_float_eq(dz[k], ds[k], 1e-6);
+}
+
+/* d loss / d logits against central finite differences of the loss in double. */
+Test(ce, gradient_matches_finite_differences)
+{
+    enum { N = 5, C = 4 };
+    float z[N * C], dz[N * C];
+    int32_t lab[N] = {0, 3, 1, 1, 2};
+    unsigned s = 12345;
+    for (int k = 0; k < N * C; k++) {
+        s = s * 1103515245u + 12345u;
+        z[k] = (float)((s >> 8) % 2000) / 400.0f - 2.5f;
+    }
+    drsch_error err;
+    double loss;
+    cr_assert_eq(ce_loss(z, lab, N, C, dz, &loss, NULL, &err), DRSCH_OK, "%s", err.msg);
+    for (int k = 0; k < N * C; k++) {
+        const float h = 1e-2f, z0 = z[k];
+        double lp, lm;
+        z[k] = z0 + h;
+        ce_loss(z, lab, N, C, NULL, &lp, NULL, &err);
+        z[k] = z0 - h;
+        ce_loss(z, lab, N, C, NULL, &lm, NULL, &err);
+        z[k] = z0;
+        double fd = (lp - lm) / (2.0 * h);
+        cr_expect(fabs(fd - dz[k]) < 1e-4, "logit %d: analytic %g, finite differences %g", k, dz[k],
+                  fd);
+    }
+}
+
+/* A label outside 0..C-1, a NaN or infinite logit, an empty batch: refused, nothing written. */
+Test(ce, rejects_bad_input)
+{
+    float z[4] = {0.1f, 0.2f, 0.3f, 0.4f}, dz[4] = {7, 7, 7, 7};
+    int32_t lab[2] = {0, 2};
+    double loss = 42;
+    drsch_error err;
+    cr_expect_eq(ce_loss(z, lab, 2, 2, dz, &loss, NULL, &err), DRSCH_ERR_RANGE);
+    cr_expect_neq(strstr(err.msg, "label 2"), NULL, "%s", err.msg);
+    lab[1] = -1;
+    cr_expect_eq(ce_loss(z, lab, 2, 2, dz, &loss, NULL, &err), DRSCH_ERR_RANGE);
+    lab[1] = 1;
+    z[3] = NAN;
+    cr_expect_eq(ce_loss(z, lab, 2, 2, dz, &loss, NULL, &err), DRSCH_ERR_NUMERIC);
+    cr_expect_neq(strstr(err.msg, "NaN"), NULL, "%s", err.msg);
+    z[3] = INFINITY;
+    cr_expect_eq(ce_loss(z, lab, 2, 2, dz, &loss, NULL, &err), DRSCH_ERR_NUMERIC);
+    cr_expect_eq(ce_loss(z, lab, 0, 2, dz, &loss, NULL, &err), DRSCH_ERR_ARG);
+    cr_expect_eq(loss, 42);
+    cr_expect_eq(dz[0], 7);
+}

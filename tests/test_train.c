@@ -16,6 +16,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "experiment.h"
 #include "npy.h"
 #include "nn.h"
 #include "test_util.h"
@@ -552,4 +553,213 @@ Test(train, no_reference_kernels_in_a_training_step)
         execs++;
     }
     cr_expect_gt(execs, 10, "no oneDNN verbose lines: %s", out);
+}
+
+/* ---- the classifier baseline (--loss softmax) on a tiny synthetic MNIST-style dataset ---- */
+
+static char cls_data[1024];
+
+static void cls_setup(void)
+{
+    tu_tmpdir_make("classifier");
+    snprintf(cls_data, sizeof cls_data, "%s", tu_path("mnist"));
+    cr_assert_eq(mkdir(cls_data, 0755), 0);
+    tu_write_idx_split(cls_data, "train", 300, 5, 63);
+    tu_write_idx_split(cls_data, "t10k", 60, 5, 63);
+}
+
+TestSuite(classifier, .init = cls_setup, .fini = tu_tmpdir_remove, .timeout = 600);
+
+#define CLS_FLAGS                                                                                  \
+    "--protocol full --loss softmax --per-class 2 --lr 0.004 --threads 2 --log-every 50 "          \
+    "--checkpoint-every 50"
+
+/* The loss of the progress line of iteration it ("iter     50/150  loss softmax 2.25"). */
+static double progress_loss(const char *out, int it, int iters)
+{
+    char key[64];
+    snprintf(key, sizeof key, "iter %6d/%d  loss softmax ", it, iters);
+    const char *p = strstr(out, key);
+    cr_assert_not_null(p, "no progress line for iteration %d: %s", it, out);
+    return strtod(p + strlen(key), NULL);
+}
+
+/* Trains a classifier: the settings and progress lines say so, the loss decreases, --eval's mAP
+ * is high, the model is a 10-class softmax model whose codes are one-hot (mostly of the right
+ * class), eval --model prints its mAP; an interrupted and resumed run writes the same model and
+ * state as an uninterrupted one. */
+Test(classifier, trains_evaluates_and_resumes)
+{
+    static char out[1 << 16];
+    int rc = tu_run(out, sizeof out,
+                    "%s train --dataset mnist:%s " CLS_FLAGS " --iters 150 --out %s --eval",
+                    tu_exe(), cls_data, tu_path("c.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_neq(strstr(out, "10 bits, 150 iterations"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "loss softmax (classifier: one bit per class)"), NULL, "%s", out);
+    double l50 = progress_loss(out, 50, 150), l150 = progress_loss(out, 150, 150);
+    cr_expect_lt(l150, 0.7 * l50, "the loss did not decrease: %g then %g", l50, l150);
+    const char *row = strstr(out, "\n    10 ");
+    cr_assert_not_null(row, "%s", out);
+    double map = strtod(row + 8, NULL);
+    cr_expect_gt(map, 0.9, "mAP of the classifier %g: %s", map, out);
+    cr_expect_null(strstr(out, "\n    12 "), "a classifier has no prefix lengths: %s", out);
+
+    nn_net *model = NULL;
+    drsch_error ne;
+    cr_assert_eq(nn_model_load(&model, tu_path("c.bin"), 1, 0, &ne), DRSCH_OK, "%s", ne.msg);
+    cr_expect_eq(nn_net_config(model)->head, NN_HEAD_SOFTMAX);
+    cr_expect_eq(nn_net_config(model)->bits, 10);
+    cr_expect_null(nn_bit_weights(model));
+    for (int j = 0; j < 10; j++)
+        cr_expect_eq(nn_bit_order(model)[j], (uint32_t)j, "bit %d is not class %d", j, j);
+    nn_net_free(model);
+
+    rc = tu_run(out, sizeof out,
+                "%s encode --model %s --dataset mnist:%s --protocol full --split query --threads 2 "
+                "--out %s",
+                tu_exe(), tu_path("c.bin"), cls_data, tu_path("q"));
+    cr_assert_eq(rc, 0, "%s", out);
+    npy_array codes, labels;
+    drsch_error err;
+    cr_assert_eq(npy_load(tu_path("q.codes.npy"), &codes, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(npy_load(tu_path("q.labels.npy"), &labels, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(codes.shape[0], 60);
+    cr_assert_eq(codes.shape[1], 2);
+    int right = 0;
+    for (int i = 0; i < 60; i++) {
+        const uint8_t *c = (const uint8_t *)codes.data + 2 * i;
+        unsigned v = c[0] | (unsigned)c[1] << 8;
+        cr_expect(v && !(v & (v - 1)) && v < 1024, "code %d is not one-hot: %x", i, v);
+        right += v == 1u << ((int32_t *)labels.data)[i];
+    }
+    cr_expect_geq(right, 54, "%d of 60 queries classified right", right);
+    npy_free(&codes), npy_free(&labels);
+
+    rc =
+        tu_run(out, sizeof out, "%s eval --model %s --dataset mnist:%s --protocol full --threads 2",
+               tu_exe(), tu_path("c.bin"), cls_data);
+    cr_assert_eq(rc, 0, "%s", out);
+    row = strstr(out, "\n    10 ");
+    cr_assert_not_null(row, "%s", out);
+    cr_expect_float_eq(strtod(row + 8, NULL), map, 1e-4, "%s", out);
+
+    /* interrupted at 100 (a run of 100), resumed to 150 */
+    rc = tu_run(out, sizeof out, "%s train --dataset mnist:%s " CLS_FLAGS " --iters 100 --out %s",
+                tu_exe(), cls_data, tu_path("r.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s train --dataset mnist:%s " CLS_FLAGS " --iters 150 --resume %s --out %s",
+                tu_exe(), cls_data, tu_path("r.bin"), tu_path("r.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *pairs[2][2] = {{"c.bin", "r.bin"}, {"c.bin.state", "r.bin.state"}};
+    for (int k = 0; k < 2; k++) {
+        size_t la, lb;
+        char *a = tu_slurp(tu_path(pairs[k][0]), &la), *b = tu_slurp(tu_path(pairs[k][1]), &lb);
+        cr_expect(la == lb && memcmp(a, b, la) == 0, "resumed %s differs from the straight run",
+                  pairs[k][1]);
+        free(a), free(b);
+    }
+}
+
+/* A classifier's checkpoint cannot continue a DRSCH run, nor a DRSCH checkpoint a classifier
+ * run; --bits other than the class count is a usage error. */
+Test(classifier, refuses_mixing_and_other_bits)
+{
+    static char out[1 << 16];
+    int rc =
+        tu_run(out, sizeof out, "%s train --dataset mnist:%s " CLS_FLAGS " --iters 10 --out %s",
+               tu_exe(), cls_data, tu_path("c.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s train --dataset mnist:%s --protocol full --per-class 2 --threads 2 --bits 10 "
+                "--log-every 50 --checkpoint-every 50 --iters 10 --out %s",
+                tu_exe(), cls_data, tu_path("h.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+
+    rc = tu_run(out, sizeof out,
+                "%s train --dataset mnist:%s --protocol full --per-class 2 --threads 2 --bits 10 "
+                "--log-every 50 --checkpoint-every 50 --iters 20 --resume %s --out %s",
+                tu_exe(), cls_data, tu_path("c.bin"), tu_path("x.bin"));
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_neq(strstr(out, "a classifier (softmax) model cannot continue a DRSCH run"), NULL,
+                  "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s train --dataset mnist:%s " CLS_FLAGS " --iters 20 --resume %s --out %s",
+                tu_exe(), cls_data, tu_path("h.bin"), tu_path("x.bin"));
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_neq(strstr(out, "a hash model cannot continue a classifier run"), NULL, "%s", out);
+    /* the state alone says it too (a classifier model beside a DRSCH state) */
+    size_t len;
+    char *st = tu_slurp(tu_path("h.bin.state"), &len);
+    tu_write_file(tu_path("c.bin.state"), st, len);
+    free(st);
+    rc = tu_run(out, sizeof out,
+                "%s train --dataset mnist:%s " CLS_FLAGS " --iters 20 --resume %s --out %s",
+                tu_exe(), cls_data, tu_path("c.bin"), tu_path("x.bin"));
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_neq(strstr(out, "--loss drsch (this run: softmax)"), NULL, "%s", out);
+    cr_expect(access(tu_path("x.bin"), F_OK) != 0, "a refused resume wrote a model");
+
+    rc = tu_run(out, sizeof out,
+                "%s train --dataset mnist:%s " CLS_FLAGS " --bits 16 --iters 10 --out %s", tu_exe(),
+                cls_data, tu_path("b.bin"));
+    cr_expect_eq(rc, 2, "%s", out);
+    cr_expect_neq(strstr(out, "--bits 10, not 16"), NULL, "%s", out);
+    rc = tu_run(out, sizeof out, "%s train --help", tu_exe());
+    cr_expect_neq(strstr(out, "--loss L"), NULL, "%s", out);
+}
+
+/* The library entry of the classifier baseline on the transfer protocol (7 of 10 classes train,
+ * the 3 others are queried): a 7-class model, 7-bit one-hot codes of queries and database,
+ * weights 1; a dataset that is not single-label is refused before training. */
+Test(classifier, library_entry_on_the_transfer_protocol)
+{
+    ds_dataset *d = NULL;
+    drsch_error err;
+    char spec[1100];
+    snprintf(spec, sizeof spec, "mnist:%s", cls_data);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
+    ds_transfer_opts to;
+    ds_transfer_opts_default(&to);
+    to.query_per_class = 10;
+    ds_split sp = {0};
+    cr_assert_eq(ds_split_transfer(d, &to, 1, &sp, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(tr_train_classes(d, &sp), 7);
+    tr_config c;
+    tr_config_default(&c, d);
+    c.iters = 20;
+    c.classes_per_batch = 7;
+    c.images_per_class = 2;
+    c.log_every = 10;
+    xp_codes codes;
+    cr_assert_eq(
+        xp_classifier_codes(&c, d, &sp, tu_path("t.bin"), NULL, NULL, NULL, NULL, &codes, &err),
+        DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(codes.bits, 7);
+    cr_expect_eq(codes.query.n, (size_t)sp.n_query);
+    cr_expect_eq(codes.db.n, (size_t)sp.n_db);
+    for (size_t i = 0; i < codes.query.n; i++) {
+        uint64_t v = codes.query.data[i * codes.query.words];
+        cr_expect(v && !(v & (v - 1)) && v < 128, "query %zu: %llx", i, (unsigned long long)v);
+    }
+    for (uint32_t j = 0; j < 7; j++)
+        cr_expect_eq(codes.weights[j], 1.0f);
+    xp_codes_free(&codes);
+    ds_split_free(&sp);
+    ds_dataset_free(d);
+
+    ds_dataset multi;
+    memset(&multi, 0, sizeof multi);
+    snprintf(multi.name, sizeof multi.name, "multi");
+    multi.label_kind = DS_LABELS_MULTI;
+    multi.n_classes = 21;
+    ds_split none = {0};
+    snprintf(none.name, sizeof none.name, "none");
+    cr_expect_eq(tr_train_classes(&multi, &none), -1);
+    cr_expect_eq(xp_classifier_codes(&c, &multi, &none, tu_path("u.bin"), NULL, NULL, NULL, NULL,
+                                     &codes, &err),
+                 DRSCH_ERR_ARG);
+    cr_expect_neq(strstr(err.msg, "single-label"), NULL, "%s", err.msg);
+    cr_expect(access(tu_path("u.bin"), F_OK) != 0);
 }
