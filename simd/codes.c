@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "simd_internal.h"
 
@@ -52,7 +53,10 @@ void hm_codes_free(hm_codes *c)
 {
     if (!c)
         return;
-    free(c->data);
+    if (c->mapping)
+        munmap(c->mapping, c->mapping_len);
+    else
+        free(c->data);
     memset(c, 0, sizeof *c);
 }
 

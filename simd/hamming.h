@@ -51,6 +51,10 @@ typedef struct {
     uint32_t bits;  /* code length, 1..HM_MAX_BITS */
     size_t words;   /* uint64 words per row = ceil(bits/64) */
     uint64_t *data; /* n x words, 64-byte aligned, padded; owned */
+    /* When data points into a private mapping of a file (npy_load_codes without a copy), the
+     * mapping, which hm_codes_free unmaps; NULL when data was allocated. */
+    void *mapping;
+    size_t mapping_len;
 } hm_codes;
 
 static inline size_t hm_words_for_bits(uint32_t bits) { return ((size_t)bits + 63) / 64; }

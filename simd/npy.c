@@ -1,6 +1,7 @@
 /* .npy reader and writer (see npy.h). The header is a Python dict literal; this parser accepts
  * exactly the three keys numpy writes ('descr', 'fortran_order', 'shape') with string, boolean
  * and tuple values, in any order, and rejects anything else rather than guessing. */
+#define _GNU_SOURCE /* MAP_POPULATE */
 #include "npy.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -368,34 +370,102 @@ drsch_status npy_save(const char *path, npy_dtype dtype, int ndim, const size_t 
     return fio_out_commit(&o, 0, err);
 }
 
+/* Whether a (its dtype and shape) holds codes of which `bits` can be taken; the error if not. */
+static drsch_status check_codes(const char *path, const npy_array *a, uint32_t bits,
+                                drsch_error *err)
+{
+    if (a->dtype != NPY_U8 || a->ndim != 2) {
+        char shape[96] = "";
+        int n = 0;
+        for (int i = 0; i < a->ndim && n < 80; i++)
+            n += snprintf(shape + n, sizeof shape - (size_t)n, i ? ", %zu" : "%zu", a->shape[i]);
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: codes must be a uint8 array of shape (N, ceil(bits/8)); "
+                          "got %s with shape (%s)",
+                          path, npy_dtype_name(a->dtype), shape);
+    }
+    if (a->shape[1] == 0 || a->shape[1] * 8 > HM_MAX_BITS)
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: %zu bytes per code: code length must be 1..%d bits", path,
+                          a->shape[1], HM_MAX_BITS);
+    if (bits > a->shape[1] * 8)
+        return drsch_fail(err, DRSCH_ERR_FORMAT,
+                          "%s: asked for %u bits but codes have only %zu bits (%zu bytes)", path,
+                          bits, a->shape[1] * 8, a->shape[1]);
+    return DRSCH_OK;
+}
+
+/* Codes from a private, prefaulted mapping of the whole file: the page cache's pages are used
+ * as they are (no read into fresh memory, whose first touch costs a page fault per 4 KiB) and,
+ * when the rows are whole 64-bit words taken in full and the payload is 64-byte aligned (numpy
+ * pads its header to 64 bytes), not copied at all. Returns DRSCH_ERR_UNSUPPORTED, with nothing
+ * reported, when the file cannot be mapped: the caller then reads it. */
+static drsch_status load_codes_mapped(const char *path, FILE *f, uint32_t bits, hm_codes *out,
+                                      drsch_error *err)
+{
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 16)
+        return DRSCH_ERR_UNSUPPORTED;
+    size_t len = (size_t)sb.st_size;
+    /* Populated read-only (populating a writable private mapping would copy every page), then
+     * made writable: a caller that writes to its codes gets private copies of those pages. */
+    uint8_t *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(f), 0);
+    if (map == MAP_FAILED)
+        return DRSCH_ERR_UNSUPPORTED;
+    if (mprotect(map, len, PROT_READ | PROT_WRITE) != 0) {
+        munmap(map, len);
+        return DRSCH_ERR_UNSUPPORTED;
+    }
+    npy_array a;
+    size_t off = 0, nbytes = 0;
+    drsch_status st =
+        parse_meta(map, len < (1u << 20) ? len : (1u << 20), path, &a, &off, &nbytes, err);
+    if (st == DRSCH_OK)
+        st = check_payload(path, nbytes, len - off, err);
+    if (st == DRSCH_OK)
+        st = check_codes(path, &a, bits, err);
+    if (st != DRSCH_OK) {
+        munmap(map, len);
+        return st;
+    }
+    const size_t rb = a.shape[1];
+    if (bits == 0)
+        bits = (uint32_t)(rb * 8);
+    if (rb % 8 == 0 && bits == rb * 8 && off % 64 == 0 && a.shape[0] > 0) {
+        out->n = a.shape[0];
+        out->bits = bits;
+        out->words = rb / 8;
+        out->data = (uint64_t *)(void *)(map + off);
+        out->mapping = map;
+        out->mapping_len = len;
+        return DRSCH_OK;
+    }
+    st = hm_codes_from_bytes(out, map + off, a.shape[0], rb, bits, err);
+    munmap(map, len);
+    return st;
+}
+
 drsch_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
+    FILE *f = fio_open_read(path, ".npy file", err);
+    if (!f)
+        return DRSCH_ERR_IO;
+    drsch_status st = fio_set_verify(path, err);
+    if (st == DRSCH_OK)
+        st = load_codes_mapped(path, f, bits, out, err);
+    fclose(f);
+    if (st != DRSCH_ERR_UNSUPPORTED)
+        return st;
+    /* not mappable (or too small to be codes): read it */
     npy_array a;
-    drsch_status st = npy_load(path, &a, err);
+    st = npy_load(path, &a, err);
     if (st != DRSCH_OK)
         return st;
-    if (a.dtype != NPY_U8 || a.ndim != 2) {
-        char shape[96] = "";
-        int n = 0;
-        for (int i = 0; i < a.ndim && n < 80; i++)
-            n += snprintf(shape + n, sizeof shape - (size_t)n, i ? ", %zu" : "%zu", a.shape[i]);
-        st = drsch_fail(err, DRSCH_ERR_FORMAT,
-                        "%s: codes must be a uint8 array of shape (N, ceil(bits/8)); "
-                        "got %s with shape (%s)",
-                        path, npy_dtype_name(a.dtype), shape);
-    } else if (a.shape[1] == 0 || a.shape[1] * 8 > HM_MAX_BITS) {
-        st = drsch_fail(err, DRSCH_ERR_FORMAT,
-                        "%s: %zu bytes per code: code length must be 1..%d bits", path, a.shape[1],
-                        HM_MAX_BITS);
-    } else if (bits > a.shape[1] * 8) {
-        st = drsch_fail(err, DRSCH_ERR_FORMAT,
-                        "%s: asked for %u bits but codes have only %zu bits (%zu bytes)", path,
-                        bits, a.shape[1] * 8, a.shape[1]);
-    } else {
+    st = check_codes(path, &a, bits, err);
+    if (st == DRSCH_OK)
         st = hm_codes_from_bytes(out, a.data, a.shape[0], a.shape[1],
                                  bits ? bits : (uint32_t)(a.shape[1] * 8), err);
-    }
     npy_free(&a);
     return st;
 }

@@ -134,3 +134,49 @@ Test(npy, codes_truncate_to_a_prefix_and_check_dtype)
     cr_assert_neq(npy_load_codes(tu_path("i.npy"), 0, &c, &err), DRSCH_OK);
     cr_assert(strstr(err.msg, "uint8") != NULL, "%s", err.msg);
 }
+
+/* Codes of whole 64-bit words taken in full are used from the file's mapping as they are; other
+ * lengths and prefixes are copied. Either way the codes are the file's, and writing to them
+ * changes neither the file nor a second load. */
+Test(npy, codes_load_from_a_mapping_without_a_copy_when_rows_are_whole_words)
+{
+    static const size_t widths[] = {8, 32, 13, 1};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        const size_t n = 1000, rb = widths[wi];
+        uint8_t *bytes = malloc(n * rb);
+        cr_assert_not_null(bytes);
+        for (size_t i = 0; i < n * rb; i++)
+            bytes[i] = (uint8_t)(i * 2654435761u >> 13);
+        size_t shape[2] = {n, rb};
+        drsch_error err;
+        const char *path = tu_path("codes.npy");
+        cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
+        for (int prefix = 0; prefix < 2; prefix++) {
+            uint32_t bits = prefix ? (uint32_t)(rb * 8 - 3) : 0;
+            hm_codes c;
+            cr_assert_eq(npy_load_codes(path, bits, &c, &err), DRSCH_OK, "%s", err.msg);
+            const int whole = rb % 8 == 0 && !prefix;
+            cr_assert_eq(c.mapping != NULL, whole, "%zu bytes per row, prefix %d", rb, prefix);
+            cr_assert_eq((uintptr_t)c.data % 64, 0);
+            uint8_t *back = malloc(n * rb);
+            hm_codes_to_bytes(&c, back);
+            size_t nb = hm_bytes_for_bits(c.bits);
+            for (size_t i = 0; i < n; i++)
+                for (size_t b = 0; b < nb; b++) {
+                    uint8_t want = bytes[i * rb + b];
+                    if (b + 1 == nb && c.bits % 8)
+                        want &= (uint8_t)((1u << (c.bits % 8)) - 1u);
+                    cr_assert_eq(back[i * nb + b], want, "row %zu byte %zu", i, b);
+                }
+            free(back);
+            c.data[0] = ~c.data[0]; /* private: neither the file nor the next load sees it */
+            hm_codes_free(&c);
+            cr_assert_null(c.data);
+            hm_codes again;
+            cr_assert_eq(npy_load_codes(path, bits, &again, &err), DRSCH_OK, "%s", err.msg);
+            cr_assert_eq(((const uint8_t *)again.data)[0], bytes[0]);
+            hm_codes_free(&again);
+        }
+        free(bytes);
+    }
+}
