@@ -33,7 +33,7 @@
 _Static_assert(MAX_CODES == 17179869184LL, "MAX_CODES_TEXT says MAX_CODES");
 
 typedef struct {
-    int64_t n, nq, bits, k, threads, reps, seed;
+    int64_t n, nq, bits, k, threads, reps, seed, singles;
     const char *isa_name, *json;
     int weighted;
 } hamming_opts;
@@ -41,7 +41,8 @@ typedef struct {
 /* Parses and checks the flags; returns -1 to go on, else the exit status (0 after the help). */
 static int parse(int argc, char **argv, hamming_opts *o)
 {
-    *o = (hamming_opts){.n = 1000000, .nq = 1000, .bits = 64, .k = 100, .reps = 3, .seed = 1};
+    *o = (hamming_opts){
+        .n = 1000000, .nq = 1000, .bits = 64, .k = 100, .reps = 3, .seed = 1, .singles = 1000};
     cli_flag flags[] = {
         CLI_INT("n", &o->n, 1, INT64_MAX, "N", "database codes, 1 to " MAX_CODES_TEXT),
         CLI_INT("queries", &o->nq, 1, 1 << 24, "Q", "queries, 1 to 16777216"),
@@ -57,6 +58,9 @@ static int parse(int argc, char **argv, hamming_opts *o)
                    "plain Hamming distance)"),
         CLI_INT("repetitions", &o->reps, 1, 1000, "R",
                 "timed searches per ISA after one untimed one, 1 to 1000; the mean is reported"),
+        CLI_INT("single-queries", &o->singles, 1, 1000000, "M",
+                "with --queries 1: latency of M different single queries, each timed alone "
+                "(p50 / p99 / max), 1 to 1000000"),
         CLI_INT("seed", &o->seed, 0, INT64_MAX, "S", "seed of the random codes"),
         CLI_STRING("json", &o->json, "FILE",
                    "also write a Google Benchmark-compatible report (default: none)"),
@@ -68,7 +72,10 @@ static int parse(int argc, char **argv, hamming_opts *o)
                "Exact top-k search over seeded uniform random codes, once per ISA (instruction\n"
                "set), each checked against the first. Prints the time per search, comparisons/s,\n"
                "GB/s of codes compared, and the share reached of the machine's limits measured\n"
-               "in the same run (the distance kernel on cached codes, memory read bandwidth).\n\n");
+               "in the same run (the distance kernel on cached codes, memory read bandwidth).\n"
+               "With --queries 1: the latency of --single-queries different queries, each\n"
+               "timed alone (p50, p99, max), against the time to stream the database's codes\n"
+               "from memory once at the measured read bandwidth.\n\n");
         cli_flags_help(stdout, flags);
         return 0;
     }
@@ -187,14 +194,15 @@ static void data_free(hamming_data *h)
 /* The random codes, the weights (--weighted) and the result buffers. */
 static int data_make(const hamming_opts *o, double need, hamming_data *h)
 {
-    h->nres = (size_t)o->nq * (size_t)o->k;
+    const size_t nq = o->nq == 1 ? (size_t)o->singles : (size_t)o->nq;
+    h->nres = nq * (size_t)o->k;
     h->idx = malloc(h->nres * sizeof *h->idx);
     h->idx0 = malloc(h->nres * sizeof *h->idx0);
     h->dist = malloc(h->nres * 4);
     h->dist0 = malloc(h->nres * 4);
     if (!h->idx || !h->idx0 || !h->dist || !h->dist0 ||
         random_codes(&h->db, (size_t)o->n, (uint32_t)o->bits, (uint64_t)o->seed) ||
-        random_codes(&h->q, (size_t)o->nq, (uint32_t)o->bits, (uint64_t)o->seed ^ 0xABCDEF)) {
+        random_codes(&h->q, nq, (uint32_t)o->bits, (uint64_t)o->seed ^ 0xABCDEF)) {
         fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n",
                 need / (1 << 20));
         return -1;
@@ -210,6 +218,104 @@ static int data_make(const hamming_opts *o, double need, hamming_data *h)
             return -1;
         }
     }
+    return 0;
+}
+
+/* Keeps the first ISA's results (first), or checks this ISA's against them. */
+static int check_results(hamming_data *h, hm_isa isa, int first)
+{
+    if (first) {
+        memcpy(h->idx0, h->idx, h->nres * sizeof *h->idx);
+        memcpy(h->dist0, h->dist, h->nres * 4);
+    } else if (memcmp(h->idx0, h->idx, h->nres * sizeof *h->idx) ||
+               memcmp(h->dist0, h->dist, h->nres * 4)) {
+        fprintf(stderr, "drsch bench hamming: %s results differ from the first ISA's: kernel bug\n",
+                hm_isa_name(isa));
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile of sorted v[0..n) by the nearest-rank rule (the smallest value with at least
+ * q n values at or below it). */
+static double quantile(const double *v, size_t n, double q)
+{
+    size_t r = (size_t)(q * (double)n + 0.999999);
+    return v[(r ? r : 1) - 1];
+}
+
+/* --queries 1: each of --single-queries queries searched alone and timed; the latency's p50, p99
+ * and max against the time to stream the database's codes once at the measured bandwidth. */
+static int bench_isa_single(const hamming_opts *o, hamming_data *h, hm_isa isa, int first,
+                            double read_bw, int nthreads, rp_report *rep)
+{
+    drsch_error err;
+    hm_isa_set(isa, &err);
+    const size_t m = (size_t)o->singles, k = (size_t)o->k;
+    double *lat = malloc(m * sizeof *lat);
+    hm_codes one = {0};
+    if (!lat || hm_codes_alloc(&one, 1, (uint32_t)o->bits, &err) != DRSCH_OK) {
+        fprintf(stderr, "drsch bench hamming: out of memory\n");
+        free(lat);
+        return -1;
+    }
+    mc_counts counts;
+    int rc = 0;
+    for (int64_t i = -1; i < (int64_t)m && !rc; i++) { /* i = -1: untimed, warms the threads */
+        size_t qi = i < 0 ? 0 : (size_t)i;
+        memcpy(one.data, hm_code_row(&h->q, qi), one.words * 8);
+        if (i == 0)
+            mc_counters_start(h->hw);
+        double t0 = cli_now();
+        drsch_status st = h->w ? hm_knn_weighted(&h->db, &one, k, h->w, h->idx + qi * k,
+                                                 (float *)(void *)(h->dist + qi * k), &err)
+                               : hm_knn(&h->db, &one, k, h->idx + qi * k, h->dist + qi * k, &err);
+        double dt = cli_now() - t0;
+        if (st != DRSCH_OK) {
+            fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name(isa), err.msg);
+            rc = -1;
+        } else if (i >= 0) {
+            lat[i] = dt;
+        }
+    }
+    mc_counters_stop(h->hw, &counts);
+    hm_codes_free(&one);
+    if (rc || check_results(h, isa, first)) {
+        free(lat);
+        return -1;
+    }
+    double mean = 0;
+    for (size_t i = 0; i < m; i++)
+        mean += lat[i] / (double)m;
+    qsort(lat, m, sizeof *lat, cmp_double);
+    const double p50 = quantile(lat, m, 0.5), p99 = quantile(lat, m, 0.99), max = lat[m - 1];
+    const double stream = (double)o->n * (double)hm_bytes_for_bits((uint32_t)o->bits) / read_bw;
+    char name[160];
+    snprintf(name, sizeof name, "BM_%s/%s/bits:%lld/n:%lld/queries:1/k:%lld/threads:%d",
+             h->w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name(isa), (long long)o->bits,
+             (long long)o->n, (long long)o->k, nthreads);
+    rp_entry *e = rp_add(rep, name, (int64_t)m, mean * 1e3, mean * 1e3 * nthreads, "ms", nthreads);
+    rp_counter(e, "items_per_second", (double)o->n / mean);
+    rp_counter(e, "p50_ms", p50 * 1e3);
+    rp_counter(e, "p99_ms", p99 * 1e3);
+    rp_counter(e, "max_ms", max * 1e3);
+    rp_counter(e, "min_ms", lat[0] * 1e3);
+    rp_counter(e, "stream_limit_ms", stream * 1e3);
+    rp_counter(e, "stream_fraction", stream / p50);
+    rp_counter(e, "read_bytes_per_second", read_bw);
+    rp_counter(e, "max_rss_bytes", cli_max_rss());
+    cli_report_counters(rep, e, h->hw, &counts, (double)m);
+    rp_label(e, hm_isa_name(isa));
+    printf("%-8s %9.3f ms %9.3f ms %9.3f ms %9.3f ms %14.3f ms %9.0f%%\n", hm_isa_name(isa),
+           mean * 1e3, p50 * 1e3, p99 * 1e3, max * 1e3, stream * 1e3, 100 * stream / p50);
+    fflush(stdout);
+    free(lat);
     return 0;
 }
 
@@ -241,15 +347,8 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     }
     mc_counts counts;
     mc_counters_stop(h->hw, &counts);
-    if (first) {
-        memcpy(h->idx0, h->idx, h->nres * sizeof *h->idx);
-        memcpy(h->dist0, h->dist, h->nres * 4);
-    } else if (memcmp(h->idx0, h->idx, h->nres * sizeof *h->idx) ||
-               memcmp(h->dist0, h->dist, h->nres * 4)) {
-        fprintf(stderr, "drsch bench hamming: %s results differ from the first ISA's: kernel bug\n",
-                hm_isa_name(isa));
+    if (check_results(h, isa, first))
         return -1;
-    }
     size_t code_bytes = hm_bytes_for_bits((uint32_t)o->bits);
     double comparisons = (double)o->n * (double)o->nq;
     double mean = total / (double)o->reps;
@@ -295,17 +394,24 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
     if (data_make(o, need, &h))
         goto done;
     double read_bw = measure_read_bandwidth();
-    printf("%-8s %12s %14s %12s %14s %10s\n", "isa", "time/search", "Gcompare/s", "GB/s",
-           "kernel limit", "roofline");
+    if (o->nq == 1)
+        printf("%-8s %12s %12s %12s %12s %17s %10s\n", "isa", "mean", "p50", "p99", "max",
+               "stream codes once", "of p50");
+    else
+        printf("%-8s %12s %14s %12s %14s %10s\n", "isa", "time/search", "Gcompare/s", "GB/s",
+               "kernel limit", "roofline");
     int first = 1;
     for (int isa = 0; isa < HM_ISA_COUNT; isa++) {
         if (!hm_isa_supported((hm_isa)isa) || (only != HM_ISA_COUNT && isa != (int)only))
             continue;
-        if (bench_isa(o, &h, (hm_isa)isa, first, read_bw, nthreads, rep))
+        if ((o->nq == 1 ? bench_isa_single : bench_isa)(o, &h, (hm_isa)isa, first, read_bw,
+                                                        nthreads, rep))
             goto done;
         first = 0;
     }
-    rp_context_set(rep, "benchmark", "hamming top-k over uniform random codes");
+    rp_context_set(rep, "benchmark",
+                   o->nq == 1 ? "hamming top-k latency of single queries over uniform random codes"
+                              : "hamming top-k over uniform random codes");
     rp_context_set_num(rep, "seed", (double)o->seed);
     rp_context_set(rep, "tie_rule", "(distance, database index)");
     if (h.w) /* weighted distances are exact sums of weights quantised to this step */

@@ -454,3 +454,39 @@ Test(compare, google_benchmark_compare_py_reads_drsch_reports)
               "compare.py output lacks drsch's entries: %s", out);
     cr_assert(strstr(out, "Traceback") == NULL, "%s", out);
 }
+
+/* drsch bench hamming --queries 1: the latency of single queries, each timed alone, against the
+ * time to stream the codes once; every ISA's results checked against the first's. */
+Test(search, bench_single_query_latency_reports_percentiles)
+{
+    char out[16384];
+    int rc = tu_run(out, sizeof out,
+                    "%s bench hamming --n 20000 --queries 1 --single-queries 50 --bits 256 --k 10 "
+                    "--threads 2 --json %s",
+                    tu_exe(), tu_path("lat.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "p50") && strstr(out, "stream codes once"), "%s", out);
+    char *text = tu_slurp(tu_path("lat.json"), NULL);
+    cr_assert_not_null(text);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(j);
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "benchmarks");
+    cr_assert(cJSON_GetArraySize(b) >= 1);
+    cJSON *e;
+    cJSON_ArrayForEach(e, b)
+    {
+        const char *name = cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring;
+        cr_assert(strstr(name, "/queries:1/") != NULL, "%s", name);
+        cr_assert_eq(cJSON_GetObjectItemCaseSensitive(e, "iterations")->valuedouble, 50);
+        double p50 = cJSON_GetObjectItemCaseSensitive(e, "p50_ms")->valuedouble;
+        double p99 = cJSON_GetObjectItemCaseSensitive(e, "p99_ms")->valuedouble;
+        double mx = cJSON_GetObjectItemCaseSensitive(e, "max_ms")->valuedouble;
+        double mn = cJSON_GetObjectItemCaseSensitive(e, "min_ms")->valuedouble;
+        cr_assert(mn > 0 && mn <= p50 && p50 <= p99 && p99 <= mx, "%g %g %g %g", mn, p50, p99, mx);
+        double stream = cJSON_GetObjectItemCaseSensitive(e, "stream_limit_ms")->valuedouble;
+        double bw = cJSON_GetObjectItemCaseSensitive(e, "read_bytes_per_second")->valuedouble;
+        cr_assert_float_eq(stream, 20000.0 * 32 / bw * 1e3, 1e-9 * stream + 1e-12);
+    }
+    cJSON_Delete(j);
+}
