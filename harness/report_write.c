@@ -452,8 +452,11 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                   d->source, (long long)d->n, ds_checksum(d), info->protocol, (long long)c->seed,
                   (long long)c->train.iters, hyper);
     }
-    sb_printf(md, "Weighted ranking: the %s (--weight-power %d).\n\n",
-              xp_weight_power_text(xp_repro_weight_power(c)), xp_repro_weight_power(c));
+    sb_printf(md, "Weighted ranking: the %s (--weight-power %d).%s\n\n",
+              xp_weight_power_text(xp_repro_weight_power(c)), xp_repro_weight_power(c),
+              reid ? ""
+                   : " The other weighted rows name their power P: the sum of |w|^P over "
+                     "differing bits.");
 }
 
 drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,
