@@ -69,7 +69,8 @@ static int parse(int argc, char **argv, encode_opts *o)
         CLI_CHOICE("bit-order", &o->bit_order, XP_BIT_ORDER_CHOICES, "O",
                    "the order of the bits in PREFIX.codes.npy and PREFIX.weights.npy, which --bits "
                    "truncates: saved = the model file's (drsch's: |w| discounted for bits that "
-                   "repeat earlier ones), weight = by |w|, the paper's: the first b bits are the b "
+                   "repeat the bits before them), weight = by |w|, the paper's: the first b bits "
+                   "are the b "
                    "of largest learned weight"),
         CLI_STRING("out", &o->out, "PREFIX",
                    "output prefix (required): a prefix inside a directory, e.g. DIR/codes, not "

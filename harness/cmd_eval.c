@@ -153,8 +153,8 @@ static void make_flags(eval_args *a)
                    "f32 | bf16 arithmetic of the encoder (default f32)"),
         CLI_CHOICE("bit-order", &a->bit_order, XP_BIT_ORDER_CHOICES, "O",
                    "the order of the model's bits, which --bits truncates and --weighted sums: "
-                   "saved = the model file's (drsch's: |w| discounted for bits that repeat "
-                   "earlier ones), weight = by |w|, the paper's: the first b bits are the b of "
+                   "saved = the model file's (drsch's: |w| discounted for bits that repeat the "
+                   "bits before them), weight = by |w|, the paper's: the first b bits are the b of "
                    "largest learned weight"),
         CLI_SECTION(".npy codes (without --model):"),
         CLI_STRING("codes", &a->qc, "FILE",

@@ -90,8 +90,8 @@ DRSCH_API drsch_status xp_model_codes(const char *path, const ds_dataset *d, con
 
 /* The order a model's codes are made in, significance first (what a b-bit prefix keeps and what
  * weighted ranking sums over): the order saved in the model file (drsch's default: by |w|
- * discounted for bits that repeat earlier ones), or by |w| descending, ties by network index
- * (the paper's order: the first b bits are the b of largest learned weight; nn.h). */
+ * discounted for bits that repeat the ones before them), or by |w| descending, ties by network
+ * index (the paper's order: the first b bits are the b of largest learned weight; nn.h). */
 typedef enum { XP_BIT_ORDER_SAVED = 0, XP_BIT_ORDER_WEIGHT = 1 } xp_bit_order;
 #define XP_BIT_ORDER_CHOICES "saved|weight" /* the flag's words, in the enum's order */
 

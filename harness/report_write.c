@@ -194,7 +194,8 @@ static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_
     sb_printf(md,
               "Rows: DRSCH trained at each length (drsch's recipe only); the %u-bit model of each "
               "recipe (--recipes) truncated to each length, its bits in their saved order "
-              "(drsch's: |w| discounted for bits that repeat earlier ones) or in the authors' (the "
+              "(drsch's: |w| discounted for bits that repeat the ones before them) or in the "
+              "authors' (the "
               "b bits of largest |w| first), ranked by Hamming distance or weighted (the sum of "
               "|w|, or of w^2, over the differing bits); LSH and ITQ on the pixels.\n\n",
               c->long_bits);

@@ -228,8 +228,21 @@ static void long_row_name(const xp_repro_config *c, xp_repro_row *r)
              r->order == XP_BIT_ORDER_WEIGHT ? " in weight order" : "", rank);
 }
 
+/* Column i of row src into row dst. */
+static void copy_column(xp_repro_row *dst, const xp_repro_row *src, int i)
+{
+    dst->map[i] = src->map[i];
+    dst->ties[i] = src->ties[i];
+    dst->pr2[i] = src->pr2[i];
+    dst->no_relevant[i] = src->no_relevant[i];
+    dst->queries = src->queries;
+    dst->have[i] = src->have[i];
+}
+
 /* Rows first..first+5 of the long model of recipe k: its codes in the saved order and in order by
- * |w|, each with Hamming ranking and weighted ranking of power 1 and 2, at every column. */
+ * |w|, each with Hamming ranking and weighted ranking of power 1 and 2, at every column. At the
+ * model's own length both orders hold the same bits (the same distances, the same figures): the
+ * order by |w| takes the saved order's figures there rather than evaluating them again. */
 static drsch_status long_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
                                const ev_options *opt, nn_recipe recipe, int first,
                                xp_retrieval_result *res, drsch_error *err)
@@ -266,8 +279,11 @@ static drsch_status long_model(const xp_repro_config *c, const ds_dataset *d, co
             dst->seconds = secs;
             const float *w = rank == 0 ? NULL : rank == 1 ? codes[o].weights : sq[o];
             for (int i = 0; st == DRSCH_OK && i <= nl; i++)
-                st = eval_into(c, d, sp, opt, &codes[o], w, i < nl ? c->lengths[i] : B, i, dst,
-                               NULL, res->metric, err);
+                if (o && i == nl) /* all the bits: the saved order's figures, as they must be */
+                    copy_column(dst, &res->rows[first + rank], i);
+                else
+                    st = eval_into(c, d, sp, opt, &codes[o], w, i < nl ? c->lengths[i] : B, i, dst,
+                                   NULL, res->metric, err);
         }
     free(sq[0]);
     free(sq[1]);

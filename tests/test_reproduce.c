@@ -818,8 +818,8 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     cr_expect_gt(n, 0);
     /* The long model of each recipe (drsch's, the authors'), in both bit orders, with Hamming,
      * |w| and w^2 ranking: the entries drsch's recipe always had keep their names, the others
-     * name recipe, order and power. At the model's own length the two orders hold the same bits,
-     * so they rank alike. */
+     * name recipe, order and power. At the model's own length the two orders hold the same bits:
+     * the same figures. */
     cJSON *b = cJSON_GetObjectItem(root, "benchmarks");
     const char *legacy[] = {"DRSCH_-trained_at_each_length-/bits:12", "DRSCH-16_truncated/bits:12",
                             "DRSCH-16_truncated-_weighted_ranking/bits:12", "LSH_-pixels-/bits:12",
