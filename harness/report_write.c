@@ -1,6 +1,6 @@
 /* The reports of drsch reproduce (reproduce.h): the report's context and entries (report.h, with
- * cJSON), the Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp),
- * and the line comparing a run with a baseline report. Text files are written whole or not at
+ * cJSON), the Markdown table (table.md) and the line comparing a run with a baseline report (the
+ * curves and their gnuplot script: report_plot.c). Text files are written whole or not at
  * all (simd/fileio.h). Library code: never prints. */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -195,9 +195,9 @@ static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_
               "Rows: DRSCH trained at each length (drsch's recipe only); the %u-bit model of each "
               "recipe (--recipes) truncated to each length, its bits in their saved order "
               "(drsch's: |w| discounted for bits that repeat the ones before them) or in the "
-              "authors' (the "
-              "b bits of largest |w| first), ranked by Hamming distance or weighted (the sum of "
-              "|w|, or of w^2, over the differing bits); LSH and ITQ on the pixels.\n\n",
+              "authors' (the b bits of largest |w| first), ranked by Hamming distance or weighted "
+              "(the sum of |w|, or of w^2, over the differing bits); LSH and ITQ on the "
+              "pixels.\n\n",
               c->long_bits);
     md_table(md, rows, res->n_rows, published, cols, ncols, COL_MAP);
     if (res->have_paper)

@@ -11,8 +11,9 @@
  * report progress through a callback (one line of text, or a training step) and return a status
  * with a message; they never print.
  *
- * The writers (report_write.c) turn the results into the report's entries and context, the
- * Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp); and compare
+ * The writers (report_write.c, report_plot.c) turn the results into the report's entries and
+ * context, the Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp),
+ * the mAP plot's y range fitted to the figures, the published ones drawn as points; and compare
  * the report with a baseline report (the line that ends a run). Library code: never prints. */
 #ifndef DRSCH_REPRODUCE_H
 #define DRSCH_REPRODUCE_H
@@ -115,10 +116,9 @@ typedef struct {
 
 typedef struct {
     const char *metric; /* "mAP@5000" (multi-label datasets) or "mAP@all" */
-    /* rows: 0 the models trained at each length; then per recipe of the long model, its codes
-     * truncated in the saved order and in order by |w|, each with Hamming ranking and weighted
-     * ranking of power 1 and 2 (the first recipe drsch's: row 1 saved order Hamming ranking, row
-     * 1 + P weighted of the config's power P); LSH and ITQ; the published figures when
+    /* rows: 0 the models trained at each length; then six per recipe of the long model (in the
+     * config's order): its codes truncated in the saved order, then in order by |w|, each with
+     * Hamming ranking, then weighted of power 1 and 2; LSH and ITQ; the published figures when
      * have_paper (last). */
     xp_repro_row rows[XP_REPRO_MAX_ROWS];
     int n_rows;
@@ -176,7 +176,7 @@ DRSCH_API drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d
 DRSCH_API void xp_reid_result_free(xp_reid_result *r);
 DRSCH_API xp_reid_mean xp_reid_average(const xp_reid_result *r, int method, int col);
 
-/* ---- Reports (report_write.c) ---------------------------------------------------------------- */
+/* ---- Reports (report_write.c, report_plot.c) ------------------------------------------------ */
 
 /* What the report records of the run besides the results. */
 typedef struct {
