@@ -776,7 +776,7 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     static char log[1 << 16];
     int rc = tu_run(log, sizeof log,
                     "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
-                    "--threads 2 --out %s",
+                    "--recipes drsch,authors --threads 2 --out %s",
                     tu_exe(), data, out);
     cr_assert_eq(rc, 0, "%s", log);
     /* Only what the run is for stays: no training state (kept only while a model trains), no
@@ -862,6 +862,38 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
         cr_expect_not_null(strstr(md, cells[i]), "no \"%s\" in\n%s", cells[i], md);
     free(md);
+}
+
+/* --quick trains the long model with drsch's recipe only (unless --recipes says otherwise): its
+ * drsch rows in both bit orders, no authors' model. */
+Test(reproduce_retrieval, quick_trains_drschs_recipe_only, .timeout = 240)
+{
+    char data[1024], out[1024], path[1100];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    snprintf(out, sizeof out, "%s", tu_path("out"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 6500, 1, 31);
+    tu_write_idx_split(data, "t10k", 100, 1, 31);
+    static char log[1 << 16];
+    int rc = tu_run(log, sizeof log,
+                    "%s reproduce --dataset mnist:%s --quick --iters 1 --bits 4 --long-bits 8 "
+                    "--threads 2 --out %s",
+                    tu_exe(), data, out);
+    cr_assert_eq(rc, 0, "%s", log);
+    cr_expect_neq(access(path_in(out, "model-8-authors.bin", path, sizeof path), F_OK), 0);
+    cr_expect_eq(access(path_in(out, "model-8.bin", path, sizeof path), F_OK), 0);
+    char *text = tu_slurp(path_in(out, "report.json", path, sizeof path), NULL);
+    cr_assert_not_null(text);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "context"), "long_model_recipes");
+    cr_expect(cJSON_IsString(r) && !strcmp(r->valuestring, "drsch"), "%s", text);
+    cJSON *b = cJSON_GetObjectItem(root, "benchmarks");
+    cr_expect_not_null(entry(b, "reproduce/mnist/DRSCH-8_truncated_in_weight_order/bits:4"));
+    cr_expect_null(entry(b, "reproduce/mnist/DRSCH-8_-authors_recipe-_truncated/bits:4"));
+    cJSON_Delete(root);
+    free(text);
 }
 
 /* --recipes: a list of drsch and authors, each once; not for CUHK03 (one model per split). */
