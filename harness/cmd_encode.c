@@ -1,5 +1,6 @@
 /* drsch encode: encodes a dataset's images (one protocol split, or all) with a trained model and
- * writes PREFIX.codes.npy (uint8, N x ceil(B/8), bits in significance order), PREFIX.labels.npy
+ * writes PREFIX.codes.npy (uint8, N x ceil(B/8), bits in significance order: the model file's,
+ * or by |w| with --bit-order weight), PREFIX.labels.npy
  * (int32 (N,), or uint8 (N, L) multi-hot), PREFIX.weights.npy (float32 (B,), |w| of the learned
  * bit weights in significance order, w^2 with --weight-power 2: what weighted ranking sums over
  * the differing bits), PREFIX.index.npy (int64 (N,), the dataset index of each row) and, for
@@ -23,6 +24,7 @@ typedef struct {
     xp_protocol proto;
     nn_precision precision;
     int64_t testset, seed, bits, threads, weight_power;
+    int bit_order; /* xp_bit_order */
 } encode_opts;
 
 /* --size HxW: checked now, kept as text for in_load_dataset. */
@@ -64,6 +66,12 @@ static int parse(int argc, char **argv, encode_opts *o)
         CLI_INT("weight-power", &o->weight_power, 1, 2, "P",
                 "PREFIX.weights.npy holds |w|^P of the learned bit weights w: 2 ranks by the "
                 "distance the loss learned (sum of w^2 over differing bits), 1 by sum of |w|"),
+        CLI_CHOICE("bit-order", &o->bit_order, XP_BIT_ORDER_CHOICES, "O",
+                   "the order of the bits in PREFIX.codes.npy and PREFIX.weights.npy, which --bits "
+                   "truncates: saved = the model file's (drsch's: |w| discounted for bits that "
+                   "repeat the bits before them), weight = by |w|, the paper's: the first b bits "
+                   "are the b "
+                   "of largest learned weight"),
         CLI_STRING("out", &o->out, "PREFIX",
                    "output prefix (required): a prefix inside a directory, e.g. DIR/codes, not "
                    "DIR itself"),
@@ -222,7 +230,8 @@ static int run(const encode_opts *o, fio_set *set)
     drsch_error ne;
     drsch_error xe;
     double t0 = cli_now();
-    if (nn_model_load(&net, o->model, 100, 0, &ne) != DRSCH_OK) {
+    if (nn_model_load(&net, o->model, 100, 0, &ne) != DRSCH_OK ||
+        xp_apply_bit_order(net, (xp_bit_order)o->bit_order, &ne) != DRSCH_OK) {
         fprintf(stderr, "drsch encode: %s\n", ne.msg);
         goto done;
     }
@@ -255,11 +264,12 @@ static int run(const encode_opts *o, fio_set *set)
     if (save_all(set, d, idx, n, &cut, codes.weights, keep))
         goto done;
     fprintf(stderr,
-            "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s) in %.2f s; "
-            "%s.weights.npy: %s (weighted ranking by the %s)\n",
+            "drsch encode: %lld images of %s (%s) -> %s.codes.npy (%u bits, %s, %s bit order) in "
+            "%.2f s; %s.weights.npy: %s (weighted ranking by the %s)\n",
             (long long)n, d->name, strcmp(o->split, "all") ? sp.name : "all images", o->out, keep,
-            nn_precision_name(o->precision), cli_now() - t0, o->out,
-            o->weight_power == 2 ? "w^2" : "|w|", xp_weight_power_text((int)o->weight_power));
+            nn_precision_name(o->precision), xp_bit_order_name((xp_bit_order)o->bit_order),
+            cli_now() - t0, o->out, o->weight_power == 2 ? "w^2" : "|w|",
+            xp_weight_power_text((int)o->weight_power));
     rc = 0;
 done:
     nn_net_free(net);

@@ -112,7 +112,7 @@ static void print_weight_steps(const eval_row *rows, int n)
     printf(", so equal distances tie exactly\n");
 }
 
-#define N_FLAGS 28 /* room in eval_args.flags for the table's rows */
+#define N_FLAGS 30 /* room in eval_args.flags for the table's rows */
 #define GO_ON -1   /* a step's result when the command goes on (else its exit status) */
 #define MAX_LENGTHS 64
 
@@ -124,6 +124,7 @@ typedef struct {
     nn_precision precision;
     int weighted, nthreads; /* nthreads: the threads the run has */
     int gallery;            /* ev_reid_gallery */
+    int bit_order;          /* xp_bit_order */
     cli_flag flags[N_FLAGS];
 } eval_args;
 
@@ -164,6 +165,11 @@ static void make_flags(eval_args *a)
                 "2 squares the file's weights"),
         CLI_CUSTOM("precision", &a->precision, in_flag_precision, "P",
                    "f32 | bf16 arithmetic of the encoder (default f32)"),
+        CLI_CHOICE("bit-order", &a->bit_order, XP_BIT_ORDER_CHOICES, "O",
+                   "the order of the model's bits, which --bits truncates and --weighted sums: "
+                   "saved = the model file's (drsch's: |w| discounted for bits that repeat the "
+                   "bits before them), weight = by |w|, the paper's: the first b bits are the b of "
+                   "largest learned weight"),
         CLI_SECTION(".npy codes (without --model):"),
         CLI_STRING("codes", &a->qc, "FILE",
                    "query codes (--codes, --db, --qlabels and --dblabels are all required)"),
@@ -270,6 +276,11 @@ static int check_args(eval_args *a)
             return EXIT_USAGE;
         }
     }
+    if (!a->model && cli_flag_given(a->flags, "bit-order")) {
+        fprintf(stderr, "drsch eval: --bit-order sets the order --model encodes in; .npy codes "
+                        "are already encoded (drsch encode --bit-order)\n");
+        return EXIT_USAGE;
+    }
     if (!a->model && cli_flag_given(a->flags, "precision")) {
         fprintf(
             stderr,
@@ -362,7 +373,8 @@ static int inputs_from_model(const eval_args *a, eval_state *s)
     drsch_error de;
     drsch_error xe;
     int rc = -1;
-    if (nn_model_load(&net, a->model, 100, 0, &ne) != DRSCH_OK) {
+    if (nn_model_load(&net, a->model, 100, 0, &ne) != DRSCH_OK ||
+        xp_apply_bit_order(net, (xp_bit_order)a->bit_order, &ne) != DRSCH_OK) {
         fprintf(stderr, "drsch eval: %s\n", ne.msg);
         goto done;
     }
@@ -504,6 +516,8 @@ static void report_context(const eval_args *a, const eval_state *s)
     rp_context_set(s->rep, "ranking", s->wts ? "weighted hamming" : "hamming");
     if (s->wts)
         rp_context_set_num(s->rep, "weight_power", (double)a->weight_power);
+    if (a->model)
+        rp_context_set(s->rep, "bit_order", xp_bit_order_name((xp_bit_order)a->bit_order));
     if (s->reid) {
         rp_context_set(s->rep, "reid_rule",
                        "gallery items with the query's identity and camera removed; "

@@ -185,10 +185,11 @@ drsch_status xp_net_codes(const nn_net *net, const ds_dataset *d, const int64_t 
     return DRSCH_OK;
 }
 
-drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
-                            int64_t n_query, const int64_t *db, int64_t n_db,
-                            nn_precision precision, int weight_power, xp_codes *out,
-                            drsch_error *err)
+/* The codes of the model file at path in bit order `order` (xp_model_codes). */
+static drsch_status model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                                int64_t n_query, const int64_t *db, int64_t n_db,
+                                nn_precision precision, int weight_power, xp_bit_order order,
+                                xp_codes *out, drsch_error *err)
 {
     memset(out, 0, sizeof *out);
     err->file[0] = '\0';
@@ -198,7 +199,9 @@ drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t
         snprintf(err->file, sizeof err->file, "%s", path);
         return st;
     }
-    st = xp_net_codes(net, d, query, n_query, db, n_db, precision, weight_power, out, err);
+    st = xp_apply_bit_order(net, order, err);
+    if (st == DRSCH_OK)
+        st = xp_net_codes(net, d, query, n_query, db, n_db, precision, weight_power, out, err);
     nn_net_free(net);
     return st;
 }
@@ -223,6 +226,104 @@ drsch_status xp_classifier_codes(const tr_config *base, const ds_dataset *d, con
         return st;
     return xp_model_codes(model_path, d, sp->query, sp->n_query, sp->n_db > 0 ? sp->db : NULL,
                           sp->n_db, NN_PRECISION_F32, XP_WEIGHT_POWER_DEFAULT, out, err);
+}
+
+drsch_status xp_model_codes(const char *path, const ds_dataset *d, const int64_t *query,
+                            int64_t n_query, const int64_t *db, int64_t n_db,
+                            nn_precision precision, int weight_power, xp_codes *out,
+                            drsch_error *err)
+{
+    return model_codes(path, d, query, n_query, db, n_db, precision, weight_power,
+                       XP_BIT_ORDER_SAVED, out, err);
+}
+
+drsch_status xp_model_codes_with(const char *path, const ds_dataset *d, const int64_t *query,
+                                 int64_t n_query, const int64_t *db, int64_t n_db,
+                                 const xp_code_options *o, xp_codes *out, drsch_error *err)
+{
+    const xp_code_options defaults = {0};
+    if (!o)
+        o = &defaults;
+    return model_codes(path, d, query, n_query, db, n_db, o->precision,
+                       o->weight_power ? o->weight_power : XP_WEIGHT_POWER_DEFAULT, o->bit_order,
+                       out, err);
+}
+
+const char *xp_bit_order_name(xp_bit_order o)
+{
+    return o == XP_BIT_ORDER_SAVED ? "saved" : o == XP_BIT_ORDER_WEIGHT ? "weight" : NULL;
+}
+
+drsch_status xp_apply_bit_order(nn_net *net, xp_bit_order o, drsch_error *err)
+{
+    if (!xp_bit_order_name(o))
+        return drsch_fail(err, DRSCH_ERR_ARG, "bit order %d: it is saved or weight", (int)o);
+    if (o == XP_BIT_ORDER_WEIGHT)
+        nn_bit_order_by_weight(net);
+    return DRSCH_OK;
+}
+
+/* out = c with bit j of every code (and weight j) taken from position from[j]. */
+static drsch_status permute_codes(const hm_codes *c, const uint32_t *from, hm_codes *out,
+                                  drsch_error *err)
+{
+    drsch_status st = hm_codes_alloc(out, c->n, c->bits, err);
+    if (st != DRSCH_OK)
+        return st;
+    for (size_t i = 0; i < c->n; i++) {
+        const uint64_t *src = hm_code_row(c, i);
+        uint64_t *dst = out->data + i * out->words;
+        for (uint32_t j = 0; j < c->bits; j++)
+            if (src[from[j] / 64] >> (from[j] % 64) & 1)
+                dst[j / 64] |= 1ull << (j % 64);
+    }
+    return DRSCH_OK;
+}
+
+drsch_status xp_codes_in_order(nn_net *net, const xp_codes *c, xp_bit_order o, xp_codes *out,
+                               drsch_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const uint32_t B = (uint32_t)nn_net_config(net)->bits;
+    if (!xp_bit_order_name(o))
+        return drsch_fail(err, DRSCH_ERR_ARG, "bit order %d: it is saved or weight", (int)o);
+    if (c->bits != B || c->query.bits != B || (c->db.n && c->db.bits != B) || !c->weights)
+        return drsch_fail(err, DRSCH_ERR_ARG, "codes of %u bits for a net of %u bits", c->bits, B);
+    /* pos[k]: where network bit k is in c; from[j]: where the bit order o puts at j is in c */
+    uint32_t *was = malloc(sizeof *was * B), *pos = malloc(sizeof *pos * B);
+    uint32_t *from = malloc(sizeof *from * B);
+    drsch_status st = DRSCH_OK;
+    if (!was || !pos || !from) {
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a bit order of %u bits", B);
+        goto done;
+    }
+    memcpy(was, nn_bit_order(net), sizeof *was * B);
+    for (uint32_t j = 0; j < B; j++)
+        pos[was[j]] = j;
+    if ((st = xp_apply_bit_order(net, o, err)) != DRSCH_OK)
+        goto done;
+    for (uint32_t j = 0; j < B; j++)
+        from[j] = pos[nn_bit_order(net)[j]];
+    if ((st = nn_set_bit_order(net, was, err)) != DRSCH_OK)
+        goto done;
+    out->weights = malloc(sizeof *out->weights * B);
+    if (!out->weights) {
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %u bit weights", B);
+        goto done;
+    }
+    for (uint32_t j = 0; j < B; j++)
+        out->weights[j] = c->weights[from[j]];
+    out->bits = B;
+    st = permute_codes(&c->query, from, &out->query, err);
+    if (st == DRSCH_OK && c->db.n)
+        st = permute_codes(&c->db, from, &out->db, err);
+done:
+    if (st != DRSCH_OK)
+        xp_codes_free(out);
+    free(was);
+    free(pos);
+    free(from);
+    return st;
 }
 
 size_t xp_multi_hot_words(size_t L) { return (L + 63) / 64; }

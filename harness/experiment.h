@@ -98,6 +98,40 @@ DRSCH_API drsch_status xp_classifier_codes(const tr_config *base, const ds_datas
                                            const char *resume_path, volatile sig_atomic_t *stop,
                                            tr_progress_fn progress, void *ctx, xp_codes *out,
                                            drsch_error *err);
+
+/* ---- The bit order at evaluation ------------------------------------------------------------ */
+
+/* The order a model's codes are made in, significance first (what a b-bit prefix keeps and what
+ * weighted ranking sums over): the order saved in the model file (drsch's default: by |w|
+ * discounted for bits that repeat the ones before them), or by |w| descending, ties by network
+ * index (the paper's order: the first b bits are the b of largest learned weight; nn.h). */
+typedef enum { XP_BIT_ORDER_SAVED = 0, XP_BIT_ORDER_WEIGHT = 1 } xp_bit_order;
+#define XP_BIT_ORDER_CHOICES "saved|weight" /* the flag's words, in the enum's order */
+
+/* "saved", "weight"; NULL for an unknown order. */
+DRSCH_API const char *xp_bit_order_name(xp_bit_order o);
+/* Puts net's bits in order o (XP_BIT_ORDER_SAVED leaves them as loaded); DRSCH_ERR_ARG for an
+ * unknown order. */
+DRSCH_API drsch_status xp_apply_bit_order(nn_net *net, xp_bit_order o, drsch_error *err);
+/* The codes c of net (xp_net_codes, made in net's current order) as net would make them in
+ * order o: every code's bits and the weights permuted, without encoding again. net's order is
+ * left as it was. On failure *out is empty (DRSCH_ERR_ARG: c is not net's, or o unknown). */
+DRSCH_API drsch_status xp_codes_in_order(nn_net *net, const xp_codes *c, xp_bit_order o,
+                                         xp_codes *out, drsch_error *err);
+
+/* How xp_model_codes_with makes the codes of a model file. Zero is f32, power 1, saved order. */
+typedef struct {
+    nn_precision precision;
+    int weight_power;       /* 1 or 2; 0 is XP_WEIGHT_POWER_DEFAULT */
+    xp_bit_order bit_order; /* the order the codes and weights are in */
+} xp_code_options;
+
+/* xp_model_codes with the options of o (NULL: the defaults). */
+DRSCH_API drsch_status xp_model_codes_with(const char *path, const ds_dataset *d,
+                                           const int64_t *query, int64_t n_query, const int64_t *db,
+                                           int64_t n_db, const xp_code_options *o, xp_codes *out,
+                                           drsch_error *err);
+
 /* Frees what xp_net_codes / xp_model_codes allocated and empties c (c may be empty already). */
 DRSCH_API void xp_codes_free(xp_codes *c);
 

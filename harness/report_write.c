@@ -1,6 +1,6 @@
 /* The reports of drsch reproduce (reproduce.h): the report's context and entries (report.h, with
- * cJSON), the Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp),
- * and the line comparing a run with a baseline report. Text files are written whole or not at
+ * cJSON), the Markdown table (table.md) and the line comparing a run with a baseline report (the
+ * curves and their gnuplot script: report_plot.c). Text files are written whole or not at
  * all (simd/fileio.h). Library code: never prints. */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,6 +13,7 @@
 
 #include "fileio.h"
 #include "report_compare.h"
+#include "report_text.h"
 #include "reproduce.h"
 #include "version.h"
 
@@ -22,15 +23,7 @@ static const int REID_RANKS[] = {1, 5, 10, 20};
 
 /* ---- Text ----------------------------------------------------------------------------------- */
 
-/* A growing string; failed: an allocation failed, the text is incomplete (never written). */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
+void sb_printf(sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     for (;;) {
@@ -56,8 +49,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-/* Writes the text of b to DIR/NAME whole (fileio.h); a text cut short is not written. Frees b. */
-static drsch_status sb_write(sbuf *b, const char *dir, const char *name, drsch_error *err)
+drsch_status sb_write(sbuf *b, const char *dir, const char *name, drsch_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -81,8 +73,7 @@ static void slug(const char *method, char *out, size_t cap)
     out[k] = '\0';
 }
 
-/* The columns of the tables: the lengths, then long_bits. */
-static int columns(const xp_repro_config *c, uint32_t *cols)
+int rp_repro_columns(const xp_repro_config *c, uint32_t *cols)
 {
     memcpy(cols, c->lengths, sizeof(uint32_t) * (size_t)c->n_lengths);
     cols[c->n_lengths] = c->long_bits;
@@ -116,15 +107,32 @@ static void retrieval_entries(rp_report *rep, const char *dataset, const xp_repr
 
 typedef enum { COL_MAP, COL_TIES, COL_PR2 } column;
 
-/* One Markdown table of a metric: a row per method, a column per code length; rows without any
- * value of that metric are left out, missing cells blank. */
-static void md_table(sbuf *md, const xp_repro_row *rows, int nrows, const uint32_t *cols, int ncols,
-                     column what)
+/* The table's words for a row's bit order and ranking (Markdown: the bars escaped). */
+static const char *order_text(const xp_repro_row *r)
 {
-    sb_printf(md, "| method |");
+    return !r->truncated                     ? "—"
+           : r->order == XP_BIT_ORDER_WEIGHT ? "top \\|w\\| (authors')"
+                                             : "saved (drsch's)";
+}
+
+static const char *ranking_text(const xp_repro_row *r, int published)
+{
+    return published         ? "—"
+           : r->ranking == 1 ? "weighted \\|w\\|"
+           : r->ranking == 2 ? "weighted w^2"
+                             : "Hamming";
+}
+
+/* One Markdown table of a metric: a row per method (its recipe, bit order and ranking), a column
+ * per code length; rows without any value of that metric are left out, missing cells blank.
+ * published: the index of the published row, or -1. */
+static void md_table(sbuf *md, const xp_repro_row *rows, int nrows, int published,
+                     const uint32_t *cols, int ncols, column what)
+{
+    sb_printf(md, "| method | recipe | bit order | ranking |");
     for (int i = 0; i < ncols; i++)
         sb_printf(md, " %u bits |", cols[i]);
-    sb_printf(md, "\n| --- |");
+    sb_printf(md, "\n| --- | --- | --- | --- |");
     for (int i = 0; i < ncols; i++)
         sb_printf(md, " --- |");
     sb_printf(md, "\n");
@@ -140,9 +148,37 @@ static void md_table(sbuf *md, const xp_repro_row *rows, int nrows, const uint32
         }
         if (!any)
             continue;
-        sb_printf(md, "| %s |", rows[k].method);
+        sb_printf(md, "| %s | %s | %s | %s |", rows[k].method,
+                  rows[k].recipe ? rows[k].recipe : "—", order_text(&rows[k]),
+                  ranking_text(&rows[k], k == published));
         for (int i = 0; i < ncols; i++)
             ok[i] ? sb_printf(md, " %.4f |", v[i]) : sb_printf(md, " |");
+        sb_printf(md, "\n");
+    }
+}
+
+/* Bit-scalability: every long model's Hamming-ranked rows (saved order, then by |w|) against the
+ * models trained at each length (row 0), in mAP points; nothing without such rows. */
+static void bit_scalability(sbuf *md, const xp_repro_config *c, const xp_retrieval_result *res)
+{
+    const xp_repro_row *rows = res->rows;
+    int any = 0;
+    for (int k = 1; k < res->n_rows; k++) {
+        if (!rows[k].truncated || rows[k].ranking || !rows[k].recipe)
+            continue;
+        if (!any++)
+            sb_printf(md,
+                      "\nBit-scalability: the %u-bit model truncated to each length against a "
+                      "model trained at that length (mAP points, truncated minus trained; Hamming "
+                      "ranking), in each bit order:\n\n",
+                      c->long_bits);
+        sb_printf(md, "- recipe %s, %s order:", rows[k].recipe,
+                  rows[k].order == XP_BIT_ORDER_WEIGHT ? "the authors' (top |w|)"
+                                                       : "the saved (drsch's)");
+        for (int i = 0; i < c->n_lengths; i++)
+            if (rows[k].have[i] && rows[0].have[i])
+                sb_printf(md, " %u bits %+.1f;", c->lengths[i],
+                          100 * (rows[k].map[i] - rows[0].map[i]));
         sb_printf(md, "\n");
     }
 }
@@ -151,11 +187,19 @@ static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_
 {
     const char *metric = res->metric;
     const xp_repro_row *rows = res->rows;
-    const int nl = c->n_lengths;
     uint32_t cols[XP_REPRO_MAX_LENGTHS + 1];
-    int ncols = columns(c, cols);
+    int ncols = rp_repro_columns(c, cols);
     sb_printf(md, "## %s by code length\n\n", metric);
-    md_table(md, rows, res->n_rows, cols, ncols, COL_MAP);
+    const int published = res->have_paper ? res->n_rows - 1 : -1;
+    sb_printf(md,
+              "Rows: DRSCH trained at each length (drsch's recipe only); the %u-bit model of each "
+              "recipe (--recipes) truncated to each length, its bits in their saved order "
+              "(drsch's: |w| discounted for bits that repeat the ones before them) or in the "
+              "authors' (the b bits of largest |w| first), ranked by Hamming distance or weighted "
+              "(the sum of |w|, or of w^2, over the differing bits); LSH and ITQ on the "
+              "pixels.\n\n",
+              c->long_bits);
+    md_table(md, rows, res->n_rows, published, cols, ncols, COL_MAP);
     if (res->have_paper)
         sb_printf(
             md,
@@ -170,79 +214,20 @@ static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_
         sb_printf(md,
                   "\n%zu of %zu queries have no relevant item in the database (counted as AP 0).\n",
                   rows[0].no_relevant[0], rows[0].queries);
+    bit_scalability(md, c, res);
     sb_printf(md,
-              "\nBit-scalability: the %u-bit model truncated to each length against a model "
-              "trained at that length (mAP points, truncated minus trained):",
-              c->long_bits);
-    for (int i = 0; i < nl; i++)
-        sb_printf(md, " %u bits %+.1f;", c->lengths[i], 100 * (rows[1].map[i] - rows[0].map[i]));
-    sb_printf(md,
-              "\n\nTie-aware %s (expected value when tied Hamming distances are ordered at "
+              "\nTie-aware %s (expected value when tied Hamming distances are ordered at "
               "random), same rows:\n\n",
               metric);
-    md_table(md, rows, res->n_rows, cols, ncols, COL_TIES);
+    md_table(md, rows, res->n_rows, published, cols, ncols, COL_TIES);
     sb_printf(md,
               "\nPrecision within Hamming radius 2 (0 when nothing is retrieved), same rows:\n\n");
-    md_table(md, rows, res->n_rows, cols, ncols, COL_PR2);
+    md_table(md, rows, res->n_rows, published, cols, ncols, COL_PR2);
     sb_printf(md,
               "\nPlots: `map_vs_bits.svg` (%s vs bits), `pr.svg` (precision-recall of the models "
               "trained at each length, one point per Hamming radius); data in `map_vs_bits.dat`, "
               "`pr.dat`.\n",
               metric);
-}
-
-static drsch_status retrieval_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                                     const xp_retrieval_result *res, drsch_error *err)
-{
-    const int nl = c->n_lengths, nrows = res->n_rows;
-    uint32_t cols[XP_REPRO_MAX_LENGTHS + 1];
-    columns(c, cols);
-    sbuf dat = {0}, pr = {0}, gp = {0};
-    /* A plain header line (not a comment): gnuplot's columnhead() takes the first line it reads. */
-    sb_printf(&dat, "bits");
-    for (int k = 0; k < nrows; k++)
-        sb_printf(&dat, " \"%s\"", res->rows[k].method);
-    sb_printf(&dat, "\n");
-    for (int i = 0; i <= nl; i++) {
-        sb_printf(&dat, "%u", cols[i]);
-        for (int k = 0; k < nrows; k++)
-            res->rows[k].have[i] ? sb_printf(&dat, " %.6f", res->rows[k].map[i])
-                                 : sb_printf(&dat, " NaN");
-        sb_printf(&dat, "\n");
-    }
-    for (int i = 0; i < nl; i++) {
-        const xp_pr_curve *p = &res->pr[i];
-        sb_printf(&pr, "# %u bits: radius recall precision\n", c->lengths[i]);
-        for (size_t k = 0; k < p->n; k++)
-            sb_printf(&pr, "%zu %.6f %.6f\n", k, p->recall[k], p->precision[k]);
-        sb_printf(&pr, "\n\n");
-    }
-    const char *metric = res->metric;
-    sb_printf(&gp,
-              "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile "
-              "missing 'NaN'\nset output '%s/map_vs_bits.svg'\nset title '%s: %s vs code length'\n"
-              "set xlabel 'bits'\nset ylabel '%s'\nset key bottom right\nset grid\n"
-              "set yrange [0:1]\nplot for [k=2:%d] '%s/map_vs_bits.dat' using 1:k with "
-              "linespoints title columnhead(k)\n",
-              dir, d->name, metric, metric, nrows + 1, dir);
-    sb_printf(&gp,
-              "set output '%s/pr.svg'\nset title '%s: precision-recall over Hamming radius "
-              "(DRSCH)'\nset xlabel 'recall'\nset ylabel 'precision'\nset xrange [0:1]\n"
-              "set key bottom left\nplot for [i=0:%d] '%s/pr.dat' index i using 2:3 with "
-              "linespoints title sprintf('%%d bits', word('",
-              dir, d->name, nl - 1, dir);
-    for (int i = 0; i < nl; i++)
-        sb_printf(&gp, "%s%u", i ? " " : "", c->lengths[i]);
-    sb_printf(&gp, "', i+1)+0)\n");
-    drsch_status st = sb_write(&dat, dir, "map_vs_bits.dat", err);
-    if (st == DRSCH_OK)
-        st = sb_write(&pr, dir, "pr.dat", err);
-    if (st == DRSCH_OK)
-        st = sb_write(&gp, dir, "plots.gp", err);
-    free(dat.s);
-    free(pr.s);
-    free(gp.s);
-    return st;
 }
 
 /* ---- Re-identification ------------------------------------------------------------------------
@@ -369,68 +354,6 @@ static void reid_md(sbuf *md, const xp_repro_config *c, const xp_reid_result *re
               res->cols[nl - 1]);
 }
 
-/* Curves: DRSCH at every length; every method at the longest of the lengths. */
-static drsch_status reid_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                                const xp_reid_result *res, drsch_error *err)
-{
-    const int S = res->n_splits, at = c->n_lengths - 1;
-    sbuf cmc = {0}, meth = {0}, gp = {0};
-    sb_printf(&cmc, "rank");
-    for (int i = 0; i < res->n_cols; i++)
-        sb_printf(&cmc, " \"%u bits\"", res->cols[i]);
-    sb_printf(&cmc, "\n");
-    sb_printf(&meth, "rank");
-    for (int m = 0; m < XP_REID_METHODS; m++)
-        sb_printf(&meth, " \"%s\"", res->rows[m].method);
-    sb_printf(&meth, "\n");
-    xp_reid_mean all[XP_REID_METHODS][XP_REPRO_MAX_LENGTHS + 1];
-    for (int m = 0; m < XP_REID_METHODS; m++)
-        for (int i = 0; i < res->n_cols; i++)
-            all[m][i] = xp_reid_average(res, m, i);
-    for (int r = 0; r < EV_CMC_RANKS; r++) {
-        sb_printf(&cmc, "%d", r + 1);
-        for (int i = 0; i < res->n_cols; i++)
-            sb_printf(&cmc, " %.6f", all[XP_REID_DRSCH][i].cmc[r]);
-        sb_printf(&cmc, "\n");
-        sb_printf(&meth, "%d", r + 1);
-        for (int m = 0; m < XP_REID_METHODS; m++)
-            all[m][at].n ? sb_printf(&meth, " %.6f", all[m][at].cmc[r]) : sb_printf(&meth, " NaN");
-        sb_printf(&meth, "\n");
-    }
-    sb_printf(&gp,
-              "set terminal svg size 720,480 dynamic noenhanced font 'sans,12'\nset datafile "
-              "missing 'NaN'\nset xlabel 'rank'\nset ylabel 'matching rate (CMC)'\n"
-              "set key bottom right\nset grid\nset xrange [1:%d]\nset yrange [0:1]\n"
-              "set xtics (1, 5, 10, 15, 20)\n",
-              EV_CMC_RANKS);
-    sb_printf(&gp,
-              "set output '%s/cmc.svg'\nset title '%s: CMC of DRSCH-%u truncated, mean over %d "
-              "split%s'\nplot for [k=2:%d] '%s/cmc.dat' using 1:k with linespoints title "
-              "columnhead(k)\n",
-              dir, d->name, res->model_bits, S, S > 1 ? "s" : "", res->n_cols + 1, dir);
-    sb_printf(&gp,
-              "set output '%s/cmc_methods.svg'\nset title '%s: CMC at %u bits, mean over %d "
-              "split%s'\nplot for [k=2:%d] '%s/cmc_methods.dat' using 1:k with linespoints title "
-              "columnhead(k)\n",
-              dir, d->name, res->cols[at], S, S > 1 ? "s" : "", XP_REID_METHODS + 1, dir);
-    drsch_status st = sb_write(&cmc, dir, "cmc.dat", err);
-    if (st == DRSCH_OK)
-        st = sb_write(&meth, dir, "cmc_methods.dat", err);
-    if (st == DRSCH_OK)
-        st = sb_write(&gp, dir, "plots.gp", err);
-    free(cmc.s);
-    free(meth.s);
-    free(gp.s);
-    return st;
-}
-
-drsch_status rp_repro_curves(const char *dir, const ds_dataset *d, const xp_repro_config *c,
-                             const xp_retrieval_result *ret, const xp_reid_result *reid,
-                             drsch_error *err)
-{
-    return ret ? retrieval_curves(dir, d, c, ret, err) : reid_curves(dir, d, c, reid, err);
-}
-
 /* ---- The run: context, header -----------------------------------------------------------------
  */
 
@@ -484,6 +407,13 @@ static void context(rp_report *rep, const rp_repro_info *info, const ds_dataset 
             rep, "tie_rule",
             "(distance, database index); tie-aware mAP = expectation under random tie order");
         rp_context_set(rep, "empty_query_rule", "queries without a relevant item count as AP 0");
+        char recipes[64] = "drsch"; /* no recipes: drsch's only */
+        size_t n = 0;
+        for (int k = 0; k < c->n_recipes && k < XP_REPRO_MAX_RECIPES; k++)
+            n += (size_t)snprintf(recipes + n, sizeof recipes - n, "%s%s", k ? "," : "",
+                                  nn_recipe_name(c->recipes[k]));
+        rp_context_set(rep, "long_model_recipes", recipes);
+        rp_context_set(rep, "length_model_recipe", nn_recipe_name(c->train.recipe));
     }
     rp_context_set(rep, "hyperparameters", hyper);
 }
@@ -524,8 +454,11 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                   d->source, (long long)d->n, ds_checksum(d), info->protocol, (long long)c->seed,
                   (long long)c->train.iters, hyper);
     }
-    sb_printf(md, "Weighted ranking: the %s (--weight-power %d). Its %s.\n\n",
+    sb_printf(md, "Weighted ranking: the %s (--weight-power %d).%s Its %s.\n\n",
               xp_weight_power_text(xp_repro_weight_power(c)), xp_repro_weight_power(c),
+              reid ? ""
+                   : " The other weighted rows name their power P: the sum of |w|^P over "
+                     "differing bits.",
               HM_WEIGHTS_QUANTISATION);
 }
 
@@ -541,7 +474,7 @@ drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds
     md_header(&md, info, d, c, !ret, hyper);
     if (ret) {
         uint32_t cols[XP_REPRO_MAX_LENGTHS + 1];
-        int ncols = columns(c, cols);
+        int ncols = rp_repro_columns(c, cols);
         /* The entries of the long model at its own length are named bits:0, as they have been
          * (the committed reports under results/ and the regression gate use that name); the
          * table and the curves give its length. */

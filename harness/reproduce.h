@@ -1,17 +1,19 @@
 /* drsch reproduce as a library: the paper's two experiments and the files that report them.
  *
  * Retrieval (xp_retrieval_run: Fashion-MNIST / MNIST, CIFAR-10, NUS-WIDE): a DRSCH model trained
- * at each code length, one longer model truncated to every length (plain and weighted ranking),
- * LSH and ITQ on the pixels of the same split, and the paper's published figures where the
- * dataset is one of the paper's. Re-identification (xp_reid_run: CUHK03, classic protocol): per
- * classic split one model of long_bits bits truncated to every length, LSH and ITQ on colour
- * thumbnails; CMC, mAP and mINP per split, the queries and gallery of a split as reid_gallery
- * says. The experiments write the models into the output folder, report progress through a
- * callback (one line of text, or a training step) and return a status with a message; they never
- * print.
+ * at each code length (drsch's recipe), one longer model per training recipe (drsch's, the
+ * authors') truncated to every length in its saved bit order and in the authors' (top |w|), each
+ * with Hamming and weighted ranking (|w| and w^2), LSH and ITQ on the pixels of the same split,
+ * and the paper's published figures where the dataset is one of the paper's. Re-identification
+ * (xp_reid_run: CUHK03, classic protocol): per classic split one model of long_bits bits truncated
+ * to every length, LSH and ITQ on colour thumbnails; CMC, mAP and mINP per split, the queries and
+ * gallery of a split as reid_gallery says. The experiments write the models into the output folder,
+ * report progress through a callback (one line of text, or a training step) and return a status
+ * with a message; they never print.
  *
- * The writers (report_write.c) turn the results into the report's entries and context, the
- * Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp); and compare
+ * The writers (report_write.c, report_plot.c) turn the results into the report's entries and
+ * context, the Markdown table (table.md), the curves (.dat) and their gnuplot script (plots.gp),
+ * the mAP plot's y range fitted to the figures, the published ones drawn as points; and compare
  * the report with a baseline report (the line that ends a run). Library code: never prints. */
 #ifndef DRSCH_REPRODUCE_H
 #define DRSCH_REPRODUCE_H
@@ -31,7 +33,8 @@ extern "C" {
 #endif
 
 #define XP_REPRO_MAX_LENGTHS 8 /* code lengths of --bits */
-#define XP_REPRO_MAX_ROWS 12   /* rows of the retrieval table */
+#define XP_REPRO_MAX_ROWS 20   /* rows of the retrieval table */
+#define XP_REPRO_MAX_RECIPES 2 /* training recipes of the long retrieval model */
 #define XP_REID_REPEATS 10     /* single-gallery-shot samplings per split (seeded) */
 
 /* What an experiment reports while it runs: a line of text (what it starts, a figure it got, a
@@ -61,7 +64,16 @@ typedef struct {
     xp_progress_fn progress; /* or NULL */
     void *progress_ctx;
     ev_reid_gallery reid_gallery; /* re-id: a split's queries and gallery (default cross-camera) */
+    /* Retrieval: the recipes the long model is trained with, one model each, in this order, all
+     * different (0 recipes: drsch's only). The models trained at each length use train.recipe. */
+    nn_recipe recipes[XP_REPRO_MAX_RECIPES];
+    int n_recipes;
 } xp_repro_config;
+
+/* Parses a --recipes list ("drsch,authors": recipe names of nn_recipe_name, comma-separated, each
+ * at most once) into c->recipes; DRSCH_ERR_ARG with the reason otherwise. */
+DRSCH_API drsch_status xp_repro_parse_recipes(const char *list, xp_repro_config *c,
+                                              drsch_error *err);
 
 /* The weight power of c's weighted rows: c->weight_power, or XP_WEIGHT_POWER_DEFAULT for 0. The
  * experiments refuse any other than 1 and 2 (DRSCH_ERR_ARG) before they start. */
@@ -79,6 +91,14 @@ DRSCH_API void xp_repro_train_config(const ds_dataset *d, int reid, int quick, i
  * long_bits); have[i] says whether column i has figures. */
 typedef struct {
     char method[96];
+    /* What the row is (the table's columns): recipe the training recipe (nn_recipe_name) of a
+     * DRSCH row, else NULL; truncated 1 for the long model cut to each length, in bit order
+     * `order`; ranking 0 for Hamming distance, 1 or 2 for weighted, the sum of |w|^ranking over
+     * the differing bits. */
+    const char *recipe;
+    int truncated;
+    xp_bit_order order;
+    int ranking;
     double map[XP_REPRO_MAX_LENGTHS + 1];  /* mAP@5000 (multi-label) or mAP@all */
     double ties[XP_REPRO_MAX_LENGTHS + 1]; /* tie-aware mAP; 0 when not computed */
     double pr2[XP_REPRO_MAX_LENGTHS + 1];  /* precision within radius 2; < 0 when unknown */
@@ -96,8 +116,10 @@ typedef struct {
 
 typedef struct {
     const char *metric; /* "mAP@5000" (multi-label datasets) or "mAP@all" */
-    /* rows: 0 the models trained at each length, 1 and 2 the long model truncated (plain and
-     * weighted ranking), 3 and 4 LSH and ITQ, then the published figures when have_paper. */
+    /* rows: 0 the models trained at each length; then six per recipe of the long model (in the
+     * config's order): its codes truncated in the saved order, then in order by |w|, each with
+     * Hamming ranking, then weighted of power 1 and 2; LSH and ITQ; the published figures when
+     * have_paper (last). */
     xp_repro_row rows[XP_REPRO_MAX_ROWS];
     int n_rows;
     int have_paper;
@@ -154,7 +176,7 @@ DRSCH_API drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d
 DRSCH_API void xp_reid_result_free(xp_reid_result *r);
 DRSCH_API xp_reid_mean xp_reid_average(const xp_reid_result *r, int method, int col);
 
-/* ---- Reports (report_write.c) ---------------------------------------------------------------- */
+/* ---- Reports (report_write.c, report_plot.c) ------------------------------------------------ */
 
 /* What the report records of the run besides the results. */
 typedef struct {

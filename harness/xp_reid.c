@@ -237,7 +237,8 @@ static drsch_status drsch_model(const xp_repro_config *c, const ds_dataset *d, c
     xp_note(c, "training DRSCH, %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
     xp_codes codes;
     double secs;
-    drsch_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
+    drsch_status st = xp_repro_model(c, d, sp, B, c->train.recipe, xp_repro_weight_power(c), path,
+                                     tag, &secs, &codes, NULL, err);
     if (st != DRSCH_OK)
         return st;
     res->rows[XP_REID_DRSCH].seconds[s] = res->rows[XP_REID_WEIGHTED].seconds[s] = secs;

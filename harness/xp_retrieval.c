@@ -1,8 +1,9 @@
 /* The retrieval experiment of drsch reproduce (reproduce.h): DRSCH models trained at each code
- * length, one longer model truncated to every length (plain and weighted ranking), LSH and ITQ
- * on the pixels of the same split, and the paper's published figures where the dataset is one of
- * the paper's (results/paper/drsch_map.csv, "quoted, unverified"). Also what both experiments
- * share (xp_repro_internal.h): the clock, progress lines, training a model and taking its codes. */
+ * length, one longer model per training recipe truncated to every length (in its saved bit order
+ * and by |w|; Hamming and weighted ranking), LSH and ITQ on the pixels of the same split, and the
+ * paper's published figures where the dataset is one of the paper's (results/paper/drsch_map.csv,
+ * "quoted, unverified"). Also what both experiments share (xp_repro_internal.h): the clock,
+ * progress lines, training a model and taking its codes. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +52,44 @@ static void train_progress(const tr_progress *p, void *ctx)
     t->c->progress(&e, t->c->progress_ctx);
 }
 
+drsch_status xp_repro_parse_recipes(const char *list, xp_repro_config *c, drsch_error *err)
+{
+    int n = 0;
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        int r = -1;
+        for (int k = NN_RECIPE_DRSCH; k <= NN_RECIPE_AUTHORS; k++)
+            if (strlen(nn_recipe_name((nn_recipe)k)) == len &&
+                !strncmp(p, nn_recipe_name((nn_recipe)k), len))
+                r = k;
+        for (int k = 0; r >= 0 && k < n; k++)
+            if ((int)c->recipes[k] == r)
+                return drsch_fail(err, DRSCH_ERR_ARG, "recipes '%s': %s twice", list,
+                                  nn_recipe_name((nn_recipe)r));
+        if (r < 0)
+            return drsch_fail(err, DRSCH_ERR_ARG,
+                              "recipes '%s': '%.*s' is not a recipe (drsch or authors)", list,
+                              (int)len, p);
+        c->recipes[n++] = (nn_recipe)r;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    c->n_recipes = n;
+    return DRSCH_OK;
+}
+
 drsch_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                            uint32_t bits, const char *path, const char *tag, double *seconds,
-                            xp_codes *codes, drsch_error *err)
+                            uint32_t bits, nn_recipe recipe, int weight_power, const char *path,
+                            const char *tag, double *seconds, xp_codes *codes, xp_codes *by_weight,
+                            drsch_error *err)
 {
     memset(codes, 0, sizeof *codes);
+    if (by_weight)
+        memset(by_weight, 0, sizeof *by_weight);
     tr_config tc = c->train;
     tc.bits = (int32_t)bits;
+    tc.recipe = recipe;
     drsch_error te;
     train_ctx ctx = {c, tag};
     double t = xp_now();
@@ -68,9 +100,19 @@ drsch_status xp_repro_model(const xp_repro_config *c, const ds_dataset *d, const
     char state[4300];
     snprintf(state, sizeof state, "%s.state", path);
     remove(state);
-    drsch_status xs = xp_model_codes(path, d, sp->query, sp->n_query, sp->db, sp->n_db,
-                                     NN_PRECISION_F32, xp_repro_weight_power(c), codes, err);
-    if (xs != DRSCH_OK && strcmp(err->file, path) != 0) { /* a model that loaded names itself */
+    nn_net *net = NULL;
+    drsch_status xs = nn_model_load(&net, path, 100, 0, err);
+    if (xs != DRSCH_OK) { /* the loader's message names the model */
+        snprintf(err->file, sizeof err->file, "%s", path);
+        return xs;
+    }
+    xs = xp_net_codes(net, d, sp->query, sp->n_query, sp->db, sp->n_db, NN_PRECISION_F32,
+                      weight_power, codes, err);
+    if (xs == DRSCH_OK && by_weight && /* the same codes, bits in the authors' order */
+        (xs = xp_codes_in_order(net, codes, XP_BIT_ORDER_WEIGHT, by_weight, err)) != DRSCH_OK)
+        xp_codes_free(codes);
+    nn_net_free(net);
+    if (xs != DRSCH_OK) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
         drsch_fail(err, xs, "%s: %s", tag, msg);
@@ -123,53 +165,131 @@ static void fill(xp_repro_row *dst, int col, const ev_retrieval *r, int multi)
     dst->have[col] = 1;
 }
 
-/* Model m (m < n_lengths: trained at lengths[m], evaluated there; m == n_lengths: the long
- * model, evaluated at every column with plain and weighted ranking). */
-static drsch_status drsch_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                                const ev_options *opt, int m, xp_retrieval_result *res,
-                                drsch_error *err)
+/* Evaluates codes at b bits into column i of row dst (weights NULL: Hamming ranking); the
+ * precision-recall curve into *pr unless pr is NULL. */
+static drsch_status eval_into(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              const ev_options *opt, const xp_codes *codes, const float *weights,
+                              uint32_t b, int i, xp_repro_row *dst, xp_pr_curve *pr,
+                              const char *metric, drsch_error *err)
 {
-    const int nl = c->n_lengths, multi = d->label_kind == DS_LABELS_MULTI;
-    uint32_t B = m < nl ? c->lengths[m] : c->long_bits;
+    ev_retrieval r;
+    drsch_error ee;
+    ev_options o = *opt;
+    o.pr_curve = pr != NULL;
+    drsch_status es = xp_eval_retrieval(d, sp, &codes->query, &codes->db, b, weights, &o, &r, &ee);
+    if (es != DRSCH_OK)
+        return eval_failed(err, es, ee.msg);
+    fill(dst, i, &r, d->label_kind == DS_LABELS_MULTI);
+    xp_note(c, "%s at %u bits: %s %.4f", dst->method, b, metric, dst->map[i]);
+    if (pr) { /* the curve's arrays move into the result */
+        *pr = (xp_pr_curve){r.pr_points, r.pr_recall, r.pr_precision};
+        r.pr_recall = r.pr_precision = NULL;
+    }
+    ev_retrieval_free(&r);
+    return DRSCH_OK;
+}
+
+/* Model m, trained at lengths[m] with the drsch recipe (c->train's) and evaluated there: row 0. */
+static drsch_status length_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                                 const ev_options *opt, int m, xp_retrieval_result *res,
+                                 drsch_error *err)
+{
+    const uint32_t B = c->lengths[m];
     char tag[64], path[4200];
     snprintf(tag, sizeof tag, "DRSCH %u bits", B);
     snprintf(path, sizeof path, "%s/model-%u.bin", c->dir, B);
     xp_note(c, "training %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
     xp_codes codes;
     double secs;
-    drsch_status st = xp_repro_model(c, d, sp, B, path, tag, &secs, &codes, err);
+    drsch_status st = xp_repro_model(c, d, sp, B, c->train.recipe, xp_repro_weight_power(c), path,
+                                     tag, &secs, &codes, NULL, err);
     if (st != DRSCH_OK)
         return st;
-    for (int i = 0; i <= nl; i++) {
-        uint32_t b = i < nl ? c->lengths[i] : c->long_bits;
-        if ((m < nl && i != m) || b > B)
-            continue;
-        for (int weighted = 0; weighted < 1 + (m == nl); weighted++) {
-            ev_retrieval r;
-            drsch_error ee;
-            ev_options o = *opt;
-            o.pr_curve = !weighted && m < nl;
-            drsch_status es = xp_eval_retrieval(d, sp, &codes.query, &codes.db, b,
-                                                weighted ? codes.weights : NULL, &o, &r, &ee);
-            if (es != DRSCH_OK) {
-                xp_codes_free(&codes);
-                return eval_failed(err, es, ee.msg);
-            }
-            /* Row 0: models trained at each length; rows 1, 2: the long model truncated. */
-            xp_repro_row *dst = &res->rows[m < nl ? 0 : weighted ? 2 : 1];
-            fill(dst, i, &r, multi);
-            dst->seconds = m < nl ? dst->seconds + secs : secs;
-            xp_note(c, "%s at %u bits%s: %s %.4f", tag, b, weighted ? " (weighted)" : "",
-                    res->metric, dst->map[i]);
-            if (o.pr_curve) { /* the curve's arrays move into the result */
-                res->pr[m] = (xp_pr_curve){r.pr_points, r.pr_recall, r.pr_precision};
-                r.pr_recall = r.pr_precision = NULL;
-            }
-            ev_retrieval_free(&r);
-        }
-    }
+    xp_repro_row *dst = &res->rows[0];
+    dst->seconds += secs;
+    st = eval_into(c, d, sp, opt, &codes, NULL, B, m, dst, &res->pr[m], res->metric, err);
     xp_codes_free(&codes);
-    return DRSCH_OK;
+    return st;
+}
+
+/* The name of a row of the long model: "DRSCH-64 truncated" and "DRSCH-64 truncated, weighted
+ * ranking" (at the config's power) for drsch's recipe in its saved order, as they have been
+ * named; the others say their recipe, order and power. */
+static void long_row_name(const xp_repro_config *c, xp_repro_row *r)
+{
+    int legacy = !strcmp(r->recipe, "drsch") && r->order == XP_BIT_ORDER_SAVED;
+    char rank[64] = "";
+    if (r->ranking && legacy && r->ranking == xp_repro_weight_power(c))
+        snprintf(rank, sizeof rank, ", weighted ranking");
+    else if (r->ranking)
+        snprintf(rank, sizeof rank, ", weighted ranking power %d", r->ranking);
+    snprintf(r->method, sizeof r->method, "DRSCH-%u%s truncated%s%s", c->long_bits,
+             strcmp(r->recipe, "drsch") ? " (authors recipe)" : "",
+             r->order == XP_BIT_ORDER_WEIGHT ? " in weight order" : "", rank);
+}
+
+/* Column i of row src into row dst. */
+static void copy_column(xp_repro_row *dst, const xp_repro_row *src, int i)
+{
+    dst->map[i] = src->map[i];
+    dst->ties[i] = src->ties[i];
+    dst->pr2[i] = src->pr2[i];
+    dst->no_relevant[i] = src->no_relevant[i];
+    dst->queries = src->queries;
+    dst->have[i] = src->have[i];
+}
+
+/* Rows first..first+5 of the long model of recipe k: its codes in the saved order and in order by
+ * |w|, each with Hamming ranking and weighted ranking of power 1 and 2, at every column. At the
+ * model's own length both orders hold the same bits (the same distances, the same figures): the
+ * order by |w| takes the saved order's figures there rather than evaluating them again. */
+static drsch_status long_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                               const ev_options *opt, nn_recipe recipe, int first,
+                               xp_retrieval_result *res, drsch_error *err)
+{
+    const int nl = c->n_lengths;
+    const uint32_t B = c->long_bits;
+    const char *rname = nn_recipe_name(recipe);
+    char tag[96], path[4200];
+    snprintf(tag, sizeof tag, "DRSCH %u bits%s%s", B, recipe ? ", recipe " : "",
+             recipe ? rname : "");
+    snprintf(path, sizeof path, "%s/model-%u%s%s.bin", c->dir, B, recipe ? "-" : "",
+             recipe ? rname : "");
+    xp_note(c, "training %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
+    xp_codes codes[2]; /* saved order, by |w|; weights |w| */
+    double secs;
+    drsch_status st =
+        xp_repro_model(c, d, sp, B, recipe, 1, path, tag, &secs, &codes[0], &codes[1], err);
+    if (st != DRSCH_OK)
+        return st;
+    float *sq[2] = {malloc(sizeof(float) * B), malloc(sizeof(float) * B)}; /* w^2 */
+    if (!sq[0] || !sq[1])
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %u bit weights", B);
+    for (int o = 0; st == DRSCH_OK && o < 2; o++)
+        for (uint32_t j = 0; j < B; j++)
+            sq[o][j] = codes[o].weights[j] * codes[o].weights[j]; /* as xp_net_codes squares */
+    for (int o = 0; st == DRSCH_OK && o < 2; o++)
+        for (int rank = 0; st == DRSCH_OK && rank <= 2; rank++) {
+            xp_repro_row *dst = &res->rows[first + 3 * o + rank];
+            *dst = (xp_repro_row){.recipe = rname,
+                                  .truncated = 1,
+                                  .ranking = rank,
+                                  .order = o ? XP_BIT_ORDER_WEIGHT : XP_BIT_ORDER_SAVED};
+            long_row_name(c, dst);
+            dst->seconds = secs;
+            const float *w = rank == 0 ? NULL : rank == 1 ? codes[o].weights : sq[o];
+            for (int i = 0; st == DRSCH_OK && i <= nl; i++)
+                if (o && i == nl) /* all the bits: the saved order's figures, as they must be */
+                    copy_column(dst, &res->rows[first + rank], i);
+                else
+                    st = eval_into(c, d, sp, opt, &codes[o], w, i < nl ? c->lengths[i] : B, i, dst,
+                                   NULL, res->metric, err);
+        }
+    free(sq[0]);
+    free(sq[1]);
+    xp_codes_free(&codes[0]);
+    xp_codes_free(&codes[1]);
+    return st;
 }
 
 /* Float features of images idx[0..n) (pixels scaled to [0, 1], no crop) for the baselines. */
@@ -315,18 +435,29 @@ drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, con
     const int wp = xp_repro_weight_power(c);
     if (wp != 1 && wp != 2)
         return drsch_fail(err, DRSCH_ERR_ARG, "weight power %d: it is 1 (|w|) or 2 (w^2)", wp);
+    const nn_recipe drsch_only[1] = {NN_RECIPE_DRSCH};
+    const nn_recipe *recipes = c->n_recipes ? c->recipes : drsch_only;
+    const int n_recipes = c->n_recipes ? c->n_recipes : 1;
+    if (n_recipes < 0 || n_recipes > XP_REPRO_MAX_RECIPES)
+        return drsch_fail(err, DRSCH_ERR_ARG, "%d recipes: at most %d", n_recipes,
+                          XP_REPRO_MAX_RECIPES);
+    for (int k = 0; k < n_recipes; k++)
+        if (!nn_recipe_name(recipes[k]))
+            return drsch_fail(err, DRSCH_ERR_ARG, "recipe %d: it is drsch or authors",
+                              (int)recipes[k]);
     const int multi = d->label_kind == DS_LABELS_MULTI;
     out->metric = multi ? "mAP@5000" : "mAP@all";
     ev_options opt = {.topk = multi ? 5000 : 0, .radius = 2, .pr_curve = 1};
-    snprintf(out->rows[0].method, sizeof out->rows[0].method, "DRSCH (trained at each length)");
-    snprintf(out->rows[1].method, sizeof out->rows[1].method, "DRSCH-%u truncated", c->long_bits);
-    snprintf(out->rows[2].method, sizeof out->rows[2].method,
-             "DRSCH-%u truncated, weighted ranking", c->long_bits);
-    /* One model per length, then the long model truncated. */
+    xp_repro_row *r0 = &out->rows[0];
+    snprintf(r0->method, sizeof r0->method, "DRSCH (trained at each length)");
+    r0->recipe = nn_recipe_name(c->train.recipe);
+    /* One model per length, then the long model of each recipe truncated. */
     drsch_status st = DRSCH_OK;
-    for (int m = 0; st == DRSCH_OK && m <= c->n_lengths; m++)
-        st = drsch_model(c, d, sp, &opt, m, out, err);
-    out->n_rows = 3;
+    for (int m = 0; st == DRSCH_OK && m < c->n_lengths; m++)
+        st = length_model(c, d, sp, &opt, m, out, err);
+    out->n_rows = 1;
+    for (int k = 0; st == DRSCH_OK && k < n_recipes; k++, out->n_rows += 6)
+        st = long_model(c, d, sp, &opt, recipes[k], out->n_rows, out, err);
     if (st == DRSCH_OK)
         st = baselines(c, d, sp, &opt, out, err);
     if (st != DRSCH_OK) {

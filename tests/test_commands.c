@@ -746,3 +746,143 @@ Test(weight_power, encode_and_eval_on_a_model)
     cr_expect(map[0] >= 0 && map[1] >= 0);
     cr_expect_neq(map[0], map[1], "powers 1 and 2 rank alike: mAP %.4f", map[0]);
 }
+
+/* ---- --bit-order --------------------------------------------------------------------------- */
+
+TestSuite(bit_order, .init = setup, .fini = tu_tmpdir_remove, .timeout = 240);
+
+/* Bit j of row i of PREFIX.codes.npy (uint8 (N, ceil(B/8)), bit j in byte j/8 at bit j%8). */
+static int code_bit(const npy_array *a, size_t i, size_t j)
+{
+    return ((const uint8_t *)a->data)[i * a->shape[1] + j / 8] >> (j % 8) & 1;
+}
+
+static void load_npy(const char *prefix, const char *member, npy_array *a)
+{
+    char path[1200];
+    drsch_error err;
+    snprintf(path, sizeof path, "%s.%s", tu_path(prefix), member);
+    cr_assert_eq(npy_load(path, a, &err), DRSCH_OK, "%s", err.msg);
+}
+
+/* write_model's bits are saved in network order and weigh |w_k| = (k + 1) / 8, so by |w| the
+ * order is 15, 14, ..., 0: encode --bit-order weight writes bit j of every code as network bit
+ * 15 - j (bit 15 - j of the saved order's codes) and weight j as (16 - j) / 8; --bits 4 keeps
+ * the first 4 of that order; --bit-order saved writes what encode writes without the flag. */
+Test(bit_order, encode_orders_codes_and_weights_by_weight)
+{
+    char data[1024], out[1 << 14];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 300, 5, 63);
+    tu_write_idx_split(data, "t10k", 60, 5, 63);
+    write_model(tu_path("m.bin"));
+    const char *runs[][2] = {{"plain", ""},
+                             {"saved", "--bit-order saved"},
+                             {"weight", "--bit-order weight"},
+                             {"weight4", "--bit-order weight --bits 4"}};
+    npy_array codes[4], w[4];
+    for (int r = 0; r < 4; r++) {
+        int rc = tu_run(out, sizeof out,
+                        "%s encode --model %s --dataset mnist:%s --protocol full --split query %s "
+                        "--threads 2 --out %s",
+                        tu_exe(), tu_path("m.bin"), data, runs[r][1], tu_path(runs[r][0]));
+        cr_assert_eq(rc, 0, "%s: %s", runs[r][0], out);
+        load_npy(runs[r][0], "codes.npy", &codes[r]);
+        load_npy(runs[r][0], "weights.npy", &w[r]);
+    }
+    cr_expect(strstr(out, "weight bit order"), "encode says which order it wrote: %s", out);
+    const npy_array *plain = &codes[0], *saved = &codes[1], *weight = &codes[2], *w4 = &codes[3];
+    cr_assert_eq(plain->count, saved->count);
+    cr_expect_eq(memcmp(plain->data, saved->data, plain->count), 0, "saved is today's order");
+    cr_assert(weight->shape[0] == plain->shape[0] && weight->shape[1] == 2 && w4->shape[1] == 1);
+    int moved = 0;
+    for (size_t i = 0; i < plain->shape[0]; i++)
+        for (size_t j = 0; j < 16; j++) {
+            cr_assert_eq(code_bit(weight, i, j), code_bit(plain, i, 15 - j), "row %zu bit %zu", i,
+                         j);
+            if (j < 4)
+                cr_assert_eq(code_bit(w4, i, j), code_bit(plain, i, 15 - j), "--bits 4: row %zu",
+                             i);
+            moved += code_bit(plain, i, j) != code_bit(plain, i, 15 - j);
+        }
+    cr_expect_gt(moved, 0, "the codes tell the two orders apart");
+    cr_assert(w[2].count == 16 && w[3].count == 4 && w[1].count == 16);
+    for (int j = 0; j < 16; j++) {
+        cr_expect_eq(((float *)w[1].data)[j], (float)(j + 1) / 8, "saved, weight %d", j);
+        cr_expect_eq(((float *)w[2].data)[j], (float)(16 - j) / 8, "weight order, weight %d", j);
+        if (j < 4)
+            cr_expect_eq(((float *)w[3].data)[j], (float)(16 - j) / 8, "--bits 4, weight %d", j);
+    }
+    for (int r = 0; r < 4; r++) {
+        npy_free(&codes[r]);
+        npy_free(&w[r]);
+    }
+}
+
+/* eval --model --bit-order weight truncates and ranks in that order: its table is the table of
+ * eval on the codes encode --bit-order weight writes; saved is eval's table without the flag; the
+ * report records the order. A bad order and --bit-order with .npy codes are usage errors. */
+Test(bit_order, eval_truncates_in_the_order_asked)
+{
+    char data[1024], out[1 << 14];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 300, 5, 63);
+    tu_write_idx_split(data, "t10k", 60, 5, 63);
+    write_model(tu_path("m.bin"));
+    for (int s = 0; s < 2; s++) {
+        int rc =
+            tu_run(out, sizeof out,
+                   "%s encode --model %s --dataset mnist:%s --protocol full --split %s "
+                   "--bit-order weight --threads 2 --out %s",
+                   tu_exe(), tu_path("m.bin"), data, s ? "db" : "query", tu_path(s ? "db" : "q"));
+        cr_assert_eq(rc, 0, "%s", out);
+    }
+    static char npy[1 << 14], model[1 << 14], saved[1 << 14], plain[1 << 14];
+    char q[1200], db[1200], ql[1200], dl[1200];
+    snprintf(q, sizeof q, "%s.codes.npy", tu_path("q"));
+    snprintf(db, sizeof db, "%s.codes.npy", tu_path("db"));
+    snprintf(ql, sizeof ql, "%s.labels.npy", tu_path("q"));
+    snprintf(dl, sizeof dl, "%s.labels.npy", tu_path("db"));
+    int rc = tu_run(npy, sizeof npy,
+                    "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 4,8,16 "
+                    "--weights %s.weights.npy 2>/dev/null",
+                    tu_exe(), q, db, ql, dl, tu_path("q"));
+    cr_assert_eq(rc, 0, "%s", npy);
+    const char *fmt = "%s eval --model %s --dataset mnist:%s --protocol full --bits 4,8,16 "
+                      "--weighted %s --threads 2 --json %s 2>/dev/null";
+    rc = tu_run(model, sizeof model, fmt, tu_exe(), tu_path("m.bin"), data, "--bit-order weight",
+                tu_path("w.json"));
+    cr_assert_eq(rc, 0, "%s", model);
+    cr_expect_str_eq(model, npy, "eval --model --bit-order weight ranks as its codes");
+    rc = tu_run(saved, sizeof saved, fmt, tu_exe(), tu_path("m.bin"), data, "--bit-order saved",
+                tu_path("s.json"));
+    cr_assert_eq(rc, 0, "%s", saved);
+    rc = tu_run(plain, sizeof plain, fmt, tu_exe(), tu_path("m.bin"), data, "", tu_path("p.json"));
+    cr_assert_eq(rc, 0, "%s", plain);
+    cr_expect_str_eq(saved, plain, "saved is today's order");
+    cr_expect_str_neq(model, saved, "the orders rank alike: the test tells nothing");
+    for (int k = 0; k < 2; k++) {
+        char *text = tu_slurp(tu_path(k ? "s.json" : "w.json"), NULL);
+        cr_assert_not_null(text);
+        cJSON *root = cJSON_Parse(text);
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(root, "context"), "bit_order");
+        cr_expect(cJSON_IsString(o) && !strcmp(o->valuestring, k ? "saved" : "weight"), "%s", text);
+        cJSON_Delete(root);
+        free(text);
+    }
+    rc = tu_run(out, sizeof out, "%s eval --model %s --bit-order top", tu_exe(), tu_path("m.bin"));
+    cr_expect_eq(rc, 2, "%s", out);
+    cr_expect(strstr(out, "--bit-order"), "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s eval --codes %s --db %s --qlabels %s --dblabels %s "
+                "--bit-order weight",
+                tu_exe(), q, db, ql, dl);
+    cr_expect_eq(rc, 2, "%s", out);
+    cr_expect(strstr(out, "--bit-order") && strstr(out, "drsch encode --bit-order"), "%s", out);
+    rc = tu_run(out, sizeof out, "%s encode --model %s --bit-order 1 --out %s", tu_exe(),
+                tu_path("m.bin"), tu_path("x"));
+    cr_expect_eq(rc, 2, "%s", out);
+}

@@ -350,3 +350,106 @@ Test(model_codes, failures_say_why_and_leave_nothing)
     nn_net_free(net);
     ds_dataset_free(d);
 }
+
+/* ---- The bit order at evaluation ------------------------------------------------------------ */
+
+/* weighted_net's bits weigh |w_k| = (k + 1) / 16, so by |w| the order is 15, 14, ..., 0 (its saved
+ * order is 5 j mod 16). Codes in network order come from the net with the identity order. */
+static void network_order_codes(nn_net *net, const ds_dataset *d, const int64_t *idx, int64_t n,
+                                hm_codes *out)
+{
+    uint32_t saved[BITS], identity[BITS];
+    memcpy(saved, nn_bit_order(net), sizeof saved);
+    for (int j = 0; j < BITS; j++)
+        identity[j] = (uint32_t)j;
+    drsch_error err;
+    cr_assert_eq(nn_set_bit_order(net, identity, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(tr_encode(net, d, idx, n, out, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_set_bit_order(net, saved, &err), DRSCH_OK, "%s", err.msg);
+}
+
+/* Bit j of code c is network bit perm[j] of code ref, for every code. */
+static void expect_permuted(const hm_codes *c, const hm_codes *ref, const uint32_t *perm,
+                            const char *what)
+{
+    cr_assert(c->n == ref->n && c->bits == BITS, "%s", what);
+    int moved = 0;
+    for (size_t i = 0; i < c->n; i++)
+        for (uint32_t j = 0; j < BITS; j++) {
+            int got = (int)(hm_code_row(c, i)[0] >> j & 1);
+            int want = (int)(hm_code_row(ref, i)[0] >> perm[j] & 1);
+            cr_assert_eq(got, want, "%s: code %zu bit %u", what, i, j);
+            moved += want != (int)(hm_code_row(ref, i)[0] >> j & 1);
+        }
+    cr_expect_gt(moved, 0, "%s: the codes tell the orders apart", what);
+}
+
+/* xp_model_codes_with: order weight gives bit j = the network bit of j-th largest |w| (15 - j)
+ * with weight (16 - j) / 16; order saved gives xp_model_codes's codes (5 j mod 16). The codes of
+ * the saved order put in weight order by xp_codes_in_order are the same, and the net keeps its
+ * order. */
+Test(model_codes, bit_order_weight_puts_the_largest_weights_first)
+{
+    ds_dataset *d = random_dataset(N_IMAGES, 1);
+    nn_net *net = weighted_net();
+    drsch_error err;
+    cr_assert_eq(nn_model_save(net, tu_path("m.bin"), &err), DRSCH_OK, "%s", err.msg);
+    int64_t q[6] = {0, 5, 10, 15, 20, 25}, db[8] = {1, 2, 3, 4, 6, 7, 8, 9};
+    hm_codes nq = {0}, ndb = {0};
+    network_order_codes(net, d, q, 6, &nq);
+    network_order_codes(net, d, db, 8, &ndb);
+    uint32_t by_weight[BITS], saved[BITS];
+    for (uint32_t j = 0; j < BITS; j++) {
+        by_weight[j] = BITS - 1 - j;
+        saved[j] = 5 * j % BITS;
+    }
+    xp_codes cw, cs, plain, moved;
+    xp_code_options o = {.bit_order = XP_BIT_ORDER_WEIGHT};
+    cr_assert_eq(xp_model_codes_with(tu_path("m.bin"), d, q, 6, db, 8, &o, &cw, &err), DRSCH_OK,
+                 "%s", err.msg);
+    expect_permuted(&cw.query, &nq, by_weight, "weight order, queries");
+    expect_permuted(&cw.db, &ndb, by_weight, "weight order, database");
+    for (uint32_t j = 0; j < BITS; j++)
+        cr_expect_eq(cw.weights[j], (float)(BITS - j) / 16, "weight order, weight %u", j);
+    o.bit_order = XP_BIT_ORDER_SAVED;
+    cr_assert_eq(xp_model_codes_with(tu_path("m.bin"), d, q, 6, db, 8, &o, &cs, &err), DRSCH_OK,
+                 "%s", err.msg);
+    cr_assert_eq(
+        xp_model_codes(tu_path("m.bin"), d, q, 6, db, 8, NN_PRECISION_F32, 1, &plain, &err),
+        DRSCH_OK, "%s", err.msg);
+    expect_permuted(&cs.query, &nq, saved, "saved order, queries");
+    expect_codes_equal(&cs.query, &plain.query, "saved order = xp_model_codes, queries");
+    expect_codes_equal(&cs.db, &plain.db, "saved order = xp_model_codes, database");
+    cr_expect_eq(memcmp(cs.weights, plain.weights, sizeof(float) * BITS), 0);
+
+    cr_assert_eq(xp_codes_in_order(net, &cs, XP_BIT_ORDER_WEIGHT, &moved, &err), DRSCH_OK, "%s",
+                 err.msg);
+    expect_codes_equal(&moved.query, &cw.query, "saved codes reordered, queries");
+    expect_codes_equal(&moved.db, &cw.db, "saved codes reordered, database");
+    cr_expect_eq(memcmp(moved.weights, cw.weights, sizeof(float) * BITS), 0);
+    for (uint32_t j = 0; j < BITS; j++)
+        cr_expect_eq(nn_bit_order(net)[j], saved[j], "the net keeps its order: bit %u", j);
+    xp_codes_free(&moved);
+    cr_assert_eq(xp_codes_in_order(net, &cs, XP_BIT_ORDER_SAVED, &moved, &err), DRSCH_OK);
+    expect_codes_equal(&moved.query, &cs.query, "saved to saved");
+
+    /* what is refused */
+    xp_codes_free(&moved);
+    cr_expect_eq(xp_codes_in_order(net, &cs, (xp_bit_order)2, &moved, &err), DRSCH_ERR_ARG);
+    cr_expect(!moved.weights && !moved.query.n);
+    cr_expect_eq(xp_apply_bit_order(net, (xp_bit_order)-1, &err), DRSCH_ERR_ARG);
+    cr_expect_str_eq(xp_bit_order_name(XP_BIT_ORDER_SAVED), "saved");
+    cr_expect_str_eq(xp_bit_order_name(XP_BIT_ORDER_WEIGHT), "weight");
+    cr_expect_null(xp_bit_order_name((xp_bit_order)5));
+    o.bit_order = (xp_bit_order)7;
+    xp_codes_free(&cs);
+    cr_expect_eq(xp_model_codes_with(tu_path("m.bin"), d, q, 6, db, 8, &o, &cs, &err),
+                 DRSCH_ERR_ARG);
+    cr_expect(!cs.weights && !cs.query.n);
+    xp_codes_free(&cw);
+    xp_codes_free(&plain);
+    hm_codes_free(&nq);
+    hm_codes_free(&ndb);
+    nn_net_free(net);
+    ds_dataset_free(d);
+}

@@ -34,6 +34,13 @@
 
 static void make_tmpdir(void) { tu_tmpdir_make("reproduce"); }
 
+/* DIR/NAME into buf. */
+static const char *path_in(const char *dir, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+    return buf;
+}
+
 /* ---- the fixture --------------------------------------------------------------------------- */
 
 #define FX_PAIRS 5
@@ -740,7 +747,7 @@ Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
         cr_assert_eq(rc, 0);
         const char *flags[] = {"--dataset",   "--quick", "--out",          "--baseline", "--bits",
                                "--long-bits", "--iters", "--splits",       "--size",     "--seed",
-                               "--threads",   "--paper", "--reid-gallery", "--help"};
+                               "--threads",   "--paper", "--reid-gallery", "--recipes",  "--help"};
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
             cr_assert(strstr(out, flags[f]), "%s not in the help:\n%s", flags[f], out);
         cr_assert(strstr(out, "usage: drsch reproduce") && strstr(out, "runs/<dataset>"), "%s",
@@ -769,7 +776,7 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     static char log[1 << 16];
     int rc = tu_run(log, sizeof log,
                     "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
-                    "--threads 2 --out %s",
+                    "--recipes drsch,authors --threads 2 --out %s",
                     tu_exe(), data, out);
     cr_assert_eq(rc, 0, "%s", log);
     /* Only what the run is for stays: no training state (kept only while a model trains), no
@@ -787,8 +794,7 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
     snprintf(lock, sizeof lock, "%s.lock", out);
     cr_expect_neq(access(lock, F_OK), 0, "%s is left behind", lock);
     char path[1100];
-    snprintf(path, sizeof path, "%s/table.md", out);
-    char *md = tu_slurp(path, NULL);
+    char *md = tu_slurp(path_in(out, "table.md", path, sizeof path), NULL);
     cr_assert_not_null(md);
     cr_expect(
         strstr(md, "0 of 1000 queries have no relevant item in the database (counted as AP 0).") !=
@@ -810,6 +816,152 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
         n++;
     }
     cr_expect_gt(n, 0);
+    /* The long model of each recipe (drsch's, the authors'), in both bit orders, with Hamming,
+     * |w| and w^2 ranking: the entries drsch's recipe always had keep their names, the others
+     * name recipe, order and power. At the model's own length the two orders hold the same bits:
+     * the same figures. */
+    cJSON *b = cJSON_GetObjectItem(root, "benchmarks");
+    const char *legacy[] = {"DRSCH_-trained_at_each_length-/bits:12", "DRSCH-16_truncated/bits:12",
+                            "DRSCH-16_truncated-_weighted_ranking/bits:12", "LSH_-pixels-/bits:12",
+                            "ITQ_-pixels-/bits:12"};
+    for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "reproduce/mnist/%s", legacy[i]);
+        cr_expect_not_null(entry(b, name), "%s is missing", name);
+    }
+    const char *recipes[] = {"DRSCH-16", "DRSCH-16_-authors_recipe-"};
+    const char *ranks[] = {"", "-_weighted_ranking_power_1", "-_weighted_ranking_power_2"};
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 3; k++) {
+            char saved[256], weight[256];
+            /* drsch's saved-order power-1 row is the one always named "weighted ranking" */
+            snprintf(saved, sizeof saved, "reproduce/mnist/%s_truncated%s/bits:0", recipes[r],
+                     r == 0 && k == 1 ? "-_weighted_ranking" : ranks[k]);
+            snprintf(weight, sizeof weight, "reproduce/mnist/%s_truncated_in_weight_order%s/bits:0",
+                     recipes[r], ranks[k]);
+            cJSON *es = entry(b, saved), *ew = entry(b, weight);
+            cr_assert(es && ew, "%s or %s is missing", saved, weight);
+            cr_expect_eq(counter(es, "mAP"), counter(ew, "mAP"), "%s", weight);
+        }
+    cr_expect_eq(access(tu_path("out/model-16-authors.bin"), F_OK), 0);
     cJSON_Delete(root);
     free(text);
+    md = tu_slurp(path_in(out, "table.md", path, sizeof path), NULL);
+    cr_assert_not_null(md);
+    const char *cells[] = {
+        "| method | recipe | bit order | ranking | 12 bits | 16 bits |",
+        "| DRSCH (trained at each length) | drsch | — | Hamming |",
+        "| DRSCH-16 truncated | drsch | saved (drsch's) | Hamming |",
+        "| DRSCH-16 truncated, weighted ranking | drsch | saved (drsch's) | weighted \\|w\\| |",
+        "| DRSCH-16 (authors recipe) truncated in weight order, weighted ranking power 2 | authors "
+        "| "
+        "top \\|w\\| (authors') | weighted w^2 |",
+        "| LSH (pixels) | — | — | Hamming |",
+        "- recipe drsch, the saved (drsch's) order: 12 bits",
+        "- recipe authors, the authors' (top |w|) order: 12 bits"};
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
+        cr_expect_not_null(strstr(md, cells[i]), "no \"%s\" in\n%s", cells[i], md);
+    free(md);
+}
+
+/* --quick trains the long model with drsch's recipe only (unless --recipes says otherwise): its
+ * drsch rows in both bit orders, no authors' model. */
+Test(reproduce_retrieval, quick_trains_drschs_recipe_only, .timeout = 240)
+{
+    char data[1024], out[1024], path[1100];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    snprintf(out, sizeof out, "%s", tu_path("out"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 6500, 1, 31);
+    tu_write_idx_split(data, "t10k", 100, 1, 31);
+    static char log[1 << 16];
+    int rc = tu_run(log, sizeof log,
+                    "%s reproduce --dataset mnist:%s --quick --iters 1 --bits 4 --long-bits 8 "
+                    "--threads 2 --out %s",
+                    tu_exe(), data, out);
+    cr_assert_eq(rc, 0, "%s", log);
+    cr_expect_neq(access(path_in(out, "model-8-authors.bin", path, sizeof path), F_OK), 0);
+    cr_expect_eq(access(path_in(out, "model-8.bin", path, sizeof path), F_OK), 0);
+    char *text = tu_slurp(path_in(out, "report.json", path, sizeof path), NULL);
+    cr_assert_not_null(text);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "context"), "long_model_recipes");
+    cr_expect(cJSON_IsString(r) && !strcmp(r->valuestring, "drsch"), "%s", text);
+    cJSON *b = cJSON_GetObjectItem(root, "benchmarks");
+    cr_expect_not_null(entry(b, "reproduce/mnist/DRSCH-8_truncated_in_weight_order/bits:4"));
+    cr_expect_null(entry(b, "reproduce/mnist/DRSCH-8_-authors_recipe-_truncated/bits:4"));
+    cJSON_Delete(root);
+    free(text);
+}
+
+/* --recipes: a list of drsch and authors, each once; not for CUHK03 (one model per split). */
+Test(reproduce_retrieval, recipes_checked_before_loading, .timeout = 60)
+{
+    char out[8192];
+    const char *bad[] = {"x", "drsch,drsch", "drsch,", "", "authors,x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = tu_run(out, sizeof out, "%s reproduce --recipes '%s' --out %s", tu_exe(), bad[i],
+                        tu_path("o"));
+        cr_expect_eq(rc, 2, "--recipes '%s': %s", bad[i], out);
+        cr_expect(strstr(out, "--recipes") && !strstr(out, "loading"), "%s: %s", bad[i], out);
+    }
+    write_fixture(tu_path("c.mat"), 1);
+    int rc = tu_run(out, sizeof out, "%s reproduce --dataset cuhk03:%s --recipes authors --out %s",
+                    tu_exe(), tu_path("c.mat"), tu_path("o"));
+    cr_expect_eq(rc, 2, "%s", out);
+    cr_expect(strstr(out, "--recipes") && !strstr(out, "loading"), "%s", out);
+    xp_repro_config c = {0};
+    drsch_error err;
+    cr_assert_eq(xp_repro_parse_recipes("authors,drsch", &c, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect(c.n_recipes == 2 && c.recipes[0] == NN_RECIPE_AUTHORS &&
+              c.recipes[1] == NN_RECIPE_DRSCH);
+}
+
+/* The mAP-vs-bits plot: its y range follows the figures (min and max widened by 10% of their span,
+ * rounded out to 0.05), and the published figures are points of their own with their legend
+ * entry; without them the script has no such series. */
+Test(reproduce_retrieval, map_plot_range_and_published_points)
+{
+    ds_dataset d = {0};
+    snprintf(d.name, sizeof d.name, "cifar10");
+    xp_repro_config c = {.lengths = {12, 24, 32, 48}, .n_lengths = 4, .long_bits = 64};
+    xp_retrieval_result res = {.metric = "mAP@all", .n_rows = 3, .have_paper = 1};
+    const double v[3][5] = {
+        {0.60, 0.66, 0.68, 0.68, 0}, {0.64, 0.67, 0.68, 0.69, 0.69}, {0.50, 0.62, 0.63, 0.63, 0}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(res.rows[k].method, sizeof res.rows[k].method, k == 2 ? "published" : "row %d", k);
+        for (int i = 0; i < 5; i++) {
+            res.rows[k].map[i] = v[k][i];
+            res.rows[k].have[i] = k == 1 || i < 4;
+        }
+    }
+    char dir[1100], path[1200];
+    for (int paper = 1; paper >= 0; paper--) {
+        snprintf(dir, sizeof dir, "%s", tu_path(paper ? "with" : "without"));
+        cr_assert_eq(mkdir(dir, 0755), 0);
+        res.have_paper = paper;
+        res.n_rows = paper ? 3 : 2;
+        drsch_error err;
+        cr_assert_eq(rp_repro_curves(dir, &d, &c, &res, NULL, &err), DRSCH_OK, "%s", err.msg);
+        char *gp = tu_slurp(path_in(dir, "plots.gp", path, sizeof path), NULL);
+        cr_assert_not_null(gp);
+        /* with: 0.50..0.69, margin 0.019: [0.45:0.75]; without: 0.60..0.69, margin 0.009:
+         * [0.55:0.70] */
+        const char *range = paper ? "set yrange [0.45:0.75]\n" : "set yrange [0.55:0.70]\n";
+        cr_expect_not_null(strstr(gp, range), "no %s in\n%s", range, gp);
+        cr_expect_null(strstr(gp, "set yrange [0:1]\nplot for [k=2"), "%s", gp);
+        cr_expect_not_null(strstr(gp, "plot for [k=2:3] "), "rows 0 and 1 as lines: %s", gp);
+        char series[1400];
+        snprintf(series, sizeof series,
+                 "'%s/map_vs_bits.dat' using 1:4 with points pointtype 7 pointsize 1.5 linecolor "
+                 "rgb 'black' title 'published (quoted, unverified)'",
+                 dir);
+        if (paper)
+            cr_expect_not_null(strstr(gp, series), "no published series in\n%s", gp);
+        else
+            cr_expect_null(strstr(gp, "published"), "%s", gp);
+        free(gp);
+    }
 }
