@@ -68,6 +68,9 @@ typedef struct {
      * different (0 recipes: drsch's only). The models trained at each length use train.recipe. */
     nn_recipe recipes[XP_REPRO_MAX_RECIPES];
     int n_recipes;
+    /* Retrieval: 1 leaves out the classifier baseline (a network of c->train trained with
+     * softmax cross-entropy, its code the one-hot of the predicted class; single-label only). */
+    int no_classifier;
 } xp_repro_config;
 
 /* Parses a --recipes list ("drsch,authors": recipe names of nn_recipe_name, comma-separated, each
@@ -118,8 +121,9 @@ typedef struct {
     const char *metric; /* "mAP@5000" (multi-label datasets) or "mAP@all" */
     /* rows: 0 the models trained at each length; then six per recipe of the long model (in the
      * config's order): its codes truncated in the saved order, then in order by |w|, each with
-     * Hamming ranking, then weighted of power 1 and 2; LSH and ITQ; the published figures when
-     * have_paper (last). */
+     * Hamming ranking, then weighted of power 1 and 2; the classifier baseline (single-label
+     * datasets, unless no_classifier: its C-bit one-hot code's figures at every column of at
+     * least C bits); LSH and ITQ; the published figures when have_paper (last). */
     xp_repro_row rows[XP_REPRO_MAX_ROWS];
     int n_rows;
     int have_paper;

@@ -292,6 +292,63 @@ static drsch_status long_model(const xp_repro_config *c, const ds_dataset *d, co
     return st;
 }
 
+/* The classifier baseline (Sablayrolles et al., ICASSP 2017): the network of c->train trained
+ * with softmax cross-entropy on the same training images, its code the one-hot of the predicted
+ * class (C bits for the split's C training classes), evaluated once and shown at every column
+ * of at least C bits. Skipped (with a note) where it does not apply: multi-label datasets. */
+static drsch_status classifier(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                               const ev_options *opt, xp_retrieval_result *res, drsch_error *err)
+{
+    const int C = tr_train_classes(d, sp);
+    if (d->label_kind == DS_LABELS_MULTI || C < 2) {
+        xp_note(c, "no classifier baseline: it needs a single-label dataset");
+        return DRSCH_OK;
+    }
+    if (c->long_bits < (uint32_t)C) {
+        xp_note(c, "no classifier baseline: its %d-bit code is longer than every column", C);
+        return DRSCH_OK;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model-classifier.bin", c->dir);
+    xp_note(c, "training the classifier baseline (softmax, %d classes, %lld iterations) -> %s", C,
+            (long long)c->train.iters, path);
+    train_ctx ctx = {c, "classifier"};
+    xp_codes codes;
+    drsch_error ce;
+    double t = xp_now();
+    drsch_status st =
+        xp_classifier_codes(&c->train, d, sp, path, NULL, NULL, train_progress, &ctx, &codes, &ce);
+    double secs = xp_now() - t;
+    if (st != DRSCH_OK)
+        return drsch_fail(err, st, "classifier baseline: %s", ce.msg);
+    char state[4300];
+    snprintf(state, sizeof state, "%s.state", path);
+    remove(state);
+    xp_repro_row *dst = &res->rows[res->n_rows];
+    snprintf(dst->method, sizeof dst->method,
+             "Classifier (softmax; one-hot of the predicted class, %d bits)", C);
+    dst->recipe = nn_recipe_name(c->train.recipe);
+    dst->seconds = secs;
+    xp_repro_row one = *dst;
+    st = eval_into(c, d, sp, opt, &codes, NULL, (uint32_t)C, 0, &one, NULL, res->metric, err);
+    xp_codes_free(&codes);
+    if (st != DRSCH_OK)
+        return st;
+    for (int i = 0; i <= c->n_lengths; i++) {
+        uint32_t bits = i < c->n_lengths ? c->lengths[i] : c->long_bits;
+        if (bits < (uint32_t)C)
+            continue;
+        dst->map[i] = one.map[0];
+        dst->ties[i] = one.ties[0];
+        dst->pr2[i] = one.pr2[0];
+        dst->no_relevant[i] = one.no_relevant[0];
+        dst->have[i] = 1;
+    }
+    dst->queries = one.queries;
+    res->n_rows++;
+    return DRSCH_OK;
+}
+
 /* Float features of images idx[0..n) (pixels scaled to [0, 1], no crop) for the baselines. */
 static float *pixels(const ds_dataset *d, const int64_t *idx, int64_t n)
 {
@@ -355,7 +412,7 @@ static drsch_status baseline(const xp_repro_config *c, const ds_dataset *d, cons
     return DRSCH_OK;
 }
 
-/* LSH and ITQ on the pixels of the split, at every length: rows 3 and 4. */
+/* LSH and ITQ on the pixels of the split, at every length: the next two rows. */
 static drsch_status baselines(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
                               const ev_options *opt, xp_retrieval_result *res, drsch_error *err)
 {
@@ -458,6 +515,8 @@ drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, con
     out->n_rows = 1;
     for (int k = 0; st == DRSCH_OK && k < n_recipes; k++, out->n_rows += 6)
         st = long_model(c, d, sp, &opt, recipes[k], out->n_rows, out, err);
+    if (st == DRSCH_OK && !c->no_classifier)
+        st = classifier(c, d, sp, &opt, out, err);
     if (st == DRSCH_OK)
         st = baselines(c, d, sp, &opt, out, err);
     if (st != DRSCH_OK) {

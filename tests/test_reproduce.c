@@ -844,6 +844,15 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
             cr_expect_eq(counter(es, "mAP"), counter(ew, "mAP"), "%s", weight);
         }
     cr_expect_eq(access(tu_path("out/model-16-authors.bin"), F_OK), 0);
+    /* The classifier baseline: one model, its 10-bit one-hot code shown at 12 and 16 bits. */
+    cr_expect_eq(access(tu_path("out/model-classifier.bin"), F_OK), 0);
+    cJSON *c12 = entry(b, "reproduce/mnist/Classifier_-softmax;_one-hot_of_the_predicted_class-_"
+                          "10_bits-/bits:12"),
+          *c16 = entry(b, "reproduce/mnist/Classifier_-softmax;_one-hot_of_the_predicted_class-_"
+                          "10_bits-/bits:0");
+    cr_assert(c12 && c16, "no classifier entries");
+    cr_expect_eq(counter(c12, "mAP"), counter(c16, "mAP"));
+    cr_expect(counter(c12, "mAP") > 0.1, "classifier mAP %g", counter(c12, "mAP"));
     cJSON_Delete(root);
     free(text);
     md = tu_slurp(path_in(out, "table.md", path, sizeof path), NULL);
@@ -857,6 +866,7 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
         "| "
         "top \\|w\\| (authors') | weighted w^2 |",
         "| LSH (pixels) | — | — | Hamming |",
+        "| Classifier (softmax; one-hot of the predicted class, 10 bits) | drsch | — | Hamming |",
         "- recipe drsch, the saved (drsch's) order: 12 bits",
         "- recipe authors, the authors' (top |w|) order: 12 bits"};
     for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
@@ -892,6 +902,8 @@ Test(reproduce_retrieval, quick_trains_drschs_recipe_only, .timeout = 240)
     cJSON *b = cJSON_GetObjectItem(root, "benchmarks");
     cr_expect_not_null(entry(b, "reproduce/mnist/DRSCH-8_truncated_in_weight_order/bits:4"));
     cr_expect_null(entry(b, "reproduce/mnist/DRSCH-8_-authors_recipe-_truncated/bits:4"));
+    /* 10 classes need 10 bits: no column holds the classifier's code, so it is not trained */
+    cr_expect_neq(access(path_in(out, "model-classifier.bin", path, sizeof path), F_OK), 0);
     cJSON_Delete(root);
     free(text);
 }
