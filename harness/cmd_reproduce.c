@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -94,8 +95,9 @@ static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
                    "explicit --out results/<dataset>[-quick] updates the committed results"),
         CLI_STRING("baseline", &f->baseline, "FILE",
                    "report to compare the run's accuracy with at the end, as drsch compare does "
-                   "(default: results/<dataset>[-quick]/report.json of the source tree drsch was "
-                   "built from, when there is one)"),
+                   "(default: results/<dataset>[-quick]-<oneDNN ISA>/report.json of the source "
+                   "tree drsch was built from, else results/<dataset>[-quick]/report.json, when "
+                   "there is one: trained weights depend on oneDNN's kernels)"),
         CLI_STRING("bits", &f->bits, "LIST", "code lengths, increasing"),
         CLI_INT("long-bits", &f->long_bits, 1, HM_MAX_BITS, "B",
                 "the longer model truncated to each length"),
@@ -307,9 +309,13 @@ static int prepare(run *r)
     c->dir = r->f.out;
     if (r->f.baseline)
         snprintf(r->committed, sizeof r->committed, "%s", r->f.baseline);
-    else
-        snprintf(r->committed, sizeof r->committed, "%s/results/%s/report.json", DRSCH_SOURCE_DIR,
-                 folder);
+    else { /* trained weights depend on oneDNN's kernels: the baseline made with this ISA's */
+        snprintf(r->committed, sizeof r->committed, "%s/results/%s-%s/report.json",
+                 DRSCH_SOURCE_DIR, folder, nn_onednn_isa());
+        if (access(r->committed, R_OK) != 0)
+            snprintf(r->committed, sizeof r->committed, "%s/results/%s/report.json",
+                     DRSCH_SOURCE_DIR, folder);
+    }
     xp_repro_train_config(d, r->reid, r->f.quick, r->f.iters, c->seed, &c->train);
     return -1;
 }

@@ -183,6 +183,15 @@ static void bit_scalability(sbuf *md, const xp_repro_config *c, const xp_retriev
     }
 }
 
+/* Whether the rows hold the classifier baseline (its method name starts with "Classifier"). */
+static int has_classifier(const xp_repro_row *rows, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (!strncmp(rows[k].method, "Classifier", 10))
+            return 1;
+    return 0;
+}
+
 static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_result *res)
 {
     const char *metric = res->metric;
@@ -196,9 +205,14 @@ static void retrieval_md(sbuf *md, const xp_repro_config *c, const xp_retrieval_
               "recipe (--recipes) truncated to each length, its bits in their saved order "
               "(drsch's: |w| discounted for bits that repeat the ones before them) or in the "
               "authors' (the b bits of largest |w| first), ranked by Hamming distance or weighted "
-              "(the sum of |w|, or of w^2, over the differing bits); LSH and ITQ on the "
+              "(the sum of |w|, or of w^2, over the differing bits);%s LSH and ITQ on the "
               "pixels.\n\n",
-              c->long_bits);
+              c->long_bits,
+              has_classifier(rows, res->n_rows)
+                  ? " the classifier baseline (the same network trained with softmax "
+                    "cross-entropy on the same images, its code the one-hot of the predicted "
+                    "class: one bit per class, shown at every length of at least that many bits);"
+                  : "");
     md_table(md, rows, res->n_rows, published, cols, ncols, COL_MAP);
     if (res->have_paper)
         sb_printf(
