@@ -677,6 +677,17 @@ static void write_model(const char *path)
     nn_net_free(net);
 }
 
+/* A 300 + 60 image MNIST-style dataset in tu_path("mnist") (its path into data) and
+ * write_model's model as tu_path("m.bin"). */
+static void small_dataset_and_model(char *data, size_t cap)
+{
+    snprintf(data, cap, "%s", tu_path("mnist"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 300, 5, 63);
+    tu_write_idx_split(data, "t10k", 60, 5, 63);
+    write_model(tu_path("m.bin"));
+}
+
 /* The mAP@all of the first table row of eval's stdout (the line after the header). */
 static double first_map(const char *out)
 {
@@ -692,11 +703,7 @@ static double first_map(const char *out)
 Test(weight_power, encode_and_eval_on_a_model)
 {
     char data[1024], out[1 << 14];
-    snprintf(data, sizeof data, "%s", tu_path("mnist"));
-    cr_assert_eq(mkdir(data, 0755), 0);
-    tu_write_idx_split(data, "train", 300, 5, 63);
-    tu_write_idx_split(data, "t10k", 60, 5, 63);
-    write_model(tu_path("m.bin"));
+    small_dataset_and_model(data, sizeof data);
     float w[2][16];
     for (int p = 1; p <= 2; p++) {
         char prefix[16], path[1200];
@@ -772,11 +779,7 @@ static void load_npy(const char *prefix, const char *member, npy_array *a)
 Test(bit_order, encode_orders_codes_and_weights_by_weight)
 {
     char data[1024], out[1 << 14];
-    snprintf(data, sizeof data, "%s", tu_path("mnist"));
-    cr_assert_eq(mkdir(data, 0755), 0);
-    tu_write_idx_split(data, "train", 300, 5, 63);
-    tu_write_idx_split(data, "t10k", 60, 5, 63);
-    write_model(tu_path("m.bin"));
+    small_dataset_and_model(data, sizeof data);
     const char *runs[][2] = {{"plain", ""},
                              {"saved", "--bit-order saved"},
                              {"weight", "--bit-order weight"},
@@ -826,11 +829,7 @@ Test(bit_order, encode_orders_codes_and_weights_by_weight)
 Test(bit_order, eval_truncates_in_the_order_asked)
 {
     char data[1024], out[1 << 14];
-    snprintf(data, sizeof data, "%s", tu_path("mnist"));
-    cr_assert_eq(mkdir(data, 0755), 0);
-    tu_write_idx_split(data, "train", 300, 5, 63);
-    tu_write_idx_split(data, "t10k", 60, 5, 63);
-    write_model(tu_path("m.bin"));
+    small_dataset_and_model(data, sizeof data);
     for (int s = 0; s < 2; s++) {
         int rc =
             tu_run(out, sizeof out,
