@@ -68,7 +68,10 @@ static long read_long(const char *path)
 static int physical_cores(int logical)
 {
     enum { MAX_PAIRS = 4096 };
-    static long pairs[MAX_PAIRS][2];
+    long(*pairs)[2] =
+        malloc(sizeof(long[2]) * (size_t)(logical < MAX_PAIRS ? logical : MAX_PAIRS) + 1);
+    if (!pairs)
+        return 0;
     int n = 0;
     for (int c = 0; c < logical && c < MAX_PAIRS; c++) {
         char path[128];
@@ -77,8 +80,10 @@ static int physical_cores(int logical)
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
                  c);
         long pkg = read_long(path);
-        if (core < 0 || pkg < 0)
+        if (core < 0 || pkg < 0) {
+            free(pairs);
             return 0;
+        }
         int seen = 0;
         for (int i = 0; i < n && !seen; i++)
             seen = pairs[i][0] == pkg && pairs[i][1] == core;
@@ -88,6 +93,7 @@ static int physical_cores(int logical)
             n++;
         }
     }
+    free(pairs);
     return n;
 }
 
