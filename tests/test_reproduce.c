@@ -763,16 +763,22 @@ Test(reproduce_reid, outputs_checked_first_and_help, .timeout = 60)
 
 TestSuite(reproduce_retrieval, .init = make_tmpdir, .fini = tu_tmpdir_remove);
 
+/* An MNIST-style dataset in tu_path("mnist") large enough for the paper protocol (100 queries and
+ * 500 training images per class), its path into data, and the output folder tu_path("out"). */
+static void paper_sized_dataset(char *data, size_t dcap, char *out, size_t ocap)
+{
+    snprintf(data, dcap, "%s", tu_path("mnist"));
+    snprintf(out, ocap, "%s", tu_path("out"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 6500, 1, 31);
+    tu_write_idx_split(data, "t10k", 100, 1, 31);
+}
+
 /* The table and every report entry say how many queries have no relevant item (AP 0). */
 Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240)
 {
     char data[1024], out[1024];
-    snprintf(data, sizeof data, "%s", tu_path("mnist"));
-    snprintf(out, sizeof out, "%s", tu_path("out"));
-    cr_assert_eq(mkdir(data, 0755), 0);
-    tu_write_idx_split(data, "train", 6500, 1,
-                       31); /* paper protocol: 100 queries + 500 training per class */
-    tu_write_idx_split(data, "t10k", 100, 1, 31);
+    paper_sized_dataset(data, sizeof data, out, sizeof out);
     static char log[1 << 16];
     int rc = tu_run(log, sizeof log,
                     "%s reproduce --dataset mnist:%s --quick --iters 2 --bits 12 --long-bits 16 "
@@ -879,11 +885,7 @@ Test(reproduce_retrieval, queries_without_relevant_item_reported, .timeout = 240
 Test(reproduce_retrieval, quick_trains_drschs_recipe_only, .timeout = 240)
 {
     char data[1024], out[1024], path[1100];
-    snprintf(data, sizeof data, "%s", tu_path("mnist"));
-    snprintf(out, sizeof out, "%s", tu_path("out"));
-    cr_assert_eq(mkdir(data, 0755), 0);
-    tu_write_idx_split(data, "train", 6500, 1, 31);
-    tu_write_idx_split(data, "t10k", 100, 1, 31);
+    paper_sized_dataset(data, sizeof data, out, sizeof out);
     static char log[1 << 16];
     int rc = tu_run(log, sizeof log,
                     "%s reproduce --dataset mnist:%s --quick --iters 1 --bits 4 --long-bits 8 "
