@@ -36,13 +36,20 @@ typedef struct {
     int64_t n, nq, bits, k, threads, reps, seed, singles;
     const char *isa_name, *json;
     int weighted;
+    double plant; /* --plant-slowdown: each timed search stretched to plant times its duration */
 } hamming_opts;
 
 /* Parses and checks the flags; returns -1 to go on, else the exit status (0 after the help). */
 static int parse(int argc, char **argv, hamming_opts *o)
 {
-    *o = (hamming_opts){
-        .n = 1000000, .nq = 1000, .bits = 64, .k = 100, .reps = 3, .seed = 1, .singles = 1000};
+    *o = (hamming_opts){.n = 1000000,
+                        .nq = 1000,
+                        .bits = 64,
+                        .k = 100,
+                        .reps = 3,
+                        .seed = 1,
+                        .singles = 1000,
+                        .plant = 1};
     cli_flag flags[] = {
         CLI_INT("n", &o->n, 1, INT64_MAX, "N", "database codes, 1 to " MAX_CODES_TEXT),
         CLI_INT("queries", &o->nq, 1, 1 << 24, "Q", "queries, 1 to 16777216"),
@@ -62,6 +69,10 @@ static int parse(int argc, char **argv, hamming_opts *o)
                 "with --queries 1: latency of M different single queries, each timed alone "
                 "(p50 / p99 / max), 1 to 1000000"),
         CLI_INT("seed", &o->seed, 0, INT64_MAX, "S", "seed of the random codes"),
+        CLI_FLOAT("plant-slowdown", &o->plant, 1, 10, "F",
+                  "for testing the regression gate only: each timed search is followed, inside "
+                  "its timing, by a busy wait of F - 1 times its duration, so that the times are "
+                  "F times the real ones (recorded in the report's context as planted_slowdown)"),
         CLI_STRING("json", &o->json, "FILE",
                    "also write a Google Benchmark-compatible report (default: none)"),
         CLI_END,
@@ -328,6 +339,11 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     hm_isa_set(isa, &err);
     double limit = measure_kernel_limit((uint32_t)o->bits, h->w);
     double total = 0, best = 1e300;
+    double *times = malloc((size_t)o->reps * sizeof *times); /* ms, each repetition */
+    if (!times) {
+        fprintf(stderr, "drsch bench hamming: out of memory\n");
+        return -1;
+    }
     for (int64_t r = -1; r < o->reps; r++) {
         if (r == 0)
             mc_counters_start(h->hw);
@@ -338,17 +354,25 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
         double dt = cli_now() - t0;
         if (st != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name(isa), err.msg);
+            free(times);
             return -1;
         }
+        if (o->plant > 1) /* --plant-slowdown: busy, like a slower kernel */
+            while (cli_now() - t0 < dt * o->plant)
+                ;
+        dt = cli_now() - t0;
         if (r >= 0) {
+            times[r] = dt * 1e3;
             total += dt;
             best = dt < best ? dt : best;
         }
     }
     mc_counts counts;
     mc_counters_stop(h->hw, &counts);
-    if (check_results(h, isa, first))
+    if (check_results(h, isa, first)) {
+        free(times);
         return -1;
+    }
     size_t code_bytes = hm_bytes_for_bits((uint32_t)o->bits);
     double comparisons = (double)o->n * (double)o->nq;
     double mean = total / (double)o->reps;
@@ -373,6 +397,8 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     rp_counter(e, "max_rss_bytes", cli_max_rss());
     cli_report_counters(rep, e, h->hw, &counts, (double)o->reps);
     rp_label(e, hm_isa_name(isa));
+    rp_repetitions(rep, e, times, (int)o->reps);
+    free(times);
     printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name(isa), mean * 1e3,
            items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);
     fflush(stdout);
@@ -414,6 +440,8 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
                               : "hamming top-k over uniform random codes");
     rp_context_set_num(rep, "seed", (double)o->seed);
     rp_context_set(rep, "tie_rule", "(distance, database index)");
+    if (o->plant > 1)
+        rp_context_set_num(rep, "planted_slowdown", o->plant);
     if (h.w) /* weighted distances are exact sums of weights quantised to this step */
         rp_context_set_num(rep, "weight_step", hm_weights_step(h.w));
     if (o->json) {

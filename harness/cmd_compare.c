@@ -1,10 +1,11 @@
 /* drsch compare: the regression gate. Matches the benchmark entries of two Google
  * Benchmark-compatible JSON reports by name and compares their times and accuracy counters
- * with report_compare.c's rules (shared with drsch reproduce): a time slower than
- * --max-slowdown (relative), an accuracy counter (mAP*, mINP, rank-*, P_at*) lower than
- * --max-metric-drop (absolute), or a baseline entry or counter missing in the current report
- * is a regression, and the exit status is 1. Entries that may be missing (benchmarks of an ISA
- * the machine lacks) are named with --allow-missing GLOB. This file only prints the table. */
+ * with report_compare.c's rules (shared with drsch reproduce): a median time slower than
+ * --max-slowdown (relative) and significantly so (Mann-Whitney U test at --alpha), an accuracy
+ * counter (mAP*, mINP, rank-*, P_at*) lower than --max-metric-drop (absolute), or a baseline
+ * entry or counter missing in the current report is a regression, and the exit status is 1. Entries
+ * that may be missing (benchmarks of an ISA the machine lacks) are named with --allow-missing GLOB.
+ * This file only prints the table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,22 @@ static int label_of(const rpc_row *r, char *buf, size_t cap)
     return snprintf(buf, cap, "%s", r->entry);
 }
 
+/* A time row: medians, change, the test's p-value and the verdict. */
+static void print_time_row(const rpc_row *r, int w, const char *label)
+{
+    char test[64] = "";
+    if (r->p >= 0)
+        snprintf(test, sizeof test, "  p=%.3g (%d vs %d runs)", r->p, r->n_base, r->n_cur);
+    else if (r->n_base > 1 || r->n_cur > 1)
+        snprintf(test, sizeof test, "  spread (%d vs %d runs)", r->n_base, r->n_cur);
+    printf("%-*s %11.4g ns %11.4g ns %+8.1f%%%s%s\n", w, label, r->base, r->cur, r->change * 100,
+           test,
+           r->verdict == RPC_NOISE        ? "  within noise"
+           : r->verdict == RPC_REGRESSION ? "  SLOWER (regression)"
+           : r->verdict == RPC_NOT_GATED  ? "  slower (not gated)"
+                                          : "");
+}
+
 static void print_table(const rpc_result *res)
 {
     static const char *const head = "Benchmark / counter";
@@ -47,14 +64,7 @@ static void print_table(const rpc_result *res)
         const rpc_row *r = &res->rows[i];
         label_of(r, label, sizeof label);
         switch (r->kind) {
-        case RPC_TIME:
-            printf("%-*s %11.4g ns %11.4g ns %+8.1f%%%s\n", w, label, r->base, r->cur,
-                   r->change * 100,
-                   r->verdict == RPC_NOISE        ? "  within noise"
-                   : r->verdict == RPC_REGRESSION ? "  SLOWER (regression)"
-                   : r->verdict == RPC_NOT_GATED  ? "  slower (not gated)"
-                                                  : "");
-            break;
+        case RPC_TIME: print_time_row(r, w, label); break;
         case RPC_METRIC:
             printf("%-*s %14.4f %14.4f %+9.4f%s\n", w, label, r->base, r->cur, r->change,
                    r->verdict == RPC_REGRESSION ? "  DROPPED (regression)" : "");
@@ -81,8 +91,14 @@ static void print_regressions(const rpc_result *res, const rpc_options *o)
             continue;
         switch (r->kind) {
         case RPC_TIME:
-            fprintf(stderr, "drsch compare: regression: %s time %+.1f%% (allowed %+.1f%%)\n",
-                    r->entry, r->change * 100, o->max_slowdown * 100);
+            if (r->p >= 0)
+                fprintf(stderr,
+                        "drsch compare: regression: %s time %+.1f%% (allowed %+.1f%%), p = %.3g "
+                        "< %g\n",
+                        r->entry, r->change * 100, o->max_slowdown * 100, r->p, o->alpha);
+            else
+                fprintf(stderr, "drsch compare: regression: %s time %+.1f%% (allowed %+.1f%%)\n",
+                        r->entry, r->change * 100, o->max_slowdown * 100);
             break;
         case RPC_METRIC:
             fprintf(stderr, "drsch compare: regression: %s %s %.4f -> %.4f (allowed drop %.4f)\n",
@@ -128,7 +144,10 @@ static int parse(int argc, char **argv, compare_opts *c, int *first)
 {
     cli_flag flags[] = {
         CLI_FLOAT("max-slowdown", &c->o.max_slowdown, 0, 1e6, "F",
-                  "allowed relative time increase"),
+                  "allowed relative increase of an entry's median time"),
+        CLI_FLOAT("alpha", &c->o.alpha, 1e-9, 0.5, "A",
+                  "significance level of the Mann-Whitney U test of the repetition times: a "
+                  "slower median is a regression only when p < A"),
         CLI_FLOAT("max-metric-drop", &c->o.max_metric_drop, 0, 1, "F",
                   "allowed absolute drop of mAP / CMC / precision counters"),
         CLI_SWITCH("no-time", &c->o.gate_time, 0,
@@ -147,7 +166,14 @@ static int parse(int argc, char **argv, compare_opts *c, int *first)
             "Compares two Google Benchmark-compatible reports entry by entry (matched by name).\n"
             "Exit status 1 when a time got slower or an accuracy counter dropped beyond its\n"
             "threshold, or when an entry or accuracy counter of the baseline is missing in the\n"
-            "current report, naming each offender on stderr; 2 on unreadable input.\n\n");
+            "current report, naming each offender on stderr; 2 on unreadable input.\n\n"
+            "Times: an entry's median over its repetitions (one JSON entry per repetition, as\n"
+            "--benchmark_repetitions writes them). A slower median fails only when the change\n"
+            "is beyond --max-slowdown and significant: a two-sided Mann-Whitney U test of the\n"
+            "two reports' repetition times (as Google Benchmark's compare.py) gives p < --alpha.\n"
+            "With too few repetitions for the test to reach --alpha (e.g. 3 vs 3 at 0.05; 4 vs 4\n"
+            "suffices), a change within the spread (max - min) of the repetitions is noise.\n"
+            "Accuracy counters are deterministic: compared exactly against --max-metric-drop.\n\n");
         cli_flags_help(stdout, flags);
         return 0;
     }

@@ -238,6 +238,89 @@ rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real
     return e;
 }
 
+static void set_num(cJSON *e, const char *key, double v)
+{
+    cJSON *it = cJSON_GetObjectItemCaseSensitive(e, key);
+    if (it)
+        cJSON_SetNumberValue(it, v);
+    else
+        cJSON_AddNumberToObject(e, key, v);
+}
+
+static cJSON *aggregate(const cJSON *e, const char *agg, const char *unit, double v, int n)
+{
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
+    const cJSON *tu = cJSON_GetObjectItemCaseSensitive(e, "time_unit");
+    double threads = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "threads"));
+    char full[600];
+    snprintf(full, sizeof full, "%s_%s", name ? name : "", agg);
+    cJSON *a = cJSON_CreateObject();
+    if (!a)
+        return NULL;
+    cJSON_AddStringToObject(a, "name", full);
+    cJSON_AddItemToObject(a, "family_index",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e, "family_index"), 0));
+    cJSON_AddNumberToObject(a, "per_family_instance_index", 0);
+    cJSON_AddStringToObject(a, "run_name", name ? name : "");
+    cJSON_AddStringToObject(a, "run_type", "aggregate");
+    cJSON_AddNumberToObject(a, "repetitions", n);
+    cJSON_AddNumberToObject(a, "threads", threads);
+    cJSON_AddStringToObject(a, "aggregate_name", agg);
+    cJSON_AddStringToObject(a, "aggregate_unit", unit);
+    cJSON_AddNumberToObject(a, "iterations", n);
+    cJSON_AddNumberToObject(a, "real_time", v);
+    cJSON_AddNumberToObject(a, "cpu_time", strcmp(unit, "time") ? v : v * threads);
+    cJSON_AddStringToObject(a, "time_unit", tu && cJSON_IsString(tu) ? tu->valuestring : "ns");
+    return a;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void rp_repetitions(rp_report *r, rp_entry *e, const double *times, int n)
+{
+    if (n < 2)
+        return;
+    double threads = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "threads"));
+    double sum = 0, sq = 0;
+    double *sorted = malloc((size_t)n * sizeof *sorted);
+    for (int i = 0; i < n; i++) {
+        cJSON *x = i ? cJSON_Duplicate(e, 1) : e;
+        if (!x)
+            break;
+        set_num(x, "repetitions", n);
+        set_num(x, "repetition_index", i);
+        set_num(x, "iterations", 1);
+        set_num(x, "real_time", times[i]);
+        set_num(x, "cpu_time", times[i] * threads);
+        if (i)
+            cJSON_AddItemToArray(r->benchmarks, x);
+        sum += times[i];
+        if (sorted)
+            sorted[i] = times[i];
+    }
+    double mean = sum / n;
+    for (int i = 0; i < n; i++)
+        sq += (times[i] - mean) * (times[i] - mean);
+    double sd = sqrt(sq / (n - 1)); /* the sample standard deviation, as Google Benchmark's */
+    double median = mean;
+    if (sorted) {
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+        median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+        free(sorted);
+    }
+    cJSON *aggs[4] = {aggregate(e, "mean", "time", mean, n),
+                      aggregate(e, "median", "time", median, n),
+                      aggregate(e, "stddev", "time", sd, n),
+                      aggregate(e, "cv", "percentage", mean > 0 ? sd / mean : 0, n)};
+    for (int i = 0; i < 4; i++)
+        if (aggs[i])
+            cJSON_AddItemToArray(r->benchmarks, aggs[i]);
+}
+
 void rp_counter(rp_entry *e, const char *name, double value)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(e, name);

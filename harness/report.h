@@ -35,6 +35,13 @@ DRSCH_API void rp_context_set_num(rp_report *r, const char *key, double value);
 DRSCH_API rp_entry *rp_add(rp_report *r, const char *name, int64_t iterations, double real_time,
                            double cpu_time, const char *time_unit, int threads);
 DRSCH_API void rp_counter(rp_entry *e, const char *name, double value);
+/* Turns e (added with rp_add, its counters and label set) into n repetitions as Google Benchmark's
+ * --benchmark_repetitions writes them: e becomes repetition 0 (iterations 1, real_time times[0]),
+ * copies of it repetitions 1..n-1 with times[i] (the counters are copied: they describe the run
+ * as a whole), then the aggregates NAME_mean, NAME_median, NAME_stddev (sample) and NAME_cv
+ * (run_type "aggregate", run_name NAME). times are in e's time_unit; each cpu_time is the
+ * real_time times the threads. Nothing changes when n < 2. */
+DRSCH_API void rp_repetitions(rp_report *r, rp_entry *e, const double *times, int n);
 DRSCH_API void rp_label(rp_entry *e, const char *label);
 /* The report's JSON text (caller frees with free()); for tests and stdout. */
 DRSCH_API char *rp_print(const rp_report *r);

@@ -13,6 +13,7 @@ void rpc_options_default(rpc_options *o)
     o->max_slowdown = 0.10;
     o->max_metric_drop = 0.01;
     o->gate_time = 1;
+    o->alpha = 0.05;
 }
 
 int rpc_is_metric(const char *k)
@@ -85,6 +86,18 @@ static void regression(rpc_result *r, rpc_row *row)
     r->regressions++;
 }
 
+/* Whether the U test can reach alpha with na and nb repetitions: the smallest two-sided p-value
+ * (every value of one sample above every value of the other) is 2 / C(na + nb, na). */
+static int test_can_decide(int na, int nb, double alpha)
+{
+    if (na < 2 || nb < 2)
+        return 0;
+    double c = 1; /* C(na + nb, na), exact in doubles for the sizes a report holds */
+    for (int i = 1; i <= na; i++)
+        c = c * (nb + i) / i;
+    return 2 / c < alpha;
+}
+
 static void compare_time(builder *b, const rpc_options *o, rp_read_entry *be, rp_read_entry *ce)
 {
     if (!be->nt && !be->has_median)
@@ -93,11 +106,24 @@ static void compare_time(builder *b, const rpc_options *o, rp_read_entry *be, rp
     if (!row)
         return;
     double tb = median_of(be), tc = median_of(ce);
-    double noise = fmax(spread_of(be), spread_of(ce));
     row->base = tb;
     row->cur = tc;
     row->change = tb > 0 ? (tc - tb) / tb : 0;
-    if (noise > 0 && fabs(tc - tb) <= noise)
+    row->n_base = be->nt;
+    row->n_cur = ce->nt;
+    row->p = -1;
+    int significant;
+    rpc_mwu t;
+    if (test_can_decide(be->nt, ce->nt, o->alpha) &&
+        rpc_mann_whitney(ce->times, (size_t)ce->nt, be->times, (size_t)be->nt, &t, NULL) ==
+            DRSCH_OK) {
+        row->p = t.p;
+        significant = t.p < o->alpha;
+    } else {
+        double noise = fmax(spread_of(be), spread_of(ce));
+        significant = !(noise > 0 && fabs(tc - tb) <= noise);
+    }
+    if (!significant)
         row->verdict = RPC_NOISE;
     else if (row->change > o->max_slowdown) {
         if (o->gate_time)

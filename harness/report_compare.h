@@ -1,8 +1,10 @@
 /* Comparing two reports read by report_read.h: the rules of `drsch compare` (the regression
  * gate) and of the reproduction check that ends `drsch reproduce`. Entries are matched by name.
  *  - Times: medians of the repetitions; slower than max_slowdown (relative) is a regression
- *    unless the difference is within the spread of the repetitions (noise) or times are not
- *    gated.
+ *    when it is also significant, unless times are not gated. Significant: when both reports
+ *    hold enough repetitions for the test to reach alpha, a two-sided Mann-Whitney U test of the
+ *    repetition times gives p < alpha; otherwise (one repetition, or too few), the difference
+ *    exceeds the spread (max - min) of the repetitions of either report.
  *  - Accuracy counters (mAP*, rank-*, P_at*, precision*): a drop beyond max_metric_drop
  *    (absolute) is a regression; a counter of the baseline missing in the current entry too.
  *  - A baseline entry missing in the current report is a regression unless its name matches
@@ -44,12 +46,15 @@ typedef struct {
     const char *counter; /* RPC_METRIC, RPC_MISSING_METRIC: the counter's name; else NULL */
     double base, cur;    /* ns for times, counter values for metrics; cur is 0 when missing */
     double change;       /* times: (cur - base) / base; metrics: cur - base */
+    double p;            /* RPC_TIME: p-value of the U test of the repetition times; -1: not run */
+    int n_base, n_cur;   /* RPC_TIME: repetition times in each report */
 } rpc_row;
 
 typedef struct {
     double max_slowdown;              /* allowed relative time increase (default 0.10) */
     double max_metric_drop;           /* allowed absolute accuracy drop (default 0.01) */
     int gate_time;                    /* 0: slow times are reported, not regressions (default 1) */
+    double alpha;                     /* significance level of the U test (default 0.05) */
     const char *const *allow_missing; /* globs of baseline entries that may be missing */
     size_t n_allow_missing;
 } rpc_options;
@@ -78,6 +83,18 @@ typedef enum {
     RPC_DIFFERENT,    /* some metric beyond max_metric_drop or missing */
     RPC_NO_METRICS    /* the baseline has no accuracy counter */
 } rpc_agreement;
+
+/* The two-sided Mann-Whitney U test (Wilcoxon rank-sum test) of samples x and y, as
+ * scipy.stats.mannwhitneyu computes it by default (Google Benchmark's compare.py uses it): u is
+ * the U statistic of x (pairs with x_i > y_j, ties counting 1/2); p is exact when there are no
+ * ties and one sample has at most 8 values, else from the normal approximation with the tie
+ * and continuity corrections. Not thread-safe (libRmath's pwilcox caches in static memory). */
+typedef struct {
+    double u, p;
+    int exact;
+} rpc_mwu;
+DRSCH_API drsch_status rpc_mann_whitney(const double *x, size_t nx, const double *y, size_t ny,
+                                        rpc_mwu *out, drsch_error *err);
 
 DRSCH_API void rpc_options_default(rpc_options *o);
 /* 1 when counter is an accuracy counter (mAP*, mINP, rank-*, P_at*, precision*). */

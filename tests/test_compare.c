@@ -4,10 +4,12 @@
  * current report fails the gate unless --allow-missing names it, the table's columns stay
  * aligned whatever the length of the names, and --help. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "report_compare.h"
 #include "report_read.h"
 #include "test_util.h"
@@ -315,9 +317,173 @@ Test(compare_cli, help_on_stdout_exits_0)
             tu_run(out, sizeof out, "%s compare %s 2>/dev/null", tu_exe(), i ? "--help" : "-h"), 0);
         cr_assert(strstr(out, "usage: drsch compare") && strstr(out, "--allow-missing GLOB") &&
                       strstr(out, "--no-time") && strstr(out, "--max-slowdown") &&
-                      strstr(out, "--max-metric-drop"),
+                      strstr(out, "--max-metric-drop") && strstr(out, "--alpha A") &&
+                      strstr(out, "Mann-Whitney"),
                   "%s", out);
     }
     cr_assert_eq(tu_run(out, sizeof out, "%s compare %s", tu_exe(), tu_path("only-one.json")), 2,
                  "%s", out);
+}
+
+/* ---- the statistical speed gate ----------------------------------------------------------------
+ */
+
+/* scipy.stats.mannwhitneyu(x, y) (scipy 1.10, alternative='two-sided', default method) gave
+ * these statistics and p-values; the exact ones are also counts over the C(nx + ny, nx)
+ * arrangements: 3 vs 3 with x above y: 2/20 = 0.1; 6 vs 5: 2/462 = 0.004329... */
+Test(report_compare, mann_whitney_matches_scipy)
+{
+    static const double x1[] = {4, 5, 6}, y1[] = {1, 2, 3};
+    static const double x2[] = {6, 7, 8, 9, 10, 11}, y2[] = {1, 2, 3, 4, 5};
+    static const double x3[] = {11.5, 13.5, 19, 20, 21, 22, 23, 24, 25, 26},
+                        y3[] = {10, 12, 15, 11, 13, 14, 9, 16, 17, 18};
+    static const double x4[] = {2, 3, 4, 4, 5}, y4[] = {1, 2, 2, 3, 3, 3};
+    static const double x5[] = {5, 5, 5}, y5[] = {5, 5, 5};
+    static const double x6[] = {3.0, 3.3, 3.4, 3.5, 3.6, 3.05, 3.15, 3.25, 3.35},
+                        y6[] = {3.1, 2.9, 3.0, 3.2};
+    struct {
+        const double *x, *y;
+        size_t nx, ny;
+        double u, p;
+        int exact;
+    } c[] = {
+        {x1, y1, 3, 3, 9.0, 0.1, 1},
+        {x2, y2, 6, 5, 30.0, 0.004329004329004329, 1},
+        {x3, y3, 10, 10, 88.0, 0.004586392080253494, 0},
+        {x4, y4, 5, 6, 24.5, 0.08871369199677616, 0},
+        {x5, y5, 3, 3, 4.5, 1.0, 0},
+        {x6, y6, 9, 4, 30.5, 0.06371213755493223, 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        rpc_mwu t;
+        drsch_error err;
+        cr_assert_eq(rpc_mann_whitney(c[i].x, c[i].nx, c[i].y, c[i].ny, &t, &err), DRSCH_OK, "%s",
+                     err.msg);
+        cr_assert_eq(t.u, c[i].u, "case %zu: U %.17g", i, t.u);
+        cr_assert(fabs(t.p - c[i].p) <= 1e-12 * c[i].p, "case %zu: p %.17g, scipy %.17g", i, t.p,
+                  c[i].p);
+        cr_assert_eq(t.exact, c[i].exact, "case %zu", i);
+    }
+    rpc_mwu t;
+    drsch_error err;
+    const double nan_sample[2] = {1, NAN};
+    cr_assert_eq(rpc_mann_whitney(x1, 3, nan_sample, 2, &t, &err), DRSCH_ERR_ARG);
+    cr_assert_eq(rpc_mann_whitney(x1, 0, y1, 3, &t, &err), DRSCH_ERR_ARG);
+}
+
+/* A report with one entry "BM_t" of n repetitions, times in ms, written with rp_repetitions. */
+static void repetitions_report(const double *ms, int n, rp_read_report *out, char **json)
+{
+    rp_report *r = rp_create();
+    rp_entry *e = rp_add(r, "BM_t", 1, ms[0], ms[0], "ms", 1);
+    rp_counter(e, "items_per_second", 1234);
+    rp_repetitions(r, e, ms, n);
+    char *text = rp_print(r);
+    rp_free(r);
+    parse(text, out);
+    if (json)
+        *json = text;
+    else
+        free(text);
+}
+
+Test(report_compare, repetitions_are_written_as_google_benchmark_writes_them)
+{
+    const double ms[5] = {3, 1, 2, 5, 4};
+    rp_read_report r;
+    char *json;
+    repetitions_report(ms, 5, &r, &json);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(r.e[0].nt, 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(r.e[0].times[i], ms[i] * 1e6, "repetition %d", i);
+    cr_assert(r.e[0].has_median && r.e[0].median_time == 3e6);
+    int items = 0;
+    for (const char *p = json; (p = strstr(p, "\"items_per_second\"")); p++)
+        items++;
+    cr_assert_eq(items, 5, "the counters on each repetition: %s", json);
+    cr_assert(strstr(json, "\"BM_t_mean\"") && strstr(json, "\"BM_t_stddev\"") &&
+                  strstr(json, "\"BM_t_cv\"") && strstr(json, "\"aggregate_name\":\t\"median\"") &&
+                  strstr(json, "\"repetition_index\":\t4"),
+              "%s", json);
+    free(json);
+    rp_read_free(&r);
+}
+
+/* Compares n repetitions of base with n of cur (ms) at max_slowdown; returns the time row. */
+static rpc_row time_row(const double *base, const double *cur, int n, double max_slowdown)
+{
+    rp_read_report b, c;
+    repetitions_report(base, n, &b, NULL);
+    repetitions_report(cur, n, &c, NULL);
+    rpc_options o;
+    rpc_options_default(&o);
+    o.max_slowdown = max_slowdown;
+    rpc_result res;
+    drsch_error err;
+    cr_assert_eq(rpc_compare(&b, &c, &o, &res, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(res.rows[0].kind, RPC_TIME);
+    rpc_row row = res.rows[0];
+    cr_assert_eq(res.regressions, row.verdict == RPC_REGRESSION);
+    rpc_result_free(&res);
+    rp_read_free(&b);
+    rp_read_free(&c);
+    return row;
+}
+
+Test(report_compare, a_slowdown_fails_only_when_significant_and_beyond_the_threshold)
+{
+    double base[10], slow[10], mixed[10], slight[10];
+    for (int i = 0; i < 10; i++) {
+        base[i] = 100 + i;
+        slow[i] = 1.2 * base[i];             /* every run slower: p = 2/C(20,10) */
+        mixed[i] = i < 5 ? 95 + i : 200 + i; /* median +43%, but half the runs faster */
+        slight[i] = 104.5 + i;               /* +4.3%, p = 0.0091 (scipy) */
+    }
+    rpc_row r = time_row(base, slow, 10, 0.05);
+    cr_assert_eq(r.verdict, RPC_REGRESSION);
+    cr_assert(r.p > 0 && r.p < 0.001 && r.n_base == 10 && r.n_cur == 10, "p %g", r.p);
+    cr_assert(fabs(r.change - 0.2) < 1e-12, "%g", r.change);
+    r = time_row(base, mixed, 10, 0.05);
+    cr_assert_eq(r.verdict, RPC_NOISE, "p %g", r.p);
+    cr_assert(r.change > 0.4 && r.p > 0.5, "change %g p %g", r.change, r.p);
+    r = time_row(base, slight, 10, 0.05);
+    cr_assert_eq(r.verdict, RPC_OK, "p %g change %g", r.p, r.change);
+    cr_assert(r.p < 0.05 && r.change < 0.05, "p %g change %g", r.p, r.change);
+    r = time_row(base, slight, 10, 0.02); /* the same change with a tighter threshold */
+    cr_assert_eq(r.verdict, RPC_REGRESSION, "p %g change %g", r.p, r.change);
+}
+
+Test(report_compare, too_few_repetitions_for_the_test_fall_back_to_the_spread)
+{
+    const double base[3] = {100, 101, 102}, far[3] = {130, 131, 132}, near[3] = {101, 102, 103};
+    rpc_row r = time_row(base, far, 3, 0.05); /* 3 vs 3: the smallest p is 0.1 */
+    cr_assert_eq(r.verdict, RPC_REGRESSION);
+    cr_assert_eq(r.p, -1);
+    r = time_row(base, near, 3, 0);
+    cr_assert_eq(r.verdict, RPC_NOISE, "change %g", r.change);
+}
+
+/* End to end: a benchmark with a planted slowdown fails the gate; its context says so. */
+Test(compare_cli, a_planted_slowdown_fails_the_gate)
+{
+    char out[16384];
+    const char *common = "bench hamming --n 20000 --queries 50 --bits 64 --k 10 --threads 1 "
+                         "--repetitions 6";
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s %s --json %s 2>&1", tu_exe(), common, tu_path("a.json")), 0,
+        "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s %s --plant-slowdown 10 --json %s 2>&1", tu_exe(),
+                        common, tu_path("b.json")),
+                 0, "%s", out);
+    char *b = tu_slurp(tu_path("b.json"), NULL);
+    cr_assert(strstr(b, "\"planted_slowdown\":\t10") != NULL, "%s", b);
+    free(b);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
+                        tu_path("a.json"), tu_path("b.json")),
+                 1, "%s", out);
+    cr_assert(strstr(out, "SLOWER (regression)") && strstr(out, "(6 vs 6 runs)"), "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
+                        tu_path("a.json"), tu_path("a.json")),
+                 0, "%s", out);
 }
