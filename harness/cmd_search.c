@@ -10,23 +10,58 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "cmd_search.h"
+#include "dist.h"
 #include "experiment.h"
 #include "flags.h"
 #include "hamming.h"
 #include "inputs.h"
 #include "npy.h"
 
-typedef struct {
-    const char *db_path, *q_path, *out, *w_path, *isa_name;
-    int64_t k, bits, threads, weight_power;
-} search_opts;
+/* The file of shard r of --db-shards PATTERN in out: the pattern with its one %d (or %Nd, %0Nd)
+ * replaced by r and %% by %. Returns 0, -1 when the path does not fit in cap, -2 when the pattern
+ * is not one conversion of those (none, two, another). */
+int search_shard_path(const char *pat, int r, char *out, size_t cap)
+{
+    size_t o = 0;
+    int convs = 0;
+    for (const char *p = pat; *p; p++) {
+        char piece[48] = {*p, 0};
+        if (*p == '%' && p[1] == '%') {
+            p++;
+        } else if (*p == '%') {
+            const char *d = p + 1;
+            int width = 0, zero = *d == '0';
+            while (*d >= '0' && *d <= '9' && width < 100)
+                width = width * 10 + (*d++ - '0');
+            if (*d != 'd' || width > 20)
+                return -2;
+            snprintf(piece, sizeof piece, zero ? "%0*d" : "%*d", width, r);
+            convs++;
+            p = d;
+        }
+        size_t len = strlen(piece);
+        if (o + len >= cap)
+            return convs > 1 ? -2 : -1;
+        memcpy(out + o, piece, len);
+        o += len;
+    }
+    out[o] = '\0';
+    return convs == 1 ? 0 : -2;
+}
 
 /* Parses the flags; returns -1 to go on, else the exit status (0 after the help). */
 static int parse(int argc, char **argv, search_opts *o)
 {
     *o = (search_opts){.k = 0, .weight_power = 1};
     cli_flag flags[] = {
-        CLI_STRING("db", &o->db_path, "FILE", "database codes (required)"),
+        CLI_STRING("db", &o->db_path, "FILE",
+                   "database codes (required, or --db-shards); under mpirun each process reads "
+                   "its slice of the rows alone (a file every machine sees)"),
+        CLI_STRING("db-shards", &o->db_shards, "PATTERN",
+                   "the database pre-split in files, e.g. db.%d.npy: process r (of mpirun -n P) "
+                   "reads file r alone, P files for P processes, rows numbered through them in "
+                   "order; instead of --db (default: off)"),
         CLI_STRING("queries", &o->q_path, "FILE", "query codes (required)"),
         CLI_STRING("out", &o->out, "PREFIX",
                    "writes PREFIX.indices.npy (int64, Q x K) and PREFIX.distances.npy (int32; "
@@ -66,7 +101,7 @@ static int parse(int argc, char **argv, search_opts *o)
         return EXIT_USAGE;
     const char *missing[3];
     int nmissing = 0;
-    if (!o->db_path)
+    if (!o->db_path && !o->db_shards)
         missing[nmissing++] = "--db FILE";
     if (!o->q_path)
         missing[nmissing++] = "--queries FILE";
@@ -74,6 +109,18 @@ static int parse(int argc, char **argv, search_opts *o)
         missing[nmissing++] = "--out PREFIX";
     if (nmissing) {
         in_report_missing("search", missing, nmissing, NULL);
+        return EXIT_USAGE;
+    }
+    char probe[4096];
+    if (o->db_path && o->db_shards) {
+        fprintf(stderr, "drsch search: --db and --db-shards name the database twice; give one\n");
+        return EXIT_USAGE;
+    }
+    if (o->db_shards && search_shard_path(o->db_shards, 0, probe, sizeof probe) == -2) {
+        fprintf(stderr,
+                "drsch search: --db-shards %s: the pattern needs one %%d (or %%0Nd) for the "
+                "process's rank, e.g. db.%%d.npy (%%%% for a %%)\n",
+                o->db_shards);
         return EXIT_USAGE;
     }
     if (cli_flag_given(flags, "weight-power") && !o->w_path) {
@@ -152,7 +199,7 @@ static int load_inputs(search_opts *o, hm_codes *db, hm_codes *q, float **w)
 }
 
 /* PREFIX.indices.npy and PREFIX.distances.npy (float32 when weighted), then the manifest. */
-static int save(fio_set *set, size_t nq, int64_t k, const int64_t *idx, const void *dist,
+int search_save(fio_set *set, size_t nq, int64_t k, const int64_t *idx, const void *dist,
                 int weighted)
 {
     drsch_error err;
@@ -168,6 +215,18 @@ static int save(fio_set *set, size_t nq, int64_t k, const int64_t *idx, const vo
         return -1;
     }
     return 0;
+}
+
+/* How distances are measured, for the summary line. */
+void search_mode_text(const search_opts *o, const hm_weights *hw, char *mode, size_t cap)
+{
+    snprintf(mode, cap, "hamming");
+    if (hw) /* distances are exact sums of the quantised weights */
+        snprintf(mode, cap,
+                 "weighted%s (weights quantised to multiples of 2^%d, step %g, so equal "
+                 "distances tie exactly)",
+                 o->weight_power == 2 ? ", squared weights" : "", ilogb(hm_weights_step(hw)),
+                 hm_weights_step(hw));
 }
 
 /* Loads the codes, searches and writes the set begun in `set`. */
@@ -212,17 +271,12 @@ static int run(search_opts *o, fio_set *set, int nthreads)
         fprintf(stderr, "drsch search: %s\n", err.msg);
         goto done;
     }
-    if (save(set, q.n, k, idx, dist, hw != NULL))
+    if (search_save(set, q.n, k, idx, dist, hw != NULL))
         goto done;
     double t3 = cli_now();
     double cmp = (double)db.n * (double)q.n;
-    char mode[160] = "hamming";
-    if (hw) /* distances are exact sums of the quantised weights */
-        snprintf(mode, sizeof mode,
-                 "weighted%s (weights quantised to multiples of 2^%d, step %g, so equal "
-                 "distances tie exactly)",
-                 o->weight_power == 2 ? ", squared weights" : "", ilogb(hm_weights_step(hw)),
-                 hm_weights_step(hw));
+    char mode[160];
+    search_mode_text(o, hw, mode, sizeof mode);
     fprintf(stderr,
             "drsch search: %zu queries x %zu codes, %u bits, k=%lld, %s, isa=%s, threads=%d: "
             "load %.3f s, search %.3f s (%.3f G comparisons/s), write %.3f s, total %.3f s, peak "
@@ -240,12 +294,34 @@ done:
     return rc;
 }
 
+/* Under mpirun: every process parses the same flags (rank 0 alone reports their errors), then
+ * searches its slice. */
+static int search_mpi(int argc, char **argv)
+{
+    if (dist_init("search"))
+        return 1;
+    search_opts o;
+    dist_hold();
+    int prc = parse(argc, argv, &o); /* the same on every rank */
+    int rc = dist_release("search", prc > 0 ? prc : 0);
+    if (prc < 0 && !rc)
+        rc = search_slices(&o);
+    else if (prc >= 0)
+        rc = prc;
+    dist_finalize();
+    return rc;
+}
+
 int cmd_search(int argc, char **argv)
 {
+    if (dist_launched())
+        return search_mpi(argc, argv);
     search_opts o;
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (o.db_shards) /* one process: one shard */
+        return search_slices(&o);
     drsch_error err;
     if (hm_isa_init(&err) != DRSCH_OK) {
         fprintf(stderr, "drsch search: %s\n", err.msg);

@@ -123,6 +123,22 @@ DRSCH_API drsch_status hm_knn_weighted(const hm_codes *db, const hm_codes *queri
                                        const hm_weights *w, int64_t *indices, float *distances,
                                        drsch_error *err);
 
+/* The exact top-k of a database searched in parts (e.g. one part per process, drsch search under
+ * mpirun): for each of nq queries, nlists lists, list l holding lens[l] entries per query ordered
+ * by (distance, database index) with global database indices, distinct across lists. List l of
+ * query i is indices[l] + i * lens[l] (distances[l] likewise). Writes the first k of their union
+ * in (distance, index) order to out_idx / out_dist (nq x k): when each part's list is hm_knn's
+ * (or hm_knn_weighted's) top min(k, part size) of that part, its indices offset by the part's
+ * first row, this is exactly hm_knn's result on the whole database, ties included. Requires
+ * k >= 1 and sum of lens >= k; a list found out of order is refused (DRSCH_ERR_ARG). */
+DRSCH_API drsch_status hm_knn_merge(size_t nq, size_t k, size_t nlists, const size_t *lens,
+                                    const int64_t *const *indices, const int32_t *const *distances,
+                                    int64_t *out_idx, int32_t *out_dist, drsch_error *err);
+DRSCH_API drsch_status hm_knn_merge_weighted(size_t nq, size_t k, size_t nlists, const size_t *lens,
+                                             const int64_t *const *indices,
+                                             const float *const *distances, int64_t *out_idx,
+                                             float *out_dist, drsch_error *err);
+
 /* How many times hm_knn / hm_knn_weighted would read the whole database for nq queries with
  * this k at the current thread count (one pass per block of queries that share each database
  * tile from cache); benchmarks use it to model memory traffic. */

@@ -496,3 +496,119 @@ drsch_status npy_save_codes(const char *path, const hm_codes *c, drsch_error *er
     }
     return fio_out_commit(&o, 0, err);
 }
+
+/* ---- a row range of a codes file ----------------------------------------------------------- */
+
+/* Reads len bytes at offset pos of fd, whole (pread may return less than asked). */
+static drsch_status read_at(int fd, void *buf, size_t len, size_t pos, const char *path,
+                            drsch_error *err)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t got = pread(fd, p, len, (off_t)pos);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return drsch_fail(err, DRSCH_ERR_IO, "%s: read error: %s", path,
+                              got < 0 ? strerror(errno) : "the file shrank");
+        p += got;
+        pos += (size_t)got;
+        len -= (size_t)got;
+    }
+    return DRSCH_OK;
+}
+
+/* Opens a codes file and checks its header (magic, dtype, shape, the file size against the
+ * shape, `bits` against the code length) without reading the payload: *f open on success, with
+ * the payload offset in *off. */
+static drsch_status open_codes(const char *path, uint32_t bits, FILE **f, npy_array *a, size_t *off,
+                               drsch_error *err)
+{
+    *f = fio_open_read(path, ".npy file", err);
+    if (!*f)
+        return DRSCH_ERR_IO;
+    drsch_status st = fio_set_verify(path, err);
+    struct stat sb;
+    if (st == DRSCH_OK && fstat(fileno(*f), &sb) != 0)
+        st = drsch_fail(err, DRSCH_ERR_IO, "%s: cannot determine the file size: %s", path,
+                        strerror(errno));
+    /* 1 MiB bounds what a corrupt v2/v3 header length can make us read (as npy_load) */
+    size_t flen = st == DRSCH_OK ? (size_t)sb.st_size : 0, nbytes = 0;
+    size_t avail = flen < (1u << 20) ? flen : (1u << 20);
+    uint8_t *head = NULL;
+    if (st == DRSCH_OK && !(head = malloc(avail ? avail : 1)))
+        st = drsch_fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", path);
+    if (st == DRSCH_OK)
+        st = read_at(fileno(*f), head, avail, 0, path, err);
+    if (st == DRSCH_OK)
+        st = parse_meta(head, avail, path, a, off, &nbytes, err);
+    if (st == DRSCH_OK)
+        st = check_payload(path, nbytes, flen - *off, err);
+    if (st == DRSCH_OK)
+        st = check_codes(path, a, bits, err);
+    free(head);
+    if (st != DRSCH_OK) {
+        fclose(*f);
+        *f = NULL;
+    }
+    return st;
+}
+
+drsch_status npy_codes_shape(const char *path, size_t *rows, size_t *row_bytes, drsch_error *err)
+{
+    FILE *f;
+    npy_array a;
+    size_t off;
+    drsch_status st = open_codes(path, 0, &f, &a, &off, err);
+    if (st != DRSCH_OK)
+        return st;
+    fclose(f);
+    *rows = a.shape[0];
+    *row_bytes = a.shape[1];
+    return DRSCH_OK;
+}
+
+drsch_status npy_load_codes_rows(const char *path, size_t r0, size_t r1, uint32_t bits,
+                                 hm_codes *out, drsch_error *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f;
+    npy_array a;
+    size_t off;
+    drsch_status st = open_codes(path, bits, &f, &a, &off, err);
+    if (st != DRSCH_OK)
+        return st;
+    const size_t rb = a.shape[1];
+    if (bits == 0)
+        bits = (uint32_t)(rb * 8);
+    if (r0 > r1 || r1 > a.shape[0]) {
+        fclose(f);
+        return drsch_fail(err, DRSCH_ERR_RANGE, "%s: rows %zu..%zu asked of %zu codes", path, r0,
+                          r1, a.shape[0]);
+    }
+    st = hm_codes_alloc(out, r1 - r0, bits, err);
+    int fd = fileno(f);
+    if (st == DRSCH_OK && rb % 8 == 0 && bits == rb * 8) { /* the rows are the words: read them */
+        st = read_at(fd, out->data, (r1 - r0) * rb, off + r0 * rb, path, err);
+    } else if (st == DRSCH_OK) { /* repacked in chunks of rows, to bound the extra memory */
+        size_t chunk = ((size_t)1 << 20) / rb + 1;
+        uint8_t *buf = malloc(chunk * rb);
+        if (!buf)
+            st = drsch_fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", path);
+        for (size_t r = r0; st == DRSCH_OK && r < r1; r += chunk) {
+            size_t n = r1 - r < chunk ? r1 - r : chunk;
+            hm_codes part = {0};
+            st = read_at(fd, buf, n * rb, off + r * rb, path, err);
+            if (st == DRSCH_OK)
+                st = hm_codes_from_bytes(&part, buf, n, rb, bits, err);
+            if (st == DRSCH_OK)
+                memcpy(out->data + (r - r0) * out->words, part.data, n * out->words * 8);
+            hm_codes_free(&part);
+        }
+        free(buf);
+    }
+    fclose(f);
+    if (st != DRSCH_OK)
+        hm_codes_free(out);
+    return st;
+}

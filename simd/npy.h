@@ -66,6 +66,17 @@ DRSCH_API drsch_status npy_write(fio_out *o, npy_dtype dtype, int ndim, const si
  * all 8 * R bits, otherwise the first `bits` bits (prefix truncation, bits <= 8 * R). */
 DRSCH_API drsch_status npy_load_codes(const char *path, uint32_t bits, hm_codes *out,
                                       drsch_error *err);
+/* A part of a codes file without reading the rest, e.g. one process's slice of a database
+ * searched by several (drsch search under mpirun). npy_codes_shape reads only the header: the
+ * number of rows and the bytes per code. npy_load_codes_rows reads the header, then rows
+ * [r0, r1) alone (positioned reads), keeping the first `bits` bits as npy_load_codes does
+ * (bits = 0: all); r0 <= r1 <= rows, and r0 == r1 gives 0 codes. Both check the header and
+ * that the file's size is exactly the shape's (a truncated file is refused with the same
+ * message as npy_load_codes gives). */
+DRSCH_API drsch_status npy_codes_shape(const char *path, size_t *rows, size_t *row_bytes,
+                                       drsch_error *err);
+DRSCH_API drsch_status npy_load_codes_rows(const char *path, size_t r0, size_t r1, uint32_t bits,
+                                           hm_codes *out, drsch_error *err);
 DRSCH_API drsch_status npy_save_codes(const char *path, const hm_codes *c, drsch_error *err);
 DRSCH_API drsch_status npy_write_codes(fio_out *o, const hm_codes *c, drsch_error *err);
 

@@ -1,0 +1,207 @@
+/* The ranks of a command under mpirun and its collectives (dist.h). With DRSCH_HAVE_MPI, MPI
+ * (Open MPI from Debian in our builds) does the work: MPI_Init_thread (funneled: only the main
+ * thread calls MPI; OpenMP threads search), MPI_Allgather / MPI_Gather of each step's status and
+ * message, MPI_Gatherv of results, MPI_Reduce of times. Without it, the one-process case. */
+#include "dist.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(DRSCH_HAVE_MPI)
+#include <mpi.h>
+#endif
+
+/* The held text a rank sends to rank 0 at most (a message is a line or two). */
+#define DIST_MSG 1024
+
+static int g_rank, g_size = 1, g_mpi;
+static int g_saved_fd = -1; /* the real stderr while a step holds messages back */
+static FILE *g_held;
+
+int dist_launched(void)
+{
+#if defined(DRSCH_HAVE_MPI)
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
+#else
+    return 0;
+#endif
+}
+
+int dist_init(const char *cmd)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (!dist_launched())
+        return 0;
+    int provided;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "drsch %s: MPI could not start\n", cmd);
+        return -1;
+    }
+    g_mpi = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (g_rank > 0) { /* one copy of what the command prints (its --help) */
+        fflush(stdout);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, STDOUT_FILENO);
+            close(null);
+        }
+    }
+#else
+    (void)cmd;
+#endif
+    return 0;
+}
+
+void dist_finalize(void)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (g_mpi)
+        MPI_Finalize();
+    g_mpi = 0;
+#endif
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+
+void dist_hold(void)
+{
+    fflush(stderr);
+    g_held = tmpfile();
+    if (!g_held)
+        return;
+    g_saved_fd = dup(STDERR_FILENO);
+    if (g_saved_fd < 0 || dup2(fileno(g_held), STDERR_FILENO) < 0) {
+        if (g_saved_fd >= 0)
+            close(g_saved_fd);
+        g_saved_fd = -1;
+        fclose(g_held);
+        g_held = NULL;
+    }
+}
+
+/* Ends holding: restores stderr and puts the held text (at most cap - 1 bytes) in buf. */
+static void take_held(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!g_held)
+        return;
+    fflush(stderr);
+    dup2(g_saved_fd, STDERR_FILENO);
+    close(g_saved_fd);
+    g_saved_fd = -1;
+    rewind(g_held);
+    size_t n = fread(buf, 1, cap - 1, g_held);
+    buf[n] = '\0';
+    fclose(g_held);
+    g_held = NULL;
+}
+
+/* Prints text, each line that begins with "drsch <cmd>: " given "rank R: " after it. */
+static void print_as_rank(const char *cmd, const char *text, int rank)
+{
+    char lead[64];
+    int ln = snprintf(lead, sizeof lead, "drsch %s: ", cmd);
+    for (const char *p = text; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (ln > 0 && (size_t)ln <= len && !strncmp(p, lead, (size_t)ln))
+            fprintf(stderr, "%srank %d: %.*s\n", lead, rank, (int)(len - (size_t)ln), p + ln);
+        else
+            fprintf(stderr, "%.*s\n", (int)len, p);
+        p += len + (eol != NULL);
+    }
+}
+
+int dist_release(const char *cmd, int rc)
+{
+    char mine[DIST_MSG];
+    take_held(mine, sizeof mine);
+    if (g_size == 1) {
+        fputs(mine, stderr);
+        return rc;
+    }
+#if defined(DRSCH_HAVE_MPI)
+    int *rcs = malloc((size_t)g_size * sizeof *rcs);
+    char *all = g_rank == 0 ? malloc((size_t)g_size * DIST_MSG) : NULL;
+    if (!rcs || (g_rank == 0 && !all)) /* a few bytes per rank: nothing sensible is left to do */
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Allgather(&rc, 1, MPI_INT, rcs, 1, MPI_INT, MPI_COMM_WORLD);
+    MPI_Gather(mine, DIST_MSG, MPI_CHAR, all, DIST_MSG, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int worst = 0, first = -1;
+    for (int r = 0; r < g_size; r++) {
+        worst = rcs[r] > worst ? rcs[r] : worst;
+        if (rcs[r] && first < 0)
+            first = r;
+    }
+    if (g_rank == 0 && worst == 0) {
+        fputs(mine, stderr);
+    } else if (g_rank == 0) {
+        int same = 1;
+        for (int r = 1; r < g_size && same; r++)
+            same = rcs[r] == rcs[0] && !strcmp(all + (size_t)r * DIST_MSG, all);
+        const char *text = all + (size_t)first * DIST_MSG;
+        if (!*text)
+            fprintf(stderr, "drsch %s: rank %d failed\n", cmd, first);
+        else if (same)
+            fputs(text, stderr);
+        else
+            print_as_rank(cmd, text, first);
+    }
+    free(rcs);
+    free(all);
+    return worst;
+#else
+    return rc;
+#endif
+}
+
+void dist_allgather_u64(uint64_t v, uint64_t *all)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (g_size > 1) {
+        MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+        return;
+    }
+#endif
+    all[0] = v;
+}
+
+double dist_max(double v)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (g_size > 1) {
+        double m = v;
+        MPI_Reduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        return g_rank == 0 ? m : v;
+    }
+#endif
+    return v;
+}
+
+void dist_gather(const void *send, size_t n, void *recv, const size_t *counts)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (g_size > 1) {
+        int *c = malloc(2 * (size_t)g_size * sizeof *c);
+        if (!c)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        size_t at = 0;
+        for (int r = 0; r < g_size; r++) {
+            c[r] = (int)counts[r];
+            c[g_size + r] = (int)at;
+            at += counts[r];
+        }
+        MPI_Gatherv(send, (int)n, MPI_BYTE, recv, c, c + g_size, MPI_BYTE, 0, MPI_COMM_WORLD);
+        free(c);
+        return;
+    }
+#endif
+    if (n)
+        memcpy(recv, send, n);
+}
