@@ -180,3 +180,78 @@ Test(npy, codes_load_from_a_mapping_without_a_copy_when_rows_are_whole_words)
         free(bytes);
     }
 }
+
+/* A row range of a codes file (one rank's slice under mpirun): rows [r0, r1) equal those rows of
+ * the whole file, at full length and at a prefix, for whole-word rows (read in place) and others
+ * (repacked in chunks, more rows than one chunk); an empty range; the shape from the header. */
+Test(npy, codes_row_range_equals_those_rows_of_the_whole_file)
+{
+    static const size_t widths[] = {8, 5, 1};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        const size_t n = 300000 / widths[wi] + 7, rb = widths[wi];
+        uint8_t *bytes = malloc(n * rb);
+        cr_assert_not_null(bytes);
+        for (size_t i = 0; i < n * rb; i++)
+            bytes[i] = (uint8_t)(i * 2654435761u >> 13);
+        size_t shape[2] = {n, rb};
+        drsch_error err;
+        const char *path = tu_path("range.npy");
+        cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
+        size_t rows = 0, row_bytes = 0;
+        cr_assert_eq(npy_codes_shape(path, &rows, &row_bytes, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(rows, n);
+        cr_assert_eq(row_bytes, rb);
+        for (int prefix = 0; prefix < 2; prefix++) {
+            uint32_t bits = prefix ? (uint32_t)(rb * 8 - 3) : 0;
+            hm_codes all, part;
+            cr_assert_eq(npy_load_codes(path, bits, &all, &err), DRSCH_OK, "%s", err.msg);
+            const size_t ranges[][2] = {{0, n}, {3, n - 2}, {n / 3, n / 3 + 1}, {n, n}, {5, 5}};
+            for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+                size_t r0 = ranges[ri][0], r1 = ranges[ri][1];
+                cr_assert_eq(npy_load_codes_rows(path, r0, r1, bits, &part, &err), DRSCH_OK,
+                             "%zu bytes, rows %zu..%zu: %s", rb, r0, r1, err.msg);
+                cr_assert_eq(part.n, r1 - r0);
+                cr_assert_eq(part.bits, all.bits);
+                cr_assert_eq(part.words, all.words);
+                cr_assert_eq(memcmp(part.data, hm_code_row(&all, r0), part.n * part.words * 8), 0,
+                             "%zu bytes, prefix %d, rows %zu..%zu", rb, prefix, r0, r1);
+                hm_codes_free(&part);
+            }
+            hm_codes_free(&all);
+        }
+        free(bytes);
+    }
+}
+
+/* A row range is refused as the whole file is: a truncated file (even when the rows asked for
+ * are present), rows beyond the file, more bits than stored, another dtype. */
+Test(npy, codes_row_range_refuses_what_the_whole_file_refuses)
+{
+    uint8_t bytes[100 * 4];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (uint8_t)i;
+    size_t shape[2] = {100, 4};
+    drsch_error err;
+    const char *path = tu_path("r.npy");
+    cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
+    size_t len;
+    char *img = tu_slurp(path, &len);
+    tu_write_file(tu_path("cut.npy"), img, len - 10);
+    free(img);
+    hm_codes c;
+    size_t rows, rb;
+    cr_assert_eq(npy_load_codes_rows(tu_path("cut.npy"), 0, 2, 0, &c, &err), DRSCH_ERR_TRUNCATED);
+    cr_assert(strstr(err.msg, "cut.npy: truncated .npy payload"), "%s", err.msg);
+    cr_assert_eq(npy_codes_shape(tu_path("cut.npy"), &rows, &rb, &err), DRSCH_ERR_TRUNCATED);
+    cr_assert_eq(npy_load_codes_rows(path, 50, 101, 0, &c, &err), DRSCH_ERR_RANGE);
+    cr_assert(strstr(err.msg, "rows 50..101 asked of 100 codes"), "%s", err.msg);
+    cr_assert_eq(npy_load_codes_rows(path, 60, 50, 0, &c, &err), DRSCH_ERR_RANGE);
+    cr_assert_eq(npy_load_codes_rows(path, 0, 1, 33, &c, &err), DRSCH_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "33 bits"), "%s", err.msg);
+    cr_assert_null(c.data);
+    int32_t ints[400] = {0};
+    cr_assert_eq(npy_save(tu_path("i4.npy"), NPY_I32, 2, shape, ints, &err), DRSCH_OK);
+    cr_assert_eq(npy_load_codes_rows(tu_path("i4.npy"), 0, 1, 0, &c, &err), DRSCH_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "uint8"), "%s", err.msg);
+    cr_assert_eq(npy_load_codes_rows(tu_path("none.npy"), 0, 1, 0, &c, &err), DRSCH_ERR_IO);
+}

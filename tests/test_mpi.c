@@ -1,0 +1,225 @@
+/* drsch search under mpirun: the database searched in slices, one per rank (harness/dist.c,
+ * cmd_search_slices.c). For 1, 2 and 3 ranks, plain and weighted (float weights with ties),
+ * 64-bit codes and codes of 5 bytes searched at 37 bits, over databases of a few distinct codes
+ * (equal distances across every slice boundary), the output files are byte-identical to the
+ * one-process run's; --db-shards gives the bytes of --db; ranks with fewer rows than k; a
+ * truncated shard on one rank ends every rank (no hang) with one message naming it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+#include "test_util.h"
+
+static void make_tmpdir(void) { tu_tmpdir_make("mpi"); }
+
+TestSuite(mpi, .init = make_tmpdir, .fini = tu_tmpdir_remove, .timeout = 300);
+
+/* mpirun with what running as root and 3 ranks on 2 cores need, under a 60 s timeout. */
+static const char *mpirun(void)
+{
+    static char cmd[1024];
+    const char *exe = getenv("DRSCH_MPIEXEC");
+    cr_assert_not_null(exe, "DRSCH_MPIEXEC is set by CTest");
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 timeout 60 %s --allow-run-as-root --oversubscribe",
+             exe);
+    return cmd;
+}
+
+/* n codes of rb bytes, each one of 4 distinct rows (ties everywhere), rows [r0, r1) saved. */
+static void write_codes(const char *path, size_t n, size_t rb, size_t r0, size_t r1, uint32_t seed)
+{
+    uint8_t vals[4][8], *bytes = malloc(n * rb + 1);
+    for (size_t v = 0; v < 4; v++)
+        for (size_t b = 0; b < 8; b++)
+            vals[v][b] = (uint8_t)((v * 73 + b * 151 + seed) * 2654435761u >> 24);
+    for (size_t i = 0; i < n; i++)
+        memcpy(bytes + i * rb, vals[(i * 7919 + seed) % 4], rb);
+    size_t shape[2] = {r1 - r0, rb};
+    drsch_error err;
+    cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes + r0 * rb, &err), DRSCH_OK, "%s", err.msg);
+    free(bytes);
+}
+
+static void write_weights(const char *path, size_t bits)
+{
+    float w[64];
+    for (size_t i = 0; i < bits; i++)
+        w[i] = i % 3 ? 0.5f : 1.75f; /* equal weights: ties among weighted distances */
+    size_t shape[1] = {bits};
+    drsch_error err;
+    cr_assert_eq(npy_save(path, NPY_F32, 1, shape, w, &err), DRSCH_OK, "%s", err.msg);
+}
+
+/* The three output files of prefixes a and b are the same bytes. */
+static void expect_same(const char *a, const char *b, const char *what)
+{
+    static const char *ext[] = {".indices.npy", ".distances.npy", ".manifest"};
+    for (int e = 0; e < 3; e++) {
+        char pa[512], pb[512], out[256];
+        snprintf(pa, sizeof pa, "%s%s", tu_path(a), ext[e]);
+        snprintf(pb, sizeof pb, "%s%s", tu_path(b), ext[e]);
+        int rc = tu_run(out, sizeof out, "cmp %s %s", pa, pb);
+        cr_assert_eq(rc, 0, "%s: %s%s differs: %s", what, b, ext[e], out);
+    }
+}
+
+/* Counts the lines of out that begin with "drsch search:". */
+static int drsch_lines(const char *out)
+{
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "drsch search:")); p++)
+        n += p == out || p[-1] == '\n';
+    return n;
+}
+
+Test(mpi, every_rank_count_writes_the_bytes_of_one_process)
+{
+    static char out[8192];
+    const size_t widths[] = {8, 5};
+    const char *bits[] = {"", "--bits 37"};
+    for (int wi = 0; wi < 2; wi++) {
+        write_codes(tu_path("db.npy"), 5000, widths[wi], 0, 5000, 1);
+        write_codes(tu_path("q.npy"), 30, widths[wi], 0, 30, 2);
+        write_weights(tu_path("w.npy"), widths[wi] * 8);
+        for (int weighted = 0; weighted < 2; weighted++) {
+            char flags[256];
+            snprintf(flags, sizeof flags, "--db %s --queries %s --k 120 %s %s%s", tu_path("db.npy"),
+                     tu_path("q.npy"), bits[wi], weighted ? "--weights " : "",
+                     weighted ? tu_path("w.npy") : "");
+            int rc =
+                tu_run(out, sizeof out, "%s search %s --out %s", tu_exe(), flags, tu_path("one"));
+            cr_assert_eq(rc, 0, "%s", out);
+            for (int p = 1; p <= 3; p++) {
+                char what[64];
+                snprintf(what, sizeof what, "%zu bytes, weighted %d, %d ranks", widths[wi],
+                         weighted, p);
+                rc = tu_run(out, sizeof out, "%s -n %d %s search %s --out %s", mpirun(), p,
+                            tu_exe(), flags, tu_path("many"));
+                cr_assert_eq(rc, 0, "%s: %s", what, out);
+                char line[64];
+                snprintf(line, sizeof line, "ranks=%d (slices of", p);
+                cr_assert(strstr(out, line), "%s: one timing line from rank 0: %s", what, out);
+                cr_assert_eq(drsch_lines(out), 1, "%s: %s", what, out);
+                expect_same("one", "many", what);
+            }
+        }
+    }
+}
+
+/* --db-shards (uneven shards, one with fewer rows than k) gives the bytes of --db, under mpirun
+ * and, for one shard, without it. */
+Test(mpi, db_shards_write_the_bytes_of_db)
+{
+    static char out[8192];
+    const size_t cut[] = {0, 2100, 2150, 5000};
+    write_codes(tu_path("db.npy"), 5000, 8, 0, 5000, 3);
+    write_codes(tu_path("q.npy"), 20, 8, 0, 20, 4);
+    write_weights(tu_path("w.npy"), 64);
+    for (int s = 0; s < 3; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "db.%d.npy", s);
+        write_codes(tu_path(name), 5000, 8, cut[s], cut[s + 1], 3);
+    }
+    write_codes(tu_path("solo.0.npy"), 5000, 8, 0, 5000, 3);
+    for (int weighted = 0; weighted < 2; weighted++) {
+        char wp[512]; /* tu_path's buffers rotate */
+        const char *w = weighted ? "--weights " : "";
+        snprintf(wp, sizeof wp, "%s", weighted ? tu_path("w.npy") : "");
+        int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 80 %s%s --out %s",
+                        tu_exe(), tu_path("db.npy"), tu_path("q.npy"), w, wp, tu_path("one"));
+        cr_assert_eq(rc, 0, "%s", out);
+        rc = tu_run(out, sizeof out,
+                    "%s -n 3 %s search --db-shards %s/db.%%d.npy --queries %s "
+                    "--k 80 %s%s --out %s",
+                    mpirun(), tu_exe(), tu_tmpdir, tu_path("q.npy"), w, wp, tu_path("shards"));
+        cr_assert_eq(rc, 0, "%s", out);
+        cr_assert(strstr(out, "ranks=3 (slices of 50 to 2850 codes)"), "%s", out);
+        expect_same("one", "shards", weighted ? "--db-shards, weighted" : "--db-shards");
+        /* one process, one shard */
+        rc = tu_run(out, sizeof out,
+                    "%s search --db-shards %s/solo.%%d.npy --queries %s --k 80 "
+                    "%s%s --out %s",
+                    tu_exe(), tu_tmpdir, tu_path("q.npy"), w, wp, tu_path("solo"));
+        cr_assert_eq(rc, 0, "%s", out);
+        expect_same("one", "solo", "--db-shards without mpirun");
+    }
+}
+
+/* A database of 5 codes on 3 ranks with k = 5: every slice (2, 2, 1) has fewer rows than k. */
+Test(mpi, slices_smaller_than_k)
+{
+    static char out[8192];
+    write_codes(tu_path("tiny.npy"), 5, 8, 0, 5, 5);
+    write_codes(tu_path("q.npy"), 9, 8, 0, 9, 6);
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 5 --out %s", tu_exe(),
+                    tu_path("tiny.npy"), tu_path("q.npy"), tu_path("one"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out, "%s -n 3 %s search --db %s --queries %s --k 5 --out %s", mpirun(),
+                tu_exe(), tu_path("tiny.npy"), tu_path("q.npy"), tu_path("many"));
+    cr_assert_eq(rc, 0, "%s", out);
+    expect_same("one", "many", "slices smaller than k");
+    rc = tu_run(out, sizeof out, "%s -n 3 %s search --db %s --queries %s --k 6 --out %s", mpirun(),
+                tu_exe(), tu_path("tiny.npy"), tu_path("q.npy"), tu_path("many"));
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "drsch search: --k 6 is larger than the database (5 codes in "), "%s",
+              out);
+}
+
+/* A truncated shard on rank 1: every rank exits (no hang: not the timeout's 124), non-zero, with
+ * one message from rank 0 naming rank 1 and the file. A shard count that is not the rank count
+ * and shards of different widths are refused by name. */
+Test(mpi, a_failing_rank_ends_every_rank_with_one_message)
+{
+    static char out[8192];
+    write_codes(tu_path("q.npy"), 10, 8, 0, 10, 4);
+    for (int s = 0; s < 3; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "db.%d.npy", s);
+        write_codes(tu_path(name), 300, 8, (size_t)s * 100, (size_t)s * 100 + 100, 3);
+    }
+    size_t len;
+    char *img = tu_slurp(tu_path("db.1.npy"), &len);
+    tu_write_file(tu_path("db.1.npy"), img, len - 100);
+    free(img);
+    int rc = tu_run(out, sizeof out,
+                    "%s -n 3 %s search --db-shards %s/db.%%d.npy --queries %s "
+                    "--k 10 --out %s",
+                    mpirun(), tu_exe(), tu_tmpdir, tu_path("q.npy"), tu_path("f"));
+    cr_assert_neq(rc, 124, "a rank hung: %s", out);
+    cr_assert_neq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "drsch search: rank 1: ") && strstr(out, "db.1.npy: truncated .npy"),
+              "%s", out);
+    cr_assert_eq(drsch_lines(out), 1, "one message: %s", out);
+    rc = tu_run(out, sizeof out, "test -e %s.indices.npy", tu_path("f"));
+    cr_assert_neq(rc, 0, "nothing written");
+
+    /* 3 shard files for 2 ranks, then for 4 */
+    rc = tu_run(out, sizeof out,
+                "%s -n 2 %s search --db-shards %s/db.%%d.npy --queries %s "
+                "--k 10 --out %s",
+                mpirun(), tu_exe(), tu_tmpdir, tu_path("q.npy"), tu_path("f"));
+    cr_assert(rc != 0 && rc != 124, "%s", out);
+    cr_assert(strstr(out, "db.2.npy exists, but there are 2 ranks"), "%s", out);
+    cr_assert_eq(drsch_lines(out), 1, "one message: %s", out);
+    rc = tu_run(out, sizeof out,
+                "%s -n 4 %s search --db-shards %s/db.%%d.npy --queries %s "
+                "--k 10 --out %s",
+                mpirun(), tu_exe(), tu_tmpdir, tu_path("q.npy"), tu_path("f"));
+    cr_assert(rc != 0 && rc != 124, "%s", out);
+    cr_assert(strstr(out, "drsch search: rank 3: --db-shards ") && strstr(out, "db.3.npy: no such"),
+              "%s", out);
+
+    /* shard 1 of 4-byte codes among 8-byte ones */
+    write_codes(tu_path("db.1.npy"), 300, 4, 100, 200, 3);
+    rc = tu_run(out, sizeof out,
+                "%s -n 3 %s search --db-shards %s/db.%%d.npy --queries %s "
+                "--k 10 --out %s",
+                mpirun(), tu_exe(), tu_tmpdir, tu_path("q.npy"), tu_path("f"));
+    cr_assert(rc != 0 && rc != 124, "%s", out);
+    cr_assert(strstr(out, "the shards' codes differ in width: ") &&
+                  strstr(out, "db.0.npy has 8 bytes per code, ") && strstr(out, "db.1.npy has 4"),
+              "%s", out);
+    cr_assert_eq(drsch_lines(out), 1, "one message: %s", out);
+}
