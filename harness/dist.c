@@ -102,6 +102,7 @@ static void take_held(char *buf, size_t cap)
     g_held = NULL;
 }
 
+#if defined(DRSCH_HAVE_MPI)
 /* Prints text, each line that begins with "drsch <cmd>: " given "rank R: " after it. */
 static void print_as_rank(const char *cmd, const char *text, int rank)
 {
@@ -117,6 +118,7 @@ static void print_as_rank(const char *cmd, const char *text, int rank)
         p += len + (eol != NULL);
     }
 }
+#endif
 
 int dist_release(const char *cmd, int rc)
 {
@@ -157,6 +159,7 @@ int dist_release(const char *cmd, int rc)
     free(all);
     return worst;
 #else
+    (void)cmd;
     return rc;
 #endif
 }
@@ -202,6 +205,7 @@ void dist_gather(const void *send, size_t n, void *recv, const size_t *counts)
         return;
     }
 #endif
+    (void)counts;
     if (n)
         memcpy(recv, send, n);
 }
