@@ -6,9 +6,13 @@
  * entry or counter missing in the current report is a regression, and the exit status is 1. Entries
  * that may be missing (benchmarks of an ISA the machine lacks) are named with --allow-missing GLOB.
  * This file only prints the table. */
+#define _GNU_SOURCE /* asprintf */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -16,9 +20,51 @@
 #include "report_compare.h"
 #include "report_read.h"
 
+static int is_json(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return n > 5 && !strcmp(d->d_name + n - 5, ".json") && d->d_name[0] != '.';
+}
+
+/* A report file, or a directory of reports (*.json, one run each, in name order). */
 static int load_report(const char *path, rp_read_report *r)
 {
     drsch_error err;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        struct dirent **list = NULL;
+        int n = scandir(path, &list, is_json, alphasort);
+        if (n < 0) {
+            fprintf(stderr, "drsch compare: %s: cannot list the directory: %s\n", path,
+                    strerror(errno));
+            return -1;
+        }
+        char **paths = calloc((size_t)n + 1, sizeof *paths);
+        int ok = paths != NULL;
+        for (int i = 0; i < n; i++) {
+            if (ok && asprintf(&paths[i], "%s/%s", path, list[i]->d_name) < 0) {
+                paths[i] = NULL;
+                ok = 0;
+            }
+            free(list[i]);
+        }
+        free(list);
+        drsch_status s = DRSCH_ERR_NOMEM;
+        if (!ok)
+            snprintf(err.msg, sizeof err.msg, "%s: out of memory", path);
+        else if (n == 0)
+            snprintf(err.msg, sizeof err.msg, "%s: the directory holds no .json report", path);
+        else
+            s = rp_read_runs((const char *const *)paths, (size_t)n, path, r, &err);
+        for (int i = 0; paths && i < n; i++)
+            free(paths[i]);
+        free(paths);
+        if (s != DRSCH_OK) {
+            fprintf(stderr, "drsch compare: %s\n", err.msg);
+            return -1;
+        }
+        return 0;
+    }
     if (rp_read_file(path, r, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch compare: %s\n", err.msg);
         return -1;
@@ -162,8 +208,11 @@ static int parse(int argc, char **argv, compare_opts *c, int *first)
     int rc = cli_flags_parse("compare", flags, argc, argv, first);
     if (rc == CLI_FLAGS_HELP) {
         printf(
-            "usage: drsch compare BASELINE.json CURRENT.json [options]\n\n"
+            "usage: drsch compare BASELINE CURRENT [options]\n\n"
             "Compares two Google Benchmark-compatible reports entry by entry (matched by name).\n"
+            "BASELINE and CURRENT are each a .json report, or a directory of them (*.json, each\n"
+            "one run, i.e. one process, of the same benchmarks): then an entry's times are the\n"
+            "runs' medians, one per run, so the test sees the noise between processes too.\n"
             "Exit status 1 when a time got slower or an accuracy counter dropped beyond its\n"
             "threshold, or when an entry or accuracy counter of the baseline is missing in the\n"
             "current report, naming each offender on stderr; 2 on unreadable input.\n\n"

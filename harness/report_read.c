@@ -150,3 +150,67 @@ drsch_status rp_read_file(const char *path, rp_read_report *r, drsch_error *err)
     free(text);
     return s;
 }
+
+static int cmp_time(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of an entry's repetitions (its "median" aggregate when it has one); sorts times. */
+static double run_median(rp_read_entry *e)
+{
+    if (e->has_median || e->nt == 0)
+        return e->median_time;
+    qsort(e->times, (size_t)e->nt, sizeof e->times[0], cmp_time);
+    int h = e->nt / 2;
+    return e->nt % 2 ? e->times[h] : 0.5 * (e->times[h - 1] + e->times[h]);
+}
+
+drsch_status rp_read_runs(const char *const *paths, size_t n, const char *name, rp_read_report *r,
+                          drsch_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (n == 0 || n > RP_READ_MAX_REPS)
+        return drsch_fail(err, DRSCH_ERR_ARG, "%s: %zu runs; 1 to %d can be compared", name, n,
+                          RP_READ_MAX_REPS);
+    r->root = cJSON_CreateArray(); /* owns every run's document, so counters stay valid */
+    size_t cap = 0;
+    if (!r->root)
+        return fail(r, err, DRSCH_ERR_NOMEM, "%s: out of memory", name);
+    for (size_t f = 0; f < n; f++) {
+        rp_read_report one;
+        drsch_status st = rp_read_file(paths[f], &one, err);
+        if (st != DRSCH_OK) {
+            rp_read_free(r);
+            return st;
+        }
+        cJSON_AddItemToArray(r->root, one.root);
+        one.root = NULL;
+        for (size_t i = 0; i < one.n; i++) {
+            rp_read_entry *src = &one.e[i];
+            if (!src->nt && !src->has_median)
+                continue;
+            rp_read_entry *e = rp_read_find(r, src->name);
+            if (!e) {
+                if (r->n == cap) {
+                    size_t nc = cap ? 2 * cap : 16;
+                    rp_read_entry *grown = realloc(r->e, nc * sizeof *grown);
+                    if (!grown) {
+                        rp_read_free(&one);
+                        return fail(r, err, DRSCH_ERR_NOMEM, "%s: out of memory", name);
+                    }
+                    r->e = grown;
+                    cap = nc;
+                }
+                e = &r->e[r->n++];
+                memset(e, 0, sizeof *e);
+                snprintf(e->name, sizeof e->name, "%s", src->name);
+                e->counters = src->counters;
+            }
+            e->times[e->nt++] = run_median(src);
+        }
+        rp_read_free(&one);
+    }
+    return DRSCH_OK;
+}

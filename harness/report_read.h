@@ -39,6 +39,14 @@ DRSCH_API drsch_status rp_read_parse(const char *text, size_t len, const char *n
 /* Reads and parses path. */
 DRSCH_API drsch_status rp_read_file(const char *path, rp_read_report *out, drsch_error *err);
 DRSCH_API void rp_read_free(rp_read_report *r);
+/* Several runs of the same benchmarks, one report per file (paths[0..n), at most
+ * RP_READ_MAX_REPS): each entry's times are one value per run holding it, that run's median
+ * over its repetitions (its "median" aggregate when present), in the order of paths; its
+ * counters are those of the first run holding it. A test over these times then sees the noise
+ * between runs (processes), which repetitions within one process do not show. name is used in
+ * messages. On failure *out is empty and err names the file. */
+DRSCH_API drsch_status rp_read_runs(const char *const *paths, size_t n, const char *name,
+                                    rp_read_report *out, drsch_error *err);
 /* The entry called name, NULL when absent. */
 DRSCH_API rp_read_entry *rp_read_find(rp_read_report *r, const char *name);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "report.h"
 #include "report_compare.h"
@@ -486,4 +487,57 @@ Test(compare_cli, a_planted_slowdown_fails_the_gate)
     cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
                         tu_path("a.json"), tu_path("a.json")),
                  0, "%s", out);
+}
+
+/* Writes n runs (DIR/run-I.json), run i with 5 repetitions of "BM_t" around ms[i] (+-0.1%). */
+static void write_runs(const char *dir, const double *ms, int n)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s", tu_path(dir));
+    cr_assert_eq(mkdir(path, 0755), 0, "%s", path);
+    for (int i = 0; i < n; i++) {
+        const double reps[5] = {ms[i] * 0.999, ms[i], ms[i] * 1.001, ms[i] * 0.9995,
+                                ms[i] * 1.0005};
+        rp_report *r = rp_create();
+        rp_entry *e = rp_add(r, "BM_t", 1, reps[0], reps[0], "ms", 1);
+        rp_repetitions(r, e, reps, 5);
+        char *text = rp_print(r);
+        rp_free(r);
+        snprintf(path, sizeof path, "%s/run-%d.json", tu_path(dir), i);
+        tu_write_file(path, text, strlen(text));
+        free(text);
+    }
+}
+
+/* Runs whose medians spread widely (noise between processes) but each with tight repetitions: one
+ * run against another looks significant, the directories of runs show the change is noise; a
+ * directory of runs all 50% slower (each above every baseline run) fails. */
+Test(compare_cli, a_directory_of_runs_tests_the_runs_medians)
+{
+    const double base[5] = {100, 130, 90, 120, 110}, shifted[5] = {105, 135, 95, 125, 115};
+    double slow[5];
+    for (int i = 0; i < 5; i++)
+        slow[i] = 1.5 * base[i];
+    write_runs("base", base, 5);
+    write_runs("shifted", shifted, 5);
+    write_runs("slow", slow, 5);
+    char out[16384], a[600], b[600];
+    snprintf(a, sizeof a, "%s/run-0.json", tu_path("base"));
+    snprintf(b, sizeof b, "%s/run-0.json", tu_path("shifted"));
+    cr_assert_eq(
+        tu_run(out, sizeof out, "%s compare --max-slowdown 0.03 %s %s 2>&1", tu_exe(), a, b), 1,
+        "one run against one: 5%% slower, p < 0.05: %s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 0.03 %s %s 2>&1", tu_exe(),
+                        tu_path("base"), tu_path("shifted")),
+                 0, "%s", out);
+    cr_assert(strstr(out, "(5 vs 5 runs)") && strstr(out, "within noise"), "%s", out);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 0.03 %s %s 2>&1", tu_exe(),
+                        tu_path("base"), tu_path("slow")),
+                 1, "%s", out);
+    cr_assert(strstr(out, "SLOWER (regression)") && strstr(out, "p=0.00794"), "%s", out);
+    cr_assert_eq(mkdir(tu_path("empty"), 0755), 0);
+    cr_assert_eq(tu_run(out, sizeof out, "%s compare %s %s 2>&1", tu_exe(), tu_path("base"),
+                        tu_path("empty")),
+                 2, "%s", out);
+    cr_assert(strstr(out, "holds no .json report") != NULL, "%s", out);
 }
