@@ -186,14 +186,19 @@ def stats(xs):
     return dict(best=min(xs), median=statistics.median(xs), runs=xs)
 
 
-def merge_rows(a, rows, key):
-    """With --merge, keeps the rows of the existing --json that this run did not measure."""
+def merge_rows(a, meta, rows, key):
+    """With --merge, keeps the rows of the existing --json that this run did not measure (and notes
+    that file's commands in meta)."""
     if not (a.merge and a.json and os.path.exists(a.json)):
         return rows
     with open(a.json) as f:
-        old = json.load(f)["rows"]
+        old = json.load(f)
+    for k in ("machine", "drsch_commit", "faiss_commit", "faiss_opt_level"):
+        if old["meta"].get(k) != meta[k]:
+            sys.exit("--merge: %s has %s %s, this run %s" % (a.json, k, old["meta"].get(k), meta[k]))
+    meta["commands"] = old["meta"].get("commands", []) + meta["commands"]
     mine = {key(r) for r in rows}
-    return sorted([r for r in old if key(r) not in mine] + rows, key=key)
+    return sorted([r for r in old["rows"] if key(r) not in mine] + rows, key=key)
 
 
 def yes(b):
@@ -246,17 +251,18 @@ def main_table(a, meta):
                 r["same_distances_debian"], r["same_neighbours_below_kth_debian"] = same_deb
                 r["drsch_log"] = log
                 rows.append(r)
-                print("bits %4d threads %d: FAISS current %.3f s, FAISS %s %.3f s, drsch in process %.4f s "
-                      "(%.1fx current), whole process %.3f s (%.1fx; %.2fx in-process); same as current: %s/%s, "
-                      "as %s: %s/%s" % (bits, threads, r["faiss_current_s"]["best"], faiss.__version__,
-                                        r["faiss_debian_s"]["best"], r["drsch_inprocess_s"]["best"],
-                                        r["inprocess_speedup"], r["drsch_process_s"]["best"], r["process_speedup"],
-                                        r["process_over_inprocess"], *same_cur, faiss.__version__, *same_deb),
-                      flush=True)
+                print("bits %4d threads %d: FAISS current %.3f s, FAISS %s %.3f s, drsch in process "
+                      "%.4f s (%.1fx current), whole process %.3f s (%.1fx; %.2fx in process); same as "
+                      "current: %s/%s, as %s: %s/%s" % (
+                          bits, threads, r["faiss_current_s"]["best"], faiss.__version__,
+                          r["faiss_debian_s"]["best"], r["drsch_inprocess_s"]["best"], r["inprocess_speedup"],
+                          r["drsch_process_s"]["best"], r["process_speedup"], r["process_over_inprocess"],
+                          *same_cur, faiss.__version__, *same_deb), flush=True)
                 if not (all(same_cur) and all(same_deb)):
                     sys.exit("drsch and FAISS disagree (bits %d, threads %d)" % (bits, threads))
     meta.update(debian_faiss=faiss.__version__)
-    rows = merge_rows(a, rows, lambda r: (r["bits"], r["threads"]))
+    rows = merge_rows(a, meta, rows, lambda r: (r["bits"], r["threads"]))
+    goals = ", ".join("%gx at %d bits" % (g, b) for b, g in GOALS.items())
     lines = ["# drsch search vs FAISS (current, built from source) and FAISS %s" % faiss.__version__, "",
              "Exact k=%d search, %d random codes, %d queries, uniform random bits. Sides run alternately, "
              "%d times each, in one process tree; times are the best run (medians in the JSON):" % (
@@ -267,31 +273,34 @@ def main_table(a, meta):
              "- drsch in process: the search time `drsch search` prints on stderr",
              "- drsch process: the whole `drsch search` process (load .npy, search, write results)", "",
              "Goals (issue 17): drsch in process at least this many times as fast as current FAISS, at 1 "
-             "and 2 threads: %s; the whole process within %.1fx of in process." % (
-                 ", ".join("%gx at %d bits" % (g, b) for b, g in GOALS.items()),
-                                                     PROCESS_GOAL), "",
-             "Machine: %s. drsch %s. FAISS current %s (%s)." % (meta["machine"], meta["drsch_commit"],
-                                                             meta["faiss_commit"], meta["faiss_opt_level"]), "",
-             "Command: `%s`" % meta["command"], "",
+             "and 2 threads: %s; the whole process within %.1fx of in process." % (goals, PROCESS_GOAL), "",
+             header(meta), "",
              "| bits | threads | FAISS current (s) | G cmp/s | FAISS %s (s) | G cmp/s | drsch in process (s) "
              "| G cmp/s | drsch process (s) | G cmp/s | in process vs current (goal) | process vs current "
              "| process / in process (goal) | same distances |" % faiss.__version__,
              "| " + " | ".join(["---"] * 14) + " |"]
-    for r in rows:
-        goal = r["goal_inprocess_speedup"]
-        lines.append("| %d | %d | %.3f | %.3f | %.3f | %.3f | %.4f | %.2f | %.3f | %.2f | %.1fx (%s) | %.1fx | "
-                     "%.2fx (<= %.1fx %s) | %s |" % (
-                         r["bits"], r["threads"], r["faiss_current_s"]["best"], r["faiss_current_gcmp_s"],
-                         r["faiss_debian_s"]["best"], r["faiss_debian_gcmp_s"], r["drsch_inprocess_s"]["best"],
-                         r["drsch_inprocess_gcmp_s"], r["drsch_process_s"]["best"], r["drsch_process_gcmp_s"],
-                         r["inprocess_speedup"], ">= %gx %s" % (goal, "met" if r["inprocess_speedup"] >= goal
-                                                                 else "NOT met") if goal else "no goal",
-                         r["process_speedup"], r["process_over_inprocess"], r["goal_process_over_inprocess"],
-                         "met" if r["process_over_inprocess"] <= r["goal_process_over_inprocess"] else "NOT met",
-                         yes(r["same_distances_current"] and r["same_distances_debian"])))
-    lines += ["", "\"same distances\": drsch's sorted distances per query equal FAISS current's and FAISS %s's, "
-              "and so do the neighbours wherever the k-th distance is not tied." % faiss.__version__]
+    lines += [main_row(r) for r in rows]
+    lines += ["", "\"same distances\": drsch's sorted distances per query equal FAISS current's and FAISS "
+              "%s's, and so do the neighbours wherever the k-th distance is not tied." % faiss.__version__]
     write_outputs(a, meta, rows, lines)
+
+
+def header(meta):
+    return "Machine: %s. drsch %s. FAISS current %s (%s).\n\nCommand%s: %s" % (
+        meta["machine"], meta["drsch_commit"], meta["faiss_commit"], meta["faiss_opt_level"],
+        "s" if len(meta["commands"]) > 1 else "", ", then ".join("`%s`" % c for c in meta["commands"]))
+
+
+def main_row(r):
+    goal, pgoal = r["goal_inprocess_speedup"], r["goal_process_over_inprocess"]
+    met = "(>= %gx %s)" % (goal, "met" if r["inprocess_speedup"] >= goal else "NOT met") if goal else "(no goal)"
+    pmet = "(<= %.1fx %s)" % (pgoal, "met" if r["process_over_inprocess"] <= pgoal else "NOT met")
+    return "| %d | %d | %.3f | %.3f | %.3f | %.3f | %.4f | %.2f | %.3f | %.2f | %.1fx %s | %.1fx | %.2fx %s | %s |" % (
+        r["bits"], r["threads"], r["faiss_current_s"]["best"], r["faiss_current_gcmp_s"],
+        r["faiss_debian_s"]["best"], r["faiss_debian_gcmp_s"], r["drsch_inprocess_s"]["best"],
+        r["drsch_inprocess_gcmp_s"], r["drsch_process_s"]["best"], r["drsch_process_gcmp_s"],
+        r["inprocess_speedup"], met, r["process_speedup"], r["process_over_inprocess"], pmet,
+        yes(r["same_distances_current"] and r["same_distances_debian"]))
 
 
 def grid(a, meta):
@@ -347,7 +356,7 @@ def grid(a, meta):
                     flush=True)
                 if drsch_ok and not (r["same_distances"] and r["same_neighbours_below_kth"]):
                     sys.exit("drsch and FAISS disagree (%d bytes, k %d)" % (nbytes, k))
-    rows = merge_rows(a, rows, lambda r: (r["bytes"], r["k"]))
+    rows = merge_rows(a, meta, rows, lambda r: (r["bytes"], r["k"]))
     lines = ["# drsch vs FAISS current on FAISS's Hamming k-NN benchmark grid", "",
              "The grid of FAISS's benchs/bench_hamming_knn.py: 1 thread, %d database codes, %d queries "
              "(uniform random bits, numpy seed %d), code lengths of 4 to 1024 bytes, k in 1, 4, 16, 64, "
@@ -355,9 +364,7 @@ def grid(a, meta):
              "`faiss.knn_hamming`, timed around the call (ci/faiss_peer.cpp); the faster variant's median "
              "counts. drsch: the search time `drsch search --threads 1` prints. Median of %d runs, sides "
              "alternating per run." % (a.grid_n, a.grid_queries, a.seed, a.repeat), "",
-             "Machine: %s. drsch %s. FAISS current %s (%s)." % (meta["machine"], meta["drsch_commit"],
-                                                             meta["faiss_commit"], meta["faiss_opt_level"]), "",
-             "Command: `%s`" % meta["command"], "",
+             header(meta), "",
              "| bytes | bits | k | FAISS hc (s) | FAISS mc (s) | FAISS best (s) | drsch (s) | FAISS best / drsch "
              "| drsch ahead | same distances |",
              "| " + " | ".join(["---"] * 10) + " |"]
@@ -407,7 +414,8 @@ def main():
         return debian_only(a)
     meta = dict(machine=machine(), drsch_commit=drsch_version(a.drsch), faiss_commit=a.faiss_commit,
                 faiss_opt_level=a.faiss_opt_level, faiss_src=a.faiss_src, numpy=np.__version__, seed=a.seed,
-                repeat=a.repeat, command=os.environ.get("BENCH_VS_FAISS_COMMAND") or " ".join(sys.argv))
+                repeat=a.repeat,
+                commands=[os.environ.get("BENCH_VS_FAISS_COMMAND") or " ".join(sys.argv)])
     (grid if a.grid else main_table)(a, meta)
 
 
