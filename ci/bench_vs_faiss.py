@@ -401,9 +401,9 @@ def main():
     ap.add_argument("--faiss-opt-level", default="unknown", help="recorded: its FAISS_OPT_LEVEL")
     ap.add_argument("--faiss-src", default="", help="recorded: its source tree")
     ap.add_argument("--grid", action="store_true", help="with --peer: FAISS's bench_hamming_knn.py grid")
-    ap.add_argument("--grid-bytes", default="4,8,16,32,64,128,256,512,1024",
-                    help="--grid code lengths in bytes (default FAISS's 4,...,1024; drsch stops at %d "
-                    "bits, so 1024 runs FAISS only)" % HM_MAX_BITS)
+    ap.add_argument("--grid-bytes", default="4,8,16,32,64,128,256,512",
+                    help="--grid code lengths in bytes (default 4,8,...,512: FAISS's grid goes on to "
+                    "1024, but drsch stops at %d bits, so 1024 runs FAISS only)" % HM_MAX_BITS)
     ap.add_argument("--grid-k", default="1,4,16,64,256", help="--grid k values (default 1,4,16,64,256)")
     ap.add_argument("--grid-n", type=int, default=30000, help="--grid database codes (default 30000)")
     ap.add_argument("--grid-queries", type=int, default=10000, help="--grid queries (default 10000)")
