@@ -90,7 +90,7 @@ def run_peer(peer, db, q, ks, variants, threads, out=None):
     res = {}
     for line in p.stdout.splitlines():
         f = dict(kv.split("=", 1) for kv in line.split())
-        res[(f["variant"], int(f["k"]))] = float(f["best"])
+        res[(f["variant"], int(f["k"]))] = float(f["best"]) if "best" in f else None  # None: out of memory
     return res
 
 
@@ -193,9 +193,12 @@ def merge_rows(a, meta, rows, key):
         return rows
     with open(a.json) as f:
         old = json.load(f)
-    for k in ("machine", "drsch_commit", "faiss_commit", "faiss_opt_level"):
+    for k in ("machine", "faiss_commit", "faiss_opt_level"):
         if old["meta"].get(k) != meta[k]:
             sys.exit("--merge: %s has %s %s, this run %s" % (a.json, k, old["meta"].get(k), meta[k]))
+    if old["meta"]["drsch_commit"].split(", then ")[-1] != meta["drsch_commit"]:
+        # A commit of the results or of ci/ changes drsch's version string, not its search.
+        meta["drsch_commit"] = old["meta"]["drsch_commit"] + ", then " + meta["drsch_commit"]
     meta["commands"] = old["meta"].get("commands", []) + meta["commands"]
     mine = {key(r) for r in rows}
     return sorted([r for r in old["rows"] if key(r) not in mine] + rows, key=key)
@@ -323,7 +326,8 @@ def grid(a, meta):
             for rep in range(a.repeat):
                 res = run_peer(a.peer, dbp, qp, ks, ["hc", "mc"], 1, pout if rep == 0 else None)
                 for key, t in res.items():
-                    faiss_t[key].append(t)
+                    if t is not None:
+                        faiss_t[key].append(t)
                 if not drsch_ok:
                     continue
                 for k in ks:
@@ -332,12 +336,14 @@ def grid(a, meta):
                     if rep == 0:
                         dd, di = np.load(out + ".distances.npy"), np.load(out + ".indices.npy")
                         agreement[k] = [agree(dd, di, *peer_result(pout, v, k, a.grid_queries))
-                                        for v in ("hc", "mc")]
+                                        for v in ("hc", "mc") if res[(v, k)] is not None]
             for k in ks:
-                hc, mc = statistics.median(faiss_t[("hc", k)]), statistics.median(faiss_t[("mc", k)])
+                inf = float("inf")  # a variant that ran out of memory
+                hc, mc = [statistics.median(faiss_t[(v, k)]) if faiss_t[(v, k)] else inf for v in ("hc", "mc")]
                 best = "hc" if hc <= mc else "mc"
                 r = dict(bytes=nbytes, bits=nbytes * 8, k=k, n=a.grid_n, queries=a.grid_queries, threads=1,
-                         faiss_hc_s=stats(faiss_t[("hc", k)]), faiss_mc_s=stats(faiss_t[("mc", k)]),
+                         faiss_hc_s=stats(faiss_t[("hc", k)]) if hc < inf else None,
+                         faiss_mc_s=stats(faiss_t[("mc", k)]) if mc < inf else None,
                          faiss_best_variant=best, faiss_best_s=min(hc, mc))
                 if drsch_ok:
                     r["drsch_inprocess_s"] = stats(drsch_t[k])
@@ -350,34 +356,49 @@ def grid(a, meta):
                     r["drsch_s"] = None
                     r["note"] = "drsch searches codes of at most %d bits (HM_MAX_BITS)" % HM_MAX_BITS
                 rows.append(r)
-                print("%4d bytes k=%3d: FAISS hc %.4f s, mc %.4f s; drsch %s%s" % (
+                print("%4d bytes k=%3d: FAISS hc %.4f s, mc %.4f s (inf: out of memory); drsch %s%s" % (
                     nbytes, k, hc, mc, "%.4f s (%.2fx, same distances %s)" % (
                         r["drsch_s"], r["speedup"], r["same_distances"]) if drsch_ok else "n/a", ""),
                     flush=True)
                 if drsch_ok and not (r["same_distances"] and r["same_neighbours_below_kth"]):
                     sys.exit("drsch and FAISS disagree (%d bytes, k %d)" % (nbytes, k))
     rows = merge_rows(a, meta, rows, lambda r: (r["bytes"], r["k"]))
+    write_outputs(a, meta, rows, grid_lines(meta, rows))
+
+
+def grid_lines(meta, rows):
+    sizes = ", ".join(str(b) for b in sorted({r["bytes"] for r in rows}))
+    ks = ", ".join(str(k) for k in sorted({r["k"] for r in rows}))
+    runs = sorted({len(r["faiss_hc_s"]["runs"]) for r in rows})
+
+    def med(st):
+        return "%.4f" % st["median"] if st else "out of memory"
+
     lines = ["# drsch vs FAISS current on FAISS's Hamming k-NN benchmark grid", "",
              "The grid of FAISS's benchs/bench_hamming_knn.py: 1 thread, %d database codes, %d queries "
-             "(uniform random bits, numpy seed %d), code lengths of 4 to 1024 bytes, k in 1, 4, 16, 64, "
-             "256. FAISS current: `hammings_knn_hc` (ordered) and `hammings_knn_mc`, the two variants of "
-             "`faiss.knn_hamming`, timed around the call (ci/faiss_peer.cpp); the faster variant's median "
-             "counts. drsch: the search time `drsch search --threads 1` prints. Median of %d runs, sides "
-             "alternating per run." % (a.grid_n, a.grid_queries, a.seed, a.repeat), "",
+             "(uniform random bits, numpy seed %d), codes of %s bytes, k in %s. FAISS current: "
+             "`hammings_knn_hc` (ordered) and `hammings_knn_mc`, the two variants of `faiss.knn_hamming`, "
+             "timed around the call (ci/faiss_peer.cpp); the faster variant's median counts. drsch: the "
+             "search time `drsch search --threads 1` prints. Median of the runs column's number of runs "
+             "(%s), sides alternating per run. \"out of memory\": hammings_knn_mc allocates queries x "
+             "(bits + 1) x k labels (42 GB at 2048 bits, k = 256), more than this machine has." % (
+                 rows[0]["n"], rows[0]["queries"], meta["seed"], sizes, ks, " or ".join(map(str, runs))), "",
              header(meta), "",
-             "| bytes | bits | k | FAISS hc (s) | FAISS mc (s) | FAISS best (s) | drsch (s) | FAISS best / drsch "
-             "| drsch ahead | same distances |",
-             "| " + " | ".join(["---"] * 10) + " |"]
+             "| bytes | bits | k | runs | FAISS hc (s) | FAISS mc (s) | FAISS best (s) | drsch (s) "
+             "| FAISS best / drsch | drsch ahead | same distances |",
+             "| " + " | ".join(["---"] * 11) + " |"]
     for r in rows:
         if r.get("drsch_s") is None:
             tail = "n/a | n/a | n/a (> %d bits) | n/a |" % HM_MAX_BITS
         else:
             tail = "%.4f | %.2fx | %s | %s |" % (r["drsch_s"], r["speedup"], "yes" if r["ahead"] else "NO",
                                                 yes(r["same_distances"]))
-        lines.append("| %d | %d | %d | %.4f | %.4f | %.4f (%s) | %s" % (
-            r["bytes"], r["bits"], r["k"], r["faiss_hc_s"]["median"], r["faiss_mc_s"]["median"],
-            r["faiss_best_s"], r["faiss_best_variant"], tail))
-    write_outputs(a, meta, rows, lines)
+        lines.append("| %d | %d | %d | %d | %s | %s | %.4f (%s) | %s" % (
+            r["bytes"], r["bits"], r["k"], len(r["faiss_hc_s"]["runs"]), med(r["faiss_hc_s"]),
+            med(r["faiss_mc_s"]), r["faiss_best_s"], r["faiss_best_variant"], tail))
+    ahead = [r for r in rows if r.get("drsch_s") is not None]
+    lines += ["", "drsch ahead in %d of %d cells." % (sum(r["ahead"] for r in ahead), len(ahead))]
+    return lines
 
 
 def main():
@@ -407,7 +428,14 @@ def main():
     ap.add_argument("--grid-k", default="1,4,16,64,256", help="--grid k values (default 1,4,16,64,256)")
     ap.add_argument("--grid-n", type=int, default=30000, help="--grid database codes (default 30000)")
     ap.add_argument("--grid-queries", type=int, default=10000, help="--grid queries (default 10000)")
+    ap.add_argument("--render", action="store_true", help="with --grid: rewrite --md from --json, "
+                    "measuring nothing")
     a = ap.parse_args()
+    if a.grid and a.render:
+        with open(a.json) as f:
+            data = json.load(f)
+        return write_outputs(argparse.Namespace(json=None, md=a.md), data["meta"], data["rows"],
+                             grid_lines(data["meta"], data["rows"]))
     if a.grid and not a.peer:
         ap.error("--grid needs --peer")
     if not a.peer:

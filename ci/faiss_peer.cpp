@@ -3,6 +3,7 @@
 // drsch's build or CI). Reads uint8 (N, bytes) .npy codes, runs each VARIANT for each K with
 // omp_set_num_threads(T), times only the search call, and prints one line per (variant, k):
 //   variant=flat k=100 best=0.123456 median=0.124000 runs=0.124,0.123456,...
+// or, when the variant's memory cannot be allocated, variant=mc k=256 error=out-of-memory.
 // With --out PREFIX it also writes PREFIX.VARIANT.kK.dist (int32, Q x K) and .idx (int64).
 // Variants: flat = IndexBinaryFlat::search (FAISS's default: heap, 32-query batches),
 //           hc = hammings_knn_hc (ordered), mc = hammings_knn_mc; the two functions
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -163,8 +165,17 @@ int main(int argc, char **argv)
             std::vector<int64_t> idx(q.n * k);
             for (const std::string &variant : split(variants)) {
                 std::vector<double> runs;
-                for (int r = 0; r < repeat; r++)
-                    runs.push_back(search_once(variant, index, db, q, k, dist.data(), idx.data()));
+                try {
+                    for (int r = 0; r < repeat; r++)
+                        runs.push_back(
+                            search_once(variant, index, db, q, k, dist.data(), idx.data()));
+                } catch (const std::bad_alloc &) {
+                    // hammings_knn_mc allocates Q x (bits + 1) x K labels: 42 GB at 2048 bits
+                    // and K = 256 for 10,000 queries.
+                    std::printf("variant=%s k=%zu error=out-of-memory\n", variant.c_str(), k);
+                    std::fflush(stdout);
+                    continue;
+                }
                 std::vector<double> sorted = runs;
                 std::sort(sorted.begin(), sorted.end());
                 std::printf("variant=%s k=%zu best=%.6f median=%.6f runs=", variant.c_str(), k,
