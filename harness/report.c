@@ -285,12 +285,10 @@ void rp_repetitions(rp_report *r, rp_entry *e, const double *times, int n)
     if (n < 2)
         return;
     double threads = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "threads"));
-    double sum = 0, sq = 0;
-    double *sorted = malloc((size_t)n * sizeof *sorted);
     for (int i = 0; i < n; i++) {
         cJSON *x = i ? cJSON_Duplicate(e, 1) : e;
         if (!x)
-            break;
+            return; /* out of memory: the repetitions so far, no aggregates */
         set_num(x, "repetitions", n);
         set_num(x, "repetition_index", i);
         set_num(x, "iterations", 1);
@@ -298,20 +296,20 @@ void rp_repetitions(rp_report *r, rp_entry *e, const double *times, int n)
         set_num(x, "cpu_time", times[i] * threads);
         if (i)
             cJSON_AddItemToArray(r->benchmarks, x);
-        sum += times[i];
-        if (sorted)
-            sorted[i] = times[i];
     }
+    double *sorted = malloc((size_t)n * sizeof *sorted);
+    if (!sorted)
+        return;
+    double sum = 0, sq = 0;
+    for (int i = 0; i < n; i++)
+        sum += sorted[i] = times[i];
     double mean = sum / n;
     for (int i = 0; i < n; i++)
         sq += (times[i] - mean) * (times[i] - mean);
     double sd = sqrt(sq / (n - 1)); /* the sample standard deviation, as Google Benchmark's */
-    double median = mean;
-    if (sorted) {
-        qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
-        median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-        free(sorted);
-    }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+    double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    free(sorted);
     cJSON *aggs[4] = {aggregate(e, "mean", "time", mean, n),
                       aggregate(e, "median", "time", median, n),
                       aggregate(e, "stddev", "time", sd, n),
