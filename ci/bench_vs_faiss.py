@@ -58,6 +58,19 @@ def drsch_version(exe):
     return m.group(1) if m else "unknown"
 
 
+def random_codes(rng, n, queries, bits, dbp, qp):
+    """n database and `queries` query codes of `bits` uniform random bits, saved as .npy at dbp
+    and qp; returns them and a FAISS IndexBinaryFlat (Debian's FAISS) holding the database."""
+    import faiss  # Debian's python3-faiss; only the modes that compare with it need it
+    db = rng.integers(0, 256, size=(n, bits // 8), dtype=np.uint8)
+    q = rng.integers(0, 256, size=(queries, bits // 8), dtype=np.uint8)
+    np.save(dbp, db)
+    np.save(qp, q)
+    index = faiss.IndexBinaryFlat(bits)
+    index.add(db)
+    return db, q, index
+
+
 def run_drsch(exe, db, q, k, threads, out):
     """Returns (whole-process seconds, in-process search seconds, stderr line)."""
     cmd = [exe, "search", "--db", db, "--queries", q, "--k", str(k), "--threads", str(threads),
@@ -129,14 +142,8 @@ def debian_only(a):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for bits in [int(b) for b in a.bits.split(",")]:
-            nb = bits // 8
-            db = rng.integers(0, 256, size=(a.n, nb), dtype=np.uint8)
-            q = rng.integers(0, 256, size=(a.queries, nb), dtype=np.uint8)
             dbp, qp, out = os.path.join(tmp, "db.npy"), os.path.join(tmp, "q.npy"), os.path.join(tmp, "r")
-            np.save(dbp, db)
-            np.save(qp, q)
-            index = faiss.IndexBinaryFlat(bits)
-            index.add(db)
+            db, q, index = random_codes(rng, a.n, a.queries, bits, dbp, qp)
             for threads in [int(t) for t in a.threads.split(",")]:
                 faiss.omp_set_num_threads(threads)
                 t_faiss = 1e300
@@ -217,12 +224,7 @@ def main_table(a, meta):
         dbp, qp = os.path.join(tmp, "db.npy"), os.path.join(tmp, "q.npy")
         out, pout = os.path.join(tmp, "r"), os.path.join(tmp, "peer")
         for bits in [int(b) for b in a.bits.split(",")]:
-            db = rng.integers(0, 256, size=(a.n, bits // 8), dtype=np.uint8)
-            q = rng.integers(0, 256, size=(a.queries, bits // 8), dtype=np.uint8)
-            np.save(dbp, db)
-            np.save(qp, q)
-            index = faiss.IndexBinaryFlat(bits)
-            index.add(db)
+            db, q, index = random_codes(rng, a.n, a.queries, bits, dbp, qp)
             for threads in [int(t) for t in a.threads.split(",")]:
                 faiss.omp_set_num_threads(threads)
                 cur, deb, proc, inproc, log = [], [], [], [], ""

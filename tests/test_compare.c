@@ -372,8 +372,9 @@ Test(report_compare, mann_whitney_matches_scipy)
     cr_assert_eq(rpc_mann_whitney(x1, 0, y1, 3, &t, &err), DRSCH_ERR_ARG);
 }
 
-/* A report with one entry "BM_t" of n repetitions, times in ms, written with rp_repetitions. */
-static void repetitions_report(const double *ms, int n, rp_read_report *out, char **json)
+/* The JSON text of a report with one entry "BM_t" of n repetitions, times in ms, written with
+ * rp_repetitions (the caller frees it). */
+static char *repetitions_json(const double *ms, int n)
 {
     rp_report *r = rp_create();
     rp_entry *e = rp_add(r, "BM_t", 1, ms[0], ms[0], "ms", 1);
@@ -381,6 +382,13 @@ static void repetitions_report(const double *ms, int n, rp_read_report *out, cha
     rp_repetitions(r, e, ms, n);
     char *text = rp_print(r);
     rp_free(r);
+    return text;
+}
+
+/* That report, parsed into out; its text in *json when json is not NULL. */
+static void repetitions_report(const double *ms, int n, rp_read_report *out, char **json)
+{
+    char *text = repetitions_json(ms, n);
     parse(text, out);
     if (json)
         *json = text;
@@ -498,11 +506,7 @@ static void write_runs(const char *dir, const double *ms, int n)
     for (int i = 0; i < n; i++) {
         const double reps[5] = {ms[i] * 0.999, ms[i], ms[i] * 1.001, ms[i] * 0.9995,
                                 ms[i] * 1.0005};
-        rp_report *r = rp_create();
-        rp_entry *e = rp_add(r, "BM_t", 1, reps[0], reps[0], "ms", 1);
-        rp_repetitions(r, e, reps, 5);
-        char *text = rp_print(r);
-        rp_free(r);
+        char *text = repetitions_json(reps, 5);
         snprintf(path, sizeof path, "%s/run-%d.json", tu_path(dir), i);
         tu_write_file(path, text, strlen(text));
         free(text);

@@ -135,6 +135,19 @@ Test(npy, codes_truncate_to_a_prefix_and_check_dtype)
     cr_assert(strstr(err.msg, "uint8") != NULL, "%s", err.msg);
 }
 
+/* A uint8 (n, rb) .npy codes file at path, of scrambled bytes; returns the bytes (free them). */
+static uint8_t *codes_file(const char *path, size_t n, size_t rb)
+{
+    uint8_t *bytes = malloc(n * rb);
+    cr_assert_not_null(bytes);
+    for (size_t i = 0; i < n * rb; i++)
+        bytes[i] = (uint8_t)(i * 2654435761u >> 13);
+    size_t shape[2] = {n, rb};
+    drsch_error err;
+    cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
+    return bytes;
+}
+
 /* Codes of whole 64-bit words taken in full are used from the file's mapping as they are; other
  * lengths and prefixes are copied. Either way the codes are the file's, and writing to them
  * changes neither the file nor a second load. */
@@ -143,14 +156,9 @@ Test(npy, codes_load_from_a_mapping_without_a_copy_when_rows_are_whole_words)
     static const size_t widths[] = {8, 32, 13, 1};
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
         const size_t n = 1000, rb = widths[wi];
-        uint8_t *bytes = malloc(n * rb);
-        cr_assert_not_null(bytes);
-        for (size_t i = 0; i < n * rb; i++)
-            bytes[i] = (uint8_t)(i * 2654435761u >> 13);
-        size_t shape[2] = {n, rb};
         drsch_error err;
         const char *path = tu_path("codes.npy");
-        cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
+        uint8_t *bytes = codes_file(path, n, rb);
         for (int prefix = 0; prefix < 2; prefix++) {
             uint32_t bits = prefix ? (uint32_t)(rb * 8 - 3) : 0;
             hm_codes c;
@@ -189,14 +197,9 @@ Test(npy, codes_row_range_equals_those_rows_of_the_whole_file)
     static const size_t widths[] = {8, 5, 1};
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
         const size_t n = 300000 / widths[wi] + 7, rb = widths[wi];
-        uint8_t *bytes = malloc(n * rb);
-        cr_assert_not_null(bytes);
-        for (size_t i = 0; i < n * rb; i++)
-            bytes[i] = (uint8_t)(i * 2654435761u >> 13);
-        size_t shape[2] = {n, rb};
         drsch_error err;
         const char *path = tu_path("range.npy");
-        cr_assert_eq(npy_save(path, NPY_U8, 2, shape, bytes, &err), DRSCH_OK, "%s", err.msg);
+        uint8_t *bytes = codes_file(path, n, rb);
         size_t rows = 0, row_bytes = 0;
         cr_assert_eq(npy_codes_shape(path, &rows, &row_bytes, &err), DRSCH_OK, "%s", err.msg);
         cr_assert_eq(rows, n);
