@@ -393,6 +393,7 @@ static int run_all(run *r)
 int cmd_reproduce(int argc, char **argv)
 {
     run r;
+    memset(&r, 0, sizeof r); /* r.sp stays empty on the re-id path, which frees it too */
     int status = parse(argc, argv, &r);
     if (status < 0)
         status = check(&r);
