@@ -1,7 +1,11 @@
 /* drsch train: trains a DRSCH model on a dataset's protocol training split, with a progress line
  * on stderr, atomic checkpoints, Ctrl-C / SIGTERM / SIGHUP saving a checkpoint, a lock on the
  * output (a second run writing the same model is refused), --resume continuing exactly, and
- * optionally an evaluation of the finished model on the protocol's queries and database. */
+ * optionally an evaluation of the finished model on the protocol's queries and database.
+ *
+ * Under mpirun, data parallel (tr_train_parallel): every rank loads the data and shares each
+ * batch; rank 0 checks and writes --out, reads --resume, prints the progress and evaluates. A
+ * failure on any rank ends every rank, with one message naming the rank (dist.h). */
 #include <errno.h>
 #include <float.h>
 #include <signal.h>
@@ -12,6 +16,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "dist.h"
 #include "experiment.h"
 #include "fileio.h"
 #include "flags.h"
@@ -317,14 +322,15 @@ static int parse_args(int argc, char **argv, train_args *a)
 
 /* Every output and the checkpoint to resume are checked before the data is loaded: a run must
  * not be lost to a file it cannot write at its first checkpoint or at its end. Then the lock on
- * --out, the threads and the Hamming kernels. GO_ON, or the exit status. */
-static int prepare_run(train_args *a)
+ * --out, the threads and the Hamming kernels. writes: 0 on the ranks of mpirun other than 0,
+ * which neither write --out nor read --resume. GO_ON, or the exit status. */
+static int prepare_run(train_args *a, int writes)
 {
-    int files_status = check_files(a->out, a->resume);
+    int files_status = writes ? check_files(a->out, a->resume) : 0;
     if (files_status)
         return files_status;
     drsch_error le;
-    if (fio_lock_take(&out_lock, a->out, &le) != DRSCH_OK) {
+    if (writes && fio_lock_take(&out_lock, a->out, &le) != DRSCH_OK) {
         fprintf(stderr, "drsch train: %s\n", le.msg);
         return 1;
     }
@@ -417,19 +423,48 @@ static int load_data(train_args *a, ds_dataset **d, ds_split *sp, tr_config *c)
     return GO_ON;
 }
 
-/* Trains with the stop signals caught; the exit status (128 + the signal after a stop). */
-static int run_training(const train_args *a, const tr_config *c, const ds_dataset *d,
-                        const ds_split *sp)
+/* tr_parallel's collectives: those of the ranks of mpirun (dist.h). */
+static void par_allgather(void *ctx, const float *send, float *recv, const int32_t *counts)
 {
-    fprintf(
-        stderr,
-        "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d bits, "
-        "%lld iterations, batch %d x %d, %d threads, seed %llu, recipe %s%s\n",
-        d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
-        (long long)c->iters, c->classes_per_batch, c->images_per_class, a->nthreads,
-        (unsigned long long)c->seed, nn_recipe_name(c->recipe),
-        c->objective == TR_OBJECTIVE_SOFTMAX ? ", loss softmax (classifier: one bit per class)"
-                                             : "");
+    (void)ctx;
+    dist_allgather_f32(send, recv, counts);
+}
+static void par_sum(void *ctx, float *buf, size_t n)
+{
+    (void)ctx;
+    dist_sum_f32(buf, n);
+}
+static void par_broadcast(void *ctx, void *buf, size_t bytes)
+{
+    (void)ctx;
+    dist_broadcast(buf, bytes);
+}
+static int32_t par_max(void *ctx, int32_t v)
+{
+    (void)ctx;
+    return dist_max_i32(v);
+}
+
+/* Trains with the stop signals caught; the exit status (128 + the signal after a stop). par: the
+ * ranks under mpirun, else NULL; then every rank returns the same status, and rank 0 alone prints
+ * (one message, naming the rank that failed). */
+static int run_training(const train_args *a, const tr_config *c, const ds_dataset *d,
+                        const ds_split *sp, const tr_parallel *par)
+{
+    const int rank0 = !par || par->rank == 0;
+    char ranks[48] = "";
+    if (par)
+        snprintf(ranks, sizeof ranks, "%d ranks x ", par->size);
+    if (rank0)
+        fprintf(stderr,
+                "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d "
+                "bits, %lld iterations, batch %d x %d, %s%d threads, seed %llu, recipe %s%s\n",
+                d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
+                (long long)c->iters, c->classes_per_batch, c->images_per_class, ranks, a->nthreads,
+                (unsigned long long)c->seed, nn_recipe_name(c->recipe),
+                c->objective == TR_OBJECTIVE_SOFTMAX
+                    ? ", loss softmax (classifier: one bit per class)"
+                    : "");
 
     struct sigaction sa, old[N_STOP_SIGNALS];
     memset(&sa, 0, sizeof sa);
@@ -442,23 +477,30 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     }
     drsch_error te;
     double t1 = cli_now();
-    drsch_status st =
-        tr_train(c, d, sp, a->out, a->resume, &stop_requested, print_progress, NULL, &te);
+    drsch_status st = tr_train_parallel(c, d, sp, a->out, a->resume, &stop_requested,
+                                        rank0 ? print_progress : NULL, NULL, par, &te);
     double t2 = cli_now();
     for (size_t i = 0; i < N_STOP_SIGNALS; i++)
         sigaction(STOP_SIGNALS[i], &old[i], NULL);
+    int rc = 0;
+    if (par)
+        dist_hold();
     if (st == DRSCH_INTERRUPTED) {
-        fprintf(stderr, "drsch train: %s (%s); continue with --resume %s\n", te.msg,
-                strsignal(stop_signal), a->out);
-        return 128 + stop_signal;
+        int sig = stop_signal ? stop_signal : SIGTERM; /* a rank that was not signalled itself */
+        fprintf(stderr, "drsch train: %s (%s); continue with --resume %s\n", te.msg, strsignal(sig),
+                a->out);
+        rc = 128 + sig;
+    } else if (st != DRSCH_OK) {
+        if (st != DRSCH_ERR_PEER) /* the rank that failed says why */
+            fprintf(stderr, "drsch train: %s\n", te.msg);
+        rc = 1;
     }
-    if (st != DRSCH_OK) {
-        fprintf(stderr, "drsch train: %s\n", te.msg);
-        return 1;
-    }
-    fprintf(stderr, "drsch train: wrote %s after %.1f s of training (%.1f s in all)\n", a->out,
-            t2 - t1, t2 - a->t0);
-    return 0;
+    if (par)
+        rc = dist_release("train", st == DRSCH_ERR_PEER ? 0 : rc);
+    if (rc == 0 && rank0)
+        fprintf(stderr, "drsch train: wrote %s after %.1f s of training (%.1f s in all)\n", a->out,
+                t2 - t1, t2 - a->t0);
+    return rc;
 }
 
 /* --eval: mAP@all of the written model on the protocol's queries against its database, at the
@@ -507,7 +549,7 @@ static int train_command(int argc, char **argv)
     train_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc == GO_ON)
-        rc = prepare_run(&a);
+        rc = prepare_run(&a, 1);
     if (rc != GO_ON)
         return rc;
     ds_dataset *d = NULL;
@@ -516,7 +558,7 @@ static int train_command(int argc, char **argv)
     rc = load_data(&a, &d, &sp, &c);
     if (rc != GO_ON)
         return rc;
-    rc = run_training(&a, &c, d, &sp);
+    rc = run_training(&a, &c, d, &sp, NULL);
     if (rc == 0 && a.do_eval)
         rc = evaluate_model(a.out, c.bits, c.objective == TR_OBJECTIVE_SOFTMAX, d, &sp);
     ds_split_free(&sp);
@@ -524,9 +566,65 @@ static int train_command(int argc, char **argv)
     return rc;
 }
 
+/* Under mpirun: every rank parses the same flags and loads the data (rank 0 alone reports their
+ * errors, or the first failing rank's), then trains its share of each batch. */
+static int train_mpi(int argc, char **argv)
+{
+    if (dist_init("train"))
+        return 1;
+    train_args a;
+    dist_hold();
+    int prc = parse_args(argc, argv, &a); /* the same on every rank */
+    int rc = dist_release("train", prc > 0 ? prc : 0);
+    if (prc == GO_ON && !rc) {
+        dist_hold();
+        prc = prepare_run(&a, dist_rank() == 0);
+        rc = dist_release("train", prc == GO_ON ? 0 : prc);
+    }
+    ds_dataset *d = NULL;
+    ds_split sp = {0};
+    tr_config c;
+    if (prc == GO_ON && !rc) {
+        dist_hold();
+        prc = load_data(&a, &d, &sp, &c);
+        if (prc == GO_ON && c.classes_per_batch * c.images_per_class < dist_size()) {
+            fprintf(stderr,
+                    "drsch train: a batch of %d images (--classes %d x --per-class %d) cannot be "
+                    "shared by %d ranks\n",
+                    c.classes_per_batch * c.images_per_class, c.classes_per_batch,
+                    c.images_per_class, dist_size());
+            ds_split_free(&sp);
+            ds_dataset_free(d);
+            prc = EXIT_USAGE;
+        }
+        rc = dist_release("train", prc == GO_ON ? 0 : prc);
+        if (rc && prc == GO_ON) { /* another rank failed: this one loaded */
+            ds_split_free(&sp);
+            ds_dataset_free(d);
+        }
+    }
+    if (prc == GO_ON && !rc) {
+        tr_parallel par = {.rank = dist_rank(),
+                           .size = dist_size(),
+                           .allgather = par_allgather,
+                           .sum = par_sum,
+                           .broadcast = par_broadcast,
+                           .max = par_max};
+        rc = run_training(&a, &c, d, &sp, &par);
+        if (rc == 0 && a.do_eval && dist_rank() == 0)
+            rc = evaluate_model(a.out, c.bits, c.objective == TR_OBJECTIVE_SOFTMAX, d, &sp);
+        ds_split_free(&sp);
+        ds_dataset_free(d);
+    } else if (!rc) {
+        rc = prc;
+    }
+    dist_finalize();
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    int rc = train_command(argc, argv);
+    int rc = dist_launched() ? train_mpi(argc, argv) : train_command(argc, argv);
     fio_lock_release(&out_lock);
     return rc;
 }

@@ -209,3 +209,69 @@ void dist_gather(const void *send, size_t n, void *recv, const size_t *counts)
     if (n)
         memcpy(recv, send, n);
 }
+
+void dist_allgather_f32(const float *send, float *recv, const int32_t *counts)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (g_size > 1) {
+        int *c = malloc(2 * (size_t)g_size * sizeof *c);
+        if (!c)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        int at = 0;
+        for (int r = 0; r < g_size; r++) {
+            c[r] = counts[r];
+            c[g_size + r] = at;
+            at += counts[r];
+        }
+        MPI_Allgatherv(send, c[g_rank], MPI_FLOAT, recv, c, c + g_size, MPI_FLOAT, MPI_COMM_WORLD);
+        free(c);
+        return;
+    }
+#endif
+    memcpy(recv, send, sizeof(float) * (size_t)counts[0]);
+}
+
+/* MPI's element counts are ints: large buffers go in pieces. */
+#define DIST_PIECE ((size_t)1 << 28)
+
+void dist_sum_f32(float *buf, size_t n)
+{
+#if defined(DRSCH_HAVE_MPI)
+    /* A reduction to rank 0, then its result to all: MPI_Allreduce may add in another order on
+     * each rank (the standard only recommends the same result everywhere). */
+    for (size_t at = 0; g_size > 1 && at < n; at += DIST_PIECE) {
+        int len = (int)(n - at < DIST_PIECE ? n - at : DIST_PIECE);
+        if (g_rank == 0)
+            MPI_Reduce(MPI_IN_PLACE, buf + at, len, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+        else
+            MPI_Reduce(buf + at, NULL, len, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+        MPI_Bcast(buf + at, len, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    }
+#else
+    (void)buf, (void)n;
+#endif
+}
+
+void dist_broadcast(void *buf, size_t bytes)
+{
+#if defined(DRSCH_HAVE_MPI)
+    for (size_t at = 0; g_size > 1 && at < bytes; at += DIST_PIECE) {
+        int len = (int)(bytes - at < DIST_PIECE ? bytes - at : DIST_PIECE);
+        MPI_Bcast((char *)buf + at, len, MPI_BYTE, 0, MPI_COMM_WORLD);
+    }
+#else
+    (void)buf, (void)bytes;
+#endif
+}
+
+int32_t dist_max_i32(int32_t v)
+{
+#if defined(DRSCH_HAVE_MPI)
+    if (g_size > 1) {
+        int32_t m = v;
+        MPI_Allreduce(&v, &m, 1, MPI_INT32_T, MPI_MAX, MPI_COMM_WORLD);
+        return m;
+    }
+#endif
+    return v;
+}

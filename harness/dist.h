@@ -1,7 +1,8 @@
-/* A command run as several processes by mpirun (drsch search with its database in slices): the
- * ranks, and the few collectives the command needs, behind an interface free of MPI. Built
- * without MPI (-DDRSCH_MPI=OFF, or no MPI found) or started without mpirun, it is one process of
- * rank 0 and every function is the single-process case: nothing is sent, nothing waits.
+/* A command run as several processes by mpirun (drsch search with its database in slices, drsch
+ * train with each batch shared): the ranks, and the few collectives the commands need, behind an
+ * interface free of MPI. Built without MPI (-DDRSCH_MPI=OFF, or no MPI found) or started without
+ * mpirun, it is one process of rank 0 and every function is the single-process case: nothing is
+ * sent, nothing waits.
  *
  * Failures never hang a run and are reported once: a command brackets every fallible step with
  * dist_hold / dist_release, which every rank reaches whether its step went well or not. The
@@ -43,5 +44,16 @@ double dist_max(double v);
 /* Rank 0 receives every rank's n bytes at send, in rank order, into recv; counts[r] is rank r's
  * n, known to every rank, each and their sum below 2^31 (a collective). */
 void dist_gather(const void *send, size_t n, void *recv, const size_t *counts);
+
+/* The collectives of data-parallel training (tr_parallel, train.h). */
+/* Every rank's counts[r] floats, in rank order, into recv on every rank (each count and their sum
+ * below 2^31). */
+void dist_allgather_f32(const float *send, float *recv, const int32_t *counts);
+/* buf[0..n) becomes the sum over the ranks, the same bits on every rank. */
+void dist_sum_f32(float *buf, size_t n);
+/* Rank 0's bytes at buf to every rank. */
+void dist_broadcast(void *buf, size_t bytes);
+/* The largest v over the ranks, on every rank. */
+int32_t dist_max_i32(int32_t v);
 
 #endif

@@ -225,6 +225,14 @@ typedef struct {
     /* the last step's loss statistics, gradient norm and (classifier) accuracy, for progress */
     dh_stats ls;
     double gnorm, accuracy;
+    /* data parallel (NULL in one process): this rank's rows [lo, lo + nl) of the batch (else 0,
+     * N); the whole batch's outputs and hash outputs; per rank, the floats of each gather; the
+     * parameter gradients packed for the sum */
+    const tr_parallel *par;
+    int32_t lo, nl;
+    float *y_all, *u_all, *gbuf;
+    int32_t *counts;
+    size_t gsize;
 } run;
 
 static void run_free(run *r)
@@ -239,6 +247,54 @@ static void run_free(run *r)
     free(r->multi);
     free(r->class_map);
     free(r->target);
+    free(r->y_all);
+    free(r->u_all);
+    free(r->gbuf);
+    free(r->counts);
+}
+
+/* Whether this rank writes files: rank 0, or the one process. */
+static int writer(const run *r) { return !r->par || r->par->rank == 0; }
+
+/* Data parallel: every rank learns whether a step failed on any rank (a collective); a rank whose
+ * own step went well returns DRSCH_ERR_PEER when another's did not. In one process: st. */
+static drsch_status agree(const run *r, drsch_status st, drsch_error *err)
+{
+    if (!r->par)
+        return st;
+    int32_t failed = r->par->max(r->par->ctx, st != DRSCH_OK);
+    if (failed && st == DRSCH_OK)
+        return drsch_fail(err, DRSCH_ERR_PEER, "another rank failed");
+    return st;
+}
+
+/* The whole batch's rows of width w, each rank's nl rows at rows (a collective), into all. */
+static void gather_rows(run *r, const float *rows, int32_t w, float *all)
+{
+    for (int32_t k = 0; k < r->par->size; k++) {
+        int32_t lo = (int32_t)((int64_t)k * r->N / r->par->size);
+        int32_t hi = (int32_t)((int64_t)(k + 1) * r->N / r->par->size);
+        r->counts[k] = (hi - lo) * w;
+    }
+    r->par->allgather(r->par->ctx, rows, all, r->counts);
+}
+
+/* Data parallel: the parameter gradients summed over the ranks (a collective). */
+static void sum_grads(run *r)
+{
+    size_t at = 0;
+    for (int32_t i = 0; i < nn_param_count(r->net); i++) {
+        nn_param p = nn_param_at(r->net, i);
+        memcpy(r->gbuf + at, p.grad, sizeof(float) * p.count);
+        at += p.count;
+    }
+    r->par->sum(r->par->ctx, r->gbuf, at);
+    at = 0;
+    for (int32_t i = 0; i < nn_param_count(r->net); i++) {
+        nn_param p = nn_param_at(r->net, i);
+        memcpy(p.grad, r->gbuf + at, sizeof(float) * p.count);
+        at += p.count;
+    }
 }
 
 /* The settings of the run, the defaults that depend on --bits and the dataset filled in. */
@@ -312,12 +368,12 @@ static drsch_status set_up_data(run *r, float *mean, float *scale, drsch_error *
     return DRSCH_OK;
 }
 
-/* Resume: the network and its SGD history from the checkpoint, then the sampler replayed so
- * the remaining batches are those of an uninterrupted run. */
+/* Resume: the network and its SGD history from the checkpoint (the sampler is replayed by
+ * the caller, so the remaining batches are those of an uninterrupted run). */
 static drsch_status resume(run *r, const char *resume_path, drsch_error *err)
 {
     const tr_config *c = &r->c;
-    drsch_status st = nn_model_load(&r->net, resume_path, r->N, 1, err);
+    drsch_status st = nn_model_load(&r->net, resume_path, r->nl, 1, err);
     if (st != DRSCH_OK)
         return st;
     const nn_config *lc = nn_net_config(r->net);
@@ -359,18 +415,14 @@ static drsch_status resume(run *r, const char *resume_path, drsch_error *err)
         ident[j] = (uint32_t)j;
     st = nn_set_bit_order(r->net, ident, err); /* the identity: cannot fail */
     free(ident);
-    if (st != DRSCH_OK)
-        return st;
-    for (int64_t i = 0; i < r->start; i++)
-        ds_sampler_next(r->sampler, r->idx, NULL);
-    return DRSCH_OK;
+    return st;
 }
 
 /* A new network of the run's architecture, seeded by --seed. */
 static drsch_status create_net(run *r, drsch_error *err)
 {
     nn_config nc;
-    drsch_status st = nn_config_init(&nc, r->c.arch, r->c.bits, r->N, 1, err);
+    drsch_status st = nn_config_init(&nc, r->c.arch, r->c.bits, r->nl, 1, err);
     if (st != DRSCH_OK)
         return st;
     if (r->c.objective == TR_OBJECTIVE_SOFTMAX &&
@@ -401,7 +453,40 @@ static drsch_status alloc_batch(run *r, drsch_error *err)
         r->multi = calloc((size_t)N * r->words, sizeof *r->multi);
     if (!r->x || !r->dy || !r->sim || !r->idx || !r->cls || (r->words && !r->multi))
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a batch of %d", N);
+    if (r->par) {
+        r->gsize = 0;
+        for (int32_t i = 0; i < nn_param_count(r->net); i++)
+            r->gsize += nn_param_at(r->net, i).count;
+        r->y_all = malloc(sizeof(float) * (size_t)N * (size_t)r->B);
+        r->u_all = malloc(sizeof(float) * (size_t)N * (size_t)r->c.bits);
+        r->gbuf = malloc(sizeof(float) * (r->gsize + 1));
+        r->counts = malloc(sizeof *r->counts * (size_t)r->par->size);
+        if (!r->y_all || !r->u_all || !r->gbuf || !r->counts)
+            return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a batch of %d", N);
+    }
     return DRSCH_OK;
+}
+
+/* Data parallel: every rank starts from rank 0's network (new or resumed) and iteration (a
+ * collective). */
+static drsch_status share_start(run *r, drsch_error *err)
+{
+    size_t nh, np = nn_params_plain_size(r->net);
+    float *hist = nn_sgd_history(r->net, &nh);
+    float *blob = malloc(sizeof(float) * (np + 1));
+    drsch_status st = blob ? DRSCH_OK : drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
+    if (st == DRSCH_OK && writer(r))
+        st = nn_params_export(r->net, blob, np, err);
+    if ((st = agree(r, st, err)) == DRSCH_OK) {
+        r->par->broadcast(r->par->ctx, &r->start, sizeof r->start);
+        r->par->broadcast(r->par->ctx, blob, sizeof(float) * np);
+        r->par->broadcast(r->par->ctx, hist, sizeof(float) * nh);
+        if (!writer(r))
+            st = nn_params_import(r->net, blob, np, err);
+        st = agree(r, st, err);
+    }
+    free(blob);
+    return st;
 }
 
 /* The batch of iteration it: its images, augmented with a seed of (seed, it), and the pairwise
@@ -428,28 +513,50 @@ static drsch_status next_batch(run *r, int64_t it, drsch_error *err)
     return DRSCH_OK;
 }
 
-/* One SGD step on the batch: forward, the DRSCH objective and its gradient, backward, gradient
- * clipping, the update. A non-finite loss stops the run, naming where the NaN is. */
-static drsch_status step(run *r, int64_t it, const char *last_ckpt, drsch_error *err)
+/* The loss of the whole batch and its gradient in r->dy, from the outputs y of every image. */
+static drsch_status loss(run *r, int64_t it, const float *y, drsch_error *err)
+{
+    const tr_config *c = &r->c;
+    drsch_error ne;
+    if (c->objective == TR_OBJECTIVE_SOFTMAX) {
+        memset(&r->ls, 0, sizeof r->ls);
+        drsch_status st = ce_loss(y, r->target, r->N, r->B, r->dy, &r->ls.loss, &r->accuracy, &ne);
+        if (st == DRSCH_ERR_NUMERIC)
+            r->ls.loss = NAN; /* named by the caller, with where the NaN is */
+        else if (st != DRSCH_OK)
+            return drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
+    } else if (dh_loss(&c->loss, it, y, r->N, r->B, r->sim, r->x, (int32_t)nn_input_size(r->net),
+                       r->dy, &r->ls)) {
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory in the loss");
+    }
+    return DRSCH_OK;
+}
+
+/* One SGD step on the batch (st: whether the batch was built): forward, the DRSCH objective and
+ * its gradient, backward, gradient clipping, the update. A non-finite loss stops the run, naming
+ * where the NaN is. Data parallel, this rank forwards and back-propagates its rows, the outputs
+ * are gathered before the loss and the gradients summed before the update; every failure is
+ * agreed on before the next collective. */
+static drsch_status step(run *r, int64_t it, drsch_status st, const char *last_ckpt,
+                         drsch_error *err)
 {
     const tr_config *c = &r->c;
     nn_net *net = r->net;
     drsch_error ne;
     nn_set_hash_scale(net, nn_hash_scale_at(c->scale0, c->scale_mult, c->scale_every, it));
-    drsch_status st = nn_forward(net, r->x, &ne);
-    if (st != DRSCH_OK)
-        return drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
-    if (c->objective == TR_OBJECTIVE_SOFTMAX) {
-        memset(&r->ls, 0, sizeof r->ls);
-        st = ce_loss(nn_output(net), r->target, r->N, r->B, r->dy, &r->ls.loss, &r->accuracy, &ne);
-        if (st == DRSCH_ERR_NUMERIC)
-            r->ls.loss = NAN; /* named below, with where the NaN is */
-        else if (st != DRSCH_OK)
-            return drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
-    } else if (dh_loss(&c->loss, it, nn_output(net), r->N, r->B, r->sim, r->x,
-                       (int32_t)nn_input_size(net), r->dy, &r->ls)) {
-        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory in the loss");
+    if (st == DRSCH_OK &&
+        (st = nn_forward(net, r->x + (size_t)r->lo * nn_input_size(net), &ne)) != DRSCH_OK)
+        st = drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
+    if ((st = agree(r, st, err)) != DRSCH_OK)
+        return st;
+    const float *y = nn_output(net);
+    if (r->par) {
+        gather_rows(r, y, r->B, r->y_all);
+        y = r->y_all;
     }
+    /* the loss is the same on every rank: so are its failures */
+    if ((st = loss(r, it, y, err)) != DRSCH_OK)
+        return st;
     if (!isfinite(r->ls.loss)) {
         int is_bias = 0;
         int32_t layer = nonfinite_layer(net, &is_bias);
@@ -462,8 +569,12 @@ static drsch_status step(run *r, int64_t it, const char *last_ckpt, drsch_error 
             "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
             (long long)it, r->ls.loss, where, last_ckpt);
     }
-    if ((st = nn_backward(net, r->dy, NULL, &ne)) != DRSCH_OK)
-        return drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
+    if ((st = nn_backward(net, r->dy + (size_t)r->lo * (size_t)r->B, NULL, &ne)) != DRSCH_OK)
+        st = drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
+    if ((st = agree(r, st, err)) != DRSCH_OK)
+        return st;
+    if (r->par)
+        sum_grads(r);
     r->gnorm = grad_norm(net);
     if (c->clip_grad > 0 && r->gnorm > c->clip_grad)
         scale_grads(net, (float)(c->clip_grad / r->gnorm));
@@ -500,8 +611,14 @@ static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_f
     p.active_share = r->ls.triplets ? (double)r->ls.active / (double)r->ls.triplets : 0;
     p.objective = c->objective;
     p.accuracy = r->accuracy;
-    if (c->objective == TR_OBJECTIVE_DRSCH) /* a classifier has no hash outputs (0, 0) */
-        code_stats(nn_hash_output(r->net), r->N, r->B, &p.bit_balance, &p.distinct_share);
+    if (c->objective == TR_OBJECTIVE_DRSCH) { /* a classifier has no hash outputs (0, 0) */
+        const float *u = nn_hash_output(r->net);
+        if (r->par) {
+            gather_rows(r, u, r->B, r->u_all);
+            u = r->u_all;
+        }
+        code_stats(u, r->N, r->B, &p.bit_balance, &p.distinct_share);
+    }
     const float *bw = nn_bit_weights(r->net);
     p.bitw_min = p.bitw_max = bw ? fabsf(bw[0]) : 1.0;
     for (int32_t j = 1; bw && j < r->B; j++) {
@@ -531,30 +648,64 @@ static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_f
     return DRSCH_OK;
 }
 
-drsch_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split,
-                      const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
-                      tr_progress_fn progress, void *ctx, drsch_error *err)
+/* A checkpoint (rank 0 writes it), agreed on by every rank. */
+static drsch_status checkpoint(run *r, int64_t iter, drsch_error *err)
+{
+    drsch_status st = DRSCH_OK;
+    if (writer(r))
+        st = save_checkpoint(r->net, &r->c, r->d, r->split, r->out_path, iter, r->settings, err);
+    return agree(r, st, err);
+}
+
+/* Everything before the first iteration: the settings, the data, the network (new, resumed, or
+ * rank 0's), the batch. */
+static drsch_status set_up(run *r, const tr_config *cfg, const char *resume_path, float *mean,
+                           float *scale, drsch_error *err)
+{
+    drsch_status st = resolve_settings(r, cfg, err);
+    if (st == DRSCH_OK)
+        st = set_up_data(r, mean, scale, err);
+    if (st == DRSCH_OK && r->par) {
+        if (r->N < r->par->size)
+            return drsch_fail(err, DRSCH_ERR_ARG,
+                              "a batch of %d images cannot be shared by %d ranks", r->N,
+                              r->par->size);
+        r->lo = (int32_t)((int64_t)r->par->rank * r->N / r->par->size);
+        r->nl = (int32_t)((int64_t)(r->par->rank + 1) * r->N / r->par->size) - r->lo;
+    } else {
+        r->nl = r->N;
+    }
+    if (st == DRSCH_OK)
+        st = resume_path && writer(r) ? resume(r, resume_path, err) : create_net(r, err);
+    /* the recipe's multipliers: the net's, and those its model files record */
+    if (st == DRSCH_OK)
+        st = nn_net_set_recipe(r->net, r->c.recipe, err);
+    if (st == DRSCH_OK) {
+        nn_set_input_norm(r->net, mean, scale);
+        st = alloc_batch(r, err);
+    }
+    return st;
+}
+
+drsch_status tr_train_parallel(const tr_config *cfg, const ds_dataset *d, const ds_split *split,
+                               const char *out_path, const char *resume_path,
+                               volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
+                               const tr_parallel *par, drsch_error *err)
 {
     run r;
     memset(&r, 0, sizeof r);
     r.d = d;
     r.split = split;
     r.out_path = out_path;
-    drsch_status st = resolve_settings(&r, cfg, err);
-    if (st != DRSCH_OK)
-        return st;
-    const tr_config *c = &r.c;
+    r.par = par && par->size > 1 ? par : NULL;
     float mean[NN_MAX_IN_C] = {0}, scale[NN_MAX_IN_C];
-    st = set_up_data(&r, mean, scale, err);
-    if (st == DRSCH_OK)
-        st = resume_path ? resume(&r, resume_path, err) : create_net(&r, err);
-    /* the recipe's multipliers: the net's, and those its model files record */
-    if (st == DRSCH_OK)
-        st = nn_net_set_recipe(r.net, c->recipe, err);
-    if (st == DRSCH_OK) {
-        nn_set_input_norm(r.net, mean, scale);
-        st = alloc_batch(&r, err);
-    }
+    drsch_status st = agree(&r, set_up(&r, cfg, resume_path, mean, scale, err), err);
+    if (st == DRSCH_OK && r.par)
+        st = share_start(&r, err);
+    const tr_config *c = &r.c;
+    /* the batches before the first iteration, so the rest are those of an uninterrupted run */
+    for (int64_t i = 0; st == DRSCH_OK && i < r.start; i++)
+        ds_sampler_next(r.sampler, r.idx, NULL);
     /* What a numeric failure leaves behind, for its message. */
     char last_ckpt[600];
     snprintf(last_ckpt, sizeof last_ckpt,
@@ -563,29 +714,36 @@ drsch_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split 
     progress_clock pc = {.t_start = now(), .it_log = r.start};
     pc.t_log = pc.t_start;
     for (int64_t it = r.start; st == DRSCH_OK && it < c->iters; it++) {
-        if (stop && *stop) {
-            if ((st = save_checkpoint(r.net, c, d, split, out_path, it, r.settings, err)) ==
-                DRSCH_OK)
+        int32_t stop_now = stop && *stop;
+        if (r.par) /* every rank stops at the same iteration */
+            stop_now = r.par->max(r.par->ctx, stop_now);
+        if (stop_now) {
+            if ((st = checkpoint(&r, it, err)) == DRSCH_OK)
                 st = drsch_fail(err, DRSCH_INTERRUPTED,
                                 "interrupted at iteration %lld; checkpoint written to %s",
                                 (long long)it, out_path);
             break;
         }
-        st = next_batch(&r, it, err);
-        if (st == DRSCH_OK)
-            st = step(&r, it, last_ckpt, err);
+        st = step(&r, it, next_batch(&r, it, err), last_ckpt, err);
         int64_t done = it + 1;
         if (st == DRSCH_OK && (done % c->log_every == 0 || done == c->iters))
             st = report(&r, it, &pc, progress, ctx, err);
         if (st == DRSCH_OK && c->checkpoint_every > 0 && done % c->checkpoint_every == 0 &&
             done < c->iters) {
-            st = save_checkpoint(r.net, c, d, split, out_path, done, r.settings, err);
+            st = checkpoint(&r, done, err);
             snprintf(last_ckpt, sizeof last_ckpt, "the checkpoint of iteration %lld in %s is kept",
                      (long long)done, out_path);
         }
     }
     if (st == DRSCH_OK)
-        st = save_checkpoint(r.net, c, d, split, out_path, c->iters, r.settings, err);
+        st = checkpoint(&r, c->iters, err);
     run_free(&r);
     return st;
+}
+
+drsch_status tr_train(const tr_config *cfg, const ds_dataset *d, const ds_split *split,
+                      const char *out_path, const char *resume_path, volatile sig_atomic_t *stop,
+                      tr_progress_fn progress, void *ctx, drsch_error *err)
+{
+    return tr_train_parallel(cfg, d, split, out_path, resume_path, stop, progress, ctx, NULL, err);
 }

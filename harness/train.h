@@ -102,6 +102,40 @@ DRSCH_API drsch_status tr_train(const tr_config *c, const ds_dataset *d, const d
                                 volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,
                                 drsch_error *err);
 
+/* Data-parallel training (drsch train under mpirun): the ranks of one run and the collectives
+ * it needs, supplied by the caller; the library itself sends nothing. Each rank forwards and
+ * back-propagates its share of every batch (rows [r N / P, (r + 1) N / P) of the N images); the
+ * network outputs are gathered so that every rank computes the loss of the whole batch (the
+ * in-batch triplets and the Laplacian need every image); the parameter gradients are summed
+ * before the SGD step, so every rank takes the same step. The batches are those of one process
+ * (seeded by (seed, iteration)); the result differs from one process's only by the order of the
+ * floating-point sums. Rank 0 writes the checkpoints and the model and alone reads --resume (the
+ * other ranks receive its parameters). Each callback is a collective: every rank calls it, in the
+ * same order. */
+typedef struct {
+    int32_t rank, size; /* 0 .. size - 1; size 1 is one process */
+    void *ctx;          /* passed to every callback */
+    /* recv, on every rank, gets counts[r] floats of each rank r in rank order; send holds this
+     * rank's counts[rank] */
+    void (*allgather)(void *ctx, const float *send, float *recv, const int32_t *counts);
+    /* buf[0..n) becomes the element-wise sum over the ranks, the same bits on every rank */
+    void (*sum)(void *ctx, float *buf, size_t n);
+    /* rank 0's bytes at buf, to buf on every rank */
+    void (*broadcast)(void *ctx, void *buf, size_t bytes);
+    /* the largest v over the ranks, on every rank */
+    int32_t (*max)(void *ctx, int32_t v);
+} tr_parallel;
+
+/* tr_train as one rank of a data-parallel run (par NULL, or of size 1: tr_train). Every rank
+ * passes the same settings and data; out_path and resume_path are used on rank 0 only, progress
+ * is called on every rank (give it to one). A rank whose own work went well but another's did
+ * not returns DRSCH_ERR_PEER, the failing rank its error: every rank returns, none waits. */
+DRSCH_API drsch_status tr_train_parallel(const tr_config *c, const ds_dataset *d,
+                                         const ds_split *split, const char *out_path,
+                                         const char *resume_path, volatile sig_atomic_t *stop,
+                                         tr_progress_fn progress, void *ctx, const tr_parallel *par,
+                                         drsch_error *err);
+
 /* Encodes images idx[0..n) of d with the model (centre crop to its input, its normalisation)
  * into out (allocated here: n codes of the model's B bits, significance order), in f32. */
 DRSCH_API drsch_status tr_encode(const nn_net *model, const ds_dataset *d, const int64_t *idx,

@@ -22,6 +22,7 @@ const char *drsch_strstatus(drsch_status s)
     case DRSCH_ERR_DNNL: return "oneDNN error";
     case DRSCH_ERR_COLLAPSE: return "the codes collapsed";
     case DRSCH_ERR_NUMERIC: return "numerical failure";
+    case DRSCH_ERR_PEER: return "another rank failed";
     case DRSCH_INTERRUPTED: return "interrupted";
     }
     return "unknown status";

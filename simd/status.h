@@ -37,6 +37,8 @@ typedef enum {
     DRSCH_ERR_DNNL = -13,        /* oneDNN refused a descriptor or an execution */
     DRSCH_ERR_COLLAPSE = -14,    /* training stopped: the codes collapsed */
     DRSCH_ERR_NUMERIC = -15,     /* NaN or Inf in training, a decomposition that failed */
+    DRSCH_ERR_PEER = -16,        /* work shared between ranks: another rank failed (its error
+                                    says why) */
     DRSCH_INTERRUPTED = 1,       /* asked to stop: a checkpoint was written, the work can resume */
 } drsch_status;
 

@@ -1,14 +1,23 @@
-/* drsch search under mpirun: the database searched in slices, one per rank (harness/dist.c,
+/* drsch search and drsch train under mpirun.
+ *
+ * Search: the database searched in slices, one per rank (harness/dist.c,
  * cmd_search_slices.c). For 1, 2 and 3 ranks, plain and weighted (float weights with ties),
  * 64-bit codes and codes of 5 bytes searched at 37 bits, over databases of a few distinct codes
  * (equal distances across every slice boundary), the output files are byte-identical to the
  * one-process run's; --db-shards gives the bytes of --db; ranks with fewer rows than k; a
- * truncated shard on one rank ends every rank (no hang) with one message naming it. */
+ * truncated shard on one rank ends every rank (no hang) with one message naming it.
+ *
+ * Train: data parallel (tr_train_parallel) on a synthetic MNIST; 1 rank writes the bytes of one
+ * process, 2 and 3 follow it to within the order of the floating-point sums, --resume under
+ * mpirun equals an uninterrupted run, a rank with corrupt data ends every rank with one
+ * message. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn.h"
 #include "npy.h"
 #include "test_util.h"
 
@@ -65,11 +74,13 @@ static void expect_same(const char *a, const char *b, const char *what)
     }
 }
 
-/* Counts the lines of out that begin with "drsch search:". */
-static int drsch_lines(const char *out)
+/* Counts the lines of out that begin with "drsch <cmd>:". */
+static int drsch_lines(const char *out, const char *cmd)
 {
+    char lead[32];
+    snprintf(lead, sizeof lead, "drsch %s:", cmd);
     int n = 0;
-    for (const char *p = out; (p = strstr(p, "drsch search:")); p++)
+    for (const char *p = out; (p = strstr(p, lead)); p++)
         n += p == out || p[-1] == '\n';
     return n;
 }
@@ -101,7 +112,7 @@ Test(mpi, every_rank_count_writes_the_bytes_of_one_process)
                 char line[64];
                 snprintf(line, sizeof line, "ranks=%d (slices of", p);
                 cr_assert(strstr(out, line), "%s: one timing line from rank 0: %s", what, out);
-                cr_assert_eq(drsch_lines(out), 1, "%s: %s", what, out);
+                cr_assert_eq(drsch_lines(out, "search"), 1, "%s: %s", what, out);
                 expect_same("one", "many", what);
             }
         }
@@ -191,7 +202,7 @@ Test(mpi, a_failing_rank_ends_every_rank_with_one_message)
     cr_assert_neq(rc, 0, "%s", out);
     cr_assert(strstr(out, "drsch search: rank 1: ") && strstr(out, "db.1.npy: truncated .npy"),
               "%s", out);
-    cr_assert_eq(drsch_lines(out), 1, "one message: %s", out);
+    cr_assert_eq(drsch_lines(out, "search"), 1, "one message: %s", out);
     rc = tu_run(out, sizeof out, "test -e %s.indices.npy", tu_path("f"));
     cr_assert_neq(rc, 0, "nothing written");
 
@@ -202,7 +213,7 @@ Test(mpi, a_failing_rank_ends_every_rank_with_one_message)
                 mpirun(), tu_exe(), tu_tmpdir, tu_path("q.npy"), tu_path("f"));
     cr_assert(rc != 0 && rc != 124, "%s", out);
     cr_assert(strstr(out, "db.2.npy exists, but there are 2 ranks"), "%s", out);
-    cr_assert_eq(drsch_lines(out), 1, "one message: %s", out);
+    cr_assert_eq(drsch_lines(out, "search"), 1, "one message: %s", out);
     rc = tu_run(out, sizeof out,
                 "%s -n 4 %s search --db-shards %s/db.%%d.npy --queries %s "
                 "--k 10 --out %s",
@@ -221,5 +232,169 @@ Test(mpi, a_failing_rank_ends_every_rank_with_one_message)
     cr_assert(strstr(out, "the shards' codes differ in width: ") &&
                   strstr(out, "db.0.npy has 8 bytes per code, ") && strstr(out, "db.1.npy has 4"),
               "%s", out);
-    cr_assert_eq(drsch_lines(out), 1, "one message: %s", out);
+    cr_assert_eq(drsch_lines(out, "search"), 1, "one message: %s", out);
+}
+
+/* ---- drsch train under mpirun: data parallel (tr_train_parallel) ---- */
+
+/* A synthetic MNIST of 600 + 60 images in tu_tmpdir/data (tu_write_idx_split). */
+static void write_mnist(void)
+{
+    char out[256];
+    cr_assert_eq(tu_run(out, sizeof out, "mkdir -p %s", tu_path("data")), 0, "%s", out);
+    tu_write_idx_split(tu_path("data"), "train", 600, 5, 63);
+    tu_write_idx_split(tu_path("data"), "t10k", 60, 5, 63);
+}
+
+#define DP_ITERS 20
+#define DP_FLAGS "--protocol full --iters 20 --log-every 1 --threads 1"
+
+/* The loss of each progress line ("iter      3/20  loss 23.9988 ..."), DP_ITERS of them. */
+static void losses(const char *out, double *loss)
+{
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "iter ")) && n < DP_ITERS; p++) {
+        int it, iters;
+        double l;
+        if (sscanf(p, "iter %d/%d loss %lf", &it, &iters, &l) == 3 && it == n + 1)
+            loss[n++] = l;
+    }
+    cr_assert_eq(n, DP_ITERS, "a progress line per iteration: %s", out);
+}
+
+/* The parameters of a model file, in the plain layout; their count in *n. */
+static float *model_params(const char *path, size_t *n)
+{
+    nn_net *net = NULL;
+    drsch_error err;
+    cr_assert_eq(nn_model_load(&net, path, 1, 0, &err), DRSCH_OK, "%s", err.msg);
+    *n = nn_params_plain_size(net);
+    float *p = malloc(sizeof(float) * *n);
+    cr_assert_eq(nn_params_export(net, p, *n, &err), DRSCH_OK, "%s", err.msg);
+    nn_net_free(net);
+    return p;
+}
+
+static void expect_same_files(const char *a, const char *b, const char *what)
+{
+    char out[256];
+    cr_assert_eq(tu_run(out, sizeof out, "cmp %s %s", tu_path(a), tu_path(b)), 0, "%s: %s", what,
+                 out);
+}
+
+/* One rank under mpirun writes the bytes of one process. Two and three ranks, sharing each batch
+ * of 100 images (50 / 50, 34 / 33 / 33), follow one process to within the order of the
+ * floating-point sums: over the first 20 iterations the losses agree to 1e-4 (relative) and the
+ * parameters after them to 1e-6 of their largest magnitude. (Later the runs drift apart as runs
+ * of one process on 1 and 2 threads do: SGD on this objective amplifies rounding.) Rank 0 alone
+ * prints: one header, one progress line per iteration, one last line. */
+Test(mpi, data_parallel_training_follows_one_process)
+{
+    static char out[65536];
+    write_mnist();
+    double one[DP_ITERS], many[DP_ITERS];
+    int rc = tu_run(out, sizeof out,
+                    "OMP_NUM_THREADS=1 %s train --dataset mnist:%s " DP_FLAGS " --out %s", tu_exe(),
+                    tu_path("data"), tu_path("one.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    losses(out, one);
+    size_t n;
+    float *ref = model_params(tu_path("one.bin"), &n);
+    float top = 0;
+    for (size_t i = 0; i < n; i++)
+        top = fabsf(ref[i]) > top ? fabsf(ref[i]) : top;
+    for (int p = 1; p <= 3; p++) {
+        rc = tu_run(out, sizeof out, "%s -n %d %s train --dataset mnist:%s " DP_FLAGS " --out %s",
+                    mpirun(), p, tu_exe(), tu_path("data"), tu_path("many.bin"));
+        cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
+        losses(out, many);
+        char ranks[32];
+        snprintf(ranks, sizeof ranks, "%d ranks x 1 threads", p);
+        cr_assert(strstr(out, ranks), "%d ranks: the header says so: %s", p, out);
+        cr_assert_eq(drsch_lines(out, "train"), 2, "%d ranks: one header, one end: %s", p, out);
+        cr_assert_null(strstr(strstr(out, "iter     20/20") + 1, "iter     20/20"),
+                       "%d ranks: progress from rank 0 only: %s", p, out);
+        for (int i = 0; i < DP_ITERS; i++)
+            cr_expect_leq(fabs(many[i] - one[i]), 1e-4 * fabs(one[i]),
+                          "%d ranks, iteration %d: loss %.6f, one process %.6f", p, i + 1, many[i],
+                          one[i]);
+        if (p == 1) {
+            expect_same_files("one.bin", "many.bin", "1 rank");
+            expect_same_files("one.bin.state", "many.bin.state", "1 rank");
+            continue;
+        }
+        size_t m;
+        float *got = model_params(tu_path("many.bin"), &m);
+        cr_assert_eq(m, n);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs((double)got[i] - ref[i]));
+        cr_expect_leq(worst, 1e-6 * top, "%d ranks: parameters differ by up to %g (largest %g)", p,
+                      worst, top);
+        printf("%d ranks: parameters within %.3g of one process's (largest %.3g)\n", p, worst, top);
+        free(got);
+    }
+    free(ref);
+}
+
+/* --resume under mpirun: 10 iterations, then resumed to 20, give the bytes of 20 in one run. */
+Test(mpi, data_parallel_resume_equals_an_uninterrupted_run)
+{
+    static char out[65536];
+    write_mnist();
+    int rc = tu_run(out, sizeof out, "%s -n 2 %s train --dataset mnist:%s " DP_FLAGS " --out %s",
+                    mpirun(), tu_exe(), tu_path("data"), tu_path("whole.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(
+        out, sizeof out,
+        "%s -n 2 %s train --dataset mnist:%s --protocol full --iters 10 --threads 1 --out %s",
+        mpirun(), tu_exe(), tu_path("data"), tu_path("part.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s -n 2 %s train --dataset mnist:%s " DP_FLAGS " --resume %s --out %s", mpirun(),
+                tu_exe(), tu_path("data"), tu_path("part.bin"), tu_path("part.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    expect_same_files("whole.bin", "part.bin", "resumed under mpirun");
+    expect_same_files("whole.bin.state", "part.bin.state", "resumed under mpirun");
+}
+
+/* A rank whose data is corrupt (its own --dataset: mpirun's MPMD form) ends every rank, non-zero
+ * and without a hang, with one message naming the rank and the file; a batch smaller than the
+ * ranks is refused by every rank alike. Nothing is written. */
+Test(mpi, data_parallel_failing_rank_ends_every_rank)
+{
+    static char out[65536];
+    write_mnist();
+    int rc = tu_run(out, sizeof out, "mkdir -p %s && cp %s/* %s", tu_path("bad"), tu_path("data"),
+                    tu_path("bad"));
+    cr_assert_eq(rc, 0, "%s", out);
+    char imgs[600];
+    snprintf(imgs, sizeof imgs, "%s/train-images-idx3-ubyte", tu_path("bad"));
+    size_t len;
+    char *img = tu_slurp(imgs, &len);
+    tu_write_file(imgs, img, len - 1000);
+    free(img);
+    char good[600];
+    snprintf(good, sizeof good, "%s", tu_path("data"));
+    rc = tu_run(out, sizeof out,
+                "%s -n 1 %s train --dataset mnist:%s " DP_FLAGS " --out %s : -n 1 %s train "
+                "--dataset mnist:%s " DP_FLAGS " --out %s",
+                mpirun(), tu_exe(), good, tu_path("f.bin"), tu_exe(), tu_path("bad"),
+                tu_path("f.bin"));
+    cr_assert(rc != 0 && rc != 124, "rc %d: %s", rc, out);
+    cr_assert(strstr(out, "drsch train: rank 1: ") && strstr(out, "train-images-idx3-ubyte"), "%s",
+              out);
+    cr_assert_eq(drsch_lines(out, "train"), 1, "one message: %s", out);
+    cr_assert_neq(tu_run(out, sizeof out, "test -e %s", tu_path("f.bin")), 0, "nothing written");
+
+    rc = tu_run(out, sizeof out,
+                "%s -n 5 %s train --dataset mnist:%s --protocol full --classes 2 --per-class 2 "
+                "--iters 5 --out %s",
+                mpirun(), tu_exe(), tu_path("data"), tu_path("f.bin"));
+    cr_assert(rc != 0 && rc != 124, "rc %d: %s", rc, out);
+    cr_assert(
+        strstr(out,
+               "a batch of 4 images (--classes 2 x --per-class 2) cannot be shared by 5 ranks"),
+        "%s", out);
+    cr_assert_eq(drsch_lines(out, "train"), 1, "one message: %s", out);
 }

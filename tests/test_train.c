@@ -765,3 +765,88 @@ Test(classifier, library_entry_on_the_transfer_protocol)
     cr_expect_neq(strstr(err.msg, "single-label"), NULL, "%s", err.msg);
     cr_expect(access(tu_path("u.bin"), F_OK) != 0);
 }
+
+/* ---- data parallel (tr_train_parallel) as rank 1 of 2, beside a stand-in rank 0 ----
+ * The stand-in's collectives: its rows are this rank's (the gathers copy them), its gradients
+ * too (the sum doubles), its parameters this rank's (broadcasts change nothing); its failure is
+ * reported at the fail_at-th agreement (max). Under mpirun the same runs across processes
+ * (test_mpi). */
+
+typedef struct {
+    int calls, fail_at;
+} stand_in;
+
+static void si_allgather(void *ctx, const float *send, float *recv, const int32_t *counts)
+{
+    (void)ctx;
+    memcpy(recv, send, sizeof(float) * (size_t)counts[1]);
+    memcpy(recv + counts[0], send, sizeof(float) * (size_t)counts[1]);
+}
+static void si_sum(void *ctx, float *buf, size_t n)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        buf[i] *= 2;
+}
+static void si_broadcast(void *ctx, void *buf, size_t bytes) { (void)ctx, (void)buf, (void)bytes; }
+static int32_t si_max(void *ctx, int32_t v)
+{
+    stand_in *s = ctx;
+    return ++s->calls == s->fail_at ? 1 : v;
+}
+
+/* Whichever agreement of a run (the set-up, each iteration's forward and backward, each
+ * checkpoint) carries the other rank's failure, this rank returns DRSCH_ERR_PEER there and goes
+ * no further (no later collective: under mpirun, no hang); a stop of the other rank (each
+ * iteration's first agreement) stops this one after the checkpoint's agreement; a run without
+ * either finishes; rank 1 writes no file. */
+Test(classifier, a_peer_failure_at_any_agreement_ends_the_run)
+{
+    ds_dataset *d = NULL;
+    drsch_error err;
+    char spec[1100];
+    snprintf(spec, sizeof spec, "mnist:%s", cls_data);
+    cr_assert_eq(ds_load(spec, NULL, &d, &err), DRSCH_OK, "%s", err.msg);
+    ds_split sp = {0};
+    cr_assert_eq(xp_make_split(d, XP_PROTO_FULL, 1, 0, NULL, &sp, &err), DRSCH_OK, "%s", err.msg);
+    tr_config c;
+    tr_config_default(&c, d);
+    c.bits = 16;
+    c.iters = 6;
+    c.images_per_class = 2; /* batches of 20: 10 rows on each rank */
+    c.log_every = 2;
+    c.checkpoint_every = 3;
+    stand_in s = {0, 0};
+    tr_parallel par = {.rank = 1,
+                       .size = 2,
+                       .ctx = &s,
+                       .allgather = si_allgather,
+                       .sum = si_sum,
+                       .broadcast = si_broadcast,
+                       .max = si_max};
+    cr_assert_eq(
+        tr_train_parallel(&c, d, &sp, tu_path("p.bin"), NULL, NULL, NULL, NULL, &par, &err),
+        DRSCH_OK, "%s", err.msg);
+    const int agreements = s.calls;
+    cr_expect_geq(agreements, 3 * 6 + 2, "a stop, forward and backward agreement per iteration");
+    int stops = 0;
+    for (int k = 1; k <= agreements; k++) {
+        s = (stand_in){0, k};
+        drsch_status st =
+            tr_train_parallel(&c, d, &sp, tu_path("p.bin"), NULL, NULL, NULL, NULL, &par, &err);
+        if (st == DRSCH_INTERRUPTED) { /* it was a stop agreement: the other rank stopped */
+            cr_expect_gt(k, 1, "the set-up agreement is not a stop");
+            cr_expect_eq(s.calls, k + 1, "stop at agreement %d: then the checkpoint's only", k);
+            stops++;
+            continue;
+        }
+        cr_expect_eq(st, DRSCH_ERR_PEER, "failure at agreement %d: status %d (%s)", k, st, err.msg);
+        cr_expect_str_eq(err.msg, "another rank failed");
+        cr_expect_eq(s.calls, k, "failure at agreement %d: %d collectives after it", k,
+                     s.calls - k);
+    }
+    cr_expect_eq(stops, 6, "one stop agreement per iteration");
+    cr_expect_neq(access(tu_path("p.bin"), F_OK), 0, "rank 1 writes nothing");
+    ds_split_free(&sp);
+    ds_dataset_free(d);
+}
