@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
+#include "bench_hamming.h"
 #include "cli.h"
 #include "commands.h"
+#include "dist.h"
 #include "flags.h"
 #include "hamming.h"
 #include "report.h"
@@ -32,15 +35,7 @@
 #define MAX_CODES_TEXT "17179869184"
 _Static_assert(MAX_CODES == 17179869184LL, "MAX_CODES_TEXT says MAX_CODES");
 
-typedef struct {
-    int64_t n, nq, bits, k, threads, reps, seed, singles;
-    const char *isa_name, *json;
-    int weighted;
-    double plant; /* --plant-slowdown: each timed search stretched to plant times its duration */
-} hamming_opts;
-
-/* Parses and checks the flags; returns -1 to go on, else the exit status (0 after the help). */
-static int parse(int argc, char **argv, hamming_opts *o)
+int bh_parse(int argc, char **argv, hamming_opts *o)
 {
     *o = (hamming_opts){.n = 1000000,
                         .nq = 1000,
@@ -60,6 +55,9 @@ static int parse(int argc, char **argv, hamming_opts *o)
         CLI_STRING("isa", &o->isa_name, "I",
                    "only this ISA: scalar, avx2, avx512 or neon (default: every ISA the CPU "
                    "supports)"),
+        CLI_SWITCH("per-rank", &o->per_rank, 1,
+                   "under mpirun: --n codes on every rank (weak scaling; default: --n in all, "
+                   "split between the ranks)"),
         CLI_SWITCH("weighted", &o->weighted, 1,
                    "rank by weighted Hamming distance, seeded weights in [0.5, 1.5) (default: "
                    "plain Hamming distance)"),
@@ -86,7 +84,13 @@ static int parse(int argc, char **argv, hamming_opts *o)
                "in the same run (the distance kernel on cached codes, memory read bandwidth).\n"
                "With --queries 1: the latency of --single-queries different queries, each\n"
                "timed alone (p50, p99, max), against the time to stream the database's codes\n"
-               "from memory once at the measured read bandwidth.\n\n");
+               "from memory once at the measured read bandwidth.\n\n"
+               "Under mpirun (mpirun -n P drsch bench hamming ...), each rank searches its slice\n"
+               "of the one database (or, with --per-rank, --n codes of its own) with its threads,\n"
+               "and rank 0 merges the top-k lists exactly; reported: each rank's and the total\n"
+               "comparisons/s, the bytes and time of the merge, and the share of the time the\n"
+               "ranks spent searching (the rest: waiting for the slowest rank, merging). The ISA\n"
+               "is --isa or the best the CPU supports.\n\n");
         cli_flags_help(stdout, flags);
         return 0;
     }
@@ -107,21 +111,50 @@ static int parse(int argc, char **argv, hamming_opts *o)
     return -1;
 }
 
-static int random_codes(hm_codes *c, size_t n, uint32_t bits, uint64_t seed)
+int bh_random_rows(hm_codes *c, size_t lo, size_t hi, uint32_t bits, uint64_t seed)
 {
     drsch_error err;
-    size_t rb = hm_bytes_for_bits(bits);
-    uint8_t *bytes = malloc(n * rb + 8);
+    const size_t rb = hm_bytes_for_bits(bits), b0 = lo * rb, b1 = hi * rb;
+    const size_t w0 = b0 / 8, w1 = (b1 + 7) / 8;
+    uint8_t *bytes = malloc((w1 - w0) * 8 + 8);
     if (!bytes)
         return -1;
-    uint64_t s = seed;
-    for (size_t i = 0; i < n * rb; i += 8) {
+    /* splitmix64 adds a constant to its state per call: word w0 starts from seed + w0 steps */
+    uint64_t s = seed + (uint64_t)w0 * 0x9e3779b97f4a7c15ULL;
+    for (size_t w = w0; w < w1; w++) {
         uint64_t r = rng_splitmix64(&s);
-        memcpy(bytes + i, &r, 8);
+        memcpy(bytes + (w - w0) * 8, &r, 8);
     }
-    int rc = hm_codes_from_bytes(c, bytes, n, rb, bits, &err) == DRSCH_OK ? 0 : -1;
+    int rc =
+        hm_codes_from_bytes(c, bytes + (b0 - w0 * 8), hi - lo, rb, bits, &err) == DRSCH_OK ? 0 : -1;
     free(bytes);
     return rc;
+}
+
+double bh_results_crc(const int64_t *idx, const void *dist, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (size_t at = 0; at < n * 8; at += (size_t)1 << 30) /* zlib's lengths are uInt */
+        c = crc32(c, (const Bytef *)idx + at,
+                  (uInt)(n * 8 - at < (size_t)1 << 30 ? n * 8 - at : (size_t)1 << 30));
+    for (size_t at = 0; at < n * 4; at += (size_t)1 << 30)
+        c = crc32(c, (const Bytef *)dist + at,
+                  (uInt)(n * 4 - at < (size_t)1 << 30 ? n * 4 - at : (size_t)1 << 30));
+    return (double)c;
+}
+
+int bh_weights(const hamming_opts *o, float **wv, hm_weights **w)
+{
+    drsch_error err;
+    *wv = malloc((size_t)o->bits * sizeof **wv);
+    uint64_t s = (uint64_t)o->seed * 7 + 3;
+    for (int64_t i = 0; *wv && i < o->bits; i++)
+        (*wv)[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
+    if (!*wv || hm_weights_create(w, *wv, (uint32_t)o->bits, &err) != DRSCH_OK) {
+        fprintf(stderr, "drsch bench hamming: %s\n", *wv ? err.msg : "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Streaming read bandwidth (bytes/s) over a 512 MiB buffer with all threads. */
@@ -155,7 +188,7 @@ static double measure_kernel_limit(uint32_t bits, const hm_weights *w)
 {
     hm_codes tile = {0}, q = {0};
     size_t n = 256;
-    if (random_codes(&tile, n, bits, 99) || random_codes(&q, 1, bits, 98))
+    if (bh_random_rows(&tile, 0, n, bits, 99) || bh_random_rows(&q, 0, 1, bits, 98))
         return 0;
     size_t reps = (size_t)(2e8 / ((double)n * (double)hm_words_for_bits(bits))) + 1;
     int threads = cli_max_threads();
@@ -212,24 +245,13 @@ static int data_make(const hamming_opts *o, double need, hamming_data *h)
     h->dist = malloc(h->nres * 4);
     h->dist0 = malloc(h->nres * 4);
     if (!h->idx || !h->idx0 || !h->dist || !h->dist0 ||
-        random_codes(&h->db, (size_t)o->n, (uint32_t)o->bits, (uint64_t)o->seed) ||
-        random_codes(&h->q, nq, (uint32_t)o->bits, (uint64_t)o->seed ^ 0xABCDEF)) {
+        bh_random_rows(&h->db, 0, (size_t)o->n, (uint32_t)o->bits, (uint64_t)o->seed) ||
+        bh_random_rows(&h->q, 0, nq, (uint32_t)o->bits, (uint64_t)o->seed ^ 0xABCDEF)) {
         fprintf(stderr, "drsch bench hamming: out of memory (needs about %.0f MiB)\n",
                 need / (1 << 20));
         return -1;
     }
-    if (o->weighted) {
-        drsch_error err;
-        h->wv = malloc((size_t)o->bits * sizeof *h->wv);
-        uint64_t s = (uint64_t)o->seed * 7 + 3;
-        for (int64_t i = 0; h->wv && i < o->bits; i++)
-            h->wv[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
-        if (!h->wv || hm_weights_create(&h->w, h->wv, (uint32_t)o->bits, &err) != DRSCH_OK) {
-            fprintf(stderr, "drsch bench hamming: %s\n", h->wv ? err.msg : "out of memory");
-            return -1;
-        }
-    }
-    return 0;
+    return o->weighted ? bh_weights(o, &h->wv, &h->w) : 0;
 }
 
 /* Keeps the first ISA's results (first), or checks this ISA's against them. */
@@ -395,6 +417,7 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     rp_counter(e, "db_passes", passes);
     rp_counter(e, "roofline_fraction", roofline);
     rp_counter(e, "max_rss_bytes", cli_max_rss());
+    rp_counter(e, "results_crc32", bh_results_crc(h->idx, h->dist, h->nres));
     cli_report_counters(rep, e, h->hw, &counts, (double)o->reps);
     rp_label(e, hm_isa_name(isa));
     rp_repetitions(rep, e, times, (int)o->reps);
@@ -459,10 +482,29 @@ done:
     return rc;
 }
 
+/* Under mpirun: every rank parses the same flags (rank 0 alone reports their errors). */
+static int bench_mpi(int argc, char **argv)
+{
+    if (dist_init("bench hamming"))
+        return 1;
+    hamming_opts o;
+    dist_hold();
+    int prc = bh_parse(argc, argv, &o);
+    int rc = dist_release("bench hamming", prc > 0 ? prc : 0);
+    if (prc < 0 && !rc)
+        rc = bh_run_ranks(&o, cli_set_threads((int)o.threads));
+    else if (prc >= 0)
+        rc = prc;
+    dist_finalize();
+    return rc;
+}
+
 int cmd_bench_hamming(int argc, char **argv)
 {
+    if (dist_launched())
+        return bench_mpi(argc, argv);
     hamming_opts o;
-    int rc = parse(argc, argv, &o);
+    int rc = bh_parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
     drsch_error err;

@@ -214,7 +214,7 @@ static void usage(FILE *f, const cli_flag *flags)
 
 static void print_progress(const tr_progress *p, void *ctx)
 {
-    (void)ctx;
+    *(tr_progress *)ctx = *p; /* the last, for the closing line */
     int eta = (int)(p->eta_seconds + 0.5);
     if (p->objective == TR_OBJECTIVE_SOFTMAX) {
         fprintf(stderr,
@@ -477,8 +477,9 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     }
     drsch_error te;
     double t1 = cli_now();
+    tr_progress last = {0};
     drsch_status st = tr_train_parallel(c, d, sp, a->out, a->resume, &stop_requested,
-                                        rank0 ? print_progress : NULL, NULL, par, &te);
+                                        rank0 ? print_progress : NULL, &last, par, &te);
     double t2 = cli_now();
     for (size_t i = 0; i < N_STOP_SIGNALS; i++)
         sigaction(STOP_SIGNALS[i], &old[i], NULL);
@@ -497,9 +498,14 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     }
     if (par)
         rc = dist_release("train", st == DRSCH_ERR_PEER ? 0 : rc);
+    char coll[64] = "";
+    if (par)
+        snprintf(coll, sizeof coll, ", %.2f s in collectives", last.collective_seconds);
     if (rc == 0 && rank0)
-        fprintf(stderr, "drsch train: wrote %s after %.1f s of training (%.1f s in all)\n", a->out,
-                t2 - t1, t2 - a->t0);
+        fprintf(stderr,
+                "drsch train: wrote %s after %.1f s of training (%.1f s in all; %.2f s in the "
+                "loss%s)\n",
+                a->out, t2 - t1, t2 - a->t0, last.loss_seconds, coll);
     return rc;
 }
 

@@ -233,6 +233,7 @@ typedef struct {
     float *y_all, *u_all, *gbuf;
     int32_t *counts;
     size_t gsize;
+    double t_loss, t_collective; /* seconds in the loss, in collectives (tr_progress) */
 } run;
 
 static void run_free(run *r)
@@ -262,7 +263,9 @@ static drsch_status agree(const run *r, drsch_status st, drsch_error *err)
 {
     if (!r->par)
         return st;
+    double t0 = now();
     int32_t failed = r->par->max(r->par->ctx, st != DRSCH_OK);
+    ((run *)r)->t_collective += now() - t0;
     if (failed && st == DRSCH_OK)
         return drsch_fail(err, DRSCH_ERR_PEER, "another rank failed");
     return st;
@@ -276,7 +279,9 @@ static void gather_rows(run *r, const float *rows, int32_t w, float *all)
         int32_t hi = (int32_t)((int64_t)(k + 1) * r->N / r->par->size);
         r->counts[k] = (hi - lo) * w;
     }
+    double t0 = now();
     r->par->allgather(r->par->ctx, rows, all, r->counts);
+    r->t_collective += now() - t0;
 }
 
 /* Data parallel: the parameter gradients summed over the ranks (a collective). */
@@ -288,7 +293,9 @@ static void sum_grads(run *r)
         memcpy(r->gbuf + at, p.grad, sizeof(float) * p.count);
         at += p.count;
     }
+    double t0 = now();
     r->par->sum(r->par->ctx, r->gbuf, at);
+    r->t_collective += now() - t0;
     at = 0;
     for (int32_t i = 0; i < nn_param_count(r->net); i++) {
         nn_param p = nn_param_at(r->net, i);
@@ -555,7 +562,10 @@ static drsch_status step(run *r, int64_t it, drsch_status st, const char *last_c
         y = r->y_all;
     }
     /* the loss is the same on every rank: so are its failures */
-    if ((st = loss(r, it, y, err)) != DRSCH_OK)
+    double t0 = now();
+    st = loss(r, it, y, err);
+    r->t_loss += now() - t0;
+    if (st != DRSCH_OK)
         return st;
     if (!isfinite(r->ls.loss)) {
         int is_bias = 0;
@@ -631,6 +641,8 @@ static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_f
     p.lr = nn_sgd_lr(&c->sgd, it);
     p.hash_scale = nn_hash_scale(r->net);
     p.margin = dh_margin_at(&c->loss, it);
+    p.loss_seconds = r->t_loss;
+    p.collective_seconds = r->t_collective;
     pc->t_log = t;
     pc->it_log = done;
     if (progress)
@@ -715,8 +727,11 @@ drsch_status tr_train_parallel(const tr_config *cfg, const ds_dataset *d, const 
     pc.t_log = pc.t_start;
     for (int64_t it = r.start; st == DRSCH_OK && it < c->iters; it++) {
         int32_t stop_now = stop && *stop;
-        if (r.par) /* every rank stops at the same iteration */
+        if (r.par) { /* every rank stops at the same iteration */
+            double t0 = now();
             stop_now = r.par->max(r.par->ctx, stop_now);
+            r.t_collective += now() - t0;
+        }
         if (stop_now) {
             if ((st = checkpoint(&r, it, err)) == DRSCH_OK)
                 st = drsch_fail(err, DRSCH_INTERRUPTED,

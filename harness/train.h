@@ -84,6 +84,9 @@ typedef struct {
     double images_per_second, eta_seconds, lr, hash_scale, margin;
     tr_objective objective; /* softmax: loss is the cross-entropy, accuracy is set */
     double accuracy;        /* softmax: share of the last batch's images classified right */
+    /* since the run (or its resume) began: seconds in the loss of whole batches, and (data
+     * parallel) in this rank's collectives, waiting for the other ranks included (else 0) */
+    double loss_seconds, collective_seconds;
 } tr_progress;
 
 typedef void (*tr_progress_fn)(const tr_progress *p, void *ctx);

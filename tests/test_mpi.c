@@ -398,3 +398,53 @@ Test(mpi, data_parallel_failing_rank_ends_every_rank)
         "%s", out);
     cr_assert_eq(drsch_lines(out, "train"), 1, "one message: %s", out);
 }
+
+/* ---- drsch bench hamming under mpirun ---- */
+
+/* The value of the first "results_crc32" of a report, and that every one is the same. */
+static double results_crc(const char *json)
+{
+    char *text = tu_slurp(json, NULL);
+    const char *p = strstr(text, "\"results_crc32\":");
+    cr_assert_not_null(p, "%s has no results_crc32: %s", json, text);
+    double v = strtod(p + strlen("\"results_crc32\":"), NULL);
+    while ((p = strstr(p + 1, "\"results_crc32\":")))
+        cr_assert_eq(strtod(p + strlen("\"results_crc32\":"), NULL), v, "%s: one result", json);
+    free(text);
+    return v;
+}
+
+/* Sharded over 1, 2 and 3 ranks (strong: one database split; weak: --per-rank, a database of
+ * n P codes), plain and weighted at 37 bits, the merged results are those of the one-process
+ * benchmark over the same database (the CRC-32 of indices and distances), and the report has the
+ * merge and per-rank figures. */
+Test(mpi, bench_hamming_sharded_finds_what_one_process_finds)
+{
+    static char out[16384];
+    for (int weighted = 0; weighted < 2; weighted++) {
+        const char *flags = weighted ? "--queries 40 --k 25 --bits 37 --repetitions 1 --weighted"
+                                     : "--queries 40 --k 25 --bits 37 --repetitions 1";
+        for (int p = 1; p <= 3; p++) {
+            for (int weak = 0; weak < 2; weak++) {
+                int rc = tu_run(out, sizeof out, "%s bench hamming --n %d %s --json %s", tu_exe(),
+                                weak ? 6000 * p : 6000, flags, tu_path("one.json"));
+                cr_assert_eq(rc, 0, "%s", out);
+                rc = tu_run(out, sizeof out, "%s -n %d %s bench hamming --n 6000 %s%s --json %s",
+                            mpirun(), p, tu_exe(), flags, weak ? " --per-rank" : "",
+                            tu_path("many.json"));
+                cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
+                cr_assert(strstr(out, weak ? "weak scaling" : "strong scaling"), "%s", out);
+                cr_expect_eq(results_crc(tu_path("many.json")), results_crc(tu_path("one.json")),
+                             "%d ranks, weighted %d, weak %d: other results", p, weighted, weak);
+                char *json = tu_slurp(tu_path("many.json"), NULL);
+                char name[64];
+                snprintf(name, sizeof name, "\"hamming/37/ranks:%d/threads:1", p);
+                cr_expect(strstr(json, name) && strstr(json, "\"merge_bytes\"") &&
+                              strstr(json, "\"parallel_efficiency\"") &&
+                              strstr(json, "\"rank_items_per_second_min\""),
+                          "%s", json);
+                free(json);
+            }
+        }
+    }
+}
