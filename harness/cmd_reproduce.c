@@ -3,7 +3,12 @@
  * command parses the flags, locks the output folder (runs/<dataset>[-quick] by default, never the
  * committed results/), prints progress on stderr and the table on stdout, and ends with the line
  * saying whether the run reproduced its baseline report (results/<dataset>[-quick]/report.json of
- * the source tree, or --baseline). */
+ * the source tree, or --baseline).
+ *
+ * Under mpirun (retrieval datasets), the experiment's units of work are dealt out to the ranks
+ * (xp_parallel, reproduce.h): every rank loads the data and trains its units into the output
+ * folder; rank 0 holds the folder's lock, gathers the results and writes the report, the same as
+ * a serial run's. The other ranks' progress lines name their rank. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +16,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "dist.h"
 #include "experiment.h"
 #include "flags.h"
 #include "fileio.h"
@@ -43,28 +49,33 @@ typedef struct {
     xp_repro_config cfg; /* --bits is parsed into cfg.lengths */
 } run;
 
-/* The experiments' progress: their lines on stderr, and the training steps. */
+/* The experiments' progress: their lines on stderr, and the training steps; under mpirun, the
+ * lines of ranks other than 0 say which (ctx: the rank). */
 static void progress(const xp_event *e, void *ctx)
 {
-    (void)ctx;
+    int rank = ctx ? *(const int *)ctx : 0;
+    char who[32] = "";
+    if (rank)
+        snprintf(who, sizeof who, "rank %d: ", rank);
     if (e->kind == XP_EVENT_NOTE) {
-        fprintf(stderr, "drsch reproduce: %s\n", e->text);
+        fprintf(stderr, "drsch reproduce: %s%s\n", who, e->text);
         return;
     }
     const tr_progress *p = e->train;
     int eta = (int)(p->eta_seconds + 0.5);
     if (p->objective == TR_OBJECTIVE_SOFTMAX) /* the classifier: no triplets, an accuracy */
         fprintf(stderr,
-                "  [%s] iter %lld/%lld  loss softmax %.4f  accuracy %.1f%%  %.0f img/s  ETA "
+                "  [%s%s] iter %lld/%lld  loss softmax %.4f  accuracy %.1f%%  %.0f img/s  ETA "
                 "%dm%02ds\n",
-                e->tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->accuracy,
+                who, e->tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->accuracy,
                 p->images_per_second, eta / 60, eta % 60);
     else
         fprintf(stderr,
-                "  [%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  "
+                "  [%s%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  "
                 "ETA %dm%02ds\n",
-                e->tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->active_share,
-                100 * p->distinct_share, p->images_per_second, eta / 60, eta % 60);
+                who, e->tag, (long long)p->iter, (long long)p->iters, p->loss,
+                100 * p->active_share, 100 * p->distinct_share, p->images_per_second, eta / 60,
+                eta % 60);
 }
 
 /* Draws DIR/plots.gp with gnuplot; a missing or failing gnuplot is reported, not fatal (the data
@@ -258,7 +269,7 @@ static int check(run *r)
         return EXIT_USAGE;
     if (r->f.out && cli_check_output_dir("reproduce", "--out", r->f.out))
         return EXIT_USAGE;
-    if (r->f.baseline) {
+    if (r->f.baseline && dist_rank() == 0) { /* only rank 0 reads it */
         rp_read_report b;
         drsch_error be;
         if (rp_read_file(r->f.baseline, &b, &be) != DRSCH_OK) {
@@ -358,30 +369,66 @@ static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
     return status;
 }
 
-/* Runs the experiment of the dataset into its folder, under the folder's lock. */
+/* xp_parallel's collectives: those of the ranks of mpirun (dist.h). */
+static void par_broadcast(void *ctx, void *buf, size_t bytes, int32_t root)
+{
+    (void)ctx;
+    dist_broadcast_root(buf, bytes, root);
+}
+static int32_t par_max(void *ctx, int32_t v)
+{
+    (void)ctx;
+    return dist_max_i32(v);
+}
+
+/* Runs the experiment of the dataset into its folder, under the folder's lock (rank 0's, under
+ * mpirun: every rank takes part in the experiment, rank 0 alone writes the report). */
 static int run_all(run *r)
 {
+    const int rank0 = dist_rank() == 0, ranks = dist_size() > 1;
+    if (ranks)
+        dist_hold();
     int status = prepare(r);
+    if (ranks && (status = dist_release("reproduce", status >= 0 ? status : 0)) == 0)
+        status = -1;
     if (status >= 0)
         return status;
-    status = 1;
     /* One run per folder: a second reproduce into it is refused while this one runs. */
     fio_lock lock = {.fd = -1};
     drsch_error le;
-    if (fio_lock_take(&lock, r->f.out, &le) != DRSCH_OK) {
+    if (ranks)
+        dist_hold();
+    int locked = !rank0 || fio_lock_take(&lock, r->f.out, &le) == DRSCH_OK;
+    if (!locked)
         fprintf(stderr, "drsch reproduce: %s\n", le.msg);
-        return 1;
+    status = ranks ? dist_release("reproduce", !locked) : !locked;
+    if (status)
+        return status;
+    int rank = dist_rank();
+    xp_parallel par = {
+        .rank = rank, .size = dist_size(), .broadcast = par_broadcast, .max = par_max};
+    if (ranks) {
+        r->cfg.par = &par;
+        r->cfg.progress_ctx = &rank;
     }
     rp_report *rep = rp_create();
     xp_retrieval_result ret = {0};
     xp_reid_result reid = {0};
     drsch_error xe;
-    if (!rep)
-        fprintf(stderr, "drsch reproduce: out of memory\n");
-    else if ((r->reid ? xp_reid_run(&r->cfg, r->d, &reid, &xe)
-                      : xp_retrieval_run(&r->cfg, r->d, &r->sp, &ret, &xe)) != DRSCH_OK)
-        fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
+    drsch_status xs = DRSCH_ERR_NOMEM;
+    if (rep)
+        xs = r->reid ? xp_reid_run(&r->cfg, r->d, &reid, &xe)
+                     : xp_retrieval_run(&r->cfg, r->d, &r->sp, &ret, &xe);
     else
+        snprintf(xe.msg, sizeof xe.msg, "out of memory");
+    if (ranks) /* the failing rank's message, once */
+        dist_hold();
+    if (xs != DRSCH_OK && xs != DRSCH_ERR_PEER)
+        fprintf(stderr, "drsch reproduce: %s\n", xe.msg);
+    status = xs != DRSCH_OK && xs != DRSCH_ERR_PEER;
+    if (ranks)
+        status = dist_release("reproduce", status);
+    if (status == 0 && rank0)
         status = report(r, rep, r->reid ? NULL : &ret, r->reid ? &reid : NULL);
     xp_retrieval_result_free(&ret);
     xp_reid_result_free(&reid);
@@ -390,13 +437,25 @@ static int run_all(run *r)
     return status;
 }
 
-int cmd_reproduce(int argc, char **argv)
+static int reproduce(int argc, char **argv)
 {
     run r;
     memset(&r, 0, sizeof r); /* r.sp stays empty on the re-id path, which frees it too */
+    const int ranks = dist_size() > 1;
+    if (ranks)
+        dist_hold();
     int status = parse(argc, argv, &r);
     if (status < 0)
         status = check(&r);
+    if (status < 0 && ranks && r.dspec.kind == DS_KIND_CUHK03) {
+        fprintf(stderr, "drsch reproduce: under mpirun, only the retrieval datasets are "
+                        "distributed so far; run CUHK03 as one process\n");
+        status = EXIT_USAGE;
+    }
+    if (ranks) { /* the same flags on every rank: rank 0 reports their errors */
+        int rc = dist_release("reproduce", status >= 0 ? status : 0);
+        status = status >= 0 ? status : rc ? rc : -1;
+    }
     if (status >= 0)
         return status;
     r.reid = r.dspec.kind == DS_KIND_CUHK03;
@@ -407,16 +466,34 @@ int cmd_reproduce(int argc, char **argv)
         fprintf(stderr, "drsch reproduce: %s\n", he.msg);
         return 1;
     }
-    fprintf(stderr, "drsch reproduce: loading %s\n", r.f.spec);
+    if (dist_rank() == 0)
+        fprintf(stderr, "drsch reproduce: loading %s%s\n", r.f.spec,
+                ranks ? " (on every rank)" : "");
     ds_dataset *d = NULL;
     drsch_error de;
-    if (ds_load_spec(&r.dspec, &r.f.lo, &d, &de) != DRSCH_OK) {
+    if (ranks)
+        dist_hold();
+    int loaded = ds_load_spec(&r.dspec, &r.f.lo, &d, &de) == DRSCH_OK;
+    if (!loaded)
         fprintf(stderr, "drsch reproduce: %s\n", de.msg);
+    if ((ranks ? dist_release("reproduce", !loaded) : !loaded) != 0) {
+        ds_dataset_free(d);
         return 1;
     }
     r.d = d;
     status = run_all(&r);
     ds_split_free(&r.sp);
     ds_dataset_free(d);
+    return status;
+}
+
+int cmd_reproduce(int argc, char **argv)
+{
+    if (!dist_launched())
+        return reproduce(argc, argv);
+    if (dist_init("reproduce"))
+        return 1;
+    int status = reproduce(argc, argv);
+    dist_finalize();
     return status;
 }

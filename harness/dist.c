@@ -252,17 +252,19 @@ void dist_sum_f32(float *buf, size_t n)
 #endif
 }
 
-void dist_broadcast(void *buf, size_t bytes)
+void dist_broadcast_root(void *buf, size_t bytes, int root)
 {
 #if defined(DRSCH_HAVE_MPI)
     for (size_t at = 0; g_size > 1 && at < bytes; at += DIST_PIECE) {
         int len = (int)(bytes - at < DIST_PIECE ? bytes - at : DIST_PIECE);
-        MPI_Bcast((char *)buf + at, len, MPI_BYTE, 0, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + at, len, MPI_BYTE, root, MPI_COMM_WORLD);
     }
 #else
-    (void)buf, (void)bytes;
+    (void)buf, (void)bytes, (void)root;
 #endif
 }
+
+void dist_broadcast(void *buf, size_t bytes) { dist_broadcast_root(buf, bytes, 0); }
 
 int32_t dist_max_i32(int32_t v)
 {

@@ -53,6 +53,8 @@ void dist_allgather_f32(const float *send, float *recv, const int32_t *counts);
 void dist_sum_f32(float *buf, size_t n);
 /* Rank 0's bytes at buf to every rank. */
 void dist_broadcast(void *buf, size_t bytes);
+/* Rank root's bytes at buf to every rank. */
+void dist_broadcast_root(void *buf, size_t bytes, int root);
 /* The largest v over the ranks, on every rank. */
 int32_t dist_max_i32(int32_t v);
 

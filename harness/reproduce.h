@@ -50,6 +50,25 @@ typedef struct {
 
 typedef void (*xp_progress_fn)(const xp_event *e, void *ctx);
 
+/* A distributed experiment (drsch reproduce under mpirun): the ranks and the two collectives it
+ * needs, supplied by the caller; the library itself sends nothing. The experiment's independent
+ * units of work (retrieval: each model trained at one length, each recipe's long model, the
+ * classifier baseline, the LSH and ITQ baselines; re-id: each split) are dealt out in turn, unit
+ * u to rank u mod size, in rounds of one unit per rank; after each round the ranks agree whether
+ * one failed (then every rank stops: the failing one returns its error, the others
+ * DRSCH_ERR_PEER); at the end each unit's results go from its rank to every rank, so every rank
+ * returns the whole result, the serial run's (same seeds; the same figures when each rank has the
+ * serial run's thread count). Each callback is a collective: every rank calls it, in the same
+ * order. */
+typedef struct {
+    int32_t rank, size; /* 0 .. size - 1 */
+    void *ctx;          /* passed to the callbacks */
+    /* rank root's bytes at buf, to buf on every rank */
+    void (*broadcast)(void *ctx, void *buf, size_t bytes, int32_t root);
+    /* the largest v over the ranks, on every rank */
+    int32_t (*max)(void *ctx, int32_t v);
+} xp_parallel;
+
 typedef struct {
     const char *dir;                        /* output folder: the models are written there */
     uint32_t lengths[XP_REPRO_MAX_LENGTHS]; /* increasing code lengths, each below long_bits */
@@ -71,6 +90,7 @@ typedef struct {
     /* Retrieval: 1 leaves out the classifier baseline (a network of c->train trained with
      * softmax cross-entropy, its code the one-hot of the predicted class; single-label only). */
     int no_classifier;
+    const xp_parallel *par; /* the ranks of a distributed run, or NULL (one process) */
 } xp_repro_config;
 
 /* Parses a --recipes list ("drsch,authors": recipe names of nn_recipe_name, comma-separated, each

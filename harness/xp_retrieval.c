@@ -485,6 +485,125 @@ static void paper(const xp_repro_config *c, const ds_dataset *d, xp_retrieval_re
     }
 }
 
+/* Whether the classifier baseline has a row (classifier() trains it). */
+static int has_classifier(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp)
+{
+    const int C = tr_train_classes(d, sp);
+    return !c->no_classifier && d->label_kind != DS_LABELS_MULTI && C >= 2 &&
+           c->long_bits >= (uint32_t)C;
+}
+
+/* The experiment's units of work, in the serial run's order, and the rows each fills. */
+typedef struct {
+    const nn_recipe *recipes;
+    int n_recipes, n_units, clf;
+    int long_row, clf_row, base_row, n_rows; /* rows: 0; long_row + 6k; the classifier; LSH, ITQ */
+    double seconds[XP_REPRO_MAX_LENGTHS];    /* the training time of each length's model */
+} plan;
+
+/* Unit u: the model of length u, the long model of recipe u - n_lengths, the classifier, the
+ * baselines (each writing the rows of the plan). */
+static drsch_status run_unit(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                             const ev_options *opt, plan *pl, int u, xp_retrieval_result *out,
+                             drsch_error *err)
+{
+    const int nl = c->n_lengths;
+    if (u < nl) {
+        double before = out->rows[0].seconds;
+        drsch_status st = length_model(c, d, sp, opt, u, out, err);
+        pl->seconds[u] = out->rows[0].seconds - before;
+        return st;
+    }
+    if (u < nl + pl->n_recipes)
+        return long_model(c, d, sp, opt, pl->recipes[u - nl], pl->long_row + 6 * (u - nl), out,
+                          err);
+    if (u == nl + pl->n_recipes) {
+        out->n_rows = pl->clf_row; /* the classifier's row, unless it has none */
+        return c->no_classifier ? DRSCH_OK : classifier(c, d, sp, opt, out, err);
+    }
+    out->n_rows = pl->base_row;
+    return baselines(c, d, sp, opt, out, err);
+}
+
+/* Distributed: unit u's results from the rank that ran it to every rank (a collective). */
+static drsch_status share_unit(const xp_repro_config *c, plan *pl, int u, xp_retrieval_result *out,
+                               drsch_error *err)
+{
+    const xp_parallel *par = c->par;
+    const int nl = c->n_lengths, root = u % par->size;
+    void *ctx = par->ctx;
+    if (u < nl) { /* column u of row 0, its training time and its precision-recall curve */
+        xp_repro_row *r = &out->rows[0];
+        par->broadcast(ctx, &r->map[u], sizeof r->map[u], root);
+        par->broadcast(ctx, &r->ties[u], sizeof r->ties[u], root);
+        par->broadcast(ctx, &r->pr2[u], sizeof r->pr2[u], root);
+        par->broadcast(ctx, &r->have[u], sizeof r->have[u], root);
+        par->broadcast(ctx, &r->no_relevant[u], sizeof r->no_relevant[u], root);
+        par->broadcast(ctx, &r->queries, sizeof r->queries, root);
+        par->broadcast(ctx, &pl->seconds[u], sizeof pl->seconds[u], root);
+        xp_pr_curve *pr = &out->pr[u];
+        par->broadcast(ctx, &pr->n, sizeof pr->n, root);
+        if (par->rank != root && pr->n) {
+            pr->recall = malloc(sizeof(double) * pr->n);
+            pr->precision = malloc(sizeof(double) * pr->n);
+        }
+        /* every rank learns whether a receiver is out of memory before the arrays are sent */
+        int32_t short_of = par->max(ctx, pr->n && (!pr->recall || !pr->precision));
+        if (short_of)
+            return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a precision-recall curve");
+        if (pr->n) {
+            par->broadcast(ctx, pr->recall, sizeof(double) * pr->n, root);
+            par->broadcast(ctx, pr->precision, sizeof(double) * pr->n, root);
+        }
+        return DRSCH_OK;
+    }
+    /* whole rows; their recipe names are pointers, set again on every rank */
+    int first, n;
+    const char *recipe = NULL;
+    if (u < nl + pl->n_recipes) {
+        first = pl->long_row + 6 * (u - nl), n = 6;
+        recipe = nn_recipe_name(pl->recipes[u - nl]);
+    } else if (u == nl + pl->n_recipes) {
+        first = pl->clf_row, n = pl->clf;
+        recipe = nn_recipe_name(c->train.recipe);
+    } else {
+        first = pl->base_row, n = 2;
+    }
+    if (n)
+        par->broadcast(ctx, &out->rows[first], sizeof(xp_repro_row) * (size_t)n, root);
+    for (int i = first; i < first + n; i++)
+        out->rows[i].recipe = recipe;
+    return DRSCH_OK;
+}
+
+/* Every unit, in the serial run's order (par NULL), or this rank's share of them in rounds, each
+ * round ending with an agreement on failures, then every unit's results shared. */
+static drsch_status run_units(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              const ev_options *opt, plan *pl, xp_retrieval_result *out,
+                              drsch_error *err)
+{
+    const xp_parallel *par = c->par && c->par->size > 1 ? c->par : NULL;
+    drsch_status st = DRSCH_OK;
+    if (!par) {
+        for (int u = 0; st == DRSCH_OK && u < pl->n_units; u++)
+            st = run_unit(c, d, sp, opt, pl, u, out, err);
+        return st;
+    }
+    for (int first = 0; first < pl->n_units; first += par->size) {
+        int u = first + par->rank;
+        if (st == DRSCH_OK && u < pl->n_units)
+            st = run_unit(c, d, sp, opt, pl, u, out, err);
+        if (par->max(par->ctx, st != DRSCH_OK)) /* some rank failed: every rank stops */
+            return st != DRSCH_OK ? st : drsch_fail(err, DRSCH_ERR_PEER, "another rank failed");
+    }
+    out->rows[0].seconds = 0;
+    for (int u = 0; st == DRSCH_OK && u < pl->n_units; u++)
+        st = share_unit(c, pl, u, out, err);
+    for (int m = 0; m < c->n_lengths; m++)
+        out->rows[0].seconds += pl->seconds[m];
+    return st;
+}
+
 drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
                               xp_retrieval_result *out, drsch_error *err)
 {
@@ -493,36 +612,34 @@ drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, con
     if (wp != 1 && wp != 2)
         return drsch_fail(err, DRSCH_ERR_ARG, "weight power %d: it is 1 (|w|) or 2 (w^2)", wp);
     const nn_recipe drsch_only[1] = {NN_RECIPE_DRSCH};
-    const nn_recipe *recipes = c->n_recipes ? c->recipes : drsch_only;
-    const int n_recipes = c->n_recipes ? c->n_recipes : 1;
-    if (n_recipes < 0 || n_recipes > XP_REPRO_MAX_RECIPES)
-        return drsch_fail(err, DRSCH_ERR_ARG, "%d recipes: at most %d", n_recipes,
+    plan pl = {.recipes = c->n_recipes ? c->recipes : drsch_only,
+               .n_recipes = c->n_recipes ? c->n_recipes : 1};
+    if (pl.n_recipes < 0 || pl.n_recipes > XP_REPRO_MAX_RECIPES)
+        return drsch_fail(err, DRSCH_ERR_ARG, "%d recipes: at most %d", pl.n_recipes,
                           XP_REPRO_MAX_RECIPES);
-    for (int k = 0; k < n_recipes; k++)
-        if (!nn_recipe_name(recipes[k]))
+    for (int k = 0; k < pl.n_recipes; k++)
+        if (!nn_recipe_name(pl.recipes[k]))
             return drsch_fail(err, DRSCH_ERR_ARG, "recipe %d: it is drsch or authors",
-                              (int)recipes[k]);
+                              (int)pl.recipes[k]);
+    pl.n_units = c->n_lengths + pl.n_recipes + 2;
+    pl.clf = has_classifier(c, d, sp);
+    pl.long_row = 1;
+    pl.clf_row = pl.long_row + 6 * pl.n_recipes;
+    pl.base_row = pl.clf_row + pl.clf;
+    pl.n_rows = pl.base_row + 2;
     const int multi = d->label_kind == DS_LABELS_MULTI;
     out->metric = multi ? "mAP@5000" : "mAP@all";
     ev_options opt = {.topk = multi ? 5000 : 0, .radius = 2, .pr_curve = 1};
     xp_repro_row *r0 = &out->rows[0];
     snprintf(r0->method, sizeof r0->method, "DRSCH (trained at each length)");
     r0->recipe = nn_recipe_name(c->train.recipe);
-    /* One model per length, then the long model of each recipe truncated. */
-    drsch_status st = DRSCH_OK;
-    for (int m = 0; st == DRSCH_OK && m < c->n_lengths; m++)
-        st = length_model(c, d, sp, &opt, m, out, err);
-    out->n_rows = 1;
-    for (int k = 0; st == DRSCH_OK && k < n_recipes; k++, out->n_rows += 6)
-        st = long_model(c, d, sp, &opt, recipes[k], out->n_rows, out, err);
-    if (st == DRSCH_OK && !c->no_classifier)
-        st = classifier(c, d, sp, &opt, out, err);
-    if (st == DRSCH_OK)
-        st = baselines(c, d, sp, &opt, out, err);
+    /* One model per length, the long model of each recipe truncated, the classifier, LSH, ITQ */
+    drsch_status st = run_units(c, d, sp, &opt, &pl, out, err);
     if (st != DRSCH_OK) {
         xp_retrieval_result_free(out);
         return st;
     }
+    out->n_rows = pl.n_rows;
     paper(c, d, out);
     return DRSCH_OK;
 }

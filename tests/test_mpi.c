@@ -448,3 +448,68 @@ Test(mpi, bench_hamming_sharded_finds_what_one_process_finds)
         }
     }
 }
+
+/* ---- drsch reproduce under mpirun: the units of work dealt out to the ranks ---- */
+
+/* A synthetic MNIST large enough for the paper protocol (100 queries, 500 training images per
+ * class) in tu_tmpdir/paper. */
+static void write_paper_sized(void)
+{
+    char out[256];
+    cr_assert_eq(tu_run(out, sizeof out, "mkdir -p %s", tu_path("paper")), 0, "%s", out);
+    tu_write_idx_split(tu_path("paper"), "train", 6500, 1, 31);
+    tu_write_idx_split(tu_path("paper"), "t10k", 100, 1, 31);
+}
+
+#define REPRO_FLAGS                                                                                \
+    "--quick --iters 5 --bits 12,24 --long-bits 32 --recipes drsch,authors --threads 1"
+
+/* 2 and 3 ranks (9 units: 2 lengths, 2 long models, the classifier, the baselines) write the
+ * serial run's report: every metric identical (the report's own check against --baseline); rank
+ * 0 alone writes, the other ranks' progress names them. */
+Test(mpi, distributed_reproduce_equals_the_serial_run, .timeout = 600)
+{
+    static char out[1 << 17];
+    write_paper_sized();
+    char data[600], serial[600];
+    snprintf(data, sizeof data, "%s", tu_path("paper"));
+    snprintf(serial, sizeof serial, "%s", tu_path("serial"));
+    int rc = tu_run(out, sizeof out,
+                    "OMP_NUM_THREADS=1 %s reproduce --dataset mnist:%s " REPRO_FLAGS " --out %s",
+                    tu_exe(), data, serial);
+    cr_assert_eq(rc, 0, "%s", out);
+    for (int p = 2; p <= 3; p++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/ranks%d", tu_tmpdir, p);
+        rc = tu_run(out, sizeof out,
+                    "%s -n %d %s reproduce --dataset mnist:%s " REPRO_FLAGS
+                    " --out %s --baseline %s/report.json",
+                    mpirun(), p, tu_exe(), data, dir, serial);
+        cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
+        cr_assert(strstr(out, "Reproduction: identical: all "), "%d ranks: %s", p, out);
+        cr_assert(strstr(out, "drsch reproduce: rank 1: training "), "%d ranks: %s", p, out);
+        cr_assert_null(strstr(strstr(out, "wrote ") + 1, "wrote "), "one report: %s", out);
+    }
+}
+
+/* A rank whose data is corrupt ends every rank, with one message naming it; the other ranks'
+ * data loads, and nothing is trained. */
+Test(mpi, distributed_reproduce_failing_rank_ends_every_rank, .timeout = 300)
+{
+    static char out[1 << 16];
+    write_paper_sized();
+    char bad[600], imgs[700];
+    snprintf(bad, sizeof bad, "%s", tu_path("bad"));
+    int rc = tu_run(out, sizeof out, "mkdir -p %s && cp %s/* %s", bad, tu_path("paper"), bad);
+    cr_assert_eq(rc, 0, "%s", out);
+    snprintf(imgs, sizeof imgs, "%s/t10k-labels-idx1-ubyte", bad);
+    tu_write_file(imgs, "garbage", 7);
+    rc = tu_run(out, sizeof out,
+                "%s -n 1 %s reproduce --dataset mnist:%s " REPRO_FLAGS " --out %s : -n 1 %s "
+                "reproduce --dataset mnist:%s " REPRO_FLAGS " --out %s",
+                mpirun(), tu_exe(), tu_path("paper"), tu_path("o"), tu_exe(), bad, tu_path("o"));
+    cr_assert(rc != 0 && rc != 124, "rc %d: %s", rc, out);
+    cr_assert(strstr(out, "drsch reproduce: rank 1: ") && strstr(out, "t10k-labels-idx1-ubyte"),
+              "%s", out);
+    cr_assert_null(strstr(out, "training "), "%s", out);
+}
