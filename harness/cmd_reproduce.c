@@ -5,7 +5,8 @@
  * saying whether the run reproduced its baseline report (results/<dataset>[-quick]/report.json of
  * the source tree, or --baseline).
  *
- * Under mpirun (retrieval datasets), the experiment's units of work are dealt out to the ranks
+ * Under mpirun, the experiment's units of work (retrieval: models and baselines; re-id: splits)
+ * are dealt out to the ranks
  * (xp_parallel, reproduce.h): every rank loads the data and trains its units into the output
  * folder; rank 0 holds the folder's lock, gathers the results and writes the report, the same as
  * a serial run's. The other ranks' progress lines name their rank. */
@@ -447,11 +448,6 @@ static int reproduce(int argc, char **argv)
     int status = parse(argc, argv, &r);
     if (status < 0)
         status = check(&r);
-    if (status < 0 && ranks && r.dspec.kind == DS_KIND_CUHK03) {
-        fprintf(stderr, "drsch reproduce: under mpirun, only the retrieval datasets are "
-                        "distributed so far; run CUHK03 as one process\n");
-        status = EXIT_USAGE;
-    }
     if (ranks) { /* the same flags on every rank: rank 0 reports their errors */
         int rc = dist_release("reproduce", status >= 0 ? status : 0);
         status = status >= 0 ? status : rc ? rc : -1;

@@ -306,6 +306,23 @@ static drsch_status split(const xp_repro_config *c, const ds_dataset *d, int s, 
     return st;
 }
 
+/* Distributed: split s's results from the rank that ran it to every rank (a collective). */
+static void share_split(const xp_parallel *par, xp_reid_result *res, int s)
+{
+    const int root = s % par->size;
+    const size_t at = (size_t)s * (size_t)res->n_cols, n = (size_t)res->n_cols;
+    for (int m = 0; m < XP_REID_METHODS; m++) {
+        xp_reid_row *row = &res->rows[m];
+        par->broadcast(par->ctx, row->r + at, sizeof *row->r * n, root);
+        par->broadcast(par->ctx, row->have + at, sizeof *row->have * n, root);
+        par->broadcast(par->ctx, &row->seconds[s], sizeof row->seconds[s], root);
+    }
+    par->broadcast(par->ctx, res->split_name[s], sizeof res->split_name[s], root);
+    par->broadcast(par->ctx, &res->n_query[s], sizeof res->n_query[s], root);
+    par->broadcast(par->ctx, &res->n_gallery[s], sizeof res->n_gallery[s], root);
+    par->broadcast(par->ctx, &res->n_train[s], sizeof res->n_train[s], root);
+}
+
 drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_result *res,
                          drsch_error *err)
 {
@@ -326,17 +343,30 @@ drsch_status xp_reid_run(const xp_repro_config *c, const ds_dataset *d, xp_reid_
              "DRSCH-%u truncated, weighted ranking", c->long_bits);
     snprintf(res->rows[XP_REID_LSH].method, sizeof res->rows[0].method, "LSH (thumbnails)");
     snprintf(res->rows[XP_REID_ITQ].method, sizeof res->rows[0].method, "ITQ (thumbnails)");
+    const xp_parallel *par = c->par && c->par->size > 1 ? c->par : NULL;
+    const int P = par ? par->size : 1, rank = par ? par->rank : 0;
     double t0 = xp_now();
-    for (int s = 0; s < c->splits; s++) {
-        drsch_status st = split(c, d, s, res, err);
-        if (st != DRSCH_OK) {
-            xp_reid_result_free(res);
-            return st;
+    int done = 0;
+    drsch_status st = DRSCH_OK;
+    /* split s on rank s mod P, in rounds of one split per rank, failures agreed after each */
+    for (int first = 0; first < c->splits; first += P) {
+        int s = first + rank;
+        if (st == DRSCH_OK && s < c->splits) {
+            st = split(c, d, s, res, err);
+            double per = (xp_now() - t0) / ++done;
+            int mine = (c->splits - rank + P - 1) / P, left = (int)(per * (mine - done) + 0.5);
+            if (st == DRSCH_OK)
+                xp_note(c, "split %d/%d done (%.0f s per split so far; about %dm%02ds left)", s + 1,
+                        c->splits, per, left / 60, left % 60);
         }
-        double per = (xp_now() - t0) / (s + 1);
-        int left = (int)(per * (c->splits - s - 1) + 0.5);
-        xp_note(c, "split %d/%d done (%.0f s per split so far; about %dm%02ds left)", s + 1,
-                c->splits, per, left / 60, left % 60);
+        if (par && par->max(par->ctx, st != DRSCH_OK) && st == DRSCH_OK)
+            st = drsch_fail(err, DRSCH_ERR_PEER, "another rank failed");
+        if (st != DRSCH_OK)
+            break;
     }
-    return DRSCH_OK;
+    for (int s = 0; par && st == DRSCH_OK && s < c->splits; s++)
+        share_split(par, res, s);
+    if (st != DRSCH_OK)
+        xp_reid_result_free(res);
+    return st;
 }

@@ -137,3 +137,54 @@ done:
         rc = fail(msg, cap, "%s: cannot close the HDF5 file", path);
     return rc;
 }
+
+/* ---- the small standard file (fx_cuhk03_write_small) ---- */
+
+static const int FX_PERSONS[FX_PAIRS] = {6, 6, 6, 6, 6};
+
+/* Person 1 of every pair misses slot 4 and slot 9 (as real files have empty slots); person 6
+ * of pair 5 has no second-camera image (a test identity the protocol must drop). */
+static int fx_empty(int p, int q, int s, void *ctx)
+{
+    (void)ctx;
+    return (q == 1 && (s == 4 || s == 9)) || (p == 5 && q == 6 && s >= 5);
+}
+
+/* Three horizontal bands (head, torso, legs), each a colour drawn from the identity; the slot
+ * shifts the brightness a little and the second camera a little more, plus a fixed texture. */
+static void fx_pixels(int p, int q, int s, uint8_t *px, int h, int w, void *ctx)
+{
+    (void)ctx;
+    uint64_t id = (uint64_t)(p * 16 + q) * 0x9E3779B97F4A7C15ull;
+    int shift = (s % 5) * 3 + (s >= 5 ? 12 : 0);
+    for (int ch = 0; ch < 3; ch++)
+        for (int x = 0; x < w; x++)
+            for (int y = 0; y < h; y++) {
+                int band = y * 3 / h;
+                int base = (int)((id >> (8 * (band * 3 + ch) % 56)) & 0xBF);
+                int v = base + shift + ((x * 7 + y * 5 + s) & 7);
+                px[((size_t)ch * w + (size_t)x) * h + (size_t)y] = (uint8_t)(v > 255 ? 255 : v);
+            }
+}
+
+/* Three testsets of 6 (pair, person) rows; the third holds (5, 6), which has no gallery. */
+static const int FX_TESTSETS[3 * 6 * 2] = {
+    1, 2, 2, 3, 3, 4, 4, 5, 5, 1, 1, 6, /* testsets{1} */
+    2, 1, 3, 2, 4, 3, 5, 4, 1, 5, 2, 6, /* testsets{2} */
+    3, 1, 4, 2, 5, 3, 1, 4, 2, 5, 5, 6, /* testsets{3} */
+};
+
+int fx_cuhk03_write_small(const char *path, int with_testsets, char *msg, size_t cap)
+{
+    fx_cuhk03 x = {.pairs = FX_PAIRS,
+                   .persons = FX_PERSONS,
+                   .h = FX_H,
+                   .w = FX_W,
+                   .with_labeled = 1,
+                   .n_testsets = with_testsets ? 3 : 0,
+                   .testset_rows = 6,
+                   .testsets = FX_TESTSETS,
+                   .empty = fx_empty,
+                   .pixels = fx_pixels};
+    return fx_cuhk03_write(path, &x, msg, cap);
+}

@@ -29,4 +29,13 @@ typedef struct {
 /* Writes the file; returns 0, or -1 with a message in msg. */
 int fx_cuhk03_write(const char *path, const fx_cuhk03 *spec, char *msg, size_t cap);
 
+/* A small file of FX_PAIRS pairs of 6 persons, FX_H x FX_W images: three horizontal bands (head,
+ * torso, legs) coloured by identity; person 1 of every pair misses slots 4 and 9, person 6 of
+ * pair 5 has no second-camera image; with_testsets: three testsets of 6 (pair, person) rows, the
+ * third holding (5, 6). Returns 0, or -1 with a message in msg. */
+#define FX_PAIRS 5
+#define FX_H 48
+#define FX_W 16
+int fx_cuhk03_write_small(const char *path, int with_testsets, char *msg, size_t cap);
+
 #endif

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture_cuhk03.h"
 #include "nn.h"
 #include "npy.h"
 #include "test_util.h"
@@ -512,4 +513,28 @@ Test(mpi, distributed_reproduce_failing_rank_ends_every_rank, .timeout = 300)
     cr_assert(strstr(out, "drsch reproduce: rank 1: ") && strstr(out, "t10k-labels-idx1-ubyte"),
               "%s", out);
     cr_assert_null(strstr(out, "training "), "%s", out);
+}
+
+/* Re-id: the splits dealt out (3 splits over 2 ranks: rank 0 runs two), the report identical to
+ * the serial run's. */
+Test(mpi, distributed_reid_reproduce_equals_the_serial_run, .timeout = 300)
+{
+    static char out[1 << 17];
+    char mat[600], serial[600], dir[600], msg[512];
+    snprintf(mat, sizeof mat, "%s", tu_path("cuhk-03.mat"));
+    cr_assert_eq(fx_cuhk03_write_small(mat, 1, msg, sizeof msg), 0, "%s", msg);
+    snprintf(serial, sizeof serial, "%s", tu_path("serial"));
+    snprintf(dir, sizeof dir, "%s", tu_path("ranks"));
+    char flags[1400];
+    snprintf(flags, sizeof flags,
+             "reproduce --dataset cuhk03:%s:labeled --size %dx%d --iters 10 --splits 3 "
+             "--threads 1",
+             mat, FX_H, FX_W);
+    int rc = tu_run(out, sizeof out, "OMP_NUM_THREADS=1 %s %s --out %s", tu_exe(), flags, serial);
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out, "%s -n 2 %s %s --out %s --baseline %s/report.json", mpirun(),
+                tu_exe(), flags, dir, serial);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "Reproduction: identical: all "), "%s", out);
+    cr_assert(strstr(out, "drsch reproduce: rank 1: training DRSCH, split 2/3"), "%s", out);
 }
