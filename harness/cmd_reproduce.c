@@ -370,18 +370,6 @@ static int report(run *r, rp_report *rep, const xp_retrieval_result *ret,
     return status;
 }
 
-/* xp_parallel's collectives: those of the ranks of mpirun (dist.h). */
-static void par_broadcast(void *ctx, void *buf, size_t bytes, int32_t root)
-{
-    (void)ctx;
-    dist_broadcast_root(buf, bytes, root);
-}
-static int32_t par_max(void *ctx, int32_t v)
-{
-    (void)ctx;
-    return dist_max_i32(v);
-}
-
 /* Runs the experiment of the dataset into its folder, under the folder's lock (rank 0's, under
  * mpirun: every rank takes part in the experiment, rank 0 alone writes the report). */
 static int run_all(run *r)
@@ -407,7 +395,7 @@ static int run_all(run *r)
         return status;
     int rank = dist_rank();
     xp_parallel par = {
-        .rank = rank, .size = dist_size(), .broadcast = par_broadcast, .max = par_max};
+        .rank = rank, .size = dist_size(), .broadcast = dist_cb_broadcast_root, .max = dist_cb_max};
     if (ranks) {
         r->cfg.par = &par;
         r->cfg.progress_ctx = &rank;

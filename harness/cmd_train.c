@@ -423,28 +423,6 @@ static int load_data(train_args *a, ds_dataset **d, ds_split *sp, tr_config *c)
     return GO_ON;
 }
 
-/* tr_parallel's collectives: those of the ranks of mpirun (dist.h). */
-static void par_allgather(void *ctx, const float *send, float *recv, const int32_t *counts)
-{
-    (void)ctx;
-    dist_allgather_f32(send, recv, counts);
-}
-static void par_sum(void *ctx, float *buf, size_t n)
-{
-    (void)ctx;
-    dist_sum_f32(buf, n);
-}
-static void par_broadcast(void *ctx, void *buf, size_t bytes)
-{
-    (void)ctx;
-    dist_broadcast(buf, bytes);
-}
-static int32_t par_max(void *ctx, int32_t v)
-{
-    (void)ctx;
-    return dist_max_i32(v);
-}
-
 /* Trains with the stop signals caught; the exit status (128 + the signal after a stop). par: the
  * ranks under mpirun, else NULL; then every rank returns the same status, and rank 0 alone prints
  * (one message, naming the rank that failed). */
@@ -612,10 +590,10 @@ static int train_mpi(int argc, char **argv)
     if (prc == GO_ON && !rc) {
         tr_parallel par = {.rank = dist_rank(),
                            .size = dist_size(),
-                           .allgather = par_allgather,
-                           .sum = par_sum,
-                           .broadcast = par_broadcast,
-                           .max = par_max};
+                           .allgather = dist_cb_allgather,
+                           .sum = dist_cb_sum,
+                           .broadcast = dist_cb_broadcast,
+                           .max = dist_cb_max};
         rc = run_training(&a, &c, d, &sp, &par);
         if (rc == 0 && a.do_eval && dist_rank() == 0)
             rc = evaluate_model(a.out, c.bits, c.objective == TR_OBJECTIVE_SOFTMAX, d, &sp);

@@ -14,6 +14,7 @@ int cmd_bench_encode(int argc, char **argv);  /* harness/cmd_bench_train.c */
 int cmd_train(int argc, char **argv);         /* harness/cmd_train.c */
 int cmd_encode(int argc, char **argv);        /* harness/cmd_encode.c */
 int cmd_reproduce(int argc, char **argv);     /* harness/cmd_reproduce.c */
+int cmd_sweep(int argc, char **argv);         /* harness/cmd_sweep.c */
 int cmd_eval(int argc, char **argv);          /* harness/cmd_eval.c */
 int cmd_compare(int argc, char **argv);       /* harness/cmd_compare.c */
 int cmd_version(int argc, char **argv);       /* harness/main.c */

@@ -277,3 +277,33 @@ int32_t dist_max_i32(int32_t v)
 #endif
     return v;
 }
+
+void dist_cb_allgather(void *ctx, const float *send, float *recv, const int32_t *counts)
+{
+    (void)ctx;
+    dist_allgather_f32(send, recv, counts);
+}
+
+void dist_cb_sum(void *ctx, float *buf, size_t n)
+{
+    (void)ctx;
+    dist_sum_f32(buf, n);
+}
+
+void dist_cb_broadcast(void *ctx, void *buf, size_t bytes)
+{
+    (void)ctx;
+    dist_broadcast_root(buf, bytes, 0);
+}
+
+void dist_cb_broadcast_root(void *ctx, void *buf, size_t bytes, int32_t root)
+{
+    (void)ctx;
+    dist_broadcast_root(buf, bytes, root);
+}
+
+int32_t dist_cb_max(void *ctx, int32_t v)
+{
+    (void)ctx;
+    return dist_max_i32(v);
+}

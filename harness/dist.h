@@ -58,4 +58,12 @@ void dist_broadcast_root(void *buf, size_t bytes, int root);
 /* The largest v over the ranks, on every rank. */
 int32_t dist_max_i32(int32_t v);
 
+/* The same collectives as callbacks with a context (ignored), the form the library's
+ * tr_parallel (train.h) and xp_parallel (reproduce.h) take them in. */
+void dist_cb_allgather(void *ctx, const float *send, float *recv, const int32_t *counts);
+void dist_cb_sum(void *ctx, float *buf, size_t n);
+void dist_cb_broadcast(void *ctx, void *buf, size_t bytes);
+void dist_cb_broadcast_root(void *ctx, void *buf, size_t bytes, int32_t root);
+int32_t dist_cb_max(void *ctx, int32_t v);
+
 #endif

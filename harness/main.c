@@ -23,6 +23,7 @@ typedef struct {
 static const command COMMANDS[] = {
     {"reproduce", cmd_reproduce,
      "regenerate the paper's table on a dataset (train, evaluate, compare)"},
+    {"sweep", cmd_sweep, "train and evaluate one model per (code length, seed): stability, spread"},
     {"train", cmd_train, "train a DRSCH model on a dataset (progress, checkpoints, resume)"},
     {"encode", cmd_encode, "encode a dataset with a trained model to .npy codes, labels, weights"},
     {"search", cmd_search, "exact k-nearest-neighbour Hamming search over .npy codes"},

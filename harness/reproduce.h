@@ -158,6 +158,32 @@ DRSCH_API drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_datas
                                         drsch_error *err);
 DRSCH_API void xp_retrieval_result_free(xp_retrieval_result *r);
 
+/* ---- Sweeps over code lengths and seeds ----------------------------------------------------- */
+
+/* How one training run of a sweep ended: a collapse of the codes or a NaN is a result of the
+ * sweep (what it is there to find), not a failure of it. */
+typedef enum { XP_SWEEP_TRAINED, XP_SWEEP_COLLAPSED, XP_SWEEP_NAN } xp_sweep_outcome;
+
+typedef struct {
+    uint32_t bits;
+    uint64_t seed;
+    xp_sweep_outcome outcome;
+    double map, map_ties, pr2; /* at its own length (trained runs only): mAP@all (@5000 on
+                                  multi-label datasets), tie-aware mAP, precision within radius 2 */
+    size_t queries, no_relevant;
+    double seconds; /* training time */
+    char note[512]; /* a collapse or NaN: the trainer's message */
+} xp_sweep_cell;
+
+/* Trains one model per (length, seed), c->lengths[0..n_lengths) x seeds[0..n_seeds), length
+ * major, each with c->train (bits and seed replaced) on the protocol's split drawn with its seed
+ * (xp_make_split), into c->dir/model-B-sS.bin, and evaluates it at its own length. cells:
+ * n_lengths x n_seeds. Distributed over c->par as the reproduce experiments are (reproduce.h:
+ * xp_parallel), a run being a unit; every rank returns every cell. */
+DRSCH_API drsch_status xp_sweep_run(const xp_repro_config *c, const ds_dataset *d,
+                                    xp_protocol protocol, const uint64_t *seeds, int n_seeds,
+                                    xp_sweep_cell *cells, drsch_error *err);
+
 /* ---- Re-identification: CUHK03, classic protocol -------------------------------------------- */
 
 enum { XP_REID_DRSCH, XP_REID_WEIGHTED, XP_REID_LSH, XP_REID_ITQ, XP_REID_METHODS };

@@ -538,3 +538,35 @@ Test(mpi, distributed_reid_reproduce_equals_the_serial_run, .timeout = 300)
     cr_assert(strstr(out, "Reproduction: identical: all "), "%s", out);
     cr_assert(strstr(out, "drsch reproduce: rank 1: training DRSCH, split 2/3"), "%s", out);
 }
+
+/* ---- drsch sweep: one model per (length, seed), the runs dealt out under mpirun ---- */
+
+/* 2 and 3 ranks write the serial sweep's table (every figure but the training times), runs on
+ * other ranks named in the progress; a re-id dataset is refused with a reason. */
+Test(mpi, distributed_sweep_equals_the_serial_sweep, .timeout = 600)
+{
+    static char out[1 << 16];
+    write_paper_sized();
+    const char *flags = "--bits 8,16 --seeds 1,2,3 --iters 5 --threads 1";
+    char data[600];
+    snprintf(data, sizeof data, "%s", tu_path("paper"));
+    int rc = tu_run(out, sizeof out, "OMP_NUM_THREADS=1 %s sweep --dataset mnist:%s %s --out %s",
+                    tu_exe(), data, flags, tu_path("serial"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "| 16 | 3 | trained | "), "%s", out);
+    for (int p = 2; p <= 3; p++) {
+        rc = tu_run(out, sizeof out, "%s -n %d %s sweep --dataset mnist:%s %s --out %s", mpirun(),
+                    p, tu_exe(), data, flags, tu_path("ranks"));
+        cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
+        cr_assert(strstr(out, "drsch sweep: rank 1: training 8 bits, seed 2"), "%s", out);
+        /* the tables without their header (command, times) and the training-time column */
+        rc = tu_run(out, sizeof out,
+                    "cd %s && for d in serial ranks; do sed -e 1,6d -e 's/| [0-9]* |$//' "
+                    "$d/sweep.md > $d.rows; done && cmp serial.rows ranks.rows",
+                    tu_tmpdir);
+        cr_assert_eq(rc, 0, "%d ranks: other figures: %s", p, out);
+    }
+    rc = tu_run(out, sizeof out, "%s sweep --bits 8,4", tu_exe());
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "--bits: '8,4' must be"), "%s", out);
+}
