@@ -187,8 +187,8 @@ static int write_tables(const sweep_args *a, const ds_dataset *d, const xp_sweep
         char name[128];
         snprintf(name, sizeof name, "sweep/%s/bits:%u/seed:%llu", d->name, c->bits,
                  (unsigned long long)c->seed);
-        rp_entry *e = rp_add(rep, name, 1, c->seconds * 1e3, c->seconds * 1e3 * threads, "ms",
-                             threads);
+        rp_entry *e =
+            rp_add(rep, name, 1, c->seconds * 1e3, c->seconds * 1e3 * threads, "ms", threads);
         if (c->outcome == XP_SWEEP_TRAINED) {
             rp_counter(e, d->label_kind == DS_LABELS_MULTI ? "mAP_at_5000" : "mAP_all", c->map);
             rp_counter(e, "precision_r2", c->pr2);
@@ -206,7 +206,8 @@ static int write_tables(const sweep_args *a, const ds_dataset *d, const xp_sweep
             if (c->outcome == XP_SWEEP_TRAINED)
                 s += c->map, s2 += c->map * c->map, n++;
         }
-        double mean = n ? s / n : 0, sd = n > 1 ? sqrt(fmax(0, (s2 - n * mean * mean) / (n - 1))) : 0;
+        double mean = n ? s / n : 0,
+               sd = n > 1 ? sqrt(fmax(0, (s2 - n * mean * mean) / (n - 1))) : 0;
         if (n)
             MD("| %u | %.4f | %.4f | %d / %d |\n", a->cfg.lengths[i], mean, sd, n, ns);
         else
@@ -279,10 +280,8 @@ static int run(sweep_args *a, const ds_dataset *d, int threads, double t0)
     c->dir = a->out;
     c->progress = progress;
     int rank = dist_rank();
-    xp_parallel par = {.rank = rank,
-                       .size = dist_size(),
-                       .broadcast = dist_cb_broadcast_root,
-                       .max = dist_cb_max};
+    xp_parallel par = {
+        .rank = rank, .size = dist_size(), .broadcast = dist_cb_broadcast_root, .max = dist_cb_max};
     if (ranks) {
         c->par = &par;
         c->progress_ctx = &rank;

@@ -570,3 +570,34 @@ Test(mpi, distributed_sweep_equals_the_serial_sweep, .timeout = 600)
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "--bits: '8,4' must be"), "%s", out);
 }
+
+/* Ctrl-C on mpirun (which sends SIGTERM to every rank): every rank stops at one iteration, rank 0
+ * writes the checkpoint and names it, the run exits non-zero; resumed to a few iterations more it
+ * gives the bytes of an uninterrupted run of that length. */
+Test(mpi, data_parallel_interrupt_writes_a_checkpoint_that_resumes_exactly)
+{
+    static char out[1 << 16];
+    write_mnist();
+    char data[600];
+    snprintf(data, sizeof data, "%s", tu_path("data"));
+    int rc = tu_run(out, sizeof out,
+                    "(%s -n 2 %s train --dataset mnist:%s --protocol full --iters 100000 "
+                    "--log-every 10 --threads 1 --out %s & sleep 4; kill -INT $!; wait $!)",
+                    mpirun(), tu_exe(), data, tu_path("cut.bin"));
+    const char *p = strstr(out, "interrupted at iteration ");
+    cr_assert_not_null(p, "rc %d: %s", rc, out);
+    long long at = strtoll(p + strlen("interrupted at iteration "), NULL, 10);
+    cr_assert_gt(at, 0, "%s", out);
+    cr_assert(strstr(out, "continue with --resume"), "%s", out);
+    cr_assert(rc != 0 && rc != 124, "rc %d: %s", rc, out);
+    char flags[1200];
+    snprintf(flags, sizeof flags,
+             "train --dataset mnist:%s --protocol full --iters %lld --threads 1", data, at + 5);
+    rc = tu_run(out, sizeof out, "%s -n 2 %s %s --resume %s --out %s", mpirun(), tu_exe(), flags,
+                tu_path("cut.bin"), tu_path("cut.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out, "%s -n 2 %s %s --out %s", mpirun(), tu_exe(), flags,
+                tu_path("whole.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    expect_same_files("whole.bin", "cut.bin", "interrupted and resumed under mpirun");
+}
