@@ -137,6 +137,12 @@ static int quantisation_exponent(const float *w, uint32_t bits, double abs_sum)
     return e;
 }
 
+static int float_increasing(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, drsch_error *err)
 {
     *out = NULL;
@@ -168,7 +174,8 @@ drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, 
     size_t nt = hw->words * 256; /* 16 nibbles x 16 values per word */
     hw->tables = aligned_alloc(64, nt * sizeof(float));
     hw->w = malloc(bits * sizeof(float));
-    if (!hw->tables || !hw->w) {
+    hw->lb = malloc((bits + 1) * sizeof(double));
+    if (!hw->tables || !hw->w || !hw->lb) {
         hm_weights_free(hw);
         return drsch_fail(err, DRSCH_ERR_NOMEM, "cannot allocate weight tables for %u bits", bits);
     }
@@ -186,6 +193,22 @@ drsch_status hm_weights_create(hm_weights **out, const float *w, uint32_t bits, 
             hw->tables[p * 16 + v] = s;
         }
     }
+    /* lb: prefix sums of the weights in increasing order (exact in double: multiples of step) */
+    float *sorted = malloc(bits * sizeof(float));
+    if (!sorted) {
+        hm_weights_free(hw);
+        return drsch_fail(err, DRSCH_ERR_NOMEM, "cannot allocate weight tables for %u bits", bits);
+    }
+    memcpy(sorted, hw->w, bits * sizeof(float));
+    qsort(sorted, bits, sizeof(float), float_increasing);
+    hw->lb[0] = 0;
+    for (uint32_t h = 0; h < bits; h++)
+        hw->lb[h + 1] = hw->lb[h] + sorted[h];
+    if (sorted[0] < 0) { /* the sums fall then rise: no bound from them */
+        free(hw->lb);
+        hw->lb = NULL;
+    }
+    free(sorted);
     *out = hw;
     return DRSCH_OK;
 }
@@ -200,6 +223,7 @@ void hm_weights_free(hm_weights *w)
         return;
     free(w->tables);
     free(w->w);
+    free(w->lb);
     free(w);
 }
 

@@ -210,6 +210,13 @@ static void compact_weighted(hm_cand_list *l, size_t k, float *sel, size_t cap)
     l->wthr = D;
 }
 
+/* compact_weighted, then the list's Hamming bound for the new threshold. */
+static void compact_w(const knn_job *job, hm_cand_list *l, size_t k, float *sel)
+{
+    compact_weighted(l, k, sel, job->cap);
+    l->hcut = hm_weights_hcut(job->w, l->wthr);
+}
+
 static int wpair_cmp(const void *a, const void *b)
 {
     const wpair *x = a, *y = b;
@@ -253,6 +260,7 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
         l->count = 0;
         l->thr = db->bits + 1;
         l->wthr = INFINITY;
+        l->hcut = 0;
     }
     const uint64_t *q = qs->data + q0 * words;
     /* Weighted: the first tiles ramp up from 2k rows, each at most as long as the rows seen so
@@ -268,7 +276,7 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
             hm_cand_list *l = &s->lists[j];
             if (l->count >= 2 * kk + 16 || l->count + m > job->cap) {
                 if (job->w)
-                    compact_weighted(l, kk, s->sel, job->cap);
+                    compact_w(job, l, kk, s->sel);
                 else
                     compact_plain(l, kk, s->hist, db->bits);
             }
@@ -282,7 +290,7 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &s->lists[j];
         if (job->w)
-            compact_weighted(l, kk, s->sel, job->cap);
+            compact_w(job, l, kk, s->sel);
         else
             compact_plain(l, kk, s->hist, db->bits);
         size_t qi = q0 + j;
@@ -317,6 +325,7 @@ static int merge_query(const knn_job *job, knn_scratch *s, size_t qi)
     l->count = 0;
     l->thr = job->db->bits + 1;
     l->wthr = INFINITY;
+    l->hcut = 0;
     for (size_t sh = 0; sh < job->shards; sh++) {
         size_t slot = qi * job->shards + sh, c = job->sh_count[slot];
         memcpy(l->idx + l->count, job->sh_idx + slot * k, c * sizeof *l->idx);

@@ -7,6 +7,7 @@
 #ifndef DRSCH_SIMD_INTERNAL_H
 #define DRSCH_SIMD_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +28,29 @@ struct hm_weights {
     double step;   /* the quantisation step 2^e */
     float *tables; /* (16 * words) x 16 floats, 64-byte aligned: sum of w over the set bits of v */
     float *w;      /* bits floats, the quantised weights q_i * step */
+    /* bits + 1 doubles: lb[h] is the sum of the h smallest weights, a lower bound of the weighted
+     * distance of any two codes h bits apart (exact: the weights are quantised); NULL when a
+     * weight is negative (the sums are then not increasing in h) */
+    double *lb;
 };
+
+/* The Hamming distance from which no row can have a weighted distance below wthr under w:
+ * the smallest h with lb[h] >= wthr (hm_cand_list.hcut); 0 (no bound) when w has no lb, wthr is
+ * not finite, or no h qualifies. */
+static inline uint32_t hm_weights_hcut(const hm_weights *w, float wthr)
+{
+    if (!w->lb || !(wthr < INFINITY) || w->lb[w->bits] < (double)wthr)
+        return 0;
+    uint32_t lo = 0, hi = w->bits; /* lb[hi] >= wthr */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (w->lb[mid] >= (double)wthr)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
 
 /* Candidate list of one query during a threshold scan. Entries are appended in database index
  * order, so among equal distances the earlier entry has the smaller index. A scan appends row
@@ -40,6 +63,10 @@ typedef struct {
     size_t count;
     uint32_t thr; /* plain: append iff d < thr */
     float wthr;   /* weighted: append iff d < wthr */
+    /* weighted: rows at Hamming distance >= hcut from the query cannot have d < wthr, and a scan
+     * may skip them without computing d (hm_weights_hcut; set by the caller from the weights the
+     * query's tables hold); 0: no bound */
+    uint32_t hcut;
 } hm_cand_list;
 
 /* Appends a candidate (database index, distance) to a list; the caller checked the threshold

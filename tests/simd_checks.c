@@ -528,14 +528,17 @@ long simd_check_weighted_bounds(simd_check_report *r)
                                  : step > 0 ? nextafterf(t, INFINITY)
                                             : t;
                     }
-                    for (size_t ii = 0; ii < nisa; ii++) {
-                        const hm_kernels *k = hm_kernels_for(isas[ii]);
+                    /* each ISA without and with the Hamming bound of the weights (hcut) */
+                    for (size_t ii = 0; ii < 2 * nisa; ii++) {
+                        const hm_kernels *k = hm_kernels_for(isas[ii / 2]);
                         hm_cand_list lists[NQ];
                         for (size_t j = 0; j < NQ; j++)
-                            lists[j] = (hm_cand_list){.idx = idx + j * N,
-                                                      .wdist = wdist + j * N,
-                                                      .count = 0,
-                                                      .wthr = thr[j]};
+                            lists[j] =
+                                (hm_cand_list){.idx = idx + j * N,
+                                               .wdist = wdist + j * N,
+                                               .count = 0,
+                                               .wthr = thr[j],
+                                               .hcut = ii % 2 ? hm_weights_hcut(hw, thr[j]) : 0};
                         k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists, wscratch);
                         for (size_t j = 0; j < NQ; j++) {
                             size_t c = 0;
@@ -550,11 +553,12 @@ long simd_check_weighted_bounds(simd_check_report *r)
                             }
                             if (!ok || c != lists[j].count)
                                 fail(r,
-                                     "%s weighted scan, adversarial weights kind %d: bits %u "
+                                     "%s weighted scan%s, adversarial weights kind %d: bits %u "
                                      "query %zu thr %.9g (rank %zu, step %d): %zu candidates, "
                                      "want %zu",
-                                     hm_isa_name(isas[ii]), kind, bits, j, (double)thr[j],
-                                     ranks[ri], step, lists[j].count, c);
+                                     hm_isa_name(isas[ii / 2]),
+                                     ii % 2 ? " with the Hamming bound" : "", kind, bits, j,
+                                     (double)thr[j], ranks[ri], step, lists[j].count, c);
                         }
                     }
                 }
