@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixture_cuhk03.h"
 #include "nn.h"
@@ -26,16 +27,19 @@ static void make_tmpdir(void) { tu_tmpdir_make("mpi"); }
 
 TestSuite(mpi, .init = make_tmpdir, .fini = tu_tmpdir_remove, .timeout = 300);
 
-/* mpirun with what running as root and 3 ranks on 2 cores need, under a 60 s timeout. */
-static const char *mpirun(void)
+/* mpirun with what running as root and 3 ranks on 2 cores need, under a timeout of `seconds`. */
+static const char *mpirun_for(int seconds)
 {
     static char cmd[1024];
     const char *exe = getenv("DRSCH_MPIEXEC");
     cr_assert_not_null(exe, "DRSCH_MPIEXEC is set by CTest");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 timeout 60 %s --allow-run-as-root --oversubscribe",
-             exe);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 timeout %d %s --allow-run-as-root --oversubscribe",
+             seconds, exe);
     return cmd;
 }
+
+/* The same under a 60 s timeout (a hang shows as exit status 124). */
+static const char *mpirun(void) { return mpirun_for(60); }
 
 /* n codes of rb bytes, each one of 4 distinct rows (ties everywhere), rows [r0, r1) saved. */
 static void write_codes(const char *path, size_t n, size_t rb, size_t r0, size_t r1, uint32_t seed)
@@ -532,11 +536,31 @@ Test(mpi, distributed_reid_reproduce_equals_the_serial_run, .timeout = 300)
              mat, FX_H, FX_W);
     int rc = tu_run(out, sizeof out, "OMP_NUM_THREADS=1 %s %s --out %s", tu_exe(), flags, serial);
     cr_assert_eq(rc, 0, "%s", out);
-    rc = tu_run(out, sizeof out, "%s -n 2 %s %s --out %s --baseline %s/report.json", mpirun(),
-                tu_exe(), flags, dir, serial);
+    for (int p = 2; p <= 3; p++) {
+        rc = tu_run(out, sizeof out, "%s -n %d %s %s --out %s --baseline %s/report.json", mpirun(),
+                    p, tu_exe(), flags, dir, serial);
+        cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
+        cr_assert(strstr(out, "Reproduction: identical: all "), "%d ranks: %s", p, out);
+        cr_assert(strstr(out, "drsch reproduce: rank 1: training DRSCH, split 2/3"), "%s", out);
+    }
+}
+
+/* The embedded default, Fashion-MNIST, with --quick (iterations cut to 40 to keep CI short):
+ * 3 ranks write the serial run's report. */
+Test(mpi, distributed_reproduce_fashion_mnist_quick, .timeout = 600)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+        cr_skip_test("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    static char out[1 << 17];
+    const char *flags = "reproduce --quick --iters 40 --bits 12,24 --long-bits 32 --threads 1";
+    char serial[600];
+    snprintf(serial, sizeof serial, "%s", tu_path("serial"));
+    int rc = tu_run(out, sizeof out, "OMP_NUM_THREADS=1 %s %s --out %s", tu_exe(), flags, serial);
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out, "%s -n 3 %s %s --out %s --baseline %s/report.json",
+                mpirun_for(240), tu_exe(), flags, tu_path("ranks"), serial);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "Reproduction: identical: all "), "%s", out);
-    cr_assert(strstr(out, "drsch reproduce: rank 1: training DRSCH, split 2/3"), "%s", out);
 }
 
 /* ---- drsch sweep: one model per (length, seed), the runs dealt out under mpirun ---- */
