@@ -14,6 +14,7 @@ products, multiply-add = 2, as `drsch bench`), so the caller can check both ran 
 Prints one JSON object on stdout. Run with Debian's /usr/bin/python3 (python3-torch 1.13)."""
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -116,6 +117,17 @@ def timed(fn, warmup, iters, repeat):
     return best, total / repeat
 
 
+def loaded_blas():
+    """The BLAS libraries this process has mapped (the fc layers run on the system BLAS)."""
+    libs = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "blas" in os.path.basename(path).lower():
+                libs.add(os.path.realpath(path))
+    return ", ".join(sorted(libs)) or "none"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--arch", choices=sorted(ARCHS), default="drsch-mnist")
@@ -157,6 +169,7 @@ def main():
     eb, em = timed(encode, 1, a.encode_iters, a.repeat)
     print(json.dumps({
         "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+        "blas": loaded_blas(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "arch": a.arch, "input": list(net.in_shape), "batch": a.batch, "bits": a.bits,
         "forward_flops_per_image": forward_flops_per_image(net),
         "train_images_per_second": a.batch / tb, "train_images_per_second_mean": a.batch / tm,
