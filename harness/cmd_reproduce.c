@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_progress.h"
 #include "commands.h"
 #include "dist.h"
 #include "experiment.h"
@@ -47,37 +48,9 @@ typedef struct {
     ds_split sp;         /* retrieval: the protocol's split */
     char protocol[1024]; /* its description */
     char dirbuf[256], committed[4200];
-    xp_repro_config cfg; /* --bits is parsed into cfg.lengths */
+    xp_repro_config cfg;  /* --bits is parsed into cfg.lengths */
+    cmd_progress_ctx who; /* the progress lines' command and rank */
 } run;
-
-/* The experiments' progress: their lines on stderr, and the training steps; under mpirun, the
- * lines of ranks other than 0 say which (ctx: the rank). */
-static void progress(const xp_event *e, void *ctx)
-{
-    int rank = ctx ? *(const int *)ctx : 0;
-    char who[32] = "";
-    if (rank)
-        snprintf(who, sizeof who, "rank %d: ", rank);
-    if (e->kind == XP_EVENT_NOTE) {
-        fprintf(stderr, "drsch reproduce: %s%s\n", who, e->text);
-        return;
-    }
-    const tr_progress *p = e->train;
-    int eta = (int)(p->eta_seconds + 0.5);
-    if (p->objective == TR_OBJECTIVE_SOFTMAX) /* the classifier: no triplets, an accuracy */
-        fprintf(stderr,
-                "  [%s%s] iter %lld/%lld  loss softmax %.4f  accuracy %.1f%%  %.0f img/s  ETA "
-                "%dm%02ds\n",
-                who, e->tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->accuracy,
-                p->images_per_second, eta / 60, eta % 60);
-    else
-        fprintf(stderr,
-                "  [%s%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  "
-                "ETA %dm%02ds\n",
-                who, e->tag, (long long)p->iter, (long long)p->iters, p->loss,
-                100 * p->active_share, 100 * p->distinct_share, p->images_per_second, eta / 60,
-                eta % 60);
-}
 
 /* Draws DIR/plots.gp with gnuplot; a missing or failing gnuplot is reported, not fatal (the data
  * and the script stay in DIR). */
@@ -291,7 +264,9 @@ static int prepare(run *r)
     c->long_bits = (uint32_t)r->f.long_bits;
     c->seed = (uint64_t)r->f.seed;
     c->paper_csv = r->f.paper;
-    c->progress = progress;
+    r->who = (cmd_progress_ctx){"reproduce", dist_rank()};
+    c->progress = cmd_progress;
+    c->progress_ctx = &r->who;
     if (r->reid) {
         drsch_error xe;
         drsch_status xs = xp_reid_splits(d, r->f.splits, r->f.quick, &c->splits, &xe);
@@ -393,13 +368,12 @@ static int run_all(run *r)
     status = ranks ? dist_release("reproduce", !locked) : !locked;
     if (status)
         return status;
-    int rank = dist_rank();
-    xp_parallel par = {
-        .rank = rank, .size = dist_size(), .broadcast = dist_cb_broadcast_root, .max = dist_cb_max};
-    if (ranks) {
+    xp_parallel par = {.rank = dist_rank(),
+                       .size = dist_size(),
+                       .broadcast = dist_cb_broadcast_root,
+                       .max = dist_cb_max};
+    if (ranks)
         r->cfg.par = &par;
-        r->cfg.progress_ctx = &rank;
-    }
     rp_report *rep = rp_create();
     xp_retrieval_result ret = {0};
     xp_reid_result reid = {0};

@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 
 #include "cli.h"
+#include "cmd_progress.h"
 #include "commands.h"
 #include "dist.h"
 #include "fileio.h"
@@ -49,25 +50,6 @@ static int parse_list(const char *text, long long lo, long long hi, int increasi
         p = *end ? end + 1 : end;
     }
     return n ? n : -1;
-}
-
-static void progress(const xp_event *e, void *ctx)
-{
-    int rank = ctx ? *(const int *)ctx : 0;
-    char who[32] = "";
-    if (rank)
-        snprintf(who, sizeof who, "rank %d: ", rank);
-    if (e->kind == XP_EVENT_NOTE) {
-        fprintf(stderr, "drsch sweep: %s%s\n", who, e->text);
-        return;
-    }
-    const tr_progress *p = e->train;
-    int eta = (int)(p->eta_seconds + 0.5);
-    fprintf(stderr,
-            "  [%s%s] iter %lld/%lld  loss %.4f  active %.1f%%  distinct %.0f%%  %.0f img/s  ETA "
-            "%dm%02ds\n",
-            who, e->tag, (long long)p->iter, (long long)p->iters, p->loss, 100 * p->active_share,
-            100 * p->distinct_share, p->images_per_second, eta / 60, eta % 60);
 }
 
 /* The flags: -1 to go on, else the exit status. */
@@ -278,14 +260,15 @@ static int run(sweep_args *a, const ds_dataset *d, int threads, double t0)
         c->train.iters = a->iters;
     c->train.recipe = (nn_recipe)a->recipe;
     c->dir = a->out;
-    c->progress = progress;
-    int rank = dist_rank();
-    xp_parallel par = {
-        .rank = rank, .size = dist_size(), .broadcast = dist_cb_broadcast_root, .max = dist_cb_max};
-    if (ranks) {
+    cmd_progress_ctx who = {"sweep", dist_rank()};
+    c->progress = cmd_progress;
+    c->progress_ctx = &who;
+    xp_parallel par = {.rank = dist_rank(),
+                       .size = dist_size(),
+                       .broadcast = dist_cb_broadcast_root,
+                       .max = dist_cb_max};
+    if (ranks)
         c->par = &par;
-        c->progress_ctx = &rank;
-    }
     xp_sweep_cell *cells = calloc((size_t)(c->n_lengths * a->n_seeds), sizeof *cells);
     drsch_error xe;
     drsch_status st = cells ? xp_sweep_run(c, d, a->proto, a->seed_list, a->n_seeds, cells, &xe)
