@@ -6,10 +6,9 @@
  * the source tree, or --baseline).
  *
  * Under mpirun, the experiment's units of work (retrieval: models and baselines; re-id: splits)
- * are dealt out to the ranks
- * (xp_parallel, reproduce.h): every rank loads the data and trains its units into the output
- * folder; rank 0 holds the folder's lock, gathers the results and writes the report, the same as
- * a serial run's. The other ranks' progress lines name their rank. */
+ * are dealt out to the ranks (xp_parallel, reproduce.h): every rank loads the data and trains its
+ * units into the output folder; rank 0 holds the folder's lock, gathers the results and writes
+ * the report, the same as a serial run's. The other ranks' progress lines name their rank. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -264,8 +264,6 @@ void dist_broadcast_root(void *buf, size_t bytes, int root)
 #endif
 }
 
-void dist_broadcast(void *buf, size_t bytes) { dist_broadcast_root(buf, bytes, 0); }
-
 int32_t dist_max_i32(int32_t v)
 {
 #if defined(DRSCH_HAVE_MPI)

@@ -51,8 +51,6 @@ void dist_gather(const void *send, size_t n, void *recv, const size_t *counts);
 void dist_allgather_f32(const float *send, float *recv, const int32_t *counts);
 /* buf[0..n) becomes the sum over the ranks, the same bits on every rank. */
 void dist_sum_f32(float *buf, size_t n);
-/* Rank 0's bytes at buf to every rank. */
-void dist_broadcast(void *buf, size_t bytes);
 /* Rank root's bytes at buf to every rank. */
 void dist_broadcast_root(void *buf, size_t bytes, int root);
 /* The largest v over the ranks, on every rank. */

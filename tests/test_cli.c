@@ -21,7 +21,7 @@
 static const char *const COMMANDS[] = {
     "reproduce",   "train",        "encode",  "search",        "eval",
     "data",        "data info",    "bench",   "bench hamming", "bench data",
-    "bench train", "bench encode", "compare", "version",
+    "bench train", "bench encode", "compare", "version",       "sweep",
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -113,6 +113,7 @@ HELP_TEST(bench_train, "bench train")
 HELP_TEST(bench_encode, "bench encode")
 HELP_TEST(compare, "compare")
 HELP_TEST(version, "version")
+HELP_TEST(sweep, "sweep")
 
 static int listed(const char *cmd)
 {
