@@ -255,23 +255,23 @@ int bh_run_ranks(const hamming_opts *o, int nthreads)
                 hm_isa_name(hm_isa_active()));
     if (!bad)
         bad = data_make(o, &d);
-    int rc = dist_release("bench hamming", bad);
     const int R = (int)o->reps;
     double *search_t = malloc(sizeof(double) * (size_t)R * d.P + 1);
     double *total = malloc(sizeof(double) * (size_t)R + 1);
     double *merge_t = malloc(sizeof(double) * (size_t)R + 1), bytes = 0;
-    if (!rc && (!search_t || !total || !merge_t)) { /* a few doubles */
-        fprintf(stderr, "drsch bench hamming: out of memory\n");
-        rc = 1;
-    }
     size_t tcounts[1024];
-    for (size_t k = 0; !rc && k < d.P && k < 1024; k++)
+    for (size_t k = 0; k < d.P && k < 1024; k++)
         tcounts[k] = sizeof(double);
-    if (!rc && d.P > 1024) {
-        fprintf(stderr, "drsch bench hamming: at most 1024 ranks\n");
-        rc = EXIT_USAGE;
+    if (!bad && (!search_t || !total || !merge_t)) { /* a few doubles */
+        fprintf(stderr, "drsch bench hamming: out of memory\n");
+        bad = 1;
     }
-    for (int r = -1; !rc && r < R; r++) { /* r = -1: untimed */
+    if (!bad && d.P > 1024) {
+        fprintf(stderr, "drsch bench hamming: at most 1024 ranks\n");
+        bad = EXIT_USAGE;
+    }
+    int rc = dist_release("bench hamming", bad); /* every rank goes on, or none */
+    for (int r = -1; !rc && r < R; r++) {        /* r = -1: untimed */
         dist_hold();
         dist_max_i32(0); /* a barrier: every rank starts together */
         double t0 = cli_now();

@@ -374,15 +374,20 @@ static int run_all(run *r)
     if (ranks)
         r->cfg.par = &par;
     rp_report *rep = rp_create();
+    if (ranks) /* every rank runs the experiment's collectives, or none */
+        dist_hold();
+    if (!rep)
+        fprintf(stderr, "drsch reproduce: out of memory\n");
+    if (ranks ? dist_release("reproduce", !rep) : !rep) {
+        rp_free(rep);
+        fio_lock_release(&lock);
+        return 1;
+    }
     xp_retrieval_result ret = {0};
     xp_reid_result reid = {0};
     drsch_error xe;
-    drsch_status xs = DRSCH_ERR_NOMEM;
-    if (rep)
-        xs = r->reid ? xp_reid_run(&r->cfg, r->d, &reid, &xe)
-                     : xp_retrieval_run(&r->cfg, r->d, &r->sp, &ret, &xe);
-    else
-        snprintf(xe.msg, sizeof xe.msg, "out of memory");
+    drsch_status xs = r->reid ? xp_reid_run(&r->cfg, r->d, &reid, &xe)
+                              : xp_retrieval_run(&r->cfg, r->d, &r->sp, &ret, &xe);
     if (ranks) /* the failing rank's message, once */
         dist_hold();
     if (xs != DRSCH_OK && xs != DRSCH_ERR_PEER)

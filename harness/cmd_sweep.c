@@ -270,9 +270,17 @@ static int run(sweep_args *a, const ds_dataset *d, int threads, double t0)
     if (ranks)
         c->par = &par;
     xp_sweep_cell *cells = calloc((size_t)(c->n_lengths * a->n_seeds), sizeof *cells);
+    if (ranks) /* every rank runs the sweep's collectives, or none */
+        dist_hold();
+    if (!cells)
+        fprintf(stderr, "drsch sweep: out of memory\n");
+    if (ranks ? dist_release("sweep", !cells) : !cells) {
+        free(cells);
+        fio_lock_release(&lock);
+        return 1;
+    }
     drsch_error xe;
-    drsch_status st = cells ? xp_sweep_run(c, d, a->proto, a->seed_list, a->n_seeds, cells, &xe)
-                            : drsch_fail(&xe, DRSCH_ERR_NOMEM, "out of memory");
+    drsch_status st = xp_sweep_run(c, d, a->proto, a->seed_list, a->n_seeds, cells, &xe);
     if (ranks)
         dist_hold();
     if (st != DRSCH_OK && st != DRSCH_ERR_PEER)

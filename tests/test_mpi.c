@@ -38,7 +38,8 @@ static const char *mpirun_for(int seconds)
     return cmd;
 }
 
-/* The same under a 60 s timeout (a hang shows as exit status 124). */
+/* The same under a 60 s timeout (a hang shows as exit status 124); the experiments, which train
+ * models, take mpirun_for(300). */
 static const char *mpirun(void) { return mpirun_for(60); }
 
 /* n codes of rb bytes, each one of 4 distinct rows (ties everywhere), rows [r0, r1) saved. */
@@ -489,7 +490,7 @@ Test(mpi, distributed_reproduce_equals_the_serial_run, .timeout = 600)
         rc = tu_run(out, sizeof out,
                     "%s -n %d %s reproduce --dataset mnist:%s " REPRO_FLAGS
                     " --out %s --baseline %s/report.json",
-                    mpirun(), p, tu_exe(), data, dir, serial);
+                    mpirun_for(300), p, tu_exe(), data, dir, serial);
         cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
         cr_assert(strstr(out, "Reproduction: identical: all "), "%d ranks: %s", p, out);
         cr_assert(strstr(out, "drsch reproduce: rank 1: training "), "%d ranks: %s", p, out);
@@ -512,7 +513,8 @@ Test(mpi, distributed_reproduce_failing_rank_ends_every_rank, .timeout = 300)
     rc = tu_run(out, sizeof out,
                 "%s -n 1 %s reproduce --dataset mnist:%s " REPRO_FLAGS " --out %s : -n 1 %s "
                 "reproduce --dataset mnist:%s " REPRO_FLAGS " --out %s",
-                mpirun(), tu_exe(), tu_path("paper"), tu_path("o"), tu_exe(), bad, tu_path("o"));
+                mpirun_for(300), tu_exe(), tu_path("paper"), tu_path("o"), tu_exe(), bad,
+                tu_path("o"));
     cr_assert(rc != 0 && rc != 124, "rc %d: %s", rc, out);
     cr_assert(strstr(out, "drsch reproduce: rank 1: ") && strstr(out, "t10k-labels-idx1-ubyte"),
               "%s", out);
@@ -537,8 +539,8 @@ Test(mpi, distributed_reid_reproduce_equals_the_serial_run, .timeout = 300)
     int rc = tu_run(out, sizeof out, "OMP_NUM_THREADS=1 %s %s --out %s", tu_exe(), flags, serial);
     cr_assert_eq(rc, 0, "%s", out);
     for (int p = 2; p <= 3; p++) {
-        rc = tu_run(out, sizeof out, "%s -n %d %s %s --out %s --baseline %s/report.json", mpirun(),
-                    p, tu_exe(), flags, dir, serial);
+        rc = tu_run(out, sizeof out, "%s -n %d %s %s --out %s --baseline %s/report.json",
+                    mpirun_for(300), p, tu_exe(), flags, dir, serial);
         cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
         cr_assert(strstr(out, "Reproduction: identical: all "), "%d ranks: %s", p, out);
         cr_assert(strstr(out, "drsch reproduce: rank 1: training DRSCH, split 2/3"), "%s", out);
@@ -579,8 +581,8 @@ Test(mpi, distributed_sweep_equals_the_serial_sweep, .timeout = 600)
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "| 16 | 3 | trained | "), "%s", out);
     for (int p = 2; p <= 3; p++) {
-        rc = tu_run(out, sizeof out, "%s -n %d %s sweep --dataset mnist:%s %s --out %s", mpirun(),
-                    p, tu_exe(), data, flags, tu_path("ranks"));
+        rc = tu_run(out, sizeof out, "%s -n %d %s sweep --dataset mnist:%s %s --out %s",
+                    mpirun_for(300), p, tu_exe(), data, flags, tu_path("ranks"));
         cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
         cr_assert(strstr(out, "drsch sweep: rank 1: training 8 bits, seed 2"), "%s", out);
         /* the tables without their header (command, times) and the training-time column */
@@ -595,19 +597,22 @@ Test(mpi, distributed_sweep_equals_the_serial_sweep, .timeout = 600)
     cr_assert(strstr(out, "--bits: '8,4' must be"), "%s", out);
 }
 
-/* Ctrl-C on mpirun (which sends SIGTERM to every rank): every rank stops at one iteration, rank 0
- * writes the checkpoint and names it, the run exits non-zero; resumed to a few iterations more it
- * gives the bytes of an uninterrupted run of that length. */
+/* SIGTERM to every rank (what a batch scheduler sends; Ctrl-C on mpirun sends it too, then
+ * SIGKILL after mpirun's grace period): every rank stops at one iteration, rank 0 writes the
+ * checkpoint and names it, the run exits non-zero; resumed to a few iterations more it gives the
+ * bytes of an uninterrupted run of that length. */
 Test(mpi, data_parallel_interrupt_writes_a_checkpoint_that_resumes_exactly)
 {
     static char out[1 << 16];
     write_mnist();
     char data[600];
     snprintf(data, sizeof data, "%s", tu_path("data"));
-    int rc = tu_run(out, sizeof out,
-                    "(%s -n 2 %s train --dataset mnist:%s --protocol full --iters 100000 "
-                    "--log-every 10 --threads 1 --out %s & sleep 4; kill -INT $!; wait $!)",
-                    mpirun(), tu_exe(), data, tu_path("cut.bin"));
+    int rc =
+        tu_run(out, sizeof out,
+               "(%s -n 2 %s train --dataset mnist:%s --protocol full --iters 100000 "
+               "--log-every 10 --threads 1 --out %s & sleep 4; pkill -TERM -f '^%s train .*%s'; "
+               "wait $!)",
+               mpirun(), tu_exe(), data, tu_path("cut.bin"), tu_exe(), tu_path("cut.bin"));
     const char *p = strstr(out, "interrupted at iteration ");
     cr_assert_not_null(p, "rc %d: %s", rc, out);
     long long at = strtoll(p + strlen("interrupted at iteration "), NULL, 10);
