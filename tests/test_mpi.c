@@ -553,6 +553,8 @@ Test(mpi, distributed_reproduce_fashion_mnist_quick, .timeout = 600)
 {
     if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
         cr_skip_test("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    if (getenv("ASAN_OPTIONS")) /* ci/sanitize: the synthetic-data tests run the same code */
+        cr_skip_test("minutes of training under ASan; the Release run checks it");
     static char out[1 << 17];
     const char *flags = "reproduce --quick --iters 40 --bits 12,24 --long-bits 32 --threads 1";
     char serial[600];
