@@ -6,8 +6,8 @@
  *   read_bytes_per_second    streaming read bandwidth of a buffer far larger than the caches,
  *   roofline_fraction        measured speed / min(kernel limit, bandwidth limit), where the
  *                            bandwidth limit counts one read of the database per query block.
- * For --weighted the kernel limit is the exact weighted distance kernel; the AVX-512 top-k
- * skips most exact sums with a lower-bound filter, so its fraction can exceed 100%.
+ * For --weighted the kernel limit is the exact weighted distance kernel; the AVX-512 and AVX2
+ * top-k skip most exact sums with a lower-bound filter, so their fraction can exceed 100%.
  * Every ISA's results are checked against the first ISA's; a mismatch is an error. */
 #include <stdio.h>
 #include <stdlib.h>

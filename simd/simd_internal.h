@@ -107,11 +107,11 @@ typedef struct {
 
 /* Scratch of a weighted scan of n rows: a nibble-transposed copy of the rows (64-row chunks,
  * 2 x 64 bytes per code byte), two 64-byte accumulators per chunk, one query's quantised
- * tables, the 16-bit filter's base tables, per-nibble minima, the filters' candidates (2n rows
- * and 2n query numbers, uint32), alignment. */
+ * tables (AVX2: broadcast to 32 bytes each), the 16-bit filter's base tables, per-nibble
+ * minima, the filters' candidates (2n rows and 2n query numbers, uint32), alignment. */
 static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
 {
-    return (n + 63) / 64 * (1024 * words + 128) + 256 * words + 256 * words + 64 * words + 16 * n +
+    return (n + 63) / 64 * (1024 * words + 128) + 512 * words + 256 * words + 64 * words + 16 * n +
            128;
 }
 

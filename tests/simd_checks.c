@@ -466,7 +466,7 @@ static int float_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Weighted threshold scans (the AVX-512 lower-bound filters) with adversarial weights and
+/* Weighted threshold scans (the AVX-512 and AVX2 lower-bound filters) with adversarial weights and
  * thresholds placed exactly on, and one float step either side of, distances that occur; and
  * with a different table per query (tstride > 0) against the scalar scan. */
 long simd_check_weighted_bounds(simd_check_report *r)
@@ -528,9 +528,12 @@ long simd_check_weighted_bounds(simd_check_report *r)
                                  : step > 0 ? nextafterf(t, INFINITY)
                                             : t;
                     }
-                    /* each ISA without and with the Hamming bound of the weights (hcut) */
-                    for (size_t ii = 0; ii < 2 * nisa; ii++) {
-                        const hm_kernels *k = hm_kernels_for(isas[ii / 2]);
+                    /* each ISA: all queries in one call (the fast-scan filters) without and
+                     * with the Hamming bound of the weights (hcut), then one query per call
+                     * (the direct scans) with the bound */
+                    for (size_t ii = 0; ii < 3 * nisa; ii++) {
+                        const hm_kernels *k = hm_kernels_for(isas[ii / 3]);
+                        int mode = (int)(ii % 3);
                         hm_cand_list lists[NQ];
                         for (size_t j = 0; j < NQ; j++)
                             lists[j] =
@@ -538,8 +541,14 @@ long simd_check_weighted_bounds(simd_check_report *r)
                                                .wdist = wdist + j * N,
                                                .count = 0,
                                                .wthr = thr[j],
-                                               .hcut = ii % 2 ? hm_weights_hcut(hw, thr[j]) : 0};
-                        k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists, wscratch);
+                                               .hcut = mode ? hm_weights_hcut(hw, thr[j]) : 0};
+                        if (mode < 2)
+                            k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists,
+                                             wscratch);
+                        else
+                            for (size_t j = 0; j < NQ; j++)
+                                k->scan_weighted(q + j * words, 1, db, N, words, hw->tables, 0, 0,
+                                                 &lists[j], wscratch);
                         for (size_t j = 0; j < NQ; j++) {
                             size_t c = 0;
                             bool ok = true;
@@ -556,9 +565,12 @@ long simd_check_weighted_bounds(simd_check_report *r)
                                      "%s weighted scan%s, adversarial weights kind %d: bits %u "
                                      "query %zu thr %.9g (rank %zu, step %d): %zu candidates, "
                                      "want %zu",
-                                     hm_isa_name(isas[ii / 2]),
-                                     ii % 2 ? " with the Hamming bound" : "", kind, bits, j,
-                                     (double)thr[j], ranks[ri], step, lists[j].count, c);
+                                     hm_isa_name(isas[ii / 3]),
+                                     mode == 0   ? ""
+                                     : mode == 1 ? " with the Hamming bound"
+                                                 : " one query per call, with the Hamming bound",
+                                     kind, bits, j, (double)thr[j], ranks[ri], step, lists[j].count,
+                                     c);
                         }
                     }
                 }
