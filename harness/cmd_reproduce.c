@@ -449,13 +449,4 @@ static int reproduce(int argc, char **argv)
     return status;
 }
 
-int cmd_reproduce(int argc, char **argv)
-{
-    if (!dist_launched())
-        return reproduce(argc, argv);
-    if (dist_init("reproduce"))
-        return 1;
-    int status = reproduce(argc, argv);
-    dist_finalize();
-    return status;
-}
+int cmd_reproduce(int argc, char **argv) { return dist_main("reproduce", reproduce, argc, argv); }

@@ -331,13 +331,4 @@ static int sweep(int argc, char **argv)
     return status;
 }
 
-int cmd_sweep(int argc, char **argv)
-{
-    if (!dist_launched())
-        return sweep(argc, argv);
-    if (dist_init("sweep"))
-        return 1;
-    int status = sweep(argc, argv);
-    dist_finalize();
-    return status;
-}
+int cmd_sweep(int argc, char **argv) { return dist_main("sweep", sweep, argc, argv); }

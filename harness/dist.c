@@ -66,6 +66,17 @@ void dist_finalize(void)
 #endif
 }
 
+int dist_main(const char *cmd, int (*fn)(int, char **), int argc, char **argv)
+{
+    if (!dist_launched())
+        return fn(argc, argv);
+    if (dist_init(cmd))
+        return 1;
+    int status = fn(argc, argv);
+    dist_finalize();
+    return status;
+}
+
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 

@@ -24,6 +24,9 @@ int dist_launched(void);
 int dist_init(const char *cmd);
 /* MPI_Finalize after dist_init; nothing otherwise. */
 void dist_finalize(void);
+/* A command whose ranks all run the same fn: fn(argc, argv) between dist_init and
+ * dist_finalize under mpirun, alone otherwise. Returns fn's status, or 1 if MPI cannot start. */
+int dist_main(const char *cmd, int (*fn)(int, char **), int argc, char **argv);
 int dist_rank(void); /* 0 .. dist_size() - 1 */
 int dist_size(void); /* processes, 1 without mpirun */
 
