@@ -437,7 +437,8 @@ static void fs_lut(const uint64_t *q, size_t nib, const uint8_t *q16, __m256i *l
 
 /* The rows of one chunk t (nb code bytes) whose bound is <= lmax, as a 32-bit mask. Four
  * lookups (two code bytes) add in 8 bits; those sums are accumulated in 16 bits, even rows
- * (low bytes) as acc0 - 256 acc1 and odd rows (high bytes) as acc1. NB: nb when constant. */
+ * (low bytes) as acc0 - 256 acc1 and odd rows (high bytes) as acc1. nb is a constant where
+ * inlined for 1, 2 and 4 words. */
 AI uint32_t fs_chunk(const uint8_t *t, size_t nb, const __m256i *lut, __m256i lv)
 {
     __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
