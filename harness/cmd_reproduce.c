@@ -374,11 +374,7 @@ static int run_all(run *r)
     if (ranks)
         r->cfg.par = &par;
     rp_report *rep = rp_create();
-    if (ranks) /* every rank runs the experiment's collectives, or none */
-        dist_hold();
-    if (!rep)
-        fprintf(stderr, "drsch reproduce: out of memory\n");
-    if (ranks ? dist_release("reproduce", !rep) : !rep) {
+    if (dist_agree_alloc("reproduce", ranks, !rep)) {
         rp_free(rep);
         fio_lock_release(&lock);
         return 1;

@@ -270,11 +270,7 @@ static int run(sweep_args *a, const ds_dataset *d, int threads, double t0)
     if (ranks)
         c->par = &par;
     xp_sweep_cell *cells = calloc((size_t)(c->n_lengths * a->n_seeds), sizeof *cells);
-    if (ranks) /* every rank runs the sweep's collectives, or none */
-        dist_hold();
-    if (!cells)
-        fprintf(stderr, "drsch sweep: out of memory\n");
-    if (ranks ? dist_release("sweep", !cells) : !cells) {
+    if (dist_agree_alloc("sweep", ranks, !cells)) {
         free(cells);
         fio_lock_release(&lock);
         return 1;

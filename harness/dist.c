@@ -77,6 +77,15 @@ int dist_main(const char *cmd, int (*fn)(int, char **), int argc, char **argv)
     return status;
 }
 
+int dist_agree_alloc(const char *cmd, int ranks, int failed)
+{
+    if (ranks) /* every rank runs the collectives that follow, or none */
+        dist_hold();
+    if (failed)
+        fprintf(stderr, "drsch %s: out of memory\n", cmd);
+    return ranks ? dist_release(cmd, failed) : failed;
+}
+
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 

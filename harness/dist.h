@@ -40,6 +40,11 @@ void dist_hold(void);
  * "rank R: " (unless every rank held the same text: then that text as it is). */
 int dist_release(const char *cmd, int rc);
 
+/* A step whose only failure is an allocation, agreed on like dist_hold / dist_release when ranks
+ * is nonzero: failed is this process's outcome, reported as "drsch <cmd>: out of memory".
+ * Returns nonzero when this process or (with ranks) any rank failed. */
+int dist_agree_alloc(const char *cmd, int ranks, int failed);
+
 /* Every rank's v, in rank order, in all[dist_size()] on every rank (a collective). */
 void dist_allgather_u64(uint64_t v, uint64_t *all);
 /* The largest v over the ranks, at rank 0 (others get their own v) (a collective). */
