@@ -26,8 +26,8 @@ AI __m256i popcnt_epi64(__m256i v)
 /* The weighted kernels of hamming_avx2_weighted.c, for the kernel table in hamming_avx2.c. */
 void hm_avx2_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
                                 const float *tables, float *out);
-void hm_avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
-                           size_t words, const float *tables, size_t tstride, int64_t base,
-                           hm_cand_list *lists, void *scratch);
+void hm_avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
+                           const float *tables, size_t tstride, int64_t base, hm_cand_list *lists,
+                           void *scratch);
 
 #endif
