@@ -1,4 +1,5 @@
 /* LSH and ITQ (see baselines.h). */
+#define _GNU_SOURCE /* dladdr */
 #include "baselines.h"
 #include "rng.h"
 
@@ -22,8 +23,23 @@ static struct {
     pthread_once_t once;
     __typeof__(LAPACKE_ssyevr) *ssyevr;
     __typeof__(LAPACKE_sgesvd) *sgesvd;
-    char msg[200]; /* why loading failed; "" when it worked */
+    char msg[200];   /* why loading failed; "" when it worked */
+    char libs[1100]; /* the files of LAPACK and BLAS, once loaded (bl_lapack_libraries) */
 } lapack = {.once = PTHREAD_ONCE_INIT};
+
+/* The file, symlinks resolved, that defines sym among h and its dependencies; "unknown" if none. */
+static void defining_file(void *h, const char *sym, char *out, size_t cap)
+{
+    void *p = dlsym(h, sym);
+    Dl_info di;
+    if (!p || !dladdr(p, &di) || !di.dli_fname) {
+        snprintf(out, cap, "unknown");
+        return;
+    }
+    char *real = realpath(di.dli_fname, NULL);
+    snprintf(out, cap, "%s", real ? real : di.dli_fname);
+    free(real);
+}
 
 static void lapack_load_once(void)
 {
@@ -45,7 +61,14 @@ static void lapack_load_once(void)
      * for ISO C. The library stays loaded until exit. */
     memcpy(&lapack.ssyevr, &a, sizeof a);
     memcpy(&lapack.sgesvd, &b, sizeof b);
+    /* which LAPACK and BLAS the system's alternatives chose: their roundings differ */
+    char lp[512], bp[512];
+    defining_file(h, "ssyevr_", lp, sizeof lp);
+    defining_file(h, "sgemm_", bp, sizeof bp);
+    snprintf(lapack.libs, sizeof lapack.libs, "LAPACK %s, BLAS %s", lp, bp);
 }
+
+const char *bl_lapack_libraries(void) { return lapack.libs; }
 
 /* Address space this process may still map under RLIMIT_AS (ulimit -v), bytes; -1 if unlimited
  * or unknown. */

@@ -35,6 +35,10 @@ DRSCH_API drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t 
  * model bits). */
 DRSCH_API void bl_encode(const bl_model *m, const float *x, size_t n, hm_codes *out, size_t first);
 DRSCH_API void bl_model_free(bl_model *m);
+/* "LAPACK FILE, BLAS FILE": the libraries ITQ's decompositions ran on, as the system's
+ * alternatives chose them (reference LAPACK, OpenBLAS, ...: their roundings differ, and so do
+ * ITQ's codes in a few bits); "" before ITQ first loaded LAPACK. */
+DRSCH_API const char *bl_lapack_libraries(void);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include "baselines.h"
 #include "fileio.h"
 #include "report_compare.h"
 #include "report_text.h"
@@ -404,6 +405,8 @@ static void context(rp_report *rep, const rp_repro_info *info, const ds_dataset 
     rp_context_set_num(rep, "weight_power", xp_repro_weight_power(c));
     rp_context_set(rep, "weighted_ranking", xp_weight_power_text(xp_repro_weight_power(c)));
     rp_context_set(rep, "weight_quantisation", HM_WEIGHTS_QUANTISATION);
+    if (*bl_lapack_libraries())
+        rp_context_set(rep, "itq_lapack", bl_lapack_libraries());
     if (reid) {
         rp_context_set_num(rep, "splits", c->splits);
         rp_context_set_num(rep, "single_shot_repeats", XP_REID_REPEATS);
@@ -474,6 +477,11 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                    : " The other weighted rows name their power P: the sum of |w|^P over "
                      "differing bits.",
               HM_WEIGHTS_QUANTISATION);
+    if (*bl_lapack_libraries())
+        sb_printf(md,
+                  "ITQ's eigen-decomposition and SVDs ran on %s; another LAPACK or BLAS rounds "
+                  "differently, and ITQ's figures then differ in the third or fourth decimal.\n\n",
+                  bl_lapack_libraries());
 }
 
 drsch_status rp_repro_report(rp_report *rep, const rp_repro_info *info, const ds_dataset *d,
