@@ -74,7 +74,9 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     c->pad = 0;
     c->mirror = 1;
     if (d && d->c == 1 && d->h == 28 && d->w == 28) {
-        c->crop_h = c->crop_w = 26; /* the authors' MNIST crop, 28 -> 26 */
+        /* drsch's crop, 28 -> 26 (the authors' data layer crops 30x30 from images of a size
+         * their repository does not give; README, the differences from the authors) */
+        c->crop_h = c->crop_w = 26;
         /* and drsch's: the crop turned by up to 10 degrees and zoomed by up to 10%, as the
          * 5,000 training images of the paper protocol are otherwise learnt by heart (the
          * in-batch loss nears 0 while the queries' mAP stalls near 0.79) */
