@@ -13,6 +13,7 @@
 
 #include "baselines.h"
 #include "fileio.h"
+#include "machine.h"
 #include "report_compare.h"
 #include "report_text.h"
 #include "reproduce.h"
@@ -440,10 +441,16 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                       const xp_repro_config *c, int reid, const char *hyper)
 {
     struct utsname un;
-    char machine[512] = "unknown";
+    char machine[768] = "unknown";
+    mc_machine m;
+    mc_describe(&m);
     if (uname(&un) == 0)
-        snprintf(machine, sizeof machine, "%s %s, %d threads", un.machine, un.release,
-                 info->threads);
+        snprintf(machine, sizeof machine,
+                 "%s, %d cores (%d logical CPUs), %.1f GiB, measured clock %.2f GHz, %s %s %s, "
+                 "%d threads",
+                 m.cpu_model, m.physical_cores, m.logical_cpus,
+                 (double)m.memory_bytes / (1024.0 * 1024.0 * 1024.0), m.clock_ghz, un.sysname,
+                 un.release, un.machine, info->threads);
     sb_printf(md, "# drsch reproduce: %s\n\n", d->name);
     sb_printf(md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n",
               info->command, drsch_version(), drsch_git_commit(), drsch_compiler(),

@@ -12,6 +12,7 @@
 
 #include "baselines.h"
 #include "experiment.h"
+#include "machine.h"
 #include "reproduce.h"
 #include "test_util.h"
 #include "train.h"
@@ -321,7 +322,8 @@ Test(model_codes, reproduce_report_says_which_weight_power)
 
 /* ITQ's figures depend on the LAPACK and BLAS the system's alternatives chose (reference or
  * OpenBLAS round differently), so once ITQ has run, the report names both files: the context's
- * itq_lapack and a sentence of the table. Before, neither is there. */
+ * itq_lapack and a sentence of the table. Before, neither is there. The table names the machine
+ * by its CPU model, cores and measured clock. */
 Test(model_codes, reproduce_report_names_itq_lapack)
 {
     ds_dataset *d = random_dataset(N_IMAGES, 1);
@@ -357,6 +359,12 @@ Test(model_codes, reproduce_report_names_itq_lapack)
         cr_assert_eq(rp_repro_report(rep, &info, d, &c, &ret, NULL, &md, &err), DRSCH_OK, "%s",
                      err.msg);
         char sentence[1200];
+        mc_machine mm;
+        mc_describe(&mm);
+        snprintf(sentence, sizeof sentence, "Machine: %s, %d cores (%d logical CPUs), ",
+                 mm.cpu_model, mm.physical_cores, mm.logical_cpus);
+        cr_expect_not_null(strstr(md, sentence), "the machine as a reader needs it: %s", md);
+        cr_expect_not_null(strstr(md, "GHz"), "%s", md);
         snprintf(sentence, sizeof sentence, "ITQ's eigen-decomposition and SVDs ran on %s;", libs);
         char *text = rp_print(rep);
         cJSON *root = cJSON_Parse(text);
