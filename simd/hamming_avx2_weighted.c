@@ -70,8 +70,9 @@ void hm_avx2_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n,
 /* Rows of at most this many words are copied to a contiguous block of 8 for weighted8. */
 #define AVX2_BOUND_MAX_WORDS 1
 
-/* Pushes the rows of the block whose weighted distances d are below the list's threshold. */
-AI void push_below(hm_cand_list *l, __m256 d, const int64_t *rows, int nrows)
+/* Pushes the rows of the block whose weighted distances d are below the list's threshold: row b
+ * is rows[b], or first + b when rows is NULL (a block of consecutive rows). */
+AI void push_below_at(hm_cand_list *l, __m256 d, const int64_t *rows, int64_t first, int nrows)
 {
     unsigned hit =
         (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(d, _mm256_set1_ps(l->wthr), _CMP_LT_OQ)) &
@@ -83,8 +84,13 @@ AI void push_below(hm_cand_list *l, __m256 d, const int64_t *rows, int nrows)
     while (hit) {
         int b = __builtin_ctz(hit);
         hit &= hit - 1;
-        hm_cand_push_w(l, rows[b], dd[b]);
+        hm_cand_push_w(l, rows ? rows[b] : first + b, dd[b]);
     }
+}
+
+AI void push_below(hm_cand_list *l, __m256 d, const int64_t *rows, int nrows)
+{
+    push_below_at(l, d, rows, 0, nrows);
 }
 
 /* A block of up to 8 rows that passed the Hamming bound, copied in index order for weighted8. */
@@ -411,20 +417,8 @@ void hm_avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, siz
             scan_weighted_bounded(qj, db, n, tj, base, l);
             continue;
         }
-        for (; i + 8 <= n; i += 8) {
-            __m256 d = weighted8(qj, db + i * words, words, tj);
-            unsigned hit =
-                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(d, _mm256_set1_ps(l->wthr), _CMP_LT_OQ));
-            if (hit) {
-                float dd[8];
-                _mm256_storeu_ps(dd, d);
-                while (hit) {
-                    int b = __builtin_ctz(hit);
-                    hit &= hit - 1;
-                    hm_cand_push_w(l, base + (int64_t)i + b, dd[b]);
-                }
-            }
-        }
+        for (; i + 8 <= n; i += 8)
+            push_below_at(l, weighted8(qj, db + i * words, words, tj), NULL, base + (int64_t)i, 8);
         for (; i < n; i++) {
             float d = hm_weighted_row_canonical(qj, db + i * words, words, tj);
             if (d < l->wthr) {
