@@ -490,3 +490,46 @@ Test(search, bench_single_query_latency_reports_percentiles)
     }
     cJSON_Delete(j);
 }
+
+/* drsch bench hamming's roofline: each entry carries its compute ceiling (the same search on a
+ * cache-resident database, measured in the run: positive and finite) and the read bandwidth, and
+ * roofline_fraction is the time the tighter of the two limits allows over the time measured. */
+Test(search, bench_roofline_fraction_follows_its_limits)
+{
+    char out[16384];
+    int rc = tu_run(out, sizeof out,
+                    "%s bench hamming --n 30000 --queries 40 --bits 128 --k 10 --repetitions 1 "
+                    "--threads 2 --json %s",
+                    tu_exe(), tu_path("roof.json"));
+    cr_assert_eq(rc, 0, "%s", out);
+    char *text = tu_slurp(tu_path("roof.json"), NULL);
+    cr_assert_not_null(text);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(j);
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "benchmarks");
+    cr_assert(cJSON_GetArraySize(b) >= 1);
+    cJSON *e;
+    int checked = 0;
+    cJSON_ArrayForEach(e, b)
+    {
+        const char *name = cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring;
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(e, "roofline_fraction"), "%s", name);
+        checked++;
+        double items = cJSON_GetObjectItemCaseSensitive(e, "items_per_second")->valuedouble;
+        double limit = cJSON_GetObjectItemCaseSensitive(e, "limit_items_per_second")->valuedouble;
+        double bw = cJSON_GetObjectItemCaseSensitive(e, "read_bytes_per_second")->valuedouble;
+        double passes = cJSON_GetObjectItemCaseSensitive(e, "db_passes")->valuedouble;
+        double roof = cJSON_GetObjectItemCaseSensitive(e, "roofline_fraction")->valuedouble;
+        cr_assert(isfinite(limit) && limit > 0, "%s: limit %g", name, limit);
+        cr_assert(isfinite(bw) && bw > 0, "%s: bandwidth %g", name, bw);
+        cr_assert(passes >= 1, "%s: %g passes", name, passes);
+        double t = 30000.0 * 40 / items;
+        double t_cmp = 30000.0 * 40 / limit, t_mem = passes * 30000.0 * 16 / bw;
+        double want = (t_cmp > t_mem ? t_cmp : t_mem) / t;
+        cr_assert_float_eq(roof, want, 1e-9 * want, "%s: roofline %g, limits give %g", name, roof,
+                           want);
+    }
+    cr_assert(checked >= 1);
+    cJSON_Delete(j);
+}
