@@ -104,20 +104,17 @@ AI void scan_fixed(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, i
             size_t rem = n - i;
             __m512i x[4];
             load_transposed(db + i * (size_t)W, rem, W, x);
-            /* sign of (d - thr) is set iff d < thr; OR them over the group, test once. The
-             * group's distances stay in registers for the rare hit. */
-            __m512i d[8];
-            for (int j = 0; j < QG; j++)
-                d[j] = dist_fixed(x, qv[j], W);
-            __m512i any = _mm512_sub_epi64(d[0], thr[0]);
+            /* sign of (d - thr) is set iff d < thr; OR them over the group, test once. */
+            __m512i any = _mm512_sub_epi64(dist_fixed(x, qv[0], W), thr[0]);
             for (int j = 1; j < QG; j++)
-                any = _mm512_or_si512(any, _mm512_sub_epi64(d[j], thr[j]));
+                any = _mm512_or_si512(any, _mm512_sub_epi64(dist_fixed(x, qv[j], W), thr[j]));
             if (__builtin_expect(_mm512_cmplt_epi64_mask(any, _mm512_setzero_si512()) != 0, 0)) {
                 unsigned valid = rem >= 8 ? 0xffu : (1u << rem) - 1u;
-                for (int j = 0; j < QG; j++) {
-                    unsigned m = _mm512_cmplt_epu64_mask(d[j], thr[j]) & valid;
+                for (size_t j = 0; j < g; j++) {
+                    __m512i d = dist_fixed(x, qv[j], W);
+                    unsigned m = _mm512_cmplt_epu64_mask(d, thr[j]) & valid;
                     if (m)
-                        append_mask(&lists[j0 + (size_t)j], m, d[j], base + (int64_t)i);
+                        append_mask(&lists[j0 + j], m, d, base + (int64_t)i);
                 }
             }
         }
