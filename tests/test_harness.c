@@ -455,24 +455,34 @@ Test(compare, google_benchmark_compare_py_reads_drsch_reports)
     cr_assert(strstr(out, "Traceback") == NULL, "%s", out);
 }
 
-/* drsch bench hamming --queries 1: the latency of single queries, each timed alone, against the
- * time to stream the codes once; every ISA's results checked against the first's. */
-Test(search, bench_single_query_latency_reports_percentiles)
+/* Runs `drsch bench hamming ARGS --json FILE` (FILE in the test's directory), asserts it succeeds
+ * (and, when `expect` is not NULL, that its table contains it) and returns the parsed report,
+ * whose "benchmarks" array holds at least one entry. */
+static cJSON *bench_hamming_report(const char *args, const char *file, const char *expect)
 {
     char out[16384];
-    int rc = tu_run(out, sizeof out,
-                    "%s bench hamming --n 20000 --queries 1 --single-queries 50 --bits 256 --k 10 "
-                    "--threads 2 --json %s",
-                    tu_exe(), tu_path("lat.json"));
+    int rc =
+        tu_run(out, sizeof out, "%s bench hamming %s --json %s", tu_exe(), args, tu_path(file));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "p50") && strstr(out, "stream codes once"), "%s", out);
-    char *text = tu_slurp(tu_path("lat.json"), NULL);
+    if (expect)
+        cr_assert(strstr(out, expect) != NULL, "%s", out);
+    char *text = tu_slurp(tu_path(file), NULL);
     cr_assert_not_null(text);
     cJSON *j = cJSON_Parse(text);
     free(text);
     cr_assert_not_null(j);
+    cr_assert(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "benchmarks")) >= 1);
+    return j;
+}
+
+/* drsch bench hamming --queries 1: the latency of single queries, each timed alone, against the
+ * time to stream the codes once; every ISA's results checked against the first's. */
+Test(search, bench_single_query_latency_reports_percentiles)
+{
+    cJSON *j = bench_hamming_report("--n 20000 --queries 1 --single-queries 50 --bits 256 --k 10 "
+                                    "--threads 2",
+                                    "lat.json", "stream codes once");
     cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "benchmarks");
-    cr_assert(cJSON_GetArraySize(b) >= 1);
     cJSON *e;
     cJSON_ArrayForEach(e, b)
     {
@@ -496,19 +506,9 @@ Test(search, bench_single_query_latency_reports_percentiles)
  * roofline_fraction is the time the tighter of the two limits allows over the time measured. */
 Test(search, bench_roofline_fraction_follows_its_limits)
 {
-    char out[16384];
-    int rc = tu_run(out, sizeof out,
-                    "%s bench hamming --n 30000 --queries 40 --bits 128 --k 10 --repetitions 1 "
-                    "--threads 2 --json %s",
-                    tu_exe(), tu_path("roof.json"));
-    cr_assert_eq(rc, 0, "%s", out);
-    char *text = tu_slurp(tu_path("roof.json"), NULL);
-    cr_assert_not_null(text);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    cr_assert_not_null(j);
+    cJSON *j = bench_hamming_report(
+        "--n 30000 --queries 40 --bits 128 --k 10 --repetitions 1 --threads 2", "roof.json", NULL);
     cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "benchmarks");
-    cr_assert(cJSON_GetArraySize(b) >= 1);
     cJSON *e;
     int checked = 0;
     cJSON_ArrayForEach(e, b)
