@@ -33,7 +33,7 @@
 #define STR_(x) #x
 #define STR(x) STR_(x) /* a number in a help text */
 #define MAX_CODES_TEXT "17179869184"
-/* The compute ceiling (measure_kernel_limit): one block of queries per thread, over 2 MiB of
+/* The compute ceiling (measure_kernel_limit): four blocks of queries per thread, over 2 MiB of
  * codes but at least this many, so that per-query costs amortise as in a large search (up to
  * 16 MiB at 4096 bits: within the last-level cache of the machines measured, 32 MiB). */
 #define KNN_LIMIT_QUERIES 256
@@ -191,14 +191,13 @@ static double measure_read_bandwidth(void)
 
 /* The search's compute ceiling (comparisons/s): the same exact top-k search (hm_knn, or
  * hm_knn_weighted with the same weights) over 2 MiB of codes (at least 32,768), which stay in
- * the last-level cache,
- * with four full query blocks per thread and k = 1, so nothing is read from memory and almost no
- * candidate is kept; about 0.2 s of calls after one warm-up (bench_isa measures it before and
- * after the timed searches and keeps the higher). The search measured does the same
- * work plus reading its database from memory and keeping k candidates, so this bounds its speed,
- * unlike a single query's distance kernel (which query blocking beats: one load of a code serves
- * a whole block of queries) or a smaller database (whose per-query costs do not amortise).
- * Returns 0 when it cannot be measured. */
+ * the last-level cache, with four full query blocks per thread and k = 1, so nothing is read
+ * from memory and almost no candidate is kept; about 0.2 s of calls after one warm-up (bench_isa
+ * measures it before and after the timed searches and keeps the higher). The search measured
+ * does the same work plus reading its database from memory and keeping k candidates, so this
+ * bounds its speed, unlike a single query's distance kernel (which query blocking beats: one
+ * load of a code serves a whole block of queries) or a smaller database (whose per-query costs
+ * do not amortise). Returns 0 when it cannot be measured. */
 static double measure_kernel_limit(uint32_t bits, const hm_weights *w)
 {
     const size_t row_bytes = hm_words_for_bits(bits) * sizeof(uint64_t);
@@ -212,18 +211,16 @@ static double measure_kernel_limit(uint32_t bits, const hm_weights *w)
     if (idx && dist && !bh_random_rows(&db, 0, n, bits, 99) &&
         !bh_random_rows(&q, 0, nq, bits, 98)) {
         drsch_error err;
-        size_t calls = 0;
         double t0 = 0;
-        for (;;) {
+        for (size_t calls = 0;; calls++) { /* call 0 warms caches and threads, untimed */
             drsch_status st = w ? hm_knn_weighted(&db, &q, 1, w, idx, dist, &err)
                                 : hm_knn(&db, &q, 1, idx, (int32_t *)dist, &err);
             if (st != DRSCH_OK)
                 break;
-            if (t0 == 0) { /* the first call warms caches and threads, untimed */
+            if (calls == 0) {
                 t0 = cli_now();
                 continue;
             }
-            calls++;
             double dt = cli_now() - t0;
             if (dt >= 0.2 && calls >= 3) {
                 rate = (double)n * (double)nq * (double)calls / dt;
