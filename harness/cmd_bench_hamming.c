@@ -33,11 +33,11 @@
 #define STR_(x) #x
 #define STR(x) STR_(x) /* a number in a help text */
 #define MAX_CODES_TEXT "17179869184"
-/* The compute ceiling (measure_kernel_limit): four blocks of queries per thread, over 2 MiB of
+/* The compute ceiling (measure_compute_ceiling): four blocks of queries per thread, over 2 MiB of
  * codes but at least this many, so that per-query costs amortise as in a large search (up to
  * 16 MiB at 4096 bits: within the last-level cache of the machines measured, 32 MiB). */
-#define KNN_LIMIT_QUERIES 256
-#define KNN_LIMIT_MIN_CODES 32768
+#define CEILING_QUERIES 256
+#define CEILING_MIN_CODES 32768
 _Static_assert(MAX_CODES == 17179869184LL, "MAX_CODES_TEXT says MAX_CODES");
 
 int bh_parse(int argc, char **argv, hamming_opts *o)
@@ -197,26 +197,31 @@ static double measure_read_bandwidth(void)
  * does the same work plus reading its database from memory and keeping k candidates, so this
  * bounds its speed, unlike a single query's distance kernel (which query blocking beats: one
  * load of a code serves a whole block of queries) or a smaller database (whose per-query costs
- * do not amortise). Returns 0 when it cannot be measured. */
-static double measure_kernel_limit(uint32_t bits, const hm_weights *w)
+ * do not amortise). Returns 0, after saying why on stderr, when it cannot be measured. */
+static double measure_compute_ceiling(uint32_t bits, const hm_weights *w)
 {
     const size_t row_bytes = hm_words_for_bits(bits) * sizeof(uint64_t);
     size_t n = ((size_t)2 << 20) / row_bytes;
-    n = n < KNN_LIMIT_MIN_CODES ? KNN_LIMIT_MIN_CODES : n;
-    const size_t nq = (size_t)KNN_LIMIT_QUERIES * (size_t)cli_max_threads();
+    n = n < CEILING_MIN_CODES ? CEILING_MIN_CODES : n;
+    const size_t nq = (size_t)CEILING_QUERIES * (size_t)cli_max_threads();
     hm_codes db = {0}, q = {0};
     int64_t *idx = malloc(nq * sizeof *idx);
     float *dist = malloc(nq * sizeof *dist); /* int32 (plain) or float (weighted): same size */
     double rate = 0;
-    if (idx && dist && !bh_random_rows(&db, 0, n, bits, 99) &&
-        !bh_random_rows(&q, 0, nq, bits, 98)) {
+    if (!idx || !dist || bh_random_rows(&db, 0, n, bits, 99) ||
+        bh_random_rows(&q, 0, nq, bits, 98)) {
+        fprintf(stderr, "drsch bench hamming: compute ceiling: out of memory for %zu codes\n",
+                n + nq);
+    } else {
         drsch_error err;
         double t0 = 0;
         for (size_t calls = 0;; calls++) { /* call 0 warms caches and threads, untimed */
             drsch_status st = w ? hm_knn_weighted(&db, &q, 1, w, idx, dist, &err)
                                 : hm_knn(&db, &q, 1, idx, (int32_t *)dist, &err);
-            if (st != DRSCH_OK)
+            if (st != DRSCH_OK) {
+                fprintf(stderr, "drsch bench hamming: compute ceiling: %s\n", err.msg);
                 break;
+            }
             if (calls == 0) {
                 t0 = cli_now();
                 continue;
@@ -383,14 +388,9 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
 {
     drsch_error err;
     hm_isa_set(isa, &err);
-    double limit = measure_kernel_limit((uint32_t)o->bits, h->w);
-    if (!(limit > 0)) {
-        fprintf(stderr,
-                "drsch bench hamming: %s: cannot measure the compute ceiling (out of "
-                "memory?)\n",
-                hm_isa_name(isa));
-        return -1;
-    }
+    double limit = measure_compute_ceiling((uint32_t)o->bits, h->w);
+    if (!(limit > 0))
+        return -1; /* measure_compute_ceiling said why */
     double total = 0, best = 1e300;
     double *times = malloc((size_t)o->reps * sizeof *times); /* ms, each repetition */
     if (!times) {
@@ -442,7 +442,7 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     mc_counters_stop(h->hw, &counts);
     /* the ceiling again after the timed searches, the higher of the two: a slow phase of a
      * shared machine during one measurement must not make the bound look lower than it is */
-    double again = measure_kernel_limit((uint32_t)o->bits, h->w);
+    double again = measure_compute_ceiling((uint32_t)o->bits, h->w);
     limit = again > limit ? again : limit;
     free(pidx);
     free(pdist);
