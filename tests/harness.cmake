@@ -9,7 +9,7 @@ drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL
 # cores already, and with two workers libcriterion 2.4.1's runner loses a 48-byte block when
 # they finish together, which LeakSanitizer reports in ci/sanitize.
 drsch_criterion_test(test_reproduce JOBS 1 SOURCES test_reproduce.c fixture_cuhk03.c test_util.c
-                     LIBS drsch_harness DNNL::dnnl)
+                     LIBS drsch_harness DNNL::dnnl PkgConfig::HDF5)
 add_dependencies(test_reproduce drsch)
 # The command line as a whole: -h / --help of every command, help texts, outputs checked before
 # long work, flags shared by the commands (--threads, --repetitions).

@@ -1410,6 +1410,32 @@ Test(cuhk03_bad, missing_datasets_and_wrong_files)
     cr_assert_eq(ds_load_cuhk03(tu_path("none.mat"), 0, NULL, &d, &err), DRSCH_ERR_IO);
 }
 
+/* The reader is drsch's HDF5 module, loaded on first use: a missing or broken module is an error
+ * that names the file being read, the module and where it was looked for; nothing crashes. */
+Test(cuhk03_bad, module_missing_or_broken)
+{
+    const char *mat = tu_path("cuhk-03.mat");
+    write_cuhk03(mat, 1, 1);
+    const char *dir = tu_path("modules");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    cr_assert_eq(setenv("DRSCH_MODULE_DIR", dir, 1), 0);
+    ds_dataset *d = NULL;
+    drsch_error err;
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_IO);
+    cr_assert_null(d);
+    cr_assert_str_eq(err.file, mat);
+    cr_assert_not_null(strstr(err.msg, "needs drsch's module cuhk03_hdf5.so"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, dir), "%s", err.msg);
+    /* a file of that name that is not a shared object */
+    char so[1200];
+    snprintf(so, sizeof so, "%s/cuhk03_hdf5.so", dir);
+    tu_write_file(so, "not an ELF file", 15);
+    cr_assert_eq(ds_load_cuhk03(mat, 0, NULL, &d, &err), DRSCH_ERR_IO);
+    cr_assert_null(d);
+    cr_assert_not_null(strstr(err.msg, "cannot be loaded"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, so), "%s", err.msg);
+}
+
 /* ---------------------------------------------------------------- command line ------------ */
 
 /* Runs `$DRSCH_EXE args`, its stdout (stderr dropped) into out (cap bytes); the exit status. */
@@ -1447,6 +1473,8 @@ Test(cli, data_info_and_errors, .timeout = 60)
     const char *mat = tu_path("c.mat");
     write_cuhk03(mat, 1, 1);
     snprintf(args, sizeof args, "data info cuhk03:%s --size 16x8", mat);
+    /* without DRSCH_MODULE_DIR: the command finds drsch's HDF5 module beside libdrsch.so */
+    cr_assert_eq(unsetenv("DRSCH_MODULE_DIR"), 0);
     cr_assert_eq(run_drsch(args, out, sizeof out), 0);
     cr_assert_not_null(strstr(out, "identity (re-id), 14 identities"), "%s", out);
     cr_assert_not_null(strstr(out, "cuhk03 classic: testsets{1}"), "%s", out);

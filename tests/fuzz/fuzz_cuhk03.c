@@ -1,4 +1,5 @@
-/* libFuzzer target: the CUHK03 reader (ds_load_cuhk03) over MATLAB v7.3 files built by a
+/* libFuzzer target: the CUHK03 reader (the entry of drsch's HDF5 module, drsch_cuhk03_hdf5_read,
+ * linked in here so that the fuzzer sees its branches) over MATLAB v7.3 files built by a
  * generator. The fuzzer's bytes do not become the HDF5 container itself (that would fuzz
  * libhdf5's own parser, not drsch); they drive a generator that writes, with the HDF5 C API, a
  * cuhk-03.mat with MATLAB's layout and its mutations: 0..6 camera pairs, cells of (10 x N),
@@ -12,6 +13,7 @@
 #include <hdf5.h>
 #include <math.h>
 
+#include "cuhk03_module.h"
 #include "datasets.h"
 #include "fuzz_util.h"
 
@@ -240,12 +242,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     H5Gclose(g.refs);
     H5Fclose(g.file);
 
-    ds_load_opts o;
-    ds_load_opts_default(&o);
-    o.out_h = 4, o.out_w = 3; /* small: the resize is not what is fuzzed here */
-    ds_dataset *d = NULL;
+    /* As ds_load_cuhk03 calls it; 4 x 3 images: the resize is not what is fuzzed here. */
+    ds_dataset *d = calloc(1, sizeof *d);
     drsch_error err;
-    if (ds_load_cuhk03(path, flags & 1, &o, &d, &err) == DRSCH_OK)
+    drsch_error_clear(&err);
+    if (d && drsch_cuhk03_hdf5_read(DS_CUHK03_ABI, sizeof *d, sizeof err, path, flags & 1, 4, 3, d,
+                                    &err) == DRSCH_OK)
         (void)ds_checksum(d);
     ds_dataset_free(d);
     /* The reader must close every HDF5 object it opened: a leaked handle keeps the file open
