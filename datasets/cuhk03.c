@@ -2,6 +2,7 @@
  * HDF5, is drsch's HDF5 module (cuhk03_hdf5.c), loaded here on first use. */
 #include "cuhk03_module.h"
 #include "datasets_internal.h"
+#include "module.h"
 
 #include <stdlib.h>
 
@@ -14,7 +15,7 @@ drsch_status ds_load_cuhk03(const char *mat, int detected, const ds_load_opts *o
     if (s)
         return s;
     ds_cuhk03_read_fn read =
-        (ds_cuhk03_read_fn)ds_module_symbol(DS_CUHK03_MODULE, DS_CUHK03_ENTRY, mat, err);
+        (ds_cuhk03_read_fn)drsch_module_symbol(DS_CUHK03_MODULE, DS_CUHK03_ENTRY, mat, err);
     if (!read)
         return err ? err->status : DRSCH_ERR_IO;
     ds_dataset *d = calloc(1, sizeof *d);

@@ -19,11 +19,4 @@ drsch_status ds_read_file(const char *path, uint8_t **data, size_t *len, drsch_e
 /* Copies at most DRSCH_PATH_MAX - 1 bytes; returns -1 when the result would be truncated. */
 int ds_path_join(char *out, const char *a, const char *b);
 
-/* The address of `symbol` in drsch's loadable module `module` (e.g. "cuhk03_hdf5.so"), loaded on
- * first use and kept for the life of the process; NULL with err set, naming the file `about`,
- * when the module is missing, cannot be loaded or lacks the symbol. Looked for in
- * $DRSCH_MODULE_DIR when that is set (alone), otherwise in drsch-modules beside libdrsch.so (or
- * the program linked with libdrsch.a), then in the install folder (module.c). */
-void *ds_module_symbol(const char *module, const char *symbol, const char *about, drsch_error *err);
-
 #endif

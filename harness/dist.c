@@ -1,6 +1,7 @@
 /* The ranks of a command under mpirun and its collectives (dist.h). With DRSCH_HAVE_MPI, MPI
- * (Open MPI from Debian in our builds) does the work: MPI_Init_thread (funneled: only the main
- * thread calls MPI; OpenMP threads search), MPI_Allgather / MPI_Gather of each step's status and
+ * (Open MPI from Debian in our builds) does the work, through drsch's MPI module (dist_mpi.h),
+ * loaded only when mpirun started the process: MPI_Init_thread (funneled: only the main thread
+ * calls MPI; OpenMP threads search), MPI_Allgather / MPI_Gather of each step's status and
  * message, MPI_Gatherv of results, MPI_Reduce of times. Without it, the one-process case. */
 #include "dist.h"
 
@@ -10,14 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(DRSCH_HAVE_MPI)
-#include <mpi.h>
-#endif
+#include "dist_mpi.h"
+#include "module.h"
 
 /* The held text a rank sends to rank 0 at most (a message is a line or two). */
 #define DIST_MSG 1024
 
 static int g_rank, g_size = 1, g_mpi;
+#if defined(DRSCH_HAVE_MPI)
+static const dist_mpi_ops *g_ops; /* drsch's MPI module, once dist_init loaded it */
+#endif
 static int g_saved_fd = -1; /* the real stderr while a step holds messages back */
 static FILE *g_held;
 
@@ -35,14 +38,28 @@ int dist_init(const char *cmd)
 #if defined(DRSCH_HAVE_MPI)
     if (!dist_launched())
         return 0;
-    int provided;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    drsch_error err;
+    drsch_error_clear(&err);
+    dist_mpi_entry_fn entry =
+        (dist_mpi_entry_fn)drsch_module_symbol(DIST_MPI_MODULE, DIST_MPI_ENTRY, NULL, &err);
+    const dist_mpi_ops *ops = entry ? entry() : NULL;
+    if (!ops) {
+        fprintf(stderr, "drsch %s: MPI could not start: %s\n", cmd, err.msg);
+        return -1;
+    }
+    if (ops->abi != DIST_MPI_ABI) {
+        fprintf(stderr,
+                "drsch %s: MPI could not start: drsch's MPI module (%s) is of another drsch "
+                "version than this command: install both from one build\n",
+                cmd, DIST_MPI_MODULE);
+        return -1;
+    }
+    if (ops->init(&g_rank, &g_size) != 0) {
         fprintf(stderr, "drsch %s: MPI could not start\n", cmd);
         return -1;
     }
+    g_ops = ops;
     g_mpi = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (g_rank > 0) { /* one copy of what the command prints (its --help) */
         fflush(stdout);
         int null = open("/dev/null", O_WRONLY);
@@ -61,7 +78,7 @@ void dist_finalize(void)
 {
 #if defined(DRSCH_HAVE_MPI)
     if (g_mpi)
-        MPI_Finalize();
+        g_ops->finalize();
     g_mpi = 0;
 #endif
 }
@@ -152,9 +169,9 @@ int dist_release(const char *cmd, int rc)
     int *rcs = malloc((size_t)g_size * sizeof *rcs);
     char *all = g_rank == 0 ? malloc((size_t)g_size * DIST_MSG) : NULL;
     if (!rcs || (g_rank == 0 && !all)) /* a few bytes per rank: nothing sensible is left to do */
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    MPI_Allgather(&rc, 1, MPI_INT, rcs, 1, MPI_INT, MPI_COMM_WORLD);
-    MPI_Gather(mine, DIST_MSG, MPI_CHAR, all, DIST_MSG, MPI_CHAR, 0, MPI_COMM_WORLD);
+        g_ops->abort();
+    g_ops->allgather_int(rc, rcs);
+    g_ops->gather_bytes(mine, DIST_MSG, all, 0);
     int worst = 0, first = -1;
     for (int r = 0; r < g_size; r++) {
         worst = rcs[r] > worst ? rcs[r] : worst;
@@ -188,7 +205,7 @@ void dist_allgather_u64(uint64_t v, uint64_t *all)
 {
 #if defined(DRSCH_HAVE_MPI)
     if (g_size > 1) {
-        MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+        g_ops->allgather_u64(v, all);
         return;
     }
 #endif
@@ -199,9 +216,7 @@ double dist_max(double v)
 {
 #if defined(DRSCH_HAVE_MPI)
     if (g_size > 1) {
-        double m = v;
-        MPI_Reduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-        return g_rank == 0 ? m : v;
+        return g_ops->reduce_max_double(v, 0);
     }
 #endif
     return v;
@@ -213,14 +228,14 @@ void dist_gather(const void *send, size_t n, void *recv, const size_t *counts)
     if (g_size > 1) {
         int *c = malloc(2 * (size_t)g_size * sizeof *c);
         if (!c)
-            MPI_Abort(MPI_COMM_WORLD, 1);
+            g_ops->abort();
         size_t at = 0;
         for (int r = 0; r < g_size; r++) {
             c[r] = (int)counts[r];
             c[g_size + r] = (int)at;
             at += counts[r];
         }
-        MPI_Gatherv(send, (int)n, MPI_BYTE, recv, c, c + g_size, MPI_BYTE, 0, MPI_COMM_WORLD);
+        g_ops->gatherv_bytes(send, (int)n, recv, c, c + g_size, 0);
         free(c);
         return;
     }
@@ -236,14 +251,14 @@ void dist_allgather_f32(const float *send, float *recv, const int32_t *counts)
     if (g_size > 1) {
         int *c = malloc(2 * (size_t)g_size * sizeof *c);
         if (!c)
-            MPI_Abort(MPI_COMM_WORLD, 1);
+            g_ops->abort();
         int at = 0;
         for (int r = 0; r < g_size; r++) {
             c[r] = counts[r];
             c[g_size + r] = at;
             at += counts[r];
         }
-        MPI_Allgatherv(send, c[g_rank], MPI_FLOAT, recv, c, c + g_size, MPI_FLOAT, MPI_COMM_WORLD);
+        g_ops->allgatherv_f32(send, c[g_rank], recv, c, c + g_size);
         free(c);
         return;
     }
@@ -261,11 +276,8 @@ void dist_sum_f32(float *buf, size_t n)
      * each rank (the standard only recommends the same result everywhere). */
     for (size_t at = 0; g_size > 1 && at < n; at += DIST_PIECE) {
         int len = (int)(n - at < DIST_PIECE ? n - at : DIST_PIECE);
-        if (g_rank == 0)
-            MPI_Reduce(MPI_IN_PLACE, buf + at, len, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
-        else
-            MPI_Reduce(buf + at, NULL, len, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
-        MPI_Bcast(buf + at, len, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        g_ops->reduce_sum_f32(buf + at, len, 0, g_rank);
+        g_ops->bcast_bytes(buf + at, len * (int)sizeof *buf, 0);
     }
 #else
     (void)buf, (void)n;
@@ -277,7 +289,7 @@ void dist_broadcast_root(void *buf, size_t bytes, int root)
 #if defined(DRSCH_HAVE_MPI)
     for (size_t at = 0; g_size > 1 && at < bytes; at += DIST_PIECE) {
         int len = (int)(bytes - at < DIST_PIECE ? bytes - at : DIST_PIECE);
-        MPI_Bcast((char *)buf + at, len, MPI_BYTE, root, MPI_COMM_WORLD);
+        g_ops->bcast_bytes((char *)buf + at, len, root);
     }
 #else
     (void)buf, (void)bytes, (void)root;
@@ -288,9 +300,7 @@ int32_t dist_max_i32(int32_t v)
 {
 #if defined(DRSCH_HAVE_MPI)
     if (g_size > 1) {
-        int32_t m = v;
-        MPI_Allreduce(&v, &m, 1, MPI_INT32_T, MPI_MAX, MPI_COMM_WORLD);
-        return m;
+        return g_ops->allreduce_max_i32(v);
     }
 #endif
     return v;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fixture_cuhk03.h"
@@ -123,6 +124,38 @@ Test(mpi, every_rank_count_writes_the_bytes_of_one_process)
             }
         }
     }
+}
+
+/* MPI is drsch's MPI module, loaded only under mpirun: found beside libdrsch.so when
+ * DRSCH_MODULE_DIR is not set, and when it is missing every rank ends with a message naming it
+ * (no hang). */
+Test(mpi, the_mpi_module_is_found_or_named)
+{
+    static char out[8192];
+    write_codes(tu_path("db.npy"), 500, 8, 0, 500, 1);
+    write_codes(tu_path("q.npy"), 10, 8, 0, 10, 2);
+    int rc = tu_run(out, sizeof out, "%s search --db %s --queries %s --k 20 --out %s", tu_exe(),
+                    tu_path("db.npy"), tu_path("q.npy"), tu_path("one"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out,
+                "env -u DRSCH_MODULE_DIR %s -n 2 %s search --db %s --queries %s "
+                "--k 20 --out %s",
+                mpirun(), tu_exe(), tu_path("db.npy"), tu_path("q.npy"), tu_path("many"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "ranks=2 (slices of"), "%s", out);
+    expect_same("one", "many", "the module found beside libdrsch.so");
+    cr_assert_eq(mkdir(tu_path("nomodules"), 0755), 0);
+    rc = tu_run(out, sizeof out,
+                "DRSCH_MODULE_DIR=%s %s -n 2 %s search --db %s --queries %s "
+                "--k 20 --out %s",
+                tu_path("nomodules"), mpirun(), tu_exe(), tu_path("db.npy"), tu_path("q.npy"),
+                tu_path("none"));
+    cr_assert(rc != 0 && rc != 124, "%s", out);
+    cr_assert(strstr(out, "drsch search: MPI could not start: ") && strstr(out, "dist_mpi.so") &&
+                  strstr(out, "nomodules"),
+              "%s", out);
+    rc = tu_run(out, sizeof out, "test -e %s.indices.npy", tu_path("none"));
+    cr_assert_neq(rc, 0, "nothing written");
 }
 
 /* --db-shards (uneven shards, one with fewer rows than k) gives the bytes of --db, under mpirun

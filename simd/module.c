@@ -1,7 +1,7 @@
 /* drsch's loadable modules (drsch-modules/NAME.so): code that needs a heavy library, loaded on
  * first use with dlopen, so that programs and commands that do not use it do not load it. */
 #define _GNU_SOURCE
-#include "datasets_internal.h"
+#include "module.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -34,7 +34,8 @@ static int beside_library(char *out, size_t cap)
     return n > 0 && (size_t)n < cap;
 }
 
-void *ds_module_symbol(const char *module, const char *symbol, const char *about, drsch_error *err)
+void *drsch_module_symbol(const char *module, const char *symbol, const char *about,
+                          drsch_error *err)
 {
     char dirs[MODULE_DIRS][DRSCH_PATH_MAX];
     int n = 0;
@@ -49,7 +50,8 @@ void *ds_module_symbol(const char *module, const char *symbol, const char *about
     char tried[2 * DRSCH_PATH_MAX + 8] = "";
     for (int i = 0; i < n; i++) {
         char path[DRSCH_PATH_MAX];
-        if (ds_path_join(path, dirs[i], module) != 0 || access(path, F_OK) != 0) {
+        if (snprintf(path, sizeof path, "%s/%s", dirs[i], module) >= (int)sizeof path ||
+            access(path, F_OK) != 0) {
             size_t at = strlen(tried);
             snprintf(tried + at, sizeof tried - at, "%s%s", at ? ", " : "", dirs[i]);
             continue;
@@ -71,9 +73,11 @@ void *ds_module_symbol(const char *module, const char *symbol, const char *about
         }
         return sym;
     }
-    drsch_fail_at(err, DRSCH_ERR_IO, about, -1,
-                  "reading it needs drsch's module %s, which is not in %s (DRSCH_MODULE_DIR: the "
-                  "folder that holds it)",
-                  module, n ? tried : "any folder known to this build");
+    drsch_fail_at(
+        err, DRSCH_ERR_IO, about, -1,
+        "%sdrsch's module %s, which is not in %s (DRSCH_MODULE_DIR: the folder that holds "
+        "it)",
+        about ? "reading it needs " : "this needs ", module,
+        n ? tried : "any folder known to this build");
     return NULL;
 }
