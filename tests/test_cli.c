@@ -231,6 +231,33 @@ Test(help, version_prints_the_version_without_flags)
     result_free(&r);
 }
 
+/* The libraries a command loads (LD_DEBUG=files): a search loads neither oneDNN, nor HDF5, nor
+ * MPI (drsch loads each with dlopen when first needed: 28 ms of every command's start when they
+ * were linked), and --version, which prints oneDNN's version, does load oneDNN. */
+Test(outputs, search_loads_no_network_hdf5_or_mpi)
+{
+    static uint8_t npy[4096];
+    uint8_t codes[64 * 8];
+    for (int i = 0; i < 64 * 8; i++)
+        codes[i] = (uint8_t)(i * 37 + 11);
+    size_t n = tu_npy_image(npy, "{'descr': '|u1', 'fortran_order': False, 'shape': (64, 8), }",
+                            codes, sizeof codes);
+    tu_write_file(tu_path("db.npy"), npy, n);
+    char out[1 << 15];
+    int rc =
+        tu_run(out, sizeof out,
+               "{ LD_DEBUG=files %s search --db %s --queries %s --k 5 --out %s 2>&1 >/dev/null; }",
+               tu_exe(), tu_path("db.npy"), tu_path("db.npy"), tu_path("r"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "file=libdrsch.so"), "LD_DEBUG lists the libraries loaded: %s", out);
+    const char *heavy[] = {"libdnnl", "libhdf5", "libmpi", "libstdc++"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_null(strstr(out, heavy[i]), "drsch search loaded %s", heavy[i]);
+    rc = tu_run(out, sizeof out, "{ LD_DEBUG=files %s --version 2>&1 >/dev/null; }", tu_exe());
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "file=libdnnl"), "--version loads oneDNN: %s", out);
+}
+
 /* A refused output (exit 2, as any bad argument) or checkpoint to resume (exit 1, as any input
  * that cannot be read): within a second, the path named, nothing loaded, trained or measured. */
 static void expect_refused_rc(const result *r, int rc, const char *what, const char *needle)
