@@ -92,8 +92,8 @@ extern const dnnl_version_t dnnl_lazy_no_version;
       (dnnl_primitive_attr_t a, const_dnnl_post_ops_t b), (a, b), dnnl_runtime_error)              \
     X(dnnl_status_t, dnnl_primitive_attr_set_scratchpad_mode,                                      \
       (dnnl_primitive_attr_t a, dnnl_scratchpad_mode_t b), (a, b), dnnl_runtime_error)             \
-    X(dnnl_status_t, dnnl_primitive_create,                                                        \
-      (dnnl_primitive_t * a, const_dnnl_primitive_desc_t b), (a, b), dnnl_runtime_error)           \
+    X(dnnl_status_t, dnnl_primitive_create, (dnnl_primitive_t * a, const_dnnl_primitive_desc_t b), \
+      (a, b), dnnl_runtime_error)                                                                  \
     X(dnnl_status_t, dnnl_primitive_desc_create,                                                   \
       (dnnl_primitive_desc_t * a, const_dnnl_op_desc_t b, const_dnnl_primitive_attr_t c,           \
        dnnl_engine_t d, const_dnnl_primitive_desc_t e),                                            \

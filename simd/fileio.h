@@ -89,6 +89,12 @@ DRSCH_API void fio_lock_release(fio_lock *l);
 typedef struct {
     char *prefix;
     fio_lock lock;
+    /* 1 (fio_set_begin's default): the commit syncs every member, the manifest and the folder to
+     * the disk before returning, so the set survives a crash of the machine. 0: it does not (the
+     * files are complete for every process once the commit returns; after a crash of the machine
+     * a member that did not reach the disk no longer matches the manifest's CRC-32 and is
+     * refused, never read as results). For outputs that are quicker to make again than to sync. */
+    int durable;
     int count;
     char *suffix[FIO_SET_MAX];
     fio_out member[FIO_SET_MAX];

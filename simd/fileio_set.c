@@ -86,6 +86,7 @@ drsch_status fio_set_begin(fio_set *s, const char *prefix, drsch_error *err)
 {
     memset(s, 0, sizeof *s);
     s->lock.fd = -1;
+    s->durable = 1;
     s->prefix = strdup(prefix);
     if (!s->prefix)
         return drsch_fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", prefix);
@@ -230,7 +231,7 @@ drsch_status fio_set_commit(fio_set *s, drsch_error *err)
     for (int i = 0; i < s->count && r == 0; i++) {
         fio_out *o = &s->member[i];
         int in_place = !o->tmp; /* a device or FIFO: nothing to list */
-        r = fio_out_close(o, 1, err);
+        r = fio_out_close(o, s->durable, err);
         if (r != 0 || in_place)
             continue;
         uint32_t crc = 0;
@@ -248,13 +249,13 @@ drsch_status fio_set_commit(fio_set *s, drsch_error *err)
         r = drsch_fail(err, DRSCH_ERR_NOMEM, "%s: out of memory", s->prefix);
     char *previous = r == 0 ? read_manifest(manifest) : NULL;
     if (r == 0)
-        r = fio_write_file(manifest, text, len, 1, err);
+        r = fio_write_file(manifest, text, len, s->durable, err);
     for (int i = 0; i < s->count && r == 0; i++)
         r = fio_out_publish(&s->member[i], 0, err);
     if (r == 0 && previous)
         remove_stale_members(s, previous);
     free(previous);
-    if (r == 0 && s->count)
+    if (r == 0 && s->count && s->durable)
         fio_sync_folder(s->member[0].path);
     free(manifest);
     free(text);
