@@ -302,8 +302,12 @@ void fio_out_write(fio_out *o, const void *p, size_t len)
     if (o->err || !len)
         return;
     errno = 0;
-    if (fwrite(p, 1, len, o->f) != len)
+    if (fwrite(p, 1, len, o->f) != len) {
         o->err = errno ? errno : EIO;
+        return;
+    }
+    o->crc = (uint32_t)crc32_z(o->crc, (const Bytef *)p, (z_size_t)len);
+    o->bytes += len;
 }
 
 /* Flush, sync and close; the temporary file stays for the caller to rename or remove. */

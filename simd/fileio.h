@@ -54,6 +54,9 @@ typedef struct {
     char *tmp;   /* the temporary file; NULL when written in place */
     FILE *f;
     int err; /* errno of the first failed write, 0 if none */
+    /* CRC-32 (zlib's) and count of the bytes fio_out_write has written, for a set's manifest */
+    uint32_t crc;
+    uint64_t bytes;
 } fio_out;
 
 /* Opens an output as described above. */

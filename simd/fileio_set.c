@@ -234,13 +234,10 @@ drsch_status fio_set_commit(fio_set *s, drsch_error *err)
         r = fio_out_close(o, s->durable, err);
         if (r != 0 || in_place)
             continue;
-        uint32_t crc = 0;
-        uint64_t size = 0;
-        if (file_crc(o->tmp, &crc, &size) != 0)
-            r = fio_fail(err, "%s: cannot read it back: %s", o->shown, strerror(errno));
-        if (r == 0)
-            len += (size_t)snprintf(text + len, cap - len, "%08x %llu %s\n", (unsigned)crc,
-                                    (unsigned long long)size, s->suffix[i]);
+        /* the CRC of the bytes as they were written (no read-back: the file is the page cache
+         * until it reaches the disk, so reading it would check nothing more) */
+        len += (size_t)snprintf(text + len, cap - len, "%08x %llu %s\n", (unsigned)o->crc,
+                                (unsigned long long)o->bytes, s->suffix[i]);
     }
     /* The manifest goes first: until every member follows it, the members it does not match are
      * refused by readers. */

@@ -266,7 +266,7 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
     /* Weighted: the first tiles ramp up from 2k rows, each at most as long as the rows seen so
      * far, so a list's threshold tightens before it meets many rows: about k rows are appended
      * per tile instead of a whole tile at first (fewer and smaller quickselects). */
-    size_t head = job->w ? (2 * kk + 63) & ~(size_t)63 : job->tile;
+    size_t head = (2 * kk + 63) & ~(size_t)63;
     for (size_t t = r0, m; t < r1; t += m) {
         m = r1 - t < job->tile ? r1 - t : job->tile;
         size_t ramp = t - r0 > head ? t - r0 : head;
