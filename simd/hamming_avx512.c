@@ -76,14 +76,22 @@ static void avx512_distances(const uint64_t *q, const uint64_t *db, size_t n, si
     }
 }
 
-AI void append_mask(hm_cand_list *l, unsigned m, const __m512i d, int64_t idx0)
+/* The hits of a group of QG <= 8 queries on 8 rows (rem of them real; the group's missing queries
+ * have threshold 0): one 64-bit mask (query j's rows at bits 8j..8j+7), walked bit by bit, so
+ * only the rows that enter a list cost anything and no branch depends on which query hit. */
+AI void append_hits(hm_cand_list *lists, const __m512i *d, const __m512i *thr, const int QG,
+                    size_t rem, int64_t idx0)
 {
-    uint64_t dd[8];
-    _mm512_storeu_si512((void *)dd, d);
-    while (m) {
-        int b = __builtin_ctz(m);
-        m &= m - 1;
-        hm_cand_push(l, idx0 + b, (uint32_t)dd[b]);
+    uint64_t dd[8][8], hits = 0;
+    unsigned valid = rem >= 8 ? 0xffu : (1u << rem) - 1u;
+    for (int j = 0; j < QG; j++) {
+        hits |= (uint64_t)(_mm512_cmplt_epu64_mask(d[j], thr[j]) & valid) << (8 * j);
+        _mm512_storeu_si512((void *)dd[j], d[j]);
+    }
+    while (hits) {
+        int b = __builtin_ctzll(hits);
+        hits &= hits - 1;
+        hm_cand_push(&lists[b >> 3], idx0 + (b & 7), (uint32_t)dd[b >> 3][b & 7]);
     }
 }
 
@@ -110,13 +118,10 @@ AI void scan_fixed(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, i
             for (int j = 1; j < QG; j++)
                 any = _mm512_or_si512(any, _mm512_sub_epi64(dist_fixed(x, qv[j], W), thr[j]));
             if (__builtin_expect(_mm512_cmplt_epi64_mask(any, _mm512_setzero_si512()) != 0, 0)) {
-                unsigned valid = rem >= 8 ? 0xffu : (1u << rem) - 1u;
-                for (size_t j = 0; j < g; j++) {
-                    __m512i d = dist_fixed(x, qv[j], W);
-                    unsigned m = _mm512_cmplt_epu64_mask(d, thr[j]) & valid;
-                    if (m)
-                        append_mask(&lists[j0 + j], m, d, base + (int64_t)i);
-                }
+                __m512i d[8];
+                for (int j = 0; j < QG; j++)
+                    d[j] = dist_fixed(x, qv[j], W);
+                append_hits(lists + j0, d, thr, QG, rem, base + (int64_t)i);
             }
         }
     }
@@ -205,15 +210,8 @@ AI void scan_transposed(const uint64_t *q, size_t nq, const __m512i *tx, size_t 
             __m512i any = _mm512_sub_epi64(d[0], thr[0]);
             for (size_t j = 1; j < TQG; j++)
                 any = _mm512_or_si512(any, _mm512_sub_epi64(d[j], thr[j]));
-            if (__builtin_expect(_mm512_cmplt_epi64_mask(any, _mm512_setzero_si512()) != 0, 0)) {
-                size_t rem = n - i;
-                unsigned valid = rem >= 8 ? 0xffu : (1u << rem) - 1u;
-                for (size_t j = 0; j < g; j++) {
-                    unsigned m = _mm512_cmplt_epu64_mask(d[j], thr[j]) & valid;
-                    if (m)
-                        append_mask(&lists[j0 + j], m, d[j], base + (int64_t)i);
-                }
-            }
+            if (__builtin_expect(_mm512_cmplt_epi64_mask(any, _mm512_setzero_si512()) != 0, 0))
+                append_hits(lists + j0, d, thr, TQG, n - i, base + (int64_t)i);
         }
     }
 }

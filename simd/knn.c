@@ -114,7 +114,9 @@ static void compact_plain(hm_cand_list *l, size_t k, uint32_t *hist, uint32_t bi
 {
     if (l->count < k)
         return;
-    uint32_t range = l->thr < bits + 1 ? l->thr : bits + 1; /* every held distance < range */
+    /* every held distance is at most thr (a compaction keeps some equal to its new thr) and at
+     * most bits */
+    uint32_t range = (l->thr < bits ? l->thr : bits) + 1;
     memset(hist, 0, range * sizeof *hist);
     for (size_t i = 0; i < l->count; i++)
         hist[l->dist[i]]++;
@@ -122,15 +124,17 @@ static void compact_plain(hm_cand_list *l, size_t k, uint32_t *hist, uint32_t bi
     uint32_t D = 0;
     while (below + hist[D] < k)
         below += hist[D++];
+    /* Without branches on the data: every entry is written at o (o <= i) and o advances only
+     * past a kept one (a branch here mispredicted often: it took most of this function's time). */
     size_t take_eq = k - below, o = 0;
     for (size_t i = 0; i < l->count; i++) {
         uint32_t d = l->dist[i];
-        if (d < D || (d == D && take_eq)) {
-            take_eq -= d == D;
-            l->idx[o] = l->idx[i];
-            l->dist[o] = d;
-            o++;
-        }
+        int64_t x = l->idx[i];
+        size_t eq = d == D, keep = (size_t)(d < D) | (eq & (size_t)(take_eq != 0));
+        take_eq -= eq & keep;
+        l->idx[o] = x;
+        l->dist[o] = d;
+        o += keep;
     }
     l->count = o;
     l->thr = D;
