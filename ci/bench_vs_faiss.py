@@ -48,8 +48,48 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def machine():
-    return "%s, %d cores, Linux %s" % (cpu_model(), os.cpu_count(), platform.release())
+def cpu_family_model():
+    """'family F model M' of /proc/cpuinfo (what names the core when the model name is generic,
+    as on virtual machines), or ''."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("cpu family", "model") and key.strip() not in fields:
+                    fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if "cpu family" in fields and "model" in fields:
+        return "family %s model %s" % (fields["cpu family"], fields["model"])
+    return ""
+
+
+def machine(exe=None):
+    """The machine as drsch's reports name it (CPU model, cores, the clock measured now, memory,
+    kernel), from the context of a tiny `drsch bench hamming` run; without exe, or when that run
+    fails, from /proc and platform alone."""
+    ctx = {}
+    if exe:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "ctx.json")
+            p = subprocess.run([exe, "bench", "hamming", "--n", "4096", "--queries", "1",
+                                "--single-queries", "1", "--bits", "64", "--k", "1", "--threads",
+                                "1", "--json", path], capture_output=True, text=True)
+            if p.returncode == 0:
+                with open(path) as f:
+                    ctx = json.load(f).get("context", {})
+    fm = cpu_family_model()
+    parts = [ctx.get("cpu_model") or cpu_model()]
+    if fm:
+        parts[0] += " (%s)" % fm
+    parts.append("%d cores" % (ctx.get("num_cores") or os.cpu_count()))
+    if ctx.get("cpu_ghz_measured"):
+        parts.append("%.2f GHz measured" % ctx["cpu_ghz_measured"])
+    if ctx.get("memory_bytes"):
+        parts.append("%.1f GiB" % (ctx["memory_bytes"] / 2**30))
+    parts.append("Linux %s" % platform.release())
+    return ", ".join(parts)
 
 
 def drsch_version(exe):
@@ -177,7 +217,7 @@ def debian_only(a):
                          row["speedup"], same_dist, same_set), flush=True)
                 if not (same_dist and same_set):
                     sys.exit("drsch and FAISS disagree")
-    mach = "%s, %d cores, %s" % (cpu_model(), os.cpu_count(), platform.platform())
+    mach = machine(a.drsch)
     meta = dict(machine=mach, faiss=faiss.__version__, numpy=np.__version__, seed=a.seed, repeat=a.repeat,
                 command=" ".join(sys.argv))
     lines = ["# drsch search vs FAISS IndexBinaryFlat", "",
@@ -205,9 +245,17 @@ def merge_rows(a, meta, rows, key):
         return rows
     with open(a.json) as f:
         old = json.load(f)
+    clock = re.compile(r", ([0-9.]+) GHz measured( \(the merged rows' run: [0-9.]+ GHz\))?")
     for k in ("machine", "faiss_commit", "faiss_opt_level"):
-        if old["meta"].get(k) != meta[k]:
+        mine, theirs = meta[k], old["meta"].get(k) or ""
+        if k == "machine":  # the measured clock moves from run to run
+            mine, theirs = clock.sub("", mine), clock.sub("", theirs)
+        if theirs != mine:
             sys.exit("--merge: %s has %s %s, this run %s" % (a.json, k, old["meta"].get(k), meta[k]))
+    before = clock.search(old["meta"]["machine"])
+    if before and clock.search(meta["machine"]):
+        meta["machine"] = clock.sub(lambda m: ", %s GHz measured (the merged rows' run: %s GHz)" % (
+            m.group(1), before.group(1)), meta["machine"], count=1)
     if old["meta"]["drsch_commit"].split(", then ")[-1] != meta["drsch_commit"]:
         # A commit of the results or of ci/ changes drsch's version string, not its search.
         meta["drsch_commit"] = old["meta"]["drsch_commit"] + ", then " + meta["drsch_commit"]
@@ -448,7 +496,7 @@ def main():
         ap.error("--grid needs --peer")
     if not a.peer:
         return debian_only(a)
-    meta = dict(machine=machine(), drsch_commit=drsch_version(a.drsch), faiss_commit=a.faiss_commit,
+    meta = dict(machine=machine(a.drsch), drsch_commit=drsch_version(a.drsch), faiss_commit=a.faiss_commit,
                 faiss_opt_level=a.faiss_opt_level, faiss_src=a.faiss_src, numpy=np.__version__, seed=a.seed,
                 repeat=a.repeat,
                 commands=[os.environ.get("BENCH_VS_FAISS_COMMAND") or " ".join(sys.argv)])
