@@ -2,6 +2,7 @@
  * library, prints results and chooses exit codes. Each subcommand lives in harness/cmd_*.c. */
 #define _GNU_SOURCE /* fopencookie */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -102,7 +103,7 @@ int cmd_version(int argc, char **argv)
  * error seen, closed); else "drsch: cannot write standard output: <cause>" and exit 1 (or the
  * command's own failure code). Commands flush stdout themselves (eval, bench hamming), and a
  * failed write's errno is gone by the end: stdout is a stream over fd 1 that keeps it. */
-static int stdout_errno; /* errno of the first failed write or close of stdout */
+static int stdout_errno; /* errno of the first failed write of stdout */
 
 static ssize_t stdout_write(void *cookie, const char *buf, size_t size)
 {
@@ -122,19 +123,9 @@ static ssize_t stdout_write(void *cookie, const char *buf, size_t size)
     return (ssize_t)done; /* fewer than size: the stream's error flag */
 }
 
-static int stdout_close(void *cookie)
-{
-    (void)cookie;
-    if (close(STDOUT_FILENO) == 0)
-        return 0;
-    if (!stdout_errno)
-        stdout_errno = errno;
-    return -1;
-}
-
 static void wrap_stdout(void)
 {
-    cookie_io_functions_t io = {.write = stdout_write, .close = stdout_close};
+    cookie_io_functions_t io = {.write = stdout_write};
     int tty = isatty(STDOUT_FILENO);
     FILE *f = fopencookie(NULL, "w", io);
     if (!f)
@@ -144,6 +135,10 @@ static void wrap_stdout(void)
     stdout = f;
 }
 
+/* Flushes stdout and closes fd 1, but never the stream: exit handlers run after this and may
+ * still flush or write stdout (libstdc++'s std::cout, when libstdc++ was first loaded after
+ * wrap_stdout, holds this very stream and flushes it at exit), and a closed stream is freed
+ * memory. Their writes now fail on the closed descriptor instead. */
 static int close_stdout(int rc)
 {
     errno = 0;
@@ -151,10 +146,14 @@ static int close_stdout(int rc)
     int e = errno;
     bad |= ferror(stdout) != 0;
     errno = 0;
-    if (fclose(stdout) != 0 && !bad) {
+    if (close(STDOUT_FILENO) != 0 && !bad) {
         bad = 1;
         e = errno;
     }
+    /* fd 1 stays taken (by /dev/null), so no file opened later can receive stdout's writes */
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0 && null != STDOUT_FILENO)
+        close(null);
     if (!bad)
         return rc;
     if (stdout_errno)

@@ -15,6 +15,10 @@ add_dependencies(test_reproduce drsch)
 # long work, flags shared by the commands (--threads, --repetitions).
 drsch_criterion_test(test_cli SOURCES test_cli.c test_util.c)
 add_dependencies(test_cli drsch)
+# A library whose destructor writes stdout at exit, preloaded into drsch by test_cli.
+add_library(stdout_at_exit MODULE stdout_at_exit.c)
+add_dependencies(test_cli stdout_at_exit)
+target_compile_definitions(test_cli PRIVATE STDOUT_AT_EXIT_SO="$<TARGET_FILE:stdout_at_exit>")
 # drsch eval, search and encode at the command line: checks made before work (missing flags,
 # outputs, inputs, --threads), the weight-file rule, the eval table and its failures.
 drsch_criterion_test(test_commands SOURCES test_commands.c test_util.c LIBS drsch_harness DNNL::dnnl)

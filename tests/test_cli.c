@@ -231,6 +231,25 @@ Test(help, version_prints_the_version_without_flags)
     result_free(&r);
 }
 
+/* Exit handlers run after drsch's main returns and may still write stdout (libstdc++'s std::cout
+ * flushes at exit the stdout it was set up with, which is drsch's stream when libstdc++ is first
+ * loaded later): stdout must stay a live stream, its writes going nowhere. The preloaded library's
+ * destructor writes and flushes it; MALLOC_PERTURB_ fills freed memory, so a freed stdout would
+ * crash that flush. */
+Test(cli, stdout_stays_a_stream_for_exit_handlers)
+{
+    char out[1 << 14];
+    int rc =
+        tu_run(out, sizeof out,
+               "{ MALLOC_PERTURB_=165 GLIBC_TUNABLES=glibc.malloc.tcache_count=0 LD_PRELOAD=%s "
+               "ASAN_OPTIONS=\"$ASAN_OPTIONS:verify_asan_link_order=0\" %s --version; }",
+               STDOUT_AT_EXIT_SO, tu_exe());
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "commit:"), "%s", out);
+    cr_assert_null(strstr(out, "written at exit"), "stdout was written after drsch closed it: %s",
+                   out);
+}
+
 /* The libraries a command loads (LD_DEBUG=files): a search loads neither HDF5 nor MPI (drsch loads
  * each through its module when first needed; linked, they were 19 of the 28 ms every command took
  * to start), and reading a CUHK03 file does load HDF5. */
