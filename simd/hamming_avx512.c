@@ -5,7 +5,8 @@
  * transposed in registers into "word w of rows r..r+7" vectors (vpermt2q / vshufi64x2), which
  * a group of queries then shares, so each query costs one XOR + one vpopcntq per word per 8
  * codes. Threshold scans OR together the signs of (d - thr) of the whole query group and branch
- * once per 8 rows; the rare hits are resolved per query (the "threshold scan" of exact k-NN).
+ * once per 8 rows; the rare hits are taken from one mask of the group's comparisons
+ * (append_hits; the "threshold scan" of exact k-NN).
  * Other word counts scan an 8-row transposed copy of the rows (see scan_chunked), except a
  * single query, which uses a per-row loop with masked loads.
 
@@ -137,7 +138,8 @@ AI void scan_fixed(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, i
  * Measured on Zen 5 (1 thread, k = 100, `drsch bench hamming`) against the per-row loop below:
  * 512 bits, 1M codes, 1000 queries: 471 vs 2534 ms; 500k codes, 256 queries: 320 bits 54 vs
  * 197 ms, 1024 bits 115 vs 333 ms, 2048 bits 213 vs 443 ms. A single query keeps the per-row
- * loop, which streams the codes at memory speed (1M x 512 bits: 2.5 ms p50, 8.2 ms copied). */
+ * loop, which streams the codes at memory speed (1M x 512 bits, 1 thread: 2.5 ms p50, 8.2 ms with
+ * the copy). */
 #define TCHUNK_BYTES 16384u
 #define TQG 4
 _Static_assert(HM_MAX_BITS / 64 * 64 <= TCHUNK_BYTES, "a chunk holds at least one 8-row group");
