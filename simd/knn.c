@@ -269,8 +269,8 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
     const uint64_t *q = qs->data + q0 * words;
     /* The first tiles ramp up from 2k rows, each at most as long as the rows seen so far, so a
      * list's threshold tightens before it meets many rows: about k rows are appended per tile
-     * instead of a whole tile at first (fewer and smaller selections; plain scans: about 4%
-     * faster at 64 bits, 1M codes, 1000 queries, on Zen 5). */
+     * instead of a whole tile at first (fewer and smaller selections; plain AVX-512 scans of 1M
+     * 64-bit codes, 2 threads, on Zen 5: 250 queries 9.2 -> 7.6 ms, 1000 queries 38 -> 31 ms). */
     size_t head = (2 * kk + 63) & ~(size_t)63;
     for (size_t t = r0, m; t < r1; t += m) {
         m = r1 - t < job->tile ? r1 - t : job->tile;
