@@ -138,7 +138,7 @@ static void wrap_stdout(void)
 /* Flushes stdout and closes fd 1, but never the stream: exit handlers run after this and may
  * still flush or write stdout (libstdc++'s std::cout, when libstdc++ was first loaded after
  * wrap_stdout, holds this very stream and flushes it at exit), and a closed stream is freed
- * memory. Their writes now fail on the closed descriptor instead. */
+ * memory. Their writes now go to /dev/null instead. */
 static int close_stdout(int rc)
 {
     errno = 0;

@@ -306,7 +306,8 @@ void fio_out_write(fio_out *o, const void *p, size_t len)
         o->err = errno ? errno : EIO;
         return;
     }
-    o->crc = (uint32_t)crc32_z(o->crc, (const Bytef *)p, (z_size_t)len);
+    if (o->summed)
+        o->crc = (uint32_t)crc32_z(o->crc, (const Bytef *)p, (z_size_t)len);
     o->bytes += len;
 }
 

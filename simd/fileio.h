@@ -54,7 +54,9 @@ typedef struct {
     char *tmp;   /* the temporary file; NULL when written in place */
     FILE *f;
     int err; /* errno of the first failed write, 0 if none */
-    /* CRC-32 (zlib's) and count of the bytes fio_out_write has written, for a set's manifest */
+    /* A set's member (fio_set_add sets `summed`): CRC-32 (zlib's) and count of the bytes
+     * fio_out_write has written, for the set's manifest; other outputs skip the CRC. */
+    int summed;
     uint32_t crc;
     uint64_t bytes;
 } fio_out;

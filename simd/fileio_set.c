@@ -123,6 +123,7 @@ fio_out *fio_set_add(fio_set *s, const char *suffix, drsch_error *err)
         s->suffix[s->count] = NULL;
         return NULL;
     }
+    s->member[s->count].summed = 1;
     return &s->member[s->count++];
 }
 
