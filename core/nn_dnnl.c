@@ -71,7 +71,12 @@ static drsch_status prim_fail(const nn_net *net, dnnl_status_t st, const char *w
 
 const char *nn_onednn_version(void)
 {
-    static char text[96];
+    static char text[600];
+    const char *unloaded = dnnl_lazy_error();
+    if (unloaded) {
+        snprintf(text, sizeof text, "not available: %s", unloaded);
+        return text;
+    }
     const dnnl_version_t *v = dnnl_version();
     snprintf(text, sizeof text, "%d.%d.%d (%s)", v->major, v->minor, v->patch, v->hash);
     return text;

@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-#include <oneapi/dnnl/dnnl.h>
+#include "dnnl_lazy.h" /* oneDNN, loaded on first use */
 
 #include "nn.h"
 

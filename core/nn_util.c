@@ -80,6 +80,9 @@ static const char *dnnl_status_name(dnnl_status_t st)
 
 drsch_status nn_dnnl_fail(drsch_error *err, dnnl_status_t st, const char *what)
 {
+    const char *unloaded = dnnl_lazy_error();
+    if (unloaded)
+        return drsch_fail(err, DRSCH_ERR_DNNL, "%s: %s", what, unloaded);
     return drsch_fail(err, st == dnnl_out_of_memory ? DRSCH_ERR_NOMEM : DRSCH_ERR_DNNL,
                       "oneDNN %s: %s (status %d)", what, dnnl_status_name(st), (int)st);
 }

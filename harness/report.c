@@ -19,7 +19,7 @@
 #include "nn.h"
 #include "version.h"
 
-#include <dnnl.h>
+#include "dnnl_lazy.h" /* oneDNN, loaded on first use */
 #ifdef DRSCH_HAVE_OPENMP
 #include <omp.h>
 #endif

@@ -250,10 +250,11 @@ Test(cli, stdout_stays_a_stream_for_exit_handlers)
                    out);
 }
 
-/* The libraries a command loads (LD_DEBUG=files): a search loads neither HDF5 nor MPI (drsch loads
- * each through its module when first needed; linked, they were 19 of the 28 ms every command took
- * to start), and reading a CUHK03 file does load HDF5. */
-Test(outputs, search_loads_no_hdf5_or_mpi)
+/* The libraries a command loads (LD_DEBUG=files): a search loads neither oneDNN (nor the C++
+ * runtime it brings), nor HDF5, nor MPI (drsch loads each when first needed; linked, they were
+ * 28 ms of every command's start), --version, which prints oneDNN's version, does load oneDNN,
+ * and reading a CUHK03 file does load HDF5. */
+Test(outputs, search_loads_no_onednn_hdf5_or_mpi)
 {
     static uint8_t npy[4096];
     uint8_t codes[64 * 8];
@@ -269,8 +270,12 @@ Test(outputs, search_loads_no_hdf5_or_mpi)
                tu_exe(), tu_path("db.npy"), tu_path("db.npy"), tu_path("r"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "file=libdrsch.so"), "LD_DEBUG lists the libraries loaded: %s", out);
-    cr_assert_null(strstr(out, "libhdf5"), "drsch search loaded HDF5");
-    cr_assert_null(strstr(out, "libmpi"), "drsch search loaded MPI");
+    const char *heavy[] = {"libdnnl", "libhdf5", "libmpi", "libstdc++"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_null(strstr(out, heavy[i]), "drsch search loaded %s", heavy[i]);
+    rc = tu_run(out, sizeof out, "{ LD_DEBUG=files %s --version 2>&1 >/dev/null; }", tu_exe());
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "file=libdnnl"), "--version loads oneDNN: %s", out);
     tu_write_file(tu_path("x.mat"), "not HDF5", 8);
     rc = tu_run(out, sizeof out, "{ LD_DEBUG=files %s data info cuhk03:%s 2>&1 >/dev/null; }",
                 tu_exe(), tu_path("x.mat"));
