@@ -7,13 +7,16 @@
  *
  * Not timed: speed is the benchmark's job (drsch bench hamming).
  */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, madvise, MADV_HUGEPAGE */
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(DRSCH_HAVE_OPENMP)
 #include <omp.h>
@@ -1178,6 +1181,67 @@ long simd_check_detects_mismatch(simd_check_report *r)
     return r->failures;
 }
 
+/* The VMA of /proc/self/smaps holding address a: its THPeligible flag (0 or 1), or -1 when the
+ * file or the flag cannot be read (an older kernel, no /proc). */
+static int thp_eligible(const void *a)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int in = 0, flag = -1;
+    unsigned long lo, hi, x = (unsigned long)(uintptr_t)a;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = x >= lo && x < hi;
+        else if (in && sscanf(line, "THPeligible: %d", &flag) == 1)
+            break;
+    }
+    fclose(f);
+    return flag;
+}
+
+/* Whether smaps reports a region advised MADV_HUGEPAGE as eligible for huge pages: a 4 MiB
+ * mapping of the check's own as the control (false without huge pages, and under qemu-user,
+ * whose smaps reports none). */
+static bool thp_reported(void)
+{
+    size_t len = (size_t)4 << 20;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    bool yes = madvise(m, len, MADV_HUGEPAGE) == 0 && thp_eligible((char *)m + len / 2) == 1;
+    munmap(m, len);
+    return yes;
+}
+
+long simd_check_buffers(simd_check_report *r)
+{
+    const size_t sizes[] = {
+        0, 1, 100, (256 << 10) - 65, (256 << 10) - 64, 256 << 10, (3 << 20) + 5};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        unsigned char *p = hm_buffer_alloc(n);
+        if (!p) {
+            fail(r, "hm_buffer_alloc(%zu) returned NULL", n);
+            continue;
+        }
+        if ((uintptr_t)p % 64)
+            fail(r, "hm_buffer_alloc(%zu) = %p is not 64-byte aligned", n, (void *)p);
+        memset(p, 0xa5, n);
+        for (size_t j = 0; j < n; j += 4093)
+            if (p[j] != 0xa5)
+                fail(r, "hm_buffer_alloc(%zu): byte %zu did not keep its value", n, j);
+        if (n >= (256 << 10) && thp_reported() && thp_eligible(p) != 1)
+            fail(r, "hm_buffer_alloc(%zu): the mapping is not eligible for huge pages", n);
+        hm_buffer_free(p);
+    }
+    hm_buffer_free(NULL);
+    if (hm_buffer_alloc(SIZE_MAX) || hm_buffer_alloc(SIZE_MAX - 100))
+        fail(r, "hm_buffer_alloc of SIZE_MAX bytes did not return NULL");
+    return r->failures;
+}
+
 const simd_check simd_checks[] = {
     {"isa", simd_check_isa},
     {"distances", simd_check_distances},
@@ -1193,6 +1257,7 @@ const simd_check simd_checks[] = {
     {"knn_weighted_equal", simd_check_knn_weighted_equal},
     {"weights_quantised", simd_check_weights_quantised},
     {"bad_args", simd_check_bad_args},
+    {"buffers", simd_check_buffers},
     {"detects_mismatch", simd_check_detects_mismatch},
 };
 const size_t simd_checks_count = sizeof simd_checks / sizeof simd_checks[0];

@@ -37,6 +37,9 @@ long simd_check_knn_weighted_equal(simd_check_report *r);
 /* hm_weights_create's quantisation: power-of-two step, exact multiples, sum within 2^24 steps. */
 long simd_check_weights_quantised(simd_check_report *r);
 long simd_check_bad_args(simd_check_report *r);
+/* hm_buffer_alloc: aligned, writable, freed, NULL past the address space; from 256 KiB up a
+ * mapping eligible for huge pages whenever a region advised so is reported eligible. */
+long simd_check_buffers(simd_check_report *r);
 /* The self-test: a deliberately wrong expectation that must be reported (checks can fail). */
 long simd_check_detects_mismatch(simd_check_report *r);
 
