@@ -12,8 +12,9 @@ typedef struct {
     int64_t n, nq, bits, k, threads, reps, seed, singles;
     const char *isa_name, *json;
     int weighted;
-    int per_rank; /* under mpirun: --n codes on every rank (weak scaling), not in all */
-    double plant; /* --plant-slowdown: each timed search stretched to plant times its duration */
+    int per_rank;  /* under mpirun: --n codes on every rank (weak scaling), not in all */
+    double plant;  /* --plant-slowdown: each timed search stretched to plant times its duration */
+    int no_limits; /* --no-limits: the machine's limits are not measured (repeated gate runs) */
 } hamming_opts;
 
 /* Rows [lo, hi) of the seeded random database: the bytes lo * row_bytes .. hi * row_bytes of

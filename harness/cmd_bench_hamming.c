@@ -76,6 +76,11 @@ int bh_parse(int argc, char **argv, hamming_opts *o)
                   "for testing the regression gate only: each timed search is followed, inside "
                   "its timing, by a busy wait of F - 1 times its duration, so that the times are "
                   "F times the real ones (recorded in the report's context as planted_slowdown)"),
+        CLI_SWITCH(
+            "no-limits", &o->no_limits, 1,
+            "do not measure the machine's limits (compute ceiling, read bandwidth: about 1 s "
+            "of each run); the report has no kernel limit or roofline. For many short runs, "
+            "such as the regression gate's (default: measured)"),
         CLI_STRING("json", &o->json, "FILE",
                    "also write a Google Benchmark-compatible report (default: none)"),
         CLI_END,
@@ -357,7 +362,8 @@ static int bench_isa_single(const hamming_opts *o, hamming_data *h, hm_isa isa, 
         mean += lat[i] / (double)m;
     qsort(lat, m, sizeof *lat, cmp_double);
     const double p50 = quantile(lat, m, 0.5), p99 = quantile(lat, m, 0.99), max = lat[m - 1];
-    const double stream = (double)o->n * (double)hm_bytes_for_bits((uint32_t)o->bits) / read_bw;
+    const double stream =
+        read_bw > 0 ? (double)o->n * (double)hm_bytes_for_bits((uint32_t)o->bits) / read_bw : 0;
     char name[160];
     snprintf(name, sizeof name, "BM_%s/%s/bits:%lld/n:%lld/queries:1/k:%lld/threads:%d",
              h->w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name(isa), (long long)o->bits,
@@ -368,14 +374,20 @@ static int bench_isa_single(const hamming_opts *o, hamming_data *h, hm_isa isa, 
     rp_counter(e, "p99_ms", p99 * 1e3);
     rp_counter(e, "max_ms", max * 1e3);
     rp_counter(e, "min_ms", lat[0] * 1e3);
-    rp_counter(e, "stream_limit_ms", stream * 1e3);
-    rp_counter(e, "stream_fraction", stream / p50);
-    rp_counter(e, "read_bytes_per_second", read_bw);
+    if (read_bw > 0) {
+        rp_counter(e, "stream_limit_ms", stream * 1e3);
+        rp_counter(e, "stream_fraction", stream / p50);
+        rp_counter(e, "read_bytes_per_second", read_bw);
+    }
     rp_counter(e, "max_rss_bytes", cli_max_rss());
     cli_report_counters(rep, e, h->hw, &counts, (double)m);
     rp_label(e, hm_isa_name(isa));
-    printf("%-8s %9.3f ms %9.3f ms %9.3f ms %9.3f ms %14.3f ms %9.0f%%\n", hm_isa_name(isa),
-           mean * 1e3, p50 * 1e3, p99 * 1e3, max * 1e3, stream * 1e3, 100 * stream / p50);
+    if (read_bw > 0)
+        printf("%-8s %9.3f ms %9.3f ms %9.3f ms %9.3f ms %14.3f ms %9.0f%%\n", hm_isa_name(isa),
+               mean * 1e3, p50 * 1e3, p99 * 1e3, max * 1e3, stream * 1e3, 100 * stream / p50);
+    else
+        printf("%-8s %9.3f ms %9.3f ms %9.3f ms %9.3f ms %17s %10s\n", hm_isa_name(isa), mean * 1e3,
+               p50 * 1e3, p99 * 1e3, max * 1e3, "-", "-");
     fflush(stdout);
     free(lat);
     return 0;
@@ -388,8 +400,8 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
 {
     drsch_error err;
     hm_isa_set(isa, &err);
-    double limit = measure_compute_ceiling((uint32_t)o->bits, h->w);
-    if (!(limit > 0))
+    double limit = o->no_limits ? 0 : measure_compute_ceiling((uint32_t)o->bits, h->w);
+    if (!o->no_limits && !(limit > 0))
         return -1; /* measure_compute_ceiling said why */
     double total = 0, best = 1e300;
     double *times = malloc((size_t)o->reps * sizeof *times); /* ms, each repetition */
@@ -442,7 +454,7 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     mc_counters_stop(h->hw, &counts);
     /* the ceiling again after the timed searches, the higher of the two: a slow phase of a
      * shared machine during one measurement must not make the bound look lower than it is */
-    double again = measure_compute_ceiling((uint32_t)o->bits, h->w);
+    double again = o->no_limits ? 0 : measure_compute_ceiling((uint32_t)o->bits, h->w);
     limit = again > limit ? again : limit;
     free(pidx);
     free(pdist);
@@ -456,9 +468,12 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     double items = comparisons / mean;
     /* Bandwidth model: hm_knn reads the database once per block of queries. */
     double passes = (double)hm_knn_db_passes(&h->db, (size_t)o->nq, (size_t)o->k, h->w != NULL);
-    double t_mem = passes * (double)o->n * (double)code_bytes / read_bw;
-    double t_cmp = comparisons / limit;
-    double roofline = (t_mem > t_cmp ? t_mem : t_cmp) / mean;
+    double roofline = 0;
+    if (!o->no_limits) {
+        double t_mem = passes * (double)o->n * (double)code_bytes / read_bw;
+        double t_cmp = comparisons / limit;
+        roofline = (t_mem > t_cmp ? t_mem : t_cmp) / mean;
+    }
     char name[160];
     snprintf(name, sizeof name, "BM_%s/%s/bits:%lld/n:%lld/queries:%lld/k:%lld/threads:%d",
              h->w ? "WeightedHammingTopK" : "HammingTopK", hm_isa_name(isa), (long long)o->bits,
@@ -467,10 +482,12 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     rp_counter(e, "items_per_second", items);
     rp_counter(e, "bytes_per_second", items * (double)code_bytes);
     rp_counter(e, "best_time_ms", best * 1e3);
-    rp_counter(e, "limit_items_per_second", limit);
-    rp_counter(e, "read_bytes_per_second", read_bw);
     rp_counter(e, "db_passes", passes);
-    rp_counter(e, "roofline_fraction", roofline);
+    if (!o->no_limits) {
+        rp_counter(e, "limit_items_per_second", limit);
+        rp_counter(e, "read_bytes_per_second", read_bw);
+        rp_counter(e, "roofline_fraction", roofline);
+    }
     rp_counter(e, "max_rss_bytes", cli_max_rss());
     rp_counter(e, "results_crc32", bh_results_crc(h->idx, h->dist, h->nres));
     const double plain_mean = plain_total / (double)o->reps;
@@ -482,8 +499,12 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     rp_label(e, hm_isa_name(isa));
     rp_repetitions(rep, e, times, (int)o->reps);
     free(times);
-    printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name(isa), mean * 1e3,
-           items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);
+    if (o->no_limits)
+        printf("%-8s %9.2f ms %14.3f %12.2f %14s %10s\n", hm_isa_name(isa), mean * 1e3,
+               items * 1e-9, items * (double)code_bytes * 1e-9, "-", "-");
+    else
+        printf("%-8s %9.2f ms %14.3f %12.2f %12.3f G %9.0f%%\n", hm_isa_name(isa), mean * 1e3,
+               items * 1e-9, items * (double)code_bytes * 1e-9, limit * 1e-9, roofline * 100);
     if (h->w)
         printf("%-8s weighted at %.2fx the speed of plain Hamming (%.2f ms, timed alternately)\n",
                hm_isa_name(isa), plain_mean / mean, plain_mean * 1e3);
@@ -505,7 +526,7 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
     }
     if (data_make(o, need, &h))
         goto done;
-    double read_bw = measure_read_bandwidth();
+    double read_bw = o->no_limits ? 0 : measure_read_bandwidth();
     if (o->nq == 1)
         printf("%-8s %12s %12s %12s %12s %17s %10s\n", "isa", "mean", "p50", "p99", "max",
                "stream codes once", "of p50");
@@ -528,6 +549,8 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
     rp_context_set(rep, "tie_rule", "(distance, database index)");
     if (o->plant > 1)
         rp_context_set_num(rep, "planted_slowdown", o->plant);
+    if (o->no_limits)
+        rp_context_set(rep, "limits", "not measured (--no-limits)");
     if (h.w) /* weighted distances are exact sums of weights quantised to this step */
         rp_context_set_num(rep, "weight_step", hm_weights_step(h.w));
     if (o->json) {

@@ -501,6 +501,44 @@ Test(search, bench_single_query_latency_reports_percentiles)
     cJSON_Delete(j);
 }
 
+/* --no-limits: the same searches, timed and checked, without measuring the machine's limits:
+ * no compute ceiling, bandwidth or roofline in the entries, the context says so, and the table
+ * prints "-" where the limits go. */
+Test(search, bench_without_limits_reports_no_limits)
+{
+    cJSON *j = bench_hamming_report("--n 30000 --queries 40 --bits 128 --k 10 --repetitions 2 "
+                                    "--threads 2 --no-limits",
+                                    "nolim.json", NULL);
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+    cJSON *lim = cJSON_GetObjectItemCaseSensitive(ctx, "limits");
+    cr_assert(cJSON_IsString(lim) && strstr(lim->valuestring, "not measured"));
+    cJSON *e;
+    int checked = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "benchmarks"))
+    {
+        const char *name = cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring;
+        cJSON *rt = cJSON_GetObjectItemCaseSensitive(e, "run_type");
+        if (cJSON_IsString(rt) && strcmp(rt->valuestring, "iteration"))
+            continue; /* the aggregates carry no counters */
+        checked++;
+        cr_assert(cJSON_GetObjectItemCaseSensitive(e, "items_per_second")->valuedouble > 0, "%s",
+                  name);
+        const char *gone[] = {"limit_items_per_second", "read_bytes_per_second",
+                              "roofline_fraction"};
+        for (int i = 0; i < 3; i++)
+            cr_assert_null(cJSON_GetObjectItemCaseSensitive(e, gone[i]), "%s: %s", name, gone[i]);
+    }
+    cr_assert(checked >= 1);
+    cJSON_Delete(j);
+    char out[4096];
+    int rc = tu_run(out, sizeof out,
+                    "%s bench hamming --n 5000 --queries 8 --k 5 --no-limits "
+                    "--repetitions 1 2>/dev/null",
+                    tu_exe());
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "-          -"), "the table prints no limits: %s", out);
+}
+
 /* drsch bench hamming's roofline: each entry carries its compute ceiling (the same search on a
  * cache-resident database, measured in the run: positive and finite) and the read bandwidth, and
  * roofline_fraction is the time the tighter of the two limits allows over the time measured. */
