@@ -30,8 +30,8 @@ void *hm_buffer_alloc(size_t bytes)
     }
     size_t len = (need + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
     /* map a huge page more, then unmap the ends so the block starts on a 2 MiB boundary */
-    char *raw = mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    char *raw =
+        mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     char *base = (char *)(((uintptr_t)raw + BIG_PAGE - 1) & ~(uintptr_t)(BIG_PAGE - 1));
