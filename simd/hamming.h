@@ -64,10 +64,13 @@ DRSCH_API drsch_status hm_codes_alloc(hm_codes *c, size_t n, uint32_t bits,
                                       drsch_error *err); /* zeroed */
 DRSCH_API void hm_codes_free(hm_codes *c);
 
-/* Buffers of 256 KiB or more (results, candidate lists) backed by transparent huge pages
- * where the kernel offers them. The first touch of each 4 KiB page is a page fault; on the
- * virtual machine measured (a Zen 5 VM) one cost about 9 us, so touching a fresh 1.2 MB buffer
- * took 2.75 ms, and the same buffer on a huge page (one 2 MiB fault) 0.08 ms.
+/* Buffers of 256 KiB or more backed by transparent huge pages where the kernel offers them, for
+ * memory a process touches once, such as the results of hm_knn (drsch search keeps its results in
+ * them). The first touch of each 4 KiB page is a page fault; on the virtual machine measured (a
+ * Zen 5 VM) one cost about 9 us, so touching a fresh 1.2 MB buffer took 2.75 ms, and the same
+ * buffer on a huge page (one 2 MiB fault) 0.08 ms. Not for memory allocated again call after
+ * call: each mapping zeroes fresh huge pages (hm_knn's own candidate lists measured 3.6% slower
+ * in repeated searches on them than on malloc's).
  * hm_buffer_alloc(bytes): 64-byte aligned memory, or NULL. From 256 KiB up an anonymous mapping,
  * 2 MiB aligned, rounded up to whole 2 MiB and advised MADV_HUGEPAGE; below, malloc. Not
  * zeroed. Release it with hm_buffer_free (NULL is ignored), never with free. */
