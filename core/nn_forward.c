@@ -2,8 +2,51 @@
  * layers in plain C), the output reordered to plain; the refresh of the derived weight copies
  * (backward-data layout, bf16) after the parameters change; the outputs a pass leaves. */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "nn_internal.h"
+
+/* Unfolds layer L's nchw source into col: for each output pixel (n, oy, ox) a row of C x KH x KW
+ * values (the weights' order), the source values its kernel taps read, zeros where they read
+ * padding. T is the compute type's storage (float, or uint16_t for bf16 nets): the rows are
+ * short (KW values), so they are copied in a loop rather than by memcpy calls. */
+#define IM2COL(T)                                                                                  \
+    static void im2col_##T(const nn_net *net, const nn_layer *L)                                   \
+    {                                                                                              \
+        const nn_layer_spec *sp = &L->spec;                                                        \
+        const int32_t K = sp->kernel, S = sp->stride, P = sp->pad, C = L->in_c;                    \
+        const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;                    \
+        const T *src = (const T *)(void *)nn_mem_ptr(L->src);                                      \
+        T *col = (T *)(void *)nn_mem_ptr(L->col);                                                  \
+        const int64_t M = (int64_t)net->cfg.batch * OH * OW;                                       \
+        _Pragma("omp parallel for schedule(static)") for (int64_t m = 0; m < M; m++)               \
+        {                                                                                          \
+            const int64_t n = m / ((int64_t)OH * OW);                                              \
+            const int32_t oy = (int32_t)(m / OW % OH), ox = (int32_t)(m % OW);                     \
+            const int32_t ix0 = ox * S - P;                                                        \
+            T *out = col + (size_t)m * C * K * K;                                                  \
+            for (int32_t c = 0; c < C; c++) {                                                      \
+                const T *plane = src + ((size_t)n * C + (size_t)c) * IH * IW;                      \
+                for (int32_t ky = 0; ky < K; ky++, out += K) {                                     \
+                    const int32_t iy = oy * S - P + ky;                                            \
+                    if (iy < 0 || iy >= IH) {                                                      \
+                        for (int32_t kx = 0; kx < K; kx++)                                         \
+                            out[kx] = (T)0;                                                        \
+                        continue;                                                                  \
+                    }                                                                              \
+                    const T *row = plane + (size_t)iy * IW;                                        \
+                    for (int32_t kx = 0; kx < K; kx++) {                                           \
+                        const int32_t ix = ix0 + kx;                                               \
+                        out[kx] = ix >= 0 && ix < IW ? row[ix] : (T)0;                             \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+IM2COL(float)
+IM2COL(uint16_t)
+#undef IM2COL
 
 static void hash_forward(const nn_net *net, const nn_layer *L)
 {
@@ -54,10 +97,17 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
         switch (L->spec.kind) {
         case NN_LAYER_CONV:
         case NN_LAYER_FC:
-            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
+            if (L->col) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                if (nn_mem_md(L->col)->data_type == dnnl_f32)
+                    im2col_float(net, L);
+                else
+                    im2col_uint16_t(net, L);
+            }
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->col ? L->col : L->src};
             a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_fwd ? L->w_fwd : L->w};
             a[2] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->b};
-            a[3] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
+            a[3] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst2d ? L->dst2d : L->dst};
             TRY(nn_exec(net, L->fwd, 4, a, err));
             break;
         case NN_LAYER_POOL_MAX:

@@ -46,6 +46,12 @@ typedef struct {
     dnnl_memory_t w_fwd;
     dnnl_primitive_t w_fwd_reorder;
     char impl[64]; /* oneDNN's name of the forward implementation ("" if none) */
+
+    /* A convolution computed as an inner product over its unfolded input (nn_conv_as_gemm):
+     * col holds every output pixel's receptive field (rows of C x KH x KW), dst2d
+     * and diff_dst2d are 2-D views (pixels x channels) of dst and diff_dst (nhwc), diff_col the
+     * input gradient per receptive field, summed back into diff_src (owned, all NULL else). */
+    dnnl_memory_t col, diff_col, dst2d, diff_dst2d;
 } nn_layer;
 
 typedef struct {
@@ -159,6 +165,11 @@ drsch_status nn_plan_net(nn_net **out, const nn_config *cfg0, drsch_error *err);
 /* A planned net's plain parameter count, and its activation floats per image (an estimate). */
 size_t nn_planned_params(const nn_net *net);
 double nn_planned_act_floats(const nn_net *net);
+
+/* Whether convolution layer L is computed as an inner product over its unfolded input (im2col):
+ * a small output over an input of at least 16 channels, whose receptive fields repeat each input
+ * value at most 4 times on average (nn_plan.c; the unfolded input is planned with the layer). */
+bool nn_conv_as_gemm(const nn_layer *L);
 
 /* Layers (nn_layers.c). */
 /* Whether layer i computes the gradient of its input (training nets; layer 0 with input_grad). */

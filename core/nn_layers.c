@@ -208,10 +208,11 @@ static int conv_bwd_weights_is_ref(nn_net *net, const dnnl_convolution_desc_t *f
  * format_tag_any oneDNN 2.6 picks blocked layouts and its direct jit kernels for training, which
  * block over the output's width and run short rows poorly. Measured per convolution (forward,
  * backward data, backward weights, batch 100, 2-core Zen 5, AVX-512), nhwc against blocked:
- * drsch-mnist's 7x7 and 2x2 outputs took 4.3 against 4.6 ms and 2.4 against 3.2 ms, drsch-cifar's
- * 8x8 4.4 against 4.8 ms; larger outputs were slower in nhwc (cifar's 16x16 9.7 against 9.5 ms,
- * drsch-reid's 20x8 20.4 against 19.8 ms and 40x15 48.7 against 46.9 ms), and so were inputs of
- * 1 or 3 channels (reid's first layer 12.7 against 7.2 ms), which fill no vector of channels. */
+ * drsch-mnist's 7x7 and 2x2 outputs took 4.3 against 4.6 ms and 2.4 against 3.2 ms (the 2x2 one
+ * now runs as an inner product, build_conv_gemm), drsch-cifar's 8x8 4.4 against 4.8 ms; larger
+ * outputs were slower in nhwc (cifar's 16x16 9.7 against 9.5 ms, drsch-reid's 20x8 20.4
+ * against 19.8 ms and 40x15 48.7 against 46.9 ms), and so were inputs of 1 or 3 channels (reid's
+ * first layer 12.7 against 7.2 ms), which fill no vector of channels. */
 #define NHWC_MIN_IN_C 16
 #define NHWC_MAX_OUT_PIXELS 64
 
@@ -230,8 +231,110 @@ static int conv_nhwc_is_brgemm(nn_net *net, const dnnl_convolution_desc_t *nhwc_
     return brg;
 }
 
+/* In the layer builders: on a failure, go to their cleanup (done:) with s set. */
+#define CK(x)                                                                                      \
+    do {                                                                                           \
+        s = (x);                                                                                   \
+        if (s != DRSCH_OK)                                                                         \
+            goto done;                                                                             \
+    } while (0)
+
+/* A convolution computed as an inner product over its unfolded input (nn_conv_as_gemm): oneDNN's
+ * inner product (brgemm) over rows of N x OH x OW receptive fields of C x KH x KW values, its
+ * weights the convolution's (OC, C, KH, KW) as (OC, C x KH x KW), so the parameters and model
+ * files are the same (2-D: oneDNN 2.6 ran a 4-D source with 5x5 spatial dims on its slower gemm).
+ * The forward pass unfolds the nchw source into col (nn_forward.c), the backward pass sums diff_col
+ * back into diff_src (nn_backward.c); the output is nhwc, the inner product's rows. drsch-mnist's
+ * conv3 (6x6 input, 5x5 kernel, 2x2 output, 64 to 128 channels) ran its forward pass at 27% of the
+ * f32 peak as a convolution in oneDNN's blocked layouts and 58% in nhwc, where oneDNN's inner
+ * product over the same numbers ran at 91% (batch 100, 2-core Zen 5). The unfolding costs about
+ * 0.3 ms a batch (2.56 MB of rows): with it, drsch-mnist's training step ran 3-5% faster than with
+ * conv3 in nhwc, and encoding 0.4-2% (drsch bench train / encode, 2 threads, three rounds side by
+ * side). */
+static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t N = net->cfg.batch, K = sp->kernel;
+    const dnnl_dim_t M = (dnnl_dim_t)N * L->out_h * L->out_w;
+    const dnnl_dim_t KC = (dnnl_dim_t)L->in_c * K * K;
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, cdm = {M, KC}, wd = {sp->out, KC},
+                bdm = {sp->out}, d2 = {M, L->out_c}, dd = {N, L->out_c, L->out_h, L->out_w};
+    const dnnl_data_type_t cdt = compute_dt(net), odt = dst_dt(net, i);
+    dnnl_memory_desc_t S = nn_md_dt(4, sd, cdt, dnnl_nchw), C = nn_md_dt(2, cdm, cdt, dnnl_nc),
+                       w_any = nn_md_dt(2, wd, cdt, dnnl_format_tag_any),
+                       b_x = nn_md_tag(1, bdm, dnnl_x), D2 = nn_md_dt(2, d2, odt, dnnl_nc),
+                       D = nn_md_dt(4, dd, odt, dnnl_nhwc);
+    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+    dnnl_inner_product_desc_t ipd;
+    DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &C, &w_any, &b_x, &D2), "conv gemm desc");
+    dnnl_primitive_attr_t attr = NULL;
+    if (sp->relu)
+        TRY(relu_attr(net, &attr, err));
+    dnnl_primitive_desc_t fpd = NULL;
+    drsch_status s =
+        nn_make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "convolution (gemm) forward", err);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    TRY(s);
+    note_impl(L, fpd);
+    dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    /* (OC, C x KH x KW) in plain order is the convolution's plain oihw */
+    dnnl_memory_desc_t w_plain = nn_md_tag(2, wd, dnnl_oi);
+    CK(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * (size_t)KC, err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
+    CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    CK(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    CK(nn_new_mem(net, &L->dst2d, &D2, nn_mem_ptr(L->dst), err));
+    CK(nn_new_mem(net, &L->col, &C, DNNL_MEMORY_ALLOCATE, err));
+    CK(bind_src(net, i, &S, err));
+    if (net->cfg.training) {
+        CK(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+        CK(nn_new_mem(net, &L->diff_dst2d, &D2, nn_mem_ptr(L->diff_dst), err));
+        CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+        if (sp->relu)
+            CK(build_relu_bwd(net, L, &D, err));
+        dnnl_inner_product_desc_t wdsc;
+        dnnl_status_t st =
+            dnnl_inner_product_backward_weights_desc_init(&wdsc, &C, &w_any, &b_x, &D2);
+        if (st != dnnl_success) {
+            s = nn_dnnl_fail(err, st, "conv gemm bwd weights desc");
+            goto done;
+        }
+        dnnl_primitive_desc_t wpd = NULL;
+        CK(nn_make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd,
+                        "convolution (gemm) backward weights", err));
+        s = bind_dw(net, L, wpd, &W, err);
+        dnnl_primitive_desc_destroy(wpd);
+        if (s != DRSCH_OK)
+            goto done;
+        if (nn_need_data_grad(net, i)) {
+            dnnl_inner_product_desc_t ddsc;
+            st = dnnl_inner_product_backward_data_desc_init(&ddsc, &C, &w_any, &D2);
+            if (st != dnnl_success) {
+                s = nn_dnnl_fail(err, st, "conv gemm bwd data desc");
+                goto done;
+            }
+            dnnl_primitive_desc_t dpd = NULL;
+            CK(nn_make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd,
+                            "convolution (gemm) backward data", err));
+            s = bind_w_bwd(net, L, dpd, &W, err);
+            dnnl_primitive_desc_destroy(dpd);
+            if (s != DRSCH_OK)
+                goto done;
+            CK(nn_new_mem(net, &L->diff_col, &C, DNNL_MEMORY_ALLOCATE, err));
+        }
+    }
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    return s;
+}
+
 static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
 {
+    if (nn_conv_as_gemm(&net->layers[i]))
+        return build_conv_gemm(net, i, err);
+
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     const int32_t N = net->cfg.batch;
@@ -283,12 +386,6 @@ static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
     dnnl_memory_desc_t w_plain = nn_md_tag(4, wd, dnnl_oihw);
     size_t wn = (size_t)sp->out * L->in_c * sp->kernel * sp->kernel;
     s = DRSCH_OK;
-#define CK(x)                                                                                      \
-    do {                                                                                           \
-        s = (x);                                                                                   \
-        if (s != DRSCH_OK)                                                                         \
-            goto done;                                                                             \
-    } while (0)
     CK(bind_weights(net, i, &W, &w_plain, wn, err));
     L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
     CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));

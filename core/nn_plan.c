@@ -110,10 +110,23 @@ size_t nn_planned_params(const nn_net *net)
     return n > 0x1p60 ? SIZE_MAX - 1 : (size_t)n;
 }
 
+/* The floats of a convolution's unfolded input per image: a KH x KW x C row per output pixel. */
+static double unfolded_floats(const nn_layer *L)
+{
+    return (double)L->spec.kernel * L->spec.kernel * L->in_c * L->out_h * L->out_w;
+}
+
+bool nn_conv_as_gemm(const nn_layer *L)
+{
+    return L->spec.kind == NN_LAYER_CONV && L->in_c >= 16 &&
+           unfolded_floats(L) <= 4.0 * L->in_c * L->in_h * L->in_w;
+}
+
 /* Activation floats one image takes in the net's buffers: the input and every layer's output,
  * channels of 4-D tensors rounded up to 8 (the blocked layouts oneDNN picks pad them to 8 or
- * 16), twice that for training nets (a gradient of each). An estimate, known before anything
- * is allocated; oneDNN's reorders and workspaces come on top. */
+ * 16), and the unfolded inputs of convolutions computed as inner products; twice that for
+ * training nets (a gradient of each). An estimate, known before anything is allocated;
+ * oneDNN's reorders and workspaces come on top. */
 double nn_planned_act_floats(const nn_net *net)
 {
     const nn_config *c = &net->cfg;
@@ -122,6 +135,8 @@ double nn_planned_act_floats(const nn_net *net)
         const nn_layer *L = &net->layers[i];
         double ch = L->out_4d ? (double)((L->out_c + 7) / 8 * 8) : (double)L->out_c;
         n += ch * L->out_h * L->out_w;
+        if (nn_conv_as_gemm(L))
+            n += unfolded_floats(L);
     }
     return c->training ? 2 * n : n;
 }

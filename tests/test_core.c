@@ -275,29 +275,34 @@ static double triplet_loss(const float *y, const int32_t *labels, int32_t n, int
     return st.loss;
 }
 
+/* Shape 0 runs on oneDNN's convolution; shape 1 (16 channels, 5x6 input, 3x3 outputs: each input
+ * value in 2.7 receptive fields on average) as an inner product over the unfolded input, padding
+ * and stride included (core/nn_layers.c, build_conv_gemm). */
 Test(core_forward, conv_matches_reference)
 {
     rng_reset(1);
-    const int N = 3, C = 3, H = 9, W = 8, O = 5, K = 3, S = 2, P = 1;
-    for (int relu = 0; relu <= 1; relu++) {
-        nn_layer_spec l[] = {L_CONV(O, K, S, P, relu)};
-        nn_net *net = make_net(l, 1, C, H, W, 4, N, 0);
-        const int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
-        float *x = rand_buf((size_t)N * C * H * W, 1.0);
-        float *p = export_params(net);
-        for (int o = 0; o < O; o++)
-            p[O * C * K * K + o] = (float)(0.1 * o); /* non-zero biases */
-        drsch_error err;
-        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
-                     err.msg);
-        float *y = malloc(sizeof(float) * N * O * OH * OW);
-        ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, S, P, relu, OH, OW);
-        cr_assert_eq(nn_output_dim(net), O * OH * OW);
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW, 1e-5, "conv");
-        free(x), free(p), free(y);
-        nn_net_free(net);
-    }
+    for (int shape = 0; shape <= 1; shape++)
+        for (int relu = 0; relu <= 1; relu++) {
+            const int N = 3, C = shape ? 16 : 3, H = shape ? 5 : 9, W = shape ? 6 : 8,
+                      O = shape ? 8 : 5, K = 3, S = 2, P = 1;
+            nn_layer_spec l[] = {L_CONV(O, K, S, P, relu)};
+            nn_net *net = make_net(l, 1, C, H, W, 4, N, 0);
+            const int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+            float *x = rand_buf((size_t)N * C * H * W, 1.0);
+            float *p = export_params(net);
+            for (int o = 0; o < O; o++)
+                p[O * C * K * K + o] = (float)(0.1 * o); /* non-zero biases */
+            drsch_error err;
+            cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                         err.msg);
+            float *y = malloc(sizeof(float) * N * O * OH * OW);
+            ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, S, P, relu, OH, OW);
+            cr_assert_eq(nn_output_dim(net), O * OH * OW);
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW, 1e-5, "conv");
+            free(x), free(p), free(y);
+            nn_net_free(net);
+        }
 }
 
 Test(core_forward, pooling_matches_reference_ceil_mode)
@@ -375,6 +380,18 @@ Test(core_gradient, conv_linear)
     nn_layer_spec l[] = {L_CONV(4, 3, 2, 1, 0)};
     nn_net *net = make_net(l, 1, 3, 7, 7, 4, 2, 1);
     check_gradients(net, 1e-2, 2e-3, 1e-2, 40);
+    nn_net_free(net);
+}
+
+/* A convolution computed as an inner product over its unfolded input (16 channels, 5x6 input,
+ * 3x3 kernel, stride 2, padding 1: 3x3 outputs), ReLU fused, input gradient on: the unfolding's
+ * backward sums each receptive field's gradient back, taps on padding dropped. */
+Test(core_gradient, conv_as_gemm)
+{
+    rng_reset(17);
+    nn_layer_spec l[] = {L_CONV(8, 3, 2, 1, 1)};
+    nn_net *net = make_net(l, 1, 16, 5, 6, 4, 2, 1);
+    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
     nn_net_free(net);
 }
 
