@@ -216,8 +216,16 @@ typedef struct {
 
 DRSCH_API void nn_sgd_defaults(nn_sgd_config *c); /* the authors' solver values */
 /* The momentum history of a training net (count floats in the net's internal layout; NULL and
- * 0 for inference nets): checkpoints save it so a resumed run continues exactly. */
+ * 0 for inference nets). The layout is the one oneDNN picked for this build and CPU. */
 DRSCH_API float *nn_sgd_history(nn_net *net, size_t *count);
+/* The momentum history in the plain layout of nn_params_export (n = nn_params_plain_size),
+ * the same whatever layouts oneDNN picked: checkpoints save it this way, so a run resumed by
+ * another build or on another CPU continues as it would have. DRSCH_ERR_ARG for an inference
+ * net or another n. */
+DRSCH_API drsch_status nn_sgd_history_export(const nn_net *net, float *plain, size_t n,
+                                             drsch_error *err);
+DRSCH_API drsch_status nn_sgd_history_import(nn_net *net, const float *plain, size_t n,
+                                             drsch_error *err);
 DRSCH_API float nn_sgd_lr(const nn_sgd_config *c, int64_t iter);
 /* Caffe's update: v = momentum*v + lr*lr_mult*(g + wd*decay_mult*w); w -= v. */
 DRSCH_API drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter,

@@ -36,29 +36,69 @@ static dnnl_status_t reorder_once(const nn_net *net, const dnnl_memory_desc_t *s
     return st;
 }
 
-drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
+/* Tensor t of region r of the block (0 parameters, 2 momentum history) from / to plain. */
+static drsch_status region_from_plain(nn_net *net, int r, int32_t t, const float *plain,
+                                      drsch_error *err)
 {
     nn_tensor *T = &net->tensors[t];
-    float *dst = net->block + T->offset;
+    float *dst = net->block + (size_t)r * net->block_floats + T->offset;
     if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
         memcpy(dst, plain, T->plain_count * sizeof(float));
         return DRSCH_OK;
     }
-    dnnl_status_t st = reorder_once(net, &T->plain_md, plain, &T->md, dst);
-    net->weights_dirty = true;
-    DN(st, "parameter import reorder");
+    DN(reorder_once(net, &T->plain_md, plain, &T->md, dst), "parameter import reorder");
     return DRSCH_OK;
 }
 
-drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err)
+static drsch_status region_to_plain(const nn_net *net, int r, int32_t t, float *plain,
+                                    drsch_error *err)
 {
     const nn_tensor *T = &net->tensors[t];
-    float *src = net->block + T->offset;
+    const float *src = net->block + (size_t)r * net->block_floats + T->offset;
     if (dnnl_memory_desc_equal(&T->md, &T->plain_md)) {
         memcpy(plain, src, T->plain_count * sizeof(float));
         return DRSCH_OK;
     }
     DN(reorder_once(net, &T->md, src, &T->plain_md, plain), "parameter export reorder");
+    return DRSCH_OK;
+}
+
+drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err)
+{
+    net->weights_dirty = true;
+    return region_from_plain(net, 0, t, plain, err);
+}
+
+drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err)
+{
+    return region_to_plain(net, 0, t, plain, err);
+}
+
+drsch_status nn_sgd_history_export(const nn_net *net, float *plain, size_t n, drsch_error *err)
+{
+    if (!net->cfg.training)
+        return drsch_fail(err, DRSCH_ERR_ARG, "momentum export: an inference network has none");
+    if (n != nn_params_plain_size(net))
+        return drsch_fail(err, DRSCH_ERR_ARG, "momentum export: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(region_to_plain(net, 2, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    return DRSCH_OK;
+}
+
+drsch_status nn_sgd_history_import(nn_net *net, const float *plain, size_t n, drsch_error *err)
+{
+    if (!net->cfg.training)
+        return drsch_fail(err, DRSCH_ERR_ARG, "momentum import: an inference network has none");
+    if (n != nn_params_plain_size(net))
+        return drsch_fail(err, DRSCH_ERR_ARG, "momentum import: %zu floats given, %zu needed", n,
+                          nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(region_from_plain(net, 2, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
     return DRSCH_OK;
 }
 

@@ -183,18 +183,17 @@ static drsch_status save_checkpoint(nn_net *net, const tr_config *c, const ds_da
         return st;
     if ((st = nn_model_save(net, path, err)) != DRSCH_OK)
         return st;
-    /* State blob: plain parameters, then the momentum history. */
-    size_t np = nn_params_plain_size(net), nh;
-    float *hist = nn_sgd_history(net, &nh);
-    float *blob = malloc(sizeof(float) * (np + nh + 1));
+    /* State blob: plain parameters, then the momentum history in the same plain layout. */
+    size_t np = nn_params_plain_size(net);
+    float *blob = malloc(sizeof(float) * (2 * np + 1));
     if (!blob)
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a checkpoint");
-    if ((st = nn_params_export(net, blob, np, err)) != DRSCH_OK) {
+    if ((st = nn_params_export(net, blob, np, err)) != DRSCH_OK ||
+        (st = nn_sgd_history_export(net, blob + np, np, err)) != DRSCH_OK) {
         free(blob);
         return st;
     }
-    memcpy(blob + np, hist, sizeof(float) * nh);
-    st = tr_write_state(path, iter, settings, blob, np + nh, err);
+    st = tr_write_state(path, iter, settings, blob, 2 * np, err);
     free(blob);
     return st;
 }
@@ -400,13 +399,26 @@ static drsch_status resume(run *r, const char *resume_path, drsch_error *err)
                           c->arch, c->bits, r->d->c, r->aug.out_h, r->aug.out_w);
     size_t nh, np = nn_params_plain_size(r->net);
     float *hist = nn_sgd_history(r->net, &nh);
-    float *blob = malloc(sizeof(float) * (np + nh + 1));
+    float *blob = malloc(sizeof(float) * (np + (nh > np ? nh : np) + 1));
     if (!blob)
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    st = tr_read_state(resume_path, c, r->settings, r->fp_v1, &r->start, blob, np + nh, err);
-    if (st == DRSCH_OK) {
+    int old = 0;
+    st = tr_read_state(resume_path, c, r->settings, r->fp_v1, &r->start, blob, 2 * np, np + nh,
+                       &old, err);
+    if (st == DRSCH_OK)
         st = nn_params_import(r->net, blob, np, err);
-        memcpy(hist, blob + np, sizeof(float) * nh);
+    if (st == DRSCH_OK && !old)
+        st = nn_sgd_history_import(r->net, blob + np, np, err);
+    if (st == DRSCH_OK && old) {
+        /* Its momentum is laid out as the oneDNN kernels of the build that wrote it chose, which
+         * this build may not share (they changed with the CPU and between versions): read in
+         * another layout it would be other numbers, so it starts again from zero. */
+        memset(hist, 0, sizeof(float) * nh);
+        fprintf(stderr,
+                "drsch train: %s.state was written by an older drsch, which kept the momentum in "
+                "the layout of its oneDNN kernels: the momentum starts again from zero, so the "
+                "run does not continue exactly as an uninterrupted one would\n",
+                resume_path);
     }
     free(blob);
     if (st != DRSCH_OK)
@@ -478,18 +490,22 @@ static drsch_status alloc_batch(run *r, drsch_error *err)
  * collective). */
 static drsch_status share_start(run *r, drsch_error *err)
 {
-    size_t nh, np = nn_params_plain_size(r->net);
-    float *hist = nn_sgd_history(r->net, &nh);
-    float *blob = malloc(sizeof(float) * (np + 1));
+    size_t np = nn_params_plain_size(r->net);
+    float *blob = malloc(sizeof(float) * (2 * np + 1));
     drsch_status st = blob ? DRSCH_OK : drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    if (st == DRSCH_OK && writer(r))
+    if (st == DRSCH_OK && writer(r)) {
         st = nn_params_export(r->net, blob, np, err);
+        if (st == DRSCH_OK)
+            st = nn_sgd_history_export(r->net, blob + np, np, err);
+    }
     if ((st = agree(r, st, err)) == DRSCH_OK) {
         r->par->broadcast(r->par->ctx, &r->start, sizeof r->start);
-        r->par->broadcast(r->par->ctx, blob, sizeof(float) * np);
-        r->par->broadcast(r->par->ctx, hist, sizeof(float) * nh);
-        if (!writer(r))
+        r->par->broadcast(r->par->ctx, blob, sizeof(float) * 2 * np);
+        if (!writer(r)) {
             st = nn_params_import(r->net, blob, np, err);
+            if (st == DRSCH_OK)
+                st = nn_sgd_history_import(r->net, blob + np, np, err);
+        }
         st = agree(r, st, err);
     }
     free(blob);

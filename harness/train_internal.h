@@ -23,13 +23,16 @@ uint32_t tr_config_fingerprint(const tr_config *c, const ds_split *split);
  * when they do not fit. */
 int tr_config_settings(const tr_config *c, const ds_split *split, char *buf, size_t n);
 /* Writes MODEL.state atomically: iteration, the settings list, hist[0..nh) (parameters, then
- * momentum history), checksum. */
+ * momentum history, both in plain layout), checksum. */
 drsch_status tr_write_state(const char *model_path, int64_t iter, const char *settings,
                             const float *hist, size_t nh, drsch_error *err);
-/* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
- * version 1 state, fingerprint fp_v1) and c->iters iterations; refuses a state of other settings
+/* Reads MODEL.state into hist and *iter, for a run of settings `have` (and, for a version 1
+ * state, fingerprint fp_v1) and c->iters iterations: nh values from a version 3 state (momentum
+ * in plain layout), nh_old from an older one (momentum in the internal layout of the build that
+ * wrote it), *old set to say which (hist holds the larger). Refuses a state of other settings
  * (naming them), of another size, corrupt, or beyond c->iters. */
 drsch_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
-                           uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, drsch_error *err);
+                           uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, size_t nh_old,
+                           int *old, drsch_error *err);
 
 #endif

@@ -200,11 +200,14 @@ static int settings_diff(const char *stored, size_t stored_len, const char *have
     return count;
 }
 
-/* State files. Version 2, "DRSCHTR2": u64 iteration, u32 length and the settings list above,
- * u64 count, f32 values[count] (parameters, then momentum history), u32 crc32 of every byte
- * before it. Version 1, "DRSCHTR1", held a crc32 of the settings instead of the list: still
- * read, but a mismatch cannot say which setting differs. */
-static const char STATE_MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '2'};
+/* State files. Version 3, "DRSCHTR3": u64 iteration, u32 length and the settings list above,
+ * u64 count, f32 values[count] (parameters, then momentum history, both in the plain layout of
+ * nn_params_export), u32 crc32 of every byte before it. Version 2, "DRSCHTR2", is the same with
+ * the momentum in the internal layout of the oneDNN kernels of the build that wrote it (which
+ * another build or CPU may not share). Version 1, "DRSCHTR1", also held a crc32 of the settings
+ * instead of the list: a mismatch cannot say which setting differs. Both still read. */
+static const char STATE_MAGIC[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '3'};
+static const char STATE_MAGIC_V2[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '2'};
 static const char STATE_MAGIC_V1[8] = {'D', 'R', 'S', 'C', 'H', 'T', 'R', '1'};
 
 drsch_status tr_write_state(const char *model_path, int64_t iter, const char *settings,
@@ -248,7 +251,8 @@ drsch_status tr_write_state(const char *model_path, int64_t iter, const char *se
 /* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
  * version 1 state, fingerprint fp_v1) and c->iters iterations. */
 drsch_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
-                           uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, drsch_error *err)
+                           uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, size_t nh_old,
+                           int *old, drsch_error *err)
 {
     size_t plen = strlen(model_path);
     char *path = malloc(plen + 8), *stored = malloc(TR_STATE_SETTINGS_MAX + 1);
@@ -271,11 +275,15 @@ drsch_status tr_read_state(const char *model_path, const tr_config *c, const cha
         goto out;
     }
     if (fread(magic, 1, 8, f) != 8 ||
-        (memcmp(magic, STATE_MAGIC, 8) && memcmp(magic, STATE_MAGIC_V1, 8))) {
+        (memcmp(magic, STATE_MAGIC, 8) && memcmp(magic, STATE_MAGIC_V2, 8) &&
+         memcmp(magic, STATE_MAGIC_V1, 8))) {
         st = drsch_fail(err, DRSCH_ERR_IO, "%s: not a drsch training state (bad magic)", path);
         goto out;
     }
     v1 = memcmp(magic, STATE_MAGIC_V1, 8) == 0;
+    *old = memcmp(magic, STATE_MAGIC, 8) != 0;
+    if (*old)
+        nh = nh_old;
     if (fread(&it, 8, 1, f) != 1 || (v1 && fread(&sfp, 4, 1, f) != 1) ||
         (!v1 && fread(&slen, 4, 1, f) != 1)) {
         st = drsch_fail(err, DRSCH_ERR_IO, "%s: truncated training state", path);

@@ -760,6 +760,40 @@ static nn_net *trained_mnist(int bits)
     return net;
 }
 
+/* The momentum history in plain layout (what checkpoints save): imported and exported back
+ * unchanged through the blocked and nhwc layouts oneDNN picks, and kept apart from the
+ * parameters; wrong sizes and inference nets are refused. */
+Test(core_model, momentum_history_round_trips_in_plain_layout)
+{
+    rng_reset(21);
+    nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 1), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0),
+                         L_CONV(32, 3, 1, 0, 1), L_FC(8, 0)};
+    nn_net *net = make_net(l, 4, 3, 10, 10, 8, 4, 0);
+    const size_t n = nn_params_plain_size(net);
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)), *p0 = export_params(net),
+          *p1 = NULL;
+    for (size_t k = 0; k < n; k++)
+        x[k] = (float)((double)k * 1e-3 - 0.5);
+    drsch_error err;
+    cr_assert_eq(nn_sgd_history_import(net, x, n, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_sgd_history_export(net, y, n, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(memcmp(x, y, n * sizeof(float)), 0, "momentum changed in the round trip");
+    p1 = export_params(net);
+    cr_expect_eq(memcmp(p0, p1, n * sizeof(float)), 0, "importing momentum changed parameters");
+    cr_expect_eq(nn_sgd_history_import(net, x, n - 1, &err), DRSCH_ERR_ARG);
+    cr_expect(strstr(err.msg, "needed") != NULL, "%s", err.msg);
+    cr_expect_eq(nn_sgd_history_export(net, y, n + 1, &err), DRSCH_ERR_ARG);
+    nn_config cfg = *nn_net_config(net);
+    cfg.training = 0;
+    nn_net *inf = NULL;
+    cr_assert_eq(nn_net_create(&inf, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(nn_sgd_history_export(inf, y, n, &err), DRSCH_ERR_ARG);
+    cr_expect(strstr(err.msg, "inference") != NULL, "%s", err.msg);
+    nn_net_free(inf);
+    free(x), free(y), free(p0), free(p1);
+    nn_net_free(net);
+}
+
 Test(core_model, save_load_encode_round_trip)
 {
     const int bits = 48, n = 53;

@@ -80,6 +80,61 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     cr_assert(strstr(out, "other settings") != NULL, "%s", out);
 }
 
+/* A version 2 training state (momentum in the internal layout of the build that wrote it) is
+ * still resumed: the parameters as saved, the momentum from zero, and stderr says so. The state
+ * of a version 3 run is rewritten as version 2 would have laid it out: magic "DRSCHTR2" and
+ * parameters + internal momentum (nn_sgd_history's count, here zeros), crc32 over it all. */
+Test(train, version_2_state_resumes_with_the_momentum_from_zero)
+{
+    static char out[1 << 16];
+    int rc =
+        tu_run(out, sizeof out,
+               "%s train --threads 2 --iters 40 --log-every 20 --checkpoint-every 20 --bits 16 "
+               "--out %s",
+               tu_exe(), tu_path("v3.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    nn_net *net = NULL;
+    drsch_error err;
+    /* the batch of the run (10 x 10), whose layouts the resume will pick */
+    cr_assert_eq(nn_model_load(&net, tu_path("v3.bin"), 100, 1, &err), DRSCH_OK, "%s", err.msg);
+    size_t nh, np = nn_params_plain_size(net);
+    (void)nn_sgd_history(net, &nh);
+    nn_net_free(net);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s.state", tu_path("v3.bin"));
+    size_t len;
+    char *v3 = tu_slurp(path, &len);
+    cr_assert(v3 && len > 28 && memcmp(v3, "DRSCHTR3", 8) == 0, "not a version 3 state");
+    uint32_t slen;
+    memcpy(&slen, v3 + 16, 4);
+    const size_t head = 20 + (size_t)slen; /* magic, iteration, settings */
+    uint64_t count;
+    memcpy(&count, v3 + head, 8);
+    cr_assert_eq(count, 2 * np, "a version 3 state holds parameters and momentum, plain");
+    const size_t v2len = head + 8 + (np + nh) * sizeof(float) + 4;
+    char *v2 = calloc(1, v2len);
+    memcpy(v2, v3, head);
+    memcpy(v2, "DRSCHTR2", 8);
+    uint64_t c2 = np + nh;
+    memcpy(v2 + head, &c2, 8);
+    memcpy(v2 + head + 8, v3 + head + 8, np * sizeof(float)); /* parameters; momentum zeros */
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)v2, (uInt)(v2len - 4));
+    memcpy(v2 + v2len - 4, &crc, 4);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(v2, 1, v2len, f) == v2len && fclose(f) == 0);
+    free(v2);
+    free(v3);
+
+    rc = tu_run(out, sizeof out,
+                "%s train --threads 2 --iters 40 --log-every 20 --checkpoint-every 20 --bits 16 "
+                "--resume %s --out %s",
+                tu_exe(), tu_path("v3.bin"), tu_path("v2-resumed.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "written by an older drsch") && strstr(out, "starts again from zero"),
+              "%s", out);
+}
+
 /* The lr and decay multipliers of each tensor of the model file at path: lr_mult must be 1
  * everywhere and decay_mult decay[group] (nn_param_group order), lr_bias for biases. */
 static void expect_model_mults(const char *path, const float decay[NN_GROUPS], float lr_bias)
