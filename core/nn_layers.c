@@ -248,7 +248,7 @@ static int conv_nhwc_is_brgemm(nn_net *net, const dnnl_convolution_desc_t *nhwc_
  * conv3 (6x6 input, 5x5 kernel, 2x2 output, 64 to 128 channels) ran its forward pass at 27% of the
  * f32 peak as a convolution in oneDNN's blocked layouts and 58% in nhwc, where oneDNN's inner
  * product over the same numbers ran at 91% (batch 100, 2-core Zen 5). The unfolding costs about
- * 0.3 ms a batch (2.56 MB of rows): with it, drsch-mnist's training step ran 3-5% faster than with
+ * 0.2 ms a batch (2.56 MB of rows): with it, drsch-mnist's training step ran 3-5% faster than with
  * conv3 in nhwc, and encoding 0.4-2% (drsch bench train / encode, 2 threads, three rounds side by
  * side). */
 static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
