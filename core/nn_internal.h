@@ -183,8 +183,8 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err);
 /* oneDNN's implementation name of the first convolution or inner product ("" if none). */
 const char *nn_net_impl(const nn_net *net);
 
-/* Reorder between a plain buffer and a tensor's internal memory (not on the hot path). */
-drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err);
+/* A tensor's parameters from a plain buffer, reordered to its internal memory (not on the hot
+ * path). */
 drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, drsch_error *err);
 
 #endif

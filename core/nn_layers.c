@@ -239,6 +239,39 @@ static int conv_nhwc_is_brgemm(nn_net *net, const dnnl_convolution_desc_t *nhwc_
             goto done;                                                                             \
     } while (0)
 
+/* The backward primitives of layer i computed by the inner product fpd over source S and
+ * output D (weights W, weight and bias descriptors w_any and b_x): the weight gradient, and the
+ * input gradient when the layer needs one; `desc` and `prim` name them in errors ("fc",
+ * "inner product"). */
+static drsch_status build_ip_backward(nn_net *net, int i, const_dnnl_primitive_desc_t fpd,
+                                      const dnnl_memory_desc_t *S, const dnnl_memory_desc_t *w_any,
+                                      const dnnl_memory_desc_t *b_x, const dnnl_memory_desc_t *D,
+                                      const dnnl_memory_desc_t *W, const char *desc,
+                                      const char *prim, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    char what[96];
+    dnnl_inner_product_desc_t wdsc;
+    snprintf(what, sizeof what, "%s bwd weights desc", desc);
+    DN(dnnl_inner_product_backward_weights_desc_init(&wdsc, S, w_any, b_x, D), what);
+    dnnl_primitive_desc_t wpd = NULL;
+    snprintf(what, sizeof what, "%s backward weights", prim);
+    TRY(nn_make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd, what, err));
+    drsch_status s = bind_dw(net, L, wpd, W, err);
+    dnnl_primitive_desc_destroy(wpd);
+    if (s != DRSCH_OK || !nn_need_data_grad(net, i))
+        return s;
+    dnnl_inner_product_desc_t ddsc;
+    snprintf(what, sizeof what, "%s bwd data desc", desc);
+    DN(dnnl_inner_product_backward_data_desc_init(&ddsc, S, w_any, D), what);
+    dnnl_primitive_desc_t dpd = NULL;
+    snprintf(what, sizeof what, "%s backward data", prim);
+    TRY(nn_make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd, what, err));
+    s = bind_w_bwd(net, L, dpd, W, err);
+    dnnl_primitive_desc_destroy(dpd);
+    return s;
+}
+
 /* A convolution computed as an inner product over its unfolded input (nn_conv_as_gemm): oneDNN's
  * inner product (brgemm) over rows of N x OH x OW receptive fields of C x KH x KW values, its
  * weights the convolution's (OC, C, KH, KW) as (OC, C x KH x KW), so the parameters and model
@@ -294,36 +327,10 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
         CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
         if (sp->relu)
             CK(build_relu_bwd(net, L, &D, err));
-        dnnl_inner_product_desc_t wdsc;
-        dnnl_status_t st =
-            dnnl_inner_product_backward_weights_desc_init(&wdsc, &C, &w_any, &b_x, &D2);
-        if (st != dnnl_success) {
-            s = nn_dnnl_fail(err, st, "conv gemm bwd weights desc");
-            goto done;
-        }
-        dnnl_primitive_desc_t wpd = NULL;
-        CK(nn_make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd,
-                        "convolution (gemm) backward weights", err));
-        s = bind_dw(net, L, wpd, &W, err);
-        dnnl_primitive_desc_destroy(wpd);
-        if (s != DRSCH_OK)
-            goto done;
-        if (nn_need_data_grad(net, i)) {
-            dnnl_inner_product_desc_t ddsc;
-            st = dnnl_inner_product_backward_data_desc_init(&ddsc, &C, &w_any, &D2);
-            if (st != dnnl_success) {
-                s = nn_dnnl_fail(err, st, "conv gemm bwd data desc");
-                goto done;
-            }
-            dnnl_primitive_desc_t dpd = NULL;
-            CK(nn_make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd,
-                            "convolution (gemm) backward data", err));
-            s = bind_w_bwd(net, L, dpd, &W, err);
-            dnnl_primitive_desc_destroy(dpd);
-            if (s != DRSCH_OK)
-                goto done;
+        CK(build_ip_backward(net, i, fpd, &C, &w_any, &b_x, &D2, &W, "conv gemm",
+                             "convolution (gemm)", err));
+        if (L->bwd_data)
             CK(nn_new_mem(net, &L->diff_col, &C, DNNL_MEMORY_ALLOCATE, err));
-        }
     }
 done:
     dnnl_primitive_desc_destroy(fpd);
@@ -473,33 +480,7 @@ static drsch_status build_fc(nn_net *net, int i, drsch_error *err)
         CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
         if (sp->relu)
             CK(build_relu_bwd(net, L, &d_nc, err));
-        dnnl_inner_product_desc_t wdsc;
-        dnnl_status_t st =
-            dnnl_inner_product_backward_weights_desc_init(&wdsc, &S, &w_any, &b_x, &d_nc);
-        if (st != dnnl_success) {
-            s = nn_dnnl_fail(err, st, "fc bwd weights desc");
-            goto done;
-        }
-        dnnl_primitive_desc_t wpd = NULL;
-        CK(nn_make_prim(net, &wdsc, NULL, fpd, &L->bwd_weights, &wpd,
-                        "inner product backward weights", err));
-        s = bind_dw(net, L, wpd, &W, err);
-        dnnl_primitive_desc_destroy(wpd);
-        if (s != DRSCH_OK)
-            goto done;
-        if (nn_need_data_grad(net, i)) {
-            dnnl_inner_product_desc_t ddsc;
-            st = dnnl_inner_product_backward_data_desc_init(&ddsc, &S, &w_any, &d_nc);
-            if (st != dnnl_success) {
-                s = nn_dnnl_fail(err, st, "fc bwd data desc");
-                goto done;
-            }
-            dnnl_primitive_desc_t dpd = NULL;
-            CK(nn_make_prim(net, &ddsc, NULL, fpd, &L->bwd_data, &dpd,
-                            "inner product backward data", err));
-            s = bind_w_bwd(net, L, dpd, &W, err);
-            dnnl_primitive_desc_destroy(dpd);
-        }
+        CK(build_ip_backward(net, i, fpd, &S, &w_any, &b_x, &d_nc, &W, "fc", "inner product", err));
     }
 done:
     dnnl_primitive_desc_destroy(fpd);

@@ -69,37 +69,46 @@ drsch_status nn_tensor_from_plain(nn_net *net, int32_t t, const float *plain, dr
     return region_from_plain(net, 0, t, plain, err);
 }
 
-drsch_status nn_tensor_to_plain(const nn_net *net, int32_t t, float *plain, drsch_error *err)
+/* Every tensor of region r (0 parameters, 2 momentum history) to / from n plain floats, in table
+ * order; `what` names the operation in errors ("parameter export"). */
+static drsch_status region_export(const nn_net *net, int r, float *plain, size_t n,
+                                  const char *what, drsch_error *err)
 {
-    return region_to_plain(net, 0, t, plain, err);
+    if (n != nn_params_plain_size(net))
+        return drsch_fail(err, DRSCH_ERR_ARG, "%s: %zu floats given, %zu needed", what, n,
+                          nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(region_to_plain(net, r, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    return DRSCH_OK;
+}
+
+static drsch_status region_import(nn_net *net, int r, const float *plain, size_t n,
+                                  const char *what, drsch_error *err)
+{
+    if (n != nn_params_plain_size(net))
+        return drsch_fail(err, DRSCH_ERR_ARG, "%s: %zu floats given, %zu needed", what, n,
+                          nn_params_plain_size(net));
+    for (int t = 0; t < net->n_tensors; t++) {
+        TRY(region_from_plain(net, r, t, plain, err));
+        plain += net->tensors[t].plain_count;
+    }
+    return DRSCH_OK;
 }
 
 drsch_status nn_sgd_history_export(const nn_net *net, float *plain, size_t n, drsch_error *err)
 {
     if (!net->cfg.training)
         return drsch_fail(err, DRSCH_ERR_ARG, "momentum export: an inference network has none");
-    if (n != nn_params_plain_size(net))
-        return drsch_fail(err, DRSCH_ERR_ARG, "momentum export: %zu floats given, %zu needed", n,
-                          nn_params_plain_size(net));
-    for (int t = 0; t < net->n_tensors; t++) {
-        TRY(region_to_plain(net, 2, t, plain, err));
-        plain += net->tensors[t].plain_count;
-    }
-    return DRSCH_OK;
+    return region_export(net, 2, plain, n, "momentum export", err);
 }
 
 drsch_status nn_sgd_history_import(nn_net *net, const float *plain, size_t n, drsch_error *err)
 {
     if (!net->cfg.training)
         return drsch_fail(err, DRSCH_ERR_ARG, "momentum import: an inference network has none");
-    if (n != nn_params_plain_size(net))
-        return drsch_fail(err, DRSCH_ERR_ARG, "momentum import: %zu floats given, %zu needed", n,
-                          nn_params_plain_size(net));
-    for (int t = 0; t < net->n_tensors; t++) {
-        TRY(region_from_plain(net, 2, t, plain, err));
-        plain += net->tensors[t].plain_count;
-    }
-    return DRSCH_OK;
+    return region_import(net, 2, plain, n, "momentum import", err);
 }
 
 const nn_config *nn_net_config(const nn_net *net) { return &net->cfg; }
@@ -165,27 +174,13 @@ size_t nn_params_plain_size(const nn_net *net)
 
 drsch_status nn_params_export(const nn_net *net, float *plain, size_t n, drsch_error *err)
 {
-    if (n != nn_params_plain_size(net))
-        return drsch_fail(err, DRSCH_ERR_ARG, "parameter export: %zu floats given, %zu needed", n,
-                          nn_params_plain_size(net));
-    for (int t = 0; t < net->n_tensors; t++) {
-        TRY(nn_tensor_to_plain(net, t, plain, err));
-        plain += net->tensors[t].plain_count;
-    }
-    return DRSCH_OK;
+    return region_export(net, 0, plain, n, "parameter export", err);
 }
 
 drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_error *err)
 {
-    if (n != nn_params_plain_size(net))
-        return drsch_fail(err, DRSCH_ERR_ARG, "parameter import: %zu floats given, %zu needed", n,
-                          nn_params_plain_size(net));
-    for (int t = 0; t < net->n_tensors; t++) {
-        TRY(nn_tensor_from_plain(net, t, plain, err));
-        plain += net->tensors[t].plain_count;
-    }
     net->weights_dirty = true;
-    return DRSCH_OK;
+    return region_import(net, 0, plain, n, "parameter import", err);
 }
 
 void nn_params_changed(nn_net *net) { net->weights_dirty = true; }

@@ -587,28 +587,43 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
     free(b);
 }
 
+/* One training step of the default network at batch 20, 1 thread, with ONEDNN_VERBOSE=1: its
+ * output in out (cap bytes). */
+static void verbose_training_step(char *out, size_t cap)
+{
+    int rc = tu_run(out, cap,
+                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions "
+                    "1 --threads 1",
+                    tu_exe());
+    cr_assert_eq(rc, 0, "%s", out);
+}
+
+/* The next "onednn_verbose,exec," line at or after *pos, copied into buf (cut at 511 bytes);
+ * NULL when there is none. Moves *pos past its start. */
+static const char *next_exec_line(const char **pos, char buf[512])
+{
+    const char *line = strstr(*pos, "onednn_verbose,exec,");
+    if (!line)
+        return NULL;
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    snprintf(buf, 512, "%.*s", (int)(len < 511 ? len : 511), line);
+    *pos = line + 1;
+    return buf;
+}
+
 /* No training primitive of the default network runs on oneDNN's reference kernels (which are
  * 10-100x slower): on AVX2 the first convolution's weight gradient fell back to ref:any and
  * took 95% of a training step until core/nn_layers.c chose plain layouts for that layer. */
 Test(train, no_reference_kernels_in_a_training_step)
 {
     static char out[1 << 18];
-    int rc = tu_run(out, sizeof out,
-                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions "
-                    "1 --threads 1",
-                    tu_exe());
-    cr_assert_eq(rc, 0, "%s", out);
+    verbose_training_step(out, sizeof out);
     int execs = 0;
-    for (char *line = strstr(out, "onednn_verbose,exec,"); line;
-         line = strstr(line + 1, "onednn_verbose,exec,")) {
-        char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        char buf[512];
-        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1), line);
+    char buf[512];
+    for (const char *pos = out; next_exec_line(&pos, buf); execs++)
         if (!strstr(buf, ",reorder,"))
             cr_expect(!strstr(buf, ",ref:"), "a reference kernel in a training step: %s", buf);
-        execs++;
-    }
     cr_expect_gt(execs, 10, "no oneDNN verbose lines: %s", out);
 }
 
@@ -620,20 +635,12 @@ Test(train, no_reference_kernels_in_a_training_step)
 Test(train, avx512_training_convolutions_run_brgemm)
 {
     static char out[1 << 18];
-    int rc = tu_run(out, sizeof out,
-                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions "
-                    "1 --threads 1",
-                    tu_exe());
-    cr_assert_eq(rc, 0, "%s", out);
+    verbose_training_step(out, sizeof out);
     if (!strstr(out, "isa:Intel AVX-512"))
         cr_skip_test("oneDNN does not run AVX-512 kernels here");
     int convs = 0;
-    for (char *line = strstr(out, "onednn_verbose,exec,"); line;
-         line = strstr(line + 1, "onednn_verbose,exec,")) {
-        char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        char buf[512];
-        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1), line);
+    char buf[512];
+    for (const char *pos = out; next_exec_line(&pos, buf);) {
         const char *ic = strstr(buf, "_ic");
         if (!strstr(buf, ",convolution,") || !strstr(buf, ",forward_training,") || !ic ||
             atoi(ic + 3) < 2)
@@ -651,30 +658,21 @@ Test(train, avx512_training_convolutions_run_brgemm)
 Test(train, small_output_convolution_runs_as_an_inner_product)
 {
     static char out[1 << 18];
-    int rc = tu_run(out, sizeof out,
-                    "ONEDNN_VERBOSE=1 %s bench train --batch 20 --iters 1 --warmup 0 --repetitions "
-                    "1 --threads 1",
-                    tu_exe());
-    cr_assert_eq(rc, 0, "%s", out);
+    verbose_training_step(out, sizeof out);
     const char *kinds[] = {",forward_training,", ",backward_weights,", ",backward_data,"};
-    for (int k = 0; k < 3; k++) {
-        int found = 0;
-        for (char *line = strstr(out, "onednn_verbose,exec,"); line;
-             line = strstr(line + 1, "onednn_verbose,exec,")) {
-            char *end = strchr(line, '\n');
-            size_t len = end ? (size_t)(end - line) : strlen(line);
-            char buf[512];
-            snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1),
-                     line);
+    int found[3] = {0, 0, 0};
+    char buf[512];
+    for (const char *pos = out; next_exec_line(&pos, buf);) {
+        for (int k = 0; k < 3; k++)
             if (strstr(buf, ",inner_product,") && strstr(buf, kinds[k]) &&
                 strstr(buf, "mb80ic1600oc128"))
-                found = 1;
-            cr_expect(!(strstr(buf, ",convolution,") && strstr(buf, "_ic64oc128_")),
-                      "conv3 ran as a convolution: %s", buf);
-        }
-        cr_expect(found, "no%sinner product of conv3's unfolded input (mb80ic1600oc128): %s",
-                  kinds[k], out);
+                found[k] = 1;
+        cr_expect(!(strstr(buf, ",convolution,") && strstr(buf, "_ic64oc128_")),
+                  "conv3 ran as a convolution: %s", buf);
     }
+    for (int k = 0; k < 3; k++)
+        cr_expect(found[k], "no%sinner product of conv3's unfolded input (mb80ic1600oc128): %s",
+                  kinds[k], out);
 }
 
 /* ---- the classifier baseline (--loss softmax) on a tiny synthetic MNIST-style dataset ---- */
