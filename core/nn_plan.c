@@ -110,7 +110,7 @@ size_t nn_planned_params(const nn_net *net)
     return n > 0x1p60 ? SIZE_MAX - 1 : (size_t)n;
 }
 
-/* The floats of a convolution's unfolded input per image: a KH x KW x C row per output pixel. */
+/* The floats of a convolution's unfolded input per image: a C x KH x KW row per output pixel. */
 static double unfolded_floats(const nn_layer *L)
 {
     return (double)L->spec.kernel * L->spec.kernel * L->in_c * L->out_h * L->out_w;

@@ -248,8 +248,9 @@ drsch_status tr_write_state(const char *model_path, int64_t iter, const char *se
     return st;
 }
 
-/* Reads MODEL.state into hist (nh values) and *iter, for a run of settings `have` (and, for a
- * version 1 state, fingerprint fp_v1) and c->iters iterations. */
+/* Reads MODEL.state into hist and *iter: nh values from a version 3 state, nh_old from an older
+ * one (*old says which), for a run of settings `have` (and, for a version 1 state, fingerprint
+ * fp_v1) and c->iters iterations. */
 drsch_status tr_read_state(const char *model_path, const tr_config *c, const char *have,
                            uint32_t fp_v1, int64_t *iter, float *hist, size_t nh, size_t nh_old,
                            int *old, drsch_error *err)
