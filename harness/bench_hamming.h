@@ -11,6 +11,7 @@
 typedef struct {
     int64_t n, nq, bits, k, threads, reps, seed, singles;
     const char *isa_name, *json;
+    const char *w_path; /* --weights: per-bit weights from a file (implies weighted) */
     int weighted;
     int per_rank;  /* under mpirun: --n codes on every rank (weak scaling), not in all */
     double plant;  /* --plant-slowdown: each timed search stretched to plant times its duration */
@@ -21,8 +22,8 @@ typedef struct {
  * one splitmix64 stream, so that any split of the rows gives the bytes of the whole. 0, or -1
  * when out of memory. */
 int bh_random_rows(hm_codes *c, size_t lo, size_t hi, uint32_t bits, uint64_t seed);
-/* The seeded weights of --weighted (w[bits], in [0.5, 1.5)) and their quantised table. 0, or -1
- * after printing why. */
+/* The weights of --weighted (w[bits]): the first --bits of --weights FILE, or seeded ones in
+ * [0.5, 1.5); and their quantised table. 0, or -1 after printing why. */
 int bh_weights(const hamming_opts *o, float **wv, hm_weights **w);
 /* CRC-32 of n result indices (int64) then n distances (4 bytes each), as a report counter: equal
  * results, whatever computed them, give equal values. */

@@ -20,6 +20,7 @@
 #include "dist.h"
 #include "flags.h"
 #include "hamming.h"
+#include "inputs.h"
 #include "report.h"
 #include "rng.h"
 
@@ -66,6 +67,11 @@ int bh_parse(int argc, char **argv, hamming_opts *o)
         CLI_SWITCH("weighted", &o->weighted, 1,
                    "rank by weighted Hamming distance, seeded weights in [0.5, 1.5) (default: "
                    "plain Hamming distance)"),
+        CLI_STRING("weights", &o->w_path, "FILE",
+                   "rank by weighted Hamming distance with these weights: a float32 or float64 "
+                   "(N,) .npy of N >= --bits finite weights, of which the first --bits are used, "
+                   "as given (e.g. PREFIX.weights.npy of drsch encode: the learned metric's "
+                   "|w|); implies --weighted (default: none)"),
         CLI_INT("repetitions", &o->reps, 1, 1000, "R",
                 "timed searches per ISA after one untimed one, 1 to 1000; the mean is reported"),
         CLI_INT("single-queries", &o->singles, 1, 1000000, "M",
@@ -119,6 +125,8 @@ int bh_parse(int argc, char **argv, hamming_opts *o)
     }
     if (o->json && cli_check_output_file("bench hamming", "--json", o->json))
         return EXIT_USAGE;
+    if (o->w_path)
+        o->weighted = 1;
     return -1;
 }
 
@@ -157,10 +165,16 @@ double bh_results_crc(const int64_t *idx, const void *dist, size_t n)
 int bh_weights(const hamming_opts *o, float **wv, hm_weights **w)
 {
     drsch_error err;
-    *wv = malloc((size_t)o->bits * sizeof **wv);
-    uint64_t s = (uint64_t)o->seed * 7 + 3;
-    for (int64_t i = 0; *wv && i < o->bits; i++)
-        (*wv)[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
+    if (o->w_path) {
+        size_t len;
+        if (in_load_weights("bench hamming", o->w_path, (size_t)o->bits, HM_MAX_BITS, 1, wv, &len))
+            return -1;
+    } else {
+        *wv = malloc((size_t)o->bits * sizeof **wv);
+        uint64_t s = (uint64_t)o->seed * 7 + 3;
+        for (int64_t i = 0; *wv && i < o->bits; i++)
+            (*wv)[i] = 0.5f + (float)(rng_splitmix64(&s) >> 40) / (float)(1 << 24);
+    }
     if (!*wv || hm_weights_create(w, *wv, (uint32_t)o->bits, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench hamming: %s\n", *wv ? err.msg : "out of memory");
         return -1;
@@ -527,6 +541,8 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
     if (data_make(o, need, &h))
         goto done;
     double read_bw = o->no_limits ? 0 : measure_read_bandwidth();
+    if (h.w)
+        printf("weights: %s\n", o->w_path ? o->w_path : "seeded, uniform in [0.5, 1.5)");
     if (o->nq == 1)
         printf("%-8s %12s %12s %12s %12s %17s %10s\n", "isa", "mean", "p50", "p99", "max",
                "stream codes once", "of p50");
@@ -551,8 +567,10 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
         rp_context_set_num(rep, "planted_slowdown", o->plant);
     if (o->no_limits)
         rp_context_set(rep, "limits", "not measured (--no-limits)");
-    if (h.w) /* weighted distances are exact sums of weights quantised to this step */
+    if (h.w) { /* weighted distances are exact sums of weights quantised to this step */
         rp_context_set_num(rep, "weight_step", hm_weights_step(h.w));
+        rp_context_set(rep, "weights", o->w_path ? o->w_path : "seeded, uniform in [0.5, 1.5)");
+    }
     if (o->json) {
         drsch_error rerr;
         if (rp_write(rep, o->json, &rerr) != DRSCH_OK) {

@@ -501,6 +501,40 @@ Test(search, bench_single_query_latency_reports_percentiles)
     cJSON_Delete(j);
 }
 
+/* --weights FILE: the weighted search with the file's first --bits weights (every ISA's results
+ * checked against the first's, the file named in the report's context); a file with fewer
+ * weights than --bits, or a NaN among them, is refused with its name. */
+Test(search, bench_weighted_with_weights_from_a_file)
+{
+    float w[80];
+    for (int i = 0; i < 80; i++)
+        w[i] = 1.0f + 0.005f * (float)i;
+    size_t shape[1] = {80}, short_shape[1] = {32};
+    drsch_error err;
+    cr_assert_eq(npy_save(tu_path("bw.npy"), NPY_F32, 1, shape, w, &err), DRSCH_OK);
+    cr_assert_eq(npy_save(tu_path("bw32.npy"), NPY_F32, 1, short_shape, w, &err), DRSCH_OK);
+    w[3] = NAN;
+    cr_assert_eq(npy_save(tu_path("bwnan.npy"), NPY_F32, 1, shape, w, &err), DRSCH_OK);
+    char args[4096];
+    snprintf(args, sizeof args,
+             "--n 20000 --queries 70 --bits 64 --k 10 --repetitions 1 --no-limits --weights %s",
+             tu_path("bw.npy"));
+    cJSON *j = bench_hamming_report(args, "bw.json", "weighted at");
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+    cJSON *wp = cJSON_GetObjectItemCaseSensitive(ctx, "weights");
+    cr_assert(cJSON_IsString(wp) && strstr(wp->valuestring, "bw.npy"));
+    cJSON_Delete(j);
+    const char *bad[] = {"bw32.npy", "bwnan.npy"}, *why[] = {"32 weights", "NaN"};
+    for (int i = 0; i < 2; i++) {
+        char out[4096];
+        int rc = tu_run(out, sizeof out,
+                        "%s bench hamming --n 2000 --queries 5 --bits 64 --k 5 --weights %s 2>&1",
+                        tu_exe(), tu_path(bad[i]));
+        cr_assert_neq(rc, 0, "%s", out);
+        cr_assert(strstr(out, bad[i]) && strstr(out, why[i]), "%s", out);
+    }
+}
+
 /* --no-limits: the same searches, timed and checked, without measuring the machine's limits:
  * no compute ceiling, bandwidth or roofline in the entries, the context says so, and the table
  * prints "-" where the limits go. */
