@@ -20,6 +20,14 @@
 #include "hamming_avx512_internal.h"
 #include "simd_internal.h"
 
+AI __m512i dist_fixed(const __m512i *x, const __m512i *qv, const int W)
+{
+    __m512i d = _mm512_popcnt_epi64(_mm512_xor_si512(x[0], qv[0]));
+    for (int w = 1; w < W; w++)
+        d = _mm512_add_epi64(d, _mm512_popcnt_epi64(_mm512_xor_si512(x[w], qv[w])));
+    return d;
+}
+
 /* Distance of one row of any length: 8 words per step, masked tail. */
 AI uint32_t dist_row_generic(const uint64_t *q, const uint64_t *x, size_t words)
 {

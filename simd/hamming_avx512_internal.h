@@ -47,16 +47,6 @@ AI void load_transposed(const uint64_t *db, size_t rem, const int W, __m512i *x)
     }
 }
 
-/* Hamming distances of 8 rows (load_transposed layout, W words) to one query (qv[w]: word w
- * broadcast), one per qword lane. */
-AI __m512i dist_fixed(const __m512i *x, const __m512i *qv, const int W)
-{
-    __m512i d = _mm512_popcnt_epi64(_mm512_xor_si512(x[0], qv[0]));
-    for (int w = 1; w < W; w++)
-        d = _mm512_add_epi64(d, _mm512_popcnt_epi64(_mm512_xor_si512(x[w], qv[w])));
-    return d;
-}
-
 /* The weighted kernels of hamming_avx512_weighted.c, for the kernel table in hamming_avx512.c. */
 void hm_avx512_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
                                   const float *tables, float *out);

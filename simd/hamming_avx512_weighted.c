@@ -498,245 +498,72 @@ static int wq_lut8(const uint64_t *qj, const float *tj, size_t nib, const float 
     return (int)level; /* floor */
 }
 
-/* ---- one scan: the state its filters share ------------------------------------------------ */
-
-typedef struct {
-    const uint64_t *q, *db;
-    size_t n, words, nib, tstride;
-    const float *tables;
-    int64_t base;
-    hm_cand_list *lists;
-    uint8_t *tr;  /* the nibble-transposed tile, made on first use */
-    __m512i *acc; /* 2 per 64-row chunk */
-    uint8_t *lut, *q16;
-    float *mins;
-    wq_consts c; /* of the tables of the query being filtered (tstride: of each in turn) */
-    int transposed;
-    wcands cs;
-} wscan;
-
-static void verify_all(wscan *s, const float *tables)
-{
-    wscan_verify(s->q, s->db, s->words, tables, s->base, s->lists, &s->cs);
-}
-
-/* The fast-scan filter of query j over rows [r0, n) of the tile (r0 > 0: the Hamming bound
- * filtered the rows before it, their candidates are pending), or its exact scan when the
- * quantisation is too coarse for its threshold. s->c holds its tables' constants. */
-static void fast_filter(wscan *s, size_t j, size_t r0)
-{
-    hm_cand_list *l = &s->lists[j];
-    const uint64_t *qj = s->q + j * s->words;
-    const float *tj = s->tables + j * s->tstride;
-    const size_t n = s->n, words = s->words;
-    const wq_consts *c = &s->c;
-    double thr = (double)l->wthr;
-    /* 16-bit filter (fixed unit u): a row with d < thr has a real sum < thr + err, so its
-     * entries add up to at most (thr + err - M) / u */
-    double lmax = c->u > 0.0 ? floor((thr + c->err - c->M) / c->u) + 1.0 : INFINITY;
-    int use16 = lmax < 65535.0 && lmax < (double)(WQ16_MAX * s->nib);
-    /* The 8-bit filter's unit (thr - M) / WQ_UNITS follows the threshold: it is the finer one
-     * when thr is small next to the largest nibble weight (say one huge weight among tiny
-     * ones). Otherwise the 16-bit filter wins: its tables need no float work per tile and it
-     * costs about the same per row (measured on Zen 4). */
-    int level8 = -1;
-    double range = thr - c->M;
-    if ((!use16 || c->u > 2.0 * range / WQ_UNITS) && range > 0.0 && isfinite(range))
-        level8 = wq_lut8(qj, tj, s->nib, s->mins, c, range, s->lut);
-    if (!use16 && level8 < 0) {
-        if (r0) /* the list takes rows in order: the earlier rows' candidates first */
-            verify_all(s, s->tables);
-        wscan_exact(qj, s->db + r0 * words, n - r0, words, tj, s->base + (int64_t)r0, l);
-        return;
-    }
-    if (!s->transposed) {
-        for (size_t ch = 0; ch * 64 < n; ch++)
-            transpose64(s->db, n, ch * 64, words, s->tr + ch * 1024 * words);
-        s->transposed = 1;
-    }
-    if (s->cs.count + n > s->cs.cap)
-        verify_all(s, s->tables);
-    /* from the chunk holding row r0; its rows before r0 are dropped below */
-    const size_t c0 = r0 / 64, m = n - 64 * c0;
-    const uint8_t *tr = s->tr + c0 * 1024 * words;
-    uint32_t *cand = s->cs.row + s->cs.count;
-    size_t nc;
-    if (level8 >= 0) {
-        uint8_t tmax = (uint8_t)level8;
-        nc = words == 1 ? wscan_filter8(m, words, tr, s->lut, tmax, cand, 8)
-                        : wscan_filter8(m, words, tr, s->lut, tmax, cand, 0);
-    } else {
-        wq_lut16(qj, words, s->q16, s->lut);
-        nc = wscan_filter16(m, words, tr, s->lut, (uint16_t)lmax, cand, s->acc);
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < nc; i++) {
-        uint32_t row = cand[i] + (uint32_t)(64 * c0);
-        cand[o] = row;
-        s->cs.qry[s->cs.count + o] = (uint32_t)j;
-        o += row >= r0;
-    }
-    s->cs.count += o;
-}
-
-/* ---- the Hamming bound as the filter ------------------------------------------------------ */
-
-/* With non-negative weights, a row h bits away from the query has a weighted distance of at
- * least the sum of the h lightest weights, so rows at h >= l->hcut cannot enter (knn.c sets
- * hcut from the exact sums of the quantised weights). The filter is then plain ranking's
- * popcount scan of the rows in place (8 rows a vector, a group of queries sharing each load),
- * and only the rows below hcut are weighed, in wscan_verify. It is as selective as the
- * weights are even: the learned weights of drsch's models are (|w| 0.99-1.40 for a 64-bit
- * Fashion-MNIST model); with weights spread over [0.5, 1.5) at 256 bits it lets through most
- * rows. So a query tries it, and once its candidates in a tile exceed HB_BUDGET(n), the rest
- * of the tile goes to the fast-scan filter and the query waits HB_SKIP tiles before it tries
- * again (then 2, 4, ... times as long, at most HB_SKIP_MAX, until a tile stays within the
- * budget). Break even on Zen 5: the 16-bit fast scan costs about 2.8 ns more per 64 rows and
- * query than the popcount scan at 64 bits, a rejected candidate a few ns. */
-#define HB_BUDGET(n) ((n) / 64 + 4)
-#define HB_SKIP 4
-#define HB_SKIP_MAX 64
-#define HB_BLOCK 64 /* queries whose counts a scan keeps at a time */
-
-/* The hits of a group of QG queries (sel[0..QG): their numbers; missing ones have cut 0) on 8
- * rows from row i (rem of them real), appended as candidates in row order per query; hc[j]
- * counts query sel[j]'s. A query past its budget stops here: its cut becomes 0 and ab[j] the
- * first row it did not take. */
-AI void hb_hits(wscan *s, const __m512i *d, __m512i *cut, const uint32_t *sel, uint32_t *hc,
-                size_t *ab, const int QG, size_t i)
-{
-    uint64_t hits = 0;
-    size_t rem = s->n - i;
-    unsigned valid = rem >= 8 ? 0xffu : (1u << rem) - 1u;
-    for (int j = 0; j < QG; j++)
-        hits |= (uint64_t)(_mm512_cmplt_epu64_mask(d[j], cut[j]) & valid) << (8 * j);
-    wcands *cs = &s->cs;
-    while (hits) {
-        int b = __builtin_ctzll(hits);
-        hits &= hits - 1;
-        if (cs->count == cs->cap)
-            verify_all(s, s->tables);
-        cs->row[cs->count] = (uint32_t)(i + (size_t)(b & 7));
-        cs->qry[cs->count] = sel[b >> 3];
-        cs->count++;
-        if (++hc[b >> 3] > HB_BUDGET(s->n)) {
-            cut[b >> 3] = _mm512_setzero_si512();
-            ab[b >> 3] = i + (size_t)(b & 7) + 1;
-            hits &= ~(0xffull << (b & ~7)); /* its later rows: the fast scan's */
-        }
-    }
-}
-
-/* The popcount scan of the ns queries sel[] (rows of W = 1, 2 or 4 words, QG queries a group,
- * as plain ranking's scan_fixed) with each query's hcut as its threshold. */
-AI void hb_scan(wscan *s, const uint32_t *sel, size_t ns, uint32_t *hc, size_t *ab, const int W,
-                const int QG)
-{
-    const size_t n = s->n;
-    for (size_t s0 = 0; s0 < ns; s0 += (size_t)QG) {
-        size_t g = ns - s0 < (size_t)QG ? ns - s0 : (size_t)QG;
-        __m512i qv[8][4], cut[8];
-        uint32_t gs[8];
-        for (int j = 0; j < QG; j++) {
-            gs[j] = sel[s0 + ((size_t)j < g ? (size_t)j : 0)];
-            for (int w = 0; w < W; w++)
-                qv[j][w] =
-                    _mm512_set1_epi64((long long)s->q[(size_t)gs[j] * (size_t)W + (size_t)w]);
-            cut[j] = _mm512_set1_epi64((size_t)j < g ? (long long)s->lists[gs[j]].hcut : 0);
-        }
-        for (size_t i = 0; i < n; i += 8) {
-            __m512i x[4];
-            load_transposed(s->db + i * (size_t)W, n - i, W, x);
-            /* sign of (h - hcut) is set iff h < hcut; OR them over the group, test once */
-            __m512i any = _mm512_sub_epi64(dist_fixed(x, qv[0], W), cut[0]);
-            for (int j = 1; j < QG; j++)
-                any = _mm512_or_si512(any, _mm512_sub_epi64(dist_fixed(x, qv[j], W), cut[j]));
-            if (__builtin_expect(_mm512_cmplt_epi64_mask(any, _mm512_setzero_si512()) != 0, 0)) {
-                __m512i d[8];
-                for (int j = 0; j < QG; j++)
-                    d[j] = dist_fixed(x, qv[j], W);
-                hb_hits(s, d, cut, gs, hc + s0, ab + s0, QG, i);
-            }
-        }
-    }
-}
-
-/* The Hamming-bound filter of queries sel[0..ns) (one table for all, 1, 2 or 4 words), each
- * finished by the fast scan from ab[] when it went past its budget; then its wait updated. */
-static void hb_filter(wscan *s, const uint32_t *sel, size_t ns)
-{
-    uint32_t hc[HB_BLOCK] = {0};
-    size_t ab[HB_BLOCK];
-    for (size_t i = 0; i < ns; i++)
-        ab[i] = s->n;
-    switch (s->words) {
-    case 1: hb_scan(s, sel, ns, hc, ab, 1, 8); break;
-    case 2: hb_scan(s, sel, ns, hc, ab, 2, 8); break;
-    default: hb_scan(s, sel, ns, hc, ab, 4, 4); break;
-    }
-    for (size_t i = 0; i < ns; i++) {
-        hm_cand_list *l = &s->lists[sel[i]];
-        if (ab[i] == s->n) {
-            l->hback = 0;
-            continue;
-        }
-        fast_filter(s, sel[i], ab[i]);
-        l->hskip = l->hback ? l->hback : HB_SKIP;
-        l->hback = l->hskip < HB_SKIP_MAX ? 2 * l->hskip : HB_SKIP_MAX;
-    }
-}
-
 void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                              size_t words, const float *tables, size_t tstride, int64_t base,
                              hm_cand_list *lists, void *scratch)
 {
-    wscan s = {.q = q,
-               .db = db,
-               .n = n,
-               .words = words,
-               .nib = 16 * words,
-               .tstride = tstride,
-               .tables = tables,
-               .base = base,
-               .lists = lists};
-    s.tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    s.acc = (__m512i *)(s.tr + (n + 63) / 64 * 1024 * words); /* 64-byte aligned */
-    s.lut = (uint8_t *)(s.acc + (n + 63) / 64 * 2);
-    s.q16 = s.lut + 256 * words;
-    s.mins = (float *)(s.q16 + 256 * words);
-    s.cs = (wcands){.row = (uint32_t *)(s.mins + 16 * words), .count = 0, .cap = 2 * n};
-    s.cs.qry = s.cs.row + 2 * n;
-    /* the Hamming bound filters when one table serves every query and rows are 1, 2 or 4 words */
-    const int hb_ok = !tstride && (words == 1 || words == 2 || words == 4);
-    for (size_t j0 = 0; j0 < nq; j0 += HB_BLOCK) {
-        size_t jn = nq - j0 < HB_BLOCK ? nq - j0 : HB_BLOCK;
-        uint32_t sel[HB_BLOCK]; /* the block's queries on the Hamming bound */
-        size_t ns = 0;
-        for (size_t j = j0; j < j0 + jn; j++) {
-            hm_cand_list *l = &lists[j];
-            const float *tj = tables + j * tstride;
-            if (j == 0 || tstride)
-                wq_prepare(tj, s.nib, s.mins, s.q16, &s.c);
-            double thr = (double)l->wthr;
-            if (!isfinite(thr)) {
-                wscan_exact(q + j * words, db, n, words, tj, base, l);
-                continue;
-            }
-            /* a canonical sum is >= M - err: nothing can be below such a threshold */
-            if (thr <= s.c.M - s.c.err)
-                continue;
-            if (hb_ok && l->hcut && !l->hskip) {
-                sel[ns++] = (uint32_t)j;
-                continue;
-            }
-            if (l->hskip)
-                l->hskip--;
-            fast_filter(&s, j, 0);
-            if (tstride) /* the next query has other tables */
-                verify_all(&s, tj);
+    size_t nib = 16 * words;
+    uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    __m512i *acc = (__m512i *)(tr + (n + 63) / 64 * 1024 * words); /* 64-byte aligned */
+    uint8_t *lut = (uint8_t *)(acc + (n + 63) / 64 * 2);
+    uint8_t *q16 = lut + 256 * words;
+    float *mins = (float *)(q16 + 256 * words);
+    wcands cs = {.row = (uint32_t *)(mins + 16 * words), .count = 0, .cap = 2 * n};
+    cs.qry = cs.row + 2 * n;
+    int transposed = 0;
+    wq_consts c = {0};
+    for (size_t j = 0; j < nq; j++) {
+        hm_cand_list *l = &lists[j];
+        const uint64_t *qj = q + j * words;
+        const float *tj = tables + j * tstride;
+        if (j == 0 || tstride)
+            wq_prepare(tj, nib, mins, q16, &c);
+        double thr = (double)l->wthr;
+        if (!isfinite(thr)) {
+            wscan_exact(qj, db, n, words, tj, base, l);
+            continue;
         }
-        if (ns)
-            hb_filter(&s, sel, ns);
+        /* a canonical sum is >= M - err: nothing can be below such a threshold */
+        if (thr <= c.M - c.err)
+            continue;
+        /* 16-bit filter (fixed unit u): a row with d < thr has a real sum < thr + err, so its
+         * entries add up to at most (thr + err - M) / u */
+        double lmax = c.u > 0.0 ? floor((thr + c.err - c.M) / c.u) + 1.0 : INFINITY;
+        int use16 = lmax < 65535.0 && lmax < (double)(WQ16_MAX * nib);
+        /* The 8-bit filter's unit (thr - M) / WQ_UNITS follows the threshold: it is the finer
+         * one when thr is small next to the largest nibble weight (say one huge weight among
+         * tiny ones). Otherwise the 16-bit filter wins: its tables need no float work per tile
+         * and it costs about the same per row (measured on Zen 4). */
+        int level8 = -1;
+        double range = thr - c.M;
+        if ((!use16 || c.u > 2.0 * range / WQ_UNITS) && range > 0.0 && isfinite(range))
+            level8 = wq_lut8(qj, tj, nib, mins, &c, range, lut);
+        if (!use16 && level8 < 0) {
+            wscan_exact(qj, db, n, words, tj, base, l);
+            continue;
+        }
+        if (!transposed) {
+            for (size_t ch = 0; ch * 64 < n; ch++)
+                transpose64(db, n, ch * 64, words, tr + ch * 1024 * words);
+            transposed = 1;
+        }
+        if (cs.count + n > cs.cap)
+            wscan_verify(q, db, words, tables, base, lists, &cs);
+        uint32_t *cand = cs.row + cs.count;
+        size_t nc;
+        if (level8 >= 0) {
+            uint8_t tmax = (uint8_t)level8;
+            nc = words == 1 ? wscan_filter8(n, words, tr, lut, tmax, cand, 8)
+                            : wscan_filter8(n, words, tr, lut, tmax, cand, 0);
+        } else {
+            wq_lut16(qj, words, q16, lut);
+            nc = wscan_filter16(n, words, tr, lut, (uint16_t)lmax, cand, acc);
+        }
+        for (size_t i = 0; i < nc; i++)
+            cs.qry[cs.count + i] = (uint32_t)j;
+        cs.count += nc;
+        if (tstride) /* the next query has other tables */
+            wscan_verify(q, db, words, tj, base, lists, &cs);
     }
-    verify_all(&s, tables);
+    wscan_verify(q, db, words, tables, base, lists, &cs);
 }

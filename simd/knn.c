@@ -265,7 +265,6 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
         l->thr = db->bits + 1;
         l->wthr = INFINITY;
         l->hcut = 0;
-        l->hskip = l->hback = 0;
     }
     const uint64_t *q = qs->data + q0 * words;
     /* The first tiles ramp up from 2k rows, each at most as long as the rows seen so far, so a
@@ -332,7 +331,6 @@ static int merge_query(const knn_job *job, knn_scratch *s, size_t qi)
     l->thr = job->db->bits + 1;
     l->wthr = INFINITY;
     l->hcut = 0;
-    l->hskip = l->hback = 0;
     for (size_t sh = 0; sh < job->shards; sh++) {
         size_t slot = qi * job->shards + sh, c = job->sh_count[slot];
         memcpy(l->idx + l->count, job->sh_idx + slot * k, c * sizeof *l->idx);

@@ -67,11 +67,6 @@ typedef struct {
      * may skip them without computing d (hm_weights_hcut; set by the caller from the weights the
      * query's tables hold); 0: no bound */
     uint32_t hcut;
-    /* weighted, state a kernel keeps between the tiles of one search (the caller zeroes both
-     * when it starts a list): the AVX-512 scan filters with the Hamming bound while hskip is 0;
-     * after a tile where the bound let through too many rows, hskip counts down the tiles left on
-     * the fast-scan filter, and hback is the next such wait (doubled after each miss) */
-    uint32_t hskip, hback;
 } hm_cand_list;
 
 /* Appends a candidate (database index, distance) to a list; the caller checked the threshold

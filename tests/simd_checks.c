@@ -639,95 +639,6 @@ done:
     return r->failures;
 }
 
-/* The AVX-512 scan's choice of filter with the Hamming bound (hm_cand_list.hcut), over calls
- * as a search makes them (one list, one tile a call): with equal weights the bound is exact, so
- * a query keeps it (hskip stays 0); where half the weights are tiny, the bound lets through
- * almost every row, and the query goes back to the fast scan for hskip calls, then tries the
- * bound again, and waits twice as long after the next miss. Every call's candidates are those
- * of the exact scan. */
-long simd_check_weighted_filter_choice(simd_check_report *r)
-{
-    enum { N = 2048, BITS = 64 };
-    if (!hm_isa_supported(HM_ISA_AVX512) || !hm_kernels_for(HM_ISA_AVX512))
-        return 0; /* nothing to check on this CPU or build */
-    const hm_kernels *k = hm_kernels_for(HM_ISA_AVX512);
-    uint64_t seed = 11, q[1], *db = malloc(N * 8);
-    int64_t *idx = malloc(N * sizeof *idx);
-    float *wd = malloc(N * sizeof *wd), *ref = malloc(N * sizeof *ref),
-          *sorted = malloc(N * sizeof *sorted), w[BITS];
-    void *scratch = malloc(hm_wscan_scratch_bytes(N, 1));
-    if (!db || !idx || !wd || !ref || !sorted || !scratch) {
-        fail(r, "out of memory");
-        goto done;
-    }
-    fill_row(q, BITS, 0, &seed);
-    for (size_t i = 0; i < N; i++)
-        fill_row(db + i, BITS, 0, &seed);
-    for (int kind = 1; kind >= 0; kind--) { /* 1: equal weights, 0: two scales */
-        for (int i = 0; i < BITS; i++)
-            w[i] = kind || i % 2 ? 0.75f : 0.001f;
-        hm_weights *hw;
-        drsch_error err;
-        if (hm_weights_create(&hw, w, BITS, &err) != DRSCH_OK) {
-            fail(r, "weights: %s", err.msg);
-            continue;
-        }
-        hm_kernels_scalar.weighted_distances(q, db, N, 1, hw->tables, ref);
-        memcpy(sorted, ref, sizeof(float) * N);
-        qsort(sorted, N, sizeof *sorted, float_cmp);
-        float thr = sorted[20];
-        hm_cand_list l = {.idx = idx, .wdist = wd, .wthr = thr, .hcut = hm_weights_hcut(hw, thr)};
-        uint32_t first = 0, calls = 0;
-        for (uint32_t call = 0; call < 40; call++) {
-            uint32_t hskip = l.hskip;
-            l.count = 0;
-            k->scan_weighted(q, 1, db, N, 1, hw->tables, 0, 0, &l, scratch);
-            size_t c = 0;
-            bool ok = true;
-            for (size_t i = 0; i < N && ok; i++) {
-                if (!(ref[i] < thr))
-                    continue;
-                ok = c < l.count && idx[c] == (int64_t)i && wd[c] == ref[i];
-                c++;
-            }
-            if (!ok || c != l.count)
-                fail(r, "kind %d, call %u: %zu candidates, want those of the exact scan", kind,
-                     call, l.count);
-            if (kind == 1 && l.hskip != 0)
-                fail(r, "equal weights, call %u: the exact Hamming bound was left (hskip %u)", call,
-                     l.hskip);
-            if (kind == 0 && hskip == 0) { /* a try of the bound: it must fail */
-                if (l.hskip == 0 || (first && l.hskip != 2 * first))
-                    fail(r,
-                         "two scales, call %u: after a try of the bound hskip is %u, want "
-                         "%s %u",
-                         call, l.hskip, first ? "twice the last wait," : "a wait > 0,",
-                         first ? 2 * first : 0);
-                if (first)
-                    calls++;
-                else
-                    first = l.hskip;
-            } else if (kind == 0 && l.hskip != hskip - 1) {
-                fail(r, "two scales, call %u: hskip %u after %u (the wait counts down)", call,
-                     l.hskip, hskip);
-            }
-            if (kind == 0 && calls == 1)
-                break;
-        }
-        if (kind == 0 && calls != 1)
-            fail(r, "two scales: the bound was not tried again within 40 calls");
-        hm_weights_free(hw);
-    }
-done:
-    free(db);
-    free(idx);
-    free(wd);
-    free(ref);
-    free(sorted);
-    free(scratch);
-    return r->failures;
-}
-
 /* ---- codes ------------------------------------------------------------------------------- */
 
 long simd_check_codes_from_bytes(simd_check_report *r)
@@ -1342,7 +1253,6 @@ const simd_check simd_checks[] = {
     {"knn_shards", simd_check_knn_shards},
     {"knn_weighted", simd_check_knn_weighted},
     {"weighted_bounds", simd_check_weighted_bounds},
-    {"weighted_filter_choice", simd_check_weighted_filter_choice},
     {"knn_weighted_adv", simd_check_knn_weighted_adversarial},
     {"knn_weighted_equal", simd_check_knn_weighted_equal},
     {"weights_quantised", simd_check_weights_quantised},

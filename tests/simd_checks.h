@@ -31,7 +31,6 @@ long simd_check_knn_weighted(simd_check_report *r);
 /* Weighted scans and top-k with adversarial weights (one huge among tiny, equal, zero,
  * negative, 12 decades) and thresholds on and one float step either side of real distances. */
 long simd_check_weighted_bounds(simd_check_report *r);
-long simd_check_weighted_filter_choice(simd_check_report *r);
 long simd_check_knn_weighted_adversarial(simd_check_report *r);
 /* Equal weights (0.1, 1e36, 1e-30, 3): weighted top-k is exactly plain top-k at every ISA. */
 long simd_check_knn_weighted_equal(simd_check_report *r);
