@@ -116,13 +116,30 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
-/* Squared distances between the n outputs (n x n, symmetric, zero diagonal). */
+/* Squared distances between the n outputs (n x n, symmetric, zero diagonal). Each is summed
+ * over k in order as sqdist does, four pairs side by side (a single sum is a chain of dependent
+ * adds), rows over OpenMP threads: the same bits at any thread count. */
 static void pair_distances(const float *y, int32_t n, int32_t d, double *dist)
 {
-    for (int32_t i = 0; i < n; i++)
-        for (int32_t j = i; j < n; j++)
-            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] =
-                i == j ? 0 : sqdist(y + (size_t)i * d, y + (size_t)j * d, d);
+#pragma omp parallel for schedule(dynamic, 4) if (n >= 32)
+    for (int32_t i = 0; i < n; i++) {
+        const float *yi = y + (size_t)i * d;
+        dist[(size_t)i * n + i] = 0;
+        int32_t j = i + 1;
+        for (; j + 4 <= n; j += 4) {
+            const float *yj = y + (size_t)j * d;
+            double s[4] = {0, 0, 0, 0};
+            for (int32_t k = 0; k < d; k++)
+                for (int u = 0; u < 4; u++) {
+                    double t = (double)yi[k] - (double)yj[(size_t)u * d + k];
+                    s[u] += t * t;
+                }
+            for (int u = 0; u < 4; u++)
+                dist[(size_t)i * n + j + u] = dist[(size_t)(j + u) * n + i] = s[u];
+        }
+        for (; j < n; j++)
+            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = sqdist(yi, y + (size_t)j * d, d);
+    }
 }
 
 /* The triplet term as it is summed: the margin C, the loss of the active triplets, the number of
@@ -230,31 +247,55 @@ static int laplacian_term(const dh_config *c, int32_t n, const uint8_t *sim, con
     return 0;
 }
 
+/* acc (d doubles) -= or += g = 2 w (a - b), g as pair_gradient's sum forms it. */
+static void pair_term(double *acc, double w, const float *a, const float *b, int32_t d, int add)
+{
+    for (int32_t k = 0; k < d; k++) {
+        double g = 2.0 * w * ((double)a[k] - (double)b[k]);
+        acc[k] = add ? acc[k] + g : acc[k] - g;
+    }
+}
+
 /* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite: dy (n x d), summed
- * in double. Returns -1 when out of memory. */
+ * in double. The sum over the ordered pairs (i, j), in order, adds g_ij to row i and subtracts it
+ * from row j; row x's own sum is formed here in that same order, rows over OpenMP threads, so dy
+ * has the same bits at any thread count (and as the one loop over the pairs). Returns -1 when
+ * out of memory. */
 static int pair_gradient(const float *y, int32_t n, int32_t d, const double *W, float *dy)
 {
-    memset(dy, 0, sizeof(float) * (size_t)n * (size_t)d);
-    double *acc = calloc((size_t)n * (size_t)d, sizeof(double));
-    if (!acc)
-        return -1;
-    for (int32_t i = 0; i < n; i++)
-        for (int32_t j = 0; j < n; j++) {
-            double wij = W[(size_t)i * n + j];
-            if (wij == 0.0)
+    int failed = 0;
+#pragma omp parallel if (n >= 32) reduction(| : failed)
+    {
+        double *acc = malloc(sizeof(double) * (size_t)d);
+        failed = !acc;
+#pragma omp for schedule(static)
+        for (int32_t x = 0; x < n; x++) {
+            if (!acc)
                 continue;
-            const float *yi = y + (size_t)i * d, *yj = y + (size_t)j * d;
-            double *gi = acc + (size_t)i * d, *gj = acc + (size_t)j * d;
-            for (int32_t k = 0; k < d; k++) {
-                double g = 2.0 * wij * ((double)yi[k] - (double)yj[k]);
-                gi[k] += g;
-                gj[k] -= g;
+            memset(acc, 0, sizeof(double) * (size_t)d);
+            const float *yx = y + (size_t)x * d;
+            for (int32_t i = 0; i < n; i++) {
+                if (i == x) { /* row x's own pairs (x, j), then (x, x) takes its g back */
+                    for (int32_t j = 0; j < n; j++) {
+                        double w = W[(size_t)x * n + j];
+                        if (w == 0.0)
+                            continue;
+                        pair_term(acc, w, yx, y + (size_t)j * d, d, 1);
+                        if (j == x)
+                            pair_term(acc, w, yx, yx, d, 0);
+                    }
+                    continue;
+                }
+                double w = W[(size_t)i * n + x]; /* pair (i, x): row x is its j */
+                if (w != 0.0)
+                    pair_term(acc, w, y + (size_t)i * d, yx, d, 0);
             }
+            for (int32_t k = 0; k < d; k++)
+                dy[(size_t)x * d + k] = (float)acc[k];
         }
-    for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
-        dy[i] = (float)acc[i];
-    free(acc);
-    return 0;
+        free(acc);
+    }
+    return failed ? -1 : 0;
 }
 
 drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n, int32_t d,

@@ -9,6 +9,10 @@
 #include "dh.h"
 #include "hamming.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 Test(dh, margin_grows_on_schedule)
 {
     dh_config c;
@@ -167,6 +171,42 @@ Test(dh, gradient_label_graph_matches_finite_differences)
     c.margin0 = -3.0f;
     check_gradient(&c, N, D, sim, NULL, 0, 4);
     (void)loss_at;
+}
+
+/* From 32 items the pair distances and the gradient's rows run on OpenMP threads: the gradient
+ * still matches finite differences, and dy and the loss have the same bits at 1, 2 and 3
+ * threads. */
+Test(dh, gradient_on_threads_matches_finite_differences_with_the_same_bits)
+{
+    dh_config c;
+    dh_config_default(&c);
+    c.beta = 0.05f;
+    c.margin0 = -1.0f;
+    enum { N = 40, D = 5 };
+    int32_t lab[N];
+    for (int i = 0; i < N; i++)
+        lab[i] = i % 4;
+    uint8_t sim[N * N];
+    dh_similarity(lab, NULL, 0, N, sim);
+    check_gradient(&c, N, D, sim, NULL, 0, 5);
+#ifdef _OPENMP
+    float y[N * D], dy[3][N * D];
+    dh_stats st[3];
+    srand(6);
+    for (int i = 0; i < N * D; i++)
+        y[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
+    int keep = omp_get_max_threads();
+    for (int t = 0; t < 3; t++) {
+        omp_set_num_threads(t + 1);
+        cr_assert_eq(dh_loss(&c, 0, y, N, D, sim, NULL, 0, dy[t], &st[t]), 0);
+    }
+    omp_set_num_threads(keep);
+    for (int t = 1; t < 3; t++) {
+        cr_assert(memcmp(dy[0], dy[t], sizeof dy[0]) == 0, "dy at %d threads differs from 1",
+                  t + 1);
+        cr_assert(memcmp(&st[0].loss, &st[t].loss, sizeof st[0].loss) == 0);
+    }
+#endif
 }
 
 Test(dh, gradient_knn_graph_and_multilabel_match_finite_differences)
