@@ -151,18 +151,27 @@ static void check_gradient(dh_config *c, int32_t n, int32_t d, const uint8_t *si
     free(dy);
 }
 
+/* The gradient checks' batch: n items of `classes` labels in turn (label graph), the default
+ * objective with the Laplacian on (beta 0.05) and margin -1, so that triplets are active. */
+static void label_batch(dh_config *c, int32_t n, int classes, uint8_t *sim)
+{
+    dh_config_default(c);
+    c->beta = 0.05f;
+    c->margin0 = -1.0f;
+    int32_t *lab = malloc(sizeof(int32_t) * (size_t)n);
+    cr_assert_not_null(lab);
+    for (int32_t i = 0; i < n; i++)
+        lab[i] = i % classes;
+    dh_similarity(lab, NULL, 0, n, sim);
+    free(lab);
+}
+
 Test(dh, gradient_label_graph_matches_finite_differences)
 {
     dh_config c;
-    dh_config_default(&c);
-    c.beta = 0.05f;
-    c.margin0 = -1.0f;
     enum { N = 12, D = 6 };
-    int32_t lab[N];
-    for (int i = 0; i < N; i++)
-        lab[i] = i % 3;
     uint8_t sim[N * N];
-    dh_similarity(lab, NULL, 0, N, sim);
+    label_batch(&c, N, 3, sim);
     check_gradient(&c, N, D, sim, NULL, 0, 1);
     c.norm = DH_NORM_ACTIVE;
     check_gradient(&c, N, D, sim, NULL, 0, 3);
@@ -179,15 +188,9 @@ Test(dh, gradient_label_graph_matches_finite_differences)
 Test(dh, gradient_on_threads_matches_finite_differences_with_the_same_bits)
 {
     dh_config c;
-    dh_config_default(&c);
-    c.beta = 0.05f;
-    c.margin0 = -1.0f;
     enum { N = 40, D = 5 };
-    int32_t lab[N];
-    for (int i = 0; i < N; i++)
-        lab[i] = i % 4;
     uint8_t sim[N * N];
-    dh_similarity(lab, NULL, 0, N, sim);
+    label_batch(&c, N, 4, sim);
     check_gradient(&c, N, D, sim, NULL, 0, 5);
 #ifdef _OPENMP
     float y[N * D], dy[3][N * D];
