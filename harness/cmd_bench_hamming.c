@@ -526,6 +526,12 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
     return 0;
 }
 
+/* Where --weighted's weights come from, as the table and the report's context name it. */
+static const char *weights_source(const hamming_opts *o)
+{
+    return o->w_path ? o->w_path : "seeded, uniform in [0.5, 1.5)";
+}
+
 /* Measures every ISA supported (or only `only`) and writes the report. */
 static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
 {
@@ -542,7 +548,7 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
         goto done;
     double read_bw = o->no_limits ? 0 : measure_read_bandwidth();
     if (h.w)
-        printf("weights: %s\n", o->w_path ? o->w_path : "seeded, uniform in [0.5, 1.5)");
+        printf("weights: %s\n", weights_source(o));
     if (o->nq == 1)
         printf("%-8s %12s %12s %12s %12s %17s %10s\n", "isa", "mean", "p50", "p99", "max",
                "stream codes once", "of p50");
@@ -569,7 +575,7 @@ static int run(const hamming_opts *o, hm_isa only, int nthreads, double need)
         rp_context_set(rep, "limits", "not measured (--no-limits)");
     if (h.w) { /* weighted distances are exact sums of weights quantised to this step */
         rp_context_set_num(rep, "weight_step", hm_weights_step(h.w));
-        rp_context_set(rep, "weights", o->w_path ? o->w_path : "seeded, uniform in [0.5, 1.5)");
+        rp_context_set(rep, "weights", weights_source(o));
     }
     if (o->json) {
         drsch_error rerr;
