@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The loss's loops in AVX-512 and AVX2 copies besides the portable one, chosen at load time
+ * (GCC's function multiversioning). Each sum keeps its order and C11 forbids contracting a * b + c
+ * into an FMA, so every copy gives the same bits; only the vector width changes. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define DH_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define DH_CLONES
+#endif
+
 void dh_config_default(dh_config *c)
 {
     c->beta = 0.001f;
@@ -119,27 +128,31 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
 /* Squared distances between the n outputs (n x n, symmetric, zero diagonal). Each is summed
  * over k in order as sqdist does, four pairs side by side (a single sum is a chain of dependent
  * adds), rows over OpenMP threads: the same bits at any thread count. */
+DH_CLONES static void distance_row(const float *y, int32_t n, int32_t d, int32_t i, double *dist)
+{
+    const float *yi = y + (size_t)i * d;
+    dist[(size_t)i * n + i] = 0;
+    int32_t j = i + 1;
+    for (; j + 4 <= n; j += 4) {
+        const float *yj = y + (size_t)j * d;
+        double s[4] = {0, 0, 0, 0};
+        for (int32_t k = 0; k < d; k++)
+            for (int u = 0; u < 4; u++) {
+                double t = (double)yi[k] - (double)yj[(size_t)u * d + k];
+                s[u] += t * t;
+            }
+        for (int u = 0; u < 4; u++)
+            dist[(size_t)i * n + j + u] = dist[(size_t)(j + u) * n + i] = s[u];
+    }
+    for (; j < n; j++)
+        dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = sqdist(yi, y + (size_t)j * d, d);
+}
+
 static void pair_distances(const float *y, int32_t n, int32_t d, double *dist)
 {
 #pragma omp parallel for schedule(dynamic, 4) if (n >= 32)
-    for (int32_t i = 0; i < n; i++) {
-        const float *yi = y + (size_t)i * d;
-        dist[(size_t)i * n + i] = 0;
-        int32_t j = i + 1;
-        for (; j + 4 <= n; j += 4) {
-            const float *yj = y + (size_t)j * d;
-            double s[4] = {0, 0, 0, 0};
-            for (int32_t k = 0; k < d; k++)
-                for (int u = 0; u < 4; u++) {
-                    double t = (double)yi[k] - (double)yj[(size_t)u * d + k];
-                    s[u] += t * t;
-                }
-            for (int u = 0; u < 4; u++)
-                dist[(size_t)i * n + j + u] = dist[(size_t)(j + u) * n + i] = s[u];
-        }
-        for (; j < n; j++)
-            dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = sqdist(yi, y + (size_t)j * d, d);
-    }
+    for (int32_t i = 0; i < n; i++)
+        distance_row(y, n, d, i, dist);
 }
 
 /* The triplet term as it is summed: the margin C, the loss of the active triplets, the number of
@@ -175,32 +188,50 @@ static void hardest_triplet(int32_t n, int32_t a, const uint8_t *sa, const doubl
 }
 
 /* Every triplet of anchor a (np similar x nneg dissimilar items): W[a][p] += 1, W[a][n] -= 1 for
- * every active one. */
-static void all_triplets(int32_t n, int32_t a, const uint8_t *sa, int64_t np, int64_t nneg,
-                         const double *dist, double *W, triplet_sums *t)
+ * every active one. Those are whole numbers, so they are counted and added once (the same
+ * values as one by one; adding to W in the loop made every triplet wait on the last one's store),
+ * and the loss adds l - C for each active triplet in order (+0 for the others: the same sum),
+ * without a branch on the data. neg: room for n indices, cnt for n counts. */
+DH_CLONES static void all_triplets(int32_t n, int32_t a, const uint8_t *sa, int64_t np,
+                                   int64_t nneg, const double *dist, double *W, triplet_sums *t,
+                                   int32_t *neg, int32_t *cnt)
 {
     t->triplets += np * nneg;
+    const double *da = dist + (size_t)a * n, C = t->C;
+    double *Wa = W + (size_t)a * n;
+    int32_t m = 0;
+    for (int32_t q = 0; q < n; q++)
+        if (q != a && !sa[q]) {
+            neg[m++] = q;
+            cnt[q] = 0;
+        }
+    double tl = t->tl;
+    int64_t active = 0;
     for (int32_t p = 0; p < n; p++) {
         if (p == a || !sa[p])
             continue;
-        double dap = dist[(size_t)a * n + p];
-        for (int32_t q = 0; q < n; q++) {
-            if (q == a || sa[q])
-                continue;
-            double l = dap - dist[(size_t)a * n + q];
-            if (l >= t->C) {
-                t->active++;
-                t->tl += l - t->C;
-                W[(size_t)a * n + p] += 1.0;
-                W[(size_t)a * n + q] -= 1.0;
-            }
+        const double dap = da[p];
+        int32_t on = 0;
+        for (int32_t i = 0; i < m; i++) {
+            const int32_t q = neg[i];
+            const double l = dap - da[q];
+            const int32_t act = l >= C;
+            on += act;
+            cnt[q] += act;
+            tl += act ? l - C : 0.0;
         }
+        Wa[p] += (double)on;
+        active += on;
     }
+    for (int32_t i = 0; i < m; i++)
+        Wa[neg[i]] -= (double)cnt[neg[i]];
+    t->tl = tl;
+    t->active += active;
 }
 
 /* The triplet term into W (then divided by the triplet count of c->norm, as the loss is). */
 static void triplet_term(const dh_config *c, int32_t n, const uint8_t *sim, const double *dist,
-                         double *W, triplet_sums *t)
+                         double *W, triplet_sums *t, int32_t *scratch)
 {
     for (int32_t a = 0; a < n; a++) {
         const uint8_t *sa = sim + (size_t)a * n;
@@ -217,7 +248,7 @@ static void triplet_term(const dh_config *c, int32_t n, const uint8_t *sim, cons
             hardest_triplet(n, a, sa, dist, W, t);
             continue;
         }
-        all_triplets(n, a, sa, np, nneg, dist, W, t);
+        all_triplets(n, a, sa, np, nneg, dist, W, t, scratch, scratch + n);
     }
     int64_t denom = c->norm == DH_NORM_ACTIVE ? t->active : t->triplets;
     double inv_t = denom ? 1.0 / (double)denom : 0.0;
@@ -261,6 +292,31 @@ static void pair_term(double *acc, double w, const float *a, const float *b, int
  * from row j; row x's own sum is formed here in that same order, rows over OpenMP threads, so dy
  * has the same bits at any thread count (and as the one loop over the pairs). Returns -1 when
  * out of memory. */
+DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const double *W, int32_t x,
+                                   double *acc, float *dy)
+{
+    memset(acc, 0, sizeof(double) * (size_t)d);
+    const float *yx = y + (size_t)x * d;
+    for (int32_t i = 0; i < n; i++) {
+        if (i == x) { /* row x's own pairs (x, j), then (x, x) takes its g back */
+            for (int32_t j = 0; j < n; j++) {
+                double w = W[(size_t)x * n + j];
+                if (w == 0.0)
+                    continue;
+                pair_term(acc, w, yx, y + (size_t)j * d, d, 1);
+                if (j == x)
+                    pair_term(acc, w, yx, yx, d, 0);
+            }
+            continue;
+        }
+        double w = W[(size_t)i * n + x]; /* pair (i, x): row x is its j */
+        if (w != 0.0)
+            pair_term(acc, w, y + (size_t)i * d, yx, d, 0);
+    }
+    for (int32_t k = 0; k < d; k++)
+        dy[(size_t)x * d + k] = (float)acc[k];
+}
+
 static int pair_gradient(const float *y, int32_t n, int32_t d, const double *W, float *dy)
 {
     int failed = 0;
@@ -269,30 +325,9 @@ static int pair_gradient(const float *y, int32_t n, int32_t d, const double *W, 
         double *acc = malloc(sizeof(double) * (size_t)d);
         failed = !acc;
 #pragma omp for schedule(static)
-        for (int32_t x = 0; x < n; x++) {
-            if (!acc)
-                continue;
-            memset(acc, 0, sizeof(double) * (size_t)d);
-            const float *yx = y + (size_t)x * d;
-            for (int32_t i = 0; i < n; i++) {
-                if (i == x) { /* row x's own pairs (x, j), then (x, x) takes its g back */
-                    for (int32_t j = 0; j < n; j++) {
-                        double w = W[(size_t)x * n + j];
-                        if (w == 0.0)
-                            continue;
-                        pair_term(acc, w, yx, y + (size_t)j * d, d, 1);
-                        if (j == x)
-                            pair_term(acc, w, yx, yx, d, 0);
-                    }
-                    continue;
-                }
-                double w = W[(size_t)i * n + x]; /* pair (i, x): row x is its j */
-                if (w != 0.0)
-                    pair_term(acc, w, y + (size_t)i * d, yx, d, 0);
-            }
-            for (int32_t k = 0; k < d; k++)
-                dy[(size_t)x * d + k] = (float)acc[k];
-        }
+        for (int32_t x = 0; x < n; x++)
+            if (acc)
+                gradient_row(y, n, d, W, x, acc, dy);
         free(acc);
     }
     return failed ? -1 : 0;
@@ -305,15 +340,17 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
     size_t nn = (size_t)n * (size_t)n;
     double *dist = malloc(sizeof(double) * nn), *W = calloc(nn, sizeof(double));
     double *A = c->beta != 0 && c->graph == DH_GRAPH_KNN ? malloc(sizeof(double) * nn) : NULL;
-    if (!dist || !W || (c->beta != 0 && c->graph == DH_GRAPH_KNN && !A)) {
+    int32_t *scratch = malloc(sizeof(int32_t) * 2 * (size_t)n);
+    if (!dist || !W || !scratch || (c->beta != 0 && c->graph == DH_GRAPH_KNN && !A)) {
         free(dist);
         free(W);
         free(A);
+        free(scratch);
         return DRSCH_ERR_NOMEM;
     }
     pair_distances(y, n, d, dist);
     triplet_sums t = {dh_margin_at(c, iter), 0, 0, 0};
-    triplet_term(c, n, sim, dist, W, &t);
+    triplet_term(c, n, sim, dist, W, &t, scratch);
     double ll = 0;
     int rc = c->beta != 0 ? laplacian_term(c, n, sim, feat, fdim, dist, A, W, &ll) : 0;
     if (rc == 0 && dy)
@@ -328,5 +365,6 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
     free(dist);
     free(W);
     free(A);
+    free(scratch);
     return rc == 0 ? DRSCH_OK : DRSCH_ERR_NOMEM;
 }
