@@ -309,6 +309,35 @@ DRSCH_API const char *nn_encoder_impl(const nn_encoder *enc);
 DRSCH_API drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real,
                                  hm_codes *codes, drsch_error *err);
 
+/* ---- training replicas ------------------------------------------------------------------ */
+/* Data-parallel training in one process: R copies of a training net share each batch, replica k
+ * taking rows [k N / R, (k + 1) N / R) on its own OpenMP thread, with oneDNN planned for and run
+ * on that one thread (no synchronisation inside the primitives). Their outputs are gathered for
+ * a loss of the whole batch, their parameter gradients summed into the lead replica's, which
+ * takes the SGD step (nn_sgd_step on nn_team_lead); the others copy its parameters and hash
+ * scale at the start of the next forward. The same R gives the same bits at any thread count;
+ * another R adds the gradients in another order (as another thread count does for one net). */
+#define NN_TEAM_MAX 256
+typedef struct nn_team nn_team;
+/* Replicas of `model` (a training net of batch N >= replicas, 1..NN_TEAM_MAX): its parameters,
+ * momentum history, hash scale, bit order, multipliers and input normalisation. The model is not
+ * used afterwards: the lead (nn_team_lead) replaces it. DRSCH_ERR_UNSUPPORTED when oneDNN lays
+ * out the parameters of replicas of different batches differently. */
+DRSCH_API drsch_status nn_team_create(nn_team **out, const nn_net *model, int32_t replicas,
+                                      drsch_error *err);
+DRSCH_API void nn_team_free(nn_team *team); /* frees every replica, the lead included */
+DRSCH_API nn_net *nn_team_lead(nn_team *team);
+DRSCH_API int32_t nn_team_replicas(const nn_team *team);
+/* Rows of replica k of `replicas` sharing batches of `rows`. */
+DRSCH_API int32_t nn_team_rows_of(int32_t rows, int32_t replicas, int32_t k);
+/* x: N x C x H x W (the whole batch). Then nn_team_output (N x D) and nn_team_hash_output (N x B,
+ * NULL without a hash layer) hold every row, valid until the next forward. */
+DRSCH_API drsch_status nn_team_forward(nn_team *team, const float *x, drsch_error *err);
+DRSCH_API const float *nn_team_output(const nn_team *team);
+DRSCH_API const float *nn_team_hash_output(const nn_team *team);
+/* dy: N x D. Leaves the sum of the replicas' parameter gradients in the lead's (nn_param_at). */
+DRSCH_API drsch_status nn_team_backward(nn_team *team, const float *dy, drsch_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -91,6 +91,10 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed runs before the first repetition"),
     };
     const cli_flag train[] = {
+        CLI_INT("replicas", &o->replicas, 1, NN_TEAM_MAX, "R",
+                "copies of the network sharing each batch, each forwarding and back-propagating "
+                "its rows on its own thread (as drsch train --replicas); 1 = one network on "
+                "all threads"),
         CLI_INT("iters", &o->iters, 1, 1000000, "N", "timed steps per repetition"),
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed steps before the first repetition"),
         CLI_CUSTOM("precision", &o->precision, refuse_precision, "P",
@@ -122,8 +126,8 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
 static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
 {
     int enc = !strcmp(cmd, "encode");
-    *o = (bench_opts){"drsch-mnist",    NULL, 100, 48,    0, enc ? 3 : 50,
-                      enc ? 1 : 5,      3,    1,   20000, 0, 0,
+    *o = (bench_opts){"drsch-mnist",    NULL, 100, 48,    0,           enc ? 3 : 50,
+                      enc ? 1 : 5,      3,    1,   20000, enc ? 0 : 1, 0,
                       NN_PRECISION_F32, ""};
     cli_flag flags[MAX_FLAGS];
     make_flags(enc, o, flags);
@@ -177,9 +181,13 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     const double peak = f32_peak(o->ghz, threads, how, sizeof how); /* GFLOP/s */
     const double ips = images_per_run / t->best, gflops = flops_per_run / t->best * 1e-9;
     const char *prec = nn_precision_name(o->precision);
-    printf("%s %s batch %lld bits %lld threads %d %s: %.0f images/s (best of %lld, mean %.0f), "
+    const int train = !strcmp(cmd, "train"), teamed = train && o->replicas > 1;
+    char reps[40] = "";
+    if (teamed)
+        snprintf(reps, sizeof reps, " replicas %lld", (long long)o->replicas);
+    printf("%s %s batch %lld bits %lld threads %d%s %s: %.0f images/s (best of %lld, mean %.0f), "
            "%.1f GFLOP/s, ",
-           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, prec, ips,
+           cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, reps, prec, ips,
            (long long)o->repetitions, images_per_run / t->mean, gflops);
     if (peak > 0)
         printf("%.1f%% of the f32 peak %.0f GFLOP/s (%s)\n", 100 * gflops / peak, peak, how);
@@ -193,11 +201,14 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
         return 1;
     }
     char name[160];
-    /* f32 entries keep their historical names (the baselines); other precisions say theirs. */
-    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d%s%s", cmd, o->arch,
+    /* f32 entries keep their historical names (the baselines); other precisions say theirs, and
+     * training replicas their count. */
+    snprintf(name, sizeof name, "%s/%s/batch:%lld/bits:%lld/threads:%d%s%s%s", cmd, o->arch,
              (long long)o->batch, (long long)o->bits, threads,
              o->precision == NN_PRECISION_F32 ? "" : "/precision:",
-             o->precision == NN_PRECISION_F32 ? "" : prec);
+             o->precision == NN_PRECISION_F32 ? "" : prec, teamed ? "/replicas:" : "");
+    if (teamed)
+        snprintf(name + strlen(name), sizeof name - strlen(name), "%lld", (long long)o->replicas);
     rp_context_set(r, "benchmark", cmd);
     rp_context_set(r, "arch", o->arch);
     rp_context_set_num(r, "batch", (double)o->batch);
@@ -210,7 +221,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_context_set(r, "inputs", "random uniform [0,1)");
     rp_context_set(r, "peak_source", how);
     rp_context_set(r, "timing", "best of repetitions");
-    if (!strcmp(cmd, "train"))
+    if (train)
         rp_context_set(r, "loss",
                        "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph "
                        "Laplacian (beta 0.001)");
@@ -226,10 +237,9 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_counter(e, "repetitions", (double)o->repetitions);
     rp_counter(e, "max_rss_bytes", cli_max_rss());
     cli_report_counters(r, e, t->hw, &t->counts, t->runs);
-    if (!strcmp(cmd, "train"))
+    if (train)
         rp_counter(e, "loss", loss);
-    else
-        rp_counter(e, "replicas", (double)(o->replicas ? o->replicas : threads));
+    rp_counter(e, "replicas", (double)(o->replicas ? o->replicas : threads));
     drsch_error err;
     if (rp_write(r, o->json, &err) != DRSCH_OK) {
         fprintf(stderr, "drsch bench %s: %s\n", cmd, err.msg);
@@ -256,13 +266,26 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
         return 1;
     }
     const int32_t B = (int32_t)o->bits, N = (int32_t)o->batch;
+    double ff, fb;
+    nn_flops(net, &ff, &fb);
+    nn_team *team = NULL;
+    if (o->replicas > 1) {
+        if (nn_team_create(&team, net, (int32_t)o->replicas, &err) != DRSCH_OK) {
+            fprintf(stderr, "drsch bench train: --replicas %lld: %s\n", (long long)o->replicas,
+                    err.msg);
+            nn_net_free(net);
+            return 1;
+        }
+        nn_net_free(net);
+        net = nn_team_lead(team);
+    }
     float *x = random_images((size_t)N, nn_input_size(net), (uint64_t)o->seed);
     float *dy = malloc(sizeof(float) * (size_t)N * B);
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)N);
     if (!x || !dy || !labels) {
         fprintf(stderr, "drsch bench train: out of memory\n");
         free(x), free(dy), free(labels);
-        nn_net_free(net);
+        team ? nn_team_free(team) : nn_net_free(net);
         return 1;
     }
     const int32_t per_class = N >= 10 ? N / 10 : 1;
@@ -288,11 +311,14 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
             mc_counters_start(t->hw);
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
-            failed = nn_forward(net, x, &err) != DRSCH_OK;
+            failed = (team ? nn_team_forward(team, x, &err) : nn_forward(net, x, &err)) != DRSCH_OK;
             if (!failed) {
-                failed = dh_loss(&loss_cfg, it, nn_output(net), N, B, sim, NULL, 0, dy, &st) != 0;
+                const float *y = team ? nn_team_output(team) : nn_output(net);
+                failed = dh_loss(&loss_cfg, it, y, N, B, sim, NULL, 0, dy, &st) != 0;
                 loss = st.loss;
-                failed = failed || nn_backward(net, dy, NULL, &err) != DRSCH_OK ||
+                failed = failed ||
+                         (team ? nn_team_backward(team, dy, &err)
+                               : nn_backward(net, dy, NULL, &err)) != DRSCH_OK ||
                          nn_sgd_step(net, &sgd, it, &err) != DRSCH_OK;
             }
         }
@@ -306,10 +332,8 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
     }
     mc_counters_stop(t->hw, &t->counts);
     t->runs = (double)o->repetitions * (double)o->iters;
-    double ff, fb;
-    nn_flops(net, &ff, &fb);
     free(x), free(dy), free(labels), free(sim);
-    nn_net_free(net);
+    team ? nn_team_free(team) : nn_net_free(net);
     if (failed) {
         fprintf(stderr, "drsch bench train: %s\n", err.msg);
         return 1;

@@ -49,7 +49,7 @@ static fio_lock out_lock = {.fd = -1};
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define N_FLAGS 49 /* room in train_args.flags for the table's rows */
+#define N_FLAGS 50 /* room in train_args.flags for the table's rows */
 #define GO_ON -1   /* a step's result when the command goes on (else its exit status) */
 
 /* The command line of drsch train. The solver's settings are parsed into `set`, the defaults
@@ -100,6 +100,11 @@ static void make_flags(train_args *a)
                    "at 12, 24, 32, 48, 64, 128 bits below B and at B (default: no evaluation)"),
         CLI_INT("threads", &a->threads, 0, 1024, "T",
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+        CLI_INT("replicas", &s->replicas, 1, NN_TEAM_MAX, "R",
+                "copies of the network sharing each batch (data parallel in one process), each "
+                "forwarding and back-propagating its rows on its own thread with oneDNN "
+                "single-threaded inside; their gradients are summed. 1 = one network on all "
+                "threads. Like --threads, it changes the last bits of the weights"),
         CLI_SECTION("network and solver:"),
         CLI_STRING("arch", &a->arch, "A",
                    "network: drsch-mnist | drsch-cifar | drsch-reid (default: drsch-reid for "
@@ -433,13 +438,16 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     char ranks[48] = "";
     if (par)
         snprintf(ranks, sizeof ranks, "%d ranks x ", par->size);
+    char reps[40] = "";
+    if (c->replicas > 1)
+        snprintf(reps, sizeof reps, " (%d replicas)", c->replicas);
     if (rank0)
         fprintf(stderr,
                 "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d "
-                "bits, %lld iterations, batch %d x %d, %s%d threads, seed %llu, recipe %s%s\n",
+                "bits, %lld iterations, batch %d x %d, %s%d threads%s, seed %llu, recipe %s%s\n",
                 d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
                 (long long)c->iters, c->classes_per_batch, c->images_per_class, ranks, a->nthreads,
-                (unsigned long long)c->seed, nn_recipe_name(c->recipe),
+                reps, (unsigned long long)c->seed, nn_recipe_name(c->recipe),
                 c->objective == TR_OBJECTIVE_SOFTMAX
                     ? ", loss softmax (classifier: one bit per class)"
                     : "");

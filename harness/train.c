@@ -209,7 +209,8 @@ typedef struct {
     char settings[TR_STATE_SETTINGS_MAX]; /* as recorded in the state (tr_read_state /
                                              tr_write_state) */
     uint32_t fp_v1;                       /* the version 1 fingerprint, to read older states */
-    nn_net *net;
+    nn_net *net;   /* the network, or the lead of the replicas (then team's) */
+    nn_team *team; /* --replicas above 1: the copies sharing each batch, else NULL */
     int32_t N, B;  /* images per batch, code bits */
     int64_t start; /* the first iteration to run (0, or where the resumed checkpoint stopped) */
     /* the batch: images, loss gradient, pairwise similarity, indices, labels, multi-hot masks */
@@ -238,7 +239,10 @@ typedef struct {
 static void run_free(run *r)
 {
     ds_sampler_free(r->sampler);
-    nn_net_free(r->net);
+    if (r->team)
+        nn_team_free(r->team); /* r->net, its lead, with it */
+    else
+        nn_net_free(r->net);
     free(r->x);
     free(r->dy);
     free(r->sim);
@@ -567,12 +571,13 @@ static drsch_status step(run *r, int64_t it, drsch_status st, const char *last_c
     nn_net *net = r->net;
     drsch_error ne;
     nn_set_hash_scale(net, nn_hash_scale_at(c->scale0, c->scale_mult, c->scale_every, it));
+    const float *x = r->x + (size_t)r->lo * nn_input_size(net);
     if (st == DRSCH_OK &&
-        (st = nn_forward(net, r->x + (size_t)r->lo * nn_input_size(net), &ne)) != DRSCH_OK)
+        (st = r->team ? nn_team_forward(r->team, x, &ne) : nn_forward(net, x, &ne)) != DRSCH_OK)
         st = drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
     if ((st = agree(r, st, err)) != DRSCH_OK)
         return st;
-    const float *y = nn_output(net);
+    const float *y = r->team ? nn_team_output(r->team) : nn_output(net);
     if (r->par) {
         gather_rows(r, y, r->B, r->y_all);
         y = r->y_all;
@@ -595,7 +600,9 @@ static drsch_status step(run *r, int64_t it, drsch_status st, const char *last_c
             "iteration %lld: the loss is %g: %s hold NaN or Inf; training stopped, %s",
             (long long)it, r->ls.loss, where, last_ckpt);
     }
-    if ((st = nn_backward(net, r->dy + (size_t)r->lo * (size_t)r->B, NULL, &ne)) != DRSCH_OK)
+    const float *dy = r->dy + (size_t)r->lo * (size_t)r->B;
+    if ((st = r->team ? nn_team_backward(r->team, dy, &ne) : nn_backward(net, dy, NULL, &ne)) !=
+        DRSCH_OK)
         st = drsch_fail(err, st, "iteration %lld: %s", (long long)it, ne.msg);
     if ((st = agree(r, st, err)) != DRSCH_OK)
         return st;
@@ -638,7 +645,7 @@ static drsch_status report(run *r, int64_t it, progress_clock *pc, tr_progress_f
     p.objective = c->objective;
     p.accuracy = r->accuracy;
     if (c->objective == TR_OBJECTIVE_DRSCH) { /* a classifier has no hash outputs (0, 0) */
-        const float *u = nn_hash_output(r->net);
+        const float *u = r->team ? nn_team_hash_output(r->team) : nn_hash_output(r->net);
         if (r->par) {
             gather_rows(r, u, r->B, r->u_all);
             u = r->u_all;
@@ -708,10 +715,20 @@ static drsch_status set_up(run *r, const tr_config *cfg, const char *resume_path
     /* the recipe's multipliers: the net's, and those its model files record */
     if (st == DRSCH_OK)
         st = nn_net_set_recipe(r->net, r->c.recipe, err);
-    if (st == DRSCH_OK) {
+    if (st == DRSCH_OK)
         nn_set_input_norm(r->net, mean, scale);
-        st = alloc_batch(r, err);
+    if (st == DRSCH_OK && r->c.replicas > 1) {
+        /* the replicas copy the net (its recipe and normalisation included); their lead takes
+         * its place */
+        drsch_error ne;
+        st = nn_team_create(&r->team, r->net, r->c.replicas, &ne);
+        if (st != DRSCH_OK)
+            return drsch_fail(err, st, "--replicas %d: %s", r->c.replicas, ne.msg);
+        nn_net_free(r->net);
+        r->net = nn_team_lead(r->team);
     }
+    if (st == DRSCH_OK)
+        st = alloc_batch(r, err);
     return st;
 }
 

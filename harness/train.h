@@ -67,6 +67,9 @@ typedef struct {
     double collapse_distinct; /* stop when a batch has fewer than this share of distinct codes */
     tr_bit_order bit_order;   /* order of the saved model's bits (default DECORRELATED) */
     tr_objective objective;   /* TR_OBJECTIVE_DRSCH (default) or TR_OBJECTIVE_SOFTMAX */
+    int32_t replicas; /* copies of the network sharing each batch, one per OpenMP thread (nn.h:
+                         nn_team); 1 (default) = one network on all threads. Like the thread
+                         count, not a setting a resume must match */
 } tr_config;
 
 /* The defaults for a dataset: the authors' solver and objective, with drsch's schedule (see

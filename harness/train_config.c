@@ -73,6 +73,7 @@ void tr_config_default(tr_config *c, const ds_dataset *d)
     c->crop_h = c->crop_w = 0;
     c->pad = 0;
     c->mirror = 1;
+    c->replicas = 1;
     if (d && d->c == 1 && d->h == 28 && d->w == 28) {
         /* drsch's crop, 28 -> 26 (the authors' data layer crops 30x30 from images of a size
          * their repository does not give; README, the differences from the authors) */

@@ -449,14 +449,16 @@ Test(flags, train_and_bench_refuse_bad_names_at_once)
 #endif
 }
 
-/* bench train takes only its own flags: encode's --images and --replicas are refused (they were
- * accepted and ignored), --precision with the reason. */
+/* bench train takes only its own flags: encode's --images is refused (it was accepted and
+ * ignored), --precision with the reason; its --replicas (training replicas, 1 to 256) is its own:
+ * accepted in range (the run then stops at the unwritable --json), refused out of it. */
 Test(flags, bench_train_refuses_the_flags_of_bench_encode)
 {
     static const char *const flags[][2] = {
         {"--images 40", "--images"},
-        {"--replicas 2", "--replicas"},
         {"--precision f32", "--precision is an option of bench encode"},
+        {"--replicas 0", "--replicas"},
+        {"--replicas 257", "--replicas"},
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         result r = run("bench train --batch 20 --iters 1 --warmup 0 %s --json "
@@ -468,6 +470,12 @@ Test(flags, bench_train_refuses_the_flags_of_bench_encode)
                   "bench train %s: %s", flags[i][0], r.err);
         result_free(&r);
     }
+    result r = run("bench train --batch 20 --iters 1 --warmup 0 --replicas 2 --json "
+                   "/nonexistent-drsch-folder/x");
+    cr_expect_eq(r.rc, EXIT_USAGE_STATUS, "%s", r.err);
+    cr_expect(strstr(r.err, "/nonexistent-drsch-folder/x") && !strstr(r.err, "--replicas"), "%s",
+              r.err);
+    result_free(&r);
 }
 
 /* --repetitions in every benchmark; --repeat is no second name for it. */

@@ -1954,3 +1954,148 @@ Test(core_classifier, model_files_versions_2_and_3)
     remove(path), remove(hpath), remove(h3);
     free(path), free(hpath), free(h3);
 }
+
+/* ---- training replicas (nn_team) ----------------------------------------------------------- */
+
+/* A step of lr 1 without momentum or decay leaves w - g: the gradient, in the plain layout,
+ * whatever layouts the two nets' kernels chose. */
+static float *plain_step(nn_net *net)
+{
+    nn_sgd_config sgd = {1.0f, 0.0f, 0.0f, 1.0f, 0, 0};
+    drsch_error err;
+    cr_assert_eq(nn_sgd_step(net, &sgd, 0, &err), DRSCH_OK, "%s", err.msg);
+    return export_params(net);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        s = fmax(s, fabs((double)a[i]));
+    }
+    *scale = s;
+    return d;
+}
+
+/* R replicas of a batch of 20 (10 + 10; 6 + 7 + 7) give the outputs of one network and the sum
+ * of its gradients, to float rounding; the model is left as it was. */
+Test(core_team, replicas_compute_what_one_network_does)
+{
+    const int N = 20, B = 16;
+    for (int R = 2; R <= 3; R++) {
+        nn_config cfg;
+        drsch_error err;
+        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", B, N, 1, &err), DRSCH_OK);
+        cfg.seed = 7;
+        nn_net *one = NULL, *model = NULL;
+        cr_assert_eq(nn_net_create(&one, &cfg, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
+        nn_set_hash_scale(one, 2.5f);
+        nn_set_hash_scale(model, 2.5f);
+        nn_team *team = NULL;
+        cr_assert_eq(nn_team_create(&team, model, R, &err), DRSCH_OK, "%s", err.msg);
+        nn_net_free(model);
+        cr_expect_eq(nn_team_replicas(team), R);
+        int32_t rows = 0;
+        for (int k = 0; k < R; k++)
+            rows += nn_team_rows_of(N, R, k);
+        cr_expect_eq(rows, N);
+        cr_expect_eq(nn_team_rows_of(20, 3, 0), 6);
+        nn_net *lead = nn_team_lead(team);
+        cr_expect_float_eq(nn_hash_scale(lead), 2.5f, 0);
+
+        rng_reset(11);
+        float *x = rand_buf((size_t)N * 784, 1.0), *dy = rand_buf((size_t)N * B, 0.1);
+        cr_assert_eq(nn_forward(one, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_team_forward(team, x, &err), DRSCH_OK, "%s", err.msg);
+        double s, d = max_abs_diff(nn_output(one), nn_team_output(team), (size_t)N * B, &s);
+        cr_expect(d <= 1e-5 * s + 1e-7, "R %d: outputs differ by %g (largest %g)", R, d, s);
+        d = max_abs_diff(nn_hash_output(one), nn_team_hash_output(team), (size_t)N * B, &s);
+        cr_expect(d <= 1e-5 * s + 1e-7, "R %d: hash outputs differ by %g (largest %g)", R, d, s);
+
+        float *w0 = export_params(one);
+        cr_assert_eq(nn_backward(one, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_team_backward(team, dy, &err), DRSCH_OK, "%s", err.msg);
+        float *w1 = plain_step(one), *w2 = plain_step(lead);
+        size_t n = nn_params_plain_size(one);
+        for (size_t i = 0; i < n; i++) /* the gradients */
+            w1[i] = w0[i] - w1[i], w2[i] = w0[i] - w2[i];
+        d = max_abs_diff(w1, w2, n, &s);
+        cr_expect(s > 0, "no gradient");
+        cr_expect(d <= 1e-4 * s, "R %d: gradients differ by %g (largest %g)", R, d, s);
+
+        /* the next forward runs every replica on the lead's new parameters */
+        cr_assert_eq(nn_forward(one, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_team_forward(team, x, &err), DRSCH_OK, "%s", err.msg);
+        d = max_abs_diff(nn_output(one), nn_team_output(team), (size_t)N * B, &s);
+        cr_expect(d <= 1e-4 * s + 1e-6, "R %d: outputs after the step differ by %g (largest %g)", R,
+                  d, s);
+        free(x), free(dy), free(w0), free(w1), free(w2);
+        nn_net_free(one);
+        nn_team_free(team);
+    }
+}
+
+/* Two teams of the same model and R take steps to the same bits. */
+Test(core_team, the_same_replicas_give_the_same_bits)
+{
+    float *final[2];
+    size_t n = 0;
+    for (int run = 0; run < 2; run++) {
+        nn_config cfg;
+        drsch_error err;
+        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 20, 1, &err), DRSCH_OK);
+        cfg.seed = 5;
+        nn_net *model = NULL;
+        cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
+        nn_team *team = NULL;
+        cr_assert_eq(nn_team_create(&team, model, 2, &err), DRSCH_OK, "%s", err.msg);
+        nn_net_free(model);
+        nn_net *lead = nn_team_lead(team);
+        rng_reset(99);
+        float *x = rand_buf(20 * 784, 1.0);
+        int32_t labels[20];
+        for (int i = 0; i < 20; i++)
+            labels[i] = i % 4;
+        float dy[20 * 16];
+        nn_sgd_config sgd;
+        nn_sgd_defaults(&sgd);
+        sgd.base_lr = 0.01f;
+        sgd.momentum = 0.9f;
+        for (int it = 0; it < 3; it++) {
+            cr_assert_eq(nn_team_forward(team, x, &err), DRSCH_OK, "%s", err.msg);
+            triplet_loss(nn_team_output(team), labels, 20, 16, -5.0f, dy);
+            cr_assert_eq(nn_team_backward(team, dy, &err), DRSCH_OK, "%s", err.msg);
+            cr_assert_eq(nn_sgd_step(lead, &sgd, it, &err), DRSCH_OK, "%s", err.msg);
+        }
+        final[run] = export_params(lead);
+        n = nn_params_plain_size(lead);
+        free(x);
+        nn_team_free(team);
+    }
+    cr_expect(memcmp(final[0], final[1], n * sizeof(float)) == 0, "same replicas, other weights");
+    free(final[0]);
+    free(final[1]);
+}
+
+Test(core_team, bad_arguments_are_refused)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 4, 1, &err), DRSCH_OK);
+    nn_net *model = NULL;
+    cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    nn_team *team = (nn_team *)&cfg; /* set to NULL on failure */
+    cr_expect_eq(nn_team_create(&team, model, 0, &err), DRSCH_ERR_ARG);
+    cr_expect_null(team);
+    cr_expect_eq(nn_team_create(&team, model, 5, &err), DRSCH_ERR_ARG);
+    cr_expect_neq(strstr(err.msg, "5 replicas cannot share batches of 4 images"), NULL, "%s",
+                  err.msg);
+    nn_net_free(model);
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 4, 0, &err), DRSCH_OK);
+    cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect_eq(nn_team_create(&team, model, 2, &err), DRSCH_ERR_ARG);
+    cr_expect_neq(strstr(err.msg, "inference"), NULL, "%s", err.msg);
+    nn_net_free(model);
+}

@@ -80,6 +80,45 @@ Test(train, interrupted_and_resumed_run_equals_an_uninterrupted_one)
     cr_assert(strstr(out, "other settings") != NULL, "%s", out);
 }
 
+/* --replicas 2: data parallel in one process. The model has the same bytes at 1 and 2 threads
+ * (each replica computes alone, the gradients are added in replica order), a run resumed from its
+ * checkpoint ends as the uninterrupted one, and more replicas than images are refused. */
+Test(train, replicas_give_the_same_bytes_at_any_thread_count_and_on_resume)
+{
+    static char out[1 << 16];
+#define REPLICA_FLAGS "--iters 80 --log-every 40 --bits 16 --replicas 2"
+    int rc = tu_run(out, sizeof out, "%s train " REPLICA_FLAGS " --threads 1 --out %s", tu_exe(),
+                    tu_path("one.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "1 threads (2 replicas)") != NULL, "%s", out);
+    rc = tu_run(out, sizeof out, "%s train " REPLICA_FLAGS " --threads 2 --out %s", tu_exe(),
+                tu_path("two.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out,
+                "%s train --iters 40 --log-every 40 --bits 16 --replicas 2 --threads 2 --out %s",
+                tu_exe(), tu_path("half.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = tu_run(out, sizeof out, "%s train " REPLICA_FLAGS " --threads 2 --resume %s --out %s",
+                tu_exe(), tu_path("half.bin"), tu_path("half.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+#undef REPLICA_FLAGS
+    const char *names[2] = {"two.bin", "half.bin"};
+    size_t la, lb;
+    char *a = tu_slurp(tu_path("one.bin"), &la);
+    for (int i = 0; i < 2; i++) {
+        char *b = tu_slurp(tu_path(names[i]), &lb);
+        cr_expect(la == lb && memcmp(a, b, la) == 0, "one.bin and %s differ", names[i]);
+        free(b);
+    }
+    free(a);
+
+    rc = tu_run(out, sizeof out, "%s train --iters 1 --bits 16 --replicas 101 --out %s", tu_exe(),
+                tu_path("many.bin"));
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "--replicas 101") && strstr(out, "batches of 100 images"), "%s", out);
+    cr_expect(access(tu_path("many.bin"), F_OK) != 0, "nothing written");
+}
+
 /* A version 2 training state (momentum in the internal layout of the build that wrote it) is
  * still resumed: the parameters as saved, the momentum from zero, and stderr says so. The state
  * of a version 3 run is rewritten as version 2 would have laid it out: magic "DRSCHTR2" and
