@@ -320,9 +320,10 @@ DRSCH_API drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, floa
 #define NN_TEAM_MAX 256
 typedef struct nn_team nn_team;
 /* Replicas of `model` (a training net of batch N >= replicas, 1..NN_TEAM_MAX): its parameters,
- * momentum history, hash scale, bit order, multipliers and input normalisation. The model is not
- * used afterwards: the lead (nn_team_lead) replaces it. DRSCH_ERR_UNSUPPORTED when oneDNN lays
- * out the parameters of replicas of different batches differently. */
+ * momentum history, hash scale, bit order, multipliers and input normalisation (no input
+ * gradient). The model is not used afterwards: the lead (nn_team_lead) replaces it.
+ * DRSCH_ERR_UNSUPPORTED when oneDNN lays out the parameters of replicas of different batches
+ * differently. */
 DRSCH_API drsch_status nn_team_create(nn_team **out, const nn_net *model, int32_t replicas,
                                       drsch_error *err);
 DRSCH_API void nn_team_free(nn_team *team); /* frees every replica, the lead included */

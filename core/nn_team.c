@@ -16,7 +16,9 @@ struct nn_team {
     int32_t replicas, rows, out_dim, bits;
     nn_net **nets; /* nets[0] is the lead */
     int32_t *lo;   /* replicas + 1 row boundaries */
-    float *y, *u;  /* rows x out_dim outputs, rows x bits hash outputs (NULL without a hash layer) */
+    float *y, *u; /* rows x out_dim outputs, rows x bits hash outputs (NULL without a hash layer) */
+    drsch_status *st; /* per replica: the last call's status and error */
+    drsch_error *err;
 };
 
 int32_t nn_team_rows_of(int32_t rows, int32_t replicas, int32_t k)
@@ -30,6 +32,7 @@ static drsch_status create_replica(nn_net **out, const nn_config *base, int32_t 
 {
     nn_config cfg = *base;
     cfg.batch = batch;
+    cfg.input_grad = 0; /* the team gives no input gradient */
 #ifdef DRSCH_HAVE_OPENMP
     int before = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -48,7 +51,8 @@ static int same_layout(const nn_net *a, const nn_net *b)
         return 0;
     for (int t = 0; t < a->n_tensors; t++) {
         const nn_tensor *x = &a->tensors[t], *y = &b->tensors[t];
-        if (x->offset != y->offset || x->count != y->count || !dnnl_memory_desc_equal(&x->md, &y->md))
+        if (x->offset != y->offset || x->count != y->count ||
+            !dnnl_memory_desc_equal(&x->md, &y->md))
             return 0;
     }
     return 1;
@@ -88,12 +92,14 @@ drsch_status nn_team_create(nn_team **out, const nn_net *model, int32_t replicas
     t->bits = mc->bits;
     t->nets = calloc((size_t)replicas, sizeof *t->nets);
     t->lo = malloc(sizeof *t->lo * ((size_t)replicas + 1));
+    t->st = malloc(sizeof *t->st * (size_t)replicas);
+    t->err = malloc(sizeof *t->err * (size_t)replicas);
     t->y = malloc(sizeof(float) * (size_t)t->rows * (size_t)t->out_dim);
     int hashed = model->hash_layer >= 0;
     if (hashed)
         t->u = malloc(sizeof(float) * (size_t)t->rows * (size_t)t->bits);
     drsch_status st = DRSCH_OK;
-    if (!t->nets || !t->lo || !t->y || (hashed && !t->u))
+    if (!t->nets || !t->lo || !t->st || !t->err || !t->y || (hashed && !t->u))
         st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %d training replicas", replicas);
     for (int32_t k = 0; st == DRSCH_OK && k <= replicas; k++)
         t->lo[k] = (int32_t)((int64_t)k * t->rows / replicas);
@@ -125,6 +131,8 @@ void nn_team_free(nn_team *team)
         nn_net_free(team->nets[k]);
     free(team->nets);
     free(team->lo);
+    free(team->st);
+    free(team->err);
     free(team->y);
     free(team->u);
     free(team);
@@ -141,8 +149,8 @@ typedef drsch_status (*replica_fn)(nn_team *team, int32_t k, const float *arg, d
 static drsch_status each_replica(nn_team *team, replica_fn fn, const float *arg, drsch_error *err)
 {
     const int32_t R = team->replicas;
-    drsch_status st[NN_TEAM_MAX];
-    drsch_error e[NN_TEAM_MAX];
+    drsch_status *st = team->st;
+    drsch_error *e = team->err;
 #ifdef DRSCH_HAVE_OPENMP
     int threads = omp_get_max_threads();
     threads = threads < R ? threads : R;
