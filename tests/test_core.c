@@ -525,6 +525,33 @@ Test(core_gradient, named_architectures_build)
     cr_expect_eq(nn_config_init(&cfg, "alexnet", 48, 4, 1, &err), DRSCH_ERR_ARG);
 }
 
+/* Three SGD steps (lr 0.01, momentum 0.9) of the triplet loss on the same 20 random images by
+ * net, or (team given) by its replicas led by net; the parameters after them, plain. */
+static float *three_steps(nn_net *net, nn_team *team)
+{
+    drsch_error err;
+    rng_reset(99);
+    float *x = rand_buf(20 * 784, 1.0);
+    int32_t labels[20];
+    for (int i = 0; i < 20; i++)
+        labels[i] = i % 4;
+    float dy[20 * 16];
+    nn_sgd_config sgd;
+    nn_sgd_defaults(&sgd);
+    sgd.base_lr = 0.01f;
+    sgd.momentum = 0.9f;
+    for (int it = 0; it < 3; it++) {
+        cr_assert_eq(team ? nn_team_forward(team, x, &err) : nn_forward(net, x, &err), DRSCH_OK,
+                     "%s", err.msg);
+        triplet_loss(team ? nn_team_output(team) : nn_output(net), labels, 20, 16, -5.0f, dy);
+        cr_assert_eq(team ? nn_team_backward(team, dy, &err) : nn_backward(net, dy, NULL, &err),
+                     DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), DRSCH_OK, "%s", err.msg);
+    }
+    free(x);
+    return export_params(net);
+}
+
 /* Same seed and threads give identical weights after training steps; another seed does not. */
 Test(core_sgd, seeded_runs_are_identical)
 {
@@ -537,23 +564,7 @@ Test(core_sgd, seeded_runs_are_identical)
         cfg.seed = seeds[run];
         nn_net *net = NULL;
         cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
-        rng_reset(99);
-        float *x = rand_buf(20 * 784, 1.0);
-        int32_t labels[20];
-        for (int i = 0; i < 20; i++)
-            labels[i] = i % 4;
-        float dy[20 * 16];
-        nn_sgd_config sgd;
-        nn_sgd_defaults(&sgd);
-        sgd.base_lr = 0.01f;
-        sgd.momentum = 0.9f;
-        for (int it = 0; it < 3; it++) {
-            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK);
-            triplet_loss(nn_output(net), labels, 20, 16, -5.0f, dy);
-            cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK);
-            cr_assert_eq(nn_sgd_step(net, &sgd, it, &err), DRSCH_OK);
-        }
-        final[run] = export_params(net);
+        final[run] = three_steps(net, NULL);
         if (run == 2) {
             size_t n = nn_params_plain_size(net);
             cr_expect(memcmp(final[0], final[1], n * sizeof(float)) == 0,
@@ -561,7 +572,6 @@ Test(core_sgd, seeded_runs_are_identical)
             cr_expect(memcmp(final[0], final[2], n * sizeof(float)) != 0,
                       "different seeds, same weights");
         }
-        free(x);
         nn_net_free(net);
     }
     for (int i = 0; i < 3; i++)
@@ -2058,26 +2068,8 @@ Test(core_team, the_same_replicas_give_the_same_bits)
         nn_team *team = NULL;
         cr_assert_eq(nn_team_create(&team, model, 2, &err), DRSCH_OK, "%s", err.msg);
         nn_net_free(model);
-        nn_net *lead = nn_team_lead(team);
-        rng_reset(99);
-        float *x = rand_buf(20 * 784, 1.0);
-        int32_t labels[20];
-        for (int i = 0; i < 20; i++)
-            labels[i] = i % 4;
-        float dy[20 * 16];
-        nn_sgd_config sgd;
-        nn_sgd_defaults(&sgd);
-        sgd.base_lr = 0.01f;
-        sgd.momentum = 0.9f;
-        for (int it = 0; it < 3; it++) {
-            cr_assert_eq(nn_team_forward(team, x, &err), DRSCH_OK, "%s", err.msg);
-            triplet_loss(nn_team_output(team), labels, 20, 16, -5.0f, dy);
-            cr_assert_eq(nn_team_backward(team, dy, &err), DRSCH_OK, "%s", err.msg);
-            cr_assert_eq(nn_sgd_step(lead, &sgd, it, &err), DRSCH_OK, "%s", err.msg);
-        }
-        final[run] = export_params(lead);
-        n = nn_params_plain_size(lead);
-        free(x);
+        final[run] = three_steps(nn_team_lead(team), team);
+        n = nn_params_plain_size(nn_team_lead(team));
         nn_team_free(team);
     }
     cr_expect(memcmp(final[0], final[1], n * sizeof(float)) == 0, "same replicas, other weights");
