@@ -31,7 +31,7 @@
 /* The flags (--out: the output folder, its default once the dataset is known). */
 typedef struct {
     const char *spec, *out, *paper, *baseline, *bits, *recipes;
-    int64_t long_bits, iters, splits, seed, threads, weight_power;
+    int64_t long_bits, iters, splits, seed, threads, weight_power, replicas;
     int quick, gallery, no_classifier;
     ds_load_opts lo;
 } flags;
@@ -110,6 +110,10 @@ static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
                 "seed of protocol, training, baselines and CMC sampling"),
         CLI_INT("threads", &f->threads, 0, CLI_THREADS_MAX, "T",
                 "OpenMP threads, 0 to 1024; 0 = OMP_NUM_THREADS or all cores"),
+        CLI_INT("replicas", &f->replicas, 1, NN_TEAM_MAX, "R",
+                "training replicas of every model (drsch train --replicas): R copies of the "
+                "network share each batch, one per thread, and the models have the same bits at "
+                "any --threads; 1 = one network on all threads (the committed baselines')"),
         CLI_INT("weight-power", &f->weight_power, 1, 2, "P",
                 "the row \"DRSCH-B truncated, weighted ranking\" (saved order, drsch's recipe) "
                 "ranks by the sum of |w|^P over differing bits: 2 by the distance the loss learned "
@@ -179,6 +183,7 @@ static int parse(int argc, char **argv, run *r)
                  .splits = -1,
                  .seed = 1,
                  .weight_power = XP_WEIGHT_POWER_DEFAULT,
+                 .replicas = 1,
                  .gallery = EV_REID_CROSS_CAMERA};
     ds_load_opts_default(&f->lo);
     rp_command_line("drsch", argc, argv, r->cmdline, sizeof r->cmdline); /* before parsing */
@@ -303,6 +308,7 @@ static int prepare(run *r)
                      DRSCH_SOURCE_DIR, folder);
     }
     xp_repro_train_config(d, r->reid, r->f.quick, r->f.iters, c->seed, &c->train);
+    c->train.replicas = (int32_t)r->f.replicas;
     return -1;
 }
 

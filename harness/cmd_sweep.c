@@ -26,7 +26,7 @@
 typedef struct {
     const char *spec, *out, *bits, *seeds, *size;
     xp_protocol proto;
-    int64_t iters, threads;
+    int64_t iters, threads, replicas;
     int recipe;
     char cmdline[2048], dirbuf[256];
     uint64_t seed_list[MAX_SEEDS];
@@ -59,6 +59,7 @@ static int parse(int argc, char **argv, sweep_args *a)
     a->spec = "fashion-mnist";
     a->bits = "8,16,24,32,48,64";
     a->seeds = "1,2,3";
+    a->replicas = 1;
     a->proto = XP_PROTO_AUTO;
     rp_command_line("drsch", argc, argv, a->cmdline, sizeof a->cmdline);
     cli_flag t[] = {
@@ -82,6 +83,9 @@ static int parse(int argc, char **argv, sweep_args *a)
         CLI_INT("threads", &a->threads, 0, CLI_THREADS_MAX, "T",
                 "OpenMP threads (per rank under mpirun), 0 to 1024; 0 = OMP_NUM_THREADS or all "
                 "cores"),
+        CLI_INT("replicas", &a->replicas, 1, NN_TEAM_MAX, "R",
+                "training replicas of every model (drsch train --replicas): the same models at "
+                "any --threads; 1 = one network on all threads"),
         CLI_END,
     };
     int rc = cli_flags_parse("sweep", t, argc, argv, NULL);
@@ -136,8 +140,9 @@ static int write_tables(const sweep_args *a, const ds_dataset *d, const xp_sweep
     struct utsname un;
     char machine[600] = "unknown";
     if (uname(&un) == 0)
-        snprintf(machine, sizeof machine, "%s %s, %d ranks x %d threads", un.machine, un.release,
-                 ranks, threads);
+        snprintf(machine, sizeof machine, "%s %s, %d ranks x %d threads%s", un.machine, un.release,
+                 ranks, threads,
+                 a->cfg.train.replicas > 1 ? " (training replicas: --replicas)" : "");
     size_t cap = 4096 + (size_t)(nl * ns + nl) * 700;
     char *md = malloc(cap);
     rp_report *rep = rp_create();
@@ -205,6 +210,8 @@ static int write_tables(const sweep_args *a, const ds_dataset *d, const xp_sweep
     rp_context_set(rep, "command", a->cmdline);
     rp_context_set(rep, "dataset", d->name);
     rp_context_set_num(rep, "iterations_per_model", (double)a->cfg.train.iters);
+    if (a->cfg.train.replicas > 1)
+        rp_context_set_num(rep, "train_replicas", (double)a->cfg.train.replicas);
     rp_context_set_num(rep, "ranks", ranks);
     char path[4200];
     drsch_error err;
@@ -259,6 +266,7 @@ static int run(sweep_args *a, const ds_dataset *d, int threads, double t0)
     if (a->iters > 0)
         c->train.iters = a->iters;
     c->train.recipe = (nn_recipe)a->recipe;
+    c->train.replicas = (int32_t)a->replicas;
     c->dir = a->out;
     cmd_progress_ctx who = {"sweep", dist_rank()};
     c->progress = cmd_progress;

@@ -403,6 +403,8 @@ static void context(rp_report *rep, const rp_repro_info *info, const ds_dataset 
     rp_context_set(rep, "protocol", info->protocol);
     rp_context_set_num(rep, "seed", (double)c->seed);
     rp_context_set_num(rep, "iterations_per_model", (double)c->train.iters);
+    if (c->train.replicas > 1) /* the models' bits depend on it (absent: one network) */
+        rp_context_set_num(rep, "train_replicas", (double)c->train.replicas);
     rp_context_set_num(rep, "weight_power", xp_repro_weight_power(c));
     rp_context_set(rep, "weighted_ranking", xp_weight_power_text(xp_repro_weight_power(c)));
     rp_context_set(rep, "weight_quantisation", HM_WEIGHTS_QUANTISATION);
@@ -447,10 +449,11 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
     if (uname(&un) == 0)
         snprintf(machine, sizeof machine,
                  "%s, %d cores (%d logical CPUs), %.1f GiB, measured clock %.2f GHz, %s %s %s, "
-                 "%d threads",
+                 "%d threads%s",
                  m.cpu_model, m.physical_cores, m.logical_cpus,
                  (double)m.memory_bytes / (1024.0 * 1024.0 * 1024.0), m.clock_ghz, un.sysname,
-                 un.release, un.machine, info->threads);
+                 un.release, un.machine, info->threads,
+                 c->train.replicas > 1 ? " (training replicas: --replicas)" : "");
     sb_printf(md, "# drsch reproduce: %s\n\n", d->name);
     sb_printf(md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n",
               info->command, drsch_version(), drsch_git_commit(), drsch_compiler(),
@@ -564,9 +567,9 @@ int rp_repro_read_baseline(const char *path, const char *report_path, rp_read_re
  * that a difference of figures is not read as a failure to reproduce the same run. */
 static void settings_differ(const cJSON *ref_root, const cJSON *cur_root, char *out, size_t cap)
 {
-    static const char *const keys[] = {"dataset_crc32",        "protocol", "seed",
-                                       "iterations_per_model", "splits",   "model_bits",
-                                       "image_size",           "threads",  "onednn_isa"};
+    static const char *const keys[] = {
+        "dataset_crc32", "protocol",   "seed",    "iterations_per_model", "splits",
+        "model_bits",    "image_size", "threads", "onednn_isa",           "train_replicas"};
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(ref_root, "context");
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(cur_root, "context");
     size_t k = 0;

@@ -863,6 +863,71 @@ Test(reproduce_retrieval, quick_trains_drschs_recipe_only, .timeout = 240)
     free(text);
 }
 
+/* --replicas 2: every model has the same bytes at 1 and 2 threads, and the report records it. */
+Test(reproduce_retrieval, replicas_give_the_same_models_at_any_thread_count, .timeout = 240)
+{
+    char data[1024], out[2][1024], path[2][1100];
+    static char log[1 << 16];
+    paper_sized_dataset(data, sizeof data, out[0], sizeof out[0]);
+    snprintf(out[1], sizeof out[1], "%s", tu_path("out2"));
+    for (int t = 0; t < 2; t++) {
+        int rc = tu_run(log, sizeof log,
+                        "%s reproduce --dataset mnist:%s --quick --iters 4 --bits 4 --long-bits 8 "
+                        "--replicas 2 --threads %d --out %s",
+                        tu_exe(), data, t + 1, out[t]);
+        cr_assert_eq(rc, 0, "%s", log);
+    }
+    const char *models[] = {"model-4.bin", "model-8.bin"};
+    for (int i = 0; i < 2; i++) {
+        size_t la, lb;
+        char *a = tu_slurp(path_in(out[0], models[i], path[0], sizeof path[0]), &la);
+        char *b = tu_slurp(path_in(out[1], models[i], path[1], sizeof path[1]), &lb);
+        cr_assert(a && b, "%s missing", models[i]);
+        cr_expect(la == lb && memcmp(a, b, la) == 0, "%s differs at 1 and 2 threads", models[i]);
+        free(a);
+        free(b);
+    }
+    char *text = tu_slurp(path_in(out[1], "report.json", path[1], sizeof path[1]), NULL);
+    cr_assert_not_null(text);
+    cJSON *root = cJSON_Parse(text);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "context"), "train_replicas");
+    cr_expect(cJSON_IsNumber(r) && r->valuedouble == 2, "%s", text);
+    cJSON_Delete(root);
+    free(text);
+}
+
+/* drsch sweep --replicas 2: the same models and table at 1 and 2 threads (every figure but the
+ * training times), and sweep.json records the replicas. */
+Test(reproduce_retrieval, sweep_replicas_give_the_same_table_at_any_thread_count, .timeout = 240)
+{
+    char data[1024], out[1024], path[1100];
+    static char log[1 << 16];
+    paper_sized_dataset(data, sizeof data, out, sizeof out);
+    for (int t = 1; t <= 2; t++) {
+        int rc = tu_run(log, sizeof log,
+                        "%s sweep --dataset mnist:%s --bits 8 --seeds 1,2 --iters 4 --replicas 2 "
+                        "--threads %d --out %s/t%d",
+                        tu_exe(), data, t, out, t);
+        cr_assert_eq(rc, 0, "%s", log);
+    }
+    int rc = tu_run(log, sizeof log,
+                    "cd %s && for d in t1 t2; do sed -e 1,6d -e 's/| [0-9]* |$//' $d/sweep.md > "
+                    "$d.rows; done && cmp t1.rows t2.rows && cmp t1/model-8-s1.bin "
+                    "t2/model-8-s1.bin && cmp t1/model-8-s2.bin t2/model-8-s2.bin",
+                    out);
+    cr_expect_eq(rc, 0, "the tables or models differ at 1 and 2 threads: %s", log);
+    snprintf(path, sizeof path, "%s/t2/sweep.json", out);
+    char *text = tu_slurp(path, NULL);
+    cr_assert_not_null(text);
+    cJSON *root = cJSON_Parse(text);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "context"), "train_replicas");
+    cr_expect(cJSON_IsNumber(r) && r->valuedouble == 2, "%s", text);
+    cJSON_Delete(root);
+    free(text);
+}
+
 /* --recipes: a list of drsch and authors, each once; not for CUHK03 (one model per split). */
 Test(reproduce_retrieval, recipes_checked_before_loading, .timeout = 60)
 {
