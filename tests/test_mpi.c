@@ -376,6 +376,42 @@ Test(mpi, data_parallel_training_follows_one_process)
     free(ref);
 }
 
+/* --replicas under mpirun: each rank's rows shared again by its replicas. Two ranks of two
+ * replicas compute the four quarters of each batch that one process of four replicas computes,
+ * and follow it to within the order of the gradient sums ((g0 + g1) + (g2 + g3) against
+ * ((g0 + g1) + g2) + g3), as two ranks follow one process above. */
+Test(mpi, data_parallel_replicas_follow_one_process_of_as_many)
+{
+    static char out[65536];
+    write_mnist();
+    double one[DP_ITERS], many[DP_ITERS];
+    int rc =
+        tu_run(out, sizeof out, "%s train --dataset mnist:%s " DP_FLAGS " --replicas 4 --out %s",
+               tu_exe(), tu_path("data"), tu_path("one.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    losses(out, one);
+    rc = tu_run(out, sizeof out,
+                "%s -n 2 %s train --dataset mnist:%s " DP_FLAGS " --replicas 2 --out %s", mpirun(),
+                tu_exe(), tu_path("data"), tu_path("many.bin"));
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "2 ranks x 1 threads (2 replicas)"), "the header says so: %s", out);
+    losses(out, many);
+    for (int i = 0; i < DP_ITERS; i++)
+        cr_expect_leq(fabs(many[i] - one[i]), 1e-4 * fabs(one[i]),
+                      "iteration %d: loss %.6f, one process %.6f", i + 1, many[i], one[i]);
+    size_t n, m;
+    float *ref = model_params(tu_path("one.bin"), &n), *got = model_params(tu_path("many.bin"), &m);
+    cr_assert_eq(m, n);
+    double worst = 0, top = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)got[i] - ref[i]));
+        top = fmax(top, fabs((double)ref[i]));
+    }
+    cr_expect_leq(worst, 1e-6 * top, "parameters differ by up to %g (largest %g)", worst, top);
+    free(ref);
+    free(got);
+}
+
 /* --resume under mpirun: 10 iterations, then resumed to 20, give the bytes of 20 in one run. */
 Test(mpi, data_parallel_resume_equals_an_uninterrupted_run)
 {
