@@ -125,9 +125,7 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
-/* Squared distances between the n outputs (n x n, symmetric, zero diagonal). Each is summed
- * over k in order as sqdist does, four pairs side by side (a single sum is a chain of dependent
- * adds), rows over OpenMP threads: the same bits at any thread count. */
+/* Row i of pair_distances: the pairs (i, j > i), written at (i, j) and (j, i). */
 DH_CLONES static void distance_row(const float *y, int32_t n, int32_t d, int32_t i, double *dist)
 {
     const float *yi = y + (size_t)i * d;
@@ -148,6 +146,9 @@ DH_CLONES static void distance_row(const float *y, int32_t n, int32_t d, int32_t
         dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = sqdist(yi, y + (size_t)j * d, d);
 }
 
+/* Squared distances between the n outputs (n x n, symmetric, zero diagonal). Each is summed
+ * over k in order as sqdist does, four pairs side by side (a single sum is a chain of dependent
+ * adds), rows over OpenMP threads: the same bits at any thread count. */
 static void pair_distances(const float *y, int32_t n, int32_t d, double *dist)
 {
 #pragma omp parallel for schedule(dynamic, 4) if (n >= 32)
@@ -287,11 +288,7 @@ static void pair_term(double *acc, double w, const float *a, const float *b, int
     }
 }
 
-/* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite: dy (n x d), summed
- * in double. The sum over the ordered pairs (i, j), in order, adds g_ij to row i and subtracts it
- * from row j; row x's own sum is formed here in that same order, rows over OpenMP threads, so dy
- * has the same bits at any thread count (and as the one loop over the pairs). Returns -1 when
- * out of memory. */
+/* Row x of pair_gradient, summed in acc (d doubles). */
 DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const double *W, int32_t x,
                                    double *acc, float *dy)
 {
@@ -317,6 +314,11 @@ DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const d
         dy[(size_t)x * d + k] = (float)acc[k];
 }
 
+/* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite: dy (n x d), summed
+ * in double. The sum over the ordered pairs (i, j), in order, adds g_ij to row i and subtracts it
+ * from row j; row x's own sum is formed here in that same order, rows over OpenMP threads, so dy
+ * has the same bits at any thread count (and as the one loop over the pairs). Returns -1 when
+ * out of memory. */
 static int pair_gradient(const float *y, int32_t n, int32_t d, const double *W, float *dy)
 {
     int failed = 0;

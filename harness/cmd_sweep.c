@@ -138,11 +138,12 @@ static int write_tables(const sweep_args *a, const ds_dataset *d, const xp_sweep
     const int nl = a->cfg.n_lengths, ns = a->n_seeds;
     const char *metric = d->label_kind == DS_LABELS_MULTI ? "mAP@5000" : "mAP@all";
     struct utsname un;
-    char machine[600] = "unknown";
+    char machine[600] = "unknown", reps[40] = "";
+    if (a->cfg.train.replicas > 1)
+        snprintf(reps, sizeof reps, " (%d training replicas)", a->cfg.train.replicas);
     if (uname(&un) == 0)
         snprintf(machine, sizeof machine, "%s %s, %d ranks x %d threads%s", un.machine, un.release,
-                 ranks, threads,
-                 a->cfg.train.replicas > 1 ? " (training replicas: --replicas)" : "");
+                 ranks, threads, reps);
     size_t cap = 4096 + (size_t)(nl * ns + nl) * 700;
     char *md = malloc(cap);
     rp_report *rep = rp_create();

@@ -443,17 +443,18 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                       const xp_repro_config *c, int reid, const char *hyper)
 {
     struct utsname un;
-    char machine[768] = "unknown";
+    char machine[768] = "unknown", reps[40] = "";
     mc_machine m;
     mc_describe(&m);
+    if (c->train.replicas > 1)
+        snprintf(reps, sizeof reps, " (%d training replicas)", c->train.replicas);
     if (uname(&un) == 0)
         snprintf(machine, sizeof machine,
                  "%s, %d cores (%d logical CPUs), %.1f GiB, measured clock %.2f GHz, %s %s %s, "
                  "%d threads%s",
                  m.cpu_model, m.physical_cores, m.logical_cpus,
                  (double)m.memory_bytes / (1024.0 * 1024.0 * 1024.0), m.clock_ghz, un.sysname,
-                 un.release, un.machine, info->threads,
-                 c->train.replicas > 1 ? " (training replicas: --replicas)" : "");
+                 un.release, un.machine, info->threads, reps);
     sb_printf(md, "# drsch reproduce: %s\n\n", d->name);
     sb_printf(md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n",
               info->command, drsch_version(), drsch_git_commit(), drsch_compiler(),
