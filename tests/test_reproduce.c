@@ -863,6 +863,19 @@ Test(reproduce_retrieval, quick_trains_drschs_recipe_only, .timeout = 240)
     free(text);
 }
 
+/* The report at path records R training replicas in its context. */
+static void expect_train_replicas(const char *path, int R)
+{
+    char *text = tu_slurp(path, NULL);
+    cr_assert_not_null(text, "%s", path);
+    cJSON *root = cJSON_Parse(text);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "context"), "train_replicas");
+    cr_expect(cJSON_IsNumber(r) && r->valuedouble == R, "%s", text);
+    cJSON_Delete(root);
+    free(text);
+}
+
 /* --replicas 2: every model has the same bytes at 1 and 2 threads, and the report records it. */
 Test(reproduce_retrieval, replicas_give_the_same_models_at_any_thread_count, .timeout = 240)
 {
@@ -887,14 +900,7 @@ Test(reproduce_retrieval, replicas_give_the_same_models_at_any_thread_count, .ti
         free(a);
         free(b);
     }
-    char *text = tu_slurp(path_in(out[1], "report.json", path[1], sizeof path[1]), NULL);
-    cr_assert_not_null(text);
-    cJSON *root = cJSON_Parse(text);
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "context"), "train_replicas");
-    cr_expect(cJSON_IsNumber(r) && r->valuedouble == 2, "%s", text);
-    cJSON_Delete(root);
-    free(text);
+    expect_train_replicas(path_in(out[1], "report.json", path[1], sizeof path[1]), 2);
 }
 
 /* drsch sweep --replicas 2: the same models and table at 1 and 2 threads (every figure but the
@@ -918,14 +924,7 @@ Test(reproduce_retrieval, sweep_replicas_give_the_same_table_at_any_thread_count
                     out);
     cr_expect_eq(rc, 0, "the tables or models differ at 1 and 2 threads: %s", log);
     snprintf(path, sizeof path, "%s/t2/sweep.json", out);
-    char *text = tu_slurp(path, NULL);
-    cr_assert_not_null(text);
-    cJSON *root = cJSON_Parse(text);
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "context"), "train_replicas");
-    cr_expect(cJSON_IsNumber(r) && r->valuedouble == 2, "%s", text);
-    cJSON_Delete(root);
-    free(text);
+    expect_train_replicas(path, 2);
 }
 
 /* --recipes: a list of drsch and authors, each once; not for CUHK03 (one model per split). */
