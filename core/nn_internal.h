@@ -180,6 +180,9 @@ drsch_status nn_build_layers(nn_net *net, drsch_error *err);
 /* Brings derived copies of the weights (backward-data layout, bf16 forward copies) up to date
  * with the parameters; nn_forward / nn_backward call it when needed, the encoder at creation. */
 drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err);
+/* The momentum history of src into dst (training nets of the same architecture; their layouts may
+ * differ), as nn_net_copy_params copies the parameters. */
+drsch_status nn_net_copy_history(nn_net *dst, const nn_net *src, drsch_error *err);
 /* oneDNN's implementation name of the first convolution or inner product ("" if none). */
 const char *nn_net_impl(const nn_net *net);
 

@@ -185,21 +185,38 @@ drsch_status nn_params_import(nn_net *net, const float *plain, size_t n, drsch_e
 
 void nn_params_changed(nn_net *net) { net->weights_dirty = true; }
 
-drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err)
+/* Region r (0 parameters, 2 momentum history) of src into dst through the plain layout, so their
+ * layouts may differ. */
+static drsch_status copy_region(nn_net *dst, const nn_net *src, int r, const char *what,
+                                drsch_error *err)
 {
     if (dst->n_tensors != src->n_tensors || dst->cfg.bits != src->cfg.bits ||
         dst->cfg.head != src->cfg.head || nn_params_plain_size(dst) != nn_params_plain_size(src))
-        return drsch_fail(err, DRSCH_ERR_ARG,
-                          "copy parameters: networks differ ('%s' %d bits vs '%s' %d bits)",
-                          src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name, dst->cfg.bits);
+        return drsch_fail(err, DRSCH_ERR_ARG, "%s: networks differ ('%s' %d bits vs '%s' %d bits)",
+                          what, src->cfg.arch.name, src->cfg.bits, dst->cfg.arch.name,
+                          dst->cfg.bits);
     size_t n = nn_params_plain_size(src);
     float *buf = malloc(n * sizeof(float) + 1);
     if (!buf)
         return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    drsch_status s = nn_params_export(src, buf, n, err);
+    drsch_status s = region_export(src, r, buf, n, what, err);
     if (s == DRSCH_OK)
-        s = nn_params_import(dst, buf, n, err);
+        s = region_import(dst, r, buf, n, what, err);
     free(buf);
+    return s;
+}
+
+drsch_status nn_net_copy_history(nn_net *dst, const nn_net *src, drsch_error *err)
+{
+    if (!src->cfg.training || !dst->cfg.training)
+        return drsch_fail(err, DRSCH_ERR_ARG, "copy momentum: an inference network has none");
+    return copy_region(dst, src, 2, "copy momentum", err);
+}
+
+drsch_status nn_net_copy_params(nn_net *dst, const nn_net *src, drsch_error *err)
+{
+    dst->weights_dirty = true;
+    drsch_status s = copy_region(dst, src, 0, "copy parameters", err);
     if (s == DRSCH_OK) {
         dst->hash_scale = src->hash_scale;
         memcpy(dst->bit_order, src->bit_order, sizeof(uint32_t) * (size_t)src->cfg.bits);

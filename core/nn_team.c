@@ -58,20 +58,6 @@ static int same_layout(const nn_net *a, const nn_net *b)
     return 1;
 }
 
-/* The SGD history of `from` (any layout) into `to`, through the plain layout. */
-static drsch_status copy_history(nn_net *to, const nn_net *from, drsch_error *err)
-{
-    size_t n = nn_params_plain_size(from);
-    float *buf = malloc(n * sizeof(float) + 1);
-    if (!buf)
-        return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory");
-    drsch_status st = nn_sgd_history_export(from, buf, n, err);
-    if (st == DRSCH_OK)
-        st = nn_sgd_history_import(to, buf, n, err);
-    free(buf);
-    return st;
-}
-
 drsch_status nn_team_create(nn_team **out, const nn_net *model, int32_t replicas, drsch_error *err)
 {
     *out = NULL;
@@ -114,7 +100,7 @@ drsch_status nn_team_create(nn_team **out, const nn_net *model, int32_t replicas
                             t->lo[k + 1] - t->lo[k], t->lo[1]);
     }
     if (st == DRSCH_OK)
-        st = copy_history(t->nets[0], model, err);
+        st = nn_net_copy_history(t->nets[0], model, err);
     if (st != DRSCH_OK) {
         nn_team_free(t);
         return st;
