@@ -497,6 +497,51 @@ Test(compare_cli, a_planted_slowdown_fails_the_gate)
                  0, "%s", out);
 }
 
+/* The training and encoding gates of ci/regression: directories of runs of bench train / bench
+ * encode (--no-limits: no peak measured, none reported); a set planted 10x slower fails the gate,
+ * the same build against itself does not (5 runs a side: enough for the Mann-Whitney test, so
+ * one run slowed by a busy machine does not decide), and --plant-slowdown below 1 is refused. */
+Test(compare_cli, planted_training_and_encoding_slowdowns_fail_the_gate)
+{
+    const char *cmds[2] = {"bench train --batch 20 --iters 3 --warmup 1 --repetitions 2",
+                           "bench encode --batch 20 --images 40 --iters 2 --repetitions 2"};
+    char out[16384], dir[600];
+    for (int c = 0; c < 2; c++) {
+        const char *sets[3] = {"a", "b", "p"};
+        for (int s = 0; s < 3; s++) {
+            snprintf(dir, sizeof dir, "%s", tu_path(sets[s]));
+            if (c)
+                tu_run(out, sizeof out, "rm -rf %s", dir);
+            cr_assert_eq(mkdir(dir, 0755), 0, "%s", dir);
+        }
+        for (int i = 0; i < 5; i++)
+            for (int s = 0; s < 3; s++) {
+                snprintf(dir, sizeof dir, "%s/run-%d.json", tu_path(sets[s]), i);
+                cr_assert_eq(tu_run(out, sizeof out,
+                                    "%s %s --threads 1 --no-limits%s --json %s 2>&1", tu_exe(),
+                                    cmds[c], s == 2 ? " --plant-slowdown 10" : "", dir),
+                             0, "%s", out);
+                cr_assert(strstr(out, "f32 peak not measured (--no-limits)") != NULL, "%s", out);
+            }
+        snprintf(dir, sizeof dir, "%s/run-0.json", tu_path("p"));
+        char *p = tu_slurp(dir, NULL);
+        cr_assert(strstr(p, "\"planted_slowdown\":\t10") && !strstr(p, "peak_fraction") &&
+                      strstr(p, "\"peak_source\":\t\"not measured (--no-limits)\""),
+                  "%s", p);
+        free(p);
+        cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
+                            tu_path("a"), tu_path("p")),
+                     1, "%s: %s", cmds[c], out);
+        cr_assert(strstr(out, "SLOWER (regression)") && strstr(out, "(5 vs 5 runs)"), "%s", out);
+        cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
+                            tu_path("a"), tu_path("b")),
+                     0, "%s: %s", cmds[c], out);
+        cr_assert_eq(tu_run(out, sizeof out, "%s %s --plant-slowdown 0.5 2>&1", tu_exe(), cmds[c]),
+                     2, "%s", out);
+        cr_assert(strstr(out, "--plant-slowdown") != NULL, "%s", out);
+    }
+}
+
 /* Writes n runs (DIR/run-I.json), run i with 5 repetitions of "BM_t" around ms[i] (+-0.1%). */
 static void write_runs(const char *dir, const double *ms, int n)
 {
