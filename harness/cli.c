@@ -162,6 +162,15 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void cli_plant_slowdown(double factor, double t0)
+{
+    if (factor <= 1)
+        return;
+    const double real = cli_now() - t0;
+    while (cli_now() - t0 < real * factor)
+        ;
+}
+
 double cli_cpu_seconds(void)
 {
     struct timespec ts;

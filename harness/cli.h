@@ -29,6 +29,9 @@ int cli_set_threads(int threads);
 int cli_max_threads(void);
 double cli_now(void);         /* monotonic seconds */
 double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
+/* The benchmarks' --plant-slowdown F (for testing the regression gate): busy until the timed work
+ * begun at t0 (cli_now) took F times its real time, as slower code would; nothing when F <= 1. */
+void cli_plant_slowdown(double factor, double t0);
 double
 cli_mem_available(void);  /* bytes the kernel reports available (MemAvailable); 0 if unknown */
 double cli_max_rss(void); /* peak resident memory of this process so far, bytes */

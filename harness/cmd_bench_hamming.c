@@ -448,16 +448,13 @@ static int bench_isa(const hamming_opts *o, hamming_data *h, hm_isa isa, int fir
         drsch_status st = h->w ? hm_knn_weighted(&h->db, &h->q, (size_t)o->k, h->w, h->idx,
                                                  (float *)h->dist, &err)
                                : hm_knn(&h->db, &h->q, (size_t)o->k, h->idx, h->dist, &err);
-        double dt = cli_now() - t0;
         if (st != DRSCH_OK) {
             fprintf(stderr, "drsch bench hamming: %s: %s\n", hm_isa_name(isa), err.msg);
             free(pidx), free(pdist), free(times);
             return -1;
         }
-        if (o->plant > 1) /* --plant-slowdown: busy, like a slower kernel */
-            while (cli_now() - t0 < dt * o->plant)
-                ;
-        dt = cli_now() - t0;
+        cli_plant_slowdown(o->plant, t0);
+        const double dt = cli_now() - t0;
         if (r >= 0) {
             times[r] = dt * 1e3;
             total += dt;

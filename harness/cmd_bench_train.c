@@ -191,17 +191,6 @@ static float *random_images(size_t n, size_t size, uint64_t seed)
     return x;
 }
 
-/* --plant-slowdown F: busy until the timed repetition begun at t0 took F times its real time, as
- * slower code would. */
-static void plant_slowdown(double factor, double t0)
-{
-    if (factor <= 1)
-        return;
-    const double real = cli_now() - t0;
-    while (cli_now() - t0 < real * factor)
-        ;
-}
-
 typedef struct {
     double best, mean, cpu_best; /* seconds per run */
     mc_counters *hw;             /* opened before the first parallel region */
@@ -362,7 +351,7 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
             }
         }
         if (rep >= 0)
-            plant_slowdown(o->plant, t0);
+            cli_plant_slowdown(o->plant, t0);
         double dt = (cli_now() - t0) / (double)(steps ? steps : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(steps ? steps : 1);
         if (rep >= 0) {
@@ -447,7 +436,7 @@ static int bench_encode_run(bench_opts *o, int threads, timing *t)
         for (int64_t k = 0; k < runs && !failed; k++)
             failed = nn_encode(enc, x, n, real, &codes, &err) != DRSCH_OK;
         if (rep >= 0)
-            plant_slowdown(o->plant, t0);
+            cli_plant_slowdown(o->plant, t0);
         double dt = (cli_now() - t0) / (double)(runs ? runs : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
         if (rep >= 0) {
