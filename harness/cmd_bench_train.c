@@ -41,15 +41,14 @@ typedef struct {
  * (a machine-independent reference), or none (0) with --no-limits. how: one line saying which. */
 static double f32_peak(const bench_opts *o, int threads, char *how, size_t cap)
 {
-    const double ghz = o->ghz;
     if (o->no_limits) {
         snprintf(how, cap, "not measured (--no-limits)");
         return 0;
     }
-    if (ghz > 0) {
+    if (o->ghz > 0) {
         snprintf(how, cap, "formula: %d threads x %.3f GHz (--ghz) x 2 FMA x 16 lanes x 2 flops",
-                 threads, ghz);
-        return threads * ghz * 2 * 16 * 2;
+                 threads, o->ghz);
+        return threads * o->ghz * 2 * 16 * 2;
     }
     mc_peak pk;
     drsch_error err;
