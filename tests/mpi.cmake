@@ -5,7 +5,7 @@
 # --oversubscribe: two workers at a time run up to 6 ranks on 2 cores, and the suite takes 98 s
 # instead of 149 s with one worker (2-core Zen 5 VM), its longest test 68 s under a 240 s limit.
 if(DRSCH_MPI AND MPIEXEC_EXECUTABLE)
-  drsch_criterion_test(test_mpi JOBS 2 SOURCES test_mpi.c test_util.c fixture_cuhk03.c
+  drsch_criterion_test(test_mpi JOBS 2 NO_LEAK_CHECK SOURCES test_mpi.c test_util.c fixture_cuhk03.c
                        LIBS drsch_io drsch_harness DNNL::dnnl PkgConfig::HDF5)
   add_dependencies(test_mpi drsch)
   set_property(TEST test_mpi APPEND PROPERTY ENVIRONMENT "DRSCH_MPIEXEC=${MPIEXEC_EXECUTABLE}")
