@@ -75,8 +75,6 @@ static uint64_t read_xcr0(void)
 #define EBX7_AVX512F (1u << 16)
 #define EBX7_AVX512BW (1u << 30)
 #define ECX7_AVX512_VPOPCNTDQ (1u << 14)
-#define EBX7_AVX512DQ (1u << 17)
-#define ECX7_AVX512_BITALG (1u << 12)
 #define XCR0_SSE_AVX 0x06u /* XMM + YMM upper halves */
 #define XCR0_AVX512 0xe6u  /* + opmask, ZMM0-15 upper halves, ZMM16-31 */
 
@@ -100,29 +98,6 @@ static bool cpu_has(hm_isa isa)
     return false;
 }
 #endif
-
-/* The weighted class filter of hamming_avx512_wclass.c also needs AVX-512 DQ (vpmullq) and
- * BITALG (vpopcntw, vpshufbitqmb); read once. */
-static _Atomic int g_wclass = -1; /* -1 unread, 0 no, 1 yes */
-
-bool hm_wclass_usable(void)
-{
-    int v = atomic_load(&g_wclass);
-    if (v < 0) {
-        v = 0;
-#if defined(HM_X86) && defined(DRSCH_SIMD_HAVE_AVX512)
-        unsigned a, b, c, d;
-        if (cpu_has(HM_ISA_AVX512)) {
-            __cpuid_count(7, 0, a, b, c, d);
-            v = (b & EBX7_AVX512DQ) && (c & ECX7_AVX512_BITALG);
-        }
-#endif
-        int unread = -1;
-        atomic_compare_exchange_strong(&g_wclass, &unread, v);
-        v = atomic_load(&g_wclass);
-    }
-    return v == 1;
-}
 
 bool hm_isa_supported(hm_isa isa)
 {

@@ -47,27 +47,6 @@ AI void load_transposed(const uint64_t *db, size_t rem, const int W, __m512i *x)
     }
 }
 
-/* Candidates of the weighted filters, kept across the queries of one scan so that the exact pass
- * fills its 16 lanes (a tile holds only a few candidates per query). */
-typedef struct {
-    uint32_t *row; /* row numbers in db, ascending within each query */
-    uint32_t *qry; /* query numbers, ascending */
-    size_t count, cap;
-} hm_wcands;
-
-/* The exact pass over the candidates (hamming_avx512_weighted.c): canonical distances of 16
- * (query, row) pairs at a time; each one below its query's threshold is appended to its list, in
- * the buffer's order. Empties the buffer. */
-void hm_avx512_wverify(const uint64_t *q, const uint64_t *db, size_t words, const float *tables,
-                       int64_t base, hm_cand_list *lists, hm_wcands *cs);
-
-/* The class-bound scan of 64-bit codes (hamming_avx512_wclass.c, AVX-512 DQ + BITALG; call only
- * when hm_wclass_usable()). Returns 1 when it scanned, 0 when the caller must (the table is not a
- * sum of non-negative bit weights, or a threshold is not finite). Same contract as scan_weighted
- * with one table (tstride 0). */
-int hm_avx512_wclass_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
-                          const float *tables, int64_t base, hm_cand_list *lists, void *scratch);
-
 /* The weighted kernels of hamming_avx512_weighted.c, for the kernel table in hamming_avx512.c. */
 void hm_avx512_weighted_distances(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
                                   const float *tables, float *out);

@@ -120,11 +120,19 @@ static void wscan_exact(const uint64_t *qj, const uint64_t *db, size_t n, size_t
     }
 }
 
+/* Candidates of the filters, kept across the queries of one scan so that the exact pass fills
+ * its 16 lanes (a tile holds only a few candidates per query). */
+typedef struct {
+    uint32_t *row; /* row numbers in db, ascending within each query */
+    uint32_t *qry; /* query numbers, ascending */
+    size_t count, cap;
+} wcands;
+
 /* Exact pass over the candidates: canonical distances of 16 (query, row) pairs at a time
  * (gathers; lane r = pair r), so 16 nibble-table sums run side by side instead of one dependent
  * chain per row; each hit is appended to its query's list, in order. Empties the buffer. */
-void hm_avx512_wverify(const uint64_t *q, const uint64_t *db, size_t words, const float *tables,
-                       int64_t base, hm_cand_list *lists, hm_wcands *cs)
+static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, const float *tables,
+                         int64_t base, hm_cand_list *lists, wcands *cs)
 {
     const __m512i vw = _mm512_set1_epi32((int)words);
     for (size_t i = 0; i < cs->count; i += 16) {
@@ -494,16 +502,13 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
                              size_t words, const float *tables, size_t tstride, int64_t base,
                              hm_cand_list *lists, void *scratch)
 {
-    if (words == 1 && tstride == 0 && hm_wclass_usable() &&
-        hm_avx512_wclass_scan(q, nq, db, n, tables, base, lists, scratch))
-        return;
     size_t nib = 16 * words;
     uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     __m512i *acc = (__m512i *)(tr + (n + 63) / 64 * 1024 * words); /* 64-byte aligned */
     uint8_t *lut = (uint8_t *)(acc + (n + 63) / 64 * 2);
     uint8_t *q16 = lut + 256 * words;
     float *mins = (float *)(q16 + 256 * words);
-    hm_wcands cs = {.row = (uint32_t *)(mins + 16 * words), .count = 0, .cap = 2 * n};
+    wcands cs = {.row = (uint32_t *)(mins + 16 * words), .count = 0, .cap = 2 * n};
     cs.qry = cs.row + 2 * n;
     int transposed = 0;
     wq_consts c = {0};
@@ -543,7 +548,7 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             transposed = 1;
         }
         if (cs.count + n > cs.cap)
-            hm_avx512_wverify(q, db, words, tables, base, lists, &cs);
+            wscan_verify(q, db, words, tables, base, lists, &cs);
         uint32_t *cand = cs.row + cs.count;
         size_t nc;
         if (level8 >= 0) {
@@ -558,7 +563,7 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             cs.qry[cs.count + i] = (uint32_t)j;
         cs.count += nc;
         if (tstride) /* the next query has other tables */
-            hm_avx512_wverify(q, db, words, tj, base, lists, &cs);
+            wscan_verify(q, db, words, tj, base, lists, &cs);
     }
-    hm_avx512_wverify(q, db, words, tables, base, lists, &cs);
+    wscan_verify(q, db, words, tables, base, lists, &cs);
 }

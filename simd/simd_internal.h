@@ -115,11 +115,6 @@ static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
            128;
 }
 
-/* Whether the AVX-512 weighted scan may use its class bound on 64-bit codes
- * (hamming_avx512_wclass.c): the CPU has AVX-512 DQ and BITALG besides the AVX-512 kernels' own
- * features. */
-bool hm_wclass_usable(void);
-
 /* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not
  * check that the CPU supports it (hm_isa_supported does): tests use this to run every ISA. */
 const hm_kernels *hm_kernels_for(hm_isa isa);
