@@ -379,6 +379,28 @@ Test(sets, a_second_writer_is_refused)
     cr_expect_eq(count_named(tu_path(""), ".lock"), 0, "the lock is left behind");
 }
 
+/* The holder writes its process id over what a dead run left in the lock file (the file is not
+ * truncated first), and a refused writer names the live holder only. */
+Test(sets, a_dead_runs_longer_process_id_is_not_named)
+{
+    char prefix[1100], lock[1200];
+    drsch_error fe;
+    snprintf(prefix, sizeof prefix, "%s", tu_path("run"));
+    snprintf(lock, sizeof lock, "%s.lock", prefix);
+    FILE *f = fopen(lock, "w");
+    cr_assert(f != NULL);
+    fputs("987654321987654\n", f);
+    cr_assert_eq(fclose(f), 0);
+    fio_set first;
+    cr_assert_eq(fio_set_begin(&first, prefix, &fe), 0, "%s", fe.msg);
+    char pid[48];
+    snprintf(pid, sizeof pid, "(process %ld)", (long)getpid());
+    cr_assert_neq(write_set(prefix, 10, 1, 0, &fe), 0, "a second writer got the set");
+    cr_expect(strstr(fe.msg, pid) && !strstr(fe.msg, "987654"), "%s", fe.msg);
+    fio_set_abort(&first);
+    cr_expect_eq(count_named(tu_path(""), ".lock"), 0, "the lock is left behind");
+}
+
 /* ---- the commands --------------------------------------------------------------------------- */
 
 /* 8-bit codes for search: db rows 0..n-1, queries 0 and 255. */
