@@ -192,8 +192,23 @@ double cli_mem_available(void)
     return kb * 1024.0;
 }
 
+/* The high-water mark of this program's own memory, VmHWM of /proc/self/status. Not getrusage's
+ * ru_maxrss: Linux carries that across execve, so a drsch started by a program with a large
+ * resident set (a Python benchmark holding FAISS's index, say) reported the parent's peak as its
+ * own. getrusage only where /proc is not mounted. */
 double cli_max_rss(void)
 {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        double kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
+                break;
+        fclose(f);
+        if (kb >= 0)
+            return kb * 1024.0;
+    }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0;

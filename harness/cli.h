@@ -34,7 +34,7 @@ double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
 void cli_plant_slowdown(double factor, double t0);
 double
 cli_mem_available(void);  /* bytes the kernel reports available (MemAvailable); 0 if unknown */
-double cli_max_rss(void); /* peak resident memory of this process so far, bytes */
+double cli_max_rss(void); /* peak resident memory of this program (since its exec), bytes */
 /* Benchmarks' hardware counters: k (counted over `runs` timed runs) as per-run user counters of e
  * (cycles, instructions, ipc, l1d_misses, llc_misses), and the report's context "hw_counters"
  * saying what they are or why there are none ("unavailable: ..."). c may be NULL (no memory). */

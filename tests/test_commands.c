@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hamming.h"
@@ -535,6 +537,39 @@ Test(outputs, prefixes_are_checked_before_work)
                   "nothing written beside the directory");
     cr_assert_neq(access(".indices.npy", F_OK), 0);
     cr_assert_neq(access(tu_path("nofolder"), F_OK), 0);
+}
+
+/* The peak memory drsch search prints is its own: started straight from a process that holds
+ * 512 MiB (Linux keeps getrusage's ru_maxrss across execve), it still reports its own few MiB. */
+Test(outputs, peak_memory_is_the_programs_own)
+{
+    enum { BIG = 512 << 20 };
+    char err_path[600];
+    snprintf(err_path, sizeof err_path, "%s", tu_path("search.err"));
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        char *big = malloc(BIG);
+        if (!big)
+            _exit(126);
+        memset(big, 1, BIG);
+        int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(125);
+        execl(tu_exe(), tu_exe(), "search", "--db", tu_path("db.npy"), "--queries",
+              tu_path("q.npy"), "--k", "2", "--out", tu_path("peak"), (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    char *text = tu_slurp(err_path, NULL);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, text);
+    const char *at = strstr(text, "peak memory ");
+    cr_assert_not_null(at, "%s", text);
+    double mib = atof(at + strlen("peak memory "));
+    cr_expect(mib > 0 && mib < 256, "peak memory %g MiB, started by a process of 512 MiB: %s", mib,
+              text);
+    free(text);
 }
 
 Test(outputs, missing_flags_are_named_alone)
