@@ -260,9 +260,11 @@ static int run(search_opts *o, fio_set *set, int nthreads)
     if (cli_check_memory("search", "the results (12 bytes per query and neighbour)",
                          (double)nres * 12.0))
         goto done;
-    idx = hm_buffer_alloc(nres * sizeof *idx); /* huge pages: fewer first-touch faults */
-    dist = hm_buffer_alloc(nres * 4);
-    if (!idx || !dist) {
+    /* Both in one block on huge pages (hm_buffer_alloc): fewer first-touch faults, and at the
+     * usual sizes (1.2 MB for 1000 queries x 100) one huge page to clear instead of two. */
+    idx = hm_buffer_alloc(nres * (sizeof *idx + 4));
+    dist = idx ? (void *)(idx + nres) : NULL;
+    if (!idx) {
         fprintf(stderr, "drsch search: out of memory for %zu results (%zu MiB)\n", nres,
                 nres * 12 >> 20);
         goto done;
@@ -289,8 +291,7 @@ static int run(search_opts *o, fio_set *set, int nthreads)
             t2 - t1, cmp / (t2 - t1) * 1e-9, t3 - t2, t3 - t0, cli_max_rss() / (1 << 20));
     rc = 0;
 done:
-    hm_buffer_free(idx);
-    hm_buffer_free(dist);
+    hm_buffer_free(idx); /* and dist, in the same block */
     free(w);
     hm_weights_free(hw);
     hm_codes_free(&db);
