@@ -178,18 +178,26 @@ double cli_cpu_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-double cli_mem_available(void)
+/* Bytes of the first line of the /proc file `path` that `line_format` ("Key: %lf kB") reads; -1
+ * when the file cannot be read or has no such line. */
+static double proc_kb_bytes(const char *path, const char *line_format)
 {
-    FILE *f = fopen("/proc/meminfo", "r");
+    FILE *f = fopen(path, "r");
     if (!f)
-        return 0;
+        return -1;
     char line[256];
-    double kb = 0;
+    double kb = -1;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1)
+        if (sscanf(line, line_format, &kb) == 1)
             break;
     fclose(f);
-    return kb * 1024.0;
+    return kb < 0 ? -1 : kb * 1024.0;
+}
+
+double cli_mem_available(void)
+{
+    double b = proc_kb_bytes("/proc/meminfo", "MemAvailable: %lf kB");
+    return b < 0 ? 0 : b;
 }
 
 /* The high-water mark of this program's own memory, VmHWM of /proc/self/status. Not getrusage's
@@ -198,17 +206,9 @@ double cli_mem_available(void)
  * own. getrusage only where /proc is not mounted. */
 double cli_max_rss(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f) {
-        char line[256];
-        double kb = -1;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
-                break;
-        fclose(f);
-        if (kb >= 0)
-            return kb * 1024.0;
-    }
+    double b = proc_kb_bytes("/proc/self/status", "VmHWM: %lf kB");
+    if (b >= 0)
+        return b;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0;
