@@ -5,10 +5,9 @@
 #define DNNL_LAZY_DEFINITIONS
 #include "dnnl_lazy.h"
 
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stddef.h>
-#include <stdio.h>
+
+#include "lazylib.h"
 
 /* The soname of the oneDNN the build found (libdnnl.so.2 for Debian's oneDNN 2.x). */
 #ifndef DRSCH_DNNL_SONAME
@@ -17,25 +16,9 @@
 
 const dnnl_version_t dnnl_lazy_no_version = {0, 0, 0, "not loaded", 0, 0};
 
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static void *g_dnnl;
-static char g_error[512];
+static lazy_lib g_dnnl = LAZY_LIB(DRSCH_DNNL_SONAME, "oneDNN", NULL, NULL);
 
-static void load(void)
-{
-    g_dnnl = dlopen(DRSCH_DNNL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!g_dnnl) {
-        const char *why = dlerror();
-        snprintf(g_error, sizeof g_error, "oneDNN (%s) cannot be loaded: %s", DRSCH_DNNL_SONAME,
-                 why ? why : "unknown error");
-    }
-}
-
-const char *dnnl_lazy_error(void)
-{
-    pthread_once(&g_once, load);
-    return g_dnnl ? NULL : g_error;
-}
+const char *dnnl_lazy_error(void) { return lazy_lib_load(&g_dnnl); }
 
 /* The address of oneDNN's `name`, kept in *slot after the first lookup; NULL when oneDNN cannot
  * be loaded or lacks it. Thread-safe: a race only looks it up twice. */
@@ -44,8 +27,7 @@ static void *lazy_symbol(const char *name, void **slot)
     void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (p)
         return p;
-    pthread_once(&g_once, load);
-    p = g_dnnl ? dlsym(g_dnnl, name) : NULL;
+    p = lazy_lib_symbol(&g_dnnl, name);
     if (p)
         __atomic_store_n(slot, p, __ATOMIC_RELEASE);
     return p;

@@ -1,6 +1,6 @@
 /* Image decoding (JPEG through libjpeg / libjpeg-turbo, PNG through libpng's simplified API)
  * to 8-bit RGB (the resize to the network input: resize.c). Deliberately no other formats, no
- * colour management. */
+ * colour management. Each library is loaded by the first image of its format (lazylib.h). */
 #include "datasets_internal.h"
 
 #include <errno.h>
@@ -11,6 +11,48 @@
 
 #include <jpeglib.h>
 #include <png.h>
+
+#include "lazylib.h"
+
+/* The sonames of the libraries the build found (Debian 12: libjpeg62-turbo, libpng 1.6). */
+#ifndef DRSCH_JPEG_SONAME
+#define DRSCH_JPEG_SONAME "libjpeg.so.62"
+#endif
+#ifndef DRSCH_PNG_SONAME
+#define DRSCH_PNG_SONAME "libpng16.so.16"
+#endif
+
+/* The functions called here, each a pointer of its own type in the header, named as there. */
+#define JPEG_FUNCTIONS(X)                                                                          \
+    X(jpeg_std_error)                                                                              \
+    X(jpeg_CreateDecompress)                                                                       \
+    X(jpeg_mem_src)                                                                                \
+    X(jpeg_read_header)                                                                            \
+    X(jpeg_start_decompress)                                                                       \
+    X(jpeg_read_scanlines)                                                                         \
+    X(jpeg_finish_decompress)                                                                      \
+    X(jpeg_destroy_decompress)
+#define PNG_FUNCTIONS(X)                                                                           \
+    X(png_image_begin_read_from_memory)                                                            \
+    X(png_image_finish_read)                                                                       \
+    X(png_image_free)
+#define FN_POINTER(f) __typeof__(&f) f;
+#define FN_NAME(f) #f,
+#define JPEG_SLOT(f) &jpeglib.f,
+#define PNG_SLOT(f) &pnglib.f,
+
+static struct {
+    JPEG_FUNCTIONS(FN_POINTER)
+} jpeglib;
+static struct {
+    PNG_FUNCTIONS(FN_POINTER)
+} pnglib;
+static const char *const jpeg_names[] = {JPEG_FUNCTIONS(FN_NAME) NULL};
+static void *const jpeg_slots[] = {JPEG_FUNCTIONS(JPEG_SLOT)};
+static const char *const png_names[] = {PNG_FUNCTIONS(FN_NAME) NULL};
+static void *const png_slots[] = {PNG_FUNCTIONS(PNG_SLOT)};
+static lazy_lib g_jpeg = LAZY_LIB(DRSCH_JPEG_SONAME, "libjpeg", jpeg_names, jpeg_slots);
+static lazy_lib g_png = LAZY_LIB(DRSCH_PNG_SONAME, "libpng", png_names, png_slots);
 
 typedef struct {
     struct jpeg_error_mgr pub;
@@ -30,42 +72,46 @@ static void jpeg_silent(j_common_ptr cinfo) { (void)cinfo; }
 static drsch_status decode_jpeg(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
                                 int *h, int *w, drsch_error *err)
 {
+    const char *unloaded = lazy_lib_load(&g_jpeg);
+    if (unloaded)
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "decoding a JPEG image needs %s",
+                             unloaded);
     struct jpeg_decompress_struct cinfo;
     jpeg_err je;
     /* volatile: modified between setjmp and longjmp */
     uint8_t *volatile out = NULL;
-    cinfo.err = jpeg_std_error(&je.pub);
+    cinfo.err = jpeglib.jpeg_std_error(&je.pub);
     je.pub.error_exit = jpeg_error_exit;
     je.pub.output_message = jpeg_silent;
     je.msg[0] = '\0';
     if (setjmp(je.jump)) {
-        jpeg_destroy_decompress(&cinfo);
+        jpeglib.jpeg_destroy_decompress(&cinfo);
         free(out);
         return drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1, "JPEG decoding failed: %s", je.msg);
     }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, (unsigned char *)buf, (unsigned long)len);
-    jpeg_read_header(&cinfo, TRUE);
+    jpeglib.jpeg_CreateDecompress(&cinfo, JPEG_LIB_VERSION, sizeof cinfo);
+    jpeglib.jpeg_mem_src(&cinfo, (unsigned char *)buf, (unsigned long)len);
+    jpeglib.jpeg_read_header(&cinfo, TRUE);
     cinfo.out_color_space = JCS_RGB;
-    jpeg_start_decompress(&cinfo);
+    jpeglib.jpeg_start_decompress(&cinfo);
     int W = (int)cinfo.output_width, H = (int)cinfo.output_height;
     if (cinfo.output_components != 3 || W <= 0 || H <= 0) {
-        jpeg_destroy_decompress(&cinfo);
+        jpeglib.jpeg_destroy_decompress(&cinfo);
         return drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1,
                              "JPEG with %d components, expected RGB", cinfo.output_components);
     }
     out = malloc((size_t)W * (size_t)H * 3);
     if (!out) {
-        jpeg_destroy_decompress(&cinfo);
+        jpeglib.jpeg_destroy_decompress(&cinfo);
         return drsch_fail_at(err, DRSCH_ERR_NOMEM, path, -1, "out of memory for a %d x %d image", W,
                              H);
     }
     while (cinfo.output_scanline < cinfo.output_height) {
         JSAMPROW row = out + (size_t)cinfo.output_scanline * (size_t)W * 3;
-        jpeg_read_scanlines(&cinfo, &row, 1);
+        jpeglib.jpeg_read_scanlines(&cinfo, &row, 1);
     }
-    jpeg_finish_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
+    jpeglib.jpeg_finish_decompress(&cinfo);
+    jpeglib.jpeg_destroy_decompress(&cinfo);
     *pixels = out;
     *h = H;
     *w = W;
@@ -75,25 +121,29 @@ static drsch_status decode_jpeg(const char *path, const uint8_t *buf, size_t len
 static drsch_status decode_png(const char *path, const uint8_t *buf, size_t len, uint8_t **pixels,
                                int *h, int *w, drsch_error *err)
 {
+    const char *unloaded = lazy_lib_load(&g_png);
+    if (unloaded)
+        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "decoding a PNG image needs %s",
+                             unloaded);
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&img, buf, len))
+    if (!pnglib.png_image_begin_read_from_memory(&img, buf, len))
         return drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1, "PNG decoding failed: %s",
                              img.message);
     img.format = PNG_FORMAT_RGB;
     size_t sz = PNG_IMAGE_SIZE(img);
     uint8_t *out = malloc(sz ? sz : 1);
     if (!out) {
-        png_image_free(&img);
+        pnglib.png_image_free(&img);
         return drsch_fail_at(err, DRSCH_ERR_NOMEM, path, -1, "out of memory for a %u x %u image",
                              img.width, img.height);
     }
-    if (!png_image_finish_read(&img, NULL, out, 0, NULL)) {
+    if (!pnglib.png_image_finish_read(&img, NULL, out, 0, NULL)) {
         free(out);
         drsch_status s =
             drsch_fail_at(err, DRSCH_ERR_DECODE, path, -1, "PNG decoding failed: %s", img.message);
-        png_image_free(&img);
+        pnglib.png_image_free(&img);
         return s;
     }
     *pixels = out;

@@ -2,13 +2,28 @@
  * scipy.stats.mannwhitneyu computes it by default (the test Google Benchmark's compare.py runs),
  * on R's standalone maths library (libRmath): pwilcox for the exact distribution of U, pnorm for
  * the normal approximation. libRmath's pwilcox keeps a cache in static memory, so this function
- * is not thread-safe. */
+ * is not thread-safe. libRmath is loaded by the first test that needs it (lazylib.h). */
 #define MATHLIB_STANDALONE 1
 #include <Rmath.h>
 #include <math.h>
 #include <stdlib.h>
 
+#include "lazylib.h"
 #include "report_compare.h"
+
+/* The soname of the libRmath the build found (Debian 12's r-mathlib: libRmath.so.1). */
+#ifndef DRSCH_RMATH_SONAME
+#define DRSCH_RMATH_SONAME "libRmath.so.1"
+#endif
+
+/* Rmath.h names pnorm as a macro for pnorm5, the symbol the library exports. */
+static struct {
+    __typeof__(&pwilcox) pwilcox;
+    __typeof__(&pnorm5) pnorm5;
+} rmath;
+static const char *const rmath_names[] = {"pwilcox", "pnorm5", NULL};
+static void *const rmath_slots[] = {&rmath.pwilcox, &rmath.pnorm5};
+static lazy_lib g_rmath = LAZY_LIB(DRSCH_RMATH_SONAME, "libRmath", rmath_names, rmath_slots);
 
 typedef struct {
     double v;
@@ -27,7 +42,7 @@ static double exact_p(double u, size_t nx, size_t ny)
 {
     double m = (double)nx, n = (double)ny, big = fmax(u, m * n - u);
     /* pwilcox(q, ..., lower_tail = 0) = P(U > q); U is an integer here */
-    double p = 2 * pwilcox(big - 1, m, n, 0, 0);
+    double p = 2 * rmath.pwilcox(big - 1, m, n, 0, 0);
     return p > 1 ? 1 : p;
 }
 
@@ -39,6 +54,9 @@ drsch_status rpc_mann_whitney(const double *x, size_t nx, const double *y, size_
     out->exact = 0;
     if (nx == 0 || ny == 0)
         return drsch_fail(err, DRSCH_ERR_ARG, "Mann-Whitney U test: a sample is empty");
+    const char *unloaded = lazy_lib_load(&g_rmath);
+    if (unloaded)
+        return drsch_fail(err, DRSCH_ERR_UNSUPPORTED, "Mann-Whitney U test: it needs %s", unloaded);
     size_t n = nx + ny;
     ranked *r = malloc(n * sizeof *r);
     if (!r)
@@ -76,7 +94,7 @@ drsch_status rpc_mann_whitney(const double *x, size_t nx, const double *y, size_
     if (!(s > 0)) /* every value equal: no evidence of a difference */
         return DRSCH_OK;
     double z = (big - mu - 0.5) / s; /* with the continuity correction */
-    double p = 2 * pnorm(z, 0, 1, 0, 0);
+    double p = 2 * rmath.pnorm5(z, 0, 1, 0, 0);
     out->p = p > 1 ? 1 : p < 0 ? 0 : p;
     return DRSCH_OK;
 }

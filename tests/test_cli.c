@@ -251,10 +251,11 @@ Test(cli, stdout_stays_a_stream_for_exit_handlers)
 }
 
 /* The libraries a command loads (LD_DEBUG=files): a search loads neither oneDNN (nor the C++
- * runtime it brings), nor HDF5, nor MPI (drsch loads each when first needed; linked, they were
- * 28 ms of every command's start), --version, which prints oneDNN's version, does load oneDNN,
- * and reading a CUHK03 file does load HDF5. */
-Test(outputs, search_loads_no_onednn_hdf5_or_mpi)
+ * runtime it brings), nor HDF5, nor MPI, nor libjpeg, libpng or libRmath (drsch loads each when
+ * first needed; linked, they were 28 ms of every command's start, the last three 0.6 ms),
+ * --version, which prints oneDNN's version, does load oneDNN, and reading a CUHK03 file does load
+ * HDF5 (drsch compare's test loading libRmath: test_compare.c). */
+Test(outputs, search_loads_no_onednn_hdf5_mpi_images_or_rmath)
 {
     static uint8_t npy[4096];
     uint8_t codes[64 * 8];
@@ -273,8 +274,9 @@ Test(outputs, search_loads_no_onednn_hdf5_or_mpi)
     /* The sanitizer build loads oneDNN at start (see CMakeLists.txt), and its runtime brings
      * libstdc++: there only HDF5 and MPI are checked. */
     int sanitized = strstr(out, "libasan") != NULL;
-    const char *heavy[] = {"libhdf5", "libmpi", "libdnnl", "libstdc++"};
-    for (int i = 0; i < (sanitized ? 2 : 4); i++)
+    const char *heavy[] = {"libhdf5",  "libmpi",  "libjpeg",  "libpng",
+                           "libRmath", "libdnnl", "libstdc++"};
+    for (int i = 0; i < (sanitized ? 5 : 7); i++)
         cr_assert_null(strstr(out, heavy[i]), "drsch search loaded %s", heavy[i]);
     rc = tu_run(out, sizeof out, "{ LD_DEBUG=files %s --version 2>&1 >/dev/null; }", tu_exe());
     cr_assert_eq(rc, 0, "%s", out);

@@ -473,7 +473,8 @@ Test(report_compare, too_few_repetitions_for_the_test_fall_back_to_the_spread)
     cr_assert_eq(r.verdict, RPC_NOISE, "change %g", r.change);
 }
 
-/* End to end: a benchmark with a planted slowdown fails the gate; its context says so. */
+/* End to end: a benchmark with a planted slowdown fails the gate; its context says so. The
+ * Mann-Whitney test loads libRmath then (LD_DEBUG=files), not before (test_cli.c). */
 Test(compare_cli, a_planted_slowdown_fails_the_gate)
 {
     char out[16384];
@@ -488,10 +489,11 @@ Test(compare_cli, a_planted_slowdown_fails_the_gate)
     char *b = tu_slurp(tu_path("b.json"), NULL);
     cr_assert(strstr(b, "\"planted_slowdown\":\t10") != NULL, "%s", b);
     free(b);
-    cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
-                        tu_path("a.json"), tu_path("b.json")),
+    cr_assert_eq(tu_run(out, sizeof out, "LD_DEBUG=files %s compare --max-slowdown 2 %s %s 2>&1",
+                        tu_exe(), tu_path("a.json"), tu_path("b.json")),
                  1, "%s", out);
     cr_assert(strstr(out, "SLOWER (regression)") && strstr(out, "(6 vs 6 runs)"), "%s", out);
+    cr_assert(strstr(out, "file=libRmath"), "the test did not load libRmath: %s", out);
     cr_assert_eq(tu_run(out, sizeof out, "%s compare --max-slowdown 2 %s %s 2>&1", tu_exe(),
                         tu_path("a.json"), tu_path("a.json")),
                  0, "%s", out);

@@ -1,14 +1,17 @@
 /* simd's io module: .npy reading and writing (round trips of every dtype and rank, a header
- * numpy reads, every malformed-file case refused with a reason, codes truncated to a prefix).
- * The file rules of fileio.c are tested with the commands that use them, in test_faults.c. */
+ * numpy reads, every malformed-file case refused with a reason, codes truncated to a prefix);
+ * libraries loaded on first use (lazylib.h). The file rules of fileio.c are tested with the
+ * commands that use them, in test_faults.c. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "hamming.h"
+#include "lazylib.h"
 #include "npy.h"
 #include "test_util.h"
 
@@ -257,4 +260,48 @@ Test(npy, codes_row_range_refuses_what_the_whole_file_refuses)
     cr_assert_eq(npy_load_codes_rows(tu_path("i4.npy"), 0, 1, 0, &c, &err), DRSCH_ERR_FORMAT);
     cr_assert(strstr(err.msg, "uint8"), "%s", err.msg);
     cr_assert_eq(npy_load_codes_rows(tu_path("none.npy"), 0, 1, 0, &c, &err), DRSCH_ERR_IO);
+}
+
+/* A library loaded on first use: its functions land in their slots and work as when linked; a
+ * library that is missing, or lacks a function, is refused with a message naming it and why, sets
+ * no slot, and the answer stays the same on later calls. */
+static struct {
+    __typeof__(&crc32) crc32;
+    __typeof__(&zlibVersion) zlibVersion;
+} zfn;
+static const char *const z_names[] = {"crc32", "zlibVersion", NULL};
+static void *const z_slots[] = {&zfn.crc32, &zfn.zlibVersion};
+
+Test(lazylib, functions_work_as_linked_and_failures_are_named)
+{
+    static lazy_lib z = LAZY_LIB("libz.so.1", "zlib", z_names, z_slots);
+    cr_assert_null(zfn.crc32, "nothing is resolved before the first load");
+    const char *why = lazy_lib_load(&z);
+    cr_assert_null(why, "zlib does not load: %s", why);
+    cr_assert_null(lazy_lib_load(&z), "a second load answers the same");
+    const Bytef text[] = "123456789";
+    cr_expect_eq(zfn.crc32(0, text, 9), 0xCBF43926u, "the CRC-32 check value, through the slot");
+    cr_expect_str_eq(zfn.zlibVersion(), zlibVersion());
+    cr_expect_not_null(lazy_lib_symbol(&z, "adler32"), "one more symbol, looked up by name");
+    cr_expect_null(lazy_lib_symbol(&z, "drsch_no_such_function"));
+
+    static lazy_lib gone =
+        LAZY_LIB("libdrsch-no-such-library.so.7", "the test library", NULL, NULL);
+    why = lazy_lib_load(&gone);
+    cr_assert_not_null(why, "a missing library loads");
+    cr_expect(strstr(why, "the test library (libdrsch-no-such-library.so.7) cannot be loaded: "),
+              "%s", why);
+    cr_expect_eq(lazy_lib_load(&gone), why, "a failure is kept, not retried");
+    cr_expect_null(lazy_lib_symbol(&gone, "crc32"));
+
+    static const char *const lacking_names[] = {"crc32", "drsch_no_such_function", NULL};
+    static void *crc_slot, *none_slot;
+    static void *const lacking_slots[] = {&crc_slot, &none_slot};
+    static lazy_lib lacking = LAZY_LIB("libz.so.1", "zlib", lacking_names, lacking_slots);
+    why = lazy_lib_load(&lacking);
+    cr_assert_not_null(why, "a library lacking a function is used");
+    cr_expect(strstr(why, "zlib (libz.so.1) cannot be used: it has no drsch_no_such_function"),
+              "%s", why);
+    cr_expect_null(crc_slot, "a refused library sets no slot");
+    cr_expect_null(lazy_lib_symbol(&lacking, "crc32"), "nothing of a refused library is used");
 }
