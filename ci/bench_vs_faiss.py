@@ -111,6 +111,15 @@ def random_codes(rng, n, queries, bits, dbp, qp):
     return db, q, index
 
 
+# After a parallel call, FAISS's OpenMP threads in this process spin-wait before they sleep
+# (libgomp's default): measured on the 2-core Zen 5, about 7 ms of a core after each search call
+# of python3-faiss at 2 threads. A side started meanwhile shares the cores with them: drsch's
+# whole process at 64 bits, 2 threads, measured 2.3 ms longer (median of 15) started at once
+# than started 0.2 s later. Every side that runs in a process of its own starts this long after
+# whatever ran before it.
+SETTLE_S = 0.05
+
+
 def run_drsch(exe, db, q, k, threads, out):
     """Returns (whole-process seconds, in-process search seconds, stderr line). The previous run's
     outputs are removed first (untimed): every run writes new files, as a search usually does;
@@ -120,6 +129,7 @@ def run_drsch(exe, db, q, k, threads, out):
             os.remove(out + suffix)
     cmd = [exe, "search", "--db", db, "--queries", q, "--k", str(k), "--threads", str(threads),
            "--out", out]
+    time.sleep(SETTLE_S)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
@@ -142,6 +152,7 @@ def run_peer(peer, db, q, ks, variants, threads, out=None):
            ",".join(variants), "--threads", str(threads), "--repeat", "1"]
     if out:
         cmd += ["--out", out]
+    time.sleep(SETTLE_S)
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit("faiss_peer failed: %s\n%s" % (" ".join(cmd), p.stderr))
@@ -323,8 +334,10 @@ def main_table(a, meta):
     goals = ", ".join("%gx at %d bits" % (g, b) for b, g in GOALS.items())
     lines = ["# drsch search vs FAISS (current, built from source) and FAISS %s" % faiss.__version__, "",
              "Exact k=%d search, %d random codes, %d queries, uniform random bits. Sides run alternately, "
-             "%d times each, in one process tree; times are the best run (medians in the JSON):" % (
-                 a.k, a.n, a.queries, a.repeat), "",
+             "%d times each, in one process tree, each side that runs in a process of its own %.0f ms "
+             "after the side before it (python3-faiss's OpenMP threads spin-wait for a few ms after its "
+             "call); times are the best run (medians in the JSON):" % (
+                 a.k, a.n, a.queries, a.repeat, SETTLE_S * 1e3), "",
              "- FAISS current: `IndexBinaryFlat::search` call of FAISS %s built from source at "
              "FAISS_OPT_LEVEL %s (ci/faiss_peer.cpp)" % (meta["faiss_commit"], meta["faiss_opt_level"]),
              "- FAISS %s: Debian python3-faiss, `IndexBinaryFlat.search` call" % faiss.__version__,
