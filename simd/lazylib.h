@@ -19,7 +19,10 @@ typedef struct lazy_lib {
 } lazy_lib;
 
 /* LAZY_LIB(soname, what, symbols, slots): a lazy_lib not yet loaded. */
-#define LAZY_LIB(soname, what, symbols, slots) {(soname), (what), (symbols), (slots), 0, NULL, ""}
+#define LAZY_LIB(soname, what, symbols, slots)                                                     \
+    {                                                                                              \
+        (soname), (what), (symbols), (slots), 0, NULL, ""                                          \
+    }
 
 /* Loads lib, once per process (thread-safe; later calls only read its state), and stores the
  * address of each of its symbols in its slot. NULL once loaded; otherwise why not, naming the
