@@ -1,6 +1,7 @@
 /* LSH and ITQ (see baselines.h). */
 #define _GNU_SOURCE /* dladdr */
 #include "baselines.h"
+#include "lazylib.h"
 #include "rng.h"
 
 #include <dlfcn.h>
@@ -20,17 +21,20 @@
 #define BL_LAPACKE_SONAME "liblapacke.so.3"
 
 static struct {
-    pthread_once_t once;
-    __typeof__(LAPACKE_ssyevr) *ssyevr;
-    __typeof__(LAPACKE_sgesvd) *sgesvd;
-    char msg[200];   /* why loading failed; "" when it worked */
-    char libs[1100]; /* the files of LAPACK and BLAS, once loaded (bl_lapack_libraries) */
-} lapack = {.once = PTHREAD_ONCE_INIT};
+    __typeof__(&LAPACKE_ssyevr) ssyevr;
+    __typeof__(&LAPACKE_sgesvd) sgesvd;
+} lapack;
+static const char *const lapack_names[] = {"LAPACKE_ssyevr", "LAPACKE_sgesvd", NULL};
+static void *const lapack_slots[] = {&lapack.ssyevr, &lapack.sgesvd};
+static lazy_lib g_lapacke = LAZY_LIB(BL_LAPACKE_SONAME, "LAPACK", lapack_names, lapack_slots);
+static pthread_once_t g_setup_once = PTHREAD_ONCE_INIT, g_libs_once = PTHREAD_ONCE_INIT;
+static char g_libs[1100]; /* the files of LAPACK and BLAS, once loaded (bl_lapack_libraries) */
 
-/* The file, symlinks resolved, that defines sym among h and its dependencies; "unknown" if none. */
-static void defining_file(void *h, const char *sym, char *out, size_t cap)
+/* The file, symlinks resolved, that defines sym among LAPACKE and its dependencies; "unknown" if
+ * none. */
+static void defining_file(const char *sym, char *out, size_t cap)
 {
-    void *p = dlsym(h, sym);
+    void *p = lazy_lib_symbol(&g_lapacke, sym);
     Dl_info di;
     if (!p || !dladdr(p, &di) || !di.dli_fname) {
         snprintf(out, cap, "unknown");
@@ -41,34 +45,19 @@ static void defining_file(void *h, const char *sym, char *out, size_t cap)
     free(real);
 }
 
-static void lapack_load_once(void)
+/* Before LAPACK is loaded: OpenBLAS reads its thread count when it loads. */
+static void lapack_setup(void) { setenv("OPENBLAS_NUM_THREADS", "1", 0); }
+
+/* Which LAPACK and BLAS the system's alternatives chose: their roundings differ. */
+static void note_libraries(void)
 {
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
-    void *h = dlopen(BL_LAPACKE_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        snprintf(lapack.msg, sizeof lapack.msg, "%.190s", e ? e : "unknown error");
-        return;
-    }
-    void *a = dlsym(h, "LAPACKE_ssyevr"), *b = dlsym(h, "LAPACKE_sgesvd");
-    if (!a || !b) {
-        snprintf(lapack.msg, sizeof lapack.msg, "%s has no %s", BL_LAPACKE_SONAME,
-                 a ? "LAPACKE_sgesvd" : "LAPACKE_ssyevr");
-        dlclose(h);
-        return;
-    }
-    /* POSIX guarantees dlsym's object pointer converts to a function pointer; copied, not cast,
-     * for ISO C. The library stays loaded until exit. */
-    memcpy(&lapack.ssyevr, &a, sizeof a);
-    memcpy(&lapack.sgesvd, &b, sizeof b);
-    /* which LAPACK and BLAS the system's alternatives chose: their roundings differ */
     char lp[512], bp[512];
-    defining_file(h, "ssyevr_", lp, sizeof lp);
-    defining_file(h, "sgemm_", bp, sizeof bp);
-    snprintf(lapack.libs, sizeof lapack.libs, "LAPACK %s, BLAS %s", lp, bp);
+    defining_file("ssyevr_", lp, sizeof lp);
+    defining_file("sgemm_", bp, sizeof bp);
+    snprintf(g_libs, sizeof g_libs, "LAPACK %s, BLAS %s", lp, bp);
 }
 
-const char *bl_lapack_libraries(void) { return lapack.libs; }
+const char *bl_lapack_libraries(void) { return g_libs; }
 
 /* Address space this process may still map under RLIMIT_AS (ulimit -v), bytes; -1 if unlimited
  * or unknown. */
@@ -96,12 +85,11 @@ static double address_space_left(void)
 /* DRSCH_OK with lapack.ssyevr and lapack.sgesvd set, or the reason in err. */
 static drsch_status lapack_load(drsch_error *err)
 {
-    pthread_once(&lapack.once, lapack_load_once);
-    if (!lapack.ssyevr) {
-        return drsch_fail(err, DRSCH_ERR_UNSUPPORTED,
-                          "LAPACK (%s, package liblapacke) cannot be loaded: %.180s",
-                          BL_LAPACKE_SONAME, lapack.msg);
-    }
+    pthread_once(&g_setup_once, lapack_setup);
+    const char *unloaded = lazy_lib_load(&g_lapacke);
+    if (unloaded)
+        return drsch_fail(err, DRSCH_ERR_UNSUPPORTED, "%s (package liblapacke)", unloaded);
+    pthread_once(&g_libs_once, note_libraries);
     double left = address_space_left();
     if (left >= 0 && left < BL_BLAS_HEADROOM) {
         return drsch_fail(err, DRSCH_ERR_NOMEM,

@@ -1,7 +1,7 @@
 /* A system library drsch needs only for some work (oneDNN for the networks, libjpeg and libpng
- * for image files, libRmath for drsch compare's test), loaded with dlopen by the first call that
- * needs it, so that a process that never does that work does not map and relocate it: a search
- * or an evaluation starts without them. Not part of the public API. */
+ * for image files, libRmath for drsch compare's test, LAPACK for ITQ), loaded with dlopen by the
+ * first call that needs it, so that a process that never does that work does not map and relocate
+ * it: a search or an evaluation starts without them. Not part of the public API. */
 #ifndef DRSCH_LAZYLIB_H
 #define DRSCH_LAZYLIB_H
 
