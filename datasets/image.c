@@ -74,7 +74,7 @@ static drsch_status decode_jpeg(const char *path, const uint8_t *buf, size_t len
 {
     const char *unloaded = lazy_lib_load(&g_jpeg);
     if (unloaded)
-        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "decoding a JPEG image needs %s",
+        return drsch_fail_at(err, DRSCH_ERR_UNSUPPORTED, path, -1, "cannot decode a JPEG image: %s",
                              unloaded);
     struct jpeg_decompress_struct cinfo;
     jpeg_err je;
@@ -123,7 +123,7 @@ static drsch_status decode_png(const char *path, const uint8_t *buf, size_t len,
 {
     const char *unloaded = lazy_lib_load(&g_png);
     if (unloaded)
-        return drsch_fail_at(err, DRSCH_ERR_IO, path, -1, "decoding a PNG image needs %s",
+        return drsch_fail_at(err, DRSCH_ERR_UNSUPPORTED, path, -1, "cannot decode a PNG image: %s",
                              unloaded);
     png_image img;
     memset(&img, 0, sizeof img);

@@ -56,7 +56,7 @@ drsch_status rpc_mann_whitney(const double *x, size_t nx, const double *y, size_
         return drsch_fail(err, DRSCH_ERR_ARG, "Mann-Whitney U test: a sample is empty");
     const char *unloaded = lazy_lib_load(&g_rmath);
     if (unloaded)
-        return drsch_fail(err, DRSCH_ERR_UNSUPPORTED, "Mann-Whitney U test: it needs %s", unloaded);
+        return drsch_fail(err, DRSCH_ERR_UNSUPPORTED, "Mann-Whitney U test: %s", unloaded);
     size_t n = nx + ny;
     ranked *r = malloc(n * sizeof *r);
     if (!r)

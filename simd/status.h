@@ -33,7 +33,8 @@ typedef enum {
     DRSCH_ERR_DECODE = -9,       /* an image could not be decoded */
     DRSCH_ERR_HDF5 = -10,        /* the HDF5 library reported an error */
     DRSCH_ERR_ISA = -11,         /* an instruction set unknown or not supported here */
-    DRSCH_ERR_UNSUPPORTED = -12, /* this CPU / oneDNN build cannot run what was asked (bf16) */
+    DRSCH_ERR_UNSUPPORTED = -12, /* this CPU / oneDNN build cannot run what was asked (bf16), or a
+                                    library it needs cannot be loaded */
     DRSCH_ERR_DNNL = -13,        /* oneDNN refused a descriptor or an execution */
     DRSCH_ERR_COLLAPSE = -14,    /* training stopped: the codes collapsed */
     DRSCH_ERR_NUMERIC = -15,     /* NaN or Inf in training, a decomposition that failed */
