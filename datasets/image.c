@@ -22,37 +22,24 @@
 #define DRSCH_PNG_SONAME "libpng16.so.16"
 #endif
 
-/* The functions called here, each a pointer of its own type in the header, named as there. */
-#define JPEG_FUNCTIONS(X)                                                                          \
-    X(jpeg_std_error)                                                                              \
-    X(jpeg_CreateDecompress)                                                                       \
-    X(jpeg_mem_src)                                                                                \
-    X(jpeg_read_header)                                                                            \
-    X(jpeg_start_decompress)                                                                       \
-    X(jpeg_read_scanlines)                                                                         \
-    X(jpeg_finish_decompress)                                                                      \
-    X(jpeg_destroy_decompress)
-#define PNG_FUNCTIONS(X)                                                                           \
-    X(png_image_begin_read_from_memory)                                                            \
-    X(png_image_finish_read)                                                                       \
-    X(png_image_free)
-#define FN_POINTER(f) __typeof__(&f) f;
-#define FN_NAME(f) #f,
-#define JPEG_SLOT(f) &jpeglib.f,
-#define PNG_SLOT(f) &pnglib.f,
-
-static struct {
-    JPEG_FUNCTIONS(FN_POINTER)
-} jpeglib;
-static struct {
-    PNG_FUNCTIONS(FN_POINTER)
-} pnglib;
-static const char *const jpeg_names[] = {JPEG_FUNCTIONS(FN_NAME) NULL};
-static void *const jpeg_slots[] = {JPEG_FUNCTIONS(JPEG_SLOT)};
-static const char *const png_names[] = {PNG_FUNCTIONS(FN_NAME) NULL};
-static void *const png_slots[] = {PNG_FUNCTIONS(PNG_SLOT)};
-static lazy_lib g_jpeg = LAZY_LIB(DRSCH_JPEG_SONAME, "libjpeg", jpeg_names, jpeg_slots);
-static lazy_lib g_png = LAZY_LIB(DRSCH_PNG_SONAME, "libpng", png_names, png_slots);
+/* The functions called here (lazylib.h: jpeglib.f and pnglib.f point at them). */
+#define JPEG_FUNCTIONS(X, s)                                                                       \
+    X(s, jpeg_std_error)                                                                           \
+    X(s, jpeg_CreateDecompress)                                                                    \
+    X(s, jpeg_mem_src)                                                                             \
+    X(s, jpeg_read_header)                                                                         \
+    X(s, jpeg_start_decompress)                                                                    \
+    X(s, jpeg_read_scanlines)                                                                      \
+    X(s, jpeg_finish_decompress)                                                                   \
+    X(s, jpeg_destroy_decompress)
+#define PNG_FUNCTIONS(X, s)                                                                        \
+    X(s, png_image_begin_read_from_memory)                                                         \
+    X(s, png_image_finish_read)                                                                    \
+    X(s, png_image_free)
+LAZY_FUNCTIONS(jpeglib, JPEG_FUNCTIONS);
+LAZY_FUNCTIONS(pnglib, PNG_FUNCTIONS);
+static lazy_lib g_jpeg = LAZY_LIB(DRSCH_JPEG_SONAME, "libjpeg", jpeglib_names, jpeglib_slots);
+static lazy_lib g_png = LAZY_LIB(DRSCH_PNG_SONAME, "libpng", pnglib_names, pnglib_slots);
 
 typedef struct {
     struct jpeg_error_mgr pub;

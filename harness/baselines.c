@@ -20,12 +20,8 @@
  * user set it) and no pool. */
 #define BL_LAPACKE_SONAME "liblapacke.so.3"
 
-static struct {
-    __typeof__(&LAPACKE_ssyevr) ssyevr;
-    __typeof__(&LAPACKE_sgesvd) sgesvd;
-} lapack;
-static const char *const lapack_names[] = {"LAPACKE_ssyevr", "LAPACKE_sgesvd", NULL};
-static void *const lapack_slots[] = {&lapack.ssyevr, &lapack.sgesvd};
+#define LAPACKE_FUNCTIONS(X, s) X(s, LAPACKE_ssyevr) X(s, LAPACKE_sgesvd)
+LAZY_FUNCTIONS(lapack, LAPACKE_FUNCTIONS);
 static lazy_lib g_lapacke = LAZY_LIB(BL_LAPACKE_SONAME, "LAPACK", lapack_names, lapack_slots);
 static pthread_once_t g_setup_once = PTHREAD_ONCE_INIT, g_libs_once = PTHREAD_ONCE_INIT;
 static char g_libs[1100]; /* the files of LAPACK and BLAS, once loaded (bl_lapack_libraries) */
@@ -82,7 +78,7 @@ static double address_space_left(void)
  * retries it forever: ITQ under a tight ulimit -v spun instead of failing. Refused up front. */
 #define BL_BLAS_HEADROOM (160.0 * 1048576.0)
 
-/* DRSCH_OK with lapack.ssyevr and lapack.sgesvd set, or the reason in err. */
+/* DRSCH_OK with lapack.LAPACKE_ssyevr and lapack.LAPACKE_sgesvd set, or the reason in err. */
 static drsch_status lapack_load(drsch_error *err)
 {
     pthread_once(&g_setup_once, lapack_setup);
@@ -187,9 +183,9 @@ drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int 
             covf[a * D + b] = covf[b * D + a] = (float)cov[a * D + b];
     /* The B largest eigenvectors (ssyevr returns ascending eigenvalues in the index range). */
     lapack_int found = 0;
-    lapack_int info = lapack.ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf,
-                                    (lapack_int)D, 0, 0, (lapack_int)(D - B + 1), (lapack_int)D, 0,
-                                    &found, eval, evec, (lapack_int)B, isuppz);
+    lapack_int info = lapack.LAPACKE_ssyevr(
+        LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)D, covf, (lapack_int)D, 0, 0,
+        (lapack_int)(D - B + 1), (lapack_int)D, 0, &found, eval, evec, (lapack_int)B, isuppz);
     if (info != 0 || found != (lapack_int)B) {
         rc = drsch_fail(err, DRSCH_ERR_NUMERIC, "PCA eigen-decomposition failed (LAPACK info %d)",
                         (int)info);
@@ -208,8 +204,8 @@ drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int 
     uint64_t s = seed;
     for (size_t i = 0; i < B * B; i++)
         M[i] = (float)rng_splitmix64_normal(&s);
-    info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M, (lapack_int)B,
-                         sv, R, (lapack_int)B, Vt, (lapack_int)B, superb);
+    info = lapack.LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M,
+                                 (lapack_int)B, sv, R, (lapack_int)B, Vt, (lapack_int)B, superb);
     if (info != 0) {
         rc = drsch_fail(err, DRSCH_ERR_NUMERIC, "SVD failed (LAPACK info %d)", (int)info);
         goto done;
@@ -229,8 +225,9 @@ drsch_status bl_itq_train(const float *x, size_t n, int dim, uint32_t bits, int 
                 for (size_t k = 0; k < B; k++)
                     M[a * B + k] += V[i * B + a] * code[k];
         }
-        info = lapack.sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M,
-                             (lapack_int)B, sv, U, (lapack_int)B, Vt, (lapack_int)B, superb);
+        info =
+            lapack.LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'A', 'A', (lapack_int)B, (lapack_int)B, M,
+                                  (lapack_int)B, sv, U, (lapack_int)B, Vt, (lapack_int)B, superb);
         if (info != 0) {
             rc = drsch_fail(err, DRSCH_ERR_NUMERIC, "SVD failed (LAPACK info %d)", (int)info);
             goto done;

@@ -17,12 +17,8 @@
 #endif
 
 /* Rmath.h names pnorm as a macro for pnorm5, the symbol the library exports. */
-static struct {
-    __typeof__(&pwilcox) pwilcox;
-    __typeof__(&pnorm5) pnorm5;
-} rmath;
-static const char *const rmath_names[] = {"pwilcox", "pnorm5", NULL};
-static void *const rmath_slots[] = {&rmath.pwilcox, &rmath.pnorm5};
+#define RMATH_FUNCTIONS(X, s) X(s, pwilcox) X(s, pnorm5)
+LAZY_FUNCTIONS(rmath, RMATH_FUNCTIONS);
 static lazy_lib g_rmath = LAZY_LIB(DRSCH_RMATH_SONAME, "libRmath", rmath_names, rmath_slots);
 
 typedef struct {

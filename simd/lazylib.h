@@ -24,6 +24,20 @@ typedef struct lazy_lib {
         (soname), (what), (symbols), (slots), 0, NULL, ""                                          \
     }
 
+/* The functions a file calls from a library: given LIST(X, s), which expands X(s, f) for each
+ * function f of the library's header, LAZY_FUNCTIONS(s, LIST) defines the static struct s of
+ * pointers named as the functions and typed as the header declares them, and s_names and s_slots
+ * for LAZY_LIB, so that a call reads s.f(...). */
+#define LAZY_FN_POINTER(s, f) __typeof__(&f) f;
+#define LAZY_FN_NAME(s, f) #f,
+#define LAZY_FN_SLOT(s, f) &s.f,
+#define LAZY_FUNCTIONS(s, LIST)                                                                    \
+    static struct {                                                                                \
+        LIST(LAZY_FN_POINTER, s)                                                                   \
+    } s;                                                                                           \
+    static const char *const s##_names[] = {LIST(LAZY_FN_NAME, s) NULL};                           \
+    static void *const s##_slots[] = {LIST(LAZY_FN_SLOT, s)}
+
 /* Loads lib, once per process (thread-safe; later calls only read its state), and stores the
  * address of each of its symbols in its slot. NULL once loaded; otherwise why not, naming the
  * library, its file and the cause (not found, or which symbol it lacks), for every call after. */

@@ -265,16 +265,12 @@ Test(npy, codes_row_range_refuses_what_the_whole_file_refuses)
 /* A library loaded on first use: its functions land in their slots and work as when linked; a
  * library that is missing, or lacks a function, is refused with a message naming it and why, sets
  * no slot, and the answer stays the same on later calls. */
-static struct {
-    __typeof__(&crc32) crc32;
-    __typeof__(&zlibVersion) zlibVersion;
-} zfn;
-static const char *const z_names[] = {"crc32", "zlibVersion", NULL};
-static void *const z_slots[] = {&zfn.crc32, &zfn.zlibVersion};
+#define ZLIB_FUNCTIONS(X, s) X(s, crc32) X(s, zlibVersion)
+LAZY_FUNCTIONS(zfn, ZLIB_FUNCTIONS);
 
 Test(lazylib, functions_work_as_linked_and_failures_are_named)
 {
-    static lazy_lib z = LAZY_LIB("libz.so.1", "zlib", z_names, z_slots);
+    static lazy_lib z = LAZY_LIB("libz.so.1", "zlib", zfn_names, zfn_slots);
     cr_assert_null(zfn.crc32, "nothing is resolved before the first load");
     const char *why = lazy_lib_load(&z);
     cr_assert_null(why, "zlib does not load: %s", why);
