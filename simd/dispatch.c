@@ -4,8 +4,8 @@
  * chosen once on first use.
  *
  * Compiled WITHOUT ISA flags, so nothing here executes an instruction the CPU may lack. Each
- * kernel is gated on its own feature bits (AVX-512 F + BW + VPOPCNTDQ), never on a CPU family.
- * Does not benchmark or pick kernels by speed: the widest supported ISA wins.
+ * kernel is gated on its own feature bits (AVX-512 F + BW + VBMI + VPOPCNTDQ), never on a CPU
+ * family. Does not benchmark or pick kernels by speed: the widest supported ISA wins.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -74,6 +74,7 @@ static uint64_t read_xcr0(void)
 #define EBX7_AVX2 (1u << 5)
 #define EBX7_AVX512F (1u << 16)
 #define EBX7_AVX512BW (1u << 30)
+#define ECX7_AVX512_VBMI (1u << 1)
 #define ECX7_AVX512_VPOPCNTDQ (1u << 14)
 #define XCR0_SSE_AVX 0x06u /* XMM + YMM upper halves */
 #define XCR0_AVX512 0xe6u  /* + opmask, ZMM0-15 upper halves, ZMM16-31 */
@@ -94,7 +95,7 @@ static bool cpu_has(hm_isa isa)
         return (xcr0 & XCR0_SSE_AVX) == XCR0_SSE_AVX && (b & EBX7_AVX2);
     if (isa == HM_ISA_AVX512)
         return (xcr0 & XCR0_AVX512) == XCR0_AVX512 && (b & EBX7_AVX512F) && (b & EBX7_AVX512BW) &&
-               (c & ECX7_AVX512_VPOPCNTDQ);
+               (c & ECX7_AVX512_VBMI) && (c & ECX7_AVX512_VPOPCNTDQ);
     return false;
 }
 #endif
@@ -130,7 +131,7 @@ static const char *isa_needs(hm_isa isa)
 {
     switch (isa) {
     case HM_ISA_AVX2: return "AVX2 and POPCNT";
-    case HM_ISA_AVX512: return "AVX-512 F+BW+VPOPCNTDQ";
+    case HM_ISA_AVX512: return "AVX-512 F+BW+VBMI+VPOPCNTDQ";
     case HM_ISA_NEON: return "NEON (AArch64)";
     default: return hm_isa_name(isa);
     }

@@ -27,7 +27,7 @@ extern "C" {
 typedef enum {
     HM_ISA_SCALAR = 0,
     HM_ISA_AVX2,
-    HM_ISA_AVX512, /* AVX-512 F + BW + VPOPCNTDQ */
+    HM_ISA_AVX512, /* AVX-512 F + BW + VBMI + VPOPCNTDQ */
     HM_ISA_NEON,
     HM_ISA_COUNT
 } hm_isa;

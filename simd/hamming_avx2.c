@@ -138,4 +138,5 @@ const hm_kernels hm_kernels_avx2 = {
     .weighted_distances = hm_avx2_weighted_distances,
     .scan = avx2_scan,
     .scan_weighted = hm_avx2_scan_weighted,
+    .wscan_copy_word_bytes = 16,
 };

@@ -1,5 +1,5 @@
-/* AVX-512 kernels (F + BW + VPOPCNTDQ; compiled with those flags only, selected only when CPUID
- * and XCR0 say the CPU and OS support them).
+/* AVX-512 kernels (F + BW + VBMI + VPOPCNTDQ; compiled with those flags only, selected only when
+ * CPUID and XCR0 say the CPU and OS support them).
  *
  * Plain Hamming: vpopcntq on XOR-ed words. For 1, 2 and 4 words per code, 8 rows are first
  * transposed in registers into "word w of rows r..r+7" vectors (vpermt2q / vshufi64x2), which
@@ -264,4 +264,5 @@ const hm_kernels hm_kernels_avx512 = {
     .weighted_distances = hm_avx512_weighted_distances,
     .scan = avx512_scan,
     .scan_weighted = hm_avx512_scan_weighted,
+    .wscan_copy_word_bytes = 11,
 };

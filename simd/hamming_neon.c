@@ -146,4 +146,5 @@ const hm_kernels hm_kernels_neon = {
     .weighted_distances = neon_weighted_distances,
     .scan = neon_scan,
     .scan_weighted = neon_scan_weighted,
+    .wscan_copy_word_bytes = 16,
 };

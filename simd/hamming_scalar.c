@@ -80,4 +80,5 @@ const hm_kernels hm_kernels_scalar = {
     .weighted_distances = scalar_weighted_distances,
     .scan = scalar_scan,
     .scan_weighted = scalar_scan_weighted,
+    .wscan_copy_word_bytes = 16,
 };

@@ -31,10 +31,13 @@
  * kept a multiple of 16 rows (the widest kernel step). */
 #define KNN_TILE_BYTES 32768u
 #define KNN_MAX_QBLOCK 64
-/* Weighted tiles: the nibble-transposed copy (16 bytes per 8 code bytes) fills L1, 2048 rows at
- * 64 bits and 512 at 256 bits (measured on Zen 4: at 64 bits 3.7 G/s vs 2.9 G/s with 8192-row
- * tiles; at 256 bits the filter runs 1.2x faster with 512-row than with 2048-row tiles), but at
- * least 256 rows so per-tile table work stays small for long codes. */
+/* Weighted tiles: the kernel's copy of the tile (hm_kernels.wscan_copy_word_bytes per row and
+ * code word) fills L1: with a nibble-transposed copy (16 bytes per 8 code bytes) 2048 rows at 64
+ * bits and 512 at 256 bits (measured on Zen 4: at 64 bits 3.7 G/s vs 2.9 G/s with 8192-row tiles;
+ * at 256 bits the filter runs 1.2x faster with 512-row than with 2048-row tiles); with 6-bit
+ * groups (11 bytes per word) 2992 and 752 (measured on Zen 5, 1 thread, 1M codes, 1000 queries:
+ * 64 bits 2% faster than 2048 rows, 256 bits 3-4% faster than 512 rows; twice as long, 18% and
+ * 26% slower). At least 256 rows, so per-tile table work stays small for long codes. */
 #define KNN_WTILE_TRANSPOSED 32768u
 #define KNN_WTILE_MIN 256u
 /* Upper bound on candidate-list memory per thread, to shrink query blocks for huge k. */
@@ -381,9 +384,9 @@ static void knn_plan(knn_job *job, bool weighted)
     size_t tile = KNN_TILE_BYTES / row_bytes;
     tile = tile < 64 ? 64 : tile;
     if (weighted) {
-        /* weighted scans stream the tile's transposed copy once per query; they also build
-         * per-query tables per tile (16 x 16 bytes per word), which longer tiles amortise */
-        tile = KNN_WTILE_TRANSPOSED / (2 * row_bytes);
+        /* weighted scans stream the tile's copy once per query; they also build per-query
+         * tables per tile, which longer tiles amortise */
+        tile = KNN_WTILE_TRANSPOSED / (job->kern->wscan_copy_word_bytes * db->words);
         tile = tile < KNN_WTILE_MIN ? KNN_WTILE_MIN : tile;
     }
     tile = (tile + 15) & ~(size_t)15;
@@ -413,7 +416,7 @@ static void knn_plan(knn_job *job, bool weighted)
 size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted)
 {
     hm_codes q = {.n = nq, .bits = db->bits, .words = db->words};
-    knn_job job = {.db = db, .queries = &q, .k = k};
+    knn_job job = {.kern = hm_active_kernels(), .db = db, .queries = &q, .k = k};
     knn_plan(&job, weighted);
     return job.nblocks;
 }

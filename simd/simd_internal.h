@@ -103,16 +103,21 @@ typedef struct {
     void (*scan_weighted)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
                           const float *tables, size_t tstride, int64_t base, hm_cand_list *lists,
                           void *scratch);
+    /* bytes of scan_weighted's copy of a tile per row and code word (the k-NN driver sizes
+     * weighted tiles so the copy fills L1): 16 for a nibble-transposed copy, 11 for 6-bit groups */
+    size_t wscan_copy_word_bytes;
 } hm_kernels;
 
-/* Scratch of a weighted scan of n rows: a nibble-transposed copy of the rows (64-row chunks,
- * 2 x 64 bytes per code byte), two 64-byte accumulators per chunk, one query's quantised
- * tables (AVX2: broadcast to 32 bytes each), the 16-bit filter's base tables, per-nibble
- * minima, the filters' candidates (2n rows and 2n query numbers, uint32), alignment. */
+/* Scratch of a weighted scan of n rows, enough for either filter. AVX2: a nibble-transposed copy
+ * of the rows (64-row chunks, 2 x 64 bytes per code byte, two 64-byte accumulators per chunk),
+ * one query's quantised tables broadcast to 32 bytes each, the 16-bit filter's base tables and
+ * per-nibble minima. AVX-512: a copy of the rows in 6-bit groups (64-row chunks, 11 x 64 bytes
+ * per word), fine 32-bit group tables, the 16-bit and up to four 8-bit group tables and one
+ * query's (704 bytes each per word). Both: the filters' candidates (2n rows and 2n query numbers,
+ * uint32), alignment. */
 static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
 {
-    return (n + 63) / 64 * (1024 * words + 128) + 512 * words + 256 * words + 64 * words + 16 * n +
-           128;
+    return (n + 63) / 64 * (1024 * words + 128) + 8192 * words + 16 * n + 128;
 }
 
 /* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not

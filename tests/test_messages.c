@@ -141,7 +141,7 @@ Test(messages, isa_refusals_read_as_sentences)
         /* what `drsch search --isa avx512` shows on an AVX2-only machine */
         cr_expect_eq(hm_isa_set(HM_ISA_AVX512, &err), DRSCH_ERR_ISA);
         snprintf(want, sizeof want,
-                 "avx512: this CPU does not support AVX-512 F+BW+VPOPCNTDQ (best here: %s)",
+                 "avx512: this CPU does not support AVX-512 F+BW+VBMI+VPOPCNTDQ (best here: %s)",
                  hm_isa_name(best));
         cr_expect_str_eq(err.msg, want);
     }
