@@ -226,54 +226,74 @@ AI void transpose_q8x8(const __m512i *R, __m512i *T)
 #define GROUPS_0_7 0x2a241e18120c0600ll
 #define GROUPS_8_10 0x3c3630ll
 
-/* Word w of 8 rows of the 64 starting at row r0 (rows >= n read as zero). */
+/* Word w of rows r0 + 8k .. r0 + 8k + 7 of rows of `words` words, gathered (rows >= n read as
+ * zero). */
 AI __m512i load8_word(const uint64_t *db, size_t n, size_t r0, size_t words, size_t w, size_t k)
 {
     size_t row = r0 + 8 * k;
     size_t rem = row < n ? n - row : 0;
     __mmask8 m = rem >= 8 ? 0xff : (__mmask8)((1u << rem) - 1u);
-    if (words == 1)
-        return _mm512_maskz_loadu_epi64(m, db + row);
     const long long st = (long long)(8 * words);
     const __m512i off = _mm512_setr_epi64(0, st, 2 * st, 3 * st, 4 * st, 5 * st, 6 * st, 7 * st);
     return _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m, off,
                                        (const void *)(db + (m ? row * words + w : 0)), 1);
 }
 
+/* Groups 0..7 (multishift control GROUPS_0_7) or 8..10 (GROUPS_8_10, NT = 3) of word vectors
+ * x[k] (word w of rows 8k..8k+7), one vector of 64 rows per group, stored at out. */
+AI void store_groups(const __m512i *x, __m512i ctrl, uint8_t *out, const int NT)
+{
+    __m512i R[8], T[8];
+    for (int k = 0; k < 8; k++)
+        R[k] = bytes8x8(_mm512_multishift_epi64_epi8(ctrl, x[k]));
+    transpose_q8x8(R, T);
+    for (int j = 0; j < NT; j++)
+        _mm512_store_si512((void *)(out + 64 * j), T[j]);
+}
+
 /* Copies the 64 rows starting at row r0 group-major into out (WG * words vectors of 64 bytes):
  * per word, vpmultishiftqb cuts each row's qword into its groups, one byte each, an in-register
  * 8x8 byte transpose (vpshufb + vpermw) and an 8x8 qword transpose (vpermt2q) turn 8 vectors of
- * 8 rows into vectors of one group of 64 rows. For 2 and 4 words, 8 rows are loaded contiguously
- * and transposed in registers as in the plain scan; other lengths gather. */
-static void transpose_groups64(const uint64_t *db, size_t n, size_t r0, size_t words, uint8_t *out)
+ * 8 rows into vectors of one group of 64 rows. For 1, 2 and 4 words (W), 8 rows are loaded
+ * contiguously and transposed in registers as in the plain scan; other lengths (W = 0) gather. */
+AI void transpose_groups64(const uint64_t *db, size_t n, size_t r0, size_t words, uint8_t *out,
+                           const int W)
 {
     const __m512i ca = _mm512_set1_epi64(GROUPS_0_7), cb = _mm512_set1_epi64(GROUPS_8_10);
-    for (size_t w0 = 0; w0 < words; w0 += 4) {
-        size_t nw = words - w0 < 4 ? words - w0 : 4;
-        __m512i A[4][8], B[4][8];
-        for (size_t k = 0; k < 8; k++) {
-            __m512i x[4];
-            if (words == 2 || words == 4) {
-                size_t row = r0 + 8 * k;
-                load_transposed(db + row * words, row < n ? n - row : 0, (int)words, x);
-            } else {
-                for (size_t w = 0; w < nw; w++)
-                    x[w] = load8_word(db, n, r0, words, w0 + w, k);
-            }
-            for (size_t w = 0; w < nw; w++) {
-                A[w][k] = bytes8x8(_mm512_multishift_epi64_epi8(ca, x[w]));
-                B[w][k] = bytes8x8(_mm512_multishift_epi64_epi8(cb, x[w]));
-            }
+    if (W) {
+        __m512i x[4][8]; /* x[w][k]: word w of rows 8k..8k+7 */
+        for (int k = 0; k < 8; k++) {
+            size_t row = r0 + 8 * (size_t)k;
+            __m512i v[4];
+            load_transposed(db + row * (size_t)W, row < n ? n - row : 0, W, v);
+            for (int w = 0; w < W; w++)
+                x[w][k] = v[w];
         }
-        for (size_t w = 0; w < nw; w++) {
-            uint8_t *o = out + (w0 + w) * WG * 64;
-            __m512i T[8];
-            transpose_q8x8(A[w], T);
-            for (int j = 0; j < 8; j++)
-                _mm512_store_si512((void *)(o + 64 * j), T[j]);
-            transpose_q8x8(B[w], T);
-            for (int j = 0; j < 3; j++)
-                _mm512_store_si512((void *)(o + 64 * (8 + j)), T[j]);
+        for (int w = 0; w < W; w++) {
+            store_groups(x[w], ca, out + (size_t)w * WG * 64, 8);
+            store_groups(x[w], cb, out + ((size_t)w * WG + 8) * 64, 3);
+        }
+        return;
+    }
+    for (size_t w = 0; w < words; w++) {
+        __m512i x[8];
+        for (size_t k = 0; k < 8; k++)
+            x[k] = load8_word(db, n, r0, words, w, k);
+        store_groups(x, ca, out + w * WG * 64, 8);
+        store_groups(x, cb, out + (w * WG + 8) * 64, 3);
+    }
+}
+
+/* The group-major copy of rows [0, n) (chunks of 64 rows, tb bytes each). */
+static void copy_groups(const uint64_t *db, size_t n, size_t words, uint8_t *tr, size_t tb)
+{
+    for (size_t c = 0; c * 64 < n; c++) {
+        uint8_t *o = tr + c * tb;
+        switch (words) {
+        case 1: transpose_groups64(db, n, c * 64, 1, o, 1); break;
+        case 2: transpose_groups64(db, n, c * 64, 2, o, 2); break;
+        case 4: transpose_groups64(db, n, c * 64, 4, o, 4); break;
+        default: transpose_groups64(db, n, c * 64, words, o, 0); break;
         }
     }
 }
@@ -617,8 +637,7 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             continue;
         }
         if (!transposed) {
-            for (size_t ch = 0; ch * 64 < n; ch++)
-                transpose_groups64(db, n, ch * 64, words, tr + ch * tb);
+            copy_groups(db, n, words, tr, tb);
             transposed = 1;
         }
         if (cs.count + n > cs.cap)

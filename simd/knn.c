@@ -69,7 +69,7 @@ typedef struct {
     float *wdist;
     uint32_t *hist; /* bits + 2 counters */
     float *sel;     /* 2 x cap floats: quickselect scratch (weighted) */
-    wpair *pairs;   /* cap pairs: sort scratch (weighted) */
+    wpair *pairs;   /* 2 x cap pairs: sort scratch (weighted) */
     void *wscan;    /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
     hm_cand_list *lists;
 } knn_scratch;
@@ -96,7 +96,7 @@ static int scratch_alloc(knn_scratch *s, const knn_job *job)
     if (job->w) {
         s->wdist = malloc(m * sizeof *s->wdist);
         s->sel = malloc(2 * job->cap * sizeof *s->sel);
-        s->pairs = malloc(job->cap * sizeof *s->pairs);
+        s->pairs = malloc(2 * job->cap * sizeof *s->pairs);
         s->wscan = malloc(hm_wscan_scratch_bytes(job->tile, job->db->words));
     } else {
         s->dist = malloc(m * sizeof *s->dist);
@@ -224,25 +224,36 @@ static void compact_w(const knn_job *job, hm_cand_list *l, size_t k, float *sel)
     l->hcut = hm_weights_hcut(job->w, l->wthr);
 }
 
-static int wpair_cmp(const void *a, const void *b)
-{
-    const wpair *x = a, *y = b;
-    if (x->d != y->d)
-        return x->d < y->d ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
+/* (distance, index) order; wdist holds no NaN (distances are sums of finite weights). */
+static inline bool wpair_less(wpair x, wpair y) { return x.d < y.d || (x.d == y.d && x.i < y.i); }
 
-/* Sort an index-ordered list by (distance, index) into the outputs; p: count pairs scratch. */
+/* Sort an index-ordered list by (distance, index) into the outputs; p: 2 x count pairs scratch.
+ * A bottom-up merge sort with the comparison inlined: with qsort's callback the final sorts took
+ * about 5% of a weighted search (k = 100, 1M codes, measured on Zen 5). */
 static void emit_weighted(const hm_cand_list *l, wpair *p, int64_t *idx, float *dist)
 {
-    for (size_t i = 0; i < l->count; i++) {
-        p[i].d = l->wdist[i];
-        p[i].i = l->idx[i];
+    size_t n = l->count;
+    wpair *a = p, *b = p + n;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (wpair){.d = l->wdist[i], .i = l->idx[i]};
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                b[o++] = wpair_less(a[j], a[i]) ? a[j++] : a[i++];
+            while (i < mid)
+                b[o++] = a[i++];
+            while (j < hi)
+                b[o++] = a[j++];
+        }
+        wpair *t = a;
+        a = b;
+        b = t;
     }
-    qsort(p, l->count, sizeof *p, wpair_cmp);
-    for (size_t i = 0; i < l->count; i++) {
-        idx[i] = p[i].i;
-        dist[i] = p[i].d;
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = a[i].i;
+        dist[i] = a[i].d;
     }
 }
 
