@@ -314,40 +314,59 @@ AI uint64_t chunk_valid(size_t n, size_t c)
     return rem < 64 ? (1ull << rem) - 1u : ~0ull;
 }
 
+/* Group g of a chunk t looked up in its table L[g]: 64 rows, one vpermb. */
+AI __m512i lookup(const uint8_t *t, const __m512i *L, int g)
+{
+    return _mm512_permutexvar_epi8(_mm512_load_si512((const void *)(t + 64 * g)), L[g]);
+}
+
+/* One word of every chunk, its 11 tables in registers (with the tables in memory, loads limit
+ * the loop): acc[c] carries a chunk's sum from word to word (FIRST: start it; LAST: turn it into
+ * candidates). */
+AI size_t filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, const uint8_t *lut,
+                       __m512i tv, __m512i *acc, uint32_t *cand, size_t nc, const int FIRST,
+                       const int LAST)
+{
+    __m512i L[WG];
+    for (int g = 0; g < WG; g++)
+        L[g] = _mm512_load_si512((const void *)(lut + (w * WG + (size_t)g) * 64));
+    for (size_t c = 0; c * 64 < n; c++) {
+        const uint8_t *t = tr + (c * words + w) * WG * 64;
+        __m512i a = lookup(t, L, WG - 1);
+        if (!FIRST)
+            a = _mm512_adds_epu8(acc[c], a);
+        for (int g = 0; g + 1 < WG; g += 2)
+            a = _mm512_adds_epu8(a, _mm512_add_epi8(lookup(t, L, g), lookup(t, L, g + 1)));
+        if (LAST)
+            nc = push_rows(_mm512_cmple_epu8_mask(a, tv) & chunk_valid(n, c), c, cand, nc);
+        else
+            acc[c] = a;
+    }
+    return nc;
+}
+
 /* 8-bit lower-bound filter (the fast scan of product quantisation: André, Kermarrec, Le
  * Scouarnec, "Cache locality is not enough: high-performance nearest neighbor search with product
  * quantization fast scan", VLDB 2015): per group, one vpermb lookup of 64 rows; entries are at
  * most WQ8_MAX, so two lookups add with vpaddb (more ports than the saturating add: 1.4x the
- * speed of a chain of saturating adds, measured on Zen 5) and the pairs add with saturation;
- * rows whose bound is <= tmax become candidates. NG: the number of groups when fixed (11 per
- * word; for one word the tables stay in registers), 0 for ng. Returns the count of candidates. */
+ * speed of a chain of saturating adds, measured on Zen 5) and the pairs add with saturation.
+ * Word by word; acc: 1 vector per 64-row chunk. Returns the count of candidates (rows whose
+ * bound is <= tmax). */
 #define WQ8_MAX 127
-AI __m512i lookup(const uint8_t *t, const uint8_t *lut, const __m512i *L, size_t g, const int NG)
-{
-    __m512i tab = NG == WG ? L[g] : _mm512_load_si512((const void *)(lut + 64 * g));
-    return _mm512_permutexvar_epi8(_mm512_load_si512((const void *)(t + 64 * g)), tab);
-}
-
-AI size_t filter8(size_t n, size_t ng, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
-                  uint32_t *cand, const int NG)
+static size_t filter8(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
+                      uint32_t *cand, __m512i *acc)
 {
     const __m512i tv = _mm512_set1_epi8((char)tmax);
-    __m512i L[WG];
-    if (NG == WG)
-        for (int g = 0; g < WG; g++)
-            L[g] = _mm512_load_si512((const void *)(lut + 64 * g));
-    if (NG)
-        ng = (size_t)NG;
     size_t nc = 0;
-    for (size_t c = 0; c * 64 < n; c++) {
-        const uint8_t *t = tr + c * ng * 64;
-        __m512i acc = ng & 1 ? lookup(t, lut, L, ng - 1, NG) : _mm512_setzero_si512();
-#pragma GCC unroll 22
-        for (size_t g = 0; g + 1 < ng; g += 2)
-            acc = _mm512_adds_epu8(
-                acc, _mm512_add_epi8(lookup(t, lut, L, g, NG), lookup(t, lut, L, g + 1, NG)));
-        uint64_t m = _mm512_cmple_epu8_mask(acc, tv) & chunk_valid(n, c);
-        nc = push_rows(m, c, cand, nc);
+    for (size_t w = 0; w < words; w++) {
+        if (words == 1)
+            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 1, 1);
+        else if (w == 0)
+            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 1, 0);
+        else if (w + 1 < words)
+            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 0, 0);
+        else
+            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 0, 1);
     }
     return nc;
 }
@@ -382,11 +401,11 @@ AI size_t filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, con
         __m512i acc1 = FIRST ? _mm512_setzero_si512() : acc[2 * c + 1];
 #pragma GCC unroll 3
         for (size_t g0 = 0; g0 < WG; g0 += 4) {
-            __m512i s = lookup(t, lut, L, g0, WG);
+            __m512i s = lookup(t, L, (int)g0);
 #pragma GCC unroll 3
             for (size_t h = 1; h < 4; h++)
                 if (g0 + h < WG)
-                    s = _mm512_add_epi8(s, lookup(t, lut, L, g0 + h, WG));
+                    s = _mm512_add_epi8(s, lookup(t, L, (int)(g0 + h)));
             acc0 = _mm512_add_epi16(acc0, s);
             acc1 = _mm512_add_epi16(acc1, _mm512_srli_epi16(s, 8));
         }
@@ -532,18 +551,6 @@ static void wg_lut(const uint64_t *qj, size_t words, const uint8_t *tab, uint8_t
     }
 }
 
-AI size_t run_filter8(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
-                      uint32_t *cand)
-{
-    size_t ng = WG * words;
-    switch (words) {
-    case 1: return filter8(n, ng, tr, lut, tmax, cand, WG);
-    case 2: return filter8(n, ng, tr, lut, tmax, cand, 2 * WG);
-    case 4: return filter8(n, ng, tr, lut, tmax, cand, 4 * WG);
-    default: return filter8(n, ng, tr, lut, tmax, cand, 0);
-    }
-}
-
 /* floor(log2(x)) of a positive double x (below -1022 for subnormals: any negative value). */
 AI int exponent2(double x)
 {
@@ -656,7 +663,7 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             }
             wg_lut(qj, words, slot + (size_t)i * tb, lut);
             uint8_t tmax = (uint8_t)level8;
-            nc = run_filter8(n, words, tr, lut, tmax, cand);
+            nc = filter8(n, words, tr, lut, tmax, cand, acc);
         } else {
             wg_lut(qj, words, t16, lut);
             nc = filter16(n, words, tr, lut, (uint16_t)lmax, cand, acc);
