@@ -457,9 +457,10 @@ typedef struct {
  * largest s keeps the tables' float products finite. */
 #define WG_MAX_STEP 400
 
-/* Relative margin of the float table products: far above their rounding (a sum of up to 6
- * positive float terms, one product), so entry * unit <= real (e - m) holds. */
-#define WG_SHRINK (1.0f - 1e-6f)
+/* Relative margin of the float table products, about 8 times their rounding (a sum of up to 6
+ * positive float terms, the rounded reciprocal of the unit, two products: below 5e-7), so
+ * entry * unit <= real (e - m) holds. */
+#define WG_SHRINK (1.0f - 4e-6f)
 
 /* From the nibble tables t (the weights are their single-bit entries), per group g and group
  * value v: D[g * 64 + v] = e - m, where e is the sum of the weights of v's set bits and m the
