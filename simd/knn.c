@@ -36,8 +36,8 @@
  * bits and 512 at 256 bits (measured on Zen 4: at 64 bits 3.7 G/s vs 2.9 G/s with 8192-row tiles;
  * at 256 bits the filter runs 1.2x faster with 512-row than with 2048-row tiles); with 6-bit
  * groups (11 bytes per word) 2992 and 752 (measured on Zen 5, 1 thread, 1M codes, 1000 queries:
- * 64 bits 2% faster than 2048 rows, 256 bits 3-4% faster than 512 rows; twice as long, 18% and
- * 26% slower). At least 256 rows, so per-tile table work stays small for long codes. */
+ * 64 bits 2% faster than 2048 rows, 256 bits 4% faster than 512 rows; twice as long, 20% and
+ * 32% slower). At least 256 rows, so per-tile table work stays small for long codes. */
 #define KNN_WTILE_TRANSPOSED 32768u
 #define KNN_WTILE_MIN 256u
 /* Upper bound on candidate-list memory per thread, to shrink query blocks for huge k. */

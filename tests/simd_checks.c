@@ -445,12 +445,10 @@ done:
 
 /* Weights built to defeat lower-bound filters: kind 0 one huge weight among tiny ones, 1 all
  * equal, 2 all zero, 3 mixed signs, 4 mostly zero with a few large ones and one negative,
- * 5 magnitudes spread over 12 decades. */
-/* 0: one huge weight among tiny ones; 1: equal; 2: zero; 3: mixed signs; 4: sparse, one negative;
- * 5: 12 decades; 6: all negative; 7: one heavy 6-bit group (bits 0..5) of total just under 64
- * among weights of 1, so the AVX-512 16-bit filter's unit (a 64th of the heaviest group) fits
- * each weight of 1 almost exactly: bounds lose almost nothing, and one a few units too tight
- * fails at long codes */
+ * 5 magnitudes spread over 12 decades, 6 all negative, 7 one heavy 6-bit group (bits 0..5) of
+ * total just under 64 among weights of 1: the AVX-512 16-bit filter's unit (a 64th of the
+ * heaviest group) then fits each weight of 1 almost exactly, so its bounds lose almost nothing
+ * and a bound a few units too tight fails at long codes. */
 #define ADVERSARIAL_KINDS 8
 static void adversarial_weights(float *w, uint32_t bits, int kind, uint64_t *s)
 {
