@@ -178,49 +178,6 @@ static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, co
  * ignore index bits 4 and 5, which hold other bits of the row. */
 #define WG 11
 
-/* Byte j of 8 rows' qwords v into qword j: vpshufb pairs, vpermw gathers them. */
-AI __m512i bytes8x8(__m512i v)
-{
-    const __m512i pair =
-        _mm512_broadcast_i32x4(_mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
-    /* u16 4j + l of the result = u16 8l + j of the source: pair j of each 128-bit lane */
-    const __m512i gather16 = _mm512_setr_epi64(
-        0x0018001000080000ll, 0x0019001100090001ll, 0x001a0012000a0002ll, 0x001b0013000b0003ll,
-        0x001c0014000c0004ll, 0x001d0015000d0005ll, 0x001e0016000e0006ll, 0x001f0017000f0007ll);
-    return _mm512_permutexvar_epi16(gather16, _mm512_shuffle_epi8(v, pair));
-}
-
-/* The 8x8 qword transpose (vpermt2q) of R: T[j] qword k = R[k] qword j. With R[k] = bytes8x8 of
- * rows 8k..8k+7, T[j] is byte j of the 64 rows. */
-AI void transpose_q8x8(const __m512i *R, __m512i *T)
-{
-    __m512i P[8], Q[8];
-    const __m512i ie = _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14);
-    const __m512i io = _mm512_setr_epi64(1, 9, 3, 11, 5, 13, 7, 15);
-    for (int k = 0; k < 8; k += 2) {
-        P[k] = _mm512_permutex2var_epi64(R[k], ie, R[k + 1]);     /* q0 q2 q4 q6 */
-        P[k + 1] = _mm512_permutex2var_epi64(R[k], io, R[k + 1]); /* q1 q3 q5 q7 */
-    }
-    const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-    const __m512i ib = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-    for (int k = 0; k < 8; k += 4) {
-        Q[k] = _mm512_permutex2var_epi64(P[k], ia, P[k + 2]);         /* q0 | q4 */
-        Q[k + 1] = _mm512_permutex2var_epi64(P[k], ib, P[k + 2]);     /* q2 | q6 */
-        Q[k + 2] = _mm512_permutex2var_epi64(P[k + 1], ia, P[k + 3]); /* q1 | q5 */
-        Q[k + 3] = _mm512_permutex2var_epi64(P[k + 1], ib, P[k + 3]); /* q3 | q7 */
-    }
-    const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
-    const __m512i hi4 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
-    T[0] = _mm512_permutex2var_epi64(Q[0], lo4, Q[4]);
-    T[4] = _mm512_permutex2var_epi64(Q[0], hi4, Q[4]);
-    T[2] = _mm512_permutex2var_epi64(Q[1], lo4, Q[5]);
-    T[6] = _mm512_permutex2var_epi64(Q[1], hi4, Q[5]);
-    T[1] = _mm512_permutex2var_epi64(Q[2], lo4, Q[6]);
-    T[5] = _mm512_permutex2var_epi64(Q[2], hi4, Q[6]);
-    T[3] = _mm512_permutex2var_epi64(Q[3], lo4, Q[7]);
-    T[7] = _mm512_permutex2var_epi64(Q[3], hi4, Q[7]);
-}
-
 /* vpmultishiftqb controls: byte j of every qword takes the 8 bits from offset 6j (groups 0..7),
  * and from offsets 48, 54, 60 (groups 8..10; bits past 63 wrap around to bit 0). */
 #define GROUPS_0_7 0x2a241e18120c0600ll
@@ -239,27 +196,79 @@ AI __m512i load8_word(const uint64_t *db, size_t n, size_t r0, size_t words, siz
                                        (const void *)(db + (m ? row * words + w : 0)), 1);
 }
 
-/* Groups 0..7 (multishift control GROUPS_0_7) or 8..10 (GROUPS_8_10, NT = 3) of word vectors
- * x[k] (word w of rows 8k..8k+7), one vector of 64 rows per group, stored at out. */
-AI void store_groups(const __m512i *x, __m512i ctrl, uint8_t *out, const int NT)
+/* Index vectors of the byte transposes below. vpermt2b (_mm512_permutex2var_epi8) makes byte o
+ * of its result byte idx & 63 of its first source, or of its second when idx & 64. Groups 0..7:
+ * R[k] byte 8r + g is group g of row 8k + r (vpmultishiftqb's output); three rounds pair the
+ * vectors up, halving the groups and doubling the rows a vector holds:
+ *   S1[h]: from R[2i], R[2i+1], byte 16g + 8k + r = group 4h + g of row 8k + r (16 rows);
+ *   S2[m]: from two of those, byte 32g + 16i + x = group 2m + g of the 32 rows;
+ *   S3[g]: from two of those, byte 32j + y = group g of row 32j + y (64 rows).
+ * Groups 8..10 (3 useful bytes a row): B1 puts 3 groups of 16 rows in one vector, byte 16g + 8k
+ * + r; S2[0] and B2 (the third group) make 32 rows; S3 makes 64. Per word: 35 vpermt2b, where
+ * byte transposes within 8 rows (vpshufb + vpermw) and 8x8 qword transposes (vpermt2q) took about
+ * 75. */
+#define TG_S1(h, o) ((((o) >> 3) & 1) * 64 + ((o)&7) * 8 + 4 * (h) + ((o) >> 4))
+#define TG_S2(m, o) ((((o) >> 4) & 1) * 64 + 16 * (2 * (m) + ((o) >> 5)) + ((o)&15))
+#define TG_S3(g, o) (((o) >> 5) * 64 + 32 * (g) + ((o)&31))
+#define TG_B1(u, o) ((o) < 48 ? (((o) >> 3) & 1) * 64 + ((o)&7) * 8 + ((o) >> 4) : 0)
+#define TG_B2(u, o) ((o) < 32 ? (((o) >> 4) & 1) * 64 + 32 + ((o)&15) : 0)
+#define TG_8(F, a, o)                                                                              \
+    F(a, o), F(a, o + 1), F(a, o + 2), F(a, o + 3), F(a, o + 4), F(a, o + 5), F(a, o + 6),         \
+        F(a, o + 7)
+#define TG_64(F, a)                                                                                \
+    {                                                                                              \
+        TG_8(F, a, 0), TG_8(F, a, 8), TG_8(F, a, 16), TG_8(F, a, 24), TG_8(F, a, 32),              \
+            TG_8(F, a, 40), TG_8(F, a, 48), TG_8(F, a, 56)                                         \
+    }
+static const uint8_t tg_index[8][64] = {TG_64(TG_S1, 0), TG_64(TG_S1, 1), TG_64(TG_S2, 0),
+                                        TG_64(TG_S2, 1), TG_64(TG_S3, 0), TG_64(TG_S3, 1),
+                                        TG_64(TG_B1, 0), TG_64(TG_B2, 0)};
+
+AI __m512i tg_perm(__m512i a, int which, __m512i b)
 {
-    __m512i R[8], T[8];
-    for (int k = 0; k < 8; k++)
-        R[k] = bytes8x8(_mm512_multishift_epi64_epi8(ctrl, x[k]));
-    transpose_q8x8(R, T);
-    for (int j = 0; j < NT; j++)
-        _mm512_store_si512((void *)(out + 64 * j), T[j]);
+    return _mm512_permutex2var_epi8(a, _mm512_loadu_si512((const void *)tg_index[which]), b);
+}
+
+/* Groups 0..10 of word vectors x[k] (word w of rows 8k..8k+7), one vector of 64 rows per group,
+ * stored at out (11 x 64 bytes). */
+AI void store_groups(const __m512i *x, uint8_t *out)
+{
+    const __m512i ca = _mm512_set1_epi64(GROUPS_0_7), cb = _mm512_set1_epi64(GROUPS_8_10);
+    __m512i R[8], B[8], S[2][4], U[2][2][2], V[4], W[2][2];
+    for (int k = 0; k < 8; k++) {
+        R[k] = _mm512_multishift_epi64_epi8(ca, x[k]);
+        B[k] = _mm512_multishift_epi64_epi8(cb, x[k]);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int h = 0; h < 2; h++)
+            S[h][i] = tg_perm(R[2 * i], h, R[2 * i + 1]);
+        V[i] = tg_perm(B[2 * i], 6, B[2 * i + 1]);
+    }
+    for (int j = 0; j < 2; j++) {
+        for (int h = 0; h < 2; h++)
+            for (int m = 0; m < 2; m++)
+                U[h][m][j] = tg_perm(S[h][2 * j], 2 + m, S[h][2 * j + 1]);
+        W[0][j] = tg_perm(V[2 * j], 2, V[2 * j + 1]); /* groups 8, 9 of 32 rows */
+        W[1][j] = tg_perm(V[2 * j], 7, V[2 * j + 1]); /* group 10 */
+    }
+    for (int h = 0; h < 2; h++)
+        for (int m = 0; m < 2; m++)
+            for (int g = 0; g < 2; g++)
+                _mm512_store_si512((void *)(out + 64 * (4 * h + 2 * m + g)),
+                                   tg_perm(U[h][m][0], 4 + g, U[h][m][1]));
+    for (int g = 0; g < 3; g++)
+        _mm512_store_si512((void *)(out + 64 * (8 + g)),
+                           tg_perm(W[g / 2][0], 4 + g % 2, W[g / 2][1]));
 }
 
 /* Copies the 64 rows starting at row r0 group-major into out (WG * words vectors of 64 bytes):
- * per word, vpmultishiftqb cuts each row's qword into its groups, one byte each, an in-register
- * 8x8 byte transpose (vpshufb + vpermw) and an 8x8 qword transpose (vpermt2q) turn 8 vectors of
- * 8 rows into vectors of one group of 64 rows. For 1, 2 and 4 words (W), 8 rows are loaded
- * contiguously and transposed in registers as in the plain scan; other lengths (W = 0) gather. */
+ * per word, vpmultishiftqb cuts each row's qword into its groups, one byte each, and
+ * store_groups transposes them into vectors of one group of 64 rows. For 1, 2 and 4 words (W),
+ * 8 rows are loaded contiguously and transposed in registers as in the plain scan; other lengths
+ * (W = 0) gather. */
 AI void transpose_groups64(const uint64_t *db, size_t n, size_t r0, size_t words, uint8_t *out,
                            const int W)
 {
-    const __m512i ca = _mm512_set1_epi64(GROUPS_0_7), cb = _mm512_set1_epi64(GROUPS_8_10);
     if (W) {
         __m512i x[4][8]; /* x[w][k]: word w of rows 8k..8k+7 */
         for (int k = 0; k < 8; k++) {
@@ -269,18 +278,15 @@ AI void transpose_groups64(const uint64_t *db, size_t n, size_t r0, size_t words
             for (int w = 0; w < W; w++)
                 x[w][k] = v[w];
         }
-        for (int w = 0; w < W; w++) {
-            store_groups(x[w], ca, out + (size_t)w * WG * 64, 8);
-            store_groups(x[w], cb, out + ((size_t)w * WG + 8) * 64, 3);
-        }
+        for (int w = 0; w < W; w++)
+            store_groups(x[w], out + (size_t)w * WG * 64);
         return;
     }
     for (size_t w = 0; w < words; w++) {
         __m512i x[8];
         for (size_t k = 0; k < 8; k++)
             x[k] = load8_word(db, n, r0, words, w, k);
-        store_groups(x, ca, out + w * WG * 64, 8);
-        store_groups(x, cb, out + (w * WG + 8) * 64, 3);
+        store_groups(x, out + w * WG * 64);
     }
 }
 
