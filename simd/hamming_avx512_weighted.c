@@ -320,22 +320,33 @@ AI uint64_t chunk_valid(size_t n, size_t c)
     return rem < 64 ? (1ull << rem) - 1u : ~0ull;
 }
 
+/* The 11 tables of word w into registers. */
+AI void word_tables(const uint8_t *lut, size_t w, __m512i *L)
+{
+    for (int g = 0; g < WG; g++)
+        L[g] = _mm512_load_si512((const void *)(lut + (w * WG + (size_t)g) * 64));
+}
+
 /* Group g of a chunk t looked up in its table L[g]: 64 rows, one vpermb. */
 AI __m512i lookup(const uint8_t *t, const __m512i *L, int g)
 {
     return _mm512_permutexvar_epi8(_mm512_load_si512((const void *)(t + 64 * g)), L[g]);
 }
 
-/* One word of every chunk, its 11 tables in registers (with the tables in memory, loads limit
- * the loop): acc[c] carries a chunk's sum from word to word (FIRST: start it; LAST: turn it into
- * candidates). */
+/* 8-bit lower-bound filter (the fast scan of product quantisation: André, Kermarrec, Le
+ * Scouarnec, "Cache locality is not enough: high-performance nearest neighbor search with product
+ * quantization fast scan", VLDB 2015): per group, one vpermb lookup of 64 rows; entries are at
+ * most WQ8_MAX, so two lookups add with vpaddb (more ports than the saturating add: 1.4x the
+ * speed of a chain of saturating adds, measured on Zen 5) and the pairs add with saturation.
+ * One word of every chunk, its 11 tables in registers: acc[c] carries a chunk's sum from word to
+ * word (FIRST: start it; LAST: turn it into candidates, rows whose bound is <= tv). */
+#define WQ8_MAX 127
 AI size_t filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, const uint8_t *lut,
                        __m512i tv, __m512i *acc, uint32_t *cand, size_t nc, const int FIRST,
                        const int LAST)
 {
     __m512i L[WG];
-    for (int g = 0; g < WG; g++)
-        L[g] = _mm512_load_si512((const void *)(lut + (w * WG + (size_t)g) * 64));
+    word_tables(lut, w, L);
     for (size_t c = 0; c * 64 < n; c++) {
         const uint8_t *t = tr + (c * words + w) * WG * 64;
         __m512i a = lookup(t, L, WG - 1);
@@ -351,34 +362,7 @@ AI size_t filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, cons
     return nc;
 }
 
-/* 8-bit lower-bound filter (the fast scan of product quantisation: André, Kermarrec, Le
- * Scouarnec, "Cache locality is not enough: high-performance nearest neighbor search with product
- * quantization fast scan", VLDB 2015): per group, one vpermb lookup of 64 rows; entries are at
- * most WQ8_MAX, so two lookups add with vpaddb (more ports than the saturating add: 1.4x the
- * speed of a chain of saturating adds, measured on Zen 5) and the pairs add with saturation.
- * Word by word; acc: 1 vector per 64-row chunk. Returns the count of candidates (rows whose
- * bound is <= tmax). */
-#define WQ8_MAX 127
-static size_t filter8(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut, uint8_t tmax,
-                      uint32_t *cand, __m512i *acc)
-{
-    const __m512i tv = _mm512_set1_epi8((char)tmax);
-    size_t nc = 0;
-    for (size_t w = 0; w < words; w++) {
-        if (words == 1)
-            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 1, 1);
-        else if (w == 0)
-            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 1, 0);
-        else if (w + 1 < words)
-            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 0, 0);
-        else
-            nc = filter8_word(n, words, w, tr, lut, tv, acc, cand, nc, 0, 1);
-    }
-    return nc;
-}
-
-#define WQ16_MAX 63
-/* Candidate rows of chunk c from its 16-bit accumulators. */
+/* Candidate rows of chunk c from its 16-bit accumulators (see filter16_word). */
 AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t n, uint32_t *cand,
                        size_t nc)
 {
@@ -392,15 +376,20 @@ AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t 
     return nc;
 }
 
-/* One word of every chunk, its 11 tables in registers: acc[2c], acc[2c + 1] carry a chunk's
- * sums from word to word (FIRST: start them; LAST: turn them into candidates). */
+/* 16-bit lower-bound filter: the same lookups with entries of at most WQ16_MAX, so four of them
+ * add in 8 bits without overflow; those sums are accumulated in 16 bits: even rows (low byte of
+ * each 16-bit lane) as acc0 - 256 * acc1, odd rows (high byte) as acc1 (the uint16 accumulation
+ * of Blalock & Guttag's Bolt / FAISS fast-scan). Its unit is fixed, so it stays tight at any code
+ * length. Sums past 65535 wrap, which only lets rows through. One word of every chunk, its 11
+ * tables in registers: acc[2c], acc[2c + 1] carry a chunk's sums from word to word (FIRST: start
+ * them; LAST: turn them into candidates, rows whose bound is <= lv). */
+#define WQ16_MAX 63
 AI size_t filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, const uint8_t *lut,
                         __m512i lv, __m512i *acc, uint32_t *cand, size_t nc, const int FIRST,
                         const int LAST)
 {
     __m512i L[WG];
-    for (int g = 0; g < WG; g++)
-        L[g] = _mm512_load_si512((const void *)(lut + (w * WG + (size_t)g) * 64));
+    word_tables(lut, w, L);
     for (size_t c = 0; c * 64 < n; c++) {
         const uint8_t *t = tr + (c * words + w) * WG * 64;
         __m512i acc0 = FIRST ? _mm512_setzero_si512() : acc[2 * c];
@@ -425,29 +414,28 @@ AI size_t filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, con
     return nc;
 }
 
-/* 16-bit lower-bound filter: the same lookups with entries of at most WQ16_MAX, so four of them
- * add in 8 bits without overflow; those sums are accumulated in 16 bits: even rows (low byte of
- * each 16-bit lane) as acc0 - 256 * acc1, odd rows (high byte) as acc1 (the uint16 accumulation
- * of Blalock & Guttag's Bolt / FAISS fast-scan). Its unit is fixed, so it stays tight at any code
- * length. Sums past 65535 wrap, which only lets rows through. Word by word, so a word's tables
- * stay in registers while the tile streams past (with the tables in memory, loads limit the
- * loop). acc: 2 vectors per 64-row chunk. Returns the count of candidates (rows whose bound is
- * <= lmax). */
-static size_t filter16(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut, uint16_t lmax,
-                       uint32_t *cand, __m512i *acc)
+/* Either filter (W16: the 16-bit one) over every chunk, word by word, so a word's tables stay in
+ * registers while the tile streams past (with the tables in memory, loads limit the loop).
+ * Returns the count of candidates: rows whose bound is <= level (tmax or lmax). */
+AI size_t filter_words(size_t n, size_t words, const uint8_t *tr, const uint8_t *lut,
+                       unsigned level, uint32_t *cand, __m512i *acc, const int W16)
 {
-    const __m512i lv = _mm512_set1_epi16((short)lmax);
+    const __m512i lv = W16 ? _mm512_set1_epi16((short)level) : _mm512_set1_epi8((char)level);
     size_t nc = 0;
+#define FILTER_WORD(FIRST, LAST)                                                                   \
+    (W16 ? filter16_word(n, words, w, tr, lut, lv, acc, cand, nc, FIRST, LAST)                     \
+         : filter8_word(n, words, w, tr, lut, lv, acc, cand, nc, FIRST, LAST))
     for (size_t w = 0; w < words; w++) {
         if (words == 1)
-            nc = filter16_word(n, words, w, tr, lut, lv, acc, cand, nc, 1, 1);
+            nc = FILTER_WORD(1, 1);
         else if (w == 0)
-            nc = filter16_word(n, words, w, tr, lut, lv, acc, cand, nc, 1, 0);
+            nc = FILTER_WORD(1, 0);
         else if (w + 1 < words)
-            nc = filter16_word(n, words, w, tr, lut, lv, acc, cand, nc, 0, 0);
+            nc = FILTER_WORD(0, 0);
         else
-            nc = filter16_word(n, words, w, tr, lut, lv, acc, cand, nc, 0, 1);
+            nc = FILTER_WORD(0, 1);
     }
+#undef FILTER_WORD
     return nc;
 }
 
@@ -670,10 +658,10 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             }
             wg_lut(qj, words, slot + (size_t)i * tb, lut);
             uint8_t tmax = (uint8_t)level8;
-            nc = filter8(n, words, tr, lut, tmax, cand, acc);
+            nc = filter_words(n, words, tr, lut, tmax, cand, acc, 0);
         } else {
             wg_lut(qj, words, t16, lut);
-            nc = filter16(n, words, tr, lut, (uint16_t)lmax, cand, acc);
+            nc = filter_words(n, words, tr, lut, (unsigned)lmax, cand, acc, 1);
         }
         for (size_t i = 0; i < nc; i++)
             cs.qry[cs.count + i] = (uint32_t)j;
