@@ -305,7 +305,7 @@ static void copy_groups(const uint64_t *db, size_t n, size_t words, uint8_t *tr,
 }
 
 /* Row numbers (c * 64 + bit) of the set bits of m, appended to cand in ascending order. The
- * first two are stored whether or not they exist (cand has room for one more than it keeps) and
+ * first two are stored whether or not they exist (a pass over n rows stores at most row n) and
  * only more than two take a branch, not every chunk with a candidate: at 64 bits, 1 thread,
  * with the learned weights, weighted ranking measured 0.56-0.58x the speed of plain ranking
  * against 0.53-0.55x with a loop over the bits (Zen 5, the two builds alternately). */
