@@ -120,6 +120,13 @@ static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
     return (n + 63) / 64 * (1024 * words + 128) + 8192 * words + 24 * n + 160;
 }
 
+/* Weighted top-k (knn.c) starts each query's threshold from a sample of the database shard it
+ * scans: hm_knn_guess_rows is the sample's size for a shard of `rows` rows and top kk (0: no
+ * sample), and sample row i is row hm_knn_guess_row(rows, n, i) of the shard; calls with fewer than
+ * 16 queries take no sample. */
+size_t hm_knn_guess_rows(size_t rows, size_t kk);
+size_t hm_knn_guess_row(size_t rows, size_t n, size_t i);
+
 /* The kernel table of an ISA, or NULL when it is not compiled into this binary. It does not
  * check that the CPU supports it (hm_isa_supported does): tests use this to run every ISA. */
 const hm_kernels *hm_kernels_for(hm_isa isa);

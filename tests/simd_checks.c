@@ -746,13 +746,14 @@ static drsch_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t di
     return DRSCH_OK;
 }
 
-/* hm_knn (or hm_knn_weighted when w) under every ISA against a brute-force full sort. */
-static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
-                     size_t distinct, const float *w, uint64_t seed)
+/* hm_knn (or hm_knn_weighted when w, hw) of db and qs under every ISA against a brute-force full
+ * sort. */
+static void knn_check(simd_check_report *r, const hm_codes *db, const hm_codes *qs, size_t k,
+                      size_t distinct, const float *w, const hm_weights *hw)
 {
     drsch_error err;
-    hm_codes db = {0}, qs = {0};
-    hm_weights *hw = NULL;
+    uint32_t bits = db->bits;
+    size_t n = db->n, nq = qs->n;
     ref_pair *all = malloc(n * sizeof *all);
     int64_t *idx = malloc(nq * k * sizeof *idx);
     int32_t *dist = malloc(nq * k * sizeof *dist);
@@ -762,33 +763,24 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
         fail(r, "out of memory");
         goto done;
     }
-    if (random_codes(&db, n, bits, distinct, &seed, &err) != DRSCH_OK ||
-        random_codes(&qs, nq, bits, 0, &seed, &err) != DRSCH_OK ||
-        (w && hm_weights_create(&hw, w, bits, &err) != DRSCH_OK)) {
-        fail(r, "setup: %s", err.msg);
-        goto done;
-    }
-    /* some queries copied from the database: distance 0 and many ties */
-    for (size_t j = 0; j < nq; j += 3)
-        memcpy(qs.data + j * qs.words, db.data + ((j * 7919) % n) * db.words, db.words * 8);
     hm_isa isas[HM_ISA_COUNT], before = hm_isa_active();
     size_t nisa = test_isas(isas);
     for (size_t ii = 0; ii < nisa; ii++) {
         hm_isa_set(isas[ii], &err);
-        drsch_status st = w ? hm_knn_weighted(&db, &qs, k, hw, idx, wdist, &err)
-                            : hm_knn(&db, &qs, k, idx, dist, &err);
+        drsch_status st = w ? hm_knn_weighted(db, qs, k, hw, idx, wdist, &err)
+                            : hm_knn(db, qs, k, idx, dist, &err);
         if (st != DRSCH_OK) {
             fail(r, "%s knn(bits %u n %zu nq %zu k %zu): %s", hm_isa_name(isas[ii]), bits, n, nq, k,
                  err.msg);
             continue;
         }
         for (size_t j = 0; j < nq; j++) {
-            const uint64_t *q = hm_code_row(&qs, j);
+            const uint64_t *q = hm_code_row(qs, j);
             if (w)
-                hm_kernels_scalar.weighted_distances(q, db.data, n, db.words, hw->tables, row);
+                hm_kernels_scalar.weighted_distances(q, db->data, n, db->words, hw->tables, row);
             for (size_t i = 0; i < n; i++) {
                 all[i].i = (int64_t)i;
-                all[i].d = w ? (double)row[i] : (double)ref_distance(q, hm_code_row(&db, i), bits);
+                all[i].d = w ? (double)row[i] : (double)ref_distance(q, hm_code_row(db, i), bits);
             }
             qsort(all, n, sizeof *all, ref_pair_cmp);
             for (size_t t = 0; t < k; t++) {
@@ -801,7 +793,7 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
                          t, got, (long long)idx[j * k + t], all[t].d, (long long)all[t].i);
                     break;
                 }
-                const uint64_t *x = hm_code_row(&db, (size_t)all[t].i);
+                const uint64_t *x = hm_code_row(db, (size_t)all[t].i);
                 if (w && (got != hm_weighted_distance_ref(q, x, hm_weights_values(hw), bits) ||
                           !quant_close(got, q, x, w, hw, bits))) {
                     fail(r,
@@ -815,14 +807,51 @@ static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, s
     }
     hm_isa_set(before, &err);
 done:
-    hm_codes_free(&db);
-    hm_codes_free(&qs);
-    hm_weights_free(hw);
     free(all);
     free(idx);
     free(dist);
     free(wdist);
     free(row);
+}
+
+/* knn_check of random codes: n rows (distinct > 0: that many different ones), nq queries, every
+ * third a copy of a row. sampled (weighted top-k on one thread): the rows the threshold guess
+ * samples are copies of query 0, so the guess is below its k-th distance. */
+static void knn_case_with(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
+                          size_t distinct, const float *w, uint64_t seed, bool sampled)
+{
+    drsch_error err;
+    hm_codes db = {0}, qs = {0};
+    hm_weights *hw = NULL;
+    if (random_codes(&db, n, bits, distinct, &seed, &err) != DRSCH_OK ||
+        random_codes(&qs, nq, bits, 0, &seed, &err) != DRSCH_OK ||
+        (w && hm_weights_create(&hw, w, bits, &err) != DRSCH_OK)) {
+        fail(r, "setup: %s", err.msg);
+        goto done;
+    }
+    /* some queries copied from the database: distance 0 and many ties */
+    for (size_t j = 0; j < nq; j += 3)
+        memcpy(qs.data + j * qs.words, db.data + ((j * 7919) % n) * db.words, db.words * 8);
+    if (sampled) {
+        size_t ns = hm_knn_guess_rows(n, k);
+        if (!ns) {
+            fail(r, "no threshold guess for n %zu, k %zu", n, k);
+            goto done;
+        }
+        for (size_t i = 0; i < ns; i++)
+            memcpy(db.data + hm_knn_guess_row(n, ns, i) * db.words, qs.data, db.words * 8);
+    }
+    knn_check(r, &db, &qs, k, distinct, w, hw);
+done:
+    hm_codes_free(&db);
+    hm_codes_free(&qs);
+    hm_weights_free(hw);
+}
+
+static void knn_case(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
+                     size_t distinct, const float *w, uint64_t seed)
+{
+    knn_case_with(r, bits, n, nq, k, distinct, w, seed, false);
 }
 
 long simd_check_knn(simd_check_report *r)
@@ -895,6 +924,17 @@ long simd_check_knn_weighted(simd_check_report *r)
     knn_case(r, 64, 100000, 1, 100, 0, w, 41);
     random_weights(w, 8, &seed, 1);
     knn_case(r, 8, 70000, 2, 5000, 0, w, 42);
+    /* A threshold guess below the k-th distance: the query is scanned again (one thread: one
+     * shard, whose sample the case plants). */
+#if defined(DRSCH_HAVE_OPENMP)
+    omp_set_num_threads(1);
+#endif
+    for (int kind = 0; kind < 3; kind++) {
+        random_weights(w, 64, &seed, kind);
+        knn_case_with(r, 64, 4000, 16, 100, 0, w, seed, true);
+        random_weights(w, 256, &seed, kind);
+        knn_case_with(r, 256, 20000, 16, 300, 0, w, seed, true);
+    }
 #if defined(DRSCH_HAVE_OPENMP)
     omp_set_num_threads(old);
 #endif
