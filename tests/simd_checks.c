@@ -929,6 +929,8 @@ long simd_check_knn_weighted(simd_check_report *r)
 #if defined(DRSCH_HAVE_OPENMP)
     omp_set_num_threads(1);
 #endif
+    knn_case_with(r, 64, 4000, 16, 100, 0, NULL, 43, true);
+    knn_case_with(r, 256, 20000, 16, 300, 0, NULL, 44, true);
     for (int kind = 0; kind < 3; kind++) {
         random_weights(w, 64, &seed, kind);
         knn_case_with(r, 64, 4000, 16, 100, 0, w, seed, true);
