@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "hamming_avx512_internal.h"
@@ -678,6 +679,53 @@ AI int quarter_steps(double x, double U, double iU, double *unit, double *inv)
  * fifth of the per-query work. */
 AI double level_above(double a, double b) { return floor(a * b * (1.0 + 0x1p-40)) + 1.0; }
 
+/* A query's filter for a threshold (hm_wplan.kind): none can pass, the exact scan, the 8-bit
+ * filter (step: its unit's quarter octave, unit, level) or the 16-bit one (level). */
+enum { PLAN_SKIP = 1, PLAN_EXACT, PLAN_8, PLAN_16 };
+
+AI bool plan_fresh(const hm_wplan *p, float thr, const wg_consts *c)
+{
+    uint32_t key;
+    memcpy(&key, &thr, sizeof key);
+    const double k[4] = {c->M, c->err, c->u16, c->U};
+    return p->key == key + 1 && memcmp(p->consts, k, sizeof k) == 0;
+}
+
+/* The plan for a finite threshold thr under the constants c (ng groups per code). */
+static void plan_query(hm_wplan *p, float thr, const wg_consts *c, size_t ng)
+{
+    uint32_t key;
+    memcpy(&key, &thr, sizeof key);
+    *p = (hm_wplan){.key = key + 1, .kind = PLAN_SKIP, .consts = {c->M, c->err, c->u16, c->U}};
+    /* a canonical sum is >= M - err: nothing can be below such a threshold */
+    if ((double)thr <= c->M - c->err)
+        return;
+    /* A row with d < thr has a real distance D < thr + err, and its bound in units u is at most
+     * (D - M) / u: rows whose bound exceeds floor((thr + err - M) / u) + 1 cannot pass. */
+    double range = (double)thr + c->err - c->M;
+    double lmax = c->u16 > 0.0 ? level_above(range, c->i16) : INFINITY;
+    int use16 = lmax < 65535.0 && lmax < (double)(WQ16_MAX * ng);
+    /* The 8-bit filter's unit follows the threshold: the smallest U 2^(-s/4) >= range / 253. It
+     * is cheaper per row; the 16-bit filter is chosen when its fixed unit is finer by more than
+     * 2x (long codes). */
+    if (c->U > 0.0 && isfinite(range)) {
+        double unit, inv;
+        int s = quarter_steps(253.0 * c->U / range, c->U, c->iU, &unit, &inv);
+        if (s >= 0) {
+            double lv = level_above(range, inv);
+            if (lv <= 254.0 && !(use16 && unit > 2.0 * c->u16)) {
+                p->kind = PLAN_8;
+                p->step = s;
+                p->unit = unit;
+                p->level = (uint32_t)lv;
+                return;
+            }
+        }
+    }
+    p->kind = use16 ? PLAN_16 : PLAN_EXACT;
+    p->level = use16 ? (uint32_t)lmax : 0;
+}
+
 /* The 8-bit tables of a few units are kept per call (queries of one block have thresholds of
  * similar size, so they share them). */
 #define WG_SLOTS 4
@@ -744,27 +792,12 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             wscan_exact(qj, db, n, words, tj, base, l);
             continue;
         }
-        /* a canonical sum is >= M - err: nothing can be below such a threshold */
-        if (thr <= c.M - c.err)
+        hm_wplan *p = &l->wplan;
+        if (!plan_fresh(p, l->wthr, &c))
+            plan_query(p, l->wthr, &c, ng);
+        if (p->kind == PLAN_SKIP)
             continue;
-        /* A row with d < thr has a real distance D < thr + err, and its bound in units u is at
-         * most (D - M) / u: rows whose bound exceeds floor((thr + err - M) / u) + 1 cannot pass. */
-        double range = thr + c.err - c.M;
-        double lmax = c.u16 > 0.0 ? level_above(range, c.i16) : INFINITY;
-        int use16 = lmax < 65535.0 && lmax < (double)(WQ16_MAX * ng);
-        /* The 8-bit filter's unit follows the threshold: the smallest U 2^(-s/4) >= range / 253.
-         * It is cheaper per row; the 16-bit filter is chosen when its fixed unit is finer by
-         * more than 2x (long codes). */
-        int s = -1, level8 = -1;
-        double unit = 0.0, inv = 0.0;
-        if (c.U > 0.0 && isfinite(range)) {
-            s = quarter_steps(253.0 * c.U / range, c.U, c.iU, &unit, &inv);
-            if (s >= 0) {
-                double lv = level_above(range, inv);
-                level8 = lv <= 254.0 && !(use16 && unit > 2.0 * c.u16) ? (int)lv : -1;
-            }
-        }
-        if (!use16 && level8 < 0) {
+        if (p->kind == PLAN_EXACT) {
             wscan_exact(qj, db, n, words, tj, base, l);
             continue;
         }
@@ -772,7 +805,7 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
             copy_groups(db, n, words, tr, tb);
             transposed = 1;
         }
-        int w16 = level8 < 0;
+        int w16 = p->kind == PLAN_16, s = p->step;
         if (pending && pend_w16 != w16) { /* a query of the other kind: the pending one alone */
             FLUSH(1, pend_w16);
             pending = 0;
@@ -788,12 +821,12 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
                     next_slot = (next_slot + 1) % WG_SLOTS;
                 si = next_slot;
                 next_slot = (next_slot + 1) % WG_SLOTS;
-                wg_tables8(D, tb, unit, slot + (size_t)si * tb);
+                wg_tables8(D, tb, p->unit, slot + (size_t)si * tb);
                 slot_s[si] = s;
             }
             tab = slot + (size_t)si * tb;
         }
-        f[pending] = (wfq){.q = qj, .tab = tab, .level = w16 ? (unsigned)lmax : (unsigned)level8};
+        f[pending] = (wfq){.q = qj, .tab = tab, .level = p->level};
         fq[pending] = (uint32_t)j;
         if (tstride) { /* the next query has other tables */
             FLUSH(1, w16);

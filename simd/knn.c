@@ -302,6 +302,7 @@ static void list_start(hm_cand_list *l, const knn_job *job, float wthr)
     l->thr = job->db->bits + 1;
     l->wthr = wthr;
     l->hcut = job->w && wthr < INFINITY ? hm_weights_hcut(job->w, wthr) : 0;
+    l->wplan = (hm_wplan){0};
 }
 
 /* Keep a list's best kk, its threshold the kk-th distance. */
@@ -398,10 +399,7 @@ static int merge_query(const knn_job *job, knn_scratch *s, size_t qi)
     l->idx = s->idx;
     l->dist = s->dist;
     l->wdist = s->wdist;
-    l->count = 0;
-    l->thr = job->db->bits + 1;
-    l->wthr = INFINITY;
-    l->hcut = 0;
+    list_start(l, job, INFINITY);
     for (size_t sh = 0; sh < job->shards; sh++) {
         size_t slot = qi * job->shards + sh, c = job->sh_count[slot];
         memcpy(l->idx + l->count, job->sh_idx + slot * k, c * sizeof *l->idx);

@@ -52,6 +52,18 @@ static inline uint32_t hm_weights_hcut(const hm_weights *w, float wthr)
     return lo;
 }
 
+/* What a weighted scan kernel derived from a list's wthr, kept from call to call so that it is
+ * derived again only when wthr (or the kernel's constants) changed. Kernels' own; all zero: none.
+ */
+typedef struct {
+    uint32_t key;     /* the bits of the wthr it was made for, plus 1; 0: none */
+    int32_t kind;     /* kernel-defined */
+    int32_t step;     /* kernel-defined */
+    uint32_t level;   /* kernel-defined */
+    double unit;      /* kernel-defined */
+    double consts[4]; /* the kernel's constants it was made with */
+} hm_wplan;
+
 /* Candidate list of one query during a threshold scan. Entries are appended in database index
  * order, so among equal distances the earlier entry has the smaller index. A scan appends row
  * (base + i) when its distance is strictly below thr (resp. wthr): once k candidates with
@@ -67,6 +79,7 @@ typedef struct {
      * may skip them without computing d (hm_weights_hcut; set by the caller from the weights the
      * query's tables hold); 0: no bound */
     uint32_t hcut;
+    hm_wplan wplan; /* weighted: the kernel's plan for wthr (zero it when starting a list) */
 } hm_cand_list;
 
 /* Appends a candidate (database index, distance) to a list; the caller checked the threshold
