@@ -31,6 +31,7 @@
  * kept a multiple of 16 rows (the widest kernel step). */
 #define KNN_TILE_BYTES 32768u
 #define KNN_MAX_QBLOCK 64
+#define KNN_MAX_WQBLOCK 512 /* weighted (knn_plan) */
 /* Weighted tiles: the kernel's copy of the tile (hm_kernels.wscan_copy_word_bytes per row and
  * code word) fills L1: with a nibble-transposed copy (16 bytes per 8 code bytes) 2048 rows at 64
  * bits and 512 at 256 bits (measured on Zen 4: at 64 bits 3.7 G/s vs 2.9 G/s with 8192-row tiles;
@@ -460,11 +461,25 @@ static void knn_plan(knn_job *job, bool weighted)
     job->cap = k + 2 * tile;
     size_t per_query = job->cap * (sizeof(int64_t) + sizeof(float));
     size_t qb = KNN_LIST_BUDGET / per_query;
-    qb = qb < 1 ? 1 : qb > KNN_MAX_QBLOCK ? KNN_MAX_QBLOCK : qb;
+    /* Weighted scans copy each tile once per block, so a block of more queries shares the copy
+     * (and the per-call tables) among more; how much that pays grows with the code length (Zen
+     * 5, 1 thread, 1M codes, 1,000 queries, learned weights, weighted / plain speed by the
+     * largest block: 64 bits 0.62x at 64, 0.66x at 128, 0.60-0.67x at 512; 128 bits (random
+     * weights) 0.65x, 0.72x at 256; 256 bits 0.62x, 0.72x at 128, 0.75x at 256, 0.78x at 512;
+     * 512 bits 0.45x, 0.63x at 512). */
+    size_t qmax = weighted ? 128 * db->words : KNN_MAX_QBLOCK;
+    qmax = qmax > KNN_MAX_WQBLOCK ? KNN_MAX_WQBLOCK : qmax;
+    qb = qb < 1 ? 1 : qb > qmax ? qmax : qb;
     /* enough blocks for every thread when there are many queries */
     size_t fair = (qs->n + (size_t)threads - 1) / (size_t)threads;
     if (fair < qb)
         qb = fair ? fair : 1;
+    if (weighted) { /* blocks of equal size, as many for every thread (big blocks: one more
+                     * block for one thread is a large imbalance) */
+        size_t per = (qs->n + (size_t)threads * qb - 1) / ((size_t)threads * qb);
+        qb = (qs->n + (size_t)threads * per - 1) / ((size_t)threads * per);
+        qb = qb ? qb : 1;
+    }
     job->qblock = qb;
     job->nblocks = (qs->n + qb - 1) / qb;
     size_t shards = 1;
