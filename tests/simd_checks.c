@@ -916,12 +916,19 @@ long simd_check_knn_weighted(simd_check_report *r)
             knn_case(r, bits, 5000, 40, 25, kind == 1 ? 30 : 0, w, seed + 3);
         }
     }
+    /* many queries: weighted blocks hold up to 128 per code word */
+    random_weights(w, 64, &seed, 0);
+    knn_case(r, 64, 3000, 300, 30, 0, w, seed);
+    random_weights(w, 256, &seed, 2);
+    knn_case(r, 256, 3000, 700, 40, 0, w, seed);
 #if defined(DRSCH_HAVE_OPENMP)
     int old = omp_get_max_threads();
     omp_set_num_threads(4);
 #endif
     random_weights(w, 64, &seed, 1);
     knn_case(r, 64, 100000, 1, 100, 0, w, 41);
+    random_weights(w, 128, &seed, 1);
+    knn_case(r, 128, 20000, 333, 100, 0, w, 45);
     random_weights(w, 8, &seed, 1);
     knn_case(r, 8, 70000, 2, 5000, 0, w, 42);
     /* A threshold guess below the k-th distance: the query is scanned again (one thread: one
