@@ -229,29 +229,41 @@ static void compact_w(const knn_job *job, hm_cand_list *l, size_t k, float *sel)
     l->hcut = hm_weights_hcut(job->w, l->wthr);
 }
 
-/* (distance, index) order; wdist holds no NaN (distances are sums of finite weights). */
-static inline bool wpair_less(wpair x, wpair y) { return x.d < y.d || (x.d == y.d && x.i < y.i); }
+/* An unsigned key in the order of the float distance d (wdist holds no NaN: distances are sums of
+ * finite weights; -0 is 0). */
+static inline uint32_t wkey(float d)
+{
+    uint32_t b;
+    memcpy(&b, &d, sizeof b);
+    b = b == 0x80000000u ? 0 : b;
+    return b & 0x80000000u ? ~b : b | 0x80000000u;
+}
 
 /* Sort an index-ordered list by (distance, index) into the outputs; p: 2 x count pairs scratch.
- * A bottom-up merge sort with the comparison inlined: with qsort's callback the final sorts took
- * about 5% of a weighted search (k = 100, 1M codes, measured on Zen 5). */
+ * A stable LSD radix sort of the distances' keys, a byte a pass (passes where every key has the
+ * same byte are skipped), so equal distances keep index order. It replaced a merge sort whose
+ * comparisons were a chain of dependent loads and branches: the final sorts took about 3% of a
+ * weighted search at k = 100 (1M codes, Zen 5; qsort with a callback before it, about 5%). */
 static void emit_weighted(const hm_cand_list *l, wpair *p, int64_t *idx, float *dist)
 {
     size_t n = l->count;
     wpair *a = p, *b = p + n;
     for (size_t i = 0; i < n; i++)
         a[i] = (wpair){.d = l->wdist[i], .i = l->idx[i]};
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, o = lo;
-            while (i < mid && j < hi)
-                b[o++] = wpair_less(a[j], a[i]) ? a[j++] : a[i++];
-            while (i < mid)
-                b[o++] = a[i++];
-            while (j < hi)
-                b[o++] = a[j++];
+    for (unsigned shift = 0; shift < 32; shift += 8) {
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(wkey(a[i].d) >> shift) & 255]++;
+        if (n && count[(wkey(a[0].d) >> shift) & 255] == n)
+            continue;
+        size_t sum = 0;
+        for (size_t v = 0; v < 256; v++) {
+            size_t c = count[v];
+            count[v] = sum;
+            sum += c;
         }
+        for (size_t i = 0; i < n; i++)
+            b[count[(wkey(a[i].d) >> shift) & 255]++] = a[i];
         wpair *t = a;
         a = b;
         b = t;
