@@ -129,7 +129,10 @@ DRSCH_API double hm_weighted_distance_ref(const uint64_t *a, const uint64_t *b, 
 /* For each query i: the k database codes nearest to it, ordered by (distance, database index).
  * indices: nq x k int64; distances: nq x k (int32 for plain, float for weighted).
  * Requires 1 <= k <= db->n and equal code lengths. Uses OpenMP threads (omp_get_max_threads)
- * over query blocks, and over database shards when there are few queries. */
+ * over query blocks, and over database shards when there are few queries. With 16 queries or
+ * more (and k above about 25) each query's threshold starts from a search of a copy of a sample
+ * of the database (about 8 n / (5 k) rows); a query whose sample misled it is searched again, so
+ * results do not depend on it. */
 DRSCH_API drsch_status hm_knn(const hm_codes *db, const hm_codes *queries, size_t k,
                               int64_t *indices, int32_t *distances, drsch_error *err);
 DRSCH_API drsch_status hm_knn_weighted(const hm_codes *db, const hm_codes *queries, size_t k,

@@ -521,8 +521,8 @@ size_t hm_knn_db_passes(const hm_codes *db, size_t nq, size_t k, bool weighted)
  * would be over 1/16 of a shard (k below about 26) or cannot be allocated: the scans then start
  * from no threshold. Measured on Zen 5 (AVX-512, 1M random codes, 1,000 queries, k = 100, the
  * same build with and without): plain 64 bits 63 -> 53 ms at 1 thread, 128 bits 58 -> 52 ms and
- * 256 bits 118 -> 112 ms at 2, 512 bits no change; weighted with the learned weights 64 bits
- * 0.55x -> 0.70x the speed of plain ranking without it. */
+ * 256 bits 118 -> 112 ms at 2, 512 bits no change; weighted with the learned weights, 64 bits, 1
+ * thread: 0.57x -> 0.70x the speed of plain ranking without it. */
 #define GUESS_C 8
 #define GUESS_ALPHA 5
 /* The sample is copied and searched once per call: with a single query it cost more than it saved
