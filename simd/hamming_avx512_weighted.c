@@ -306,7 +306,8 @@ static void copy_groups(const uint64_t *db, size_t n, size_t words, uint8_t *tr,
 }
 
 /* Row numbers (c * 64 + bit) of the set bits of m, appended to cand in ascending order. The
- * first two are stored whether or not they exist (a pass over n rows stores at most row n) and
+ * first two are stored whether or not they exist (so a pass over n rows may store one entry past
+ * the n it can keep) and
  * only more than two take a branch, not every chunk with a candidate: at 64 bits, 1 thread,
  * with the learned weights, weighted ranking measured 0.56-0.58x the speed of plain ranking
  * against 0.53-0.55x with a loop over the bits (Zen 5, the two builds alternately). */
@@ -348,12 +349,6 @@ AI void word_tables(const uint8_t *tab, const uint64_t *q, size_t w, __m512i *L)
         __m512i tv = _mm512_load_si512((const void *)(tab + (w * WG + (size_t)g) * 64));
         L[g] = _mm512_permutexvar_epi8(_mm512_xor_si512(iota, qg), tv);
     }
-}
-
-/* Group g of a chunk t looked up in its table L[g]: 64 rows, one vpermb. */
-AI __m512i lookup(const uint8_t *t, const __m512i *L, int g)
-{
-    return _mm512_permutexvar_epi8(_mm512_load_si512((const void *)(t + 64 * g)), L[g]);
 }
 
 /* One query's pass of a filter over a tile: its code q, the query-independent tables it looks up
