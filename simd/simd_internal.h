@@ -126,17 +126,17 @@ typedef struct {
  * one query's quantised tables broadcast to 32 bytes each, the 16-bit filter's base tables and
  * per-nibble minima. AVX-512: a copy of the rows in 6-bit groups (64-row chunks, 11 x 64 bytes
  * per word, four 64-byte accumulators per chunk), fine 32-bit group tables, the 16-bit and up
- * to four 8-bit group tables and two queries' (704 bytes each per word). Both: the filters'
- * candidates (3n + 4 rows and as many query numbers, uint32), alignment. */
+ * to four 8-bit group tables (704 bytes each per word). Both: the filters' candidates (3n + 4
+ * rows and as many query numbers, uint32), alignment. */
 static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
 {
     return (n + 63) / 64 * (1024 * words + 128) + 8192 * words + 24 * n + 160;
 }
 
-/* Weighted top-k (knn.c) starts each query's threshold from a sample of the database shard it
- * scans: hm_knn_guess_rows is the sample's size for a shard of `rows` rows and top kk (0: no
- * sample), and sample row i is row hm_knn_guess_row(rows, n, i) of the shard; calls with fewer than
- * 16 queries take no sample. */
+/* Top-k (knn.c) starts each query's threshold from a sample of the database shard it scans:
+ * hm_knn_guess_rows is the sample's size for a shard of `rows` rows and top kk (0: no sample), and
+ * sample row i is row hm_knn_guess_row(rows, n, i) of the shard; calls with fewer than 16 queries
+ * take no sample. */
 size_t hm_knn_guess_rows(size_t rows, size_t kk);
 size_t hm_knn_guess_row(size_t rows, size_t n, size_t i);
 
