@@ -3,6 +3,7 @@
  * tie group's offset, and a second pass in index order gives each relevant item its rank
  * (ties by database index) without sorting. */
 #include "metrics.h"
+#include "keysort.h"
 #include "rng.h"
 
 #include <math.h>
@@ -114,62 +115,17 @@ static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, con
     return m;
 }
 
-typedef struct {
-    float d;
-    uint32_t idx;
-} keyed;
-
-/* The float's order as an unsigned integer's: negatives reversed below positives, -0 as +0 (they
- * compare equal as floats). Distances are finite. */
-static inline uint32_t float_order_key(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if (u == 0x80000000u)
-        u = 0;
-    return u & 0x80000000u ? ~u : u | 0x80000000u;
-}
-
-/* Sorts a[0..n) by (d, idx) when it is in idx order on entry: a stable LSD radix sort on the
- * distance's bytes (tmp: n more entries), skipping bytes every key shares. Distances equal as
- * floats keep their index order. Linear time: a query's 59,000 weighted distances sort in a
- * fraction of qsort's time, which dominated weighted evaluation. */
-static void sort_keyed(keyed *a, keyed *tmp, size_t n)
-{
-    keyed *src = a, *dst = tmp;
-    for (int shift = 0; shift < 32; shift += 8) {
-        size_t count[256] = {0};
-        for (size_t j = 0; j < n; j++)
-            count[float_order_key(src[j].d) >> shift & 0xff]++;
-        if (n && count[float_order_key(src[0].d) >> shift & 0xff] == n)
-            continue; /* every key has this byte: the pass would not move anything */
-        size_t at = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = count[b];
-            count[b] = at;
-            at += c;
-        }
-        for (size_t j = 0; j < n; j++)
-            dst[count[float_order_key(src[j].d) >> shift & 0xff]++] = src[j];
-        keyed *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-}
-
 /* Float (weighted) distances: sort by (distance, index), then walk the ranking. */
 static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql, size_t qi,
                                 const ev_labels *dbl, const ev_options *opt, const double *H,
-                                keyed *order, keyed *tmp)
+                                hm_keyed *order, hm_keyed *tmp)
 {
     query_metrics m = {0, 0, 0, 0, -1, 0};
     for (size_t j = 0; j < n; j++) {
         order[j].d = dist[j];
         order[j].idx = (uint32_t)j;
     }
-    sort_keyed(order, tmp, n);
+    hm_sort_keyed(order, tmp, n);
     size_t R = 0;
     for (size_t j = 0; j < n; j++)
         R += (size_t)relevant(ql, qi, dbl, j);
@@ -266,7 +222,7 @@ drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_
         /* Per-thread scratch: distances, histograms, a sort buffer, a PR row. */
         void *dist = malloc(n * 4);
         size_t *scratch = malloc(4 * G * sizeof *scratch);
-        keyed *order = w ? malloc(2 * n * sizeof *order) : NULL; /* and the radix sort's copy */
+        hm_keyed *order = w ? malloc(2 * n * sizeof *order) : NULL; /* and the radix sort's copy */
         int *qhas = want_pr ? malloc(G * sizeof *qhas) : NULL;
         if (!dist || !scratch || (w && !order) || (want_pr && !qhas))
             oom = 1;
@@ -469,7 +425,7 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
     {
         void *dist = malloc(n * 4);
         float *fd = malloc(n * sizeof *fd);
-        keyed *order = malloc(2 * n * sizeof *order), *tmp = order ? order + n : NULL;
+        hm_keyed *order = malloc(2 * n * sizeof *order), *tmp = order ? order + n : NULL;
         uint32_t *cands = malloc(n * sizeof *cands);
         if (!dist || !fd || !order || !cands)
             oom = 1;
@@ -492,7 +448,7 @@ drsch_status ev_reid_eval(const hm_codes *q, const int32_t *qid, const int32_t *
                     order[m].idx = (uint32_t)j;
                     m++;
                 }
-            sort_keyed(order, tmp, m);
+            hm_sort_keyed(order, tmp, m);
             size_t first = SIZE_MAX, last = 0, hits = 0, matches = 0;
             double ap = 0;
             for (size_t r = 0; r < m; r++)

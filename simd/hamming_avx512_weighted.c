@@ -365,6 +365,14 @@ typedef struct {
     size_t nc;
 } wfq;
 
+/* The tables of word w of a pass's queries (the second only when NF is 2). */
+AI void pass_tables(const wfq *f, size_t w, __m512i *L0, __m512i *L1, const int NF)
+{
+    word_tables(f[0].tab, f[0].q, w, L0);
+    if (NF == 2)
+        word_tables(f[1].tab, f[1].q, w, L1);
+}
+
 /* 8-bit lower-bound filter (the fast scan of product quantisation: André, Kermarrec, Le
  * Scouarnec, "Cache locality is not enough: high-performance nearest neighbor search with product
  * quantization fast scan", VLDB 2015): per group, one vpermb lookup of 64 rows; entries are at
@@ -379,9 +387,7 @@ AI void filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f
 {
     /* the second query's state is in scalars of its own, so both stay in registers */
     __m512i L0[WG], L1[WG];
-    word_tables(f[0].tab, f[0].q, w, L0);
-    if (NF == 2)
-        word_tables(f[1].tab, f[1].q, w, L1);
+    pass_tables(f, w, L0, L1, NF);
     const __m512i tv0 = _mm512_set1_epi8((char)f[0].level);
     const __m512i tv1 = _mm512_set1_epi8((char)f[NF - 1].level);
     uint32_t *cand0 = f[0].cand, *cand1 = f[NF - 1].cand;
@@ -446,9 +452,7 @@ AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *
                       const int FIRST, const int LAST, const int NF)
 {
     __m512i L0[WG], L1[WG];
-    word_tables(f[0].tab, f[0].q, w, L0);
-    if (NF == 2)
-        word_tables(f[1].tab, f[1].q, w, L1);
+    pass_tables(f, w, L0, L1, NF);
     const __m512i lv0 = _mm512_set1_epi16((short)f[0].level);
     const __m512i lv1 = _mm512_set1_epi16((short)f[NF - 1].level);
     uint32_t *cand0 = f[0].cand, *cand1 = f[NF - 1].cand;

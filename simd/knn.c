@@ -25,6 +25,7 @@
 #include <omp.h>
 #endif
 
+#include "keysort.h"
 #include "simd_internal.h"
 
 /* Tile of database rows: ~32 KiB (the L1d of the machines we measured: AMD Zen 4, 32 KiB/core),
@@ -63,19 +64,14 @@ typedef struct {
     size_t sample_n, guess_c;
 } knn_job;
 
-typedef struct wpair {
-    float d;
-    int64_t i;
-} wpair;
-
 typedef struct {
     int64_t *idx;
     uint32_t *dist;
     float *wdist;
-    uint32_t *hist; /* bits + 2 counters */
-    float *sel;     /* 2 x cap floats: quickselect scratch (weighted) */
-    wpair *pairs;   /* 2 x cap pairs: sort scratch (weighted) */
-    void *wscan;    /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
+    uint32_t *hist;  /* bits + 2 counters */
+    float *sel;      /* 2 x cap floats: quickselect scratch (weighted) */
+    hm_keyed *order; /* 2 x cap: the final sort's entries and its copy (weighted) */
+    void *wscan;     /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
     hm_cand_list *lists;
 } knn_scratch;
 
@@ -86,7 +82,7 @@ static void scratch_free(knn_scratch *s)
     free(s->wdist);
     free(s->hist);
     free(s->sel);
-    free(s->pairs);
+    free(s->order);
     free(s->wscan);
     free(s->lists);
     memset(s, 0, sizeof *s);
@@ -101,14 +97,14 @@ static int scratch_alloc(knn_scratch *s, const knn_job *job)
     if (job->w) {
         s->wdist = malloc(m * sizeof *s->wdist);
         s->sel = malloc(2 * job->cap * sizeof *s->sel);
-        s->pairs = malloc(2 * job->cap * sizeof *s->pairs);
+        s->order = malloc(2 * job->cap * sizeof *s->order);
         s->wscan = malloc(hm_wscan_scratch_bytes(job->tile, job->db->words));
     } else {
         s->dist = malloc(m * sizeof *s->dist);
         s->hist = malloc(((size_t)job->db->bits + 2) * sizeof *s->hist);
     }
     if (!s->idx || !s->lists ||
-        (job->w ? !s->wdist || !s->sel || !s->pairs || !s->wscan : !s->dist || !s->hist)) {
+        (job->w ? !s->wdist || !s->sel || !s->order || !s->wscan : !s->dist || !s->hist)) {
         scratch_free(s);
         return -1;
     }
@@ -229,48 +225,17 @@ static void compact_w(const knn_job *job, hm_cand_list *l, size_t k, float *sel)
     l->hcut = hm_weights_hcut(job->w, l->wthr);
 }
 
-/* An unsigned key in the order of the float distance d (wdist holds no NaN: distances are sums of
- * finite weights; -0 is 0). */
-static inline uint32_t wkey(float d)
-{
-    uint32_t b;
-    memcpy(&b, &d, sizeof b);
-    b = b == 0x80000000u ? 0 : b;
-    return b & 0x80000000u ? ~b : b | 0x80000000u;
-}
-
-/* Sort an index-ordered list by (distance, index) into the outputs; p: 2 x count pairs scratch.
- * A stable LSD radix sort of the distances' keys, a byte a pass (passes where every key has the
- * same byte are skipped), so equal distances keep index order. It replaced a merge sort whose
- * comparisons were a chain of dependent loads and branches: the final sorts took about 3% of a
- * weighted search at k = 100 (1M codes, Zen 5; qsort with a callback before it, about 5%). */
-static void emit_weighted(const hm_cand_list *l, wpair *p, int64_t *idx, float *dist)
+/* Sort an index-ordered list by (distance, index) into the outputs; order: 2 x count entries.
+ * hm_sort_keyed is stable, and positions in the list are in index order. */
+static void emit_weighted(const hm_cand_list *l, hm_keyed *order, int64_t *idx, float *dist)
 {
     size_t n = l->count;
-    wpair *a = p, *b = p + n;
     for (size_t i = 0; i < n; i++)
-        a[i] = (wpair){.d = l->wdist[i], .i = l->idx[i]};
-    for (unsigned shift = 0; shift < 32; shift += 8) {
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(wkey(a[i].d) >> shift) & 255]++;
-        if (n && count[(wkey(a[0].d) >> shift) & 255] == n)
-            continue;
-        size_t sum = 0;
-        for (size_t v = 0; v < 256; v++) {
-            size_t c = count[v];
-            count[v] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            b[count[(wkey(a[i].d) >> shift) & 255]++] = a[i];
-        wpair *t = a;
-        a = b;
-        b = t;
-    }
+        order[i] = (hm_keyed){.d = l->wdist[i], .idx = (uint32_t)i};
+    hm_sort_keyed(order, order + n, n);
     for (size_t i = 0; i < n; i++) {
-        idx[i] = a[i].i;
-        dist[i] = a[i].d;
+        idx[i] = l->idx[order[i].idx];
+        dist[i] = order[i].d;
     }
 }
 
@@ -386,7 +351,7 @@ static int run_item(const knn_job *job, knn_scratch *s, size_t b, size_t sh)
         size_t qi = q0 + j;
         if (job->shards == 1) {
             if (job->w) {
-                emit_weighted(l, s->pairs, job->out_idx + qi * k, job->out_wdist + qi * k);
+                emit_weighted(l, s->order, job->out_idx + qi * k, job->out_wdist + qi * k);
             } else {
                 emit_plain(l, s->hist, db->bits, job->out_idx + qi * k, job->out_dist + qi * k);
             }
@@ -424,7 +389,7 @@ static int merge_query(const knn_job *job, knn_scratch *s, size_t qi)
     }
     if (job->w) {
         compact_weighted(l, k, s->sel, job->cap);
-        emit_weighted(l, s->pairs, job->out_idx + qi * k, job->out_wdist + qi * k);
+        emit_weighted(l, s->order, job->out_idx + qi * k, job->out_wdist + qi * k);
         return 0;
     }
     compact_plain(l, k, s->hist, job->db->bits);
