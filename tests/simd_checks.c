@@ -815,7 +815,7 @@ done:
 }
 
 /* knn_check of random codes: n rows (distinct > 0: that many different ones), nq queries, every
- * third a copy of a row. sampled (weighted top-k on one thread): the rows the threshold guess
+ * third a copy of a row. sampled (top-k on one thread: one shard): the rows the threshold guess
  * samples are copies of query 0, so the guess is below its k-th distance. */
 static void knn_case_with(simd_check_report *r, uint32_t bits, size_t n, size_t nq, size_t k,
                           size_t distinct, const float *w, uint64_t seed, bool sampled)
