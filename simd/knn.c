@@ -299,7 +299,10 @@ static void guess_start(const knn_job *job, knn_scratch *s, hm_cand_list *l)
 {
     size_t c = job->guess_c;
     bool full = l->count >= c;
-    compact_list(job, s, l, c);
+    if (job->w) /* not compact_w: list_start derives hcut for the threshold it sets */
+        compact_weighted(l, c, s->sel, job->cap);
+    else
+        compact_plain(l, c, s->hist, job->db->bits);
     float wthr = job->w && full ? nextafterf(l->wthr, INFINITY) : INFINITY;
     uint32_t thr = !job->w && full ? l->thr + 1 : job->db->bits + 1;
     list_start(l, job, wthr);
