@@ -113,6 +113,10 @@ extern const dnnl_version_t dnnl_lazy_no_version;
       (dnnl_primitive_desc_t * a, dnnl_lazy_md b, dnnl_engine_t c, dnnl_lazy_md d,                 \
        dnnl_engine_t e, const_dnnl_primitive_attr_t f),                                            \
       (a, b, c, d, e, f), dnnl_runtime_error)                                                      \
+    X(dnnl_status_t, dnnl_sgemm,                                                                   \
+      (char a, char b, dnnl_dim_t c, dnnl_dim_t d, dnnl_dim_t e, float f, const float *g,          \
+       dnnl_dim_t h, const float *i, dnnl_dim_t j, float k, float *l, dnnl_dim_t m),               \
+      (a, b, c, d, e, f, g, h, i, j, k, l, m), dnnl_runtime_error)                                 \
     X(dnnl_status_t, dnnl_stream_create, (dnnl_stream_t * a, dnnl_engine_t b, unsigned c),         \
       (a, b, c), dnnl_runtime_error)                                                               \
     X(dnnl_status_t, dnnl_stream_destroy, (dnnl_stream_t a), (a), dnnl_runtime_error)              \
@@ -164,6 +168,7 @@ const char *dnnl_lazy_error(void);
 #define dnnl_primitive_destroy lazy_dnnl_primitive_destroy
 #define dnnl_primitive_execute lazy_dnnl_primitive_execute
 #define dnnl_reorder_primitive_desc_create lazy_dnnl_reorder_primitive_desc_create
+#define dnnl_sgemm lazy_dnnl_sgemm
 #define dnnl_stream_create lazy_dnnl_stream_create
 #define dnnl_stream_destroy lazy_dnnl_stream_destroy
 #define dnnl_stream_wait lazy_dnnl_stream_wait

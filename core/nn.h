@@ -132,6 +132,11 @@ DRSCH_API void nn_net_free(nn_net *net);
 DRSCH_API const nn_config *nn_net_config(const nn_net *net);
 DRSCH_API int32_t nn_output_dim(const nn_net *net); /* D of the final output (B for named archs) */
 DRSCH_API size_t nn_input_size(const nn_net *net);  /* C * H * W of one input image */
+/* What computes layer i's forward pass: oneDNN's implementation as ONEDNN_VERBOSE names it (e.g.
+ * "jit:avx512_core"), "sgemm" (a convolution as oneDNN's sgemm over its unfolded input),
+ * "direct:avx512" (drsch's AVX-512 convolution loops), or "" for pooling and the layers in
+ * plain C (and i out of range). */
+DRSCH_API const char *nn_layer_impl(const nn_net *net, int32_t i);
 
 /* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */
 DRSCH_API drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err);
@@ -301,6 +306,8 @@ DRSCH_API nn_precision nn_encoder_precision(const nn_encoder *enc);
 /* oneDNN's implementation of the encoder's first convolution (or inner product), as
  * ONEDNN_VERBOSE names it (e.g. "brg:avx512_core"): reports record it to show which kernels ran. */
 DRSCH_API const char *nn_encoder_impl(const nn_encoder *enc);
+/* nn_layer_impl of the encoder's network (inference kernels may differ from training's). */
+DRSCH_API const char *nn_encoder_layer_impl(const nn_encoder *enc, int32_t i);
 /* x: n x C x H x W. real (may be NULL): n x B hash outputs u in significance order (column j is
  * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
  * bit j of code i is 1 iff real[i][j] > 0. A classifier (NN_HEAD_SOFTMAX): real holds the

@@ -39,6 +39,28 @@ static void col2im(const nn_net *net, const nn_layer *L)
     }
 }
 
+/* Layer L's gradients by sgemm (L->sgemm), from the gradient at its output after the ReLU's
+ * (dY, M x OC): the weights' dY^T x col, the bias's column sums of dY (rows in order), and,
+ * when asked for, the unfolded input's dY x W. */
+static drsch_status sgemm_backward(const nn_net *net, const nn_layer *L, bool data,
+                                   drsch_error *err)
+{
+    const dnnl_dim_t OC = L->out_c, M = (dnnl_dim_t)net->cfg.batch * L->out_h * L->out_w,
+                     KC = (dnnl_dim_t)L->in_c * L->spec.kernel * L->spec.kernel;
+    const float *dy = nn_mem_ptr(L->diff_dst), *col = nn_mem_ptr(L->col), *w = nn_mem_ptr(L->w);
+    float *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db);
+    DN(dnnl_sgemm('T', 'N', OC, KC, M, 1.0f, dy, OC, col, KC, 0.0f, dw, KC),
+       "sgemm weight gradient");
+    memset(db, 0, (size_t)OC * sizeof *db);
+    for (dnnl_dim_t r = 0; r < M; r++)
+        for (dnnl_dim_t c = 0; c < OC; c++)
+            db[c] += dy[r * OC + c];
+    if (data)
+        DN(dnnl_sgemm('N', 'N', M, KC, OC, 1.0f, dy, OC, w, KC, 0.0f, nn_mem_ptr(L->diff_col), KC),
+           "sgemm input gradient");
+    return DRSCH_OK;
+}
+
 static void hash_backward(const nn_net *net, const nn_layer *L, const float *du)
 {
     const float *y = nn_mem_ptr(L->dst);
@@ -98,6 +120,20 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                 a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
                 a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_dst};
                 TRY(nn_exec(net, L->relu_bwd, 3, a, err));
+            }
+            if (L->direct) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_direct_backward_weights(net, L);
+                if (data)
+                    nn_direct_backward_data(net, L);
+                break;
+            }
+            if (L->sgemm) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                TRY(sgemm_backward(net, L, data, err));
+                if (data)
+                    col2im(net, L);
+                break;
             }
             a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->col ? L->col : L->src};
             a[1] =

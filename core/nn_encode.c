@@ -106,6 +106,11 @@ nn_precision nn_encoder_precision(const nn_encoder *enc) { return enc->precision
 
 const char *nn_encoder_impl(const nn_encoder *enc) { return nn_net_impl(enc->nets[0]); }
 
+const char *nn_encoder_layer_impl(const nn_encoder *enc, int32_t i)
+{
+    return nn_layer_impl(enc->nets[0], i);
+}
+
 static drsch_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t n, size_t c,
                                  float *real, hm_codes *codes, drsch_error *err)
 {

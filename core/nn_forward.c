@@ -58,6 +58,26 @@ IM2COL(float)
 IM2COL(uint16_t)
 #undef IM2COL
 
+/* Layer L's output computed by sgemm (L->sgemm): the unfolded input's rows times the weights'
+ * rows (M x KC times KC x OC), then bias and ReLU, row by row. */
+static drsch_status sgemm_forward(const nn_net *net, const nn_layer *L, drsch_error *err)
+{
+    const dnnl_dim_t OC = L->out_c, M = (dnnl_dim_t)net->cfg.batch * L->out_h * L->out_w,
+                     KC = (dnnl_dim_t)L->in_c * L->spec.kernel * L->spec.kernel;
+    const float *col = nn_mem_ptr(L->col), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
+    float *y = nn_mem_ptr(L->dst);
+    DN(dnnl_sgemm('N', 'T', M, OC, KC, 1.0f, col, KC, w, KC, 0.0f, y, OC), "sgemm forward");
+    const bool relu = L->spec.relu;
+    for (dnnl_dim_t r = 0; r < M; r++) {
+        float *row = y + r * OC;
+        for (dnnl_dim_t c = 0; c < OC; c++) {
+            const float v = row[c] + b[c];
+            row[c] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+    return DRSCH_OK;
+}
+
 static void hash_forward(const nn_net *net, const nn_layer *L)
 {
     const float *x = nn_mem_ptr(L->src);
@@ -107,12 +127,21 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
         switch (L->spec.kind) {
         case NN_LAYER_CONV:
         case NN_LAYER_FC:
+            if (L->direct) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_direct_forward(net, L);
+                break;
+            }
             if (L->col) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 if (nn_mem_md(L->col)->data_type == dnnl_f32)
                     im2col_float(net, L);
                 else
                     im2col_uint16_t(net, L);
+            }
+            if (L->sgemm) {
+                TRY(sgemm_forward(net, L, err));
+                break;
             }
             a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->col ? L->col : L->src};
             a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_fwd ? L->w_fwd : L->w};

@@ -52,6 +52,12 @@ typedef struct {
      * and diff_dst2d are 2-D views (pixels x channels) of dst and diff_dst (nhwc), diff_col the
      * input gradient per receptive field, summed back into diff_src (owned, all NULL else). */
     dnnl_memory_t col, diff_col, dst2d, diff_dst2d;
+    /* f32 nets compute that inner product with oneDNN's sgemm (nn_layers.c: build_conv_gemm):
+     * weights and their gradient plain (OC x C*KH*KW), bias and ReLU in C, no primitives. */
+    bool sgemm;
+    /* a convolution computed by drsch's own AVX-512 loops (nn_direct.c): weights hwio, w_bwd
+     * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
+    bool direct;
 } nn_layer;
 
 typedef struct {
@@ -89,6 +95,16 @@ struct nn_net {
     bool weights_dirty;
     double flops_fwd, flops_bwd;
 };
+
+/* Direct convolutions (nn_direct.c): whether layer L of net is one they compute (f32, stride 1,
+ * no padding, 3x3 or 5x5 taps, output rows of at most 8, input channels a multiple of 32,
+ * output channels of 64, AVX-512 on the CPU and in oneDNN), and its three passes over the
+ * layer's memories (forward: src -> dst with bias and ReLU; backward: diff_dst after the ReLU's
+ * gradient -> dw, db, and diff_src). */
+bool nn_direct_fits(const nn_net *net, const nn_layer *L);
+void nn_direct_forward(const nn_net *net, const nn_layer *L);
+void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
+void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
 
 /* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader

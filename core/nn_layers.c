@@ -283,7 +283,11 @@ static drsch_status build_ip_backward(nn_net *net, int i, const_dnnl_primitive_d
  * product over the same numbers ran at 91% (batch 100, 2-core Zen 5). The unfolding costs about
  * 0.2 ms a batch (2.56 MB of rows): with it, drsch-mnist's training step ran 3-5% faster than with
  * conv3 in nhwc, and encoding 0.4-2% (drsch bench train / encode, 2 threads, three rounds side by
- * side). */
+ * side). f32 nets call oneDNN's sgemm for the three products instead (forward, input and weight
+ * gradients; bias and ReLU in C, nn_forward.c, nn_backward.c), over plain weights: for conv3's
+ * 400 x 1600 x 128 at batch 100 it took 0.50, 0.42 and 0.47-0.56 ms where the inner product's
+ * primitives took 0.75, 0.79 and 1.25 ms (2 threads; the weight gradient, a sum over only 400
+ * rows, ran at 30% of the f32 peak). bf16 nets keep the inner product. */
 static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -298,22 +302,28 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
                        w_any = nn_md_dt(2, wd, cdt, dnnl_format_tag_any),
                        b_x = nn_md_tag(1, bdm, dnnl_x), D2 = nn_md_dt(2, d2, odt, dnnl_nc),
                        D = nn_md_dt(4, dd, odt, dnnl_nhwc);
-    dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
-    dnnl_inner_product_desc_t ipd;
-    DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &C, &w_any, &b_x, &D2), "conv gemm desc");
-    dnnl_primitive_attr_t attr = NULL;
-    if (sp->relu)
-        TRY(relu_attr(net, &attr, err));
-    dnnl_primitive_desc_t fpd = NULL;
-    drsch_status s =
-        nn_make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "convolution (gemm) forward", err);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    TRY(s);
-    note_impl(L, fpd);
-    dnnl_memory_desc_t W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
     /* (OC, C x KH x KW) in plain order is the convolution's plain oihw */
-    dnnl_memory_desc_t w_plain = nn_md_tag(2, wd, dnnl_oi);
+    dnnl_memory_desc_t w_plain = nn_md_tag(2, wd, dnnl_oi), W = w_plain;
+    dnnl_primitive_desc_t fpd = NULL;
+    drsch_status s = DRSCH_OK;
+    L->sgemm = cdt == dnnl_f32;
+    if (L->sgemm) {
+        snprintf(L->impl, sizeof L->impl, "sgemm");
+    } else {
+        dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+        dnnl_inner_product_desc_t ipd;
+        DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &C, &w_any, &b_x, &D2),
+           "conv gemm desc");
+        dnnl_primitive_attr_t attr = NULL;
+        if (sp->relu)
+            TRY(relu_attr(net, &attr, err));
+        s = nn_make_prim(net, &ipd, attr, NULL, &L->fwd, &fpd, "convolution (gemm) forward", err);
+        if (attr)
+            dnnl_primitive_attr_destroy(attr);
+        TRY(s);
+        note_impl(L, fpd);
+        W = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    }
     CK(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * (size_t)KC, err));
     L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
     CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
@@ -327,20 +337,65 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
         CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
         if (sp->relu)
             CK(build_relu_bwd(net, L, &D, err));
-        CK(build_ip_backward(net, i, fpd, &C, &w_any, &b_x, &D2, &W, "conv gemm",
-                             "convolution (gemm)", err));
-        if (L->bwd_data)
+        if (L->sgemm) {
+            CK(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
+            L->w_bwd = L->w;
+        } else {
+            CK(build_ip_backward(net, i, fpd, &C, &w_any, &b_x, &D2, &W, "conv gemm",
+                                 "convolution (gemm)", err));
+        }
+        if (nn_need_data_grad(net, i))
             CK(nn_new_mem(net, &L->diff_col, &C, DNNL_MEMORY_ALLOCATE, err));
     }
 done:
-    dnnl_primitive_desc_destroy(fpd);
+    if (fpd)
+        dnnl_primitive_desc_destroy(fpd);
     return s;
+}
+
+/* A convolution computed by drsch's AVX-512 loops (nn_direct.c): nhwc source and output,
+ * weights hwio ([KH][KW][IC][OC]) in the parameter block, for the input gradient a copy in
+ * [KW][KH][OC][IC] (oneDNN's dcab) refreshed when the parameters change; the ReLU's gradient by
+ * oneDNN's eltwise primitive. */
+static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    dnnl_dims_t sd = {net->cfg.batch, L->in_c, L->in_h, L->in_w},
+                wd = {sp->out, L->in_c, sp->kernel, sp->kernel}, bdm = {sp->out},
+                dd = {net->cfg.batch, L->out_c, L->out_h, L->out_w};
+    dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nhwc), W = nn_md_tag(4, wd, dnnl_hwio),
+                       w_plain = nn_md_tag(4, wd, dnnl_oihw), b_x = nn_md_tag(1, bdm, dnnl_x),
+                       D = nn_md_tag(4, dd, dnnl_nhwc);
+    L->direct = true;
+    snprintf(L->impl, sizeof L->impl, "direct:avx512");
+    TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * L->in_c * sp->kernel * sp->kernel,
+                     err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
+    TRY(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    TRY(bind_src(net, i, &S, err));
+    if (!net->cfg.training)
+        return DRSCH_OK;
+    TRY(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    TRY(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+    TRY(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
+    if (sp->relu)
+        TRY(build_relu_bwd(net, L, &D, err));
+    if (nn_need_data_grad(net, i)) {
+        dnnl_memory_desc_t WB = nn_md_tag(4, wd, dnnl_dcab); /* [KW][KH][OC][IC] */
+        TRY(nn_new_mem(net, &L->w_bwd, &WB, DNNL_MEMORY_ALLOCATE, err));
+        TRY(nn_make_reorder(net, &W, &WB, &L->w_bwd_reorder, err));
+    }
+    return DRSCH_OK;
 }
 
 static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
 {
     if (nn_conv_as_gemm(&net->layers[i]))
         return build_conv_gemm(net, i, err);
+    if (nn_direct_fits(net, &net->layers[i]))
+        return build_conv_direct(net, i, err);
 
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;

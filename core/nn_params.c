@@ -237,6 +237,11 @@ void nn_flops(const nn_net *net, double *forward, double *backward)
         *backward = net->flops_bwd;
 }
 
+const char *nn_layer_impl(const nn_net *net, int32_t i)
+{
+    return i >= 0 && i < net->n_layers ? net->layers[i].impl : "";
+}
+
 const char *nn_net_impl(const nn_net *net)
 {
     for (int i = 0; i < net->n_layers; i++)

@@ -34,7 +34,26 @@ typedef struct {
     int no_limits;
     nn_precision precision; /* encode only; training is f32 */
     char impl[64];          /* oneDNN implementation of the first layer (encode) */
+    char layers[512];       /* every layer's implementation (nn_layer_impl), "-" for none */
 } bench_opts;
+
+/* o->layers: the implementations of layers 0 .. n-1 as impl_of gives them, comma-separated. */
+static void note_layers(bench_opts *o, int n, const char *(*impl_of)(const void *, int32_t),
+                        const void *obj)
+{
+    size_t len = 0;
+    o->layers[0] = 0;
+    for (int i = 0; i < n && len < sizeof o->layers; i++) {
+        const char *s = impl_of(obj, i);
+        len += (size_t)snprintf(o->layers + len, sizeof o->layers - len, "%s%s", i ? "," : "",
+                                s[0] ? s : "-");
+    }
+}
+static const char *net_layer_impl(const void *net, int32_t i) { return nn_layer_impl(net, i); }
+static const char *encoder_layer_impl(const void *enc, int32_t i)
+{
+    return nn_encoder_layer_impl(enc, i);
+}
 
 /* The f32 peak the run is a fraction of: the FMA loop of machine.h measured now, with the run's
  * threads, or the formula threads x --ghz x 2 FMA units x 16 lanes x 2 flops when --ghz is given
@@ -241,6 +260,8 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_context_set(r, "onednn_isa", nn_onednn_isa());
     if (o->impl[0])
         rp_context_set(r, "onednn_impl", o->impl);
+    if (o->layers[0])
+        rp_context_set(r, "layer_impls", o->layers);
     rp_context_set(r, "inputs", "random uniform [0,1)");
     rp_context_set(r, "peak_source", how);
     rp_context_set(r, "timing", "best of repetitions");
@@ -291,6 +312,7 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
         return 1;
     }
     const int32_t B = (int32_t)o->bits, N = (int32_t)o->batch;
+    note_layers(o, nn_net_config(net)->arch.n_layers, net_layer_impl, net);
     double ff, fb;
     nn_flops(net, &ff, &fb);
     nn_team *team = NULL;
@@ -407,6 +429,7 @@ static int bench_encode_run(bench_opts *o, int threads, timing *t)
         return 1;
     }
     snprintf(o->impl, sizeof o->impl, "%s", nn_encoder_impl(enc));
+    note_layers(o, nn_net_config(model)->arch.n_layers, encoder_layer_impl, enc);
     cli_note_precision("bench encode", o->precision);
     double ff;
     nn_flops(model, &ff, NULL);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <zlib.h>
 
 #include "dh.h"
@@ -40,6 +42,16 @@ static float *rand_buf(size_t n, double scale)
     for (size_t i = 0; i < n; i++)
         p[i] = (float)(scale * urand());
     return p;
+}
+
+/* oneDNN 2.6 creates bf16 convolutions wherever its ISA includes AVX-512 (avx512_core): natively
+ * with avx512_bf16, emulated without. Elsewhere (AVX2 machines, valgrind's capped runs) the
+ * bf16 agreement tests have nothing to measure and skip, and drsch's direct convolutions
+ * (core/nn_direct.c) are not used. */
+static int onednn_has_avx512_core(void)
+{
+    const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & core) == core;
 }
 
 static nn_layer_spec L_CONV(int o, int k, int s, int p, int relu)
@@ -305,6 +317,52 @@ Test(core_forward, conv_matches_reference)
         }
 }
 
+/* Shapes drsch's direct AVX-512 convolutions take (core/nn_direct.c: 32 input and 64 output
+ * channels, stride 1, no padding, rows of at most 8 outputs): drsch-mnist's conv2 (5x5 taps over
+ * 11x11, rows of 7), 3x3 taps over 10x10 (rows of 8, computed as two blocks of 4), and 5x5 over
+ * 6x8 (2 rows of 4). */
+static const struct {
+    int k, h, w;
+} DIRECT_SHAPES[] = {{5, 11, 11}, {3, 10, 10}, {5, 6, 8}};
+#define N_DIRECT_SHAPES (int)(sizeof DIRECT_SHAPES / sizeof DIRECT_SHAPES[0])
+
+/* The layer is the direct one wherever oneDNN runs AVX-512 (the loops need AVX-512F, which every
+ * avx512_core CPU has), oneDNN's elsewhere. */
+static void expect_direct_impl(const nn_net *net, int layer)
+{
+    if (onednn_has_avx512_core())
+        cr_expect_str_eq(nn_layer_impl(net, layer), "direct:avx512");
+    else
+        cr_expect_str_neq(nn_layer_impl(net, layer), "direct:avx512");
+}
+
+Test(core_forward, direct_conv_matches_reference)
+{
+    rng_reset(3);
+    for (int shape = 0; shape < N_DIRECT_SHAPES; shape++)
+        for (int relu = 0; relu <= 1; relu++) {
+            const int N = 3, C = 32, O = 64, K = DIRECT_SHAPES[shape].k, H = DIRECT_SHAPES[shape].h,
+                      W = DIRECT_SHAPES[shape].w;
+            const int OH = H - K + 1, OW = W - K + 1;
+            nn_layer_spec l[] = {L_CONV(O, K, 1, 0, relu)};
+            nn_net *net = make_net(l, 1, C, H, W, 4, N, 0);
+            expect_direct_impl(net, 0);
+            float *x = rand_buf((size_t)N * C * H * W, 1.0);
+            float *p = export_params(net);
+            for (int o = 0; o < O; o++)
+                p[O * C * K * K + o] = (float)(0.05 * (o - 20)); /* biases of both signs */
+            drsch_error err;
+            cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                         err.msg);
+            float *y = malloc(sizeof(float) * N * O * OH * OW);
+            ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, 1, 0, relu, OH, OW);
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW, 1e-5, "direct conv");
+            free(x), free(p), free(y);
+            nn_net_free(net);
+        }
+}
+
 Test(core_forward, pooling_matches_reference_ceil_mode)
 {
     rng_reset(2);
@@ -402,6 +460,58 @@ Test(core_gradient, conv_relu)
     nn_layer_spec l[] = {L_CONV(8, 5, 1, 0, 1)};
     nn_net *net = make_net(l, 1, 16, 8, 8, 4, 2, 1);
     check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+    nn_net_free(net);
+}
+
+/* drsch's direct convolutions (DIRECT_SHAPES): weight, bias and input gradients, ReLU on, batch
+ * 2; eps 1e-3 (kinks), |fd - g| <= 5e-3 + 2e-2 * max. */
+Test(core_gradient, direct_conv)
+{
+    rng_reset(18);
+    for (int shape = 0; shape < N_DIRECT_SHAPES; shape++) {
+        nn_layer_spec l[] = {L_CONV(64, DIRECT_SHAPES[shape].k, 1, 0, 1)};
+        nn_net *net = make_net(l, 1, 32, DIRECT_SHAPES[shape].h, DIRECT_SHAPES[shape].w, 4, 2, 1);
+        expect_direct_impl(net, 0);
+        check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+        nn_net_free(net);
+    }
+}
+
+/* The direct convolutions' gradients do not depend on the number of threads: each weight is
+ * summed over the images in one order (drsch-mnist's conv2 shape, batch 5 so that the images
+ * split unevenly, 1 against 2 threads). */
+Test(core_gradient, direct_conv_gradients_same_at_any_thread_count)
+{
+    rng_reset(19);
+    nn_layer_spec l[] = {L_CONV(64, 5, 1, 0, 1)};
+    nn_net *net = make_net(l, 1, 32, 11, 11, 4, 5, 1);
+    expect_direct_impl(net, 0);
+    const size_t nin = 5 * nn_input_size(net), nout = 5 * (size_t)nn_output_dim(net);
+    float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
+    float *g[2] = {NULL, NULL}, *gin[2] = {NULL, NULL};
+    size_t ng = 0;
+    const int before = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        ng = 0;
+        for (int t = 0; t < nn_param_count(net); t++)
+            ng += nn_param_at(net, t).count;
+        g[run] = malloc(ng * sizeof(float));
+        for (int t = 0, off = 0; t < nn_param_count(net); t++) {
+            nn_param p = nn_param_at(net, t);
+            memcpy(g[run] + off, p.grad, p.count * sizeof(float));
+            off += (int)p.count;
+        }
+        gin[run] = malloc(nin * sizeof(float));
+        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
+    }
+    omp_set_num_threads(before);
+    cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
+    cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
+    free(g[0]), free(g[1]), free(gin[0]), free(gin[1]), free(x), free(r);
     nn_net_free(net);
 }
 
@@ -1509,17 +1619,6 @@ Test(core_model, save_failures_give_the_cause)
 #define BF16_RMS_REL 0.02
 #define BF16_MAX_REL 0.10
 #define BF16_MIN_AGREE 0.99
-
-#include <oneapi/dnnl/dnnl.h>
-
-/* oneDNN 2.6 creates bf16 convolutions wherever its ISA includes AVX-512 (avx512_core): natively
- * with avx512_bf16, emulated without. Elsewhere (AVX2 machines, valgrind's capped runs) the
- * agreement tests have nothing to measure and skip. */
-static int onednn_has_avx512_core(void)
-{
-    const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
-    return ((unsigned)dnnl_get_effective_cpu_isa() & core) == core;
-}
 
 typedef struct {
     double rms_ref, rms_diff, max_diff, agree,
