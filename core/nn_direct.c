@@ -24,7 +24,8 @@
 #if defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>
 
-#define MAX_SPAN 12 /* input pixels a row of the input gradient holds in registers (x 2 vectors) */
+/* input pixels a row of the input gradient holds in registers (x 2 vectors each) */
+#define MAX_SPAN 12
 
 typedef struct {
     int n, ih, iw, ic, oh, ow, oc, k;
@@ -38,9 +39,10 @@ static conv_shape shape_of(const nn_net *net, const nn_layer *L)
 
 /* Output pixels ox0 .. ox0 + PB - 1 of row (n, oy), 32 channels from ocb: bias, the K x K x IC
  * taps, ReLU. PB is a constant where it is inlined, so the 2 x PB sums stay in registers. */
-static inline __attribute__((always_inline)) void
-fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
-          int oy, int ox0, int ocb, const int PB, int relu)
+static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s, const float *x,
+                                                            const float *w, const float *b,
+                                                            float *y, int n, int oy, int ox0,
+                                                            int ocb, const int PB, int relu)
 {
     __m512 a0[8], a1[8];
     const __m512 b0 = _mm512_loadu_ps(b + ocb), b1 = _mm512_loadu_ps(b + ocb + 16);
@@ -74,36 +76,39 @@ fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, f
     }
 }
 
-static void fwd_dispatch(const conv_shape *s, const float *x, const float *w, const float *b,
-                         float *y, int n, int oy, int ox0, int ocb, int pb, int relu)
-{
-    switch (pb) {
-#define PB_CASE(P)                                                                                 \
-    case P:                                                                                        \
+/* fwd_block with PB = 1 .. 8, one function each */
+typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
+                       float *y, int n, int oy, int ox0, int ocb, int relu);
+#define FWD_FN(P)                                                                                  \
+    static void fwd_##P(const conv_shape *s, const float *x, const float *w, const float *b,       \
+                        float *y, int n, int oy, int ox0, int ocb, int relu)                       \
+    {                                                                                              \
         fwd_block(s, x, w, b, y, n, oy, ox0, ocb, P, relu);                                        \
-        break;
-        PB_CASE(1) PB_CASE(2) PB_CASE(3) PB_CASE(4) PB_CASE(5) PB_CASE(6) PB_CASE(7) PB_CASE(8)
-#undef PB_CASE
     }
-}
+FWD_FN(1)
+FWD_FN(2)
+FWD_FN(3)
+FWD_FN(4)
+FWD_FN(5)
+FWD_FN(6)
+FWD_FN(7)
+FWD_FN(8)
+#undef FWD_FN
+static const fwd_fn FWD[8] = {fwd_1, fwd_2, fwd_3, fwd_4, fwd_5, fwd_6, fwd_7, fwd_8};
 
 void nn_direct_forward(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
     const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
-    const int relu = L->spec.relu, half = s.ow > 7; /* rows of 8 in two blocks of 4 */
+    const int relu = L->spec.relu;
+    /* rows of up to 7 in one block, rows of 8 in two blocks of 4 */
+    const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s.n * s.oh; r++)
-        for (int ocb = 0; ocb < s.oc; ocb += 32) {
-            if (half) {
-                fwd_dispatch(&s, x, w, b, y, r / s.oh, r % s.oh, 0, ocb, s.ow / 2, relu);
-                fwd_dispatch(&s, x, w, b, y, r / s.oh, r % s.oh, s.ow / 2, ocb, s.ow - s.ow / 2,
-                             relu);
-            } else {
-                fwd_dispatch(&s, x, w, b, y, r / s.oh, r % s.oh, 0, ocb, s.ow, relu);
-            }
-        }
+        for (int ocb = 0; ocb < s.oc; ocb += 32)
+            for (int ox0 = 0; ox0 < s.ow; ox0 += pb)
+                FWD[pb - 1](&s, x, w, b, y, r / s.oh, r % s.oh, ox0, ocb, relu);
 }
 
 /* Input gradient of image n, 32 input channels from icb: each input row sums, over the kernel
@@ -153,28 +158,49 @@ static inline __attribute__((always_inline)) void bwd_data_image(const conv_shap
     }
 }
 
+/* bwd_data_image with (K, OW) = (3 or 5, 1 .. 8), one function each */
+typedef void (*bwd_fn)(const conv_shape *s, const float *dy, const float *wt, float *dx, int n,
+                       int icb);
+#define BWD_FN(K, O)                                                                               \
+    static void bwd_##K##_##O(const conv_shape *s, const float *dy, const float *wt, float *dx,    \
+                              int n, int icb)                                                      \
+    {                                                                                              \
+        bwd_data_image(s, dy, wt, dx, n, icb, K, O);                                               \
+    }
+BWD_FN(3, 1)
+BWD_FN(3, 2)
+BWD_FN(3, 3)
+BWD_FN(3, 4)
+BWD_FN(3, 5)
+BWD_FN(3, 6)
+BWD_FN(3, 7)
+BWD_FN(3, 8)
+BWD_FN(5, 1)
+BWD_FN(5, 2)
+BWD_FN(5, 3)
+BWD_FN(5, 4)
+BWD_FN(5, 5)
+BWD_FN(5, 6)
+BWD_FN(5, 7)
+BWD_FN(5, 8)
+#undef BWD_FN
+static const bwd_fn BWD3[8] = {bwd_3_1, bwd_3_2, bwd_3_3, bwd_3_4,
+                               bwd_3_5, bwd_3_6, bwd_3_7, bwd_3_8};
+static const bwd_fn BWD5[8] = {bwd_5_1, bwd_5_2, bwd_5_3, bwd_5_4,
+                               bwd_5_5, bwd_5_6, bwd_5_7, bwd_5_8};
+
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst), *wt = nn_mem_ptr(L->w_bwd);
     float *dx = nn_mem_ptr(L->diff_src);
+    const bwd_fn f = (s.k == 3 ? BWD3 : BWD5)[s.ow - 1];
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < s.n * (s.ic / 32); t++) {
-        const int n = t / (s.ic / 32), icb = t % (s.ic / 32) * 32;
-        switch (s.k * 16 + s.ow) {
-#define KO_CASE(K, O)                                                                              \
-    case K * 16 + O:                                                                               \
-        bwd_data_image(&s, dy, wt, dx, n, icb, K, O);                                              \
-        break;
-            KO_CASE(3, 1) KO_CASE(3, 2) KO_CASE(3, 3) KO_CASE(3, 4) KO_CASE(3, 5) KO_CASE(3, 6)
-            KO_CASE(3, 7) KO_CASE(3, 8) KO_CASE(5, 1) KO_CASE(5, 2) KO_CASE(5, 3) KO_CASE(5, 4)
-            KO_CASE(5, 5) KO_CASE(5, 6) KO_CASE(5, 7) KO_CASE(5, 8)
-#undef KO_CASE
-        }
-    }
+    for (int t = 0; t < s.n * (s.ic / 32); t++)
+        f(&s, dy, wt, dx, t / (s.ic / 32), t % (s.ic / 32) * 32);
 }
 
-#define WG_IC 4    /* input channels of a weight-gradient task (x 64 output channels) */
+#define WG_IC 4     /* input channels of a weight-gradient task (x 64 output channels) */
 #define WG_IMAGES 2 /* images summed in registers before they are added to the gradient */
 
 /* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels 4 (t % (IC / 4))
@@ -249,14 +275,13 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
 bool nn_direct_fits(const nn_net *net, const nn_layer *L)
 {
     const nn_layer_spec *sp = &L->spec;
-    return net->cfg.precision == NN_PRECISION_F32 && sp->kind == NN_LAYER_CONV &&
-           sp->stride == 1 && sp->pad == 0 && (sp->kernel == 3 || sp->kernel == 5) &&
-           L->out_w >= 1 && L->out_w <= 8 && L->in_c % 32 == 0 && L->out_c % 64 == 0 &&
-           __builtin_cpu_supports("avx512f") &&
+    return net->cfg.precision == NN_PRECISION_F32 && sp->kind == NN_LAYER_CONV && sp->stride == 1 &&
+           sp->pad == 0 && (sp->kernel == 3 || sp->kernel == 5) && L->out_w >= 1 && L->out_w <= 8 &&
+           L->in_c % 32 == 0 && L->out_c % 64 == 0 && __builtin_cpu_supports("avx512f") &&
            (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
 }
 
-#else /* no AVX-512 build of this file: oneDNN computes every convolution, and the functions
+#else /* no AVX-512 build of this file: oneDNN computes every convolution, and the functions       \
        * below are never called (nn_direct_fits is false) */
 
 bool nn_direct_fits(const nn_net *net, const nn_layer *L)

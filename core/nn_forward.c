@@ -78,6 +78,45 @@ static drsch_status sgemm_forward(const nn_net *net, const nn_layer *L, drsch_er
     return DRSCH_OK;
 }
 
+/* Unfolds layer L's nhwc source into col for sgemm (L->sgemm): for each output pixel a row of
+ * KH x KW x C values, runs of C (KW x C where a kernel row lies inside the input) copied from
+ * the source, zeros where the taps read padding. */
+static void im2col_nhwc(const nn_net *net, const nn_layer *L)
+{
+    const int32_t K = L->spec.kernel, S = L->spec.stride, P = L->spec.pad, C = L->in_c;
+    const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;
+    const float *src = nn_mem_ptr(L->src);
+    float *col = nn_mem_ptr(L->col);
+    const int64_t M = (int64_t)net->cfg.batch * OH * OW;
+    const size_t run = (size_t)C * sizeof(float);
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const int64_t n = m / ((int64_t)OH * OW);
+        const int32_t oy = (int32_t)(m / OW % OH), ox = (int32_t)(m % OW);
+        const int32_t iy0 = oy * S - P, ix0 = ox * S - P;
+        float *out = col + (size_t)m * K * K * C;
+        for (int32_t ky = 0; ky < K; ky++, out += (size_t)K * C) {
+            const int32_t iy = iy0 + ky;
+            if (iy < 0 || iy >= IH) {
+                memset(out, 0, (size_t)K * run);
+                continue;
+            }
+            const float *row = src + ((size_t)n * IH + (size_t)iy) * IW * C;
+            if (ix0 >= 0 && ix0 + K <= IW) {
+                memcpy(out, row + (size_t)ix0 * C, (size_t)K * run);
+                continue;
+            }
+            for (int32_t kx = 0; kx < K; kx++) {
+                const int32_t ix = ix0 + kx;
+                if (ix >= 0 && ix < IW)
+                    memcpy(out + (size_t)kx * C, row + (size_t)ix * C, run);
+                else
+                    memset(out + (size_t)kx * C, 0, run);
+            }
+        }
+    }
+}
+
 static void hash_forward(const nn_net *net, const nn_layer *L)
 {
     const float *x = nn_mem_ptr(L->src);
@@ -134,7 +173,9 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
             }
             if (L->col) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
-                if (nn_mem_md(L->col)->data_type == dnnl_f32)
+                if (L->sgemm)
+                    im2col_nhwc(net, L);
+                else if (nn_mem_md(L->col)->data_type == dnnl_f32)
                     im2col_float(net, L);
                 else
                     im2col_uint16_t(net, L);

@@ -302,12 +302,18 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
                        w_any = nn_md_dt(2, wd, cdt, dnnl_format_tag_any),
                        b_x = nn_md_tag(1, bdm, dnnl_x), D2 = nn_md_dt(2, d2, odt, dnnl_nc),
                        D = nn_md_dt(4, dd, odt, dnnl_nhwc);
-    /* (OC, C x KH x KW) in plain order is the convolution's plain oihw */
+    /* (OC, C x KH x KW) in plain order is the convolution's plain oihw (inner products) */
     dnnl_memory_desc_t w_plain = nn_md_tag(2, wd, dnnl_oi), W = w_plain;
     dnnl_primitive_desc_t fpd = NULL;
     drsch_status s = DRSCH_OK;
     L->sgemm = cdt == dnnl_f32;
     if (L->sgemm) {
+        /* the source as its producer leaves it (nhwc), so the rows unfold it in (KH, KW, C)
+         * order: contiguous runs of KW x C values, and weights in ohwi to match */
+        dnnl_dims_t w4 = {sp->out, L->in_c, K, K};
+        S = nn_md_dt(4, sd, cdt, dnnl_nhwc);
+        W = nn_md_tag(4, w4, dnnl_ohwi);
+        w_plain = nn_md_tag(4, w4, dnnl_oihw);
         snprintf(L->impl, sizeof L->impl, "sgemm");
     } else {
         dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
