@@ -7,7 +7,8 @@
  * a training step and of encoding. These loops ran it at 2.4, 2.8 and 2.5 ms at 1 thread and
  * 1.27, 1.33 and 1.35 ms at 2 threads (83-95% of the peak).
  *
- * Layouts (dense): source and output nhwc; weights [KH][KW][IC][OC] (oneDNN's hwio) for the
+ * Layouts (dense): source nhwc or oneDNN's nChw16c (as its producer leaves it), output nhwc;
+ * weights [KH][KW][IC][OC] (oneDNN's hwio) for the
  * forward pass and the weight gradient, [KW][KH][OC][IC] (oneDNN's dcab, a copy refreshed when
  * the parameters change, w_bwd) for the input gradient. Every output value is summed in an order
  * that does not depend on the number of threads: the forward pass and the input gradient give
@@ -27,14 +28,27 @@
 /* input pixels a row of the input gradient holds in registers (x 2 vectors each) */
 #define MAX_SPAN 12
 
+/* The shape, and where the source (and its gradient) keeps value (n, y, x, c): at
+ * n*ih*iw*ic + (y*iw + x)*ps + (c/16)*cbs + c%16; nhwc: ps = ic, cbs = 16; oneDNN's blocked
+ * nChw16c (L->direct_src16): ps = 16, cbs = ih*iw*16. */
 typedef struct {
     int n, ih, iw, ic, oh, ow, oc, k;
+    size_t ps, cbs;
 } conv_shape;
 
 static conv_shape shape_of(const nn_net *net, const nn_layer *L)
 {
-    return (conv_shape){net->cfg.batch, L->in_h,  L->in_w,  L->in_c,
-                        L->out_h,       L->out_w, L->out_c, L->spec.kernel};
+    conv_shape s = {net->cfg.batch, L->in_h,  L->in_w,        L->in_c, L->out_h,
+                    L->out_w,       L->out_c, L->spec.kernel, 0,       0};
+    s.ps = L->direct_src16 ? 16 : (size_t)s.ic;
+    s.cbs = L->direct_src16 ? (size_t)s.ih * s.iw * 16 : 16;
+    return s;
+}
+
+/* Offset of source pixel (n, y, x), channel 0. */
+static inline size_t src_at(const conv_shape *s, int n, int y, int x)
+{
+    return (size_t)n * s->ih * s->iw * s->ic + ((size_t)y * s->iw + (size_t)x) * s->ps;
 }
 
 /* Output pixels ox0 .. ox0 + PB - 1 of row (n, oy), 32 channels from ocb: bias, the K x K x IC
@@ -53,17 +67,19 @@ static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s,
     }
     for (int ky = 0; ky < s->k; ky++)
         for (int kx = 0; kx < s->k; kx++) {
-            const float *xr = x + (((size_t)n * s->ih + oy + ky) * s->iw + ox0 + kx) * s->ic;
-            const float *wr = w + (size_t)(ky * s->k + kx) * s->ic * s->oc + ocb;
+            for (int cb = 0; cb < s->ic; cb += 16) {
+                const float *xr = x + src_at(s, n, oy + ky, ox0 + kx) + (size_t)(cb / 16) * s->cbs;
+                const float *wr = w + ((size_t)(ky * s->k + kx) * s->ic + cb) * s->oc + ocb;
 #pragma GCC unroll 4
-            for (int c = 0; c < s->ic; c++) {
-                const __m512 w0 = _mm512_loadu_ps(wr + (size_t)c * s->oc),
-                             w1 = _mm512_loadu_ps(wr + (size_t)c * s->oc + 16);
+                for (int c = 0; c < 16; c++) {
+                    const __m512 w0 = _mm512_loadu_ps(wr + (size_t)c * s->oc),
+                                 w1 = _mm512_loadu_ps(wr + (size_t)c * s->oc + 16);
 #pragma GCC unroll 8
-                for (int p = 0; p < PB; p++) {
-                    const __m512 v = _mm512_set1_ps(xr[(size_t)p * s->ic + c]);
-                    a0[p] = _mm512_fmadd_ps(v, w0, a0[p]);
-                    a1[p] = _mm512_fmadd_ps(v, w1, a1[p]);
+                    for (int p = 0; p < PB; p++) {
+                        const __m512 v = _mm512_set1_ps(xr[(size_t)p * s->ps + c]);
+                        a0[p] = _mm512_fmadd_ps(v, w0, a0[p]);
+                        a1[p] = _mm512_fmadd_ps(v, w1, a1[p]);
+                    }
                 }
             }
         }
@@ -149,11 +165,11 @@ static inline __attribute__((always_inline)) void bwd_data_image(const conv_shap
                 }
             }
         }
-        float *xr = dx + ((size_t)n * s->ih + iy) * s->iw * s->ic + icb;
+        float *xr = dx + src_at(s, n, iy, 0) + (size_t)(icb / 16) * s->cbs;
 #pragma GCC unroll 12
         for (int p = 0; p < span; p++) {
-            _mm512_storeu_ps(xr + (size_t)p * s->ic, a0[p]);
-            _mm512_storeu_ps(xr + (size_t)p * s->ic + 16, a1[p]);
+            _mm512_storeu_ps(xr + (size_t)p * s->ps, a0[p]);
+            _mm512_storeu_ps(xr + (size_t)p * s->ps + s->cbs, a1[p]);
         }
     }
 }
@@ -235,8 +251,8 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
                             a[i][q] = _mm512_setzero_ps();
                     for (int n = n0; n < n1; n++)
                         for (int oy = 0; oy < s.oh; oy++) {
-                            const float *xr =
-                                x + (((size_t)n * s.ih + oy + ky) * s.iw + kx) * s.ic + c0;
+                            const float *xr = x + src_at(&s, n, oy + ky, kx) +
+                                              (size_t)(c0 / 16) * s.cbs + c0 % 16;
                             const float *gr = dy + ((size_t)n * s.oh + oy) * s.ow * s.oc + ob;
                             for (int ox = 0; ox < s.ow; ox++) {
                                 const float *g = gr + (size_t)ox * s.oc;
@@ -245,7 +261,7 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
                                              g3 = _mm512_loadu_ps(g + 48);
 #pragma GCC unroll 4
                                 for (int i = 0; i < WG_IC; i++) {
-                                    const __m512 v = _mm512_set1_ps(xr[(size_t)ox * s.ic + i]);
+                                    const __m512 v = _mm512_set1_ps(xr[(size_t)ox * s.ps + i]);
                                     a[i][0] = _mm512_fmadd_ps(v, g0, a[i][0]);
                                     a[i][1] = _mm512_fmadd_ps(v, g1, a[i][1]);
                                     a[i][2] = _mm512_fmadd_ps(v, g2, a[i][2]);

@@ -58,6 +58,7 @@ typedef struct {
     /* a convolution computed by drsch's own AVX-512 loops (nn_direct.c): weights hwio, w_bwd
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
     bool direct;
+    bool direct_src16; /* its source (and diff_src) in oneDNN's nChw16c, not nhwc */
 } nn_layer;
 
 typedef struct {

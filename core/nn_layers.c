@@ -359,7 +359,8 @@ done:
     return s;
 }
 
-/* A convolution computed by drsch's AVX-512 loops (nn_direct.c): nhwc source and output,
+/* A convolution computed by drsch's AVX-512 loops (nn_direct.c): nhwc (or nChw16c) source, nhwc
+ * output,
  * weights hwio ([KH][KW][IC][OC]) in the parameter block, for the input gradient a copy in
  * [KW][KH][OC][IC] (oneDNN's dcab) refreshed when the parameters change; the ReLU's gradient by
  * oneDNN's eltwise primitive. */
@@ -373,6 +374,13 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
     dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nhwc), W = nn_md_tag(4, wd, dnnl_hwio),
                        w_plain = nn_md_tag(4, wd, dnnl_oihw), b_x = nn_md_tag(1, bdm, dnnl_x),
                        D = nn_md_tag(4, dd, dnnl_nhwc);
+    /* the source as its producer leaves it when that is nChw16c (oneDNN's blocked training
+     * layers), else nhwc */
+    const dnnl_memory_desc_t S16 = nn_md_tag(4, sd, dnnl_aBcd16b);
+    if (dnnl_memory_desc_equal(nn_mem_md(L->in), &S16)) {
+        S = S16;
+        L->direct_src16 = true;
+    }
     L->direct = true;
     snprintf(L->impl, sizeof L->impl, "direct:avx512");
     TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * L->in_c * sp->kernel * sp->kernel,

@@ -477,6 +477,21 @@ Test(core_gradient, direct_conv)
     }
 }
 
+/* A direct convolution after a convolution and a pooling that oneDNN runs in its blocked layout
+ * (nChw16c), which it then reads and writes as they are (no reorder; drsch-mnist's conv1, pool1,
+ * conv2 at a smaller size: 1 x 14 x 14 -> 32 x 12 x 12 -> 11 x 11 -> 64 x 7 x 7; no ReLU, so
+ * that no kink hides an entry): every gradient against finite differences. */
+Test(core_gradient, direct_conv_after_blocked_layers)
+{
+    rng_reset(20);
+    nn_layer_spec l[] = {L_CONV(32, 3, 1, 0, 0), L_POOL(NN_LAYER_POOL_AVG, 2, 1, 0),
+                         L_CONV(64, 5, 1, 0, 0)};
+    nn_net *net = make_net(l, 3, 1, 14, 14, 4, 2, 1);
+    expect_direct_impl(net, 2);
+    check_gradients(net, 1e-2, 2e-3, 1e-2, 40);
+    nn_net_free(net);
+}
+
 /* The direct convolutions' gradients do not depend on the number of threads: each weight is
  * summed over the images in one order (drsch-mnist's conv2 shape, batch 5 so that the images
  * split unevenly, 1 against 2 threads). */

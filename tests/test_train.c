@@ -699,8 +699,8 @@ Test(train, avx512_training_convolutions_run_brgemm)
  * kernel, 2x2 output) is a product of its unfolded input and its weights on oneDNN's sgemm, on
  * every ISA (oneDNN ran it as a convolution at 27-58% of the f32 peak, as an inner product at
  * 30-50% at 2 threads); conv2 runs on drsch's direct AVX-512 loops wherever oneDNN runs AVX-512
- * (its kernels at 67-78% of the peak), on oneDNN elsewhere. No oneDNN convolution computes either
- * in the step. */
+ * (its kernels at 67-78% of the peak), on oneDNN elsewhere, over pool1's output as oneDNN leaves
+ * it. No oneDNN convolution computes either in the step. */
 Test(train, mnist_layers_run_on_sgemm_and_direct_loops)
 {
     static char out[1 << 18];
@@ -712,6 +712,9 @@ Test(train, mnist_layers_run_on_sgemm_and_direct_loops)
                   "conv3 ran as a convolution: %s", buf);
         cr_expect(!(avx512 && strstr(buf, ",convolution,") && strstr(buf, "_ic32oc64_")),
                   "conv2 ran on oneDNN: %s", buf);
+        /* conv2 reads pool1's output and writes its gradient in pool1's layout */
+        cr_expect(!(avx512 && strstr(buf, ",reorder,") && strstr(buf, ",20x32x11x11,")),
+                  "pool1's output reordered for conv2: %s", buf);
     }
     const char *bench[] = {"train", "encode --images 40"};
     for (int b = 0; b < 2; b++) {
