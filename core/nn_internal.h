@@ -47,11 +47,12 @@ typedef struct {
     dnnl_primitive_t w_fwd_reorder;
     char impl[64]; /* oneDNN's name of the forward implementation ("" if none) */
 
-    /* A convolution computed as an inner product over its unfolded input (nn_conv_as_gemm):
-     * col holds every output pixel's receptive field (rows of C x KH x KW), dst2d
-     * and diff_dst2d are 2-D views (pixels x channels) of dst and diff_dst (nhwc), diff_col the
-     * input gradient per receptive field, summed back into diff_src (owned, all NULL else). */
-    dnnl_memory_t col, diff_col, dst2d, diff_dst2d;
+    /* A convolution computed as a product over its unfolded input (nn_conv_as_gemm): col holds
+     * every output pixel's receptive field (rows of C x KH x KW values, in (KH, KW, C) order for
+     * sgemm), dst2d is a 2-D view (pixels x channels) of dst (nhwc) for the inner product of
+     * bf16 nets, diff_col the input gradient per receptive field, summed back into diff_src
+     * (owned, all NULL else). */
+    dnnl_memory_t col, diff_col, dst2d;
     /* f32 nets compute that inner product with oneDNN's sgemm (nn_layers.c: build_conv_gemm):
      * weights and their gradient plain (OC x C*KH*KW), bias and ReLU in C, no primitives. */
     bool sgemm;

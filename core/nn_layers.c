@@ -276,18 +276,20 @@ static drsch_status build_ip_backward(nn_net *net, int i, const_dnnl_primitive_d
  * inner product (brgemm) over rows of N x OH x OW receptive fields of C x KH x KW values, its
  * weights the convolution's (OC, C, KH, KW) as (OC, C x KH x KW), so the parameters and model
  * files are the same (2-D: oneDNN 2.6 ran a 4-D source with 5x5 spatial dims on its slower gemm).
- * The forward pass unfolds the nchw source into col (nn_forward.c), the backward pass sums diff_col
- * back into diff_src (nn_backward.c); the output is nhwc, the inner product's rows. drsch-mnist's
+ * The forward pass unfolds the source into col (nn_forward.c), the backward pass sums diff_col
+ * back into diff_src (nn_backward.c); the output is nhwc, the product's rows. drsch-mnist's
  * conv3 (6x6 input, 5x5 kernel, 2x2 output, 64 to 128 channels) ran its forward pass at 27% of the
  * f32 peak as a convolution in oneDNN's blocked layouts and 58% in nhwc, where oneDNN's inner
  * product over the same numbers ran at 91% (batch 100, 2-core Zen 5). The unfolding costs about
  * 0.2 ms a batch (2.56 MB of rows): with it, drsch-mnist's training step ran 3-5% faster than with
  * conv3 in nhwc, and encoding 0.4-2% (drsch bench train / encode, 2 threads, three rounds side by
- * side). f32 nets call oneDNN's sgemm for the three products instead (forward, input and weight
- * gradients; bias and ReLU in C, nn_forward.c, nn_backward.c), over plain weights: for conv3's
- * 400 x 1600 x 128 at batch 100 it took 0.50, 0.42 and 0.47-0.56 ms where the inner product's
- * primitives took 0.75, 0.79 and 1.25 ms (2 threads; the weight gradient, a sum over only 400
- * rows, ran at 30% of the f32 peak). bf16 nets keep the inner product. */
+ * side). f32 nets (every training net) call oneDNN's sgemm for the three products instead
+ * (forward, input and weight gradients; bias and ReLU in C, nn_forward.c, nn_backward.c), over
+ * an nhwc source and weights in ohwi (rows in (KH, KW, C) order, runs of KW x C values): for
+ * conv3's 400 x 1600 x 128 at batch 100 it took 0.50, 0.42 and 0.47-0.56 ms where the inner
+ * product's primitives took 0.75, 0.79 and 1.25 ms (2 threads; the weight gradient, a sum over only
+ * 400 rows, ran at 30% of the f32 peak). bf16 nets (inference only) keep the inner product over an
+ * nchw source. */
 static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -337,19 +339,13 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
     CK(nn_new_mem(net, &L->dst2d, &D2, nn_mem_ptr(L->dst), err));
     CK(nn_new_mem(net, &L->col, &C, DNNL_MEMORY_ALLOCATE, err));
     CK(bind_src(net, i, &S, err));
-    if (net->cfg.training) {
+    if (net->cfg.training) { /* training nets are f32, so L->sgemm */
         CK(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
-        CK(nn_new_mem(net, &L->diff_dst2d, &D2, nn_mem_ptr(L->diff_dst), err));
         CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
         if (sp->relu)
             CK(build_relu_bwd(net, L, &D, err));
-        if (L->sgemm) {
-            CK(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
-            L->w_bwd = L->w;
-        } else {
-            CK(build_ip_backward(net, i, fpd, &C, &w_any, &b_x, &D2, &W, "conv gemm",
-                                 "convolution (gemm)", err));
-        }
+        CK(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
+        L->w_bwd = L->w;
         if (nn_need_data_grad(net, i))
             CK(nn_new_mem(net, &L->diff_col, &C, DNNL_MEMORY_ALLOCATE, err));
     }
