@@ -210,7 +210,7 @@ void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
     const conv_shape s = shape_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst), *wt = nn_mem_ptr(L->w_bwd);
     float *dx = nn_mem_ptr(L->diff_src);
-    const bwd_fn f = (s.k == 3 ? BWD3 : BWD5)[s.ow - 1];
+    const bwd_fn f = s.k == 3 ? BWD3[s.ow - 1] : BWD5[s.ow - 1];
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < s.n * (s.ic / 32); t++)
         f(&s, dy, wt, dx, t / (s.ic / 32), t % (s.ic / 32) * 32);
