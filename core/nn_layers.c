@@ -318,9 +318,9 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
         w_plain = nn_md_tag(4, w4, dnnl_oihw);
         snprintf(L->impl, sizeof L->impl, "sgemm");
     } else {
-        dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
-        dnnl_inner_product_desc_t ipd;
-        DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &C, &w_any, &b_x, &D2),
+        dnnl_inner_product_desc_t ipd; /* bf16, so inference */
+        DN(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &C, &w_any, &b_x,
+                                                &D2),
            "conv gemm desc");
         dnnl_primitive_attr_t attr = NULL;
         if (sp->relu)
@@ -356,10 +356,9 @@ done:
 }
 
 /* A convolution computed by drsch's AVX-512 loops (nn_direct.c): nhwc (or nChw16c) source, nhwc
- * output,
- * weights hwio ([KH][KW][IC][OC]) in the parameter block, for the input gradient a copy in
- * [KW][KH][OC][IC] (oneDNN's dcab) refreshed when the parameters change; the ReLU's gradient by
- * oneDNN's eltwise primitive. */
+ * output, weights hwio ([KH][KW][IC][OC]) in the parameter block, for the input gradient a copy
+ * in [KW][KH][OC][IC] (oneDNN's dcab) refreshed when the parameters change; the ReLU's gradient
+ * by oneDNN's eltwise primitive. */
 static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -436,7 +435,8 @@ static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
     /* Encoding: a source of fewer channels than fill a vector stays nchw. With format_tag_any
      * oneDNN 2.6 picks nhwc and its brgemm kernel for inference, which ran drsch-mnist's conv1 at
      * 0.57-0.62 ms a batch against 0.20 ms for the direct jit kernel over nchw (blocked output,
-     * as training picks; its pooling 0.23 -> 0.10 ms, plus a 0.08 ms reorder to conv2's nhwc),
+     * as training picks; its pooling 0.23 -> 0.10 ms, then a 0.08 ms reorder to conv2's nhwc,
+     * which conv2 on nn_direct.c no longer needs),
      * and drsch-reid's input took a 9.5 ms reorder to nhwc (1 thread, batch 100, Zen 5). drsch
      * bench encode, side by side: drsch-mnist +5% at 1 thread, +1% at 2, +20% in bf16;
      * drsch-cifar +5% / +8%; drsch-reid +4% / +4%. */
