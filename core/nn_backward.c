@@ -5,6 +5,40 @@
 
 #include "nn_internal.h"
 
+/* The input gradient of a convolution computed as an inner product: each receptive field's
+ * gradient (diff_col, laid out as im2col's rows, C x KH x KW) summed back into the nchw
+ * diff_src, taps on padding dropped. One thread per image, so no two threads add to one value. */
+static void col2im(const nn_net *net, const nn_layer *L)
+{
+    const nn_layer_spec *sp = &L->spec;
+    const int32_t K = sp->kernel, S = sp->stride, P = sp->pad, C = L->in_c;
+    const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;
+    const float *dcol = nn_mem_ptr(L->diff_col);
+    float *dsrc = nn_mem_ptr(L->diff_src);
+    const int32_t N = net->cfg.batch;
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < N; n++) {
+        float *img = dsrc + (size_t)n * C * IH * IW;
+        memset(img, 0, (size_t)C * IH * IW * sizeof(float));
+        for (int32_t oy = 0; oy < OH; oy++)
+            for (int32_t ox = 0; ox < OW; ox++) {
+                const float *g =
+                    dcol + (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * (size_t)C * K * K;
+                const int32_t ix0 = ox * S - P;
+                const int32_t lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + K > IW ? IW - ix0 : K;
+                for (int32_t c = 0; c < C; c++)
+                    for (int32_t ky = 0; ky < K; ky++, g += K) {
+                        const int32_t iy = oy * S - P + ky;
+                        if (iy < 0 || iy >= IH)
+                            continue;
+                        float *row = img + ((size_t)c * IH + (size_t)iy) * IW;
+                        for (int32_t kx = lo; kx < hi; kx++)
+                            row[ix0 + kx] += g[kx];
+                    }
+            }
+    }
+}
+
 /* Layer L's gradients by sgemm (L->sgemm), from the gradient at its output after the ReLU's
  * (dY, M x OC): the weights' dY^T x col, the bias's column sums of dY (rows in order), and,
  * when asked for, the unfolded input's dY x W. */
@@ -27,9 +61,8 @@ static drsch_status sgemm_backward(const nn_net *net, const nn_layer *L, bool da
     return DRSCH_OK;
 }
 
-/* The input gradient of a convolution computed by sgemm (L->sgemm): each receptive field's
- * gradient (diff_col, rows in im2col_nhwc's (KH, KW, C) order) summed back into the nhwc
- * diff_src, taps on padding dropped. One thread per image, so no two threads add to one value. */
+/* col2im for sgemm layers (L->sgemm): the rows of diff_col in im2col_nhwc's (KH, KW, C) order
+ * summed back into the nhwc diff_src, taps on padding dropped; one thread per image. */
 static void col2im_nhwc(const nn_net *net, const nn_layer *L)
 {
     const int32_t K = L->spec.kernel, S = L->spec.stride, P = L->spec.pad, C = L->in_c;
@@ -135,18 +168,24 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                     col2im_nhwc(net, L);
                 break;
             }
-            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
-            a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+            a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->col ? L->col : L->src};
+            a[1] =
+                (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst2d ? L->diff_dst2d : L->diff_dst};
             a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, L->dw_tmp ? L->dw_tmp : L->dw};
             a[3] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, L->db};
             TRY(nn_exec(net, L->bwd_weights, 4, a, err));
             if (L->dw_reorder)
                 TRY(nn_run_reorder(net, L->dw_reorder, L->dw_tmp, L->dw, err));
             if (data) {
-                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
+                a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST,
+                                         L->diff_dst2d ? L->diff_dst2d : L->diff_dst};
                 a[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, L->w_bwd};
-                a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_src};
+                a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->col ? L->diff_col : L->diff_src};
                 TRY(nn_exec(net, L->bwd_data, 3, a, err));
+                if (L->col) {
+                    DN(dnnl_stream_wait(net->stream), "stream wait");
+                    col2im(net, L);
+                }
             }
             break;
         case NN_LAYER_POOL_MAX:

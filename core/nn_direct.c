@@ -296,7 +296,7 @@ bool nn_direct_fits(const nn_net *net, const nn_layer *L)
     return net->cfg.precision == NN_PRECISION_F32 && sp->kind == NN_LAYER_CONV && sp->stride == 1 &&
            sp->pad == 0 && (sp->kernel == 3 || sp->kernel == 5) && L->out_w >= 1 && L->out_w <= 8 &&
            L->in_c % 32 == 0 && L->out_c % 64 == 0 && __builtin_cpu_supports("avx512f") &&
-           (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+           nn_onednn_avx512();
 }
 
 #else

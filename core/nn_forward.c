@@ -7,52 +7,56 @@
 
 #include "nn_internal.h"
 
-/* Unfolds the nchw bf16 source of layer L (an inner product of a bf16 net; f32 nets use
- * im2col_nhwc) into col: for each output pixel (n, oy, ox) a row of C x KH x KW values (the
- * weights' order), the source values its kernel taps read, zeros where they read padding. The
- * rows are short (KW values), so they are copied in a loop rather than by memcpy calls. */
-static void im2col_bf16(const nn_net *net, const nn_layer *L)
-{
-    const nn_layer_spec *sp = &L->spec;
-    const int32_t K = sp->kernel, S = sp->stride, P = sp->pad, C = L->in_c;
-    const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;
-    const uint16_t *src = (const uint16_t *)(void *)nn_mem_ptr(L->src);
-    uint16_t *col = (uint16_t *)(void *)nn_mem_ptr(L->col);
-    const int64_t M = (int64_t)net->cfg.batch * OH * OW;
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; m++) {
-        const int64_t n = m / ((int64_t)OH * OW);
-        const int32_t oy = (int32_t)(m / OW % OH), ox = (int32_t)(m % OW);
-        const int32_t ix0 = ox * S - P, iy0 = oy * S - P;
-        /* a receptive field that reads no padding is copied row by row without checks */
-        const int inside = ix0 >= 0 && ix0 + K <= IW && iy0 >= 0 && iy0 + K <= IH;
-        uint16_t *out = col + (size_t)m * C * K * K;
-        for (int32_t c = 0; c < C; c++) {
-            const uint16_t *plane = src + ((size_t)n * C + (size_t)c) * IH * IW;
-            if (inside) {
-                for (int32_t ky = 0; ky < K; ky++, out += K) {
-                    const uint16_t *in = plane + (size_t)(iy0 + ky) * IW + (size_t)ix0;
-                    for (int32_t kx = 0; kx < K; kx++)
-                        out[kx] = in[kx];
-                }
-                continue;
-            }
-            for (int32_t ky = 0; ky < K; ky++, out += K) {
-                const int32_t iy = oy * S - P + ky;
-                if (iy < 0 || iy >= IH) {
-                    for (int32_t kx = 0; kx < K; kx++)
-                        out[kx] = 0;
-                    continue;
-                }
-                const uint16_t *row = plane + (size_t)iy * IW;
-                for (int32_t kx = 0; kx < K; kx++) {
-                    const int32_t ix = ix0 + kx;
-                    out[kx] = ix >= 0 && ix < IW ? row[ix] : (uint16_t)0;
-                }
-            }
-        }
+/* Unfolds layer L's nchw source into col: for each output pixel (n, oy, ox) a row of C x KH x KW
+ * values (the weights' order), the source values its kernel taps read, zeros where they read
+ * padding. T is the compute type's storage (float, or uint16_t for bf16 nets): the rows are
+ * short (KW values), so they are copied in a loop rather than by memcpy calls. */
+#define IM2COL(T)                                                                                  \
+    static void im2col_##T(const nn_net *net, const nn_layer *L)                                   \
+    {                                                                                              \
+        const nn_layer_spec *sp = &L->spec;                                                        \
+        const int32_t K = sp->kernel, S = sp->stride, P = sp->pad, C = L->in_c;                    \
+        const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;                    \
+        const T *src = (const T *)(void *)nn_mem_ptr(L->src);                                      \
+        T *col = (T *)(void *)nn_mem_ptr(L->col);                                                  \
+        const int64_t M = (int64_t)net->cfg.batch * OH * OW;                                       \
+        _Pragma("omp parallel for schedule(static)") for (int64_t m = 0; m < M; m++)               \
+        {                                                                                          \
+            const int64_t n = m / ((int64_t)OH * OW);                                              \
+            const int32_t oy = (int32_t)(m / OW % OH), ox = (int32_t)(m % OW);                     \
+            const int32_t ix0 = ox * S - P, iy0 = oy * S - P;                                      \
+            /* a receptive field that reads no padding is copied row by row without checks */      \
+            const int inside = ix0 >= 0 && ix0 + K <= IW && iy0 >= 0 && iy0 + K <= IH;             \
+            T *out = col + (size_t)m * C * K * K;                                                  \
+            for (int32_t c = 0; c < C; c++) {                                                      \
+                const T *plane = src + ((size_t)n * C + (size_t)c) * IH * IW;                      \
+                if (inside) {                                                                      \
+                    for (int32_t ky = 0; ky < K; ky++, out += K) {                                 \
+                        const T *in = plane + (size_t)(iy0 + ky) * IW + (size_t)ix0;               \
+                        for (int32_t kx = 0; kx < K; kx++)                                         \
+                            out[kx] = in[kx];                                                      \
+                    }                                                                              \
+                    continue;                                                                      \
+                }                                                                                  \
+                for (int32_t ky = 0; ky < K; ky++, out += K) {                                     \
+                    const int32_t iy = oy * S - P + ky;                                            \
+                    if (iy < 0 || iy >= IH) {                                                      \
+                        for (int32_t kx = 0; kx < K; kx++)                                         \
+                            out[kx] = (T)0;                                                        \
+                        continue;                                                                  \
+                    }                                                                              \
+                    const T *row = plane + (size_t)iy * IW;                                        \
+                    for (int32_t kx = 0; kx < K; kx++) {                                           \
+                        const int32_t ix = ix0 + kx;                                               \
+                        out[kx] = ix >= 0 && ix < IW ? row[ix] : (T)0;                             \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
-}
+IM2COL(float)
+IM2COL(uint16_t)
+#undef IM2COL
 
 /* Layer L's output computed by sgemm (L->sgemm): the unfolded input's rows times the weights'
  * rows (M x KC times KC x OC), then bias and ReLU, row by row. */
@@ -171,8 +175,10 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 if (L->sgemm)
                     im2col_nhwc(net, L);
+                else if (nn_mem_md(L->col)->data_type == dnnl_f32)
+                    im2col_float(net, L);
                 else
-                    im2col_bf16(net, L);
+                    im2col_uint16_t(net, L);
             }
             if (L->sgemm) {
                 TRY(sgemm_forward(net, L, err));

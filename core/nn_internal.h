@@ -47,14 +47,14 @@ typedef struct {
     dnnl_primitive_t w_fwd_reorder;
     char impl[64]; /* oneDNN's name of the forward implementation ("" if none) */
 
-    /* A convolution computed as a product over its unfolded input (nn_conv_as_gemm): col holds
-     * every output pixel's receptive field (rows of C x KH x KW values, in (KH, KW, C) order for
-     * sgemm), dst2d is a 2-D view (pixels x channels) of dst (nhwc) for the inner product of
-     * bf16 nets, diff_col the input gradient per receptive field, summed back into diff_src
-     * (owned, all NULL else). */
-    dnnl_memory_t col, diff_col, dst2d;
-    /* f32 nets compute that inner product with oneDNN's sgemm (nn_layers.c: build_conv_gemm):
-     * weights and their gradient plain (OC x C*KH*KW), bias and ReLU in C, no primitives. */
+    /* A convolution computed as an inner product over its unfolded input (nn_conv_as_gemm):
+     * col holds every output pixel's receptive field (rows of C x KH x KW), dst2d
+     * and diff_dst2d are 2-D views (pixels x channels) of dst and diff_dst (nhwc), diff_col the
+     * input gradient per receptive field, summed back into diff_src (owned, all NULL else). */
+    dnnl_memory_t col, diff_col, dst2d, diff_dst2d;
+    /* f32 nets on AVX-512 compute that product with oneDNN's sgemm (nn_layers.c:
+     * build_conv_gemm): nhwc source, weights and their gradient in ohwi, bias and ReLU in C, no
+     * primitives. */
     bool sgemm;
     /* a convolution computed by drsch's own AVX-512 loops (nn_direct.c): weights hwio, w_bwd
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
@@ -97,6 +97,9 @@ struct nn_net {
     bool weights_dirty;
     double flops_fwd, flops_bwd;
 };
+
+/* Whether oneDNN runs its AVX-512 kernels here (its effective ISA includes avx512_core). */
+bool nn_onednn_avx512(void);
 
 /* Direct convolutions (nn_direct.c): whether layer L of net is one they compute (f32, stride 1,
  * no padding, 3x3 or 5x5 taps, output rows of at most 8, input channels a multiple of 32,

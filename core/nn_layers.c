@@ -283,13 +283,14 @@ static drsch_status build_ip_backward(nn_net *net, int i, const_dnnl_primitive_d
  * product over the same numbers ran at 91% (batch 100, 2-core Zen 5). The unfolding costs about
  * 0.2 ms a batch (2.56 MB of rows): with it, drsch-mnist's training step ran 3-5% faster than with
  * conv3 in nhwc, and encoding 0.4-2% (drsch bench train / encode, 2 threads, three rounds side by
- * side). f32 nets (every training net) call oneDNN's sgemm for the three products instead
+ * side). f32 nets where oneDNN runs AVX-512 call its sgemm for the three products instead
  * (forward, input and weight gradients; bias and ReLU in C, nn_forward.c, nn_backward.c), over
  * an nhwc source and weights in ohwi (rows in (KH, KW, C) order, runs of KW x C values): for
  * conv3's 400 x 1600 x 128 at batch 100 it took 0.50, 0.42 and 0.47-0.56 ms where the inner
  * product's primitives took 0.75, 0.79 and 1.25 ms (2 threads; the weight gradient, a sum over only
- * 400 rows, ran at 30% of the f32 peak). bf16 nets (inference only) keep the inner product over an
- * nchw source. */
+ * 400 rows, ran at 30% of the f32 peak). Elsewhere, and in bf16 nets, the inner product stays,
+ * over an nchw source: it was not measured slower there, and oneDNN's AVX2 sgemm reads 32 bytes
+ * past its own packing buffers (valgrind memcheck, ci/valgrind, which caps oneDNN at AVX2). */
 static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -308,7 +309,7 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
     dnnl_memory_desc_t w_plain = nn_md_tag(2, wd, dnnl_oi), W = w_plain;
     dnnl_primitive_desc_t fpd = NULL;
     drsch_status s = DRSCH_OK;
-    L->sgemm = cdt == dnnl_f32;
+    L->sgemm = cdt == dnnl_f32 && nn_onednn_avx512();
     if (L->sgemm) {
         /* the source as its producer leaves it (nhwc), so the rows unfold it in (KH, KW, C)
          * order: contiguous runs of KW x C values, and weights in ohwi to match */
@@ -318,9 +319,9 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
         w_plain = nn_md_tag(4, w4, dnnl_oihw);
         snprintf(L->impl, sizeof L->impl, "sgemm");
     } else {
-        dnnl_inner_product_desc_t ipd; /* bf16, so inference */
-        DN(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &C, &w_any, &b_x,
-                                                &D2),
+        dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
+        dnnl_inner_product_desc_t ipd;
+        DN(dnnl_inner_product_forward_desc_init(&ipd, prop, &C, &w_any, &b_x, &D2),
            "conv gemm desc");
         dnnl_primitive_attr_t attr = NULL;
         if (sp->relu)
@@ -339,13 +340,19 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
     CK(nn_new_mem(net, &L->dst2d, &D2, nn_mem_ptr(L->dst), err));
     CK(nn_new_mem(net, &L->col, &C, DNNL_MEMORY_ALLOCATE, err));
     CK(bind_src(net, i, &S, err));
-    if (net->cfg.training) { /* training nets are f32, so L->sgemm */
+    if (net->cfg.training) {
         CK(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+        CK(nn_new_mem(net, &L->diff_dst2d, &D2, nn_mem_ptr(L->diff_dst), err));
         CK(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
         if (sp->relu)
             CK(build_relu_bwd(net, L, &D, err));
-        CK(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
-        L->w_bwd = L->w;
+        if (L->sgemm) {
+            CK(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
+            L->w_bwd = L->w;
+        } else {
+            CK(build_ip_backward(net, i, fpd, &C, &w_any, &b_x, &D2, &W, "conv gemm",
+                                 "convolution (gemm)", err));
+        }
         if (nn_need_data_grad(net, i))
             CK(nn_new_mem(net, &L->diff_col, &C, DNNL_MEMORY_ALLOCATE, err));
     }

@@ -47,6 +47,12 @@ int nn_bf16_native(void)
     return ((unsigned)dnnl_get_effective_cpu_isa() & bf16) == bf16;
 }
 
+bool nn_onednn_avx512(void)
+{
+    const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & core) == core;
+}
+
 const char *nn_onednn_isa(void)
 {
     switch (dnnl_get_effective_cpu_isa()) {
