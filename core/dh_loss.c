@@ -5,6 +5,7 @@
 #include "dh.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,35 +126,21 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
-/* Row i of pair_distances: the pairs (i, j > i), written at (i, j) and (j, i). */
-DH_CLONES static void distance_row(const float *y, int32_t n, int32_t d, int32_t i, double *dist)
+/* Row i of the squared distances from the transposed outputs yt (d x n): every pair (i, j) is
+ * summed over k in order, as sqdist does, the row's n pairs side by side; (a - b)^2 and (b - a)^2
+ * are the same double, so rows i and j agree on the pair. */
+DH_CLONES static void distance_row(const double *yt, int32_t n, int32_t d, int32_t i, double *row)
 {
-    const float *yi = y + (size_t)i * d;
-    dist[(size_t)i * n + i] = 0;
-    int32_t j = i + 1;
-    for (; j + 4 <= n; j += 4) {
-        const float *yj = y + (size_t)j * d;
-        double s[4] = {0, 0, 0, 0};
-        for (int32_t k = 0; k < d; k++)
-            for (int u = 0; u < 4; u++) {
-                double t = (double)yi[k] - (double)yj[(size_t)u * d + k];
-                s[u] += t * t;
-            }
-        for (int u = 0; u < 4; u++)
-            dist[(size_t)i * n + j + u] = dist[(size_t)(j + u) * n + i] = s[u];
+    for (int32_t j = 0; j < n; j++)
+        row[j] = 0.0;
+    for (int32_t k = 0; k < d; k++) {
+        const double *col = yt + (size_t)k * (size_t)n;
+        const double a = col[i];
+        for (int32_t j = 0; j < n; j++) {
+            double t = a - col[j];
+            row[j] += t * t;
+        }
     }
-    for (; j < n; j++)
-        dist[(size_t)i * n + j] = dist[(size_t)j * n + i] = sqdist(yi, y + (size_t)j * d, d);
-}
-
-/* Squared distances between the n outputs (n x n, symmetric, zero diagonal). Each is summed
- * over k in order as sqdist does, four pairs side by side (a single sum is a chain of dependent
- * adds), rows over OpenMP threads: the same bits at any thread count. */
-static void pair_distances(const float *y, int32_t n, int32_t d, double *dist)
-{
-#pragma omp parallel for schedule(dynamic, 4) if (n >= 32)
-    for (int32_t i = 0; i < n; i++)
-        distance_row(y, n, d, i, dist);
 }
 
 /* The triplet term as it is summed: the margin C, the loss of the active triplets, the number of
@@ -188,25 +175,37 @@ static void hardest_triplet(int32_t n, int32_t a, const uint8_t *sa, const doubl
     }
 }
 
+/* Scratch of all_triplets, n entries each. */
+typedef struct {
+    int32_t *neg, *cnt;
+    double *dneg, *part;
+} triplet_scratch;
+
 /* Every triplet of anchor a (np similar x nneg dissimilar items): W[a][p] += 1, W[a][n] -= 1 for
  * every active one. Those are whole numbers, so they are counted and added once (the same
- * values as one by one; adding to W in the loop made every triplet wait on the last one's store),
- * and the loss adds l - C for each active triplet in order (+0 for the others: the same sum),
- * without a branch on the data. neg: room for n indices, cnt for n counts. */
+ * values as one by one). The dissimilar items' distances are gathered once, so the loop over
+ * them runs in vector lanes: each keeps its count and its sum of l - C over the similar items in
+ * order (+0 for inactive triplets: the same sum), and the anchor's loss sums the lanes in order.
+ * The gradient does not depend on that order, only the loss's last bits; it is the same at any
+ * thread count. */
 DH_CLONES static void all_triplets(int32_t n, int32_t a, const uint8_t *sa, int64_t np,
                                    int64_t nneg, const double *dist, double *W, triplet_sums *t,
-                                   int32_t *neg, int32_t *cnt)
+                                   const triplet_scratch *s)
 {
     t->triplets += np * nneg;
     const double *da = dist + (size_t)a * n, C = t->C;
     double *Wa = W + (size_t)a * n;
+    int32_t *neg = s->neg, *cnt = s->cnt;
+    double *dneg = s->dneg, *part = s->part;
     int32_t m = 0;
     for (int32_t q = 0; q < n; q++)
         if (q != a && !sa[q]) {
-            neg[m++] = q;
-            cnt[q] = 0;
+            neg[m] = q;
+            dneg[m] = da[q];
+            cnt[m] = 0;
+            part[m] = 0.0;
+            m++;
         }
-    double tl = t->tl;
     int64_t active = 0;
     for (int32_t p = 0; p < n; p++) {
         if (p == a || !sa[p])
@@ -214,123 +213,199 @@ DH_CLONES static void all_triplets(int32_t n, int32_t a, const uint8_t *sa, int6
         const double dap = da[p];
         int32_t on = 0;
         for (int32_t i = 0; i < m; i++) {
-            const int32_t q = neg[i];
-            const double l = dap - da[q];
+            const double l = dap - dneg[i];
             const int32_t act = l >= C;
             on += act;
-            cnt[q] += act;
-            tl += act ? l - C : 0.0;
+            cnt[i] += act;
+            part[i] += act ? l - C : 0.0;
         }
         Wa[p] += (double)on;
         active += on;
     }
-    for (int32_t i = 0; i < m; i++)
-        Wa[neg[i]] -= (double)cnt[neg[i]];
-    t->tl = tl;
+    double tl = 0.0;
+    for (int32_t i = 0; i < m; i++) {
+        Wa[neg[i]] -= (double)cnt[i];
+        tl += part[i];
+    }
+    t->tl += tl;
     t->active += active;
 }
 
-/* The triplet term into W (then divided by the triplet count of c->norm, as the loss is). */
-static void triplet_term(const dh_config *c, int32_t n, const uint8_t *sim, const double *dist,
-                         double *W, triplet_sums *t, int32_t *scratch)
+/* The triplets of anchor a into row a of W and into *ta (sums of its own). */
+static void anchor_triplets(const dh_config *c, int32_t n, int32_t a, const uint8_t *sim,
+                            const double *dist, double *W, triplet_sums *ta,
+                            const triplet_scratch *s)
 {
-    for (int32_t a = 0; a < n; a++) {
-        const uint8_t *sa = sim + (size_t)a * n;
-        int64_t np = 0, nneg = 0;
-        for (int32_t j = 0; j < n; j++) {
-            if (j == a)
-                continue;
-            np += sa[j] != 0;
-            nneg += sa[j] == 0;
-        }
-        if (c->triplets == DH_TRIPLETS_HARD) {
-            if (np == 0 || nneg == 0)
-                continue;
-            hardest_triplet(n, a, sa, dist, W, t);
+    const uint8_t *sa = sim + (size_t)a * n;
+    int64_t np = 0, nneg = 0;
+    for (int32_t j = 0; j < n; j++) {
+        if (j == a)
             continue;
-        }
-        all_triplets(n, a, sa, np, nneg, dist, W, t, scratch, scratch + n);
+        np += sa[j] != 0;
+        nneg += sa[j] == 0;
     }
-    int64_t denom = c->norm == DH_NORM_ACTIVE ? t->active : t->triplets;
-    double inv_t = denom ? 1.0 / (double)denom : 0.0;
-    t->tl *= inv_t;
-    for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
-        W[i] *= inv_t;
-}
-
-/* Laplacian: (beta/n) * 1/2 sum_ij A_ij |y_i - y_j|^2 into *ll, gradient 2 (beta/n) sum_j A_ij
- * (y_i - y_j); each ordered pair (i, j) carries half of it in W. A: room for the k-NN graph, or
- * NULL for the label graph. Returns -1 when out of memory. */
-static int laplacian_term(const dh_config *c, int32_t n, const uint8_t *sim, const float *feat,
-                          int32_t fdim, const double *dist, double *A, double *W, double *ll)
-{
-    if (A && knn_graph(feat, n, fdim, c->knn_k, A))
-        return -1;
-    for (int32_t i = 0; i < n; i++)
-        for (int32_t j = 0; j < n; j++) {
-            if (i == j)
-                continue;
-            double a =
-                A ? A[(size_t)i * n + j] : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
-            *ll += 0.5 * a * dist[(size_t)i * n + j];
-            W[(size_t)i * n + j] += 0.5 * (double)c->beta / n * a;
-        }
-    *ll *= (double)c->beta / n;
-    return 0;
-}
-
-/* acc (d doubles) -= or += g = 2 w (a - b), g as pair_gradient's sum forms it. */
-static void pair_term(double *acc, double w, const float *a, const float *b, int32_t d, int add)
-{
-    for (int32_t k = 0; k < d; k++) {
-        double g = 2.0 * w * ((double)a[k] - (double)b[k]);
-        acc[k] = add ? acc[k] + g : acc[k] - g;
+    if (c->triplets == DH_TRIPLETS_HARD) {
+        if (np > 0 && nneg > 0)
+            hardest_triplet(n, a, sa, dist, W, ta);
+        return;
     }
+    all_triplets(n, a, sa, np, nneg, dist, W, ta, s);
 }
 
-/* Row x of pair_gradient, summed in acc (d doubles). */
+/* Row i of W, which holds the triplet term's counts: scaled by inv_t, the triplet term's
+ * normalisation, plus the Laplacian's share. The Laplacian is (beta/n) * 1/2 sum_ij A_ij
+ * |y_i - y_j|^2, gradient 2 (beta/n) sum_j A_ij (y_i - y_j); each ordered pair (i, j) carries half
+ * of it in W. A: the k-NN graph, or NULL for the label graph. Returns row i's sum of
+ * 1/2 A_ij |y_i - y_j|^2. */
+static double finish_row(const dh_config *c, int32_t n, int32_t i, const uint8_t *sim,
+                         const double *A, const double *dist, double inv_t, double *W)
+{
+    double ll = 0.0;
+    double *Wi = W + (size_t)i * n;
+    for (int32_t j = 0; j < n; j++)
+        Wi[j] *= inv_t;
+    if (c->beta == 0)
+        return 0.0;
+    for (int32_t j = 0; j < n; j++) {
+        if (i == j)
+            continue;
+        double a =
+            A ? A[(size_t)i * n + j] : (sim[(size_t)i * n + j] ? 1.0 : (double)c->graph_other);
+        ll += 0.5 * a * dist[(size_t)i * n + j];
+        Wi[j] += 0.5 * (double)c->beta / n * a;
+    }
+    return ll;
+}
+
+/* Eight doubles (GCC's and Clang's vector extension: one AVX-512 register, or pieces of it in the
+ * other clones) and their conversions from and to floats. */
+typedef double dh_v8d __attribute__((vector_size(64)));
+typedef float dh_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
+#define LOAD8(p) __builtin_convertvector(*(const dh_v8f_u *)(p), dh_v8d)
+#define STORE8(p, v) (*(dh_v8f_u *)(p) = __builtin_convertvector((v), dh_v8f_u))
+
+/* Row x of the gradient (see loss_region). Its terms, in the order the sum over the ordered pairs
+ * (i, j) meets them: (i, x) for i < x, then (x, j) for every j, then (i, x) for i > x, each 2 W
+ * (y_x - y_other) (the pair (i, x) subtracts 2 W (y_i - y_x): the same double negated). coef and
+ * idx: room for 2n terms. The sums then run over the terms in that order for 16 k at a time, in two
+ * vectors of 8 doubles that stay in registers (one pass over the terms per pair had loaded and
+ * stored d sums per term). */
 DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const double *W, int32_t x,
-                                   double *acc, float *dy)
+                                   double *coef, int32_t *idx, float *dy)
 {
-    memset(acc, 0, sizeof(double) * (size_t)d);
-    const float *yx = y + (size_t)x * d;
+    int32_t m = 0;
     for (int32_t i = 0; i < n; i++) {
-        if (i == x) { /* row x's own pairs (x, j), then (x, x) takes its g back */
+        if (i == x) { /* W's diagonal is zero: (x, x) adds nothing */
             for (int32_t j = 0; j < n; j++) {
                 double w = W[(size_t)x * n + j];
-                if (w == 0.0)
-                    continue;
-                pair_term(acc, w, yx, y + (size_t)j * d, d, 1);
-                if (j == x)
-                    pair_term(acc, w, yx, yx, d, 0);
+                if (w != 0.0 && j != x) {
+                    coef[m] = 2.0 * w;
+                    idx[m++] = j;
+                }
             }
             continue;
         }
-        double w = W[(size_t)i * n + x]; /* pair (i, x): row x is its j */
-        if (w != 0.0)
-            pair_term(acc, w, y + (size_t)i * d, yx, d, 0);
+        double w = W[(size_t)i * n + x];
+        if (w != 0.0) {
+            coef[m] = 2.0 * w;
+            idx[m++] = i;
+        }
     }
-    for (int32_t k = 0; k < d; k++)
-        dy[(size_t)x * d + k] = (float)acc[k];
+    const float *yx = y + (size_t)x * d;
+    int32_t k0 = 0;
+    for (; k0 + 16 <= d; k0 += 16) {
+        dh_v8d x0 = LOAD8(yx + k0), x1 = LOAD8(yx + k0 + 8), a0 = {0}, a1 = {0};
+        for (int32_t t = 0; t < m; t++) {
+            const float *yj = y + (size_t)idx[t] * d + k0;
+            const dh_v8d c = {coef[t], coef[t], coef[t], coef[t],
+                              coef[t], coef[t], coef[t], coef[t]};
+            a0 += c * (x0 - LOAD8(yj));
+            a1 += c * (x1 - LOAD8(yj + 8));
+        }
+        STORE8(dy + (size_t)x * d + k0, a0);
+        STORE8(dy + (size_t)x * d + k0 + 8, a1);
+    }
+    for (; k0 < d; k0 += 8) {
+        const int32_t len = d - k0 < 8 ? d - k0 : 8;
+        double acc[8] = {0}, xv[8] = {0};
+        for (int32_t kk = 0; kk < len; kk++)
+            xv[kk] = (double)yx[k0 + kk];
+        for (int32_t t = 0; t < m; t++) {
+            const float *yj = y + (size_t)idx[t] * d + k0;
+            const double c = coef[t];
+            for (int32_t kk = 0; kk < len; kk++)
+                acc[kk] += c * (xv[kk] - (double)yj[kk]);
+        }
+        for (int32_t kk = 0; kk < len; kk++)
+            dy[(size_t)x * d + k0 + kk] = (float)acc[kk];
+    }
 }
 
-/* d/dy_i of W_ij |y_i - y_j|^2 is 2 W_ij (y_i - y_j), and of y_j the opposite: dy (n x d), summed
- * in double. The sum over the ordered pairs (i, j), in order, adds g_ij to row i and subtracts it
- * from row j; row x's own sum is formed here in that same order, rows over OpenMP threads, so dy
- * has the same bits at any thread count (and as the one loop over the pairs). Returns -1 when
- * out of memory. */
-static int pair_gradient(const float *y, int32_t n, int32_t d, const double *W, float *dy)
+/* Scratch of one thread: the triplets' (4n entries) or the gradient's (4n). */
+#define DH_SCRATCH(n) ((sizeof(int32_t) + sizeof(double)) * 2 * (size_t)(n))
+
+/* One parallel region, its steps apart by barriers: transposed outputs, pair distances, the
+ * triplets of each anchor, their sums, the rows of W (and the Laplacian), the gradient's rows.
+ * Every step runs over rows or anchors whose results are combined in their order, so dy and the
+ * loss have the same bits at any thread count. One region, not one per step: in a training step
+ * of drsch-mnist (100 x 48, 2 threads, Zen 5) the loss took 0.30 ms with the triangle's distances
+ * and the serial triplets, 0.19 ms with these loops in one region per step and 0.16-0.18 ms in
+ * one region (0.13 ms alone, called back to back). The pair terms: d/dy_i of W_ij |y_i - y_j|^2 is
+ * 2 W_ij (y_i - y_j), and of y_j the opposite; the sum over the ordered pairs (i, j), in order,
+ * adds g_ij to row i and subtracts it from row j, and gradient_row forms row x's own sum in that
+ * same order. Returns -1 when out of memory. */
+static int loss_region(const dh_config *c, int32_t n, int32_t d, const float *y, const uint8_t *sim,
+                       const double *A, double *yt, double *dist, double *W, triplet_sums *t,
+                       triplet_sums *sums, double *rows, float *dy)
 {
     int failed = 0;
+    double inv_t = 0.0;
 #pragma omp parallel if (n >= 32) reduction(| : failed)
     {
-        double *acc = malloc(sizeof(double) * (size_t)d);
-        failed = !acc;
+        void *mem = malloc(DH_SCRATCH(n));
+        failed = !mem;
+        triplet_scratch s = {0};
+        if (mem) {
+            s.dneg = mem;
+            s.part = s.dneg + n;
+            s.neg = (int32_t *)(s.part + n);
+            s.cnt = s.neg + n;
+        }
 #pragma omp for schedule(static)
-        for (int32_t x = 0; x < n; x++)
-            if (acc)
-                gradient_row(y, n, d, W, x, acc, dy);
-        free(acc);
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t k = 0; k < d; k++)
+                yt[(size_t)k * n + i] = (double)y[(size_t)i * d + k];
+#pragma omp for schedule(static)
+        for (int32_t i = 0; i < n; i++)
+            distance_row(yt, n, d, i, dist + (size_t)i * n);
+#pragma omp for schedule(static)
+        for (int32_t a = 0; a < n; a++) {
+            sums[a] = (triplet_sums){t->C, 0, 0, 0};
+            if (mem)
+                anchor_triplets(c, n, a, sim, dist, W, &sums[a], &s);
+        }
+#pragma omp single
+        {
+            for (int32_t a = 0; a < n; a++) {
+                t->tl += sums[a].tl;
+                t->triplets += sums[a].triplets;
+                t->active += sums[a].active;
+            }
+            int64_t denom = c->norm == DH_NORM_ACTIVE ? t->active : t->triplets;
+            inv_t = denom ? 1.0 / (double)denom : 0.0;
+            t->tl *= inv_t;
+        }
+#pragma omp for schedule(static)
+        for (int32_t i = 0; i < n; i++)
+            rows[i] = finish_row(c, n, i, sim, A, dist, inv_t, W);
+        if (dy) {
+#pragma omp for schedule(static)
+            for (int32_t x = 0; x < n; x++)
+                if (mem)
+                    gradient_row(y, n, d, W, x, (double *)mem,
+                                 (int32_t *)((double *)mem + 2 * (size_t)n), dy);
+        }
+        free(mem);
     }
     return failed ? -1 : 0;
 }
@@ -339,25 +414,25 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
                      const uint8_t *sim, const float *feat, int32_t fdim, float *dy,
                      dh_stats *stats)
 {
-    size_t nn = (size_t)n * (size_t)n;
-    double *dist = malloc(sizeof(double) * nn), *W = calloc(nn, sizeof(double));
-    double *A = c->beta != 0 && c->graph == DH_GRAPH_KNN ? malloc(sizeof(double) * nn) : NULL;
-    int32_t *scratch = malloc(sizeof(int32_t) * 2 * (size_t)n);
-    if (!dist || !W || !scratch || (c->beta != 0 && c->graph == DH_GRAPH_KNN && !A)) {
-        free(dist);
-        free(W);
-        free(A);
-        free(scratch);
-        return DRSCH_ERR_NOMEM;
-    }
-    pair_distances(y, n, d, dist);
+    const size_t nn = (size_t)n * (size_t)n, n1 = (size_t)(n > 0 ? n : 1);
+    const bool knn = c->beta != 0 && c->graph == DH_GRAPH_KNN;
+    double *dist = malloc(sizeof(double) * (nn ? nn : 1)), *W = calloc(nn ? nn : 1, sizeof(double));
+    double *A = knn ? malloc(sizeof(double) * (nn ? nn : 1)) : NULL;
+    double *yt = malloc(sizeof(double) * n1 * (size_t)(d > 0 ? d : 1));
+    double *rows = malloc(sizeof(double) * n1);
+    triplet_sums *sums = malloc(sizeof(triplet_sums) * n1);
+    int rc = !dist || !W || !yt || !rows || !sums || (knn && !A) ? -1 : 0;
+    if (rc == 0 && knn)
+        rc = knn_graph(feat, n, fdim, c->knn_k, A);
     triplet_sums t = {dh_margin_at(c, iter), 0, 0, 0};
-    triplet_term(c, n, sim, dist, W, &t, scratch);
-    double ll = 0;
-    int rc = c->beta != 0 ? laplacian_term(c, n, sim, feat, fdim, dist, A, W, &ll) : 0;
-    if (rc == 0 && dy)
-        rc = pair_gradient(y, n, d, W, dy);
+    if (rc == 0)
+        rc = loss_region(c, n, d, y, sim, A, yt, dist, W, &t, sums, rows, dy);
     if (rc == 0 && stats) {
+        double ll = 0.0;
+        for (int32_t i = 0; i < n; i++)
+            ll += rows[i];
+        if (c->beta != 0)
+            ll *= (double)c->beta / n;
         stats->triplet_loss = t.tl;
         stats->laplacian_loss = ll;
         stats->loss = t.tl + ll;
@@ -367,6 +442,8 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
     free(dist);
     free(W);
     free(A);
-    free(scratch);
+    free(yt);
+    free(rows);
+    free(sums);
     return rc == 0 ? DRSCH_OK : DRSCH_ERR_NOMEM;
 }

@@ -212,6 +212,106 @@ Test(dh, gradient_on_threads_matches_finite_differences_with_the_same_bits)
 #endif
 }
 
+/* The objective summed the plain way, in double: distances over k in order, every triplet one
+ * by one, W scaled by the triplet count, the Laplacian's half per ordered pair, and dy from one
+ * loop over the ordered pairs (i, j) in order, each adding g = 2 W_ij (y_i - y_j) to row i and
+ * subtracting it from row j. Label graph, all triplets. */
+static void plain_objective(const dh_config *c, const float *y, int32_t n, int32_t d,
+                            const uint8_t *sim, float *dy, double *loss)
+{
+    double *dist = calloc((size_t)n * n, sizeof(double)),
+           *W = calloc((size_t)n * n, sizeof(double));
+    double *acc = calloc((size_t)n * d, sizeof(double));
+    cr_assert(dist && W && acc);
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++)
+            for (int32_t k = 0; k < d; k++) {
+                double t = (double)y[i * d + k] - (double)y[j * d + k];
+                dist[i * n + j] += t * t;
+            }
+    const double C = c->margin0;
+    double tl = 0.0, ll = 0.0;
+    int64_t triplets = 0;
+    for (int32_t a = 0; a < n; a++)
+        for (int32_t p = 0; p < n; p++)
+            for (int32_t q = 0; q < n; q++) {
+                if (p == a || q == a || !sim[a * n + p] || sim[a * n + q])
+                    continue;
+                triplets++;
+                double l = dist[a * n + p] - dist[a * n + q];
+                if (l >= C) {
+                    tl += l - C;
+                    W[a * n + p] += 1.0;
+                    W[a * n + q] -= 1.0;
+                }
+            }
+    for (int32_t i = 0; i < n * n; i++)
+        W[i] *= 1.0 / (double)triplets;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            if (i == j)
+                continue;
+            double a = sim[i * n + j] ? 1.0 : (double)c->graph_other;
+            ll += 0.5 * a * dist[i * n + j];
+            W[i * n + j] += 0.5 * (double)c->beta / n * a;
+        }
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            double w = W[i * n + j];
+            if (w == 0.0)
+                continue;
+            for (int32_t k = 0; k < d; k++) {
+                double g = 2.0 * w * ((double)y[i * d + k] - (double)y[j * d + k]);
+                acc[i * d + k] += g;
+                acc[j * d + k] -= g;
+            }
+        }
+    for (int32_t i = 0; i < n * d; i++)
+        dy[i] = (float)acc[i];
+    *loss = tl / (double)triplets + ll * (double)c->beta / n;
+    free(dist);
+    free(W);
+    free(acc);
+}
+
+/* dh_loss forms each row's gradient on its own (16 columns at a time in vectors, rows on threads,
+ * the triplets counted per anchor): dy, rounded to float, has the bits of the plain sum over the
+ * ordered pairs, at batch sizes on one thread and on several, with 16-column blocks and the
+ * columns left over. A term missing, counted twice or summed in float shows; the order of the
+ * double sums does not survive the rounding to float (reversing it passes). The loss, summed in
+ * another order, agrees to 1e-12. */
+Test(dh, gradient_has_the_bits_of_the_plain_sum_over_pairs)
+{
+    const int32_t shapes[][3] = {{100, 48, 10}, {37, 13, 4}, {20, 40, 3}, {64, 64, 8}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int32_t n = shapes[s][0], d = shapes[s][1];
+        dh_config c;
+        uint8_t *sim = malloc((size_t)n * n);
+        float *y = malloc(sizeof(float) * (size_t)n * d),
+              *dy = malloc(sizeof(float) * (size_t)n * d);
+        float *want = malloc(sizeof(float) * (size_t)n * d);
+        cr_assert(sim && y && dy && want);
+        label_batch(&c, n, shapes[s][2], sim);
+        srand(11 + (unsigned)s);
+        for (int32_t i = 0; i < n * d; i++)
+            y[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
+        dh_stats st;
+        double loss;
+        cr_assert_eq(dh_loss(&c, 0, y, n, d, sim, NULL, 0, dy, &st), 0);
+        cr_assert_gt(st.active, 0);
+        plain_objective(&c, y, n, d, sim, want, &loss);
+        for (int32_t i = 0; i < n * d; i++)
+            cr_assert(memcmp(&dy[i], &want[i], sizeof dy[i]) == 0,
+                      "%d x %d: dy[%d] = %.9g, the plain sum %.9g", n, d, i, dy[i], want[i]);
+        cr_assert(fabs(st.loss - loss) <= 1e-12 * fabs(loss), "%d x %d: loss %.17g, plain %.17g", n,
+                  d, st.loss, loss);
+        free(sim);
+        free(y);
+        free(dy);
+        free(want);
+    }
+}
+
 Test(dh, gradient_knn_graph_and_multilabel_match_finite_differences)
 {
     dh_config c;
