@@ -148,7 +148,7 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
         switch (L->spec.kind) {
         case NN_LAYER_CONV:
         case NN_LAYER_FC:
-            if (L->relu_bwd) {
+            if (L->relu_bwd && !L->relu_in_next) {
                 a[0] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};
                 a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
                 a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_dst};
@@ -190,7 +190,11 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
             break;
         case NN_LAYER_POOL_MAX:
         case NN_LAYER_POOL_AVG:
-            if (data) {
+            if (data && L->pool_own) {
+                const nn_layer *P = i > 0 ? &net->layers[i - 1] : NULL;
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_pool_backward(net, L, P && P->relu_in_next ? nn_mem_ptr(P->dst) : NULL);
+            } else if (data) {
                 int na = 2;
                 a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};
                 a[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_src};

@@ -192,6 +192,11 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
             break;
         case NN_LAYER_POOL_MAX:
         case NN_LAYER_POOL_AVG: {
+            if (L->pool_own) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_pool_forward(net, L);
+                break;
+            }
             int na = 2;
             a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->src};
             a[1] = (dnnl_exec_arg_t){DNNL_ARG_DST, L->dst};

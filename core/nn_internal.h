@@ -60,6 +60,11 @@ typedef struct {
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
     bool direct;
     bool direct_src16; /* its source (and diff_src) in oneDNN's nChw16c, not nhwc */
+    /* an average pooling computed by drsch's loops (nn_pool.c), source and output in one
+     * layout (nChw16c when pool_blocked, else nhwc), no primitives */
+    bool pool_own, pool_blocked;
+    /* its ReLU's gradient is applied by the next layer's backward pass (an own pooling) */
+    bool relu_in_next;
 } nn_layer;
 
 typedef struct {
@@ -110,6 +115,15 @@ bool nn_direct_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
+
+/* Average pooling by drsch's loops (nn_pool.c): whether layer i of net is one they compute (f32,
+ * no padding, a source of 16k channels in nhwc or nChw16c, oneDNN on AVX-512), the output's
+ * layout (the source's), the forward pass (src -> dst) and the backward pass (diff_dst ->
+ * diff_src), times (relu_dst > 0) when relu_dst is the ReLU output of the layer before. */
+bool nn_pool_fits(const nn_net *net, int i);
+void nn_pool_layout(const nn_net *net, int i, dnnl_memory_desc_t *dst, bool *blocked);
+void nn_pool_forward(const nn_net *net, const nn_layer *L);
+void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst);
 
 /* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader

@@ -572,8 +572,30 @@ done:
     return s;
 }
 
+/* An average pooling on drsch's loops (nn_pool.c): output in its source's layout, and, when the
+ * layer before has a ReLU, that ReLU's gradient in the pooling's backward pass. */
+static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    dnnl_memory_desc_t D;
+    nn_pool_layout(net, i, &D, &L->pool_blocked);
+    L->p_w = L->p_b = -1;
+    L->pool_own = true;
+    snprintf(L->impl, sizeof L->impl, "drsch:avg");
+    TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    TRY(bind_src(net, i, nn_mem_md(L->in), err));
+    if (!net->cfg.training)
+        return DRSCH_OK;
+    TRY(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
+    if (i > 0 && net->layers[i - 1].relu_bwd && nn_need_data_grad(net, i))
+        net->layers[i - 1].relu_in_next = true;
+    return DRSCH_OK;
+}
+
 static drsch_status build_pool(nn_net *net, int i, drsch_error *err)
 {
+    if (nn_pool_fits(net, i))
+        return build_pool_own(net, i, err);
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     const int32_t N = net->cfg.batch;

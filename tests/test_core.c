@@ -397,6 +397,59 @@ Test(core_forward, pooling_matches_reference_ceil_mode)
         }
 }
 
+/* Average poolings that drsch's loops compute (core/nn_pool.c: no padding, 16k channels in
+ * nhwc or nChw16c, oneDNN on AVX-512; oneDNN's elsewhere) after a convolution with ReLU: over
+ * oneDNN's blocked output (a 1-channel input's convolution, as drsch-mnist's conv1 and pool1)
+ * and over the direct convolution's nhwc output (conv2 and pool2); 2x2 windows at stride 1 and
+ * 2, 3x3 at stride 2. Against the naive convolution and pooling. */
+static const struct {
+    int c, h, o, k, s, pk, ps;
+} OWN_POOLS[] = {{1, 16, 32, 5, 2, 2, 1},
+                 {1, 15, 32, 3, 1, 3, 2},
+                 {32, 11, 64, 5, 1, 2, 1},
+                 {32, 9, 64, 3, 1, 3, 2},
+                 {32, 8, 64, 3, 1, 2, 2}};
+#define N_OWN_POOLS (int)(sizeof OWN_POOLS / sizeof OWN_POOLS[0])
+
+static void expect_own_pool(const nn_net *net, int layer)
+{
+    if (onednn_has_avx512_core())
+        cr_expect_str_eq(nn_layer_impl(net, layer), "drsch:avg");
+    else
+        cr_expect_str_neq(nn_layer_impl(net, layer), "drsch:avg");
+}
+
+Test(core_forward, own_avg_pooling_matches_reference)
+{
+    rng_reset(21);
+    for (int t = 0; t < N_OWN_POOLS; t++) {
+        const int N = 3, C = OWN_POOLS[t].c, H = OWN_POOLS[t].h, O = OWN_POOLS[t].o,
+                  K = OWN_POOLS[t].k, S = OWN_POOLS[t].s, PK = OWN_POOLS[t].pk,
+                  PS = OWN_POOLS[t].ps;
+        const int CH = (H - K) / S + 1, PH = (CH - PK) / PS + 1;
+        cr_assert_eq((PH - 1) * PS + PK, CH, "shape %d: the windows must cover the input", t);
+        nn_layer_spec l[] = {L_CONV(O, K, S, 0, 1), L_POOL(NN_LAYER_POOL_AVG, PK, PS, 0)};
+        nn_net *net = make_net(l, 2, C, H, H, 4, N, 0);
+        expect_own_pool(net, 1);
+        float *x = rand_buf((size_t)N * C * H * H, 1.0);
+        float *p = export_params(net);
+        for (int o = 0; o < O; o++)
+            p[O * C * K * K + o] = (float)(0.05 * (o - 10)); /* some outputs below zero */
+        drsch_error err;
+        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                     err.msg);
+        float *c = malloc(sizeof(float) * N * O * CH * CH),
+              *y = malloc(sizeof(float) * N * O * PH * PH);
+        ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, S, 0, 1, CH, CH);
+        ref_pool(c, y, N, O, CH, CH, PK, PS, 0, 0, PH, PH);
+        cr_assert_eq(nn_output_dim(net), O * PH * PH);
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        expect_close_arrays(nn_output(net), y, (size_t)N * O * PH * PH, 1e-5, "own avg pool");
+        free(x), free(p), free(c), free(y);
+        nn_net_free(net);
+    }
+}
+
 Test(core_forward, fc_hash_bitweights_match_reference)
 {
     rng_reset(3);
@@ -538,6 +591,70 @@ Test(core_gradient, pooling)
                              L_POOL(is_max ? NN_LAYER_POOL_MAX : NN_LAYER_POOL_AVG, 3, 2, 0)};
         nn_net *net = make_net(l, 2, 3, 8, 8, 4, 2, 1);
         check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+        nn_net_free(net);
+    }
+}
+
+/* The same poolings' backward pass, which also applies the convolution's ReLU gradient (no
+ * oneDNN ReLU backward runs for it), for the loss sum(r * y): the bias and input gradients
+ * against a naive double backward pass through the pooling, the ReLU (cut where the naive
+ * convolution's output is not above zero) and the convolution. Finite differences cannot check
+ * it here: with 64 channels some ReLU input lies near its kink for every input value. */
+Test(core_gradient, own_avg_pooling_with_the_relu_gradient)
+{
+    rng_reset(22);
+    for (int t = 0; t < N_OWN_POOLS; t++) {
+        const int N = 2, C = OWN_POOLS[t].c, H = OWN_POOLS[t].h, O = OWN_POOLS[t].o,
+                  K = OWN_POOLS[t].k, S = OWN_POOLS[t].s, PK = OWN_POOLS[t].pk,
+                  PS = OWN_POOLS[t].ps;
+        const int CH = (H - K) / S + 1, PH = (CH - PK) / PS + 1;
+        nn_layer_spec l[] = {L_CONV(O, K, S, 0, 1), L_POOL(NN_LAYER_POOL_AVG, PK, PS, 0)};
+        nn_net *net = make_net(l, 2, C, H, H, 4, N, 1);
+        expect_own_pool(net, 1);
+        float *x = rand_buf((size_t)N * C * H * H, 1.0),
+              *r = rand_buf((size_t)N * O * PH * PH, 1.0);
+        float *p = export_params(net), *c = malloc(sizeof(float) * N * O * CH * CH);
+        ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, S, 0, 1, CH, CH);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        /* dz: the gradient at the ReLU's input; db and dx from it */
+        double *dz = calloc((size_t)N * O * CH * CH, sizeof(double)),
+               *db = calloc(O, sizeof(double));
+        double *dx = calloc((size_t)N * C * H * H, sizeof(double));
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int py = 0; py < PH; py++)
+                    for (int px = 0; px < PH; px++)
+                        for (int ky = 0; ky < PK; ky++)
+                            for (int kx = 0; kx < PK; kx++) {
+                                const size_t z =
+                                    ((size_t)(n * O + o) * CH + py * PS + ky) * CH + px * PS + kx;
+                                if (c[z] > 0.0f)
+                                    dz[z] += r[((size_t)(n * O + o) * PH + py) * PH + px] /
+                                             (double)(PK * PK);
+                            }
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int y = 0; y < CH; y++)
+                    for (int xx = 0; xx < CH; xx++) {
+                        const double g = dz[((size_t)(n * O + o) * CH + y) * CH + xx];
+                        db[o] += g;
+                        for (int ci = 0; ci < C; ci++)
+                            for (int ky = 0; ky < K; ky++)
+                                for (int kx = 0; kx < K; kx++)
+                                    dx[((size_t)(n * C + ci) * H + y * S + ky) * H + xx * S + kx] +=
+                                        g * p[((size_t)(o * C + ci) * K + ky) * K + kx];
+                    }
+        const float *gb = nn_param_at(net, 1).grad, *gx = nn_input_grad(net);
+        for (int o = 0; o < O; o++)
+            cr_expect(close_enough(db[o], gb[o], 1e-4, 1e-4), "shape %d, bias %d: %.7g, naive %.7g",
+                      t, o, gb[o], db[o]);
+        size_t bad = 0;
+        for (size_t k = 0; k < (size_t)N * C * H * H; k++)
+            bad += !close_enough(dx[k], gx[k], 1e-4, 1e-4);
+        cr_expect_eq(bad, 0, "shape %d: %zu input gradients off the naive ones", t, bad);
+        free(x), free(r), free(p), free(c), free(dz), free(db), free(dx);
         nn_net_free(net);
     }
 }
