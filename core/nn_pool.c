@@ -107,6 +107,24 @@ static pool_scale scale_of(int32_t k)
     return (pool_scale){false, (float)area};
 }
 
+/* A pooling layer's shape, its maps' layouts and its scale. */
+typedef struct {
+    int32_t N, C, CB, K, S, IH, IW, OH, OW;
+    pool_map in, out;
+    pool_scale sc;
+} pool_geom;
+
+static pool_geom geom_of(const nn_net *net, const nn_layer *L)
+{
+    pool_geom g;
+    g.N = net->cfg.batch, g.C = L->in_c, g.CB = L->in_c / 16, g.K = L->spec.kernel;
+    g.S = L->spec.stride, g.IH = L->in_h, g.IW = L->in_w, g.OH = L->out_h, g.OW = L->out_w;
+    g.in = map_of(L->pool_blocked, g.C, g.IH, g.IW);
+    g.out = map_of(L->pool_blocked, g.C, g.OH, g.OW);
+    g.sc = scale_of(g.K);
+    return g;
+}
+
 #if !(defined(__x86_64__) && defined(__GNUC__))
 static inline void v_store(float *q, vec16 a, pool_scale sc, const float *m)
 {
@@ -120,44 +138,40 @@ static inline void v_store(float *q, vec16 a, pool_scale sc, const float *m)
 /* One (image, channel block) of the forward pass; KC: the window's size when it is a constant
  * (the taps' loops unrolled, so that the sums of neighbouring outputs overlap), else 0. */
 static inline __attribute__((always_inline)) POOL_TARGET void
-fwd_plane(const float *xi, float *yo, pool_map in, pool_map out, int32_t OH, int32_t OW, int32_t K,
-          int32_t S, pool_scale sc, const int KC)
+fwd_plane(const float *xi, float *yo, const pool_geom *g, const int KC)
 {
-    const int32_t k = KC ? KC : K;
-    const size_t xstep = (size_t)S * in.xs;
-    for (int32_t oy = 0; oy < OH; oy++) {
-        const float *row = xi + (size_t)oy * S * in.ys;
+    const int32_t k = KC ? KC : g->K;
+    const pool_map in = g->in, out = g->out;
+    const size_t xstep = (size_t)g->S * in.xs;
+    for (int32_t oy = 0; oy < g->OH; oy++) {
+        const float *row = xi + (size_t)oy * g->S * in.ys;
         float *q = yo + (size_t)oy * out.ys;
-        for (int32_t ox = 0; ox < OW; ox++, row += xstep, q += out.xs) {
+        for (int32_t ox = 0; ox < g->OW; ox++, row += xstep, q += out.xs) {
             vec16 acc = V_ZERO();
             for (int32_t ky = 0; ky < k; ky++)
                 for (int32_t kx = 0; kx < k; kx++)
                     acc = V_ADD(acc, row + (size_t)ky * in.ys + (size_t)kx * in.xs);
-            V_STORE(q, acc, sc);
+            V_STORE(q, acc, g->sc);
         }
     }
 }
 
 POOL_TARGET void nn_pool_forward(const nn_net *net, const nn_layer *L)
 {
-    const int32_t N = net->cfg.batch, C = L->in_c, CB = C / 16, K = L->spec.kernel,
-                  S = L->spec.stride, IH = L->in_h, IW = L->in_w, OH = L->out_h, OW = L->out_w;
-    const pool_map in = map_of(L->pool_blocked, C, IH, IW),
-                   out = map_of(L->pool_blocked, C, OH, OW);
+    const pool_geom g = geom_of(net, L);
     const float *x = nn_mem_ptr(L->src);
     float *y = nn_mem_ptr(L->dst);
-    const pool_scale sc = scale_of(K);
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int32_t n = 0; n < N; n++)
-        for (int32_t cb = 0; cb < CB; cb++) {
-            const float *xi = x + (size_t)n * C * IH * IW + (size_t)cb * in.cbs;
-            float *yo = y + (size_t)n * C * OH * OW + (size_t)cb * out.cbs;
-            if (K == 2)
-                fwd_plane(xi, yo, in, out, OH, OW, K, S, sc, 2);
-            else if (K == 3)
-                fwd_plane(xi, yo, in, out, OH, OW, K, S, sc, 3);
+    for (int32_t n = 0; n < g.N; n++)
+        for (int32_t cb = 0; cb < g.CB; cb++) {
+            const float *xi = x + (size_t)n * g.C * g.IH * g.IW + (size_t)cb * g.in.cbs;
+            float *yo = y + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs;
+            if (g.K == 2)
+                fwd_plane(xi, yo, &g, 2);
+            else if (g.K == 3)
+                fwd_plane(xi, yo, &g, 3);
             else
-                fwd_plane(xi, yo, in, out, OH, OW, K, S, sc, 0);
+                fwd_plane(xi, yo, &g, 0);
         }
 }
 
@@ -173,33 +187,29 @@ static inline void windows_of(int32_t p, int32_t K, int32_t S, int32_t O, int32_
 
 POOL_TARGET void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst)
 {
-    const int32_t N = net->cfg.batch, C = L->in_c, CB = C / 16, K = L->spec.kernel,
-                  S = L->spec.stride, IH = L->in_h, IW = L->in_w, OH = L->out_h, OW = L->out_w;
-    const pool_map in = map_of(L->pool_blocked, C, IH, IW),
-                   out = map_of(L->pool_blocked, C, OH, OW);
+    const pool_geom g = geom_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst);
     float *dx = nn_mem_ptr(L->diff_src);
-    const pool_scale sc = scale_of(K);
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int32_t n = 0; n < N; n++)
-        for (int32_t cb = 0; cb < CB; cb++) {
-            const size_t io = (size_t)n * C * IH * IW + (size_t)cb * in.cbs;
-            const float *dyo = dy + (size_t)n * C * OH * OW + (size_t)cb * out.cbs;
-            for (int32_t iy = 0; iy < IH; iy++) {
+    for (int32_t n = 0; n < g.N; n++)
+        for (int32_t cb = 0; cb < g.CB; cb++) {
+            const size_t io = (size_t)n * g.C * g.IH * g.IW + (size_t)cb * g.in.cbs;
+            const float *dyo = dy + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs;
+            for (int32_t iy = 0; iy < g.IH; iy++) {
                 int32_t oy0, oy1;
-                windows_of(iy, K, S, OH, &oy0, &oy1);
-                for (int32_t ix = 0; ix < IW; ix++) {
+                windows_of(iy, g.K, g.S, g.OH, &oy0, &oy1);
+                for (int32_t ix = 0; ix < g.IW; ix++) {
                     int32_t ox0, ox1;
-                    windows_of(ix, K, S, OW, &ox0, &ox1);
+                    windows_of(ix, g.K, g.S, g.OW, &ox0, &ox1);
                     vec16 acc = V_ZERO();
                     for (int32_t oy = oy0; oy <= oy1; oy++)
                         for (int32_t ox = ox0; ox <= ox1; ox++)
-                            acc = V_ADD(acc, dyo + (size_t)oy * out.ys + (size_t)ox * out.xs);
-                    const size_t at = io + (size_t)iy * in.ys + (size_t)ix * in.xs;
+                            acc = V_ADD(acc, dyo + (size_t)oy * g.out.ys + (size_t)ox * g.out.xs);
+                    const size_t at = io + (size_t)iy * g.in.ys + (size_t)ix * g.in.xs;
                     if (relu_dst)
-                        V_STORE_MASKED(dx + at, acc, sc, relu_dst + at);
+                        V_STORE_MASKED(dx + at, acc, g.sc, relu_dst + at);
                     else
-                        V_STORE(dx + at, acc, sc);
+                        V_STORE(dx + at, acc, g.sc);
                 }
             }
         }
