@@ -278,8 +278,10 @@ static double finish_row(const dh_config *c, int32_t n, int32_t i, const uint8_t
 }
 
 /* Eight doubles (GCC's and Clang's vector extension: one AVX-512 register, or pieces of it in the
- * other clones) and their conversions from and to floats. */
-typedef double dh_v8d __attribute__((vector_size(64)));
+ * other clones) and their conversions from and to floats. Aligned as doubles: a copy on the stack
+ * must not need 64-byte alignment, which AddressSanitizer's stack frames for use-after-return
+ * checks do not give (an aligned store there faulted in ci/sanitize). */
+typedef double dh_v8d __attribute__((vector_size(64), aligned(8)));
 typedef float dh_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
 #define LOAD8(p) __builtin_convertvector(*(const dh_v8f_u *)(p), dh_v8d)
 #define STORE8(p, v) (*(dh_v8f_u *)(p) = __builtin_convertvector((v), dh_v8f_u))
@@ -289,7 +291,7 @@ typedef float dh_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
  * (y_x - y_other) (the pair (i, x) subtracts 2 W (y_i - y_x): the same double negated). coef and
  * idx: room for 2n terms. The sums then run over the terms in that order for 16 k at a time, in two
  * vectors of 8 doubles that stay in registers (one pass over the terms per pair had loaded and
- * stored d sums per term). */
+ * stored d sums per term), and for the columns left over one at a time. */
 DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const double *W, int32_t x,
                                    double *coef, int32_t *idx, float *dy)
 {
@@ -325,19 +327,12 @@ DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const d
         STORE8(dy + (size_t)x * d + k0, a0);
         STORE8(dy + (size_t)x * d + k0 + 8, a1);
     }
-    for (; k0 < d; k0 += 8) {
-        const int32_t len = d - k0 < 8 ? d - k0 : 8;
-        double acc[8] = {0}, xv[8] = {0};
-        for (int32_t kk = 0; kk < len; kk++)
-            xv[kk] = (double)yx[k0 + kk];
-        for (int32_t t = 0; t < m; t++) {
-            const float *yj = y + (size_t)idx[t] * d + k0;
-            const double c = coef[t];
-            for (int32_t kk = 0; kk < len; kk++)
-                acc[kk] += c * (xv[kk] - (double)yj[kk]);
-        }
-        for (int32_t kk = 0; kk < len; kk++)
-            dy[(size_t)x * d + k0 + kk] = (float)acc[kk];
+    for (; k0 < d; k0++) { /* the columns left over, one at a time */
+        const double xv = (double)yx[k0];
+        double acc = 0.0;
+        for (int32_t t = 0; t < m; t++)
+            acc += coef[t] * (xv - (double)y[(size_t)idx[t] * d + k0]);
+        dy[(size_t)x * d + k0] = (float)acc;
     }
 }
 
