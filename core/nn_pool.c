@@ -156,7 +156,20 @@ fwd_plane(const float *xi, float *yo, const pool_geom *g, const int KC)
     }
 }
 
-POOL_TARGET void nn_pool_forward(const nn_net *net, const nn_layer *L)
+/* One (image, channel block) of the forward pass, its window's size a constant where it is 2 or
+ * 3. A function of its own (not the body of the parallel loop): Clang compiles that body as a
+ * function without the AVX-512 target. */
+static POOL_TARGET void fwd_item(const float *xi, float *yo, const pool_geom *g)
+{
+    if (g->K == 2)
+        fwd_plane(xi, yo, g, 2);
+    else if (g->K == 3)
+        fwd_plane(xi, yo, g, 3);
+    else
+        fwd_plane(xi, yo, g, 0);
+}
+
+void nn_pool_forward(const nn_net *net, const nn_layer *L)
 {
     const pool_geom g = geom_of(net, L);
     const float *x = nn_mem_ptr(L->src);
@@ -166,12 +179,7 @@ POOL_TARGET void nn_pool_forward(const nn_net *net, const nn_layer *L)
         for (int32_t cb = 0; cb < g.CB; cb++) {
             const float *xi = x + (size_t)n * g.C * g.IH * g.IW + (size_t)cb * g.in.cbs;
             float *yo = y + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs;
-            if (g.K == 2)
-                fwd_plane(xi, yo, &g, 2);
-            else if (g.K == 3)
-                fwd_plane(xi, yo, &g, 3);
-            else
-                fwd_plane(xi, yo, &g, 0);
+            fwd_item(xi, yo, &g);
         }
 }
 
@@ -185,7 +193,30 @@ static inline void windows_of(int32_t p, int32_t K, int32_t S, int32_t O, int32_
     *hi = b < O - 1 ? b : O - 1;
 }
 
-POOL_TARGET void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst)
+/* One (image, channel block) of the backward pass: dx from dy, masked by relu_dst when given
+ * (the pointers at the block's first value); a function of its own, as fwd_item. */
+static POOL_TARGET void bwd_plane(const float *dyo, float *dxi, const float *mi, const pool_geom *g)
+{
+    for (int32_t iy = 0; iy < g->IH; iy++) {
+        int32_t oy0, oy1;
+        windows_of(iy, g->K, g->S, g->OH, &oy0, &oy1);
+        for (int32_t ix = 0; ix < g->IW; ix++) {
+            int32_t ox0, ox1;
+            windows_of(ix, g->K, g->S, g->OW, &ox0, &ox1);
+            vec16 acc = V_ZERO();
+            for (int32_t oy = oy0; oy <= oy1; oy++)
+                for (int32_t ox = ox0; ox <= ox1; ox++)
+                    acc = V_ADD(acc, dyo + (size_t)oy * g->out.ys + (size_t)ox * g->out.xs);
+            const size_t at = (size_t)iy * g->in.ys + (size_t)ix * g->in.xs;
+            if (mi)
+                V_STORE_MASKED(dxi + at, acc, g->sc, mi + at);
+            else
+                V_STORE(dxi + at, acc, g->sc);
+        }
+    }
+}
+
+void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst)
 {
     const pool_geom g = geom_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst);
@@ -194,23 +225,7 @@ POOL_TARGET void nn_pool_backward(const nn_net *net, const nn_layer *L, const fl
     for (int32_t n = 0; n < g.N; n++)
         for (int32_t cb = 0; cb < g.CB; cb++) {
             const size_t io = (size_t)n * g.C * g.IH * g.IW + (size_t)cb * g.in.cbs;
-            const float *dyo = dy + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs;
-            for (int32_t iy = 0; iy < g.IH; iy++) {
-                int32_t oy0, oy1;
-                windows_of(iy, g.K, g.S, g.OH, &oy0, &oy1);
-                for (int32_t ix = 0; ix < g.IW; ix++) {
-                    int32_t ox0, ox1;
-                    windows_of(ix, g.K, g.S, g.OW, &ox0, &ox1);
-                    vec16 acc = V_ZERO();
-                    for (int32_t oy = oy0; oy <= oy1; oy++)
-                        for (int32_t ox = ox0; ox <= ox1; ox++)
-                            acc = V_ADD(acc, dyo + (size_t)oy * g.out.ys + (size_t)ox * g.out.xs);
-                    const size_t at = io + (size_t)iy * g.in.ys + (size_t)ix * g.in.xs;
-                    if (relu_dst)
-                        V_STORE_MASKED(dx + at, acc, g.sc, relu_dst + at);
-                    else
-                        V_STORE(dx + at, acc, g.sc);
-                }
-            }
+            bwd_plane(dy + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs, dx + io,
+                      relu_dst ? relu_dst + io : NULL, &g);
         }
 }
