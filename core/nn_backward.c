@@ -5,17 +5,20 @@
 
 #include "nn_internal.h"
 
-/* The input gradient of a convolution computed as an inner product: each receptive field's
- * gradient (diff_col, laid out as im2col's rows, C x KH x KW) summed back into the nchw
- * diff_src, taps on padding dropped. One thread per image, so no two threads add to one value. */
+/* The input gradient of a convolution computed as a product over its unfolded input: each
+ * receptive field's gradient (diff_col, laid out as the unfolding's rows) summed back into
+ * diff_src, taps on padding dropped. Rows are C x KH x KW over an nchw diff_src (the inner
+ * product's unfolding), or KH x KW x C over an nhwc one (sgemm's, L->sgemm: runs of KW x C
+ * values). One thread per image, so no two threads add to one value; each value receives the
+ * receptive fields in pixel order. */
 static void col2im(const nn_net *net, const nn_layer *L)
 {
-    const nn_layer_spec *sp = &L->spec;
-    const int32_t K = sp->kernel, S = sp->stride, P = sp->pad, C = L->in_c;
+    const int32_t K = L->spec.kernel, S = L->spec.stride, P = L->spec.pad, C = L->in_c;
     const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;
     const float *dcol = nn_mem_ptr(L->diff_col);
     float *dsrc = nn_mem_ptr(L->diff_src);
     const int32_t N = net->cfg.batch;
+    const bool nhwc = L->sgemm;
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < N; n++) {
         float *img = dsrc + (size_t)n * C * IH * IW;
@@ -26,15 +29,25 @@ static void col2im(const nn_net *net, const nn_layer *L)
                     dcol + (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * (size_t)C * K * K;
                 const int32_t ix0 = ox * S - P;
                 const int32_t lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + K > IW ? IW - ix0 : K;
-                for (int32_t c = 0; c < C; c++)
-                    for (int32_t ky = 0; ky < K; ky++, g += K) {
-                        const int32_t iy = oy * S - P + ky;
-                        if (iy < 0 || iy >= IH)
-                            continue;
-                        float *row = img + ((size_t)c * IH + (size_t)iy) * IW;
-                        for (int32_t kx = lo; kx < hi; kx++)
-                            row[ix0 + kx] += g[kx];
+                for (int32_t ky = 0; ky < K && lo < hi; ky++) {
+                    const int32_t iy = oy * S - P + ky;
+                    if (iy < 0 || iy >= IH)
+                        continue;
+                    if (nhwc) {
+                        float *dst = img + ((size_t)iy * IW + (size_t)(ix0 + lo)) * C;
+                        const float *src = g + ((size_t)ky * K + (size_t)lo) * C;
+                        const size_t len = (size_t)(hi - lo) * C;
+                        for (size_t k = 0; k < len; k++)
+                            dst[k] += src[k];
+                        continue;
                     }
+                    for (int32_t c = 0; c < C; c++) {
+                        float *row = img + ((size_t)c * IH + (size_t)iy) * IW;
+                        const float *gc = g + ((size_t)c * K + (size_t)ky) * K;
+                        for (int32_t kx = lo; kx < hi; kx++)
+                            row[ix0 + kx] += gc[kx];
+                    }
+                }
             }
     }
 }
@@ -59,39 +72,6 @@ static drsch_status sgemm_backward(const nn_net *net, const nn_layer *L, bool da
         DN(dnnl_sgemm('N', 'N', M, KC, OC, 1.0f, dy, OC, w, KC, 0.0f, nn_mem_ptr(L->diff_col), KC),
            "sgemm input gradient");
     return DRSCH_OK;
-}
-
-/* col2im for sgemm layers (L->sgemm): the rows of diff_col in im2col_nhwc's (KH, KW, C) order
- * summed back into the nhwc diff_src, taps on padding dropped; one thread per image. */
-static void col2im_nhwc(const nn_net *net, const nn_layer *L)
-{
-    const int32_t K = L->spec.kernel, S = L->spec.stride, P = L->spec.pad, C = L->in_c;
-    const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;
-    const float *dcol = nn_mem_ptr(L->diff_col);
-    float *dsrc = nn_mem_ptr(L->diff_src);
-    const int32_t N = net->cfg.batch;
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) {
-        float *img = dsrc + (size_t)n * IH * IW * C;
-        memset(img, 0, (size_t)IH * IW * C * sizeof(float));
-        for (int32_t oy = 0; oy < OH; oy++)
-            for (int32_t ox = 0; ox < OW; ox++) {
-                const float *g =
-                    dcol + (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * (size_t)K * K * C;
-                const int32_t ix0 = ox * S - P;
-                const int32_t lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + K > IW ? IW - ix0 : K;
-                for (int32_t ky = 0; ky < K; ky++, g += (size_t)K * C) {
-                    const int32_t iy = oy * S - P + ky;
-                    if (iy < 0 || iy >= IH || lo >= hi)
-                        continue;
-                    float *dst = img + ((size_t)iy * IW + (size_t)(ix0 + lo)) * C;
-                    const float *src = g + (size_t)lo * C;
-                    const size_t len = (size_t)(hi - lo) * C;
-                    for (size_t k = 0; k < len; k++)
-                        dst[k] += src[k];
-                }
-            }
-    }
 }
 
 static void hash_backward(const nn_net *net, const nn_layer *L, const float *du)
@@ -165,7 +145,7 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 TRY(sgemm_backward(net, L, data, err));
                 if (data)
-                    col2im_nhwc(net, L);
+                    col2im(net, L);
                 break;
             }
             a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->col ? L->col : L->src};
