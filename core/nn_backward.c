@@ -134,6 +134,11 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                 a[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, L->diff_dst};
                 TRY(nn_exec(net, L->relu_bwd, 3, a, err));
             }
+            if (L->stem) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_stem_backward(net, L, &net->layers[i + 1]);
+                break;
+            }
             if (L->direct) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 nn_direct_backward_weights(net, L);
@@ -170,6 +175,8 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
             break;
         case NN_LAYER_POOL_MAX:
         case NN_LAYER_POOL_AVG:
+            if (L->pool_fused) /* with the convolution before it */
+                break;
             if (data && L->pool_own) {
                 const nn_layer *P = i > 0 ? &net->layers[i - 1] : NULL;
                 DN(dnnl_stream_wait(net->stream), "stream wait");

@@ -103,16 +103,11 @@ typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, cons
     {                                                                                              \
         fwd_block(s, x, w, b, y, n, oy, ox0, ocb, P, relu);                                        \
     }
-FWD_FN(1)
-FWD_FN(2)
-FWD_FN(3)
-FWD_FN(4)
-FWD_FN(5)
-FWD_FN(6)
-FWD_FN(7)
-FWD_FN(8)
+NN_EACH_1_TO_8(FWD_FN)
 #undef FWD_FN
-static const fwd_fn FWD[8] = {fwd_1, fwd_2, fwd_3, fwd_4, fwd_5, fwd_6, fwd_7, fwd_8};
+#define FWD_NAME(P) fwd_##P,
+static const fwd_fn FWD[8] = {NN_EACH_1_TO_8(FWD_NAME)};
+#undef FWD_NAME
 
 void nn_direct_forward(const nn_net *net, const nn_layer *L)
 {

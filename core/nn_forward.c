@@ -166,6 +166,11 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
         switch (L->spec.kind) {
         case NN_LAYER_CONV:
         case NN_LAYER_FC:
+            if (L->stem) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_stem_forward(net, L, &net->layers[i + 1]);
+                break;
+            }
             if (L->direct) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 nn_direct_forward(net, L);
@@ -192,6 +197,8 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
             break;
         case NN_LAYER_POOL_MAX:
         case NN_LAYER_POOL_AVG: {
+            if (L->pool_fused) /* computed with the convolution before it */
+                break;
             if (L->pool_own) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 nn_pool_forward(net, L);

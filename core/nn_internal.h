@@ -65,6 +65,12 @@ typedef struct {
     bool pool_own, pool_blocked;
     /* its ReLU's gradient is applied by the next layer's backward pass (an own pooling) */
     bool relu_in_next;
+    /* the first convolution on drsch's loops (nn_stem.c), which also compute the pooling after
+     * it (that layer's pool_fused): hwio weights, nhwc output, no primitives */
+    bool stem, pool_fused;
+    /* the stem's ReLU mask (training: a bit per output value, nn_pool_image_backward's layout)
+     * and its weight and bias gradients summed per group of images (owned) */
+    dnnl_memory_t stem_mask, stem_part;
 } nn_layer;
 
 typedef struct {
@@ -106,6 +112,11 @@ struct nn_net {
 /* Whether oneDNN runs its AVX-512 kernels here (its effective ISA includes avx512_core). */
 bool nn_onednn_avx512(void);
 
+/* M(1) M(2) ... M(8), and on to M(12): a kernel's instantiations for each constant block size,
+ * and their table (nn_direct.c, nn_stem.c). */
+#define NN_EACH_1_TO_8(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8)
+#define NN_EACH_1_TO_12(M) NN_EACH_1_TO_8(M) M(9) M(10) M(11) M(12)
+
 /* Direct convolutions (nn_direct.c): whether layer L of net is one they compute (f32, stride 1,
  * no padding, 3x3 or 5x5 taps, output rows of at most 8, input channels a multiple of 32,
  * output channels of 64, AVX-512 on the CPU and in oneDNN), and its three passes over the
@@ -124,6 +135,27 @@ bool nn_pool_fits(const nn_net *net, int i);
 void nn_pool_layout(const nn_net *net, int i, dnnl_memory_desc_t *dst, bool *blocked);
 void nn_pool_forward(const nn_net *net, const nn_layer *L);
 void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst);
+/* The same, but for the source's layout (which nn_pool_fits also checks): what the first
+ * convolution's loops (nn_stem.c) check of the pooling after them, before it is built. */
+bool nn_pool_shape_fits(const nn_net *net, int i);
+/* One image of pooling L's forward pass (x, y: the image's first values, in L's layouts), and of
+ * its backward pass (dy -> dx), times the ReLU's gradient given as bits when bits is not NULL: a
+ * 16-bit mask for each pixel's channel block cb, pixel p's at bits[p * C / 16 + cb] (bit c set:
+ * channel 16 cb + c passes). The same sums as nn_pool_forward and nn_pool_backward. */
+void nn_pool_image_forward(const nn_net *net, const nn_layer *L, const float *x, float *y);
+void nn_pool_image_backward(const nn_net *net, const nn_layer *L, const float *dy,
+                            const uint16_t *bits, float *dx);
+
+/* The first convolution with the pooling after it (nn_stem.c): whether layer i of net is one
+ * they compute (the net's input of one channel, no padding, 3x3 or 5x5 taps, 32k output
+ * channels, followed by a pooling nn_pool.c computes, f32, AVX-512 on the CPU and in oneDNN, no
+ * input gradient), the forward pass (src -> the pooling layer P's dst, and in training the
+ * ReLU's mask; the convolution's own dst is never written, it has no memory) and the backward
+ * pass (P's diff_dst through the pooling and the ReLU -> dw, db). */
+bool nn_stem_fits(const nn_net *net, int i);
+#define NN_STEM_GROUP 4 /* images whose weight gradients the stem's backward pass sums together */
+void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
+void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P);
 
 /* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader

@@ -406,8 +406,47 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
     return DRSCH_OK;
 }
 
+/* The first convolution on drsch's loops, with the pooling after it (nn_stem.c): the net's
+ * input as the source, nhwc output, weights hwio ([KH][KW][1][OC]) in the parameter block; the
+ * pooling layer, built next as an own one over this output, is marked as computed here. */
+static drsch_status build_conv_stem(nn_net *net, int i, drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    dnnl_dims_t sd = {net->cfg.batch, 1, L->in_h, L->in_w},
+                wd = {sp->out, 1, sp->kernel, sp->kernel}, bdm = {sp->out},
+                dd = {net->cfg.batch, L->out_c, L->out_h, L->out_w};
+    dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nchw), W = nn_md_tag(4, wd, dnnl_hwio),
+                       w_plain = nn_md_tag(4, wd, dnnl_oihw), b_x = nn_md_tag(1, bdm, dnnl_x),
+                       D = nn_md_tag(4, dd, dnnl_nhwc);
+    L->stem = true;
+    net->layers[i + 1].pool_fused = true;
+    snprintf(L->impl, sizeof L->impl, "drsch:stem");
+    TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * sp->kernel * sp->kernel, err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
+    TRY(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    /* the output's layout only: the pooling reads it from the cache (nn_stem.c) */
+    TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_NONE, err));
+    TRY(bind_src(net, i, &S, err));
+    if (!net->cfg.training)
+        return DRSCH_OK;
+    TRY(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_NONE, err));
+    TRY(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+    TRY(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
+    const int32_t groups = (net->cfg.batch + NN_STEM_GROUP - 1) / NN_STEM_GROUP;
+    dnnl_dims_t pd = {groups, (dnnl_dim_t)(sp->kernel * sp->kernel + 1) * sp->out},
+                md = {net->cfg.batch, (dnnl_dim_t)L->out_h * L->out_w * L->out_c / 8};
+    const dnnl_memory_desc_t PD = nn_md_tag(2, pd, dnnl_nc), MD = nn_md_dt(2, md, dnnl_u8, dnnl_nc);
+    TRY(nn_new_mem(net, &L->stem_part, &PD, DNNL_MEMORY_ALLOCATE, err));
+    if (sp->relu)
+        TRY(nn_new_mem(net, &L->stem_mask, &MD, DNNL_MEMORY_ALLOCATE, err));
+    return DRSCH_OK;
+}
+
 static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
 {
+    if (nn_stem_fits(net, i))
+        return build_conv_stem(net, i, err);
     if (nn_conv_as_gemm(&net->layers[i]))
         return build_conv_gemm(net, i, err);
     if (nn_direct_fits(net, &net->layers[i]))
@@ -581,7 +620,7 @@ static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
     nn_pool_layout(net, i, &D, &L->pool_blocked);
     L->p_w = L->p_b = -1;
     L->pool_own = true;
-    snprintf(L->impl, sizeof L->impl, "drsch:avg");
+    snprintf(L->impl, sizeof L->impl, L->pool_fused ? "drsch:avg+stem" : "drsch:avg");
     TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     TRY(bind_src(net, i, nn_mem_md(L->in), err));
     if (!net->cfg.training)

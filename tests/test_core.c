@@ -399,9 +399,11 @@ Test(core_forward, pooling_matches_reference_ceil_mode)
 
 /* Average poolings that drsch's loops compute (core/nn_pool.c: no padding, 16k channels in
  * nhwc or nChw16c, oneDNN on AVX-512; oneDNN's elsewhere) after a convolution with ReLU: over
- * oneDNN's blocked output (a 1-channel input's convolution, as drsch-mnist's conv1 and pool1)
- * and over the direct convolution's nhwc output (conv2 and pool2); 2x2 windows at stride 1 and
- * 2, 3x3 at stride 2. Against the naive convolution and pooling. */
+ * oneDNN's blocked output (a 1-channel input's convolution, as drsch-mnist's conv1 and pool1
+ * where the net also gives the input's gradient, so that the first convolution's own loops,
+ * core/nn_stem.c, do not take it) and over the direct convolution's nhwc output (conv2 and
+ * pool2); 2x2 windows at stride 1 and 2, 3x3 at stride 2. Against the naive convolution and
+ * pooling. */
 static const struct {
     int c, h, o, k, s, pk, ps;
 } OWN_POOLS[] = {{1, 16, 32, 5, 2, 2, 1},
@@ -429,7 +431,7 @@ Test(core_forward, own_avg_pooling_matches_reference)
         const int CH = (H - K) / S + 1, PH = (CH - PK) / PS + 1;
         cr_assert_eq((PH - 1) * PS + PK, CH, "shape %d: the windows must cover the input", t);
         nn_layer_spec l[] = {L_CONV(O, K, S, 0, 1), L_POOL(NN_LAYER_POOL_AVG, PK, PS, 0)};
-        nn_net *net = make_net(l, 2, C, H, H, 4, N, 0);
+        nn_net *net = make_net(l, 2, C, H, H, 4, N, 1);
         expect_own_pool(net, 1);
         float *x = rand_buf((size_t)N * C * H * H, 1.0);
         float *p = export_params(net);
@@ -448,6 +450,97 @@ Test(core_forward, own_avg_pooling_matches_reference)
         free(x), free(p), free(c), free(y);
         nn_net_free(net);
     }
+}
+
+/* The first convolution and the average pooling after it on drsch's loops (core/nn_stem.c: the
+ * net's input of one channel, no padding, 3x3 or 5x5 taps, 32k output channels, no input
+ * gradient, AVX-512; oneDNN's elsewhere), in training and in encoding nets: drsch-mnist's conv1
+ * and pool1; output rows longer than one block of 12 pixels (25: blocks of 9, 9 and 7); 64
+ * channels; no ReLU; 3x3 windows at stride 2 and 2x2 at stride 2. Batches of 5 and 6 (the backward
+ * pass sums groups of 4 images). */
+static const struct {
+    int h, w, o, k, s, pk, ps, relu;
+} STEM_SHAPES[] = {{28, 28, 32, 5, 2, 2, 1, 1},
+                   {9, 27, 32, 3, 1, 3, 2, 1},
+                   {20, 20, 64, 5, 2, 2, 1, 1},
+                   {14, 12, 32, 5, 1, 2, 2, 0}};
+#define N_STEM_SHAPES (int)(sizeof STEM_SHAPES / sizeof STEM_SHAPES[0])
+
+typedef struct {
+    int H, W, O, K, S, PK, PS, relu, CH, CW, PH, PW;
+} stem_case;
+
+static stem_case stem_case_of(int t)
+{
+    stem_case c = {STEM_SHAPES[t].h,
+                   STEM_SHAPES[t].w,
+                   STEM_SHAPES[t].o,
+                   STEM_SHAPES[t].k,
+                   STEM_SHAPES[t].s,
+                   STEM_SHAPES[t].pk,
+                   STEM_SHAPES[t].ps,
+                   STEM_SHAPES[t].relu,
+                   0,
+                   0,
+                   0,
+                   0};
+    c.CH = (c.H - c.K) / c.S + 1, c.CW = (c.W - c.K) / c.S + 1;
+    c.PH = (c.CH - c.PK) / c.PS + 1, c.PW = (c.CW - c.PK) / c.PS + 1;
+    cr_assert_eq((c.PH - 1) * c.PS + c.PK, c.CH, "stem shape %d: windows must cover the rows", t);
+    cr_assert_eq((c.PW - 1) * c.PS + c.PK, c.CW, "stem shape %d: windows must cover the columns",
+                 t);
+    return c;
+}
+
+static nn_net *make_stem_net(const stem_case *c, int batch, int training)
+{
+    nn_layer_spec l[] = {L_CONV(c->O, c->K, c->S, 0, c->relu),
+                         L_POOL(NN_LAYER_POOL_AVG, c->PK, c->PS, 0)};
+    nn_net *net = make_net(l, 2, 1, c->H, c->W, 4, batch, 0);
+    if (!training) { /* the same net for encoding */
+        nn_config cfg = *nn_net_config(net);
+        cfg.training = 0;
+        nn_net_free(net);
+        drsch_error err;
+        cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    }
+    if (onednn_has_avx512_core()) {
+        cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:stem");
+        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:avg+stem");
+    } else {
+        cr_expect_str_neq(nn_layer_impl(net, 0), "drsch:stem");
+    }
+    return net;
+}
+
+Test(core_forward, stem_matches_reference)
+{
+    rng_reset(23);
+    for (int t = 0; t < N_STEM_SHAPES; t++)
+        for (int training = 0; training <= 1; training++) {
+            const stem_case c = stem_case_of(t);
+            const int N = 5;
+            nn_net *net = make_stem_net(&c, N, training);
+            float *x = rand_buf((size_t)N * c.H * c.W, 1.0);
+            float *p = export_params(net);
+            for (int o = 0; o < c.O; o++)
+                p[c.O * c.K * c.K + o] = (float)(0.03 * (o - 12)); /* some outputs below zero */
+            drsch_error err;
+            cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                         err.msg);
+            float *cv = malloc(sizeof(float) * N * c.O * c.CH * c.CW),
+                  *y = malloc(sizeof(float) * N * c.O * c.PH * c.PW);
+            ref_conv(x, p, p + c.O * c.K * c.K, cv, N, 1, c.H, c.W, c.O, c.K, c.S, 0, c.relu, c.CH,
+                     c.CW);
+            ref_pool(cv, y, N, c.O, c.CH, c.CW, c.PK, c.PS, 0, 0, c.PH, c.PW);
+            cr_assert_eq(nn_output_dim(net), c.O * c.PH * c.PW);
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            char what[64];
+            snprintf(what, sizeof what, "stem shape %d, %s", t, training ? "training" : "encoding");
+            expect_close_arrays(nn_output(net), y, (size_t)N * c.O * c.PH * c.PW, 1e-5, what);
+            free(x), free(p), free(cv), free(y);
+            nn_net_free(net);
+        }
 }
 
 Test(core_forward, fc_hash_bitweights_match_reference)
@@ -655,6 +748,119 @@ Test(core_gradient, own_avg_pooling_with_the_relu_gradient)
             bad += !close_enough(dx[k], gx[k], 1e-4, 1e-4);
         cr_expect_eq(bad, 0, "shape %d: %zu input gradients off the naive ones", t, bad);
         free(x), free(r), free(p), free(c), free(dz), free(db), free(dx);
+        nn_net_free(net);
+    }
+}
+
+/* A parameter tensor's gradient in the plain layout (OIHW for convolutions), whatever layout the
+ * net keeps it in: the gradient copied over the parameters, exported, and the parameters put
+ * back. Returns the plain block (parameters' order), gradients in place of values. */
+static float *export_grads(nn_net *net)
+{
+    float *keep = export_params(net);
+    for (int t = 0; t < nn_param_count(net); t++) {
+        nn_param p = nn_param_at(net, t);
+        memcpy(p.data, p.grad, p.count * sizeof(float));
+    }
+    float *g = export_params(net);
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, keep, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    free(keep);
+    return g;
+}
+
+/* The first convolution's own loops with the pooling after them (STEM_SHAPES): weight and bias
+ * gradients against a naive double backward pass through the pooling, the ReLU (cut where the
+ * naive convolution's output is at most zero) and the convolution. */
+Test(core_gradient, stem_against_naive_backward)
+{
+    rng_reset(24);
+    for (int t = 0; t < N_STEM_SHAPES; t++) {
+        const stem_case c = stem_case_of(t);
+        const int N = 6, O = c.O, K = c.K;
+        nn_net *net = make_stem_net(&c, N, 1);
+        float *x = rand_buf((size_t)N * c.H * c.W, 1.0),
+              *r = rand_buf((size_t)N * O * c.PH * c.PW, 1.0);
+        float *p = export_params(net), *cv = malloc(sizeof(float) * N * O * c.CH * c.CW);
+        ref_conv(x, p, p + O * K * K, cv, N, 1, c.H, c.W, O, K, c.S, 0, c.relu, c.CH, c.CW);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        double *dw = calloc((size_t)O * K * K, sizeof(double)), *db = calloc(O, sizeof(double));
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int y = 0; y < c.CH; y++)
+                    for (int xx = 0; xx < c.CW; xx++) {
+                        const size_t z = ((size_t)(n * O + o) * c.CH + y) * c.CW + xx;
+                        if (c.relu && !(cv[z] > 0.0f))
+                            continue;
+                        double g = 0; /* the pooling's gradient at (y, xx) */
+                        for (int py = 0; py < c.PH; py++)
+                            for (int px = 0; px < c.PW; px++)
+                                if (y >= py * c.PS && y < py * c.PS + c.PK && xx >= px * c.PS &&
+                                    xx < px * c.PS + c.PK)
+                                    g += r[((size_t)(n * O + o) * c.PH + py) * c.PW + px] /
+                                         (double)(c.PK * c.PK);
+                        db[o] += g;
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++)
+                                dw[((size_t)o * K + ky) * K + kx] +=
+                                    g * x[((size_t)n * c.H + y * c.S + ky) * c.W + xx * c.S + kx];
+                    }
+        float *g = export_grads(net);
+        size_t bad = 0;
+        for (int k = 0; k < O * K * K; k++)
+            bad += !close_enough(dw[k], g[k], 1e-4, 1e-4);
+        for (int o = 0; o < O; o++)
+            bad += !close_enough(db[o], g[O * K * K + o], 1e-4, 1e-4);
+        cr_expect_eq(bad, 0, "stem shape %d: %zu of %d gradients off the naive ones", t, bad,
+                     O * K * K + O);
+        free(x), free(r), free(p), free(cv), free(dw), free(db), free(g);
+        nn_net_free(net);
+    }
+}
+
+/* Without a ReLU the stem and its pooling are linear: every parameter's gradient against finite
+ * differences. */
+Test(core_gradient, stem_linear)
+{
+    rng_reset(25);
+    const stem_case c = stem_case_of(3);
+    cr_assert_eq(c.relu, 0);
+    nn_net *net = make_stem_net(&c, 5, 1);
+    check_gradients(net, 1e-2, 2e-3, 1e-2, 40);
+    nn_net_free(net);
+}
+
+/* The stem's outputs and gradients do not depend on the number of threads: each image's forward
+ * pass is one thread's, and the gradients are summed per group of images, the groups in order
+ * (batch 7: two groups, the second short; 1 against 2 threads). */
+Test(core_gradient, stem_same_at_any_thread_count)
+{
+    rng_reset(26);
+    for (int t = 0; t < N_STEM_SHAPES; t++) {
+        const stem_case c = stem_case_of(t);
+        const int N = 7;
+        nn_net *net = make_stem_net(&c, N, 1);
+        const size_t nin = (size_t)N * nn_input_size(net), nout = (size_t)N * nn_output_dim(net);
+        float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
+        float *y[2], *g[2];
+        const int before = omp_get_max_threads();
+        for (int run = 0; run < 2; run++) {
+            omp_set_num_threads(run + 1);
+            drsch_error err;
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            y[run] = malloc(nout * sizeof(float));
+            memcpy(y[run], nn_output(net), nout * sizeof(float));
+            cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+            g[run] = export_grads(net);
+        }
+        omp_set_num_threads(before);
+        cr_expect_eq(memcmp(y[0], y[1], nout * sizeof(float)), 0, "shape %d: outputs differ", t);
+        cr_expect_eq(memcmp(g[0], g[1], nn_params_plain_size(net) * sizeof(float)), 0,
+                     "shape %d: gradients differ", t);
+        free(x), free(r), free(y[0]), free(y[1]), free(g[0]), free(g[1]);
         nn_net_free(net);
     }
 }
