@@ -1,7 +1,7 @@
 /* The first convolution of a network on drsch's AVX-512 loops, with the average pooling after it
- * computed in the same passes (nn_stem_fits: one input channel, no padding, 3x3 or 5x5 taps, 32k
- * output channels, the pooling one of nn_pool.c's, f32, AVX-512 on the CPU and in oneDNN, no
- * input gradient asked for).
+ * computed in the same passes (nn_stem_fits: one input channel, no padding, stride 1 or 2, 3x3 or
+ * 5x5 taps, 32k output channels, the pooling one of nn_pool.c's, f32, AVX-512 on the CPU and in
+ * oneDNN, no input gradient asked for).
  *
  * Why: in a training step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) oneDNN 2.6's conv1
  * took 0.12 ms forward and 0.09 ms for its weight gradient, and the pooling after it 0.12 and
@@ -44,11 +44,12 @@ static stem_shape shape_of(const nn_net *net, const nn_layer *L)
 }
 
 /* Output pixels ox0 .. ox0 + PB - 1 of row oy of one image, 32 channels from ocb: the K x K taps
- * summed from zero in row order, then the bias, then the ReLU. PB is a constant where it is
- * inlined, so the 2 x PB sums stay in registers. */
+ * summed from zero in row order, then the bias, then the ReLU. PB and the stride S are constants
+ * where it is inlined, so the 2 x PB sums stay in registers and the PB source values a tap reads
+ * are at fixed offsets. */
 static inline __attribute__((always_inline)) void
 fwd_block(const stem_shape *s, const float *x, const float *w, const float *b, float *c,
-          uint16_t *mask, int oy, int ox0, int ocb, const int PB, int relu)
+          uint16_t *mask, int oy, int ox0, int ocb, const int PB, const int S, int relu)
 {
     __m512 a0[MAX_PB], a1[MAX_PB];
 #pragma GCC unroll 12
@@ -57,13 +58,17 @@ fwd_block(const stem_shape *s, const float *x, const float *w, const float *b, f
         a1[p] = _mm512_setzero_ps();
     }
     for (int ky = 0; ky < s->k; ky++) {
-        const float *xr = x + (size_t)(oy * s->s + ky) * s->iw + (size_t)ox0 * s->s;
+        const float *xr = x + (size_t)(oy * S + ky) * s->iw + (size_t)ox0 * S;
         for (int kx = 0; kx < s->k; kx++) {
-            const float *wr = w + (size_t)(ky * s->k + kx) * s->oc + ocb;
+            const float *wr = w + (size_t)(ky * s->k + kx) * s->oc + ocb, *xk = xr + kx;
+            /* xk made opaque: else GCC keeps one tap's broadcasts for a later tap that reads the
+             * same values (at stride 2 tap kx + 2 of pixel p reads tap kx's of pixel p + 1), runs
+             * out of registers and spills them (measured 20% slower) */
+            __asm__("" : "+r"(xk));
             const __m512 w0 = _mm512_loadu_ps(wr), w1 = _mm512_loadu_ps(wr + 16);
 #pragma GCC unroll 12
             for (int p = 0; p < PB; p++) {
-                const __m512 v = _mm512_set1_ps(xr[(size_t)p * s->s + kx]);
+                const __m512 v = _mm512_set1_ps(xk[p * S]);
                 a0[p] = _mm512_fmadd_ps(v, w0, a0[p]);
                 a1[p] = _mm512_fmadd_ps(v, w1, a1[p]);
             }
@@ -86,20 +91,27 @@ fwd_block(const stem_shape *s, const float *x, const float *w, const float *b, f
     }
 }
 
-/* fwd_block with PB = 1 .. 12, one function each */
+/* fwd_block with PB = 1 .. 12 at stride 1 and 2, one function each */
 typedef void (*fwd_fn)(const stem_shape *s, const float *x, const float *w, const float *b,
                        float *c, uint16_t *mask, int oy, int ox0, int ocb, int relu);
 #define FWD_FN(P)                                                                                  \
-    static void fwd_##P(const stem_shape *s, const float *x, const float *w, const float *b,       \
-                        float *c, uint16_t *mask, int oy, int ox0, int ocb, int relu)              \
+    static void fwd1_##P(const stem_shape *s, const float *x, const float *w, const float *b,      \
+                         float *c, uint16_t *mask, int oy, int ox0, int ocb, int relu)             \
     {                                                                                              \
-        fwd_block(s, x, w, b, c, mask, oy, ox0, ocb, P, relu);                                     \
+        fwd_block(s, x, w, b, c, mask, oy, ox0, ocb, P, 1, relu);                                  \
+    }                                                                                              \
+    static void fwd2_##P(const stem_shape *s, const float *x, const float *w, const float *b,      \
+                         float *c, uint16_t *mask, int oy, int ox0, int ocb, int relu)             \
+    {                                                                                              \
+        fwd_block(s, x, w, b, c, mask, oy, ox0, ocb, P, 2, relu);                                  \
     }
 NN_EACH_1_TO_12(FWD_FN)
 #undef FWD_FN
-#define FWD_NAME(P) fwd_##P,
-static const fwd_fn FWD[MAX_PB] = {NN_EACH_1_TO_12(FWD_NAME)};
-#undef FWD_NAME
+#define FWD1_NAME(P) fwd1_##P,
+#define FWD2_NAME(P) fwd2_##P,
+static const fwd_fn FWD[2][MAX_PB] = {{NN_EACH_1_TO_12(FWD1_NAME)}, {NN_EACH_1_TO_12(FWD2_NAME)}};
+#undef FWD1_NAME
+#undef FWD2_NAME
 
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
@@ -122,7 +134,7 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
                 for (int ocb = 0; ocb < s.oc; ocb += 32)
                     for (int ox0 = 0; ox0 < s.ow; ox0 += pb) {
                         const int len = s.ow - ox0 < pb ? s.ow - ox0 : pb;
-                        FWD[len - 1](&s, xi, w, b, c, mi, oy, ox0, ocb, relu);
+                        FWD[s.s - 1][len - 1](&s, xi, w, b, c, mi, oy, ox0, ocb, relu);
                     }
             nn_pool_image_forward(net, P, c, y + (size_t)n * pooled);
         }
@@ -230,7 +242,8 @@ bool nn_stem_fits(const nn_net *net, int i)
     const nn_layer_spec *sp = &L->spec;
     return i == 0 && i + 1 < net->n_layers && sp->kind == NN_LAYER_CONV &&
            net->cfg.precision == NN_PRECISION_F32 && !nn_need_data_grad(net, i) && L->in_c == 1 &&
-           sp->pad == 0 && (sp->kernel == 3 || sp->kernel == 5) && L->out_c % 32 == 0 &&
+           sp->pad == 0 && (sp->stride == 1 || sp->stride == 2) &&
+           (sp->kernel == 3 || sp->kernel == 5) && L->out_c % 32 == 0 &&
            (size_t)L->out_h * L->out_w * L->out_c <= STEM_PLANE_MAX &&
            nn_pool_shape_fits(net, i + 1) && __builtin_cpu_supports("avx512f") &&
            nn_onednn_avx512();
