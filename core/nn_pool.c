@@ -289,9 +289,10 @@ static POOL_TARGET void bwd_item(const float *dyo, float *dxi, pool_map dxm, con
 }
 
 /* The whole layer's backward pass. dx is stored past the caches where it is 64-byte aligned
- * (then every block of 16 channels is): the pass writes far more than it computes, and in a
- * training step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) pool2's took 0.06-0.10 ms
- * so against 0.12-0.13 ms through the caches, the convolution that reads dx next no slower. */
+ * (then every block of 16 channels is): the pass writes far more than it computes. In a training
+ * step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) pool2's took 0.06-0.10 ms this way
+ * against 0.12-0.13 ms through the caches; the convolution that reads dx next was not measurably
+ * slower (its time varied by more from run to run). */
 void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst)
 {
     const pool_geom g = geom_of(net, L);
