@@ -362,20 +362,45 @@ done:
     return s;
 }
 
+/* What a convolution on drsch's own loops (nn_direct.c, nn_stem.c) binds: weights hwio
+ * ([KH][KW][IC][OC]) in the parameter block, the bias, the source as S, the output nhwc (and in
+ * training its gradient), with memory when out_memory, else the descriptor alone; in training the
+ * weight and bias gradients. */
+static drsch_status bind_own_conv(nn_net *net, int i, const dnnl_memory_desc_t *S, bool out_memory,
+                                  drsch_error *err)
+{
+    nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    dnnl_dims_t wd = {sp->out, L->in_c, sp->kernel, sp->kernel}, bdm = {sp->out},
+                dd = {net->cfg.batch, L->out_c, L->out_h, L->out_w};
+    const dnnl_memory_desc_t W = nn_md_tag(4, wd, dnnl_hwio), w_plain = nn_md_tag(4, wd, dnnl_oihw),
+                             b_x = nn_md_tag(1, bdm, dnnl_x), D = nn_md_tag(4, dd, dnnl_nhwc);
+    void *const out = out_memory ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE;
+    TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * L->in_c * sp->kernel * sp->kernel,
+                     err));
+    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
+    TRY(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
+    TRY(nn_new_mem(net, &L->dst, &D, out, err));
+    TRY(bind_src(net, i, S, err));
+    if (!net->cfg.training)
+        return DRSCH_OK;
+    TRY(nn_new_mem(net, &L->diff_dst, &D, out, err));
+    TRY(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
+    return nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err);
+}
+
 /* A convolution computed by drsch's AVX-512 loops (nn_direct.c): nhwc (or nChw16c) source, nhwc
- * output, weights hwio ([KH][KW][IC][OC]) in the parameter block, for the input gradient a copy
- * in [KW][KH][OC][IC] (oneDNN's dcab) refreshed when the parameters change; the ReLU's gradient
- * by oneDNN's eltwise primitive. */
+ * output, weights hwio in the parameter block, for the input gradient a copy in [KW][KH][OC][IC]
+ * (oneDNN's dcab) refreshed when the parameters change; the ReLU's gradient by oneDNN's eltwise
+ * primitive. */
 static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     dnnl_dims_t sd = {net->cfg.batch, L->in_c, L->in_h, L->in_w},
-                wd = {sp->out, L->in_c, sp->kernel, sp->kernel}, bdm = {sp->out},
+                wd = {sp->out, L->in_c, sp->kernel, sp->kernel},
                 dd = {net->cfg.batch, L->out_c, L->out_h, L->out_w};
-    dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nhwc), W = nn_md_tag(4, wd, dnnl_hwio),
-                       w_plain = nn_md_tag(4, wd, dnnl_oihw), b_x = nn_md_tag(1, bdm, dnnl_x),
-                       D = nn_md_tag(4, dd, dnnl_nhwc);
+    dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nhwc);
     /* the source as its producer leaves it when that is nChw16c (oneDNN's blocked training
      * layers), else nhwc */
     const dnnl_memory_desc_t S16 = nn_md_tag(4, sd, dnnl_aBcd16b);
@@ -385,21 +410,16 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
     }
     L->direct = true;
     snprintf(L->impl, sizeof L->impl, "direct:avx512");
-    TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * L->in_c * sp->kernel * sp->kernel,
-                     err));
-    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
-    TRY(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
-    TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
-    TRY(bind_src(net, i, &S, err));
+    TRY(bind_own_conv(net, i, &S, true, err));
     if (!net->cfg.training)
         return DRSCH_OK;
-    TRY(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
-    TRY(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
-    TRY(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
-    if (sp->relu)
+    if (sp->relu) {
+        const dnnl_memory_desc_t D = nn_md_tag(4, dd, dnnl_nhwc);
         TRY(build_relu_bwd(net, L, &D, err));
+    }
     if (nn_need_data_grad(net, i)) {
-        dnnl_memory_desc_t WB = nn_md_tag(4, wd, dnnl_dcab); /* [KW][KH][OC][IC] */
+        const dnnl_memory_desc_t W = nn_md_tag(4, wd, dnnl_hwio),
+                                 WB = nn_md_tag(4, wd, dnnl_dcab); /* [KW][KH][OC][IC] */
         TRY(nn_new_mem(net, &L->w_bwd, &WB, DNNL_MEMORY_ALLOCATE, err));
         TRY(nn_make_reorder(net, &W, &WB, &L->w_bwd_reorder, err));
     }
@@ -407,32 +427,22 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
 }
 
 /* The first convolution on drsch's loops, with the pooling after it (nn_stem.c): the net's
- * input as the source, nhwc output, weights hwio ([KH][KW][1][OC]) in the parameter block; the
- * pooling layer, built next as an own one over this output, is marked as computed here. */
+ * input (nchw of one channel) as the source, weights hwio ([KH][KW][1][OC]), an nhwc output
+ * with no memory (its descriptor tells the pooling its layout; the pooling reads it from the
+ * stack); the pooling layer, built next as an own one, is marked as computed here. In training
+ * the ReLU's mask, a bit per output value, and the weight gradient's sums per group of images. */
 static drsch_status build_conv_stem(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
-    dnnl_dims_t sd = {net->cfg.batch, 1, L->in_h, L->in_w},
-                wd = {sp->out, 1, sp->kernel, sp->kernel}, bdm = {sp->out},
-                dd = {net->cfg.batch, L->out_c, L->out_h, L->out_w};
-    dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nchw), W = nn_md_tag(4, wd, dnnl_hwio),
-                       w_plain = nn_md_tag(4, wd, dnnl_oihw), b_x = nn_md_tag(1, bdm, dnnl_x),
-                       D = nn_md_tag(4, dd, dnnl_nhwc);
+    dnnl_dims_t sd = {net->cfg.batch, 1, L->in_h, L->in_w};
+    const dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nchw);
     L->stem = true;
     net->layers[i + 1].pool_fused = true;
     snprintf(L->impl, sizeof L->impl, "drsch:stem");
-    TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * sp->kernel * sp->kernel, err));
-    L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
-    TRY(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
-    /* the output's layout only: the pooling reads it from the cache (nn_stem.c) */
-    TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_NONE, err));
-    TRY(bind_src(net, i, &S, err));
+    TRY(bind_own_conv(net, i, &S, false, err));
     if (!net->cfg.training)
         return DRSCH_OK;
-    TRY(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_NONE, err));
-    TRY(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
-    TRY(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
     const int32_t groups = (net->cfg.batch + NN_STEM_GROUP - 1) / NN_STEM_GROUP;
     dnnl_dims_t pd = {groups, (dnnl_dim_t)(sp->kernel * sp->kernel + 1) * sp->out},
                 md = {net->cfg.batch, (dnnl_dim_t)L->out_h * L->out_w * L->out_c / 8};
