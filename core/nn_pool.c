@@ -171,11 +171,11 @@ static inline void v_store(float *q, vec16 a, pool_scale sc, const float *m, uin
 }
 #endif
 
-/* One (image, channel block) of the forward pass; KC: the window's size when it is a constant
- * (the taps' loops unrolled, so that the sums of neighbouring outputs overlap), else 0; STREAM:
- * the output stored past the caches (yo 64-byte aligned). */
+/* One (image, channel block) of the forward pass, the output stored past the caches when stream
+ * (yo 64-byte aligned); KC: the window's size when it is a constant (the taps' loops unrolled,
+ * so that the sums of neighbouring outputs overlap), else 0. */
 static inline __attribute__((always_inline)) POOL_TARGET void
-fwd_plane(const float *xi, float *yo, const pool_geom *g, const int KC, const bool STREAM)
+fwd_plane(const float *xi, float *yo, bool stream, const pool_geom *g, const int KC)
 {
     const int32_t k = KC ? KC : g->K;
     const pool_map in = g->in, out = g->out;
@@ -188,7 +188,7 @@ fwd_plane(const float *xi, float *yo, const pool_geom *g, const int KC, const bo
             for (int32_t ky = 0; ky < k; ky++)
                 for (int32_t kx = 0; kx < k; kx++)
                     acc = V_ADD(acc, row + (size_t)ky * in.ys + (size_t)kx * in.xs);
-            if (STREAM)
+            if (stream)
                 V_STREAM(q, acc, g->sc);
             else
                 V_STORE(q, acc, g->sc);
@@ -199,24 +199,22 @@ fwd_plane(const float *xi, float *yo, const pool_geom *g, const int KC, const bo
 /* One (image, channel block) of the forward pass, its window's size a constant where it is 2 or
  * 3. A function of its own (not the body of the parallel loop): Clang compiles that body as a
  * function without the AVX-512 target. */
-static POOL_TARGET void fwd_item(const float *xi, float *yo, const pool_geom *g, bool stream)
+static POOL_TARGET void fwd_item(const float *xi, float *yo, bool stream, const pool_geom *g)
 {
-    if (g->K == 2 && stream)
-        fwd_plane(xi, yo, g, 2, true);
-    else if (g->K == 2)
-        fwd_plane(xi, yo, g, 2, false);
+    if (g->K == 2)
+        fwd_plane(xi, yo, stream, g, 2);
     else if (g->K == 3)
-        fwd_plane(xi, yo, g, 3, false);
+        fwd_plane(xi, yo, stream, g, 3);
     else
-        fwd_plane(xi, yo, g, 0, false);
+        fwd_plane(xi, yo, stream, g, 0);
 }
 
 void nn_pool_image_forward(const nn_net *net, const nn_layer *L, const float *x, float *y)
 {
     const pool_geom g = geom_of(net, L);
-    const bool stream = g.K == 2 && (uintptr_t)y % 64 == 0;
+    const bool stream = (uintptr_t)y % 64 == 0;
     for (int32_t cb = 0; cb < g.CB; cb++)
-        fwd_item(x + (size_t)cb * g.in.cbs, y + (size_t)cb * g.out.cbs, &g, stream);
+        fwd_item(x + (size_t)cb * g.in.cbs, y + (size_t)cb * g.out.cbs, stream, &g);
     if (stream)
         V_STREAM_FENCE();
 }
@@ -231,7 +229,7 @@ void nn_pool_forward(const nn_net *net, const nn_layer *L)
         for (int32_t cb = 0; cb < g.CB; cb++) {
             const float *xi = x + (size_t)n * g.C * g.IH * g.IW + (size_t)cb * g.in.cbs;
             float *yo = y + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs;
-            fwd_item(xi, yo, &g, false);
+            fwd_item(xi, yo, false, &g);
         }
 }
 
