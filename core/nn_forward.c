@@ -58,15 +58,15 @@ IM2COL(float)
 IM2COL(uint16_t)
 #undef IM2COL
 
-/* Layer L's output computed by sgemm (L->sgemm): the unfolded input's rows times the weights'
- * rows (M x KC times KC x OC), then bias and ReLU, row by row. */
+/* Layer L's output computed by sgemm (L->sgemm): the unfolded input's rows times the weights
+ * (M x KC times KC x OC, the hwio copy w_fwd), then bias and ReLU, row by row. */
 static drsch_status sgemm_forward(const nn_net *net, const nn_layer *L, drsch_error *err)
 {
     const dnnl_dim_t OC = L->out_c, M = (dnnl_dim_t)net->cfg.batch * L->out_h * L->out_w,
                      KC = (dnnl_dim_t)L->in_c * L->spec.kernel * L->spec.kernel;
-    const float *col = nn_mem_ptr(L->col), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
+    const float *col = nn_mem_ptr(L->col), *w = nn_mem_ptr(L->w_fwd), *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
-    DN(dnnl_sgemm('N', 'T', M, OC, KC, 1.0f, col, KC, w, KC, 0.0f, y, OC), "sgemm forward");
+    DN(dnnl_sgemm('N', 'N', M, OC, KC, 1.0f, col, KC, w, OC, 0.0f, y, OC), "sgemm forward");
     const bool relu = L->spec.relu;
     for (dnnl_dim_t r = 0; r < M; r++) {
         float *row = y + r * OC;
@@ -155,7 +155,7 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
 {
     if (!x)
         return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: no input images given");
-    if (net->weights_dirty && net->cfg.precision != NN_PRECISION_F32)
+    if (net->weights_dirty)
         TRY(nn_net_refresh_weights(net, err));
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
     dnnl_exec_arg_t a[8];

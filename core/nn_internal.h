@@ -41,8 +41,9 @@ typedef struct {
     dnnl_memory_t dw_tmp; /* backward-weights output when its layout differs from w */
     dnnl_primitive_t dw_reorder;
 
-    /* bf16 nets: the weights converted to bf16 in the forward primitive's layout (owned),
-     * refreshed from w (f32, plain) whenever the parameters change */
+    /* bf16 nets: the weights converted to bf16 in the forward primitive's layout; sgemm
+     * convolutions: the weights in hwio for the forward product (owned, refreshed from w whenever
+     * the parameters change) */
     dnnl_memory_t w_fwd;
     dnnl_primitive_t w_fwd_reorder;
     char impl[64]; /* oneDNN's name of the forward implementation ("" if none) */
@@ -53,8 +54,8 @@ typedef struct {
      * input gradient per receptive field, summed back into diff_src (owned, all NULL else). */
     dnnl_memory_t col, diff_col, dst2d, diff_dst2d;
     /* f32 nets on AVX-512 compute that product with oneDNN's sgemm (nn_layers.c:
-     * build_conv_gemm): nhwc source, weights and their gradient in ohwi, bias and ReLU in C, no
-     * primitives. */
+     * build_conv_gemm): nhwc source, weights and their gradient in ohwi (a copy in hwio for the
+     * forward product, w_fwd), bias and ReLU in C, no primitives. */
     bool sgemm;
     /* a convolution computed by drsch's own AVX-512 loops (nn_direct.c): weights hwio, w_bwd
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
@@ -244,8 +245,9 @@ bool nn_need_data_grad(const nn_net *net, int i);
 /* Every layer's primitives and memories, each reading the previous layer's output. */
 drsch_status nn_build_layers(nn_net *net, drsch_error *err);
 
-/* Brings derived copies of the weights (backward-data layout, bf16 forward copies) up to date
- * with the parameters; nn_forward / nn_backward call it when needed, the encoder at creation. */
+/* Brings derived copies of the weights (backward-data layout, forward copies: bf16, or hwio for
+ * sgemm) up to date with the parameters; nn_forward / nn_backward call it when needed, the encoder
+ * at creation. */
 drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err);
 /* The momentum history of src into dst (training nets of the same architecture; their layouts may
  * differ), as nn_net_copy_params copies the parameters. */

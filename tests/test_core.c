@@ -289,7 +289,8 @@ static double triplet_loss(const float *y, const int32_t *labels, int32_t n, int
 
 /* Shape 0 runs on oneDNN's convolution; shape 1 (16 channels, 5x6 input, 3x3 outputs: each input
  * value in 2.7 receptive fields on average) as an inner product over the unfolded input, padding
- * and stride included (core/nn_layers.c, build_conv_gemm). */
+ * and stride included (core/nn_layers.c, build_conv_gemm), on sgemm with a copy of the weights
+ * where oneDNN runs AVX-512. Each twice: with the weights first imported, then with others. */
 Test(core_forward, conv_matches_reference)
 {
     rng_reset(1);
@@ -312,6 +313,16 @@ Test(core_forward, conv_matches_reference)
             cr_assert_eq(nn_output_dim(net), O * OH * OW);
             cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
             expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW, 1e-5, "conv");
+            /* new weights after a forward pass: the layers' copies of them (sgemm's hwio one)
+             * follow */
+            for (size_t j = 0; j < (size_t)O * C * K * K; j++)
+                p[j] = -0.5f * p[j];
+            cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                         err.msg);
+            ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, S, P, relu, OH, OW);
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW, 1e-5,
+                                "conv, new weights");
             free(x), free(p), free(y);
             nn_net_free(net);
         }
