@@ -2,6 +2,7 @@
  * layers in plain C), the output reordered to plain; the refresh of the derived weight copies
  * (backward-data layout, bf16) after the parameters change; the outputs a pass leaves. */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -68,6 +69,7 @@ static drsch_status sgemm_forward(const nn_net *net, const nn_layer *L, drsch_er
     float *y = nn_mem_ptr(L->dst);
     DN(dnnl_sgemm('N', 'N', M, OC, KC, 1.0f, col, KC, w, OC, 0.0f, y, OC), "sgemm forward");
     const bool relu = L->spec.relu;
+#pragma omp parallel for schedule(static) if (M * OC >= 8192)
     for (dnnl_dim_t r = 0; r < M; r++) {
         float *row = y + r * OC;
         for (dnnl_dim_t c = 0; c < OC; c++) {
@@ -122,8 +124,9 @@ static void hash_forward(const nn_net *net, const nn_layer *L)
     const float *x = nn_mem_ptr(L->src);
     float *y = nn_mem_ptr(L->dst);
     const float half_s = 0.5f * net->hash_scale;
-    const size_t n = (size_t)net->cfg.batch * L->out_c;
-    for (size_t k = 0; k < n; k++)
+    const ptrdiff_t n = (ptrdiff_t)net->cfg.batch * L->out_c;
+#pragma omp parallel for schedule(static) if (n >= 2048)
+    for (ptrdiff_t k = 0; k < n; k++)
         y[k] = tanhf(half_s * x[k]);
 }
 
