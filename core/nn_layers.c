@@ -336,14 +336,13 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
     CK(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * (size_t)KC, err));
     if (L->sgemm) {
         /* the forward product's right-hand side as it is, (KH x KW x C) x OC: a copy of the
-         * weights in hwio, refreshed when they change (nn_net_refresh_weights). Over ohwi,
+         * weights in hwio, transposed again when they change (nn_net_refresh_weights). Over ohwi,
          * transposed by sgemm, drsch-mnist's conv3 took 0.66 ms in a training step (batch 100, 2
          * threads, 2-core Zen 5), over the copy 0.54 ms. The gradients' products stay over ohwi:
          * over hwio they measured 0.03-0.04 ms slower each. */
         dnnl_dims_t w4 = {sp->out, L->in_c, K, K};
         const dnnl_memory_desc_t WF = nn_md_tag(4, w4, dnnl_hwio);
         CK(nn_new_mem(net, &L->w_fwd, &WF, DNNL_MEMORY_ALLOCATE, err));
-        CK(nn_make_reorder(net, &W, &WF, &L->w_fwd_reorder, err));
     }
     L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)sp->out);
     CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
@@ -431,8 +430,8 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
     if (nn_need_data_grad(net, i)) {
         const dnnl_memory_desc_t W = nn_md_tag(4, wd, dnnl_hwio),
                                  WB = nn_md_tag(4, wd, dnnl_dcab); /* [KW][KH][OC][IC] */
+        (void)W; /* copied by drsch's transpose (nn_net_refresh_weights), not a reorder */
         TRY(nn_new_mem(net, &L->w_bwd, &WB, DNNL_MEMORY_ALLOCATE, err));
-        TRY(nn_make_reorder(net, &W, &WB, &L->w_bwd_reorder, err));
     }
     return DRSCH_OK;
 }
