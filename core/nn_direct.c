@@ -124,6 +124,17 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L)
                 FWD[pb - 1](&s, x, w, b, y, r / s.oh, r % s.oh, ox0, ocb, relu);
 }
 
+void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y)
+{
+    const conv_shape s = shape_of(net, L);
+    const float *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
+    const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
+    for (int oy = 0; oy < s.oh; oy++)
+        for (int ocb = 0; ocb < s.oc; ocb += 32)
+            for (int ox0 = 0; ox0 < s.ow; ox0 += pb)
+                FWD[pb - 1](&s, x, w, b, y, 0, oy, ox0, ocb, L->spec.relu);
+}
+
 /* Input gradient of image n, 32 input channels from icb: each input row sums, over the kernel
  * rows that reach it, the output gradient's row through the weights; output pixel j reaches
  * input pixel j + kx. K and OW are constants where it is inlined, so the row's 2 x (OW + K - 1)
@@ -308,6 +319,13 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L)
 {
     (void)net;
     (void)L;
+}
+void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y)
+{
+    (void)net;
+    (void)L;
+    (void)x;
+    (void)y;
 }
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
 {

@@ -125,6 +125,8 @@ bool nn_onednn_avx512(void);
  * gradient -> dw, db, and diff_src). */
 bool nn_direct_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward(const nn_net *net, const nn_layer *L);
+/* One image of the forward pass: x its source (L's source layout), y its output (nhwc). */
+void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
 
@@ -139,11 +141,13 @@ void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_ds
 /* The same, but for the source's layout (which nn_pool_fits also checks): what the first
  * convolution's loops (nn_stem.c) check of the pooling after them, before it is built. */
 bool nn_pool_shape_fits(const nn_net *net, int i);
-/* One image of pooling L's forward pass (x, y: the image's first values, in L's layouts), and of
- * its backward pass (dy -> dx), times the ReLU's gradient given as bits when bits is not NULL: a
+/* One image of pooling L's forward pass (x, y: the image's first values, in L's layouts; y
+ * stored past the caches when past_caches and it is 64-byte aligned), and of its backward pass
+ * (dy -> dx), times the ReLU's gradient given as bits when bits is not NULL: a
  * 16-bit mask for each pixel's channel block cb, pixel p's at bits[p * C / 16 + cb] (bit c set:
  * channel 16 cb + c passes). The same sums as nn_pool_forward and nn_pool_backward. */
-void nn_pool_image_forward(const nn_net *net, const nn_layer *L, const float *x, float *y);
+void nn_pool_image_forward(const nn_net *net, const nn_layer *L, const float *x, float *y,
+                           bool past_caches);
 void nn_pool_image_backward(const nn_net *net, const nn_layer *L, const float *dy,
                             const uint16_t *bits, float *dx);
 
@@ -156,6 +160,10 @@ void nn_pool_image_backward(const nn_net *net, const nn_layer *L, const float *d
 bool nn_stem_fits(const nn_net *net, int i);
 #define NN_STEM_GROUP 4 /* images whose weight gradients the stem's backward pass sums together */
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
+/* Image n of the forward pass, without the mask (inference): its pooled output into y (P's
+ * layout, one image), through the caches. */
+void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n,
+                           float *y);
 void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P);
 
 /* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the

@@ -209,10 +209,11 @@ static POOL_TARGET void fwd_item(const float *xi, float *yo, bool stream, const 
         fwd_plane(xi, yo, stream, g, 0);
 }
 
-void nn_pool_image_forward(const nn_net *net, const nn_layer *L, const float *x, float *y)
+void nn_pool_image_forward(const nn_net *net, const nn_layer *L, const float *x, float *y,
+                           bool past_caches)
 {
     const pool_geom g = geom_of(net, L);
-    const bool stream = (uintptr_t)y % 64 == 0;
+    const bool stream = past_caches && (uintptr_t)y % 64 == 0;
     for (int32_t cb = 0; cb < g.CB; cb++)
         fwd_item(x + (size_t)cb * g.in.cbs, y + (size_t)cb * g.out.cbs, stream, &g);
     if (stream)

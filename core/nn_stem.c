@@ -113,32 +113,45 @@ static const fwd_fn FWD[2][MAX_PB] = {{NN_EACH_1_TO_12(FWD1_NAME)}, {NN_EACH_1_T
 #undef FWD1_NAME
 #undef FWD2_NAME
 
-void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
+/* Image n's convolution output into c (its mask into mask's image n when mask is given). */
+static void conv_image(const nn_net *net, const nn_layer *L, int n, uint16_t *mask, float *c)
 {
     const stem_shape s = shape_of(net, L);
-    const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
-    float *y = nn_mem_ptr(P->dst);
-    uint16_t *mask = net->cfg.training ? (uint16_t *)(void *)nn_mem_ptr(L->stem_mask) : NULL;
-    const int relu = L->spec.relu;
-    const size_t pixels = (size_t)s.oh * s.ow, pooled = (size_t)P->out_h * P->out_w * P->out_c;
+    const float *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
+    const float *xi = (const float *)nn_mem_ptr(L->src) + (size_t)n * s.ih * s.iw;
+    const size_t pixels = (size_t)s.oh * s.ow;
+    uint16_t *mi = mask ? mask + (size_t)n * pixels * (size_t)(s.oc / 16) : NULL;
     /* rows in blocks of at most MAX_PB pixels, as even as they split */
     const int nb = (s.ow + MAX_PB - 1) / MAX_PB, pb = (s.ow + nb - 1) / nb;
+    for (int oy = 0; oy < s.oh; oy++)
+        for (int ocb = 0; ocb < s.oc; ocb += 32)
+            for (int ox0 = 0; ox0 < s.ow; ox0 += pb) {
+                const int len = s.ow - ox0 < pb ? s.ow - ox0 : pb;
+                FWD[s.s - 1][len - 1](&s, xi, w, b, c, mi, oy, ox0, ocb, L->spec.relu);
+            }
+}
+
+void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
+{
+    float *y = nn_mem_ptr(P->dst);
+    uint16_t *mask = net->cfg.training ? (uint16_t *)(void *)nn_mem_ptr(L->stem_mask) : NULL;
+    const size_t pooled = (size_t)P->out_h * P->out_w * P->out_c;
 #pragma omp parallel
     {
         float c[STEM_PLANE_MAX];
 #pragma omp for schedule(static)
-        for (int n = 0; n < s.n; n++) {
-            const float *xi = x + (size_t)n * s.ih * s.iw;
-            uint16_t *mi = mask ? mask + (size_t)n * pixels * (size_t)(s.oc / 16) : NULL;
-            for (int oy = 0; oy < s.oh; oy++)
-                for (int ocb = 0; ocb < s.oc; ocb += 32)
-                    for (int ox0 = 0; ox0 < s.ow; ox0 += pb) {
-                        const int len = s.ow - ox0 < pb ? s.ow - ox0 : pb;
-                        FWD[s.s - 1][len - 1](&s, xi, w, b, c, mi, oy, ox0, ocb, relu);
-                    }
-            nn_pool_image_forward(net, P, c, y + (size_t)n * pooled);
+        for (int n = 0; n < net->cfg.batch; n++) {
+            conv_image(net, L, n, mask, c);
+            nn_pool_image_forward(net, P, c, y + (size_t)n * pooled, true);
         }
     }
+}
+
+void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n, float *y)
+{
+    float c[STEM_PLANE_MAX];
+    conv_image(net, L, n, NULL, c);
+    nn_pool_image_forward(net, P, c, y, false);
 }
 
 /* One image's weight gradients of taps T0 .. T1 - 1 (tap t: row t / K, column t % K) and, when
@@ -258,6 +271,14 @@ bool nn_stem_fits(const nn_net *net, int i)
     (void)net;
     (void)i;
     return false;
+}
+void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n, float *y)
+{
+    (void)net;
+    (void)L;
+    (void)P;
+    (void)n;
+    (void)y;
 }
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {

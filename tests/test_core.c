@@ -946,6 +946,49 @@ Test(core_gradient, composite_network)
     nn_net_free(net);
 }
 
+/* drsch-mnist's inference net runs its first four layers image by image (conv1 and pool1 on
+ * the stem's loops, conv2 on the direct loops, pool2; core/nn_forward.c: chain_forward, where
+ * oneDNN runs AVX-512), a training net layer by layer: with the same parameters their outputs
+ * (the classifier's logits) have the same bits, at 1 and 2 threads. */
+Test(core_forward, inference_chain_matches_layer_by_layer)
+{
+    rng_reset(23);
+    const int N = 6;
+    nn_net *nets[2];
+    for (int t = 0; t < 2; t++) {
+        nn_config cfg;
+        drsch_error err;
+        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, N, t, &err), DRSCH_OK, "%s", err.msg);
+        /* logits, not tanh's outputs, which could round small differences away */
+        cr_assert_eq(nn_config_classifier(&cfg, 10, &err), DRSCH_OK, "%s", err.msg);
+        cfg.seed = 3;
+        cr_assert_eq(nn_net_create(&nets[t], &cfg, &err), DRSCH_OK, "%s", err.msg);
+    }
+    const size_t np = nn_params_plain_size(nets[1]);
+    float *p = malloc(np * sizeof *p), *x = rand_buf((size_t)N * nn_input_size(nets[0]), 1.0);
+    drsch_error err;
+    cr_assert_eq(nn_params_export(nets[1], p, np, &err), DRSCH_OK, "%s", err.msg);
+    for (size_t k = 0; k < np; k++) /* weights and biases of either sign: the ReLUs cut */
+        p[k] = (float)(0.1 * urand());
+    cr_assert_eq(nn_params_import(nets[0], p, np, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_params_import(nets[1], p, np, &err), DRSCH_OK, "%s", err.msg);
+    const size_t out = (size_t)N * nn_output_dim(nets[0]);
+    float *ref = malloc(out * sizeof *ref);
+    cr_assert_eq(nn_forward(nets[1], x, &err), DRSCH_OK, "%s", err.msg);
+    memcpy(ref, nn_output(nets[1]), out * sizeof *ref);
+    const int before = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        cr_assert_eq(nn_forward(nets[0], x, &err), DRSCH_OK, "%s", err.msg);
+        cr_expect(memcmp(nn_output(nets[0]), ref, out * sizeof *ref) == 0,
+                  "inference and training outputs differ (%d threads)", threads);
+    }
+    omp_set_num_threads(before);
+    free(p), free(x), free(ref);
+    nn_net_free(nets[0]);
+    nn_net_free(nets[1]);
+}
+
 Test(core_gradient, named_architectures_build)
 {
     const int shapes[][3] = {{1, 28, 28}, {1, 26, 26}, {1, 30, 30}};
