@@ -82,40 +82,48 @@ static drsch_status sgemm_forward(const nn_net *net, const nn_layer *L, drsch_er
 
 /* Unfolds layer L's nhwc source into col for sgemm (L->sgemm): for each output pixel a row of
  * KH x KW x C values, runs of C (KW x C where a kernel row lies inside the input) copied from
- * the source, zeros where the taps read padding. */
-static void im2col_nhwc(const nn_net *net, const nn_layer *L)
+ * the source, zeros where the taps read padding. im2col_row: output pixel (oy, ox)'s row, from
+ * one image's source img. */
+static void im2col_row(const nn_layer *L, const float *img, int32_t oy, int32_t ox, float *out)
 {
     const int32_t K = L->spec.kernel, S = L->spec.stride, P = L->spec.pad, C = L->in_c;
-    const int32_t OH = L->out_h, OW = L->out_w, IH = L->in_h, IW = L->in_w;
+    const int32_t IH = L->in_h, IW = L->in_w;
+    const int32_t iy0 = oy * S - P, ix0 = ox * S - P;
+    const size_t run = (size_t)C * sizeof(float);
+    for (int32_t ky = 0; ky < K; ky++, out += (size_t)K * C) {
+        const int32_t iy = iy0 + ky;
+        if (iy < 0 || iy >= IH) {
+            memset(out, 0, (size_t)K * run);
+            continue;
+        }
+        const float *row = img + (size_t)iy * IW * C;
+        if (ix0 >= 0 && ix0 + K <= IW) {
+            memcpy(out, row + (size_t)ix0 * C, (size_t)K * run);
+            continue;
+        }
+        for (int32_t kx = 0; kx < K; kx++) {
+            const int32_t ix = ix0 + kx;
+            if (ix >= 0 && ix < IW)
+                memcpy(out + (size_t)kx * C, row + (size_t)ix * C, run);
+            else
+                memset(out + (size_t)kx * C, 0, run);
+        }
+    }
+}
+
+static void im2col_nhwc(const nn_net *net, const nn_layer *L)
+{
+    const int32_t OH = L->out_h, OW = L->out_w;
     const float *src = nn_mem_ptr(L->src);
     float *col = nn_mem_ptr(L->col);
     const int64_t M = (int64_t)net->cfg.batch * OH * OW;
-    const size_t run = (size_t)C * sizeof(float);
+    const size_t per = (size_t)L->in_c * L->spec.kernel * L->spec.kernel,
+                 img = (size_t)L->in_h * L->in_w * L->in_c;
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; m++) {
         const int64_t n = m / ((int64_t)OH * OW);
-        const int32_t oy = (int32_t)(m / OW % OH), ox = (int32_t)(m % OW);
-        const int32_t iy0 = oy * S - P, ix0 = ox * S - P;
-        float *out = col + (size_t)m * K * K * C;
-        for (int32_t ky = 0; ky < K; ky++, out += (size_t)K * C) {
-            const int32_t iy = iy0 + ky;
-            if (iy < 0 || iy >= IH) {
-                memset(out, 0, (size_t)K * run);
-                continue;
-            }
-            const float *row = src + ((size_t)n * IH + (size_t)iy) * IW * C;
-            if (ix0 >= 0 && ix0 + K <= IW) {
-                memcpy(out, row + (size_t)ix0 * C, (size_t)K * run);
-                continue;
-            }
-            for (int32_t kx = 0; kx < K; kx++) {
-                const int32_t ix = ix0 + kx;
-                if (ix >= 0 && ix < IW)
-                    memcpy(out + (size_t)kx * C, row + (size_t)ix * C, run);
-                else
-                    memset(out + (size_t)kx * C, 0, run);
-            }
-        }
+        im2col_row(L, src + (size_t)n * img, (int32_t)(m / OW % OH), (int32_t)(m % OW),
+                   col + (size_t)m * per);
     }
 }
 
@@ -245,12 +253,14 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
 
 /* Whether an inference net's first four layers are a stem with its pooling (nn_stem.c), a
  * direct convolution (nn_direct.c) and an average pooling on drsch's loops, all nhwc, with no
- * reorder between them: nn_forward then runs them image by image (chain_forward). */
-static bool chain_fits(const nn_net *net)
+ * reorder between them: nn_forward then runs them image by image (chain_forward), and *unfold
+ * whether the fifth layer's unfolding (an sgemm convolution's) goes with them. */
+static bool chain_fits(const nn_net *net, bool *unfold)
 {
     if (net->cfg.training || net->n_layers < 5)
         return false;
     const nn_layer *L = net->layers;
+    *unfold = L[4].sgemm && L[4].col && !L[4].src_reorder;
     return L[0].stem && L[1].pool_fused && L[2].direct && !L[2].direct_src16 && L[3].pool_own &&
            !L[3].pool_blocked && !L[3].pool_fused && L[3].spec.kind == NN_LAYER_POOL_AVG &&
            !L[1].src_reorder && !L[2].src_reorder && !L[3].src_reorder &&
@@ -261,20 +271,31 @@ static bool chain_fits(const nn_net *net)
 /* The first four layers image by image: each image's pooled stem output and its convolution's
  * output stay on the stack (in the caches) and only the second pooling's output is written, where
  * layer by layer the batch's 1.55 and 1.25 MB (drsch-mnist, batch 100) went to memory and were
- * read back. The same sums. */
-static void chain_forward(const nn_net *net)
+ * read back. When unfold (the fifth layer an sgemm convolution), that output stays on the stack
+ * too and the fifth layer's unfolded rows are written from it. The same sums. */
+static void chain_forward(const nn_net *net, bool unfold)
 {
     const nn_layer *L = net->layers;
-    float *y = nn_mem_ptr(L[3].dst);
-    const size_t pooled = (size_t)L[3].out_h * L[3].out_w * L[3].out_c;
+    float *y = nn_mem_ptr(L[3].dst), *col = unfold ? nn_mem_ptr(L[4].col) : NULL;
+    const size_t pooled = (size_t)L[3].out_h * L[3].out_w * L[3].out_c,
+                 per = (size_t)L[4].in_c * L[4].spec.kernel * L[4].spec.kernel;
+    const int32_t OH = L[4].out_h, OW = L[4].out_w;
 #pragma omp parallel
     {
-        float p1[CHAIN_PLANE_MAX], c2[CHAIN_PLANE_MAX];
+        float p1[CHAIN_PLANE_MAX], c2[CHAIN_PLANE_MAX], p2[CHAIN_PLANE_MAX];
 #pragma omp for schedule(static)
         for (int n = 0; n < net->cfg.batch; n++) {
             nn_stem_forward_image(net, &L[0], &L[1], n, p1);
             nn_direct_forward_image(net, &L[2], p1, c2);
-            nn_pool_image_forward(net, &L[3], c2, y + (size_t)n * pooled, false);
+            if (!unfold) {
+                nn_pool_image_forward(net, &L[3], c2, y + (size_t)n * pooled, false);
+                continue;
+            }
+            nn_pool_image_forward(net, &L[3], c2, p2, false);
+            for (int32_t oy = 0; oy < OH; oy++)
+                for (int32_t ox = 0; ox < OW; ox++)
+                    im2col_row(&L[4], p2, oy, ox,
+                               col + (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * per);
         }
     }
 }
@@ -288,12 +309,13 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
     dnnl_exec_arg_t a[8];
     int first = 0;
-    if (chain_fits(net)) {
+    bool unfolded = false;
+    if (chain_fits(net, &unfolded)) {
         if (net->layers[0].src_reorder)
             TRY(nn_run_reorder(net, net->layers[0].src_reorder, net->layers[0].in,
                                net->layers[0].src, err));
         DN(dnnl_stream_wait(net->stream), "stream wait");
-        chain_forward(net);
+        chain_forward(net, unfolded);
         first = 4;
     }
     for (int i = first; i < net->n_layers; i++) {
@@ -313,7 +335,7 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
                 nn_direct_forward(net, L);
                 break;
             }
-            if (L->col) {
+            if (L->col && !(unfolded && i == 4)) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 if (L->sgemm)
                     im2col_nhwc(net, L);
