@@ -15,10 +15,12 @@
  * parameter block's layout); the convolution's output nhwc but never written (the layer's dst
  * has no memory, its descriptor tells the pooling the layout); the pooling's output goes to the
  * pooling layer's dst as nn_pool.c lays it out, summed as nn_pool.c sums it, past the caches
- * (nn_pool_image_forward). Every value is summed in an order that does not depend on the number
- * of threads: the forward pass gives each image to one thread; the backward pass sums each
- * image's weight and bias gradients in registers, adds them up by groups of NN_STEM_GROUP
- * images (one thread a group, images in order), then the groups in order. */
+ * (nn_pool_image_forward), or for one image to the caller's buffer through the caches
+ * (nn_stem_forward_image: inference nets' image-by-image chain, nn_forward.c). Every value is
+ * summed in an order that does not depend on the number of threads: the forward pass gives each
+ * image to one thread; the backward pass sums each image's weight and bias gradients in registers,
+ * adds them up by groups of NN_STEM_GROUP images (one thread a group, images in order), then the
+ * groups in order. */
 #include <stdint.h>
 #include <string.h>
 
