@@ -296,19 +296,29 @@ static inline __attribute__((always_inline)) void gradient_cols(const float *y, 
                                                                 const int32_t *idx, const float *yx,
                                                                 int32_t k0, float *dyx, const int V)
 {
-    dh_v8d xv[8], a[8];
-    for (int q = 0; q < V; q++) {
-        xv[q] = LOAD8(yx + k0 + 8 * q);
-        a[q] = (dh_v8d){0};
-    }
+    /* named vectors, not arrays: an array of them on the stack gets 64-byte aligned moves, which
+     * fault in AddressSanitizer's stack frames (see dh_v8d) */
+#define COLS_EACH(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define COLS_INIT(q)                                                                               \
+    const dh_v8d x##q = V > q ? LOAD8(yx + k0 + 8 * q) : (dh_v8d){0};                              \
+    dh_v8d a##q = {0};
+    COLS_EACH(COLS_INIT)
     for (int32_t t = 0; t < m; t++) {
         const float *yj = y + (size_t)idx[t] * d + k0;
         const dh_v8d c = {coef[t], coef[t], coef[t], coef[t], coef[t], coef[t], coef[t], coef[t]};
-        for (int q = 0; q < V; q++)
-            a[q] += c * (xv[q] - LOAD8(yj + 8 * q));
+#define COLS_ADD(q)                                                                                \
+    if (V > q)                                                                                     \
+        a##q += c * (x##q - LOAD8(yj + 8 * q));
+        COLS_EACH(COLS_ADD)
     }
-    for (int q = 0; q < V; q++)
-        STORE8(dyx + k0 + 8 * q, a[q]);
+#define COLS_STORE(q)                                                                              \
+    if (V > q)                                                                                     \
+        STORE8(dyx + k0 + 8 * q, a##q);
+    COLS_EACH(COLS_STORE)
+#undef COLS_STORE
+#undef COLS_ADD
+#undef COLS_INIT
+#undef COLS_EACH
 }
 
 /* Row x of the gradient (see loss_region). Its terms, in the order the sum over the ordered pairs
