@@ -1,6 +1,7 @@
 /* The forward pass: the input handed to oneDNN, each layer's primitive (the hash and bit-weight
- * layers in plain C), the output reordered to plain; the refresh of the derived weight copies
- * (backward-data layout, bf16) after the parameters change; the outputs a pass leaves. */
+ * layers in plain C), the output reordered to plain; in inference drsch-mnist's first layers
+ * image by image (chain_forward); the refresh of the derived weight copies (backward-data
+ * layout, bf16, hwio for sgemm) after the parameters change; the outputs a pass leaves. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -428,9 +428,8 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
         TRY(build_relu_bwd(net, L, &D, err));
     }
     if (nn_need_data_grad(net, i)) {
-        const dnnl_memory_desc_t W = nn_md_tag(4, wd, dnnl_hwio),
-                                 WB = nn_md_tag(4, wd, dnnl_dcab); /* [KW][KH][OC][IC] */
-        (void)W; /* copied by drsch's transpose (nn_net_refresh_weights), not a reorder */
+        /* [KW][KH][OC][IC], transposed from w by nn_net_refresh_weights */
+        const dnnl_memory_desc_t WB = nn_md_tag(4, wd, dnnl_dcab);
         TRY(nn_new_mem(net, &L->w_bwd, &WB, DNNL_MEMORY_ALLOCATE, err));
     }
     return DRSCH_OK;
