@@ -152,34 +152,105 @@ static void bitw_forward(const nn_net *net, const nn_layer *L)
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define TILE_TARGET __attribute__((target("avx512f")))
-/* A 16 x 16 tile transposed in registers: pairs of rows interleaved by 1, 2, 4 and 8 values. */
+/* Two vectors x, y replaced by the low and high halves of their interleave at one granule: 32-bit
+ * values (PAIR_PS), 64-bit pairs (PAIR_PD), and 128-bit lanes taken even / odd (PAIR_LANES). */
+#define PAIR_PS(x, y)                                                                              \
+    do {                                                                                           \
+        const __m512 lo_ = _mm512_unpacklo_ps(x, y);                                               \
+        y = _mm512_unpackhi_ps(x, y);                                                              \
+        x = lo_;                                                                                   \
+    } while (0)
+#define PAIR_PD(x, y)                                                                              \
+    do {                                                                                           \
+        const __m512d a_ = _mm512_castps_pd(x), b_ = _mm512_castps_pd(y);                          \
+        x = _mm512_castpd_ps(_mm512_unpacklo_pd(a_, b_));                                          \
+        y = _mm512_castpd_ps(_mm512_unpackhi_pd(a_, b_));                                          \
+    } while (0)
+#define PAIR_LANES(x, y)                                                                           \
+    do {                                                                                           \
+        const __m512 lo_ = _mm512_shuffle_f32x4(x, y, 0x88);                                       \
+        y = _mm512_shuffle_f32x4(x, y, 0xdd);                                                      \
+        x = lo_;                                                                                   \
+    } while (0)
+
+/* A 16 x 16 tile transposed in registers: rows interleaved by 1, 2, 4 and 8 values. The vectors
+ * are named, not an array: GCC moves __m512 arrays with aligned stack stores, which fault in
+ * AddressSanitizer's use-after-return frames. Each step works in place, so after the 64-bit step
+ * the second and third vector of each group of four hold each other's rows: the stores undo it. */
 static TILE_TARGET void tile16(const float *s, size_t ss, float *d, size_t ds)
 {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_ps(s + (size_t)i * ss);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4)
-        for (int j = 0; j < 2; j++) {
-            const __m512d a = _mm512_castps_pd(t[i + j]), b = _mm512_castps_pd(t[i + j + 2]);
-            r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        }
-    for (int h = 0; h < 16; h += 8)
-        for (int i = 0; i < 4; i++) {
-            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-            t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
-        }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    }
-    for (int i = 0; i < 16; i++)
-        _mm512_storeu_ps(d + (size_t)i * ds, r[i]);
+#define TILE_LOAD(i) __m512 x##i = _mm512_loadu_ps(s + (size_t)(i)*ss)
+    TILE_LOAD(0);
+    TILE_LOAD(1);
+    TILE_LOAD(2);
+    TILE_LOAD(3);
+    TILE_LOAD(4);
+    TILE_LOAD(5);
+    TILE_LOAD(6);
+    TILE_LOAD(7);
+    TILE_LOAD(8);
+    TILE_LOAD(9);
+    TILE_LOAD(10);
+    TILE_LOAD(11);
+    TILE_LOAD(12);
+    TILE_LOAD(13);
+    TILE_LOAD(14);
+    TILE_LOAD(15);
+#undef TILE_LOAD
+    PAIR_PS(x0, x1);
+    PAIR_PS(x2, x3);
+    PAIR_PS(x4, x5);
+    PAIR_PS(x6, x7);
+    PAIR_PS(x8, x9);
+    PAIR_PS(x10, x11);
+    PAIR_PS(x12, x13);
+    PAIR_PS(x14, x15);
+    PAIR_PD(x0, x2);
+    PAIR_PD(x1, x3);
+    PAIR_PD(x4, x6);
+    PAIR_PD(x5, x7);
+    PAIR_PD(x8, x10);
+    PAIR_PD(x9, x11);
+    PAIR_PD(x12, x14);
+    PAIR_PD(x13, x15);
+    PAIR_LANES(x0, x4);
+    PAIR_LANES(x2, x6);
+    PAIR_LANES(x1, x5);
+    PAIR_LANES(x3, x7);
+    PAIR_LANES(x8, x12);
+    PAIR_LANES(x10, x14);
+    PAIR_LANES(x9, x13);
+    PAIR_LANES(x11, x15);
+    PAIR_LANES(x0, x8);
+    PAIR_LANES(x2, x10);
+    PAIR_LANES(x1, x9);
+    PAIR_LANES(x3, x11);
+    PAIR_LANES(x4, x12);
+    PAIR_LANES(x6, x14);
+    PAIR_LANES(x5, x13);
+    PAIR_LANES(x7, x15);
+#define TILE_STORE(i, x) _mm512_storeu_ps(d + (size_t)(i)*ds, x)
+    TILE_STORE(0, x0);
+    TILE_STORE(1, x2);
+    TILE_STORE(2, x1);
+    TILE_STORE(3, x3);
+    TILE_STORE(4, x4);
+    TILE_STORE(5, x6);
+    TILE_STORE(6, x5);
+    TILE_STORE(7, x7);
+    TILE_STORE(8, x8);
+    TILE_STORE(9, x10);
+    TILE_STORE(10, x9);
+    TILE_STORE(11, x11);
+    TILE_STORE(12, x12);
+    TILE_STORE(13, x14);
+    TILE_STORE(14, x13);
+    TILE_STORE(15, x15);
+#undef TILE_STORE
 }
+#undef PAIR_PS
+#undef PAIR_PD
+#undef PAIR_LANES
 #endif
 
 /* d[c * ds + r] = s[r * ss + c] for r < R, c < C, in tiles of 16 x 16; whole tiles in AVX-512
@@ -209,11 +280,11 @@ static void transpose_block(const float *s, size_t ss, float *d, size_t ds, int3
  * a direct convolution's w_bwd, [KW][KH][OC][IC] from hwio [KH][KW][IC][OC] (each tap's IC x OC
  * block transposed); an sgemm convolution's w_fwd, hwio (KH x KW x C rows of OC) from ohwi (OC
  * rows of KH x KW x C). */
-static void refresh_own_copies(const nn_layer *L)
+static void refresh_own_copies(const nn_net *net, const nn_layer *L)
 {
     const int32_t K = L->spec.kernel, IC = L->in_c, OC = L->out_c;
     const float *w = nn_mem_ptr(L->w);
-    const bool avx512 = nn_onednn_avx512();
+    const bool avx512 = net->avx512;
     if (L->direct && L->w_bwd) {
         float *wb = nn_mem_ptr(L->w_bwd);
 #pragma omp parallel for schedule(static)
@@ -242,7 +313,7 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
             TRY(nn_run_reorder(net, L->w_bwd_reorder, L->w, L->w_bwd, err));
         if (L->w_fwd_reorder)
             TRY(nn_run_reorder(net, L->w_fwd_reorder, L->w, L->w_fwd, err));
-        refresh_own_copies(L);
+        refresh_own_copies(net, L);
     }
     DN(dnnl_stream_wait(net->stream), "stream wait");
     net->weights_dirty = false;
@@ -254,19 +325,21 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
 
 /* Whether an inference net's first four layers are a stem with its pooling (nn_stem.c), a
  * direct convolution (nn_direct.c) and an average pooling on drsch's loops, all nhwc, with no
- * reorder between them: nn_forward then runs them image by image (chain_forward), and *unfold
- * whether the fifth layer's unfolding (an sgemm convolution's) goes with them. */
-static bool chain_fits(const nn_net *net, bool *unfold)
+ * reorder between them: nn_forward then runs them image by image (chain_forward), and
+ * chain_unfold says whether the fifth layer's unfolding (an sgemm convolution's) goes with them. */
+void nn_chain_decide(nn_net *net)
 {
+    net->chain = net->chain_unfold = false;
     if (net->cfg.training || net->n_layers < 5)
-        return false;
+        return;
     const nn_layer *L = net->layers;
-    *unfold = L[4].sgemm && L[4].col && !L[4].src_reorder;
-    return L[0].stem && L[1].pool_fused && L[2].direct && !L[2].direct_src16 && L[3].pool_own &&
-           !L[3].pool_blocked && !L[3].pool_fused && L[3].spec.kind == NN_LAYER_POOL_AVG &&
-           !L[1].src_reorder && !L[2].src_reorder && !L[3].src_reorder &&
-           (size_t)L[1].out_h * L[1].out_w * L[1].out_c <= CHAIN_PLANE_MAX &&
-           (size_t)L[2].out_h * L[2].out_w * L[2].out_c <= CHAIN_PLANE_MAX;
+    net->chain = L[0].stem && L[1].pool_fused && L[2].direct && !L[2].direct_src16 &&
+                 L[3].pool_own && !L[3].pool_blocked && !L[3].pool_fused &&
+                 L[3].spec.kind == NN_LAYER_POOL_AVG && !L[1].src_reorder && !L[2].src_reorder &&
+                 !L[3].src_reorder &&
+                 (size_t)L[1].out_h * L[1].out_w * L[1].out_c <= CHAIN_PLANE_MAX &&
+                 (size_t)L[2].out_h * L[2].out_w * L[2].out_c <= CHAIN_PLANE_MAX;
+    net->chain_unfold = net->chain && L[4].sgemm && L[4].col && !L[4].src_reorder;
 }
 
 /* The first four layers image by image: each image's pooled stem output and its convolution's
@@ -310,8 +383,8 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
     dnnl_exec_arg_t a[8];
     int first = 0;
-    bool unfolded = false;
-    if (chain_fits(net, &unfolded)) {
+    const bool unfolded = net->chain_unfold;
+    if (net->chain) {
         if (net->layers[0].src_reorder)
             TRY(nn_run_reorder(net, net->layers[0].src_reorder, net->layers[0].in,
                                net->layers[0].src, err));

@@ -107,8 +107,13 @@ struct nn_net {
     dnnl_memory_t scratch;
     size_t scratch_size;
     bool weights_dirty;
+    bool avx512;              /* nn_onednn_avx512() when the net was built */
+    bool chain, chain_unfold; /* nn_forward's image-by-image start (nn_chain_decide) */
     double flops_fwd, flops_bwd;
 };
+
+/* Decides, once the layers are built, whether nn_forward runs the first layers image by image. */
+void nn_chain_decide(nn_net *net);
 
 /* Whether oneDNN runs its AVX-512 kernels here (its effective ISA includes avx512_core). */
 bool nn_onednn_avx512(void);

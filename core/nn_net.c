@@ -191,6 +191,8 @@ drsch_status nn_net_create_expect(nn_net **out, const nn_config *cfg0, size_t ex
         return s;
     }
     net->weights_dirty = true;
+    net->avx512 = nn_onednn_avx512();
+    nn_chain_decide(net);
     *out = net;
     return DRSCH_OK;
 }
