@@ -5,6 +5,8 @@
 #include "datasets_internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,14 +43,14 @@ static uint64_t image_seed(uint64_t seed, int64_t j)
 /* Uniform double in [-1, 1). */
 static double uniform_sym(rng_state *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-52 - 1.0; }
 
-/* Crop window (y0, x0) of the padded image turned by angle and zoomed by zoom about its centre,
- * mirrored when flip: output pixel centre (x + 1/2, y + 1/2) maps to the source point
- * centre + R(-angle) (flip(x) - ow/2, y - oh/2) / zoom, sampled bilinearly between pixel centres;
- * source pixels outside the image read as 0 (the zero padding). */
+/* Crop window (y0, x0) of the padded image turned by an angle and zoomed by a zoom about its
+ * centre, mirrored when flip: output pixel centre (x + 1/2, y + 1/2) maps to the source point
+ * centre + R(-angle) (flip(x) - ow/2, y - oh/2) / zoom, sampled bilinearly between pixel centres
+ * (cs, sn: cos(angle) / zoom, sin(angle) / zoom); source pixels outside the image read as 0 (the
+ * zero padding). */
 static void build_affine(const ds_augment *a, const uint8_t *img, int C, int H, int W, int oh,
-                         int ow, int y0, int x0, int flip, double angle, double zoom, float *out)
+                         int ow, int y0, int x0, int flip, double cs, double sn, float *out)
 {
-    const double cs = cos(angle) / zoom, sn = sin(angle) / zoom;
     const double cy = (double)(y0 - a->pad) + 0.5 * oh, cx = (double)(x0 - a->pad) + 0.5 * ow;
     for (int y = 0; y < oh; y++) {
         const double dy = (double)y + 0.5 - 0.5 * oh;
@@ -73,6 +75,139 @@ static void build_affine(const ds_augment *a, const uint8_t *img, int C, int H, 
             }
         }
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AFFINE_TARGET __attribute__((target("avx512f")))
+
+/* The largest image (channels x height x width) build_affine16 copies to the stack as floats */
+#define AFFINE_COPY_MAX 16384
+
+/* Lanes 0..7 of the 16-lane v as doubles (lo) and lanes 8..15 (hi). */
+static AFFINE_TARGET __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+static AFFINE_TARGET __m512d hi_pd(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* build_affine for 16 output pixels of a row at a time, each value computed by the same double
+ * operations in the same order (no fused multiply-adds: the build is ISO C, whose default
+ * contracts none), so the output has the same bits: the source coordinates and the bilinear
+ * weights of 8 pixels per vector, the 4 neighbours of 16 gathered from a float copy of the image
+ * (neighbours outside it masked off, so they add 0 as the scalar loop adds nothing). Batches of
+ * 100 26 x 26 crops of Fashion-MNIST turned by up to 10 degrees and zoomed by up to 10% (drsch
+ * bench data, 2-core Zen 5): 112 us at 2 threads against 363 us with the scalar loop. */
+static AFFINE_TARGET void build_affine16(const ds_augment *a, const uint8_t *img, int C, int H,
+                                         int W, int oh, int ow, int y0, int x0, int flip, double cs,
+                                         double sn, float *out)
+{
+    const double cy = (double)(y0 - a->pad) + 0.5 * oh, cx = (double)(x0 - a->pad) + 0.5 * ow;
+    const size_t hw = (size_t)H * (size_t)W;
+    float px[AFFINE_COPY_MAX];
+    for (size_t i = 0; i < (size_t)C * hw; i++)
+        px[i] = (float)img[i];
+    const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
+    const __m512d vcx = _mm512_set1_pd(cx), vcy = _mm512_set1_pd(cy), vcs = _mm512_set1_pd(cs),
+                  vsn = _mm512_set1_pd(sn), vhw = _mm512_set1_pd(0.5 * ow);
+    const __m512i sign = _mm512_set1_epi64(flip ? (long long)0x8000000000000000ull : 0);
+    const __m512i vW = _mm512_set1_epi32(W), vH = _mm512_set1_epi32(H), i1 = _mm512_set1_epi32(1);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int y = 0; y < oh; y++) {
+        const double dy = (double)y + 0.5 - 0.5 * oh;
+        const __m512d sndy = _mm512_set1_pd(sn * dy), csdy = _mm512_set1_pd(cs * dy);
+        for (int xb = 0; xb < ow; xb += 16) {
+            const int lanes = ow - xb < 16 ? ow - xb : 16;
+            const __mmask16 live = (__mmask16)(lanes == 16 ? 0xffffu : (1u << lanes) - 1u);
+            const __m512i xi = _mm512_add_epi32(_mm512_set1_epi32(xb), iota);
+            /* the 8 pixels of one half (xi8, lanes 0..7 or 8..15): their 4 weights and the
+             * integer parts of the source coordinates */
+#define AFFINE_HALF(xi8, W0, W1, W2, W3, IX, IY)                                                   \
+    do {                                                                                           \
+        const __m512d xd = _mm512_cvtepi32_pd(xi8);                                                \
+        /* dx = x + 1/2 - ow/2, negated (its sign bit flipped) when flip */                        \
+        const __m512d dx = _mm512_castsi512_pd(_mm512_xor_si512(                                   \
+            _mm512_castpd_si512(_mm512_sub_pd(_mm512_add_pd(xd, half), vhw)), sign));              \
+        const __m512d sx =                                                                         \
+            _mm512_sub_pd(_mm512_add_pd(_mm512_add_pd(vcx, _mm512_mul_pd(vcs, dx)), sndy), half);  \
+        const __m512d sy =                                                                         \
+            _mm512_sub_pd(_mm512_add_pd(_mm512_sub_pd(vcy, _mm512_mul_pd(vsn, dx)), csdy), half);  \
+        const __m512d fx = _mm512_roundscale_pd(sx, _MM_FROUND_TO_NEG_INF),                        \
+                      fy = _mm512_roundscale_pd(sy, _MM_FROUND_TO_NEG_INF);                        \
+        const __m512d wx = _mm512_sub_pd(sx, fx), wy = _mm512_sub_pd(sy, fy);                      \
+        const __m512d ux = _mm512_sub_pd(one, wx), uy = _mm512_sub_pd(one, wy);                    \
+        W0 = _mm512_mul_pd(uy, ux);                                                                \
+        W1 = _mm512_mul_pd(uy, wx);                                                                \
+        W2 = _mm512_mul_pd(wy, ux);                                                                \
+        W3 = _mm512_mul_pd(wy, wx);                                                                \
+        IX = _mm512_cvttpd_epi32(fx);                                                              \
+        IY = _mm512_cvttpd_epi32(fy);                                                              \
+    } while (0)
+            /* named vectors, no arrays: GCC moves __m512 arrays with aligned stack stores, which
+             * fault in AddressSanitizer's use-after-return frames */
+            __m512d wa0, wa1, wa2, wa3, wb0, wb1, wb2, wb3;
+            __m256i ixa, iya, ixb, iyb;
+            AFFINE_HALF(_mm512_castsi512_si256(xi), wa0, wa1, wa2, wa3, ixa, iya);
+            AFFINE_HALF(_mm512_extracti64x4_epi64(xi, 1), wb0, wb1, wb2, wb3, ixb, iyb);
+#undef AFFINE_HALF
+            const __m512i vx = _mm512_inserti64x4(_mm512_castsi256_si512(ixa), ixb, 1),
+                          vy = _mm512_inserti64x4(_mm512_castsi256_si512(iya), iyb, 1);
+            /* neighbours inside the image: unsigned compares also reject negative coordinates */
+            const __mmask16 x0in = _mm512_cmplt_epu32_mask(vx, vW),
+                            x1in = _mm512_cmplt_epu32_mask(_mm512_add_epi32(vx, i1), vW),
+                            y0in = _mm512_mask_cmplt_epu32_mask(live, vy, vH),
+                            y1in = _mm512_mask_cmplt_epu32_mask(live, _mm512_add_epi32(vy, i1), vH);
+            const __m512i o0 = _mm512_add_epi32(_mm512_mullo_epi32(vy, vW), vx),
+                          o1 = _mm512_add_epi32(o0, i1), o2 = _mm512_add_epi32(o0, vW),
+                          o3 = _mm512_add_epi32(o2, i1);
+            for (int c = 0; c < C; c++) {
+                const float *plane = px + (size_t)c * hw;
+                __m512d va = _mm512_setzero_pd(), vb = _mm512_setzero_pd();
+                /* neighbour N (in the scalar loop's order) at offsets O where mask K holds */
+#define AFFINE_ADD(K, O, WA, WB)                                                                   \
+    do {                                                                                           \
+        const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), K, O, plane, 4);            \
+        va = _mm512_add_pd(va, _mm512_mul_pd(WA, lo_pd(g)));                                       \
+        vb = _mm512_add_pd(vb, _mm512_mul_pd(WB, hi_pd(g)));                                       \
+    } while (0)
+                AFFINE_ADD(y0in & x0in, o0, wa0, wb0);
+                AFFINE_ADD(y0in & x1in, o1, wa1, wb1);
+                AFFINE_ADD(y1in & x0in, o2, wa2, wb2);
+                AFFINE_ADD(y1in & x1in, o3, wa3, wb3);
+#undef AFFINE_ADD
+                const __m512 f = _mm512_castpd_ps(_mm512_insertf64x4(
+                    _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(va))),
+                    _mm256_castps_pd(_mm512_cvtpd_ps(vb)), 1));
+                const __m512 r = _mm512_mul_ps(_mm512_sub_ps(f, _mm512_set1_ps(a->mean[c])),
+                                               _mm512_set1_ps(a->scale[c]));
+                _mm512_mask_storeu_ps(
+                    out + ((size_t)c * (size_t)oh + (size_t)y) * (size_t)ow + (size_t)xb, live, r);
+            }
+        }
+    }
+}
+#endif
+
+/* 1 when build_affine16 may run (the CPU has AVX-512 F), 0 when not or when tests turned it off;
+ * -1 until first asked. */
+static _Atomic int g_affine16 = -1;
+
+void ds_affine_vectorize(bool on)
+{
+    int v = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    v = on && __builtin_cpu_supports("avx512f");
+#else
+    (void)on;
+#endif
+    g_affine16 = v;
+}
+
+static bool affine16_on(void)
+{
+    if (g_affine16 < 0)
+        ds_affine_vectorize(true);
+    return g_affine16 > 0;
 }
 
 static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int oh, int ow,
@@ -101,7 +236,14 @@ static void build_one(const ds_dataset *d, int64_t src, const ds_augment *a, int
                                               : 0.0;
         const double zoom =
             a->scale_jitter > 0.0f ? 1.0 + uniform_sym(&rng) * (double)a->scale_jitter : 1.0;
-        build_affine(a, img, C, H, W, oh, ow, y0, x0, flip, angle, zoom, out);
+        const double cs = cos(angle) / zoom, sn = sin(angle) / zoom;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (affine16_on() && (size_t)C * (size_t)H * (size_t)W <= AFFINE_COPY_MAX) {
+            build_affine16(a, img, C, H, W, oh, ow, y0, x0, flip, cs, sn, out);
+            return;
+        }
+#endif
+        build_affine(a, img, C, H, W, oh, ow, y0, x0, flip, cs, sn, out);
         return;
     }
     for (int c = 0; c < C; c++) {

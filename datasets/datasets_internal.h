@@ -4,11 +4,17 @@
 #ifndef DRSCH_DATASETS_INTERNAL_H
 #define DRSCH_DATASETS_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "datasets.h"
 #include "rng.h"
 
 /* A zeroed dataset with images and (for single/identity labels) labels allocated. */
 ds_dataset *ds_dataset_alloc(int64_t n, int c, int h, int w, ds_label_kind kind, int n_classes);
+
+/* Whether the rotation / zoom augmentation may use its AVX-512 loop (on: when the CPU has it, the
+ * default; off: the scalar loop). The two give the same bits; tests compare them. */
+void ds_affine_vectorize(bool on);
 
 int ds_file_exists(const char *path);
 /* DRSCH_OK when path is a regular file that can be opened; otherwise DRSCH_ERR_IO naming path and

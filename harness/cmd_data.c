@@ -14,6 +14,7 @@
 #include "flags.h"
 #include "inputs.h"
 #include "report.h"
+#include "train.h"
 
 typedef struct {
     ds_load_opts lo;
@@ -208,6 +209,7 @@ typedef struct {
     int64_t classes, per_class, pad, iters, reps, threads, seed;
     int crop[2]; /* H, W; 0 = the image size minus 2 */
     int mirror;
+    float rotate, zoom; /* < 0: training's default for the dataset */
 } bench_opts;
 
 /* Parses and checks the flags of bench data; returns -1 to go on, else the exit status. */
@@ -219,7 +221,9 @@ static int bench_parse(int argc, char **argv, bench_opts *o)
                       .iters = 2000,
                       .reps = 3,
                       .seed = 1,
-                      .mirror = 1};
+                      .mirror = 1,
+                      .rotate = -1.0f,
+                      .zoom = -1.0f};
     cli_flag flags[] = {
         CLI_STRING("dataset", &o->spec, "SPEC", "dataset (see drsch data --help)"),
         CLI_INT("classes", &o->classes, 1, 100000, "C",
@@ -230,6 +234,12 @@ static int bench_parse(int argc, char **argv, bench_opts *o)
         CLI_INT("pad", &o->pad, 0, 1024, "P", "zero pixels added on each side before the crop"),
         CLI_SWITCH("no-mirror", &o->mirror, 0,
                    "no random horizontal flips (default: flip half the images)"),
+        CLI_FLOAT("rotate", &o->rotate, 0, 180, "DEG",
+                  "random rotation of the crop in [-DEG, DEG] degrees (default: training's, 10 for "
+                  "28x28 images, 0 = none otherwise)"),
+        CLI_FLOAT("zoom", &o->zoom, 0, 0.9, "F",
+                  "random zoom of the crop in [1-F, 1+F], 0 to 0.9 (default: training's, 0.1 for "
+                  "28x28 images, 0 = none otherwise)"),
         CLI_INT("iters", &o->iters, 1, 1000000000, "N", "batches per repetition, 1 to 1000000000"),
         CLI_INT("repetitions", &o->reps, 1, 1000, "R",
                 "timed repetitions after one untimed one, 1 to 1000; the mean is reported"),
@@ -246,8 +256,9 @@ static int bench_parse(int argc, char **argv, bench_opts *o)
         printf("usage: drsch bench data [options] [--json FILE]\n\n"
                "Measures images/s of building augmented training batches as training does: the\n"
                "class-balanced sampler draws C classes x K images from the protocol's training\n"
-               "images, then each image is cropped / mirrored, normalised and written as float32\n"
-               "NCHW (OpenMP over images). Runs once on 1 thread and once on --threads.\n\n");
+               "images, then each image is cropped / mirrored (and turned and zoomed, as training\n"
+               "does for 28x28 images), normalised and written as float32 NCHW (OpenMP over\n"
+               "images). Runs once on 1 thread and once on --threads.\n\n");
         cli_flags_help(stdout, flags);
         return 0;
     }
@@ -348,9 +359,10 @@ static int bench_batches(const bench_opts *o, const ds_dataset *d, const ds_spli
         double ips = (double)(o->iters * r.bs) / mean;
         char name[256];
         snprintf(name, sizeof name,
-                 "BM_DataBatch/%s/batch:%lldx%lld/crop:%dx%d/pad:%lld/mirror:%d/threads:%d",
+                 "BM_DataBatch/%s/batch:%lldx%lld/crop:%dx%d/pad:%lld/mirror:%d/rotate:%g/"
+                 "zoom:%g/threads:%d",
                  d->name, (long long)o->classes, (long long)o->per_class, aug->out_h, aug->out_w,
-                 (long long)o->pad, o->mirror, nt);
+                 (long long)o->pad, o->mirror, (double)aug->rotate, (double)aug->scale_jitter, nt);
         rp_entry *e = rp_add(rep, name, o->iters, mean / (double)o->iters * 1e6,
                              mean_cpu / (double)o->iters * 1e6, "us", nt);
         rp_counter(e, "items_per_second", ips);
@@ -359,9 +371,7 @@ static int bench_batches(const bench_opts *o, const ds_dataset *d, const ds_spli
         printf("%-8d %11.2f us %14.0f %12.0f\n", nt, mean / (double)o->iters * 1e6, ips,
                (double)o->iters / mean);
     }
-    fprintf(stderr,
-            "drsch bench data: %s, %s; training runs at a few thousand images/s on 2 cores\n",
-            d->name, sp->name);
+    fprintf(stderr, "drsch bench data: %s, %s\n", d->name, sp->name);
     if (o->json) {
         drsch_error re;
         if (rp_write(rep, o->json, &re) != DRSCH_OK) {
@@ -408,6 +418,10 @@ int cmd_bench_data(int argc, char **argv)
     aug.pad = (int)o.pad;
     aug.random_crop = 1;
     aug.mirror = o.mirror;
+    tr_config tc;
+    tr_config_default(&tc, d);
+    aug.rotate = o.rotate >= 0.0f ? o.rotate : tc.rotate;
+    aug.scale_jitter = o.zoom >= 0.0f ? o.zoom : tc.zoom;
     rc = bench_batches(&o, d, &sp, &aug, load_s);
     ds_split_free(&sp);
     ds_dataset_free(d);

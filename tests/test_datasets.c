@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "datasets.h"
+#include "datasets_internal.h"
 #include "rng.h"
 #include "test_util.h"
 
@@ -731,6 +732,60 @@ static void moments(const float *o, int h, int w, double *mass, double *angle)
         }
     *mass = m;
     *angle = 0.5 * atan2(2 * m11, m20 - m02) * 180.0 / 3.14159265358979323846;
+}
+
+/* The rotation / zoom augmentation's AVX-512 loop gives the scalar loop's bits: random pixels,
+ * rows of 1, 15, 16, 17, 26 and 33 values (a partial vector, one, one and a bit, several), crops
+ * that reach into the padding and past the image, mirrored and not, 1 and 3 channels, angles up
+ * to 180 degrees and zooms up to 0.5, 40 seeds each. */
+Test(batch, rotation_and_zoom_vector_loop_gives_the_scalar_bits)
+{
+    if (!__builtin_cpu_supports("avx512f"))
+        cr_skip_test("no AVX-512 on this CPU: only the scalar loop runs");
+    static const struct {
+        int c, h, w, oh, ow, pad, mirror;
+        float rotate, zoom;
+    } cases[] = {{1, 28, 28, 26, 26, 0, 1, 10.0f, 0.1f},  {3, 13, 17, 15, 15, 3, 1, 30.0f, 0.3f},
+                 {1, 20, 40, 16, 33, 2, 0, 180.0f, 0.5f}, {3, 9, 24, 5, 16, 0, 1, 45.0f, 0.0f},
+                 {1, 8, 20, 7, 17, 1, 0, 0.0f, 0.25f},    {2, 6, 6, 6, 1, 2, 1, 90.0f, 0.2f}};
+    drsch_error err;
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        ds_dataset *d = mem_dataset(5, cases[t].c, cases[t].h, cases[t].w, 2);
+        rng_state r;
+        rng_seed(&r, 100 + t);
+        for (size_t i = 0; i < (size_t)5 * cases[t].c * cases[t].h * cases[t].w; i++)
+            d->images[i] = (uint8_t)(rng_next(&r) >> 56);
+        ds_augment a;
+        ds_augment_default(&a);
+        a.out_h = cases[t].oh;
+        a.out_w = cases[t].ow;
+        a.pad = cases[t].pad;
+        a.random_crop = 1;
+        a.mirror = cases[t].mirror;
+        a.rotate = cases[t].rotate;
+        a.scale_jitter = cases[t].zoom;
+        for (int ch = 0; ch < cases[t].c; ch++) {
+            a.mean[ch] = 100.0f + 7.0f * (float)ch;
+            a.scale[ch] = 1.0f / (60.0f + (float)ch);
+        }
+        int64_t idx[5] = {4, 0, 2, 1, 3};
+        const size_t per = (size_t)cases[t].c * cases[t].oh * cases[t].ow;
+        float *vec = malloc(5 * per * sizeof(float)), *ref = malloc(5 * per * sizeof(float));
+        for (uint64_t seed = 0; seed < 40; seed++) {
+            ds_affine_vectorize(true);
+            cr_assert_eq(ds_batch_build(d, idx, 5, &a, seed, vec, &err), DRSCH_OK, "%s", err.msg);
+            ds_affine_vectorize(false);
+            cr_assert_eq(ds_batch_build(d, idx, 5, &a, seed, ref, &err), DRSCH_OK, "%s", err.msg);
+            for (size_t k = 0; k < 5 * per; k++)
+                cr_assert(memcmp(&vec[k], &ref[k], sizeof(float)) == 0,
+                          "case %zu, seed %llu, value %zu: AVX-512 %.9g, scalar %.9g", t,
+                          (unsigned long long)seed, k, (double)vec[k], (double)ref[k]);
+        }
+        ds_affine_vectorize(true);
+        free(vec);
+        free(ref);
+        ds_dataset_free(d);
+    }
 }
 
 Test(batch, rotation_and_zoom_turn_and_scale_the_crop)
@@ -1490,10 +1545,24 @@ Test(cli, bench_data_writes_json, .timeout = 60)
              "bench data --iters 20 --repetitions 1 --threads 2 --json %s/b.json", dir);
     cr_assert_eq(run_drsch(args, out, sizeof out), 0);
     char *js = tu_slurp(tu_path("b.json"), NULL);
-    cr_assert_not_null(strstr(js, "BM_DataBatch/fashion-mnist/batch:10x10/crop:26x26"), "%s", js);
+    /* training's augmentation of 28x28 images by default: turned by up to 10 degrees, zoomed by
+     * up to 10% */
+    cr_assert_not_null(
+        strstr(js, "BM_DataBatch/fashion-mnist/batch:10x10/crop:26x26/pad:0/mirror:1/rotate:10/"
+                   "zoom:0.1/threads:"),
+        "%s", js);
     cr_assert_not_null(strstr(js, "items_per_second"), "%s", js);
     cr_assert_not_null(strstr(js, "37284389"), "dataset checksum in the context");
     free(js);
+    snprintf(
+        args, sizeof args,
+        "bench data --iters 5 --repetitions 1 --threads 1 --rotate 0 --zoom 0 --json %s/c.json",
+        dir);
+    cr_assert_eq(run_drsch(args, out, sizeof out), 0);
+    js = tu_slurp(tu_path("c.json"), NULL);
+    cr_assert_not_null(strstr(js, "/mirror:1/rotate:0/zoom:0/threads:1"), "%s", js);
+    free(js);
+    cr_assert_eq(run_drsch("bench data --rotate 200", out, sizeof out), 2, "rotation past 180");
     cr_assert_eq(run_drsch("bench data --help", out, sizeof out), 0);
     cr_assert_not_null(strstr(out, "--no-mirror"), "%s", out);
     cr_assert_eq(run_drsch("bench data --classes 11", out, sizeof out), 1, "only 10 classes");
