@@ -224,12 +224,13 @@ void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
         f(&s, dy, wt, dx, t / (s.ic / 32), t % (s.ic / 32) * 32);
 }
 
-#define WG_IC 4     /* input channels of a weight-gradient task (x 64 output channels) */
+#define WG_IC 8     /* input channels of a weight-gradient task (x WG_OC output channels) */
+#define WG_OC 32    /* output channels of a weight-gradient block (2 vectors) */
 #define WG_IMAGES 2 /* images summed in registers before they are added to the gradient */
 
-/* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels 4 (t % (IC / 4))
- * .. +3 for all output channels in blocks of 64; the threads split the tasks, each summing its
- * own over every image. */
+/* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels WG_IC
+ * (t % (IC / WG_IC)) .. +WG_IC - 1 for all output channels in blocks of WG_OC; the threads split
+ * the tasks, each summing its own over every image. */
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
@@ -252,10 +253,10 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
             for (int t = lo; t < hi; t++) {
                 const int tap = t / per_tap, c0 = t % per_tap * WG_IC;
                 const int ky = tap / s.k, kx = tap % s.k;
-                for (int ob = 0; ob < s.oc; ob += 64) {
-                    __m512 a[WG_IC][4];
+                for (int ob = 0; ob < s.oc; ob += WG_OC) {
+                    __m512 a[WG_IC][2];
                     for (int i = 0; i < WG_IC; i++)
-                        for (int q = 0; q < 4; q++)
+                        for (int q = 0; q < 2; q++)
                             a[i][q] = _mm512_setzero_ps();
                     for (int n = n0; n < n1; n++)
                         for (int oy = 0; oy < s.oh; oy++) {
@@ -264,22 +265,18 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
                             const float *gr = dy + ((size_t)n * s.oh + oy) * s.ow * s.oc + ob;
                             for (int ox = 0; ox < s.ow; ox++) {
                                 const float *g = gr + (size_t)ox * s.oc;
-                                const __m512 g0 = _mm512_loadu_ps(g), g1 = _mm512_loadu_ps(g + 16),
-                                             g2 = _mm512_loadu_ps(g + 32),
-                                             g3 = _mm512_loadu_ps(g + 48);
-#pragma GCC unroll 4
+                                const __m512 g0 = _mm512_loadu_ps(g), g1 = _mm512_loadu_ps(g + 16);
+#pragma GCC unroll 8
                                 for (int i = 0; i < WG_IC; i++) {
                                     const __m512 v = _mm512_set1_ps(xr[(size_t)ox * s.ps + i]);
                                     a[i][0] = _mm512_fmadd_ps(v, g0, a[i][0]);
                                     a[i][1] = _mm512_fmadd_ps(v, g1, a[i][1]);
-                                    a[i][2] = _mm512_fmadd_ps(v, g2, a[i][2]);
-                                    a[i][3] = _mm512_fmadd_ps(v, g3, a[i][3]);
                                 }
                             }
                         }
                     float *d = dw + ((size_t)tap * s.ic + c0) * s.oc + ob;
                     for (int i = 0; i < WG_IC; i++)
-                        for (int q = 0; q < 4; q++) {
+                        for (int q = 0; q < 2; q++) {
                             float *p = d + (size_t)i * s.oc + q * 16;
                             _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[i][q]));
                         }
