@@ -152,6 +152,11 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                     nn_direct_backward_data(net, L);
                 break;
             }
+            if (L->fc_own) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_fc_backward(net, L, data);
+                break;
+            }
             if (L->sgemm) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 TRY(sgemm_backward(net, L, data, err));

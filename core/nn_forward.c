@@ -295,8 +295,8 @@ static void refresh_own_copies(const nn_net *net, const nn_layer *L)
                             avx512);
         }
     }
-    if (L->sgemm && L->w_fwd) {
-        const int32_t KC = IC * K * K;
+    if ((L->sgemm || L->fc_own) && L->w_fwd) {
+        const int32_t KC = (int32_t)nn_gemm_depth(L);
         float *wf = nn_mem_ptr(L->w_fwd);
 #pragma omp parallel for schedule(static)
         for (int32_t o = 0; o < OC; o += 16)
@@ -420,6 +420,11 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
             }
             if (L->sgemm) {
                 TRY(sgemm_forward(net, L, err));
+                break;
+            }
+            if (L->fc_own) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_fc_forward(net, L);
                 break;
             }
             a[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, L->col ? L->col : L->src};

@@ -61,6 +61,9 @@ typedef struct {
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
     bool direct;
     bool direct_src16; /* its source (and diff_src) in oneDNN's nChw16c, not nhwc */
+    /* a fully connected layer computed by drsch's AVX-512 loops (nn_fc.c): weights oi, a copy
+     * in io for the forward pass (w_fwd), source and output nc, no primitives */
+    bool fc_own;
     /* an average pooling computed by drsch's loops (nn_pool.c), source and output in one
      * layout (nChw16c when pool_blocked, else nhwc), no primitives */
     bool pool_own, pool_blocked;
@@ -115,6 +118,10 @@ struct nn_net {
 /* Decides, once the layers are built, whether nn_forward runs the first layers image by image. */
 void nn_chain_decide(nn_net *net);
 
+/* The values each output of a convolution computed as a product (L->sgemm) or of an fc layer
+ * reads: C x KH x KW, or C x H x W. */
+dnnl_dim_t nn_gemm_depth(const nn_layer *L);
+
 /* Whether oneDNN runs its AVX-512 kernels here (its effective ISA includes avx512_core). */
 bool nn_onednn_avx512(void);
 
@@ -128,6 +135,9 @@ bool nn_onednn_avx512(void);
  * output channels of 64, AVX-512 on the CPU and in oneDNN), and its three passes over the
  * layer's memories (forward: src -> dst with bias and ReLU; backward: diff_dst after the ReLU's
  * gradient -> dw, db, and diff_src). */
+bool nn_fc_fits(const nn_net *net, const nn_layer *L);
+void nn_fc_forward(const nn_net *net, const nn_layer *L);
+void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data);
 bool nn_direct_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward(const nn_net *net, const nn_layer *L);
 /* One image of the forward pass: x its source (L's source layout), y its output (nhwc). */

@@ -47,6 +47,12 @@ int nn_bf16_native(void)
     return ((unsigned)dnnl_get_effective_cpu_isa() & bf16) == bf16;
 }
 
+dnnl_dim_t nn_gemm_depth(const nn_layer *L)
+{
+    return L->spec.kind == NN_LAYER_FC ? (dnnl_dim_t)L->in_c * L->in_h * L->in_w
+                                       : (dnnl_dim_t)L->in_c * L->spec.kernel * L->spec.kernel;
+}
+
 bool nn_onednn_avx512(void)
 {
     const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;

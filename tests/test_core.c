@@ -586,6 +586,81 @@ Test(core_forward, fc_hash_bitweights_match_reference)
     nn_net_free(net);
 }
 
+/* drsch's fc loops (nn_fc.c, where oneDNN runs AVX-512): a 1 x 1 source of 130 channels, 70
+ * outputs with ReLU, then 13: rows and columns that fill no whole block (9 rows in blocks of 4,
+ * columns in vectors of 16, the last ones masked), outputs against a double reference, and the
+ * same bits at 1 and 2 threads for the outputs and all gradients (the products are large
+ * enough to run on the threads). */
+Test(core_forward, own_fc_matches_reference_at_any_thread_count)
+{
+    rng_reset(23);
+    const int N = 9, I = 130, H = 70, B = 13;
+    nn_layer_spec l[] = {L_FC(H, 1), L_FC(0, 0)};
+    nn_net *net = make_net(l, 2, I, 1, 1, B, N, 1);
+    if (!onednn_has_avx512_core())
+        cr_skip_test("oneDNN runs no AVX-512 here: the fc layers stay oneDNN's");
+    cr_assert_str_eq(nn_layer_impl(net, 0), "drsch:fc");
+    cr_assert_str_eq(nn_layer_impl(net, 1), "drsch:fc");
+    float *p = export_params(net);
+    /* the biases away from zero, so that a missing bias shows */
+    for (int o = 0; o < H; o++)
+        p[H * I + o] = (float)(0.01 * (o % 7) - 0.02);
+    for (int o = 0; o < B; o++)
+        p[H * I + H + B * H + o] = (float)(0.03 * (o % 5) - 0.05);
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    float *x = rand_buf((size_t)N * I, 1.0), *r = rand_buf((size_t)N * B, 1.0);
+    float *h = malloc(sizeof(float) * N * H), *y = malloc(sizeof(float) * N * B);
+    ref_fc(x, p, p + H * I, h, N, I, H);
+    for (int k = 0; k < N * H; k++)
+        h[k] = h[k] > 0.0f ? h[k] : 0.0f;
+    ref_fc(h, p + H * I + H, p + H * I + H + B * H, y, N, H, B);
+    const size_t nin = (size_t)N * I, nout = (size_t)N * B;
+    float *out[2], *g[2], *gin[2];
+    size_t ng = 0;
+    for (int t = 0; t < nn_param_count(net); t++)
+        ng += nn_param_at(net, t).count;
+    const int before = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        expect_close_arrays(nn_output(net), y, nout, 1e-4, "fc output");
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        out[run] = malloc(nout * sizeof(float));
+        memcpy(out[run], nn_output(net), nout * sizeof(float));
+        g[run] = malloc(ng * sizeof(float));
+        for (int t = 0, off = 0; t < nn_param_count(net); t++) {
+            nn_param q = nn_param_at(net, t);
+            memcpy(g[run] + off, q.grad, q.count * sizeof(float));
+            off += (int)q.count;
+        }
+        gin[run] = malloc(nin * sizeof(float));
+        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
+    }
+    omp_set_num_threads(before);
+    cr_expect_eq(memcmp(out[0], out[1], nout * sizeof(float)), 0, "outputs differ");
+    cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
+    cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
+    for (int run = 0; run < 2; run++)
+        free(out[run]), free(g[run]), free(gin[run]);
+    free(p), free(x), free(r), free(h), free(y);
+    nn_net_free(net);
+}
+
+/* drsch's fc loops against finite differences: the gradients of weights, biases and input
+ * through a ReLU, with blocks cut as above; eps 1e-3 (kinks), |fd - g| <= 5e-3 + 2e-2 * max. */
+Test(core_gradient, own_fc)
+{
+    rng_reset(29);
+    nn_layer_spec l[] = {L_FC(37, 1), L_FC(0, 0)};
+    nn_net *net = make_net(l, 2, 21, 1, 1, 11, 6, 1);
+    if (onednn_has_avx512_core())
+        cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:fc");
+    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+    nn_net_free(net);
+}
+
 /* ---- backward against finite differences --------------------------------------------------- */
 
 /* Linear layers: eps 1e-2, |fd - g| <= 2e-3 + 1e-2 * max. */
