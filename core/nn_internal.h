@@ -130,14 +130,19 @@ bool nn_onednn_avx512(void);
 #define NN_EACH_1_TO_8(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8)
 #define NN_EACH_1_TO_12(M) NN_EACH_1_TO_8(M) M(9) M(10) M(11) M(12)
 
+/* nn_fc.c: whether drsch's AVX-512 loops compute fc layer L (f32, AVX-512 on the CPU and in
+ * oneDNN, a source of one value per channel), and its passes over the layer's memories (forward:
+ * src -> dst with bias and ReLU; backward: diff_dst after the ReLU's gradient -> dw, db, and
+ * diff_src when data). */
+bool nn_fc_fits(const nn_net *net, const nn_layer *L);
+void nn_fc_forward(const nn_net *net, const nn_layer *L);
+void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data);
+
 /* Direct convolutions (nn_direct.c): whether layer L of net is one they compute (f32, stride 1,
  * no padding, 3x3 or 5x5 taps, output rows of at most 8, input channels a multiple of 32,
  * output channels of 64, AVX-512 on the CPU and in oneDNN), and its three passes over the
  * layer's memories (forward: src -> dst with bias and ReLU; backward: diff_dst after the ReLU's
  * gradient -> dw, db, and diff_src). */
-bool nn_fc_fits(const nn_net *net, const nn_layer *L);
-void nn_fc_forward(const nn_net *net, const nn_layer *L);
-void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data);
 bool nn_direct_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward(const nn_net *net, const nn_layer *L);
 /* One image of the forward pass: x its source (L's source layout), y its output (nhwc). */
