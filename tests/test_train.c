@@ -657,7 +657,9 @@ static const char *next_exec_line(const char **pos, char buf[512])
 
 /* No training primitive of the default network runs on oneDNN's reference kernels (which are
  * 10-100x slower): on AVX2 the first convolution's weight gradient fell back to ref:any and
- * took 95% of a training step until core/nn_layers.c chose plain layouts for that layer. */
+ * took 95% of a training step until core/nn_layers.c chose plain layouts for that layer. Where
+ * oneDNN runs AVX-512, every layer of drsch-mnist is on drsch's loops and the step runs only
+ * oneDNN's reorders of the weights; the verbose lines must be there either way. */
 Test(train, no_reference_kernels_in_a_training_step)
 {
     static char out[1 << 18];
@@ -667,7 +669,7 @@ Test(train, no_reference_kernels_in_a_training_step)
     for (const char *pos = out; next_exec_line(&pos, buf); execs++)
         if (!strstr(buf, ",reorder,"))
             cr_expect(!strstr(buf, ",ref:"), "a reference kernel in a training step: %s", buf);
-    cr_expect_gt(execs, 10, "no oneDNN verbose lines: %s", out);
+    cr_expect_gt(execs, 0, "no oneDNN verbose lines: %s", out);
 }
 
 /* Where oneDNN runs AVX-512 kernels, a training convolution of 16+ input channels and a small
@@ -702,8 +704,9 @@ Test(train, avx512_training_convolutions_run_brgemm)
  * values, forward and backward) elsewhere; conv2 runs on drsch's direct AVX-512 loops wherever
  * oneDNN runs AVX-512 (its kernels at 67-78% of the peak), over pool1's output as oneDNN leaves
  * it, on oneDNN elsewhere; conv1 and pool1 run on drsch's first-convolution loops (one pass
- * for both) and pool2, pool3 on its pooling loops wherever oneDNN runs AVX-512. No oneDNN
- * convolution computes conv3 in the step, nor conv1 and conv2 with AVX-512. */
+ * for both), pool2, pool3 on its pooling loops and fc1, fc2 on its fc loops wherever oneDNN runs
+ * AVX-512. No oneDNN convolution computes conv3 in the step, nor conv1 and conv2 with AVX-512,
+ * and no inner product the fc layers with AVX-512. */
 Test(train, mnist_layer_implementations)
 {
     static char out[1 << 18];
@@ -723,6 +726,9 @@ Test(train, mnist_layer_implementations)
                   "conv2 ran on oneDNN: %s", buf);
         cr_expect(!(avx512 && strstr(buf, ",convolution,") && strstr(buf, "_ic1oc32_")),
                   "conv1 ran on oneDNN: %s", buf);
+        cr_expect(!(avx512 && strstr(buf, ",inner_product,") &&
+                    (strstr(buf, "ic128ih1iw1oc512") || strstr(buf, "ic512oc48"))),
+                  "an fc layer ran on oneDNN: %s", buf);
         /* conv2 reads pool1's output and writes its gradient in pool1's layout */
         cr_expect(!(avx512 && strstr(buf, ",reorder,") && strstr(buf, ",20x32x11x11,")),
                   "pool1's output reordered for conv2: %s", buf);
@@ -743,7 +749,8 @@ Test(train, mnist_layer_implementations)
         cr_assert_not_null(rep);
         const char *layers = strstr(rep, "\"layer_impls\"");
         cr_assert_not_null(layers, "bench %s reports no layer_impls: %s", bench[b], rep);
-        const char *want = "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,sgemm,drsch:avg,";
+        const char *want = "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,sgemm,drsch:avg,"
+                           "drsch:fc,drsch:fc,";
         const char *first = strchr(layers + strlen("\"layer_impls\""), '"');
         cr_assert_not_null(first, "%.200s", layers);
         if (avx512)
