@@ -994,7 +994,14 @@ static void si_sum(void *ctx, float *buf, size_t n)
     for (size_t i = 0; i < n; i++)
         buf[i] *= 2;
 }
-static void si_broadcast(void *ctx, void *buf, size_t bytes) { (void)ctx, (void)buf, (void)bytes; }
+/* rank 0's data as zeros (its start iteration 0, its parameters and history all zero): left as
+ * they were, rank 1's buffers held whatever the heap had, which made some runs train from
+ * non-finite weights (the parameters' buffer is not initialised before the broadcast) */
+static void si_broadcast(void *ctx, void *buf, size_t bytes)
+{
+    (void)ctx;
+    memset(buf, 0, bytes);
+}
 static int32_t si_max(void *ctx, int32_t v)
 {
     stand_in *s = ctx;
