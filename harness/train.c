@@ -25,6 +25,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,22 +89,67 @@ static void code_stats(const float *u, int32_t n, int32_t B, double *balance, do
     *distinct = (double)uniq / n;
 }
 
-static double grad_norm(const nn_net *net)
+/* Gradient values a block of grad_norm sums (the last block of a tensor may be shorter) */
+#define GN_BLOCK 4096
+
+/* The squares of g[0 .. n) summed in double in 8 lanes (value k in lane k % 8), then the lanes
+ * in pairs: 8 independent chains, where one chain of dependent additions took about 0.3 ms for
+ * drsch-mnist's 348,000 values, 4% of a training step at 2 threads. */
+static double block_squares(const float *g, size_t n)
 {
+    double acc[8] = {0};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += (double)g[k + (size_t)j] * g[k + (size_t)j];
+    for (; k < n; k++)
+        acc[k % 8] += (double)g[k] * g[k];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+double tr_grad_norm(const nn_net *net)
+{
+    size_t blocks = 0;
+    for (int32_t i = 0; i < nn_param_count(net); i++)
+        blocks += (nn_param_at(net, i).count + GN_BLOCK - 1) / GN_BLOCK;
+    double *part = malloc(blocks * sizeof *part);
     double s = 0;
+    size_t b = 0;
     for (int32_t i = 0; i < nn_param_count(net); i++) {
-        nn_param p = nn_param_at(net, i);
-        for (size_t k = 0; k < p.count; k++)
-            s += (double)p.grad[k] * p.grad[k];
+        const nn_param p = nn_param_at(net, i);
+        const size_t nb = (p.count + GN_BLOCK - 1) / GN_BLOCK;
+        if (!part) { /* the same sums, one block after the other */
+            for (size_t j = 0; j < nb; j++) {
+                const size_t lo = j * GN_BLOCK;
+                s += block_squares(p.grad + lo, p.count - lo < GN_BLOCK ? p.count - lo : GN_BLOCK);
+            }
+            continue;
+        }
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (nb > 1)
+#endif
+        for (size_t j = 0; j < nb; j++) {
+            const size_t lo = j * GN_BLOCK;
+            part[b + j] =
+                block_squares(p.grad + lo, p.count - lo < GN_BLOCK ? p.count - lo : GN_BLOCK);
+        }
+        b += nb;
     }
+    for (size_t j = 0; part && j < blocks; j++)
+        s += part[j];
+    free(part);
     return sqrt(s);
 }
 
 static void scale_grads(nn_net *net, float f)
 {
     for (int32_t i = 0; i < nn_param_count(net); i++) {
-        nn_param p = nn_param_at(net, i);
-        for (size_t k = 0; k < p.count; k++)
+        const nn_param p = nn_param_at(net, i);
+        const ptrdiff_t n = (ptrdiff_t)p.count;
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (n >= 65536)
+#endif
+        for (ptrdiff_t k = 0; k < n; k++)
             p.grad[k] *= f;
     }
 }
@@ -608,7 +654,7 @@ static drsch_status step(run *r, int64_t it, drsch_status st, const char *last_c
         return st;
     if (r->par)
         sum_grads(r);
-    r->gnorm = grad_norm(net);
+    r->gnorm = tr_grad_norm(net);
     if (c->clip_grad > 0 && r->gnorm > c->clip_grad)
         scale_grads(net, (float)(c->clip_grad / r->gnorm));
     if ((st = nn_sgd_step(net, &c->sgd, it, &ne)) != DRSCH_OK)

@@ -13,6 +13,11 @@
  * *classes -1) when d is not single-label, a label or index is out of range, or out of memory. */
 int32_t *tr_class_map(const ds_dataset *d, const ds_split *split, int *classes);
 
+/* The L2 norm of net's parameter gradient, which gradient clipping compares with its limit
+ * (train.c): each tensor cut into blocks of 4096 values, the blocks' sums of squares (in double,
+ * in 8 lanes) computed on the threads, then added in order: the same bits at any thread count. */
+double tr_grad_norm(const nn_net *net);
+
 /* Training state (train_state.c). */
 /* Bytes of the settings list a state holds at most (the run keeps its list in a buffer this
  * size). */

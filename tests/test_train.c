@@ -4,6 +4,7 @@
  * right shapes; eval --model prints the table; mismatched inputs are refused with clear errors;
  * --precision bf16 agrees with f32 and is an error where oneDNN has no bf16. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include <oneapi/dnnl/dnnl.h>
 
 #include "experiment.h"
 #include "npy.h"
+#include "rng.h"
 #include "nn.h"
 #include "test_util.h"
+#include "train_internal.h"
 
 static void setup(void)
 {
@@ -761,6 +768,49 @@ Test(train, mnist_layer_implementations)
                          layers);
         free(rep);
     }
+}
+
+/* The gradient norm that clipping compares with its limit: over drsch-mnist's 348,000 gradient
+ * values (seeded, spread over six orders of magnitude), the same bits at 1 and 2 threads, and
+ * within 1e-12 (relative) of the norm summed in long double. */
+Test(train, gradient_norm_same_at_any_thread_count)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 10, 1, &err), DRSCH_OK, "%s", err.msg);
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    rng_state r;
+    rng_seed(&r, 5);
+    long double ref = 0;
+    size_t count = 0;
+    for (int32_t i = 0; i < nn_param_count(net); i++) {
+        nn_param p = nn_param_at(net, i);
+        for (size_t k = 0; k < p.count; k++) {
+            const double u = (double)(rng_next(&r) >> 11) * 0x1.0p-53 - 0.5;
+            p.grad[k] = (float)(u * pow(10.0, (double)(k % 7) - 3.0));
+            ref += (long double)p.grad[k] * p.grad[k];
+        }
+        count += p.count;
+    }
+    cr_assert_gt(count, 300000);
+    double norm[2];
+#ifdef DRSCH_HAVE_OPENMP
+    const int before = omp_get_max_threads();
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        norm[t] = tr_grad_norm(net);
+    }
+    omp_set_num_threads(before);
+#else
+    norm[0] = norm[1] = tr_grad_norm(net);
+#endif
+    cr_expect_eq(memcmp(&norm[0], &norm[1], sizeof norm[0]), 0, "1 thread %.17g, 2 threads %.17g",
+                 norm[0], norm[1]);
+    const double want = (double)sqrtl(ref);
+    cr_expect(fabs(norm[0] - want) <= 1e-12 * want, "norm %.17g, long double sum %.17g", norm[0],
+              want);
+    nn_net_free(net);
 }
 
 /* ---- the classifier baseline (--loss softmax) on a tiny synthetic MNIST-style dataset ---- */
