@@ -252,6 +252,24 @@ static float *export_params(nn_net *net)
     return p;
 }
 
+/* A parameter tensor's gradient in the plain layout (OIHW for convolutions), whatever layout the
+ * net keeps it in: the gradient copied over the parameters, exported, and the parameters put
+ * back. Returns the plain block (parameters' order), gradients in place of values. */
+static float *export_grads(nn_net *net)
+{
+    float *keep = export_params(net);
+    for (int t = 0; t < nn_param_count(net); t++) {
+        nn_param p = nn_param_at(net, t);
+        memcpy(p.data, p.grad, p.count * sizeof(float));
+    }
+    float *g = export_params(net);
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, keep, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    free(keep);
+    return g;
+}
+
 static void expect_close_arrays(const float *a, const float *b, size_t n, double tol,
                                 const char *what)
 {
@@ -618,9 +636,7 @@ Test(core_forward, own_fc_matches_reference_at_any_thread_count)
     ref_fc(h, p + H * I + H, p + H * I + H + B * H, y, N, H, B);
     const size_t nin = (size_t)N * I, nout = (size_t)N * B;
     float *out[2], *g[2], *gin[2];
-    size_t ng = 0;
-    for (int t = 0; t < nn_param_count(net); t++)
-        ng += nn_param_at(net, t).count;
+    const size_t ng = nn_params_plain_size(net);
     const int before = omp_get_max_threads();
     for (int run = 0; run < 2; run++) {
         omp_set_num_threads(run + 1);
@@ -629,12 +645,7 @@ Test(core_forward, own_fc_matches_reference_at_any_thread_count)
         cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
         out[run] = malloc(nout * sizeof(float));
         memcpy(out[run], nn_output(net), nout * sizeof(float));
-        g[run] = malloc(ng * sizeof(float));
-        for (int t = 0, off = 0; t < nn_param_count(net); t++) {
-            nn_param q = nn_param_at(net, t);
-            memcpy(g[run] + off, q.grad, q.count * sizeof(float));
-            off += (int)q.count;
-        }
+        g[run] = export_grads(net);
         gin[run] = malloc(nin * sizeof(float));
         memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
     }
@@ -736,22 +747,14 @@ Test(core_gradient, direct_conv_gradients_same_at_any_thread_count)
     const size_t nin = 5 * nn_input_size(net), nout = 5 * (size_t)nn_output_dim(net);
     float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
     float *g[2] = {NULL, NULL}, *gin[2] = {NULL, NULL};
-    size_t ng = 0;
+    const size_t ng = nn_params_plain_size(net);
     const int before = omp_get_max_threads();
     for (int run = 0; run < 2; run++) {
         omp_set_num_threads(run + 1);
         drsch_error err;
         cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
         cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-        ng = 0;
-        for (int t = 0; t < nn_param_count(net); t++)
-            ng += nn_param_at(net, t).count;
-        g[run] = malloc(ng * sizeof(float));
-        for (int t = 0, off = 0; t < nn_param_count(net); t++) {
-            nn_param p = nn_param_at(net, t);
-            memcpy(g[run] + off, p.grad, p.count * sizeof(float));
-            off += (int)p.count;
-        }
+        g[run] = export_grads(net);
         gin[run] = malloc(nin * sizeof(float));
         memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
     }
@@ -836,24 +839,6 @@ Test(core_gradient, own_avg_pooling_with_the_relu_gradient)
         free(x), free(r), free(p), free(c), free(dz), free(db), free(dx);
         nn_net_free(net);
     }
-}
-
-/* A parameter tensor's gradient in the plain layout (OIHW for convolutions), whatever layout the
- * net keeps it in: the gradient copied over the parameters, exported, and the parameters put
- * back. Returns the plain block (parameters' order), gradients in place of values. */
-static float *export_grads(nn_net *net)
-{
-    float *keep = export_params(net);
-    for (int t = 0; t < nn_param_count(net); t++) {
-        nn_param p = nn_param_at(net, t);
-        memcpy(p.data, p.grad, p.count * sizeof(float));
-    }
-    float *g = export_params(net);
-    drsch_error err;
-    cr_assert_eq(nn_params_import(net, keep, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
-                 err.msg);
-    free(keep);
-    return g;
 }
 
 /* The first convolution's own loops with the pooling after them (STEM_SHAPES): weight and bias
