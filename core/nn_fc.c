@@ -143,9 +143,10 @@ void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data)
         /* weight gradient, OC x IC: dY^T (row o is dY's column o) times X, over the rows */
         product(dy, 1, (size_t)OC, x, (size_t)IC, dw, OC, N, IC, NULL, 0);
         /* input gradient, N x IC: dY times W */
-        if (data)
+        if (data) {
             product(dy, (size_t)OC, 1, w, (size_t)IC, nn_mem_ptr(L->diff_src), N, OC, IC, NULL, 0);
-            /* bias gradient: each channel's sum over the rows in order, 16 channels a vector */
+        }
+        /* bias gradient: each channel's sum over the rows in order, 16 channels a vector */
 #pragma omp for schedule(static) nowait
         for (int o = 0; o < OC; o += 16) {
             const __mmask16 m = col_mask(o, 0, OC);
