@@ -59,7 +59,7 @@ static drsch_status sgemm_backward(const nn_net *net, const nn_layer *L, bool da
                                    drsch_error *err)
 {
     const dnnl_dim_t OC = L->out_c, M = (dnnl_dim_t)net->cfg.batch * L->out_h * L->out_w,
-                     KC = (dnnl_dim_t)L->in_c * L->spec.kernel * L->spec.kernel;
+                     KC = nn_gemm_depth(L);
     const float *dy = nn_mem_ptr(L->diff_dst), *col = nn_mem_ptr(L->col), *w = nn_mem_ptr(L->w);
     float *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db);
     DN(dnnl_sgemm('T', 'N', OC, KC, M, 1.0f, dy, OC, col, KC, 0.0f, dw, KC),

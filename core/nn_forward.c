@@ -65,7 +65,7 @@ IM2COL(uint16_t)
 static drsch_status sgemm_forward(const nn_net *net, const nn_layer *L, drsch_error *err)
 {
     const dnnl_dim_t OC = L->out_c, M = (dnnl_dim_t)net->cfg.batch * L->out_h * L->out_w,
-                     KC = (dnnl_dim_t)L->in_c * L->spec.kernel * L->spec.kernel;
+                     KC = nn_gemm_depth(L);
     const float *col = nn_mem_ptr(L->col), *w = nn_mem_ptr(L->w_fwd), *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
     DN(dnnl_sgemm('N', 'N', M, OC, KC, 1.0f, col, KC, w, OC, 0.0f, y, OC), "sgemm forward");
@@ -118,8 +118,7 @@ static void im2col_nhwc(const nn_net *net, const nn_layer *L)
     const float *src = nn_mem_ptr(L->src);
     float *col = nn_mem_ptr(L->col);
     const int64_t M = (int64_t)net->cfg.batch * OH * OW;
-    const size_t per = (size_t)L->in_c * L->spec.kernel * L->spec.kernel,
-                 img = (size_t)L->in_h * L->in_w * L->in_c;
+    const size_t per = (size_t)nn_gemm_depth(L), img = (size_t)L->in_h * L->in_w * L->in_c;
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; m++) {
         const int64_t n = m / ((int64_t)OH * OW);
@@ -352,7 +351,7 @@ static void chain_forward(const nn_net *net, bool unfold)
     const nn_layer *L = net->layers;
     float *y = nn_mem_ptr(L[3].dst), *col = unfold ? nn_mem_ptr(L[4].col) : NULL;
     const size_t pooled = (size_t)L[3].out_h * L[3].out_w * L[3].out_c,
-                 per = (size_t)L[4].in_c * L[4].spec.kernel * L[4].spec.kernel;
+                 per = (size_t)nn_gemm_depth(&L[4]);
     const int32_t OH = L[4].out_h, OW = L[4].out_w;
 #pragma omp parallel
     {
