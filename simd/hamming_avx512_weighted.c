@@ -137,6 +137,8 @@ static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, co
                          int64_t base, hm_cand_list *lists, wcands *cs)
 {
     const __m512i vw = _mm512_set1_epi32((int)words);
+    const __m512i vlist = _mm512_set1_epi32((int)sizeof *lists);
+    const void *wthr0 = &lists[0].wthr;
     for (size_t i = 0; i < cs->count; i += 16) {
         size_t m = cs->count - i < 16 ? cs->count - i : 16;
         __mmask16 valid = (__mmask16)(m == 16 ? 0xffffu : (1u << m) - 1u);
@@ -144,6 +146,7 @@ static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, co
         __m512i rows = _mm512_maskz_loadu_epi32(valid, cs->row + i);
         __m512i qrys = _mm512_maskz_loadu_epi32(valid, cs->qry + i);
         __m512i roff = _mm512_mullo_epi32(rows, vw), qoff = _mm512_mullo_epi32(qrys, vw);
+        __m512i lthr = _mm512_mullo_epi32(qrys, vlist);
         __m256i ra = _mm512_castsi512_si256(roff), rb = _mm512_extracti64x4_epi64(roff, 1);
         __m256i qa = _mm512_castsi512_si256(qoff), qb = _mm512_extracti64x4_epi64(qoff, 1);
         __m512 acc = _mm512_setzero_ps();
@@ -157,13 +160,16 @@ static void wscan_verify(const uint64_t *q, const uint64_t *db, size_t words, co
             acc = add_nibbles8(acc, lo, tables + wi * 256);
             acc = add_nibbles8(acc, hi, tables + wi * 256 + 128);
         }
+        /* each lane's list threshold (lists do not change it here), so only hits are visited,
+         * without a branch per candidate on its distance (a third of the candidates fail it, at
+         * random: that branch had taken most of this function's time) */
+        __m512 thr = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, lthr, wthr0, 1);
         float dd[16];
         _mm512_storeu_ps(dd, acc);
-        for (size_t r = 0; r < m; r++) {
-            hm_cand_list *l = &lists[cs->qry[i + r]];
-            if (dd[r] < l->wthr) {
-                hm_cand_push_w(l, base + (int64_t)cs->row[i + r], dd[r]);
-            }
+        for (unsigned hit = _mm512_mask_cmp_ps_mask(valid, acc, thr, _CMP_LT_OQ); hit;
+             hit &= hit - 1) {
+            size_t r = (size_t)__builtin_ctz(hit);
+            hm_cand_push_w(&lists[cs->qry[i + r]], base + (int64_t)cs->row[i + r], dd[r]);
         }
     }
     cs->count = 0;
@@ -307,10 +313,8 @@ static void copy_groups(const uint64_t *db, size_t n, size_t words, uint8_t *tr,
 
 /* Row numbers (c * 64 + bit) of the set bits of m, appended to cand in ascending order. The
  * first two are stored whether or not they exist (so a pass over n rows may store one entry past
- * the n it can keep) and
- * only more than two take a branch, not every chunk with a candidate: at 64 bits, 1 thread,
- * with the learned weights, weighted ranking measured 0.56-0.58x the speed of plain ranking
- * against 0.53-0.55x with a loop over the bits (Zen 5, the two builds alternately). */
+ * the n it can keep) and only more than two take a branch (most nonzero masks have one or two
+ * rows). */
 AI size_t push_rows(uint64_t m, size_t c, uint32_t *cand, size_t nc)
 {
     const uint64_t top = 1ull << 63; /* keeps ctz defined; a row it yields is not counted */
@@ -331,6 +335,41 @@ AI uint64_t chunk_valid(size_t n, size_t c)
 {
     size_t rem = n - c * 64;
     return rem < 64 ? (1ull << rem) - 1u : ~0ull;
+}
+
+/* Bits 0..31 of x at the even bit positions 0, 2, .., 62. */
+AI uint64_t spread_even(uint64_t x)
+{
+    x &= 0xffffffffull;
+    x = (x | x << 16) & 0x0000ffff0000ffffull;
+    x = (x | x << 8) & 0x00ff00ff00ff00ffull;
+    x = (x | x << 4) & 0x0f0f0f0f0f0f0f0full;
+    x = (x | x << 2) & 0x3333333333333333ull;
+    return (x | x << 1) & 0x5555555555555555ull;
+}
+
+/* The candidate rows of a pass from its chunks' masks, eight chunks at a time, visiting only
+ * nonzero masks. mk[c] holds chunk c's rows at most at the level: bit r for row r (W16 = 0), or
+ * the even rows in bits 0..31 and the odd rows in bits 32..63 (W16 = 1, the 16-bit filter's
+ * lanes). Filters store the masks and take the rows afterwards, so their loops have no branch
+ * on the data: at 64 bits, 1 thread, the filter loop of two queries measured 5.3 ns per 64 rows
+ * against 7.4 ns when it took each chunk's rows at once (Zen 5, a loop over one L1-resident
+ * tile, about one candidate per 1,500 rows). */
+AI size_t mask_rows(const uint64_t *mk, size_t nch, size_t n, uint32_t *cand, size_t nc,
+                    const int W16)
+{
+    for (size_t c0 = 0; c0 < nch; c0 += 8) {
+        __mmask8 in = (__mmask8)(nch - c0 >= 8 ? 0xffu : (1u << (nch - c0)) - 1u);
+        __m512i v = _mm512_maskz_loadu_epi64(in, mk + c0);
+        for (unsigned nz = _mm512_test_epi64_mask(v, v); nz; nz &= nz - 1) {
+            size_t c = c0 + (size_t)__builtin_ctz(nz);
+            uint64_t m = mk[c];
+            if (W16)
+                m = spread_even(m) | spread_even(m >> 32) << 1;
+            nc = push_rows(m & chunk_valid(n, c), c, cand, nc);
+        }
+    }
+    return nc;
 }
 
 /* The 11 tables of word w of a query into registers: L[g][v] = tab[g][v ^ group g of q's word]
@@ -356,13 +395,18 @@ AI void word_tables(const uint8_t *tab, const uint64_t *q, size_t w, __m512i *L)
  * (cand, nc). A filter runs for one query or two (NF): two share every load of the
  * tile's copy, which measured 28% faster per query on Zen 5 in a loop of only the 8-bit filter
  * over an L1-resident tile (11 vector loads per 64 rows and query cost about as much as the 11
- * vpermb, and the two do not overlap). Two queries' tables fill 22 of the 32 registers. */
+ * vpermb, and the two do not overlap). Two queries' tables fill 22 of the 32 registers, and
+ * GCC then loaded each group vector once per query instead of once per pass: PIN keeps the
+ * loaded vector in a register for both (64 bits, 1 thread: the weighted search about 4% faster).
+ */
+#define PIN(v) __asm__("" : "+v"(v))
 typedef struct {
     const uint64_t *q;
     const uint8_t *tab;
     unsigned level;
     uint32_t *cand;
     size_t nc;
+    uint64_t *mk; /* the pass's row masks, one per 64-row chunk (see mask_rows) */
 } wfq;
 
 /* The tables of word w of a pass's queries (the second only when NF is 2). */
@@ -379,8 +423,8 @@ AI void pass_tables(const wfq *f, size_t w, __m512i *L0, __m512i *L1, const int 
  * most WQ8_MAX, so two lookups add with vpaddb (more ports than the saturating add: 1.4x the
  * speed of a chain of saturating adds, measured on Zen 5) and the pairs add with saturation.
  * One word of every chunk, its 11 tables per query in registers: acc[2c + i] carries query i's
- * sum of chunk c from word to word (FIRST: start it; LAST: turn it into candidates, rows whose
- * bound is <= the level). */
+ * sum of chunk c from word to word (FIRST: start it; LAST: store the chunk's mask of rows whose
+ * bound is <= the level, and take the candidates from the masks after the loop). */
 #define WQ8_MAX 127
 AI void filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f, __m512i *acc,
                      const int FIRST, const int LAST, const int NF)
@@ -390,11 +434,12 @@ AI void filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f
     pass_tables(f, w, L0, L1, NF);
     const __m512i tv0 = _mm512_set1_epi8((char)f[0].level);
     const __m512i tv1 = _mm512_set1_epi8((char)f[NF - 1].level);
-    uint32_t *cand0 = f[0].cand, *cand1 = f[NF - 1].cand;
-    size_t nc0 = f[0].nc, nc1 = f[NF - 1].nc;
-    for (size_t c = 0; c * 64 < n; c++) {
+    const size_t nch = (n + 63) / 64;
+    for (size_t c = 0; c < nch; c++) {
         const uint8_t *t = tr + (c * words + w) * WG * 64;
         __m512i x = _mm512_load_si512((const void *)(t + 64 * (WG - 1)));
+        if (NF == 2)
+            PIN(x);
         __m512i a0 = _mm512_permutexvar_epi8(x, L0[WG - 1]), a1 = a0;
         if (NF == 2)
             a1 = _mm512_permutexvar_epi8(x, L1[WG - 1]);
@@ -406,6 +451,10 @@ AI void filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f
         for (int g = 0; g + 1 < WG; g += 2) {
             __m512i x0 = _mm512_load_si512((const void *)(t + 64 * g));
             __m512i x1 = _mm512_load_si512((const void *)(t + 64 * (g + 1)));
+            if (NF == 2) {
+                PIN(x0);
+                PIN(x1);
+            }
             a0 = _mm512_adds_epu8(a0, _mm512_add_epi8(_mm512_permutexvar_epi8(x0, L0[g]),
                                                       _mm512_permutexvar_epi8(x1, L0[g + 1])));
             if (NF == 2)
@@ -413,31 +462,27 @@ AI void filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f
                                                           _mm512_permutexvar_epi8(x1, L1[g + 1])));
         }
         if (LAST) {
-            uint64_t valid = chunk_valid(n, c);
-            nc0 = push_rows(_mm512_cmple_epu8_mask(a0, tv0) & valid, c, cand0, nc0);
+            _store_mask64((__mmask64 *)(f[0].mk + c), _mm512_cmple_epu8_mask(a0, tv0));
             if (NF == 2)
-                nc1 = push_rows(_mm512_cmple_epu8_mask(a1, tv1) & valid, c, cand1, nc1);
+                _store_mask64((__mmask64 *)(f[1].mk + c), _mm512_cmple_epu8_mask(a1, tv1));
         } else {
             acc[2 * c] = a0;
             if (NF == 2)
                 acc[2 * c + 1] = a1;
         }
     }
-    f[0].nc = nc0;
-    f[NF - 1].nc = NF == 2 ? nc1 : nc0;
+    if (LAST)
+        for (int i = 0; i < NF; i++)
+            f[i].nc = mask_rows(f[i].mk, nch, n, f[i].cand, f[i].nc, 0);
 }
 
-/* Candidate rows of chunk c from its 16-bit accumulators (see filter16_word). */
-AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t n, uint32_t *cand,
-                       size_t nc)
+/* The row mask of a chunk from its 16-bit accumulators (see filter16_word), stored at mk: even
+ * rows in bits 0..31, odd rows in bits 32..63. */
+AI void chunk16_mask(__m512i acc0, __m512i acc1, __m512i lv, uint64_t *mk)
 {
     __m512i even = _mm512_sub_epi16(acc0, _mm512_slli_epi16(acc1, 8));
     __mmask32 me = _mm512_cmple_epu16_mask(even, lv), mo = _mm512_cmple_epu16_mask(acc1, lv);
-    if (__builtin_expect((me | mo) == 0, 1))
-        return nc;
-    __m512i b = _mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaull, _mm512_movm_epi16(me),
-                                       _mm512_movm_epi16(mo));
-    return push_rows(_mm512_movepi8_mask(b) & chunk_valid(n, c), c, cand, nc);
+    _store_mask64((__mmask64 *)mk, _mm512_kunpackd(mo, me));
 }
 
 /* 16-bit lower-bound filter: the same lookups with entries of at most WQ16_MAX, so four of them
@@ -446,7 +491,8 @@ AI size_t chunk16_rows(__m512i acc0, __m512i acc1, __m512i lv, size_t c, size_t 
  * of Blalock & Guttag's Bolt / FAISS fast-scan). Its unit is fixed, so it stays tight at any code
  * length. Sums past 65535 wrap, which only lets rows through. One word of every chunk, its 11
  * tables per query in registers: acc[4c + 2i], acc[4c + 2i + 1] carry query i's sums of chunk c
- * from word to word (FIRST: start them; LAST: turn them into candidates). */
+ * from word to word (FIRST: start them; LAST: store the chunk's row mask, and take the candidates
+ * from the masks after the loop). */
 #define WQ16_MAX 63
 AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f, __m512i *acc,
                       const int FIRST, const int LAST, const int NF)
@@ -455,9 +501,8 @@ AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *
     pass_tables(f, w, L0, L1, NF);
     const __m512i lv0 = _mm512_set1_epi16((short)f[0].level);
     const __m512i lv1 = _mm512_set1_epi16((short)f[NF - 1].level);
-    uint32_t *cand0 = f[0].cand, *cand1 = f[NF - 1].cand;
-    size_t nc0 = f[0].nc, nc1 = f[NF - 1].nc;
-    for (size_t c = 0; c * 64 < n; c++) {
+    const size_t nch = (n + 63) / 64;
+    for (size_t c = 0; c < nch; c++) {
         const uint8_t *t = tr + (c * words + w) * WG * 64;
         __m512i p0 = FIRST ? _mm512_setzero_si512() : acc[4 * c];
         __m512i p1 = FIRST ? _mm512_setzero_si512() : acc[4 * c + 1];
@@ -469,6 +514,8 @@ AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *
 #pragma GCC unroll 3
         for (size_t g0 = 0; g0 < WG; g0 += 4) {
             __m512i x = _mm512_load_si512((const void *)(t + 64 * g0));
+            if (NF == 2)
+                PIN(x);
             __m512i s0 = _mm512_permutexvar_epi8(x, L0[g0]), s1 = s0;
             if (NF == 2)
                 s1 = _mm512_permutexvar_epi8(x, L1[g0]);
@@ -476,6 +523,8 @@ AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *
             for (size_t h = 1; h < 4; h++)
                 if (g0 + h < WG) {
                     x = _mm512_load_si512((const void *)(t + 64 * (g0 + h)));
+                    if (NF == 2)
+                        PIN(x);
                     s0 = _mm512_add_epi8(s0, _mm512_permutexvar_epi8(x, L0[g0 + h]));
                     if (NF == 2)
                         s1 = _mm512_add_epi8(s1, _mm512_permutexvar_epi8(x, L1[g0 + h]));
@@ -488,9 +537,9 @@ AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *
             }
         }
         if (LAST) {
-            nc0 = chunk16_rows(p0, p1, lv0, c, n, cand0, nc0);
+            chunk16_mask(p0, p1, lv0, f[0].mk + c);
             if (NF == 2)
-                nc1 = chunk16_rows(r0, r1, lv1, c, n, cand1, nc1);
+                chunk16_mask(r0, r1, lv1, f[1].mk + c);
         } else {
             acc[4 * c] = p0;
             acc[4 * c + 1] = p1;
@@ -500,8 +549,9 @@ AI void filter16_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *
             }
         }
     }
-    f[0].nc = nc0;
-    f[NF - 1].nc = NF == 2 ? nc1 : nc0;
+    if (LAST)
+        for (int i = 0; i < NF; i++)
+            f[i].nc = mask_rows(f[i].mk, nch, n, f[i].cand, f[i].nc, 1);
 }
 
 /* Either filter (W16: the 16-bit one) for NF queries over every chunk, word by word, so a word's
@@ -737,13 +787,15 @@ static void plan_query(hm_wplan *p, float thr, const wg_consts *c, size_t ng)
  * it could overflow. */
 static void flush_filters(const uint64_t *q, const uint64_t *db, size_t n, size_t words,
                           const float *tables, int64_t base, hm_cand_list *lists, wcands *cs,
-                          const uint8_t *tr, __m512i *acc, wfq *f, const uint32_t *fq, int nf,
-                          int w16)
+                          const uint8_t *tr, __m512i *acc, uint64_t *mk, wfq *f, const uint32_t *fq,
+                          int nf, int w16)
 {
     if (cs->count + 2 * n + 2 > cs->cap)
         wscan_verify(q, db, words, tables, base, lists, cs);
     f[0].cand = cs->row + cs->count;
     f[1].cand = f[0].cand + n + 1;
+    f[0].mk = mk;
+    f[1].mk = mk + (n + 63) / 64;
     f[0].nc = f[1].nc = 0;
     run_filters(n, words, tr, f, acc, w16, nf);
     for (int i = 0; i < nf; i++) {
@@ -761,8 +813,10 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
 {
     size_t ng = WG * words, tb = ng * 64; /* groups and table bytes per code */
     uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    __m512i *acc = (__m512i *)(tr + (n + 63) / 64 * tb); /* 4 per chunk */
-    float *D = (float *)(acc + (n + 63) / 64 * 4);
+    size_t nch = (n + 63) / 64;
+    __m512i *acc = (__m512i *)(tr + nch * tb);  /* 4 per chunk */
+    uint64_t *mk = (uint64_t *)(acc + nch * 4); /* 2 per chunk, rounded up to 64 bytes */
+    float *D = (float *)(mk + (nch * 2 + 7) / 8 * 8);
     uint8_t *t16 = (uint8_t *)(D + tb);
     uint8_t *slot = t16 + tb; /* WG_SLOTS x tb */
     wcands cs = {.row = (uint32_t *)(slot + WG_SLOTS * tb), .count = 0, .cap = WC_ROWS(n)};
@@ -776,11 +830,20 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
     uint32_t fq[2];
     int pending = 0, pend_w16 = 0, pend_slot = -1;
 #define FLUSH(NF, W16)                                                                             \
-    flush_filters(q, db, n, words, tables, base, lists, &cs, tr, acc, f, fq, NF, W16)
+    flush_filters(q, db, n, words, tables, base, lists, &cs, tr, acc, mk, f, fq, NF, W16)
+    /* The rows after this tile are usually the next tile (the k-NN driver scans a shard's tiles
+     * in order): a few of its cache lines are prefetched into L2 per query while the filters run,
+     * so that the next call's copy_groups does not wait on memory (most of its samples had been
+     * on its loads). At 64 bits, 1 thread, the weighted search measured 3-6% faster. Prefetches
+     * do not fault: past the end of the database they cost only the fetch. */
+    size_t lines = n * words / 8;
+    uintptr_t next = (uintptr_t)(db + n * words);
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];
         const uint64_t *qj = q + j * words;
         const float *tj = tables + j * tstride;
+        for (size_t i = j * lines / nq; i < (j + 1) * lines / nq; i++)
+            __builtin_prefetch((const void *)(next + 64 * i), 0, 2);
         if (j == 0 || tstride) {
             wg_prepare(tj, words, D, t16, &c);
             for (int i = 0; i < WG_SLOTS; i++)

@@ -125,9 +125,9 @@ typedef struct {
  * of the rows (64-row chunks, 2 x 64 bytes per code byte, two 64-byte accumulators per chunk),
  * one query's quantised tables broadcast to 32 bytes each, the 16-bit filter's base tables and
  * per-nibble minima. AVX-512: a copy of the rows in 6-bit groups (64-row chunks, 11 x 64 bytes
- * per word, four 64-byte accumulators per chunk), fine 32-bit group tables, the 16-bit and up
- * to four 8-bit group tables (704 bytes each per word). Both: the filters' candidates (3n + 4
- * rows and as many query numbers, uint32), alignment. */
+ * per word, four 64-byte accumulators and two 8-byte row masks per chunk), fine 32-bit group
+ * tables, the 16-bit and up to four 8-bit group tables (704 bytes each per word). Both: the
+ * filters' candidates (3n + 4 rows and as many query numbers, uint32), alignment. */
 static inline size_t hm_wscan_scratch_bytes(size_t n, size_t words)
 {
     return (n + 63) / 64 * (1024 * words + 128) + 8192 * words + 24 * n + 160;
