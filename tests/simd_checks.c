@@ -929,6 +929,9 @@ long simd_check_knn_weighted(simd_check_report *r)
     knn_case(r, 64, 100000, 1, 100, 0, w, 41);
     random_weights(w, 128, &seed, 1);
     knn_case(r, 128, 20000, 333, 100, 0, w, 45);
+    /* three blocks per thread: each thread's last one is split in two (the last half partial) */
+    random_weights(w, 64, &seed, 0);
+    knn_case(r, 64, 20000, 1100, 50, 0, w, 46);
     random_weights(w, 8, &seed, 1);
     knn_case(r, 8, 70000, 2, 5000, 0, w, 42);
     /* A threshold guess below the k-th distance: the query is scanned again (one thread: one
