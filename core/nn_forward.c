@@ -355,7 +355,9 @@ static void chain_forward(const nn_net *net, bool unfold)
     const int32_t OH = L[4].out_h, OW = L[4].out_w;
 #pragma omp parallel
     {
-        float p1[CHAIN_PLANE_MAX], c2[CHAIN_PLANE_MAX], p2[CHAIN_PLANE_MAX];
+        _Alignas(64) float p1[CHAIN_PLANE_MAX];
+        _Alignas(64) float c2[CHAIN_PLANE_MAX];
+        _Alignas(64) float p2[CHAIN_PLANE_MAX];
 #pragma omp for schedule(static)
         for (int n = 0; n < net->cfg.batch; n++) {
             nn_stem_forward_image(net, &L[0], &L[1], n, p1);

@@ -140,7 +140,7 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
     const size_t pooled = (size_t)P->out_h * P->out_w * P->out_c;
 #pragma omp parallel
     {
-        float c[STEM_PLANE_MAX];
+        _Alignas(64) float c[STEM_PLANE_MAX];
 #pragma omp for schedule(static)
         for (int n = 0; n < net->cfg.batch; n++) {
             conv_image(net, L, n, mask, c);
@@ -151,7 +151,7 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 
 void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n, float *y)
 {
-    float c[STEM_PLANE_MAX];
+    _Alignas(64) float c[STEM_PLANE_MAX];
     conv_image(net, L, n, NULL, c);
     nn_pool_image_forward(net, P, c, y, false);
 }
@@ -224,7 +224,7 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
         s.k == 3 ? wgrad_3 : wgrad_5;
 #pragma omp parallel
     {
-        float dc[STEM_PLANE_MAX];
+        _Alignas(64) float dc[STEM_PLANE_MAX];
 #pragma omp for schedule(static)
         for (int g = 0; g < groups; g++) {
             float *pg = part + (size_t)g * per;
