@@ -107,37 +107,29 @@ static double block_squares(const float *g, size_t n)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* Blocks a parallel pass of tr_grad_norm sums into its array on the stack */
+#define GN_PASS 256
+
 double tr_grad_norm(const nn_net *net)
 {
-    size_t blocks = 0;
-    for (int32_t i = 0; i < nn_param_count(net); i++)
-        blocks += (nn_param_at(net, i).count + GN_BLOCK - 1) / GN_BLOCK;
-    double *part = malloc(blocks * sizeof *part);
-    double s = 0;
-    size_t b = 0;
+    double s = 0, part[GN_PASS];
     for (int32_t i = 0; i < nn_param_count(net); i++) {
         const nn_param p = nn_param_at(net, i);
         const size_t nb = (p.count + GN_BLOCK - 1) / GN_BLOCK;
-        if (!part) { /* the same sums, one block after the other */
-            for (size_t j = 0; j < nb; j++) {
-                const size_t lo = j * GN_BLOCK;
-                s += block_squares(p.grad + lo, p.count - lo < GN_BLOCK ? p.count - lo : GN_BLOCK);
-            }
-            continue;
-        }
+        for (size_t j0 = 0; j0 < nb; j0 += GN_PASS) {
+            const size_t m = nb - j0 < GN_PASS ? nb - j0 : GN_PASS;
 #ifdef DRSCH_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (nb > 1)
+#pragma omp parallel for schedule(static) if (m > 1)
 #endif
-        for (size_t j = 0; j < nb; j++) {
-            const size_t lo = j * GN_BLOCK;
-            part[b + j] =
-                block_squares(p.grad + lo, p.count - lo < GN_BLOCK ? p.count - lo : GN_BLOCK);
+            for (size_t j = 0; j < m; j++) {
+                const size_t lo = (j0 + j) * GN_BLOCK;
+                part[j] =
+                    block_squares(p.grad + lo, p.count - lo < GN_BLOCK ? p.count - lo : GN_BLOCK);
+            }
+            for (size_t j = 0; j < m; j++) /* in order: the same bits at any thread count */
+                s += part[j];
         }
-        b += nb;
     }
-    for (size_t j = 0; part && j < blocks; j++)
-        s += part[j];
-    free(part);
     return sqrt(s);
 }
 

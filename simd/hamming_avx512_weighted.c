@@ -429,7 +429,6 @@ AI void pass_tables(const wfq *f, size_t w, __m512i *L0, __m512i *L1, const int 
 AI void filter8_word(size_t n, size_t words, size_t w, const uint8_t *tr, wfq *f, __m512i *acc,
                      const int FIRST, const int LAST, const int NF)
 {
-    /* the second query's state is in scalars of its own, so both stay in registers */
     __m512i L0[WG], L1[WG];
     pass_tables(f, w, L0, L1, NF);
     const __m512i tv0 = _mm512_set1_epi8((char)f[0].level);
