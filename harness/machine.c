@@ -100,20 +100,28 @@ static int physical_cores(int logical)
 double mc_clock_ghz(void)
 {
 #if defined(__x86_64__) || defined(__aarch64__)
+    /* A chain of dependent register-register adds: one a cycle on every core of these
+     * architectures. Not "add $1": Intel's cores since Golden Cove (Sapphire Rapids, Alder Lake)
+     * fold an add of a small immediate into the register renamer, so a chain of them runs at
+     * several a cycle (19 GHz "measured" on a 3.6 GHz Xeon). The increment comes from memory
+     * through a volatile, so nothing knows its value before the loop runs. */
     const long iters = 2000000; /* x 16 adds: 32 M cycles, ~10 ms at 3 GHz */
+    static volatile uint64_t one = 1;
+    const uint64_t inc = one;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         uint64_t x = 0;
         double t0 = now_s();
         for (long i = 0; i < iters; i++) {
 #if defined(__x86_64__)
-#define ADD1 "add $1, %0\n\t"
+#define ADD1 "add %1, %0\n\t"
 #else
-#define ADD1 "add %0, %0, #1\n\t"
+#define ADD1 "add %0, %0, %1\n\t"
 #endif
             __asm__ volatile(
                 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1
-                : "+r"(x));
+                : "+r"(x)
+                : "r"(inc));
 #undef ADD1
         }
         double t = now_s() - t0;
