@@ -55,11 +55,11 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
 
 /* Output pixels ox0 .. ox0 + PB - 1 of row (n, oy), 32 channels from ocb: bias, the K x K x IC
  * taps, ReLU. PB is a constant where it is inlined, so the 2 x PB sums stay in registers. */
-static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s, const float *x,
-                                                            const float *w, const float *b,
-                                                            float *y, int n, int oy, int ox0,
-                                                            int ocb, const int PB, int relu)
+static inline __attribute__((always_inline)) void
+fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
+          int oy, int ox0, int ocb, const int PB, const int PS, int relu)
 {
+    const size_t ps = PS ? (size_t)PS : s->ps;
     __m512 a0[8], a1[8];
     const __m512 b0 = _mm512_loadu_ps(b + ocb), b1 = _mm512_loadu_ps(b + ocb + 16);
 #pragma GCC unroll 8
@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s,
                                  w1 = _mm512_loadu_ps(wr + (size_t)c * s->oc + 16);
 #pragma GCC unroll 8
                     for (int p = 0; p < PB; p++) {
-                        const __m512 v = _mm512_set1_ps(xr[(size_t)p * s->ps + c]);
+                        const __m512 v = _mm512_set1_ps(xr[(size_t)p * ps + c]);
                         a0[p] = _mm512_fmadd_ps(v, w0, a0[p]);
                         a1[p] = _mm512_fmadd_ps(v, w1, a1[p]);
                     }
@@ -94,20 +94,39 @@ static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s,
     }
 }
 
-/* fwd_block with PB = 1 .. 8, one function each */
+/* fwd_block with PB = 1 .. 8 and a source pixel stride of 16, 32 or s->ps (0), one function each */
 typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
                        float *y, int n, int oy, int ox0, int ocb, int relu);
-#define FWD_FN(P)                                                                                  \
-    static void fwd_##P(const conv_shape *s, const float *x, const float *w, const float *b,       \
-                        float *y, int n, int oy, int ox0, int ocb, int relu)                       \
+#define FWD_FN(P, S)                                                                               \
+    static void fwd_##P##_##S(const conv_shape *s, const float *x, const float *w, const float *b, \
+                              float *y, int n, int oy, int ox0, int ocb, int relu)                 \
     {                                                                                              \
-        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, P, relu);                                        \
+        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, P, S, relu);                                     \
     }
-NN_EACH_1_TO_8(FWD_FN)
+#define FWD_FN0(P) FWD_FN(P, 0)
+#define FWD_FN16(P) FWD_FN(P, 16)
+#define FWD_FN32(P) FWD_FN(P, 32)
+NN_EACH_1_TO_8(FWD_FN0)
+NN_EACH_1_TO_8(FWD_FN16)
+NN_EACH_1_TO_8(FWD_FN32)
 #undef FWD_FN
-#define FWD_NAME(P) fwd_##P,
-static const fwd_fn FWD[8] = {NN_EACH_1_TO_8(FWD_NAME)};
-#undef FWD_NAME
+#define FWD_NAME0(P) fwd_##P##_0,
+#define FWD_NAME16(P) fwd_##P##_16,
+#define FWD_NAME32(P) fwd_##P##_32,
+static const fwd_fn FWD[3][8] = {
+    {NN_EACH_1_TO_8(FWD_NAME0)}, {NN_EACH_1_TO_8(FWD_NAME16)}, {NN_EACH_1_TO_8(FWD_NAME32)}};
+#undef FWD_FN0
+#undef FWD_FN16
+#undef FWD_FN32
+#undef FWD_NAME0
+#undef FWD_NAME16
+#undef FWD_NAME32
+
+/* The row of FWD for a source pixel stride */
+static const fwd_fn *fwd_table(const conv_shape *s)
+{
+    return FWD[s->ps == 16 ? 1 : s->ps == 32 ? 2 : 0];
+}
 
 void nn_direct_forward(const nn_net *net, const nn_layer *L)
 {
@@ -117,11 +136,12 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L)
     const int relu = L->spec.relu;
     /* rows of up to 7 in one block, rows of 8 in two blocks of 4 */
     const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
+    const fwd_fn f = fwd_table(&s)[pb - 1];
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s.n * s.oh; r++)
         for (int ocb = 0; ocb < s.oc; ocb += 32)
             for (int ox0 = 0; ox0 < s.ow; ox0 += pb)
-                FWD[pb - 1](&s, x, w, b, y, r / s.oh, r % s.oh, ox0, ocb, relu);
+                f(&s, x, w, b, y, r / s.oh, r % s.oh, ox0, ocb, relu);
 }
 
 void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y)
@@ -129,22 +149,23 @@ void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *
     const conv_shape s = shape_of(net, L);
     const float *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
     const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
+    const fwd_fn f = fwd_table(&s)[pb - 1];
     for (int oy = 0; oy < s.oh; oy++)
         for (int ocb = 0; ocb < s.oc; ocb += 32)
             for (int ox0 = 0; ox0 < s.ow; ox0 += pb)
-                FWD[pb - 1](&s, x, w, b, y, 0, oy, ox0, ocb, L->spec.relu);
+                f(&s, x, w, b, y, 0, oy, ox0, ocb, L->spec.relu);
 }
 
 /* Input gradient of image n, 32 input channels from icb: each input row sums, over the kernel
  * rows that reach it, the output gradient's row through the weights; output pixel j reaches
  * input pixel j + kx. K and OW are constants where it is inlined, so the row's 2 x (OW + K - 1)
  * sums stay in registers. */
-static inline __attribute__((always_inline)) void bwd_data_image(const conv_shape *s,
-                                                                 const float *dy, const float *wt,
-                                                                 float *dx, int n, int icb,
-                                                                 const int K, const int OW)
+static inline __attribute__((always_inline)) void
+bwd_data_image(const conv_shape *s, const float *dy, const float *wt, float *dx, int n, int icb,
+               const int K, const int OW, const int OCS)
 {
     const int span = OW + K - 1;
+    const size_t oc = OCS ? (size_t)OCS : (size_t)s->oc;
     for (int iy = 0; iy < s->ih; iy++) {
         __m512 a0[MAX_SPAN], a1[MAX_SPAN];
 #pragma GCC unroll 12
@@ -166,7 +187,7 @@ static inline __attribute__((always_inline)) void bwd_data_image(const conv_shap
                                  w1 = _mm512_loadu_ps(wr + (size_t)o * s->ic + 16);
 #pragma GCC unroll 8
                     for (int j = 0; j < OW; j++) {
-                        const __m512 g = _mm512_set1_ps(gr[(size_t)j * s->oc + o]);
+                        const __m512 g = _mm512_set1_ps(gr[(size_t)j * oc + o]);
                         a0[kx + j] = _mm512_fmadd_ps(g, w0, a0[kx + j]);
                         a1[kx + j] = _mm512_fmadd_ps(g, w1, a1[kx + j]);
                     }
@@ -182,43 +203,41 @@ static inline __attribute__((always_inline)) void bwd_data_image(const conv_shap
     }
 }
 
-/* bwd_data_image with (K, OW) = (3 or 5, 1 .. 8), one function each */
+/* bwd_data_image with (K, OW) = (3 or 5, 1 .. 8) and an output gradient pixel stride of 64 or
+ * s->oc (0), one function each */
 typedef void (*bwd_fn)(const conv_shape *s, const float *dy, const float *wt, float *dx, int n,
                        int icb);
-#define BWD_FN(K, O)                                                                               \
-    static void bwd_##K##_##O(const conv_shape *s, const float *dy, const float *wt, float *dx,    \
-                              int n, int icb)                                                      \
+#define BWD_FN(K, O, S)                                                                            \
+    static void bwd_##K##_##O##_##S(const conv_shape *s, const float *dy, const float *wt,         \
+                                    float *dx, int n, int icb)                                     \
     {                                                                                              \
-        bwd_data_image(s, dy, wt, dx, n, icb, K, O);                                               \
+        bwd_data_image(s, dy, wt, dx, n, icb, K, O, S);                                            \
     }
-BWD_FN(3, 1)
-BWD_FN(3, 2)
-BWD_FN(3, 3)
-BWD_FN(3, 4)
-BWD_FN(3, 5)
-BWD_FN(3, 6)
-BWD_FN(3, 7)
-BWD_FN(3, 8)
-BWD_FN(5, 1)
-BWD_FN(5, 2)
-BWD_FN(5, 3)
-BWD_FN(5, 4)
-BWD_FN(5, 5)
-BWD_FN(5, 6)
-BWD_FN(5, 7)
-BWD_FN(5, 8)
+#define BWD3_FN(O) BWD_FN(3, O, 0) BWD_FN(3, O, 64)
+#define BWD5_FN(O) BWD_FN(5, O, 0) BWD_FN(5, O, 64)
+NN_EACH_1_TO_8(BWD3_FN)
+NN_EACH_1_TO_8(BWD5_FN)
 #undef BWD_FN
-static const bwd_fn BWD3[8] = {bwd_3_1, bwd_3_2, bwd_3_3, bwd_3_4,
-                               bwd_3_5, bwd_3_6, bwd_3_7, bwd_3_8};
-static const bwd_fn BWD5[8] = {bwd_5_1, bwd_5_2, bwd_5_3, bwd_5_4,
-                               bwd_5_5, bwd_5_6, bwd_5_7, bwd_5_8};
+#define BWD3_0(O) bwd_3_##O##_0,
+#define BWD3_64(O) bwd_3_##O##_64,
+#define BWD5_0(O) bwd_5_##O##_0,
+#define BWD5_64(O) bwd_5_##O##_64,
+static const bwd_fn BWD3[2][8] = {{NN_EACH_1_TO_8(BWD3_0)}, {NN_EACH_1_TO_8(BWD3_64)}};
+static const bwd_fn BWD5[2][8] = {{NN_EACH_1_TO_8(BWD5_0)}, {NN_EACH_1_TO_8(BWD5_64)}};
+#undef BWD3_FN
+#undef BWD5_FN
+#undef BWD3_0
+#undef BWD3_64
+#undef BWD5_0
+#undef BWD5_64
 
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst), *wt = nn_mem_ptr(L->w_bwd);
     float *dx = nn_mem_ptr(L->diff_src);
-    const bwd_fn f = s.k == 3 ? BWD3[s.ow - 1] : BWD5[s.ow - 1];
+    const int c64 = s.oc == 64;
+    const bwd_fn f = s.k == 3 ? BWD3[c64][s.ow - 1] : BWD5[c64][s.ow - 1];
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < s.n * (s.ic / 32); t++)
         f(&s, dy, wt, dx, t / (s.ic / 32), t % (s.ic / 32) * 32);
