@@ -57,7 +57,7 @@ static void run_gnuplot(const char *dir)
 {
     char cmd[4400];
     snprintf(cmd, sizeof cmd, "gnuplot '%s/plots.gp'", dir);
-    if (system(cmd) != 0)
+    if (fio_system(cmd) != 0)
         fprintf(stderr,
                 "drsch reproduce: gnuplot failed or is missing (Debian package gnuplot-nox); the "
                 "curves are in %s/*.dat and %s/plots.gp\n",

@@ -26,22 +26,10 @@
 
 /* SIGINT, SIGTERM (timeout, systemd, container stops) and SIGHUP ask the training to stop at the
  * end of its iteration, write the model and its state, and exit 128 + the signal's number; a
- * second signal ends the process at once, removing the temporary files and the lock. */
+ * second signal ends the process at once, removing the temporary files and the lock. The signals
+ * are taken by fileio's signal thread (fio_stop_on_signals), never by a handler in a thread that
+ * computes: see fio_cleanup_on_signals. */
 static volatile sig_atomic_t stop_requested, stop_signal;
-static void on_stop_signal(int sig)
-{
-    if (stop_requested) {
-        fio_remove_temporaries();
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    stop_signal = sig;
-    stop_requested = 1;
-}
-
-static const int STOP_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP};
-#define N_STOP_SIGNALS (sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0])
 
 /* The lock on --out (MODEL.lock): a second run writing the same model is refused while this one
  * runs, so that the model and its state always come from one run. */
@@ -452,23 +440,14 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
                     ? ", loss softmax (classifier: one bit per class)"
                     : "");
 
-    struct sigaction sa, old[N_STOP_SIGNALS];
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
-        sigaction(STOP_SIGNALS[i], NULL, &old[i]);
-        if (old[i].sa_handler != SIG_IGN) /* nohup: SIGHUP stays ignored */
-            sigaction(STOP_SIGNALS[i], &sa, NULL);
-    }
+    fio_stop_on_signals(&stop_requested, &stop_signal);
     drsch_error te;
     double t1 = cli_now();
     tr_progress last = {0};
     drsch_status st = tr_train_parallel(c, d, sp, a->out, a->resume, &stop_requested,
                                         rank0 ? print_progress : NULL, &last, par, &te);
     double t2 = cli_now();
-    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
-        sigaction(STOP_SIGNALS[i], &old[i], NULL);
+    fio_stop_on_signals(NULL, NULL);
     int rc = 0;
     if (par)
         dist_hold();

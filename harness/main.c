@@ -171,9 +171,6 @@ static int run(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    /* A signal that ends a command removes its temporary files and locks (drsch train handles
-     * SIGINT and SIGTERM itself: it stops at a checkpoint). */
-    fio_cleanup_on_signals();
     const char *c = argv[1];
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
         usage(stdout);
@@ -190,6 +187,10 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A signal that ends a command removes its temporary files and locks (drsch train stops at
+     * a checkpoint on the first). First, before any thread starts: the threads started after it
+     * keep the signals blocked (fio_cleanup_on_signals says why). */
+    fio_cleanup_on_signals();
     wrap_stdout();
     cli_threads_init();
     return close_stdout(run(argc, argv));

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -67,29 +68,101 @@ void fio_remove_temporaries(void)
     }
 }
 
-static void on_fatal_signal(int sig)
+/* ---- the signals that end a command -------------------------------------------------------- */
+
+/* The flag and signal number a first signal sets while fio_stop_on_signals has armed them */
+static _Atomic(volatile sig_atomic_t *) g_stop_flag;
+static _Atomic(volatile sig_atomic_t *) g_stop_sig;
+static sigset_t g_watched; /* the signals the watcher thread takes */
+
+/* What a stop signal does: set the armed flag if it is not set yet; otherwise remove the
+ * temporaries and end the process by the signal. Async-signal-safe: it also runs as a handler,
+ * in a thread that has the signals unblocked. */
+static void on_stop_signal(int sig)
 {
+    volatile sig_atomic_t *flag = g_stop_flag;
+    if (flag && !*flag) {
+        *g_stop_sig = sig;
+        *flag = 1;
+        return;
+    }
     int saved = errno;
     fio_remove_temporaries();
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL); /* the watcher has it blocked; a handler too */
+    raise(sig);                               /* the default action ends the process */
     errno = saved;
-    raise(sig); /* SA_RESETHAND restored the default action: the process ends by this signal */
+}
+
+static pthread_t g_watcher;
+
+/* At exit: the signal thread ended and joined (its stack and TLS freed; valgrind counts a thread
+ * still running at exit as a possible leak). sigwait is a cancellation point. */
+static void stop_watching(void)
+{
+    pthread_cancel(g_watcher);
+    pthread_join(g_watcher, NULL);
+}
+
+static void *watch_signals(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&g_watched, &sig) == 0)
+            on_stop_signal(sig);
+    }
+    return NULL;
 }
 
 void fio_cleanup_on_signals(void)
 {
+    static int started;
+    if (started)
+        return;
+    started = 1;
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fatal_signal;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
+    sigemptyset(&g_watched);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old;
         /* a signal the caller's parent ignores (nohup) stays ignored */
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
             continue;
         sigaction(sigs[i], &sa, NULL);
+        sigaddset(&g_watched, sigs[i]);
     }
+    /* Blocked here, so in every thread created after this one; taken by a thread of their own
+     * with sigwait. Without a thread (pthread_create failed) the handler above takes them. */
+    sigset_t before;
+    if (pthread_sigmask(SIG_BLOCK, &g_watched, &before) != 0)
+        return;
+    if (pthread_create(&g_watcher, NULL, watch_signals, NULL) != 0) {
+        pthread_sigmask(SIG_SETMASK, &before, NULL);
+        return;
+    }
+    atexit(stop_watching);
+}
+
+int fio_system(const char *cmd)
+{
+    sigset_t before;
+    pthread_sigmask(SIG_UNBLOCK, &g_watched, &before);
+    int rc = system(cmd);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    return rc;
+}
+
+void fio_stop_on_signals(volatile sig_atomic_t *flag, volatile sig_atomic_t *sig)
+{
+    g_stop_sig = sig;
+    g_stop_flag = flag && sig ? flag : NULL;
 }
 
 /* ---- inputs --------------------------------------------------------------------------------- */

@@ -25,6 +25,7 @@
 #ifndef DRSCH_FILEIO_H
 #define DRSCH_FILEIO_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,9 +130,28 @@ DRSCH_API drsch_status fio_set_verify(const char *path, drsch_error *err);
  * handlers of SIGINT and SIGTERM. */
 DRSCH_API void fio_remove_temporaries(void);
 
-/* Installs handlers of SIGINT, SIGTERM and SIGHUP that remove the temporary files and locks,
- * then let the signal take its default action (the exit status says which signal). */
+/* SIGINT, SIGTERM and SIGHUP (those the process does not ignore) remove the temporary files and
+ * locks, then take their default action (the exit status says which signal). Call it before the
+ * process starts any thread: it blocks the three in the calling thread, so in every thread
+ * started after it (OpenMP's, oneDNN's, MPI's), and takes them in a thread of its own with
+ * sigwait. A handler that does the same stays installed for any thread that unblocks them.
+ *
+ * Why no handler runs in the computing threads: oneDNN 2.6's f32 gemm kernel for AVX-512
+ * (jit_avx512_common_gemm_f32, behind dnnl_sgemm and the convolutions unfolded into products)
+ * points the stack pointer at its heap workspace while it runs. A signal handled in a thread
+ * inside that kernel has its frame (several KiB with the AVX-512 state) written below the
+ * workspace, over other heap blocks: interrupted training runs ended in "corrupted size vs.
+ * prev_size" and "unaligned tcache chunk" aborts, about one run in ten. */
 DRSCH_API void fio_cleanup_on_signals(void);
+
+/* system(3) with the signals fio_cleanup_on_signals blocks unblocked in the calling thread while
+ * it runs, so that the command (which inherits the mask) can be interrupted as usual. */
+DRSCH_API int fio_system(const char *cmd);
+
+/* While flag and sig are set (non-NULL), the first of those signals sets *sig to its number and
+ * *flag to 1 instead of ending the process; one after it ends the process as above. NULL, NULL
+ * disarms. For drsch train, which stops at the end of its iteration. */
+DRSCH_API void fio_stop_on_signals(volatile sig_atomic_t *flag, volatile sig_atomic_t *sig);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
  * right shapes; eval --model prints the table; mismatched inputs are refused with clear errors;
  * --precision bf16 agrees with f32 and is an error where oneDNN has no bf16. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -234,6 +235,50 @@ Test(train, recipe_is_recorded_and_a_resume_needs_the_same)
     expect_model_mults(tu_path("authors.bin"), authors, 1.0f);
 }
 
+/* In process pid every thread but one (the main one, OpenMP's) has SIGTERM blocked, and SIGINT
+ * and SIGHUP blocked unless ignored: no stop signal is handled in a thread that may be inside
+ * oneDNN's gemm kernel, whose stack pointer then points into the heap (a handler's frame there
+ * corrupted the heap: fio_cleanup_on_signals). The one is the signal thread: it takes them with
+ * sigwait, which unblocks them while it waits. /proc/PID/task/TID/status. */
+static void expect_stop_signals_blocked_in_every_thread(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    int threads = 0, open = 0;
+    char seen[512] = "";
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s/status", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) /* the thread ended meanwhile */
+            continue;
+        unsigned long long blk = 0, ign = 0;
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+            sscanf(line, "SigBlk: %llx", &blk);
+            sscanf(line, "SigIgn: %llx", &ign);
+        }
+        fclose(f);
+        threads++;
+        const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+        int taken = 1;
+        for (int i = 0; i < 3; i++)
+            taken = taken && ((blk | (i ? ign : 0)) >> (sigs[i] - 1) & 1);
+        open += !taken;
+        size_t n = strlen(seen);
+        snprintf(seen + n, sizeof seen - n, " %s:%llx", e->d_name, blk);
+    }
+    closedir(d);
+    /* the main thread, the second OpenMP thread, the signal thread */
+    cr_expect_geq(threads, 3, "%d threads:%s", threads, seen);
+    cr_expect_leq(open, 1, "%d of %d threads take stop signals (thread:SigBlk%s)", open, threads,
+                  seen);
+}
+
 /* SIGTERM (timeout, systemd, container stops) stops training at a checkpoint, as SIGINT does: exit
  * 128 + 15, the model and its state written, no temporary file or lock left, and --resume
  * finishes the run. */
@@ -253,6 +298,7 @@ Test(train, sigterm_writes_a_checkpoint_and_resume_finishes)
     struct stat stt;
     for (int i = 0; i < 6000 && stat(tu_path("term.bin.state"), &stt) != 0; i++)
         nanosleep(&(struct timespec){0, 10000000}, NULL);
+    expect_stop_signals_blocked_in_every_thread(pid);
     kill(pid, SIGTERM);
     int status;
     waitpid(pid, &status, 0);
