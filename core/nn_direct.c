@@ -54,7 +54,9 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
 }
 
 /* Output pixels ox0 .. ox0 + PB - 1 of row (n, oy), 32 channels from ocb: bias, the K x K x IC
- * taps, ReLU. PB is a constant where it is inlined, so the 2 x PB sums stay in registers. */
+ * taps, ReLU. PB is a constant where it is inlined, so the 2 x PB sums stay in registers; so is
+ * PS, the source's pixel stride (0: s->ps), so that each broadcast takes a constant offset rather
+ * than an index register (on a 2-core Xeon, encoding +4.8% with drsch-mnist's 32 and 16). */
 static inline __attribute__((always_inline)) void
 fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
           int oy, int ox0, int ocb, const int PB, const int PS, int relu)
@@ -159,7 +161,7 @@ void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *
 /* Input gradient of image n, 32 input channels from icb: each input row sums, over the kernel
  * rows that reach it, the output gradient's row through the weights; output pixel j reaches
  * input pixel j + kx. K and OW are constants where it is inlined, so the row's 2 x (OW + K - 1)
- * sums stay in registers. */
+ * sums stay in registers; so is OCS, the output gradient's pixel stride (0: s->oc), as PS above. */
 static inline __attribute__((always_inline)) void
 bwd_data_image(const conv_shape *s, const float *dy, const float *wt, float *dx, int n, int icb,
                const int K, const int OW, const int OCS)
