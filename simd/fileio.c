@@ -80,9 +80,9 @@ static sigset_t g_watched; /* the signals the watcher thread takes */
  * in a thread that has the signals unblocked. */
 static void on_stop_signal(int sig)
 {
-    volatile sig_atomic_t *flag = g_stop_flag;
-    if (flag && !*flag) {
-        *g_stop_sig = sig;
+    volatile sig_atomic_t *flag = g_stop_flag, *number = g_stop_sig;
+    if (flag && number && !*flag) { /* both read once: a disarm meanwhile clears them */
+        *number = sig;
         *flag = 1;
         return;
     }
@@ -161,6 +161,7 @@ int fio_system(const char *cmd)
 
 void fio_stop_on_signals(volatile sig_atomic_t *flag, volatile sig_atomic_t *sig)
 {
+    g_stop_flag = NULL; /* never a flag without its signal number, while they change */
     g_stop_sig = sig;
     g_stop_flag = flag && sig ? flag : NULL;
 }

@@ -235,11 +235,11 @@ Test(train, recipe_is_recorded_and_a_resume_needs_the_same)
     expect_model_mults(tu_path("authors.bin"), authors, 1.0f);
 }
 
-/* In process pid every thread but one (the main one, OpenMP's) has SIGTERM blocked, and SIGINT
- * and SIGHUP blocked unless ignored: no stop signal is handled in a thread that may be inside
- * oneDNN's gemm kernel, whose stack pointer then points into the heap (a handler's frame there
- * corrupted the heap: fio_cleanup_on_signals). The one is the signal thread: it takes them with
- * sigwait, which unblocks them while it waits. /proc/PID/task/TID/status. */
+/* In process pid every thread but one (the main thread and OpenMP's among them) has SIGTERM
+ * blocked, and SIGINT and SIGHUP blocked unless ignored: no stop signal is handled in a thread that
+ * may be inside oneDNN's gemm kernel, whose stack pointer then points into the heap (a handler's
+ * frame there corrupted the heap: fio_cleanup_on_signals). The one is the signal thread: it takes
+ * them with sigwait, which unblocks them while it waits. /proc/PID/task/TID/status. */
 static void expect_stop_signals_blocked_in_every_thread(pid_t pid)
 {
     char dir[64];
