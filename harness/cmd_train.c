@@ -452,7 +452,8 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     if (par)
         dist_hold();
     if (st == DRSCH_INTERRUPTED) {
-        int sig = stop_signal ? stop_signal : SIGTERM; /* a rank that was not signalled itself */
+        int sig = __atomic_load_n(&stop_signal, __ATOMIC_ACQUIRE);
+        sig = sig ? sig : SIGTERM; /* a rank that was not signalled itself */
         fprintf(stderr, "drsch train: %s (%s); continue with --resume %s\n", te.msg, strsignal(sig),
                 a->out);
         rc = 128 + sig;

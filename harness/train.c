@@ -797,7 +797,7 @@ drsch_status tr_train_parallel(const tr_config *cfg, const ds_dataset *d, const 
     progress_clock pc = {.t_start = now(), .it_log = r.start};
     pc.t_log = pc.t_start;
     for (int64_t it = r.start; st == DRSCH_OK && it < c->iters; it++) {
-        int32_t stop_now = stop && *stop;
+        int32_t stop_now = stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE);
         if (r.par) { /* every rank stops at the same iteration */
             double t0 = now();
             stop_now = r.par->max(r.par->ctx, stop_now);

@@ -102,7 +102,9 @@ DRSCH_API int tr_train_classes(const ds_dataset *d, const ds_split *split);
 /* Trains on the split's training images and writes the model to out_path (atomically; also at
  * every checkpoint). resume_path (or NULL): a model written by an earlier run of the same
  * configuration, to continue from its iteration; --iters may differ (at least the checkpoint's
- * iteration), as no schedule depends on it. stop: polled each iteration (e.g. SIGINT). */
+ * iteration), as no schedule depends on it. stop: polled each iteration (e.g. SIGINT), with an
+ * atomic load (acquire), so that another thread may set it with an atomic store
+ * (__atomic_store_n; fio_stop_on_signals does). */
 DRSCH_API drsch_status tr_train(const tr_config *c, const ds_dataset *d, const ds_split *split,
                                 const char *out_path, const char *resume_path,
                                 volatile sig_atomic_t *stop, tr_progress_fn progress, void *ctx,

@@ -81,9 +81,11 @@ static sigset_t g_watched; /* the signals the watcher thread takes */
 static void on_stop_signal(int sig)
 {
     volatile sig_atomic_t *flag = g_stop_flag, *number = g_stop_sig;
-    if (flag && number && !*flag) { /* both read once: a disarm meanwhile clears them */
-        *number = sig;
-        *flag = 1;
+    if (flag && number && !__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
+        /* both pointers read once (a disarm meanwhile clears them); the stores are atomic, as
+         * the thread that polls the flag is another one than the watcher */
+        __atomic_store_n(number, sig, __ATOMIC_RELAXED);
+        __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
         return;
     }
     int saved = errno;

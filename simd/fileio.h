@@ -149,8 +149,9 @@ DRSCH_API void fio_cleanup_on_signals(void);
 DRSCH_API int fio_system(const char *cmd);
 
 /* While flag and sig are set (non-NULL), the first of those signals sets *sig to its number and
- * *flag to 1 instead of ending the process; one after it ends the process as above. NULL, NULL
- * disarms. For drsch train, which stops at the end of its iteration. */
+ * *flag to 1 (atomic stores, from the signal thread) instead of ending the process; one after it
+ * ends the process as above. NULL, NULL disarms. For drsch train, which stops at the end of its
+ * iteration. */
 DRSCH_API void fio_stop_on_signals(volatile sig_atomic_t *flag, volatile sig_atomic_t *sig);
 
 #ifdef __cplusplus
