@@ -136,10 +136,18 @@ void nn_fc_forward(const nn_net *net, const nn_layer *L)
 void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data)
 {
     const int N = net->cfg.batch, IC = (int)nn_gemm_depth(L), OC = L->out_c;
-    const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *dy = nn_mem_ptr(L->diff_dst);
-    float *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db);
+    const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *y = nn_mem_ptr(L->dst);
+    float *dy = nn_mem_ptr(L->diff_dst), *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db);
+    const long n_out = (long)N * OC;
 #pragma omp parallel if ((long)N * IC * OC >= FC_PARALLEL_MACS)
     {
+        /* the ReLU's gradient, in place: zero where the output is not positive (the barrier at
+         * the loop's end before the products read it) */
+        if (L->spec.relu) {
+#pragma omp for schedule(static)
+            for (long i = 0; i < n_out; i++)
+                dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        }
         /* weight gradient, OC x IC: dY^T (row o is dY's column o) times X, over the rows */
         product(dy, 1, (size_t)OC, x, (size_t)IC, dw, OC, N, IC, NULL, 0);
         /* input gradient, N x IC: dY times W */

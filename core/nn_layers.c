@@ -583,8 +583,7 @@ done:
 /* A fully connected layer on drsch's AVX-512 loops (nn_fc.c, nn_fc_fits): weights oi in the
  * parameter block (the inner product's plain layout, which model files keep), a copy in io for
  * the forward pass (w_fwd, refreshed when the parameters change), source nc or n x c x 1 x 1
- * (nhwc and nchw lay it out alike), output nc; the ReLU's gradient by oneDNN's eltwise
- * primitive. */
+ * (nhwc and nchw lay it out alike), output nc; the ReLU's gradient applied by nn_fc_backward. */
 static drsch_status build_fc_own(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -611,8 +610,6 @@ static drsch_status build_fc_own(nn_net *net, int i, drsch_error *err)
     TRY(nn_new_mem(net, &L->db, &b_x, DNNL_MEMORY_NONE, err));
     TRY(nn_new_mem(net, &L->dw, &W, DNNL_MEMORY_NONE, err));
     L->w_bwd = L->w;
-    if (L->spec.relu)
-        TRY(build_relu_bwd(net, L, &D, err));
     return DRSCH_OK;
 }
 
