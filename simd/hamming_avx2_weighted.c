@@ -367,8 +367,9 @@ static void fs_verify(const uint64_t *q, const uint64_t *db, size_t words, const
 
 void hm_avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
                            const float *tables, size_t tstride, int64_t base, hm_cand_list *lists,
-                           void *scratch)
+                           void *scratch, const uint64_t *next, size_t next_n)
 {
+    (void)next, (void)next_n; /* a hint this kernel does not use */
     /* scratch (hm_wscan_scratch_bytes): the transposed tile, the query's tables, the filter's
      * base tables, the candidates */
     size_t nib = 16 * words, nb = 8 * words;

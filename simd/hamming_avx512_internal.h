@@ -52,6 +52,7 @@ void hm_avx512_weighted_distances(const uint64_t *q, const uint64_t *db, size_t 
                                   const float *tables, float *out);
 void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                              size_t words, const float *tables, size_t tstride, int64_t base,
-                             hm_cand_list *lists, void *scratch);
+                             hm_cand_list *lists, void *scratch, const uint64_t *next,
+                             size_t next_n);
 
 #endif

@@ -808,7 +808,8 @@ static void flush_filters(const uint64_t *q, const uint64_t *db, size_t n, size_
 
 void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                              size_t words, const float *tables, size_t tstride, int64_t base,
-                             hm_cand_list *lists, void *scratch)
+                             hm_cand_list *lists, void *scratch, const uint64_t *next,
+                             size_t next_n)
 {
     size_t ng = WG * words, tb = ng * 64; /* groups and table bytes per code */
     uint8_t *tr = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
@@ -830,19 +831,17 @@ void hm_avx512_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, s
     int pending = 0, pend_w16 = 0, pend_slot = -1;
 #define FLUSH(NF, W16)                                                                             \
     flush_filters(q, db, n, words, tables, base, lists, &cs, tr, acc, mk, f, fq, NF, W16)
-    /* The rows after this tile are usually the next tile (the k-NN driver scans a shard's tiles
-     * in order): a few of its cache lines are prefetched into L2 per query while the filters run,
-     * so that the next call's copy_groups does not wait on memory (most of its samples had been
-     * on its loads). At 64 bits, 1 thread, the weighted search measured 3-6% faster. Prefetches
-     * do not fault: past the end of the database they cost only the fetch. */
-    size_t lines = n * words / 8, per = (lines + nq - 1) / nq, pf = 0;
-    uintptr_t next = (uintptr_t)(db + n * words);
+    /* The rows the caller scans next (the k-NN driver's next tile): a few of their cache lines
+     * are prefetched into L2 per query while the filters run, so that the next call's copy_groups
+     * does not wait on memory (most of its samples had been on its loads). At 64 bits, 1 thread,
+     * the weighted search measured 3-6% faster. */
+    size_t lines = next ? (next_n * words * 8 + 63) / 64 : 0, per = (lines + nq - 1) / nq, pf = 0;
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];
         const uint64_t *qj = q + j * words;
         const float *tj = tables + j * tstride;
         for (size_t e = lines - pf < per ? lines : pf + per; pf < e; pf++)
-            __builtin_prefetch((const void *)(next + 64 * pf), 0, 2);
+            __builtin_prefetch((const char *)next + 64 * pf, 0, 2);
         if (j == 0 || tstride) {
             wg_prepare(tj, words, D, t16, &c);
             for (int i = 0; i < WG_SLOTS; i++)

@@ -120,9 +120,10 @@ static void neon_weighted_distances(const uint64_t *q, const uint64_t *db, size_
 
 static void neon_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, size_t n,
                                size_t words, const float *tables, size_t tstride, int64_t base,
-                               hm_cand_list *lists, void *scratch)
+                               hm_cand_list *lists, void *scratch, const uint64_t *next,
+                               size_t next_n)
 {
-    (void)scratch;
+    (void)scratch, (void)next, (void)next_n;
     float buf[NEON_WSCAN_BLOCK];
     for (size_t j = 0; j < nq; j++) {
         hm_cand_list *l = &lists[j];

@@ -248,16 +248,21 @@ static void emit_weighted(const hm_cand_list *l, hm_keyed *order, int64_t *idx, 
  * list's threshold tightens before it meets many rows: about kk rows are appended per tile
  * instead of a whole tile at first (fewer and smaller selections; plain AVX-512 scans of 1M
  * 64-bit codes, 2 threads, on Zen 5: 250 queries 9.2 -> 7.6 ms, 1000 queries 38 -> 31 ms). */
+/* The length of the tile at row t of n: at most job->tile, and the ramp's (see scan_rows) */
+static size_t tile_at(const knn_job *job, size_t t, size_t n, size_t head)
+{
+    size_t m = n - t < job->tile ? n - t : job->tile;
+    size_t ramp = t > head ? t : head;
+    return ramp < m ? ramp : m;
+}
+
 static void scan_rows(const knn_job *job, knn_scratch *s, const uint64_t *q, size_t nq,
                       hm_cand_list *lists, const uint64_t *rows, size_t n, int64_t base, size_t kk)
 {
     size_t words = job->db->words;
     size_t head = (2 * kk + 63) & ~(size_t)63;
     for (size_t t = 0, m; t < n; t += m) {
-        m = n - t < job->tile ? n - t : job->tile;
-        size_t ramp = t > head ? t : head;
-        if (ramp < m)
-            m = ramp;
+        m = tile_at(job, t, n, head);
         for (size_t j = 0; j < nq; j++) {
             hm_cand_list *l = &lists[j];
             if (l->count >= 2 * kk + 16 || l->count + m > job->cap) {
@@ -267,10 +272,12 @@ static void scan_rows(const knn_job *job, knn_scratch *s, const uint64_t *q, siz
                     compact_plain(l, kk, s->hist, job->db->bits);
             }
         }
-        if (job->w)
+        if (job->w) {
+            size_t next_n = t + m < n ? tile_at(job, t + m, n, head) : 0;
             job->kern->scan_weighted(q, nq, rows + t * words, m, words, job->w->tables, 0,
-                                     base + (int64_t)t, lists, s->wscan);
-        else
+                                     base + (int64_t)t, lists, s->wscan,
+                                     next_n ? rows + (t + m) * words : NULL, next_n);
+        } else
             job->kern->scan(q, nq, rows + t * words, m, words, base + (int64_t)t, lists);
     }
 }

@@ -105,7 +105,8 @@ static inline void hm_cand_push_w(hm_cand_list *l, int64_t idx, float d)
  *   tables: hm_weights.tables layout, (16*words) x 16 floats; for scans nq of them, each
  *           tstride floats apart
  * Scans append to lists[j] for query j; the caller guarantees room for n more entries.
- * scan_weighted may use `scratch`: hm_wscan_scratch_bytes(n, words) bytes, any alignment. */
+ * scan_weighted may use `scratch`: hm_wscan_scratch_bytes(n, words) bytes, any alignment; next
+ * (or NULL) is a hint: the next_n rows the caller scans next, which a kernel may prefetch. */
 typedef struct {
     hm_isa isa;
     void (*distances)(const uint64_t *q, const uint64_t *db, size_t n, size_t words, uint32_t *out);
@@ -115,7 +116,7 @@ typedef struct {
                  int64_t base, hm_cand_list *lists);
     void (*scan_weighted)(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
                           const float *tables, size_t tstride, int64_t base, hm_cand_list *lists,
-                          void *scratch);
+                          void *scratch, const uint64_t *next, size_t next_n);
     /* bytes of scan_weighted's copy of a tile per row and code word (the k-NN driver sizes
      * weighted tiles so the copy fills L1): 16 for a nibble-transposed copy, 11 for 6-bit groups */
     size_t wscan_copy_word_bytes;

@@ -409,7 +409,8 @@ long simd_check_scans(simd_check_report *r)
             }
             for (size_t j = 0; j < NQ; j++)
                 lists[j].count = 0;
-            k->scan_weighted(q, NQ, db, n, words, hw->tables, 0, 7, lists, wscratch);
+            k->scan_weighted(q, NQ, db, n, words, hw->tables, 0, 7, lists, wscratch, db,
+                             n); /* hint */
             for (size_t j = 0; j < NQ; j++) {
                 size_t c = 0;
                 for (size_t i = 0; i < n; i++) {
@@ -559,12 +560,12 @@ long simd_check_weighted_bounds(simd_check_report *r)
                                                .wthr = thr[j],
                                                .hcut = mode ? hm_weights_hcut(hw, thr[j]) : 0};
                         if (mode < 2)
-                            k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists,
-                                             wscratch);
+                            k->scan_weighted(q, NQ, db, N, words, hw->tables, 0, 0, lists, wscratch,
+                                             NULL, 0);
                         else
                             for (size_t j = 0; j < NQ; j++)
                                 k->scan_weighted(q + j * words, 1, db, N, words, hw->tables, 0, 0,
-                                                 &lists[j], wscratch);
+                                                 &lists[j], wscratch, NULL, 0);
                         for (size_t j = 0; j < NQ; j++) {
                             size_t c = 0;
                             bool ok = true;
@@ -618,13 +619,13 @@ long simd_check_weighted_bounds(simd_check_report *r)
                 want[j] = (hm_cand_list){.idx = ridx + j * N, .wdist = ref + j * N, .wthr = thr[j]};
             if (ridx)
                 hm_kernels_scalar.scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5, want,
-                                                wscratch);
+                                                wscratch, NULL, 0);
             for (size_t ii = 0; ridx && ii < nisa; ii++) {
                 for (size_t j = 0; j < NQ; j++)
                     got[j] =
                         (hm_cand_list){.idx = idx + j * N, .wdist = wdist + j * N, .wthr = thr[j]};
                 hm_kernels_for(isas[ii])->scan_weighted(q, NQ, db, N, words, tabs, 256 * words, 5,
-                                                        got, wscratch);
+                                                        got, wscratch, NULL, 0);
                 for (size_t j = 0; j < NQ; j++)
                     if (got[j].count != want[j].count ||
                         memcmp(got[j].idx, want[j].idx, want[j].count * sizeof *idx) ||
