@@ -53,22 +53,27 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
     return (size_t)n * s->ih * s->iw * s->ic + ((size_t)y * s->iw + (size_t)x) * s->ps;
 }
 
-/* Output pixels ox0 .. ox0 + PB - 1 of row (n, oy), 32 channels from ocb: bias, the K x K x IC
- * taps, ReLU. PB is a constant where it is inlined, so the 2 x PB sums stay in registers; so is
- * PS, the source's pixel stride (0: s->ps), so that each broadcast takes a constant offset rather
- * than an index register (on a 2-core Xeon, encoding +4.8% with drsch-mnist's 32 and 16). */
+/* Output pixels ox0 .. ox0 + PB - 1 of rows oy .. oy + R - 1 of image n, 32 channels from ocb:
+ * bias, the K x K x IC taps, ReLU. R (1 or 2) and PB are constants where it is inlined, so the
+ * 2 x R x PB sums stay in registers (R x PB at most 14): two rows share each weight vector
+ * loaded, which halves the weights' traffic from L2 (a scratch copy of the loop, 2-core Xeon:
+ * 76-77% of the FMA loop's speed with one row of 7, 82-84% with two). So is PS, the source's pixel
+ * stride (0: s->ps), so that each broadcast takes a constant offset rather than an index
+ * register (on the same Xeon, encoding +4.8% with drsch-mnist's 32 and 16). */
 static inline __attribute__((always_inline)) void
 fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
-          int oy, int ox0, int ocb, const int PB, const int PS, int relu)
+          int oy, int ox0, int ocb, const int R, const int PB, const int PS, int relu)
 {
-    const size_t ps = PS ? (size_t)PS : s->ps;
-    __m512 a0[8], a1[8];
+    const size_t ps = PS ? (size_t)PS : s->ps, rs = (size_t)s->iw * ps; /* pixel, row strides */
+    __m512 a0[2][8], a1[2][8];
     const __m512 b0 = _mm512_loadu_ps(b + ocb), b1 = _mm512_loadu_ps(b + ocb + 16);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-    for (int p = 0; p < PB; p++) {
-        a0[p] = b0;
-        a1[p] = b1;
-    }
+        for (int p = 0; p < PB; p++) {
+            a0[r][p] = b0;
+            a1[r][p] = b1;
+        }
     for (int ky = 0; ky < s->k; ky++)
         for (int kx = 0; kx < s->k; kx++) {
             for (int cb = 0; cb < s->ic; cb += 16) {
@@ -78,56 +83,72 @@ fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, f
                 for (int c = 0; c < 16; c++) {
                     const __m512 w0 = _mm512_loadu_ps(wr + (size_t)c * s->oc),
                                  w1 = _mm512_loadu_ps(wr + (size_t)c * s->oc + 16);
+#pragma GCC unroll 2
+                    for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-                    for (int p = 0; p < PB; p++) {
-                        const __m512 v = _mm512_set1_ps(xr[(size_t)p * ps + c]);
-                        a0[p] = _mm512_fmadd_ps(v, w0, a0[p]);
-                        a1[p] = _mm512_fmadd_ps(v, w1, a1[p]);
-                    }
+                        for (int p = 0; p < PB; p++) {
+                            const __m512 v = _mm512_set1_ps(xr[r * rs + (size_t)p * ps + c]);
+                            a0[r][p] = _mm512_fmadd_ps(v, w0, a0[r][p]);
+                            a1[r][p] = _mm512_fmadd_ps(v, w1, a1[r][p]);
+                        }
                 }
             }
         }
-    float *yr = y + (((size_t)n * s->oh + oy) * s->ow + ox0) * s->oc + ocb;
     const __m512 z = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        float *yr = y + (((size_t)n * s->oh + oy + r) * s->ow + ox0) * s->oc + ocb;
 #pragma GCC unroll 8
-    for (int p = 0; p < PB; p++) {
-        _mm512_storeu_ps(yr + (size_t)p * s->oc, relu ? _mm512_max_ps(a0[p], z) : a0[p]);
-        _mm512_storeu_ps(yr + (size_t)p * s->oc + 16, relu ? _mm512_max_ps(a1[p], z) : a1[p]);
+        for (int p = 0; p < PB; p++) {
+            _mm512_storeu_ps(yr + (size_t)p * s->oc, relu ? _mm512_max_ps(a0[r][p], z) : a0[r][p]);
+            _mm512_storeu_ps(yr + (size_t)p * s->oc + 16,
+                             relu ? _mm512_max_ps(a1[r][p], z) : a1[r][p]);
+        }
     }
 }
 
-/* fwd_block with PB = 1 .. 8 and a source pixel stride of 16, 32 or s->ps (0), one function each */
+/* fwd_block with R = 1 (PB = 1 .. 8) or 2 (PB = 1 .. 7) and a source pixel stride of 16, 32 or
+ * s->ps (0), one function each */
 typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
                        float *y, int n, int oy, int ox0, int ocb, int relu);
-#define FWD_FN(P, S)                                                                               \
-    static void fwd_##P##_##S(const conv_shape *s, const float *x, const float *w, const float *b, \
-                              float *y, int n, int oy, int ox0, int ocb, int relu)                 \
+#define FWD_FN(R, P, S)                                                                            \
+    static void fwd_##R##_##P##_##S(const conv_shape *s, const float *x, const float *w,           \
+                                    const float *b, float *y, int n, int oy, int ox0, int ocb,     \
+                                    int relu)                                                      \
     {                                                                                              \
-        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, P, S, relu);                                     \
+        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, R, P, S, relu);                                  \
     }
-#define FWD_FN0(P) FWD_FN(P, 0)
-#define FWD_FN16(P) FWD_FN(P, 16)
-#define FWD_FN32(P) FWD_FN(P, 32)
-NN_EACH_1_TO_8(FWD_FN0)
-NN_EACH_1_TO_8(FWD_FN16)
-NN_EACH_1_TO_8(FWD_FN32)
+#define FWD_FNS(P) FWD_FN(1, P, 0) FWD_FN(1, P, 16) FWD_FN(1, P, 32)
+#define FWD2_FNS(P) FWD_FN(2, P, 0) FWD_FN(2, P, 16) FWD_FN(2, P, 32)
+NN_EACH_1_TO_8(FWD_FNS)
+NN_EACH_1_TO_7(FWD2_FNS)
 #undef FWD_FN
-#define FWD_NAME0(P) fwd_##P##_0,
-#define FWD_NAME16(P) fwd_##P##_16,
-#define FWD_NAME32(P) fwd_##P##_32,
-static const fwd_fn FWD[3][8] = {
-    {NN_EACH_1_TO_8(FWD_NAME0)}, {NN_EACH_1_TO_8(FWD_NAME16)}, {NN_EACH_1_TO_8(FWD_NAME32)}};
-#undef FWD_FN0
-#undef FWD_FN16
-#undef FWD_FN32
-#undef FWD_NAME0
-#undef FWD_NAME16
-#undef FWD_NAME32
+#undef FWD_FNS
+#undef FWD2_FNS
+#define FWD_NAME(R, S)                                                                             \
+    fwd_##R##_1_##S, fwd_##R##_2_##S, fwd_##R##_3_##S, fwd_##R##_4_##S, fwd_##R##_5_##S,           \
+        fwd_##R##_6_##S, fwd_##R##_7_##S
+/* [rows - 1][stride: general, 16, 32][PB - 1] */
+static const fwd_fn FWD[2][3][8] = {
+    {{FWD_NAME(1, 0), fwd_1_8_0}, {FWD_NAME(1, 16), fwd_1_8_16}, {FWD_NAME(1, 32), fwd_1_8_32}},
+    {{FWD_NAME(2, 0), NULL}, {FWD_NAME(2, 16), NULL}, {FWD_NAME(2, 32), NULL}}};
+#undef FWD_NAME
 
-/* The row of FWD for a source pixel stride */
-static const fwd_fn *fwd_table(const conv_shape *s)
+/* The row of FWD[rows - 1] for a source pixel stride */
+static const fwd_fn *fwd_table(const conv_shape *s, int rows)
 {
-    return FWD[s->ps == 16 ? 1 : s->ps == 32 ? 2 : 0];
+    return FWD[rows - 1][s->ps == 16 ? 1 : s->ps == 32 ? 2 : 0];
+}
+
+/* Output rows oy and oy + 1 (or oy alone, the last of an odd count) of image n, all channels */
+static void fwd_rows(const conv_shape *s, const float *x, const float *w, const float *b, float *y,
+                     int n, int oy, int pb, int relu)
+{
+    const int rows = oy + 1 < s->oh ? 2 : 1;
+    const fwd_fn f = fwd_table(s, rows)[pb - 1];
+    for (int ocb = 0; ocb < s->oc; ocb += 32)
+        for (int ox0 = 0; ox0 < s->ow; ox0 += pb)
+            f(s, x, w, b, y, n, oy, ox0, ocb, relu);
 }
 
 void nn_direct_forward(const nn_net *net, const nn_layer *L)
@@ -135,15 +156,11 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L)
     const conv_shape s = shape_of(net, L);
     const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
-    const int relu = L->spec.relu;
-    /* rows of up to 7 in one block, rows of 8 in two blocks of 4 */
-    const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
-    const fwd_fn f = fwd_table(&s)[pb - 1];
+    /* rows of up to 7 in one block, rows of 8 in two blocks of 4; rows in pairs */
+    const int pb = s.ow > 7 ? s.ow / 2 : s.ow, pairs = (s.oh + 1) / 2;
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < s.n * s.oh; r++)
-        for (int ocb = 0; ocb < s.oc; ocb += 32)
-            for (int ox0 = 0; ox0 < s.ow; ox0 += pb)
-                f(&s, x, w, b, y, r / s.oh, r % s.oh, ox0, ocb, relu);
+    for (int t = 0; t < s.n * pairs; t++)
+        fwd_rows(&s, x, w, b, y, t / pairs, t % pairs * 2, pb, L->spec.relu);
 }
 
 void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y)
@@ -151,11 +168,8 @@ void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *
     const conv_shape s = shape_of(net, L);
     const float *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
     const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
-    const fwd_fn f = fwd_table(&s)[pb - 1];
-    for (int oy = 0; oy < s.oh; oy++)
-        for (int ocb = 0; ocb < s.oc; ocb += 32)
-            for (int ox0 = 0; ox0 < s.ow; ox0 += pb)
-                f(&s, x, w, b, y, 0, oy, ox0, ocb, L->spec.relu);
+    for (int oy = 0; oy < s.oh; oy += 2)
+        fwd_rows(&s, x, w, b, y, 0, oy, pb, L->spec.relu);
 }
 
 /* Input gradient of image n, 32 input channels from icb: each input row sums, over the kernel

@@ -127,7 +127,8 @@ bool nn_onednn_avx512(void);
 
 /* M(1) M(2) ... M(8), and on to M(12): a kernel's instantiations for each constant block size,
  * and their table (nn_direct.c, nn_stem.c). */
-#define NN_EACH_1_TO_8(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8)
+#define NN_EACH_1_TO_7(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define NN_EACH_1_TO_8(M) NN_EACH_1_TO_7(M) M(8)
 #define NN_EACH_1_TO_12(M) NN_EACH_1_TO_8(M) M(9) M(10) M(11) M(12)
 
 /* nn_fc.c: whether drsch's AVX-512 loops compute fc layer L (f32, AVX-512 on the CPU and in
