@@ -53,27 +53,30 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
     return (size_t)n * s->ih * s->iw * s->ic + ((size_t)y * s->iw + (size_t)x) * s->ps;
 }
 
-/* Output pixels ox0 .. ox0 + PB - 1 of rows oy .. oy + R - 1 of image n, 32 channels from ocb:
- * bias, the K x K x IC taps, ReLU. R (1 or 2) and PB are constants where it is inlined, so the
- * 2 x R x PB sums stay in registers (R x PB at most 14): two rows share each weight vector
- * loaded, which halves the weights' traffic from L2 (a scratch copy of the loop, 2-core Xeon:
- * 76-77% of the FMA loop's speed with one row of 7, 82-84% with two). So is PS, the source's pixel
- * stride (0: s->ps), so that each broadcast takes a constant offset rather than an index
- * register (on the same Xeon, encoding +4.8% with drsch-mnist's 32 and 16). */
-static inline __attribute__((always_inline)) void
-fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
-          int oy, int ox0, int ocb, const int R, const int PB, const int PS, int relu)
+/* Output pixels ox0 .. ox0 + PB - 1 of R rows, 32 channels from ocb: bias, the K x K x IC taps,
+ * ReLU. Row r is row oy + r % RPI of image n + r / RPI: the rows of one image (RPI = R), or of
+ * RPI-row images (a small output's whole images, nn_direct_forward_grouped). R, RPI and PB are
+ * constants where it is inlined, so the 2 x R x PB sums stay in registers (R x PB at most 14):
+ * the rows share each weight vector loaded, which takes the weights' traffic from L2 down (a
+ * scratch copy of the loop, 2-core Xeon: 76-77% of the FMA loop's speed with one row of 7 pixels,
+ * 82-84% with two). So is PS, the source's pixel stride (0: s->ps), so that each broadcast takes
+ * a constant offset rather than an index register (on the same Xeon, encoding +4.8% with
+ * drsch-mnist's 32 and 16). */
+static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s, const float *x,
+                                                            const float *w, const float *b,
+                                                            float *y, int n, int oy, int ox0,
+                                                            int ocb, const int R, const int RPI,
+                                                            const int PB, const int PS, int relu)
 {
-    const size_t ps = PS ? (size_t)PS : s->ps, rs = (size_t)s->iw * ps; /* pixel, row strides */
-    __m512 a0[2][8], a1[2][8];
+    const size_t ps = PS ? (size_t)PS : s->ps, rs = (size_t)s->iw * ps, /* pixel, row strides */
+        is = (size_t)s->ih * s->iw * s->ic;                             /* image stride */
+    __m512 a0[14], a1[14];
     const __m512 b0 = _mm512_loadu_ps(b + ocb), b1 = _mm512_loadu_ps(b + ocb + 16);
-#pragma GCC unroll 2
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int p = 0; p < PB; p++) {
-            a0[r][p] = b0;
-            a1[r][p] = b1;
-        }
+#pragma GCC unroll 14
+    for (int k = 0; k < R * PB; k++) {
+        a0[k] = b0;
+        a1[k] = b1;
+    }
     for (int ky = 0; ky < s->k; ky++)
         for (int kx = 0; kx < s->k; kx++) {
             for (int cb = 0; cb < s->ic; cb += 16) {
@@ -83,32 +86,34 @@ fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, f
                 for (int c = 0; c < 16; c++) {
                     const __m512 w0 = _mm512_loadu_ps(wr + (size_t)c * s->oc),
                                  w1 = _mm512_loadu_ps(wr + (size_t)c * s->oc + 16);
-#pragma GCC unroll 2
+#pragma GCC unroll 14
                     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
                         for (int p = 0; p < PB; p++) {
-                            const __m512 v = _mm512_set1_ps(xr[r * rs + (size_t)p * ps + c]);
-                            a0[r][p] = _mm512_fmadd_ps(v, w0, a0[r][p]);
-                            a1[r][p] = _mm512_fmadd_ps(v, w1, a1[r][p]);
+                            const float *xp = xr + (size_t)(r / RPI) * is + (size_t)(r % RPI) * rs;
+                            const __m512 v = _mm512_set1_ps(xp[(size_t)p * ps + c]);
+                            a0[r * PB + p] = _mm512_fmadd_ps(v, w0, a0[r * PB + p]);
+                            a1[r * PB + p] = _mm512_fmadd_ps(v, w1, a1[r * PB + p]);
                         }
                 }
             }
         }
     const __m512 z = _mm512_setzero_ps();
-#pragma GCC unroll 2
+#pragma GCC unroll 14
     for (int r = 0; r < R; r++) {
-        float *yr = y + (((size_t)n * s->oh + oy + r) * s->ow + ox0) * s->oc + ocb;
+        float *yr =
+            y + (((size_t)(n + r / RPI) * s->oh + oy + r % RPI) * s->ow + ox0) * s->oc + ocb;
 #pragma GCC unroll 8
         for (int p = 0; p < PB; p++) {
-            _mm512_storeu_ps(yr + (size_t)p * s->oc, relu ? _mm512_max_ps(a0[r][p], z) : a0[r][p]);
-            _mm512_storeu_ps(yr + (size_t)p * s->oc + 16,
-                             relu ? _mm512_max_ps(a1[r][p], z) : a1[r][p]);
+            const int k = r * PB + p;
+            _mm512_storeu_ps(yr + (size_t)p * s->oc, relu ? _mm512_max_ps(a0[k], z) : a0[k]);
+            _mm512_storeu_ps(yr + (size_t)p * s->oc + 16, relu ? _mm512_max_ps(a1[k], z) : a1[k]);
         }
     }
 }
 
-/* fwd_block with R = 1 (PB = 1 .. 8) or 2 (PB = 1 .. 7) and a source pixel stride of 16, 32 or
- * s->ps (0), one function each */
+/* fwd_block over one image's rows: R = 1 (PB = 1 .. 8) or 2 (PB = 1 .. 7), and a source pixel
+ * stride of 16, 32 or s->ps (0), one function each */
 typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
                        float *y, int n, int oy, int ox0, int ocb, int relu);
 #define FWD_FN(R, P, S)                                                                            \
@@ -116,7 +121,7 @@ typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, cons
                                     const float *b, float *y, int n, int oy, int ox0, int ocb,     \
                                     int relu)                                                      \
     {                                                                                              \
-        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, R, P, S, relu);                                  \
+        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, R, R, P, S, relu);                               \
     }
 #define FWD_FNS(P) FWD_FN(1, P, 0) FWD_FN(1, P, 16) FWD_FN(1, P, 32)
 #define FWD2_FNS(P) FWD_FN(2, P, 0) FWD_FN(2, P, 16) FWD_FN(2, P, 32)
@@ -133,6 +138,25 @@ static const fwd_fn FWD[2][3][8] = {
     {{FWD_NAME(1, 0), fwd_1_8_0}, {FWD_NAME(1, 16), fwd_1_8_16}, {FWD_NAME(1, 32), fwd_1_8_32}},
     {{FWD_NAME(2, 0), NULL}, {FWD_NAME(2, 16), NULL}, {FWD_NAME(2, 32), NULL}}};
 #undef FWD_NAME
+
+/* fwd_block over G whole images of 2 x 2 output pixels (R = 2G rows of PB = 2, RPI = 2), G = 1 ..
+ * NN_DIRECT_GROUP_MAX, and a source pixel stride of 64 or s->ps (0) */
+typedef void (*grp_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
+                       float *y, int n, int ocb, int relu);
+#define GRP_FN(G, S)                                                                               \
+    static void grp_##G##_##S(const conv_shape *s, const float *x, const float *w, const float *b, \
+                              float *y, int n, int ocb, int relu)                                  \
+    {                                                                                              \
+        fwd_block(s, x, w, b, y, n, 0, 0, ocb, 2 * G, 2, 2, S, relu);                              \
+    }
+GRP_FN(1, 0)
+GRP_FN(2, 0)
+GRP_FN(3, 0)
+GRP_FN(1, 64) GRP_FN(2, 64) GRP_FN(3, 64)
+#undef GRP_FN
+    /* [stride: general, 64][G - 1] */
+    static const grp_fn GRP[2][NN_DIRECT_GROUP_MAX] = {{grp_1_0, grp_2_0, grp_3_0},
+                                                       {grp_1_64, grp_2_64, grp_3_64}};
 
 /* The row of FWD[rows - 1] for a source pixel stride */
 static const fwd_fn *fwd_table(const conv_shape *s, int rows)
@@ -170,6 +194,47 @@ void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *
     const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
     for (int oy = 0; oy < s.oh; oy += 2)
         fwd_rows(&s, x, w, b, y, 0, oy, pb, L->spec.relu);
+}
+
+bool nn_direct_group_fits(const nn_net *net, const nn_layer *L)
+{
+    const nn_layer_spec *sp = &L->spec;
+    return net->cfg.precision == NN_PRECISION_F32 && sp->kind == NN_LAYER_CONV && sp->stride == 1 &&
+           sp->pad == 0 && L->out_h == 2 && L->out_w == 2 && L->in_c % 16 == 0 &&
+           L->out_c % 32 == 0 && __builtin_cpu_supports("avx512f") && nn_onednn_avx512();
+}
+
+void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *x, float *y, int g)
+{
+    const conv_shape s = shape_of(net, L);
+    const float *w = nn_mem_ptr(L->w_fwd ? L->w_fwd : L->w), *b = nn_mem_ptr(L->b);
+    const grp_fn f = GRP[s.ps == 64][g - 1];
+    for (int ocb = 0; ocb < s.oc; ocb += 32)
+        f(&s, x, w, b, y, 0, ocb, L->spec.relu);
+}
+
+void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L)
+{
+    const conv_shape s = shape_of(net, L);
+    const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w_fwd ? L->w_fwd : L->w),
+                *b = nn_mem_ptr(L->b);
+    float *y = nn_mem_ptr(L->dst);
+    const grp_fn *fs = GRP[s.ps == 64];
+#pragma omp parallel
+    {
+#ifdef _OPENMP
+        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const int th = 0, nth = 1;
+#endif
+        /* each thread its own run of images, in groups of up to NN_DIRECT_GROUP_MAX */
+        const int lo = (int)((long)s.n * th / nth), hi = (int)((long)s.n * (th + 1) / nth);
+        for (int n = lo; n < hi; n += NN_DIRECT_GROUP_MAX) {
+            const int g = hi - n < NN_DIRECT_GROUP_MAX ? hi - n : NN_DIRECT_GROUP_MAX;
+            for (int ocb = 0; ocb < s.oc; ocb += 32)
+                fs[g - 1](&s, x, w, b, y, n, ocb, L->spec.relu);
+        }
+    }
 }
 
 /* Input gradient of image n, 32 input channels from icb: each input row sums, over the kernel
@@ -358,6 +423,25 @@ void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *
     (void)L;
     (void)x;
     (void)y;
+}
+bool nn_direct_group_fits(const nn_net *net, const nn_layer *L)
+{
+    (void)net;
+    (void)L;
+    return false;
+}
+void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *x, float *y, int g)
+{
+    (void)net;
+    (void)L;
+    (void)x;
+    (void)y;
+    (void)g;
+}
+void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L)
+{
+    (void)net;
+    (void)L;
 }
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
 {

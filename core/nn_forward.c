@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "nn_internal.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Unfolds layer L's nchw source into col: for each output pixel (n, oy, ox) a row of C x KH x KW
  * values (the weights' order), the source values its kernel taps read, zeros where they read
@@ -324,11 +327,12 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
 
 /* Whether an inference net's first four layers are a stem with its pooling (nn_stem.c), a
  * direct convolution (nn_direct.c) and an average pooling on drsch's loops, all nhwc, with no
- * reorder between them: nn_forward then runs them image by image (chain_forward), and
- * chain_unfold says whether the fifth layer's unfolding (an sgemm convolution's) goes with them. */
+ * reorder between them: nn_forward then runs them image by image (chain_forward). The fifth
+ * layer, an sgemm convolution, goes with them: computed (chain_conv: its forward pass on the
+ * direct loops, a few images a block) or unfolded into its product's rows (chain_unfold). */
 void nn_chain_decide(nn_net *net)
 {
-    net->chain = net->chain_unfold = false;
+    net->chain = net->chain_unfold = net->chain_conv = false;
     if (net->cfg.training || net->n_layers < 5)
         return;
     const nn_layer *L = net->layers;
@@ -338,39 +342,60 @@ void nn_chain_decide(nn_net *net)
                  !L[3].src_reorder &&
                  (size_t)L[1].out_h * L[1].out_w * L[1].out_c <= CHAIN_PLANE_MAX &&
                  (size_t)L[2].out_h * L[2].out_w * L[2].out_c <= CHAIN_PLANE_MAX;
-    net->chain_unfold = net->chain && L[4].sgemm && L[4].col && !L[4].src_reorder;
+    const bool fifth = net->chain && L[4].sgemm && !L[4].src_reorder;
+    net->chain_conv =
+        fifth && L[4].sgemm_grouped &&
+        (size_t)L[3].out_h * L[3].out_w * L[3].out_c * NN_DIRECT_GROUP_MAX <= CHAIN_PLANE_MAX;
+    net->chain_unfold = fifth && !net->chain_conv && L[4].col;
 }
 
 /* The first four layers image by image: each image's pooled stem output and its convolution's
  * output stay on the stack (in the caches) and only the second pooling's output is written, where
  * layer by layer the batch's 1.55 and 1.25 MB (drsch-mnist, batch 100) went to memory and were
- * read back. When unfold (the fifth layer an sgemm convolution), that output stays on the stack
- * too and the fifth layer's unfolded rows are written from it. The same sums. */
-static void chain_forward(const nn_net *net, bool unfold)
+ * read back. When conv (chain_conv), that output stays on the stack too, and the fifth layer, a
+ * convolution with an output of 2 x 2, is computed from it, up to NN_DIRECT_GROUP_MAX images at a
+ * time (each thread its own run of images); when unfold (chain_unfold), the fifth layer's unfolded
+ * rows are written from it instead. The same sums. */
+static void chain_forward(const nn_net *net, bool conv, bool unfold)
 {
     const nn_layer *L = net->layers;
-    float *y = nn_mem_ptr(L[3].dst), *col = unfold ? nn_mem_ptr(L[4].col) : NULL;
+    float *y = nn_mem_ptr(L[3].dst), *col = unfold ? nn_mem_ptr(L[4].col) : NULL,
+          *y5 = conv ? nn_mem_ptr(L[4].dst) : NULL;
     const size_t pooled = (size_t)L[3].out_h * L[3].out_w * L[3].out_c,
-                 per = (size_t)nn_gemm_depth(&L[4]);
-    const int32_t OH = L[4].out_h, OW = L[4].out_w;
+                 per = (size_t)nn_gemm_depth(&L[4]),
+                 out5 = (size_t)L[4].out_h * L[4].out_w * L[4].out_c;
+    const int32_t OH = L[4].out_h, OW = L[4].out_w, N = net->cfg.batch;
 #pragma omp parallel
     {
         _Alignas(64) float p1[CHAIN_PLANE_MAX];
         _Alignas(64) float c2[CHAIN_PLANE_MAX];
-        _Alignas(64) float p2[CHAIN_PLANE_MAX];
-#pragma omp for schedule(static)
-        for (int n = 0; n < net->cfg.batch; n++) {
-            nn_stem_forward_image(net, &L[0], &L[1], n, p1);
-            nn_direct_forward_image(net, &L[2], p1, c2);
-            if (!unfold) {
-                nn_pool_image_forward(net, &L[3], c2, y + (size_t)n * pooled, false);
-                continue;
+        _Alignas(64) float p2[CHAIN_PLANE_MAX]; /* conv: the group's images, pooled */
+#ifdef _OPENMP
+        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const int th = 0, nth = 1;
+#endif
+        const int lo = (int)((long)N * th / nth), hi = (int)((long)N * (th + 1) / nth);
+        for (int n0 = lo; n0 < hi; n0 += NN_DIRECT_GROUP_MAX) {
+            const int g = hi - n0 < NN_DIRECT_GROUP_MAX ? hi - n0 : NN_DIRECT_GROUP_MAX;
+            for (int n = n0; n < n0 + g; n++) {
+                float *pn = p2 + (conv ? (size_t)(n - n0) * pooled : 0);
+                nn_stem_forward_image(net, &L[0], &L[1], n, p1);
+                nn_direct_forward_image(net, &L[2], p1, c2);
+                if (!unfold && !conv) {
+                    nn_pool_image_forward(net, &L[3], c2, y + (size_t)n * pooled, false);
+                    continue;
+                }
+                nn_pool_image_forward(net, &L[3], c2, pn, false);
+                if (unfold)
+                    for (int32_t oy = 0; oy < OH; oy++)
+                        for (int32_t ox = 0; ox < OW; ox++)
+                            im2col_row(&L[4], pn, oy, ox,
+                                       col +
+                                           (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * per);
             }
-            nn_pool_image_forward(net, &L[3], c2, p2, false);
-            for (int32_t oy = 0; oy < OH; oy++)
-                for (int32_t ox = 0; ox < OW; ox++)
-                    im2col_row(&L[4], p2, oy, ox,
-                               col + (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * per);
+            if (conv)
+                nn_direct_forward_group(net, &L[4], p2, y5 + (size_t)n0 * out5, g);
         }
     }
 }
@@ -390,8 +415,8 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
             TRY(nn_run_reorder(net, net->layers[0].src_reorder, net->layers[0].in,
                                net->layers[0].src, err));
         DN(dnnl_stream_wait(net->stream), "stream wait");
-        chain_forward(net, unfolded);
-        first = 4;
+        chain_forward(net, net->chain_conv, unfolded);
+        first = net->chain_conv ? 5 : 4;
     }
     for (int i = first; i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -410,6 +435,11 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
                 nn_direct_forward(net, L);
                 break;
             }
+            if (L->sgemm_grouped && !net->cfg.training) {
+                DN(dnnl_stream_wait(net->stream), "stream wait");
+                nn_direct_forward_grouped(net, L);
+                break;
+            }
             if (L->col && !(unfolded && i == 4)) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 if (L->sgemm)
@@ -418,6 +448,10 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
                     im2col_float(net, L);
                 else
                     im2col_uint16_t(net, L);
+            }
+            if (L->sgemm_grouped) { /* training: col was for the gradients */
+                nn_direct_forward_grouped(net, L);
+                break;
             }
             if (L->sgemm) {
                 TRY(sgemm_forward(net, L, err));

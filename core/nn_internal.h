@@ -57,6 +57,10 @@ typedef struct {
      * build_conv_gemm): nhwc source, weights and their gradient in ohwi (a copy in hwio for the
      * forward product, w_fwd), bias and ReLU in C, no primitives. */
     bool sgemm;
+    /* an sgemm convolution whose forward pass runs on drsch's loops instead, a few whole images
+     * a block (nn_direct_forward_grouped); in training the forward pass still unfolds the source
+     * into col, for the gradients' products */
+    bool sgemm_grouped;
     /* a convolution computed by drsch's own AVX-512 loops (nn_direct.c): weights hwio, w_bwd
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
     bool direct;
@@ -110,8 +114,8 @@ struct nn_net {
     dnnl_memory_t scratch;
     size_t scratch_size;
     bool weights_dirty;
-    bool avx512;              /* nn_onednn_avx512() when the net was built */
-    bool chain, chain_unfold; /* nn_forward's image-by-image start (nn_chain_decide) */
+    bool avx512;                          /* nn_onednn_avx512() when the net was built */
+    bool chain, chain_unfold, chain_conv; /* nn_forward's image-by-image start (nn_chain_decide) */
     double flops_fwd, flops_bwd;
 };
 
@@ -150,6 +154,17 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L);
 void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
+/* The same forward loops for a convolution of a 2 x 2 output (drsch-mnist's conv3, an sgemm
+ * layer otherwise): f32, stride 1, no padding, input channels a multiple of 16, output channels
+ * of 32, AVX-512 (nn_direct_group_fits). Up to three whole images a block, so that each weight
+ * vector loaded serves 12 output pixels; weights hwio (w_fwd of an sgemm layer). The batch
+ * (_grouped: src -> dst, nhwc), or g = 1 .. NN_DIRECT_GROUP_MAX consecutive images (_group: x their
+ * nhwc sources, y their outputs). Each value's sum does not depend on the grouping or the threads.
+ */
+#define NN_DIRECT_GROUP_MAX 3
+bool nn_direct_group_fits(const nn_net *net, const nn_layer *L);
+void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L);
+void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *x, float *y, int g);
 
 /* Average pooling by drsch's loops (nn_pool.c): whether layer i of net is one they compute (f32,
  * no padding, a source of 16k channels in nhwc or nChw16c, oneDNN on AVX-512), the output's

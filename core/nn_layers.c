@@ -317,7 +317,8 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
         S = nn_md_dt(4, sd, cdt, dnnl_nhwc);
         W = nn_md_tag(4, w4, dnnl_ohwi);
         w_plain = nn_md_tag(4, w4, dnnl_oihw);
-        snprintf(L->impl, sizeof L->impl, "sgemm");
+        L->sgemm_grouped = nn_direct_group_fits(net, L);
+        snprintf(L->impl, sizeof L->impl, L->sgemm_grouped ? "direct:avx512+sgemm" : "sgemm");
     } else {
         dnnl_prop_kind_t prop = net->cfg.training ? dnnl_forward_training : dnnl_forward_inference;
         dnnl_inner_product_desc_t ipd;

@@ -400,6 +400,70 @@ Test(core_forward, direct_conv_matches_reference)
         }
 }
 
+/* A convolution of a 2 x 2 output (drsch-mnist's conv3: 6x6 input, 5x5 taps; an sgemm layer whose
+ * forward pass runs on the direct loops, up to three whole images a block, where oneDNN runs
+ * AVX-512): 16 and 64 input channels (the general and the constant source pixel stride), with
+ * and without ReLU, 8 images (blocks of 3, 3, 2 at 1 thread, 3, 1 and 3, 1 at 2), in a training
+ * net and in an inference net. Against the naive convolution, and the same bits at 1 and 2
+ * threads and in both nets. */
+Test(core_forward, grouped_conv_matches_reference)
+{
+    rng_reset(31);
+    const int N = 8, K = 5, H = 6, W = 6, O = 64, OH = 2, OW = 2;
+    const int before = omp_get_max_threads();
+    for (int C = 16; C <= 64; C += 48)
+        for (int relu = 0; relu <= 1; relu++) {
+            nn_layer_spec l[] = {L_CONV(O, K, 1, 0, relu)};
+            nn_net *nets[2];
+            nets[1] = make_net(l, 1, C, H, W, 4, N, 0);
+            nn_config cfg = *nn_net_config(nets[1]);
+            cfg.training = 0;
+            drsch_error err;
+            cr_assert_eq(nn_net_create(&nets[0], &cfg, &err), DRSCH_OK, "%s", err.msg);
+            float *x = rand_buf((size_t)N * C * H * W, 1.0);
+            float *p = export_params(nets[1]);
+            for (int o = 0; o < O; o++)
+                p[O * C * K * K + o] = (float)(0.05 * (o - 20)); /* biases of both signs */
+            const size_t out = (size_t)N * O * OH * OW;
+            float *y = malloc(sizeof(float) * out), *first = malloc(sizeof(float) * out);
+            ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, 1, 0, relu, OH, OW);
+            for (int t = 0; t < 2; t++) {
+                if (onednn_has_avx512_core())
+                    cr_expect_str_eq(nn_layer_impl(nets[t], 0), "direct:avx512+sgemm");
+                cr_assert_eq(nn_params_import(nets[t], p, nn_params_plain_size(nets[t]), &err),
+                             DRSCH_OK, "%s", err.msg);
+                for (int threads = 1; threads <= 2; threads++) {
+                    omp_set_num_threads(threads);
+                    cr_assert_eq(nn_forward(nets[t], x, &err), DRSCH_OK, "%s", err.msg);
+                    expect_close_arrays(nn_output(nets[t]), y, out, 1e-5, "grouped conv");
+                    if (t == 0 && threads == 1)
+                        memcpy(first, nn_output(nets[t]), sizeof(float) * out);
+                    else
+                        cr_expect(memcmp(nn_output(nets[t]), first, sizeof(float) * out) == 0,
+                                  "C %d relu %d: %s net at %d threads differs", C, relu,
+                                  t ? "training" : "inference", threads);
+                }
+            }
+            omp_set_num_threads(before);
+            free(x), free(p), free(y), free(first);
+            nn_net_free(nets[0]);
+            nn_net_free(nets[1]);
+        }
+}
+
+/* Its gradients (an sgemm layer's, over the source the forward pass unfolds while the direct
+ * loops compute the output) against finite differences, with ReLU and the input gradient. */
+Test(core_gradient, grouped_conv)
+{
+    rng_reset(33);
+    nn_layer_spec l[] = {L_CONV(32, 5, 1, 0, 1)};
+    nn_net *net = make_net(l, 1, 16, 6, 6, 4, 4, 1);
+    if (onednn_has_avx512_core())
+        cr_expect_str_eq(nn_layer_impl(net, 0), "direct:avx512+sgemm");
+    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+    nn_net_free(net);
+}
+
 Test(core_forward, pooling_matches_reference_ceil_mode)
 {
     rng_reset(2);

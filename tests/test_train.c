@@ -753,7 +753,8 @@ Test(train, avx512_training_convolutions_run_brgemm)
  * bench train and bench encode report them (layer_impls): conv3 (6x6 input of 64 channels, 5x5
  * kernel, 2x2 output) is a product of its unfolded input and its weights (oneDNN ran it as a
  * convolution at 27-58% of the f32 peak), on oneDNN's sgemm where oneDNN runs AVX-512 (its inner
- * product ran at 30-50% at 2 threads), as an inner product (batch 20: 80 rows of 64 x 5 x 5
+ * product ran at 30-50% at 2 threads; the forward pass on drsch's direct loops, three whole
+ * images a block: "direct:avx512+sgemm"), as an inner product (batch 20: 80 rows of 64 x 5 x 5
  * values, forward and backward) elsewhere; conv2 runs on drsch's direct AVX-512 loops wherever
  * oneDNN runs AVX-512 (its kernels at 67-78% of the peak), over pool1's output as oneDNN leaves
  * it, on oneDNN elsewhere; conv1 and pool1 run on drsch's first-convolution loops (one pass
@@ -802,8 +803,8 @@ Test(train, mnist_layer_implementations)
         cr_assert_not_null(rep);
         const char *layers = strstr(rep, "\"layer_impls\"");
         cr_assert_not_null(layers, "bench %s reports no layer_impls: %s", bench[b], rep);
-        const char *want = "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,sgemm,drsch:avg,"
-                           "drsch:fc,drsch:fc,";
+        const char *want = "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,"
+                           "direct:avx512+sgemm,drsch:avg,drsch:fc,drsch:fc,";
         const char *first = strchr(layers + strlen("\"layer_impls\""), '"');
         cr_assert_not_null(first, "%.200s", layers);
         if (avx512)
