@@ -152,7 +152,8 @@ typedef void (*grp_fn)(const conv_shape *s, const float *x, const float *w, cons
 GRP_FN(1, 0)
 GRP_FN(2, 0)
 GRP_FN(3, 0)
-GRP_FN(1, 64) GRP_FN(2, 64) GRP_FN(3, 64)
+GRP_FN(1, 64)
+GRP_FN(2, 64) GRP_FN(3, 64)
 #undef GRP_FN
     /* [stride: general, 64][G - 1] */
     static const grp_fn GRP[2][NN_DIRECT_GROUP_MAX] = {{grp_1_0, grp_2_0, grp_3_0},
@@ -222,13 +223,9 @@ void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L)
     const grp_fn *fs = GRP[s.ps == 64];
 #pragma omp parallel
     {
-#ifdef _OPENMP
-        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
-#else
-        const int th = 0, nth = 1;
-#endif
         /* each thread its own run of images, in groups of up to NN_DIRECT_GROUP_MAX */
-        const int lo = (int)((long)s.n * th / nth), hi = (int)((long)s.n * (th + 1) / nth);
+        int lo, hi;
+        nn_thread_share(s.n, &lo, &hi);
         for (int n = lo; n < hi; n += NN_DIRECT_GROUP_MAX) {
             const int g = hi - n < NN_DIRECT_GROUP_MAX ? hi - n : NN_DIRECT_GROUP_MAX;
             for (int ocb = 0; ocb < s.oc; ocb += 32)
@@ -345,7 +342,8 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
 #else
         const int th = 0, nth = 1;
 #endif
-        const int lo = (int)((long)ntask * th / nth), hi = (int)((long)ntask * (th + 1) / nth);
+        int lo, hi;
+        nn_thread_share(ntask, &lo, &hi);
         for (int t = lo; t < hi; t++)
             memset(dw + (size_t)t * WG_IC * s.oc, 0, (size_t)WG_IC * s.oc * sizeof *dw);
         for (int n0 = 0; n0 < s.n; n0 += WG_IMAGES) {

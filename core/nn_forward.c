@@ -8,9 +8,6 @@
 #include <string.h>
 
 #include "nn_internal.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Unfolds layer L's nchw source into col: for each output pixel (n, oy, ox) a row of C x KH x KW
  * values (the weights' order), the source values its kernel taps read, zeros where they read
@@ -370,12 +367,8 @@ static void chain_forward(const nn_net *net, bool conv, bool unfold)
         _Alignas(64) float p1[CHAIN_PLANE_MAX];
         _Alignas(64) float c2[CHAIN_PLANE_MAX];
         _Alignas(64) float p2[CHAIN_PLANE_MAX]; /* conv: the group's images, pooled */
-#ifdef _OPENMP
-        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
-#else
-        const int th = 0, nth = 1;
-#endif
-        const int lo = (int)((long)N * th / nth), hi = (int)((long)N * (th + 1) / nth);
+        int lo, hi;
+        nn_thread_share(N, &lo, &hi);
         for (int n0 = lo; n0 < hi; n0 += NN_DIRECT_GROUP_MAX) {
             const int g = hi - n0 < NN_DIRECT_GROUP_MAX ? hi - n0 : NN_DIRECT_GROUP_MAX;
             for (int n = n0; n < n0 + g; n++) {

@@ -126,6 +126,10 @@ void nn_chain_decide(nn_net *net);
  * reads: C x KH x KW, or C x H x W. */
 dnnl_dim_t nn_gemm_depth(const nn_layer *L);
 
+/* Inside a parallel region: the calling thread's share [*lo, *hi) of n items, in thread order
+ * (contiguous runs that differ in length by at most one). */
+void nn_thread_share(int n, int *lo, int *hi);
+
 /* Whether oneDNN runs its AVX-512 kernels here (its effective ISA includes avx512_core). */
 bool nn_onednn_avx512(void);
 

@@ -1,9 +1,23 @@
-/* core/ utilities: status strings, error messages (library code never prints), precisions and
- * the oneDNN ISA. */
+/* core/ utilities: status strings, error messages (library code never prints), precisions, the
+ * oneDNN ISA and a thread's share of a parallel loop. */
 #include <stdio.h>
 #include <string.h>
 
 #include "nn_internal.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void nn_thread_share(int n, int *lo, int *hi)
+{
+#ifdef _OPENMP
+    const int th = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+    const int th = 0, nth = 1;
+#endif
+    *lo = (int)((long)n * th / nth);
+    *hi = (int)((long)n * (th + 1) / nth);
+}
 
 const char *nn_bytes_str(double bytes, char buf[32])
 {
