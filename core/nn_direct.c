@@ -149,15 +149,15 @@ typedef void (*grp_fn)(const conv_shape *s, const float *x, const float *w, cons
     {                                                                                              \
         fwd_block(s, x, w, b, y, n, 0, 0, ocb, 2 * G, 2, 2, S, relu);                              \
     }
-GRP_FN(1, 0)
-GRP_FN(2, 0)
-GRP_FN(3, 0)
-GRP_FN(1, 64)
-GRP_FN(2, 64) GRP_FN(3, 64)
+#define GRP_FNS(G) GRP_FN(G, 0) GRP_FN(G, 64)
+#define EACH_G(M) M(1) M(2) M(3)
+EACH_G(GRP_FNS)
 #undef GRP_FN
-    /* [stride: general, 64][G - 1] */
-    static const grp_fn GRP[2][NN_DIRECT_GROUP_MAX] = {{grp_1_0, grp_2_0, grp_3_0},
-                                                       {grp_1_64, grp_2_64, grp_3_64}};
+#undef GRP_FNS
+#undef EACH_G
+/* [stride: general, 64][G - 1] */
+static const grp_fn GRP[2][NN_DIRECT_GROUP_MAX] = {{grp_1_0, grp_2_0, grp_3_0},
+                                                   {grp_1_64, grp_2_64, grp_3_64}};
 
 /* The row of FWD[rows - 1] for a source pixel stride */
 static const fwd_fn *fwd_table(const conv_shape *s, int rows)

@@ -160,8 +160,8 @@ void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
 /* The same forward loops for a convolution of a 2 x 2 output (drsch-mnist's conv3, an sgemm
  * layer otherwise): f32, stride 1, no padding, input channels a multiple of 16, output channels
- * of 32, AVX-512 (nn_direct_group_fits). Up to three whole images a block, so that each weight
- * vector loaded serves 12 output pixels; weights hwio (w_fwd of an sgemm layer). The batch
+ * a multiple of 32, AVX-512 (nn_direct_group_fits). Up to three whole images a block, so that each
+ * weight vector loaded serves 12 output pixels; weights hwio (w_fwd of an sgemm layer). The batch
  * (_grouped: src -> dst, nhwc), or g = 1 .. NN_DIRECT_GROUP_MAX consecutive images (_group: x their
  * nhwc sources, y their outputs). Each value's sum does not depend on the grouping or the threads.
  */
