@@ -53,6 +53,15 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
     return (size_t)n * s->ih * s->iw * s->ic + ((size_t)y * s->iw + (size_t)x) * s->ps;
 }
 
+/* clang 14 with UBSan (ci/fuzz's build) took over ten minutes to compile the unrolled blocks with
+ * its checks in them, against seconds without; they go without UBSan there (ASan still checks
+ * their loads and stores, and GCC's UBSan build, ci/sanitize, keeps its checks). */
+#if defined(__clang__)
+#define NO_UBSAN __attribute__((no_sanitize("undefined")))
+#else
+#define NO_UBSAN
+#endif
+
 /* Output pixels ox0 .. ox0 + PB - 1 of R rows, 32 channels from ocb: bias, the K x K x IC taps,
  * ReLU. Row r is row oy + r % RPI of image n + r / RPI: the rows of one image (RPI = R), or of
  * RPI-row images (a small output's whole images, nn_direct_forward_grouped). R, RPI and PB are
@@ -62,11 +71,10 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
  * 82-84% with two). So is PS, the source's pixel stride (0: s->ps), so that each broadcast takes
  * a constant offset rather than an index register (on the same Xeon, encoding +4.8% with
  * drsch-mnist's 32 and 16). */
-static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s, const float *x,
-                                                            const float *w, const float *b,
-                                                            float *y, int n, int oy, int ox0,
-                                                            int ocb, const int R, const int RPI,
-                                                            const int PB, const int PS, int relu)
+NO_UBSAN static inline __attribute__((always_inline)) void
+fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
+          int oy, int ox0, int ocb, const int R, const int RPI, const int PB, const int PS,
+          int relu)
 {
     const size_t ps = PS ? (size_t)PS : s->ps, rs = (size_t)s->iw * ps, /* pixel, row strides */
         is = (size_t)s->ih * s->iw * s->ic;                             /* image stride */
