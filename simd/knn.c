@@ -242,12 +242,6 @@ static void emit_weighted(const hm_cand_list *l, hm_keyed *order, int64_t *idx, 
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
-/* Scans rows[0, n) (database indices base + i) for the nq queries at q into lists, which hold
- * the top kk so far: compacted before a tile when they could overflow or hold many more than kk.
- * The first tiles ramp up from 2kk rows, each at most as long as the rows seen so far, so a
- * list's threshold tightens before it meets many rows: about kk rows are appended per tile
- * instead of a whole tile at first (fewer and smaller selections; plain AVX-512 scans of 1M
- * 64-bit codes, 2 threads, on Zen 5: 250 queries 9.2 -> 7.6 ms, 1000 queries 38 -> 31 ms). */
 /* The length of the tile at row t of n: at most job->tile, and the ramp's (see scan_rows) */
 static size_t tile_at(const knn_job *job, size_t t, size_t n, size_t head)
 {
@@ -256,6 +250,12 @@ static size_t tile_at(const knn_job *job, size_t t, size_t n, size_t head)
     return ramp < m ? ramp : m;
 }
 
+/* Scans rows[0, n) (database indices base + i) for the nq queries at q into lists, which hold
+ * the top kk so far: compacted before a tile when they could overflow or hold many more than kk.
+ * The first tiles ramp up from 2kk rows, each at most as long as the rows seen so far, so a
+ * list's threshold tightens before it meets many rows: about kk rows are appended per tile
+ * instead of a whole tile at first (fewer and smaller selections; plain AVX-512 scans of 1M
+ * 64-bit codes, 2 threads, on Zen 5: 250 queries 9.2 -> 7.6 ms, 1000 queries 38 -> 31 ms). */
 static void scan_rows(const knn_job *job, knn_scratch *s, const uint64_t *q, size_t nq,
                       hm_cand_list *lists, const uint64_t *rows, size_t n, int64_t base, size_t kk)
 {
