@@ -120,19 +120,23 @@ fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, f
     }
 }
 
-/* fwd_block over one image's rows: R = 1 (PB = 1 .. 8) or 2 (PB = 1 .. 7), and a source pixel
- * stride of 16, 32 or s->ps (0), one function each */
+/* fwd_block over R = 1 row (PB = 1 .. 8), R = 2 rows of one image (PB = 1 .. 7) or the same row
+ * of two consecutive images (R = 2, RPI = 1: an odd row count's last rows; PB = 1 .. 7), and a
+ * source pixel stride of 16, 32 or s->ps (0), one function each */
 typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
                        float *y, int n, int oy, int ox0, int ocb, int relu);
-#define FWD_FN(R, P, S)                                                                            \
-    static void fwd_##R##_##P##_##S(const conv_shape *s, const float *x, const float *w,           \
-                                    const float *b, float *y, int n, int oy, int ox0, int ocb,     \
-                                    int relu)                                                      \
+#define FWD_FN(NAME, R, RPI, P, S)                                                                 \
+    static void fwd_##NAME##_##P##_##S(const conv_shape *s, const float *x, const float *w,        \
+                                       const float *b, float *y, int n, int oy, int ox0, int ocb,  \
+                                       int relu)                                                   \
     {                                                                                              \
-        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, R, R, P, S, relu);                               \
+        fwd_block(s, x, w, b, y, n, oy, ox0, ocb, R, RPI, P, S, relu);                             \
     }
-#define FWD_FNS(P) FWD_FN(1, P, 0) FWD_FN(1, P, 16) FWD_FN(1, P, 32)
-#define FWD2_FNS(P) FWD_FN(2, P, 0) FWD_FN(2, P, 16) FWD_FN(2, P, 32)
+#define FWD_FNS(P) FWD_FN(1, 1, 1, P, 0) FWD_FN(1, 1, 1, P, 16) FWD_FN(1, 1, 1, P, 32)
+#define FWD2_FNS(P)                                                                                \
+    FWD_FN(2, 2, 2, P, 0)                                                                          \
+    FWD_FN(2, 2, 2, P, 16)                                                                         \
+    FWD_FN(2, 2, 2, P, 32) FWD_FN(x, 2, 1, P, 0) FWD_FN(x, 2, 1, P, 16) FWD_FN(x, 2, 1, P, 32)
 NN_EACH_1_TO_8(FWD_FNS)
 NN_EACH_1_TO_7(FWD2_FNS)
 #undef FWD_FN
@@ -141,10 +145,12 @@ NN_EACH_1_TO_7(FWD2_FNS)
 #define FWD_NAME(R, S)                                                                             \
     fwd_##R##_1_##S, fwd_##R##_2_##S, fwd_##R##_3_##S, fwd_##R##_4_##S, fwd_##R##_5_##S,           \
         fwd_##R##_6_##S, fwd_##R##_7_##S
-/* [rows - 1][stride: general, 16, 32][PB - 1] */
-static const fwd_fn FWD[2][3][8] = {
+/* [FWD_ONE, FWD_PAIR or FWD_CROSS][stride: general, 16, 32][PB - 1] */
+enum { FWD_ONE, FWD_PAIR, FWD_CROSS };
+static const fwd_fn FWD[3][3][8] = {
     {{FWD_NAME(1, 0), fwd_1_8_0}, {FWD_NAME(1, 16), fwd_1_8_16}, {FWD_NAME(1, 32), fwd_1_8_32}},
-    {{FWD_NAME(2, 0), NULL}, {FWD_NAME(2, 16), NULL}, {FWD_NAME(2, 32), NULL}}};
+    {{FWD_NAME(2, 0), NULL}, {FWD_NAME(2, 16), NULL}, {FWD_NAME(2, 32), NULL}},
+    {{FWD_NAME(x, 0), NULL}, {FWD_NAME(x, 16), NULL}, {FWD_NAME(x, 32), NULL}}};
 #undef FWD_NAME
 
 /* fwd_block over G whole images of 2 x 2 output pixels (R = 2G rows of PB = 2, RPI = 2), G = 1 ..
@@ -167,42 +173,57 @@ EACH_G(GRP_FNS)
 static const grp_fn GRP[2][NN_DIRECT_GROUP_MAX] = {{grp_1_0, grp_2_0, grp_3_0},
                                                    {grp_1_64, grp_2_64, grp_3_64}};
 
-/* The row of FWD[rows - 1] for a source pixel stride */
-static const fwd_fn *fwd_table(const conv_shape *s, int rows)
-{
-    return FWD[rows - 1][s->ps == 16 ? 1 : s->ps == 32 ? 2 : 0];
-}
-
-/* Output rows oy and oy + 1 (or oy alone, the last of an odd count) of image n, all channels */
+/* One block row of output (FWD_ONE: row oy of image n; FWD_PAIR: rows oy and oy + 1 of image n;
+ * FWD_CROSS: row oy of images n and n + 1), all channels, pb pixels a block */
 static void fwd_rows(const conv_shape *s, const float *x, const float *w, const float *b, float *y,
-                     int n, int oy, int pb, int relu)
+                     int n, int oy, int kind, int pb, int relu)
 {
-    const int rows = oy + 1 < s->oh ? 2 : 1;
-    const fwd_fn f = fwd_table(s, rows)[pb - 1];
+    const fwd_fn f = FWD[kind][s->ps == 16 ? 1 : s->ps == 32 ? 2 : 0][pb - 1];
     for (int ocb = 0; ocb < s->oc; ocb += 32)
         for (int ox0 = 0; ox0 < s->ow; ox0 += pb)
             f(s, x, w, b, y, n, oy, ox0, ocb, relu);
 }
+
+/* Block row j of images n .. n + count - 1 (count 1 or 2), pb pixels a block: for j < 2 x (OH /
+ * 2), a pair of rows of one image; an odd row count's last rows, one of each image, are the last
+ * block row, a pair too (a lone row cost 16% more per row: each weight vector loaded serves half as
+ * many pixels). blocks_of(s) block rows in all. */
+static void fwd_task(const conv_shape *s, const float *x, const float *w, const float *b, float *y,
+                     int n, int count, int j, int pb, int relu)
+{
+    const int half = s->oh / 2;
+    if (j >= 2 * half)
+        fwd_rows(s, x, w, b, y, n, s->oh - 1, count == 2 ? FWD_CROSS : FWD_ONE, pb, relu);
+    else if (j / half < count)
+        fwd_rows(s, x, w, b, y, n + j / half, j % half * 2, FWD_PAIR, pb, relu);
+}
+
+static int blocks_of(const conv_shape *s) { return s->oh / 2 * 2 + s->oh % 2; }
+
+/* rows of up to 7 in one block, rows of 8 in two blocks of 4 */
+static int pb_of(const conv_shape *s) { return s->ow > 7 ? s->ow / 2 : s->ow; }
 
 void nn_direct_forward(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
     const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
-    /* rows of up to 7 in one block, rows of 8 in two blocks of 4; rows in pairs */
-    const int pb = s.ow > 7 ? s.ow / 2 : s.ow, pairs = (s.oh + 1) / 2;
+    const int nb = blocks_of(&s), pairs = (s.n + 1) / 2, pb = pb_of(&s);
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < s.n * pairs; t++)
-        fwd_rows(&s, x, w, b, y, t / pairs, t % pairs * 2, pb, L->spec.relu);
+    for (int t = 0; t < pairs * nb; t++) {
+        const int n = t / nb * 2;
+        fwd_task(&s, x, w, b, y, n, s.n - n < 2 ? 1 : 2, t % nb, pb, L->spec.relu);
+    }
 }
 
-void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y)
+void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float *x, float *y,
+                              int count)
 {
     const conv_shape s = shape_of(net, L);
     const float *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
-    const int pb = s.ow > 7 ? s.ow / 2 : s.ow;
-    for (int oy = 0; oy < s.oh; oy += 2)
-        fwd_rows(&s, x, w, b, y, 0, oy, pb, L->spec.relu);
+    const int nb = blocks_of(&s), pb = pb_of(&s);
+    for (int j = 0; j < nb; j++)
+        fwd_task(&s, x, w, b, y, 0, count, j, pb, L->spec.relu);
 }
 
 bool nn_direct_group_fits(const nn_net *net, const nn_layer *L)
@@ -423,12 +444,14 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L)
     (void)net;
     (void)L;
 }
-void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y)
+void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float *x, float *y,
+                              int count)
 {
     (void)net;
     (void)L;
     (void)x;
     (void)y;
+    (void)count;
 }
 bool nn_direct_group_fits(const nn_net *net, const nn_layer *L)
 {

@@ -59,7 +59,7 @@ typedef struct {
     bool sgemm;
     /* an sgemm convolution whose forward pass runs on drsch's loops instead, a few whole images
      * a block (nn_direct_forward_grouped); in training the forward pass still unfolds the source
-     * into col, for the gradients' products */
+     * into col, for the gradients' products; an inference net has no col */
     bool sgemm_grouped;
     /* a convolution computed by drsch's own AVX-512 loops (nn_direct.c): weights hwio, w_bwd
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
@@ -154,8 +154,10 @@ void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data);
  * gradient -> dw, db, and diff_src). */
 bool nn_direct_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward(const nn_net *net, const nn_layer *L);
-/* One image of the forward pass: x its source (L's source layout), y its output (nhwc). */
-void nn_direct_forward_image(const nn_net *net, const nn_layer *L, const float *x, float *y);
+/* count (1 or 2) consecutive images of the forward pass: x their sources (L's source layout),
+ * y their outputs (nhwc), one after the other. */
+void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float *x, float *y,
+                              int count);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
 /* The same forward loops for a convolution of a 2 x 2 output (drsch-mnist's conv3, an sgemm

@@ -349,7 +349,9 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
     CK(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
     CK(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     CK(nn_new_mem(net, &L->dst2d, &D2, nn_mem_ptr(L->dst), err));
-    CK(nn_new_mem(net, &L->col, &C, DNNL_MEMORY_ALLOCATE, err));
+    /* inference on the grouped direct loops reads the source itself: no rows to unfold into */
+    if (net->cfg.training || !L->sgemm_grouped)
+        CK(nn_new_mem(net, &L->col, &C, DNNL_MEMORY_ALLOCATE, err));
     CK(bind_src(net, i, &S, err));
     if (net->cfg.training) {
         CK(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
