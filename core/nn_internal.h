@@ -130,6 +130,18 @@ dnnl_dim_t nn_gemm_depth(const nn_layer *L);
  * (contiguous runs that differ in length by at most one). */
 void nn_thread_share(int n, int *lo, int *hi);
 
+/* Outside a parallel region: whether a pass that writes bytes, shared among the threads, stores
+ * them past the caches (non-temporal stores): when each thread's share is larger than the L2
+ * (sysconf's, else 1 MiB; DRSCH_L2_BYTES, a positive number of bytes, overrides it, so that tests
+ * run the non-temporal stores on small layers), where the next pass would find little of it
+ * anyway. Below that, the next pass reads it from the L2: drsch-mnist's pool2 input gradient
+ * (1.25 MB at batch 100) and pool1 output (1.55 MB) through the caches gave training +3.0% at 1
+ * thread and +1.3% at 2 (2-core Xeon, 2 MiB L2; alternate rounds of `drsch bench train`), where
+ * both had been streamed (on a Zen 5 pool2's backward pass alone had measured 0.06-0.10 ms
+ * streamed against 0.12-0.13 through the caches, and the convolution after it no different
+ * within its noise). */
+bool nn_write_past_caches(size_t bytes);
+
 /* Whether oneDNN runs its AVX-512 kernels here (its effective ISA includes avx512_core). */
 bool nn_onednn_avx512(void);
 

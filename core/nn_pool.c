@@ -14,7 +14,8 @@
  * sums one image at a time (nn_pool_image_forward, nn_pool_image_backward), their ReLU mask
  * given as bits. Outputs that go to memory and are read by another layer later (the whole
  * layer's input gradient; the pooled images the first convolution's loops write) are stored
- * past the caches, with non-temporal stores, where they are 64-byte aligned. */
+ * past the caches, with non-temporal stores, where they are 64-byte aligned and larger than the
+ * threads' L2s (nn_write_past_caches). */
 #include <stdint.h>
 
 #include "nn_internal.h"
@@ -288,16 +289,15 @@ static POOL_TARGET void bwd_item(const float *dyo, float *dxi, pool_map dxm, con
 }
 
 /* The whole layer's backward pass. dx is stored past the caches where it is 64-byte aligned
- * (then every block of 16 channels is): the pass writes far more than it computes. In a training
- * step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) pool2's took 0.06-0.10 ms this way
- * against 0.12-0.13 ms through the caches; the convolution that reads dx next was not measurably
- * slower (its time varied by more from run to run). */
+ * (then every block of 16 channels is) and larger than the threads' L2s
+ * (nn_write_past_caches): the pass writes far more than it computes. */
 void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst)
 {
     const pool_geom g = geom_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst);
     float *dx = nn_mem_ptr(L->diff_src);
-    const bool stream = (uintptr_t)dx % 64 == 0;
+    const bool stream = (uintptr_t)dx % 64 == 0 &&
+                        nn_write_past_caches((size_t)g.N * g.C * g.IH * g.IW * sizeof(float));
 #pragma omp parallel
     {
 #pragma omp for collapse(2) schedule(static)

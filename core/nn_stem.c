@@ -15,7 +15,8 @@
  * parameter block's layout); the convolution's output nhwc but never written (the layer's dst
  * has no memory, its descriptor tells the pooling the layout); the pooling's output goes to the
  * pooling layer's dst as nn_pool.c lays it out, summed as nn_pool.c sums it, past the caches
- * (nn_pool_image_forward), or for one image to the caller's buffer through the caches
+ * when it is larger than the threads' L2s (nn_write_past_caches, nn_pool_image_forward), or for
+ * one image to the caller's buffer through the caches
  * (nn_stem_forward_image: inference nets' image-by-image chain, nn_forward.c). Every value is
  * summed in an order that does not depend on the number of threads: the forward pass gives each
  * image to one thread; the backward pass sums each image's weight and bias gradients in registers,
@@ -138,13 +139,14 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
     float *y = nn_mem_ptr(P->dst);
     uint16_t *mask = net->cfg.training ? (uint16_t *)(void *)nn_mem_ptr(L->stem_mask) : NULL;
     const size_t pooled = (size_t)P->out_h * P->out_w * P->out_c;
+    const bool past = nn_write_past_caches((size_t)net->cfg.batch * pooled * sizeof(float));
 #pragma omp parallel
     {
         _Alignas(64) float c[STEM_PLANE_MAX];
 #pragma omp for schedule(static)
         for (int n = 0; n < net->cfg.batch; n++) {
             conv_image(net, L, n, mask, c);
-            nn_pool_image_forward(net, P, c, y + (size_t)n * pooled, true);
+            nn_pool_image_forward(net, P, c, y + (size_t)n * pooled, past);
         }
     }
 }

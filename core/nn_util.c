@@ -1,7 +1,9 @@
 /* core/ utilities: status strings, error messages (library code never prints), precisions, the
- * oneDNN ISA and a thread's share of a parallel loop. */
+ * oneDNN ISA, a thread's share of a parallel loop and whether an output goes past the caches. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn_internal.h"
 #ifdef _OPENMP
@@ -17,6 +19,32 @@ void nn_thread_share(int n, int *lo, int *hi)
 #endif
     *lo = (int)((long)n * th / nth);
     *hi = (int)((long)n * (th + 1) / nth);
+}
+
+bool nn_write_past_caches(size_t bytes)
+{
+    static long l2; /* the L2's size, once (sysconf asks cpuid, which a VM traps): every thread
+                     * that reads 0 finds the same value */
+    long size = __atomic_load_n(&l2, __ATOMIC_RELAXED);
+    if (size == 0) {
+        size = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        if (size <= 0) /* not reported: 1 MiB */
+            size = 1L << 20;
+        __atomic_store_n(&l2, size, __ATOMIC_RELAXED);
+    }
+    const char *env = getenv("DRSCH_L2_BYTES"); /* tests: the non-temporal paths on small data */
+    if (env && *env) {
+        char *end;
+        const long v = strtol(env, &end, 10);
+        if (*end == '\0' && v > 0)
+            size = v;
+    }
+#ifdef _OPENMP
+    const size_t threads = (size_t)omp_get_max_threads();
+#else
+    const size_t threads = 1;
+#endif
+    return bytes / threads > (size_t)size;
 }
 
 const char *nn_bytes_str(double bytes, char buf[32])

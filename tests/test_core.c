@@ -614,7 +614,7 @@ static nn_net *make_stem_net(const stem_case *c, int batch, int training)
     return net;
 }
 
-Test(core_forward, stem_matches_reference)
+static void stem_forward_cases(void)
 {
     rng_reset(23);
     for (int t = 0; t < N_STEM_SHAPES; t++)
@@ -642,6 +642,16 @@ Test(core_forward, stem_matches_reference)
             free(x), free(p), free(cv), free(y);
             nn_net_free(net);
         }
+}
+
+Test(core_forward, stem_matches_reference) { stem_forward_cases(); }
+
+/* The same with the pooled output stored past the caches, as where a batch's is larger than the
+ * threads' L2s (core/nn_util.c: nn_write_past_caches; DRSCH_L2_BYTES makes every output larger). */
+Test(core_forward, stem_matches_reference_past_caches)
+{
+    cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
+    stem_forward_cases();
 }
 
 Test(core_forward, fc_hash_bitweights_match_reference)
@@ -855,7 +865,7 @@ Test(core_gradient, pooling)
  * against a naive double backward pass through the pooling, the ReLU (cut where the naive
  * convolution's output is not above zero) and the convolution. Finite differences cannot check
  * it here: with 64 channels some ReLU input lies near its kink for every input value. */
-Test(core_gradient, own_avg_pooling_with_the_relu_gradient)
+static void own_pool_backward_cases(void)
 {
     rng_reset(22);
     for (int t = 0; t < N_OWN_POOLS; t++) {
@@ -912,6 +922,16 @@ Test(core_gradient, own_avg_pooling_with_the_relu_gradient)
         free(x), free(r), free(p), free(c), free(dz), free(db), free(dx);
         nn_net_free(net);
     }
+}
+
+Test(core_gradient, own_avg_pooling_with_the_relu_gradient) { own_pool_backward_cases(); }
+
+/* The same with the input gradient stored past the caches, as where a batch's is larger than the
+ * threads' L2s (DRSCH_L2_BYTES makes every one larger). */
+Test(core_gradient, own_avg_pooling_with_the_relu_gradient_past_caches)
+{
+    cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
+    own_pool_backward_cases();
 }
 
 /* The first convolution's own loops with the pooling after them (STEM_SHAPES): weight and bias
