@@ -120,9 +120,9 @@ fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, f
     }
 }
 
-/* fwd_block over R = 1 row (PB = 1 .. 8), R = 2 rows of one image (PB = 1 .. 7) or the same row
- * of two consecutive images (R = 2, RPI = 1: an odd row count's last rows; PB = 1 .. 7), and a
- * source pixel stride of 16, 32 or s->ps (0), one function each */
+/* fwd_block over R = 1 row, R = 2 rows of one image or the same row of two consecutive images
+ * (R = 2, RPI = 1: an odd row count's last rows), PB = 1 .. 7 (pb_of: rows of 8 are two blocks of
+ * 4), and a source pixel stride of 16, 32 or s->ps (0), one function each */
 typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, const float *b,
                        float *y, int n, int oy, int ox0, int ocb, int relu);
 #define FWD_FN(NAME, R, RPI, P, S)                                                                 \
@@ -137,7 +137,7 @@ typedef void (*fwd_fn)(const conv_shape *s, const float *x, const float *w, cons
     FWD_FN(2, 2, 2, P, 0)                                                                          \
     FWD_FN(2, 2, 2, P, 16)                                                                         \
     FWD_FN(2, 2, 2, P, 32) FWD_FN(x, 2, 1, P, 0) FWD_FN(x, 2, 1, P, 16) FWD_FN(x, 2, 1, P, 32)
-NN_EACH_1_TO_8(FWD_FNS)
+NN_EACH_1_TO_7(FWD_FNS)
 NN_EACH_1_TO_7(FWD2_FNS)
 #undef FWD_FN
 #undef FWD_FNS
@@ -147,10 +147,9 @@ NN_EACH_1_TO_7(FWD2_FNS)
         fwd_##R##_6_##S, fwd_##R##_7_##S
 /* [FWD_ONE, FWD_PAIR or FWD_CROSS][stride: general, 16, 32][PB - 1] */
 enum { FWD_ONE, FWD_PAIR, FWD_CROSS };
-static const fwd_fn FWD[3][3][8] = {
-    {{FWD_NAME(1, 0), fwd_1_8_0}, {FWD_NAME(1, 16), fwd_1_8_16}, {FWD_NAME(1, 32), fwd_1_8_32}},
-    {{FWD_NAME(2, 0), NULL}, {FWD_NAME(2, 16), NULL}, {FWD_NAME(2, 32), NULL}},
-    {{FWD_NAME(x, 0), NULL}, {FWD_NAME(x, 16), NULL}, {FWD_NAME(x, 32), NULL}}};
+static const fwd_fn FWD[3][3][7] = {{{FWD_NAME(1, 0)}, {FWD_NAME(1, 16)}, {FWD_NAME(1, 32)}},
+                                    {{FWD_NAME(2, 0)}, {FWD_NAME(2, 16)}, {FWD_NAME(2, 32)}},
+                                    {{FWD_NAME(x, 0)}, {FWD_NAME(x, 16)}, {FWD_NAME(x, 32)}}};
 #undef FWD_NAME
 
 /* fwd_block over G whole images of 2 x 2 output pixels (R = 2G rows of PB = 2, RPI = 2), G = 1 ..
