@@ -100,6 +100,24 @@ static bool cpu_has(hm_isa isa)
 }
 #endif
 
+bool hm_cpu_intel(void)
+{
+#if defined(HM_X86)
+    static _Atomic int known = -1; /* CPUID traps to the hypervisor in a VM: asked once */
+    int v = known;
+    if (v < 0) {
+        unsigned a, b, c, d;
+        /* the vendor string is EBX, EDX, ECX: "Genu" "ineI" "ntel" */
+        v = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u &&
+            c == 0x6c65746eu;
+        known = v;
+    }
+    return v;
+#else
+    return false;
+#endif
+}
+
 bool hm_isa_supported(hm_isa isa)
 {
     if (!hm_isa_compiled(isa))

@@ -147,6 +147,10 @@ const hm_kernels *hm_kernels_for(hm_isa isa);
 /* The active ISA's table (hm_isa_init on first use; falls back to the best ISA if the
  * DRSCH_FORCE_ISA value is refused, the error being reported by hm_isa_init). */
 const hm_kernels *hm_active_kernels(void);
+/* Whether the CPU is Intel's (CPUID vendor "GenuineIntel"; false off x86). Its cores run
+ * AVX-512 byte permutes (vpermb) on one port, where AMD's Zen 5 runs two: knn.c sizes weighted
+ * tiles by it. */
+bool hm_cpu_intel(void);
 
 extern const hm_kernels hm_kernels_scalar;
 #if defined(DRSCH_SIMD_HAVE_AVX2)
