@@ -687,8 +687,9 @@ Test(core_forward, fc_hash_bitweights_match_reference)
 }
 
 /* drsch's fc loops (nn_fc.c, where oneDNN runs AVX-512): a 1 x 1 source of 130 channels, 70
- * outputs with ReLU, then 13: rows and columns that fill no whole block (9 rows in blocks of 4,
- * columns in vectors of 16, the last ones masked), outputs against a double reference, and the
+ * outputs with ReLU, then 13: rows and columns that fill no whole block (9 rows in blocks of 6
+ * or 8, columns in vectors of 16: blocks of whole vectors read unmasked, the others' last ones
+ * masked), outputs against a double reference, and the
  * same bits at 1 and 2 threads for the outputs and all gradients (the products are large
  * enough to run on the threads). */
 Test(core_forward, own_fc_matches_reference_at_any_thread_count)
