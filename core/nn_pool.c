@@ -178,21 +178,25 @@ static inline void v_store(float *q, vec16 a, pool_scale sc, const float *m, uin
 static inline __attribute__((always_inline)) POOL_TARGET void
 fwd_plane(const float *xi, float *yo, bool stream, const pool_geom *g, const int KC)
 {
-    const int32_t k = KC ? KC : g->K;
+    /* the shape in locals: the stores could alias *g (its scale is a float), and GCC read the
+     * width, the scale and its kind again at every output (encoding: this loop 1.5% of the time,
+     * 1.0% with the locals) */
+    const int32_t k = KC ? KC : g->K, OH = g->OH, OW = g->OW;
     const pool_map in = g->in, out = g->out;
-    const size_t xstep = (size_t)g->S * in.xs;
-    for (int32_t oy = 0; oy < g->OH; oy++) {
-        const float *row = xi + (size_t)oy * g->S * in.ys;
+    const pool_scale sc = g->sc;
+    const size_t xstep = (size_t)g->S * in.xs, ystep = (size_t)g->S * in.ys;
+    for (int32_t oy = 0; oy < OH; oy++) {
+        const float *row = xi + (size_t)oy * ystep;
         float *q = yo + (size_t)oy * out.ys;
-        for (int32_t ox = 0; ox < g->OW; ox++, row += xstep, q += out.xs) {
+        for (int32_t ox = 0; ox < OW; ox++, row += xstep, q += out.xs) {
             vec16 acc = V_ZERO();
             for (int32_t ky = 0; ky < k; ky++)
                 for (int32_t kx = 0; kx < k; kx++)
                     acc = V_ADD(acc, row + (size_t)ky * in.ys + (size_t)kx * in.xs);
             if (stream)
-                V_STREAM(q, acc, g->sc);
+                V_STREAM(q, acc, sc);
             else
-                V_STORE(q, acc, g->sc);
+                V_STORE(q, acc, sc);
         }
     }
 }
@@ -242,8 +246,9 @@ void nn_pool_forward(const nn_net *net, const nn_layer *L)
  * constants, else 0. */
 static inline __attribute__((always_inline)) POOL_TARGET void
 bwd_plane(const float *dyo, float *dxi, pool_map dxm, const float *mi, const uint16_t *bits,
-          size_t bstride, bool stream, const pool_geom *g, const int KC, const int SC)
+          size_t bstride, bool stream, const pool_geom *shape, const int KC, const int SC)
 {
+    const pool_geom local = *shape, *g = &local; /* in a local, as in fwd_plane */
     const int32_t K = KC ? KC : g->K, S = SC ? SC : g->S;
     for (int32_t iy = 0; iy < g->IH; iy++) {
         int32_t oy0, oy1;
