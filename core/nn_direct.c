@@ -353,6 +353,65 @@ void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
 #define WG_OC 32    /* output channels of a weight-gradient block (2 vectors) */
 #define WG_IMAGES 2 /* images summed in registers before they are added to the gradient */
 
+/* The gradient block of kernel tap (ky, kx), input channels c0 .. c0 + WG_IC - 1 and output
+ * channels ob .. ob + WG_OC - 1 over images n0 .. n1 - 1, summed in registers from zero (images,
+ * rows and pixels in order), then added to d (the block's first value in dw). OW, PS and OC (the
+ * output width, the source's pixel stride and the output channels) are constants where it is
+ * inlined (0: s's), so a row's pixels unroll with constant offsets and the row pointers advance
+ * by constant steps (GCC had recomputed them from the indices at every row, with general
+ * registers spilled: 15% of the pass outside its FMA loop). */
+static inline __attribute__((always_inline)) void
+wgrad_block(const conv_shape *s, const float *x, const float *dy, float *d, int n0, int n1, int ky,
+            int kx, int c0, int ob, const int OW, const int PS, const int OC)
+{
+    const int ow = OW ? OW : s->ow;
+    const size_t ps = PS ? (size_t)PS : s->ps, oc = OC ? (size_t)OC : (size_t)s->oc;
+    const size_t xrow = (size_t)s->iw * ps, grow = (size_t)ow * oc;
+    __m512 a[WG_IC][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < WG_IC; i++)
+        a[i][0] = a[i][1] = _mm512_setzero_ps();
+    for (int n = n0; n < n1; n++) {
+        const float *xr = x + src_at(s, n, ky, kx) + (size_t)(c0 / 16) * s->cbs + c0 % 16;
+        const float *gr = dy + (size_t)n * s->oh * grow + ob;
+        for (int oy = 0; oy < s->oh; oy++, xr += xrow, gr += grow) {
+#pragma GCC unroll 8
+            for (int ox = 0; ox < ow; ox++) {
+                const float *g = gr + (size_t)ox * oc;
+                const __m512 g0 = _mm512_loadu_ps(g), g1 = _mm512_loadu_ps(g + 16);
+#pragma GCC unroll 8
+                for (int i = 0; i < WG_IC; i++) {
+                    const __m512 v = _mm512_set1_ps(xr[(size_t)ox * ps + i]);
+                    a[i][0] = _mm512_fmadd_ps(v, g0, a[i][0]);
+                    a[i][1] = _mm512_fmadd_ps(v, g1, a[i][1]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < WG_IC; i++)
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            float *p = d + (size_t)i * oc + q * 16;
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[i][q]));
+        }
+}
+
+/* wgrad_block for drsch-mnist's conv2 (7 output pixels a row, a source of 32 channels nhwc, 64
+ * output channels), and for any shape */
+typedef void (*wgrad_fn)(const conv_shape *s, const float *x, const float *dy, float *d, int n0,
+                         int n1, int ky, int kx, int c0, int ob);
+static void wgrad_7_32_64(const conv_shape *s, const float *x, const float *dy, float *d, int n0,
+                          int n1, int ky, int kx, int c0, int ob)
+{
+    wgrad_block(s, x, dy, d, n0, n1, ky, kx, c0, ob, 7, 32, 64);
+}
+static void wgrad_any(const conv_shape *s, const float *x, const float *dy, float *d, int n0,
+                      int n1, int ky, int kx, int c0, int ob)
+{
+    wgrad_block(s, x, dy, d, n0, n1, ky, kx, c0, ob, 0, 0, 0);
+}
+
 /* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels WG_IC
  * (t % (IC / WG_IC)) .. +WG_IC - 1 for all output channels in blocks of WG_OC; the threads split
  * the tasks, each summing its own over every image. */
@@ -363,6 +422,7 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
     float *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db);
     const int per_tap = s.ic / WG_IC, ntask = s.k * s.k * per_tap;
     const size_t pixels = (size_t)s.n * s.oh * s.ow;
+    const wgrad_fn f = s.ow == 7 && s.ps == 32 && s.oc == 64 ? wgrad_7_32_64 : wgrad_any;
 #pragma omp parallel
     {
 #ifdef _OPENMP
@@ -379,34 +439,9 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
             for (int t = lo; t < hi; t++) {
                 const int tap = t / per_tap, c0 = t % per_tap * WG_IC;
                 const int ky = tap / s.k, kx = tap % s.k;
-                for (int ob = 0; ob < s.oc; ob += WG_OC) {
-                    __m512 a[WG_IC][2];
-                    for (int i = 0; i < WG_IC; i++)
-                        for (int q = 0; q < 2; q++)
-                            a[i][q] = _mm512_setzero_ps();
-                    for (int n = n0; n < n1; n++)
-                        for (int oy = 0; oy < s.oh; oy++) {
-                            const float *xr = x + src_at(&s, n, oy + ky, kx) +
-                                              (size_t)(c0 / 16) * s.cbs + c0 % 16;
-                            const float *gr = dy + ((size_t)n * s.oh + oy) * s.ow * s.oc + ob;
-                            for (int ox = 0; ox < s.ow; ox++) {
-                                const float *g = gr + (size_t)ox * s.oc;
-                                const __m512 g0 = _mm512_loadu_ps(g), g1 = _mm512_loadu_ps(g + 16);
-#pragma GCC unroll 8
-                                for (int i = 0; i < WG_IC; i++) {
-                                    const __m512 v = _mm512_set1_ps(xr[(size_t)ox * s.ps + i]);
-                                    a[i][0] = _mm512_fmadd_ps(v, g0, a[i][0]);
-                                    a[i][1] = _mm512_fmadd_ps(v, g1, a[i][1]);
-                                }
-                            }
-                        }
-                    float *d = dw + ((size_t)tap * s.ic + c0) * s.oc + ob;
-                    for (int i = 0; i < WG_IC; i++)
-                        for (int q = 0; q < 2; q++) {
-                            float *p = d + (size_t)i * s.oc + q * 16;
-                            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[i][q]));
-                        }
-                }
+                for (int ob = 0; ob < s.oc; ob += WG_OC)
+                    f(&s, x, dy, dw + ((size_t)tap * s.ic + c0) * s.oc + ob, n0, n1, ky, kx, c0,
+                      ob);
             }
         }
         /* bias gradient: each thread its blocks of 16 channels, rows in order */
