@@ -239,14 +239,18 @@ void nn_pool_forward(const nn_net *net, const nn_layer *L)
         }
 }
 
-/* One (image, channel block) of the backward pass: dx (laid out as dxm says) from dy, masked by
- * relu_dst when given (laid out as the source), or else by bits when given (a 16-bit mask a
- * pixel, pixel p's at bits[p * bstride]); the pointers at the block's first value; dx stored
- * past the caches when stream (and not bits). KC, SC: the window's size and stride when they are
- * constants, else 0. */
+/* One image of the backward pass: dx (laid out as dxm says) from dy, masked by relu_dst when
+ * given (laid out as the source), or else by bits when given (a 16-bit mask a pixel and channel
+ * block, block cb of pixel p's at bits[p * bstride + cb]); the pointers at the image's first
+ * value; dx stored past the caches when stream (and not bits). Pixel by pixel, every channel
+ * block of a pixel in turn, so a pixel's windows are found once and, in nhwc, its values are
+ * read and written as one run of 64-byte lines (it went channel block by channel block, each a
+ * pass over the image: drsch-mnist's two pooling gradients had taken 2.9% of a training step,
+ * most of it waiting on the first pass's loads). KC, SC: the window's size and stride when they
+ * are constants, else 0. */
 static inline __attribute__((always_inline)) POOL_TARGET void
-bwd_plane(const float *dyo, float *dxi, pool_map dxm, const float *mi, const uint16_t *bits,
-          size_t bstride, bool stream, const pool_geom *shape, const int KC, const int SC)
+bwd_pixels(const float *dyi, float *dxi, pool_map dxm, const float *mi, const uint16_t *bits,
+           size_t bstride, bool stream, const pool_geom *shape, const int KC, const int SC)
 {
     const pool_geom local = *shape, *g = &local; /* in a local, as in fwd_plane */
     const int32_t K = KC ? KC : g->K, S = SC ? SC : g->S;
@@ -256,41 +260,47 @@ bwd_plane(const float *dyo, float *dxi, pool_map dxm, const float *mi, const uin
         for (int32_t ix = 0; ix < g->IW; ix++) {
             int32_t ox0, ox1;
             windows_of(ix, K, S, g->OW, &ox0, &ox1);
-            vec16 acc = V_ZERO();
-            for (int32_t oy = oy0; oy <= oy1; oy++)
-                for (int32_t ox = ox0; ox <= ox1; ox++)
-                    acc = V_ADD(acc, dyo + (size_t)oy * g->out.ys + (size_t)ox * g->out.xs);
-            float *q = dxi + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
-            const float *m = mi ? mi + (size_t)iy * g->in.ys + (size_t)ix * g->in.xs : NULL;
-            if (bits)
-                V_STORE_BITS(q, acc, g->sc, bits[((size_t)iy * g->IW + (size_t)ix) * bstride]);
-            else if (m && stream)
-                V_STREAM_MASKED(q, acc, g->sc, m);
-            else if (m)
-                V_STORE_MASKED(q, acc, g->sc, m);
-            else if (stream)
-                V_STREAM(q, acc, g->sc);
-            else
-                V_STORE(q, acc, g->sc);
+            for (int32_t cb = 0; cb < g->CB; cb++) {
+                const float *dyo = dyi + (size_t)cb * g->out.cbs;
+                vec16 acc = V_ZERO();
+                for (int32_t oy = oy0; oy <= oy1; oy++)
+                    for (int32_t ox = ox0; ox <= ox1; ox++)
+                        acc = V_ADD(acc, dyo + (size_t)oy * g->out.ys + (size_t)ox * g->out.xs);
+                float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
+                const float *m =
+                    mi ? mi + (size_t)cb * g->in.cbs + (size_t)iy * g->in.ys + (size_t)ix * g->in.xs
+                       : NULL;
+                if (bits)
+                    V_STORE_BITS(q, acc, g->sc,
+                                 bits[((size_t)iy * g->IW + (size_t)ix) * bstride + (size_t)cb]);
+                else if (m && stream)
+                    V_STREAM_MASKED(q, acc, g->sc, m);
+                else if (m)
+                    V_STORE_MASKED(q, acc, g->sc, m);
+                else if (stream)
+                    V_STREAM(q, acc, g->sc);
+                else
+                    V_STORE(q, acc, g->sc);
+            }
         }
     }
 }
 
-/* bwd_plane with the window's size and stride constants for 2x2 at stride 1 or 2 and 3x3 at
+/* bwd_pixels with the window's size and stride constants for 2x2 at stride 1 or 2 and 3x3 at
  * stride 2 (the divisions by the stride then shifts or none); a function of its own, as
  * fwd_item. */
-static POOL_TARGET void bwd_item(const float *dyo, float *dxi, pool_map dxm, const float *mi,
-                                 const uint16_t *bits, size_t bstride, bool stream,
-                                 const pool_geom *g)
+static POOL_TARGET void bwd_image(const float *dyi, float *dxi, pool_map dxm, const float *mi,
+                                  const uint16_t *bits, size_t bstride, bool stream,
+                                  const pool_geom *g)
 {
     if (g->K == 2 && g->S == 1)
-        bwd_plane(dyo, dxi, dxm, mi, bits, bstride, stream, g, 2, 1);
+        bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 2, 1);
     else if (g->K == 2 && g->S == 2)
-        bwd_plane(dyo, dxi, dxm, mi, bits, bstride, stream, g, 2, 2);
+        bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 2, 2);
     else if (g->K == 3 && g->S == 2)
-        bwd_plane(dyo, dxi, dxm, mi, bits, bstride, stream, g, 3, 2);
+        bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 3, 2);
     else
-        bwd_plane(dyo, dxi, dxm, mi, bits, bstride, stream, g, 0, 0);
+        bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 0, 0);
 }
 
 /* The whole layer's backward pass. dx is stored past the caches where it is 64-byte aligned
@@ -305,13 +315,12 @@ void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_ds
                         nn_write_past_caches((size_t)g.N * g.C * g.IH * g.IW * sizeof(float));
 #pragma omp parallel
     {
-#pragma omp for collapse(2) schedule(static)
-        for (int32_t n = 0; n < g.N; n++)
-            for (int32_t cb = 0; cb < g.CB; cb++) {
-                const size_t io = (size_t)n * g.C * g.IH * g.IW + (size_t)cb * g.in.cbs;
-                bwd_item(dy + (size_t)n * g.C * g.OH * g.OW + (size_t)cb * g.out.cbs, dx + io, g.in,
-                         relu_dst ? relu_dst + io : NULL, NULL, 0, stream, &g);
-            }
+#pragma omp for schedule(static)
+        for (int32_t n = 0; n < g.N; n++) {
+            const size_t io = (size_t)n * g.C * g.IH * g.IW;
+            bwd_image(dy + (size_t)n * g.C * g.OH * g.OW, dx + io, g.in,
+                      relu_dst ? relu_dst + io : NULL, NULL, 0, stream, &g);
+        }
         if (stream)
             V_STREAM_FENCE();
     }
@@ -321,7 +330,5 @@ void nn_pool_image_backward(const nn_net *net, const nn_layer *L, const float *d
                             const uint16_t *bits, float *dx)
 {
     const pool_geom g = geom_of(net, L);
-    for (int32_t cb = 0; cb < g.CB; cb++)
-        bwd_item(dy + (size_t)cb * g.out.cbs, dx + (size_t)cb * g.in.cbs, g.in, NULL,
-                 bits ? bits + cb : NULL, (size_t)g.CB, false, &g);
+    bwd_image(dy, dx, g.in, NULL, bits, (size_t)g.CB, false, &g);
 }
