@@ -46,11 +46,11 @@
  * rows. There vpermb runs on one port, so the tables each query builds per tile and code word
  * (11 vpermb and 11 vpmultishiftqb on the same port) cost relatively more, and the copy streams
  * from the L2 fast enough (2-core Xeon, KVM, 1M codes, 1,000 queries, weighted / plain speed at
- * 1 thread, tile bytes 32 / 64 / 96 / 128 / 192 KiB: 64 bits 0.85x / 0.88x / 0.90x / 0.90x;
- * 128 bits, random weights, 0.81x / 0.86x / 0.87x / 0.89x / 0.87x; 256 bits 0.74x / 0.78x /
- * 0.82x / 0.82x / 0.82x, and 256 KiB 0.80x; 512 bits, random weights, 0.62x / 0.69x / 0.72x /
- * 0.75x / 0.79x, and 256 / 384 KiB 0.79x / 0.77x: about 2200 rows, wherever the bytes give
- * fewer). */
+ * 1 thread, tile bytes 32 / 64 / 96 / 128 / 192 KiB: 64 bits 0.85x / 0.88x / 0.90x / 0.90x / not
+ * measured; 128 bits, random weights, 0.81x / 0.86x / 0.87x / 0.89x / 0.87x; 256 bits 0.74x /
+ * 0.78x / 0.82x / 0.82x / 0.82x, and 256 KiB 0.80x-0.81x; 512 bits, random weights, 0.62x /
+ * 0.69x / 0.72x-0.75x / 0.75x-0.76x / 0.78x-0.80x, and 256 / 384 KiB 0.78x-0.79x / 0.76x-0.78x:
+ * about 2200 rows at least, wherever the bytes give fewer). */
 #define KNN_WTILE_INTEL 98304u
 #define KNN_WTILE_INTEL_ROWS 2240u
 /* Upper bound on candidate-list memory per thread, to shrink query blocks for huge k. */
