@@ -250,37 +250,40 @@ void nn_pool_forward(const nn_net *net, const nn_layer *L)
  * are constants, else 0. */
 static inline __attribute__((always_inline)) POOL_TARGET void
 bwd_pixels(const float *dyi, float *dxi, pool_map dxm, const float *mi, const uint16_t *bits,
-           size_t bstride, bool stream, const pool_geom *shape, const int KC, const int SC)
+           size_t bstride, bool stream, const pool_geom *g, const int KC, const int SC)
 {
-    const pool_geom local = *shape, *g = &local; /* in a local, as in fwd_plane */
-    const int32_t K = KC ? KC : g->K, S = SC ? SC : g->S;
-    for (int32_t iy = 0; iy < g->IH; iy++) {
+    /* the shape in locals, as in fwd_plane (one by one: a copy of the whole struct was 64-byte
+     * aligned, which AddressSanitizer's frames for detect_stack_use_after_return do not keep) */
+    const int32_t K = KC ? KC : g->K, S = SC ? SC : g->S, IH = g->IH, IW = g->IW, OH = g->OH,
+                  OW = g->OW, CB = g->CB;
+    const pool_map in = g->in, out = g->out;
+    const pool_scale sc = g->sc;
+    for (int32_t iy = 0; iy < IH; iy++) {
         int32_t oy0, oy1;
-        windows_of(iy, K, S, g->OH, &oy0, &oy1);
-        for (int32_t ix = 0; ix < g->IW; ix++) {
+        windows_of(iy, K, S, OH, &oy0, &oy1);
+        for (int32_t ix = 0; ix < IW; ix++) {
             int32_t ox0, ox1;
-            windows_of(ix, K, S, g->OW, &ox0, &ox1);
-            for (int32_t cb = 0; cb < g->CB; cb++) {
-                const float *dyo = dyi + (size_t)cb * g->out.cbs;
+            windows_of(ix, K, S, OW, &ox0, &ox1);
+            for (int32_t cb = 0; cb < CB; cb++) {
+                const float *dyo = dyi + (size_t)cb * out.cbs;
                 vec16 acc = V_ZERO();
                 for (int32_t oy = oy0; oy <= oy1; oy++)
                     for (int32_t ox = ox0; ox <= ox1; ox++)
-                        acc = V_ADD(acc, dyo + (size_t)oy * g->out.ys + (size_t)ox * g->out.xs);
+                        acc = V_ADD(acc, dyo + (size_t)oy * out.ys + (size_t)ox * out.xs);
                 float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
                 const float *m =
-                    mi ? mi + (size_t)cb * g->in.cbs + (size_t)iy * g->in.ys + (size_t)ix * g->in.xs
-                       : NULL;
+                    mi ? mi + (size_t)cb * in.cbs + (size_t)iy * in.ys + (size_t)ix * in.xs : NULL;
                 if (bits)
-                    V_STORE_BITS(q, acc, g->sc,
-                                 bits[((size_t)iy * g->IW + (size_t)ix) * bstride + (size_t)cb]);
+                    V_STORE_BITS(q, acc, sc,
+                                 bits[((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb]);
                 else if (m && stream)
-                    V_STREAM_MASKED(q, acc, g->sc, m);
+                    V_STREAM_MASKED(q, acc, sc, m);
                 else if (m)
-                    V_STORE_MASKED(q, acc, g->sc, m);
+                    V_STORE_MASKED(q, acc, sc, m);
                 else if (stream)
-                    V_STREAM(q, acc, g->sc);
+                    V_STREAM(q, acc, sc);
                 else
-                    V_STORE(q, acc, g->sc);
+                    V_STORE(q, acc, sc);
             }
         }
     }
