@@ -3,7 +3,8 @@
  * replicas of the model run whole batches in parallel (OpenMP over batches); inside a parallel
  * region oneDNN runs each primitive single-threaded. The last, partial batch is zero-padded.
  * The replicas run in the precision asked for (f32 or bf16, see nn.h); bf16 replicas convert
- * their weights once, here at creation. */
+ * their weights once, here at creation. Asked for codes alone, a batch stops at the hash layer's
+ * input (nn_forward_to_hash): the signs are the codes, no tanh needed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,13 +123,29 @@ static drsch_status encode_chunk(nn_encoder *enc, int r, const float *x, size_t 
         memcpy(enc->pad[r], in, rows * enc->in_size * sizeof(float));
         in = enc->pad[r];
     }
+    const int32_t B = enc->bits;
+    /* codes alone: the signs of the hash layer's input times s / 2 (nn_forward_to_hash) */
+    if (codes && !real && net->hash_layer >= 0) {
+        drsch_status s = nn_forward_to_hash(net, in, err);
+        if (s != DRSCH_OK)
+            return s;
+        const float *v = nn_hash_input(net), half_s = 0.5f * net->hash_scale;
+        for (size_t i = 0; i < rows; i++) {
+            const float *vi = v + i * (size_t)B;
+            uint64_t *row = codes->data + (first + i) * codes->words;
+            memset(row, 0, codes->words * sizeof(uint64_t));
+            for (int32_t j = 0; j < B; j++)
+                if (half_s * vi[enc->order[j]] > 0.0f)
+                    row[j / 64] |= (uint64_t)1 << (j % 64);
+        }
+        return DRSCH_OK;
+    }
     drsch_status s = nn_forward(net, in, err);
     if (s != DRSCH_OK)
         return s;
     const float *u = nn_hash_output(net);
     if (!u)
         u = nn_output(net);
-    const int32_t B = enc->bits;
     for (size_t i = 0; i < rows; i++) {
         const float *ui = u + i * (size_t)B;
         if (real) {

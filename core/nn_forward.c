@@ -407,7 +407,9 @@ static void chain_forward(const nn_net *net, bool conv, bool unfold)
     }
 }
 
-drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
+/* Layers 0 .. end - 1 of the forward pass, and the source reorder of layer end when end is a
+ * layer (its input then as the layer reads it). */
+static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error *err)
 {
     if (!x)
         return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: no input images given");
@@ -417,7 +419,7 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
     dnnl_exec_arg_t a[8];
     int first = 0;
     const bool unfolded = net->chain_unfold;
-    if (net->chain) {
+    if (net->chain && end >= (net->chain_conv ? 5 : 4)) {
         if (net->layers[0].src_reorder)
             TRY(nn_run_reorder(net, net->layers[0].src_reorder, net->layers[0].in,
                                net->layers[0].src, err));
@@ -425,10 +427,12 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
         chain_forward(net, net->chain_conv, unfolded);
         first = net->chain_conv ? 5 : 4;
     }
-    for (int i = first; i < net->n_layers; i++) {
+    for (int i = first; i <= end && i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
         if (L->src_reorder)
             TRY(nn_run_reorder(net, L->src_reorder, L->in, L->src, err));
+        if (i == end)
+            break;
         switch (L->spec.kind) {
         case NN_LAYER_CONV:
         case NN_LAYER_FC:
@@ -502,11 +506,28 @@ drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
             break;
         }
     }
-    if (net->out_reorder)
+    if (end == net->n_layers && net->out_reorder)
         TRY(nn_run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem,
                            err));
     DN(dnnl_stream_wait(net->stream), "stream wait");
     return DRSCH_OK;
+}
+
+drsch_status nn_forward(nn_net *net, const float *x, drsch_error *err)
+{
+    return forward_to(net, x, net->n_layers, err);
+}
+
+drsch_status nn_forward_to_hash(nn_net *net, const float *x, drsch_error *err)
+{
+    if (net->hash_layer < 0)
+        return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: the net has no hash layer");
+    return forward_to(net, x, net->hash_layer, err);
+}
+
+const float *nn_hash_input(const nn_net *net)
+{
+    return net->hash_layer >= 0 ? nn_mem_ptr(net->layers[net->hash_layer].src) : NULL;
 }
 
 const float *nn_output(const nn_net *net) { return nn_mem_ptr(net->out_mem); }

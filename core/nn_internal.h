@@ -122,6 +122,15 @@ struct nn_net {
 /* Decides, once the layers are built, whether nn_forward runs the first layers image by image. */
 void nn_chain_decide(nn_net *net);
 
+/* The forward pass up to the hash layer's input, nn_hash_input (batch x B, plain f32, valid until
+ * the next forward): the encoder's path when it is asked for codes alone. A code bit is 1 iff
+ * tanh(s x / 2) > 0, i.e. iff s x / 2 > 0: tanhf keeps the sign of every float (0 and the
+ * subnormals included; checked for all 2^32 on glibc, and by the encoder's tests), so the codes
+ * are the bits nn_forward's hash output gives, without its tanh (0.8% of an encoding's time,
+ * drsch-mnist). */
+drsch_status nn_forward_to_hash(nn_net *net, const float *x, drsch_error *err);
+const float *nn_hash_input(const nn_net *net);
+
 /* The values each output of a convolution computed as a product (L->sgemm) or of an fc layer
  * reads: C x KH x KW, or C x H x W. */
 dnnl_dim_t nn_gemm_depth(const nn_layer *L);

@@ -3,8 +3,9 @@
  * train:  one step = forward, the DRSCH objective on the outputs (in-batch triplets with the
  *         growing margin + label-graph Laplacian, dh_loss; batches of 10 classes), backward,
  *         SGD update. Images/s = batch / step.
- * encode: nn_encode of N images to packed codes (real outputs and codes), replicas run batches in
- *         parallel, in f32 or (--precision bf16) bf16. Images/s = N / call.
+ * encode: nn_encode of N images to packed codes, as drsch encode does (with --real the hash
+ *         outputs u too, which takes the hash layer's tanh), replicas run batches in parallel,
+ *         in f32 or (--precision bf16) bf16. Images/s = N / call.
  * Both report GFLOP/s (multiply-add = 2 flops, convolutions and inner products only) and the
  * fraction of the f32 peak: the multiply-add throughput of an FMA loop at this CPU's widest
  * vector width, measured in the same run with the same threads (machine.h; bf16 runs are measured
@@ -31,7 +32,7 @@ typedef struct {
     const char *arch, *json;
     int64_t batch, bits, threads, iters, warmup, repetitions, seed, images, replicas;
     double ghz, plant; /* plant: --plant-slowdown, 1 when not given */
-    int no_limits;
+    int no_limits, real;
     nn_precision precision; /* encode only; training is f32 */
     char impl[64];          /* oneDNN implementation of the first layer (encode) */
     char layers[512];       /* every layer's implementation (nn_layer_impl), "-" for none */
@@ -89,7 +90,7 @@ static int refuse_precision(const char *cmd, const char *flag, const char *value
     return -1;
 }
 
-#define MAX_FLAGS 16
+#define MAX_FLAGS 17
 #define STR_(x) #x
 #define STR(x) STR_(x) /* a number in a help text */
 
@@ -112,6 +113,9 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
                 "copies of the network encoding batches in parallel; 0 = one per thread"),
         CLI_CUSTOM("precision", &o->precision, in_flag_precision, "P",
                    "f32 | bf16: arithmetic of the forward pass (default f32)"),
+        CLI_SWITCH("real", &o->real, 1,
+                   "also return the hash outputs u (the library's nn_encode with real outputs; "
+                   "their tanh is about 1% of the time) (default: codes alone, as drsch encode)"),
         CLI_INT("iters", &o->iters, 1, 1000000, "N", "timed runs per repetition"),
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed runs before the first repetition"),
     };
@@ -183,7 +187,8 @@ static int parse(int argc, char **argv, const char *cmd, bench_opts *o)
                "--repetitions is reported.\n"
                "\n",
                cmd,
-               enc ? "Encoding speed: random images -> network outputs -> packed codes."
+               enc ? "Encoding speed: random images -> network -> packed codes (--real: and the\n"
+                     "hash outputs)."
                    : "Training speed: forward pass, DRSCH loss (triplet + Laplacian), backward\n"
                      "pass and SGD update on random images.");
         cli_flags_help(stdout, flags);
@@ -263,6 +268,8 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     if (o->layers[0])
         rp_context_set(r, "layer_impls", o->layers);
     rp_context_set(r, "inputs", "random uniform [0,1)");
+    if (!train)
+        rp_context_set(r, "outputs", o->real ? "codes and hash outputs" : "codes");
     rp_context_set(r, "peak_source", how);
     rp_context_set(r, "timing", "best of repetitions");
     if (o->plant > 1)
@@ -436,14 +443,14 @@ static int bench_encode_run(bench_opts *o, int threads, timing *t)
     const double flops_per_image = ff / (double)o->batch;
     const size_t n = (size_t)o->images;
     float *x = random_images(n, nn_input_size(model), (uint64_t)o->seed);
-    float *real = malloc(sizeof(float) * n * (size_t)o->bits);
+    float *real = o->real ? malloc(sizeof(float) * n * (size_t)o->bits) : NULL;
     hm_codes codes = {0};
     codes.n = n;
     codes.bits = (uint32_t)o->bits;
     codes.words = hm_words_for_bits(codes.bits);
     codes.data = aligned_alloc(64, (n * codes.words * 8 + 63) / 64 * 64);
     nn_net_free(model);
-    if (!x || !real || !codes.data) {
+    if (!x || (o->real && !real) || !codes.data) {
         fprintf(stderr, "drsch bench encode: out of memory\n");
         free(x), free(real), free(codes.data);
         nn_encoder_free(enc);

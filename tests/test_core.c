@@ -1523,6 +1523,14 @@ Test(core_model, save_load_encode_round_trip)
             ones += bit;
         }
     cr_expect(ones > 0 && ones < n * bits, "degenerate codes");
+    /* codes alone (the hash layer's input, no tanh): the same bits */
+    hm_codes c3;
+    alloc_codes(&c3, n, bits);
+    memset(c3.data, 0xa5, (size_t)n * c3.words * 8);
+    cr_assert_eq(nn_encode(e1, x, n, NULL, &c3, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect(memcmp(c0.data, c3.data, (size_t)n * c0.words * 8) == 0,
+              "codes alone differ from codes with the hash outputs");
+    free(c3.data);
     nn_encoder_free(e0), nn_encoder_free(e1), nn_encoder_free(e2);
     free(c0.data), free(c1.data), free(c2.data), free(r0), free(r1), free(r2), free(x), free(p0),
         free(p1);
@@ -1530,6 +1538,54 @@ Test(core_model, save_load_encode_round_trip)
     nn_net_free(net);
     remove(path);
     free(path);
+}
+
+/* Codes alone take the signs of the hash layer's input times s / 2 in place of tanh's: the same
+ * bits at the edges too. The last fc's weights zeroed, its biases (the hash layer's inputs) are
+ * zeros of both signs, subnormals, tiny, ordinary and huge values (s x / 2 overflowing to
+ * infinity): the bits agree with the hash outputs' signs, and exactly the positive ones are 1. */
+Test(core_model, codes_alone_match_the_hash_outputs_signs)
+{
+    const int bits = 16, n = 5;
+    const float v[16] = {0.0f,   -0.0f,   0x1p-149f, -0x1p-149f, 0x1p-126f, -0x1p-126f,
+                         1e-38f, -1e-38f, 1e-20f,    -1e-20f,    1.0f,      -1.0f,
+                         30.0f,  -30.0f,  3e38f,     -3e38f};
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", bits, 4, 0, &err), DRSCH_OK, "%s", err.msg);
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    const int fc2 = nn_net_config(net)->arch.n_layers - 3; /* fc, hash, bit weights */
+    cr_assert_eq(nn_net_config(net)->arch.layers[fc2].kind, NN_LAYER_FC);
+    int found = 0;
+    for (int t = 0; t < nn_param_count(net); t++) {
+        nn_param p = nn_param_at(net, t);
+        if (p.layer != fc2)
+            continue;
+        memset(p.data, 0, p.count * sizeof(float));
+        if (p.is_bias)
+            memcpy(p.data, v, sizeof v), found = 1;
+    }
+    cr_assert(found, "no bias on the last fc layer");
+    nn_params_changed(net);
+    rng_reset(3);
+    float *x = rand_buf((size_t)n * 784, 1.0), *real = malloc(sizeof(float) * n * bits);
+    hm_codes with, alone;
+    alloc_codes(&with, n, bits), alloc_codes(&alone, n, bits);
+    nn_encoder *enc = NULL;
+    cr_assert_eq(nn_encoder_create(&enc, net, 4, 1, NN_PRECISION_F32, &err), DRSCH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(nn_encode(enc, x, n, real, &with, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(enc, x, n, NULL, &alone, &err), DRSCH_OK, "%s", err.msg);
+    for (int i = 0; i < n; i++) {
+        cr_expect_eq(alone.data[i], with.data[i], "image %d: codes alone %llx, with outputs %llx",
+                     i, (unsigned long long)alone.data[i], (unsigned long long)with.data[i]);
+        cr_expect_eq(__builtin_popcountll(alone.data[i]), 7, "image %d: %llx", i,
+                     (unsigned long long)alone.data[i]);
+    }
+    nn_encoder_free(enc);
+    free(x), free(real), free(with.data), free(alone.data);
+    nn_net_free(net);
 }
 
 static unsigned char *slurp(const char *path, size_t *len)
