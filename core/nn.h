@@ -315,7 +315,8 @@ DRSCH_API const char *nn_encoder_layer_impl(const nn_encoder *enc, int32_t i);
  * network bit order[j]). codes (may be NULL): allocated by the caller with hm_codes_alloc(n, B);
  * bit j of code i is 1 iff real[i][j] > 0. A classifier (NN_HEAD_SOFTMAX): real holds the
  * logits, and code i has the one bit of its first largest logit set (one-hot of the predicted
- * class, ties to the lower class). */
+ * class, ties to the lower class). Hash codes asked for without real skip the hash layer's tanh
+ * (the bits are the signs of its input times s / 2, the same bits), about 1% faster. */
 DRSCH_API drsch_status nn_encode(nn_encoder *enc, const float *x, size_t n, float *real,
                                  hm_codes *codes, drsch_error *err);
 

@@ -2276,6 +2276,17 @@ static void compare_bf16(const nn_net *model, const float *x, int n, int batch, 
     c->max_diff = max_diff;
     c->agree = (double)same / cnt;
     c->max_flip = max_flip;
+    /* codes alone (no hash outputs: the hash layer's input, no tanh) give the same bits in both
+     * precisions */
+    hm_codes a32, a16;
+    alloc_codes(&a32, (size_t)n, (uint32_t)bits), alloc_codes(&a16, (size_t)n, (uint32_t)bits);
+    cr_assert_eq(nn_encode(e32, x, (size_t)n, NULL, &a32, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_encode(e16, x, (size_t)n, NULL, &a16, &err), DRSCH_OK, "%s", err.msg);
+    cr_expect(memcmp(a32.data, c32.data, (size_t)n * c32.words * 8) == 0,
+              "f32 codes alone differ from the codes with the hash outputs");
+    cr_expect(memcmp(a16.data, c16.data, (size_t)n * c16.words * 8) == 0,
+              "bf16 codes alone differ from the codes with the hash outputs");
+    free(a32.data), free(a16.data);
     nn_encoder_free(e32), nn_encoder_free(e16);
     free(c32.data), free(c16.data), free(r32), free(r16);
 }
