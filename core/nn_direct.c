@@ -414,7 +414,12 @@ static void wgrad_any(const conv_shape *s, const float *x, const float *dy, floa
 
 /* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels WG_IC
  * (t % (IC / WG_IC)) .. +WG_IC - 1 for all output channels in blocks of WG_OC; the threads split
- * the tasks, each summing its own over every image. */
+ * the tasks, each summing its own over every image. So each thread reads every image's source
+ * and gradient, half of which the other thread wrote (the passes before split the images): while
+ * it works on two images it prefetches the next two into its L2, a share at each task. Without
+ * that, the pass ran 1.67x as fast on 2 threads as on 1 (drsch-mnist's conv2, batch 100, 2-core
+ * Xeon; 1.87x with it: training +2.3%, 1 thread unchanged; prefetching 2 or 3 images further
+ * ahead measured the same). */
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
@@ -422,6 +427,7 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
     float *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db);
     const int per_tap = s.ic / WG_IC, ntask = s.k * s.k * per_tap;
     const size_t pixels = (size_t)s.n * s.oh * s.ow;
+    const size_t xi = (size_t)s.ih * s.iw * s.ic, gi = (size_t)s.oh * s.ow * s.oc; /* per image */
     const wgrad_fn f = s.ow == 7 && s.ps == 32 && s.oc == 64 ? wgrad_7_32_64 : wgrad_any;
 #pragma omp parallel
     {
@@ -434,9 +440,21 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
         nn_thread_share(ntask, &lo, &hi);
         for (int t = lo; t < hi; t++)
             memset(dw + (size_t)t * WG_IC * s.oc, 0, (size_t)WG_IC * s.oc * sizeof *dw);
+        const size_t mine = (size_t)(hi - lo);
         for (int n0 = 0; n0 < s.n; n0 += WG_IMAGES) {
-            const int n1 = n0 + WG_IMAGES < s.n ? n0 + WG_IMAGES : s.n;
+            const int n1 = n0 + WG_IMAGES < s.n ? n0 + WG_IMAGES : s.n,
+                      n2 = n1 + WG_IMAGES < s.n ? n1 + WG_IMAGES : s.n;
+            /* the next images' source and gradient, a share of their lines at each task */
+            const char *px = (const char *)(x + (size_t)n1 * xi),
+                       *pg = (const char *)(dy + (size_t)n1 * gi);
+            const size_t lx = (size_t)(n2 - n1) * xi * sizeof *x / 64,
+                         lg = (size_t)(n2 - n1) * gi * sizeof *dy / 64;
             for (int t = lo; t < hi; t++) {
+                const size_t k = (size_t)(t - lo);
+                for (size_t l = k * lx / mine; l < (k + 1) * lx / mine; l++)
+                    _mm_prefetch(px + l * 64, _MM_HINT_T1);
+                for (size_t l = k * lg / mine; l < (k + 1) * lg / mine; l++)
+                    _mm_prefetch(pg + l * 64, _MM_HINT_T1);
                 const int tap = t / per_tap, c0 = t % per_tap * WG_IC;
                 const int ky = tap / s.k, kx = tap % s.k;
                 for (int ob = 0; ob < s.oc; ob += WG_OC)
