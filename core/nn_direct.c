@@ -418,7 +418,7 @@ static void wgrad_any(const conv_shape *s, const float *x, const float *dy, floa
  * and gradient, half of which the other thread wrote (the passes before split the images): while
  * it works on two images it prefetches the next two into its L2, a share at each task. Without
  * that, the pass ran 1.67x as fast on 2 threads as on 1 (drsch-mnist's conv2, batch 100, 2-core
- * Xeon; 1.87x with it: training +2.3%, 1 thread unchanged; prefetching 2 or 3 images further
+ * Xeon; 1.87x with it: training +2.5%, 1 thread unchanged; prefetching 2 or 3 images further
  * ahead measured the same). */
 void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
 {
