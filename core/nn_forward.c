@@ -322,6 +322,14 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err)
 /* The largest output of one image the inference chain keeps on the stack (floats) */
 #define CHAIN_PLANE_MAX 8192
 
+/* Groups of NN_DIRECT_GROUP_MAX images whose fifth layer (chain_conv) runs back to back: its
+ * weights (819 KB for drsch-mnist's conv3) then stream through L2 once per four groups with the
+ * third layer's weights (205 KB) in between, rather than once per group. On the 2-core Zen 5
+ * (1 MB of L2 a core), against one group at a time, `drsch bench encode --no-limits
+ * --repetitions 3` run alternately: +0.7% and +1.3% at 2 threads (medians of two sets of ten
+ * runs each, in a slow phase of the VM), +3.0% at 1 thread (eight runs each). */
+#define CHAIN_CONV_GROUPS 4
+
 /* Whether an inference net's first four layers are a stem with its pooling (nn_stem.c), a
  * direct convolution (nn_direct.c) and an average pooling on drsch's loops, all nhwc, with no
  * reorder between them: nn_forward then runs them image by image (chain_forward). The fifth
@@ -340,9 +348,7 @@ void nn_chain_decide(nn_net *net)
                  (size_t)L[1].out_h * L[1].out_w * L[1].out_c <= CHAIN_PLANE_MAX &&
                  (size_t)L[2].out_h * L[2].out_w * L[2].out_c <= CHAIN_PLANE_MAX;
     const bool fifth = net->chain && L[4].sgemm && !L[4].src_reorder;
-    net->chain_conv =
-        fifth && L[4].sgemm_grouped &&
-        (size_t)L[3].out_h * L[3].out_w * L[3].out_c * NN_DIRECT_GROUP_MAX <= CHAIN_PLANE_MAX;
+    net->chain_conv = fifth && L[4].sgemm_grouped;
     net->chain_unfold = fifth && !net->chain_conv && L[4].col;
 }
 
@@ -350,10 +356,10 @@ void nn_chain_decide(nn_net *net)
  * last rows of an odd row count): each image's pooled stem output and its convolution's
  * output stay on the stack (in the caches) and only the second pooling's output is written, where
  * layer by layer the batch's 1.55 and 1.25 MB (drsch-mnist, batch 100) went to memory and were
- * read back. When conv (chain_conv), that output stays on the stack too, and the fifth layer, a
- * convolution with an output of 2 x 2, is computed from it, up to NN_DIRECT_GROUP_MAX images at a
- * time (each thread its own run of images); when unfold (chain_unfold), the fifth layer's unfolded
- * rows are written from it instead. The same sums. */
+ * read back. When conv (chain_conv), the fifth layer, a convolution with an output of 2 x 2, is
+ * computed from that output while it is still in the caches, CHAIN_CONV_GROUPS groups of up to
+ * NN_DIRECT_GROUP_MAX images at a time (each thread its own run of images); when unfold
+ * (chain_unfold), the fifth layer's unfolded rows are written from it instead. The same sums. */
 static void chain_forward(const nn_net *net, bool conv, bool unfold)
 {
     const nn_layer *L = net->layers;
@@ -367,14 +373,15 @@ static void chain_forward(const nn_net *net, bool conv, bool unfold)
     const int32_t OH = L[4].out_h, OW = L[4].out_w, N = net->cfg.batch;
     /* the third layer two images at a time where both fit (nn_direct_forward_images) */
     const int step = 2 * plane1 <= CHAIN_PLANE_MAX && 2 * plane2 <= CHAIN_PLANE_MAX ? 2 : 1;
+    const int held_max = NN_DIRECT_GROUP_MAX * CHAIN_CONV_GROUPS;
 #pragma omp parallel
     {
         _Alignas(64) float p1[CHAIN_PLANE_MAX];
         _Alignas(64) float c2[CHAIN_PLANE_MAX];
-        _Alignas(64) float p2[CHAIN_PLANE_MAX]; /* conv: the group's images, pooled */
+        _Alignas(64) float p2[CHAIN_PLANE_MAX]; /* unfold: the image, pooled */
         int lo, hi;
         nn_thread_share(N, &lo, &hi);
-        int n5 = lo, held = 0; /* conv: images n5 .. n5 + held - 1 are pooled in p2 */
+        int n5 = lo; /* conv: images n5 .. n are pooled in y, their fifth layer to come */
         for (int n0 = lo; n0 < hi; n0 += step) {
             const int count = hi - n0 < step ? hi - n0 : step;
             for (int i = 0; i < count; i++)
@@ -382,28 +389,23 @@ static void chain_forward(const nn_net *net, bool conv, bool unfold)
             nn_direct_forward_images(net, &L[2], p1, c2, count);
             for (int i = 0; i < count; i++) {
                 const int n = n0 + i;
-                const float *cn = c2 + (size_t)i * plane2;
-                if (!unfold && !conv) {
-                    nn_pool_image_forward(net, &L[3], cn, y + (size_t)n * pooled, false);
-                    continue;
-                }
-                float *pn = p2 + (conv ? (size_t)held * pooled : 0);
-                nn_pool_image_forward(net, &L[3], cn, pn, false);
+                float *pn = unfold ? p2 : y + (size_t)n * pooled;
+                nn_pool_image_forward(net, &L[3], c2 + (size_t)i * plane2, pn, false);
                 if (unfold)
                     for (int32_t oy = 0; oy < OH; oy++)
                         for (int32_t ox = 0; ox < OW; ox++)
                             im2col_row(&L[4], pn, oy, ox,
                                        col +
                                            (((size_t)n * OH + (size_t)oy) * OW + (size_t)ox) * per);
-                if (conv && ++held == NN_DIRECT_GROUP_MAX) {
-                    nn_direct_forward_group(net, &L[4], p2, y5 + (size_t)n5 * out5, held);
-                    n5 += held;
-                    held = 0;
-                }
+                if (conv && (n + 1 - n5 == held_max || n + 1 == hi))
+                    for (; n5 <= n; n5 += NN_DIRECT_GROUP_MAX) {
+                        const int g =
+                            n + 1 - n5 < NN_DIRECT_GROUP_MAX ? n + 1 - n5 : NN_DIRECT_GROUP_MAX;
+                        nn_direct_forward_group(net, &L[4], y + (size_t)n5 * pooled,
+                                                y5 + (size_t)n5 * out5, g);
+                    }
             }
         }
-        if (held)
-            nn_direct_forward_group(net, &L[4], p2, y5 + (size_t)n5 * out5, held);
     }
 }
 

@@ -1103,13 +1103,14 @@ Test(core_gradient, composite_network)
 /* drsch-mnist's inference net runs its first four layers image by image (conv1 and pool1 on
  * the stem's loops, conv2 on the direct loops, pool2; core/nn_forward.c: chain_forward, where
  * oneDNN runs AVX-512), a training net layer by layer: with the same parameters their outputs
- * (the classifier's logits) have the same bits, at 1 and 2 threads. Seven images: conv2's pairs
+ * (the classifier's logits) have the same bits, at 1 and 2 threads. 31 images: conv2's pairs
  * of images and a lone one, in the chain (each thread's run of images) and layer by layer, and
- * conv3's groups of three and a shorter one. */
+ * conv3's groups of three, run four at a time (CHAIN_CONV_GROUPS) and then the rest with a
+ * shorter one (31 = 12 + 12 + 7 at 1 thread, 16 = 12 + 4 and 15 = 12 + 3 at 2). */
 Test(core_forward, inference_chain_matches_layer_by_layer)
 {
     rng_reset(23);
-    const int N = 7;
+    const int N = 31;
     nn_net *nets[2];
     for (int t = 0; t < 2; t++) {
         nn_config cfg;
