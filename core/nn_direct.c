@@ -11,9 +11,11 @@
  * weights [KH][KW][IC][OC] (oneDNN's hwio) for the forward pass and the weight gradient,
  * [KW][KH][OC][IC] (oneDNN's dcab, a copy refreshed when the parameters change, w_bwd) for the
  * input gradient. Every output value is summed in an order that does not depend on the number
- * of threads: the forward pass and the input gradient give each value to one thread; the weight
- * gradient splits the weights among the threads, each summing its share over the batch's images
- * in order (two at a time, then added), and so does the bias gradient.
+ * of threads: the forward pass and the input gradient give each value to one thread (tasks
+ * handed out as the threads free up, so that a thread on a slower virtual CPU takes fewer); the
+ * weight gradient splits the weights among the threads, in proportion to their measured rates,
+ * each summing its share over the batch's images in order (two at a time, then added), and the
+ * bias gradient splits its channels.
  *
  * Measured standalone on the same data (the "Why" figures); inside a training step they measured
  * 1.27, 1.30 and 1.56 ms at 2 threads (README, speed). */
@@ -23,6 +25,28 @@
 #endif
 
 #include "nn_internal.h"
+
+/* Thread th's tasks [*lo, *hi) of ntask, in thread order, in proportion to the threads' rates
+ * (equal shares until every thread has one; each thread at least a quarter of an equal share). */
+void nn_wgrad_share(const nn_layer *L, int ntask, int th, int nth, int *lo, int *hi)
+{
+    double w[NN_WG_THREADS], total = 0, mean = 0;
+    bool known = nth <= NN_WG_THREADS;
+    for (int i = 0; known && i < nth; i++)
+        known = L->wg_rate[i] > 0, mean += L->wg_rate[i] / nth;
+    if (!known) {
+        *lo = (int)((long)ntask * th / nth);
+        *hi = (int)((long)ntask * (th + 1) / nth);
+        return;
+    }
+    for (int i = 0; i < nth; i++)
+        total += w[i] = L->wg_rate[i] > mean / 4 ? L->wg_rate[i] : mean / 4;
+    double cum = 0;
+    for (int i = 0; i < th; i++)
+        cum += w[i];
+    *lo = (int)(ntask * (cum / total) + 0.5);
+    *hi = th + 1 == nth ? ntask : (int)(ntask * ((cum + w[th]) / total) + 0.5);
+}
 
 #if defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>
@@ -208,7 +232,7 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L)
     const float *x = nn_mem_ptr(L->src), *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
     const int nb = blocks_of(&s), pairs = (s.n + 1) / 2, pb = pb_of(&s);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, nb)
     for (int t = 0; t < pairs * nb; t++) {
         const int n = t / nb * 2;
         fwd_task(&s, x, w, b, y, n, s.n - n < 2 ? 1 : 2, t % nb, pb, L->spec.relu);
@@ -249,16 +273,13 @@ void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L)
                 *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
     const grp_fn *fs = GRP[s.ps == 64];
-#pragma omp parallel
-    {
-        /* each thread its own run of images, in groups of up to NN_DIRECT_GROUP_MAX */
-        int lo, hi;
-        nn_thread_share(s.n, &lo, &hi);
-        for (int n = lo; n < hi; n += NN_DIRECT_GROUP_MAX) {
-            const int g = hi - n < NN_DIRECT_GROUP_MAX ? hi - n : NN_DIRECT_GROUP_MAX;
-            for (int ocb = 0; ocb < s.oc; ocb += 32)
-                fs[g - 1](&s, x, w, b, y, n, ocb, L->spec.relu);
-        }
+    const int groups = (s.n + NN_DIRECT_GROUP_MAX - 1) / NN_DIRECT_GROUP_MAX;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < groups; k++) {
+        const int n = k * NN_DIRECT_GROUP_MAX;
+        const int g = s.n - n < NN_DIRECT_GROUP_MAX ? s.n - n : NN_DIRECT_GROUP_MAX;
+        for (int ocb = 0; ocb < s.oc; ocb += 32)
+            fs[g - 1](&s, x, w, b, y, n, ocb, L->spec.relu);
     }
 }
 
@@ -344,7 +365,7 @@ void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
     float *dx = nn_mem_ptr(L->diff_src);
     const int c64 = s.oc == 64;
     const bwd_fn f = s.k == 3 ? BWD3[c64][s.ow - 1] : BWD5[c64][s.ow - 1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < s.n * (s.ic / 32); t++)
         f(&s, dy, wt, dx, t / (s.ic / 32), t % (s.ic / 32) * 32);
 }
@@ -412,6 +433,16 @@ static void wgrad_any(const conv_shape *s, const float *x, const float *dy, floa
     wgrad_block(s, x, dy, d, n0, n1, ky, kx, c0, ob, 0, 0, 0);
 }
 
+/* seconds, for the threads' rates (none without OpenMP: one thread) */
+static double wall(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0;
+#endif
+}
+
 /* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels WG_IC
  * (t % (IC / WG_IC)) .. +WG_IC - 1 for all output channels in blocks of WG_OC; the threads split
  * the tasks, each summing its own over every image. So each thread reads every image's source
@@ -419,8 +450,15 @@ static void wgrad_any(const conv_shape *s, const float *x, const float *dy, floa
  * it works on two images it prefetches the next two into its L2, a share at each task. Without
  * that, the pass ran 1.67x as fast on 2 threads as on 1 (drsch-mnist's conv2, batch 100, 2-core
  * Xeon; 1.87x with it: training +2.5%, 1 thread unchanged; prefetching 2 or 3 images further
- * ahead measured the same). */
-void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
+ * ahead measured the same). Each task reads every image, so the tasks cannot be handed out
+ * dynamically without reading the batch again: each thread's share follows instead its rate
+ * (tasks a second) in the passes before, so a thread on a core that runs slower (a virtual CPU
+ * sharing its core) gets fewer. Each task's sums are the same whichever thread computes it.
+ * With this and the other passes' tasks handed out dynamically, against static shares
+ * (drsch-mnist, 2 threads, 2-core Zen 5, `drsch bench train --no-limits --repetitions 3` run
+ * alternately, ten each): +10.1% and +10.0% with a quarter of CPU 1 or CPU 0 taken in
+ * half-millisecond slices (ci/slow-core), +0.5% and -0.5% (twenty each) on the quiet machine. */
+void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
     const float *x = nn_mem_ptr(L->src), *dy = nn_mem_ptr(L->diff_dst);
@@ -429,6 +467,8 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
     const size_t pixels = (size_t)s.n * s.oh * s.ow;
     const size_t xi = (size_t)s.ih * s.iw * s.ic, gi = (size_t)s.oh * s.ow * s.oc; /* per image */
     const wgrad_fn f = s.ow == 7 && s.ps == 32 && s.oc == 64 ? wgrad_7_32_64 : wgrad_any;
+    double rate[NN_WG_THREADS] = {0};
+    int team = 1;
 #pragma omp parallel
     {
 #ifdef _OPENMP
@@ -437,7 +477,8 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
         const int th = 0, nth = 1;
 #endif
         int lo, hi;
-        nn_thread_share(ntask, &lo, &hi);
+        nn_wgrad_share(L, ntask, th, nth, &lo, &hi);
+        const double t0 = wall();
         for (int t = lo; t < hi; t++)
             memset(dw + (size_t)t * WG_IC * s.oc, 0, (size_t)WG_IC * s.oc * sizeof *dw);
         const size_t mine = (size_t)(hi - lo);
@@ -462,6 +503,11 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
                       ob);
             }
         }
+        const double took = wall() - t0;
+        if (th < NN_WG_THREADS)
+            rate[th] = hi > lo && took > 0 ? (hi - lo) / took : 0;
+        if (th == 0)
+            team = nth;
         /* bias gradient: each thread its blocks of 16 channels, rows in order */
         for (int ob = th * 16; ob < s.oc; ob += nth * 16) {
             __m512 acc = _mm512_setzero_ps();
@@ -470,6 +516,11 @@ void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
             _mm512_storeu_ps(db + ob, acc);
         }
     }
+    /* the rates, smoothed over passes; a thread without tasks keeps its rate */
+    for (int i = 0; i < team && i < NN_WG_THREADS; i++)
+        if (rate[i] > 0)
+            L->wg_rate[i] =
+                L->wg_rate[i] > 0 ? (float)(0.5 * L->wg_rate[i] + 0.5 * rate[i]) : (float)rate[i];
 }
 
 bool nn_direct_fits(const nn_net *net, const nn_layer *L)
@@ -529,7 +580,7 @@ void nn_direct_backward_data(const nn_net *net, const nn_layer *L)
     (void)net;
     (void)L;
 }
-void nn_direct_backward_weights(const nn_net *net, const nn_layer *L)
+void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
 {
     (void)net;
     (void)L;

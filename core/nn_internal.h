@@ -12,6 +12,8 @@
 
 #include "nn.h"
 
+#define NN_WG_THREADS 16 /* threads whose weight-gradient rates a layer keeps */
+
 typedef struct {
     nn_layer_spec spec;
     int32_t in_c, in_h, in_w;    /* input shape (in_h = in_w = 1 and 2-D md after an fc) */
@@ -79,6 +81,9 @@ typedef struct {
     /* the stem's ReLU mask (training: a bit per output value, nn_pool_image_backward's layout)
      * and its weight and bias gradients summed per group of images (owned) */
     dnnl_memory_t stem_mask, stem_part;
+    /* a direct convolution's weight-gradient tasks a second on each thread in its passes so far
+     * (0: not measured), which set the threads' shares of the next pass (nn_direct.c) */
+    float wg_rate[NN_WG_THREADS];
 } nn_layer;
 
 typedef struct {
@@ -180,7 +185,10 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L);
 void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float *x, float *y,
                               int count);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
-void nn_direct_backward_weights(const nn_net *net, const nn_layer *L);
+void nn_direct_backward_weights(const nn_net *net, nn_layer *L);
+/* Thread th of nth's share [*lo, *hi) of the ntask tasks of L's weight gradient, which follows
+ * the threads' rates in L->wg_rate (equal until each thread has one). */
+void nn_wgrad_share(const nn_layer *L, int ntask, int th, int nth, int *lo, int *hi);
 /* The same forward loops for a convolution of a 2 x 2 output (drsch-mnist's conv3, an sgemm
  * layer otherwise): f32, stride 1, no padding, input channels a multiple of 16, output channels
  * a multiple of 32, AVX-512 (nn_direct_group_fits). Up to three whole images a block, so that each

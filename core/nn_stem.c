@@ -21,7 +21,7 @@
  * summed in an order that does not depend on the number of threads: the forward pass gives each
  * image to one thread; the backward pass sums each image's weight and bias gradients in registers,
  * adds them up by groups of NN_STEM_GROUP images (one thread a group, images in order), then the
- * groups in order. */
+ * groups in order. Images and groups are handed out as the threads free up. */
 #include <stdint.h>
 #include <string.h>
 
@@ -143,7 +143,7 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 #pragma omp parallel
     {
         _Alignas(64) float c[STEM_PLANE_MAX];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 2)
         for (int n = 0; n < net->cfg.batch; n++) {
             conv_image(net, L, n, mask, c);
             nn_pool_image_forward(net, P, c, y + (size_t)n * pooled, past);
@@ -227,7 +227,7 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 #pragma omp parallel
     {
         _Alignas(64) float dc[STEM_PLANE_MAX];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
             float *pg = part + (size_t)g * per;
             memset(pg, 0, per * sizeof *pg);

@@ -25,6 +25,7 @@
 
 #include "dh.h"
 #include "nn.h"
+#include "nn_internal.h" /* the weight-gradient shares */
 #include "test_util.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -1383,6 +1384,54 @@ Test(core_sgd, drsch_recipe_is_the_named_architectures_update)
     cr_expect(memcmp(h0, h1, nh[0] * sizeof(float)) == 0, "drsch recipe changed the history");
     free(w[0]), free(w[1]);
     nn_net_free(net[0]), nn_net_free(net[1]);
+}
+
+/* The threads' shares of a direct convolution's weight-gradient tasks follow their measured
+ * rates (a slower thread gets fewer), and the gradients are the same bits whatever the shares. */
+Test(core_sgd, weight_gradient_shares_follow_the_rates_and_keep_the_bits)
+{
+    int lo, hi;
+    nn_layer L = {0};
+    nn_wgrad_share(&L, 100, 1, 2, &lo, &hi); /* no rates yet: equal shares */
+    cr_expect(lo == 50 && hi == 100, "%d %d", lo, hi);
+    L.wg_rate[0] = 3, L.wg_rate[1] = 1;
+    nn_wgrad_share(&L, 100, 0, 2, &lo, &hi);
+    cr_expect(lo == 0 && hi == 75, "%d %d", lo, hi);
+    nn_wgrad_share(&L, 100, 1, 2, &lo, &hi);
+    cr_expect(lo == 75 && hi == 100, "%d %d", lo, hi);
+    L.wg_rate[0] = 1000; /* the slow thread keeps a quarter of an equal share */
+    nn_wgrad_share(&L, 100, 1, 2, &lo, &hi);
+    cr_expect(hi - lo == (int)(100 * 125.125 / 1125.125 + 0.5), "%d %d", lo, hi);
+
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 6, 1, &err), DRSCH_OK, "%s", err.msg);
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    nn_layer *conv2 = &net->layers[2];
+    if (!conv2->direct)
+        cr_skip_test("conv2 is not a direct convolution here (no AVX-512)");
+    rng_reset(62);
+    float *x = rand_buf(6 * 784, 1.0), *dy = rand_buf(6 * 16, 0.5);
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const float rates[3][2] = {{1, 1}, {5, 1}, {1, 5}};
+    nn_param p = nn_param_at(net, conv2->p_w);
+    float *first = malloc(p.count * sizeof(float));
+    for (int r = 0; r < 3; r++) {
+        conv2->wg_rate[0] = rates[r][0], conv2->wg_rate[1] = rates[r][1];
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
+        if (r == 0)
+            memcpy(first, p.grad, p.count * sizeof(float));
+        else
+            cr_expect(memcmp(first, p.grad, p.count * sizeof(float)) == 0,
+                      "rates %g / %g: other gradient bits", rates[r][0], rates[r][1]);
+    }
+    cr_expect(conv2->wg_rate[0] > 0 && conv2->wg_rate[1] > 0, "the pass measured the rates");
+    omp_set_num_threads(before);
+    free(first), free(x), free(dy);
+    nn_net_free(net);
 }
 
 /* ---- model files and encoding ----------------------------------------------------------- */
