@@ -26,28 +26,6 @@
 
 #include "nn_internal.h"
 
-/* Thread th's tasks [*lo, *hi) of ntask, in thread order, in proportion to the threads' rates
- * (equal shares until every thread has one; each thread at least a quarter of an equal share). */
-void nn_wgrad_share(const nn_layer *L, int ntask, int th, int nth, int *lo, int *hi)
-{
-    double w[NN_WG_THREADS], total = 0, mean = 0;
-    bool known = nth <= NN_WG_THREADS;
-    for (int i = 0; known && i < nth; i++)
-        known = L->wg_rate[i] > 0, mean += L->wg_rate[i] / nth;
-    if (!known) {
-        *lo = (int)((long)ntask * th / nth);
-        *hi = (int)((long)ntask * (th + 1) / nth);
-        return;
-    }
-    for (int i = 0; i < nth; i++)
-        total += w[i] = L->wg_rate[i] > mean / 4 ? L->wg_rate[i] : mean / 4;
-    double cum = 0;
-    for (int i = 0; i < th; i++)
-        cum += w[i];
-    *lo = (int)(ntask * (cum / total) + 0.5);
-    *hi = th + 1 == nth ? ntask : (int)(ntask * ((cum + w[th]) / total) + 0.5);
-}
-
 #if defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -433,16 +411,6 @@ static void wgrad_any(const conv_shape *s, const float *x, const float *dy, floa
     wgrad_block(s, x, dy, d, n0, n1, ky, kx, c0, ob, 0, 0, 0);
 }
 
-/* seconds, for the threads' rates (none without OpenMP: one thread) */
-static double wall(void)
-{
-#ifdef _OPENMP
-    return omp_get_wtime();
-#else
-    return 0;
-#endif
-}
-
 /* Weight and bias gradients: task t is kernel tap (ky, kx) and input channels WG_IC
  * (t % (IC / WG_IC)) .. +WG_IC - 1 for all output channels in blocks of WG_OC; the threads split
  * the tasks, each summing its own over every image. So each thread reads every image's source
@@ -457,7 +425,8 @@ static double wall(void)
  * With this and the other passes' tasks handed out dynamically, against static shares
  * (drsch-mnist, 2 threads, 2-core Zen 5, `drsch bench train --no-limits --repetitions 3` run
  * alternately, ten each): +10.1% and +10.0% with a quarter of CPU 1 or CPU 0 taken in
- * half-millisecond slices (ci/slow-core), +0.5% and -0.5% (twenty each) on the quiet machine. */
+ * half-millisecond slices (ci/slow-core), +0.5% and -0.5% (twenty each) on the quiet machine;
+ * of that, the rates here against equal shares: +3.1% and +4.1% (twelve each). */
 void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
@@ -467,8 +436,8 @@ void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
     const size_t pixels = (size_t)s.n * s.oh * s.ow;
     const size_t xi = (size_t)s.ih * s.iw * s.ic, gi = (size_t)s.oh * s.ow * s.oc; /* per image */
     const wgrad_fn f = s.ow == 7 && s.ps == 32 && s.oc == 64 ? wgrad_7_32_64 : wgrad_any;
-    double rate[NN_WG_THREADS] = {0};
-    int team = 1;
+    double took[NN_RATE_THREADS] = {0};
+    int share[NN_RATE_THREADS] = {0}, team = 1;
 #pragma omp parallel
     {
 #ifdef _OPENMP
@@ -477,8 +446,8 @@ void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
         const int th = 0, nth = 1;
 #endif
         int lo, hi;
-        nn_wgrad_share(L, ntask, th, nth, &lo, &hi);
-        const double t0 = wall();
+        nn_rate_share(L->wg_rate, ntask, th, nth, &lo, &hi);
+        const double t0 = nn_wall();
         for (int t = lo; t < hi; t++)
             memset(dw + (size_t)t * WG_IC * s.oc, 0, (size_t)WG_IC * s.oc * sizeof *dw);
         const size_t mine = (size_t)(hi - lo);
@@ -503,9 +472,8 @@ void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
                       ob);
             }
         }
-        const double took = wall() - t0;
-        if (th < NN_WG_THREADS)
-            rate[th] = hi > lo && took > 0 ? (hi - lo) / took : 0;
+        if (th < NN_RATE_THREADS)
+            took[th] = nn_wall() - t0, share[th] = hi - lo;
         if (th == 0)
             team = nth;
         /* bias gradient: each thread its blocks of 16 channels, rows in order */
@@ -516,11 +484,8 @@ void nn_direct_backward_weights(const nn_net *net, nn_layer *L)
             _mm512_storeu_ps(db + ob, acc);
         }
     }
-    /* the rates, smoothed over passes; a thread without tasks keeps its rate */
-    for (int i = 0; i < team && i < NN_WG_THREADS; i++)
-        if (rate[i] > 0)
-            L->wg_rate[i] =
-                L->wg_rate[i] > 0 ? (float)(0.5 * L->wg_rate[i] + 0.5 * rate[i]) : (float)rate[i];
+    for (int i = 0; i < team && i < NN_RATE_THREADS; i++)
+        nn_rate_note(L->wg_rate, i, share[i], took[i]);
 }
 
 bool nn_direct_fits(const nn_net *net, const nn_layer *L)

@@ -12,7 +12,7 @@
 
 #include "nn.h"
 
-#define NN_WG_THREADS 16 /* threads whose weight-gradient rates a layer keeps */
+#define NN_RATE_THREADS 16 /* threads whose rates a pass keeps (nn_rate_share) */
 
 typedef struct {
     nn_layer_spec spec;
@@ -83,7 +83,7 @@ typedef struct {
     dnnl_memory_t stem_mask, stem_part;
     /* a direct convolution's weight-gradient tasks a second on each thread in its passes so far
      * (0: not measured), which set the threads' shares of the next pass (nn_direct.c) */
-    float wg_rate[NN_WG_THREADS];
+    float wg_rate[NN_RATE_THREADS];
 } nn_layer;
 
 typedef struct {
@@ -144,6 +144,19 @@ dnnl_dim_t nn_gemm_depth(const nn_layer *L);
  * (contiguous runs that differ in length by at most one). */
 void nn_thread_share(int n, int *lo, int *hi);
 
+/* Shares that follow the threads' speeds, for passes whose items cannot be handed out as the
+ * threads free up (each item reads data a thread keeps in its caches across items): thread th of
+ * nth's share [*lo, *hi) of n items, contiguous, in thread order, in proportion to rate[th] among
+ * rate[0 .. nth) (items a second, as nn_rate_note keeps them; equal shares until every thread has
+ * a rate, or above NN_RATE_THREADS threads; each thread at least a quarter of an equal share's
+ * weight). nn_rate_note folds a thread's latest items / seconds into rate[th] (half the old rate,
+ * half the new; the caller passes each thread's measurement after the parallel region, so the
+ * shares stay the same through it). nn_wall: seconds (0 without OpenMP). Which thread computes an
+ * item never changes its sums, so the shares change no value. */
+void nn_rate_share(const float *rate, int n, int th, int nth, int *lo, int *hi);
+void nn_rate_note(float *rate, int th, int items, double seconds);
+double nn_wall(void);
+
 /* Outside a parallel region: whether a pass that writes bytes, shared among the threads, stores
  * them past the caches (non-temporal stores): when each thread's share is larger than the L2
  * (sysconf's, else 1 MiB; DRSCH_L2_BYTES, a positive number of bytes, overrides it, so that tests
@@ -186,9 +199,6 @@ void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float 
                               int count);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, nn_layer *L);
-/* Thread th of nth's share [*lo, *hi) of the ntask tasks of L's weight gradient, which follows
- * the threads' rates in L->wg_rate (equal until each thread has one). */
-void nn_wgrad_share(const nn_layer *L, int ntask, int th, int nth, int *lo, int *hi);
 /* The same forward loops for a convolution of a 2 x 2 output (drsch-mnist's conv3, an sgemm
  * layer otherwise): f32, stride 1, no padding, input channels a multiple of 16, output channels
  * a multiple of 32, AVX-512 (nn_direct_group_fits). Up to three whole images a block, so that each

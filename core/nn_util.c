@@ -21,6 +21,43 @@ void nn_thread_share(int n, int *lo, int *hi)
     *hi = (int)((long)n * (th + 1) / nth);
 }
 
+void nn_rate_share(const float *rate, int n, int th, int nth, int *lo, int *hi)
+{
+    double w[NN_RATE_THREADS], total = 0, mean = 0;
+    bool known = nth <= NN_RATE_THREADS;
+    for (int i = 0; known && i < nth; i++)
+        known = rate[i] > 0, mean += rate[i] / nth;
+    if (!known) {
+        *lo = (int)((long)n * th / nth);
+        *hi = (int)((long)n * (th + 1) / nth);
+        return;
+    }
+    for (int i = 0; i < nth; i++)
+        total += w[i] = rate[i] > mean / 4 ? rate[i] : mean / 4;
+    double cum = 0;
+    for (int i = 0; i < th; i++)
+        cum += w[i];
+    *lo = (int)(n * (cum / total) + 0.5);
+    *hi = th + 1 == nth ? n : (int)(n * ((cum + w[th]) / total) + 0.5);
+}
+
+double nn_wall(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0;
+#endif
+}
+
+void nn_rate_note(float *rate, int th, int items, double seconds)
+{
+    if (th >= NN_RATE_THREADS || items <= 0 || !(seconds > 0))
+        return;
+    const double r = items / seconds;
+    rate[th] = rate[th] > 0 ? (float)(0.5 * rate[th] + 0.5 * r) : (float)r;
+}
+
 bool nn_write_past_caches(size_t bytes)
 {
     static long l2; /* the L2's size, once (sysconf asks cpuid, which a VM traps): every thread

@@ -1387,21 +1387,33 @@ Test(core_sgd, drsch_recipe_is_the_named_architectures_update)
 }
 
 /* The threads' shares of a direct convolution's weight-gradient tasks follow their measured
- * rates (a slower thread gets fewer), and the gradients are the same bits whatever the shares. */
+ * rates (nn_rate_share, nn_rate_note: a slower thread gets fewer), and the gradients are the
+ * same bits whatever the shares. */
 Test(core_sgd, weight_gradient_shares_follow_the_rates_and_keep_the_bits)
 {
     int lo, hi;
     nn_layer L = {0};
-    nn_wgrad_share(&L, 100, 1, 2, &lo, &hi); /* no rates yet: equal shares */
+    nn_rate_share(L.wg_rate, 100, 1, 2, &lo, &hi); /* no rates yet: equal shares */
     cr_expect(lo == 50 && hi == 100, "%d %d", lo, hi);
     L.wg_rate[0] = 3, L.wg_rate[1] = 1;
-    nn_wgrad_share(&L, 100, 0, 2, &lo, &hi);
+    nn_rate_share(L.wg_rate, 100, 0, 2, &lo, &hi);
     cr_expect(lo == 0 && hi == 75, "%d %d", lo, hi);
-    nn_wgrad_share(&L, 100, 1, 2, &lo, &hi);
+    nn_rate_share(L.wg_rate, 100, 1, 2, &lo, &hi);
     cr_expect(lo == 75 && hi == 100, "%d %d", lo, hi);
     L.wg_rate[0] = 1000; /* the slow thread keeps a quarter of an equal share */
-    nn_wgrad_share(&L, 100, 1, 2, &lo, &hi);
+    nn_rate_share(L.wg_rate, 100, 1, 2, &lo, &hi);
     cr_expect(hi - lo == (int)(100 * 125.125 / 1125.125 + 0.5), "%d %d", lo, hi);
+    /* rates: the first measurement, then half the old and half the new; none from a thread
+     * without items or time */
+    float r[NN_RATE_THREADS] = {0};
+    nn_rate_note(r, 1, 100, 2.0);
+    cr_expect_float_eq(r[1], 50.0f, 1e-6);
+    nn_rate_note(r, 1, 100, 1.0);
+    cr_expect_float_eq(r[1], 75.0f, 1e-6);
+    nn_rate_note(r, 1, 0, 1.0);
+    nn_rate_note(r, 1, 10, 0.0);
+    cr_expect_float_eq(r[1], 75.0f, 1e-6);
+    cr_expect_float_eq(r[0], 0.0f, 0);
 
     nn_config cfg;
     drsch_error err;
