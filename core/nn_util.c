@@ -17,8 +17,8 @@ void nn_thread_share(int n, int *lo, int *hi)
 #else
     const int th = 0, nth = 1;
 #endif
-    *lo = (int)((long)n * th / nth);
-    *hi = (int)((long)n * (th + 1) / nth);
+    static const float none[NN_RATE_THREADS]; /* no rates: equal shares */
+    nn_rate_share(none, n, th, nth, lo, hi);
 }
 
 void nn_rate_share(const float *rate, int n, int th, int nth, int *lo, int *hi)
