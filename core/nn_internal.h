@@ -67,6 +67,9 @@ typedef struct {
      * [KW][KH][OC][IC], source and output nhwc, ReLU backward by relu_bwd, no other primitives */
     bool direct;
     bool direct_src16; /* its source (and diff_src) in oneDNN's nChw16c, not nhwc */
+    /* a direct convolution with a 2 x 2 output (nn_direct_group_fits) in a training net: its
+     * forward pass and input gradient a few whole images a block */
+    bool direct_grouped;
     /* a fully connected layer computed by drsch's AVX-512 loops (nn_fc.c): weights oi, a copy
      * in io for the forward pass (w_fwd), source and output nc, no primitives */
     bool fc_own;

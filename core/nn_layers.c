@@ -422,7 +422,8 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
         L->direct_src16 = true;
     }
     L->direct = true;
-    snprintf(L->impl, sizeof L->impl, "direct:avx512");
+    snprintf(L->impl, sizeof L->impl,
+             L->direct_grouped ? "direct:avx512+grouped" : "direct:avx512");
     TRY(bind_own_conv(net, i, &S, true, err));
     if (!net->cfg.training)
         return DRSCH_OK;
@@ -469,8 +470,18 @@ static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
 {
     if (nn_stem_fits(net, i))
         return build_conv_stem(net, i, err);
-    if (nn_conv_as_gemm(&net->layers[i]))
+    if (nn_conv_as_gemm(&net->layers[i])) {
+        /* A training net's convolution of a 2 x 2 output that both the grouped forward loops
+         * and the direct gradients take (drsch-mnist's conv3) runs wholly on drsch's loops: no
+         * unfolded source, no sgemm, no col2im (nn_direct.c, L->direct_grouped). Inference nets
+         * keep the sgemm layer, whose forward pass the chain computes with the same loops. */
+        nn_layer *L = &net->layers[i];
+        if (net->cfg.training && nn_direct_group_fits(net, L) && nn_direct_fits(net, L)) {
+            L->direct_grouped = true;
+            return build_conv_direct(net, i, err);
+        }
         return build_conv_gemm(net, i, err);
+    }
     if (nn_direct_fits(net, &net->layers[i]))
         return build_conv_direct(net, i, err);
 

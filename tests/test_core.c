@@ -401,12 +401,13 @@ Test(core_forward, direct_conv_matches_reference)
         }
 }
 
-/* A convolution of a 2 x 2 output (drsch-mnist's conv3: 6x6 input, 5x5 taps; an sgemm layer whose
- * forward pass runs on the direct loops, up to three whole images a block, where oneDNN runs
- * AVX-512): 16 and 64 input channels (the general and the constant source pixel stride), with
- * and without ReLU, 8 images (blocks of 3, 3, 2 at 1 thread, 3, 1 and 3, 1 at 2), in a training
- * net and in an inference net. Against the naive convolution, and the same bits at 1 and 2
- * threads and in both nets. */
+/* A convolution of a 2 x 2 output (drsch-mnist's conv3: 6x6 input, 5x5 taps; where oneDNN runs
+ * AVX-512 its forward pass runs on the direct loops, up to three whole images a block: in an
+ * sgemm layer, and in a training net whose layer the direct gradients also take, 64 input
+ * channels here, wholly on drsch's loops): 16 and 64 input channels (the general and the constant
+ * source pixel stride), with and without ReLU, 8 images (blocks of 3, 3, 2 at 1 thread, 3, 1 and
+ * 3, 1 at 2), in a training net and in an inference net. Against the naive convolution, and the
+ * same bits at 1 and 2 threads and in both nets. */
 Test(core_forward, grouped_conv_matches_reference)
 {
     rng_reset(31);
@@ -430,7 +431,9 @@ Test(core_forward, grouped_conv_matches_reference)
             ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, 1, 0, relu, OH, OW);
             for (int t = 0; t < 2; t++) {
                 if (onednn_has_avx512_core())
-                    cr_expect_str_eq(nn_layer_impl(nets[t], 0), "direct:avx512+sgemm");
+                    cr_expect_str_eq(nn_layer_impl(nets[t], 0), t == 1 && C == 64
+                                                                    ? "direct:avx512+grouped"
+                                                                    : "direct:avx512+sgemm");
                 cr_assert_eq(nn_params_import(nets[t], p, nn_params_plain_size(nets[t]), &err),
                              DRSCH_OK, "%s", err.msg);
                 for (int threads = 1; threads <= 2; threads++) {
@@ -452,17 +455,24 @@ Test(core_forward, grouped_conv_matches_reference)
         }
 }
 
-/* Its gradients (an sgemm layer's, over the source the forward pass unfolds while the direct
- * loops compute the output) against finite differences, with ReLU and the input gradient. */
+/* Its gradients against finite differences, with ReLU and the input gradient: an sgemm layer's
+ * (16 input channels, over the source the forward pass unfolds while the direct loops compute the
+ * output) and, where oneDNN runs AVX-512, the direct loops' (64 input channels; 64 output
+ * channels, the general output pixel stride, and 128, drsch-mnist's conv3, the constant one),
+ * over 4 images: blocks of 3 and 1 images. */
 Test(core_gradient, grouped_conv)
 {
     rng_reset(33);
-    nn_layer_spec l[] = {L_CONV(32, 5, 1, 0, 1)};
-    nn_net *net = make_net(l, 1, 16, 6, 6, 4, 4, 1);
-    if (onednn_has_avx512_core())
-        cr_expect_str_eq(nn_layer_impl(net, 0), "direct:avx512+sgemm");
-    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
-    nn_net_free(net);
+    const int shapes[][2] = {{16, 32}, {64, 64}, {64, 128}}; /* input, output channels */
+    for (int k = 0; k < 3; k++) {
+        nn_layer_spec l[] = {L_CONV(shapes[k][1], 5, 1, 0, 1)};
+        nn_net *net = make_net(l, 1, shapes[k][0], 6, 6, 4, 4, 1);
+        if (onednn_has_avx512_core())
+            cr_expect_str_eq(nn_layer_impl(net, 0),
+                             k ? "direct:avx512+grouped" : "direct:avx512+sgemm");
+        check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+        nn_net_free(net);
+    }
 }
 
 Test(core_forward, pooling_matches_reference_ceil_mode)
@@ -820,15 +830,17 @@ Test(core_gradient, direct_conv_after_blocked_layers)
     nn_net_free(net);
 }
 
-/* The direct convolutions' gradients do not depend on the number of threads: each weight is
- * summed over the images in one order (drsch-mnist's conv2 shape, batch 5 so that the images
- * split unevenly, 1 against 2 threads). */
-Test(core_gradient, direct_conv_gradients_same_at_any_thread_count)
+/* One direct convolution (c -> o channels, 5x5 taps over an h x h input, ReLU, batch 5 so that
+ * the images split unevenly): its parameter and input gradients the same bits at 1 and 2
+ * threads. */
+static void direct_gradients_same_at_1_and_2_threads(int c, int o, int h)
 {
-    rng_reset(19);
-    nn_layer_spec l[] = {L_CONV(64, 5, 1, 0, 1)};
-    nn_net *net = make_net(l, 1, 32, 11, 11, 4, 5, 1);
-    expect_direct_impl(net, 0);
+    nn_layer_spec l[] = {L_CONV(o, 5, 1, 0, 1)};
+    nn_net *net = make_net(l, 1, c, h, h, 4, 5, 1);
+    if (h - 4 == 2)
+        cr_expect_str_eq(nn_layer_impl(net, 0), "direct:avx512+grouped");
+    else
+        expect_direct_impl(net, 0);
     const size_t nin = 5 * nn_input_size(net), nout = 5 * (size_t)nn_output_dim(net);
     float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
     float *g[2] = {NULL, NULL}, *gin[2] = {NULL, NULL};
@@ -848,6 +860,16 @@ Test(core_gradient, direct_conv_gradients_same_at_any_thread_count)
     cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
     free(g[0]), free(g[1]), free(gin[0]), free(gin[1]), free(x), free(r);
     nn_net_free(net);
+}
+
+/* The direct convolutions' gradients do not depend on the number of threads: each weight is
+ * summed over the images in one order, each input value by one thread (drsch-mnist's conv2 and,
+ * where the direct loops take it, conv3 shapes, 1 against 2 threads). */
+Test(core_gradient, direct_conv_gradients_same_at_any_thread_count)
+{
+    rng_reset(19);
+    for (int conv3 = 0; conv3 <= onednn_has_avx512_core(); conv3++)
+        direct_gradients_same_at_1_and_2_threads(conv3 ? 64 : 32, conv3 ? 128 : 64, conv3 ? 6 : 11);
 }
 
 Test(core_gradient, pooling)
