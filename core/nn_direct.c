@@ -254,6 +254,18 @@ void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *
         f(&s, x, w, b, y, 0, ocb, L->spec.relu);
 }
 
+/* The grouped passes' blocks: groups_of(s) blocks of NN_DIRECT_GROUP_MAX images, the last one
+ * shorter; block k starts at image *n and holds group_at's return value of them. */
+static int groups_of(const conv_shape *s)
+{
+    return (s->n + NN_DIRECT_GROUP_MAX - 1) / NN_DIRECT_GROUP_MAX;
+}
+static int group_at(const conv_shape *s, int k, int *n)
+{
+    *n = k * NN_DIRECT_GROUP_MAX;
+    return s->n - *n < NN_DIRECT_GROUP_MAX ? s->n - *n : NN_DIRECT_GROUP_MAX;
+}
+
 void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L)
 {
     const conv_shape s = shape_of(net, L);
@@ -261,11 +273,11 @@ void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L)
                 *b = nn_mem_ptr(L->b);
     float *y = nn_mem_ptr(L->dst);
     const grp_fn *fs = GRP[s.ps == 64];
-    const int groups = (s.n + NN_DIRECT_GROUP_MAX - 1) / NN_DIRECT_GROUP_MAX;
+    const int groups = groups_of(&s);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < groups; k++) {
-        const int n = k * NN_DIRECT_GROUP_MAX;
-        const int g = s.n - n < NN_DIRECT_GROUP_MAX ? s.n - n : NN_DIRECT_GROUP_MAX;
+        int n;
+        const int g = group_at(&s, k, &n);
         for (int ocb = 0; ocb < s.oc; ocb += 32)
             fs[g - 1](&s, x, w, b, y, n, ocb, L->spec.relu);
     }
@@ -414,11 +426,11 @@ static void backward_data_grouped(const nn_net *net, const nn_layer *L)
     const float *dy = nn_mem_ptr(L->diff_dst), *wt = nn_mem_ptr(L->w_bwd);
     float *dx = nn_mem_ptr(L->diff_src);
     const bwd_grp_fn *fs = BWD_GRP[s.oc == 128];
-    const int groups = (s.n + NN_DIRECT_GROUP_MAX - 1) / NN_DIRECT_GROUP_MAX;
+    const int groups = groups_of(&s);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < groups; k++) {
-        const int n = k * NN_DIRECT_GROUP_MAX;
-        const int g = s.n - n < NN_DIRECT_GROUP_MAX ? s.n - n : NN_DIRECT_GROUP_MAX;
+        int n;
+        const int g = group_at(&s, k, &n);
         fs[g - 1](&s, dy, wt, dx, n);
     }
 }
