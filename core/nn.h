@@ -156,6 +156,27 @@ DRSCH_API drsch_status nn_backward(nn_net *net, const float *dy, const float *du
 /* After nn_backward on a net created with input_grad: batch x C x H x W. */
 DRSCH_API const float *nn_input_grad(const nn_net *net);
 
+/* ---- pass timing (profiling) ------------------------------------------------------------ */
+/* Where a step's time goes: the wall time of each layer's forward and backward pass, of the
+ * copies of the parameters a forward or backward pass refreshes after an update, and of
+ * nn_sgd_step, summed over the passes since timing was turned on. A layer's pass is timed from
+ * the end of the layer before it to the end of its own work (its input's reorder included, its
+ * oneDNN primitives waited for); the reorder of the last layer's output or of the caller's dy to
+ * the net's layouts is the last layer's. When an inference net computes its first layers image by
+ * image (nn_layer_impl: a first layer "drsch:stem" followed by direct convolutions), their whole
+ * time is layer 0's. Timing costs two clock reads and a stream wait a layer. FLOPs: one pass's
+ * multiply-adds x 2 of the convolutions and fc layers (0 for the other layers), as nn_flops sums
+ * them; backward_flops[i] counts the input gradient only where the layer computes it. */
+typedef struct {
+    int64_t forwards, backwards, sgd_steps; /* passes timed */
+    double refresh_s, sgd_s;                /* seconds: parameter copies, SGD steps */
+    double forward_s[NN_MAX_LAYERS], backward_s[NN_MAX_LAYERS];         /* seconds, summed */
+    double forward_flops[NN_MAX_LAYERS], backward_flops[NN_MAX_LAYERS]; /* of one pass */
+} nn_pass_times;
+/* on != 0: zeroes the sums and times every pass from now on; 0: stops timing, keeping the sums. */
+DRSCH_API void nn_net_time_passes(nn_net *net, int32_t on);
+DRSCH_API void nn_net_pass_times(const nn_net *net, nn_pass_times *out);
+
 DRSCH_API void nn_set_hash_scale(nn_net *net, float s);
 /* Records the input normalisation (NN_MAX_IN_C means and scales; see nn_config). */
 DRSCH_API void nn_set_input_norm(nn_net *net, const float *mean, const float *scale);

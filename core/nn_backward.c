@@ -116,8 +116,11 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                           "backward pass: the network was created for inference, not training");
     if (!dy)
         return drsch_fail(err, DRSCH_ERR_ARG, "backward pass: no output gradient given");
-    if (net->weights_dirty)
+    double t = net->timing ? nn_clock() : 0;
+    if (net->weights_dirty) {
         TRY(nn_net_refresh_weights(net, err));
+        nn_lap(net, &net->times.refresh_s, &t);
+    }
     nn_layer *last = &net->layers[net->n_layers - 1];
     if (net->dy_reorder) {
         DN(dnnl_memory_set_data_handle(net->dy_mem, (void *)(uintptr_t)dy), "dy handle");
@@ -213,8 +216,10 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
         }
         if (data && L->diff_src_reorder)
             TRY(nn_run_reorder(net, L->diff_src_reorder, L->diff_src, L->diff_in, err));
+        nn_lap(net, &net->times.backward_s[i], &t);
     }
     DN(dnnl_stream_wait(net->stream), "stream wait");
+    net->times.backwards += net->timing;
     return DRSCH_OK;
 }
 

@@ -415,8 +415,11 @@ static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error
 {
     if (!x)
         return drsch_fail(err, DRSCH_ERR_ARG, "forward pass: no input images given");
-    if (net->weights_dirty)
+    double t = net->timing ? nn_clock() : 0;
+    if (net->weights_dirty) {
         TRY(nn_net_refresh_weights(net, err));
+        nn_lap(net, &net->times.refresh_s, &t);
+    }
     DN(dnnl_memory_set_data_handle(net->in_mem, (void *)(uintptr_t)x), "input handle");
     dnnl_exec_arg_t a[8];
     int first = 0;
@@ -428,6 +431,7 @@ static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error
         DN(dnnl_stream_wait(net->stream), "stream wait");
         chain_forward(net, net->chain_conv, unfolded);
         first = net->chain_conv ? 5 : 4;
+        nn_lap(net, &net->times.forward_s[0], &t);
     }
     for (int i = first; i <= end && i < net->n_layers; i++) {
         nn_layer *L = &net->layers[i];
@@ -507,11 +511,17 @@ static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error
             bitw_forward(net, L);
             break;
         }
+        nn_lap(net, &net->times.forward_s[i], &t);
     }
     if (end == net->n_layers && net->out_reorder)
         TRY(nn_run_reorder(net, net->out_reorder, net->layers[net->n_layers - 1].dst, net->out_mem,
                            err));
     DN(dnnl_stream_wait(net->stream), "stream wait");
+    if (net->timing) {
+        const int last = end < net->n_layers ? end : net->n_layers - 1;
+        nn_lap(net, &net->times.forward_s[last > 0 ? last : 0], &t);
+        net->times.forwards++;
+    }
     return DRSCH_OK;
 }
 

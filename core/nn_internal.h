@@ -87,6 +87,7 @@ typedef struct {
     /* a direct convolution's weight-gradient tasks a second on each thread in its passes so far
      * (0: not measured), which set the threads' shares of the next pass (nn_direct.c) */
     float wg_rate[NN_RATE_THREADS];
+    double flops_fwd, flops_bwd; /* one pass's (nn_pass_times) */
 } nn_layer;
 
 typedef struct {
@@ -125,7 +126,14 @@ struct nn_net {
     bool avx512;                          /* nn_onednn_avx512() when the net was built */
     bool chain, chain_unfold, chain_conv; /* nn_forward's image-by-image start (nn_chain_decide) */
     double flops_fwd, flops_bwd;
+    bool timing;         /* nn_net_time_passes */
+    nn_pass_times times; /* its sums */
 };
+
+/* Pass timing: when the net is timed (nn_net_time_passes), waits for the stream and adds the
+ * seconds since *t to *slot, then sets *t to now; else nothing. nn_clock: monotonic seconds. */
+double nn_clock(void);
+void nn_lap(nn_net *net, double *slot, double *t);
 
 /* Decides, once the layers are built, whether nn_forward runs the first layers image by image. */
 void nn_chain_decide(nn_net *net);

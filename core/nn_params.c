@@ -237,6 +237,20 @@ void nn_flops(const nn_net *net, double *forward, double *backward)
         *backward = net->flops_bwd;
 }
 
+void nn_net_time_passes(nn_net *net, int32_t on)
+{
+    if (on) {
+        memset(&net->times, 0, sizeof net->times);
+        for (int i = 0; i < net->n_layers; i++) {
+            net->times.forward_flops[i] = net->layers[i].flops_fwd;
+            net->times.backward_flops[i] = net->layers[i].flops_bwd;
+        }
+    }
+    net->timing = on != 0;
+}
+
+void nn_net_pass_times(const nn_net *net, nn_pass_times *out) { *out = net->times; }
+
 const char *nn_layer_impl(const nn_net *net, int32_t i)
 {
     return i >= 0 && i < net->n_layers ? net->layers[i].impl : "";

@@ -83,9 +83,10 @@ static drsch_status plan_shapes(nn_net *net, drsch_error *err)
             f = 2.0 * n * c * h * w * L->in_c * sp->kernel * sp->kernel;
         else if (sp->kind == NN_LAYER_FC)
             f = 2.0 * n * c * L->in_c * L->in_h * L->in_w;
-        net->flops_fwd += f;
-        if (net->cfg.training)
-            net->flops_bwd += f * (nn_need_data_grad(net, i) ? 2.0 : 1.0);
+        L->flops_fwd = f;
+        L->flops_bwd = net->cfg.training ? f * (nn_need_data_grad(net, i) ? 2.0 : 1.0) : 0;
+        net->flops_fwd += L->flops_fwd;
+        net->flops_bwd += L->flops_bwd;
     }
     return DRSCH_OK;
 }

@@ -100,6 +100,7 @@ drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsc
                           "SGD step: the network was created for inference, not training");
     const float lr = nn_sgd_lr(c, iter), mom = c->momentum;
     const size_t region = net->block_floats;
+    double t = net->timing ? nn_clock() : 0;
     /* One parallel region for all tensors (waking threads per tensor cost more than the update). */
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp parallel
@@ -118,5 +119,9 @@ drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsc
         }
     }
     net->weights_dirty = true;
+    if (net->timing) {
+        nn_lap(net, &net->times.sgd_s, &t);
+        net->times.sgd_steps++;
+    }
     return DRSCH_OK;
 }

@@ -1,8 +1,10 @@
 /* core/ utilities: status strings, error messages (library code never prints), precisions, the
- * oneDNN ISA, a thread's share of a parallel loop and whether an output goes past the caches. */
+ * oneDNN ISA, a thread's share of a parallel loop, whether an output goes past the caches and the
+ * pass timers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nn_internal.h"
@@ -48,6 +50,23 @@ double nn_wall(void)
 #else
     return 0;
 #endif
+}
+
+double nn_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void nn_lap(nn_net *net, double *slot, double *t)
+{
+    if (!net->timing)
+        return;
+    dnnl_stream_wait(net->stream); /* a failure shows in the pass's own wait */
+    const double now = nn_clock();
+    *slot += now - *t;
+    *t = now;
 }
 
 void nn_rate_note(float *rate, int th, int items, double seconds)

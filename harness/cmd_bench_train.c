@@ -13,7 +13,10 @@
  * 2 flops.
  * Timing: --warmup untimed runs, then --repetitions repetitions of --iters runs; the best
  * repetition is reported (the machine is shared), the mean is a counter too. For the regression
- * gate: --no-limits skips the peak, --plant-slowdown stretches every timed repetition. */
+ * gate: --no-limits skips the peak, --plant-slowdown stretches every timed repetition.
+ * train --passes: where a step's time goes, each layer's forward and backward pass, the loss, the
+ * SGD step and the parameter copies (nn_pass_times), their means over every timed step, with each
+ * pass's GFLOP/s and share of the peak; printed after the headline and written as counters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +35,7 @@ typedef struct {
     const char *arch, *json;
     int64_t batch, bits, threads, iters, warmup, repetitions, seed, images, replicas;
     double ghz, plant; /* plant: --plant-slowdown, 1 when not given */
-    int no_limits, real;
+    int no_limits, real, passes;
     nn_precision precision; /* encode only; training is f32 */
     char impl[64];          /* oneDNN implementation of the first layer (encode) */
     char layers[512];       /* every layer's implementation (nn_layer_impl), "-" for none */
@@ -128,6 +131,13 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed steps before the first repetition"),
         CLI_CUSTOM("precision", &o->precision, refuse_precision, "P",
                    "refused: an option of bench encode, training runs in f32 (default f32)"),
+        CLI_SWITCH(
+            "passes", &o->passes, 1,
+            "also time each layer's forward and backward pass, the loss, the SGD step and "
+            "the parameter copies: their means over the timed steps, with GFLOP/s and the "
+            "share of the peak (with --replicas, the lead replica's passes against its share of "
+            "the peak); the timers add a "
+            "clock read and a wait a layer, about 1% of a drsch-mnist step (default: off)"),
     };
     const cli_flag tail[] = {
         CLI_INT("repetitions", &o->repetitions, 1, 1000, "R",
@@ -151,6 +161,8 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_END,
     };
     _Static_assert(sizeof head + sizeof encode + sizeof tail <= MAX_FLAGS * sizeof(cli_flag),
+                   "MAX_FLAGS");
+    _Static_assert(sizeof head + sizeof train + sizeof tail <= MAX_FLAGS * sizeof(cli_flag),
                    "MAX_FLAGS");
     memcpy(flags, head, sizeof head);
     flags += sizeof head / sizeof *head;
@@ -214,12 +226,113 @@ static float *random_images(size_t n, size_t size, uint64_t seed)
     return x;
 }
 
+/* bench train --passes: the net's pass times over the timed steps, the loss's, and what each
+ * layer is (kept before the net is freed). */
+typedef struct {
+    nn_pass_times t;
+    double loss_s, steps_s; /* seconds over the timed steps: the loss's, the steps' */
+    int64_t steps;
+    int n_layers;
+    char what[NN_MAX_LAYERS][64]; /* "conv 5x5/2 32 drsch:stem" */
+} passes;
+
 typedef struct {
     double best, mean, cpu_best; /* seconds per run */
     mc_counters *hw;             /* opened before the first parallel region */
     mc_counts counts;            /* over the timed runs */
     double runs;                 /* timed runs */
+    passes *passes;              /* train --passes, else NULL */
 } timing;
+
+/* What layer i of net is, for the passes table: its kind, shape and implementation. */
+static void describe_layer(const nn_net *net, int i, char *buf, size_t cap)
+{
+    const nn_layer_spec *sp = &nn_net_config(net)->arch.layers[i];
+    const char *impl = nn_layer_impl(net, i);
+    impl = impl[0] ? impl : "drsch";
+    switch (sp->kind) {
+    case NN_LAYER_CONV:
+        snprintf(buf, cap, "conv %dx%d/%d %d, %s", sp->kernel, sp->kernel, sp->stride, sp->out,
+                 impl);
+        break;
+    case NN_LAYER_POOL_MAX:
+    case NN_LAYER_POOL_AVG:
+        snprintf(buf, cap, "%s pool %dx%d/%d, %s", sp->kind == NN_LAYER_POOL_MAX ? "max" : "avg",
+                 sp->kernel, sp->kernel, sp->stride, impl);
+        break;
+    case NN_LAYER_FC:
+        snprintf(buf, cap, "fc %d, %s", sp->out ? sp->out : nn_output_dim(net), impl);
+        break;
+    case NN_LAYER_HASH: snprintf(buf, cap, "hash, %s", impl); break;
+    case NN_LAYER_BITW: snprintf(buf, cap, "bit weights, %s", impl); break;
+    }
+}
+
+/* One pass of the table appended to line (cap bytes): ms a step, and GFLOP/s and the share of
+ * the peak when it computes. */
+static void pass_cell(char *line, size_t cap, double seconds, double flops, double peak)
+{
+    size_t len = strlen(line);
+    len += (size_t)snprintf(line + len, cap - len, "  %8.3f ms", 1e3 * seconds);
+    const double gf = flops > 0 && seconds > 0 ? flops / seconds * 1e-9 : 0;
+    if (len < cap && gf > 0)
+        len += (size_t)snprintf(line + len, cap - len, " %7.1f GFLOP/s", gf);
+    else if (len < cap)
+        len += (size_t)snprintf(line + len, cap - len, "%15s", "");
+    if (len < cap && gf > 0 && peak > 0)
+        snprintf(line + len, cap - len, " %5.1f%%", 100 * gf / peak);
+    else if (len < cap)
+        snprintf(line + len, cap - len, "%7s", "");
+}
+
+/* The passes table after the headline, and its counters in e when e is given. */
+static void report_passes(const passes *p, double peak, rp_entry *e)
+{
+    const double n = (double)(p->steps > 0 ? p->steps : 1);
+    const nn_pass_times *t = &p->t;
+    if (!e) {
+        printf("passes: means over %lld timed steps (ms a step; GFLOP/s and share of the peak "
+               "where they compute)\n",
+               (long long)p->steps);
+        printf("  %-41s %-34s %s\n", "layer", "   forward", "   backward");
+    }
+    double sum = 0;
+    char key[48];
+    for (int i = 0; i < p->n_layers; i++) {
+        const double f = t->forward_s[i] / n, b = t->backward_s[i] / n;
+        sum += f + b;
+        if (e) {
+            snprintf(key, sizeof key, "pass_forward_ms_%d", i);
+            rp_counter(e, key, 1e3 * f);
+            snprintf(key, sizeof key, "pass_backward_ms_%d", i);
+            rp_counter(e, key, 1e3 * b);
+            continue;
+        }
+        char line[200];
+        snprintf(line, sizeof line, "  %2d %-38s", i, p->what[i]);
+        pass_cell(line, sizeof line, f, t->forward_flops[i], peak);
+        pass_cell(line, sizeof line, b, t->backward_flops[i], peak);
+        size_t len = strlen(line);
+        while (len > 0 && line[len - 1] == ' ')
+            line[--len] = 0;
+        printf("%s\n", line);
+    }
+    const double loss = p->loss_s / n, sgd = t->sgd_s / n, copies = t->refresh_s / n,
+                 step = p->steps_s / n;
+    sum += loss + sgd + copies;
+    if (e) {
+        rp_counter(e, "pass_loss_ms", 1e3 * loss);
+        rp_counter(e, "pass_sgd_ms", 1e3 * sgd);
+        rp_counter(e, "pass_copies_ms", 1e3 * copies);
+        rp_counter(e, "pass_step_ms", 1e3 * step);
+        return;
+    }
+    printf("  %-41s  %8.3f ms\n", "loss and its gradient (DRSCH objective)", 1e3 * loss);
+    printf("  %-41s  %8.3f ms\n", "SGD step", 1e3 * sgd);
+    printf("  %-41s  %8.3f ms\n", "parameter copies after the update", 1e3 * copies);
+    printf("  passes %.3f ms of a %.3f ms step (mean); the rest %.3f ms\n", 1e3 * sum, 1e3 * step,
+           1e3 * (step - sum));
+}
 
 static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t,
                   double images_per_run, double flops_per_run, double loss)
@@ -240,6 +353,10 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
         printf("%.1f%% of the f32 peak %.0f GFLOP/s (%s)\n", 100 * gflops / peak, peak, how);
     else
         printf("f32 peak %s\n", how);
+    /* with replicas, the lead replica's passes run on its share of the threads */
+    const double pass_peak = teamed ? peak / (double)o->replicas : peak;
+    if (t->passes)
+        report_passes(t->passes, pass_peak, NULL);
     if (!o->json)
         return 0;
     rp_report *r = rp_create();
@@ -292,6 +409,8 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     cli_report_counters(r, e, t->hw, &t->counts, t->runs);
     if (train)
         rp_counter(e, "loss", loss);
+    if (t->passes)
+        report_passes(t->passes, pass_peak, e);
     rp_counter(e, "replicas", (double)(o->replicas ? o->replicas : threads));
     drsch_error err;
     if (rp_write(r, o->json, &err) != DRSCH_OK) {
@@ -361,16 +480,28 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
     double loss = 0;
     int64_t it = 0;
     int failed = 0;
+    passes *p = t->passes;
+    if (p) {
+        p->n_layers = nn_net_config(net)->arch.n_layers;
+        for (int i = 0; i < p->n_layers; i++)
+            describe_layer(net, i, p->what[i], sizeof p->what[i]);
+    }
     for (int64_t rep = -1; rep < o->repetitions && !failed; rep++) {
         const int64_t steps = rep < 0 ? o->warmup : o->iters;
-        if (rep == 0)
+        if (rep == 0) {
             mc_counters_start(t->hw);
+            if (p)
+                nn_net_time_passes(net, 1);
+        }
         double t0 = cli_now(), c0 = cli_cpu_seconds();
         for (int64_t k = 0; k < steps && !failed; k++, it++) {
             failed = (team ? nn_team_forward(team, x, &err) : nn_forward(net, x, &err)) != DRSCH_OK;
             if (!failed) {
                 const float *y = team ? nn_team_output(team) : nn_output(net);
+                const double l0 = p && rep >= 0 ? cli_now() : 0;
                 failed = dh_loss(&loss_cfg, it, y, N, B, sim, NULL, 0, dy, &st) != 0;
+                if (p && rep >= 0)
+                    p->loss_s += cli_now() - l0;
                 loss = st.loss;
                 failed = failed ||
                          (team ? nn_team_backward(team, dy, &err)
@@ -378,6 +509,8 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
                          nn_sgd_step(net, &sgd, it, &err) != DRSCH_OK;
             }
         }
+        if (p && rep >= 0)
+            p->steps_s += cli_now() - t0, p->steps += steps;
         if (rep >= 0)
             cli_plant_slowdown(o->plant, t0);
         double dt = (cli_now() - t0) / (double)(steps ? steps : 1),
@@ -389,6 +522,10 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
         }
     }
     mc_counters_stop(t->hw, &t->counts);
+    if (p) {
+        nn_net_pass_times(net, &p->t);
+        nn_net_time_passes(net, 0);
+    }
     t->runs = (double)o->repetitions * (double)o->iters;
     free(x), free(dy), free(labels), free(sim);
     team ? nn_team_free(team) : nn_net_free(net);
@@ -406,7 +543,8 @@ int cmd_bench_train(int argc, char **argv)
     if (rc >= 0)
         return rc;
     const int threads = cli_set_threads((int)o.threads);
-    timing t = {1e300, 0, 0, mc_counters_open(), {{0}, {0}}, 0};
+    static passes p; /* large: not on the stack */
+    timing t = {1e300, 0, 0, mc_counters_open(), {{0}, {0}}, 0, o.passes ? &p : NULL};
     rc = bench_train_run(&o, threads, &t);
     mc_counters_close(t.hw);
     return rc;
@@ -493,7 +631,7 @@ int cmd_bench_encode(int argc, char **argv)
     if (rc >= 0)
         return rc;
     const int threads = cli_set_threads((int)o.threads);
-    timing t = {1e300, 0, 0, mc_counters_open(), {{0}, {0}}, 0};
+    timing t = {1e300, 0, 0, mc_counters_open(), {{0}, {0}}, 0, NULL};
     rc = bench_encode_run(&o, threads, &t);
     mc_counters_close(t.hw);
     return rc;

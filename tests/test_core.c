@@ -1274,6 +1274,70 @@ Test(core_sgd, seeded_runs_are_identical)
         free(final[i]);
 }
 
+/* Pass timing: three timed steps count three of each pass; every layer that computes took time
+ * in both directions (the pooling the stem computes next to none), the copies after each update and
+ * the SGD steps took time; the passes' FLOPs add up to nn_flops; timing changes no value; turned
+ * off it adds nothing, turned on again it starts from zero. */
+Test(core_sgd, pass_times_count_each_pass_and_change_nothing)
+{
+    nn_net *nets[2];
+    drsch_error err;
+    for (int k = 0; k < 2; k++) {
+        nn_config cfg;
+        cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 20, 1, &err), DRSCH_OK);
+        cfg.seed = 5;
+        cr_assert_eq(nn_net_create(&nets[k], &cfg, &err), DRSCH_OK, "%s", err.msg);
+    }
+    nn_net *net = nets[0];
+    nn_net_time_passes(net, 1);
+    float *timed = three_steps(net, NULL), *plain = three_steps(nets[1], NULL);
+    cr_expect(memcmp(timed, plain, nn_params_plain_size(net) * sizeof(float)) == 0,
+              "timing the passes changed the weights");
+    nn_pass_times t;
+    nn_net_pass_times(net, &t);
+    cr_expect_eq(t.forwards, 3);
+    cr_expect_eq(t.backwards, 3);
+    cr_expect_eq(t.sgd_steps, 3);
+    const int32_t n = nn_net_config(net)->arch.n_layers;
+    double ff = 0, fb = 0, want_f, want_b;
+    for (int32_t i = 0; i < n; i++) {
+        const nn_layer_kind kind = nn_net_config(net)->arch.layers[i].kind;
+        const bool computes = kind == NN_LAYER_CONV || kind == NN_LAYER_FC;
+        const bool fused = !strcmp(nn_layer_impl(net, i), "drsch:avg+stem");
+        cr_expect(fused ? t.forward_s[i] < t.forward_s[0] / 10 &&
+                              t.backward_s[i] < t.backward_s[0] / 10
+                        : t.forward_s[i] > 0 && t.backward_s[i] > 0,
+                  "layer %d (%s): forward %g s, backward %g s", i, nn_layer_impl(net, i),
+                  t.forward_s[i], t.backward_s[i]);
+        cr_expect(computes ? t.forward_flops[i] > 0 && t.backward_flops[i] >= t.forward_flops[i]
+                           : t.forward_flops[i] == 0 && t.backward_flops[i] == 0,
+                  "layer %d: %g and %g FLOPs", i, t.forward_flops[i], t.backward_flops[i]);
+        ff += t.forward_flops[i], fb += t.backward_flops[i];
+    }
+    for (int32_t i = n; i < NN_MAX_LAYERS; i++)
+        cr_expect(t.forward_s[i] == 0 && t.backward_s[i] == 0, "no layer %d, yet timed", i);
+    nn_flops(net, &want_f, &want_b);
+    cr_expect(ff == want_f && fb == want_b, "FLOPs %g + %g, nn_flops %g + %g", ff, fb, want_f,
+              want_b);
+    /* the first conv computes no input gradient: its backward pass is its weight gradient */
+    cr_expect(t.backward_flops[0] == t.forward_flops[0]);
+    cr_expect(t.backward_flops[2] == 2 * t.forward_flops[2]);
+    cr_expect(t.refresh_s > 0 && t.sgd_s > 0, "copies %g s, SGD %g s", t.refresh_s, t.sgd_s);
+    nn_net_time_passes(net, 0);
+    free(three_steps(net, NULL));
+    nn_pass_times after;
+    nn_net_pass_times(net, &after);
+    cr_expect(memcmp(&after, &t, sizeof t) == 0, "timing off, yet the sums changed");
+    nn_net_time_passes(net, 1);
+    nn_net_pass_times(net, &after);
+    cr_expect(after.forwards == 0 && after.sgd_steps == 0 && after.forward_s[2] == 0 &&
+                  after.refresh_s == 0 && after.forward_flops[2] == t.forward_flops[2],
+              "timing on again: the sums were not zeroed");
+    free(timed), free(plain);
+    nn_net_free(nets[0]);
+    nn_net_free(nets[1]);
+}
+
 Test(core_sgd, step_policy_and_update)
 {
     nn_sgd_config c = {0.1f, 0.5f, 0.01f, 0.5f, 10, 0};

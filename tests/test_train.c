@@ -820,6 +820,66 @@ Test(train, mnist_layer_implementations)
     }
 }
 
+/* The number after "key": in a report (NAN when absent). */
+static double report_number(const char *rep, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(rep, k);
+    return p ? strtod(p + strlen(k), NULL) : NAN;
+}
+
+/* bench train --passes: a row for each of drsch-mnist's ten layers, then the loss, the SGD step
+ * and the parameter copies, and how much of the mean step they cover; the same as counters of the
+ * JSON entry, whose passes add up to at most the step and (the rest being the step's loop) to
+ * most of it; the conv layers' rows give GFLOP/s. Without --passes, no such rows or counters. */
+Test(train, bench_train_passes_cover_the_step)
+{
+    static char out[1 << 16];
+    for (int on = 0; on < 2; on++) {
+        const char *json = tu_path(on ? "passes.json" : "no-passes.json");
+        int rc =
+            tu_run(out, sizeof out,
+                   "%s bench train --batch 20 --iters 4 --warmup 1 --repetitions 2 --threads 2 "
+                   "--no-limits %s --json %s",
+                   tu_exe(), on ? "--passes" : "", json);
+        cr_assert_eq(rc, 0, "%s", out);
+        char *rep = tu_slurp(json, NULL);
+        cr_assert_not_null(rep);
+        if (!on) {
+            cr_expect(!strstr(out, "passes:") && !strstr(rep, "pass_"), "%s", out);
+            free(rep);
+            continue;
+        }
+        cr_expect(strstr(out, "passes: means over 8 timed steps"), "%s", out);
+        const char *rows[] = {" 0 conv 5x5/2 32, ", " 2 conv 5x5/1 64, ", " 3 avg pool 2x2/1, ",
+                              " 7 fc 48, ",         " 9 bit weights, ",   "loss and its gradient",
+                              "SGD step",           "parameter copies"};
+        for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+            cr_expect(strstr(out, rows[i]), "no row '%s': %s", rows[i], out);
+        const char *conv2 = strstr(out, " 2 conv 5x5/1 64, ");
+        cr_expect(conv2 && strstr(conv2, "GFLOP/s") < strchr(conv2, '\n'), "%s", out);
+        double sum = 0;
+        char key[48];
+        for (int i = 0; i < 10; i++)
+            for (int b = 0; b < 2; b++) {
+                snprintf(key, sizeof key, "pass_%s_ms_%d", b ? "backward" : "forward", i);
+                const double v = report_number(rep, key);
+                cr_expect(v >= 0, "%s: %g", key, v);
+                sum += v;
+            }
+        cr_expect(isnan(report_number(rep, "pass_forward_ms_10")));
+        sum += report_number(rep, "pass_loss_ms") + report_number(rep, "pass_sgd_ms") +
+               report_number(rep, "pass_copies_ms");
+        const double step = report_number(rep, "pass_step_ms");
+        cr_expect(sum <= step && sum > 0.5 * step, "passes %g ms of a %g ms step", sum, step);
+        cr_expect(report_number(rep, "pass_forward_ms_2") > 0 &&
+                      report_number(rep, "pass_sgd_ms") > 0,
+                  "%s", rep);
+        free(rep);
+    }
+}
+
 /* The gradient norm that clipping compares with its limit: over drsch-mnist's 348,000 gradient
  * values (seeded, spread over six orders of magnitude), the same bits at 1 and 2 threads, and
  * within 1e-12 (relative) of the norm summed in long double. */
