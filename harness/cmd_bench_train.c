@@ -285,9 +285,17 @@ static void pass_cell(char *line, size_t cap, double seconds, double flops, doub
         snprintf(line + len, cap - len, "%7s", "");
 }
 
-/* The passes table after the headline, and its counters in e when e is given. */
-static void report_passes(const passes *p, double peak, rp_entry *e)
+/* The passes table after the headline, or its counters in e (and what each layer is in r's
+ * context, "pass_layers") when e is given. */
+static void report_passes(const passes *p, double peak, rp_report *r, rp_entry *e)
 {
+    if (e) {
+        char what[NN_MAX_LAYERS * 64 + NN_MAX_LAYERS * 2] = "";
+        for (int i = 0; i < p->n_layers; i++)
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", i ? "; " : "",
+                     p->what[i]);
+        rp_context_set(r, "pass_layers", what);
+    }
     const double n = (double)(p->steps > 0 ? p->steps : 1);
     const nn_pass_times *t = &p->t;
     if (!e) {
@@ -356,7 +364,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     /* with replicas, the lead replica's passes run on its share of the threads */
     const double pass_peak = teamed ? peak / (double)o->replicas : peak;
     if (t->passes)
-        report_passes(t->passes, pass_peak, NULL);
+        report_passes(t->passes, pass_peak, NULL, NULL);
     if (!o->json)
         return 0;
     rp_report *r = rp_create();
@@ -410,7 +418,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     if (train)
         rp_counter(e, "loss", loss);
     if (t->passes)
-        report_passes(t->passes, pass_peak, e);
+        report_passes(t->passes, pass_peak, r, e);
     rp_counter(e, "replicas", (double)(o->replicas ? o->replicas : threads));
     drsch_error err;
     if (rp_write(r, o->json, &err) != DRSCH_OK) {
