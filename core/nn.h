@@ -164,7 +164,7 @@ DRSCH_API const float *nn_input_grad(const nn_net *net);
  * oneDNN primitives waited for); the reorder of the last layer's output or of the caller's dy to
  * the net's layouts is the last layer's. When an inference net computes its first layers image by
  * image (nn_layer_impl: a first layer "drsch:stem" followed by direct convolutions), their whole
- * time is layer 0's. Timing costs two clock reads and a stream wait a layer. FLOPs: one pass's
+ * time is layer 0's. Timing costs a clock read and a stream wait a layer. FLOPs: one pass's
  * multiply-adds x 2 of the convolutions and fc layers (0 for the other layers), as nn_flops sums
  * them; backward_flops[i] counts the input gradient only where the layer computes it. */
 typedef struct {

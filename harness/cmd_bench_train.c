@@ -137,7 +137,7 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
             "the parameter copies: their means over the timed steps, with GFLOP/s and the "
             "share of the peak (with --replicas, the lead replica's passes against its share of "
             "the peak); the timers add a "
-            "clock read and a wait a layer, about 1% of a drsch-mnist step (default: off)"),
+            "clock read and a wait a layer, under 1% of a drsch-mnist step (default: off)"),
     };
     const cli_flag tail[] = {
         CLI_INT("repetitions", &o->repetitions, 1, 1000, "R",
