@@ -131,13 +131,12 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed steps before the first repetition"),
         CLI_CUSTOM("precision", &o->precision, refuse_precision, "P",
                    "refused: an option of bench encode, training runs in f32 (default f32)"),
-        CLI_SWITCH(
-            "passes", &o->passes, 1,
-            "also time each layer's forward and backward pass, the loss, the SGD step and "
-            "the parameter copies: their means over the timed steps, with GFLOP/s and the "
-            "share of the peak (with --replicas, the lead replica's passes against its share of "
-            "the peak); the timers add a "
-            "clock read and a wait a layer, under 1% of a drsch-mnist step (default: off)"),
+        CLI_SWITCH("passes", &o->passes, 1,
+                   "also time each layer's forward and backward pass, the loss, the SGD step and "
+                   "the parameter copies: their means over the timed steps, with GFLOP/s and the "
+                   "share of the peak (with --replicas, the lead replica's passes against its "
+                   "share of the peak); the timers add a clock read and a wait a layer, under 1% "
+                   "of a drsch-mnist step (default: off)"),
     };
     const cli_flag tail[] = {
         CLI_INT("repetitions", &o->repetitions, 1, 1000, "R",
@@ -233,7 +232,7 @@ typedef struct {
     double loss_s, steps_s; /* seconds over the timed steps: the loss's, the steps' */
     int64_t steps;
     int n_layers;
-    char what[NN_MAX_LAYERS][64]; /* "conv 5x5/2 32 drsch:stem" */
+    char what[NN_MAX_LAYERS][64]; /* "conv 5x5/2 32, drsch:stem" */
 } passes;
 
 typedef struct {
