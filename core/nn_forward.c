@@ -518,8 +518,7 @@ static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error
                            err));
     DN(dnnl_stream_wait(net->stream), "stream wait");
     if (net->timing) {
-        const int last = end < net->n_layers ? end : net->n_layers - 1;
-        nn_lap(net, &net->times.forward_s[last > 0 ? last : 0], &t);
+        nn_lap(net, &net->times.forward_s[end < net->n_layers ? end : net->n_layers - 1], &t);
         net->times.forwards++;
     }
     return DRSCH_OK;

@@ -87,7 +87,7 @@ typedef struct {
     /* a direct convolution's weight-gradient tasks a second on each thread in its passes so far
      * (0: not measured), which set the threads' shares of the next pass (nn_direct.c) */
     float wg_rate[NN_RATE_THREADS];
-    double flops_fwd, flops_bwd; /* one pass's (nn_pass_times) */
+    double flops_fwd, flops_bwd; /* one pass's (nn_flops sums them, nn_pass_times) */
 } nn_layer;
 
 typedef struct {
@@ -125,9 +125,8 @@ struct nn_net {
     bool weights_dirty;
     bool avx512;                          /* nn_onednn_avx512() when the net was built */
     bool chain, chain_unfold, chain_conv; /* nn_forward's image-by-image start (nn_chain_decide) */
-    double flops_fwd, flops_bwd;
-    bool timing;         /* nn_net_time_passes */
-    nn_pass_times times; /* its sums */
+    bool timing;                          /* nn_net_time_passes */
+    nn_pass_times times;                  /* its sums */
 };
 
 /* Pass timing: when the net is timed (nn_net_time_passes), waits for the stream and adds the

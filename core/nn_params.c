@@ -231,10 +231,13 @@ const float *nn_bit_weights(const nn_net *net)
 
 void nn_flops(const nn_net *net, double *forward, double *backward)
 {
+    double f = 0, b = 0; /* the layers' own, summed in layer order */
+    for (int i = 0; i < net->n_layers; i++)
+        f += net->layers[i].flops_fwd, b += net->layers[i].flops_bwd;
     if (forward)
-        *forward = net->flops_fwd;
+        *forward = f;
     if (backward)
-        *backward = net->flops_bwd;
+        *backward = b;
 }
 
 void nn_net_time_passes(nn_net *net, int32_t on)

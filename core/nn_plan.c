@@ -85,8 +85,6 @@ static drsch_status plan_shapes(nn_net *net, drsch_error *err)
             f = 2.0 * n * c * L->in_c * L->in_h * L->in_w;
         L->flops_fwd = f;
         L->flops_bwd = net->cfg.training ? f * (nn_need_data_grad(net, i) ? 2.0 : 1.0) : 0;
-        net->flops_fwd += L->flops_fwd;
-        net->flops_bwd += L->flops_bwd;
     }
     return DRSCH_OK;
 }
