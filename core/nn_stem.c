@@ -116,8 +116,12 @@ static const fwd_fn FWD[2][MAX_PB] = {{NN_EACH_1_TO_12(FWD1_NAME)}, {NN_EACH_1_T
 #undef FWD1_NAME
 #undef FWD2_NAME
 
-/* Image n's convolution output into c (its mask into mask's image n when mask is given). */
-static void conv_image(const nn_net *net, const nn_layer *L, int n, uint16_t *mask, float *c)
+/* Image n's convolution output into c (its mask into mask's image n when mask is given); the
+ * `ahead` 64-byte lines at `next` (the lines the pooling will write next; 0 for none) prefetched
+ * for writing, an equal share before each row. */
+__attribute__((target("prfchw"))) static void conv_image(const nn_net *net, const nn_layer *L,
+                                                         int n, uint16_t *mask, float *c,
+                                                         const float *next, size_t ahead)
 {
     const stem_shape s = shape_of(net, L);
     const float *w = nn_mem_ptr(L->w), *b = nn_mem_ptr(L->b);
@@ -126,12 +130,15 @@ static void conv_image(const nn_net *net, const nn_layer *L, int n, uint16_t *ma
     uint16_t *mi = mask ? mask + (size_t)n * pixels * (size_t)(s.oc / 16) : NULL;
     /* rows in blocks of at most MAX_PB pixels, as even as they split */
     const int nb = (s.ow + MAX_PB - 1) / MAX_PB, pb = (s.ow + nb - 1) / nb;
-    for (int oy = 0; oy < s.oh; oy++)
+    for (int oy = 0; oy < s.oh; oy++) {
+        for (size_t l = (size_t)oy * ahead / s.oh; l < (size_t)(oy + 1) * ahead / s.oh; l++)
+            _mm_prefetch((const char *)next + l * 64, _MM_HINT_ET0);
         for (int ocb = 0; ocb < s.oc; ocb += 32)
             for (int ox0 = 0; ox0 < s.ow; ox0 += pb) {
                 const int len = s.ow - ox0 < pb ? s.ow - ox0 : pb;
                 FWD[s.s - 1][len - 1](&s, xi, w, b, c, mi, oy, ox0, ocb, L->spec.relu);
             }
+    }
 }
 
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
@@ -145,8 +152,13 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
         _Alignas(64) float c[STEM_PLANE_MAX];
 #pragma omp for schedule(dynamic, 2)
         for (int n = 0; n < net->cfg.batch; n++) {
-            conv_image(net, L, n, mask, c);
-            nn_pool_image_forward(net, P, c, y + (size_t)n * pooled, past);
+            float *yn = y + (size_t)n * pooled;
+            /* the pooled image's lines, when its stores go through the caches, fetched while the
+             * convolution runs: the pooling's stores had waited on them (the batch's pooled
+             * output was last touched a step before). drsch-mnist, batch 100, 2 threads, 2-core
+             * Zen 5: the pooling took 1.9 of an image's 3.9 us, 0.7 with this */
+            conv_image(net, L, n, mask, c, yn, past ? 0 : pooled * sizeof *y / 64);
+            nn_pool_image_forward(net, P, c, yn, past);
         }
     }
 }
@@ -154,7 +166,7 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n, float *y)
 {
     _Alignas(64) float c[STEM_PLANE_MAX];
-    conv_image(net, L, n, NULL, c);
+    conv_image(net, L, n, NULL, c, y, 0);
     nn_pool_image_forward(net, P, c, y, false);
 }
 
