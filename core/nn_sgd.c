@@ -93,6 +93,30 @@ float nn_sgd_lr(const nn_sgd_config *c, int64_t iter)
     return lr;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_SGD_STREAM 1
+
+/* Updates v..v + 16 * count and w..w + 16 * count (v 64-byte aligned) with the history stored
+ * past the caches: nothing reads it again before the next step's update, and with no momentum
+ * the update does not read it either (0 x v + x is x for every finite v), so its lines are
+ * written without being fetched first. The same operations in the same order as nn_sgd_step's
+ * loop (x = a (g + wd w), then mom v + x, commuted, then w - x). */
+__attribute__((target("avx512f"))) static void
+sgd_stream(float *w, const float *g, float *v, size_t count, float a, float wd, float mom)
+{
+    const __m512 va = _mm512_set1_ps(a), vwd = _mm512_set1_ps(wd), vmom = _mm512_set1_ps(mom);
+    for (size_t k = 0; k < count * 16; k += 16) {
+        const __m512 wk = _mm512_loadu_ps(w + k);
+        __m512 x = _mm512_mul_ps(va, _mm512_add_ps(_mm512_loadu_ps(g + k), _mm512_mul_ps(vwd, wk)));
+        if (mom != 0.0f)
+            x = _mm512_add_ps(_mm512_mul_ps(vmom, _mm512_load_ps(v + k)), x);
+        _mm512_stream_ps(v + k, x);
+        _mm512_storeu_ps(w + k, _mm512_sub_ps(wk, x));
+    }
+}
+#endif
+
 drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsch_error *err)
 {
     if (!net->cfg.training)
@@ -101,22 +125,50 @@ drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsc
     const float lr = nn_sgd_lr(c, iter), mom = c->momentum;
     const size_t region = net->block_floats;
     double t = net->timing ? nn_clock() : 0;
+#ifdef HAVE_SGD_STREAM
+    /* AVX-512: whole vectors of each tensor (64-byte aligned, allocate_params) by sgd_stream, in
+     * units of 64 vectors; the last few values by the loop below. drsch-mnist, batch 100, 2
+     * threads, 2-core Zen 5, `drsch bench train --passes --momentum M`, medians of ten alternate
+     * runs: the update 0.189 -> 0.123 ms with no momentum (the library's default), 0.196 -> 0.125
+     * ms with 0.9 (drsch train's). */
+    const bool stream = __builtin_cpu_supports("avx512f");
+#else
+    const bool stream = false;
+#endif
     /* One parallel region for all tensors (waking threads per tensor cost more than the update). */
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp parallel
 #endif
-    for (int t = 0; t < net->n_tensors; t++) {
-        const nn_tensor *T = &net->tensors[t];
-        float *w = net->block + T->offset, *g = w + region, *v = g + region;
-        const float a = lr * T->lr_mult, wd = c->weight_decay * T->decay_mult;
-        const ptrdiff_t n = (ptrdiff_t)T->count;
+    {
+        for (int t = 0; t < net->n_tensors; t++) {
+            const nn_tensor *T = &net->tensors[t];
+            float *w = net->block + T->offset, *g = w + region, *v = g + region;
+            const float a = lr * T->lr_mult, wd = c->weight_decay * T->decay_mult;
+            const ptrdiff_t n = (ptrdiff_t)T->count, done = stream ? n / 16 * 16 : 0;
+#ifdef HAVE_SGD_STREAM
+            if (stream) {
+                const ptrdiff_t units = (done / 16 + 63) / 64;
+#ifdef DRSCH_HAVE_OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+                for (ptrdiff_t u = 0; u < units; u++) {
+                    const ptrdiff_t k = u * 1024, count = done - k < 1024 ? done - k : 1024;
+                    sgd_stream(w + k, g + k, v + k, (size_t)count / 16, a, wd, mom);
+                }
+            }
+#endif
 #ifdef DRSCH_HAVE_OPENMP
 #pragma omp for simd schedule(static) nowait
 #endif
-        for (ptrdiff_t k = 0; k < n; k++) {
-            v[k] = mom * v[k] + a * (g[k] + wd * w[k]);
-            w[k] -= v[k];
+            for (ptrdiff_t k = done; k < n; k++) {
+                v[k] = mom * v[k] + a * (g[k] + wd * w[k]);
+                w[k] -= v[k];
+            }
         }
+#ifdef HAVE_SGD_STREAM
+        if (stream)
+            _mm_sfence(); /* the streamed history before the region's end */
+#endif
     }
     net->weights_dirty = true;
     if (net->timing) {

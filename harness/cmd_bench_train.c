@@ -35,6 +35,7 @@ typedef struct {
     const char *arch, *json;
     int64_t batch, bits, threads, iters, warmup, repetitions, seed, images, replicas;
     double ghz, plant; /* plant: --plant-slowdown, 1 when not given */
+    double momentum;   /* train only: the SGD step's */
     int no_limits, real, passes;
     nn_precision precision; /* encode only; training is f32 */
     char impl[64];          /* oneDNN implementation of the first layer (encode) */
@@ -131,6 +132,10 @@ static void make_flags(int enc, bench_opts *o, cli_flag *flags)
         CLI_INT("warmup", &o->warmup, 0, 1000000, "N", "untimed steps before the first repetition"),
         CLI_CUSTOM("precision", &o->precision, refuse_precision, "P",
                    "refused: an option of bench encode, training runs in f32 (default f32)"),
+        CLI_FLOAT("momentum", &o->momentum, 0, 0.999999, "F",
+                  "SGD momentum, 0 to 0.999999; drsch train's default is 0.9, the paper's and the "
+                  "library's 0 (nn_sgd_defaults), which the baselines in results/ were measured "
+                  "with"),
         CLI_SWITCH("passes", &o->passes, 1,
                    "also time each layer's forward and backward pass, the loss, the SGD step and "
                    "the parameter copies: their means over the timed steps, with GFLOP/s and the "
@@ -399,6 +404,8 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     if (o->plant > 1)
         rp_context_set_num(r, "planted_slowdown", o->plant);
     if (train)
+        rp_context_set_num(r, "momentum", o->momentum);
+    if (train)
         rp_context_set(r, "loss",
                        "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph "
                        "Laplacian (beta 0.001)");
@@ -473,6 +480,7 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
         labels[i] = i / per_class;
     nn_sgd_config sgd;
     nn_sgd_defaults(&sgd);
+    sgd.momentum = (float)o->momentum;
     dh_config loss_cfg;
     dh_config_default(&loss_cfg);
     uint8_t *sim = malloc((size_t)N * (size_t)N);

@@ -1369,6 +1369,72 @@ Test(core_sgd, step_policy_and_update)
     nn_net_free(net);
 }
 
+/* Every value of an SGD step against the update written out in the test (v = mom v + a (g + wd w),
+ * w = w - v, a and wd by tensor), bit for bit, with and without momentum, at 1 and 2 threads:
+ * drsch-mnist at 13 bits (the hash layer's bias and the bit weights 13 values, so the AVX-512
+ * path's whole vectors and the loop's last values both run), seeded parameters, gradients and
+ * history of both signs. */
+Test(core_sgd, update_is_the_formula_bit_for_bit)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 13, 10, 1, &err), DRSCH_OK, "%s", err.msg);
+    const int before = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++)
+        for (int m = 0; m < 2; m++) {
+            omp_set_num_threads(threads);
+            nn_net *net = NULL;
+            cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+            const nn_sgd_config c = {0.01f, m ? 0.9f : 0.0f, 0.0005f, 0.5f, 100, 0};
+            size_t hn = 0;
+            float *hist = nn_sgd_history(net, &hn);
+            cr_assert(hist && hn > 0);
+            const float *base = nn_param_at(net, 0).data;
+            rng_reset(41 + (uint64_t)m);
+            size_t tails = 0;
+            for (int32_t i = 0; i < nn_param_count(net); i++) {
+                nn_param p = nn_param_at(net, i);
+                float *w = rand_buf(p.count, 1.0), *g = rand_buf(p.count, 0.1),
+                      *v = rand_buf(p.count, 0.01);
+                memcpy(p.data, w, p.count * sizeof *w);
+                memcpy(p.grad, g, p.count * sizeof *g);
+                memcpy(hist + (p.data - base), v, p.count * sizeof *v);
+                free(w), free(g), free(v);
+                tails += p.count % 16 != 0;
+            }
+            cr_assert_gt(tails, 0, "no tensor with a partial vector");
+            float **want_w = calloc((size_t)nn_param_count(net), sizeof *want_w),
+                  **want_v = calloc((size_t)nn_param_count(net), sizeof *want_v);
+            const float lr = nn_sgd_lr(&c, 3);
+            for (int32_t i = 0; i < nn_param_count(net); i++) {
+                const nn_param p = nn_param_at(net, i);
+                const float *v = hist + (p.data - base), a = lr * p.lr_mult,
+                            wd = c.weight_decay * p.decay_mult;
+                want_w[i] = malloc(p.count * sizeof(float));
+                want_v[i] = malloc(p.count * sizeof(float));
+                for (size_t k = 0; k < p.count; k++) {
+                    const float step = a * (p.grad[k] + wd * p.data[k]);
+                    want_v[i][k] = c.momentum * v[k] + step;
+                    want_w[i][k] = p.data[k] - want_v[i][k];
+                }
+            }
+            cr_assert_eq(nn_sgd_step(net, &c, 3, &err), DRSCH_OK, "%s", err.msg);
+            for (int32_t i = 0; i < nn_param_count(net); i++) {
+                const nn_param p = nn_param_at(net, i);
+                cr_expect(!memcmp(p.data, want_w[i], p.count * sizeof(float)),
+                          "tensor %d (%zu values), momentum %g, %d threads: weights differ", i,
+                          p.count, c.momentum, threads);
+                cr_expect(!memcmp(hist + (p.data - base), want_v[i], p.count * sizeof(float)),
+                          "tensor %d (%zu values), momentum %g, %d threads: history differs", i,
+                          p.count, c.momentum, threads);
+                free(want_w[i]), free(want_v[i]);
+            }
+            free(want_w), free(want_v);
+            nn_net_free(net);
+        }
+    omp_set_num_threads(before);
+}
+
 /* A tiny net with one tensor of every parameter group: conv weights and bias, fc weights and
  * bias, bit weights (the hash layer has none). */
 static nn_net *recipe_net(void)

@@ -880,6 +880,38 @@ Test(train, bench_train_passes_cover_the_step)
     }
 }
 
+/* bench train --momentum: the SGD step's momentum, in the report's context, and it reaches the
+ * update (the loss after a few steps moves with it; the same momentum, the same loss); out of
+ * range refused, naming the flag. */
+Test(train, bench_train_momentum_reaches_the_update)
+{
+    static char out[1 << 14];
+    const char *m[] = {"0", "0.9", "0.9"};
+    double loss[3];
+    for (int i = 0; i < 3; i++) {
+        const char *json = tu_path("momentum.json");
+        int rc =
+            tu_run(out, sizeof out,
+                   "%s bench train --batch 20 --iters 4 --warmup 1 --repetitions 1 --threads 2 "
+                   "--no-limits --momentum %s --json %s",
+                   tu_exe(), m[i], json);
+        cr_assert_eq(rc, 0, "%s", out);
+        char *rep = tu_slurp(json, NULL);
+        cr_assert_not_null(rep);
+        cr_expect_eq(report_number(rep, "momentum"), atof(m[i]), "%s", rep);
+        const char *entry = strstr(rep, "\"benchmarks\""); /* past the context's "loss" */
+        cr_assert_not_null(entry, "%s", rep);
+        loss[i] = report_number(entry, "loss");
+        cr_expect(isfinite(loss[i]), "%s", rep);
+        free(rep);
+    }
+    cr_expect_neq(loss[0], loss[1], "momentum 0 and 0.9: the same loss %.17g", loss[0]);
+    cr_expect_eq(loss[1], loss[2], "momentum 0.9 twice: %.17g and %.17g", loss[1], loss[2]);
+    int rc = tu_run(out, sizeof out, "%s bench train --momentum 1", tu_exe());
+    cr_expect_eq(rc, 2, "%s", out);
+    cr_expect(strstr(out, "--momentum: 1 is out of range"), "%s", out);
+}
+
 /* The gradient norm that clipping compares with its limit: over drsch-mnist's 348,000 gradient
  * values (seeded, spread over six orders of magnitude), the same bits at 1 and 2 threads, and
  * within 1e-12 (relative) of the norm summed in long double. */
