@@ -166,7 +166,7 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n, float *y)
 {
     _Alignas(64) float c[STEM_PLANE_MAX];
-    conv_image(net, L, n, NULL, c, y, 0);
+    conv_image(net, L, n, NULL, c, NULL, 0);
     nn_pool_image_forward(net, P, c, y, false);
 }
 

@@ -403,12 +403,12 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     rp_context_set(r, "timing", "best of repetitions");
     if (o->plant > 1)
         rp_context_set_num(r, "planted_slowdown", o->plant);
-    if (train)
+    if (train) {
         rp_context_set_num(r, "momentum", o->momentum);
-    if (train)
         rp_context_set(r, "loss",
                        "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph "
                        "Laplacian (beta 0.001)");
+    }
     rp_entry *e = rp_add(r, name, o->iters, t->best * 1e3, t->cpu_best * 1e3, "ms", threads);
     rp_counter(e, "images_per_second", ips);
     rp_counter(e, "images_per_second_mean", images_per_run / t->mean);
