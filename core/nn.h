@@ -137,8 +137,9 @@ DRSCH_API size_t nn_input_size(const nn_net *net);  /* C * H * W of one input im
  * "direct:avx512" (drsch's AVX-512 convolution loops), "direct:avx512+sgemm" (the forward pass on
  * those loops, the gradients on sgemm), "drsch:avg" (drsch's average pooling),
  * "drsch:stem" (drsch's loops for a first convolution of one input channel, which also compute
- * the average pooling after it: that layer's is then "drsch:avg+stem"), or "" for the layers in
- * plain C (and i out of range). */
+ * the average pooling after it: that layer's is then "drsch:avg+stem"), "drsch:avg+direct" (in a
+ * training net, an average pooling whose forward pass the direct convolution before it
+ * computes), or "" for the layers in plain C (and i out of range). */
 DRSCH_API const char *nn_layer_impl(const nn_net *net, int32_t i);
 
 /* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */

@@ -194,7 +194,10 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
             if (data && L->pool_own) {
                 const nn_layer *P = i > 0 ? &net->layers[i - 1] : NULL;
                 DN(dnnl_stream_wait(net->stream), "stream wait");
-                nn_pool_backward(net, L, P && P->relu_in_next ? nn_mem_ptr(P->dst) : NULL);
+                const bool relu = P && P->relu_in_next;
+                nn_pool_backward(
+                    net, L, relu && !L->pool_by_direct ? nn_mem_ptr(P->dst) : NULL,
+                    relu && L->pool_by_direct ? (const uint16_t *)nn_mem_ptr(P->relu_mask) : NULL);
             } else if (data) {
                 int na = 2;
                 a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};

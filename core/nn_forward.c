@@ -449,7 +449,10 @@ static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error
             }
             if (L->direct) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");
-                nn_direct_forward(net, L);
+                if (i + 1 < net->n_layers && net->layers[i + 1].pool_by_direct)
+                    nn_direct_forward_pooled(net, L, &net->layers[i + 1]);
+                else
+                    nn_direct_forward(net, L);
                 break;
             }
             if (L->sgemm_grouped && !net->cfg.training) {
@@ -487,7 +490,7 @@ static drsch_status forward_to(nn_net *net, const float *x, int end, drsch_error
             break;
         case NN_LAYER_POOL_MAX:
         case NN_LAYER_POOL_AVG: {
-            if (L->pool_fused) /* computed with the convolution before it */
+            if (L->pool_fused || L->pool_by_direct) /* computed with the convolution before it */
                 break;
             if (L->pool_own) {
                 DN(dnnl_stream_wait(net->stream), "stream wait");

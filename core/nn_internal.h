@@ -81,9 +81,15 @@ typedef struct {
     /* the first convolution on drsch's loops (nn_stem.c), which also compute the pooling after
      * it (that layer's pool_fused): hwio weights, nhwc output, no primitives */
     bool stem, pool_fused;
-    /* the stem's ReLU mask (training: a bit per output value, nn_pool_image_backward's layout)
-     * and its weight and bias gradients summed per group of images (owned) */
-    dnnl_memory_t stem_mask, stem_part;
+    /* an own pooling whose forward pass the direct convolution before it computes, two images
+     * at a time (a training net's; nn_direct_forward_pooled): that convolution's output is not
+     * written, and this layer's backward pass takes its ReLU's gradient from relu_mask */
+    bool pool_by_direct;
+    /* the ReLU mask of a convolution whose output is not kept (the stem's; a direct
+     * convolution's before a pool_by_direct layer), a bit per output value in
+     * nn_pool_image_backward's layout (training), and the stem's weight and bias gradients
+     * summed per group of images (owned) */
+    dnnl_memory_t relu_mask, stem_part;
     /* a direct convolution's weight-gradient tasks a second on each thread in its passes so far
      * (0: not measured), which set the threads' shares of the next pass (nn_direct.c) */
     float wg_rate[NN_RATE_THREADS];
@@ -209,6 +215,13 @@ void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float 
                               int count);
 void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
 void nn_direct_backward_weights(const nn_net *net, nn_layer *L);
+/* A training net's forward pass of direct convolution L (not grouped) and the own average
+ * pooling P after it (P->pool_by_direct), two images at a time: the convolution's output on the
+ * stack, its ReLU mask (L->relu_mask, when L has a ReLU) and P's output (P->dst) to memory.
+ * The same sums as nn_direct_forward then nn_pool_forward. One image's output at most
+ * NN_DIRECT_POOL_PLANE floats. */
+#define NN_DIRECT_POOL_PLANE 8192
+void nn_direct_forward_pooled(const nn_net *net, const nn_layer *L, const nn_layer *P);
 /* The same forward loops for a convolution of a 2 x 2 output (drsch-mnist's conv3, an sgemm
  * layer otherwise): f32, stride 1, no padding, input channels a multiple of 16, output channels
  * a multiple of 32, AVX-512 (nn_direct_group_fits). Up to three whole images a block, so that each
@@ -224,11 +237,14 @@ void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *
 /* Average pooling by drsch's loops (nn_pool.c): whether layer i of net is one they compute (f32,
  * no padding, a source of 16k channels in nhwc or nChw16c, oneDNN on AVX-512), the output's
  * layout (the source's), the forward pass (src -> dst) and the backward pass (diff_dst ->
- * diff_src), times (relu_dst > 0) when relu_dst is the ReLU output of the layer before. */
+ * diff_src), times (relu_dst > 0) when relu_dst is the ReLU output of the layer before, or
+ * else times the ReLU's gradient given as bits (the whole batch's, nn_pool_image_backward's
+ * layout, image after image) when relu_bits is not NULL. */
 bool nn_pool_fits(const nn_net *net, int i);
 void nn_pool_layout(const nn_net *net, int i, dnnl_memory_desc_t *dst, bool *blocked);
 void nn_pool_forward(const nn_net *net, const nn_layer *L);
-void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst);
+void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst,
+                      const uint16_t *relu_bits);
 /* The same, but for the source's layout (which nn_pool_fits also checks): what the first
  * convolution's loops (nn_stem.c) check of the pooling after them, before it is built. */
 bool nn_pool_shape_fits(const nn_net *net, int i);

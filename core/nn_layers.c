@@ -462,7 +462,7 @@ static drsch_status build_conv_stem(nn_net *net, int i, drsch_error *err)
     const dnnl_memory_desc_t PD = nn_md_tag(2, pd, dnnl_nc), MD = nn_md_dt(2, md, dnnl_u8, dnnl_nc);
     TRY(nn_new_mem(net, &L->stem_part, &PD, DNNL_MEMORY_ALLOCATE, err));
     if (sp->relu)
-        TRY(nn_new_mem(net, &L->stem_mask, &MD, DNNL_MEMORY_ALLOCATE, err));
+        TRY(nn_new_mem(net, &L->relu_mask, &MD, DNNL_MEMORY_ALLOCATE, err));
     return DRSCH_OK;
 }
 
@@ -694,8 +694,23 @@ static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
     if (!net->cfg.training)
         return DRSCH_OK;
     TRY(nn_new_mem(net, &L->diff_dst, &D, DNNL_MEMORY_ALLOCATE, err));
-    if (i > 0 && net->layers[i - 1].relu_bwd && nn_need_data_grad(net, i))
-        net->layers[i - 1].relu_in_next = true;
+    nn_layer *C = i > 0 ? &net->layers[i - 1] : NULL;
+    if (C && C->relu_bwd && nn_need_data_grad(net, i))
+        C->relu_in_next = true;
+    /* after a direct convolution (nhwc output): computed with it, two images at a time
+     * (nn_direct_forward_pooled), with its ReLU's mask in place of its output */
+    if (C && C->direct && !C->direct_grouped && !L->pool_blocked && !L->pool_fused &&
+        (C->relu_in_next || !C->spec.relu) &&
+        (size_t)C->out_h * C->out_w * C->out_c <= NN_DIRECT_POOL_PLANE &&
+        (size_t)C->out_h * C->out_w * C->out_c % 16 == 0) {
+        L->pool_by_direct = true;
+        snprintf(L->impl, sizeof L->impl, "drsch:avg+direct");
+        if (C->spec.relu) {
+            dnnl_dims_t md = {net->cfg.batch, (dnnl_dim_t)C->out_h * C->out_w * C->out_c / 8};
+            const dnnl_memory_desc_t MD = nn_md_dt(2, md, dnnl_u8, dnnl_nc);
+            TRY(nn_new_mem(net, &C->relu_mask, &MD, DNNL_MEMORY_ALLOCATE, err));
+        }
+    }
     return DRSCH_OK;
 }
 

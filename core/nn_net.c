@@ -236,7 +236,7 @@ void nn_net_free(nn_net *net)
         nn_destroy_mem(L->diff_col);
         nn_destroy_mem(L->dst2d);
         nn_destroy_mem(L->diff_dst2d);
-        nn_destroy_mem(L->stem_mask);
+        nn_destroy_mem(L->relu_mask);
         nn_destroy_mem(L->stem_part);
     }
     if (net->n_layers > 0 && net->out_mem != net->layers[net->n_layers - 1].dst)

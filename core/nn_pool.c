@@ -99,6 +99,7 @@ typedef __m512 vec16;
                                  V_SCALE(a, sc)))
 /* the scaled sum in the lanes whose bit is set in k, else 0 */
 #define V_STORE_BITS(q, a, sc, k) _mm512_storeu_ps((q), _mm512_maskz_mov_ps((k), V_SCALE(a, sc)))
+#define V_STREAM_BITS(q, a, sc, k) _mm512_stream_ps((q), _mm512_maskz_mov_ps((k), V_SCALE(a, sc)))
 #else
 #define POOL_TARGET
 typedef struct {
@@ -118,6 +119,7 @@ static inline vec16 v_add(vec16 a, const float *p)
 #define V_STREAM_FENCE() ((void)0)
 #define V_STORE_MASKED(q, a, sc, m) v_store((q), (a), (sc), (m), 0xffff)
 #define V_STORE_BITS(q, a, sc, k) v_store((q), (a), (sc), NULL, (k))
+#define V_STREAM_BITS(q, a, sc, k) V_STORE_BITS(q, a, sc, k)
 #endif
 
 /* What a window's sum is scaled by: times f (the area's inverse, exact) or divided by f. */
@@ -242,7 +244,7 @@ void nn_pool_forward(const nn_net *net, const nn_layer *L)
 /* One image of the backward pass: dx (laid out as dxm says) from dy, masked by relu_dst when
  * given (laid out as the source), or else by bits when given (a 16-bit mask a pixel and channel
  * block, block cb of pixel p's at bits[p * bstride + cb]); the pointers at the image's first
- * value; dx stored past the caches when stream (and not bits). Pixel by pixel, every channel
+ * value; dx stored past the caches when stream. Pixel by pixel, every channel
  * block of a pixel in turn, so a pixel's windows are found once and, in nhwc, its values are
  * read and written as one run of 64-byte lines (it went channel block by channel block, each a
  * pass over the image: drsch-mnist's two pooling gradients had taken 2.9% of a training step,
@@ -273,9 +275,12 @@ bwd_pixels(const float *dyi, float *dxi, pool_map dxm, const float *mi, const ui
                 float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
                 const float *m =
                     mi ? mi + (size_t)cb * in.cbs + (size_t)iy * in.ys + (size_t)ix * in.xs : NULL;
-                if (bits)
-                    V_STORE_BITS(q, acc, sc,
-                                 bits[((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb]);
+                const uint16_t *k =
+                    bits ? bits + ((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb : NULL;
+                if (k && stream)
+                    V_STREAM_BITS(q, acc, sc, *k);
+                else if (k)
+                    V_STORE_BITS(q, acc, sc, *k);
                 else if (m && stream)
                     V_STREAM_MASKED(q, acc, sc, m);
                 else if (m)
@@ -309,7 +314,8 @@ static POOL_TARGET void bwd_image(const float *dyi, float *dxi, pool_map dxm, co
 /* The whole layer's backward pass. dx is stored past the caches where it is 64-byte aligned
  * (then every block of 16 channels is) and larger than the threads' L2s
  * (nn_write_past_caches): the pass writes far more than it computes. */
-void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst)
+void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst,
+                      const uint16_t *relu_bits)
 {
     const pool_geom g = geom_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst);
@@ -322,7 +328,8 @@ void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_ds
         for (int32_t n = 0; n < g.N; n++) {
             const size_t io = (size_t)n * g.C * g.IH * g.IW;
             bwd_image(dy + (size_t)n * g.C * g.OH * g.OW, dx + io, g.in,
-                      relu_dst ? relu_dst + io : NULL, NULL, 0, stream, &g);
+                      relu_dst ? relu_dst + io : NULL, relu_bits ? relu_bits + io / 16 : NULL,
+                      (size_t)g.CB, stream, &g);
         }
         if (stream)
             V_STREAM_FENCE();

@@ -144,7 +144,7 @@ __attribute__((target("prfchw"))) static void conv_image(const nn_net *net, cons
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
     float *y = nn_mem_ptr(P->dst);
-    uint16_t *mask = net->cfg.training ? (uint16_t *)(void *)nn_mem_ptr(L->stem_mask) : NULL;
+    uint16_t *mask = net->cfg.training ? (uint16_t *)(void *)nn_mem_ptr(L->relu_mask) : NULL;
     const size_t pooled = (size_t)P->out_h * P->out_w * P->out_c;
     const bool past = nn_write_past_caches((size_t)net->cfg.batch * pooled * sizeof(float));
 #pragma omp parallel
@@ -229,7 +229,7 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
     const stem_shape s = shape_of(net, L);
     const float *x = nn_mem_ptr(L->src), *dy = nn_mem_ptr(P->diff_dst);
-    const uint16_t *mask = L->spec.relu ? (const uint16_t *)(void *)nn_mem_ptr(L->stem_mask) : NULL;
+    const uint16_t *mask = L->spec.relu ? (const uint16_t *)(void *)nn_mem_ptr(L->relu_mask) : NULL;
     float *dw = nn_mem_ptr(L->dw), *db = nn_mem_ptr(L->db), *part = nn_mem_ptr(L->stem_part);
     const size_t pixels = (size_t)s.oh * s.ow, pooled = (size_t)P->out_h * P->out_w * P->out_c;
     const int taps = s.k * s.k, groups = (s.n + NN_STEM_GROUP - 1) / NN_STEM_GROUP;

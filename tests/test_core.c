@@ -528,8 +528,9 @@ Test(core_forward, pooling_matches_reference_ceil_mode)
  * oneDNN's blocked output (a 1-channel input's convolution, as drsch-mnist's conv1 and pool1
  * where the net also gives the input's gradient, so that the first convolution's own loops,
  * core/nn_stem.c, do not take it) and over the direct convolution's nhwc output (conv2 and
- * pool2); 2x2 windows at stride 1 and 2, 3x3 at stride 2. Against the naive convolution and
- * pooling. */
+ * pool2, which a training net computes with the convolution, two images at a time:
+ * core/nn_direct.c, nn_direct_forward_pooled); 2x2 windows at stride 1 and 2, 3x3 at stride 2.
+ * Against the naive convolution and pooling. */
 static const struct {
     int c, h, o, k, s, pk, ps;
 } OWN_POOLS[] = {{1, 16, 32, 5, 2, 2, 1},
@@ -539,12 +540,16 @@ static const struct {
                  {32, 8, 64, 3, 1, 2, 2}};
 #define N_OWN_POOLS (int)(sizeof OWN_POOLS / sizeof OWN_POOLS[0])
 
-static void expect_own_pool(const nn_net *net, int layer)
+/* after_direct: the case's convolution is a direct one where oneDNN runs AVX-512 */
+static void expect_own_pool(const nn_net *net, int layer, bool after_direct)
 {
-    if (onednn_has_avx512_core())
-        cr_expect_str_eq(nn_layer_impl(net, layer), "drsch:avg");
-    else
+    if (onednn_has_avx512_core()) {
+        cr_expect_str_eq(nn_layer_impl(net, layer),
+                         after_direct ? "drsch:avg+direct" : "drsch:avg");
+    } else {
         cr_expect_str_neq(nn_layer_impl(net, layer), "drsch:avg");
+        cr_expect_str_neq(nn_layer_impl(net, layer), "drsch:avg+direct");
+    }
 }
 
 Test(core_forward, own_avg_pooling_matches_reference)
@@ -558,7 +563,7 @@ Test(core_forward, own_avg_pooling_matches_reference)
         cr_assert_eq((PH - 1) * PS + PK, CH, "shape %d: the windows must cover the input", t);
         nn_layer_spec l[] = {L_CONV(O, K, S, 0, 1), L_POOL(NN_LAYER_POOL_AVG, PK, PS, 0)};
         nn_net *net = make_net(l, 2, C, H, H, 4, N, 1);
-        expect_own_pool(net, 1);
+        expect_own_pool(net, 1, C == 32);
         float *x = rand_buf((size_t)N * C * H * H, 1.0);
         float *p = export_params(net);
         for (int o = 0; o < O; o++)
@@ -913,7 +918,7 @@ static void own_pool_backward_cases(void)
         const int CH = (H - K) / S + 1, PH = (CH - PK) / PS + 1;
         nn_layer_spec l[] = {L_CONV(O, K, S, 0, 1), L_POOL(NN_LAYER_POOL_AVG, PK, PS, 0)};
         nn_net *net = make_net(l, 2, C, H, H, 4, N, 1);
-        expect_own_pool(net, 1);
+        expect_own_pool(net, 1, C == 32);
         float *x = rand_buf((size_t)N * C * H * H, 1.0),
               *r = rand_buf((size_t)N * O * PH * PH, 1.0);
         float *p = export_params(net), *c = malloc(sizeof(float) * N * O * CH * CH);
@@ -970,6 +975,19 @@ Test(core_gradient, own_avg_pooling_with_the_relu_gradient_past_caches)
 {
     cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
     own_pool_backward_cases();
+}
+
+/* Without a ReLU a direct convolution and the pooling it computes (drsch-mnist's conv2 and pool2
+ * shapes, the third pair of images a lone one) are linear: every parameter's and the input's
+ * gradient against finite differences. */
+Test(core_gradient, direct_conv_with_its_pooling_linear)
+{
+    rng_reset(26);
+    nn_layer_spec l[] = {L_CONV(64, 5, 1, 0, 0), L_POOL(NN_LAYER_POOL_AVG, 2, 1, 0)};
+    nn_net *net = make_net(l, 2, 32, 11, 11, 4, 5, 1);
+    expect_own_pool(net, 1, true);
+    check_gradients(net, 1e-2, 2e-3, 1e-2, 40);
+    nn_net_free(net);
 }
 
 /* The first convolution's own loops with the pooling after them (STEM_SHAPES): weight and bias

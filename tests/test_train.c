@@ -806,7 +806,7 @@ Test(train, mnist_layer_implementations)
         cr_assert_not_null(layers, "bench %s reports no layer_impls: %s", bench[b], rep);
         const char *want = b ? "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,"
                                "direct:avx512+sgemm,drsch:avg,drsch:fc,drsch:fc,"
-                             : "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,"
+                             : "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg+direct,"
                                "direct:avx512+grouped,drsch:avg,drsch:fc,drsch:fc,";
         const char *first = strchr(layers + strlen("\"layer_impls\""), '"');
         cr_assert_not_null(first, "%.200s", layers);
