@@ -240,15 +240,6 @@ void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float 
         fwd_task(&s, x, w, b, y, 0, count, j, pb, L->spec.relu);
 }
 
-/* Training: the convolution two images at a time into the stack, then for each image its ReLU
- * mask (a bit per value: > 0) and the pooling; the pooled lines are fetched for writing while
- * the convolution runs (they were last touched a step before: the pooling's stores had waited on
- * them, as in nn_stem.c). Where the pooling ran over the whole layer's output, that output (1.25
- * MB for drsch-mnist's conv2 at batch 100) went to memory and was read back by the pooling, and
- * again by the pooling's backward pass for the ReLU's gradient. drsch-mnist, batch 100, 2
- * threads, 2-core Zen 5, `drsch bench train --passes`, medians of ten alternate runs: conv2 and
- * pool2's forward passes 1.227 -> 1.195 ms, the step 5.985 -> 5.928 ms, images/s +0.9% (without
- * the prefetch the two passes took 1.221 ms). Bit-identical trained models. */
 /* The block rows of count (1 or 2) images (nn_direct_forward_images), with the `ahead` 64-byte
  * lines at `next` prefetched for writing, an equal share before each block row. */
 __attribute__((target("prfchw"))) static void fwd_images_ahead(const nn_net *net, const nn_layer *L,
@@ -265,6 +256,15 @@ __attribute__((target("prfchw"))) static void fwd_images_ahead(const nn_net *net
     }
 }
 
+/* Training: the convolution two images at a time into the stack, then for each image its ReLU
+ * mask (a bit per value: > 0) and the pooling; the pooled lines are fetched for writing while
+ * the convolution runs (they were last touched a step before: the pooling's stores had waited on
+ * them, as in nn_stem.c). Where the pooling ran over the whole layer's output, that output (1.25
+ * MB for drsch-mnist's conv2 at batch 100) went to memory and was read back by the pooling, and
+ * again by the pooling's backward pass for the ReLU's gradient. drsch-mnist, batch 100, 2
+ * threads, 2-core Zen 5, `drsch bench train --passes`, medians of ten alternate runs: conv2 and
+ * pool2's forward passes 1.227 -> 1.195 ms, the step 5.985 -> 5.928 ms, images/s +0.9% (without
+ * the prefetch the two passes took 1.221 ms). Bit-identical trained models. */
 void nn_direct_forward_pooled(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
     const conv_shape s = shape_of(net, L);
