@@ -294,6 +294,79 @@ bwd_pixels(const float *dyi, float *dxi, pool_map dxm, const float *mi, const ui
     }
 }
 
+/* One input pixel of bwd_pixels for 2x2 windows at stride 1, every channel block: the pixel is in
+ * the windows at (iy - 1, ix - 1), (iy - 1, ix), (iy, ix - 1) and (iy, ix) that exist (UP: the
+ * row above has windows, DOWN: this row has; LEFT and RIGHT the same for the columns), summed in
+ * bwd_pixels's order. UP, DOWN, LEFT and RIGHT are constants where it is inlined, so the sums are
+ * straight-line code. */
+static inline __attribute__((always_inline)) POOL_TARGET void
+bwd_2x2_pixel(const float *dyi, float *dxi, pool_map dxm, const float *mi, const uint16_t *bits,
+              size_t bstride, bool stream, const pool_geom *g, int32_t iy, int32_t ix,
+              const bool UP, const bool DOWN, const bool LEFT, const bool RIGHT)
+{
+    const int32_t IW = g->IW, CB = g->CB;
+    const pool_map in = g->in, out = g->out;
+    const pool_scale sc = g->sc;
+    for (int32_t cb = 0; cb < CB; cb++) {
+        const float *dyo = dyi + (size_t)cb * out.cbs;
+        vec16 acc = V_ZERO();
+        if (UP && LEFT)
+            acc = V_ADD(acc, dyo + (size_t)(iy - 1) * out.ys + (size_t)(ix - 1) * out.xs);
+        if (UP && RIGHT)
+            acc = V_ADD(acc, dyo + (size_t)(iy - 1) * out.ys + (size_t)ix * out.xs);
+        if (DOWN && LEFT)
+            acc = V_ADD(acc, dyo + (size_t)iy * out.ys + (size_t)(ix - 1) * out.xs);
+        if (DOWN && RIGHT)
+            acc = V_ADD(acc, dyo + (size_t)iy * out.ys + (size_t)ix * out.xs);
+        float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
+        const float *m =
+            mi ? mi + (size_t)cb * in.cbs + (size_t)iy * in.ys + (size_t)ix * in.xs : NULL;
+        const uint16_t *k =
+            bits ? bits + ((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb : NULL;
+        if (k && stream)
+            V_STREAM_BITS(q, acc, sc, *k);
+        else if (k)
+            V_STORE_BITS(q, acc, sc, *k);
+        else if (m && stream)
+            V_STREAM_MASKED(q, acc, sc, m);
+        else if (m)
+            V_STORE_MASKED(q, acc, sc, m);
+        else if (stream)
+            V_STREAM(q, acc, sc);
+        else
+            V_STORE(q, acc, sc);
+    }
+}
+
+/* Input row iy of bwd_pixels for 2x2 windows at stride 1: the first pixel, the inner ones and the
+ * last, each with its windows known (bwd_2x2_pixel). */
+static inline __attribute__((always_inline)) POOL_TARGET void
+bwd_2x2_row(const float *dyi, float *dxi, pool_map dxm, const float *mi, const uint16_t *bits,
+            size_t bstride, bool stream, const pool_geom *g, int32_t iy, const bool UP,
+            const bool DOWN)
+{
+    const int32_t IW = g->IW;
+    bwd_2x2_pixel(dyi, dxi, dxm, mi, bits, bstride, stream, g, iy, 0, UP, DOWN, false, true);
+    for (int32_t ix = 1; ix < IW - 1; ix++)
+        bwd_2x2_pixel(dyi, dxi, dxm, mi, bits, bstride, stream, g, iy, ix, UP, DOWN, true, true);
+    bwd_2x2_pixel(dyi, dxi, dxm, mi, bits, bstride, stream, g, iy, IW - 1, UP, DOWN, true, false);
+}
+
+/* bwd_pixels for 2x2 windows at stride 1 (both poolings of drsch-mnist): the first row, the
+ * inner ones and the last. The general loops found each pixel's windows and ran loops of one or
+ * two taps: drsch-mnist's pool1 gradient took about 1 us an image (2-core Zen 5), as long as
+ * its convolution's weight gradient. */
+static POOL_TARGET void bwd_2x2(const float *dyi, float *dxi, pool_map dxm, const float *mi,
+                                const uint16_t *bits, size_t bstride, bool stream,
+                                const pool_geom *g)
+{
+    const int32_t IH = g->IH;
+    bwd_2x2_row(dyi, dxi, dxm, mi, bits, bstride, stream, g, 0, false, true);
+    for (int32_t iy = 1; iy < IH - 1; iy++)
+        bwd_2x2_row(dyi, dxi, dxm, mi, bits, bstride, stream, g, iy, true, true);
+    bwd_2x2_row(dyi, dxi, dxm, mi, bits, bstride, stream, g, IH - 1, true, false);
+}
+
 /* bwd_pixels with the window's size and stride constants for 2x2 at stride 1 or 2 and 3x3 at
  * stride 2 (the divisions by the stride then shifts or none); a function of its own, as
  * fwd_item. */
@@ -302,7 +375,7 @@ static POOL_TARGET void bwd_image(const float *dyi, float *dxi, pool_map dxm, co
                                   const pool_geom *g)
 {
     if (g->K == 2 && g->S == 1)
-        bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 2, 1);
+        bwd_2x2(dyi, dxi, dxm, mi, bits, bstride, stream, g);
     else if (g->K == 2 && g->S == 2)
         bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 2, 2);
     else if (g->K == 3 && g->S == 2)

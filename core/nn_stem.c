@@ -178,6 +178,7 @@ void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer 
  * sums stay in registers. */
 static inline __attribute__((always_inline)) void wgrad_taps(const stem_shape *s, const float *x,
                                                              const float *dc, float *dw, float *db,
+                                                             const char *ahead, size_t lines,
                                                              const int K, const int T0,
                                                              const int T1, const bool BIAS)
 {
@@ -185,7 +186,9 @@ static inline __attribute__((always_inline)) void wgrad_taps(const stem_shape *s
 #pragma GCC unroll 13
     for (int t = T0; t < T1; t++)
         a0[t - T0] = a1[t - T0] = _mm512_setzero_ps();
-    for (int oy = 0; oy < s->oh; oy++)
+    for (int oy = 0; oy < s->oh; oy++) {
+        for (size_t l = (size_t)oy * lines / s->oh; l < (size_t)(oy + 1) * lines / s->oh; l++)
+            _mm_prefetch(ahead + l * 64, _MM_HINT_T0);
         for (int ox = 0; ox < s->ow; ox++) {
             const float *gp = dc + ((size_t)oy * s->ow + ox) * s->oc;
             const __m512 g0 = _mm512_loadu_ps(gp), g1 = _mm512_loadu_ps(gp + 16);
@@ -201,6 +204,7 @@ static inline __attribute__((always_inline)) void wgrad_taps(const stem_shape *s
                 a1[t - T0] = _mm512_fmadd_ps(v, g1, a1[t - T0]);
             }
         }
+    }
 #pragma GCC unroll 13
     for (int t = T0; t < T1; t++) {
         float *q = dw + (size_t)t * s->oc;
@@ -215,14 +219,16 @@ static inline __attribute__((always_inline)) void wgrad_taps(const stem_shape *s
 
 /* One image's weight and bias gradients for 32 output channels (wgrad_taps): 3x3 taps in one
  * pass, 5x5 in two. */
-static void wgrad_3(const stem_shape *s, const float *x, const float *dc, float *dw, float *db)
+static void wgrad_3(const stem_shape *s, const float *x, const float *dc, float *dw, float *db,
+                    const char *ahead, size_t lines)
 {
-    wgrad_taps(s, x, dc, dw, db, 3, 0, 9, true);
+    wgrad_taps(s, x, dc, dw, db, ahead, lines, 3, 0, 9, true);
 }
-static void wgrad_5(const stem_shape *s, const float *x, const float *dc, float *dw, float *db)
+static void wgrad_5(const stem_shape *s, const float *x, const float *dc, float *dw, float *db,
+                    const char *ahead, size_t lines)
 {
-    wgrad_taps(s, x, dc, dw, db, 5, 0, 13, false);
-    wgrad_taps(s, x, dc, dw, db, 5, 13, 25, true);
+    wgrad_taps(s, x, dc, dw, db, ahead, lines / 2, 5, 0, 13, false);
+    wgrad_taps(s, x, dc, dw, db, ahead + lines / 2 * 64, lines - lines / 2, 5, 13, 25, true);
 }
 
 void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
@@ -234,8 +240,8 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
     const size_t pixels = (size_t)s.oh * s.ow, pooled = (size_t)P->out_h * P->out_w * P->out_c;
     const int taps = s.k * s.k, groups = (s.n + NN_STEM_GROUP - 1) / NN_STEM_GROUP;
     const size_t per = (size_t)(taps + 1) * s.oc; /* a group's sums: dw's layout, then db's */
-    void (*const wgrad)(const stem_shape *, const float *, const float *, float *, float *) =
-        s.k == 3 ? wgrad_3 : wgrad_5;
+    void (*const wgrad)(const stem_shape *, const float *, const float *, float *, float *,
+                        const char *, size_t) = s.k == 3 ? wgrad_3 : wgrad_5;
 #pragma omp parallel
     {
         _Alignas(64) float dc[STEM_PLANE_MAX];
@@ -248,9 +254,17 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
                 nn_pool_image_backward(
                     net, P, dy + (size_t)n * pooled,
                     mask ? mask + (size_t)n * pixels * (size_t)(s.oc / 16) : NULL, dc);
-                for (int oc = 0; oc < s.oc; oc += 32)
+                /* the group's next image's pooling gradient prefetched, a share of its lines
+                 * with each block of channels */
+                const char *next = (const char *)(dy + (size_t)(n + 1) * pooled);
+                const size_t lines = n + 1 < n1 ? pooled * sizeof *dy / 64 : 0;
+                const int blocks = s.oc / 32;
+                for (int oc = 0; oc < s.oc; oc += 32) {
+                    const size_t l0 = lines * (size_t)(oc / 32) / (size_t)blocks,
+                                 l1 = lines * (size_t)(oc / 32 + 1) / (size_t)blocks;
                     wgrad(&s, x + (size_t)n * s.ih * s.iw, dc + oc, pg + oc,
-                          pg + (size_t)taps * s.oc + oc);
+                          pg + (size_t)taps * s.oc + oc, next + l0 * 64, l1 - l0);
+                }
             }
         }
         /* the groups' sums added in group order, 16 values at a time */
