@@ -152,7 +152,9 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
                 DN(dnnl_stream_wait(net->stream), "stream wait");
                 nn_direct_backward_weights(net, L);
                 if (data)
-                    nn_direct_backward_data(net, L);
+                    nn_direct_backward_data(
+                        net, L,
+                        i > 0 && net->layers[i - 1].pool_bwd_by_next ? &net->layers[i - 1] : NULL);
                 break;
             }
             if (L->fc_own) {
@@ -191,13 +193,14 @@ drsch_status nn_backward(nn_net *net, const float *dy, const float *du, drsch_er
         case NN_LAYER_POOL_AVG:
             if (L->pool_fused) /* with the convolution before it */
                 break;
+            if (L->pool_bwd_by_next) /* with the input gradient of the convolution after it */
+                break;
             if (data && L->pool_own) {
-                const nn_layer *P = i > 0 ? &net->layers[i - 1] : NULL;
                 DN(dnnl_stream_wait(net->stream), "stream wait");
-                const bool relu = P && P->relu_in_next;
-                nn_pool_backward(
-                    net, L, relu && !L->pool_by_direct ? nn_mem_ptr(P->dst) : NULL,
-                    relu && L->pool_by_direct ? (const uint16_t *)nn_mem_ptr(P->relu_mask) : NULL);
+                const float *relu_dst;
+                const uint16_t *relu_bits;
+                nn_pool_relu_of(net, L, &relu_dst, &relu_bits);
+                nn_pool_backward(net, L, relu_dst, relu_bits);
             } else if (data) {
                 int na = 2;
                 a[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, L->diff_dst};

@@ -85,6 +85,10 @@ typedef struct {
      * at a time (a training net's; nn_direct_forward_pooled): that convolution's output is not
      * written, and this layer's backward pass takes its ReLU's gradient from relu_mask */
     bool pool_by_direct;
+    /* an own pooling whose backward pass the direct_grouped convolution after it computes with
+     * its input gradient, a group of images at a time, while that gradient is in the cache (a
+     * training net's; nn_direct_backward_data) */
+    bool pool_bwd_by_next;
     /* the ReLU mask of a convolution whose output is not kept (the stem's; a direct
      * convolution's before a pool_by_direct layer), a bit per output value in
      * nn_pool_image_backward's layout (training), and the stem's weight and bias gradients
@@ -213,7 +217,10 @@ void nn_direct_forward(const nn_net *net, const nn_layer *L);
  * y their outputs (nhwc), one after the other. */
 void nn_direct_forward_images(const nn_net *net, const nn_layer *L, const float *x, float *y,
                               int count);
-void nn_direct_backward_data(const nn_net *net, const nn_layer *L);
+/* P: NULL, or the own pooling before L (P->pool_bwd_by_next, L direct_grouped), whose backward
+ * pass is then computed image group by image group as L's input gradient is (the same sums as
+ * nn_pool_backward). */
+void nn_direct_backward_data(const nn_net *net, const nn_layer *L, const nn_layer *P);
 void nn_direct_backward_weights(const nn_net *net, nn_layer *L);
 /* A training net's forward pass of direct convolution L (not grouped) and the own average
  * pooling P after it (P->pool_by_direct), two images at a time: the convolution's output on the
@@ -245,6 +252,16 @@ void nn_pool_layout(const nn_net *net, int i, dnnl_memory_desc_t *dst, bool *blo
 void nn_pool_forward(const nn_net *net, const nn_layer *L);
 void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst,
                       const uint16_t *relu_bits);
+/* The ReLU gradient's form for pooling L's backward pass: the output of the layer before
+ * (relu_dst), its mask (relu_bits, after a pool_by_direct layer's convolution) or neither (no
+ * ReLU there). */
+void nn_pool_relu_of(const nn_net *net, const nn_layer *L, const float **relu_dst,
+                     const uint16_t **relu_bits);
+/* nn_pool_backward's images n0 .. n1 - 1, diff_src stored past the caches when past (64-byte
+ * aligned; the caller then fences). For a pass that computes the pooling's output gradient a
+ * few images at a time (L->pool_bwd_by_next). */
+void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *relu_dst,
+                             const uint16_t *relu_bits, int32_t n0, int32_t n1, bool past);
 /* The same, but for the source's layout (which nn_pool_fits also checks): what the first
  * convolution's loops (nn_stem.c) check of the pooling after them, before it is built. */
 bool nn_pool_shape_fits(const nn_net *net, int i);

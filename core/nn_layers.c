@@ -478,7 +478,15 @@ static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
         nn_layer *L = &net->layers[i];
         if (net->cfg.training && nn_direct_group_fits(net, L) && nn_direct_fits(net, L)) {
             L->direct_grouped = true;
-            return build_conv_direct(net, i, err);
+            TRY(build_conv_direct(net, i, err));
+            /* an own pooling before it whose gradient it writes: that pooling's backward pass
+             * computed with the input gradient, a group of images at a time (drsch-mnist's
+             * pool2) */
+            nn_layer *P = i > 0 ? &net->layers[i - 1] : NULL;
+            if (P && P->pool_own && !P->pool_fused && nn_need_data_grad(net, i - 1) &&
+                L->diff_src == P->diff_dst && !L->diff_src_reorder)
+                P->pool_bwd_by_next = true;
+            return DRSCH_OK;
         }
         return build_conv_gemm(net, i, err);
     }

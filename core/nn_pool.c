@@ -384,27 +384,50 @@ static POOL_TARGET void bwd_image(const float *dyi, float *dxi, pool_map dxm, co
         bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 0, 0);
 }
 
-/* The whole layer's backward pass. dx is stored past the caches where it is 64-byte aligned
- * (then every block of 16 channels is) and larger than the threads' L2s
- * (nn_write_past_caches): the pass writes far more than it computes. */
-void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst,
-                      const uint16_t *relu_bits)
+void nn_pool_relu_of(const nn_net *net, const nn_layer *L, const float **relu_dst,
+                     const uint16_t **relu_bits)
+{
+    const ptrdiff_t i = L - net->layers;
+    const nn_layer *C = i > 0 ? &net->layers[i - 1] : NULL;
+    const bool relu = C && C->relu_in_next;
+    *relu_dst = relu && !L->pool_by_direct ? nn_mem_ptr(C->dst) : NULL;
+    *relu_bits = relu && L->pool_by_direct ? (const uint16_t *)nn_mem_ptr(C->relu_mask) : NULL;
+}
+
+/* Whether the layer's backward pass stores dx past the caches: where it is 64-byte aligned (then
+ * every block of 16 channels is) and larger than the threads' L2s (nn_write_past_caches), as the
+ * pass writes far more than it computes. */
+static bool backward_past(const nn_net *net, const nn_layer *L)
+{
+    return (uintptr_t)nn_mem_ptr(L->diff_src) % 64 == 0 &&
+           nn_write_past_caches((size_t)net->cfg.batch * L->in_c * L->in_h * L->in_w *
+                                sizeof(float));
+}
+
+void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *relu_dst,
+                             const uint16_t *relu_bits, int32_t n0, int32_t n1, bool past)
 {
     const pool_geom g = geom_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst);
     float *dx = nn_mem_ptr(L->diff_src);
-    const bool stream = (uintptr_t)dx % 64 == 0 &&
-                        nn_write_past_caches((size_t)g.N * g.C * g.IH * g.IW * sizeof(float));
+    for (int32_t n = n0; n < n1; n++) {
+        const size_t io = (size_t)n * g.C * g.IH * g.IW;
+        bwd_image(dy + (size_t)n * g.C * g.OH * g.OW, dx + io, g.in,
+                  relu_dst ? relu_dst + io : NULL, relu_bits ? relu_bits + io / 16 : NULL,
+                  (size_t)g.CB, past, &g);
+    }
+}
+
+void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst,
+                      const uint16_t *relu_bits)
+{
+    const bool past = backward_past(net, L);
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
-        for (int32_t n = 0; n < g.N; n++) {
-            const size_t io = (size_t)n * g.C * g.IH * g.IW;
-            bwd_image(dy + (size_t)n * g.C * g.OH * g.OW, dx + io, g.in,
-                      relu_dst ? relu_dst + io : NULL, relu_bits ? relu_bits + io / 16 : NULL,
-                      (size_t)g.CB, stream, &g);
-        }
-        if (stream)
+        for (int32_t n = 0; n < net->cfg.batch; n++)
+            nn_pool_backward_images(net, L, relu_dst, relu_bits, n, n + 1, past);
+        if (past)
             V_STREAM_FENCE();
     }
 }

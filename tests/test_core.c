@@ -990,6 +990,63 @@ Test(core_gradient, direct_conv_with_its_pooling_linear)
     nn_net_free(net);
 }
 
+/* A direct convolution, its pooling and a grouped convolution after them (drsch-mnist's conv2,
+ * pool2 and conv3 shapes, no ReLU, batch 5: groups of 3 and 2 images), where the grouped
+ * convolution's input-gradient pass computes the pooling's backward pass: every parameter's and
+ * the input's gradient against finite differences. */
+Test(core_gradient, pooling_gradient_with_the_grouped_conv_after_it_linear)
+{
+    rng_reset(27);
+    nn_layer_spec l[] = {L_CONV(64, 5, 1, 0, 0), L_POOL(NN_LAYER_POOL_AVG, 2, 1, 0),
+                         L_CONV(128, 5, 1, 0, 0)};
+    nn_net *net = make_net(l, 3, 32, 11, 11, 4, 5, 1);
+    if (onednn_has_avx512_core())
+        cr_expect(net->layers[1].pool_bwd_by_next, "the pooling's backward pass not fused");
+    check_gradients(net, 1e-2, 2e-3, 1e-2, 40);
+    nn_net_free(net);
+}
+
+/* drsch-mnist (ReLUs, batch 7) with pool2's backward pass computed by conv3's input-gradient pass
+ * and as a pass of its own: the same gradient bits, at 1 and 2 threads. */
+Test(core_gradient, pooling_gradient_fused_or_not_same_bits)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 16, 7, 1, &err), DRSCH_OK, "%s", err.msg);
+    cfg.input_grad = 1;
+    nn_net *net = NULL;
+    cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    if (!net->layers[3].pool_bwd_by_next) {
+        nn_net_free(net);
+        cr_skip_test("pool2's backward pass is not fused here (no AVX-512)");
+    }
+    rng_reset(28);
+    const size_t nin = 7 * nn_input_size(net), ng = nn_params_plain_size(net);
+    float *x = rand_buf(nin, 1.0), *dy = rand_buf(7 * 16, 0.5);
+    const int before = omp_get_max_threads();
+    float *g[4], *gin[4];
+    for (int run = 0; run < 4; run++) {
+        omp_set_num_threads(run % 2 + 1);
+        net->layers[3].pool_bwd_by_next = run < 2;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
+        g[run] = export_grads(net);
+        gin[run] = malloc(nin * sizeof(float));
+        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
+    }
+    omp_set_num_threads(before);
+    for (int run = 1; run < 4; run++) {
+        cr_expect_eq(memcmp(g[0], g[run], ng * sizeof(float)), 0,
+                     "run %d: parameter gradients differ", run);
+        cr_expect_eq(memcmp(gin[0], gin[run], nin * sizeof(float)), 0,
+                     "run %d: input gradients differ", run);
+    }
+    for (int run = 0; run < 4; run++)
+        free(g[run]), free(gin[run]);
+    free(x), free(dy);
+    nn_net_free(net);
+}
+
 /* The first convolution's own loops with the pooling after them (STEM_SHAPES): weight and bias
  * gradients against a naive double backward pass through the pooling, the ReLU (cut where the
  * naive convolution's output is at most zero) and the convolution. */
