@@ -126,20 +126,79 @@ static int knn_graph(const float *feat, int32_t n, int32_t fdim, int32_t k, doub
     return 0;
 }
 
-/* Row i of the squared distances from the transposed outputs yt (d x n): every pair (i, j) is
- * summed over k in order, as sqdist does, the row's n pairs side by side; (a - b)^2 and (b - a)^2
- * are the same double, so rows i and j agree on the pair. */
-DH_CLONES static void distance_row(const double *yt, int32_t n, int32_t d, int32_t i, double *row)
+/* Eight doubles (GCC's and Clang's vector extension: one AVX-512 register, or pieces of it in the
+ * other clones). Aligned as doubles: a copy on the stack must not need 64-byte alignment, which
+ * AddressSanitizer's stack frames for use-after-return checks do not give (an aligned store there
+ * faulted in ci/sanitize). */
+typedef double dh_v8d __attribute__((vector_size(64), aligned(8)));
+/* the same, as a view of doubles in memory */
+typedef double dh_v8d_m __attribute__((vector_size(64), aligned(8), may_alias));
+#define LOADD8(p) ((dh_v8d) * (const dh_v8d_m *)(p))
+
+/* Columns j0 .. j0 + 8 V - 1 of distance row i (distance_row): V vectors of 8 sums over k in
+ * order, in registers for the whole pass over k (V a constant where it is inlined). */
+static inline __attribute__((always_inline)) void distance_cols(const double *yt, int32_t n,
+                                                                int32_t d, int32_t i, int32_t j0,
+                                                                double *row, const int V)
 {
-    for (int32_t j = 0; j < n; j++)
-        row[j] = 0.0;
+    /* named vectors, not arrays (see dh_v8d) */
+#define DCOLS_EACH(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define DCOLS_INIT(q) dh_v8d s##q = {0};
+    DCOLS_EACH(DCOLS_INIT)
     for (int32_t k = 0; k < d; k++) {
         const double *col = yt + (size_t)k * (size_t)n;
         const double a = col[i];
-        for (int32_t j = 0; j < n; j++) {
-            double t = a - col[j];
-            row[j] += t * t;
+        const dh_v8d av = {a, a, a, a, a, a, a, a};
+#define DCOLS_ADD(q)                                                                               \
+    if (V > q) {                                                                                   \
+        const dh_v8d t##q = av - LOADD8(col + j0 + 8 * q);                                         \
+        s##q += t##q * t##q;                                                                       \
+    }
+        DCOLS_EACH(DCOLS_ADD)
+    }
+#define DCOLS_STORE(q)                                                                             \
+    if (V > q)                                                                                     \
+        *(dh_v8d_m *)(row + j0 + 8 * q) = s##q;
+    DCOLS_EACH(DCOLS_STORE)
+#undef DCOLS_STORE
+#undef DCOLS_ADD
+#undef DCOLS_INIT
+#undef DCOLS_EACH
+}
+
+/* Row i of the squared distances from the transposed outputs yt (d x n): every pair (i, j) is
+ * summed over k in order, as sqdist does, the row's n pairs side by side; (a - b)^2 and (b - a)^2
+ * are the same double, so rows i and j agree on the pair. Up to 64 columns at a time in
+ * registers (distance_cols), the columns left over one at a time. Summed in memory, a row's sums
+ * were loaded and stored at every k: the distances took 26 us of the loss's 120 in a training
+ * step of drsch-mnist (100 x 48, 2 threads, 2-core Zen 5), and the loss 0.121 ms against 0.109
+ * with this (medians of eight alternate runs of `drsch bench train --passes`). */
+DH_CLONES static void distance_row(const double *yt, int32_t n, int32_t d, int32_t i, double *row)
+{
+    int32_t j0 = 0;
+    while (j0 + 8 <= n) {
+        const int32_t vecs = (n - j0) / 8;
+        if (vecs >= 8) {
+            distance_cols(yt, n, d, i, j0, row, 8);
+            j0 += 64;
+        } else if (vecs >= 4) {
+            distance_cols(yt, n, d, i, j0, row, 4);
+            j0 += 32;
+        } else if (vecs >= 2) {
+            distance_cols(yt, n, d, i, j0, row, 2);
+            j0 += 16;
+        } else {
+            distance_cols(yt, n, d, i, j0, row, 1);
+            j0 += 8;
         }
+    }
+    for (int32_t j = j0; j < n; j++) {
+        double acc = 0.0;
+        for (int32_t k = 0; k < d; k++) {
+            const double t = yt[(size_t)k * n + i] - yt[(size_t)k * n + j];
+            acc += t * t;
+        }
+        row[j] = acc;
     }
 }
 
@@ -277,38 +336,34 @@ static double finish_row(const dh_config *c, int32_t n, int32_t i, const uint8_t
     return ll;
 }
 
-/* Eight doubles (GCC's and Clang's vector extension: one AVX-512 register, or pieces of it in the
- * other clones) and their conversions from and to floats. Aligned as doubles: a copy on the stack
- * must not need 64-byte alignment, which AddressSanitizer's stack frames for use-after-return
- * checks do not give (an aligned store there faulted in ci/sanitize). */
-typedef double dh_v8d __attribute__((vector_size(64), aligned(8)));
+/* dh_v8d stored as floats */
 typedef float dh_v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
-#define LOAD8(p) __builtin_convertvector(*(const dh_v8f_u *)(p), dh_v8d)
 #define STORE8(p, v) (*(dh_v8f_u *)(p) = __builtin_convertvector((v), dh_v8f_u))
 
 /* Columns k0 .. k0 + 8 V - 1 of gradient row x (gradient_row): V vectors of 8 sums, each over
  * the terms in order; V a constant where it is inlined, so the sums stay in registers and the
  * V chains of additions overlap (one vector pair at a time, 16 columns, had waited on the
  * latency of its additions: the gradient took 0.060 ms of the loss's 0.131 in a training step of
- * drsch-mnist, 2 threads). */
-static inline __attribute__((always_inline)) void gradient_cols(const float *y, int32_t d,
-                                                                int32_t m, const double *coef,
-                                                                const int32_t *idx, const float *yx,
-                                                                int32_t k0, float *dyx, const int V)
+ * drsch-mnist, 2 threads). The outputs are read as doubles converted once (yd; converted from
+ * the floats at every term, as they were, the loss took 0.109 ms against 0.088 with this, the
+ * same values: a float converts to a double exactly). */
+static inline __attribute__((always_inline)) void
+gradient_cols(const double *yd, int32_t d, int32_t m, const double *coef, const int32_t *idx,
+              const double *yx, int32_t k0, float *dyx, const int V)
 {
     /* named vectors, not arrays: an array of them on the stack gets 64-byte aligned moves, which
      * fault in AddressSanitizer's stack frames (see dh_v8d) */
 #define COLS_EACH(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 #define COLS_INIT(q)                                                                               \
-    const dh_v8d x##q = V > q ? LOAD8(yx + k0 + 8 * q) : (dh_v8d){0};                              \
+    const dh_v8d x##q = V > q ? LOADD8(yx + k0 + 8 * q) : (dh_v8d){0};                             \
     dh_v8d a##q = {0};
     COLS_EACH(COLS_INIT)
     for (int32_t t = 0; t < m; t++) {
-        const float *yj = y + (size_t)idx[t] * d + k0;
+        const double *yj = yd + (size_t)idx[t] * d + k0;
         const dh_v8d c = {coef[t], coef[t], coef[t], coef[t], coef[t], coef[t], coef[t], coef[t]};
 #define COLS_ADD(q)                                                                                \
     if (V > q)                                                                                     \
-        a##q += c * (x##q - LOAD8(yj + 8 * q));
+        a##q += c * (x##q - LOADD8(yj + 8 * q));
         COLS_EACH(COLS_ADD)
     }
 #define COLS_STORE(q)                                                                              \
@@ -328,8 +383,8 @@ static inline __attribute__((always_inline)) void gradient_cols(const float *y, 
  * time, in up to eight vectors of 8 doubles that stay in registers (gradient_cols; one pass over
  * the terms per pair had loaded and stored d sums per term), and for the columns left over one
  * at a time. */
-DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const double *W, int32_t x,
-                                   double *coef, int32_t *idx, float *dy)
+DH_CLONES static void gradient_row(const double *yd, int32_t n, int32_t d, const double *W,
+                                   int32_t x, double *coef, int32_t *idx, float *dy)
 {
     int32_t m = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -349,23 +404,23 @@ DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const d
             idx[m++] = i;
         }
     }
-    const float *yx = y + (size_t)x * d;
+    const double *yx = yd + (size_t)x * d;
     int32_t k0 = 0;
     while (k0 + 16 <= d) {
         const int32_t chunks = (d - k0) / 16 < 4 ? (d - k0) / 16 : 4;
         switch (chunks) {
-        case 4: gradient_cols(y, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 8); break;
-        case 3: gradient_cols(y, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 6); break;
-        case 2: gradient_cols(y, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 4); break;
-        default: gradient_cols(y, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 2); break;
+        case 4: gradient_cols(yd, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 8); break;
+        case 3: gradient_cols(yd, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 6); break;
+        case 2: gradient_cols(yd, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 4); break;
+        default: gradient_cols(yd, d, m, coef, idx, yx, k0, dy + (size_t)x * d, 2); break;
         }
         k0 += 16 * chunks;
     }
     for (; k0 < d; k0++) { /* the columns left over, one at a time */
-        const double xv = (double)yx[k0];
+        const double xv = yx[k0];
         double acc = 0.0;
         for (int32_t t = 0; t < m; t++)
-            acc += coef[t] * (xv - (double)y[(size_t)idx[t] * d + k0]);
+            acc += coef[t] * (xv - yd[(size_t)idx[t] * d + k0]);
         dy[(size_t)x * d + k0] = (float)acc;
     }
 }
@@ -384,8 +439,8 @@ DH_CLONES static void gradient_row(const float *y, int32_t n, int32_t d, const d
  * adds g_ij to row i and subtracts it from row j, and gradient_row forms row x's own sum in that
  * same order. Returns -1 when out of memory. */
 static int loss_region(const dh_config *c, int32_t n, int32_t d, const float *y, const uint8_t *sim,
-                       const double *A, double *yt, double *dist, double *W, triplet_sums *t,
-                       triplet_sums *sums, double *rows, float *dy)
+                       const double *A, double *yt, double *yd, double *dist, double *W,
+                       triplet_sums *t, triplet_sums *sums, double *rows, float *dy)
 {
     int failed = 0;
     double inv_t = 0.0;
@@ -403,7 +458,7 @@ static int loss_region(const dh_config *c, int32_t n, int32_t d, const float *y,
 #pragma omp for schedule(static)
         for (int32_t i = 0; i < n; i++)
             for (int32_t k = 0; k < d; k++)
-                yt[(size_t)k * n + i] = (double)y[(size_t)i * d + k];
+                yt[(size_t)k * n + i] = yd[(size_t)i * d + k] = (double)y[(size_t)i * d + k];
 #pragma omp for schedule(static)
         for (int32_t i = 0; i < n; i++)
             distance_row(yt, n, d, i, dist + (size_t)i * n);
@@ -431,7 +486,7 @@ static int loss_region(const dh_config *c, int32_t n, int32_t d, const float *y,
 #pragma omp for schedule(static)
             for (int32_t x = 0; x < n; x++)
                 if (mem)
-                    gradient_row(y, n, d, W, x, (double *)mem,
+                    gradient_row(yd, n, d, W, x, (double *)mem,
                                  (int32_t *)((double *)mem + 2 * (size_t)n), dy);
         }
         free(mem);
@@ -447,7 +502,8 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
     const bool knn = c->beta != 0 && c->graph == DH_GRAPH_KNN;
     double *dist = malloc(sizeof(double) * (nn ? nn : 1)), *W = calloc(nn ? nn : 1, sizeof(double));
     double *A = knn ? malloc(sizeof(double) * (nn ? nn : 1)) : NULL;
-    double *yt = malloc(sizeof(double) * n1 * (size_t)(d > 0 ? d : 1));
+    /* the outputs as doubles, transposed (yt, d x n) and as they are (yd, n x d) */
+    double *yt = malloc(sizeof(double) * 2 * n1 * (size_t)(d > 0 ? d : 1));
     double *rows = malloc(sizeof(double) * n1);
     triplet_sums *sums = malloc(sizeof(triplet_sums) * n1);
     int rc = !dist || !W || !yt || !rows || !sums || (knn && !A) ? -1 : 0;
@@ -455,7 +511,8 @@ drsch_status dh_loss(const dh_config *c, int64_t iter, const float *y, int32_t n
         rc = knn_graph(feat, n, fdim, c->knn_k, A);
     triplet_sums t = {dh_margin_at(c, iter), 0, 0, 0};
     if (rc == 0)
-        rc = loss_region(c, n, d, y, sim, A, yt, dist, W, &t, sums, rows, dy);
+        rc = loss_region(c, n, d, y, sim, A, yt, yt + n1 * (size_t)(d > 0 ? d : 1), dist, W, &t,
+                         sums, rows, dy);
     if (rc == 0 && stats) {
         double ll = 0.0;
         for (int32_t i = 0; i < n; i++)
