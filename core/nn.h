@@ -165,7 +165,10 @@ DRSCH_API const float *nn_input_grad(const nn_net *net);
  * oneDNN primitives waited for); the reorder of the last layer's output or of the caller's dy to
  * the net's layouts is the last layer's. When an inference net computes its first layers image by
  * image (nn_layer_impl: a first layer "drsch:stem" followed by direct convolutions), their whole
- * time is layer 0's. Timing costs a clock read and a stream wait a layer. FLOPs: one pass's
+ * time is layer 0's. In a training net whose pooling is followed by a convolution of a 2 x 2
+ * output on drsch's loops (drsch-mnist's pool2 and conv3), that convolution's input-gradient
+ * pass computes the pooling's backward pass: its time is the convolution's, the pooling's near 0.
+ * Timing costs a clock read and a stream wait a layer. FLOPs: one pass's
  * multiply-adds x 2 of the convolutions and fc layers (0 for the other layers), as nn_flops sums
  * them; backward_flops[i] counts the input gradient only where the layer computes it. */
 typedef struct {
