@@ -241,6 +241,31 @@ void nn_pool_forward(const nn_net *net, const nn_layer *L)
         }
 }
 
+/* Input pixel (iy, ix)'s channel block cb of the backward pass: the window sums acc scaled,
+ * masked by mi (the ReLU's output, laid out as in) or bits, and stored at dxi (laid out as dxm),
+ * past the caches when stream. */
+static inline __attribute__((always_inline)) POOL_TARGET void
+store_grad(float *dxi, pool_map dxm, const float *mi, pool_map in, const uint16_t *bits,
+           size_t bstride, int32_t IW, bool stream, pool_scale sc, vec16 acc, int32_t iy,
+           int32_t ix, int32_t cb)
+{
+    float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
+    const float *m = mi ? mi + (size_t)cb * in.cbs + (size_t)iy * in.ys + (size_t)ix * in.xs : NULL;
+    const uint16_t *k = bits ? bits + ((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb : NULL;
+    if (k && stream)
+        V_STREAM_BITS(q, acc, sc, *k);
+    else if (k)
+        V_STORE_BITS(q, acc, sc, *k);
+    else if (m && stream)
+        V_STREAM_MASKED(q, acc, sc, m);
+    else if (m)
+        V_STORE_MASKED(q, acc, sc, m);
+    else if (stream)
+        V_STREAM(q, acc, sc);
+    else
+        V_STORE(q, acc, sc);
+}
+
 /* One image of the backward pass: dx (laid out as dxm says) from dy, masked by relu_dst when
  * given (laid out as the source), or else by bits when given (a 16-bit mask a pixel and channel
  * block, block cb of pixel p's at bits[p * bstride + cb]); the pointers at the image's first
@@ -272,23 +297,7 @@ bwd_pixels(const float *dyi, float *dxi, pool_map dxm, const float *mi, const ui
                 for (int32_t oy = oy0; oy <= oy1; oy++)
                     for (int32_t ox = ox0; ox <= ox1; ox++)
                         acc = V_ADD(acc, dyo + (size_t)oy * out.ys + (size_t)ox * out.xs);
-                float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
-                const float *m =
-                    mi ? mi + (size_t)cb * in.cbs + (size_t)iy * in.ys + (size_t)ix * in.xs : NULL;
-                const uint16_t *k =
-                    bits ? bits + ((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb : NULL;
-                if (k && stream)
-                    V_STREAM_BITS(q, acc, sc, *k);
-                else if (k)
-                    V_STORE_BITS(q, acc, sc, *k);
-                else if (m && stream)
-                    V_STREAM_MASKED(q, acc, sc, m);
-                else if (m)
-                    V_STORE_MASKED(q, acc, sc, m);
-                else if (stream)
-                    V_STREAM(q, acc, sc);
-                else
-                    V_STORE(q, acc, sc);
+                store_grad(dxi, dxm, mi, in, bits, bstride, IW, stream, sc, acc, iy, ix, cb);
             }
         }
     }
@@ -318,23 +327,7 @@ bwd_2x2_pixel(const float *dyi, float *dxi, pool_map dxm, const float *mi, const
             acc = V_ADD(acc, dyo + (size_t)iy * out.ys + (size_t)(ix - 1) * out.xs);
         if (DOWN && RIGHT)
             acc = V_ADD(acc, dyo + (size_t)iy * out.ys + (size_t)ix * out.xs);
-        float *q = dxi + (size_t)cb * dxm.cbs + (size_t)iy * dxm.ys + (size_t)ix * dxm.xs;
-        const float *m =
-            mi ? mi + (size_t)cb * in.cbs + (size_t)iy * in.ys + (size_t)ix * in.xs : NULL;
-        const uint16_t *k =
-            bits ? bits + ((size_t)iy * IW + (size_t)ix) * bstride + (size_t)cb : NULL;
-        if (k && stream)
-            V_STREAM_BITS(q, acc, sc, *k);
-        else if (k)
-            V_STORE_BITS(q, acc, sc, *k);
-        else if (m && stream)
-            V_STREAM_MASKED(q, acc, sc, m);
-        else if (m)
-            V_STORE_MASKED(q, acc, sc, m);
-        else if (stream)
-            V_STREAM(q, acc, sc);
-        else
-            V_STORE(q, acc, sc);
+        store_grad(dxi, dxm, mi, in, bits, bstride, IW, stream, sc, acc, iy, ix, cb);
     }
 }
 

@@ -849,6 +849,22 @@ Test(core_gradient, direct_conv_after_blocked_layers)
     nn_net_free(net);
 }
 
+/* One forward and backward pass of net on `threads` threads (x: nin input values, dy: the output
+ * gradient): copies of the parameter gradients (*g) and of the input gradient (*gin). */
+static void gradients_at(nn_net *net, int threads, const float *x, size_t nin, const float *dy,
+                         float **g, float **gin)
+{
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    drsch_error err;
+    cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+    cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
+    omp_set_num_threads(before);
+    *g = export_grads(net);
+    *gin = malloc(nin * sizeof(float));
+    memcpy(*gin, nn_input_grad(net), nin * sizeof(float));
+}
+
 /* One direct convolution (c -> o channels, 5x5 taps over an h x h input, ReLU, batch 5 so that
  * the images split unevenly): its parameter and input gradients the same bits at 1 and 2
  * threads. */
@@ -864,17 +880,8 @@ static void direct_gradients_same_at_1_and_2_threads(int c, int o, int h)
     float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
     float *g[2] = {NULL, NULL}, *gin[2] = {NULL, NULL};
     const size_t ng = nn_params_plain_size(net);
-    const int before = omp_get_max_threads();
-    for (int run = 0; run < 2; run++) {
-        omp_set_num_threads(run + 1);
-        drsch_error err;
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-        g[run] = export_grads(net);
-        gin[run] = malloc(nin * sizeof(float));
-        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
-    }
-    omp_set_num_threads(before);
+    for (int run = 0; run < 2; run++)
+        gradients_at(net, run + 1, x, nin, r, &g[run], &gin[run]);
     cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
     cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
     free(g[0]), free(g[1]), free(gin[0]), free(gin[1]), free(x), free(r);
@@ -1023,18 +1030,11 @@ Test(core_gradient, pooling_gradient_fused_or_not_same_bits)
     rng_reset(28);
     const size_t nin = 7 * nn_input_size(net), ng = nn_params_plain_size(net);
     float *x = rand_buf(nin, 1.0), *dy = rand_buf(7 * 16, 0.5);
-    const int before = omp_get_max_threads();
     float *g[4], *gin[4];
     for (int run = 0; run < 4; run++) {
-        omp_set_num_threads(run % 2 + 1);
         net->layers[3].pool_bwd_by_next = run < 2;
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        cr_assert_eq(nn_backward(net, dy, NULL, &err), DRSCH_OK, "%s", err.msg);
-        g[run] = export_grads(net);
-        gin[run] = malloc(nin * sizeof(float));
-        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
+        gradients_at(net, run % 2 + 1, x, nin, dy, &g[run], &gin[run]);
     }
-    omp_set_num_threads(before);
     for (int run = 1; run < 4; run++) {
         cr_expect_eq(memcmp(g[0], g[run], ng * sizeof(float)), 0,
                      "run %d: parameter gradients differ", run);
