@@ -287,10 +287,10 @@ static void transpose_block(const float *s, size_t ss, float *d, size_t ds, int3
  * rows of KH x KW x C). w_bwd is stored past the caches: the refresh runs before the forward
  * pass and only the backward pass reads it, long after the caches have let it go, so its lines
  * were fetched for nothing (drsch-mnist, batch 100, 2 threads, 2-core Zen 5: conv2's and conv3's
- * 1 MB; the copies 0.111 -> 0.062 ms, the training step -1.0%, medians of eight alternate runs
- * of `drsch bench train --threads 2 --no-limits --repetitions 3 --passes`). The fc layers' w_fwd
- * stays in the caches: their forward pass reads it soon (stored past them, fc1's forward pass
- * took 0.042 ms against 0.039). */
+ * 1 MB; the copies 0.110 -> 0.061 ms, medians of ten alternate runs of `drsch bench train
+ * --threads 2 --no-limits --repetitions 3 --passes`). The fc layers' w_fwd stays in the caches:
+ * their forward pass reads it soon (stored past them, fc1's forward pass took 0.042 ms against
+ * 0.039, eight alternate runs). */
 static void refresh_own_copies(const nn_net *net, const nn_layer *L)
 {
     const int32_t K = L->spec.kernel, IC = L->in_c, OC = L->out_c;

@@ -140,10 +140,11 @@ drsch_status nn_sgd_step(nn_net *net, const nn_sgd_config *c, int64_t iter, drsc
      * runs: the update 0.189 -> 0.123 ms with no momentum (the library's default), 0.196 -> 0.125
      * ms with 0.9 (drsch train's). With more than one thread the weights are stored past the
      * caches as well: both cores read every weight in the passes before, so each line the update
-     * stores had first to be taken from the other core's caches; streamed, it is not (the same
-     * runs, no momentum: the update 0.113 -> 0.048 ms, the step -1.1%, the copies and forward
-     * passes that read the weights next no slower). One thread keeps them in its caches, where
-     * those passes read them: streamed, its update took 0.105 ms against 0.080. */
+     * stores had first to be taken from the other core's caches; streamed, it is not (eight
+     * alternate runs, no momentum: the update 0.112 -> 0.054 ms, the step -1.0%, the copies and
+     * forward passes that read the weights next no slower; six with 0.9: 0.112 -> 0.071 ms). One
+     * thread keeps them in its caches, where those passes read them: streamed, its update took
+     * 0.105 ms against 0.080 (four alternate runs at 1 thread). */
     const bool stream = __builtin_cpu_supports("avx512f");
 #else
     const bool stream = false;
