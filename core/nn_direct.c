@@ -501,8 +501,9 @@ static void backward_data_grouped(const nn_net *net, const nn_layer *L, const nn
     const int groups = groups_of(&s);
     const float *relu_dst = NULL;
     const uint16_t *relu_bits = NULL;
-    /* every image's gradient 64-byte aligned when the first is: 16k channels */
-    const bool past = P && (uintptr_t)nn_mem_ptr(P->diff_src) % 64 == 0;
+    /* past the caches as the pooling's own pass would store it (L's source comes from a direct
+     * convolution, whose weight gradient reads it on both threads) */
+    const bool past = P && nn_pool_backward_past(net, P);
     if (P)
         nn_pool_relu_of(net, P, &relu_dst, &relu_bits);
 #pragma omp parallel

@@ -394,7 +394,7 @@ void nn_pool_relu_of(const nn_net *net, const nn_layer *L, const float **relu_ds
  * whose weight gradient reads every image's on each thread: stored through the caches, each line
  * would first be taken from the other core (drsch-mnist's pool3 before conv3, batch 100, 2
  * threads, 2-core Zen 5: 0.028 -> 0.014 ms). */
-static bool backward_past(const nn_net *net, const nn_layer *L)
+bool nn_pool_backward_past(const nn_net *net, const nn_layer *L)
 {
     const ptrdiff_t i = L - net->layers;
     return (uintptr_t)nn_mem_ptr(L->diff_src) % 64 == 0 &&
@@ -420,7 +420,7 @@ void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *
 void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_dst,
                       const uint16_t *relu_bits)
 {
-    const bool past = backward_past(net, L);
+    const bool past = nn_pool_backward_past(net, L);
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
