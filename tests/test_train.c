@@ -390,14 +390,22 @@ Test(train, encode_eval_and_bad_input)
               "this run should reorder some bits");
     hm_codes_free(&net_order);
     nn_net_free(model);
+    /* The rest runs on a synthetic dataset of 300 + 60 images (protocol full): over
+     * Fashion-MNIST, each evaluation through --model encodes 70,000 images (8.5 s under ASan). */
+    char small28[1024];
+    snprintf(small28, sizeof small28, "%s", tu_path("mnist28"));
+    cr_assert_eq(mkdir(small28, 0755), 0);
+    tu_write_idx_split(small28, "train", 300, 5, 63);
+    tu_write_idx_split(small28, "t10k", 60, 5, 63);
     /* --bit-order weight: the authors' order, weights non-increasing */
-    rc = tu_run(
-        out, sizeof out,
-        "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --bit-order weight --out %s",
-        tu_exe(), tu_path("mw.bin"));
+    rc = tu_run(out, sizeof out,
+                "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --bit-order weight "
+                "--dataset mnist:%s --protocol full --out %s",
+                tu_exe(), small28, tu_path("mw.bin"));
     cr_assert_eq(rc, 0, "%s", out);
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split query --out %s", tu_exe(),
-                tu_path("mw.bin"), tu_path("qw"));
+    rc = tu_run(out, sizeof out,
+                "%s encode --model %s --dataset mnist:%s --protocol full --split query --out %s",
+                tu_exe(), tu_path("mw.bin"), small28, tu_path("qw"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(npy_load(tu_path("qw.weights.npy"), &a, &err), DRSCH_OK);
     for (size_t i = 1; i < a.count; i++)
@@ -410,29 +418,37 @@ Test(train, encode_eval_and_bad_input)
     cr_assert(strstr(out, "--bit-order") != NULL, "%s", out);
 
     /* Codes of the model evaluate identically through --model and through the .npy route. */
-    rc = tu_run(out, sizeof out, "%s encode --model %s --split db --out %s", tu_exe(),
-                tu_path("m.bin"), tu_path("db"));
-    cr_assert_eq(rc, 0, "%s", out);
+    for (int s = 0; s < 2; s++) {
+        rc = tu_run(out, sizeof out,
+                    "%s encode --model %s --dataset mnist:%s --protocol full --split %s --out %s",
+                    tu_exe(), tu_path("m.bin"), small28, s ? "db" : "query",
+                    tu_path(s ? "sdb" : "sq"));
+        cr_assert_eq(rc, 0, "%s", out);
+    }
     char viamodel[4096], vianpy[4096];
-    rc = tu_run(viamodel, sizeof viamodel, "%s eval --model %s --bits 8,24 --topk 100 2>/dev/null",
-                tu_exe(), tu_path("m.bin"));
+    rc = tu_run(viamodel, sizeof viamodel,
+                "%s eval --model %s --dataset mnist:%s --protocol full --bits 8,24 --topk 100 "
+                "2>/dev/null",
+                tu_exe(), tu_path("m.bin"), small28);
     cr_assert_eq(rc, 0, "%s", viamodel);
     rc = tu_run(
         vianpy, sizeof vianpy,
         "%s eval --codes %s --db %s --qlabels %s --dblabels %s --bits 8,24 --topk 100 2>/dev/null",
-        tu_exe(), tu_path("q.codes.npy"), tu_path("db.codes.npy"), tu_path("q.labels.npy"),
-        tu_path("db.labels.npy"));
+        tu_exe(), tu_path("sq.codes.npy"), tu_path("sdb.codes.npy"), tu_path("sq.labels.npy"),
+        tu_path("sdb.labels.npy"));
     cr_assert_eq(rc, 0, "%s", vianpy);
     cr_assert_str_eq(viamodel, vianpy);
 
-    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(),
-                tu_path("m.bin"), tu_path("e.json"));
+    rc = tu_run(out, sizeof out,
+                "%s eval --model %s --dataset mnist:%s --protocol full --weighted --json %s",
+                tu_exe(), tu_path("m.bin"), small28, tu_path("e.json"));
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_eq(access(tu_path("e.json"), R_OK), 0);
     /* Determinism: the same evaluation twice gives the same report but for times, dates and the
      * measured clock. */
-    rc = tu_run(out, sizeof out, "%s eval --model %s --weighted --json %s", tu_exe(),
-                tu_path("m.bin"), tu_path("e2.json"));
+    rc = tu_run(out, sizeof out,
+                "%s eval --model %s --dataset mnist:%s --protocol full --weighted --json %s",
+                tu_exe(), tu_path("m.bin"), small28, tu_path("e2.json"));
     cr_assert_eq(rc, 0, "%s", out);
     char base[512];
     snprintf(base, sizeof base, "%s", tu_path("e"));
@@ -497,8 +513,8 @@ Test(train, encode_eval_and_bad_input)
     size_t lshape[1] = {0};
     cr_assert_eq(npy_save(tu_path("emptyl.npy"), NPY_I32, 1, lshape, "", &err), DRSCH_OK);
     rc = tu_run(out, sizeof out, "%s eval --codes %s --db %s --qlabels %s --dblabels %s", tu_exe(),
-                tu_path("empty.npy"), tu_path("db.codes.npy"), tu_path("emptyl.npy"),
-                tu_path("db.labels.npy"));
+                tu_path("empty.npy"), tu_path("sdb.codes.npy"), tu_path("emptyl.npy"),
+                tu_path("sdb.labels.npy"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "query") != NULL, "%s", out);
 }
@@ -611,20 +627,31 @@ Test(train, bf16_encode_and_eval)
 }
 
 /* SIGKILL at arbitrary moments never leaves a corrupt model or state: after every kill the
- * model loads, and resuming finishes with the model of an uninterrupted run. */
+ * model loads, and resuming finishes with the model of an uninterrupted run. On a synthetic
+ * dataset of 300 + 60 images (protocol full) in batches of 30: every checkpoint encodes the
+ * training images for the model's bit order, which over Fashion-MNIST's 5,000 (batches of 100)
+ * made this test take 93 s under ASan. */
 Test(train, sigkill_never_corrupts_and_resume_matches)
 {
     static char out[1 << 16];
-    const char *flags[] = {"train", "--threads",          "2",  "--iters", "150", "--log-every",
-                           "50",    "--checkpoint-every", "10", "--bits",  "16",  "--seed",
-                           "3"};
+    char data[1024], dataset[1100];
+    snprintf(data, sizeof data, "%s", tu_path("mnist"));
+    cr_assert_eq(mkdir(data, 0755), 0);
+    tu_write_idx_split(data, "train", 300, 5, 63);
+    tu_write_idx_split(data, "t10k", 60, 5, 63);
+    snprintf(dataset, sizeof dataset, "mnist:%s", data);
+    const char *flags[] = {"train", "--threads",   "2",     "--iters",
+                           "150",   "--log-every", "50",    "--checkpoint-every",
+                           "10",    "--bits",      "16",    "--seed",
+                           "3",     "--dataset",   dataset, "--protocol",
+                           "full",  "--per-class", "3"};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc =
         tu_run(out, sizeof out,
                "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 "
-               "--seed 3 --out %s",
-               tu_exe(), tu_path("ref.bin"));
+               "--seed 3 --dataset %s --protocol full --per-class 3 --out %s",
+               tu_exe(), dataset, tu_path("ref.bin"));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cr_assert_eq(rc, 0, "%s", out);
     /* Kill moments are fractions of the reference run's duration (slow under sanitizers). */
@@ -635,7 +662,7 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
         cr_assert_neq(pid, -1);
         if (pid == 0) {
             freopen("/dev/null", "w", stderr);
-            char *argv[20];
+            char *argv[32];
             int a = 0;
             argv[a++] = (char *)tu_exe();
             for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
@@ -657,8 +684,9 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
         int status;
         waitpid(pid, &status, 0);
         if (access(tu_path("k.bin"), R_OK) == 0) {
-            rc = tu_run(out, sizeof out, "%s eval --model %s --bits 16 --topk 0", tu_exe(),
-                        tu_path("k.bin"));
+            rc = tu_run(out, sizeof out,
+                        "%s eval --model %s --dataset %s --protocol full --bits 16 --topk 0",
+                        tu_exe(), tu_path("k.bin"), dataset);
             cr_assert_eq(rc, 0, "model after SIGKILL in round %d must load: %s", round, out);
             resumed = 1;
         }
@@ -668,8 +696,8 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
     rc = tu_run(
         out, sizeof out,
         "%s train --threads 2 --iters 150 --log-every 50 --checkpoint-every 10 --bits 16 --seed 3 "
-        "--resume %s --out %s",
-        tu_exe(), tu_path("k.bin"), tu_path("k.bin"));
+        "--dataset %s --protocol full --per-class 3 --resume %s --out %s",
+        tu_exe(), dataset, tu_path("k.bin"), tu_path("k.bin"));
     cr_assert_eq(rc, 0, "%s", out);
     size_t la, lb;
     char *a = tu_slurp(tu_path("ref.bin"), &la), *b = tu_slurp(tu_path("k.bin"), &lb);
