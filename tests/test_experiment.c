@@ -2,13 +2,18 @@
  * bit weights of a model on a split (xp_net_codes / xp_model_codes: the encoder's codes, |w| in
  * the model's bit order, w^2 in the same order with weight power 2, errors as statuses with the
  * cause; reproduce's weight power: refused unless 1 or 2, named in its report), and multi-hot
- * labels packed as ev_labels bitmasks (xp_pack_multi_hot, checked against hand-computed words). */
+ * labels packed as ev_labels bitmasks (xp_pack_multi_hot, checked against hand-computed words),
+ * and ITQ's covariance (bl_covariance: the bits of the plain loop at every thread count). */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifdef DRSCH_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 #include "baselines.h"
 #include "experiment.h"
@@ -520,4 +525,115 @@ Test(model_codes, bit_order_weight_puts_the_largest_weights_first)
     hm_codes_free(&ndb);
     nn_net_free(net);
     ds_dataset_free(d);
+}
+
+/* ---- ITQ's covariance and the baselines' codes --------------------------------------------- */
+
+TestSuite(covariance);
+TestSuite(baseline_codes);
+
+/* bl_encode's codes are the signs of the plain loop's sums, sum_j ((double)x[j] - mean[j]) *
+ * proj[j][k] added in order of j, for every bit (lengths across a word, 1 and 2 threads); many
+ * sums sit near zero (half the features equal to their mean), and every seventh row is the mean
+ * (its sums exactly 0: no bit set). */
+Test(baseline_codes, signs_of_the_plain_loop)
+{
+    enum { N = 97, D = 45 };
+    static const uint32_t lengths[] = {1, 13, 64, 65, 130};
+    static float x[N * D];
+    uint64_t seed = 5;
+    for (size_t i = 0; i < (size_t)N * D; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = i % 2 ? 0.5f : (float)(seed >> 40) / 16777216.0f;
+    }
+    for (size_t i = 0; i < N; i += 7) /* rows equal to the mean: every sum exactly 0, bit 0 */
+        for (size_t j = 0; j < D; j++)
+            x[i * D + j] = j % 2 ? 0.5f : 0.25f;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        const uint32_t B = lengths[li];
+        bl_model m = {.dim = D, .bits = B};
+        m.mean = malloc(D * sizeof *m.mean);
+        m.proj = malloc((size_t)D * B * sizeof *m.proj);
+        cr_assert(m.mean && m.proj);
+        for (int j = 0; j < D; j++)
+            m.mean[j] = j % 2 ? 0.5f : 0.25f;
+        for (size_t e = 0; e < (size_t)D * B; e++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            m.proj[e] = (float)(seed >> 40) / 8388608.0f - 1.0f;
+        }
+        for (int threads = 1; threads <= 2; threads++) {
+#ifdef DRSCH_HAVE_OPENMP
+            omp_set_num_threads(threads);
+#endif
+            hm_codes c = {0};
+            drsch_error err;
+            cr_assert_eq(hm_codes_alloc(&c, N + 3, B, &err), DRSCH_OK, "%s", err.msg);
+            bl_encode(&m, x, N, &c, 3); /* rows 3..N+2 */
+            for (size_t i = 0; i < N; i++)
+                for (uint32_t k = 0; k < B; k++) {
+                    double t = 0;
+                    for (size_t j = 0; j < D; j++)
+                        t += ((double)x[i * D + j] - m.mean[j]) * m.proj[j * B + k];
+                    const int bit = (int)(hm_code_row(&c, i + 3)[k / 64] >> (k % 64) & 1);
+                    cr_assert_eq(bit, t > 0, "%u bits, %d threads: row %zu bit %u (sum %.17g)", B,
+                                 threads, i, k, t);
+                }
+            hm_codes_free(&c);
+        }
+        bl_model_free(&m);
+    }
+}
+
+/* bl_covariance holds the bits of the plain loop, each entry's products added in row order, at
+ * 1, 2 and 3 threads, for shapes around its blocks (4 x 4 entries, 64 rows): dimensions not a
+ * multiple of 4, rows not a multiple of 64, a single dimension, two rows. */
+Test(covariance, same_bits_as_the_plain_loop_at_any_thread_count)
+{
+    static const size_t shapes[][2] = {{2, 1}, {67, 13}, {64, 4}, {130, 64}, {500, 101}, {1000, 7}};
+    uint64_t seed = 11;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const size_t n = shapes[c][0], D = shapes[c][1];
+        float *x = malloc(n * D * sizeof *x), *mean = malloc(D * sizeof *mean);
+        double *want = malloc(D * D * sizeof *want), *got = malloc(D * D * sizeof *got);
+        cr_assert(x && mean && want && got);
+        for (size_t i = 0; i < n * D; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)(seed >> 40) / 16777216.0f * (float)(1 + i % 5);
+        }
+        for (size_t j = 0; j < D; j++) {
+            double m = 0;
+            for (size_t i = 0; i < n; i++)
+                m += x[i * D + j];
+            mean[j] = (float)(m / (double)n);
+        }
+        for (size_t a = 0; a < D; a++)
+            for (size_t b = a; b < D; b++) {
+                double sum = 0;
+                for (size_t i = 0; i < n; i++)
+                    sum += ((double)x[i * D + a] - mean[a]) * ((double)x[i * D + b] - mean[b]);
+                want[a * D + b] = sum / (double)(n - 1);
+            }
+        for (int threads = 1; threads <= 3; threads++) {
+#ifdef DRSCH_HAVE_OPENMP
+            omp_set_num_threads(threads);
+#endif
+            memset(got, 0xff, D * D * sizeof *got);
+            drsch_error err;
+            cr_assert_eq(bl_covariance(x, n, (int)D, mean, got, &err), DRSCH_OK, "%s", err.msg);
+            for (size_t a = 0; a < D; a++)
+                for (size_t b = a; b < D; b++)
+                    cr_assert(memcmp(&got[a * D + b], &want[a * D + b], sizeof *got) == 0,
+                              "n %zu, %zu dimensions, %d threads: entry (%zu, %zu) %.17g, the "
+                              "plain loop %.17g",
+                              n, D, threads, a, b, got[a * D + b], want[a * D + b]);
+        }
+        free(x);
+        free(mean);
+        free(want);
+        free(got);
+    }
+    drsch_error err;
+    double one;
+    float v = 1.0f;
+    cr_expect_eq(bl_covariance(&v, 1, 1, &v, &one, &err), DRSCH_ERR_ARG, "one row");
 }
