@@ -162,9 +162,9 @@ drsch_status bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint
  * buffer of each thread, and COV_A x COV_B entries at a time, held in registers over those rows.
  * The plain loop over every entry (a, b) and every row i, s += ((double)x[i][a] - mean[a]) *
  * ((double)x[i][b] - mean[b]), read two strided columns per entry and waited on one addition
- * chain: 1.5 billion of them for 5,000 images of 784 pixels, 2 s per code length. Here every
- * entry still adds the same products in the same row order (ISO C: the multiply and the add are
- * not contracted into an FMA), so the sums are the same bits. */
+ * chain: 1.5 billion of them for 5,000 images of 784 pixels, 2 s per code length on one thread
+ * (the 2-core Zen 5). Here every entry still adds the same products in the same row order (ISO
+ * C: the multiply and the add are not contracted into an FMA), so the sums are the same bits. */
 enum { COV_ROWS = 64, COV_A = 4, COV_B = 4 };
 
 /* Row length of the sums (D rounded up to COV_B; COV_A divides COV_B). */
@@ -187,11 +187,12 @@ static bool covariance_sums(const float *x, size_t n, size_t D, const float *mea
 #pragma omp barrier
         for (size_t i0 = 0; ok && i0 < n; i0 += COV_ROWS) {
             const size_t rows = n - i0 < COV_ROWS ? n - i0 : COV_ROWS;
-            for (size_t r = 0; r < rows; r++)
+            for (size_t r = 0; r < rows; r++) {
                 for (size_t j = 0; j < D; j++)
                     t[r * DP + j] = (double)x[(i0 + r) * D + j] - mean[j];
-                    /* The same groups of rows of sums on the same thread in every block (a static
-                     * schedule of the same loop), so each entry's additions keep their order. */
+            }
+            /* The same groups of rows of sums on the same thread in every block (a static
+             * schedule of the same loop), so each entry's additions keep their order. */
 #pragma omp for schedule(static, 1) nowait
             for (size_t g = 0; g < groups; g++) {
                 const size_t a0 = g * COV_A;
