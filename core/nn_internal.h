@@ -257,10 +257,12 @@ void nn_pool_backward(const nn_net *net, const nn_layer *L, const float *relu_ds
  * ReLU there). */
 void nn_pool_relu_of(const nn_net *net, const nn_layer *L, const float **relu_dst,
                      const uint16_t **relu_bits);
+/* Whether the pooling L's backward pass stores its diff_src past the caches (64-byte aligned,
+ * and read next by a direct convolution's weight gradient on every thread). */
+bool nn_pool_backward_past(const nn_net *net, const nn_layer *L);
 /* nn_pool_backward's images n0 .. n1 - 1, diff_src stored past the caches when past (the caller
  * then fences), as nn_pool_backward_past chooses for the layer. For a pass that computes the
  * pooling's output gradient a few images at a time (L->pool_bwd_by_next). */
-bool nn_pool_backward_past(const nn_net *net, const nn_layer *L);
 void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *relu_dst,
                              const uint16_t *relu_bits, int32_t n0, int32_t n1, bool past);
 /* The same, but for the source's layout (which nn_pool_fits also checks): what the first

@@ -36,6 +36,17 @@ static void setup(void)
     tu_tmpdir_make("train");
 }
 
+/* A synthetic MNIST-style dataset of 300 + 60 images (tu_write_idx_split) in tu_path(name), its
+ * path in dir: for runs that need no real images, where each checkpoint and evaluation would
+ * otherwise encode Fashion-MNIST's 5,000 training or 70,000 images. */
+static void write_small_mnist(const char *name, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s", tu_path(name));
+    cr_assert_eq(mkdir(dir, 0755), 0, "%s", dir);
+    tu_write_idx_split(dir, "train", 300, 5, 63);
+    tu_write_idx_split(dir, "t10k", 60, 5, 63);
+}
+
 #define TRAIN_FLAGS "--threads 2 --iters 120 --log-every 40 --checkpoint-every 20 --bits 16"
 
 TestSuite(train, .init = setup, .fini = tu_tmpdir_remove, .timeout = 600);
@@ -393,10 +404,7 @@ Test(train, encode_eval_and_bad_input)
     /* The rest runs on a synthetic dataset of 300 + 60 images (protocol full): over
      * Fashion-MNIST, each evaluation through --model encodes 70,000 images (8.5 s under ASan). */
     char small28[1024];
-    snprintf(small28, sizeof small28, "%s", tu_path("mnist28"));
-    cr_assert_eq(mkdir(small28, 0755), 0);
-    tu_write_idx_split(small28, "train", 300, 5, 63);
-    tu_write_idx_split(small28, "t10k", 60, 5, 63);
+    write_small_mnist("mnist28", small28, sizeof small28);
     /* --bit-order weight: the authors' order, weights non-increasing */
     rc = tu_run(out, sizeof out,
                 "%s train --threads 2 --iters 60 --log-every 30 --bits 24 --bit-order weight "
@@ -635,10 +643,7 @@ Test(train, sigkill_never_corrupts_and_resume_matches)
 {
     static char out[1 << 16];
     char data[1024], dataset[1100];
-    snprintf(data, sizeof data, "%s", tu_path("mnist"));
-    cr_assert_eq(mkdir(data, 0755), 0);
-    tu_write_idx_split(data, "train", 300, 5, 63);
-    tu_write_idx_split(data, "t10k", 60, 5, 63);
+    write_small_mnist("mnist", data, sizeof data);
     snprintf(dataset, sizeof dataset, "mnist:%s", data);
     const char *flags[] = {"train", "--threads",   "2",     "--iters",
                            "150",   "--log-every", "50",    "--checkpoint-every",
@@ -990,10 +995,7 @@ static char cls_data[1024];
 static void cls_setup(void)
 {
     tu_tmpdir_make("classifier");
-    snprintf(cls_data, sizeof cls_data, "%s", tu_path("mnist"));
-    cr_assert_eq(mkdir(cls_data, 0755), 0);
-    tu_write_idx_split(cls_data, "train", 300, 5, 63);
-    tu_write_idx_split(cls_data, "t10k", 60, 5, 63);
+    write_small_mnist("mnist", cls_data, sizeof cls_data);
 }
 
 TestSuite(classifier, .init = cls_setup, .fini = tu_tmpdir_remove, .timeout = 600);
