@@ -64,15 +64,6 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
     return (size_t)n * s->ih * s->iw * s->ic + ((size_t)y * s->iw + (size_t)x) * s->ps;
 }
 
-/* clang 14 with UBSan (ci/fuzz's build) took over ten minutes to compile the unrolled blocks with
- * its checks in them, against seconds without; they go without UBSan there (ASan still checks
- * their loads and stores, and GCC's UBSan build, ci/sanitize, keeps its checks). */
-#if defined(__clang__)
-#define NO_UBSAN __attribute__((no_sanitize("undefined")))
-#else
-#define NO_UBSAN
-#endif
-
 /* Output pixels ox0 .. ox0 + PB - 1 of R rows, 32 channels from ocb: bias, the K x K x IC taps,
  * ReLU. Row r is row oy + r % RPI of image n + r / RPI: the rows of one image (RPI = R), or of
  * RPI-row images (a small output's whole images, nn_direct_forward_grouped). R, RPI and PB are
@@ -82,10 +73,11 @@ static inline size_t src_at(const conv_shape *s, int n, int y, int x)
  * 82-84% with two). So is PS, the source's pixel stride (0: s->ps), so that each broadcast takes
  * a constant offset rather than an index register (on the same Xeon, encoding +4.8% with
  * drsch-mnist's 32 and 16). */
-NO_UBSAN static inline __attribute__((always_inline)) void
-fwd_block(const conv_shape *s, const float *x, const float *w, const float *b, float *y, int n,
-          int oy, int ox0, int ocb, const int R, const int RPI, const int PB, const int PS,
-          int relu)
+static inline __attribute__((always_inline)) void fwd_block(const conv_shape *s, const float *x,
+                                                            const float *w, const float *b,
+                                                            float *y, int n, int oy, int ox0,
+                                                            int ocb, const int R, const int RPI,
+                                                            const int PB, const int PS, int relu)
 {
     const size_t ps = PS ? (size_t)PS : s->ps, rs = (size_t)s->iw * ps, /* pixel, row strides */
         is = (size_t)s->ih * s->iw * s->ic;                             /* image stride */
@@ -425,9 +417,10 @@ static const bwd_fn BWD5[2][8] = {{NN_EACH_1_TO_8(BWD5_0)}, {NN_EACH_1_TO_8(BWD5
  * registers (24 sums for G = 3, so each weight vector loaded serves 12 pixels, as in the forward
  * pass), then added to the input pixel the tap takes it to. OCS, the output gradient's pixel
  * stride, as above (0: s->oc). */
-NO_UBSAN static inline __attribute__((always_inline)) void
-bwd_group_tap(const conv_shape *s, const float *dy, const float *wt, float *dx, int n, int icb,
-              int ky, int kx, const int G, const int OCS)
+static inline __attribute__((always_inline)) void bwd_group_tap(const conv_shape *s,
+                                                                const float *dy, const float *wt,
+                                                                float *dx, int n, int icb, int ky,
+                                                                int kx, const int G, const int OCS)
 {
     const size_t oc = OCS ? (size_t)OCS : (size_t)s->oc;
     __m512 a0[4 * NN_DIRECT_GROUP_MAX], a1[4 * NN_DIRECT_GROUP_MAX];
