@@ -922,6 +922,48 @@ Test(train, bench_train_passes_cover_the_step)
     }
 }
 
+/* bench train / bench encode: the f32 peak measured before each repetition and after the last;
+ * the headline's share is the best repetition's against the mean of the two peaks around it,
+ * between the lowest and highest share any repetition reached, that peak between the lowest and
+ * highest measured. With --ghz the formula's peak for every repetition, so the fastest repetition
+ * has the highest share. */
+Test(train, bench_peak_is_measured_around_each_repetition)
+{
+    static char out[1 << 16];
+    const char *cmds[] = {"train --batch 20 --iters 2 --warmup 1",
+                          "encode --batch 20 --images 40 --iters 1 --warmup 0"};
+    for (int c = 0; c < 2; c++)
+        for (int ghz = 0; ghz < 2; ghz++) {
+            const char *json = tu_path("peak.json");
+            int rc = tu_run(out, sizeof out, "%s bench %s --repetitions 3 --threads 1 %s --json %s",
+                            tu_exe(), cmds[c], ghz ? "--ghz 2" : "", json);
+            cr_assert_eq(rc, 0, "%s", out);
+            char *rep = tu_slurp(json, NULL);
+            cr_assert_not_null(rep);
+            const double gf = report_number(rep, "gflops"), pk = report_number(rep, "peak_gflops"),
+                         frac = report_number(rep, "peak_fraction"),
+                         pk_lo = report_number(rep, "peak_gflops_min"),
+                         pk_hi = report_number(rep, "peak_gflops_max"),
+                         fr_lo = report_number(rep, "peak_fraction_min"),
+                         fr_hi = report_number(rep, "peak_fraction_max");
+            cr_expect(gf > 0 && pk > 0 && fabs(frac - gf / pk) <= 1e-9 * frac, "%s", rep);
+            cr_expect(pk_lo > 0 && pk_lo <= pk && pk <= pk_hi, "%s", rep);
+            cr_expect(fr_lo > 0 && fr_lo <= frac && frac <= fr_hi, "%s", rep);
+            if (ghz) {
+                cr_expect(pk == 128 && pk_lo == 128 && pk_hi == 128, "1 x 2 GHz x 64: %s", rep);
+                cr_expect(frac == fr_hi, "%s", rep);
+                cr_expect(strstr(out, "formula: 1 threads x 2.000 GHz"), "%s", out);
+            } else {
+                cr_expect(strstr(out, "% of the f32 peak") &&
+                              strstr(out, "measured around that repetition") &&
+                              strstr(out, "an FMA loop before and after each repetition"),
+                          "%s", out);
+                cr_expect(strstr(rep, "before and after each repetition"), "%s", rep);
+            }
+            free(rep);
+        }
+}
+
 /* bench train --momentum: the SGD step's momentum, in the report's context, and it reaches the
  * update (the loss after a few steps moves with it; the same momentum, the same loss); out of
  * range refused, naming the flag. */
