@@ -923,10 +923,10 @@ Test(train, bench_train_passes_cover_the_step)
 }
 
 /* bench train / bench encode: the f32 peak measured before each repetition and after the last;
- * the headline's share is the best repetition's against the mean of the two peaks around it,
+ * the headline's share is the best repetition's against the higher of the two peaks around it,
  * between the lowest and highest share any repetition reached, that peak between the lowest and
  * highest measured. With --ghz the formula's peak for every repetition, so the fastest repetition
- * has the highest share. */
+ * has the highest share; with one repetition, its peak is the higher of the two measured. */
 Test(train, bench_peak_is_measured_around_each_repetition)
 {
     static char out[1 << 16];
@@ -962,6 +962,23 @@ Test(train, bench_peak_is_measured_around_each_repetition)
             }
             free(rep);
         }
+    /* one repetition: two peaks around it, and the higher one is the headline's */
+    const char *json = tu_path("one.json");
+    int rc = tu_run(out, sizeof out,
+                    "%s bench train --batch 20 --iters 2 --warmup 1 --repetitions 1 --threads 1 "
+                    "--json %s",
+                    tu_exe(), json);
+    cr_assert_eq(rc, 0, "%s", out);
+    char *rep = tu_slurp(json, NULL);
+    cr_assert_not_null(rep);
+    const double pk = report_number(rep, "peak_gflops");
+    cr_expect(pk > 0 && pk == report_number(rep, "peak_gflops_max") &&
+                  pk >= report_number(rep, "peak_gflops_min"),
+              "%s", rep);
+    cr_expect(report_number(rep, "peak_fraction") == report_number(rep, "peak_fraction_min") &&
+                  report_number(rep, "peak_fraction") == report_number(rep, "peak_fraction_max"),
+              "%s", rep);
+    free(rep);
 }
 
 /* bench train --momentum: the SGD step's momentum, in the report's context, and it reaches the
