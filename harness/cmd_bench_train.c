@@ -388,8 +388,8 @@ static void report_passes(const passes *p, double peak, rp_report *r, rp_entry *
 /* The peak repetition rep is put against: the higher of the two measured before and after it.
  * Not their mean: whatever else runs on the machine can only slow the FMA loop down, and a loop
  * slowed so had put a repetition of encoding at 101% of the mean (six runs of ci/bench-vs-pytorch
- * on a 2-core Zen 5 VM, 36 benchmarks of 4 measurements each: one measured 306 GFLOP/s, all the
- * others 399-469). */
+ * on a 2-core Zen 5 VM, 36 benchmarks of 4 measurements each: one measured 306 GFLOP/s once,
+ * where every other benchmark's lowest was 399 or more). */
 static double peak_around(const timing *t, int64_t rep)
 {
     return t->peak[rep] > t->peak[rep + 1] ? t->peak[rep] : t->peak[rep + 1];
