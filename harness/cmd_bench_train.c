@@ -396,9 +396,10 @@ static double peak_around(const timing *t, int64_t rep)
 }
 
 /* The peaks measure_peak took (t->peak[0 .. reps]) as finish reports them, GFLOP/s: around,
- * peak_around the best repetition; mean, of all (the --passes times are means over
- * every timed step); lo, hi, the lowest and highest; share_lo, share_hi, the lowest and highest
- * share of the peak around it any repetition reached. All 0 when there is no peak. */
+ * peak_around the best repetition; mean, the mean of every repetition's peak_around (the
+ * --passes times are means over every timed step); lo, hi, the lowest and highest; share_lo,
+ * share_hi, the lowest and highest share of the peak around it any repetition reached. All 0 when
+ * there is no peak. */
 typedef struct {
     double around, mean, lo, hi, share_lo, share_hi;
 } peak_figures;
@@ -413,9 +414,9 @@ static peak_figures peak_figures_of(const timing *t, int64_t reps, double flops_
     for (int64_t r = 0; r <= reps; r++) {
         f.lo = t->peak[r] < f.lo ? t->peak[r] : f.lo;
         f.hi = t->peak[r] > f.hi ? t->peak[r] : f.hi;
-        f.mean += t->peak[r] / (double)(reps + 1);
     }
     for (int64_t r = 0; r < reps; r++) {
+        f.mean += peak_around(t, r) / (double)reps;
         const double share = flops_per_run / t->rep_s[r] * 1e-9 / peak_around(t, r);
         f.share_lo = share < f.share_lo ? share : f.share_lo;
         f.share_hi = share > f.share_hi ? share : f.share_hi;
