@@ -103,8 +103,8 @@ static void measure_peak(const bench_opts *o, int threads, timing *t, int64_t re
     }
     if (o->ghz > 0) {
         snprintf(t->how, sizeof t->how,
-                 "formula: %d threads x %.3f GHz (--ghz) x 2 FMA x 16 lanes x 2 flops", threads,
-                 o->ghz);
+                 "formula: %d thread%s x %.3f GHz (--ghz) x 2 FMA x 16 lanes x 2 flops", threads,
+                 threads == 1 ? "" : "s", o->ghz);
         t->peak[rep] = threads * o->ghz * 2 * 16 * 2;
         return;
     }
@@ -119,9 +119,9 @@ static void measure_peak(const bench_opts *o, int threads, timing *t, int64_t re
     }
     t->peak[rep] = pk.gflops;
     snprintf(t->how, sizeof t->how,
-             "measured in this run: an FMA loop before and after each repetition, %d threads, %s "
+             "measured in this run: an FMA loop before and after each repetition, %d thread%s, %s "
              "(%d f32 lanes)",
-             pk.threads, pk.isa, pk.lanes);
+             pk.threads, pk.threads == 1 ? "" : "s", pk.isa, pk.lanes);
 }
 
 /* The end of timed repetition rep of reps, dt and dc seconds of wall and CPU time a run: its

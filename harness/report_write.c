@@ -451,10 +451,10 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
     if (uname(&un) == 0)
         snprintf(machine, sizeof machine,
                  "%s, %d cores (%d logical CPUs), %.1f GiB, measured clock %.2f GHz, %s %s %s, "
-                 "%d threads%s",
+                 "%d thread%s%s",
                  m.cpu_model, m.physical_cores, m.logical_cpus,
                  (double)m.memory_bytes / (1024.0 * 1024.0 * 1024.0), m.clock_ghz, un.sysname,
-                 un.release, un.machine, info->threads, reps);
+                 un.release, un.machine, info->threads, info->threads == 1 ? "" : "s", reps);
     sb_printf(md, "# drsch reproduce: %s\n\n", d->name);
     sb_printf(md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n",
               info->command, drsch_version(), drsch_git_commit(), drsch_compiler(),

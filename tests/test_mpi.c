@@ -348,7 +348,7 @@ Test(mpi, data_parallel_training_follows_one_process)
         cr_assert_eq(rc, 0, "%d ranks: %s", p, out);
         losses(out, many);
         char ranks[32];
-        snprintf(ranks, sizeof ranks, "%d ranks x 1 threads", p);
+        snprintf(ranks, sizeof ranks, "%d rank%s x 1 thread,", p, p == 1 ? "" : "s");
         cr_assert(strstr(out, ranks), "%d ranks: the header says so: %s", p, out);
         cr_assert_eq(drsch_lines(out, "train"), 2, "%d ranks: one header, one end: %s", p, out);
         cr_assert_null(strstr(strstr(out, "iter     20/20") + 1, "iter     20/20"),
@@ -394,7 +394,7 @@ Test(mpi, data_parallel_replicas_follow_one_process_of_as_many)
                 "%s -n 2 %s train --dataset mnist:%s " DP_FLAGS " --replicas 2 --out %s", mpirun(),
                 tu_exe(), tu_path("data"), tu_path("many.bin"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "2 ranks x 1 threads (2 replicas)"), "the header says so: %s", out);
+    cr_assert(strstr(out, "2 ranks x 1 thread (2 replicas)"), "the header says so: %s", out);
     losses(out, many);
     for (int i = 0; i < DP_ITERS; i++)
         cr_expect_leq(fabs(many[i] - one[i]), 1e-4 * fabs(one[i]),

@@ -109,7 +109,7 @@ Test(train, replicas_give_the_same_bytes_at_any_thread_count_and_on_resume)
     int rc = tu_run(out, sizeof out, "%s train " REPLICA_FLAGS " --threads 1 --out %s", tu_exe(),
                     tu_path("one.bin"));
     cr_assert_eq(rc, 0, "%s", out);
-    cr_expect(strstr(out, "1 threads (2 replicas)") != NULL, "%s", out);
+    cr_expect(strstr(out, "1 thread (2 replicas)") != NULL, "%s", out);
     rc = tu_run(out, sizeof out, "%s train " REPLICA_FLAGS " --threads 2 --out %s", tu_exe(),
                 tu_path("two.bin"));
     cr_assert_eq(rc, 0, "%s", out);
@@ -952,7 +952,7 @@ Test(train, bench_peak_is_measured_around_each_repetition)
             if (ghz) {
                 cr_expect(pk == 128 && pk_lo == 128 && pk_hi == 128, "1 x 2 GHz x 64: %s", rep);
                 cr_expect(frac == fr_hi, "%s", rep);
-                cr_expect(strstr(out, "formula: 1 threads x 2.000 GHz"), "%s", out);
+                cr_expect(strstr(out, "formula: 1 thread x 2.000 GHz"), "%s", out);
             } else {
                 cr_expect(strstr(out, "% of the f32 peak") &&
                               strstr(out, "measured around that repetition") &&
