@@ -72,16 +72,14 @@ typedef struct {
 } passes;
 
 typedef struct {
-    double best, mean, cpu_best; /* seconds per run */
-    int64_t best_rep;            /* the repetition of best */
-    mc_counters *hw;             /* opened before the first parallel region */
-    mc_counts counts;            /* over the timed runs */
-    double runs;                 /* timed runs */
-    passes *passes;              /* train --passes, else NULL */
-    double *rep_s;               /* each timed repetition's seconds per run */
-    double *peak;                /* measure_peak's, --repetitions + 1 of them (0: none) */
-    int peak_failed;             /* the FMA loop could not be measured (how says why) */
-    char how[200];               /* the peak's source, one line */
+    mc_counters *hw;         /* opened before the first parallel region */
+    mc_counts counts;        /* over the timed runs */
+    double runs;             /* timed runs */
+    passes *passes;          /* train --passes, else NULL */
+    double *rep_s, *rep_cpu; /* each timed repetition's wall and CPU seconds per run */
+    double *peak;            /* measure_peak's, --repetitions + 1 of them (0: none) */
+    int peak_failed;         /* the FMA loop could not be measured (how says why) */
+    char how[200];           /* the peak's source, one line */
 } timing;
 
 /* The f32 peak (GFLOP/s) an FMA loop of machine.h runs at with the run's threads, measured for
@@ -124,10 +122,10 @@ static void measure_peak(const bench_opts *o, int threads, timing *t, int64_t re
              pk.threads, pk.threads == 1 ? "" : "s", pk.isa, pk.lanes);
 }
 
-/* The end of timed repetition rep of reps, dt and dc seconds of wall and CPU time a run: its
- * hardware counters added to the run's (the FMA loops of measure_peak between the repetitions are
- * not counted), its time kept. */
-static void note_repetition(timing *t, int64_t rep, int64_t reps, double dt, double dc)
+/* The end of timed repetition rep, dt and dc seconds of wall and CPU time a run: its hardware
+ * counters added to the run's (the FMA loops of measure_peak between the repetitions are not
+ * counted), its times kept. */
+static void note_repetition(timing *t, int64_t rep, double dt, double dc)
 {
     mc_counts c;
     mc_counters_stop(t->hw, &c);
@@ -136,9 +134,7 @@ static void note_repetition(timing *t, int64_t rep, int64_t reps, double dt, dou
         t->counts.value[i] += c.value[i];
     }
     t->rep_s[rep] = dt;
-    if (dt < t->best)
-        t->best = dt, t->cpu_best = dc, t->best_rep = rep;
-    t->mean += dt / (double)reps;
+    t->rep_cpu[rep] = dc;
 }
 
 /* bench train --precision: refused, whatever the value. */
@@ -396,7 +392,7 @@ static double peak_around(const timing *t, int64_t rep)
 }
 
 /* The peaks measure_peak took (t->peak[0 .. reps]) as finish reports them, GFLOP/s: around,
- * peak_around the best repetition; mean, the mean of every repetition's peak_around (the
+ * peak_around the best repetition (best_rep); mean, the mean of every repetition's peak_around (the
  * --passes times are means over every timed step); lo, hi, the lowest and highest; share_lo,
  * share_hi, the lowest and highest share of the peak around it any repetition reached. All 0 when
  * there is no peak. */
@@ -404,7 +400,8 @@ typedef struct {
     double around, mean, lo, hi, share_lo, share_hi;
 } peak_figures;
 
-static peak_figures peak_figures_of(const timing *t, int64_t reps, double flops_per_run)
+static peak_figures peak_figures_of(const timing *t, int64_t reps, int64_t best_rep,
+                                    double flops_per_run)
 {
     peak_figures f = {0};
     for (int64_t r = 0; r <= reps; r++)
@@ -421,21 +418,29 @@ static peak_figures peak_figures_of(const timing *t, int64_t reps, double flops_
         f.share_lo = share < f.share_lo ? share : f.share_lo;
         f.share_hi = share > f.share_hi ? share : f.share_hi;
     }
-    f.around = peak_around(t, t->best_rep);
+    f.around = peak_around(t, best_rep);
     return f;
 }
 
 static int finish(const char *cmd, const bench_opts *o, int threads, const timing *t,
                   double images_per_run, double flops_per_run, double loss)
 {
-    const peak_figures pf = peak_figures_of(t, o->repetitions, flops_per_run);
+    /* the best repetition (the machine is shared) and the mean, seconds per run */
+    int64_t best_rep = 0;
+    double mean = 0;
+    for (int64_t r = 0; r < o->repetitions; r++) {
+        best_rep = t->rep_s[r] < t->rep_s[best_rep] ? r : best_rep;
+        mean += t->rep_s[r] / (double)o->repetitions;
+    }
+    const double best = t->rep_s[best_rep];
+    const peak_figures pf = peak_figures_of(t, o->repetitions, best_rep, flops_per_run);
     const double peak = pf.around; /* GFLOP/s */
     char how[300];
     if (peak > 0 && !(o->ghz > 0))
         snprintf(how, sizeof how, "%s, at %.2f GHz", t->how, mc_clock_ghz());
     else
         snprintf(how, sizeof how, "%s", t->how);
-    const double ips = images_per_run / t->best, gflops = flops_per_run / t->best * 1e-9;
+    const double ips = images_per_run / best, gflops = flops_per_run / best * 1e-9;
     const char *prec = nn_precision_name(o->precision);
     const int train = !strcmp(cmd, "train"), teamed = train && o->replicas > 1;
     char reps[40] = "";
@@ -444,7 +449,7 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
     printf("%s %s batch %lld bits %lld threads %d%s %s: %.0f images/s (best of %lld, mean %.0f), "
            "%.1f GFLOP/s, ",
            cmd, o->arch, (long long)o->batch, (long long)o->bits, threads, reps, prec, ips,
-           (long long)o->repetitions, images_per_run / t->mean, gflops);
+           (long long)o->repetitions, images_per_run / mean, gflops);
     if (peak > 0 && o->ghz > 0)
         printf("%.1f%% of the f32 peak %.0f GFLOP/s (%s)\n", 100 * gflops / peak, peak, how);
     else if (peak > 0)
@@ -497,9 +502,9 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
                        "DRSCH: in-batch triplets (10 classes per batch, margin -5) + label-graph "
                        "Laplacian (beta 0.001)");
     }
-    rp_entry *e = rp_add(r, name, o->iters, t->best * 1e3, t->cpu_best * 1e3, "ms", threads);
+    rp_entry *e = rp_add(r, name, o->iters, best * 1e3, t->rep_cpu[best_rep] * 1e3, "ms", threads);
     rp_counter(e, "images_per_second", ips);
-    rp_counter(e, "images_per_second_mean", images_per_run / t->mean);
+    rp_counter(e, "images_per_second_mean", images_per_run / mean);
     rp_counter(e, "gflops", gflops);
     if (peak > 0) {
         rp_counter(e, "peak_gflops", peak);
@@ -532,12 +537,13 @@ static int finish(const char *cmd, const bench_opts *o, int threads, const timin
  * memory, said on stderr. */
 static int timing_open(timing *t, const bench_opts *o, const char *cmd)
 {
-    *t = (timing){.best = 1e300, .hw = mc_counters_open()};
+    *t = (timing){.hw = mc_counters_open()};
     t->rep_s = calloc((size_t)o->repetitions, sizeof *t->rep_s);
+    t->rep_cpu = calloc((size_t)o->repetitions, sizeof *t->rep_cpu);
     t->peak = calloc((size_t)o->repetitions + 1, sizeof *t->peak);
-    if (!t->rep_s || !t->peak) {
+    if (!t->rep_s || !t->rep_cpu || !t->peak) {
         fprintf(stderr, "drsch bench %s: out of memory\n", cmd);
-        free(t->rep_s), free(t->peak);
+        free(t->rep_s), free(t->rep_cpu), free(t->peak);
         mc_counters_close(t->hw);
         return 1;
     }
@@ -546,7 +552,7 @@ static int timing_open(timing *t, const bench_opts *o, const char *cmd)
 
 static void timing_close(timing *t)
 {
-    free(t->rep_s), free(t->peak);
+    free(t->rep_s), free(t->rep_cpu), free(t->peak);
     mc_counters_close(t->hw);
 }
 
@@ -646,7 +652,7 @@ static int bench_train_run(bench_opts *o, int threads, timing *t)
         double dt = (cli_now() - t0) / (double)(steps ? steps : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(steps ? steps : 1);
         if (rep >= 0)
-            note_repetition(t, rep, o->repetitions, dt, dc);
+            note_repetition(t, rep, dt, dc);
     }
     if (!failed)
         measure_peak(o, threads, t, o->repetitions);
@@ -740,7 +746,7 @@ static int bench_encode_run(bench_opts *o, int threads, timing *t)
         double dt = (cli_now() - t0) / (double)(runs ? runs : 1),
                dc = (cli_cpu_seconds() - c0) / (double)(runs ? runs : 1);
         if (rep >= 0)
-            note_repetition(t, rep, o->repetitions, dt, dc);
+            note_repetition(t, rep, dt, dc);
     }
     if (!failed)
         measure_peak(o, threads, t, o->repetitions);
