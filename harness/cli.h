@@ -27,6 +27,9 @@ void cli_threads_init(void);
  * --threads 2". */
 int cli_set_threads(int threads);
 int cli_max_threads(void);
+/* "s" after a count other than one, for the headers that name ranks and threads ("1 thread",
+ * "2 threads") */
+static inline const char *cli_plural(long long n) { return n == 1 ? "" : "s"; }
 double cli_now(void);         /* monotonic seconds */
 double cli_cpu_seconds(void); /* CPU time of the whole process (all threads) */
 /* The benchmarks' --plant-slowdown F (for testing the regression gate): busy until the timed work

@@ -249,8 +249,8 @@ int bh_run_ranks(const hamming_opts *o, int nthreads)
         fprintf(stderr,
                 "drsch bench hamming: %zu rank%s x %d thread%s, %s: %lld queries over %lld random "
                 "%lld-bit codes%s (seed %lld), k=%lld, isa=%s\n",
-                (size_t)dist_size(), dist_size() == 1 ? "" : "s", nthreads,
-                nthreads == 1 ? "" : "s", o->per_rank ? "weak scaling" : "strong scaling",
+                (size_t)dist_size(), cli_plural((long long)dist_size()), nthreads,
+                cli_plural(nthreads), o->per_rank ? "weak scaling" : "strong scaling",
                 (long long)o->nq, (long long)o->n, (long long)o->bits,
                 o->per_rank ? " per rank" : " in all", (long long)o->seed, (long long)o->k,
                 hm_isa_name(hm_isa_active()));

@@ -102,7 +102,7 @@ static void measure_peak(const bench_opts *o, int threads, timing *t, int64_t re
     if (o->ghz > 0) {
         snprintf(t->how, sizeof t->how,
                  "formula: %d thread%s x %.3f GHz (--ghz) x 2 FMA x 16 lanes x 2 flops", threads,
-                 threads == 1 ? "" : "s", o->ghz);
+                 cli_plural(threads), o->ghz);
         t->peak[rep] = threads * o->ghz * 2 * 16 * 2;
         return;
     }
@@ -119,7 +119,7 @@ static void measure_peak(const bench_opts *o, int threads, timing *t, int64_t re
     snprintf(t->how, sizeof t->how,
              "measured in this run: an FMA loop before and after each repetition, %d thread%s, %s "
              "(%d f32 lanes)",
-             pk.threads, pk.threads == 1 ? "" : "s", pk.isa, pk.lanes);
+             pk.threads, cli_plural(pk.threads), pk.isa, pk.lanes);
 }
 
 /* The end of timed repetition rep, dt and dc seconds of wall and CPU time a run: its hardware

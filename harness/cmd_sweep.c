@@ -143,7 +143,7 @@ static int write_tables(const sweep_args *a, const ds_dataset *d, const xp_sweep
         snprintf(reps, sizeof reps, " (%d training replicas)", a->cfg.train.replicas);
     if (uname(&un) == 0)
         snprintf(machine, sizeof machine, "%s %s, %d rank%s x %d thread%s%s", un.machine,
-                 un.release, ranks, ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s", reps);
+                 un.release, ranks, cli_plural(ranks), threads, cli_plural(threads), reps);
     size_t cap = 4096 + (size_t)(nl * ns + nl) * 700;
     char *md = malloc(cap);
     rp_report *rep = rp_create();

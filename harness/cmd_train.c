@@ -425,21 +425,20 @@ static int run_training(const train_args *a, const tr_config *c, const ds_datase
     const int rank0 = !par || par->rank == 0;
     char ranks[48] = "";
     if (par)
-        snprintf(ranks, sizeof ranks, "%d rank%s x ", par->size, par->size == 1 ? "" : "s");
+        snprintf(ranks, sizeof ranks, "%d rank%s x ", par->size, cli_plural(par->size));
     char reps[40] = "";
     if (c->replicas > 1)
         snprintf(reps, sizeof reps, " (%d replicas)", c->replicas);
     if (rank0)
-        fprintf(stderr,
-                "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d "
-                "bits, %lld iterations, batch %d x %d, %s%d thread%s%s, seed %llu, recipe %s%s\n",
-                d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
-                (long long)c->iters, c->classes_per_batch, c->images_per_class, ranks, a->nthreads,
-                a->nthreads == 1 ? "" : "s", reps, (unsigned long long)c->seed,
-                nn_recipe_name(c->recipe),
-                c->objective == TR_OBJECTIVE_SOFTMAX
-                    ? ", loss softmax (classifier: one bit per class)"
-                    : "");
+        fprintf(
+            stderr,
+            "drsch train: %s (%lld images, crc32 %08x), protocol %s, %lld training images; %d "
+            "bits, %lld iterations, batch %d x %d, %s%d thread%s%s, seed %llu, recipe %s%s\n",
+            d->name, (long long)d->n, ds_checksum(d), sp->name, (long long)sp->n_train, c->bits,
+            (long long)c->iters, c->classes_per_batch, c->images_per_class, ranks, a->nthreads,
+            cli_plural(a->nthreads), reps, (unsigned long long)c->seed, nn_recipe_name(c->recipe),
+            c->objective == TR_OBJECTIVE_SOFTMAX ? ", loss softmax (classifier: one bit per class)"
+                                                 : "");
 
     fio_stop_on_signals(&stop_requested, &stop_signal);
     drsch_error te;
