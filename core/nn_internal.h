@@ -241,12 +241,15 @@ bool nn_direct_group_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L);
 void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *x, float *y, int g);
 
-/* Average pooling by drsch's loops (nn_pool.c): whether layer i of net is one they compute (f32,
- * no padding, a source of 16k channels in nhwc or nChw16c, oneDNN on AVX-512), the output's
- * layout (the source's), the forward pass (src -> dst) and the backward pass (diff_dst ->
- * diff_src), times (relu_dst > 0) when relu_dst is the ReLU output of the layer before, or
- * else times the ReLU's gradient given as bits (the whole batch's, nn_pool_image_backward's
- * layout, image after image) when relu_bits is not NULL. */
+/* Average pooling and max pooling of windows that do not overlap by drsch's loops (nn_pool.c):
+ * whether layer i of net is one they compute (f32, no padding before the windows, a source of
+ * 16k channels in nhwc or nChw16c, oneDNN on AVX-512; average: none after them either; max: a
+ * stride of the window's size), the output's layout (the source's), the forward pass (src ->
+ * dst) and the backward pass (diff_dst -> diff_src; a max pooling's from src, its maxima found
+ * again), times (relu_dst > 0) when relu_dst is the ReLU output of the layer before (a max
+ * pooling's src: only whether it is given counts), or else times the ReLU's gradient given as
+ * bits (the whole batch's, nn_pool_image_backward's layout, image after image; average pooling
+ * only) when relu_bits is not NULL. */
 bool nn_pool_fits(const nn_net *net, int i);
 void nn_pool_layout(const nn_net *net, int i, dnnl_memory_desc_t *dst, bool *blocked);
 void nn_pool_forward(const nn_net *net, const nn_layer *L);
@@ -265,8 +268,9 @@ bool nn_pool_backward_past(const nn_net *net, const nn_layer *L);
  * pooling's output gradient a few images at a time (L->pool_bwd_by_next). */
 void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *relu_dst,
                              const uint16_t *relu_bits, int32_t n0, int32_t n1, bool past);
-/* The same, but for the source's layout (which nn_pool_fits also checks): what the first
- * convolution's loops (nn_stem.c) check of the pooling after them, before it is built. */
+/* The same for an average pooling, but for the source's layout (which nn_pool_fits also
+ * checks): what the first convolution's loops (nn_stem.c) check of the pooling after them,
+ * before it is built. */
 bool nn_pool_shape_fits(const nn_net *net, int i);
 /* One image of pooling L's forward pass (x, y: the image's first values, in L's layouts; y
  * stored past the caches when past_caches and it is 64-byte aligned), and of its backward pass

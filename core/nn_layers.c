@@ -687,8 +687,9 @@ done:
     return s;
 }
 
-/* An average pooling on drsch's loops (nn_pool.c): output in its source's layout, and, when the
- * layer before has a ReLU, that ReLU's gradient in the pooling's backward pass. */
+/* An average pooling or a max pooling on drsch's loops (nn_pool.c): output in its source's
+ * layout, and, when the layer before has a ReLU, that ReLU's gradient in the pooling's backward
+ * pass. */
 static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -696,7 +697,11 @@ static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
     nn_pool_layout(net, i, &D, &L->pool_blocked);
     L->p_w = L->p_b = -1;
     L->pool_own = true;
-    snprintf(L->impl, sizeof L->impl, L->pool_fused ? "drsch:avg+stem" : "drsch:avg");
+    const bool max = L->spec.kind == NN_LAYER_POOL_MAX;
+    snprintf(L->impl, sizeof L->impl, "%s",
+             max             ? "drsch:max"
+             : L->pool_fused ? "drsch:avg+stem"
+                             : "drsch:avg");
     TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     TRY(bind_src(net, i, nn_mem_md(L->in), err));
     if (!net->cfg.training)
@@ -707,7 +712,7 @@ static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
         C->relu_in_next = true;
     /* after a direct convolution (nhwc output): computed with it, two images at a time
      * (nn_direct_forward_pooled), with its ReLU's mask in place of its output */
-    if (C && C->direct && !C->direct_grouped && !L->pool_blocked && !L->pool_fused &&
+    if (C && C->direct && !C->direct_grouped && !max && !L->pool_blocked && !L->pool_fused &&
         (C->relu_in_next || !C->spec.relu) &&
         (size_t)C->out_h * C->out_w * C->out_c <= NN_DIRECT_POOL_PLANE &&
         (size_t)C->out_h * C->out_w * C->out_c % 16 == 0) {
@@ -746,6 +751,7 @@ static drsch_status build_pool(nn_net *net, int i, drsch_error *err)
        "pool desc");
     dnnl_primitive_desc_t fpd = NULL;
     TRY(nn_make_prim(net, &pd, NULL, NULL, &L->fwd, &fpd, "pooling forward", err));
+    note_impl(L, fpd);
     dnnl_memory_desc_t D = *dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
     L->p_w = L->p_b = -1;

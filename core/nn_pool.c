@@ -1,11 +1,14 @@
-/* Average pooling by drsch's loops (nn_pool_fits): forward, and backward with the ReLU gradient
- * of the layer that feeds the pooling folded in.
+/* Average pooling and max pooling of windows that do not overlap, by drsch's loops
+ * (nn_pool_fits): forward, and backward with the ReLU gradient of the layer that feeds the
+ * pooling folded in.
  *
  * Why: in a training step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) oneDNN 2.6's
  * pooling backward took 84 us (pool1: 12x12x32 -> 11x11) and 147 us (pool2: 7x7x64 -> 6x6), and
  * the ReLU gradients of conv1 and conv2 that follow them 61 and 42 us, each a pass over the
  * batch's activations in memory. Here both are one pass, the gradient of each input pixel
- * summed from the windows that hold it and masked where the ReLU's output is zero.
+ * summed from the windows that hold it and masked where the ReLU's output is zero. The same
+ * holds for drsch-reid's two max poolings (2x2 at stride 2, after conv1's 80x30x32 and conv2's
+ * 40x15x64 outputs), whose ReLU gradients oneDNN ran as passes of their own.
  *
  * Layouts: the source and the output alike, nhwc or oneDNN's nChw16c (as the producer leaves
  * it), channels a multiple of 16. Each value is summed by one thread, the window's taps in row
@@ -15,7 +18,15 @@
  * given as bits. Outputs that go to memory and are read by another layer later (the whole
  * layer's input gradient; the pooled images the first convolution's loops write) are stored
  * past the caches, with non-temporal stores, where they are 64-byte aligned and larger than the
- * threads' L2s (nn_write_past_caches). */
+ * threads' L2s (nn_write_past_caches).
+ *
+ * Max pooling: windows of K x K at stride K (each input pixel in one window at most), clipped at
+ * the bottom and right edges where Caffe's rounding up leaves the last window partly outside the
+ * input (drsch-reid's pool2: 15 columns into 8 windows). The backward pass finds each window's
+ * maximum again from the pooling's source (no workspace), and its gradient goes to the first tap
+ * in row order that holds it, as oneDNN's (its kernels replace the index only on a greater
+ * value), only where that maximum is above zero when the ReLU's gradient is folded in (the ReLU's
+ * output at that tap is the maximum); every other input value's gradient is zero. */
 #include <stdint.h>
 
 #include "nn_internal.h"
@@ -53,10 +64,20 @@ bool nn_pool_shape_fits(const nn_net *net, int i)
            L->in_c % 16 == 0 && net->cfg.precision == NN_PRECISION_F32 && nn_onednn_avx512();
 }
 
+/* A max pooling the loops take: windows at a stride of their size, no padding before them (the
+ * windows are clipped after the input's last row and column instead). */
+static bool max_shape_fits(const nn_net *net, int i)
+{
+    const nn_layer *L = &net->layers[i];
+    const nn_layer_spec *sp = &L->spec;
+    return sp->kind == NN_LAYER_POOL_MAX && sp->pad == 0 && sp->stride == sp->kernel &&
+           L->in_c % 16 == 0 && net->cfg.precision == NN_PRECISION_F32 && nn_onednn_avx512();
+}
+
 bool nn_pool_fits(const nn_net *net, int i)
 {
     const nn_layer *L = &net->layers[i];
-    if (!nn_pool_shape_fits(net, i))
+    if (!nn_pool_shape_fits(net, i) && !max_shape_fits(net, i))
         return false;
     dnnl_dims_t sd = {net->cfg.batch, L->in_c, L->in_h, L->in_w};
     return layout_of(nn_mem_md(L->in), sd) >= 0;
@@ -100,6 +121,17 @@ typedef __m512 vec16;
 /* the scaled sum in the lanes whose bit is set in k, else 0 */
 #define V_STORE_BITS(q, a, sc, k) _mm512_storeu_ps((q), _mm512_maskz_mov_ps((k), V_SCALE(a, sc)))
 #define V_STREAM_BITS(q, a, sc, k) _mm512_stream_ps((q), _mm512_maskz_mov_ps((k), V_SCALE(a, sc)))
+/* max pooling: a lane mask; the values at p; their maximum with a; the lanes where the values at
+ * p equal a, and where a is above zero; a stored as it is, and a in the lanes of k, else 0 */
+typedef __mmask16 lanes16;
+#define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_MAX(a, p) _mm512_max_ps((a), _mm512_loadu_ps(p))
+#define V_EQ(a, p) _mm512_cmp_ps_mask(_mm512_loadu_ps(p), (a), _CMP_EQ_OQ)
+#define V_POS(a) _mm512_cmp_ps_mask((a), V_ZERO(), _CMP_GT_OQ)
+#define V_PUT(q, a) _mm512_storeu_ps((q), (a))
+#define V_STREAM_PUT(q, a) _mm512_stream_ps((q), (a))
+#define V_PUT_BITS(q, a, k) _mm512_storeu_ps((q), _mm512_maskz_mov_ps((k), (a)))
+#define V_STREAM_PUT_BITS(q, a, k) _mm512_stream_ps((q), _mm512_maskz_mov_ps((k), (a)))
 #else
 #define POOL_TARGET
 typedef struct {
@@ -120,6 +152,42 @@ static inline vec16 v_add(vec16 a, const float *p)
 #define V_STORE_MASKED(q, a, sc, m) v_store((q), (a), (sc), (m), 0xffff)
 #define V_STORE_BITS(q, a, sc, k) v_store((q), (a), (sc), NULL, (k))
 #define V_STREAM_BITS(q, a, sc, k) V_STORE_BITS(q, a, sc, k)
+typedef uint16_t lanes16;
+static inline vec16 v_load(const float *p)
+{
+    vec16 a;
+    for (int c = 0; c < 16; c++)
+        a.v[c] = p[c];
+    return a;
+}
+static inline vec16 v_max(vec16 a, const float *p)
+{
+    for (int c = 0; c < 16; c++)
+        a.v[c] = p[c] > a.v[c] ? p[c] : a.v[c];
+    return a;
+}
+static inline lanes16 v_eq(vec16 a, const float *p)
+{
+    lanes16 k = 0;
+    for (int c = 0; c < 16; c++)
+        k |= (lanes16)((p[c] == a.v[c]) << c);
+    return k;
+}
+static inline lanes16 v_pos(vec16 a)
+{
+    lanes16 k = 0;
+    for (int c = 0; c < 16; c++)
+        k |= (lanes16)((a.v[c] > 0.0f) << c);
+    return k;
+}
+#define V_LOAD(p) v_load(p)
+#define V_MAX(a, p) v_max((a), (p))
+#define V_EQ(a, p) v_eq((a), (p))
+#define V_POS(a) v_pos(a)
+#define V_PUT(q, a) v_store((q), (a), (pool_scale){true, 1.0f}, NULL, 0xffff)
+#define V_STREAM_PUT(q, a) V_PUT(q, a)
+#define V_PUT_BITS(q, a, k) v_store((q), (a), (pool_scale){true, 1.0f}, NULL, (k))
+#define V_STREAM_PUT_BITS(q, a, k) V_PUT_BITS(q, a, k)
 #endif
 
 /* What a window's sum is scaled by: times f (the area's inverse, exact) or divided by f. */
@@ -139,6 +207,7 @@ static pool_scale scale_of(int32_t k)
 /* A pooling layer's shape, its maps' layouts and its scale. */
 typedef struct {
     int32_t N, C, CB, K, S, IH, IW, OH, OW;
+    bool max; /* a max pooling (S == K), else an average one */
     pool_map in, out;
     pool_scale sc;
 } pool_geom;
@@ -158,6 +227,7 @@ static pool_geom geom_of(const nn_net *net, const nn_layer *L)
     pool_geom g;
     g.N = net->cfg.batch, g.C = L->in_c, g.CB = L->in_c / 16, g.K = L->spec.kernel;
     g.S = L->spec.stride, g.IH = L->in_h, g.IW = L->in_w, g.OH = L->out_h, g.OW = L->out_w;
+    g.max = L->spec.kind == NN_LAYER_POOL_MAX;
     g.in = map_of(L->pool_blocked, g.C, g.IH, g.IW);
     g.out = map_of(L->pool_blocked, g.C, g.OH, g.OW);
     g.sc = scale_of(g.K);
@@ -203,12 +273,42 @@ fwd_plane(const float *xi, float *yo, bool stream, const pool_geom *g, const int
     }
 }
 
+/* fwd_plane for a max pooling: each window's maximum, the window clipped to the input (its
+ * first tap always inside). KC as there. */
+static inline __attribute__((always_inline)) POOL_TARGET void
+fwd_max_plane(const float *xi, float *yo, bool stream, const pool_geom *g, const int KC)
+{
+    const int32_t K = KC ? KC : g->K, OH = g->OH, OW = g->OW, IH = g->IH, IW = g->IW;
+    const pool_map in = g->in, out = g->out;
+    for (int32_t oy = 0; oy < OH; oy++) {
+        const int32_t kh = IH - oy * K < K ? IH - oy * K : K;
+        const float *row = xi + (size_t)oy * K * in.ys;
+        float *q = yo + (size_t)oy * out.ys;
+        for (int32_t ox = 0; ox < OW; ox++, q += out.xs) {
+            const int32_t kw = IW - ox * K < K ? IW - ox * K : K;
+            const float *w0 = row + (size_t)ox * K * in.xs;
+            vec16 m = V_LOAD(w0);
+            for (int32_t ky = 0; ky < kh; ky++)
+                for (int32_t kx = ky ? 0 : 1; kx < kw; kx++)
+                    m = V_MAX(m, w0 + (size_t)ky * in.ys + (size_t)kx * in.xs);
+            if (stream)
+                V_STREAM_PUT(q, m);
+            else
+                V_PUT(q, m);
+        }
+    }
+}
+
 /* One (image, channel block) of the forward pass, its window's size a constant where it is 2 or
  * 3. A function of its own (not the body of the parallel loop): Clang compiles that body as a
  * function without the AVX-512 target. */
 static POOL_TARGET void fwd_item(const float *xi, float *yo, bool stream, const pool_geom *g)
 {
-    if (g->K == 2)
+    if (g->max && g->K == 2)
+        fwd_max_plane(xi, yo, stream, g, 2);
+    else if (g->max)
+        fwd_max_plane(xi, yo, stream, g, 0);
+    else if (g->K == 2)
         fwd_plane(xi, yo, stream, g, 2);
     else if (g->K == 3)
         fwd_plane(xi, yo, stream, g, 3);
@@ -378,6 +478,67 @@ static POOL_TARGET void bwd_image(const float *dyi, float *dxi, pool_map dxm, co
         bwd_pixels(dyi, dxi, dxm, mi, bits, bstride, stream, g, 0, 0);
 }
 
+/* One image's backward pass of a max pooling, channel block by channel block: each window's
+ * gradient dy (laid out as out) to the first tap in row order that holds the window's maximum of
+ * xi, where that maximum is above zero when relu, else 0 (dx laid out as in, as xi); the input
+ * rows and columns no window holds, 0. Stored past the caches when stream. KC as fwd_plane. */
+static inline __attribute__((always_inline)) POOL_TARGET void
+bwd_max_pixels(const float *xi, const float *dyi, float *dxi, bool relu, bool stream,
+               const pool_geom *g, const int KC)
+{
+    const int32_t K = KC ? KC : g->K, OH = g->OH, OW = g->OW, IH = g->IH, IW = g->IW, CB = g->CB;
+    const pool_map in = g->in, out = g->out;
+    /* the rows and columns the windows hold (Caffe's rounding can leave none out; floor can) */
+    const int32_t RH = OH * K < IH ? OH * K : IH, RW = OW * K < IW ? OW * K : IW;
+    const vec16 zero = V_ZERO();
+    for (int32_t cb = 0; cb < CB; cb++) {
+        const float *x = xi + (size_t)cb * in.cbs, *dy = dyi + (size_t)cb * out.cbs;
+        float *dx = dxi + (size_t)cb * in.cbs;
+        for (int32_t oy = 0; oy < OH; oy++) {
+            const int32_t kh = IH - oy * K < K ? IH - oy * K : K;
+            for (int32_t ox = 0; ox < OW; ox++) {
+                const int32_t kw = IW - ox * K < K ? IW - ox * K : K;
+                const size_t at = (size_t)oy * K * in.ys + (size_t)ox * K * in.xs;
+                vec16 m = V_LOAD(x + at);
+                for (int32_t ky = 0; ky < kh; ky++)
+                    for (int32_t kx = ky ? 0 : 1; kx < kw; kx++)
+                        m = V_MAX(m, x + at + (size_t)ky * in.ys + (size_t)kx * in.xs);
+                const vec16 d = V_LOAD(dy + (size_t)oy * out.ys + (size_t)ox * out.xs);
+                lanes16 left = relu ? V_POS(m) : (lanes16)0xffff; /* lanes yet to take d */
+                for (int32_t ky = 0; ky < kh; ky++)
+                    for (int32_t kx = 0; kx < kw; kx++) {
+                        const size_t t = at + (size_t)ky * in.ys + (size_t)kx * in.xs;
+                        const lanes16 k = (lanes16)(V_EQ(m, x + t) & left);
+                        left = (lanes16)(left & ~k);
+                        if (stream)
+                            V_STREAM_PUT_BITS(dx + t, d, k);
+                        else
+                            V_PUT_BITS(dx + t, d, k);
+                    }
+            }
+        }
+        for (int32_t iy = 0; iy < IH; iy++)
+            for (int32_t ix = iy < RH ? RW : 0; ix < IW; ix++) {
+                float *q = dx + (size_t)iy * in.ys + (size_t)ix * in.xs;
+                if (stream)
+                    V_STREAM_PUT(q, zero);
+                else
+                    V_PUT(q, zero);
+            }
+    }
+}
+
+/* bwd_max_pixels with 2x2 windows constant (drsch-reid's two max poolings); a function of its
+ * own, as fwd_item. */
+static POOL_TARGET void bwd_max_image(const float *xi, const float *dyi, float *dxi, bool relu,
+                                      bool stream, const pool_geom *g)
+{
+    if (g->K == 2)
+        bwd_max_pixels(xi, dyi, dxi, relu, stream, g, 2);
+    else
+        bwd_max_pixels(xi, dyi, dxi, relu, stream, g, 0);
+}
+
 void nn_pool_relu_of(const nn_net *net, const nn_layer *L, const float **relu_dst,
                      const uint16_t **relu_bits)
 {
@@ -409,6 +570,15 @@ void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *
     const pool_geom g = geom_of(net, L);
     const float *dy = nn_mem_ptr(L->diff_dst);
     float *dx = nn_mem_ptr(L->diff_src);
+    if (g.max) {
+        const float *x = nn_mem_ptr(L->src);
+        for (int32_t n = n0; n < n1; n++) {
+            const size_t io = (size_t)n * g.C * g.IH * g.IW;
+            bwd_max_image(x + io, dy + (size_t)n * g.C * g.OH * g.OW, dx + io, relu_dst != NULL,
+                          past, &g);
+        }
+        return;
+    }
     for (int32_t n = n0; n < n1; n++) {
         const size_t io = (size_t)n * g.C * g.IH * g.IW;
         bwd_image(dy + (size_t)n * g.C * g.OH * g.OW, dx + io, g.in,

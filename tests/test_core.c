@@ -583,6 +583,73 @@ Test(core_forward, own_avg_pooling_matches_reference)
     }
 }
 
+/* Max poolings that drsch's loops compute (core/nn_pool.c: windows at a stride of their size, no
+ * padding before them, 16k channels in nhwc or nChw16c, oneDNN on AVX-512; oneDNN's elsewhere)
+ * after a convolution with ReLU: over oneDNN's blocked output (3 input channels, as drsch-reid's
+ * conv1 and pool1) and over the direct convolution's nhwc output; 2x2 windows over an even and
+ * an odd number of rows and columns (Caffe's rounding up clips the last window to one column
+ * and row, as drsch-reid's pool2's last column), 3x3 over 7 (a last window of one), and, not
+ * drsch's, 3x3 at stride 2 (overlapping windows). Batches of 3. */
+static const struct {
+    int c, h, o, k, pk, ps;
+} MAX_POOLS[] = {{3, 16, 32, 5, 2, 2},
+                 {3, 15, 16, 3, 2, 2},
+                 {32, 11, 64, 5, 2, 2},
+                 {32, 9, 64, 3, 3, 3},
+                 {3, 12, 16, 3, 3, 2}};
+#define N_MAX_POOLS (int)(sizeof MAX_POOLS / sizeof MAX_POOLS[0])
+
+/* The case's pooled size (Caffe's: rounded up, no padding) from the convolution's output ch. */
+static int max_pooled(int ch, int pk, int ps)
+{
+    int o = (ch - pk + ps - 1) / ps + 1;
+    return (o - 1) * ps >= ch ? o - 1 : o;
+}
+
+static nn_net *max_pool_net(int t, const float **p_out)
+{
+    const int C = MAX_POOLS[t].c, H = MAX_POOLS[t].h, O = MAX_POOLS[t].o, K = MAX_POOLS[t].k;
+    nn_layer_spec l[] = {L_CONV(O, K, 1, 0, 1),
+                         L_POOL(NN_LAYER_POOL_MAX, MAX_POOLS[t].pk, MAX_POOLS[t].ps, 0)};
+    nn_net *net = make_net(l, 2, C, H, H, 4, 3, 1);
+    const bool own = MAX_POOLS[t].pk == MAX_POOLS[t].ps && onednn_has_avx512_core();
+    if (own)
+        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max", "case %d", t);
+    else
+        cr_expect_str_neq(nn_layer_impl(net, 1), "drsch:max", "case %d", t);
+    float *p = export_params(net);
+    for (int o = 0; o < O; o++)
+        p[O * C * K * K + o] = (float)(0.05 * (o - 10)); /* some outputs below zero */
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    *p_out = p;
+    return net;
+}
+
+Test(core_forward, own_max_pooling_matches_reference)
+{
+    rng_reset(27);
+    for (int t = 0; t < N_MAX_POOLS; t++) {
+        const int N = 3, C = MAX_POOLS[t].c, H = MAX_POOLS[t].h, O = MAX_POOLS[t].o,
+                  K = MAX_POOLS[t].k, PK = MAX_POOLS[t].pk, PS = MAX_POOLS[t].ps;
+        const int CH = H - K + 1, PH = max_pooled(CH, PK, PS);
+        const float *p;
+        nn_net *net = max_pool_net(t, &p);
+        float *x = rand_buf((size_t)N * C * H * H, 1.0);
+        float *c = malloc(sizeof(float) * N * O * CH * CH),
+              *y = malloc(sizeof(float) * N * O * PH * PH);
+        ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, 1, 0, 1, CH, CH);
+        ref_pool(c, y, N, O, CH, CH, PK, PS, 0, 1, PH, PH);
+        cr_assert_eq(nn_output_dim(net), O * PH * PH, "case %d", t);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        expect_close_arrays(nn_output(net), y, (size_t)N * O * PH * PH, 1e-5, "own max pool");
+        free(x), free((void *)p), free(c), free(y);
+        nn_net_free(net);
+    }
+}
+
 /* The first convolution and the average pooling after it on drsch's loops (core/nn_stem.c: the
  * net's input of one channel, no padding, 3x3 or 5x5 taps, 32k output channels, no input
  * gradient, AVX-512; oneDNN's elsewhere), in training and in encoding nets: drsch-mnist's conv1
@@ -982,6 +1049,91 @@ Test(core_gradient, own_avg_pooling_with_the_relu_gradient_past_caches)
 {
     cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
     own_pool_backward_cases();
+}
+
+/* The max poolings' backward pass with the convolution's ReLU gradient folded in, for the loss
+ * sum(r * y): each window's gradient to its first tap in row order that holds the maximum of the
+ * naive convolution's output, where that maximum is above zero; the bias and input gradients
+ * from there against a naive backward pass, as own_pool_backward_cases. */
+static void own_max_pool_backward_cases(void)
+{
+    rng_reset(28);
+    for (int t = 0; t < N_MAX_POOLS; t++) {
+        const int N = 3, C = MAX_POOLS[t].c, H = MAX_POOLS[t].h, O = MAX_POOLS[t].o,
+                  K = MAX_POOLS[t].k, PK = MAX_POOLS[t].pk, PS = MAX_POOLS[t].ps;
+        const int CH = H - K + 1, PH = max_pooled(CH, PK, PS);
+        const float *p;
+        nn_net *net = max_pool_net(t, &p);
+        float *x = rand_buf((size_t)N * C * H * H, 1.0),
+              *r = rand_buf((size_t)N * O * PH * PH, 1.0);
+        float *c = malloc(sizeof(float) * N * O * CH * CH);
+        ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, 1, 0, 1, CH, CH);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        double *dz = calloc((size_t)N * O * CH * CH, sizeof(double)),
+               *db = calloc(O, sizeof(double));
+        double *dx = calloc((size_t)N * C * H * H, sizeof(double));
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int py = 0; py < PH; py++)
+                    for (int px = 0; px < PH; px++) {
+                        size_t best = SIZE_MAX;
+                        for (int ky = 0; ky < PK && py * PS + ky < CH; ky++)
+                            for (int kx = 0; kx < PK && px * PS + kx < CH; kx++) {
+                                const size_t z =
+                                    ((size_t)(n * O + o) * CH + py * PS + ky) * CH + px * PS + kx;
+                                if (best == SIZE_MAX || c[z] > c[best])
+                                    best = z;
+                            }
+                        if (c[best] > 0.0f)
+                            dz[best] += r[((size_t)(n * O + o) * PH + py) * PH + px];
+                    }
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int y = 0; y < CH; y++)
+                    for (int xx = 0; xx < CH; xx++) {
+                        const double g = dz[((size_t)(n * O + o) * CH + y) * CH + xx];
+                        db[o] += g;
+                        for (int ci = 0; ci < C; ci++)
+                            for (int ky = 0; ky < K; ky++)
+                                for (int kx = 0; kx < K; kx++)
+                                    dx[((size_t)(n * C + ci) * H + y + ky) * H + xx + kx] +=
+                                        g * p[((size_t)(o * C + ci) * K + ky) * K + kx];
+                    }
+        const float *gb = nn_param_at(net, 1).grad, *gx = nn_input_grad(net);
+        for (int o = 0; o < O; o++)
+            cr_expect(close_enough(db[o], gb[o], 1e-4, 1e-4), "case %d, bias %d: %.7g, naive %.7g",
+                      t, o, gb[o], db[o]);
+        size_t bad = 0;
+        for (size_t k = 0; k < (size_t)N * C * H * H; k++)
+            bad += !close_enough(dx[k], gx[k], 1e-4, 1e-4);
+        cr_expect_eq(bad, 0, "case %d: %zu input gradients off the naive ones", t, bad);
+        free(x), free(r), free((void *)p), free(c), free(dz), free(db), free(dx);
+        nn_net_free(net);
+    }
+}
+
+Test(core_gradient, own_max_pooling_with_the_relu_gradient) { own_max_pool_backward_cases(); }
+
+Test(core_gradient, own_max_pooling_with_the_relu_gradient_past_caches)
+{
+    cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
+    own_max_pool_backward_cases();
+}
+
+/* Without a ReLU a convolution and a max pooling of 2x2 windows at stride 2 (drsch's loops where
+ * oneDNN runs AVX-512; the last window a column and a row wide) are linear where no two values of
+ * a window are close: every parameter's and the input's gradient against finite differences. */
+Test(core_gradient, own_max_pooling_linear)
+{
+    rng_reset(29);
+    nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 0), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0)};
+    nn_net *net = make_net(l, 2, 3, 7, 7, 4, 2, 1);
+    if (onednn_has_avx512_core())
+        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max");
+    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+    nn_net_free(net);
 }
 
 /* Without a ReLU a direct convolution and the pooling it computes (drsch-mnist's conv2 and pool2
