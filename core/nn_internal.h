@@ -73,8 +73,8 @@ typedef struct {
     /* a fully connected layer computed by drsch's AVX-512 loops (nn_fc.c): weights oi, a copy
      * in io for the forward pass (w_fwd), source and output nc, no primitives */
     bool fc_own;
-    /* an average pooling computed by drsch's loops (nn_pool.c), source and output in one
-     * layout (nChw16c when pool_blocked, else nhwc), no primitives */
+    /* an average pooling or a max pooling computed by drsch's loops (nn_pool.c), source and
+     * output in one layout (nChw16c when pool_blocked, else nhwc), no primitives */
     bool pool_own, pool_blocked;
     /* its ReLU's gradient is applied by the next layer's backward pass (an own pooling) */
     bool relu_in_next;
@@ -241,15 +241,14 @@ bool nn_direct_group_fits(const nn_net *net, const nn_layer *L);
 void nn_direct_forward_grouped(const nn_net *net, const nn_layer *L);
 void nn_direct_forward_group(const nn_net *net, const nn_layer *L, const float *x, float *y, int g);
 
-/* Average pooling and max pooling of windows that do not overlap by drsch's loops (nn_pool.c):
- * whether layer i of net is one they compute (f32, no padding before the windows, a source of
- * 16k channels in nhwc or nChw16c, oneDNN on AVX-512; average: none after them either; max: a
- * stride of the window's size), the output's layout (the source's), the forward pass (src ->
- * dst) and the backward pass (diff_dst -> diff_src; a max pooling's from src, its maxima found
- * again), times (relu_dst > 0) when relu_dst is the ReLU output of the layer before (a max
- * pooling's src: only whether it is given counts), or else times the ReLU's gradient given as
- * bits (the whole batch's, nn_pool_image_backward's layout, image after image; average pooling
- * only) when relu_bits is not NULL. */
+/* Average pooling and max pooling by drsch's loops (nn_pool.c): whether layer i of net is one
+ * they compute (f32, no padding before the windows, a source of 16k channels in nhwc or nChw16c,
+ * oneDNN on AVX-512; average: none after them either), the output's layout (the source's), the
+ * forward pass (src -> dst) and the backward pass (diff_dst -> diff_src; a max pooling's from
+ * src, its maxima found again), times (relu_dst > 0) when relu_dst is the ReLU output of the
+ * layer before (a max pooling's src: only whether it is given counts), or else times the ReLU's
+ * gradient given as bits (the whole batch's, nn_pool_image_backward's layout, image after image;
+ * average pooling only) when relu_bits is not NULL. */
 bool nn_pool_fits(const nn_net *net, int i);
 void nn_pool_layout(const nn_net *net, int i, dnnl_memory_desc_t *dst, bool *blocked);
 void nn_pool_forward(const nn_net *net, const nn_layer *L);
