@@ -72,6 +72,17 @@ static nn_layer_spec L_KIND(nn_layer_kind kind)
     return (nn_layer_spec){kind, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
 }
 
+/* Test(SUITE, NAME) running CASES() as it is, and Test(SUITE, NAME_past_caches) running it with
+ * the outputs that may go past the caches stored there, as where a batch's is larger than the
+ * threads' L2s (core/nn_util.c: nn_write_past_caches; DRSCH_L2_BYTES makes every one larger). */
+#define TEST_AND_PAST_CACHES(SUITE, NAME, CASES)                                                   \
+    Test(SUITE, NAME) { CASES(); }                                                                 \
+    Test(SUITE, NAME##_past_caches)                                                                \
+    {                                                                                              \
+        cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);                                        \
+        CASES();                                                                                   \
+    }
+
 static nn_net *make_net(const nn_layer_spec *layers, int n_layers, int c, int h, int w, int bits,
                         int batch, int input_grad)
 {
@@ -263,6 +274,20 @@ static float *export_params(nn_net *net)
     return p;
 }
 
+/* The plain parameters of net (export_params) with the biases of layer 0, a convolution of O
+ * x C x K x K weights, set to step x (o - mid): of both signs, so that some of its ReLU's outputs
+ * are zero. Imported into net; the caller frees them. */
+static float *params_with_spread_biases(nn_net *net, int O, int C, int K, double step, int mid)
+{
+    float *p = export_params(net);
+    for (int o = 0; o < O; o++)
+        p[O * C * K * K + o] = (float)(step * (o - mid));
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    return p;
+}
+
 /* A parameter tensor's gradient in the plain layout (OIHW for convolutions), whatever layout the
  * net keeps it in: the gradient copied over the parameters, exported, and the parameters put
  * back. Returns the plain block (parameters' order), gradients in place of values. */
@@ -396,12 +421,8 @@ Test(core_forward, direct_conv_matches_reference)
             nn_net *net = make_net(l, 1, C, H, W, 4, N, 0);
             expect_direct_impl(net, 0);
             float *x = rand_buf((size_t)N * C * H * W, 1.0);
-            float *p = export_params(net);
-            for (int o = 0; o < O; o++)
-                p[O * C * K * K + o] = (float)(0.05 * (o - 20)); /* biases of both signs */
+            float *p = params_with_spread_biases(net, O, C, K, 0.05, 20);
             drsch_error err;
-            cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
-                         err.msg);
             float *y = malloc(sizeof(float) * N * O * OH * OW);
             ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, 1, 0, relu, OH, OW);
             cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
@@ -565,12 +586,8 @@ Test(core_forward, own_avg_pooling_matches_reference)
         nn_net *net = make_net(l, 2, C, H, H, 4, N, 1);
         expect_own_pool(net, 1, C == 32);
         float *x = rand_buf((size_t)N * C * H * H, 1.0);
-        float *p = export_params(net);
-        for (int o = 0; o < O; o++)
-            p[O * C * K * K + o] = (float)(0.05 * (o - 10)); /* some outputs below zero */
+        float *p = params_with_spread_biases(net, O, C, K, 0.05, 10);
         drsch_error err;
-        cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
-                     err.msg);
         float *c = malloc(sizeof(float) * N * O * CH * CH),
               *y = malloc(sizeof(float) * N * O * PH * PH);
         ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, S, 0, 1, CH, CH);
@@ -614,36 +631,63 @@ static nn_net *max_pool_net(int t, const float **p_out)
         cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max", "case %d", t);
     else
         cr_expect_str_neq(nn_layer_impl(net, 1), "drsch:max", "case %d", t);
-    float *p = export_params(net);
-    for (int o = 0; o < O; o++)
-        p[O * C * K * K + o] = (float)(0.05 * (o - 10)); /* some outputs below zero */
-    drsch_error err;
-    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
-                 err.msg);
-    *p_out = p;
+    *p_out = params_with_spread_biases(net, O, C, K, 0.05, 10);
     return net;
+}
+
+/* Case t of MAX_POOLS, batch 3: its net (max_pool_net) and parameters p, a random input x, the
+ * naive convolution's output c, the convolution's output size CH and the pooled size PH. */
+typedef struct {
+    int N, C, H, O, K, PK, PS, CH, PH;
+    nn_net *net;
+    const float *p;
+    float *x, *c;
+} max_case;
+
+static max_case max_case_at(int t)
+{
+    max_case m = {3,
+                  MAX_POOLS[t].c,
+                  MAX_POOLS[t].h,
+                  MAX_POOLS[t].o,
+                  MAX_POOLS[t].k,
+                  MAX_POOLS[t].pk,
+                  MAX_POOLS[t].ps,
+                  0,
+                  0,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
+    m.CH = m.H - m.K + 1, m.PH = max_pooled(m.CH, m.PK, m.PS);
+    m.net = max_pool_net(t, &m.p);
+    m.x = rand_buf((size_t)m.N * m.C * m.H * m.H, 1.0);
+    m.c = malloc(sizeof(float) * m.N * m.O * m.CH * m.CH);
+    ref_conv(m.x, m.p, m.p + m.O * m.C * m.K * m.K, m.c, m.N, m.C, m.H, m.H, m.O, m.K, 1, 0, 1,
+             m.CH, m.CH);
+    cr_assert_eq(nn_output_dim(m.net), m.O * m.PH * m.PH, "case %d", t);
+    return m;
+}
+
+static void max_case_free(max_case *m)
+{
+    free(m->x), free((void *)m->p), free(m->c);
+    nn_net_free(m->net);
 }
 
 Test(core_forward, own_max_pooling_matches_reference)
 {
     rng_reset(27);
     for (int t = 0; t < N_MAX_POOLS; t++) {
-        const int N = 3, C = MAX_POOLS[t].c, H = MAX_POOLS[t].h, O = MAX_POOLS[t].o,
-                  K = MAX_POOLS[t].k, PK = MAX_POOLS[t].pk, PS = MAX_POOLS[t].ps;
-        const int CH = H - K + 1, PH = max_pooled(CH, PK, PS);
-        const float *p;
-        nn_net *net = max_pool_net(t, &p);
-        float *x = rand_buf((size_t)N * C * H * H, 1.0);
-        float *c = malloc(sizeof(float) * N * O * CH * CH),
-              *y = malloc(sizeof(float) * N * O * PH * PH);
-        ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, 1, 0, 1, CH, CH);
-        ref_pool(c, y, N, O, CH, CH, PK, PS, 0, 1, PH, PH);
-        cr_assert_eq(nn_output_dim(net), O * PH * PH, "case %d", t);
+        max_case m = max_case_at(t);
+        const size_t out = (size_t)m.N * m.O * m.PH * m.PH;
+        float *y = malloc(sizeof(float) * out);
+        ref_pool(m.c, y, m.N, m.O, m.CH, m.CH, m.PK, m.PS, 0, 1, m.PH, m.PH);
         drsch_error err;
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        expect_close_arrays(nn_output(net), y, (size_t)N * O * PH * PH, 1e-5, "own max pool");
-        free(x), free((void *)p), free(c), free(y);
-        nn_net_free(net);
+        cr_assert_eq(nn_forward(m.net, m.x, &err), DRSCH_OK, "%s", err.msg);
+        expect_close_arrays(nn_output(m.net), y, out, 1e-5, "own max pool");
+        free(y);
+        max_case_free(&m);
     }
 }
 
@@ -717,12 +761,8 @@ static void stem_forward_cases(void)
             const int N = 5;
             nn_net *net = make_stem_net(&c, N, training);
             float *x = rand_buf((size_t)N * c.H * c.W, 1.0);
-            float *p = export_params(net);
-            for (int o = 0; o < c.O; o++)
-                p[c.O * c.K * c.K + o] = (float)(0.03 * (o - 12)); /* some outputs below zero */
+            float *p = params_with_spread_biases(net, c.O, 1, c.K, 0.03, 12);
             drsch_error err;
-            cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
-                         err.msg);
             float *cv = malloc(sizeof(float) * N * c.O * c.CH * c.CW),
                   *y = malloc(sizeof(float) * N * c.O * c.PH * c.PW);
             ref_conv(x, p, p + c.O * c.K * c.K, cv, N, 1, c.H, c.W, c.O, c.K, c.S, 0, c.relu, c.CH,
@@ -738,15 +778,8 @@ static void stem_forward_cases(void)
         }
 }
 
-Test(core_forward, stem_matches_reference) { stem_forward_cases(); }
-
-/* The same with the pooled output stored past the caches, as where a batch's is larger than the
- * threads' L2s (core/nn_util.c: nn_write_past_caches; DRSCH_L2_BYTES makes every output larger). */
-Test(core_forward, stem_matches_reference_past_caches)
-{
-    cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
-    stem_forward_cases();
-}
+/* and with the pooled output stored past the caches */
+TEST_AND_PAST_CACHES(core_forward, stem_matches_reference, stem_forward_cases)
 
 Test(core_forward, fc_hash_bitweights_match_reference)
 {
@@ -974,6 +1007,37 @@ Test(core_gradient, pooling)
     }
 }
 
+/* The bias and input gradients of a net whose layer 0 is a convolution (O x C x K x K weights
+ * and then the biases at p, stride S, no padding, an H x H input of C channels, an output of CH x
+ * CH) against a naive backward pass from dz, the gradient at the convolution's output (n, o, y, x
+ * order); case t names a failure. */
+static void expect_conv_grads_from(const nn_net *net, const double *dz, const float *p, int N,
+                                   int C, int H, int O, int K, int S, int CH, int t)
+{
+    double *db = calloc(O, sizeof(double)), *dx = calloc((size_t)N * C * H * H, sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++)
+            for (int y = 0; y < CH; y++)
+                for (int xx = 0; xx < CH; xx++) {
+                    const double g = dz[((size_t)(n * O + o) * CH + y) * CH + xx];
+                    db[o] += g;
+                    for (int ci = 0; ci < C; ci++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++)
+                                dx[((size_t)(n * C + ci) * H + y * S + ky) * H + xx * S + kx] +=
+                                    g * p[((size_t)(o * C + ci) * K + ky) * K + kx];
+                }
+    const float *gb = nn_param_at(net, 1).grad, *gx = nn_input_grad(net);
+    for (int o = 0; o < O; o++)
+        cr_expect(close_enough(db[o], gb[o], 1e-4, 1e-4), "case %d, bias %d: %.7g, naive %.7g", t,
+                  o, gb[o], db[o]);
+    size_t bad = 0;
+    for (size_t k = 0; k < (size_t)N * C * H * H; k++)
+        bad += !close_enough(dx[k], gx[k], 1e-4, 1e-4);
+    cr_expect_eq(bad, 0, "case %d: %zu input gradients off the naive ones", t, bad);
+    free(db), free(dx);
+}
+
 /* The same poolings' backward pass, which also applies the convolution's ReLU gradient (no
  * oneDNN ReLU backward runs for it), for the loss sum(r * y): the bias and input gradients
  * against a naive double backward pass through the pooling, the ReLU (cut where the naive
@@ -998,9 +1062,7 @@ static void own_pool_backward_cases(void)
         cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
         cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
         /* dz: the gradient at the ReLU's input; db and dx from it */
-        double *dz = calloc((size_t)N * O * CH * CH, sizeof(double)),
-               *db = calloc(O, sizeof(double));
-        double *dx = calloc((size_t)N * C * H * H, sizeof(double));
+        double *dz = calloc((size_t)N * O * CH * CH, sizeof(double));
         for (int n = 0; n < N; n++)
             for (int o = 0; o < O; o++)
                 for (int py = 0; py < PH; py++)
@@ -1013,40 +1075,14 @@ static void own_pool_backward_cases(void)
                                     dz[z] += r[((size_t)(n * O + o) * PH + py) * PH + px] /
                                              (double)(PK * PK);
                             }
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < O; o++)
-                for (int y = 0; y < CH; y++)
-                    for (int xx = 0; xx < CH; xx++) {
-                        const double g = dz[((size_t)(n * O + o) * CH + y) * CH + xx];
-                        db[o] += g;
-                        for (int ci = 0; ci < C; ci++)
-                            for (int ky = 0; ky < K; ky++)
-                                for (int kx = 0; kx < K; kx++)
-                                    dx[((size_t)(n * C + ci) * H + y * S + ky) * H + xx * S + kx] +=
-                                        g * p[((size_t)(o * C + ci) * K + ky) * K + kx];
-                    }
-        const float *gb = nn_param_at(net, 1).grad, *gx = nn_input_grad(net);
-        for (int o = 0; o < O; o++)
-            cr_expect(close_enough(db[o], gb[o], 1e-4, 1e-4), "shape %d, bias %d: %.7g, naive %.7g",
-                      t, o, gb[o], db[o]);
-        size_t bad = 0;
-        for (size_t k = 0; k < (size_t)N * C * H * H; k++)
-            bad += !close_enough(dx[k], gx[k], 1e-4, 1e-4);
-        cr_expect_eq(bad, 0, "shape %d: %zu input gradients off the naive ones", t, bad);
-        free(x), free(r), free(p), free(c), free(dz), free(db), free(dx);
+        expect_conv_grads_from(net, dz, p, N, C, H, O, K, S, CH, t);
+        free(x), free(r), free(p), free(c), free(dz);
         nn_net_free(net);
     }
 }
 
-Test(core_gradient, own_avg_pooling_with_the_relu_gradient) { own_pool_backward_cases(); }
-
-/* The same with the input gradient stored past the caches, as where a batch's is larger than the
- * threads' L2s (DRSCH_L2_BYTES makes every one larger). */
-Test(core_gradient, own_avg_pooling_with_the_relu_gradient_past_caches)
-{
-    cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
-    own_pool_backward_cases();
-}
+/* and with the input gradient stored past the caches */
+TEST_AND_PAST_CACHES(core_gradient, own_avg_pooling_with_the_relu_gradient, own_pool_backward_cases)
 
 /* The max poolings' backward pass with the convolution's ReLU gradient folded in, for the loss
  * sum(r * y): each window's gradient to its first tap in row order that holds the maximum of the
@@ -1056,21 +1092,13 @@ static void own_max_pool_backward_cases(void)
 {
     rng_reset(28);
     for (int t = 0; t < N_MAX_POOLS; t++) {
-        const int N = 3, C = MAX_POOLS[t].c, H = MAX_POOLS[t].h, O = MAX_POOLS[t].o,
-                  K = MAX_POOLS[t].k, PK = MAX_POOLS[t].pk, PS = MAX_POOLS[t].ps;
-        const int CH = H - K + 1, PH = max_pooled(CH, PK, PS);
-        const float *p;
-        nn_net *net = max_pool_net(t, &p);
-        float *x = rand_buf((size_t)N * C * H * H, 1.0),
-              *r = rand_buf((size_t)N * O * PH * PH, 1.0);
-        float *c = malloc(sizeof(float) * N * O * CH * CH);
-        ref_conv(x, p, p + O * C * K * K, c, N, C, H, H, O, K, 1, 0, 1, CH, CH);
+        max_case m = max_case_at(t);
+        const int N = m.N, O = m.O, CH = m.CH, PH = m.PH, PK = m.PK, PS = m.PS;
+        float *r = rand_buf((size_t)N * O * PH * PH, 1.0);
         drsch_error err;
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-        double *dz = calloc((size_t)N * O * CH * CH, sizeof(double)),
-               *db = calloc(O, sizeof(double));
-        double *dx = calloc((size_t)N * C * H * H, sizeof(double));
+        cr_assert_eq(nn_forward(m.net, m.x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(m.net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        double *dz = calloc((size_t)N * O * CH * CH, sizeof(double));
         for (int n = 0; n < N; n++)
             for (int o = 0; o < O; o++)
                 for (int py = 0; py < PH; py++)
@@ -1080,44 +1108,21 @@ static void own_max_pool_backward_cases(void)
                             for (int kx = 0; kx < PK && px * PS + kx < CH; kx++) {
                                 const size_t z =
                                     ((size_t)(n * O + o) * CH + py * PS + ky) * CH + px * PS + kx;
-                                if (best == SIZE_MAX || c[z] > c[best])
+                                if (best == SIZE_MAX || m.c[z] > m.c[best])
                                     best = z;
                             }
-                        if (c[best] > 0.0f)
+                        if (m.c[best] > 0.0f)
                             dz[best] += r[((size_t)(n * O + o) * PH + py) * PH + px];
                     }
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < O; o++)
-                for (int y = 0; y < CH; y++)
-                    for (int xx = 0; xx < CH; xx++) {
-                        const double g = dz[((size_t)(n * O + o) * CH + y) * CH + xx];
-                        db[o] += g;
-                        for (int ci = 0; ci < C; ci++)
-                            for (int ky = 0; ky < K; ky++)
-                                for (int kx = 0; kx < K; kx++)
-                                    dx[((size_t)(n * C + ci) * H + y + ky) * H + xx + kx] +=
-                                        g * p[((size_t)(o * C + ci) * K + ky) * K + kx];
-                    }
-        const float *gb = nn_param_at(net, 1).grad, *gx = nn_input_grad(net);
-        for (int o = 0; o < O; o++)
-            cr_expect(close_enough(db[o], gb[o], 1e-4, 1e-4), "case %d, bias %d: %.7g, naive %.7g",
-                      t, o, gb[o], db[o]);
-        size_t bad = 0;
-        for (size_t k = 0; k < (size_t)N * C * H * H; k++)
-            bad += !close_enough(dx[k], gx[k], 1e-4, 1e-4);
-        cr_expect_eq(bad, 0, "case %d: %zu input gradients off the naive ones", t, bad);
-        free(x), free(r), free((void *)p), free(c), free(dz), free(db), free(dx);
-        nn_net_free(net);
+        expect_conv_grads_from(m.net, dz, m.p, N, m.C, m.H, O, m.K, 1, CH, t);
+        free(r), free(dz);
+        max_case_free(&m);
     }
 }
 
-Test(core_gradient, own_max_pooling_with_the_relu_gradient) { own_max_pool_backward_cases(); }
-
-Test(core_gradient, own_max_pooling_with_the_relu_gradient_past_caches)
-{
-    cr_assert_eq(setenv("DRSCH_L2_BYTES", "64", 1), 0);
-    own_max_pool_backward_cases();
-}
+/* and with the input gradient stored past the caches */
+TEST_AND_PAST_CACHES(core_gradient, own_max_pooling_with_the_relu_gradient,
+                     own_max_pool_backward_cases)
 
 /* Without a ReLU a convolution and a max pooling of 2x2 windows at stride 2 (drsch's loops where
  * oneDNN runs AVX-512; the last window a column and a row wide) are linear where no two values of
