@@ -288,6 +288,19 @@ fwd_plane(const float *xi, float *yo, bool stream, const pool_geom *g, const int
     }
 }
 
+/* The maximum of a max pooling's window at w0 (laid out as in), its kh x kw taps inside the
+ * input. */
+static inline __attribute__((always_inline)) POOL_TARGET vec16 window_max(const float *w0,
+                                                                          pool_map in, int32_t kh,
+                                                                          int32_t kw)
+{
+    vec16 m = V_LOAD(w0);
+    for (int32_t ky = 0; ky < kh; ky++)
+        for (int32_t kx = ky ? 0 : 1; kx < kw; kx++)
+            m = V_MAX(m, w0 + (size_t)ky * in.ys + (size_t)kx * in.xs);
+    return m;
+}
+
 /* fwd_plane for a max pooling: each window's maximum, the window clipped to the input (its
  * first tap always inside). KC, SC: the window's size and stride when they are constants, else
  * 0. */
@@ -304,11 +317,7 @@ fwd_max_plane(const float *xi, float *yo, bool stream, const pool_geom *g, const
         float *q = yo + (size_t)oy * out.ys;
         for (int32_t ox = 0; ox < OW; ox++, q += out.xs) {
             const int32_t kw = IW - ox * S < K ? IW - ox * S : K;
-            const float *w0 = row + (size_t)ox * S * in.xs;
-            vec16 m = V_LOAD(w0);
-            for (int32_t ky = 0; ky < kh; ky++)
-                for (int32_t kx = ky ? 0 : 1; kx < kw; kx++)
-                    m = V_MAX(m, w0 + (size_t)ky * in.ys + (size_t)kx * in.xs);
+            const vec16 m = window_max(row + (size_t)ox * S * in.xs, in, kh, kw);
             if (stream)
                 V_STREAM_PUT(q, m);
             else
@@ -532,10 +541,7 @@ bwd_max_pixels(const float *xi, const float *dyi, float *dxi, bool relu, bool st
             for (int32_t ox = 0; ox < OW; ox++) {
                 const int32_t kw = IW - ox * S < K ? IW - ox * S : K;
                 const size_t at = (size_t)oy * S * in.ys + (size_t)ox * S * in.xs;
-                vec16 m = V_LOAD(x + at);
-                for (int32_t ky = 0; ky < kh; ky++)
-                    for (int32_t kx = ky ? 0 : 1; kx < kw; kx++)
-                        m = V_MAX(m, x + at + (size_t)ky * in.ys + (size_t)kx * in.xs);
+                const vec16 m = window_max(x + at, in, kh, kw);
                 const vec16 d = V_LOAD(dy + (size_t)oy * out.ys + (size_t)ox * out.xs);
                 lanes16 left = relu ? V_POS(m) : (lanes16)0xffff; /* lanes yet to take d */
                 for (int32_t ky = 0; ky < kh; ky++)
