@@ -128,6 +128,17 @@ def loaded_blas():
     return ", ".join(sorted(libs)) or "none"
 
 
+def openblas_core():
+    """The kernels OpenBLAS chose for this CPU (openblas_get_corename), or "" without OpenBLAS."""
+    import ctypes
+    for path in loaded_blas().split(", "):
+        if "openblas" in os.path.basename(path):
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+    return ""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--arch", choices=sorted(ARCHS), default="drsch-mnist")
@@ -170,6 +181,7 @@ def main():
     print(json.dumps({
         "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "blas": loaded_blas(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "openblas_core": openblas_core(),
         "arch": a.arch, "input": list(net.in_shape), "batch": a.batch, "bits": a.bits,
         "forward_flops_per_image": forward_flops_per_image(net),
         "train_images_per_second": a.batch / tb, "train_images_per_second_mean": a.batch / tm,
