@@ -134,12 +134,14 @@ DRSCH_API int32_t nn_output_dim(const nn_net *net); /* D of the final output (B 
 DRSCH_API size_t nn_input_size(const nn_net *net);  /* C * H * W of one input image */
 /* What computes layer i's forward pass: oneDNN's implementation as ONEDNN_VERBOSE names it (e.g.
  * "jit:avx512_core"), "sgemm" (a convolution as oneDNN's sgemm over its unfolded input),
- * "direct:avx512" (drsch's AVX-512 convolution loops), "direct:avx512+sgemm" (the forward pass on
- * those loops, the gradients on sgemm), "drsch:avg" (drsch's average pooling),
- * "drsch:stem" (drsch's loops for a first convolution of one input channel, which also compute
- * the average pooling after it: that layer's is then "drsch:avg+stem"), "drsch:avg+direct" (in a
- * training net, an average pooling whose forward pass the direct convolution before it
- * computes), or "" for the layers in plain C (and i out of range). */
+ * "direct:avx512" (drsch's AVX-512 convolution loops), "direct:avx512+grouped" (those loops for a
+ * 2 x 2 output, a group of images at a time), "direct:avx512+sgemm" (the
+ * forward pass on those loops, the gradients on sgemm), "drsch:avg" / "drsch:max" (drsch's
+ * poolings), "drsch:stem" (drsch's loops for a first convolution of one input channel, which
+ * also compute the average pooling after it: that layer's is then "drsch:avg+stem"),
+ * "drsch:avg+direct" (in a training net, an average pooling whose forward pass the direct
+ * convolution before it computes), "drsch:fc" (drsch's inner-product loops), "drsch" (the hash
+ * and bit-weight layers, plain C), or "" for i out of range. */
 DRSCH_API const char *nn_layer_impl(const nn_net *net, int32_t i);
 
 /* x: batch x C x H x W floats (plain NCHW). The pointer is only read during the call. */

@@ -48,7 +48,7 @@ typedef struct {
      * the parameters change) */
     dnnl_memory_t w_fwd;
     dnnl_primitive_t w_fwd_reorder;
-    char impl[64]; /* oneDNN's name of the forward implementation ("" if none) */
+    char impl[64]; /* what computes the forward pass: oneDNN's name, or drsch's ("drsch:...") */
 
     /* A convolution computed as an inner product over its unfolded input (nn_conv_as_gemm):
      * col holds every output pixel's receptive field (rows of C x KH x KW), dst2d

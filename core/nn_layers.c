@@ -788,6 +788,7 @@ static drsch_status build_plain(nn_net *net, int i, drsch_error *err)
     if (!dnnl_memory_desc_equal(in_md, &d_nc))
         return drsch_fail(err, DRSCH_ERR_ARG,
                           "layer %d: hash / bit-weight layers must follow an fc layer", i);
+    snprintf(L->impl, sizeof L->impl, "drsch");
     L->p_w = L->p_b = -1;
     L->src = L->in;
     L->diff_src = L->diff_in;

@@ -288,7 +288,7 @@ static void describe_layer(const nn_net *net, int i, char *buf, size_t cap)
 {
     const nn_layer_spec *sp = &nn_net_config(net)->arch.layers[i];
     const char *impl = nn_layer_impl(net, i);
-    impl = impl[0] ? impl : "drsch";
+    impl = impl[0] ? impl : "-"; /* every layer records one; "-" would show one that does not */
     switch (sp->kind) {
     case NN_LAYER_CONV:
         snprintf(buf, cap, "conv %dx%d/%d %d, %s", sp->kernel, sp->kernel, sp->stride, sp->out,

@@ -802,8 +802,9 @@ Test(train, avx512_training_convolutions_run_brgemm)
  * AVX-512 loops wherever oneDNN runs AVX-512 (its kernels at 67-78% of the peak), over pool1's
  * output as oneDNN leaves it, on oneDNN elsewhere; conv1 and pool1 run on drsch's first-convolution
  * loops (one pass for both), pool2, pool3 on its pooling loops and fc1, fc2 on its fc loops
- * wherever oneDNN runs AVX-512. No oneDNN convolution computes conv3 in the step, nor conv1 and
- * conv2 with AVX-512, and no inner product the fc layers with AVX-512. */
+ * wherever oneDNN runs AVX-512, and the hash and bit-weight layers on drsch's plain C ("drsch")
+ * everywhere. No oneDNN convolution computes conv3 in the step, nor conv1 and conv2 with
+ * AVX-512, and no inner product the fc layers with AVX-512. */
 Test(train, mnist_layer_implementations)
 {
     static char out[1 << 18];
@@ -847,17 +848,20 @@ Test(train, mnist_layer_implementations)
         const char *layers = strstr(rep, "\"layer_impls\"");
         cr_assert_not_null(layers, "bench %s reports no layer_impls: %s", bench[b], rep);
         const char *want = b ? "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg,"
-                               "direct:avx512+sgemm,drsch:avg,drsch:fc,drsch:fc,"
+                               "direct:avx512+sgemm,drsch:avg,drsch:fc,drsch:fc,drsch,drsch\""
                              : "\"drsch:stem,drsch:avg+stem,direct:avx512,drsch:avg+direct,"
-                               "direct:avx512+grouped,drsch:avg,drsch:fc,drsch:fc,";
+                               "direct:avx512+grouped,drsch:avg,drsch:fc,drsch:fc,drsch,drsch\"";
         const char *first = strchr(layers + strlen("\"layer_impls\""), '"');
         cr_assert_not_null(first, "%.200s", layers);
         if (avx512)
             cr_expect_eq(strncmp(first, want, strlen(want)), 0, "bench %s: %.200s", bench[b],
                          layers);
-        else
+        else {
             cr_expect_eq(strstr(layers, "direct:avx512"), NULL, "bench %s: %.200s", bench[b],
                          layers);
+            cr_expect_not_null(strstr(layers, ",drsch,drsch\""), "bench %s: %.200s", bench[b],
+                               layers);
+        }
         free(rep);
     }
 }
