@@ -13,6 +13,7 @@ Laplacian), vectorised. The JSON also holds the forward FLOPs per image (convolu
 products, multiply-add = 2, as `drsch bench`), so the caller can check both ran one network.
 Prints one JSON object on stdout. Run with Debian's /usr/bin/python3 (python3-torch 1.13)."""
 import argparse
+import ctypes
 import json
 import os
 import time
@@ -130,7 +131,6 @@ def loaded_blas():
 
 def openblas_core():
     """The kernels OpenBLAS chose for this CPU (openblas_get_corename), or "" without OpenBLAS."""
-    import ctypes
     for path in loaded_blas().split(", "):
         if "openblas" in os.path.basename(path):
             lib = ctypes.CDLL(path)
