@@ -333,8 +333,9 @@ DRSCH_API drsch_status nn_encoder_create(nn_encoder **out, const nn_net *model, 
                                          drsch_error *err);
 DRSCH_API void nn_encoder_free(nn_encoder *enc);
 DRSCH_API nn_precision nn_encoder_precision(const nn_encoder *enc);
-/* oneDNN's implementation of the encoder's first convolution (or inner product), as
- * ONEDNN_VERBOSE names it (e.g. "brg:avx512_core"): reports record it to show which kernels ran. */
+/* oneDNN's implementation of the first convolution (or inner product) it computes in the
+ * encoder, as ONEDNN_VERBOSE names it (e.g. "brg:avx512_core"), or where drsch's own loops compute
+ * every one, the first layer's (e.g. "drsch:stem"): reports record it to show which kernels ran. */
 DRSCH_API const char *nn_encoder_impl(const nn_encoder *enc);
 /* nn_layer_impl of the encoder's network (inference kernels may differ from training's). */
 DRSCH_API const char *nn_encoder_layer_impl(const nn_encoder *enc, int32_t i);

@@ -271,6 +271,10 @@ void nn_pool_backward_images(const nn_net *net, const nn_layer *L, const float *
  * checks): what the first convolution's loops (nn_stem.c) check of the pooling after them,
  * before it is built. */
 bool nn_pool_shape_fits(const nn_net *net, int i);
+/* Whether layer i is a pooling (average or max) whose shape the loops take, its source's layout
+ * and type aside: what a bf16 net's layer before it checks, before either is built, to write
+ * its output in f32 for them (nn_layers.c). */
+bool nn_pool_own_shape_fits(const nn_net *net, int i);
 /* One image of pooling L's forward pass (x, y: the image's first values, in L's layouts; y
  * stored past the caches when past_caches and it is 64-byte aligned), and of its backward pass
  * (dy -> dx), times the ReLU's gradient given as bits when bits is not NULL: a
@@ -283,10 +287,10 @@ void nn_pool_image_backward(const nn_net *net, const nn_layer *L, const float *d
 
 /* The first convolution with the pooling after it (nn_stem.c): whether layer i of net is one
  * they compute (the net's input of one channel, no padding, 3x3 or 5x5 taps, 32k output
- * channels, followed by a pooling nn_pool.c computes, f32, AVX-512 on the CPU and in oneDNN, no
- * input gradient), the forward pass (src -> the pooling layer P's dst, and in training the
- * ReLU's mask; the convolution's own dst is never written, it has no memory) and the backward
- * pass (P's diff_dst through the pooling and the ReLU -> dw, db). */
+ * channels, followed by a pooling nn_pool.c computes, AVX-512 on the CPU and in oneDNN, no input
+ * gradient; in f32 in bf16 nets too), the forward pass (src -> the pooling layer P's dst, and in
+ * training the ReLU's mask; the convolution's own dst is never written, it has no memory) and the
+ * backward pass (P's diff_dst through the pooling and the ReLU -> dw, db). */
 bool nn_stem_fits(const nn_net *net, int i);
 #define NN_STEM_GROUP 4 /* images whose weight gradients the stem's backward pass sums together */
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
@@ -390,7 +394,9 @@ drsch_status nn_net_refresh_weights(nn_net *net, drsch_error *err);
 /* The momentum history of src into dst (training nets of the same architecture; their layouts may
  * differ), as nn_net_copy_params copies the parameters. */
 drsch_status nn_net_copy_history(nn_net *dst, const nn_net *src, drsch_error *err);
-/* oneDNN's implementation name of the first convolution or inner product ("" if none). */
+/* The implementation name of the first convolution or inner product oneDNN computes (as
+ * ONEDNN_VERBOSE names it), or where drsch's loops compute them all, of the first layer ("" if
+ * none). */
 const char *nn_net_impl(const nn_net *net);
 
 /* A tensor's parameters from a plain buffer, reordered to its internal memory (not on the hot

@@ -16,7 +16,15 @@
  * (format_tag_any still), hidden activations are bf16, the inner product that feeds the hash
  * layer (or ends the net) writes f32, biases stay f32. The parameters stay f32 in the block, in
  * plain layout; each weight tensor has a bf16 copy in the forward primitive's layout, converted
- * by a reorder when the parameters change, never per forward pass. */
+ * by a reorder when the parameters change, never per forward pass. Where oneDNN runs AVX-512, the
+ * layers on drsch's f32 loops stay there in bf16 nets: the first convolution with its pooling
+ * (nn_stem.c, its weights f32) and the poolings nn_pool.c takes, whose producers then write f32
+ * for them; the next layer's reorder converts their output to bf16. oneDNN 2.6 ran drsch-mnist's
+ * one-channel conv1 on its older jit_bf16 kernel (no AMX) and its bf16 poolings slowly (pool1
+ * longer than the convolution before it): on a 2-core Xeon with AMX (model 207) the bf16 encoder
+ * ran 1.71-1.96x as fast this way (bench encode, batch 100, 2 threads, three rounds side by side),
+ * drsch-cifar and drsch-reid (their conv1 of three channels on oneDNN, their poolings here)
+ * within the noise (0.87-1.26x, medians 1.04x / 0.99x over nine rounds). */
 #include <stdio.h>
 #include <string.h>
 
@@ -29,13 +37,16 @@ static dnnl_data_type_t compute_dt(const nn_net *net)
 }
 
 /* Data type of layer i's output: bf16 nets keep activations in bf16 while the next layer is a
- * convolution, pooling or inner product; what reaches the hash layer or the net's output is f32. */
+ * convolution, pooling or inner product, except that a pooling on drsch's loops (nn_pool.c,
+ * f32 only) gets f32; what reaches the hash layer or the net's output is f32. */
 static dnnl_data_type_t dst_dt(const nn_net *net, int i)
 {
     if (i + 1 >= net->n_layers)
         return dnnl_f32;
     nn_layer_kind next = net->layers[i + 1].spec.kind;
-    return next == NN_LAYER_HASH || next == NN_LAYER_BITW ? dnnl_f32 : compute_dt(net);
+    if (next == NN_LAYER_HASH || next == NN_LAYER_BITW || nn_pool_own_shape_fits(net, i + 1))
+        return dnnl_f32;
+    return compute_dt(net);
 }
 
 static int add_tensor(nn_net *net, int32_t layer, int32_t is_bias, const dnnl_memory_desc_t *md,

@@ -261,6 +261,11 @@ const char *nn_layer_impl(const nn_net *net, int32_t i)
 
 const char *nn_net_impl(const nn_net *net)
 {
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *L = &net->layers[i];
+        if (L->fwd && L->impl[0] && (L->spec.kind == NN_LAYER_CONV || L->spec.kind == NN_LAYER_FC))
+            return L->impl;
+    }
     for (int i = 0; i < net->n_layers; i++)
         if (net->layers[i].impl[0])
             return net->layers[i].impl;

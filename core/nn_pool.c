@@ -61,12 +61,14 @@ static int layout_of(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
     return -1;
 }
 
+/* The shapes the loops take, in nets of either precision: their source is f32 (layout_of), which
+ * in a bf16 net the layer before writes for them (nn_pool_own_shape_fits). */
 bool nn_pool_shape_fits(const nn_net *net, int i)
 {
     const nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     return sp->kind == NN_LAYER_POOL_AVG && sp->pad == 0 && L->pad_r_h == 0 && L->pad_r_w == 0 &&
-           L->in_c % 16 == 0 && net->cfg.precision == NN_PRECISION_F32 && nn_onednn_avx512();
+           L->in_c % 16 == 0 && nn_onednn_avx512();
 }
 
 /* A max pooling the loops take: no padding before the windows (they are clipped after the
@@ -75,14 +77,18 @@ static bool max_shape_fits(const nn_net *net, int i)
 {
     const nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
-    return sp->kind == NN_LAYER_POOL_MAX && sp->pad == 0 && L->in_c % 16 == 0 &&
-           net->cfg.precision == NN_PRECISION_F32 && nn_onednn_avx512();
+    return sp->kind == NN_LAYER_POOL_MAX && sp->pad == 0 && L->in_c % 16 == 0 && nn_onednn_avx512();
+}
+
+bool nn_pool_own_shape_fits(const nn_net *net, int i)
+{
+    return nn_pool_shape_fits(net, i) || max_shape_fits(net, i);
 }
 
 bool nn_pool_fits(const nn_net *net, int i)
 {
     const nn_layer *L = &net->layers[i];
-    if (!nn_pool_shape_fits(net, i) && !max_shape_fits(net, i))
+    if (!nn_pool_own_shape_fits(net, i))
         return false;
     dnnl_dims_t sd = {net->cfg.batch, L->in_c, L->in_h, L->in_w};
     return layout_of(nn_mem_md(L->in), sd) >= 0;

@@ -1,7 +1,8 @@
 /* The first convolution of a network on drsch's AVX-512 loops, with the average pooling after it
  * computed in the same passes (nn_stem_fits: one input channel, no padding, stride 1 or 2, 3x3 or
- * 5x5 taps, 32k output channels, the pooling one of nn_pool.c's, f32, AVX-512 on the CPU and in
- * oneDNN, no input gradient asked for).
+ * 5x5 taps, 32k output channels, the pooling one of nn_pool.c's, AVX-512 on the CPU and in oneDNN,
+ * no input gradient asked for). In f32 in bf16 (inference) nets too: weights and sums stay f32 and
+ * the pooled output is f32, converted to bf16 by the next layer's reorder (nn_layers.c).
  *
  * Why: in a training step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) oneDNN 2.6's conv1
  * took 0.12 ms forward and 0.09 ms for its weight gradient, and the pooling after it 0.12 and
@@ -284,10 +285,9 @@ bool nn_stem_fits(const nn_net *net, int i)
     const nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     return i == 0 && i + 1 < net->n_layers && sp->kind == NN_LAYER_CONV &&
-           net->cfg.precision == NN_PRECISION_F32 && !nn_need_data_grad(net, i) && L->in_c == 1 &&
-           sp->pad == 0 && (sp->stride == 1 || sp->stride == 2) &&
-           (sp->kernel == 3 || sp->kernel == 5) && L->out_c % 32 == 0 &&
-           (size_t)L->out_h * L->out_w * L->out_c <= STEM_PLANE_MAX &&
+           !nn_need_data_grad(net, i) && L->in_c == 1 && sp->pad == 0 &&
+           (sp->stride == 1 || sp->stride == 2) && (sp->kernel == 3 || sp->kernel == 5) &&
+           L->out_c % 32 == 0 && (size_t)L->out_h * L->out_w * L->out_c <= STEM_PLANE_MAX &&
            nn_pool_shape_fits(net, i + 1) && __builtin_cpu_supports("avx512f") &&
            nn_onednn_avx512();
 }

@@ -2880,6 +2880,33 @@ Test(core_bf16, named_networks_agree_with_f32)
     named_net_agrees("drsch-cifar", 32, 40, 8, 2);
 }
 
+/* Where oneDNN runs AVX-512, a bf16 drsch-mnist encoder computes its first convolution and every
+ * pooling on drsch's f32 loops (the stem, nn_pool.c), and the convolutions and inner products
+ * between them in bf16 on oneDNN's kernels; its f32 encoder the same layers on drsch's loops. */
+Test(core_bf16, mnist_stem_and_poolings_stay_f32)
+{
+    skip_without_avx512();
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 10, 0, &err), DRSCH_OK);
+    nn_net *model = NULL;
+    cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    nn_encoder *e16 = NULL;
+    cr_assert_eq(nn_encoder_create(&e16, model, 10, 1, NN_PRECISION_BF16, &err), DRSCH_OK, "%s",
+                 err.msg);
+    cr_expect_str_eq(nn_encoder_layer_impl(e16, 0), "drsch:stem");
+    cr_expect_str_eq(nn_encoder_layer_impl(e16, 1), "drsch:avg+stem");
+    cr_expect_str_eq(nn_encoder_layer_impl(e16, 3), "drsch:avg");
+    cr_expect_str_eq(nn_encoder_layer_impl(e16, 5), "drsch:avg");
+    for (int i = 2; i <= 6; i += 2)
+        cr_expect_neq(strstr(nn_encoder_layer_impl(e16, i), "bf16"), NULL, "layer %d runs '%s'", i,
+                      nn_encoder_layer_impl(e16, i));
+    /* the report's oneDNN kernel: the first convolution oneDNN computes, conv2 */
+    cr_expect_str_eq(nn_encoder_impl(e16), nn_encoder_layer_impl(e16, 2));
+    nn_encoder_free(e16);
+    nn_net_free(model);
+}
+
 /* A bf16 inference net converts its weights again after they change (nn_params_import). */
 Test(core_bf16, weights_converted_again_after_a_change)
 {
