@@ -2882,7 +2882,7 @@ Test(core_bf16, named_networks_agree_with_f32)
 
 /* Where oneDNN runs AVX-512, a bf16 drsch-mnist encoder computes its first convolution and every
  * pooling on drsch's f32 loops (the stem, nn_pool.c), and the convolutions and inner products
- * between them in bf16 on oneDNN's kernels; its f32 encoder the same layers on drsch's loops. */
+ * between them in bf16 on oneDNN's kernels. */
 Test(core_bf16, mnist_stem_and_poolings_stay_f32)
 {
     skip_without_avx512();
