@@ -24,21 +24,36 @@
  * longer than the convolution before it): on a 2-core Xeon with AMX (model 207) the bf16 encoder
  * ran 1.71-1.96x as fast this way (bench encode, batch 100, 2 threads, three rounds side by side),
  * drsch-cifar and drsch-reid (their conv1 of three channels on oneDNN, their poolings here)
- * within the noise (0.87-1.26x, medians 1.04x / 0.99x over nine rounds). */
+ * within the noise (0.87-1.26x, medians 1.04x / 0.99x over nine rounds). A first convolution of
+ * fewer than four input channels (theirs) stays f32 as well, on oneDNN's f32 kernel, its weights
+ * kept as an f32 net keeps them (BF16_MIN_FIRST_CHANNELS): their bf16 encoders then ran 1.23-1.87x
+ * (drsch-reid) and 1.49-1.87x (drsch-cifar) as fast (four rounds side by side, same machine). */
 #include <stdio.h>
 #include <string.h>
 
 #include "nn_internal.h"
 
-/* Data type of the inputs and weights of convolutions and inner products. */
-static dnnl_data_type_t compute_dt(const nn_net *net)
+/* In bf16 nets, a first convolution of fewer input channels than this stays f32: oneDNN 2.6 has
+ * no AMX kernel for it and its jit_bf16 kernel ran drsch-reid's conv1 (3 channels) at about 50
+ * GFLOP/s (22.5 ms a batch of 100, against 8.7 ms for its f32 kernel; ONEDNN_VERBOSE=1, 2-core
+ * Xeon with AMX, model 207), besides the input's conversion to bf16 (2.2 ms). */
+#define BF16_MIN_FIRST_CHANNELS 4
+
+/* Data type of the inputs and weights of layer i's convolution or inner product. */
+static dnnl_data_type_t compute_dt(const nn_net *net, int i)
 {
-    return net->cfg.precision == NN_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+    if (net->cfg.precision != NN_PRECISION_BF16)
+        return dnnl_f32;
+    const nn_layer *L = &net->layers[i];
+    if (i == 0 && L->spec.kind == NN_LAYER_CONV && L->in_c < BF16_MIN_FIRST_CHANNELS)
+        return dnnl_f32;
+    return dnnl_bf16;
 }
 
-/* Data type of layer i's output: bf16 nets keep activations in bf16 while the next layer is a
- * convolution, pooling or inner product, except that a pooling on drsch's loops (nn_pool.c,
- * f32 only) gets f32; what reaches the hash layer or the net's output is f32. */
+/* Data type of convolution or inner product i's output: bf16 nets keep activations in bf16 while
+ * the next layer is a convolution, pooling or inner product, except that a pooling on drsch's
+ * loops (nn_pool.c, f32 only) gets f32 and a layer that computes in f32 (compute_dt) writes f32;
+ * what reaches the hash layer or the net's output is f32. */
 static dnnl_data_type_t dst_dt(const nn_net *net, int i)
 {
     if (i + 1 >= net->n_layers)
@@ -46,7 +61,7 @@ static dnnl_data_type_t dst_dt(const nn_net *net, int i)
     nn_layer_kind next = net->layers[i + 1].spec.kind;
     if (next == NN_LAYER_HASH || next == NN_LAYER_BITW || nn_pool_own_shape_fits(net, i + 1))
         return dnnl_f32;
-    return compute_dt(net);
+    return compute_dt(net, i); /* a layer that stays f32 in a bf16 net writes f32 */
 }
 
 static int add_tensor(nn_net *net, int32_t layer, int32_t is_bias, const dnnl_memory_desc_t *md,
@@ -311,7 +326,7 @@ static drsch_status build_conv_gemm(nn_net *net, int i, drsch_error *err)
     const dnnl_dim_t KC = (dnnl_dim_t)L->in_c * K * K;
     dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, cdm = {M, KC}, wd = {sp->out, KC},
                 bdm = {sp->out}, d2 = {M, L->out_c}, dd = {N, L->out_c, L->out_h, L->out_w};
-    const dnnl_data_type_t cdt = compute_dt(net), odt = dst_dt(net, i);
+    const dnnl_data_type_t cdt = compute_dt(net, i), odt = dst_dt(net, i);
     dnnl_memory_desc_t S = nn_md_dt(4, sd, cdt, dnnl_nchw), C = nn_md_dt(2, cdm, cdt, dnnl_nc),
                        w_any = nn_md_dt(2, wd, cdt, dnnl_format_tag_any),
                        b_x = nn_md_tag(1, bdm, dnnl_x), D2 = nn_md_dt(2, d2, odt, dnnl_nc),
@@ -511,7 +526,7 @@ static drsch_status build_conv(nn_net *net, int i, drsch_error *err)
                 wd = {sp->out, L->in_c, sp->kernel, sp->kernel};
     dnnl_dims_t bdm = {sp->out}, dd = {N, L->out_c, L->out_h, L->out_w};
     dnnl_dims_t strides = {sp->stride, sp->stride}, pad = {sp->pad, sp->pad};
-    const dnnl_data_type_t cdt = compute_dt(net);
+    const dnnl_data_type_t cdt = compute_dt(net, i);
     dnnl_memory_desc_t s_any = nn_md_dt(4, sd, cdt, dnnl_format_tag_any),
                        w_any = nn_md_dt(4, wd, cdt, dnnl_format_tag_any);
     dnnl_memory_desc_t b_x = nn_md_tag(1, bdm, dnnl_x),
@@ -660,7 +675,7 @@ static drsch_status build_fc(nn_net *net, int i, drsch_error *err)
         wd[1] = L->in_c;
     }
     dnnl_dims_t bdm = {L->out_c}, dd = {N, L->out_c};
-    const dnnl_data_type_t cdt = compute_dt(net);
+    const dnnl_data_type_t cdt = compute_dt(net, i);
     dnnl_memory_desc_t s_any = nn_md_dt(nd, sd, cdt, dnnl_format_tag_any),
                        w_any = nn_md_dt(nd, wd, cdt, dnnl_format_tag_any);
     dnnl_memory_desc_t b_x = nn_md_tag(1, bdm, dnnl_x),
