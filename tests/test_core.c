@@ -2886,20 +2886,27 @@ Test(core_bf16, named_networks_agree_with_f32)
     named_net_agrees("drsch-cifar", 32, 40, 8, 2);
 }
 
+/* A bf16 encoder of batches of `batch` images over a fresh `arch` net of `bits` bits (*model). */
+static nn_encoder *bf16_encoder_of(const char *arch, int bits, int batch, nn_net **model)
+{
+    nn_config cfg;
+    drsch_error err;
+    cr_assert_eq(nn_config_init(&cfg, arch, bits, batch, 0, &err), DRSCH_OK);
+    cr_assert_eq(nn_net_create(model, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    nn_encoder *e16 = NULL;
+    cr_assert_eq(nn_encoder_create(&e16, *model, batch, 1, NN_PRECISION_BF16, &err), DRSCH_OK, "%s",
+                 err.msg);
+    return e16;
+}
+
 /* Where oneDNN runs AVX-512, a bf16 drsch-mnist encoder computes its first convolution and every
  * pooling on drsch's f32 loops (the stem, nn_pool.c), and the convolutions and inner products
  * between them in bf16 on oneDNN's kernels. */
 Test(core_bf16, mnist_stem_and_poolings_stay_f32)
 {
     skip_without_avx512();
-    nn_config cfg;
-    drsch_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-mnist", 48, 10, 0, &err), DRSCH_OK);
     nn_net *model = NULL;
-    cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
-    nn_encoder *e16 = NULL;
-    cr_assert_eq(nn_encoder_create(&e16, model, 10, 1, NN_PRECISION_BF16, &err), DRSCH_OK, "%s",
-                 err.msg);
+    nn_encoder *e16 = bf16_encoder_of("drsch-mnist", 48, 10, &model);
     cr_expect_str_eq(nn_encoder_layer_impl(e16, 0), "drsch:stem");
     cr_expect_str_eq(nn_encoder_layer_impl(e16, 1), "drsch:avg+stem");
     cr_expect_str_eq(nn_encoder_layer_impl(e16, 3), "drsch:avg");
@@ -2918,14 +2925,8 @@ Test(core_bf16, mnist_stem_and_poolings_stay_f32)
 Test(core_bf16, first_convolution_of_few_channels_stays_f32)
 {
     skip_without_avx512();
-    nn_config cfg;
-    drsch_error err;
-    cr_assert_eq(nn_config_init(&cfg, "drsch-cifar", 32, 8, 0, &err), DRSCH_OK);
     nn_net *model = NULL;
-    cr_assert_eq(nn_net_create(&model, &cfg, &err), DRSCH_OK, "%s", err.msg);
-    nn_encoder *e16 = NULL;
-    cr_assert_eq(nn_encoder_create(&e16, model, 8, 1, NN_PRECISION_BF16, &err), DRSCH_OK, "%s",
-                 err.msg);
+    nn_encoder *e16 = bf16_encoder_of("drsch-cifar", 32, 8, &model);
     const char *first = nn_encoder_layer_impl(e16, 0), *second = nn_encoder_layer_impl(e16, 2);
     cr_expect(first[0] && !strstr(first, "bf16"), "conv1 runs '%s'", first);
     cr_expect_neq(strstr(second, "bf16"), NULL, "conv2 runs '%s'", second);
