@@ -129,13 +129,18 @@ def loaded_blas():
     return ", ".join(sorted(libs)) or "none"
 
 
+def corename(path):
+    """The kernels the OpenBLAS library at path chose for this CPU (openblas_get_corename)."""
+    lib = ctypes.CDLL(path)
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    return lib.openblas_get_corename().decode()
+
+
 def openblas_core():
-    """The kernels OpenBLAS chose for this CPU (openblas_get_corename), or "" without OpenBLAS."""
+    """The kernels of the OpenBLAS this process runs on, or "" without OpenBLAS."""
     for path in loaded_blas().split(", "):
         if "openblas" in os.path.basename(path):
-            lib = ctypes.CDLL(path)
-            lib.openblas_get_corename.restype = ctypes.c_char_p
-            return lib.openblas_get_corename().decode()
+            return corename(path)
     return ""
 
 
@@ -150,7 +155,12 @@ def main():
     ap.add_argument("--images", type=int, default=20000)
     ap.add_argument("--encode-iters", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--openblas-core", metavar="LIB",
+                    help="print the kernels the OpenBLAS library LIB picks for this CPU and exit")
     a = ap.parse_args()
+    if a.openblas_core:
+        print(corename(a.openblas_core))
+        return
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     net = DRSCHNet(a.arch, a.bits)
