@@ -23,6 +23,7 @@
 #endif
 
 #include "hamming.h"
+#include "keysort.h"
 #include "simd_checks.h"
 #include "simd_internal.h"
 
@@ -1257,6 +1258,65 @@ long simd_check_detects_mismatch(simd_check_report *r)
     return r->failures;
 }
 
+/* hm_sort_keyed against qsort by (distance, index) over the same list: distances of one kind
+ * (see below), n from 0 to 70,000, entries given in index order so the stable sort must end in
+ * (d, idx) order. -0 and +0 compare equal (their order then by index). */
+static float keysort_value(int kind, size_t j, uint64_t *s)
+{
+    const uint64_t x = rng_next(s);
+    switch (kind) {
+    case 0: return (float)(x % 7);                                       /* few values, long ties */
+    case 1: return (float)(x >> 40) * 0x1p-20f * (x & 1 ? -1.0f : 1.0f); /* both signs */
+    case 2: return x & 1 ? 0.0f : -0.0f;               /* every key equal: every pass skipped */
+    case 3: return 1.0f + (float)(x % 256) * 0x1p-23f; /* only the lowest byte differs */
+    case 4: return (float)(j % 3) * 0x1p100f - (float)(x % 5); /* bytes differing at the top */
+    default: {                                                 /* any finite float */
+        uint32_t u = (uint32_t)x;
+        if ((u >> 23 & 0xff) == 0xff)
+            u &= ~(1u << 30);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    }
+}
+
+long simd_check_keysort(simd_check_report *r)
+{
+    static const size_t sizes[] = {0, 1, 2, 3, 255, 256, 257, 1000, 70000};
+    const size_t max = 70000;
+    hm_keyed *a = malloc(2 * max * sizeof *a);
+    ref_pair *ref = malloc(max * sizeof *ref);
+    if (!a || !ref) {
+        free(a);
+        free(ref);
+        fail(r, "out of memory");
+        return r->failures;
+    }
+    uint64_t seed = 42;
+    for (int kind = 0; kind < 6; kind++)
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const size_t n = sizes[si];
+            for (size_t j = 0; j < n; j++) {
+                a[j].d = keysort_value(kind, j, &seed);
+                a[j].idx = (uint32_t)j;
+                ref[j].d = a[j].d; /* -0.0 == +0.0 in ref_pair_cmp too */
+                ref[j].i = (int64_t)j;
+            }
+            hm_sort_keyed(a, a + n, n);
+            qsort(ref, n, sizeof *ref, ref_pair_cmp);
+            for (size_t j = 0; j < n; j++)
+                if (a[j].idx != (uint32_t)ref[j].i || (double)a[j].d != ref[j].d) {
+                    fail(r, "kind %d, n %zu: position %zu holds (%g, %u), the reference (%g, %lld)",
+                         kind, n, j, (double)a[j].d, a[j].idx, ref[j].d, (long long)ref[j].i);
+                    break;
+                }
+        }
+    free(a);
+    free(ref);
+    return r->failures;
+}
+
 /* The VMA of /proc/self/smaps holding address a: its THPeligible flag (0 or 1), or -1 when the
  * file or the flag cannot be read (an older kernel, no /proc). */
 static int thp_eligible(const void *a)
@@ -1331,6 +1391,7 @@ const simd_check simd_checks[] = {
     {"weighted_bounds", simd_check_weighted_bounds},
     {"knn_weighted_adv", simd_check_knn_weighted_adversarial},
     {"knn_weighted_equal", simd_check_knn_weighted_equal},
+    {"keysort", simd_check_keysort},
     {"weights_quantised", simd_check_weights_quantised},
     {"bad_args", simd_check_bad_args},
     {"buffers", simd_check_buffers},

@@ -34,6 +34,9 @@ long simd_check_weighted_bounds(simd_check_report *r);
 long simd_check_knn_weighted_adversarial(simd_check_report *r);
 /* Equal weights (0.1, 1e36, 1e-30, 3): weighted top-k is exactly plain top-k at every ISA. */
 long simd_check_knn_weighted_equal(simd_check_report *r);
+/* hm_sort_keyed (the stable radix sort of top-k lists and weighted rankings) against qsort by
+ * (distance, index): ties, both signs, -0 and +0, keys differing in one byte only, 0 to 70,000. */
+long simd_check_keysort(simd_check_report *r);
 /* hm_weights_create's quantisation: power-of-two step, exact multiples, sum within 2^24 steps. */
 long simd_check_weights_quantised(simd_check_report *r);
 long simd_check_bad_args(simd_check_report *r);
