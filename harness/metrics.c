@@ -1,7 +1,8 @@
 /* Exact retrieval and re-id metrics (rules in metrics.h). For integer Hamming distances one
  * query costs two passes over the database: a histogram of (distance, relevance) gives every
  * tie group's offset, and a second pass in index order gives each relevant item its rank
- * (ties by database index) without sorting. */
+ * (ties by database index) without sorting; a pass over the relevant items sums their
+ * precisions. */
 #include "metrics.h"
 #include "keysort.h"
 #include "rng.h"
@@ -55,7 +56,8 @@ typedef struct {
 static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, const ev_labels *ql,
                               size_t qi, const ev_labels *dbl, const ev_options *opt,
                               const double *H, size_t *cnt, size_t *rcnt, size_t *nb, size_t *rb,
-                              double *pr_p, double *pr_r, int *pr_has)
+                              uint32_t *rel_rank, uint32_t *rel_dist, double *pr_p, double *pr_r,
+                              int *pr_has)
 {
     query_metrics m = {0, 0, 0, 0, 0, 0};
     size_t G = (size_t)bits + 1;
@@ -94,19 +96,26 @@ static query_metrics eval_int(const uint32_t *dist, size_t n, uint32_t bits, con
         if (rcnt[d])
             m.ap_tie += tie_group_expected(nb[d], rb[d], cnt[d], rcnt[d], H);
     m.ap_tie /= (double)R;
-    /* Second pass: nb/rb become running ranks within each group. */
-    size_t K = opt->topk, relk = 0;
-    double sum = 0, sumk = 0;
+    /* Second pass: nb becomes each group's running rank; the relevant items' ranks and
+     * distances are kept (the slot is written for every item and kept for relevant ones, so
+     * there is no branch on relevance to mispredict), and summed after in index order. Against
+     * a branch per item: 1,000 queries over 69,000 codes of 10 classes 0.17-0.21 s against
+     * 0.23-0.27 s (1 thread, five alternate runs, 2-core Xeon of family 6 model 207). */
+    size_t K = opt->topk, relk = 0, m_rel = 0;
     for (size_t j = 0; j < n; j++) {
-        uint32_t d = dist[j];
-        size_t rank = ++nb[d];
-        if (relevant(ql, qi, dbl, j)) {
-            double prec = (double)++rb[d] / (double)rank;
-            sum += prec;
-            if (rank <= K) {
-                sumk += prec;
-                relk++;
-            }
+        const uint32_t d = dist[j];
+        rel_rank[m_rel] = (uint32_t)++nb[d];
+        rel_dist[m_rel] = d;
+        m_rel += (size_t)relevant(ql, qi, dbl, j);
+    }
+    double sum = 0, sumk = 0;
+    for (size_t k = 0; k < m_rel; k++) {
+        const size_t rank = rel_rank[k];
+        double prec = (double)++rb[rel_dist[k]] / (double)rank;
+        sum += prec;
+        if (rank <= K) {
+            sumk += prec;
+            relk++;
         }
     }
     m.ap = sum / (double)R;
@@ -222,9 +231,11 @@ drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_
         /* Per-thread scratch: distances, histograms, a sort buffer, a PR row. */
         void *dist = malloc(n * 4);
         size_t *scratch = malloc(4 * G * sizeof *scratch);
+        uint32_t *rel =
+            w ? NULL : malloc(2 * n * sizeof *rel); /* relevant items' ranks, distances */
         hm_keyed *order = w ? malloc(2 * n * sizeof *order) : NULL; /* and the radix sort's copy */
         int *qhas = want_pr ? malloc(G * sizeof *qhas) : NULL;
-        if (!dist || !scratch || (w && !order) || (want_pr && !qhas))
+        if (!dist || !scratch || (w && !order) || (!w && !rel) || (want_pr && !qhas))
             oom = 1;
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < q->n; i++) {
@@ -237,13 +248,15 @@ drsch_status ev_retrieval_eval(const hm_codes *q, const ev_labels *ql, const hm_
                 double *row = want_pr ? qpr + i * 2 * G : NULL;
                 hm_distances(hm_code_row(q, i), db, dist);
                 qm[i] = eval_int(dist, n, db->bits, ql, i, dbl, opt, H, scratch, scratch + G,
-                                 scratch + 2 * G, scratch + 3 * G, row, row ? row + G : NULL, qhas);
+                                 scratch + 2 * G, scratch + 3 * G, rel, rel + n, row,
+                                 row ? row + G : NULL, qhas);
                 for (size_t d = 0; want_pr && d < G; d++)
                     qprhas[i * G + d] = (uint8_t)qhas[d];
             }
         }
         free(dist);
         free(scratch);
+        free(rel);
         free(order);
         free(qhas);
     }
