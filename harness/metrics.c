@@ -141,26 +141,38 @@ static query_metrics eval_float(const float *dist, size_t n, const ev_labels *ql
     m.has_rel = R > 0;
     if (!R)
         return m;
-    size_t K = opt->topk, relk = 0, hits = 0;
+    /* The relevant items' positions in the ranking, kept without a branch on relevance (see
+     * eval_int), in tmp, free after the sort; then their precisions, and the tie groups that hold
+     * them, found from their ends. The same sums in the same order as a walk over the ranking,
+     * which, branching on every item, took 0.85-1.00 s of 1,000 weighted queries over 69,000
+     * codes against 0.65-0.71 s (1 thread, four alternate runs, 2-core Xeon of model 207). */
+    uint32_t *pos = (uint32_t *)tmp;
+    size_t found = 0;
+    for (size_t g = 0; g < n; g++) {
+        pos[found] = (uint32_t)g;
+        found += (size_t)relevant(ql, qi, dbl, order[g].idx);
+    }
+    size_t K = opt->topk, relk = 0;
     double sum = 0, sumk = 0;
-    for (size_t i = 0; i < n;) {
-        size_t g = i, gr = 0;
-        size_t hits_before = hits;
-        while (g < n && order[g].d == order[i].d) {
-            if (relevant(ql, qi, dbl, order[g].idx)) {
-                double prec = (double)++hits / (double)(g + 1);
-                sum += prec;
-                gr++;
-                if (g < K) {
-                    sumk += prec;
-                    relk++;
-                }
-            }
-            g++;
+    for (size_t k = 0; k < R; k++) {
+        const double prec = (double)(k + 1) / (double)((size_t)pos[k] + 1);
+        sum += prec;
+        if (pos[k] < K) {
+            sumk += prec;
+            relk++;
         }
-        if (gr)
-            m.ap_tie += tie_group_expected(i, hits_before, g - i, gr, H);
-        i = g;
+    }
+    for (size_t k = 0; k < R;) { /* pos[k]: the first relevant item of its group */
+        const float d = order[pos[k]].d;
+        size_t first = pos[k], end = (size_t)pos[k] + 1, next = k + 1;
+        while (first > 0 && order[first - 1].d == d)
+            first--;
+        while (end < n && order[end].d == d)
+            end++;
+        while (next < R && pos[next] < end)
+            next++;
+        m.ap_tie += tie_group_expected(first, k, end - first, next - k, H);
+        k = next;
     }
     m.ap = sum / (double)R;
     m.ap_tie /= (double)R;
