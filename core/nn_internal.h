@@ -70,8 +70,9 @@ typedef struct {
     /* a direct convolution with a 2 x 2 output (nn_direct_group_fits) in a training net: its
      * forward pass and input gradient a few whole images a block */
     bool direct_grouped;
-    /* a fully connected layer computed by drsch's AVX-512 loops (nn_fc.c): weights oi, a copy
-     * in io for the forward pass (w_fwd), source and output nc, no primitives */
+    /* a fully connected layer computed by drsch's AVX-512 loops (nn_fc.c): weights oi (oihw
+     * over a deep source), a copy in io for the forward pass (w_fwd) unless the source is deep,
+     * source nc (nchw when deep) and output nc, no primitives */
     bool fc_own;
     /* an average pooling or a max pooling computed by drsch's loops (nn_pool.c), source and
      * output in one layout (nChw16c when pool_blocked, else nhwc), no primitives */
@@ -199,10 +200,12 @@ bool nn_onednn_avx512(void);
 #define NN_EACH_1_TO_12(M) NN_EACH_1_TO_8(M) M(9) M(10) M(11) M(12)
 
 /* nn_fc.c: whether drsch's AVX-512 loops compute fc layer L (f32, AVX-512 on the CPU and in
- * oneDNN, a source of one value per channel), and its passes over the layer's memories (forward:
- * src -> dst with bias and ReLU; backward: diff_dst after the ReLU's gradient -> dw, db, and
- * diff_src when data). */
+ * oneDNN), whether its source is deep (more than one pixel: read in nchw order, its forward pass
+ * over the plain weights, no w_fwd), and its passes over the layer's memories (forward: src ->
+ * dst with bias and ReLU; backward: diff_dst after the ReLU's gradient -> dw, db, and diff_src
+ * when data). */
 bool nn_fc_fits(const nn_net *net, const nn_layer *L);
+bool nn_fc_deep(const nn_layer *L);
 void nn_fc_forward(const nn_net *net, const nn_layer *L);
 void nn_fc_backward(const nn_net *net, const nn_layer *L, bool data);
 

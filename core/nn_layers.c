@@ -628,26 +628,35 @@ done:
     return s;
 }
 
-/* A fully connected layer on drsch's AVX-512 loops (nn_fc.c, nn_fc_fits): weights oi in the
- * parameter block (the inner product's plain layout, which model files keep), a copy in io for
- * the forward pass (w_fwd, refreshed when the parameters change), source nc or n x c x 1 x 1
- * (nhwc and nchw lay it out alike), output nc; the ReLU's gradient applied by nn_fc_backward. */
+/* A fully connected layer on drsch's AVX-512 loops (nn_fc.c, nn_fc_fits): weights oi (oihw
+ * after a 4-D source) in the parameter block (the inner product's plain layout, which model
+ * files keep), output nc, the ReLU's gradient applied by nn_fc_backward. A source of one value
+ * per channel is nc or n x c x 1 x 1 (nhwc and nchw lay it out alike), and the forward pass
+ * reads a copy of the weights in io (w_fwd, refreshed when the parameters change). A deep
+ * source (nn_fc_deep) is read in nchw, the order of the weights' rows, so that every pass reads
+ * the plain weights: its 2 MB a batch of 100 reordered from the layer before (drsch-reid's fc1)
+ * where a copy of the weights would be 10 MB. */
 static drsch_status build_fc_own(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const int32_t N = net->cfg.batch;
     const int nd = L->in_4d ? 4 : 2;
-    dnnl_dims_t sd = {N, L->in_c, 1, 1}, wd = {L->out_c, L->in_c, 1, 1}, bdm = {L->out_c},
-                dd = {N, L->out_c};
+    const bool deep = nn_fc_deep(L);
+    dnnl_dims_t sd = {N, L->in_c, L->in_h, L->in_w}, wd = {L->out_c, L->in_c, L->in_h, L->in_w},
+                wd2 = {L->out_c, L->in_c}, bdm = {L->out_c}, dd = {N, L->out_c};
     /* the weights' plain layout as the inner product's (model files keep it) */
-    const dnnl_memory_desc_t S = nn_md_tag(nd, sd, nd == 4 ? dnnl_nhwc : dnnl_nc),
+    const dnnl_memory_desc_t S = nn_md_tag(nd, sd,
+                                           nd == 2 ? dnnl_nc
+                                           : deep  ? dnnl_nchw
+                                                   : dnnl_nhwc),
                              W = nn_md_tag(nd, wd, nd == 4 ? dnnl_oihw : dnnl_oi),
-                             WF = nn_md_tag(2, wd, dnnl_io), b_x = nn_md_tag(1, bdm, dnnl_x),
+                             WF = nn_md_tag(2, wd2, dnnl_io), b_x = nn_md_tag(1, bdm, dnnl_x),
                              D = nn_md_tag(2, dd, dnnl_nc);
     L->fc_own = true;
     snprintf(L->impl, sizeof L->impl, "drsch:fc");
-    TRY(bind_weights(net, i, &W, &W, (size_t)L->out_c * L->in_c, err));
-    TRY(nn_new_mem(net, &L->w_fwd, &WF, DNNL_MEMORY_ALLOCATE, err));
+    TRY(bind_weights(net, i, &W, &W, (size_t)L->out_c * (size_t)nn_gemm_depth(L), err));
+    if (!deep)
+        TRY(nn_new_mem(net, &L->w_fwd, &WF, DNNL_MEMORY_ALLOCATE, err));
     L->p_b = add_tensor(net, i, 1, &b_x, &b_x, (size_t)L->out_c);
     TRY(nn_new_mem(net, &L->b, &b_x, DNNL_MEMORY_NONE, err));
     TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));

@@ -869,6 +869,92 @@ Test(core_forward, own_fc_matches_reference_at_any_thread_count)
     nn_net_free(net);
 }
 
+/* drsch's fc loops over a deep source (more than one pixel; nn_fc.c: forward_dot, read in nchw
+ * as drsch-reid's fc1): 40 x 3 x 9 values an image (1,080: a whole chunk of 1,024 and a second
+ * one ending in a masked vector), 9 images (blocks of 4 rows and 1), 70 outputs with ReLU
+ * (blocks of 6 and 4), then 13. Once straight from the net's input and once after a 2 x 2 average
+ * pooling, whose nhwc output is reordered for the fc layer (and its gradient back): outputs
+ * against a double reference, and the same bits at 1 and 2 threads for the outputs and all
+ * gradients. */
+static void own_fc_deep_case(bool pooled)
+{
+    const int N = 9, C = 40, Hh = 3, Ww = 9, I = C * Hh * Ww, H = 70, B = 13;
+    const int P = pooled ? 2 : 1, IH = Hh * P, IW = Ww * P;
+    nn_layer_spec l[] = {L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0), L_FC(H, 1), L_FC(0, 0)};
+    const int f = pooled ? 1 : 0, nl = pooled ? 3 : 2;
+    nn_net *net = make_net(l + 1 - f, nl, C, IH, IW, B, N, 1);
+    if (!onednn_has_avx512_core())
+        cr_skip_test("oneDNN runs no AVX-512 here: the fc layers stay oneDNN's");
+    cr_assert_str_eq(nn_layer_impl(net, f), "drsch:fc");
+    float *p = export_params(net);
+    for (int o = 0; o < H; o++)
+        p[H * I + o] = (float)(0.01 * (o % 7) - 0.02);
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    const size_t nin = (size_t)N * C * IH * IW, nout = (size_t)N * B;
+    float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
+    /* the fc layer's source: the input, or its 2 x 2 means (nchw) */
+    float *src = malloc(sizeof(float) * N * I);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < Hh; y++)
+                for (int z = 0; z < Ww; z++) {
+                    double sum = 0;
+                    for (int dy = 0; dy < P; dy++)
+                        for (int dz = 0; dz < P; dz++)
+                            sum += x[(((size_t)n * C + c) * IH + y * P + dy) * IW + z * P + dz];
+                    src[(((size_t)n * C + c) * Hh + y) * Ww + z] = (float)(sum / (P * P));
+                }
+    float *h = malloc(sizeof(float) * N * H), *y = malloc(sizeof(float) * N * B);
+    ref_fc(src, p, p + H * I, h, N, I, H);
+    for (int k = 0; k < N * H; k++)
+        h[k] = h[k] > 0.0f ? h[k] : 0.0f;
+    ref_fc(h, p + H * I + H, p + H * I + H + B * H, y, N, H, B);
+    float *out[2], *g[2], *gin[2];
+    const size_t ng = nn_params_plain_size(net);
+    const int before = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        expect_close_arrays(nn_output(net), y, nout, 1e-4, "fc output");
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        out[run] = malloc(nout * sizeof(float));
+        memcpy(out[run], nn_output(net), nout * sizeof(float));
+        g[run] = export_grads(net);
+        gin[run] = malloc(nin * sizeof(float));
+        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
+    }
+    omp_set_num_threads(before);
+    cr_expect_eq(memcmp(out[0], out[1], nout * sizeof(float)), 0, "outputs differ");
+    cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
+    cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
+    for (int run = 0; run < 2; run++)
+        free(out[run]), free(g[run]), free(gin[run]);
+    free(p), free(x), free(r), free(src), free(h), free(y);
+    nn_net_free(net);
+}
+
+Test(core_forward, own_fc_deep_source_matches_reference_at_any_thread_count)
+{
+    rng_reset(31);
+    own_fc_deep_case(false);
+    own_fc_deep_case(true);
+}
+
+/* drsch's fc loops over a deep source after a pooling, against finite differences: eps 1e-3,
+ * |fd - g| <= 5e-3 + 2e-2 * max. */
+Test(core_gradient, own_fc_deep_source)
+{
+    rng_reset(37);
+    nn_layer_spec l[] = {L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0), L_FC(37, 1), L_FC(0, 0)};
+    nn_net *net = make_net(l, 3, 3, 8, 10, 11, 6, 1);
+    if (onednn_has_avx512_core())
+        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:fc");
+    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+    nn_net_free(net);
+}
+
 /* drsch's fc loops against finite differences: the gradients of weights, biases and input
  * through a ReLU, with blocks cut as above; eps 1e-3 (kinks), |fd - g| <= 5e-3 + 2e-2 * max. */
 Test(core_gradient, own_fc)
