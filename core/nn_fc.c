@@ -186,6 +186,27 @@ static inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d)
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/* acc[r][c] += x[r * ldx + k ..] * wp[16 c ..] for the block's R source rows and C packed weight
+ * rows: 16 values of depth, or the first of them in mask m (MASKED) */
+static inline __attribute__((always_inline)) void dot_step(__m512 acc[DOT_X][DOT_W], const float *x,
+                                                           size_t ldx, int k, const float *wp,
+                                                           __mmask16 m, const int R, const int C,
+                                                           const int MASKED)
+{
+    __m512 xv[DOT_X];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        xv[r] = MASKED ? _mm512_maskz_loadu_ps(m, x + (size_t)r * ldx + k)
+                       : _mm512_loadu_ps(x + (size_t)r * ldx + k);
+#pragma GCC unroll 6
+    for (int c = 0; c < C; c++) {
+        const __m512 wv = _mm512_load_ps(wp + 16 * c);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
+    }
+}
+
 /* The R x C block of source rows at x (ldx apart) and weight rows packed in wp (pack_weights)
  * over depth [k0, k1): its sums added to out (rows ldo apart; stored when first), then, when
  * last, the bias and the ReLU. */
@@ -200,33 +221,10 @@ dot_block(const float *x, size_t ldx, const float *wp, float *out, size_t ldo, i
         for (int c = 0; c < C; c++)
             acc[r][c] = _mm512_setzero_ps();
     int k = k0;
-    for (; k + 16 <= k1; k += 16, wp += 16 * DOT_W) {
-        __m512 xv[DOT_X];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            xv[r] = _mm512_loadu_ps(x + (size_t)r * ldx + k);
-#pragma GCC unroll 6
-        for (int c = 0; c < C; c++) {
-            const __m512 wv = _mm512_load_ps(wp + 16 * c);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
-        }
-    }
-    if (k < k1) {
-        const __mmask16 m = (__mmask16)((1u << (k1 - k)) - 1u);
-        __m512 xv[DOT_X];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            xv[r] = _mm512_maskz_loadu_ps(m, x + (size_t)r * ldx + k);
-#pragma GCC unroll 6
-        for (int c = 0; c < C; c++) {
-            const __m512 wv = _mm512_load_ps(wp + 16 * c);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
-        }
-    }
+    for (; k + 16 <= k1; k += 16, wp += 16 * DOT_W)
+        dot_step(acc, x, ldx, k, wp, 0, R, C, 0);
+    if (k < k1)
+        dot_step(acc, x, ldx, k, wp, (__mmask16)((1u << (k1 - k)) - 1u), R, C, 1);
     /* each row's C sums in the first lanes of a vector, then added, biased and stored under a
      * mask of C lanes */
     const __m512 z = _mm512_setzero_ps();

@@ -813,6 +813,35 @@ Test(core_forward, fc_hash_bitweights_match_reference)
     nn_net_free(net);
 }
 
+/* A net of fc layers run at 1 and at 2 threads on input x (nin values) with output gradient r:
+ * its outputs (nout values) close to y each time, and the outputs, parameter gradients and input
+ * gradients of the two runs the same bits. */
+static void expect_fc_net_at_1_and_2_threads(nn_net *net, const float *x, const float *r,
+                                             const float *y, size_t nin, size_t nout)
+{
+    drsch_error err;
+    float *out[2], *g[2], *gin[2];
+    const size_t ng = nn_params_plain_size(net);
+    const int before = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        expect_close_arrays(nn_output(net), y, nout, 1e-4, "fc output");
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        out[run] = malloc(nout * sizeof(float));
+        memcpy(out[run], nn_output(net), nout * sizeof(float));
+        g[run] = export_grads(net);
+        gin[run] = malloc(nin * sizeof(float));
+        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
+    }
+    omp_set_num_threads(before);
+    cr_expect_eq(memcmp(out[0], out[1], nout * sizeof(float)), 0, "outputs differ");
+    cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
+    cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
+    for (int run = 0; run < 2; run++)
+        free(out[run]), free(g[run]), free(gin[run]);
+}
+
 /* drsch's fc loops (nn_fc.c, where oneDNN runs AVX-512): a 1 x 1 source of 130 channels, 70
  * outputs with ReLU, then 13: rows and columns that fill no whole block (9 rows in blocks of 6
  * or 8, columns in vectors of 16: blocks of whole vectors read unmasked, the others' last ones
@@ -845,26 +874,7 @@ Test(core_forward, own_fc_matches_reference_at_any_thread_count)
         h[k] = h[k] > 0.0f ? h[k] : 0.0f;
     ref_fc(h, p + H * I + H, p + H * I + H + B * H, y, N, H, B);
     const size_t nin = (size_t)N * I, nout = (size_t)N * B;
-    float *out[2], *g[2], *gin[2];
-    const size_t ng = nn_params_plain_size(net);
-    const int before = omp_get_max_threads();
-    for (int run = 0; run < 2; run++) {
-        omp_set_num_threads(run + 1);
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        expect_close_arrays(nn_output(net), y, nout, 1e-4, "fc output");
-        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-        out[run] = malloc(nout * sizeof(float));
-        memcpy(out[run], nn_output(net), nout * sizeof(float));
-        g[run] = export_grads(net);
-        gin[run] = malloc(nin * sizeof(float));
-        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
-    }
-    omp_set_num_threads(before);
-    cr_expect_eq(memcmp(out[0], out[1], nout * sizeof(float)), 0, "outputs differ");
-    cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
-    cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
-    for (int run = 0; run < 2; run++)
-        free(out[run]), free(g[run]), free(gin[run]);
+    expect_fc_net_at_1_and_2_threads(net, x, r, y, nin, nout);
     free(p), free(x), free(r), free(h), free(y);
     nn_net_free(net);
 }
@@ -911,26 +921,7 @@ static void own_fc_deep_case(bool pooled)
     for (int k = 0; k < N * H; k++)
         h[k] = h[k] > 0.0f ? h[k] : 0.0f;
     ref_fc(h, p + H * I + H, p + H * I + H + B * H, y, N, H, B);
-    float *out[2], *g[2], *gin[2];
-    const size_t ng = nn_params_plain_size(net);
-    const int before = omp_get_max_threads();
-    for (int run = 0; run < 2; run++) {
-        omp_set_num_threads(run + 1);
-        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-        expect_close_arrays(nn_output(net), y, nout, 1e-4, "fc output");
-        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-        out[run] = malloc(nout * sizeof(float));
-        memcpy(out[run], nn_output(net), nout * sizeof(float));
-        g[run] = export_grads(net);
-        gin[run] = malloc(nin * sizeof(float));
-        memcpy(gin[run], nn_input_grad(net), nin * sizeof(float));
-    }
-    omp_set_num_threads(before);
-    cr_expect_eq(memcmp(out[0], out[1], nout * sizeof(float)), 0, "outputs differ");
-    cr_expect_eq(memcmp(g[0], g[1], ng * sizeof(float)), 0, "parameter gradients differ");
-    cr_expect_eq(memcmp(gin[0], gin[1], nin * sizeof(float)), 0, "input gradients differ");
-    for (int run = 0; run < 2; run++)
-        free(out[run]), free(g[run]), free(gin[run]);
+    expect_fc_net_at_1_and_2_threads(net, x, r, y, nin, nout);
     free(p), free(x), free(r), free(src), free(h), free(y);
     nn_net_free(net);
 }
