@@ -162,7 +162,7 @@ static void product(const float *a, size_t lda, size_t ldk, const float *b, size
  * weight rows (24 KB, packed: pack_weights) stay in L1 while the chunk's source rows (100 images:
  * 400 KB) come from L2. drsch-reid's fc1 (100 x 5,120 by 512 x 5,120, 2 threads, 2-core Zen 5,
  * alone in a loop): 1.55-1.67 ms, 310-340 GFLOP/s, about 75% of the f32 peak; chunks of 512 or
- * 2,048 measured 15-20% slower (more sums to add up, or the source past L2), and packing the
+ * 2,048 measured 2.1-2.6 ms (more sums to add up, or the source past L2), and packing the
  * source rows as well, or prefetching the next block's weights, no faster. Each output is its
  * lanes' sums over a chunk, in depth order, added together in a fixed tree (sum4), then added to
  * the previous chunks' total; the bias after the last chunk, then the ReLU. The order depends on
