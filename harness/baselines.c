@@ -164,8 +164,17 @@ drsch_status bl_lsh_train(const float *x, size_t n, int dim, uint32_t bits, uint
  * ((double)x[i][b] - mean[b]), read two strided columns per entry and waited on one addition
  * chain: 1.5 billion of them for 5,000 images of 784 pixels, 2 s per code length on one thread
  * (the 2-core Zen 5). Here every entry still adds the same products in the same row order (ISO
- * C: the multiply and the add are not contracted into an FMA), so the sums are the same bits. */
+ * C: the multiply and the add are not contracted into an FMA), so the sums are the same bits.
+ *
+ * A block's sums are COV_A x COV_B / 2 named pairs of doubles (GCC's and clang's vector extension,
+ * the width of SSE2's registers): with an array of sums, the sanitizer build (ci/sanitize) kept
+ * them in memory, checked every access and ran the loop 12-19 times slower than the Release
+ * build; wider vectors, where the build targets SSE2 only, went through memory in the Release
+ * build as well (twice the time). Here a row of the block is two pair loads and COV_A scalar
+ * loads, in either build. */
 enum { COV_ROWS = 64, COV_A = 4, COV_B = 4 };
+_Static_assert(COV_A == 4 && COV_B == 4, "covariance_sums names a block's 4 x 2 pairs of sums");
+typedef double cov_pair __attribute__((vector_size(2 * sizeof(double)), aligned(sizeof(double))));
 
 /* Row length of the sums (D rounded up to COV_B; COV_A divides COV_B). */
 static size_t cov_stride(size_t D) { return (D + COV_B - 1) / COV_B * COV_B; }
@@ -197,19 +206,31 @@ static bool covariance_sums(const float *x, size_t n, size_t D, const float *mea
             for (size_t g = 0; g < groups; g++) {
                 const size_t a0 = g * COV_A;
                 for (size_t b0 = a0 / COV_B * COV_B; b0 < DP; b0 += COV_B) {
-                    double acc[COV_A][COV_B];
-                    for (size_t u = 0; u < COV_A; u++)
-                        for (size_t v = 0; v < COV_B; v++)
-                            acc[u][v] = sums[(a0 + u) * DP + b0 + v];
+                    cov_pair *s = (cov_pair *)(sums + a0 * DP + b0);
+                    const size_t sr = DP / 2; /* a row of sums, in pairs */
+                    cov_pair s00 = s[0], s01 = s[1], s10 = s[sr], s11 = s[sr + 1], s20 = s[2 * sr],
+                             s21 = s[2 * sr + 1], s30 = s[3 * sr], s31 = s[3 * sr + 1];
                     for (size_t r = 0; r < rows; r++) {
                         const double *row = t + r * DP;
-                        for (size_t u = 0; u < COV_A; u++)
-                            for (size_t v = 0; v < COV_B; v++)
-                                acc[u][v] += row[a0 + u] * row[b0 + v];
+                        const cov_pair v0 = *(const cov_pair *)(row + b0),
+                                       v1 = *(const cov_pair *)(row + b0 + 2);
+                        s00 += row[a0] * v0;
+                        s01 += row[a0] * v1;
+                        s10 += row[a0 + 1] * v0;
+                        s11 += row[a0 + 1] * v1;
+                        s20 += row[a0 + 2] * v0;
+                        s21 += row[a0 + 2] * v1;
+                        s30 += row[a0 + 3] * v0;
+                        s31 += row[a0 + 3] * v1;
                     }
-                    for (size_t u = 0; u < COV_A; u++)
-                        for (size_t v = 0; v < COV_B; v++)
-                            sums[(a0 + u) * DP + b0 + v] = acc[u][v];
+                    s[0] = s00;
+                    s[1] = s01;
+                    s[sr] = s10;
+                    s[sr + 1] = s11;
+                    s[2 * sr] = s20;
+                    s[2 * sr + 1] = s21;
+                    s[3 * sr] = s30;
+                    s[3 * sr + 1] = s31;
                 }
             }
         }
