@@ -679,9 +679,7 @@ Test(train, bf16_encode_and_eval)
 Test(train, sigkill_never_corrupts_and_resume_matches)
 {
     static char out[1 << 16];
-    char data[1024], dataset[1100];
-    write_small_mnist("mnist", data, sizeof data);
-    snprintf(dataset, sizeof dataset, "mnist:%s", data);
+    const char *dataset = small_spec();
     const char *flags[] = {"train", "--threads",   "2",     "--iters",
                            "150",   "--log-every", "50",    "--checkpoint-every",
                            "10",    "--bits",      "16",    "--seed",
