@@ -1,6 +1,8 @@
 /* Plain runner of the simd/ checks, for builds without Criterion (the aarch64 cross build run
- * under qemu by ci/neon-check). Prints one line per check; exits 1 if any check failed. */
+ * under qemu by ci/neon-check). Prints one line per check, with its time; exits 1 if any check
+ * failed. */
 #include <stdio.h>
+#include <time.h>
 
 #include "hamming.h"
 #include "simd_checks.h"
@@ -18,8 +20,12 @@ int main(void)
     long total = 0;
     for (size_t i = 0; i < simd_checks_count; i++) {
         simd_check_report r = {0};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         long f = simd_checks[i].run(&r);
-        printf("%-18s %s", simd_checks[i].name, f ? "FAIL" : "ok");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("%-18s %s in %.2f s", simd_checks[i].name, f ? "FAIL" : "ok",
+               (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
         if (f)
             printf(" (%ld failures; first: %s)", f, r.msg);
         printf("\n");

@@ -1,5 +1,5 @@
 /* Plain-C checks of simd/: every ISA this machine supports against independent references
- * (bit-by-bit popcount, double-precision weighted sum, brute-force full sort), at every code
+ * (bit-by-bit popcount, double-precision weighted sum, brute-force ranking), at every code
  * length 1..1024, every word and byte alignment, on all-zero, all-one and seeded random codes.
  * Integer results must match exactly; weighted ones exactly the double reference over the
  * quantised weights (hm_weights_values), within bits * step / 2 of it over the raw weights, and
@@ -731,6 +731,37 @@ static int ref_pair_cmp(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
+/* Reorders a[0..n) so that a[0..k) are its k smallest pairs by (distance, index), sorted
+ * (1 <= k <= n). A quickselect around the middle pair of each range, then a sort of the k:
+ * every query of a check ranks its whole database, and sorting all n rows took most of the
+ * weighted checks' time. The keys are distinct (indices are), so each pivot lands at its place
+ * in the full order. */
+static void smallest_sorted(ref_pair *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n; /* the pairs at ranks k - 1 and k lie in [lo, hi) */
+    while (k < n && hi - lo > 1) {
+        ref_pair t = a[lo + (hi - lo) / 2], pivot = t;
+        a[lo + (hi - lo) / 2] = a[hi - 1];
+        a[hi - 1] = pivot;
+        size_t p = lo;
+        for (size_t i = lo; i + 1 < hi; i++)
+            if (ref_pair_cmp(&a[i], &pivot) < 0) {
+                t = a[i];
+                a[i] = a[p];
+                a[p++] = t;
+            }
+        a[hi - 1] = a[p];
+        a[p] = pivot; /* [lo, p) below the pivot, (p, hi) above */
+        if (p == k || p + 1 == k)
+            break;
+        if (p > k)
+            hi = p;
+        else
+            lo = p + 1;
+    }
+    qsort(a, k, sizeof *a, ref_pair_cmp);
+}
+
 /* Random codes where `distinct` > 0 limits the database to that many distinct codes. */
 static drsch_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t distinct, uint64_t *s,
                                  drsch_error *err)
@@ -748,9 +779,10 @@ static drsch_status random_codes(hm_codes *c, size_t n, uint32_t bits, size_t di
     return DRSCH_OK;
 }
 
-/* hm_knn (or hm_knn_weighted when w, hw) of db and qs under every ISA against a brute-force full
- * sort. The sort, which does not depend on the ISA, runs once per query (it is most of the
- * check's time: under ASan and under qemu, that is minutes when repeated for every ISA). */
+/* hm_knn (or hm_knn_weighted when w, hw) of db and qs under every ISA against a brute-force
+ * ranking (smallest_sorted). The ranking, which does not depend on the ISA, runs once per query (it
+ * is most of the check's time: under ASan and under qemu, that is minutes when repeated for every
+ * ISA). */
 static void knn_check(simd_check_report *r, const hm_codes *db, const hm_codes *qs, size_t k,
                       size_t distinct, const float *w, const hm_weights *hw)
 {
@@ -768,7 +800,10 @@ static void knn_check(simd_check_report *r, const hm_codes *db, const hm_codes *
         goto done;
     }
     /* The reference ranking: every row's distance (weighted: the scalar kernel's, over the
-     * quantised weights), sorted by (distance, index); its first k of each query in want. */
+     * quantised weights), sorted by (distance, index); its first k of each query in want. The
+     * scalar kernel's sums are checked against the double reference on each query's first 16
+     * ranks (simd_check_weighted checks every kernel's against it at every length; checking all
+     * k ranks here took a third of this check's time). */
     for (size_t j = 0; j < nq; j++) {
         const uint64_t *q = hm_code_row(qs, j);
         if (w)
@@ -777,9 +812,9 @@ static void knn_check(simd_check_report *r, const hm_codes *db, const hm_codes *
             all[i].i = (int64_t)i;
             all[i].d = w ? (double)row[i] : (double)ref_distance(q, hm_code_row(db, i), bits);
         }
-        qsort(all, n, sizeof *all, ref_pair_cmp);
+        smallest_sorted(all, n, k);
         memcpy(want + j * k, all, k * sizeof *want);
-        for (size_t t = 0; w && t < k; t++) {
+        for (size_t t = 0; w && t < k && t < 16; t++) {
             const uint64_t *x = hm_code_row(db, (size_t)all[t].i);
             if (all[t].d != hm_weighted_distance_ref(q, x, hm_weights_values(hw), bits) ||
                 !quant_close(all[t].d, q, x, w, hw, bits)) {
@@ -1258,6 +1293,56 @@ long simd_check_detects_mismatch(simd_check_report *r)
     return r->failures;
 }
 
+/* The top-k checks' reference ranking, smallest_sorted, against a full qsort of the same pairs:
+ * distances with many ties (0..3), all equal, ascending and descending, every k at small n and
+ * the edges of k at larger n. */
+long simd_check_reference_ranking(simd_check_report *r)
+{
+    static const size_t sizes[] = {1, 2, 3, 5, 17, 1000, 4099};
+    uint64_t seed = 90;
+    ref_pair *a = malloc(4099 * sizeof *a), *b = malloc(4099 * sizeof *b);
+    if (!a || !b) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        for (int kind = 0; kind < 4; kind++) {
+            for (size_t i = 0; i < n; i++) {
+                a[i].i = (int64_t)((i * 7) % n); /* 7 is prime to every size: a permutation */
+                a[i].d = kind == 0   ? (double)(rng_next(&seed) % 4)
+                         : kind == 1 ? 1.5
+                         : kind == 2 ? (double)i
+                                     : -(double)i;
+            }
+            memcpy(b, a, n * sizeof *b);
+            qsort(b, n, sizeof *b, ref_pair_cmp);
+            for (size_t k = 1; k <= n; k = k < 20 || k + 20 > n ? k + 1 : n - 19) {
+                ref_pair *c = malloc(n * sizeof *c);
+                if (!c) {
+                    fail(r, "out of memory");
+                    goto done;
+                }
+                memcpy(c, a, n * sizeof *c);
+                smallest_sorted(c, n, k);
+                for (size_t t = 0; t < k; t++)
+                    if (c[t].i != b[t].i || c[t].d != b[t].d) {
+                        fail(r,
+                             "smallest_sorted(n %zu, k %zu, kind %d): rank %zu is (%g, %lld), "
+                             "want (%g, %lld)",
+                             n, k, kind, t, c[t].d, (long long)c[t].i, b[t].d, (long long)b[t].i);
+                        break;
+                    }
+                free(c);
+            }
+        }
+    }
+done:
+    free(a);
+    free(b);
+    return r->failures;
+}
+
 /* hm_sort_keyed against qsort by (distance, index) over the same list: distances of one kind
  * (see below), n from 0 to 70,000, entries given in index order so the stable sort must end in
  * (d, idx) order. -0 and +0 compare equal (their order then by index). */
@@ -1396,5 +1481,6 @@ const simd_check simd_checks[] = {
     {"bad_args", simd_check_bad_args},
     {"buffers", simd_check_buffers},
     {"detects_mismatch", simd_check_detects_mismatch},
+    {"reference_ranking", simd_check_reference_ranking},
 };
 const size_t simd_checks_count = sizeof simd_checks / sizeof simd_checks[0];

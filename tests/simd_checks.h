@@ -45,6 +45,8 @@ long simd_check_bad_args(simd_check_report *r);
 long simd_check_buffers(simd_check_report *r);
 /* The self-test: a deliberately wrong expectation that must be reported (checks can fail). */
 long simd_check_detects_mismatch(simd_check_report *r);
+/* The top-k checks' reference ranking (the k smallest by (distance, index)) against a full sort. */
+long simd_check_reference_ranking(simd_check_report *r);
 
 extern const simd_check simd_checks[];
 extern const size_t simd_checks_count;
