@@ -740,7 +740,7 @@ static void smallest_sorted(ref_pair *a, size_t n, size_t k)
 {
     size_t lo = 0, hi = n; /* the pairs at ranks k - 1 and k lie in [lo, hi) */
     while (k < n && hi - lo > 1) {
-        ref_pair t = a[lo + (hi - lo) / 2], pivot = t;
+        ref_pair pivot = a[lo + (hi - lo) / 2], t;
         a[lo + (hi - lo) / 2] = a[hi - 1];
         a[hi - 1] = pivot;
         size_t p = lo;
@@ -1300,8 +1300,9 @@ long simd_check_reference_ranking(simd_check_report *r)
 {
     static const size_t sizes[] = {1, 2, 3, 5, 17, 1000, 4099};
     uint64_t seed = 90;
-    ref_pair *a = malloc(4099 * sizeof *a), *b = malloc(4099 * sizeof *b);
-    if (!a || !b) {
+    ref_pair *a = malloc(4099 * sizeof *a), *b = malloc(4099 * sizeof *b),
+             *c = malloc(4099 * sizeof *c);
+    if (!a || !b || !c) {
         fail(r, "out of memory");
         goto done;
     }
@@ -1318,11 +1319,6 @@ long simd_check_reference_ranking(simd_check_report *r)
             memcpy(b, a, n * sizeof *b);
             qsort(b, n, sizeof *b, ref_pair_cmp);
             for (size_t k = 1; k <= n; k = k < 20 || k + 20 > n ? k + 1 : n - 19) {
-                ref_pair *c = malloc(n * sizeof *c);
-                if (!c) {
-                    fail(r, "out of memory");
-                    goto done;
-                }
                 memcpy(c, a, n * sizeof *c);
                 smallest_sorted(c, n, k);
                 for (size_t t = 0; t < k; t++)
@@ -1333,13 +1329,13 @@ long simd_check_reference_ranking(simd_check_report *r)
                              n, k, kind, t, c[t].d, (long long)c[t].i, b[t].d, (long long)b[t].i);
                         break;
                     }
-                free(c);
             }
         }
     }
 done:
     free(a);
     free(b);
+    free(c);
     return r->failures;
 }
 
