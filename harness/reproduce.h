@@ -56,10 +56,12 @@ typedef void (*xp_progress_fn)(const xp_event *e, void *ctx);
  * classifier baseline, the LSH and ITQ baselines; re-id: each split) are dealt out in turn, unit
  * u to rank u mod size, in rounds of one unit per rank; after each round the ranks agree whether
  * one failed (then every rank stops: the failing one returns its error, the others
- * DRSCH_ERR_PEER); at the end each unit's results go from its rank to every rank, so every rank
- * returns the whole result, the serial run's (same seeds; the same figures when each rank has the
- * serial run's thread count). Each callback is a collective: every rank calls it, in the same
- * order. */
+ * DRSCH_ERR_PEER). Retrieval: each long model's codes then go from its rank to every rank, and
+ * its evaluations (each truncation length, bit order and ranking) are dealt out the same way, in
+ * one round. At the end each unit's and evaluation's results go from its rank to every rank, so
+ * every rank returns the whole result, the serial run's (same seeds; the same figures when each
+ * rank has the serial run's thread count). Each callback is a collective: every rank calls it, in
+ * the same order. */
 typedef struct {
     int32_t rank, size; /* 0 .. size - 1 */
     void *ctx;          /* passed to the callbacks */

@@ -239,15 +239,35 @@ static void copy_column(xp_repro_row *dst, const xp_repro_row *src, int i)
     dst->have[i] = src->have[i];
 }
 
-/* Rows first..first+5 of the long model of recipe k: its codes in the saved order and in order by
- * |w|, each with Hamming ranking and weighted ranking of power 1 and 2, at every column. At the
- * model's own length both orders hold the same bits (the same distances, the same figures): the
- * order by |w| takes the saved order's figures there rather than evaluating them again. */
-static drsch_status long_model(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
-                               const ev_options *opt, nn_recipe recipe, int first,
-                               xp_retrieval_result *res, drsch_error *err)
+/* The experiment's units of work, in the serial run's order, and the rows each fills; and the
+ * long models, whose evaluations (cells: one row's column each) are dealt out after the units. */
+typedef struct {
+    const nn_recipe *recipes;
+    int n_recipes, n_units, clf;
+    int long_row, clf_row, base_row, n_rows; /* rows: 0; long_row + 6k; the classifier; LSH, ITQ */
+    double seconds[XP_REPRO_MAX_LENGTHS];    /* the training time of each length's model */
+    /* recipe k's long model: its codes in the saved order and by |w| (weights |w|), their
+     * weights squared, its training time */
+    xp_codes long_codes[XP_REPRO_MAX_RECIPES][2];
+    float *long_sq[XP_REPRO_MAX_RECIPES][2];
+    double long_seconds[XP_REPRO_MAX_RECIPES];
+} plan;
+
+static void plan_free(plan *pl)
 {
-    const int nl = c->n_lengths;
+    for (int k = 0; k < XP_REPRO_MAX_RECIPES; k++)
+        for (int o = 0; o < 2; o++) {
+            xp_codes_free(&pl->long_codes[k][o]);
+            free(pl->long_sq[k][o]);
+            pl->long_sq[k][o] = NULL;
+        }
+}
+
+/* Recipe k's long model: trained, its codes (in both bit orders) kept in the plan. */
+static drsch_status long_train(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                               plan *pl, int k, drsch_error *err)
+{
+    const nn_recipe recipe = pl->recipes[k];
     const uint32_t B = c->long_bits;
     const char *rname = nn_recipe_name(recipe);
     char tag[96], path[4200];
@@ -256,40 +276,75 @@ static drsch_status long_model(const xp_repro_config *c, const ds_dataset *d, co
     snprintf(path, sizeof path, "%s/model-%u%s%s.bin", c->dir, B, recipe ? "-" : "",
              recipe ? rname : "");
     xp_note(c, "training %s (%lld iterations) -> %s", tag, (long long)c->train.iters, path);
-    xp_codes codes[2]; /* saved order, by |w|; weights |w| */
-    double secs;
-    drsch_status st =
-        xp_repro_model(c, d, sp, B, recipe, 1, path, tag, &secs, &codes[0], &codes[1], err);
-    if (st != DRSCH_OK)
-        return st;
-    float *sq[2] = {malloc(sizeof(float) * B), malloc(sizeof(float) * B)}; /* w^2 */
-    if (!sq[0] || !sq[1])
-        st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %u bit weights", B);
-    for (int o = 0; st == DRSCH_OK && o < 2; o++)
-        for (uint32_t j = 0; j < B; j++)
-            sq[o][j] = codes[o].weights[j] * codes[o].weights[j]; /* as xp_net_codes squares */
-    for (int o = 0; st == DRSCH_OK && o < 2; o++)
-        for (int rank = 0; st == DRSCH_OK && rank <= 2; rank++) {
-            xp_repro_row *dst = &res->rows[first + 3 * o + rank];
-            *dst = (xp_repro_row){.recipe = rname,
+    return xp_repro_model(c, d, sp, B, recipe, 1, path, tag, &pl->long_seconds[k],
+                          &pl->long_codes[k][0], &pl->long_codes[k][1], err);
+}
+
+/* Rows long_row + 6k .. + 5, recipe k's long model: its codes in the saved order and in order
+ * by |w|, each with Hamming ranking and weighted ranking of power 1 and 2; named, their columns
+ * still empty; and the squared weights of weighted ranking of power 2. */
+static drsch_status long_rows(const xp_repro_config *c, plan *pl, int k, xp_retrieval_result *res,
+                              drsch_error *err)
+{
+    const uint32_t B = c->long_bits;
+    for (int o = 0; o < 2; o++) {
+        float *sq = pl->long_sq[k][o] = malloc(sizeof(float) * B);
+        if (!sq)
+            return drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for %u bit weights", B);
+        for (uint32_t j = 0; j < B; j++) /* as xp_net_codes squares */
+            sq[j] = pl->long_codes[k][o].weights[j] * pl->long_codes[k][o].weights[j];
+        for (int rank = 0; rank <= 2; rank++) {
+            xp_repro_row *dst = &res->rows[pl->long_row + 6 * k + 3 * o + rank];
+            *dst = (xp_repro_row){.recipe = nn_recipe_name(pl->recipes[k]),
                                   .truncated = 1,
                                   .ranking = rank,
-                                  .order = o ? XP_BIT_ORDER_WEIGHT : XP_BIT_ORDER_SAVED};
+                                  .order = o ? XP_BIT_ORDER_WEIGHT : XP_BIT_ORDER_SAVED,
+                                  .seconds = pl->long_seconds[k]};
             long_row_name(c, dst);
-            dst->seconds = secs;
-            const float *w = rank == 0 ? NULL : rank == 1 ? codes[o].weights : sq[o];
-            for (int i = 0; st == DRSCH_OK && i <= nl; i++)
-                if (o && i == nl) /* all the bits: the saved order's figures, as they must be */
-                    copy_column(dst, &res->rows[first + rank], i);
-                else
-                    st = eval_into(c, d, sp, opt, &codes[o], w, i < nl ? c->lengths[i] : B, i, dst,
-                                   NULL, res->metric, err);
         }
-    free(sq[0]);
-    free(sq[1]);
-    xp_codes_free(&codes[0]);
-    xp_codes_free(&codes[1]);
-    return st;
+    }
+    return DRSCH_OK;
+}
+
+/* The long models' cells: recipe k, row r (3 x order + ranking) of its six, column i (0..nl, nl
+ * its own length). At the model's own length both orders hold the same bits (the same
+ * distances, the same figures): the order by |w| takes the saved order's figures there
+ * (long_copies) rather than evaluating them again, so those three are no cells. */
+static int long_cells(const xp_repro_config *c, const plan *pl)
+{
+    return pl->n_recipes * (6 * (c->n_lengths + 1) - 3);
+}
+
+static void long_cell(const xp_repro_config *c, int j, int *k, int *r, int *i)
+{
+    const int nl = c->n_lengths, per = 6 * (nl + 1) - 3;
+    *k = j / per;
+    j %= per;
+    *r = j < 3 * (nl + 1) ? j / (nl + 1) : 3 + (j - 3 * (nl + 1)) / nl;
+    *i = j < 3 * (nl + 1) ? j % (nl + 1) : (j - 3 * (nl + 1)) % nl;
+}
+
+static drsch_status long_eval(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
+                              const ev_options *opt, const plan *pl, int j,
+                              xp_retrieval_result *res, drsch_error *err)
+{
+    int k, r, i;
+    long_cell(c, j, &k, &r, &i);
+    const int o = r / 3, rank = r % 3;
+    const xp_codes *codes = &pl->long_codes[k][o];
+    const float *w = rank == 0 ? NULL : rank == 1 ? codes->weights : pl->long_sq[k][o];
+    return eval_into(c, d, sp, opt, codes, w, i < c->n_lengths ? c->lengths[i] : c->long_bits, i,
+                     &res->rows[pl->long_row + 6 * k + r], NULL, res->metric, err);
+}
+
+/* The order by |w|'s column at the model's own length: the saved order's figures. */
+static void long_copies(const xp_repro_config *c, const plan *pl, xp_retrieval_result *res)
+{
+    for (int k = 0; k < pl->n_recipes; k++)
+        for (int rank = 0; rank <= 2; rank++) {
+            const xp_repro_row *saved = &res->rows[pl->long_row + 6 * k + rank];
+            copy_column(&res->rows[pl->long_row + 6 * k + 3 + rank], saved, c->n_lengths);
+        }
 }
 
 /* The classifier baseline (Sablayrolles et al., ICASSP 2017): the network of c->train trained
@@ -493,14 +548,6 @@ static int has_classifier(const xp_repro_config *c, const ds_dataset *d, const d
            c->long_bits >= (uint32_t)C;
 }
 
-/* The experiment's units of work, in the serial run's order, and the rows each fills. */
-typedef struct {
-    const nn_recipe *recipes;
-    int n_recipes, n_units, clf;
-    int long_row, clf_row, base_row, n_rows; /* rows: 0; long_row + 6k; the classifier; LSH, ITQ */
-    double seconds[XP_REPRO_MAX_LENGTHS];    /* the training time of each length's model */
-} plan;
-
 /* Unit u: the model of length u, the long model of recipe u - n_lengths, the classifier, the
  * baselines (each writing the rows of the plan). */
 static drsch_status run_unit(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
@@ -515,8 +562,7 @@ static drsch_status run_unit(const xp_repro_config *c, const ds_dataset *d, cons
         return st;
     }
     if (u < nl + pl->n_recipes)
-        return long_model(c, d, sp, opt, pl->recipes[u - nl], pl->long_row + 6 * (u - nl), out,
-                          err);
+        return long_train(c, d, sp, pl, u - nl, err);
     if (u == nl + pl->n_recipes) {
         out->n_rows = pl->clf_row; /* the classifier's row, unless it has none */
         return c->no_classifier ? DRSCH_OK : classifier(c, d, sp, opt, out, err);
@@ -557,13 +603,12 @@ static drsch_status share_unit(const xp_repro_config *c, plan *pl, int u, xp_ret
         }
         return DRSCH_OK;
     }
+    if (u < nl + pl->n_recipes) /* the long models: their codes before, their cells after */
+        return DRSCH_OK;
     /* whole rows; their recipe names are pointers, set again on every rank */
     int first, n;
     const char *recipe = NULL;
-    if (u < nl + pl->n_recipes) {
-        first = pl->long_row + 6 * (u - nl), n = 6;
-        recipe = nn_recipe_name(pl->recipes[u - nl]);
-    } else if (u == nl + pl->n_recipes) {
+    if (u == nl + pl->n_recipes) {
         first = pl->clf_row, n = pl->clf;
         recipe = nn_recipe_name(c->train.recipe);
     } else {
@@ -576,31 +621,99 @@ static drsch_status share_unit(const xp_repro_config *c, plan *pl, int u, xp_ret
     return DRSCH_OK;
 }
 
+/* Distributed: whether any rank failed, agreed on (a collective); the failing rank keeps its
+ * error, the others get DRSCH_ERR_PEER. One process: st. */
+static drsch_status agree(const xp_parallel *par, drsch_status st, drsch_error *err)
+{
+    if (!par || !par->max(par->ctx, st != DRSCH_OK))
+        return st;
+    return st != DRSCH_OK ? st : drsch_fail(err, DRSCH_ERR_PEER, "another rank failed");
+}
+
+/* Distributed: each long model's codes and training time, from the rank that trained it to
+ * every rank (a collective), for the cells dealt out after. */
+static drsch_status share_long_codes(const xp_repro_config *c, plan *pl, drsch_error *err)
+{
+    const xp_parallel *par = c->par;
+    for (int k = 0; k < pl->n_recipes; k++) {
+        const int root = (c->n_lengths + k) % par->size;
+        par->broadcast(par->ctx, &pl->long_seconds[k], sizeof pl->long_seconds[k], root);
+        for (int o = 0; o < 2; o++) {
+            xp_codes *x = &pl->long_codes[k][o];
+            uint64_t shape[3] = {x->query.n, x->db.n, x->bits};
+            par->broadcast(par->ctx, shape, sizeof shape, root);
+            drsch_status st = DRSCH_OK;
+            if (par->rank != root) {
+                x->bits = (uint32_t)shape[2];
+                x->weights = malloc(sizeof(float) * x->bits);
+                if (!x->weights ||
+                    (shape[0] && hm_codes_alloc(&x->query, shape[0], x->bits, err) != DRSCH_OK) ||
+                    (shape[1] && hm_codes_alloc(&x->db, shape[1], x->bits, err) != DRSCH_OK))
+                    st = drsch_fail(err, DRSCH_ERR_NOMEM, "out of memory for a long model's codes");
+            }
+            if ((st = agree(par, st, err)) != DRSCH_OK)
+                return st;
+            par->broadcast(par->ctx, x->weights, sizeof(float) * x->bits, root);
+            if (shape[0])
+                par->broadcast(par->ctx, x->query.data,
+                               sizeof(uint64_t) * x->query.n * x->query.words, root);
+            if (shape[1])
+                par->broadcast(par->ctx, x->db.data, sizeof(uint64_t) * x->db.n * x->db.words,
+                               root);
+        }
+    }
+    return DRSCH_OK;
+}
+
 /* Every unit, in the serial run's order (par NULL), or this rank's share of them in rounds, each
- * round ending with an agreement on failures, then every unit's results shared. */
+ * round ending with an agreement on failures; then the long models' cells the same way (in one
+ * round, each long model's codes first sent to every rank); then every unit's and cell's
+ * results shared. */
 static drsch_status run_units(const xp_repro_config *c, const ds_dataset *d, const ds_split *sp,
                               const ev_options *opt, plan *pl, xp_retrieval_result *out,
                               drsch_error *err)
 {
     const xp_parallel *par = c->par && c->par->size > 1 ? c->par : NULL;
+    const int rank = par ? par->rank : 0, size = par ? par->size : 1;
     drsch_status st = DRSCH_OK;
-    if (!par) {
-        for (int u = 0; st == DRSCH_OK && u < pl->n_units; u++)
-            st = run_unit(c, d, sp, opt, pl, u, out, err);
+    for (int first = 0; first < pl->n_units; first += size) {
+        for (int u = first; u < first + size && u < pl->n_units; u++)
+            if (st == DRSCH_OK && (!par || u % size == rank))
+                st = run_unit(c, d, sp, opt, pl, u, out, err);
+        if ((st = agree(par, st, err)) != DRSCH_OK) /* some rank failed: every rank stops */
+            return st;
+    }
+    if (par && (st = share_long_codes(c, pl, err)) != DRSCH_OK)
         return st;
+    for (int k = 0; st == DRSCH_OK && k < pl->n_recipes; k++)
+        st = long_rows(c, pl, k, out, err);
+    if ((st = agree(par, st, err)) != DRSCH_OK)
+        return st;
+    const int cells = long_cells(c, pl);
+    for (int j = rank; st == DRSCH_OK && j < cells; j += size)
+        st = long_eval(c, d, sp, opt, pl, j, out, err);
+    if ((st = agree(par, st, err)) != DRSCH_OK)
+        return st;
+    if (par) {
+        out->rows[0].seconds = 0;
+        for (int u = 0; st == DRSCH_OK && u < pl->n_units; u++)
+            st = share_unit(c, pl, u, out, err);
+        for (int j = 0; j < cells; j++) { /* cell j's column, from the rank that evaluated it */
+            int k, r, i;
+            long_cell(c, j, &k, &r, &i);
+            xp_repro_row *dst = &out->rows[pl->long_row + 6 * k + r];
+            const int root = j % size;
+            par->broadcast(par->ctx, &dst->map[i], sizeof dst->map[i], root);
+            par->broadcast(par->ctx, &dst->ties[i], sizeof dst->ties[i], root);
+            par->broadcast(par->ctx, &dst->pr2[i], sizeof dst->pr2[i], root);
+            par->broadcast(par->ctx, &dst->have[i], sizeof dst->have[i], root);
+            par->broadcast(par->ctx, &dst->no_relevant[i], sizeof dst->no_relevant[i], root);
+            par->broadcast(par->ctx, &dst->queries, sizeof dst->queries, root);
+        }
+        for (int m = 0; m < c->n_lengths; m++)
+            out->rows[0].seconds += pl->seconds[m];
     }
-    for (int first = 0; first < pl->n_units; first += par->size) {
-        int u = first + par->rank;
-        if (st == DRSCH_OK && u < pl->n_units)
-            st = run_unit(c, d, sp, opt, pl, u, out, err);
-        if (par->max(par->ctx, st != DRSCH_OK)) /* some rank failed: every rank stops */
-            return st != DRSCH_OK ? st : drsch_fail(err, DRSCH_ERR_PEER, "another rank failed");
-    }
-    out->rows[0].seconds = 0;
-    for (int u = 0; st == DRSCH_OK && u < pl->n_units; u++)
-        st = share_unit(c, pl, u, out, err);
-    for (int m = 0; m < c->n_lengths; m++)
-        out->rows[0].seconds += pl->seconds[m];
+    long_copies(c, pl, out);
     return st;
 }
 
@@ -635,6 +748,7 @@ drsch_status xp_retrieval_run(const xp_repro_config *c, const ds_dataset *d, con
     r0->recipe = nn_recipe_name(c->train.recipe);
     /* One model per length, the long model of each recipe truncated, the classifier, LSH, ITQ */
     drsch_status st = run_units(c, d, sp, &opt, &pl, out, err);
+    plan_free(&pl);
     if (st != DRSCH_OK) {
         xp_retrieval_result_free(out);
         return st;
