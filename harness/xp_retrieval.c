@@ -571,6 +571,17 @@ static drsch_status run_unit(const xp_repro_config *c, const ds_dataset *d, cons
     return baselines(c, d, sp, opt, out, err);
 }
 
+/* Distributed: column i of row r (what fill writes) from rank root to every rank. */
+static void share_column(const xp_parallel *par, xp_repro_row *r, int i, int root)
+{
+    par->broadcast(par->ctx, &r->map[i], sizeof r->map[i], root);
+    par->broadcast(par->ctx, &r->ties[i], sizeof r->ties[i], root);
+    par->broadcast(par->ctx, &r->pr2[i], sizeof r->pr2[i], root);
+    par->broadcast(par->ctx, &r->have[i], sizeof r->have[i], root);
+    par->broadcast(par->ctx, &r->no_relevant[i], sizeof r->no_relevant[i], root);
+    par->broadcast(par->ctx, &r->queries, sizeof r->queries, root);
+}
+
 /* Distributed: unit u's results from the rank that ran it to every rank (a collective). */
 static drsch_status share_unit(const xp_repro_config *c, plan *pl, int u, xp_retrieval_result *out,
                                drsch_error *err)
@@ -579,13 +590,7 @@ static drsch_status share_unit(const xp_repro_config *c, plan *pl, int u, xp_ret
     const int nl = c->n_lengths, root = u % par->size;
     void *ctx = par->ctx;
     if (u < nl) { /* column u of row 0, its training time and its precision-recall curve */
-        xp_repro_row *r = &out->rows[0];
-        par->broadcast(ctx, &r->map[u], sizeof r->map[u], root);
-        par->broadcast(ctx, &r->ties[u], sizeof r->ties[u], root);
-        par->broadcast(ctx, &r->pr2[u], sizeof r->pr2[u], root);
-        par->broadcast(ctx, &r->have[u], sizeof r->have[u], root);
-        par->broadcast(ctx, &r->no_relevant[u], sizeof r->no_relevant[u], root);
-        par->broadcast(ctx, &r->queries, sizeof r->queries, root);
+        share_column(par, &out->rows[0], u, root);
         par->broadcast(ctx, &pl->seconds[u], sizeof pl->seconds[u], root);
         xp_pr_curve *pr = &out->pr[u];
         par->broadcast(ctx, &pr->n, sizeof pr->n, root);
@@ -701,14 +706,7 @@ static drsch_status run_units(const xp_repro_config *c, const ds_dataset *d, con
         for (int j = 0; j < cells; j++) { /* cell j's column, from the rank that evaluated it */
             int k, r, i;
             long_cell(c, j, &k, &r, &i);
-            xp_repro_row *dst = &out->rows[pl->long_row + 6 * k + r];
-            const int root = j % size;
-            par->broadcast(par->ctx, &dst->map[i], sizeof dst->map[i], root);
-            par->broadcast(par->ctx, &dst->ties[i], sizeof dst->ties[i], root);
-            par->broadcast(par->ctx, &dst->pr2[i], sizeof dst->pr2[i], root);
-            par->broadcast(par->ctx, &dst->have[i], sizeof dst->have[i], root);
-            par->broadcast(par->ctx, &dst->no_relevant[i], sizeof dst->no_relevant[i], root);
-            par->broadcast(par->ctx, &dst->queries, sizeof dst->queries, root);
+            share_column(par, &out->rows[pl->long_row + 6 * k + r], i, j % size);
         }
         for (int m = 0; m < c->n_lengths; m++)
             out->rows[0].seconds += pl->seconds[m];
