@@ -138,7 +138,8 @@ DRSCH_API size_t nn_input_size(const nn_net *net);  /* C * H * W of one input im
  * 2 x 2 output, a group of images at a time), "direct:avx512+sgemm" (the
  * forward pass on those loops, the gradients on sgemm), "drsch:avg" / "drsch:max" (drsch's
  * poolings), "drsch:stem" (drsch's loops for a first convolution of one input channel, which
- * also compute the average pooling after it: that layer's is then "drsch:avg+stem"),
+ * also compute the average pooling after it: that layer's is then "drsch:avg+stem"; or of three
+ * channels, with the 2x2 max pooling after it: "drsch:max+stem"),
  * "drsch:avg+direct" (in a training net, an average pooling whose forward pass the direct
  * convolution before it computes), "drsch:fc" (drsch's inner-product loops), "drsch" (the hash
  * and bit-weight layers, plain C), or "" for i out of range. */

@@ -302,6 +302,17 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
 void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n,
                            float *y);
 void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P);
+/* The same for a first convolution of three input channels followed by a 2x2 max pooling at
+ * stride 2 (nn_stem_rgb.c: 3x3 or 5x5 taps, stride 1 or 2, zero padding, 32k output channels, an
+ * output the windows tile; drsch-reid's): nn_stem_fits takes these too, and nn_stem_forward,
+ * nn_stem_forward_image and nn_stem_backward call them when P is a max pooling. In training its
+ * mask has a bit per convolution output value where the window's gradient goes (the pooling's
+ * and the ReLU's gradient in one). */
+bool nn_stem_rgb_fits(const nn_net *net, int i);
+void nn_stem_rgb_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
+void nn_stem_rgb_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n,
+                               float *y);
+void nn_stem_rgb_backward(const nn_net *net, const nn_layer *L, const nn_layer *P);
 
 /* nn_net_create that fails with DRSCH_ERR_FORMAT, before allocating the parameters, when the
  * architecture's plain parameter count is not expect_params (SIZE_MAX: any). The model loader

@@ -402,18 +402,18 @@ done:
 }
 
 /* What a convolution on drsch's own loops (nn_direct.c, nn_stem.c) binds: weights hwio
- * ([KH][KW][IC][OC]) in the parameter block, the bias, the source as S, the output nhwc (and in
- * training its gradient), with memory when out_memory, else the descriptor alone; in training the
- * weight and bias gradients. */
-static drsch_status bind_own_conv(nn_net *net, int i, const dnnl_memory_desc_t *S, bool out_memory,
-                                  drsch_error *err)
+ * ([KH][KW][IC][OC]) in the parameter block, the bias, the source as S, the output in the layout
+ * out_tag (and in training its gradient), with memory when out_memory, else the descriptor alone;
+ * in training the weight and bias gradients. */
+static drsch_status bind_own_conv(nn_net *net, int i, const dnnl_memory_desc_t *S,
+                                  dnnl_format_tag_t out_tag, bool out_memory, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     dnnl_dims_t wd = {sp->out, L->in_c, sp->kernel, sp->kernel}, bdm = {sp->out},
                 dd = {net->cfg.batch, L->out_c, L->out_h, L->out_w};
     const dnnl_memory_desc_t W = nn_md_tag(4, wd, dnnl_hwio), w_plain = nn_md_tag(4, wd, dnnl_oihw),
-                             b_x = nn_md_tag(1, bdm, dnnl_x), D = nn_md_tag(4, dd, dnnl_nhwc);
+                             b_x = nn_md_tag(1, bdm, dnnl_x), D = nn_md_tag(4, dd, out_tag);
     void *const out = out_memory ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE;
     TRY(bind_weights(net, i, &W, &w_plain, (size_t)sp->out * L->in_c * sp->kernel * sp->kernel,
                      err));
@@ -450,7 +450,7 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
     L->direct = true;
     snprintf(L->impl, sizeof L->impl,
              L->direct_grouped ? "direct:avx512+grouped" : "direct:avx512");
-    TRY(bind_own_conv(net, i, &S, true, err));
+    TRY(bind_own_conv(net, i, &S, dnnl_nhwc, true, err));
     if (!net->cfg.training)
         return DRSCH_OK;
     if (sp->relu) {
@@ -465,29 +465,33 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
     return DRSCH_OK;
 }
 
-/* The first convolution on drsch's loops, with the pooling after it (nn_stem.c): the net's
- * input (nchw of one channel) as the source, weights hwio ([KH][KW][1][OC]), an nhwc output
- * with no memory (its descriptor tells the pooling its layout; the pooling reads it from the
- * stack); the pooling layer, built next as an own one, is marked as computed here. In training
- * the ReLU's mask, a bit per output value, and the weight gradient's sums per group of images. */
+/* The first convolution on drsch's loops, with the pooling after it (nn_stem.c, nn_stem_rgb.c):
+ * the net's input (nchw) as the source, weights hwio ([KH][KW][IC][OC]), an output with no
+ * memory (its descriptor tells the pooling its layout; the passes pool it in registers or on the
+ * stack): nhwc before an average pooling; nChw16c before a max pooling (drsch-reid's), so that
+ * the pooled output is in the layout oneDNN's blocked convolution after it reads, as oneDNN's
+ * conv1 had left it. The pooling layer, built next as an own one, is marked as computed here. In
+ * training the mask, a bit per output value (the ReLU's; before a max pooling, where the window's
+ * gradient goes, with or without a ReLU), and the weight gradient's sums per group of images. */
 static drsch_status build_conv_stem(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
-    dnnl_dims_t sd = {net->cfg.batch, 1, L->in_h, L->in_w};
+    const bool max = net->layers[i + 1].spec.kind == NN_LAYER_POOL_MAX;
+    dnnl_dims_t sd = {net->cfg.batch, L->in_c, L->in_h, L->in_w};
     const dnnl_memory_desc_t S = nn_md_tag(4, sd, dnnl_nchw);
     L->stem = true;
     net->layers[i + 1].pool_fused = true;
     snprintf(L->impl, sizeof L->impl, "drsch:stem");
-    TRY(bind_own_conv(net, i, &S, false, err));
+    TRY(bind_own_conv(net, i, &S, max ? dnnl_aBcd16b : dnnl_nhwc, false, err));
     if (!net->cfg.training)
         return DRSCH_OK;
     const int32_t groups = (net->cfg.batch + NN_STEM_GROUP - 1) / NN_STEM_GROUP;
-    dnnl_dims_t pd = {groups, (dnnl_dim_t)(sp->kernel * sp->kernel + 1) * sp->out},
+    dnnl_dims_t pd = {groups, (dnnl_dim_t)(sp->kernel * sp->kernel * L->in_c + 1) * sp->out},
                 md = {net->cfg.batch, (dnnl_dim_t)L->out_h * L->out_w * L->out_c / 8};
     const dnnl_memory_desc_t PD = nn_md_tag(2, pd, dnnl_nc), MD = nn_md_dt(2, md, dnnl_u8, dnnl_nc);
     TRY(nn_new_mem(net, &L->stem_part, &PD, DNNL_MEMORY_ALLOCATE, err));
-    if (sp->relu)
+    if (sp->relu || max)
         TRY(nn_new_mem(net, &L->relu_mask, &MD, DNNL_MEMORY_ALLOCATE, err));
     return DRSCH_OK;
 }
@@ -734,9 +738,10 @@ static drsch_status build_pool_own(nn_net *net, int i, drsch_error *err)
     L->pool_own = true;
     const bool max = L->spec.kind == NN_LAYER_POOL_MAX;
     snprintf(L->impl, sizeof L->impl, "%s",
-             max             ? "drsch:max"
-             : L->pool_fused ? "drsch:avg+stem"
-                             : "drsch:avg");
+             max && L->pool_fused ? "drsch:max+stem"
+             : max                ? "drsch:max"
+             : L->pool_fused      ? "drsch:avg+stem"
+                                  : "drsch:avg");
     TRY(nn_new_mem(net, &L->dst, &D, DNNL_MEMORY_ALLOCATE, err));
     TRY(bind_src(net, i, nn_mem_md(L->in), err));
     if (!net->cfg.training)

@@ -144,6 +144,10 @@ __attribute__((target("prfchw"))) static void conv_image(const nn_net *net, cons
 
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
+    if (P->spec.kind == NN_LAYER_POOL_MAX) {
+        nn_stem_rgb_forward(net, L, P);
+        return;
+    }
     float *y = nn_mem_ptr(P->dst);
     uint16_t *mask = net->cfg.training ? (uint16_t *)(void *)nn_mem_ptr(L->relu_mask) : NULL;
     const size_t pooled = (size_t)P->out_h * P->out_w * P->out_c;
@@ -166,6 +170,10 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 
 void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n, float *y)
 {
+    if (P->spec.kind == NN_LAYER_POOL_MAX) {
+        nn_stem_rgb_forward_image(net, L, P, n, y);
+        return;
+    }
     _Alignas(64) float c[STEM_PLANE_MAX];
     conv_image(net, L, n, NULL, c, NULL, 0);
     nn_pool_image_forward(net, P, c, y, false);
@@ -234,6 +242,10 @@ static void wgrad_5(const stem_shape *s, const float *x, const float *dc, float 
 
 void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
+    if (P->spec.kind == NN_LAYER_POOL_MAX) {
+        nn_stem_rgb_backward(net, L, P);
+        return;
+    }
     const stem_shape s = shape_of(net, L);
     const float *x = nn_mem_ptr(L->src), *dy = nn_mem_ptr(P->diff_dst);
     const uint16_t *mask = L->spec.relu ? (const uint16_t *)(void *)nn_mem_ptr(L->relu_mask) : NULL;
@@ -282,6 +294,8 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 
 bool nn_stem_fits(const nn_net *net, int i)
 {
+    if (nn_stem_rgb_fits(net, i))
+        return true;
     const nn_layer *L = &net->layers[i];
     const nn_layer_spec *sp = &L->spec;
     return i == 0 && i + 1 < net->n_layers && sp->kind == NN_LAYER_CONV &&
@@ -312,6 +326,10 @@ void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer 
 }
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
+    if (P->spec.kind == NN_LAYER_POOL_MAX) {
+        nn_stem_rgb_forward(net, L, P);
+        return;
+    }
     (void)net;
     (void)L;
     (void)P;

@@ -1374,6 +1374,227 @@ Test(core_gradient, stem_same_at_any_thread_count)
     }
 }
 
+/* The first convolution of three channels and the 2x2 max pooling at stride 2 after it on
+ * drsch's loops (core/nn_stem_rgb.c; oneDNN's and nn_pool.c's elsewhere): drsch-reid's conv1
+ * and pool1 (5x5 at stride 2, padding 2, 160x60 -> 80x30 -> 40x15: rows of windows in blocks of
+ * 3); 3x3 at stride 1 with 64 channels (7 windows a row: blocks of 3, 3 and 1); 5x5 at stride 1
+ * without a ReLU (11: 3, 3, 3, 2); 3x3 at stride 2. */
+static const struct {
+    int h, w, o, k, s, p, relu;
+} RGB_SHAPES[] = {{160, 60, 32, 5, 2, 2, 1},
+                  {12, 14, 64, 3, 1, 1, 1},
+                  {16, 22, 32, 5, 1, 2, 0},
+                  {20, 28, 32, 3, 2, 1, 1}};
+#define N_RGB_SHAPES (int)(sizeof RGB_SHAPES / sizeof RGB_SHAPES[0])
+
+typedef struct {
+    int H, W, O, K, S, P, relu, CH, CW, PH, PW;
+} rgb_case;
+
+static rgb_case rgb_case_of(int t)
+{
+    rgb_case c = {RGB_SHAPES[t].h,
+                  RGB_SHAPES[t].w,
+                  RGB_SHAPES[t].o,
+                  RGB_SHAPES[t].k,
+                  RGB_SHAPES[t].s,
+                  RGB_SHAPES[t].p,
+                  RGB_SHAPES[t].relu,
+                  0,
+                  0,
+                  0,
+                  0};
+    c.CH = (c.H + 2 * c.P - c.K) / c.S + 1, c.CW = (c.W + 2 * c.P - c.K) / c.S + 1;
+    c.PH = c.CH / 2, c.PW = c.CW / 2;
+    cr_assert(c.CH % 2 == 0 && c.CW % 2 == 0, "rgb shape %d: the windows must tile the output", t);
+    return c;
+}
+
+static nn_net *make_rgb_net(const rgb_case *c, int batch, int training)
+{
+    nn_layer_spec l[] = {L_CONV(c->O, c->K, c->S, c->P, c->relu),
+                         L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0)};
+    nn_net *net = make_net(l, 2, 3, c->H, c->W, 4, batch, 0);
+    if (!training) { /* the same net for encoding */
+        nn_config cfg = *nn_net_config(net);
+        cfg.training = 0;
+        nn_net_free(net);
+        drsch_error err;
+        cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
+    }
+    if (onednn_has_avx512_core()) {
+        cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:stem");
+        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max+stem");
+    } else {
+        cr_expect_str_neq(nn_layer_impl(net, 0), "drsch:stem");
+    }
+    return net;
+}
+
+/* Inputs in -4 .. 4 and the convolution's weights and biases in -0.25 .. 0.25, all multiples
+ * of 1/16 (x 1 for inputs): every sum of the convolution is exact in float in any order, so the
+ * loops' output equals the naive one bit for bit, windows hold exact ties (the first in row
+ * order must take the gradient) and outputs of exactly zero (no gradient through the ReLU).
+ * Returns the input; the plain parameters, imported into net, in *params. */
+static float *rgb_exact_data(nn_net *net, const rgb_case *c, int N, float **params)
+{
+    float *x = rand_buf((size_t)N * 3 * c->H * c->W, 1.0);
+    for (size_t i = 0; i < (size_t)N * 3 * c->H * c->W; i++)
+        x[i] = roundf(4.0f * x[i]);
+    float *p = export_params(net);
+    for (int i = 0; i < c->O * 3 * c->K * c->K + c->O; i++)
+        p[i] = roundf(4.0f * (float)urand()) / 16.0f;
+    drsch_error err;
+    cr_assert_eq(nn_params_import(net, p, nn_params_plain_size(net), &err), DRSCH_OK, "%s",
+                 err.msg);
+    *params = p;
+    return x;
+}
+
+static void rgb_forward_cases(void)
+{
+    rng_reset(31);
+    for (int t = 0; t < N_RGB_SHAPES; t++)
+        for (int training = 0; training <= 1; training++) {
+            const rgb_case c = rgb_case_of(t);
+            const int N = 5;
+            nn_net *net = make_rgb_net(&c, N, training);
+            float *p, *x = rgb_exact_data(net, &c, N, &p);
+            float *cv = malloc(sizeof(float) * N * c.O * c.CH * c.CW),
+                  *y = malloc(sizeof(float) * N * c.O * c.PH * c.PW);
+            ref_conv(x, p, p + c.O * 3 * c.K * c.K, cv, N, 3, c.H, c.W, c.O, c.K, c.S, c.P, c.relu,
+                     c.CH, c.CW);
+            ref_pool(cv, y, N, c.O, c.CH, c.CW, 2, 2, 0, 1, c.PH, c.PW);
+            drsch_error err;
+            cr_assert_eq(nn_output_dim(net), c.O * c.PH * c.PW);
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            const size_t n = (size_t)N * c.O * c.PH * c.PW;
+            size_t bad = 0;
+            for (size_t i = 0; i < n; i++)
+                bad += nn_output(net)[i] != y[i];
+            cr_expect_eq(bad, 0, "rgb shape %d, %s: %zu of %zu pooled values differ", t,
+                         training ? "training" : "encoding", bad, n);
+            free(x), free(p), free(cv), free(y);
+            nn_net_free(net);
+        }
+}
+
+/* and with the pooled output stored past the caches */
+TEST_AND_PAST_CACHES(core_forward, rgb_stem_matches_reference, rgb_forward_cases)
+
+/* Their weight and bias gradients for the loss sum(r * y) against a naive double backward pass:
+ * each window's gradient to the first value in row order that holds its maximum, where (with a
+ * ReLU) that maximum is above zero, then through the convolution (padding: taps outside the
+ * image add nothing). Exact data (rgb_exact_data), so the naive pass finds the same maxima. */
+Test(core_gradient, rgb_stem_against_naive_backward)
+{
+    rng_reset(32);
+    for (int t = 0; t < N_RGB_SHAPES; t++) {
+        const rgb_case c = rgb_case_of(t);
+        const int N = 6, O = c.O, K = c.K; /* groups of 4 and 2 images */
+        nn_net *net = make_rgb_net(&c, N, 1);
+        float *p, *x = rgb_exact_data(net, &c, N, &p);
+        float *r = rand_buf((size_t)N * O * c.PH * c.PW, 1.0),
+              *cv = malloc(sizeof(float) * N * O * c.CH * c.CW);
+        ref_conv(x, p, p + O * 3 * K * K, cv, N, 3, c.H, c.W, O, K, c.S, c.P, c.relu, c.CH, c.CW);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        /* the gradients, and the sums of their terms' magnitudes */
+        double *dw = calloc((size_t)O * 3 * K * K, sizeof(double)), *db = calloc(O, sizeof(double)),
+               *dwa = calloc((size_t)O * 3 * K * K, sizeof(double)),
+               *dba = calloc(O, sizeof(double));
+        size_t ties = 0;
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int py = 0; py < c.PH; py++)
+                    for (int px = 0; px < c.PW; px++) {
+                        const float *w0 =
+                            cv + ((size_t)(n * O + o) * c.CH + 2 * py) * c.CW + 2 * px;
+                        const float v[4] = {w0[0], w0[1], w0[c.CW], w0[c.CW + 1]};
+                        int best = 0;
+                        for (int k = 1; k < 4; k++)
+                            if (v[k] > v[best])
+                                best = k;
+                        for (int k = best + 1; k < 4; k++)
+                            ties += v[k] == v[best];
+                        if (c.relu && !(v[best] > 0.0f))
+                            continue;
+                        const double g = r[((size_t)(n * O + o) * c.PH + py) * c.PW + px];
+                        const int y = 2 * py + best / 2, xx = 2 * px + best % 2;
+                        db[o] += g;
+                        dba[o] += fabs(g);
+                        for (int ci = 0; ci < 3; ci++)
+                            for (int ky = 0; ky < K; ky++)
+                                for (int kx = 0; kx < K; kx++) {
+                                    const int iy = y * c.S - c.P + ky, ix = xx * c.S - c.P + kx;
+                                    if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W)
+                                        continue;
+                                    const size_t k = ((size_t)(o * 3 + ci) * K + ky) * K + kx;
+                                    const double term =
+                                        g * x[((size_t)(n * 3 + ci) * c.H + iy) * c.W + ix];
+                                    dw[k] += term;
+                                    dwa[k] += fabs(term);
+                                }
+                    }
+        cr_expect_gt(ties, 0, "rgb shape %d: the data should hold tied maxima", t);
+        float *g = export_grads(net);
+        size_t bad = 0;
+        /* each sum's float rounding is bounded by its terms' magnitudes: thousands of terms
+         * that cancel to a small sum (drsch-reid's shape) are off by more than its size allows */
+        for (int k = 0; k < O * 3 * K * K; k++)
+            bad += fabs(dw[k] - g[k]) > 1e-6 + 1e-5 * dwa[k];
+        for (int o = 0; o < O; o++)
+            bad += fabs(db[o] - g[O * 3 * K * K + o]) > 1e-6 + 1e-5 * dba[o];
+        cr_expect_eq(bad, 0, "rgb shape %d: %zu of %d gradients off the naive ones", t, bad,
+                     O * 3 * K * K + O);
+        free(x), free(r), free(p), free(cv), free(dw), free(db), free(dwa), free(dba), free(g);
+        nn_net_free(net);
+    }
+}
+
+/* Without a ReLU they are linear where no two values of a window are close: every parameter's
+ * gradient against finite differences (entries at a max pooling's kink skipped, and rare). */
+Test(core_gradient, rgb_stem_linear)
+{
+    rng_reset(33);
+    const rgb_case c = {8, 10, 32, 3, 1, 1, 0, 8, 10, 4, 5};
+    nn_net *net = make_rgb_net(&c, 2, 1);
+    check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
+    nn_net_free(net);
+}
+
+/* Their outputs and gradients do not depend on the number of threads (batch 7: two groups, the
+ * second short; 1 against 2 threads). */
+Test(core_gradient, rgb_stem_same_at_any_thread_count)
+{
+    rng_reset(34);
+    for (int t = 0; t < N_RGB_SHAPES; t++) {
+        const rgb_case c = rgb_case_of(t);
+        const int N = 7;
+        nn_net *net = make_rgb_net(&c, N, 1);
+        const size_t nin = (size_t)N * nn_input_size(net), nout = (size_t)N * nn_output_dim(net);
+        float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
+        float *y[2], *g[2];
+        const int before = omp_get_max_threads();
+        for (int run = 0; run < 2; run++) {
+            omp_set_num_threads(run + 1);
+            drsch_error err;
+            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+            y[run] = malloc(nout * sizeof(float));
+            memcpy(y[run], nn_output(net), nout * sizeof(float));
+            cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+            g[run] = export_grads(net);
+        }
+        omp_set_num_threads(before);
+        cr_expect_eq(memcmp(y[0], y[1], nout * sizeof(float)), 0, "shape %d: outputs differ", t);
+        cr_expect_eq(memcmp(g[0], g[1], nn_params_plain_size(net) * sizeof(float)), 0,
+                     "shape %d: gradients differ", t);
+        free(x), free(r), free(y[0]), free(y[1]), free(g[0]), free(g[1]);
+        nn_net_free(net);
+    }
+}
+
 Test(core_gradient, fc_on_4d_and_2d_inputs)
 {
     rng_reset(14);
