@@ -306,8 +306,8 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P);
  * stride 2 (nn_stem_rgb.c: 3x3 or 5x5 taps, stride 1 or 2, zero padding, 32k output channels, an
  * output the windows tile; drsch-reid's): nn_stem_fits takes these too, and nn_stem_forward,
  * nn_stem_forward_image and nn_stem_backward call them when P is a max pooling. In training its
- * mask has a bit per convolution output value where the window's gradient goes (the pooling's
- * and the ReLU's gradient in one). */
+ * mask holds a byte per pooled value, the window's way in (the pooling's and the ReLU's gradient
+ * in one). */
 bool nn_stem_rgb_fits(const nn_net *net, int i);
 void nn_stem_rgb_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
 void nn_stem_rgb_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n,

@@ -471,8 +471,9 @@ static drsch_status build_conv_direct(nn_net *net, int i, drsch_error *err)
  * stack): nhwc before an average pooling; nChw16c before a max pooling (drsch-reid's), so that
  * the pooled output is in the layout oneDNN's blocked convolution after it reads, as oneDNN's
  * conv1 had left it. The pooling layer, built next as an own one, is marked as computed here. In
- * training the mask, a bit per output value (the ReLU's; before a max pooling, where the window's
- * gradient goes, with or without a ReLU), and the weight gradient's sums per group of images. */
+ * training the mask, a bit per output value (the ReLU's), or before a max pooling a byte per
+ * pooled value (where the window's gradient goes, with or without a ReLU), and the weight
+ * gradient's sums per group of images. */
 static drsch_status build_conv_stem(nn_net *net, int i, drsch_error *err)
 {
     nn_layer *L = &net->layers[i];
@@ -487,8 +488,11 @@ static drsch_status build_conv_stem(nn_net *net, int i, drsch_error *err)
     if (!net->cfg.training)
         return DRSCH_OK;
     const int32_t groups = (net->cfg.batch + NN_STEM_GROUP - 1) / NN_STEM_GROUP;
+    /* the mask: a bit per output value, or before a max pooling a byte per pooled value (the
+     * window's way in, nn_stem_rgb.c) */
     dnnl_dims_t pd = {groups, (dnnl_dim_t)(sp->kernel * sp->kernel * L->in_c + 1) * sp->out},
-                md = {net->cfg.batch, (dnnl_dim_t)L->out_h * L->out_w * L->out_c / 8};
+                md = {net->cfg.batch, max ? (dnnl_dim_t)(L->out_h / 2) * (L->out_w / 2) * L->out_c
+                                          : (dnnl_dim_t)L->out_h * L->out_w * L->out_c / 8};
     const dnnl_memory_desc_t PD = nn_md_tag(2, pd, dnnl_nc), MD = nn_md_dt(2, md, dnnl_u8, dnnl_nc);
     TRY(nn_new_mem(net, &L->stem_part, &PD, DNNL_MEMORY_ALLOCATE, err));
     if (sp->relu || max)
