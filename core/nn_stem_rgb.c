@@ -80,8 +80,7 @@ static rgb_shape shape_of(const nn_net *net, const nn_layer *L, const nn_layer *
  * image xi (nchw), channel c's row r at band[(c * (S + K) + r) * BAND_W], the image's column j
  * at its column BAND_LEFT + j, zero outside the image. Writes the image's columns (zeros after the
  * last, up to a whole vector) of each row; the rest of the band, zeros, is written once
- * (clear_band). Aligned whole-vector stores only: unaligned and masked stores (the image's row
- * at the padding's offset) had taken a sixth of drsch-reid's passes here. */
+ * (clear_band). Aligned whole-vector stores only: none crosses a cache line, none is masked. */
 static void load_band(const rgb_shape *s, const float *xi, float *band, int py)
 {
     const int R = s->s + s->k, y0 = 2 * py * s->s - s->pad;
@@ -115,9 +114,8 @@ static void clear_band(float *band)
  * py = 0), to come in while the row before is computed: each image's rows come from memory (the
  * batch's input, 11.5 MB for drsch-reid, is larger than the caches). drsch-reid, batch 100, 1
  * thread, 2-core Zen 5, three rounds alternated: forward 7.06-7.15 -> 6.60-6.74 ms; backward,
- * with the next row's gradient and ways in (prefetch_row), 7.53-7.66 -> 7.05-7.30 ms. */
-/* Inlined: GCC takes a function that only prefetches for one without effects and drops its
- * calls. */
+ * with the next row's gradient and masks (prefetch_row), 7.53-7.66 -> 7.05-7.30 ms. Inlined:
+ * GCC takes a function that only prefetches for one without effects and drops its calls. */
 static inline __attribute__((always_inline)) void prefetch_band(const rgb_shape *s, const float *xi,
                                                                 int py)
 {
@@ -352,9 +350,9 @@ static inline __attribute__((always_inline)) void wgrad_taps(const rgb_shape *s,
 
 /* The two output rows' masks of window row py for 32 channels from ocb, from the windows' ways
  * in (wr: the row's): bits[(r * OW + x) * 2 + h] has bit c set where channel ocb + 16 h + c of
- * output pixel (r, x) is its window's way in, so its gradient is the window's: once for the
- * row's six passes of taps (a compare in each, 2 threads: the backward pass 4.44-4.47 ms against
- * 4.17-4.26 with bits read from memory) */
+ * output pixel (r, x) is its window's way in, so its gradient is the window's. Once for the
+ * row's six passes of taps: comparing in each of them, drsch-reid's backward pass took 4.44-4.47
+ * ms (2 threads, batch 100), where bits stored by the forward pass had taken 4.17-4.26 ms. */
 static void way_bits(const rgb_shape *s, const uint8_t *wr, int ocb, uint16_t *bits)
 {
     for (int q = 0; q < s->pw; q++)
