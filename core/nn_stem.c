@@ -3,6 +3,8 @@
  * 5x5 taps, 32k output channels, the pooling one of nn_pool.c's, AVX-512 on the CPU and in oneDNN,
  * no input gradient asked for). In f32 in bf16 (inference) nets too: weights and sums stay f32 and
  * the pooled output is f32, converted to bf16 by the next layer's reorder (nn_layers.c).
+ * nn_stem_fits also takes a first convolution of three channels with a 2x2 max pooling after it
+ * (drsch-reid's), which nn_stem_rgb.c computes: the passes below hand that case over to it.
  *
  * Why: in a training step of drsch-mnist (batch 100, 2 threads, 2-core Zen 5) oneDNN 2.6's conv1
  * took 0.12 ms forward and 0.09 ms for its weight gradient, and the pooling after it 0.12 and
@@ -326,10 +328,6 @@ void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer 
 }
 void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
-    if (P->spec.kind == NN_LAYER_POOL_MAX) {
-        nn_stem_rgb_forward(net, L, P);
-        return;
-    }
     (void)net;
     (void)L;
     (void)P;
