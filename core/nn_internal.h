@@ -302,6 +302,10 @@ void nn_stem_forward(const nn_net *net, const nn_layer *L, const nn_layer *P);
 void nn_stem_forward_image(const nn_net *net, const nn_layer *L, const nn_layer *P, int n,
                            float *y);
 void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P);
+/* Inside a parallel region, shared among its threads: the weight and bias gradients (dw, the
+ * first nw of a group's per values, then db) as the sums of the groups' (part, groups x per), in
+ * group order: the backward passes' last step (nn_stem.c, nn_stem_rgb.c). */
+void nn_stem_sum_groups(const float *part, int groups, size_t per, size_t nw, float *dw, float *db);
 /* The same for a first convolution of three input channels followed by a 2x2 max pooling at
  * stride 2 (nn_stem_rgb.c: 3x3 or 5x5 taps, stride 1 or 2, zero padding, 32k output channels, an
  * output the windows tile; drsch-reid's): nn_stem_fits takes these too, and nn_stem_forward,

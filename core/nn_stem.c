@@ -242,6 +242,18 @@ static void wgrad_5(const stem_shape *s, const float *x, const float *dc, float 
     wgrad_taps(s, x, dc, dw, db, ahead + lines / 2 * 64, lines - lines / 2, 5, 13, 25, true);
 }
 
+void nn_stem_sum_groups(const float *part, int groups, size_t per, size_t nw, float *dw, float *db)
+{
+    /* the groups' sums added in group order, 16 values at a time */
+#pragma omp for schedule(static)
+    for (size_t j = 0; j < per; j += 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int g = 0; g < groups; g++)
+            acc = _mm512_add_ps(acc, _mm512_loadu_ps(part + (size_t)g * per + j));
+        _mm512_storeu_ps(j < nw ? dw + j : db + (j - nw), acc);
+    }
+}
+
 void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
     if (P->spec.kind == NN_LAYER_POOL_MAX) {
@@ -282,15 +294,7 @@ void nn_stem_backward(const nn_net *net, const nn_layer *L, const nn_layer *P)
                 }
             }
         }
-        /* the groups' sums added in group order, 16 values at a time */
-#pragma omp for schedule(static)
-        for (size_t j = 0; j < per; j += 16) {
-            __m512 acc = _mm512_setzero_ps();
-            for (int g = 0; g < groups; g++)
-                acc = _mm512_add_ps(acc, _mm512_loadu_ps(part + (size_t)g * per + j));
-            const size_t nw = (size_t)taps * s.oc;
-            _mm512_storeu_ps(j < nw ? dw + j : db + (j - nw), acc);
-        }
+        nn_stem_sum_groups(part, groups, per, (size_t)taps * s.oc, dw, db);
     }
 }
 

@@ -443,15 +443,7 @@ void nn_stem_rgb_backward(const nn_net *net, const nn_layer *L, const nn_layer *
                     }
                 }
         }
-        /* the groups' sums added in group order, 16 values at a time */
-#pragma omp for schedule(static)
-        for (size_t j = 0; j < per; j += 16) {
-            __m512 acc = _mm512_setzero_ps();
-            for (int g = 0; g < groups; g++)
-                acc = _mm512_add_ps(acc, _mm512_loadu_ps(part + (size_t)g * per + j));
-            const size_t nw = (size_t)taps * s.oc;
-            _mm512_storeu_ps(j < nw ? dw + j : db + (j - nw), acc);
-        }
+        nn_stem_sum_groups(part, groups, per, (size_t)taps * s.oc, dw, db);
     }
 }
 

@@ -731,11 +731,13 @@ static stem_case stem_case_of(int t)
     return c;
 }
 
-static nn_net *make_stem_net(const stem_case *c, int batch, int training)
+/* A net of a convolution and a pooling (l) over C x H x W inputs, for training or encoding, whose
+ * pair the stem's loops compute where oneDNN runs AVX-512 (the pooling's name then pool_impl),
+ * and oneDNN elsewhere. */
+static nn_net *make_stem_pair(const nn_layer_spec *l, int C, int H, int W, int batch, int training,
+                              const char *pool_impl)
 {
-    nn_layer_spec l[] = {L_CONV(c->O, c->K, c->S, 0, c->relu),
-                         L_POOL(NN_LAYER_POOL_AVG, c->PK, c->PS, 0)};
-    nn_net *net = make_net(l, 2, 1, c->H, c->W, 4, batch, 0);
+    nn_net *net = make_net(l, 2, C, H, W, 4, batch, 0);
     if (!training) { /* the same net for encoding */
         nn_config cfg = *nn_net_config(net);
         cfg.training = 0;
@@ -745,11 +747,18 @@ static nn_net *make_stem_net(const stem_case *c, int batch, int training)
     }
     if (onednn_has_avx512_core()) {
         cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:stem");
-        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:avg+stem");
+        cr_expect_str_eq(nn_layer_impl(net, 1), pool_impl);
     } else {
         cr_expect_str_neq(nn_layer_impl(net, 0), "drsch:stem");
     }
     return net;
+}
+
+static nn_net *make_stem_net(const stem_case *c, int batch, int training)
+{
+    nn_layer_spec l[] = {L_CONV(c->O, c->K, c->S, 0, c->relu),
+                         L_POOL(NN_LAYER_POOL_AVG, c->PK, c->PS, 0)};
+    return make_stem_pair(l, 1, c->H, c->W, batch, training, "drsch:avg+stem");
 }
 
 static void stem_forward_cases(void)
@@ -1342,6 +1351,31 @@ Test(core_gradient, stem_linear)
     nn_net_free(net);
 }
 
+/* The outputs and gradients of a training net (of batch N) on random data, at 1 and at 2
+ * threads, bit for bit the same; shape t names a failure. */
+static void expect_same_at_1_and_2_threads(nn_net *net, int t)
+{
+    const size_t N = (size_t)nn_net_config(net)->batch;
+    const size_t nin = N * nn_input_size(net), nout = N * nn_output_dim(net);
+    float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
+    float *y[2], *g[2];
+    const int before = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run + 1);
+        drsch_error err;
+        cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
+        y[run] = malloc(nout * sizeof(float));
+        memcpy(y[run], nn_output(net), nout * sizeof(float));
+        cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
+        g[run] = export_grads(net);
+    }
+    omp_set_num_threads(before);
+    cr_expect_eq(memcmp(y[0], y[1], nout * sizeof(float)), 0, "shape %d: outputs differ", t);
+    cr_expect_eq(memcmp(g[0], g[1], nn_params_plain_size(net) * sizeof(float)), 0,
+                 "shape %d: gradients differ", t);
+    free(x), free(r), free(y[0]), free(y[1]), free(g[0]), free(g[1]);
+}
+
 /* The stem's outputs and gradients do not depend on the number of threads: each image's forward
  * pass is one thread's, and the gradients are summed per group of images, the groups in order
  * (batch 7: two groups, the second short; 1 against 2 threads). */
@@ -1352,24 +1386,7 @@ Test(core_gradient, stem_same_at_any_thread_count)
         const stem_case c = stem_case_of(t);
         const int N = 7;
         nn_net *net = make_stem_net(&c, N, 1);
-        const size_t nin = (size_t)N * nn_input_size(net), nout = (size_t)N * nn_output_dim(net);
-        float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
-        float *y[2], *g[2];
-        const int before = omp_get_max_threads();
-        for (int run = 0; run < 2; run++) {
-            omp_set_num_threads(run + 1);
-            drsch_error err;
-            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-            y[run] = malloc(nout * sizeof(float));
-            memcpy(y[run], nn_output(net), nout * sizeof(float));
-            cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-            g[run] = export_grads(net);
-        }
-        omp_set_num_threads(before);
-        cr_expect_eq(memcmp(y[0], y[1], nout * sizeof(float)), 0, "shape %d: outputs differ", t);
-        cr_expect_eq(memcmp(g[0], g[1], nn_params_plain_size(net) * sizeof(float)), 0,
-                     "shape %d: gradients differ", t);
-        free(x), free(r), free(y[0]), free(y[1]), free(g[0]), free(g[1]);
+        expect_same_at_1_and_2_threads(net, t);
         nn_net_free(net);
     }
 }
@@ -1414,21 +1431,7 @@ static nn_net *make_rgb_net(const rgb_case *c, int batch, int training)
 {
     nn_layer_spec l[] = {L_CONV(c->O, c->K, c->S, c->P, c->relu),
                          L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0)};
-    nn_net *net = make_net(l, 2, 3, c->H, c->W, 4, batch, 0);
-    if (!training) { /* the same net for encoding */
-        nn_config cfg = *nn_net_config(net);
-        cfg.training = 0;
-        nn_net_free(net);
-        drsch_error err;
-        cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
-    }
-    if (onednn_has_avx512_core()) {
-        cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:stem");
-        cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max+stem");
-    } else {
-        cr_expect_str_neq(nn_layer_impl(net, 0), "drsch:stem");
-    }
-    return net;
+    return make_stem_pair(l, 3, c->H, c->W, batch, training, "drsch:max+stem");
 }
 
 /* Inputs in -4 .. 4 and the convolution's weights and biases in -0.25 .. 0.25, all multiples
@@ -1573,24 +1576,7 @@ Test(core_gradient, rgb_stem_same_at_any_thread_count)
         const rgb_case c = rgb_case_of(t);
         const int N = 7;
         nn_net *net = make_rgb_net(&c, N, 1);
-        const size_t nin = (size_t)N * nn_input_size(net), nout = (size_t)N * nn_output_dim(net);
-        float *x = rand_buf(nin, 1.0), *r = rand_buf(nout, 1.0);
-        float *y[2], *g[2];
-        const int before = omp_get_max_threads();
-        for (int run = 0; run < 2; run++) {
-            omp_set_num_threads(run + 1);
-            drsch_error err;
-            cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
-            y[run] = malloc(nout * sizeof(float));
-            memcpy(y[run], nn_output(net), nout * sizeof(float));
-            cr_assert_eq(nn_backward(net, r, NULL, &err), DRSCH_OK, "%s", err.msg);
-            g[run] = export_grads(net);
-        }
-        omp_set_num_threads(before);
-        cr_expect_eq(memcmp(y[0], y[1], nout * sizeof(float)), 0, "shape %d: outputs differ", t);
-        cr_expect_eq(memcmp(g[0], g[1], nn_params_plain_size(net) * sizeof(float)), 0,
-                     "shape %d: gradients differ", t);
-        free(x), free(r), free(y[0]), free(y[1]), free(g[0]), free(g[1]);
+        expect_same_at_1_and_2_threads(net, t);
         nn_net_free(net);
     }
 }
