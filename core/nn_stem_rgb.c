@@ -16,7 +16,7 @@
  * Forward: a block is one row of up to MAX_PQ pooling windows, i.e. two output rows of 2 x MAX_PQ
  * pixels, for 32 output channels (24 sums in registers): the taps summed from zero in (row,
  * column, channel) order, the bias added, the ReLU, then each window's maximum stored in the
- * pooling layer's output (its layout, nChw16c or nhwc; past the caches when the batch's output is
+ * pooling layer's output (nChw16c; past the caches when the batch's output is
  * larger than the threads' L2s, nn_write_past_caches). In training, each window's way in, a byte
  * per channel (the layer's mask; [window row][window][channel] for each image): 1 + the position
  * in row order of the first of its four values that holds the maximum, or 0 where, with the
@@ -59,21 +59,14 @@ typedef struct {
     size_t ys, xs, cbs;
 } rgb_shape;
 
+/* The pooled image's layout is nChw16c: build_conv_stem gives this stem's output that layout,
+ * and the pooling's follows its source's (nn_pool_layout). */
 static rgb_shape shape_of(const nn_net *net, const nn_layer *L, const nn_layer *P)
 {
-    rgb_shape s = {
+    const size_t ph = (size_t)P->out_h, pw = (size_t)P->out_w;
+    return (rgb_shape){
         net->cfg.batch, L->in_h,     L->in_w,  L->out_h, L->out_w, L->out_c, L->spec.kernel,
-        L->spec.stride, L->spec.pad, P->out_h, P->out_w, 0,        0,        0};
-    if (P->pool_blocked) {
-        s.ys = (size_t)s.pw * 16;
-        s.xs = 16;
-        s.cbs = (size_t)s.ph * s.pw * 16;
-    } else {
-        s.ys = (size_t)s.pw * s.oc;
-        s.xs = (size_t)s.oc;
-        s.cbs = 16;
-    }
-    return s;
+        L->spec.stride, L->spec.pad, P->out_h, P->out_w, pw * 16,  16,       ph * pw * 16};
 }
 
 /* The input rows window row py reads: S + K rows of each channel from row 2 py S - pad of the
