@@ -7,7 +7,9 @@ execute_process(COMMAND git rev-parse --short=12 HEAD
 if(NOT rc EQUAL 0 OR NOT DRSCH_GIT_COMMIT)
   set(DRSCH_GIT_COMMIT "unknown")
 else()
-  execute_process(COMMAND git status --porcelain --untracked-files=no
+  # results/ is what the benchmarks write (a run in two steps, or one before its results are
+  # committed, builds the same code): its changes do not make the build "-dirty".
+  execute_process(COMMAND git status --porcelain --untracked-files=no -- . ":(exclude)results"
     WORKING_DIRECTORY ${SOURCE_DIR} OUTPUT_VARIABLE dirty OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(dirty)
     set(DRSCH_GIT_COMMIT "${DRSCH_GIT_COMMIT}-dirty")
