@@ -108,7 +108,7 @@ static atomic_int g_ending; /* set by stop_watching before it sends the wake sig
 /* At exit: the signal thread ended and joined (its stack and TLS freed; valgrind counts a thread
  * still running at exit as a possible leak). It is woken by a signal of its own rather than
  * cancelled: pthread_cancel unwinds the thread's stack with libgcc_s, which glibc loads for it
- * (about 0.4 ms at the end of every command: README, "Files, failures and concurrent runs"). A
+ * (about 0.3 ms at the end of every command: README, "Files, failures and concurrent runs"). A
  * SIGRTMIN sent to the process from outside is taken here and ignored. */
 static void stop_watching(void)
 {
