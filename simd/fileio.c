@@ -101,9 +101,8 @@ static void on_stop_signal(int sig)
 }
 
 static pthread_t g_watcher;
-static sigset_t g_waited;   /* g_watched and the wake signal: what the watcher's sigwait takes */
-static int g_wake_signal;   /* SIGRTMIN: sent by stop_watching to the watcher alone */
-static atomic_int g_ending; /* set by stop_watching before it sends the wake signal */
+static sigset_t g_waited;   /* g_watched and SIGRTMIN: what the watcher's sigwait takes */
+static atomic_int g_ending; /* set by stop_watching before it sends SIGRTMIN */
 
 /* At exit: the signal thread ended and joined (its stack and TLS freed; valgrind counts a thread
  * still running at exit as a possible leak). It is woken by a signal of its own rather than
@@ -113,7 +112,7 @@ static atomic_int g_ending; /* set by stop_watching before it sends the wake sig
 static void stop_watching(void)
 {
     atomic_store(&g_ending, 1);
-    if (pthread_kill(g_watcher, g_wake_signal) == 0)
+    if (pthread_kill(g_watcher, SIGRTMIN) == 0)
         pthread_join(g_watcher, NULL);
 }
 
@@ -124,7 +123,7 @@ static void *watch_signals(void *arg)
         int sig;
         if (sigwait(&g_waited, &sig) != 0)
             continue;
-        if (sig != g_wake_signal)
+        if (sig != SIGRTMIN)
             on_stop_signal(sig);
         else if (atomic_load(&g_ending))
             return NULL;
@@ -152,12 +151,11 @@ void fio_cleanup_on_signals(void)
         sigaddset(&g_watched, sigs[i]);
     }
     /* Blocked here, so in every thread created after this one; taken by a thread of their own
-     * with sigwait. Without a thread (pthread_create failed) the handler above takes them. The
-     * wake signal is blocked too (its default action would end the process) and only ever sent
-     * to that thread. */
-    g_wake_signal = SIGRTMIN;
+     * with sigwait. Without a thread (pthread_create failed) the handler above takes them.
+     * SIGRTMIN, which wakes that thread at exit, is blocked too (its default action would end
+     * the process) and only ever sent to that thread. */
     g_waited = g_watched;
-    sigaddset(&g_waited, g_wake_signal);
+    sigaddset(&g_waited, SIGRTMIN);
     sigset_t before;
     if (pthread_sigmask(SIG_BLOCK, &g_waited, &before) != 0)
         return;
