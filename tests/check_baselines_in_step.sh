@@ -3,7 +3,7 @@
 # again whenever the quick run's (results/fashion-mnist-quick, the one CI gates) is: a change that
 # makes the quick run's models differ (kernels that sum in another order, other libraries) makes
 # the full run's differ too, and no CI step runs the full one. It went stale once: made at
-# ce397d7, still the baseline after the quick one had been made again for three such changes,
+# ce397d7, still the baseline after the quick one had been made again for seven such changes,
 # so that `drsch reproduce` printed "NOT reproduced" (18 of 191 metrics beyond 0.01).
 # Checks that FULL's report names the commit of QUICK's report or a later one (git history).
 # Exit 77 (skipped) without the history of those commits (a shallow clone, a tarball).
