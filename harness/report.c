@@ -127,6 +127,19 @@ static double cpu_mhz(void)
     return mhz;
 }
 
+int rp_isa_limits(char *buf, size_t cap)
+{
+    static const char *const vars[] = {"DRSCH_FORCE_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"};
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v && k < cap)
+            k += (size_t)snprintf(buf + k, cap - k, "%s%s=%s", k ? " " : "", vars[i], v);
+    }
+    return buf[0] != '\0';
+}
+
 rp_report *rp_create(void)
 {
     rp_report *r = calloc(1, sizeof *r);
@@ -186,6 +199,10 @@ rp_report *rp_create(void)
     drsch_error err;
     hm_isa_init(&err);
     cJSON_AddStringToObject(r->context, "isa", hm_isa_name(hm_isa_active()));
+    cJSON_AddStringToObject(r->context, "isa_best", hm_isa_name(hm_isa_best()));
+    char limits[256];
+    if (rp_isa_limits(limits, sizeof limits))
+        cJSON_AddStringToObject(r->context, "isa_limits", limits);
     cJSON_AddNumberToObject(r->context, "threads", max_threads());
     const dnnl_version_t *dv = dnnl_version();
     snprintf(buf, sizeof buf, "%d.%d.%d", dv->major, dv->minor, dv->patch);

@@ -24,8 +24,14 @@ typedef struct cJSON rp_entry;
 /* A report with the standard context filled in (date, host_name, executable, num_cpus,
  * mhz_per_cpu, cpu_scaling_enabled, caches, load_avg, library_build_type), the machine (cpu_model,
  * num_cores, memory_bytes, kernel, cpu_ghz_measured: machine.h) and drsch's own
- * fields (drsch_version, git_commit, compiler, compiler_flags, isa, threads, onednn_version). */
+ * fields (drsch_version, git_commit, compiler, compiler_flags, isa, isa_best, threads,
+ * onednn_version; isa_limits when rp_isa_limits finds any). */
 DRSCH_API rp_report *rp_create(void);
+/* The environment variables that hold this process's kernels below the CPU's best, as
+ * "DRSCH_FORCE_ISA=avx2 DNNL_MAX_CPU_ISA=AVX2" (drsch's own and oneDNN's, set and non-empty):
+ * figures made so are those of a lesser CPU and their report says so. Returns 0 (buf "") when
+ * none is set. */
+int rp_isa_limits(char *buf, size_t cap);
 DRSCH_API void rp_free(rp_report *r);
 DRSCH_API void rp_context_set(rp_report *r, const char *key, const char *value);
 DRSCH_API void rp_context_set_num(rp_report *r, const char *key, double value);

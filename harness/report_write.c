@@ -456,9 +456,14 @@ static void md_header(sbuf *md, const rp_repro_info *info, const ds_dataset *d,
                  (double)m.memory_bytes / (1024.0 * 1024.0 * 1024.0), m.clock_ghz, un.sysname,
                  un.release, un.machine, info->threads, info->threads == 1 ? "" : "s", reps);
     sb_printf(md, "# drsch reproduce: %s\n\n", d->name);
+    char limits[256], isa[512];
+    if (rp_isa_limits(limits, sizeof limits))
+        snprintf(isa, sizeof isa, "%s, oneDNN kernels for %s, set by %s on a CPU whose best is %s",
+                 hm_isa_name(hm_isa_active()), nn_onednn_isa(), limits, hm_isa_name(hm_isa_best()));
+    else
+        snprintf(isa, sizeof isa, "%s", hm_isa_name(hm_isa_active()));
     sb_printf(md, "Command: `%s` (drsch %s, commit %s, %s, ISA %s). Machine: %s.\n\n",
-              info->command, drsch_version(), drsch_git_commit(), drsch_compiler(),
-              hm_isa_name(hm_isa_active()), machine);
+              info->command, drsch_version(), drsch_git_commit(), drsch_compiler(), isa, machine);
     if (reid) {
         sb_printf(md,
                   "Dataset: %s (%lld images of %dx%d, %d identities, crc32 %08x). Protocol: %s. "

@@ -58,6 +58,47 @@ Test(report, google_benchmark_schema)
     rp_free(r);
 }
 
+/* A fresh report's JSON, parsed. */
+static cJSON *report_json(void)
+{
+    rp_report *r = rp_create();
+    cr_assert_not_null(r);
+    char *text = rp_print(r);
+    rp_free(r);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(j);
+    return j;
+}
+
+/* A run whose kernels were held below the CPU's best names the variables that did it, in its
+ * context and through rp_isa_limits (reproduce's table header); a plain run has no isa_limits. */
+Test(report, isa_limits)
+{
+    static const char *const vars[] = {"DRSCH_FORCE_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    char buf[256];
+    cr_assert_eq(rp_isa_limits(buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "");
+    cJSON *j = report_json();
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(ctx, "isa_limits"));
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(ctx, "isa_best")->valuestring,
+                     hm_isa_name(hm_isa_best()));
+    cJSON_Delete(j);
+
+    setenv("DRSCH_FORCE_ISA", "scalar", 1);
+    setenv("ONEDNN_MAX_CPU_ISA", "", 1); /* empty: not a limit */
+    setenv("DNNL_MAX_CPU_ISA", "AVX2", 1);
+    cr_assert_eq(rp_isa_limits(buf, sizeof buf), 1);
+    cr_assert_str_eq(buf, "DRSCH_FORCE_ISA=scalar DNNL_MAX_CPU_ISA=AVX2");
+    j = report_json();
+    ctx = cJSON_GetObjectItemCaseSensitive(j, "context");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(ctx, "isa_limits")->valuestring, buf);
+    cJSON_Delete(j);
+}
+
 /* ---- the machine and its measured limits (machine.h) ------------------------------------ */
 
 TestSuite(machine);
