@@ -427,10 +427,12 @@ Test(core_forward, direct_conv_matches_reference)
             ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, 1, 0, relu, OH, OW);
             cr_assert_eq(nn_forward(net, x, &err), DRSCH_OK, "%s", err.msg);
             /* float sums of up to 800 terms (drsch-mnist's conv2) within 1e-5, longer ones within
-             * a bound that grows with their length */
+             * a bound that grows with their length; oneDNN's AVX2 kernels (where the direct loops
+             * do not run) within twice that (1600 terms: 2.49e-05 apart, once in 9600) */
             const double depth = (double)C * K * K;
+            const double bound = 1e-5 * (depth > 800 ? depth / 800 : 1);
             expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW,
-                                1e-5 * (depth > 800 ? depth / 800 : 1), "direct conv");
+                                onednn_has_avx512_core() ? bound : 2 * bound, "direct conv");
             free(x), free(p), free(y);
             nn_net_free(net);
         }
@@ -441,8 +443,9 @@ Test(core_forward, direct_conv_matches_reference)
  * sgemm layer, and in a training net whose layer the direct gradients also take, 64 input
  * channels here, wholly on drsch's loops): 16 and 64 input channels (the general and the constant
  * source pixel stride), with and without ReLU, 8 images (blocks of 3, 3, 2 at 1 thread, 3, 1 and
- * 3, 1 at 2), in a training net and in an inference net. Against the naive convolution, and the
- * same bits at 1 and 2 threads and in both nets. */
+ * 3, 1 at 2), in a training net and in an inference net. Against the naive convolution, and,
+ * on the direct loops, the same bits at 1 and 2 threads and in both nets (oneDNN's AVX2 kernels
+ * sum in orders that depend on both: within the bound only). */
 Test(core_forward, grouped_conv_matches_reference)
 {
     rng_reset(31);
@@ -477,7 +480,7 @@ Test(core_forward, grouped_conv_matches_reference)
                     expect_close_arrays(nn_output(nets[t]), y, out, 1e-5, "grouped conv");
                     if (t == 0 && threads == 1)
                         memcpy(first, nn_output(nets[t]), sizeof(float) * out);
-                    else
+                    else if (onednn_has_avx512_core()) /* oneDNN's kernels: only the bound */
                         cr_expect(memcmp(nn_output(nets[t]), first, sizeof(float) * out) == 0,
                                   "C %d relu %d: %s net at %d threads differs", C, relu,
                                   t ? "training" : "inference", threads);
@@ -1657,7 +1660,9 @@ Test(core_gradient, composite_network)
  * (the classifier's logits) have the same bits, at 1 and 2 threads. 31 images: conv2's pairs
  * of images and a lone one, in the chain (each thread's run of images) and layer by layer, and
  * conv3's groups of three, run four at a time (CHAIN_CONV_GROUPS) and then the rest with a
- * shorter one (31 = 12 + 12 + 7 at 1 thread, 16 = 12 + 4 and 15 = 12 + 3 at 2). */
+ * shorter one (31 = 12 + 12 + 7 at 1 thread, 16 = 12 + 4 and 15 = 12 + 3 at 2). Where oneDNN
+ * runs AVX2, both nets run its kernels layer by layer, which sum in their own orders: the
+ * outputs agree within 1e-5 (relative). */
 Test(core_forward, inference_chain_matches_layer_by_layer)
 {
     rng_reset(23);
@@ -1688,8 +1693,11 @@ Test(core_forward, inference_chain_matches_layer_by_layer)
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         cr_assert_eq(nn_forward(nets[0], x, &err), DRSCH_OK, "%s", err.msg);
-        cr_expect(memcmp(nn_output(nets[0]), ref, out * sizeof *ref) == 0,
-                  "inference and training outputs differ (%d threads)", threads);
+        if (onednn_has_avx512_core())
+            cr_expect(memcmp(nn_output(nets[0]), ref, out * sizeof *ref) == 0,
+                      "inference and training outputs differ (%d threads)", threads);
+        else /* no chain: oneDNN's inference and training kernels, each its own order */
+            expect_close_arrays(nn_output(nets[0]), ref, out, 1e-5, "inference net");
     }
     omp_set_num_threads(before);
     free(p), free(x), free(ref);
