@@ -634,8 +634,8 @@ Test(mpi, distributed_reproduce_fashion_mnist_quick, .timeout = 600)
     char serial[600];
     snprintf(serial, sizeof serial, "%s", tu_path("serial"));
     const int threads = strncmp(nn_onednn_isa(), "avx512_core", 11) == 0 ? 2 : 1;
-    int rc = tu_run(out, sizeof out, "%s %s --threads %d --out %s", tu_exe(), flags, threads,
-                    serial);
+    int rc =
+        tu_run(out, sizeof out, "%s %s --threads %d --out %s", tu_exe(), flags, threads, serial);
     cr_assert_eq(rc, 0, "%s", out);
     rc = tu_run(out, sizeof out, "%s -n 3 %s %s --threads 1 --out %s --baseline %s/report.json",
                 mpirun_for(240), tu_exe(), flags, tu_path("ranks"), serial);
