@@ -31,7 +31,7 @@ DRSCH_API rp_report *rp_create(void);
  * "DRSCH_FORCE_ISA=avx2 DNNL_MAX_CPU_ISA=AVX2" (drsch's own and oneDNN's, set and non-empty):
  * figures made so are those of a lesser CPU and their report says so. Returns 0 (buf "") when
  * none is set. */
-int rp_isa_limits(char *buf, size_t cap);
+DRSCH_API int rp_isa_limits(char *buf, size_t cap);
 DRSCH_API void rp_free(rp_report *r);
 DRSCH_API void rp_context_set(rp_report *r, const char *key, const char *value);
 DRSCH_API void rp_context_set_num(rp_report *r, const char *key, double value);
