@@ -45,15 +45,10 @@ static float *rand_buf(size_t n, double scale)
     return p;
 }
 
-/* oneDNN 2.6 creates bf16 convolutions wherever its ISA includes AVX-512 (avx512_core): natively
- * with avx512_bf16, emulated without. Elsewhere (AVX2 machines, valgrind's capped runs) the
- * bf16 agreement tests have nothing to measure and skip, and drsch's direct convolutions
- * (core/nn_direct.c) are not used. */
-static int onednn_has_avx512_core(void)
-{
-    const unsigned core = (unsigned)dnnl_cpu_isa_avx512_core;
-    return ((unsigned)dnnl_get_effective_cpu_isa() & core) == core;
-}
+/* oneDNN 2.6 creates bf16 convolutions wherever its ISA includes AVX-512 (avx512_core,
+ * nn_onednn_avx512()): natively with avx512_bf16, emulated without. Elsewhere (AVX2 machines,
+ * valgrind's capped runs, test_core_avx2) the bf16 agreement tests have nothing to measure and
+ * skip, and drsch's direct convolutions (core/nn_direct.c) are not used. */
 
 static nn_layer_spec L_CONV(int o, int k, int s, int p, int relu)
 {
@@ -402,7 +397,7 @@ static const struct {
  * avx512_core CPU has), oneDNN's elsewhere. */
 static void expect_direct_impl(const nn_net *net, int layer)
 {
-    if (onednn_has_avx512_core())
+    if (nn_onednn_avx512())
         cr_expect_str_eq(nn_layer_impl(net, layer), "direct:avx512");
     else
         cr_expect_str_neq(nn_layer_impl(net, layer), "direct:avx512");
@@ -432,7 +427,7 @@ Test(core_forward, direct_conv_matches_reference)
             const double depth = (double)C * K * K;
             const double bound = 1e-5 * (depth > 800 ? depth / 800 : 1);
             expect_close_arrays(nn_output(net), y, (size_t)N * O * OH * OW,
-                                onednn_has_avx512_core() ? bound : 2 * bound, "direct conv");
+                                nn_onednn_avx512() ? bound : 2 * bound, "direct conv");
             free(x), free(p), free(y);
             nn_net_free(net);
         }
@@ -468,7 +463,7 @@ Test(core_forward, grouped_conv_matches_reference)
             float *y = malloc(sizeof(float) * out), *first = malloc(sizeof(float) * out);
             ref_conv(x, p, p + O * C * K * K, y, N, C, H, W, O, K, 1, 0, relu, OH, OW);
             for (int t = 0; t < 2; t++) {
-                if (onednn_has_avx512_core())
+                if (nn_onednn_avx512())
                     cr_expect_str_eq(nn_layer_impl(nets[t], 0), t == 1 && C == 64
                                                                     ? "direct:avx512+grouped"
                                                                     : "direct:avx512+sgemm");
@@ -480,7 +475,7 @@ Test(core_forward, grouped_conv_matches_reference)
                     expect_close_arrays(nn_output(nets[t]), y, out, 1e-5, "grouped conv");
                     if (t == 0 && threads == 1)
                         memcpy(first, nn_output(nets[t]), sizeof(float) * out);
-                    else if (onednn_has_avx512_core()) /* oneDNN's kernels: only the bound */
+                    else if (nn_onednn_avx512()) /* oneDNN's kernels: only the bound */
                         cr_expect(memcmp(nn_output(nets[t]), first, sizeof(float) * out) == 0,
                                   "C %d relu %d: %s net at %d threads differs", C, relu,
                                   t ? "training" : "inference", threads);
@@ -505,7 +500,7 @@ Test(core_gradient, grouped_conv)
     for (int k = 0; k < 3; k++) {
         nn_layer_spec l[] = {L_CONV(shapes[k][1], 5, 1, 0, 1)};
         nn_net *net = make_net(l, 1, shapes[k][0], 6, 6, 4, 4, 1);
-        if (onednn_has_avx512_core())
+        if (nn_onednn_avx512())
             cr_expect_str_eq(nn_layer_impl(net, 0),
                              k ? "direct:avx512+grouped" : "direct:avx512+sgemm");
         check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
@@ -567,7 +562,7 @@ static const struct {
 /* after_direct: the case's convolution is a direct one where oneDNN runs AVX-512 */
 static void expect_own_pool(const nn_net *net, int layer, bool after_direct)
 {
-    if (onednn_has_avx512_core()) {
+    if (nn_onednn_avx512()) {
         cr_expect_str_eq(nn_layer_impl(net, layer),
                          after_direct ? "drsch:avg+direct" : "drsch:avg");
     } else {
@@ -630,7 +625,7 @@ static nn_net *max_pool_net(int t, const float **p_out)
     nn_layer_spec l[] = {L_CONV(O, K, 1, 0, 1),
                          L_POOL(NN_LAYER_POOL_MAX, MAX_POOLS[t].pk, MAX_POOLS[t].ps, 0)};
     nn_net *net = make_net(l, 2, C, H, H, 4, 3, 1);
-    if (onednn_has_avx512_core())
+    if (nn_onednn_avx512())
         cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max", "case %d", t);
     else
         cr_expect_str_neq(nn_layer_impl(net, 1), "drsch:max", "case %d", t);
@@ -748,7 +743,7 @@ static nn_net *make_stem_pair(const nn_layer_spec *l, int C, int H, int W, int b
         drsch_error err;
         cr_assert_eq(nn_net_create(&net, &cfg, &err), DRSCH_OK, "%s", err.msg);
     }
-    if (onednn_has_avx512_core()) {
+    if (nn_onednn_avx512()) {
         cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:stem");
         cr_expect_str_eq(nn_layer_impl(net, 1), pool_impl);
     } else {
@@ -866,7 +861,7 @@ Test(core_forward, own_fc_matches_reference_at_any_thread_count)
     const int N = 9, I = 130, H = 70, B = 13;
     nn_layer_spec l[] = {L_FC(H, 1), L_FC(0, 0)};
     nn_net *net = make_net(l, 2, I, 1, 1, B, N, 1);
-    if (!onednn_has_avx512_core())
+    if (!nn_onednn_avx512())
         cr_skip_test("oneDNN runs no AVX-512 here: the fc layers stay oneDNN's");
     cr_assert_str_eq(nn_layer_impl(net, 0), "drsch:fc");
     cr_assert_str_eq(nn_layer_impl(net, 1), "drsch:fc");
@@ -905,7 +900,7 @@ static void own_fc_deep_case(bool pooled)
     nn_layer_spec l[] = {L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0), L_FC(H, 1), L_FC(0, 0)};
     const int f = pooled ? 1 : 0, nl = pooled ? 3 : 2;
     nn_net *net = make_net(l + 1 - f, nl, C, IH, IW, B, N, 1);
-    if (!onednn_has_avx512_core())
+    if (!nn_onednn_avx512())
         cr_skip_test("oneDNN runs no AVX-512 here: the fc layers stay oneDNN's");
     cr_assert_str_eq(nn_layer_impl(net, f), "drsch:fc");
     float *p = export_params(net);
@@ -952,7 +947,7 @@ Test(core_gradient, own_fc_deep_source)
     rng_reset(37);
     nn_layer_spec l[] = {L_POOL(NN_LAYER_POOL_AVG, 2, 2, 0), L_FC(37, 1), L_FC(0, 0)};
     nn_net *net = make_net(l, 3, 3, 8, 10, 11, 6, 1);
-    if (onednn_has_avx512_core())
+    if (nn_onednn_avx512())
         cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:fc");
     check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
     nn_net_free(net);
@@ -965,7 +960,7 @@ Test(core_gradient, own_fc)
     rng_reset(29);
     nn_layer_spec l[] = {L_FC(37, 1), L_FC(0, 0)};
     nn_net *net = make_net(l, 2, 21, 1, 1, 11, 6, 1);
-    if (onednn_has_avx512_core())
+    if (nn_onednn_avx512())
         cr_expect_str_eq(nn_layer_impl(net, 0), "drsch:fc");
     check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
     nn_net_free(net);
@@ -1080,7 +1075,7 @@ static void direct_gradients_same_at_1_and_2_threads(int c, int o, int h)
 Test(core_gradient, direct_conv_gradients_same_at_any_thread_count)
 {
     rng_reset(19);
-    for (int conv3 = 0; conv3 <= onednn_has_avx512_core(); conv3++)
+    for (int conv3 = 0; conv3 <= nn_onednn_avx512(); conv3++)
         direct_gradients_same_at_1_and_2_threads(conv3 ? 64 : 32, conv3 ? 128 : 64, conv3 ? 6 : 11);
 }
 
@@ -1222,7 +1217,7 @@ Test(core_gradient, own_max_pooling_linear)
     rng_reset(29);
     nn_layer_spec l[] = {L_CONV(16, 3, 1, 1, 0), L_POOL(NN_LAYER_POOL_MAX, 2, 2, 0)};
     nn_net *net = make_net(l, 2, 3, 7, 7, 4, 2, 1);
-    if (onednn_has_avx512_core())
+    if (nn_onednn_avx512())
         cr_expect_str_eq(nn_layer_impl(net, 1), "drsch:max");
     check_gradients(net, 1e-3, 5e-3, 2e-2, 40);
     nn_net_free(net);
@@ -1251,7 +1246,7 @@ Test(core_gradient, pooling_gradient_with_the_grouped_conv_after_it_linear)
     nn_layer_spec l[] = {L_CONV(64, 5, 1, 0, 0), L_POOL(NN_LAYER_POOL_AVG, 2, 1, 0),
                          L_CONV(128, 5, 1, 0, 0)};
     nn_net *net = make_net(l, 3, 32, 11, 11, 4, 5, 1);
-    if (onednn_has_avx512_core())
+    if (nn_onednn_avx512())
         cr_expect(net->layers[1].pool_bwd_by_next, "the pooling's backward pass not fused");
     check_gradients(net, 1e-2, 2e-3, 1e-2, 40);
     nn_net_free(net);
@@ -1693,7 +1688,7 @@ Test(core_forward, inference_chain_matches_layer_by_layer)
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         cr_assert_eq(nn_forward(nets[0], x, &err), DRSCH_OK, "%s", err.msg);
-        if (onednn_has_avx512_core())
+        if (nn_onednn_avx512())
             cr_expect(memcmp(nn_output(nets[0]), ref, out * sizeof *ref) == 0,
                       "inference and training outputs differ (%d threads)", threads);
         else /* no chain: oneDNN's inference and training kernels, each its own order */
@@ -3073,7 +3068,7 @@ static void expect_bf16_bounds(const bf16_cmp *c, const char *what)
 
 static void skip_without_avx512(void)
 {
-    if (!onednn_has_avx512_core())
+    if (!nn_onednn_avx512())
         cr_skip_test(
             "oneDNN's ISA here is %s: oneDNN 2.6 has no bf16 convolution below avx512_core "
             "(the error path is tested by core_bf16.unsupported_isa_is_an_error)",

@@ -21,6 +21,7 @@
 
 #include "fixture_cuhk03.h"
 #include "nn.h"
+#include "nn_internal.h" /* nn_onednn_avx512 */
 #include "npy.h"
 #include "test_util.h"
 
@@ -633,7 +634,7 @@ Test(mpi, distributed_reproduce_fashion_mnist_quick, .timeout = 600)
     const char *flags = "reproduce --quick --iters 40 --bits 12,24 --long-bits 32";
     char serial[600];
     snprintf(serial, sizeof serial, "%s", tu_path("serial"));
-    const int threads = strncmp(nn_onednn_isa(), "avx512_core", 11) == 0 ? 2 : 1;
+    const int threads = nn_onednn_avx512() ? 2 : 1;
     int rc =
         tu_run(out, sizeof out, "%s %s --threads %d --out %s", tu_exe(), flags, threads, serial);
     cr_assert_eq(rc, 0, "%s", out);
