@@ -445,6 +445,74 @@ done:
     return r->failures;
 }
 
+/* Plain threshold scans over many rows against the scalar kernel, for every query-block size from
+ * 1 to 9: the AVX2 kernels switch from the per-row scan to the bit-sliced one (256-row blocks,
+ * copied 4096 rows of 64-bit codes at a time) at 4 queries, pair the queries, and mask a last
+ * partial block; thresholds near the distances' median, so each block has hits, and 0 and bits + 1
+ * (every row), with rows of all zeros and all ones among the random ones (distance 0 or bits). */
+long simd_check_scans_long(simd_check_report *r)
+{
+    enum { NQ = 9, N = 9000 };
+    hm_isa isas[HM_ISA_COUNT];
+    size_t nisa = test_isas(isas);
+    uint64_t seed = 17;
+    static const uint32_t lengths[] = {1, 33, 64, 100, 128, 150, 192, 200, 256};
+    uint64_t *q = malloc(NQ * 4 * 8), *db = malloc((size_t)N * 4 * 8);
+    int64_t *idx = malloc(2 * NQ * (size_t)N * sizeof *idx);
+    uint32_t *dist = malloc(2 * NQ * (size_t)N * sizeof *dist);
+    if (!q || !db || !idx || !dist) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        uint32_t bits = lengths[li];
+        size_t words = hm_words_for_bits(bits);
+        for (size_t j = 0; j < NQ; j++)
+            fill_row(q + j * words, bits, j == 3 ? 1 : j == 5 ? 2 : 0, &seed);
+        for (size_t i = 0; i < N; i++)
+            fill_row(db + i * words, bits, i % 97 == 0 ? 1 : i % 89 == 0 ? 2 : 0, &seed);
+        for (size_t nq = 1; nq <= NQ; nq++) {
+            /* n: two 4096-row copies and a partial block; base: not a multiple of anything */
+            size_t n = N - (nq * 37 + bits) % 300;
+            hm_cand_list want[NQ], got[NQ];
+            uint32_t thr[NQ];
+            for (size_t j = 0; j < nq; j++)
+                thr[j] = j == 0 && nq > 1 ? 0
+                         : j == 1         ? bits + 1
+                                          : bits / 2 - bits / 8 + (uint32_t)(rng_next(&seed) % 3);
+            for (size_t ii = 0; ii < nisa; ii++) {
+                if (isas[ii] == HM_ISA_SCALAR)
+                    continue;
+                for (size_t j = 0; j < nq; j++) {
+                    want[j] =
+                        (hm_cand_list){.idx = idx + j * N, .dist = dist + j * N, .thr = thr[j]};
+                    got[j] = (hm_cand_list){
+                        .idx = idx + (NQ + j) * N, .dist = dist + (NQ + j) * N, .thr = thr[j]};
+                }
+                hm_kernels_scalar.scan(q, nq, db, n, words, 123457, want);
+                hm_kernels_for(isas[ii])->scan(q, nq, db, n, words, 123457, got);
+                for (size_t j = 0; j < nq; j++) {
+                    bool ok = want[j].count == got[j].count;
+                    for (size_t t = 0; ok && t < want[j].count; t++)
+                        ok = want[j].idx[t] == got[j].idx[t] && want[j].dist[t] == got[j].dist[t];
+                    if (!ok)
+                        fail(r,
+                             "%s scan of %zu rows: bits %u, %zu queries, query %zu thr %u: %zu "
+                             "candidates, want %zu (or other rows)",
+                             hm_isa_name(isas[ii]), n, bits, nq, j, thr[j], got[j].count,
+                             want[j].count);
+                }
+            }
+        }
+    }
+done:
+    free(q);
+    free(db);
+    free(idx);
+    free(dist);
+    return r->failures;
+}
+
 /* Weights built to defeat lower-bound filters: kind 0 one huge weight among tiny ones, 1 all
  * equal, 2 all zero, 3 mixed signs, 4 mostly zero with a few large ones and one negative,
  * 5 magnitudes spread over 12 decades, 6 all negative, 7 one heavy 6-bit group (bits 0..5) of
@@ -1464,6 +1532,7 @@ const simd_check simd_checks[] = {
     {"distances", simd_check_distances},
     {"weighted", simd_check_weighted},
     {"scans", simd_check_scans},
+    {"scans_long", simd_check_scans_long},
     {"codes_from_bytes", simd_check_codes_from_bytes},
     {"knn", simd_check_knn},
     {"knn_ties", simd_check_knn_ties},

@@ -23,6 +23,7 @@ long simd_check_isa(simd_check_report *r);
 long simd_check_distances(simd_check_report *r);
 long simd_check_weighted(simd_check_report *r);
 long simd_check_scans(simd_check_report *r);
+long simd_check_scans_long(simd_check_report *r);
 long simd_check_codes_from_bytes(simd_check_report *r);
 long simd_check_knn(simd_check_report *r);
 long simd_check_knn_ties(simd_check_report *r);
