@@ -6,8 +6,8 @@
  * and one-word rows (four per vector) by the vpshufb nibble lookup of W. Muła, N. Kurz,
  * D. Lemire, "Faster Population Counts Using AVX2 Instructions" (Computer Journal 2018), summed
  * per 64-bit lane with vpsadbw, with masked loads of 4 words. Threshold scans of 1 to 4 words per
- * code and 4 or more queries count bit-sliced (see bs_scan); the others compute distances of a
- * small block of rows into a stack buffer and compare them 8 at a time.
+ * code for 8 or more queries at a time (16 at one word) count bit-sliced (see bs_scan); the others
+ * compute distances of a small block of rows into a stack buffer and compare them 8 at a time.
  *
  * The weighted kernels are in hamming_avx2_weighted.c.
  *
@@ -135,18 +135,24 @@ static void avx2_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
 
 /* ---- bit-sliced scans of 1 to 4 words per code ------------------------------------------ */
 
-/* A query block of BS_MIN_QUERIES or more scans codes of 1 to 4 words bit-sliced: each block of
- * 256 rows is first copied as 64 x words "planes", vectors whose lane l holds, at bit v, one bit of
- * row 64 l + v (plane 64 w + b: bit b of word w), and the whole query block shares that copy.
- * A query XORs each plane with its own bit (a vector of all ones or all zeros) and counts the
- * differing bits of all 256 rows at once in a vertical counter (the carry-save adder tree of
- * Harley and Seal: about five logic operations per plane), then compares the 256 counts with
- * its threshold, also bit-sliced: one test per 256 rows when none is below it. The distance of
- * a hit is counted again from its row with POPCNT. Per row and query, about 1.6 vector
- * operations per code word, against 2.5-3 for the nibble lookup and 4 or more for POPCNT; the
- * copy costs about six per row and word, shared by the block's queries. */
+/* A query block of BS_MIN_QUERIES(words) or more scans codes of 1 to 4 words bit-sliced. Each
+ * block of 256 rows is first copied as 64 x words "planes", vectors whose lane l holds, at bit v,
+ * one bit of row 64 l + v (plane 64 w + b: bit b of word w), with the bit count R of each row,
+ * itself bit-sliced: the whole query block shares that copy. A query of o one bits sums, in a
+ * vertical counter (the carry-save adders of Harley and Seal, about five logic operations per
+ * plane, 256 rows at once), the planes S of its one bits, or of its zero bits where those are
+ * fewer: the distance is then o + R - 2 S (or o - R + 2 S), so a query sums at most half the
+ * planes and XORs none, and compares that with its threshold bit-sliced too: one test per 256
+ * rows when no row is below it. Two queries are summed side by side (two independent chains of
+ * dependent operations). A hit's distance is counted again from its row with POPCNT.
+ *
+ * Measured on the 2-core Zen 5 with the kernels held to AVX2 (1M codes, 1,000 queries, k = 100,
+ * 1 thread, `drsch bench hamming --isa avx2`, alternately, medians of 5): against the per-row scan
+ * below, 64 bits 1.6x, 128 bits 2.3x, 256 bits 2.1x. The copy costs about as much as scanning it
+ * for 8 to 16 queries (the per-row scan is cheapest at 64 bits), hence the smallest blocks it
+ * takes. */
 #define BS_ROWS 256
-#define BS_MIN_QUERIES 4
+#define BS_MIN_QUERIES(words) ((words) == 1 ? 16 : 8)
 /* bytes of planes copied at a time (a 4096-row tile of 64-bit codes) */
 #define BS_CHUNK_BYTES 32768u
 
@@ -206,82 +212,145 @@ AI void bs_csa(__m256i *h, __m256i *l, __m256i a, __m256i b, __m256i c)
     *l = _mm256_xor_si256(u, c);
 }
 
-/* A vertical counter: ones + 2 twos + 4 fours + 8 eights + 16 h, h in NH bit-sliced bits. */
+/* A vertical counter: ones + 2 twos + 4 fours + 8 h, h in NH bit-sliced bits. */
 typedef struct {
-    __m256i ones, twos, fours, eights, h[5];
+    __m256i ones, twos, fours, h[6];
 } bs_count;
 
 AI void bs_count_zero(bs_count *c)
 {
-    c->ones = c->twos = c->fours = c->eights = _mm256_setzero_si256();
-    for (int i = 0; i < 5; i++)
+    c->ones = c->twos = c->fours = _mm256_setzero_si256();
+    for (int i = 0; i < 6; i++)
         c->h[i] = _mm256_setzero_si256();
 }
 
-/* Adds the 16 planes p XOR-ed with the query's masks m to c. */
-AI void bs_count_16(bs_count *c, const __m256i *p, const __m256i *m, const int NH)
+/* Adds the 8 vectors D(0) .. D(7) to c (Harley-Seal: seven carry-save adders, then the eights
+ * into h). */
+#define BS_ADD8(c, D, NH)                                                                          \
+    do {                                                                                           \
+        __m256i twosA_, twosB_, foursA_, foursB_, carry_;                                          \
+        bs_csa(&twosA_, &(c)->ones, (c)->ones, D(0), D(1));                                        \
+        bs_csa(&twosB_, &(c)->ones, (c)->ones, D(2), D(3));                                        \
+        bs_csa(&foursA_, &(c)->twos, (c)->twos, twosA_, twosB_);                                   \
+        bs_csa(&twosA_, &(c)->ones, (c)->ones, D(4), D(5));                                        \
+        bs_csa(&twosB_, &(c)->ones, (c)->ones, D(6), D(7));                                        \
+        bs_csa(&foursB_, &(c)->twos, (c)->twos, twosA_, twosB_);                                   \
+        bs_csa(&carry_, &(c)->fours, (c)->fours, foursA_, foursB_);                                \
+        for (int i_ = 0; i_ < (NH); i_++) {                                                        \
+            const __m256i t_ = _mm256_and_si256((c)->h[i_], carry_);                               \
+            (c)->h[i_] = _mm256_xor_si256((c)->h[i_], carry_);                                     \
+            carry_ = t_;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* c += the planes at byte offsets off[0] .. off[7] from p */
+AI void bs_add8_at(bs_count *c, const __m256i *p, const uint16_t *off, const int NH)
 {
-#define BS_D(i) _mm256_xor_si256(_mm256_load_si256(p + (i)), _mm256_load_si256(m + (i)))
-    __m256i twosA, twosB, foursA, foursB, eightsA, eightsB, sixteens;
-    bs_csa(&twosA, &c->ones, c->ones, BS_D(0), BS_D(1));
-    bs_csa(&twosB, &c->ones, c->ones, BS_D(2), BS_D(3));
-    bs_csa(&foursA, &c->twos, c->twos, twosA, twosB);
-    bs_csa(&twosA, &c->ones, c->ones, BS_D(4), BS_D(5));
-    bs_csa(&twosB, &c->ones, c->ones, BS_D(6), BS_D(7));
-    bs_csa(&foursB, &c->twos, c->twos, twosA, twosB);
-    bs_csa(&eightsA, &c->fours, c->fours, foursA, foursB);
-    bs_csa(&twosA, &c->ones, c->ones, BS_D(8), BS_D(9));
-    bs_csa(&twosB, &c->ones, c->ones, BS_D(10), BS_D(11));
-    bs_csa(&foursA, &c->twos, c->twos, twosA, twosB);
-    bs_csa(&twosA, &c->ones, c->ones, BS_D(12), BS_D(13));
-    bs_csa(&twosB, &c->ones, c->ones, BS_D(14), BS_D(15));
-    bs_csa(&foursB, &c->twos, c->twos, twosA, twosB);
-    bs_csa(&eightsB, &c->fours, c->fours, foursA, foursB);
-    bs_csa(&sixteens, &c->eights, c->eights, eightsA, eightsB);
-#undef BS_D
-    __m256i carry = sixteens; /* h += sixteens */
-    for (int i = 0; i < NH; i++) {
-        const __m256i t = _mm256_and_si256(c->h[i], carry);
-        c->h[i] = _mm256_xor_si256(c->h[i], carry);
-        carry = t;
+#define BS_AT(i) _mm256_load_si256((const __m256i *)(const void *)((const char *)p + off[i]))
+    BS_ADD8(c, BS_AT, NH);
+#undef BS_AT
+}
+
+/* c += planes p[0] .. p[7] */
+AI void bs_add8(bs_count *c, const __m256i *p, const int NH)
+{
+#define BS_AT(i) _mm256_load_si256(p + (i))
+    BS_ADD8(c, BS_AT, NH);
+#undef BS_AT
+}
+
+/* c's bits, least significant first, into out[0 .. 3 + NH) */
+AI void bs_count_bits(const bs_count *c, const int NH, __m256i *out)
+{
+    out[0] = c->ones;
+    out[1] = c->twos;
+    out[2] = c->fours;
+    for (int i = 0; i < NH; i++)
+        out[3 + i] = c->h[i];
+}
+
+/* bits of 8 W (the eights in a row's count of W-word codes), of 4 W (in half of it), and of the
+ * largest value compared, 128 W + 1 */
+#define BS_NHR(W) ((W) == 1 ? 4 : (W) <= 3 ? 5 : 6)
+#define BS_NHS(W) ((W) == 1 ? 3 : (W) <= 3 ? 4 : 5)
+#define BS_NB(W) ((W) == 1 ? 8 : (W) <= 3 ? 9 : 10)
+#define BS_NBMAX 10
+
+/* out[0 .. n) = x[0 .. nx) + c, bit-sliced (n bits hold the sum) */
+AI void bs_add_const(const __m256i *x, const int nx, uint32_t c, __m256i *out, const int n)
+{
+    __m256i carry = _mm256_setzero_si256();
+    for (int i = 0; i < n; i++) {
+        const __m256i xi = i < nx ? x[i] : _mm256_setzero_si256();
+        if (c >> i & 1) {
+            out[i] = _mm256_xor_si256(_mm256_xor_si256(xi, carry), _mm256_set1_epi32(-1));
+            carry = _mm256_or_si256(xi, carry);
+        } else {
+            out[i] = _mm256_xor_si256(xi, carry);
+            carry = _mm256_and_si256(xi, carry);
+        }
     }
 }
 
-/* The rows whose count in c is below T, as a 256-bit set laid out as the planes. */
-AI __m256i bs_count_below(const bs_count *c, const int NH, uint32_t T)
+/* x < y, bit-sliced numbers of n bits */
+AI __m256i bs_less(const __m256i *x, const __m256i *y, const int n)
 {
-    if (T >> (4 + NH))
-        return _mm256_set1_epi32(-1); /* above every count */
-    const __m256i bit[9] = {c->ones, c->twos, c->fours, c->eights, c->h[0],
-                            c->h[1], c->h[2], c->h[3],  c->h[4]};
-    __m256i lt = _mm256_setzero_si256(), eq = _mm256_set1_epi32(-1); /* <, == T so far */
-    for (int b = 3 + NH; b >= 0; b--) {
-        if (T >> b & 1) {
-            lt = _mm256_or_si256(lt, _mm256_andnot_si256(bit[b], eq));
-            eq = _mm256_and_si256(eq, bit[b]);
-        } else
-            eq = _mm256_andnot_si256(bit[b], eq);
+    __m256i lt = _mm256_setzero_si256(), eq = _mm256_set1_epi32(-1); /* <, == so far */
+    for (int i = n - 1; i >= 0; i--) {
+        lt = _mm256_or_si256(lt, _mm256_and_si256(eq, _mm256_andnot_si256(x[i], y[i])));
+        eq = _mm256_andnot_si256(_mm256_xor_si256(x[i], y[i]), eq);
     }
     return lt;
 }
 
-/* bits of 4 W, the most sixteens a count of W-word codes holds */
-#define BS_NH(W) ((W) == 1 ? 3 : (W) <= 3 ? 4 : 5)
+/* What a query sums and compares (bs_plan_query). */
+typedef struct {
+    uint16_t off[64 * 4 + 8]; /* the byte offsets of the planes it sums in a block, padded with
+                               * the zero plane's to a multiple of 8 */
+    size_t len;               /* how many (before the padding) */
+    int flip;                 /* 1: the planes of its zero bits */
+    uint32_t c_r, c_s;        /* the constants added to R and to 2 S */
+} bs_plan;
 
-/* The rows of a block (planes p) below T0 for query masks m0 and below T1 for m1, counted side by
- * side (two independent chains of dependent operations, the planes loaded once). */
-AI void bs_below2(const __m256i *p, const __m256i *m0, const __m256i *m1, const int W, uint32_t T0,
-                  uint32_t T1, __m256i *lt0, __m256i *lt1)
+/* A query of o one bits and threshold T: with R a row's bit count and S the sum of the row's
+ * planes where the query's bit is one, the distance is o + R - 2 S; with S the sum where it is
+ * zero (flip: fewer of those), o - R + 2 S. So distance < T compares R + c_r with 2 S + c_s
+ * (flip: 2 S + c_s with R + c_r), where K = o - T goes to one side or the other as it is positive
+ * or negative; no vector adds anything but the constants. */
+AI void bs_plan_query(const uint64_t *q, const int W, uint32_t T, uint16_t zero, bs_plan *pl)
 {
-    bs_count c0, c1;
-    bs_count_zero(&c0);
-    bs_count_zero(&c1);
-    for (int g = 0; g < 4 * W; g++) {
-        bs_count_16(&c0, p + 16 * g, m0 + 16 * g, BS_NH(W));
-        bs_count_16(&c1, p + 16 * g, m1 + 16 * g, BS_NH(W));
+    uint32_t o = 0;
+    for (int w = 0; w < W; w++)
+        o += (uint32_t)__builtin_popcountll(q[w]);
+    pl->flip = o > 32u * (uint32_t)W;
+    size_t len = 0;
+    for (int w = 0; w < W; w++) {
+        uint64_t bits = pl->flip ? ~q[w] : q[w];
+        while (bits) {
+            pl->off[len++] = (uint16_t)((64 * w + __builtin_ctzll(bits)) * sizeof(__m256i));
+            bits &= bits - 1;
+        }
     }
-    *lt0 = bs_count_below(&c0, BS_NH(W), T0);
-    *lt1 = bs_count_below(&c1, BS_NH(W), T1);
+    pl->len = len;
+    for (size_t i = len; i < ((len + 7) & ~(size_t)7); i++)
+        pl->off[i] = zero;
+    int64_t k = (int64_t)o - (int64_t)T;
+    uint32_t pos = k > 0 ? (uint32_t)k : 0, neg = k < 0 ? (uint32_t)-k : 0;
+    pl->c_r = pl->flip ? neg : pos;
+    pl->c_s = pl->flip ? pos : neg;
+}
+
+/* The rows of the block (row bit counts r, NHR bits of eights) whose distance is below the
+ * threshold, from a query's sum c. */
+AI __m256i bs_decide(const bs_count *c, const __m256i *r, const bs_plan *pl, const int W)
+{
+    const int nb = BS_NB(W), ns = 3 + BS_NHS(W);
+    __m256i s2[BS_NBMAX], x[BS_NBMAX], y[BS_NBMAX];
+    s2[0] = _mm256_setzero_si256(); /* 2 S */
+    bs_count_bits(c, BS_NHS(W), s2 + 1);
+    bs_add_const(r, 3 + BS_NHR(W), pl->c_r, x, nb);
+    bs_add_const(s2, ns + 1, pl->c_s, y, nb);
+    return pl->flip ? bs_less(y, x, nb) : bs_less(x, y, nb);
 }
 
 /* Appends the rows of set lt (a block's rows [0, n), the block's first at index base) to l in
@@ -306,41 +375,54 @@ AI void bs_append(hm_cand_list *l, __m256i lt, const uint64_t *q, const uint64_t
     }
 }
 
-/* masks[64 w + b]: all ones where bit b of word w of the query is set, else zeros */
-AI void bs_masks(const uint64_t *q, const int W, __m256i *masks)
-{
-    for (int w = 0; w < W; w++) {
-        const __m256i qw = _mm256_set1_epi64x((long long)q[w]);
-        for (int b = 0; b < 64; b++) /* bit b moved to the sign, compared below zero */
-            masks[64 * w + b] = _mm256_cmpgt_epi64(
-                _mm256_setzero_si256(), _mm256_sllv_epi64(qw, _mm256_set1_epi64x(63 - b)));
-    }
-}
-
 AI void bs_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, const int W,
                 int64_t base, hm_cand_list *lists)
 {
-    _Alignas(32) __m256i planes[BS_CHUNK_BYTES / sizeof(__m256i)];
-    _Alignas(32) __m256i masks[2 * 64 * 4];
-    const size_t per_block = 64 * (size_t)W, blocks = sizeof planes / sizeof planes[0] / per_block;
-    const size_t chunk = blocks * BS_ROWS;
+    /* a block: its 64 W planes, its rows' bit counts (3 + NHR bits), a zero plane */
+    _Alignas(32) __m256i buf[BS_CHUNK_BYTES / sizeof(__m256i)];
+    const size_t nr = 3 + BS_NHR(W), per_block = 64 * (size_t)W + nr + 1;
+    const size_t blocks = sizeof buf / sizeof buf[0] / per_block, chunk = blocks * BS_ROWS;
+    const size_t zero_at = per_block - 1;
+    const uint16_t zero = (uint16_t)(zero_at * sizeof(__m256i));
+    bs_plan pl[2];
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         const size_t m = n - i0 < chunk ? n - i0 : chunk, nb = (m + BS_ROWS - 1) / BS_ROWS;
         const uint64_t *rows = db + i0 * (size_t)W;
         for (size_t k = 0; k < nb; k++) {
             size_t r = m - k * BS_ROWS < BS_ROWS ? m - k * BS_ROWS : BS_ROWS;
-            bs_copy_block(rows + k * BS_ROWS * (size_t)W, r, W, planes + k * per_block);
+            __m256i *p = buf + k * per_block;
+            bs_copy_block(rows + k * BS_ROWS * (size_t)W, r, W, p);
+            bs_count c;
+            bs_count_zero(&c);
+            for (int g = 0; g < 8 * W; g++)
+                bs_add8(&c, p + 8 * g, BS_NHR(W));
+            bs_count_bits(&c, BS_NHR(W), p + 64 * W);
+            p[zero_at] = _mm256_setzero_si256();
         }
         for (size_t j = 0; j < nq; j += 2) {
-            /* two queries at a time; an odd block's last query pairs with itself */
+            /* two queries at a time (two independent chains of dependent operations, the planes
+             * loaded once); an odd block's last query pairs with itself, threshold 0 */
             const size_t j1 = j + 1 < nq ? j + 1 : j;
             const uint64_t *q0 = q + j * (size_t)W, *q1 = q + j1 * (size_t)W;
-            bs_masks(q0, W, masks);
-            bs_masks(q1, W, masks + 64 * W);
-            const uint32_t T0 = lists[j].thr, T1 = j1 != j ? lists[j1].thr : 0;
+            bs_plan_query(q0, W, lists[j].thr, zero, &pl[0]);
+            bs_plan_query(q1, W, j1 != j ? lists[j1].thr : 0, zero, &pl[1]);
+            /* both sum as many planes: the shorter list padded with the zero plane */
+            size_t len = pl[0].len > pl[1].len ? pl[0].len : pl[1].len;
+            len = (len + 7) & ~(size_t)7;
+            for (int i = 0; i < 2; i++)
+                for (size_t t = pl[i].len; t < len; t++)
+                    pl[i].off[t] = zero;
             for (size_t k = 0; k < nb; k++) {
-                __m256i lt0, lt1;
-                bs_below2(planes + k * per_block, masks, masks + 64 * W, W, T0, T1, &lt0, &lt1);
+                const __m256i *p = buf + k * per_block;
+                bs_count c0, c1;
+                bs_count_zero(&c0);
+                bs_count_zero(&c1);
+                for (size_t g = 0; g < len; g += 8) {
+                    bs_add8_at(&c0, p, pl[0].off + g, BS_NHS(W));
+                    bs_add8_at(&c1, p, pl[1].off + g, BS_NHS(W));
+                }
+                const __m256i lt0 = bs_decide(&c0, p + 64 * W, &pl[0], W),
+                              lt1 = bs_decide(&c1, p + 64 * W, &pl[1], W);
                 if (__builtin_expect(
                         !_mm256_testz_si256(_mm256_or_si256(lt0, lt1), _mm256_set1_epi32(-1)), 0)) {
                     size_t r = m - k * BS_ROWS < BS_ROWS ? m - k * BS_ROWS : BS_ROWS;
@@ -358,7 +440,7 @@ AI void bs_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, cons
 static void avx2_scan_any(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, size_t words,
                           int64_t base, hm_cand_list *lists)
 {
-    if (nq >= BS_MIN_QUERIES)
+    if (nq >= BS_MIN_QUERIES(words))
         switch (words) {
         case 1: bs_scan(q, nq, db, n, 1, base, lists); return;
         case 2: bs_scan(q, nq, db, n, 2, base, lists); return;

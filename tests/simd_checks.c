@@ -445,14 +445,16 @@ done:
     return r->failures;
 }
 
-/* Plain threshold scans over many rows against the scalar kernel, for every query-block size from
- * 1 to 9: the AVX2 kernels switch from the per-row scan to the bit-sliced one (256-row blocks,
- * copied 4096 rows of 64-bit codes at a time) at 4 queries, pair the queries, and mask a last
- * partial block; thresholds near the distances' median, so each block has hits, and 0 and bits + 1
- * (every row), with rows of all zeros and all ones among the random ones (distance 0 or bits). */
+/* Plain threshold scans over many rows against the scalar kernel, for query blocks on both sides
+ * of the sizes where the AVX2 kernels switch from the per-row scan to the bit-sliced one (8
+ * queries, 16 for 64-bit codes; 256-row blocks copied 3584 rows of 64-bit codes at a time), odd
+ * and even (queries summed in pairs), ending in a partial block; thresholds a little below the
+ * distances' median, so most blocks have hits, and 0 and bits + 1 (every row), with rows and
+ * queries of all zeros and all ones among the random ones (distance 0 or bits). */
 long simd_check_scans_long(simd_check_report *r)
 {
-    enum { NQ = 9, N = 9000 };
+    enum { NQ = 17, N = 9000 };
+    static const size_t blocks[] = {1, 2, 3, 7, 8, 9, 15, 16, 17};
     hm_isa isas[HM_ISA_COUNT];
     size_t nisa = test_isas(isas);
     uint64_t seed = 17;
@@ -469,9 +471,14 @@ long simd_check_scans_long(simd_check_report *r)
         size_t words = hm_words_for_bits(bits);
         for (size_t j = 0; j < NQ; j++)
             fill_row(q + j * words, bits, j == 3 ? 1 : j == 5 ? 2 : 0, &seed);
+        /* query 1 (threshold bits + 1: every row) has every other bit set, so a query sums half
+         * of a whole code's planes, all of them ones in the all-ones rows: the largest sum */
+        for (size_t w = 0; w < words; w++)
+            q[words + w] = 0x5555555555555555ull & tail_mask(bits, w);
         for (size_t i = 0; i < N; i++)
             fill_row(db + i * words, bits, i % 97 == 0 ? 1 : i % 89 == 0 ? 2 : 0, &seed);
-        for (size_t nq = 1; nq <= NQ; nq++) {
+        for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+            size_t nq = blocks[bi];
             /* n: two 4096-row copies and a partial block; base: not a multiple of anything */
             size_t n = N - (nq * 37 + bits) % 300;
             hm_cand_list want[NQ], got[NQ];
