@@ -98,6 +98,19 @@ def drsch_version(exe):
     return m.group(1) if m else "unknown"
 
 
+def drsch_isa(exe):
+    """The search kernels drsch runs here, and what chose them when not the CPU's best: the
+    `isa:` line of `drsch --version`, with DRSCH_FORCE_ISA when it is set."""
+    p = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    m = re.search(r"isa:\s*(\S+) \(best supported: (\S+?);", p.stdout + p.stderr)
+    if not m:
+        return "unknown"
+    if m.group(1) == m.group(2):
+        return m.group(1)
+    return "%s (DRSCH_FORCE_ISA=%s; the CPU's best: %s)" % (
+        m.group(1), os.environ.get("DRSCH_FORCE_ISA", "?"), m.group(2))
+
+
 def random_codes(rng, n, queries, bits, dbp, qp):
     """n database and `queries` query codes of `bits` uniform random bits, saved as .npy at dbp
     and qp; returns them and a FAISS IndexBinaryFlat (Debian's FAISS) holding the database."""
@@ -358,8 +371,9 @@ def main_table(a, meta):
 
 
 def header(meta):
-    return "Machine: %s. drsch %s. FAISS current %s (%s).\n\nCommand%s: %s" % (
-        meta["machine"], meta["drsch_commit"], meta["faiss_commit"], meta["faiss_opt_level"],
+    return "Machine: %s. drsch %s, search kernels %s. FAISS current %s (%s).\n\nCommand%s: %s" % (
+        meta["machine"], meta["drsch_commit"], meta.get("drsch_isa", "unknown"), meta["faiss_commit"],
+        meta["faiss_opt_level"],
         "s" if len(meta["commands"]) > 1 else "", ", then ".join("`%s`" % c for c in meta["commands"]))
 
 
@@ -509,7 +523,8 @@ def main():
         ap.error("--grid needs --peer")
     if not a.peer:
         return debian_only(a)
-    meta = dict(machine=machine(a.drsch), drsch_commit=drsch_version(a.drsch), faiss_commit=a.faiss_commit,
+    meta = dict(machine=machine(a.drsch), drsch_commit=drsch_version(a.drsch),
+                drsch_isa=drsch_isa(a.drsch), faiss_commit=a.faiss_commit,
                 faiss_opt_level=a.faiss_opt_level, faiss_src=a.faiss_src, numpy=np.__version__, seed=a.seed,
                 repeat=a.repeat,
                 commands=[os.environ.get("BENCH_VS_FAISS_COMMAND") or " ".join(sys.argv)])

@@ -147,13 +147,13 @@ static void avx2_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
  * dependent operations). A hit's distance is counted again from its row with POPCNT.
  *
  * Measured on the 2-core Zen 5 with the kernels held to AVX2 (1M codes, 1,000 queries, k = 100,
- * 1 thread, `drsch bench hamming --isa avx2`, alternately, medians of 5): against the per-row scan
- * below, 64 bits 1.6x, 128 bits 2.3x, 256 bits 2.1x. The copy costs about as much as scanning it
- * for 8 to 16 queries (the per-row scan is cheapest at 64 bits), hence the smallest blocks it
- * takes. */
+ * 1 and 2 threads, `drsch bench hamming --isa avx2`, alternately, medians of 5): against the
+ * per-row scan below, 64 bits 1.6x, 128 bits 2.4-2.5x, 192 and 256 bits 2.0x. The copy costs
+ * about as much as scanning it for 8 to 16 queries (the per-row scan is cheapest at 64 bits),
+ * hence the smallest blocks it takes. */
 #define BS_ROWS 256
 #define BS_MIN_QUERIES(words) ((words) == 1 ? 16 : 8)
-/* bytes of planes copied at a time (a 4096-row tile of 64-bit codes) */
+/* bytes of a tile's copy made at a time: 14 blocks of 64-bit codes (3,584 rows), 3 of 256-bit */
 #define BS_CHUNK_BYTES 32768u
 
 /* Swaps the bits selected by m in b with those J places above them in a (one step of the
@@ -319,6 +319,8 @@ typedef struct {
  * or negative; no vector adds anything but the constants. */
 AI void bs_plan_query(const uint64_t *q, const int W, uint32_t T, uint16_t zero, bs_plan *pl)
 {
+    if (T > 64u * (uint32_t)W + 1) /* as far above every distance, and the sums fit BS_NB bits */
+        T = 64u * (uint32_t)W + 1;
     uint32_t o = 0;
     for (int w = 0; w < W; w++)
         o += (uint32_t)__builtin_popcountll(q[w]);
