@@ -133,9 +133,9 @@ static void avx2_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
     }
 }
 
-/* ---- bit-sliced scans of 1 to 4 words per code ------------------------------------------ */
+/* ---- bit-sliced scans of 1 to 8 words per code ------------------------------------------ */
 
-/* A query block of BS_MIN_QUERIES(words) or more scans codes of 1 to 4 words bit-sliced. Each
+/* A query block of BS_MIN_QUERIES(words) or more scans codes of 1 to 8 words bit-sliced. Each
  * block of 256 rows is first copied as 64 x words "planes", vectors whose lane l holds, at bit v,
  * one bit of row 64 l + v (plane 64 w + b: bit b of word w), with the bit count R of each row,
  * itself bit-sliced: the whole query block shares that copy. A query of o one bits sums, in a
@@ -153,8 +153,11 @@ static void avx2_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n
  * hence the smallest blocks it takes. */
 #define BS_ROWS 256
 #define BS_MIN_QUERIES(words) ((words) == 1 ? 16 : 8)
-/* bytes of a tile's copy made at a time: 14 blocks of 64-bit codes (3,584 rows), 3 of 256-bit */
-#define BS_CHUNK_BYTES 32768u
+/* bytes of a tile's copy made at a time: room for a whole k-NN tile (32 KiB of codes) of every
+ * length with its rows' counts and zero planes (17 blocks of 64-bit codes, 4 of 256-bit, 2 of
+ * 512-bit), so a query's plan is made once per tile: with 32 KiB, 1 thread, 512 bits took 1.23x,
+ * 256 bits 1.14x as long (medians of 3, alternately) */
+#define BS_CHUNK_BYTES 45056u
 
 /* Swaps the bits selected by m in b with those J places above them in a (one step of the
  * recursive 64 x 64 bit-matrix transpose, in each of the four lanes). */
@@ -213,14 +216,15 @@ AI void bs_csa(__m256i *h, __m256i *l, __m256i a, __m256i b, __m256i c)
 }
 
 /* A vertical counter: ones + 2 twos + 4 fours + 8 h, h in NH bit-sliced bits. */
+#define BS_HMAX 7 /* bits of the most eights a count holds, 8 x 8 words */
 typedef struct {
-    __m256i ones, twos, fours, h[6];
+    __m256i ones, twos, fours, h[BS_HMAX];
 } bs_count;
 
 AI void bs_count_zero(bs_count *c)
 {
     c->ones = c->twos = c->fours = _mm256_setzero_si256();
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < BS_HMAX; i++)
         c->h[i] = _mm256_setzero_si256();
 }
 
@@ -269,12 +273,14 @@ AI void bs_count_bits(const bs_count *c, const int NH, __m256i *out)
         out[3 + i] = c->h[i];
 }
 
+/* bits of x > 0 */
+#define BS_BITS(x) (32 - __builtin_clz((unsigned)(x)))
 /* bits of 8 W (the eights in a row's count of W-word codes), of 4 W (in half of it), and of the
  * largest value compared, 128 W + 1 */
-#define BS_NHR(W) ((W) == 1 ? 4 : (W) <= 3 ? 5 : 6)
-#define BS_NHS(W) ((W) == 1 ? 3 : (W) <= 3 ? 4 : 5)
-#define BS_NB(W) ((W) == 1 ? 8 : (W) <= 3 ? 9 : 10)
-#define BS_NBMAX 10
+#define BS_NHR(W) BS_BITS(8 * (W))
+#define BS_NHS(W) BS_BITS(4 * (W))
+#define BS_NB(W) BS_BITS(128 * (W) + 1)
+#define BS_NBMAX 11
 
 /* out[0 .. n) = x[0 .. nx) + c, bit-sliced (n bits hold the sum) */
 AI void bs_add_const(const __m256i *x, const int nx, uint32_t c, __m256i *out, const int n)
@@ -303,9 +309,12 @@ AI __m256i bs_less(const __m256i *x, const __m256i *y, const int n)
     return lt;
 }
 
+_Static_assert((64 * 8 + 3 + BS_HMAX + 1) * sizeof(__m256i) <= UINT16_MAX,
+               "a block's byte offsets fit bs_plan's");
+
 /* What a query sums and compares (bs_plan_query). */
 typedef struct {
-    uint16_t off[64 * 4 + 8]; /* the byte offsets of the planes it sums in a block, padded with
+    uint16_t off[64 * 8 + 8]; /* the byte offsets of the planes it sums in a block, padded with
                                * the zero plane's to a multiple of 8 */
     size_t len;               /* how many (before the padding) */
     int flip;                 /* 1: the planes of its zero bits */
@@ -448,6 +457,10 @@ static void avx2_scan_any(const uint64_t *q, size_t nq, const uint64_t *db, size
         case 2: bs_scan(q, nq, db, n, 2, base, lists); return;
         case 3: bs_scan(q, nq, db, n, 3, base, lists); return;
         case 4: bs_scan(q, nq, db, n, 4, base, lists); return;
+        case 5: bs_scan(q, nq, db, n, 5, base, lists); return;
+        case 6: bs_scan(q, nq, db, n, 6, base, lists); return;
+        case 7: bs_scan(q, nq, db, n, 7, base, lists); return;
+        case 8: bs_scan(q, nq, db, n, 8, base, lists); return;
         default: break;
         }
     avx2_scan(q, nq, db, n, words, base, lists);

@@ -447,7 +447,8 @@ done:
 
 /* Plain threshold scans over many rows against the scalar kernel, for query blocks on both sides
  * of the sizes where the AVX2 kernels switch from the per-row scan to the bit-sliced one (8
- * queries, 16 for 64-bit codes; 256-row blocks copied 3584 rows of 64-bit codes at a time), odd
+ * queries, 16 for 64-bit codes; codes of up to 512 bits; 256-row blocks copied 3584 rows of 64-bit
+ * codes, 256 of 512-bit, at a time), odd
  * and even (queries summed in pairs), ending in a partial block; thresholds a little below the
  * distances' median, so most blocks have hits, and 0 and bits + 1 (every row), with rows and
  * queries of all zeros and all ones among the random ones (distance 0 or bits). */
@@ -458,8 +459,8 @@ long simd_check_scans_long(simd_check_report *r)
     hm_isa isas[HM_ISA_COUNT];
     size_t nisa = test_isas(isas);
     uint64_t seed = 17;
-    static const uint32_t lengths[] = {1, 33, 64, 100, 128, 150, 192, 200, 256};
-    uint64_t *q = malloc(NQ * 4 * 8), *db = malloc((size_t)N * 4 * 8);
+    static const uint32_t lengths[] = {1, 33, 64, 100, 128, 150, 192, 200, 256, 320, 448, 500, 512};
+    uint64_t *q = malloc(NQ * 8 * 8), *db = malloc((size_t)N * 8 * 8);
     int64_t *idx = malloc(2 * NQ * (size_t)N * sizeof *idx);
     uint32_t *dist = malloc(2 * NQ * (size_t)N * sizeof *dist);
     if (!q || !db || !idx || !dist) {
