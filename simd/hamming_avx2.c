@@ -314,8 +314,8 @@ _Static_assert((64 * 8 + 3 + BS_HMAX + 1) * sizeof(__m256i) <= UINT16_MAX,
 
 /* What a query sums and compares (bs_plan_query). */
 typedef struct {
-    uint16_t off[64 * 8 + 8]; /* the byte offsets of the planes it sums in a block, padded with
-                               * the zero plane's to a multiple of 8 */
+    uint16_t off[64 * 8 + 8]; /* the byte offsets of the planes it sums in a block (bs_scan pads
+                               * them with the zero plane's to a multiple of 8) */
     size_t len;               /* how many (before the padding) */
     int flip;                 /* 1: the planes of its zero bits */
     uint32_t c_r, c_s;        /* the constants added to R and to 2 S */
@@ -326,7 +326,7 @@ typedef struct {
  * zero (flip: fewer of those), o - R + 2 S. So distance < T compares R + c_r with 2 S + c_s
  * (flip: 2 S + c_s with R + c_r), where K = o - T goes to one side or the other as it is positive
  * or negative; no vector adds anything but the constants. */
-AI void bs_plan_query(const uint64_t *q, const int W, uint32_t T, uint16_t zero, bs_plan *pl)
+AI void bs_plan_query(const uint64_t *q, const int W, uint32_t T, bs_plan *pl)
 {
     if (T > 64u * (uint32_t)W + 1) /* as far above every distance, and the sums fit BS_NB bits */
         T = 64u * (uint32_t)W + 1;
@@ -343,8 +343,6 @@ AI void bs_plan_query(const uint64_t *q, const int W, uint32_t T, uint16_t zero,
         }
     }
     pl->len = len;
-    for (size_t i = len; i < ((len + 7) & ~(size_t)7); i++)
-        pl->off[i] = zero;
     int64_t k = (int64_t)o - (int64_t)T;
     uint32_t pos = k > 0 ? (uint32_t)k : 0, neg = k < 0 ? (uint32_t)-k : 0;
     pl->c_r = pl->flip ? neg : pos;
@@ -415,8 +413,8 @@ AI void bs_scan(const uint64_t *q, size_t nq, const uint64_t *db, size_t n, cons
              * loaded once); an odd block's last query pairs with itself, threshold 0 */
             const size_t j1 = j + 1 < nq ? j + 1 : j;
             const uint64_t *q0 = q + j * (size_t)W, *q1 = q + j1 * (size_t)W;
-            bs_plan_query(q0, W, lists[j].thr, zero, &pl[0]);
-            bs_plan_query(q1, W, j1 != j ? lists[j1].thr : 0, zero, &pl[1]);
+            bs_plan_query(q0, W, lists[j].thr, &pl[0]);
+            bs_plan_query(q1, W, j1 != j ? lists[j1].thr : 0, &pl[1]);
             /* both sum as many planes: the shorter list padded with the zero plane */
             size_t len = pl[0].len > pl[1].len ? pl[0].len : pl[1].len;
             len = (len + 7) & ~(size_t)7;
