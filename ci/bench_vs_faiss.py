@@ -288,6 +288,18 @@ def merge_rows(a, meta, rows, key):
     return sorted([r for r in old["rows"] if key(r) not in mine] + rows, key=key)
 
 
+def process_ratio(r):
+    """The whole process over in process, run by run: each `drsch search` run's wall time over the
+    search time that same run printed, whose median counts: on a VM runs apart differ by about as
+    much as the process costs besides its search (at 64 bits, 2 threads, the three searches of one
+    table took 33.1-37.4 ms, their processes 11.7-18.2 ms more). Kept beside it: the best process time
+    over the best search time, which may come from different runs."""
+    pairs = [p / s for p, s in zip(r["drsch_process_s"]["runs"], r["drsch_inprocess_s"]["runs"])]
+    r["process_over_inprocess_runs"] = pairs
+    r["process_over_inprocess"] = statistics.median(pairs)
+    r["process_over_inprocess_best"] = r["drsch_process_s"]["best"] / r["drsch_inprocess_s"]["best"]
+
+
 def yes(b):
     return "yes" if b else "NO"
 
@@ -326,7 +338,7 @@ def main_table(a, meta):
                     r[side + "_gcmp_s"] = cmp / r[side + "_s"]["best"] / 1e9
                 r["inprocess_speedup"] = r["faiss_current_s"]["best"] / r["drsch_inprocess_s"]["best"]
                 r["process_speedup"] = r["faiss_current_s"]["best"] / r["drsch_process_s"]["best"]
-                r["process_over_inprocess"] = r["drsch_process_s"]["best"] / r["drsch_inprocess_s"]["best"]
+                process_ratio(r)
                 r["goal_inprocess_speedup"] = GOALS.get(bits)
                 r["goal_process_over_inprocess"] = PROCESS_GOAL
                 r["same_distances_current"], r["same_neighbours_below_kth_current"] = same_cur
@@ -344,6 +356,8 @@ def main_table(a, meta):
                     sys.exit("drsch and FAISS disagree (bits %d, threads %d)" % (bits, threads))
     meta.update(debian_faiss=faiss.__version__)
     rows = merge_rows(a, meta, rows, lambda r: (r["bits"], r["threads"]))
+    for r in rows:  # a merged row of an earlier run may have the best-over-best ratio alone
+        process_ratio(r)
     goals = ", ".join("%gx at %d bits" % (g, b) for b, g in GOALS.items())
     lines = ["# drsch search vs FAISS (current, built from source) and FAISS %s" % faiss.__version__, "",
              "Exact k=%d search, %d random codes, %d queries, uniform random bits. Sides run alternately, "
@@ -356,7 +370,9 @@ def main_table(a, meta):
              "- FAISS %s: Debian python3-faiss, `IndexBinaryFlat.search` call" % faiss.__version__,
              "- drsch in process: the search time `drsch search` prints on stderr",
              "- drsch process: the whole `drsch search` process (load .npy, search, write results to "
-             "new files: the previous run's are removed first, untimed)", "",
+             "new files: the previous run's are removed first, untimed)",
+             "- process / in process: each drsch run's whole process over the search time it printed, "
+             "the median of the runs (their range in brackets)", "",
              "Goals (issue 17): drsch in process at least this many times as fast as current FAISS, at 1 "
              "and 2 threads: %s; the whole process within %.1fx of in process." % (goals, PROCESS_GOAL), "",
              header(meta), "",
@@ -380,7 +396,8 @@ def header(meta):
 def main_row(r):
     goal, pgoal = r["goal_inprocess_speedup"], r["goal_process_over_inprocess"]
     met = "(>= %gx %s)" % (goal, "met" if r["inprocess_speedup"] >= goal else "NOT met") if goal else "(no goal)"
-    pmet = "(<= %.1fx %s)" % (pgoal, "met" if r["process_over_inprocess"] <= pgoal else "NOT met")
+    pmet = "(%.2f-%.2f; <= %.1fx %s)" % (min(r["process_over_inprocess_runs"]), max(r["process_over_inprocess_runs"]),
+                                         pgoal, "met" if r["process_over_inprocess"] <= pgoal else "NOT met")
     return "| %d | %d | %.3f | %.3f | %.3f | %.3f | %.4f | %.2f | %.3f | %.2f | %.1fx %s | %.1fx | %.2fx %s | %s |" % (
         r["bits"], r["threads"], r["faiss_current_s"]["best"], r["faiss_current_gcmp_s"],
         r["faiss_debian_s"]["best"], r["faiss_debian_gcmp_s"], r["drsch_inprocess_s"]["best"],

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE /* MAP_ANONYMOUS, madvise, MADV_HUGEPAGE */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1020,6 +1021,109 @@ long simd_check_knn_shards(simd_check_report *r)
     return r->failures;
 }
 
+/* Searches of three shapes from CONC_THREADS threads at once, CONC_CALLS each, the shapes taken
+ * in turn: every result equals that shape's result computed alone. hm_knn keeps its candidate
+ * lists' memory for later calls (knn.c), and two searches at once must never get the same
+ * block; a shape larger than the kept blocks takes a new one. */
+#define CONC_THREADS 4
+#define CONC_CALLS 12
+#define CONC_SHAPES 3
+
+typedef struct {
+    hm_codes db, qs;
+    size_t k;
+    int64_t *idx;
+    int32_t *dist;
+} conc_shape;
+
+typedef struct {
+    const conc_shape *shapes;
+    int first;
+    long bad; /* calls that failed or differed */
+    char msg[256];
+} conc_thread;
+
+static void *conc_run(void *arg)
+{
+    conc_thread *t = arg;
+    for (int c = 0; c < CONC_CALLS; c++) {
+        const conc_shape *sh = &t->shapes[(t->first + c) % CONC_SHAPES];
+        size_t m = sh->qs.n * sh->k;
+        int64_t *idx = malloc(m * sizeof *idx);
+        int32_t *dist = malloc(m * sizeof *dist);
+        drsch_error err;
+        if (!idx || !dist) {
+            snprintf(t->msg, sizeof t->msg, "out of memory");
+            t->bad++;
+        } else if (hm_knn(&sh->db, &sh->qs, sh->k, idx, dist, &err) != DRSCH_OK) {
+            snprintf(t->msg, sizeof t->msg, "hm_knn: %.200s", err.msg);
+            t->bad++;
+        } else if (memcmp(idx, sh->idx, m * sizeof *idx) ||
+                   memcmp(dist, sh->dist, m * sizeof *dist)) {
+            snprintf(t->msg, sizeof t->msg, "call %d of shape %d differs from the search alone", c,
+                     (t->first + c) % CONC_SHAPES);
+            t->bad++;
+        }
+        free(idx);
+        free(dist);
+    }
+    return NULL;
+}
+
+long simd_check_knn_concurrent(simd_check_report *r)
+{
+    static const struct {
+        uint32_t bits;
+        size_t n, nq, k;
+    } dims[CONC_SHAPES] = {{64, 20000, 40, 30}, {256, 10000, 20, 100}, {8, 30000, 64, 5}};
+    conc_shape shapes[CONC_SHAPES] = {0};
+    conc_thread threads[CONC_THREADS] = {0};
+    pthread_t tid[CONC_THREADS];
+    uint64_t seed = 60;
+    drsch_error err;
+    for (int i = 0; i < CONC_SHAPES; i++) {
+        conc_shape *sh = &shapes[i];
+        sh->k = dims[i].k;
+        if (random_codes(&sh->db, dims[i].n, dims[i].bits, 0, &seed, &err) != DRSCH_OK ||
+            random_codes(&sh->qs, dims[i].nq, dims[i].bits, 0, &seed, &err) != DRSCH_OK) {
+            fail(r, "setup: %s", err.msg);
+            goto done;
+        }
+        sh->idx = malloc(dims[i].nq * sh->k * sizeof *sh->idx);
+        sh->dist = malloc(dims[i].nq * sh->k * sizeof *sh->dist);
+        if (!sh->idx || !sh->dist) {
+            fail(r, "out of memory");
+            goto done;
+        }
+        if (hm_knn(&sh->db, &sh->qs, sh->k, sh->idx, sh->dist, &err) != DRSCH_OK) {
+            fail(r, "hm_knn alone: %s", err.msg);
+            goto done;
+        }
+    }
+    int started = 0;
+    for (; started < CONC_THREADS; started++) {
+        threads[started] = (conc_thread){.shapes = shapes, .first = started % CONC_SHAPES};
+        if (pthread_create(&tid[started], NULL, conc_run, &threads[started])) {
+            fail(r, "pthread_create failed");
+            break;
+        }
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(tid[i], NULL);
+        if (threads[i].bad)
+            fail(r, "thread %d: %ld of %d calls wrong; %s", i, threads[i].bad, CONC_CALLS,
+                 threads[i].msg);
+    }
+done:
+    for (int i = 0; i < CONC_SHAPES; i++) {
+        hm_codes_free(&shapes[i].db);
+        hm_codes_free(&shapes[i].qs);
+        free(shapes[i].idx);
+        free(shapes[i].dist);
+    }
+    return r->failures;
+}
+
 long simd_check_knn_weighted(simd_check_report *r)
 {
     static const uint32_t lengths[] = {1, 4, 33, 64, 100, 128, 256, 300, 512, 1000};
@@ -1545,6 +1649,7 @@ const simd_check simd_checks[] = {
     {"knn", simd_check_knn},
     {"knn_ties", simd_check_knn_ties},
     {"knn_shards", simd_check_knn_shards},
+    {"knn_concurrent", simd_check_knn_concurrent},
     {"knn_weighted", simd_check_knn_weighted},
     {"weighted_bounds", simd_check_weighted_bounds},
     {"knn_weighted_adv", simd_check_knn_weighted_adversarial},

@@ -28,6 +28,7 @@ long simd_check_codes_from_bytes(simd_check_report *r);
 long simd_check_knn(simd_check_report *r);
 long simd_check_knn_ties(simd_check_report *r);
 long simd_check_knn_shards(simd_check_report *r);
+long simd_check_knn_concurrent(simd_check_report *r);
 long simd_check_knn_weighted(simd_check_report *r);
 /* Weighted scans and top-k with adversarial weights (one huge among tiny, equal, zero,
  * negative, 12 decades) and thresholds on and one float step either side of real distances. */
