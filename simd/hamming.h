@@ -70,8 +70,7 @@ DRSCH_API void hm_codes_free(hm_codes *c);
  * Zen 5 VM) one cost about 9 us, so touching a fresh 1.2 MB buffer took 2.75 ms, and the same
  * buffer on a huge page (one 2 MiB fault) 0.08 ms. Not for memory allocated again call after
  * call: each mapping zeroes fresh huge pages (hm_knn's own candidate lists measured 3.6% slower
- * in repeated searches on them than on malloc's reused memory; hm_knn keeps them for its next
- * call instead).
+ * in repeated searches on them than on malloc's).
  * hm_buffer_alloc(bytes): 64-byte aligned memory, or NULL. From 256 KiB up an anonymous mapping,
  * 2 MiB aligned, rounded up to whole 2 MiB and advised MADV_HUGEPAGE; below, malloc. Not
  * zeroed. Release it with hm_buffer_free (NULL is ignored), never with free. */

@@ -18,7 +18,6 @@
  * itself (the kernels do) and does not rank the full database (that is k = n).
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,80 +85,13 @@ typedef struct {
     hm_keyed *order; /* 2 x cap: the final sort's entries and its copy (weighted) */
     void *wscan;     /* weighted scan scratch (hm_wscan_scratch_bytes of a tile) */
     hm_cand_list *lists;
-    void *block; /* idx and dist or wdist in one kept block (below) */
 } knn_scratch;
-
-/* ---- the candidate lists' memory, kept from call to call ---------------------------------- */
-
-/* A thread's lists (qblock x cap indices and distances: 6.4 MB at 64 bits and k = 100) are
- * touched near their starts, a few 4 KiB pages per query, each first touch a page fault: about
- * 340 in a search of 1M 64-bit codes (1,000 queries, 2 threads), which cost 9 us each on the
- * 2-core Zen 5 VM. So the lists are on huge pages (hm_buffer_alloc), and a finished search leaves
- * its blocks here for the next one, as malloc keeps freed memory in its arenas (on fresh huge
- * pages every call, repeated searches measured 3.6% slower than on malloc's reused memory). That
- * search in a process of its own, 25 runs each, alternately: 50.8 -> 47.3 ms (medians); repeated
- * in one process (drsch bench hamming, medians of 11): 52.0 / 26.7 ms against 52.2 / 26.8 ms at
- * 1 / 2 threads. At most KNN_KEEP blocks and KNN_KEEP_BYTES in all are kept (the rest unmapped),
- * all unmapped when the library is unloaded. A block starts with its size. */
-#define KNN_KEEP 64
-#define KNN_KEEP_BYTES ((size_t)256 << 20)
-#define KNN_BLOCK_HEAD 64u
-
-static _Atomic(size_t *) g_kept[KNN_KEEP];
-static atomic_size_t g_kept_bytes;
-
-/* A block of at least bytes (after its head): a kept one when one is large enough, else a new
- * one; NULL when out of memory. */
-static void *block_take(size_t bytes)
-{
-    for (int i = 0; i < KNN_KEEP; i++) {
-        if (!atomic_load_explicit(&g_kept[i], memory_order_relaxed))
-            continue;
-        size_t *b = atomic_exchange(&g_kept[i], NULL);
-        if (!b)
-            continue;
-        if (*b >= bytes) {
-            atomic_fetch_sub(&g_kept_bytes, *b);
-            return b;
-        }
-        size_t *none = NULL; /* too small: left for searches of its shape */
-        if (!atomic_compare_exchange_strong(&g_kept[i], &none, b)) {
-            atomic_fetch_sub(&g_kept_bytes, *b);
-            hm_buffer_free(b);
-        }
-    }
-    if (bytes > SIZE_MAX - KNN_BLOCK_HEAD)
-        return NULL;
-    size_t *b = hm_buffer_alloc(bytes + KNN_BLOCK_HEAD);
-    if (b)
-        *b = bytes;
-    return b;
-}
-
-static void block_give(size_t *b)
-{
-    if (!b)
-        return;
-    if (atomic_fetch_add(&g_kept_bytes, *b) + *b <= KNN_KEEP_BYTES)
-        for (int i = 0; i < KNN_KEEP; i++) {
-            size_t *none = NULL;
-            if (!atomic_load_explicit(&g_kept[i], memory_order_relaxed) &&
-                atomic_compare_exchange_strong(&g_kept[i], &none, b))
-                return;
-        }
-    atomic_fetch_sub(&g_kept_bytes, *b);
-    hm_buffer_free(b);
-}
-
-__attribute__((destructor)) static void blocks_release(void)
-{
-    for (int i = 0; i < KNN_KEEP; i++)
-        hm_buffer_free(atomic_exchange(&g_kept[i], NULL));
-}
 
 static void scratch_free(knn_scratch *s)
 {
-    block_give(s->block);
+    free(s->idx);
+    free(s->dist);
+    free(s->wdist);
     free(s->hist);
     free(s->sel);
     free(s->order);
@@ -172,24 +104,19 @@ static int scratch_alloc(knn_scratch *s, const knn_job *job)
 {
     memset(s, 0, sizeof *s);
     size_t m = job->qblock * job->cap;
-    /* m indices, then m distances (4 bytes, plain or weighted) */
-    s->block = block_take(m * (sizeof *s->idx + 4));
-    if (s->block) {
-        s->idx = (int64_t *)((char *)s->block + KNN_BLOCK_HEAD);
-        if (job->w)
-            s->wdist = (float *)(s->idx + m);
-        else
-            s->dist = (uint32_t *)(s->idx + m);
-    }
+    s->idx = malloc(m * sizeof *s->idx);
     s->lists = malloc(job->qblock * sizeof *s->lists);
     if (job->w) {
+        s->wdist = malloc(m * sizeof *s->wdist);
         s->sel = malloc(2 * job->cap * sizeof *s->sel);
         s->order = malloc(2 * job->cap * sizeof *s->order);
         s->wscan = malloc(hm_wscan_scratch_bytes(job->tile, job->db->words));
     } else {
+        s->dist = malloc(m * sizeof *s->dist);
         s->hist = malloc(((size_t)job->db->bits + 2) * sizeof *s->hist);
     }
-    if (!s->block || !s->lists || (job->w ? !s->sel || !s->order || !s->wscan : !s->hist)) {
+    if (!s->idx || !s->lists ||
+        (job->w ? !s->wdist || !s->sel || !s->order || !s->wscan : !s->dist || !s->hist)) {
         scratch_free(s);
         return -1;
     }

@@ -1022,9 +1022,9 @@ long simd_check_knn_shards(simd_check_report *r)
 }
 
 /* Searches of three shapes from CONC_THREADS threads at once, CONC_CALLS each, the shapes taken
- * in turn: every result equals that shape's result computed alone. hm_knn keeps its candidate
- * lists' memory for later calls (knn.c), and two searches at once must never get the same
- * block; a shape larger than the kept blocks takes a new one. */
+ * in turn: every result equals that shape's result computed alone. hm_knn may be called from
+ * several threads of a program (each with its own OpenMP team): it shares no state between
+ * calls but its read-only inputs. */
 #define CONC_THREADS 4
 #define CONC_CALLS 12
 #define CONC_SHAPES 3
