@@ -289,11 +289,11 @@ def merge_rows(a, meta, rows, key):
 
 
 def process_ratio(r):
-    """The whole process over in process, run by run: each `drsch search` run's wall time over the
-    search time that same run printed, whose median counts: on a VM runs apart differ by about as
-    much as the process costs besides its search (at 64 bits, 2 threads, the three searches of one
-    table took 33.1-37.4 ms, their processes 11.7-18.2 ms more). Kept beside it: the best process time
-    over the best search time, which may come from different runs."""
+    """The whole process over in process, run by run: each `drsch search` run's wall time over
+    the search time that same run printed, whose median counts: on a VM runs apart differ by
+    about as much as the process costs besides its search (at 64 bits, 2 threads, the three
+    searches of one table took 33.1-37.4 ms, their processes 11.7-18.2 ms more). Kept beside
+    it: the best process time over the best search time, which may come from different runs."""
     pairs = [p / s for p, s in zip(r["drsch_process_s"]["runs"], r["drsch_inprocess_s"]["runs"])]
     r["process_over_inprocess_runs"] = pairs
     r["process_over_inprocess"] = statistics.median(pairs)

@@ -1081,6 +1081,7 @@ long simd_check_knn_concurrent(simd_check_report *r)
     pthread_t tid[CONC_THREADS];
     uint64_t seed = 60;
     drsch_error err;
+    int started = 0;
     for (int i = 0; i < CONC_SHAPES; i++) {
         conc_shape *sh = &shapes[i];
         sh->k = dims[i].k;
@@ -1100,7 +1101,6 @@ long simd_check_knn_concurrent(simd_check_report *r)
             goto done;
         }
     }
-    int started = 0;
     for (; started < CONC_THREADS; started++) {
         threads[started] = (conc_thread){.shapes = shapes, .first = started % CONC_SHAPES};
         if (pthread_create(&tid[started], NULL, conc_run, &threads[started])) {
