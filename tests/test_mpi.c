@@ -31,9 +31,9 @@ TestSuite(mpi, .init = make_tmpdir, .fini = tu_tmpdir_remove, .timeout = 300);
 
 /* mpirun with what running as root and 3 ranks on 2 cores need, under a timeout of `seconds`.
  * Its session directory goes under the test's own folder: two workers run tests at once, and two
- * mpiruns sharing the default one (/tmp/ompi.HOST.UID) race on it, one creating it while the
- * other removes it ("A call to mkdir was unable to create the desired directory ... File exists",
- * orte_init failed: seen once in 27 fresh-clone runs of the test command). */
+ * mpiruns sharing the default one (/tmp/ompi.HOST.UID) collided on it once, in the sanitizer
+ * pass of a fresh-clone run of the test command ("A call to mkdir was unable to create the desired
+ * directory: /tmp/ompi.vm.0 ... File exists", orte_init failed). */
 static const char *mpirun_for(int seconds)
 {
     static char cmd[2048];
