@@ -304,6 +304,18 @@ static void fs_lut(const uint64_t *q, size_t nib, const uint8_t *q16, __m256i *l
     }
 }
 
+/* The rows whose bound is <= lmax (in lv), as a 32-bit mask, from a chunk's 16-bit sums: even
+ * rows (low bytes) in acc0 - 256 acc1, odd rows (high bytes) in acc1. */
+AI uint32_t fs_rows_at_most(__m256i acc0, __m256i acc1, __m256i lv)
+{
+    __m256i even = _mm256_sub_epi16(acc0, _mm256_slli_epi16(acc1, 8));
+    /* x <= lmax (unsigned): max(x, lmax) == lmax */
+    __m256i pe = _mm256_cmpeq_epi16(_mm256_max_epu16(even, lv), lv);
+    __m256i po = _mm256_cmpeq_epi16(_mm256_max_epu16(acc1, lv), lv);
+    __m256i rows = _mm256_blendv_epi8(pe, po, _mm256_set1_epi16((short)0xff00));
+    return (uint32_t)_mm256_movemask_epi8(rows);
+}
+
 /* The rows of one chunk t (nb code bytes) whose bound is <= lmax, as a 32-bit mask. Four
  * lookups (two code bytes) add in 8 bits; those sums are accumulated in 16 bits, even rows
  * (low bytes) as acc0 - 256 acc1 and odd rows (high bytes) as acc1. nb is a constant where
@@ -321,27 +333,70 @@ AI uint32_t fs_chunk(const uint8_t *t, size_t nb, const __m256i *lut, __m256i lv
         acc0 = _mm256_add_epi16(acc0, g);
         acc1 = _mm256_add_epi16(acc1, _mm256_srli_epi16(g, 8));
     }
-    __m256i even = _mm256_sub_epi16(acc0, _mm256_slli_epi16(acc1, 8));
-    /* x <= lmax (unsigned): max(x, lmax) == lmax */
-    __m256i pe = _mm256_cmpeq_epi16(_mm256_max_epu16(even, lv), lv);
-    __m256i po = _mm256_cmpeq_epi16(_mm256_max_epu16(acc1, lv), lv);
-    __m256i rows = _mm256_blendv_epi8(pe, po, _mm256_set1_epi16((short)0xff00));
-    return (uint32_t)_mm256_movemask_epi8(rows);
+    return fs_rows_at_most(acc0, acc1, lv);
 }
 
-/* Candidate rows (ascending) of the transposed tile tr: rows whose bound is <= lmax. */
+/* fs_chunk for the two consecutive chunks at t, each table loaded once for both (the same sums):
+ * their masks in m[0] and m[1]. With 16 vector registers the tables of a word's 16 nibbles do
+ * not stay in registers, so fs_chunk loads one table for every lookup; here one serves two.
+ * 2-core Zen 5 held to AVX2, 1M codes, 1,000 queries, k = 100, learned weights at 256 bits and
+ * seeded ones at 512, five rounds run alternately with the build before, 1 / 2 threads (medians
+ * of the speed relative to plain ranking, which `drsch bench hamming` times alternately in the
+ * same run): 256 bits 0.59x / 0.58x -> 0.63x / 0.61x, 512 bits 0.56x / 0.57x -> 0.62x / 0.61x;
+ * at 64 and 128 bits no gain (0.70x / 0.69x -> 0.69x / 0.69x and 0.64x / 0.63x -> 0.63x /
+ * 0.62x), so codes of one or two words keep fs_chunk. Four chunks at a time spilled registers
+ * and ran slower than one. */
+AI void fs_chunk2(const uint8_t *t, size_t nb, const __m256i *lut, __m256i lv, uint32_t *m)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    __m256i b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256();
+    const __m256i *x = (const __m256i *)t, *y = (const __m256i *)(t + 64 * nb);
+    for (size_t j = 0; j < nb; j += 2, x += 4, y += 4) {
+        const __m256i l0 = lut[2 * j], l1 = lut[2 * j + 1], l2 = lut[2 * j + 2],
+                      l3 = lut[2 * j + 3];
+        const __m256i g =
+            _mm256_add_epi8(_mm256_add_epi8(_mm256_shuffle_epi8(l0, _mm256_load_si256(x)),
+                                            _mm256_shuffle_epi8(l1, _mm256_load_si256(x + 1))),
+                            _mm256_add_epi8(_mm256_shuffle_epi8(l2, _mm256_load_si256(x + 2)),
+                                            _mm256_shuffle_epi8(l3, _mm256_load_si256(x + 3))));
+        const __m256i h =
+            _mm256_add_epi8(_mm256_add_epi8(_mm256_shuffle_epi8(l0, _mm256_load_si256(y)),
+                                            _mm256_shuffle_epi8(l1, _mm256_load_si256(y + 1))),
+                            _mm256_add_epi8(_mm256_shuffle_epi8(l2, _mm256_load_si256(y + 2)),
+                                            _mm256_shuffle_epi8(l3, _mm256_load_si256(y + 3))));
+        a0 = _mm256_add_epi16(a0, g);
+        a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(g, 8));
+        b0 = _mm256_add_epi16(b0, h);
+        b1 = _mm256_add_epi16(b1, _mm256_srli_epi16(h, 8));
+    }
+    m[0] = fs_rows_at_most(a0, a1, lv);
+    m[1] = fs_rows_at_most(b0, b1, lv);
+}
+
+/* Candidate rows (ascending) of the transposed tile tr: rows whose bound is <= lmax. nb and
+ * PAIRS (chunks two at a time, fs_chunk2: codes of 3 words or more, where they measured faster)
+ * are constants where inlined for 1, 2 and 4 words. */
 AI size_t fs_filter(const uint8_t *tr, size_t n, size_t nb, const __m256i *lut, uint16_t lmax,
-                    uint32_t *cand)
+                    uint32_t *cand, const bool PAIRS)
 {
     const __m256i lv = _mm256_set1_epi16((short)lmax);
     size_t nc = 0;
-    for (size_t c = 0; c * 32 < n; c++) {
-        uint32_t m = fs_chunk(tr + c * 64 * nb, nb, lut, lv);
-        if (n - c * 32 < 32)
-            m &= (1u << (n - c * 32)) - 1u;
-        while (m) {
-            cand[nc++] = (uint32_t)(c * 32 + (size_t)__builtin_ctz(m));
-            m &= m - 1;
+    const size_t chunks = (n + 31) / 32, step = PAIRS ? 2 : 1;
+    for (size_t c = 0; c < chunks; c += step) {
+        uint32_t m[2] = {0, 0};
+        if (PAIRS && c + 1 < chunks)
+            fs_chunk2(tr + c * 64 * nb, nb, lut, lv, m);
+        else
+            m[0] = fs_chunk(tr + c * 64 * nb, nb, lut, lv);
+        for (size_t h = 0; h < step; h++) {
+            const size_t r0 = (c + h) * 32;
+            uint32_t mh = m[h];
+            if (mh && n - r0 < 32)
+                mh &= (1u << (n - r0)) - 1u;
+            while (mh) {
+                cand[nc++] = (uint32_t)(r0 + (size_t)__builtin_ctz(mh));
+                mh &= mh - 1;
+            }
         }
     }
     return nc;
@@ -403,11 +458,11 @@ void hm_avx2_scan_weighted(const uint64_t *q, size_t nq, const uint64_t *db, siz
                 }
                 fs_lut(qj, nib, q16, lut);
                 size_t nc;
-                switch (words) { /* constant lengths unroll, the tables in registers */
-                case 1: nc = fs_filter(tr, n, 8, lut, (uint16_t)lmax, cand); break;
-                case 2: nc = fs_filter(tr, n, 16, lut, (uint16_t)lmax, cand); break;
-                case 4: nc = fs_filter(tr, n, 32, lut, (uint16_t)lmax, cand); break;
-                default: nc = fs_filter(tr, n, nb, lut, (uint16_t)lmax, cand); break;
+                switch (words) { /* constant lengths unroll */
+                case 1: nc = fs_filter(tr, n, 8, lut, (uint16_t)lmax, cand, false); break;
+                case 2: nc = fs_filter(tr, n, 16, lut, (uint16_t)lmax, cand, false); break;
+                case 4: nc = fs_filter(tr, n, 32, lut, (uint16_t)lmax, cand, true); break;
+                default: nc = fs_filter(tr, n, nb, lut, (uint16_t)lmax, cand, true); break;
                 }
                 fs_verify(qj, db, words, tj, base, l, cand, nc);
                 continue;
