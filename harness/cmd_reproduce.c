@@ -71,8 +71,8 @@ static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
     const cli_flag t[REPRODUCE_FLAGS] = {
         CLI_STRING("dataset", &f->spec, "SPEC", "dataset, a spec as drsch data --help lists"),
         CLI_SWITCH("quick", &f->quick, 1,
-                   "short schedule for CI (about 2 minutes on 2 cores): 1000 iterations per "
-                   "model; CUHK03: 150 iterations and 2 splits, about 3 minutes (default: the full "
+                   "short schedule for CI (about 45 s on a 2-core Zen 5): 1000 iterations per "
+                   "model; CUHK03: 150 iterations and 2 splits, about 45 s too (default: the full "
                    "schedule)"),
         CLI_STRING("out", &f->out, "DIR",
                    "output folder (default runs/<dataset>, runs/<dataset>-quick with --quick); an "
@@ -95,8 +95,8 @@ static void make_flags(flags *f, cli_flag out[REPRODUCE_FLAGS])
                    "softmax cross-entropy, its code the one-hot of the predicted class; "
                    "single-label datasets; default: trained and shown)"),
         CLI_INT("iters", &f->iters, 1, (double)((int64_t)1 << 40), "N",
-                "iterations per model (default 12000; CUHK03: 3000 per split, about 20 minutes "
-                "each on 2 cores); the learning rate steps down every third"),
+                "iterations per model (default 12000; CUHK03: 3000 per split, about 4.6 minutes "
+                "each on a 2-core Zen 5); the learning rate steps down every third"),
         CLI_INT("splits", &f->splits, 1, 1000, "N",
                 "CUHK03: run the first N classic splits (default all: 20 in the CUHK03 release; "
                 "--quick: 2)"),

@@ -126,11 +126,13 @@ void xp_repro_train_config(const ds_dataset *d, int reid, int quick, int64_t ite
     tr_config_default(c, d);
     c->seed = seed;
     c->checkpoint_every = 0;
-    /* Retrieval: five models must fit the run's budget (about 15 minutes on 2 cores, 2 with
-     * quick): 12k iterations each (drsch train's default is 30k). Re-id: one model per split
-     * of 160 x 60 crops, about 0.37 s per iteration of 100 images on 2 cores (measured: 270
-     * images/s), so 3000 iterations (about 20 minutes) per split and 150 with quick. The
-     * learning rate steps down every third of the run (drsch train: every quarter). */
+    /* Retrieval: five models in the run's budget (about 15 minutes on 2 cores when chosen, 2
+     * with quick; on a 2-core Zen 5 now 6.8 minutes and 45 s): 12k iterations each (drsch
+     * train's default is 30k). Re-id: one model per split of 160 x 60 crops, 3000 iterations and
+     * 150 with quick, chosen when training ran at 270 images/s (about 20 minutes a split); on a
+     * synthetic file of the release's shape (tests/make_cuhk03.c) a split now takes about 4.6
+     * minutes on a 2-core Zen 5 (README, CUHK03). The learning rate steps down every third of
+     * the run (drsch train: every quarter). */
     c->iters = reid ? (quick ? 150 : 3000) : (quick ? 1000 : 12000);
     if (iters > 0)
         c->iters = iters;

@@ -11,6 +11,13 @@ drsch_criterion_test(test_metrics SOURCES test_metrics.c LIBS drsch_harness DNNL
 drsch_criterion_test(test_reproduce JOBS 1 SOURCES test_reproduce.c fixture_cuhk03.c test_util.c
                      LIBS drsch_harness DNNL::dnnl PkgConfig::HDF5)
 add_dependencies(test_reproduce drsch)
+# A synthetic cuhk-03.mat of the CUHK03 release's shape, for timing the re-id path (README,
+# CUHK03), and the check that drsch reads it back as written.
+add_executable(make_cuhk03 make_cuhk03.c fixture_cuhk03.c)
+target_link_libraries(make_cuhk03 PRIVATE PkgConfig::HDF5)
+add_test(NAME make_cuhk03_is_read_back
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/check_make_cuhk03.sh $<TARGET_FILE:make_cuhk03>
+                 $<TARGET_FILE:drsch>)
 # The command line as a whole: -h / --help of every command, help texts, outputs checked before
 # long work, flags shared by the commands (--threads, --repetitions).
 drsch_criterion_test(test_cli SOURCES test_cli.c test_util.c)
