@@ -316,6 +316,16 @@ AI uint32_t fs_rows_at_most(__m256i acc0, __m256i acc1, __m256i lv)
     return (uint32_t)_mm256_movemask_epi8(rows);
 }
 
+/* The four lookups of two code bytes for a chunk's 32 rows (x: the chunk's low and high nibbles
+ * of those bytes), added in 8 bits. */
+AI __m256i fs_lookups4(__m256i l0, __m256i l1, __m256i l2, __m256i l3, const __m256i *x)
+{
+    return _mm256_add_epi8(_mm256_add_epi8(_mm256_shuffle_epi8(l0, _mm256_load_si256(x)),
+                                           _mm256_shuffle_epi8(l1, _mm256_load_si256(x + 1))),
+                           _mm256_add_epi8(_mm256_shuffle_epi8(l2, _mm256_load_si256(x + 2)),
+                                           _mm256_shuffle_epi8(l3, _mm256_load_si256(x + 3))));
+}
+
 /* The rows of one chunk t (nb code bytes) whose bound is <= lmax, as a 32-bit mask. Four
  * lookups (two code bytes) add in 8 bits; those sums are accumulated in 16 bits, even rows
  * (low bytes) as acc0 - 256 acc1 and odd rows (high bytes) as acc1. nb is a constant where
@@ -324,12 +334,8 @@ AI uint32_t fs_chunk(const uint8_t *t, size_t nb, const __m256i *lut, __m256i lv
 {
     __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
     for (size_t j = 0; j < nb; j += 2) {
-        const __m256i *x = (const __m256i *)(t + 64 * j);
-        __m256i s0 = _mm256_shuffle_epi8(lut[2 * j], _mm256_load_si256(x));
-        __m256i s1 = _mm256_shuffle_epi8(lut[2 * j + 1], _mm256_load_si256(x + 1));
-        __m256i s2 = _mm256_shuffle_epi8(lut[2 * j + 2], _mm256_load_si256(x + 2));
-        __m256i s3 = _mm256_shuffle_epi8(lut[2 * j + 3], _mm256_load_si256(x + 3));
-        __m256i g = _mm256_add_epi8(_mm256_add_epi8(s0, s1), _mm256_add_epi8(s2, s3));
+        __m256i g = fs_lookups4(lut[2 * j], lut[2 * j + 1], lut[2 * j + 2], lut[2 * j + 3],
+                                (const __m256i *)(t + 64 * j));
         acc0 = _mm256_add_epi16(acc0, g);
         acc1 = _mm256_add_epi16(acc1, _mm256_srli_epi16(g, 8));
     }
@@ -354,16 +360,7 @@ AI void fs_chunk2(const uint8_t *t, size_t nb, const __m256i *lut, __m256i lv, u
     for (size_t j = 0; j < nb; j += 2, x += 4, y += 4) {
         const __m256i l0 = lut[2 * j], l1 = lut[2 * j + 1], l2 = lut[2 * j + 2],
                       l3 = lut[2 * j + 3];
-        const __m256i g =
-            _mm256_add_epi8(_mm256_add_epi8(_mm256_shuffle_epi8(l0, _mm256_load_si256(x)),
-                                            _mm256_shuffle_epi8(l1, _mm256_load_si256(x + 1))),
-                            _mm256_add_epi8(_mm256_shuffle_epi8(l2, _mm256_load_si256(x + 2)),
-                                            _mm256_shuffle_epi8(l3, _mm256_load_si256(x + 3))));
-        const __m256i h =
-            _mm256_add_epi8(_mm256_add_epi8(_mm256_shuffle_epi8(l0, _mm256_load_si256(y)),
-                                            _mm256_shuffle_epi8(l1, _mm256_load_si256(y + 1))),
-                            _mm256_add_epi8(_mm256_shuffle_epi8(l2, _mm256_load_si256(y + 2)),
-                                            _mm256_shuffle_epi8(l3, _mm256_load_si256(y + 3))));
+        const __m256i g = fs_lookups4(l0, l1, l2, l3, x), h = fs_lookups4(l0, l1, l2, l3, y);
         a0 = _mm256_add_epi16(a0, g);
         a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(g, 8));
         b0 = _mm256_add_epi16(b0, h);
